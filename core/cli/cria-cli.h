@@ -1,0 +1,27 @@
+/* cria-cli.h: what the verbs of the cria command share. */
+#pragma once
+
+#include <cria/cria.h>
+
+/* Exit codes of every verb. */
+enum { CRIA_EXIT_OK = 0, CRIA_EXIT_FAILURE = 1, CRIA_EXIT_USAGE = 2 };
+
+typedef struct {
+  const char *name;
+  const char *summary;
+  int (*run) (int argc, char **argv);
+} CriaVerb;
+
+/* Options every verb takes (--plugin-path); add to each verb's context. */
+GOptionGroup *cria_cli_common_group (void);
+/* A registry searched along --plugin-path, then the default paths. */
+CriaRegistry *cria_cli_load_registry (void);
+/* Parses a verb's options; on a usage error prints it and returns FALSE. */
+gboolean cria_cli_parse (GOptionContext *ctx, int *argc, char ***argv);
+/* Prints "cria VERB: message" on stderr. */
+void cria_cli_error (const char *verb, const GError *error);
+/* Prints a JSON node on stdout, pretty. */
+void cria_cli_print_json (JsonNode *node);
+
+int cria_verb_inspect (int argc, char **argv);
+int cria_verb_data (int argc, char **argv);

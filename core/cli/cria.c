@@ -1,0 +1,135 @@
+/* cria.c: the cria command: global options and dispatch to verbs. */
+#include "config.h"
+
+#include <locale.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cria-cli.h"
+
+void cria_paths_set_uninstalled (const char *plugin_dir, const char *data_dir);
+
+static const CriaVerb verbs[] = {
+  { "data", "build instruction datasets with a record pipeline", cria_verb_data },
+  { "inspect", "list plugins and providers, or show one provider's properties", cria_verb_inspect },
+};
+
+static char **plugin_paths;
+
+static const GOptionEntry common_entries[] = {
+  { "plugin-path", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &plugin_paths,
+    "Search DIR for plugins before the default paths (repeatable)", "DIR" },
+  { NULL }
+};
+
+GOptionGroup *
+cria_cli_common_group (void)
+{
+  GOptionGroup *g = g_option_group_new ("common", "Options of every verb:", "Show options of every verb", NULL, NULL);
+  g_option_group_add_entries (g, common_entries);
+  return g;
+}
+
+/* A build tree holds a cria-uninstalled file beside the cria program (or its
+ * libtool wrapper): there the program uses the plugins and data it was built with. */
+static void
+detect_uninstalled (void)
+{
+  g_autofree char *exe = g_file_read_link ("/proc/self/exe", NULL);
+  if (!exe)
+    return;
+  g_autofree char *dir = g_path_get_dirname (exe);
+  if (g_str_has_suffix (dir, "/.libs")) {
+    char *parent = g_path_get_dirname (dir);
+    g_free (dir);
+    dir = parent;
+  }
+  g_autofree char *marker = g_build_filename (dir, "cria-uninstalled.ini", NULL);
+  g_autoptr (GKeyFile) kf = g_key_file_new ();
+  if (!g_key_file_load_from_file (kf, marker, G_KEY_FILE_NONE, NULL))
+    return;
+  g_autofree char *plugins = g_key_file_get_string (kf, "uninstalled", "plugins", NULL);
+  g_autofree char *data = g_key_file_get_string (kf, "uninstalled", "data", NULL);
+  if (plugins && data)
+    cria_paths_set_uninstalled (plugins, data);
+}
+
+CriaRegistry *
+cria_cli_load_registry (void)
+{
+  CriaRegistry *reg = cria_registry_new ();
+  for (char **p = plugin_paths; p && *p; p++)
+    cria_registry_add_path (reg, *p);
+  cria_registry_add_default_paths (reg);
+  cria_registry_scan (reg);
+  return reg;
+}
+
+gboolean
+cria_cli_parse (GOptionContext *ctx, int *argc, char ***argv)
+{
+  g_autoptr (GError) error = NULL;
+  g_option_context_add_group (ctx, cria_cli_common_group ());
+  if (!g_option_context_parse (ctx, argc, argv, &error)) {
+    g_printerr ("cria: %s (see %s --help)\n", error->message, (*argv)[0]);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+void
+cria_cli_error (const char *verb, const GError *error)
+{
+  g_printerr ("cria %s: %s\n", verb, error->message);
+}
+
+void
+cria_cli_print_json (JsonNode *node)
+{
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  json_generator_set_pretty (gen, TRUE);
+  json_generator_set_root (gen, node);
+  g_autofree char *text = json_generator_to_data (gen, NULL);
+  printf ("%s\n", text);
+}
+
+static void
+usage (FILE *f)
+{
+  fprintf (f, "Usage: cria [--version] [--help] VERB [OPTIONS...]\n\n"
+              "cria builds instruction datasets and fine-tunes language models.\n\nVerbs:\n");
+  for (guint i = 0; i < G_N_ELEMENTS (verbs); i++)
+    fprintf (f, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
+  fprintf (f, "\nRun 'cria VERB --help' for a verb's options; see cria(1).\n");
+}
+
+int
+main (int argc, char **argv)
+{
+  setlocale (LC_ALL, "");
+  detect_uninstalled ();
+  if (argc < 2) {
+    usage (stderr);
+    return CRIA_EXIT_USAGE;
+  }
+  if (!strcmp (argv[1], "--version") || !strcmp (argv[1], "-V")) {
+    printf ("cria %s (plugin ABI %d.%d)\n", CRIA_VERSION, CRIA_ABI_MAJOR, CRIA_ABI_MINOR);
+    return CRIA_EXIT_OK;
+  }
+  if (!strcmp (argv[1], "--help") || !strcmp (argv[1], "-h") || !strcmp (argv[1], "help")) {
+    usage (stdout);
+    return CRIA_EXIT_OK;
+  }
+  for (guint i = 0; i < G_N_ELEMENTS (verbs); i++) {
+    if (strcmp (argv[1], verbs[i].name) == 0) {
+      /* The verb sees "cria VERB" as its program name. */
+      g_autofree char *prog = g_strdup_printf ("cria %s", verbs[i].name);
+      argv[1] = prog;
+      return verbs[i].run (argc - 1, argv + 1);
+    }
+  }
+  fprintf (stderr, "cria: unknown verb '%s'\n\n", argv[1]);
+  usage (stderr);
+  return CRIA_EXIT_USAGE;
+}

@@ -1,0 +1,86 @@
+/* jsonl: writes records, one JSON object per line, in cria's interchange form.
+ *
+ *   cria data 'file location=in.jsonl ! jsonl location=out.jsonl'
+ *
+ * The file is written under a temporary name and renamed when the pipeline
+ * completes; a failed or interrupted run leaves the old file (or none). */
+#include "config.h"
+
+#include <cria/cria.h>
+
+static const CriaPropSpec jsonl_props[] = {
+  { "location", CRIA_PROP_STRING, NULL, 0, 0, NULL, "the file to write; - writes stdout", CRIA_PROP_FLAG_REQUIRED },
+  CRIA_PROP_END
+};
+
+typedef struct {
+  CriaOutput *output; /* NULL once committed or aborted */
+} JsonlSink;
+
+static gpointer
+jsonl_create (const CriaProps *props, CriaContext *ctx, GError **error)
+{
+  CriaOutput *output = cria_output_open (cria_props_get_string (props, "location"), error);
+  if (!output)
+    return NULL;
+  JsonlSink *self = g_new0 (JsonlSink, 1);
+  self->output = output;
+  return self;
+}
+
+static void
+jsonl_destroy (gpointer data)
+{
+  JsonlSink *self = data;
+  cria_output_abort (self->output);
+  g_free (self);
+}
+
+static gboolean
+jsonl_push (gpointer data, CriaRecord *record, CriaEmitter *out, GError **error)
+{
+  JsonlSink *self = data;
+  g_autofree char *line = cria_record_to_json_line (record);
+  cria_record_free (record);
+  return cria_output_printf (self->output, error, "%s\n", line);
+}
+
+static gboolean
+jsonl_finish (gpointer data, CriaEmitter *out, GError **error)
+{
+  JsonlSink *self = data;
+  return cria_output_commit (g_steal_pointer (&self->output), error);
+}
+
+static void
+jsonl_abort (gpointer data)
+{
+  JsonlSink *self = data;
+  cria_output_abort (g_steal_pointer (&self->output));
+}
+
+static const CriaStageVTable jsonl_vtable = {
+  .create = jsonl_create,
+  .destroy = jsonl_destroy,
+  .push = jsonl_push,
+  .finish = jsonl_finish,
+  .abort = jsonl_abort,
+};
+
+static const CriaProviderInfo jsonl_info = {
+  .kind = CRIA_KIND_SINK,
+  .name = "jsonl",
+  .description = "Writes records as JSON lines in cria's interchange form",
+  .example = "file location=in.jsonl ! jsonl location=out.jsonl",
+  .props = jsonl_props,
+  .vtable = &jsonl_vtable,
+};
+
+static gboolean
+plugin_init (CriaPlugin *plugin, GError **error)
+{
+  cria_plugin_add_provider (plugin, &jsonl_info);
+  return TRUE;
+}
+
+CRIA_PLUGIN_DEFINE ("jsonl", "JSON-lines record output", plugin_init, PACKAGE_VERSION, "LGPL-2.1-or-later", "cria");

@@ -1,0 +1,51 @@
+/* cria-record.h: one instruction-tuning example. See cria-record(5). */
+#pragma once
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct {
+  char *role;    /* "system", "user", "assistant" (or a tool's role) */
+  char *content;
+} CriaMessage;
+
+/* Text fields are UTF-8; NULL means absent, which differs from "". */
+typedef struct {
+  char *instruction;
+  char *input;
+  char *output;
+  char *system;
+  GPtrArray *messages; /* of CriaMessage*; NULL for a single-turn record */
+  JsonObject *meta;    /* free metadata: source, id, category, references...; never NULL */
+} CriaRecord;
+
+CriaRecord *cria_record_new (void);
+void cria_record_free (CriaRecord *record);
+CriaRecord *cria_record_copy (const CriaRecord *record);
+
+/* Takes ownership of nothing: copies the strings. */
+void cria_record_add_message (CriaRecord *record, const char *role, const char *content);
+void cria_record_set_field (CriaRecord *record, const char *field, const char *value);
+/* "instruction", "input", "output" or "system"; NULL when absent. Any other
+ * name is looked up among the metadata strings. */
+const char *cria_record_get_field (const CriaRecord *record, const char *field);
+
+/* The record as a JSON object in cria's interchange form (cria-record(5)):
+ * known fields first, then each metadata member at top level. */
+JsonObject *cria_record_to_json (const CriaRecord *record);
+/* Builds a record from that form. Unknown members become metadata. A known
+ * field of the wrong type fails with CRIA_RECORD_ERROR_INVALID_FIELD naming it. */
+CriaRecord *cria_record_from_json (JsonObject *object, GError **error);
+/* One line of JSON, without the newline. */
+char *cria_record_to_json_line (const CriaRecord *record);
+
+/* TRUE when both hold the same fields, messages and metadata. */
+gboolean cria_record_equal (const CriaRecord *a, const CriaRecord *b);
+
+void cria_message_free (CriaMessage *message);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CriaRecord, cria_record_free)
+
+G_END_DECLS

@@ -1,0 +1,63 @@
+/* cria-registry.h: finding, loading and looking up plugins and providers. */
+#pragma once
+
+#include <cria/cria-plugin.h>
+
+G_BEGIN_DECLS
+
+typedef struct _CriaRegistry CriaRegistry;
+typedef struct _CriaProvider CriaProvider;
+
+typedef struct {
+  char *path;   /* the file that was rejected */
+  char *reason; /* one line */
+} CriaRejectedPlugin;
+
+CriaRegistry *cria_registry_new (void);
+void cria_registry_free (CriaRegistry *registry);
+
+/* Directories are searched in the order they are added; call this for
+ * --plugin-path entries before cria_registry_add_default_paths(). */
+void cria_registry_add_path (CriaRegistry *registry, const char *dir);
+/* Adds CRIA_PLUGIN_PATH (':'-separated), $XDG_DATA_HOME/cria-1.0/plugins and the
+ * installed plugin directory, in that order. */
+void cria_registry_add_default_paths (CriaRegistry *registry);
+const char *const *cria_registry_get_paths (CriaRegistry *registry);
+
+/* Loads every *.so in the search path. Bad plugins are rejected with a reason
+ * and skipped; scanning itself does not fail. Returns the number loaded. */
+guint cria_registry_scan (CriaRegistry *registry);
+
+/* Loads one file; on failure the reason is also added to the rejected list. */
+gboolean cria_registry_load_file (CriaRegistry *registry, const char *path, GError **error);
+/* Registers a plugin linked into the program (no .so), with the same checks. */
+gboolean cria_registry_add_static (CriaRegistry *registry, const CriaPluginDescriptor *descriptor,
+                                   GError **error);
+
+/* Providers in load order. Element type: CriaProvider*, owned by the registry. */
+GPtrArray *cria_registry_list (CriaRegistry *registry);
+/* Element type: CriaRejectedPlugin*, owned by the registry. */
+GPtrArray *cria_registry_rejected (CriaRegistry *registry);
+/* Every loaded plugin. Element type: CriaPlugin*, owned by the registry. */
+GPtrArray *cria_registry_plugins (CriaRegistry *registry);
+
+/* NULL when there is no such provider of that kind. */
+const CriaProvider *cria_registry_lookup (CriaRegistry *registry, CriaKind kind, const char *name);
+/* Looks up a source, transform or sink by name. */
+const CriaProvider *cria_registry_lookup_stage (CriaRegistry *registry, const char *name);
+/* Like cria_registry_lookup, with an error that lists what is available. */
+const CriaProvider *cria_registry_require (CriaRegistry *registry, CriaKind kind, const char *name,
+                                           GError **error);
+
+const CriaProviderInfo *cria_provider_get_info (const CriaProvider *provider);
+const CriaPlugin *cria_provider_get_plugin (const CriaProvider *provider);
+static inline CriaKind cria_provider_get_kind (const CriaProvider *p) { return cria_provider_get_info (p)->kind; }
+static inline const char *cria_provider_get_name (const CriaProvider *p) { return cria_provider_get_info (p)->name; }
+static inline gconstpointer cria_provider_get_vtable (const CriaProvider *p) { return cria_provider_get_info (p)->vtable; }
+
+/* A new property set for the provider, holding its defaults. */
+CriaProps *cria_provider_new_props (const CriaProvider *provider);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CriaRegistry, cria_registry_free)
+
+G_END_DECLS
