@@ -106,6 +106,13 @@ canonicalize (const CriaPropSpec *spec, const char *value, GError **error)
   return NULL;
 }
 
+gboolean
+cria_prop_spec_validate (const CriaPropSpec *spec, const char *value, GError **error)
+{
+  g_autofree char *canon = canonicalize (spec, value, error);
+  return canon != NULL;
+}
+
 CriaProps *
 cria_props_new (const CriaPropSpec *specs)
 {

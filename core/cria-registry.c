@@ -199,18 +199,16 @@ check_providers (CriaRegistry *reg, CriaPlugin *plugin, const char *label, GErro
     }
     for (const CriaPropSpec *s = info->props; s && s->name; s++) {
       g_autoptr (GError) perr = NULL;
-      g_autoptr (CriaProps) probe = cria_props_new (info->props);
       if (!s->blurb) {
         reject (reg, label, error, "provider '%s': property '%s' has no description", info->name, s->name);
         return FALSE;
       }
-      if (s->default_value && !cria_props_set (probe, s->name, s->default_value, &perr)) {
+      if (s->default_value && !cria_prop_spec_validate (s, s->default_value, &perr)) {
         reject (reg, label, error, "provider '%s': bad default: %s", info->name, perr->message);
         return FALSE;
       }
     }
-    const CriaProvider *dup = find (reg, info->kind, info->name);
-    for (guint j = 0; !dup && j < i; j++) {
+    for (guint j = 0; j < i; j++) {
       const CriaProviderInfo *other = g_ptr_array_index (plugin->pending, j);
       gboolean same_ns = other->kind == info->kind || (cria_kind_is_stage (other->kind) && cria_kind_is_stage (info->kind));
       if (same_ns && strcmp (other->name, info->name) == 0) {
@@ -218,6 +216,7 @@ check_providers (CriaRegistry *reg, CriaPlugin *plugin, const char *label, GErro
         return FALSE;
       }
     }
+    const CriaProvider *dup = find (reg, info->kind, info->name);
     if (dup) {
       const char *from = dup->plugin->filename ? dup->plugin->filename : dup->plugin->descriptor->name;
       reject (reg, label, error, "duplicate provider name: %s '%s' is already provided by %s",

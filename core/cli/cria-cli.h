@@ -12,11 +12,10 @@ typedef struct {
   int (*run) (int argc, char **argv);
 } CriaVerb;
 
-/* Options every verb takes (--plugin-path); add to each verb's context. */
-GOptionGroup *cria_cli_common_group (void);
 /* A registry searched along --plugin-path, then the default paths. */
 CriaRegistry *cria_cli_load_registry (void);
-/* Parses a verb's options; on a usage error prints it and returns FALSE. */
+/* Parses a verb's options, adding those every verb takes (--plugin-path);
+ * on a usage error prints it and returns FALSE. */
 gboolean cria_cli_parse (GOptionContext *ctx, int *argc, char ***argv);
 /* Prints "cria VERB: message" on stderr. */
 void cria_cli_error (const char *verb, const GError *error);

@@ -52,13 +52,17 @@ progress (guint64 n, gpointer data)
 static char *
 join_arguments (int argc, char **argv)
 {
+  /* One argument is the whole pipeline, quoted by the shell as a unit. */
+  if (argc == 2)
+    return g_strdup (argv[1]);
   GString *s = g_string_new (NULL);
   for (int i = 1; i < argc; i++) {
     if (i > 1)
       g_string_append_c (s, ' ');
     const char *eq = strchr (argv[i], '=');
     gboolean spaced = strpbrk (argv[i], " \t\n") != NULL;
-    if (spaced && eq) {
+    gboolean is_property = eq && eq > argv[i] && strspn (argv[i], "abcdefghijklmnopqrstuvwxyz0123456789-_") == (size_t) (eq - argv[i]);
+    if (spaced && is_property) {
       g_string_append_len (s, argv[i], eq - argv[i] + 1);
       g_string_append_c (s, '"');
       for (const char *p = eq + 1; *p; p++) {

@@ -15,21 +15,14 @@ static const CriaVerb verbs[] = {
   { "inspect", "list plugins and providers, or show one provider's properties", cria_verb_inspect },
 };
 
-static char **plugin_paths;
+static char **plugin_paths;  /* --plugin-path after the verb */
+static char **leading_paths; /* --plugin-path before it */
 
 static const GOptionEntry common_entries[] = {
   { "plugin-path", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &plugin_paths,
     "Search DIR for plugins before the default paths (repeatable)", "DIR" },
   { NULL }
 };
-
-GOptionGroup *
-cria_cli_common_group (void)
-{
-  GOptionGroup *g = g_option_group_new ("common", "Options of every verb:", "Show options of every verb", NULL, NULL);
-  g_option_group_add_entries (g, common_entries);
-  return g;
-}
 
 /* A build tree holds a cria-uninstalled file beside the cria program (or its
  * libtool wrapper): there the program uses the plugins and data it was built with. */
@@ -59,6 +52,8 @@ CriaRegistry *
 cria_cli_load_registry (void)
 {
   CriaRegistry *reg = cria_registry_new ();
+  for (char **p = leading_paths; p && *p; p++)
+    cria_registry_add_path (reg, *p);
   for (char **p = plugin_paths; p && *p; p++)
     cria_registry_add_path (reg, *p);
   cria_registry_add_default_paths (reg);
@@ -70,7 +65,7 @@ gboolean
 cria_cli_parse (GOptionContext *ctx, int *argc, char ***argv)
 {
   g_autoptr (GError) error = NULL;
-  g_option_context_add_group (ctx, cria_cli_common_group ());
+  g_option_context_add_main_entries (ctx, common_entries, NULL);
   if (!g_option_context_parse (ctx, argc, argv, &error)) {
     g_printerr ("cria: %s (see %s --help)\n", error->message, (*argv)[0]);
     return FALSE;
@@ -109,6 +104,27 @@ main (int argc, char **argv)
 {
   setlocale (LC_ALL, "");
   detect_uninstalled ();
+  /* Options common to every verb may also come before the verb. */
+  g_autoptr (GPtrArray) leading = g_ptr_array_new ();
+  while (argc >= 2 && g_str_has_prefix (argv[1], "--plugin-path")) {
+    const char *value = argv[1][13] == '=' ? argv[1] + 14 : NULL;
+    if (!value && argv[1][13] == '\0' && argc >= 3) {
+      value = argv[2];
+      argv++;
+      argc--;
+    }
+    if (!value) {
+      fprintf (stderr, "cria: %s needs a directory\n", argv[1]);
+      return CRIA_EXIT_USAGE;
+    }
+    g_ptr_array_add (leading, (gpointer) value);
+    argv++;
+    argc--;
+  }
+  if (leading->len) {
+    g_ptr_array_add (leading, NULL);
+    leading_paths = g_strdupv ((char **) leading->pdata);
+  }
   if (argc < 2) {
     usage (stderr);
     return CRIA_EXIT_USAGE;

@@ -34,9 +34,11 @@ typedef struct {
 } CriaPropSpec;
 
 /* Tables end with an entry whose name is NULL. */
-#define CRIA_PROP_END { NULL }
+#define CRIA_PROP_END { .name = NULL }
 
 const char *cria_prop_type_name (CriaPropType type);
+/* Checks a textual value against one spec (type, range, choices). */
+gboolean cria_prop_spec_validate (const CriaPropSpec *spec, const char *value, GError **error);
 
 /* The values of one provider instance, validated against its table. */
 typedef struct _CriaProps CriaProps;

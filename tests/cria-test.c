@@ -1,0 +1,81 @@
+/* cria-test.c: helpers shared by the test programs. */
+#include "config.h"
+
+#include <glib/gstdio.h>
+
+#include "cria-test.h"
+
+void
+cria_test_rmtree (const char *path)
+{
+  if (!path)
+    return;
+  if (g_file_test (path, G_FILE_TEST_IS_DIR) && !g_file_test (path, G_FILE_TEST_IS_SYMLINK)) {
+    GDir *dir = g_dir_open (path, 0, NULL);
+    const char *name;
+    while (dir && (name = g_dir_read_name (dir))) {
+      g_autofree char *child = g_build_filename (path, name, NULL);
+      cria_test_rmtree (child);
+    }
+    if (dir)
+      g_dir_close (dir);
+    g_rmdir (path);
+  } else {
+    g_unlink (path);
+  }
+}
+
+CriaRegistry *
+cria_test_registry (void)
+{
+  CriaRegistry *reg = cria_registry_new ();
+  cria_registry_add_path (reg, cria_test_env ("CRIA_TEST_PLUGINS"));
+  cria_registry_scan (reg);
+  return reg;
+}
+
+int
+cria_test_run_cria (const char *const *args, const char *stdin_text, char **out, char **err)
+{
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  g_ptr_array_add (argv, (gpointer) cria_test_env ("CRIA_BIN"));
+  for (const char *const *a = args; *a; a++)
+    g_ptr_array_add (argv, (gpointer) *a);
+  g_ptr_array_add (argv, NULL);
+  g_autoptr (GSubprocessLauncher) launcher = g_subprocess_launcher_new (
+      G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE | G_SUBPROCESS_FLAGS_STDIN_PIPE);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSubprocess) proc =
+      g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
+  g_assert_no_error (error);
+  char *o = NULL, *e = NULL;
+  g_subprocess_communicate_utf8 (proc, stdin_text ? stdin_text : "", NULL, &o, &e, &error);
+  g_assert_no_error (error);
+  int status = g_subprocess_get_if_exited (proc) ? g_subprocess_get_exit_status (proc) : 128 + g_subprocess_get_term_sig (proc);
+  if (out)
+    *out = o;
+  else
+    g_free (o);
+  if (err)
+    *err = e;
+  else
+    g_free (e);
+  return status;
+}
+
+void
+cria_test_write_file (const char *path, const char *contents)
+{
+  g_autoptr (GError) error = NULL;
+  g_file_set_contents (path, contents, -1, &error);
+  g_assert_no_error (error);
+}
+
+char *
+cria_test_read_file (const char *path)
+{
+  char *text = NULL;
+  if (!g_file_get_contents (path, &text, NULL, NULL))
+    return NULL;
+  return text;
+}

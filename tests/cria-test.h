@@ -1,0 +1,87 @@
+/* cria-test.h: what every CUnit suite of cria shares.
+ *
+ * Each test program registers its suites and ends with CRIA_TEST_MAIN, which
+ * runs them, prints CUnit's run summary and exits non-zero on any failure.
+ * Tests that need ../shared call cria_test_shared() and exit 77 (skip) when it
+ * is absent. The environment comes from tests/Makefile.inc (TESTS_ENVIRONMENT). */
+#pragma once
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <CUnit/Basic.h>
+#include <cria/cria.h>
+
+#define CRIA_TEST_SKIP 77
+
+/* An environment variable set by the test harness; aborts when unset. */
+static inline const char *
+cria_test_env (const char *name)
+{
+  const char *v = g_getenv (name);
+  if (!v) {
+    fprintf (stderr, "%s is not set: run the tests with make check\n", name);
+    exit (99);
+  }
+  return v;
+}
+
+/* The path of a file under ../shared, or exits 77 when it is not there. */
+static inline char *
+cria_test_shared (const char *relative)
+{
+  char *path = g_build_filename (cria_test_env ("CRIA_SHARED"), relative, NULL);
+  if (!g_file_test (path, G_FILE_TEST_EXISTS)) {
+    printf ("SKIP: %s is absent\n", path);
+    exit (CRIA_TEST_SKIP);
+  }
+  return path;
+}
+
+/* A fresh temporary directory, removed by cria_test_rmtree(). */
+static inline char *
+cria_test_tmpdir (void)
+{
+  char *dir = g_dir_make_tmp ("cria-test-XXXXXX", NULL);
+  g_assert (dir);
+  return dir;
+}
+
+void cria_test_rmtree (const char *path);
+/* A registry holding the build tree's plugins (CRIA_TEST_PLUGINS). */
+CriaRegistry *cria_test_registry (void);
+/* Runs the build tree's cria with arguments; returns its exit status and
+ * captures stdout and stderr (each may be NULL). `stdin_text` may be NULL. */
+int cria_test_run_cria (const char *const *args, const char *stdin_text, char **out, char **err);
+/* Writes a file, asserting success. */
+void cria_test_write_file (const char *path, const char *contents);
+/* The contents of a file (NULL when missing). */
+char *cria_test_read_file (const char *path);
+
+#define CRIA_TEST_MAIN(register_suites)                                                   \
+  int main (void)                                                                         \
+  {                                                                                       \
+    if (CU_initialize_registry () != CUE_SUCCESS)                                         \
+      return 99;                                                                          \
+    register_suites ();                                                                   \
+    CU_basic_set_mode (CU_BRM_VERBOSE);                                                   \
+    CU_basic_run_tests ();                                                                \
+    unsigned failed = CU_get_number_of_failures () + CU_get_number_of_suites_failed ();   \
+    unsigned ran = CU_get_number_of_tests_run ();                                         \
+    CU_cleanup_registry ();                                                               \
+    return failed ? 1 : ran ? 0 : 99;                                                     \
+  }
+
+/* Adds a suite of tests given as { "name", func } pairs ending with { NULL }. */
+typedef struct {
+  const char *name;
+  void (*func) (void);
+} CriaTestCase;
+
+static inline void
+cria_test_add_suite (const char *name, const CriaTestCase *cases)
+{
+  CU_pSuite suite = CU_add_suite (name, NULL, NULL);
+  for (const CriaTestCase *c = cases; c->name; c++)
+    CU_add_test (suite, c->name, c->func);
+}

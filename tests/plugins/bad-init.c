@@ -1,0 +1,16 @@
+/* bad-init: its init fails after registering a provider; nothing may be kept. */
+#include "broken.h"
+
+static const CriaProviderInfo info = {
+  .kind = CRIA_KIND_TRANSFORM, .name = "half-registered", .description = "test", .vtable = &broken_vtable,
+};
+
+static gboolean
+plugin_init (CriaPlugin *plugin, GError **error)
+{
+  cria_plugin_add_provider (plugin, &info);
+  g_set_error (error, CRIA_ERROR, CRIA_ERROR_FAILED, "its model files are missing");
+  return FALSE;
+}
+
+CRIA_PLUGIN_DEFINE ("bad-init", "test plugin", plugin_init, "1.0", "LGPL-2.1-or-later", "cria tests");

@@ -1,0 +1,151 @@
+/* test-cli: the cria command's verbs, exit codes and output forms. */
+#include "cria-test.h"
+
+static int
+cria (const char *const *args, char **out, char **err)
+{
+  return cria_test_run_cria (args, NULL, out, err);
+}
+
+static void
+test_version_and_usage (void)
+{
+  g_autofree char *out = NULL, *err = NULL;
+  CU_ASSERT_EQUAL (cria ((const char *[]){ "--version", NULL }, &out, NULL), 0);
+  CU_ASSERT_TRUE (g_str_has_prefix (out, "cria " CRIA_VERSION));
+  CU_ASSERT_EQUAL (cria ((const char *[]){ NULL }, NULL, NULL), 2);
+  CU_ASSERT_EQUAL (cria ((const char *[]){ "frobnicate", NULL }, NULL, &err), 2);
+  CU_ASSERT_PTR_NOT_NULL (strstr (err, "unknown verb 'frobnicate'"));
+  CU_ASSERT_EQUAL (cria ((const char *[]){ "inspect", "--no-such-option", NULL }, NULL, NULL), 2);
+  CU_ASSERT_EQUAL (cria ((const char *[]){ "data", NULL }, NULL, NULL), 2);
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (cria ((const char *[]){ "--help", NULL }, &out, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL (strstr (out, "inspect"));
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (cria ((const char *[]){ "inspect", "--help", NULL }, &out, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL (strstr (out, "--plugin-path"));
+}
+
+static void
+test_inspect_lists (void)
+{
+  g_autofree char *out = NULL;
+  CU_ASSERT_EQUAL (cria ((const char *[]){ "inspect", NULL }, &out, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL (strstr (out, "source:\n  file "));
+  CU_ASSERT_PTR_NOT_NULL (strstr (out, "transform:\n"));
+  CU_ASSERT_PTR_NOT_NULL (strstr (out, "  jsonl "));
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (cria ((const char *[]){ "inspect", "head", NULL }, &out, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL (strstr (out, "transform head: "));
+  CU_ASSERT_PTR_NOT_NULL (strstr (out, "type: int, default: 10"));
+  CU_ASSERT_PTR_NOT_NULL (strstr (out, "License:"));
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (cria ((const char *[]){ "inspect", "nope", NULL }, NULL, NULL), 1);
+  CU_ASSERT_EQUAL (cria ((const char *[]){ "inspect", "--kind", "widget", NULL }, NULL, NULL), 2);
+}
+
+static void
+test_inspect_json (void)
+{
+  g_autofree char *out = NULL;
+  CU_ASSERT_EQUAL (cria ((const char *[]){ "inspect", "--json", "file", NULL }, &out, NULL), 0);
+  g_autoptr (JsonNode) node = json_from_string (out, NULL);
+  CU_ASSERT_TRUE_FATAL (node && JSON_NODE_HOLDS_ARRAY (node));
+  JsonObject *p = json_array_get_object_element (json_node_get_array (node), 0);
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (p, "kind"), "source");
+  JsonArray *props = json_object_get_array_member (p, "properties");
+  JsonObject *loc = json_array_get_object_element (props, 0);
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (loc, "name"), "location");
+  CU_ASSERT_TRUE (json_object_get_boolean_member (loc, "required"));
+  JsonObject *fmt = json_array_get_object_element (props, 1);
+  CU_ASSERT_EQUAL (json_array_get_length (json_object_get_array_member (fmt, "choices")), 3);
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (cria ((const char *[]){ "inspect", "--json", NULL }, &out, NULL), 0);
+  g_autoptr (JsonNode) all = json_from_string (out, NULL);
+  CU_ASSERT_TRUE_FATAL (all && JSON_NODE_HOLDS_OBJECT (all));
+  CU_ASSERT_TRUE (json_array_get_length (json_object_get_array_member (json_node_get_object (all), "providers")) >= 3);
+}
+
+static void
+test_inspect_rejected (void)
+{
+  g_autofree char *out = NULL;
+  const char *bad = cria_test_env ("CRIA_TEST_BAD_PLUGINS");
+  /* --plugin-path works before the verb too. */
+  CU_ASSERT_EQUAL (cria ((const char *[]){ "--plugin-path", bad, "inspect", "-b", NULL }, &out, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL (strstr (out, "6 rejected plugin files"));
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (cria ((const char *[]){ "inspect", "-b", "--plugin-path", bad, NULL }, &out, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL (strstr (out, "bad-abi-major.so: built for plugin ABI"));
+  CU_ASSERT_PTR_NOT_NULL (strstr (out, "bad-init.so: init failed"));
+  CU_ASSERT_PTR_NOT_NULL (strstr (out, "6 rejected plugin files"));
+  g_clear_pointer (&out, g_free);
+  /* The good plugins still load beside the broken ones. */
+  CU_ASSERT_EQUAL (cria ((const char *[]){ "inspect", "--plugin-path", bad, NULL }, &out, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL (strstr (out, "  file "));
+  CU_ASSERT_PTR_NOT_NULL (strstr (out, "  extra "));
+  CU_ASSERT_PTR_NOT_NULL (strstr (out, "6 rejected plugin files"));
+  g_clear_pointer (&out, g_free);
+  CU_ASSERT_EQUAL (cria ((const char *[]){ "inspect", "-b", "--json", "--plugin-path", bad, NULL }, &out, NULL), 0);
+  g_autoptr (JsonNode) node = json_from_string (out, NULL);
+  CU_ASSERT_TRUE_FATAL (node && JSON_NODE_HOLDS_ARRAY (node));
+  CU_ASSERT_EQUAL (json_array_get_length (json_node_get_array (node)), 6);
+}
+
+static void
+test_data_verb (void)
+{
+  g_autofree char *dir = cria_test_tmpdir ();
+  g_autofree char *in = g_build_filename (dir, "in.jsonl", NULL);
+  g_autofree char *out_path = g_build_filename (dir, "out.jsonl", NULL);
+  g_autofree char *pipe_path = g_build_filename (dir, "p.json", NULL);
+  cria_test_write_file (in, "{\"instruction\":\"a\"}\n{\"instruction\":\"b\"}\nnot json\n");
+  g_autofree char *loc_in = g_strdup_printf ("location=%s", in);
+  g_autofree char *loc_out = g_strdup_printf ("location=%s", out_path);
+  g_autofree char *out = NULL, *err = NULL;
+  /* Arguments as separate words, gst-launch style. */
+  int rc = cria ((const char *[]){ "data", "file", loc_in, "!", "head", "n=5", "!", "jsonl", loc_out, NULL }, &out, &err);
+  CU_ASSERT_EQUAL (rc, 1);
+  g_autofree char *want = g_strdup_printf ("cria data: %s:3:", in);
+  CU_ASSERT_PTR_NOT_NULL (strstr (err, want));
+  CU_ASSERT_FALSE (g_file_test (out_path, G_FILE_TEST_EXISTS));
+  g_clear_pointer (&err, g_free);
+  rc = cria ((const char *[]){ "data", "--on-error=skip", "--json", "file", loc_in, "!", "jsonl", loc_out, NULL }, &out, &err);
+  CU_ASSERT_EQUAL (rc, 0);
+  g_autoptr (JsonNode) summary = json_from_string (out, NULL);
+  CU_ASSERT_TRUE_FATAL (summary && JSON_NODE_HOLDS_OBJECT (summary));
+  g_autofree char *text = cria_test_read_file (out_path);
+  CU_ASSERT_STRING_EQUAL (text, "{\"instruction\":\"a\"}\n{\"instruction\":\"b\"}\n");
+  /* -f with the JSON form. */
+  g_autofree char *json = g_strdup_printf ("{\"on-error\": \"skip\", \"stages\": [{\"provider\": \"file\", \"properties\": {\"location\": \"%s\"}},"
+                                           "{\"provider\": \"jsonl\", \"properties\": {\"location\": \"-\"}}]}", in);
+  cria_test_write_file (pipe_path, json);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  rc = cria ((const char *[]){ "data", "-q", "-f", pipe_path, NULL }, &out, &err);
+  CU_ASSERT_EQUAL (rc, 0);
+  CU_ASSERT_STRING_EQUAL (out, "{\"instruction\":\"a\"}\n{\"instruction\":\"b\"}\n");
+  g_clear_pointer (&out, g_free);
+  rc = cria ((const char *[]){ "data", "--print", "-f", pipe_path, NULL }, &out, NULL);
+  CU_ASSERT_EQUAL (rc, 0);
+  g_autofree char *canon = g_strdup_printf ("file location=%s ! jsonl location=-\n", in);
+  CU_ASSERT_STRING_EQUAL (out, canon);
+  CU_ASSERT_EQUAL (cria ((const char *[]){ "data", "--on-error=maybe", "-f", pipe_path, NULL }, NULL, NULL), 2);
+  cria_test_rmtree (dir);
+}
+
+static void
+register_suites (void)
+{
+  static const CriaTestCase cases[] = {
+    { "version, usage and exit codes", test_version_and_usage },
+    { "inspect lists and shows providers", test_inspect_lists },
+    { "inspect --json", test_inspect_json },
+    { "inspect -b lists rejected plugins", test_inspect_rejected },
+    { "data runs pipelines", test_data_verb },
+    { NULL },
+  };
+  cria_test_add_suite ("cli", cases);
+}
+
+CRIA_TEST_MAIN (register_suites)

@@ -1,0 +1,248 @@
+/* test-registry: plugin loading, with real broken .so files built by the suite. */
+#include <glib/gstdio.h>
+
+#include "cria-test.h"
+
+static CriaRegistry *
+load_all (void)
+{
+  CriaRegistry *reg = cria_registry_new ();
+  cria_registry_add_path (reg, cria_test_env ("CRIA_TEST_PLUGINS"));
+  cria_registry_add_path (reg, cria_test_env ("CRIA_TEST_BAD_PLUGINS"));
+  cria_registry_scan (reg);
+  return reg;
+}
+
+static const char *
+reason_for (CriaRegistry *reg, const char *basename)
+{
+  GPtrArray *rejected = cria_registry_rejected (reg);
+  for (guint i = 0; i < rejected->len; i++) {
+    CriaRejectedPlugin *r = g_ptr_array_index (rejected, i);
+    g_autofree char *base = g_path_get_basename (r->path);
+    if (strcmp (base, basename) == 0)
+      return r->reason;
+  }
+  return NULL;
+}
+
+static void
+expect_reason (CriaRegistry *reg, const char *file, const char *fragment)
+{
+  const char *reason = reason_for (reg, file);
+  if (!reason || !strstr (reason, fragment))
+    printf ("\n%s: reason '%s' lacks '%s'\n", file, reason ? reason : "(not rejected)", fragment);
+  CU_ASSERT_PTR_NOT_NULL (reason && strstr (reason, fragment));
+  CU_ASSERT_PTR_NULL (reason ? strchr (reason, '\n') : NULL);
+}
+
+static void
+test_broken_plugins_rejected (void)
+{
+  g_autoptr (CriaRegistry) reg = load_all ();
+  expect_reason (reg, "bad-abi-major.so", "major differs");
+  expect_reason (reg, "bad-abi-minor.so", "newer than this cria");
+  expect_reason (reg, "bad-no-license.so", "descriptor field 'license' is missing");
+  expect_reason (reg, "bad-duplicate.so", "duplicate provider name: source 'file'");
+  expect_reason (reg, "bad-init.so", "init failed: its model files are missing");
+  expect_reason (reg, "bad-no-descriptor.so", "not a cria plugin");
+  CU_ASSERT_EQUAL (cria_registry_rejected (reg)->len, 6);
+  /* The good ones still load, and nothing of a rejected plugin is kept. */
+  CU_ASSERT_PTR_NOT_NULL (cria_registry_lookup (reg, CRIA_KIND_SOURCE, "file"));
+  CU_ASSERT_PTR_NOT_NULL (cria_registry_lookup (reg, CRIA_KIND_TRANSFORM, "head"));
+  CU_ASSERT_PTR_NOT_NULL (cria_registry_lookup (reg, CRIA_KIND_SINK, "jsonl"));
+  CU_ASSERT_PTR_NOT_NULL (cria_registry_lookup (reg, CRIA_KIND_TRANSFORM, "extra"));
+  CU_ASSERT_PTR_NULL (cria_registry_lookup (reg, CRIA_KIND_TRANSFORM, "half-registered"));
+  const CriaProvider *file = cria_registry_lookup (reg, CRIA_KIND_SOURCE, "file");
+  CU_ASSERT_STRING_EQUAL (cria_plugin_get_descriptor (cria_provider_get_plugin (file))->name, "file");
+}
+
+static void
+test_not_a_shared_object (void)
+{
+  g_autofree char *dir = cria_test_tmpdir ();
+  g_autofree char *junk = g_build_filename (dir, "junk.so", NULL);
+  cria_test_write_file (junk, "this is not an ELF file\n");
+  g_autofree char *empty = g_build_filename (dir, "empty.so", NULL);
+  cria_test_write_file (empty, "");
+  g_autofree char *ignored = g_build_filename (dir, "readme.txt", NULL);
+  cria_test_write_file (ignored, "not a plugin name");
+  g_autoptr (CriaRegistry) reg = cria_registry_new ();
+  cria_registry_add_path (reg, dir);
+  cria_registry_add_path (reg, cria_test_env ("CRIA_TEST_PLUGINS"));
+  cria_registry_scan (reg);
+  expect_reason (reg, "junk.so", "cannot be loaded");
+  expect_reason (reg, "empty.so", "cannot be loaded");
+  CU_ASSERT_EQUAL (cria_registry_rejected (reg)->len, 2);
+  CU_ASSERT_PTR_NOT_NULL (cria_registry_lookup (reg, CRIA_KIND_SOURCE, "file"));
+  cria_test_rmtree (dir);
+}
+
+static void
+test_search_order (void)
+{
+  /* The same directory twice, or a plugin reached twice, is loaded once. */
+  g_autoptr (CriaRegistry) reg = cria_registry_new ();
+  cria_registry_add_path (reg, cria_test_env ("CRIA_TEST_PLUGINS"));
+  cria_registry_add_path (reg, cria_test_env ("CRIA_TEST_PLUGINS"));
+  g_setenv ("CRIA_PLUGIN_PATH", "/nonexistent-a:/nonexistent-b", TRUE);
+  g_setenv ("XDG_DATA_HOME", "/nonexistent-xdg", TRUE);
+  cria_registry_add_default_paths (reg);
+  const char *const *paths = cria_registry_get_paths (reg);
+  CU_ASSERT_STRING_EQUAL (paths[0], cria_test_env ("CRIA_TEST_PLUGINS"));
+  CU_ASSERT_STRING_EQUAL (paths[1], "/nonexistent-a");
+  CU_ASSERT_STRING_EQUAL (paths[2], "/nonexistent-b");
+  CU_ASSERT_STRING_EQUAL (paths[3], "/nonexistent-xdg/cria-1.0/plugins");
+  CU_ASSERT_STRING_EQUAL (paths[4], cria_get_plugin_dir ());
+  CU_ASSERT_PTR_NULL (paths[5]);
+  g_unsetenv ("CRIA_PLUGIN_PATH");
+  cria_registry_scan (reg);
+  CU_ASSERT_EQUAL (cria_registry_rejected (reg)->len, 0);
+  guint n = cria_registry_plugins (reg)->len;
+  CU_ASSERT_EQUAL (cria_registry_scan (reg), 0);
+  CU_ASSERT_EQUAL (cria_registry_plugins (reg)->len, n);
+}
+
+static void
+test_namespaces (void)
+{
+  g_autoptr (CriaRegistry) reg = load_all ();
+  /* A transform and a metric may share a name; stage kinds share one namespace. */
+  const CriaProvider *t = cria_registry_lookup (reg, CRIA_KIND_TRANSFORM, "extra");
+  const CriaProvider *m = cria_registry_lookup (reg, CRIA_KIND_METRIC, "extra");
+  CU_ASSERT_PTR_NOT_NULL (t);
+  CU_ASSERT_PTR_NOT_NULL (m);
+  CU_ASSERT_PTR_NOT_EQUAL (t, m);
+  CU_ASSERT_PTR_EQUAL (cria_registry_lookup_stage (reg, "extra"), t);
+  CU_ASSERT_PTR_NULL (cria_registry_lookup (reg, CRIA_KIND_SINK, "file"));
+  g_autoptr (GError) e = NULL;
+  CU_ASSERT_PTR_NULL (cria_registry_require (reg, CRIA_KIND_TOKENIZER, "nope", &e));
+  CU_ASSERT_PTR_NOT_NULL (e && strstr (e->message, "no tokenizer named 'nope'"));
+  g_autoptr (CriaProps) props = cria_provider_new_props (t);
+  CU_ASSERT_EQUAL (cria_props_get_int (props, "level"), 3);
+}
+
+/* In-process plugins go through the same checks. */
+static gpointer
+static_create (const CriaProps *props, CriaContext *ctx, GError **error)
+{
+  return g_new0 (int, 1);
+}
+static const CriaStageVTable static_vtable = { .create = static_create, .destroy = g_free };
+static const CriaProviderInfo static_info = {
+  .kind = CRIA_KIND_TRANSFORM, .name = "in-process", .description = "test", .vtable = &static_vtable,
+};
+static const CriaProviderInfo bad_name_info = {
+  .kind = CRIA_KIND_TRANSFORM, .name = "Bad Name", .description = "test", .vtable = &static_vtable,
+};
+static const CriaPropSpec bad_default_props[] = {
+  { "n", CRIA_PROP_INT, "twelve", 0, 0, NULL, "broken default" },
+  CRIA_PROP_END
+};
+static const CriaProviderInfo bad_default_info = {
+  .kind = CRIA_KIND_TRANSFORM, .name = "bad-default", .description = "test", .props = bad_default_props,
+  .vtable = &static_vtable,
+};
+static gboolean
+init_ok (CriaPlugin *plugin, GError **error)
+{
+  cria_plugin_add_provider (plugin, &static_info);
+  return TRUE;
+}
+static gboolean
+init_bad_name (CriaPlugin *plugin, GError **error)
+{
+  cria_plugin_add_provider (plugin, &bad_name_info);
+  return TRUE;
+}
+static gboolean
+init_bad_default (CriaPlugin *plugin, GError **error)
+{
+  cria_plugin_add_provider (plugin, &bad_default_info);
+  return TRUE;
+}
+static const CriaProviderInfo twice_info = {
+  .kind = CRIA_KIND_TRANSFORM, .name = "twice", .description = "test", .vtable = &static_vtable,
+};
+static gboolean
+init_twice (CriaPlugin *plugin, GError **error)
+{
+  cria_plugin_add_provider (plugin, &twice_info);
+  cria_plugin_add_provider (plugin, &twice_info);
+  return TRUE;
+}
+static gboolean
+init_empty (CriaPlugin *plugin, GError **error)
+{
+  return TRUE;
+}
+
+static void
+test_static_plugins (void)
+{
+  static const CriaPluginDescriptor ok = { CRIA_ABI_MAJOR, CRIA_ABI_MINOR, "static", "1", "MIT", "d", "o", init_ok };
+  static const CriaPluginDescriptor again = { CRIA_ABI_MAJOR, CRIA_ABI_MINOR, "static", "1", "MIT", "d", "o", init_ok };
+  static const CriaPluginDescriptor bad_name = { CRIA_ABI_MAJOR, CRIA_ABI_MINOR, "bn", "1", "MIT", "d", "o", init_bad_name };
+  static const CriaPluginDescriptor bad_default = { CRIA_ABI_MAJOR, CRIA_ABI_MINOR, "bd", "1", "MIT", "d", "o", init_bad_default };
+  static const CriaPluginDescriptor twice = { CRIA_ABI_MAJOR, CRIA_ABI_MINOR, "tw", "1", "MIT", "d", "o", init_twice };
+  static const CriaPluginDescriptor empty = { CRIA_ABI_MAJOR, CRIA_ABI_MINOR, "em", "1", "MIT", "d", "o", init_empty };
+  static const CriaPluginDescriptor no_init = { CRIA_ABI_MAJOR, CRIA_ABI_MINOR, "ni", "1", "MIT", "d", "o", NULL };
+  static const CriaPluginDescriptor no_origin = { CRIA_ABI_MAJOR, CRIA_ABI_MINOR, "no", "1", "MIT", "d", "", init_ok };
+  g_autoptr (CriaRegistry) reg = cria_registry_new ();
+  struct {
+    const CriaPluginDescriptor *d;
+    const char *fragment; /* NULL: accepted */
+  } cases[] = {
+    { &ok, NULL },
+    { &again, "already loaded" },
+    { &bad_name, "invalid name" },
+    { &bad_default, "bad default" },
+    { &twice, "registered twice" },
+    { &empty, "registered no provider" },
+    { &no_init, "'init' is missing" },
+    { &no_origin, "'origin' is missing" },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_autoptr (GError) e = NULL;
+    gboolean accepted = cria_registry_add_static (reg, cases[i].d, &e);
+    CU_ASSERT_EQUAL (accepted, cases[i].fragment == NULL);
+    if (cases[i].fragment) {
+      if (!e || !strstr (e->message, cases[i].fragment))
+        printf ("\ncase %u: '%s' lacks '%s'\n", i, e ? e->message : "", cases[i].fragment);
+      CU_ASSERT_PTR_NOT_NULL (e && strstr (e->message, cases[i].fragment));
+    }
+  }
+  CU_ASSERT_EQUAL (cria_registry_list (reg)->len, 1);
+  CU_ASSERT_EQUAL (cria_registry_rejected (reg)->len, G_N_ELEMENTS (cases) - 1);
+  CU_ASSERT_PTR_NULL (cria_plugin_get_filename (cria_provider_get_plugin (g_ptr_array_index (cria_registry_list (reg), 0))));
+}
+
+static void
+test_kind_names (void)
+{
+  for (guint k = 0; k < CRIA_N_KINDS; k++) {
+    CriaKind back;
+    CU_ASSERT_TRUE (cria_kind_from_name (cria_kind_name (k), &back));
+    CU_ASSERT_EQUAL (back, k);
+  }
+  CriaKind dummy;
+  CU_ASSERT_FALSE (cria_kind_from_name ("widget", &dummy));
+  CU_ASSERT_STRING_EQUAL (cria_kind_name (CRIA_KIND_GENERATOR), "generator");
+}
+
+static void
+register_suites (void)
+{
+  static const CriaTestCase cases[] = {
+    { "broken plugins are rejected with a reason", test_broken_plugins_rejected },
+    { "files that are not shared objects", test_not_a_shared_object },
+    { "search order and rescans", test_search_order },
+    { "provider namespaces", test_namespaces },
+    { "in-process plugins", test_static_plugins },
+    { "kind names", test_kind_names },
+    { NULL },
+  };
+  cria_test_add_suite ("registry", cases);
+}
+
+CRIA_TEST_MAIN (register_suites)
