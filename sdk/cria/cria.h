@@ -3,6 +3,7 @@
 
 #include <cria/cria-version.h>
 #include <cria/cria-error.h>
+#include <cria/cria-dtype.h>
 #include <cria/cria-props.h>
 #include <cria/cria-plugin.h>
 #include <cria/cria-registry.h>
