@@ -139,7 +139,10 @@ cria_props_free (CriaProps *props)
 {
   if (!props)
     return;
-  g_strfreev (props->values);
+  /* Unset values are NULL in the middle of the array: g_strfreev() would stop there. */
+  for (guint i = 0; i < props->n_specs; i++)
+    g_free (props->values[i]);
+  g_free (props->values);
   g_free (props);
 }
 

@@ -92,7 +92,8 @@ test_json_values (void)
   g_autoptr (JsonNode) d = json_node_init_double (json_node_alloc (), 0.25);
   g_autoptr (JsonNode) b = json_node_init_boolean (json_node_alloc (), TRUE);
   g_autoptr (JsonNode) s = json_node_init_string (json_node_alloc (), "exact");
-  g_autoptr (JsonNode) a = json_node_init_array (json_node_alloc (), json_array_new ());
+  g_autoptr (JsonArray) empty = json_array_new ();
+  g_autoptr (JsonNode) a = json_node_init_array (json_node_alloc (), empty);
   CU_ASSERT_TRUE (cria_props_set_json (p, "n", i, NULL));
   CU_ASSERT_TRUE (cria_props_set_json (p, "ratio", d, NULL));
   CU_ASSERT_TRUE (cria_props_set_json (p, "flag", b, NULL));
