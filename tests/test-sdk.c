@@ -9,7 +9,7 @@ find_file (const char *root, const char *name)
   const char *entry;
   while (d && (entry = g_dir_read_name (d))) {
     g_autofree char *child = g_build_filename (root, entry, NULL);
-    if (strcmp (entry, name) == 0)
+    if (strcmp (entry, name) == 0 && g_file_test (child, G_FILE_TEST_IS_REGULAR))
       return g_steal_pointer (&child);
     if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK)) {
       char *found = find_file (child, name);
