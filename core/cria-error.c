@@ -22,3 +22,31 @@ cria_record_error_reason (int code)
       return "error";
   }
 }
+
+char *
+cria_error_quote (const char *text, gssize len, int max_chars)
+{
+  if (!text)
+    return g_strdup ("(null)");
+  g_autofree char *valid = g_utf8_make_valid (text, len);
+  GString *out = g_string_new (NULL);
+  int n = 0;
+  for (const char *p = valid; *p; p = g_utf8_next_char (p)) {
+    if (max_chars >= 0 && n++ >= max_chars) {
+      g_string_append (out, "\u2026");
+      break;
+    }
+    gunichar c = g_utf8_get_char (p);
+    if (c == '\n')
+      g_string_append (out, "\\n");
+    else if (c == '\r')
+      g_string_append (out, "\\r");
+    else if (c == '\t')
+      g_string_append (out, "\\t");
+    else if (c < 0x20 || c == 0x7f || c == 0x2028 || c == 0x2029 || c == 0x85)
+      g_string_append_printf (out, "\\x%02x", c);
+    else
+      g_string_append_unichar (out, c);
+  }
+  return g_string_free (out, FALSE);
+}

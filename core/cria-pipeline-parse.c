@@ -71,8 +71,9 @@ cria_pipeline_parse (CriaRegistry *registry, const char *description, GError **e
     }
     if (expect_provider) {
       if (strchr (w, '=')) {
+        g_autofree char *shown = cria_error_quote (w, -1, 60);
         g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                     "%s: expected a provider name before '%s'", where, w);
+                     "%s: expected a provider name before '%s'", where, shown);
         return NULL;
       }
       stage = cria_pipeline_add_stage (pipeline, w, where, error);
@@ -83,9 +84,10 @@ cria_pipeline_parse (CriaRegistry *registry, const char *description, GError **e
     }
     const char *eq = strchr (w, '=');
     if (!eq || eq == w) {
+      g_autofree char *shown = cria_error_quote (w, -1, 60);
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
                    "%s (%s): '%s' is not name=value (stages are separated by '!')", where,
-                   cria_provider_get_name (stage->provider), w);
+                   cria_provider_get_name (stage->provider), shown);
       return NULL;
     }
     g_autofree char *name = g_strndup (w, eq - w);
@@ -109,7 +111,7 @@ CriaPipeline *
 cria_pipeline_parse_json (CriaRegistry *registry, const char *json, gssize len, const char *filename,
                           GError **error)
 {
-  const char *label = filename ? filename : "pipeline";
+  g_autofree char *label = cria_error_quote (filename ? filename : "pipeline", -1, -1);
   g_autoptr (JsonParser) parser = json_parser_new ();
   g_autoptr (GError) jerr = NULL;
   if (!json_parser_load_from_data (parser, json, len, &jerr)) {
@@ -141,8 +143,9 @@ cria_pipeline_parse_json (CriaRegistry *registry, const char *json, gssize len, 
         pipeline->seed = (guint64) json_node_get_int (v);
         continue;
       }
+      g_autofree char *shown = cria_error_quote (m, -1, 60);
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE,
-                   "%s: %s: unknown member or bad value (known: stages, description, on-error, seed)", label, m);
+                   "%s: %s: unknown member or bad value (known: stages, description, on-error, seed)", label, shown);
       return NULL;
     }
   }
@@ -162,8 +165,9 @@ cria_pipeline_parse_json (CriaRegistry *registry, const char *json, gssize len, 
     g_autoptr (GList) members = json_object_get_members (so);
     for (GList *l = members; l; l = l->next) {
       if (strcmp (l->data, "provider") && strcmp (l->data, "properties")) {
+        g_autofree char *shown = cria_error_quote (l->data, -1, 60);
         g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s.%s: unknown member (known: provider, properties)",
-                     where, (char *) l->data);
+                     where, shown);
         return NULL;
       }
     }
@@ -179,8 +183,9 @@ cria_pipeline_parse_json (CriaRegistry *registry, const char *json, gssize len, 
     for (GList *l = names; l; l = l->next) {
       g_autoptr (GError) perr = NULL;
       if (!cria_props_set_json (stage->props, l->data, json_object_get_member (po, l->data), &perr)) {
-        g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "%s.properties.%s: %s", where,
-                     (char *) l->data, perr->message);
+        g_autofree char *shown = cria_error_quote (l->data, -1, 60);
+        g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "%s.properties.%s: %s", where, shown,
+                     perr->message);
         return NULL;
       }
     }

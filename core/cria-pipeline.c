@@ -57,8 +57,9 @@ cria_pipeline_add_stage (CriaPipeline *p, const char *name, const char *where, G
       if (cria_kind_is_stage (cria_provider_get_kind (q)))
         g_string_append_printf (known, "%s%s", known->len ? ", " : "", cria_provider_get_name (q));
     }
+    g_autofree char *shown = cria_error_quote (name, -1, 60);
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_NOT_FOUND, "%s: no source, transform or sink named '%s' (available: %s)",
-                 where, name, known->len ? known->str : "none");
+                 where, shown, known->len ? known->str : "none");
     return NULL;
   }
   CriaStage *st = g_new0 (CriaStage, 1);

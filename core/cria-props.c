@@ -42,6 +42,8 @@ static char *
 canonicalize (const CriaPropSpec *spec, const char *value, GError **error)
 {
   gboolean ranged = spec->minimum < spec->maximum;
+  /* What the user wrote, fit for a one-line message. */
+  g_autofree char *shown = cria_error_quote (value, -1, 80);
 
   switch (spec->type) {
     case CRIA_PROP_BOOL:
@@ -50,7 +52,7 @@ canonicalize (const CriaPropSpec *spec, const char *value, GError **error)
       if (!g_ascii_strcasecmp (value, "false") || !strcmp (value, "0") || !g_ascii_strcasecmp (value, "no"))
         return g_strdup ("false");
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                   "property '%s': '%s' is not a boolean (true or false)", spec->name, value);
+                   "property '%s': '%s' is not a boolean (true or false)", spec->name, shown);
       return NULL;
     case CRIA_PROP_INT: {
       char *end = NULL;
@@ -58,7 +60,7 @@ canonicalize (const CriaPropSpec *spec, const char *value, GError **error)
       gint64 v = g_ascii_strtoll (value, &end, 10);
       if (errno || end == value || *end) {
         g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                     "property '%s': '%s' is not an integer", spec->name, value);
+                     "property '%s': '%s' is not an integer", spec->name, shown);
         return NULL;
       }
       if (ranged && ((double) v < spec->minimum || (double) v > spec->maximum)) {
@@ -75,7 +77,7 @@ canonicalize (const CriaPropSpec *spec, const char *value, GError **error)
       double v = g_ascii_strtod (value, &end);
       if (errno || end == value || *end || !isfinite (v)) {
         g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                     "property '%s': '%s' is not a finite number", spec->name, value);
+                     "property '%s': '%s' is not a finite number", spec->name, shown);
         return NULL;
       }
       if (ranged && (v < spec->minimum || v > spec->maximum)) {
@@ -89,7 +91,7 @@ canonicalize (const CriaPropSpec *spec, const char *value, GError **error)
     case CRIA_PROP_ENUM:
       if (!choice_allowed (spec->choices, value)) {
         g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                     "property '%s': '%s' is not one of %s", spec->name, value, spec->choices);
+                     "property '%s': '%s' is not one of %s", spec->name, shown, spec->choices);
         return NULL;
       }
       return g_strdup (value);
@@ -166,7 +168,8 @@ cria_props_set (CriaProps *props, const char *name, const char *value, GError **
     g_autoptr (GString) known = g_string_new (NULL);
     for (guint k = 0; k < props->n_specs; k++)
       g_string_append_printf (known, "%s%s", k ? ", " : "", props->specs[k].name);
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "no property '%s' (known: %s)", name,
+    g_autofree char *shown = cria_error_quote (name, -1, 60);
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "no property '%s' (known: %s)", shown,
                  props->n_specs ? known->str : "none");
     return FALSE;
   }

@@ -104,6 +104,17 @@ test_json_parse_errors (void)
 }
 
 static void
+test_error_quote (void)
+{
+  g_autofree char *a = cria_error_quote ("a\nb\tc\x01\xff中", -1, -1);
+  CU_ASSERT_STRING_EQUAL (a, "a\\nb\\tc\\x01\xef\xbf\xbd中");
+  g_autofree char *b = cria_error_quote ("abcdef", -1, 3);
+  CU_ASSERT_STRING_EQUAL (b, "abc\xe2\x80\xa6");
+  g_autofree char *c = cria_error_quote ("abc", 2, -1);
+  CU_ASSERT_STRING_EQUAL (c, "ab");
+}
+
+static void
 register_suites (void)
 {
   static const CriaTestCase cases[] = {
@@ -113,6 +124,7 @@ register_suites (void)
     { "copies are deep", test_copy_is_deep },
     { "field access", test_fields },
     { "JSON errors carry positions", test_json_parse_errors },
+    { "user text in error messages", test_error_quote },
     { NULL },
   };
   cria_test_add_suite ("record", cases);

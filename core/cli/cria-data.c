@@ -22,7 +22,7 @@ static const GOptionEntry entries[] = {
   { "json", 0, 0, G_OPTION_ARG_NONE, &as_json, "Print the summary as JSON on stdout", NULL },
   { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print no summary and no progress", NULL },
   { "print", 0, 0, G_OPTION_ARG_NONE, &print_only, "Print the pipeline in canonical form and exit without running it", NULL },
-  { NULL }
+  { NULL },
 };
 
 static CriaPipeline *running;

@@ -19,7 +19,7 @@ static const GOptionEntry entries[] = {
   { "kind", 'k', 0, G_OPTION_ARG_STRING, &only_kind, "List only providers of KIND (source, transform, sink, tokenizer, model, adapter, metric, backend, generator)", "KIND" },
   { "json", 0, 0, G_OPTION_ARG_NONE, &as_json, "Print JSON instead of text", NULL },
   { "man", 0, 0, G_OPTION_ARG_NONE, &as_man, "Print every provider as a man page (cria-providers(7))", NULL },
-  { NULL }
+  { NULL },
 };
 
 static JsonObject *

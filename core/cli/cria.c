@@ -21,7 +21,7 @@ static char **leading_paths; /* --plugin-path before it */
 static const GOptionEntry common_entries[] = {
   { "plugin-path", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &plugin_paths,
     "Search DIR for plugins before the default paths (repeatable)", "DIR" },
-  { NULL }
+  { NULL },
 };
 
 /* A build tree holds a cria-uninstalled file beside the cria program (or its

@@ -35,4 +35,9 @@ GQuark cria_record_error_quark (void);
 /* A short, stable name of a record error code ("missing-field"), for summaries. */
 const char *cria_record_error_reason (int code);
 
+/* User text made fit for a one-line error message: invalid UTF-8 becomes
+ * U+FFFD, control characters are escaped (\n, \t, \x01), and text past
+ * `max_chars` characters is cut with an ellipsis (-1: no limit). */
+char *cria_error_quote (const char *text, gssize len, int max_chars);
+
 G_END_DECLS
