@@ -109,8 +109,9 @@ cria_json_parse (const char *text, gssize len, const char *file, guint64 line, G
       const char *rest = end ? strchr (end, ' ') : NULL;
       msg = rest ? rest + 1 : msg;
     }
+    g_autofree char *shown = cria_error_quote (msg, -1, 200);
     g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_SYNTAX, "%s:%" G_GUINT64_FORMAT ":%" G_GUINT64_FORMAT ": %s",
-                 file, line + l - 1, c, msg);
+                 file, line + l - 1, c, shown);
     return NULL;
   }
   JsonNode *root = json_parser_get_root (parser);

@@ -115,7 +115,9 @@ cria_pipeline_parse_json (CriaRegistry *registry, const char *json, gssize len, 
   g_autoptr (JsonParser) parser = json_parser_new ();
   g_autoptr (GError) jerr = NULL;
   if (!json_parser_load_from_data (parser, json, len, &jerr)) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: %s", label, jerr->message);
+    /* json-glib's message may hold the offending character itself. */
+    g_autofree char *shown = cria_error_quote (jerr->message, -1, 200);
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: %s", label, shown);
     return NULL;
   }
   JsonNode *root = json_parser_get_root (parser);
