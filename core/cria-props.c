@@ -31,6 +31,18 @@ find_spec (const CriaProps *props, const char *name)
 }
 
 static gboolean
+unknown_property (const CriaProps *props, const char *name, GError **error)
+{
+  g_autoptr (GString) known = g_string_new (NULL);
+  for (guint k = 0; k < props->n_specs; k++)
+    g_string_append_printf (known, "%s%s", k ? ", " : "", props->specs[k].name);
+  g_autofree char *shown = cria_error_quote (name, -1, 60);
+  g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "no property '%s' (known: %s)", shown,
+               props->n_specs ? known->str : "none");
+  return FALSE;
+}
+
+static gboolean
 choice_allowed (const char *choices, const char *value)
 {
   g_auto (GStrv) words = g_strsplit (choices ? choices : "", "|", -1);
@@ -164,15 +176,8 @@ gboolean
 cria_props_set (CriaProps *props, const char *name, const char *value, GError **error)
 {
   int i = find_spec (props, name);
-  if (i < 0) {
-    g_autoptr (GString) known = g_string_new (NULL);
-    for (guint k = 0; k < props->n_specs; k++)
-      g_string_append_printf (known, "%s%s", k ? ", " : "", props->specs[k].name);
-    g_autofree char *shown = cria_error_quote (name, -1, 60);
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "no property '%s' (known: %s)", shown,
-                 props->n_specs ? known->str : "none");
-    return FALSE;
-  }
+  if (i < 0)
+    return unknown_property (props, name, error);
   char *canon = canonicalize (&props->specs[i], value, error);
   if (!canon)
     return FALSE;
@@ -184,6 +189,8 @@ cria_props_set (CriaProps *props, const char *name, const char *value, GError **
 gboolean
 cria_props_set_json (CriaProps *props, const char *name, JsonNode *value, GError **error)
 {
+  if (find_spec (props, name) < 0)
+    return unknown_property (props, name, error);
   if (!JSON_NODE_HOLDS_VALUE (value)) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
                  "property '%s': expected a string, number or boolean", name);
