@@ -84,6 +84,33 @@ cria_input_get_line_number (CriaInput *in)
   return in->line;
 }
 
+/* json-glib turns a lone surrogate escape (\ud800) into bytes that are not
+ * UTF-8; such text cannot be written back as JSON, so it is refused here. */
+static gboolean
+strings_valid (JsonNode *node)
+{
+  if (JSON_NODE_HOLDS_OBJECT (node)) {
+    JsonObjectIter it;
+    const char *name;
+    JsonNode *member;
+    json_object_iter_init (&it, json_node_get_object (node));
+    while (json_object_iter_next (&it, &name, &member))
+      if (!g_utf8_validate (name, -1, NULL) || !strings_valid (member))
+        return FALSE;
+    return TRUE;
+  }
+  if (JSON_NODE_HOLDS_ARRAY (node)) {
+    JsonArray *a = json_node_get_array (node);
+    for (guint i = 0; i < json_array_get_length (a); i++)
+      if (!strings_valid (json_array_get_element (a, i)))
+        return FALSE;
+    return TRUE;
+  }
+  if (JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING)
+    return g_utf8_validate (json_node_get_string (node), -1, NULL);
+  return TRUE;
+}
+
 JsonNode *
 cria_json_parse (const char *text, gssize len, const char *file, guint64 line, GError **error)
 {
@@ -118,6 +145,11 @@ cria_json_parse (const char *text, gssize len, const char *file, guint64 line, G
   if (!root) {
     g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_SYNTAX, "%s:%" G_GUINT64_FORMAT ":1: empty JSON text",
                  file, line);
+    return NULL;
+  }
+  if (!strings_valid (root)) {
+    g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_ENCODING,
+                 "%s:%" G_GUINT64_FORMAT ": a \\u escape is a lone surrogate, which is not a character", file, line);
     return NULL;
   }
   return json_node_copy (root);

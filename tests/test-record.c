@@ -101,6 +101,18 @@ test_json_parse_errors (void)
   CU_ASSERT_PTR_NULL (n);
   CU_ASSERT_TRUE (g_error_matches (e, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_ENCODING));
   CU_ASSERT_PTR_NOT_NULL (e && strstr (e->message, "in.jsonl:2:8: invalid UTF-8"));
+  g_clear_error (&e);
+  /* A lone surrogate escape cannot be written back as UTF-8. */
+  n = cria_json_parse ("{\"a\": [\"x\\ud8e0y\"]}", -1, "in.jsonl", 3, &e);
+  CU_ASSERT_PTR_NULL (n);
+  CU_ASSERT_TRUE (g_error_matches (e, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_ENCODING));
+  CU_ASSERT_PTR_NOT_NULL (e && strstr (e->message, "in.jsonl:3: a \\u escape is a lone surrogate"));
+  g_clear_error (&e);
+  /* A surrogate pair is one character. */
+  n = cria_json_parse ("\"\\ud83d\\ude00\"", -1, "in.jsonl", 4, &e);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (n);
+  CU_ASSERT_STRING_EQUAL (json_node_get_string (n), "\xf0\x9f\x98\x80");
+  json_node_unref (n);
 }
 
 static void
