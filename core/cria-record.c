@@ -136,11 +136,13 @@ cria_record_copy (const CriaRecord *r)
   c->input = g_strdup (r->input);
   c->output = g_strdup (r->output);
   c->system = g_strdup (r->system);
+  /* An empty conversation differs from none: keep the array even when empty. */
   if (r->messages)
-    for (guint i = 0; i < r->messages->len; i++) {
-      CriaMessage *m = g_ptr_array_index (r->messages, i);
-      cria_record_add_message (c, m->role, m->content);
-    }
+    c->messages = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_message_free);
+  for (guint i = 0; r->messages && i < r->messages->len; i++) {
+    CriaMessage *m = g_ptr_array_index (r->messages, i);
+    cria_record_add_message (c, m->role, m->content);
+  }
   c->meta = deep_copy_object (r->meta);
   return c;
 }
