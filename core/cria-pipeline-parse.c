@@ -252,3 +252,45 @@ cria_pipeline_to_string (CriaPipeline *pipeline)
   }
   return g_string_free (s, FALSE);
 }
+
+gboolean
+cria_registry_parse_spec (CriaRegistry *registry, CriaKind kind, const char *spec, const CriaProvider **provider,
+                          CriaProps **props, GError **error)
+{
+  g_autoptr (GPtrArray) words = tokenize (spec, error);
+  if (!words)
+    return FALSE;
+  if (words->len == 0 || strchr (g_ptr_array_index (words, 0), '=')) {
+    g_autofree char *shown = cria_error_quote (spec, -1, 80);
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "'%s': expected a %s name first", shown,
+                 cria_kind_name (kind));
+    return FALSE;
+  }
+  const char *name = g_ptr_array_index (words, 0);
+  const CriaProvider *p = cria_registry_require (registry, kind, name, error);
+  if (!p)
+    return FALSE;
+  g_autoptr (CriaProps) values = cria_provider_new_props (p);
+  for (guint i = 1; i < words->len; i++) {
+    const char *w = g_ptr_array_index (words, i);
+    const char *eq = strchr (w, '=');
+    if (!eq || eq == w || !strcmp (w, "!")) {
+      g_autofree char *shown = cria_error_quote (w, -1, 60);
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "%s %s: '%s' is not name=value",
+                   cria_kind_name (kind), name, shown);
+      return FALSE;
+    }
+    g_autofree char *key = g_strndup (w, eq - w);
+    if (!cria_props_set (values, key, eq + 1, error)) {
+      g_prefix_error (error, "%s %s: ", cria_kind_name (kind), name);
+      return FALSE;
+    }
+  }
+  if (!cria_props_check_required (values, error)) {
+    g_prefix_error (error, "%s %s: ", cria_kind_name (kind), name);
+    return FALSE;
+  }
+  *provider = p;
+  *props = g_steal_pointer (&values);
+  return TRUE;
+}

@@ -55,6 +55,12 @@ static inline CriaKind cria_provider_get_kind (const CriaProvider *p) { return c
 static inline const char *cria_provider_get_name (const CriaProvider *p) { return cria_provider_get_info (p)->name; }
 static inline gconstpointer cria_provider_get_vtable (const CriaProvider *p) { return cria_provider_get_info (p)->vtable; }
 
+/* Parses "NAME key=value ..." (pipeline syntax, one stage) into the provider
+ * of that kind and its validated properties; how a stage names the tokenizer,
+ * generator or metric it uses. */
+gboolean cria_registry_parse_spec (CriaRegistry *registry, CriaKind kind, const char *spec,
+                                   const CriaProvider **provider, CriaProps **props, GError **error);
+
 /* A new property set for the provider, holding its defaults. */
 CriaProps *cria_provider_new_props (const CriaProvider *provider);
 
