@@ -13,3 +13,5 @@
 #include <cria/cria-input.h>
 #include <cria/cria-pipeline.h>
 #include <cria/cria-paths.h>
+#include <cria/cria-generator.h>
+#include <cria/cria-optim.h>

@@ -1,0 +1,67 @@
+/* cria-optim.h: AdamW with fp32 state, learning-rate schedules, gradient clipping.
+ *
+ * The optimizer works on flat f32 arrays, whatever owns them (a LoRA matrix,
+ * a full weight): the trainer registers each trainable tensor once and hands
+ * the gradients of a step in the same order. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef enum {
+  CRIA_SCHEDULE_CONSTANT, /* warmup, then lr */
+  CRIA_SCHEDULE_LINEAR,   /* warmup, then linear decay to 0 at total_steps */
+  CRIA_SCHEDULE_COSINE,   /* warmup, then half a cosine down to 0 at total_steps */
+} CriaSchedule;
+
+typedef struct {
+  double lr;
+  double beta1, beta2, eps;
+  double weight_decay;   /* decoupled, as torch.optim.AdamW */
+  CriaSchedule schedule;
+  gint64 warmup_steps;
+  gint64 total_steps;
+} CriaOptimConfig;
+
+/* torch.optim.AdamW's defaults with lr 1e-3, constant schedule, no warmup. */
+void cria_optim_config_init (CriaOptimConfig *config);
+/* "constant", "linear", "cosine"; FALSE for anything else. */
+gboolean cria_schedule_from_name (const char *name, CriaSchedule *schedule);
+/* Warmup steps from a ratio of the total, rounded up as transformers does. */
+gint64 cria_warmup_from_ratio (double ratio, gint64 total_steps);
+/* The learning rate of optimizer step `step` (0-based), as the schedulers of
+ * transformers (get_*_schedule_with_warmup) give it. */
+double cria_schedule_lr (const CriaOptimConfig *config, gint64 step);
+
+typedef struct _CriaAdamW CriaAdamW;
+
+CriaAdamW *cria_adamw_new (const CriaOptimConfig *config);
+void cria_adamw_free (CriaAdamW *opt);
+/* Registers a parameter of n floats; `decay` FALSE exempts it from weight
+ * decay (biases and norms, by convention). Returns its index. The optimizer
+ * keeps the pointer: the parameter must outlive it. */
+guint cria_adamw_add (CriaAdamW *opt, const char *name, float *param, gsize n, gboolean decay);
+guint cria_adamw_get_n_params (CriaAdamW *opt);
+/* One step on every parameter with grads[i] for parameter i, at the schedule's
+ * learning rate for the current step; then the step count advances. */
+void cria_adamw_step (CriaAdamW *opt, const float *const *grads);
+/* The optimizer steps taken so far (the schedule position). */
+gint64 cria_adamw_get_step (CriaAdamW *opt);
+/* The learning rate the next step will use. */
+double cria_adamw_get_lr (CriaAdamW *opt);
+
+/* The state of parameter i for checkpoints: first and second moments. */
+float *cria_adamw_get_moment (CriaAdamW *opt, guint i, int which, gsize *n);
+const char *cria_adamw_get_name (CriaAdamW *opt, guint i);
+/* Restores the step count (the moments are restored through get_moment). */
+void cria_adamw_set_step (CriaAdamW *opt, gint64 step);
+
+/* Scales the gradients so that their global L2 norm is at most max_norm
+ * (torch.nn.utils.clip_grad_norm_); returns the norm before clipping.
+ * max_norm <= 0 only measures. */
+double cria_clip_grad_norm (float *const *grads, const gsize *sizes, guint n, double max_norm);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CriaAdamW, cria_adamw_free)
+
+G_END_DECLS
