@@ -15,3 +15,4 @@
 #include <cria/cria-paths.h>
 #include <cria/cria-generator.h>
 #include <cria/cria-optim.h>
+#include <cria/cria-plot.h>

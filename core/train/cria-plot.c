@@ -1,0 +1,149 @@
+/* cria-plot.c: loss curves drawn with cairo. */
+#include "config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <cairo.h>
+
+#include <cria/cria-error.h>
+#include <cria/cria-output.h>
+#include <cria/cria-plot.h>
+
+/* Round numbers for ticks: 1, 2 or 5 times a power of ten. */
+static double
+nice_step (double range, int ticks)
+{
+  double raw = range / MAX (ticks, 1);
+  double mag = pow (10, floor (log10 (raw)));
+  double f = raw / mag;
+  return mag * (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10);
+}
+
+static cairo_status_t
+write_out (void *closure, const unsigned char *data, unsigned int len)
+{
+  return cria_output_write (closure, data, len, NULL) ? CAIRO_STATUS_SUCCESS : CAIRO_STATUS_WRITE_ERROR;
+}
+
+static void
+text_at (cairo_t *cr, double x, double y, const char *text, double align_x, double align_y)
+{
+  cairo_text_extents_t ext;
+  cairo_text_extents (cr, text, &ext);
+  cairo_move_to (cr, x - ext.width * align_x - ext.x_bearing, y + ext.height * align_y);
+  cairo_show_text (cr, text);
+}
+
+gboolean
+cria_plot_png (const char *path, const char *title, const CriaPlotSeries *series, guint n_series, int width,
+               int height, GError **error)
+{
+  static const double colors[4][3] = { { 0.12, 0.47, 0.71 }, { 0.85, 0.37, 0.01 }, { 0.17, 0.63, 0.17 }, { 0.58, 0.40, 0.74 } };
+  g_return_val_if_fail (n_series >= 1 && n_series <= 4, FALSE);
+  double x0 = G_MAXDOUBLE, x1 = -G_MAXDOUBLE, y0 = G_MAXDOUBLE, y1 = -G_MAXDOUBLE;
+  for (guint s = 0; s < n_series; s++)
+    for (guint i = 0; i < series[s].n_points; i++) {
+      const CriaPlotPoint *p = &series[s].points[i];
+      if (!isfinite (p->step) || !isfinite (p->value))
+        continue;
+      x0 = MIN (x0, p->step), x1 = MAX (x1, p->step);
+      y0 = MIN (y0, p->value), y1 = MAX (y1, p->value);
+    }
+  if (x0 > x1) { /* nothing to draw: still a valid, empty chart */
+    x0 = 0, x1 = 1, y0 = 0, y1 = 1;
+  }
+  if (x1 - x0 < 1e-12)
+    x1 = x0 + 1;
+  if (y1 - y0 < 1e-12)
+    y0 -= 0.5, y1 += 0.5;
+  double ystep = nice_step (y1 - y0, 5), xstep = nice_step (x1 - x0, 6);
+  y0 = floor (y0 / ystep) * ystep, y1 = ceil (y1 / ystep) * ystep;
+
+  cairo_surface_t *surface = cairo_image_surface_create (CAIRO_FORMAT_RGB24, width, height);
+  cairo_t *cr = cairo_create (surface);
+  cairo_set_source_rgb (cr, 1, 1, 1);
+  cairo_paint (cr);
+  double left = 70, right = width - 20, top = 40, bottom = height - 50;
+#define PX(x) (left + ((x) - x0) / (x1 - x0) * (right - left))
+#define PY(y) (bottom - ((y) - y0) / (y1 - y0) * (bottom - top))
+  cairo_select_font_face (cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+  cairo_set_font_size (cr, 12);
+  cairo_set_line_width (cr, 1);
+  /* Grid and tick labels. */
+  char buf[64];
+  for (double y = y0; y <= y1 + ystep * 1e-6; y += ystep) {
+    cairo_set_source_rgb (cr, 0.9, 0.9, 0.9);
+    cairo_move_to (cr, left, round (PY (y)) + 0.5);
+    cairo_line_to (cr, right, round (PY (y)) + 0.5);
+    cairo_stroke (cr);
+    cairo_set_source_rgb (cr, 0.2, 0.2, 0.2);
+    g_snprintf (buf, sizeof buf, "%g", fabs (y) < ystep * 1e-6 ? 0.0 : y);
+    text_at (cr, left - 6, PY (y), buf, 1.0, 0.5);
+  }
+  for (double x = ceil (x0 / xstep) * xstep; x <= x1 + xstep * 1e-6; x += xstep) {
+    cairo_set_source_rgb (cr, 0.9, 0.9, 0.9);
+    cairo_move_to (cr, round (PX (x)) + 0.5, top);
+    cairo_line_to (cr, round (PX (x)) + 0.5, bottom);
+    cairo_stroke (cr);
+    cairo_set_source_rgb (cr, 0.2, 0.2, 0.2);
+    g_snprintf (buf, sizeof buf, "%g", x);
+    text_at (cr, PX (x), bottom + 16, buf, 0.5, 0.0);
+  }
+  cairo_set_source_rgb (cr, 0.2, 0.2, 0.2);
+  cairo_rectangle (cr, left + 0.5, top + 0.5, right - left, bottom - top);
+  cairo_stroke (cr);
+  text_at (cr, (left + right) / 2, height - 12, "step", 0.5, 0.0);
+  cairo_set_font_size (cr, 15);
+  text_at (cr, (left + right) / 2, 16, title ? title : "", 0.5, 0.5);
+  cairo_set_font_size (cr, 12);
+  /* The series, each with a legend entry at the top right. */
+  cairo_set_line_width (cr, 2);
+  for (guint s = 0; s < n_series; s++) {
+    cairo_set_source_rgb (cr, colors[s][0], colors[s][1], colors[s][2]);
+    gboolean drawing = FALSE;
+    for (guint i = 0; i < series[s].n_points; i++) {
+      const CriaPlotPoint *p = &series[s].points[i];
+      if (!isfinite (p->step) || !isfinite (p->value)) {
+        drawing = FALSE;
+        continue;
+      }
+      if (drawing)
+        cairo_line_to (cr, PX (p->step), PY (p->value));
+      else
+        cairo_move_to (cr, PX (p->step), PY (p->value));
+      drawing = TRUE;
+      if (series[s].n_points == 1 || (s > 0 && series[s].n_points < 40)) {
+        cairo_stroke (cr);
+        cairo_arc (cr, PX (p->step), PY (p->value), 3, 0, 2 * G_PI);
+        cairo_fill (cr);
+        cairo_move_to (cr, PX (p->step), PY (p->value));
+      }
+    }
+    cairo_stroke (cr);
+    double ly = top + 14 + 18 * s;
+    cairo_move_to (cr, right - 150, ly);
+    cairo_line_to (cr, right - 125, ly);
+    cairo_stroke (cr);
+    cairo_set_source_rgb (cr, 0.1, 0.1, 0.1);
+    text_at (cr, right - 118, ly, series[s].label ? series[s].label : "", 0.0, 0.35);
+  }
+#undef PX
+#undef PY
+  cairo_destroy (cr);
+  cairo_surface_flush (surface);
+
+  CriaOutput *out = cria_output_open (path, error);
+  if (!out) {
+    cairo_surface_destroy (surface);
+    return FALSE;
+  }
+  cairo_status_t st = cairo_surface_write_to_png_stream (surface, write_out, out);
+  cairo_surface_destroy (surface);
+  if (st != CAIRO_STATUS_SUCCESS) {
+    cria_output_abort (out);
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s: cannot write the PNG: %s", path, cairo_status_to_string (st));
+    return FALSE;
+  }
+  return cria_output_commit (out, error);
+}
