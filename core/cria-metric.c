@@ -187,7 +187,8 @@ cria_metric_add (CriaMetric *metric, const char *hypothesis, const char *const *
       return FALSE;
     }
   }
-  if (n_references == 0 && !(metric->vtable->flags & CRIA_METRIC_FLAG_NO_REFERENCES)) {
+  if (n_references == 0 &&
+      !(metric->vtable->flags & (CRIA_METRIC_FLAG_NO_REFERENCES | CRIA_METRIC_FLAG_EMPTY_REFERENCES))) {
     g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_MISSING_FIELD, "%s needs at least one reference",
                  metric->info->name);
     return FALSE;

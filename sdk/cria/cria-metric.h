@@ -40,6 +40,8 @@ typedef enum {
   /* Scores a model's loss rather than text (perplexity): fed through
    * add_loss by a driver that runs the model, never through add. */
   CRIA_METRIC_FLAG_NEEDS_MODEL = 1 << 1,
+  /* A segment may have no reference at all (SQuAD v2.0: unanswerable). */
+  CRIA_METRIC_FLAG_EMPTY_REFERENCES = 1 << 2,
 } CriaMetricFlags;
 
 typedef struct {

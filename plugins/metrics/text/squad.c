@@ -155,6 +155,7 @@ squad_finish (gpointer data, CriaScores *corpus, GError **error)
 }
 
 static const CriaMetricVTable squad_vtable = {
+  .flags = CRIA_METRIC_FLAG_EMPTY_REFERENCES,
   .create = squad_create,
   .destroy = g_free,
   .add = squad_add,
