@@ -272,7 +272,8 @@ bleu_add (gpointer data, const char *hypothesis, const char *const *references, 
   BleuStats seg = { 0 };
   for (guint i = 0; i < self->n; i++)
     modified_precision (hyp, refs, n_references, i + 1, &seg.num[i], &seg.den[i]);
-  modified_precision (hyp, refs, n_references, 5, &seg.last_num5, &seg.last_den5);
+  if (self->method == 5 || self->method == 7)
+    modified_precision (hyp, refs, n_references, 5, &seg.last_num5, &seg.last_den5);
   seg.hyp_len = seg.last_hyp_len = hyp->len;
   /* The closest reference length; the shorter one on a tie. */
   guint64 best = G_MAXUINT64, best_diff = G_MAXUINT64;
