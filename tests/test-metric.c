@@ -594,6 +594,15 @@ test_cli_bad_input (void)
                   1, "h.txt:2: bleu: smoothing method6");
   g_autofree char *seg = g_build_filename (dir, "seg.jsonl", NULL);
   CU_ASSERT_FALSE (g_file_test (seg, G_FILE_TEST_EXISTS));
+  /* A sentence too long for an LCS table is refused, not a swap storm. */
+  g_autoptr (GString) long_line = g_string_new (NULL);
+  for (guint i = 0; i < 6000; i++)
+    g_string_append_printf (long_line, "w%u ", i % 50);
+  g_string_append_c (long_line, '\n');
+  g_autofree char *long_path = g_build_filename (dir, "long.txt", NULL);
+  cria_test_write_file (long_path, long_line->str);
+  expect_failure (dir, (const char *[]){ "rouge", "--hyp", "@long.txt", "--ref", "@long.txt", NULL }, 1,
+                  "long.txt:1: rouge: sentences of 6000 and 6000 tokens are too long");
   cria_test_rmtree (dir);
 }
 

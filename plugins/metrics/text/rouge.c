@@ -67,6 +67,27 @@ prf (guint64 hits, guint64 hyp_total, guint64 ref_total)
   return s;
 }
 
+/* Full LCS tables are kept for ROUGE-Lsum's backtracking only, sentence by
+ * sentence; past this many cells (100 MB) a segment is refused, not swapped. */
+#define LCS_MAX_CELLS (25u * 1000 * 1000)
+/* ROUGE-L's length needs two rows; this bounds its time (seconds). */
+#define LCS_MAX_PAIRS (2000.0 * 1000 * 1000)
+
+static guint
+lcs_length (const char *const *a, guint la, const char *const *b, guint lb)
+{
+  g_autofree guint *prev = g_new0 (guint, lb + 1);
+  g_autofree guint *cur = g_new0 (guint, lb + 1);
+  for (guint i = 1; i <= la; i++) {
+    for (guint j = 1; j <= lb; j++)
+      cur[j] = !strcmp (a[i - 1], b[j - 1]) ? prev[j - 1] + 1 : MAX (prev[j], cur[j - 1]);
+    guint *t = prev;
+    prev = cur;
+    cur = t;
+  }
+  return prev[lb];
+}
+
 /* The LCS table of a and b, (la+1) x (lb+1), row-major. */
 static guint *
 lcs_table (const char *const *a, guint la, const char *const *b, guint lb)
@@ -131,8 +152,8 @@ token_counts (GPtrArray *tokens)
   return text_ngram_counts (tokens, 1);
 }
 
-static Prf
-rouge_lsum (GPtrArray *hyp, GPtrArray *ref)
+static gboolean
+rouge_lsum (GPtrArray *hyp, GPtrArray *ref, Prf *out, GError **error)
 {
   g_autoptr (GArray) hs = sentences (hyp);
   g_autoptr (GArray) rs = sentences (ref);
@@ -146,6 +167,11 @@ rouge_lsum (GPtrArray *hyp, GPtrArray *ref)
     g_autofree gboolean *in_union = g_new0 (gboolean, r1 - r0 + 1);
     for (guint c = 0; c + 1 < hs->len; c++) {
       guint h0 = g_array_index (hs, guint, c), h1 = g_array_index (hs, guint, c + 1);
+      if ((double) (r1 - r0 + 1) * (h1 - h0 + 1) > LCS_MAX_CELLS) {
+        g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD,
+                     "rouge: sentences of %u and %u tokens are too long for ROUGE-Lsum", r1 - r0, h1 - h0);
+        return FALSE;
+      }
       lcs_mark (r + r0, r1 - r0, h + h0, h1 - h0, in_union);
     }
     for (guint i = r0; i < r1; i++) {
@@ -159,13 +185,20 @@ rouge_lsum (GPtrArray *hyp, GPtrArray *ref)
       }
     }
   }
-  return prf (hits, hyp->len, ref->len);
+  *out = prf (hits, hyp->len, ref->len);
+  return TRUE;
 }
 
 /* Every ROUGE type of one hypothesis against one reference, in type order. */
-static void
-rouge_pair (Rouge *self, GPtrArray *hyp, GPtrArray *ref, Prf *out)
+static gboolean
+rouge_pair (Rouge *self, GPtrArray *hyp, GPtrArray *ref, Prf *out, GError **error)
 {
+  if ((double) hyp->len * ref->len > LCS_MAX_PAIRS) {
+    g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD,
+                 "rouge: a hypothesis of %u and a reference of %u tokens are too long for ROUGE-L", hyp->len,
+                 ref->len);
+    return FALSE;
+  }
   for (guint n = 1; n <= self->max_n; n++) {
     g_autoptr (GHashTable) hc = text_ngram_counts (hyp, n);
     g_autoptr (GHashTable) rc = text_ngram_counts (ref, n);
@@ -173,10 +206,9 @@ rouge_pair (Rouge *self, GPtrArray *hyp, GPtrArray *ref, Prf *out)
     guint64 rn = ref->len >= n ? ref->len - n + 1 : 0;
     out[n - 1] = prf (text_ngram_overlap (hc, rc), hn, rn);
   }
-  g_autofree guint *t = lcs_table ((const char *const *) hyp->pdata, hyp->len, (const char *const *) ref->pdata,
-                                   ref->len);
-  out[self->max_n] = prf (t[(gsize) hyp->len * (ref->len + 1) + ref->len], hyp->len, ref->len);
-  out[self->max_n + 1] = rouge_lsum (hyp, ref);
+  guint lcs = lcs_length ((const char *const *) hyp->pdata, hyp->len, (const char *const *) ref->pdata, ref->len);
+  out[self->max_n] = prf (lcs, hyp->len, ref->len);
+  return rouge_lsum (hyp, ref, &out[self->max_n + 1], error);
 }
 
 static char *
@@ -197,7 +229,8 @@ rouge_add (gpointer data, const char *hypothesis, const char *const *references,
   g_autofree Prf *cur = g_new0 (Prf, self->n_types);
   for (guint r = 0; r < n_references; r++) {
     g_autoptr (GPtrArray) ref = text_tokenize (references[r], self->tokenize, self->lowercase);
-    rouge_pair (self, hyp, ref, cur);
+    if (!rouge_pair (self, hyp, ref, cur, error))
+      return FALSE;
     for (guint t = 0; t < self->n_types; t++)
       if (r == 0 || cur[t].f > best[t].f)
         best[t] = cur[t];
