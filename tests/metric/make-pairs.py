@@ -81,6 +81,10 @@ def make(sents, split, join, rng):
             hyp = units[0]
         elif k == 4:
             hyp = join(units[:3])
+        if k in (5, 6):  # whitespace beyond ASCII: every kind str.split() knows
+            spaces = ["\u3000", "\xa0", "\t", "\x1c", "\u2009", "\u2028", "\x85", "  "]
+            hyp = "".join(c if not c.isspace() else spaces[i % len(spaces)] for i, c in enumerate(hyp))
+            hyp = spaces[k] + hyp + spaces[k + 1]
         pairs.append({"hyp": hyp, "refs": refs})
     return pairs
 
