@@ -235,8 +235,9 @@ test_rouge_reference (void)
     g_autofree char *what = g_strdup_printf ("config %s %s", f[1], f[2]);
     if (f[0][0] == 'C') {
       g_clear_pointer (&corpus, cria_scores_free);
-      corpus = run_all (new_metric ("rouge", "max-n", f[3], "lowercase", f[4], "tokenize", f[5], NULL),
-                        !strcmp (f[2], "en") ? en : zh, segs);
+      CriaMetric *m = new_metric ("rouge", "max-n", f[3], "lowercase", f[4], "tokenize", f[5], "strip-punctuation",
+                                  f[6], NULL);
+      corpus = run_all (m, !strcmp (f[2], "en") ? en : zh, segs);
     } else if (f[0][0] == 'R') {
       expect_prf (g_ptr_array_index (segs, atoi (f[2])), f[3], f + 4, what);
     } else if (f[0][0] == 'M') {

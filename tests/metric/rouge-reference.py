@@ -14,10 +14,12 @@ ROUGE (Lin 2004, "ROUGE: A Package for Automatic Evaluation of Summaries"):
   corpus scores: means over segments.
 distinct-n (Li et al. 2016): distinct n-grams / n-grams.
 Tokens ("mixed"): East Asian wide/fullwidth characters alone, other text
-split at whitespace; sentences end after a token ending in . ! ? 。 ！ ？.
+split at whitespace; sentences end after a token ending in . ! ? 。 ！ ？;
+then, with strip, Unicode punctuation (categories P*) is removed from tokens
+and tokens left empty are dropped.
 
 Lines:
-  C id set max_n lowercase tokenize
+  C id set max_n lowercase tokenize strip
   R id index type p r f        one segment (best reference)
   M id type p r f              corpus means
   D set n index value          distinct-n of one hypothesis (mixed, as is)
@@ -28,7 +30,12 @@ import sys
 import unicodedata
 from collections import Counter
 
-CONFIGS = [("en", 2, True, "mixed"), ("zh", 2, True, "mixed"), ("en", 3, False, "word"), ("zh", 1, False, "char")]
+CONFIGS = [
+    ("en", 2, True, "mixed", True),
+    ("zh", 2, True, "mixed", True),
+    ("en", 3, False, "word", False),
+    ("zh", 1, False, "char", True),
+]
 
 
 def tokens(text, mode, lower):
@@ -95,12 +102,21 @@ def split_sentences(toks):
     return sents
 
 
-def rouge_lsum(hyp, ref):
+def strip_sentences(sents, strip):
+    if not strip:
+        return sents
+    out = [["".join(c for c in t if not unicodedata.category(c).startswith("P")) for t in s] for s in sents]
+    return [[t for t in s if t] for s in out]
+
+
+def rouge_lsum(hyp_sents, ref_sents):
+    hyp = [t for s in hyp_sents for t in s]
+    ref = [t for s in ref_sents for t in s]
     hyp_left, ref_left = Counter(hyp), Counter(ref)
     hits = 0
-    for r in split_sentences(ref):
+    for r in ref_sents:
         union = set()
-        for h in split_sentences(hyp):
+        for h in hyp_sents:
             union |= lcs_positions(r, h)
         for i in sorted(union):
             if hyp_left[r[i]] > 0 and ref_left[r[i]] > 0:
@@ -110,13 +126,15 @@ def rouge_lsum(hyp, ref):
     return prf(hits, len(hyp), len(ref))
 
 
-def rouge_all(hyp, ref, max_n):
+def rouge_all(hyp_sents, ref_sents, max_n):
+    hyp = [t for s in hyp_sents for t in s]
+    ref = [t for s in ref_sents for t in s]
     out = {}
     for n in range(1, max_n + 1):
         h, r = ngrams(hyp, n), ngrams(ref, n)
         out[f"rouge{n}"] = prf(sum((h & r).values()), sum(h.values()), sum(r.values()))
     out["rougeL"] = prf(lcs_table(hyp, ref)[len(hyp)][len(ref)], len(hyp), len(ref))
-    out["rougeLsum"] = rouge_lsum(hyp, ref)
+    out["rougeLsum"] = rouge_lsum(hyp_sents, ref_sents)
     return out
 
 
@@ -124,12 +142,13 @@ def main():
     d = sys.argv[1]
     sets = {n: [json.loads(l) for l in open(f"{d}/bleu-{n}.jsonl", encoding="utf-8")] for n in ("en", "zh")}
     out = open(f"{d}/rouge-golden.txt", "w")
-    for cid, (name, max_n, lower, mode) in enumerate(CONFIGS):
-        out.write(f"C {cid} {name} {max_n} {str(lower).lower()} {mode}\n")
+    for cid, (name, max_n, lower, mode, strip) in enumerate(CONFIGS):
+        out.write(f"C {cid} {name} {max_n} {str(lower).lower()} {mode} {str(strip).lower()}\n")
         sums = {}
         for i, pair in enumerate(sets[name]):
-            hyp = tokens(pair["hyp"], mode, lower)
-            per_ref = [rouge_all(hyp, tokens(r, mode, lower), max_n) for r in pair["refs"]]
+            sents = lambda text: strip_sentences(split_sentences(tokens(text, mode, lower)), strip)
+            hyp = sents(pair["hyp"])
+            per_ref = [rouge_all(hyp, sents(r), max_n) for r in pair["refs"]]
             for typ in per_ref[0]:
                 best = max((s[typ] for s in per_ref), key=lambda v: v[2])
                 out.write(f"R {cid} {i} {typ} {best[0]!r} {best[1]!r} {best[2]!r}\n")

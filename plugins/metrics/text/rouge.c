@@ -7,7 +7,9 @@
  * LCS: each reference sentence is matched against every hypothesis sentence
  * and the union of the matched reference tokens counts, each token no more
  * often than it occurs in either text. Sentences end after a token ending in
- * . ! ? or their full-width forms, since segments are single lines. With
+ * . ! ? or their full-width forms, since segments are single lines; then
+ * punctuation is stripped from tokens (strip-punctuation), so "mat." matches
+ * "mat" as in common ROUGE packages. With
  * several references a segment keeps, per ROUGE type, the reference with the
  * best F1; corpus scores are the means over segments. The default tokenizer
  * (mixed) splits CJK text into characters, so Chinese gets character ROUGE. */
@@ -20,6 +22,8 @@
 static const CriaPropSpec rouge_props[] = {
   { "max-n", CRIA_PROP_INT, "2", 1, 9, NULL, "ROUGE-N is reported for every n from 1 to max-n" },
   { "lowercase", CRIA_PROP_BOOL, "true", 0, 0, NULL, "compare lower-cased tokens" },
+  { "strip-punctuation", CRIA_PROP_BOOL, "true", 0, 0, NULL,
+    "remove Unicode punctuation (categories P*) from tokens, dropping tokens left empty" },
   TEXT_TOKENIZE_PROP ("mixed"),
   CRIA_PROP_END
 };
@@ -31,6 +35,7 @@ typedef struct {
 typedef struct {
   guint max_n;
   gboolean lowercase;
+  gboolean strip_punctuation;
   TextTokenize tokenize;
   guint n_types;    /* max_n + 2: rouge1..N, rougeL, rougeLsum */
   double *sums;     /* n_types * 3 running sums of p, r, f */
@@ -43,6 +48,7 @@ rouge_create (const CriaProps *props, GError **error)
   Rouge *self = g_new0 (Rouge, 1);
   self->max_n = (guint) cria_props_get_int (props, "max-n");
   self->lowercase = cria_props_get_bool (props, "lowercase");
+  self->strip_punctuation = cria_props_get_bool (props, "strip-punctuation");
   self->tokenize = text_tokenize_from_props (props);
   self->n_types = self->max_n + 2;
   self->sums = g_new0 (double, self->n_types * 3);
@@ -130,20 +136,52 @@ ends_sentence (const char *token)
   return FALSE;
 }
 
-/* Start offsets of the sentences of `tokens`, plus its length at the end. */
-static GArray *
-sentences (GPtrArray *tokens)
+static gboolean
+is_punctuation (gunichar c)
 {
-  GArray *starts = g_array_new (FALSE, FALSE, sizeof (guint));
-  guint zero = 0;
-  g_array_append_val (starts, zero);
-  for (guint i = 0; i < tokens->len; i++)
-    if (ends_sentence (g_ptr_array_index (tokens, i)) && i + 1 < tokens->len) {
-      guint next = i + 1;
-      g_array_append_val (starts, next);
+  switch (g_unichar_type (c)) {
+    case G_UNICODE_CONNECT_PUNCTUATION:
+    case G_UNICODE_DASH_PUNCTUATION:
+    case G_UNICODE_OPEN_PUNCTUATION:
+    case G_UNICODE_CLOSE_PUNCTUATION:
+    case G_UNICODE_INITIAL_PUNCTUATION:
+    case G_UNICODE_FINAL_PUNCTUATION:
+    case G_UNICODE_OTHER_PUNCTUATION:
+      return TRUE;
+    default:
+      return FALSE;
+  }
+}
+
+/* The tokens ROUGE compares, and in *starts the offsets where sentences
+ * start, then the token count. Sentences are found before punctuation is
+ * stripped, since it is what ends them. */
+static GPtrArray *
+rouge_tokens (const Rouge *self, const char *text, GArray **starts)
+{
+  g_autoptr (GPtrArray) raw = text_tokenize (text, self->tokenize, self->lowercase);
+  GPtrArray *tokens = g_ptr_array_new_with_free_func (g_free);
+  *starts = g_array_new (FALSE, FALSE, sizeof (guint));
+  guint last = 0;
+  g_array_append_val (*starts, last);
+  for (guint i = 0; i < raw->len; i++) {
+    const char *t = g_ptr_array_index (raw, i);
+    GString *kept = g_string_new (NULL);
+    for (const char *p = t; *p; p = g_utf8_next_char (p))
+      if (!self->strip_punctuation || !is_punctuation (g_utf8_get_char (p)))
+        g_string_append_unichar (kept, g_utf8_get_char (p));
+    if (kept->len)
+      g_ptr_array_add (tokens, g_string_free (kept, FALSE));
+    else
+      g_string_free (kept, TRUE);
+    if (ends_sentence (t) && tokens->len > last) {
+      last = tokens->len;
+      g_array_append_val (*starts, last);
     }
-  g_array_append_val (starts, tokens->len);
-  return starts;
+  }
+  if (tokens->len > last || (*starts)->len == 1)
+    g_array_append_val (*starts, tokens->len);
+  return tokens;
 }
 
 static GHashTable *
@@ -153,10 +191,8 @@ token_counts (GPtrArray *tokens)
 }
 
 static gboolean
-rouge_lsum (GPtrArray *hyp, GPtrArray *ref, Prf *out, GError **error)
+rouge_lsum (GPtrArray *hyp, GArray *hs, GPtrArray *ref, GArray *rs, Prf *out, GError **error)
 {
-  g_autoptr (GArray) hs = sentences (hyp);
-  g_autoptr (GArray) rs = sentences (ref);
   g_autoptr (GHashTable) hyp_left = token_counts (hyp);
   g_autoptr (GHashTable) ref_left = token_counts (ref);
   const char *const *h = (const char *const *) hyp->pdata;
@@ -191,7 +227,7 @@ rouge_lsum (GPtrArray *hyp, GPtrArray *ref, Prf *out, GError **error)
 
 /* Every ROUGE type of one hypothesis against one reference, in type order. */
 static gboolean
-rouge_pair (Rouge *self, GPtrArray *hyp, GPtrArray *ref, Prf *out, GError **error)
+rouge_pair (Rouge *self, GPtrArray *hyp, GArray *hs, GPtrArray *ref, GArray *rs, Prf *out, GError **error)
 {
   if ((double) hyp->len * ref->len > LCS_MAX_PAIRS) {
     g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD,
@@ -208,7 +244,7 @@ rouge_pair (Rouge *self, GPtrArray *hyp, GPtrArray *ref, Prf *out, GError **erro
   }
   guint lcs = lcs_length ((const char *const *) hyp->pdata, hyp->len, (const char *const *) ref->pdata, ref->len);
   out[self->max_n] = prf (lcs, hyp->len, ref->len);
-  return rouge_lsum (hyp, ref, &out[self->max_n + 1], error);
+  return rouge_lsum (hyp, hs, ref, rs, &out[self->max_n + 1], error);
 }
 
 static char *
@@ -224,12 +260,14 @@ rouge_add (gpointer data, const char *hypothesis, const char *const *references,
            CriaScores *segment, GError **error)
 {
   Rouge *self = data;
-  g_autoptr (GPtrArray) hyp = text_tokenize (hypothesis, self->tokenize, self->lowercase);
+  g_autoptr (GArray) hs = NULL;
+  g_autoptr (GPtrArray) hyp = rouge_tokens (self, hypothesis, &hs);
   g_autofree Prf *best = g_new0 (Prf, self->n_types);
   g_autofree Prf *cur = g_new0 (Prf, self->n_types);
   for (guint r = 0; r < n_references; r++) {
-    g_autoptr (GPtrArray) ref = text_tokenize (references[r], self->tokenize, self->lowercase);
-    if (!rouge_pair (self, hyp, ref, cur, error))
+    g_autoptr (GArray) rs = NULL;
+    g_autoptr (GPtrArray) ref = rouge_tokens (self, references[r], &rs);
+    if (!rouge_pair (self, hyp, hs, ref, rs, cur, error))
       return FALSE;
     for (guint t = 0; t < self->n_types; t++)
       if (r == 0 || cur[t].f > best[t].f)
