@@ -587,6 +587,7 @@ test_cli_bad_input (void)
                   "weight 2 ('x')");
   expect_failure (dir, (const char *[]){ "bleu", "--hyp", "@h.txt", "--ref", "@r.txt", "-p", "novalue", NULL }, 2,
                   "KEY=VALUE");
+  expect_failure (dir, (const char *[]){ "bleu", "--hyp", "-", "--ref", "-", NULL }, 2, "only one of the files can be -");
   expect_failure (dir, (const char *[]){ "meteor", "--hyp", "@h.txt", "--ref", "@r.txt", NULL }, 1, "meteor");
   /* method6 needs a trigram match: the segment that has none is named. */
   expect_failure (dir,

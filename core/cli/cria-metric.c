@@ -188,6 +188,13 @@ cria_verb_metric (int argc, char **argv)
 
   g_autoptr (GPtrArray) inputs = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_input_free);
   guint n_refs = ref_paths ? g_strv_length (ref_paths) : 0;
+  guint n_stdin = !strcmp (hyp_path, "-");
+  for (guint i = 0; i < n_refs; i++)
+    n_stdin += !strcmp (ref_paths[i], "-");
+  if (n_stdin > 1) {
+    g_printerr ("cria metric: only one of the files can be - (standard input)\n");
+    return CRIA_EXIT_USAGE;
+  }
   for (guint i = 0; i <= n_refs; i++) {
     CriaInput *in = cria_input_open (i == 0 ? hyp_path : ref_paths[i - 1], &error);
     if (!in) {
