@@ -16,3 +16,4 @@
 #include <cria/cria-generator.h>
 #include <cria/cria-optim.h>
 #include <cria/cria-plot.h>
+#include <cria/cria-metric.h>
