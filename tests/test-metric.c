@@ -565,7 +565,7 @@ test_cli_bad_input (void)
   };
   for (guint i = 0; i < G_N_ELEMENTS (files); i++) {
     g_autofree char *path = g_build_filename (dir, files[i][0], NULL);
-    g_assert (g_file_set_contents (path, files[i][1], i == 4 ? 8 : -1, NULL));
+    g_assert (g_file_set_contents (path, files[i][1], i == 4 ? 6 : -1, NULL));
   }
   expect_failure (dir, (const char *[]){ "bleu", "--hyp", "@h.txt", "--ref", "@short.txt", NULL }, 1,
                   "short.txt has 1 lines but");
