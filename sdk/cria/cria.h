@@ -13,3 +13,6 @@
 #include <cria/cria-input.h>
 #include <cria/cria-pipeline.h>
 #include <cria/cria-paths.h>
+#include <cria/cria-safetensors.h>
+#include <cria/cria-hfmodel.h>
+#include <cria/cria-torchfile.h>
