@@ -101,14 +101,12 @@ copy_tensor (const CriaTorchEntry *e, GBytes *storage, const char *path, CriaWei
    * checked before it is added, so nothing overflows. */
   guint64 numel = (guint64) e->storage_numel, n = 1, last = (guint64) e->storage_offset;
   gboolean empty = FALSE;
+  for (guint d = 0; d < e->n_dims; d++)
+    empty = empty || e->shape[d] == 0;
   if (last > numel)
     goto out_of_bounds;
-  for (guint d = 0; d < e->n_dims; d++) {
+  for (guint d = 0; d < e->n_dims && !empty; d++) {
     guint64 dim = (guint64) e->shape[d], stride = (guint64) e->stride[d];
-    if (!dim) {
-      empty = TRUE;
-      continue;
-    }
     if (n > (G_GUINT64_CONSTANT (1) << 40) / dim)
       goto out_of_bounds;
     n *= dim;

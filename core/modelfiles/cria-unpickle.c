@@ -202,6 +202,8 @@ static const struct {
 } storages[] = {
   { "FloatStorage", CRIA_DTYPE_F32 }, { "BFloat16Storage", CRIA_DTYPE_BF16 }, { "HalfStorage", CRIA_DTYPE_F16 },
   { "IntStorage", CRIA_DTYPE_I32 },   { "LongStorage", CRIA_DTYPE_I64 },      { "ByteStorage", CRIA_DTYPE_U8 },
+  /* bool is one byte, 0 or 1: GPT-2 checkpoints hold attention masks so. */
+  { "BoolStorage", CRIA_DTYPE_U8 },
 };
 
 static gboolean
