@@ -310,6 +310,34 @@ test_real_checkpoints (void)
 }
 
 static void
+test_verb (void)
+{
+  g_autofree char *dir = model_path ("tiny-qwen2");
+  g_autofree char *out = NULL, *err = NULL;
+  const char *args[] = { "model", "info", "--json", "--tensors", dir, NULL };
+  CU_ASSERT_EQUAL (cria_test_run_cria (args, NULL, &out, &err), 0);
+  g_autoptr (JsonNode) node = json_from_string (out, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (node);
+  JsonObject *o = json_node_get_object (node);
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (o, "architecture"), "Qwen2ForCausalLM");
+  CU_ASSERT_EQUAL (json_object_get_int_member (o, "parameters"), 33056);
+  CU_ASSERT_EQUAL (json_array_get_length (json_object_get_array_member (o, "tensors")), 26);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  g_autofree char *bad = cria_test_tmpdir ();
+  g_autofree char *config = g_build_filename (bad, "config.json", NULL);
+  cria_test_write_file (config, "{\"architectures\":[\"BertModel\"]}");
+  const char *bad_args[] = { "model", "info", bad, NULL };
+  CU_ASSERT_EQUAL (cria_test_run_cria (bad_args, NULL, &out, &err), 1);
+  CU_ASSERT_PTR_NOT_NULL (strstr (err, "cria model: "));
+  CU_ASSERT_PTR_NOT_NULL (strstr (err, "'BertModel' is not supported"));
+  g_clear_pointer (&err, g_free);
+  const char *usage[] = { "model", "frobnicate", NULL };
+  CU_ASSERT_EQUAL (cria_test_run_cria (usage, NULL, NULL, &err), 2);
+  cria_test_rmtree (bad);
+}
+
+static void
 register_suites (void)
 {
   static const CriaTestCase cases[] = {
@@ -321,6 +349,7 @@ register_suites (void)
     { "missing config and weights", test_missing_pieces },
     { "golden files", test_golden_files },
     { "real checkpoints", test_real_checkpoints },
+    { "cria model info", test_verb },
     { NULL },
   };
   cria_test_add_suite ("hfmodel", cases);
