@@ -337,6 +337,46 @@ test_verb (void)
   cria_test_rmtree (bad);
 }
 
+/* cria-random-model must give the values random_weights.py computes in numpy
+ * (the goldens of the real-shape checkpoints rest on it). */
+static void
+test_random_model (void)
+{
+  static const struct {
+    const char *name;
+    guint32 f32[3];
+    guint16 bf16[3];
+  } want[] = {
+    { "model.norm.weight", { 0x3f7c5f64, 0x3f7b4ebd, 0x3f83bf7f }, { 0x3f7c, 0x3f7b, 0x3f84 } },
+    { "model.embed_tokens.weight", { 0xbe81c708, 0xbd17b9b6, 0x3df46046 }, { 0xbe82, 0xbd18, 0x3df4 } },
+    { "model.layers.0.self_attn.q_proj.bias", { 0x3d53faf3, 0x3d366a4a, 0xbdbe15f6 }, { 0x3d54, 0x3d36, 0xbdbe } },
+  };
+  g_autofree char *tool = g_build_filename (cria_test_env ("CRIA_BUILDDIR"), "tests", "modelfiles",
+                                            "cria-random-model", NULL);
+  g_autofree char *config = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "models", "tiny-qwen2",
+                                              "config.json", NULL);
+  g_autofree char *dir = cria_test_tmpdir ();
+  for (int bf16 = 0; bf16 < 2; bf16++) {
+    const char *argv[] = { tool, config, dir, "7", bf16 ? "bf16" : "f32", NULL };
+    int status = -1;
+    CU_ASSERT_TRUE_FATAL (g_spawn_sync (NULL, (char **) argv, NULL, 0, NULL, NULL, NULL, NULL, &status, NULL));
+    CU_ASSERT_EQUAL_FATAL (status, 0);
+    g_autoptr (GError) e = NULL;
+    g_autoptr (CriaHfModel) m = cria_hf_model_open (dir, &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL (m);
+    CU_ASSERT_EQUAL (cria_hf_model_get_config (m)->torch_dtype, bf16 ? CRIA_DTYPE_BF16 : CRIA_DTYPE_F32);
+    for (guint i = 0; i < G_N_ELEMENTS (want); i++) {
+      const CriaWeight *w = cria_hf_model_lookup (m, want[i].name);
+      CU_ASSERT_PTR_NOT_NULL_FATAL (w);
+      for (int j = 0; j < 3; j++) {
+        guint32 got = bf16 ? ((const guint16 *) w->data)[j] : ((const guint32 *) w->data)[j];
+        CU_ASSERT_EQUAL (got, bf16 ? want[i].bf16[j] : want[i].f32[j]);
+      }
+    }
+  }
+  cria_test_rmtree (dir);
+}
+
 static void
 register_suites (void)
 {
@@ -350,6 +390,7 @@ register_suites (void)
     { "golden files", test_golden_files },
     { "real checkpoints", test_real_checkpoints },
     { "cria model info", test_verb },
+    { "seeded random checkpoints", test_random_model },
     { NULL },
   };
   cria_test_add_suite ("hfmodel", cases);
