@@ -9,6 +9,8 @@
 #include <cria/cria-hfmodel.h>
 #include <cria/cria-input.h>
 
+#include "cria-modelfiles-private.h"
+
 static const char *const arch_names[] = { "GPT2LMHeadModel", "LlamaForCausalLM", "Qwen2ForCausalLM",
                                           "MistralForCausalLM" };
 
@@ -269,8 +271,18 @@ parse_llama (Ctx *cx, CriaHfConfig *c)
   return TRUE;
 }
 
+static CriaHfConfig *config_parse (const char *text, gssize len, const char *file, GError **error);
+
 CriaHfConfig *
 cria_hf_config_parse (const char *text, gssize len, const char *file, GError **error)
+{
+  CriaHfConfig *c = config_parse (text, len, file, error);
+  mf_one_line (error);
+  return c;
+}
+
+static CriaHfConfig *
+config_parse (const char *text, gssize len, const char *file, GError **error)
 {
   g_autoptr (JsonNode) root = cria_json_parse (text, len, file, 1, error);
   if (!root)

@@ -14,6 +14,8 @@
 #include <cria/cria-output.h>
 #include <cria/cria-torchfile.h>
 
+#include "cria-modelfiles-private.h"
+
 struct _CriaHfModel {
   char *dir;
   CriaHfConfig *config;
@@ -182,8 +184,18 @@ load_generation (CriaHfModel *m, GError **error)
   return TRUE;
 }
 
+static CriaHfModel *model_open (const char *dir, GError **error);
+
 CriaHfModel *
 cria_hf_model_open (const char *dir, GError **error)
+{
+  CriaHfModel *m = model_open (dir, error);
+  mf_one_line (error);
+  return m;
+}
+
+static CriaHfModel *
+model_open (const char *dir, GError **error)
 {
   if (!g_file_test (dir, G_FILE_TEST_IS_DIR)) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_NOT_FOUND, "%s: not a directory", dir);

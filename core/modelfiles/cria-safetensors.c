@@ -15,6 +15,8 @@
 #include <cria/cria-output.h>
 #include <cria/cria-safetensors.h>
 
+#include "cria-modelfiles-private.h"
+
 /* Headers beyond this are refused before any allocation (as safetensors does). */
 #define MAX_HEADER_BYTES (100u << 20)
 
@@ -33,6 +35,28 @@ static const struct {
   { "F32", CRIA_DTYPE_F32 }, { "BF16", CRIA_DTYPE_BF16 }, { "F16", CRIA_DTYPE_F16 },
   { "I32", CRIA_DTYPE_I32 }, { "I64", CRIA_DTYPE_I64 },   { "U8", CRIA_DTYPE_U8 },
 };
+
+void
+mf_one_line (GError **error)
+{
+  if (!error || !*error)
+    return;
+  const char *m = (*error)->message;
+  gboolean clean = TRUE;
+  for (const char *p = m; *p && clean; p++)
+    clean = (guchar) *p >= 0x20 && *p != 0x7f;
+  if (clean)
+    return;
+  GString *s = g_string_new (NULL);
+  for (const char *p = m; *p; p++) {
+    if ((guchar) *p < 0x20 || *p == 0x7f)
+      g_string_append_printf (s, "\\x%02x", (guchar) *p);
+    else
+      g_string_append_c (s, *p);
+  }
+  g_free ((*error)->message);
+  (*error)->message = g_string_free (s, FALSE);
+}
 
 const char *
 cria_safetensors_dtype_name (CriaDType dtype)
@@ -292,8 +316,10 @@ CriaSafetensors *
 cria_safetensors_parse (const void *data, gsize len, const char *file, GError **error)
 {
   g_autoptr (CriaSafetensors) st = st_new (file);
-  if (!parse_header (st, data, len, error))
+  if (!parse_header (st, data, len, error)) {
+    mf_one_line (error);
     return NULL;
+  }
   return g_steal_pointer (&st);
 }
 
@@ -310,8 +336,10 @@ cria_safetensors_open (const char *path, GError **error)
   st->mapped = mapped;
   const guint8 *bytes = (const guint8 *) g_mapped_file_get_contents (mapped);
   gsize len = g_mapped_file_get_length (mapped);
-  if (!parse_header (st, len ? bytes : (const guint8 *) "", len, error))
+  if (!parse_header (st, len ? bytes : (const guint8 *) "", len, error)) {
+    mf_one_line (error);
     return NULL;
+  }
   return g_steal_pointer (&st);
 }
 

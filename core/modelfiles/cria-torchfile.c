@@ -14,6 +14,8 @@
 #include <cria/cria-error.h>
 #include <cria/cria-torchfile.h>
 
+#include "cria-modelfiles-private.h"
+
 struct _CriaTorchFile {
   GArray *weights; /* CriaWeight; name and data owned */
 };
@@ -152,8 +154,18 @@ out_of_bounds:
   return FALSE;
 }
 
+static CriaTorchFile *torch_file_open (const char *path, GError **error);
+
 CriaTorchFile *
 cria_torch_file_open (const char *path, GError **error)
+{
+  CriaTorchFile *tf = torch_file_open (path, error);
+  mf_one_line (error);
+  return tf;
+}
+
+static CriaTorchFile *
+torch_file_open (const char *path, GError **error)
 {
   g_autoptr (GHashTable) members = read_members (path, error);
   if (!members)

@@ -14,6 +14,8 @@
 #include <cria/cria-error.h>
 #include <cria/cria-torchfile.h>
 
+#include "cria-modelfiles-private.h"
+
 /* Nesting deeper than this is not a state dict (and would recurse when freed). */
 #define MAX_DEPTH 32
 
@@ -609,5 +611,6 @@ cria_torch_unpickle (const guint8 *pickle, gsize len, const char *file, GError *
     out = collect (&u, u.stack->pdata[0]);
   g_ptr_array_unref (u.stack);
   g_hash_table_unref (u.memo);
+  mf_one_line (error);
   return out;
 }

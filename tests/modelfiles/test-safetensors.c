@@ -126,6 +126,8 @@ test_malformed_headers (void)
                 "before begin");
   expect_error ("{\"__metadata__\":{\"k\":1}}", 0, CRIA_ERROR_PARSE, "__metadata__: 'k' is not a string");
   expect_error ("{\"__metadata__\":[]}", 0, CRIA_ERROR_PARSE, "__metadata__ is not an object");
+  /* Names from the file cannot break the error onto two lines (found by fuzzing). */
+  expect_error ("{\"a\\nb\":5}", 0, CRIA_ERROR_PARSE, "tensor 'a\\x0ab': entry is not an object");
 }
 
 static void
