@@ -6,21 +6,12 @@
 #include <glib/gstdio.h>
 
 #include "cria-test.h"
+#include "modelfiles-test.h"
 
 static char *
 model_path (const char *name)
 {
   return g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "models", name, NULL);
-}
-
-static void
-assert_message (const GError *e, const char *needle)
-{
-  CU_ASSERT_PTR_NOT_NULL_FATAL (e);
-  if (!strstr (e->message, needle)) {
-    printf ("\n  message: %s\n  wanted:  %s\n", e->message, needle);
-    CU_FAIL ("error message");
-  }
 }
 
 static void
@@ -140,19 +131,27 @@ test_config_errors (void)
                        "\"vocab_size\":5,\"n_positions\":4}", "n_head: does not divide n_embd");
 }
 
-/* Copies a checkpoint of tests/models into `dir` with its config edited. */
-static void
-copy_model (const char *name, const char *dir, const char *from, const char *to)
+/* Opens a checkpoint of tests/models and writes it again into `dir`. */
+static CriaHfModel *
+write_copy (const char *name, const char *dir, guint64 max_shard_bytes)
 {
   g_autofree char *src = model_path (name);
   g_autoptr (GError) e = NULL;
-  g_autoptr (CriaHfModel) m = cria_hf_model_open (src, &e);
+  CriaHfModel *m = cria_hf_model_open (src, &e);
   CU_ASSERT_PTR_NOT_NULL_FATAL (m);
   g_autoptr (GArray) ws = g_array_new (FALSE, FALSE, sizeof (CriaWeight));
   for (guint i = 0; i < cria_hf_model_get_n_weights (m); i++)
     g_array_append_val (ws, *cria_hf_model_get_weight (m, i));
   CU_ASSERT_TRUE_FATAL (cria_hf_model_write (dir, cria_hf_model_get_config (m), (CriaWeight *) ws->data, ws->len,
-                                             0, &e));
+                                             max_shard_bytes, &e));
+  return m;
+}
+
+/* Copies a checkpoint of tests/models into `dir` with its config edited. */
+static void
+copy_model (const char *name, const char *dir, const char *from, const char *to)
+{
+  cria_hf_model_free (write_copy (name, dir, 0));
   if (from) {
     g_autofree char *cpath = g_build_filename (dir, "config.json", NULL);
     g_autofree char *text = cria_test_read_file (cpath);
@@ -207,15 +206,8 @@ static void
 test_sharded (void)
 {
   g_autofree char *dir = cria_test_tmpdir ();
-  g_autofree char *src = model_path ("tiny-qwen2");
   g_autoptr (GError) e = NULL;
-  g_autoptr (CriaHfModel) m = cria_hf_model_open (src, &e);
-  CU_ASSERT_PTR_NOT_NULL_FATAL (m);
-  g_autoptr (GArray) ws = g_array_new (FALSE, FALSE, sizeof (CriaWeight));
-  for (guint i = 0; i < cria_hf_model_get_n_weights (m); i++)
-    g_array_append_val (ws, *cria_hf_model_get_weight (m, i));
-  CU_ASSERT_TRUE_FATAL (cria_hf_model_write (dir, cria_hf_model_get_config (m), (CriaWeight *) ws->data, ws->len,
-                                             40000, &e));
+  g_autoptr (CriaHfModel) m = write_copy ("tiny-qwen2", dir, 40000);
   g_autofree char *shard4 = g_build_filename (dir, "model-00004-of-00004.safetensors", NULL);
   g_autofree char *shard5 = g_build_filename (dir, "model-00005-of-00005.safetensors", NULL);
   CU_ASSERT_TRUE (g_file_test (shard4, G_FILE_TEST_EXISTS) || g_file_test (shard5, G_FILE_TEST_EXISTS));

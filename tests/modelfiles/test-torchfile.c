@@ -5,22 +5,12 @@
 #include <string.h>
 
 #include "cria-test.h"
+#include "modelfiles-test.h"
 
 static char *
 fixture (const char *name)
 {
   return g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "fixtures", "torch", name, NULL);
-}
-
-static void
-assert_message (const GError *e, const char *needle)
-{
-  CU_ASSERT_PTR_NOT_NULL_FATAL (e);
-  if (!strstr (e->message, needle)) {
-    printf ("\n  message: %s\n  wanted:  %s\n", e->message, needle);
-    CU_FAIL ("error message");
-  }
-  CU_ASSERT_PTR_NULL (strchr (e->message, '\n'));
 }
 
 static void
