@@ -4,6 +4,8 @@
 
 #include <errno.h>
 
+#include <glib/gstdio.h>
+
 #include <cria/cria-error.h>
 #include <cria/cria-hfmodel.h>
 #include <cria/cria-output.h>
@@ -87,6 +89,14 @@ cria_hf_model_write (const char *dir, const CriaHfConfig *config, const CriaWeig
     g_autoptr (JsonNode) index = json_builder_get_root (b);
     if (!write_json (dir, "model.safetensors.index.json", index, error))
       return FALSE;
+  }
+  /* A reader takes model.safetensors before an index: the layout not
+   * written now must not linger beside the new one. */
+  g_autofree char *stale = g_build_filename (dir, shards->len > 1 ? "model.safetensors"
+                                                                   : "model.safetensors.index.json", NULL);
+  if (g_unlink (stale) != 0 && errno != ENOENT) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s: cannot remove it: %s", stale, g_strerror (errno));
+    return FALSE;
   }
   g_autoptr (JsonNode) root = json_node_new (JSON_NODE_OBJECT);
   json_node_set_object (root, config->json);

@@ -207,7 +207,11 @@ test_sharded (void)
 {
   g_autofree char *dir = cria_test_tmpdir ();
   g_autoptr (GError) e = NULL;
+  /* Written whole first: the sharded write must replace that layout. */
+  cria_hf_model_free (write_copy ("tiny-qwen2", dir, 0));
   g_autoptr (CriaHfModel) m = write_copy ("tiny-qwen2", dir, 40000);
+  g_autofree char *single = g_build_filename (dir, "model.safetensors", NULL);
+  CU_ASSERT_FALSE (g_file_test (single, G_FILE_TEST_EXISTS));
   g_autofree char *shard4 = g_build_filename (dir, "model-00004-of-00004.safetensors", NULL);
   g_autofree char *shard5 = g_build_filename (dir, "model-00005-of-00005.safetensors", NULL);
   CU_ASSERT_TRUE (g_file_test (shard4, G_FILE_TEST_EXISTS) || g_file_test (shard5, G_FILE_TEST_EXISTS));
