@@ -14,6 +14,7 @@ static const CriaVerb verbs[] = {
   { "data", "build instruction datasets with a record pipeline", cria_verb_data },
   { "inspect", "list plugins and providers, or show one provider's properties", cria_verb_inspect },
   { "metric", "score generations against references (BLEU, ROUGE, SQuAD EM/F1, distinct-n)", cria_verb_metric },
+  { "model", "describe and check a Hugging Face model directory", cria_verb_model },
 };
 
 static char **plugin_paths;  /* --plugin-path after the verb */

@@ -17,3 +17,6 @@
 #include <cria/cria-optim.h>
 #include <cria/cria-plot.h>
 #include <cria/cria-metric.h>
+#include <cria/cria-safetensors.h>
+#include <cria/cria-hfmodel.h>
+#include <cria/cria-torchfile.h>
