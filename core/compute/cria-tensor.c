@@ -147,20 +147,33 @@ cria_f32_to_f16 (float f)
   return sign | (guint16) h;
 }
 
-void
-cria_convert_to_f32 (CriaDType dtype, const void *src, float *dst, gsize n)
+/* Both directions in one place, so the two stay each other's inverse. */
+static void
+convert (CriaDType dtype, const void *src, void *dst, gsize n, gboolean to_f32)
 {
+  const float *fs = src;
+  float *fd = dst;
+  const guint16 *hs = src;
+  guint16 *hd = dst;
   switch (dtype) {
     case CRIA_DTYPE_F32:
       memmove (dst, src, n * sizeof (float));
       break;
     case CRIA_DTYPE_BF16:
-      for (gsize i = 0; i < n; i++)
-        dst[i] = cria_bf16_to_f32 (((const guint16 *) src)[i]);
+      for (gsize i = 0; i < n; i++) {
+        if (to_f32)
+          fd[i] = cria_bf16_to_f32 (hs[i]);
+        else
+          hd[i] = cria_f32_to_bf16 (fs[i]);
+      }
       break;
     case CRIA_DTYPE_F16:
-      for (gsize i = 0; i < n; i++)
-        dst[i] = cria_f16_to_f32 (((const guint16 *) src)[i]);
+      for (gsize i = 0; i < n; i++) {
+        if (to_f32)
+          fd[i] = cria_f16_to_f32 (hs[i]);
+        else
+          hd[i] = cria_f32_to_f16 (fs[i]);
+      }
       break;
     default:
       g_return_if_reached ();
@@ -168,21 +181,13 @@ cria_convert_to_f32 (CriaDType dtype, const void *src, float *dst, gsize n)
 }
 
 void
+cria_convert_to_f32 (CriaDType dtype, const void *src, float *dst, gsize n)
+{
+  convert (dtype, src, dst, n, TRUE);
+}
+
+void
 cria_convert_from_f32 (CriaDType dtype, const float *src, void *dst, gsize n)
 {
-  switch (dtype) {
-    case CRIA_DTYPE_F32:
-      memmove (dst, src, n * sizeof (float));
-      break;
-    case CRIA_DTYPE_BF16:
-      for (gsize i = 0; i < n; i++)
-        ((guint16 *) dst)[i] = cria_f32_to_bf16 (src[i]);
-      break;
-    case CRIA_DTYPE_F16:
-      for (gsize i = 0; i < n; i++)
-        ((guint16 *) dst)[i] = cria_f32_to_f16 (src[i]);
-      break;
-    default:
-      g_return_if_reached ();
-  }
+  convert (dtype, src, dst, n, FALSE);
 }

@@ -24,6 +24,21 @@ run_rows (gpointer be, CriaNode *n, CpuTaskFunc fn)
   cpu_pool_run (cpu->pool, cpu_numel (n) / last_dim (n), ROW_GRAIN, fn, n);
 }
 
+/* The kernels of a row-wise op: its tasks over the rows; backward only when
+ * the input wants a gradient. */
+#define DEFINE_ROW_KERNELS(NAME)                                              \
+  static gboolean NAME##_forward (gpointer be, CriaNode *n, GError **error)   \
+  {                                                                           \
+    run_rows (be, n, NAME##_fwd_task);                                        \
+    return TRUE;                                                              \
+  }                                                                           \
+  static gboolean NAME##_backward (gpointer be, CriaNode *n, GError **error)  \
+  {                                                                           \
+    if (n->src[0]->grad)                                                      \
+      run_rows (be, n, NAME##_bwd_task);                                      \
+    return NAME##_after_backward (n);                                         \
+  }
+
 /* ---- embedding: y[t] = table[ids[t]];  dtable[ids[t]] += dy[t] ---------- */
 
 static gboolean
@@ -74,79 +89,77 @@ embedding_backward (gpointer be, CriaNode *n, GError **error)
   return TRUE;
 }
 
-/* ---- layernorm: y = (x - mu) r w + b, r = 1/sqrt(var + eps) -------------- */
+/* ---- layernorm: y = (x - mu) r w + b, r = 1/sqrt(var + eps);
+ *      rmsnorm:   y = x r w, r = 1/sqrt(mean(x^2) + eps): the same with mu = 0
+ * and no bias. With xh = (x - mu) r and g = dy w:
+ *   dx = r (g - mean(g) - xh mean(g xh))   (rmsnorm: without mean(g))
+ *   dw += dy xh;  db += dy  (summed over rows afterwards, serially) ------------ */
+
+/* Returns r of one row and sets its mean (0 for rmsnorm). */
+static float
+norm_stats (const CriaNode *n, const float *x, gint64 D, float *mu)
+{
+  float m = 0, var = 0;
+  if (n->op == CRIA_OP_LAYERNORM) {
+    for (gint64 i = 0; i < D; i++)
+      m += x[i];
+    m /= D;
+  }
+  for (gint64 i = 0; i < D; i++)
+    var += (x[i] - m) * (x[i] - m);
+  *mu = m;
+  return 1.0f / sqrtf (var / D + n->fparam[0]);
+}
 
 static void
-layernorm_fwd_task (gpointer data, gint64 begin, gint64 end, int thread)
+norm_fwd_task (gpointer data, gint64 begin, gint64 end, int thread)
 {
   CriaNode *n = data;
   gint64 D = last_dim (n);
-  const float *x = cpu_f32 (n->src[0]->value), *w = cpu_f32 (n->src[1]->value), *b = cpu_f32 (n->src[2]->value);
+  const float *x = cpu_f32 (n->src[0]->value), *w = cpu_f32 (n->src[1]->value);
+  const float *b = n->op == CRIA_OP_LAYERNORM ? cpu_f32 (n->src[2]->value) : NULL;
   float *y = cpu_f32 (n->value);
   for (gint64 r = begin; r < end; r++) {
-    const float *xr = x + r * D;
-    float mu = 0, var = 0;
+    float mu, rs = norm_stats (n, x + r * D, D, &mu);
     for (gint64 i = 0; i < D; i++)
-      mu += xr[i];
-    mu /= D;
-    for (gint64 i = 0; i < D; i++)
-      var += (xr[i] - mu) * (xr[i] - mu);
-    float rs = 1.0f / sqrtf (var / D + n->fparam[0]);
-    for (gint64 i = 0; i < D; i++)
-      y[r * D + i] = (xr[i] - mu) * rs * w[i] + b[i];
+      y[r * D + i] = (x[r * D + i] - mu) * rs * w[i] + (b ? b[i] : 0.0f);
   }
 }
 
-/* xh = (x - mu) r;  dx = r (g - mean(g) - xh mean(g xh)), g = dy w;
- * dw += dy xh;  db += dy (summed over rows afterwards, serially) */
 static void
-layernorm_bwd_task (gpointer data, gint64 begin, gint64 end, int thread)
+norm_bwd_task (gpointer data, gint64 begin, gint64 end, int thread)
 {
   CriaNode *n = data;
   gint64 D = last_dim (n);
   const float *x = cpu_f32 (n->src[0]->value), *w = cpu_f32 (n->src[1]->value), *dy = cpu_f32 (n->grad);
-  float *dx = n->src[0]->grad ? cpu_f32 (n->src[0]->grad) : NULL;
-  if (!dx)
-    return;
+  float *dx = cpu_f32 (n->src[0]->grad);
+  gboolean centered = n->op == CRIA_OP_LAYERNORM;
   for (gint64 r = begin; r < end; r++) {
     const float *xr = x + r * D, *g = dy + r * D;
-    float mu = 0, var = 0;
-    for (gint64 i = 0; i < D; i++)
-      mu += xr[i];
-    mu /= D;
-    for (gint64 i = 0; i < D; i++)
-      var += (xr[i] - mu) * (xr[i] - mu);
-    float rs = 1.0f / sqrtf (var / D + n->fparam[0]);
+    float mu, rs = norm_stats (n, xr, D, &mu);
     float mg = 0, mgx = 0;
     for (gint64 i = 0; i < D; i++) {
       mg += g[i] * w[i];
       mgx += g[i] * w[i] * (xr[i] - mu) * rs;
     }
-    mg /= D;
+    mg = centered ? mg / D : 0.0f;
     mgx /= D;
     for (gint64 i = 0; i < D; i++)
       dx[r * D + i] += rs * (g[i] * w[i] - mg - (xr[i] - mu) * rs * mgx);
   }
 }
 
-/* Weight (and bias) gradients of a norm: sum over rows of dy * xh (and dy). */
-static void
-norm_param_grads (CriaNode *n, gboolean rms)
+static gboolean
+norm_after_backward (CriaNode *n)
 {
-  CriaNode *w = n->src[1], *b = rms ? NULL : n->src[2];
+  CriaNode *w = n->src[1], *b = n->op == CRIA_OP_LAYERNORM ? n->src[2] : NULL;
   if (!w->grad && !(b && b->grad))
-    return;
+    return TRUE;
   gint64 D = last_dim (n), rows = cpu_numel (n) / D;
   const float *x = cpu_f32 (n->src[0]->value), *dy = cpu_f32 (n->grad);
   for (gint64 r = 0; r < rows; r++) {
     const float *xr = x + r * D, *g = dy + r * D;
-    float mu = 0, var = 0;
-    for (gint64 i = 0; i < D && !rms; i++)
-      mu += xr[i];
-    mu /= D;
-    for (gint64 i = 0; i < D; i++)
-      var += (xr[i] - mu) * (xr[i] - mu);
-    float rs = 1.0f / sqrtf (var / D + n->fparam[0]);
+    float mu, rs = norm_stats (n, xr, D, &mu);
     for (gint64 i = 0; i < D; i++) {
       if (w->grad)
         cpu_f32 (w->grad)[i] += g[i] * (xr[i] - mu) * rs;
@@ -154,84 +167,10 @@ norm_param_grads (CriaNode *n, gboolean rms)
         cpu_f32 (b->grad)[i] += g[i];
     }
   }
-}
-
-static gboolean
-layernorm_forward (gpointer be, CriaNode *n, GError **error)
-{
-  run_rows (be, n, layernorm_fwd_task);
   return TRUE;
 }
 
-static gboolean
-layernorm_backward (gpointer be, CriaNode *n, GError **error)
-{
-  run_rows (be, n, layernorm_bwd_task);
-  norm_param_grads (n, FALSE);
-  return TRUE;
-}
-
-/* ---- rmsnorm: y = x r w, r = 1/sqrt(mean(x^2) + eps) ------------------- */
-
-static float
-rms_of (const float *x, gint64 D, float eps)
-{
-  float ss = 0;
-  for (gint64 i = 0; i < D; i++)
-    ss += x[i] * x[i];
-  return 1.0f / sqrtf (ss / D + eps);
-}
-
-static void
-rmsnorm_fwd_task (gpointer data, gint64 begin, gint64 end, int thread)
-{
-  CriaNode *n = data;
-  gint64 D = last_dim (n);
-  const float *x = cpu_f32 (n->src[0]->value), *w = cpu_f32 (n->src[1]->value);
-  float *y = cpu_f32 (n->value);
-  for (gint64 r = begin; r < end; r++) {
-    float rs = rms_of (x + r * D, D, n->fparam[0]);
-    for (gint64 i = 0; i < D; i++)
-      y[r * D + i] = x[r * D + i] * rs * w[i];
-  }
-}
-
-/* dx = r g - r^3 x mean(g x), g = dy w */
-static void
-rmsnorm_bwd_task (gpointer data, gint64 begin, gint64 end, int thread)
-{
-  CriaNode *n = data;
-  gint64 D = last_dim (n);
-  const float *x = cpu_f32 (n->src[0]->value), *w = cpu_f32 (n->src[1]->value), *dy = cpu_f32 (n->grad);
-  float *dx = n->src[0]->grad ? cpu_f32 (n->src[0]->grad) : NULL;
-  if (!dx)
-    return;
-  for (gint64 r = begin; r < end; r++) {
-    const float *xr = x + r * D, *g = dy + r * D;
-    float rs = rms_of (xr, D, n->fparam[0]);
-    float mgx = 0;
-    for (gint64 i = 0; i < D; i++)
-      mgx += g[i] * w[i] * xr[i];
-    mgx /= D;
-    for (gint64 i = 0; i < D; i++)
-      dx[r * D + i] += rs * g[i] * w[i] - rs * rs * rs * xr[i] * mgx;
-  }
-}
-
-static gboolean
-rmsnorm_forward (gpointer be, CriaNode *n, GError **error)
-{
-  run_rows (be, n, rmsnorm_fwd_task);
-  return TRUE;
-}
-
-static gboolean
-rmsnorm_backward (gpointer be, CriaNode *n, GError **error)
-{
-  run_rows (be, n, rmsnorm_bwd_task);
-  norm_param_grads (n, TRUE);
-  return TRUE;
-}
+DEFINE_ROW_KERNELS (norm)
 
 /* ---- rope (rotate_half): for i < D/2, a = pos f_i,
  * y_i = x_i cos a - x_{i+D/2} sin a;  y_{i+D/2} = x_{i+D/2} cos a + x_i sin a.
@@ -270,20 +209,8 @@ rope_bwd_task (gpointer data, gint64 begin, gint64 end, int thread)
   rope_rotate (n, begin, end, cpu_f32 (n->grad), cpu_f32 (n->src[0]->grad), -1.0f, TRUE);
 }
 
-static gboolean
-rope_forward (gpointer be, CriaNode *n, GError **error)
-{
-  run_rows (be, n, rope_fwd_task);
-  return TRUE;
-}
-
-static gboolean
-rope_backward (gpointer be, CriaNode *n, GError **error)
-{
-  if (n->src[0]->grad)
-    run_rows (be, n, rope_bwd_task);
-  return TRUE;
-}
+#define rope_after_backward(n) TRUE
+DEFINE_ROW_KERNELS (rope)
 
 /* ---- unary activations ----------------------------------------------------- */
 
@@ -337,18 +264,10 @@ silu_d (float x)
     for (gint64 i = begin * D; i < end * D; i++)                                         \
       dx[i] += dy[i] * DF (x[i]);                                                        \
   }                                                                                      \
-  static gboolean NAME##_forward (gpointer be, CriaNode *n, GError **error)              \
-  {                                                                                      \
-    run_rows (be, n, NAME##_fwd_task);                                                   \
-    return TRUE;                                                                         \
-  }                                                                                      \
-  static gboolean NAME##_backward (gpointer be, CriaNode *n, GError **error)             \
-  {                                                                                      \
-    if (n->src[0]->grad)                                                                 \
-      run_rows (be, n, NAME##_bwd_task);                                                 \
-    return TRUE;                                                                         \
-  }
+  DEFINE_ROW_KERNELS (NAME)
 
+#define gelu_after_backward(n) TRUE
+#define silu_after_backward(n) TRUE
 DEFINE_UNARY (gelu, gelu_f, gelu_d)
 DEFINE_UNARY (silu, silu_f, silu_d)
 
@@ -413,20 +332,8 @@ softmax_bwd_task (gpointer data, gint64 begin, gint64 end, int thread)
   }
 }
 
-static gboolean
-softmax_forward (gpointer be, CriaNode *n, GError **error)
-{
-  run_rows (be, n, softmax_fwd_task);
-  return TRUE;
-}
-
-static gboolean
-softmax_backward (gpointer be, CriaNode *n, GError **error)
-{
-  if (n->src[0]->grad)
-    run_rows (be, n, softmax_bwd_task);
-  return TRUE;
-}
+#define softmax_after_backward(n) TRUE
+DEFINE_ROW_KERNELS (softmax)
 
 /* ---- add, mul (b broadcast over a's leading dims), scale --------------------- */
 
@@ -680,8 +587,8 @@ slice_backward (gpointer be, CriaNode *n, GError **error)
 const CriaKernel cpu_elementwise_kernels[CRIA_N_OPS] = {
   [CRIA_OP_MATMUL] = { cpu_matmul_forward, cpu_matmul_backward },
   [CRIA_OP_EMBEDDING] = { embedding_forward, embedding_backward },
-  [CRIA_OP_LAYERNORM] = { layernorm_forward, layernorm_backward },
-  [CRIA_OP_RMSNORM] = { rmsnorm_forward, rmsnorm_backward },
+  [CRIA_OP_LAYERNORM] = { norm_forward, norm_backward },
+  [CRIA_OP_RMSNORM] = { norm_forward, norm_backward },
   [CRIA_OP_ROPE] = { rope_forward, rope_backward },
   [CRIA_OP_ATTENTION] = { cpu_attention_forward, cpu_attention_backward },
   [CRIA_OP_GELU] = { gelu_forward, gelu_backward },
