@@ -354,6 +354,64 @@ test_bad_graphs (void)
   }
 }
 
+/* A LoRA-like hook: out + (x A^T) B^T, attached without the "model" knowing. */
+static CriaNode *
+lora_hook (CriaGraph *g, const char *name, CriaNode *x, CriaNode *out, gpointer data)
+{
+  GPtrArray *seen = data;
+  g_ptr_array_add (seen, g_strdup (name));
+  if (!g_str_has_suffix (name, "q_proj"))
+    return out;
+  gint64 as[] = { 1, x->shape[x->n_dims - 1] }, bs[] = { out->shape[out->n_dims - 1], 1 };
+  g_autoptr (CriaTensor) a = cria_tensor_new (CRIA_DTYPE_F32, 2, as);
+  g_autoptr (CriaTensor) b = cria_tensor_new (CRIA_DTYPE_F32, 2, bs);
+  for (gint64 i = 0; i < as[1]; i++)
+    ((float *) a->data)[i] = 1.0f;
+  for (gint64 i = 0; i < bs[0]; i++)
+    ((float *) b->data)[i] = 0.5f;
+  CriaNode *down = cria_linear (g, "lora_A", x, cria_graph_param (g, "lora_A", a, TRUE), NULL);
+  return cria_add (g, out, cria_matmul (g, down, cria_graph_param (g, "lora_B", b, TRUE), FALSE, TRUE));
+}
+
+static void
+test_linear_hook (void)
+{
+  g_autoptr (CriaGraph) g = cria_graph_new ();
+  g_autoptr (GPtrArray) seen = g_ptr_array_new_with_free_func (g_free);
+  cria_graph_set_linear_hook (g, lora_hook, seen);
+  gint64 xs[] = { 2, 3 }, ws[] = { 4, 3 }, bs[] = { 4 };
+  g_autoptr (CriaTensor) x = cria_tensor_new (CRIA_DTYPE_F32, 2, xs);
+  g_autoptr (CriaTensor) w = cria_tensor_new (CRIA_DTYPE_BF16, 2, ws);
+  g_autoptr (CriaTensor) b = cria_tensor_new (CRIA_DTYPE_F32, 1, bs);
+  for (int i = 0; i < 6; i++)
+    ((float *) x->data)[i] = (float) i;
+  for (int i = 0; i < 12; i++)
+    ((guint16 *) w->data)[i] = cria_f32_to_bf16 (i == 0 ? 1.0f : 0.0f);
+  ((float *) b->data)[3] = 2.0f;
+  CriaNode *xn = cria_graph_param (g, "x", x, FALSE);
+  CriaNode *q = cria_linear (g, "layers.0.q_proj", xn, cria_graph_param (g, "w", w, FALSE), cria_graph_param (g, "b", b, FALSE));
+  CriaNode *loss = cria_lm_head_ce (g, q, cria_graph_param (g, "head", w, FALSE), NULL, 1);
+  CU_ASSERT_PTR_NULL (loss); /* no labels: refused, and said so */
+  g_autoptr (GError) error = NULL;
+  CU_ASSERT_FALSE (cria_graph_check (g, &error));
+  expect_error (error, "lm_head_ce: input 2 is missing");
+  CU_ASSERT_EQUAL (seen->len, 2);
+  CU_ASSERT_STRING_EQUAL (g_ptr_array_index (seen, 0), "layers.0.q_proj");
+  CU_ASSERT_STRING_EQUAL (g_ptr_array_index (seen, 1), "lora_A");
+  CU_ASSERT_PTR_NOT_NULL (cria_graph_find (g, "layers.0.q_proj"));
+
+  g_autoptr (CriaGraph) g2 = cria_graph_new ();
+  cria_graph_set_linear_hook (g2, lora_hook, seen);
+  xn = cria_graph_param (g2, "x", x, FALSE);
+  q = cria_linear (g2, "layers.0.q_proj", xn, cria_graph_param (g2, "w", w, FALSE), cria_graph_param (g2, "b", b, FALSE));
+  CU_ASSERT_TRUE_FATAL (cria_graph_plan (g2, backend, NULL, NULL) && cria_graph_forward (g2, NULL));
+  /* row 1 of x is (3, 4, 5): base = (3, 0, 0, 2), LoRA adds 0.5 * 12 = 6 */
+  const float *y = q->value->data;
+  CU_ASSERT_DOUBLE_EQUAL (y[4], 9.0, 1e-6);
+  CU_ASSERT_DOUBLE_EQUAL (y[5], 6.0, 1e-6);
+  CU_ASSERT_DOUBLE_EQUAL (y[7], 8.0, 1e-6);
+}
+
 static void
 register_suites (void)
 {
@@ -379,6 +437,7 @@ register_suites (void)
     { "sgemm of every ISA against float64", test_gemm_isas },
     { "memory plan reuses buffers", test_plan_reuses_memory },
     { "bad graphs and inputs", test_bad_graphs },
+    { "linear layers and the adapter hook", test_linear_hook },
     { NULL },
   };
   cria_test_add_suite ("ops against PyTorch", torch_cases);

@@ -6,6 +6,8 @@
 struct _CriaGraph {
   GPtrArray *nodes;       /* CriaNode*, in the order built: a topological order */
   GError *error;          /* the first building error */
+  CriaLinearHook linear_hook;
+  gpointer linear_hook_data;
   CriaNode *loss;         /* set by cria_graph_backward */
   CriaNode **backward_order; /* nodes whose backward runs, in the order it runs */
   guint n_backward;

@@ -547,3 +547,21 @@ cria_lm_head_ce (CriaGraph *g, CriaNode *h, CriaNode *w, CriaNode *labels, gint6
     out->iparam[0] = chunk;
   return out;
 }
+
+void
+cria_graph_set_linear_hook (CriaGraph *g, CriaLinearHook hook, gpointer user_data)
+{
+  g->linear_hook = hook;
+  g->linear_hook_data = user_data;
+}
+
+CriaNode *
+cria_linear (CriaGraph *g, const char *name, CriaNode *x, CriaNode *w, CriaNode *b)
+{
+  CriaNode *out = cria_node_set_name (cria_matmul (g, x, w, FALSE, TRUE), name);
+  if (b)
+    out = cria_add (g, out, b);
+  if (!out || !g->linear_hook)
+    return out;
+  return g->linear_hook (g, name, x, out, g->linear_hook_data);
+}

@@ -132,6 +132,19 @@ CriaNode *cria_dropout (CriaGraph *g, CriaNode *a, float p, guint64 seed);
  * computed `chunk` vocabulary entries at a time and never stored whole. */
 CriaNode *cria_lm_head_ce (CriaGraph *g, CriaNode *h, CriaNode *w, CriaNode *labels, gint64 chunk);
 
+/* A linear layer as Hugging Face stores it: y = x w^T (+ b) with w [out, in].
+ * The matmul is named `name` ("model.layers.0.self_attn.q_proj"), and the
+ * result passes through the graph's linear hook, if any. b may be NULL. */
+CriaNode *cria_linear (CriaGraph *g, const char *name, CriaNode *x, CriaNode *w, CriaNode *b);
+
+/* How adapters attach without the model knowing: called for every
+ * cria_linear as it is built, with the layer's input and output; returns the
+ * node the model goes on with (out itself, or out plus a LoRA branch of x).
+ * Nodes the hook adds come after x and out, so the graph stays in order. */
+typedef CriaNode *(*CriaLinearHook) (CriaGraph *g, const char *name, CriaNode *x, CriaNode *out,
+                                     gpointer user_data);
+void cria_graph_set_linear_hook (CriaGraph *g, CriaLinearHook hook, gpointer user_data);
+
 /* Derives the backward pass of `loss` (a scalar, or the output of
  * cria_lm_head_ce, whose loss sum is differentiated): every node that depends
  * on a trainable param gets a gradient. Call before cria_graph_plan. */
