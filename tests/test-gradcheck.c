@@ -272,8 +272,16 @@ test_every_op_covered (void)
 }
 
 static void
+cleanup (void)
+{
+  cria_backend_free (backend);
+  cria_registry_free (registry);
+}
+
+static void
 register_suites (void)
 {
+  atexit (cleanup);
   registry = cria_test_registry ();
   const CriaProvider *p = cria_registry_lookup (registry, CRIA_KIND_BACKEND, "cpu");
   g_assert (p);

@@ -187,7 +187,7 @@ static void
 test_gemm_isas (void)
 {
   const char *isas[] = { "generic", "avx2", "avx512" };
-  const gint64 sizes[][3] = { { 1, 37, 29 }, { 3, 64, 100 }, { 13, 37, 29 }, { 70, 100, 65 }, { 7, 1, 5 } };
+  const gint64 sizes[][3] = { { 1, 37, 29 }, { 3, 64, 100 }, { 13, 37, 29 }, { 70, 100, 65 }, { 7, 1, 5 }, { 30, 33, 600 } };
   GRand *rand = g_rand_new_with_seed (7);
   for (guint s = 0; s < G_N_ELEMENTS (isas); s++) {
     g_autoptr (GError) error = NULL;
@@ -413,8 +413,17 @@ test_linear_hook (void)
 }
 
 static void
+cleanup (void)
+{
+  cria_backend_free (backend);
+  cria_registry_free (registry);
+  g_object_unref (parser);
+}
+
+static void
 register_suites (void)
 {
+  atexit (cleanup);
   g_autofree char *path = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "compute", "op-goldens.json", NULL);
   parser = json_parser_new ();
   if (!json_parser_load_from_file (parser, path, NULL))

@@ -17,7 +17,7 @@
 #include "cpu.h"
 
 #define MR 6
-#define MAX_NR 32
+#define KC 256
 
 typedef float v4 __attribute__ ((vector_size (16), aligned (4)));
 typedef float v8 __attribute__ ((vector_size (32), aligned (4)));
@@ -160,45 +160,47 @@ b_at (const Gemm *g, gint64 k, gint64 n)
   }
 }
 
-/* Bp[k][j] = B(k, n0 + j), zero past the last column. */
+/* Bp[k][j] = B(k0 + k, n0 + j) for k < kc, zero past the last column. */
 static void
-pack_panel (const Gemm *g, gint64 n0, int nr, int width, float *Bp)
+pack_panel (const Gemm *g, gint64 k0, gint64 kc, gint64 n0, int nr, int width, float *Bp)
 {
   if (nr < width)
-    memset (Bp, 0, (gsize) (g->K * width) * sizeof (float));
+    memset (Bp, 0, (gsize) (kc * width) * sizeof (float));
   if (g->btype == CRIA_DTYPE_F32 && g->csb == 1) {
     const float *B = g->B;
-    for (gint64 k = 0; k < g->K; k++)
-      memcpy (Bp + k * width, B + k * g->rsb + n0, (gsize) nr * sizeof (float));
+    for (gint64 k = 0; k < kc; k++)
+      memcpy (Bp + k * width, B + (k0 + k) * g->rsb + n0, (gsize) nr * sizeof (float));
     return;
   }
   /* Walk each column of B along k: contiguous for [N,K] weights. */
   for (int j = 0; j < nr; j++)
-    for (gint64 k = 0; k < g->K; k++)
-      Bp[k * width + j] = b_at (g, k, n0 + j);
+    for (gint64 k = 0; k < kc; k++)
+      Bp[k * width + j] = b_at (g, k0 + k, n0 + j);
 }
 
+/* One task: a panel of NR columns times a block of rows, K in slices of KC
+ * so that the packed slice (KC x NR floats, 32 KiB for AVX-512) stays in L1
+ * while the rows walk over it. */
 static void
 gemm_task (gpointer data, gint64 begin, gint64 end, int thread)
 {
   const Gemm *g = data;
   int width = isas[g->be->isa].nr;
   KernelFunc kernel = isas[g->be->isa].kernel;
-  float *Bp = cpu_scratch (g->be, thread, (gsize) (g->K * width));
-  gint64 packed = -1;
+  float *Bp = cpu_scratch (g->be, thread, (gsize) (KC * width));
   for (gint64 t = begin; t < end; t++) {
     gint64 panel = t / g->m_blocks, mb = t % g->m_blocks;
     gint64 n0 = panel * width;
     int nr = (int) MIN (width, g->N - n0);
-    if (packed != panel) {
-      pack_panel (g, n0, nr, width, Bp);
-      packed = panel;
-    }
     gint64 i_end = MIN (g->M, (mb + 1) * g->m_block);
-    for (gint64 i = mb * g->m_block; i < i_end; i += MR) {
-      int mr = (int) MIN (MR, i_end - i);
-      kernel (g->K, g->A + i * g->rsa, g->rsa, g->csa, Bp, g->C + i * g->ldc + n0, g->ldc, mr, nr,
-              g->accumulate);
+    for (gint64 k0 = 0; k0 < g->K; k0 += KC) {
+      gint64 kc = MIN (KC, g->K - k0);
+      pack_panel (g, k0, kc, n0, nr, width, Bp);
+      for (gint64 i = mb * g->m_block; i < i_end; i += MR) {
+        int mr = (int) MIN (MR, i_end - i);
+        kernel (kc, g->A + i * g->rsa + k0 * g->csa, g->rsa, g->csa, Bp, g->C + i * g->ldc + n0, g->ldc, mr, nr,
+                g->accumulate || k0 > 0);
+      }
     }
   }
 }
@@ -256,7 +258,6 @@ cpu_gemm (CpuBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gint64 r
     g.m_block = MAX (8 * MR, ((M + want - 1) / want + MR - 1) / MR * MR);
   }
   g.m_blocks = (M + g.m_block - 1) / g.m_block;
-  /* A task repacks its panel unless it ran the previous block of it: at most
-   * 1/m_block of the work, for balance across threads. */
+  /* Each task packs its own panel: 1/m_block of the work, for balance. */
   cpu_pool_run (be->pool, panels * g.m_blocks, 1, gemm_task, &g);
 }
