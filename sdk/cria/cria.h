@@ -4,6 +4,9 @@
 #include <cria/cria-version.h>
 #include <cria/cria-error.h>
 #include <cria/cria-dtype.h>
+#include <cria/cria-tensor.h>
+#include <cria/cria-graph.h>
+#include <cria/cria-backend.h>
 #include <cria/cria-props.h>
 #include <cria/cria-plugin.h>
 #include <cria/cria-registry.h>

@@ -1,0 +1,96 @@
+/* cria-backend.c: creating backends from their providers. */
+#include "config.h"
+
+#include <cria/cria-error.h>
+#include "cria-graph-private.h"
+
+struct _CriaBackend {
+  const CriaBackendVTable *vt;
+  gpointer self;
+  char *name;
+};
+
+CriaBackend *
+cria_backend_new (const CriaProvider *provider, const CriaProps *props, GError **error)
+{
+  g_return_val_if_fail (cria_provider_get_kind (provider) == CRIA_KIND_BACKEND, NULL);
+  const CriaBackendVTable *vt = cria_provider_get_vtable (provider);
+  gpointer self = vt->create (props, error);
+  if (!self)
+    return NULL;
+  CriaBackend *b = g_new0 (CriaBackend, 1);
+  b->vt = vt;
+  b->self = self;
+  b->name = g_strdup (cria_provider_get_name (provider));
+  return b;
+}
+
+CriaBackend *
+cria_backend_open (CriaRegistry *registry, const char *name, GError **error)
+{
+  const CriaProvider *p = cria_registry_require (registry, CRIA_KIND_BACKEND, name, error);
+  if (!p)
+    return NULL;
+  g_autoptr (CriaProps) props = cria_provider_new_props (p);
+  return cria_backend_new (p, props, error);
+}
+
+void
+cria_backend_free (CriaBackend *b)
+{
+  if (!b)
+    return;
+  b->vt->destroy (b->self);
+  g_free (b->name);
+  g_free (b);
+}
+
+char *
+cria_backend_describe (CriaBackend *b)
+{
+  return b->vt->describe ? b->vt->describe (b->self) : g_strdup (b->name);
+}
+
+static gboolean
+run_kernel (CriaBackend *b, CriaNode *node, gboolean backward, GError **error)
+{
+  const CriaKernel *k = &b->vt->kernels[node->op];
+  gboolean (*fn) (gpointer, CriaNode *, GError **) = backward ? k->backward : k->forward;
+  if (!fn) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, "backend %s has no %s kernel for %s", b->name,
+                 backward ? "backward" : "forward", cria_op_name (node->op));
+    return FALSE;
+  }
+  return fn (b->self, node, error);
+}
+
+gboolean
+cria_backend_forward (CriaBackend *b, CriaNode *node, GError **error)
+{
+  return run_kernel (b, node, FALSE, error);
+}
+
+gboolean
+cria_backend_backward (CriaBackend *b, CriaNode *node, GError **error)
+{
+  return run_kernel (b, node, TRUE, error);
+}
+
+gpointer
+cria_backend_alloc_internal (CriaBackend *b, gsize bytes, GError **error)
+{
+  return b->vt->alloc (b->self, bytes, error);
+}
+
+void
+cria_backend_free_internal (CriaBackend *b, gpointer mem)
+{
+  if (mem)
+    b->vt->free (b->self, mem);
+}
+
+void
+cria_backend_zero_internal (CriaBackend *b, gpointer mem, gsize bytes)
+{
+  b->vt->zero (b->self, mem, bytes);
+}

@@ -1,0 +1,263 @@
+/* cpu-gemm.c: single-precision matrix multiply with runtime ISA dispatch.
+ *
+ * B is packed, one panel of NR columns at a time, into a K x NR f32 block
+ * (converting bf16/f16 weights on the way: bf16 storage, f32 accumulation);
+ * a micro-kernel then keeps an MR x NR tile of C in registers while it walks
+ * K, broadcasting one element of A per row. The same C source is compiled for
+ * AVX-512F, AVX2+FMA and the x86-64 baseline with target attributes, so the
+ * build needs no special flags and `__builtin_cpu_supports` picks at run time.
+ * Rows of C times a weight matrix with K contiguous (a linear layer on one or
+ * a few tokens, as in decoding) skip packing: they are dot products, bound by
+ * memory bandwidth. AVX-512-BF16's dot product rounds A to bf16 too, which
+ * would break f32 parity, so it is detected and reported but not used. */
+#include "config.h"
+
+#include <string.h>
+
+#include "cpu.h"
+
+#define MR 6
+#define KC 256
+
+typedef float v4 __attribute__ ((vector_size (16), aligned (4)));
+typedef float v8 __attribute__ ((vector_size (32), aligned (4)));
+typedef float v16 __attribute__ ((vector_size (64), aligned (4)));
+typedef guint16 h8 __attribute__ ((vector_size (16), aligned (2)));
+typedef guint16 h16 __attribute__ ((vector_size (32), aligned (2)));
+typedef guint32 u8v __attribute__ ((vector_size (32)));
+typedef guint32 u16v __attribute__ ((vector_size (64)));
+typedef guint16 h4 __attribute__ ((vector_size (8), aligned (2)));
+typedef guint32 u4v __attribute__ ((vector_size (16)));
+
+/* One micro-kernel per ISA: V is the vector type of W floats, NR = 2W.
+ * c(i, j) over an mr x nr tile; rows past mr repeat the last row of A, so
+ * the loop has no branches, and are not stored. */
+#define DEFINE_KERNEL(SUFFIX, TARGET, V, W)                                                            \
+  TARGET static void kernel_##SUFFIX (gint64 K, const float *A, gint64 rsa, gint64 csa, const float *Bp, \
+                                      float *C, gint64 ldc, int mr, int nr, gboolean accumulate)        \
+  {                                                                                                  \
+    const float *a[MR];                                                                              \
+    for (int i = 0; i < MR; i++)                                                                     \
+      a[i] = A + (i < mr ? i : mr - 1) * rsa;                                                        \
+    V c00 = { 0 }, c01 = { 0 }, c10 = { 0 }, c11 = { 0 }, c20 = { 0 }, c21 = { 0 };                 \
+    V c30 = { 0 }, c31 = { 0 }, c40 = { 0 }, c41 = { 0 }, c50 = { 0 }, c51 = { 0 };                 \
+    for (gint64 k = 0; k < K; k++) {                                                                 \
+      V b0 = *(const V *) (Bp + k * 2 * W), b1 = *(const V *) (Bp + k * 2 * W + W);                  \
+      gint64 o = k * csa;                                                                            \
+      float a0 = a[0][o], a1 = a[1][o], a2 = a[2][o], a3 = a[3][o], a4 = a[4][o], a5 = a[5][o];       \
+      c00 += a0 * b0; c01 += a0 * b1; c10 += a1 * b0; c11 += a1 * b1;                                \
+      c20 += a2 * b0; c21 += a2 * b1; c30 += a3 * b0; c31 += a3 * b1;                                \
+      c40 += a4 * b0; c41 += a4 * b1; c50 += a5 * b0; c51 += a5 * b1;                                \
+    }                                                                                                \
+    V rows[MR][2] = { { c00, c01 }, { c10, c11 }, { c20, c21 }, { c30, c31 }, { c40, c41 }, { c50, c51 } }; \
+    for (int i = 0; i < mr; i++) {                                                                   \
+      float *out = C + i * ldc;                                                                      \
+      if (nr == 2 * W) {                                                                             \
+        V *o0 = (V *) out, *o1 = (V *) (out + W);                                                    \
+        if (accumulate) {                                                                            \
+          *o0 += rows[i][0];                                                                         \
+          *o1 += rows[i][1];                                                                         \
+        } else {                                                                                     \
+          *o0 = rows[i][0];                                                                          \
+          *o1 = rows[i][1];                                                                          \
+        }                                                                                            \
+      } else {                                                                                       \
+        float tmp[2 * W];                                                                            \
+        memcpy (tmp, &rows[i][0], sizeof (V));                                                       \
+        memcpy (tmp + W, &rows[i][1], sizeof (V));                                                   \
+        for (int j = 0; j < nr; j++)                                                                 \
+          out[j] = accumulate ? out[j] + tmp[j] : tmp[j];                                            \
+      }                                                                                              \
+    }                                                                                                \
+  }
+
+/* Dot products of f32 rows of A with rows of B of any float type. */
+#define DEFINE_DOT(SUFFIX, TARGET, V, W, H, U)                                                         \
+  TARGET static float dot_f32_##SUFFIX (const float *x, const float *y, gint64 n)                    \
+  {                                                                                                  \
+    V s0 = { 0 }, s1 = { 0 };                                                                        \
+    gint64 k = 0;                                                                                    \
+    for (; k + 2 * W <= n; k += 2 * W) {                                                             \
+      s0 += *(const V *) (x + k) * *(const V *) (y + k);                                             \
+      s1 += *(const V *) (x + k + W) * *(const V *) (y + k + W);                                     \
+    }                                                                                                \
+    s0 += s1;                                                                                        \
+    float s = 0;                                                                                     \
+    for (int j = 0; j < W; j++)                                                                      \
+      s += s0[j];                                                                                    \
+    for (; k < n; k++)                                                                               \
+      s += x[k] * y[k];                                                                              \
+    return s;                                                                                        \
+  }                                                                                                  \
+  TARGET static float dot_bf16_##SUFFIX (const float *x, const guint16 *y, gint64 n)                 \
+  {                                                                                                  \
+    V s0 = { 0 };                                                                                    \
+    gint64 k = 0;                                                                                    \
+    for (; k + W <= n; k += W) {                                                                     \
+      U bits = __builtin_convertvector (*(const H *) (y + k), U) << 16;                              \
+      s0 += *(const V *) (x + k) * (V) bits;                                                         \
+    }                                                                                                \
+    float s = 0;                                                                                     \
+    for (int j = 0; j < W; j++)                                                                      \
+      s += s0[j];                                                                                    \
+    for (; k < n; k++)                                                                               \
+      s += x[k] * cria_bf16_to_f32 (y[k]);                                                           \
+    return s;                                                                                        \
+  }
+
+#define T_AVX512 __attribute__ ((target ("avx512f,avx2,fma")))
+#define T_AVX2 __attribute__ ((target ("avx2,fma")))
+#define T_BASE
+
+DEFINE_KERNEL (avx512, T_AVX512, v16, 16)
+DEFINE_KERNEL (avx2, T_AVX2, v8, 8)
+DEFINE_KERNEL (base, T_BASE, v4, 4)
+DEFINE_DOT (avx512, T_AVX512, v16, 16, h16, u16v)
+DEFINE_DOT (avx2, T_AVX2, v8, 8, h8, u8v)
+DEFINE_DOT (base, T_BASE, v4, 4, h4, u4v)
+
+typedef void (*KernelFunc) (gint64, const float *, gint64, gint64, const float *, float *, gint64, int, int, gboolean);
+typedef float (*DotF32Func) (const float *, const float *, gint64);
+typedef float (*DotBf16Func) (const float *, const guint16 *, gint64);
+
+static const struct {
+  KernelFunc kernel;
+  DotF32Func dot_f32;
+  DotBf16Func dot_bf16;
+  int nr;
+} isas[CPU_N_ISAS] = {
+  [CPU_ISA_GENERIC] = { kernel_base, dot_f32_base, dot_bf16_base, 8 },
+  [CPU_ISA_AVX2] = { kernel_avx2, dot_f32_avx2, dot_bf16_avx2, 16 },
+  [CPU_ISA_AVX512] = { kernel_avx512, dot_f32_avx512, dot_bf16_avx512, 32 },
+};
+
+typedef struct {
+  CpuBackend *be;
+  gint64 M, N, K;
+  const float *A;
+  gint64 rsa, csa;
+  const void *B;
+  CriaDType btype;
+  gint64 rsb, csb;
+  float *C;
+  gint64 ldc;
+  gboolean accumulate;
+  gint64 m_blocks; /* rows of C per task: m_block rows */
+  gint64 m_block;
+} Gemm;
+
+static inline float
+b_at (const Gemm *g, gint64 k, gint64 n)
+{
+  gint64 o = k * g->rsb + n * g->csb;
+  switch (g->btype) {
+    case CRIA_DTYPE_BF16:
+      return cria_bf16_to_f32 (((const guint16 *) g->B)[o]);
+    case CRIA_DTYPE_F16:
+      return cria_f16_to_f32 (((const guint16 *) g->B)[o]);
+    default:
+      return ((const float *) g->B)[o];
+  }
+}
+
+/* Bp[k][j] = B(k0 + k, n0 + j) for k < kc, zero past the last column. */
+static void
+pack_panel (const Gemm *g, gint64 k0, gint64 kc, gint64 n0, int nr, int width, float *Bp)
+{
+  if (nr < width)
+    memset (Bp, 0, (gsize) (kc * width) * sizeof (float));
+  if (g->btype == CRIA_DTYPE_F32 && g->csb == 1) {
+    const float *B = g->B;
+    for (gint64 k = 0; k < kc; k++)
+      memcpy (Bp + k * width, B + (k0 + k) * g->rsb + n0, (gsize) nr * sizeof (float));
+    return;
+  }
+  /* Walk each column of B along k: contiguous for [N,K] weights. */
+  for (int j = 0; j < nr; j++)
+    for (gint64 k = 0; k < kc; k++)
+      Bp[k * width + j] = b_at (g, k0 + k, n0 + j);
+}
+
+/* One task: a panel of NR columns times a block of rows, K in slices of KC
+ * so that the packed slice (KC x NR floats, 32 KiB for AVX-512) stays in L1
+ * while the rows walk over it. */
+static void
+gemm_task (gpointer data, gint64 begin, gint64 end, int thread)
+{
+  const Gemm *g = data;
+  int width = isas[g->be->isa].nr;
+  KernelFunc kernel = isas[g->be->isa].kernel;
+  float *Bp = cpu_scratch (g->be, thread, (gsize) (KC * width));
+  for (gint64 t = begin; t < end; t++) {
+    gint64 panel = t / g->m_blocks, mb = t % g->m_blocks;
+    gint64 n0 = panel * width;
+    int nr = (int) MIN (width, g->N - n0);
+    gint64 i_end = MIN (g->M, (mb + 1) * g->m_block);
+    for (gint64 k0 = 0; k0 < g->K; k0 += KC) {
+      gint64 kc = MIN (KC, g->K - k0);
+      pack_panel (g, k0, kc, n0, nr, width, Bp);
+      for (gint64 i = mb * g->m_block; i < i_end; i += MR) {
+        int mr = (int) MIN (MR, i_end - i);
+        kernel (kc, g->A + i * g->rsa + k0 * g->csa, g->rsa, g->csa, Bp, g->C + i * g->ldc + n0, g->ldc, mr, nr,
+                g->accumulate || k0 > 0);
+      }
+    }
+  }
+}
+
+static void
+dot_task (gpointer data, gint64 begin, gint64 end, int thread)
+{
+  const Gemm *g = data;
+  DotF32Func dot_f32 = isas[g->be->isa].dot_f32;
+  DotBf16Func dot_bf16 = isas[g->be->isa].dot_bf16;
+  float *row = g->btype == CRIA_DTYPE_F16 ? cpu_scratch (g->be, thread, (gsize) g->K) : NULL;
+  for (gint64 n = begin; n < end; n++) {
+    gint64 o = n * g->csb;
+    const float *bf = NULL;
+    if (g->btype == CRIA_DTYPE_F16) {
+      cria_convert_to_f32 (CRIA_DTYPE_F16, (const guint16 *) g->B + o, row, (gsize) g->K);
+      bf = row;
+    } else if (g->btype == CRIA_DTYPE_F32) {
+      bf = (const float *) g->B + o;
+    }
+    for (gint64 i = 0; i < g->M; i++) {
+      const float *a = g->A + i * g->rsa;
+      float s = bf ? dot_f32 (a, bf, g->K) : dot_bf16 (a, (const guint16 *) g->B + o, g->K);
+      float *c = g->C + i * g->ldc + n;
+      *c = g->accumulate ? *c + s : s;
+    }
+  }
+}
+
+void
+cpu_gemm (CpuBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gint64 rsa, gint64 csa,
+          const void *B, CriaDType btype, gint64 rsb, gint64 csb, float *C, gint64 ldc, gboolean accumulate)
+{
+  Gemm g = { be, M, N, K, A, rsa, csa, B, btype, rsb, csb, C, ldc, accumulate, 1, M };
+  if (M <= 0 || N <= 0)
+    return;
+  if (K <= 0) {
+    for (gint64 i = 0; i < M && !accumulate; i++)
+      memset (C + i * ldc, 0, (gsize) N * sizeof (float));
+    return;
+  }
+  if (M <= 4 && csa == 1 && rsb == 1) {
+    /* Enough columns per chunk to amortize the hand-off, few enough to balance. */
+    gint64 grain = MAX (1, MIN (64, N / (4 * cpu_pool_n_threads (be->pool))));
+    cpu_pool_run (be->pool, N, grain, dot_task, &g);
+    return;
+  }
+  int width = isas[be->isa].nr;
+  gint64 panels = (N + width - 1) / width;
+  /* Split M too when there are few panels for the threads. */
+  int threads = cpu_pool_n_threads (be->pool);
+  g.m_block = M;
+  if (panels < 4 * threads && M > 4 * MR) {
+    gint64 want = (4 * threads + panels - 1) / panels;
+    g.m_block = MAX (8 * MR, ((M + want - 1) / want + MR - 1) / MR * MR);
+  }
+  g.m_blocks = (M + g.m_block - 1) / g.m_block;
+  /* Each task packs its own panel: 1/m_block of the work, for balance. */
+  cpu_pool_run (be->pool, panels * g.m_blocks, 1, gemm_task, &g);
+}

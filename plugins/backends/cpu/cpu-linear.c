@@ -1,0 +1,267 @@
+/* cpu-linear.c: matmul and the fused lm-head + cross-entropy, both on cpu_gemm. */
+#include "config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "cpu.h"
+
+typedef struct {
+  gint64 batch, M, N, K;
+  gint64 rsa, csa, rsb, csb;
+  gboolean b_batched;
+} MatDims;
+
+static void
+mat_dims (const CriaNode *n, MatDims *d)
+{
+  const CriaNode *a = n->src[0], *b = n->src[1];
+  gboolean ta = n->iparam[0], tb = n->iparam[1];
+  int r = a->n_dims;
+  d->M = n->shape[r - 2];
+  d->N = n->shape[r - 1];
+  d->K = ta ? a->shape[r - 2] : a->shape[r - 1];
+  d->batch = cpu_numel (n) / (d->M * d->N);
+  d->b_batched = b->n_dims > 2;
+  d->rsa = ta ? 1 : d->K;
+  d->csa = ta ? d->M : 1;
+  d->rsb = tb ? 1 : d->N;
+  d->csb = tb ? d->K : 1;
+}
+
+static const void *
+b_slice (const CriaTensor *t, const MatDims *d, gint64 b)
+{
+  return (const char *) t->data + cria_dtype_bytes (t->dtype, (gsize) (d->b_batched ? b * d->K * d->N : 0));
+}
+
+/* C = op(A) op(B) */
+gboolean
+cpu_matmul_forward (gpointer self, CriaNode *n, GError **error)
+{
+  MatDims d;
+  mat_dims (n, &d);
+  const float *A = cpu_f32 (n->src[0]->value);
+  float *C = cpu_f32 (n->value);
+  for (gint64 b = 0; b < d.batch; b++)
+    cpu_gemm (self, d.M, d.N, d.K, A + b * d.M * d.K, d.rsa, d.csa, b_slice (n->src[1]->value, &d, b),
+              n->src[1]->dtype, d.rsb, d.csb, C + b * d.M * d.N, d.N, FALSE);
+  return TRUE;
+}
+
+/* dA(i,k) += sum_n dC(i,n) B(k,n);  dB(k,n) += sum_i A(i,k) dC(i,n) */
+gboolean
+cpu_matmul_backward (gpointer self, CriaNode *n, GError **error)
+{
+  MatDims d;
+  mat_dims (n, &d);
+  CriaNode *a = n->src[0], *b = n->src[1];
+  const float *A = cpu_f32 (a->value), *dC = cpu_f32 (n->grad);
+  g_autofree float *bconv = NULL;
+  for (gint64 t = 0; t < d.batch; t++) {
+    const float *dCt = dC + t * d.M * d.N;
+    const void *Bt = b_slice (b->value, &d, t);
+    if (a->grad && !n->iparam[0]) {
+      /* dA[M,K]: B'(n,k) = B(k,n) */
+      cpu_gemm (self, d.M, d.K, d.N, dCt, d.N, 1, Bt, b->dtype, d.csb, d.rsb,
+                cpu_f32 (a->grad) + t * d.M * d.K, d.K, TRUE);
+    } else if (a->grad) {
+      /* dA stored [K,M]: dA(k,i) = sum_n B(k,n) dC(i,n); B becomes the A operand, so f32 */
+      const float *Bf = Bt;
+      if (b->dtype != CRIA_DTYPE_F32) {
+        if (!bconv)
+          bconv = g_new (float, d.K * d.N);
+        cria_convert_to_f32 (b->dtype, Bt, bconv, (gsize) (d.K * d.N));
+        Bf = bconv;
+      }
+      cpu_gemm (self, d.K, d.M, d.N, Bf, d.rsb, d.csb, dCt, CRIA_DTYPE_F32, 1, d.N,
+                cpu_f32 (a->grad) + t * d.M * d.K, d.M, TRUE);
+    }
+    if (b->grad) {
+      float *dB = cpu_f32 (b->grad) + (d.b_batched ? t * d.K * d.N : 0);
+      const float *At = A + t * d.M * d.K;
+      if (!n->iparam[1]) /* dB[K,N] = A^T dC */
+        cpu_gemm (self, d.K, d.N, d.M, At, d.csa, d.rsa, dCt, CRIA_DTYPE_F32, d.N, 1, dB, d.N, TRUE);
+      else /* dB[N,K] = dC^T A */
+        cpu_gemm (self, d.N, d.K, d.M, dCt, 1, d.N, At, CRIA_DTYPE_F32, d.rsa, d.csa, dB, d.K, TRUE);
+    }
+  }
+  return TRUE;
+}
+
+/* The rows of the fused CE that have a label, gathered so that masked rows
+ * (prompt tokens) cost nothing. */
+typedef struct {
+  gint64 N, D, V, chunk, nv;
+  gint64 *rows;   /* nv row indices */
+  float *hv;      /* nv x D */
+  float *logits;  /* nv x chunk */
+  float *max, *sum, *target;
+  const gint32 *labels;
+  const CriaTensor *w;
+  gint64 v0, c;   /* the current chunk */
+} Ce;
+
+static gboolean
+ce_init (Ce *ce, CriaNode *n, GError **error)
+{
+  CriaNode *h = n->src[0], *w = n->src[1], *labels = n->src[2];
+  ce->N = h->shape[0];
+  ce->D = h->shape[1];
+  ce->V = w->shape[0];
+  ce->chunk = MIN (n->iparam[0], ce->V);
+  ce->labels = labels->value->data;
+  ce->w = w->value;
+  ce->rows = g_new (gint64, ce->N);
+  ce->nv = 0;
+  for (gint64 r = 0; r < ce->N; r++) {
+    gint32 l = ce->labels[r];
+    if (l == CRIA_IGNORE_INDEX)
+      continue;
+    if (l < 0 || l >= ce->V) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                   "lm_head_ce: label %d of row %" G_GINT64_FORMAT " is outside the vocabulary of %" G_GINT64_FORMAT,
+                   l, r, ce->V);
+      return FALSE;
+    }
+    ce->rows[ce->nv++] = r;
+  }
+  const float *H = cpu_f32 (h->value);
+  ce->hv = g_new (float, MAX (ce->nv, 1) * ce->D);
+  for (gint64 i = 0; i < ce->nv; i++)
+    memcpy (ce->hv + i * ce->D, H + ce->rows[i] * ce->D, (gsize) ce->D * sizeof (float));
+  ce->logits = g_new (float, MAX (ce->nv, 1) * ce->chunk);
+  ce->max = g_new (float, MAX (ce->nv, 1));
+  ce->sum = g_new0 (float, MAX (ce->nv, 1));
+  ce->target = g_new0 (float, MAX (ce->nv, 1));
+  for (gint64 i = 0; i < ce->nv; i++)
+    ce->max[i] = -INFINITY;
+  return TRUE;
+}
+
+static void
+ce_clear (Ce *ce)
+{
+  g_free (ce->rows);
+  g_free (ce->hv);
+  g_free (ce->logits);
+  g_free (ce->max);
+  g_free (ce->sum);
+  g_free (ce->target);
+}
+
+/* logits[i][j] = hv_i . w_{v0+j} */
+static void
+ce_logits (CpuBackend *be, Ce *ce)
+{
+  const void *W = (const char *) ce->w->data + cria_dtype_bytes (ce->w->dtype, (gsize) (ce->v0 * ce->D));
+  cpu_gemm (be, ce->nv, ce->c, ce->D, ce->hv, ce->D, 1, W, ce->w->dtype, 1, ce->D, ce->logits, ce->c, FALSE);
+}
+
+/* Online log-sum-exp: (m, s) -> (max(m, x), s e^(m - m') + e^(x - m')) */
+static void
+ce_update_task (gpointer data, gint64 begin, gint64 end, int thread)
+{
+  Ce *ce = data;
+  for (gint64 i = begin; i < end; i++) {
+    const float *x = ce->logits + i * ce->c;
+    float m = ce->max[i];
+    for (gint64 j = 0; j < ce->c; j++)
+      m = MAX (m, x[j]);
+    float s = ce->sum[i] * expf (ce->max[i] - m);
+    for (gint64 j = 0; j < ce->c; j++)
+      s += expf (x[j] - m);
+    ce->max[i] = m;
+    ce->sum[i] = s;
+    gint64 l = ce->labels[ce->rows[i]];
+    if (l >= ce->v0 && l < ce->v0 + ce->c)
+      ce->target[i] = x[l - ce->v0];
+  }
+}
+
+/* loss = sum over labelled rows of logsumexp(h W^T) - (h W^T)[label] */
+gboolean
+cpu_lm_head_ce_forward (gpointer self, CriaNode *n, GError **error)
+{
+  CpuBackend *be = self;
+  Ce ce = { 0 };
+  if (!ce_init (&ce, n, error)) {
+    ce_clear (&ce);
+    return FALSE;
+  }
+  for (ce.v0 = 0; ce.nv > 0 && ce.v0 < ce.V; ce.v0 += ce.chunk) {
+    ce.c = MIN (ce.chunk, ce.V - ce.v0);
+    ce_logits (be, &ce);
+    cpu_pool_run (be->pool, ce.nv, 16, ce_update_task, &ce);
+  }
+  float *out = cpu_f32 (n->value);
+  memset (out, 0, (gsize) (ce.N + 2) * sizeof (float));
+  double loss = 0;
+  for (gint64 i = 0; i < ce.nv; i++) {
+    float lse = ce.max[i] + logf (ce.sum[i]);
+    out[2 + ce.rows[i]] = lse;
+    loss += (double) lse - ce.target[i];
+  }
+  out[0] = (float) loss;
+  out[1] = (float) ce.nv;
+  ce_clear (&ce);
+  return TRUE;
+}
+
+typedef struct {
+  Ce *ce;
+  const float *lse;
+  float g;
+} CeGrad;
+
+/* dlogits = g (softmax - onehot(label)) */
+static void
+ce_dlogits_task (gpointer data, gint64 begin, gint64 end, int thread)
+{
+  CeGrad *cg = data;
+  Ce *ce = cg->ce;
+  for (gint64 i = begin; i < end; i++) {
+    float *x = ce->logits + i * ce->c;
+    float lse = cg->lse[ce->rows[i]];
+    for (gint64 j = 0; j < ce->c; j++)
+      x[j] = cg->g * expf (x[j] - lse);
+    gint64 l = ce->labels[ce->rows[i]];
+    if (l >= ce->v0 && l < ce->v0 + ce->c)
+      x[l - ce->v0] -= cg->g;
+  }
+}
+
+/* dh = dlogits W;  dW = dlogits^T h, chunk by chunk */
+gboolean
+cpu_lm_head_ce_backward (gpointer self, CriaNode *n, GError **error)
+{
+  CpuBackend *be = self;
+  CriaNode *h = n->src[0], *w = n->src[1];
+  Ce ce = { 0 };
+  if (!ce_init (&ce, n, error)) {
+    ce_clear (&ce);
+    return FALSE;
+  }
+  CeGrad cg = { &ce, cpu_f32 (n->value) + 2, cpu_f32 (n->grad)[0] };
+  float *dhv = h->grad ? g_new0 (float, MAX (ce.nv, 1) * ce.D) : NULL;
+  for (ce.v0 = 0; ce.nv > 0 && ce.v0 < ce.V; ce.v0 += ce.chunk) {
+    ce.c = MIN (ce.chunk, ce.V - ce.v0);
+    ce_logits (be, &ce);
+    cpu_pool_run (be->pool, ce.nv, 16, ce_dlogits_task, &cg);
+    const void *W = (const char *) ce.w->data + cria_dtype_bytes (ce.w->dtype, (gsize) (ce.v0 * ce.D));
+    if (dhv)
+      cpu_gemm (be, ce.nv, ce.D, ce.c, ce.logits, ce.c, 1, W, ce.w->dtype, ce.D, 1, dhv, ce.D, TRUE);
+    if (w->grad)
+      cpu_gemm (be, ce.c, ce.D, ce.nv, ce.logits, 1, ce.c, ce.hv, CRIA_DTYPE_F32, ce.D, 1,
+                cpu_f32 (w->grad) + ce.v0 * ce.D, ce.D, TRUE);
+  }
+  if (dhv) {
+    float *dh = cpu_f32 (h->grad);
+    for (gint64 i = 0; i < ce.nv; i++)
+      for (gint64 k = 0; k < ce.D; k++)
+        dh[ce.rows[i] * ce.D + k] += dhv[i * ce.D + k];
+  }
+  g_free (dhv);
+  ce_clear (&ce);
+  return TRUE;
+}

@@ -1,0 +1,148 @@
+/* cpu: the CPU backend, a thread pool and kernels chosen by the instruction
+ * sets the processor has.
+ *
+ *   cria inspect cpu        (a model run picks it: --backend 'cpu threads=8')
+ *
+ * Memory is host memory aligned for the widest vector loads. The `isa`
+ * property can force an older instruction set, to compare or to work around
+ * a broken one. */
+#include "config.h"
+
+#include <string.h>
+
+#include "cpu.h"
+
+static const CriaPropSpec cpu_props[] = {
+  { "threads", CRIA_PROP_INT, "0", 0, 4096, NULL, "worker threads, the caller included; 0 uses every core" },
+  { "isa", CRIA_PROP_ENUM, "auto", 0, 0, "auto|avx512|avx2|generic",
+    "instruction set of the kernels: auto picks the best the processor supports" },
+  CRIA_PROP_END
+};
+
+const char *
+cpu_isa_name (CpuIsa isa)
+{
+  static const char *const names[CPU_N_ISAS] = { "generic", "avx2", "avx512" };
+  return names[isa];
+}
+
+static CpuIsa
+detect_isa (void)
+{
+  __builtin_cpu_init ();
+  if (__builtin_cpu_supports ("avx512f"))
+    return CPU_ISA_AVX512;
+  if (__builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma"))
+    return CPU_ISA_AVX2;
+  return CPU_ISA_GENERIC;
+}
+
+static gpointer
+cpu_create (const CriaProps *props, GError **error)
+{
+  const char *want = cria_props_get_string (props, "isa");
+  CpuIsa best = detect_isa (), isa = best;
+  if (strcmp (want, "auto") != 0) {
+    for (isa = 0; isa < CPU_N_ISAS && strcmp (cpu_isa_name (isa), want) != 0; isa++)
+      ;
+    if (isa > best) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, "cpu: this processor lacks %s (it has %s)", want,
+                   cpu_isa_name (best));
+      return NULL;
+    }
+  }
+  int threads = (int) cria_props_get_int (props, "threads");
+  if (threads == 0)
+    threads = (int) g_get_num_processors ();
+  CpuBackend *be = g_new0 (CpuBackend, 1);
+  be->isa = isa;
+  be->has_bf16 = __builtin_cpu_supports ("avx512bf16");
+  be->pool = cpu_pool_new (threads);
+  be->scratch = g_new0 (float *, threads);
+  be->scratch_size = g_new0 (gsize, threads);
+  return be;
+}
+
+static void
+cpu_destroy (gpointer self)
+{
+  CpuBackend *be = self;
+  int threads = cpu_pool_n_threads (be->pool);
+  cpu_pool_free (be->pool);
+  for (int i = 0; i < threads; i++)
+    g_aligned_free (be->scratch[i]);
+  g_free (be->scratch);
+  g_free (be->scratch_size);
+  g_free (be);
+}
+
+float *
+cpu_scratch (CpuBackend *be, int thread, gsize n)
+{
+  if (be->scratch_size[thread] < n) {
+    g_aligned_free (be->scratch[thread]);
+    be->scratch[thread] = g_aligned_alloc (n, sizeof (float), 64);
+    be->scratch_size[thread] = n;
+  }
+  return be->scratch[thread];
+}
+
+static gpointer
+cpu_alloc (gpointer self, gsize bytes, GError **error)
+{
+  gpointer mem = NULL;
+  /* posix_memalign reports failure, where g_aligned_alloc aborts. */
+  if (posix_memalign (&mem, 64, MAX (bytes, 64)) != 0) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_FAILED, "cpu: cannot allocate %" G_GSIZE_FORMAT " bytes", bytes);
+    return NULL;
+  }
+  return mem;
+}
+
+static void
+cpu_free (gpointer self, gpointer mem)
+{
+  free (mem);
+}
+
+static void
+cpu_zero (gpointer self, gpointer mem, gsize bytes)
+{
+  memset (mem, 0, bytes);
+}
+
+static char *
+cpu_describe (gpointer self)
+{
+  CpuBackend *be = self;
+  return g_strdup_printf ("cpu: %d threads, %s%s", cpu_pool_n_threads (be->pool), cpu_isa_name (be->isa),
+                          be->has_bf16 ? " (avx512-bf16 present, unused)" : "");
+}
+
+static const CriaBackendVTable cpu_vtable = {
+  .create = cpu_create,
+  .destroy = cpu_destroy,
+  .alloc = cpu_alloc,
+  .free = cpu_free,
+  .zero = cpu_zero,
+  .describe = cpu_describe,
+  .kernels = cpu_elementwise_kernels,
+};
+
+static const CriaProviderInfo cpu_info = {
+  .kind = CRIA_KIND_BACKEND,
+  .name = "cpu",
+  .description = "Runs graphs on the CPU: a thread pool and AVX-512/AVX2 kernels picked at run time",
+  .example = "cria inspect cpu",
+  .props = cpu_props,
+  .vtable = &cpu_vtable,
+};
+
+static gboolean
+plugin_init (CriaPlugin *plugin, GError **error)
+{
+  cria_plugin_add_provider (plugin, &cpu_info);
+  return TRUE;
+}
+
+CRIA_PLUGIN_DEFINE ("cpu", "The CPU compute backend", plugin_init, PACKAGE_VERSION, "LGPL-2.1-or-later", "cria");

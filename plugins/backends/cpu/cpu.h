@@ -1,0 +1,69 @@
+/* cpu.h: what the files of the cpu backend share. */
+#pragma once
+
+#include <cria/cria.h>
+#include <cria/cria-backend.h>
+
+typedef struct _CpuPool CpuPool;
+
+/* Runs fn over [0, n) in chunks of `grain` items on the pool's threads
+ * (the caller is one of them); `thread` indexes per-thread scratch. */
+typedef void (*CpuTaskFunc) (gpointer ctx, gint64 begin, gint64 end, int thread);
+
+CpuPool *cpu_pool_new (int n_threads);
+void cpu_pool_free (CpuPool *pool);
+int cpu_pool_n_threads (CpuPool *pool);
+void cpu_pool_run (CpuPool *pool, gint64 n, gint64 grain, CpuTaskFunc fn, gpointer ctx);
+
+typedef enum { CPU_ISA_GENERIC, CPU_ISA_AVX2, CPU_ISA_AVX512, CPU_N_ISAS } CpuIsa;
+
+typedef struct {
+  CpuPool *pool;
+  CpuIsa isa;
+  gboolean has_bf16;   /* AVX-512-BF16 present (reported; see cpu-gemm.c) */
+  float **scratch;     /* per thread */
+  gsize *scratch_size;
+} CpuBackend;
+
+/* Per-thread scratch of at least n floats, kept between calls. */
+float *cpu_scratch (CpuBackend *be, int thread, gsize n);
+const char *cpu_isa_name (CpuIsa isa);
+
+/* C(i,n) (+)= sum_k A(i,k) B(k,n) for i < M, n < N, k < K, with
+ * A(i,k) = A[i*rsa + k*csa] (f32), B(k,n) = B[k*rsb + n*csb] (f32, bf16 or
+ * f16), C row-major with row stride ldc. Accumulates when `accumulate`. */
+void cpu_gemm (CpuBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gint64 rsa, gint64 csa,
+               const void *B, CriaDType btype, gint64 rsb, gint64 csb, float *C, gint64 ldc,
+               gboolean accumulate);
+
+/* Kernels, by file. */
+gboolean cpu_matmul_forward (gpointer be, CriaNode *node, GError **error);
+gboolean cpu_matmul_backward (gpointer be, CriaNode *node, GError **error);
+gboolean cpu_attention_forward (gpointer be, CriaNode *node, GError **error);
+gboolean cpu_attention_backward (gpointer be, CriaNode *node, GError **error);
+gboolean cpu_lm_head_ce_forward (gpointer be, CriaNode *node, GError **error);
+gboolean cpu_lm_head_ce_backward (gpointer be, CriaNode *node, GError **error);
+extern const CriaKernel cpu_elementwise_kernels[CRIA_N_OPS];
+
+static inline float *
+cpu_f32 (CriaTensor *t)
+{
+  return (float *) t->data;
+}
+
+static inline gint64
+cpu_numel (const CriaNode *n)
+{
+  return cria_shape_numel (n->n_dims, n->shape);
+}
+
+/* f32 row of a weight in any float type: returns src itself when f32, else
+ * converts into buf. */
+static inline const float *
+cpu_row_f32 (const CriaTensor *t, gint64 offset, gint64 n, float *buf)
+{
+  if (t->dtype == CRIA_DTYPE_F32)
+    return (const float *) t->data + offset;
+  cria_convert_to_f32 (t->dtype, (const guint16 *) t->data + offset, buf, (gsize) n);
+  return buf;
+}

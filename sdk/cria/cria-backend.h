@@ -1,0 +1,66 @@
+/* cria-backend.h: backends (providers of kind CRIA_KIND_BACKEND) and running
+ * a graph on one.
+ *
+ * A backend only allocates memory and implements kernels: one forward and one
+ * backward entry per op. The core owns the graph, the order of execution and
+ * the memory plan, so nothing in the core is specific to a device. Memory a
+ * backend returns must be addressable by the host for now (the CPU backend);
+ * a device backend will add copy entries at the end of this vtable. */
+#pragma once
+
+#include <cria/cria-graph.h>
+#include <cria/cria-registry.h>
+
+G_BEGIN_DECLS
+
+typedef struct {
+  /* Computes node->value from the values of node->src. */
+  gboolean (*forward) (gpointer backend, CriaNode *node, GError **error);
+  /* Adds the gradient of node->grad to src[i]->grad for each src whose grad
+   * is not NULL. May read the values of the sources and of the node. */
+  gboolean (*backward) (gpointer backend, CriaNode *node, GError **error);
+} CriaKernel;
+
+typedef struct {
+  gpointer (*create) (const CriaProps *props, GError **error);
+  void (*destroy) (gpointer backend);
+  /* 64-byte aligned memory; NULL with an error when out of memory. */
+  gpointer (*alloc) (gpointer backend, gsize bytes, GError **error);
+  void (*free) (gpointer backend, gpointer mem);
+  void (*zero) (gpointer backend, gpointer mem, gsize bytes);
+  /* One line: "cpu: 16 threads, avx512f". */
+  char *(*describe) (gpointer backend);
+  const CriaKernel *kernels; /* CRIA_N_OPS entries, indexed by CriaOp */
+} CriaBackendVTable;
+
+typedef struct _CriaBackend CriaBackend;
+
+CriaBackend *cria_backend_new (const CriaProvider *provider, const CriaProps *props, GError **error);
+/* Looks the backend up by name and creates it with its default properties. */
+CriaBackend *cria_backend_open (CriaRegistry *registry, const char *name, GError **error);
+void cria_backend_free (CriaBackend *backend);
+char *cria_backend_describe (CriaBackend *backend);
+/* Runs one op's forward or backward kernel (what the graph runner does). */
+gboolean cria_backend_forward (CriaBackend *backend, CriaNode *node, GError **error);
+gboolean cria_backend_backward (CriaBackend *backend, CriaNode *node, GError **error);
+
+typedef struct {
+  gsize arena_bytes;  /* activations and their gradients, buffers reused by liveness */
+  gsize naive_bytes;  /* the same without reuse */
+  gsize param_grad_bytes;
+  guint n_buffers;
+} CriaPlanStats;
+
+/* Allocates the values of every op node and the gradients, sharing memory
+ * between buffers whose lifetimes do not overlap. Leaves must have values
+ * (cria_node_set_value) before running, not before planning. */
+gboolean cria_graph_plan (CriaGraph *g, CriaBackend *backend, CriaPlanStats *stats, GError **error);
+gboolean cria_graph_forward (CriaGraph *g, GError **error);
+/* Runs the backward pass derived by cria_graph_backward, after forward.
+ * Param gradients accumulate across calls until cria_graph_zero_grad. */
+gboolean cria_graph_run_backward (CriaGraph *g, GError **error);
+void cria_graph_zero_grad (CriaGraph *g);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CriaBackend, cria_backend_free)
+
+G_END_DECLS
