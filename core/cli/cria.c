@@ -13,6 +13,7 @@ void cria_paths_set_uninstalled (const char *plugin_dir, const char *data_dir);
 static const CriaVerb verbs[] = {
   { "data", "build instruction datasets with a record pipeline", cria_verb_data },
   { "inspect", "list plugins and providers, or show one provider's properties", cria_verb_inspect },
+  { "tokenize", "print the token ids of text, or decode ids, with a model's tokenizer", cria_verb_tokenize },
 };
 
 static char **plugin_paths;  /* --plugin-path after the verb */

@@ -13,3 +13,4 @@
 #include <cria/cria-input.h>
 #include <cria/cria-pipeline.h>
 #include <cria/cria-paths.h>
+#include <cria/cria-tokenizer.h>
