@@ -175,14 +175,23 @@ strip_accents (TokStr *t)
   swap_in (t, &out);
 }
 
+/* Lowercasing is per character, but capital sigma needs its context (the
+ * Final_Sigma rule that Rust's and JavaScript's lowercasing apply). */
 static void
 lowercase (TokStr *t)
 {
   TokStr out;
   tokstr_init (&out, t->len);
+  gboolean prev_alpha = FALSE;
   for (gsize i = 0; i < t->len;) {
     gsize j = g_utf8_next_char (t->s + i) - t->s;
-    append_lower (&out, t->s + i, j - i, t->os[i], t->oe[j - 1]);
+    gunichar c = g_utf8_get_char (t->s + i);
+    if (c == 0x03A3) {
+      gboolean final = prev_alpha && !(j < t->len && g_unichar_isalpha (g_utf8_get_char (t->s + j)));
+      tokstr_append (&out, final ? "\xCF\x82" : "\xCF\x83", 2, t->os[i], t->oe[j - 1]);
+    } else
+      append_lower (&out, t->s + i, j - i, t->os[i], t->oe[j - 1]);
+    prev_alpha = g_unichar_isalpha (c);
     i = j;
   }
   swap_in (t, &out);
