@@ -118,15 +118,18 @@ cria_tokenizer_files_free (CriaTokenizerFiles *f)
 }
 
 /* tokenizer_config.json names a special token as a string or as an
- * AddedToken object {"content": ...}. */
+ * AddedToken object {"content": ...}; null says there is none (Qwen's BOS).
+ * *said is TRUE when the file has the key at all. */
 static const char *
-config_special (const CriaTokenizerFiles *f, CriaSpecialToken which)
+config_special (const CriaTokenizerFiles *f, CriaSpecialToken which, gboolean *said)
 {
   static const char *const keys[] = { "bos_token", "eos_token", "pad_token", "unk_token" };
+  *said = FALSE;
   if (!f->config)
     return NULL;
   JsonObject *o = json_node_get_object (f->config);
   JsonNode *n = json_object_get_member (o, keys[which]);
+  *said = n != NULL;
   if (n && JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_STRING)
     return json_node_get_string (n);
   if (n && JSON_NODE_HOLDS_OBJECT (n)) {
@@ -151,8 +154,9 @@ tokenizer_new (const CriaProvider *provider, const CriaTokenizerFiles *files, co
   tok->vt = vt;
   tok->self = self;
   for (int w = 0; w < CRIA_N_SPECIAL; w++) {
-    const char *name = config_special (files, w);
-    if (!name && vt->default_special)
+    gboolean said;
+    const char *name = config_special (files, w, &said);
+    if (!said && vt->default_special)
       name = vt->default_special (self, w);
     tok->special[w] = name ? vt->token_to_id (self, name) : -1;
   }
@@ -178,6 +182,18 @@ cria_tokenizer_load (CriaRegistry *registry, const char *path, GError **error)
       best = p;
       best_score = score;
     }
+  }
+  if (!best && files->json) {
+    /* Say which field made every provider decline. */
+    JsonNode *m = json_object_get_member (json_node_get_object (files->json), "model");
+    JsonNode *t = m && JSON_NODE_HOLDS_OBJECT (m) ? json_object_get_member (json_node_get_object (m), "type") : NULL;
+    if (!t || !JSON_NODE_HOLDS_VALUE (t) || json_node_get_value_type (t) != G_TYPE_STRING)
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: %s: missing or not an object with a string \"type\"",
+                   files->tokenizer_json, m ? "$.model.type" : "$.model");
+    else
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, "%s: $.model.type: no installed provider reads \"%s\"",
+                   files->tokenizer_json, json_node_get_string (t));
+    return NULL;
   }
   if (!best) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
