@@ -301,6 +301,72 @@ test_cli (void)
   CU_ASSERT_EQUAL (cria_test_run_cria (a5, "", NULL, NULL), 2);
 }
 
+/* Training: a valid tokenizer.json that round-trips, the same file twice,
+ * and a vocabulary no larger than asked (this text runs out of pairs seen
+ * twice before 300). Its ids were compared once with
+ * @huggingface/tokenizers reading the same file (see the bench notes). */
+static void
+test_train (void)
+{
+  g_autoptr (CriaBpeTrainer) t = cria_bpe_trainer_new ();
+  GString *text = g_string_new (NULL);
+  for (guint i = 0; i < 300; i++)
+    g_string_append_printf (text, "the cat %u sat on the mat; \xE7\x8C\xAB\xE5\x9C\xA8 the hat\n", i % 17);
+  cria_bpe_trainer_feed (t, text->str, (gssize) text->len);
+  g_autofree char *dir = cria_test_tmpdir ();
+  g_autofree char *p1 = g_build_filename (dir, "a.json", NULL);
+  g_autofree char *p2 = g_build_filename (dir, "tokenizer.json", NULL);
+  const char *const specials[] = { "<|endoftext|>", "<pad>", NULL };
+  g_autoptr (GError) error = NULL;
+  CU_ASSERT_TRUE_FATAL (cria_bpe_trainer_write (t, 300, 2, specials, p1, &error));
+  CU_ASSERT_TRUE_FATAL (cria_bpe_trainer_write (t, 300, 2, specials, p2, &error));
+  guint merges = cria_bpe_trainer_get_n_merges (t);
+  CU_ASSERT (merges >= 20 && merges <= 300 - 258);
+  g_autofree char *a = cria_test_read_file (p1);
+  g_autofree char *b = cria_test_read_file (p2);
+  CU_ASSERT_STRING_EQUAL (a, b);
+  g_autoptr (CriaTokenizer) tok = cria_tokenizer_load (registry, dir, &error);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (tok);
+  CU_ASSERT (cria_tokenizer_vocab_size (tok) > 258 && cria_tokenizer_vocab_size (tok) <= 258 + merges);
+  CU_ASSERT_EQUAL (cria_tokenizer_token_to_id (tok, "<pad>"), 1);
+  const char *sample = "the cat sat<|endoftext|> on \xE7\x8C\xAB 42 \xF0\x9F\xA6\x80!";
+  g_autoptr (CriaEncoding) e = cria_tokenizer_encode (tok, sample, -1, 0, NULL);
+  CU_ASSERT_EQUAL (g_array_index (e->ids, gint32, 2), cria_tokenizer_token_to_id (tok, "\xC4\xA0sat"));
+  g_autofree char *back = cria_tokenizer_decode (tok, (gint32 *) e->ids->data, e->ids->len, FALSE, NULL);
+  CU_ASSERT_STRING_EQUAL (back, sample);
+  /* Too small for the bytes: refused, and nothing is written. */
+  g_autofree char *p3 = g_build_filename (dir, "small.json", NULL);
+  CU_ASSERT_FALSE (cria_bpe_trainer_write (t, 100, 2, specials, p3, &error));
+  CU_ASSERT_FALSE (g_file_test (p3, G_FILE_TEST_EXISTS));
+  g_string_free (text, TRUE);
+  cria_test_rmtree (dir);
+}
+
+static void
+test_train_cli (void)
+{
+  g_autofree char *dir = cria_test_tmpdir ();
+  g_autofree char *err = NULL;
+  const char *const a1[] = { "tokenizer", "train", "--vocab-size", "280", "--records", "--output", dir, NULL };
+  const char *records = "{\"instruction\": \"Say hello\", \"output\": \"hello hello hello\"}\n"
+                        "{\"instruction\": \"Say hello twice\", \"input\": \"\", \"output\": \"hello hello\"}\n";
+  CU_ASSERT_EQUAL (cria_test_run_cria (a1, records, NULL, &err), 0);
+  g_autofree char *path = g_build_filename (dir, "tokenizer.json", NULL);
+  CU_ASSERT_TRUE (g_file_test (path, G_FILE_TEST_EXISTS));
+  g_autofree char *out = NULL;
+  const char *const a2[] = { "tokenize", "--tokenizer", dir, "--tokens", NULL };
+  CU_ASSERT_EQUAL (cria_test_run_cria (a2, "hello hello\n", &out, NULL), 0);
+  CU_ASSERT_STRING_EQUAL (out, "[\"hello\",\"\xC4\xA0hello\"]\n");
+  g_clear_pointer (&err, g_free);
+  CU_ASSERT_EQUAL (cria_test_run_cria (a1, "{\"output\": \"x\"}\n[1]\n", NULL, &err), 1);
+  CU_ASSERT_PTR_NOT_NULL (strstr (err, "-:2"));
+  const char *const a3[] = { "tokenizer", "train", "--output", dir, NULL };
+  CU_ASSERT_EQUAL (cria_test_run_cria (a3, "", NULL, NULL), 2);
+  const char *const a4[] = { "tokenizer", NULL };
+  CU_ASSERT_EQUAL (cria_test_run_cria (a4, "", NULL, NULL), 2);
+  cria_test_rmtree (dir);
+}
+
 static void
 register_suites (void)
 {
@@ -322,7 +388,12 @@ register_suites (void)
     { NULL }
   };
   cria_test_add_suite ("bad files", bad);
-  static const CriaTestCase cli[] = { { "cria tokenize", test_cli }, { NULL } };
+  static const CriaTestCase cli[] = {
+    { "cria tokenize", test_cli },
+    { "training", test_train },
+    { "cria tokenizer train", test_train_cli },
+    { NULL }
+  };
   cria_test_add_suite ("cli", cli);
 }
 

@@ -25,3 +25,4 @@ void cria_cli_print_json (JsonNode *node);
 int cria_verb_inspect (int argc, char **argv);
 int cria_verb_data (int argc, char **argv);
 int cria_verb_tokenize (int argc, char **argv);
+int cria_verb_tokenizer (int argc, char **argv);

@@ -14,6 +14,7 @@ static const CriaVerb verbs[] = {
   { "data", "build instruction datasets with a record pipeline", cria_verb_data },
   { "inspect", "list plugins and providers, or show one provider's properties", cria_verb_inspect },
   { "tokenize", "print the token ids of text, or decode ids, with a model's tokenizer", cria_verb_tokenize },
+  { "tokenizer", "train a byte-level BPE tokenizer and write its tokenizer.json", cria_verb_tokenizer },
 };
 
 static char **plugin_paths;  /* --plugin-path after the verb */

@@ -14,3 +14,4 @@
 #include <cria/cria-pipeline.h>
 #include <cria/cria-paths.h>
 #include <cria/cria-tokenizer.h>
+#include <cria/cria-bpe-trainer.h>
