@@ -7,21 +7,8 @@
 
 #include <string.h>
 
-#include "cria-test.h"
+#include "tokenizers/tok-test.h"
 
-static CriaRegistry *registry;
-
-static CriaTokenizer *
-load (const char *rel)
-{
-  g_autofree char *path = cria_test_shared (rel);
-  g_autoptr (GError) error = NULL;
-  CriaTokenizer *tok = cria_tokenizer_load (registry, path, &error);
-  if (!tok)
-    fprintf (stderr, "%s: %s\n", path, error->message);
-  CU_ASSERT_PTR_NOT_NULL_FATAL (tok);
-  return tok;
-}
 
 static void
 assert_spans (CriaEncoding *enc, const guint32 *want, guint n)

@@ -137,6 +137,24 @@ pattern (Ctx *c, JsonObject *o, const char *path, char **literal)
   return re;
 }
 
+typedef gboolean (*LoadFunc) (Ctx *c, Tok *tok, JsonNode *n, const char *path);
+
+/* A Sequence component: each element of the array `key`, loaded in order. */
+static gboolean
+load_sequence (Ctx *c, Tok *tok, JsonObject *o, const char *path, const char *key, LoadFunc load)
+{
+  JsonNode *list = member (o, key);
+  if (!list || !JSON_NODE_HOLDS_ARRAY (list))
+    return fail (c, path, "\"%s\" must be an array", key);
+  JsonArray *a = json_node_get_array (list);
+  for (guint i = 0; i < json_array_get_length (a); i++) {
+    g_autofree char *p = g_strdup_printf ("%s.%s[%u]", path, key, i);
+    if (!load (c, tok, json_array_get_element (a, i), p))
+      return FALSE;
+  }
+  return TRUE;
+}
+
 static gboolean
 load_normalizer (Ctx *c, Tok *tok, JsonNode *n, const char *path)
 {
@@ -145,18 +163,8 @@ load_normalizer (Ctx *c, Tok *tok, JsonNode *n, const char *path)
   gboolean ok = TRUE;
   if (!type)
     return FALSE;
-  if (strcmp (type, "Sequence") == 0) {
-    JsonNode *list = member (o, "normalizers");
-    if (!list || !JSON_NODE_HOLDS_ARRAY (list))
-      return fail (c, path, "\"normalizers\" must be an array");
-    JsonArray *a = json_node_get_array (list);
-    for (guint i = 0; i < json_array_get_length (a); i++) {
-      g_autofree char *p = g_strdup_printf ("%s.normalizers[%u]", path, i);
-      if (!load_normalizer (c, tok, json_array_get_element (a, i), p))
-        return FALSE;
-    }
-    return TRUE;
-  }
+  if (strcmp (type, "Sequence") == 0)
+    return load_sequence (c, tok, o, path, "normalizers", load_normalizer);
   TokNorm nm = { 0 };
   static const struct { const char *name; TokNormKind kind; } simple[] = {
     { "NFC", NORM_NFC }, { "NFD", NORM_NFD }, { "NFKC", NORM_NFKC }, { "NFKD", NORM_NFKD },
@@ -216,18 +224,8 @@ load_pretok (Ctx *c, Tok *tok, JsonNode *n, const char *path)
   gboolean ok = TRUE;
   if (!type)
     return FALSE;
-  if (strcmp (type, "Sequence") == 0) {
-    JsonNode *list = member (o, "pretokenizers");
-    if (!list || !JSON_NODE_HOLDS_ARRAY (list))
-      return fail (c, path, "\"pretokenizers\" must be an array");
-    JsonArray *a = json_node_get_array (list);
-    for (guint i = 0; i < json_array_get_length (a); i++) {
-      g_autofree char *p = g_strdup_printf ("%s.pretokenizers[%u]", path, i);
-      if (!load_pretok (c, tok, json_array_get_element (a, i), p))
-        return FALSE;
-    }
-    return TRUE;
-  }
+  if (strcmp (type, "Sequence") == 0)
+    return load_sequence (c, tok, o, path, "pretokenizers", load_pretok);
   TokPre p = { 0 };
   if (strcmp (type, "Split") == 0) {
     p.kind = PRE_SPLIT;
@@ -269,18 +267,8 @@ load_decoder (Ctx *c, Tok *tok, JsonNode *n, const char *path)
   gboolean ok = TRUE;
   if (!type)
     return FALSE;
-  if (strcmp (type, "Sequence") == 0) {
-    JsonNode *list = member (o, "decoders");
-    if (!list || !JSON_NODE_HOLDS_ARRAY (list))
-      return fail (c, path, "\"decoders\" must be an array");
-    JsonArray *a = json_node_get_array (list);
-    for (guint i = 0; i < json_array_get_length (a); i++) {
-      g_autofree char *p = g_strdup_printf ("%s.decoders[%u]", path, i);
-      if (!load_decoder (c, tok, json_array_get_element (a, i), p))
-        return FALSE;
-    }
-    return TRUE;
-  }
+  if (strcmp (type, "Sequence") == 0)
+    return load_sequence (c, tok, o, path, "decoders", load_decoder);
   TokDec d = { 0 };
   if (strcmp (type, "ByteLevel") == 0)
     d.kind = DEC_BYTELEVEL;
@@ -496,18 +484,8 @@ load_post (Ctx *c, Tok *tok, JsonNode *n, const char *path)
   const char *type = component (c, n, path, &o);
   if (!type)
     return FALSE;
-  if (strcmp (type, "Sequence") == 0) {
-    JsonNode *list = member (o, "processors");
-    if (!list || !JSON_NODE_HOLDS_ARRAY (list))
-      return fail (c, path, "\"processors\" must be an array");
-    JsonArray *a = json_node_get_array (list);
-    for (guint i = 0; i < json_array_get_length (a); i++) {
-      g_autofree char *p = g_strdup_printf ("%s.processors[%u]", path, i);
-      if (!load_post (c, tok, json_array_get_element (a, i), p))
-        return FALSE;
-    }
-    return TRUE;
-  }
+  if (strcmp (type, "Sequence") == 0)
+    return load_sequence (c, tok, o, path, "processors", load_post);
   if (strcmp (type, "ByteLevel") == 0)
     return TRUE; /* it only trims offsets */
   if (strcmp (type, "BertProcessing") == 0 || strcmp (type, "RobertaProcessing") == 0)
