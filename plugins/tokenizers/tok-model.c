@@ -114,6 +114,94 @@ initial_chars (const Tok *tok, const char *s, gsize n, Sym *sym)
   return k;
 }
 
+typedef struct {
+  guint32 rank, pos;
+  gint32 merged;
+} Cand;
+
+static inline gboolean
+cand_below (const Cand *a, const Cand *b)
+{
+  return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
+}
+
+static void
+cand_push (GArray *heap, guint32 rank, guint32 pos, gint32 merged)
+{
+  Cand c = { rank, pos, merged };
+  g_array_append_val (heap, c);
+  Cand *h = (Cand *) heap->data;
+  for (guint i = heap->len - 1; i > 0 && cand_below (&h[i], &h[(i - 1) / 2]); i = (i - 1) / 2) {
+    Cand t = h[i];
+    h[i] = h[(i - 1) / 2];
+    h[(i - 1) / 2] = t;
+  }
+}
+
+static Cand
+cand_pop (GArray *heap)
+{
+  Cand *h = (Cand *) heap->data;
+  Cand top = h[0];
+  h[0] = h[heap->len - 1];
+  g_array_set_size (heap, heap->len - 1);
+  for (guint i = 0;;) {
+    guint l = 2 * i + 1, r = l + 1, m = i;
+    if (l < heap->len && cand_below (&h[l], &h[m]))
+      m = l;
+    if (r < heap->len && cand_below (&h[r], &h[m]))
+      m = r;
+    if (m == i)
+      break;
+    Cand t = h[i];
+    h[i] = h[m];
+    h[m] = t;
+    i = m;
+  }
+  return top;
+}
+
+/* Long words (a whole line for SentencePiece): the same merge order, lowest
+ * rank then leftmost, from a queue of candidate pairs over a linked list of
+ * symbols; a candidate whose pair has changed since it was queued is dropped. */
+static void
+merge_long (const Tok *tok, Sym *sym, guint k, GArray *ids, GArray *spans)
+{
+  g_autofree gint32 *next = g_new (gint32, k);
+  g_autofree gint32 *prev = g_new (gint32, k);
+  g_autofree guint8 *dead = g_new0 (guint8, k);
+  g_autoptr (GArray) heap = g_array_sized_new (FALSE, FALSE, sizeof (Cand), k);
+  guint32 rank;
+  gint32 merged;
+  for (guint i = 0; i < k; i++) {
+    next[i] = i + 1 < k ? (gint32) i + 1 : -1;
+    prev[i] = (gint32) i - 1;
+    if (i + 1 < k && merges_find (&tok->merges, sym[i].id, sym[i + 1].id, &rank, &merged))
+      cand_push (heap, rank, i, merged);
+  }
+  while (heap->len > 0) {
+    Cand c = cand_pop (heap);
+    gint32 nx = next[c.pos];
+    if (dead[c.pos] || nx < 0 || !merges_find (&tok->merges, sym[c.pos].id, sym[nx].id, &rank, &merged) ||
+        merged != c.merged)
+      continue;
+    sym[c.pos].id = merged;
+    sym[c.pos].end = sym[nx].end;
+    dead[nx] = 1;
+    next[c.pos] = next[nx];
+    if (next[nx] >= 0)
+      prev[next[nx]] = (gint32) c.pos;
+    gint32 pv = prev[c.pos];
+    if (pv >= 0 && merges_find (&tok->merges, sym[pv].id, sym[c.pos].id, &rank, &merged))
+      cand_push (heap, rank, (guint32) pv, merged);
+    if (next[c.pos] >= 0 && merges_find (&tok->merges, sym[c.pos].id, sym[next[c.pos]].id, &rank, &merged))
+      cand_push (heap, rank, c.pos, merged);
+  }
+  for (gint32 i = 0; i >= 0; i = next[i])
+    if (sym[i].id >= 0)
+      emit (ids, spans, sym[i].id, sym[i].start, sym[i].end);
+}
+
 static void
 bpe_word (const Tok *tok, const char *s, gsize n, GArray *ids, GArray *spans)
 {
@@ -137,6 +225,13 @@ bpe_word (const Tok *tok, const char *s, gsize n, GArray *ids, GArray *spans)
       sym[k] = (Sym) { tok->byte_ids[(guchar) s[k]], k, k + 1 };
   } else
     k = initial_chars (tok, s, n, sym);
+  if (k > 48) {
+    merge_long (tok, sym, k, ids, spans);
+    if (sym != stack_sym)
+      g_free (sym);
+    return;
+  }
+  /* Short words: scanning all pairs beats keeping a queue. */
   for (;;) {
     guint32 best = G_MAXUINT32, rank;
     guint at = 0;
