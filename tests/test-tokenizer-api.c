@@ -284,6 +284,19 @@ test_cli (void)
   const char *const a4[] = { "tokenize", "--tokenizer", "/nonexistent/tok", NULL };
   CU_ASSERT_EQUAL (cria_test_run_cria (a4, "", NULL, &err), 1);
   CU_ASSERT_PTR_NOT_NULL (strstr (err, "/nonexistent/tok"));
+  /* A cased vocabulary read with lowercase=false keeps "Hello" whole. */
+  g_autofree char *zh = cria_test_shared ("tokenizers/bert-base-chinese/vocab.txt");
+  g_clear_pointer (&out, g_free);
+  const char *const a6[] = { "tokenize", "--tokenizer", zh, "--provider", "wordpiece", "--set", "lowercase=false",
+                             "--tokens", NULL };
+  CU_ASSERT_EQUAL (cria_test_run_cria (a6, "\xC3\x89t\xC3\xA9\n", &out, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL (out && strstr (out, "\"[UNK]\""));
+  g_clear_pointer (&out, g_free);
+  const char *const a7[] = { "tokenize", "--tokenizer", zh, "--provider", "wordpiece", "--tokens", NULL };
+  CU_ASSERT_EQUAL (cria_test_run_cria (a7, "\xC3\x89t\xC3\xA9\n", &out, NULL), 0);
+  CU_ASSERT_PTR_NULL (out && strstr (out, "\"[UNK]\""));
+  const char *const a8[] = { "tokenize", "--tokenizer", zh, "--set", "lowercase=no", NULL };
+  CU_ASSERT_EQUAL (cria_test_run_cria (a8, "", NULL, NULL), 2);
   const char *const a5[] = { "tokenize", NULL };
   CU_ASSERT_EQUAL (cria_test_run_cria (a5, "", NULL, NULL), 2);
 }

@@ -17,6 +17,7 @@ static gboolean decode;
 static gboolean add_special;
 static gboolean skip_special;
 static gint threads;
+static char **settings;
 
 static const GOptionEntry entries[] = {
   { "tokenizer", 't', 0, G_OPTION_ARG_FILENAME, &tokenizer_path, "A model directory or tokenizer file (required)", "PATH" },
@@ -26,6 +27,7 @@ static const GOptionEntry entries[] = {
   { "decode", 'd', 0, G_OPTION_ARG_NONE, &decode, "Read JSON arrays of ids and print the decoded text as JSON strings", NULL },
   { "add-special", 0, 0, G_OPTION_ARG_NONE, &add_special, "Add the special tokens the post-processor declares (BOS, [CLS] ...)", NULL },
   { "skip-special", 0, 0, G_OPTION_ARG_NONE, &skip_special, "When decoding, leave special tokens out", NULL },
+  { "set", 0, 0, G_OPTION_ARG_STRING_ARRAY, &settings, "Set a property of the --provider (see cria inspect NAME); repeatable", "NAME=VALUE" },
   { "threads", 'j', 0, G_OPTION_ARG_INT, &threads, "Encode on N threads (default: one per processor)", "N" },
   { NULL }
 };
@@ -156,9 +158,31 @@ cria_verb_tokenize (int argc, char **argv)
     fprintf (stderr, "cria tokenize: --ids and --tokens exclude each other\n");
     return CRIA_EXIT_USAGE;
   }
+  if (settings && !provider) {
+    fprintf (stderr, "cria tokenize: --set needs --provider\n");
+    return CRIA_EXIT_USAGE;
+  }
   g_autoptr (CriaRegistry) reg = cria_cli_load_registry ();
   g_autoptr (GError) error = NULL;
-  g_autoptr (CriaTokenizer) tok = provider ? cria_tokenizer_load_with (reg, provider, tokenizer_path, NULL, &error)
+  g_autoptr (CriaProps) props = NULL;
+  if (provider) {
+    const CriaProvider *p = cria_registry_require (reg, CRIA_KIND_TOKENIZER, provider, &error);
+    props = p ? cria_provider_new_props (p) : NULL;
+    for (guint i = 0; props && settings && settings[i]; i++) {
+      g_auto (GStrv) kv = g_strsplit (settings[i], "=", 2);
+      if (!kv[1]) {
+        fprintf (stderr, "cria tokenize: --set %s: expected NAME=VALUE\n", settings[i]);
+        return CRIA_EXIT_USAGE;
+      }
+      if (!cria_props_set (props, kv[0], kv[1], &error))
+        g_clear_pointer (&props, cria_props_free);
+    }
+    if (!props) {
+      cria_cli_error ("tokenize", error);
+      return CRIA_EXIT_USAGE;
+    }
+  }
+  g_autoptr (CriaTokenizer) tok = provider ? cria_tokenizer_load_with (reg, provider, tokenizer_path, props, &error)
                                            : cria_tokenizer_load (reg, tokenizer_path, &error);
   if (!tok) {
     cria_cli_error ("tokenize", error);
