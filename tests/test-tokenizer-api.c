@@ -42,6 +42,11 @@ test_offsets (void)
   g_autoptr (CriaEncoding) e3 = cria_tokenizer_encode (bert, "Caf\xC3\xA9 OK", -1, CRIA_ENCODE_OFFSETS, NULL);
   static const guint32 w3[] = { 0, 5, 6, 8 };
   assert_spans (e3, w3, 2);
+  /* A word WordPiece cannot cover is one [UNK] spanning it. */
+  g_autoptr (CriaEncoding) e4 = cria_tokenizer_encode (bert, "ok \xF0\x9F\xA6\x80\xF0\x9F\xA6\x80 ok", -1,
+                                                       CRIA_ENCODE_OFFSETS, NULL);
+  static const guint32 w4[] = { 0, 2, 3, 11, 12, 14 };
+  assert_spans (e4, w4, 3);
 }
 
 static void

@@ -14,7 +14,9 @@
 Tok *
 tok_new (void)
 {
+  static guint64 serials;
   Tok *tok = g_new0 (Tok, 1);
+  tok->serial = (guint64) g_atomic_pointer_add (&serials, 1) + 1;
   tok->ids = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   tok->norms = g_array_new (FALSE, TRUE, sizeof (TokNorm));
   tok->pres = g_array_new (FALSE, TRUE, sizeof (TokPre));

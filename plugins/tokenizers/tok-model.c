@@ -264,7 +264,7 @@ wordpiece_word (const Tok *tok, const char *s, gsize n, GArray *ids, GArray *spa
     emit (ids, spans, tok->unk_id, 0, (guint32) n);
     return;
   }
-  guint mark = ids->len;
+  guint mark = ids->len, smark = spans ? spans->len : 0;
   gsize plen = strlen (tok->wp_prefix);
   g_autofree char *buf = g_malloc (n + plen + 1);
   for (gsize i = 0; i < n;) {
@@ -283,7 +283,7 @@ wordpiece_word (const Tok *tok, const char *s, gsize n, GArray *ids, GArray *spa
     if (id < 0) {
       g_array_set_size (ids, mark);
       if (spans)
-        g_array_set_size (spans, mark);
+        g_array_set_size (spans, smark);
       emit (ids, spans, tok->unk_id, 0, (guint32) n);
       return;
     }
@@ -292,11 +292,71 @@ wordpiece_word (const Tok *tok, const char *s, gsize n, GArray *ids, GArray *spa
   }
 }
 
+/* Natural text repeats its words, so each thread remembers the tokens of the
+ * short words it has seen, keyed by the tokenizer's serial and the word
+ * (a serial is never reused, unlike a freed tokenizer's address). */
+#define CACHE_MAX_WORD 48
+#define CACHE_MAX_ENTRIES 65536
+
+static void
+cache_free (gpointer table)
+{
+  g_hash_table_unref (table);
+}
+
+static GPrivate word_cache = G_PRIVATE_INIT (cache_free);
+
+/* Stores the ids appended from `mark` and the spans appended from `smark`. */
+static void
+cache_store (GHashTable *cache, const char *key, GArray *ids, guint mark, GArray *spans, guint smark)
+{
+  if (g_hash_table_size (cache) >= CACHE_MAX_ENTRIES)
+    g_hash_table_remove_all (cache);
+  guint n = ids->len - mark;
+  guint32 *e = g_new (guint32, 1 + 3 * n);
+  e[0] = n;
+  for (guint i = 0; i < n; i++) {
+    CriaTokenSpan sp = g_array_index (spans, CriaTokenSpan, smark + i);
+    e[1 + 3 * i] = (guint32) g_array_index (ids, gint32, mark + i);
+    e[2 + 3 * i] = sp.start;
+    e[3 + 3 * i] = sp.end;
+  }
+  g_hash_table_insert (cache, g_strdup (key), e);
+}
+
 void
 tok_model_word (const Tok *tok, const char *s, gsize n, GArray *ids, GArray *spans)
 {
+  if (n > CACHE_MAX_WORD || memchr (s, '\0', n)) {
+    if (tok->model == MODEL_WORDPIECE)
+      wordpiece_word (tok, s, n, ids, spans);
+    else
+      bpe_word (tok, s, n, ids, spans);
+    return;
+  }
+  GHashTable *cache = g_private_get (&word_cache);
+  if (!cache) {
+    cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+    g_private_set (&word_cache, cache);
+  }
+  char key[24 + CACHE_MAX_WORD];
+  int head = g_snprintf (key, 24, "%" G_GUINT64_FORMAT ":", tok->serial);
+  memcpy (key + head, s, n);
+  key[head + n] = '\0';
+  /* An entry: n, then n triples (id, start, end). */
+  const guint32 *e = g_hash_table_lookup (cache, key);
+  if (e) {
+    for (guint i = 0; i < e[0]; i++)
+      emit (ids, spans, (gint32) e[1 + 3 * i], e[2 + 3 * i], e[3 + 3 * i]);
+    return;
+  }
+  /* Spans are always computed here so that the entry serves every caller. */
+  g_autoptr (GArray) own = spans ? NULL : g_array_new (FALSE, FALSE, sizeof (CriaTokenSpan));
+  GArray *sp = spans ? spans : own;
+  guint mark = ids->len, smark = sp->len;
   if (tok->model == MODEL_WORDPIECE)
-    wordpiece_word (tok, s, n, ids, spans);
+    wordpiece_word (tok, s, n, ids, sp);
   else
-    bpe_word (tok, s, n, ids, spans);
+    bpe_word (tok, s, n, ids, sp);
+  cache_store (cache, key, ids, mark, sp, smark);
 }

@@ -79,6 +79,7 @@ typedef struct {
 } TokMerges;
 
 typedef struct {
+  guint64 serial;       /* unique per Tok in this process: the word caches' key */
   /* vocabulary, added tokens included */
   char **tokens;        /* by id; NULL for holes */
   char **raw;           /* by id: the bytes a byte-level token stands for */
