@@ -26,3 +26,5 @@ int cria_verb_inspect (int argc, char **argv);
 int cria_verb_data (int argc, char **argv);
 int cria_verb_metric (int argc, char **argv);
 int cria_verb_model (int argc, char **argv);
+int cria_verb_tokenize (int argc, char **argv);
+int cria_verb_tokenizer (int argc, char **argv);

@@ -15,6 +15,8 @@ static const CriaVerb verbs[] = {
   { "inspect", "list plugins and providers, or show one provider's properties", cria_verb_inspect },
   { "metric", "score generations against references (BLEU, ROUGE, SQuAD EM/F1, distinct-n)", cria_verb_metric },
   { "model", "describe and check a Hugging Face model directory", cria_verb_model },
+  { "tokenize", "print the token ids of text, or decode ids, with a model's tokenizer", cria_verb_tokenize },
+  { "tokenizer", "train a byte-level BPE tokenizer and write its tokenizer.json", cria_verb_tokenizer },
 };
 
 static char **plugin_paths;  /* --plugin-path after the verb */

@@ -23,3 +23,5 @@
 #include <cria/cria-safetensors.h>
 #include <cria/cria-hfmodel.h>
 #include <cria/cria-torchfile.h>
+#include <cria/cria-tokenizer.h>
+#include <cria/cria-bpe-trainer.h>
