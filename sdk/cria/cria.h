@@ -13,3 +13,6 @@
 #include <cria/cria-input.h>
 #include <cria/cria-pipeline.h>
 #include <cria/cria-paths.h>
+#include <cria/cria-csv.h>
+#include <cria/cria-rows.h>
+#include <cria/cria-text.h>
