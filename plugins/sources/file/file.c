@@ -7,7 +7,12 @@
  * a '[' opens a JSON array, a '{' JSON lines, a .csv name or anything else CSV
  * with a header row naming the fields; a row with `conversations` is
  * ShareGPT, one with `messages` OpenAI's, any other cria's (which is Alpaca's
- * plus metadata). JSON lines and CSV stream; a JSON array is read whole. */
+ * plus metadata). JSON lines and CSV stream; a JSON array is read whole.
+ *
+ * mix interleaves several such files by weight, so a linear pipeline can
+ * blend sources:
+ *
+ *   cria data 'mix locations=en.json,zh.json weights=3,1 ! jsonl location=blend.jsonl' */
 #include "config.h"
 
 #include <string.h>
@@ -38,11 +43,11 @@ file_destroy (gpointer data)
   g_free (self);
 }
 
-static gpointer
-file_create (const CriaProps *props, CriaContext *ctx, GError **error)
+static FileSource *
+file_open (const char *location, const CriaProps *props, GError **error)
 {
   static const char *const schemas[] = { "auto", "record", "alpaca", "sharegpt", "messages" };
-  CriaRows *rows = cria_rows_open (cria_props_get_string (props, "location"), cria_props_get_string (props, "format"), error);
+  CriaRows *rows = cria_rows_open (location, cria_props_get_string (props, "format"), error);
   if (!rows)
     return NULL;
   FileSource *self = g_new0 (FileSource, 1);
@@ -52,6 +57,12 @@ file_create (const CriaProps *props, CriaContext *ctx, GError **error)
     if (!strcmp (schema, schemas[i]))
       self->schema = (Schema) i;
   return self;
+}
+
+static gpointer
+file_create (const CriaProps *props, CriaContext *ctx, GError **error)
+{
+  return file_open (cria_props_get_string (props, "location"), props, error);
 }
 
 /* ShareGPT speakers by the names its datasets use. */
@@ -158,10 +169,116 @@ static const CriaProviderInfo file_info = {
   .vtable = &file_vtable,
 };
 
+/* ---- mix -------------------------------------------------------------------- */
+
+static const CriaPropSpec mix_props[] = {
+  { "locations", CRIA_PROP_STRING, NULL, 0, 0, NULL, "comma-separated files to interleave", CRIA_PROP_FLAG_REQUIRED },
+  { "weights", CRIA_PROP_STRING, NULL, 0, 0, NULL, "comma-separated relative weights, one per file (default: all equal)" },
+  { "format", CRIA_PROP_ENUM, "auto", 0, 0, "auto|jsonl|json|csv", "container of every file, or auto-detected per file" },
+  { "schema", CRIA_PROP_ENUM, "auto", 0, 0, "auto|record|alpaca|sharegpt|messages", "field layout of every file, or auto-detected per row" },
+  { "seed", CRIA_PROP_INT, NULL, 0, (double) G_MAXINT64, NULL, "seed of the interleaving (default: the pipeline's --seed)" },
+  CRIA_PROP_END
+};
+
+typedef struct {
+  GPtrArray *files; /* FileSource*, NULL once exhausted */
+  GArray *weights;  /* double */
+  CriaRng rng;
+} Mix;
+
+static void
+mix_destroy (gpointer data)
+{
+  Mix *self = data;
+  g_ptr_array_unref (self->files);
+  g_array_unref (self->weights);
+  g_free (self);
+}
+
+static gpointer
+mix_create (const CriaProps *props, CriaContext *ctx, GError **error)
+{
+  g_auto (GStrv) paths = g_strsplit (cria_props_get_string (props, "locations"), ",", -1);
+  const char *w = cria_props_get_string (props, "weights");
+  g_auto (GStrv) weights = w ? g_strsplit (w, ",", -1) : NULL;
+  if (weights && g_strv_length (weights) != g_strv_length (paths)) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "weights: %u given for %u locations",
+                 g_strv_length (weights), g_strv_length (paths));
+    return NULL;
+  }
+  Mix *self = g_new0 (Mix, 1);
+  self->files = g_ptr_array_new_with_free_func (file_destroy);
+  self->weights = g_array_new (FALSE, FALSE, sizeof (double));
+  cria_rng_init (&self->rng, cria_props_is_set (props, "seed") ? (guint64) cria_props_get_int (props, "seed")
+                                                                : cria_context_get_seed (ctx));
+  for (guint i = 0; paths[i]; i++) {
+    char *end = NULL;
+    double wi = weights ? g_ascii_strtod (g_strstrip (weights[i]), &end) : 1.0;
+    if (weights && (!end || *end || !(wi > 0))) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "weights: '%s' is not a positive number", weights[i]);
+      mix_destroy (self);
+      return NULL;
+    }
+    FileSource *f = file_open (g_strstrip (paths[i]), props, error);
+    if (!f) {
+      mix_destroy (self);
+      return NULL;
+    }
+    g_ptr_array_add (self->files, f);
+    g_array_append_val (self->weights, wi);
+  }
+  return self;
+}
+
+static CriaFlow
+mix_next (gpointer data, CriaRecord **record, GError **error)
+{
+  Mix *self = data;
+  for (;;) {
+    double total = 0;
+    for (guint i = 0; i < self->files->len; i++)
+      if (g_ptr_array_index (self->files, i))
+        total += g_array_index (self->weights, double, i);
+    if (total == 0)
+      return CRIA_FLOW_EOS;
+    double x = cria_rng_double (&self->rng) * total;
+    guint pick = 0;
+    for (guint i = 0; i < self->files->len; i++) {
+      if (!g_ptr_array_index (self->files, i))
+        continue;
+      pick = i;
+      x -= g_array_index (self->weights, double, i);
+      if (x < 0)
+        break;
+    }
+    CriaFlow flow = file_next (g_ptr_array_index (self->files, pick), record, error);
+    if (flow != CRIA_FLOW_EOS)
+      return flow;
+    file_destroy (g_ptr_array_index (self->files, pick));
+    self->files->pdata[pick] = NULL;
+  }
+}
+
+static const CriaStageVTable mix_vtable = {
+  .create = mix_create,
+  .destroy = mix_destroy,
+  .next = mix_next,
+};
+
+static const CriaProviderInfo mix_info = {
+  .kind = CRIA_KIND_SOURCE,
+  .name = "mix",
+  .description = "Interleaves several record files by weight (seeded) until all are exhausted",
+  .example = "mix locations=en.json,zh.json weights=3,1 ! jsonl location=blend.jsonl",
+  .props = mix_props,
+  .vtable = &mix_vtable,
+};
+
 static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
 {
   cria_plugin_add_provider (plugin, &file_info);
+  cria_plugin_add_provider (plugin, &mix_info);
   return TRUE;
 }
 
