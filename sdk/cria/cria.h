@@ -16,3 +16,4 @@
 #include <cria/cria-csv.h>
 #include <cria/cria-rows.h>
 #include <cria/cria-text.h>
+#include <cria/cria-prompt-format.h>
