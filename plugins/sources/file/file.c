@@ -39,6 +39,8 @@ static void
 file_destroy (gpointer data)
 {
   FileSource *self = data;
+  if (!self)
+    return;
   cria_rows_free (self->rows);
   g_free (self);
 }
@@ -86,6 +88,10 @@ from_sharegpt (JsonObject *row, const char *where, GError **error)
     return NULL;
   }
   g_autoptr (CriaRecord) r = cria_record_new ();
+  /* In a conversation the system prompt is its first message, as in OpenAI's layout. */
+  const char *system = json_object_get_string_member_with_default (row, "system", NULL);
+  if (system)
+    cria_record_add_message (r, "system", system);
   JsonArray *a = json_node_get_array (conv);
   for (guint i = 0; i < json_array_get_length (a); i++) {
     JsonNode *tn = json_array_get_element (a, i);
@@ -106,11 +112,7 @@ from_sharegpt (JsonObject *row, const char *where, GError **error)
   JsonNode *member;
   json_object_iter_init_ordered (&it, row);
   while (json_object_iter_next_ordered (&it, &name, &member)) {
-    if (!strcmp (name, "conversations"))
-      continue;
-    if (!strcmp (name, "system") && JSON_NODE_HOLDS_VALUE (member) && json_node_get_value_type (member) == G_TYPE_STRING)
-      r->system = g_strdup (json_node_get_string (member));
-    else
+    if (strcmp (name, "conversations") && !(system && !strcmp (name, "system")))
       json_object_set_member (r->meta, name, json_node_copy (member));
   }
   return g_steal_pointer (&r);
