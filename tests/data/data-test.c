@@ -83,3 +83,11 @@ data_error_says (const GError *error, const char *fragment)
   printf ("\nexpected an error saying '%s', got '%s'\n", fragment, error ? error->message : "(none)");
   return FALSE;
 }
+
+void
+data_add_suite (const char *name, const CriaTestCase *cases)
+{
+  CU_pSuite s = CU_add_suite (name, data_setup, data_teardown);
+  for (const CriaTestCase *c = cases; c->name; c++)
+    CU_add_test (s, c->name, c->func);
+}

@@ -21,3 +21,5 @@ gint64 data_reason (JsonNode *summary, guint stage, const char *reason);
 GPtrArray *data_read_records (const char *path);
 /* TRUE when error's message holds fragment (printed when it does not). */
 gboolean data_error_says (const GError *error, const char *fragment);
+/* Registers a suite run between data_setup() and data_teardown(). */
+void data_add_suite (const char *name, const CriaTestCase *cases);

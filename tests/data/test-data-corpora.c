@@ -298,9 +298,7 @@ register_suites (void)
     { "template specs", test_template_source },
     { NULL },
   };
-  CU_pSuite s = CU_add_suite ("data-corpora", data_setup, data_teardown);
-  for (const CriaTestCase *c = cases; c->name; c++)
-    CU_add_test (s, c->name, c->func);
+  data_add_suite ("data-corpora", cases);
 }
 
 CRIA_TEST_MAIN (register_suites)

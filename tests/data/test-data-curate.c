@@ -239,9 +239,7 @@ register_suites (void)
     { "pipeline string and JSON give the same bytes", test_string_and_json },
     { NULL },
   };
-  CU_pSuite s = CU_add_suite ("data-curate", data_setup, data_teardown);
-  for (const CriaTestCase *c = cases; c->name; c++)
-    CU_add_test (s, c->name, c->func);
+  data_add_suite ("data-curate", cases);
 }
 
 CRIA_TEST_MAIN (register_suites)

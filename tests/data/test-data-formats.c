@@ -296,9 +296,7 @@ register_suites (void)
     { "readers survive mutated files", test_fuzz_readers },
     { NULL },
   };
-  CU_pSuite s = CU_add_suite ("data-formats", data_setup, data_teardown);
-  for (const CriaTestCase *c = cases; c->name; c++)
-    CU_add_test (s, c->name, c->func);
+  data_add_suite ("data-formats", cases);
 }
 
 CRIA_TEST_MAIN (register_suites)
