@@ -357,6 +357,13 @@ cria_context_get_seed (CriaContext *ctx)
   return ctx->seed;
 }
 
+void
+cria_context_skip (CriaContext *ctx, const char *reason)
+{
+  /* Every context lives inside its stage. */
+  count_skip ((CriaStage *) ((char *) ctx - G_STRUCT_OFFSET (CriaStage, ctx)), reason);
+}
+
 const char *
 cria_context_get_stage_name (CriaContext *ctx)
 {

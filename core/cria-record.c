@@ -240,3 +240,34 @@ cria_record_equal (const CriaRecord *a, const CriaRecord *b)
   g_autofree char *tb = cria_record_to_json_line (b);
   return strcmp (ta, tb) == 0;
 }
+
+static void
+add_turn (GPtrArray *turns, const char *role, const char *content)
+{
+  CriaMessage *m = g_new0 (CriaMessage, 1);
+  m->role = g_strdup (role);
+  m->content = g_strdup (content);
+  g_ptr_array_add (turns, m);
+}
+
+GPtrArray *
+cria_record_get_turns (const CriaRecord *r)
+{
+  GPtrArray *turns = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_message_free);
+  if (r->messages) {
+    for (guint i = 0; i < r->messages->len; i++) {
+      CriaMessage *m = g_ptr_array_index (r->messages, i);
+      add_turn (turns, m->role, m->content);
+    }
+    return turns;
+  }
+  if (r->system && *r->system)
+    add_turn (turns, "system", r->system);
+  g_autofree char *user = r->input && *r->input
+                            ? g_strconcat (r->instruction ? r->instruction : "", "\n\n", r->input, NULL)
+                            : g_strdup (r->instruction ? r->instruction : "");
+  add_turn (turns, "user", user);
+  if (r->output)
+    add_turn (turns, "assistant", r->output);
+  return turns;
+}

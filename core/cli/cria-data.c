@@ -14,6 +14,8 @@ static gint64 seed;
 static gboolean as_json;
 static gboolean quiet;
 static gboolean print_only;
+static gint64 preview;
+static char *prompt_format;
 
 static const GOptionEntry entries[] = {
   { "file", 'f', 0, G_OPTION_ARG_FILENAME, &pipeline_file, "Run the pipeline written as JSON in FILE (cria-pipeline(5))", "FILE" },
@@ -22,10 +24,81 @@ static const GOptionEntry entries[] = {
   { "json", 0, 0, G_OPTION_ARG_NONE, &as_json, "Print the summary as JSON on stdout", NULL },
   { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print no summary and no progress", NULL },
   { "print", 0, 0, G_OPTION_ARG_NONE, &print_only, "Print the pipeline in canonical form and exit without running it", NULL },
-  { NULL },
+  { "preview", 0, 0, G_OPTION_ARG_INT64, &preview, "Print the first N records rendered through a prompt format instead of writing them (the pipeline ends before its sink)", "N" },
+  { "prompt-format", 0, 0, G_OPTION_ARG_STRING, &prompt_format, "The prompt format --preview renders through (share/formats: alpaca, chatml, llama2, vicuna; default alpaca)", "NAME" },
+  { NULL }
 };
 
 static CriaPipeline *running;
+
+/* --preview: an in-process sink that prints records through a prompt format. */
+static const CriaPropSpec preview_props[] = {
+  { "n", CRIA_PROP_INT, "5", 0, (double) G_MAXINT64, NULL, "how many records to print" },
+  { "prompt-format", CRIA_PROP_STRING, "alpaca", 0, 0, NULL, "the prompt format to render through" },
+  CRIA_PROP_END
+};
+
+typedef struct {
+  CriaPromptFormat *format;
+  gint64 n, shown;
+} Preview;
+
+static gpointer
+preview_create (const CriaProps *props, CriaContext *ctx, GError **error)
+{
+  CriaPromptFormat *format = cria_prompt_format_load (cria_props_get_string (props, "prompt-format"), error);
+  if (!format)
+    return NULL;
+  Preview *self = g_new0 (Preview, 1);
+  self->format = format;
+  self->n = cria_props_get_int (props, "n");
+  return self;
+}
+
+static void
+preview_destroy (gpointer data)
+{
+  Preview *self = data;
+  cria_prompt_format_free (self->format);
+  g_free (self);
+}
+
+static gboolean
+preview_push (gpointer data, CriaRecord *record, CriaEmitter *out, GError **error)
+{
+  Preview *self = data;
+  g_autoptr (CriaRecord) r = record;
+  if (self->shown >= self->n)
+    return TRUE;
+  g_autofree char *prompt = NULL, *response = NULL;
+  if (!cria_prompt_format_render (self->format, r, &prompt, &response, error))
+    return FALSE;
+  self->shown++;
+  /* On a terminal the response stands out from the prompt; in a file the text is exact. */
+  gboolean tty = isatty (STDOUT_FILENO);
+  printf ("%s--- record %" G_GINT64_FORMAT " (%s) ---%s\n%s%s%s%s\n", tty ? "\033[2m" : "", self->shown,
+          cria_prompt_format_get_name (self->format), tty ? "\033[0m" : "", prompt, tty ? "\033[1m" : "", response,
+          tty ? "\033[0m" : "");
+  return TRUE;
+}
+
+static const CriaStageVTable preview_vtable = { .create = preview_create, .destroy = preview_destroy, .push = preview_push };
+static const CriaProviderInfo preview_info = {
+  CRIA_KIND_SINK, "preview", "Prints records rendered through a prompt format (cria data --preview)",
+  "file location=in.jsonl ! preview n=3 prompt-format=chatml", preview_props, &preview_vtable,
+};
+
+static gboolean
+preview_init (CriaPlugin *plugin, GError **error)
+{
+  cria_plugin_add_provider (plugin, &preview_info);
+  return TRUE;
+}
+
+static const CriaPluginDescriptor preview_plugin = {
+  CRIA_ABI_MAJOR, CRIA_ABI_MINOR, "cria-data-preview", PACKAGE_VERSION, "LGPL-2.1-or-later",
+  "The --preview sink of cria data", "cria", preview_init,
+};
 
 static void
 on_signal (int sig)
@@ -104,6 +177,11 @@ cria_verb_data (int argc, char **argv)
     return CRIA_EXIT_USAGE;
   }
 
+  if (preview < 0 || (preview && pipeline_file)) {
+    g_printerr ("cria data: --preview takes a positive count and a pipeline string (without its sink)\n");
+    return CRIA_EXIT_USAGE;
+  }
+
   g_autoptr (CriaRegistry) reg = cria_cli_load_registry ();
   g_autoptr (GError) error = NULL;
   g_autoptr (CriaPipeline) pipeline = NULL;
@@ -111,6 +189,20 @@ cria_verb_data (int argc, char **argv)
     pipeline = cria_pipeline_load_file (reg, pipeline_file, &error);
   } else {
     g_autofree char *text = join_arguments (argc, argv);
+    if (preview) {
+      /* Text that has no quotes of its own is safe to embed unquoted. */
+      g_autofree char *fmt = g_strdup (prompt_format ? prompt_format : "alpaca");
+      if (!cria_registry_add_static (reg, &preview_plugin, &error) || strpbrk (fmt, " \"'!")) {
+        if (!error)
+          g_set_error (&error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "--prompt-format: '%s' is not a format name", fmt);
+        cria_cli_error ("data", error);
+        return CRIA_EXIT_USAGE;
+      }
+      char *full = g_strdup_printf ("%s ! preview n=%" G_GINT64_FORMAT " prompt-format=%s", text, preview, fmt);
+      g_free (text);
+      text = full;
+      quiet = TRUE;
+    }
     pipeline = cria_pipeline_parse (reg, text, &error);
   }
   if (!pipeline) {

@@ -41,6 +41,11 @@ CriaRecord *cria_record_from_json (JsonObject *object, GError **error);
 /* One line of JSON, without the newline. */
 char *cria_record_to_json_line (const CriaRecord *record);
 
+/* The record as a conversation (CriaMessage*, transfer full): its messages,
+ * or else system, then user (instruction, a blank line, then the input when
+ * there is one), then assistant (the output, when present). */
+GPtrArray *cria_record_get_turns (const CriaRecord *record);
+
 /* TRUE when both hold the same fields, messages and metadata. */
 gboolean cria_record_equal (const CriaRecord *a, const CriaRecord *b);
 

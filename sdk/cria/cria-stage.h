@@ -53,6 +53,9 @@ CriaRegistry *cria_context_get_registry (CriaContext *ctx);
 guint64 cria_context_get_seed (CriaContext *ctx);
 /* Prints one warning line on stderr prefixed with the stage's name. */
 void cria_context_warn (CriaContext *ctx, const char *format, ...) G_GNUC_PRINTF (2, 3);
+/* Counts a record a source dropped on purpose (an unanswerable question in
+ * skip mode) under a short reason, as cria_emit_skip() does for transforms. */
+void cria_context_skip (CriaContext *ctx, const char *reason);
 /* The stage's name as written in the pipeline. */
 const char *cria_context_get_stage_name (CriaContext *ctx);
 

@@ -25,3 +25,7 @@
 #include <cria/cria-torchfile.h>
 #include <cria/cria-tokenizer.h>
 #include <cria/cria-bpe-trainer.h>
+#include <cria/cria-csv.h>
+#include <cria/cria-rows.h>
+#include <cria/cria-text.h>
+#include <cria/cria-prompt-format.h>

@@ -1,0 +1,278 @@
+/* cria-rows.c: JSON lines, JSON arrays and CSV read as rows of JSON objects. */
+#include "config.h"
+
+#include <string.h>
+
+#include <cria/cria-csv.h>
+#include <cria/cria-error.h>
+#include <cria/cria-rows.h>
+
+typedef enum { ROWS_JSONL, ROWS_JSON, ROWS_CSV } RowsFormat;
+
+struct _CriaRows {
+  RowsFormat format;
+  char *path;
+  CriaInput *input; /* JSON lines */
+  CriaCsv *csv;
+  char **header;
+  JsonArray *array;
+  guint next;
+  char *where;
+};
+
+void
+cria_rows_free (CriaRows *rows)
+{
+  if (!rows)
+    return;
+  cria_input_free (rows->input);
+  cria_csv_free (rows->csv);
+  g_strfreev (rows->header);
+  if (rows->array)
+    json_array_unref (rows->array);
+  g_free (rows->path);
+  g_free (rows->where);
+  g_free (rows);
+}
+
+JsonNode *
+cria_json_load_file (const char *path, GError **error)
+{
+  g_autofree char *text = NULL;
+  gsize len = 0;
+  g_autoptr (GError) ferr = NULL;
+  if (!g_file_get_contents (path, &text, &len, &ferr)) {
+    g_set_error (error, CRIA_ERROR, g_error_matches (ferr, G_FILE_ERROR, G_FILE_ERROR_NOENT) ? CRIA_ERROR_NOT_FOUND : CRIA_ERROR_IO,
+                 "%s", ferr->message);
+    return NULL;
+  }
+  const char *body = text;
+  if (len >= 3 && !memcmp (body, "\xEF\xBB\xBF", 3)) {
+    body += 3;
+    len -= 3;
+  }
+  g_autoptr (GError) jerr = NULL;
+  JsonNode *root = cria_json_parse (body, (gssize) len, path, 1, &jerr);
+  if (!root) {
+    /* A broken document cannot be resumed record by record. */
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s", jerr->message);
+    return NULL;
+  }
+  return root;
+}
+
+/* The first non-blank byte of the file, or 0. */
+static char
+sniff (const char *path, GError **error)
+{
+  g_autoptr (CriaInput) in = cria_input_open (path, error);
+  if (!in)
+    return 0;
+  const char *line;
+  gsize len;
+  while (cria_input_read_line (in, &line, &len, error))
+    for (const char *p = line; *p; p++)
+      if (!g_ascii_isspace (*p))
+        return *p;
+  return 0;
+}
+
+CriaRows *
+cria_rows_open (const char *path, const char *format, GError **error)
+{
+  RowsFormat f;
+  if (!strcmp (format, "jsonl"))
+    f = ROWS_JSONL;
+  else if (!strcmp (format, "json"))
+    f = ROWS_JSON;
+  else if (!strcmp (format, "csv"))
+    f = ROWS_CSV;
+  else if (g_str_has_suffix (path, ".csv") || g_str_has_suffix (path, ".CSV"))
+    f = ROWS_CSV;
+  else if (!strcmp (path, "-"))
+    f = ROWS_JSONL; /* stdin cannot be read twice */
+  else {
+    GError *serr = NULL;
+    char c = sniff (path, &serr);
+    if (serr) {
+      g_propagate_error (error, serr);
+      return NULL;
+    }
+    f = c == '[' ? ROWS_JSON : c == '{' || c == 0 ? ROWS_JSONL : ROWS_CSV;
+  }
+
+  g_autoptr (CriaRows) rows = g_new0 (CriaRows, 1);
+  rows->format = f;
+  rows->path = g_strdup (path);
+  if (f == ROWS_JSON) {
+    g_autoptr (JsonNode) root = cria_json_load_file (path, error);
+    if (!root)
+      return NULL;
+    if (!JSON_NODE_HOLDS_ARRAY (root)) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: expected a JSON array of records", path);
+      return NULL;
+    }
+    rows->array = json_array_ref (json_node_get_array (root));
+    return g_steal_pointer (&rows);
+  }
+  CriaInput *in = cria_input_open (path, error);
+  if (!in)
+    return NULL;
+  if (f == ROWS_JSONL) {
+    rows->input = in;
+    return g_steal_pointer (&rows);
+  }
+  rows->csv = cria_csv_new (in);
+  GError *cerr = NULL;
+  rows->header = cria_csv_read_row (rows->csv, &cerr);
+  if (!rows->header) {
+    if (cerr) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s", cerr->message);
+      g_error_free (cerr);
+    } else {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: empty CSV file: expected a header row", path);
+    }
+    return NULL;
+  }
+  return g_steal_pointer (&rows);
+}
+
+const char *
+cria_rows_where (CriaRows *rows)
+{
+  return rows->where ? rows->where : rows->path;
+}
+
+const char *
+cria_rows_get_format (CriaRows *rows)
+{
+  return rows->format == ROWS_JSON ? "json" : rows->format == ROWS_CSV ? "csv" : "jsonl";
+}
+
+static void
+set_where_line (CriaRows *rows, guint64 line)
+{
+  g_free (rows->where);
+  rows->where = g_strdup_printf ("%s:%" G_GUINT64_FORMAT, rows->path, line);
+}
+
+static CriaFlow
+next_csv (CriaRows *rows, JsonObject **row, GError **error)
+{
+  GError *cerr = NULL;
+  g_auto (GStrv) fields = cria_csv_read_row (rows->csv, &cerr);
+  if (!fields) {
+    if (!cerr)
+      return CRIA_FLOW_EOS;
+    g_propagate_error (error, cerr);
+    return CRIA_FLOW_ERROR;
+  }
+  set_where_line (rows, cria_csv_get_line (rows->csv));
+  guint nh = g_strv_length (rows->header), nf = g_strv_length (fields);
+  if (nf != nh) {
+    g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_SYNTAX, "%s: %u fields where the header has %u",
+                 rows->where, nf, nh);
+    return CRIA_FLOW_ERROR;
+  }
+  JsonObject *o = json_object_new ();
+  for (guint i = 0; i < nh; i++) {
+    if (!g_utf8_validate (fields[i], -1, NULL)) {
+      json_object_unref (o);
+      g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_ENCODING, "%s: field '%s': invalid UTF-8", rows->where,
+                   rows->header[i]);
+      return CRIA_FLOW_ERROR;
+    }
+    json_object_set_string_member (o, rows->header[i], fields[i]);
+  }
+  *row = o;
+  return CRIA_FLOW_OK;
+}
+
+static CriaFlow
+take_object (CriaRows *rows, JsonNode *node, JsonObject **row, GError **error)
+{
+  if (!JSON_NODE_HOLDS_OBJECT (node)) {
+    g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_SYNTAX, "%s: expected a JSON object", rows->where);
+    return CRIA_FLOW_ERROR;
+  }
+  *row = json_object_ref (json_node_get_object (node));
+  return CRIA_FLOW_OK;
+}
+
+CriaFlow
+cria_rows_next (CriaRows *rows, JsonObject **row, GError **error)
+{
+  *row = NULL;
+  if (rows->format == ROWS_CSV)
+    return next_csv (rows, row, error);
+  if (rows->format == ROWS_JSON) {
+    if (rows->next >= json_array_get_length (rows->array))
+      return CRIA_FLOW_EOS;
+    guint i = rows->next++;
+    g_free (rows->where);
+    rows->where = g_strdup_printf ("%s: record %u", rows->path, i);
+    return take_object (rows, json_array_get_element (rows->array, i), row, error);
+  }
+  for (;;) {
+    const char *line;
+    gsize len;
+    GError *rerr = NULL;
+    if (!cria_input_read_line (rows->input, &line, &len, &rerr)) {
+      if (!rerr)
+        return CRIA_FLOW_EOS;
+      g_propagate_error (error, rerr);
+      return CRIA_FLOW_ERROR;
+    }
+    const char *p = line;
+    while (g_ascii_isspace (*p))
+      p++;
+    if (!*p)
+      continue;
+    guint64 n = cria_input_get_line_number (rows->input);
+    set_where_line (rows, n);
+    g_autoptr (JsonNode) node = cria_json_parse (line, (gssize) len, rows->path, n, error);
+    if (!node)
+      return CRIA_FLOW_ERROR;
+    return take_object (rows, node, row, error);
+  }
+}
+
+gboolean
+cria_rows_get_text (JsonObject *row, const char *member, const char *where, char **value, GError **error)
+{
+  *value = NULL;
+  JsonNode *n = json_object_get_member (row, member);
+  if (!n || JSON_NODE_HOLDS_NULL (n))
+    return TRUE;
+  if (JSON_NODE_HOLDS_VALUE (n)) {
+    GType t = json_node_get_value_type (n);
+    if (t == G_TYPE_STRING)
+      *value = g_strdup (json_node_get_string (n));
+    else if (t == G_TYPE_INT64)
+      *value = g_strdup_printf ("%" G_GINT64_FORMAT, json_node_get_int (n));
+    else if (t == G_TYPE_DOUBLE) {
+      char buf[G_ASCII_DTOSTR_BUF_SIZE];
+      *value = g_strdup (g_ascii_dtostr (buf, sizeof buf, json_node_get_double (n)));
+    } else if (t == G_TYPE_BOOLEAN)
+      *value = g_strdup (json_node_get_boolean (n) ? "true" : "false");
+    if (*value)
+      return TRUE;
+  }
+  g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD, "%s: field '%s': expected a string", where,
+               member);
+  return FALSE;
+}
+
+char *
+cria_rows_require_text (JsonObject *row, const char *member, const char *where, GError **error)
+{
+  char *v = NULL;
+  if (!cria_rows_get_text (row, member, where, &v, error))
+    return NULL;
+  if (!v || !*v) {
+    g_free (v);
+    g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_MISSING_FIELD, "%s: missing field '%s'", where, member);
+    return NULL;
+  }
+  return v;
+}
