@@ -218,6 +218,9 @@ test_bad_files (void)
   g_autofree char *t10 = tiny_with ("\"type\": \"BPE\"", "\"type\": \"Unigram\"");
   const char *const n10[] = { "$.model.type", "Unigram", NULL };
   expect_failure ("tokenizer.json", t10, n10);
+  g_autofree char *t15 = tiny_with ("\"unk_token\": \"<unk>\"", "\"unk_token\": 7");
+  const char *const n15[] = { "$.model", "\"unk_token\" must be a string", NULL };
+  expect_failure ("tokenizer.json", t15, n15);
   const char *const n11[] = { "vocab.txt", "[UNK]", NULL };
   expect_failure ("vocab.txt", "[PAD]\nhello\n", n11);
   const char *const n12[] = { "tokenizer.model", "not supported", NULL };

@@ -52,43 +52,38 @@ is_type (JsonNode *n, GType t)
   return n && JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == t;
 }
 
+/* The member `key` when it is present and of type t; NULL when absent (the
+ * caller's default applies) or of another type (then *ok is FALSE). */
+static JsonNode *
+typed (Ctx *c, JsonObject *o, const char *path, const char *key, GType t, const char *what, gboolean *ok)
+{
+  JsonNode *n = member (o, key);
+  if (n && !is_type (n, t)) {
+    *ok = fail (c, path, "\"%s\" must be %s", key, what);
+    return NULL;
+  }
+  return n;
+}
+
 static const char *
 get_str (Ctx *c, JsonObject *o, const char *path, const char *key, const char *dflt, gboolean *ok)
 {
-  JsonNode *n = member (o, key);
-  if (!n)
-    return dflt;
-  if (!is_type (n, G_TYPE_STRING)) {
-    *ok = fail (c, path, "\"%s\" must be a string", key);
-    return dflt;
-  }
-  return json_node_get_string (n);
+  JsonNode *n = typed (c, o, path, key, G_TYPE_STRING, "a string", ok);
+  return n ? json_node_get_string (n) : dflt;
 }
 
 static gboolean
 get_bool (Ctx *c, JsonObject *o, const char *path, const char *key, gboolean dflt, gboolean *ok)
 {
-  JsonNode *n = member (o, key);
-  if (!n)
-    return dflt;
-  if (!is_type (n, G_TYPE_BOOLEAN)) {
-    *ok = fail (c, path, "\"%s\" must be true or false", key);
-    return dflt;
-  }
-  return json_node_get_boolean (n);
+  JsonNode *n = typed (c, o, path, key, G_TYPE_BOOLEAN, "true or false", ok);
+  return n ? json_node_get_boolean (n) : dflt;
 }
 
 static gint64
 get_int (Ctx *c, JsonObject *o, const char *path, const char *key, gint64 dflt, gboolean *ok)
 {
-  JsonNode *n = member (o, key);
-  if (!n)
-    return dflt;
-  if (!is_type (n, G_TYPE_INT64)) {
-    *ok = fail (c, path, "\"%s\" must be an integer", key);
-    return dflt;
-  }
-  return json_node_get_int (n);
+  JsonNode *n = typed (c, o, path, key, G_TYPE_INT64, "an integer", ok);
+  return n ? json_node_get_int (n) : dflt;
 }
 
 /* The "type" of a component object, or NULL after an error. */

@@ -275,7 +275,8 @@ wordpiece_word (const Tok *tok, const char *s, gsize n, GArray *ids, GArray *spa
       if (i > 0)
         memcpy (buf, tok->wp_prefix, plen);
       memcpy (buf + off, s + i, j - i);
-      id = tok_lookup (tok, buf, (gssize) (off + j - i));
+      buf[off + j - i] = '\0';
+      id = tok_lookup (tok, buf, -1);
       if (id >= 0)
         break;
       j = g_utf8_find_prev_char (s + i, s + j) ? (gsize) (g_utf8_find_prev_char (s + i, s + j) - s) : i;
