@@ -346,6 +346,37 @@ test_bad_graphs (void)
     expect_error (error, "lm_head_ce: label -3 of row 1 is outside the vocabulary of 4");
   }
   {
+    /* shapes a config that disagrees with its tensors could produce */
+    const struct { int n_dims; gint64 shape[4]; const char *msg; } bad[] = {
+      { 2, { 3, -1 }, "input: invalid shape [3, -1]" },
+      { 2, { 3, 0 }, "input: invalid shape [3, 0]" },
+      { 5, { 1, 1, 1, 1 }, "input: x: 5 dimensions (1 to 4)" },
+      { 2, { G_MAXINT64 / 2, 16 }, "input: invalid shape" },
+    };
+    for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {
+      g_autoptr (CriaGraph) g = cria_graph_new ();
+      g_autoptr (GError) error = NULL;
+      CU_ASSERT_PTR_NULL (cria_graph_input (g, "x", CRIA_DTYPE_F32, bad[i].n_dims, bad[i].shape));
+      CU_ASSERT_FALSE (cria_graph_check (g, &error));
+      expect_error (error, bad[i].msg);
+    }
+    g_autoptr (CriaGraph) g = cria_graph_new ();
+    g_autoptr (GError) error = NULL;
+    CriaNode *x = cria_graph_param (g, "a", a, FALSE);
+    gint64 s7[] = { 7 };
+    int perm[] = { 0, 0 };
+    CU_ASSERT_PTR_NULL (cria_reshape (g, x, 1, s7));
+    CU_ASSERT_FALSE (cria_graph_check (g, &error));
+    expect_error (error, "reshape: cannot view [2, 3] as [7]");
+    g_autoptr (CriaGraph) g2 = cria_graph_new ();
+    CU_ASSERT_PTR_NULL (cria_permute (g2, cria_graph_param (g2, "a", a, FALSE), perm));
+    g_autoptr (CriaGraph) g3 = cria_graph_new ();
+    CU_ASSERT_PTR_NULL (cria_slice (g3, cria_graph_param (g3, "a", a, FALSE), 1, 2, 2));
+    g_clear_error (&error);
+    CU_ASSERT_FALSE (cria_graph_check (g3, &error));
+    expect_error (error, "slice: [2, +2) of dim 1 is outside [2, 3]");
+  }
+  {
     g_autoptr (GError) error = NULL;
     const CriaProvider *p = cria_registry_lookup (registry, CRIA_KIND_BACKEND, "cpu");
     g_autoptr (CriaProps) props = cria_provider_new_props (p);
