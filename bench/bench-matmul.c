@@ -66,6 +66,16 @@ measure_peak (int threads)
   return (double) threads * PEAK_ITERS * 12 * 16 * 2 / secs / 1e9;
 }
 
+/* The best of five: other processes on the machine only ever slow it down. */
+static double
+best_peak (int threads)
+{
+  double best = 0;
+  for (int i = 0; i < 5; i++)
+    best = MAX (best, measure_peak (threads));
+  return best;
+}
+
 static double
 time_matmul (CriaBackend *be, gint64 M, gint64 N, gint64 K, CriaDType wtype)
 {
@@ -135,7 +145,7 @@ main (int argc, char **argv)
   }
   g_autofree char *desc = cria_backend_describe (be);
   int n_threads = atoi (threads) > 0 ? atoi (threads) : (int) g_get_num_processors ();
-  printf ("{\"backend\": \"%s\", \"fma_peak_gflops\": %.1f}\n", desc, measure_peak (n_threads));
+  printf ("{\"backend\": \"%s\", \"fma_peak_gflops\": %.1f}\n", desc, best_peak (n_threads));
   for (int i = first; i < argc; i++) {
     gint64 M, N, K;
     if (sscanf (argv[i], "%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT, &M, &N, &K) != 3) {

@@ -230,6 +230,55 @@ test_gemm_isas (void)
   g_rand_free (rand);
 }
 
+/* Matmul gradients at sizes with full register tiles and several K slices:
+ * for L = sum (A op(B)) * R, dA and dB against float64 loops. */
+static void
+test_matmul_backward_large (void)
+{
+  const gint64 M = 20, N = 40, K = 300;
+  GRand *rand = g_rand_new_with_seed (11);
+  for (int tb = 0; tb < 2; tb++) {
+    gint64 as[] = { M, K }, bs[] = { tb ? N : K, tb ? K : N }, rs[] = { M * N, 1 }, flat[] = { 1, M * N };
+    g_autoptr (CriaTensor) a = cria_tensor_new (CRIA_DTYPE_F32, 2, as);
+    g_autoptr (CriaTensor) b = cria_tensor_new (CRIA_DTYPE_F32, 2, bs);
+    g_autoptr (CriaTensor) r = cria_tensor_new (CRIA_DTYPE_F32, 2, rs);
+    float *A = a->data, *B = b->data, *R = r->data;
+    for (gint64 i = 0; i < M * K; i++)
+      A[i] = (float) g_rand_double_range (rand, -1, 1);
+    for (gint64 i = 0; i < N * K; i++)
+      B[i] = (float) g_rand_double_range (rand, -1, 1);
+    for (gint64 i = 0; i < M * N; i++)
+      R[i] = (float) g_rand_double_range (rand, -1, 1);
+    g_autoptr (CriaGraph) g = cria_graph_new ();
+    CriaNode *an = cria_graph_param (g, "a", a, TRUE), *bn = cria_graph_param (g, "b", b, TRUE);
+    CriaNode *c = cria_matmul (g, an, bn, FALSE, tb);
+    CriaNode *loss = cria_matmul (g, cria_reshape (g, c, 2, flat), cria_graph_param (g, "r", r, FALSE), FALSE, FALSE);
+    CU_ASSERT_TRUE_FATAL (cria_graph_backward (g, loss, NULL) && cria_graph_plan (g, backend, NULL, NULL) &&
+                          cria_graph_forward (g, NULL) && cria_graph_run_backward (g, NULL));
+    const float *dA = an->grad->data, *dB = bn->grad->data;
+    double worst = 0;
+    /* dA(i,k) = sum_n R(i,n) B(k,n);  dB(k,n) = sum_i A(i,k) R(i,n) */
+    for (gint64 i = 0; i < M; i++)
+      for (gint64 k = 0; k < K; k++) {
+        double want = 0;
+        for (gint64 n = 0; n < N; n++)
+          want += (double) R[i * N + n] * B[tb ? n * K + k : k * N + n];
+        worst = MAX (worst, fabs (want - dA[i * K + k]));
+      }
+    for (gint64 k = 0; k < K; k++)
+      for (gint64 n = 0; n < N; n++) {
+        double want = 0;
+        for (gint64 i = 0; i < M; i++)
+          want += (double) A[i * K + k] * R[i * N + n];
+        worst = MAX (worst, fabs (want - dB[tb ? n * K + k : k * N + n]));
+      }
+    if (worst > 1e-4)
+      printf ("\nmatmul backward tb=%d: off by %g", tb, worst);
+    CU_ASSERT_TRUE (worst <= 1e-4);
+  }
+  g_rand_free (rand);
+}
+
 /* A chain of n ops needs two live buffers, not n. */
 static void
 test_plan_reuses_memory (void)
@@ -346,6 +395,37 @@ test_bad_graphs (void)
     expect_error (error, "lm_head_ce: label -3 of row 1 is outside the vocabulary of 4");
   }
   {
+    /* shapes a config that disagrees with its tensors could produce */
+    const struct { int n_dims; gint64 shape[4]; const char *msg; } bad[] = {
+      { 2, { 3, -1 }, "input: invalid shape [3, -1]" },
+      { 2, { 3, 0 }, "input: invalid shape [3, 0]" },
+      { 5, { 1, 1, 1, 1 }, "input: x: 5 dimensions (1 to 4)" },
+      { 2, { G_MAXINT64 / 2, 16 }, "input: invalid shape" },
+    };
+    for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {
+      g_autoptr (CriaGraph) g = cria_graph_new ();
+      g_autoptr (GError) error = NULL;
+      CU_ASSERT_PTR_NULL (cria_graph_input (g, "x", CRIA_DTYPE_F32, bad[i].n_dims, bad[i].shape));
+      CU_ASSERT_FALSE (cria_graph_check (g, &error));
+      expect_error (error, bad[i].msg);
+    }
+    g_autoptr (CriaGraph) g = cria_graph_new ();
+    g_autoptr (GError) error = NULL;
+    CriaNode *x = cria_graph_param (g, "a", a, FALSE);
+    gint64 s7[] = { 7 };
+    int perm[] = { 0, 0 };
+    CU_ASSERT_PTR_NULL (cria_reshape (g, x, 1, s7));
+    CU_ASSERT_FALSE (cria_graph_check (g, &error));
+    expect_error (error, "reshape: cannot view [2, 3] as [7]");
+    g_autoptr (CriaGraph) g2 = cria_graph_new ();
+    CU_ASSERT_PTR_NULL (cria_permute (g2, cria_graph_param (g2, "a", a, FALSE), perm));
+    g_autoptr (CriaGraph) g3 = cria_graph_new ();
+    CU_ASSERT_PTR_NULL (cria_slice (g3, cria_graph_param (g3, "a", a, FALSE), 1, 2, 2));
+    g_clear_error (&error);
+    CU_ASSERT_FALSE (cria_graph_check (g3, &error));
+    expect_error (error, "slice: [2, +2) of dim 1 is outside [2, 3]");
+  }
+  {
     g_autoptr (GError) error = NULL;
     const CriaProvider *p = cria_registry_lookup (registry, CRIA_KIND_BACKEND, "cpu");
     g_autoptr (CriaProps) props = cria_provider_new_props (p);
@@ -444,6 +524,7 @@ register_suites (void)
   };
   static const CriaTestCase other_cases[] = {
     { "sgemm of every ISA against float64", test_gemm_isas },
+    { "matmul backward at larger sizes", test_matmul_backward_large },
     { "memory plan reuses buffers", test_plan_reuses_memory },
     { "bad graphs and inputs", test_bad_graphs },
     { "linear layers and the adapter hook", test_linear_hook },

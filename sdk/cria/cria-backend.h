@@ -5,7 +5,9 @@
  * backward entry per op. The core owns the graph, the order of execution and
  * the memory plan, so nothing in the core is specific to a device. Memory a
  * backend returns must be addressable by the host for now (the CPU backend);
- * a device backend will add copy entries at the end of this vtable. */
+ * a device backend will add copy entries at the end of this vtable. A
+ * backend runs one kernel at a time: graphs sharing a backend must not run
+ * concurrently (kernels use the backend's threads and scratch memory). */
 #pragma once
 
 #include <cria/cria-graph.h>
