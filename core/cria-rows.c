@@ -15,7 +15,10 @@ struct _CriaRows {
   CriaInput *input; /* JSON lines */
   CriaCsv *csv;
   char **header;
-  JsonArray *array;
+  /* JSON arrays are cut into elements as they are read. */
+  char *line;          /* the current line, owned */
+  gsize pos;
+  gboolean started, finished;
   guint next;
   char *where;
 };
@@ -28,8 +31,7 @@ cria_rows_free (CriaRows *rows)
   cria_input_free (rows->input);
   cria_csv_free (rows->csv);
   g_strfreev (rows->header);
-  if (rows->array)
-    json_array_unref (rows->array);
+  g_free (rows->line);
   g_free (rows->path);
   g_free (rows->where);
   g_free (rows);
@@ -104,21 +106,10 @@ cria_rows_open (const char *path, const char *format, GError **error)
   g_autoptr (CriaRows) rows = g_new0 (CriaRows, 1);
   rows->format = f;
   rows->path = g_strdup (path);
-  if (f == ROWS_JSON) {
-    g_autoptr (JsonNode) root = cria_json_load_file (path, error);
-    if (!root)
-      return NULL;
-    if (!JSON_NODE_HOLDS_ARRAY (root)) {
-      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: expected a JSON array of records", path);
-      return NULL;
-    }
-    rows->array = json_array_ref (json_node_get_array (root));
-    return g_steal_pointer (&rows);
-  }
   CriaInput *in = cria_input_open (path, error);
   if (!in)
     return NULL;
-  if (f == ROWS_JSONL) {
+  if (f != ROWS_CSV) {
     rows->input = in;
     return g_steal_pointer (&rows);
   }
@@ -199,20 +190,99 @@ take_object (CriaRows *rows, JsonNode *node, JsonObject **row, GError **error)
   return CRIA_FLOW_OK;
 }
 
+/* The next character of the array's text, reading lines as needed; 0 at the end. */
+static char
+peek (CriaRows *rows, GError **error)
+{
+  while (!rows->line || !rows->line[rows->pos]) {
+    gboolean had = rows->line != NULL;
+    g_clear_pointer (&rows->line, g_free);
+    const char *l;
+    gsize len;
+    if (!cria_input_read_line (rows->input, &l, &len, error))
+      return 0;
+    /* Line breaks only matter inside strings, where JSON forbids them raw. */
+    rows->line = had ? g_strconcat ("\n", l, NULL) : g_strdup (l);
+    rows->pos = 0;
+  }
+  return rows->line[rows->pos];
+}
+
+static CriaFlow
+array_broken (CriaRows *rows, const char *what, GError **error)
+{
+  if (!(error && *error))
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s:%" G_GUINT64_FORMAT ": %s", rows->path,
+                 cria_input_get_line_number (rows->input), what);
+  rows->finished = TRUE;
+  return CRIA_FLOW_ERROR;
+}
+
+/* Streams a JSON array: each element's text is cut out by tracking strings and
+ * nesting, then parsed alone, so memory holds one record at a time. */
+static CriaFlow
+next_array_element (CriaRows *rows, JsonObject **row, GError **error)
+{
+  char c;
+  if (rows->finished)
+    return CRIA_FLOW_EOS;
+  while ((c = peek (rows, error)) && (g_ascii_isspace (c) || (rows->started && c == ','))) {
+    rows->pos++;
+  }
+  if (!rows->started) {
+    if (c != '[')
+      return array_broken (rows, "expected a JSON array of records", error);
+    rows->started = TRUE;
+    rows->pos++;
+    return next_array_element (rows, row, error);
+  }
+  if (!c)
+    return array_broken (rows, "the JSON array never closes", error);
+  if (c == ']') {
+    rows->finished = TRUE;
+    return CRIA_FLOW_EOS;
+  }
+  guint64 start = cria_input_get_line_number (rows->input);
+  set_where_line (rows, start);
+  g_autoptr (GString) text = g_string_new (NULL);
+  guint depth = 0;
+  gboolean in_string = FALSE, escaped = FALSE;
+  while ((c = peek (rows, error))) {
+    if (!in_string && depth == 0 && text->len && (c == ',' || c == ']'))
+      break;
+    rows->pos++;
+    g_string_append_c (text, c);
+    if (in_string) {
+      if (escaped)
+        escaped = FALSE;
+      else if (c == '\\')
+        escaped = TRUE;
+      else if (c == '"')
+        in_string = FALSE;
+    } else if (c == '"') {
+      in_string = TRUE;
+    } else if (c == '{' || c == '[') {
+      depth++;
+    } else if ((c == '}' || c == ']') && depth && --depth == 0) {
+      break;
+    }
+  }
+  if (!c && (depth || in_string))
+    return array_broken (rows, "the JSON array ends inside a record", error);
+  g_autoptr (JsonNode) node = cria_json_parse (text->str, (gssize) text->len, rows->path, start, error);
+  if (!node)
+    return CRIA_FLOW_ERROR;
+  return take_object (rows, node, row, error);
+}
+
 CriaFlow
 cria_rows_next (CriaRows *rows, JsonObject **row, GError **error)
 {
   *row = NULL;
   if (rows->format == ROWS_CSV)
     return next_csv (rows, row, error);
-  if (rows->format == ROWS_JSON) {
-    if (rows->next >= json_array_get_length (rows->array))
-      return CRIA_FLOW_EOS;
-    guint i = rows->next++;
-    g_free (rows->where);
-    rows->where = g_strdup_printf ("%s: record %u", rows->path, i);
-    return take_object (rows, json_array_get_element (rows->array, i), row, error);
-  }
+  if (rows->format == ROWS_JSON)
+    return next_array_element (rows, row, error);
   for (;;) {
     const char *line;
     gsize len;

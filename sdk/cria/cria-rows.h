@@ -1,8 +1,8 @@
 /* cria-rows.h: the rows of a data file, as JSON objects.
  *
- * Converters read their inputs through this: JSON lines (streamed), a JSON
- * array of objects (read whole), or CSV with a header row naming the fields
- * (streamed; every value a string). Each row knows where it came from, so an
+ * Converters read their inputs through this: JSON lines, a JSON array of
+ * objects (cut into elements as it is read), or CSV with a header row naming the fields
+ * (every value a string). All three stream: one row in memory at a time. Each row knows where it came from, so an
  * error can name the file and the line or the record. */
 #pragma once
 
@@ -21,8 +21,7 @@ void cria_rows_free (CriaRows *rows);
 /* The next row (transfer full). A bad row is a CRIA_RECORD_ERROR: the caller
  * may call again to go on with the next one. */
 CriaFlow cria_rows_next (CriaRows *rows, JsonObject **row, GError **error);
-/* "FILE:LINE" (JSON lines, CSV) or "FILE: record N" (JSON array) of the last
- * row, for error messages. */
+/* "FILE:LINE" of the last row (where it starts), for error messages. */
 const char *cria_rows_where (CriaRows *rows);
 /* "jsonl", "json" or "csv": what the file was read as. */
 const char *cria_rows_get_format (CriaRows *rows);

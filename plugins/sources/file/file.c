@@ -7,7 +7,7 @@
  * a '[' opens a JSON array, a '{' JSON lines, a .csv name or anything else CSV
  * with a header row naming the fields; a row with `conversations` is
  * ShareGPT, one with `messages` OpenAI's, any other cria's (which is Alpaca's
- * plus metadata). JSON lines and CSV stream; a JSON array is read whole.
+ * plus metadata). All three stream: one record in memory at a time.
  *
  * mix interleaves several such files by weight, so a linear pipeline can
  * blend sources:
