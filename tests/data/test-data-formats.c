@@ -193,7 +193,8 @@ test_sharegpt_and_dataset_info (void)
   g_autofree char *text = cria_test_read_file (out);
   CU_ASSERT_STRING_EQUAL (text, "[\n{\"conversations\":[{\"from\":\"human\",\"value\":\"Hi\\n\\nthere\"},{\"from\":\"gpt\",\"value\":\"Hello\"}],"
                                 "\"system\":\"S\"}\n]\n");
-  g_autoptr (JsonNode) root = json_from_string (cria_test_read_file (info), NULL);
+  g_autofree char *info_text = cria_test_read_file (info);
+  g_autoptr (JsonNode) root = json_from_string (info_text, NULL);
   JsonObject *o = json_node_get_object (root);
   CU_ASSERT_TRUE (json_object_has_member (o, "existing"));
   JsonObject *entry = json_object_get_object_member (o, "chat");
