@@ -17,8 +17,9 @@ struct _CriaTokenizer {
   gint32 special[CRIA_N_SPECIAL];
 };
 
+/* A JSON object, or (allow_list) a JSON list: a WordPiece vocabulary. */
 static JsonNode *
-parse_json_file (const char *path, GError **error)
+parse_json_file (const char *path, gboolean allow_list, GError **error)
 {
   g_autofree char *text = NULL;
   gsize len = 0;
@@ -33,7 +34,7 @@ parse_json_file (const char *path, GError **error)
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s", jerr->message);
     return NULL;
   }
-  if (!JSON_NODE_HOLDS_OBJECT (root)) {
+  if (!JSON_NODE_HOLDS_OBJECT (root) && !(allow_list && JSON_NODE_HOLDS_ARRAY (root))) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: $: expected a JSON object", path);
     json_node_unref (root);
     return NULL;
@@ -91,9 +92,15 @@ cria_tokenizer_files_new (const char *path, GError **error)
                  path);
     return NULL;
   }
-  if (f->tokenizer_json && !(f->json = parse_json_file (f->tokenizer_json, error)))
+  if (f->tokenizer_json && !(f->json = parse_json_file (f->tokenizer_json, TRUE, error)))
     return NULL;
-  if (f->tokenizer_config && !(f->config = parse_json_file (f->tokenizer_config, error)))
+  /* A JSON list is a WordPiece vocabulary, as vocab.txt is: the id is the position. */
+  if (f->json && JSON_NODE_HOLDS_ARRAY (f->json)) {
+    g_clear_pointer (&f->json, json_node_unref);
+    g_free (f->vocab_txt);
+    f->vocab_txt = g_steal_pointer (&f->tokenizer_json);
+  }
+  if (f->tokenizer_config && !(f->config = parse_json_file (f->tokenizer_config, FALSE, error)))
     return NULL;
   return g_steal_pointer (&f);
 }

@@ -185,6 +185,40 @@ test_tiny (void)
   cria_test_rmtree (dir);
 }
 
+/* A WordPiece vocabulary given as a JSON list gives vocab.txt's ids. */
+static void
+test_vocab_list (void)
+{
+  g_autofree char *txt = cria_test_shared ("tokenizers/bert-base-uncased/vocab.txt");
+  g_autofree char *text = cria_test_read_file (txt);
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  json_builder_begin_array (b);
+  for (char **l = lines; *l && **l; l++)
+    json_builder_add_string_value (b, *l);
+  json_builder_end_array (b);
+  g_autoptr (JsonNode) root = json_builder_get_root (b);
+  g_autofree char *json = json_to_string (root, FALSE);
+  g_autofree char *dir = cria_test_tmpdir ();
+  g_autofree char *list = g_build_filename (dir, "bert-vocab.json", NULL);
+  cria_test_write_file (list, json);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CriaTokenizer) a = cria_tokenizer_load (registry, txt, &error);
+  g_autoptr (CriaTokenizer) l = cria_tokenizer_load (registry, list, &error);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (a);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (l);
+  const char *probe = "Hello, World! unaffable naïve CAFÉ 12,345";
+  g_autoptr (CriaEncoding) ea = cria_tokenizer_encode (a, probe, -1, 0, NULL);
+  g_autoptr (CriaEncoding) el = cria_tokenizer_encode (l, probe, -1, 0, NULL);
+  CU_ASSERT_EQUAL_FATAL (ea->ids->len, el->ids->len);
+  CU_ASSERT_EQUAL (memcmp (ea->ids->data, el->ids->data, ea->ids->len * sizeof (gint32)), 0);
+  cria_test_write_file (list, "[\"[UNK]\", \"a\", 3]");
+  g_autoptr (CriaTokenizer) bad = cria_tokenizer_load (registry, list, &error);
+  CU_ASSERT_PTR_NULL (bad);
+  CU_ASSERT_PTR_NOT_NULL (error && strstr (error->message, "bert-vocab.json: [2]: expected a token string"));
+  cria_test_rmtree (dir);
+}
+
 static void
 test_bad_files (void)
 {
@@ -386,6 +420,7 @@ register_suites (void)
     { "invalid UTF-8", test_invalid_utf8 },
     { "batch on threads", test_batch },
     { "tiny tokenizer.json", test_tiny },
+    { "a WordPiece vocabulary as a JSON list", test_vocab_list },
     { NULL }
   };
   cria_test_add_suite ("api", api);

@@ -124,16 +124,44 @@ tok_load_vocab_txt (const char *path, gboolean lowercase, int strip_accents, GEr
   if (!read_text (path, &text, &len, error))
     return NULL;
   Tok *tok = tok_new ();
-  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
-  guint n = g_strv_length (lines);
-  if (n > 0 && !*lines[n - 1])
-    n--; /* the final newline */
-  for (guint i = 0; i < n; i++) {
-    char *l = lines[i];
-    gsize ll = strlen (l);
-    if (ll && l[ll - 1] == '\r')
-      l[ll - 1] = '\0';
-    tok_set_token (tok, (gint32) i, l);
+  /* "[PAD]" opens a vocab.txt too: a JSON list starts with [ then a string or ]. */
+  const char *start = text;
+  while (g_ascii_isspace (*start))
+    start++;
+  const char *next = *start == '[' ? start + 1 : start;
+  while (*start == '[' && g_ascii_isspace (*next))
+    next++;
+  if (*start == '[' && (*next == '"' || *next == ']')) {
+    /* The vocabulary as a JSON list of tokens: the id is the position. */
+    g_autoptr (GError) jerr = NULL;
+    g_autoptr (JsonNode) root = cria_json_parse (text, (gssize) len, path, 1, &jerr);
+    if (!root || !JSON_NODE_HOLDS_ARRAY (root)) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s", root ? "expected a JSON list of tokens" : jerr->message);
+      if (root)
+        g_prefix_error (error, "%s: ", path);
+      return failed (tok);
+    }
+    JsonArray *a = json_node_get_array (root);
+    for (guint i = 0; i < json_array_get_length (a); i++) {
+      JsonNode *e = json_array_get_element (a, i);
+      if (!JSON_NODE_HOLDS_VALUE (e) || json_node_get_value_type (e) != G_TYPE_STRING) {
+        g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: [%u]: expected a token string", path, i);
+        return failed (tok);
+      }
+      tok_set_token (tok, (gint32) i, json_node_get_string (e));
+    }
+  } else {
+    g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+    guint n = g_strv_length (lines);
+    if (n > 0 && !*lines[n - 1])
+      n--; /* the final newline */
+    for (guint i = 0; i < n; i++) {
+      char *l = lines[i];
+      gsize ll = strlen (l);
+      if (ll && l[ll - 1] == '\r')
+        l[ll - 1] = '\0';
+      tok_set_token (tok, (gint32) i, l);
+    }
   }
   tok->model = MODEL_WORDPIECE;
   tok->wp_prefix = g_strdup ("##");
