@@ -39,9 +39,18 @@ fma_loop (gpointer data)
   v16 a0 = m, a1 = m + 1, a2 = m + 2, a3 = m + 3, a4 = m + 4, a5 = m + 5;
   v16 a6 = m + 6, a7 = m + 7, a8 = m + 8, a9 = m + 9, a10 = m + 10, a11 = m + 11;
   for (int it = 0; it < PEAK_ITERS; it++) {
-    a0 = a0 * m + x; a1 = a1 * m + x; a2 = a2 * m + x; a3 = a3 * m + x;
-    a4 = a4 * m + x; a5 = a5 * m + x; a6 = a6 * m + x; a7 = a7 * m + x;
-    a8 = a8 * m + x; a9 = a9 * m + x; a10 = a10 * m + x; a11 = a11 * m + x;
+    a0 = a0 * m + x;
+    a1 = a1 * m + x;
+    a2 = a2 * m + x;
+    a3 = a3 * m + x;
+    a4 = a4 * m + x;
+    a5 = a5 * m + x;
+    a6 = a6 * m + x;
+    a7 = a7 * m + x;
+    a8 = a8 * m + x;
+    a9 = a9 * m + x;
+    a10 = a10 * m + x;
+    a11 = a11 * m + x;
   }
   v16 s = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11;
   *(float *) data = s[0];

@@ -138,7 +138,7 @@ count_pairs (GHashTable *counts, GHashTable *where, GArray *heap, const Word *w,
   for (guint i = 0; i + 1 < w->sym->len; i++) {
     gint32 l = g_array_index (w->sym, gint32, i), r = g_array_index (w->sym, gint32, i + 1);
     if (sign > 0 && fresh >= 0 && l != fresh && r != fresh) {
-      *(gint64 *) g_hash_table_lookup (counts, &(guint64) { pair_key (l, r) }) += w->count;
+      *(gint64 *) g_hash_table_lookup (counts, &(guint64){ pair_key (l, r) }) += w->count;
       continue;
     }
     guint64 key = pair_key (l, r);
@@ -336,8 +336,8 @@ cria_bpe_trainer_write (CriaBpeTrainer *t, guint vocab_size, guint min_frequency
   }
   g_autoptr (GArray) heap = g_array_new (FALSE, FALSE, sizeof (HeapEntry));
   g_autoptr (GHashTable) counts = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_free);
-  g_autoptr (GHashTable) where = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
-                                                        (GDestroyNotify) g_array_unref);
+  g_autoptr (GHashTable)
+      where = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, (GDestroyNotify) g_array_unref);
   for (guint i = 0; i < words->len; i++)
     count_pairs (counts, where, heap, &g_array_index (words, Word, i), i, +1, -1);
   g_autoptr (GArray) merges = g_array_new (FALSE, FALSE, sizeof (gint32));

@@ -3,8 +3,8 @@
 
 #include <cria/cria-error.h>
 
-G_DEFINE_QUARK (cria-error-quark, cria_error)
-G_DEFINE_QUARK (cria-record-error-quark, cria_record_error)
+G_DEFINE_QUARK (cria - error - quark, cria_error)
+G_DEFINE_QUARK (cria - record - error - quark, cria_record_error)
 
 const char *
 cria_record_error_reason (int code)

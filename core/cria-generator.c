@@ -238,7 +238,7 @@ cria_generator_generate_batch (CriaGenerator *g, const CriaGenRequest *reqs, Cri
   g_autofree Job *jobs = g_new0 (Job, n);
   GThreadPool *pool = g_thread_pool_new (run_job, NULL, (int) MIN (width, MAX (n, 1)), TRUE, NULL);
   for (guint i = 0; i < n; i++) {
-    jobs[i] = (Job) { g, &reqs[i], &res[i], cancellable };
+    jobs[i] = (Job){ g, &reqs[i], &res[i], cancellable };
     g_thread_pool_push (pool, &jobs[i], NULL);
   }
   g_thread_pool_free (pool, FALSE, TRUE);

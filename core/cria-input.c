@@ -23,8 +23,7 @@ cria_input_open (const char *path, GError **error)
   FILE *f = strcmp (path, "-") == 0 ? stdin : fopen (path, "rb");
   if (!f) {
     int e = errno;
-    g_set_error (error, CRIA_ERROR, e == ENOENT ? CRIA_ERROR_NOT_FOUND : CRIA_ERROR_IO, "%s: %s", path,
-                 g_strerror (e));
+    g_set_error (error, CRIA_ERROR, e == ENOENT ? CRIA_ERROR_NOT_FOUND : CRIA_ERROR_IO, "%s: %s", path, g_strerror (e));
     return NULL;
   }
   CriaInput *in = g_new0 (CriaInput, 1);
@@ -118,8 +117,8 @@ cria_json_parse (const char *text, gssize len, const char *file, guint64 line, G
   const char *bad = NULL;
   if (!g_utf8_validate_len (text, n, &bad)) {
     /* Columns count bytes from 1, as compilers do. */
-    g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_ENCODING,
-                 "%s:%" G_GUINT64_FORMAT ":%ld: invalid UTF-8", file, line, (long) (bad - text) + 1);
+    g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_ENCODING, "%s:%" G_GUINT64_FORMAT ":%ld: invalid UTF-8",
+                 file, line, (long) (bad - text) + 1);
     return NULL;
   }
   g_autoptr (JsonParser) parser = json_parser_new ();
@@ -137,8 +136,8 @@ cria_json_parse (const char *text, gssize len, const char *file, guint64 line, G
       msg = rest ? rest + 1 : msg;
     }
     g_autofree char *shown = cria_error_quote (msg, -1, 200);
-    g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_SYNTAX, "%s:%" G_GUINT64_FORMAT ":%" G_GUINT64_FORMAT ": %s",
-                 file, line + l - 1, c, shown);
+    g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_SYNTAX,
+                 "%s:%" G_GUINT64_FORMAT ":%" G_GUINT64_FORMAT ": %s", file, line + l - 1, c, shown);
     return NULL;
   }
   JsonNode *root = json_parser_get_root (parser);

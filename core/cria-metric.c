@@ -163,8 +163,8 @@ check_open (CriaMetric *metric, gboolean model, GError **error)
   }
   gboolean needs_model = (metric->vtable->flags & CRIA_METRIC_FLAG_NEEDS_MODEL) != 0;
   if (model != needs_model || (model ? !metric->vtable->add_loss : !metric->vtable->add)) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, needs_model ? "%s scores a model's loss, not text"
-                                                                        : "%s scores text, not a model's loss",
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
+                 needs_model ? "%s scores a model's loss, not text" : "%s scores text, not a model's loss",
                  metric->info->name);
     return FALSE;
   }

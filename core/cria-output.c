@@ -49,8 +49,7 @@ cria_output_open (const char *path, GError **error)
   int fd = g_mkstemp (out->tmp_path);
   if (fd < 0) {
     int e = errno;
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s: cannot create a file in %s: %s", path, dir,
-                 g_strerror (e));
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s: cannot create a file in %s: %s", path, dir, g_strerror (e));
     g_free (out->tmp_path);
     g_free (out->path);
     g_free (out);

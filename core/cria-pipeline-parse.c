@@ -62,8 +62,8 @@ cria_pipeline_parse (CriaRegistry *registry, const char *description, GError **e
     g_autofree char *where = g_strdup_printf ("pipeline stage %u", pipeline->stages->len + (expect_provider ? 1 : 0));
     if (strcmp (w, "!") == 0) {
       if (expect_provider) {
-        g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                     "%s: '!' where a provider name was expected", where);
+        g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "%s: '!' where a provider name was expected",
+                     where);
         return NULL;
       }
       expect_provider = TRUE;
@@ -72,8 +72,8 @@ cria_pipeline_parse (CriaRegistry *registry, const char *description, GError **e
     if (expect_provider) {
       if (strchr (w, '=')) {
         g_autofree char *shown = cria_error_quote (w, -1, 60);
-        g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                     "%s: expected a provider name before '%s'", where, shown);
+        g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "%s: expected a provider name before '%s'", where,
+                     shown);
         return NULL;
       }
       stage = cria_pipeline_add_stage (pipeline, w, where, error);
@@ -108,8 +108,7 @@ cria_pipeline_parse (CriaRegistry *registry, const char *description, GError **e
 }
 
 CriaPipeline *
-cria_pipeline_parse_json (CriaRegistry *registry, const char *json, gssize len, const char *filename,
-                          GError **error)
+cria_pipeline_parse_json (CriaRegistry *registry, const char *json, gssize len, const char *filename, GError **error)
 {
   g_autofree char *label = cria_error_quote (filename ? filename : "pipeline", -1, -1);
   g_autoptr (JsonParser) parser = json_parser_new ();
@@ -168,8 +167,8 @@ cria_pipeline_parse_json (CriaRegistry *registry, const char *json, gssize len, 
     for (GList *l = members; l; l = l->next) {
       if (strcmp (l->data, "provider") && strcmp (l->data, "properties")) {
         g_autofree char *shown = cria_error_quote (l->data, -1, 60);
-        g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s.%s: unknown member (known: provider, properties)",
-                     where, shown);
+        g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s.%s: unknown member (known: provider, properties)", where,
+                     shown);
         return NULL;
       }
     }

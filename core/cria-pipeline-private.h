@@ -38,7 +38,6 @@ struct _CriaPipeline {
 
 CriaPipeline *cria_pipeline_new_empty (CriaRegistry *registry);
 /* Appends a stage; `where` prefixes errors ("stage 2" or "stages[1]"). */
-CriaStage *cria_pipeline_add_stage (CriaPipeline *pipeline, const char *provider, const char *where,
-                                    GError **error);
+CriaStage *cria_pipeline_add_stage (CriaPipeline *pipeline, const char *provider, const char *where, GError **error);
 /* Checks kinds and order, and required properties. */
 gboolean cria_pipeline_validate (CriaPipeline *pipeline, GError **error);

@@ -79,8 +79,9 @@ cria_pipeline_validate (CriaPipeline *p, GError **error)
 {
   guint n = p->stages->len;
   if (n < 2) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                 "pipeline: needs at least a source and a sink (e.g. file location=in.jsonl ! jsonl location=out.jsonl)");
+    g_set_error (
+        error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+        "pipeline: needs at least a source and a sink (e.g. file location=in.jsonl ! jsonl location=out.jsonl)");
     return FALSE;
   }
   for (guint i = 0; i < n; i++) {
@@ -338,9 +339,10 @@ cria_pipeline_format_summary (CriaPipeline *p)
       g_string_append_printf (why, "%s%s: %" G_GUINT64_FORMAT, k ? ", " : "", key,
                               *(guint64 *) g_hash_table_lookup (st->reasons, key));
     }
-    g_string_append_printf (s, "%-3u %-14s %-9s %10" G_GUINT64_FORMAT " %10" G_GUINT64_FORMAT " %10" G_GUINT64_FORMAT "  %s\n",
-                            i + 1, st->ctx.stage_name, cria_kind_name (cria_provider_get_kind (st->provider)),
-                            st->n_in, st->n_out, st->n_skipped, why->str);
+    g_string_append_printf (
+        s, "%-3u %-14s %-9s %10" G_GUINT64_FORMAT " %10" G_GUINT64_FORMAT " %10" G_GUINT64_FORMAT "  %s\n", i + 1,
+        st->ctx.stage_name, cria_kind_name (cria_provider_get_kind (st->provider)), st->n_in, st->n_out, st->n_skipped,
+        why->str);
   }
   return g_string_free (s, FALSE);
 }

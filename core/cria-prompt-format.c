@@ -35,8 +35,9 @@ member (const CriaPromptFormat *f, const char *name)
 CriaPromptFormat *
 cria_prompt_format_load (const char *name, GError **error)
 {
-  g_autofree char *rel = strchr (name, '/') || g_str_has_suffix (name, ".json") ? g_strdup (name)
-                                                                                 : g_strdup_printf ("formats/%s.json", name);
+  g_autofree char *rel = strchr (name, '/') || g_str_has_suffix (name, ".json")
+                             ? g_strdup (name)
+                             : g_strdup_printf ("formats/%s.json", name);
   g_autofree char *path = cria_find_data_file (rel);
   if (!g_file_test (path, G_FILE_TEST_EXISTS)) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_NOT_FOUND, "prompt format '%s': no file %s", name, path);
@@ -123,12 +124,13 @@ render_chat (const CriaPromptFormat *f, const CriaRecord *r, GString *prompt, GS
     GString *to = (gint) i == last && last == (gint) turns->len - 1 ? response : prompt;
     const char *tmpl = member (f, m->role);
     if (!tmpl) {
-      g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD, "prompt format %s has no template for role '%s'",
-                   f->name, m->role);
+      g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD,
+                   "prompt format %s has no template for role '%s'", f->name, m->role);
       return FALSE;
     }
-    g_autofree char *content = pending_system && !strcmp (m->role, "user") ? g_strconcat (pending_system, m->content, NULL)
-                                                                           : g_strdup (m->content);
+    g_autofree char *content = pending_system && !strcmp (m->role, "user")
+                                   ? g_strconcat (pending_system, m->content, NULL)
+                                   : g_strdup (m->content);
     if (content && pending_system && !strcmp (m->role, "user"))
       g_clear_pointer (&pending_system, g_free);
     if (!wrap (to, tmpl, content, error))
@@ -140,7 +142,8 @@ render_chat (const CriaPromptFormat *f, const CriaRecord *r, GString *prompt, GS
 }
 
 gboolean
-cria_prompt_format_render (const CriaPromptFormat *f, const CriaRecord *r, char **prompt, char **response, GError **error)
+cria_prompt_format_render (const CriaPromptFormat *f, const CriaRecord *r, char **prompt, char **response,
+                           GError **error)
 {
   g_autoptr (GString) p = g_string_new (NULL), resp = g_string_new (NULL);
   if (f->chat) {

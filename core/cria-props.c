@@ -71,14 +71,14 @@ canonicalize (const CriaPropSpec *spec, const char *value, GError **error)
       errno = 0;
       gint64 v = g_ascii_strtoll (value, &end, 10);
       if (errno || end == value || *end) {
-        g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                     "property '%s': '%s' is not an integer", spec->name, shown);
+        g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "property '%s': '%s' is not an integer",
+                     spec->name, shown);
         return NULL;
       }
       if (ranged && ((double) v < spec->minimum || (double) v > spec->maximum)) {
         g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                     "property '%s': %" G_GINT64_FORMAT " is outside [%.17g, %.17g]", spec->name, v,
-                     spec->minimum, spec->maximum);
+                     "property '%s': %" G_GINT64_FORMAT " is outside [%.17g, %.17g]", spec->name, v, spec->minimum,
+                     spec->maximum);
         return NULL;
       }
       return g_strdup_printf ("%" G_GINT64_FORMAT, v);
@@ -88,13 +88,13 @@ canonicalize (const CriaPropSpec *spec, const char *value, GError **error)
       errno = 0;
       double v = g_ascii_strtod (value, &end);
       if (errno || end == value || *end || !isfinite (v)) {
-        g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                     "property '%s': '%s' is not a finite number", spec->name, shown);
+        g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "property '%s': '%s' is not a finite number",
+                     spec->name, shown);
         return NULL;
       }
       if (ranged && (v < spec->minimum || v > spec->maximum)) {
-        g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                     "property '%s': %g is outside [%g, %g]", spec->name, v, spec->minimum, spec->maximum);
+        g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "property '%s': %g is outside [%g, %g]",
+                     spec->name, v, spec->minimum, spec->maximum);
         return NULL;
       }
       char buf[G_ASCII_DTOSTR_BUF_SIZE];
@@ -102,21 +102,20 @@ canonicalize (const CriaPropSpec *spec, const char *value, GError **error)
     }
     case CRIA_PROP_ENUM:
       if (!choice_allowed (spec->choices, value)) {
-        g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                     "property '%s': '%s' is not one of %s", spec->name, shown, spec->choices);
+        g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "property '%s': '%s' is not one of %s", spec->name,
+                     shown, spec->choices);
         return NULL;
       }
       return g_strdup (value);
     case CRIA_PROP_STRING:
       if (!g_utf8_validate (value, -1, NULL)) {
-        g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                     "property '%s': the value is not valid UTF-8", spec->name);
+        g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "property '%s': the value is not valid UTF-8",
+                     spec->name);
         return NULL;
       }
       return g_strdup (value);
   }
-  g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "property '%s' has an unknown type",
-               spec->name);
+  g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "property '%s' has an unknown type", spec->name);
   return NULL;
 }
 
@@ -192,8 +191,8 @@ cria_props_set_json (CriaProps *props, const char *name, JsonNode *value, GError
   if (find_spec (props, name) < 0)
     return unknown_property (props, name, error);
   if (!JSON_NODE_HOLDS_VALUE (value)) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                 "property '%s': expected a string, number or boolean", name);
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "property '%s': expected a string, number or boolean",
+                 name);
     return FALSE;
   }
   switch (json_node_get_value_type (value)) {
@@ -207,12 +206,10 @@ cria_props_set_json (CriaProps *props, const char *name, JsonNode *value, GError
     }
     case G_TYPE_DOUBLE: {
       char buf[G_ASCII_DTOSTR_BUF_SIZE];
-      return cria_props_set (props, name, g_ascii_dtostr (buf, sizeof buf, json_node_get_double (value)),
-                             error);
+      return cria_props_set (props, name, g_ascii_dtostr (buf, sizeof buf, json_node_get_double (value)), error);
     }
     default:
-      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "property '%s': unsupported JSON value",
-                   name);
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "property '%s': unsupported JSON value", name);
       return FALSE;
   }
 }
@@ -222,8 +219,7 @@ cria_props_check_required (const CriaProps *props, GError **error)
 {
   for (guint i = 0; i < props->n_specs; i++) {
     if ((props->specs[i].flags & CRIA_PROP_FLAG_REQUIRED) && !props->values[i]) {
-      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "property '%s' is required",
-                   props->specs[i].name);
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "property '%s' is required", props->specs[i].name);
       return FALSE;
     }
   }

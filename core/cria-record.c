@@ -190,15 +190,13 @@ cria_record_from_json (JsonObject *o, GError **error)
       if (JSON_NODE_HOLDS_NULL (n))
         continue;
       if (!JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING) {
-        g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD,
-                     "field '%s': expected a string", name);
+        g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD, "field '%s': expected a string", name);
         return NULL;
       }
       *slot = g_strdup (json_node_get_string (n));
     } else if (!strcmp (name, "messages") && !JSON_NODE_HOLDS_NULL (n)) {
       if (!JSON_NODE_HOLDS_ARRAY (n)) {
-        g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD,
-                     "field 'messages': expected an array");
+        g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD, "field 'messages': expected an array");
         return NULL;
       }
       JsonArray *a = json_node_get_array (n);
@@ -264,8 +262,8 @@ cria_record_get_turns (const CriaRecord *r)
   if (r->system && *r->system)
     add_turn (turns, "system", r->system);
   g_autofree char *user = r->input && *r->input
-                            ? g_strconcat (r->instruction ? r->instruction : "", "\n\n", r->input, NULL)
-                            : g_strdup (r->instruction ? r->instruction : "");
+                              ? g_strconcat (r->instruction ? r->instruction : "", "\n\n", r->input, NULL)
+                              : g_strdup (r->instruction ? r->instruction : "");
   add_turn (turns, "user", user);
   if (r->output)
     add_turn (turns, "assistant", r->output);

@@ -132,8 +132,7 @@ cria_registry_get_paths (CriaRegistry *reg)
   return (const char *const *) reg->paths->pdata;
 }
 
-static void
-reject (CriaRegistry *reg, const char *path, GError **error, const char *format, ...) G_GNUC_PRINTF (4, 5);
+static void reject (CriaRegistry *reg, const char *path, GError **error, const char *format, ...) G_GNUC_PRINTF (4, 5);
 
 static void
 reject (CriaRegistry *reg, const char *path, GError **error, const char *format, ...)
@@ -193,8 +192,7 @@ check_providers (CriaRegistry *reg, CriaPlugin *plugin, const char *label, GErro
       return FALSE;
     }
     if (!info->description || !info->vtable) {
-      reject (reg, label, error, "provider '%s' lacks a %s", info->name,
-              info->description ? "vtable" : "description");
+      reject (reg, label, error, "provider '%s' lacks a %s", info->name, info->description ? "vtable" : "description");
       return FALSE;
     }
     for (const CriaPropSpec *s = info->props; s && s->name; s++) {
@@ -210,7 +208,8 @@ check_providers (CriaRegistry *reg, CriaPlugin *plugin, const char *label, GErro
     }
     for (guint j = 0; j < i; j++) {
       const CriaProviderInfo *other = g_ptr_array_index (plugin->pending, j);
-      gboolean same_ns = other->kind == info->kind || (cria_kind_is_stage (other->kind) && cria_kind_is_stage (info->kind));
+      gboolean same_ns = other->kind == info->kind ||
+                         (cria_kind_is_stage (other->kind) && cria_kind_is_stage (info->kind));
       if (same_ns && strcmp (other->name, info->name) == 0) {
         reject (reg, label, error, "provider name '%s' is registered twice by this plugin", info->name);
         return FALSE;
@@ -234,13 +233,13 @@ register_plugin (CriaRegistry *reg, const CriaPluginDescriptor *d, const char *f
   const char *label = filename ? filename : (d && d->name ? d->name : "(static plugin)");
 
   if (d->abi_major != CRIA_ABI_MAJOR) {
-    reject (reg, label, error, "built for plugin ABI %u.%u, this cria provides %d.%d (major differs)",
-            d->abi_major, d->abi_minor, CRIA_ABI_MAJOR, CRIA_ABI_MINOR);
+    reject (reg, label, error, "built for plugin ABI %u.%u, this cria provides %d.%d (major differs)", d->abi_major,
+            d->abi_minor, CRIA_ABI_MAJOR, CRIA_ABI_MINOR);
     return FALSE;
   }
   if (d->abi_minor > CRIA_ABI_MINOR) {
-    reject (reg, label, error, "built for plugin ABI %u.%u, newer than this cria's %d.%d",
-            d->abi_major, d->abi_minor, CRIA_ABI_MAJOR, CRIA_ABI_MINOR);
+    reject (reg, label, error, "built for plugin ABI %u.%u, newer than this cria's %d.%d", d->abi_major, d->abi_minor,
+            CRIA_ABI_MAJOR, CRIA_ABI_MINOR);
     return FALSE;
   }
   static const char *const fields[] = { "name", "version", "license", "description", "origin" };
@@ -398,8 +397,8 @@ cria_registry_require (CriaRegistry *reg, CriaKind kind, const char *name, GErro
     if (q->info->kind == kind)
       g_string_append_printf (known, "%s%s", known->len ? ", " : "", q->info->name);
   }
-  g_set_error (error, CRIA_ERROR, CRIA_ERROR_NOT_FOUND, "no %s named '%s' (available: %s)",
-               cria_kind_name (kind), name, known->len ? known->str : "none; see cria inspect -b");
+  g_set_error (error, CRIA_ERROR, CRIA_ERROR_NOT_FOUND, "no %s named '%s' (available: %s)", cria_kind_name (kind), name,
+               known->len ? known->str : "none; see cria inspect -b");
   return NULL;
 }
 

@@ -16,7 +16,7 @@ struct _CriaRows {
   CriaCsv *csv;
   char **header;
   /* JSON arrays are cut into elements as they are read. */
-  char *line;          /* the current line, owned */
+  char *line; /* the current line, owned */
   gsize pos;
   gboolean started, finished;
   guint next;
@@ -44,8 +44,9 @@ cria_json_load_file (const char *path, GError **error)
   gsize len = 0;
   g_autoptr (GError) ferr = NULL;
   if (!g_file_get_contents (path, &text, &len, &ferr)) {
-    g_set_error (error, CRIA_ERROR, g_error_matches (ferr, G_FILE_ERROR, G_FILE_ERROR_NOENT) ? CRIA_ERROR_NOT_FOUND : CRIA_ERROR_IO,
-                 "%s", ferr->message);
+    g_set_error (error, CRIA_ERROR,
+                 g_error_matches (ferr, G_FILE_ERROR, G_FILE_ERROR_NOENT) ? CRIA_ERROR_NOT_FOUND : CRIA_ERROR_IO, "%s",
+                 ferr->message);
     return NULL;
   }
   const char *body = text;

@@ -88,8 +88,7 @@ cria_tokenizer_files_new (const char *path, GError **error)
   f->tokenizer_config = existing (f->dir, "tokenizer_config.json");
   if (!f->tokenizer_json && !f->vocab_txt && !(f->encoder_json && f->vocab_bpe) && !f->tokenizer_model) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_NOT_FOUND,
-                 "%s: no tokenizer files (tokenizer.json, vocab.txt, encoder.json + vocab.bpe, tokenizer.model)",
-                 path);
+                 "%s: no tokenizer files (tokenizer.json, vocab.txt, encoder.json + vocab.bpe, tokenizer.model)", path);
     return NULL;
   }
   if (f->tokenizer_json && !(f->json = parse_json_file (f->tokenizer_json, TRUE, error)))
@@ -148,8 +147,7 @@ config_special (const CriaTokenizerFiles *f, CriaSpecialToken which, gboolean *s
 }
 
 static CriaTokenizer *
-tokenizer_new (const CriaProvider *provider, const CriaTokenizerFiles *files, const CriaProps *props,
-               GError **error)
+tokenizer_new (const CriaProvider *provider, const CriaTokenizerFiles *files, const CriaProps *props, GError **error)
 {
   const CriaTokenizerVTable *vt = cria_provider_get_vtable (provider);
   g_autoptr (CriaProps) defaults = props ? NULL : cria_provider_new_props (provider);
@@ -203,16 +201,16 @@ cria_tokenizer_load (CriaRegistry *registry, const char *path, GError **error)
     return NULL;
   }
   if (!best) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
-                 "%s: no installed tokenizer provider can read these files", path);
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, "%s: no installed tokenizer provider can read these files",
+                 path);
     return NULL;
   }
   return tokenizer_new (best, files, NULL, error);
 }
 
 CriaTokenizer *
-cria_tokenizer_load_with (CriaRegistry *registry, const char *provider, const char *path,
-                          const CriaProps *props, GError **error)
+cria_tokenizer_load_with (CriaRegistry *registry, const char *provider, const char *path, const CriaProps *props,
+                          GError **error)
 {
   const CriaProvider *p = cria_registry_require (registry, CRIA_KIND_TOKENIZER, provider, error);
   if (!p)
@@ -308,8 +306,7 @@ cria_utf8_make_valid (const char *text, gssize len, gsize *out_len)
 }
 
 CriaEncoding *
-cria_tokenizer_encode (CriaTokenizer *tok, const char *text, gssize len, CriaEncodeFlags flags,
-                       GError **error)
+cria_tokenizer_encode (CriaTokenizer *tok, const char *text, gssize len, CriaEncodeFlags flags, GError **error)
 {
   gsize n = len < 0 ? strlen (text) : (gsize) len;
   g_autofree char *valid = NULL;
@@ -329,8 +326,8 @@ typedef struct {
   CriaEncoding **out;
   guint n;
   CriaEncodeFlags flags;
-  gint next;      /* atomically claimed index */
-  GError *error;  /* the first failure */
+  gint next;     /* atomically claimed index */
+  GError *error; /* the first failure */
   GMutex lock;
 } BatchJob;
 
@@ -357,8 +354,8 @@ batch_worker (gpointer data)
 }
 
 GPtrArray *
-cria_tokenizer_encode_batch (CriaTokenizer *tok, const char *const *texts, guint n,
-                             CriaEncodeFlags flags, guint n_threads, GError **error)
+cria_tokenizer_encode_batch (CriaTokenizer *tok, const char *const *texts, guint n, CriaEncodeFlags flags,
+                             guint n_threads, GError **error)
 {
   BatchJob job = { tok, texts, g_new0 (CriaEncoding *, n), n, flags, 0, NULL, { 0 } };
   g_mutex_init (&job.lock);
@@ -386,8 +383,7 @@ cria_tokenizer_encode_batch (CriaTokenizer *tok, const char *const *texts, guint
 }
 
 char *
-cria_tokenizer_decode (CriaTokenizer *tok, const gint32 *ids, gsize n_ids, gboolean skip_special,
-                       GError **error)
+cria_tokenizer_decode (CriaTokenizer *tok, const gint32 *ids, gsize n_ids, gboolean skip_special, GError **error)
 {
   return tok->vt->decode (tok->self, ids, n_ids, skip_special, error);
 }

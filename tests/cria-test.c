@@ -45,14 +45,14 @@ cria_test_run_cria (const char *const *args, const char *stdin_text, char **out,
   g_autoptr (GSubprocessLauncher) launcher = g_subprocess_launcher_new (
       G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE | G_SUBPROCESS_FLAGS_STDIN_PIPE);
   g_autoptr (GError) error = NULL;
-  g_autoptr (GSubprocess) proc =
-      g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
+  g_autoptr (GSubprocess) proc = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
   g_assert_no_error (error);
   char *o = NULL, *e = NULL;
   /* NULL closes the child's stdin at once (writing "" leaks inside GIO 2.74). */
   g_subprocess_communicate_utf8 (proc, stdin_text, NULL, &o, &e, &error);
   g_assert_no_error (error);
-  int status = g_subprocess_get_if_exited (proc) ? g_subprocess_get_exit_status (proc) : 128 + g_subprocess_get_term_sig (proc);
+  int status = g_subprocess_get_if_exited (proc) ? g_subprocess_get_exit_status (proc)
+                                                 : 128 + g_subprocess_get_term_sig (proc);
   if (out)
     *out = o;
   else

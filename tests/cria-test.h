@@ -58,18 +58,18 @@ void cria_test_write_file (const char *path, const char *contents);
 /* The contents of a file (NULL when missing). */
 char *cria_test_read_file (const char *path);
 
-#define CRIA_TEST_MAIN(register_suites)                                                   \
-  int main (void)                                                                         \
-  {                                                                                       \
-    if (CU_initialize_registry () != CUE_SUCCESS)                                         \
-      return 99;                                                                          \
-    register_suites ();                                                                   \
-    CU_basic_set_mode (CU_BRM_VERBOSE);                                                   \
-    CU_basic_run_tests ();                                                                \
-    unsigned failed = CU_get_number_of_failures () + CU_get_number_of_suites_failed ();   \
-    unsigned ran = CU_get_number_of_tests_run ();                                         \
-    CU_cleanup_registry ();                                                               \
-    return failed ? 1 : ran ? 0 : 99;                                                     \
+#define CRIA_TEST_MAIN(register_suites)                                                                                \
+  int main (void)                                                                                                      \
+  {                                                                                                                    \
+    if (CU_initialize_registry () != CUE_SUCCESS)                                                                      \
+      return 99;                                                                                                       \
+    register_suites ();                                                                                                \
+    CU_basic_set_mode (CU_BRM_VERBOSE);                                                                                \
+    CU_basic_run_tests ();                                                                                             \
+    unsigned failed = CU_get_number_of_failures () + CU_get_number_of_suites_failed ();                                \
+    unsigned ran = CU_get_number_of_tests_run ();                                                                      \
+    CU_cleanup_registry ();                                                                                            \
+    return failed ? 1 : ran ? 0 : 99;                                                                                  \
   }
 
 /* Adds a suite of tests given as { "name", func } pairs ending with { NULL }. */

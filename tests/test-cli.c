@@ -32,7 +32,8 @@ test_inspect_lists (void)
   g_autofree char *out = NULL;
   CU_ASSERT_EQUAL (cria ((const char *[]){ "inspect", NULL }, &out, NULL), 0);
   /* Sources come first; file is among them wherever other plugins sort. */
-  const char *sources = strstr (out, "source:\n"), *file = strstr (out, "\n  file "), *transforms = strstr (out, "transform:\n");
+  const char *sources = strstr (out, "source:\n"), *file = strstr (out, "\n  file "),
+             *transforms = strstr (out, "transform:\n");
   CU_ASSERT_TRUE (sources && file && transforms && sources < file && file < transforms);
   CU_ASSERT_PTR_NOT_NULL (strstr (out, "transform:\n"));
   CU_ASSERT_PTR_NOT_NULL (strstr (out, "  jsonl "));
@@ -106,21 +107,25 @@ test_data_verb (void)
   g_autofree char *loc_out = g_strdup_printf ("location=%s", out_path);
   g_autofree char *out = NULL, *err = NULL;
   /* Arguments as separate words, gst-launch style. */
-  int rc = cria ((const char *[]){ "data", "file", loc_in, "!", "head", "n=5", "!", "jsonl", loc_out, NULL }, &out, &err);
+  int rc = cria ((const char *[]){ "data", "file", loc_in, "!", "head", "n=5", "!", "jsonl", loc_out, NULL }, &out,
+                 &err);
   CU_ASSERT_EQUAL (rc, 1);
   g_autofree char *want = g_strdup_printf ("cria data: %s:3:", in);
   CU_ASSERT_PTR_NOT_NULL (strstr (err, want));
   CU_ASSERT_FALSE (g_file_test (out_path, G_FILE_TEST_EXISTS));
   g_clear_pointer (&err, g_free);
-  rc = cria ((const char *[]){ "data", "--on-error=skip", "--json", "file", loc_in, "!", "jsonl", loc_out, NULL }, &out, &err);
+  rc = cria ((const char *[]){ "data", "--on-error=skip", "--json", "file", loc_in, "!", "jsonl", loc_out, NULL }, &out,
+             &err);
   CU_ASSERT_EQUAL (rc, 0);
   g_autoptr (JsonNode) summary = json_from_string (out, NULL);
   CU_ASSERT_TRUE_FATAL (summary && JSON_NODE_HOLDS_OBJECT (summary));
   g_autofree char *text = cria_test_read_file (out_path);
   CU_ASSERT_STRING_EQUAL (text, "{\"instruction\":\"a\"}\n{\"instruction\":\"b\"}\n");
   /* -f with the JSON form. */
-  g_autofree char *json = g_strdup_printf ("{\"on-error\": \"skip\", \"stages\": [{\"provider\": \"file\", \"properties\": {\"location\": \"%s\"}},"
-                                           "{\"provider\": \"jsonl\", \"properties\": {\"location\": \"-\"}}]}", in);
+  g_autofree char *json = g_strdup_printf (
+      "{\"on-error\": \"skip\", \"stages\": [{\"provider\": \"file\", \"properties\": {\"location\": \"%s\"}},"
+      "{\"provider\": \"jsonl\", \"properties\": {\"location\": \"-\"}}]}",
+      in);
   cria_test_write_file (pipe_path, json);
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);

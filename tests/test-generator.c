@@ -9,7 +9,7 @@
 #include "cria-test.h"
 
 static CriaRegistry *reg;
-static char *base;        /* http://127.0.0.1:PORT */
+static char *base; /* http://127.0.0.1:PORT */
 static gint hits_flaky, hits_down, hits_ok;
 
 static void
@@ -145,7 +145,7 @@ make (const char *route, const char *extra, GError **error)
 static CriaGenRequest
 chat (GPtrArray *messages)
 {
-  return (CriaGenRequest) { .messages = messages, .temperature = -1, .top_p = -1, .seed = -1 };
+  return (CriaGenRequest){ .messages = messages, .temperature = -1, .top_p = -1, .seed = -1 };
 }
 
 static GPtrArray *

@@ -116,8 +116,8 @@ check_finish (Check *c, CriaNode *out, const char *what)
       total++;
       if (err > ABS_TOL + REL_TOL * fabs (grad[e])) {
         if (bad++ < 5)
-          printf ("\n%s: param %u element %" G_GINT64_FORMAT ": analytic %g, numeric %g", what, p, e,
-                  (double) grad[e], num);
+          printf ("\n%s: param %u element %" G_GINT64_FORMAT ": analytic %g, numeric %g", what, p, e, (double) grad[e],
+                  num);
       }
     }
   }
@@ -164,8 +164,7 @@ test_norms (void)
   Check c;
   check_init (&c);
   CriaNode *x = param (&c, 3, 2, 3, 6, 1);
-  check_finish (&c, cria_layernorm (c.g, x, param (&c, 1, 6, 1, 1, 1), param (&c, 1, 6, 1, 1, 1), 1e-5f),
-                "layernorm");
+  check_finish (&c, cria_layernorm (c.g, x, param (&c, 1, 6, 1, 1, 1), param (&c, 1, 6, 1, 1, 1), 1e-5f), "layernorm");
   check_init (&c);
   x = param (&c, 2, 4, 6, 1, 1);
   check_finish (&c, cria_rmsnorm (c.g, x, param (&c, 1, 6, 1, 1, 1), 1e-6f), "rmsnorm");
@@ -209,7 +208,7 @@ test_unary (void)
   for (guint i = 0; i < G_N_ELEMENTS (fns); i++) {
     Check c;
     check_init (&c);
-    check_finish (&c, fns[i] (c.g, param (&c, 2, 3, 5, 1, 1)), names[i]);
+    check_finish (&c, fns[i](c.g, param (&c, 2, 3, 5, 1, 1)), names[i]);
   }
   Check c;
   check_init (&c);

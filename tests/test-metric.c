@@ -125,8 +125,8 @@ static void
 check_corpus (GPtrArray *pairs, guint start, guint end, const char *const *props, const char *expected,
               const char *what)
 {
-  CriaMetric *m = new_metric ("bleu", props[0], props[1], props[2], props[3], props[4], props[5], props[6],
-                              props[7], NULL);
+  CriaMetric *m = new_metric ("bleu", props[0], props[1], props[2], props[3], props[4], props[5], props[6], props[7],
+                              NULL);
   for (guint i = start; i < end; i++)
     g_assert (add_pair (m, g_ptr_array_index (pairs, i), NULL, NULL));
   g_autoptr (GError) error = NULL;
@@ -302,7 +302,8 @@ gold_answers (JsonObject *qa)
   GPtrArray *golds = g_ptr_array_new ();
   JsonArray *answers = json_object_get_array_member (qa, "answers");
   for (guint i = 0; i < json_array_get_length (answers); i++)
-    g_ptr_array_add (golds, (gpointer) json_object_get_string_member (json_array_get_object_element (answers, i), "text"));
+    g_ptr_array_add (golds,
+                     (gpointer) json_object_get_string_member (json_array_get_object_element (answers, i), "text"));
   return golds;
 }
 
@@ -327,11 +328,16 @@ crafted_prediction (JsonObject *qa, guint index)
   g_autofree char *upper = g_ascii_strup (first, -1);
   g_autofree char *word = first_word (first);
   switch (v) {
-    case 0: return g_strdup (first);
-    case 1: return g_strdup ("");
-    case 2: return g_strdup_printf ("The %s!", upper);
-    case 3: return g_strdup_printf ("%s zzz", word);
-    default: return g_strdup_printf ("%s %s", last, first);
+    case 0:
+      return g_strdup (first);
+    case 1:
+      return g_strdup ("");
+    case 2:
+      return g_strdup_printf ("The %s!", upper);
+    case 3:
+      return g_strdup_printf ("%s zzz", word);
+    default:
+      return g_strdup_printf ("%s %s", last, first);
   }
 }
 
@@ -346,7 +352,7 @@ score_question (JsonObject *qa, guint index, gpointer data)
 {
   SquadRun *run = data;
   g_autoptr (GPtrArray) golds = gold_answers (qa);
-  g_autofree char *pred = run->mode == 0 ? crafted_prediction (qa, index)
+  g_autofree char *pred = run->mode == 0                 ? crafted_prediction (qa, index)
                           : run->mode == 1 && golds->len ? g_strdup (g_ptr_array_index (golds, 0))
                                                          : g_strdup ("");
   g_autoptr (CriaScores) seg = cria_scores_new ();
@@ -502,8 +508,8 @@ check_cli_bleu (const char *dir, const char *set, const char *desc, const char *
 {
   g_autoptr (GPtrArray) pairs = load_pairs (set);
   write_pair_files (dir, pairs);
-  const char *base[] = { "bleu", "--hyp", "@hyp.txt", "--ref", "@ref1.txt", "--ref", "@ref2.txt", "--ref", "@ref3.txt",
-                         "--json", "--segments", "@seg.jsonl" };
+  const char *base[] = { "bleu",      "--hyp", "@hyp.txt",  "--ref",  "@ref1.txt",  "--ref",
+                         "@ref2.txt", "--ref", "@ref3.txt", "--json", "--segments", "@seg.jsonl" };
   g_autoptr (GPtrArray) args = g_ptr_array_new ();
   for (guint i = 0; i < G_N_ELEMENTS (base); i++)
     g_ptr_array_add (args, (gpointer) base[i]);
@@ -560,7 +566,7 @@ test_cli_bad_input (void)
 {
   g_autofree char *dir = cria_test_tmpdir ();
   const char *files[][2] = {
-    { "h.txt", "a b c\nd e f\n" },     { "r.txt", "a b c\nd e\n" },  { "short.txt", "a b c\n" },
+    { "h.txt", "a b c\nd e f\n" },      { "r.txt", "a b c\nd e\n" }, { "short.txt", "a b c\n" },
     { "bad.txt", "a b\n\xff\xfe x\n" }, { "nul.txt", "a\nb\0c\n" },
   };
   for (guint i = 0; i < G_N_ELEMENTS (files); i++) {
@@ -579,15 +585,17 @@ test_cli_bad_input (void)
                   "missing.txt: No such file");
   expect_failure (dir, (const char *[]){ "bleu", "--hyp", "@h.txt", NULL }, 2, "bleu needs --ref FILE");
   expect_failure (dir, (const char *[]){ "bleu", "--ref", "@r.txt", NULL }, 2, "--hyp FILE is required");
-  expect_failure (dir, (const char *[]){ "bleu", "--hyp", "@h.txt", "--ref", "@r.txt", "-p", "smoothing=method9", NULL },
-                  2, "bleu: ");
+  expect_failure (dir,
+                  (const char *[]){ "bleu", "--hyp", "@h.txt", "--ref", "@r.txt", "-p", "smoothing=method9", NULL }, 2,
+                  "bleu: ");
   expect_failure (dir, (const char *[]){ "bleu", "--hyp", "@h.txt", "--ref", "@r.txt", "-p", "colour=red", NULL }, 2,
                   "colour");
   expect_failure (dir, (const char *[]){ "bleu", "--hyp", "@h.txt", "--ref", "@r.txt", "-p", "weights=0.5,x", NULL }, 2,
                   "weight 2 ('x')");
   expect_failure (dir, (const char *[]){ "bleu", "--hyp", "@h.txt", "--ref", "@r.txt", "-p", "novalue", NULL }, 2,
                   "KEY=VALUE");
-  expect_failure (dir, (const char *[]){ "bleu", "--hyp", "-", "--ref", "-", NULL }, 2, "only one of the files can be -");
+  expect_failure (dir, (const char *[]){ "bleu", "--hyp", "-", "--ref", "-", NULL }, 2,
+                  "only one of the files can be -");
   expect_failure (dir, (const char *[]){ "meteor", "--hyp", "@h.txt", "--ref", "@r.txt", NULL }, 1, "meteor");
   /* method6 needs a trigram match: the segment that has none is named. */
   expect_failure (dir,
@@ -623,8 +631,10 @@ test_cli_text_and_distinct (void)
   CU_ASSERT_PTR_NOT_NULL (strstr (out, "distinct_2       0.750000\n"));
   g_clear_pointer (&out, g_free);
   /* An empty line in a later --ref file gives that segment no reference. */
-  CU_ASSERT_EQUAL (metric_cli (dir, (const char *[]){ "squad", "--hyp", "@h.txt", "--ref", "@h.txt", "--ref", "@r2.txt", NULL },
-                               &out, NULL), 0);
+  CU_ASSERT_EQUAL (
+      metric_cli (dir, (const char *[]){ "squad", "--hyp", "@h.txt", "--ref", "@h.txt", "--ref", "@r2.txt", NULL },
+                  &out, NULL),
+      0);
   CU_ASSERT_PTR_NOT_NULL (strstr (out, "exact            50.000000\n"));
   CU_ASSERT_PTR_NOT_NULL (strstr (out, "has_ans_total    2.000000\n"));
   cria_test_rmtree (dir);

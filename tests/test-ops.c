@@ -127,7 +127,7 @@ test_activations (void)
   for (guint i = 0; i < G_N_ELEMENTS (fns); i++) {
     JsonObject *c = golden (names[i]);
     g_autoptr (CriaGraph) g = cria_graph_new ();
-    expect_out (g, fns[i] (g, leaf (g, c, "x", CRIA_DTYPE_F32)), c, names[i], 1e-5);
+    expect_out (g, fns[i](g, leaf (g, c, "x", CRIA_DTYPE_F32)), c, names[i], 1e-5);
   }
 }
 
@@ -169,8 +169,8 @@ test_conversions (void)
   for (gint64 i = 0; i < cria_tensor_numel (x); i++) {
     guint16 b = cria_f32_to_bf16 (v[i]), h = cria_f32_to_f16 (v[i]);
     if (b != ((guint16 *) bf->data)[i] || h != ((guint16 *) hf->data)[i]) {
-      printf ("\n%.9g: bf16 %04x (torch %04x), f16 %04x (torch %04x)", (double) v[i], b,
-              ((guint16 *) bf->data)[i], h, ((guint16 *) hf->data)[i]);
+      printf ("\n%.9g: bf16 %04x (torch %04x), f16 %04x (torch %04x)", (double) v[i], b, ((guint16 *) bf->data)[i], h,
+              ((guint16 *) hf->data)[i]);
       bad++;
     }
     /* Every f16 converts back exactly to the value it rounds. */
@@ -187,7 +187,8 @@ static void
 test_gemm_isas (void)
 {
   const char *isas[] = { "generic", "avx2", "avx512" };
-  const gint64 sizes[][3] = { { 1, 37, 29 }, { 3, 64, 100 }, { 13, 37, 29 }, { 70, 100, 65 }, { 7, 1, 5 }, { 30, 33, 600 } };
+  const gint64 sizes[][3] = { { 1, 37, 29 },   { 3, 64, 100 }, { 13, 37, 29 },
+                              { 70, 100, 65 }, { 7, 1, 5 },    { 30, 33, 600 } };
   GRand *rand = g_rand_new_with_seed (7);
   for (guint s = 0; s < G_N_ELEMENTS (isas); s++) {
     g_autoptr (GError) error = NULL;
@@ -207,21 +208,20 @@ test_gemm_isas (void)
         for (gint64 i = 0; i < N * K; i++)
           ((float *) b->data)[i] = (float) g_rand_double_range (rand, -1, 1);
         g_autoptr (CriaGraph) g = cria_graph_new ();
-        CriaNode *out = cria_matmul (g, cria_graph_param (g, "a", a, FALSE), cria_graph_param (g, "b", b, FALSE),
-                                     FALSE, tb);
+        CriaNode *out = cria_matmul (g, cria_graph_param (g, "a", a, FALSE), cria_graph_param (g, "b", b, FALSE), FALSE,
+                                     tb);
         CU_ASSERT_TRUE_FATAL (cria_graph_plan (g, be, NULL, NULL) && cria_graph_forward (g, NULL));
         double worst = 0;
         for (gint64 i = 0; i < M; i++)
           for (gint64 j = 0; j < N; j++) {
             double want = 0;
             for (gint64 k = 0; k < K; k++)
-              want += (double) ((float *) a->data)[i * K + k] *
-                      ((float *) b->data)[tb ? j * K + k : k * N + j];
+              want += (double) ((float *) a->data)[i * K + k] * ((float *) b->data)[tb ? j * K + k : k * N + j];
             worst = MAX (worst, fabs (want - ((float *) out->value->data)[i * N + j]));
           }
         if (worst > 1e-4)
-          printf ("\n%s %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT " tb=%d: off by %g", isas[s],
-                  M, N, K, tb, worst);
+          printf ("\n%s %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT " tb=%d: off by %g", isas[s], M, N,
+                  K, tb, worst);
         CU_ASSERT_TRUE (worst <= 1e-4);
       }
     }
@@ -331,7 +331,8 @@ test_bad_graphs (void)
   {
     g_autoptr (CriaGraph) g = cria_graph_new ();
     g_autoptr (GError) error = NULL;
-    CriaNode *x = cria_matmul (g, cria_graph_param (g, "a", a, FALSE), cria_graph_param (g, "b", b, FALSE), FALSE, FALSE);
+    CriaNode *x = cria_matmul (g, cria_graph_param (g, "a", a, FALSE), cria_graph_param (g, "b", b, FALSE), FALSE,
+                               FALSE);
     CU_ASSERT_PTR_NULL (x);
     /* later builders propagate the first error */
     CU_ASSERT_PTR_NULL (cria_gelu (g, x));
@@ -382,7 +383,8 @@ test_bad_graphs (void)
     g_autoptr (GError) error = NULL;
     gint64 s2[] = { 2 };
     CriaNode *labels = cria_graph_input (g, "labels", CRIA_DTYPE_I32, 1, s2);
-    CriaNode *ce = cria_lm_head_ce (g, cria_graph_param (g, "h", a, FALSE), cria_graph_param (g, "w", b, FALSE), labels, 2);
+    CriaNode *ce = cria_lm_head_ce (g, cria_graph_param (g, "h", a, FALSE), cria_graph_param (g, "w", b, FALSE), labels,
+                                    2);
     CU_ASSERT_FALSE (cria_graph_backward (g, ce, &error));
     expect_error (error, "does not depend on any trainable param");
     g_clear_error (&error);
@@ -396,7 +398,11 @@ test_bad_graphs (void)
   }
   {
     /* shapes a config that disagrees with its tensors could produce */
-    const struct { int n_dims; gint64 shape[4]; const char *msg; } bad[] = {
+    const struct {
+      int n_dims;
+      gint64 shape[4];
+      const char *msg;
+    } bad[] = {
       { 2, { 3, -1 }, "input: invalid shape [3, -1]" },
       { 2, { 3, 0 }, "input: invalid shape [3, 0]" },
       { 5, { 1, 1, 1, 1 }, "input: x: 5 dimensions (1 to 4)" },
@@ -469,7 +475,8 @@ test_linear_hook (void)
     ((guint16 *) w->data)[i] = cria_f32_to_bf16 (i == 0 ? 1.0f : 0.0f);
   ((float *) b->data)[3] = 2.0f;
   CriaNode *xn = cria_graph_param (g, "x", x, FALSE);
-  CriaNode *q = cria_linear (g, "layers.0.q_proj", xn, cria_graph_param (g, "w", w, FALSE), cria_graph_param (g, "b", b, FALSE));
+  CriaNode *q = cria_linear (g, "layers.0.q_proj", xn, cria_graph_param (g, "w", w, FALSE),
+                             cria_graph_param (g, "b", b, FALSE));
   CriaNode *loss = cria_lm_head_ce (g, q, cria_graph_param (g, "head", w, FALSE), NULL, 1);
   CU_ASSERT_PTR_NULL (loss); /* no labels: refused, and said so */
   g_autoptr (GError) error = NULL;
@@ -483,7 +490,8 @@ test_linear_hook (void)
   g_autoptr (CriaGraph) g2 = cria_graph_new ();
   cria_graph_set_linear_hook (g2, lora_hook, seen);
   xn = cria_graph_param (g2, "x", x, FALSE);
-  q = cria_linear (g2, "layers.0.q_proj", xn, cria_graph_param (g2, "w", w, FALSE), cria_graph_param (g2, "b", b, FALSE));
+  q = cria_linear (g2, "layers.0.q_proj", xn, cria_graph_param (g2, "w", w, FALSE),
+                   cria_graph_param (g2, "b", b, FALSE));
   CU_ASSERT_TRUE_FATAL (cria_graph_plan (g2, backend, NULL, NULL) && cria_graph_forward (g2, NULL));
   /* row 1 of x is (3, 4, 5): base = (3, 0, 0, 2), LoRA adds 0.5 * 12 = 6 */
   const float *y = q->value->data;

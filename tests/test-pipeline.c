@@ -29,11 +29,10 @@ path (const char *name)
   return g_build_filename (dir, name, NULL);
 }
 
-static const char *records =
-  "{\"instruction\":\"a\",\"output\":\"1\"}\n"
-  "\n"
-  "{\"instruction\":\"b\",\"output\":\"2\",\"id\":7}\r\n"
-  "{\"instruction\":\"c\",\"output\":\"3\"}\n";
+static const char *records = "{\"instruction\":\"a\",\"output\":\"1\"}\n"
+                             "\n"
+                             "{\"instruction\":\"b\",\"output\":\"2\",\"id\":7}\r\n"
+                             "{\"instruction\":\"c\",\"output\":\"3\"}\n";
 
 static gboolean
 run (const char *description, CriaOnError mode, GError **error)
@@ -59,7 +58,8 @@ test_run_string (void)
   CU_ASSERT_TRUE (cria_pipeline_run (p, &e));
   CU_ASSERT_PTR_NULL (e);
   g_autofree char *text = cria_test_read_file (out);
-  CU_ASSERT_STRING_EQUAL (text, "{\"instruction\":\"a\",\"output\":\"1\"}\n{\"instruction\":\"b\",\"output\":\"2\",\"id\":7}\n");
+  CU_ASSERT_STRING_EQUAL (
+      text, "{\"instruction\":\"a\",\"output\":\"1\"}\n{\"instruction\":\"b\",\"output\":\"2\",\"id\":7}\n");
   g_autoptr (JsonNode) summary = cria_pipeline_get_summary (p);
   JsonArray *stages = json_object_get_array_member (json_node_get_object (summary), "stages");
   JsonObject *head = json_array_get_object_element (stages, 1);
@@ -83,10 +83,11 @@ test_string_and_json_identical (void)
   cria_test_write_file (in, records);
   g_autofree char *desc = g_strdup_printf ("file location=%s format=jsonl ! head n=3 ! jsonl location=%s", in, a);
   CU_ASSERT_TRUE (run (desc, CRIA_ON_ERROR_STOP, NULL));
-  g_autofree char *json = g_strdup_printf (
-      "{\"description\": \"the same\", \"stages\": [{\"provider\": \"file\", \"properties\": {\"location\": \"%s\", \"format\": \"jsonl\"}},"
-      " {\"provider\": \"head\", \"properties\": {\"n\": 3}}, {\"provider\": \"jsonl\", \"properties\": {\"location\": \"%s\"}}]}",
-      in, b);
+  g_autofree char *json = g_strdup_printf ("{\"description\": \"the same\", \"stages\": [{\"provider\": \"file\", "
+                                           "\"properties\": {\"location\": \"%s\", \"format\": \"jsonl\"}},"
+                                           " {\"provider\": \"head\", \"properties\": {\"n\": 3}}, {\"provider\": "
+                                           "\"jsonl\", \"properties\": {\"location\": \"%s\"}}]}",
+                                           in, b);
   g_autoptr (GError) e = NULL;
   g_autoptr (CriaPipeline) p = cria_pipeline_parse_json (reg, json, -1, "p.json", &e);
   CU_ASSERT_PTR_NOT_NULL_FATAL (p);
@@ -146,9 +147,10 @@ test_json_errors (void)
   expect_json_error ("{\"stages\": [{\"provider\": \"file\", \"x\": 1}]}", "p.json: stages[0].x: unknown member");
   expect_json_error ("{\"stages\": [{\"provider\": \"file\", \"properties\": {\"location\": [1]}}]}",
                      "p.json: stages[0].properties.location");
-  expect_json_error ("{\"stages\": [{\"provider\": \"file\", \"properties\": {\"location\": \"a\"}}, {\"provider\": \"head\", "
-                     "\"properties\": {\"n\": 1.5}}, {\"provider\": \"jsonl\", \"properties\": {\"location\": \"b\"}}]}",
-                     "p.json: stages[1].properties.n: property 'n': '1.5' is not an integer");
+  expect_json_error (
+      "{\"stages\": [{\"provider\": \"file\", \"properties\": {\"location\": \"a\"}}, {\"provider\": \"head\", "
+      "\"properties\": {\"n\": 1.5}}, {\"provider\": \"jsonl\", \"properties\": {\"location\": \"b\"}}]}",
+      "p.json: stages[1].properties.n: property 'n': '1.5' is not an integer");
   expect_json_error ("{\"stages\": [], \"on-error\": \"maybe\"}", "p.json: on-error");
 }
 
@@ -178,7 +180,8 @@ test_bad_record_skip_counts (void)
 {
   g_autofree char *in = path ("bad2.jsonl");
   g_autofree char *out = path ("skipped.jsonl");
-  cria_test_write_file (in, "{\"instruction\":\"a\"}\n{\"instruction\": tru}\n[1]\n{\"instruction\":5}\n\xff\n{\"instruction\":\"c\"}\n");
+  cria_test_write_file (
+      in, "{\"instruction\":\"a\"}\n{\"instruction\": tru}\n[1]\n{\"instruction\":5}\n\xff\n{\"instruction\":\"c\"}\n");
   g_autofree char *desc = g_strdup_printf ("file location=%s ! jsonl location=%s", in, out);
   g_autoptr (GError) e = NULL;
   g_autoptr (CriaPipeline) p = cria_pipeline_parse (reg, desc, &e);
@@ -187,7 +190,8 @@ test_bad_record_skip_counts (void)
   g_autofree char *text = cria_test_read_file (out);
   CU_ASSERT_STRING_EQUAL (text, "{\"instruction\":\"a\"}\n{\"instruction\":\"c\"}\n");
   g_autoptr (JsonNode) summary = cria_pipeline_get_summary (p);
-  JsonObject *src = json_array_get_object_element (json_object_get_array_member (json_node_get_object (summary), "stages"), 0);
+  JsonObject *src = json_array_get_object_element (
+      json_object_get_array_member (json_node_get_object (summary), "stages"), 0);
   CU_ASSERT_EQUAL (json_object_get_int_member (src, "in"), 6);
   CU_ASSERT_EQUAL (json_object_get_int_member (src, "out"), 2);
   CU_ASSERT_EQUAL (json_object_get_int_member (src, "skipped"), 4);
@@ -204,7 +208,8 @@ test_json_array_input (void)
 {
   g_autofree char *in = path ("arr.json");
   g_autofree char *out = path ("arr.jsonl");
-  cria_test_write_file (in, "\xef\xbb\xbf  [\n {\"instruction\": \"x\", \"input\": \"\", \"output\": \"y\"},\n {\"instruction\": \"z\"}\n]\n");
+  cria_test_write_file (in, "\xef\xbb\xbf  [\n {\"instruction\": \"x\", \"input\": \"\", \"output\": \"y\"},\n "
+                            "{\"instruction\": \"z\"}\n]\n");
   g_autofree char *desc = g_strdup_printf ("file location=%s ! jsonl location=%s", in, out);
   g_autoptr (GError) e = NULL;
   CU_ASSERT_TRUE (run (desc, CRIA_ON_ERROR_STOP, &e));

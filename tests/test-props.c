@@ -1,15 +1,14 @@
 /* test-props: property tables, values, validation. */
 #include "cria-test.h"
 
-static const CriaPropSpec specs[] = {
-  { "n", CRIA_PROP_INT, "3", 1, 10, NULL, "a count" },
-  { "ratio", CRIA_PROP_DOUBLE, "0.5", 0, 1, NULL, "a share" },
-  { "flag", CRIA_PROP_BOOL, "false", 0, 0, NULL, "a switch" },
-  { "mode", CRIA_PROP_ENUM, "fast", 0, 0, "fast|exact", "a choice" },
-  { "location", CRIA_PROP_STRING, NULL, 0, 0, NULL, "a file", CRIA_PROP_FLAG_REQUIRED },
-  { "big", CRIA_PROP_INT, "-5", 0, 0, NULL, "unbounded" },
-  CRIA_PROP_END
-};
+static const CriaPropSpec specs[] = { { "n", CRIA_PROP_INT, "3", 1, 10, NULL, "a count" },
+                                      { "ratio", CRIA_PROP_DOUBLE, "0.5", 0, 1, NULL, "a share" },
+                                      { "flag", CRIA_PROP_BOOL, "false", 0, 0, NULL, "a switch" },
+                                      { "mode", CRIA_PROP_ENUM, "fast", 0, 0, "fast|exact", "a choice" },
+                                      { "location", CRIA_PROP_STRING, NULL, 0, 0, NULL, "a file",
+                                        CRIA_PROP_FLAG_REQUIRED },
+                                      { "big", CRIA_PROP_INT, "-5", 0, 0, NULL, "unbounded" },
+                                      CRIA_PROP_END };
 
 static void
 test_defaults (void)
@@ -109,12 +108,8 @@ static void
 register_suites (void)
 {
   static const CriaTestCase cases[] = {
-    { "defaults", test_defaults },
-    { "valid values", test_set_valid },
-    { "invalid values", test_set_invalid },
-    { "required", test_required },
-    { "JSON values", test_json_values },
-    { NULL },
+    { "defaults", test_defaults }, { "valid values", test_set_valid },  { "invalid values", test_set_invalid },
+    { "required", test_required }, { "JSON values", test_json_values }, { NULL },
   };
   cria_test_add_suite ("props", cases);
 }

@@ -12,9 +12,10 @@ parse (const char *text, GError **error)
 static void
 test_round_trip (void)
 {
-  const char *text = "{\"instruction\":\"Translate\",\"input\":\"你好\",\"output\":\"Hello\",\"system\":\"be brief\","
-                     "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":\"hello\"}],"
-                     "\"id\":\"x1\",\"scores\":{\"bleu\":0.5},\"refs\":[\"a\",\"b\"]}";
+  const char
+      *text = "{\"instruction\":\"Translate\",\"input\":\"你好\",\"output\":\"Hello\",\"system\":\"be brief\","
+              "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":\"hello\"}],"
+              "\"id\":\"x1\",\"scores\":{\"bleu\":0.5},\"refs\":[\"a\",\"b\"]}";
   g_autoptr (CriaRecord) r = parse (text, NULL);
   CU_ASSERT_PTR_NOT_NULL_FATAL (r);
   CU_ASSERT_STRING_EQUAL (r->instruction, "Translate");
@@ -44,10 +45,8 @@ static void
 test_invalid_fields (void)
 {
   const char *bad[][2] = {
-    { "{\"instruction\":3}", "'instruction'" },
-    { "{\"output\":[\"a\"]}", "'output'" },
-    { "{\"messages\":{}}", "'messages'" },
-    { "{\"messages\":[{\"role\":\"user\"}]}", "messages[0]" },
+    { "{\"instruction\":3}", "'instruction'" }, { "{\"output\":[\"a\"]}", "'output'" },
+    { "{\"messages\":{}}", "'messages'" },      { "{\"messages\":[{\"role\":\"user\"}]}", "messages[0]" },
     { "{\"messages\":[1]}", "messages[0]" },
   };
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {

@@ -130,17 +130,24 @@ static_create (const CriaProps *props, CriaContext *ctx, GError **error)
 }
 static const CriaStageVTable static_vtable = { .create = static_create, .destroy = g_free };
 static const CriaProviderInfo static_info = {
-  .kind = CRIA_KIND_TRANSFORM, .name = "in-process", .description = "test", .vtable = &static_vtable,
+  .kind = CRIA_KIND_TRANSFORM,
+  .name = "in-process",
+  .description = "test",
+  .vtable = &static_vtable,
 };
 static const CriaProviderInfo bad_name_info = {
-  .kind = CRIA_KIND_TRANSFORM, .name = "Bad Name", .description = "test", .vtable = &static_vtable,
+  .kind = CRIA_KIND_TRANSFORM,
+  .name = "Bad Name",
+  .description = "test",
+  .vtable = &static_vtable,
 };
-static const CriaPropSpec bad_default_props[] = {
-  { "n", CRIA_PROP_INT, "twelve", 0, 0, NULL, "broken default" },
-  CRIA_PROP_END
-};
+static const CriaPropSpec bad_default_props[] = { { "n", CRIA_PROP_INT, "twelve", 0, 0, NULL, "broken default" },
+                                                  CRIA_PROP_END };
 static const CriaProviderInfo bad_default_info = {
-  .kind = CRIA_KIND_TRANSFORM, .name = "bad-default", .description = "test", .props = bad_default_props,
+  .kind = CRIA_KIND_TRANSFORM,
+  .name = "bad-default",
+  .description = "test",
+  .props = bad_default_props,
   .vtable = &static_vtable,
 };
 static gboolean
@@ -162,7 +169,10 @@ init_bad_default (CriaPlugin *plugin, GError **error)
   return TRUE;
 }
 static const CriaProviderInfo twice_info = {
-  .kind = CRIA_KIND_TRANSFORM, .name = "twice", .description = "test", .vtable = &static_vtable,
+  .kind = CRIA_KIND_TRANSFORM,
+  .name = "twice",
+  .description = "test",
+  .vtable = &static_vtable,
 };
 static gboolean
 init_twice (CriaPlugin *plugin, GError **error)
@@ -182,8 +192,10 @@ test_static_plugins (void)
 {
   static const CriaPluginDescriptor ok = { CRIA_ABI_MAJOR, CRIA_ABI_MINOR, "static", "1", "MIT", "d", "o", init_ok };
   static const CriaPluginDescriptor again = { CRIA_ABI_MAJOR, CRIA_ABI_MINOR, "static", "1", "MIT", "d", "o", init_ok };
-  static const CriaPluginDescriptor bad_name = { CRIA_ABI_MAJOR, CRIA_ABI_MINOR, "bn", "1", "MIT", "d", "o", init_bad_name };
-  static const CriaPluginDescriptor bad_default = { CRIA_ABI_MAJOR, CRIA_ABI_MINOR, "bd", "1", "MIT", "d", "o", init_bad_default };
+  static const CriaPluginDescriptor bad_name = { CRIA_ABI_MAJOR, CRIA_ABI_MINOR, "bn", "1", "MIT", "d", "o",
+                                                 init_bad_name };
+  static const CriaPluginDescriptor bad_default = { CRIA_ABI_MAJOR,  CRIA_ABI_MINOR, "bd", "1", "MIT", "d", "o",
+                                                    init_bad_default };
   static const CriaPluginDescriptor twice = { CRIA_ABI_MAJOR, CRIA_ABI_MINOR, "tw", "1", "MIT", "d", "o", init_twice };
   static const CriaPluginDescriptor empty = { CRIA_ABI_MAJOR, CRIA_ABI_MINOR, "em", "1", "MIT", "d", "o", init_empty };
   static const CriaPluginDescriptor no_init = { CRIA_ABI_MAJOR, CRIA_ABI_MINOR, "ni", "1", "MIT", "d", "o", NULL };
@@ -214,7 +226,8 @@ test_static_plugins (void)
   }
   CU_ASSERT_EQUAL (cria_registry_list (reg)->len, 1);
   CU_ASSERT_EQUAL (cria_registry_rejected (reg)->len, G_N_ELEMENTS (cases) - 1);
-  CU_ASSERT_PTR_NULL (cria_plugin_get_filename (cria_provider_get_plugin (g_ptr_array_index (cria_registry_list (reg), 0))));
+  CU_ASSERT_PTR_NULL (
+      cria_plugin_get_filename (cria_provider_get_plugin (g_ptr_array_index (cria_registry_list (reg), 0))));
 }
 
 static void

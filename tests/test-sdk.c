@@ -69,7 +69,8 @@ test_example_plugin (void)
       "cp -R '%s/sdk/example' '%s' && chmod -R u+w '%s' && cd '%s' && "
       "mkdir pc && sed \"s|^prefix=|prefix=%s|\" '%s/cria-1.0.pc' > pc/cria-1.0.pc && "
       "PKG_CONFIG_PATH=$PWD/pc %s -s >/dev/null && "
-      "test \"$(PKG_CONFIG_PATH='%s' pkg-config --variable=pluginsdir cria-1.0)\" = \"$(dirname '%s' | sed 's|^%s||')\"",
+      "test \"$(PKG_CONFIG_PATH='%s' pkg-config --variable=pluginsdir cria-1.0)\" = \"$(dirname '%s' | sed "
+      "'s|^%s||')\"",
       cria_test_env ("CRIA_SRCDIR"), work, work, work, dest, pcdir, cria_test_env ("MAKE"), pcdir, file_plugin, dest);
   CU_ASSERT_EQUAL_FATAL (sh (build, NULL), 0);
 
@@ -77,16 +78,15 @@ test_example_plugin (void)
   g_autofree char *in = g_build_filename (dest, "in.jsonl", NULL);
   cria_test_write_file (in, "{\"instruction\":\"What is 2+2?\",\"output\":\"4\"}\n");
   g_autofree char *out = NULL;
-  g_autofree char *run = g_strdup_printf (
-      "LD_LIBRARY_PATH='%s' CRIA_PLUGIN_PATH='%s:%s' '%s' data -q "
-      "'file location=%s ! example-prefix text=\"Q: \" ! jsonl location=-'",
-      libdir, plugins_dir, work, bin, in);
+  g_autofree char *run = g_strdup_printf ("LD_LIBRARY_PATH='%s' CRIA_PLUGIN_PATH='%s:%s' '%s' data -q "
+                                          "'file location=%s ! example-prefix text=\"Q: \" ! jsonl location=-'",
+                                          libdir, plugins_dir, work, bin, in);
   CU_ASSERT_EQUAL (sh (run, &out), 0);
   CU_ASSERT_STRING_EQUAL (out, "{\"instruction\":\"Q: What is 2+2?\",\"output\":\"4\"}\n");
   g_clear_pointer (&out, g_free);
   out = NULL;
-  g_autofree char *inspect = g_strdup_printf ("LD_LIBRARY_PATH='%s' CRIA_PLUGIN_PATH='%s:%s' '%s' inspect example-prefix",
-                                              libdir, plugins_dir, work, bin);
+  g_autofree char *inspect = g_strdup_printf (
+      "LD_LIBRARY_PATH='%s' CRIA_PLUGIN_PATH='%s:%s' '%s' inspect example-prefix", libdir, plugins_dir, work, bin);
   CU_ASSERT_EQUAL (sh (inspect, &out), 0);
   CU_ASSERT_PTR_NOT_NULL (out && strstr (out, "License:     MIT"));
   cria_test_rmtree (dest);

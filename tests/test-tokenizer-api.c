@@ -9,7 +9,6 @@
 
 #include "tokenizers/tok-test.h"
 
-
 static void
 assert_spans (CriaEncoding *enc, const guint32 *want, guint n)
 {
@@ -31,8 +30,8 @@ test_offsets (void)
   assert_spans (e1, w1, 3);
   /* LLaMA-2: the prepended "▁" belongs to the first word; BOS is empty. */
   g_autoptr (CriaTokenizer) llama2 = load ("tokenizers/llama2");
-  g_autoptr (CriaEncoding) e2 = cria_tokenizer_encode (llama2, "Hi you", -1,
-                                                       CRIA_ENCODE_OFFSETS | CRIA_ENCODE_ADD_SPECIAL, NULL);
+  g_autoptr (CriaEncoding)
+      e2 = cria_tokenizer_encode (llama2, "Hi you", -1, CRIA_ENCODE_OFFSETS | CRIA_ENCODE_ADD_SPECIAL, NULL);
   CU_ASSERT_EQUAL (g_array_index (e2->ids, gint32, 0), 1);
   CriaTokenSpan last = g_array_index (e2->offsets, CriaTokenSpan, e2->offsets->len - 1);
   CU_ASSERT_EQUAL (last.end, 6);
@@ -43,8 +42,8 @@ test_offsets (void)
   static const guint32 w3[] = { 0, 5, 6, 8 };
   assert_spans (e3, w3, 2);
   /* A word WordPiece cannot cover is one [UNK] spanning it. */
-  g_autoptr (CriaEncoding) e4 = cria_tokenizer_encode (bert, "ok \xF0\x9F\xA6\x80\xF0\x9F\xA6\x80 ok", -1,
-                                                       CRIA_ENCODE_OFFSETS, NULL);
+  g_autoptr (CriaEncoding)
+      e4 = cria_tokenizer_encode (bert, "ok \xF0\x9F\xA6\x80\xF0\x9F\xA6\x80 ok", -1, CRIA_ENCODE_OFFSETS, NULL);
   static const guint32 w4[] = { 0, 2, 3, 11, 12, 14 };
   assert_spans (e4, w4, 3);
 }
@@ -73,7 +72,8 @@ test_special_ids (void)
   g_autoptr (CriaTokenizer) bert = load ("tokenizers/bert-base-chinese");
   CU_ASSERT_STRING_EQUAL (cria_tokenizer_get_provider_name (bert), "wordpiece");
   CU_ASSERT_EQUAL (cria_tokenizer_vocab_size (bert), 21128);
-  g_autoptr (CriaEncoding) e = cria_tokenizer_encode (bert, "\xE4\xBD\xA0\xE5\xA5\xBD", -1, CRIA_ENCODE_ADD_SPECIAL, NULL);
+  g_autoptr (CriaEncoding)
+      e = cria_tokenizer_encode (bert, "\xE4\xBD\xA0\xE5\xA5\xBD", -1, CRIA_ENCODE_ADD_SPECIAL, NULL);
   CU_ASSERT_EQUAL (e->ids->len, 4); /* [CLS] 你 好 [SEP] */
   CU_ASSERT_EQUAL (g_array_index (e->ids, gint32, 0), cria_tokenizer_special_id (bert, CRIA_SPECIAL_BOS));
 }
@@ -131,12 +131,13 @@ test_batch (void)
 }
 
 /* A tiny valid tokenizer.json, with a spot to break. */
-static const char *tiny =
-  "{\"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"vocab\": {\"<unk>\": 0, \"a\": 1, \"b\": 2, \"ab\": 3, \"\\u2581\": 4},"
-  " \"merges\": [\"a b\"]},"
-  " \"added_tokens\": [{\"id\": 0, \"content\": \"<unk>\", \"special\": true}],"
-  " \"normalizer\": {\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, \"content\": \"\\u2581\"},"
-  " \"decoder\": {\"type\": \"Replace\", \"pattern\": {\"String\": \"\\u2581\"}, \"content\": \" \"}}";
+static const char
+    *tiny = "{\"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"vocab\": {\"<unk>\": 0, \"a\": 1, \"b\": 2, "
+            "\"ab\": 3, \"\\u2581\": 4},"
+            " \"merges\": [\"a b\"]},"
+            " \"added_tokens\": [{\"id\": 0, \"content\": \"<unk>\", \"special\": true}],"
+            " \"normalizer\": {\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, \"content\": \"\\u2581\"},"
+            " \"decoder\": {\"type\": \"Replace\", \"pattern\": {\"String\": \"\\u2581\"}, \"content\": \" \"}}";
 
 /* Writes `text` as tokenizer.json (or `name`) in a fresh directory, loads it
  * and expects a failure whose message holds each of the `needles`. */
@@ -245,8 +246,9 @@ test_bad_files (void)
   g_autofree char *t8 = tiny_with ("\"decoder\": {\"type\": \"Replace\"", "\"decoder\": {\"type\": \"CTC\"");
   const char *const n8[] = { "$.decoder", "CTC", NULL };
   expect_failure ("tokenizer.json", t8, n8);
-  g_autofree char *t9 = tiny_with ("\"normalizer\"", "\"post_processor\": {\"type\": \"TemplateProcessing\", "
-                                   "\"single\": [{\"SpecialToken\": {\"id\": \"<s>\"}}], \"special_tokens\": {}}, \"normalizer\"");
+  g_autofree char *t9 = tiny_with (
+      "\"normalizer\"", "\"post_processor\": {\"type\": \"TemplateProcessing\", "
+                        "\"single\": [{\"SpecialToken\": {\"id\": \"<s>\"}}], \"special_tokens\": {}}, \"normalizer\"");
   const char *const n9[] = { "$.post_processor.single[0]", "<s>", NULL };
   expect_failure ("tokenizer.json", t9, n9);
   g_autofree char *t10 = tiny_with ("\"type\": \"BPE\"", "\"type\": \"Unigram\"");
@@ -329,8 +331,8 @@ test_cli (void)
   /* A cased vocabulary read with lowercase=false keeps "Hello" whole. */
   g_autofree char *zh = cria_test_shared ("tokenizers/bert-base-chinese/vocab.txt");
   g_clear_pointer (&out, g_free);
-  const char *const a6[] = { "tokenize", "--tokenizer", zh, "--provider", "wordpiece", "--set", "lowercase=false",
-                             "--tokens", NULL };
+  const char *const a6[] = { "tokenize", "--tokenizer",     zh,         "--provider", "wordpiece",
+                             "--set",    "lowercase=false", "--tokens", NULL };
   CU_ASSERT_EQUAL (cria_test_run_cria (a6, "\xC3\x89t\xC3\xA9\n", &out, NULL), 0);
   CU_ASSERT_PTR_NOT_NULL (out && strstr (out, "\"[UNK]\""));
   g_clear_pointer (&out, g_free);
@@ -413,29 +415,22 @@ static void
 register_suites (void)
 {
   registry = cria_test_registry ();
-  static const CriaTestCase api[] = {
-    { "offsets", test_offsets },
-    { "special ids and lookups", test_special_ids },
-    { "decode", test_decode },
-    { "invalid UTF-8", test_invalid_utf8 },
-    { "batch on threads", test_batch },
-    { "tiny tokenizer.json", test_tiny },
-    { "a WordPiece vocabulary as a JSON list", test_vocab_list },
-    { NULL }
-  };
+  static const CriaTestCase api[] = { { "offsets", test_offsets },
+                                      { "special ids and lookups", test_special_ids },
+                                      { "decode", test_decode },
+                                      { "invalid UTF-8", test_invalid_utf8 },
+                                      { "batch on threads", test_batch },
+                                      { "tiny tokenizer.json", test_tiny },
+                                      { "a WordPiece vocabulary as a JSON list", test_vocab_list },
+                                      { NULL } };
   cria_test_add_suite ("api", api);
-  static const CriaTestCase bad[] = {
-    { "malformed tokenizer files", test_bad_files },
-    { "malformed encoder.json + vocab.bpe", test_bad_gpt2_files },
-    { "truncated tokenizer.json", test_truncated },
-    { NULL }
-  };
+  static const CriaTestCase bad[] = { { "malformed tokenizer files", test_bad_files },
+                                      { "malformed encoder.json + vocab.bpe", test_bad_gpt2_files },
+                                      { "truncated tokenizer.json", test_truncated },
+                                      { NULL } };
   cria_test_add_suite ("bad files", bad);
   static const CriaTestCase cli[] = {
-    { "cria tokenize", test_cli },
-    { "training", test_train },
-    { "cria tokenizer train", test_train_cli },
-    { NULL }
+    { "cria tokenize", test_cli }, { "training", test_train }, { "cria tokenizer train", test_train_cli }, { NULL }
   };
   cria_test_add_suite ("cli", cli);
 }

@@ -9,7 +9,6 @@
 
 #include "tokenizers/tok-test.h"
 
-
 static GArray *
 parse_ids (const char *line)
 {
@@ -55,8 +54,7 @@ check_texts (CriaTokenizer *tok, const char *family, char **texts, char **expect
     g_autoptr (CriaEncoding) enc = cria_tokenizer_encode (tok, texts[i], -1, flags, &error);
     CU_ASSERT_PTR_NOT_NULL_FATAL (enc);
     g_autoptr (GArray) want = parse_ids (expected[i]);
-    gboolean same = want->len == enc->ids->len &&
-                    memcmp (want->data, enc->ids->data, want->len * sizeof (gint32)) == 0;
+    gboolean same = want->len == enc->ids->len && memcmp (want->data, enc->ids->data, want->len * sizeof (gint32)) == 0;
     if (!same) {
       GString *got = g_string_new (NULL);
       for (guint k = 0; k < enc->ids->len; k++)
@@ -105,13 +103,41 @@ conformance (const char *family, const char *tokenizer, int round)
   CU_ASSERT_EQUAL (check_texts (tok, family, texts, ids, n, round, CRIA_ENCODE_DEFAULT), 0);
 }
 
-static void test_conf_gpt2 (void) { conformance ("gpt-2", "tokenizers/gpt2-hf", ROUND_EXACT); }
-static void test_conf_gpt2_orig (void) { conformance ("gpt-2", "tokenizers/gpt2", ROUND_EXACT); }
-static void test_conf_qwen2 (void) { conformance ("qwen2", "tokenizers/qwen2.5", ROUND_NFC); }
-static void test_conf_llama3 (void) { conformance ("llama-bpe", "tokenizers/llama3", ROUND_EXACT); }
-static void test_conf_llama2 (void) { conformance ("llama-spm", "tokenizers/llama2", ROUND_NONE); }
-static void test_conf_bert (void) { conformance ("bert-bge", "tokenizers/bert-base-uncased", ROUND_NONE); }
-static void test_conf_bert_vocab (void) { conformance ("bert-bge", "tokenizers/bert-base-uncased/vocab.txt", ROUND_NONE); }
+static void
+test_conf_gpt2 (void)
+{
+  conformance ("gpt-2", "tokenizers/gpt2-hf", ROUND_EXACT);
+}
+static void
+test_conf_gpt2_orig (void)
+{
+  conformance ("gpt-2", "tokenizers/gpt2", ROUND_EXACT);
+}
+static void
+test_conf_qwen2 (void)
+{
+  conformance ("qwen2", "tokenizers/qwen2.5", ROUND_NFC);
+}
+static void
+test_conf_llama3 (void)
+{
+  conformance ("llama-bpe", "tokenizers/llama3", ROUND_EXACT);
+}
+static void
+test_conf_llama2 (void)
+{
+  conformance ("llama-spm", "tokenizers/llama2", ROUND_NONE);
+}
+static void
+test_conf_bert (void)
+{
+  conformance ("bert-bge", "tokenizers/bert-base-uncased", ROUND_NONE);
+}
+static void
+test_conf_bert_vocab (void)
+{
+  conformance ("bert-bge", "tokenizers/bert-base-uncased/vocab.txt", ROUND_NONE);
+}
 
 static JsonNode *
 read_json (const char *name)
@@ -149,39 +175,53 @@ golden (const char *family, int round)
       g_ptr_array_add (exp, json_to_string (json_array_get_element (want, i), FALSE));
     g_autofree char *label = g_strdup_printf ("%s%s", family, special ? " +special" : "");
     CU_ASSERT_EQUAL (check_texts (tok, label, (char **) t->pdata, (char **) exp->pdata, n, special ? ROUND_NONE : round,
-                                  special ? CRIA_ENCODE_ADD_SPECIAL : CRIA_ENCODE_DEFAULT), 0);
+                                  special ? CRIA_ENCODE_ADD_SPECIAL : CRIA_ENCODE_DEFAULT),
+                     0);
   }
 }
 
-static void test_gold_gpt2 (void) { golden ("gpt2-hf", ROUND_EXACT); }
-static void test_gold_qwen (void) { golden ("qwen2.5", ROUND_NFC); }
-static void test_gold_llama3 (void) { golden ("llama3", ROUND_EXACT); }
-static void test_gold_llama2 (void) { golden ("llama2", ROUND_EXACT); }
-static void test_gold_bert (void) { golden ("bert-base-uncased", ROUND_NONE); }
+static void
+test_gold_gpt2 (void)
+{
+  golden ("gpt2-hf", ROUND_EXACT);
+}
+static void
+test_gold_qwen (void)
+{
+  golden ("qwen2.5", ROUND_NFC);
+}
+static void
+test_gold_llama3 (void)
+{
+  golden ("llama3", ROUND_EXACT);
+}
+static void
+test_gold_llama2 (void)
+{
+  golden ("llama2", ROUND_EXACT);
+}
+static void
+test_gold_bert (void)
+{
+  golden ("bert-base-uncased", ROUND_NONE);
+}
 
 static void
 register_suites (void)
 {
   registry = cria_test_registry ();
-  static const CriaTestCase conf[] = {
-    { "gpt2 tokenizer.json", test_conf_gpt2 },
-    { "gpt2 encoder.json + vocab.bpe", test_conf_gpt2_orig },
-    { "qwen2.5", test_conf_qwen2 },
-    { "llama3", test_conf_llama3 },
-    { "llama2 (spm)", test_conf_llama2 },
-    { "bert tokenizer.json", test_conf_bert },
-    { "bert vocab.txt", test_conf_bert_vocab },
-    { NULL }
-  };
+  static const CriaTestCase conf[] = { { "gpt2 tokenizer.json", test_conf_gpt2 },
+                                       { "gpt2 encoder.json + vocab.bpe", test_conf_gpt2_orig },
+                                       { "qwen2.5", test_conf_qwen2 },
+                                       { "llama3", test_conf_llama3 },
+                                       { "llama2 (spm)", test_conf_llama2 },
+                                       { "bert tokenizer.json", test_conf_bert },
+                                       { "bert vocab.txt", test_conf_bert_vocab },
+                                       { NULL } };
   cria_test_add_suite ("conformance", conf);
-  static const CriaTestCase gold[] = {
-    { "gpt2", test_gold_gpt2 },
-    { "qwen2.5", test_gold_qwen },
-    { "llama3", test_gold_llama3 },
-    { "llama2", test_gold_llama2 },
-    { "bert", test_gold_bert },
-    { NULL }
-  };
+  static const CriaTestCase gold[] = { { "gpt2", test_gold_gpt2 },     { "qwen2.5", test_gold_qwen },
+                                       { "llama3", test_gold_llama3 }, { "llama2", test_gold_llama2 },
+                                       { "bert", test_gold_bert },     { NULL } };
   cria_test_add_suite ("golden corpus", gold);
 }
 

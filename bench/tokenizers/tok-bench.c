@@ -51,8 +51,8 @@ main (int argc, char **argv)
   printf ("cria-1 %.2f %" G_GUINT64_FORMAT "\n", mb / s1, tokens);
 
   t0 = g_get_monotonic_time ();
-  g_autoptr (GPtrArray) encs = cria_tokenizer_encode_batch (tok, (const char *const *) lines, n, CRIA_ENCODE_DEFAULT,
-                                                            threads, NULL);
+  g_autoptr (GPtrArray)
+      encs = cria_tokenizer_encode_batch (tok, (const char *const *) lines, n, CRIA_ENCODE_DEFAULT, threads, NULL);
   double sn = (double) (g_get_monotonic_time () - t0) / 1e6;
   guint64 tokens_n = 0;
   for (guint i = 0; i < encs->len; i++)

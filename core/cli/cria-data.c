@@ -18,14 +18,22 @@ static gint64 preview;
 static char *prompt_format;
 
 static const GOptionEntry entries[] = {
-  { "file", 'f', 0, G_OPTION_ARG_FILENAME, &pipeline_file, "Run the pipeline written as JSON in FILE (cria-pipeline(5))", "FILE" },
-  { "on-error", 0, 0, G_OPTION_ARG_STRING, &on_error, "What a bad record does: stop (default) or skip (counted in the summary)", "stop|skip" },
+  { "file", 'f', 0, G_OPTION_ARG_FILENAME, &pipeline_file,
+    "Run the pipeline written as JSON in FILE (cria-pipeline(5))", "FILE" },
+  { "on-error", 0, 0, G_OPTION_ARG_STRING, &on_error,
+    "What a bad record does: stop (default) or skip (counted in the summary)", "stop|skip" },
   { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed of every random choice of the stages (default 0)", "N" },
   { "json", 0, 0, G_OPTION_ARG_NONE, &as_json, "Print the summary as JSON on stdout", NULL },
   { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print no summary and no progress", NULL },
-  { "print", 0, 0, G_OPTION_ARG_NONE, &print_only, "Print the pipeline in canonical form and exit without running it", NULL },
-  { "preview", 0, 0, G_OPTION_ARG_INT64, &preview, "Print the first N records rendered through a prompt format instead of writing them (the pipeline ends before its sink)", "N" },
-  { "prompt-format", 0, 0, G_OPTION_ARG_STRING, &prompt_format, "The prompt format --preview renders through (share/formats: alpaca, chatml, llama2, vicuna; default alpaca)", "NAME" },
+  { "print", 0, 0, G_OPTION_ARG_NONE, &print_only, "Print the pipeline in canonical form and exit without running it",
+    NULL },
+  { "preview", 0, 0, G_OPTION_ARG_INT64, &preview,
+    "Print the first N records rendered through a prompt format instead of writing them (the pipeline ends before its "
+    "sink)",
+    "N" },
+  { "prompt-format", 0, 0, G_OPTION_ARG_STRING, &prompt_format,
+    "The prompt format --preview renders through (share/formats: alpaca, chatml, llama2, vicuna; default alpaca)",
+    "NAME" },
   { NULL }
 };
 
@@ -82,10 +90,16 @@ preview_push (gpointer data, CriaRecord *record, CriaEmitter *out, GError **erro
   return TRUE;
 }
 
-static const CriaStageVTable preview_vtable = { .create = preview_create, .destroy = preview_destroy, .push = preview_push };
+static const CriaStageVTable preview_vtable = { .create = preview_create,
+                                                .destroy = preview_destroy,
+                                                .push = preview_push };
 static const CriaProviderInfo preview_info = {
-  CRIA_KIND_SINK, "preview", "Prints records rendered through a prompt format (cria data --preview)",
-  "file location=in.jsonl ! preview n=3 prompt-format=chatml", preview_props, &preview_vtable,
+  CRIA_KIND_SINK,
+  "preview",
+  "Prints records rendered through a prompt format (cria data --preview)",
+  "file location=in.jsonl ! preview n=3 prompt-format=chatml",
+  preview_props,
+  &preview_vtable,
 };
 
 static gboolean
@@ -96,8 +110,9 @@ preview_init (CriaPlugin *plugin, GError **error)
 }
 
 static const CriaPluginDescriptor preview_plugin = {
-  CRIA_ABI_MAJOR, CRIA_ABI_MINOR, "cria-data-preview", PACKAGE_VERSION, "LGPL-2.1-or-later",
-  "The --preview sink of cria data", "cria", preview_init,
+  CRIA_ABI_MAJOR,  CRIA_ABI_MINOR,      "cria-data-preview",
+  PACKAGE_VERSION, "LGPL-2.1-or-later", "The --preview sink of cria data",
+  "cria",          preview_init,
 };
 
 static void
@@ -134,7 +149,8 @@ join_arguments (int argc, char **argv)
       g_string_append_c (s, ' ');
     const char *eq = strchr (argv[i], '=');
     gboolean spaced = strpbrk (argv[i], " \t\n") != NULL;
-    gboolean is_property = eq && eq > argv[i] && strspn (argv[i], "abcdefghijklmnopqrstuvwxyz0123456789-_") == (size_t) (eq - argv[i]);
+    gboolean is_property = eq && eq > argv[i] &&
+                           strspn (argv[i], "abcdefghijklmnopqrstuvwxyz0123456789-_") == (size_t) (eq - argv[i]);
     if (spaced && is_property) {
       g_string_append_len (s, argv[i], eq - argv[i] + 1);
       g_string_append_c (s, '"');
@@ -155,9 +171,10 @@ int
 cria_verb_data (int argc, char **argv)
 {
   g_autoptr (GOptionContext) ctx = g_option_context_new ("[PIPELINE]");
-  g_option_context_set_summary (ctx, "Runs a record pipeline: a source, transforms and a sink separated by '!',\n"
-                                     "  cria data 'file location=in.jsonl ! head n=10 ! jsonl location=out.jsonl'\n"
-                                     "or the same pipeline written as JSON with -f. See cria-data(1), cria-pipeline(5).");
+  g_option_context_set_summary (ctx,
+                                "Runs a record pipeline: a source, transforms and a sink separated by '!',\n"
+                                "  cria data 'file location=in.jsonl ! head n=10 ! jsonl location=out.jsonl'\n"
+                                "or the same pipeline written as JSON with -f. See cria-data(1), cria-pipeline(5).");
   g_option_context_add_main_entries (ctx, entries, NULL);
   if (!cria_cli_parse (ctx, &argc, &argv))
     return CRIA_EXIT_USAGE;
@@ -194,7 +211,8 @@ cria_verb_data (int argc, char **argv)
       g_autofree char *fmt = g_strdup (prompt_format ? prompt_format : "alpaca");
       if (!cria_registry_add_static (reg, &preview_plugin, &error) || strpbrk (fmt, " \"'!")) {
         if (!error)
-          g_set_error (&error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "--prompt-format: '%s' is not a format name", fmt);
+          g_set_error (&error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "--prompt-format: '%s' is not a format name",
+                       fmt);
         cria_cli_error ("data", error);
         return CRIA_EXIT_USAGE;
       }

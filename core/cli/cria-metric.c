@@ -146,9 +146,10 @@ int
 cria_verb_metric (int argc, char **argv)
 {
   g_autoptr (GOptionContext) ctx = g_option_context_new ("NAME");
-  g_option_context_set_summary (ctx, "Scores generations against references, one segment per line:\n"
-                                     "  cria metric bleu --ref refs.txt --hyp out.txt -p smoothing=method1\n"
-                                     "Metrics: bleu, rouge, squad, distinct (cria inspect -k metric). See cria-metric(1).");
+  g_option_context_set_summary (ctx,
+                                "Scores generations against references, one segment per line:\n"
+                                "  cria metric bleu --ref refs.txt --hyp out.txt -p smoothing=method1\n"
+                                "Metrics: bleu, rouge, squad, distinct (cria inspect -k metric). See cria-metric(1).");
   g_option_context_add_main_entries (ctx, entries, NULL);
   if (!cria_cli_parse (ctx, &argc, &argv))
     return CRIA_EXIT_USAGE;
@@ -209,8 +210,8 @@ cria_verb_metric (int argc, char **argv)
     return CRIA_EXIT_FAILURE;
   }
   guint64 segments = 0;
-  g_autoptr (CriaScores) scores =
-    score_files (metric, (CriaInput **) inputs->pdata, inputs->len, seg_out, &segments, &error);
+  g_autoptr (CriaScores)
+      scores = score_files (metric, (CriaInput **) inputs->pdata, inputs->len, seg_out, &segments, &error);
   if (!scores || (seg_out && !cria_output_commit (g_steal_pointer (&seg_out), &error))) {
     cria_cli_error ("metric", error);
     return CRIA_EXIT_FAILURE;

@@ -20,14 +20,19 @@ static gint threads;
 static char **settings;
 
 static const GOptionEntry entries[] = {
-  { "tokenizer", 't', 0, G_OPTION_ARG_FILENAME, &tokenizer_path, "A model directory or tokenizer file (required)", "PATH" },
-  { "provider", 0, 0, G_OPTION_ARG_STRING, &provider, "Use this tokenizer provider instead of the one that fits best", "NAME" },
+  { "tokenizer", 't', 0, G_OPTION_ARG_FILENAME, &tokenizer_path, "A model directory or tokenizer file (required)",
+    "PATH" },
+  { "provider", 0, 0, G_OPTION_ARG_STRING, &provider, "Use this tokenizer provider instead of the one that fits best",
+    "NAME" },
   { "ids", 0, 0, G_OPTION_ARG_NONE, &show_ids, "Print token ids (the default)", NULL },
   { "tokens", 0, 0, G_OPTION_ARG_NONE, &show_tokens, "Print the tokens' strings instead of ids", NULL },
-  { "decode", 'd', 0, G_OPTION_ARG_NONE, &decode, "Read JSON arrays of ids and print the decoded text as JSON strings", NULL },
-  { "add-special", 0, 0, G_OPTION_ARG_NONE, &add_special, "Add the special tokens the post-processor declares (BOS, [CLS] ...)", NULL },
+  { "decode", 'd', 0, G_OPTION_ARG_NONE, &decode, "Read JSON arrays of ids and print the decoded text as JSON strings",
+    NULL },
+  { "add-special", 0, 0, G_OPTION_ARG_NONE, &add_special,
+    "Add the special tokens the post-processor declares (BOS, [CLS] ...)", NULL },
   { "skip-special", 0, 0, G_OPTION_ARG_NONE, &skip_special, "When decoding, leave special tokens out", NULL },
-  { "set", 0, 0, G_OPTION_ARG_STRING_ARRAY, &settings, "Set a property of the --provider (see cria inspect NAME); repeatable", "NAME=VALUE" },
+  { "set", 0, 0, G_OPTION_ARG_STRING_ARRAY, &settings,
+    "Set a property of the --provider (see cria inspect NAME); repeatable", "NAME=VALUE" },
   { "threads", 'j', 0, G_OPTION_ARG_INT, &threads, "Encode on N threads (default: one per processor)", "N" },
   { NULL }
 };
@@ -68,7 +73,8 @@ decode_line (CriaTokenizer *tok, CriaInput *in, const char *line, gsize len, GEr
   if (!node)
     return FALSE;
   if (!JSON_NODE_HOLDS_ARRAY (node)) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s:%" G_GUINT64_FORMAT ": expected a JSON array of ids", path, lineno);
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s:%" G_GUINT64_FORMAT ": expected a JSON array of ids", path,
+                 lineno);
     return FALSE;
   }
   JsonArray *a = json_node_get_array (node);
@@ -76,7 +82,8 @@ decode_line (CriaTokenizer *tok, CriaInput *in, const char *line, gsize len, GEr
   for (guint i = 0; i < json_array_get_length (a); i++) {
     JsonNode *e = json_array_get_element (a, i);
     if (!JSON_NODE_HOLDS_VALUE (e) || json_node_get_value_type (e) != G_TYPE_INT64) {
-      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s:%" G_GUINT64_FORMAT ": [%u]: expected an integer id", path, lineno, i);
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s:%" G_GUINT64_FORMAT ": [%u]: expected an integer id", path,
+                   lineno, i);
       return FALSE;
     }
     gint32 id = (gint32) CLAMP (json_node_get_int (e), -1, G_MAXINT32);
@@ -85,7 +92,8 @@ decode_line (CriaTokenizer *tok, CriaInput *in, const char *line, gsize len, GEr
   g_autoptr (GError) derr = NULL;
   g_autofree char *text = cria_tokenizer_decode (tok, (gint32 *) ids->data, ids->len, skip_special, &derr);
   if (!text) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "%s:%" G_GUINT64_FORMAT ": %s", path, lineno, derr->message);
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "%s:%" G_GUINT64_FORMAT ": %s", path, lineno,
+                 derr->message);
     return FALSE;
   }
   g_autoptr (GString) out = g_string_new (NULL);
@@ -101,8 +109,8 @@ flush_batch (CriaTokenizer *tok, GPtrArray *batch, GError **error)
   if (batch->len == 0)
     return TRUE;
   CriaEncodeFlags flags = add_special ? CRIA_ENCODE_ADD_SPECIAL : CRIA_ENCODE_DEFAULT;
-  g_autoptr (GPtrArray) encs = cria_tokenizer_encode_batch (tok, (const char *const *) batch->pdata, batch->len,
-                                                            flags, (guint) MAX (threads, 0), error);
+  g_autoptr (GPtrArray) encs = cria_tokenizer_encode_batch (tok, (const char *const *) batch->pdata, batch->len, flags,
+                                                            (guint) MAX (threads, 0), error);
   if (!encs)
     return FALSE;
   for (guint i = 0; i < encs->len; i++)

@@ -18,11 +18,15 @@ static char *output;
 static gboolean records;
 
 static const GOptionEntry train_entries[] = {
-  { "vocab-size", 'n', 0, G_OPTION_ARG_INT, &vocab_size, "Size of the vocabulary to reach, bytes and special tokens included (required)", "N" },
+  { "vocab-size", 'n', 0, G_OPTION_ARG_INT, &vocab_size,
+    "Size of the vocabulary to reach, bytes and special tokens included (required)", "N" },
   { "min-frequency", 0, 0, G_OPTION_ARG_INT, &min_frequency, "Stop when no pair occurs this often (default 2)", "N" },
-  { "special", 's', 0, G_OPTION_ARG_STRING_ARRAY, &specials, "A special token, given the first ids in order (repeatable; default <|endoftext|>)", "TOKEN" },
-  { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "Where to write tokenizer.json: a file, or a directory to write it in (required)", "PATH" },
-  { "records", 'r', 0, G_OPTION_ARG_NONE, &records, "The input is JSONL records (cria-record(5)): train on their text fields", NULL },
+  { "special", 's', 0, G_OPTION_ARG_STRING_ARRAY, &specials,
+    "A special token, given the first ids in order (repeatable; default <|endoftext|>)", "TOKEN" },
+  { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output,
+    "Where to write tokenizer.json: a file, or a directory to write it in (required)", "PATH" },
+  { "records", 'r', 0, G_OPTION_ARG_NONE, &records,
+    "The input is JSONL records (cria-record(5)): train on their text fields", NULL },
   { NULL }
 };
 
@@ -64,8 +68,8 @@ feed_file (CriaBpeTrainer *t, const char *path, GError **error)
     }
     if (len == 0)
       continue;
-    g_autoptr (JsonNode) node = cria_json_parse (line, (gssize) len, cria_input_get_path (in),
-                                                 cria_input_get_line_number (in), &rerr);
+    g_autoptr (JsonNode)
+        node = cria_json_parse (line, (gssize) len, cria_input_get_path (in), cria_input_get_line_number (in), &rerr);
     if (!node)
       break;
     if (!JSON_NODE_HOLDS_OBJECT (node)) {
@@ -86,7 +90,8 @@ static int
 train (int argc, char **argv)
 {
   g_autoptr (GOptionContext) ctx = g_option_context_new ("[FILE...]");
-  g_option_context_set_summary (ctx, "Train a byte-level BPE tokenizer on the text of FILE (or stdin) and write tokenizer.json.");
+  g_option_context_set_summary (
+      ctx, "Train a byte-level BPE tokenizer on the text of FILE (or stdin) and write tokenizer.json.");
   g_option_context_add_main_entries (ctx, train_entries, NULL);
   if (!cria_cli_parse (ctx, &argc, &argv))
     return CRIA_EXIT_USAGE;
@@ -103,7 +108,7 @@ train (int argc, char **argv)
       return CRIA_EXIT_FAILURE;
     }
   g_autofree char *path = g_file_test (output, G_FILE_TEST_IS_DIR) ? g_build_filename (output, "tokenizer.json", NULL)
-                                                                    : g_strdup (output);
+                                                                   : g_strdup (output);
   if (!cria_bpe_trainer_write (t, (guint) vocab_size, (guint) MAX (min_frequency, 1),
                                specials ? (const char *const *) specials : default_specials, path, &error)) {
     cria_cli_error ("tokenizer train", error);

@@ -4,17 +4,17 @@
 #include <cria/cria-backend.h>
 
 struct _CriaGraph {
-  GPtrArray *nodes;       /* CriaNode*, in the order built: a topological order */
-  GError *error;          /* the first building error */
+  GPtrArray *nodes; /* CriaNode*, in the order built: a topological order */
+  GError *error;    /* the first building error */
   CriaLinearHook linear_hook;
   gpointer linear_hook_data;
-  CriaNode *loss;         /* set by cria_graph_backward */
+  CriaNode *loss;            /* set by cria_graph_backward */
   CriaNode **backward_order; /* nodes whose backward runs, in the order it runs */
   guint n_backward;
   /* the plan */
   CriaBackend *backend;
   gpointer arena;
-  GPtrArray *grad_zero;   /* CriaTensor* of activation gradients, zeroed per backward */
+  GPtrArray *grad_zero; /* CriaTensor* of activation gradients, zeroed per backward */
 };
 
 void cria_graph_release_plan (CriaGraph *g);

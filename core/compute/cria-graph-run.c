@@ -45,8 +45,7 @@ cria_graph_backward (CriaGraph *g, CriaNode *loss, GError **error)
       node->requires_grad |= node->src[s] && node->src[s]->requires_grad;
   }
   if (!loss->requires_grad) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                 "the loss does not depend on any trainable param");
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "the loss does not depend on any trainable param");
     return FALSE;
   }
   /* Only ancestors of the loss get a gradient. */
@@ -221,8 +220,8 @@ cria_graph_plan (CriaGraph *g, CriaBackend *backend, CriaPlanStats *stats, GErro
   for (guint b = 0; b < bufs->len; b++) {
     Buffer *v = &g_array_index (bufs, Buffer, b);
     CriaNode *node = v->node;
-    CriaTensor *t = cria_tensor_new_borrowed (v->grad ? CRIA_DTYPE_F32 : node->dtype, node->n_dims,
-                                              node->shape, (char *) g->arena + v->offset, NULL, NULL);
+    CriaTensor *t = cria_tensor_new_borrowed (v->grad ? CRIA_DTYPE_F32 : node->dtype, node->n_dims, node->shape,
+                                              (char *) g->arena + v->offset, NULL, NULL);
     if (v->grad) {
       node->grad = t;
       /* (step, node) pairs: zero this gradient just before that step */

@@ -11,9 +11,9 @@
 #include "cria-graph-private.h"
 
 static const char *const op_names[CRIA_N_OPS] = {
-  "input", "param", "matmul", "embedding", "layernorm", "rmsnorm", "rope", "attention", "gelu",
-  "silu", "swiglu", "softmax", "add", "mul", "scale", "reshape", "permute", "concat", "slice",
-  "dropout", "lm_head_ce",
+  "input",     "param",   "matmul",  "embedding", "layernorm", "rmsnorm", "rope",
+  "attention", "gelu",    "silu",    "swiglu",    "softmax",   "add",     "mul",
+  "scale",     "reshape", "permute", "concat",    "slice",     "dropout", "lm_head_ce",
 };
 
 const char *
@@ -108,8 +108,7 @@ cria_graph_mark_output (CriaGraph *g, CriaNode *node)
     node->keep = TRUE;
 }
 
-G_GNUC_PRINTF (3, 4) static CriaNode *
-fail (CriaGraph *g, CriaOp op, const char *format, ...)
+G_GNUC_PRINTF (3, 4) static CriaNode *fail (CriaGraph *g, CriaOp op, const char *format, ...)
 {
   if (!g->error) {
     va_list args;
@@ -203,8 +202,7 @@ cria_graph_param (CriaGraph *g, const char *name, CriaTensor *tensor, gboolean t
   if (g->error)
     return NULL;
   if (tensor->dtype != CRIA_DTYPE_F32 && tensor->dtype != CRIA_DTYPE_BF16 && tensor->dtype != CRIA_DTYPE_F16)
-    return fail (g, CRIA_OP_PARAM, "%s: weights are f32, bf16 or f16, not %s", name,
-                 cria_dtype_name (tensor->dtype));
+    return fail (g, CRIA_OP_PARAM, "%s: weights are f32, bf16 or f16, not %s", name, cria_dtype_name (tensor->dtype));
   if (trainable && tensor->dtype != CRIA_DTYPE_F32)
     return fail (g, CRIA_OP_PARAM, "%s: a trainable weight must be f32", name);
   CriaNode *n = add_node (g, CRIA_OP_PARAM, tensor->dtype, tensor->n_dims, tensor->shape, NULL, 0);
@@ -274,8 +272,8 @@ cria_embedding (CriaGraph *g, CriaNode *ids, CriaNode *table)
   if (!check_src (g, CRIA_OP_EMBEDDING, src, 2, 1u))
     return NULL;
   if (table->n_dims != 2 || ids->n_dims > 3)
-    return fail (g, CRIA_OP_EMBEDDING, "ids of %d dims and a table of %d dims (want <= 3 and 2)",
-                 ids->n_dims, table->n_dims);
+    return fail (g, CRIA_OP_EMBEDDING, "ids of %d dims and a table of %d dims (want <= 3 and 2)", ids->n_dims,
+                 table->n_dims);
   gint64 shape[CRIA_MAX_DIMS];
   memcpy (shape, ids->shape, sizeof shape);
   shape[ids->n_dims] = table->shape[1];
@@ -324,8 +322,7 @@ cria_rope (CriaGraph *g, CriaNode *x, CriaNode *positions, CriaNode *inv_freq)
   g_autofree char *sx = shape_str (x), *sp = shape_str (positions), *sf = shape_str (inv_freq);
   if (x->n_dims != 4 || x->shape[3] % 2 || positions->n_dims != 2 || positions->shape[0] != x->shape[0] ||
       positions->shape[1] != x->shape[1] || inv_freq->n_dims != 1 || inv_freq->shape[0] * 2 != x->shape[3])
-    return fail (g, CRIA_OP_ROPE, "x %s, positions %s and inv_freq %s do not fit [B,T,H,D], [B,T], [D/2]",
-                 sx, sp, sf);
+    return fail (g, CRIA_OP_ROPE, "x %s, positions %s and inv_freq %s do not fit [B,T,H,D], [B,T], [D/2]", sx, sp, sf);
   return add_node (g, CRIA_OP_ROPE, CRIA_DTYPE_F32, 4, x->shape, src, 3);
 }
 
@@ -347,8 +344,8 @@ cria_attention (CriaGraph *g, CriaNode *q, CriaNode *k, CriaNode *v, CriaNode *s
     return fail (g, CRIA_OP_ATTENTION, "q %s, k %s, v %s do not fit [B,Tq,Hq,D], [B,Tk,Hkv,D]", sq, sk, sv);
   if (segments && (segments->n_dims != 2 || segments->shape[0] != k->shape[0] || segments->shape[1] != k->shape[1])) {
     g_autofree char *ss = shape_str (segments);
-    return fail (g, CRIA_OP_ATTENTION, "segments %s, expected [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]",
-                 ss, k->shape[0], k->shape[1]);
+    return fail (g, CRIA_OP_ATTENTION, "segments %s, expected [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]", ss,
+                 k->shape[0], k->shape[1]);
   }
   CriaNode *out = add_node (g, CRIA_OP_ATTENTION, CRIA_DTYPE_F32, 4, q->shape, src, n_src);
   if (out)
@@ -458,7 +455,8 @@ cria_reshape (CriaGraph *g, CriaNode *a, int n_dims, const gint64 *shape)
   if (n_dims < 1 || n_dims > CRIA_MAX_DIMS ||
       cria_shape_numel (n_dims, shape) != cria_shape_numel (a->n_dims, a->shape)) {
     g_autofree char *sa = shape_str (a);
-    g_autofree char *sb = n_dims >= 1 && n_dims <= CRIA_MAX_DIMS ? cria_shape_to_string (n_dims, shape) : g_strdup ("?");
+    g_autofree char *sb = n_dims >= 1 && n_dims <= CRIA_MAX_DIMS ? cria_shape_to_string (n_dims, shape)
+                                                                 : g_strdup ("?");
     return fail (g, CRIA_OP_RESHAPE, "cannot view %s as %s", sa, sb);
   }
   return add_node (g, CRIA_OP_RESHAPE, CRIA_DTYPE_F32, n_dims, shape, src, 1);
@@ -515,8 +513,8 @@ cria_slice (CriaGraph *g, CriaNode *a, int dim, gint64 start, gint64 length)
     return NULL;
   if (dim < 0 || dim >= a->n_dims || start < 0 || length < 1 || start > a->shape[dim] - length) {
     g_autofree char *sa = shape_str (a);
-    return fail (g, CRIA_OP_SLICE, "[%" G_GINT64_FORMAT ", +%" G_GINT64_FORMAT ") of dim %d is outside %s",
-                 start, length, dim, sa);
+    return fail (g, CRIA_OP_SLICE, "[%" G_GINT64_FORMAT ", +%" G_GINT64_FORMAT ") of dim %d is outside %s", start,
+                 length, dim, sa);
   }
   gint64 shape[CRIA_MAX_DIMS];
   memcpy (shape, a->shape, sizeof shape);

@@ -56,8 +56,8 @@ cria_tensor_new (CriaDType dtype, int n_dims, const gint64 *shape)
 }
 
 CriaTensor *
-cria_tensor_new_borrowed (CriaDType dtype, int n_dims, const gint64 *shape, void *data,
-                          GDestroyNotify release, gpointer release_data)
+cria_tensor_new_borrowed (CriaDType dtype, int n_dims, const gint64 *shape, void *data, GDestroyNotify release,
+                          gpointer release_data)
 {
   CriaTensor *t = tensor_alloc (dtype, n_dims, shape);
   t->data = data;
@@ -110,7 +110,10 @@ cria_f16_to_f32 (guint16 h)
   guint32 sign = (guint32) (h & 0x8000u) << 16;
   guint32 exp = (h >> 10) & 0x1fu;
   guint32 man = h & 0x3ffu;
-  union { guint32 u; float f; } v;
+  union {
+    guint32 u;
+    float f;
+  } v;
   if (exp == 0) {
     /* zero or subnormal: man * 2^-24, exact in f32 */
     float f = ldexpf ((float) man, -24);
@@ -126,7 +129,10 @@ cria_f16_to_f32 (guint16 h)
 guint16
 cria_f32_to_f16 (float f)
 {
-  union { float f; guint32 u; } v = { .f = f };
+  union {
+    float f;
+    guint32 u;
+  } v = { .f = f };
   guint16 sign = (guint16) ((v.u >> 16) & 0x8000u);
   guint32 a = v.u & 0x7fffffffu;
   if (a > 0x7f800000u)

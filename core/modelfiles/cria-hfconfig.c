@@ -159,8 +159,8 @@ parse_rope_scaling (Ctx *cx, CriaRopeScaling *rs)
       return bad (cx, "rope_scaling.high_freq_factor", "must be above low_freq_factor");
   }
   if (rs->type == CRIA_ROPE_SCALING_YARN) {
-    if (!get_pos (&sub, "beta_fast", 32, &rs->beta_fast) || !get_pos (&sub, "beta_slow", 1, &rs->beta_slow)
-        || !get_pos (&sub, "attention_factor", 0, &rs->attention_factor) || rs->attention_factor < 0)
+    if (!get_pos (&sub, "beta_fast", 32, &rs->beta_fast) || !get_pos (&sub, "beta_slow", 1, &rs->beta_slow) ||
+        !get_pos (&sub, "attention_factor", 0, &rs->attention_factor) || rs->attention_factor < 0)
       return FALSE;
   }
   return TRUE;
@@ -203,8 +203,8 @@ parse_dtype (Ctx *cx, CriaHfConfig *c)
   JsonNode *n = member (cx, "torch_dtype");
   if (!n)
     return TRUE;
-  const char *s = JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_STRING
-                    ? json_node_get_string (n) : "";
+  const char *s = JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_STRING ? json_node_get_string (n)
+                                                                                             : "";
   if (strcmp (s, "float32") == 0)
     c->torch_dtype = CRIA_DTYPE_F32;
   else if (strcmp (s, "bfloat16") == 0)
@@ -220,11 +220,11 @@ static gboolean
 parse_gpt2 (Ctx *cx, CriaHfConfig *c)
 {
   gint64 inner;
-  if (!get_int (cx, "n_embd", -1, 1, &c->hidden_size) || !get_int (cx, "n_layer", -1, 1, &c->n_layers)
-      || !get_int (cx, "n_head", -1, 1, &c->n_heads) || !get_int (cx, "vocab_size", -1, 1, &c->vocab_size)
-      || !get_int (cx, "n_positions", -1, 1, &c->max_positions) || !get_int (cx, "n_inner", 0, 1, &inner)
-      || !get_pos (cx, "layer_norm_epsilon", 1e-5, &c->norm_eps)
-      || !get_bool (cx, "tie_word_embeddings", TRUE, &c->tie_word_embeddings))
+  if (!get_int (cx, "n_embd", -1, 1, &c->hidden_size) || !get_int (cx, "n_layer", -1, 1, &c->n_layers) ||
+      !get_int (cx, "n_head", -1, 1, &c->n_heads) || !get_int (cx, "vocab_size", -1, 1, &c->vocab_size) ||
+      !get_int (cx, "n_positions", -1, 1, &c->max_positions) || !get_int (cx, "n_inner", 0, 1, &inner) ||
+      !get_pos (cx, "layer_norm_epsilon", 1e-5, &c->norm_eps) ||
+      !get_bool (cx, "tie_word_embeddings", TRUE, &c->tie_word_embeddings))
     return FALSE;
   c->intermediate_size = inner ? inner : 4 * c->hidden_size;
   c->n_kv_heads = c->n_heads;
@@ -234,23 +234,24 @@ parse_gpt2 (Ctx *cx, CriaHfConfig *c)
   c->attention_bias = c->mlp_bias = TRUE;
   JsonNode *act = member (cx, "activation_function");
   c->hidden_act = g_strdup (act && JSON_NODE_HOLDS_VALUE (act) && json_node_get_value_type (act) == G_TYPE_STRING
-                              ? json_node_get_string (act) : "gelu_new");
+                                ? json_node_get_string (act)
+                                : "gelu_new");
   return TRUE;
 }
 
 static gboolean
 parse_llama (Ctx *cx, CriaHfConfig *c)
 {
-  if (!get_int (cx, "hidden_size", -1, 1, &c->hidden_size) || !get_int (cx, "num_hidden_layers", -1, 1, &c->n_layers)
-      || !get_int (cx, "num_attention_heads", -1, 1, &c->n_heads)
-      || !get_int (cx, "num_key_value_heads", c->n_heads, 1, &c->n_kv_heads)
-      || !get_int (cx, "intermediate_size", -1, 1, &c->intermediate_size)
-      || !get_int (cx, "vocab_size", -1, 1, &c->vocab_size)
-      || !get_int (cx, "max_position_embeddings", 2048, 1, &c->max_positions)
-      || !get_pos (cx, "rms_norm_eps", 1e-6, &c->norm_eps) || !get_pos (cx, "rope_theta", 10000, &c->rope_theta)
-      || !get_bool (cx, "tie_word_embeddings", FALSE, &c->tie_word_embeddings)
-      || !get_bool (cx, "attention_bias", c->arch == CRIA_HF_ARCH_QWEN2, &c->attention_bias)
-      || !get_bool (cx, "mlp_bias", FALSE, &c->mlp_bias) || !parse_rope_scaling (cx, &c->rope_scaling))
+  if (!get_int (cx, "hidden_size", -1, 1, &c->hidden_size) || !get_int (cx, "num_hidden_layers", -1, 1, &c->n_layers) ||
+      !get_int (cx, "num_attention_heads", -1, 1, &c->n_heads) ||
+      !get_int (cx, "num_key_value_heads", c->n_heads, 1, &c->n_kv_heads) ||
+      !get_int (cx, "intermediate_size", -1, 1, &c->intermediate_size) ||
+      !get_int (cx, "vocab_size", -1, 1, &c->vocab_size) ||
+      !get_int (cx, "max_position_embeddings", 2048, 1, &c->max_positions) ||
+      !get_pos (cx, "rms_norm_eps", 1e-6, &c->norm_eps) || !get_pos (cx, "rope_theta", 10000, &c->rope_theta) ||
+      !get_bool (cx, "tie_word_embeddings", FALSE, &c->tie_word_embeddings) ||
+      !get_bool (cx, "attention_bias", c->arch == CRIA_HF_ARCH_QWEN2, &c->attention_bias) ||
+      !get_bool (cx, "mlp_bias", FALSE, &c->mlp_bias) || !parse_rope_scaling (cx, &c->rope_scaling))
     return FALSE;
   if (c->hidden_size % c->n_heads && !member (cx, "head_dim"))
     return bad (cx, "num_attention_heads", "does not divide hidden_size and no head_dim is given");
@@ -267,7 +268,8 @@ parse_llama (Ctx *cx, CriaHfConfig *c)
     return FALSE;
   JsonNode *act = member (cx, "hidden_act");
   c->hidden_act = g_strdup (act && JSON_NODE_HOLDS_VALUE (act) && json_node_get_value_type (act) == G_TYPE_STRING
-                              ? json_node_get_string (act) : "silu");
+                                ? json_node_get_string (act)
+                                : "silu");
   return TRUE;
 }
 
@@ -314,7 +316,8 @@ config_parse (const char *text, gssize len, const char *file, GError **error)
   if (i == G_N_ELEMENTS (arch_names)) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
                  "%s: architectures: '%s' is not supported (GPT2LMHeadModel, LlamaForCausalLM, Qwen2ForCausalLM, "
-                 "MistralForCausalLM)", file, arch);
+                 "MistralForCausalLM)",
+                 file, arch);
     return NULL;
   }
   c->arch = (CriaHfArch) i;
@@ -346,9 +349,8 @@ cria_hf_config_load (const char *path, GError **error)
   return cria_hf_config_parse (text, (gssize) len, path, error);
 }
 
-static void
-spec (GArray *out, gboolean optional, guint n_dims, gint64 d0, gint64 d1, const char *format, ...)
-  G_GNUC_PRINTF (6, 7);
+static void spec (GArray *out, gboolean optional, guint n_dims, gint64 d0, gint64 d1, const char *format, ...)
+    G_GNUC_PRINTF (6, 7);
 
 static void
 spec (GArray *out, gboolean optional, guint n_dims, gint64 d0, gint64 d1, const char *format, ...)

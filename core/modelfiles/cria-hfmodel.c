@@ -21,7 +21,7 @@ struct _CriaHfModel {
   CriaHfConfig *config;
   JsonObject *generation;
   const char *weights_file;
-  GPtrArray *files;    /* CriaSafetensors or one CriaTorchFile */
+  GPtrArray *files; /* CriaSafetensors or one CriaTorchFile */
   gboolean torch;
   GPtrArray *weights;  /* const CriaWeight *, in file order */
   GHashTable *by_name; /* canonical name -> const CriaWeight * */
@@ -46,8 +46,8 @@ cria_hf_model_free (CriaHfModel *m)
 static char *
 canonical_name (CriaHfModel *m, const char *name)
 {
-  if (m->config->arch == CRIA_HF_ARCH_GPT2 && !g_str_has_prefix (name, "transformer.")
-      && !g_str_has_prefix (name, "lm_head."))
+  if (m->config->arch == CRIA_HF_ARCH_GPT2 && !g_str_has_prefix (name, "transformer.") &&
+      !g_str_has_prefix (name, "lm_head."))
     return g_strconcat ("transformer.", name, NULL);
   return g_strdup (name);
 }
@@ -108,7 +108,8 @@ add_sharded (CriaHfModel *m, const char *index_path, GError **error)
   json_object_iter_init (&it, json_node_get_object (map));
   while (json_object_iter_next (&it, &tensor, &v)) {
     const char *shard = JSON_NODE_HOLDS_VALUE (v) && json_node_get_value_type (v) == G_TYPE_STRING
-                          ? json_node_get_string (v) : NULL;
+                            ? json_node_get_string (v)
+                            : NULL;
     if (!shard || !*shard || strchr (shard, '/') || strcmp (shard, "..") == 0) {
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: weight_map: '%s' does not name a file in the directory",
                    index_path, tensor);
@@ -208,8 +209,7 @@ model_open (const char *dir, GError **error)
     return NULL;
   m->weights = g_ptr_array_new ();
   m->by_name = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  static const char *const candidates[] = { "model.safetensors", "model.safetensors.index.json",
-                                            "pytorch_model.bin" };
+  static const char *const candidates[] = { "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin" };
   for (guint i = 0; i < G_N_ELEMENTS (candidates) && !m->weights_file; i++) {
     g_autofree char *path = g_build_filename (dir, candidates[i], NULL);
     if (!g_file_test (path, G_FILE_TEST_EXISTS))
@@ -218,9 +218,9 @@ model_open (const char *dir, GError **error)
     m->torch = i == 2;
     m->files = g_ptr_array_new_with_free_func (m->torch ? (GDestroyNotify) cria_torch_file_free
                                                         : (GDestroyNotify) cria_safetensors_free);
-    gboolean ok = i == 0 ? add_safetensors (m, path, error)
-                : i == 1 ? add_sharded (m, path, error)
-                         : add_torch (m, path, error);
+    gboolean ok = i == 0   ? add_safetensors (m, path, error)
+                  : i == 1 ? add_sharded (m, path, error)
+                           : add_torch (m, path, error);
     if (!ok)
       return NULL;
   }
@@ -290,8 +290,8 @@ cria_hf_model_get_n_parameters (CriaHfModel *m)
 static gboolean
 is_buffer (const char *name)
 {
-  return g_str_has_suffix (name, ".attn.bias") || g_str_has_suffix (name, ".attn.masked_bias")
-         || g_str_has_suffix (name, ".rotary_emb.inv_freq");
+  return g_str_has_suffix (name, ".attn.bias") || g_str_has_suffix (name, ".attn.masked_bias") ||
+         g_str_has_suffix (name, ".rotary_emb.inv_freq");
 }
 
 static void

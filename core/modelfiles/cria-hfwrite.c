@@ -92,8 +92,8 @@ cria_hf_model_write (const char *dir, const CriaHfConfig *config, const CriaWeig
   }
   /* A reader takes model.safetensors before an index: the layout not
    * written now must not linger beside the new one. */
-  g_autofree char *stale = g_build_filename (dir, shards->len > 1 ? "model.safetensors"
-                                                                   : "model.safetensors.index.json", NULL);
+  g_autofree char *stale = g_build_filename (
+      dir, shards->len > 1 ? "model.safetensors" : "model.safetensors.index.json", NULL);
   if (g_unlink (stale) != 0 && errno != ENOENT) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s: cannot remove it: %s", stale, g_strerror (errno));
     return FALSE;

@@ -93,8 +93,8 @@ cria_safetensors_free (CriaSafetensors *st)
   g_free (st);
 }
 
-static gboolean
-fail (GError **error, const char *file, const char *tensor, const char *format, ...) G_GNUC_PRINTF (4, 5);
+static gboolean fail (GError **error, const char *file, const char *tensor, const char *format, ...)
+    G_GNUC_PRINTF (4, 5);
 
 static gboolean
 fail (GError **error, const char *file, const char *tensor, const char *format, ...)
@@ -125,8 +125,8 @@ typedef struct {
 } Span;
 
 static gboolean
-parse_entry (CriaSafetensors *st, const char *name, JsonNode *node, Span *span, CriaWeight *w,
-             gint64 data_len, GError **error)
+parse_entry (CriaSafetensors *st, const char *name, JsonNode *node, Span *span, CriaWeight *w, gint64 data_len,
+             GError **error)
 {
   const char *file = st->path;
   if (!JSON_NODE_HOLDS_OBJECT (node))
@@ -142,8 +142,7 @@ parse_entry (CriaSafetensors *st, const char *name, JsonNode *node, Span *span, 
       break;
   if (d == G_N_ELEMENTS (dtypes)) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
-                 "%s: tensor '%s': dtype: '%s' is not supported (F32, BF16, F16, I32, I64, U8)", file, name,
-                 dname);
+                 "%s: tensor '%s': dtype: '%s' is not supported (F32, BF16, F16, I32, I64, U8)", file, name, dname);
     return FALSE;
   }
   w->dtype = dtypes[d].dtype;
@@ -173,8 +172,8 @@ parse_entry (CriaSafetensors *st, const char *name, JsonNode *node, Span *span, 
   if (!on || !JSON_NODE_HOLDS_ARRAY (on) || json_array_get_length (json_node_get_array (on)) != 2)
     return fail (error, file, name, "data_offsets: missing or not [begin, end]");
   JsonArray *offs = json_node_get_array (on);
-  if (!get_uint (json_array_get_element (offs, 0), &span->begin)
-      || !get_uint (json_array_get_element (offs, 1), &span->end))
+  if (!get_uint (json_array_get_element (offs, 0), &span->begin) ||
+      !get_uint (json_array_get_element (offs, 1), &span->end))
     return fail (error, file, name, "data_offsets: not non-negative integers");
   if (span->end < span->begin)
     return fail (error, file, name, "data_offsets: end %" G_GINT64_FORMAT " is before begin %" G_GINT64_FORMAT,
@@ -187,8 +186,9 @@ parse_entry (CriaSafetensors *st, const char *name, JsonNode *node, Span *span, 
   gsize elem = cria_dtype_bytes (w->dtype, 1);
   if (n > (guint64) G_MAXINT64 / elem || (gint64) (n * elem) != span->end - span->begin) {
     g_autofree char *dims = cria_weight_shape_string (w);
-    return fail (error, file, name, "shape %s of %s disagrees with data_offsets [%" G_GINT64_FORMAT
-                 ", %" G_GINT64_FORMAT "] (%" G_GINT64_FORMAT " bytes)",
+    return fail (error, file, name,
+                 "shape %s of %s disagrees with data_offsets [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+                 "] (%" G_GINT64_FORMAT " bytes)",
                  dims, dname, span->begin, span->end, span->end - span->begin);
   }
   w->n_bytes = (gsize) (span->end - span->begin);
@@ -236,8 +236,8 @@ parse_header (CriaSafetensors *st, const guint8 *bytes, gsize len, GError **erro
   for (int i = 7; i >= 0; i--)
     n = (n << 8) | bytes[i];
   if (n > len - 8)
-    return fail (error, file, NULL, "header length %" G_GUINT64_FORMAT " is past the end of the file (%" G_GSIZE_FORMAT
-                 " bytes)", n, len);
+    return fail (error, file, NULL,
+                 "header length %" G_GUINT64_FORMAT " is past the end of the file (%" G_GSIZE_FORMAT " bytes)", n, len);
   if (n > MAX_HEADER_BYTES)
     return fail (error, file, NULL, "header length %" G_GUINT64_FORMAT " is over the %u-byte limit", n,
                  MAX_HEADER_BYTES);
@@ -281,8 +281,8 @@ parse_header (CriaSafetensors *st, const guint8 *bytes, gsize len, GError **erro
   for (guint i = 0; i < entries->len; i++) {
     Entry *en = &g_array_index (entries, Entry, i);
     if (en->span.begin < at)
-      return fail (error, file, en->w.name, "data_offsets [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
-                   "] overlap '%s'", en->span.begin, en->span.end, g_array_index (entries, Entry, i - 1).w.name);
+      return fail (error, file, en->w.name, "data_offsets [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "] overlap '%s'",
+                   en->span.begin, en->span.end, g_array_index (entries, Entry, i - 1).w.name);
     if (en->span.begin > at)
       return fail (error, file, en->w.name, "data_offsets: %" G_GINT64_FORMAT " bytes before it belong to no tensor",
                    en->span.begin - at);
@@ -416,8 +416,8 @@ gboolean
 cria_safetensors_writer_add (CriaSafetensorsWriter *w, const CriaWeight *weight, GError **error)
 {
   if (!cria_safetensors_dtype_name (weight->dtype)) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, "tensor '%s': safetensors cannot hold %s",
-                 weight->name, cria_dtype_name (weight->dtype));
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, "tensor '%s': safetensors cannot hold %s", weight->name,
+                 cria_dtype_name (weight->dtype));
     return FALSE;
   }
   if (g_hash_table_contains (w->names, weight->name) || strcmp (weight->name, "__metadata__") == 0) {
@@ -521,8 +521,8 @@ cria_safetensors_writer_write (CriaSafetensorsWriter *w, const char *path, GErro
   for (int i = 0; i < 8; i++)
     len[i] = (guint8) ((guint64) header->len >> (8 * i));
   g_autoptr (CriaOutput) out = cria_output_open (path, error);
-  gboolean ok = out && cria_output_write (out, len, 8, error)
-                && cria_output_write (out, header->str, header->len, error);
+  gboolean ok = out && cria_output_write (out, len, 8, error) &&
+                cria_output_write (out, header->str, header->len, error);
   g_string_free (header, TRUE);
   for (guint i = 0; ok && i < order->len; i++) {
     const CriaWeight *t = order->pdata[i];

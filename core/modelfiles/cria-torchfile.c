@@ -51,8 +51,8 @@ cria_torch_file_get_weight (CriaTorchFile *tf, guint index)
 static GHashTable *
 read_members (const char *path, GError **error)
 {
-  g_autoptr (GHashTable) members = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                                          (GDestroyNotify) g_bytes_unref);
+  g_autoptr (GHashTable)
+      members = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_bytes_unref);
   struct archive *a = archive_read_new ();
   archive_read_support_format_zip (a);
   archive_read_support_filter_none (a);
@@ -96,7 +96,8 @@ copy_tensor (const CriaTorchEntry *e, GBytes *storage, const char *path, CriaWei
   if ((guint64) e->storage_numel > have / elem) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE,
                  "%s: tensor '%s': storage %s holds %" G_GSIZE_FORMAT " bytes, the pickle claims %" G_GINT64_FORMAT
-                 " elements of %s", path, e->name, e->storage_key, have, e->storage_numel, cria_dtype_name (e->dtype));
+                 " elements of %s",
+                 path, e->name, e->storage_key, have, e->storage_numel, cria_dtype_name (e->dtype));
     return FALSE;
   }
   /* The last element reached must lie inside the storage; each step is

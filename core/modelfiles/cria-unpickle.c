@@ -19,7 +19,20 @@
 /* Nesting deeper than this is not a state dict (and would recurse when freed). */
 #define MAX_DEPTH 32
 
-typedef enum { V_MARK, V_NONE, V_BOOL, V_INT, V_FLOAT, V_STR, V_TUPLE, V_LIST, V_DICT, V_GLOBAL, V_STORAGE, V_TENSOR } Kind;
+typedef enum {
+  V_MARK,
+  V_NONE,
+  V_BOOL,
+  V_INT,
+  V_FLOAT,
+  V_STR,
+  V_TUPLE,
+  V_LIST,
+  V_DICT,
+  V_GLOBAL,
+  V_STORAGE,
+  V_TENSOR
+} Kind;
 
 typedef enum { G_ORDERED_DICT, G_REBUILD_TENSOR, G_REBUILD_PARAMETER, G_STORAGE } GlobalKind;
 
@@ -28,9 +41,9 @@ struct Value {
   int refs;
   Kind kind;
   int depth;
-  gint64 i;       /* BOOL, INT; GLOBAL: GlobalKind */
+  gint64 i; /* BOOL, INT; GLOBAL: GlobalKind */
   double f;
-  char *s;        /* STR; STORAGE: key */
+  char *s;          /* STR; STORAGE: key */
   CriaDType dtype;  /* GLOBAL storage type, STORAGE */
   GPtrArray *items; /* TUPLE, LIST; DICT: key, value, key, value... */
   CriaTorchEntry *tensor;
@@ -79,8 +92,7 @@ typedef struct {
   GError **error;
 } Unpickler;
 
-static gboolean
-fail (Unpickler *u, const char *format, ...) G_GNUC_PRINTF (2, 3);
+static gboolean fail (Unpickler *u, const char *format, ...) G_GNUC_PRINTF (2, 3);
 
 static gboolean
 fail (Unpickler *u, const char *format, ...)
@@ -202,8 +214,12 @@ static const struct {
   const char *name;
   CriaDType dtype;
 } storages[] = {
-  { "FloatStorage", CRIA_DTYPE_F32 }, { "BFloat16Storage", CRIA_DTYPE_BF16 }, { "HalfStorage", CRIA_DTYPE_F16 },
-  { "IntStorage", CRIA_DTYPE_I32 },   { "LongStorage", CRIA_DTYPE_I64 },      { "ByteStorage", CRIA_DTYPE_U8 },
+  { "FloatStorage", CRIA_DTYPE_F32 },
+  { "BFloat16Storage", CRIA_DTYPE_BF16 },
+  { "HalfStorage", CRIA_DTYPE_F16 },
+  { "IntStorage", CRIA_DTYPE_I32 },
+  { "LongStorage", CRIA_DTYPE_I64 },
+  { "ByteStorage", CRIA_DTYPE_U8 },
   /* bool is one byte, 0 or 1: GPT-2 checkpoints hold attention masks so. */
   { "BoolStorage", CRIA_DTYPE_U8 },
 };
@@ -265,9 +281,8 @@ op_persid (Unpickler *u)
   g_ptr_array_add (hold, pid);
   Value **it = pid->kind == V_TUPLE ? (Value **) pid->items->pdata : NULL;
   gint64 numel;
-  if (!it || pid->items->len != 5 || it[0]->kind != V_STR || strcmp (it[0]->s, "storage") != 0
-      || it[1]->kind != V_GLOBAL || it[1]->i != G_STORAGE || it[2]->kind != V_STR || !get_int (it[4], &numel)
-      || numel < 0)
+  if (!it || pid->items->len != 5 || it[0]->kind != V_STR || strcmp (it[0]->s, "storage") != 0 ||
+      it[1]->kind != V_GLOBAL || it[1]->i != G_STORAGE || it[2]->kind != V_STR || !get_int (it[4], &numel) || numel < 0)
     return fail (u, "a persistent id that is not ('storage', torch.<T>Storage, key, location, numel)");
   if (!*it[2]->s || strchr (it[2]->s, '/') || strstr (it[2]->s, ".."))
     return fail (u, "storage key '%s' is not a plain name", it[2]->s);
@@ -297,8 +312,8 @@ rebuild_tensor (Unpickler *u, Value *args)
   Value **a = (Value **) args->items->pdata;
   CriaTorchEntry e = { 0 };
   guint n_stride;
-  if (args->items->len < 6 || a[0]->kind != V_STORAGE || !get_int (a[1], &e.storage_offset) || e.storage_offset < 0
-      || !int_tuple (a[2], &e.n_dims, e.shape) || !int_tuple (a[3], &n_stride, e.stride) || n_stride != e.n_dims)
+  if (args->items->len < 6 || a[0]->kind != V_STORAGE || !get_int (a[1], &e.storage_offset) || e.storage_offset < 0 ||
+      !int_tuple (a[2], &e.n_dims, e.shape) || !int_tuple (a[3], &n_stride, e.stride) || n_stride != e.n_dims)
     return fail (u, "_rebuild_tensor_v2 with arguments other than (storage, offset, size, stride, ...)");
   Value *t = new_value (V_TENSOR);
   e.dtype = a[0]->dtype;
@@ -324,8 +339,8 @@ op_reduce (Unpickler *u)
     ok = rebuild_tensor (u, args);
   else if (fn->i == G_REBUILD_PARAMETER)
     ok = args->items->len >= 1 && ((Value *) args->items->pdata[0])->kind == V_TENSOR
-           ? push (u, ref (args->items->pdata[0]))
-           : fail (u, "_rebuild_parameter of something other than a tensor");
+             ? push (u, ref (args->items->pdata[0]))
+             : fail (u, "_rebuild_parameter of something other than a tensor");
   else
     ok = fail (u, "REDUCE of a storage type");
   unref (fn);
@@ -496,15 +511,15 @@ step (Unpickler *u, gboolean *stop)
     case 'c': /* GLOBAL */
       return op_global (u);
     case 0x93: /* STACK_GLOBAL */
-      {
-        Value *name = pop (u), *module = name ? pop (u) : NULL;
-        gboolean ok = module && module->kind == V_STR && name->kind == V_STR
+    {
+      Value *name = pop (u), *module = name ? pop (u) : NULL;
+      gboolean ok = module && module->kind == V_STR && name->kind == V_STR
                         ? push_global (u, module->s, name->s)
                         : (module ? fail (u, "STACK_GLOBAL of something other than two strings") : FALSE);
-        unref (name);
-        unref (module);
-        return ok;
-      }
+      unref (name);
+      unref (module);
+      return ok;
+    }
     case 'Q': /* BINPERSID */
       return op_persid (u);
     case 'R': /* REDUCE */
@@ -594,8 +609,13 @@ collect (Unpickler *u, Value *root)
 GArray *
 cria_torch_unpickle (const guint8 *pickle, gsize len, const char *file, GError **error)
 {
-  Unpickler u = { file, pickle, pickle + len, pickle, g_ptr_array_new_with_free_func (unref),
-                  g_hash_table_new_full (NULL, NULL, NULL, unref), error };
+  Unpickler u = { file,
+                  pickle,
+                  pickle + len,
+                  pickle,
+                  g_ptr_array_new_with_free_func (unref),
+                  g_hash_table_new_full (NULL, NULL, NULL, unref),
+                  error };
   gboolean stop = FALSE, ok = TRUE;
   while (ok && !stop) {
     if (u.p >= u.end) {

@@ -28,9 +28,15 @@ struct _CriaAdamW {
 void
 cria_optim_config_init (CriaOptimConfig *c)
 {
-  *c = (CriaOptimConfig) {
-    .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 1e-2,
-    .schedule = CRIA_SCHEDULE_CONSTANT, .warmup_steps = 0, .total_steps = 0,
+  *c = (CriaOptimConfig){
+    .lr = 1e-3,
+    .beta1 = 0.9,
+    .beta2 = 0.999,
+    .eps = 1e-8,
+    .weight_decay = 1e-2,
+    .schedule = CRIA_SCHEDULE_CONSTANT,
+    .warmup_steps = 0,
+    .total_steps = 0,
   };
 }
 

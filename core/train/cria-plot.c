@@ -36,10 +36,12 @@ text_at (cairo_t *cr, double x, double y, const char *text, double align_x, doub
 }
 
 gboolean
-cria_plot_png (const char *path, const char *title, const CriaPlotSeries *series, guint n_series, int width,
-               int height, GError **error)
+cria_plot_png (const char *path, const char *title, const CriaPlotSeries *series, guint n_series, int width, int height,
+               GError **error)
 {
-  static const double colors[4][3] = { { 0.12, 0.47, 0.71 }, { 0.85, 0.37, 0.01 }, { 0.17, 0.63, 0.17 }, { 0.58, 0.40, 0.74 } };
+  static const double colors[4][3] = {
+    { 0.12, 0.47, 0.71 }, { 0.85, 0.37, 0.01 }, { 0.17, 0.63, 0.17 }, { 0.58, 0.40, 0.74 }
+  };
   g_return_val_if_fail (n_series >= 1 && n_series <= 4, FALSE);
   double x0 = G_MAXDOUBLE, x1 = -G_MAXDOUBLE, y0 = G_MAXDOUBLE, y1 = -G_MAXDOUBLE;
   for (guint s = 0; s < n_series; s++)
@@ -65,8 +67,8 @@ cria_plot_png (const char *path, const char *title, const CriaPlotSeries *series
   cairo_set_source_rgb (cr, 1, 1, 1);
   cairo_paint (cr);
   double left = 70, right = width - 20, top = 40, bottom = height - 50;
-#define PX(x) (left + ((x) - x0) / (x1 - x0) * (right - left))
-#define PY(y) (bottom - ((y) - y0) / (y1 - y0) * (bottom - top))
+#define PX(x) (left + ((x) -x0) / (x1 - x0) * (right - left))
+#define PY(y) (bottom - ((y) -y0) / (y1 - y0) * (bottom - top))
   cairo_select_font_face (cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
   cairo_set_font_size (cr, 12);
   cairo_set_line_width (cr, 1);

@@ -17,8 +17,7 @@ tok_destroy (gpointer self)
 }
 
 gboolean
-tok_vt_encode (gpointer self, const char *text, gsize len, CriaEncodeFlags flags, CriaEncoding *out,
-               GError **error)
+tok_vt_encode (gpointer self, const char *text, gsize len, CriaEncodeFlags flags, CriaEncoding *out, GError **error)
 {
   return tok_encode (self, text, len, flags, out, error);
 }
@@ -84,7 +83,8 @@ tok_model_type (const CriaTokenizerFiles *files)
   if (!m || !JSON_NODE_HOLDS_OBJECT (m))
     return "";
   JsonNode *t = json_object_get_member (json_node_get_object (m), "type");
-  return t && JSON_NODE_HOLDS_VALUE (t) && json_node_get_value_type (t) == G_TYPE_STRING ? json_node_get_string (t) : "";
+  return t && JSON_NODE_HOLDS_VALUE (t) && json_node_get_value_type (t) == G_TYPE_STRING ? json_node_get_string (t)
+                                                                                         : "";
 }
 
 gboolean

@@ -186,8 +186,8 @@ tok_finish (Tok *tok, GError **error)
     ch[g_unichar_to_utf8 (map[b], ch)] = '\0';
     tok->byte_ids[b] = tok_lookup (tok, ch, -1);
     if (tok->byte_ids[b] < 0) {
-      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE,
-                   "the byte-level vocabulary has no token for byte 0x%02X ('%s')", b, ch);
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "the byte-level vocabulary has no token for byte 0x%02X ('%s')",
+                   b, ch);
       return FALSE;
     }
   }
@@ -227,8 +227,8 @@ match_added (const Tok *tok, const char *s, gsize n, gsize i, gsize floor, gsize
 }
 
 static void
-encode_segment (Tok *tok, const char *s, gsize n, guint32 base, gboolean first, CriaEncoding *out,
-                GArray *pieces, GArray *spans)
+encode_segment (Tok *tok, const char *s, gsize n, guint32 base, gboolean first, CriaEncoding *out, GArray *pieces,
+                GArray *spans)
 {
   if (n == 0)
     return;

@@ -122,7 +122,7 @@ static char *
 wordpiece_cleanup (const char *t)
 {
   static const char *const pairs[][2] = {
-    { " .", "." }, { " ?", "?" }, { " !", "!" }, { " ,", "," }, { " ' ", "'" }, { " n't", "n't" },
+    { " .", "." },   { " ?", "?" },           { " !", "!" },   { " ,", "," },     { " ' ", "'" },    { " n't", "n't" },
     { " 'm", "'m" }, { " do not", " don't" }, { " 's", "'s" }, { " 've", "'ve" }, { " 're", "'re" },
   };
   char *s = g_strdup (t);
@@ -138,10 +138,17 @@ static void
 run_decoder (const TokDec *d, GPtrArray *toks)
 {
   switch (d->kind) {
-    case DEC_BYTELEVEL: byte_level (toks); return;
-    case DEC_BYTEFALLBACK: byte_fallback (toks); return;
-    case DEC_FUSE: fuse (toks); return;
-    default: break;
+    case DEC_BYTELEVEL:
+      byte_level (toks);
+      return;
+    case DEC_BYTEFALLBACK:
+      byte_fallback (toks);
+      return;
+    case DEC_FUSE:
+      fuse (toks);
+      return;
+    default:
+      break;
   }
   for (guint i = 0; i < toks->len; i++) {
     const char *t = toks->pdata[i];
@@ -178,8 +185,8 @@ tok_decode (Tok *tok, const gint32 *ids, gsize n, gboolean skip_special, GError 
   g_autoptr (GPtrArray) toks = g_ptr_array_new_with_free_func (g_free);
   for (gsize i = 0; i < n; i++) {
     if (ids[i] < 0 || (guint) ids[i] >= tok->n_ids || !tok->tokens[ids[i]]) {
-      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "id %d at position %" G_GSIZE_FORMAT
-                   " is not in the vocabulary (size %u)", ids[i], i, tok->n_ids);
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                   "id %d at position %" G_GSIZE_FORMAT " is not in the vocabulary (size %u)", ids[i], i, tok->n_ids);
       return NULL;
     }
     if (skip_special && tok->special[ids[i]])

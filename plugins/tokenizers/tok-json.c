@@ -16,8 +16,7 @@ typedef struct {
   GError **error;
 } Ctx;
 
-static gboolean G_GNUC_PRINTF (3, 4)
-fail (Ctx *c, const char *path, const char *fmt, ...)
+static gboolean G_GNUC_PRINTF (3, 4) fail (Ctx *c, const char *path, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
@@ -27,8 +26,7 @@ fail (Ctx *c, const char *path, const char *fmt, ...)
   return FALSE;
 }
 
-static gboolean G_GNUC_PRINTF (3, 4)
-unsupported (Ctx *c, const char *path, const char *fmt, ...)
+static gboolean G_GNUC_PRINTF (3, 4) unsupported (Ctx *c, const char *path, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
@@ -161,9 +159,16 @@ load_normalizer (Ctx *c, Tok *tok, JsonNode *n, const char *path)
   if (strcmp (type, "Sequence") == 0)
     return load_sequence (c, tok, o, path, "normalizers", load_normalizer);
   TokNorm nm = { 0 };
-  static const struct { const char *name; TokNormKind kind; } simple[] = {
-    { "NFC", NORM_NFC }, { "NFD", NORM_NFD }, { "NFKC", NORM_NFKC }, { "NFKD", NORM_NFKD },
-    { "Lowercase", NORM_LOWERCASE }, { "StripAccents", NORM_STRIP_ACCENTS },
+  static const struct {
+    const char *name;
+    TokNormKind kind;
+  } simple[] = {
+    { "NFC", NORM_NFC },
+    { "NFD", NORM_NFD },
+    { "NFKC", NORM_NFKC },
+    { "NFKD", NORM_NFKD },
+    { "Lowercase", NORM_LOWERCASE },
+    { "StripAccents", NORM_STRIP_ACCENTS },
   };
   gboolean found = FALSE;
   for (guint i = 0; i < G_N_ELEMENTS (simple) && !found; i++)
@@ -432,8 +437,7 @@ load_added (Ctx *c, Tok *tok, JsonNode *n)
 
 /* The ids of a SpecialToken item of a template, or of a [token, id] pair. */
 static gboolean
-template_ids (Ctx *c, Tok *tok, JsonObject *specials, JsonNode *item, const char *path, GArray *out,
-              gboolean *is_seq)
+template_ids (Ctx *c, Tok *tok, JsonObject *specials, JsonNode *item, const char *path, GArray *out, gboolean *is_seq)
 {
   JsonObject *io = JSON_NODE_HOLDS_OBJECT (item) ? json_node_get_object (item) : NULL;
   *is_seq = io && json_object_has_member (io, "Sequence");
@@ -497,8 +501,8 @@ load_post (Ctx *c, Tok *tok, JsonNode *n, const char *path)
   for (guint i = 0; i < json_array_get_length (a); i++) {
     g_autofree char *p = g_strdup_printf ("%s.single[%u]", path, i);
     gboolean is_seq;
-    if (!template_ids (c, tok, specials, json_array_get_element (a, i), p,
-                       seen_seq ? tok->suffix_ids : tok->prefix_ids, &is_seq))
+    if (!template_ids (c, tok, specials, json_array_get_element (a, i), p, seen_seq ? tok->suffix_ids : tok->prefix_ids,
+                       &is_seq))
       return FALSE;
     seen_seq |= is_seq;
   }

@@ -69,8 +69,8 @@ tok_load_gpt2 (const char *encoder_json, const char *vocab_bpe, GError **error)
   JsonNode *val;
   json_object_iter_init (&it, json_node_get_object (root));
   while (json_object_iter_next (&it, &key, &val)) {
-    if (!JSON_NODE_HOLDS_VALUE (val) || json_node_get_value_type (val) != G_TYPE_INT64 ||
-        json_node_get_int (val) < 0 || json_node_get_int (val) > G_MAXINT32 / 2) {
+    if (!JSON_NODE_HOLDS_VALUE (val) || json_node_get_value_type (val) != G_TYPE_INT64 || json_node_get_int (val) < 0 ||
+        json_node_get_int (val) > G_MAXINT32 / 2) {
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: $[\"%s\"]: expected a non-negative id", encoder_json, key);
       return failed (tok);
     }
@@ -89,16 +89,16 @@ tok_load_gpt2 (const char *encoder_json, const char *vocab_bpe, GError **error)
       continue;
     char *sp = strchr (l, ' ');
     if (!sp || strchr (sp + 1, ' ')) {
-      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s:%u: expected two tokens separated by one space",
-                   vocab_bpe, i + 1);
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s:%u: expected two tokens separated by one space", vocab_bpe,
+                   i + 1);
       return failed (tok);
     }
     *sp = '\0';
     g_autofree char *joined = g_strconcat (l, sp + 1, NULL);
     gint32 a = tok_lookup (tok, l, -1), b = tok_lookup (tok, sp + 1, -1), m = tok_lookup (tok, joined, -1);
     if (a < 0 || b < 0 || m < 0) {
-      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s:%u: the merge \"%s %s\" uses a token not in %s",
-                   vocab_bpe, i + 1, l, sp + 1, encoder_json);
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s:%u: the merge \"%s %s\" uses a token not in %s", vocab_bpe,
+                   i + 1, l, sp + 1, encoder_json);
       return failed (tok);
     }
     tok_merges_add (&tok->merges, a, b, rank++, m);
@@ -170,8 +170,9 @@ tok_load_vocab_txt (const char *path, gboolean lowercase, int strip_accents, GEr
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: the vocabulary has no [UNK] token", path);
     return failed (tok);
   }
-  TokNorm norm = { .kind = NORM_BERT, .a = TRUE, .b = TRUE, .c = strip_accents < 0 ? lowercase : strip_accents,
-                   .d = lowercase };
+  TokNorm norm = {
+    .kind = NORM_BERT, .a = TRUE, .b = TRUE, .c = strip_accents < 0 ? lowercase : strip_accents, .d = lowercase
+  };
   g_array_append_val (tok->norms, norm);
   TokPre pre = { .kind = PRE_BERT };
   g_array_append_val (tok->pres, pre);

@@ -101,14 +101,14 @@ initial_chars (const Tok *tok, const char *s, gsize n, Sym *sym)
     for (gsize b = i; id < 0 && bytes_ok && b < j; b++)
       bytes_ok = tok->byte_ids[(guchar) s[b]] >= 0;
     if (id >= 0)
-      sym[k++] = (Sym) { id, (guint32) i, (guint32) j };
+      sym[k++] = (Sym){ id, (guint32) i, (guint32) j };
     else if (bytes_ok)
       for (gsize b = i; b < j; b++)
-        sym[k++] = (Sym) { tok->byte_ids[(guchar) s[b]], (guint32) b, (guint32) b + 1 };
+        sym[k++] = (Sym){ tok->byte_ids[(guchar) s[b]], (guint32) b, (guint32) b + 1 };
     else if (tok->fuse_unk && k > 0 && sym[k - 1].id == tok->unk_id && tok->unk_id >= 0)
       sym[k - 1].end = (guint32) j;
     else
-      sym[k++] = (Sym) { tok->unk_id, (guint32) i, (guint32) j };
+      sym[k++] = (Sym){ tok->unk_id, (guint32) i, (guint32) j };
     i = j;
   }
   return k;
@@ -222,7 +222,7 @@ bpe_word (const Tok *tok, const char *s, gsize n, GArray *ids, GArray *spans)
   guint k;
   if (tok->byte_level) {
     for (k = 0; k < n; k++)
-      sym[k] = (Sym) { tok->byte_ids[(guchar) s[k]], k, k + 1 };
+      sym[k] = (Sym){ tok->byte_ids[(guchar) s[k]], k, k + 1 };
   } else
     k = initial_chars (tok, s, n, sym);
   if (k > 48) {

@@ -52,8 +52,7 @@ emit_split (GArray *out, guint32 ps, guint32 pe, const guint32 *m, guint n, TokS
 }
 
 static void
-regex_split (GRegex *re, const TokStr *t, guint32 ps, guint32 pe, TokSplitBehavior how, GArray *out,
-             GArray *m)
+regex_split (GRegex *re, const TokStr *t, guint32 ps, guint32 pe, TokSplitBehavior how, GArray *out, GArray *m)
 {
   g_array_set_size (m, 0);
   g_autoptr (GMatchInfo) mi = NULL;
@@ -151,8 +150,8 @@ tok_pretokenize (const Tok *tok, TokStr *t, GArray *pieces, gboolean first_segme
     const TokPre *p = &g_array_index (tok->pres, TokPre, k);
     if (p->kind == PRE_BYTELEVEL || p->kind == PRE_METASPACE)
       rewrite (p, t, pieces, first_segment);
-    gboolean splits = p->regex || p->kind == PRE_BERT || p->kind == PRE_WHITESPACE_SPLIT ||
-                      p->kind == PRE_DIGITS || (p->kind == PRE_METASPACE && p->split);
+    gboolean splits = p->regex || p->kind == PRE_BERT || p->kind == PRE_WHITESPACE_SPLIT || p->kind == PRE_DIGITS ||
+                      (p->kind == PRE_METASPACE && p->split);
     if (!splits)
       continue;
     g_array_set_size (next, 0);

@@ -276,15 +276,33 @@ tok_normalize (const Tok *tok, TokStr *t)
   for (guint k = 0; k < tok->norms->len; k++) {
     const TokNorm *n = &g_array_index (tok->norms, TokNorm, k);
     switch (n->kind) {
-      case NORM_NFC: unicode_normalize (t, G_NORMALIZE_NFC); break;
-      case NORM_NFD: unicode_normalize (t, G_NORMALIZE_NFD); break;
-      case NORM_NFKC: unicode_normalize (t, G_NORMALIZE_NFKC); break;
-      case NORM_NFKD: unicode_normalize (t, G_NORMALIZE_NFKD); break;
-      case NORM_LOWERCASE: lowercase (t); break;
-      case NORM_STRIP_ACCENTS: strip_accents (t); break;
-      case NORM_BERT: bert_normalize (n, t); break;
-      case NORM_REPLACE: replace (n, t); break;
-      case NORM_STRIP: strip (n, t); break;
+      case NORM_NFC:
+        unicode_normalize (t, G_NORMALIZE_NFC);
+        break;
+      case NORM_NFD:
+        unicode_normalize (t, G_NORMALIZE_NFD);
+        break;
+      case NORM_NFKC:
+        unicode_normalize (t, G_NORMALIZE_NFKC);
+        break;
+      case NORM_NFKD:
+        unicode_normalize (t, G_NORMALIZE_NFKD);
+        break;
+      case NORM_LOWERCASE:
+        lowercase (t);
+        break;
+      case NORM_STRIP_ACCENTS:
+        strip_accents (t);
+        break;
+      case NORM_BERT:
+        bert_normalize (n, t);
+        break;
+      case NORM_REPLACE:
+        replace (n, t);
+        break;
+      case NORM_STRIP:
+        strip (n, t);
+        break;
       case NORM_PREPEND:
         if (t->len > 0) {
           TokStr out;

@@ -22,19 +22,33 @@ typedef struct {
 } TokPiece;
 
 typedef enum {
-  NORM_NFC, NORM_NFD, NORM_NFKC, NORM_NFKD, NORM_LOWERCASE, NORM_STRIP_ACCENTS,
-  NORM_PREPEND, NORM_REPLACE, NORM_STRIP, NORM_BERT
+  NORM_NFC,
+  NORM_NFD,
+  NORM_NFKC,
+  NORM_NFKD,
+  NORM_LOWERCASE,
+  NORM_STRIP_ACCENTS,
+  NORM_PREPEND,
+  NORM_REPLACE,
+  NORM_STRIP,
+  NORM_BERT
 } TokNormKind;
 
 typedef struct {
   TokNormKind kind;
-  char *str;       /* Prepend: the text; Replace: the content */
-  GRegex *regex;   /* Replace */
+  char *str;           /* Prepend: the text; Replace: the content */
+  GRegex *regex;       /* Replace */
   gboolean a, b, c, d; /* Strip: left, right; Bert: clean, chinese, accents, lowercase */
 } TokNorm;
 
 typedef enum {
-  PRE_SPLIT, PRE_BYTELEVEL, PRE_METASPACE, PRE_BERT, PRE_WHITESPACE, PRE_WHITESPACE_SPLIT, PRE_DIGITS
+  PRE_SPLIT,
+  PRE_BYTELEVEL,
+  PRE_METASPACE,
+  PRE_BERT,
+  PRE_WHITESPACE,
+  PRE_WHITESPACE_SPLIT,
+  PRE_DIGITS
 } TokPreKind;
 
 /* What ByteLevel's use_regex splits with. */
@@ -44,7 +58,7 @@ typedef enum { SPLIT_ISOLATED, SPLIT_REMOVED, SPLIT_PREVIOUS, SPLIT_NEXT } TokSp
 
 typedef struct {
   TokPreKind kind;
-  GRegex *regex;            /* Split; ByteLevel with use_regex */
+  GRegex *regex; /* Split; ByteLevel with use_regex */
   TokSplitBehavior behavior;
   gboolean add_prefix_space; /* ByteLevel; Metaspace: prepend_scheme != never */
   gboolean first_only;       /* Metaspace prepend_scheme == first */
@@ -52,8 +66,15 @@ typedef struct {
   char *replacement;         /* Metaspace */
 } TokPre;
 
-typedef enum { DEC_BYTELEVEL, DEC_REPLACE, DEC_BYTEFALLBACK, DEC_FUSE, DEC_STRIP, DEC_WORDPIECE,
-               DEC_METASPACE } TokDecKind;
+typedef enum {
+  DEC_BYTELEVEL,
+  DEC_REPLACE,
+  DEC_BYTEFALLBACK,
+  DEC_FUSE,
+  DEC_STRIP,
+  DEC_WORDPIECE,
+  DEC_METASPACE
+} TokDecKind;
 
 typedef struct {
   TokDecKind kind;
@@ -79,30 +100,30 @@ typedef struct {
 } TokMerges;
 
 typedef struct {
-  guint64 serial;       /* unique per Tok in this process: the word caches' key */
+  guint64 serial; /* unique per Tok in this process: the word caches' key */
   /* vocabulary, added tokens included */
-  char **tokens;        /* by id; NULL for holes */
-  char **raw;           /* by id: the bytes a byte-level token stands for */
+  char **tokens; /* by id; NULL for holes */
+  char **raw;    /* by id: the bytes a byte-level token stands for */
   guint32 *raw_len;
-  guint8 *special;      /* by id */
+  guint8 *special; /* by id */
   guint n_ids;
-  GHashTable *ids;      /* token -> id + 1 */
-  GHashTable *raw_ids;  /* byte-level: raw bytes (GBytes) -> id + 1 */
+  GHashTable *ids;     /* token -> id + 1 */
+  GHashTable *raw_ids; /* byte-level: raw bytes (GBytes) -> id + 1 */
 
   TokModelKind model;
   gint32 unk_id;
   TokMerges merges;
-  gboolean byte_level;  /* the model sees bytes (a ByteLevel pre-tokenizer) */
+  gboolean byte_level; /* the model sees bytes (a ByteLevel pre-tokenizer) */
   gboolean byte_fallback, fuse_unk, ignore_merges;
   gint32 byte_ids[256]; /* byte level: the id of each byte; byte fallback: <0xXX> */
   char *wp_prefix;      /* WordPiece */
   guint wp_max_chars;
 
-  GArray *norms;        /* TokNorm */
-  GArray *pres;         /* TokPre */
-  GArray *decs;         /* TokDec */
-  GArray *added;        /* TokAdded, longest first */
-  guint8 added_first[256]; /* 1 when some added token starts with this byte */
+  GArray *norms;                   /* TokNorm */
+  GArray *pres;                    /* TokPre */
+  GArray *decs;                    /* TokDec */
+  GArray *added;                   /* TokAdded, longest first */
+  guint8 added_first[256];         /* 1 when some added token starts with this byte */
   GArray *prefix_ids, *suffix_ids; /* the post-processor's, for ADD_SPECIAL */
   char *default_special[CRIA_N_SPECIAL];
 } Tok;
@@ -137,8 +158,7 @@ gint32 tok_lookup (const Tok *tok, const char *token, gssize len);
 void tok_add_added (Tok *tok, const TokAdded *a);
 /* Called once the tables are complete: raw bytes, byte ids, added-token index. */
 gboolean tok_finish (Tok *tok, GError **error);
-gboolean tok_encode (Tok *tok, const char *text, gsize len, CriaEncodeFlags flags, CriaEncoding *out,
-                     GError **error);
+gboolean tok_encode (Tok *tok, const char *text, gsize len, CriaEncodeFlags flags, CriaEncoding *out, GError **error);
 char *tok_decode (Tok *tok, const gint32 *ids, gsize n, gboolean skip_special, GError **error);
 
 /* tok-json.c: tokenizer.json; errors name the JSON path of the bad field. */
@@ -157,10 +177,10 @@ gint32 tok_token_to_id (gpointer self, const char *token);
 guint tok_vocab_size (gpointer self);
 gboolean tok_is_special (gpointer self, gint32 id);
 const char *tok_default_special (gpointer self, CriaSpecialToken which);
-#define TOK_VTABLE_SHARED                                                                       \
-  .destroy = tok_destroy, .encode = tok_vt_encode, .decode = tok_vt_decode,                      \
-  .id_to_token = tok_id_to_token, .token_to_id = tok_token_to_id, .vocab_size = tok_vocab_size, \
-  .is_special = tok_is_special, .default_special = tok_default_special
+#define TOK_VTABLE_SHARED                                                                                              \
+  .destroy = tok_destroy, .encode = tok_vt_encode, .decode = tok_vt_decode, .id_to_token = tok_id_to_token,            \
+  .token_to_id = tok_token_to_id, .vocab_size = tok_vocab_size, .is_special = tok_is_special,                          \
+  .default_special = tok_default_special
 /* model.type of the tokenizer.json, "" when unreadable, NULL without one. */
 const char *tok_model_type (const CriaTokenizerFiles *files);
 /* TRUE when the tokenizer.json's pre-tokenizer includes ByteLevel. */

@@ -47,8 +47,8 @@ gboolean cria_backend_forward (CriaBackend *backend, CriaNode *node, GError **er
 gboolean cria_backend_backward (CriaBackend *backend, CriaNode *node, GError **error);
 
 typedef struct {
-  gsize arena_bytes;  /* activations and their gradients, buffers reused by liveness */
-  gsize naive_bytes;  /* the same without reuse */
+  gsize arena_bytes; /* activations and their gradients, buffers reused by liveness */
+  gsize naive_bytes; /* the same without reuse */
   gsize param_grad_bytes;
   guint n_buffers;
 } CriaPlanStats;

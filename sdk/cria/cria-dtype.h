@@ -10,9 +10,9 @@ typedef enum {
   CRIA_DTYPE_BF16,
   CRIA_DTYPE_F16,
   CRIA_DTYPE_I32,
-  CRIA_DTYPE_I64,  /* as read from files (ids, positions); computed on as i32 */
-  CRIA_DTYPE_U8,   /* raw bytes: quantized payloads and their state */
-  CRIA_DTYPE_NF4,  /* 4-bit NormalFloat, two values per byte (the QLoRA issue) */
+  CRIA_DTYPE_I64, /* as read from files (ids, positions); computed on as i32 */
+  CRIA_DTYPE_U8,  /* raw bytes: quantized payloads and their state */
+  CRIA_DTYPE_NF4, /* 4-bit NormalFloat, two values per byte (the QLoRA issue) */
   CRIA_N_DTYPES
 } CriaDType;
 

@@ -13,23 +13,23 @@
 G_BEGIN_DECLS
 
 typedef struct {
-  const char *system;               /* chat: a system message first; may be NULL */
-  const GPtrArray *messages;        /* chat: CriaMessage*; NULL for a completion */
-  const char *prompt;               /* completion: the text to continue */
-  int max_tokens;                   /* 0: the provider's default */
-  double temperature;               /* < 0: the provider's default */
-  double top_p;                     /* < 0: the provider's default */
-  gint64 seed;                      /* < 0: none */
-  const char *const *stop;          /* NULL-terminated; may be NULL */
+  const char *system;        /* chat: a system message first; may be NULL */
+  const GPtrArray *messages; /* chat: CriaMessage*; NULL for a completion */
+  const char *prompt;        /* completion: the text to continue */
+  int max_tokens;            /* 0: the provider's default */
+  double temperature;        /* < 0: the provider's default */
+  double top_p;              /* < 0: the provider's default */
+  gint64 seed;               /* < 0: none */
+  const char *const *stop;   /* NULL-terminated; may be NULL */
 } CriaGenRequest;
 
 typedef struct {
   char *text;
-  char *finish_reason;  /* "stop", "length", ... or NULL when unknown */
-  int prompt_tokens;    /* -1 when unknown */
+  char *finish_reason; /* "stop", "length", ... or NULL when unknown */
+  int prompt_tokens;   /* -1 when unknown */
   int completion_tokens;
-  gboolean cached;      /* answered from the cache, not the model */
-  GError *error;        /* set, in batches, when this request failed */
+  gboolean cached; /* answered from the cache, not the model */
+  GError *error;   /* set, in batches, when this request failed */
 } CriaGenResult;
 
 void cria_gen_result_clear (CriaGenResult *result);
@@ -42,8 +42,8 @@ typedef struct {
   char *(*describe) (gpointer self);
   /* One request; may be called from several threads at once, up to
    * max_concurrency. Must honour the cancellable. */
-  gboolean (*generate) (gpointer self, const CriaGenRequest *request, CriaGenResult *result,
-                        GCancellable *cancellable, GError **error);
+  gboolean (*generate) (gpointer self, const CriaGenRequest *request, CriaGenResult *result, GCancellable *cancellable,
+                        GError **error);
   /* How many generate() calls may run at once (NULL: 1). */
   guint (*max_concurrency) (gpointer self);
 } CriaGeneratorVTable;

@@ -20,27 +20,27 @@
 G_BEGIN_DECLS
 
 typedef enum {
-  CRIA_OP_INPUT,     /* data given by the caller; no gradient */
-  CRIA_OP_PARAM,     /* a weight; gradient when trainable */
-  CRIA_OP_MATMUL,    /* C = op(A) op(B), batched over leading dims of A; B 2-D or as batched as A */
-  CRIA_OP_EMBEDDING, /* y[t] = table[ids[t]] */
-  CRIA_OP_LAYERNORM, /* y = (x - mean) / sqrt(var + eps) * w + b, over the last dim */
-  CRIA_OP_RMSNORM,   /* y = x / sqrt(mean(x^2) + eps) * w */
-  CRIA_OP_ROPE,      /* rotate_half rotary embedding of [B,T,H,D] at positions [B,T] */
-  CRIA_OP_ATTENTION, /* causal softmax(q k^T * scale) v, GQA, segment ids */
-  CRIA_OP_GELU,      /* tanh approximation, as GPT-2 */
-  CRIA_OP_SILU,      /* x * sigmoid(x) */
-  CRIA_OP_SWIGLU,    /* silu(gate) * up */
-  CRIA_OP_SOFTMAX,   /* over the last dim */
-  CRIA_OP_ADD,       /* a + b, b broadcast over the leading dims of a */
-  CRIA_OP_MUL,       /* a * b, the same broadcast */
-  CRIA_OP_SCALE,     /* a * s */
-  CRIA_OP_RESHAPE,   /* the same elements under another shape (view) */
-  CRIA_OP_PERMUTE,   /* dims reordered */
-  CRIA_OP_CONCAT,    /* a and b joined along one dim */
-  CRIA_OP_SLICE,     /* a range of one dim (split = several slices) */
-  CRIA_OP_DROPOUT,   /* seeded; the mask is recomputed in backward, never stored */
-  CRIA_OP_LM_HEAD_CE,/* fused h W^T + cross-entropy: [loss sum, count, lse...] */
+  CRIA_OP_INPUT,      /* data given by the caller; no gradient */
+  CRIA_OP_PARAM,      /* a weight; gradient when trainable */
+  CRIA_OP_MATMUL,     /* C = op(A) op(B), batched over leading dims of A; B 2-D or as batched as A */
+  CRIA_OP_EMBEDDING,  /* y[t] = table[ids[t]] */
+  CRIA_OP_LAYERNORM,  /* y = (x - mean) / sqrt(var + eps) * w + b, over the last dim */
+  CRIA_OP_RMSNORM,    /* y = x / sqrt(mean(x^2) + eps) * w */
+  CRIA_OP_ROPE,       /* rotate_half rotary embedding of [B,T,H,D] at positions [B,T] */
+  CRIA_OP_ATTENTION,  /* causal softmax(q k^T * scale) v, GQA, segment ids */
+  CRIA_OP_GELU,       /* tanh approximation, as GPT-2 */
+  CRIA_OP_SILU,       /* x * sigmoid(x) */
+  CRIA_OP_SWIGLU,     /* silu(gate) * up */
+  CRIA_OP_SOFTMAX,    /* over the last dim */
+  CRIA_OP_ADD,        /* a + b, b broadcast over the leading dims of a */
+  CRIA_OP_MUL,        /* a * b, the same broadcast */
+  CRIA_OP_SCALE,      /* a * s */
+  CRIA_OP_RESHAPE,    /* the same elements under another shape (view) */
+  CRIA_OP_PERMUTE,    /* dims reordered */
+  CRIA_OP_CONCAT,     /* a and b joined along one dim */
+  CRIA_OP_SLICE,      /* a range of one dim (split = several slices) */
+  CRIA_OP_DROPOUT,    /* seeded; the mask is recomputed in backward, never stored */
+  CRIA_OP_LM_HEAD_CE, /* fused h W^T + cross-entropy: [loss sum, count, lse...] */
   /* CRIA_OP_DEQUANTIZE (NF4) comes with QLoRA. */
   CRIA_N_OPS
 } CriaOp;
@@ -55,21 +55,21 @@ typedef struct _CriaGraph CriaGraph;
  * marked private belong to the core. */
 struct _CriaNode {
   CriaOp op;
-  char *name;              /* optional; adapters find linear layers by it */
-  CriaDType dtype;         /* of the value */
+  char *name;      /* optional; adapters find linear layers by it */
+  CriaDType dtype; /* of the value */
   int n_dims;
   gint64 shape[CRIA_MAX_DIMS];
   CriaNode *src[CRIA_MAX_SRC];
   int n_src;
-  gint64 iparam[8];        /* per-op integer parameters (see the builders) */
-  float fparam[4];         /* per-op float parameters */
-  CriaTensor *value;       /* valid after cria_graph_plan */
-  CriaTensor *grad;        /* f32, same shape; NULL when no gradient flows here */
+  gint64 iparam[8];  /* per-op integer parameters (see the builders) */
+  float fparam[4];   /* per-op float parameters */
+  CriaTensor *value; /* valid after cria_graph_plan */
+  CriaTensor *grad;  /* f32, same shape; NULL when no gradient flows here */
   gboolean requires_grad;
-  gboolean trainable;      /* PARAM only */
+  gboolean trainable; /* PARAM only */
   /* private */
   int id;
-  gboolean keep;           /* an output: its value lives until the end */
+  gboolean keep; /* an output: its value lives until the end */
   int consumers;
 };
 
@@ -141,8 +141,7 @@ CriaNode *cria_linear (CriaGraph *g, const char *name, CriaNode *x, CriaNode *w,
  * cria_linear as it is built, with the layer's input and output; returns the
  * node the model goes on with (out itself, or out plus a LoRA branch of x).
  * Nodes the hook adds come after x and out, so the graph stays in order. */
-typedef CriaNode *(*CriaLinearHook) (CriaGraph *g, const char *name, CriaNode *x, CriaNode *out,
-                                     gpointer user_data);
+typedef CriaNode *(*CriaLinearHook) (CriaGraph *g, const char *name, CriaNode *x, CriaNode *out, gpointer user_data);
 void cria_graph_set_linear_hook (CriaGraph *g, CriaLinearHook hook, gpointer user_data);
 
 /* Derives the backward pass of `loss` (a scalar, or the output of

@@ -34,11 +34,11 @@ typedef enum {
 
 typedef struct {
   CriaRopeScalingType type;
-  double factor;                         /* > 0 (1 when NONE) */
-  gint64 original_max_position_embeddings; /* llama3, yarn, dynamic; 0 when not given */
+  double factor;                            /* > 0 (1 when NONE) */
+  gint64 original_max_position_embeddings;  /* llama3, yarn, dynamic; 0 when not given */
   double low_freq_factor, high_freq_factor; /* llama3 */
-  double beta_fast, beta_slow;           /* yarn (defaults 32 and 1) */
-  double attention_factor;               /* yarn; 0 when not given (then 0.1 ln(factor) + 1) */
+  double beta_fast, beta_slow;              /* yarn (defaults 32 and 1) */
+  double attention_factor;                  /* yarn; 0 when not given (then 0.1 ln(factor) + 1) */
 } CriaRopeScaling;
 
 /* config.json, typed. Sizes are validated (positive, heads dividing hidden). */
@@ -47,24 +47,24 @@ typedef struct {
   gint64 hidden_size;
   gint64 n_layers;
   gint64 n_heads;
-  gint64 n_kv_heads;  /* == n_heads for GPT-2 and when absent */
-  gint64 head_dim;    /* hidden_size / n_heads unless given */
+  gint64 n_kv_heads;        /* == n_heads for GPT-2 and when absent */
+  gint64 head_dim;          /* hidden_size / n_heads unless given */
   gint64 intermediate_size; /* GPT-2: n_inner or 4 * n_embd */
   gint64 vocab_size;
   gint64 max_positions;
-  double norm_eps;    /* rms_norm_eps or layer_norm_epsilon */
-  double rope_theta;  /* 0 for GPT-2 */
+  double norm_eps;   /* rms_norm_eps or layer_norm_epsilon */
+  double rope_theta; /* 0 for GPT-2 */
   CriaRopeScaling rope_scaling;
   gboolean tie_word_embeddings;
   gboolean attention_bias; /* q/k/v biases: always for Qwen2; LLaMA's attention_bias also biases o_proj */
   gboolean mlp_bias;
-  gint64 sliding_window;   /* 0: none (Qwen2 only when use_sliding_window) */
-  char *hidden_act;        /* "silu", "gelu_new", ... */
-  CriaDType torch_dtype;   /* f32 when absent */
-  gint64 bos_token_id;     /* -1 when absent */
-  GArray *eos_token_ids;   /* gint64; eos_token_id may be a list */
-  gint64 pad_token_id;     /* -1 when absent */
-  JsonObject *json;        /* the whole file, for keys not typed here */
+  gint64 sliding_window; /* 0: none (Qwen2 only when use_sliding_window) */
+  char *hidden_act;      /* "silu", "gelu_new", ... */
+  CriaDType torch_dtype; /* f32 when absent */
+  gint64 bos_token_id;   /* -1 when absent */
+  GArray *eos_token_ids; /* gint64; eos_token_id may be a list */
+  gint64 pad_token_id;   /* -1 when absent */
+  JsonObject *json;      /* the whole file, for keys not typed here */
 } CriaHfConfig;
 
 CriaHfConfig *cria_hf_config_parse (const char *text, gssize len, const char *file, GError **error);
@@ -113,8 +113,8 @@ gboolean cria_hf_model_check (CriaHfModel *model, GError **error);
  * model.safetensors, or shards of at most `max_shard_bytes` (0: no limit)
  * named model-0000x-of-0000y.safetensors with their index. Every file is
  * written atomically; `weights` is an array of CriaWeight. */
-gboolean cria_hf_model_write (const char *dir, const CriaHfConfig *config, const CriaWeight *weights,
-                              guint n_weights, guint64 max_shard_bytes, GError **error);
+gboolean cria_hf_model_write (const char *dir, const CriaHfConfig *config, const CriaWeight *weights, guint n_weights,
+                              guint64 max_shard_bytes, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CriaHfConfig, cria_hf_config_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CriaHfModel, cria_hf_model_free)

@@ -79,8 +79,8 @@ void cria_metric_free (CriaMetric *metric);
 const char *cria_metric_get_name (const CriaMetric *metric);
 CriaMetricFlags cria_metric_get_flags (const CriaMetric *metric);
 /* Checks the text is UTF-8 and that references are given when needed. */
-gboolean cria_metric_add (CriaMetric *metric, const char *hypothesis, const char *const *references,
-                          guint n_references, CriaScores *segment, GError **error);
+gboolean cria_metric_add (CriaMetric *metric, const char *hypothesis, const char *const *references, guint n_references,
+                          CriaScores *segment, GError **error);
 gboolean cria_metric_add_loss (CriaMetric *metric, double nll_sum, guint64 n_tokens, CriaScores *segment,
                                GError **error);
 /* The corpus scores; the metric takes no more segments after it. */

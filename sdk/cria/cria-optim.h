@@ -18,7 +18,7 @@ typedef enum {
 typedef struct {
   double lr;
   double beta1, beta2, eps;
-  double weight_decay;   /* decoupled, as torch.optim.AdamW */
+  double weight_decay; /* decoupled, as torch.optim.AdamW */
   CriaSchedule schedule;
   gint64 warmup_steps;
   gint64 total_steps;

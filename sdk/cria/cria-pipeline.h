@@ -17,16 +17,15 @@ typedef enum {
 CriaPipeline *cria_pipeline_parse (CriaRegistry *registry, const char *description, GError **error);
 /* The same written as JSON (cria-pipeline(5)): {"stages": [{"provider": "file",
  * "properties": {"location": "a.jsonl"}}, ...]}; `filename` names errors. */
-CriaPipeline *cria_pipeline_parse_json (CriaRegistry *registry, const char *json, gssize len,
-                                        const char *filename, GError **error);
+CriaPipeline *cria_pipeline_parse_json (CriaRegistry *registry, const char *json, gssize len, const char *filename,
+                                        GError **error);
 CriaPipeline *cria_pipeline_load_file (CriaRegistry *registry, const char *path, GError **error);
 void cria_pipeline_free (CriaPipeline *pipeline);
 
 void cria_pipeline_set_on_error (CriaPipeline *pipeline, CriaOnError mode);
 void cria_pipeline_set_seed (CriaPipeline *pipeline, guint64 seed);
 /* Called about every 100 ms with the number of records read from the source. */
-void cria_pipeline_set_progress (CriaPipeline *pipeline, void (*func) (guint64 n_read, gpointer data),
-                                 gpointer data);
+void cria_pipeline_set_progress (CriaPipeline *pipeline, void (*func) (guint64 n_read, gpointer data), gpointer data);
 
 /* Runs to the end. On failure every sink's temporary output is removed. */
 gboolean cria_pipeline_run (CriaPipeline *pipeline, GError **error);

@@ -11,7 +11,7 @@ typedef struct {
 } CriaPlotPoint;
 
 typedef struct {
-  const char *label;          /* in the legend: "train loss" */
+  const char *label; /* in the legend: "train loss" */
   const CriaPlotPoint *points;
   guint n_points;
 } CriaPlotSeries;
@@ -19,7 +19,7 @@ typedef struct {
 /* Draws the series (1 to 4) against the step on linear axes with ticks, a
  * legend and a title, and writes a PNG of width x height atomically. Series
  * may be empty; non-finite values are left out of the line. */
-gboolean cria_plot_png (const char *path, const char *title, const CriaPlotSeries *series, guint n_series,
-                        int width, int height, GError **error);
+gboolean cria_plot_png (const char *path, const char *title, const CriaPlotSeries *series, guint n_series, int width,
+                        int height, GError **error);
 
 G_END_DECLS

@@ -37,8 +37,8 @@ typedef struct _CriaPlugin CriaPlugin;
 typedef struct {
   CriaKind kind;
   const char *name;
-  const char *description;  /* one line */
-  const char *example;      /* a pipeline or command line that uses it */
+  const char *description;   /* one line */
+  const char *example;       /* a pipeline or command line that uses it */
   const CriaPropSpec *props; /* ends with CRIA_PROP_END; NULL for none */
   gconstpointer vtable;      /* the kind's vtable, e.g. CriaStageVTable */
 } CriaProviderInfo;
@@ -50,19 +50,19 @@ typedef struct {
   guint32 abi_minor;
   const char *name;
   const char *version;
-  const char *license;     /* SPDX identifier */
+  const char *license; /* SPDX identifier */
   const char *description;
-  const char *origin;      /* where it comes from: a URL or a vendor */
+  const char *origin; /* where it comes from: a URL or a vendor */
   CriaPluginInitFunc init;
 } CriaPluginDescriptor;
 
 #define CRIA_PLUGIN_DESCRIPTOR_SYMBOL "cria_plugin_descriptor"
 
 /* Defines the plugin's descriptor with the ABI of the headers it is built with. */
-#define CRIA_PLUGIN_DEFINE(name_, description_, init_, version_, license_, origin_) \
-  G_MODULE_EXPORT const CriaPluginDescriptor cria_plugin_descriptor = {             \
-    CRIA_ABI_MAJOR, CRIA_ABI_MINOR, name_, version_, license_, description_,        \
-    origin_, init_ }
+#define CRIA_PLUGIN_DEFINE(name_, description_, init_, version_, license_, origin_)                                    \
+  G_MODULE_EXPORT const CriaPluginDescriptor cria_plugin_descriptor = { CRIA_ABI_MAJOR, CRIA_ABI_MINOR, name_,         \
+                                                                        version_,       license_,       description_,  \
+                                                                        origin_,        init_ }
 
 /* Called from init. The info must outlive the plugin: pass a static table. */
 void cria_plugin_add_provider (CriaPlugin *plugin, const CriaProviderInfo *info);

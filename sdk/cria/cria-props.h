@@ -11,10 +11,10 @@ G_BEGIN_DECLS
 
 typedef enum {
   CRIA_PROP_BOOL,
-  CRIA_PROP_INT,    /* gint64 */
+  CRIA_PROP_INT, /* gint64 */
   CRIA_PROP_DOUBLE,
   CRIA_PROP_STRING,
-  CRIA_PROP_ENUM,   /* one of the '|'-separated words in `choices` */
+  CRIA_PROP_ENUM, /* one of the '|'-separated words in `choices` */
 } CriaPropType;
 
 typedef enum {
@@ -23,18 +23,21 @@ typedef enum {
 } CriaPropFlags;
 
 typedef struct {
-  const char *name;          /* lower-case words joined by '-' */
+  const char *name; /* lower-case words joined by '-' */
   CriaPropType type;
   const char *default_value; /* as text; NULL: unset unless given */
   double minimum;            /* INT/DOUBLE: range, used when minimum < maximum */
   double maximum;
-  const char *choices;       /* ENUM: "jsonl|json|csv" */
-  const char *blurb;         /* one line for `cria inspect` and the man page */
+  const char *choices; /* ENUM: "jsonl|json|csv" */
+  const char *blurb;   /* one line for `cria inspect` and the man page */
   CriaPropFlags flags;
 } CriaPropSpec;
 
 /* Tables end with an entry whose name is NULL. */
-#define CRIA_PROP_END { .name = NULL }
+#define CRIA_PROP_END                                                                                                  \
+  {                                                                                                                    \
+    .name = NULL                                                                                                       \
+  }
 
 const char *cria_prop_type_name (CriaPropType type);
 /* Checks a textual value against one spec (type, range, choices). */

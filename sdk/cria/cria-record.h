@@ -7,7 +7,7 @@
 G_BEGIN_DECLS
 
 typedef struct {
-  char *role;    /* "system", "user", "assistant" (or a tool's role) */
+  char *role; /* "system", "user", "assistant" (or a tool's role) */
   char *content;
 } CriaMessage;
 

@@ -31,8 +31,7 @@ guint cria_registry_scan (CriaRegistry *registry);
 /* Loads one file; on failure the reason is also added to the rejected list. */
 gboolean cria_registry_load_file (CriaRegistry *registry, const char *path, GError **error);
 /* Registers a plugin linked into the program (no .so), with the same checks. */
-gboolean cria_registry_add_static (CriaRegistry *registry, const CriaPluginDescriptor *descriptor,
-                                   GError **error);
+gboolean cria_registry_add_static (CriaRegistry *registry, const CriaPluginDescriptor *descriptor, GError **error);
 
 /* Providers in load order. Element type: CriaProvider*, owned by the registry. */
 GPtrArray *cria_registry_list (CriaRegistry *registry);
@@ -46,14 +45,25 @@ const CriaProvider *cria_registry_lookup (CriaRegistry *registry, CriaKind kind,
 /* Looks up a source, transform or sink by name. */
 const CriaProvider *cria_registry_lookup_stage (CriaRegistry *registry, const char *name);
 /* Like cria_registry_lookup, with an error that lists what is available. */
-const CriaProvider *cria_registry_require (CriaRegistry *registry, CriaKind kind, const char *name,
-                                           GError **error);
+const CriaProvider *cria_registry_require (CriaRegistry *registry, CriaKind kind, const char *name, GError **error);
 
 const CriaProviderInfo *cria_provider_get_info (const CriaProvider *provider);
 const CriaPlugin *cria_provider_get_plugin (const CriaProvider *provider);
-static inline CriaKind cria_provider_get_kind (const CriaProvider *p) { return cria_provider_get_info (p)->kind; }
-static inline const char *cria_provider_get_name (const CriaProvider *p) { return cria_provider_get_info (p)->name; }
-static inline gconstpointer cria_provider_get_vtable (const CriaProvider *p) { return cria_provider_get_info (p)->vtable; }
+static inline CriaKind
+cria_provider_get_kind (const CriaProvider *p)
+{
+  return cria_provider_get_info (p)->kind;
+}
+static inline const char *
+cria_provider_get_name (const CriaProvider *p)
+{
+  return cria_provider_get_info (p)->name;
+}
+static inline gconstpointer
+cria_provider_get_vtable (const CriaProvider *p)
+{
+  return cria_provider_get_info (p)->vtable;
+}
 
 /* Parses "NAME key=value ..." (pipeline syntax, one stage) into the provider
  * of that kind and its validated properties; how a stage names the tokenizer,

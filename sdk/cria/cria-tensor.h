@@ -47,14 +47,20 @@ CriaTensor *cria_tensor_to_f32 (const CriaTensor *tensor);
 static inline float
 cria_bf16_to_f32 (guint16 h)
 {
-  union { guint32 u; float f; } v = { .u = (guint32) h << 16 };
+  union {
+    guint32 u;
+    float f;
+  } v = { .u = (guint32) h << 16 };
   return v.f;
 }
 
 static inline guint16
 cria_f32_to_bf16 (float f)
 {
-  union { float f; guint32 u; } v = { .f = f };
+  union {
+    float f;
+    guint32 u;
+  } v = { .f = f };
   if ((v.u & 0x7fffffffu) > 0x7f800000u)
     return (guint16) ((v.u >> 16) | 0x40); /* keep NaN a (quiet) NaN */
   v.u += 0x7fffu + ((v.u >> 16) & 1u);

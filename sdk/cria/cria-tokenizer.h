@@ -15,14 +15,14 @@ G_BEGIN_DECLS
  * tokenizer.json and tokenizer_config.json are parsed once, by the core. */
 typedef struct {
   char *dir;
-  char *tokenizer_json;   /* paths, NULL when absent */
+  char *tokenizer_json; /* paths, NULL when absent */
   char *tokenizer_config;
   char *vocab_txt;
   char *encoder_json;
   char *vocab_bpe;
   char *tokenizer_model;
-  JsonNode *json;         /* the parsed tokenizer.json, or NULL */
-  JsonNode *config;       /* the parsed tokenizer_config.json, or NULL */
+  JsonNode *json;   /* the parsed tokenizer.json, or NULL */
+  JsonNode *config; /* the parsed tokenizer_config.json, or NULL */
 } CriaTokenizerFiles;
 
 typedef enum {
@@ -55,14 +55,13 @@ typedef struct {
   gpointer (*load) (const CriaTokenizerFiles *files, const CriaProps *props, GError **error);
   void (*destroy) (gpointer self);
   /* Appends to out. Called from several threads at once. `text` is valid UTF-8. */
-  gboolean (*encode) (gpointer self, const char *text, gsize len, CriaEncodeFlags flags,
-                      CriaEncoding *out, GError **error);
+  gboolean (*encode) (gpointer self, const char *text, gsize len, CriaEncodeFlags flags, CriaEncoding *out,
+                      GError **error);
   /* Returns valid UTF-8; unknown ids are an error. */
-  char *(*decode) (gpointer self, const gint32 *ids, gsize n_ids, gboolean skip_special,
-                   GError **error);
-  const char *(*id_to_token) (gpointer self, gint32 id); /* NULL when unknown */
+  char *(*decode) (gpointer self, const gint32 *ids, gsize n_ids, gboolean skip_special, GError **error);
+  const char *(*id_to_token) (gpointer self, gint32 id);    /* NULL when unknown */
   gint32 (*token_to_id) (gpointer self, const char *token); /* -1 when unknown */
-  guint (*vocab_size) (gpointer self); /* the largest id + 1 */
+  guint (*vocab_size) (gpointer self);                      /* the largest id + 1 */
   gboolean (*is_special) (gpointer self, gint32 id);
   /* The provider's own idea of a special token, used when tokenizer_config.json
    * does not name it; NULL for none. */
@@ -75,8 +74,8 @@ typedef struct _CriaTokenizer CriaTokenizer;
  * encoder.json, tokenizer.model). The provider that probes best loads it. */
 CriaTokenizer *cria_tokenizer_load (CriaRegistry *registry, const char *path, GError **error);
 /* The same with a named provider and its properties (props may be NULL). */
-CriaTokenizer *cria_tokenizer_load_with (CriaRegistry *registry, const char *provider,
-                                         const char *path, const CriaProps *props, GError **error);
+CriaTokenizer *cria_tokenizer_load_with (CriaRegistry *registry, const char *provider, const char *path,
+                                         const CriaProps *props, GError **error);
 void cria_tokenizer_free (CriaTokenizer *tok);
 const char *cria_tokenizer_get_provider_name (const CriaTokenizer *tok);
 
@@ -85,14 +84,13 @@ void cria_encoding_free (CriaEncoding *enc);
 
 /* Invalid UTF-8 is replaced by U+FFFD first, as a JavaScript or Python string
  * decoded from those bytes would hold it. `len` < 0: NUL-terminated. */
-CriaEncoding *cria_tokenizer_encode (CriaTokenizer *tok, const char *text, gssize len,
-                                     CriaEncodeFlags flags, GError **error);
+CriaEncoding *cria_tokenizer_encode (CriaTokenizer *tok, const char *text, gssize len, CriaEncodeFlags flags,
+                                     GError **error);
 /* Encodes n texts on n_threads threads (0: one per processor). Element type:
  * CriaEncoding*, in the order of texts. */
-GPtrArray *cria_tokenizer_encode_batch (CriaTokenizer *tok, const char *const *texts, guint n,
-                                        CriaEncodeFlags flags, guint n_threads, GError **error);
-char *cria_tokenizer_decode (CriaTokenizer *tok, const gint32 *ids, gsize n_ids,
-                             gboolean skip_special, GError **error);
+GPtrArray *cria_tokenizer_encode_batch (CriaTokenizer *tok, const char *const *texts, guint n, CriaEncodeFlags flags,
+                                        guint n_threads, GError **error);
+char *cria_tokenizer_decode (CriaTokenizer *tok, const gint32 *ids, gsize n_ids, gboolean skip_special, GError **error);
 const char *cria_tokenizer_id_to_token (CriaTokenizer *tok, gint32 id);
 gint32 cria_tokenizer_token_to_id (CriaTokenizer *tok, const char *token);
 guint cria_tokenizer_vocab_size (CriaTokenizer *tok);

@@ -9,7 +9,10 @@
 
 static const CriaPropSpec prefix_props[] = {
   { .name = "text", .type = CRIA_PROP_STRING, .default_value = "", .blurb = "the text to put in front" },
-  { .name = "field", .type = CRIA_PROP_ENUM, .default_value = "instruction", .choices = "instruction|input|output",
+  { .name = "field",
+    .type = CRIA_PROP_ENUM,
+    .default_value = "instruction",
+    .choices = "instruction|input|output",
     .blurb = "the field to change" },
   CRIA_PROP_END
 };
@@ -69,5 +72,4 @@ plugin_init (CriaPlugin *plugin, GError **error)
   return TRUE;
 }
 
-CRIA_PLUGIN_DEFINE ("example", "An example plugin built out of tree", plugin_init, "1.0", "MIT",
-                    "cria SDK example");
+CRIA_PLUGIN_DEFINE ("example", "An example plugin built out of tree", plugin_init, "1.0", "MIT", "cria SDK example");

@@ -40,18 +40,20 @@ static void
 test_numbered_lists (void)
 {
   /* The prompt ended with "9." so the answer starts inside item 9. */
-  expect_items (" Write a haiku about rain.\n10. Translate the sentence into French.\n11. 请把下面的句子翻译成英文。\n12.\n13. ignored",
-                9, (const char *[]) { "Write a haiku about rain.", "Translate the sentence into French.",
-                                      "请把下面的句子翻译成英文。", NULL });
+  expect_items (" Write a haiku about rain.\n10. Translate the sentence into French.\n11. "
+                "请把下面的句子翻译成英文。\n12.\n13. ignored",
+                9,
+                (const char *[]){ "Write a haiku about rain.", "Translate the sentence into French.",
+                                  "请把下面的句子翻译成英文。", NULL });
   /* The model repeated the number itself. */
-  expect_items ("9. a b c\n10) d e f", 9, (const char *[]) { "a b c", "d e f", NULL });
+  expect_items ("9. a b c\n10) d e f", 9, (const char *[]){ "a b c", "d e f", NULL });
   /* A broken numbering ends the list. */
-  expect_items ("9. one\n10. two\n15. three", 9, (const char *[]) { "one", "two", NULL });
+  expect_items ("9. one\n10. two\n15. three", 9, (const char *[]){ "one", "two", NULL });
   /* Items continue over lines. */
   expect_items ("Summarize the text\n   in two sentences.\n10、 再写一个例子", 9,
-                (const char *[]) { "Summarize the text in two sentences.", "再写一个例子", NULL });
-  expect_items ("", 9, (const char *[]) { NULL });
-  expect_items ("\n\n", 1, (const char *[]) { NULL });
+                (const char *[]){ "Summarize the text in two sentences.", "再写一个例子", NULL });
+  expect_items ("", 9, (const char *[]){ NULL });
+  expect_items ("\n\n", 1, (const char *[]){ NULL });
 }
 
 static void
@@ -77,7 +79,8 @@ test_instruction_filters (void)
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
     const char *got = rules_check_instruction (&f, cases[i].text);
     if (g_strcmp0 (got, cases[i].reason) != 0)
-      printf ("\n'%s': %s, want %s\n", cases[i].text, got ? got : "accepted", cases[i].reason ? cases[i].reason : "accepted");
+      printf ("\n'%s': %s, want %s\n", cases[i].text, got ? got : "accepted",
+              cases[i].reason ? cases[i].reason : "accepted");
     CU_ASSERT_STRING_EQUAL (got ? got : "accepted", cases[i].reason ? cases[i].reason : "accepted");
   }
   /* Chinese pools: words are characters, and a CJK start is fine. */
@@ -152,9 +155,11 @@ static void
 test_evolution (void)
 {
   const char *orig = "Explain photosynthesis.";
-  const char *good = "Explain photosynthesis to a ten-year-old, then compare it with how solar panels make electricity.";
-  const char *answer = "Plants catch sunlight with chlorophyll and turn water and carbon dioxide into sugar and oxygen. "
-                       "Solar panels also catch sunlight, but they turn it straight into electricity.";
+  const char
+      *good = "Explain photosynthesis to a ten-year-old, then compare it with how solar panels make electricity.";
+  const char
+      *answer = "Plants catch sunlight with chlorophyll and turn water and carbon dioxide into sugar and oxygen. "
+                "Solar panels also catch sunlight, but they turn it straight into electricity.";
   struct {
     const char *evolved, *response, *reason;
   } cases[] = {

@@ -56,7 +56,8 @@ data_reason (JsonNode *summary, guint i, const char *reason)
 {
   if (!summary)
     return -1;
-  return json_object_get_int_member_with_default (json_object_get_object_member (stage (summary, i), "reasons"), reason, 0);
+  return json_object_get_int_member_with_default (json_object_get_object_member (stage (summary, i), "reasons"), reason,
+                                                  0);
 }
 
 GPtrArray *

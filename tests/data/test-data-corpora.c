@@ -36,7 +36,8 @@ expect_count (const char *file, const char *source, const char *props, gint64 re
   g_autoptr (JsonNode) sum = convert (source, all, out, &e);
   CU_ASSERT_PTR_NULL (e);
   if (data_count (sum, 1, "out") != records)
-    printf ("\n%s %s: %" G_GINT64_FORMAT " records, expected %" G_GINT64_FORMAT "\n", source, props, data_count (sum, 1, "out"), records);
+    printf ("\n%s %s: %" G_GINT64_FORMAT " records, expected %" G_GINT64_FORMAT "\n", source, props,
+            data_count (sum, 1, "out"), records);
   CU_ASSERT_EQUAL (data_count (sum, 1, "out"), records);
   CU_ASSERT_EQUAL (data_count (sum, 0, "skipped"), skipped);
 }
@@ -87,19 +88,27 @@ test_squad_fixture (void)
 {
   g_autofree char *in = data_path ("squad.json");
   g_autofree char *out = data_path ("squad-out.jsonl");
-  cria_test_write_file (in, "{\"data\":[{\"title\":\"T\",\"paragraphs\":[{\"context\":\"Paris is in France.\",\"qas\":["
-                            "{\"id\":\"1\",\"question\":\"Where is Paris?\",\"answers\":[{\"text\":\"France\",\"answer_start\":12},{\"text\":\"in France\",\"answer_start\":9}]},"
-                            "{\"id\":\"2\",\"question\":\"Who?\",\"answers\":[],\"is_impossible\":true}]}]}]}");
+  cria_test_write_file (
+      in,
+      "{\"data\":[{\"title\":\"T\",\"paragraphs\":[{\"context\":\"Paris is in France.\",\"qas\":["
+      "{\"id\":\"1\",\"question\":\"Where is "
+      "Paris?\",\"answers\":[{\"text\":\"France\",\"answer_start\":12},{\"text\":\"in France\",\"answer_start\":9}]},"
+      "{\"id\":\"2\",\"question\":\"Who?\",\"answers\":[],\"is_impossible\":true}]}]}]}");
   g_autofree char *props = g_strdup_printf ("location=%s context=inline", in);
   g_autoptr (GError) e = NULL;
   g_autoptr (JsonNode) sum = convert ("squad", props, out, &e);
   CU_ASSERT_PTR_NULL (e);
   g_autofree char *text = cria_test_read_file (out);
-  CU_ASSERT_STRING_EQUAL (text,
-    "{\"instruction\":\"Paris is in France.\\n\\nWhere is Paris?\",\"output\":\"France\",\"source\":\"squad\",\"id\":\"1\",\"title\":\"T\",\"answers\":[\"France\",\"in France\"],\"unanswerable\":false}\n"
-    "{\"instruction\":\"Paris is in France.\\n\\nWho?\",\"output\":\"The context does not contain the answer to this question.\",\"source\":\"squad\",\"id\":\"2\",\"title\":\"T\",\"answers\":[],\"unanswerable\":true}\n");
+  CU_ASSERT_STRING_EQUAL (
+      text,
+      "{\"instruction\":\"Paris is in France.\\n\\nWhere is "
+      "Paris?\",\"output\":\"France\",\"source\":\"squad\",\"id\":\"1\",\"title\":\"T\",\"answers\":[\"France\",\"in "
+      "France\"],\"unanswerable\":false}\n"
+      "{\"instruction\":\"Paris is in France.\\n\\nWho?\",\"output\":\"The context does not contain the answer to this "
+      "question.\",\"source\":\"squad\",\"id\":\"2\",\"title\":\"T\",\"answers\":[],\"unanswerable\":true}\n");
   /* A question without its text names the field and the place. */
-  cria_test_write_file (in, "{\"data\":[{\"paragraphs\":[{\"context\":\"c\",\"qas\":[{\"id\":\"1\",\"answers\":[]}]}]}]}");
+  cria_test_write_file (in,
+                        "{\"data\":[{\"paragraphs\":[{\"context\":\"c\",\"qas\":[{\"id\":\"1\",\"answers\":[]}]}]}]}");
   g_clear_pointer (&sum, json_node_unref);
   sum = convert ("squad", props, out, &e);
   CU_ASSERT_TRUE (data_error_says (e, "data[0].paragraphs[0].qas[0]: missing field 'question'"));
@@ -114,10 +123,12 @@ test_coqa_fixture (void)
 {
   g_autofree char *in = data_path ("coqa.json");
   g_autofree char *out = data_path ("coqa-out.jsonl");
-  cria_test_write_file (in, "{\"data\":[{\"id\":\"s1\",\"story\":\"Tom has a cat.\",\"questions\":[{\"input_text\":\"Who has a cat?\"},"
-                            "{\"input_text\":\"What colour?\"},{\"input_text\":\"Is it his?\"}],\"answers\":[{\"input_text\":\"Tom\"},"
-                            "{\"input_text\":\"unknown\"},{\"input_text\":\"yes\"}],\"additional_answers\":{\"0\":[{\"input_text\":\"Tom does\"},"
-                            "{\"input_text\":\"unknown\"},{\"input_text\":\"yes\"}]}}]}");
+  cria_test_write_file (
+      in, "{\"data\":[{\"id\":\"s1\",\"story\":\"Tom has a cat.\",\"questions\":[{\"input_text\":\"Who has a cat?\"},"
+          "{\"input_text\":\"What colour?\"},{\"input_text\":\"Is it his?\"}],\"answers\":[{\"input_text\":\"Tom\"},"
+          "{\"input_text\":\"unknown\"},{\"input_text\":\"yes\"}],\"additional_answers\":{\"0\":[{\"input_text\":\"Tom "
+          "does\"},"
+          "{\"input_text\":\"unknown\"},{\"input_text\":\"yes\"}]}}]}");
   g_autofree char *props = g_strdup_printf ("location=%s unknown=skip", in);
   g_autoptr (GError) e = NULL;
   g_autoptr (JsonNode) sum = convert ("coqa", props, out, &e);
@@ -143,14 +154,19 @@ test_row_corpora (void)
 {
   g_autofree char *dolly = data_path ("dolly.jsonl");
   g_autofree char *out = data_path ("rows.jsonl");
-  cria_test_write_file (dolly, "{\"instruction\":\"Name a color.\",\"context\":\"\",\"response\":\"Red\",\"category\":\"open_qa\"}\n"
-                               "{\"instruction\":\"Who?\",\"context\":\"Ann wrote it.\",\"response\":\"Ann\",\"category\":\"closed_qa\"}\n");
+  cria_test_write_file (
+      dolly,
+      "{\"instruction\":\"Name a color.\",\"context\":\"\",\"response\":\"Red\",\"category\":\"open_qa\"}\n"
+      "{\"instruction\":\"Who?\",\"context\":\"Ann wrote it.\",\"response\":\"Ann\",\"category\":\"closed_qa\"}\n");
   g_autofree char *p1 = g_strdup_printf ("location=%s", dolly);
   g_autoptr (GError) e = NULL;
   g_autoptr (JsonNode) s1 = convert ("dolly", p1, out, &e);
   g_autofree char *t1 = cria_test_read_file (out);
-  CU_ASSERT_STRING_EQUAL (t1, "{\"instruction\":\"Name a color.\",\"input\":\"\",\"output\":\"Red\",\"source\":\"dolly\",\"category\":\"open_qa\"}\n"
-                              "{\"instruction\":\"Who?\",\"input\":\"Ann wrote it.\",\"output\":\"Ann\",\"source\":\"dolly\",\"category\":\"closed_qa\"}\n");
+  CU_ASSERT_STRING_EQUAL (t1,
+                          "{\"instruction\":\"Name a "
+                          "color.\",\"input\":\"\",\"output\":\"Red\",\"source\":\"dolly\",\"category\":\"open_qa\"}\n"
+                          "{\"instruction\":\"Who?\",\"input\":\"Ann wrote "
+                          "it.\",\"output\":\"Ann\",\"source\":\"dolly\",\"category\":\"closed_qa\"}\n");
   g_autofree char *p2 = g_strdup_printf ("location=%s mode=reverse", dolly);
   g_autoptr (JsonNode) s2 = convert ("dolly", p2, out, &e);
   g_autoptr (GPtrArray) rev = data_read_records (out);
@@ -159,7 +175,8 @@ test_row_corpora (void)
   CU_ASSERT_STRING_EQUAL (r->input, "Ann\n\nContext:\nAnn wrote it.");
 
   g_autofree char *xsum = data_path ("xsum.jsonl");
-  cria_test_write_file (xsum, "{\"document\":\"Long text.\",\"summary\":\"Short.\",\"id\":\"3\"}\n{\"document\":\"No summary\",\"id\":\"4\"}\n");
+  cria_test_write_file (xsum, "{\"document\":\"Long text.\",\"summary\":\"Short.\",\"id\":\"3\"}\n{\"document\":\"No "
+                              "summary\",\"id\":\"4\"}\n");
   g_autofree char *p3 = g_strdup_printf ("xsum location=%s ! jsonl location=%s", xsum, out);
   g_autoptr (JsonNode) s3 = data_run (p3, CRIA_ON_ERROR_SKIP, &e);
   CU_ASSERT_EQUAL (data_count (s3, 1, "out"), 1);
@@ -170,19 +187,25 @@ test_row_corpora (void)
   g_clear_error (&e);
 
   g_autofree char *ds = data_path ("dialogsum-test.csv");
-  cria_test_write_file (ds, "fname,dialogue,summary1,summary2,summary3,topic\nt_1,\"#Person1#: Hi\n#Person2#: Hello\",A,B,C,greeting\n");
+  cria_test_write_file (
+      ds, "fname,dialogue,summary1,summary2,summary3,topic\nt_1,\"#Person1#: Hi\n#Person2#: Hello\",A,B,C,greeting\n");
   g_autofree char *p4 = g_strdup_printf ("location=%s", ds);
   g_autoptr (JsonNode) s4 = convert ("dialogsum", p4, out, &e);
   g_autofree char *t4 = cria_test_read_file (out);
-  CU_ASSERT_STRING_EQUAL (t4, "{\"instruction\":\"Summarize the following dialogue.\",\"input\":\"#Person1#: Hi\\n#Person2#: Hello\","
-                              "\"output\":\"A\",\"source\":\"dialogsum\",\"id\":\"t_1\",\"references\":[\"A\",\"B\",\"C\"],\"topic\":\"greeting\"}\n");
+  CU_ASSERT_STRING_EQUAL (
+      t4, "{\"instruction\":\"Summarize the following dialogue.\",\"input\":\"#Person1#: Hi\\n#Person2#: Hello\","
+          "\"output\":\"A\",\"source\":\"dialogsum\",\"id\":\"t_1\",\"references\":[\"A\",\"B\",\"C\"],\"topic\":"
+          "\"greeting\"}\n");
 
   g_autofree char *med = data_path ("med.csv");
   cria_test_write_file (med, "symptoms,diagnosis,why\nfever,flu,season\n");
-  g_autofree char *p5 = g_strdup_printf ("location=%s instruction=\"Symptoms: {symptoms}. Diagnosis?\" output={diagnosis} reasoning=why", med);
+  g_autofree char *p5 = g_strdup_printf (
+      "location=%s instruction=\"Symptoms: {symptoms}. Diagnosis?\" output={diagnosis} reasoning=why", med);
   g_autoptr (JsonNode) s5 = convert ("mapper", p5, out, &e);
   g_autofree char *t5 = cria_test_read_file (out);
-  CU_ASSERT_STRING_EQUAL (t5, "{\"instruction\":\"Symptoms: fever. Diagnosis?\",\"output\":\"<think>\\nseason\\n</think>\\n\\nflu\",\"source\":\"mapper\"}\n");
+  CU_ASSERT_STRING_EQUAL (t5,
+                          "{\"instruction\":\"Symptoms: fever. "
+                          "Diagnosis?\",\"output\":\"<think>\\nseason\\n</think>\\n\\nflu\",\"source\":\"mapper\"}\n");
   g_autofree char *p6 = g_strdup_printf ("location=%s instruction={symptom} output={diagnosis}", med);
   CU_ASSERT_PTR_NULL (convert ("mapper", p6, out, &e));
   CU_ASSERT_TRUE (data_error_says (e, "med.csv:2: template needs field 'symptom'"));
@@ -204,10 +227,13 @@ add_entry (struct archive *a, const char *name, const char *text)
 static void
 test_cnndm (void)
 {
-  static const char *story = "(CNN) -- First paragraph.\n\nSecond paragraph.\n\n@highlight\n\nPoint one\n\n@highlight\n\nPoint two\n";
+  static const char
+      *story = "(CNN) -- First paragraph.\n\nSecond paragraph.\n\n@highlight\n\nPoint one\n\n@highlight\n\nPoint two\n";
   g_autofree char *expected = g_strdup (
-    "{\"instruction\":\"Summarize the following news article in a few bullet points.\",\"input\":\"(CNN) -- First paragraph.\\n\\nSecond paragraph.\","
-    "\"output\":\"Point one\\nPoint two\",\"source\":\"cnndm\",\"id\":\"0001d1afc246a7964130f43ae940af6bc6c57f01\"}\n");
+      "{\"instruction\":\"Summarize the following news article in a few bullet points.\",\"input\":\"(CNN) -- First "
+      "paragraph.\\n\\nSecond paragraph.\","
+      "\"output\":\"Point one\\nPoint "
+      "two\",\"source\":\"cnndm\",\"id\":\"0001d1afc246a7964130f43ae940af6bc6c57f01\"}\n");
   const char *kinds[] = { "cnn_stories.tgz", "dailymail_stories.zip" };
   for (guint k = 0; k < G_N_ELEMENTS (kinds); k++) {
     g_autofree char *arc = data_path (kinds[k]);
@@ -232,7 +258,8 @@ test_cnndm (void)
     CU_ASSERT_STRING_EQUAL (text, expected);
   }
   g_autofree char *csv = data_path ("cnn.csv");
-  cria_test_write_file (csv, "id,article,highlights\n0001d1afc246a7964130f43ae940af6bc6c57f01,\"(CNN) -- First paragraph.\n\nSecond paragraph.\",\"Point one\nPoint two\"\n");
+  cria_test_write_file (csv, "id,article,highlights\n0001d1afc246a7964130f43ae940af6bc6c57f01,\"(CNN) -- First "
+                             "paragraph.\n\nSecond paragraph.\",\"Point one\nPoint two\"\n");
   g_autofree char *out = data_path ("cnn2.jsonl");
   g_autofree char *props = g_strdup_printf ("location=%s", csv);
   g_autoptr (GError) e = NULL;
@@ -251,9 +278,10 @@ test_template_source (void)
 {
   g_autofree char *spec = data_path ("spec.json");
   g_autofree char *out = data_path ("manual.jsonl");
-  cria_test_write_file (spec, "{\"tasks\":[{\"name\":\"tr\",\"templates\":[\"Translate from {src} to {dst}.\",\"{src} -> {dst}\"],"
-                              "\"slots\":{\"src\":[\"en\",\"zh\"],\"dst\":[\"fr\"]},\"output\":\"({dst})\"},"
-                              "{\"name\":\"plain\",\"templates\":[\"Hello\"]}]}");
+  cria_test_write_file (
+      spec, "{\"tasks\":[{\"name\":\"tr\",\"templates\":[\"Translate from {src} to {dst}.\",\"{src} -> {dst}\"],"
+            "\"slots\":{\"src\":[\"en\",\"zh\"],\"dst\":[\"fr\"]},\"output\":\"({dst})\"},"
+            "{\"name\":\"plain\",\"templates\":[\"Hello\"]}]}");
   g_autofree char *props = g_strdup_printf ("location=%s", spec);
   g_autoptr (GError) e = NULL;
   g_autoptr (JsonNode) sum = convert ("template", props, out, &e);

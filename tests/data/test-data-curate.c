@@ -25,7 +25,8 @@ test_dedup_clusters (void)
 {
   const char *fixture[] = {
     /* 0 */ "Explain how photosynthesis turns sunlight, water and carbon dioxide into sugar and oxygen.",
-    /* 1 */ "explain how photosynthesis turns   sunlight, water and carbon dioxide into sugar and oxygen.", /* exact of 0 */
+    /* 1 */
+    "explain how photosynthesis turns   sunlight, water and carbon dioxide into sugar and oxygen.", /* exact of 0 */
     /* 2 */ "Explain how photosynthesis turns sunlight, water and carbon dioxide into sugars and oxygen!", /* near 0 */
     /* 3 */ "Write a haiku about the sea at night.",
     /* 4 */ "请解释光合作用如何把阳光、水和二氧化碳转化为糖和氧气，并说明叶绿体在其中的作用。",
@@ -37,7 +38,8 @@ test_dedup_clusters (void)
   g_autofree char *in = write_records ("dups.jsonl", fixture);
   g_autofree char *out = data_path ("unique.jsonl");
   g_autofree char *report = data_path ("clusters.jsonl");
-  g_autofree char *desc = g_strdup_printf ("file location=%s ! dedup threshold=0.7 ngram=3 report=%s ! jsonl location=%s", in, report, out);
+  g_autofree char *desc = g_strdup_printf (
+      "file location=%s ! dedup threshold=0.7 ngram=3 report=%s ! jsonl location=%s", in, report, out);
   g_autoptr (GError) e = NULL;
   g_autoptr (JsonNode) sum = data_run (desc, CRIA_ON_ERROR_STOP, &e);
   CU_ASSERT_PTR_NULL (e);
@@ -53,7 +55,8 @@ test_dedup_clusters (void)
   g_autofree char *exact = g_strdup_printf ("file location=%s ! dedup mode=exact ! jsonl location=%s", in, out);
   g_autoptr (JsonNode) s2 = data_run (exact, CRIA_ON_ERROR_STOP, &e);
   CU_ASSERT_EQUAL (data_count (s2, 1, "out"), 6);
-  g_autofree char *bad = g_strdup_printf ("file location=%s ! dedup num-perm=100 bands=32 ! jsonl location=%s", in, out);
+  g_autofree char *bad = g_strdup_printf ("file location=%s ! dedup num-perm=100 bands=32 ! jsonl location=%s", in,
+                                          out);
   CU_ASSERT_PTR_NULL (data_run (bad, CRIA_ON_ERROR_STOP, &e));
   CU_ASSERT_TRUE (data_error_says (e, "multiple of bands"));
 }
@@ -61,8 +64,9 @@ test_dedup_clusters (void)
 static void
 test_variants (void)
 {
-  const char *fixture[] = { "Explain the water cycle.", "Summarize the following article.", "What is the capital of France?",
-                            "解释什么是机器学习。", "把下面的句子翻译成英文。", NULL };
+  const char *fixture[] = { "Explain the water cycle.",       "Summarize the following article.",
+                            "What is the capital of France?", "解释什么是机器学习。",
+                            "把下面的句子翻译成英文。",       NULL };
   g_autofree char *in = write_records ("seeds.jsonl", fixture);
   g_autofree char *a = data_path ("va.jsonl");
   g_autofree char *b = data_path ("vb.jsonl");
@@ -95,13 +99,15 @@ test_filter_and_clean (void)
 {
   g_autofree char *in = data_path ("mixed.jsonl");
   g_autofree char *out = data_path ("filtered.jsonl");
-  cria_test_write_file (in, "{\"instruction\":\"<p>Hello&amp;  <b>world</b></p>\\u0007\",\"output\":\"fine answer here\"}\n"
-                            "{\"instruction\":\"short\",\"output\":\"x\"}\n"
-                            "{\"instruction\":\"As an AI language model I cannot\",\"output\":\"blocked answer\"}\n"
-                            "{\"instruction\":\"没有输出的记录在这里\"}\n"
-                            "{\"instruction\":\"这是一个完全用中文写成的指令\",\"output\":\"这是回答的内容\"}\n");
+  cria_test_write_file (in,
+                        "{\"instruction\":\"<p>Hello&amp;  <b>world</b></p>\\u0007\",\"output\":\"fine answer here\"}\n"
+                        "{\"instruction\":\"short\",\"output\":\"x\"}\n"
+                        "{\"instruction\":\"As an AI language model I cannot\",\"output\":\"blocked answer\"}\n"
+                        "{\"instruction\":\"没有输出的记录在这里\"}\n"
+                        "{\"instruction\":\"这是一个完全用中文写成的指令\",\"output\":\"这是回答的内容\"}\n");
   g_autofree char *desc = g_strdup_printf ("file location=%s ! clean ! filter min-chars=15 require=instruction,output "
-                                           "blocklist=\"as an ai\" ! jsonl location=%s", in, out);
+                                           "blocklist=\"as an ai\" ! jsonl location=%s",
+                                           in, out);
   g_autoptr (GError) e = NULL;
   g_autoptr (JsonNode) sum = data_run (desc, CRIA_ON_ERROR_STOP, &e);
   CU_ASSERT_PTR_NULL (e);
@@ -111,7 +117,8 @@ test_filter_and_clean (void)
   g_autoptr (GPtrArray) rs = data_read_records (out);
   CU_ASSERT_EQUAL_FATAL (rs->len, 2);
   CU_ASSERT_STRING_EQUAL (((CriaRecord *) g_ptr_array_index (rs, 0))->instruction, "Hello& world");
-  g_autofree char *zh = g_strdup_printf ("file location=%s ! filter script=han min-script-ratio=0.9 ! jsonl location=%s", in, out);
+  g_autofree char *zh = g_strdup_printf (
+      "file location=%s ! filter script=han min-script-ratio=0.9 ! jsonl location=%s", in, out);
   g_autoptr (JsonNode) s2 = data_run (zh, CRIA_ON_ERROR_STOP, &e);
   CU_ASSERT_EQUAL (data_count (s2, 1, "out"), 2);
   CU_ASSERT_EQUAL (data_reason (s2, 1, "wrong-script"), 3);
@@ -147,13 +154,15 @@ test_order_and_split (void)
 
   /* split by ratio is a property of each record's content: shuffled input
    * sends the same records to eval. */
-  g_autofree char *d3 = g_strdup_printf ("file location=%s ! split ratio=0.25 eval-location=%s ! jsonl location=%s", in, ev, b);
+  g_autofree char *d3 = g_strdup_printf ("file location=%s ! split ratio=0.25 eval-location=%s ! jsonl location=%s", in,
+                                         ev, b);
   g_autoptr (JsonNode) x3 = data_run (d3, CRIA_ON_ERROR_STOP, &e);
   g_autoptr (GPtrArray) eval1 = data_read_records (ev);
   gint64 train = data_count (x3, 1, "out");
   CU_ASSERT_EQUAL (train + (gint64) eval1->len, 200);
   CU_ASSERT_TRUE (eval1->len > 25 && eval1->len < 75);
-  g_autofree char *d4 = g_strdup_printf ("file location=%s ! split ratio=0.25 eval-location=%s ! jsonl location=%s", a, ev, b);
+  g_autofree char *d4 = g_strdup_printf ("file location=%s ! split ratio=0.25 eval-location=%s ! jsonl location=%s", a,
+                                         ev, b);
   g_autoptr (JsonNode) x4 = data_run (d4, CRIA_ON_ERROR_STOP, &e);
   g_autoptr (GPtrArray) eval2 = data_read_records (ev);
   CU_ASSERT_EQUAL (eval1->len, eval2->len);
@@ -162,7 +171,8 @@ test_order_and_split (void)
     g_hash_table_add (ids, ((CriaRecord *) g_ptr_array_index (eval1, i))->instruction);
   for (guint i = 0; i < eval2->len; i++)
     CU_ASSERT_TRUE (g_hash_table_contains (ids, ((CriaRecord *) g_ptr_array_index (eval2, i))->instruction));
-  g_autofree char *d5 = g_strdup_printf ("file location=%s ! split count=17 eval-location=%s ! jsonl location=%s", in, ev, b);
+  g_autofree char *d5 = g_strdup_printf ("file location=%s ! split count=17 eval-location=%s ! jsonl location=%s", in,
+                                         ev, b);
   g_autoptr (JsonNode) x5 = data_run (d5, CRIA_ON_ERROR_STOP, &e);
   g_autoptr (GPtrArray) eval3 = data_read_records (ev);
   CU_ASSERT_EQUAL (eval3->len, 17);
@@ -172,7 +182,8 @@ test_order_and_split (void)
   g_autoptr (JsonNode) x6 = data_run (d6, CRIA_ON_ERROR_STOP, &e);
   CU_ASSERT_EQUAL (data_count (x6, 1, "out"), 10);
   CU_ASSERT_EQUAL (data_reason (x6, 1, "not-sampled"), 190);
-  g_autofree char *d7 = g_strdup_printf ("file location=%s ! repeat field=instruction match=\"number 1.$\" times=3 ! jsonl location=%s", in, b);
+  g_autofree char *d7 = g_strdup_printf (
+      "file location=%s ! repeat field=instruction match=\"number 1.$\" times=3 ! jsonl location=%s", in, b);
   g_autoptr (JsonNode) x7 = data_run (d7, CRIA_ON_ERROR_STOP, &e);
   CU_ASSERT_EQUAL (data_count (x7, 1, "out"), 200 + 2 * 10);
 }
@@ -207,17 +218,22 @@ test_string_and_json (void)
 {
   const char *fixture[] = { "Explain gravity.", "Explain gravity!", "List two colors.", "解释引力。", NULL };
   g_autofree char *in = write_records ("pj.jsonl", fixture);
-  g_autofree char *a = data_path ("pa.json"), *b = data_path ("pb.json"), *ea = data_path ("ea.jsonl"), *eb = data_path ("eb.jsonl");
-  g_autofree char *desc = g_strdup_printf ("file location=%s ! variants n=3 ! dedup ! shuffle seed=9 ! split ratio=0.3 eval-location=%s ! "
-                                           "alpaca location=%s", in, ea, a);
+  g_autofree char *a = data_path ("pa.json"), *b = data_path ("pb.json"), *ea = data_path ("ea.jsonl"),
+                  *eb = data_path ("eb.jsonl");
+  g_autofree char *desc = g_strdup_printf (
+      "file location=%s ! variants n=3 ! dedup ! shuffle seed=9 ! split ratio=0.3 eval-location=%s ! "
+      "alpaca location=%s",
+      in, ea, a);
   g_autoptr (GError) e = NULL;
   g_autoptr (JsonNode) s1 = data_run (desc, CRIA_ON_ERROR_STOP, &e);
   CU_ASSERT_PTR_NULL (e);
   g_autofree char *json = g_strdup_printf (
-    "{\"stages\":[{\"provider\":\"file\",\"properties\":{\"location\":\"%s\"}},{\"provider\":\"variants\",\"properties\":{\"n\":3}},"
-    "{\"provider\":\"dedup\"},{\"provider\":\"shuffle\",\"properties\":{\"seed\":9}},"
-    "{\"provider\":\"split\",\"properties\":{\"ratio\":0.3,\"eval-location\":\"%s\"}},{\"provider\":\"alpaca\",\"properties\":{\"location\":\"%s\"}}]}",
-    in, eb, b);
+      "{\"stages\":[{\"provider\":\"file\",\"properties\":{\"location\":\"%s\"}},{\"provider\":\"variants\","
+      "\"properties\":{\"n\":3}},"
+      "{\"provider\":\"dedup\"},{\"provider\":\"shuffle\",\"properties\":{\"seed\":9}},"
+      "{\"provider\":\"split\",\"properties\":{\"ratio\":0.3,\"eval-location\":\"%s\"}},{\"provider\":\"alpaca\","
+      "\"properties\":{\"location\":\"%s\"}}]}",
+      in, eb, b);
   g_autoptr (CriaPipeline) p = cria_pipeline_parse_json (data_reg, json, -1, "p.json", &e);
   CU_ASSERT_PTR_NOT_NULL_FATAL (p);
   CU_ASSERT_TRUE (cria_pipeline_run (p, &e));

@@ -30,7 +30,9 @@ test_csv_reader (void)
   GError *e = NULL;
   guint n;
   /* BOM, quoted comma, quoted newline, doubled quote, empty field, CRLF. */
-  g_auto (GStrv) f = csv_rows ("\xEF\xBB\xBF" "a,b,c\r\n\"x, y\",\"line1\nline2\",\"say \"\"hi\"\"\"\r\n,,z\n", &e, &n);
+  g_auto (GStrv) f = csv_rows ("\xEF\xBB\xBF"
+                               "a,b,c\r\n\"x, y\",\"line1\nline2\",\"say \"\"hi\"\"\"\r\n,,z\n",
+                               &e, &n);
   CU_ASSERT_PTR_NULL (e);
   CU_ASSERT_EQUAL (n, 3);
   const char *want[] = { "a", "b", "c", "|", "x, y", "line1\nline2", "say \"hi\"", "|", "", "", "z", "|", NULL };
@@ -64,14 +66,18 @@ test_file_detects_layouts (void)
     { "a.json", " [ {\"instruction\":\"Hi\",\"input\":\"\",\"output\":\"Hello\"} ]\n", "auto" },
     { "a.csv", "instruction,input,output\nHi,,Hello\n", "auto" },
     { "a.txt", "instruction,input,output\nHi,,Hello\n", "csv" },
-    { "s.json", "[{\"conversations\":[{\"from\":\"human\",\"value\":\"Hi\"},{\"from\":\"gpt\",\"value\":\"Hello\"}]}]", "auto" },
-    { "m.jsonl", "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"},{\"role\":\"assistant\",\"content\":\"Hello\"}]}\n", "auto" },
+    { "s.json", "[{\"conversations\":[{\"from\":\"human\",\"value\":\"Hi\"},{\"from\":\"gpt\",\"value\":\"Hello\"}]}]",
+      "auto" },
+    { "m.jsonl",
+      "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"},{\"role\":\"assistant\",\"content\":\"Hello\"}]}\n",
+      "auto" },
   };
   for (guint i = 0; i < G_N_ELEMENTS (files); i++) {
     g_autofree char *in = data_path (files[i].name);
     g_autofree char *out = data_path ("detected.json");
     cria_test_write_file (in, files[i].text);
-    g_autofree char *desc = g_strdup_printf ("file location=%s format=%s ! alpaca location=%s", in, files[i].format, out);
+    g_autofree char *desc = g_strdup_printf ("file location=%s format=%s ! alpaca location=%s", in, files[i].format,
+                                             out);
     g_autoptr (GError) e = NULL;
     g_autoptr (JsonNode) sum = data_run (desc, CRIA_ON_ERROR_STOP, &e);
     CU_ASSERT_PTR_NULL (e);
@@ -85,7 +91,8 @@ test_bad_files (void)
 {
   g_autofree char *in = data_path ("bad.jsonl");
   g_autofree char *out = data_path ("never.json");
-  cria_test_write_file (in, "{\"instruction\":\"a\",\"output\":\"1\"}\n{\"instruction\": \"b\",, }\n{\"instruction\":\"c\",\"output\":\"3\"}\n");
+  cria_test_write_file (in, "{\"instruction\":\"a\",\"output\":\"1\"}\n{\"instruction\": \"b\",, "
+                            "}\n{\"instruction\":\"c\",\"output\":\"3\"}\n");
   g_autofree char *desc = g_strdup_printf ("file location=%s ! alpaca location=%s", in, out);
   g_autoptr (GError) e = NULL;
   CU_ASSERT_PTR_NULL (data_run (desc, CRIA_ON_ERROR_STOP, &e));
@@ -152,14 +159,17 @@ static void
 test_round_trips (void)
 {
   g_autofree char *alpaca = data_path ("alpaca.json");
-  cria_test_write_file (alpaca, "[{\"instruction\":\"Add\",\"input\":\"1, 2\",\"output\":\"3\",\"system\":\"Be exact.\","
-                                "\"history\":[[\"q\",\"a\"]],\"id\":7},{\"instruction\":\"多行\\n\\\"引号\\\"\",\"input\":\"\",\"output\":\"好\"}]");
+  cria_test_write_file (alpaca,
+                        "[{\"instruction\":\"Add\",\"input\":\"1, 2\",\"output\":\"3\",\"system\":\"Be exact.\","
+                        "\"history\":[[\"q\",\"a\"]],\"id\":7},{\"instruction\":\"多行\\n\\\"引号\\\"\",\"input\":\"\","
+                        "\"output\":\"好\"}]");
   round_trip (alpaca, "alpaca", "");
   round_trip (alpaca, "alpaca", "format=jsonl");
   g_autofree char *chats = data_path ("chats.jsonl");
-  cria_test_write_file (chats, "{\"messages\":[{\"role\":\"system\",\"content\":\"S\"},{\"role\":\"user\",\"content\":\"u1\"},"
-                               "{\"role\":\"assistant\",\"content\":\"a1\"},{\"role\":\"user\",\"content\":\"u2\"},"
-                               "{\"role\":\"assistant\",\"content\":\"a2\"}],\"source\":\"x\"}\n");
+  cria_test_write_file (chats,
+                        "{\"messages\":[{\"role\":\"system\",\"content\":\"S\"},{\"role\":\"user\",\"content\":\"u1\"},"
+                        "{\"role\":\"assistant\",\"content\":\"a1\"},{\"role\":\"user\",\"content\":\"u2\"},"
+                        "{\"role\":\"assistant\",\"content\":\"a2\"}],\"source\":\"x\"}\n");
   round_trip (chats, "messages", "");
   round_trip (chats, "sharegpt", "");
   g_autofree char *plain = data_path ("plain.jsonl");
@@ -167,7 +177,8 @@ test_round_trips (void)
   round_trip (plain, "csv", "");
 
   /* The real LLaMA-Factory and Alpaca files. */
-  const char *shared[] = { "data/llamafactory_alpaca_demo/alpaca_en_demo.json", "data/llamafactory_alpaca_demo/alpaca_zh_demo.json",
+  const char *shared[] = { "data/llamafactory_alpaca_demo/alpaca_en_demo.json",
+                           "data/llamafactory_alpaca_demo/alpaca_zh_demo.json",
                            "data/stanford_alpaca/alpaca_subset_2000_longoutput.gumbelsoft.json" };
   for (guint i = 0; i < G_N_ELEMENTS (shared); i++) {
     g_autofree char *p = g_build_filename (cria_test_env ("CRIA_SHARED"), shared[i], NULL);
@@ -191,8 +202,10 @@ test_sharegpt_and_dataset_info (void)
   g_autoptr (JsonNode) sum = data_run (desc, CRIA_ON_ERROR_STOP, &e);
   CU_ASSERT_PTR_NULL (e);
   g_autofree char *text = cria_test_read_file (out);
-  CU_ASSERT_STRING_EQUAL (text, "[\n{\"conversations\":[{\"from\":\"human\",\"value\":\"Hi\\n\\nthere\"},{\"from\":\"gpt\",\"value\":\"Hello\"}],"
-                                "\"system\":\"S\"}\n]\n");
+  CU_ASSERT_STRING_EQUAL (
+      text,
+      "[\n{\"conversations\":[{\"from\":\"human\",\"value\":\"Hi\\n\\nthere\"},{\"from\":\"gpt\",\"value\":\"Hello\"}],"
+      "\"system\":\"S\"}\n]\n");
   g_autofree char *info_text = cria_test_read_file (info);
   g_autoptr (JsonNode) root = json_from_string (info_text, NULL);
   JsonObject *o = json_node_get_object (root);
@@ -213,7 +226,8 @@ test_prompt_formats (void)
   static const struct {
     const char *name, *prompt, *response;
   } want[] = {
-    { "chatml", "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nAdd\n\n1 2<|im_end|>\n", "<|im_start|>assistant\n3<|im_end|>\n" },
+    { "chatml", "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nAdd\n\n1 2<|im_end|>\n",
+      "<|im_start|>assistant\n3<|im_end|>\n" },
     { "llama2", "<s>[INST] <<SYS>>\nS\n<</SYS>>\n\nAdd\n\n1 2 [/INST]", " 3 </s>" },
     { "vicuna", "S USER: Add\n\n1 2 ", "ASSISTANT: 3</s>" },
   };
@@ -262,9 +276,15 @@ test_fuzz_readers (void)
       static const char alphabet[] = "\",\n\r{}[]:\\ a\xEF\xBB\xBF\xff";
       char c = alphabet[g_rand_int_range (rand, 0, sizeof alphabet - 1)];
       switch (g_rand_int_range (rand, 0, 3)) {
-      case 0: s->str[at] = c; break;
-      case 1: g_string_insert_c (s, at, c); break;
-      default: g_string_erase (s, at, 1); break;
+        case 0:
+          s->str[at] = c;
+          break;
+        case 1:
+          g_string_insert_c (s, at, c);
+          break;
+        default:
+          g_string_erase (s, at, 1);
+          break;
       }
     }
     g_file_set_contents (p, s->str, (gssize) s->len, NULL);

@@ -46,8 +46,7 @@ f32_to_bf16 (float f)
 static gboolean
 is_norm (const char *name, guint n_dims)
 {
-  return n_dims == 1 && g_str_has_suffix (name, ".weight")
-         && (strstr (name, "norm") || strstr (name, ".ln_"));
+  return n_dims == 1 && g_str_has_suffix (name, ".weight") && (strstr (name, "norm") || strstr (name, ".ln_"));
 }
 
 static void *

@@ -32,8 +32,8 @@ test_open_checkpoints (void)
     CriaHfArch arch;
     gint64 params;
   } models[] = {
-    { "tiny-gpt2", CRIA_HF_ARCH_GPT2, 35712 },     { "tiny-llama", CRIA_HF_ARCH_LLAMA, 34976 },
-    { "tiny-qwen2", CRIA_HF_ARCH_QWEN2, 33056 },   { "tiny-qwen2-bf16", CRIA_HF_ARCH_QWEN2, 33056 },
+    { "tiny-gpt2", CRIA_HF_ARCH_GPT2, 35712 },       { "tiny-llama", CRIA_HF_ARCH_LLAMA, 34976 },
+    { "tiny-qwen2", CRIA_HF_ARCH_QWEN2, 33056 },     { "tiny-qwen2-bf16", CRIA_HF_ARCH_QWEN2, 33056 },
     { "tiny-mistral", CRIA_HF_ARCH_MISTRAL, 34976 }, { "tiny-llama-yarn", CRIA_HF_ARCH_LLAMA, 34976 },
   };
   for (guint i = 0; i < G_N_ELEMENTS (models); i++) {
@@ -116,10 +116,11 @@ test_config_errors (void)
                                           llama);
   expect_config_error (str, "rms_norm_eps: not a positive number");
   g_autofree char *rope = g_strdup_printf (
-    "{\"architectures\":[\"LlamaForCausalLM\"],%s,\"rope_scaling\":{\"rope_type\":\"longrope\",\"factor\":2}}", llama);
+      "{\"architectures\":[\"LlamaForCausalLM\"],%s,\"rope_scaling\":{\"rope_type\":\"longrope\",\"factor\":2}}",
+      llama);
   expect_config_error (rope, "rope_scaling.rope_type: 'longrope' is not supported");
   g_autofree char *l3 = g_strdup_printf (
-    "{\"architectures\":[\"LlamaForCausalLM\"],%s,\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":2}}", llama);
+      "{\"architectures\":[\"LlamaForCausalLM\"],%s,\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":2}}", llama);
   expect_config_error (l3, "original_max_position_embeddings: missing");
   g_autofree char *eos = g_strdup_printf ("{\"architectures\":[\"LlamaForCausalLM\"],%s,\"eos_token_id\":[1,99]}",
                                           llama);
@@ -128,7 +129,8 @@ test_config_errors (void)
                                             llama);
   expect_config_error (dtype, "torch_dtype");
   expect_config_error ("{\"architectures\":[\"GPT2LMHeadModel\"],\"n_embd\":10,\"n_layer\":1,\"n_head\":4,"
-                       "\"vocab_size\":5,\"n_positions\":4}", "n_head: does not divide n_embd");
+                       "\"vocab_size\":5,\"n_positions\":4}",
+                       "n_head: does not divide n_embd");
 }
 
 /* Opens a checkpoint of tests/models and writes it again into `dir`. */
@@ -142,8 +144,8 @@ write_copy (const char *name, const char *dir, guint64 max_shard_bytes)
   g_autoptr (GArray) ws = g_array_new (FALSE, FALSE, sizeof (CriaWeight));
   for (guint i = 0; i < cria_hf_model_get_n_weights (m); i++)
     g_array_append_val (ws, *cria_hf_model_get_weight (m, i));
-  CU_ASSERT_TRUE_FATAL (cria_hf_model_write (dir, cria_hf_model_get_config (m), (CriaWeight *) ws->data, ws->len,
-                                             max_shard_bytes, &e));
+  CU_ASSERT_TRUE_FATAL (
+      cria_hf_model_write (dir, cria_hf_model_get_config (m), (CriaWeight *) ws->data, ws->len, max_shard_bytes, &e));
   return m;
 }
 
@@ -228,7 +230,8 @@ test_sharded (void)
   g_autofree char *text = cria_test_read_file (index);
   char **parts = g_strsplit (text, "\"model.norm.weight\"", 2);
   g_autofree char *lying = g_strjoinv ("\"model.ghost.weight\" : \"model-00001-of-00004.safetensors\",\n"
-                                       "    \"model.norm.weight\"", parts);
+                                       "    \"model.norm.weight\"",
+                                       parts);
   g_strfreev (parts);
   cria_test_write_file (index, lying);
   CU_ASSERT_PTR_NULL (cria_hf_model_open (dir, &e));
@@ -271,8 +274,8 @@ test_missing_pieces (void)
 static void
 test_golden_files (void)
 {
-  static const char *const names[] = { "tiny-gpt2", "tiny-llama", "tiny-llama-linear", "tiny-llama-dynamic",
-                                       "tiny-llama-yarn", "tiny-qwen2", "tiny-qwen2-bf16", "tiny-mistral" };
+  static const char *const names[] = { "tiny-gpt2",       "tiny-llama", "tiny-llama-linear", "tiny-llama-dynamic",
+                                       "tiny-llama-yarn", "tiny-qwen2", "tiny-qwen2-bf16",   "tiny-mistral" };
   for (guint i = 0; i < G_N_ELEMENTS (names); i++) {
     g_autofree char *file = g_strconcat (names[i], ".safetensors", NULL);
     g_autofree char *path = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "golden", file, NULL);
@@ -347,8 +350,8 @@ test_random_model (void)
     { "model.embed_tokens.weight", { 0xbe81c708, 0xbd17b9b6, 0x3df46046 }, { 0xbe82, 0xbd18, 0x3df4 } },
     { "model.layers.0.self_attn.q_proj.bias", { 0x3d53faf3, 0x3d366a4a, 0xbdbe15f6 }, { 0x3d54, 0x3d36, 0xbdbe } },
   };
-  g_autofree char *tool = g_build_filename (cria_test_env ("CRIA_BUILDDIR"), "tests", "modelfiles",
-                                            "cria-random-model", NULL);
+  g_autofree char *tool = g_build_filename (cria_test_env ("CRIA_BUILDDIR"), "tests", "modelfiles", "cria-random-model",
+                                            NULL);
   g_autofree char *config = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "models", "tiny-qwen2",
                                               "config.json", NULL);
   g_autofree char *dir = cria_test_tmpdir ();

@@ -116,8 +116,8 @@ test_malformed_headers (void)
                 "shape: dimension 0");
   expect_error ("{\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", 4, CRIA_ERROR_PARSE,
                 "shape: dimension 0");
-  expect_error ("{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4,
-                CRIA_ERROR_PARSE, "9 dimensions");
+  expect_error ("{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4, CRIA_ERROR_PARSE,
+                "9 dimensions");
   expect_error ("{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,4]}}", 4,
                 CRIA_ERROR_PARSE, "overflows");
   expect_error ("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0]}}", 4, CRIA_ERROR_PARSE,
@@ -224,7 +224,8 @@ static void
 test_real_file (void)
 {
   /* Not cria_test_shared(): a missing ../shared skips this case, not the program. */
-  g_autofree char *path = g_build_filename (cria_test_env ("CRIA_SHARED"), "models/stories260K/model.safetensors", NULL);
+  g_autofree char *path = g_build_filename (cria_test_env ("CRIA_SHARED"), "models/stories260K/model.safetensors",
+                                            NULL);
   if (!g_file_test (path, G_FILE_TEST_EXISTS))
     return;
   g_autoptr (GError) e = NULL;

@@ -121,7 +121,11 @@ test_pickle_opcodes (void)
   expect_pickle_error ("ctorch\nload\n.", 12, "global 'torch.load'");
   expect_pickle_error ("S'x'\n.", 6, "opcode 0x53 ('S')");
   expect_pickle_error ("\x81.", 2, "opcode 0x81");
-  expect_pickle_error ("\x8c\x04" "a\nbc" "\x8c\x01" "d\x93.", 11, "global 'a\\x0abc.d' is not allowed");
+  expect_pickle_error ("\x8c\x04"
+                       "a\nbc"
+                       "\x8c\x01"
+                       "d\x93.",
+                       11, "global 'a\\x0abc.d' is not allowed");
   /* A persistent id that is not a storage. */
   expect_pickle_error ("X\x01\0\0\0a\x85Q.", 9, "persistent id");
   /* Nesting cannot exhaust the stack when freed. */

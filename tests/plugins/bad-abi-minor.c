@@ -2,7 +2,10 @@
 #include "broken.h"
 
 static const CriaProviderInfo info = {
-  .kind = CRIA_KIND_TRANSFORM, .name = "bad-abi-minor", .description = "test", .vtable = &broken_vtable,
+  .kind = CRIA_KIND_TRANSFORM,
+  .name = "bad-abi-minor",
+  .description = "test",
+  .vtable = &broken_vtable,
 };
 
 static gboolean
@@ -13,5 +16,6 @@ plugin_init (CriaPlugin *plugin, GError **error)
 }
 
 G_MODULE_EXPORT const CriaPluginDescriptor cria_plugin_descriptor = {
-  CRIA_ABI_MAJOR, CRIA_ABI_MINOR + 1, "bad-abi-minor", "1.0", "LGPL-2.1-or-later", "test plugin", "cria tests", plugin_init,
+  CRIA_ABI_MAJOR,      CRIA_ABI_MINOR + 1, "bad-abi-minor", "1.0",
+  "LGPL-2.1-or-later", "test plugin",      "cria tests",    plugin_init,
 };

@@ -2,7 +2,10 @@
 #include "broken.h"
 
 static const CriaProviderInfo info = {
-  .kind = CRIA_KIND_SOURCE, .name = "file", .description = "a second file source", .vtable = &broken_vtable,
+  .kind = CRIA_KIND_SOURCE,
+  .name = "file",
+  .description = "a second file source",
+  .vtable = &broken_vtable,
 };
 
 static gboolean

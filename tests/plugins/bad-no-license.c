@@ -2,7 +2,10 @@
 #include "broken.h"
 
 static const CriaProviderInfo info = {
-  .kind = CRIA_KIND_TRANSFORM, .name = "bad-no-license", .description = "test", .vtable = &broken_vtable,
+  .kind = CRIA_KIND_TRANSFORM,
+  .name = "bad-no-license",
+  .description = "test",
+  .vtable = &broken_vtable,
 };
 
 static gboolean

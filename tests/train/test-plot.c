@@ -34,10 +34,10 @@ test_curve (void)
   g_autofree char *path = g_build_filename (dir, "loss.png", NULL);
   CriaPlotPoint train[200], eval[5];
   for (int i = 0; i < 200; i++)
-    train[i] = (CriaPlotPoint) { i + 1, 4.0 * exp (-i / 50.0) + 0.5 + 0.05 * sin (i) };
+    train[i] = (CriaPlotPoint){ i + 1, 4.0 * exp (-i / 50.0) + 0.5 + 0.05 * sin (i) };
   train[100].value = NAN; /* a skipped step leaves a gap, not a crash */
   for (int i = 0; i < 5; i++)
-    eval[i] = (CriaPlotPoint) { 40 * (i + 1), 4.2 * exp (-40.0 * (i + 1) / 60.0) + 0.6 };
+    eval[i] = (CriaPlotPoint){ 40 * (i + 1), 4.2 * exp (-40.0 * (i + 1) / 60.0) + 0.6 };
   CriaPlotSeries series[2] = { { "train loss", train, 200 }, { "eval loss", eval, 5 } };
   g_autoptr (GError) e = NULL;
   CU_ASSERT_TRUE_FATAL (cria_plot_png (path, "cria train: loss", series, 2, 640, 400, &e));

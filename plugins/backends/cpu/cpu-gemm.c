@@ -32,77 +32,86 @@ typedef guint32 u4v __attribute__ ((vector_size (16)));
 /* One micro-kernel per ISA: V is the vector type of W floats, NR = 2W.
  * c(i, j) over an mr x nr tile; rows past mr repeat the last row of A, so
  * the loop has no branches, and are not stored. */
-#define DEFINE_KERNEL(SUFFIX, TARGET, V, W)                                                            \
-  TARGET static void kernel_##SUFFIX (gint64 K, const float *A, gint64 rsa, gint64 csa, const float *Bp, \
-                                      float *C, gint64 ldc, int mr, int nr, gboolean accumulate)        \
-  {                                                                                                  \
-    const float *a[MR];                                                                              \
-    for (int i = 0; i < MR; i++)                                                                     \
-      a[i] = A + (i < mr ? i : mr - 1) * rsa;                                                        \
-    V c00 = { 0 }, c01 = { 0 }, c10 = { 0 }, c11 = { 0 }, c20 = { 0 }, c21 = { 0 };                 \
-    V c30 = { 0 }, c31 = { 0 }, c40 = { 0 }, c41 = { 0 }, c50 = { 0 }, c51 = { 0 };                 \
-    for (gint64 k = 0; k < K; k++) {                                                                 \
-      V b0 = *(const V *) (Bp + k * 2 * W), b1 = *(const V *) (Bp + k * 2 * W + W);                  \
-      gint64 o = k * csa;                                                                            \
-      float a0 = a[0][o], a1 = a[1][o], a2 = a[2][o], a3 = a[3][o], a4 = a[4][o], a5 = a[5][o];       \
-      c00 += a0 * b0; c01 += a0 * b1; c10 += a1 * b0; c11 += a1 * b1;                                \
-      c20 += a2 * b0; c21 += a2 * b1; c30 += a3 * b0; c31 += a3 * b1;                                \
-      c40 += a4 * b0; c41 += a4 * b1; c50 += a5 * b0; c51 += a5 * b1;                                \
-    }                                                                                                \
-    V rows[MR][2] = { { c00, c01 }, { c10, c11 }, { c20, c21 }, { c30, c31 }, { c40, c41 }, { c50, c51 } }; \
-    for (int i = 0; i < mr; i++) {                                                                   \
-      float *out = C + i * ldc;                                                                      \
-      if (nr == 2 * W) {                                                                             \
-        V *o0 = (V *) out, *o1 = (V *) (out + W);                                                    \
-        if (accumulate) {                                                                            \
-          *o0 += rows[i][0];                                                                         \
-          *o1 += rows[i][1];                                                                         \
-        } else {                                                                                     \
-          *o0 = rows[i][0];                                                                          \
-          *o1 = rows[i][1];                                                                          \
-        }                                                                                            \
-      } else {                                                                                       \
-        float tmp[2 * W];                                                                            \
-        memcpy (tmp, &rows[i][0], sizeof (V));                                                       \
-        memcpy (tmp + W, &rows[i][1], sizeof (V));                                                   \
-        for (int j = 0; j < nr; j++)                                                                 \
-          out[j] = accumulate ? out[j] + tmp[j] : tmp[j];                                            \
-      }                                                                                              \
-    }                                                                                                \
+#define DEFINE_KERNEL(SUFFIX, TARGET, V, W)                                                                            \
+  TARGET static void kernel_##SUFFIX (gint64 K, const float *A, gint64 rsa, gint64 csa, const float *Bp, float *C,     \
+                                      gint64 ldc, int mr, int nr, gboolean accumulate)                                 \
+  {                                                                                                                    \
+    const float *a[MR];                                                                                                \
+    for (int i = 0; i < MR; i++)                                                                                       \
+      a[i] = A + (i < mr ? i : mr - 1) * rsa;                                                                          \
+    V c00 = { 0 }, c01 = { 0 }, c10 = { 0 }, c11 = { 0 }, c20 = { 0 }, c21 = { 0 };                                    \
+    V c30 = { 0 }, c31 = { 0 }, c40 = { 0 }, c41 = { 0 }, c50 = { 0 }, c51 = { 0 };                                    \
+    for (gint64 k = 0; k < K; k++) {                                                                                   \
+      V b0 = *(const V *) (Bp + k * 2 * W), b1 = *(const V *) (Bp + k * 2 * W + W);                                    \
+      gint64 o = k * csa;                                                                                              \
+      float a0 = a[0][o], a1 = a[1][o], a2 = a[2][o], a3 = a[3][o], a4 = a[4][o], a5 = a[5][o];                        \
+      c00 += a0 * b0;                                                                                                  \
+      c01 += a0 * b1;                                                                                                  \
+      c10 += a1 * b0;                                                                                                  \
+      c11 += a1 * b1;                                                                                                  \
+      c20 += a2 * b0;                                                                                                  \
+      c21 += a2 * b1;                                                                                                  \
+      c30 += a3 * b0;                                                                                                  \
+      c31 += a3 * b1;                                                                                                  \
+      c40 += a4 * b0;                                                                                                  \
+      c41 += a4 * b1;                                                                                                  \
+      c50 += a5 * b0;                                                                                                  \
+      c51 += a5 * b1;                                                                                                  \
+    }                                                                                                                  \
+    V rows[MR][2] = { { c00, c01 }, { c10, c11 }, { c20, c21 }, { c30, c31 }, { c40, c41 }, { c50, c51 } };            \
+    for (int i = 0; i < mr; i++) {                                                                                     \
+      float *out = C + i * ldc;                                                                                        \
+      if (nr == 2 * W) {                                                                                               \
+        V *o0 = (V *) out, *o1 = (V *) (out + W);                                                                      \
+        if (accumulate) {                                                                                              \
+          *o0 += rows[i][0];                                                                                           \
+          *o1 += rows[i][1];                                                                                           \
+        } else {                                                                                                       \
+          *o0 = rows[i][0];                                                                                            \
+          *o1 = rows[i][1];                                                                                            \
+        }                                                                                                              \
+      } else {                                                                                                         \
+        float tmp[2 * W];                                                                                              \
+        memcpy (tmp, &rows[i][0], sizeof (V));                                                                         \
+        memcpy (tmp + W, &rows[i][1], sizeof (V));                                                                     \
+        for (int j = 0; j < nr; j++)                                                                                   \
+          out[j] = accumulate ? out[j] + tmp[j] : tmp[j];                                                              \
+      }                                                                                                                \
+    }                                                                                                                  \
   }
 
 /* Dot products of f32 rows of A with rows of B of any float type. */
-#define DEFINE_DOT(SUFFIX, TARGET, V, W, H, U)                                                         \
-  TARGET static float dot_f32_##SUFFIX (const float *x, const float *y, gint64 n)                    \
-  {                                                                                                  \
-    V s0 = { 0 }, s1 = { 0 };                                                                        \
-    gint64 k = 0;                                                                                    \
-    for (; k + 2 * W <= n; k += 2 * W) {                                                             \
-      s0 += *(const V *) (x + k) * *(const V *) (y + k);                                             \
-      s1 += *(const V *) (x + k + W) * *(const V *) (y + k + W);                                     \
-    }                                                                                                \
-    s0 += s1;                                                                                        \
-    float s = 0;                                                                                     \
-    for (int j = 0; j < W; j++)                                                                      \
-      s += s0[j];                                                                                    \
-    for (; k < n; k++)                                                                               \
-      s += x[k] * y[k];                                                                              \
-    return s;                                                                                        \
-  }                                                                                                  \
-  TARGET static float dot_bf16_##SUFFIX (const float *x, const guint16 *y, gint64 n)                 \
-  {                                                                                                  \
-    V s0 = { 0 };                                                                                    \
-    gint64 k = 0;                                                                                    \
-    for (; k + W <= n; k += W) {                                                                     \
-      U bits = __builtin_convertvector (*(const H *) (y + k), U) << 16;                              \
-      s0 += *(const V *) (x + k) * (V) bits;                                                         \
-    }                                                                                                \
-    float s = 0;                                                                                     \
-    for (int j = 0; j < W; j++)                                                                      \
-      s += s0[j];                                                                                    \
-    for (; k < n; k++)                                                                               \
-      s += x[k] * cria_bf16_to_f32 (y[k]);                                                           \
-    return s;                                                                                        \
+#define DEFINE_DOT(SUFFIX, TARGET, V, W, H, U)                                                                         \
+  TARGET static float dot_f32_##SUFFIX (const float *x, const float *y, gint64 n)                                      \
+  {                                                                                                                    \
+    V s0 = { 0 }, s1 = { 0 };                                                                                          \
+    gint64 k = 0;                                                                                                      \
+    for (; k + 2 * W <= n; k += 2 * W) {                                                                               \
+      s0 += *(const V *) (x + k) * *(const V *) (y + k);                                                               \
+      s1 += *(const V *) (x + k + W) * *(const V *) (y + k + W);                                                       \
+    }                                                                                                                  \
+    s0 += s1;                                                                                                          \
+    float s = 0;                                                                                                       \
+    for (int j = 0; j < W; j++)                                                                                        \
+      s += s0[j];                                                                                                      \
+    for (; k < n; k++)                                                                                                 \
+      s += x[k] * y[k];                                                                                                \
+    return s;                                                                                                          \
+  }                                                                                                                    \
+  TARGET static float dot_bf16_##SUFFIX (const float *x, const guint16 *y, gint64 n)                                   \
+  {                                                                                                                    \
+    V s0 = { 0 };                                                                                                      \
+    gint64 k = 0;                                                                                                      \
+    for (; k + W <= n; k += W) {                                                                                       \
+      U bits = __builtin_convertvector(*(const H *) (y + k), U) << 16;                                                 \
+      s0 += *(const V *) (x + k) * (V) bits;                                                                           \
+    }                                                                                                                  \
+    float s = 0;                                                                                                       \
+    for (int j = 0; j < W; j++)                                                                                        \
+      s += s0[j];                                                                                                      \
+    for (; k < n; k++)                                                                                                 \
+      s += x[k] * cria_bf16_to_f32 (y[k]);                                                                             \
+    return s;                                                                                                          \
   }
 
 #define T_AVX512 __attribute__ ((target ("avx512f,avx2,fma")))
@@ -231,8 +240,8 @@ dot_task (gpointer data, gint64 begin, gint64 end, int thread)
 }
 
 void
-cpu_gemm (CpuBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gint64 rsa, gint64 csa,
-          const void *B, CriaDType btype, gint64 rsb, gint64 csb, float *C, gint64 ldc, gboolean accumulate)
+cpu_gemm (CpuBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gint64 rsa, gint64 csa, const void *B,
+          CriaDType btype, gint64 rsb, gint64 csb, float *C, gint64 ldc, gboolean accumulate)
 {
   Gemm g = { be, M, N, K, A, rsa, csa, B, btype, rsb, csb, C, ldc, accumulate, 1, M };
   if (M <= 0 || N <= 0)

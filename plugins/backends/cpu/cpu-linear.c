@@ -44,8 +44,8 @@ cpu_matmul_forward (gpointer self, CriaNode *n, GError **error)
   const float *A = cpu_f32 (n->src[0]->value);
   float *C = cpu_f32 (n->value);
   for (gint64 b = 0; b < d.batch; b++)
-    cpu_gemm (self, d.M, d.N, d.K, A + b * d.M * d.K, d.rsa, d.csa, b_slice (n->src[1]->value, &d, b),
-              n->src[1]->dtype, d.rsb, d.csb, C + b * d.M * d.N, d.N, FALSE);
+    cpu_gemm (self, d.M, d.N, d.K, A + b * d.M * d.K, d.rsa, d.csa, b_slice (n->src[1]->value, &d, b), n->src[1]->dtype,
+              d.rsb, d.csb, C + b * d.M * d.N, d.N, FALSE);
   return TRUE;
 }
 
@@ -63,19 +63,19 @@ cpu_matmul_backward (gpointer self, CriaNode *n, GError **error)
     const void *Bt = b_slice (b->value, &d, t);
     if (a->grad && !n->iparam[0]) {
       /* dA[M,K]: B'(n,k) = B(k,n) */
-      cpu_gemm (self, d.M, d.K, d.N, dCt, d.N, 1, Bt, b->dtype, d.csb, d.rsb,
-                cpu_f32 (a->grad) + t * d.M * d.K, d.K, TRUE);
+      cpu_gemm (self, d.M, d.K, d.N, dCt, d.N, 1, Bt, b->dtype, d.csb, d.rsb, cpu_f32 (a->grad) + t * d.M * d.K, d.K,
+                TRUE);
     } else if (a->grad) {
       /* dA stored [K,M]: dA(k,i) = sum_n B(k,n) dC(i,n); B becomes the A operand, so f32 */
       const float *Bf = Bt;
       if (b->dtype != CRIA_DTYPE_F32) {
         if (!bconv)
-          bconv = g_new (float, d.K * d.N);
+          bconv = g_new (float, d.K *d.N);
         cria_convert_to_f32 (b->dtype, Bt, bconv, (gsize) (d.K * d.N));
         Bf = bconv;
       }
-      cpu_gemm (self, d.K, d.M, d.N, Bf, d.rsb, d.csb, dCt, CRIA_DTYPE_F32, 1, d.N,
-                cpu_f32 (a->grad) + t * d.M * d.K, d.M, TRUE);
+      cpu_gemm (self, d.K, d.M, d.N, Bf, d.rsb, d.csb, dCt, CRIA_DTYPE_F32, 1, d.N, cpu_f32 (a->grad) + t * d.M * d.K,
+                d.M, TRUE);
     }
     if (b->grad) {
       float *dB = cpu_f32 (b->grad) + (d.b_batched ? t * d.K * d.N : 0);
@@ -93,13 +93,13 @@ cpu_matmul_backward (gpointer self, CriaNode *n, GError **error)
  * (prompt tokens) cost nothing. */
 typedef struct {
   gint64 N, D, V, chunk, nv;
-  gint64 *rows;   /* nv row indices */
-  float *hv;      /* nv x D */
-  float *logits;  /* nv x chunk */
+  gint64 *rows;  /* nv row indices */
+  float *hv;     /* nv x D */
+  float *logits; /* nv x chunk */
   float *max, *sum, *target;
   const gint32 *labels;
   const CriaTensor *w;
-  gint64 v0, c;   /* the current chunk */
+  gint64 v0, c; /* the current chunk */
 } Ce;
 
 static gboolean
@@ -120,8 +120,8 @@ ce_init (Ce *ce, CriaNode *n, GError **error)
       continue;
     if (l < 0 || l >= ce->V) {
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                   "lm_head_ce: label %d of row %" G_GINT64_FORMAT " is outside the vocabulary of %" G_GINT64_FORMAT,
-                   l, r, ce->V);
+                   "lm_head_ce: label %d of row %" G_GINT64_FORMAT " is outside the vocabulary of %" G_GINT64_FORMAT, l,
+                   r, ce->V);
       return FALSE;
     }
     ce->rows[ce->nv++] = r;

@@ -26,17 +26,17 @@ run_rows (gpointer be, CriaNode *n, CpuTaskFunc fn)
 
 /* The kernels of a row-wise op: its tasks over the rows; backward only when
  * the input wants a gradient. */
-#define DEFINE_ROW_KERNELS(NAME)                                              \
-  static gboolean NAME##_forward (gpointer be, CriaNode *n, GError **error)   \
-  {                                                                           \
-    run_rows (be, n, NAME##_fwd_task);                                        \
-    return TRUE;                                                              \
-  }                                                                           \
-  static gboolean NAME##_backward (gpointer be, CriaNode *n, GError **error)  \
-  {                                                                           \
-    if (n->src[0]->grad)                                                      \
-      run_rows (be, n, NAME##_bwd_task);                                      \
-    return NAME##_after_backward (n);                                         \
+#define DEFINE_ROW_KERNELS(NAME)                                                                                       \
+  static gboolean NAME##_forward (gpointer be, CriaNode *n, GError **error)                                            \
+  {                                                                                                                    \
+    run_rows (be, n, NAME##_fwd_task);                                                                                 \
+    return TRUE;                                                                                                       \
+  }                                                                                                                    \
+  static gboolean NAME##_backward (gpointer be, CriaNode *n, GError **error)                                           \
+  {                                                                                                                    \
+    if (n->src[0]->grad)                                                                                               \
+      run_rows (be, n, NAME##_bwd_task);                                                                               \
+    return NAME##_after_backward (n);                                                                                  \
   }
 
 /* ---- embedding: y[t] = table[ids[t]];  dtable[ids[t]] += dy[t] ---------- */
@@ -245,25 +245,25 @@ silu_d (float x)
   return s * (1.0f + x * (1.0f - s));
 }
 
-#define DEFINE_UNARY(NAME, F, DF)                                                        \
-  static void NAME##_fwd_task (gpointer data, gint64 begin, gint64 end, int thread)      \
-  {                                                                                      \
-    CriaNode *n = data;                                                                  \
-    gint64 D = last_dim (n);                                                             \
-    const float *x = cpu_f32 (n->src[0]->value);                                         \
-    float *y = cpu_f32 (n->value);                                                       \
-    for (gint64 i = begin * D; i < end * D; i++)                                         \
-      y[i] = F (x[i]);                                                                   \
-  }                                                                                      \
-  static void NAME##_bwd_task (gpointer data, gint64 begin, gint64 end, int thread)      \
-  {                                                                                      \
-    CriaNode *n = data;                                                                  \
-    gint64 D = last_dim (n);                                                             \
-    const float *x = cpu_f32 (n->src[0]->value), *dy = cpu_f32 (n->grad);               \
-    float *dx = cpu_f32 (n->src[0]->grad);                                               \
-    for (gint64 i = begin * D; i < end * D; i++)                                         \
-      dx[i] += dy[i] * DF (x[i]);                                                        \
-  }                                                                                      \
+#define DEFINE_UNARY(NAME, F, DF)                                                                                      \
+  static void NAME##_fwd_task (gpointer data, gint64 begin, gint64 end, int thread)                                    \
+  {                                                                                                                    \
+    CriaNode *n = data;                                                                                                \
+    gint64 D = last_dim (n);                                                                                           \
+    const float *x = cpu_f32 (n->src[0]->value);                                                                       \
+    float *y = cpu_f32 (n->value);                                                                                     \
+    for (gint64 i = begin * D; i < end * D; i++)                                                                       \
+      y[i] = F (x[i]);                                                                                                 \
+  }                                                                                                                    \
+  static void NAME##_bwd_task (gpointer data, gint64 begin, gint64 end, int thread)                                    \
+  {                                                                                                                    \
+    CriaNode *n = data;                                                                                                \
+    gint64 D = last_dim (n);                                                                                           \
+    const float *x = cpu_f32 (n->src[0]->value), *dy = cpu_f32 (n->grad);                                              \
+    float *dx = cpu_f32 (n->src[0]->grad);                                                                             \
+    for (gint64 i = begin * D; i < end * D; i++)                                                                       \
+      dx[i] += dy[i] * DF (x[i]);                                                                                      \
+  }                                                                                                                    \
   DEFINE_ROW_KERNELS (NAME)
 
 #define gelu_after_backward(n) TRUE

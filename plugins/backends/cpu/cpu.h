@@ -20,8 +20,8 @@ typedef enum { CPU_ISA_GENERIC, CPU_ISA_AVX2, CPU_ISA_AVX512, CPU_N_ISAS } CpuIs
 typedef struct {
   CpuPool *pool;
   CpuIsa isa;
-  gboolean has_bf16;   /* AVX-512-BF16 present (reported; see cpu-gemm.c) */
-  float **scratch;     /* per thread */
+  gboolean has_bf16; /* AVX-512-BF16 present (reported; see cpu-gemm.c) */
+  float **scratch;   /* per thread */
   gsize *scratch_size;
 } CpuBackend;
 
@@ -32,9 +32,8 @@ const char *cpu_isa_name (CpuIsa isa);
 /* C(i,n) (+)= sum_k A(i,k) B(k,n) for i < M, n < N, k < K, with
  * A(i,k) = A[i*rsa + k*csa] (f32), B(k,n) = B[k*rsb + n*csb] (f32, bf16 or
  * f16), C row-major with row stride ldc. Accumulates when `accumulate`. */
-void cpu_gemm (CpuBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gint64 rsa, gint64 csa,
-               const void *B, CriaDType btype, gint64 rsb, gint64 csb, float *C, gint64 ldc,
-               gboolean accumulate);
+void cpu_gemm (CpuBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gint64 rsa, gint64 csa, const void *B,
+               CriaDType btype, gint64 rsb, gint64 csb, float *C, gint64 ldc, gboolean accumulate);
 
 /* Kernels, by file. */
 gboolean cpu_matmul_forward (gpointer be, CriaNode *node, GError **error);

@@ -259,8 +259,8 @@ modified_precision (GPtrArray *hyp, GPtrArray **refs, guint n_refs, guint n, gui
 }
 
 static gboolean
-bleu_add (gpointer data, const char *hypothesis, const char *const *references, guint n_references,
-          CriaScores *segment, GError **error)
+bleu_add (gpointer data, const char *hypothesis, const char *const *references, guint n_references, CriaScores *segment,
+          GError **error)
 {
   Bleu *self = data;
   g_autoptr (GPtrArray) hyp = text_tokenize (hypothesis, self->tokenize, FALSE);

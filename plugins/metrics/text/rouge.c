@@ -37,8 +37,8 @@ typedef struct {
   gboolean lowercase;
   gboolean strip_punctuation;
   TextTokenize tokenize;
-  guint n_types;    /* max_n + 2: rouge1..N, rougeL, rougeLsum */
-  double *sums;     /* n_types * 3 running sums of p, r, f */
+  guint n_types; /* max_n + 2: rouge1..N, rougeL, rougeLsum */
+  double *sums;  /* n_types * 3 running sums of p, r, f */
   guint64 segments;
 } Rouge;
 
@@ -103,7 +103,7 @@ lcs_table (const char *const *a, guint la, const char *const *b, guint lb)
   for (guint i = 1; i <= la; i++)
     for (guint j = 1; j <= lb; j++)
       t[i * w + j] = !strcmp (a[i - 1], b[j - 1]) ? t[(i - 1) * w + j - 1] + 1
-                                                   : MAX (t[(i - 1) * w + j], t[i * w + j - 1]);
+                                                  : MAX (t[(i - 1) * w + j], t[i * w + j - 1]);
   return t;
 }
 
@@ -231,8 +231,7 @@ rouge_pair (Rouge *self, GPtrArray *hyp, GArray *hs, GPtrArray *ref, GArray *rs,
 {
   if ((double) hyp->len * ref->len > LCS_MAX_PAIRS) {
     g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD,
-                 "rouge: a hypothesis of %u and a reference of %u tokens are too long for ROUGE-L", hyp->len,
-                 ref->len);
+                 "rouge: a hypothesis of %u and a reference of %u tokens are too long for ROUGE-L", hyp->len, ref->len);
     return FALSE;
   }
   for (guint n = 1; n <= self->max_n; n++) {

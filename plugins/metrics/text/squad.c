@@ -62,7 +62,8 @@ answer_tokens (const char *text)
       g_string_append_len (out, p, q - p);
     } else {
       gsize n = (gsize) (q - p);
-      gboolean article = (n == 1 && *p == 'a') || (n == 2 && !strncmp (p, "an", 2)) || (n == 3 && !strncmp (p, "the", 3));
+      gboolean article = (n == 1 && *p == 'a') || (n == 2 && !strncmp (p, "an", 2)) ||
+                         (n == 3 && !strncmp (p, "the", 3));
       if (article)
         g_string_append_c (out, ' ');
       else

@@ -24,8 +24,14 @@ text_is_space (gunichar c)
   if ((c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x20))
     return TRUE;
   switch (c) {
-    case 0x85: case 0xa0: case 0x1680: case 0x2028: case 0x2029:
-    case 0x202f: case 0x205f: case 0x3000:
+    case 0x85:
+    case 0xa0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202f:
+    case 0x205f:
+    case 0x3000:
       return TRUE;
     default:
       return c >= 0x2000 && c <= 0x200a;

@@ -10,10 +10,12 @@ typedef enum {
 } TextTokenize;
 
 /* The property entry every text metric declares, with its default. */
-#define TEXT_TOKENIZE_PROP(default_)                                                                   \
-  { "tokenize", CRIA_PROP_ENUM, default_, 0, 0, "word|char|mixed",                                    \
-    "word: split at whitespace (Python str.split); char: each non-space character (Chinese); "         \
-    "mixed: each CJK character alone, other text split at whitespace" }
+#define TEXT_TOKENIZE_PROP(default_)                                                                                   \
+  {                                                                                                                    \
+    "tokenize", CRIA_PROP_ENUM, default_, 0, 0, "word|char|mixed",                                                     \
+        "word: split at whitespace (Python str.split); char: each non-space character (Chinese); "                     \
+        "mixed: each CJK character alone, other text split at whitespace"                                              \
+  }
 
 TextTokenize text_tokenize_from_props (const CriaProps *props);
 /* Python's str.isspace() for one character. */

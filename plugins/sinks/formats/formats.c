@@ -13,12 +13,31 @@
 
 #include <cria/cria.h>
 
-#define LOCATION_PROP { "location", CRIA_PROP_STRING, NULL, 0, 0, NULL, "the file to write; - writes stdout", CRIA_PROP_FLAG_REQUIRED }
-#define METADATA_PROP { "metadata", CRIA_PROP_BOOL, "true", 0, 0, NULL, "also write each record's metadata members (source, id, ...)" }
-#define FORMAT_PROP { "format", CRIA_PROP_ENUM, "json", 0, 0, "json|jsonl", "json: one array (one record per line inside it); jsonl: one object per line" }
-#define INFO_PROPS                                                                                                   \
-  { "dataset-info", CRIA_PROP_STRING, NULL, 0, 0, NULL, "also add an entry for the file to this LLaMA-Factory dataset_info.json" }, \
-  { "dataset-name", CRIA_PROP_STRING, NULL, 0, 0, NULL, "the entry's name in dataset_info.json (default: the file's base name)" }
+#define LOCATION_PROP                                                                                                  \
+  {                                                                                                                    \
+    "location", CRIA_PROP_STRING, NULL, 0, 0, NULL, "the file to write; - writes stdout", CRIA_PROP_FLAG_REQUIRED      \
+  }
+#define METADATA_PROP                                                                                                  \
+  {                                                                                                                    \
+    "metadata", CRIA_PROP_BOOL, "true", 0, 0, NULL, "also write each record's metadata members (source, id, ...)"      \
+  }
+#define FORMAT_PROP                                                                                                    \
+  {                                                                                                                    \
+    "format", CRIA_PROP_ENUM, "json", 0, 0, "json|jsonl",                                                              \
+        "json: one array (one record per line inside it); jsonl: one object per line"                                  \
+  }
+#define INFO_PROPS                                                                                                     \
+  { "dataset-info",                                                                                                    \
+    CRIA_PROP_STRING,                                                                                                  \
+    NULL,                                                                                                              \
+    0,                                                                                                                 \
+    0,                                                                                                                 \
+    NULL,                                                                                                              \
+    "also add an entry for the file to this LLaMA-Factory dataset_info.json" },                                        \
+  {                                                                                                                    \
+    "dataset-name", CRIA_PROP_STRING, NULL, 0, 0, NULL,                                                                \
+        "the entry's name in dataset_info.json (default: the file's base name)"                                        \
+  }
 
 static const CriaPropSpec alpaca_props[] = { LOCATION_PROP, FORMAT_PROP, METADATA_PROP, INFO_PROPS, CRIA_PROP_END };
 static const CriaPropSpec sharegpt_props[] = { LOCATION_PROP, FORMAT_PROP, METADATA_PROP, INFO_PROPS, CRIA_PROP_END };
@@ -90,10 +109,26 @@ sink_create (Layout layout, const CriaProps *props, GError **error)
   return self;
 }
 
-static gpointer alpaca_create (const CriaProps *p, CriaContext *c, GError **e) { return sink_create (LAYOUT_ALPACA, p, e); }
-static gpointer sharegpt_create (const CriaProps *p, CriaContext *c, GError **e) { return sink_create (LAYOUT_SHAREGPT, p, e); }
-static gpointer messages_create (const CriaProps *p, CriaContext *c, GError **e) { return sink_create (LAYOUT_MESSAGES, p, e); }
-static gpointer csv_create (const CriaProps *p, CriaContext *c, GError **e) { return sink_create (LAYOUT_CSV, p, e); }
+static gpointer
+alpaca_create (const CriaProps *p, CriaContext *c, GError **e)
+{
+  return sink_create (LAYOUT_ALPACA, p, e);
+}
+static gpointer
+sharegpt_create (const CriaProps *p, CriaContext *c, GError **e)
+{
+  return sink_create (LAYOUT_SHAREGPT, p, e);
+}
+static gpointer
+messages_create (const CriaProps *p, CriaContext *c, GError **e)
+{
+  return sink_create (LAYOUT_MESSAGES, p, e);
+}
+static gpointer
+csv_create (const CriaProps *p, CriaContext *c, GError **e)
+{
+  return sink_create (LAYOUT_CSV, p, e);
+}
 
 static void
 add_metadata (JsonObject *o, const CriaRecord *r)
@@ -301,10 +336,10 @@ sink_abort (gpointer data)
   cria_output_abort (g_steal_pointer (&self->output));
 }
 
-#define SINK_VTABLE(name_)                                                                             \
-  static const CriaStageVTable name_##_vtable = { .create = name_##_create, .destroy = sink_destroy,   \
-                                                  .push = sink_push, .finish = sink_finish,            \
-                                                  .abort = sink_abort }
+#define SINK_VTABLE(name_)                                                                                             \
+  static const CriaStageVTable name_##_vtable = {                                                                      \
+    .create = name_##_create, .destroy = sink_destroy, .push = sink_push, .finish = sink_finish, .abort = sink_abort   \
+  }
 SINK_VTABLE (alpaca);
 SINK_VTABLE (sharegpt);
 SINK_VTABLE (messages);
@@ -312,7 +347,8 @@ SINK_VTABLE (csv);
 
 static const CriaProviderInfo infos[] = {
   { CRIA_KIND_SINK, "alpaca", "Writes Alpaca records (instruction, input, output, system, history)",
-    "file location=in.jsonl ! alpaca location=train.json dataset-info=dataset_info.json", alpaca_props, &alpaca_vtable },
+    "file location=in.jsonl ! alpaca location=train.json dataset-info=dataset_info.json", alpaca_props,
+    &alpaca_vtable },
   { CRIA_KIND_SINK, "sharegpt", "Writes ShareGPT conversations (from/value turns)",
     "file location=in.jsonl ! sharegpt location=train.json", sharegpt_props, &sharegpt_vtable },
   { CRIA_KIND_SINK, "messages", "Writes OpenAI chat records ({messages: [{role, content}]}) as JSON lines",

@@ -8,10 +8,9 @@
 
 #include <cria/cria.h>
 
-static const CriaPropSpec jsonl_props[] = {
-  { "location", CRIA_PROP_STRING, NULL, 0, 0, NULL, "the file to write; - writes stdout", CRIA_PROP_FLAG_REQUIRED },
-  CRIA_PROP_END
-};
+static const CriaPropSpec jsonl_props[] = { { "location", CRIA_PROP_STRING, NULL, 0, 0, NULL,
+                                              "the file to write; - writes stdout", CRIA_PROP_FLAG_REQUIRED },
+                                            CRIA_PROP_END };
 
 typedef struct {
   CriaOutput *output; /* NULL once committed or aborted */

@@ -154,7 +154,8 @@ rules_pool_new (CriaRegistry *registry, GError **error)
 {
   const CriaProvider *provider = NULL;
   g_autoptr (CriaProps) props = NULL;
-  if (!cria_registry_parse_spec (registry, CRIA_KIND_METRIC, "rouge max-n=1 tokenize=mixed", &provider, &props, error)) {
+  if (!cria_registry_parse_spec (registry, CRIA_KIND_METRIC, "rouge max-n=1 tokenize=mixed", &provider, &props,
+                                 error)) {
     g_prefix_error (error, "the similarity filter needs the rouge metric: ");
     return NULL;
   }
@@ -305,9 +306,10 @@ static gboolean
 only_punctuation_and_stop_words (const char *text)
 {
   static const char *const stop[] = {
-    "a", "an", "the", "and", "or", "but", "of", "to", "in", "on", "at", "for", "with", "is", "are", "was", "were",
-    "be", "it", "this", "that", "these", "those", "i", "you", "he", "she", "we", "they", "as", "by", "so", "not",
-    "的", "了", "是", "在", "和", "也", "就", "都", "而", "及", "与", "着", "或", "一个", "这", "那", NULL,
+    "a",   "an",  "the",  "and",  "or", "but", "of",   "to",   "in",    "on",    "at", "for", "with",
+    "is",  "are", "was",  "were", "be", "it",  "this", "that", "these", "those", "i",  "you", "he",
+    "she", "we",  "they", "as",   "by", "so",  "not",  "的",   "了",    "是",    "在", "和",  "也",
+    "就",  "都",  "而",   "及",   "与", "着",  "或",   "一个", "这",    "那",    NULL,
   };
   g_autofree char *lower = g_utf8_strdown (text, -1);
   GString *word = g_string_new (NULL);
@@ -338,11 +340,20 @@ rules_check_evolution (RulesPool *scratch, const char *original, const char *evo
                        double max_similarity)
 {
   static const char *const leaks[] = {
-    "#given prompt#", "#rewritten prompt#", "#created prompt#", "given prompt", "rewritten prompt", "created prompt",
-    "#the given prompt#", "给定提示", "改写后的提示", "重写的提示", NULL,
+    "#given prompt#",
+    "#rewritten prompt#",
+    "#created prompt#",
+    "given prompt",
+    "rewritten prompt",
+    "created prompt",
+    "#the given prompt#",
+    "给定提示",
+    "改写后的提示",
+    "重写的提示",
+    NULL,
   };
-  static const char *const apologies[] = { "sorry", "i apologize", "as an ai", "i cannot", "i can't", "抱歉",
-                                           "对不起", "作为一个人工智能", "我无法", NULL };
+  static const char *const apologies[] = { "sorry", "i apologize", "as an ai",         "i cannot", "i can't",
+                                           "抱歉",  "对不起",      "作为一个人工智能", "我无法",   NULL };
   g_autofree char *evo = g_strstrip (g_strdup (evolved ? evolved : ""));
   g_autofree char *resp = g_strstrip (g_strdup (response ? response : ""));
   if (!*evo || !*resp)

@@ -20,10 +20,10 @@ typedef CriaRecord *(*ConvRow) (Conv *self, JsonObject *row, const char *where, 
 struct _Conv {
   const CriaProps *props;
   CriaContext *ctx;
-  CriaRows *rows;      /* row-based converters */
-  JsonNode *document;  /* document-based converters */
-  guint unit;          /* the next unit of the document */
-  GQueue pending;      /* CriaRecord* */
+  CriaRows *rows;     /* row-based converters */
+  JsonNode *document; /* document-based converters */
+  guint unit;         /* the next unit of the document */
+  GQueue pending;     /* CriaRecord* */
   ConvFill fill;
   ConvRow row;
   gpointer data;
@@ -44,10 +44,15 @@ const char *conv_prop (Conv *self, const char *name);
 /* Stores strings as a JSON array of metadata. */
 void conv_set_strings (CriaRecord *record, const char *member, GPtrArray *strings);
 
-#define CONV_LOCATION_PROP(what_) \
-  { "location", CRIA_PROP_STRING, NULL, 0, 0, NULL, what_, CRIA_PROP_FLAG_REQUIRED }
-#define CONV_FORMAT_PROP \
-  { "format", CRIA_PROP_ENUM, "auto", 0, 0, "auto|jsonl|json|csv", "container of the rows: JSON lines, a JSON array, CSV, or auto-detected" }
+#define CONV_LOCATION_PROP(what_)                                                                                      \
+  {                                                                                                                    \
+    "location", CRIA_PROP_STRING, NULL, 0, 0, NULL, what_, CRIA_PROP_FLAG_REQUIRED                                     \
+  }
+#define CONV_FORMAT_PROP                                                                                               \
+  {                                                                                                                    \
+    "format", CRIA_PROP_ENUM, "auto", 0, 0, "auto|jsonl|json|csv",                                                     \
+        "container of the rows: JSON lines, a JSON array, CSV, or auto-detected"                                       \
+  }
 
-#define SOURCE_VTABLE(name_) \
+#define SOURCE_VTABLE(name_)                                                                                           \
   const CriaStageVTable name_##_vtable = { .create = name_##_create, .destroy = conv_destroy, .next = conv_next }

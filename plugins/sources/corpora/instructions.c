@@ -19,7 +19,8 @@ static const CriaPropSpec dolly_props[] = {
   CONV_LOCATION_PROP ("Dolly rows ({instruction, context, response, category})"),
   CONV_FORMAT_PROP,
   { "mode", CRIA_PROP_ENUM, "forward", 0, 0, "forward|reverse",
-    "forward: the instruction asks for the response; reverse: the response is given and the record asks for the instruction that produced it" },
+    "forward: the instruction asks for the response; reverse: the response is given and the record asks for the "
+    "instruction that produced it" },
   { "reverse-instruction", CRIA_PROP_STRING, "Write the instruction that the following response answers.", 0, 0, NULL,
     "the instruction of reverse-mode records" },
   CRIA_PROP_END
@@ -41,7 +42,8 @@ dolly_row (Conv *self, JsonObject *row, const char *where, GError **error)
   g_autoptr (CriaRecord) r = cria_record_new ();
   if (!strcmp (cria_props_get_string (self->props, "mode"), "reverse")) {
     r->instruction = g_strdup (cria_props_get_string (self->props, "reverse-instruction"));
-    r->input = context && *context ? g_strdup_printf ("%s\n\nContext:\n%s", response, context) : g_steal_pointer (&response);
+    r->input = context && *context ? g_strdup_printf ("%s\n\nContext:\n%s", response, context)
+                                   : g_steal_pointer (&response);
     r->output = g_steal_pointer (&instruction);
   } else {
     r->instruction = g_steal_pointer (&instruction);
@@ -65,11 +67,13 @@ dolly_create (const CriaProps *props, CriaContext *ctx, GError **error)
 static const CriaPropSpec mapper_props[] = {
   CONV_LOCATION_PROP ("a JSON lines, JSON array or CSV file with named fields"),
   CONV_FORMAT_PROP,
-  { "instruction", CRIA_PROP_STRING, NULL, 0, 0, NULL, "template of the instruction, e.g. {Question}", CRIA_PROP_FLAG_REQUIRED },
+  { "instruction", CRIA_PROP_STRING, NULL, 0, 0, NULL, "template of the instruction, e.g. {Question}",
+    CRIA_PROP_FLAG_REQUIRED },
   { "input", CRIA_PROP_STRING, NULL, 0, 0, NULL, "template of the input (none when unset)" },
   { "output", CRIA_PROP_STRING, NULL, 0, 0, NULL, "template of the output, e.g. {Response}", CRIA_PROP_FLAG_REQUIRED },
   { "system", CRIA_PROP_STRING, NULL, 0, 0, NULL, "template of the system prompt (none when unset)" },
-  { "reasoning", CRIA_PROP_STRING, NULL, 0, 0, NULL, "a field holding the reasoning behind the output, e.g. Complex_CoT" },
+  { "reasoning", CRIA_PROP_STRING, NULL, 0, 0, NULL,
+    "a field holding the reasoning behind the output, e.g. Complex_CoT" },
   { "reasoning-place", CRIA_PROP_ENUM, "output", 0, 0, "output|meta",
     "output: <think>reasoning</think> then the output; meta: kept in the record's reasoning metadata" },
   { "keep", CRIA_PROP_STRING, NULL, 0, 0, NULL, "comma-separated fields copied into the record's metadata" },
@@ -133,7 +137,8 @@ const CriaProviderInfo cria_instruction_infos[] = {
   { CRIA_KIND_SOURCE, "dolly", "Converts Dolly records (context becomes input; reverse mode asks for the instruction)",
     "dolly location=databricks-dolly-15k.jsonl ! alpaca location=dolly.json", dolly_props, &dolly_vtable },
   { CRIA_KIND_SOURCE, "mapper", "Maps any JSON/JSONL/CSV rows into records through {field} templates",
-    "mapper location=med.json instruction={Question} output={Response} reasoning=Complex_CoT ! alpaca location=med-sft.json",
+    "mapper location=med.json instruction={Question} output={Response} reasoning=Complex_CoT ! alpaca "
+    "location=med-sft.json",
     mapper_props, &mapper_vtable },
   { 0 }
 };

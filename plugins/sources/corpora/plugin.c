@@ -15,5 +15,6 @@ plugin_init (CriaPlugin *plugin, GError **error)
   return TRUE;
 }
 
-CRIA_PLUGIN_DEFINE ("corpora", "Converters of public datasets: SQuAD, NQ, CoQA, DialogSum, XSum, CNN/DailyMail, Dolly, mapper",
+CRIA_PLUGIN_DEFINE ("corpora",
+                    "Converters of public datasets: SQuAD, NQ, CoQA, DialogSum, XSum, CNN/DailyMail, Dolly, mapper",
                     plugin_init, PACKAGE_VERSION, "LGPL-2.1-or-later", "cria");

@@ -16,11 +16,15 @@
 
 static const CriaPropSpec squad_props[] = {
   CONV_LOCATION_PROP ("a SQuAD v1.1 or v2.0 JSON file ({data: [{title, paragraphs: [{context, qas}]}]})"),
-  { "context", CRIA_PROP_ENUM, "input", 0, 0, "input|inline", "input: the paragraph is the record's input; inline: it is written into the instruction" },
+  { "context", CRIA_PROP_ENUM, "input", 0, 0, "input|inline",
+    "input: the paragraph is the record's input; inline: it is written into the instruction" },
   { "instruction", CRIA_PROP_STRING, NULL, 0, 0, NULL,
-    "instruction template over {question}, {context}, {title} (default {question}; inline: {context} and {question} on separate paragraphs)" },
-  { "unanswerable", CRIA_PROP_ENUM, "refuse", 0, 0, "refuse|skip", "v2.0 questions without an answer: answered with the refusal, or skipped (counted)" },
-  { "refusal", CRIA_PROP_STRING, "The context does not contain the answer to this question.", 0, 0, NULL, "the output of an unanswerable question" },
+    "instruction template over {question}, {context}, {title} (default {question}; inline: {context} and {question} on "
+    "separate paragraphs)" },
+  { "unanswerable", CRIA_PROP_ENUM, "refuse", 0, 0, "refuse|skip",
+    "v2.0 questions without an answer: answered with the refusal, or skipped (counted)" },
+  { "refusal", CRIA_PROP_STRING, "The context does not contain the answer to this question.", 0, 0, NULL,
+    "the output of an unanswerable question" },
   CRIA_PROP_END
 };
 
@@ -33,7 +37,10 @@ static const char *
 squad_lookup (const char *name, gpointer data)
 {
   SquadLookup *l = data;
-  return !strcmp (name, "question") ? l->question : !strcmp (name, "context") ? l->context : !strcmp (name, "title") ? l->title : NULL;
+  return !strcmp (name, "question")  ? l->question
+         : !strcmp (name, "context") ? l->context
+         : !strcmp (name, "title")   ? l->title
+                                     : NULL;
 }
 
 static CriaRecord *
@@ -44,7 +51,9 @@ squad_question (Conv *self, JsonObject *qa, const char *context, const char *tit
   JsonArray *answers = json_object_has_member (qa, "answers") ? json_object_get_array_member (qa, "answers") : NULL;
   if (!question || !id || !answers) {
     g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_MISSING_FIELD, "%s: missing field '%s'", where,
-                 !question ? "question" : !id ? "id" : "answers");
+                 !question ? "question"
+                 : !id     ? "id"
+                           : "answers");
     return NULL;
   }
   g_autoptr (GPtrArray) texts = g_ptr_array_new ();
@@ -52,7 +61,8 @@ squad_question (Conv *self, JsonObject *qa, const char *context, const char *tit
     JsonObject *a = json_array_get_object_element (answers, i);
     const char *t = a ? json_object_get_string_member_with_default (a, "text", NULL) : NULL;
     if (!t) {
-      g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD, "%s: field 'answers[%u].text': expected a string", where, i);
+      g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD,
+                   "%s: field 'answers[%u].text': expected a string", where, i);
       return NULL;
     }
     g_ptr_array_add (texts, (gpointer) t);
@@ -105,13 +115,14 @@ squad_fill (Conv *self, GError **error)
       return CRIA_FLOW_EOS;
     JsonObject *article = json_array_get_object_element (data, pos->article);
     JsonArray *paras = article && json_object_has_member (article, "paragraphs")
-                         ? json_object_get_array_member (article, "paragraphs") : NULL;
+                           ? json_object_get_array_member (article, "paragraphs")
+                           : NULL;
     if (!paras || pos->paragraph >= json_array_get_length (paras)) {
       pos->article++;
       pos->paragraph = 0;
       if (!paras) {
-        g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_MISSING_FIELD, "%s: data[%u]: missing field 'paragraphs'",
-                     path, pos->article - 1);
+        g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_MISSING_FIELD,
+                     "%s: data[%u]: missing field 'paragraphs'", path, pos->article - 1);
         return CRIA_FLOW_ERROR;
       }
       continue;
@@ -162,12 +173,11 @@ squad_create (const CriaProps *props, CriaContext *ctx, GError **error)
 
 /* ---- nq ---------------------------------------------------------------------- */
 
-static const CriaPropSpec nq_props[] = {
-  CONV_LOCATION_PROP ("NQ-open JSON lines ({question, answer: [...]})"),
-  CONV_FORMAT_PROP,
-  { "instruction", CRIA_PROP_STRING, "{question}", 0, 0, NULL, "instruction template over the row's members" },
-  CRIA_PROP_END
-};
+static const CriaPropSpec nq_props[] = { CONV_LOCATION_PROP ("NQ-open JSON lines ({question, answer: [...]})"),
+                                         CONV_FORMAT_PROP,
+                                         { "instruction", CRIA_PROP_STRING, "{question}", 0, 0, NULL,
+                                           "instruction template over the row's members" },
+                                         CRIA_PROP_END };
 
 static CriaRecord *
 nq_row (Conv *self, JsonObject *row, const char *where, GError **error)
@@ -186,7 +196,8 @@ nq_row (Conv *self, JsonObject *row, const char *where, GError **error)
   for (guint i = 0; i < json_array_get_length (a); i++) {
     JsonNode *e = json_array_get_element (a, i);
     if (!JSON_NODE_HOLDS_VALUE (e) || json_node_get_value_type (e) != G_TYPE_STRING) {
-      g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD, "%s: field 'answer[%u]': expected a string", where, i);
+      g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD,
+                   "%s: field 'answer[%u]': expected a string", where, i);
       return NULL;
     }
     g_ptr_array_add (answers, (gpointer) json_node_get_string (e));
@@ -212,9 +223,12 @@ nq_create (const CriaProps *props, CriaContext *ctx, GError **error)
 static const CriaPropSpec coqa_props[] = {
   CONV_LOCATION_PROP ("a CoQA JSON file ({data: [{id, story, questions, answers, additional_answers}]})"),
   { "mode", CRIA_PROP_ENUM, "turns", 0, 0, "turns|messages",
-    "turns: one record per question, its instruction holding the dialogue so far; messages: one multi-turn record per story" },
-  { "unknown", CRIA_PROP_ENUM, "keep", 0, 0, "keep|skip|refuse", "questions answered 'unknown': kept as they are, skipped (turns mode), or answered with the refusal" },
-  { "refusal", CRIA_PROP_STRING, "The story does not say.", 0, 0, NULL, "the answer given to 'unknown' questions when unknown=refuse" },
+    "turns: one record per question, its instruction holding the dialogue so far; messages: one multi-turn record per "
+    "story" },
+  { "unknown", CRIA_PROP_ENUM, "keep", 0, 0, "keep|skip|refuse",
+    "questions answered 'unknown': kept as they are, skipped (turns mode), or answered with the refusal" },
+  { "refusal", CRIA_PROP_STRING, "The story does not say.", 0, 0, NULL,
+    "the answer given to 'unknown' questions when unknown=refuse" },
   CRIA_PROP_END
 };
 
@@ -230,7 +244,8 @@ coqa_fill (Conv *self, GError **error)
 {
   JsonObject *root = JSON_NODE_HOLDS_OBJECT (self->document) ? json_node_get_object (self->document) : NULL;
   const char *path = cria_props_get_string (self->props, "location");
-  if (!root || !json_object_has_member (root, "data") || !JSON_NODE_HOLDS_ARRAY (json_object_get_member (root, "data"))) {
+  if (!root || !json_object_has_member (root, "data") ||
+      !JSON_NODE_HOLDS_ARRAY (json_object_get_member (root, "data"))) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: not CoQA: expected an object with a 'data' array", path);
     return CRIA_FLOW_ERROR;
   }
@@ -240,16 +255,23 @@ coqa_fill (Conv *self, GError **error)
   guint si = self->unit++;
   JsonObject *story = json_array_get_object_element (data, si);
   const char *text = story ? json_object_get_string_member_with_default (story, "story", NULL) : NULL;
-  JsonArray *qs = story && json_object_has_member (story, "questions") ? json_object_get_array_member (story, "questions") : NULL;
-  JsonArray *as = story && json_object_has_member (story, "answers") ? json_object_get_array_member (story, "answers") : NULL;
+  JsonArray *qs = story && json_object_has_member (story, "questions")
+                      ? json_object_get_array_member (story, "questions")
+                      : NULL;
+  JsonArray *as = story && json_object_has_member (story, "answers") ? json_object_get_array_member (story, "answers")
+                                                                     : NULL;
   if (!text || !qs || !as || json_array_get_length (qs) != json_array_get_length (as)) {
     g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_MISSING_FIELD, "%s: data[%u]: %s", path, si,
-                 !text ? "missing field 'story'" : !qs ? "missing field 'questions'" : !as ? "missing field 'answers'"
-                                                 : "'questions' and 'answers' differ in length");
+                 !text ? "missing field 'story'"
+                 : !qs ? "missing field 'questions'"
+                 : !as ? "missing field 'answers'"
+                       : "'questions' and 'answers' differ in length");
     return CRIA_FLOW_ERROR;
   }
   const char *id = json_object_get_string_member_with_default (story, "id", NULL);
-  JsonObject *extra = json_object_has_member (story, "additional_answers") ? json_object_get_object_member (story, "additional_answers") : NULL;
+  JsonObject *extra = json_object_has_member (story, "additional_answers")
+                          ? json_object_get_object_member (story, "additional_answers")
+                          : NULL;
   const char *unknown = cria_props_get_string (self->props, "unknown");
   gboolean per_turn = !strcmp (cria_props_get_string (self->props, "mode"), "turns");
   g_autoptr (GString) history = g_string_new (NULL);
@@ -257,8 +279,8 @@ coqa_fill (Conv *self, GError **error)
   for (guint i = 0; i < json_array_get_length (qs); i++) {
     const char *q = coqa_text (qs, i, "input_text"), *a = coqa_text (as, i, "input_text");
     if (!q || !a) {
-      g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_MISSING_FIELD, "%s: data[%u].%s[%u]: missing field 'input_text'",
-                   path, si, !q ? "questions" : "answers", i);
+      g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_MISSING_FIELD,
+                   "%s: data[%u].%s[%u]: missing field 'input_text'", path, si, !q ? "questions" : "answers", i);
       return CRIA_FLOW_ERROR;
     }
     gboolean is_unknown = !g_ascii_strcasecmp (a, "unknown");

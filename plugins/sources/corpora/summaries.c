@@ -19,26 +19,25 @@
 
 #include "corpora.h"
 
-#define INSTRUCTION_PROP(default_) \
-  { "instruction", CRIA_PROP_STRING, default_, 0, 0, NULL, "the instruction of every record (a template over the row's members)" }
+#define INSTRUCTION_PROP(default_)                                                                                     \
+  {                                                                                                                    \
+    "instruction", CRIA_PROP_STRING, default_, 0, 0, NULL,                                                             \
+        "the instruction of every record (a template over the row's members)"                                          \
+  }
 
 static const CriaPropSpec dialogsum_props[] = {
   CONV_LOCATION_PROP ("DialogSum rows ({fname, dialogue, summary, topic}; the test layout has summary1..summary3)"),
-  CONV_FORMAT_PROP,
-  INSTRUCTION_PROP ("Summarize the following dialogue."),
-  CRIA_PROP_END
+  CONV_FORMAT_PROP, INSTRUCTION_PROP ("Summarize the following dialogue."), CRIA_PROP_END
 };
 
-static const CriaPropSpec xsum_props[] = {
-  CONV_LOCATION_PROP ("XSum rows ({document, summary, id})"),
-  CONV_FORMAT_PROP,
-  INSTRUCTION_PROP ("Summarize the following document in one sentence."),
-  CRIA_PROP_END
-};
+static const CriaPropSpec xsum_props[] = { CONV_LOCATION_PROP ("XSum rows ({document, summary, id})"), CONV_FORMAT_PROP,
+                                           INSTRUCTION_PROP ("Summarize the following document in one sentence."),
+                                           CRIA_PROP_END };
 
 static const CriaPropSpec cnndm_props[] = {
   CONV_LOCATION_PROP ("CNN/DailyMail rows ({id, article, highlights}) or a tar, tgz or zip archive of *.story files"),
-  { "format", CRIA_PROP_ENUM, "auto", 0, 0, "auto|jsonl|json|csv|archive", "rows (JSON lines, JSON array, CSV), an archive of .story files, or auto-detected from the name" },
+  { "format", CRIA_PROP_ENUM, "auto", 0, 0, "auto|jsonl|json|csv|archive",
+    "rows (JSON lines, JSON array, CSV), an archive of .story files, or auto-detected from the name" },
   INSTRUCTION_PROP ("Summarize the following news article in a few bullet points."),
   CRIA_PROP_END
 };

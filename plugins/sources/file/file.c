@@ -20,7 +20,8 @@
 #include <cria/cria.h>
 
 static const CriaPropSpec file_props[] = {
-  { "location", CRIA_PROP_STRING, NULL, 0, 0, NULL, "the file to read; - reads stdin (as JSON lines)", CRIA_PROP_FLAG_REQUIRED },
+  { "location", CRIA_PROP_STRING, NULL, 0, 0, NULL, "the file to read; - reads stdin (as JSON lines)",
+    CRIA_PROP_FLAG_REQUIRED },
   { "format", CRIA_PROP_ENUM, "auto", 0, 0, "auto|jsonl|json|csv",
     "container: jsonl (one object per line), json (an array), csv (RFC 4180 with a header row), or auto-detected" },
   { "schema", CRIA_PROP_ENUM, "auto", 0, 0, "auto|record|alpaca|sharegpt|messages",
@@ -175,10 +176,14 @@ static const CriaProviderInfo file_info = {
 
 static const CriaPropSpec mix_props[] = {
   { "locations", CRIA_PROP_STRING, NULL, 0, 0, NULL, "comma-separated files to interleave", CRIA_PROP_FLAG_REQUIRED },
-  { "weights", CRIA_PROP_STRING, NULL, 0, 0, NULL, "comma-separated relative weights, one per file (default: all equal)" },
-  { "format", CRIA_PROP_ENUM, "auto", 0, 0, "auto|jsonl|json|csv", "container of every file, or auto-detected per file" },
-  { "schema", CRIA_PROP_ENUM, "auto", 0, 0, "auto|record|alpaca|sharegpt|messages", "field layout of every file, or auto-detected per row" },
-  { "seed", CRIA_PROP_INT, NULL, 0, (double) G_MAXINT64, NULL, "seed of the interleaving (default: the pipeline's --seed)" },
+  { "weights", CRIA_PROP_STRING, NULL, 0, 0, NULL,
+    "comma-separated relative weights, one per file (default: all equal)" },
+  { "format", CRIA_PROP_ENUM, "auto", 0, 0, "auto|jsonl|json|csv",
+    "container of every file, or auto-detected per file" },
+  { "schema", CRIA_PROP_ENUM, "auto", 0, 0, "auto|record|alpaca|sharegpt|messages",
+    "field layout of every file, or auto-detected per row" },
+  { "seed", CRIA_PROP_INT, NULL, 0, (double) G_MAXINT64, NULL,
+    "seed of the interleaving (default: the pipeline's --seed)" },
   CRIA_PROP_END
 };
 
@@ -212,12 +217,13 @@ mix_create (const CriaProps *props, CriaContext *ctx, GError **error)
   self->files = g_ptr_array_new_with_free_func (file_destroy);
   self->weights = g_array_new (FALSE, FALSE, sizeof (double));
   cria_rng_init (&self->rng, cria_props_is_set (props, "seed") ? (guint64) cria_props_get_int (props, "seed")
-                                                                : cria_context_get_seed (ctx));
+                                                               : cria_context_get_seed (ctx));
   for (guint i = 0; paths[i]; i++) {
     char *end = NULL;
     double wi = weights ? g_ascii_strtod (g_strstrip (weights[i]), &end) : 1.0;
     if (weights && (!end || *end || !(wi > 0))) {
-      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "weights: '%s' is not a positive number", weights[i]);
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "weights: '%s' is not a positive number",
+                   weights[i]);
       mix_destroy (self);
       return NULL;
     }

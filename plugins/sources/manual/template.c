@@ -16,7 +16,8 @@
 #include <cria/cria.h>
 
 static const CriaPropSpec template_props[] = {
-  { "location", CRIA_PROP_STRING, NULL, 0, 0, NULL, "the spec file (a name under share/ such as templates/starter.zh.json is found there)", CRIA_PROP_FLAG_REQUIRED },
+  { "location", CRIA_PROP_STRING, NULL, 0, 0, NULL,
+    "the spec file (a name under share/ such as templates/starter.zh.json is found there)", CRIA_PROP_FLAG_REQUIRED },
   { "task", CRIA_PROP_STRING, NULL, 0, 0, NULL, "only expand the tasks with these comma-separated names" },
   CRIA_PROP_END
 };
@@ -128,8 +129,9 @@ slot_lookup (const char *name, gpointer data)
     if (strcmp (n->data, name))
       continue;
     JsonNode *v = json_array_get_element (json_object_get_array_member (l->slots, name), l->odometer[i]);
-    char *text = JSON_NODE_HOLDS_VALUE (v) && json_node_get_value_type (v) == G_TYPE_STRING ? g_strdup (json_node_get_string (v))
-                                                                                             : json_to_string (v, FALSE);
+    char *text = JSON_NODE_HOLDS_VALUE (v) && json_node_get_value_type (v) == G_TYPE_STRING
+                     ? g_strdup (json_node_get_string (v))
+                     : json_to_string (v, FALSE);
     g_ptr_array_add (l->owned, text);
     return text;
   }
@@ -212,8 +214,8 @@ template_next (gpointer data, CriaRecord **record, GError **error)
     if (e)
       g_propagate_prefixed_error (error, e, "%s: tasks[%u].templates[%u]: ", self->path, self->task, self->tmpl);
     else
-      g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD, "%s: tasks[%u].templates[%u]: expected a string",
-                   self->path, self->task, self->tmpl);
+      g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD,
+                   "%s: tasks[%u].templates[%u]: expected a string", self->path, self->task, self->tmpl);
     return CRIA_FLOW_ERROR;
   }
   static const char *const members[] = { "input", "output", "system" };
@@ -232,12 +234,18 @@ template_next (gpointer data, CriaRecord **record, GError **error)
 }
 
 static const CriaStageVTable template_vtable = {
-  .create = template_create, .destroy = template_destroy, .next = template_next,
+  .create = template_create,
+  .destroy = template_destroy,
+  .next = template_next,
 };
 
 static const CriaProviderInfo template_info = {
-  CRIA_KIND_SOURCE, "template", "Expands a spec of tasks x instruction templates x slot values into records",
-  "template location=templates/starter.en.json ! jsonl location=manual.jsonl", template_props, &template_vtable,
+  CRIA_KIND_SOURCE,
+  "template",
+  "Expands a spec of tasks x instruction templates x slot values into records",
+  "template location=templates/starter.en.json ! jsonl location=manual.jsonl",
+  template_props,
+  &template_vtable,
 };
 
 static gboolean

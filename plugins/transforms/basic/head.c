@@ -8,8 +8,7 @@
 #include <cria/cria.h>
 
 static const CriaPropSpec head_props[] = {
-  { "n", CRIA_PROP_INT, "10", 0, (double) G_MAXINT64, NULL, "how many records to keep" },
-  CRIA_PROP_END
+  { "n", CRIA_PROP_INT, "10", 0, (double) G_MAXINT64, NULL, "how many records to keep" }, CRIA_PROP_END
 };
 
 typedef struct {

@@ -30,7 +30,8 @@ static char *
 decode_entities (const char *s)
 {
   static const char *const ent[][2] = {
-    { "&lt;", "<" }, { "&gt;", ">" }, { "&quot;", "\"" }, { "&#39;", "'" }, { "&apos;", "'" }, { "&nbsp;", " " }, { "&amp;", "&" },
+    { "&lt;", "<" },   { "&gt;", ">" },   { "&quot;", "\"" }, { "&#39;", "'" },
+    { "&apos;", "'" }, { "&nbsp;", " " }, { "&amp;", "&" },
   };
   char *out = g_strdup (s);
   for (guint i = 0; i < G_N_ELEMENTS (ent); i++) {
@@ -135,10 +136,16 @@ clean_push (gpointer data, CriaRecord *record, CriaEmitter *out, GError **error)
 }
 
 static const CriaStageVTable clean_vtable = {
-  .create = clean_create, .destroy = clean_destroy, .push = clean_push,
+  .create = clean_create,
+  .destroy = clean_destroy,
+  .push = clean_push,
 };
 
 const CriaProviderInfo cria_clean_info = {
-  CRIA_KIND_TRANSFORM, "clean", "Strips HTML, normalizes to NFC, drops control characters and collapses whitespace",
-  "file location=scraped.jsonl ! clean ! jsonl location=clean.jsonl", clean_props, &clean_vtable,
+  CRIA_KIND_TRANSFORM,
+  "clean",
+  "Strips HTML, normalizes to NFC, drops control characters and collapses whitespace",
+  "file location=scraped.jsonl ! clean ! jsonl location=clean.jsonl",
+  clean_props,
+  &clean_vtable,
 };

@@ -3,10 +3,16 @@
 
 #include <cria/cria.h>
 
-#define FIELDS_PROP(default_) \
-  { "fields", CRIA_PROP_STRING, default_, 0, 0, NULL, "comma-separated fields it looks at (messages: every message's content)" }
-#define SEED_PROP \
-  { "seed", CRIA_PROP_INT, NULL, 0, (double) G_MAXINT64, NULL, "seed of its random choices (default: the pipeline's --seed)" }
+#define FIELDS_PROP(default_)                                                                                          \
+  {                                                                                                                    \
+    "fields", CRIA_PROP_STRING, default_, 0, 0, NULL,                                                                  \
+        "comma-separated fields it looks at (messages: every message's content)"                                       \
+  }
+#define SEED_PROP                                                                                                      \
+  {                                                                                                                    \
+    "seed", CRIA_PROP_INT, NULL, 0, (double) G_MAXINT64, NULL,                                                         \
+        "seed of its random choices (default: the pipeline's --seed)"                                                  \
+  }
 
 /* The fields named by a comma-separated list (transfer full). */
 char **curate_fields (const CriaProps *props);

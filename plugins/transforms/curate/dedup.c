@@ -16,12 +16,15 @@
 
 static const CriaPropSpec dedup_props[] = {
   FIELDS_PROP ("instruction,input,output,messages"),
-  { "mode", CRIA_PROP_ENUM, "near", 0, 0, "exact|near", "exact: identical after normalization; near: also MinHash near-duplicates" },
-  { "threshold", CRIA_PROP_DOUBLE, "0.8", 0, 1, NULL, "estimated Jaccard similarity of n-gram sets at which two records are near-duplicates" },
+  { "mode", CRIA_PROP_ENUM, "near", 0, 0, "exact|near",
+    "exact: identical after normalization; near: also MinHash near-duplicates" },
+  { "threshold", CRIA_PROP_DOUBLE, "0.8", 0, 1, NULL,
+    "estimated Jaccard similarity of n-gram sets at which two records are near-duplicates" },
   { "ngram", CRIA_PROP_INT, "5", 1, 64, NULL, "length of the character n-grams" },
   { "num-perm", CRIA_PROP_INT, "128", 8, 1024, NULL, "number of MinHash functions (a multiple of bands)" },
   { "bands", CRIA_PROP_INT, "32", 1, 1024, NULL, "LSH bands the signature is cut into to find candidates" },
-  { "report", CRIA_PROP_STRING, NULL, 0, 0, NULL, "write the clusters found as JSON lines ({kept, duplicates, kind}) to this file" },
+  { "report", CRIA_PROP_STRING, NULL, 0, 0, NULL,
+    "write the clusters found as JSON lines ({kept, duplicates, kind}) to this file" },
   CRIA_PROP_END
 };
 
@@ -59,7 +62,8 @@ dedup_create (const CriaProps *props, CriaContext *ctx, GError **error)
 {
   guint perm = (guint) cria_props_get_int (props, "num-perm"), bands = (guint) cria_props_get_int (props, "bands");
   if (perm % bands) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "num-perm (%u) must be a multiple of bands (%u)", perm, bands);
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "num-perm (%u) must be a multiple of bands (%u)", perm,
+                 bands);
     return NULL;
   }
   Dedup *self = g_new0 (Dedup, 1);
@@ -225,10 +229,17 @@ dedup_finish (gpointer data, CriaEmitter *out, GError **error)
 }
 
 static const CriaStageVTable dedup_vtable = {
-  .create = dedup_create, .destroy = dedup_destroy, .push = dedup_push, .finish = dedup_finish,
+  .create = dedup_create,
+  .destroy = dedup_destroy,
+  .push = dedup_push,
+  .finish = dedup_finish,
 };
 
 const CriaProviderInfo cria_dedup_info = {
-  CRIA_KIND_TRANSFORM, "dedup", "Drops exact and MinHash near-duplicate records; reports the clusters (holds signatures)",
-  "file location=mixed.jsonl ! dedup threshold=0.8 report=clusters.jsonl ! jsonl location=unique.jsonl", dedup_props, &dedup_vtable,
+  CRIA_KIND_TRANSFORM,
+  "dedup",
+  "Drops exact and MinHash near-duplicate records; reports the clusters (holds signatures)",
+  "file location=mixed.jsonl ! dedup threshold=0.8 report=clusters.jsonl ! jsonl location=unique.jsonl",
+  dedup_props,
+  &dedup_vtable,
 };

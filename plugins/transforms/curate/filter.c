@@ -14,15 +14,21 @@
 
 static const CriaPropSpec filter_props[] = {
   FIELDS_PROP ("instruction,input,output,messages"),
-  { "min-chars", CRIA_PROP_INT, "0", 0, (double) G_MAXINT64, NULL, "drop records whose fields hold fewer characters (reason too-short)" },
-  { "max-chars", CRIA_PROP_INT, "0", 0, (double) G_MAXINT64, NULL, "drop records whose fields hold more characters; 0: no bound (reason too-long)" },
-  { "require", CRIA_PROP_STRING, NULL, 0, 0, NULL, "comma-separated fields that must be present and non-empty (reason missing-field)" },
-  { "blocklist", CRIA_PROP_STRING, NULL, 0, 0, NULL, "comma-separated words or phrases, matched case-insensitively (reason blocked)" },
+  { "min-chars", CRIA_PROP_INT, "0", 0, (double) G_MAXINT64, NULL,
+    "drop records whose fields hold fewer characters (reason too-short)" },
+  { "max-chars", CRIA_PROP_INT, "0", 0, (double) G_MAXINT64, NULL,
+    "drop records whose fields hold more characters; 0: no bound (reason too-long)" },
+  { "require", CRIA_PROP_STRING, NULL, 0, 0, NULL,
+    "comma-separated fields that must be present and non-empty (reason missing-field)" },
+  { "blocklist", CRIA_PROP_STRING, NULL, 0, 0, NULL,
+    "comma-separated words or phrases, matched case-insensitively (reason blocked)" },
   { "blocklist-file", CRIA_PROP_STRING, NULL, 0, 0, NULL, "a file of blocked words or phrases, one a line" },
-  { "regex", CRIA_PROP_STRING, NULL, 0, 0, NULL, "drop records matching this regular expression (PCRE; reason blocked)" },
+  { "regex", CRIA_PROP_STRING, NULL, 0, 0, NULL,
+    "drop records matching this regular expression (PCRE; reason blocked)" },
   { "script", CRIA_PROP_ENUM, "any", 0, 0, "any|han|latin|cyrillic|arabic|hangul|hiragana|katakana",
     "the script letters should be written in" },
-  { "min-script-ratio", CRIA_PROP_DOUBLE, "0.5", 0, 1, NULL, "least share of letters in that script (reason wrong-script)" },
+  { "min-script-ratio", CRIA_PROP_DOUBLE, "0.5", 0, 1, NULL,
+    "least share of letters in that script (reason wrong-script)" },
   CRIA_PROP_END
 };
 
@@ -63,8 +69,9 @@ filter_create (const CriaProps *props, CriaContext *ctx, GError **error)
     const char *name;
     GUnicodeScript script;
   } scripts[] = {
-    { "han", G_UNICODE_SCRIPT_HAN }, { "latin", G_UNICODE_SCRIPT_LATIN }, { "cyrillic", G_UNICODE_SCRIPT_CYRILLIC },
-    { "arabic", G_UNICODE_SCRIPT_ARABIC }, { "hangul", G_UNICODE_SCRIPT_HANGUL }, { "hiragana", G_UNICODE_SCRIPT_HIRAGANA },
+    { "han", G_UNICODE_SCRIPT_HAN },           { "latin", G_UNICODE_SCRIPT_LATIN },
+    { "cyrillic", G_UNICODE_SCRIPT_CYRILLIC }, { "arabic", G_UNICODE_SCRIPT_ARABIC },
+    { "hangul", G_UNICODE_SCRIPT_HANGUL },     { "hiragana", G_UNICODE_SCRIPT_HIRAGANA },
     { "katakana", G_UNICODE_SCRIPT_KATAKANA },
   };
   Filter *self = g_new0 (Filter, 1);
@@ -163,11 +170,16 @@ filter_push (gpointer data, CriaRecord *record, CriaEmitter *out, GError **error
 }
 
 static const CriaStageVTable filter_vtable = {
-  .create = filter_create, .destroy = filter_destroy, .push = filter_push,
+  .create = filter_create,
+  .destroy = filter_destroy,
+  .push = filter_push,
 };
 
 const CriaProviderInfo cria_filter_info = {
-  CRIA_KIND_TRANSFORM, "filter", "Drops records by length, required fields, blocklist, regex or script ratio",
+  CRIA_KIND_TRANSFORM,
+  "filter",
+  "Drops records by length, required fields, blocklist, regex or script ratio",
   "file location=raw.jsonl ! filter min-chars=20 require=instruction,output script=han ! jsonl location=kept.jsonl",
-  filter_props, &filter_vtable,
+  filter_props,
+  &filter_vtable,
 };

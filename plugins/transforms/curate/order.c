@@ -78,7 +78,8 @@ shuffle_finish (gpointer data, CriaEmitter *out, GError **error)
 /* ---- sample ------------------------------------------------------------------- */
 
 static const CriaPropSpec sample_props[] = {
-  { "n", CRIA_PROP_INT, NULL, 0, (double) G_MAXINT, NULL, "keep exactly n records chosen uniformly (holds n; output keeps input order)" },
+  { "n", CRIA_PROP_INT, NULL, 0, (double) G_MAXINT, NULL,
+    "keep exactly n records chosen uniformly (holds n; output keeps input order)" },
   { "fraction", CRIA_PROP_DOUBLE, NULL, 0, 1, NULL, "keep each record with this probability (streams)" },
   SEED_PROP,
   CRIA_PROP_END
@@ -224,9 +225,11 @@ repeat_push (gpointer data, CriaRecord *record, CriaEmitter *out, GError **error
 /* ---- split -------------------------------------------------------------------- */
 
 static const CriaPropSpec split_props[] = {
-  { "eval-location", CRIA_PROP_STRING, NULL, 0, 0, NULL, "the file (JSON lines) the held-out records are written to", CRIA_PROP_FLAG_REQUIRED },
+  { "eval-location", CRIA_PROP_STRING, NULL, 0, 0, NULL, "the file (JSON lines) the held-out records are written to",
+    CRIA_PROP_FLAG_REQUIRED },
   { "ratio", CRIA_PROP_DOUBLE, "0.1", 0, 1, NULL, "share of records held out for evaluation (streams)" },
-  { "count", CRIA_PROP_INT, NULL, 0, (double) G_MAXINT, NULL, "hold out exactly this many records instead (holds every record)" },
+  { "count", CRIA_PROP_INT, NULL, 0, (double) G_MAXINT, NULL,
+    "hold out exactly this many records instead (holds every record)" },
   FIELDS_PROP ("instruction,input,output,messages"),
   SEED_PROP,
   CRIA_PROP_END
@@ -341,16 +344,28 @@ split_abort (gpointer data)
 }
 
 static const CriaStageVTable shuffle_vtable = {
-  .create = hold_create, .destroy = hold_destroy, .push = shuffle_push, .finish = shuffle_finish,
+  .create = hold_create,
+  .destroy = hold_destroy,
+  .push = shuffle_push,
+  .finish = shuffle_finish,
 };
 static const CriaStageVTable sample_vtable = {
-  .create = sample_create, .destroy = sample_destroy, .push = sample_push, .finish = sample_finish,
+  .create = sample_create,
+  .destroy = sample_destroy,
+  .push = sample_push,
+  .finish = sample_finish,
 };
 static const CriaStageVTable repeat_vtable = {
-  .create = repeat_create, .destroy = repeat_destroy, .push = repeat_push,
+  .create = repeat_create,
+  .destroy = repeat_destroy,
+  .push = repeat_push,
 };
 static const CriaStageVTable split_vtable = {
-  .create = split_create, .destroy = split_destroy, .push = split_push, .finish = split_finish, .abort = split_abort,
+  .create = split_create,
+  .destroy = split_destroy,
+  .push = split_push,
+  .finish = split_finish,
+  .abort = split_abort,
 };
 
 const CriaProviderInfo cria_order_infos[] = {
@@ -359,8 +374,11 @@ const CriaProviderInfo cria_order_infos[] = {
   { CRIA_KIND_TRANSFORM, "sample", "Keeps n records chosen uniformly (reservoir) or a seeded fraction",
     "file location=all.jsonl ! sample n=1000 ! jsonl location=sample.jsonl", sample_props, &sample_vtable },
   { CRIA_KIND_TRANSFORM, "repeat", "Oversamples records whose field matches a pattern",
-    "dolly location=dolly.jsonl ! repeat field=category match=^creative times=3 ! jsonl location=out.jsonl", repeat_props, &repeat_vtable },
-  { CRIA_KIND_TRANSFORM, "split", "Holds out an evaluation part (by ratio or count, stable by content hash) into eval-location",
-    "file location=all.jsonl ! split ratio=0.05 eval-location=eval.jsonl ! jsonl location=train.jsonl", split_props, &split_vtable },
+    "dolly location=dolly.jsonl ! repeat field=category match=^creative times=3 ! jsonl location=out.jsonl",
+    repeat_props, &repeat_vtable },
+  { CRIA_KIND_TRANSFORM, "split",
+    "Holds out an evaluation part (by ratio or count, stable by content hash) into eval-location",
+    "file location=all.jsonl ! split ratio=0.05 eval-location=eval.jsonl ! jsonl location=train.jsonl", split_props,
+    &split_vtable },
   { 0 }
 };

@@ -20,5 +20,6 @@ plugin_init (CriaPlugin *plugin, GError **error)
   return TRUE;
 }
 
-CRIA_PLUGIN_DEFINE ("curate", "Record transforms: clean, dedup, filter, variants, templates, shuffle, sample, repeat, split",
+CRIA_PLUGIN_DEFINE ("curate",
+                    "Record transforms: clean, dedup, filter, variants, templates, shuffle, sample, repeat, split",
                     plugin_init, PACKAGE_VERSION, "LGPL-2.1-or-later", "cria");

@@ -18,7 +18,8 @@
 
 static const CriaPropSpec variants_props[] = {
   { "n", CRIA_PROP_INT, "3", 1, 100, NULL, "records (distinct instructions) per input record" },
-  { "lang", CRIA_PROP_ENUM, "auto", 0, 0, "auto|en|zh", "rule set; auto: zh when the instruction holds Han characters, else en" },
+  { "lang", CRIA_PROP_ENUM, "auto", 0, 0, "auto|en|zh",
+    "rule set; auto: zh when the instruction holds Han characters, else en" },
   { "rules", CRIA_PROP_STRING, NULL, 0, 0, NULL, "a rules file to use instead of share/variants/LANG.json" },
   { "keep-original", CRIA_PROP_BOOL, "true", 0, 0, NULL, "the first of the n records keeps the original instruction" },
   SEED_PROP,
@@ -71,7 +72,7 @@ variants_create (const CriaProps *props, CriaContext *ctx, GError **error)
       continue;
     g_autofree char *name = g_strdup_printf ("variants/%s.json", langs[i]);
     g_autofree char *path = cria_props_get_string (props, "rules") ? g_strdup (cria_props_get_string (props, "rules"))
-                                                                  : cria_find_data_file (name);
+                                                                   : cria_find_data_file (name);
     if (!(self->rules[i] = load_rules (path, error))) {
       variants_destroy (self);
       return NULL;
@@ -140,8 +141,7 @@ substitute (CriaRng *rng, JsonArray *groups, const char *text, gboolean words_ha
       const char *at = strstr (text, w);
       gsize wl = strlen (w);
       /* English words match whole; Chinese has no spaces to look for. */
-      if (at && words_have_spaces &&
-          ((at > text && g_ascii_isalpha (at[-1])) || g_ascii_isalpha (at[wl])))
+      if (at && words_have_spaces && ((at > text && g_ascii_isalpha (at[-1])) || g_ascii_isalpha (at[wl])))
         at = NULL;
       if (!at)
         continue;
@@ -159,7 +159,8 @@ make_variant (Variants *self, JsonObject *rules, CriaRng *rng, const char *instr
   const char *task = detect_task (rules, folded);
   JsonNode *pn = json_object_get_member (rules, "paraphrases");
   JsonObject *para = pn && JSON_NODE_HOLDS_OBJECT (pn) ? json_node_get_object (pn) : NULL;
-  JsonArray *templates = para && task && json_object_has_member (para, task) ? json_object_get_array_member (para, task) : NULL;
+  JsonArray *templates = para && task && json_object_has_member (para, task) ? json_object_get_array_member (para, task)
+                                                                             : NULL;
   if (!templates && para && json_object_has_member (para, "default"))
     templates = json_object_get_array_member (para, "default");
   /* Strip the final punctuation so templates and endings can choose their own. */
@@ -249,8 +250,11 @@ variants_push (gpointer data, CriaRecord *record, CriaEmitter *out, GError **err
 /* ---- templates --------------------------------------------------------------- */
 
 static const CriaPropSpec templates_props[] = {
-  { "file", CRIA_PROP_STRING, NULL, 0, 0, NULL, "a JSON array of instruction templates over {instruction}, {input}, {output} and metadata", CRIA_PROP_FLAG_REQUIRED },
-  { "mode", CRIA_PROP_ENUM, "all", 0, 0, "all|random", "all: one record per template; random: one seeded choice per record" },
+  { "file", CRIA_PROP_STRING, NULL, 0, 0, NULL,
+    "a JSON array of instruction templates over {instruction}, {input}, {output} and metadata",
+    CRIA_PROP_FLAG_REQUIRED },
+  { "mode", CRIA_PROP_ENUM, "all", 0, 0, "all|random",
+    "all: one record per template; random: one seeded choice per record" },
   SEED_PROP,
   CRIA_PROP_END
 };
@@ -316,16 +320,22 @@ templates_push (gpointer data, CriaRecord *record, CriaEmitter *out, GError **er
 }
 
 static const CriaStageVTable variants_vtable = {
-  .create = variants_create, .destroy = variants_destroy, .push = variants_push,
+  .create = variants_create,
+  .destroy = variants_destroy,
+  .push = variants_push,
 };
 static const CriaStageVTable templates_vtable = {
-  .create = templates_create, .destroy = templates_destroy, .push = templates_push,
+  .create = templates_create,
+  .destroy = templates_destroy,
+  .push = templates_push,
 };
 
 const CriaProviderInfo cria_variants_infos[] = {
-  { CRIA_KIND_TRANSFORM, "variants", "Makes n rule-based instruction variants per record (paraphrases, synonyms, prefixes, punctuation)",
+  { CRIA_KIND_TRANSFORM, "variants",
+    "Makes n rule-based instruction variants per record (paraphrases, synonyms, prefixes, punctuation)",
     "file location=seed.jsonl ! variants n=3 ! jsonl location=out.jsonl", variants_props, &variants_vtable },
   { CRIA_KIND_TRANSFORM, "templates", "Renders each record through several instruction templates",
-    "file location=in.jsonl ! templates file=templates/rewrite.en.json ! jsonl location=out.jsonl", templates_props, &templates_vtable },
+    "file location=in.jsonl ! templates file=templates/rewrite.en.json ! jsonl location=out.jsonl", templates_props,
+    &templates_vtable },
   { 0 }
 };
