@@ -54,7 +54,9 @@ check_texts (CriaTokenizer *tok, const char *family, char **texts, char **expect
     g_autoptr (CriaEncoding) enc = cria_tokenizer_encode (tok, texts[i], -1, flags, &error);
     CU_ASSERT_PTR_NOT_NULL_FATAL (enc);
     g_autoptr (GArray) want = parse_ids (expected[i]);
-    gboolean same = want->len == enc->ids->len && memcmp (want->data, enc->ids->data, want->len * sizeof (gint32)) == 0;
+    /* memcmp with a NULL pointer is undefined even for 0 bytes (empty texts have no ids). */
+    gboolean same = want->len == enc->ids->len &&
+                    (want->len == 0 || memcmp (want->data, enc->ids->data, want->len * sizeof (gint32)) == 0);
     if (!same) {
       GString *got = g_string_new (NULL);
       for (guint k = 0; k < enc->ids->len; k++)
