@@ -1,0 +1,107 @@
+/* cria-model.h: causal language models — architectures (providers of kind
+ * CRIA_KIND_MODEL) and a model loaded from a Hugging Face directory.
+ *
+ * The core owns the weights: cria_model_open reads the directory, asks each
+ * model provider whether it builds the config's architecture, and keeps every
+ * weight in a parameter table under its Hugging Face name, in the layout
+ * [out, in] of a linear layer (a provider whose files store a weight
+ * transposed, as GPT-2's Conv1D does, says so and the core transposes it on
+ * the way in and out). A provider only builds the forward pass from core ops,
+ * taking weights with cria_model_param; it never sees adapters, which attach
+ * through the graph's linear hook, or training, which swaps table entries for
+ * trainable f32 copies (full fine-tuning) or quantized ones (QLoRA). */
+#pragma once
+
+#include <cria/cria-graph.h>
+#include <cria/cria-hfmodel.h>
+#include <cria/cria-props.h>
+#include <cria/cria-registry.h>
+
+G_BEGIN_DECLS
+
+typedef struct _CriaModel CriaModel;
+
+/* What one forward pass is built for. */
+typedef struct {
+  gint64 batch;       /* B sequences */
+  gint64 seq;         /* T new tokens in each */
+  gint64 past;        /* P tokens already in the KV cache (0 when training) */
+  gboolean segments;  /* an i32 [B, P+T] segment-id input isolates packed samples */
+  gboolean kv_output; /* keep each layer's keys and values (for a KV cache) */
+} CriaModelShape;
+
+/* The nodes of a built forward pass. Inputs are set by the caller before
+ * running: ids and positions (i32 [B,T]), segments, and the cached keys and
+ * values of each layer when past > 0. */
+typedef struct {
+  CriaNode *ids;
+  CriaNode *positions;
+  CriaNode *segments;                /* NULL unless shape->segments */
+  CriaNode **past_k, **past_v;       /* n_layers inputs f32 [B,P,Hkv,Dh], or NULL when P == 0 */
+  CriaNode **present_k, **present_v; /* n_layers f32 [B,P+T,Hkv,Dh] (marked outputs when kv_output) */
+  CriaNode *hidden;                  /* f32 [B,T,hidden] after the final norm */
+  CriaNode *head;                    /* the lm-head weight [vocab, hidden] (the embedding when tied) */
+} CriaModelGraph;
+
+typedef struct {
+  /* TRUE when the provider builds this architecture. */
+  gboolean (*supports) (const CriaHfConfig *config);
+  /* TRUE for weights the file stores as [in, out] (GPT-2's Conv1D); may be NULL. */
+  gboolean (*transposed) (const CriaHfConfig *config, const char *name);
+  /* Builds the forward pass of `shape` into `g` and fills `out`, from
+   * cria_model_get_config and cria_model_param. Shape errors stay in the graph. */
+  gboolean (*build) (CriaModel *model, CriaGraph *g, const CriaModelShape *shape, CriaModelGraph *out,
+                     GError **error);
+} CriaModelVTable;
+
+/* How weights are held in memory: as stored in the file (mapped, not copied,
+ * where the layout allows), or converted. Vectors (norms, biases) are always
+ * f32 since the ops compute in f32. */
+typedef enum {
+  CRIA_MODEL_DTYPE_AUTO,
+  CRIA_MODEL_DTYPE_F32,
+  CRIA_MODEL_DTYPE_BF16,
+} CriaModelDType;
+
+/* Opens `dir` with the first model provider of `registry` that supports its
+ * architecture. */
+CriaModel *cria_model_open (CriaRegistry *registry, const char *dir, CriaModelDType dtype, GError **error);
+void cria_model_free (CriaModel *model);
+
+const CriaHfConfig *cria_model_get_config (CriaModel *model);
+CriaHfModel *cria_model_get_files (CriaModel *model);
+const CriaProvider *cria_model_get_provider (CriaModel *model);
+const char *cria_model_get_dir (CriaModel *model);
+
+/* The parameter table, in the file's order. */
+guint cria_model_get_n_params (CriaModel *model);
+const char *cria_model_get_param_name (CriaModel *model, guint index);
+/* The tensor under a Hugging Face name ([out, in] for linear weights), or NULL. */
+CriaTensor *cria_model_get_param (CriaModel *model, const char *name);
+gboolean cria_model_param_is_trainable (CriaModel *model, const char *name);
+/* Replaces a table entry (same shape; a trainable one must be f32). Takes a
+ * reference on `tensor`. */
+gboolean cria_model_set_param (CriaModel *model, const char *name, CriaTensor *tensor, gboolean trainable,
+                               GError **error);
+
+/* For providers: the graph node of a weight, created on first use in `g` and
+ * shared after (a tied head and the embedding are one node). NULL with the
+ * error kept in the graph when the table has no such weight. */
+CriaNode *cria_model_param (CriaModel *model, CriaGraph *g, const char *name);
+
+/* Builds the forward pass through the provider and checks the graph. */
+gboolean cria_model_build (CriaModel *model, CriaGraph *g, const CriaModelShape *shape, CriaModelGraph *out,
+                           GError **error);
+void cria_model_graph_clear (CriaModelGraph *out);
+
+/* Writes the table as a Hugging Face directory (config.json, safetensors,
+ * sharded above `max_shard_bytes`), in the file layout the provider reads,
+ * each weight in `dtype` (f32, bf16 or f16). Copies generation_config.json,
+ * tokenizer.json, tokenizer_config.json and special_tokens_map.json when the
+ * source directory has them. */
+gboolean cria_model_save (CriaModel *model, const char *dir, CriaDType dtype, guint64 max_shard_bytes,
+                          GError **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CriaModel, cria_model_free)
+
+G_END_DECLS
