@@ -12,7 +12,9 @@ void cria_paths_set_uninstalled (const char *plugin_dir, const char *data_dir);
 
 static const CriaVerb verbs[] = {
   { "data", "build instruction datasets with a record pipeline", cria_verb_data },
+  { "generate", "generate text from a model for each prompt, streamed as it comes", cria_verb_generate },
   { "inspect", "list plugins and providers, or show one provider's properties", cria_verb_inspect },
+  { "logits", "write the logits of every position of a text or of token ids", cria_verb_logits },
   { "metric", "score generations against references (BLEU, ROUGE, SQuAD EM/F1, distinct-n)", cria_verb_metric },
   { "model", "describe and check a Hugging Face model directory", cria_verb_model },
   { "tokenize", "print the token ids of text, or decode ids, with a model's tokenizer", cria_verb_tokenize },
