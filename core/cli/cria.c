@@ -11,6 +11,7 @@
 void cria_paths_set_uninstalled (const char *plugin_dir, const char *data_dir);
 
 static const CriaVerb verbs[] = {
+  { "chat", "talk with a model; replies stream as they are generated", cria_verb_chat },
   { "data", "build instruction datasets with a record pipeline", cria_verb_data },
   { "generate", "generate text from a model for each prompt, streamed as it comes", cria_verb_generate },
   { "inspect", "list plugins and providers, or show one provider's properties", cria_verb_inspect },
