@@ -56,7 +56,10 @@ cria_verb_generate (int argc, char **argv)
   cria_cli_model_init (&m);
   cria_cli_sampling_init (&so);
   gboolean as_json = FALSE, add_special = FALSE;
+  g_autofree char *ids_text = NULL;
   GOptionEntry entries[] = {
+    { "ids", 0, 0, G_OPTION_ARG_STRING, &ids_text, "Generate from these token ids (commas or spaces) instead of a PROMPT",
+      "IDS" },
     { "json", 0, 0, G_OPTION_ARG_NONE, &as_json,
       "Print one JSON object per prompt (text, ids, finish reason, speed) instead of streaming text", NULL },
     { "add-special", 0, 0, G_OPTION_ARG_NONE, &add_special, "Add the tokenizer's special tokens (BOS) to the prompt",
@@ -73,18 +76,19 @@ cria_verb_generate (int argc, char **argv)
   g_autoptr (GError) error = NULL;
   CriaSampling s;
   cria_sampling_init (&s);
-  if (argc < 2) {
-    g_printerr ("cria generate: give at least one PROMPT (see cria generate --help)\n");
+  if ((argc < 2) == (ids_text == NULL)) {
+    g_printerr ("cria generate: give PROMPT... or --ids (see cria generate --help)\n");
     status = CRIA_EXIT_USAGE;
     goto done;
   }
   if (!cria_cli_model_open (&m, TRUE, &error) || !cria_cli_sampling_apply (&so, m.model, &s, &error))
     goto done;
-  for (int i = 1; i < argc; i++) {
+  for (int i = ids_text ? 0 : 1; i < (ids_text ? 1 : argc); i++) {
     g_autoptr (CriaRecord) record = cria_record_new ();
-    cria_record_set_field (record, "instruction", argv[i]);
-    g_autofree char *prompt = cria_cli_render_prompt (&so, record, &error);
-    g_autoptr (GArray) ids = prompt ? cria_cli_encode (&m, prompt, add_special, &error) : NULL;
+    cria_record_set_field (record, "instruction", ids_text ? ids_text : argv[i]);
+    g_autofree char *prompt = ids_text ? NULL : cria_cli_render_prompt (&so, record, &error);
+    g_autoptr (GArray) ids = ids_text ? cria_cli_parse_ids (ids_text, &error)
+                             : prompt ? cria_cli_encode (&m, prompt, add_special, &error) : NULL;
     if (!ids)
       goto done;
     if (ids->len == 0) {
@@ -95,7 +99,7 @@ cria_verb_generate (int argc, char **argv)
     gboolean ok = cria_lm_generate (m.lm, m.tokenizer, (const gint32 *) ids->data, ids->len, &s,
                                     as_json ? NULL : print_piece, NULL, &gen, &error);
     if (ok && as_json) {
-      g_autoptr (JsonNode) node = describe (argv[i], ids, &gen);
+      g_autoptr (JsonNode) node = describe (ids_text ? ids_text : argv[i], ids, &gen);
       cria_cli_print_json (node);
     } else if (ok)
       printf ("\n");
