@@ -31,3 +31,4 @@ int cria_verb_tokenizer (int argc, char **argv);
 int cria_verb_logits (int argc, char **argv);
 int cria_verb_generate (int argc, char **argv);
 int cria_verb_chat (int argc, char **argv);
+int cria_verb_eval (int argc, char **argv);

@@ -118,6 +118,20 @@ int_tensor (gint64 n, const gint32 *values, gint64 base)
   return t;
 }
 
+static gboolean
+check_ids (CriaLm *lm, const gint32 *ids, gint64 n, gint64 past, GError **error)
+{
+  gint64 vocab = cria_model_get_config (lm->model)->vocab_size;
+  for (gint64 i = 0; i < n; i++)
+    if (ids[i] < 0 || ids[i] >= vocab) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                   "token id %d at position %" G_GINT64_FORMAT " is outside the vocabulary [0, %" G_GINT64_FORMAT ")",
+                   ids[i], past + i, vocab);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* One forward pass of `n` tokens after the cached ones. Returns the logits
  * of every position (all) or of the last. */
 static CriaTensor *
@@ -125,13 +139,8 @@ forward (CriaLm *lm, CriaLmCache *cache, const gint32 *ids, gint64 n, gboolean a
 {
   const CriaHfConfig *c = cria_model_get_config (lm->model);
   gint64 past = cache ? cache->length : 0;
-  for (gint64 i = 0; i < n; i++)
-    if (ids[i] < 0 || ids[i] >= c->vocab_size) {
-      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                   "token id %d at position %" G_GINT64_FORMAT " is outside the vocabulary [0, %" G_GINT64_FORMAT ")",
-                   ids[i], past + i, c->vocab_size);
-      return NULL;
-    }
+  if (!check_ids (lm, ids, n, past, error))
+    return NULL;
   CriaModelShape shape = { .batch = 1, .seq = n, .past = past, .kv_output = cache != NULL };
   g_autoptr (CriaGraph) g = cria_graph_new ();
   if (lm->hook)
@@ -171,6 +180,45 @@ forward (CriaLm *lm, CriaLmCache *cache, const gint32 *ids, gint64 n, gboolean a
   }
   cria_model_graph_clear (&mg);
   return out;
+}
+
+gboolean
+cria_lm_nll (CriaLm *lm, const gint32 *ids, const gint32 *labels, gsize n, double *nll_sum, guint64 *n_tokens,
+             GError **error)
+{
+  const CriaHfConfig *c = cria_model_get_config (lm->model);
+  *nll_sum = 0;
+  *n_tokens = 0;
+  if (n == 0)
+    return TRUE;
+  if (!check_ids (lm, ids, (gint64) n, 0, error))
+    return FALSE;
+  CriaModelShape shape = { .batch = 1, .seq = (gint64) n };
+  g_autoptr (CriaGraph) g = cria_graph_new ();
+  if (lm->hook)
+    cria_graph_set_linear_hook (g, lm->hook, lm->hook_data);
+  CriaModelGraph mg;
+  if (!cria_model_build (lm->model, g, &shape, &mg, error))
+    return FALSE;
+  gint64 nn = (gint64) n;
+  CriaNode *lab = cria_graph_input (g, "labels", CRIA_DTYPE_I32, 1, &nn);
+  CriaNode *h = cria_reshape (g, mg.hidden, 2, (gint64[]){ nn, c->hidden_size });
+  CriaNode *ce = cria_lm_head_ce (g, h, mg.head, lab, 4096);
+  cria_graph_mark_output (g, ce);
+  g_autoptr (CriaTensor) tid = int_tensor (nn, ids, 0);
+  g_autoptr (CriaTensor) tpos = int_tensor (nn, NULL, 0);
+  g_autoptr (CriaTensor) tlab = cria_tensor_new (CRIA_DTYPE_I32, 1, &nn);
+  memcpy (tlab->data, labels, n * sizeof (gint32));
+  gboolean ok = cria_graph_check (g, error) && cria_graph_plan (g, lm->backend, NULL, error) &&
+                cria_node_set_value (mg.ids, tid, error) && cria_node_set_value (mg.positions, tpos, error) &&
+                cria_node_set_value (lab, tlab, error) && cria_graph_forward (g, error);
+  if (ok) {
+    const float *v = ce->value->data;
+    *nll_sum = v[0];
+    *n_tokens = (guint64) v[1];
+  }
+  cria_model_graph_clear (&mg);
+  return ok;
 }
 
 CriaTensor *

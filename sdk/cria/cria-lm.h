@@ -26,6 +26,12 @@ void cria_lm_set_linear_hook (CriaLm *lm, CriaLinearHook hook, gpointer user_dat
 /* f32 [n, vocab]: the logits of every position of one sequence. */
 CriaTensor *cria_lm_logits (CriaLm *lm, const gint32 *ids, gsize n, GError **error);
 
+/* The summed negative log-likelihood (nats) of `labels` (gint32 per
+ * position: the token expected after it, or CRIA_IGNORE_INDEX) and how many
+ * labels counted; the logits are never held whole (cria_lm_head_ce). */
+gboolean cria_lm_nll (CriaLm *lm, const gint32 *ids, const gint32 *labels, gsize n, double *nll_sum, guint64 *n_tokens,
+                      GError **error);
+
 /* The keys and values of one sequence so far. */
 typedef struct _CriaLmCache CriaLmCache;
 

@@ -40,6 +40,11 @@ char *cria_pipeline_format_summary (CriaPipeline *pipeline);
 /* The pipeline in canonical gst-launch form. */
 char *cria_pipeline_to_string (CriaPipeline *pipeline);
 
+/* Every record of `source` (CriaRecord*, transfer full): a data file in any
+ * format the `file` source reads, or a pipeline description whose last stage
+ * is not a sink ("squad location=dev.json ! dedup"). */
+GPtrArray *cria_pipeline_collect (CriaRegistry *registry, const char *source, GError **error);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CriaPipeline, cria_pipeline_free)
 
 G_END_DECLS

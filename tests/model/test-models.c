@@ -97,6 +97,45 @@ test_logits_parity (void)
   }
 }
 
+/* The loss of response positions equals -log softmax of the reference's logits. */
+static void
+test_nll_parity (void)
+{
+  const char *names[] = { "tiny-llama", "tiny-gpt2", "tiny-qwen2" };
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++) {
+    Golden g;
+    CU_ASSERT_TRUE_FATAL (golden_open (names[i], &g));
+    g_autofree char *dir = src_path ("models", names[i]);
+    g_autoptr (CriaModel) m = open_model (dir, CRIA_MODEL_DTYPE_AUTO);
+    CU_ASSERT_PTR_NOT_NULL_FATAL (m);
+    g_autoptr (CriaLm) lm = cria_lm_new (m, backend);
+    g_autoptr (GArray) ids = golden_ids (g.ids);
+    gint64 n = ids->len, vocab = g.logits->shape[1];
+    g_autofree gint32 *labels = g_new (gint32, n);
+    double want = 0;
+    guint64 count = 0;
+    for (gint64 t = 0; t < n; t++) {
+      labels[t] = t >= 4 && t + 1 < n ? g_array_index (ids, gint32, t + 1) : CRIA_IGNORE_INDEX;
+      if (labels[t] == CRIA_IGNORE_INDEX)
+        continue;
+      const float *row = (const float *) g.logits->data + t * vocab;
+      double max = row[0], sum = 0;
+      for (gint64 v = 1; v < vocab; v++)
+        max = MAX (max, row[v]);
+      for (gint64 v = 0; v < vocab; v++)
+        sum += exp (row[v] - max);
+      want += max + log (sum) - row[labels[t]];
+      count++;
+    }
+    double nll;
+    guint64 got;
+    CU_ASSERT_TRUE_FATAL (cria_lm_nll (lm, (const gint32 *) ids->data, labels, n, &nll, &got, NULL));
+    CU_ASSERT_EQUAL (got, count);
+    CU_ASSERT_DOUBLE_EQUAL (nll, want, 1e-4 * want);
+    cria_safetensors_free (g.st);
+  }
+}
+
 /* Greedy decoding through the KV cache gives the reference's tokens. */
 static void
 test_greedy_parity (void)
@@ -377,6 +416,7 @@ test_bad_input (void)
 static const CriaTestCase cases[] = {
   { "logits equal the PyTorch reference (8 checkpoints)", test_logits_parity },
   { "greedy decoding through the KV cache", test_greedy_parity },
+  { "response loss equals the reference's log-softmax", test_nll_parity },
   { "a prompt fed in pieces", test_kv_cache_chunks },
   { "bf16 weights converted on load", test_bf16_conversion },
   { "save writes the file layout back", test_save_round_trip },

@@ -10,6 +10,7 @@ extern const CriaProviderInfo cria_bleu_info;
 extern const CriaProviderInfo cria_rouge_info;
 extern const CriaProviderInfo cria_squad_info;
 extern const CriaProviderInfo cria_distinct_info;
+extern const CriaProviderInfo cria_perplexity_info;
 
 static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
@@ -18,6 +19,7 @@ plugin_init (CriaPlugin *plugin, GError **error)
   cria_plugin_add_provider (plugin, &cria_rouge_info);
   cria_plugin_add_provider (plugin, &cria_squad_info);
   cria_plugin_add_provider (plugin, &cria_distinct_info);
+  cria_plugin_add_provider (plugin, &cria_perplexity_info);
   return TRUE;
 }
 

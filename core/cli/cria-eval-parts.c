@@ -1,0 +1,198 @@
+/* cria-eval-parts.c: the arms of an evaluation, turning a record into model
+ * input, and the summary table. */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cria-eval.h"
+
+static EvalArm *
+arm_new (const char *label, CriaLm *lm, gboolean own)
+{
+  EvalArm *arm = g_new0 (EvalArm, 1);
+  arm->label = g_strdup (label);
+  arm->lm = lm;
+  arm->own_lm = own;
+  return arm;
+}
+
+static gboolean
+any_text_metric (GPtrArray *specs)
+{
+  for (guint i = 0; i < specs->len; i++) {
+    const char *spec = g_ptr_array_index (specs, i);
+    if (!g_str_has_prefix (spec, "perplexity"))
+      return TRUE;
+  }
+  return FALSE;
+}
+
+gboolean
+eval_open_arms (EvalOptions *o, CriaCliModel *m, GPtrArray *arms, GError **error)
+{
+  if (o->adapter) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
+                 "--adapter %s: adapters are not wired into cria eval yet", o->adapter);
+    return FALSE;
+  }
+  g_ptr_array_add (arms, arm_new ("model", m->lm, FALSE));
+  for (guint i = 0; i < arms->len; i++)
+    ((EvalArm *) g_ptr_array_index (arms, i))->needs_text = any_text_metric (o->metric_specs);
+  return TRUE;
+}
+
+static GArray *
+encode (CriaTokenizer *tok, const char *text, gboolean special, GError **error)
+{
+  g_autoptr (CriaEncoding) enc = cria_tokenizer_encode (tok, text, -1, special ? CRIA_ENCODE_ADD_SPECIAL : 0, error);
+  if (!enc)
+    return NULL;
+  GArray *ids = g_array_new (FALSE, FALSE, sizeof (gint32));
+  g_array_append_vals (ids, enc->ids->data, enc->ids->len);
+  return ids;
+}
+
+static GPtrArray *
+references (const CriaRecord *r, const char *response)
+{
+  GPtrArray *refs = g_ptr_array_new_with_free_func (g_free);
+  const char *keys[] = { "references", "answers" };
+  for (guint k = 0; k < G_N_ELEMENTS (keys); k++) {
+    JsonNode *n = json_object_get_member (r->meta, keys[k]);
+    if (!n || !JSON_NODE_HOLDS_ARRAY (n))
+      continue;
+    JsonArray *a = json_node_get_array (n);
+    for (guint i = 0; i < json_array_get_length (a); i++) {
+      JsonNode *e = json_array_get_element (a, i);
+      if (JSON_NODE_HOLDS_VALUE (e) && json_node_get_value_type (e) == G_TYPE_STRING)
+        g_ptr_array_add (refs, g_strdup (json_node_get_string (e)));
+    }
+    return refs;
+  }
+  if (response && *response)
+    g_ptr_array_add (refs, g_strdup (response));
+  return refs;
+}
+
+gboolean
+eval_prepare (EvalOptions *o, CriaCliModel *m, CriaPromptFormat *format, const CriaRecord *r, guint index,
+              EvalExample *ex, GError **error)
+{
+  if (!cria_prompt_format_render (format, r, &ex->prompt, &ex->response, error))
+    return FALSE;
+  ex->refs = references (r, ex->response);
+  ex->prompt_ids = encode (m->tokenizer, ex->prompt, TRUE, error);
+  g_autoptr (GArray) resp = ex->prompt_ids ? encode (m->tokenizer, ex->response, FALSE, error) : NULL;
+  if (!resp)
+    return FALSE;
+  if (ex->prompt_ids->len == 0) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "the prompt is empty");
+    return FALSE;
+  }
+  ex->ids = g_array_new (FALSE, FALSE, sizeof (gint32));
+  g_array_append_vals (ex->ids, ex->prompt_ids->data, ex->prompt_ids->len);
+  g_array_append_vals (ex->ids, resp->data, resp->len);
+  ex->labels = g_array_sized_new (FALSE, FALSE, sizeof (gint32), ex->ids->len);
+  for (guint t = 0; t < ex->ids->len; t++) {
+    gint32 l = t + 1 < ex->ids->len && t + 1 >= ex->prompt_ids->len ? g_array_index (ex->ids, gint32, t + 1)
+                                                                     : CRIA_IGNORE_INDEX;
+    g_array_append_val (ex->labels, l);
+  }
+  return TRUE;
+}
+
+void
+eval_example_clear (EvalExample *ex)
+{
+  g_free (ex->prompt);
+  g_free (ex->response);
+  if (ex->refs)
+    g_ptr_array_unref (ex->refs);
+  if (ex->prompt_ids)
+    g_array_unref (ex->prompt_ids);
+  if (ex->ids)
+    g_array_unref (ex->ids);
+  if (ex->labels)
+    g_array_unref (ex->labels);
+  memset (ex, 0, sizeof *ex);
+}
+
+static JsonNode *
+summary_json (GPtrArray *arms, guint n_examples)
+{
+  JsonObject *root = json_object_new ();
+  json_object_set_int_member (root, "examples", n_examples);
+  for (guint a = 0; a < arms->len; a++) {
+    EvalArm *arm = g_ptr_array_index (arms, a);
+    JsonObject *o = json_object_new ();
+    for (guint i = 0; i < arm->metrics->len; i++)
+      json_object_set_object_member (o, cria_metric_get_name (g_ptr_array_index (arm->metrics, i)),
+                                     cria_scores_to_json (g_ptr_array_index (arm->corpus, i)));
+    json_object_set_object_member (root, arm->label, o);
+  }
+  return json_node_init_object (json_node_alloc (), root);
+}
+
+/* metric / score, then one column per arm, and the change when two. */
+static char *
+summary_table (GPtrArray *arms, guint n_examples)
+{
+  GString *s = g_string_new (NULL);
+  EvalArm *first = g_ptr_array_index (arms, 0);
+  g_string_append_printf (s, "%u examples\n%-24s", n_examples, "metric");
+  for (guint a = 0; a < arms->len; a++)
+    g_string_append_printf (s, " %12s", ((EvalArm *) g_ptr_array_index (arms, a))->label);
+  if (arms->len == 2)
+    g_string_append_printf (s, " %12s", "change");
+  g_string_append_c (s, '\n');
+  for (guint i = 0; i < first->metrics->len; i++) {
+    CriaScores *sc = g_ptr_array_index (first->corpus, i);
+    const char *metric = cria_metric_get_name (g_ptr_array_index (first->metrics, i));
+    for (guint k = 0; k < cria_scores_get_n (sc); k++) {
+      const char *name = cria_scores_get_name (sc, k);
+      g_autofree char *row = g_strcmp0 (metric, name) == 0 ? g_strdup (name) : g_strdup_printf ("%s.%s", metric, name);
+      g_string_append_printf (s, "%-24s", row);
+      double v0 = 0, v;
+      for (guint a = 0; a < arms->len; a++) {
+        EvalArm *arm = g_ptr_array_index (arms, a);
+        cria_scores_lookup (g_ptr_array_index (arm->corpus, i), name, &v);
+        g_string_append_printf (s, " %12.4f", v);
+        if (a == 0)
+          v0 = v;
+      }
+      if (arms->len == 2)
+        g_string_append_printf (s, " %+12.4f", v - v0);
+      g_string_append_c (s, '\n');
+    }
+  }
+  return g_string_free (s, FALSE);
+}
+
+static gboolean
+write_file (const char *dir, const char *name, const char *text, GError **error)
+{
+  g_autofree char *path = g_build_filename (dir, name, NULL);
+  g_autoptr (CriaOutput) out = cria_output_open (path, error);
+  return out && cria_output_write (out, text, strlen (text), error) &&
+         cria_output_commit (g_steal_pointer (&out), error);
+}
+
+gboolean
+eval_report (EvalOptions *o, GPtrArray *arms, guint n_examples, GError **error)
+{
+  g_autoptr (JsonNode) json = summary_json (arms, n_examples);
+  g_autofree char *table = summary_table (arms, n_examples);
+  if (o->as_json)
+    cria_cli_print_json (json);
+  else
+    fputs (table, stdout);
+  if (!o->out_dir)
+    return TRUE;
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  json_generator_set_pretty (gen, TRUE);
+  json_generator_set_root (gen, json);
+  g_autofree char *text = json_generator_to_data (gen, NULL);
+  g_autofree char *text_nl = g_strconcat (text, "\n", NULL);
+  return write_file (o->out_dir, "summary.json", text_nl, error) && write_file (o->out_dir, "summary.txt", table, error);
+}
