@@ -129,17 +129,48 @@ print_text (JsonNode *node)
   }
 }
 
+static gint64 init_seed;
+static char *init_dtype;
+
+static const GOptionEntry init_entries[] = {
+  { "seed", 0, 0, G_OPTION_ARG_INT64, &init_seed, "model init: seed of the initial weights (default 0)", "N" },
+  { "dtype", 0, 0, G_OPTION_ARG_STRING, &init_dtype, "model init: f32 (default) or bf16", "DTYPE" },
+  { NULL }
+};
+
+/* cria model init CONFIG.json DIR: a new model to pretrain. */
+static int
+model_init (const char *config_path, const char *dir)
+{
+  g_autoptr (GError) error = NULL;
+  CriaDType dtype = CRIA_DTYPE_F32;
+  if (init_dtype && (!cria_dtype_from_name (init_dtype, &dtype) || (dtype != CRIA_DTYPE_F32 && dtype != CRIA_DTYPE_BF16))) {
+    g_printerr ("cria model: --dtype %s: expected f32 or bf16\n", init_dtype);
+    return CRIA_EXIT_USAGE;
+  }
+  g_autoptr (CriaHfConfig) config = cria_hf_config_load (config_path, &error);
+  if (!config || !cria_model_init_dir (config, dir, (guint64) init_seed, dtype, &error)) {
+    cria_cli_error ("model", error);
+    return CRIA_EXIT_FAILURE;
+  }
+  return CRIA_EXIT_OK;
+}
+
 int
 cria_verb_model (int argc, char **argv)
 {
-  g_autoptr (GOptionContext) ctx = g_option_context_new ("info DIR");
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("info DIR | init CONFIG.json DIR");
   g_option_context_set_summary (ctx, "Opens a Hugging Face model directory, checks its tensors against config.json\n"
-                                     "and describes it. See cria-model(1).");
+                                     "and describes it; or writes a new model with initial weights. See cria-model(1).");
   g_option_context_add_main_entries (ctx, entries, NULL);
+  g_option_context_add_main_entries (ctx, init_entries, NULL);
   if (!cria_cli_parse (ctx, &argc, &argv))
     return CRIA_EXIT_USAGE;
+  if (argc == 4 && strcmp (argv[1], "init") == 0)
+    return model_init (argv[2], argv[3]);
   if (argc != 3 || strcmp (argv[1], "info") != 0) {
-    g_printerr ("cria model: usage: cria model info [--json] [--tensors] DIR\n");
+    g_printerr ("cria model: usage: cria model info [--json] [--tensors] DIR\n"
+                "       cria model init [--seed N] [--dtype f32|bf16] CONFIG.json DIR\n");
     return CRIA_EXIT_USAGE;
   }
   g_autoptr (GError) error = NULL;

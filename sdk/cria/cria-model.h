@@ -111,6 +111,13 @@ void cria_model_graph_clear (CriaModelGraph *out);
 gboolean cria_model_save (CriaModel *model, const char *dir, CriaDType dtype, guint64 max_shard_bytes,
                           GError **error);
 
+/* Writes `dir` as a new model of `config` (its config.json, and weights
+ * initialized as transformers does: matrices normal(0, initializer_range),
+ * biases 0, norms 1; GPT-2's residual projections scaled by 1/sqrt(2 L)),
+ * drawn from `seed`. dtype is f32 or bf16. */
+gboolean cria_model_init_dir (const CriaHfConfig *config, const char *dir, guint64 seed, CriaDType dtype,
+                              GError **error);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CriaModel, cria_model_free)
 
 G_END_DECLS

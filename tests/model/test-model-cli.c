@@ -3,6 +3,7 @@
  * trained here (cria tokenizer train), so nothing outside the tree is needed.
  * The numbers themselves are checked against PyTorch in test-models; this
  * checks the verbs: their outputs, files, options and errors. */
+#include <math.h>
 #include <string.h>
 
 #include <glib/gstdio.h>
@@ -157,6 +158,47 @@ test_eval (void)
   CU_ASSERT_PTR_NOT_NULL (txt && strstr (txt, "rougeL_f"));
 }
 
+/* A new model: transformers' initialization, fixed by the seed. */
+static void
+test_model_init (void)
+{
+  g_autofree char *cfg = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "models", "tiny-gpt2", "config.json", NULL);
+  g_autofree char *a = g_build_filename (tmp, "init-a", NULL), *b = g_build_filename (tmp, "init-b", NULL);
+  g_autofree char *c = g_build_filename (tmp, "init-c", NULL);
+  const char *ra[] = { "model", "init", "--seed", "3", cfg, a, NULL };
+  const char *rb[] = { "model", "init", "--seed", "3", cfg, b, NULL };
+  const char *rc[] = { "model", "init", "--seed", "4", cfg, c, NULL };
+  CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (ra, NULL, NULL, NULL), 0);
+  CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (rb, NULL, NULL, NULL), 0);
+  CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (rc, NULL, NULL, NULL), 0);
+  g_autofree char *fa = g_build_filename (a, "model.safetensors", NULL), *fb = g_build_filename (b, "model.safetensors", NULL);
+  g_autofree char *fc = g_build_filename (c, "model.safetensors", NULL);
+  g_autoptr (CriaSafetensors) sa = cria_safetensors_open (fa, NULL), sb = cria_safetensors_open (fb, NULL);
+  g_autoptr (CriaSafetensors) sc = cria_safetensors_open (fc, NULL);
+  CU_ASSERT_TRUE_FATAL (sa && sb && sc);
+  const CriaWeight *wa = cria_safetensors_lookup (sa, "transformer.wte.weight");
+  const CriaWeight *wb = cria_safetensors_lookup (sb, "transformer.wte.weight");
+  const CriaWeight *wc = cria_safetensors_lookup (sc, "transformer.wte.weight");
+  CU_ASSERT_TRUE_FATAL (wa && wb && wc);
+  CU_ASSERT_TRUE (memcmp (wa->data, wb->data, wa->n_bytes) == 0);
+  CU_ASSERT_FALSE (memcmp (wa->data, wc->data, wa->n_bytes) == 0);
+  const float *v = wa->data;
+  double sum = 0, sq = 0;
+  for (gint64 i = 0; i < wa->n_elements; i++) {
+    sum += v[i];
+    sq += (double) v[i] * v[i];
+  }
+  double mean = sum / wa->n_elements, std = sqrt (sq / wa->n_elements - mean * mean);
+  CU_ASSERT_DOUBLE_EQUAL (mean, 0, 0.002);
+  CU_ASSERT_DOUBLE_EQUAL (std, 0.02, 0.001);
+  const CriaWeight *ln_w = cria_safetensors_lookup (sa, "transformer.h.0.ln_1.weight");
+  const CriaWeight *ln_b = cria_safetensors_lookup (sa, "transformer.h.0.ln_1.bias");
+  CU_ASSERT_EQUAL (((const float *) ln_w->data)[0], 1.0f);
+  CU_ASSERT_EQUAL (((const float *) ln_b->data)[0], 0.0f);
+  const char *info[] = { "model", "info", a, NULL };
+  CU_ASSERT_EQUAL (cria_test_run_cria (info, NULL, NULL, NULL), 0);
+}
+
 static void
 expect_error (const char *const *args, int status, const char *needle)
 {
@@ -193,6 +235,7 @@ static const CriaTestCase cases[] = {
   { "logits: the file written", test_logits },
   { "chat: turns from stdin", test_chat },
   { "eval: predictions, summary, perplexity", test_eval },
+  { "model init", test_model_init },
   { "errors", test_errors },
   { NULL, NULL },
 };

@@ -1,0 +1,78 @@
+/* cria-model-init.c: a new model directory with freshly initialized weights,
+ * the starting point of pretraining (`cria model init`, then
+ * `cria train --adapter full`).
+ *
+ * The initialization is the one transformers gives these architectures:
+ * every matrix (linear layers, embeddings) normal with mean 0 and standard
+ * deviation `initializer_range` (0.02 unless the config says otherwise),
+ * biases 0, norm weights 1; GPT-2 also scales the projections that write
+ * into the residual stream (c_proj) by 1/sqrt(2 n_layer). The values come
+ * from cria's seeded generator, so a seed fixes the weights on any machine. */
+#include "config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <cria/cria-error.h>
+#include <cria/cria-model.h>
+#include <cria/cria-text.h>
+
+/* Standard normal by Box-Muller, from two uniforms of the stream. */
+static double
+normal (CriaRng *rng)
+{
+  double u = 1.0 - cria_rng_double (rng), v = cria_rng_double (rng);
+  return sqrt (-2.0 * log (u)) * cos (2.0 * G_PI * v);
+}
+
+static gboolean
+is_norm (const char *name)
+{
+  return g_str_has_suffix (name, ".weight") && (strstr (name, "norm") || strstr (name, ".ln_"));
+}
+
+gboolean
+cria_model_init_dir (const CriaHfConfig *config, const char *dir, guint64 seed, CriaDType dtype, GError **error)
+{
+  if (dtype != CRIA_DTYPE_F32 && dtype != CRIA_DTYPE_BF16) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "new models are written in f32 or bf16");
+    return FALSE;
+  }
+  double std = json_object_get_double_member_with_default (config->json, "initializer_range", 0.02);
+  double resid = config->arch == CRIA_HF_ARCH_GPT2 ? std / sqrt (2.0 * (double) config->n_layers) : std;
+  g_autoptr (GArray) specs = cria_hf_config_expected_tensors (config);
+  g_autofree CriaWeight *weights = g_new0 (CriaWeight, specs->len);
+  g_autoptr (GPtrArray) buffers = g_ptr_array_new_with_free_func (g_free);
+  guint n = 0;
+  for (guint i = 0; i < specs->len; i++) {
+    const CriaHfTensorSpec *spec = &g_array_index (specs, CriaHfTensorSpec, i);
+    if (spec->optional)
+      continue; /* a tied head is the embedding */
+    gint64 numel = spec->shape[0] * (spec->n_dims == 2 ? spec->shape[1] : 1);
+    g_autofree float *f = g_new (float, numel);
+    /* One stream per tensor, keyed by its name: adding a tensor elsewhere
+     * leaves the others unchanged. */
+    CriaRng rng;
+    cria_rng_init (&rng, seed ^ cria_hash64 (spec->name, strlen (spec->name), 0));
+    double s = config->arch == CRIA_HF_ARCH_GPT2 && g_str_has_suffix (spec->name, "c_proj.weight") ? resid : std;
+    for (gint64 k = 0; k < numel; k++)
+      f[k] = spec->n_dims == 2 ? (float) (s * normal (&rng)) : is_norm (spec->name) ? 1.0f : 0.0f;
+    CriaWeight *w = &weights[n++];
+    w->name = spec->name;
+    w->dtype = dtype;
+    w->n_dims = spec->n_dims;
+    w->shape[0] = spec->shape[0];
+    w->shape[1] = spec->shape[1];
+    w->n_elements = numel;
+    w->n_bytes = cria_dtype_bytes (dtype, (gsize) numel);
+    void *buf = g_malloc (w->n_bytes);
+    cria_convert_from_f32 (dtype, f, buf, (gsize) numel);
+    g_ptr_array_add (buffers, buf);
+    w->data = buf;
+  }
+  if (g_mkdir_with_parents (dir, 0755) != 0) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s: cannot create the directory", dir);
+    return FALSE;
+  }
+  return cria_hf_model_write (dir, config, weights, n, 0, error);
+}
