@@ -120,6 +120,18 @@ G_GNUC_PRINTF (3, 4) static CriaNode *fail (CriaGraph *g, CriaOp op, const char 
   return NULL;
 }
 
+CriaNode *
+cria_graph_fail (CriaGraph *g, const char *format, ...)
+{
+  if (!g->error) {
+    va_list args;
+    va_start (args, format);
+    g->error = g_error_new_valist (CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, format, args);
+    va_end (args);
+  }
+  return NULL;
+}
+
 static char *
 shape_str (const CriaNode *n)
 {
@@ -329,6 +341,13 @@ cria_rope (CriaGraph *g, CriaNode *x, CriaNode *positions, CriaNode *inv_freq)
 CriaNode *
 cria_attention (CriaGraph *g, CriaNode *q, CriaNode *k, CriaNode *v, CriaNode *segments, float scale)
 {
+  return cria_attention_window (g, q, k, v, segments, scale, 0);
+}
+
+CriaNode *
+cria_attention_window (CriaGraph *g, CriaNode *q, CriaNode *k, CriaNode *v, CriaNode *segments, float scale,
+                       gint64 window)
+{
   CriaNode *src[] = { q, k, v, segments };
   int n_src = segments ? 4 : 3;
   if (!check_src (g, CRIA_OP_ATTENTION, src, n_src, 8u) || !check_f32 (g, CRIA_OP_ATTENTION, q, "q") ||
@@ -348,8 +367,12 @@ cria_attention (CriaGraph *g, CriaNode *q, CriaNode *k, CriaNode *v, CriaNode *s
                  k->shape[0], k->shape[1]);
   }
   CriaNode *out = add_node (g, CRIA_OP_ATTENTION, CRIA_DTYPE_F32, 4, q->shape, src, n_src);
-  if (out)
+  if (window < 0)
+    return fail (g, CRIA_OP_ATTENTION, "a sliding window of %" G_GINT64_FORMAT " keys", window);
+  if (out) {
     out->fparam[0] = scale;
+    out->iparam[0] = window;
+  }
   return out;
 }
 

@@ -85,6 +85,10 @@ CriaNode *cria_graph_node (const CriaGraph *graph, guint i);
 CriaNode *cria_graph_find (const CriaGraph *graph, const char *name);
 const char *cria_op_name (CriaOp op);
 
+/* Records an error (the first one is kept) for code building on the graph,
+ * such as a model asking for a weight it lacks; returns NULL. */
+G_GNUC_PRINTF (2, 3) CriaNode *cria_graph_fail (CriaGraph *g, const char *format, ...);
+
 /* Leaves. An input's data is set before running (cria_node_set_value). A
  * param takes a reference on its tensor, which may be f32, bf16 or f16. */
 CriaNode *cria_graph_input (CriaGraph *g, const char *name, CriaDType dtype, int n_dims, const gint64 *shape);
@@ -110,6 +114,10 @@ CriaNode *cria_rope (CriaGraph *g, CriaNode *x, CriaNode *positions, CriaNode *i
  * (the queries are the last Tq positions: a KV cache). segments i32 [B,Tk] or
  * NULL: a query attends only to keys of its own segment. */
 CriaNode *cria_attention (CriaGraph *g, CriaNode *q, CriaNode *k, CriaNode *v, CriaNode *segments, float scale);
+/* The same where a query sees only the `window` most recent keys, itself
+ * included (Mistral's sliding window); 0 means no limit. */
+CriaNode *cria_attention_window (CriaGraph *g, CriaNode *q, CriaNode *k, CriaNode *v, CriaNode *segments,
+                                 float scale, gint64 window);
 CriaNode *cria_gelu (CriaGraph *g, CriaNode *x);
 CriaNode *cria_silu (CriaGraph *g, CriaNode *x);
 CriaNode *cria_swiglu (CriaGraph *g, CriaNode *gate, CriaNode *up);

@@ -89,6 +89,15 @@ gboolean cria_model_set_param (CriaModel *model, const char *name, CriaTensor *t
  * error kept in the graph when the table has no such weight. */
 CriaNode *cria_model_param (CriaModel *model, CriaGraph *g, const char *name);
 
+/* For providers: the inputs of `shape` (ids, positions, segments, the cached
+ * keys and values) and room for each layer's present keys and values. */
+gboolean cria_model_add_inputs (CriaModel *model, CriaGraph *g, const CriaModelShape *shape, CriaModelGraph *out);
+/* For providers: attention of q [B,T,Hq,Dh] over layer `layer`'s cached keys
+ * and values followed by k and v [B,T,Hkv,Dh], which become the layer's
+ * present keys and values. Returns [B,T,Hq*Dh]. */
+CriaNode *cria_model_attention (CriaModel *model, CriaGraph *g, const CriaModelShape *shape, CriaModelGraph *out,
+                                gint64 layer, CriaNode *q, CriaNode *k, CriaNode *v, float scale, gint64 window);
+
 /* Builds the forward pass through the provider and checks the graph. */
 gboolean cria_model_build (CriaModel *model, CriaGraph *g, const CriaModelShape *shape, CriaModelGraph *out,
                            GError **error);

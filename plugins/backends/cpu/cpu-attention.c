@@ -9,7 +9,7 @@
 
 typedef struct {
   CpuBackend *be;
-  gint64 B, Tq, Tk, Hq, Hkv, D;
+  gint64 B, Tq, Tk, Hq, Hkv, D, window;
   float scale;
   const float *q, *k, *v, *dout;
   const gint32 *seg;
@@ -20,7 +20,7 @@ static void
 attn_init (Attn *a, CpuBackend *be, CriaNode *n)
 {
   CriaNode *q = n->src[0], *k = n->src[1];
-  *a = (Attn){ be, q->shape[0], q->shape[1], k->shape[1], q->shape[2], k->shape[2], q->shape[3], n->fparam[0] };
+  *a = (Attn){ be, q->shape[0], q->shape[1], k->shape[1], q->shape[2], k->shape[2], q->shape[3], n->iparam[0], n->fparam[0] };
   a->q = cpu_f32 (q->value);
   a->k = cpu_f32 (k->value);
   a->v = cpu_f32 (n->src[2]->value);
@@ -53,8 +53,9 @@ attn_probs (const Attn *a, gint64 b, gint64 h, gint64 i, float *p)
   const float *q = a->q + ((b * a->Tq + i) * a->Hq + h) * a->D;
   const gint32 *seg = a->seg ? a->seg + b * a->Tk : NULL;
   float m = -INFINITY;
+  gint64 first = a->window > 0 ? MAX (0, pos - a->window + 1) : 0;
   for (gint64 j = 0; j <= pos; j++) {
-    if (seg && seg[j] != seg[pos]) {
+    if (j < first || (seg && seg[j] != seg[pos])) {
       p[j] = -INFINITY;
       continue;
     }

@@ -1,0 +1,406 @@
+/* cria-model.c: a model loaded from a Hugging Face directory — the parameter
+ * table the providers build from, and writing it back.
+ *
+ * Matrices are kept as the file stores them and mapped rather than copied
+ * when the dtype already suits; GPT-2's Conv1D weights are transposed into
+ * [out, in] once here so that every provider and adapter sees one layout. */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <cria/cria-error.h>
+#include <cria/cria-model.h>
+#include <cria/cria-plugin.h>
+
+typedef struct {
+  CriaTensor *tensor;
+  gboolean trainable;
+} Param;
+
+/* The directory's mapping lives as long as any tensor borrowed from it. */
+typedef struct {
+  CriaHfModel *files;
+} FilesBox;
+
+struct _CriaModel {
+  const CriaProvider *provider;
+  const CriaModelVTable *vtable;
+  FilesBox *box;
+  GPtrArray *names;    /* char*, the table's order */
+  GHashTable *params;  /* name -> Param* */
+};
+
+static void
+files_box_clear (gpointer data)
+{
+  FilesBox *box = data;
+  cria_hf_model_free (box->files);
+}
+
+static void
+files_box_release (gpointer data)
+{
+  g_rc_box_release_full (data, files_box_clear);
+}
+
+static void
+param_free (gpointer data)
+{
+  Param *p = data;
+  cria_tensor_unref (p->tensor);
+  g_free (p);
+}
+
+static const CriaProvider *
+find_provider (CriaRegistry *registry, const CriaHfConfig *config, GError **error)
+{
+  GPtrArray *all = cria_registry_list (registry);
+  for (guint i = 0; i < all->len; i++) {
+    const CriaProvider *p = g_ptr_array_index (all, i);
+    const CriaModelVTable *vt = cria_provider_get_vtable (p);
+    if (cria_provider_get_kind (p) == CRIA_KIND_MODEL && vt->supports (config))
+      return p;
+  }
+  g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, "no model plugin builds the architecture %s",
+               cria_hf_arch_name (config->arch));
+  return NULL;
+}
+
+/* A weight in the dtype it is computed in: vectors in f32, matrices as
+ * stored or as asked; the file's bytes are borrowed when nothing changes. */
+static CriaTensor *
+load_weight (CriaModel *model, const CriaWeight *w, gboolean transpose, CriaModelDType want, GError **error)
+{
+  gint64 shape[2] = { w->shape[0], w->n_dims == 2 ? w->shape[1] : 1 };
+  if (w->dtype != CRIA_DTYPE_F32 && w->dtype != CRIA_DTYPE_BF16 && w->dtype != CRIA_DTYPE_F16) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: weight %s is %s; models hold f32, bf16 or f16",
+                 cria_hf_model_get_dir (model->box->files), w->name, cria_dtype_name (w->dtype));
+    return NULL;
+  }
+  CriaDType dtype = w->dtype;
+  if (w->n_dims == 1 || want == CRIA_MODEL_DTYPE_F32)
+    dtype = CRIA_DTYPE_F32;
+  else if (want == CRIA_MODEL_DTYPE_BF16)
+    dtype = CRIA_DTYPE_BF16;
+  gsize esize = cria_dtype_bytes (w->dtype, 1);
+  if (!transpose && dtype == w->dtype && (guintptr) w->data % esize == 0)
+    return cria_tensor_new_borrowed (dtype, (int) w->n_dims, shape, (void *) w->data, files_box_release,
+                                     g_rc_box_acquire (model->box));
+  g_autofree float *f = g_new (float, w->n_elements);
+  cria_convert_to_f32 (w->dtype, w->data, f, (gsize) w->n_elements);
+  if (transpose) {
+    /* [in, out] on disk -> [out, in] */
+    g_autofree float *t = g_new (float, w->n_elements);
+    for (gint64 i = 0; i < shape[0]; i++)
+      for (gint64 o = 0; o < shape[1]; o++)
+        t[o * shape[0] + i] = f[i * shape[1] + o];
+    g_free (f);
+    f = g_steal_pointer (&t);
+    gint64 in = shape[0];
+    shape[0] = shape[1];
+    shape[1] = in;
+  }
+  CriaTensor *tensor = cria_tensor_new (dtype, (int) w->n_dims, shape);
+  cria_convert_from_f32 (dtype, f, tensor->data, (gsize) w->n_elements);
+  return tensor;
+}
+
+static gboolean
+is_transposed (CriaModel *model, const char *name)
+{
+  return model->vtable->transposed && model->vtable->transposed (cria_model_get_config (model), name);
+}
+
+CriaModel *
+cria_model_open (CriaRegistry *registry, const char *dir, CriaModelDType dtype, GError **error)
+{
+  CriaHfModel *files = cria_hf_model_open (dir, error);
+  if (!files)
+    return NULL;
+  g_autoptr (CriaModel) model = g_new0 (CriaModel, 1);
+  model->box = g_rc_box_new0 (FilesBox);
+  model->box->files = files;
+  model->names = g_ptr_array_new_with_free_func (g_free);
+  model->params = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, param_free);
+  const CriaHfConfig *config = cria_hf_model_get_config (files);
+  model->provider = find_provider (registry, config, error);
+  if (!model->provider)
+    return NULL;
+  model->vtable = cria_provider_get_vtable (model->provider);
+
+  g_autoptr (GArray) specs = cria_hf_config_expected_tensors (config);
+  for (guint i = 0; i < specs->len; i++) {
+    const CriaHfTensorSpec *spec = &g_array_index (specs, CriaHfTensorSpec, i);
+    const CriaWeight *w = cria_hf_model_lookup (files, spec->name);
+    if (!w)
+      continue; /* an optional tensor (tied head); cria_hf_model_open checked the rest */
+    Param *p = g_new0 (Param, 1);
+    p->tensor = load_weight (model, w, is_transposed (model, spec->name), dtype, error);
+    if (!p->tensor) {
+      g_free (p);
+      return NULL;
+    }
+    char *name = g_strdup (spec->name);
+    g_ptr_array_add (model->names, name);
+    g_hash_table_insert (model->params, name, p);
+  }
+  return g_steal_pointer (&model);
+}
+
+void
+cria_model_free (CriaModel *model)
+{
+  if (!model)
+    return;
+  if (model->params)
+    g_hash_table_unref (model->params);
+  if (model->names)
+    g_ptr_array_unref (model->names);
+  if (model->box)
+    files_box_release (model->box);
+  g_free (model);
+}
+
+const CriaHfConfig *
+cria_model_get_config (CriaModel *model)
+{
+  return cria_hf_model_get_config (model->box->files);
+}
+
+CriaHfModel *
+cria_model_get_files (CriaModel *model)
+{
+  return model->box->files;
+}
+
+const CriaProvider *
+cria_model_get_provider (CriaModel *model)
+{
+  return model->provider;
+}
+
+const char *
+cria_model_get_dir (CriaModel *model)
+{
+  return cria_hf_model_get_dir (model->box->files);
+}
+
+guint
+cria_model_get_n_params (CriaModel *model)
+{
+  return model->names->len;
+}
+
+const char *
+cria_model_get_param_name (CriaModel *model, guint index)
+{
+  return index < model->names->len ? g_ptr_array_index (model->names, index) : NULL;
+}
+
+CriaTensor *
+cria_model_get_param (CriaModel *model, const char *name)
+{
+  Param *p = g_hash_table_lookup (model->params, name);
+  return p ? p->tensor : NULL;
+}
+
+gboolean
+cria_model_param_is_trainable (CriaModel *model, const char *name)
+{
+  Param *p = g_hash_table_lookup (model->params, name);
+  return p && p->trainable;
+}
+
+gboolean
+cria_model_set_param (CriaModel *model, const char *name, CriaTensor *tensor, gboolean trainable, GError **error)
+{
+  Param *p = g_hash_table_lookup (model->params, name);
+  if (!p) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "the model has no weight %s", name);
+    return FALSE;
+  }
+  gboolean same = tensor->n_dims == p->tensor->n_dims;
+  for (int i = 0; same && i < tensor->n_dims; i++)
+    same = tensor->shape[i] == p->tensor->shape[i];
+  if (!same || (trainable && tensor->dtype != CRIA_DTYPE_F32)) {
+    g_autofree char *want = cria_shape_to_string (p->tensor->n_dims, p->tensor->shape);
+    g_autofree char *got = cria_shape_to_string (tensor->n_dims, tensor->shape);
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "weight %s: %s %s given for %s%s", name,
+                 cria_dtype_name (tensor->dtype), got, want, trainable ? " (trainable weights are f32)" : "");
+    return FALSE;
+  }
+  cria_tensor_unref (p->tensor);
+  p->tensor = cria_tensor_ref (tensor);
+  p->trainable = trainable;
+  return TRUE;
+}
+
+CriaNode *
+cria_model_param (CriaModel *model, CriaGraph *g, const char *name)
+{
+  CriaNode *n = cria_graph_find (g, name);
+  if (n && n->op == CRIA_OP_PARAM)
+    return n;
+  Param *p = g_hash_table_lookup (model->params, name);
+  if (!p)
+    return cria_graph_fail (g, "the model has no weight %s", name);
+  return cria_graph_param (g, name, p->tensor, p->trainable);
+}
+
+gboolean
+cria_model_build (CriaModel *model, CriaGraph *g, const CriaModelShape *shape, CriaModelGraph *out, GError **error)
+{
+  memset (out, 0, sizeof *out);
+  if (shape->batch < 1 || shape->seq < 1 || shape->past < 0) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "a forward pass needs batch >= 1 and seq >= 1");
+    return FALSE;
+  }
+  if (!model->vtable->build (model, g, shape, out, error))
+    return FALSE;
+  if (!cria_graph_check (g, error)) {
+    g_prefix_error (error, "%s (%s): ", cria_model_get_dir (model), cria_provider_get_name (model->provider));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
+cria_model_add_inputs (CriaModel *model, CriaGraph *g, const CriaModelShape *shape, CriaModelGraph *out)
+{
+  const CriaHfConfig *c = cria_model_get_config (model);
+  gint64 bt[2] = { shape->batch, shape->seq };
+  gint64 bk[2] = { shape->batch, shape->past + shape->seq };
+  out->ids = cria_graph_input (g, "input_ids", CRIA_DTYPE_I32, 2, bt);
+  out->positions = cria_graph_input (g, "position_ids", CRIA_DTYPE_I32, 2, bt);
+  out->segments = shape->segments ? cria_graph_input (g, "segment_ids", CRIA_DTYPE_I32, 2, bk) : NULL;
+  out->present_k = g_new0 (CriaNode *, c->n_layers);
+  out->present_v = g_new0 (CriaNode *, c->n_layers);
+  if (shape->past > 0) {
+    gint64 kv[4] = { shape->batch, shape->past, c->n_kv_heads, c->head_dim };
+    out->past_k = g_new0 (CriaNode *, c->n_layers);
+    out->past_v = g_new0 (CriaNode *, c->n_layers);
+    for (gint64 l = 0; l < c->n_layers; l++) {
+      g_autofree char *kn = g_strdup_printf ("past.%" G_GINT64_FORMAT ".k", l);
+      g_autofree char *vn = g_strdup_printf ("past.%" G_GINT64_FORMAT ".v", l);
+      out->past_k[l] = cria_graph_input (g, kn, CRIA_DTYPE_F32, 4, kv);
+      out->past_v[l] = cria_graph_input (g, vn, CRIA_DTYPE_F32, 4, kv);
+    }
+  }
+  return cria_graph_get_error (g) == NULL;
+}
+
+CriaNode *
+cria_model_attention (CriaModel *model, CriaGraph *g, const CriaModelShape *shape, CriaModelGraph *out,
+                      gint64 layer, CriaNode *q, CriaNode *k, CriaNode *v, float scale, gint64 window)
+{
+  const CriaHfConfig *c = cria_model_get_config (model);
+  if (shape->past > 0) {
+    k = cria_concat (g, out->past_k[layer], k, 1);
+    v = cria_concat (g, out->past_v[layer], v, 1);
+  }
+  out->present_k[layer] = k;
+  out->present_v[layer] = v;
+  if (shape->kv_output && k && v) {
+    cria_graph_mark_output (g, k);
+    cria_graph_mark_output (g, v);
+  }
+  CriaNode *a = cria_attention_window (g, q, k, v, out->segments, scale, window);
+  gint64 flat[3] = { shape->batch, shape->seq, c->n_heads * c->head_dim };
+  return cria_reshape (g, a, 3, flat);
+}
+
+void
+cria_model_graph_clear (CriaModelGraph *out)
+{
+  g_free (out->past_k);
+  g_free (out->past_v);
+  g_free (out->present_k);
+  g_free (out->present_v);
+  memset (out, 0, sizeof *out);
+}
+
+static const char *const side_files[] = { "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                                          "special_tokens_map.json", "vocab.json", "merges.txt", "tokenizer.model" };
+
+static gboolean
+copy_side_files (const char *from, const char *to, GError **error)
+{
+  if (g_strcmp0 (from, to) == 0)
+    return TRUE;
+  for (guint i = 0; i < G_N_ELEMENTS (side_files); i++) {
+    g_autofree char *src = g_build_filename (from, side_files[i], NULL);
+    g_autofree char *dst = g_build_filename (to, side_files[i], NULL);
+    g_autofree char *data = NULL;
+    gsize len;
+    if (!g_file_test (src, G_FILE_TEST_EXISTS))
+      continue;
+    if (!g_file_get_contents (src, &data, &len, error) || !g_file_set_contents (dst, data, (gssize) len, error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
+cria_model_save (CriaModel *model, const char *dir, CriaDType dtype, guint64 max_shard_bytes, GError **error)
+{
+  if (dtype != CRIA_DTYPE_F32 && dtype != CRIA_DTYPE_BF16 && dtype != CRIA_DTYPE_F16) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "models are written in f32, bf16 or f16, not %s",
+                 cria_dtype_name (dtype));
+    return FALSE;
+  }
+  if (g_mkdir_with_parents (dir, 0755) != 0) {
+    g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno), "%s: cannot create the directory: %s", dir,
+                 g_strerror (errno));
+    return FALSE;
+  }
+  guint n = model->names->len;
+  g_autofree CriaWeight *weights = g_new0 (CriaWeight, n);
+  g_autoptr (GPtrArray) buffers = g_ptr_array_new_with_free_func (g_free);
+  for (guint i = 0; i < n; i++) {
+    const char *name = g_ptr_array_index (model->names, i);
+    CriaTensor *t = cria_model_get_param (model, name);
+    gint64 numel = cria_tensor_numel (t);
+    g_autoptr (CriaTensor) f = cria_tensor_to_f32 (t);
+    float *src = f->data;
+    CriaWeight *w = &weights[i];
+    w->name = name;
+    w->dtype = dtype;
+    w->n_dims = (guint) t->n_dims;
+    for (int d = 0; d < t->n_dims; d++)
+      w->shape[d] = t->shape[d];
+    g_autofree float *tr = NULL;
+    if (t->n_dims == 2 && is_transposed (model, name)) {
+      tr = g_new (float, numel);
+      for (gint64 o = 0; o < t->shape[0]; o++)
+        for (gint64 in = 0; in < t->shape[1]; in++)
+          tr[in * t->shape[0] + o] = src[o * t->shape[1] + in];
+      src = tr;
+      w->shape[0] = t->shape[1];
+      w->shape[1] = t->shape[0];
+    }
+    w->n_elements = numel;
+    w->n_bytes = cria_dtype_bytes (dtype, (gsize) numel);
+    void *buf = g_malloc (MAX (w->n_bytes, 1));
+    cria_convert_from_f32 (dtype, src, buf, (gsize) numel);
+    g_ptr_array_add (buffers, buf);
+    w->data = buf;
+  }
+  /* The config says which dtype the weights are in. */
+  const CriaHfConfig *config = cria_model_get_config (model);
+  CriaHfConfig copy = *config;
+  copy.json = json_object_ref (config->json);
+  g_autoptr (JsonNode) node = json_node_new (JSON_NODE_OBJECT);
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  json_node_set_object (node, copy.json);
+  g_autofree char *text = json_to_string (node, FALSE);
+  json_object_unref (copy.json);
+  if (!json_parser_load_from_data (parser, text, -1, error))
+    return FALSE;
+  copy.json = json_node_get_object (json_parser_get_root (parser));
+  const char *torch_name = dtype == CRIA_DTYPE_F32 ? "float32" : dtype == CRIA_DTYPE_BF16 ? "bfloat16" : "float16";
+  json_object_set_string_member (copy.json, "torch_dtype", torch_name);
+  if (!cria_hf_model_write (dir, &copy, weights, n, max_shard_bytes, error))
+    return FALSE;
+  return copy_side_files (cria_model_get_dir (model), dir, error);
+}
