@@ -13,10 +13,12 @@ void cria_paths_set_uninstalled (const char *plugin_dir, const char *data_dir);
 static const CriaVerb verbs[] = {
   { "data", "build instruction datasets with a record pipeline", cria_verb_data },
   { "inspect", "list plugins and providers, or show one provider's properties", cria_verb_inspect },
+  { "merge", "fold a trained adapter into its base model as a Hugging Face checkpoint", cria_verb_merge },
   { "metric", "score generations against references (BLEU, ROUGE, SQuAD EM/F1, distinct-n)", cria_verb_metric },
   { "model", "describe and check a Hugging Face model directory", cria_verb_model },
   { "tokenize", "print the token ids of text, or decode ids, with a model's tokenizer", cria_verb_tokenize },
   { "tokenizer", "train a byte-level BPE tokenizer and write its tokenizer.json", cria_verb_tokenizer },
+  { "train", "fine-tune a model with LoRA or full fine-tuning; checkpoints, resume, loss curve", cria_verb_train },
 };
 
 static char **plugin_paths;  /* --plugin-path after the verb */

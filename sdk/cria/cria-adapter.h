@@ -137,6 +137,20 @@ gboolean cria_adapter_load_state (CriaAdapter *adapter, JsonNode *state, GError 
 gboolean cria_adapter_merge_entries (CriaAdapter *adapter, CriaAdapterEntry *entries, guint n_entries,
                                      GError **error);
 
+/* ---- On a loaded model (cria-model.h) ---- */
+typedef struct _CriaModel CriaModel;
+
+/* Offers the model's parameter table to the adapter (linear = a 2-D weight
+ * of a layer built with cria_linear: not the embeddings, not the output
+ * head) and installs the replacements it makes. */
+gboolean cria_adapter_attach (CriaAdapter *adapter, CriaModel *model, guint64 seed, GError **error);
+/* What --adapter DIR does for generation: the PEFT directory opened,
+ * attached to `model` and its weights loaded, every mismatch an error. */
+CriaAdapter *cria_adapter_load (CriaRegistry *registry, CriaModel *model, const char *dir, GError **error);
+/* Replaces the model's weights by f32 copies with the adapter folded in
+ * (then cria_model_save writes a plain Hugging Face checkpoint). */
+gboolean cria_adapter_merge (CriaAdapter *adapter, CriaModel *model, GError **error);
+
 /* PEFT's target_modules rules for one linear module path
  * ("model.layers.0.self_attn.q_proj"): `targets` is "all-linear", a
  * comma-separated list of names (a name matches the whole path or its last
