@@ -25,9 +25,9 @@ static const CriaPropSpec lora_props[] = {
   { "alpha", CRIA_PROP_DOUBLE, "16", 0, 1e6, NULL, "scaling numerator: the update is multiplied by alpha / r" },
   { "dropout", CRIA_PROP_DOUBLE, "0", 0, 0.999, NULL,
     "dropout probability on the input of the adapter branch only (training)" },
-  { "target-modules", CRIA_PROP_STRING, "q_proj,v_proj", 0, 0, NULL,
-    "layers to adapt: comma-separated names (c_attn,q_proj), a regex over the module path, or all-linear (not the "
-    "output head)" },
+  { "target-modules", CRIA_PROP_STRING, "auto", 0, 0, NULL,
+    "layers to adapt: comma-separated names (c_attn,q_proj), a regex over the module path, all-linear (not the "
+    "output head), or auto: PEFT's default for the architecture (c_attn for GPT-2, else q_proj,v_proj)" },
   { "bias", CRIA_PROP_ENUM, "none", 0, 0, "none|all|lora_only",
     "biases trained alongside: none, every bias of the model, or those of the adapted layers" },
   { "use-rslora", CRIA_PROP_BOOL, "false", 0, 0, NULL, "rank-stabilized scaling alpha / sqrt(r) instead of alpha / r" },
@@ -173,8 +173,12 @@ static gboolean
 lora_attach (gpointer self, CriaAdapterEntry *entries, guint n_entries, JsonObject *config, guint64 seed,
              GError **error)
 {
-  (void) config;
   Lora *l = self;
+  if (strcmp (l->targets, "auto") == 0) {
+    const char *type = json_object_get_string_member_with_default (config, "model_type", "");
+    g_free (l->targets);
+    l->targets = g_strdup (strcmp (type, "gpt2") == 0 ? "c_attn" : "q_proj,v_proj");
+  }
   g_autoptr (GRand) rand = g_rand_new_with_seed_array ((const guint32[]) { (guint32) seed, (guint32) (seed >> 32) }, 2);
   for (guint i = 0; i < n_entries; i++) {
     CriaAdapterEntry *e = &entries[i];
