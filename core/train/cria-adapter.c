@@ -104,6 +104,13 @@ cria_adapter_install (CriaAdapter *a, CriaGraph *g)
     cria_graph_set_linear_hook (g, a->vt->linear, a->self);
 }
 
+CriaLinearHook
+cria_adapter_get_linear_hook (CriaAdapter *a, gpointer *user_data)
+{
+  *user_data = a->self;
+  return a->vt->linear;
+}
+
 void
 cria_adapter_set_training (CriaAdapter *a, gboolean training, guint64 step_seed)
 {

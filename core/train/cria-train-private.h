@@ -65,6 +65,7 @@ typedef struct {
   CriaGraph *g;
   CriaNode *ids, *positions, *segments, *labels, *ce;
   GPtrArray **grad_nodes; /* per param: the nodes holding it */
+  guint n_params;
   GPtrArray *dropouts;
 } StepGraph;
 

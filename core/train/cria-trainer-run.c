@@ -22,18 +22,7 @@ cria_train_interrupt (void)
 static void
 trainer_clear (Trainer *t)
 {
-  if (t->graphs) {
-    GHashTableIter it;
-    gpointer value;
-    g_hash_table_iter_init (&it, t->graphs);
-    while (g_hash_table_iter_next (&it, NULL, &value)) {
-      StepGraph *sg = value;
-      for (guint i = 0; i < t->params->len; i++)
-        if (sg->grad_nodes[i])
-          g_ptr_array_unref (sg->grad_nodes[i]);
-    }
-    g_hash_table_unref (t->graphs);
-  }
+  g_clear_pointer (&t->graphs, g_hash_table_unref);
   for (guint i = 0; t->grads && i < t->params->len; i++)
     g_free (t->grads[i]);
   g_free (t->grads);

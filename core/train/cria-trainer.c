@@ -33,7 +33,10 @@ trainer_graph_free (gpointer data)
   StepGraph *sg = data;
   cria_graph_free (sg->g);
   g_ptr_array_unref (sg->dropouts);
-  g_free (sg->grad_nodes); /* the arrays are freed by trainer_clear */
+  for (guint i = 0; i < sg->n_params; i++)
+    if (sg->grad_nodes[i])
+      g_ptr_array_unref (sg->grad_nodes[i]);
+  g_free (sg->grad_nodes);
   g_free (sg);
 }
 
@@ -48,6 +51,17 @@ mix64 (guint64 x)
 
 /* ---- graphs ------------------------------------------------------------------- */
 
+static void
+drop_graphs (Trainer *t, gboolean eval)
+{
+  GHashTableIter it;
+  gpointer key;
+  g_hash_table_iter_init (&it, t->graphs);
+  while (g_hash_table_iter_next (&it, &key, NULL))
+    if (((*(gint64 *) key) >> 40) == eval)
+      g_hash_table_iter_remove (&it);
+}
+
 static StepGraph *
 get_graph (Trainer *t, gint64 T, gboolean eval, GError **error)
 {
@@ -55,6 +69,9 @@ get_graph (Trainer *t, gint64 T, gboolean eval, GError **error)
   StepGraph *sg = g_hash_table_lookup (t->graphs, &key);
   if (sg)
     return sg;
+  /* One graph per mode is kept: each holds the activation memory of its
+   * length, and padded batches of many lengths would pile them up. */
+  drop_graphs (t, eval);
   g_autoptr (CriaGraph) g = cria_graph_new ();
   cria_adapter_set_training (t->adapter, !eval, 0);
   cria_adapter_install (t->adapter, g);
@@ -81,6 +98,7 @@ get_graph (Trainer *t, gint64 T, gboolean eval, GError **error)
   }
   sg->dropouts = g_ptr_array_new ();
   sg->grad_nodes = g_new0 (GPtrArray *, t->params->len);
+  sg->n_params = t->params->len;
   for (guint i = 0; i < cria_graph_n_nodes (g); i++) {
     CriaNode *node = cria_graph_node (g, i);
     if (node->op == CRIA_OP_DROPOUT) {
@@ -169,6 +187,7 @@ trainer_evaluate (Trainer *t, double *loss, GError **error)
     if (!trainer_run_micro (t, &t->eval, g_ptr_array_index (plan, i), TRUE, 0, &sum, &count, error))
       return FALSE;
   *loss = count ? sum / (double) count : NAN;
+  drop_graphs (t, TRUE); /* its memory is the training graph's between evaluations */
   return TRUE;
 }
 

@@ -114,6 +114,9 @@ gboolean cria_adapter_attach_entries (CriaAdapter *adapter, CriaAdapterEntry *en
                                       JsonObject *config, guint64 seed, GError **error);
 /* Installs the adapter's linear hook in a graph about to be built. */
 void cria_adapter_install (CriaAdapter *adapter, CriaGraph *g);
+/* The hook and its data, for code that installs hooks itself (cria_lm_set_linear_hook);
+ * NULL when the adapter only replaces weights. */
+CriaLinearHook cria_adapter_get_linear_hook (CriaAdapter *adapter, gpointer *user_data);
 void cria_adapter_set_training (CriaAdapter *adapter, gboolean training, guint64 step_seed);
 
 /* The trainable tensors (CriaAdapterParam), owned by the adapter. */

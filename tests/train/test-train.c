@@ -329,6 +329,24 @@ test_bad_input (void)
   }
 }
 
+/* cria-train(1) documents every option of the table. */
+static void
+test_man_page (void)
+{
+  g_autofree char *path = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "man", "cria-train.1", NULL);
+  g_autofree char *man = cria_test_read_file (path);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (man);
+  for (const CriaPropSpec *s = cria_train_option_specs (); s->name; s++) {
+    g_auto (GStrv) parts = g_strsplit (s->name, "-", -1);
+    g_autofree char *joined = g_strjoinv ("\\-", parts);
+    g_autofree char *entry = g_strdup_printf ("\\fB\\-\\-%s\\fR", joined);
+    g_autofree char *bare = g_strdup_printf (".B \\-\\-%s\n", joined);
+    if (!strstr (man, entry) && !strstr (man, bare))
+      printf ("\ncria-train(1) lacks --%s\n", s->name);
+    CU_ASSERT_TRUE (strstr (man, entry) || strstr (man, bare));
+  }
+}
+
 static void
 register_suites (void)
 {
@@ -341,6 +359,7 @@ register_suites (void)
     { "merge = base + adapter", test_merge },
     { "full fine-tuning writes a model", test_full },
     { "bad input fails before compute", test_bad_input },
+    { "cria-train(1) lists every option", test_man_page },
     { NULL },
   };
   cria_test_add_suite ("train", cases);
