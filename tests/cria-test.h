@@ -38,6 +38,20 @@ cria_test_shared (const char *relative)
   return path;
 }
 
+/* For a program whose other tests run anyway: the path under ../shared, or
+ * NULL (the caller returns, counted as passed) when it is not there. */
+static inline char *
+cria_test_shared_optional (const char *relative)
+{
+  char *path = g_build_filename (cria_test_env ("CRIA_SHARED"), relative, NULL);
+  if (!g_file_test (path, G_FILE_TEST_EXISTS)) {
+    printf ("(skipped: %s is absent) ", path);
+    g_free (path);
+    return NULL;
+  }
+  return path;
+}
+
 /* A fresh temporary directory, removed by cria_test_rmtree(). */
 static inline char *
 cria_test_tmpdir (void)

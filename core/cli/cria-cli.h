@@ -28,5 +28,8 @@ int cria_verb_metric (int argc, char **argv);
 int cria_verb_model (int argc, char **argv);
 int cria_verb_tokenize (int argc, char **argv);
 int cria_verb_tokenizer (int argc, char **argv);
+int cria_verb_logits (int argc, char **argv);
+int cria_verb_generate (int argc, char **argv);
+int cria_verb_chat (int argc, char **argv);
 int cria_verb_train (int argc, char **argv);
 int cria_verb_merge (int argc, char **argv);

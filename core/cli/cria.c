@@ -11,8 +11,11 @@
 void cria_paths_set_uninstalled (const char *plugin_dir, const char *data_dir);
 
 static const CriaVerb verbs[] = {
+  { "chat", "talk with a model; replies stream as they are generated", cria_verb_chat },
   { "data", "build instruction datasets with a record pipeline", cria_verb_data },
+  { "generate", "generate text from a model for each prompt, streamed as it comes", cria_verb_generate },
   { "inspect", "list plugins and providers, or show one provider's properties", cria_verb_inspect },
+  { "logits", "write the logits of every position of a text or of token ids", cria_verb_logits },
   { "merge", "fold a trained adapter into its base model as a Hugging Face checkpoint", cria_verb_merge },
   { "metric", "score generations against references (BLEU, ROUGE, SQuAD EM/F1, distinct-n)", cria_verb_metric },
   { "model", "describe and check a Hugging Face model directory", cria_verb_model },

@@ -23,6 +23,7 @@
 #include <cria/cria-safetensors.h>
 #include <cria/cria-hfmodel.h>
 #include <cria/cria-model.h>
+#include <cria/cria-lm.h>
 #include <cria/cria-adapter.h>
 #include <cria/cria-trainer.h>
 #include <cria/cria-torchfile.h>

@@ -1,0 +1,213 @@
+/* cria-cli-model.c: what the verbs that run a model share — the options
+ * that pick the model, its weight dtype and the backend, and opening them. */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cria-cli-model.h"
+
+void
+cria_cli_model_init (CriaCliModel *m)
+{
+  memset (m, 0, sizeof *m);
+}
+
+static gboolean
+parse_dtype (const char *name, CriaModelDType *dtype, GError **error)
+{
+  if (!name || strcmp (name, "auto") == 0)
+    *dtype = CRIA_MODEL_DTYPE_AUTO;
+  else if (strcmp (name, "f32") == 0)
+    *dtype = CRIA_MODEL_DTYPE_F32;
+  else if (strcmp (name, "bf16") == 0)
+    *dtype = CRIA_MODEL_DTYPE_BF16;
+  else {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "--dtype %s: expected auto, f32 or bf16", name);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+GOptionGroup *
+cria_cli_model_options (CriaCliModel *m)
+{
+  GOptionEntry entries[] = {
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &m->dir, "Hugging Face model directory (config.json, weights, tokenizer)",
+      "DIR" },
+    { "dtype", 0, 0, G_OPTION_ARG_STRING, &m->dtype, "Weights in memory: auto (as stored), f32 or bf16", "DTYPE" },
+    { "backend", 0, 0, G_OPTION_ARG_STRING, &m->backend_spec,
+      "Compute backend and its properties (default \"cpu\"; e.g. \"cpu threads=2\")", "SPEC" },
+    { "threads", 't', 0, G_OPTION_ARG_INT, &m->threads, "Threads of the cpu backend (default: every core)", "N" },
+    { NULL }
+  };
+  GOptionGroup *group = g_option_group_new ("model", "Model options:", "Show the model options", NULL, NULL);
+  g_option_group_add_entries (group, entries);
+  return group;
+}
+
+gboolean
+cria_cli_model_open (CriaCliModel *m, gboolean need_tokenizer, GError **error)
+{
+  if (!m->dir) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "--model DIR is required");
+    return FALSE;
+  }
+  CriaModelDType dtype;
+  if (!parse_dtype (m->dtype, &dtype, error))
+    return FALSE;
+  m->registry = cria_cli_load_registry ();
+  const CriaProvider *provider;
+  g_autoptr (CriaProps) props = NULL;
+  if (!cria_registry_parse_spec (m->registry, CRIA_KIND_BACKEND, m->backend_spec ? m->backend_spec : "cpu", &provider,
+                                 &props, error))
+    return FALSE;
+  if (m->threads > 0) {
+    g_autofree char *n = g_strdup_printf ("%d", m->threads);
+    if (!cria_props_set (props, "threads", n, error))
+      return FALSE;
+  }
+  m->backend = cria_backend_new (provider, props, error);
+  if (!m->backend)
+    return FALSE;
+  m->model = cria_model_open (m->registry, m->dir, dtype, error);
+  if (!m->model)
+    return FALSE;
+  if (need_tokenizer) {
+    m->tokenizer = cria_tokenizer_load (m->registry, m->dir, error);
+    if (!m->tokenizer) {
+      g_prefix_error (error, "%s: no tokenizer: ", m->dir);
+      return FALSE;
+    }
+  }
+  m->lm = cria_lm_new (m->model, m->backend);
+  return TRUE;
+}
+
+void
+cria_cli_model_clear (CriaCliModel *m)
+{
+  g_clear_pointer (&m->lm, cria_lm_free);
+  g_clear_pointer (&m->tokenizer, cria_tokenizer_free);
+  g_clear_pointer (&m->model, cria_model_free);
+  g_clear_pointer (&m->backend, cria_backend_free);
+  g_clear_pointer (&m->registry, cria_registry_free);
+  g_clear_pointer (&m->dir, g_free);
+  g_clear_pointer (&m->dtype, g_free);
+  g_clear_pointer (&m->backend_spec, g_free);
+}
+
+GArray *
+cria_cli_parse_ids (const char *text, GError **error)
+{
+  g_autoptr (GArray) ids = g_array_new (FALSE, FALSE, sizeof (gint32));
+  g_auto (GStrv) parts = g_strsplit_set (text, ", ", -1);
+  for (guint i = 0; parts[i]; i++) {
+    if (!*parts[i])
+      continue;
+    gint64 v;
+    if (!g_ascii_string_to_signed (parts[i], 10, 0, G_MAXINT32, &v, NULL)) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "--ids: \"%s\" is not a token id", parts[i]);
+      return NULL;
+    }
+    gint32 id = (gint32) v;
+    g_array_append_val (ids, id);
+  }
+  if (ids->len == 0) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "--ids: no token ids");
+    return NULL;
+  }
+  return g_steal_pointer (&ids);
+}
+
+GArray *
+cria_cli_encode (CriaCliModel *m, const char *text, gboolean add_special, GError **error)
+{
+  g_autoptr (CriaEncoding) enc =
+    cria_tokenizer_encode (m->tokenizer, text, -1, add_special ? CRIA_ENCODE_ADD_SPECIAL : 0, error);
+  if (!enc)
+    return NULL;
+  GArray *ids = g_array_new (FALSE, FALSE, sizeof (gint32));
+  g_array_append_vals (ids, enc->ids->data, enc->ids->len);
+  return ids;
+}
+
+void
+cria_cli_sampling_init (CriaCliSampling *o)
+{
+  memset (o, 0, sizeof *o);
+  o->max_new_tokens = 256;
+  o->top_p = 1.0;
+  o->repetition_penalty = 1.0;
+}
+
+GOptionGroup *
+cria_cli_sampling_options (CriaCliSampling *o)
+{
+  GOptionEntry entries[] = {
+    { "max-new-tokens", 'n', 0, G_OPTION_ARG_INT, &o->max_new_tokens, "Tokens to generate at most (default 256)",
+      "N" },
+    { "temperature", 0, 0, G_OPTION_ARG_DOUBLE, &o->temperature, "Sampling temperature; 0 (default) is greedy", "T" },
+    { "top-k", 0, 0, G_OPTION_ARG_INT, &o->top_k, "Sample among the K most likely tokens (0: all)", "K" },
+    { "top-p", 0, 0, G_OPTION_ARG_DOUBLE, &o->top_p, "Nucleus sampling: the most likely tokens up to probability P",
+      "P" },
+    { "repetition-penalty", 0, 0, G_OPTION_ARG_DOUBLE, &o->repetition_penalty,
+      "Divide the logits of tokens already present by R (1: off)", "R" },
+    { "seed", 0, 0, G_OPTION_ARG_INT64, &o->seed, "Seed of the sampler (default 0)", "N" },
+    { "stop", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->stop, "End the text before this string (repeatable)", "TEXT" },
+    { "prompt-format", 'p', 0, G_OPTION_ARG_STRING, &o->prompt_format,
+      "Wrap prompts in a prompt format of share/formats (alpaca, chatml, llama2, vicuna) or a JSON file", "NAME" },
+    { NULL }
+  };
+  GOptionGroup *group = g_option_group_new ("sampling", "Decoding options:", "Show the decoding options", NULL, NULL);
+  g_option_group_add_entries (group, entries);
+  return group;
+}
+
+gboolean
+cria_cli_sampling_apply (const CriaCliSampling *o, CriaModel *model, CriaSampling *s, GError **error)
+{
+  if (o->max_new_tokens < 1 || o->temperature < 0 || o->top_k < 0 || o->top_p <= 0 || o->top_p > 1 ||
+      o->repetition_penalty <= 0) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                 "decoding options out of range: --max-new-tokens >= 1, --temperature >= 0, --top-k >= 0, "
+                 "0 < --top-p <= 1, --repetition-penalty > 0");
+    return FALSE;
+  }
+  s->max_new_tokens = o->max_new_tokens;
+  s->temperature = o->temperature;
+  s->top_k = o->top_k;
+  s->top_p = o->top_p;
+  s->repetition_penalty = o->repetition_penalty;
+  s->seed = (guint64) o->seed;
+  for (guint i = 0; o->stop && o->stop[i]; i++)
+    if (*o->stop[i])
+      g_ptr_array_add (s->stop, g_strdup (o->stop[i]));
+  cria_sampling_add_model_stops (s, model);
+  return TRUE;
+}
+
+void
+cria_cli_sampling_clear (CriaCliSampling *o)
+{
+  g_clear_pointer (&o->stop, g_strfreev);
+  g_clear_pointer (&o->prompt_format, g_free);
+}
+
+char *
+cria_cli_render_prompt (const CriaCliSampling *o, const CriaRecord *record, GError **error)
+{
+  if (!o->prompt_format) {
+    const char *instruction = cria_record_get_field (record, "instruction");
+    if (instruction && !record->messages)
+      return g_strdup (instruction);
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                 "a conversation needs a prompt format: give --prompt-format (chatml, llama2, vicuna, alpaca)");
+    return NULL;
+  }
+  g_autoptr (CriaPromptFormat) format = cria_prompt_format_load (o->prompt_format, error);
+  g_autofree char *prompt = NULL, *response = NULL;
+  if (!format || !cria_prompt_format_render (format, record, &prompt, &response, error))
+    return NULL;
+  return g_steal_pointer (&prompt);
+}

@@ -1,0 +1,46 @@
+/* cria-cli-model.h: options and opening shared by the verbs that run a model. */
+#pragma once
+
+#include "cria-cli.h"
+
+typedef struct {
+  /* options */
+  char *dir, *dtype, *backend_spec;
+  int threads;
+  /* opened */
+  CriaRegistry *registry;
+  CriaBackend *backend;
+  CriaModel *model;
+  CriaTokenizer *tokenizer;
+  CriaLm *lm;
+} CriaCliModel;
+
+void cria_cli_model_init (CriaCliModel *m);
+/* --model, --dtype, --backend, --threads */
+GOptionGroup *cria_cli_model_options (CriaCliModel *m);
+gboolean cria_cli_model_open (CriaCliModel *m, gboolean need_tokenizer, GError **error);
+void cria_cli_model_clear (CriaCliModel *m);
+
+/* "1,2,3" or "1 2 3" */
+GArray *cria_cli_parse_ids (const char *text, GError **error);
+GArray *cria_cli_encode (CriaCliModel *m, const char *text, gboolean add_special, GError **error);
+
+/* Decoding options shared by generate, chat, eval and serve. */
+typedef struct {
+  int max_new_tokens;
+  double temperature, top_p, repetition_penalty;
+  int top_k;
+  gint64 seed;
+  char **stop;
+  char *prompt_format;
+} CriaCliSampling;
+
+void cria_cli_sampling_init (CriaCliSampling *o);
+GOptionGroup *cria_cli_sampling_options (CriaCliSampling *o);
+/* Fills `s` (initialized by the caller) from the options and the model's eos tokens. */
+gboolean cria_cli_sampling_apply (const CriaCliSampling *o, CriaModel *model, CriaSampling *s, GError **error);
+void cria_cli_sampling_clear (CriaCliSampling *o);
+
+/* The prompt text for a record (a user message, or a conversation): through
+ * --prompt-format when given, else the text as it is (instruction only). */
+char *cria_cli_render_prompt (const CriaCliSampling *o, const CriaRecord *record, GError **error);

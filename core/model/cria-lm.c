@@ -1,0 +1,199 @@
+/* cria-lm.c: forward passes of a model for inference, the KV cache, and
+ * generation.
+ *
+ * The cache of a layer is one buffer [1, capacity, Hkv, Dh]: positions are
+ * the slowest-varying dimension after the batch, so the first P of them are
+ * a contiguous prefix that the next graph borrows as its past keys, and only
+ * the new positions are copied back after each pass. */
+#include "config.h"
+
+#include <string.h>
+
+#include <cria/cria-error.h>
+#include <cria/cria-lm.h>
+
+struct _CriaLm {
+  CriaModel *model;
+  CriaBackend *backend;
+  CriaLinearHook hook;
+  gpointer hook_data;
+};
+
+typedef struct {
+  float *k, *v;
+} LayerCache;
+
+struct _CriaLmCache {
+  CriaLm *lm;
+  gint64 length, capacity, row; /* row: floats per position (Hkv * Dh) */
+  LayerCache *layers;
+};
+
+CriaLm *
+cria_lm_new (CriaModel *model, CriaBackend *backend)
+{
+  CriaLm *lm = g_new0 (CriaLm, 1);
+  lm->model = model;
+  lm->backend = backend;
+  return lm;
+}
+
+void
+cria_lm_free (CriaLm *lm)
+{
+  g_free (lm);
+}
+
+CriaModel *
+cria_lm_get_model (CriaLm *lm)
+{
+  return lm->model;
+}
+
+void
+cria_lm_set_linear_hook (CriaLm *lm, CriaLinearHook hook, gpointer user_data)
+{
+  lm->hook = hook;
+  lm->hook_data = user_data;
+}
+
+CriaLmCache *
+cria_lm_cache_new (CriaLm *lm)
+{
+  const CriaHfConfig *c = cria_model_get_config (lm->model);
+  CriaLmCache *cache = g_new0 (CriaLmCache, 1);
+  cache->lm = lm;
+  cache->row = c->n_kv_heads * c->head_dim;
+  cache->layers = g_new0 (LayerCache, c->n_layers);
+  return cache;
+}
+
+void
+cria_lm_cache_free (CriaLmCache *cache)
+{
+  if (!cache)
+    return;
+  const CriaHfConfig *c = cria_model_get_config (cache->lm->model);
+  for (gint64 l = 0; l < c->n_layers; l++) {
+    g_free (cache->layers[l].k);
+    g_free (cache->layers[l].v);
+  }
+  g_free (cache->layers);
+  g_free (cache);
+}
+
+gint64
+cria_lm_cache_length (const CriaLmCache *cache)
+{
+  return cache->length;
+}
+
+void
+cria_lm_cache_truncate (CriaLmCache *cache, gint64 length)
+{
+  cache->length = CLAMP (length, 0, cache->length);
+}
+
+static void
+cache_reserve (CriaLmCache *cache, gint64 length)
+{
+  if (length <= cache->capacity)
+    return;
+  gint64 cap = MAX (length, MAX (64, 2 * cache->capacity));
+  const CriaHfConfig *c = cria_model_get_config (cache->lm->model);
+  for (gint64 l = 0; l < c->n_layers; l++) {
+    cache->layers[l].k = g_renew (float, cache->layers[l].k, cap * cache->row);
+    cache->layers[l].v = g_renew (float, cache->layers[l].v, cap * cache->row);
+  }
+  cache->capacity = cap;
+}
+
+static CriaTensor *
+int_tensor (gint64 n, const gint32 *values, gint64 base)
+{
+  CriaTensor *t = cria_tensor_new (CRIA_DTYPE_I32, 2, (gint64[]){ 1, n });
+  gint32 *d = t->data;
+  for (gint64 i = 0; i < n; i++)
+    d[i] = values ? values[i] : (gint32) (base + i);
+  return t;
+}
+
+/* One forward pass of `n` tokens after the cached ones. Returns the logits
+ * of every position (all) or of the last. */
+static CriaTensor *
+forward (CriaLm *lm, CriaLmCache *cache, const gint32 *ids, gint64 n, gboolean all, GError **error)
+{
+  const CriaHfConfig *c = cria_model_get_config (lm->model);
+  gint64 past = cache ? cache->length : 0;
+  for (gint64 i = 0; i < n; i++)
+    if (ids[i] < 0 || ids[i] >= c->vocab_size) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                   "token id %d at position %" G_GINT64_FORMAT " is outside the vocabulary [0, %" G_GINT64_FORMAT ")",
+                   ids[i], past + i, c->vocab_size);
+      return NULL;
+    }
+  CriaModelShape shape = { .batch = 1, .seq = n, .past = past, .kv_output = cache != NULL };
+  g_autoptr (CriaGraph) g = cria_graph_new ();
+  if (lm->hook)
+    cria_graph_set_linear_hook (g, lm->hook, lm->hook_data);
+  CriaModelGraph mg;
+  if (!cria_model_build (lm->model, g, &shape, &mg, error))
+    return NULL;
+  CriaNode *h = all ? mg.hidden : cria_slice (g, mg.hidden, 1, n - 1, 1);
+  CriaNode *logits = cria_matmul (g, h, mg.head, FALSE, TRUE);
+  cria_graph_mark_output (g, logits);
+  gboolean ok = cria_graph_check (g, error) && cria_graph_plan (g, lm->backend, NULL, error);
+  g_autoptr (CriaTensor) tid = int_tensor (n, ids, 0);
+  g_autoptr (CriaTensor) tpos = int_tensor (n, NULL, past);
+  ok = ok && cria_node_set_value (mg.ids, tid, error) && cria_node_set_value (mg.positions, tpos, error);
+  for (gint64 l = 0; ok && past > 0 && l < c->n_layers; l++) {
+    gint64 shp[4] = { 1, past, c->n_kv_heads, c->head_dim };
+    g_autoptr (CriaTensor) k = cria_tensor_new_borrowed (CRIA_DTYPE_F32, 4, shp, cache->layers[l].k, NULL, NULL);
+    g_autoptr (CriaTensor) v = cria_tensor_new_borrowed (CRIA_DTYPE_F32, 4, shp, cache->layers[l].v, NULL, NULL);
+    ok = cria_node_set_value (mg.past_k[l], k, error) && cria_node_set_value (mg.past_v[l], v, error);
+  }
+  ok = ok && cria_graph_forward (g, error);
+  CriaTensor *out = NULL;
+  if (ok) {
+    gint64 rows = all ? n : 1;
+    out = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]){ rows, c->vocab_size });
+    memcpy (out->data, logits->value->data, (gsize) (rows * c->vocab_size) * sizeof (float));
+    if (cache) {
+      cache_reserve (cache, past + n);
+      gsize bytes = (gsize) (n * cache->row) * sizeof (float);
+      for (gint64 l = 0; l < c->n_layers; l++) {
+        const float *k = mg.present_k[l]->value->data, *v = mg.present_v[l]->value->data;
+        memcpy (cache->layers[l].k + past * cache->row, k + past * cache->row, bytes);
+        memcpy (cache->layers[l].v + past * cache->row, v + past * cache->row, bytes);
+      }
+      cache->length = past + n;
+    }
+  }
+  cria_model_graph_clear (&mg);
+  return out;
+}
+
+CriaTensor *
+cria_lm_logits (CriaLm *lm, const gint32 *ids, gsize n, GError **error)
+{
+  if (n == 0) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "no tokens to run");
+    return NULL;
+  }
+  return forward (lm, NULL, ids, (gint64) n, TRUE, error);
+}
+
+gboolean
+cria_lm_feed (CriaLm *lm, CriaLmCache *cache, const gint32 *ids, gsize n, float *logits, GError **error)
+{
+  if (n == 0) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "no tokens to run");
+    return FALSE;
+  }
+  g_autoptr (CriaTensor) out = forward (lm, cache, ids, (gint64) n, FALSE, error);
+  if (!out)
+    return FALSE;
+  if (logits)
+    memcpy (logits, out->data, cria_tensor_nbytes (out));
+  return TRUE;
+}

@@ -1,0 +1,96 @@
+/* cria-lm.h: running a causal language model — logits, a KV cache per
+ * sequence, sampling and generation.
+ *
+ * A CriaLm pairs a model with a backend (and the adapter hook, if any, that
+ * every graph it builds gets). Each call builds the graph of one forward
+ * pass, plans it and runs it; decoding feeds one token at a time against the
+ * keys and values cached from the earlier positions. */
+#pragma once
+
+#include <cria/cria-backend.h>
+#include <cria/cria-model.h>
+#include <cria/cria-text.h>
+#include <cria/cria-tokenizer.h>
+
+G_BEGIN_DECLS
+
+typedef struct _CriaLm CriaLm;
+
+/* Borrows `model` and `backend`, which must outlive the CriaLm. */
+CriaLm *cria_lm_new (CriaModel *model, CriaBackend *backend);
+void cria_lm_free (CriaLm *lm);
+CriaModel *cria_lm_get_model (CriaLm *lm);
+/* Installed on every graph the CriaLm builds (an adapter's LoRA branches). */
+void cria_lm_set_linear_hook (CriaLm *lm, CriaLinearHook hook, gpointer user_data);
+
+/* f32 [n, vocab]: the logits of every position of one sequence. */
+CriaTensor *cria_lm_logits (CriaLm *lm, const gint32 *ids, gsize n, GError **error);
+
+/* The keys and values of one sequence so far. */
+typedef struct _CriaLmCache CriaLmCache;
+
+CriaLmCache *cria_lm_cache_new (CriaLm *lm);
+void cria_lm_cache_free (CriaLmCache *cache);
+gint64 cria_lm_cache_length (const CriaLmCache *cache);
+/* Forgets everything from position `length` on (a shared prefix is kept). */
+void cria_lm_cache_truncate (CriaLmCache *cache, gint64 length);
+
+/* Runs `n` more tokens through the model, appending their keys and values
+ * to the cache; `logits` (vocab floats, may be NULL) receives the logits of
+ * the last one. */
+gboolean cria_lm_feed (CriaLm *lm, CriaLmCache *cache, const gint32 *ids, gsize n, float *logits, GError **error);
+
+/* Decoding settings, with the defaults of cria_sampling_init. */
+typedef struct {
+  gint64 max_new_tokens;    /* 256 */
+  double temperature;       /* 0: greedy (argmax); else logits / temperature */
+  gint64 top_k;             /* 0: off */
+  double top_p;             /* 1: off (nucleus sampling otherwise) */
+  double repetition_penalty; /* 1: off; > 1 discourages tokens already present (CTRL's rule) */
+  guint64 seed;             /* the same seed and settings give the same text */
+  GPtrArray *stop;          /* char*: generation ends before the first of these strings */
+  GArray *stop_ids;         /* gint32: tokens that end generation (eos); not part of the text */
+} CriaSampling;
+
+void cria_sampling_init (CriaSampling *s);
+void cria_sampling_clear (CriaSampling *s);
+/* "temperature=0.7 top-p=0.9 ..." style options are parsed by the verbs;
+ * this adds the eos ids of the model's config and generation_config.json. */
+void cria_sampling_add_model_stops (CriaSampling *s, CriaModel *model);
+
+/* Picks the next token. `logits` (vocab floats) is modified in place;
+ * `history` is the prompt and what was generated so far (for the
+ * repetition penalty). Processing order follows Hugging Face's: repetition
+ * penalty, temperature, top-k, top-p, then a draw. */
+gint32 cria_sample (const CriaSampling *s, float *logits, gint64 vocab, const gint32 *history, gsize n_history,
+                    CriaRng *rng);
+
+/* Called with each piece of text as soon as it is final (never a part of a
+ * stop string, never half a UTF-8 character); return FALSE to stop. */
+typedef gboolean (*CriaTextFunc) (const char *piece, gpointer user_data);
+
+typedef enum {
+  CRIA_FINISH_LENGTH, /* max_new_tokens reached */
+  CRIA_FINISH_STOP,   /* a stop string or token */
+  CRIA_FINISH_CALLER, /* the callback asked to stop */
+} CriaFinish;
+
+typedef struct {
+  GArray *ids;  /* gint32: the generated tokens, stop token excluded */
+  char *text;   /* their text, cut before a stop string */
+  CriaFinish finish;
+  gint64 prompt_tokens;
+  double prefill_seconds, decode_seconds;
+} CriaGeneration;
+
+void cria_generation_clear (CriaGeneration *gen);
+
+/* Generates from `prompt` (token ids). `tok` decodes the text; without one
+ * (NULL) there is no text, no stop string and no callback, only ids. */
+gboolean cria_lm_generate (CriaLm *lm, CriaTokenizer *tok, const gint32 *prompt, gsize n_prompt, const CriaSampling *s,
+                           CriaTextFunc on_text, gpointer user_data, CriaGeneration *out, GError **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CriaLm, cria_lm_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CriaLmCache, cria_lm_cache_free)
+
+G_END_DECLS
