@@ -32,3 +32,5 @@ int cria_verb_logits (int argc, char **argv);
 int cria_verb_generate (int argc, char **argv);
 int cria_verb_chat (int argc, char **argv);
 int cria_verb_eval (int argc, char **argv);
+int cria_verb_train (int argc, char **argv);
+int cria_verb_merge (int argc, char **argv);

@@ -17,10 +17,12 @@ static const CriaVerb verbs[] = {
   { "generate", "generate text from a model for each prompt, streamed as it comes", cria_verb_generate },
   { "inspect", "list plugins and providers, or show one provider's properties", cria_verb_inspect },
   { "logits", "write the logits of every position of a text or of token ids", cria_verb_logits },
+  { "merge", "fold a trained adapter into its base model as a Hugging Face checkpoint", cria_verb_merge },
   { "metric", "score generations against references (BLEU, ROUGE, SQuAD EM/F1, distinct-n)", cria_verb_metric },
   { "model", "describe and check a Hugging Face model directory", cria_verb_model },
   { "tokenize", "print the token ids of text, or decode ids, with a model's tokenizer", cria_verb_tokenize },
   { "tokenizer", "train a byte-level BPE tokenizer and write its tokenizer.json", cria_verb_tokenizer },
+  { "train", "fine-tune a model with LoRA or full fine-tuning; checkpoints, resume, loss curve", cria_verb_train },
 };
 
 static char **plugin_paths;  /* --plugin-path after the verb */

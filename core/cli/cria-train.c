@@ -1,0 +1,114 @@
+/* cria-train.c: `cria train` — fine-tune a model with an adapter.
+ *
+ *   cria train --model tiny-gpt2 --data train.jsonl --adapter 'lora r=8 target-modules=c_attn' --out run1
+ *   cria train -f run.json --resume run1/checkpoints/checkpoint-200
+ *
+ * Every option comes from the trainer's table (cria-trainer.h), so the
+ * command line, the -f JSON file and cria-train(1) agree; an unknown option
+ * in either is an error before anything is loaded. Ctrl-C saves a checkpoint
+ * after the current step and exits. */
+#include "config.h"
+
+#include <signal.h>
+#include <string.h>
+
+#include "cria-cli.h"
+
+static void
+on_signal (int sig)
+{
+  (void) sig;
+  static volatile sig_atomic_t seen;
+  if (seen)
+    _exit (130); /* a second Ctrl-C does not wait for the step */
+  seen = 1;
+  cria_train_interrupt ();
+}
+
+static gboolean
+load_config (CriaProps *props, const char *path, GError **error)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  if (!json_parser_load_from_mapped_file (parser, path, error)) {
+    g_prefix_error (error, "%s: ", path);
+    return FALSE;
+  }
+  JsonNode *root = json_parser_get_root (parser);
+  if (!root || !JSON_NODE_HOLDS_OBJECT (root)) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: not a JSON object of options", path);
+    return FALSE;
+  }
+  JsonObjectIter it;
+  const char *name;
+  JsonNode *value;
+  json_object_iter_init (&it, json_node_get_object (root));
+  while (json_object_iter_next (&it, &name, &value)) {
+    if (!cria_props_set_json (props, name, value, error)) {
+      g_prefix_error (error, "%s: ", path);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+int
+cria_verb_train (int argc, char **argv)
+{
+  const CriaPropSpec *specs = cria_train_option_specs ();
+  guint n = 0;
+  while (specs[n].name)
+    n++;
+  g_autofree char **values = g_new0 (char *, n);
+  g_autofree gboolean *flags = g_new0 (gboolean, n);
+  g_autofree char *config = NULL;
+  g_autoptr (GArray) entries = g_array_new (TRUE, TRUE, sizeof (GOptionEntry));
+  GOptionEntry f = { "config", 'f', 0, G_OPTION_ARG_FILENAME, &config, "Read options from a JSON object", "FILE" };
+  g_array_append_val (entries, f);
+  for (guint i = 0; i < n; i++) {
+    gboolean is_bool = specs[i].type == CRIA_PROP_BOOL;
+    GOptionEntry e = { specs[i].name, 0, 0, is_bool ? G_OPTION_ARG_NONE : G_OPTION_ARG_STRING,
+                       is_bool ? (gpointer) &flags[i] : (gpointer) &values[i], specs[i].blurb,
+                       is_bool ? NULL : "VALUE" };
+    g_array_append_val (entries, e);
+  }
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("- fine-tune a model with an adapter");
+  g_option_context_add_main_entries (ctx, (GOptionEntry *) (void *) entries->data, NULL);
+  g_option_context_set_description (ctx, "Options may also be given in a JSON file (-f); the command line wins.\n"
+                                         "See cria-train(1).");
+  if (!cria_cli_parse (ctx, &argc, &argv))
+    return CRIA_EXIT_USAGE;
+  g_autoptr (GError) error = NULL;
+  if (argc > 1) {
+    g_printerr ("cria train: unexpected argument '%s' (options are --NAME VALUE)\n", argv[1]);
+    return CRIA_EXIT_USAGE;
+  }
+  g_autoptr (CriaProps) props = cria_props_new (specs);
+  if (config && !load_config (props, config, &error)) {
+    cria_cli_error ("train", error);
+    return CRIA_EXIT_USAGE;
+  }
+  for (guint i = 0; i < n; i++) {
+    if ((values[i] && !cria_props_set (props, specs[i].name, values[i], &error))
+        || (flags[i] && !cria_props_set (props, specs[i].name, "true", &error))) {
+      cria_cli_error ("train", error);
+      return CRIA_EXIT_USAGE;
+    }
+  }
+  for (guint i = 0; i < n; i++)
+    g_free (values[i]);
+  if (!cria_props_check_required (props, &error)) {
+    cria_cli_error ("train", error);
+    return CRIA_EXIT_USAGE;
+  }
+  g_autoptr (CriaRegistry) reg = cria_cli_load_registry ();
+  signal (SIGINT, on_signal);
+  signal (SIGTERM, on_signal);
+  gboolean ok = cria_train_run (reg, props, &error);
+  signal (SIGINT, SIG_DFL);
+  signal (SIGTERM, SIG_DFL);
+  if (!ok) {
+    cria_cli_error ("train", error);
+    return g_error_matches (error, CRIA_ERROR, CRIA_ERROR_CANCELLED) ? 130 : CRIA_EXIT_FAILURE;
+  }
+  return CRIA_EXIT_OK;
+}

@@ -1,0 +1,290 @@
+/* cria-train-data.c: records -> prompt format -> token ids with the prompt
+ * masked -> micro-batches, padded or packed.
+ *
+ * Labels are next-token targets: position t learns ids[t + 1] when that
+ * token is learned, so a batch row of n tokens has at most n - 1 targets.
+ * Padding goes on the right, where causal attention keeps it away from the
+ * real tokens; packed samples get their own segment id and positions that
+ * restart at 0, so they never see each other. */
+#include "config.h"
+
+#include <string.h>
+#include <glib/gstdio.h>
+
+#include "cria-train-private.h"
+
+void
+train_set_init (TrainSet *set)
+{
+  memset (set, 0, sizeof *set);
+  set->examples = g_array_new (FALSE, TRUE, sizeof (TrainExample));
+}
+
+void
+train_set_clear (TrainSet *set)
+{
+  if (!set->examples)
+    return;
+  for (guint i = 0; i < set->examples->len; i++) {
+    TrainExample *e = &g_array_index (set->examples, TrainExample, i);
+    g_free (e->ids);
+    g_free (e->learn);
+  }
+  g_array_unref (set->examples);
+  set->examples = NULL;
+}
+
+static GPtrArray *
+read_jsonl_records (const char *path, GError **error)
+{
+  g_autoptr (CriaRows) rows = cria_rows_open (path, "jsonl", error);
+  if (!rows)
+    return NULL;
+  g_autoptr (GPtrArray) records = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_record_free);
+  for (;;) {
+    JsonObject *row = NULL;
+    CriaFlow flow = cria_rows_next (rows, &row, error);
+    if (flow == CRIA_FLOW_EOS)
+      break;
+    if (flow == CRIA_FLOW_ERROR)
+      return NULL;
+    CriaRecord *r = cria_record_from_json (row, error);
+    json_object_unref (row);
+    if (!r)
+      return NULL;
+    g_ptr_array_add (records, r);
+  }
+  return g_steal_pointer (&records);
+}
+
+/* The file source understands every record schema cria reads, so a plain
+ * file goes through it too, as a one-stage pipeline written in JSON (no
+ * quoting of the path). */
+GPtrArray *
+train_load_records (CriaRegistry *registry, const char *data, GError **error)
+{
+  g_autofree char *tmpdir = g_dir_make_tmp ("cria-train-XXXXXX", error);
+  if (!tmpdir)
+    return NULL;
+  g_autofree char *tmp = g_build_filename (tmpdir, "records.jsonl", NULL);
+  g_autoptr (CriaPipeline) pipeline = NULL;
+  if (g_file_test (data, G_FILE_TEST_IS_REGULAR)) {
+    g_autoptr (JsonBuilder) b = json_builder_new ();
+    json_builder_begin_object (b);
+    json_builder_set_member_name (b, "stages");
+    json_builder_begin_array (b);
+    const char *stages[][2] = { { "file", data }, { "jsonl", tmp } };
+    for (guint i = 0; i < 2; i++) {
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "provider");
+      json_builder_add_string_value (b, stages[i][0]);
+      json_builder_set_member_name (b, "properties");
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "location");
+      json_builder_add_string_value (b, stages[i][1]);
+      json_builder_end_object (b);
+      json_builder_end_object (b);
+    }
+    json_builder_end_array (b);
+    json_builder_end_object (b);
+    g_autoptr (JsonNode) root = json_builder_get_root (b);
+    g_autofree char *json = json_to_string (root, FALSE);
+    pipeline = cria_pipeline_parse_json (registry, json, -1, data, error);
+  } else if (strchr (data, '=') || strchr (data, '!')) {
+    g_autofree char *desc = g_strdup_printf ("%s ! jsonl location=%s", data, tmp);
+    pipeline = cria_pipeline_parse (registry, desc, error);
+  } else {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_NOT_FOUND, "data %s: no such file (nor a pipeline)", data);
+  }
+  GPtrArray *records = NULL;
+  if (pipeline && cria_pipeline_run (pipeline, error))
+    records = read_jsonl_records (tmp, error);
+  g_unlink (tmp);
+  g_rmdir (tmpdir);
+  return records;
+}
+
+static gboolean
+encode_append (CriaTokenizer *tok, const char *text, CriaEncodeFlags flags, GArray *ids, GArray *learn,
+               gboolean learned, GError **error)
+{
+  if (!*text && !(flags & CRIA_ENCODE_ADD_SPECIAL))
+    return TRUE;
+  g_autoptr (CriaEncoding) enc = cria_tokenizer_encode (tok, text, -1, flags, error);
+  if (!enc)
+    return FALSE;
+  g_array_append_vals (ids, enc->ids->data, enc->ids->len);
+  for (guint i = 0; i < enc->ids->len; i++)
+    g_array_append_val (learn, (guint8) { learned });
+  return TRUE;
+}
+
+gboolean
+train_set_build (TrainSet *set, GPtrArray *records, const char *what, const CriaPromptFormat *format,
+                 CriaTokenizer *tok, gint64 max_length, gboolean train_on_inputs, gint32 eos, GError **error)
+{
+  for (guint i = 0; i < records->len; i++) {
+    g_autofree char *prompt = NULL, *response = NULL;
+    if (!cria_prompt_format_render (format, g_ptr_array_index (records, i), &prompt, &response, error)) {
+      g_prefix_error (error, "%s: record %u: ", what, i + 1);
+      return FALSE;
+    }
+    g_autoptr (GArray) ids = g_array_new (FALSE, FALSE, sizeof (gint32));
+    g_autoptr (GArray) learn = g_array_new (FALSE, FALSE, sizeof (guint8));
+    /* The prompt carries the tokenizer's BOS (its post-processor); the
+     * response is encoded alone so that the boundary is exact. */
+    if (!encode_append (tok, prompt, CRIA_ENCODE_ADD_SPECIAL, ids, learn, train_on_inputs, error)
+        || !encode_append (tok, response, CRIA_ENCODE_DEFAULT, ids, learn, TRUE, error)) {
+      g_prefix_error (error, "%s: record %u: ", what, i + 1);
+      return FALSE;
+    }
+    if (eos >= 0) {
+      g_array_append_val (ids, eos);
+      g_array_append_val (learn, (guint8) { 1 });
+    }
+    if ((gint64) ids->len > max_length) {
+      set->n_truncated++;
+      g_array_set_size (ids, (guint) max_length);
+      g_array_set_size (learn, (guint) max_length);
+    }
+    guint targets = 0;
+    for (guint t = 1; t < ids->len; t++)
+      targets += g_array_index (learn, guint8, t);
+    if (targets == 0) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                   "%s: record %u: no response token is left to learn after truncation to max-length %" G_GINT64_FORMAT
+                   " (the prompt alone is %u tokens or the response is empty)",
+                   what, i + 1, max_length, ids->len);
+      return FALSE;
+    }
+    TrainExample e = { .n = (gint32) ids->len };
+    e.ids = g_memdup2 (ids->data, ids->len * sizeof (gint32));
+    e.learn = g_memdup2 (learn->data, learn->len);
+    set->n_tokens += e.n;
+    g_array_append_val (set->examples, e);
+  }
+  return TRUE;
+}
+
+guint32 *
+train_epoch_order (guint n, guint64 seed, gint64 epoch)
+{
+  guint32 *order = g_new (guint32, MAX (n, 1));
+  for (guint i = 0; i < n; i++)
+    order[i] = i;
+  guint32 s[4] = { (guint32) seed, (guint32) (seed >> 32), (guint32) epoch, 0x5eed };
+  g_autoptr (GRand) rand = g_rand_new_with_seed_array (s, 4);
+  for (guint i = n; i > 1; i--) {
+    guint j = (guint) g_rand_int_range (rand, 0, (gint32) i);
+    guint32 t = order[i - 1];
+    order[i - 1] = order[j];
+    order[j] = t;
+  }
+  return order;
+}
+
+static GArray *
+new_row (void)
+{
+  return g_array_new (FALSE, FALSE, sizeof (guint32));
+}
+
+GPtrArray *
+train_plan_epoch (const TrainSet *set, const guint32 *order, guint n, gint64 batch, gint64 max_length,
+                  gboolean packing)
+{
+  GPtrArray *rows = g_ptr_array_new_with_free_func ((GDestroyNotify) g_array_unref);
+  gint64 fill = 0;
+  for (guint i = 0; i < n; i++) {
+    const TrainExample *e = &g_array_index (set->examples, TrainExample, order[i]);
+    if (!packing || rows->len == 0 || fill + e->n > max_length) {
+      g_ptr_array_add (rows, new_row ());
+      fill = 0;
+    }
+    g_array_append_val (g_ptr_array_index (rows, rows->len - 1), order[i]);
+    fill += e->n;
+  }
+  GPtrArray *batches = g_ptr_array_new_with_free_func ((GDestroyNotify) g_ptr_array_unref);
+  for (guint i = 0; i < rows->len; i += (guint) batch) {
+    GPtrArray *mb = g_ptr_array_new_with_free_func ((GDestroyNotify) g_array_unref);
+    for (guint j = i; j < rows->len && j < i + batch; j++)
+      g_ptr_array_add (mb, g_array_ref (g_ptr_array_index (rows, j)));
+    g_ptr_array_add (batches, mb);
+  }
+  g_ptr_array_unref (rows);
+  return batches;
+}
+
+void
+train_batch_clear (TrainBatch *b)
+{
+  g_clear_pointer (&b->ids, cria_tensor_unref);
+  g_clear_pointer (&b->positions, cria_tensor_unref);
+  g_clear_pointer (&b->segments, cria_tensor_unref);
+  g_clear_pointer (&b->labels, cria_tensor_unref);
+}
+
+void
+train_batch_fill (const TrainSet *set, GPtrArray *rows, gint64 max_length, gboolean packing, gint32 pad,
+                  TrainBatch *out)
+{
+  gint64 longest = 1;
+  for (guint r = 0; r < rows->len; r++) {
+    GArray *row = g_ptr_array_index (rows, r);
+    gint64 len = 0;
+    for (guint k = 0; k < row->len; k++)
+      len += g_array_index (set->examples, TrainExample, g_array_index (row, guint32, k)).n;
+    longest = MAX (longest, len);
+  }
+  /* Lengths rounded up to 16 keep the number of distinct graphs small. */
+  gint64 T = MIN ((longest + 15) / 16 * 16, MAX (max_length, longest));
+  /* Short batches are filled with empty rows so every graph has B rows. */
+  gint64 B = out->B > 0 ? out->B : (gint64) rows->len;
+  train_batch_clear (out);
+  out->B = B;
+  out->T = T;
+  gint64 shape[] = { B, T }, flat[] = { B * T };
+  out->ids = cria_tensor_new (CRIA_DTYPE_I32, 2, shape);
+  out->positions = cria_tensor_new (CRIA_DTYPE_I32, 2, shape);
+  out->segments = packing ? cria_tensor_new (CRIA_DTYPE_I32, 2, shape) : NULL;
+  out->labels = cria_tensor_new (CRIA_DTYPE_I32, 1, flat);
+  gint32 *ids = out->ids->data, *pos = out->positions->data, *labels = out->labels->data;
+  gint32 *seg = packing ? out->segments->data : NULL;
+  out->n_targets = out->n_tokens = 0;
+  for (gint64 i = 0; i < B * T; i++) {
+    ids[i] = pad;
+    labels[i] = CRIA_IGNORE_INDEX;
+  }
+  for (guint r = 0; r < rows->len; r++) {
+    GArray *row = g_ptr_array_index (rows, r);
+    gint64 at = (gint64) r * T;
+    gint32 segment = 0;
+    for (guint k = 0; k < row->len; k++) {
+      const TrainExample *e = &g_array_index (set->examples, TrainExample, g_array_index (row, guint32, k));
+      segment++;
+      for (gint32 t = 0; t < e->n; t++, at++) {
+        ids[at] = e->ids[t];
+        pos[at] = t;
+        if (seg)
+          seg[at] = segment;
+        if (t + 1 < e->n && e->learn[t + 1]) {
+          labels[at] = e->ids[t + 1];
+          out->n_targets++;
+        }
+      }
+      out->n_tokens += e->n;
+    }
+    /* Padding: a segment of its own, positions going on. */
+    for (gint32 p = 0; at < (gint64) (r + 1) * T; at++, p++) {
+      pos[at] = p;
+      if (seg)
+        seg[at] = segment + 1;
+    }
+  }
+  for (gint64 r = (gint64) rows->len; r < B; r++)
+    for (gint64 t = 0; t < T; t++) {
+      pos[r * T + t] = (gint32) t;
+      if (seg)
+        seg[r * T + t] = 1;
+    }
+}

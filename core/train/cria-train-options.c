@@ -1,0 +1,62 @@
+/* cria-train-options.c: the options of a training run, one table that
+ * `cria train` parses, its -f JSON file fills and cria-train(1) lists. */
+#include "config.h"
+
+#include "cria-train-private.h"
+
+static const CriaPropSpec train_specs[] = {
+  { "model", CRIA_PROP_STRING, NULL, 0, 0, NULL, "Hugging Face model directory to fine-tune", CRIA_PROP_FLAG_REQUIRED },
+  { "data", CRIA_PROP_STRING, NULL, 0, 0, NULL,
+    "training records: a file (JSON lines, JSON array, CSV; Alpaca, ShareGPT, messages) or a pipeline",
+    CRIA_PROP_FLAG_REQUIRED },
+  { "out", CRIA_PROP_STRING, NULL, 0, 0, NULL,
+    "output directory: adapter or model, train-log.jsonl, loss.png, report.json, checkpoints/",
+    CRIA_PROP_FLAG_REQUIRED },
+  { "eval-data", CRIA_PROP_STRING, NULL, 0, 0, NULL, "evaluation records, in the forms data takes" },
+  { "eval-ratio", CRIA_PROP_DOUBLE, "0", 0, 0.9, NULL,
+    "fraction of the training records held out for evaluation (seeded), when eval-data is not given" },
+  { "format", CRIA_PROP_STRING, "alpaca", 0, 0, NULL, "prompt format: a name under share/formats or a path" },
+  { "tokenizer", CRIA_PROP_STRING, NULL, 0, 0, NULL, "tokenizer file or directory; default: the model directory" },
+  { "adapter", CRIA_PROP_STRING, "lora", 0, 0, NULL,
+    "adapter and its properties, as in a pipeline: 'lora r=8 alpha=16 target-modules=q_proj,v_proj' or full" },
+  { "max-length", CRIA_PROP_INT, "512", 2, 1 << 20, NULL,
+    "tokens per example (longer ones are cut, and counted), and per packed row" },
+  { "train-on-inputs", CRIA_PROP_BOOL, "false", 0, 0, NULL, "also learn the prompt's tokens, not only the response's" },
+  { "packing", CRIA_PROP_BOOL, "false", 0, 0, NULL,
+    "pack several examples per row, kept apart by segment and position ids, instead of padding" },
+  { "batch-size", CRIA_PROP_INT, "4", 1, 65536, NULL, "rows per micro-batch" },
+  { "grad-accum", CRIA_PROP_INT, "1", 1, 65536, NULL, "micro-batches per optimizer step" },
+  { "epochs", CRIA_PROP_INT, "1", 1, 100000, NULL, "passes over the data (unless max-steps is given)" },
+  { "max-steps", CRIA_PROP_INT, "0", 0, 1e12, NULL, "optimizer steps to take; 0: as many as the epochs make" },
+  { "lr", CRIA_PROP_DOUBLE, "2e-4", 0, 10, NULL, "peak learning rate" },
+  { "beta1", CRIA_PROP_DOUBLE, "0.9", 0, 1, NULL, "AdamW's first-moment decay" },
+  { "beta2", CRIA_PROP_DOUBLE, "0.999", 0, 1, NULL, "AdamW's second-moment decay" },
+  { "adam-eps", CRIA_PROP_DOUBLE, "1e-8", 0, 1, NULL, "AdamW's epsilon" },
+  { "weight-decay", CRIA_PROP_DOUBLE, "0", 0, 10, NULL, "decoupled weight decay (matrices only, not biases or norms)" },
+  { "schedule", CRIA_PROP_ENUM, "linear", 0, 0, "constant|linear|cosine", "learning-rate schedule after warmup" },
+  { "warmup-steps", CRIA_PROP_INT, "0", 0, 1e12, NULL, "steps of linear warmup from 0" },
+  { "warmup-ratio", CRIA_PROP_DOUBLE, "0", 0, 1, NULL, "warmup as a fraction of the steps (when warmup-steps is 0)" },
+  { "max-grad-norm", CRIA_PROP_DOUBLE, "1", 0, 1e9, NULL, "clip the global gradient norm to this; 0: no clipping" },
+  { "recompute", CRIA_PROP_BOOL, "false", 0, 0, NULL,
+    "activation recomputation (not implemented yet: the option is refused)" },
+  { "eval-every", CRIA_PROP_INT, "0", 0, 1e12, NULL, "evaluation loss every N steps (and at the end); 0: at the end" },
+  { "save-every", CRIA_PROP_INT, "0", 0, 1e12, NULL, "checkpoint every N steps (and at the end); 0: at the end only" },
+  { "resume", CRIA_PROP_STRING, NULL, 0, 0, NULL, "continue exactly from a checkpoint directory" },
+  { "stop-after", CRIA_PROP_INT, "0", 0, 1e12, NULL,
+    "stop with a checkpoint after N steps of this invocation, as Ctrl-C does (time-boxed runs)" },
+  { "nan-limit", CRIA_PROP_INT, "5", 1, 1e6, NULL,
+    "non-finite loss or gradients skip the step; this many in a row abort the run" },
+  { "seed", CRIA_PROP_INT, "42", 0, 1e15, NULL, "seed of the adapter's init, data order and dropout" },
+  { "threads", CRIA_PROP_INT, "0", 0, 4096, NULL,
+    "compute threads; 0: every core (runs are bitwise reproducible at a fixed count)" },
+  { "backend", CRIA_PROP_STRING, "cpu", 0, 0, NULL, "compute backend" },
+  { "save-dtype", CRIA_PROP_ENUM, "f32", 0, 0, "f32|bf16|f16", "weight type of a fully fine-tuned model saved" },
+  { "progress", CRIA_PROP_ENUM, "auto", 0, 0, "auto|always|never", "progress bar on stderr (auto: on a terminal)" },
+  CRIA_PROP_END
+};
+
+const CriaPropSpec *
+cria_train_option_specs (void)
+{
+  return train_specs;
+}

@@ -1,0 +1,112 @@
+/* cria-train-private.h: what the trainer's files share. */
+#pragma once
+
+#include <cria/cria.h>
+#include <cria/cria-adapter.h>
+#include <cria/cria-trainer.h>
+
+/* One tokenized example: ids and, per token, whether the model learns to
+ * predict it (response tokens; every token with train-on-inputs). */
+typedef struct {
+  gint32 *ids;
+  guint8 *learn;
+  gint32 n;
+} TrainExample;
+
+typedef struct {
+  GArray *examples; /* TrainExample */
+  gint64 n_truncated;
+  gint64 n_tokens;
+} TrainSet;
+
+void train_set_init (TrainSet *set);
+void train_set_clear (TrainSet *set);
+
+/* Records from a file (JSON lines, JSON array, CSV; Alpaca or cria's form) or
+ * from a pipeline description, which is run into a temporary file. */
+GPtrArray *train_load_records (CriaRegistry *registry, const char *data, GError **error);
+
+/* Renders, tokenizes, masks and truncates every record; fails naming the
+ * record when no token to learn is left. `eos` < 0: none appended. */
+gboolean train_set_build (TrainSet *set, GPtrArray *records, const char *what, const CriaPromptFormat *format,
+                          CriaTokenizer *tok, gint64 max_length, gboolean train_on_inputs, gint32 eos,
+                          GError **error);
+
+/* A micro-batch as the graph wants it: [B, T] ids, positions, segment ids,
+ * and next-token labels (CRIA_IGNORE_INDEX where nothing is learned). */
+typedef struct {
+  gint64 B, T;
+  CriaTensor *ids, *positions, *segments, *labels;
+  gint64 n_targets; /* labels that are not ignored */
+  gint64 n_tokens;  /* real (not padding) tokens */
+} TrainBatch;
+
+void train_batch_clear (TrainBatch *b);
+
+/* The micro-batches of one epoch over examples taken in `order`: each is a
+ * GArray of example indices per row (packing puts several in a row). */
+GPtrArray *train_plan_epoch (const TrainSet *set, const guint32 *order, guint n, gint64 batch, gint64 max_length,
+                             gboolean packing);
+/* Fills `out` for micro-batch `rows` (a GPtrArray of GArray of guint32). */
+void train_batch_fill (const TrainSet *set, GPtrArray *rows, gint64 max_length, gboolean packing, gint32 pad,
+                       TrainBatch *out);
+
+/* A seeded permutation of n indices for one epoch. */
+guint32 *train_epoch_order (guint n, guint64 seed, gint64 epoch);
+
+/* Checkpoints (cria-train-checkpoint.c). `state` is the trainer's own JSON. */
+gboolean train_checkpoint_save (const char *dir, CriaAdapter *adapter, CriaAdamW *opt, JsonObject *state,
+                                const char *base_model, GError **error);
+/* Loads params and moments into the run; returns trainer_state.json's object. */
+JsonObject *train_checkpoint_load (const char *dir, CriaAdapter *adapter, CriaAdamW *opt, GError **error);
+
+/* ---- the trainer (cria-trainer.c, cria-trainer-run.c) ---- */
+typedef struct {
+  CriaGraph *g;
+  CriaNode *ids, *positions, *segments, *labels, *ce;
+  GPtrArray **grad_nodes; /* per param: the nodes holding it */
+  guint n_params;
+  GPtrArray *dropouts;
+} StepGraph;
+
+typedef struct {
+  const CriaProps *o;
+  CriaRegistry *reg;
+  CriaModel *model;
+  CriaAdapter *adapter;
+  CriaBackend *backend;
+  CriaTokenizer *tok;
+  TrainSet train, eval;
+  GArray *params; /* CriaAdapterParam, the adapter's */
+  float **grads;
+  gsize *sizes;
+  CriaAdamW *opt;
+  GHashTable *graphs; /* T | eval << 40 -> StepGraph */
+  gint64 batch, accum, max_length, total_steps, step, epoch, window;
+  gboolean packing;
+  gint32 pad;
+  guint64 seed;
+  guint32 *order;
+  GPtrArray *plan; /* micro-batches of the current epoch */
+  GPtrArray *log;  /* lines of train-log.jsonl */
+  GArray *train_curve, *eval_curve;
+  gint64 tokens_seen, nan_streak, n_skipped;
+  double last_loss, last_eval;
+  gint64 start_us;
+  char *out;
+} Trainer;
+
+void trainer_graph_free (gpointer data);
+gboolean trainer_run_micro (Trainer *t, TrainSet *set, GPtrArray *rows, gboolean eval, guint64 micro_seed,
+                            double *loss_sum, gint64 *count, GError **error);
+gboolean trainer_evaluate (Trainer *t, double *loss, GError **error);
+/* Takes `order` (NULL: the seeded order of t->epoch) and plans the epoch. */
+void trainer_start_epoch (Trainer *t, guint32 *order);
+gint64 trainer_windows (Trainer *t);
+gint64 trainer_count_steps (Trainer *t, gint64 epochs);
+void trainer_log (Trainer *t, const char *format, ...) G_GNUC_PRINTF (2, 3);
+gboolean trainer_write_log (Trainer *t, GError **error);
+double trainer_elapsed (Trainer *t);
+void trainer_progress (Trainer *t, gint64 steps_this_run, gint64 tokens_this_run);
+gboolean trainer_save_checkpoint (Trainer *t, GError **error);
+gboolean trainer_resume (Trainer *t, const char *dir, GError **error);

@@ -1,0 +1,431 @@
+/* cria-trainer-run.c: a training run from its options — every check that can
+ * fail before compute, the loop of optimizer steps, and the outputs. */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <glib/gstdio.h>
+
+#include "cria-train-private.h"
+
+static volatile sig_atomic_t interrupted;
+
+void
+cria_train_interrupt (void)
+{
+  interrupted = 1;
+}
+
+static void
+trainer_clear (Trainer *t)
+{
+  g_clear_pointer (&t->graphs, g_hash_table_unref);
+  for (guint i = 0; t->grads && i < t->params->len; i++)
+    g_free (t->grads[i]);
+  g_free (t->grads);
+  g_free (t->sizes);
+  g_clear_pointer (&t->opt, cria_adamw_free);
+  g_clear_pointer (&t->plan, g_ptr_array_unref);
+  g_free (t->order);
+  train_set_clear (&t->train);
+  train_set_clear (&t->eval);
+  g_clear_pointer (&t->backend, cria_backend_free);
+  g_clear_pointer (&t->adapter, cria_adapter_free);
+  g_clear_pointer (&t->tok, cria_tokenizer_free);
+  g_clear_pointer (&t->model, cria_model_free);
+  g_clear_pointer (&t->log, g_ptr_array_unref);
+  g_clear_pointer (&t->train_curve, g_array_unref);
+  g_clear_pointer (&t->eval_curve, g_array_unref);
+  g_free (t->out);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Trainer, trainer_clear)
+
+/* ---- setup: everything that can fail before compute ---------------------------- */
+
+static gboolean
+check_vocab (Trainer *t, TrainSet *set, GError **error)
+{
+  gint64 vocab = cria_model_get_config (t->model)->vocab_size;
+  for (guint i = 0; i < set->examples->len; i++) {
+    const TrainExample *e = &g_array_index (set->examples, TrainExample, i);
+    for (gint32 k = 0; k < e->n; k++)
+      if (e->ids[k] < 0 || e->ids[k] >= vocab) {
+        g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                     "the tokenizer gives id %d, beyond the model's vocabulary of %" G_GINT64_FORMAT
+                     " (a tokenizer of another model?)",
+                     e->ids[k], vocab);
+        return FALSE;
+      }
+  }
+  return TRUE;
+}
+
+static gboolean
+setup_data (Trainer *t, GError **error)
+{
+  const CriaProps *o = t->o;
+  g_autoptr (CriaPromptFormat) format = cria_prompt_format_load (cria_props_get_string (o, "format"), error);
+  if (!format)
+    return FALSE;
+  const char *data = cria_props_get_string (o, "data");
+  g_autoptr (GPtrArray) records = train_load_records (t->reg, data, error);
+  if (!records)
+    return FALSE;
+  g_autoptr (GPtrArray) eval_records = NULL;
+  const char *eval_data = cria_props_get_string (o, "eval-data");
+  double ratio = cria_props_get_double (o, "eval-ratio");
+  if (eval_data) {
+    eval_records = train_load_records (t->reg, eval_data, error);
+    if (!eval_records)
+      return FALSE;
+  } else {
+    /* A seeded choice of records, kept in their file order. */
+    eval_records = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_record_free);
+    guint n_eval = (guint) ceil (ratio * records->len);
+    g_autofree guint32 *order = train_epoch_order (records->len, t->seed, -1);
+    g_autofree gboolean *held = g_new0 (gboolean, MAX (records->len, 1));
+    for (guint i = 0; i < n_eval && i + 1 < records->len; i++)
+      held[order[i]] = TRUE;
+    g_autoptr (GPtrArray) kept = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_record_free);
+    for (guint i = 0; i < records->len; i++)
+      g_ptr_array_add (held[i] ? eval_records : kept, g_steal_pointer (&records->pdata[i]));
+    g_ptr_array_unref (records);
+    records = g_steal_pointer (&kept);
+  }
+  if (records->len == 0) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "data %s: no records to train on", data);
+    return FALSE;
+  }
+  gint32 eos = cria_tokenizer_special_id (t->tok, CRIA_SPECIAL_EOS);
+  const CriaHfConfig *c = cria_model_get_config (t->model);
+  if (eos < 0 && c->eos_token_ids && c->eos_token_ids->len)
+    eos = (gint32) g_array_index (c->eos_token_ids, gint64, 0);
+  gint32 pad = cria_tokenizer_special_id (t->tok, CRIA_SPECIAL_PAD);
+  t->pad = pad >= 0 ? pad : eos >= 0 ? eos : 0;
+  gboolean inputs = cria_props_get_bool (o, "train-on-inputs");
+  return train_set_build (&t->train, records, data, format, t->tok, t->max_length, inputs, eos, error)
+         && train_set_build (&t->eval, eval_records, eval_data ? eval_data : data, format, t->tok, t->max_length,
+                             inputs, eos, error)
+         && check_vocab (t, &t->train, error) && check_vocab (t, &t->eval, error);
+}
+
+static gboolean
+setup_backend (Trainer *t, GError **error)
+{
+  const CriaProvider *p = cria_registry_require (t->reg, CRIA_KIND_BACKEND, cria_props_get_string (t->o, "backend"),
+                                                 error);
+  if (!p)
+    return FALSE;
+  g_autoptr (CriaProps) props = cria_provider_new_props (p);
+  g_autofree char *threads = g_strdup_printf ("%" G_GINT64_FORMAT, cria_props_get_int (t->o, "threads"));
+  if (!cria_props_set (props, "threads", threads, error))
+    return FALSE;
+  t->backend = cria_backend_new (p, props, error);
+  return t->backend != NULL;
+}
+
+static gboolean
+setup_optimizer (Trainer *t, GError **error)
+{
+  const CriaProps *o = t->o;
+  CriaOptimConfig oc;
+  cria_optim_config_init (&oc);
+  oc.lr = cria_props_get_double (o, "lr");
+  oc.beta1 = cria_props_get_double (o, "beta1");
+  oc.beta2 = cria_props_get_double (o, "beta2");
+  oc.eps = cria_props_get_double (o, "adam-eps");
+  oc.weight_decay = cria_props_get_double (o, "weight-decay");
+  if (!cria_schedule_from_name (cria_props_get_string (o, "schedule"), &oc.schedule)) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "unknown schedule");
+    return FALSE;
+  }
+  oc.total_steps = t->total_steps;
+  oc.warmup_steps = cria_props_get_int (o, "warmup-steps");
+  if (oc.warmup_steps == 0)
+    oc.warmup_steps = cria_warmup_from_ratio (cria_props_get_double (o, "warmup-ratio"), t->total_steps);
+  t->opt = cria_adamw_new (&oc);
+  t->params = cria_adapter_get_params (t->adapter);
+  t->grads = g_new0 (float *, MAX (t->params->len, 1));
+  t->sizes = g_new0 (gsize, MAX (t->params->len, 1));
+  for (guint i = 0; i < t->params->len; i++) {
+    CriaAdapterParam *p = &g_array_index (t->params, CriaAdapterParam, i);
+    t->sizes[i] = (gsize) cria_tensor_numel (p->value);
+    t->grads[i] = g_new0 (float, t->sizes[i]);
+    cria_adamw_add (t->opt, p->name, p->value->data, t->sizes[i], p->decay);
+  }
+  return TRUE;
+}
+
+static gboolean
+setup (Trainer *t, GError **error)
+{
+  const CriaProps *o = t->o;
+  if (!cria_props_check_required (o, error))
+    return FALSE;
+  if (cria_props_get_bool (o, "recompute")) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
+                 "recompute: activation recomputation is not implemented yet; train without it");
+    return FALSE;
+  }
+  t->out = g_strdup (cria_props_get_string (o, "out"));
+  t->seed = (guint64) cria_props_get_int (o, "seed");
+  t->batch = cria_props_get_int (o, "batch-size");
+  t->accum = cria_props_get_int (o, "grad-accum");
+  t->max_length = cria_props_get_int (o, "max-length");
+  t->packing = cria_props_get_bool (o, "packing");
+  t->log = g_ptr_array_new_with_free_func (g_free);
+  t->train_curve = g_array_new (FALSE, FALSE, sizeof (CriaPlotPoint));
+  t->eval_curve = g_array_new (FALSE, FALSE, sizeof (CriaPlotPoint));
+  t->graphs = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, trainer_graph_free);
+  train_set_init (&t->train);
+  train_set_init (&t->eval);
+
+  const char *model_dir = cria_props_get_string (o, "model");
+  t->model = cria_model_open (t->reg, model_dir, CRIA_MODEL_DTYPE_AUTO, error);
+  if (!t->model)
+    return FALSE;
+  gint64 max_pos = cria_model_get_config (t->model)->max_positions;
+  if (max_pos > 0 && t->max_length > max_pos) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                 "max-length %" G_GINT64_FORMAT " is beyond the %" G_GINT64_FORMAT " positions of model %s",
+                 t->max_length, max_pos, model_dir);
+    return FALSE;
+  }
+  const char *tok = cria_props_get_string (o, "tokenizer");
+  t->tok = cria_tokenizer_load (t->reg, tok ? tok : model_dir, error);
+  if (!t->tok)
+    return FALSE;
+  t->adapter = cria_adapter_new_from_spec (t->reg, cria_props_get_string (o, "adapter"), error);
+  if (!t->adapter || !cria_adapter_attach (t->adapter, t->model, t->seed, error)) {
+    g_prefix_error (error, "adapter: ");
+    return FALSE;
+  }
+  if (!setup_data (t, error))
+    return FALSE;
+  trainer_start_epoch (t, NULL);
+  gint64 max_steps = cria_props_get_int (o, "max-steps");
+  t->total_steps = max_steps > 0 ? max_steps : trainer_count_steps (t, cria_props_get_int (o, "epochs"));
+  if (!setup_backend (t, error) || !setup_optimizer (t, error))
+    return FALSE;
+  if (g_mkdir_with_parents (t->out, 0755) != 0) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s: %s", t->out, g_strerror (errno));
+    return FALSE;
+  }
+  const char *from = cria_props_get_string (o, "resume");
+  return !from || trainer_resume (t, from, error);
+}
+
+/* ---- the loop -------------------------------------------------------------------- */
+
+/* Returns FALSE on a skipped step (non-finite loss or gradients). */
+static gboolean
+optimizer_step (Trainer *t, double *loss, double *norm, double *lr, GError **error)
+{
+  CriaAdapterStep st = { t->step, t->total_steps, t->grads, t->params->len };
+  *loss += cria_adapter_regularize (t->adapter, &st);
+  *lr = cria_adamw_get_lr (t->opt);
+  double max_norm = cria_props_get_double (t->o, "max-grad-norm");
+  *norm = cria_clip_grad_norm (t->grads, t->sizes, t->params->len, 0);
+  if (!isfinite (*loss) || !isfinite (*norm))
+    return FALSE;
+  if (!cria_adapter_before_step (t->adapter, &st, error))
+    return FALSE;
+  if (max_norm > 0)
+    cria_clip_grad_norm (t->grads, t->sizes, t->params->len, max_norm);
+  cria_adamw_step (t->opt, (const float *const *) t->grads);
+  return cria_adapter_after_step (t->adapter, &st, error);
+}
+
+static gboolean
+train_step (Trainer *t, GError **error)
+{
+  if (t->window >= trainer_windows (t)) {
+    t->epoch++;
+    t->window = 0;
+    trainer_start_epoch (t, NULL);
+  }
+  for (guint i = 0; i < t->params->len; i++)
+    memset (t->grads[i], 0, t->sizes[i] * sizeof (float));
+  double sum = 0;
+  gint64 count = 0;
+  guint first = (guint) (t->window * t->accum), last = (guint) MIN ((t->window + 1) * t->accum, (gint64) t->plan->len);
+  for (guint k = first; k < last; k++) {
+    guint64 micro_seed = t->seed ^ ((guint64) t->epoch << 32 | k) * 0x9e3779b97f4a7c15ull;
+    if (!trainer_run_micro (t, &t->train, g_ptr_array_index (t->plan, k), FALSE, micro_seed, &sum, &count, error))
+      return FALSE;
+  }
+  t->window++;
+  float inv = count ? 1.0f / (float) count : 0.0f;
+  for (guint i = 0; i < t->params->len; i++)
+    for (gsize e = 0; e < t->sizes[i]; e++)
+      t->grads[i][e] *= inv;
+  double loss = count ? sum / (double) count : NAN, norm = 0, lr = 0;
+  GError *hook_error = NULL;
+  gboolean stepped = optimizer_step (t, &loss, &norm, &lr, &hook_error);
+  if (hook_error) {
+    g_propagate_error (error, hook_error);
+    return FALSE;
+  }
+  t->step++;
+  if (!stepped) {
+    t->nan_streak++;
+    t->n_skipped++;
+    trainer_log (t, "{\"step\":%" G_GINT64_FORMAT ",\"skipped\":\"non-finite %s\"}", t->step,
+                 isfinite (loss) ? "gradients" : "loss");
+    fprintf (stderr, "\ncria train: step %" G_GINT64_FORMAT " skipped: non-finite %s (%" G_GINT64_FORMAT " in a row)\n",
+             t->step, isfinite (loss) ? "gradients" : "loss", t->nan_streak);
+    if (t->nan_streak >= cria_props_get_int (t->o, "nan-limit")) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_FAILED,
+                   "%" G_GINT64_FORMAT " steps in a row had a non-finite loss or gradients: stopping at step %"
+                   G_GINT64_FORMAT " (lower lr?)",
+                   t->nan_streak, t->step);
+      return FALSE;
+    }
+    return TRUE;
+  }
+  t->nan_streak = 0;
+  t->last_loss = loss;
+  g_array_append_val (t->train_curve, ((CriaPlotPoint) { (double) t->step, loss }));
+  trainer_log (t,
+               "{\"step\":%" G_GINT64_FORMAT ",\"epoch\":%" G_GINT64_FORMAT ",\"loss\":%.17g,\"lr\":%.17g,"
+               "\"grad_norm\":%.9g,\"loss_tokens\":%" G_GINT64_FORMAT ",\"elapsed_s\":%.3f}",
+               t->step, t->epoch, loss, lr, norm, count, trainer_elapsed (t));
+  return TRUE;
+}
+
+static gboolean
+eval_now (Trainer *t, GError **error)
+{
+  if (t->eval.examples->len == 0)
+    return TRUE;
+  double loss;
+  if (!trainer_evaluate (t, &loss, error))
+    return FALSE;
+  t->last_eval = loss;
+  g_array_append_val (t->eval_curve, ((CriaPlotPoint) { (double) t->step, loss }));
+  trainer_log (t, "{\"step\":%" G_GINT64_FORMAT ",\"eval_loss\":%.17g}", t->step, loss);
+  return TRUE;
+}
+
+/* ---- outputs ------------------------------------------------------------------------ */
+
+static gboolean
+write_outputs (Trainer *t, gint64 steps_run, gint64 tokens_run, GError **error)
+{
+  const CriaProps *o = t->o;
+  const CriaAdapterVTable *vt = cria_provider_get_vtable (cria_adapter_get_provider (t->adapter));
+  const char *model_dir = cria_props_get_string (o, "model");
+  if (vt->peft_type) {
+    if (!cria_adapter_save_peft (t->adapter, t->out, model_dir, error))
+      return FALSE;
+  } else {
+    CriaDType dtype = CRIA_DTYPE_F32;
+    cria_dtype_from_name (cria_props_get_string (o, "save-dtype"), &dtype);
+    if (!cria_model_save (t->model, t->out, dtype, 0, error))
+      return FALSE;
+  }
+  g_autofree char *png = g_build_filename (t->out, "loss.png", NULL);
+  CriaPlotSeries series[] = {
+    { "train loss", (const CriaPlotPoint *) (void *) t->train_curve->data, t->train_curve->len },
+    { "eval loss", (const CriaPlotPoint *) (void *) t->eval_curve->data, t->eval_curve->len },
+  };
+  if (!cria_plot_png (png, "cria train", series, t->eval_curve->len ? 2 : 1, 800, 500, error))
+    return FALSE;
+
+  double secs = trainer_elapsed (t);
+  gint64 n_params = 0;
+  for (guint i = 0; i < t->params->len; i++)
+    n_params += (gint64) t->sizes[i];
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+#define MEMBER_INT(k, v) (json_builder_set_member_name (b, k), json_builder_add_int_value (b, v))
+#define MEMBER_DOUBLE(k, v) (json_builder_set_member_name (b, k), json_builder_add_double_value (b, v))
+  MEMBER_INT ("steps", t->step);
+  MEMBER_INT ("epochs_started", t->epoch + 1);
+  MEMBER_INT ("train_examples", t->train.examples->len);
+  MEMBER_INT ("eval_examples", t->eval.examples->len);
+  MEMBER_INT ("truncated_examples", t->train.n_truncated + t->eval.n_truncated);
+  MEMBER_INT ("trainable_parameters", n_params);
+  MEMBER_INT ("tokens_seen", t->tokens_seen);
+  MEMBER_INT ("skipped_steps", t->n_skipped);
+  MEMBER_DOUBLE ("final_loss", t->last_loss);
+  if (t->eval_curve->len)
+    MEMBER_DOUBLE ("final_eval_loss", t->last_eval);
+  MEMBER_DOUBLE ("seconds", secs);
+  MEMBER_DOUBLE ("tokens_per_second", secs > 0 ? (double) tokens_run / secs : 0.0);
+  MEMBER_INT ("steps_this_run", steps_run);
+#undef MEMBER_INT
+#undef MEMBER_DOUBLE
+  json_builder_end_object (b);
+  g_autoptr (JsonNode) root = json_builder_get_root (b);
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  json_generator_set_pretty (gen, TRUE);
+  json_generator_set_root (gen, root);
+  g_autofree char *text = json_generator_to_data (gen, NULL);
+  g_autofree char *report = g_build_filename (t->out, "report.json", NULL);
+  CriaOutput *out = cria_output_open (report, error);
+  if (!out || !cria_output_printf (out, error, "%s\n", text)) {
+    cria_output_abort (out);
+    return FALSE;
+  }
+  if (!cria_output_commit (out, error))
+    return FALSE;
+  printf ("trained %s with %s: %" G_GINT64_FORMAT " steps, %" G_GINT64_FORMAT " trainable parameters, final loss %.4f",
+          model_dir, cria_provider_get_name (cria_adapter_get_provider (t->adapter)), t->step, n_params, t->last_loss);
+  if (t->eval_curve->len)
+    printf (", eval loss %.4f", t->last_eval);
+  printf ("\n%" G_GINT64_FORMAT " examples (%" G_GINT64_FORMAT " truncated to %" G_GINT64_FORMAT
+          " tokens), %.1f s, %.0f tokens/s; written to %s\n",
+          (gint64) t->train.examples->len, t->train.n_truncated, t->max_length, secs,
+          secs > 0 ? (double) tokens_run / secs : 0.0, t->out);
+  return TRUE;
+}
+
+gboolean
+cria_train_run (CriaRegistry *registry, const CriaProps *options, GError **error)
+{
+  g_auto (Trainer) t = { .o = options, .reg = registry };
+  if (!setup (&t, error))
+    return FALSE;
+  interrupted = 0;
+  t.start_us = g_get_monotonic_time ();
+  gint64 eval_every = cria_props_get_int (options, "eval-every");
+  gint64 save_every = cria_props_get_int (options, "save-every");
+  gint64 stop_after = cria_props_get_int (options, "stop-after");
+  gint64 steps_run = 0, tokens_start = t.tokens_seen;
+  if (t.train.n_truncated)
+    fprintf (stderr, "cria train: %" G_GINT64_FORMAT " of %u examples truncated to max-length %" G_GINT64_FORMAT "\n",
+             t.train.n_truncated, t.train.examples->len, t.max_length);
+  while (t.step < t.total_steps) {
+    if (!train_step (&t, error))
+      return FALSE;
+    steps_run++;
+    if (eval_every > 0 && t.step % eval_every == 0 && t.step < t.total_steps && !eval_now (&t, error))
+      return FALSE;
+    if (save_every > 0 && t.step % save_every == 0 && t.step < t.total_steps && !trainer_save_checkpoint (&t, error))
+      return FALSE;
+    trainer_progress (&t, steps_run, t.tokens_seen - tokens_start);
+    gboolean stop = stop_after > 0 && steps_run >= stop_after;
+    if ((interrupted || stop) && t.step < t.total_steps) {
+      if (!trainer_save_checkpoint (&t, error))
+        return FALSE;
+      g_autofree char *name = g_strdup_printf ("checkpoint-%" G_GINT64_FORMAT, t.step);
+      g_autofree char *dir = g_build_filename (t.out, "checkpoints", name, NULL);
+      if (interrupted) {
+        g_set_error (error, CRIA_ERROR, CRIA_ERROR_CANCELLED,
+                     "interrupted at step %" G_GINT64_FORMAT "; checkpoint saved: continue with --resume %s", t.step,
+                     dir);
+        return FALSE;
+      }
+      fprintf (stderr, "cria train: stopped after %" G_GINT64_FORMAT " steps; continue with --resume %s\n", steps_run,
+               dir);
+      return TRUE;
+    }
+  }
+  return eval_now (&t, error) && trainer_save_checkpoint (&t, error)
+         && write_outputs (&t, steps_run, t.tokens_seen - tokens_start, error);
+}

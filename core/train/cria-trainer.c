@@ -1,0 +1,376 @@
+/* cria-trainer.c: the pieces of the training loop — micro-batches through
+ * graphs cached per sequence length, evaluation, the data position, the
+ * log and progress bar, checkpoints and resume (cria-trainer-run.c drives them).
+ *
+ * One optimizer step is one window of grad-accum micro-batches of an epoch
+ * (the last window of an epoch may be shorter). Gradients are summed over
+ * the window and divided once by the number of learned tokens in it, so the
+ * loss is the mean over tokens of the whole window, whatever the split into
+ * micro-batches. Everything random (adapter init, data order, dropout) is a
+ * function of the seed and the position, which is why a resumed run repeats
+ * the loss curve of one that never stopped. */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <glib/gstdio.h>
+
+#include "cria-train-private.h"
+
+/* Options that shape the numbers: a resumed run must agree on each. */
+static const char *const fingerprint_options[] = {
+  "model", "data", "eval-data", "eval-ratio", "format", "tokenizer", "adapter", "max-length", "train-on-inputs",
+  "packing", "batch-size", "grad-accum", "epochs", "max-steps", "lr", "beta1", "beta2", "adam-eps", "weight-decay",
+  "schedule", "warmup-steps", "warmup-ratio", "max-grad-norm", "seed", NULL
+};
+
+void
+trainer_graph_free (gpointer data)
+{
+  StepGraph *sg = data;
+  cria_graph_free (sg->g);
+  g_ptr_array_unref (sg->dropouts);
+  for (guint i = 0; i < sg->n_params; i++)
+    if (sg->grad_nodes[i])
+      g_ptr_array_unref (sg->grad_nodes[i]);
+  g_free (sg->grad_nodes);
+  g_free (sg);
+}
+
+static guint64
+mix64 (guint64 x)
+{
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+/* ---- graphs ------------------------------------------------------------------- */
+
+static void
+drop_graphs (Trainer *t, gboolean eval)
+{
+  GHashTableIter it;
+  gpointer key;
+  g_hash_table_iter_init (&it, t->graphs);
+  while (g_hash_table_iter_next (&it, &key, NULL))
+    if (((*(gint64 *) key) >> 40) == eval)
+      g_hash_table_iter_remove (&it);
+}
+
+static StepGraph *
+get_graph (Trainer *t, gint64 T, gboolean eval, GError **error)
+{
+  gint64 key = T | ((gint64) eval << 40);
+  StepGraph *sg = g_hash_table_lookup (t->graphs, &key);
+  if (sg)
+    return sg;
+  /* One graph per mode is kept: each holds the activation memory of its
+   * length, and padded batches of many lengths would pile them up. */
+  drop_graphs (t, eval);
+  g_autoptr (CriaGraph) g = cria_graph_new ();
+  cria_adapter_set_training (t->adapter, !eval, 0);
+  cria_adapter_install (t->adapter, g);
+  CriaModelShape shape = { .batch = t->batch, .seq = T, .segments = t->packing };
+  CriaModelGraph mg;
+  if (!cria_model_build (t->model, g, &shape, &mg, error))
+    return NULL;
+  const CriaHfConfig *c = cria_model_get_config (t->model);
+  gint64 flat[] = { t->batch * T, c->hidden_size }, n[] = { t->batch * T };
+  CriaNode *labels = cria_graph_input (g, "labels", CRIA_DTYPE_I32, 1, n);
+  CriaNode *ce = cria_lm_head_ce (g, cria_reshape (g, mg.hidden, 2, flat), mg.head, labels, 1024);
+  cria_graph_mark_output (g, ce);
+  sg = g_new0 (StepGraph, 1);
+  sg->ids = mg.ids;
+  sg->positions = mg.positions;
+  sg->segments = mg.segments;
+  sg->labels = labels;
+  sg->ce = ce;
+  cria_model_graph_clear (&mg);
+  if (!cria_graph_check (g, error) || (!eval && !cria_graph_backward (g, ce, error))
+      || !cria_graph_plan (g, t->backend, NULL, error)) {
+    g_free (sg);
+    return NULL;
+  }
+  sg->dropouts = g_ptr_array_new ();
+  sg->grad_nodes = g_new0 (GPtrArray *, t->params->len);
+  sg->n_params = t->params->len;
+  for (guint i = 0; i < cria_graph_n_nodes (g); i++) {
+    CriaNode *node = cria_graph_node (g, i);
+    if (node->op == CRIA_OP_DROPOUT) {
+      node->iparam[1] = node->iparam[0]; /* the adapter's seed for this node */
+      g_ptr_array_add (sg->dropouts, node);
+    }
+  }
+  sg->g = g_steal_pointer (&g);
+  gint64 *k = g_new (gint64, 1);
+  *k = key;
+  g_hash_table_insert (t->graphs, k, sg);
+  return sg;
+}
+
+/* The graph nodes of each param; cached per graph (an array per param). */
+static GPtrArray *
+nodes_of (StepGraph *sg, Trainer *t, guint i)
+{
+  if (!sg->grad_nodes[i]) {
+    sg->grad_nodes[i] = g_ptr_array_new ();
+    CriaTensor *v = g_array_index (t->params, CriaAdapterParam, i).value;
+    for (guint k = 0; k < cria_graph_n_nodes (sg->g); k++) {
+      CriaNode *node = cria_graph_node (sg->g, k);
+      if (node->op == CRIA_OP_PARAM && node->value == v && node->grad)
+        g_ptr_array_add (sg->grad_nodes[i], node);
+    }
+  }
+  return sg->grad_nodes[i];
+}
+
+/* Forward (and backward when training) of one micro-batch; adds the loss
+ * sum and the target count. */
+gboolean
+trainer_run_micro (Trainer *t, TrainSet *set, GPtrArray *rows, gboolean eval, guint64 micro_seed, double *loss_sum,
+           gint64 *count, GError **error)
+{
+  TrainBatch b = { .B = t->batch };
+  train_batch_fill (set, rows, t->max_length, t->packing, t->pad, &b);
+  StepGraph *sg = get_graph (t, b.T, eval, error);
+  gboolean ok = sg && cria_node_set_value (sg->ids, b.ids, error)
+                && cria_node_set_value (sg->positions, b.positions, error)
+                && (!sg->segments || cria_node_set_value (sg->segments, b.segments, error))
+                && cria_node_set_value (sg->labels, b.labels, error);
+  if (ok) {
+    for (guint i = 0; i < sg->dropouts->len; i++) {
+      CriaNode *d = g_ptr_array_index (sg->dropouts, i);
+      d->iparam[0] = (gint64) mix64 (micro_seed ^ (guint64) d->iparam[1]);
+    }
+    ok = cria_graph_forward (sg->g, error);
+  }
+  if (ok && !eval) {
+    ok = cria_graph_run_backward (sg->g, error);
+    for (guint i = 0; ok && i < t->params->len; i++) {
+      GPtrArray *nodes = nodes_of (sg, t, i);
+      float *acc = t->grads[i];
+      for (guint k = 0; k < nodes->len; k++) {
+        const float *gr = ((CriaNode *) g_ptr_array_index (nodes, k))->grad->data;
+        for (gsize e = 0; e < t->sizes[i]; e++)
+          acc[e] += gr[e];
+      }
+    }
+    cria_graph_zero_grad (sg->g);
+  }
+  if (ok) {
+    const float *ce = sg->ce->value->data;
+    *loss_sum += ce[0];
+    *count += (gint64) ce[1];
+    if (!eval)
+      t->tokens_seen += b.n_tokens;
+  }
+  train_batch_clear (&b);
+  return ok;
+}
+
+gboolean
+trainer_evaluate (Trainer *t, double *loss, GError **error)
+{
+  guint n = t->eval.examples->len;
+  g_autofree guint32 *order = g_new (guint32, MAX (n, 1));
+  for (guint i = 0; i < n; i++)
+    order[i] = i;
+  g_autoptr (GPtrArray) plan = train_plan_epoch (&t->eval, order, n, t->batch, t->max_length, t->packing);
+  double sum = 0;
+  gint64 count = 0;
+  for (guint i = 0; i < plan->len; i++)
+    if (!trainer_run_micro (t, &t->eval, g_ptr_array_index (plan, i), TRUE, 0, &sum, &count, error))
+      return FALSE;
+  *loss = count ? sum / (double) count : NAN;
+  drop_graphs (t, TRUE); /* its memory is the training graph's between evaluations */
+  return TRUE;
+}
+
+/* ---- data position ------------------------------------------------------------- */
+
+void
+trainer_start_epoch (Trainer *t, guint32 *order)
+{
+  g_free (t->order);
+  guint n = t->train.examples->len;
+  t->order = order ? order : train_epoch_order (n, t->seed, t->epoch);
+  g_clear_pointer (&t->plan, g_ptr_array_unref);
+  t->plan = train_plan_epoch (&t->train, t->order, n, t->batch, t->max_length, t->packing);
+}
+
+gint64
+trainer_windows (Trainer *t)
+{
+  return ((gint64) t->plan->len + t->accum - 1) / t->accum;
+}
+
+/* Optimizer steps the epochs make (packing makes the count depend on the order). */
+gint64
+trainer_count_steps (Trainer *t, gint64 epochs)
+{
+  gint64 total = 0;
+  guint n = t->train.examples->len;
+  for (gint64 e = 0; e < epochs; e++) {
+    g_autofree guint32 *order = train_epoch_order (n, t->seed, e);
+    g_autoptr (GPtrArray) plan = train_plan_epoch (&t->train, order, n, t->batch, t->max_length, t->packing);
+    total += ((gint64) plan->len + t->accum - 1) / t->accum;
+  }
+  return total;
+}
+
+/* ---- reporting ------------------------------------------------------------------ */
+
+void
+trainer_log (Trainer *t, const char *format, ...)
+{
+  va_list ap;
+  va_start (ap, format);
+  g_ptr_array_add (t->log, g_strdup_vprintf (format, ap));
+  va_end (ap);
+}
+
+gboolean
+trainer_write_log (Trainer *t, GError **error)
+{
+  g_autofree char *path = g_build_filename (t->out, "train-log.jsonl", NULL);
+  CriaOutput *out = cria_output_open (path, error);
+  if (!out)
+    return FALSE;
+  for (guint i = 0; i < t->log->len; i++)
+    if (!cria_output_printf (out, error, "%s\n", (const char *) g_ptr_array_index (t->log, i))) {
+      cria_output_abort (out);
+      return FALSE;
+    }
+  return cria_output_commit (out, error);
+}
+
+double
+trainer_elapsed (Trainer *t)
+{
+  return (double) (g_get_monotonic_time () - t->start_us) / 1e6;
+}
+
+void
+trainer_progress (Trainer *t, gint64 steps_this_run, gint64 tokens_this_run)
+{
+  const char *mode = cria_props_get_string (t->o, "progress");
+  if (strcmp (mode, "never") == 0 || (strcmp (mode, "auto") == 0 && !isatty (STDERR_FILENO)))
+    return;
+  double s = trainer_elapsed (t);
+  double eta = steps_this_run ? s / (double) steps_this_run * (double) (t->total_steps - t->step) : 0;
+  int width = 24, done = (int) (width * t->step / MAX (t->total_steps, 1));
+  char bar[32];
+  for (int i = 0; i < width; i++)
+    bar[i] = i < done ? '#' : '.';
+  bar[width] = 0;
+  fprintf (stderr, "\r[%s] step %" G_GINT64_FORMAT "/%" G_GINT64_FORMAT "  loss %.4f  lr %.2e  %.0f tok/s  ETA %d:%02d:%02d ",
+           bar, t->step, t->total_steps, t->last_loss, cria_adamw_get_lr (t->opt),
+           s > 0 ? (double) tokens_this_run / s : 0.0, (int) (eta / 3600), (int) fmod (eta / 60, 60),
+           (int) fmod (eta, 60));
+  if (t->step == t->total_steps)
+    fputc ('\n', stderr);
+  fflush (stderr);
+}
+
+/* ---- checkpoints ------------------------------------------------------------------- */
+
+static JsonObject *
+trainer_state (Trainer *t)
+{
+  JsonObject *s = json_object_new ();
+  json_object_set_int_member (s, "step", t->step);
+  json_object_set_int_member (s, "epoch", t->epoch);
+  json_object_set_int_member (s, "window", t->window);
+  json_object_set_int_member (s, "optimizer_step", cria_adamw_get_step (t->opt));
+  json_object_set_int_member (s, "tokens_seen", t->tokens_seen);
+  json_object_set_int_member (s, "nan_streak", t->nan_streak);
+  json_object_set_int_member (s, "skipped_steps", t->n_skipped);
+  JsonArray *order = json_array_new ();
+  for (guint i = 0; i < t->train.examples->len; i++)
+    json_array_add_int_element (order, t->order[i]);
+  json_object_set_array_member (s, "data_order", order);
+  JsonObject *fp = json_object_new ();
+  for (const char *const *k = fingerprint_options; *k; k++) {
+    const char *v = cria_props_get_text (t->o, *k);
+    if (v)
+      json_object_set_string_member (fp, *k, v);
+  }
+  json_object_set_object_member (s, "options", fp);
+  JsonNode *extra = cria_adapter_save_state (t->adapter);
+  if (extra)
+    json_object_set_member (s, "adapter_state", extra);
+  return s;
+}
+
+gboolean
+trainer_save_checkpoint (Trainer *t, GError **error)
+{
+  g_autofree char *name = g_strdup_printf ("checkpoint-%" G_GINT64_FORMAT, t->step);
+  g_autofree char *dir = g_build_filename (t->out, "checkpoints", name, NULL);
+  g_autoptr (JsonObject) state = trainer_state (t);
+  return train_checkpoint_save (dir, t->adapter, t->opt, state, cria_props_get_string (t->o, "model"), error)
+         && trainer_write_log (t, error);
+}
+
+gboolean
+trainer_resume (Trainer *t, const char *dir, GError **error)
+{
+  g_autoptr (JsonObject) s = train_checkpoint_load (dir, t->adapter, t->opt, error);
+  if (!s)
+    return FALSE;
+  JsonObject *fp = json_object_get_object_member (s, "options");
+  for (const char *const *k = fingerprint_options; fp && *k; k++) {
+    const char *was = json_object_has_member (fp, *k) ? json_object_get_string_member (fp, *k) : NULL;
+    const char *now = cria_props_get_text (t->o, *k);
+    if (g_strcmp0 (was, now) != 0) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                   "resume: %s: option %s was %s in the interrupted run, now %s", dir, *k, was ? was : "unset",
+                   now ? now : "unset");
+      return FALSE;
+    }
+  }
+  t->step = json_object_get_int_member_with_default (s, "step", 0);
+  t->epoch = json_object_get_int_member_with_default (s, "epoch", 0);
+  t->window = json_object_get_int_member_with_default (s, "window", 0);
+  t->tokens_seen = json_object_get_int_member_with_default (s, "tokens_seen", 0);
+  t->nan_streak = json_object_get_int_member_with_default (s, "nan_streak", 0);
+  t->n_skipped = json_object_get_int_member_with_default (s, "skipped_steps", 0);
+  cria_adamw_set_step (t->opt, json_object_get_int_member_with_default (s, "optimizer_step", 0));
+  JsonArray *order = json_object_get_array_member (s, "data_order");
+  guint n = t->train.examples->len;
+  if (!order || json_array_get_length (order) != n) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                 "resume: %s: field data_order does not cover the %u training examples", dir, n);
+    return FALSE;
+  }
+  guint32 *o = g_new (guint32, MAX (n, 1));
+  for (guint i = 0; i < n; i++) {
+    gint64 v = json_array_get_int_element (order, i);
+    o[i] = (guint32) CLAMP (v, 0, (gint64) n - 1);
+  }
+  trainer_start_epoch (t, o);
+  if (!cria_adapter_load_state (t->adapter, json_object_get_member (s, "adapter_state"), error))
+    return FALSE;
+  /* The log of the run so far, up to the checkpoint. */
+  g_autofree char *path = g_build_filename (t->out, "train-log.jsonl", NULL);
+  g_autofree char *text = NULL;
+  if (g_file_get_contents (path, &text, NULL, NULL)) {
+    g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+    for (guint i = 0; lines[i]; i++) {
+      g_autoptr (JsonParser) p = json_parser_new ();
+      if (!*lines[i] || !json_parser_load_from_data (p, lines[i], -1, NULL))
+        continue;
+      JsonObject *line = json_node_get_object (json_parser_get_root (p));
+      if (json_object_get_int_member_with_default (line, "step", G_MAXINT64) <= t->step)
+        g_ptr_array_add (t->log, g_strdup (lines[i]));
+    }
+  }
+  g_autofree char *escaped = g_strescape (dir, NULL);
+  trainer_log (t, "{\"event\":\"resume\",\"step\":%" G_GINT64_FORMAT ",\"from\":\"%s\"}", t->step, escaped);
+  return TRUE;
+}

@@ -1,0 +1,548 @@
+/* lora: low-rank adapters (Hu et al., 2021) on the model's linear layers,
+ * saved and loaded in PEFT's LoRA format.
+ *
+ *   cria train --model gpt2-dir --data train.jsonl --adapter 'lora r=8 alpha=16 target-modules=c_attn'
+ *
+ * Each targeted layer y = x W^T + b becomes y + s * dropout(x) A^T B^T with
+ * A [r, in] and B [out, r], s = alpha / r (alpha / sqrt(r) with rsLoRA); W
+ * stays frozen. A starts as PEFT's kaiming-uniform with a = sqrt(5), which is
+ * U(-1/sqrt(in), 1/sqrt(in)), or N(0, 1/r) for init=gaussian; B starts at
+ * zero, so the adapted model starts as the base model. A and B are [r, in]
+ * and [out, r] whatever the file layout of W (GPT-2's Conv1D included), as
+ * PEFT stores them. */
+#include "config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <cria/cria.h>
+#include <cria/cria-adapter.h>
+
+#define PEFT_PREFIX "base_model.model."
+
+static const CriaPropSpec lora_props[] = {
+  { "r", CRIA_PROP_INT, "8", 1, 4096, NULL, "rank of the update B A of each targeted layer" },
+  { "alpha", CRIA_PROP_DOUBLE, "16", 0, 1e6, NULL, "scaling numerator: the update is multiplied by alpha / r" },
+  { "dropout", CRIA_PROP_DOUBLE, "0", 0, 0.999, NULL,
+    "dropout probability on the input of the adapter branch only (training)" },
+  { "target-modules", CRIA_PROP_STRING, "auto", 0, 0, NULL,
+    "layers to adapt: comma-separated names (c_attn,q_proj), a regex over the module path, all-linear (not the "
+    "output head), or auto: PEFT's default for the architecture (c_attn for GPT-2, else q_proj,v_proj)" },
+  { "bias", CRIA_PROP_ENUM, "none", 0, 0, "none|all|lora_only",
+    "biases trained alongside: none, every bias of the model, or those of the adapted layers" },
+  { "use-rslora", CRIA_PROP_BOOL, "false", 0, 0, NULL, "rank-stabilized scaling alpha / sqrt(r) instead of alpha / r" },
+  { "init", CRIA_PROP_ENUM, "uniform", 0, 0, "uniform|gaussian",
+    "initial A: kaiming-uniform as PEFT (a=sqrt(5)) or normal with std 1/r; B starts at zero" },
+  CRIA_PROP_END
+};
+
+typedef enum { BIAS_NONE, BIAS_ALL, BIAS_LORA_ONLY } BiasMode;
+static const char *const bias_names[] = { "none", "all", "lora_only" };
+
+typedef struct {
+  char *module; /* "model.layers.0.self_attn.q_proj" */
+  char *key_a, *key_b;
+  CriaTensor *a; /* [r, in] */
+  CriaTensor *b; /* [out, r] */
+  guint64 seed;  /* of its dropout mask */
+} LoraLayer;
+
+typedef struct {
+  char *name; /* "model.layers.0.self_attn.q_proj.bias" */
+  char *key;
+  CriaTensor *value;
+} TrainedBias;
+
+typedef struct {
+  gint64 r;
+  double alpha, dropout;
+  char *targets;
+  GRegex *regex;
+  BiasMode bias;
+  gboolean rslora;
+  gboolean gaussian;
+  gboolean fan_in_fan_out;
+  gboolean training;
+  GPtrArray *layers; /* LoraLayer* */
+  GHashTable *by_module;
+  GPtrArray *biases; /* TrainedBias* */
+} Lora;
+
+static void
+layer_free (LoraLayer *l)
+{
+  g_free (l->module);
+  g_free (l->key_a);
+  g_free (l->key_b);
+  cria_tensor_unref (l->a);
+  cria_tensor_unref (l->b);
+  g_free (l);
+}
+
+static void
+bias_free (TrainedBias *b)
+{
+  g_free (b->name);
+  g_free (b->key);
+  cria_tensor_unref (b->value);
+  g_free (b);
+}
+
+static double
+lora_scale (const Lora *l)
+{
+  return l->rslora ? l->alpha / sqrt ((double) l->r) : l->alpha / (double) l->r;
+}
+
+static gpointer
+lora_create (const CriaProps *props, GError **error)
+{
+  g_autoptr (GRegex) regex = cria_adapter_target_regex (cria_props_get_string (props, "target-modules"), error);
+  if (!regex && error && *error)
+    return NULL;
+  Lora *l = g_new0 (Lora, 1);
+  l->r = cria_props_get_int (props, "r");
+  l->alpha = cria_props_get_double (props, "alpha");
+  l->dropout = cria_props_get_double (props, "dropout");
+  l->targets = g_strdup (cria_props_get_string (props, "target-modules"));
+  l->regex = g_steal_pointer (&regex);
+  const char *bias = cria_props_get_string (props, "bias");
+  l->bias = strcmp (bias, "all") == 0 ? BIAS_ALL : strcmp (bias, "lora_only") == 0 ? BIAS_LORA_ONLY : BIAS_NONE;
+  l->rslora = cria_props_get_bool (props, "use-rslora");
+  l->gaussian = strcmp (cria_props_get_string (props, "init"), "gaussian") == 0;
+  l->training = TRUE;
+  l->layers = g_ptr_array_new_with_free_func ((GDestroyNotify) layer_free);
+  l->by_module = g_hash_table_new (g_str_hash, g_str_equal);
+  l->biases = g_ptr_array_new_with_free_func ((GDestroyNotify) bias_free);
+  return l;
+}
+
+static void
+lora_destroy (gpointer self)
+{
+  Lora *l = self;
+  g_hash_table_unref (l->by_module);
+  g_ptr_array_unref (l->layers);
+  g_ptr_array_unref (l->biases);
+  g_clear_pointer (&l->regex, g_regex_unref);
+  g_free (l->targets);
+  g_free (l);
+}
+
+/* The module path of a weight name, or NULL when it is not "<module>.weight". */
+static char *
+module_of (const char *name, const char *suffix)
+{
+  return g_str_has_suffix (name, suffix) ? g_strndup (name, strlen (name) - strlen (suffix)) : NULL;
+}
+
+/* Box-Muller on GRand's doubles: the same numbers for the same seed everywhere. */
+static float
+gaussian (GRand *rand)
+{
+  double u1 = g_rand_double (rand), u2 = g_rand_double (rand);
+  if (u1 < 1e-300)
+    u1 = 1e-300;
+  return (float) (sqrt (-2.0 * log (u1)) * cos (2.0 * G_PI * u2));
+}
+
+static void
+init_a (Lora *l, CriaTensor *a, GRand *rand)
+{
+  float *d = a->data;
+  gint64 in = a->shape[1];
+  double bound = 1.0 / sqrt ((double) in);
+  for (gint64 i = 0; i < cria_tensor_numel (a); i++)
+    d[i] = l->gaussian ? gaussian (rand) / (float) l->r : (float) g_rand_double_range (rand, -bound, bound);
+}
+
+static TrainedBias *
+train_bias (Lora *l, CriaAdapterEntry *e)
+{
+  TrainedBias *b = g_new0 (TrainedBias, 1);
+  b->name = g_strdup (e->name);
+  b->key = g_strconcat (PEFT_PREFIX, e->name, NULL);
+  b->value = cria_tensor_to_f32 (e->tensor);
+  e->replacement = b->value;
+  e->replacement_trainable = TRUE;
+  g_ptr_array_add (l->biases, b);
+  return b;
+}
+
+static gboolean
+lora_attach (gpointer self, CriaAdapterEntry *entries, guint n_entries, JsonObject *config, guint64 seed,
+             GError **error)
+{
+  Lora *l = self;
+  if (strcmp (l->targets, "auto") == 0) {
+    const char *type = json_object_get_string_member_with_default (config, "model_type", "");
+    g_free (l->targets);
+    l->targets = g_strdup (strcmp (type, "gpt2") == 0 ? "c_attn" : "q_proj,v_proj");
+  }
+  g_autoptr (GRand) rand = g_rand_new_with_seed_array ((const guint32[]) { (guint32) seed, (guint32) (seed >> 32) }, 2);
+  for (guint i = 0; i < n_entries; i++) {
+    CriaAdapterEntry *e = &entries[i];
+    g_autofree char *module = e->linear ? module_of (e->name, ".weight") : NULL;
+    if (!module || !cria_adapter_target_matches (l->targets, l->regex, module))
+      continue;
+    if (e->tensor->n_dims != 2) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "lora: %s is not a matrix", e->name);
+      return FALSE;
+    }
+    LoraLayer *layer = g_new0 (LoraLayer, 1);
+    layer->module = g_steal_pointer (&module);
+    layer->key_a = g_strconcat (PEFT_PREFIX, layer->module, ".lora_A.weight", NULL);
+    layer->key_b = g_strconcat (PEFT_PREFIX, layer->module, ".lora_B.weight", NULL);
+    layer->a = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]) { l->r, e->tensor->shape[1] });
+    layer->b = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]) { e->tensor->shape[0], l->r });
+    layer->seed = seed ^ ((guint64) (l->layers->len + 1) * 0x9e3779b97f4a7c15ull);
+    init_a (l, layer->a, rand);
+    l->fan_in_fan_out |= e->fan_in_fan_out;
+    g_ptr_array_add (l->layers, layer);
+    g_hash_table_insert (l->by_module, layer->module, layer);
+  }
+  if (l->layers->len == 0) {
+    const char *example = NULL;
+    for (guint i = 0; i < n_entries && !example; i++)
+      if (entries[i].linear)
+        example = entries[i].name;
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                 "lora: target-modules=%s matches no linear layer of the model (its layers look like %s)",
+                 l->targets, example ? example : "nothing: the model has no linear layers");
+    return FALSE;
+  }
+  for (guint i = 0; i < n_entries && l->bias != BIAS_NONE; i++) {
+    g_autofree char *module = module_of (entries[i].name, ".bias");
+    if (module && (l->bias == BIAS_ALL || g_hash_table_contains (l->by_module, module)))
+      train_bias (l, &entries[i]);
+  }
+  return TRUE;
+}
+
+static CriaNode *
+lora_linear (CriaGraph *g, const char *name, CriaNode *x, CriaNode *out, gpointer self)
+{
+  Lora *l = self;
+  LoraLayer *layer = g_hash_table_lookup (l->by_module, name);
+  if (!layer)
+    return out;
+  g_autofree char *name_a = g_strconcat (name, ".lora_A", NULL);
+  g_autofree char *name_b = g_strconcat (name, ".lora_B", NULL);
+  CriaNode *a = cria_graph_param (g, name_a, layer->a, TRUE);
+  CriaNode *b = cria_graph_param (g, name_b, layer->b, TRUE);
+  CriaNode *h = x;
+  if (l->training && l->dropout > 0)
+    h = cria_dropout (g, h, (float) l->dropout, layer->seed);
+  h = cria_matmul (g, h, a, FALSE, TRUE);
+  h = cria_matmul (g, h, b, FALSE, TRUE);
+  h = cria_scale (g, h, (float) lora_scale (l));
+  return cria_add (g, out, h);
+}
+
+static void
+lora_list_params (gpointer self, GArray *params)
+{
+  Lora *l = self;
+  for (guint i = 0; i < l->layers->len; i++) {
+    LoraLayer *layer = g_ptr_array_index (l->layers, i);
+    CriaAdapterParam pa = { layer->key_a, layer->a, TRUE }, pb = { layer->key_b, layer->b, TRUE };
+    g_array_append_val (params, pa);
+    g_array_append_val (params, pb);
+  }
+  for (guint i = 0; i < l->biases->len; i++) {
+    TrainedBias *b = g_ptr_array_index (l->biases, i);
+    CriaAdapterParam p = { b->key, b->value, FALSE };
+    g_array_append_val (params, p);
+  }
+}
+
+static void
+lora_set_training (gpointer self, gboolean training, guint64 step_seed)
+{
+  (void) step_seed;
+  ((Lora *) self)->training = training;
+}
+
+static void
+add_weight (GArray *weights, const char *key, CriaTensor *t)
+{
+  CriaWeight w = { .name = key, .dtype = CRIA_DTYPE_F32, .n_dims = (guint) t->n_dims };
+  for (int d = 0; d < t->n_dims; d++)
+    w.shape[d] = t->shape[d];
+  w.n_elements = cria_tensor_numel (t);
+  w.data = t->data;
+  w.n_bytes = cria_tensor_nbytes (t);
+  g_array_append_val (weights, w);
+}
+
+static gboolean
+lora_save (gpointer self, JsonObject *config, GArray *weights, GError **error)
+{
+  (void) error;
+  Lora *l = self;
+  json_object_set_int_member (config, "r", l->r);
+  json_object_set_double_member (config, "lora_alpha", l->alpha);
+  json_object_set_double_member (config, "lora_dropout", l->dropout);
+  if (l->regex || strcmp (l->targets, "all-linear") == 0) {
+    json_object_set_string_member (config, "target_modules", l->targets);
+  } else {
+    JsonArray *names = json_array_new ();
+    g_auto (GStrv) parts = g_strsplit (l->targets, ",", -1);
+    for (guint i = 0; parts[i]; i++)
+      if (*g_strstrip (parts[i]))
+        json_array_add_string_element (names, parts[i]);
+    json_object_set_array_member (config, "target_modules", names);
+  }
+  json_object_set_string_member (config, "bias", bias_names[l->bias]);
+  json_object_set_boolean_member (config, "fan_in_fan_out", l->fan_in_fan_out);
+  json_object_set_boolean_member (config, "use_rslora", l->rslora);
+  if (l->gaussian)
+    json_object_set_string_member (config, "init_lora_weights", "gaussian");
+  else
+    json_object_set_boolean_member (config, "init_lora_weights", TRUE);
+  json_object_set_null_member (config, "modules_to_save");
+  json_object_set_null_member (config, "layers_to_transform");
+  json_object_set_null_member (config, "layers_pattern");
+  json_object_set_object_member (config, "rank_pattern", json_object_new ());
+  json_object_set_object_member (config, "alpha_pattern", json_object_new ());
+  json_object_set_boolean_member (config, "use_dora", FALSE);
+  for (guint i = 0; i < l->layers->len; i++) {
+    LoraLayer *layer = g_ptr_array_index (l->layers, i);
+    add_weight (weights, layer->key_a, layer->a);
+    add_weight (weights, layer->key_b, layer->b);
+  }
+  for (guint i = 0; i < l->biases->len; i++) {
+    TrainedBias *b = g_ptr_array_index (l->biases, i);
+    add_weight (weights, b->key, b->value);
+  }
+  return TRUE;
+}
+
+static gboolean
+config_number (JsonObject *config, const char *field, const char *file, double *value, GError **error)
+{
+  JsonNode *n = json_object_get_member (config, field);
+  if (!n)
+    return TRUE;
+  GType t = json_node_get_value_type (n);
+  if (t != G_TYPE_INT64 && t != G_TYPE_DOUBLE) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: field %s: not a number", file, field);
+    return FALSE;
+  }
+  *value = json_node_get_double (n);
+  return TRUE;
+}
+
+static gboolean
+config_targets (Lora *l, JsonObject *config, const char *file, GError **error)
+{
+  JsonNode *n = json_object_get_member (config, "target_modules");
+  if (!n || JSON_NODE_HOLDS_NULL (n))
+    return TRUE;
+  g_autofree char *targets = NULL;
+  if (JSON_NODE_HOLDS_ARRAY (n)) {
+    JsonArray *a = json_node_get_array (n);
+    g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
+    for (guint i = 0; i < json_array_get_length (a); i++) {
+      JsonNode *e = json_array_get_element (a, i);
+      if (json_node_get_value_type (e) != G_TYPE_STRING) {
+        g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: field target_modules[%u]: not a string", file, i);
+        return FALSE;
+      }
+      g_strv_builder_add (b, json_node_get_string (e));
+    }
+    g_auto (GStrv) names = g_strv_builder_end (b);
+    targets = g_strjoinv (",", names);
+    g_clear_pointer (&l->regex, g_regex_unref);
+  } else if (json_node_get_value_type (n) == G_TYPE_STRING) {
+    targets = g_strdup (json_node_get_string (n));
+    g_clear_pointer (&l->regex, g_regex_unref);
+    GError *re_error = NULL;
+    l->regex = cria_adapter_target_regex (targets, &re_error);
+    if (re_error) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: field target_modules: %s", file, re_error->message);
+      g_error_free (re_error);
+      return FALSE;
+    }
+  } else {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: field target_modules: not a list or a string", file);
+    return FALSE;
+  }
+  g_free (l->targets);
+  l->targets = g_steal_pointer (&targets);
+  return TRUE;
+}
+
+static gboolean
+lora_configure (gpointer self, JsonObject *config, const char *file, GError **error)
+{
+  Lora *l = self;
+  double r = (double) l->r;
+  if (!config_number (config, "r", file, &r, error) || !config_number (config, "lora_alpha", file, &l->alpha, error)
+      || !config_number (config, "lora_dropout", file, &l->dropout, error) || !config_targets (l, config, file, error))
+    return FALSE;
+  if (r < 1 || r > 4096 || r != floor (r)) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: field r: %g is not a rank in [1, 4096]", file, r);
+    return FALSE;
+  }
+  l->r = (gint64) r;
+  const char *bias = json_object_get_string_member_with_default (config, "bias", "none");
+  guint i;
+  for (i = 0; i < G_N_ELEMENTS (bias_names) && strcmp (bias, bias_names[i]) != 0; i++)
+    ;
+  if (i == G_N_ELEMENTS (bias_names)) {
+    g_autofree char *q = cria_error_quote (bias, -1, 30);
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: field bias: \"%s\" is not none, all or lora_only", file, q);
+    return FALSE;
+  }
+  l->bias = (BiasMode) i;
+  l->rslora = json_object_get_boolean_member_with_default (config, "use_rslora", FALSE);
+  JsonNode *dora = json_object_get_member (config, "use_dora");
+  if (dora && json_node_get_value_type (dora) == G_TYPE_BOOLEAN && json_node_get_boolean (dora)) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, "%s: field use_dora: DoRA adapters are not supported", file);
+    return FALSE;
+  }
+  for (const char *const *f = (const char *const[]) { "rank_pattern", "alpha_pattern", NULL }; *f; f++) {
+    JsonNode *p = json_object_get_member (config, *f);
+    if (p && JSON_NODE_HOLDS_OBJECT (p) && json_object_get_size (json_node_get_object (p)) > 0) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, "%s: field %s: per-layer ranks are not supported", file,
+                   *f);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+static gboolean
+copy_in (CriaSafetensors *st, const char *key, CriaTensor *dst, GError **error)
+{
+  const CriaWeight *w = cria_safetensors_lookup (st, key);
+  if (!w) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_NOT_FOUND, "tensor %s is missing", key);
+    return FALSE;
+  }
+  gboolean shape_ok = w->n_dims == (guint) dst->n_dims;
+  for (guint d = 0; shape_ok && d < w->n_dims; d++)
+    shape_ok = w->shape[d] == dst->shape[d];
+  if (!shape_ok) {
+    g_autofree char *have = cria_weight_shape_string (w);
+    g_autofree char *want = cria_shape_to_string (dst->n_dims, dst->shape);
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "tensor %s is %s, the model needs %s", key, have,
+                 want);
+    return FALSE;
+  }
+  if (w->dtype != CRIA_DTYPE_F32 && w->dtype != CRIA_DTYPE_BF16 && w->dtype != CRIA_DTYPE_F16) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, "tensor %s is not f32, bf16 or f16", key);
+    return FALSE;
+  }
+  cria_convert_to_f32 (w->dtype, w->data, dst->data, (gsize) w->n_elements);
+  return TRUE;
+}
+
+static gboolean
+lora_load (gpointer self, CriaSafetensors *st, GError **error)
+{
+  Lora *l = self;
+  g_autoptr (GHashTable) known = g_hash_table_new (g_str_hash, g_str_equal);
+  for (guint i = 0; i < l->layers->len; i++) {
+    LoraLayer *layer = g_ptr_array_index (l->layers, i);
+    if (!copy_in (st, layer->key_a, layer->a, error) || !copy_in (st, layer->key_b, layer->b, error))
+      return FALSE;
+    g_hash_table_add (known, layer->key_a);
+    g_hash_table_add (known, layer->key_b);
+  }
+  for (guint i = 0; i < l->biases->len; i++) {
+    TrainedBias *b = g_ptr_array_index (l->biases, i);
+    if (!copy_in (st, b->key, b->value, error))
+      return FALSE;
+    g_hash_table_add (known, b->key);
+  }
+  for (guint i = 0; i < cria_safetensors_get_n_weights (st); i++) {
+    const char *name = cria_safetensors_get_weight (st, i)->name;
+    if (!g_hash_table_contains (known, name)) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                   "tensor %s matches no adapted layer of the model (a different model or target_modules?)", name);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+static CriaAdapterEntry *
+find_entry (CriaAdapterEntry *entries, guint n, const char *name)
+{
+  for (guint i = 0; i < n; i++)
+    if (strcmp (entries[i].name, name) == 0)
+      return &entries[i];
+  return NULL;
+}
+
+/* W += s B A, in double for each element's dot product over the rank. */
+static gboolean
+lora_merge (gpointer self, CriaAdapterEntry *entries, guint n_entries, GError **error)
+{
+  Lora *l = self;
+  double s = lora_scale (l);
+  for (guint i = 0; i < l->layers->len; i++) {
+    LoraLayer *layer = g_ptr_array_index (l->layers, i);
+    g_autofree char *wname = g_strconcat (layer->module, ".weight", NULL);
+    CriaAdapterEntry *e = find_entry (entries, n_entries, wname);
+    if (!e || e->tensor->dtype != CRIA_DTYPE_F32) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_NOT_FOUND, "lora: merge needs an f32 %s", wname);
+      return FALSE;
+    }
+    gint64 out = layer->b->shape[0], in = layer->a->shape[1], r = l->r;
+    float *w = e->tensor->data;
+    const float *a = layer->a->data, *b = layer->b->data;
+    for (gint64 o = 0; o < out; o++)
+      for (gint64 k = 0; k < in; k++) {
+        double acc = 0;
+        for (gint64 j = 0; j < r; j++)
+          acc += (double) b[o * r + j] * a[j * in + k];
+        w[o * in + k] += (float) (s * acc);
+      }
+  }
+  for (guint i = 0; i < l->biases->len; i++) {
+    TrainedBias *b = g_ptr_array_index (l->biases, i);
+    CriaAdapterEntry *e = find_entry (entries, n_entries, b->name);
+    if (!e || e->tensor->dtype != CRIA_DTYPE_F32 || cria_tensor_numel (e->tensor) != cria_tensor_numel (b->value)) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_NOT_FOUND, "lora: merge needs an f32 %s", b->name);
+      return FALSE;
+    }
+    memcpy (e->tensor->data, b->value->data, cria_tensor_nbytes (b->value));
+  }
+  return TRUE;
+}
+
+static const CriaAdapterVTable lora_vtable = {
+  .peft_type = "LORA",
+  .create = lora_create,
+  .destroy = lora_destroy,
+  .attach = lora_attach,
+  .linear = lora_linear,
+  .list_params = lora_list_params,
+  .set_training = lora_set_training,
+  .save = lora_save,
+  .configure = lora_configure,
+  .load = lora_load,
+  .merge = lora_merge,
+};
+
+static const CriaProviderInfo lora_info = {
+  .kind = CRIA_KIND_ADAPTER,
+  .name = "lora",
+  .description = "Low-rank adapters on linear layers (LoRA, rsLoRA), in PEFT's format",
+  .example = "cria train --model gpt2 --data train.jsonl --adapter 'lora r=8 alpha=16 target-modules=c_attn'",
+  .props = lora_props,
+  .vtable = &lora_vtable,
+};
+
+static gboolean
+plugin_init (CriaPlugin *plugin, GError **error)
+{
+  (void) error;
+  cria_plugin_add_provider (plugin, &lora_info);
+  return TRUE;
+}
+
+CRIA_PLUGIN_DEFINE ("lora", "LoRA adapters", plugin_init, PACKAGE_VERSION, "LGPL-2.1-or-later", "cria");

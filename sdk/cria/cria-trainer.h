@@ -1,0 +1,31 @@
+/* cria-trainer.h: supervised fine-tuning of a model with an adapter.
+ *
+ * The run is described by one property set (the table below), which the
+ * `cria train` command fills from its options or from a JSON file, and which
+ * cria-train(1) documents: the model, the data and its prompt format, the
+ * adapter, the optimizer and its schedule, batching, evaluation,
+ * checkpoints. The trainer writes into the output directory the adapter
+ * (PEFT's format) or, for full fine-tuning, the whole model; train-log.jsonl,
+ * loss.png and report.json; and checkpoints/checkpoint-STEP, from which
+ * `resume` continues exactly where the run stopped. */
+#pragma once
+
+#include <cria/cria-props.h>
+#include <cria/cria-registry.h>
+
+G_BEGIN_DECLS
+
+/* The options of a run, ending with CRIA_PROP_END. */
+const CriaPropSpec *cria_train_option_specs (void);
+
+/* Checks everything that can be checked before compute (files, format,
+ * tokenizer, adapter against the model, data after truncation), then
+ * trains. Fails with CRIA_ERROR_CANCELLED after saving a checkpoint when
+ * cria_train_interrupt() was called. */
+gboolean cria_train_run (CriaRegistry *registry, const CriaProps *options, GError **error);
+
+/* Asks a running cria_train_run to save a checkpoint and stop after the
+ * current step; async-signal-safe (call it from a SIGINT handler). */
+void cria_train_interrupt (void);
+
+G_END_DECLS

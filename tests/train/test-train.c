@@ -1,0 +1,368 @@
+/* test-train: `cria train` and `cria merge` end to end on the tiny GPT-2
+ * checkpoint, with a byte-level tokenizer of its 256 ids written here.
+ *
+ * What a run leaves (PEFT adapter with PEFT's keys and shapes for GPT-2's
+ * Conv1D layers, log, PNG, report, checkpoints), a run stopped and resumed
+ * repeating the loss curve and the adapter bit for bit, Ctrl-C saving a
+ * checkpoint, merged weights computing what base + adapter computes, full
+ * fine-tuning writing a loadable checkpoint, and the bad inputs that must
+ * fail before compute. */
+#include <math.h>
+#include <signal.h>
+#include <string.h>
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+
+#include "cria-test.h"
+
+static char *tmp;
+static char *model_dir;
+static char *data_path;
+static char *format_path;
+
+/* GPT-2's byte-to-unicode table: id b is byte b. */
+static void
+write_tokenizer (const char *dir)
+{
+  int cp[256], n = 0;
+  for (int b = 0; b < 256; b++) {
+    gboolean printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+    cp[b] = printable ? b : 256 + n++;
+  }
+  g_autoptr (GString) s = g_string_new ("{\"version\":\"1.0\",\"added_tokens\":[],\"normalizer\":null,"
+                                        "\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":false,"
+                                        "\"trim_offsets\":true,\"use_regex\":true},\"post_processor\":null,"
+                                        "\"decoder\":{\"type\":\"ByteLevel\"},\"model\":{\"type\":\"BPE\",\"vocab\":{");
+  for (int b = 0; b < 256; b++) {
+    char utf8[8] = { 0 };
+    g_unichar_to_utf8 ((gunichar) cp[b], utf8);
+    g_string_append_printf (s, "%s\"%s%s\":%d", b ? "," : "", cp[b] == '"' || cp[b] == '\\' ? "\\" : "", utf8, b);
+  }
+  g_string_append (s, "},\"merges\":[]}}");
+  g_autofree char *path = g_build_filename (dir, "tokenizer.json", NULL);
+  cria_test_write_file (path, s->str);
+}
+
+static void
+setup (void)
+{
+  tmp = cria_test_tmpdir ();
+  model_dir = g_build_filename (tmp, "model", NULL);
+  g_mkdir (model_dir, 0755);
+  static const char *const files[] = { "config.json", "generation_config.json", "model.safetensors" };
+  for (guint i = 0; i < G_N_ELEMENTS (files); i++) {
+    g_autofree char *from = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "models", "tiny-gpt2", files[i], NULL);
+    g_autofree char *to = g_build_filename (model_dir, files[i], NULL);
+    g_autofree char *contents = NULL;
+    gsize len = 0;
+    g_assert (g_file_get_contents (from, &contents, &len, NULL));
+    g_assert (g_file_set_contents (to, contents, (gssize) len, NULL));
+  }
+  write_tokenizer (model_dir);
+  format_path = g_build_filename (tmp, "short.json", NULL);
+  cria_test_write_file (format_path, "{\"name\":\"short\",\"description\":\"terse\",\"kind\":\"single\","
+                                     "\"prompt\":\"{instruction} {input}=\",\"prompt_no_input\":\"{instruction}=\","
+                                     "\"response\":\"{output}\"}");
+  data_path = g_build_filename (tmp, "train.jsonl", NULL);
+  g_autoptr (GString) data = g_string_new (NULL);
+  for (int i = 0; i < 24; i++)
+    g_string_append_printf (data, "{\"instruction\":\"add\",\"input\":\"%d + %d\",\"output\":\"%d\"}\n", i * 7 % 50,
+                            i * 13 % 50, i * 7 % 50 + i * 13 % 50);
+  cria_test_write_file (data_path, data->str);
+}
+
+static void
+teardown (void)
+{
+  cria_test_rmtree (tmp);
+  g_free (tmp);
+  g_free (model_dir);
+  g_free (data_path);
+  g_free (format_path);
+}
+
+/* Runs cria train with the common options, then `extra` (NULL-terminated). */
+static int
+train (const char *out, const char *const *extra, char **err)
+{
+  g_autoptr (GPtrArray) args = g_ptr_array_new ();
+  const char *common[] = { "train", "--model", model_dir, "--data", data_path, "--format", format_path,
+                           "--max-length", "64", "--batch-size", "2", "--grad-accum", "2", "--epochs", "3",
+                           "--lr", "1e-2", "--threads", "1", "--out", out, NULL };
+  for (const char *const *a = common; *a; a++)
+    g_ptr_array_add (args, (gpointer) *a);
+  for (const char *const *a = extra; a && *a; a++)
+    g_ptr_array_add (args, (gpointer) *a);
+  g_ptr_array_add (args, NULL);
+  g_autofree char *out_text = NULL, *err_text = NULL;
+  int status = cria_test_run_cria ((const char *const *) args->pdata, NULL, &out_text, &err_text);
+  if (status != 0 && !err)
+    printf ("\ncria train failed (%d): %s\n", status, err_text);
+  if (err)
+    *err = g_steal_pointer (&err_text);
+  return status;
+}
+
+static char *
+path_in (const char *dir, const char *name)
+{
+  return g_build_filename (dir, name, NULL);
+}
+
+/* The "loss" values of the step lines of a log, as written. */
+static char *
+losses (const char *dir)
+{
+  g_autofree char *path = path_in (dir, "train-log.jsonl");
+  g_autofree char *text = cria_test_read_file (path);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (text);
+  g_autoptr (GString) out = g_string_new (NULL);
+  g_autoptr (GRegex) re = g_regex_new ("\"step\":[0-9]+,\"epoch\":[0-9]+,\"loss\":[^,]+", 0, 0, NULL);
+  g_autoptr (GMatchInfo) m = NULL;
+  for (g_regex_match (re, text, 0, &m); g_match_info_matches (m); g_match_info_next (m, NULL)) {
+    g_autofree char *w = g_match_info_fetch (m, 0);
+    g_string_append_printf (out, "%s\n", w);
+  }
+  return g_string_free (g_steal_pointer (&out), FALSE);
+}
+
+static const char *const lora_opts[] = { "--adapter", "lora r=4 target-modules=c_attn,c_fc dropout=0.1", "--packing",
+                                         "--eval-ratio", "0.2", NULL };
+
+static void
+test_outputs (void)
+{
+  g_autofree char *out = path_in (tmp, "run-a");
+  CU_ASSERT_EQUAL_FATAL (train (out, lora_opts, NULL), 0);
+  static const char *const files[] = { "adapter_config.json", "adapter_model.safetensors", "train-log.jsonl",
+                                       "loss.png", "report.json" };
+  for (guint i = 0; i < G_N_ELEMENTS (files); i++) {
+    g_autofree char *p = path_in (out, files[i]);
+    CU_ASSERT_TRUE (g_file_test (p, G_FILE_TEST_IS_REGULAR));
+  }
+  g_autofree char *st_path = path_in (out, "adapter_model.safetensors");
+  g_autoptr (CriaSafetensors) st = cria_safetensors_open (st_path, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (st);
+  CU_ASSERT_EQUAL (cria_safetensors_get_n_weights (st), 8); /* 2 layers x (c_attn, c_fc) x (A, B) */
+  const CriaWeight *a = cria_safetensors_lookup (st, "base_model.model.transformer.h.1.attn.c_attn.lora_A.weight");
+  const CriaWeight *b = cria_safetensors_lookup (st, "base_model.model.transformer.h.1.mlp.c_fc.lora_B.weight");
+  CU_ASSERT_TRUE_FATAL (a && b);
+  CU_ASSERT_TRUE (a->shape[0] == 4 && a->shape[1] == 32); /* [r, in] */
+  CU_ASSERT_TRUE (b->shape[0] == 128 && b->shape[1] == 4); /* [out, r] */
+  g_autofree char *cfg_path = path_in (out, "adapter_config.json");
+  g_autoptr (JsonParser) p = json_parser_new ();
+  CU_ASSERT_TRUE_FATAL (json_parser_load_from_file (p, cfg_path, NULL));
+  JsonObject *cfg = json_node_get_object (json_parser_get_root (p));
+  CU_ASSERT_TRUE (json_object_get_boolean_member (cfg, "fan_in_fan_out"));
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (cfg, "base_model_name_or_path"), model_dir);
+  g_autofree char *log = losses (out);
+  CU_ASSERT_TRUE (strlen (log) > 0);
+  g_autofree char *report_path = path_in (out, "report.json");
+  g_autofree char *report = cria_test_read_file (report_path);
+  CU_ASSERT_PTR_NOT_NULL (strstr (report, "\"final_eval_loss\""));
+}
+
+static void
+test_resume (void)
+{
+  g_autofree char *a = path_in (tmp, "run-a");
+  g_autofree char *b = path_in (tmp, "run-b");
+  if (!g_file_test (a, G_FILE_TEST_IS_DIR))
+    CU_ASSERT_EQUAL_FATAL (train (a, lora_opts, NULL), 0);
+  const char *stop[] = { lora_opts[0], lora_opts[1], lora_opts[2], lora_opts[3], lora_opts[4], "--stop-after", "2", NULL };
+  CU_ASSERT_EQUAL_FATAL (train (b, stop, NULL), 0);
+  g_autofree char *ckpt = g_build_filename (b, "checkpoints", "checkpoint-2", NULL);
+  CU_ASSERT_TRUE_FATAL (g_file_test (ckpt, G_FILE_TEST_IS_DIR));
+  const char *resume[] = { lora_opts[0], lora_opts[1], lora_opts[2], lora_opts[3], lora_opts[4], "--resume", ckpt, NULL };
+  CU_ASSERT_EQUAL_FATAL (train (b, resume, NULL), 0);
+  g_autofree char *la = losses (a), *lb = losses (b);
+  CU_ASSERT_STRING_EQUAL (la, lb);
+  g_autofree char *wa = path_in (a, "adapter_model.safetensors"), *wb = path_in (b, "adapter_model.safetensors");
+  gsize na = 0, nb = 0;
+  g_autofree char *da = NULL, *db = NULL;
+  CU_ASSERT_TRUE_FATAL (g_file_get_contents (wa, &da, &na, NULL) && g_file_get_contents (wb, &db, &nb, NULL));
+  CU_ASSERT_TRUE (na == nb && memcmp (da, db, na) == 0);
+
+  /* Resuming with other numbers is refused. */
+  const char *other[] = { lora_opts[0], lora_opts[1], lora_opts[2], lora_opts[3], lora_opts[4], "--resume", ckpt,
+                          "--seed", "7", NULL };
+  g_autofree char *err = NULL;
+  CU_ASSERT_NOT_EQUAL (train (b, other, &err), 0);
+  CU_ASSERT_PTR_NOT_NULL (strstr (err, "option seed"));
+}
+
+static void
+test_interrupt (void)
+{
+  g_autofree char *out = path_in (tmp, "run-int");
+  g_autofree char *ckpts = path_in (out, "checkpoints");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSubprocess) proc = g_subprocess_new (
+      G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_PIPE, &error, cria_test_env ("CRIA_BIN"), "train",
+      "--model", model_dir, "--data", data_path, "--format", format_path, "--max-length", "64", "--threads", "1",
+      "--adapter", "lora r=2 target-modules=c_attn", "--max-steps", "1000000", "--save-every", "1", "--out", out, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (proc);
+  /* Wait for the first checkpoint: the run is then in its loop. */
+  for (int i = 0; i < 3000 && !g_file_test (ckpts, G_FILE_TEST_IS_DIR); i++)
+    g_usleep (10000);
+  CU_ASSERT_TRUE_FATAL (g_file_test (ckpts, G_FILE_TEST_IS_DIR));
+  g_subprocess_send_signal (proc, SIGINT);
+  g_autofree char *err_text = NULL;
+  CU_ASSERT_TRUE (g_subprocess_communicate_utf8 (proc, NULL, NULL, NULL, &err_text, &error));
+  CU_ASSERT_EQUAL (g_subprocess_get_exit_status (proc), 130);
+  CU_ASSERT_PTR_NOT_NULL (err_text && strstr (err_text, "checkpoint saved: continue with --resume"));
+}
+
+/* The merged checkpoint computes what base + adapter computes. */
+static double
+batch_loss (CriaRegistry *reg, const char *dir, const char *adapter_dir)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CriaModel) model = cria_model_open (reg, dir, CRIA_MODEL_DTYPE_F32, &error);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (model);
+  g_autoptr (CriaAdapter) adapter = adapter_dir ? cria_adapter_load (reg, model, adapter_dir, &error) : NULL;
+  if (adapter_dir && !adapter)
+    printf ("\n%s\n", error->message);
+  g_autoptr (CriaBackend) backend = cria_backend_open (reg, "cpu", &error);
+  g_autoptr (CriaGraph) g = cria_graph_new ();
+  if (adapter)
+    cria_adapter_install (adapter, g);
+  CriaModelShape shape = { .batch = 1, .seq = 12 };
+  CriaModelGraph mg;
+  CU_ASSERT_TRUE_FATAL (cria_model_build (model, g, &shape, &mg, &error));
+  gint64 flat[] = { 12, 32 }, n[] = { 12 };
+  CriaNode *labels = cria_graph_input (g, "labels", CRIA_DTYPE_I32, 1, n);
+  CriaNode *ce = cria_lm_head_ce (g, cria_reshape (g, mg.hidden, 2, flat), mg.head, labels, 64);
+  g_autoptr (CriaTensor) ids = cria_tensor_new (CRIA_DTYPE_I32, 2, (gint64[]) { 1, 12 });
+  g_autoptr (CriaTensor) pos = cria_tensor_new (CRIA_DTYPE_I32, 2, (gint64[]) { 1, 12 });
+  g_autoptr (CriaTensor) lab = cria_tensor_new (CRIA_DTYPE_I32, 1, n);
+  const char *text = "add 3 + 4=7!";
+  for (int i = 0; i < 12; i++) {
+    ((gint32 *) ids->data)[i] = (guchar) text[i];
+    ((gint32 *) pos->data)[i] = i;
+    ((gint32 *) lab->data)[i] = i < 11 ? (guchar) text[i + 1] : CRIA_IGNORE_INDEX;
+  }
+  gboolean ok = cria_graph_plan (g, backend, NULL, &error) && cria_node_set_value (mg.ids, ids, &error)
+                && cria_node_set_value (mg.positions, pos, &error) && cria_node_set_value (labels, lab, &error)
+                && cria_graph_forward (g, &error);
+  cria_model_graph_clear (&mg);
+  CU_ASSERT_TRUE_FATAL (ok);
+  return ((float *) ce->value->data)[0];
+}
+
+static void
+test_merge (void)
+{
+  g_autofree char *a = path_in (tmp, "run-a");
+  if (!g_file_test (a, G_FILE_TEST_IS_DIR))
+    CU_ASSERT_EQUAL_FATAL (train (a, lora_opts, NULL), 0);
+  g_autofree char *merged = path_in (tmp, "merged");
+  const char *args[] = { "merge", "--model", model_dir, "--adapter", a, "--out", merged, NULL };
+  g_autofree char *err = NULL;
+  CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (args, NULL, NULL, &err), 0);
+  g_autoptr (CriaRegistry) reg = cria_test_registry ();
+  double with = batch_loss (reg, model_dir, a);
+  double m = batch_loss (reg, merged, NULL);
+  double base = batch_loss (reg, model_dir, NULL);
+  CU_ASSERT_DOUBLE_EQUAL (m, with, 1e-5 * fabs (with));
+  CU_ASSERT_TRUE (fabs (base - with) > 1e-4);
+}
+
+static void
+test_full (void)
+{
+  g_autofree char *out = path_in (tmp, "run-full");
+  const char *opts[] = { "--adapter", "full", "--max-steps", "2", NULL };
+  CU_ASSERT_EQUAL_FATAL (train (out, opts, NULL), 0);
+  g_autoptr (CriaRegistry) reg = cria_test_registry ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CriaModel) m = cria_model_open (reg, out, CRIA_MODEL_DTYPE_AUTO, &error);
+  CU_ASSERT_PTR_NOT_NULL (m);
+  CU_ASSERT_TRUE (fabs (batch_loss (reg, out, NULL) - batch_loss (reg, model_dir, NULL)) > 1e-4);
+}
+
+static void
+expect_failure (const char *const *opts, int status, const char *message)
+{
+  g_autofree char *out = path_in (tmp, "run-bad");
+  g_autofree char *err = NULL;
+  CU_ASSERT_EQUAL (train (out, opts, &err), status);
+  if (!err || !strstr (err, message))
+    printf ("\nexpected '%s' in: %s\n", message, err ? err : "(nothing)");
+  CU_ASSERT_PTR_NOT_NULL (err && strstr (err, message));
+  CU_ASSERT_FALSE (g_file_test (out, G_FILE_TEST_EXISTS)); /* nothing computed, nothing written */
+}
+
+static void
+test_bad_input (void)
+{
+  expect_failure ((const char *[]) { "--no-such-option", "1", NULL }, 2, "no-such-option");
+  expect_failure ((const char *[]) { "--lr", "fast", NULL }, 2, "lr");
+  expect_failure ((const char *[]) { "--max-length", "6", NULL }, 1, "record 1: no response token is left");
+  expect_failure ((const char *[]) { "--adapter", "lora target-modules=q_proj", NULL }, 1, "matches no linear layer");
+  expect_failure ((const char *[]) { "--adapter", "nosuch", NULL }, 1, "nosuch");
+  expect_failure ((const char *[]) { "--recompute", NULL }, 1, "not implemented");
+  expect_failure ((const char *[]) { "--max-length", "65", NULL }, 1, "beyond the 64 positions");
+
+  g_autofree char *cfg = path_in (tmp, "bad.json");
+  cria_test_write_file (cfg, "{\"lr\": 0.001, \"warmup\": 3}");
+  g_autofree char *d = g_strdup_printf ("--config=%s", cfg);
+  expect_failure ((const char *[]) { d, NULL }, 2, "no property 'warmup'");
+
+  g_autofree char *bad_data = path_in (tmp, "bad.jsonl");
+  cria_test_write_file (bad_data, "{\"instruction\":\"add\",\"output\":\"1\"}\n{\"instruction\": 5\n");
+  g_autofree char *out = path_in (tmp, "run-bad");
+  const char *args[] = { "train", "--model", model_dir, "--data", bad_data, "--max-length", "64", "--out", out, NULL };
+  g_autofree char *err = NULL;
+  CU_ASSERT_EQUAL (cria_test_run_cria (args, NULL, NULL, &err), 1);
+  CU_ASSERT_PTR_NOT_NULL (err && strstr (err, "bad.jsonl"));
+
+  /* An adapter of another model. */
+  g_autofree char *llama = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "models", "tiny-llama", NULL);
+  g_autofree char *a = path_in (tmp, "run-a");
+  if (g_file_test (a, G_FILE_TEST_IS_DIR)) {
+    g_autofree char *merged = path_in (tmp, "merged-bad");
+    const char *margs[] = { "merge", "--model", llama, "--adapter", a, "--out", merged, NULL };
+    g_autofree char *merr = NULL;
+    CU_ASSERT_EQUAL (cria_test_run_cria (margs, NULL, NULL, &merr), 1);
+    CU_ASSERT_PTR_NOT_NULL (merr && strstr (merr, "matches no linear layer"));
+  }
+}
+
+/* cria-train(1) documents every option of the table. */
+static void
+test_man_page (void)
+{
+  g_autofree char *path = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "man", "cria-train.1", NULL);
+  g_autofree char *man = cria_test_read_file (path);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (man);
+  for (const CriaPropSpec *s = cria_train_option_specs (); s->name; s++) {
+    g_auto (GStrv) parts = g_strsplit (s->name, "-", -1);
+    g_autofree char *joined = g_strjoinv ("\\-", parts);
+    g_autofree char *entry = g_strdup_printf ("\\fB\\-\\-%s\\fR", joined);
+    g_autofree char *bare = g_strdup_printf (".B \\-\\-%s\n", joined);
+    if (!strstr (man, entry) && !strstr (man, bare))
+      printf ("\ncria-train(1) lacks --%s\n", s->name);
+    CU_ASSERT_TRUE (strstr (man, entry) || strstr (man, bare));
+  }
+}
+
+static void
+register_suites (void)
+{
+  setup ();
+  atexit (teardown);
+  static const CriaTestCase cases[] = {
+    { "a run's outputs, PEFT keys and shapes for GPT-2", test_outputs },
+    { "stopped and resumed = never stopped", test_resume },
+    { "Ctrl-C saves a checkpoint", test_interrupt },
+    { "merge = base + adapter", test_merge },
+    { "full fine-tuning writes a model", test_full },
+    { "bad input fails before compute", test_bad_input },
+    { "cria-train(1) lists every option", test_man_page },
+    { NULL },
+  };
+  cria_test_add_suite ("train", cases);
+}
+
+CRIA_TEST_MAIN (register_suites)
