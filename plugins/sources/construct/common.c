@@ -9,6 +9,7 @@ gboolean
 construct_init (Construct *c, const CriaProps *props, CriaContext *ctx, GError **error)
 {
   memset (c, 0, sizeof *c);
+  c->ctx = ctx;
   c->prompts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   c->prompts_dir = g_strdup (cria_props_get_string (props, "prompts"));
   c->temperature = cria_props_get_double (props, "temperature");
@@ -169,8 +170,9 @@ construct_ask (Construct *c, char *const *texts, guint n, const guint64 *salts, 
   for (guint i = 0; i < n; i++)
     if (res[i].error) {
       g_propagate_prefixed_error (error, g_steal_pointer (&res[i].error),
-                                  "%u of %u requests failed (the %u answered are cached; a rerun resumes): ", n - ok,
-                                  n, ok);
+                                  "%s%s%u of %u requests failed (the %u answered are cached; a rerun resumes): ",
+                                  c->finishing ? "" : cria_context_get_stage_name (c->ctx), c->finishing ? "" : ": ",
+                                  n - ok, n, ok);
       break;
     }
   construct_results_free (res, n);

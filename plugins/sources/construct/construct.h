@@ -30,6 +30,8 @@
 typedef enum { CONSTRUCT_EN, CONSTRUCT_ZH, CONSTRUCT_N_LANGS } ConstructLang;
 
 typedef struct {
+  CriaContext *ctx;
+  gboolean finishing; /* the pipeline names the stage in errors of finish() itself */
   CriaGenerator *gen; /* NULL when the stage was given none */
   char *prompts_dir;
   GHashTable *prompts; /* "en/name" -> text */

@@ -252,7 +252,9 @@ evol_push (gpointer data, CriaRecord *record, CriaEmitter *out, GError **error)
 static gboolean
 evol_finish (gpointer data, CriaEmitter *out, GError **error)
 {
-  return flush (data, out, error);
+  Evol *self = data;
+  self->c.finishing = TRUE;
+  return flush (self, out, error);
 }
 
 static const CriaStageVTable evolinstruct_vtable = {

@@ -118,6 +118,24 @@ typedef struct {
   GError *error;
 } Draw;
 
+/* Drops a final full stop and quotes around the value, which models add. */
+static void
+tidy_value (char *value)
+{
+  for (int pass = 0; pass < 2; pass++) {
+    gsize len = strlen (value);
+    if (g_str_has_suffix (value, "."))
+      value[len - 1] = '\0';
+    else if (g_str_has_suffix (value, "。"))
+      value[len - 3] = '\0';
+    len = strlen (value);
+    if (len >= 2 && strchr ("\"'", value[0]) && value[len - 1] == value[0]) {
+      memmove (value, value + 1, len - 2);
+      value[len - 2] = '\0';
+    }
+  }
+}
+
 /* A slot's value: the record's own, the list's, or the generator's. */
 static const char *
 draw_lookup (const char *name, gpointer data)
@@ -145,17 +163,11 @@ draw_lookup (const char *name, gpointer data)
     g_free (prompt);
     if (!res)
       return NULL;
-    /* The first line, without quotes or a final full stop the model may add. */
+    /* The first line is the value. */
     g_auto (GStrv) lines = g_strsplit (g_strstrip (res[0].text), "\n", 2);
     value = g_strstrip (g_strdup (lines[0] ? lines[0] : ""));
     construct_results_free (res, 1);
-    gsize len = strlen (value);
-    if (len >= 2 && value[0] == '"' && value[len - 1] == '"') {
-      memmove (value, value + 1, len - 2);
-      value[len - 2] = '\0';
-    }
-    if (g_str_has_suffix (value, ".") || g_str_has_suffix (value, "。"))
-      value[strlen (value) - (g_str_has_suffix (value, ".") ? 1 : 3)] = '\0';
+    tidy_value (value);
     if (!*value) {
       g_free (value);
       g_set_error (&d->error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_MISSING_FIELD,

@@ -137,9 +137,11 @@ fact_lookup (const char *name, gpointer data)
 {
   Fact *f = data;
   char *value = NULL;
-  /* A field of the wrong kind (an object) counts as one the fact lacks. */
-  if (!cria_rows_get_text (f->row, name, f->where, &value, NULL) || !value)
+  /* A field of the wrong kind (an object), or an empty one (a CSV cell), counts as one the fact lacks. */
+  if (!cria_rows_get_text (f->row, name, f->where, &value, NULL) || !value || !*value) {
+    g_free (value);
     return NULL;
+  }
   g_ptr_array_add (f->owned, value);
   gboolean seen = FALSE;
   for (guint i = 0; i < f->used->len; i += 2)
