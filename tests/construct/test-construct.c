@@ -307,10 +307,31 @@ test_selfinstruct (void)
     printf ("\n%s\n", e->message);
   CU_ASSERT_PTR_NOT_NULL_FATAL (summary);
   expect_reasons (summary, 0,
-                  (const char *[]){ "too-short", "1", "blocklist", "1", "punctuation-start", "1", "non-ascii-start",
-                                    "1", "similar", "2", "too-long", "1", "truncated", "1", "unparsed-list", "2",
-                                    "unparsed-classification", "1", "unparsed-instance", "1", "same-input-output", "1",
-                                    "surplus", "1", NULL });
+                  (const char *[]){ "too-short",
+                                    "1",
+                                    "blocklist",
+                                    "1",
+                                    "punctuation-start",
+                                    "1",
+                                    "non-ascii-start",
+                                    "1",
+                                    "similar",
+                                    "2",
+                                    "too-long",
+                                    "1",
+                                    "truncated",
+                                    "1",
+                                    "unparsed-list",
+                                    "2",
+                                    "unparsed-classification",
+                                    "1",
+                                    "unparsed-instance",
+                                    "1",
+                                    "same-input-output",
+                                    "1",
+                                    "surplus",
+                                    "1",
+                                    NULL });
   g_autoptr (GPtrArray) recs = read_records (out);
   CU_ASSERT_EQUAL_FATAL (recs->len, 4);
   const char *want[] = { "Write a short poem about the autumn rain falling on a quiet town.",
@@ -392,7 +413,8 @@ static void
 run_chinese (const char *seeds)
 {
   script_reset ();
-  script_list ("请写一首关于春天的短诗，描写花开和鸟鸣。\n6. 描述这张图片中的人物。\n7. 好的\n8. “春眠不觉晓”的下一句是什么？\n9. "
+  script_list ("请写一首关于春天的短诗，描写花开和鸟鸣。\n6. 描述这张图片中的人物。\n7. 好的\n8. "
+               "“春眠不觉晓”的下一句是什么？\n9. "
                "Python是一种什么样的编程语言？请简要介绍它的特点。",
                NULL);
   script_answer ("instance", "Python是一种什么样的编程语言？请简要介绍它的特点。",
@@ -406,9 +428,9 @@ run_chinese (const char *seeds)
   g_autoptr (JsonNode) summary = run (desc, &e);
   CU_ASSERT_PTR_NOT_NULL_FATAL (summary);
   /* Length in characters; no ASCII rule for Chinese pools; Chinese punctuation counts. */
-  expect_reasons (summary, 0,
-                  (const char *[]){ "blocklist", "1", "too-short", "1", "punctuation-start", "1", "non-ascii-start",
-                                    "0", NULL });
+  expect_reasons (
+      summary, 0,
+      (const char *[]){ "blocklist", "1", "too-short", "1", "punctuation-start", "1", "non-ascii-start", "0", NULL });
   g_autoptr (GPtrArray) recs = read_records (out);
   CU_ASSERT_EQUAL_FATAL (recs->len, 2);
   CriaRecord *r = g_ptr_array_index (recs, 1);
@@ -432,7 +454,8 @@ test_selfinstruct_chinese (void)
 static void
 test_selfinstruct_shared_seeds (void)
 {
-  g_autofree char *seeds = g_build_filename (cria_test_env ("CRIA_SHARED"), "data/self_instruct/seed_tasks.jsonl", NULL);
+  g_autofree char *seeds = g_build_filename (cria_test_env ("CRIA_SHARED"), "data/self_instruct/seed_tasks.jsonl",
+                                             NULL);
   if (!g_file_test (seeds, G_FILE_TEST_EXISTS)) {
     printf ("(../shared absent: skipped) ");
     return;
@@ -444,8 +467,8 @@ test_selfinstruct_shared_seeds (void)
                NULL);
   g_autofree char *cache = in_tmp ("shared-cache"), *out = in_tmp ("shared.jsonl");
   g_autofree char *gen = gen_spec ();
-  g_autofree char *desc = g_strdup_printf (
-      "selfinstruct seeds=%s count=1 batch=1 cache=%s %s ! jsonl location=%s", seeds, cache, gen, out);
+  g_autofree char *desc = g_strdup_printf ("selfinstruct seeds=%s count=1 batch=1 cache=%s %s ! jsonl location=%s",
+                                           seeds, cache, gen, out);
   g_autoptr (GError) e = NULL;
   g_autoptr (JsonNode) summary = run (desc, &e);
   CU_ASSERT_PTR_NOT_NULL_FATAL (summary);
@@ -621,8 +644,8 @@ test_synth (void)
   /* Verbalized: the generator sees the question, the facts used and the draft. */
   g_autofree char *gen = gen_spec ();
   g_autofree char *cache = in_tmp ("synth-cache");
-  g_autofree char *d2 =
-      g_strdup_printf ("synth facts=%s templates=%s cache=%s %s ! jsonl location=%s", facts, tmpl, cache, gen, out);
+  g_autofree char *d2 = g_strdup_printf ("synth facts=%s templates=%s cache=%s %s ! jsonl location=%s", facts, tmpl,
+                                         cache, gen, out);
   g_autoptr (JsonNode) s2 = run (d2, &e);
   CU_ASSERT_PTR_NOT_NULL_FATAL (s2);
   g_autoptr (GPtrArray) v = read_records (out);
@@ -657,7 +680,8 @@ test_bad_input (void)
   struct {
     const char *name, *contents, *fragment;
   } seeds[] = {
-    { "s1.jsonl", "{\"instruction\": \"a b c\", \"instances\": [{\"input\": \"\", \"output\": \"x\"}]}\n{\"name\": 1}\n",
+    { "s1.jsonl",
+      "{\"instruction\": \"a b c\", \"instances\": [{\"input\": \"\", \"output\": \"x\"}]}\n{\"name\": 1}\n",
       "s1.jsonl:2: missing field 'instruction'" },
     { "s2.jsonl", "{\"instruction\": \"a b c\", \"instances\": {}}\n", "s2.jsonl:1: field 'instances'" },
     { "s3.jsonl", "{\"instruction\": \"a\", \"instances\": [{\"input\": \"\"}]}\n", "s3.jsonl:1: instances[0]" },
@@ -675,7 +699,8 @@ test_bad_input (void)
   g_autofree char *fix = fixture ("seeds-en.jsonl");
   g_autofree char *d1 = g_strdup_printf ("selfinstruct seeds=%s generator=\"nope x=1\" ! jsonl location=%s", fix, out);
   expect_error (d1, "generator: no generator named 'nope'");
-  g_autofree char *d2 = g_strdup_printf ("selfinstruct seeds=/nonexistent/seeds.jsonl %s ! jsonl location=%s", gen, out);
+  g_autofree char *d2 = g_strdup_printf ("selfinstruct seeds=/nonexistent/seeds.jsonl %s ! jsonl location=%s", gen,
+                                         out);
   expect_error (d2, "/nonexistent/seeds.jsonl");
   g_autofree char *d3 = g_strdup_printf ("selfinstruct seeds=%s prompts=/nonexistent %s ! jsonl location=%s", fix, gen,
                                          out);
@@ -723,7 +748,8 @@ test_hybrid_example (void)
   /* Pointed at the scripted server, with a cache and an output of the test's own. */
   g_autofree char *url = g_strdup_printf ("%s/v1", base);
   g_autofree char *cache = in_tmp ("hybrid-cache"), *out = in_tmp ("hybrid.jsonl");
-  g_autofree char *gen = g_strdup_printf ("%s model=t concurrency=1 retries=0 backoff=0\", \"cache\": \"%s", url, cache);
+  g_autofree char *gen = g_strdup_printf ("%s model=t concurrency=1 retries=0 backoff=0\", \"cache\": \"%s", url,
+                                          cache);
   g_auto (GStrv) parts = g_strsplit (json, "http://127.0.0.1:8080/v1 model=demo", -1);
   g_autofree char *j1 = g_strjoinv (gen, parts);
   g_auto (GStrv) parts2 = g_strsplit (j1, "\"hybrid.jsonl\"", -1);

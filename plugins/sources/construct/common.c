@@ -16,7 +16,7 @@ construct_init (Construct *c, const CriaProps *props, CriaContext *ctx, GError *
   c->top_p = cria_props_get_double (props, "top-p");
   c->max_tokens = (int) cria_props_get_int (props, "max-tokens");
   c->seed = cria_props_is_set (props, "seed") ? (guint64) cria_props_get_int (props, "seed")
-                                               : cria_context_get_seed (ctx);
+                                              : cria_context_get_seed (ctx);
   if (c->prompts_dir && !g_file_test (c->prompts_dir, G_FILE_TEST_IS_DIR)) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_NOT_FOUND, "prompts: %s is not a directory", c->prompts_dir);
     return FALSE;
@@ -36,6 +36,7 @@ construct_init (Construct *c, const CriaProps *props, CriaContext *ctx, GError *
   } else if (strcmp (cache, "none") != 0) {
     cria_generator_set_cache_dir (c->gen, cache);
   }
+  c->cached = !cache || strcmp (cache, "none") != 0;
   return TRUE;
 }
 
@@ -139,8 +140,7 @@ construct_render (Construct *c, ConstructLang lang, const char *name, GError **e
 }
 
 CriaGenResult *
-construct_ask (Construct *c, char *const *texts, guint n, const guint64 *salts, const char *const *stop,
-               GError **error)
+construct_ask (Construct *c, char *const *texts, guint n, const guint64 *salts, const char *const *stop, GError **error)
 {
   CriaGenRequest *reqs = g_new0 (CriaGenRequest, n);
   GPtrArray **msgs = g_new0 (GPtrArray *, n);
@@ -169,10 +169,10 @@ construct_ask (Construct *c, char *const *texts, guint n, const guint64 *salts, 
     return res;
   for (guint i = 0; i < n; i++)
     if (res[i].error) {
-      g_propagate_prefixed_error (error, g_steal_pointer (&res[i].error),
-                                  "%s%s%u of %u requests failed (the %u answered are cached; a rerun resumes): ",
+      g_propagate_prefixed_error (error, g_steal_pointer (&res[i].error), "%s%s%u of %u requests failed (%s): ",
                                   c->finishing ? "" : cria_context_get_stage_name (c->ctx), c->finishing ? "" : ": ",
-                                  n - ok, n, ok);
+                                  n - ok, n,
+                                  c->cached ? "what was answered is cached: a rerun resumes" : "cache=none: no resume");
       break;
     }
   construct_results_free (res, n);

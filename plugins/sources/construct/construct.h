@@ -7,25 +7,21 @@
 
 #include "rules.h"
 
-#define CONSTRUCT_GENERATOR_PROP(flags_)                                                                               \
-  {                                                                                                                    \
-    "generator", CRIA_PROP_STRING, NULL, 0, 0, NULL,                                                                   \
-        "the generator that writes, as a spec in pipeline syntax: \"openai base-url=http://127.0.0.1:8080/v1 "         \
-        "model=m\"",                                                                                                   \
-        flags_                                                                                                         \
-  }
-#define CONSTRUCT_COMMON_PROPS                                                                                         \
-  { "cache", CRIA_PROP_STRING, NULL, 0, 0, NULL,                                                                       \
-    "directory of the generation cache (default: $XDG_CACHE_HOME/cria-1.0/generations); none: no cache" },             \
-      { "prompts", CRIA_PROP_STRING, NULL, 0, 0, NULL,                                                                 \
-        "a directory whose NAME.txt files replace the prompt files of share/construct/LANG/ of the same name" },       \
-      { "temperature", CRIA_PROP_DOUBLE, "0.7", 0, 2, NULL, "sampling temperature asked of the generator" },           \
-      { "top-p", CRIA_PROP_DOUBLE, "1", 0, 1, NULL, "nucleus sampling mass asked of the generator" },                  \
-      { "max-tokens", CRIA_PROP_INT, "1024", 1, 1000000, NULL, "longest answer asked of the generator, in tokens" },   \
-  {                                                                                                                    \
-    "seed", CRIA_PROP_INT, NULL, 0, (double) G_MAXINT64, NULL,                                                         \
-        "seed of its random choices and of the requests (default: the pipeline's --seed)"                              \
-  }
+/* clang-format off */
+#define CONSTRUCT_GENERATOR_PROP(flags_, what_) \
+  { "generator", CRIA_PROP_STRING, NULL, 0, 0, NULL, \
+    "the generator that " what_ ", as a spec: \"openai base-url=http://127.0.0.1:8080/v1 model=m\"", flags_ }
+#define CONSTRUCT_COMMON_PROPS \
+  { "cache", CRIA_PROP_STRING, NULL, 0, 0, NULL, \
+    "directory of the generation cache (default: $XDG_CACHE_HOME/cria-1.0/generations); none: no cache" }, \
+  { "prompts", CRIA_PROP_STRING, NULL, 0, 0, NULL, \
+    "a directory whose NAME.txt files replace the prompt files of share/construct/LANG/ of the same name" }, \
+  { "temperature", CRIA_PROP_DOUBLE, "0.7", 0, 2, NULL, "sampling temperature asked of the generator" }, \
+  { "top-p", CRIA_PROP_DOUBLE, "1", 0, 1, NULL, "nucleus sampling mass asked of the generator" }, \
+  { "max-tokens", CRIA_PROP_INT, "1024", 1, 1000000, NULL, "longest answer asked of the generator, in tokens" }, \
+  { "seed", CRIA_PROP_INT, NULL, 0, (double) G_MAXINT64, NULL, \
+    "seed of its random choices and of the requests (default: the pipeline's --seed)" }
+/* clang-format on */
 
 typedef enum { CONSTRUCT_EN, CONSTRUCT_ZH, CONSTRUCT_N_LANGS } ConstructLang;
 
@@ -33,6 +29,7 @@ typedef struct {
   CriaContext *ctx;
   gboolean finishing; /* the pipeline names the stage in errors of finish() itself */
   CriaGenerator *gen; /* NULL when the stage was given none */
+  gboolean cached;    /* FALSE with cache=none */
   char *prompts_dir;
   GHashTable *prompts; /* "en/name" -> text */
   double temperature, top_p;

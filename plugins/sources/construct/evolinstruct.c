@@ -19,10 +19,12 @@
 
 #include "construct.h"
 
-static const char *const kinds[] = { "constraints", "deepen", "concretize", "reasoning", "complicate-input", "breadth" };
+static const char *const kinds[] = {
+  "constraints", "deepen", "concretize", "reasoning", "complicate-input", "breadth"
+};
 
 static const CriaPropSpec evolinstruct_props[] = {
-  CONSTRUCT_GENERATOR_PROP (CRIA_PROP_FLAG_REQUIRED),
+  CONSTRUCT_GENERATOR_PROP (CRIA_PROP_FLAG_REQUIRED, "evolves and answers"),
   { "rounds", CRIA_PROP_INT, "4", 1, 100, NULL, "rounds of evolution (M): each gives every instruction one try" },
   { "kinds", CRIA_PROP_STRING, "constraints,deepen,concretize,reasoning,complicate-input,breadth", 0, 0, NULL,
     "comma-separated evolutions drawn from, equally likely (in depth: constraints, deepen, concretize, reasoning, "

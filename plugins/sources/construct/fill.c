@@ -18,7 +18,7 @@
 #include "construct.h"
 
 static const CriaPropSpec fill_props[] = {
-  CONSTRUCT_GENERATOR_PROP (CRIA_PROP_FLAG_NONE),
+  CONSTRUCT_GENERATOR_PROP (CRIA_PROP_FLAG_NONE, "writes slot values without a list and the answers"),
   { "slots", CRIA_PROP_STRING, NULL, 0, 0, NULL, "a JSON file of slot value lists: {\"slot\": [\"value\", ...], ...}" },
   { "fields", CRIA_PROP_STRING, "instruction,input,system", 0, 0, NULL, "comma-separated fields that are templates" },
   { "answer", CRIA_PROP_ENUM, "missing", 0, 0, "missing|always|never",
@@ -152,7 +152,8 @@ draw_lookup (const char *name, gpointer data)
   if (own && JSON_NODE_HOLDS_VALUE (own) && json_node_get_value_type (own) == G_TYPE_STRING) {
     value = g_strdup (json_node_get_string (own));
   } else if (list) {
-    value = g_strdup (json_array_get_string_element (list, (guint) cria_rng_below (&d->rng, json_array_get_length (list))));
+    value = g_strdup (
+        json_array_get_string_element (list, (guint) cria_rng_below (&d->rng, json_array_get_length (list))));
   } else if (d->self->c.gen) {
     char *prompt = construct_render (&d->self->c, d->lang, "fill-slot", &d->error, "slot", name, "template", d->tmpl,
                                      NULL);
@@ -274,7 +275,8 @@ const CriaProviderInfo cria_fill_info = {
   .kind = CRIA_KIND_TRANSFORM,
   .name = "fill",
   .description = "Fills the {slots} of template records from lists or a generator, then has the generator answer",
-  .example = "file location=templates.jsonl ! fill slots=slots.json generator=\"openai model=m\" ! jsonl location=out.jsonl",
+  .example =
+      "file location=templates.jsonl ! fill slots=slots.json generator=\"openai model=m\" ! jsonl location=out.jsonl",
   .props = fill_props,
   .vtable = &fill_vtable,
 };

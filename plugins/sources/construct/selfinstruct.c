@@ -24,7 +24,7 @@ static const CriaPropSpec selfinstruct_props[] = {
   { "seeds", CRIA_PROP_STRING, NULL, 0, 0, NULL,
     "seed tasks: JSON lines or a JSON array of {instruction, instances: [{input, output}], is_classification}",
     CRIA_PROP_FLAG_REQUIRED },
-  CONSTRUCT_GENERATOR_PROP (CRIA_PROP_FLAG_REQUIRED),
+  CONSTRUCT_GENERATOR_PROP (CRIA_PROP_FLAG_REQUIRED, "writes instructions, classifies them and writes instances"),
   { "count", CRIA_PROP_INT, "100", 1, 10000000, NULL, "records (new instructions with an instance) to produce" },
   { "lang", CRIA_PROP_ENUM, "auto", 0, 0, "auto|en|zh",
     "language of the prompts and filters; auto: zh when the seeds hold Han characters" },
@@ -186,7 +186,8 @@ selfinstruct_create (const CriaProps *props, CriaContext *ctx, GError **error)
   self->similarity = cria_props_get_double (props, "similarity");
   self->filter.min_words = (guint) cria_props_get_int (props, "min-words");
   self->filter.max_words = (guint) cria_props_get_int (props, "max-words");
-  if (!construct_init (&self->c, props, ctx, error) || !load_seeds (self, cria_props_get_string (props, "seeds"), error))
+  if (!construct_init (&self->c, props, ctx, error) ||
+      !load_seeds (self, cria_props_get_string (props, "seeds"), error))
     goto fail;
   GString *all = g_string_new (NULL);
   for (guint i = 0; i < self->seeds->len; i++)
@@ -199,9 +200,12 @@ selfinstruct_create (const CriaProps *props, CriaContext *ctx, GError **error)
   for (guint i = 0; i < self->seeds->len; i++)
     rules_pool_add (self->pool, ((Seed *) g_ptr_array_index (self->seeds, i))->instruction);
   /* Every prompt file is read now, so that a bad one fails before any request. */
-  static const char *const files[] = { "selfinstruct-generate",          "selfinstruct-classify",
-                                       "selfinstruct-classify-example",  "selfinstruct-input-first",
-                                       "selfinstruct-input-first-example", "selfinstruct-output-first",
+  static const char *const files[] = { "selfinstruct-generate",
+                                       "selfinstruct-classify",
+                                       "selfinstruct-classify-example",
+                                       "selfinstruct-input-first",
+                                       "selfinstruct-input-first-example",
+                                       "selfinstruct-output-first",
                                        "selfinstruct-output-first-example" };
   for (guint i = 0; i < G_N_ELEMENTS (files); i++)
     if (!construct_prompt (&self->c, self->lang, files[i], error))
@@ -310,9 +314,9 @@ seed_examples (SelfInstruct *self, const char *file, int want_classification, GE
   GString *out = g_string_new (NULL);
   for (guint i = 0; i < pick->len; i++) {
     Seed *s = g_ptr_array_index (pick, order[i]);
-    g_autofree char *text = construct_render (
-        &self->c, self->lang, file, error, "instruction", s->instruction, "input", *s->input ? s->input : none[self->lang],
-        "output", s->output, "answer", (s->classification ? yes : no)[self->lang], NULL);
+    g_autofree char *text = construct_render (&self->c, self->lang, file, error, "instruction", s->instruction, "input",
+                                              *s->input ? s->input : none[self->lang], "output", s->output, "answer",
+                                              (s->classification ? yes : no)[self->lang], NULL);
     if (!text) {
       g_string_free (out, TRUE);
       return NULL;
@@ -406,8 +410,8 @@ write_instances (SelfInstruct *self, GPtrArray *kept, GError **error)
   for (guint i = 0; i < n; i++) {
     if (!ok[i])
       continue;
-    g_autofree char *marker = example_marker (
-        self, cls[i] ? "selfinstruct-output-first-example" : "selfinstruct-input-first-example");
+    g_autofree char *marker = example_marker (self, cls[i] ? "selfinstruct-output-first-example"
+                                                           : "selfinstruct-input-first-example");
     const char *markers[] = { marker, NULL };
     g_autofree char *answer = construct_cut_at (res[i].text, markers);
     char *input = NULL, *output = NULL;

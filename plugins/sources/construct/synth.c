@@ -23,7 +23,8 @@ static const CriaPropSpec synth_props[] = {
   { "templates", CRIA_PROP_STRING, NULL, 0, 0, NULL,
     "a JSON file {\"templates\": [{name, instruction, input, output, system}]} over the facts' fields",
     CRIA_PROP_FLAG_REQUIRED },
-  CONSTRUCT_GENERATOR_PROP (CRIA_PROP_FLAG_NONE),
+  CONSTRUCT_GENERATOR_PROP (CRIA_PROP_FLAG_NONE,
+                            "rewrites the templated outputs in fluent words (none: the templates are the records)"),
   { "lang", CRIA_PROP_ENUM, "auto", 0, 0, "auto|en|zh",
     "language of the verbalizing prompt; auto: zh for questions that hold Han characters" },
   CONSTRUCT_COMMON_PROPS,
@@ -191,7 +192,7 @@ verbalize (Synth *self, GPtrArray *records, GPtrArray *facts, GError **error)
   for (guint i = 0; i < n; i++) {
     CriaRecord *r = g_ptr_array_index (records, i);
     g_autofree char *question = r->input && *r->input ? g_strconcat (r->instruction, "\n\n", r->input, NULL)
-                                                       : g_strdup (r->instruction);
+                                                      : g_strdup (r->instruction);
     char *text = construct_render (&self->c, construct_lang_of (self->lang, question), "synth-verbalize", error,
                                    "question", question, "facts", g_ptr_array_index (facts, i), "draft", r->output,
                                    NULL);
