@@ -724,6 +724,9 @@ test_bad_input (void)
   expect_error (d6, "bad-slots.json: slot 'city': expected a non-empty array of strings");
   g_autofree char *d7 = g_strdup_printf ("file location=%s ! fill ! jsonl location=%s", fix, out);
   expect_error (d7, "answering needs a generator");
+  g_autofree char *d9 = g_strdup_printf ("file location=%s ! fill fields=instruction,title %s ! jsonl location=%s", fix,
+                                         gen, out);
+  expect_error (d9, "fields: 'title' is not one of");
   g_autofree char *tmpl = in_tmp ("bad-templates.json"), *facts = in_tmp ("facts.jsonl");
   cria_test_write_file (tmpl, "{\"templates\": [{\"name\": \"x\", \"output\": \"{a}\"}]}");
   cria_test_write_file (facts, "{\"a\": \"1\"}\n{\"a\": \n");

@@ -142,9 +142,10 @@ construct_render (Construct *c, ConstructLang lang, const char *name, GError **e
 CriaGenResult *
 construct_ask (Construct *c, char *const *texts, guint n, const guint64 *salts, const char *const *stop, GError **error)
 {
-  CriaGenRequest *reqs = g_new0 (CriaGenRequest, n);
-  GPtrArray **msgs = g_new0 (GPtrArray *, n);
-  CriaGenResult *res = g_new0 (CriaGenResult, n);
+  /* MAX: g_new0 of nothing is NULL, which callers read as failure. */
+  CriaGenRequest *reqs = g_new0 (CriaGenRequest, MAX (n, 1));
+  GPtrArray **msgs = g_new0 (GPtrArray *, MAX (n, 1));
+  CriaGenResult *res = g_new0 (CriaGenResult, MAX (n, 1));
   for (guint i = 0; i < n; i++) {
     msgs[i] = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_message_free);
     CriaMessage *m = g_new0 (CriaMessage, 1);

@@ -20,7 +20,8 @@
 static const CriaPropSpec fill_props[] = {
   CONSTRUCT_GENERATOR_PROP (CRIA_PROP_FLAG_NONE, "writes slot values without a list and the answers"),
   { "slots", CRIA_PROP_STRING, NULL, 0, 0, NULL, "a JSON file of slot value lists: {\"slot\": [\"value\", ...], ...}" },
-  { "fields", CRIA_PROP_STRING, "instruction,input,system", 0, 0, NULL, "comma-separated fields that are templates" },
+  { "fields", CRIA_PROP_STRING, "instruction,input,system", 0, 0, NULL,
+    "comma-separated fields that are templates (of instruction, input, output, system)" },
   { "answer", CRIA_PROP_ENUM, "missing", 0, 0, "missing|always|never",
     "which records the generator answers: those without an output, all, or none" },
   { "n", CRIA_PROP_INT, "1", 1, 10000, NULL, "records made from each template, each with its own draw of slot values" },
@@ -88,8 +89,15 @@ fill_create (const CriaProps *props, CriaContext *ctx, GError **error)
 {
   Fill *self = g_new0 (Fill, 1);
   self->fields = g_strsplit (cria_props_get_string (props, "fields"), ",", -1);
-  for (char **f = self->fields; *f; f++)
-    g_strstrip (*f);
+  for (char **f = self->fields; *f; f++) {
+    static const char *const known[] = { "instruction", "input", "output", "system", NULL };
+    if (!g_strv_contains (known, g_strstrip (*f))) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                   "fields: '%s' is not one of instruction, input, output, system", *f);
+      fill_destroy (self);
+      return NULL;
+    }
+  }
   self->answer = g_strdup (cria_props_get_string (props, "answer"));
   self->lang = g_strdup (cria_props_get_string (props, "lang"));
   self->n = (guint) cria_props_get_int (props, "n");
@@ -201,7 +209,7 @@ fill_one (Fill *self, const CriaRecord *record, guint draw, GError **error)
   g_autoptr (CriaRecord) r = cria_record_copy (record);
   for (char **f = self->fields; *f; f++) {
     const char *t = cria_record_get_field (record, *f);
-    if (!t || (strcmp (*f, "instruction") && strcmp (*f, "input") && strcmp (*f, "system")))
+    if (!t)
       continue;
     g_autoptr (GError) terr = NULL;
     g_autofree char *text = cria_template_render (t, draw_lookup, &d, &terr);
