@@ -246,6 +246,25 @@ expect_reasons (JsonNode *summary, guint stage, const char *const *pairs)
   }
 }
 
+/* Runs the pipeline again into another file: answered from the cache alone,
+ * it must write the same bytes. */
+static void
+expect_same_rerun (const char *desc, const char *out)
+{
+  g_autofree char *again = g_strconcat (out, ".again", NULL);
+  g_autofree char *from = g_strconcat ("location=", out, NULL), *to = g_strconcat ("location=", again, NULL);
+  g_auto (GStrv) parts = g_strsplit (desc, from, -1);
+  g_autofree char *desc2 = g_strjoinv (to, parts);
+  int before = requests ();
+  g_autoptr (GError) e = NULL;
+  g_autoptr (JsonNode) summary = run (desc2, &e);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (summary);
+  CU_ASSERT_EQUAL (requests (), before);
+  g_autofree char *a = cria_test_read_file (out), *b = cria_test_read_file (again);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (a);
+  CU_ASSERT_STRING_EQUAL (a, b);
+}
+
 /* ---- selfinstruct ------------------------------------------------------------- */
 
 /* Four rounds of two prompts: items that trip each filter, a seed copied
@@ -299,7 +318,7 @@ static void
 test_selfinstruct (void)
 {
   script_selfinstruct ();
-  g_autofree char *cache = in_tmp ("si-cache"), *out = in_tmp ("si.jsonl"), *again = in_tmp ("si-again.jsonl");
+  g_autofree char *cache = in_tmp ("si-cache"), *out = in_tmp ("si.jsonl");
   g_autofree char *desc = selfinstruct_pipeline (cache, out);
   g_autoptr (GError) e = NULL;
   g_autoptr (JsonNode) summary = run (desc, &e);
@@ -363,14 +382,7 @@ test_selfinstruct (void)
   }
   CU_ASSERT_EQUAL (n_lists, 6);
   CU_ASSERT_EQUAL (mixed, 4);
-  /* A rerun is answered from the cache alone and writes the same bytes. */
-  int before = requests ();
-  g_autofree char *desc2 = selfinstruct_pipeline (cache, again);
-  g_autoptr (JsonNode) summary2 = run (desc2, &e);
-  CU_ASSERT_PTR_NOT_NULL_FATAL (summary2);
-  CU_ASSERT_EQUAL (requests (), before);
-  g_autofree char *a = cria_test_read_file (out), *b = cria_test_read_file (again);
-  CU_ASSERT_STRING_EQUAL (a, b);
+  expect_same_rerun (desc, out);
 }
 
 static void
@@ -549,6 +561,7 @@ test_evolinstruct (void)
   for (guint i = 0; i < seen->len; i++)
     tries += g_str_has_suffix (g_ptr_array_index (seen, i), "\nName a color.");
   CU_ASSERT_EQUAL (tries, 2);
+  expect_same_rerun (desc, out);
 }
 
 static void
@@ -612,6 +625,7 @@ test_fill (void)
   CU_ASSERT_STRING_EQUAL (own->output, "Answer: Summarize this.\n\nCats nap.");
   CriaRecord *kept = g_ptr_array_index (recs, 4);
   CU_ASSERT_STRING_EQUAL (kept->output, "bonjour"); /* answer=missing: not asked */
+  expect_same_rerun (desc, out);
   /* Without a generator, an unknown slot is a clear record error. */
   g_autofree char *d2 = g_strdup_printf ("file location=%s ! fill answer=never ! jsonl location=%s", in, out);
   g_autoptr (CriaPipeline) p = cria_pipeline_parse (reg, d2, &e);
@@ -655,6 +669,7 @@ test_synth (void)
   CU_ASSERT_PTR_NOT_NULL (strstr (r->output, "country: France\ncapital: Paris"));
   CU_ASSERT_PTR_NOT_NULL (strstr (r->output, "What is the capital of France?"));
   CU_ASSERT_EQUAL (requests (), 3);
+  expect_same_rerun (d2, out);
 }
 
 /* ---- bad input ------------------------------------------------------------------ */
