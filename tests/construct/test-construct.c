@@ -751,6 +751,34 @@ test_bad_input (void)
   expect_error (d8, "facts.jsonl:2");
 }
 
+/* Through the command: an endpoint nobody listens on fails the run with one
+ * line on stderr and exit status 1. */
+static void
+test_command_line (void)
+{
+  g_autoptr (GSocket) sock = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+  g_autoptr (GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr (GSocketAddress) any = g_inet_socket_address_new (lo, 0);
+  g_socket_bind (sock, any, TRUE, NULL);
+  g_autoptr (GSocketAddress) bound = g_socket_get_local_address (sock, NULL);
+  guint16 port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+  g_socket_close (sock, NULL);
+  g_autofree char *seeds = fixture ("seeds-en.jsonl"), *out = in_tmp ("cli.jsonl"), *cache = in_tmp ("cli-cache");
+  g_autofree char *desc = g_strdup_printf (
+      "selfinstruct seeds=%s cache=%s generator=\"openai base-url=http://127.0.0.1:%u/v1 model=m retries=0\" ! "
+      "jsonl location=%s",
+      seeds, cache, port, out);
+  const char *args[] = { "data", desc, NULL };
+  g_autofree char *err = NULL;
+  int status = cria_test_run_cria (args, NULL, NULL, &err);
+  CU_ASSERT_EQUAL (status, 1);
+  CU_ASSERT_PTR_NOT_NULL (strstr (err, "selfinstruct: 4 of 4 requests failed"));
+  CU_ASSERT_PTR_NOT_NULL (strstr (err, "cannot reach it"));
+  g_auto (GStrv) lines = g_strsplit (g_strstrip (err), "\n", -1);
+  CU_ASSERT_EQUAL (g_strv_length (lines), 1);
+  CU_ASSERT_FALSE (g_file_test (out, G_FILE_TEST_EXISTS));
+}
+
 /* ---- the hybrid example of share/ ------------------------------------------------- */
 
 static void
@@ -805,6 +833,7 @@ register_suites (void)
     { "fill: slots from lists, records and the generator", test_fill },
     { "synth: facts through templates, verbalized", test_synth },
     { "bad seeds, prompts, slots, templates and facts", test_bad_input },
+    { "the command line: endpoint unreachable", test_command_line },
     { "the hybrid example pipeline", test_hybrid_example },
     { NULL },
   };
