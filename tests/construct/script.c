@@ -142,7 +142,7 @@ requests (void)
 
 char *tmp;
 
-int
+static int
 script_setup (void)
 {
   reg = cria_test_registry ();
@@ -152,7 +152,7 @@ script_setup (void)
   return 0;
 }
 
-int
+static int
 script_teardown (void)
 {
   cria_test_rmtree (tmp);
@@ -268,4 +268,23 @@ expect_error (const char *desc, const char *fragment)
     printf ("\n'%s':\n  '%s' lacks '%s'\n", desc, e ? e->message : "(ran)", fragment);
   CU_ASSERT_PTR_NOT_NULL (e && strstr (e->message, fragment));
   CU_ASSERT_PTR_NULL (e ? strchr (e->message, '\n') : NULL);
+}
+
+JsonNode *
+run_ok (const char *description)
+{
+  g_autoptr (GError) e = NULL;
+  JsonNode *summary = run (description, &e);
+  if (!summary)
+    printf ("\n%s\n", e ? e->message : "(no error)");
+  CU_ASSERT_PTR_NOT_NULL_FATAL (summary);
+  return summary;
+}
+
+void
+script_add_suite (const char *name, const CriaTestCase *cases)
+{
+  CU_pSuite suite = CU_add_suite (name, script_setup, script_teardown);
+  for (const CriaTestCase *c = cases; c->name; c++)
+    CU_add_test (suite, c->name, c->func);
 }

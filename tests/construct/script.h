@@ -14,8 +14,8 @@ extern GMutex lock;     /* guards the script against the server's thread */
 extern GPtrArray *seen; /* every request's text, in order */
 extern int down_after;  /* answer this many requests, then 503 (-1: never) */
 
-int script_setup (void);
-int script_teardown (void);
+/* One suite whose setup starts the server and makes the registry and tmp. */
+void script_add_suite (const char *name, const CriaTestCase *cases);
 
 /* Forgets every answer, request and count. */
 void script_reset (void);
@@ -32,6 +32,8 @@ char *fixture (const char *name);
 char *in_tmp (const char *name);
 /* Runs a pipeline (on-error=skip, seed 1); returns its summary or NULL with *error. */
 JsonNode *run (const char *description, GError **error);
+/* The same, failing the test (fatally) when the run fails. */
+JsonNode *run_ok (const char *description);
 gint64 reason (JsonNode *summary, guint stage, const char *name);
 gint64 stage_count (JsonNode *summary, guint stage, const char *what);
 GPtrArray *read_records (const char *path);

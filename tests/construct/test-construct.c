@@ -46,11 +46,7 @@ test_evolinstruct (void)
       "file location=%s ! evolinstruct rounds=2 batch=4 kinds=constraints,breadth prompts=%s cache=%s %s ! "
       "jsonl location=%s",
       in, prompts, cache, gen, out);
-  g_autoptr (GError) e = NULL;
-  g_autoptr (JsonNode) summary = run (desc, &e);
-  if (e)
-    printf ("\n%s\n", e->message);
-  CU_ASSERT_PTR_NOT_NULL_FATAL (summary);
+  g_autoptr (JsonNode) summary = run_ok (desc);
   /* Each failing item fails in both rounds: the original goes back and is tried again. */
   expect_reasons (summary, 1,
                   (const char *[]){ "prompt-leak", "2", "no-information-gain", "2", "apology", "2",
@@ -92,9 +88,7 @@ test_evolinstruct_chinese (void)
   g_autofree char *cache = in_tmp ("evolve-zh-cache");
   g_autofree char *desc = g_strdup_printf (
       "file location=%s ! evolinstruct rounds=1 kinds=deepen cache=%s %s ! jsonl location=%s", in, cache, gen, out);
-  g_autoptr (GError) e = NULL;
-  g_autoptr (JsonNode) summary = run (desc, &e);
-  CU_ASSERT_PTR_NOT_NULL_FATAL (summary);
+  g_autoptr (JsonNode) summary = run_ok (desc);
   /* The shipped Chinese prompt went out; the script echoed it whole, which leaks it. */
   CU_ASSERT_PTR_NOT_NULL (strstr (g_ptr_array_index (seen, 0), "给定提示：\n写一首关于秋天的诗。"));
   CU_ASSERT_EQUAL (reason (summary, 1, "prompt-leak"), 1);
@@ -118,10 +112,7 @@ test_fill (void)
   g_autofree char *desc = g_strdup_printf ("file location=%s ! fill slots=%s n=2 cache=%s %s ! jsonl location=%s", in,
                                            slots, cache, gen, out);
   g_autoptr (GError) e = NULL;
-  g_autoptr (JsonNode) summary = run (desc, &e);
-  if (e)
-    printf ("\n%s\n", e->message);
-  CU_ASSERT_PTR_NOT_NULL_FATAL (summary);
+  g_autoptr (JsonNode) summary = run_ok (desc);
   /* The slot the generator left empty fails its record (counted), not the run. */
   CU_ASSERT_EQUAL (reason (summary, 1, "missing-field"), 1);
   g_autoptr (GPtrArray) recs = read_records (out);
@@ -162,9 +153,7 @@ test_synth (void)
             "\"output\": \"The capital of {country} is {capital}.\"}, {\"name\": \"people\", \"instruction\": "
             "\"How many people live in {country}?\", \"output\": \"{country} has about {population} people.\"}]}");
   g_autofree char *desc = g_strdup_printf ("synth facts=%s templates=%s ! jsonl location=%s", facts, tmpl, out);
-  g_autoptr (GError) e = NULL;
-  g_autoptr (JsonNode) summary = run (desc, &e);
-  CU_ASSERT_PTR_NOT_NULL_FATAL (summary);
+  g_autoptr (JsonNode) summary = run_ok (desc);
   CU_ASSERT_EQUAL (reason (summary, 0, "no-template"), 1);
   g_autoptr (GPtrArray) recs = read_records (out);
   CU_ASSERT_EQUAL_FATAL (recs->len, 3);
@@ -178,8 +167,7 @@ test_synth (void)
   g_autofree char *cache = in_tmp ("synth-cache");
   g_autofree char *d2 = g_strdup_printf ("synth facts=%s templates=%s cache=%s %s ! jsonl location=%s", facts, tmpl,
                                          cache, gen, out);
-  g_autoptr (JsonNode) s2 = run (d2, &e);
-  CU_ASSERT_PTR_NOT_NULL_FATAL (s2);
+  g_autoptr (JsonNode) s2 = run_ok (d2);
   g_autoptr (GPtrArray) v = read_records (out);
   CU_ASSERT_EQUAL_FATAL (v->len, 3);
   CriaRecord *r = g_ptr_array_index (v, 0);
@@ -338,9 +326,7 @@ register_suites (void)
     { "the hybrid example pipeline", test_hybrid_example },
     { NULL },
   };
-  CU_pSuite suite = CU_add_suite ("construct", script_setup, script_teardown);
-  for (const CriaTestCase *c = cases; c->name; c++)
-    CU_add_test (suite, c->name, c->func);
+  script_add_suite ("construct", cases);
 }
 
 CRIA_TEST_MAIN (register_suites)

@@ -63,11 +63,7 @@ test_selfinstruct (void)
   script_selfinstruct ();
   g_autofree char *cache = in_tmp ("si-cache"), *out = in_tmp ("si.jsonl");
   g_autofree char *desc = selfinstruct_pipeline (cache, out);
-  g_autoptr (GError) e = NULL;
-  g_autoptr (JsonNode) summary = run (desc, &e);
-  if (e)
-    printf ("\n%s\n", e->message);
-  CU_ASSERT_PTR_NOT_NULL_FATAL (summary);
+  g_autoptr (JsonNode) summary = run_ok (desc);
   expect_reasons (summary, 0,
                   (const char *[]){ "too-short",
                                     "1",
@@ -136,8 +132,7 @@ test_selfinstruct_resume (void)
   g_autofree char *c1 = in_tmp ("resume-ref"), *ref = in_tmp ("resume-ref.jsonl");
   g_autofree char *d1 = selfinstruct_pipeline (c1, ref);
   g_autoptr (GError) e = NULL;
-  g_autoptr (JsonNode) s1 = run (d1, &e);
-  CU_ASSERT_PTR_NOT_NULL_FATAL (s1);
+  g_autoptr (JsonNode) s1 = run_ok (d1);
   int total = requests ();
   /* The endpoint goes down after 5 answers: a clear error and no output file. */
   script_selfinstruct ();
@@ -157,8 +152,7 @@ test_selfinstruct_resume (void)
   g_mutex_lock (&lock);
   down_after = -1;
   g_mutex_unlock (&lock);
-  g_autoptr (JsonNode) s3 = run (d2, &e);
-  CU_ASSERT_PTR_NOT_NULL_FATAL (s3);
+  g_autoptr (JsonNode) s3 = run_ok (d2);
   CU_ASSERT_EQUAL (requests (), total);
   g_autofree char *a = cria_test_read_file (ref), *b = cria_test_read_file (out);
   CU_ASSERT_STRING_EQUAL (a, b);
@@ -179,9 +173,7 @@ run_chinese (const char *seeds)
   g_autofree char *desc = g_strdup_printf (
       "selfinstruct seeds=%s count=2 examples=4 machine-examples=0 batch=1 cache=%s %s ! jsonl location=%s", seeds,
       cache, gen, out);
-  g_autoptr (GError) e = NULL;
-  g_autoptr (JsonNode) summary = run (desc, &e);
-  CU_ASSERT_PTR_NOT_NULL_FATAL (summary);
+  g_autoptr (JsonNode) summary = run_ok (desc);
   /* Length in characters; no ASCII rule for Chinese pools; Chinese punctuation counts. */
   expect_reasons (
       summary, 0,
@@ -224,9 +216,7 @@ test_selfinstruct_shared_seeds (void)
   g_autofree char *gen = gen_spec ();
   g_autofree char *desc = g_strdup_printf ("selfinstruct seeds=%s count=1 batch=1 cache=%s %s ! jsonl location=%s",
                                            seeds, cache, gen, out);
-  g_autoptr (GError) e = NULL;
-  g_autoptr (JsonNode) summary = run (desc, &e);
-  CU_ASSERT_PTR_NOT_NULL_FATAL (summary);
+  g_autoptr (JsonNode) summary = run_ok (desc);
   CU_ASSERT_EQUAL (reason (summary, 0, "similar"), 1);
   CU_ASSERT_EQUAL (stage_count (summary, 0, "out"), 1);
   /* The paper's prompt: eight instructions, all human while there are no machine ones. */
@@ -245,9 +235,7 @@ register_suites (void)
     { "selfinstruct: the 175 seed tasks", test_selfinstruct_shared_seeds },
     { NULL },
   };
-  CU_pSuite suite = CU_add_suite ("selfinstruct", script_setup, script_teardown);
-  for (const CriaTestCase *c = cases; c->name; c++)
-    CU_add_test (suite, c->name, c->func);
+  script_add_suite ("selfinstruct", cases);
 }
 
 CRIA_TEST_MAIN (register_suites)
