@@ -1,77 +1,28 @@
 /* test-generator: the generator handle (cache, batches) and the openai
- * generator against a real HTTP server on loopback, scripted per route to
- * answer, rate-limit, fail, refuse or send garbage. (The end-to-end test
+ * generator against a real HTTP server on loopback (fake-openai.h), scripted
+ * per route to answer, rate-limit, fail, refuse or send garbage. (The end-to-end test
  * against `cria serve` comes with the model runtime.) */
-#include <libsoup/soup.h>
-
 #include <cria/cria-generator.h>
 
 #include "cria-test.h"
+#include "fake-openai.h"
 
 static CriaRegistry *reg;
 static char *base; /* http://127.0.0.1:PORT */
 static gint hits_flaky, hits_down, hits_ok;
 
-static void
-respond (SoupServerMessage *msg, guint status, const char *body)
-{
-  soup_server_message_set_status (msg, status, NULL);
-  soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, body, strlen (body));
-}
-
-/* Answers "echo: LAST-USER-TEXT" (or the prompt), with usage, as OpenAI does. */
+/* Answers "echo: LAST-USER-TEXT" (or the prompt), with the Authorization header when one came. */
 static void
 answer (SoupServerMessage *msg, gboolean chat)
 {
-  SoupMessageBody *req = soup_server_message_get_request_body (msg);
-  g_autoptr (GBytes) bytes = soup_message_body_flatten (req);
-  g_autoptr (JsonNode) root = json_from_string (g_bytes_get_data (bytes, NULL), NULL);
-  JsonObject *o = json_node_get_object (root);
-  const char *said = "";
-  if (chat) {
-    JsonArray *m = json_object_get_array_member (o, "messages");
-    said = json_object_get_string_member (json_array_get_object_element (m, json_array_get_length (m) - 1), "content");
-  } else {
-    said = json_object_get_string_member (o, "prompt");
-  }
+  g_autofree char *said = cria_fake_openai_said (msg, chat);
   const char *auth = soup_message_headers_get_one (soup_server_message_get_request_headers (msg), "Authorization");
-  g_autoptr (JsonBuilder) b = json_builder_new ();
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "choices");
-  json_builder_begin_array (b);
-  json_builder_begin_object (b);
   g_autofree char *text = g_strdup_printf ("echo: %s%s%s", said, auth ? " auth=" : "", auth ? auth : "");
-  if (chat) {
-    json_builder_set_member_name (b, "message");
-    json_builder_begin_object (b);
-    json_builder_set_member_name (b, "role");
-    json_builder_add_string_value (b, "assistant");
-    json_builder_set_member_name (b, "content");
-    json_builder_add_string_value (b, text);
-    json_builder_end_object (b);
-  } else {
-    json_builder_set_member_name (b, "text");
-    json_builder_add_string_value (b, text);
-  }
-  json_builder_set_member_name (b, "finish_reason");
-  json_builder_add_string_value (b, "stop");
-  json_builder_end_object (b);
-  json_builder_end_array (b);
-  json_builder_set_member_name (b, "usage");
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "prompt_tokens");
-  json_builder_add_int_value (b, 5);
-  json_builder_set_member_name (b, "completion_tokens");
-  json_builder_add_int_value (b, 7);
-  json_builder_end_object (b);
-  json_builder_end_object (b);
-  g_autoptr (JsonNode) out = json_builder_get_root (b);
-  g_autofree char *body = json_to_string (out, FALSE);
-  respond (msg, 200, body);
+  cria_fake_openai_answer (msg, chat, text, "stop");
 }
 
 static void
-handle (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query, gpointer data)
+handle (SoupServerMessage *msg, const char *path, gpointer data)
 {
   if (g_str_has_prefix (path, "/ok/")) {
     g_atomic_int_inc (&hits_ok);
@@ -80,57 +31,29 @@ handle (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable
     /* Rate-limited twice, then fine. */
     if (g_atomic_int_add (&hits_flaky, 1) < 2) {
       soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Retry-After", "0");
-      respond (msg, 429, "{\"error\": {\"message\": \"slow down\"}}");
+      cria_fake_openai_respond (msg, 429, "{\"error\": {\"message\": \"slow down\"}}");
     } else {
       answer (msg, TRUE);
     }
   } else if (g_str_has_prefix (path, "/down/")) {
     g_atomic_int_inc (&hits_down);
-    respond (msg, 503, "{\"error\": {\"message\": \"overloaded\"}}");
+    cria_fake_openai_respond (msg, 503, "{\"error\": {\"message\": \"overloaded\"}}");
   } else if (g_str_has_prefix (path, "/garbage/")) {
-    respond (msg, 200, "{\"choices\": [");
+    cria_fake_openai_respond (msg, 200, "{\"choices\": [");
   } else if (g_str_has_prefix (path, "/empty/")) {
-    respond (msg, 200, "{\"choices\": []}");
+    cria_fake_openai_respond (msg, 200, "{\"choices\": []}");
   } else if (g_str_has_prefix (path, "/refuse/")) {
-    respond (msg, 400, "{\"error\": {\"message\": \"model 'nope' does not exist\"}}");
+    cria_fake_openai_respond (msg, 400, "{\"error\": {\"message\": \"model 'nope' does not exist\"}}");
   } else {
-    respond (msg, 404, "{}");
+    cria_fake_openai_respond (msg, 404, "{}");
   }
-}
-
-static GMutex lock;
-static GCond ready;
-
-static gpointer
-serve (gpointer data)
-{
-  GMainContext *ctx = g_main_context_new ();
-  g_main_context_push_thread_default (ctx);
-  SoupServer *server = soup_server_new (NULL, NULL);
-  soup_server_add_handler (server, NULL, handle, NULL, NULL);
-  g_autoptr (GError) error = NULL;
-  soup_server_listen_local (server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error);
-  g_assert_no_error (error);
-  GSList *uris = soup_server_get_uris (server);
-  g_mutex_lock (&lock);
-  base = g_strdup_printf ("http://127.0.0.1:%d", g_uri_get_port (uris->data));
-  g_cond_signal (&ready);
-  g_mutex_unlock (&lock);
-  g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
-  GMainLoop *loop = g_main_loop_new (ctx, FALSE);
-  g_main_loop_run (loop); /* until the process ends */
-  return NULL;
 }
 
 static int
 setup (void)
 {
   reg = cria_test_registry ();
-  g_mutex_lock (&lock);
-  g_thread_unref (g_thread_new ("server", serve, NULL));
-  while (!base)
-    g_cond_wait (&ready, &lock);
-  g_mutex_unlock (&lock);
+  base = cria_fake_openai_start (handle, NULL);
   return 0;
 }
 

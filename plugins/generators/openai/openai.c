@@ -1,6 +1,6 @@
 /* openai: a generator that asks any OpenAI-compatible HTTP endpoint.
  *
- *   cria data 'file location=seeds.jsonl ! selfinstruct generator="openai base-url=http://127.0.0.1:8080/v1 model=demo" ! jsonl location=out.jsonl'
+ *   cria data 'selfinstruct seeds=seed_tasks.jsonl generator="openai base-url=http://127.0.0.1:8080/v1 model=demo" ! jsonl location=out.jsonl'
  *
  * POSTs to BASE-URL/chat/completions (api=chat) or BASE-URL/completions
  * (api=completions) with libsoup 3, over HTTP or HTTPS. The API key comes from
