@@ -159,7 +159,11 @@ static inline float
 b_at (const Gemm *g, gint64 k, gint64 n)
 {
   gint64 o = k * g->rsb + n * g->csb;
+  float v;
   switch (g->btype) {
+    case CRIA_DTYPE_NF4:
+      cria_nf4_dequantize_range (g->B, o, 1, &v);
+      return v;
     case CRIA_DTYPE_BF16:
       return cria_bf16_to_f32 (((const guint16 *) g->B)[o]);
     case CRIA_DTYPE_F16:
@@ -179,6 +183,20 @@ pack_panel (const Gemm *g, gint64 k0, gint64 kc, gint64 n0, int nr, int width, f
     const float *B = g->B;
     for (gint64 k = 0; k < kc; k++)
       memcpy (Bp + k * width, B + (k0 + k) * g->rsb + n0, (gsize) nr * sizeof (float));
+    return;
+  }
+  if (g->btype == CRIA_DTYPE_NF4 && (g->rsb == 1 || g->csb == 1)) {
+    /* Dequantize runs of contiguous elements, a block scale at a time. */
+    float run[KC];
+    if (g->csb == 1)
+      for (gint64 k = 0; k < kc; k++)
+        cria_nf4_dequantize_range (g->B, (k0 + k) * g->rsb + n0, nr, Bp + k * width);
+    else
+      for (int j = 0; j < nr; j++) {
+        cria_nf4_dequantize_range (g->B, k0 + (n0 + j) * g->csb, kc, run);
+        for (gint64 k = 0; k < kc; k++)
+          Bp[k * width + j] = run[k];
+      }
     return;
   }
   /* Walk each column of B along k: contiguous for [N,K] weights. */
@@ -220,11 +238,15 @@ dot_task (gpointer data, gint64 begin, gint64 end, int thread)
   const Gemm *g = data;
   DotF32Func dot_f32 = isas[g->be->isa].dot_f32;
   DotBf16Func dot_bf16 = isas[g->be->isa].dot_bf16;
-  float *row = g->btype == CRIA_DTYPE_F16 ? cpu_scratch (g->be, thread, (gsize) g->K) : NULL;
+  gboolean convert = g->btype == CRIA_DTYPE_F16 || g->btype == CRIA_DTYPE_NF4;
+  float *row = convert ? cpu_scratch (g->be, thread, (gsize) g->K) : NULL;
   for (gint64 n = begin; n < end; n++) {
     gint64 o = n * g->csb;
     const float *bf = NULL;
-    if (g->btype == CRIA_DTYPE_F16) {
+    if (g->btype == CRIA_DTYPE_NF4) {
+      cria_nf4_dequantize_range (g->B, o, g->K, row);
+      bf = row;
+    } else if (g->btype == CRIA_DTYPE_F16) {
       cria_convert_to_f32 (CRIA_DTYPE_F16, (const guint16 *) g->B + o, row, (gsize) g->K);
       bf = row;
     } else if (g->btype == CRIA_DTYPE_F32) {

@@ -1,0 +1,300 @@
+/* cria-nf4.c: NF4 quantization with double-quantized block scales, in the
+ * layout and arithmetic of bitsandbytes (see cria-nf4.h for the exact rules).
+ *
+ *   a QLoRA base weight:  CriaTensor *w4 = cria_nf4_quantize (w, "q_proj.weight", &error);
+ *                         cria_linear (g, "q_proj", x, cria_graph_param (g, "q_proj.weight", w4, FALSE), NULL);
+ *
+ * Every step is single f32 operations in a fixed order, so the result is
+ * bit-reproducible and tests/quant/nf4_reference.py reproduces it bit for bit. */
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cria/cria-error.h>
+#include <cria/cria-nf4.h>
+
+/* The NormalFloat4 values of the QLoRA paper as bitsandbytes stores them. */
+static const float nf4_values[16] = {
+  -1.0f,
+  -0.6961928009986877f,
+  -0.5250730514526367f,
+  -0.39491748809814453f,
+  -0.28444138169288635f,
+  -0.18477343022823334f,
+  -0.09105003625154495f,
+  0.0f,
+  0.07958029955625534f,
+  0.16093020141124725f,
+  0.24611230194568634f,
+  0.33791524171829224f,
+  0.44070982933044434f,
+  0.5626170039176941f,
+  0.7229568362236023f,
+  1.0f,
+};
+
+const float *
+cria_nf4_quant_map (void)
+{
+  return nf4_values;
+}
+
+static int
+float_cmp (const void *pa, const void *pb)
+{
+  float a = *(const float *) pa, b = *(const float *) pb;
+  return (a > b) - (a < b);
+}
+
+/* Exponents 10^-6 .. 10^0, each with 2^i fraction values: the means of
+ * consecutive points of linspace(0.1, 1, 2^i + 1) in f32, scaled, both signs;
+ * then 0 and 1. 127 + 127 + 2 = 256 values, sorted. */
+void
+cria_nf4_dynamic_map (float map[256])
+{
+  static const double scales[7] = { 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0 };
+  int n = 0;
+  for (int i = 0; i < 7; i++) {
+    int steps = (1 << i) + 1;
+    float start = 0.1f, end = 1.0f;
+    float step = (end - start) / (float) (steps - 1);
+    float b[65];
+    for (int j = 0; j < steps; j++)
+      b[j] = j < steps / 2 ? start + step * (float) j : end - step * (float) (steps - j - 1);
+    float scale = (float) scales[i];
+    for (int j = 0; j + 1 < steps; j++) {
+      float mean = (b[j] + b[j + 1]) / 2.0f;
+      map[n++] = scale * mean;
+      map[n++] = -scale * mean;
+    }
+  }
+  map[n++] = 0.0f;
+  map[n++] = 1.0f;
+  g_assert (n == 256);
+  qsort (map, 256, sizeof (float), float_cmp);
+}
+
+/* bitsandbytes' dQuantize: a binary search over the sorted map, then the
+ * nearer of the two neighbours by comparing with their midpoint. */
+static guint8
+dynamic_code (const float *map, float x)
+{
+  int pivot = 127, upper_pivot = 255, lower_pivot = 0;
+  float lower = -1.0f, upper = 1.0f;
+  float val = map[pivot];
+  for (int i = 64; i > 0; i >>= 1) {
+    if (x > val) {
+      lower_pivot = pivot;
+      lower = val;
+      pivot += i;
+    } else {
+      upper_pivot = pivot;
+      upper = val;
+      pivot -= i;
+    }
+    val = map[pivot];
+  }
+  if (upper_pivot == 255)
+    upper = map[upper_pivot];
+  if (lower_pivot == 0)
+    lower = map[lower_pivot];
+  if (x > val)
+    return (guint8) (x > (upper + val) * 0.5f ? upper_pivot : pivot);
+  return (guint8) (x < (lower + val) * 0.5f ? lower_pivot : pivot);
+}
+
+/* Midpoints of consecutive NF4 values, as bitsandbytes' decision tree has
+ * them (its constants are these midpoints, computed in double). */
+static const float *
+nf4_thresholds (void)
+{
+  static float t[15];
+  static gsize done = 0;
+  if (g_once_init_enter (&done)) {
+    for (int i = 0; i < 15; i++)
+      t[i] = (float) (((double) nf4_values[i] + (double) nf4_values[i + 1]) / 2.0);
+    g_once_init_leave (&done, 1);
+  }
+  return t;
+}
+
+/* The tree's leaf is the number of thresholds below x; NaN is below none. */
+static guint8
+nf4_code (const float *thresholds, float x)
+{
+  guint8 c = 0;
+  for (int i = 0; i < 15; i++)
+    c += x > thresholds[i];
+  return c;
+}
+
+void
+cria_nf4_state_free (CriaNf4State *state)
+{
+  if (!state)
+    return;
+  g_free (state->absmax);
+  g_free (state->nested_absmax);
+  g_free (state);
+}
+
+static CriaNf4State *
+state_new (gint64 n, CriaDType source_dtype)
+{
+  CriaNf4State *s = g_new0 (CriaNf4State, 1);
+  s->n_blocks = (n + CRIA_NF4_BLOCK - 1) / CRIA_NF4_BLOCK;
+  s->n_nested = (s->n_blocks + CRIA_NF4_NESTED_BLOCK - 1) / CRIA_NF4_NESTED_BLOCK;
+  s->absmax = g_new0 (guint8, s->n_blocks);
+  s->nested_absmax = g_new0 (float, s->n_nested);
+  s->source_dtype = source_dtype;
+  memcpy (s->quant_map, nf4_values, sizeof s->quant_map);
+  cria_nf4_dynamic_map (s->nested_quant_map);
+  return s;
+}
+
+/* Quantizes the block absmax values with the dynamic map (double quantization). */
+static void
+quantize_absmax (CriaNf4State *s, const float *absmax)
+{
+  double sum = 0;
+  for (gint64 b = 0; b < s->n_blocks; b++)
+    sum += absmax[b];
+  s->offset = (float) (sum / (double) s->n_blocks);
+  for (gint64 nb = 0; nb < s->n_nested; nb++) {
+    gint64 b0 = nb * CRIA_NF4_NESTED_BLOCK, b1 = MIN (s->n_blocks, b0 + CRIA_NF4_NESTED_BLOCK);
+    float amax = 0.0f;
+    for (gint64 b = b0; b < b1; b++)
+      amax = fmaxf (amax, fabsf (absmax[b] - s->offset));
+    s->nested_absmax[nb] = amax;
+    float inv = 1.0f / amax;
+    for (gint64 b = b0; b < b1; b++)
+      s->absmax[b] = dynamic_code (s->nested_quant_map, (absmax[b] - s->offset) * inv);
+  }
+}
+
+CriaTensor *
+cria_nf4_quantize (const CriaTensor *src, const char *name, GError **error)
+{
+  if (src->dtype != CRIA_DTYPE_F32 && src->dtype != CRIA_DTYPE_BF16 && src->dtype != CRIA_DTYPE_F16) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                 "%s: only f32, bf16 and f16 weights quantize to nf4, not %s", name, cria_dtype_name (src->dtype));
+    return NULL;
+  }
+  gint64 n = cria_tensor_numel (src);
+  g_autoptr (CriaTensor) t = cria_tensor_new (CRIA_DTYPE_NF4, src->n_dims, src->shape);
+  t->nf4 = state_new (n, src->dtype);
+  g_autofree float *absmax = g_new (float, t->nf4->n_blocks);
+  const float *thr = nf4_thresholds ();
+  guint8 *out = t->data;
+  float x[CRIA_NF4_BLOCK + 1];
+  for (gint64 b = 0; b < t->nf4->n_blocks; b++) {
+    gint64 e0 = b * CRIA_NF4_BLOCK, len = MIN (CRIA_NF4_BLOCK, n - e0);
+    cria_convert_to_f32 (src->dtype, (const char *) src->data + cria_dtype_bytes (src->dtype, (gsize) e0), x,
+                         (gsize) len);
+    float amax = 0.0f;
+    for (gint64 i = 0; i < len; i++) {
+      if (!isfinite (x[i])) {
+        g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "%s: element %" G_GINT64_FORMAT " is %g", name,
+                     e0 + i, (double) x[i]);
+        return NULL;
+      }
+      amax = fmaxf (amax, fabsf (x[i]));
+    }
+    absmax[b] = amax;
+    x[len] = 0.0f; /* the padding nibble of an odd last element */
+    float inv = 1.0f / amax;
+    for (gint64 i = 0; i < len; i += 2)
+      out[(e0 + i) / 2] = (guint8) (nf4_code (thr, x[i] * inv) << 4 | nf4_code (thr, x[i + 1] * inv));
+  }
+  quantize_absmax (t->nf4, absmax);
+  return g_steal_pointer (&t);
+}
+
+CriaTensor *
+cria_nf4_tensor_new (int n_dims, const gint64 *shape, CriaDType source_dtype, const guint8 *packed, gsize packed_bytes,
+                     const guint8 *absmax, gint64 n_blocks, const float *nested_absmax, gint64 n_nested, float offset,
+                     const float *quant_map, const float *nested_quant_map, const char *name, GError **error)
+{
+  gint64 n = n_dims >= 1 && n_dims <= CRIA_MAX_DIMS ? cria_shape_numel (n_dims, shape) : 0;
+  if (n == 0) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "%s: invalid shape for an nf4 weight", name);
+    return NULL;
+  }
+  g_autoptr (CriaTensor) t = cria_tensor_new (CRIA_DTYPE_NF4, n_dims, shape);
+  t->nf4 = state_new (n, source_dtype);
+  CriaNf4State *s = t->nf4;
+  g_autofree char *shape_str = cria_shape_to_string (n_dims, shape);
+  const char *what = NULL;
+  gint64 got = 0, want = 0;
+  if (packed_bytes != cria_tensor_nbytes (t))
+    what = "packed data (bytes)", got = (gint64) packed_bytes, want = (gint64) cria_tensor_nbytes (t);
+  else if (n_blocks != s->n_blocks)
+    what = "absmax", got = n_blocks, want = s->n_blocks;
+  else if (n_nested != s->n_nested)
+    what = "nested_absmax", got = n_nested, want = s->n_nested;
+  if (what) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                 "%s: %s has %" G_GINT64_FORMAT " entries, expected %" G_GINT64_FORMAT " for shape %s", name, what, got,
+                 want, shape_str);
+    return NULL;
+  }
+  for (gint64 i = 0; i < n_nested; i++)
+    if (!isfinite (nested_absmax[i])) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "%s: nested_absmax[%" G_GINT64_FORMAT "] is %g",
+                   name, i, (double) nested_absmax[i]);
+      return NULL;
+    }
+  if (!isfinite (offset)) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "%s: nested_offset is %g", name, (double) offset);
+    return NULL;
+  }
+  memcpy (t->data, packed, packed_bytes);
+  memcpy (s->absmax, absmax, (gsize) n_blocks);
+  memcpy (s->nested_absmax, nested_absmax, (gsize) n_nested * sizeof (float));
+  s->offset = offset;
+  if (quant_map)
+    memcpy (s->quant_map, quant_map, sizeof s->quant_map);
+  if (nested_quant_map)
+    memcpy (s->nested_quant_map, nested_quant_map, sizeof s->nested_quant_map);
+  return g_steal_pointer (&t);
+}
+
+float
+cria_nf4_block_absmax (const CriaNf4State *s, gint64 block)
+{
+  return s->nested_quant_map[s->absmax[block]] * s->nested_absmax[block / CRIA_NF4_NESTED_BLOCK] + s->offset;
+}
+
+void
+cria_nf4_dequantize_range (const CriaTensor *tensor, gint64 start, gint64 count, float *out)
+{
+  const CriaNf4State *s = tensor->nf4;
+  const guint8 *d = tensor->data;
+  gint64 e = start, end = start + count;
+  while (e < end) {
+    gint64 b = e / CRIA_NF4_BLOCK, block_end = MIN (end, (b + 1) * CRIA_NF4_BLOCK);
+    /* q * absmax for the 16 codes: the one product bitsandbytes computes per element */
+    float scale = cria_nf4_block_absmax (s, b), lut[16];
+    for (int k = 0; k < 16; k++)
+      lut[k] = s->quant_map[k] * scale;
+    if (e & 1)
+      *out++ = lut[d[e++ >> 1] & 15];
+    for (; e + 1 < block_end; e += 2) {
+      guint8 byte = d[e >> 1];
+      *out++ = lut[byte >> 4];
+      *out++ = lut[byte & 15];
+    }
+    if (e < block_end)
+      *out++ = lut[d[e++ >> 1] >> 4];
+  }
+}
+
+CriaTensor *
+cria_nf4_dequantize (const CriaTensor *tensor)
+{
+  CriaTensor *t = cria_tensor_new (CRIA_DTYPE_F32, tensor->n_dims, tensor->shape);
+  cria_nf4_dequantize_range (tensor, 0, cria_tensor_numel (tensor), t->data);
+  return t;
+}
