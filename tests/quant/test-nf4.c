@@ -207,17 +207,18 @@ static void
 test_matmul (void)
 {
   g_autoptr (GRand) rand = g_rand_new_with_seed (11);
-  /* M = 1 and 3 take the dot-product path, 37 the packed gemm; K = 100 makes blocks cross rows */
-  gint64 ms[] = { 1, 3, 37 };
-  for (guint i = 0; i < G_N_ELEMENTS (ms); i++)
+  /* M = 1 and 3 take the dot-product path, 37 the packed gemm; K = 100 makes
+   * blocks cross rows, K = 320 aligns rows to blocks (the vector lookup) */
+  gint64 ms[] = { 1, 3, 37 }, ks[] = { 100, 320 };
+  for (guint i = 0; i < G_N_ELEMENTS (ms) * 2; i++)
     for (int trans_b = 0; trans_b < 2; trans_b++) {
-      gint64 K = 100, N = 70;
-      gint64 xs[] = { ms[i], K }, ws[] = { trans_b ? N : K, trans_b ? K : N };
+      gint64 K = ks[i % 2], N = 70;
+      gint64 xs[] = { ms[i / 2], K }, ws[] = { trans_b ? N : K, trans_b ? K : N };
       g_autoptr (CriaTensor) x = random_f32 (rand, 2, xs, 1.0);
       g_autoptr (CriaTensor) w = random_f32 (rand, 2, ws, 0.1);
       g_autoptr (CriaTensor) w4 = cria_nf4_quantize (w, "w", NULL);
       g_autoptr (CriaTensor) wf = cria_tensor_to_f32 (w4);
-      gboolean grad = ms[i] != 1;
+      gboolean grad = ms[i / 2] != 1;
       CriaTensor *dx4 = NULL, *dxf = NULL;
       g_autoptr (CriaTensor) y4 = run_matmul (x, w4, trans_b, grad, grad ? &dx4 : NULL);
       g_autoptr (CriaTensor) yf = run_matmul (x, wf, trans_b, grad, grad ? &dxf : NULL);
