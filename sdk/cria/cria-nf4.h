@@ -27,10 +27,10 @@
  * Where cria and bitsandbytes can differ in the last bit or two: the dynamic
  * map's linspace (torch's float32 linspace is vectorized and its rounding
  * depends on the processor: 44 of the 256 entries differ by 1 or 2 ulp on an
- * AVX-512 machine with torch 1.13; cria uses start + i*step for the first half, end -
- * (steps-1-i)*step for the rest, its scalar definition) and the offset (torch
- * sums in f32 in a backend-defined order). A checkpoint carries both, and
- * cria_nf4_tensor_new takes them as stored.
+ * AVX-512 machine with torch 1.13; cria uses start + i*step for the first
+ * half and end - (steps-1-i)*step for the rest, its scalar definition) and
+ * the offset (torch sums in f32 in a backend-defined order). A checkpoint
+ * carries both, and cria_nf4_tensor_new takes them as stored.
  *
  * A bitsandbytes / PEFT checkpoint stores a 4-bit linear weight `W` as
  *   W.weight                  u8 [(n + 1) / 2, 1]  the packed codes (`data`)
