@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-glib/json-glib.h>
+
 #include <cria/cria-error.h>
 #include <cria/cria-nf4.h>
 
@@ -137,6 +139,7 @@ cria_nf4_state_free (CriaNf4State *state)
     return;
   g_free (state->absmax);
   g_free (state->nested_absmax);
+  g_free (state->absmax_f32);
   g_free (state);
 }
 
@@ -264,6 +267,8 @@ cria_nf4_tensor_new (int n_dims, const gint64 *shape, CriaDType source_dtype, co
 float
 cria_nf4_block_absmax (const CriaNf4State *s, gint64 block)
 {
+  if (s->absmax_f32)
+    return s->absmax_f32[block];
   return s->nested_quant_map[s->absmax[block]] * s->nested_absmax[block / CRIA_NF4_NESTED_BLOCK] + s->offset;
 }
 
@@ -297,4 +302,163 @@ cria_nf4_dequantize (const CriaTensor *tensor)
   CriaTensor *t = cria_tensor_new (CRIA_DTYPE_F32, tensor->n_dims, tensor->shape);
   cria_nf4_dequantize_range (tensor, 0, cria_tensor_numel (tensor), t->data);
   return t;
+}
+
+/* Loading a bitsandbytes checkpoint: every name, dtype and size is checked
+ * against the quant_state before anything is copied. */
+
+typedef struct {
+  CriaSafetensors *st;
+  const char *name;
+  GError **error;
+} Loader;
+
+G_GNUC_PRINTF (3, 4) static gboolean load_fail (Loader *l, const char *suffix, const char *format, ...)
+{
+  va_list args;
+  va_start (args, format);
+  g_autofree char *msg = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_set_error (l->error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: %s%s: %s", cria_safetensors_get_path (l->st), l->name,
+               suffix, msg);
+  return FALSE;
+}
+
+/* name + suffix, of that dtype and (n >= 0) that many values. */
+static const CriaWeight *
+load_part (Loader *l, const char *suffix, CriaDType dtype, gint64 n)
+{
+  g_autofree char *full = g_strconcat (l->name, suffix, NULL);
+  const CriaWeight *w = cria_safetensors_lookup (l->st, full);
+  if (!w)
+    load_fail (l, suffix, "is missing");
+  else if (w->dtype != dtype)
+    load_fail (l, suffix, "is %s, expected %s", cria_dtype_name (w->dtype), cria_dtype_name (dtype));
+  else if (n >= 0 && w->n_elements != n)
+    load_fail (l, suffix, "has %" G_GINT64_FORMAT " values, expected %" G_GINT64_FORMAT, w->n_elements, n);
+  else
+    return w;
+  return NULL;
+}
+
+typedef struct {
+  CriaDType dtype;
+  int n_dims;
+  gint64 shape[CRIA_MAX_DIMS];
+  gboolean nested;
+  float offset;
+} QuantState;
+
+#define STATE_KEY ".quant_state.bitsandbytes__nf4"
+
+static gboolean
+json_int (JsonObject *o, const char *member, gint64 *value)
+{
+  JsonNode *n = json_object_get_member (o, member);
+  if (!n || !JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_INT64)
+    return FALSE;
+  *value = json_node_get_int (n);
+  return TRUE;
+}
+
+static gboolean
+parse_quant_state (Loader *l, const CriaWeight *w, QuantState *qs)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (GError) err = NULL;
+  if (!json_parser_load_from_data (parser, w->data, (gssize) w->n_bytes, &err))
+    return load_fail (l, STATE_KEY, "not JSON: %s", err->message);
+  JsonNode *root = json_parser_get_root (parser);
+  if (!root || !JSON_NODE_HOLDS_OBJECT (root))
+    return load_fail (l, STATE_KEY, "not a JSON object");
+  JsonObject *o = json_node_get_object (root);
+  const char *type = json_object_get_string_member_with_default (o, "quant_type", "");
+  const char *dtype = json_object_get_string_member_with_default (o, "dtype", "");
+  gint64 blocksize = 0, nested_blocksize = 0;
+  if (g_strcmp0 (type, "nf4") != 0)
+    return load_fail (l, STATE_KEY, "quant_type is \"%s\"; cria reads nf4", type);
+  if (!json_int (o, "blocksize", &blocksize) || blocksize != CRIA_NF4_BLOCK)
+    return load_fail (l, STATE_KEY, "blocksize is not %d", CRIA_NF4_BLOCK);
+  if (!cria_dtype_from_name (g_str_equal (dtype, "bfloat16")  ? "bf16"
+                             : g_str_equal (dtype, "float16") ? "f16"
+                             : g_str_equal (dtype, "float32") ? "f32"
+                                                              : "?",
+                             &qs->dtype))
+    return load_fail (l, STATE_KEY, "dtype \"%s\" is not bfloat16, float16 or float32", dtype);
+  JsonNode *shape = json_object_get_member (o, "shape");
+  JsonArray *dims = shape && JSON_NODE_HOLDS_ARRAY (shape) ? json_node_get_array (shape) : NULL;
+  qs->n_dims = dims ? (int) json_array_get_length (dims) : 0;
+  if (qs->n_dims < 1 || qs->n_dims > CRIA_MAX_DIMS)
+    return load_fail (l, STATE_KEY, "shape is not a list of 1 to %d sizes", CRIA_MAX_DIMS);
+  for (int i = 0; i < qs->n_dims; i++) {
+    JsonNode *d = json_array_get_element (dims, (guint) i);
+    qs->shape[i] = JSON_NODE_HOLDS_VALUE (d) && json_node_get_value_type (d) == G_TYPE_INT64 ? json_node_get_int (d)
+                                                                                             : 0;
+  }
+  if (cria_shape_numel (qs->n_dims, qs->shape) == 0)
+    return load_fail (l, STATE_KEY, "shape holds a size that is not a positive integer");
+  qs->nested = json_object_has_member (o, "nested_offset");
+  if (!qs->nested)
+    return TRUE;
+  JsonNode *off = json_object_get_member (o, "nested_offset");
+  if (!json_int (o, "nested_blocksize", &nested_blocksize) || nested_blocksize != CRIA_NF4_NESTED_BLOCK)
+    return load_fail (l, STATE_KEY, "nested_blocksize is not %d", CRIA_NF4_NESTED_BLOCK);
+  if (g_strcmp0 (json_object_get_string_member_with_default (o, "nested_dtype", ""), "float32") != 0)
+    return load_fail (l, STATE_KEY, "nested_dtype is not float32");
+  if (!JSON_NODE_HOLDS_VALUE (off) ||
+      (json_node_get_value_type (off) != G_TYPE_DOUBLE && json_node_get_value_type (off) != G_TYPE_INT64))
+    return load_fail (l, STATE_KEY, "nested_offset is not a number");
+  qs->offset = (float) json_node_get_double (off);
+  return TRUE;
+}
+
+/* A float array of a file, copied: the mapping guarantees no alignment. */
+static float *
+floats_of (const CriaWeight *w)
+{
+  return g_memdup2 (w->data, w->n_bytes);
+}
+
+CriaTensor *
+cria_nf4_load (CriaSafetensors *st, const char *name, GError **error)
+{
+  Loader l = { st, name, error };
+  QuantState qs = { 0 };
+  const CriaWeight *state = load_part (&l, STATE_KEY, CRIA_DTYPE_U8, -1);
+  if (!state || !parse_quant_state (&l, state, &qs))
+    return NULL;
+  gint64 n = cria_shape_numel (qs.n_dims, qs.shape);
+  gint64 n_blocks = (n + CRIA_NF4_BLOCK - 1) / CRIA_NF4_BLOCK;
+  gint64 n_nested = (n_blocks + CRIA_NF4_NESTED_BLOCK - 1) / CRIA_NF4_NESTED_BLOCK;
+  const CriaWeight *packed = load_part (&l, "", CRIA_DTYPE_U8, (n + 1) / 2);
+  const CriaWeight *qmap = packed ? load_part (&l, ".quant_map", CRIA_DTYPE_F32, 16) : NULL;
+  const CriaWeight *absmax = qmap ? load_part (&l, ".absmax", qs.nested ? CRIA_DTYPE_U8 : CRIA_DTYPE_F32, n_blocks)
+                                  : NULL;
+  if (!absmax)
+    return NULL;
+  g_autofree float *quant_map = floats_of (qmap);
+  if (qs.nested) {
+    const CriaWeight *nested = load_part (&l, ".nested_absmax", CRIA_DTYPE_F32, n_nested);
+    const CriaWeight *nmap = nested ? load_part (&l, ".nested_quant_map", CRIA_DTYPE_F32, 256) : NULL;
+    if (!nmap)
+      return NULL;
+    g_autofree float *nested_absmax = floats_of (nested), *nested_map = floats_of (nmap);
+    g_autofree char *what = g_strdup_printf ("%s: %s", cria_safetensors_get_path (st), name);
+    return cria_nf4_tensor_new (qs.n_dims, qs.shape, qs.dtype, packed->data, packed->n_bytes, absmax->data, n_blocks,
+                                nested_absmax, n_nested, qs.offset, quant_map, nested_map, what, error);
+  }
+  g_autoptr (CriaTensor) t = cria_tensor_new (CRIA_DTYPE_NF4, qs.n_dims, qs.shape);
+  t->nf4 = state_new (n, qs.dtype);
+  g_clear_pointer (&t->nf4->absmax, g_free);
+  g_clear_pointer (&t->nf4->nested_absmax, g_free);
+  t->nf4->n_nested = 0;
+  t->nf4->absmax_f32 = floats_of (absmax);
+  for (gint64 b = 0; b < n_blocks; b++)
+    if (!isfinite (t->nf4->absmax_f32[b])) {
+      load_fail (&l, ".absmax", "block %" G_GINT64_FORMAT " is %g", b, (double) t->nf4->absmax_f32[b]);
+      return NULL;
+    }
+  memcpy (t->nf4->quant_map, quant_map, sizeof t->nf4->quant_map);
+  memcpy (t->data, packed->data, packed->n_bytes);
+  return g_steal_pointer (&t);
 }

@@ -44,6 +44,7 @@
  * cria keeps the same arrays and sizes, so loading and saving is a copy. */
 #pragma once
 
+#include <cria/cria-safetensors.h>
 #include <cria/cria-tensor.h>
 
 G_BEGIN_DECLS
@@ -53,10 +54,11 @@ G_BEGIN_DECLS
 
 struct _CriaNf4State {
   gint64 n_blocks;        /* ceil (elements / CRIA_NF4_BLOCK) */
-  gint64 n_nested;        /* ceil (n_blocks / CRIA_NF4_NESTED_BLOCK) */
+  gint64 n_nested;        /* ceil (n_blocks / CRIA_NF4_NESTED_BLOCK); 0 without double quantization */
   guint8 *absmax;         /* n_blocks 8-bit codes of absmax - offset */
   float *nested_absmax;   /* n_nested scales of those codes */
   float offset;           /* the mean absmax, added back */
+  float *absmax_f32;      /* instead of the three above, when a checkpoint was saved without double quantization */
   CriaDType source_dtype; /* of the weight that was quantized (f32, bf16, f16) */
   float quant_map[16];
   float nested_quant_map[256];
@@ -77,6 +79,13 @@ CriaTensor *cria_nf4_tensor_new (int n_dims, const gint64 *shape, CriaDType sour
                                  gsize packed_bytes, const guint8 *absmax, gint64 n_blocks, const float *nested_absmax,
                                  gint64 n_nested, float offset, const float *quant_map, const float *nested_quant_map,
                                  const char *name, GError **error);
+
+/* The 4-bit weight `name` of a bitsandbytes / PEFT checkpoint ("...q_proj.weight"
+ * with name.absmax, name.quant_map, name.nested_absmax, name.nested_quant_map
+ * and name.quant_state.bitsandbytes__nf4 beside it; the nested ones absent
+ * when it was saved without double quantization). Errors name the file, the
+ * tensor and the field. */
+CriaTensor *cria_nf4_load (CriaSafetensors *st, const char *name, GError **error);
 
 /* The scale of block `block` after undoing the double quantization. */
 float cria_nf4_block_absmax (const CriaNf4State *state, gint64 block);

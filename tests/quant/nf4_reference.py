@@ -8,10 +8,13 @@ blocks of 256 with the signed dynamic 8-bit map of create_dynamic_map and
 dQuantize's binary search. Every step is numpy float32 arithmetic.
 
 Writes tests/quant/nf4-golden.safetensors: the fixture inputs, the packed
-codes, absmax codes, nested absmax, offset and dequantized values, in the
-names a bitsandbytes checkpoint uses. Run from the source tree:
+codes, absmax codes, nested absmax, offset and dequantized values; and
+tests/quant/nf4-checkpoint.safetensors: two of them as a bitsandbytes / PEFT
+state dict stores a Linear4bit weight (with and without double
+quantization, the quant_state packed as JSON bytes). Run from the source tree:
     /usr/bin/python3 tests/quant/nf4_reference.py
 """
+import json
 import os
 import sys
 
@@ -192,6 +195,39 @@ def write_golden(path, tensors, metadata):
     write_safetensors(path, out, metadata)
 
 
+def dequantize_plain(n, packed, absmax):
+    """Without double quantization: the f32 absmax of each block as it is."""
+    codes = np.empty(packed.size * 2, dtype=np.uint8)
+    codes[0::2] = packed >> 4
+    codes[1::2] = packed & 15
+    return (NF4[codes[:n]] * absmax[np.arange(n) // 64]).astype(f32)
+
+
+def block_absmax(x):
+    n_blocks = (x.size + 63) // 64
+    return np.array([np.max(np.abs(x[b * 64:(b + 1) * 64])) for b in range(n_blocks)], dtype=f32)
+
+
+def checkpoint_tensors(name, x, dtype, nested):
+    """A Linear4bit weight as bitsandbytes saves it in a state dict (QuantState.as_dict(packed=True))."""
+    flat = x.reshape(-1)
+    packed, qabs, nested_absmax, offset = quantize(flat)
+    state = {"quant_type": "nf4", "blocksize": 64, "dtype": dtype, "shape": list(x.shape)}
+    out = [(name, "U8", [packed.size, 1], packed.tobytes())]
+    if nested:
+        state.update(nested_blocksize=256, nested_dtype="float32", nested_offset=float(offset))
+        out += [(name + ".absmax", "U8", [qabs.size], qabs.tobytes()),
+                (name + ".nested_absmax", "F32", [nested_absmax.size], nested_absmax.tobytes()),
+                (name + ".nested_quant_map", "F32", [256], DYNAMIC.tobytes())]
+    else:
+        absmax = block_absmax(flat)
+        out.append((name + ".absmax", "F32", [absmax.size], absmax.tobytes()))
+    out.append((name + ".quant_map", "F32", [16], NF4.tobytes()))
+    raw = json.dumps(state).encode()
+    out.append((name + ".quant_state.bitsandbytes__nf4", "U8", [len(raw)], raw))
+    return out
+
+
 def main():
     tensors = [("quant_map", "F32", [16], NF4.tobytes()), ("nested_quant_map", "F32", [256], DYNAMIC.tobytes())]
     for name, dtype, x in fixtures():
@@ -218,7 +254,15 @@ def main():
         ]
         err = np.max(np.abs(deq - flat))
         print(f"{name}: {flat.size} values, {qabs.size} blocks, max |error| {err:.3g}")
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nf4-golden.safetensors")
+        if name == "odd":
+            plain = dequantize_plain(flat.size, packed, block_absmax(flat))
+            tensors.append((name + ".dequantized_plain", "F32", x.shape, plain.tobytes()))
+            checkpoint = checkpoint_tensors("model.layers.0.self_attn.q_proj.weight", x, "float32", False)
+        if name == "nested":
+            checkpoint += checkpoint_tensors("model.layers.0.mlp.down_proj.weight", x, "bfloat16", True)
+    here = os.path.dirname(os.path.abspath(__file__))
+    write_golden(os.path.join(here, "nf4-checkpoint.safetensors"), checkpoint, {"format": "pt"})
+    out = os.path.join(here, "nf4-golden.safetensors")
     write_golden(out, tensors, {"producer": "tests/quant/nf4_reference.py"})
     print("wrote", out)
     diff = torch_dynamic_map_differences()

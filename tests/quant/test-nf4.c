@@ -164,6 +164,109 @@ test_errors (void)
   CU_ASSERT_PTR_NOT_NULL (error && strstr (error->message, "nested_absmax[0] is nan"));
 }
 
+#define Q_PROJ "model.layers.0.self_attn.q_proj.weight"
+#define STATE ".quant_state.bitsandbytes__nf4"
+
+static char *
+checkpoint_path (void)
+{
+  return g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "quant", "nf4-checkpoint.safetensors", NULL);
+}
+
+/* A bitsandbytes checkpoint with and without double quantization. */
+static void
+test_load (void)
+{
+  g_autofree char *path = checkpoint_path ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CriaSafetensors) st = cria_safetensors_open (path, &error);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (st);
+  const char *names[] = { "model.layers.0.mlp.down_proj.weight", Q_PROJ };
+  const char *goldens[] = { "nested.dequantized", "odd.dequantized_plain" };
+  CriaDType dtypes[] = { CRIA_DTYPE_BF16, CRIA_DTYPE_F32 };
+  for (guint i = 0; i < 2; i++) {
+    g_autoptr (CriaTensor) w = cria_nf4_load (st, names[i], &error);
+    if (!w)
+      printf ("\n%s\n", error->message);
+    CU_ASSERT_PTR_NOT_NULL_FATAL (w);
+    CU_ASSERT_EQUAL (w->nf4->source_dtype, dtypes[i]);
+    const CriaWeight *want = cria_safetensors_lookup (golden, goldens[i]);
+    CU_ASSERT_EQUAL_FATAL (cria_tensor_numel (w), want->n_elements);
+    CU_ASSERT_EQUAL (w->shape[0], want->shape[0]);
+    g_autoptr (CriaTensor) y = cria_tensor_to_f32 (w);
+    assert_same_bytes (y->data, want->data, want->n_bytes, names[i], "the loaded weight");
+  }
+}
+
+/* The q_proj weight rewritten with one part changed or left out. */
+static char *
+write_variant (const char *dir, const char *state_json, const char *omit)
+{
+  g_autofree char *src = checkpoint_path ();
+  g_autoptr (CriaSafetensors) st = cria_safetensors_open (src, NULL);
+  g_autoptr (CriaSafetensorsWriter) wr = cria_safetensors_writer_new ();
+  for (guint i = 0; i < cria_safetensors_get_n_weights (st); i++) {
+    CriaWeight w = *cria_safetensors_get_weight (st, i);
+    if (!g_str_has_prefix (w.name, Q_PROJ) || (omit && g_str_equal (w.name + strlen (Q_PROJ), omit)))
+      continue;
+    if (state_json && g_str_has_suffix (w.name, STATE)) {
+      w.data = state_json;
+      w.n_bytes = strlen (state_json);
+      w.n_elements = w.shape[0] = (gint64) w.n_bytes;
+    }
+    g_assert (cria_safetensors_writer_add (wr, &w, NULL));
+  }
+  char *path = g_build_filename (dir, "variant.safetensors", NULL);
+  g_assert (cria_safetensors_writer_write (wr, path, NULL));
+  return path;
+}
+
+static void
+test_load_errors (void)
+{
+  g_autofree char *dir = cria_test_tmpdir ();
+#define GOOD "\"blocksize\": 64, \"dtype\": \"float32\", \"shape\": [7, 37]"
+  struct {
+    const char *state, *omit, *message;
+  } cases[] = {
+    { "{\"quant_type\": \"fp4\", " GOOD "}", NULL, STATE ": quant_type is \"fp4\"; cria reads nf4" },
+    { "{\"quant_type\": \"nf4\", \"blocksize\": 128, \"dtype\": \"float32\", \"shape\": [7, 37]}", NULL,
+      STATE ": blocksize is not 64" },
+    { "{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"int8\", \"shape\": [7, 37]}", NULL,
+      STATE ": dtype \"int8\" is not bfloat16, float16 or float32" },
+    { "{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float32\", \"shape\": [7, -37]}", NULL,
+      STATE ": shape holds a size that is not a positive integer" },
+    { "{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float32\", \"shape\": [7, 38]}", NULL,
+      Q_PROJ ": has 130 values, expected 133" },
+    { "{\"quant_type\": \"nf4\", " GOOD ", \"nested_offset\": 0.5, \"nested_blocksize\": 256, "
+      "\"nested_dtype\": \"float32\"}",
+      NULL, Q_PROJ ".absmax: is f32, expected u8" },
+    { "{\"quant_type\": \"nf4\", " GOOD ", \"nested_offset\": \"x\", \"nested_blocksize\": 256, "
+      "\"nested_dtype\": \"float32\"}",
+      NULL, STATE ": nested_offset is not a number" },
+    { "{\"quant_type\": \"nf4\", " GOOD, NULL, STATE ": not JSON" },
+    { "[1, 2]", NULL, STATE ": not a JSON object" },
+    { NULL, ".absmax", Q_PROJ ".absmax: is missing" },
+    { NULL, ".quant_map", Q_PROJ ".quant_map: is missing" },
+    { NULL, STATE, STATE ": is missing" },
+  };
+#undef GOOD
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_autofree char *path = write_variant (dir, cases[i].state, cases[i].omit);
+    g_autoptr (CriaSafetensors) st = cria_safetensors_open (path, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL (st);
+    g_autoptr (GError) error = NULL;
+    g_autoptr (CriaTensor) w = cria_nf4_load (st, Q_PROJ, &error);
+    CU_ASSERT_PTR_NULL (w);
+    CU_ASSERT_PTR_NOT_NULL_FATAL (error);
+    gboolean ok = g_str_has_prefix (error->message, path) && strstr (error->message, cases[i].message);
+    if (!ok)
+      printf ("\ncase %u: unexpected: %s\n", i, error->message);
+    CU_ASSERT_TRUE (ok);
+  }
+  cria_test_rmtree (dir);
+}
+
 static CriaTensor *
 random_f32 (GRand *rand, int n_dims, const gint64 *shape, double scale)
 {
@@ -308,10 +411,11 @@ register_suites (void)
   backend = cria_backend_open (registry, "cpu", &error);
   g_assert (backend);
   static const CriaTestCase cases[] = {
-    { "NF4 and dynamic maps", test_maps },        { "quantize and dequantize match the reference", test_golden },
-    { "dequantize any range", test_ranges },      { "bad weights and checkpoint parts", test_errors },
-    { "matmul with an nf4 weight", test_matmul }, { "dequantize op", test_dequantize_op },
-    { "graph errors", test_graph_errors },        { NULL },
+    { "NF4 and dynamic maps", test_maps },           { "quantize and dequantize match the reference", test_golden },
+    { "dequantize any range", test_ranges },         { "bad weights and checkpoint parts", test_errors },
+    { "load a bitsandbytes checkpoint", test_load }, { "malformed bitsandbytes checkpoints", test_load_errors },
+    { "matmul with an nf4 weight", test_matmul },    { "dequantize op", test_dequantize_op },
+    { "graph errors", test_graph_errors },           { NULL },
   };
   cria_test_add_suite ("nf4", cases);
 }
