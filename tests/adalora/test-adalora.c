@@ -248,8 +248,8 @@ test_bad_config (void)
 static void
 test_edges (void)
 {
-  float w[16], g[16];
-  for (int i = 0; i < 16; i++)
+  float w[20], g[20]; /* P 2x4, E 4, Q 4x2 */
+  for (int i = 0; i < 20; i++)
     w[i] = g[i] = (float) (i + 1);
   CriaAdaloraModule m = { "m", 2, 2, 4, w, w + 8, w + 12, g, g, g };
   /* target 4 = init: the budget never falls, every masking has k = 0 */
