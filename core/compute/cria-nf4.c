@@ -122,14 +122,16 @@ nf4_thresholds (void)
   return t;
 }
 
-/* The tree's leaf is the number of thresholds below x; NaN is below none. */
+/* The tree's leaf: the number of thresholds below x, found in four
+ * comparisons (NaN is below none, so it gets 0, as in the tree). */
 static guint8
-nf4_code (const float *thresholds, float x)
+nf4_code (const float *t, float x)
 {
-  guint8 c = 0;
-  for (int i = 0; i < 15; i++)
-    c += x > thresholds[i];
-  return c;
+  int c = x > t[7] ? 8 : 0;
+  c += x > t[c + 3] ? 4 : 0;
+  c += x > t[c + 1] ? 2 : 0;
+  c += x > t[c] ? 1 : 0;
+  return (guint8) c;
 }
 
 void
@@ -177,6 +179,46 @@ quantize_absmax (CriaNf4State *s, const float *absmax)
   }
 }
 
+/* Blocks [b0, b1) of a weight, quantized by one thread. */
+typedef struct {
+  const CriaTensor *src;
+  guint8 *out;
+  float *absmax;
+  gint64 n, b0, b1;
+  gint64 bad; /* the first non-finite element, or -1 */
+  float bad_value;
+} Job;
+
+static gpointer
+quantize_blocks (gpointer data)
+{
+  Job *j = data;
+  const float *thr = nf4_thresholds ();
+  float x[CRIA_NF4_BLOCK + 1];
+  for (gint64 b = j->b0; b < j->b1; b++) {
+    gint64 e0 = b * CRIA_NF4_BLOCK, len = MIN (CRIA_NF4_BLOCK, j->n - e0);
+    cria_convert_to_f32 (j->src->dtype, (const char *) j->src->data + cria_dtype_bytes (j->src->dtype, (gsize) e0), x,
+                         (gsize) len);
+    float amax = 0.0f;
+    for (gint64 i = 0; i < len; i++) {
+      if (!isfinite (x[i])) {
+        j->bad = e0 + i;
+        j->bad_value = x[i];
+        return NULL;
+      }
+      amax = fmaxf (amax, fabsf (x[i]));
+    }
+    j->absmax[b] = amax;
+    x[len] = 0.0f; /* the padding nibble of an odd last element */
+    float inv = 1.0f / amax;
+    for (gint64 i = 0; i < len; i += 2)
+      j->out[(e0 + i) / 2] = (guint8) (nf4_code (thr, x[i] * inv) << 4 | nf4_code (thr, x[i + 1] * inv));
+  }
+  return NULL;
+}
+
+/* Blocks are independent, so a large weight is cut between threads (the
+ * result does not depend on how); the double quantization follows. */
 CriaTensor *
 cria_nf4_quantize (const CriaTensor *src, const char *name, GError **error)
 {
@@ -188,29 +230,25 @@ cria_nf4_quantize (const CriaTensor *src, const char *name, GError **error)
   gint64 n = cria_tensor_numel (src);
   g_autoptr (CriaTensor) t = cria_tensor_new (CRIA_DTYPE_NF4, src->n_dims, src->shape);
   t->nf4 = state_new (n, src->dtype);
-  g_autofree float *absmax = g_new (float, t->nf4->n_blocks);
-  const float *thr = nf4_thresholds ();
-  guint8 *out = t->data;
-  float x[CRIA_NF4_BLOCK + 1];
-  for (gint64 b = 0; b < t->nf4->n_blocks; b++) {
-    gint64 e0 = b * CRIA_NF4_BLOCK, len = MIN (CRIA_NF4_BLOCK, n - e0);
-    cria_convert_to_f32 (src->dtype, (const char *) src->data + cria_dtype_bytes (src->dtype, (gsize) e0), x,
-                         (gsize) len);
-    float amax = 0.0f;
-    for (gint64 i = 0; i < len; i++) {
-      if (!isfinite (x[i])) {
-        g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "%s: element %" G_GINT64_FORMAT " is %g", name,
-                     e0 + i, (double) x[i]);
-        return NULL;
-      }
-      amax = fmaxf (amax, fabsf (x[i]));
-    }
-    absmax[b] = amax;
-    x[len] = 0.0f; /* the padding nibble of an odd last element */
-    float inv = 1.0f / amax;
-    for (gint64 i = 0; i < len; i += 2)
-      out[(e0 + i) / 2] = (guint8) (nf4_code (thr, x[i] * inv) << 4 | nf4_code (thr, x[i + 1] * inv));
+  gint64 n_blocks = t->nf4->n_blocks;
+  g_autofree float *absmax = g_new (float, n_blocks);
+  int n_jobs = (int) MIN ((gint64) g_get_num_processors (), n_blocks / 4096 + 1);
+  g_autofree Job *jobs = g_new0 (Job, n_jobs);
+  g_autofree GThread **threads = g_new0 (GThread *, n_jobs);
+  for (int i = 0; i < n_jobs; i++) {
+    jobs[i] = (Job){ src, t->data, absmax, n, n_blocks * i / n_jobs, n_blocks * (i + 1) / n_jobs, -1, 0 };
+    if (i > 0)
+      threads[i] = g_thread_new ("nf4-quantize", quantize_blocks, &jobs[i]);
   }
+  quantize_blocks (&jobs[0]);
+  for (int i = 1; i < n_jobs; i++)
+    g_thread_join (threads[i]);
+  for (int i = 0; i < n_jobs; i++)
+    if (jobs[i].bad >= 0) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "%s: element %" G_GINT64_FORMAT " is %g", name,
+                   jobs[i].bad, (double) jobs[i].bad_value);
+      return NULL;
+    }
   quantize_absmax (t->nf4, absmax);
   return g_steal_pointer (&t);
 }

@@ -118,6 +118,30 @@ test_ranges (void)
     }
 }
 
+/* A weight large enough to be cut between threads: its codes are those of
+ * its slices, and an error names the first bad element of a late block. */
+static void
+test_large (void)
+{
+  g_autoptr (GRand) rand = g_rand_new_with_seed (9);
+  gint64 shape[] = { 4096, 80 }, slice = 4096 * 80 / 4;
+  g_autoptr (CriaTensor) w = cria_tensor_new (CRIA_DTYPE_F32, 2, shape);
+  float *d = w->data;
+  for (gint64 i = 0; i < 4096 * 80; i++)
+    d[i] = (float) g_rand_double_range (rand, -1, 1);
+  g_autoptr (CriaTensor) q = cria_nf4_quantize (w, "w", NULL);
+  for (int s = 0; s < 4; s++) {
+    g_autoptr (CriaTensor) part = cria_tensor_new_borrowed (CRIA_DTYPE_F32, 1, &slice, d + s * slice, NULL, NULL);
+    g_autoptr (CriaTensor) qp = cria_nf4_quantize (part, "part", NULL);
+    CU_ASSERT_EQUAL (memcmp ((guint8 *) q->data + s * slice / 2, qp->data, (gsize) slice / 2), 0);
+  }
+  d[300001] = INFINITY;
+  d[300007] = NAN;
+  g_autoptr (GError) error = NULL;
+  CU_ASSERT_PTR_NULL (cria_nf4_quantize (w, "w", &error));
+  CU_ASSERT_PTR_NOT_NULL (error && strstr (error->message, "w: element 300001 is inf"));
+}
+
 static void
 test_errors (void)
 {
@@ -411,11 +435,17 @@ register_suites (void)
   backend = cria_backend_open (registry, "cpu", &error);
   g_assert (backend);
   static const CriaTestCase cases[] = {
-    { "NF4 and dynamic maps", test_maps },           { "quantize and dequantize match the reference", test_golden },
-    { "dequantize any range", test_ranges },         { "bad weights and checkpoint parts", test_errors },
-    { "load a bitsandbytes checkpoint", test_load }, { "malformed bitsandbytes checkpoints", test_load_errors },
-    { "matmul with an nf4 weight", test_matmul },    { "dequantize op", test_dequantize_op },
-    { "graph errors", test_graph_errors },           { NULL },
+    { "NF4 and dynamic maps", test_maps },
+    { "quantize and dequantize match the reference", test_golden },
+    { "dequantize any range", test_ranges },
+    { "a weight quantized by several threads", test_large },
+    { "bad weights and checkpoint parts", test_errors },
+    { "load a bitsandbytes checkpoint", test_load },
+    { "malformed bitsandbytes checkpoints", test_load_errors },
+    { "matmul with an nf4 weight", test_matmul },
+    { "dequantize op", test_dequantize_op },
+    { "graph errors", test_graph_errors },
+    { NULL },
   };
   cria_test_add_suite ("nf4", cases);
 }
