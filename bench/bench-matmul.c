@@ -3,7 +3,7 @@
  *   bench/bench-matmul [--threads N] [--isa auto|avx512|avx2|generic] M,N,K ...
  *
  * Each shape is a linear layer, x [M,K] times a weight [N,K] transposed,
- * with the weight in f32 and in bf16. Prints one JSON object per line; the
+ * with the weight in f32, in bf16 and in NF4 (QLoRA's base weights). Prints one JSON object per line; the
  * median of the timed repetitions is reported. bench/matmul.sh runs it beside
  * torch.matmul and prints the ratio. */
 #include "config.h"
@@ -95,8 +95,13 @@ time_matmul (CriaBackend *be, gint64 M, gint64 N, gint64 K, CriaDType wtype)
     ((float *) x->data)[i] = (float) ((i * 7919) % 1000) / 1000.0f - 0.5f;
   for (gint64 i = 0; i < N * K; i++)
     ((float *) w32->data)[i] = (float) ((i * 104729) % 1000) / 1000.0f - 0.5f;
-  g_autoptr (CriaTensor) w = cria_tensor_new (wtype, 2, ws);
-  cria_convert_from_f32 (wtype, w32->data, w->data, (gsize) (N * K));
+  g_autoptr (CriaTensor) w = NULL;
+  if (wtype == CRIA_DTYPE_NF4) {
+    w = cria_nf4_quantize (w32, "w", NULL);
+  } else {
+    w = cria_tensor_new (wtype, 2, ws);
+    cria_convert_from_f32 (wtype, w32->data, w->data, (gsize) (N * K));
+  }
   g_autoptr (CriaGraph) g = cria_graph_new ();
   cria_matmul (g, cria_graph_param (g, "x", x, FALSE), cria_graph_param (g, "w", w, FALSE), FALSE, TRUE);
   g_autoptr (GError) error = NULL;
@@ -163,7 +168,9 @@ main (int argc, char **argv)
     }
     double f32 = time_matmul (be, M, N, K, CRIA_DTYPE_F32);
     double bf16 = time_matmul (be, M, N, K, CRIA_DTYPE_BF16);
-    printf ("{\"shape\": \"%s\", \"f32_gflops\": %.2f, \"bf16_gflops\": %.2f}\n", argv[i], f32, bf16);
+    double nf4 = time_matmul (be, M, N, K, CRIA_DTYPE_NF4);
+    printf ("{\"shape\": \"%s\", \"f32_gflops\": %.2f, \"bf16_gflops\": %.2f, \"nf4_gflops\": %.2f}\n", argv[i], f32,
+            bf16, nf4);
     fflush (stdout);
   }
   return 0;

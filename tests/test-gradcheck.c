@@ -148,6 +148,21 @@ test_matmul (void)
   check_finish (&c, cria_matmul (c.g, a, b, FALSE, FALSE), "matmul batched");
 }
 
+/* The gradient with respect to x through a frozen NF4 weight (QLoRA's base
+ * layers); K = 100 makes the 64-element blocks cross rows of the weight. */
+static void
+test_matmul_nf4 (void)
+{
+  for (int tb = 0; tb < 2; tb++) {
+    Check c;
+    check_init (&c);
+    gint64 ws[] = { tb ? 5 : 100, tb ? 100 : 5 };
+    g_autoptr (CriaTensor) w4 = cria_nf4_quantize (random_tensor (&c, 2, ws), "w", NULL);
+    CriaNode *x = param (&c, 3, 2, 3, 100, 1);
+    check_finish (&c, cria_matmul (c.g, x, cria_graph_param (c.g, "w", w4, FALSE), FALSE, tb), "matmul nf4");
+  }
+}
+
 static void
 test_embedding (void)
 {
@@ -267,7 +282,7 @@ static void
 test_every_op_covered (void)
 {
   /* Keeps this file honest when an op is added to the enum. */
-  CU_ASSERT_EQUAL (CRIA_N_OPS, 21);
+  CU_ASSERT_EQUAL (CRIA_N_OPS, 22); /* dequantize has no gradient: nothing to check */
 }
 
 static void
@@ -290,6 +305,7 @@ register_suites (void)
   g_assert (backend);
   static const CriaTestCase cases[] = {
     { "matmul", test_matmul },
+    { "matmul with an nf4 weight", test_matmul_nf4 },
     { "embedding", test_embedding },
     { "layernorm and rmsnorm", test_norms },
     { "rope", test_rope },

@@ -11,9 +11,9 @@
 #include "cria-graph-private.h"
 
 static const char *const op_names[CRIA_N_OPS] = {
-  "input",     "param",   "matmul",  "embedding", "layernorm", "rmsnorm", "rope",
-  "attention", "gelu",    "silu",    "swiglu",    "softmax",   "add",     "mul",
-  "scale",     "reshape", "permute", "concat",    "slice",     "dropout", "lm_head_ce",
+  "input",   "param",  "matmul", "embedding", "layernorm",  "rmsnorm",    "rope",  "attention",
+  "gelu",    "silu",   "swiglu", "softmax",   "add",        "mul",        "scale", "reshape",
+  "permute", "concat", "slice",  "dropout",   "lm_head_ce", "dequantize",
 };
 
 const char *
@@ -44,10 +44,11 @@ cria_graph_free (CriaGraph *g)
 {
   if (!g)
     return;
+  /* the plan's buffers are views held by the nodes: release them first */
+  cria_graph_release_plan (g);
   for (guint i = 0; i < g->nodes->len; i++)
     node_free (g_ptr_array_index (g->nodes, i));
   g_ptr_array_unref (g->nodes);
-  cria_graph_release_plan (g);
   g_clear_error (&g->error);
   g_free (g->backward_order);
   g_free (g);
@@ -213,8 +214,12 @@ cria_graph_param (CriaGraph *g, const char *name, CriaTensor *tensor, gboolean t
 {
   if (g->error)
     return NULL;
-  if (tensor->dtype != CRIA_DTYPE_F32 && tensor->dtype != CRIA_DTYPE_BF16 && tensor->dtype != CRIA_DTYPE_F16)
-    return fail (g, CRIA_OP_PARAM, "%s: weights are f32, bf16 or f16, not %s", name, cria_dtype_name (tensor->dtype));
+  if (tensor->dtype == CRIA_DTYPE_NF4 && !tensor->nf4)
+    return fail (g, CRIA_OP_PARAM, "%s: an nf4 weight without its quantization state", name);
+  if (tensor->dtype != CRIA_DTYPE_F32 && tensor->dtype != CRIA_DTYPE_BF16 && tensor->dtype != CRIA_DTYPE_F16 &&
+      tensor->dtype != CRIA_DTYPE_NF4)
+    return fail (g, CRIA_OP_PARAM, "%s: weights are f32, bf16, f16 or nf4, not %s", name,
+                 cria_dtype_name (tensor->dtype));
   if (trainable && tensor->dtype != CRIA_DTYPE_F32)
     return fail (g, CRIA_OP_PARAM, "%s: a trainable weight must be f32", name);
   CriaNode *n = add_node (g, CRIA_OP_PARAM, tensor->dtype, tensor->n_dims, tensor->shape, NULL, 0);
@@ -249,8 +254,12 @@ CriaNode *
 cria_matmul (CriaGraph *g, CriaNode *a, CriaNode *b, gboolean trans_a, gboolean trans_b)
 {
   CriaNode *src[] = { a, b };
-  if (!check_src (g, CRIA_OP_MATMUL, src, 2, 0) || !check_f32 (g, CRIA_OP_MATMUL, a, "a"))
+  /* an nf4 b (a frozen base weight) is checked here, the rest as usual */
+  gboolean b_nf4 = b && b->dtype == CRIA_DTYPE_NF4;
+  if (!check_src (g, CRIA_OP_MATMUL, src, b_nf4 ? 1 : 2, 0) || !check_f32 (g, CRIA_OP_MATMUL, a, "a"))
     return NULL;
+  if (b_nf4 && (b->op != CRIA_OP_PARAM || b->n_dims != 2))
+    return fail (g, CRIA_OP_MATMUL, "an nf4 b must be a 2-D param");
   g_autofree char *sa = shape_str (a), *sb = shape_str (b);
   if (a->n_dims < 2 || b->n_dims < 2 || (b->n_dims != 2 && b->n_dims != a->n_dims))
     return fail (g, CRIA_OP_MATMUL, "cannot multiply %s by %s", sa, sb);
@@ -275,6 +284,20 @@ cria_matmul (CriaGraph *g, CriaNode *a, CriaNode *b, gboolean trans_a, gboolean 
     out->iparam[1] = trans_b;
   }
   return out;
+}
+
+CriaNode *
+cria_dequantize (CriaGraph *g, CriaNode *w)
+{
+  if (g->error)
+    return NULL;
+  if (!w)
+    return fail (g, CRIA_OP_DEQUANTIZE, "input 0 is missing");
+  if (w->dtype != CRIA_DTYPE_NF4 || w->op != CRIA_OP_PARAM)
+    return fail (g, CRIA_OP_DEQUANTIZE, "input 0 is %s %s, expected an nf4 param", cria_dtype_name (w->dtype),
+                 cria_op_name (w->op));
+  CriaNode *src[] = { w };
+  return add_node (g, CRIA_OP_DEQUANTIZE, CRIA_DTYPE_F32, w->n_dims, w->shape, src, 1);
 }
 
 CriaNode *

@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include <cria/cria-tensor.h>
+#include <cria/cria-nf4.h>
 
 gint64
 cria_shape_numel (int n_dims, const gint64 *shape)
@@ -80,6 +80,7 @@ cria_tensor_unref (CriaTensor *tensor)
     return;
   if (tensor->release)
     tensor->release (tensor->release_data);
+  cria_nf4_state_free (tensor->nf4);
   g_free (tensor);
 }
 
@@ -98,6 +99,8 @@ cria_tensor_nbytes (const CriaTensor *tensor)
 CriaTensor *
 cria_tensor_to_f32 (const CriaTensor *tensor)
 {
+  if (tensor->dtype == CRIA_DTYPE_NF4)
+    return cria_nf4_dequantize (tensor);
   CriaTensor *t = cria_tensor_new (CRIA_DTYPE_F32, tensor->n_dims, tensor->shape);
   cria_convert_to_f32 (tensor->dtype, tensor->data, t->data, (gsize) cria_tensor_numel (tensor));
   return t;

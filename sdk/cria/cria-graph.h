@@ -41,7 +41,7 @@ typedef enum {
   CRIA_OP_SLICE,      /* a range of one dim (split = several slices) */
   CRIA_OP_DROPOUT,    /* seeded; the mask is recomputed in backward, never stored */
   CRIA_OP_LM_HEAD_CE, /* fused h W^T + cross-entropy: [loss sum, count, lse...] */
-  /* CRIA_OP_DEQUANTIZE (NF4) comes with QLoRA. */
+  CRIA_OP_DEQUANTIZE, /* an NF4 weight as f32 (cria-nf4.h); no gradient flows into it */
   CRIA_N_OPS
 } CriaOp;
 
@@ -90,7 +90,8 @@ const char *cria_op_name (CriaOp op);
 G_GNUC_PRINTF (2, 3) CriaNode *cria_graph_fail (CriaGraph *g, const char *format, ...);
 
 /* Leaves. An input's data is set before running (cria_node_set_value). A
- * param takes a reference on its tensor, which may be f32, bf16 or f16. */
+ * param takes a reference on its tensor, which may be f32, bf16 or f16, or
+ * NF4 (with its state) when it is not trainable. */
 CriaNode *cria_graph_input (CriaGraph *g, const char *name, CriaDType dtype, int n_dims, const gint64 *shape);
 CriaNode *cria_graph_param (CriaGraph *g, const char *name, CriaTensor *tensor, gboolean trainable);
 /* Binds data to a leaf; the shape and dtype must match. Takes a reference. */
@@ -102,8 +103,13 @@ void cria_graph_mark_output (CriaGraph *g, CriaNode *node);
 CriaNode *cria_node_set_name (CriaNode *node, const char *name);
 
 /* Ops. Float inputs are f32 unless said otherwise; weights (b of matmul,
- * the embedding table, w of lm_head_ce) may be bf16 or f16 params. */
+ * the embedding table, w of lm_head_ce) may be bf16 or f16 params. b of
+ * matmul may also be a 2-D NF4 param, which kernels dequantize block by block
+ * as they go (a QLoRA base weight). */
 CriaNode *cria_matmul (CriaGraph *g, CriaNode *a, CriaNode *b, gboolean trans_a, gboolean trans_b);
+/* An NF4 param as an f32 value of the same shape (to merge an adapter into
+ * it, or for ops that take no NF4 operand). */
+CriaNode *cria_dequantize (CriaGraph *g, CriaNode *w);
 CriaNode *cria_embedding (CriaGraph *g, CriaNode *ids, CriaNode *table);
 CriaNode *cria_layernorm (CriaGraph *g, CriaNode *x, CriaNode *w, CriaNode *b, float eps);
 CriaNode *cria_rmsnorm (CriaGraph *g, CriaNode *x, CriaNode *w, float eps);

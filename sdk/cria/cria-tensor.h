@@ -13,11 +13,15 @@ G_BEGIN_DECLS
 
 #define CRIA_MAX_DIMS 4
 
+/* The block scales of an NF4 tensor (cria-nf4.h). */
+typedef struct _CriaNf4State CriaNf4State;
+
 typedef struct {
   CriaDType dtype;
   int n_dims;
   gint64 shape[CRIA_MAX_DIMS]; /* entries past n_dims are 1 */
   void *data;
+  CriaNf4State *nf4; /* NF4 only: the quantization state, owned by the tensor */
   /* private */
   gint ref_count;
   GDestroyNotify release;
@@ -39,7 +43,8 @@ gsize cria_tensor_nbytes (const CriaTensor *tensor);
 gint64 cria_shape_numel (int n_dims, const gint64 *shape);
 /* "[2, 3, 4]": for error messages. Free with g_free. */
 char *cria_shape_to_string (int n_dims, const gint64 *shape);
-/* A new f32 tensor holding the values of any float tensor (f32/bf16/f16). */
+/* A new f32 tensor holding the values of any float tensor (f32/bf16/f16, or
+ * NF4 with its state). */
 CriaTensor *cria_tensor_to_f32 (const CriaTensor *tensor);
 
 /* bf16 keeps the top 16 bits of an f32; f16 is IEEE binary16. Conversions

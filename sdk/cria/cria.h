@@ -6,6 +6,8 @@
 #include <cria/cria-dtype.h>
 #include <cria/cria-tensor.h>
 #include <cria/cria-graph.h>
+#include <cria/cria-nf4.h>
+#include <cria/cria-adalora.h>
 #include <cria/cria-backend.h>
 #include <cria/cria-props.h>
 #include <cria/cria-plugin.h>

@@ -12,6 +12,7 @@
  * would break f32 parity, so it is detected and reported but not used. */
 #include "config.h"
 
+#include <immintrin.h>
 #include <string.h>
 
 #include "cpu.h"
@@ -125,6 +126,47 @@ DEFINE_DOT (avx512, T_AVX512, v16, 16, h16, u16v)
 DEFINE_DOT (avx2, T_AVX2, v8, 8, h8, u8v)
 DEFINE_DOT (base, T_BASE, v4, 4, h4, u4v)
 
+/* NF4 blocks with AVX-512: the 16 scaled code values fit one register, so a
+ * permute looks up 16 nibbles at once. The same products as
+ * cria_nf4_dequantize_range, so the same floats. */
+T_AVX512 static void
+nf4_blocks_avx512 (const CriaTensor *t, gint64 block, gint64 n_blocks, float *out)
+{
+  /* lanes 2k and 2k+1 take the high and the low nibble of byte k (of 8) */
+  static const gint32 first[16] = { 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23 };
+  static const gint32 second[16] = { 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31 };
+  const CriaNf4State *s = t->nf4;
+  const guint8 *d = (const guint8 *) t->data + block * (CRIA_NF4_BLOCK / 2);
+  __m512 q = _mm512_loadu_ps (s->quant_map);
+  __m512i i_first = _mm512_loadu_si512 (first), i_second = _mm512_loadu_si512 (second);
+  __m512i low_mask = _mm512_set1_epi32 (15);
+  for (gint64 b = 0; b < n_blocks; b++, d += CRIA_NF4_BLOCK / 2, out += CRIA_NF4_BLOCK) {
+    __m512 lut = _mm512_mul_ps (q, _mm512_set1_ps (cria_nf4_block_absmax (s, block + b)));
+    for (int h = 0; h < 2; h++) {
+      __m512i bytes = _mm512_cvtepu8_epi32 (_mm_loadu_si128 ((const __m128i *) (d + 16 * h)));
+      __m512i hi = _mm512_srli_epi32 (bytes, 4), lo = _mm512_and_si512 (bytes, low_mask);
+      _mm512_storeu_ps (out + 32 * h, _mm512_permutexvar_ps (_mm512_permutex2var_epi32 (hi, i_first, lo), lut));
+      _mm512_storeu_ps (out + 32 * h + 16, _mm512_permutexvar_ps (_mm512_permutex2var_epi32 (hi, i_second, lo), lut));
+    }
+  }
+}
+
+/* Elements [start, start + count) of an nf4 weight in f32: whole aligned
+ * blocks by table lookup where the processor has one, the rest by libcria. */
+static void
+nf4_run (CpuIsa isa, const CriaTensor *t, gint64 start, gint64 count, float *out)
+{
+  if (isa == CPU_ISA_AVX512 && start % CRIA_NF4_BLOCK == 0) {
+    gint64 whole = count / CRIA_NF4_BLOCK;
+    nf4_blocks_avx512 (t, start / CRIA_NF4_BLOCK, whole, out);
+    start += whole * CRIA_NF4_BLOCK;
+    out += whole * CRIA_NF4_BLOCK;
+    count -= whole * CRIA_NF4_BLOCK;
+  }
+  if (count > 0)
+    cria_nf4_dequantize_range (t, start, count, out);
+}
+
 typedef void (*KernelFunc) (gint64, const float *, gint64, gint64, const float *, float *, gint64, int, int, gboolean);
 typedef float (*DotF32Func) (const float *, const float *, gint64);
 typedef float (*DotBf16Func) (const float *, const guint16 *, gint64);
@@ -159,7 +201,11 @@ static inline float
 b_at (const Gemm *g, gint64 k, gint64 n)
 {
   gint64 o = k * g->rsb + n * g->csb;
+  float v;
   switch (g->btype) {
+    case CRIA_DTYPE_NF4:
+      cria_nf4_dequantize_range (g->B, o, 1, &v);
+      return v;
     case CRIA_DTYPE_BF16:
       return cria_bf16_to_f32 (((const guint16 *) g->B)[o]);
     case CRIA_DTYPE_F16:
@@ -179,6 +225,20 @@ pack_panel (const Gemm *g, gint64 k0, gint64 kc, gint64 n0, int nr, int width, f
     const float *B = g->B;
     for (gint64 k = 0; k < kc; k++)
       memcpy (Bp + k * width, B + (k0 + k) * g->rsb + n0, (gsize) nr * sizeof (float));
+    return;
+  }
+  if (g->btype == CRIA_DTYPE_NF4 && (g->rsb == 1 || g->csb == 1)) {
+    /* Dequantize runs of contiguous elements, a block scale at a time. */
+    float run[KC];
+    if (g->csb == 1)
+      for (gint64 k = 0; k < kc; k++)
+        nf4_run (g->be->isa, g->B, (k0 + k) * g->rsb + n0, nr, Bp + k * width);
+    else
+      for (int j = 0; j < nr; j++) {
+        nf4_run (g->be->isa, g->B, k0 + (n0 + j) * g->csb, kc, run);
+        for (gint64 k = 0; k < kc; k++)
+          Bp[k * width + j] = run[k];
+      }
     return;
   }
   /* Walk each column of B along k: contiguous for [N,K] weights. */
@@ -220,11 +280,15 @@ dot_task (gpointer data, gint64 begin, gint64 end, int thread)
   const Gemm *g = data;
   DotF32Func dot_f32 = isas[g->be->isa].dot_f32;
   DotBf16Func dot_bf16 = isas[g->be->isa].dot_bf16;
-  float *row = g->btype == CRIA_DTYPE_F16 ? cpu_scratch (g->be, thread, (gsize) g->K) : NULL;
+  gboolean convert = g->btype == CRIA_DTYPE_F16 || g->btype == CRIA_DTYPE_NF4;
+  float *row = convert ? cpu_scratch (g->be, thread, (gsize) g->K) : NULL;
   for (gint64 n = begin; n < end; n++) {
     gint64 o = n * g->csb;
     const float *bf = NULL;
-    if (g->btype == CRIA_DTYPE_F16) {
+    if (g->btype == CRIA_DTYPE_NF4) {
+      nf4_run (g->be->isa, g->B, o, g->K, row);
+      bf = row;
+    } else if (g->btype == CRIA_DTYPE_F16) {
       cria_convert_to_f32 (CRIA_DTYPE_F16, (const guint16 *) g->B + o, row, (gsize) g->K);
       bf = row;
     } else if (g->btype == CRIA_DTYPE_F32) {

@@ -1,4 +1,5 @@
-/* cpu-linear.c: matmul and the fused lm-head + cross-entropy, both on cpu_gemm. */
+/* cpu-linear.c: matmul (f32, bf16, f16 or nf4 weights) and the fused
+ * lm-head + cross-entropy, both on cpu_gemm; the nf4 dequantize op. */
 #include "config.h"
 
 #include <math.h>
@@ -29,9 +30,12 @@ mat_dims (const CriaNode *n, MatDims *d)
   d->csb = tb ? d->K : 1;
 }
 
+/* B of batch b for cpu_gemm; an nf4 B is the tensor (2-D, never batched). */
 static const void *
 b_slice (const CriaTensor *t, const MatDims *d, gint64 b)
 {
+  if (t->dtype == CRIA_DTYPE_NF4)
+    return t;
   return (const char *) t->data + cria_dtype_bytes (t->dtype, (gsize) (d->b_batched ? b * d->K * d->N : 0));
 }
 
@@ -71,7 +75,11 @@ cpu_matmul_backward (gpointer self, CriaNode *n, GError **error)
       if (b->dtype != CRIA_DTYPE_F32) {
         if (!bconv)
           bconv = g_new (float, d.K *d.N);
-        cria_convert_to_f32 (b->dtype, Bt, bconv, (gsize) (d.K * d.N));
+        /* this rare layout (a weight times a transposed activation) converts B whole, nf4 included */
+        if (b->dtype == CRIA_DTYPE_NF4)
+          cria_nf4_dequantize_range (b->value, 0, d.K * d.N, bconv);
+        else
+          cria_convert_to_f32 (b->dtype, Bt, bconv, (gsize) (d.K * d.N));
         Bf = bconv;
       }
       cpu_gemm (self, d.K, d.M, d.N, Bf, d.rsb, d.csb, dCt, CRIA_DTYPE_F32, 1, d.N, cpu_f32 (a->grad) + t * d.M * d.K,
@@ -263,5 +271,30 @@ cpu_lm_head_ce_backward (gpointer self, CriaNode *n, GError **error)
   }
   g_free (dhv);
   ce_clear (&ce);
+  return TRUE;
+}
+
+typedef struct {
+  const CriaTensor *w;
+  float *out;
+} Dequant;
+
+static void
+dequantize_task (gpointer data, gint64 begin, gint64 end, int thread)
+{
+  Dequant *dq = data;
+  cria_nf4_dequantize_range (dq->w, begin * CRIA_NF4_BLOCK,
+                             MIN (end * CRIA_NF4_BLOCK, cria_tensor_numel (dq->w)) - begin * CRIA_NF4_BLOCK,
+                             dq->out + begin * CRIA_NF4_BLOCK);
+}
+
+/* Whole blocks per task, so each block scale is decoded once. */
+gboolean
+cpu_dequantize_forward (gpointer self, CriaNode *n, GError **error)
+{
+  CpuBackend *be = self;
+  Dequant dq = { n->src[0]->value, cpu_f32 (n->value) };
+  gint64 blocks = (cpu_numel (n) + CRIA_NF4_BLOCK - 1) / CRIA_NF4_BLOCK;
+  cpu_pool_run (be->pool, blocks, 256, dequantize_task, &dq);
   return TRUE;
 }

@@ -604,4 +604,6 @@ const CriaKernel cpu_elementwise_kernels[CRIA_N_OPS] = {
   [CRIA_OP_SLICE] = { slice_forward, slice_backward },
   [CRIA_OP_DROPOUT] = { dropout_forward, dropout_backward },
   [CRIA_OP_LM_HEAD_CE] = { cpu_lm_head_ce_forward, cpu_lm_head_ce_backward },
+  /* no backward: only frozen params are nf4, so no gradient reaches one */
+  [CRIA_OP_DEQUANTIZE] = { cpu_dequantize_forward, NULL },
 };

@@ -31,7 +31,10 @@ const char *cpu_isa_name (CpuIsa isa);
 
 /* C(i,n) (+)= sum_k A(i,k) B(k,n) for i < M, n < N, k < K, with
  * A(i,k) = A[i*rsa + k*csa] (f32), B(k,n) = B[k*rsb + n*csb] (f32, bf16 or
- * f16), C row-major with row stride ldc. Accumulates when `accumulate`. */
+ * f16), C row-major with row stride ldc. Accumulates when `accumulate`.
+ * For an nf4 btype, B is the CriaTensor itself (codes and block scales) and
+ * the strides index its flattened elements; panels are dequantized as they
+ * are packed, so the f32 weight never exists whole. */
 void cpu_gemm (CpuBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gint64 rsa, gint64 csa, const void *B,
                CriaDType btype, gint64 rsb, gint64 csb, float *C, gint64 ldc, gboolean accumulate);
 
@@ -42,6 +45,7 @@ gboolean cpu_attention_forward (gpointer be, CriaNode *node, GError **error);
 gboolean cpu_attention_backward (gpointer be, CriaNode *node, GError **error);
 gboolean cpu_lm_head_ce_forward (gpointer be, CriaNode *node, GError **error);
 gboolean cpu_lm_head_ce_backward (gpointer be, CriaNode *node, GError **error);
+gboolean cpu_dequantize_forward (gpointer be, CriaNode *node, GError **error);
 extern const CriaKernel cpu_elementwise_kernels[CRIA_N_OPS];
 
 static inline float *
