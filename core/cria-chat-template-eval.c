@@ -13,10 +13,15 @@
 
 #include "cria-chat-template-private.h"
 
+/* A loop iteration's scope holds its targets and loop object in fields, so
+ * that an iteration costs one small allocation; `set` goes to vars. */
 typedef struct _Scope Scope;
 struct _Scope {
   Scope *parent;
-  CtValue *vars; /* a dict */
+  CtValue *vars; /* a dict, made on the first set */
+  const char *name[2];
+  CtValue *value[2];
+  CtValue *loop;
 };
 
 static CtValue *eval (CtContext *ctx, Scope *scope, const CtNode *n);
@@ -27,17 +32,29 @@ scope_new (CtContext *ctx, Scope *parent)
 {
   Scope *s = ct_arena_alloc (ctx->arena, sizeof (Scope));
   s->parent = parent;
-  s->vars = ct_value_new (ctx, CT_DICT);
   return s;
+}
+
+static void
+scope_set (CtContext *ctx, Scope *s, const char *name, CtValue *v)
+{
+  if (!s->vars)
+    s->vars = ct_value_new (ctx, CT_DICT);
+  ct_dict_set (ctx, s->vars, name, v);
 }
 
 static CtValue *
 lookup (Scope *s, const char *name)
 {
   for (; s; s = s->parent) {
-    CtValue *v = ct_dict_get (s->vars, name);
+    CtValue *v = s->vars ? ct_dict_get (s->vars, name) : NULL;
     if (v)
       return v;
+    for (int k = 0; k < 2; k++)
+      if (s->name[k] && !strcmp (s->name[k], name))
+        return s->value[k];
+    if (s->loop && !strcmp (name, "loop"))
+      return s->loop;
   }
   return NULL;
 }
@@ -191,6 +208,11 @@ arith (CtContext *ctx, const CtNode *at, CtOp op, CtValue *a, CtValue *b)
     for (gsize i = 0; i < b->list.n; i++)
       ct_list_append (ctx, l, b->list.items[i]);
     return l;
+  }
+  if (op == CT_OP_MUL && a->type == CT_INT && (b->type == CT_STRING || b->type == CT_LIST)) {
+    CtValue *t = a;
+    a = b;
+    b = t;
   }
   if (op == CT_OP_MUL && (a->type == CT_STRING || a->type == CT_LIST) && b->type == CT_INT) {
     gsize unit = a->type == CT_STRING ? a->str.len : a->list.n * sizeof (CtValue *);
@@ -468,14 +490,16 @@ iterable (CtContext *ctx, const CtNode *at, CtValue *v)
 static gboolean
 bind_target (CtContext *ctx, const CtNode *n, Scope *s, CtValue *item)
 {
+  s->name[0] = n->str;
   if (!n->str2) {
-    ct_dict_set (ctx, s->vars, n->str, item);
+    s->value[0] = item;
     return TRUE;
   }
   if (item->type != CT_LIST || item->list.n != 2)
     return ct_fail (ctx, n, "cannot unpack a %s into %s, %s", ct_type_name (item), n->str, n->str2), FALSE;
-  ct_dict_set (ctx, s->vars, n->str, item->list.items[0]);
-  ct_dict_set (ctx, s->vars, n->str2, item->list.items[1]);
+  s->name[1] = n->str2;
+  s->value[0] = item->list.items[0];
+  s->value[1] = item->list.items[1];
   return TRUE;
 }
 
@@ -498,22 +522,28 @@ exec_for (CtContext *ctx, Scope *scope, const CtNode *n)
     seq = kept;
   }
   gsize len = seq->list.n;
+  /* One loop object per loop, whose values change per iteration: nothing
+   * can keep a reference to it past the iteration but its members. */
+  static const char *const names[] = { "index0", "index", "revindex0", "revindex", "first",
+                                       "last",   "length", "previtem", "nextitem" };
+  CtValue *loop = ct_value_new (ctx, CT_DICT);
+  for (guint k = 0; k < G_N_ELEMENTS (names); k++)
+    ct_dict_set (ctx, loop, names[k], NULL);
+  CtValue **v = loop->dict.values;
   for (gsize i = 0; i < len; i++) {
     Scope *s = scope_new (ctx, scope);
-    CtValue *item = seq->list.items[i];
-    if (!bind_target (ctx, n, s, item))
+    if (!bind_target (ctx, n, s, seq->list.items[i]))
       return FALSE;
-    CtValue *loop = ct_value_new (ctx, CT_DICT);
-    ct_dict_set (ctx, loop, "index0", ct_int (ctx, (gint64) i));
-    ct_dict_set (ctx, loop, "index", ct_int (ctx, (gint64) i + 1));
-    ct_dict_set (ctx, loop, "revindex0", ct_int (ctx, (gint64) (len - i - 1)));
-    ct_dict_set (ctx, loop, "revindex", ct_int (ctx, (gint64) (len - i)));
-    ct_dict_set (ctx, loop, "first", ct_bool (ctx, i == 0));
-    ct_dict_set (ctx, loop, "last", ct_bool (ctx, i + 1 == len));
-    ct_dict_set (ctx, loop, "length", ct_int (ctx, (gint64) len));
-    ct_dict_set (ctx, loop, "previtem", i > 0 ? seq->list.items[i - 1] : undefined (ctx, "loop.previtem"));
-    ct_dict_set (ctx, loop, "nextitem", i + 1 < len ? seq->list.items[i + 1] : undefined (ctx, "loop.nextitem"));
-    ct_dict_set (ctx, s->vars, "loop", loop);
+    v[0] = ct_int (ctx, (gint64) i);
+    v[1] = ct_int (ctx, (gint64) i + 1);
+    v[2] = ct_int (ctx, (gint64) (len - i - 1));
+    v[3] = ct_int (ctx, (gint64) (len - i));
+    v[4] = ct_bool (ctx, i == 0);
+    v[5] = ct_bool (ctx, i + 1 == len);
+    v[6] = ct_int (ctx, (gint64) len);
+    v[7] = i > 0 ? seq->list.items[i - 1] : undefined (ctx, "loop.previtem");
+    v[8] = i + 1 < len ? seq->list.items[i + 1] : undefined (ctx, "loop.nextitem");
+    s->loop = loop;
     if (!exec_body (ctx, s, n->body))
       return FALSE;
   }
@@ -548,7 +578,7 @@ exec_node (CtContext *ctx, Scope *scope, const CtNode *n)
           return ct_fail (ctx, n, "'%s' is not a namespace(): cannot set its attribute '%s'", n->str, n->str2), FALSE;
         ct_dict_set (ctx, ns, n->str2, v);
       } else {
-        ct_dict_set (ctx, scope->vars, n->str, v);
+        scope_set (ctx, scope, n->str, v);
       }
       return TRUE;
     case CN_BLOCK:
@@ -570,7 +600,7 @@ exec_body (CtContext *ctx, Scope *scope, GPtrArray *body)
 char *
 ct_render (GPtrArray *program, const char *origin, JsonObject *vars, GError **error)
 {
-  CtContext ctx = { ct_arena_new (CT_MAX_ARENA), origin, g_string_new (NULL), 0, NULL };
+  CtContext ctx = { .arena = ct_arena_new (CT_MAX_ARENA), .origin = origin, .out = g_string_new (NULL) };
   Scope *globals = scope_new (&ctx, NULL);
   if (vars) {
     JsonObjectIter it;
@@ -578,7 +608,7 @@ ct_render (GPtrArray *program, const char *origin, JsonObject *vars, GError **er
     JsonNode *member;
     json_object_iter_init_ordered (&it, vars);
     while (json_object_iter_next_ordered (&it, &key, &member))
-      ct_dict_set (&ctx, globals->vars, key, ct_from_json (&ctx, member));
+      scope_set (&ctx, globals, key, ct_from_json (&ctx, member));
   }
   /* Template-level sets go to their own scope so that they shadow, and do
    * not rewrite, what the caller passed. */

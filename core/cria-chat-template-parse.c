@@ -199,7 +199,9 @@ lex_tag (Parser *P, gsize *pp, gboolean block, gboolean *strip_after)
 {
   const char *s = P->src;
   gsize p = *pp;
-  guint depth = 0; /* brackets, so that a dict literal's } is not the tag's end */
+  /* Open brackets, so that a dict literal's } is not the tag's end. */
+  char open[256];
+  guint depth = 0;
   for (;;) {
     while (is_space (s[p]))
       p++;
@@ -209,7 +211,7 @@ lex_tag (Parser *P, gsize *pp, gboolean block, gboolean *strip_after)
     }
     gboolean dash = s[p] == '-';
     const char *close = block ? "%}" : "}}";
-    if (depth == 0 && strncmp (s + p + dash, close, 2) == 0) {
+    if ((block || depth == 0 || open[MIN (depth, sizeof open) - 1] != '{') && strncmp (s + p + dash, close, 2) == 0) {
       push (P, block ? TK_BLOCK_END : TK_VAR_END, p, NULL);
       p += dash + 2;
       *strip_after = dash;
@@ -246,10 +248,13 @@ lex_tag (Parser *P, gsize *pp, gboolean block, gboolean *strip_after)
                         s + p);
         return FALSE;
       }
-      if (c == '(' || c == '[' || c == '{')
+      if (c == '(' || c == '[' || c == '{') {
+        if (depth < sizeof open)
+          open[depth] = c;
         depth++;
-      else if ((c == ')' || c == ']' || c == '}') && depth > 0)
+      } else if ((c == ')' || c == ']' || c == '}') && depth > 0) {
         depth--;
+      }
       push (P, TK_OP, p, g_strndup (s + p, n));
       p += n;
     }
@@ -663,6 +668,8 @@ parse_postfix (Parser *P, CtNode *n, gboolean with_filter)
         return NULL;
       }
       CtNode *c = node_new (P, CN_CALL, t->pos);
+      c->line = n->line; /* errors point at the name called */
+      c->column = n->column;
       c->a = n;
       n = c;
       if (!parse_args (P, c, ")", TRUE)) {

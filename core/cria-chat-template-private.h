@@ -60,7 +60,7 @@ gboolean ct_arena_exhausted (CtArena *arena);
 
 /* Bounds that keep a hostile template or conversation from hanging or
  * exhausting memory: evaluation steps, bytes of output, bytes of values. */
-#define CT_MAX_STEPS G_GUINT64_CONSTANT (20000000)
+#define CT_MAX_STEPS G_GUINT64_CONSTANT (10000000)
 #define CT_MAX_OUTPUT (32u << 20)
 #define CT_MAX_ARENA ((gsize) 256 << 20)
 
@@ -151,6 +151,7 @@ typedef struct {
   GString *out;
   guint64 steps;
   GError *error;
+  CtValue *small_ints[1024], *bools[2];
 } CtContext;
 
 /* Sets the render's error (the first one wins) at a node; returns NULL. */

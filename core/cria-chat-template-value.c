@@ -88,20 +88,27 @@ ct_value_new (CtContext *ctx, CtType type)
   return v;
 }
 
+/* Small integers and booleans are shared: loops make many of them. */
 CtValue *
 ct_int (CtContext *ctx, gint64 i)
 {
+  if (i >= 0 && i < (gint64) G_N_ELEMENTS (ctx->small_ints) && ctx->small_ints[i])
+    return ctx->small_ints[i];
   CtValue *v = ct_value_new (ctx, CT_INT);
   v->i = i;
+  if (i >= 0 && i < (gint64) G_N_ELEMENTS (ctx->small_ints))
+    ctx->small_ints[i] = v;
   return v;
 }
 
 CtValue *
 ct_bool (CtContext *ctx, gboolean b)
 {
-  CtValue *v = ct_value_new (ctx, CT_BOOL);
-  v->b = b;
-  return v;
+  if (!ctx->bools[!!b]) {
+    ctx->bools[!!b] = ct_value_new (ctx, CT_BOOL);
+    ctx->bools[!!b]->b = !!b;
+  }
+  return ctx->bools[!!b];
 }
 
 CtValue *
