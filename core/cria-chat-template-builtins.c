@@ -8,15 +8,14 @@
 
 #include "cria-chat-template-private.h"
 
-const char *const ct_filters[] = { "trim",  "length",     "count", "tojson",  "upper",   "lower", "default",
-                                   "d",     "items",      "safe",  "string",  "join",    "replace", "first",
-                                   "last",  "list",       "reverse", "int",   "abs",     "capitalize",
-                                   "title", NULL };
-const char *const ct_tests[] = { "defined", "undefined", "none",     "string", "mapping", "number",
-                                 "integer", "float",     "boolean",  "true",   "false",   "sequence",
-                                 "iterable", "odd",      "even",     "eq",     "equalto", NULL };
+const char *const ct_filters[] = { "trim",    "length", "count",  "tojson",     "upper",   "lower", "default", "d",
+                                   "items",   "safe",   "string", "join",       "replace", "first", "last",    "list",
+                                   "reverse", "int",    "abs",    "capitalize", "title",   NULL };
+const char *const ct_tests[] = { "defined",  "undefined", "none",    "string", "mapping", "number",
+                                 "integer",  "float",     "boolean", "true",   "false",   "sequence",
+                                 "iterable", "odd",       "even",    "eq",     "equalto", NULL };
 const char *const ct_functions[] = { "namespace", "raise_exception", "strftime_now", "range", "dict", NULL };
-const char *const ct_methods[] = { "startswith", "endswith", "split", "strip", "lstrip",     "rstrip",
+const char *const ct_methods[] = { "startswith", "endswith", "split",   "strip", "lstrip",     "rstrip",
                                    "upper",      "lower",    "replace", "title", "capitalize", "join",
                                    "items",      "keys",     "values",  "get",   NULL };
 
@@ -202,9 +201,10 @@ items_of (CtContext *ctx, const CtNode *at, const CtValue *d, const char *what)
     CtValue *pair = ct_list_new (ctx, 2);
     ct_list_append (ctx, pair, d->dict.keys[i]);
     ct_list_append (ctx, pair, d->dict.values[i]);
-    ct_list_append (ctx, l, !strcmp (what, "keys()")     ? d->dict.keys[i]
-                            : !strcmp (what, "values()") ? d->dict.values[i]
-                                                         : pair);
+    ct_list_append (ctx, l,
+                    !strcmp (what, "keys()")     ? d->dict.keys[i]
+                    : !strcmp (what, "values()") ? d->dict.values[i]
+                                                 : pair);
   }
   return l;
 }
@@ -218,8 +218,7 @@ as_string (CtContext *ctx, const CtValue *v)
 }
 
 static gboolean
-json_filter (CtContext *ctx, const CtNode *at, CtValue *self, CtValue **args, guint n, GPtrArray *kwargs,
-             GString *out)
+json_filter (CtContext *ctx, const CtNode *at, CtValue *self, CtValue **args, guint n, GPtrArray *kwargs, GString *out)
 {
   CtValue *indent = arg (args, n, kwargs, 0, "indent"), *sort = arg (args, n, kwargs, 0xff, "sort_keys");
   if (indent && indent->type != CT_NONE && (indent->type != CT_INT || indent->i < 0 || indent->i > 64))
@@ -249,11 +248,16 @@ ct_call_filter (CtContext *ctx, const CtNode *at, const char *name, CtValue *sel
   }
   if (!strcmp (name, "length") || !strcmp (name, "count")) {
     switch (self->type) {
-      case CT_STRING: return ct_int (ctx, (gint64) g_utf8_strlen (self->str.s, (gssize) self->str.len));
-      case CT_LIST: return ct_int (ctx, (gint64) self->list.n);
-      case CT_DICT: return ct_int (ctx, (gint64) self->dict.n);
-      case CT_UNDEFINED: return ct_int (ctx, 0);
-      default: return ct_fail (ctx, at, "a %s has no length", ct_type_name (self));
+      case CT_STRING:
+        return ct_int (ctx, (gint64) g_utf8_strlen (self->str.s, (gssize) self->str.len));
+      case CT_LIST:
+        return ct_int (ctx, (gint64) self->list.n);
+      case CT_DICT:
+        return ct_int (ctx, (gint64) self->dict.n);
+      case CT_UNDEFINED:
+        return ct_int (ctx, 0);
+      default:
+        return ct_fail (ctx, at, "a %s has no length", ct_type_name (self));
     }
   }
   if (!strcmp (name, "items"))
@@ -340,26 +344,21 @@ ct_call_filter (CtContext *ctx, const CtNode *at, const char *name, CtValue *sel
 CtValue *
 ct_call_test (CtContext *ctx, const CtNode *at, const char *name, CtValue *v, CtValue **args, guint n)
 {
+  /* the tests that ask for one type */
+  static const struct {
+    const char *name;
+    CtType type;
+  } types[] = { { "undefined", CT_UNDEFINED }, { "none", CT_NONE },   { "string", CT_STRING }, { "mapping", CT_DICT },
+                { "integer", CT_INT },         { "float", CT_FLOAT }, { "boolean", CT_BOOL } };
   CtType t = v->type;
+  for (guint k = 0; k < G_N_ELEMENTS (types); k++)
+    if (!strcmp (name, types[k].name))
+      return ct_bool (ctx, t == types[k].type);
   gboolean r;
   if (!strcmp (name, "defined"))
     r = t != CT_UNDEFINED;
-  else if (!strcmp (name, "undefined"))
-    r = t == CT_UNDEFINED;
-  else if (!strcmp (name, "none"))
-    r = t == CT_NONE;
-  else if (!strcmp (name, "string"))
-    r = t == CT_STRING;
-  else if (!strcmp (name, "mapping"))
-    r = t == CT_DICT;
   else if (!strcmp (name, "number"))
     r = t == CT_INT || t == CT_FLOAT || t == CT_BOOL;
-  else if (!strcmp (name, "integer"))
-    r = t == CT_INT;
-  else if (!strcmp (name, "float"))
-    r = t == CT_FLOAT;
-  else if (!strcmp (name, "boolean"))
-    r = t == CT_BOOL;
   else if (!strcmp (name, "true") || !strcmp (name, "false"))
     r = t == CT_BOOL && v->b == (name[0] == 't');
   else if (!strcmp (name, "sequence") || !strcmp (name, "iterable"))
@@ -450,8 +449,8 @@ ct_call_method (CtContext *ctx, const CtNode *at, const char *name, CtValue *sel
       return items_of (ctx, at, self, what);
     }
   }
-  if (self->type != CT_STRING || !strcmp (name, "get") || !strcmp (name, "items") || !strcmp (name, "keys")
-      || !strcmp (name, "values"))
+  if (self->type != CT_STRING || !strcmp (name, "get") || !strcmp (name, "items") || !strcmp (name, "keys") ||
+      !strcmp (name, "values"))
     return ct_fail (ctx, at, "a %s has no method %s()", ct_type_name (self), name);
   if (!strcmp (name, "startswith") || !strcmp (name, "endswith")) {
     if (!need_args (ctx, at, name, n, 1, 1))

@@ -186,9 +186,10 @@ slice (CtContext *ctx, const CtNode *at, CtValue *obj, CtValue *vstart, CtValue 
 static CtValue *
 arith (CtContext *ctx, const CtNode *at, CtOp op, CtValue *a, CtValue *b)
 {
-  static const char *const symbol[] = { [CT_OP_ADD] = "+", [CT_OP_SUB] = "-",  [CT_OP_MUL] = "*",
-                                        [CT_OP_DIV] = "/", [CT_OP_FLOORDIV] = "//", [CT_OP_MOD] = "%",
-                                        [CT_OP_POW] = "**" };
+  static const char *const symbol[] = {
+    [CT_OP_ADD] = "+",       [CT_OP_SUB] = "-", [CT_OP_MUL] = "*", [CT_OP_DIV] = "/",
+    [CT_OP_FLOORDIV] = "//", [CT_OP_MOD] = "%", [CT_OP_POW] = "**"
+  };
   if (a->type == CT_UNDEFINED)
     return fail_undefined (ctx, at, a);
   if (b->type == CT_UNDEFINED)
@@ -238,9 +239,15 @@ arith (CtContext *ctx, const CtNode *at, CtOp op, CtValue *a, CtValue *b)
     gint64 x = a->type == CT_INT ? a->i : a->b, y = b->type == CT_INT ? b->i : b->b, r = 0;
     gboolean overflow = FALSE;
     switch (op) {
-      case CT_OP_ADD: overflow = __builtin_add_overflow (x, y, &r); break;
-      case CT_OP_SUB: overflow = __builtin_sub_overflow (x, y, &r); break;
-      case CT_OP_MUL: overflow = __builtin_mul_overflow (x, y, &r); break;
+      case CT_OP_ADD:
+        overflow = __builtin_add_overflow (x, y, &r);
+        break;
+      case CT_OP_SUB:
+        overflow = __builtin_sub_overflow (x, y, &r);
+        break;
+      case CT_OP_MUL:
+        overflow = __builtin_mul_overflow (x, y, &r);
+        break;
       case CT_OP_FLOORDIV:
       case CT_OP_MOD:
         if (y == 0)
@@ -259,7 +266,8 @@ arith (CtContext *ctx, const CtNode *at, CtOp op, CtValue *a, CtValue *b)
         for (gint64 k = 0; k < y && !overflow; k++)
           overflow = __builtin_mul_overflow (r, x, &r);
         break;
-      default: break;
+      default:
+        break;
     }
     if (overflow)
       return ct_fail (ctx, at, "integer overflow in %s", symbol[op]);
@@ -270,13 +278,27 @@ floating:;
   if ((op == CT_OP_DIV || op == CT_OP_FLOORDIV || op == CT_OP_MOD) && y == 0)
     return ct_fail (ctx, at, "division by zero");
   switch (op) {
-    case CT_OP_ADD: r = x + y; break;
-    case CT_OP_SUB: r = x - y; break;
-    case CT_OP_MUL: r = x * y; break;
-    case CT_OP_DIV: r = x / y; break;
-    case CT_OP_FLOORDIV: r = floor (x / y); break;
-    case CT_OP_MOD: r = x - y * floor (x / y); break;
-    default: r = pow (x, y); break;
+    case CT_OP_ADD:
+      r = x + y;
+      break;
+    case CT_OP_SUB:
+      r = x - y;
+      break;
+    case CT_OP_MUL:
+      r = x * y;
+      break;
+    case CT_OP_DIV:
+      r = x / y;
+      break;
+    case CT_OP_FLOORDIV:
+      r = floor (x / y);
+      break;
+    case CT_OP_MOD:
+      r = x - y * floor (x / y);
+      break;
+    default:
+      r = pow (x, y);
+      break;
   }
   CtValue *v = ct_value_new (ctx, CT_FLOAT);
   v->f = r;
@@ -379,8 +401,8 @@ eval (CtContext *ctx, Scope *scope, const CtNode *n)
       return get_item (ctx, n, a, b);
     case CN_SLICE: {
       CtValue *start = NULL, *stop = NULL, *stepv = NULL;
-      if (!(a = eval (ctx, scope, n->a)) || (n->b && !(start = eval (ctx, scope, n->b)))
-          || (n->c && !(stop = eval (ctx, scope, n->c))) || (n->d && !(stepv = eval (ctx, scope, n->d))))
+      if (!(a = eval (ctx, scope, n->a)) || (n->b && !(start = eval (ctx, scope, n->b))) ||
+          (n->c && !(stop = eval (ctx, scope, n->c))) || (n->d && !(stepv = eval (ctx, scope, n->d))))
         return NULL;
       return slice (ctx, n, a, start, stop, stepv);
     }
@@ -524,8 +546,8 @@ exec_for (CtContext *ctx, Scope *scope, const CtNode *n)
   gsize len = seq->list.n;
   /* One loop object per loop, whose values change per iteration: nothing
    * can keep a reference to it past the iteration but its members. */
-  static const char *const names[] = { "index0", "index", "revindex0", "revindex", "first",
-                                       "last",   "length", "previtem", "nextitem" };
+  static const char *const names[] = { "index0", "index",  "revindex0", "revindex", "first",
+                                       "last",   "length", "previtem",  "nextitem" };
   CtValue *loop = ct_value_new (ctx, CT_DICT);
   for (guint k = 0; k < G_N_ELEMENTS (names); k++)
     ct_dict_set (ctx, loop, names[k], NULL);

@@ -131,6 +131,48 @@ struct _CtNode {
 
 void ct_node_free (CtNode *node);
 
+/* ---- lexing and parsing ------------------------------------------------------ */
+typedef enum {
+  CT_TK_TEXT,
+  CT_TK_VAR_BEGIN,
+  CT_TK_VAR_END,
+  CT_TK_BLOCK_BEGIN,
+  CT_TK_BLOCK_END,
+  CT_TK_NAME,
+  CT_TK_STRING,
+  CT_TK_INT,
+  CT_TK_FLOAT,
+  CT_TK_OP,
+  CT_TK_EOF,
+} CtTokKind;
+
+typedef struct {
+  CtTokKind kind;
+  gsize pos;  /* byte offset in the normalized source */
+  char *text; /* TEXT, NAME, STRING, OP */
+  gint64 i;
+  double f;
+} CtTok;
+
+typedef struct {
+  const char *src;
+  const char *origin;
+  GArray *toks; /* of CtTok */
+  guint at;
+  guint depth;
+  CtArena *arena;
+  GError *err;
+} CtParser;
+
+/* Sets the parser's error (the first one wins) at a byte offset of the
+ * source, as origin:line:column: message. */
+void ct_parser_error (CtParser *P, gsize pos, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
+/* The 1-based line and column (in characters) of a byte offset. */
+void ct_line_column (const char *src, gsize pos, guint *line, guint *column);
+/* Fills P->toks from P->src, ending with CT_TK_EOF. */
+gboolean ct_lex (CtParser *P);
+void ct_tok_clear (gpointer tok);
+
 /* Parses a template; errors name origin:line:column. */
 GPtrArray *ct_parse (const char *source, const char *origin, CtArena *literals, GError **error);
 

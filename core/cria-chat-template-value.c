@@ -11,7 +11,6 @@
 
 #include "cria-chat-template-private.h"
 
-
 struct _CtArena {
   GSList *blocks;
   char *cur;
@@ -232,14 +231,23 @@ gboolean
 ct_truthy (const CtValue *v)
 {
   switch (v->type) {
-    case CT_UNDEFINED: case CT_NONE: return FALSE;
-    case CT_BOOL: return v->b;
-    case CT_INT: return v->i != 0;
-    case CT_FLOAT: return v->f != 0;
-    case CT_STRING: return v->str.len > 0;
-    case CT_LIST: return v->list.n > 0;
-    case CT_DICT: return v->dict.n > 0;
-    default: return TRUE;
+    case CT_UNDEFINED:
+    case CT_NONE:
+      return FALSE;
+    case CT_BOOL:
+      return v->b;
+    case CT_INT:
+      return v->i != 0;
+    case CT_FLOAT:
+      return v->f != 0;
+    case CT_STRING:
+      return v->str.len > 0;
+    case CT_LIST:
+      return v->list.n > 0;
+    case CT_DICT:
+      return v->dict.n > 0;
+    default:
+      return TRUE;
   }
 }
 
@@ -282,7 +290,7 @@ ct_equal (const CtValue *a, const CtValue *b)
 const char *
 ct_type_name (const CtValue *v)
 {
-  static const char *const names[] = { "undefined", "none", "boolean", "integer", "float",
+  static const char *const names[] = { "undefined", "none", "boolean", "integer",  "float",
                                        "string",    "list", "dict",    "namespace" };
   return names[v->type];
 }
@@ -393,13 +401,26 @@ void
 ct_append_str (GString *out, const CtValue *v)
 {
   switch (v->type) {
-    case CT_UNDEFINED: break;
-    case CT_NONE: g_string_append (out, "None"); break;
-    case CT_BOOL: g_string_append (out, v->b ? "True" : "False"); break;
-    case CT_INT: g_string_append_printf (out, "%" G_GINT64_FORMAT, v->i); break;
-    case CT_FLOAT: append_float (out, v->f); break;
-    case CT_STRING: g_string_append_len (out, v->str.s, v->str.len); break;
-    default: append_repr (out, v); break;
+    case CT_UNDEFINED:
+      break;
+    case CT_NONE:
+      g_string_append (out, "None");
+      break;
+    case CT_BOOL:
+      g_string_append (out, v->b ? "True" : "False");
+      break;
+    case CT_INT:
+      g_string_append_printf (out, "%" G_GINT64_FORMAT, v->i);
+      break;
+    case CT_FLOAT:
+      append_float (out, v->f);
+      break;
+    case CT_STRING:
+      g_string_append_len (out, v->str.s, v->str.len);
+      break;
+    default:
+      append_repr (out, v);
+      break;
   }
 }
 
@@ -410,13 +431,27 @@ append_json_string (GString *out, const char *s)
   for (const char *p = s; *p; p++) {
     guchar c = *p;
     switch (c) {
-      case '"': g_string_append (out, "\\\""); break;
-      case '\\': g_string_append (out, "\\\\"); break;
-      case '\n': g_string_append (out, "\\n"); break;
-      case '\r': g_string_append (out, "\\r"); break;
-      case '\t': g_string_append (out, "\\t"); break;
-      case '\b': g_string_append (out, "\\b"); break;
-      case '\f': g_string_append (out, "\\f"); break;
+      case '"':
+        g_string_append (out, "\\\"");
+        break;
+      case '\\':
+        g_string_append (out, "\\\\");
+        break;
+      case '\n':
+        g_string_append (out, "\\n");
+        break;
+      case '\r':
+        g_string_append (out, "\\r");
+        break;
+      case '\t':
+        g_string_append (out, "\\t");
+        break;
+      case '\b':
+        g_string_append (out, "\\b");
+        break;
+      case '\f':
+        g_string_append (out, "\\f");
+        break;
       default:
         if (c < 0x20)
           g_string_append_printf (out, "\\u%04x", c);

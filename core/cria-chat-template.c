@@ -81,6 +81,17 @@ load_config (const char *path, GError **error)
   return json_object_ref (json_node_get_object (root));
 }
 
+/* The string members `a` and `b` of a JSON object; FALSE when it is not one
+ * or either is missing or not a string. */
+static gboolean
+two_strings (JsonNode *node, const char *a, const char *b, const char **va, const char **vb)
+{
+  JsonObject *o = JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
+  *va = o ? json_object_get_string_member_with_default (o, a, NULL) : NULL;
+  *vb = o ? json_object_get_string_member_with_default (o, b, NULL) : NULL;
+  return *va && *vb;
+}
+
 /* The template source named `name` in a config's chat_template member. */
 static const char *
 find_source (JsonObject *config, const char *path, const char *name, GError **error)
@@ -92,8 +103,7 @@ find_source (JsonObject *config, const char *path, const char *name, GError **er
   }
   if (JSON_NODE_HOLDS_VALUE (ct) && json_node_get_value_type (ct) == G_TYPE_STRING) {
     if (name && strcmp (name, "default")) {
-      g_set_error (error, CRIA_ERROR, CRIA_ERROR_NOT_FOUND, "%s: chat_template has no template named '%s'", path,
-                   name);
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_NOT_FOUND, "%s: chat_template has no template named '%s'", path, name);
       return NULL;
     }
     return json_node_get_string (ct);
@@ -106,11 +116,8 @@ find_source (JsonObject *config, const char *path, const char *name, GError **er
   JsonArray *list = json_node_get_array (ct);
   g_autoptr (GString) names = g_string_new (NULL);
   for (guint i = 0; i < json_array_get_length (list); i++) {
-    JsonNode *item = json_array_get_element (list, i);
-    JsonObject *o = JSON_NODE_HOLDS_OBJECT (item) ? json_node_get_object (item) : NULL;
-    const char *n = o ? json_object_get_string_member_with_default (o, "name", NULL) : NULL;
-    const char *src = o ? json_object_get_string_member_with_default (o, "template", NULL) : NULL;
-    if (!n || !src) {
+    const char *n, *src;
+    if (!two_strings (json_array_get_element (list, i), "name", "template", &n, &src)) {
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE,
                    "%s: field 'chat_template', item %u: expected {\"name\": string, \"template\": string}", path, i);
       return NULL;
@@ -133,8 +140,8 @@ cria_chat_template_load (const char *path, const char *name, GError **error)
   const char *source = find_source (config, path, name, error);
   if (!source)
     return NULL;
-  g_autofree char *origin
-      = name ? g_strdup_printf ("%s:chat_template[%s]", path, name) : g_strdup_printf ("%s:chat_template", path);
+  g_autofree char *origin = name ? g_strdup_printf ("%s:chat_template[%s]", path, name)
+                                 : g_strdup_printf ("%s:chat_template", path);
   CriaChatTemplate *t = cria_chat_template_new_from_string (source, origin, error);
   if (t)
     read_specials (config, t->specials);
@@ -188,11 +195,8 @@ render_format (const char *name, JsonArray *messages, GError **error)
     return NULL;
   g_autoptr (CriaRecord) r = cria_record_new ();
   for (guint i = 0; i < json_array_get_length (messages); i++) {
-    JsonNode *m = json_array_get_element (messages, i);
-    JsonObject *o = JSON_NODE_HOLDS_OBJECT (m) ? json_node_get_object (m) : NULL;
-    const char *role = o ? json_object_get_string_member_with_default (o, "role", NULL) : NULL;
-    const char *content = o ? json_object_get_string_member_with_default (o, "content", NULL) : NULL;
-    if (!role || !content) {
+    const char *role, *content;
+    if (!two_strings (json_array_get_element (messages, i), "role", "content", &role, &content)) {
       g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD,
                    "message %u: prompt format %s needs string fields 'role' and 'content'", i, name);
       return NULL;
@@ -260,7 +264,8 @@ family_format (const char *dir, JsonObject *config)
   g_autofree char *spm = g_build_filename (dir, "tokenizer.model", NULL);
   if (g_str_has_prefix (tok_class, "Qwen2") || g_str_has_prefix (type, "qwen"))
     return "chatml";
-  if (g_str_has_prefix (tok_class, "LlamaTokenizer") || (!strcmp (type, "llama") && g_file_test (spm, G_FILE_TEST_EXISTS)))
+  if (g_str_has_prefix (tok_class, "LlamaTokenizer") ||
+      (!strcmp (type, "llama") && g_file_test (spm, G_FILE_TEST_EXISTS)))
     return "llama2";
   return NULL;
 }

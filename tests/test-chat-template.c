@@ -97,8 +97,8 @@ test_goldens (void)
         JsonObject *w = json_object_get_object_member (want_t, name);
         const char *want = json_object_get_string_member (w, gen ? "generation" : "no-generation");
         g_autoptr (GError) error = NULL;
-        g_autofree char *got = cria_chat_template_render (
-            t, json_object_get_array_member (conv, "messages"), gen, extra, &error);
+        g_autofree char *got = cria_chat_template_render (t, json_object_get_array_member (conv, "messages"), gen,
+                                                          extra, &error);
         if (!got || strcmp (got, want)) {
           fprintf (stderr, "\n%s / %s / generation=%d:\n got: %s\nwant: %s\n", goldens[g].name, name, gen,
                    got ? got : error->message, want);
@@ -218,8 +218,9 @@ test_malformed (void)
 static void
 test_deep_nesting (void)
 {
-  static const char *const units[][2] = { { "(", ")" }, { "[", "]" }, { "not ", "" }, { "-", "" },
-                                          { "{% if x %}", "{% endif %}" } };
+  static const char *const units[][2] = {
+    { "(", ")" }, { "[", "]" }, { "not ", "" }, { "-", "" }, { "{% if x %}", "{% endif %}" }
+  };
   for (guint u = 0; u < G_N_ELEMENTS (units); u++) {
     g_autoptr (GString) s = g_string_new (u == 4 ? "" : "{{ ");
     for (int i = 0; i < 5000; i++)
