@@ -8,9 +8,10 @@
 
 #include "cria-chat-template-private.h"
 
-const char *const ct_filters[] = { "trim",    "length", "count",  "tojson",     "upper",   "lower", "default", "d",
-                                   "items",   "safe",   "string", "join",       "replace", "first", "last",    "list",
-                                   "reverse", "int",    "abs",    "capitalize", "title",   NULL };
+const char *const ct_filters[] = { "trim",       "length",     "count",   "tojson", "upper", "lower",      "default",
+                                   "d",          "items",      "safe",    "string", "join",  "replace",    "first",
+                                   "last",       "list",       "reverse", "int",    "abs",   "capitalize", "title",
+                                   "selectattr", "rejectattr", "map",     NULL };
 const char *const ct_tests[] = { "defined",  "undefined", "none",    "string", "mapping", "number",
                                  "integer",  "float",     "boolean", "true",   "false",   "sequence",
                                  "iterable", "odd",       "even",    "eq",     "equalto", NULL };
@@ -229,10 +230,57 @@ json_filter (CtContext *ctx, const CtNode *at, CtValue *self, CtValue **args, gu
   return TRUE;
 }
 
+static gboolean
+known_test (const char *name)
+{
+  for (const char *const *t = ct_tests; *t; t++)
+    if (!strcmp (*t, name))
+      return TRUE;
+  return FALSE;
+}
+
+/* selectattr/rejectattr(attribute, [test, [arg]]) and map(attribute=name). */
+static CtValue *
+attr_filter (CtContext *ctx, const CtNode *at, const char *name, CtValue *self, CtValue **args, guint n,
+             GPtrArray *kwargs)
+{
+  gboolean map = name[0] == 'm';
+  CtValue *attr = arg (args, n, kwargs, map ? 0xff : 0, "attribute");
+  CtValue *test = map ? NULL : arg (args, n, kwargs, 1, "test");
+  if (!need_string (ctx, at, map ? "map(attribute=...)" : name, attr) || (test && !need_string (ctx, at, name, test)))
+    return NULL;
+  if (test && !known_test (test->str.s))
+    return ct_fail (ctx, at, "%s: unknown test '%s'", name, test->str.s);
+  if (self->type != CT_LIST)
+    return ct_fail (ctx, at, "%s expects a list, not %s", name, ct_type_name (self));
+  CtValue *out = ct_list_new (ctx, 0);
+  for (gsize i = 0; i < self->list.n; i++) {
+    CtValue *item = self->list.items[i];
+    CtValue *v = item->type == CT_DICT || item->type == CT_NAMESPACE ? ct_dict_get (item, attr->str.s) : NULL;
+    if (!v) {
+      v = ct_value_new (ctx, CT_UNDEFINED);
+      v->undefined_name = attr->str.s;
+    }
+    if (map) {
+      ct_list_append (ctx, out, v);
+      continue;
+    }
+    CtValue *r = test ? ct_call_test (ctx, at, test->str.s, v, args + 2, n > 2 ? n - 2 : 0)
+                      : ct_bool (ctx, ct_truthy (v));
+    if (!r)
+      return NULL;
+    if (r->b == (name[0] == 's'))
+      ct_list_append (ctx, out, item);
+  }
+  return out;
+}
+
 CtValue *
 ct_call_filter (CtContext *ctx, const CtNode *at, const char *name, CtValue *self, CtValue **args, guint n,
                 GPtrArray *kwargs)
 {
+  if (!strcmp (name, "selectattr") || !strcmp (name, "rejectattr") || !strcmp (name, "map"))
+    return attr_filter (ctx, at, name, self, args, n, kwargs);
   if (!strcmp (name, "default") || !strcmp (name, "d")) {
     CtValue *fallback = arg (args, n, kwargs, 0, "default_value"), *boolean = arg (args, n, kwargs, 1, "boolean");
     gboolean use = self->type == CT_UNDEFINED || (boolean && ct_truthy (boolean) && !ct_truthy (self));

@@ -568,6 +568,10 @@ exec_for (CtContext *ctx, Scope *scope, const CtNode *n)
     s->loop = loop;
     if (!exec_body (ctx, s, n->body))
       return FALSE;
+    CtNodeKind jump = ctx->jump;
+    ctx->jump = 0;
+    if (jump == CN_BREAK)
+      break;
   }
   return len || !n->orelse || exec_body (ctx, scope, n->orelse);
 }
@@ -605,6 +609,10 @@ exec_node (CtContext *ctx, Scope *scope, const CtNode *n)
       return TRUE;
     case CN_BLOCK:
       return exec_body (ctx, scope, n->body);
+    case CN_BREAK:
+    case CN_CONTINUE:
+      ctx->jump = n->kind;
+      return TRUE;
     default:
       return ct_fail (ctx, n, "expression used as a statement"), FALSE;
   }
@@ -613,7 +621,7 @@ exec_node (CtContext *ctx, Scope *scope, const CtNode *n)
 static gboolean
 exec_body (CtContext *ctx, Scope *scope, GPtrArray *body)
 {
-  for (guint i = 0; body && i < body->len; i++)
+  for (guint i = 0; body && i < body->len && !ctx->jump; i++)
     if (!exec_node (ctx, scope, g_ptr_array_index (body, i)))
       return FALSE;
   return TRUE;

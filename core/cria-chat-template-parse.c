@@ -648,7 +648,10 @@ parse_for (CtParser *P, gsize pos)
     ct_parser_error (P, peek (P)->pos, "recursive loops are not supported");
     goto fail;
   }
-  if (!end_block (P) || !(n->body = parse_body (P, ends, &end)))
+  P->loops++;
+  n->body = end_block (P) ? parse_body (P, ends, &end) : NULL;
+  P->loops--;
+  if (!n->body)
     goto fail;
   if (!strcmp (end, "else")) {
     static const char *const endfor[] = { "endfor", NULL };
@@ -690,6 +693,17 @@ parse_statement (CtParser *P, CtTok *kw)
     return parse_for (P, kw->pos);
   if (!strcmp (kw->text, "set"))
     return parse_set (P, kw->pos);
+  if (!strcmp (kw->text, "break") || !strcmp (kw->text, "continue")) {
+    if (!P->loops) {
+      ct_parser_error (P, kw->pos, "'%s' outside a for loop", kw->text);
+      return NULL;
+    }
+    CtNode *n = node_new (P, kw->text[0] == 'b' ? CN_BREAK : CN_CONTINUE, kw->pos);
+    if (end_block (P))
+      return n;
+    ct_node_free (n);
+    return NULL;
+  }
   if (!strcmp (kw->text, "generation")) {
     /* transformers' marker of assistant text; it renders its body */
     static const char *const ends[] = { "endgeneration", NULL };
@@ -782,7 +796,9 @@ ct_parse (const char *source, const char *origin, CtArena *literals, GError **er
   }
   if (src->len && src->str[src->len - 1] == '\n')
     g_string_truncate (src, src->len - 1);
-  CtParser P = { src->str, origin, g_array_new (FALSE, FALSE, sizeof (CtTok)), 0, 0, literals, NULL };
+  CtParser P = {
+    .src = src->str, .origin = origin, .toks = g_array_new (FALSE, FALSE, sizeof (CtTok)), .arena = literals
+  };
   g_array_set_clear_func (P.toks, ct_tok_clear);
   GPtrArray *program = ct_lex (&P) ? parse_body (&P, NULL, NULL) : NULL;
   g_array_unref (P.toks);

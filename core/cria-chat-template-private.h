@@ -73,6 +73,8 @@ typedef enum {
   CN_FOR,   /* str (str2): targets, a: iterable, b: filter or NULL, body, orelse */
   CN_SET,   /* str: name, str2: attribute or NULL, a: value */
   CN_BLOCK, /* body (a {% generation %} block) */
+  CN_BREAK, /* {% break %} and {% continue %}, inside a loop */
+  CN_CONTINUE,
   /* expressions */
   CN_LITERAL, /* value */
   CN_NAME,    /* str */
@@ -160,6 +162,7 @@ typedef struct {
   GArray *toks; /* of CtTok */
   guint at;
   guint depth;
+  guint loops; /* for loops open around the current position */
   CtArena *arena;
   GError *err;
 } CtParser;
@@ -194,6 +197,7 @@ typedef struct {
   guint64 steps;
   GError *error;
   CtValue *small_ints[1024], *bools[2];
+  CtNodeKind jump; /* CN_BREAK or CN_CONTINUE while one unwinds to its loop, else 0 */
 } CtContext;
 
 /* Sets the render's error (the first one wins) at a node; returns NULL. */

@@ -199,6 +199,8 @@ test_malformed (void)
     { "{{ f(a=1, 2) }}", "unknown function 'f'" },
     { "{{ namespace(a=1, 2) }}", "positional argument after a keyword argument" },
     { "\xff\xfe", "not valid UTF-8" },
+    { "{% if x %}{% break %}{% endif %}", "t.jinja:1:14: 'break' outside a for loop" },
+    { "{% for x in y %}{% continue x %}{% endfor %}", "expected '%}'" },
     { NULL, NULL },
   };
   for (const Bad *b = bad; b->source; b++) {
@@ -258,6 +260,8 @@ test_runtime_errors (void)
     { "{{ [1][::0] }}", "slice step cannot be zero" },
     { "{{ 'a'.items() }}", "has no method items()" },
     { "{{ range(2000000) }}", "range() longer than 1000000 items" },
+    { "{{ messages | selectattr('role', 'frob') | list }}", "selectattr: unknown test 'frob'" },
+    { "{{ 'abc' | map(attribute='x') }}", "map expects a list" },
     { "{{ 'x' * 100000000 }}", "repetition too large" },
     { "{% for a in range(100000) %}{{ 'x' * 10000 }}{% endfor %}", "passes 32 MiB" },
     { "{% set ns = namespace(s='xxxxxxxx') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",

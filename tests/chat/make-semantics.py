@@ -12,7 +12,7 @@ from jinja2.exceptions import TemplateError
 def raise_exception(m): raise TemplateError(m)
 def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
     return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
-env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
 env.filters["tojson"] = tojson
 env.globals["raise_exception"] = raise_exception
 V = {"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": " Hi there "}, {"role": "assistant", "content": "A"}],
@@ -41,6 +41,8 @@ cases = [
  "{%+ if true %}kept{% endif %}\n{% for i in [1, 2] %}\n  {{ i }}\n{% endfor %}\n",
  "{{ 'tab\\there' }}|{{ \"q'\" }}|{{ '\\u00e9\\x41' }}|{{ 'a' 'b' }}|{{ 'multi\nline' }}",
  "{{ not n == 7 }}{{ not (n == 7 and false) }}{{ none or 'x' }}{{ 0 and 1 }}{{ [] or [1] }}{{ n > 3 and s }}",
+ "{% for m in messages %}{% if loop.index0 == 1 %}{% continue %}{% endif %}{{ m.role }}{% if m.role == 'assistant' %}{% break %}{% endif %}.{% endfor %}|{% for i in [1, 2, 3] %}{% for j in [1, 2] %}{% if j == 2 %}{% break %}{% endif %}{{ i }}{{ j }}{% endfor %}{% endfor %}",
+ "{{ messages | selectattr('role', 'equalto', 'user') | map(attribute='content') | list }}|{{ messages | rejectattr('role', 'eq', 'user') | map(attribute='role') | join(',') }}|{{ messages | selectattr('content') | list | length }}|{{ [{'a': none}, {'a': 1}] | selectattr('a', 'none') | list }}",
  "{{ messages | length > 2 }}{{ messages[0] == {'role': 'system', 'content': 'S'} }}{{ [1, 2] == [1, 2.0] }}{{ 'b' > 'a' }}{{ 2 >= 2.0 }}",
  "{{ {'a': 1, 'b': {'c': [1]}}['b']['c'][0] }}{{ [[1, 2], [3]][0][-1] }}{{ (1, 2)[1] }}{{ ()|length }}{{ 'abc'[5] }}|{{ messages[9] is defined }}",
 ]
