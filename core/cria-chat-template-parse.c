@@ -588,6 +588,20 @@ end_block (CtParser *P)
   return expect_kind (P, CT_TK_BLOCK_END, "'%}'");
 }
 
+/* After a body that stopped at `end`: the {% else %} body up to
+ * {% end_word %}, if there is one, and the closing tag. */
+static gboolean
+finish_block (CtParser *P, CtNode *n, const char *end, const char *end_word)
+{
+  if (!strcmp (end, "else")) {
+    const char *const ends[] = { end_word, NULL };
+    g_autofree char *end2 = NULL;
+    if (!end_block (P) || !(n->orelse = parse_body (P, ends, &end2)))
+      return FALSE;
+  }
+  return end_block (P);
+}
+
 static CtNode *
 parse_if (CtParser *P, gsize pos)
 {
@@ -604,13 +618,7 @@ parse_if (CtParser *P, gsize pos)
     g_ptr_array_add (n->orelse, elif);
     return n;
   }
-  if (!strcmp (end, "else")) {
-    static const char *const endif[] = { "endif", NULL };
-    g_autofree char *end2 = NULL;
-    if (!end_block (P) || !(n->orelse = parse_body (P, endif, &end2)))
-      goto fail;
-  }
-  if (end_block (P))
+  if (finish_block (P, n, end, "endif"))
     return n;
 fail:
   ct_node_free (n);
@@ -653,13 +661,7 @@ parse_for (CtParser *P, gsize pos)
   P->loops--;
   if (!n->body)
     goto fail;
-  if (!strcmp (end, "else")) {
-    static const char *const endfor[] = { "endfor", NULL };
-    g_autofree char *end2 = NULL;
-    if (!end_block (P) || !(n->orelse = parse_body (P, endfor, &end2)))
-      goto fail;
-  }
-  if (end_block (P))
+  if (finish_block (P, n, end, "endfor"))
     return n;
 fail:
   ct_node_free (n);
