@@ -170,6 +170,36 @@ cria_chat_template_render (const CriaChatTemplate *t, JsonArray *messages, gbool
   return ct_render (t->program, t->origin, vars, error);
 }
 
+gboolean
+cria_chat_template_render_split (const CriaChatTemplate *t, JsonArray *messages, JsonObject *extra, char **prompt,
+                                 char **response, GError **error)
+{
+  guint n = json_array_get_length (messages);
+  JsonNode *last = n ? json_array_get_element (messages, n - 1) : NULL;
+  const char *role = NULL, *content;
+  if (!last || !two_strings (last, "role", "content", &role, &content) || strcmp (role, "assistant")) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
+                 "%s: the conversation must end with an assistant message to split it into prompt and response",
+                 t->origin);
+    return FALSE;
+  }
+  g_autoptr (JsonArray) before = json_array_sized_new (n - 1);
+  for (guint i = 0; i + 1 < n; i++)
+    json_array_add_element (before, json_node_copy (json_array_get_element (messages, i)));
+  g_autofree char *p = cria_chat_template_render (t, before, TRUE, extra, error);
+  g_autofree char *whole = p ? cria_chat_template_render (t, messages, FALSE, extra, error) : NULL;
+  if (!whole)
+    return FALSE;
+  if (!g_str_has_prefix (whole, p)) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
+                 "%s: the whole conversation does not render as its prompt followed by the last answer", t->origin);
+    return FALSE;
+  }
+  *response = g_strdup (whole + strlen (p));
+  *prompt = g_steal_pointer (&p);
+  return TRUE;
+}
+
 JsonArray *
 cria_chat_messages_from_record (const CriaRecord *record)
 {

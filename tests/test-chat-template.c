@@ -63,6 +63,27 @@ golden_template (const Golden *g, JsonObject *specials)
   return t;
 }
 
+/* A conversation that ends with the assistant splits into a prompt and a
+ * response that make up the reference's rendering of the whole. */
+static void
+split_matches (CriaChatTemplate *t, JsonArray *messages, JsonObject *extra, const char *whole)
+{
+  JsonObject *last = json_array_get_object_element (messages, json_array_get_length (messages) - 1);
+  g_autofree char *prompt = NULL, *response = NULL;
+  g_autoptr (GError) error = NULL;
+  gboolean ok = cria_chat_template_render_split (t, messages, extra, &prompt, &response, &error);
+  if (strcmp (json_object_get_string_member (last, "role"), "assistant")) {
+    CU_ASSERT (!ok && g_error_matches (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED));
+    return;
+  }
+  if (!ok)
+    fprintf (stderr, "\n%s\n", error->message);
+  CU_ASSERT_FATAL (ok);
+  g_autofree char *joined = g_strconcat (prompt, response, NULL);
+  CU_ASSERT_STRING_EQUAL (joined, whole);
+  CU_ASSERT (*response);
+}
+
 /* Every template, compiled once, renders every conversation as the
  * reference did, with and without the generation prompt. */
 static void
@@ -106,6 +127,8 @@ test_goldens (void)
         CU_ASSERT_STRING_EQUAL (got ? got : "", want);
         compared++;
       }
+      split_matches (t, json_object_get_array_member (conv, "messages"), extra,
+                     json_object_get_string_member (json_object_get_object_member (want_t, name), "no-generation"));
     }
   }
   CU_ASSERT (compared >= 100);
@@ -369,6 +392,15 @@ test_record_messages (void)
       "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}", "r.jinja", &error);
   g_autofree char *out = cria_chat_template_render (t, m, FALSE, NULL, &error);
   CU_ASSERT_STRING_EQUAL (out, "<system>S<user>Do it\n\nnow<assistant>Done");
+  g_autofree char *prompt = NULL, *response = NULL;
+  CU_ASSERT (cria_chat_template_render_split (t, m, NULL, &prompt, &response, &error));
+  CU_ASSERT_STRING_EQUAL (prompt, "<system>S<user>Do it\n\nnow");
+  CU_ASSERT_STRING_EQUAL (response, "<assistant>Done");
+  /* a template that changes earlier text once an answer follows cannot split */
+  g_autoptr (CriaChatTemplate) moving = cria_chat_template_new_from_string (
+      "{{ messages | length }}{% for m in messages %}{{ m.content }}{% endfor %}", "m.jinja", &error);
+  CU_ASSERT (!cria_chat_template_render_split (moving, m, NULL, &prompt, &response, &error));
+  CU_ASSERT (g_error_matches (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED));
 }
 
 /* A model directory: its template, else its family's prompt format, else an

@@ -39,6 +39,15 @@ const char *cria_chat_template_get_origin (const CriaChatTemplate *tmpl);
 char *cria_chat_template_render (const CriaChatTemplate *tmpl, JsonArray *messages, gboolean add_generation_prompt,
                                  JsonObject *extra, GError **error);
 
+/* For training on the last assistant turn: *prompt is the conversation
+ * before it rendered with the generation prompt, *response what rendering
+ * the whole conversation adds after that prompt. CRIA_ERROR_UNSUPPORTED
+ * when the conversation does not end with an assistant message, or when the
+ * template does not render the whole conversation as an extension of the
+ * prompt (then no split would be honest). */
+gboolean cria_chat_template_render_split (const CriaChatTemplate *tmpl, JsonArray *messages, JsonObject *extra,
+                                          char **prompt, char **response, GError **error);
+
 /* A record's conversation (cria_record_get_turns()) as chat messages. */
 JsonArray *cria_chat_messages_from_record (const CriaRecord *record);
 
