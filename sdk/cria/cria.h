@@ -35,3 +35,4 @@
 #include <cria/cria-rows.h>
 #include <cria/cria-text.h>
 #include <cria/cria-prompt-format.h>
+#include <cria/cria-chat-template.h>
