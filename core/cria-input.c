@@ -12,6 +12,7 @@
 struct _CriaInput {
   char *path;
   FILE *stream;
+  char *stream_buf; /* glibc ignores a size given to setvbuf without a buffer */
   char *buf;
   size_t cap;
   guint64 line;
@@ -29,6 +30,10 @@ cria_input_open (const char *path, GError **error)
   CriaInput *in = g_new0 (CriaInput, 1);
   in->path = g_strdup (path);
   in->stream = f;
+  if (f != stdin) {
+    in->stream_buf = g_malloc (1 << 20);
+    setvbuf (f, in->stream_buf, _IOFBF, 1 << 20);
+  }
   return in;
 }
 
@@ -40,6 +45,7 @@ cria_input_free (CriaInput *in)
   if (in->stream && in->stream != stdin)
     fclose (in->stream);
   free (in->buf);
+  g_free (in->stream_buf);
   g_free (in->path);
   g_free (in);
 }

@@ -49,18 +49,6 @@ fail (Parser *ps, const char *at, CriaRecordError code, const char *format, ...)
   return FALSE;
 }
 
-/* "unexpected X" where X is the character at `at`, quoted for the message. */
-static gboolean
-unexpected (Parser *ps, const char *at, const char *wanted)
-{
-  if (at >= ps->end)
-    return fail (ps, at, CRIA_RECORD_ERROR_SYNTAX, "%s before the end of the text", wanted);
-  guchar c = (guchar) *at;
-  if (c >= 0x20 && c < 0x7f)
-    return fail (ps, at, CRIA_RECORD_ERROR_SYNTAX, "%s, not '%c'", wanted, c);
-  return fail (ps, at, CRIA_RECORD_ERROR_SYNTAX, "%s, not byte 0x%02x", wanted, c);
-}
-
 static inline void
 skip_blanks (Parser *ps)
 {
@@ -92,6 +80,20 @@ utf8_length (const guchar *p, const guchar *end)
     return 4;
   }
   return 0;
+}
+
+/* "unexpected X" where X is the character at `at`, quoted for the message. */
+static gboolean
+unexpected (Parser *ps, const char *at, const char *wanted)
+{
+  if (at >= ps->end)
+    return fail (ps, at, CRIA_RECORD_ERROR_SYNTAX, "%s before the end of the text", wanted);
+  guchar c = (guchar) *at;
+  if (c >= 0x20 && c < 0x7f)
+    return fail (ps, at, CRIA_RECORD_ERROR_SYNTAX, "%s, not '%c'", wanted, c);
+  if (c >= 0x80 && !utf8_length ((const guchar *) at, (const guchar *) ps->end))
+    return fail (ps, at, CRIA_RECORD_ERROR_ENCODING, "invalid UTF-8");
+  return fail (ps, at, CRIA_RECORD_ERROR_SYNTAX, "%s, not byte 0x%02x", wanted, c);
 }
 
 static int
