@@ -159,11 +159,19 @@ static const guchar stop[256] = {
   [0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x80 ... 0xff] = 1,
 };
 
+/* Named where the string opens, which says more than the end of the text. */
+static gboolean
+never_closes (Parser *ps, const char *open)
+{
+  ps->incomplete = TRUE;
+  return fail (ps, open, CRIA_RECORD_ERROR_SYNTAX, "a string never closes");
+}
+
 /* Reads the string at ps->p (just after its opening quote) into ps->buf. */
 static gboolean
 read_string (Parser *ps)
 {
-  const char *p = ps->p, *end = ps->end;
+  const char *p = ps->p, *end = ps->end, *open = ps->p - 1;
   GString *buf = ps->buf;
   g_string_truncate (buf, 0);
   for (;;) {
@@ -183,7 +191,7 @@ read_string (Parser *ps)
       p++;
     g_string_append_len (buf, run, p - run);
     if (p >= end)
-      return fail (ps, end, CRIA_RECORD_ERROR_SYNTAX, "a string never closes");
+      return never_closes (ps, open);
     guchar c = (guchar) *p;
     if (c == '"') {
       ps->p = p + 1;
@@ -206,7 +214,7 @@ read_string (Parser *ps)
                    "a control character (0x%02x) must be escaped inside a string", c);
     /* A backslash. */
     if (end - p < 2)
-      return fail (ps, end, CRIA_RECORD_ERROR_SYNTAX, "a string never closes");
+      return never_closes (ps, open);
     const char *at = p;
     p++;
     switch (*p) {

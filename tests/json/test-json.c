@@ -388,6 +388,66 @@ test_doubles_written (void)
   CU_ASSERT_EQUAL (n, 620);
 }
 
+/* Every row of a JSON array file until the end or the first error, whose
+ * message is returned. */
+static char *
+read_array (const char *text, guint *rows_read)
+{
+  g_autofree char *dir = cria_test_tmpdir ();
+  g_autofree char *path = g_build_filename (dir, "a.json", NULL);
+  cria_test_write_file (path, text);
+  g_autoptr (GError) e = NULL;
+  g_autoptr (CriaRows) rows = cria_rows_open (path, "json", &e);
+  g_assert (rows);
+  JsonObject *row = NULL;
+  CriaFlow flow;
+  *rows_read = 0;
+  while ((flow = cria_rows_next (rows, &row, &e)) == CRIA_FLOW_OK) {
+    json_object_unref (row);
+    ++*rows_read;
+  }
+  cria_test_rmtree (dir);
+  if (flow == CRIA_FLOW_EOS)
+    return NULL;
+  /* The path varies; the message from its base name on does not. */
+  const char *at = strstr (e->message, "a.json");
+  return g_strdup (at ? at : e->message);
+}
+
+static void
+test_array_stream (void)
+{
+  guint n;
+  g_autofree char *a = read_array ("[{\"a\":1},\n{\"a\":2}\n,\n{\"b\":\"x\"}]\n", &n);
+  CU_ASSERT_PTR_NULL (a);
+  CU_ASSERT_EQUAL (n, 3);
+  g_autofree char *b = read_array ("[{\"a\":1},\n{\"a\":2},\n]", &n);
+  CU_ASSERT_STRING_EQUAL (b, "a.json:3: a ',' before the array's ']' leaves a record out");
+  g_autofree char *c = read_array ("[{\"a\":1}\n {\"a\":2}]", &n);
+  CU_ASSERT_STRING_EQUAL (c, "a.json:2: expected ',' or ']' after a record");
+  g_autofree char *d = read_array ("[{\"a\":1}] {}", &n);
+  CU_ASSERT_STRING_EQUAL (d, "a.json:1: text after the end of the JSON array");
+  g_autofree char *e = read_array ("[{\"a\":1},\n  {\"a\": tru}]", &n);
+  CU_ASSERT_STRING_EQUAL (e, "a.json:2:9: expected a value, not 't'");
+  g_autofree char *f = read_array ("{\"a\":1}", &n);
+  CU_ASSERT_STRING_EQUAL (f, "a.json:1: expected a JSON array of records");
+  g_autofree char *g = read_array ("[{\"a\":1},\n{\"a\":\"", &n);
+  CU_ASSERT_STRING_EQUAL (g, "a.json:2:6: a string never closes");
+  /* Records longer than the window, and a file longer than what is kept of it:
+   * positions stay right after the window moves. */
+  g_autoptr (GString) big = g_string_new ("[\n");
+  for (int i = 0; i < 40; i++) {
+    g_string_append (big, "{\"text\": \"");
+    for (int j = 0; j < 100000; j++)
+      g_string_append_c (big, (char) ('a' + (i + j) % 26));
+    g_string_append (big, "\"},\n");
+  }
+  g_string_append (big, "{\"last\": nope}\n]");
+  g_autofree char *h = read_array (big->str, &n);
+  CU_ASSERT_EQUAL (n, 40);
+  CU_ASSERT_STRING_EQUAL (h, "a.json:42:10: expected a value, not 'n'");
+}
+
 static void
 register_suites (void)
 {
@@ -398,6 +458,7 @@ register_suites (void)
     { "values", test_values },
     { "nesting depth", test_depth },
     { "values cut out of a stream", test_prefix },
+    { "JSON array files stream", test_array_stream },
     { "strings written as json-glib does", test_strings_written },
     { "doubles written as Python's repr", test_doubles_written },
     { NULL },
