@@ -19,8 +19,8 @@ struct _CriaRows {
   /* JSON arrays: a window of the file's text, parsed element by element.
    * It starts at the beginning of a line; text before `pos` is done. */
   GString *text;
-  gsize pos, bol;  /* next byte; start of its line */
-  guint64 line;    /* the line number of `pos` */
+  gsize pos, bol; /* next byte; start of its line */
+  guint64 line;   /* the line number of `pos` */
   gboolean eof, started, finished, need_comma;
   char *where;
 };

@@ -26,8 +26,7 @@ typedef struct {
   gboolean incomplete; /* failed because the text ran out */
 } Parser;
 
-static gboolean G_GNUC_PRINTF (4, 5)
-fail (Parser *ps, const char *at, CriaRecordError code, const char *format, ...)
+static gboolean G_GNUC_PRINTF (4, 5) fail (Parser *ps, const char *at, CriaRecordError code, const char *format, ...)
 {
   if (at >= ps->end) {
     ps->incomplete = TRUE;
@@ -156,7 +155,10 @@ read_unicode_escape (Parser *ps, const char **pp)
 
 /* Bytes that end a plain run inside a string: '"', '\\', controls, non-ASCII. */
 static const guchar stop[256] = {
-  [0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x80 ... 0xff] = 1,
+  [0 ... 0x1f] = 1,
+  ['"'] = 1,
+  ['\\'] = 1,
+  [0x80 ... 0xff] = 1,
 };
 
 /* Named where the string opens, which says more than the end of the text. */
@@ -210,28 +212,43 @@ read_string (Parser *ps)
       continue;
     }
     if (c < 0x20)
-      return fail (ps, p, CRIA_RECORD_ERROR_SYNTAX,
-                   "a control character (0x%02x) must be escaped inside a string", c);
+      return fail (ps, p, CRIA_RECORD_ERROR_SYNTAX, "a control character (0x%02x) must be escaped inside a string", c);
     /* A backslash. */
     if (end - p < 2)
       return never_closes (ps, open);
     const char *at = p;
     p++;
     switch (*p) {
-    case '"': g_string_append_c (buf, '"'); break;
-    case '\\': g_string_append_c (buf, '\\'); break;
-    case '/': g_string_append_c (buf, '/'); break;
-    case 'b': g_string_append_c (buf, '\b'); break;
-    case 'f': g_string_append_c (buf, '\f'); break;
-    case 'n': g_string_append_c (buf, '\n'); break;
-    case 'r': g_string_append_c (buf, '\r'); break;
-    case 't': g_string_append_c (buf, '\t'); break;
-    case 'u':
-      if (!read_unicode_escape (ps, &p))
-        return FALSE;
-      continue;
-    default:
-      return fail (ps, at, CRIA_RECORD_ERROR_SYNTAX, "unknown escape in a string");
+      case '"':
+        g_string_append_c (buf, '"');
+        break;
+      case '\\':
+        g_string_append_c (buf, '\\');
+        break;
+      case '/':
+        g_string_append_c (buf, '/');
+        break;
+      case 'b':
+        g_string_append_c (buf, '\b');
+        break;
+      case 'f':
+        g_string_append_c (buf, '\f');
+        break;
+      case 'n':
+        g_string_append_c (buf, '\n');
+        break;
+      case 'r':
+        g_string_append_c (buf, '\r');
+        break;
+      case 't':
+        g_string_append_c (buf, '\t');
+        break;
+      case 'u':
+        if (!read_unicode_escape (ps, &p))
+          return FALSE;
+        continue;
+      default:
+        return fail (ps, at, CRIA_RECORD_ERROR_SYNTAX, "unknown escape in a string");
     }
     p++;
   }
@@ -433,32 +450,32 @@ read_value (Parser *ps)
     return NULL;
   }
   switch (*ps->p) {
-  case '{':
-    return read_object (ps);
-  case '[':
-    return read_array (ps);
-  case '"':
-    ps->p++;
-    if (!read_string (ps))
+    case '{':
+      return read_object (ps);
+    case '[':
+      return read_array (ps);
+    case '"':
+      ps->p++;
+      if (!read_string (ps))
+        return NULL;
+      return json_node_init_string (json_node_alloc (), ps->buf->str);
+    case 't':
+      return read_literal (ps, "true", 4);
+    case 'f':
+      return read_literal (ps, "false", 5);
+    case 'n':
+      return read_literal (ps, "null", 4);
+    default:
+      if (*ps->p == '-' || g_ascii_isdigit (*ps->p))
+        return read_number (ps);
+      unexpected (ps, ps->p, "expected a value");
       return NULL;
-    return json_node_init_string (json_node_alloc (), ps->buf->str);
-  case 't':
-    return read_literal (ps, "true", 4);
-  case 'f':
-    return read_literal (ps, "false", 5);
-  case 'n':
-    return read_literal (ps, "null", 4);
-  default:
-    if (*ps->p == '-' || g_ascii_isdigit (*ps->p))
-      return read_number (ps);
-    unexpected (ps, ps->p, "expected a value");
-    return NULL;
   }
 }
 
 CriaJsonStatus
-cria_json_parse_prefix (const char *origin, const char *text, gsize len, gboolean final, const char *file,
-                        guint64 line, JsonNode **node, gsize *consumed, GError **error)
+cria_json_parse_prefix (const char *origin, const char *text, gsize len, gboolean final, const char *file, guint64 line,
+                        JsonNode **node, gsize *consumed, GError **error)
 {
   g_autoptr (GString) buf = g_string_sized_new (256);
   GError *err = NULL;

@@ -17,8 +17,8 @@
 
 /* 0: copied as is; 1: \u00xx; any other value: the letter after a backslash. */
 static const char escape[256] = {
-  [0 ... 7] = 1,   ['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n',  [0x0b] = 1, ['\f'] = 'f',
-  ['\r'] = 'r',    [0x0e ... 0x1f] = 1, ['"'] = '"', ['\\'] = '\\', [0x7f] = 1,
+  [0 ... 7] = 1, ['\b'] = 'b',        ['\t'] = 't', ['\n'] = 'n',  [0x0b] = 1, ['\f'] = 'f',
+  ['\r'] = 'r',  [0x0e ... 0x1f] = 1, ['"'] = '"',  ['\\'] = '\\', [0x7f] = 1,
 };
 
 void
@@ -106,25 +106,25 @@ static void
 append_value (GString *out, JsonNode *node)
 {
   switch (json_node_get_value_type (node)) {
-  case G_TYPE_STRING: {
-    const char *s = json_node_get_string (node);
-    if (s)
-      cria_json_append_string (out, s);
-    else
+    case G_TYPE_STRING: {
+      const char *s = json_node_get_string (node);
+      if (s)
+        cria_json_append_string (out, s);
+      else
+        g_string_append (out, "null");
+      break;
+    }
+    case G_TYPE_INT64:
+      g_string_append_printf (out, "%" G_GINT64_FORMAT, json_node_get_int (node));
+      break;
+    case G_TYPE_DOUBLE:
+      cria_json_append_double (out, json_node_get_double (node));
+      break;
+    case G_TYPE_BOOLEAN:
+      g_string_append (out, json_node_get_boolean (node) ? "true" : "false");
+      break;
+    default:
       g_string_append (out, "null");
-    break;
-  }
-  case G_TYPE_INT64:
-    g_string_append_printf (out, "%" G_GINT64_FORMAT, json_node_get_int (node));
-    break;
-  case G_TYPE_DOUBLE:
-    cria_json_append_double (out, json_node_get_double (node));
-    break;
-  case G_TYPE_BOOLEAN:
-    g_string_append (out, json_node_get_boolean (node) ? "true" : "false");
-    break;
-  default:
-    g_string_append (out, "null");
   }
 }
 
@@ -132,41 +132,41 @@ void
 cria_json_append_node (GString *out, JsonNode *node)
 {
   switch (JSON_NODE_TYPE (node)) {
-  case JSON_NODE_OBJECT: {
-    JsonObjectIter it;
-    const char *name;
-    JsonNode *member;
-    gboolean first = TRUE;
-    g_string_append_c (out, '{');
-    json_object_iter_init_ordered (&it, json_node_get_object (node));
-    while (json_object_iter_next_ordered (&it, &name, &member)) {
-      if (!first)
-        g_string_append_c (out, ',');
-      first = FALSE;
-      cria_json_append_string (out, name);
-      g_string_append_c (out, ':');
-      cria_json_append_node (out, member);
+    case JSON_NODE_OBJECT: {
+      JsonObjectIter it;
+      const char *name;
+      JsonNode *member;
+      gboolean first = TRUE;
+      g_string_append_c (out, '{');
+      json_object_iter_init_ordered (&it, json_node_get_object (node));
+      while (json_object_iter_next_ordered (&it, &name, &member)) {
+        if (!first)
+          g_string_append_c (out, ',');
+        first = FALSE;
+        cria_json_append_string (out, name);
+        g_string_append_c (out, ':');
+        cria_json_append_node (out, member);
+      }
+      g_string_append_c (out, '}');
+      break;
     }
-    g_string_append_c (out, '}');
-    break;
-  }
-  case JSON_NODE_ARRAY: {
-    JsonArray *a = json_node_get_array (node);
-    guint n = json_array_get_length (a);
-    g_string_append_c (out, '[');
-    for (guint i = 0; i < n; i++) {
-      if (i)
-        g_string_append_c (out, ',');
-      cria_json_append_node (out, json_array_get_element (a, i));
+    case JSON_NODE_ARRAY: {
+      JsonArray *a = json_node_get_array (node);
+      guint n = json_array_get_length (a);
+      g_string_append_c (out, '[');
+      for (guint i = 0; i < n; i++) {
+        if (i)
+          g_string_append_c (out, ',');
+        cria_json_append_node (out, json_array_get_element (a, i));
+      }
+      g_string_append_c (out, ']');
+      break;
     }
-    g_string_append_c (out, ']');
-    break;
-  }
-  case JSON_NODE_VALUE:
-    append_value (out, node);
-    break;
-  case JSON_NODE_NULL:
-    g_string_append (out, "null");
-    break;
+    case JSON_NODE_VALUE:
+      append_value (out, node);
+      break;
+    case JSON_NODE_NULL:
+      g_string_append (out, "null");
+      break;
   }
 }

@@ -41,8 +41,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   if (status == CRIA_JSON_INCOMPLETE || (status == CRIA_JSON_OK) != (cut != NULL))
     abort ();
   if (!node) {
-    if (!error || error->domain != CRIA_RECORD_ERROR || strchr (error->message, '\n')
-        || !g_str_has_prefix (error->message, "fuzz.json:"))
+    if (!error || error->domain != CRIA_RECORD_ERROR || strchr (error->message, '\n') ||
+        !g_str_has_prefix (error->message, "fuzz.json:"))
       abort ();
     if (cut)
       json_node_unref (cut);

@@ -61,8 +61,15 @@ static void
 gen_string (GRand *rng, GString *out)
 {
   static const char *const pieces[] = {
-    "a", "Z", " ", "0", "\\n", "\\t", "\\\"", "\\\\", "\\/", "\\b", "\\f", "\\r", "\\u00e9", "\\u4e2d", "\\ud83d\\ude00",
-    "\\u001e", "\\u007f", "é", "中文", "😀", "\xe2\x80\xa8", "'", "{", "]", ":", ",",
+    "a",       "Z",       " ",
+    "0",       "\\n",     "\\t",
+    "\\\"",    "\\\\",    "\\/",
+    "\\b",     "\\f",     "\\r",
+    "\\u00e9", "\\u4e2d", "\\ud83d\\ude00",
+    "\\u001e", "\\u007f", "é",
+    "中文",    "😀",       "\xe2\x80\xa8",
+    "'",       "{",       "]",
+    ":",       ",",
   };
   g_string_append_c (out, '"');
   int n = g_rand_int_range (rng, 0, 8);
@@ -75,23 +82,23 @@ static void
 gen_number (GRand *rng, GString *out)
 {
   switch (g_rand_int_range (rng, 0, 5)) {
-  case 0:
-    g_string_append_printf (out, "%d", g_rand_int_range (rng, -1000, 1000));
-    break;
-  case 1: {
-    gint64 v = (gint64) (((guint64) g_rand_int (rng) << 32) | g_rand_int (rng));
-    g_string_append_printf (out, "%" G_GINT64_FORMAT, v);
-    break;
-  }
-  case 2:
-    g_string_append_printf (out, "%d.%d", g_rand_int_range (rng, -99, 99), g_rand_int_range (rng, 0, 99999));
-    break;
-  case 3:
-    g_string_append_printf (out, "%d.%de%s%d", g_rand_int_range (rng, 1, 9), g_rand_int_range (rng, 0, 999),
-                            g_rand_boolean (rng) ? "-" : "+", g_rand_int_range (rng, 0, 300));
-    break;
-  default:
-    g_string_append_printf (out, "%dE%d", g_rand_int_range (rng, 0, 9), g_rand_int_range (rng, -20, 20));
+    case 0:
+      g_string_append_printf (out, "%d", g_rand_int_range (rng, -1000, 1000));
+      break;
+    case 1: {
+      gint64 v = (gint64) (((guint64) g_rand_int (rng) << 32) | g_rand_int (rng));
+      g_string_append_printf (out, "%" G_GINT64_FORMAT, v);
+      break;
+    }
+    case 2:
+      g_string_append_printf (out, "%d.%d", g_rand_int_range (rng, -99, 99), g_rand_int_range (rng, 0, 99999));
+      break;
+    case 3:
+      g_string_append_printf (out, "%d.%de%s%d", g_rand_int_range (rng, 1, 9), g_rand_int_range (rng, 0, 999),
+                              g_rand_boolean (rng) ? "-" : "+", g_rand_int_range (rng, 0, 300));
+      break;
+    default:
+      g_string_append_printf (out, "%dE%d", g_rand_int_range (rng, 0, 9), g_rand_int_range (rng, -20, 20));
   }
 }
 
@@ -101,51 +108,51 @@ gen_value (GRand *rng, GString *out, int depth)
   int kind = g_rand_int_range (rng, 0, depth > 3 ? 6 : 8);
   gen_blank (rng, out);
   switch (kind) {
-  case 0:
-    gen_string (rng, out);
-    break;
-  case 1:
-    gen_number (rng, out);
-    break;
-  case 2:
-    g_string_append (out, "true");
-    break;
-  case 3:
-    g_string_append (out, "false");
-    break;
-  case 4:
-    g_string_append (out, "null");
-    break;
-  case 5:
-    gen_string (rng, out);
-    break;
-  case 6: {
-    g_string_append_c (out, '[');
-    int n = g_rand_int_range (rng, 0, 5);
-    for (int i = 0; i < n; i++) {
-      if (i)
-        g_string_append_c (out, ',');
-      gen_value (rng, out, depth + 1);
-    }
-    gen_blank (rng, out);
-    g_string_append_c (out, ']');
-    break;
-  }
-  default: {
-    g_string_append_c (out, '{');
-    int n = g_rand_int_range (rng, 0, 5);
-    for (int i = 0; i < n; i++) {
-      if (i)
-        g_string_append_c (out, ',');
-      gen_blank (rng, out);
+    case 0:
       gen_string (rng, out);
+      break;
+    case 1:
+      gen_number (rng, out);
+      break;
+    case 2:
+      g_string_append (out, "true");
+      break;
+    case 3:
+      g_string_append (out, "false");
+      break;
+    case 4:
+      g_string_append (out, "null");
+      break;
+    case 5:
+      gen_string (rng, out);
+      break;
+    case 6: {
+      g_string_append_c (out, '[');
+      int n = g_rand_int_range (rng, 0, 5);
+      for (int i = 0; i < n; i++) {
+        if (i)
+          g_string_append_c (out, ',');
+        gen_value (rng, out, depth + 1);
+      }
       gen_blank (rng, out);
-      g_string_append_c (out, ':');
-      gen_value (rng, out, depth + 1);
+      g_string_append_c (out, ']');
+      break;
     }
-    gen_blank (rng, out);
-    g_string_append_c (out, '}');
-  }
+    default: {
+      g_string_append_c (out, '{');
+      int n = g_rand_int_range (rng, 0, 5);
+      for (int i = 0; i < n; i++) {
+        if (i)
+          g_string_append_c (out, ',');
+        gen_blank (rng, out);
+        gen_string (rng, out);
+        gen_blank (rng, out);
+        g_string_append_c (out, ':');
+        gen_value (rng, out, depth + 1);
+      }
+      gen_blank (rng, out);
+      g_string_append_c (out, '}');
+    }
   }
   gen_blank (rng, out);
 }
@@ -158,18 +165,18 @@ mutate (GRand *rng, GString *doc)
   guint at = doc->len ? (guint) g_rand_int_range (rng, 0, (gint32) doc->len) : 0;
   char b = bytes[g_rand_int_range (rng, 0, sizeof bytes - 1)];
   switch (g_rand_int_range (rng, 0, 4)) {
-  case 0:
-    g_string_truncate (doc, at);
-    break;
-  case 1:
-    g_string_erase (doc, at, doc->len ? 1 : 0);
-    break;
-  case 2:
-    g_string_insert_c (doc, at, b);
-    break;
-  default:
-    if (doc->len)
-      doc->str[at] = b;
+    case 0:
+      g_string_truncate (doc, at);
+      break;
+    case 1:
+      g_string_erase (doc, at, doc->len ? 1 : 0);
+      break;
+    case 2:
+      g_string_insert_c (doc, at, b);
+      break;
+    default:
+      if (doc->len)
+        doc->str[at] = b;
   }
 }
 
@@ -221,8 +228,8 @@ test_differential (void)
     }
     refused++;
     /* One line, naming the file, a line and a column. */
-    CU_ASSERT_TRUE (e && e->domain == CRIA_RECORD_ERROR && !strchr (e->message, '\n')
-                    && g_str_has_prefix (e->message, "d.json:"));
+    CU_ASSERT_TRUE (e && e->domain == CRIA_RECORD_ERROR && !strchr (e->message, '\n') &&
+                    g_str_has_prefix (e->message, "d.json:"));
     /* json-glib takes some text RFC 8259 refuses (see test_stricter). */
     if (ref)
       stricter++;
@@ -236,8 +243,8 @@ static void
 test_stricter (void)
 {
   static const char *const lax[] = {
-    "[01]",   "[1.]",     "[.5]",    "[0x10]",      "['a']",  "[\"a\tb\"]", "[\"\\x\"]", "[] []",
-    "/*c*/1", "[1e999]",  "[-01]",   "[\"\\u0000\"]", "{\"a\":1} []",
+    "[01]",  "[1.]",   "[.5]",    "[0x10]", "['a']",         "[\"a\tb\"]",   "[\"\\x\"]",
+    "[] []", "/*c*/1", "[1e999]", "[-01]",  "[\"\\u0000\"]", "{\"a\":1} []",
   };
   for (guint i = 0; i < G_N_ELEMENTS (lax); i++) {
     g_autoptr (JsonNode) ref = glib_parse (lax[i], strlen (lax[i]));
@@ -264,17 +271,18 @@ static void
 test_positions (void)
 {
   CU_ASSERT_TRUE (error_is ("{\n  \"a\": tru\n}", "f.json", 10, "f.json:11:8: expected a value, not 't'"));
-  CU_ASSERT_TRUE (error_is ("[1,\n 2\n", "f.json", 1, "f.json:3:1: expected ',' or ']' after an array element before "
-                                                       "the end of the text"));
-  CU_ASSERT_TRUE (error_is ("[\"a\n\"]", "f.json", 1,
-                            "f.json:1:4: a control character (0x0a) must be escaped inside a string"));
+  CU_ASSERT_TRUE (error_is ("[1,\n 2\n", "f.json", 1,
+                            "f.json:3:1: expected ',' or ']' after an array element before "
+                            "the end of the text"));
+  CU_ASSERT_TRUE (
+      error_is ("[\"a\n\"]", "f.json", 1, "f.json:1:4: a control character (0x0a) must be escaped inside a string"));
   CU_ASSERT_TRUE (error_is ("[\"\xe4\xb8\"]", "f.json", 1, "f.json:1:3: invalid UTF-8"));
   CU_ASSERT_TRUE (error_is ("[\"\xed\xa0\x80\"]", "f.json", 1, "f.json:1:3: invalid UTF-8")); /* a raw surrogate */
   CU_ASSERT_TRUE (error_is ("[\"\xc0\xaf\"]", "f.json", 1, "f.json:1:3: invalid UTF-8"));     /* overlong */
   CU_ASSERT_TRUE (error_is ("\"\\ud800\\u0041\"", "f.json", 2,
                             "f.json:2: a \\u escape is a lone surrogate, which is not a character"));
-  CU_ASSERT_TRUE (error_is ("\"\\udc00\"", "f.json", 1,
-                            "f.json:1: a \\u escape is a lone surrogate, which is not a character"));
+  CU_ASSERT_TRUE (
+      error_is ("\"\\udc00\"", "f.json", 1, "f.json:1: a \\u escape is a lone surrogate, which is not a character"));
   CU_ASSERT_TRUE (error_is ("[\"\\u12\"]", "f.json", 1, "f.json:1:3: a \\u escape needs four hex digits"));
   CU_ASSERT_TRUE (error_is ("[-]", "f.json", 1, "f.json:1:3: a number needs a digit, not ']'"));
   CU_ASSERT_TRUE (error_is ("{\"a\" 1}", "f.json", 1, "f.json:1:6: expected ':' after a member name, not '1'"));
@@ -300,8 +308,9 @@ test_values (void)
   /* A repeated name keeps its first place and its last value, as in Python. */
   g_autoptr (GString) out = g_string_new (NULL);
   cria_json_append_node (out, n);
-  CU_ASSERT_STRING_EQUAL (out->str, "{\"i\":-9223372036854775808,\"j\":9223372036854775807,\"big\":9.223372036854776e+18,"
-                                    "\"d\":-0.0,\"s\":\"😀/é\",\"dup\":2}");
+  CU_ASSERT_STRING_EQUAL (out->str,
+                          "{\"i\":-9223372036854775808,\"j\":9223372036854775807,\"big\":9.223372036854776e+18,"
+                          "\"d\":-0.0,\"s\":\"😀/é\",\"dup\":2}");
 }
 
 static void
