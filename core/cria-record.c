@@ -182,10 +182,11 @@ CriaRecord *
 cria_record_from_json (JsonObject *o, GError **error)
 {
   g_autoptr (CriaRecord) r = cria_record_new ();
-  g_autoptr (GList) members = json_object_get_members (o);
-  for (GList *l = members; l; l = l->next) {
-    const char *name = l->data;
-    JsonNode *n = json_object_get_member (o, name);
+  JsonObjectIter it;
+  const char *name;
+  JsonNode *n;
+  json_object_iter_init_ordered (&it, o);
+  while (json_object_iter_next_ordered (&it, &name, &n)) {
     char **slot = field_slot (r, name);
     if (slot) {
       if (JSON_NODE_HOLDS_NULL (n))
@@ -258,14 +259,8 @@ cria_record_append_json_line (GString *out, const CriaRecord *r)
   while (json_object_iter_next_ordered (&it, &name, &member)) {
     /* Metadata never shadows a known field on output. */
     char **slot = field_slot ((CriaRecord *) r, name);
-    if ((slot && *slot) || (r->messages && !strcmp (name, "messages")))
-      continue;
-    if (!first)
-      g_string_append_c (out, ',');
-    first = FALSE;
-    cria_json_append_string (out, name);
-    g_string_append_c (out, ':');
-    cria_json_append_node (out, member);
+    if (!(slot && *slot) && !(r->messages && !strcmp (name, "messages")))
+      cria_json_append_member (out, &first, name, member);
   }
   g_string_append_c (out, '}');
 }

@@ -16,6 +16,8 @@
 #include <cria/cria-input.h>
 #include <cria/cria-json.h>
 
+#include "cria-json-private.h"
+
 typedef struct {
   const char *origin, *p, *end;
   const char *file;
@@ -179,16 +181,8 @@ read_string (Parser *ps)
   for (;;) {
     const char *run = p;
     /* Eight bytes at a time while none of them needs a look. */
-    while (end - p >= 8) {
-      uint64_t x;
-      memcpy (&x, p, 8);
-      const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
-      uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
-      uint64_t hit = ((q - ones) & ~q) | ((b - ones) & ~b) | ((x - ones * 0x20) & ~x) | x;
-      if (hit & highs)
-        break;
+    while (end - p >= 8 && cria_json_plain8 (p))
       p += 8;
-    }
     while (p < end && !stop[(guchar) *p])
       p++;
     g_string_append_len (buf, run, p - run);

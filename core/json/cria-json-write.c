@@ -9,11 +9,14 @@
 #include "config.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cria/cria-json.h>
+
+#include "cria-json-private.h"
 
 /* 0: copied as is; 1: \u00xx; any other value: the letter after a backslash. */
 static const char escape[256] = {
@@ -25,21 +28,24 @@ void
 cria_json_append_string (GString *out, const char *s)
 {
   g_string_append_c (out, '"');
-  const char *run = s;
-  for (const char *p = s;; p++) {
-    char e = escape[(guchar) *p];
-    if (G_LIKELY (!e && *p))
-      continue;
+  const char *run = s, *p = s, *end = s + strlen (s);
+  for (;;) {
+    /* Eight bytes at a time while none needs a look. */
+    while (end - p >= 8 && cria_json_plain8 (p))
+      p += 8;
+    while (p < end && !escape[(guchar) *p])
+      p++;
     g_string_append_len (out, run, p - run);
-    if (!*p)
+    if (p == end)
       break;
+    char e = escape[(guchar) *p];
     if (e == 1)
       g_string_append_printf (out, "\\u%04x", (guchar) *p);
     else {
       char pair[2] = { '\\', e };
       g_string_append_len (out, pair, 2);
     }
-    run = p + 1;
+    run = ++p;
   }
   g_string_append_c (out, '"');
 }
@@ -129,6 +135,17 @@ append_value (GString *out, JsonNode *node)
 }
 
 void
+cria_json_append_member (GString *out, gboolean *first, const char *name, JsonNode *value)
+{
+  if (!*first)
+    g_string_append_c (out, ',');
+  *first = FALSE;
+  cria_json_append_string (out, name);
+  g_string_append_c (out, ':');
+  cria_json_append_node (out, value);
+}
+
+void
 cria_json_append_node (GString *out, JsonNode *node)
 {
   switch (JSON_NODE_TYPE (node)) {
@@ -139,14 +156,8 @@ cria_json_append_node (GString *out, JsonNode *node)
       gboolean first = TRUE;
       g_string_append_c (out, '{');
       json_object_iter_init_ordered (&it, json_node_get_object (node));
-      while (json_object_iter_next_ordered (&it, &name, &member)) {
-        if (!first)
-          g_string_append_c (out, ',');
-        first = FALSE;
-        cria_json_append_string (out, name);
-        g_string_append_c (out, ':');
-        cria_json_append_node (out, member);
-      }
+      while (json_object_iter_next_ordered (&it, &name, &member))
+        cria_json_append_member (out, &first, name, member);
       g_string_append_c (out, '}');
       break;
     }

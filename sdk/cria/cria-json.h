@@ -53,5 +53,8 @@ void cria_json_append_string (GString *out, const char *s);
 void cria_json_append_double (GString *out, double d);
 /* A node in compact form: no blanks, members in their order. */
 void cria_json_append_node (GString *out, JsonNode *node);
+/* `"name":value` of an object being written, after a ',' unless *first
+ * (which it then clears). */
+void cria_json_append_member (GString *out, gboolean *first, const char *name, JsonNode *value);
 
 G_END_DECLS
