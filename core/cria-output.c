@@ -15,6 +15,7 @@ struct _CriaOutput {
   char *path;     /* the target */
   char *tmp_path; /* NULL for stdout */
   FILE *stream;
+  char *buffer; /* the stream's: glibc ignores a size given without one */
 };
 
 /* Temporary files still open, for cria_output_abort_all() from a signal. */
@@ -56,7 +57,8 @@ cria_output_open (const char *path, GError **error)
     return NULL;
   }
   out->stream = fdopen (fd, "wb");
-  setvbuf (out->stream, NULL, _IOFBF, 1 << 16);
+  out->buffer = g_malloc (1 << 20);
+  setvbuf (out->stream, out->buffer, _IOFBF, 1 << 20);
   track (out, TRUE);
   return out;
 }
@@ -110,6 +112,7 @@ output_free (CriaOutput *out)
 {
   g_free (out->path);
   g_free (out->tmp_path);
+  g_free (out->buffer);
   g_free (out);
 }
 

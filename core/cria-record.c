@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include <cria/cria-error.h>
+#include <cria/cria-json.h>
 #include <cria/cria-record.h>
 
 static const char *const text_fields[] = { "instruction", "input", "output", "system" };
@@ -181,10 +182,11 @@ CriaRecord *
 cria_record_from_json (JsonObject *o, GError **error)
 {
   g_autoptr (CriaRecord) r = cria_record_new ();
-  g_autoptr (GList) members = json_object_get_members (o);
-  for (GList *l = members; l; l = l->next) {
-    const char *name = l->data;
-    JsonNode *n = json_object_get_member (o, name);
+  JsonObjectIter it;
+  const char *name;
+  JsonNode *n;
+  json_object_iter_init_ordered (&it, o);
+  while (json_object_iter_next_ordered (&it, &name, &n)) {
     char **slot = field_slot (r, name);
     if (slot) {
       if (JSON_NODE_HOLDS_NULL (n))
@@ -220,15 +222,55 @@ cria_record_from_json (JsonObject *o, GError **error)
   return g_steal_pointer (&r);
 }
 
+/* Writes what json_to_string (cria_record_to_json (r)) would, without
+ * building that object: this runs once per record of every dataset written. */
+void
+cria_record_append_json_line (GString *out, const CriaRecord *r)
+{
+  gboolean first = TRUE;
+  g_string_append_c (out, '{');
+  for (guint i = 0; i < G_N_ELEMENTS (text_fields); i++) {
+    const char *v = cria_record_get_field (r, text_fields[i]);
+    if (!v)
+      continue;
+    if (!first)
+      g_string_append_c (out, ',');
+    first = FALSE;
+    g_string_append_printf (out, "\"%s\":", text_fields[i]);
+    cria_json_append_string (out, v);
+  }
+  if (r->messages) {
+    g_string_append (out, first ? "\"messages\":[" : ",\"messages\":[");
+    first = FALSE;
+    for (guint i = 0; i < r->messages->len; i++) {
+      CriaMessage *m = g_ptr_array_index (r->messages, i);
+      g_string_append (out, i ? ",{\"role\":" : "{\"role\":");
+      cria_json_append_string (out, m->role);
+      g_string_append (out, ",\"content\":");
+      cria_json_append_string (out, m->content);
+      g_string_append_c (out, '}');
+    }
+    g_string_append_c (out, ']');
+  }
+  JsonObjectIter it;
+  const char *name;
+  JsonNode *member;
+  json_object_iter_init_ordered (&it, r->meta);
+  while (json_object_iter_next_ordered (&it, &name, &member)) {
+    /* Metadata never shadows a known field on output. */
+    char **slot = field_slot ((CriaRecord *) r, name);
+    if (!(slot && *slot) && !(r->messages && !strcmp (name, "messages")))
+      cria_json_append_member (out, &first, name, member);
+  }
+  g_string_append_c (out, '}');
+}
+
 char *
 cria_record_to_json_line (const CriaRecord *r)
 {
-  JsonObject *o = cria_record_to_json (r);
-  JsonNode *root = json_node_new (JSON_NODE_OBJECT);
-  json_node_take_object (root, o);
-  char *text = json_to_string (root, FALSE);
-  json_node_unref (root);
-  return text;
+  GString *out = g_string_sized_new (256);
+  cria_record_append_json_line (out, r);
+  return g_string_free (out, FALSE);
 }
 
 gboolean

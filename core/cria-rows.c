@@ -5,6 +5,7 @@
 
 #include <cria/cria-csv.h>
 #include <cria/cria-error.h>
+#include <cria/cria-json.h>
 #include <cria/cria-rows.h>
 
 typedef enum { ROWS_JSONL, ROWS_JSON, ROWS_CSV } RowsFormat;
@@ -15,11 +16,12 @@ struct _CriaRows {
   CriaInput *input; /* JSON lines */
   CriaCsv *csv;
   char **header;
-  /* JSON arrays are cut into elements as they are read. */
-  char *line; /* the current line, owned */
-  gsize pos;
-  gboolean started, finished;
-  guint next;
+  /* JSON arrays: a window of the file's text, parsed element by element.
+   * It starts at the beginning of a line; text before `pos` is done. */
+  GString *text;
+  gsize pos, bol; /* next byte; start of its line */
+  guint64 line;   /* the line number of `pos` */
+  gboolean eof, started, finished, need_comma;
   char *where;
 };
 
@@ -31,7 +33,8 @@ cria_rows_free (CriaRows *rows)
   cria_input_free (rows->input);
   cria_csv_free (rows->csv);
   g_strfreev (rows->header);
-  g_free (rows->line);
+  if (rows->text)
+    g_string_free (rows->text, TRUE);
   g_free (rows->path);
   g_free (rows->where);
   g_free (rows);
@@ -191,68 +194,85 @@ take_object (CriaRows *rows, JsonNode *node, JsonObject **row, GError **error)
   return CRIA_FLOW_OK;
 }
 
-/* The next character of the array's text, reading lines as needed; 0 at the end. */
-static char
-peek (CriaRows *rows, GError **error)
+/* Reads lines until `want` bytes lie unread past pos, or the file ends. */
+static gboolean
+fill (CriaRows *rows, gsize want, GError **error)
 {
-  while (!rows->line || !rows->line[rows->pos]) {
-    gboolean had = rows->line != NULL;
-    g_clear_pointer (&rows->line, g_free);
+  if (rows->pos > (1 << 20)) {
+    /* Drop whole lines already read, so memory holds about one record. */
+    g_string_erase (rows->text, 0, (gssize) rows->bol);
+    rows->pos -= rows->bol;
+    rows->bol = 0;
+  }
+  while (!rows->eof && rows->text->len - rows->pos < want) {
     const char *l;
     gsize len;
-    if (!cria_input_read_line (rows->input, &l, &len, error))
-      return 0;
-    /* Line breaks only matter inside strings, where JSON forbids them raw. */
-    rows->line = had ? g_strconcat ("\n", l, NULL) : g_strdup (l);
-    rows->pos = 0;
+    if (!cria_input_read_line (rows->input, &l, &len, error)) {
+      rows->eof = TRUE;
+      return !(error && *error);
+    }
+    /* The line break goes before a line, so a last line without one ends the text. */
+    if (cria_input_get_line_number (rows->input) > 1)
+      g_string_append_c (rows->text, '\n');
+    g_string_append_len (rows->text, l, (gssize) len);
   }
-  return rows->line[rows->pos];
+  return TRUE;
+}
+
+static void
+advance (CriaRows *rows, gsize n)
+{
+  const char *t = rows->text->str;
+  for (gsize i = rows->pos; i < rows->pos + n; i++)
+    if (t[i] == '\n') {
+      rows->line++;
+      rows->bol = i + 1;
+    }
+  rows->pos += n;
+}
+
+/* The next byte that is not a blank, without taking it; -1 at the end. */
+static int
+peek (CriaRows *rows, GError **error)
+{
+  for (;;) {
+    const char *t = rows->text->str;
+    gsize i = rows->pos;
+    while (i < rows->text->len && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r'))
+      i++;
+    advance (rows, i - rows->pos);
+    if (rows->pos < rows->text->len)
+      return (guchar) rows->text->str[rows->pos];
+    if (rows->eof || !fill (rows, 1 << 16, error) || rows->pos >= rows->text->len)
+      return -1;
+  }
 }
 
 static CriaFlow
 array_broken (CriaRows *rows, const char *what, GError **error)
 {
   if (!(error && *error))
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s:%" G_GUINT64_FORMAT ": %s", rows->path,
-                 cria_input_get_line_number (rows->input), what);
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s:%" G_GUINT64_FORMAT ": %s", rows->path, rows->line, what);
   rows->finished = TRUE;
   return CRIA_FLOW_ERROR;
 }
 
-/* Streams a JSON array: each element's text is cut out by tracking strings and
- * nesting, then parsed alone, so memory holds one record at a time. */
-static CriaFlow
-next_array_element (CriaRows *rows, JsonObject **row, GError **error)
+/* Steps over a record that did not parse, by its brackets and strings, so
+ * the next call goes on with the one after it. */
+static void
+skip_element (CriaRows *rows)
 {
-  char c;
-  if (rows->finished)
-    return CRIA_FLOW_EOS;
-  while ((c = peek (rows, error)) && (g_ascii_isspace (c) || (rows->started && c == ','))) {
-    rows->pos++;
-  }
-  if (!rows->started) {
-    if (c != '[')
-      return array_broken (rows, "expected a JSON array of records", error);
-    rows->started = TRUE;
-    rows->pos++;
-    return next_array_element (rows, row, error);
-  }
-  if (!c)
-    return array_broken (rows, "the JSON array never closes", error);
-  if (c == ']') {
-    rows->finished = TRUE;
-    return CRIA_FLOW_EOS;
-  }
-  guint64 start = cria_input_get_line_number (rows->input);
-  set_where_line (rows, start);
-  g_autoptr (GString) text = g_string_new (NULL);
   guint depth = 0;
   gboolean in_string = FALSE, escaped = FALSE;
-  while ((c = peek (rows, error))) {
-    if (!in_string && depth == 0 && text->len && (c == ',' || c == ']'))
-      break;
-    rows->pos++;
-    g_string_append_c (text, c);
+  for (;;) {
+    if (rows->pos >= rows->text->len && (rows->eof || !fill (rows, 1 << 16, NULL) || rows->pos >= rows->text->len)) {
+      rows->finished = TRUE;
+      return;
+    }
+    char c = rows->text->str[rows->pos];
+    if (!in_string && depth == 0 && (c == ',' || c == ']'))
+      return;
+    advance (rows, 1);
     if (in_string) {
       if (escaped)
         escaped = FALSE;
@@ -265,15 +285,69 @@ next_array_element (CriaRows *rows, JsonObject **row, GError **error)
     } else if (c == '{' || c == '[') {
       depth++;
     } else if ((c == '}' || c == ']') && depth && --depth == 0) {
-      break;
+      return;
     }
   }
-  if (!c && (depth || in_string))
-    return array_broken (rows, "the JSON array ends inside a record", error);
-  g_autoptr (JsonNode) node = cria_json_parse (text->str, (gssize) text->len, rows->path, start, error);
-  if (!node)
-    return CRIA_FLOW_ERROR;
-  return take_object (rows, node, row, error);
+}
+
+/* Streams a JSON array: each element is parsed straight from a window of
+ * the file, so memory holds about one record at a time. */
+static CriaFlow
+next_array_element (CriaRows *rows, JsonObject **row, GError **error)
+{
+  if (rows->finished)
+    return CRIA_FLOW_EOS;
+  if (!rows->text) {
+    rows->text = g_string_sized_new (1 << 17);
+    rows->line = 1;
+  }
+  int c = peek (rows, error);
+  if (!rows->started) {
+    if (c != '[')
+      return array_broken (rows, "expected a JSON array of records", error);
+    rows->started = TRUE;
+    advance (rows, 1);
+    c = peek (rows, error);
+  } else if (rows->need_comma && c == ',') {
+    advance (rows, 1);
+    c = peek (rows, error);
+    if (c == ']')
+      return array_broken (rows, "a ',' before the array's ']' leaves a record out", error);
+  } else if (rows->need_comma && c >= 0 && c != ']') {
+    return array_broken (rows, "expected ',' or ']' after a record", error);
+  }
+  if (c < 0)
+    return array_broken (rows, "the JSON array never closes", error);
+  if (c == ']') {
+    advance (rows, 1);
+    rows->finished = TRUE;
+    if (peek (rows, error) >= 0)
+      return array_broken (rows, "text after the end of the JSON array", error);
+    return CRIA_FLOW_EOS;
+  }
+  set_where_line (rows, rows->line);
+  rows->need_comma = TRUE;
+  gsize want = 1 << 16;
+  for (;;) {
+    JsonNode *node = NULL;
+    gsize used = 0;
+    const char *t = rows->text->str;
+    CriaJsonStatus st = cria_json_parse_prefix (t + rows->bol, t + rows->pos, rows->text->len - rows->pos, rows->eof,
+                                                rows->path, rows->line, &node, &used, error);
+    if (st == CRIA_JSON_OK) {
+      advance (rows, used);
+      g_autoptr (JsonNode) owned = node;
+      return take_object (rows, node, row, error);
+    }
+    if (st == CRIA_JSON_ERROR) {
+      skip_element (rows);
+      return CRIA_FLOW_ERROR;
+    }
+    /* Ask for twice as much each time, so a long record is parsed a few times at most. */
+    want = MAX (want, rows->text->len - rows->pos) * 2;
+    if (!fill (rows, want, error))
+      return array_broken (rows, "read failed", error);
+  }
 }
 
 CriaFlow

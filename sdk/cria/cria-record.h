@@ -40,6 +40,8 @@ JsonObject *cria_record_to_json (const CriaRecord *record);
 CriaRecord *cria_record_from_json (JsonObject *object, GError **error);
 /* One line of JSON, without the newline. */
 char *cria_record_to_json_line (const CriaRecord *record);
+/* The same line appended to `out`, for writers that reuse one buffer. */
+void cria_record_append_json_line (GString *out, const CriaRecord *record);
 
 /* The record as a conversation (CriaMessage*, transfer full): its messages,
  * or else system, then user (instruction, a blank line, then the input when

@@ -16,6 +16,7 @@
 #include <cria/cria-stage.h>
 #include <cria/cria-output.h>
 #include <cria/cria-input.h>
+#include <cria/cria-json.h>
 #include <cria/cria-pipeline.h>
 #include <cria/cria-paths.h>
 #include <cria/cria-generator.h>

@@ -14,6 +14,7 @@ static const CriaPropSpec jsonl_props[] = { { "location", CRIA_PROP_STRING, NULL
 
 typedef struct {
   CriaOutput *output; /* NULL once committed or aborted */
+  GString *line;      /* reused: one allocation for the whole run */
 } JsonlSink;
 
 static gpointer
@@ -24,6 +25,7 @@ jsonl_create (const CriaProps *props, CriaContext *ctx, GError **error)
     return NULL;
   JsonlSink *self = g_new0 (JsonlSink, 1);
   self->output = output;
+  self->line = g_string_sized_new (4096);
   return self;
 }
 
@@ -32,6 +34,7 @@ jsonl_destroy (gpointer data)
 {
   JsonlSink *self = data;
   cria_output_abort (self->output);
+  g_string_free (self->line, TRUE);
   g_free (self);
 }
 
@@ -39,9 +42,11 @@ static gboolean
 jsonl_push (gpointer data, CriaRecord *record, CriaEmitter *out, GError **error)
 {
   JsonlSink *self = data;
-  g_autofree char *line = cria_record_to_json_line (record);
+  g_string_truncate (self->line, 0);
+  cria_record_append_json_line (self->line, record);
+  g_string_append_c (self->line, '\n');
   cria_record_free (record);
-  return cria_output_printf (self->output, error, "%s\n", line);
+  return cria_output_write (self->output, self->line->str, self->line->len, error);
 }
 
 static gboolean

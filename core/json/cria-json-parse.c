@@ -1,0 +1,514 @@
+/* cria-json-parse.c: a strict RFC 8259 reader that builds json-glib nodes.
+ *
+ *   cria data 'file location=train.jsonl ! jsonl location=copy.jsonl'
+ *
+ * reads every line through here. Positions are not tracked while parsing:
+ * an error counts lines and columns from the origin once, so the hot path
+ * only moves a pointer. */
+#include "config.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cria/cria-error.h>
+#include <cria/cria-input.h>
+#include <cria/cria-json.h>
+
+#include "cria-json-private.h"
+
+typedef struct {
+  const char *origin, *p, *end;
+  const char *file;
+  guint64 line;
+  GString *buf; /* decoded text of the string being read */
+  GError **error;
+  guint depth;
+  gboolean incomplete; /* failed because the text ran out */
+} Parser;
+
+static gboolean G_GNUC_PRINTF (4, 5) fail (Parser *ps, const char *at, CriaRecordError code, const char *format, ...)
+{
+  if (at >= ps->end) {
+    ps->incomplete = TRUE;
+    at = ps->end;
+  }
+  guint64 line = ps->line;
+  const char *bol = ps->origin;
+  for (const char *q = ps->origin; q < at; q++)
+    if (*q == '\n') {
+      line++;
+      bol = q + 1;
+    }
+  va_list ap;
+  va_start (ap, format);
+  g_autofree char *why = g_strdup_vprintf (format, ap);
+  va_end (ap);
+  g_set_error (ps->error, CRIA_RECORD_ERROR, code, "%s:%" G_GUINT64_FORMAT ":%ld: %s", ps->file, line,
+               (long) (at - bol) + 1, why);
+  return FALSE;
+}
+
+static inline void
+skip_blanks (Parser *ps)
+{
+  const char *p = ps->p, *end = ps->end;
+  while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+    p++;
+  ps->p = p;
+}
+
+/* Length of the UTF-8 sequence at p (p[0] >= 0x80), or 0 when it is not one. */
+static inline int
+utf8_length (const guchar *p, const guchar *end)
+{
+  guchar c = p[0];
+  if (c >= 0xC2 && c <= 0xDF)
+    return end - p >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (end - p < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)
+      return 0;
+    if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] >= 0xA0))
+      return 0; /* overlong, or a surrogate */
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (end - p < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
+      return 0;
+    if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] >= 0x90))
+      return 0; /* overlong, or past U+10FFFF */
+    return 4;
+  }
+  return 0;
+}
+
+/* "unexpected X" where X is the character at `at`, quoted for the message. */
+static gboolean
+unexpected (Parser *ps, const char *at, const char *wanted)
+{
+  if (at >= ps->end)
+    return fail (ps, at, CRIA_RECORD_ERROR_SYNTAX, "%s before the end of the text", wanted);
+  guchar c = (guchar) *at;
+  if (c >= 0x20 && c < 0x7f)
+    return fail (ps, at, CRIA_RECORD_ERROR_SYNTAX, "%s, not '%c'", wanted, c);
+  if (c >= 0x80 && !utf8_length ((const guchar *) at, (const guchar *) ps->end))
+    return fail (ps, at, CRIA_RECORD_ERROR_ENCODING, "invalid UTF-8");
+  return fail (ps, at, CRIA_RECORD_ERROR_SYNTAX, "%s, not byte 0x%02x", wanted, c);
+}
+
+static int
+hex4 (const char *p)
+{
+  int v = 0;
+  for (int i = 0; i < 4; i++) {
+    int d = g_ascii_xdigit_value (p[i]);
+    if (d < 0)
+      return -1;
+    v = v << 4 | d;
+  }
+  return v;
+}
+
+static void
+append_utf8 (GString *s, gunichar c)
+{
+  char tmp[4];
+  g_string_append_len (s, tmp, g_unichar_to_utf8 (c, tmp));
+}
+
+/* Reads the \u escape at p (p[0] == 'u'), pairing surrogates. */
+static gboolean
+read_unicode_escape (Parser *ps, const char **pp)
+{
+  const char *p = *pp, *at = p - 1;
+  if (ps->end - p < 5 || hex4 (p + 1) < 0) {
+    if (ps->end - p < 5)
+      return fail (ps, ps->end, CRIA_RECORD_ERROR_SYNTAX, "a \\u escape needs four hex digits");
+    return fail (ps, at, CRIA_RECORD_ERROR_SYNTAX, "a \\u escape needs four hex digits");
+  }
+  gunichar c = (gunichar) hex4 (p + 1);
+  p += 5;
+  if (c >= 0xD800 && c <= 0xDBFF && ps->end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
+    int lo = hex4 (p + 2);
+    if (lo >= 0xDC00 && lo <= 0xDFFF) {
+      c = 0x10000 + ((c - 0xD800) << 10) + (gunichar) (lo - 0xDC00);
+      p += 6;
+    }
+  }
+  if (c >= 0xD800 && c <= 0xDFFF) {
+    if (ps->end - p < 6 && c <= 0xDBFF)
+      ps->incomplete = TRUE; /* the low half may follow in more text */
+    /* The message keeps the form cria has always given (no column). */
+    guint64 line = ps->line;
+    for (const char *q = ps->origin; q < at; q++)
+      line += *q == '\n';
+    g_set_error (ps->error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_ENCODING,
+                 "%s:%" G_GUINT64_FORMAT ": a \\u escape is a lone surrogate, which is not a character", ps->file,
+                 line);
+    return FALSE;
+  }
+  if (c == 0)
+    return fail (ps, at, CRIA_RECORD_ERROR_ENCODING, "\\u0000 (NUL) cannot be held in a string");
+  append_utf8 (ps->buf, c);
+  *pp = p;
+  return TRUE;
+}
+
+/* Bytes that end a plain run inside a string: '"', '\\', controls, non-ASCII. */
+static const guchar stop[256] = {
+  [0 ... 0x1f] = 1,
+  ['"'] = 1,
+  ['\\'] = 1,
+  [0x80 ... 0xff] = 1,
+};
+
+/* Named where the string opens, which says more than the end of the text. */
+static gboolean
+never_closes (Parser *ps, const char *open)
+{
+  ps->incomplete = TRUE;
+  return fail (ps, open, CRIA_RECORD_ERROR_SYNTAX, "a string never closes");
+}
+
+/* Reads the string at ps->p (just after its opening quote) into ps->buf. */
+static gboolean
+read_string (Parser *ps)
+{
+  const char *p = ps->p, *end = ps->end, *open = ps->p - 1;
+  GString *buf = ps->buf;
+  g_string_truncate (buf, 0);
+  for (;;) {
+    const char *run = p;
+    /* Eight bytes at a time while none of them needs a look. */
+    while (end - p >= 8 && cria_json_plain8 (p))
+      p += 8;
+    while (p < end && !stop[(guchar) *p])
+      p++;
+    g_string_append_len (buf, run, p - run);
+    if (p >= end)
+      return never_closes (ps, open);
+    guchar c = (guchar) *p;
+    if (c == '"') {
+      ps->p = p + 1;
+      return TRUE;
+    }
+    if (c >= 0x80) {
+      int n = utf8_length ((const guchar *) p, (const guchar *) end);
+      if (!n) {
+        /* A sequence cut by the end of the text may be whole in more of it. */
+        if (end - p < 4)
+          ps->incomplete = TRUE;
+        return fail (ps, p, CRIA_RECORD_ERROR_ENCODING, "invalid UTF-8");
+      }
+      g_string_append_len (buf, p, n);
+      p += n;
+      continue;
+    }
+    if (c < 0x20)
+      return fail (ps, p, CRIA_RECORD_ERROR_SYNTAX, "a control character (0x%02x) must be escaped inside a string", c);
+    /* A backslash. */
+    if (end - p < 2)
+      return never_closes (ps, open);
+    const char *at = p;
+    p++;
+    switch (*p) {
+      case '"':
+        g_string_append_c (buf, '"');
+        break;
+      case '\\':
+        g_string_append_c (buf, '\\');
+        break;
+      case '/':
+        g_string_append_c (buf, '/');
+        break;
+      case 'b':
+        g_string_append_c (buf, '\b');
+        break;
+      case 'f':
+        g_string_append_c (buf, '\f');
+        break;
+      case 'n':
+        g_string_append_c (buf, '\n');
+        break;
+      case 'r':
+        g_string_append_c (buf, '\r');
+        break;
+      case 't':
+        g_string_append_c (buf, '\t');
+        break;
+      case 'u':
+        if (!read_unicode_escape (ps, &p))
+          return FALSE;
+        continue;
+      default:
+        return fail (ps, at, CRIA_RECORD_ERROR_SYNTAX, "unknown escape in a string");
+    }
+    p++;
+  }
+}
+
+static JsonNode *
+read_number (Parser *ps)
+{
+  const char *start = ps->p, *p = start, *end = ps->end;
+  gboolean neg = p < end && *p == '-', integral = TRUE;
+  if (neg)
+    p++;
+  if (p >= end || !g_ascii_isdigit (*p)) {
+    unexpected (ps, p, "a number needs a digit");
+    return NULL;
+  }
+  guint64 mag = 0;
+  gboolean overflow = FALSE;
+  if (*p == '0') {
+    p++;
+    if (p < end && g_ascii_isdigit (*p)) {
+      fail (ps, start, CRIA_RECORD_ERROR_SYNTAX, "a number cannot start with a leading zero");
+      return NULL;
+    }
+  } else {
+    for (; p < end && g_ascii_isdigit (*p); p++) {
+      guint d = (guint) (*p - '0');
+      if (mag > (G_MAXUINT64 - d) / 10)
+        overflow = TRUE;
+      else
+        mag = mag * 10 + d;
+    }
+  }
+  if (p < end && *p == '.') {
+    integral = FALSE;
+    p++;
+    if (p >= end || !g_ascii_isdigit (*p)) {
+      unexpected (ps, p, "a digit must follow a decimal point");
+      return NULL;
+    }
+    while (p < end && g_ascii_isdigit (*p))
+      p++;
+  }
+  if (p < end && (*p == 'e' || *p == 'E')) {
+    integral = FALSE;
+    p++;
+    if (p < end && (*p == '+' || *p == '-'))
+      p++;
+    if (p >= end || !g_ascii_isdigit (*p)) {
+      unexpected (ps, p, "an exponent needs a digit");
+      return NULL;
+    }
+    while (p < end && g_ascii_isdigit (*p))
+      p++;
+  }
+  /* A number that reaches the end of the text may go on in more of it. */
+  if (p >= end)
+    ps->incomplete = TRUE;
+  ps->p = p;
+  JsonNode *n = json_node_alloc ();
+  if (integral && !overflow && mag <= (guint64) G_MAXINT64 + neg) {
+    gint64 v = neg ? (gint64) (0 - mag) : (gint64) mag;
+    return json_node_init_int (n, v);
+  }
+  g_autofree char *text = g_strndup (start, p - start);
+  double d = g_ascii_strtod (text, NULL);
+  if (!isfinite (d)) {
+    json_node_free (n);
+    fail (ps, start, CRIA_RECORD_ERROR_SYNTAX, "the number %s is out of range", text);
+    return NULL;
+  }
+  return json_node_init_double (n, d);
+}
+
+static JsonNode *read_value (Parser *ps);
+
+static gboolean
+enter (Parser *ps)
+{
+  if (++ps->depth > CRIA_JSON_MAX_DEPTH)
+    return fail (ps, ps->p, CRIA_RECORD_ERROR_SYNTAX, "nested deeper than %d levels", CRIA_JSON_MAX_DEPTH);
+  ps->p++;
+  skip_blanks (ps);
+  return TRUE;
+}
+
+static JsonNode *
+read_array (Parser *ps)
+{
+  if (!enter (ps))
+    return NULL;
+  JsonArray *a = json_array_new ();
+  if (ps->p < ps->end && *ps->p == ']')
+    goto done;
+  for (;;) {
+    JsonNode *e = read_value (ps);
+    if (!e)
+      goto fail;
+    json_array_add_element (a, e);
+    skip_blanks (ps);
+    if (ps->p < ps->end && *ps->p == ',') {
+      ps->p++;
+      continue;
+    }
+    if (ps->p < ps->end && *ps->p == ']')
+      break;
+    unexpected (ps, ps->p, "expected ',' or ']' after an array element");
+    goto fail;
+  }
+done:
+  ps->p++;
+  ps->depth--;
+  JsonNode *n = json_node_init_array (json_node_alloc (), a);
+  json_array_unref (a);
+  return n;
+fail:
+  json_array_unref (a);
+  return NULL;
+}
+
+static JsonNode *
+read_object (Parser *ps)
+{
+  if (!enter (ps))
+    return NULL;
+  JsonObject *o = json_object_new ();
+  if (ps->p < ps->end && *ps->p == '}')
+    goto done;
+  for (;;) {
+    if (ps->p >= ps->end || *ps->p != '"') {
+      unexpected (ps, ps->p, "expected a member name in double quotes");
+      goto fail;
+    }
+    ps->p++;
+    if (!read_string (ps))
+      goto fail;
+    /* ps->buf is reused for the value; most names fit on the stack. */
+    char small[64];
+    g_autofree char *big = NULL;
+    const char *name = ps->buf->len < sizeof small ? memcpy (small, ps->buf->str, ps->buf->len + 1)
+                                                   : (big = g_strndup (ps->buf->str, ps->buf->len));
+    skip_blanks (ps);
+    if (ps->p >= ps->end || *ps->p != ':') {
+      unexpected (ps, ps->p, "expected ':' after a member name");
+      goto fail;
+    }
+    ps->p++;
+    JsonNode *v = read_value (ps);
+    if (!v)
+      goto fail;
+    json_object_set_member (o, name, v);
+    skip_blanks (ps);
+    if (ps->p < ps->end && *ps->p == ',') {
+      ps->p++;
+      skip_blanks (ps);
+      continue;
+    }
+    if (ps->p < ps->end && *ps->p == '}')
+      break;
+    unexpected (ps, ps->p, "expected ',' or '}' after an object member");
+    goto fail;
+  }
+done:
+  ps->p++;
+  ps->depth--;
+  JsonNode *n = json_node_init_object (json_node_alloc (), o);
+  json_object_unref (o);
+  return n;
+fail:
+  json_object_unref (o);
+  return NULL;
+}
+
+static JsonNode *
+read_literal (Parser *ps, const char *word, gsize len)
+{
+  const char *p = ps->p;
+  gsize have = (gsize) (ps->end - p);
+  if (have < len || memcmp (p, word, len)) {
+    if (have < len && !memcmp (p, word, have))
+      fail (ps, ps->end, CRIA_RECORD_ERROR_SYNTAX, "expected '%s'", word);
+    else
+      unexpected (ps, p, "expected a value");
+    return NULL;
+  }
+  ps->p += len;
+  JsonNode *n = json_node_alloc ();
+  if (word[0] == 'n')
+    return json_node_init_null (n);
+  return json_node_init_boolean (n, word[0] == 't');
+}
+
+static JsonNode *
+read_value (Parser *ps)
+{
+  skip_blanks (ps);
+  if (ps->p >= ps->end) {
+    unexpected (ps, ps->p, "expected a value");
+    return NULL;
+  }
+  switch (*ps->p) {
+    case '{':
+      return read_object (ps);
+    case '[':
+      return read_array (ps);
+    case '"':
+      ps->p++;
+      if (!read_string (ps))
+        return NULL;
+      return json_node_init_string (json_node_alloc (), ps->buf->str);
+    case 't':
+      return read_literal (ps, "true", 4);
+    case 'f':
+      return read_literal (ps, "false", 5);
+    case 'n':
+      return read_literal (ps, "null", 4);
+    default:
+      if (*ps->p == '-' || g_ascii_isdigit (*ps->p))
+        return read_number (ps);
+      unexpected (ps, ps->p, "expected a value");
+      return NULL;
+  }
+}
+
+CriaJsonStatus
+cria_json_parse_prefix (const char *origin, const char *text, gsize len, gboolean final, const char *file, guint64 line,
+                        JsonNode **node, gsize *consumed, GError **error)
+{
+  g_autoptr (GString) buf = g_string_sized_new (256);
+  GError *err = NULL;
+  Parser ps = { origin, text, text + len, file, line, buf, &err, 0, FALSE };
+  *node = read_value (&ps);
+  if (ps.incomplete && !final) {
+    /* A number at the very end may go on in more text, as may a failure there. */
+    g_clear_error (&err);
+    g_clear_pointer (node, json_node_unref);
+    return CRIA_JSON_INCOMPLETE;
+  }
+  if (*node) {
+    *consumed = (gsize) (ps.p - text);
+    return CRIA_JSON_OK;
+  }
+  g_propagate_error (error, err);
+  return CRIA_JSON_ERROR;
+}
+
+JsonNode *
+cria_json_parse (const char *text, gssize len, const char *file, guint64 line, GError **error)
+{
+  gsize n = len < 0 ? strlen (text) : (gsize) len;
+  g_autoptr (GString) buf = g_string_sized_new (256);
+  Parser ps = { text, text, text + n, file, line, buf, error, 0, FALSE };
+  skip_blanks (&ps);
+  if (ps.p >= ps.end) {
+    g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_SYNTAX, "%s:%" G_GUINT64_FORMAT ":1: empty JSON text",
+                 file, line);
+    return NULL;
+  }
+  JsonNode *root = read_value (&ps);
+  if (!root)
+    return NULL;
+  skip_blanks (&ps);
+  if (ps.p < ps.end) {
+    unexpected (&ps, ps.p, "expected the end of the text after the JSON value");
+    json_node_unref (root);
+    return NULL;
+  }
+  return root;
+}
