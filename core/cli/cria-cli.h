@@ -30,3 +30,4 @@ int cria_verb_tokenize (int argc, char **argv);
 int cria_verb_tokenizer (int argc, char **argv);
 int cria_verb_logits (int argc, char **argv);
 int cria_verb_generate (int argc, char **argv);
+int cria_verb_serve (int argc, char **argv);

@@ -24,6 +24,7 @@
 #include <cria/cria-hfmodel.h>
 #include <cria/cria-model.h>
 #include <cria/cria-lm.h>
+#include <cria/cria-lm-runner.h>
 #include <cria/cria-torchfile.h>
 #include <cria/cria-tokenizer.h>
 #include <cria/cria-bpe-trainer.h>
