@@ -392,13 +392,21 @@ event (char *json)
   return text;
 }
 
-char *
-serve_chunk_event (const ServeAnswer *a, guint index, gboolean role, const char *text, const char *finish_reason)
+/* A chunk up to the opening of its choices. */
+static JsonBuilder *
+begin_chunk (const ServeAnswer *a)
 {
-  g_autoptr (JsonBuilder) b = json_builder_new ();
+  JsonBuilder *b = json_builder_new ();
   begin_answer (b, a, a->chat ? "chat.completion.chunk" : "text_completion");
   json_builder_set_member_name (b, "choices");
   json_builder_begin_array (b);
+  return b;
+}
+
+char *
+serve_chunk_event (const ServeAnswer *a, guint index, gboolean role, const char *text, const char *finish_reason)
+{
+  g_autoptr (JsonBuilder) b = begin_chunk (a);
   begin_choice (b, a, index, "delta", role, text);
   member_string (b, "finish_reason", finish_reason);
   json_builder_end_object (b);
@@ -409,10 +417,7 @@ serve_chunk_event (const ServeAnswer *a, guint index, gboolean role, const char 
 char *
 serve_usage_event (const ServeAnswer *a, const CriaGenResult *results, guint n)
 {
-  g_autoptr (JsonBuilder) b = json_builder_new ();
-  begin_answer (b, a, a->chat ? "chat.completion.chunk" : "text_completion");
-  json_builder_set_member_name (b, "choices");
-  json_builder_begin_array (b);
+  g_autoptr (JsonBuilder) b = begin_chunk (a);
   json_builder_end_array (b);
   add_usage (b, results, n);
   return event (finish (b));

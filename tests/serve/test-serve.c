@@ -190,6 +190,17 @@ assert_usage (const Reply *r, gint64 prompt, gint64 completion)
   CU_ASSERT_EQUAL (json_object_get_int_member (u, "total_tokens"), prompt + completion);
 }
 
+/* What every answer carries: its object, an id, the served model, a time. */
+static void
+assert_answer (Reply *r, const char *object, const char *id_prefix)
+{
+  CU_ASSERT_EQUAL_FATAL (r->status, 200);
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (obj (r), "object"), object);
+  CU_ASSERT (g_str_has_prefix (json_object_get_string_member (obj (r), "id"), id_prefix));
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (obj (r), "model"), "stories260K");
+  CU_ASSERT (json_object_get_int_member (obj (r), "created") > 1700000000);
+}
+
 static void
 test_completion_equals_generate (void)
 {
@@ -199,11 +210,7 @@ test_completion_equals_generate (void)
            "{\"model\": \"stories260K\", \"prompt\": \"Once upon a time\", \"max_tokens\": 24, \"temperature\": 0, "
            "\"user\": \"ignored\"}",
            &r);
-  CU_ASSERT_EQUAL_FATAL (r.status, 200);
-  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (obj (&r), "object"), "text_completion");
-  CU_ASSERT (g_str_has_prefix (json_object_get_string_member (obj (&r), "id"), "cmpl-"));
-  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (obj (&r), "model"), "stories260K");
-  CU_ASSERT (json_object_get_int_member (obj (&r), "created") > 1700000000);
+  assert_answer (&r, "text_completion", "cmpl-");
   JsonObject *c = choice (&r, 0);
   CU_ASSERT_EQUAL (json_object_get_int_member (c, "index"), 0);
   CU_ASSERT_STRING_EQUAL (json_object_get_string_member (c, "text"), json_object_get_string_member (ref, "text"));
@@ -221,9 +228,7 @@ test_chat_equals_generate (void)
            "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"Once upon\"}, "
            "{\"type\": \"text\", \"text\": \" a time\"}]}], \"max_completion_tokens\": 20, \"seed\": 3}",
            &r);
-  CU_ASSERT_EQUAL_FATAL (r.status, 200);
-  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (obj (&r), "object"), "chat.completion");
-  CU_ASSERT (g_str_has_prefix (json_object_get_string_member (obj (&r), "id"), "chatcmpl-"));
+  assert_answer (&r, "chat.completion", "chatcmpl-");
   JsonObject *m = json_object_get_object_member (choice (&r, 0), "message");
   CU_ASSERT_STRING_EQUAL (json_object_get_string_member (m, "role"), "assistant");
   CU_ASSERT_STRING_EQUAL (json_object_get_string_member (m, "content"), json_object_get_string_member (ref, "text"));
