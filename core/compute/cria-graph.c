@@ -44,10 +44,11 @@ cria_graph_free (CriaGraph *g)
 {
   if (!g)
     return;
+  /* The plan's buffers hang off the nodes: released while the nodes are there. */
+  cria_graph_release_plan (g);
   for (guint i = 0; i < g->nodes->len; i++)
     node_free (g_ptr_array_index (g->nodes, i));
   g_ptr_array_unref (g->nodes);
-  cria_graph_release_plan (g);
   g_clear_error (&g->error);
   g_free (g->backward_order);
   g_free (g);
