@@ -22,6 +22,7 @@
 typedef struct {
   CriaServerOptions o;
   SoupServer *soup;
+  GMainContext *context; /* the main thread's, where libsoup runs */
   GMainLoop *loop;
   GThreadPool *pool;
   GHashTable *jobs; /* Job*: admitted and not yet answered (main thread only) */
@@ -119,13 +120,18 @@ flush (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-/* Worker thread; `lock` held. */
+/* Worker thread; `lock` held. Always through a source of the main context,
+ * never g_main_context_invoke, which would run flush() right here (and take
+ * `lock` again) once the main loop has stopped and left the context free. */
 static void
 schedule_flush (Job *job)
 {
   if (!job->flush_scheduled) {
     job->flush_scheduled = TRUE;
-    g_main_context_invoke (NULL, flush, job);
+    GSource *source = g_idle_source_new ();
+    g_source_set_callback (source, flush, job, NULL);
+    g_source_attach (source, job->server->context);
+    g_source_unref (source);
   }
 }
 
@@ -396,7 +402,8 @@ cria_server_run (const CriaServerOptions *options, GError **error)
   }
   server.jobs = g_hash_table_new (NULL, NULL);
   server.pool = g_thread_pool_new (run_job, &server, 1, TRUE, NULL);
-  server.loop = g_main_loop_new (NULL, FALSE);
+  server.context = g_main_context_default ();
+  server.loop = g_main_loop_new (server.context, FALSE);
   guint sigint = g_unix_signal_add (SIGINT, on_signal, &server);
   guint sigterm = g_unix_signal_add (SIGTERM, on_signal, &server);
   g_main_loop_run (server.loop);

@@ -656,9 +656,35 @@ test_bad_start (void)
   CU_ASSERT_EQUAL (cria_test_run_cria (bad_format, NULL, NULL, NULL), 1);
 }
 
+/* A request sent as raw HTTP, not waited for. */
+static GSocketConnection *
+send_raw (const Server *s, const char *body)
+{
+  g_autoptr (GUri) uri = g_uri_parse (s->url, G_URI_FLAGS_NONE, NULL);
+  g_autoptr (GSocketClient) client = g_socket_client_new ();
+  g_autoptr (GError) error = NULL;
+  GSocketConnection *conn = g_socket_client_connect_to_host (client, "127.0.0.1", g_uri_get_port (uri), NULL, &error);
+  g_assert_no_error (error);
+  g_autofree char *text = g_strdup_printf ("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                           "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                                           strlen (body), body);
+  GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (conn));
+  g_output_stream_write_all (out, text, strlen (text), NULL, NULL, &error);
+  g_assert_no_error (error);
+  return conn;
+}
+
+/* SIGTERM while a request runs and another waits: a prompt, clean exit. */
 static void
 test_stop_servers (void)
 {
+  const char *body = "{\"prompt\": \"Once\", \"max_tokens\": 500, \"stream\": true}";
+  g_autoptr (GSocketConnection) running = send_raw (&main_server, body);
+  g_autoptr (GSocketConnection) waiting = send_raw (&main_server, body);
+  char buf[16];
+  /* The first bytes of the answer: the model is at work. */
+  CU_ASSERT (g_input_stream_read (g_io_stream_get_input_stream (G_IO_STREAM (running)), buf, sizeof buf, NULL, NULL) >
+             0);
   CU_ASSERT_EQUAL (server_stop (&main_server), 0);
   CU_ASSERT_EQUAL (server_stop (&busy_server), 0);
 }
