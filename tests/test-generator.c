@@ -1,7 +1,7 @@
 /* test-generator: the generator handle (cache, batches) and the openai
  * generator against a real HTTP server on loopback (fake-openai.h), scripted
- * per route to answer, rate-limit, fail, refuse or send garbage. (The end-to-end test
- * against `cria serve` comes with the model runtime.) */
+ * per route to answer, rate-limit, fail, refuse or send garbage. (The end-to-end
+ * test against `cria serve` is tests/serve/test-serve.) */
 #include <cria/cria-generator.h>
 
 #include "cria-test.h"

@@ -57,31 +57,15 @@ cria_cli_model_open (CriaCliModel *m, gboolean need_tokenizer, GError **error)
   if (!parse_dtype (m->dtype, &dtype, error))
     return FALSE;
   m->registry = cria_cli_load_registry ();
-  const CriaProvider *provider;
-  g_autoptr (CriaProps) props = NULL;
-  if (!cria_registry_parse_spec (m->registry, CRIA_KIND_BACKEND, m->backend_spec ? m->backend_spec : "cpu", &provider,
-                                 &props, error))
-    return FALSE;
-  if (m->threads > 0) {
-    g_autofree char *n = g_strdup_printf ("%d", m->threads);
-    if (!cria_props_set (props, "threads", n, error))
-      return FALSE;
-  }
-  m->backend = cria_backend_new (provider, props, error);
-  if (!m->backend)
-    return FALSE;
-  m->model = cria_model_open (m->registry, m->dir, dtype, error);
-  if (!m->model)
-    return FALSE;
-  if (need_tokenizer) {
-    m->tokenizer = cria_tokenizer_load (m->registry, m->dir, error);
-    if (!m->tokenizer) {
-      g_prefix_error (error, "%s: no tokenizer: ", m->dir);
-      return FALSE;
-    }
-  }
-  m->lm = cria_lm_new (m->model, m->backend);
-  return TRUE;
+  CriaLmStack st;
+  gboolean ok = cria_lm_stack_open (&st, m->registry, m->dir, dtype, m->backend_spec, m->threads, need_tokenizer,
+                                    error);
+  /* Kept even on failure, so that cria_cli_model_clear frees what was opened. */
+  m->backend = st.backend;
+  m->model = st.model;
+  m->tokenizer = st.tokenizer;
+  m->lm = st.lm;
+  return ok;
 }
 
 void

@@ -20,6 +20,7 @@ static const CriaVerb verbs[] = {
   { "merge", "fold a trained adapter into its base model as a Hugging Face checkpoint", cria_verb_merge },
   { "metric", "score generations against references (BLEU, ROUGE, SQuAD EM/F1, distinct-n)", cria_verb_metric },
   { "model", "describe and check a Hugging Face model directory", cria_verb_model },
+  { "serve", "serve a model over an OpenAI-compatible HTTP API (chat, completions, streaming)", cria_verb_serve },
   { "tokenize", "print the token ids of text, or decode ids, with a model's tokenizer", cria_verb_tokenize },
   { "tokenizer", "train a byte-level BPE tokenizer and write its tokenizer.json", cria_verb_tokenizer },
   { "train", "fine-tune a model with LoRA or full fine-tuning; checkpoints, resume, loss curve", cria_verb_train },

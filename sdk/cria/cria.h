@@ -29,6 +29,7 @@
 #include <cria/cria-lm.h>
 #include <cria/cria-adapter.h>
 #include <cria/cria-trainer.h>
+#include <cria/cria-lm-runner.h>
 #include <cria/cria-torchfile.h>
 #include <cria/cria-tokenizer.h>
 #include <cria/cria-bpe-trainer.h>

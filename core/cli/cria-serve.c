@@ -1,0 +1,78 @@
+/* cria-serve.c: `cria serve`, an OpenAI-compatible HTTP server on a model.
+ *
+ *   cria serve --model ../shared/models/stories260K --port 8080 --max-new-tokens 128
+ *
+ * The decoding options are the defaults of requests that leave the field
+ * out; the HTTP side lives in core/serve (cria-server.c). */
+#include "config.h"
+
+#include "cria-cli-model.h"
+#include "../serve/cria-server.h"
+
+int
+cria_verb_serve (int argc, char **argv)
+{
+  CriaCliModel m;
+  CriaCliSampling so;
+  cria_cli_model_init (&m);
+  cria_cli_sampling_init (&so);
+  g_autofree char *host = NULL, *name = NULL, *base = NULL;
+  int port = 8080, max_concurrent = 16, max_body_kib = 1024;
+  gboolean no_special = FALSE;
+  GOptionEntry entries[] = { { "host", 0, 0, G_OPTION_ARG_STRING, &host,
+                               "Address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all)", "ADDR" },
+                             { "port", 0, 0, G_OPTION_ARG_INT, &port,
+                               "Port to listen on (default 8080; 0 picks a free one)", "PORT" },
+                             { "served-model-name", 0, 0, G_OPTION_ARG_STRING, &name,
+                               "Model id in /v1/models and in answers (default: the model directory's name)", "NAME" },
+                             { "max-concurrent", 0, 0, G_OPTION_ARG_INT, &max_concurrent,
+                               "Requests admitted at once, running or waiting (default 16); more get 503", "N" },
+                             { "max-body", 0, 0, G_OPTION_ARG_INT, &max_body_kib,
+                               "Largest request body in KiB (default 1024); larger get 413", "KIB" },
+                             { "no-add-special", 0, 0, G_OPTION_ARG_NONE, &no_special,
+                               "Do not add the tokenizer's special tokens (BOS) to prompts", NULL },
+                             { NULL } };
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("- serve a model over an OpenAI-compatible HTTP API");
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  g_option_context_add_group (ctx, cria_cli_model_options (&m));
+  g_option_context_add_group (ctx, cria_cli_sampling_options (&so));
+  if (!cria_cli_parse (ctx, &argc, &argv))
+    return CRIA_EXIT_USAGE;
+  int status = CRIA_EXIT_FAILURE;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CriaPromptFormat) format = NULL;
+  g_autoptr (CriaLmRunner) runner = NULL;
+  CriaSampling s;
+  cria_sampling_init (&s);
+  if (argc > 1 || max_concurrent < 1 || max_body_kib < 1) {
+    g_printerr ("cria serve: %s (see cria serve --help)\n",
+                argc > 1 ? "takes no arguments" : "--max-concurrent and --max-body must be at least 1");
+    status = CRIA_EXIT_USAGE;
+    goto done;
+  }
+  if (so.prompt_format && !(format = cria_prompt_format_load (so.prompt_format, &error)))
+    goto done;
+  if (!cria_cli_model_open (&m, TRUE, &error) || !cria_cli_sampling_apply (&so, m.model, &s, &error))
+    goto done;
+  runner = cria_lm_runner_new (m.lm, m.tokenizer, format, &s, !no_special);
+  base = g_path_get_basename (m.dir);
+  CriaServerOptions options = {
+    .host = host ? host : "127.0.0.1",
+    .port = port,
+    .model_name = name ? name : base,
+    .max_concurrent = (guint) max_concurrent,
+    .max_body = (gsize) max_body_kib * 1024,
+    .runner = runner,
+  };
+  if (!cria_server_run (&options, &error))
+    goto done;
+  status = CRIA_EXIT_OK;
+done:
+  if (error)
+    cria_cli_error ("serve", error);
+  g_clear_pointer (&runner, cria_lm_runner_free);
+  cria_sampling_clear (&s);
+  cria_cli_sampling_clear (&so);
+  cria_cli_model_clear (&m);
+  return status;
+}

@@ -1,0 +1,213 @@
+/* cria-lm-runner.c: generator requests on cria's own runtime (cria-lm-runner.h). */
+#include "config.h"
+
+#include <string.h>
+
+#include <cria/cria-error.h>
+#include <cria/cria-lm-runner.h>
+
+gboolean
+cria_lm_stack_open (CriaLmStack *st, CriaRegistry *registry, const char *dir, CriaModelDType dtype,
+                    const char *backend_spec, int threads, gboolean need_tokenizer, GError **error)
+{
+  memset (st, 0, sizeof *st);
+  const CriaProvider *provider;
+  g_autoptr (CriaProps) props = NULL;
+  if (!cria_registry_parse_spec (registry, CRIA_KIND_BACKEND, backend_spec ? backend_spec : "cpu", &provider, &props,
+                                 error))
+    return FALSE;
+  if (threads > 0) {
+    g_autofree char *n = g_strdup_printf ("%d", threads);
+    if (!cria_props_set (props, "threads", n, error))
+      return FALSE;
+  }
+  st->backend = cria_backend_new (provider, props, error);
+  if (!st->backend)
+    return FALSE;
+  st->model = cria_model_open (registry, dir, dtype, error);
+  if (!st->model)
+    return FALSE;
+  if (need_tokenizer) {
+    st->tokenizer = cria_tokenizer_load (registry, dir, error);
+    if (!st->tokenizer) {
+      g_prefix_error (error, "%s: no tokenizer: ", dir);
+      return FALSE;
+    }
+  }
+  st->lm = cria_lm_new (st->model, st->backend);
+  return TRUE;
+}
+
+void
+cria_lm_stack_clear (CriaLmStack *st)
+{
+  g_clear_pointer (&st->lm, cria_lm_free);
+  g_clear_pointer (&st->tokenizer, cria_tokenizer_free);
+  g_clear_pointer (&st->model, cria_model_free);
+  g_clear_pointer (&st->backend, cria_backend_free);
+}
+
+char *
+cria_lm_render_request (const CriaPromptFormat *format, const CriaGenRequest *req, GError **error)
+{
+  if (!req->messages)
+    return g_strdup (req->prompt ? req->prompt : "");
+  const GPtrArray *msgs = req->messages;
+  if (msgs->len == 0) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "messages: the conversation is empty");
+    return NULL;
+  }
+  const CriaMessage *last = g_ptr_array_index ((GPtrArray *) msgs, msgs->len - 1);
+  if (!strcmp (last->role, "assistant")) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                 "messages: the last message is the assistant's; there is nothing to answer");
+    return NULL;
+  }
+  if (!format) {
+    if (!req->system && msgs->len == 1 && !strcmp (last->role, "user"))
+      return g_strdup (last->content);
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                 "messages: only one user message can be answered without a prompt format "
+                 "(the server was started without --prompt-format)");
+    return NULL;
+  }
+  g_autoptr (CriaRecord) record = cria_record_new ();
+  if (req->system)
+    cria_record_add_message (record, "system", req->system);
+  for (guint i = 0; i < msgs->len; i++) {
+    const CriaMessage *m = g_ptr_array_index ((GPtrArray *) msgs, i);
+    cria_record_add_message (record, m->role, m->content);
+  }
+  g_autofree char *prompt = NULL, *response = NULL;
+  g_autoptr (GError) why = NULL;
+  if (!cria_prompt_format_render (format, record, &prompt, &response, &why)) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "messages: %s", why->message);
+    return NULL;
+  }
+  return g_steal_pointer (&prompt);
+}
+
+struct _CriaLmRunner {
+  CriaLm *lm;
+  CriaTokenizer *tokenizer;
+  const CriaPromptFormat *format;
+  CriaSampling defaults;
+  gboolean add_special;
+};
+
+static void
+copy_sampling (CriaSampling *to, const CriaSampling *from)
+{
+  GPtrArray *stop = to->stop;
+  GArray *stop_ids = to->stop_ids;
+  *to = *from;
+  to->stop = stop;
+  to->stop_ids = stop_ids;
+  g_ptr_array_set_size (stop, 0);
+  for (guint i = 0; from->stop && i < from->stop->len; i++)
+    g_ptr_array_add (stop, g_strdup (g_ptr_array_index (from->stop, i)));
+  g_array_set_size (stop_ids, 0);
+  if (from->stop_ids)
+    g_array_append_vals (stop_ids, from->stop_ids->data, from->stop_ids->len);
+}
+
+CriaLmRunner *
+cria_lm_runner_new (CriaLm *lm, CriaTokenizer *tokenizer, const CriaPromptFormat *format, const CriaSampling *defaults,
+                    gboolean add_special)
+{
+  CriaLmRunner *r = g_new0 (CriaLmRunner, 1);
+  r->lm = lm;
+  r->tokenizer = tokenizer;
+  r->format = format;
+  r->add_special = add_special;
+  cria_sampling_init (&r->defaults);
+  copy_sampling (&r->defaults, defaults);
+  return r;
+}
+
+void
+cria_lm_runner_free (CriaLmRunner *r)
+{
+  if (!r)
+    return;
+  cria_sampling_clear (&r->defaults);
+  g_free (r);
+}
+
+typedef struct {
+  CriaTextFunc on_text;
+  gpointer user_data;
+  GCancellable *cancellable;
+} Relay;
+
+static gboolean
+relay_text (const char *piece, gpointer data)
+{
+  Relay *relay = data;
+  if (g_cancellable_is_cancelled (relay->cancellable))
+    return FALSE;
+  return relay->on_text ? relay->on_text (piece, relay->user_data) : TRUE;
+}
+
+/* The request's fields over the defaults; its stop strings replace the
+ * defaults' (the model's stop tokens stay). */
+static void
+request_sampling (const CriaLmRunner *r, const CriaGenRequest *req, gint64 room, CriaSampling *s)
+{
+  copy_sampling (s, &r->defaults);
+  if (req->max_tokens > 0)
+    s->max_new_tokens = req->max_tokens;
+  if (room > 0)
+    s->max_new_tokens = MIN (s->max_new_tokens, room);
+  if (req->temperature >= 0)
+    s->temperature = req->temperature;
+  if (req->top_p >= 0)
+    s->top_p = req->top_p;
+  if (req->seed >= 0)
+    s->seed = (guint64) req->seed;
+  if (req->stop && req->stop[0]) {
+    g_ptr_array_set_size (s->stop, 0);
+    for (const char *const *stop = req->stop; *stop; stop++)
+      if (**stop)
+        g_ptr_array_add (s->stop, g_strdup (*stop));
+  }
+}
+
+gboolean
+cria_lm_runner_generate (CriaLmRunner *r, const CriaGenRequest *req, CriaTextFunc on_text, gpointer user_data,
+                         GCancellable *cancellable, CriaGenResult *res, GError **error)
+{
+  g_autofree char *prompt = cria_lm_render_request (r->format, req, error);
+  if (!prompt)
+    return FALSE;
+  g_autoptr (CriaEncoding) enc =
+    cria_tokenizer_encode (r->tokenizer, prompt, -1, r->add_special ? CRIA_ENCODE_ADD_SPECIAL : 0, error);
+  if (!enc)
+    return FALSE;
+  gint64 n = enc->ids->len;
+  gint64 context = cria_model_get_config (cria_lm_get_model (r->lm))->max_positions;
+  if (n == 0 || (context > 0 && n >= context)) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                 "%s: %" G_GINT64_FORMAT " tokens; the model takes 1 to %" G_GINT64_FORMAT " (room to answer included)",
+                 req->messages ? "messages" : "prompt", n, context > 0 ? context - 1 : G_MAXINT64);
+    return FALSE;
+  }
+  CriaSampling s;
+  cria_sampling_init (&s);
+  request_sampling (r, req, context > 0 ? context - n : 0, &s);
+  Relay relay = { on_text, user_data, cancellable };
+  CriaGeneration gen;
+  gboolean ok = cria_lm_generate (r->lm, r->tokenizer, (const gint32 *) enc->ids->data, enc->ids->len, &s, relay_text,
+                                  &relay, &gen, error);
+  cria_sampling_clear (&s);
+  if (ok && g_cancellable_set_error_if_cancelled (cancellable, error))
+    ok = FALSE;
+  if (ok) {
+    res->text = g_steal_pointer (&gen.text);
+    res->finish_reason = g_strdup (gen.finish == CRIA_FINISH_LENGTH ? "length" : "stop");
+    res->prompt_tokens = (int) n;
+    res->completion_tokens = (int) gen.ids->len;
+  }
+  cria_generation_clear (&gen);
+  return ok;
+}

@@ -1,0 +1,17 @@
+/* cria-server.h: the OpenAI-compatible HTTP server behind `cria serve`. */
+#pragma once
+
+#include <cria/cria.h>
+
+typedef struct {
+  const char *host;       /* an address to listen on: "127.0.0.1", "0.0.0.0", "::" */
+  int port;               /* 0: any free port */
+  const char *model_name; /* the id of /v1/models, and what requests may name */
+  guint max_concurrent;   /* requests admitted at once (running and waiting) */
+  gsize max_body;         /* bytes of a request body */
+  CriaLmRunner *runner;   /* borrowed; used from the server's one worker thread */
+} CriaServerOptions;
+
+/* Listens, prints "cria serve: listening on http://HOST:PORT/v1" on stdout,
+ * and answers until SIGINT or SIGTERM. */
+gboolean cria_server_run (const CriaServerOptions *options, GError **error);

@@ -1,0 +1,50 @@
+/* serve-request.h: the OpenAI request and response bodies of `cria serve`
+ * (no HTTP here: the parsing and the JSON, testable on their own). */
+#pragma once
+
+#include <cria/cria.h>
+
+typedef struct {
+  gboolean chat;
+  gboolean stream, include_usage;
+  char *model;         /* NULL when the request names none */
+  GPtrArray *messages; /* chat: CriaMessage* */
+  GPtrArray *prompts;  /* completions: char*, one choice each */
+  int max_tokens;      /* 0: the server's default */
+  double temperature;  /* < 0: the server's default */
+  double top_p;        /* < 0: the server's default */
+  gint64 seed;         /* < 0: none */
+  char **stop;         /* NULL-terminated, or NULL */
+} ServeRequest;
+
+void serve_request_clear (ServeRequest *r);
+
+/* Reads a /v1/chat/completions (chat) or /v1/completions body. On a bad
+ * request returns FALSE with *param set to the offending field (or NULL). */
+gboolean serve_request_parse (ServeRequest *r, gboolean chat, const char *body, gsize len, char **param,
+                              GError **error);
+
+/* The CriaGenRequest of choice `index`; borrows from `r`. */
+CriaGenRequest serve_request_gen (const ServeRequest *r, guint index);
+guint serve_request_n_choices (const ServeRequest *r);
+
+/* {"error": {"message", "type", "param", "code"}} */
+char *serve_error_body (const char *message, const char *type, const char *param, const char *code);
+
+/* What every answer of one request carries. */
+typedef struct {
+  const char *id, *model;
+  gint64 created;
+  gboolean chat;
+} ServeAnswer;
+
+/* A whole answer: `results` holds one result per choice. */
+char *serve_answer_body (const ServeAnswer *a, const CriaGenResult *results, guint n);
+/* One server-sent event: "data: {chunk}\n\n". With `role`, the chat chunk
+ * that opens a choice; `finish` ends it (text NULL); `usage` (results of all
+ * choices) the usage chunk of stream_options.include_usage. */
+char *serve_chunk_event (const ServeAnswer *a, guint index, gboolean role, const char *text, const char *finish);
+char *serve_usage_event (const ServeAnswer *a, const CriaGenResult *results, guint n);
+
+/* GET /v1/models */
+char *serve_models_body (const char *model, gint64 created);

@@ -1,0 +1,135 @@
+/* local: a generator that runs a model directory on cria's own runtime.
+ *
+ *   cria data 'file location=seeds.jsonl ! selfinstruct generator="local model=../shared/models/stories260K" ! jsonl location=out.jsonl'
+ *
+ * The same request gives the same text as `cria serve` on the same model and
+ * settings: both go through CriaLmRunner. The model runs one request at a
+ * time; a batch runs its requests one after another. */
+#include "config.h"
+
+#include <string.h>
+
+#include <cria/cria.h>
+#include <cria/cria-generator.h>
+
+static const CriaPropSpec local_props[] = {
+  { "model", CRIA_PROP_STRING, NULL, 0, 0, NULL, "the Hugging Face model directory (config.json, weights, tokenizer)",
+    CRIA_PROP_FLAG_REQUIRED },
+  { "dtype", CRIA_PROP_ENUM, "auto", 0, 0, "auto|f32|bf16", "weights in memory: as stored, f32 or bf16" },
+  { "backend", CRIA_PROP_STRING, "cpu", 0, 0, NULL, "the compute backend and its properties" },
+  { "threads", CRIA_PROP_INT, "0", 0, 1024, NULL, "threads of the cpu backend (0: every core)" },
+  { "prompt-format", CRIA_PROP_STRING, NULL, 0, 0, NULL,
+    "prompt format of conversations (alpaca, chatml, llama2, vicuna, a JSON file); unset: one user message only" },
+  { "add-special", CRIA_PROP_BOOL, "true", 0, 0, NULL, "add the tokenizer's special tokens (BOS) to each prompt" },
+  { "max-tokens", CRIA_PROP_INT, "256", 1, G_MAXINT, NULL, "tokens to generate when a request does not say" },
+  { "temperature", CRIA_PROP_DOUBLE, "0", 0, 100, NULL,
+    "sampling temperature when a request does not say (0: greedy)" },
+  { "top-p", CRIA_PROP_DOUBLE, "1", 1e-9, 1, NULL, "nucleus sampling threshold when a request does not say (1: off)" },
+  { "top-k", CRIA_PROP_INT, "0", 0, G_MAXINT, NULL, "sample among the K most likely tokens (0: all)" },
+  { "repetition-penalty", CRIA_PROP_DOUBLE, "1", 1e-9, 100, NULL,
+    "divide the logits of tokens already present by this (1: off)" },
+  CRIA_PROP_END
+};
+
+typedef struct {
+  CriaLmStack stack;
+  CriaPromptFormat *format;
+  CriaLmRunner *runner;
+  char *identity;
+  GMutex lock; /* one request at a time on the model */
+} Local;
+
+static void
+local_destroy (gpointer data)
+{
+  Local *self = data;
+  g_clear_pointer (&self->runner, cria_lm_runner_free);
+  g_clear_pointer (&self->format, cria_prompt_format_free);
+  cria_lm_stack_clear (&self->stack);
+  g_free (self->identity);
+  g_mutex_clear (&self->lock);
+  g_free (self);
+}
+
+static gpointer
+local_create (const CriaProps *props, CriaRegistry *registry, GError **error)
+{
+  const char *dtype_name = cria_props_get_string (props, "dtype");
+  CriaModelDType dtype = !strcmp (dtype_name, "f32")    ? CRIA_MODEL_DTYPE_F32
+                         : !strcmp (dtype_name, "bf16") ? CRIA_MODEL_DTYPE_BF16
+                                                        : CRIA_MODEL_DTYPE_AUTO;
+  Local *self = g_new0 (Local, 1);
+  g_mutex_init (&self->lock);
+  const char *format = cria_props_get_string (props, "prompt-format");
+  const char *dir = cria_props_get_string (props, "model");
+  if ((format && !(self->format = cria_prompt_format_load (format, error))) ||
+      !cria_lm_stack_open (&self->stack, registry, dir, dtype, cria_props_get_string (props, "backend"),
+                           (int) cria_props_get_int (props, "threads"), TRUE, error)) {
+    local_destroy (self);
+    return NULL;
+  }
+  CriaSampling s;
+  cria_sampling_init (&s);
+  s.max_new_tokens = cria_props_get_int (props, "max-tokens");
+  s.temperature = cria_props_get_double (props, "temperature");
+  s.top_p = cria_props_get_double (props, "top-p");
+  s.top_k = cria_props_get_int (props, "top-k");
+  s.repetition_penalty = cria_props_get_double (props, "repetition-penalty");
+  cria_sampling_add_model_stops (&s, self->stack.model);
+  gboolean special = cria_props_get_bool (props, "add-special");
+  self->runner = cria_lm_runner_new (self->stack.lm, self->stack.tokenizer, self->format, &s, special);
+  cria_sampling_clear (&s);
+  /* Everything that changes the text goes into the cache key. */
+  g_autofree char *abs = g_canonicalize_filename (dir, NULL);
+  char t[G_ASCII_DTOSTR_BUF_SIZE], p[G_ASCII_DTOSTR_BUF_SIZE], r[G_ASCII_DTOSTR_BUF_SIZE];
+  self->identity = g_strdup_printf (
+      "local %s dtype=%s format=%s add-special=%d max-tokens=%" G_GINT64_FORMAT " temperature=%s top-p=%s "
+      "top-k=%" G_GINT64_FORMAT " repetition-penalty=%s",
+      abs, dtype_name, format ? format : "none", special, cria_props_get_int (props, "max-tokens"),
+      g_ascii_dtostr (t, sizeof t, cria_props_get_double (props, "temperature")),
+      g_ascii_dtostr (p, sizeof p, cria_props_get_double (props, "top-p")), cria_props_get_int (props, "top-k"),
+      g_ascii_dtostr (r, sizeof r, cria_props_get_double (props, "repetition-penalty")));
+  return self;
+}
+
+static char *
+local_describe (gpointer data)
+{
+  return g_strdup (((Local *) data)->identity);
+}
+
+static gboolean
+local_generate (gpointer data, const CriaGenRequest *req, CriaGenResult *res, GCancellable *cancellable, GError **error)
+{
+  Local *self = data;
+  g_mutex_lock (&self->lock);
+  gboolean ok = cria_lm_runner_generate (self->runner, req, NULL, NULL, cancellable, res, error);
+  g_mutex_unlock (&self->lock);
+  return ok;
+}
+
+static const CriaGeneratorVTable local_vtable = {
+  .create = local_create,
+  .destroy = local_destroy,
+  .describe = local_describe,
+  .generate = local_generate,
+};
+
+static const CriaProviderInfo local_info = {
+  .kind = CRIA_KIND_GENERATOR,
+  .name = "local",
+  .description = "Generates with cria's own runtime on a Hugging Face model directory",
+  .example = "selfinstruct generator=\"local model=../shared/models/stories260K max-tokens=64\"",
+  .props = local_props,
+  .vtable = &local_vtable,
+};
+
+static gboolean
+plugin_init (CriaPlugin *plugin, GError **error)
+{
+  cria_plugin_add_provider (plugin, &local_info);
+  return TRUE;
+}
+
+CRIA_PLUGIN_DEFINE ("local", "Generator on cria's own model runtime", plugin_init, PACKAGE_VERSION, "LGPL-2.1-or-later",
+                    "cria");

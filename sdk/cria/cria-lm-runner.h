@@ -1,0 +1,57 @@
+/* cria-lm-runner.h: generator requests (CriaGenRequest, chat or completion)
+ * answered by cria's own runtime on a model directory.
+ *
+ * What `cria serve` and the local generator share, so that the same request
+ * gives the same text through either: the prompt a conversation becomes, how
+ * the request's fields override the decoding defaults, BOS, the context
+ * limit and the finish reason. */
+#pragma once
+
+#include <gio/gio.h>
+#include <cria/cria-generator.h>
+#include <cria/cria-lm.h>
+#include <cria/cria-prompt-format.h>
+
+G_BEGIN_DECLS
+
+/* Everything a model directory needs to run, opened together. */
+typedef struct {
+  CriaBackend *backend;
+  CriaModel *model;
+  CriaTokenizer *tokenizer; /* NULL when not asked for */
+  CriaLm *lm;
+} CriaLmStack;
+
+/* `backend_spec` NULL means "cpu"; `threads` 0 leaves the backend's default. */
+gboolean cria_lm_stack_open (CriaLmStack *stack, CriaRegistry *registry, const char *dir, CriaModelDType dtype,
+                             const char *backend_spec, int threads, gboolean need_tokenizer, GError **error);
+void cria_lm_stack_clear (CriaLmStack *stack);
+
+/* The text the model reads for a request: a completion's prompt as it is; a
+ * conversation (system, then messages) through the prompt format. Without a
+ * format only a conversation of one user message can be rendered (its text,
+ * as `cria generate` reads it). The one place that switches to the model's
+ * chat template once cria has one. */
+char *cria_lm_render_request (const CriaPromptFormat *format, const CriaGenRequest *request, GError **error);
+
+typedef struct _CriaLmRunner CriaLmRunner;
+
+/* Borrows `lm` and `tokenizer`; takes a copy of `defaults` (the settings of
+ * whatever a request leaves out, and the stop tokens). `format` may be NULL
+ * and is borrowed. With `add_special` the tokenizer's special tokens (BOS)
+ * frame the prompt, as Hugging Face's tokenizers do by default. */
+CriaLmRunner *cria_lm_runner_new (CriaLm *lm, CriaTokenizer *tokenizer, const CriaPromptFormat *format,
+                                  const CriaSampling *defaults, gboolean add_special);
+void cria_lm_runner_free (CriaLmRunner *runner);
+
+/* Runs one request (one at a time: a CriaLm is not shared between threads).
+ * `on_text` (may be NULL) receives the text as it comes; the cancellable is
+ * checked between tokens. A request the model cannot take (an empty or too
+ * long prompt, a conversation without a format) fails with
+ * CRIA_ERROR_INVALID_ARGUMENT. */
+gboolean cria_lm_runner_generate (CriaLmRunner *runner, const CriaGenRequest *request, CriaTextFunc on_text,
+                                  gpointer user_data, GCancellable *cancellable, CriaGenResult *result, GError **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CriaLmRunner, cria_lm_runner_free)
+
+G_END_DECLS

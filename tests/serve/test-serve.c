@@ -1,0 +1,722 @@
+/* test-serve: `cria serve` as a subprocess on ../shared/models/stories260K
+ * (a real pretrained tiny LLaMA with its tokenizer; skipped when absent),
+ * talked to over loopback: the OpenAI answers and their fields, greedy text
+ * equal to `cria generate`'s, streaming, the openai generator as a client,
+ * the local generator on the same model, errors, concurrent clients, a full
+ * queue, a client hanging up mid-stream, and a clean stop on SIGTERM. */
+#include <signal.h>
+#include <string.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+#include <libsoup/soup.h>
+
+#include <cria/cria-generator.h>
+
+#include "cria-test.h"
+
+static char *model_dir;
+static CriaRegistry *reg;
+
+typedef struct {
+  GSubprocess *proc;
+  char *url; /* http://127.0.0.1:PORT/v1 */
+} Server;
+
+static Server main_server, busy_server;
+
+/* A test that crashes must not leave its servers running. */
+static void
+die_with_parent (gpointer data)
+{
+#ifdef __linux__
+  prctl (PR_SET_PDEATHSIG, SIGTERM);
+#endif
+}
+
+static void
+server_start (Server *s, const char *const *extra)
+{
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  const char *const base[] = { cria_test_env ("CRIA_BIN"), "serve", "--model", model_dir, "--port", "0", NULL };
+  for (guint i = 0; base[i]; i++)
+    g_ptr_array_add (argv, (gpointer) base[i]);
+  for (guint i = 0; extra && extra[i]; i++)
+    g_ptr_array_add (argv, (gpointer) extra[i]);
+  g_ptr_array_add (argv, NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  s->proc = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
+  g_assert_no_error (error);
+  g_autoptr (GDataInputStream) out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (s->proc));
+  g_autofree char *line = g_data_input_stream_read_line_utf8 (out, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert (line && g_str_has_prefix (line, "cria serve: listening on http://127.0.0.1:"));
+  s->url = g_strdup (line + strlen ("cria serve: listening on "));
+}
+
+/* SIGTERM stops it cleanly: exit status 0. */
+static int
+server_stop (Server *s)
+{
+  g_subprocess_send_signal (s->proc, SIGTERM);
+  g_autoptr (GError) error = NULL;
+  g_subprocess_wait (s->proc, NULL, &error);
+  g_assert_no_error (error);
+  int status = g_subprocess_get_if_exited (s->proc) ? g_subprocess_get_exit_status (s->proc) : -1;
+  g_clear_object (&s->proc);
+  g_clear_pointer (&s->url, g_free);
+  return status;
+}
+
+typedef struct {
+  guint status;
+  char *body;
+  char *retry_after;
+  JsonNode *json; /* the body parsed, when it is JSON */
+} Reply;
+
+static void
+reply_clear (Reply *r)
+{
+  g_free (r->body);
+  g_free (r->retry_after);
+  if (r->json)
+    json_node_unref (r->json);
+  memset (r, 0, sizeof *r);
+}
+
+/* One request on its own session (sessions are per thread). `body` NULL: GET. */
+static void
+request (const Server *s, const char *method, const char *path, const char *body, Reply *r)
+{
+  memset (r, 0, sizeof *r);
+  g_autoptr (SoupSession) session = soup_session_new_with_options ("timeout", 60, NULL);
+  g_autofree char *url = g_strconcat (s->url, path, NULL);
+  g_autoptr (SoupMessage) msg = soup_message_new (method, url);
+  if (body) {
+    g_autoptr (GBytes) payload = g_bytes_new (body, strlen (body));
+    soup_message_set_request_body_from_bytes (msg, "application/json", payload);
+  }
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) answer = soup_session_send_and_read (session, msg, NULL, &error);
+  g_assert_no_error (error);
+  r->status = soup_message_get_status (msg);
+  r->body = g_strndup (g_bytes_get_data (answer, NULL), g_bytes_get_size (answer));
+  r->retry_after = g_strdup (soup_message_headers_get_one (soup_message_get_response_headers (msg), "Retry-After"));
+  r->json = json_from_string (r->body, NULL);
+}
+
+static JsonObject *
+obj (const Reply *r)
+{
+  CU_ASSERT_FATAL (r->json && JSON_NODE_HOLDS_OBJECT (r->json));
+  return json_node_get_object (r->json);
+}
+
+static JsonObject *
+choice (const Reply *r, guint i)
+{
+  JsonArray *choices = json_object_get_array_member (obj (r), "choices");
+  CU_ASSERT_FATAL (choices && json_array_get_length (choices) > i);
+  return json_array_get_object_element (choices, i);
+}
+
+static const char *
+or_null (JsonObject *o, const char *name)
+{
+  const char *v = json_object_get_null_member (o, name) ? NULL : json_object_get_string_member (o, name);
+  return v ? v : "(null)";
+}
+
+/* An OpenAI error answer with this status, param and code. */
+static void
+assert_error (const Server *s, const char *method, const char *path, const char *body, guint status, const char *param,
+              const char *code)
+{
+  Reply r;
+  request (s, method, path, body, &r);
+  CU_ASSERT_EQUAL (r.status, status);
+  JsonObject *e = json_object_get_object_member (obj (&r), "error");
+  CU_ASSERT_FATAL (e != NULL);
+  CU_ASSERT (strlen (json_object_get_string_member (e, "message")) > 0);
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (e, "type"),
+                          status >= 500 ? "server_error" : "invalid_request_error");
+  CU_ASSERT_STRING_EQUAL (or_null (e, "param"), param ? param : "(null)");
+  CU_ASSERT_STRING_EQUAL (or_null (e, "code"), code ? code : "(null)");
+  if (r.status != status || g_strcmp0 (or_null (e, "code"), code ? code : "(null)"))
+    printf ("\n%s %s: %u %s\n", method, path, r.status, r.body);
+  reply_clear (&r);
+}
+
+/* What `cria generate --json` writes for the prompt: the reference text. */
+static JsonObject *
+generate (const char *prompt, const char *max, const char *stop)
+{
+  const char *args[] = { "generate", "--model", model_dir, "--add-special",        "--json",
+                         "-n",       max,       prompt,    stop ? "--stop" : NULL, stop,
+                         NULL };
+  g_autofree char *out = NULL;
+  CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (args, NULL, &out, NULL), 0);
+  JsonNode *node = json_from_string (out, NULL);
+  CU_ASSERT_FATAL (node && JSON_NODE_HOLDS_OBJECT (node));
+  JsonObject *o = json_object_ref (json_node_get_object (node));
+  json_node_unref (node);
+  return o;
+}
+
+static void
+test_models (void)
+{
+  Reply r;
+  request (&main_server, "GET", "/models", NULL, &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (obj (&r), "object"), "list");
+  JsonObject *m = json_array_get_object_element (json_object_get_array_member (obj (&r), "data"), 0);
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (m, "id"), "stories260K");
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (m, "object"), "model");
+  reply_clear (&r);
+}
+
+static void
+assert_usage (const Reply *r, gint64 prompt, gint64 completion)
+{
+  JsonObject *u = json_object_get_object_member (obj (r), "usage");
+  CU_ASSERT_FATAL (u != NULL);
+  CU_ASSERT_EQUAL (json_object_get_int_member (u, "prompt_tokens"), prompt);
+  CU_ASSERT_EQUAL (json_object_get_int_member (u, "completion_tokens"), completion);
+  CU_ASSERT_EQUAL (json_object_get_int_member (u, "total_tokens"), prompt + completion);
+}
+
+/* What every answer carries: its object, an id, the served model, a time. */
+static void
+assert_answer (Reply *r, const char *object, const char *id_prefix)
+{
+  CU_ASSERT_EQUAL_FATAL (r->status, 200);
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (obj (r), "object"), object);
+  CU_ASSERT (g_str_has_prefix (json_object_get_string_member (obj (r), "id"), id_prefix));
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (obj (r), "model"), "stories260K");
+  CU_ASSERT (json_object_get_int_member (obj (r), "created") > 1700000000);
+}
+
+static void
+test_completion_equals_generate (void)
+{
+  g_autoptr (JsonObject) ref = generate ("Once upon a time", "24", NULL);
+  Reply r;
+  request (&main_server, "POST", "/completions",
+           "{\"model\": \"stories260K\", \"prompt\": \"Once upon a time\", \"max_tokens\": 24, \"temperature\": 0, "
+           "\"user\": \"ignored\"}",
+           &r);
+  assert_answer (&r, "text_completion", "cmpl-");
+  JsonObject *c = choice (&r, 0);
+  CU_ASSERT_EQUAL (json_object_get_int_member (c, "index"), 0);
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (c, "text"), json_object_get_string_member (ref, "text"));
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (c, "finish_reason"), "length");
+  assert_usage (&r, json_object_get_int_member (ref, "prompt_tokens"), 24);
+  reply_clear (&r);
+}
+
+static void
+test_chat_equals_generate (void)
+{
+  g_autoptr (JsonObject) ref = generate ("Once upon a time", "20", NULL);
+  Reply r;
+  request (&main_server, "POST", "/chat/completions",
+           "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"Once upon\"}, "
+           "{\"type\": \"text\", \"text\": \" a time\"}]}], \"max_completion_tokens\": 20, \"seed\": 3}",
+           &r);
+  assert_answer (&r, "chat.completion", "chatcmpl-");
+  JsonObject *m = json_object_get_object_member (choice (&r, 0), "message");
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (m, "role"), "assistant");
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (m, "content"), json_object_get_string_member (ref, "text"));
+  assert_usage (&r, json_object_get_int_member (ref, "prompt_tokens"), 20);
+  reply_clear (&r);
+}
+
+/* A stop string: the text ends before it, as `cria generate --stop` ends it. */
+static void
+test_stop (void)
+{
+  g_autoptr (JsonObject) ref = generate ("Once upon a time", "40", "Lily");
+  Reply r;
+  request (&main_server, "POST", "/completions",
+           "{\"prompt\": [\"Once upon a time\", \"Once upon a time\"], \"max_tokens\": 40, \"stop\": [\"Lily\"]}", &r);
+  CU_ASSERT_EQUAL_FATAL (r.status, 200);
+  for (guint i = 0; i < 2; i++) {
+    JsonObject *c = choice (&r, i);
+    CU_ASSERT_EQUAL (json_object_get_int_member (c, "index"), i);
+    CU_ASSERT_STRING_EQUAL (json_object_get_string_member (c, "text"), json_object_get_string_member (ref, "text"));
+    CU_ASSERT_STRING_EQUAL (json_object_get_string_member (c, "finish_reason"), "stop");
+  }
+  CU_ASSERT (strstr (json_object_get_string_member (ref, "text"), "Lily") == NULL);
+  reply_clear (&r);
+}
+
+/* The events of a text/event-stream body, each "data: ..." payload. */
+static GPtrArray *
+events (const char *body)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func (g_free);
+  g_auto (GStrv) parts = g_strsplit (body, "\n\n", -1);
+  for (guint i = 0; parts[i]; i++) {
+    if (!*parts[i])
+      continue;
+    CU_ASSERT (g_str_has_prefix (parts[i], "data: "));
+    g_ptr_array_add (out, g_strdup (parts[i] + 6));
+  }
+  return out;
+}
+
+static void
+test_stream_chat (void)
+{
+  Reply whole, r;
+  const char *body = "{\"messages\": [{\"role\": \"user\", \"content\": \"The cat\"}], \"max_tokens\": 30, ";
+  g_autofree char *plain = g_strconcat (body, "\"stream\": false}", NULL);
+  g_autofree char *streamed = g_strconcat (body, "\"stream\": true}", NULL);
+  request (&main_server, "POST", "/chat/completions", plain, &whole);
+  request (&main_server, "POST", "/chat/completions", streamed, &r);
+  CU_ASSERT_EQUAL_FATAL (r.status, 200);
+  g_autoptr (GPtrArray) ev = events (r.body);
+  CU_ASSERT_FATAL (ev->len >= 3);
+  CU_ASSERT_STRING_EQUAL (g_ptr_array_index (ev, ev->len - 1), "[DONE]");
+  g_autoptr (GString) text = g_string_new (NULL);
+  const char *finish = NULL;
+  g_autoptr (GPtrArray) nodes = g_ptr_array_new_with_free_func ((GDestroyNotify) json_node_unref);
+  for (guint i = 0; i + 1 < ev->len; i++) {
+    JsonNode *n = json_from_string (g_ptr_array_index (ev, i), NULL);
+    CU_ASSERT_FATAL (n != NULL);
+    g_ptr_array_add (nodes, n);
+    JsonObject *o = json_node_get_object (n);
+    CU_ASSERT_STRING_EQUAL (json_object_get_string_member (o, "object"), "chat.completion.chunk");
+    JsonObject *c = json_array_get_object_element (json_object_get_array_member (o, "choices"), 0);
+    JsonObject *delta = json_object_get_object_member (c, "delta");
+    /* The role comes first, alone. */
+    CU_ASSERT_EQUAL (json_object_has_member (delta, "role"), i == 0);
+    g_string_append (text, json_object_get_string_member_with_default (delta, "content", ""));
+    if (!json_object_get_null_member (c, "finish_reason"))
+      finish = json_object_get_string_member (c, "finish_reason");
+  }
+  JsonObject *m = json_object_get_object_member (choice (&whole, 0), "message");
+  CU_ASSERT_STRING_EQUAL (text->str, json_object_get_string_member (m, "content"));
+  CU_ASSERT_STRING_EQUAL (finish, json_object_get_string_member (choice (&whole, 0), "finish_reason"));
+  reply_clear (&whole);
+  reply_clear (&r);
+}
+
+/* Completion chunks carry "text"; include_usage adds a last chunk with the usage. */
+static void
+test_stream_completion (void)
+{
+  Reply r;
+  request (&main_server, "POST", "/completions",
+           "{\"prompt\": \"Once upon a time\", \"max_tokens\": 24, \"stream\": true, "
+           "\"stream_options\": {\"include_usage\": true}}",
+           &r);
+  CU_ASSERT_EQUAL_FATAL (r.status, 200);
+  g_autoptr (JsonObject) ref = generate ("Once upon a time", "24", NULL);
+  g_autoptr (GPtrArray) ev = events (r.body);
+  CU_ASSERT_FATAL (ev->len >= 3);
+  g_autoptr (GString) text = g_string_new (NULL);
+  for (guint i = 0; i + 2 < ev->len; i++) {
+    g_autoptr (JsonNode) n = json_from_string (g_ptr_array_index (ev, i), NULL);
+    JsonObject *c = json_array_get_object_element (json_object_get_array_member (json_node_get_object (n), "choices"),
+                                                   0);
+    g_string_append (text, json_object_get_string_member (c, "text"));
+  }
+  CU_ASSERT_STRING_EQUAL (text->str, json_object_get_string_member (ref, "text"));
+  Reply usage = { .json = json_from_string (g_ptr_array_index (ev, ev->len - 2), NULL) };
+  assert_usage (&usage, json_object_get_int_member (ref, "prompt_tokens"), 24);
+  reply_clear (&usage);
+  reply_clear (&r);
+}
+
+static CriaGenRequest
+gen_request (const char *prompt, GPtrArray *messages, int max)
+{
+  return (CriaGenRequest){
+    .prompt = prompt, .messages = messages, .max_tokens = max, .temperature = -1, .top_p = -1, .seed = -1
+  };
+}
+
+static char *
+run_generator (const char *spec, const CriaGenRequest *req, const char *cache)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CriaGenerator) g = cria_generator_new (reg, spec, &error);
+  g_assert_no_error (error);
+  if (cache)
+    cria_generator_set_cache_dir (g, cache);
+  CriaGenResult res;
+  gboolean ok = cria_generator_generate (g, req, &res, NULL, &error);
+  g_assert_no_error (error);
+  CU_ASSERT_FATAL (ok);
+  char *text = g_steal_pointer (&res.text);
+  cria_gen_result_clear (&res);
+  return text;
+}
+
+/* cria's own client, both APIs, and the local generator: one text. */
+static void
+test_generators (void)
+{
+  g_autoptr (JsonObject) ref = generate ("The dog", "16", NULL);
+  const char *want = json_object_get_string_member (ref, "text");
+  g_autoptr (GPtrArray) msgs = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_message_free);
+  CriaMessage *m = g_new0 (CriaMessage, 1);
+  m->role = g_strdup ("user");
+  m->content = g_strdup ("The dog");
+  g_ptr_array_add (msgs, m);
+  CriaGenRequest completion = gen_request ("The dog", NULL, 16), chat = gen_request (NULL, msgs, 16);
+  g_autofree char *spec_c = g_strdup_printf ("openai base-url=%s model=stories260K api=completions", main_server.url);
+  g_autofree char *spec_chat = g_strdup_printf ("openai base-url=%s model=stories260K api=chat", main_server.url);
+  g_autofree char *local_spec = g_strdup_printf ("local model=%s threads=1", model_dir);
+  g_autofree char *a = run_generator (spec_c, &completion, NULL);
+  g_autofree char *b = run_generator (spec_chat, &chat, NULL);
+  g_autofree char *c = run_generator (local_spec, &completion, NULL);
+  g_autofree char *d = run_generator (local_spec, &chat, NULL);
+  CU_ASSERT_STRING_EQUAL (a, want);
+  CU_ASSERT_STRING_EQUAL (b, want);
+  CU_ASSERT_STRING_EQUAL (c, want);
+  CU_ASSERT_STRING_EQUAL (d, want);
+}
+
+/* The local generator: its cache, a batch, and its refusals. */
+static void
+test_local_generator (void)
+{
+  g_autofree char *dir = cria_test_tmpdir ();
+  g_autofree char *spec = g_strdup_printf ("local model=%s max-tokens=12", model_dir);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CriaGenerator) g = cria_generator_new (reg, spec, &error);
+  g_assert_no_error (error);
+  cria_generator_set_cache_dir (g, dir);
+  g_autoptr (GString) big = g_string_new (NULL);
+  for (guint i = 0; i < 600; i++)
+    g_string_append (big, "cat ");
+  CriaGenRequest reqs[3] = { gen_request ("The dog", NULL, 0), gen_request ("The cat", NULL, 0),
+                             gen_request (big->str, NULL, 0) };
+  CriaGenResult res[3];
+  CU_ASSERT_EQUAL (cria_generator_generate_batch (g, reqs, res, 3, NULL), 2);
+  CU_ASSERT_EQUAL (res[0].completion_tokens, 12);
+  CU_ASSERT_STRING_EQUAL (res[0].finish_reason, "length");
+  /* Longer than the model's context of 512. */
+  CU_ASSERT (g_error_matches (res[2].error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT));
+  CriaGenResult again;
+  CU_ASSERT_FATAL (cria_generator_generate (g, &reqs[1], &again, NULL, &error));
+  CU_ASSERT (again.cached);
+  CU_ASSERT_STRING_EQUAL (again.text, res[1].text);
+  CU_ASSERT_EQUAL (cria_generator_get_n_calls (g), 3);
+  cria_gen_result_clear (&again);
+  for (guint i = 0; i < 3; i++)
+    cria_gen_result_clear (&res[i]);
+  /* Two messages need a prompt format. */
+  g_autoptr (GPtrArray) msgs = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_message_free);
+  for (guint i = 0; i < 2; i++) {
+    CriaMessage *m = g_new0 (CriaMessage, 1);
+    m->role = g_strdup (i ? "user" : "system");
+    m->content = g_strdup ("Hi");
+    g_ptr_array_add (msgs, m);
+  }
+  CriaGenRequest chat = gen_request (NULL, msgs, 4);
+  CriaGenResult r;
+  CU_ASSERT_FALSE (cria_generator_generate (g, &chat, &r, NULL, &error));
+  CU_ASSERT (g_error_matches (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT));
+  g_clear_error (&error);
+  g_autofree char *bad = g_strdup_printf ("local model=%s/nope", dir);
+  CU_ASSERT (cria_generator_new (reg, bad, &error) == NULL);
+  CU_ASSERT (error != NULL);
+  cria_test_rmtree (dir);
+}
+
+static void
+test_errors (void)
+{
+  const Server *s = &main_server;
+  const char *chat = "/chat/completions";
+  assert_error (s, "POST", chat, "{\"messages\": [", 400, NULL, "invalid_json");
+  assert_error (s, "POST", chat, "[1, 2]", 400, NULL, "invalid_json");
+  assert_error (s, "POST", chat, "{\"max_tokens\": 5}", 400, "messages", NULL);
+  assert_error (s, "POST", chat, "{\"messages\": []}", 400, "messages", NULL);
+  assert_error (s, "POST", chat, "{\"messages\": [{\"content\": \"x\"}]}", 400, "messages[0].role", NULL);
+  assert_error (s, "POST", chat, "{\"messages\": [{\"role\": \"tool\", \"content\": \"x\"}]}", 400, "messages[0].role",
+                NULL);
+  assert_error (s, "POST", chat, "{\"messages\": [{\"role\": \"user\", \"content\": 5}]}", 400, "messages[0].content",
+                NULL);
+  const char *msgs = "\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}]";
+  const struct {
+    const char *field, *param;
+  } bad[] = {
+    { "\"temperature\": 2.5", "temperature" },
+    { "\"temperature\": \"hot\"", "temperature" },
+    { "\"top_p\": 0", "top_p" },
+    { "\"top_p\": 1.5", "top_p" },
+    { "\"max_tokens\": 0", "max_tokens" },
+    { "\"max_tokens\": 1.5", "max_tokens" },
+    { "\"n\": 2", "n" },
+    { "\"presence_penalty\": 0.5", "presence_penalty" },
+    { "\"frequency_penalty\": 3", "frequency_penalty" },
+    { "\"stop\": [\"a\", \"b\", \"c\", \"d\", \"e\"]", "stop" },
+    { "\"stop\": 7", "stop" },
+    { "\"stream\": \"yes\"", "stream" },
+    { "\"seed\": -1", "seed" },
+    { "\"logprobs\": true", "logprobs" },
+    { "\"model\": 5", "model" },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {
+    g_autofree char *body = g_strdup_printf ("{%s, %s}", msgs, bad[i].field);
+    assert_error (s, "POST", chat, body, 400, bad[i].param, NULL);
+  }
+  /* Accepted at the value that changes nothing. */
+  Reply r;
+  g_autofree char *zero = g_strdup_printf (
+      "{%s, \"n\": 1, \"presence_penalty\": 0, \"max_tokens\": 2, \"logprobs\": false}", msgs);
+  request (s, "POST", chat, zero, &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  reply_clear (&r);
+  /* Two user turns need a prompt format, which this server has not. */
+  assert_error (s, "POST", chat,
+                "{\"messages\": [{\"role\": \"system\", \"content\": \"Be kind\"}, {\"role\": \"user\", \"content\": "
+                "\"Hi\"}]}",
+                400, NULL, NULL);
+  assert_error (s, "POST", "/completions", "{\"max_tokens\": 5}", 400, "prompt", NULL);
+  assert_error (s, "POST", "/completions", "{\"prompt\": [1, 2, 3]}", 400, "prompt", NULL);
+  assert_error (s, "POST", "/completions", "{\"prompt\": []}", 400, "prompt", NULL);
+  assert_error (s, "POST", "/completions", "{\"prompt\": \"x\", \"echo\": true}", 400, "echo", NULL);
+  assert_error (s, "POST", "/completions", "{\"prompt\": \"x\", \"model\": \"gpt-4\"}", 404, "model",
+                "model_not_found");
+  assert_error (s, "GET", "/nowhere", NULL, 404, NULL, "not_found");
+  assert_error (s, "POST", "/models", "{}", 405, NULL, "method_not_allowed");
+  assert_error (s, "GET", "/chat/completions", NULL, 405, NULL, "method_not_allowed");
+  /* A prompt longer than the model's context (512 positions). */
+  g_autoptr (GString) big = g_string_new ("{\"prompt\": \"");
+  for (guint i = 0; i < 600; i++)
+    g_string_append (big, "cat ");
+  g_string_append (big, "\"}");
+  assert_error (s, "POST", "/completions", big->str, 400, NULL, NULL);
+}
+
+/* --max-body 4 (KiB) on the busy server. */
+static void
+test_body_too_large (void)
+{
+  g_autoptr (GString) big = g_string_new ("{\"prompt\": \"");
+  for (guint i = 0; i < 2000; i++)
+    g_string_append (big, "cat ");
+  g_string_append (big, "\"}");
+  assert_error (&busy_server, "POST", "/completions", big->str, 413, NULL, "body_too_large");
+}
+
+typedef struct {
+  const Server *server;
+  const char *body;
+  Reply reply;
+} Call;
+
+static gpointer
+call_thread (gpointer data)
+{
+  Call *c = data;
+  request (c->server, "POST", "/completions", c->body, &c->reply);
+  return NULL;
+}
+
+static void
+call_all (Call *calls, guint n)
+{
+  GThread *threads[16];
+  g_assert (n <= G_N_ELEMENTS (threads));
+  for (guint i = 0; i < n; i++)
+    threads[i] = g_thread_new ("client", call_thread, &calls[i]);
+  for (guint i = 0; i < n; i++)
+    g_thread_join (threads[i]);
+}
+
+/* Four clients at once: all answered, each with its own prompt's text. */
+static void
+test_concurrent (void)
+{
+  const char *prompts[] = { "The dog", "The cat", "Once upon a time", "Tom and Sue" };
+  Call calls[4];
+  char *bodies[4];
+  for (guint i = 0; i < 4; i++) {
+    bodies[i] = g_strdup_printf ("{\"prompt\": \"%s\", \"max_tokens\": 16}", prompts[i]);
+    calls[i] = (Call){ &main_server, bodies[i] };
+  }
+  call_all (calls, 4);
+  for (guint i = 0; i < 4; i++) {
+    CU_ASSERT_EQUAL (calls[i].reply.status, 200);
+    g_autoptr (JsonObject) ref = generate (prompts[i], "16", NULL);
+    CU_ASSERT_STRING_EQUAL (json_object_get_string_member (choice (&calls[i].reply, 0), "text"),
+                            json_object_get_string_member (ref, "text"));
+    reply_clear (&calls[i].reply);
+    g_free (bodies[i]);
+  }
+}
+
+/* --max-concurrent 1: while one request runs, others are turned away with
+ * 503. Whether two overlap depends on timing, so bursts are retried until
+ * one does (each request generates ~400 tokens, the others arrive at once). */
+static void
+test_queue_full (void)
+{
+  gboolean saw_busy = FALSE;
+  for (guint attempt = 0; attempt < 5 && !saw_busy; attempt++) {
+    Call calls[6];
+    for (guint i = 0; i < 6; i++)
+      calls[i] = (Call){ &busy_server, "{\"prompt\": \"Once\", \"max_tokens\": 400}" };
+    call_all (calls, 6);
+    guint ok = 0;
+    for (guint i = 0; i < 6; i++) {
+      if (calls[i].reply.status == 503) {
+        saw_busy = TRUE;
+        JsonObject *e = json_object_get_object_member (obj (&calls[i].reply), "error");
+        CU_ASSERT_STRING_EQUAL (json_object_get_string_member (e, "code"), "overloaded");
+        CU_ASSERT_STRING_EQUAL (calls[i].reply.retry_after, "1");
+      } else {
+        CU_ASSERT_EQUAL (calls[i].reply.status, 200);
+        ok++;
+      }
+      reply_clear (&calls[i].reply);
+    }
+    CU_ASSERT (ok >= 1);
+  }
+  CU_ASSERT (saw_busy);
+}
+
+/* A chat format on the busy server: a conversation renders, and the local
+ * generator with the same format gives the same text. */
+static void
+test_prompt_format (void)
+{
+  Reply r;
+  request (
+      &busy_server, "POST", "/chat/completions",
+      "{\"messages\": [{\"role\": \"system\", \"content\": \"Tell a story.\"}, {\"role\": \"user\", \"content\": "
+      "\"A dog\"}, {\"role\": \"assistant\", \"content\": \"Once\"}, {\"role\": \"user\", \"content\": \"More\"}], "
+      "\"max_tokens\": 12}",
+      &r);
+  CU_ASSERT_EQUAL_FATAL (r.status, 200);
+  g_autoptr (GPtrArray) msgs = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_message_free);
+  const char *turns[][2] = { { "user", "A dog" }, { "assistant", "Once" }, { "user", "More" } };
+  for (guint i = 0; i < 3; i++) {
+    CriaMessage *m = g_new0 (CriaMessage, 1);
+    m->role = g_strdup (turns[i][0]);
+    m->content = g_strdup (turns[i][1]);
+    g_ptr_array_add (msgs, m);
+  }
+  CriaGenRequest req = gen_request (NULL, msgs, 12);
+  req.system = "Tell a story.";
+  g_autofree char *spec = g_strdup_printf ("local model=%s prompt-format=chatml", model_dir);
+  g_autofree char *text = run_generator (spec, &req, NULL);
+  JsonObject *m = json_object_get_object_member (choice (&r, 0), "message");
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (m, "content"), text);
+  reply_clear (&r);
+}
+
+/* A client that hangs up mid-stream costs the server nothing but that answer. */
+static void
+test_hang_up (void)
+{
+  g_autoptr (SoupSession) session = soup_session_new ();
+  g_autofree char *url = g_strconcat (main_server.url, "/completions", NULL);
+  g_autoptr (SoupMessage) msg = soup_message_new ("POST", url);
+  const char *body = "{\"prompt\": \"Once\", \"max_tokens\": 400, \"stream\": true}";
+  g_autoptr (GBytes) payload = g_bytes_new_static (body, strlen (body));
+  soup_message_set_request_body_from_bytes (msg, "application/json", payload);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GInputStream) in = soup_session_send (session, msg, NULL, &error);
+  g_assert_no_error (error);
+  char buf[64];
+  CU_ASSERT (g_input_stream_read (in, buf, sizeof buf, NULL, &error) > 0);
+  g_input_stream_close (in, NULL, NULL);
+  g_clear_object (&in);
+  soup_session_abort (session);
+  Reply r;
+  request (&main_server, "POST", "/completions", "{\"prompt\": \"The dog\", \"max_tokens\": 4}", &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  reply_clear (&r);
+}
+
+static void
+test_bad_start (void)
+{
+  const char *no_model[] = { "serve", "--model", "/nonexistent/model", "--port", "0", NULL };
+  g_autofree char *err = NULL;
+  CU_ASSERT_EQUAL (cria_test_run_cria (no_model, NULL, NULL, &err), 1);
+  CU_ASSERT (strstr (err, "/nonexistent/model") != NULL);
+  const char *bad_host[] = { "serve", "--model", model_dir, "--host", "not-an-address", NULL };
+  g_clear_pointer (&err, g_free);
+  CU_ASSERT_EQUAL (cria_test_run_cria (bad_host, NULL, NULL, &err), 1);
+  CU_ASSERT (strstr (err, "--host") != NULL);
+  const char *bad_format[] = { "serve", "--model", model_dir, "--prompt-format", "nope", "--port", "0", NULL };
+  CU_ASSERT_EQUAL (cria_test_run_cria (bad_format, NULL, NULL, NULL), 1);
+}
+
+/* A request sent as raw HTTP, not waited for. */
+static GSocketConnection *
+send_raw (const Server *s, const char *body)
+{
+  g_autoptr (GUri) uri = g_uri_parse (s->url, G_URI_FLAGS_NONE, NULL);
+  g_autoptr (GSocketClient) client = g_socket_client_new ();
+  g_autoptr (GError) error = NULL;
+  GSocketConnection *conn = g_socket_client_connect_to_host (client, "127.0.0.1", g_uri_get_port (uri), NULL, &error);
+  g_assert_no_error (error);
+  g_autofree char *text = g_strdup_printf ("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                           "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                                           strlen (body), body);
+  GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (conn));
+  g_output_stream_write_all (out, text, strlen (text), NULL, NULL, &error);
+  g_assert_no_error (error);
+  return conn;
+}
+
+/* SIGTERM while a request runs and another waits: a prompt, clean exit. */
+static void
+test_stop_servers (void)
+{
+  const char *body = "{\"prompt\": \"Once\", \"max_tokens\": 500, \"stream\": true}";
+  g_autoptr (GSocketConnection) running = send_raw (&main_server, body);
+  g_autoptr (GSocketConnection) waiting = send_raw (&main_server, body);
+  char buf[16];
+  /* The first bytes of the answer: the model is at work. */
+  CU_ASSERT (g_input_stream_read (g_io_stream_get_input_stream (G_IO_STREAM (running)), buf, sizeof buf, NULL, NULL) >
+             0);
+  CU_ASSERT_EQUAL (server_stop (&main_server), 0);
+  CU_ASSERT_EQUAL (server_stop (&busy_server), 0);
+}
+
+static void
+register_suites (void)
+{
+  model_dir = cria_test_shared ("models/stories260K");
+  reg = cria_test_registry ();
+  server_start (&main_server, NULL);
+  const char *busy[] = { "--max-concurrent", "1", "--max-body", "4", "--prompt-format", "chatml", NULL };
+  server_start (&busy_server, busy);
+  static const CriaTestCase cases[] = {
+    { "GET /v1/models", test_models },
+    { "a completion is cria generate's text", test_completion_equals_generate },
+    { "a chat completion is cria generate's text", test_chat_equals_generate },
+    { "stop strings, a list of prompts", test_stop },
+    { "chat streaming concatenates to the answer", test_stream_chat },
+    { "completion streaming with usage", test_stream_completion },
+    { "openai and local generators give the server's text", test_generators },
+    { "local generator: cache, batch, refusals", test_local_generator },
+    { "errors in OpenAI's shape", test_errors },
+    { "413 on a body over --max-body", test_body_too_large },
+    { "four clients at once", test_concurrent },
+    { "503 when the queue is full", test_queue_full },
+    { "a chat format renders conversations", test_prompt_format },
+    { "a client hanging up mid-stream", test_hang_up },
+    { "bad model, host or format at start", test_bad_start },
+    { "SIGTERM stops cleanly", test_stop_servers },
+    { NULL },
+  };
+  cria_test_add_suite ("serve", cases);
+}
+
+CRIA_TEST_MAIN (register_suites)
