@@ -90,7 +90,7 @@ cria_verb_chat (int argc, char **argv)
       continue;
     }
     cria_record_add_message (conv, "user", line);
-    g_autofree char *prompt = cria_cli_render_prompt (&so, conv, &error);
+    g_autofree char *prompt = cria_cli_render_prompt (&so, m.dir, conv, &error);
     g_autoptr (GArray) ids = prompt ? cria_cli_encode (&m, prompt, FALSE, &error) : NULL;
     if (!ids)
       goto done;

@@ -39,6 +39,8 @@ cria_cli_model_options (CriaCliModel *m)
     { "backend", 0, 0, G_OPTION_ARG_STRING, &m->backend_spec,
       "Compute backend and its properties (default \"cpu\"; e.g. \"cpu threads=2\")", "SPEC" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &m->threads, "Threads of the cpu backend (default: every core)", "N" },
+    { "adapter", 'a', 0, G_OPTION_ARG_FILENAME, &m->adapter_dir,
+      "A PEFT adapter directory (cria train's output) applied to the model", "DIR" },
     { NULL }
   };
   GOptionGroup *group = g_option_group_new ("model", "Model options:", "Show the model options", NULL, NULL);
@@ -65,6 +67,10 @@ cria_cli_model_open (CriaCliModel *m, gboolean need_tokenizer, GError **error)
   m->model = st.model;
   m->tokenizer = st.tokenizer;
   m->lm = st.lm;
+  if (ok && m->adapter_dir) {
+    ok = cria_lm_stack_add_adapter (&st, m->registry, m->adapter_dir, error);
+    m->adapter = st.adapter;
+  }
   return ok;
 }
 
@@ -72,6 +78,7 @@ void
 cria_cli_model_clear (CriaCliModel *m)
 {
   g_clear_pointer (&m->lm, cria_lm_free);
+  g_clear_pointer (&m->adapter, cria_adapter_free);
   g_clear_pointer (&m->tokenizer, cria_tokenizer_free);
   g_clear_pointer (&m->model, cria_model_free);
   g_clear_pointer (&m->backend, cria_backend_free);
@@ -79,6 +86,7 @@ cria_cli_model_clear (CriaCliModel *m)
   g_clear_pointer (&m->dir, g_free);
   g_clear_pointer (&m->dtype, g_free);
   g_clear_pointer (&m->backend_spec, g_free);
+  g_clear_pointer (&m->adapter_dir, g_free);
 }
 
 GArray *
@@ -140,7 +148,8 @@ cria_cli_sampling_options (CriaCliSampling *o)
     { "seed", 0, 0, G_OPTION_ARG_INT64, &o->seed, "Seed of the sampler (default 0)", "N" },
     { "stop", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->stop, "End the text before this string (repeatable)", "TEXT" },
     { "prompt-format", 'p', 0, G_OPTION_ARG_STRING, &o->prompt_format,
-      "Wrap prompts in a prompt format of share/formats (alpaca, chatml, llama2, vicuna) or a JSON file", "NAME" },
+      "Prompt format: auto (the model's chat template), a format of share/formats (alpaca, chatml, llama2, "
+      "vicuna), a format file or a .jinja template", "NAME" },
     { NULL }
   };
   GOptionGroup *group = g_option_group_new ("sampling", "Decoding options:", "Show the decoding options", NULL, NULL);
@@ -179,19 +188,24 @@ cria_cli_sampling_clear (CriaCliSampling *o)
 }
 
 char *
-cria_cli_render_prompt (const CriaCliSampling *o, const CriaRecord *record, GError **error)
+cria_cli_render_prompt (const CriaCliSampling *o, const char *model_dir, const CriaRecord *record, GError **error)
 {
-  if (!o->prompt_format) {
+  /* A plain prompt is given to the model as it is, unless a format is asked for. */
+  if (!o->prompt_format && !record->messages) {
     const char *instruction = cria_record_get_field (record, "instruction");
-    if (instruction && !record->messages)
-      return g_strdup (instruction);
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                 "a conversation needs a prompt format: give --prompt-format (chatml, llama2, vicuna, alpaca)");
-    return NULL;
+    return g_strdup (instruction ? instruction : "");
   }
-  g_autoptr (CriaPromptFormat) format = cria_prompt_format_load (o->prompt_format, error);
-  g_autofree char *prompt = NULL, *response = NULL;
-  if (!format || !cria_prompt_format_render (format, record, &prompt, &response, error))
-    return NULL;
-  return g_steal_pointer (&prompt);
+  /* "auto" (and a conversation without --prompt-format): the model's own
+   * chat template, else its family's prompt format. */
+  const char *format = o->prompt_format && strcmp (o->prompt_format, "auto") != 0 ? o->prompt_format : NULL;
+  if (format && !record->messages && !g_str_has_suffix (format, ".jinja")) {
+    /* As cria train and cria eval render a record: the same prompt. */
+    g_autoptr (CriaPromptFormat) f = cria_prompt_format_load (format, error);
+    g_autofree char *prompt = NULL, *response = NULL;
+    if (!f || !cria_prompt_format_render (f, record, &prompt, &response, error))
+      return NULL;
+    return g_steal_pointer (&prompt);
+  }
+  g_autoptr (JsonArray) messages = cria_chat_messages_from_record (record);
+  return cria_chat_prompt_for_model (model_dir, format, messages, TRUE, NULL, NULL, error);
 }

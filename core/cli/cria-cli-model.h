@@ -5,7 +5,7 @@
 
 typedef struct {
   /* options */
-  char *dir, *dtype, *backend_spec;
+  char *dir, *dtype, *backend_spec, *adapter_dir;
   int threads;
   /* opened */
   CriaRegistry *registry;
@@ -13,6 +13,7 @@ typedef struct {
   CriaModel *model;
   CriaTokenizer *tokenizer;
   CriaLm *lm;
+  CriaAdapter *adapter; /* with --adapter: also installed on lm */
 } CriaCliModel;
 
 void cria_cli_model_init (CriaCliModel *m);
@@ -41,6 +42,8 @@ GOptionGroup *cria_cli_sampling_options (CriaCliSampling *o);
 gboolean cria_cli_sampling_apply (const CriaCliSampling *o, CriaModel *model, CriaSampling *s, GError **error);
 void cria_cli_sampling_clear (CriaCliSampling *o);
 
-/* The prompt text for a record (a user message, or a conversation): through
- * --prompt-format when given, else the text as it is (instruction only). */
-char *cria_cli_render_prompt (const CriaCliSampling *o, const CriaRecord *record, GError **error);
+/* The prompt text for a record: a plain prompt (an instruction) as it is,
+ * unless --prompt-format is given; a conversation through --prompt-format,
+ * or, without it or with "auto", the model's chat template (see
+ * cria_chat_prompt_for_model). */
+char *cria_cli_render_prompt (const CriaCliSampling *o, const char *model_dir, const CriaRecord *record, GError **error);

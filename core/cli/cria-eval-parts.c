@@ -31,12 +31,13 @@ any_text_metric (GPtrArray *specs)
 gboolean
 eval_open_arms (EvalOptions *o, CriaCliModel *m, GPtrArray *arms, GError **error)
 {
-  if (o->adapter) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
-                 "--adapter %s: adapters are not wired into cria eval yet", o->adapter);
-    return FALSE;
-  }
-  g_ptr_array_add (arms, arm_new ("model", m->lm, FALSE));
+  /* With --compare the base model runs beside the adapted one: a second
+   * runtime on the same weights, without the adapter's hook. */
+  if (o->compare) {
+    g_ptr_array_add (arms, arm_new ("base", cria_lm_new (m->model, m->backend), TRUE));
+    g_ptr_array_add (arms, arm_new ("adapted", m->lm, FALSE));
+  } else
+    g_ptr_array_add (arms, arm_new (m->adapter ? "adapted" : "model", m->lm, FALSE));
   for (guint i = 0; i < arms->len; i++)
     ((EvalArm *) g_ptr_array_index (arms, i))->needs_text = any_text_metric (o->metric_specs);
   return TRUE;

@@ -185,7 +185,6 @@ cria_verb_eval (int argc, char **argv)
       "Metrics, separated by commas (bleu, rouge, squad, distinct, perplexity; default bleu,rouge)", "LIST" },
     { "metric", 0, 0, G_OPTION_ARG_STRING_ARRAY, &metric_specs,
       "A metric with properties, e.g. \"bleu smoothing=method1 tokenize=char\" (repeatable)", "SPEC" },
-    { "adapter", 'a', 0, G_OPTION_ARG_FILENAME, &o.adapter, "A PEFT adapter directory applied to the model", "DIR" },
     { "compare", 'c', 0, G_OPTION_ARG_NONE, &o.compare,
       "Evaluate the base model and the adapted one (--adapter) side by side", NULL },
     { "limit", 'l', 0, G_OPTION_ARG_INT, &o.limit, "Evaluate the first N records only", "N" },
@@ -211,7 +210,7 @@ cria_verb_eval (int argc, char **argv)
       g_ptr_array_add (o.metric_specs, g_strdup (names[i]));
   for (guint i = 0; metric_specs && metric_specs[i]; i++)
     g_ptr_array_add (o.metric_specs, g_strdup (metric_specs[i]));
-  if (argc > 1 || !o.data || o.metric_specs->len == 0 || (o.compare && !o.adapter)) {
+  if (argc > 1 || !o.data || o.metric_specs->len == 0 || (o.compare && !m.adapter_dir)) {
     g_printerr ("cria eval: %s (see cria eval --help)\n",
                 argc > 1       ? "unexpected arguments"
                 : !o.data      ? "--data FILE is required"
@@ -227,7 +226,6 @@ done:
     cria_cli_error ("eval", error);
   g_ptr_array_unref (o.metric_specs);
   g_free (o.data);
-  g_free (o.adapter);
   g_free (o.out_dir);
   cria_cli_sampling_clear (&o.sampling);
   cria_cli_model_clear (&m);

@@ -4,7 +4,7 @@
 #include "cria-cli-model.h"
 
 typedef struct {
-  char *data, *adapter, *out_dir;
+  char *data, *out_dir;
   gboolean compare, as_json;
   int limit;
   GPtrArray *metric_specs; /* char* */
@@ -16,7 +16,6 @@ typedef struct {
   char *label;
   CriaLm *lm;
   gboolean own_lm;
-  gpointer adapter;
   GPtrArray *metrics;  /* CriaMetric* */
   GPtrArray *corpus;   /* CriaScores*, one per metric, after the last example */
   gboolean needs_text; /* some metric scores generated text */

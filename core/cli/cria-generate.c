@@ -86,7 +86,7 @@ cria_verb_generate (int argc, char **argv)
   for (int i = ids_text ? 0 : 1; i < (ids_text ? 1 : argc); i++) {
     g_autoptr (CriaRecord) record = cria_record_new ();
     cria_record_set_field (record, "instruction", ids_text ? ids_text : argv[i]);
-    g_autofree char *prompt = ids_text ? NULL : cria_cli_render_prompt (&so, record, &error);
+    g_autofree char *prompt = ids_text ? NULL : cria_cli_render_prompt (&so, m.dir, record, &error);
     g_autoptr (GArray) ids = ids_text ? cria_cli_parse_ids (ids_text, &error)
                              : prompt ? cria_cli_encode (&m, prompt, add_special, &error) : NULL;
     if (!ids)

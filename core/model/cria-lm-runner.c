@@ -42,9 +42,22 @@ void
 cria_lm_stack_clear (CriaLmStack *st)
 {
   g_clear_pointer (&st->lm, cria_lm_free);
+  g_clear_pointer (&st->adapter, cria_adapter_free);
   g_clear_pointer (&st->tokenizer, cria_tokenizer_free);
   g_clear_pointer (&st->model, cria_model_free);
   g_clear_pointer (&st->backend, cria_backend_free);
+}
+
+gboolean
+cria_lm_stack_add_adapter (CriaLmStack *st, CriaRegistry *registry, const char *dir, GError **error)
+{
+  st->adapter = cria_adapter_load (registry, st->model, dir, error);
+  if (!st->adapter)
+    return FALSE;
+  gpointer data;
+  CriaLinearHook hook = cria_adapter_get_linear_hook (st->adapter, &data);
+  cria_lm_set_linear_hook (st->lm, hook, data);
+  return TRUE;
 }
 
 char *

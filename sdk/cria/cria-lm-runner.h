@@ -8,6 +8,7 @@
 #pragma once
 
 #include <gio/gio.h>
+#include <cria/cria-adapter.h>
 #include <cria/cria-generator.h>
 #include <cria/cria-lm.h>
 #include <cria/cria-prompt-format.h>
@@ -20,12 +21,16 @@ typedef struct {
   CriaModel *model;
   CriaTokenizer *tokenizer; /* NULL when not asked for */
   CriaLm *lm;
+  CriaAdapter *adapter; /* NULL unless cria_lm_stack_add_adapter */
 } CriaLmStack;
 
 /* `backend_spec` NULL means "cpu"; `threads` 0 leaves the backend's default. */
 gboolean cria_lm_stack_open (CriaLmStack *stack, CriaRegistry *registry, const char *dir, CriaModelDType dtype,
                              const char *backend_spec, int threads, gboolean need_tokenizer, GError **error);
 void cria_lm_stack_clear (CriaLmStack *stack);
+/* Loads a PEFT adapter directory onto the stack's model (--adapter DIR):
+ * every graph the CriaLm builds from then on runs through it. */
+gboolean cria_lm_stack_add_adapter (CriaLmStack *stack, CriaRegistry *registry, const char *dir, GError **error);
 
 /* The text the model reads for a request: a completion's prompt as it is; a
  * conversation (system, then messages) through the prompt format. Without a
