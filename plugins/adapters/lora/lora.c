@@ -22,7 +22,8 @@
 
 static const CriaPropSpec lora_props[] = {
   { "r", CRIA_PROP_INT, "8", 1, 4096, NULL, "rank of the update B A of each targeted layer" },
-  { "alpha", CRIA_PROP_DOUBLE, "16", 0, 1e6, NULL, "scaling numerator: the update is multiplied by alpha / r" },
+  { "alpha", CRIA_PROP_DOUBLE, "16", 0, 1e6, NULL,
+    "scaling numerator: the update is multiplied by alpha / r (alpha / sqrt(r) with use-rslora)" },
   { "dropout", CRIA_PROP_DOUBLE, "0", 0, 0.999, NULL,
     "dropout probability on the input of the adapter branch only (training)" },
   { "target-modules", CRIA_PROP_STRING, "auto", 0, 0, NULL,
