@@ -23,6 +23,14 @@ import hf_models  # noqa: E402
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 
 
+def causal_attention(q, k, v):
+    """softmax(q k^T / sqrt(d) + causal mask) v over [B, H, T, D] (Debian's
+    torch predates F.scaled_dot_product_attention)."""
+    T = q.shape[-2]
+    mask = torch.full((T, T), float("-inf")).triu(1)
+    return ((q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1]) + mask).softmax(-1) @ v
+
+
 def gpt2_batched(cfg, w, ids, proj):
     p = "transformer."
     d, nh = cfg["n_embd"], cfg["n_head"]
@@ -33,7 +41,7 @@ def gpt2_batched(cfg, w, ids, proj):
         h = F.layer_norm(x, (d,), w[q + "ln_1.weight"], w[q + "ln_1.bias"], 1e-5)
         qkv = proj(h, q + "attn.c_attn")
         qh, kh, vh = (t.reshape(B, T, nh, d // nh).transpose(1, 2) for t in qkv.split(d, dim=-1))
-        o = F.scaled_dot_product_attention(qh, kh, vh, is_causal=True).transpose(1, 2).reshape(B, T, d)
+        o = causal_attention(qh, kh, vh).transpose(1, 2).reshape(B, T, d)
         x = x + proj(o, q + "attn.c_proj")
         h = F.layer_norm(x, (d,), w[q + "ln_2.weight"], w[q + "ln_2.bias"], 1e-5)
         h = hf_models.gelu_new(proj(h, q + "mlp.c_fc"))
@@ -61,7 +69,7 @@ def qwen_batched(cfg, w, ids, proj):
         q = q * cos + hf_models.rotate_half(q) * sin
         k = k * cos + hf_models.rotate_half(k) * sin
         k, v = k.repeat_interleave(nh // nkv, dim=1), v.repeat_interleave(nh // nkv, dim=1)
-        o = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, d)
+        o = causal_attention(q, k, v).transpose(1, 2).reshape(B, T, d)
         x = x + lin(o, p + "self_attn.o_proj")
         h = hf_models.rms_norm(x, w[p + "post_attention_layernorm.weight"], cfg["rms_norm_eps"])
         x = x + lin(F.silu(lin(h, p + "mlp.gate_proj")) * lin(h, p + "mlp.up_proj"), p + "mlp.down_proj")

@@ -28,13 +28,10 @@ on_signal (int sig)
 static gboolean
 load_config (CriaProps *props, const char *path, GError **error)
 {
-  g_autoptr (JsonParser) parser = json_parser_new ();
-  if (!json_parser_load_from_mapped_file (parser, path, error)) {
-    g_prefix_error (error, "%s: ", path);
+  g_autoptr (JsonNode) root = cria_json_load_file (path, error);
+  if (!root)
     return FALSE;
-  }
-  JsonNode *root = json_parser_get_root (parser);
-  if (!root || !JSON_NODE_HOLDS_OBJECT (root)) {
+  if (!JSON_NODE_HOLDS_OBJECT (root)) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: not a JSON object of options", path);
     return FALSE;
   }
@@ -66,8 +63,12 @@ cria_verb_train (int argc, char **argv)
   g_array_append_val (entries, f);
   for (guint i = 0; i < n; i++) {
     gboolean is_bool = specs[i].type == CRIA_PROP_BOOL;
-    GOptionEntry e = { specs[i].name, 0, 0, is_bool ? G_OPTION_ARG_NONE : G_OPTION_ARG_STRING,
-                       is_bool ? (gpointer) &flags[i] : (gpointer) &values[i], specs[i].blurb,
+    GOptionEntry e = { specs[i].name,
+                       0,
+                       0,
+                       is_bool ? G_OPTION_ARG_NONE : G_OPTION_ARG_STRING,
+                       is_bool ? (gpointer) &flags[i] : (gpointer) &values[i],
+                       specs[i].blurb,
                        is_bool ? NULL : "VALUE" };
     g_array_append_val (entries, e);
   }
@@ -88,8 +89,8 @@ cria_verb_train (int argc, char **argv)
     return CRIA_EXIT_USAGE;
   }
   for (guint i = 0; i < n; i++) {
-    if ((values[i] && !cria_props_set (props, specs[i].name, values[i], &error))
-        || (flags[i] && !cria_props_set (props, specs[i].name, "true", &error))) {
+    if ((values[i] && !cria_props_set (props, specs[i].name, values[i], &error)) ||
+        (flags[i] && !cria_props_set (props, specs[i].name, "true", &error))) {
       cria_cli_error ("train", error);
       return CRIA_EXIT_USAGE;
     }

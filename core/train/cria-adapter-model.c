@@ -44,8 +44,8 @@ cria_adapter_attach (CriaAdapter *adapter, CriaModel *model, guint64 seed, GErro
   if (!cria_adapter_attach_entries (adapter, e, entries->len, cria_model_get_config (model)->json, seed, error))
     return FALSE;
   for (guint i = 0; i < entries->len; i++)
-    if (e[i].replacement
-        && !cria_model_set_param (model, e[i].name, e[i].replacement, e[i].replacement_trainable, error))
+    if (e[i].replacement &&
+        !cria_model_set_param (model, e[i].name, e[i].replacement, e[i].replacement_trainable, error))
       return FALSE;
   return TRUE;
 }

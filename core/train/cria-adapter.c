@@ -10,6 +10,8 @@
 #include <cria/cria-error.h>
 #include <cria/cria-output.h>
 
+#include "cria-train-private.h"
+
 #define PEFT_CONFIG "adapter_config.json"
 #define PEFT_WEIGHTS "adapter_model.safetensors"
 
@@ -169,26 +171,6 @@ cria_adapter_merge_entries (CriaAdapter *a, CriaAdapterEntry *entries, guint n_e
 
 /* ---- PEFT directories ------------------------------------------------------ */
 
-static gboolean
-write_json (const char *path, JsonObject *object, GError **error)
-{
-  g_autoptr (JsonNode) root = json_node_new (JSON_NODE_OBJECT);
-  json_node_set_object (root, object);
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
-  json_generator_set_pretty (gen, TRUE);
-  json_generator_set_root (gen, root);
-  gsize len = 0;
-  g_autofree char *text = json_generator_to_data (gen, &len);
-  CriaOutput *out = cria_output_open (path, error);
-  if (!out)
-    return FALSE;
-  if (!cria_output_write (out, text, len, error) || !cria_output_write (out, "\n", 1, error)) {
-    cria_output_abort (out);
-    return FALSE;
-  }
-  return cria_output_commit (out, error);
-}
-
 gboolean
 cria_adapter_save_peft (CriaAdapter *a, const char *dir, const char *base_model, GError **error)
 {
@@ -222,24 +204,17 @@ cria_adapter_save_peft (CriaAdapter *a, const char *dir, const char *base_model,
       return FALSE;
   g_autofree char *st_path = g_build_filename (dir, PEFT_WEIGHTS, NULL);
   g_autofree char *config_path = g_build_filename (dir, PEFT_CONFIG, NULL);
-  return cria_safetensors_writer_write (writer, st_path, error) && write_json (config_path, config, error);
+  g_autofree char *text = train_json_text (config, TRUE);
+  return cria_safetensors_writer_write (writer, st_path, error) && train_write_text (config_path, text, error);
 }
 
 CriaAdapter *
 cria_adapter_open_peft (CriaRegistry *registry, const char *dir, GError **error)
 {
   g_autofree char *path = g_build_filename (dir, PEFT_CONFIG, NULL);
-  g_autoptr (JsonParser) parser = json_parser_new ();
-  if (!json_parser_load_from_mapped_file (parser, path, error)) {
-    g_prefix_error (error, "%s: ", path);
+  g_autoptr (JsonObject) config = train_load_json_object (path, error);
+  if (!config)
     return NULL;
-  }
-  JsonNode *root = json_parser_get_root (parser);
-  if (!root || !JSON_NODE_HOLDS_OBJECT (root)) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: not a JSON object", path);
-    return NULL;
-  }
-  JsonObject *config = json_node_get_object (root);
   JsonNode *type = json_object_get_member (config, "peft_type");
   if (!type || json_node_get_value_type (type) != G_TYPE_STRING) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: field peft_type: missing or not a string", path);

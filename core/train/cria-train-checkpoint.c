@@ -35,8 +35,8 @@ write_weights (const char *path, GArray *weights, GError **error)
   return cria_safetensors_writer_write (writer, path, error);
 }
 
-static gboolean
-write_text (const char *path, const char *text, GError **error)
+gboolean
+train_write_text (const char *path, const char *text, GError **error)
 {
   CriaOutput *out = cria_output_open (path, error);
   if (!out)
@@ -46,6 +46,36 @@ write_text (const char *path, const char *text, GError **error)
     return FALSE;
   }
   return cria_output_commit (out, error);
+}
+
+JsonObject *
+train_load_json_object (const char *path, GError **error)
+{
+  g_autoptr (JsonNode) root = cria_json_load_file (path, error);
+  if (!root)
+    return NULL;
+  if (!JSON_NODE_HOLDS_OBJECT (root)) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: not a JSON object", path);
+    return NULL;
+  }
+  return json_object_ref (json_node_get_object (root));
+}
+
+char *
+train_json_text (JsonObject *object, gboolean pretty)
+{
+  g_autoptr (JsonNode) root = json_node_new (JSON_NODE_OBJECT);
+  json_node_set_object (root, object);
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  json_generator_set_pretty (gen, pretty);
+  json_generator_set_root (gen, root);
+  char *text = json_generator_to_data (gen, NULL);
+  if (pretty) {
+    char *with_newline = g_strconcat (text, "\n", NULL);
+    g_free (text);
+    return with_newline;
+  }
+  return text;
 }
 
 static void
@@ -66,8 +96,8 @@ rmtree (const char *path)
 }
 
 gboolean
-train_checkpoint_save (const char *dir, CriaAdapter *adapter, CriaAdamW *opt, JsonObject *state,
-                       const char *base_model, GError **error)
+train_checkpoint_save (const char *dir, CriaAdapter *adapter, CriaAdamW *opt, JsonObject *state, const char *base_model,
+                       GError **error)
 {
   g_autofree char *partial = g_strconcat (dir, ".partial", NULL);
   rmtree (partial);
@@ -93,12 +123,8 @@ train_checkpoint_save (const char *dir, CriaAdapter *adapter, CriaAdamW *opt, Js
   g_autofree char *p_path = g_build_filename (partial, "params.safetensors", NULL);
   g_autofree char *o_path = g_build_filename (partial, "optimizer.safetensors", NULL);
   g_autofree char *s_path = g_build_filename (partial, "trainer_state.json", NULL);
-  g_autoptr (JsonNode) root = json_node_new (JSON_NODE_OBJECT);
-  json_node_set_object (root, state);
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
-  json_generator_set_root (gen, root);
-  g_autofree char *text = json_generator_to_data (gen, NULL);
-  if (!write_weights (p_path, pw, error) || !write_weights (o_path, ow, error) || !write_text (s_path, text, error))
+  g_autofree char *text = train_json_text (state, FALSE);
+  if (!write_weights (p_path, pw, error) || !write_weights (o_path, ow, error) || !train_write_text (s_path, text, error))
     return FALSE;
   const CriaAdapterVTable *vt = cria_provider_get_vtable (cria_adapter_get_provider (adapter));
   if (vt->peft_type && !cria_adapter_save_peft (adapter, partial, base_model, error))
@@ -129,14 +155,9 @@ JsonObject *
 train_checkpoint_load (const char *dir, CriaAdapter *adapter, CriaAdamW *opt, GError **error)
 {
   g_autofree char *s_path = g_build_filename (dir, "trainer_state.json", NULL);
-  g_autoptr (JsonParser) parser = json_parser_new ();
-  if (!json_parser_load_from_mapped_file (parser, s_path, error)) {
-    g_prefix_error (error, "resume: %s: ", s_path);
-    return NULL;
-  }
-  JsonNode *root = json_parser_get_root (parser);
-  if (!root || !JSON_NODE_HOLDS_OBJECT (root)) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "resume: %s: not a JSON object", s_path);
+  g_autoptr (JsonObject) state = train_load_json_object (s_path, error);
+  if (!state) {
+    g_prefix_error (error, "resume: ");
     return NULL;
   }
   g_autofree char *p_path = g_build_filename (dir, "params.safetensors", NULL);
@@ -163,5 +184,5 @@ train_checkpoint_load (const char *dir, CriaAdapter *adapter, CriaAdamW *opt, GE
         return NULL;
     }
   }
-  return json_object_ref (json_node_get_object (root));
+  return g_steal_pointer (&state);
 }

@@ -115,7 +115,7 @@ encode_append (CriaTokenizer *tok, const char *text, CriaEncodeFlags flags, GArr
     return FALSE;
   g_array_append_vals (ids, enc->ids->data, enc->ids->len);
   for (guint i = 0; i < enc->ids->len; i++)
-    g_array_append_val (learn, (guint8) { learned });
+    g_array_append_val (learn, (guint8){ learned });
   return TRUE;
 }
 
@@ -133,14 +133,14 @@ train_set_build (TrainSet *set, GPtrArray *records, const char *what, const Cria
     g_autoptr (GArray) learn = g_array_new (FALSE, FALSE, sizeof (guint8));
     /* The prompt carries the tokenizer's BOS (its post-processor); the
      * response is encoded alone so that the boundary is exact. */
-    if (!encode_append (tok, prompt, CRIA_ENCODE_ADD_SPECIAL, ids, learn, train_on_inputs, error)
-        || !encode_append (tok, response, CRIA_ENCODE_DEFAULT, ids, learn, TRUE, error)) {
+    if (!encode_append (tok, prompt, CRIA_ENCODE_ADD_SPECIAL, ids, learn, train_on_inputs, error) ||
+        !encode_append (tok, response, CRIA_ENCODE_DEFAULT, ids, learn, TRUE, error)) {
       g_prefix_error (error, "%s: record %u: ", what, i + 1);
       return FALSE;
     }
     if (eos >= 0) {
       g_array_append_val (ids, eos);
-      g_array_append_val (learn, (guint8) { 1 });
+      g_array_append_val (learn, (guint8){ 1 });
     }
     if ((gint64) ids->len > max_length) {
       set->n_truncated++;
@@ -190,8 +190,7 @@ new_row (void)
 }
 
 GPtrArray *
-train_plan_epoch (const TrainSet *set, const guint32 *order, guint n, gint64 batch, gint64 max_length,
-                  gboolean packing)
+train_plan_epoch (const TrainSet *set, const guint32 *order, guint n, gint64 batch, gint64 max_length, gboolean packing)
 {
   GPtrArray *rows = g_ptr_array_new_with_free_func ((GDestroyNotify) g_array_unref);
   gint64 fill = 0;

@@ -29,8 +29,7 @@ GPtrArray *train_load_records (CriaRegistry *registry, const char *data, GError 
 /* Renders, tokenizes, masks and truncates every record; fails naming the
  * record when no token to learn is left. `eos` < 0: none appended. */
 gboolean train_set_build (TrainSet *set, GPtrArray *records, const char *what, const CriaPromptFormat *format,
-                          CriaTokenizer *tok, gint64 max_length, gboolean train_on_inputs, gint32 eos,
-                          GError **error);
+                          CriaTokenizer *tok, gint64 max_length, gboolean train_on_inputs, gint32 eos, GError **error);
 
 /* A micro-batch as the graph wants it: [B, T] ids, positions, segment ids,
  * and next-token labels (CRIA_IGNORE_INDEX where nothing is learned). */
@@ -53,6 +52,13 @@ void train_batch_fill (const TrainSet *set, GPtrArray *rows, gint64 max_length, 
 
 /* A seeded permutation of n indices for one epoch. */
 guint32 *train_epoch_order (guint n, guint64 seed, gint64 epoch);
+
+/* A JSON file that must hold an object (transfer full); errors name the file. */
+JsonObject *train_load_json_object (const char *path, GError **error);
+/* Writes a text file atomically (cria_output). */
+gboolean train_write_text (const char *path, const char *text, GError **error);
+/* The text of a JSON object, pretty or not (transfer full). */
+char *train_json_text (JsonObject *object, gboolean pretty);
 
 /* Checkpoints (cria-train-checkpoint.c). `state` is the trainer's own JSON. */
 gboolean train_checkpoint_save (const char *dir, CriaAdapter *adapter, CriaAdamW *opt, JsonObject *state,

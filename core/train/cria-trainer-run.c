@@ -107,10 +107,10 @@ setup_data (Trainer *t, GError **error)
   gint32 pad = cria_tokenizer_special_id (t->tok, CRIA_SPECIAL_PAD);
   t->pad = pad >= 0 ? pad : eos >= 0 ? eos : 0;
   gboolean inputs = cria_props_get_bool (o, "train-on-inputs");
-  return train_set_build (&t->train, records, data, format, t->tok, t->max_length, inputs, eos, error)
-         && train_set_build (&t->eval, eval_records, eval_data ? eval_data : data, format, t->tok, t->max_length,
-                             inputs, eos, error)
-         && check_vocab (t, &t->train, error) && check_vocab (t, &t->eval, error);
+  return train_set_build (&t->train, records, data, format, t->tok, t->max_length, inputs, eos, error) &&
+         train_set_build (&t->eval, eval_records, eval_data ? eval_data : data, format, t->tok, t->max_length, inputs,
+                          eos, error) &&
+         check_vocab (t, &t->train, error) && check_vocab (t, &t->eval, error);
 }
 
 static gboolean
@@ -280,8 +280,9 @@ train_step (Trainer *t, GError **error)
              t->step, isfinite (loss) ? "gradients" : "loss", t->nan_streak);
     if (t->nan_streak >= cria_props_get_int (t->o, "nan-limit")) {
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_FAILED,
-                   "%" G_GINT64_FORMAT " steps in a row had a non-finite loss or gradients: stopping at step %"
-                   G_GINT64_FORMAT " (lower lr?)",
+                   "%" G_GINT64_FORMAT
+                   " steps in a row had a non-finite loss or gradients: stopping at step %" G_GINT64_FORMAT
+                   " (lower lr?)",
                    t->nan_streak, t->step);
       return FALSE;
     }
@@ -289,7 +290,7 @@ train_step (Trainer *t, GError **error)
   }
   t->nan_streak = 0;
   t->last_loss = loss;
-  g_array_append_val (t->train_curve, ((CriaPlotPoint) { (double) t->step, loss }));
+  g_array_append_val (t->train_curve, ((CriaPlotPoint){ (double) t->step, loss }));
   trainer_log (t,
                "{\"step\":%" G_GINT64_FORMAT ",\"epoch\":%" G_GINT64_FORMAT ",\"loss\":%.17g,\"lr\":%.17g,"
                "\"grad_norm\":%.9g,\"loss_tokens\":%" G_GINT64_FORMAT ",\"elapsed_s\":%.3f}",
@@ -306,7 +307,7 @@ eval_now (Trainer *t, GError **error)
   if (!trainer_evaluate (t, &loss, error))
     return FALSE;
   t->last_eval = loss;
-  g_array_append_val (t->eval_curve, ((CriaPlotPoint) { (double) t->step, loss }));
+  g_array_append_val (t->eval_curve, ((CriaPlotPoint){ (double) t->step, loss }));
   trainer_log (t, "{\"step\":%" G_GINT64_FORMAT ",\"eval_loss\":%.17g}", t->step, loss);
   return TRUE;
 }
@@ -362,17 +363,9 @@ write_outputs (Trainer *t, gint64 steps_run, gint64 tokens_run, GError **error)
 #undef MEMBER_DOUBLE
   json_builder_end_object (b);
   g_autoptr (JsonNode) root = json_builder_get_root (b);
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
-  json_generator_set_pretty (gen, TRUE);
-  json_generator_set_root (gen, root);
-  g_autofree char *text = json_generator_to_data (gen, NULL);
+  g_autofree char *text = train_json_text (json_node_get_object (root), TRUE);
   g_autofree char *report = g_build_filename (t->out, "report.json", NULL);
-  CriaOutput *out = cria_output_open (report, error);
-  if (!out || !cria_output_printf (out, error, "%s\n", text)) {
-    cria_output_abort (out);
-    return FALSE;
-  }
-  if (!cria_output_commit (out, error))
+  if (!train_write_text (report, text, error))
     return FALSE;
   printf ("trained %s with %s: %" G_GINT64_FORMAT " steps, %" G_GINT64_FORMAT " trainable parameters, final loss %.4f",
           model_dir, cria_provider_get_name (cria_adapter_get_provider (t->adapter)), t->step, n_params, t->last_loss);
@@ -426,6 +419,6 @@ cria_train_run (CriaRegistry *registry, const CriaProps *options, GError **error
       return TRUE;
     }
   }
-  return eval_now (&t, error) && trainer_save_checkpoint (&t, error)
-         && write_outputs (&t, steps_run, t.tokens_seen - tokens_start, error);
+  return eval_now (&t, error) && trainer_save_checkpoint (&t, error) &&
+         write_outputs (&t, steps_run, t.tokens_seen - tokens_start, error);
 }

@@ -21,11 +21,31 @@
 #include "cria-train-private.h"
 
 /* Options that shape the numbers: a resumed run must agree on each. */
-static const char *const fingerprint_options[] = {
-  "model", "data", "eval-data", "eval-ratio", "format", "tokenizer", "adapter", "max-length", "train-on-inputs",
-  "packing", "batch-size", "grad-accum", "epochs", "max-steps", "lr", "beta1", "beta2", "adam-eps", "weight-decay",
-  "schedule", "warmup-steps", "warmup-ratio", "max-grad-norm", "seed", NULL
-};
+static const char *const fingerprint_options[] = { "model",
+                                                   "data",
+                                                   "eval-data",
+                                                   "eval-ratio",
+                                                   "format",
+                                                   "tokenizer",
+                                                   "adapter",
+                                                   "max-length",
+                                                   "train-on-inputs",
+                                                   "packing",
+                                                   "batch-size",
+                                                   "grad-accum",
+                                                   "epochs",
+                                                   "max-steps",
+                                                   "lr",
+                                                   "beta1",
+                                                   "beta2",
+                                                   "adam-eps",
+                                                   "weight-decay",
+                                                   "schedule",
+                                                   "warmup-steps",
+                                                   "warmup-ratio",
+                                                   "max-grad-norm",
+                                                   "seed",
+                                                   NULL };
 
 void
 trainer_graph_free (gpointer data)
@@ -91,8 +111,8 @@ get_graph (Trainer *t, gint64 T, gboolean eval, GError **error)
   sg->labels = labels;
   sg->ce = ce;
   cria_model_graph_clear (&mg);
-  if (!cria_graph_check (g, error) || (!eval && !cria_graph_backward (g, ce, error))
-      || !cria_graph_plan (g, t->backend, NULL, error)) {
+  if (!cria_graph_check (g, error) || (!eval && !cria_graph_backward (g, ce, error)) ||
+      !cria_graph_plan (g, t->backend, NULL, error)) {
     g_free (sg);
     return NULL;
   }
@@ -133,15 +153,15 @@ nodes_of (StepGraph *sg, Trainer *t, guint i)
  * sum and the target count. */
 gboolean
 trainer_run_micro (Trainer *t, TrainSet *set, GPtrArray *rows, gboolean eval, guint64 micro_seed, double *loss_sum,
-           gint64 *count, GError **error)
+                   gint64 *count, GError **error)
 {
   TrainBatch b = { .B = t->batch };
   train_batch_fill (set, rows, t->max_length, t->packing, t->pad, &b);
   StepGraph *sg = get_graph (t, b.T, eval, error);
-  gboolean ok = sg && cria_node_set_value (sg->ids, b.ids, error)
-                && cria_node_set_value (sg->positions, b.positions, error)
-                && (!sg->segments || cria_node_set_value (sg->segments, b.segments, error))
-                && cria_node_set_value (sg->labels, b.labels, error);
+  gboolean ok = sg && cria_node_set_value (sg->ids, b.ids, error) &&
+                cria_node_set_value (sg->positions, b.positions, error) &&
+                (!sg->segments || cria_node_set_value (sg->segments, b.segments, error)) &&
+                cria_node_set_value (sg->labels, b.labels, error);
   if (ok) {
     for (guint i = 0; i < sg->dropouts->len; i++) {
       CriaNode *d = g_ptr_array_index (sg->dropouts, i);
@@ -268,7 +288,8 @@ trainer_progress (Trainer *t, gint64 steps_this_run, gint64 tokens_this_run)
   for (int i = 0; i < width; i++)
     bar[i] = i < done ? '#' : '.';
   bar[width] = 0;
-  fprintf (stderr, "\r[%s] step %" G_GINT64_FORMAT "/%" G_GINT64_FORMAT "  loss %.4f  lr %.2e  %.0f tok/s  ETA %d:%02d:%02d ",
+  fprintf (stderr,
+           "\r[%s] step %" G_GINT64_FORMAT "/%" G_GINT64_FORMAT "  loss %.4f  lr %.2e  %.0f tok/s  ETA %d:%02d:%02d ",
            bar, t->step, t->total_steps, t->last_loss, cria_adamw_get_lr (t->opt),
            s > 0 ? (double) tokens_this_run / s : 0.0, (int) (eta / 3600), (int) fmod (eta / 60, 60),
            (int) fmod (eta, 60));
@@ -313,8 +334,8 @@ trainer_save_checkpoint (Trainer *t, GError **error)
   g_autofree char *name = g_strdup_printf ("checkpoint-%" G_GINT64_FORMAT, t->step);
   g_autofree char *dir = g_build_filename (t->out, "checkpoints", name, NULL);
   g_autoptr (JsonObject) state = trainer_state (t);
-  return train_checkpoint_save (dir, t->adapter, t->opt, state, cria_props_get_string (t->o, "model"), error)
-         && trainer_write_log (t, error);
+  return train_checkpoint_save (dir, t->adapter, t->opt, state, cria_props_get_string (t->o, "model"), error) &&
+         trainer_write_log (t, error);
 }
 
 gboolean

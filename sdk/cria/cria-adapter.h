@@ -137,8 +137,7 @@ gboolean cria_adapter_load_peft_weights (CriaAdapter *adapter, const char *dir, 
 
 JsonNode *cria_adapter_save_state (CriaAdapter *adapter);
 gboolean cria_adapter_load_state (CriaAdapter *adapter, JsonNode *state, GError **error);
-gboolean cria_adapter_merge_entries (CriaAdapter *adapter, CriaAdapterEntry *entries, guint n_entries,
-                                     GError **error);
+gboolean cria_adapter_merge_entries (CriaAdapter *adapter, CriaAdapterEntry *entries, guint n_entries, GError **error);
 
 /* ---- On a loaded model (cria-model.h) ---- */
 typedef struct _CriaModel CriaModel;

@@ -44,14 +44,14 @@ net_init (Net *n)
   n->D = json_object_get_int_member (golden, "D");
   n->B = json_object_get_int_member (golden, "B");
   n->T = json_object_get_int_member (golden, "T");
-  n->tensors[0] = golden_tensor ("E", 2, (gint64[]) { n->V, n->D });
-  n->tensors[1] = golden_tensor ("W0", 2, (gint64[]) { n->D, n->D });
-  n->tensors[2] = golden_tensor ("b0", 1, (gint64[]) { n->D });
-  n->tensors[3] = golden_tensor ("W1", 2, (gint64[]) { n->D, n->D });
+  n->tensors[0] = golden_tensor ("E", 2, (gint64[]){ n->V, n->D });
+  n->tensors[1] = golden_tensor ("W0", 2, (gint64[]){ n->D, n->D });
+  n->tensors[2] = golden_tensor ("b0", 1, (gint64[]){ n->D });
+  n->tensors[3] = golden_tensor ("W1", 2, (gint64[]){ n->D, n->D });
   static const char *const names[] = { "embed.weight", "layers.0.proj.weight", "layers.0.proj.bias",
                                        "layers.1.proj.weight" };
   for (int i = 0; i < 4; i++)
-    n->entries[i] = (CriaAdapterEntry) { .name = names[i], .tensor = n->tensors[i], .linear = i == 1 || i == 3 };
+    n->entries[i] = (CriaAdapterEntry){ .name = names[i], .tensor = n->tensors[i], .linear = i == 1 || i == 3 };
 }
 
 static void
@@ -100,9 +100,9 @@ net_run (Net *n, CriaAdapter *adapter)
   CriaNode *labels = ints_input (g, "labels", 1, flat_n);
   n->loss = cria_lm_head_ce (g, cria_reshape (g, y, 2, flat_nd), emb, labels, 4);
   /* Without an adapter nothing trains: forward only. */
-  gboolean ok = cria_graph_check (g, &error) && (!adapter || cria_graph_backward (g, n->loss, &error))
-                && cria_graph_plan (g, backend, NULL, &error) && cria_graph_forward (g, &error)
-                && (!adapter || cria_graph_run_backward (g, &error));
+  gboolean ok = cria_graph_check (g, &error) && (!adapter || cria_graph_backward (g, n->loss, &error)) &&
+                cria_graph_plan (g, backend, NULL, &error) && cria_graph_forward (g, &error) &&
+                (!adapter || cria_graph_run_backward (g, &error));
   if (!ok)
     printf ("\n%s\n", error->message);
   CU_ASSERT_TRUE_FATAL (ok);
@@ -338,9 +338,9 @@ test_peft_layout (void)
   /* The same directory against a network of another width: one clear error. */
   g_autoptr (CriaAdapter) c = cria_adapter_open_peft (registry, dir, &error);
   CriaAdapterEntry narrow[2];
-  g_autoptr (CriaTensor) w = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]) { 6, 6 });
-  narrow[0] = (CriaAdapterEntry) { .name = "layers.0.proj.weight", .tensor = w, .linear = TRUE };
-  narrow[1] = (CriaAdapterEntry) { .name = "layers.1.proj.weight", .tensor = w, .linear = TRUE };
+  g_autoptr (CriaTensor) w = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]){ 6, 6 });
+  narrow[0] = (CriaAdapterEntry){ .name = "layers.0.proj.weight", .tensor = w, .linear = TRUE };
+  narrow[1] = (CriaAdapterEntry){ .name = "layers.1.proj.weight", .tensor = w, .linear = TRUE };
   CU_ASSERT_TRUE_FATAL (cria_adapter_attach_entries (c, narrow, 2, NULL, 1, &error));
   CU_ASSERT_FALSE (cria_adapter_load_peft_weights (c, dir, &error));
   CU_ASSERT_PTR_NOT_NULL_FATAL (error);

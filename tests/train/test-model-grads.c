@@ -55,7 +55,7 @@ golden_i32 (CriaSafetensors *st, const char *key)
 {
   const CriaWeight *w = cria_safetensors_lookup (st, key);
   g_assert (w && w->dtype == CRIA_DTYPE_I32);
-  CriaTensor *t = cria_tensor_new (CRIA_DTYPE_I32, 1, (gint64[]) { w->n_elements });
+  CriaTensor *t = cria_tensor_new (CRIA_DTYPE_I32, 1, (gint64[]){ w->n_elements });
   memcpy (t->data, w->data, w->n_bytes);
   return t;
 }
@@ -75,13 +75,14 @@ run_batch (CriaModel *model, CriaAdapter *adapter, CriaSafetensors *st, CriaGrap
   CriaNode *ce = cria_lm_head_ce (g, cria_reshape (g, mg.hidden, 2, flat), mg.head, labels, 100);
   g_autoptr (CriaTensor) ids = golden_i32 (st, "ids");
   g_autoptr (CriaTensor) lab = golden_i32 (st, "labels");
-  g_autoptr (CriaTensor) ids2 = cria_tensor_new_borrowed (CRIA_DTYPE_I32, 2, (gint64[]) { 2, 8 }, ids->data, NULL, NULL);
-  g_autoptr (CriaTensor) pos = cria_tensor_new (CRIA_DTYPE_I32, 2, (gint64[]) { 2, 8 });
+  g_autoptr (CriaTensor) ids2 = cria_tensor_new_borrowed (CRIA_DTYPE_I32, 2, (gint64[]){ 2, 8 }, ids->data, NULL, NULL);
+  g_autoptr (CriaTensor) pos = cria_tensor_new (CRIA_DTYPE_I32, 2, (gint64[]){ 2, 8 });
   for (int i = 0; i < 16; i++)
     ((gint32 *) pos->data)[i] = i % 8;
-  ok = cria_graph_backward (g, ce, &error) && cria_graph_plan (g, backend, NULL, &error)
-       && cria_node_set_value (mg.ids, ids2, &error) && cria_node_set_value (mg.positions, pos, &error)
-       && cria_node_set_value (labels, lab, &error) && cria_graph_forward (g, &error) && cria_graph_run_backward (g, &error);
+  ok = cria_graph_backward (g, ce, &error) && cria_graph_plan (g, backend, NULL, &error) &&
+       cria_node_set_value (mg.ids, ids2, &error) && cria_node_set_value (mg.positions, pos, &error) &&
+       cria_node_set_value (labels, lab, &error) && cria_graph_forward (g, &error) &&
+       cria_graph_run_backward (g, &error);
   if (!ok)
     printf ("\n%s\n", error->message);
   cria_model_graph_clear (&mg);
@@ -174,12 +175,36 @@ check_full (const ModelCase *mc)
   }
 }
 
-static void test_lora_gpt2 (void) { check_lora (&model_cases[0]); }
-static void test_lora_llama (void) { check_lora (&model_cases[1]); }
-static void test_lora_qwen2 (void) { check_lora (&model_cases[2]); }
-static void test_full_gpt2 (void) { check_full (&model_cases[0]); }
-static void test_full_llama (void) { check_full (&model_cases[1]); }
-static void test_full_qwen2 (void) { check_full (&model_cases[2]); }
+static void
+test_lora_gpt2 (void)
+{
+  check_lora (&model_cases[0]);
+}
+static void
+test_lora_llama (void)
+{
+  check_lora (&model_cases[1]);
+}
+static void
+test_lora_qwen2 (void)
+{
+  check_lora (&model_cases[2]);
+}
+static void
+test_full_gpt2 (void)
+{
+  check_full (&model_cases[0]);
+}
+static void
+test_full_llama (void)
+{
+  check_full (&model_cases[1]);
+}
+static void
+test_full_qwen2 (void)
+{
+  check_full (&model_cases[2]);
+}
 
 static void
 teardown (void)
@@ -196,9 +221,12 @@ register_suites (void)
   g_assert (backend);
   atexit (teardown);
   static const CriaTestCase cases[] = {
-    { "gpt2 lora = torch", test_lora_gpt2 },   { "llama lora = torch", test_lora_llama },
-    { "qwen2 lora = torch", test_lora_qwen2 }, { "gpt2 full = torch", test_full_gpt2 },
-    { "llama full = torch", test_full_llama }, { "qwen2 full = torch", test_full_qwen2 },
+    { "gpt2 lora = torch", test_lora_gpt2 },
+    { "llama lora = torch", test_lora_llama },
+    { "qwen2 lora = torch", test_lora_qwen2 },
+    { "gpt2 full = torch", test_full_gpt2 },
+    { "llama full = torch", test_full_llama },
+    { "qwen2 full = torch", test_full_qwen2 },
     { NULL },
   };
   cria_test_add_suite ("model gradients", cases);

@@ -51,7 +51,8 @@ setup (void)
   g_mkdir (model_dir, 0755);
   static const char *const files[] = { "config.json", "generation_config.json", "model.safetensors" };
   for (guint i = 0; i < G_N_ELEMENTS (files); i++) {
-    g_autofree char *from = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "models", "tiny-gpt2", files[i], NULL);
+    g_autofree char *from = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "models", "tiny-gpt2", files[i],
+                                              NULL);
     g_autofree char *to = g_build_filename (model_dir, files[i], NULL);
     g_autofree char *contents = NULL;
     gsize len = 0;
@@ -86,9 +87,11 @@ static int
 train (const char *out, const char *const *extra, char **err)
 {
   g_autoptr (GPtrArray) args = g_ptr_array_new ();
-  const char *common[] = { "train", "--model", model_dir, "--data", data_path, "--format", format_path,
-                           "--max-length", "64", "--batch-size", "2", "--grad-accum", "2", "--epochs", "3",
-                           "--lr", "1e-2", "--threads", "1", "--out", out, NULL };
+  const char *common[] = {
+    "train", "--model",      model_dir, "--data",       data_path, "--format", format_path, "--max-length",
+    "64",    "--batch-size", "2",       "--grad-accum", "2",       "--epochs", "3",         "--lr",
+    "1e-2",  "--threads",    "1",       "--out",        out,       NULL
+  };
   for (const char *const *a = common; *a; a++)
     g_ptr_array_add (args, (gpointer) *a);
   for (const char *const *a = extra; a && *a; a++)
@@ -126,8 +129,9 @@ losses (const char *dir)
   return g_string_free (g_steal_pointer (&out), FALSE);
 }
 
-static const char *const lora_opts[] = { "--adapter", "lora r=4 target-modules=c_attn,c_fc dropout=0.1", "--packing",
-                                         "--eval-ratio", "0.2", NULL };
+static const char *const lora_opts[] = { "--adapter", "lora r=4 target-modules=c_attn,c_fc dropout=0.1",
+                                         "--packing", "--eval-ratio",
+                                         "0.2",       NULL };
 
 static void
 test_outputs (void)
@@ -147,7 +151,7 @@ test_outputs (void)
   const CriaWeight *a = cria_safetensors_lookup (st, "base_model.model.transformer.h.1.attn.c_attn.lora_A.weight");
   const CriaWeight *b = cria_safetensors_lookup (st, "base_model.model.transformer.h.1.mlp.c_fc.lora_B.weight");
   CU_ASSERT_TRUE_FATAL (a && b);
-  CU_ASSERT_TRUE (a->shape[0] == 4 && a->shape[1] == 32); /* [r, in] */
+  CU_ASSERT_TRUE (a->shape[0] == 4 && a->shape[1] == 32);  /* [r, in] */
   CU_ASSERT_TRUE (b->shape[0] == 128 && b->shape[1] == 4); /* [out, r] */
   g_autofree char *cfg_path = path_in (out, "adapter_config.json");
   g_autoptr (JsonParser) p = json_parser_new ();
@@ -169,11 +173,15 @@ test_resume (void)
   g_autofree char *b = path_in (tmp, "run-b");
   if (!g_file_test (a, G_FILE_TEST_IS_DIR))
     CU_ASSERT_EQUAL_FATAL (train (a, lora_opts, NULL), 0);
-  const char *stop[] = { lora_opts[0], lora_opts[1], lora_opts[2], lora_opts[3], lora_opts[4], "--stop-after", "2", NULL };
+  const char *stop[] = {
+    lora_opts[0], lora_opts[1], lora_opts[2], lora_opts[3], lora_opts[4], "--stop-after", "2", NULL
+  };
   CU_ASSERT_EQUAL_FATAL (train (b, stop, NULL), 0);
   g_autofree char *ckpt = g_build_filename (b, "checkpoints", "checkpoint-2", NULL);
   CU_ASSERT_TRUE_FATAL (g_file_test (ckpt, G_FILE_TEST_IS_DIR));
-  const char *resume[] = { lora_opts[0], lora_opts[1], lora_opts[2], lora_opts[3], lora_opts[4], "--resume", ckpt, NULL };
+  const char *resume[] = {
+    lora_opts[0], lora_opts[1], lora_opts[2], lora_opts[3], lora_opts[4], "--resume", ckpt, NULL
+  };
   CU_ASSERT_EQUAL_FATAL (train (b, resume, NULL), 0);
   g_autofree char *la = losses (a), *lb = losses (b);
   CU_ASSERT_STRING_EQUAL (la, lb);
@@ -184,8 +192,8 @@ test_resume (void)
   CU_ASSERT_TRUE (na == nb && memcmp (da, db, na) == 0);
 
   /* Resuming with other numbers is refused. */
-  const char *other[] = { lora_opts[0], lora_opts[1], lora_opts[2], lora_opts[3], lora_opts[4], "--resume", ckpt,
-                          "--seed", "7", NULL };
+  const char *other[] = { lora_opts[0], lora_opts[1], lora_opts[2], lora_opts[3], lora_opts[4],
+                          "--resume",   ckpt,         "--seed",     "7",          NULL };
   g_autofree char *err = NULL;
   CU_ASSERT_NOT_EQUAL (train (b, other, &err), 0);
   CU_ASSERT_PTR_NOT_NULL (strstr (err, "option seed"));
@@ -233,8 +241,8 @@ batch_loss (CriaRegistry *reg, const char *dir, const char *adapter_dir)
   gint64 flat[] = { 12, 32 }, n[] = { 12 };
   CriaNode *labels = cria_graph_input (g, "labels", CRIA_DTYPE_I32, 1, n);
   CriaNode *ce = cria_lm_head_ce (g, cria_reshape (g, mg.hidden, 2, flat), mg.head, labels, 64);
-  g_autoptr (CriaTensor) ids = cria_tensor_new (CRIA_DTYPE_I32, 2, (gint64[]) { 1, 12 });
-  g_autoptr (CriaTensor) pos = cria_tensor_new (CRIA_DTYPE_I32, 2, (gint64[]) { 1, 12 });
+  g_autoptr (CriaTensor) ids = cria_tensor_new (CRIA_DTYPE_I32, 2, (gint64[]){ 1, 12 });
+  g_autoptr (CriaTensor) pos = cria_tensor_new (CRIA_DTYPE_I32, 2, (gint64[]){ 1, 12 });
   g_autoptr (CriaTensor) lab = cria_tensor_new (CRIA_DTYPE_I32, 1, n);
   const char *text = "add 3 + 4=7!";
   for (int i = 0; i < 12; i++) {
@@ -242,9 +250,9 @@ batch_loss (CriaRegistry *reg, const char *dir, const char *adapter_dir)
     ((gint32 *) pos->data)[i] = i;
     ((gint32 *) lab->data)[i] = i < 11 ? (guchar) text[i + 1] : CRIA_IGNORE_INDEX;
   }
-  gboolean ok = cria_graph_plan (g, backend, NULL, &error) && cria_node_set_value (mg.ids, ids, &error)
-                && cria_node_set_value (mg.positions, pos, &error) && cria_node_set_value (labels, lab, &error)
-                && cria_graph_forward (g, &error);
+  gboolean ok = cria_graph_plan (g, backend, NULL, &error) && cria_node_set_value (mg.ids, ids, &error) &&
+                cria_node_set_value (mg.positions, pos, &error) && cria_node_set_value (labels, lab, &error) &&
+                cria_graph_forward (g, &error);
   cria_model_graph_clear (&mg);
   CU_ASSERT_TRUE_FATAL (ok);
   return ((float *) ce->value->data)[0];
@@ -266,6 +274,56 @@ test_merge (void)
   double base = batch_loss (reg, model_dir, NULL);
   CU_ASSERT_DOUBLE_EQUAL (m, with, 1e-5 * fabs (with));
   CU_ASSERT_TRUE (fabs (base - with) > 1e-4);
+}
+
+/* Greedy text of the merged checkpoint = greedy text of base + adapter. */
+static char *
+greedy_text (CriaRegistry *reg, const char *dir, const char *adapter_dir)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CriaModel) model = cria_model_open (reg, dir, CRIA_MODEL_DTYPE_F32, &error);
+  g_autoptr (CriaTokenizer) tok = model ? cria_tokenizer_load (reg, model_dir, &error) : NULL;
+  CU_ASSERT_PTR_NOT_NULL_FATAL (tok);
+  g_autoptr (CriaAdapter) adapter = adapter_dir ? cria_adapter_load (reg, model, adapter_dir, &error) : NULL;
+  g_autoptr (CriaBackend) backend = cria_backend_open (reg, "cpu", &error);
+  g_autoptr (CriaLm) lm = cria_lm_new (model, backend);
+  if (adapter) {
+    gpointer data = NULL;
+    CriaLinearHook hook = cria_adapter_get_linear_hook (adapter, &data);
+    cria_lm_set_linear_hook (lm, hook, data);
+  }
+  CriaSampling s;
+  cria_sampling_init (&s);
+  s.max_new_tokens = 16;
+  const char *prompt = "add 12 + 30=";
+  g_autoptr (CriaEncoding) enc = cria_tokenizer_encode (tok, prompt, -1, CRIA_ENCODE_DEFAULT, &error);
+  CriaGeneration gen = { 0 };
+  gboolean ok = cria_lm_generate (lm, NULL, (const gint32 *) (void *) enc->ids->data, enc->ids->len, &s, NULL, NULL,
+                                  &gen, &error);
+  if (!ok)
+    printf ("\n%s\n", error->message);
+  CU_ASSERT_TRUE_FATAL (ok);
+  g_autoptr (GString) ids = g_string_new (NULL);
+  for (guint i = 0; i < gen.ids->len; i++)
+    g_string_append_printf (ids, "%d ", g_array_index (gen.ids, gint32, i));
+  cria_generation_clear (&gen);
+  return g_string_free (g_steal_pointer (&ids), FALSE);
+}
+
+static void
+test_merge_generates (void)
+{
+  g_autofree char *a = path_in (tmp, "run-a");
+  g_autofree char *merged = path_in (tmp, "merged");
+  if (!g_file_test (merged, G_FILE_TEST_IS_DIR))
+    test_merge ();
+  g_autoptr (CriaRegistry) reg = cria_test_registry ();
+  g_autofree char *with = greedy_text (reg, model_dir, a);
+  g_autofree char *m = greedy_text (reg, merged, NULL);
+  g_autofree char *base = greedy_text (reg, model_dir, NULL);
+  CU_ASSERT_STRING_EQUAL (m, with);
+  if (strcmp (base, with) == 0)
+    printf ("\n(note: the adapter does not change the greedy ids of this prompt)\n");
 }
 
 static void
@@ -296,18 +354,18 @@ expect_failure (const char *const *opts, int status, const char *message)
 static void
 test_bad_input (void)
 {
-  expect_failure ((const char *[]) { "--no-such-option", "1", NULL }, 2, "no-such-option");
-  expect_failure ((const char *[]) { "--lr", "fast", NULL }, 2, "lr");
-  expect_failure ((const char *[]) { "--max-length", "6", NULL }, 1, "record 1: no response token is left");
-  expect_failure ((const char *[]) { "--adapter", "lora target-modules=q_proj", NULL }, 1, "matches no linear layer");
-  expect_failure ((const char *[]) { "--adapter", "nosuch", NULL }, 1, "nosuch");
-  expect_failure ((const char *[]) { "--recompute", NULL }, 1, "not implemented");
-  expect_failure ((const char *[]) { "--max-length", "65", NULL }, 1, "beyond the 64 positions");
+  expect_failure ((const char *[]){ "--no-such-option", "1", NULL }, 2, "no-such-option");
+  expect_failure ((const char *[]){ "--lr", "fast", NULL }, 2, "lr");
+  expect_failure ((const char *[]){ "--max-length", "6", NULL }, 1, "record 1: no response token is left");
+  expect_failure ((const char *[]){ "--adapter", "lora target-modules=q_proj", NULL }, 1, "matches no linear layer");
+  expect_failure ((const char *[]){ "--adapter", "nosuch", NULL }, 1, "nosuch");
+  expect_failure ((const char *[]){ "--recompute", NULL }, 1, "not implemented");
+  expect_failure ((const char *[]){ "--max-length", "65", NULL }, 1, "beyond the 64 positions");
 
   g_autofree char *cfg = path_in (tmp, "bad.json");
   cria_test_write_file (cfg, "{\"lr\": 0.001, \"warmup\": 3}");
   g_autofree char *d = g_strdup_printf ("--config=%s", cfg);
-  expect_failure ((const char *[]) { d, NULL }, 2, "no property 'warmup'");
+  expect_failure ((const char *[]){ d, NULL }, 2, "no property 'warmup'");
 
   g_autofree char *bad_data = path_in (tmp, "bad.jsonl");
   cria_test_write_file (bad_data, "{\"instruction\":\"add\",\"output\":\"1\"}\n{\"instruction\": 5\n");
@@ -357,6 +415,7 @@ register_suites (void)
     { "stopped and resumed = never stopped", test_resume },
     { "Ctrl-C saves a checkpoint", test_interrupt },
     { "merge = base + adapter", test_merge },
+    { "merged generates what base + adapter generates", test_merge_generates },
     { "full fine-tuning writes a model", test_full },
     { "bad input fails before compute", test_bad_input },
     { "cria-train(1) lists every option", test_man_page },

@@ -76,8 +76,8 @@ full_attach (gpointer self, CriaAdapterEntry *entries, guint n_entries, JsonObje
     CriaAdapterEntry *e = &entries[i];
     if (f->freeze && g_regex_match (f->freeze, e->name, 0, NULL))
       continue;
-    if (e->tensor->dtype != CRIA_DTYPE_F32 && e->tensor->dtype != CRIA_DTYPE_BF16
-        && e->tensor->dtype != CRIA_DTYPE_F16) {
+    if (e->tensor->dtype != CRIA_DTYPE_F32 && e->tensor->dtype != CRIA_DTYPE_BF16 &&
+        e->tensor->dtype != CRIA_DTYPE_F16) {
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, "full: %s is %s; only float weights can train", e->name,
                    cria_dtype_name (e->tensor->dtype));
       return FALSE;
@@ -117,8 +117,8 @@ full_merge (gpointer self, CriaAdapterEntry *entries, guint n_entries, GError **
     guint j;
     for (j = 0; j < n_entries && strcmp (entries[j].name, fp->name) != 0; j++)
       ;
-    if (j == n_entries || entries[j].tensor->dtype != CRIA_DTYPE_F32
-        || cria_tensor_numel (entries[j].tensor) != cria_tensor_numel (fp->value)) {
+    if (j == n_entries || entries[j].tensor->dtype != CRIA_DTYPE_F32 ||
+        cria_tensor_numel (entries[j].tensor) != cria_tensor_numel (fp->value)) {
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_NOT_FOUND, "full: merge needs an f32 %s", fp->name);
       return FALSE;
     }

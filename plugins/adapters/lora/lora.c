@@ -22,7 +22,8 @@
 
 static const CriaPropSpec lora_props[] = {
   { "r", CRIA_PROP_INT, "8", 1, 4096, NULL, "rank of the update B A of each targeted layer" },
-  { "alpha", CRIA_PROP_DOUBLE, "16", 0, 1e6, NULL, "scaling numerator: the update is multiplied by alpha / r" },
+  { "alpha", CRIA_PROP_DOUBLE, "16", 0, 1e6, NULL,
+    "scaling numerator: the update is multiplied by alpha / r (alpha / sqrt(r) with use-rslora)" },
   { "dropout", CRIA_PROP_DOUBLE, "0", 0, 0.999, NULL,
     "dropout probability on the input of the adapter branch only (training)" },
   { "target-modules", CRIA_PROP_STRING, "auto", 0, 0, NULL,
@@ -179,7 +180,7 @@ lora_attach (gpointer self, CriaAdapterEntry *entries, guint n_entries, JsonObje
     g_free (l->targets);
     l->targets = g_strdup (strcmp (type, "gpt2") == 0 ? "c_attn" : "q_proj,v_proj");
   }
-  g_autoptr (GRand) rand = g_rand_new_with_seed_array ((const guint32[]) { (guint32) seed, (guint32) (seed >> 32) }, 2);
+  g_autoptr (GRand) rand = g_rand_new_with_seed_array ((const guint32[]){ (guint32) seed, (guint32) (seed >> 32) }, 2);
   for (guint i = 0; i < n_entries; i++) {
     CriaAdapterEntry *e = &entries[i];
     g_autofree char *module = e->linear ? module_of (e->name, ".weight") : NULL;
@@ -193,8 +194,8 @@ lora_attach (gpointer self, CriaAdapterEntry *entries, guint n_entries, JsonObje
     layer->module = g_steal_pointer (&module);
     layer->key_a = g_strconcat (PEFT_PREFIX, layer->module, ".lora_A.weight", NULL);
     layer->key_b = g_strconcat (PEFT_PREFIX, layer->module, ".lora_B.weight", NULL);
-    layer->a = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]) { l->r, e->tensor->shape[1] });
-    layer->b = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]) { e->tensor->shape[0], l->r });
+    layer->a = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]){ l->r, e->tensor->shape[1] });
+    layer->b = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]){ e->tensor->shape[0], l->r });
     layer->seed = seed ^ ((guint64) (l->layers->len + 1) * 0x9e3779b97f4a7c15ull);
     init_a (l, layer->a, rand);
     l->fan_in_fan_out |= e->fan_in_fan_out;
@@ -207,8 +208,8 @@ lora_attach (gpointer self, CriaAdapterEntry *entries, guint n_entries, JsonObje
       if (entries[i].linear)
         example = entries[i].name;
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                 "lora: target-modules=%s matches no linear layer of the model (its layers look like %s)",
-                 l->targets, example ? example : "nothing: the model has no linear layers");
+                 "lora: target-modules=%s matches no linear layer of the model (its layers look like %s)", l->targets,
+                 example ? example : "nothing: the model has no linear layers");
     return FALSE;
   }
   for (guint i = 0; i < n_entries && l->bias != BIAS_NONE; i++) {
@@ -378,8 +379,8 @@ lora_configure (gpointer self, JsonObject *config, const char *file, GError **er
 {
   Lora *l = self;
   double r = (double) l->r;
-  if (!config_number (config, "r", file, &r, error) || !config_number (config, "lora_alpha", file, &l->alpha, error)
-      || !config_number (config, "lora_dropout", file, &l->dropout, error) || !config_targets (l, config, file, error))
+  if (!config_number (config, "r", file, &r, error) || !config_number (config, "lora_alpha", file, &l->alpha, error) ||
+      !config_number (config, "lora_dropout", file, &l->dropout, error) || !config_targets (l, config, file, error))
     return FALSE;
   if (r < 1 || r > 4096 || r != floor (r)) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: field r: %g is not a rank in [1, 4096]", file, r);
@@ -399,10 +400,11 @@ lora_configure (gpointer self, JsonObject *config, const char *file, GError **er
   l->rslora = json_object_get_boolean_member_with_default (config, "use_rslora", FALSE);
   JsonNode *dora = json_object_get_member (config, "use_dora");
   if (dora && json_node_get_value_type (dora) == G_TYPE_BOOLEAN && json_node_get_boolean (dora)) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, "%s: field use_dora: DoRA adapters are not supported", file);
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, "%s: field use_dora: DoRA adapters are not supported",
+                 file);
     return FALSE;
   }
-  for (const char *const *f = (const char *const[]) { "rank_pattern", "alpha_pattern", NULL }; *f; f++) {
+  for (const char *const *f = (const char *const[]){ "rank_pattern", "alpha_pattern", NULL }; *f; f++) {
     JsonNode *p = json_object_get_member (config, *f);
     if (p && JSON_NODE_HOLDS_OBJECT (p) && json_object_get_size (json_node_get_object (p)) > 0) {
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, "%s: field %s: per-layer ranks are not supported", file,
