@@ -17,7 +17,7 @@ zcat x/dict-devil/usr/share/dictd/devil.dict.dz  | sed '/^00-database-/d' > corp
 zcat x/dict-jargon/usr/share/dictd/jargon.dict.dz | sed '/^00-database-/d' > corpus/en/jargon-file.txt
 
 # ---- npm package (MIT) ----
-( cd npm && npm pack chinese-poetry@2.0.1 >/dev/null && tar xzf chinese-poetry-2.0.1.tgz )
+( cd npm && npm pack --silent chinese-poetry@2.0.1 >/dev/null 2>&1 && tar xzf chinese-poetry-2.0.1.tgz )
 python3 "$HERE/extract_chinese_poetry.py" npm/package npm/zh-all
 # Simplified-script subset (+ two small traditional-script classics); skip the 70 MB quantangshi + 9 MB yudingquantangshi
 for c in songci yuanqu shijing lunyu chuci caocaoshiji nalanxingde shuimotangshi wudaishici youmengying mengxue sishuwujing; do
