@@ -33,7 +33,7 @@ fi
 
 # 4. Pretraining: packed rows of 256 tokens, cosine schedule.
 resume=
-last=$(ls -d "$w/pretrain/checkpoints/"* 2>/dev/null | sort | tail -n 1 || true)
+last=$(ls -d "$w/pretrain/checkpoints/"* 2>/dev/null | sort -t- -k2 -n | tail -n 1 || true)
 [ -n "$last" ] && [ ! -f "$w/pretrain/report.json" ] && resume="--resume $last"
 "$cria" train --model "$w/init" --data "$w/records.jsonl" --format text --adapter full \
   --out "$w/pretrain" --max-length 256 --packing --batch-size 8 --lr 3e-3 --schedule cosine \
