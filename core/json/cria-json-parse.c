@@ -512,3 +512,99 @@ cria_json_parse (const char *text, gssize len, const char *file, guint64 line, G
   }
   return root;
 }
+
+static char **
+text_slot (CriaRecord *r, const char *name)
+{
+  switch (name[0]) {
+    case 'i':
+      return !strcmp (name, "instruction") ? &r->instruction : !strcmp (name, "input") ? &r->input : NULL;
+    case 'o':
+      return !strcmp (name, "output") ? &r->output : NULL;
+    case 's':
+      return !strcmp (name, "system") ? &r->system : NULL;
+    default:
+      return NULL;
+  }
+}
+
+/* One member of the record's object; FALSE sends the line down the general way. */
+static gboolean
+read_record_member (Parser *ps, const char *const *divert, CriaRecord *r)
+{
+  if (ps->p >= ps->end || *ps->p != '"')
+    return FALSE;
+  ps->p++;
+  if (!read_string (ps))
+    return FALSE;
+  char small[64];
+  g_autofree char *big = NULL;
+  const char *name = ps->buf->len < sizeof small ? memcpy (small, ps->buf->str, ps->buf->len + 1)
+                                                 : (big = g_strndup (ps->buf->str, ps->buf->len));
+  for (guint i = 0; divert && divert[i]; i++)
+    if (!strcmp (name, divert[i]))
+      return FALSE;
+  skip_blanks (ps);
+  if (ps->p >= ps->end || *ps->p != ':')
+    return FALSE;
+  ps->p++;
+  skip_blanks (ps);
+  char **slot = text_slot (r, name);
+  /* A repeated member keeps its first place and its last value in a json-glib
+   * object; the general way reproduces that. */
+  if (slot && *slot)
+    return FALSE;
+  if (slot && ps->p < ps->end && *ps->p == '"') {
+    ps->p++;
+    if (!read_string (ps))
+      return FALSE;
+    *slot = g_strndup (ps->buf->str, ps->buf->len);
+    return TRUE;
+  }
+  if (!slot && !strcmp (name, "messages") && r->messages)
+    return FALSE;
+  if (json_object_has_member (r->meta, name))
+    return FALSE;
+  g_autoptr (JsonNode) v = read_value (ps);
+  if (!v)
+    return FALSE;
+  if (slot)
+    return JSON_NODE_HOLDS_NULL (v); /* null leaves a field absent; anything else is refused */
+  if (!strcmp (name, "messages") && !JSON_NODE_HOLDS_NULL (v))
+    return cria_record_set_member (r, name, v, NULL);
+  json_object_set_member (r->meta, name, g_steal_pointer (&v));
+  return TRUE;
+}
+
+gboolean
+cria_json_parse_record (const char *text, gsize len, const char *const *divert, GString *scratch, CriaRecord **record)
+{
+  Parser ps = { text, text, text + len, "", 0, scratch, NULL, 0, FALSE };
+  *record = NULL;
+  skip_blanks (&ps);
+  if (ps.p >= ps.end || *ps.p != '{' || !enter (&ps))
+    return FALSE;
+  g_autoptr (CriaRecord) r = cria_record_new ();
+  if (ps.p < ps.end && *ps.p == '}')
+    ps.p++;
+  else
+    for (;;) {
+      if (!read_record_member (&ps, divert, r))
+        return FALSE;
+      skip_blanks (&ps);
+      if (ps.p < ps.end && *ps.p == ',') {
+        ps.p++;
+        skip_blanks (&ps);
+        continue;
+      }
+      if (ps.p >= ps.end || *ps.p != '}')
+        return FALSE;
+      ps.p++;
+      break;
+    }
+  skip_blanks (&ps);
+  if (ps.p < ps.end)
+    return FALSE;
+  *record = g_steal_pointer (&r);
+  return TRUE;
+}
