@@ -185,7 +185,7 @@ read_string (Parser *ps)
       p += 8;
     while (p < end && !stop[(guchar) *p])
       p++;
-    g_string_append_len (buf, run, p - run);
+    cria_json_buf_append (buf, run, (gsize) (p - run));
     if (p >= end)
       return never_closes (ps, open);
     guchar c = (guchar) *p;
@@ -542,7 +542,7 @@ read_record_member (Parser *ps, const char *const *divert, CriaRecord *r)
   const char *name = ps->buf->len < sizeof small ? memcpy (small, ps->buf->str, ps->buf->len + 1)
                                                  : (big = g_strndup (ps->buf->str, ps->buf->len));
   for (guint i = 0; divert && divert[i]; i++)
-    if (!strcmp (name, divert[i]))
+    if (name[0] == divert[i][0] && !strcmp (name, divert[i]))
       return FALSE;
   skip_blanks (ps);
   if (ps->p >= ps->end || *ps->p != ':')
@@ -561,19 +561,20 @@ read_record_member (Parser *ps, const char *const *divert, CriaRecord *r)
     *slot = g_strndup (ps->buf->str, ps->buf->len);
     return TRUE;
   }
-  if (!slot && !strcmp (name, "messages") && r->messages)
-    return FALSE;
-  if (json_object_has_member (r->meta, name))
+  gboolean messages = !slot && name[0] == 'm' && !strcmp (name, "messages");
+  if (messages && r->messages)
     return FALSE;
   g_autoptr (JsonNode) v = read_value (ps);
   if (!v)
     return FALSE;
   if (slot)
     return JSON_NODE_HOLDS_NULL (v); /* null leaves a field absent; anything else is refused */
-  if (!strcmp (name, "messages") && !JSON_NODE_HOLDS_NULL (v))
-    return cria_record_set_member (r, name, v, NULL);
+  if (messages && !JSON_NODE_HOLDS_NULL (v))
+    return !json_object_has_member (r->meta, name) && cria_record_set_member (r, name, v, NULL);
+  /* A member already there leaves the size as it was: the line is given up anyway. */
+  guint size = json_object_get_size (r->meta);
   json_object_set_member (r->meta, name, g_steal_pointer (&v));
-  return TRUE;
+  return json_object_get_size (r->meta) > size;
 }
 
 gboolean

@@ -23,6 +23,20 @@ cria_json_plain8 (const char *p)
   return !(hit & highs);
 }
 
+/* g_string_append_len without the call into GLib (2.74 does not inline it)
+ * while the text fits: strings are copied this way byte run by byte run. */
+static inline void
+cria_json_buf_append (GString *s, const char *text, gsize len)
+{
+  if (G_LIKELY (s->len + len < s->allocated_len)) {
+    memcpy (s->str + s->len, text, len);
+    s->len += len;
+    s->str[s->len] = '\0';
+  } else {
+    g_string_append_len (s, text, (gssize) len);
+  }
+}
+
 /* cria_record_from_json's step for one member (`value` borrowed). */
 gboolean cria_record_set_member (CriaRecord *record, const char *name, JsonNode *value, GError **error);
 
