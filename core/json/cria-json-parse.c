@@ -363,6 +363,29 @@ fail:
   return NULL;
 }
 
+/* A member's name and the ':' after it. ps->buf is reused for the value, so
+ * the name is copied: to `small` (64 bytes) when it fits, else to *big. */
+static const char *
+read_member_name (Parser *ps, char *small, char **big)
+{
+  if (ps->p >= ps->end || *ps->p != '"') {
+    unexpected (ps, ps->p, "expected a member name in double quotes");
+    return NULL;
+  }
+  ps->p++;
+  if (!read_string (ps))
+    return NULL;
+  const char *name = ps->buf->len < 64 ? memcpy (small, ps->buf->str, ps->buf->len + 1)
+                                       : (*big = g_strndup (ps->buf->str, ps->buf->len));
+  skip_blanks (ps);
+  if (ps->p >= ps->end || *ps->p != ':') {
+    unexpected (ps, ps->p, "expected ':' after a member name");
+    return NULL;
+  }
+  ps->p++;
+  return name;
+}
+
 static JsonNode *
 read_object (Parser *ps)
 {
@@ -372,24 +395,11 @@ read_object (Parser *ps)
   if (ps->p < ps->end && *ps->p == '}')
     goto done;
   for (;;) {
-    if (ps->p >= ps->end || *ps->p != '"') {
-      unexpected (ps, ps->p, "expected a member name in double quotes");
-      goto fail;
-    }
-    ps->p++;
-    if (!read_string (ps))
-      goto fail;
-    /* ps->buf is reused for the value; most names fit on the stack. */
     char small[64];
     g_autofree char *big = NULL;
-    const char *name = ps->buf->len < sizeof small ? memcpy (small, ps->buf->str, ps->buf->len + 1)
-                                                   : (big = g_strndup (ps->buf->str, ps->buf->len));
-    skip_blanks (ps);
-    if (ps->p >= ps->end || *ps->p != ':') {
-      unexpected (ps, ps->p, "expected ':' after a member name");
+    const char *name = read_member_name (ps, small, &big);
+    if (!name)
       goto fail;
-    }
-    ps->p++;
     JsonNode *v = read_value (ps);
     if (!v)
       goto fail;
@@ -532,22 +542,14 @@ text_slot (CriaRecord *r, const char *name)
 static gboolean
 read_record_member (Parser *ps, const char *const *divert, CriaRecord *r)
 {
-  if (ps->p >= ps->end || *ps->p != '"')
-    return FALSE;
-  ps->p++;
-  if (!read_string (ps))
-    return FALSE;
   char small[64];
   g_autofree char *big = NULL;
-  const char *name = ps->buf->len < sizeof small ? memcpy (small, ps->buf->str, ps->buf->len + 1)
-                                                 : (big = g_strndup (ps->buf->str, ps->buf->len));
+  const char *name = read_member_name (ps, small, &big);
+  if (!name)
+    return FALSE;
   for (guint i = 0; divert && divert[i]; i++)
     if (name[0] == divert[i][0] && !strcmp (name, divert[i]))
       return FALSE;
-  skip_blanks (ps);
-  if (ps->p >= ps->end || *ps->p != ':')
-    return FALSE;
-  ps->p++;
   skip_blanks (ps);
   char **slot = text_slot (r, name);
   /* A repeated member keeps its first place and its last value in a json-glib
