@@ -8,6 +8,8 @@
 #include <cria/cria-json.h>
 #include <cria/cria-rows.h>
 
+#include "json/cria-json-private.h"
+
 typedef enum { ROWS_JSONL, ROWS_JSON, ROWS_CSV } RowsFormat;
 
 struct _CriaRows {
@@ -22,7 +24,10 @@ struct _CriaRows {
   gsize pos, bol; /* next byte; start of its line */
   guint64 line;   /* the line number of `pos` */
   gboolean eof, started, finished, need_comma;
-  char *where;
+  char *where;        /* "FILE:LINE" of where_line, made when asked for */
+  guint64 where_line; /* 0: none yet */
+  gboolean where_stale;
+  GString *scratch; /* the text of strings being read into records */
 };
 
 void
@@ -37,6 +42,8 @@ cria_rows_free (CriaRows *rows)
     g_string_free (rows->text, TRUE);
   g_free (rows->path);
   g_free (rows->where);
+  if (rows->scratch)
+    g_string_free (rows->scratch, TRUE);
   g_free (rows);
 }
 
@@ -135,6 +142,11 @@ cria_rows_open (const char *path, const char *format, GError **error)
 const char *
 cria_rows_where (CriaRows *rows)
 {
+  if (rows->where_stale) {
+    g_free (rows->where);
+    rows->where = g_strdup_printf ("%s:%" G_GUINT64_FORMAT, rows->path, rows->where_line);
+    rows->where_stale = FALSE;
+  }
   return rows->where ? rows->where : rows->path;
 }
 
@@ -147,8 +159,9 @@ cria_rows_get_format (CriaRows *rows)
 static void
 set_where_line (CriaRows *rows, guint64 line)
 {
-  g_free (rows->where);
-  rows->where = g_strdup_printf ("%s:%" G_GUINT64_FORMAT, rows->path, line);
+  /* Formatted only when asked for: most rows never are. */
+  rows->where_line = line;
+  rows->where_stale = TRUE;
 }
 
 static CriaFlow
@@ -166,14 +179,14 @@ next_csv (CriaRows *rows, JsonObject **row, GError **error)
   guint nh = g_strv_length (rows->header), nf = g_strv_length (fields);
   if (nf != nh) {
     g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_SYNTAX, "%s: %u fields where the header has %u",
-                 rows->where, nf, nh);
+                 cria_rows_where (rows), nf, nh);
     return CRIA_FLOW_ERROR;
   }
   JsonObject *o = json_object_new ();
   for (guint i = 0; i < nh; i++) {
     if (!g_utf8_validate (fields[i], -1, NULL)) {
       json_object_unref (o);
-      g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_ENCODING, "%s: field '%s': invalid UTF-8", rows->where,
+      g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_ENCODING, "%s: field '%s': invalid UTF-8", cria_rows_where (rows),
                    rows->header[i]);
       return CRIA_FLOW_ERROR;
     }
@@ -187,7 +200,7 @@ static CriaFlow
 take_object (CriaRows *rows, JsonNode *node, JsonObject **row, GError **error)
 {
   if (!JSON_NODE_HOLDS_OBJECT (node)) {
-    g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_SYNTAX, "%s: expected a JSON object", rows->where);
+    g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_SYNTAX, "%s: expected a JSON object", cria_rows_where (rows));
     return CRIA_FLOW_ERROR;
   }
   *row = json_object_ref (json_node_get_object (node));
@@ -350,6 +363,37 @@ next_array_element (CriaRows *rows, JsonObject **row, GError **error)
   }
 }
 
+/* The next line of JSON lines that is not blank. */
+static CriaFlow
+next_line (CriaRows *rows, const char **line, gsize *len, GError **error)
+{
+  for (;;) {
+    GError *rerr = NULL;
+    if (!cria_input_read_line (rows->input, line, len, &rerr)) {
+      if (!rerr)
+        return CRIA_FLOW_EOS;
+      g_propagate_error (error, rerr);
+      return CRIA_FLOW_ERROR;
+    }
+    const char *p = *line;
+    while (g_ascii_isspace (*p))
+      p++;
+    if (!*p)
+      continue;
+    set_where_line (rows, cria_input_get_line_number (rows->input));
+    return CRIA_FLOW_OK;
+  }
+}
+
+static CriaFlow
+parse_line (CriaRows *rows, const char *line, gsize len, JsonObject **row, GError **error)
+{
+  g_autoptr (JsonNode) node = cria_json_parse (line, (gssize) len, rows->path, rows->where_line, error);
+  if (!node)
+    return CRIA_FLOW_ERROR;
+  return take_object (rows, node, row, error);
+}
+
 CriaFlow
 cria_rows_next (CriaRows *rows, JsonObject **row, GError **error)
 {
@@ -358,28 +402,30 @@ cria_rows_next (CriaRows *rows, JsonObject **row, GError **error)
     return next_csv (rows, row, error);
   if (rows->format == ROWS_JSON)
     return next_array_element (rows, row, error);
-  for (;;) {
-    const char *line;
-    gsize len;
-    GError *rerr = NULL;
-    if (!cria_input_read_line (rows->input, &line, &len, &rerr)) {
-      if (!rerr)
-        return CRIA_FLOW_EOS;
-      g_propagate_error (error, rerr);
-      return CRIA_FLOW_ERROR;
-    }
-    const char *p = line;
-    while (g_ascii_isspace (*p))
-      p++;
-    if (!*p)
-      continue;
-    guint64 n = cria_input_get_line_number (rows->input);
-    set_where_line (rows, n);
-    g_autoptr (JsonNode) node = cria_json_parse (line, (gssize) len, rows->path, n, error);
-    if (!node)
-      return CRIA_FLOW_ERROR;
-    return take_object (rows, node, row, error);
-  }
+  const char *line;
+  gsize len;
+  CriaFlow flow = next_line (rows, &line, &len, error);
+  return flow == CRIA_FLOW_OK ? parse_line (rows, line, len, row, error) : flow;
+}
+
+CriaFlow
+cria_rows_next_record (CriaRows *rows, const char *const *divert, CriaRecord **record, JsonObject **row,
+                       GError **error)
+{
+  *record = NULL;
+  if (rows->format != ROWS_JSONL)
+    return cria_rows_next (rows, row, error);
+  *row = NULL;
+  const char *line;
+  gsize len;
+  CriaFlow flow = next_line (rows, &line, &len, error);
+  if (flow != CRIA_FLOW_OK)
+    return flow;
+  if (!rows->scratch)
+    rows->scratch = g_string_sized_new (256);
+  if (cria_json_parse_record (line, len, divert, rows->scratch, record))
+    return CRIA_FLOW_OK;
+  return parse_line (rows, line, len, row, error);
 }
 
 gboolean

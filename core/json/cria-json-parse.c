@@ -185,7 +185,7 @@ read_string (Parser *ps)
       p += 8;
     while (p < end && !stop[(guchar) *p])
       p++;
-    g_string_append_len (buf, run, p - run);
+    cria_json_buf_append (buf, run, (gsize) (p - run));
     if (p >= end)
       return never_closes (ps, open);
     guchar c = (guchar) *p;
@@ -363,6 +363,29 @@ fail:
   return NULL;
 }
 
+/* A member's name and the ':' after it. ps->buf is reused for the value, so
+ * the name is copied: to `small` (64 bytes) when it fits, else to *big. */
+static const char *
+read_member_name (Parser *ps, char *small, char **big)
+{
+  if (ps->p >= ps->end || *ps->p != '"') {
+    unexpected (ps, ps->p, "expected a member name in double quotes");
+    return NULL;
+  }
+  ps->p++;
+  if (!read_string (ps))
+    return NULL;
+  const char *name = ps->buf->len < 64 ? memcpy (small, ps->buf->str, ps->buf->len + 1)
+                                       : (*big = g_strndup (ps->buf->str, ps->buf->len));
+  skip_blanks (ps);
+  if (ps->p >= ps->end || *ps->p != ':') {
+    unexpected (ps, ps->p, "expected ':' after a member name");
+    return NULL;
+  }
+  ps->p++;
+  return name;
+}
+
 static JsonNode *
 read_object (Parser *ps)
 {
@@ -372,24 +395,11 @@ read_object (Parser *ps)
   if (ps->p < ps->end && *ps->p == '}')
     goto done;
   for (;;) {
-    if (ps->p >= ps->end || *ps->p != '"') {
-      unexpected (ps, ps->p, "expected a member name in double quotes");
-      goto fail;
-    }
-    ps->p++;
-    if (!read_string (ps))
-      goto fail;
-    /* ps->buf is reused for the value; most names fit on the stack. */
     char small[64];
     g_autofree char *big = NULL;
-    const char *name = ps->buf->len < sizeof small ? memcpy (small, ps->buf->str, ps->buf->len + 1)
-                                                   : (big = g_strndup (ps->buf->str, ps->buf->len));
-    skip_blanks (ps);
-    if (ps->p >= ps->end || *ps->p != ':') {
-      unexpected (ps, ps->p, "expected ':' after a member name");
+    const char *name = read_member_name (ps, small, &big);
+    if (!name)
       goto fail;
-    }
-    ps->p++;
     JsonNode *v = read_value (ps);
     if (!v)
       goto fail;
@@ -511,4 +521,93 @@ cria_json_parse (const char *text, gssize len, const char *file, guint64 line, G
     return NULL;
   }
   return root;
+}
+
+static char **
+text_slot (CriaRecord *r, const char *name)
+{
+  switch (name[0]) {
+    case 'i':
+      return !strcmp (name, "instruction") ? &r->instruction : !strcmp (name, "input") ? &r->input : NULL;
+    case 'o':
+      return !strcmp (name, "output") ? &r->output : NULL;
+    case 's':
+      return !strcmp (name, "system") ? &r->system : NULL;
+    default:
+      return NULL;
+  }
+}
+
+/* One member of the record's object; FALSE sends the line down the general way. */
+static gboolean
+read_record_member (Parser *ps, const char *const *divert, CriaRecord *r)
+{
+  char small[64];
+  g_autofree char *big = NULL;
+  const char *name = read_member_name (ps, small, &big);
+  if (!name)
+    return FALSE;
+  for (guint i = 0; divert && divert[i]; i++)
+    if (name[0] == divert[i][0] && !strcmp (name, divert[i]))
+      return FALSE;
+  skip_blanks (ps);
+  char **slot = text_slot (r, name);
+  /* A repeated member keeps its first place and its last value in a json-glib
+   * object; the general way reproduces that. */
+  if (slot && *slot)
+    return FALSE;
+  if (slot && ps->p < ps->end && *ps->p == '"') {
+    ps->p++;
+    if (!read_string (ps))
+      return FALSE;
+    *slot = g_strndup (ps->buf->str, ps->buf->len);
+    return TRUE;
+  }
+  gboolean messages = !slot && name[0] == 'm' && !strcmp (name, "messages");
+  if (messages && r->messages)
+    return FALSE;
+  g_autoptr (JsonNode) v = read_value (ps);
+  if (!v)
+    return FALSE;
+  if (slot)
+    return JSON_NODE_HOLDS_NULL (v); /* null leaves a field absent; anything else is refused */
+  if (messages && !JSON_NODE_HOLDS_NULL (v))
+    return !json_object_has_member (r->meta, name) && cria_record_set_member (r, name, v, NULL);
+  /* A member already there leaves the size as it was: the line is given up anyway. */
+  guint size = json_object_get_size (r->meta);
+  json_object_set_member (r->meta, name, g_steal_pointer (&v));
+  return json_object_get_size (r->meta) > size;
+}
+
+gboolean
+cria_json_parse_record (const char *text, gsize len, const char *const *divert, GString *scratch, CriaRecord **record)
+{
+  Parser ps = { text, text, text + len, "", 0, scratch, NULL, 0, FALSE };
+  *record = NULL;
+  skip_blanks (&ps);
+  if (ps.p >= ps.end || *ps.p != '{' || !enter (&ps))
+    return FALSE;
+  g_autoptr (CriaRecord) r = cria_record_new ();
+  if (ps.p < ps.end && *ps.p == '}')
+    ps.p++;
+  else
+    for (;;) {
+      if (!read_record_member (&ps, divert, r))
+        return FALSE;
+      skip_blanks (&ps);
+      if (ps.p < ps.end && *ps.p == ',') {
+        ps.p++;
+        skip_blanks (&ps);
+        continue;
+      }
+      if (ps.p >= ps.end || *ps.p != '}')
+        return FALSE;
+      ps.p++;
+      break;
+    }
+  skip_blanks (&ps);
+  if (ps.p < ps.end)
+    return FALSE;
+  *record = g_steal_pointer (&r);
+  return TRUE;
 }

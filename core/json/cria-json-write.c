@@ -35,7 +35,7 @@ cria_json_append_string (GString *out, const char *s)
       p += 8;
     while (p < end && !escape[(guchar) *p])
       p++;
-    g_string_append_len (out, run, p - run);
+    cria_json_buf_append (out, run, (gsize) (p - run));
     if (p == end)
       break;
     char e = escape[(guchar) *p];

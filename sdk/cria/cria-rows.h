@@ -21,6 +21,13 @@ void cria_rows_free (CriaRows *rows);
 /* The next row (transfer full). A bad row is a CRIA_RECORD_ERROR: the caller
  * may call again to go on with the next one. */
 CriaFlow cria_rows_next (CriaRows *rows, JsonObject **row, GError **error);
+/* Like cria_rows_next, but a JSON line in cria's record form comes as
+ * *record, read without building its JsonObject (which is most of the cost
+ * of copying a dataset). A row of another container, one that is not such a
+ * record (an error included) or one with a member named in the
+ * NULL-terminated `divert` comes as *row, as cria_rows_next gives it. */
+CriaFlow cria_rows_next_record (CriaRows *rows, const char *const *divert, CriaRecord **record, JsonObject **row,
+                                GError **error);
 /* "FILE:LINE" of the last row (where it starts), for error messages. */
 const char *cria_rows_where (CriaRows *rows);
 /* "jsonl", "json" or "csv": what the file was read as. */

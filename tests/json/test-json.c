@@ -5,6 +5,8 @@
 
 #include "cria-test.h"
 
+#include "../../core/json/cria-json-private.h"
+
 /* json-glib as cria used it before: its parser, refusing text that is not
  * UTF-8 and strings its \u escapes left as lone surrogates. */
 static gboolean
@@ -236,6 +238,69 @@ test_differential (void)
   }
   printf ("(%u accepted, %u refused, %u of them taken by json-glib) ", accepted, refused, stricter);
   CU_ASSERT_TRUE (accepted > 2000 && refused > 1000);
+}
+
+/* Record lines: known fields, messages and metadata, with nulls, values of
+ * the wrong kind and repeated members among them. */
+static void
+gen_record (GRand *rng, GString *out)
+{
+  static const char *const names[] = { "instruction", "input", "output", "system", "messages", "id", "meta" };
+  g_string_append_c (out, '{');
+  int n = g_rand_int_range (rng, 0, 7);
+  for (int i = 0; i < n; i++) {
+    gen_blank (rng, out);
+    const char *name = names[g_rand_int_range (rng, 0, G_N_ELEMENTS (names))];
+    g_string_append_printf (out, "%s\"%s\":", i ? "," : "", name);
+    gen_blank (rng, out);
+    int kind = g_rand_int_range (rng, 0, 8);
+    if (!strcmp (name, "messages") && kind < 5)
+      g_string_append (out, kind ? "[{\"role\":\"user\",\"content\":\"hi\"}]" : "[]");
+    else if (kind < 5)
+      gen_string (rng, out);
+    else if (kind == 5)
+      g_string_append (out, "null");
+    else
+      gen_value (rng, out, 2);
+  }
+  g_string_append_c (out, '}');
+}
+
+/* The direct record reader takes a line only where json-glib's object would
+ * give the same record, and takes the common ones. */
+static void
+test_record_lines (void)
+{
+  g_autoptr (GRand) rng = g_rand_new_with_seed (5);
+  g_autoptr (GString) scratch = g_string_new (NULL);
+  guint direct = 0, general = 0;
+  for (int i = 0; i < 4000; i++) {
+    g_autoptr (GString) line = g_string_new (NULL);
+    gen_record (rng, line);
+    if (i % 4 == 3)
+      mutate (rng, line);
+    g_autoptr (CriaRecord) r = NULL;
+    gboolean took = cria_json_parse_record (line->str, line->len, NULL, scratch, &r);
+    g_autoptr (JsonNode) node = cria_json_parse (line->str, (gssize) line->len, "r.jsonl", 1, NULL);
+    g_autoptr (CriaRecord) ref =
+        node && JSON_NODE_HOLDS_OBJECT (node) ? cria_record_from_json (json_node_get_object (node), NULL) : NULL;
+    general += ref != NULL;
+    CU_ASSERT_EQUAL (took, r != NULL);
+    if (!took)
+      continue;
+    direct++;
+    CU_ASSERT_TRUE (ref && cria_record_equal (r, ref));
+    if (!ref || !cria_record_equal (r, ref)) {
+      g_autofree char *mine = cria_record_to_json_line (r);
+      fprintf (stderr, "%s\n  read as %s\n", line->str, mine);
+    }
+  }
+  const char *const divert[] = { "id", NULL };
+  g_autoptr (CriaRecord) r = NULL;
+  CU_ASSERT_FALSE (cria_json_parse_record ("{\"id\":\"x\"}", 10, divert, scratch, &r));
+  CU_ASSERT_TRUE (cria_json_parse_record ("{\"ix\":\"x\"}", 10, divert, scratch, &r));
+  printf ("(%u of %u records read directly) ", direct, general);
+  CU_ASSERT_TRUE (direct > general / 2);
 }
 
 /* Text json-glib takes and RFC 8259 does not. */
@@ -470,6 +535,7 @@ register_suites (void)
     { "JSON array files stream", test_array_stream },
     { "strings written as json-glib does", test_strings_written },
     { "doubles written as Python's repr", test_doubles_written },
+    { "record lines read directly as through json-glib", test_record_lines },
     { NULL },
   };
   cria_test_add_suite ("json", cases);

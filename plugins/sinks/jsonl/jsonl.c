@@ -14,7 +14,7 @@ static const CriaPropSpec jsonl_props[] = { { "location", CRIA_PROP_STRING, NULL
 
 typedef struct {
   CriaOutput *output; /* NULL once committed or aborted */
-  GString *line;      /* reused: one allocation for the whole run */
+  GString *line;      /* lines not yet written; one allocation for the whole run */
 } JsonlSink;
 
 static gpointer
@@ -38,21 +38,34 @@ jsonl_destroy (gpointer data)
   g_free (self);
 }
 
+/* Lines go out in batches of this many bytes, so stdio's locking and
+ * copying are paid per batch rather than per record. */
+#define JSONL_BATCH (1 << 16)
+
+static gboolean
+flush (JsonlSink *self, GError **error)
+{
+  gboolean ok = cria_output_write (self->output, self->line->str, self->line->len, error);
+  g_string_truncate (self->line, 0);
+  return ok;
+}
+
 static gboolean
 jsonl_push (gpointer data, CriaRecord *record, CriaEmitter *out, GError **error)
 {
   JsonlSink *self = data;
-  g_string_truncate (self->line, 0);
   cria_record_append_json_line (self->line, record);
   g_string_append_c (self->line, '\n');
   cria_record_free (record);
-  return cria_output_write (self->output, self->line->str, self->line->len, error);
+  return self->line->len < JSONL_BATCH || flush (self, error);
 }
 
 static gboolean
 jsonl_finish (gpointer data, CriaEmitter *out, GError **error)
 {
   JsonlSink *self = data;
+  if (!flush (self, error))
+    return FALSE;
   return cria_output_commit (g_steal_pointer (&self->output), error);
 }
 

@@ -149,10 +149,19 @@ static CriaFlow
 file_next (gpointer data, CriaRecord **record, GError **error)
 {
   FileSource *self = data;
+  static const char *const sharegpt[] = { "conversations", NULL };
   g_autoptr (JsonObject) row = NULL;
-  CriaFlow flow = cria_rows_next (self->rows, &row, error);
-  if (flow != CRIA_FLOW_OK)
-    return flow;
+  CriaFlow flow;
+  /* cria's own form is read straight into records; the other schemas look at the whole row. */
+  if (self->schema == SCHEMA_AUTO || self->schema == SCHEMA_RECORD) {
+    flow = cria_rows_next_record (self->rows, self->schema == SCHEMA_AUTO ? sharegpt : NULL, record, &row, error);
+    if (flow != CRIA_FLOW_OK || *record)
+      return flow;
+  } else {
+    flow = cria_rows_next (self->rows, &row, error);
+    if (flow != CRIA_FLOW_OK)
+      return flow;
+  }
   *record = record_from_row (self, row, error);
   return *record ? CRIA_FLOW_OK : CRIA_FLOW_ERROR;
 }
