@@ -215,11 +215,13 @@ test_interrupt (void)
 
 /* The merged checkpoint computes what base + adapter computes. */
 static double
-batch_loss (CriaRegistry *reg, const char *dir, const char *adapter_dir)
+batch_loss_nf4 (CriaRegistry *reg, const char *dir, const char *adapter_dir, gboolean nf4)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (CriaModel) model = cria_model_open (reg, dir, CRIA_MODEL_DTYPE_F32, &error);
   CU_ASSERT_PTR_NOT_NULL_FATAL (model);
+  if (nf4)
+    CU_ASSERT_TRUE_FATAL (cria_adapter_quantize_model (model, &error));
   g_autoptr (CriaAdapter) adapter = adapter_dir ? cria_adapter_load (reg, model, adapter_dir, &error) : NULL;
   if (adapter_dir && !adapter)
     printf ("\n%s\n", error->message);
@@ -250,6 +252,12 @@ batch_loss (CriaRegistry *reg, const char *dir, const char *adapter_dir)
   return ((float *) ce->value->data)[0];
 }
 
+static double
+batch_loss (CriaRegistry *reg, const char *dir, const char *adapter_dir)
+{
+  return batch_loss_nf4 (reg, dir, adapter_dir, FALSE);
+}
+
 static void
 test_merge (void)
 {
@@ -266,6 +274,54 @@ test_merge (void)
   double base = batch_loss (reg, model_dir, NULL);
   CU_ASSERT_DOUBLE_EQUAL (m, with, 1e-5 * fabs (with));
   CU_ASSERT_TRUE (fabs (base - with) > 1e-4);
+}
+
+/* The first and last "loss" of a run's log. */
+static void
+first_last_loss (const char *dir, double *first, double *last)
+{
+  g_autofree char *log = losses (dir);
+  g_auto (GStrv) lines = g_strsplit (log, "\n", -1);
+  guint n = g_strv_length (lines);
+  CU_ASSERT_TRUE_FATAL (n >= 3);
+  *first = g_ascii_strtod (strstr (lines[0], "\"loss\":") + 7, NULL);
+  *last = g_ascii_strtod (strstr (lines[n - 2], "\"loss\":") + 7, NULL);
+}
+
+/* qlora: the base's linear weights go NF4, the loss falls, the adapter is
+ * PEFT LoRA, and merging with --nf4-base = NF4 base + adapter. */
+static void
+test_qlora (void)
+{
+  g_autofree char *out = path_in (tmp, "run-qlora");
+  const char *opts[] = { "--adapter", "qlora r=4 target-modules=c_attn,c_fc", NULL };
+  g_autofree char *err = NULL;
+  CU_ASSERT_EQUAL_FATAL (train (out, opts, &err), 0);
+  /* tiny GPT-2: 2 layers x (c_attn 32x96, c_proj 32x32, c_fc 32x128, mlp c_proj 128x32) */
+  CU_ASSERT_PTR_NOT_NULL (strstr (err, "8 linear weights of the base quantized to NF4"));
+  CU_ASSERT_PTR_NOT_NULL (strstr (err, "memory:"));
+  double first = 0, last = 0;
+  first_last_loss (out, &first, &last);
+  CU_ASSERT_TRUE (last < first);
+  g_autofree char *cfg_path = path_in (out, "adapter_config.json");
+  g_autofree char *cfg = cria_test_read_file (cfg_path);
+  CU_ASSERT_PTR_NOT_NULL (strstr (cfg, "\"peft_type\" : \"LORA\""));
+
+  g_autofree char *merged = path_in (tmp, "merged-qlora");
+  const char *args[] = { "merge", "--model", model_dir, "--adapter", out, "--nf4-base", "--out", merged, NULL };
+  g_autofree char *merr = NULL;
+  CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (args, NULL, NULL, &merr), 0);
+  CU_ASSERT_PTR_NOT_NULL (strstr (merr, "dequantized NF4 weights"));
+  g_autoptr (CriaRegistry) reg = cria_test_registry ();
+  double with = batch_loss_nf4 (reg, model_dir, out, TRUE);
+  double m = batch_loss (reg, merged, NULL);
+  double plain = batch_loss (reg, model_dir, out); /* the adapter on the unquantized base */
+  CU_ASSERT_DOUBLE_EQUAL (m, with, 1e-5 * fabs (with));
+  CU_ASSERT_TRUE (fabs (plain - with) > 1e-6);
+  /* The NF4 base alone = its dequantized weights, which is what the merged
+   * checkpoint holds where the adapter adds nothing (c_proj). */
+  double q = batch_loss_nf4 (reg, model_dir, NULL, TRUE);
+  CU_ASSERT_TRUE (isfinite (q) && fabs (q - batch_loss (reg, model_dir, NULL)) > 0);
 }
 
 static void
@@ -358,6 +414,7 @@ register_suites (void)
     { "Ctrl-C saves a checkpoint", test_interrupt },
     { "merge = base + adapter", test_merge },
     { "full fine-tuning writes a model", test_full },
+    { "qlora: NF4 base, loss falls, merge into dequantized weights", test_qlora },
     { "bad input fails before compute", test_bad_input },
     { "cria-train(1) lists every option", test_man_page },
     { NULL },
