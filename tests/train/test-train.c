@@ -324,6 +324,71 @@ test_qlora (void)
   CU_ASSERT_TRUE (isfinite (q) && fabs (q - batch_loss (reg, model_dir, NULL)) > 0);
 }
 
+static void expect_failure (const char *const *opts, int status, const char *message);
+
+/* adalora: the schedule prunes to target-r per module on average, the saved
+ * tensors and config are PEFT's AdaLoRA, and it loads back and merges. */
+static void
+test_adalora (void)
+{
+  g_autofree char *out = path_in (tmp, "run-adalora");
+  const char *opts[] = { "--adapter", "adalora init-r=4 target-r=2 tinit=1 tfinal=2 target-modules=c_attn,c_fc",
+                         "--max-steps", "8", NULL };
+  CU_ASSERT_EQUAL_FATAL (train (out, opts, NULL), 0);
+  g_autofree char *cfg_path = path_in (out, "adapter_config.json");
+  g_autoptr (JsonParser) p = json_parser_new ();
+  CU_ASSERT_TRUE_FATAL (json_parser_load_from_file (p, cfg_path, NULL));
+  JsonObject *cfg = json_node_get_object (json_parser_get_root (p));
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (cfg, "peft_type"), "ADALORA");
+  CU_ASSERT_EQUAL (json_object_get_int_member (cfg, "init_r"), 4);
+  CU_ASSERT_EQUAL (json_object_get_int_member (cfg, "target_r"), 2);
+  CU_ASSERT_EQUAL (json_object_get_int_member (cfg, "total_step"), 8);
+  CU_ASSERT_EQUAL (json_object_get_int_member (cfg, "deltaT"), 1);
+  JsonObject *pattern = json_object_get_object_member (cfg, "rank_pattern");
+  CU_ASSERT_PTR_NOT_NULL_FATAL (pattern);
+  CU_ASSERT_EQUAL (json_object_get_size (pattern), 4);
+  JsonArray *flags = json_object_get_array_member (pattern, "transformer.h.0.attn.c_attn.lora_E.default");
+  CU_ASSERT_PTR_NOT_NULL_FATAL (flags);
+  CU_ASSERT_EQUAL (json_array_get_length (flags), 4);
+  gint64 kept = 0;
+  for (guint i = 0; i < json_array_get_length (flags); i++)
+    kept += json_array_get_boolean_element (flags, i);
+
+  g_autofree char *st_path = path_in (out, "adapter_model.safetensors");
+  g_autoptr (CriaSafetensors) st = cria_safetensors_open (st_path, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (st);
+  CU_ASSERT_EQUAL (cria_safetensors_get_n_weights (st), 12);
+  const char *pre = "base_model.model.transformer.h.0.attn.c_attn.";
+  g_autofree char *ka = g_strconcat (pre, "lora_A", NULL), *ke = g_strconcat (pre, "lora_E", NULL),
+                  *kb = g_strconcat (pre, "lora_B", NULL);
+  const CriaWeight *wa = cria_safetensors_lookup (st, ka), *we = cria_safetensors_lookup (st, ke),
+                   *wb = cria_safetensors_lookup (st, kb);
+  CU_ASSERT_TRUE_FATAL (wa && we && wb);
+  CU_ASSERT_TRUE (wa->shape[0] == kept && wa->shape[1] == 32);
+  CU_ASSERT_TRUE (we->shape[0] == kept && we->shape[1] == 1);
+  CU_ASSERT_TRUE (wb->shape[0] == 96 && wb->shape[1] == kept);
+  gint64 total = 0;
+  for (guint i = 0; i < cria_safetensors_get_n_weights (st); i++) {
+    const CriaWeight *w = cria_safetensors_get_weight (st, i);
+    if (g_str_has_suffix (w->name, "lora_E"))
+      total += w->shape[0];
+  }
+  CU_ASSERT_TRUE (total <= 8); /* target-r x 4 modules; ties can prune more */
+
+  /* Loads back (what --adapter does) and merges to the same numbers. */
+  g_autofree char *merged = path_in (tmp, "merged-adalora");
+  const char *args[] = { "merge", "--model", model_dir, "--adapter", out, "--out", merged, NULL };
+  CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (args, NULL, NULL, NULL), 0);
+  g_autoptr (CriaRegistry) reg = cria_test_registry ();
+  double with = batch_loss (reg, model_dir, out);
+  CU_ASSERT_DOUBLE_EQUAL (batch_loss (reg, merged, NULL), with, 1e-5 * fabs (with));
+  CU_ASSERT_TRUE (fabs (batch_loss (reg, model_dir, NULL) - with) > 1e-7);
+
+  expect_failure ((const char *[]) { "--adapter", "adalora init-r=2 target-r=4", NULL }, 1,
+                  "target-r=4 is above init-r=2");
+  expect_failure ((const char *[]) { "--adapter", "adalora rank=3", NULL }, 1, "rank");
+}
+
 static void
 test_full (void)
 {
@@ -415,6 +480,7 @@ register_suites (void)
     { "merge = base + adapter", test_merge },
     { "full fine-tuning writes a model", test_full },
     { "qlora: NF4 base, loss falls, merge into dequantized weights", test_qlora },
+    { "adalora: pruned to the budget, PEFT keys, loads and merges", test_adalora },
     { "bad input fails before compute", test_bad_input },
     { "cria-train(1) lists every option", test_man_page },
     { NULL },
