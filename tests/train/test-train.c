@@ -389,6 +389,57 @@ test_adalora (void)
   expect_failure ((const char *[]) { "--adapter", "adalora rank=3", NULL }, 1, "rank");
 }
 
+/* The regularizer the trainer gets from the adalora hook: its gradient on
+ * P and Q against central differences of the value it returns. */
+static void
+test_adalora_regularizer (void)
+{
+  g_autoptr (CriaRegistry) reg = cria_test_registry ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CriaAdapter) ad = cria_adapter_new_from_spec (reg, "adalora init-r=3 target-r=2 target-modules=all-linear "
+                                                                "orth-reg-weight=0.7", &error);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (ad);
+  g_autoptr (CriaTensor) w0 = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]) { 5, 4 });
+  g_autoptr (CriaTensor) w1 = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]) { 4, 6 });
+  CriaAdapterEntry entries[] = { { .name = "l0.proj.weight", .tensor = w0, .linear = TRUE },
+                                 { .name = "l1.proj.weight", .tensor = w1, .linear = TRUE } };
+  CU_ASSERT_TRUE_FATAL (cria_adapter_attach_entries (ad, entries, 2, NULL, 11, &error));
+  GArray *params = cria_adapter_get_params (ad);
+  CU_ASSERT_EQUAL_FATAL (params->len, 6);
+  float *grads[6];
+  for (guint i = 0; i < 6; i++)
+    grads[i] = g_new0 (float, cria_tensor_numel (g_array_index (params, CriaAdapterParam, i).value));
+  CriaAdapterStep st = { 0, 10, grads, 6 };
+  double r0 = cria_adapter_regularize (ad, &st);
+  CU_ASSERT_TRUE (r0 > 0);
+  float *scratch[6];
+  for (guint i = 0; i < 6; i++)
+    scratch[i] = g_new0 (float, cria_tensor_numel (g_array_index (params, CriaAdapterParam, i).value));
+  CriaAdapterStep st2 = { 0, 10, scratch, 6 };
+  double worst = 0;
+  for (guint i = 0; i < 6; i++) {
+    CriaTensor *v = g_array_index (params, CriaAdapterParam, i).value;
+    float *d = v->data;
+    for (gint64 k = 0; k < cria_tensor_numel (v); k++) {
+      float keep = d[k];
+      const double h = 1e-3;
+      d[k] = keep + (float) h;
+      double up = cria_adapter_regularize (ad, &st2);
+      d[k] = keep - (float) h;
+      double down = cria_adapter_regularize (ad, &st2);
+      d[k] = keep;
+      worst = MAX (worst, fabs ((up - down) / (2 * h) - grads[i][k]));
+    }
+  }
+  CU_ASSERT_TRUE (worst < 2e-3);
+  if (worst >= 2e-3)
+    printf ("\nregularizer gradient off by %g\n", worst);
+  for (guint i = 0; i < 6; i++) {
+    g_free (grads[i]);
+    g_free (scratch[i]);
+  }
+}
+
 static void
 test_full (void)
 {
@@ -481,6 +532,7 @@ register_suites (void)
     { "full fine-tuning writes a model", test_full },
     { "qlora: NF4 base, loss falls, merge into dequantized weights", test_qlora },
     { "adalora: pruned to the budget, PEFT keys, loads and merges", test_adalora },
+    { "adalora: regularizer gradient = central differences", test_adalora_regularizer },
     { "bad input fails before compute", test_bad_input },
     { "cria-train(1) lists every option", test_man_page },
     { NULL },

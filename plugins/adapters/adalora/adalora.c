@@ -38,7 +38,7 @@ static const CriaPropSpec adalora_props[] = {
   { "target-modules", CRIA_PROP_STRING, "auto", 0, 0, NULL,
     "layers to adapt: comma-separated names, a regex over the module path, all-linear, or auto (c_attn for GPT-2, "
     "else q_proj,v_proj)" },
-  { "alpha", CRIA_PROP_DOUBLE, "8", 0, 1e6, NULL, "scaling numerator: the update is multiplied by alpha / rank" },
+  { "alpha", CRIA_PROP_DOUBLE, "8", 0, 1e6, NULL, "scaling numerator: the update is multiplied by alpha / (rank + 1e-5); 0 means rank" },
   { "dropout", CRIA_PROP_DOUBLE, "0", 0, 0.999, NULL, "dropout probability on the input of the adapter branch (training)" },
   CRIA_PROP_END
 };
@@ -212,7 +212,8 @@ ada_attach (gpointer self, CriaAdapterEntry *entries, guint n_entries, JsonObjec
 static double
 ada_scale (const Ada *a, const AdaLayer *l)
 {
-  return a->alpha / ((double) l->e->shape[0] + 1e-5);
+  double r = (double) l->e->shape[0];
+  return (a->alpha > 0 ? a->alpha : r) / (r + 1e-5); /* PEFT: scaling = alpha, or r when alpha is 0 */
 }
 
 static CriaNode *
