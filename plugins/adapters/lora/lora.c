@@ -541,19 +541,16 @@ lora_merge (gpointer self, CriaAdapterEntry *entries, guint n_entries, GError **
   return TRUE;
 }
 
-static const CriaAdapterVTable lora_vtable = {
-  .peft_type = "LORA",
-  .create = lora_create,
-  .destroy = lora_destroy,
-  .attach = lora_attach,
-  .linear = lora_linear,
-  .list_params = lora_list_params,
-  .set_training = lora_set_training,
-  .save = lora_save,
-  .configure = lora_configure,
-  .load = lora_load,
-  .merge = lora_merge,
-};
+/* lora and qlora differ only in create (qlora quantizes the base at attach). */
+#define LORA_VTABLE(create_fn)                                                                                        \
+  {                                                                                                                    \
+    .peft_type = "LORA", .create = create_fn, .destroy = lora_destroy, .attach = lora_attach, .linear = lora_linear,   \
+    .list_params = lora_list_params, .set_training = lora_set_training, .save = lora_save,                            \
+    .configure = lora_configure, .load = lora_load, .merge = lora_merge,                                               \
+  }
+
+static const CriaAdapterVTable lora_vtable = LORA_VTABLE (lora_create);
+static const CriaAdapterVTable qlora_vtable = LORA_VTABLE (qlora_create);
 
 static const CriaProviderInfo lora_info = {
   .kind = CRIA_KIND_ADAPTER,
@@ -562,20 +559,6 @@ static const CriaProviderInfo lora_info = {
   .example = "cria train --model gpt2 --data train.jsonl --adapter 'lora r=8 alpha=16 target-modules=c_attn'",
   .props = lora_props,
   .vtable = &lora_vtable,
-};
-
-static const CriaAdapterVTable qlora_vtable = {
-  .peft_type = "LORA",
-  .create = qlora_create,
-  .destroy = lora_destroy,
-  .attach = lora_attach,
-  .linear = lora_linear,
-  .list_params = lora_list_params,
-  .set_training = lora_set_training,
-  .save = lora_save,
-  .configure = lora_configure,
-  .load = lora_load,
-  .merge = lora_merge,
 };
 
 static const CriaProviderInfo qlora_info = {
