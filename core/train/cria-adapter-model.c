@@ -5,6 +5,9 @@
 #include <cria/cria-adapter.h>
 #include <cria/cria-error.h>
 #include <cria/cria-model.h>
+#include <cria/cria-nf4.h>
+
+#include <stdio.h>
 
 /* The weights a model builds without cria_linear: PEFT's all-linear leaves
  * the output head out too. */
@@ -37,17 +40,55 @@ model_entries (CriaModel *model)
 }
 
 gboolean
+cria_adapter_quantize_entries (CriaAdapterEntry *entries, guint n_entries, GPtrArray *quantized, GError **error)
+{
+  gsize before = 0, after = 0;
+  guint n = 0;
+  for (guint i = 0; i < n_entries; i++) {
+    CriaAdapterEntry *e = &entries[i];
+    if (!e->linear || e->replacement || e->tensor->n_dims != 2 || e->tensor->dtype == CRIA_DTYPE_NF4)
+      continue;
+    CriaTensor *q = cria_nf4_quantize (e->tensor, e->name, error);
+    if (!q)
+      return FALSE;
+    before += cria_tensor_nbytes (e->tensor);
+    after += cria_tensor_nbytes (q);
+    e->replacement = q;
+    e->replacement_trainable = FALSE;
+    g_ptr_array_add (quantized, q);
+    n++;
+  }
+  fprintf (stderr, "%u linear weights of the base quantized to NF4: %.2f MiB -> %.2f MiB\n", n, before / 1048576.0,
+           after / 1048576.0);
+  return TRUE;
+}
+
+static gboolean
+install_replacements (CriaModel *model, CriaAdapterEntry *e, guint n, GError **error)
+{
+  for (guint i = 0; i < n; i++)
+    if (e[i].replacement && !cria_model_set_param (model, e[i].name, e[i].replacement, e[i].replacement_trainable, error))
+      return FALSE;
+  return TRUE;
+}
+
+gboolean
+cria_adapter_quantize_model (CriaModel *model, GError **error)
+{
+  g_autoptr (GArray) entries = model_entries (model);
+  g_autoptr (GPtrArray) quantized = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_tensor_unref);
+  CriaAdapterEntry *e = (CriaAdapterEntry *) (void *) entries->data;
+  return cria_adapter_quantize_entries (e, entries->len, quantized, error)
+         && install_replacements (model, e, entries->len, error);
+}
+
+gboolean
 cria_adapter_attach (CriaAdapter *adapter, CriaModel *model, guint64 seed, GError **error)
 {
   g_autoptr (GArray) entries = model_entries (model);
   CriaAdapterEntry *e = (CriaAdapterEntry *) (void *) entries->data;
-  if (!cria_adapter_attach_entries (adapter, e, entries->len, cria_model_get_config (model)->json, seed, error))
-    return FALSE;
-  for (guint i = 0; i < entries->len; i++)
-    if (e[i].replacement &&
-        !cria_model_set_param (model, e[i].name, e[i].replacement, e[i].replacement_trainable, error))
-      return FALSE;
-  return TRUE;
+  return cria_adapter_attach_entries (adapter, e, entries->len, cria_model_get_config (model)->json, seed, error)
+         && install_replacements (model, e, entries->len, error);
 }
 
 CriaAdapter *
@@ -69,11 +110,16 @@ cria_adapter_merge (CriaAdapter *adapter, CriaModel *model, GError **error)
 {
   g_autoptr (GArray) entries = model_entries (model);
   CriaAdapterEntry *e = (CriaAdapterEntry *) (void *) entries->data;
+  guint n_nf4 = 0;
   for (guint i = 0; i < entries->len; i++) {
+    n_nf4 += e[i].tensor->dtype == CRIA_DTYPE_NF4;
     g_autoptr (CriaTensor) copy = cria_tensor_to_f32 (e[i].tensor);
     if (!cria_model_set_param (model, e[i].name, copy, FALSE, error))
       return FALSE;
     e[i].tensor = copy; /* the table holds its reference */
   }
+  if (n_nf4 > 0)
+    fprintf (stderr, "merging into %u dequantized NF4 weights: the result is full precision, not re-quantized\n",
+             n_nf4);
   return cria_adapter_merge_entries (adapter, e, entries->len, error);
 }

@@ -221,13 +221,17 @@ cria_adapter_open_peft (CriaRegistry *registry, const char *dir, GError **error)
     return NULL;
   }
   const char *peft_type = json_node_get_string (type);
+  /* Several providers can write one peft_type (qlora saves LORA): the one
+   * named after it reads it, so a LoRA adapter never quantizes its base. */
   GPtrArray *providers = cria_registry_list (registry);
+  g_autofree char *lower = g_ascii_strdown (peft_type, -1);
+  const CriaProvider *named = cria_registry_lookup (registry, CRIA_KIND_ADAPTER, lower);
   for (guint i = 0; i < providers->len; i++) {
     const CriaProvider *p = g_ptr_array_index (providers, i);
     if (cria_provider_get_kind (p) != CRIA_KIND_ADAPTER)
       continue;
     const CriaAdapterVTable *vt = vtable_of (p);
-    if (!vt->peft_type || g_ascii_strcasecmp (vt->peft_type, peft_type) != 0)
+    if (!vt->peft_type || g_ascii_strcasecmp (vt->peft_type, peft_type) != 0 || (named && p != named))
       continue;
     g_autoptr (CriaAdapter) a = cria_adapter_new (p, NULL, error);
     if (!a)

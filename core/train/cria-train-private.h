@@ -90,6 +90,7 @@ typedef struct {
   GHashTable *graphs; /* T | eval << 40 -> StepGraph */
   gint64 batch, accum, max_length, total_steps, step, epoch, window;
   gboolean packing;
+  gboolean memory_reported;
   gint32 pad;
   guint64 seed;
   guint32 *order;

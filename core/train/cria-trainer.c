@@ -82,6 +82,26 @@ drop_graphs (Trainer *t, gboolean eval)
       g_hash_table_iter_remove (&it);
 }
 
+/* What a run holds, once, at its first training graph: the base's weights
+ * as held (NF4 under qlora), the adapter's params, AdamW's two f32 moments
+ * per param, and the planned activations with their gradients. */
+static void
+report_memory (Trainer *t, const CriaPlanStats *stats)
+{
+  gsize base = 0, adapter = 0;
+  for (guint i = 0; i < cria_model_get_n_params (t->model); i++)
+    base += cria_tensor_nbytes (cria_model_get_param (t->model, cria_model_get_param_name (t->model, i)));
+  for (guint i = 0; i < t->params->len; i++)
+    adapter += cria_tensor_nbytes (g_array_index (t->params, CriaAdapterParam, i).value);
+  const double mib = 1048576.0;
+  fprintf (stderr,
+           "cria train: memory: base weights %.2f MiB as held, adapter %.2f MiB, optimizer state %.2f MiB, "
+           "activations %.2f MiB (planned; %.2f MiB without reuse), param grads %.2f MiB\n",
+           base / mib, adapter / mib, 2 * adapter / mib, stats->arena_bytes / mib, stats->naive_bytes / mib,
+           stats->param_grad_bytes / mib);
+  t->memory_reported = TRUE;
+}
+
 static StepGraph *
 get_graph (Trainer *t, gint64 T, gboolean eval, GError **error)
 {
@@ -111,11 +131,14 @@ get_graph (Trainer *t, gint64 T, gboolean eval, GError **error)
   sg->labels = labels;
   sg->ce = ce;
   cria_model_graph_clear (&mg);
-  if (!cria_graph_check (g, error) || (!eval && !cria_graph_backward (g, ce, error)) ||
-      !cria_graph_plan (g, t->backend, NULL, error)) {
+  CriaPlanStats stats = { 0 };
+  if (!cria_graph_check (g, error) || (!eval && !cria_graph_backward (g, ce, error))
+      || !cria_graph_plan (g, t->backend, &stats, error)) {
     g_free (sg);
     return NULL;
   }
+  if (!eval && !t->memory_reported)
+    report_memory (t, &stats);
   sg->dropouts = g_ptr_array_new ();
   sg->grad_nodes = g_new0 (GPtrArray *, t->params->len);
   sg->n_params = t->params->len;

@@ -139,6 +139,13 @@ JsonNode *cria_adapter_save_state (CriaAdapter *adapter);
 gboolean cria_adapter_load_state (CriaAdapter *adapter, JsonNode *state, GError **error);
 gboolean cria_adapter_merge_entries (CriaAdapter *adapter, CriaAdapterEntry *entries, guint n_entries, GError **error);
 
+/* QLoRA's frozen base: sets the replacement of every linear entry not
+ * replaced yet to its NF4 quantization (cria-nf4.h), appends those tensors
+ * to `quantized` (which takes a reference) and prints the sizes before and
+ * after on stderr. */
+gboolean cria_adapter_quantize_entries (CriaAdapterEntry *entries, guint n_entries, GPtrArray *quantized,
+                                        GError **error);
+
 /* ---- On a loaded model (cria-model.h) ---- */
 typedef struct _CriaModel CriaModel;
 
@@ -149,6 +156,10 @@ gboolean cria_adapter_attach (CriaAdapter *adapter, CriaModel *model, guint64 se
 /* What --adapter DIR does for generation: the PEFT directory opened,
  * attached to `model` and its weights loaded, every mismatch an error. */
 CriaAdapter *cria_adapter_load (CriaRegistry *registry, CriaModel *model, const char *dir, GError **error);
+/* Quantizes the model's linear weights to NF4 as qlora does at attach: what
+ * `cria merge --nf4-base` does before merging a qlora adapter, so that it
+ * goes into the weights the adapter was trained on. */
+gboolean cria_adapter_quantize_model (CriaModel *model, GError **error);
 /* Replaces the model's weights by f32 copies with the adapter folded in
  * (then cria_model_save writes a plain Hugging Face checkpoint). */
 gboolean cria_adapter_merge (CriaAdapter *adapter, CriaModel *model, GError **error);

@@ -223,11 +223,13 @@ test_interrupt (void)
 
 /* The merged checkpoint computes what base + adapter computes. */
 static double
-batch_loss (CriaRegistry *reg, const char *dir, const char *adapter_dir)
+batch_loss_nf4 (CriaRegistry *reg, const char *dir, const char *adapter_dir, gboolean nf4)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (CriaModel) model = cria_model_open (reg, dir, CRIA_MODEL_DTYPE_F32, &error);
   CU_ASSERT_PTR_NOT_NULL_FATAL (model);
+  if (nf4)
+    CU_ASSERT_TRUE_FATAL (cria_adapter_quantize_model (model, &error));
   g_autoptr (CriaAdapter) adapter = adapter_dir ? cria_adapter_load (reg, model, adapter_dir, &error) : NULL;
   if (adapter_dir && !adapter)
     printf ("\n%s\n", error->message);
@@ -256,6 +258,12 @@ batch_loss (CriaRegistry *reg, const char *dir, const char *adapter_dir)
   cria_model_graph_clear (&mg);
   CU_ASSERT_TRUE_FATAL (ok);
   return ((float *) ce->value->data)[0];
+}
+
+static double
+batch_loss (CriaRegistry *reg, const char *dir, const char *adapter_dir)
+{
+  return batch_loss_nf4 (reg, dir, adapter_dir, FALSE);
 }
 
 static void
@@ -324,6 +332,168 @@ test_merge_generates (void)
   CU_ASSERT_STRING_EQUAL (m, with);
   if (strcmp (base, with) == 0)
     printf ("\n(note: the adapter does not change the greedy ids of this prompt)\n");
+/* The first and last "loss" of a run's log. */
+static void
+first_last_loss (const char *dir, double *first, double *last)
+{
+  g_autofree char *log = losses (dir);
+  g_auto (GStrv) lines = g_strsplit (log, "\n", -1);
+  guint n = g_strv_length (lines);
+  CU_ASSERT_TRUE_FATAL (n >= 3);
+  *first = g_ascii_strtod (strstr (lines[0], "\"loss\":") + 7, NULL);
+  *last = g_ascii_strtod (strstr (lines[n - 2], "\"loss\":") + 7, NULL);
+}
+
+/* qlora: the base's linear weights go NF4, the loss falls, the adapter is
+ * PEFT LoRA, and merging with --nf4-base = NF4 base + adapter. */
+static void
+test_qlora (void)
+{
+  g_autofree char *out = path_in (tmp, "run-qlora");
+  const char *opts[] = { "--adapter", "qlora r=4 target-modules=c_attn,c_fc", NULL };
+  g_autofree char *err = NULL;
+  CU_ASSERT_EQUAL_FATAL (train (out, opts, &err), 0);
+  /* tiny GPT-2: 2 layers x (c_attn 32x96, c_proj 32x32, c_fc 32x128, mlp c_proj 128x32) */
+  CU_ASSERT_PTR_NOT_NULL (strstr (err, "8 linear weights of the base quantized to NF4"));
+  CU_ASSERT_PTR_NOT_NULL (strstr (err, "memory:"));
+  double first = 0, last = 0;
+  first_last_loss (out, &first, &last);
+  CU_ASSERT_TRUE (last < first);
+  g_autofree char *cfg_path = path_in (out, "adapter_config.json");
+  g_autofree char *cfg = cria_test_read_file (cfg_path);
+  CU_ASSERT_PTR_NOT_NULL (strstr (cfg, "\"peft_type\" : \"LORA\""));
+
+  g_autofree char *merged = path_in (tmp, "merged-qlora");
+  const char *args[] = { "merge", "--model", model_dir, "--adapter", out, "--nf4-base", "--out", merged, NULL };
+  g_autofree char *merr = NULL;
+  CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (args, NULL, NULL, &merr), 0);
+  CU_ASSERT_PTR_NOT_NULL (strstr (merr, "dequantized NF4 weights"));
+  g_autoptr (CriaRegistry) reg = cria_test_registry ();
+  double with = batch_loss_nf4 (reg, model_dir, out, TRUE);
+  double m = batch_loss (reg, merged, NULL);
+  double plain = batch_loss (reg, model_dir, out); /* the adapter on the unquantized base */
+  CU_ASSERT_DOUBLE_EQUAL (m, with, 1e-5 * fabs (with));
+  CU_ASSERT_TRUE (fabs (plain - with) > 1e-6);
+  /* The NF4 base alone = its dequantized weights, which is what the merged
+   * checkpoint holds where the adapter adds nothing (c_proj). */
+  double q = batch_loss_nf4 (reg, model_dir, NULL, TRUE);
+  CU_ASSERT_TRUE (isfinite (q) && fabs (q - batch_loss (reg, model_dir, NULL)) > 0);
+}
+
+static void expect_failure (const char *const *opts, int status, const char *message);
+
+/* adalora: the schedule prunes to target-r per module on average, the saved
+ * tensors and config are PEFT's AdaLoRA, and it loads back and merges. */
+static void
+test_adalora (void)
+{
+  g_autofree char *out = path_in (tmp, "run-adalora");
+  const char *opts[] = { "--adapter", "adalora init-r=4 target-r=2 tinit=1 tfinal=2 target-modules=c_attn,c_fc",
+                         "--max-steps", "8", NULL };
+  CU_ASSERT_EQUAL_FATAL (train (out, opts, NULL), 0);
+  g_autofree char *cfg_path = path_in (out, "adapter_config.json");
+  g_autoptr (JsonParser) p = json_parser_new ();
+  CU_ASSERT_TRUE_FATAL (json_parser_load_from_file (p, cfg_path, NULL));
+  JsonObject *cfg = json_node_get_object (json_parser_get_root (p));
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (cfg, "peft_type"), "ADALORA");
+  CU_ASSERT_EQUAL (json_object_get_int_member (cfg, "init_r"), 4);
+  CU_ASSERT_EQUAL (json_object_get_int_member (cfg, "target_r"), 2);
+  CU_ASSERT_EQUAL (json_object_get_int_member (cfg, "total_step"), 8);
+  CU_ASSERT_EQUAL (json_object_get_int_member (cfg, "deltaT"), 1);
+  JsonObject *pattern = json_object_get_object_member (cfg, "rank_pattern");
+  CU_ASSERT_PTR_NOT_NULL_FATAL (pattern);
+  CU_ASSERT_EQUAL (json_object_get_size (pattern), 4);
+  JsonArray *flags = json_object_get_array_member (pattern, "transformer.h.0.attn.c_attn.lora_E.default");
+  CU_ASSERT_PTR_NOT_NULL_FATAL (flags);
+  CU_ASSERT_EQUAL (json_array_get_length (flags), 4);
+  gint64 kept = 0;
+  for (guint i = 0; i < json_array_get_length (flags); i++)
+    kept += json_array_get_boolean_element (flags, i);
+
+  g_autofree char *st_path = path_in (out, "adapter_model.safetensors");
+  g_autoptr (CriaSafetensors) st = cria_safetensors_open (st_path, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (st);
+  CU_ASSERT_EQUAL (cria_safetensors_get_n_weights (st), 12);
+  const char *pre = "base_model.model.transformer.h.0.attn.c_attn.";
+  g_autofree char *ka = g_strconcat (pre, "lora_A", NULL), *ke = g_strconcat (pre, "lora_E", NULL),
+                  *kb = g_strconcat (pre, "lora_B", NULL);
+  const CriaWeight *wa = cria_safetensors_lookup (st, ka), *we = cria_safetensors_lookup (st, ke),
+                   *wb = cria_safetensors_lookup (st, kb);
+  CU_ASSERT_TRUE_FATAL (wa && we && wb);
+  CU_ASSERT_TRUE (wa->shape[0] == kept && wa->shape[1] == 32);
+  CU_ASSERT_TRUE (we->shape[0] == kept && we->shape[1] == 1);
+  CU_ASSERT_TRUE (wb->shape[0] == 96 && wb->shape[1] == kept);
+  gint64 total = 0;
+  for (guint i = 0; i < cria_safetensors_get_n_weights (st); i++) {
+    const CriaWeight *w = cria_safetensors_get_weight (st, i);
+    if (g_str_has_suffix (w->name, "lora_E"))
+      total += w->shape[0];
+  }
+  CU_ASSERT_TRUE (total <= 8); /* target-r x 4 modules; ties can prune more */
+
+  /* Loads back (what --adapter does) and merges to the same numbers. */
+  g_autofree char *merged = path_in (tmp, "merged-adalora");
+  const char *args[] = { "merge", "--model", model_dir, "--adapter", out, "--out", merged, NULL };
+  CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (args, NULL, NULL, NULL), 0);
+  g_autoptr (CriaRegistry) reg = cria_test_registry ();
+  double with = batch_loss (reg, model_dir, out);
+  CU_ASSERT_DOUBLE_EQUAL (batch_loss (reg, merged, NULL), with, 1e-5 * fabs (with));
+  CU_ASSERT_TRUE (fabs (batch_loss (reg, model_dir, NULL) - with) > 1e-7);
+
+  expect_failure ((const char *[]) { "--adapter", "adalora init-r=2 target-r=4", NULL }, 1,
+                  "target-r=4 is above init-r=2");
+  expect_failure ((const char *[]) { "--adapter", "adalora rank=3", NULL }, 1, "rank");
+}
+
+/* The regularizer the trainer gets from the adalora hook: its gradient on
+ * P and Q against central differences of the value it returns. */
+static void
+test_adalora_regularizer (void)
+{
+  g_autoptr (CriaRegistry) reg = cria_test_registry ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CriaAdapter) ad = cria_adapter_new_from_spec (reg, "adalora init-r=3 target-r=2 target-modules=all-linear "
+                                                                "orth-reg-weight=0.7", &error);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (ad);
+  g_autoptr (CriaTensor) w0 = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]) { 5, 4 });
+  g_autoptr (CriaTensor) w1 = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]) { 4, 6 });
+  CriaAdapterEntry entries[] = { { .name = "l0.proj.weight", .tensor = w0, .linear = TRUE },
+                                 { .name = "l1.proj.weight", .tensor = w1, .linear = TRUE } };
+  CU_ASSERT_TRUE_FATAL (cria_adapter_attach_entries (ad, entries, 2, NULL, 11, &error));
+  GArray *params = cria_adapter_get_params (ad);
+  CU_ASSERT_EQUAL_FATAL (params->len, 6);
+  float *grads[6];
+  for (guint i = 0; i < 6; i++)
+    grads[i] = g_new0 (float, cria_tensor_numel (g_array_index (params, CriaAdapterParam, i).value));
+  CriaAdapterStep st = { 0, 10, grads, 6 };
+  double r0 = cria_adapter_regularize (ad, &st);
+  CU_ASSERT_TRUE (r0 > 0);
+  float *scratch[6];
+  for (guint i = 0; i < 6; i++)
+    scratch[i] = g_new0 (float, cria_tensor_numel (g_array_index (params, CriaAdapterParam, i).value));
+  CriaAdapterStep st2 = { 0, 10, scratch, 6 };
+  double worst = 0;
+  for (guint i = 0; i < 6; i++) {
+    CriaTensor *v = g_array_index (params, CriaAdapterParam, i).value;
+    float *d = v->data;
+    for (gint64 k = 0; k < cria_tensor_numel (v); k++) {
+      float keep = d[k];
+      const double h = 1e-3;
+      d[k] = keep + (float) h;
+      double up = cria_adapter_regularize (ad, &st2);
+      d[k] = keep - (float) h;
+      double down = cria_adapter_regularize (ad, &st2);
+      d[k] = keep;
+      worst = MAX (worst, fabs ((up - down) / (2 * h) - grads[i][k]));
+    }
+  }
+  CU_ASSERT_TRUE (worst < 2e-3);
+  if (worst >= 2e-3)
+    printf ("\nregularizer gradient off by %g\n", worst);
+  for (guint i = 0; i < 6; i++) {
+    g_free (grads[i]);
+    g_free (scratch[i]);
+  }
 }
 
 static void
@@ -417,6 +587,9 @@ register_suites (void)
     { "merge = base + adapter", test_merge },
     { "merged generates what base + adapter generates", test_merge_generates },
     { "full fine-tuning writes a model", test_full },
+    { "qlora: NF4 base, loss falls, merge into dequantized weights", test_qlora },
+    { "adalora: pruned to the budget, PEFT keys, loads and merges", test_adalora },
+    { "adalora: regularizer gradient = central differences", test_adalora_regularizer },
     { "bad input fails before compute", test_bad_input },
     { "cria-train(1) lists every option", test_man_page },
     { NULL },

@@ -9,7 +9,16 @@
  * U(-1/sqrt(in), 1/sqrt(in)), or N(0, 1/r) for init=gaussian; B starts at
  * zero, so the adapted model starts as the base model. A and B are [r, in]
  * and [out, r] whatever the file layout of W (GPT-2's Conv1D included), as
- * PEFT stores them. */
+ * PEFT stores them.
+ *
+ * qlora (Dettmers et al., 2023) is the same provider with one step more at
+ * attach: every frozen 2-D linear weight of the base (not the embeddings nor
+ * the output head, which bitsandbytes' 4-bit loading leaves alone) is
+ * replaced by its NF4 quantization, and the graph's NF4 matmul runs on it.
+ * The adapter itself is plain LoRA: PEFT saves QLoRA adapters with
+ * peft_type LORA, and merging goes into the dequantized weights.
+ *
+ *   cria train --model qwen-dir --data train.jsonl --adapter 'qlora r=16 alpha=32 target-modules=all-linear' */
 #include "config.h"
 
 #include <math.h>
@@ -64,7 +73,9 @@ typedef struct {
   gboolean gaussian;
   gboolean fan_in_fan_out;
   gboolean training;
-  GPtrArray *layers; /* LoraLayer* */
+  gboolean quantize;    /* qlora: the base's linear weights go NF4 at attach */
+  GPtrArray *quantized; /* CriaTensor*: the NF4 weights handed to the table */
+  GPtrArray *layers;    /* LoraLayer* */
   GHashTable *by_module;
   GPtrArray *biases; /* TrainedBias* */
 } Lora;
@@ -115,6 +126,16 @@ lora_create (const CriaProps *props, GError **error)
   l->layers = g_ptr_array_new_with_free_func ((GDestroyNotify) layer_free);
   l->by_module = g_hash_table_new (g_str_hash, g_str_equal);
   l->biases = g_ptr_array_new_with_free_func ((GDestroyNotify) bias_free);
+  l->quantized = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_tensor_unref);
+  return l;
+}
+
+static gpointer
+qlora_create (const CriaProps *props, GError **error)
+{
+  Lora *l = lora_create (props, error);
+  if (l)
+    l->quantize = TRUE;
   return l;
 }
 
@@ -125,6 +146,7 @@ lora_destroy (gpointer self)
   g_hash_table_unref (l->by_module);
   g_ptr_array_unref (l->layers);
   g_ptr_array_unref (l->biases);
+  g_ptr_array_unref (l->quantized);
   g_clear_pointer (&l->regex, g_regex_unref);
   g_free (l->targets);
   g_free (l);
@@ -216,6 +238,10 @@ lora_attach (gpointer self, CriaAdapterEntry *entries, guint n_entries, JsonObje
     g_autofree char *module = module_of (entries[i].name, ".bias");
     if (module && (l->bias == BIAS_ALL || g_hash_table_contains (l->by_module, module)))
       train_bias (l, &entries[i]);
+  }
+  if (l->quantize && !cria_adapter_quantize_entries (entries, n_entries, l->quantized, error)) {
+    g_prefix_error (error, "qlora: ");
+    return FALSE;
   }
   return TRUE;
 }
@@ -484,6 +510,7 @@ static gboolean
 lora_merge (gpointer self, CriaAdapterEntry *entries, guint n_entries, GError **error)
 {
   Lora *l = self;
+
   double s = lora_scale (l);
   for (guint i = 0; i < l->layers->len; i++) {
     LoraLayer *layer = g_ptr_array_index (l->layers, i);
@@ -516,19 +543,16 @@ lora_merge (gpointer self, CriaAdapterEntry *entries, guint n_entries, GError **
   return TRUE;
 }
 
-static const CriaAdapterVTable lora_vtable = {
-  .peft_type = "LORA",
-  .create = lora_create,
-  .destroy = lora_destroy,
-  .attach = lora_attach,
-  .linear = lora_linear,
-  .list_params = lora_list_params,
-  .set_training = lora_set_training,
-  .save = lora_save,
-  .configure = lora_configure,
-  .load = lora_load,
-  .merge = lora_merge,
-};
+/* lora and qlora differ only in create (qlora quantizes the base at attach). */
+#define LORA_VTABLE(create_fn)                                                                                        \
+  {                                                                                                                    \
+    .peft_type = "LORA", .create = create_fn, .destroy = lora_destroy, .attach = lora_attach, .linear = lora_linear,   \
+    .list_params = lora_list_params, .set_training = lora_set_training, .save = lora_save,                            \
+    .configure = lora_configure, .load = lora_load, .merge = lora_merge,                                               \
+  }
+
+static const CriaAdapterVTable lora_vtable = LORA_VTABLE (lora_create);
+static const CriaAdapterVTable qlora_vtable = LORA_VTABLE (qlora_create);
 
 static const CriaProviderInfo lora_info = {
   .kind = CRIA_KIND_ADAPTER,
@@ -539,12 +563,22 @@ static const CriaProviderInfo lora_info = {
   .vtable = &lora_vtable,
 };
 
+static const CriaProviderInfo qlora_info = {
+  .kind = CRIA_KIND_ADAPTER,
+  .name = "qlora",
+  .description = "LoRA on a base whose linear weights are quantized to NF4 at attach (QLoRA), saved as PEFT LoRA",
+  .example = "cria train --model qwen --data train.jsonl --adapter 'qlora r=16 alpha=32 target-modules=all-linear'",
+  .props = lora_props,
+  .vtable = &qlora_vtable,
+};
+
 static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
 {
   (void) error;
   cria_plugin_add_provider (plugin, &lora_info);
+  cria_plugin_add_provider (plugin, &qlora_info);
   return TRUE;
 }
 
-CRIA_PLUGIN_DEFINE ("lora", "LoRA adapters", plugin_init, PACKAGE_VERSION, "LGPL-2.1-or-later", "cria");
+CRIA_PLUGIN_DEFINE ("lora", "LoRA and QLoRA adapters", plugin_init, PACKAGE_VERSION, "LGPL-2.1-or-later", "cria");
