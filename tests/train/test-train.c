@@ -332,6 +332,8 @@ test_merge_generates (void)
   CU_ASSERT_STRING_EQUAL (m, with);
   if (strcmp (base, with) == 0)
     printf ("\n(note: the adapter does not change the greedy ids of this prompt)\n");
+}
+
 /* The first and last "loss" of a run's log. */
 static void
 first_last_loss (const char *dir, double *first, double *last)
