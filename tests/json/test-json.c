@@ -411,8 +411,8 @@ test_prefix (void)
   /* Cut inside a value, or after a number that may go on: more text is needed. */
   CU_ASSERT_EQUAL (cria_json_parse_prefix (text, rest, strlen (rest), FALSE, "p.json", 1, &n, &used, &e),
                    CRIA_JSON_INCOMPLETE);
-  CU_ASSERT_EQUAL (cria_json_parse_prefix (text, "12", 2, FALSE, "p.json", 1, &n, &used, &e), CRIA_JSON_INCOMPLETE);
-  CU_ASSERT_EQUAL (cria_json_parse_prefix (text, "12", 2, TRUE, "p.json", 1, &n, &used, &e), CRIA_JSON_OK);
+  CU_ASSERT_EQUAL (cria_json_parse_prefix ("12", "12", 2, FALSE, "p.json", 1, &n, &used, &e), CRIA_JSON_INCOMPLETE);
+  CU_ASSERT_EQUAL (cria_json_parse_prefix ("12", "12", 2, TRUE, "p.json", 1, &n, &used, &e), CRIA_JSON_OK);
   g_clear_pointer (&n, json_node_unref);
   CU_ASSERT_PTR_NULL (e);
   /* At the end of the input the same text is an error, positioned in it. */
@@ -420,7 +420,7 @@ test_prefix (void)
                    CRIA_JSON_ERROR);
   CU_ASSERT_TRUE (e && g_str_has_prefix (e->message, "p.json:1:22: "));
   g_clear_error (&e);
-  CU_ASSERT_EQUAL (cria_json_parse_prefix (text, "{x", 2, FALSE, "p.json", 1, &n, &used, &e), CRIA_JSON_ERROR);
+  CU_ASSERT_EQUAL (cria_json_parse_prefix ("{x", "{x", 2, FALSE, "p.json", 1, &n, &used, &e), CRIA_JSON_ERROR);
 }
 
 static void
