@@ -76,27 +76,23 @@ cria_verb_train (int argc, char **argv)
   g_option_context_add_main_entries (ctx, (GOptionEntry *) (void *) entries->data, NULL);
   g_option_context_set_description (ctx, "Options may also be given in a JSON file (-f); the command line wins.\n"
                                          "See cria-train(1).");
-  if (!cria_cli_parse (ctx, &argc, &argv))
-    return CRIA_EXIT_USAGE;
+  gboolean parsed = cria_cli_parse (ctx, &argc, &argv);
   g_autoptr (GError) error = NULL;
-  if (argc > 1) {
-    g_printerr ("cria train: unexpected argument '%s' (options are --NAME VALUE)\n", argv[1]);
-    return CRIA_EXIT_USAGE;
-  }
   g_autoptr (CriaProps) props = cria_props_new (specs);
-  if (config && !load_config (props, config, &error)) {
-    cria_cli_error ("train", error);
-    return CRIA_EXIT_USAGE;
-  }
-  for (guint i = 0; i < n; i++) {
-    if ((values[i] && !cria_props_set (props, specs[i].name, values[i], &error)) ||
-        (flags[i] && !cria_props_set (props, specs[i].name, "true", &error))) {
-      cria_cli_error ("train", error);
-      return CRIA_EXIT_USAGE;
-    }
-  }
+  gboolean usable = parsed && argc <= 1 && (!config || load_config (props, config, &error));
+  for (guint i = 0; usable && i < n; i++)
+    usable = !(values[i] && !cria_props_set (props, specs[i].name, values[i], &error)) &&
+             !(flags[i] && !cria_props_set (props, specs[i].name, "true", &error));
+  /* The option strings are ours whatever happened. */
   for (guint i = 0; i < n; i++)
     g_free (values[i]);
+  if (!usable) {
+    if (parsed && argc > 1)
+      g_printerr ("cria train: unexpected argument '%s' (options are --NAME VALUE)\n", argv[1]);
+    else if (error)
+      cria_cli_error ("train", error);
+    return CRIA_EXIT_USAGE;
+  }
   if (!cria_props_check_required (props, &error)) {
     cria_cli_error ("train", error);
     return CRIA_EXIT_USAGE;

@@ -516,7 +516,10 @@ expect_failure (const char *const *opts, int status, const char *message)
 {
   g_autofree char *out = path_in (tmp, "run-bad");
   g_autofree char *err = NULL;
-  CU_ASSERT_EQUAL (train (out, opts, &err), status);
+  int got = train (out, opts, &err);
+  CU_ASSERT_EQUAL (got, status);
+  if (got != status)
+    printf ("\n%s ...: exit %d, expected %d: %s\n", opts[0], got, status, err ? err : "(nothing)");
   if (!err || !strstr (err, message))
     printf ("\nexpected '%s' in: %s\n", message, err ? err : "(nothing)");
   CU_ASSERT_PTR_NOT_NULL (err && strstr (err, message));
