@@ -27,6 +27,7 @@ mkdir -p "$w"
 
 # 3. Tokenizer and initial weights.
 if [ ! -f "$w/init/model.safetensors" ]; then
+  mkdir -p "$w/init"
   "$cria" tokenizer train -n 4096 -s "<|endoftext|>" -s "<|im_start|>" -s "<|im_end|>" -r -o "$w/init" "$w/records.jsonl"
   "$cria" model init --seed 1 "$here/config.json" "$w/init"
 fi
