@@ -12,14 +12,6 @@
 
 #include "cria-cli-model.h"
 
-static gboolean
-print_piece (const char *piece, gpointer user_data)
-{
-  fputs (piece, stdout);
-  fflush (stdout);
-  return TRUE;
-}
-
 static CriaRecord *
 new_conversation (const char *system)
 {
@@ -50,8 +42,7 @@ cria_verb_chat (int argc, char **argv)
   cria_cli_sampling_init (&so);
   g_autofree char *system = NULL;
   GOptionEntry entries[] = {
-    { "system", 's', 0, G_OPTION_ARG_STRING, &system, "A system message that opens the conversation", "TEXT" },
-    { NULL }
+    { "system", 's', 0, G_OPTION_ARG_STRING, &system, "A system message that opens the conversation", "TEXT" }, { NULL }
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- talk with a model");
   g_option_context_add_main_entries (ctx, entries, NULL);
@@ -95,8 +86,8 @@ cria_verb_chat (int argc, char **argv)
     if (!ids)
       goto done;
     CriaGeneration gen;
-    if (!cria_lm_generate (m.lm, m.tokenizer, (const gint32 *) ids->data, ids->len, &s, print_piece, NULL, &gen,
-                           &error))
+    if (!cria_lm_generate (m.lm, m.tokenizer, (const gint32 *) ids->data, ids->len, &s, cria_cli_print_piece, NULL,
+                           &gen, &error))
       goto done;
     printf ("\n");
     cria_record_add_message (conv, "assistant", gen.text);

@@ -112,11 +112,19 @@ cria_cli_parse_ids (const char *text, GError **error)
   return g_steal_pointer (&ids);
 }
 
+gboolean
+cria_cli_print_piece (const char *piece, gpointer user_data)
+{
+  fputs (piece, stdout);
+  fflush (stdout);
+  return TRUE;
+}
+
 GArray *
 cria_cli_encode (CriaCliModel *m, const char *text, gboolean add_special, GError **error)
 {
-  g_autoptr (CriaEncoding) enc =
-    cria_tokenizer_encode (m->tokenizer, text, -1, add_special ? CRIA_ENCODE_ADD_SPECIAL : 0, error);
+  g_autoptr (CriaEncoding)
+      enc = cria_tokenizer_encode (m->tokenizer, text, -1, add_special ? CRIA_ENCODE_ADD_SPECIAL : 0, error);
   if (!enc)
     return NULL;
   GArray *ids = g_array_new (FALSE, FALSE, sizeof (gint32));
@@ -137,8 +145,7 @@ GOptionGroup *
 cria_cli_sampling_options (CriaCliSampling *o)
 {
   GOptionEntry entries[] = {
-    { "max-new-tokens", 'n', 0, G_OPTION_ARG_INT, &o->max_new_tokens, "Tokens to generate at most (default 256)",
-      "N" },
+    { "max-new-tokens", 'n', 0, G_OPTION_ARG_INT, &o->max_new_tokens, "Tokens to generate at most (default 256)", "N" },
     { "temperature", 0, 0, G_OPTION_ARG_DOUBLE, &o->temperature, "Sampling temperature; 0 (default) is greedy", "T" },
     { "top-k", 0, 0, G_OPTION_ARG_INT, &o->top_k, "Sample among the K most likely tokens (0: all)", "K" },
     { "top-p", 0, 0, G_OPTION_ARG_DOUBLE, &o->top_p, "Nucleus sampling: the most likely tokens up to probability P",
@@ -149,7 +156,8 @@ cria_cli_sampling_options (CriaCliSampling *o)
     { "stop", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->stop, "End the text before this string (repeatable)", "TEXT" },
     { "prompt-format", 'p', 0, G_OPTION_ARG_STRING, &o->prompt_format,
       "Prompt format: auto (the model's chat template), a format of share/formats (alpaca, chatml, llama2, "
-      "vicuna), a format file or a .jinja template", "NAME" },
+      "vicuna), a format file or a .jinja template",
+      "NAME" },
     { NULL }
   };
   GOptionGroup *group = g_option_group_new ("sampling", "Decoding options:", "Show the decoding options", NULL, NULL);

@@ -24,6 +24,8 @@ void cria_cli_model_clear (CriaCliModel *m);
 
 /* "1,2,3" or "1 2 3" */
 GArray *cria_cli_parse_ids (const char *text, GError **error);
+/* A CriaTextFunc that prints each piece on stdout as it comes. */
+gboolean cria_cli_print_piece (const char *piece, gpointer user_data);
 GArray *cria_cli_encode (CriaCliModel *m, const char *text, gboolean add_special, GError **error);
 
 /* Decoding options shared by generate, chat, eval and serve. */
@@ -46,4 +48,5 @@ void cria_cli_sampling_clear (CriaCliSampling *o);
  * unless --prompt-format is given; a conversation through --prompt-format,
  * or, without it or with "auto", the model's chat template (see
  * cria_chat_prompt_for_model). */
-char *cria_cli_render_prompt (const CriaCliSampling *o, const char *model_dir, const CriaRecord *record, GError **error);
+char *cria_cli_render_prompt (const CriaCliSampling *o, const char *model_dir, const CriaRecord *record,
+                              GError **error);

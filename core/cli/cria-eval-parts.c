@@ -43,17 +43,6 @@ eval_open_arms (EvalOptions *o, CriaCliModel *m, GPtrArray *arms, GError **error
   return TRUE;
 }
 
-static GArray *
-encode (CriaTokenizer *tok, const char *text, gboolean special, GError **error)
-{
-  g_autoptr (CriaEncoding) enc = cria_tokenizer_encode (tok, text, -1, special ? CRIA_ENCODE_ADD_SPECIAL : 0, error);
-  if (!enc)
-    return NULL;
-  GArray *ids = g_array_new (FALSE, FALSE, sizeof (gint32));
-  g_array_append_vals (ids, enc->ids->data, enc->ids->len);
-  return ids;
-}
-
 static GPtrArray *
 references (const CriaRecord *r, const char *response)
 {
@@ -83,8 +72,8 @@ eval_prepare (EvalOptions *o, CriaCliModel *m, CriaPromptFormat *format, const C
   if (!cria_prompt_format_render (format, r, &ex->prompt, &ex->response, error))
     return FALSE;
   ex->refs = references (r, ex->response);
-  ex->prompt_ids = encode (m->tokenizer, ex->prompt, TRUE, error);
-  g_autoptr (GArray) resp = ex->prompt_ids ? encode (m->tokenizer, ex->response, FALSE, error) : NULL;
+  ex->prompt_ids = cria_cli_encode (m, ex->prompt, TRUE, error);
+  g_autoptr (GArray) resp = ex->prompt_ids ? cria_cli_encode (m, ex->response, FALSE, error) : NULL;
   if (!resp)
     return FALSE;
   if (ex->prompt_ids->len == 0) {
@@ -97,7 +86,7 @@ eval_prepare (EvalOptions *o, CriaCliModel *m, CriaPromptFormat *format, const C
   ex->labels = g_array_sized_new (FALSE, FALSE, sizeof (gint32), ex->ids->len);
   for (guint t = 0; t < ex->ids->len; t++) {
     gint32 l = t + 1 < ex->ids->len && t + 1 >= ex->prompt_ids->len ? g_array_index (ex->ids, gint32, t + 1)
-                                                                     : CRIA_IGNORE_INDEX;
+                                                                    : CRIA_IGNORE_INDEX;
     g_array_append_val (ex->labels, l);
   }
   return TRUE;
@@ -195,5 +184,6 @@ eval_report (EvalOptions *o, GPtrArray *arms, guint n_examples, GError **error)
   json_generator_set_root (gen, json);
   g_autofree char *text = json_generator_to_data (gen, NULL);
   g_autofree char *text_nl = g_strconcat (text, "\n", NULL);
-  return write_file (o->out_dir, "summary.json", text_nl, error) && write_file (o->out_dir, "summary.txt", table, error);
+  return write_file (o->out_dir, "summary.json", text_nl, error) &&
+         write_file (o->out_dir, "summary.txt", table, error);
 }

@@ -10,14 +10,6 @@
 
 #include "cria-cli-model.h"
 
-static gboolean
-print_piece (const char *piece, gpointer user_data)
-{
-  fputs (piece, stdout);
-  fflush (stdout);
-  return TRUE;
-}
-
 static const char *const finish_names[] = { "length", "stop", "caller" };
 
 static JsonNode *
@@ -58,8 +50,8 @@ cria_verb_generate (int argc, char **argv)
   gboolean as_json = FALSE, add_special = FALSE;
   g_autofree char *ids_text = NULL;
   GOptionEntry entries[] = {
-    { "ids", 0, 0, G_OPTION_ARG_STRING, &ids_text, "Generate from these token ids (commas or spaces) instead of a PROMPT",
-      "IDS" },
+    { "ids", 0, 0, G_OPTION_ARG_STRING, &ids_text,
+      "Generate from these token ids (commas or spaces) instead of a PROMPT", "IDS" },
     { "json", 0, 0, G_OPTION_ARG_NONE, &as_json,
       "Print one JSON object per prompt (text, ids, finish reason, speed) instead of streaming text", NULL },
     { "add-special", 0, 0, G_OPTION_ARG_NONE, &add_special, "Add the tokenizer's special tokens (BOS) to the prompt",
@@ -88,7 +80,8 @@ cria_verb_generate (int argc, char **argv)
     cria_record_set_field (record, "instruction", ids_text ? ids_text : argv[i]);
     g_autofree char *prompt = ids_text ? NULL : cria_cli_render_prompt (&so, m.dir, record, &error);
     g_autoptr (GArray) ids = ids_text ? cria_cli_parse_ids (ids_text, &error)
-                             : prompt ? cria_cli_encode (&m, prompt, add_special, &error) : NULL;
+                             : prompt ? cria_cli_encode (&m, prompt, add_special, &error)
+                                      : NULL;
     if (!ids)
       goto done;
     if (ids->len == 0) {
@@ -97,7 +90,7 @@ cria_verb_generate (int argc, char **argv)
     }
     CriaGeneration gen;
     gboolean ok = cria_lm_generate (m.lm, m.tokenizer, (const gint32 *) ids->data, ids->len, &s,
-                                    as_json ? NULL : print_piece, NULL, &gen, &error);
+                                    as_json ? NULL : cria_cli_print_piece, NULL, &gen, &error);
     if (ok && as_json) {
       g_autoptr (JsonNode) node = describe (ids_text ? ids_text : argv[i], ids, &gen);
       cria_cli_print_json (node);
