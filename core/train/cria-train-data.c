@@ -142,6 +142,23 @@ train_set_build (TrainSet *set, GPtrArray *records, const char *what, const Cria
       g_array_append_val (ids, eos);
       g_array_append_val (learn, (guint8){ 1 });
     }
+    /* A text with no prompt (pretraining, the text format) is cut into
+     * consecutive pieces rather than truncated, so that nothing of it is
+     * lost; an instruction record keeps its prompt and loses its tail. */
+    if (!*prompt && (gint64) ids->len > max_length) {
+      set->n_split++;
+      for (guint at = 0; at < ids->len; at += (guint) max_length) {
+        guint n = MIN (ids->len - at, (guint) max_length);
+        if (n < 2)
+          break;
+        TrainExample e = { .n = (gint32) n };
+        e.ids = g_memdup2 (&g_array_index (ids, gint32, at), n * sizeof (gint32));
+        e.learn = g_memdup2 (&g_array_index (learn, guint8, at), n);
+        set->n_tokens += e.n;
+        g_array_append_val (set->examples, e);
+      }
+      continue;
+    }
     if ((gint64) ids->len > max_length) {
       set->n_truncated++;
       g_array_set_size (ids, (guint) max_length);

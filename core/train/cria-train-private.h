@@ -16,6 +16,7 @@ typedef struct {
 typedef struct {
   GArray *examples; /* TrainExample */
   gint64 n_truncated;
+  gint64 n_split; /* prompt-less texts cut into max-length pieces */
   gint64 n_tokens;
 } TrainSet;
 

@@ -350,6 +350,7 @@ write_outputs (Trainer *t, gint64 steps_run, gint64 tokens_run, GError **error)
   MEMBER_INT ("train_examples", t->train.examples->len);
   MEMBER_INT ("eval_examples", t->eval.examples->len);
   MEMBER_INT ("truncated_examples", t->train.n_truncated + t->eval.n_truncated);
+  MEMBER_INT ("split_texts", t->train.n_split + t->eval.n_split);
   MEMBER_INT ("trainable_parameters", n_params);
   MEMBER_INT ("tokens_seen", t->tokens_seen);
   MEMBER_INT ("skipped_steps", t->n_skipped);
@@ -393,6 +394,9 @@ cria_train_run (CriaRegistry *registry, const CriaProps *options, GError **error
   if (t.train.n_truncated)
     fprintf (stderr, "cria train: %" G_GINT64_FORMAT " of %u examples truncated to max-length %" G_GINT64_FORMAT "\n",
              t.train.n_truncated, t.train.examples->len, t.max_length);
+  if (t.train.n_split)
+    fprintf (stderr, "cria train: %" G_GINT64_FORMAT " texts longer than max-length %" G_GINT64_FORMAT
+             " cut into pieces (%u examples)\n", t.train.n_split, t.max_length, t.train.examples->len);
   while (t.step < t.total_steps) {
     if (!train_step (&t, error))
       return FALSE;

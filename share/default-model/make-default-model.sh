@@ -26,11 +26,12 @@ mkdir -p "$w"
 [ -f "$w/records.jsonl" ] || /usr/bin/python3 "$here/make_records.py" "$w/corpus/corpus" "$w/records.jsonl" 800
 
 # 3. Tokenizer and initial weights.
-if [ ! -f "$w/init/model.safetensors" ]; then
-  mkdir -p "$w/init"
+# Each step is skipped when its output exists: the tokenizer takes the
+# longest of the preparation.
+mkdir -p "$w/init"
+[ -f "$w/init/tokenizer.json" ] ||
   "$cria" tokenizer train -n 4096 -s "<|endoftext|>" -s "<|im_start|>" -s "<|im_end|>" -r -o "$w/init" "$w/records.jsonl"
-  "$cria" model init --seed 1 "$here/config.json" "$w/init"
-fi
+[ -f "$w/init/model.safetensors" ] || "$cria" model init --seed 1 "$here/config.json" "$w/init"
 
 # 4. Pretraining: packed rows of 256 tokens, cosine schedule.
 resume=

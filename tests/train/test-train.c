@@ -511,6 +511,29 @@ test_full (void)
   CU_ASSERT_TRUE (fabs (batch_loss (reg, out, NULL) - batch_loss (reg, model_dir, NULL)) > 1e-4);
 }
 
+/* Pretraining text longer than max-length is cut into pieces, not truncated:
+ * 40 bytes + eos at 16 tokens per example are 16 + 16 + 9. */
+static void
+test_text_split (void)
+{
+  g_autofree char *out = path_in (tmp, "run-text");
+  g_autofree char *text_path = path_in (tmp, "text.jsonl");
+  cria_test_write_file (text_path, "{\"output\":\"abcdefghijabcdefghijabcdefghijabcdefghij\"}\n"
+                                   "{\"output\":\"short\"}\n");
+  const char *args[] = { "train", "--model", model_dir, "--data", text_path, "--format", "text", "--adapter",
+                         "full", "--max-length", "16", "--max-steps", "1", "--threads", "1", "--out", out, NULL };
+  g_autofree char *err = NULL;
+  CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (args, NULL, NULL, &err), 0);
+  CU_ASSERT_PTR_NOT_NULL (strstr (err, "1 texts longer than max-length 16 cut into pieces (4 examples)"));
+  g_autofree char *report_path = path_in (out, "report.json");
+  g_autoptr (JsonParser) p = json_parser_new ();
+  CU_ASSERT_TRUE_FATAL (json_parser_load_from_file (p, report_path, NULL));
+  JsonObject *report = json_node_get_object (json_parser_get_root (p));
+  CU_ASSERT_EQUAL (json_object_get_int_member (report, "train_examples"), 4);
+  CU_ASSERT_EQUAL (json_object_get_int_member (report, "truncated_examples"), 0);
+  CU_ASSERT_EQUAL (json_object_get_int_member (report, "split_texts"), 1);
+}
+
 static void
 expect_failure (const char *const *opts, int status, const char *message)
 {
@@ -592,6 +615,7 @@ register_suites (void)
     { "merge = base + adapter", test_merge },
     { "merged generates what base + adapter generates", test_merge_generates },
     { "full fine-tuning writes a model", test_full },
+    { "text longer than max-length is cut into pieces", test_text_split },
     { "qlora: NF4 base, loss falls, merge into dequantized weights", test_qlora },
     { "adalora: pruned to the budget, PEFT keys, loads and merges", test_adalora },
     { "adalora: regularizer gradient = central differences", test_adalora_regularizer },
