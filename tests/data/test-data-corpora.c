@@ -302,6 +302,22 @@ test_template_source (void)
   CU_ASSERT_TRUE (data_error_says (e, "tasks[0]: slot 's'"));
   g_clear_error (&e);
 
+  /* Object slot values: members vary together, and a missing member is named. */
+  cria_test_write_file (spec, "{\"tasks\":[{\"name\":\"price\",\"templates\":[\"Cost of {plan.name}?\"],"
+                              "\"slots\":{\"plan\":[{\"name\":\"Pro\",\"price\":\"8\"},{\"name\":\"Team\","
+                              "\"price\":\"12\"}]},\"output\":\"{plan.name}: {plan.price}\"}]}");
+  g_autoptr (JsonNode) obj = convert ("template", props, out, &e);
+  CU_ASSERT_PTR_NULL (e);
+  g_autoptr (GPtrArray) ors = data_read_records (out);
+  CU_ASSERT_EQUAL_FATAL (ors->len, 2);
+  CU_ASSERT_STRING_EQUAL (((CriaRecord *) g_ptr_array_index (ors, 1))->instruction, "Cost of Team?");
+  CU_ASSERT_STRING_EQUAL (((CriaRecord *) g_ptr_array_index (ors, 1))->output, "Team: 12");
+  cria_test_write_file (spec, "{\"tasks\":[{\"name\":\"x\",\"templates\":[\"{plan.cost}\"],"
+                              "\"slots\":{\"plan\":[{\"name\":\"Pro\"}]}}]}");
+  CU_ASSERT_PTR_NULL (convert ("template", props, out, &e));
+  CU_ASSERT_TRUE (data_error_says (e, "tasks[0].templates[0]: template needs field 'plan.cost'"));
+  g_clear_error (&e);
+
   /* The shipped starter specs expand. */
   const char *starters[] = { "templates/starter.en.json", "templates/starter.zh.json" };
   for (guint i = 0; i < 2; i++) {

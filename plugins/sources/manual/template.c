@@ -8,7 +8,8 @@
  * task yields every template with every combination of its slot values, in
  * the order written (the last slot varies fastest). input/output/system are
  * templates over the same slots; without an output the record's output is
- * left absent for a generator to fill. Streams: one record in memory. */
+ * left absent for a generator to fill. A slot value may be an object whose
+ * members `{slot.member}` names. Streams: one record in memory. */
 #include "config.h"
 
 #include <string.h>
@@ -119,16 +120,27 @@ typedef struct {
   GPtrArray *owned;
 } SlotLookup;
 
+/* `{slot}` is the slot's current value; `{slot.field}` a member of it when
+ * the value is an object, so that facts which belong together (a plan, its
+ * price, its quota) vary together instead of in every combination. */
 static const char *
 slot_lookup (const char *name, gpointer data)
 {
   SlotLookup *l = data;
   g_autoptr (GList) names = l->slots ? json_object_get_members (l->slots) : NULL;
+  const char *dot = strchr (name, '.');
+  g_autofree char *slot = dot ? g_strndup (name, (gsize) (dot - name)) : g_strdup (name);
   guint i = 0;
   for (GList *n = names; n; n = n->next, i++) {
-    if (strcmp (n->data, name))
+    if (strcmp (n->data, slot))
       continue;
-    JsonNode *v = json_array_get_element (json_object_get_array_member (l->slots, name), l->odometer[i]);
+    JsonNode *v = json_array_get_element (json_object_get_array_member (l->slots, slot), l->odometer[i]);
+    if (dot) {
+      JsonObject *o = JSON_NODE_HOLDS_OBJECT (v) ? json_node_get_object (v) : NULL;
+      v = o ? json_object_get_member (o, dot + 1) : NULL;
+      if (!v)
+        return NULL;
+    }
     char *text = JSON_NODE_HOLDS_VALUE (v) && json_node_get_value_type (v) == G_TYPE_STRING
                      ? g_strdup (json_node_get_string (v))
                      : json_to_string (v, FALSE);
