@@ -234,7 +234,9 @@ cria_pipeline_to_string (CriaPipeline *pipeline)
     const CriaPropSpec *specs = cria_props_get_specs (st->props);
     for (const CriaPropSpec *sp = specs; sp && sp->name; sp++) {
       const char *v = cria_props_get_text (st->props, sp->name);
-      if (!v || (sp->default_value && !strcmp (v, sp->default_value)))
+      if (!v || (sp->default_value && (!strcmp (v, sp->default_value) ||
+                                       (sp->type == CRIA_PROP_DOUBLE &&
+                                        g_ascii_strtod (v, NULL) == g_ascii_strtod (sp->default_value, NULL)))))
         continue;
       if (needs_quotes (v)) {
         g_string_append_printf (s, " %s=\"", sp->name);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <cria/cria-error.h>
+#include <cria/cria-json.h>
 #include <cria/cria-props.h>
 
 struct _CriaProps {
@@ -97,8 +98,11 @@ canonicalize (const CriaPropSpec *spec, const char *value, GError **error)
                      spec->name, v, spec->minimum, spec->maximum);
         return NULL;
       }
-      char buf[G_ASCII_DTOSTR_BUF_SIZE];
-      return g_strdup (g_ascii_dtostr (buf, sizeof buf, v));
+      /* The shortest text that reads back as v: 0.8 stays 0.8 when a
+       * pipeline is printed back. */
+      GString *text = g_string_new (NULL);
+      cria_json_append_double (text, v);
+      return g_string_free (text, FALSE);
     }
     case CRIA_PROP_ENUM:
       if (!choice_allowed (spec->choices, value)) {
