@@ -273,7 +273,8 @@ train_step (Trainer *t, GError **error)
   if (!stepped) {
     t->nan_streak++;
     t->n_skipped++;
-    trainer_log (t, "{\"step\":%" G_GINT64_FORMAT ",\"skipped\":\"non-finite %s\",\"skipped_steps\":%" G_GINT64_FORMAT "}",
+    trainer_log (t,
+                 "{\"step\":%" G_GINT64_FORMAT ",\"skipped\":\"non-finite %s\",\"skipped_steps\":%" G_GINT64_FORMAT "}",
                  t->step, isfinite (loss) ? "gradients" : "loss", t->n_skipped);
     fprintf (stderr, "\ncria train: step %" G_GINT64_FORMAT " skipped: non-finite %s (%" G_GINT64_FORMAT " in a row)\n",
              t->step, isfinite (loss) ? "gradients" : "loss", t->nan_streak);

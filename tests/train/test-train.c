@@ -653,8 +653,9 @@ test_nan_skip (void)
   g_autofree char *inf = write_inf_model ();
   g_autofree char *data = write_guard_data ("guard.jsonl", 5, 1);
   g_autofree char *out = path_in (tmp, "run-nan");
-  const char *opts[] = { "--model", inf, "--data", data, "--batch-size", "1", "--grad-accum", "1", "--epochs", "1",
-                         "--schedule", "linear", "--nan-limit", "2", NULL };
+  const char *opts[] = { "--model",      inf, "--data",   data, "--batch-size", "1",
+                         "--grad-accum", "1", "--epochs", "1",  "--schedule",   "linear",
+                         "--nan-limit",  "2", NULL };
   g_autofree char *err = NULL;
   CU_ASSERT_EQUAL_FATAL (train (out, opts, &err), 0);
   CU_ASSERT_PTR_NOT_NULL (strstr (err, "skipped: non-finite loss (1 in a row)"));
@@ -696,8 +697,9 @@ test_nan_limit (void)
   g_autofree char *inf = write_inf_model ();
   g_autofree char *data = write_guard_data ("guard-all.jsonl", 0, 4);
   g_autofree char *out = path_in (tmp, "run-nan-limit");
-  const char *opts[] = { "--model", inf,  "--data", data, "--batch-size", "1", "--grad-accum", "1",
-                         "--epochs", "1", "--nan-limit", "2", "--save-every", "1", NULL };
+  const char *opts[] = { "--model",      inf, "--data",   data, "--batch-size", "1",
+                         "--grad-accum", "1", "--epochs", "1",  "--nan-limit",  "2",
+                         "--save-every", "1", NULL };
   g_autofree char *err = NULL;
   CU_ASSERT_EQUAL (train (out, opts, &err), 1);
   g_autofree char *last = g_strstrip (g_strdup (strrchr (g_strstrip (err), '\n') ? strrchr (err, '\n') : err));
