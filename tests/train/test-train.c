@@ -634,30 +634,32 @@ write_inf_model (void)
   return dir;
 }
 
-/* Records of the "short" format: `n` of 11 to 13 tokens, then `long_n` of 50. */
-static char *
-write_guard_data (const char *name, int n, int long_n)
+/* Trains the Inf model at batch 1 for one epoch over `n` records of 11 to 13
+ * tokens then `long_n` of 50, with --nan-limit 2 and `extra`; returns the
+ * exit status and stderr. */
+static int
+train_guard (const char *out, int n, int long_n, const char *extra, char **err)
 {
-  char *path = path_in (tmp, name);
-  g_autoptr (GString) data = g_string_new (NULL);
+  g_autofree char *inf = write_inf_model ();
+  g_autofree char *data = path_in (tmp, "guard.jsonl");
+  g_autoptr (GString) text = g_string_new (NULL);
   for (int i = 0; i < n + long_n; i++)
-    g_string_append_printf (data, "{\"instruction\":\"add\",\"input\":\"%s%d + %d\",\"output\":\"%d\"}\n",
+    g_string_append_printf (text, "{\"instruction\":\"add\",\"input\":\"%s%d + %d\",\"output\":\"%d\"}\n",
                             i < n ? "" : "0+0+0+0+0+0+0+0+0+0+0+0+0+0+0+0+0+0+0+", i, i + 1, 2 * i + 1);
-  cria_test_write_file (path, data->str);
-  return path;
+  cria_test_write_file (data, text->str);
+  g_auto (GStrv) more = g_strsplit (extra, " ", -1);
+  const char *opts[] = { "--model",      inf,     "--data",   data, "--batch-size", "1",
+                         "--grad-accum", "1",     "--epochs", "1",  "--nan-limit",  "2",
+                         more[0],        more[1], NULL };
+  return train (out, opts, err);
 }
 
 static void
 test_nan_skip (void)
 {
-  g_autofree char *inf = write_inf_model ();
-  g_autofree char *data = write_guard_data ("guard.jsonl", 5, 1);
   g_autofree char *out = path_in (tmp, "run-nan");
-  const char *opts[] = { "--model",      inf, "--data",   data, "--batch-size", "1",
-                         "--grad-accum", "1", "--epochs", "1",  "--schedule",   "linear",
-                         "--nan-limit",  "2", NULL };
   g_autofree char *err = NULL;
-  CU_ASSERT_EQUAL_FATAL (train (out, opts, &err), 0);
+  CU_ASSERT_EQUAL_FATAL (train_guard (out, 5, 1, "--schedule linear", &err), 0);
   CU_ASSERT_PTR_NOT_NULL (strstr (err, "skipped: non-finite loss (1 in a row)"));
   g_autofree char *report_path = path_in (out, "report.json"), *log_path = path_in (out, "train-log.jsonl");
   g_autoptr (JsonParser) p = json_parser_new ();
@@ -694,14 +696,9 @@ test_nan_skip (void)
 static void
 test_nan_limit (void)
 {
-  g_autofree char *inf = write_inf_model ();
-  g_autofree char *data = write_guard_data ("guard-all.jsonl", 0, 4);
   g_autofree char *out = path_in (tmp, "run-nan-limit");
-  const char *opts[] = { "--model",      inf, "--data",   data, "--batch-size", "1",
-                         "--grad-accum", "1", "--epochs", "1",  "--nan-limit",  "2",
-                         "--save-every", "1", NULL };
   g_autofree char *err = NULL;
-  CU_ASSERT_EQUAL (train (out, opts, &err), 1);
+  CU_ASSERT_EQUAL (train_guard (out, 0, 4, "--save-every 1", &err), 1);
   g_autofree char *last = g_strstrip (g_strdup (strrchr (g_strstrip (err), '\n') ? strrchr (err, '\n') : err));
   if (!strstr (last, "2 steps in a row had a non-finite loss or gradients (--nan-limit 2): stopping at step 2"))
     printf ("\nlast line: %s\n", last);
