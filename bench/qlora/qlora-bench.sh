@@ -1,7 +1,8 @@
 #!/bin/sh
 # Peak resident memory and tokens/s of cria train on one model at batch 1 x
 # 512 tokens: LoRA on the checkpoint as stored (f32 for make-bench-models.sh's),
-# LoRA on a bf16 copy of it, and QLoRA (base linear weights NF4).
+# LoRA on a bf16 copy of it, QLoRA (base linear weights NF4), and QLoRA
+# with --recompute (activation recomputation per block).
 #
 #   bench/qlora/qlora-bench.sh [MODEL_DIR] [STEPS]
 #
@@ -52,14 +53,16 @@ words = " ".join("word%d" % i for i in range(300))
 print(json.dumps({"instruction": words[:400], "output": words[400:1400]}))' > "$TMP/data.jsonl"
 run () {
   name=$1 model=$2 adapter=$3
+  shift 3
   /usr/bin/time -v "$CRIA" train --model "$model" --data "$TMP/data.jsonl" --max-length 512 --batch-size 1 \
-    --max-steps "$STEPS" --adapter "$adapter" --out "$TMP/$name" > "$TMP/$name.out" 2> "$TMP/$name.err" || {
+    --max-steps "$STEPS" --adapter "$adapter" --out "$TMP/$name" "$@" > "$TMP/$name.out" 2> "$TMP/$name.err" || {
     grep -v "^	" "$TMP/$name.err" | tail -2; return; }
   rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$TMP/$name.err")
   tps=$(grep -o '"tokens_per_second" *: *[0-9.]*' "$TMP/$name/report.json" | tail -1 | sed "s/.*: *//")
   mem=$(grep 'memory:' "$TMP/$name.err" | sed 's/.*memory: //')
-  printf '%-10s peak RSS %6d MiB  tokens/s %s\n  %s\n' "$name" $((rss / 1024)) "${tps:-?}" "$mem"
+  printf '%-22s peak RSS %6d MiB  tokens/s %s\n  %s\n' "$name" $((rss / 1024)) "${tps:-?}" "$mem"
 }
 run lora-f32 "$MODEL" "lora r=16 target-modules=all-linear"
 run lora-bf16 "$TMP/bf16" "lora r=16 target-modules=all-linear"
 run qlora "$MODEL" "qlora r=16 target-modules=all-linear"
+run qlora+recompute "$MODEL" "qlora r=16 target-modules=all-linear" --recompute

@@ -11,10 +11,20 @@ struct _CriaGraph {
   CriaNode *loss;            /* set by cria_graph_backward */
   CriaNode **backward_order; /* nodes whose backward runs, in the order it runs */
   guint n_backward;
+  GArray *blocks;  /* int pairs: first node id, end id (exclusive) */
+  int open_block;  /* first id of the block being built, or -1 */
+  gboolean recompute;
   /* the plan */
   CriaBackend *backend;
   gpointer arena;
-  GPtrArray *grad_zero; /* CriaTensor* of activation gradients, zeroed per backward */
+  GPtrArray *grad_zero; /* (step, node id) pairs: gradients zeroed just before that step */
+  /* The backward pass as run: node ids, each -(id + 1) when it is a
+   * recomputation of that node's forward rather than its backward. */
+  int *schedule;
+  guint n_schedule;
+  /* Per node id, for recomputed nodes: the value of the forward pass and that
+   * of the recomputation (two buffers with their own lifetimes); NULL else. */
+  CriaTensor **fwd_values, **re_values;
 };
 
 void cria_graph_release_plan (CriaGraph *g);

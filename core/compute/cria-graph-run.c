@@ -1,7 +1,9 @@
 /* cria-graph-run.c: the backward pass, the activation memory plan, and running.
  *
- * Steps are numbered: forward node i runs at step i (its id), the backward of
- * the k-th node of backward_order at step n_nodes + k. A buffer lives from the
+ * Steps are numbered: forward node i runs at step i (its id), the k-th action
+ * of the backward schedule at step n_nodes + k: the backward of a node, or
+ * with recomputation the forward of a node of a block run again just before
+ * that block's backward, into a buffer of its own. A buffer lives from the
  * step that first writes it to the last step that reads it; buffers whose
  * lifetimes do not overlap share memory in one arena (first fit by offset).
  * A value read by a backward kernel therefore lives until that kernel ran, and
@@ -71,9 +73,11 @@ cria_graph_backward (CriaGraph *g, CriaNode *loss, GError **error)
   return TRUE;
 }
 
+typedef enum { BUF_VALUE, BUF_GRAD, BUF_REDO } BufKind;
+
 typedef struct {
   CriaNode *node;
-  gboolean grad;
+  BufKind kind;
   int start, end;
   gsize bytes, offset;
 } Buffer;
@@ -82,7 +86,9 @@ static int
 buffer_cmp (gconstpointer pa, gconstpointer pb)
 {
   const Buffer *a = pa, *b = pb;
-  return a->start != b->start ? (a->start < b->start ? -1 : 1) : (a->node->id - b->node->id);
+  if (a->start != b->start)
+    return a->start < b->start ? -1 : 1;
+  return a->node->id != b->node->id ? a->node->id - b->node->id : (int) a->kind - (int) b->kind;
 }
 
 /* Offsets in the arena, first fit among the buffers still alive. Returns the arena size. */
@@ -113,6 +119,14 @@ assign_offsets (GArray *bufs)
   return top;
 }
 
+static void
+clear_values (CriaTensor ***values, guint n)
+{
+  for (guint i = 0; *values && i < n; i++)
+    cria_tensor_unref ((*values)[i]);
+  g_clear_pointer (values, g_free);
+}
+
 void
 cria_graph_release_plan (CriaGraph *g)
 {
@@ -125,59 +139,162 @@ cria_graph_release_plan (CriaGraph *g)
       g_clear_pointer (&n->value, cria_tensor_unref);
     g_clear_pointer (&n->grad, cria_tensor_unref);
   }
+  clear_values (&g->fwd_values, g->nodes->len);
+  clear_values (&g->re_values, g->nodes->len);
+  g_clear_pointer (&g->schedule, g_free);
+  g->n_schedule = 0;
   if (g->backend)
     cria_backend_free_internal (g->backend, g->arena);
   g->arena = NULL;
   g->backend = NULL;
 }
 
-/* The step at which each node's backward runs; -1 for none. */
-static int *
-backward_steps (CriaGraph *g)
+/* When each node runs, per node id (-1: never): its backward, and its
+ * recomputation. */
+typedef struct {
+  int *bstep, *rstep;
+  gboolean *inner; /* a value only its own block reads: dropped after the forward */
+} Steps;
+
+static void
+steps_clear (Steps *st)
 {
-  int *step = g_new (int, g->nodes->len);
+  g_free (st->bstep);
+  g_free (st->rstep);
+  g_free (st->inner);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Steps, steps_clear)
+
+/* The block of each node id, -1 outside any. */
+static int *
+block_of_nodes (CriaGraph *g)
+{
+  int *block = g_new (int, g->nodes->len);
   for (guint i = 0; i < g->nodes->len; i++)
-    step[i] = -1;
+    block[i] = -1;
+  for (guint b = 0; b < g->blocks->len; b++) {
+    const int *r = (const int *) (void *) g->blocks->data + 2 * b;
+    for (int i = r[0]; i < r[1]; i++)
+      block[i] = (int) b;
+  }
+  return block;
+}
+
+/* Orders the backward pass and, with recomputation, the recomputed values:
+ * those of a block that its backward kernels read, directly or through other
+ * recomputed values, run again just before the first backward of the block
+ * (backward_order descends by id, so a block's backward steps are contiguous). */
+static void
+make_schedule (CriaGraph *g, Steps *st)
+{
+  guint n = g->nodes->len;
+  st->bstep = g_new (int, n);
+  st->rstep = g_new (int, n);
+  st->inner = g_new0 (gboolean, n);
+  for (guint i = 0; i < n; i++)
+    st->bstep[i] = st->rstep[i] = -1;
+  g_autofree gboolean *has_bwd = g_new0 (gboolean, n), *redo = g_new0 (gboolean, n);
   for (guint k = 0; k < g->n_backward; k++)
-    step[g->backward_order[k]->id] = (int) (g->nodes->len + k);
-  return step;
+    has_bwd[g->backward_order[k]->id] = TRUE;
+  cria_graph_end_block (g);
+  g_autofree int *block = block_of_nodes (g);
+  gboolean on = g->recompute && g->loss && g->blocks->len > 0;
+  guint n_redo = 0;
+  for (guint i = 0; on && i < n; i++) {
+    CriaNode *c = g_ptr_array_index (g->nodes, i);
+    st->inner[i] = block[i] >= 0 && !is_leaf (c) && !c->keep && i != n - 1;
+  }
+  for (guint i = 0; on && i < n; i++) {
+    CriaNode *c = g_ptr_array_index (g->nodes, i);
+    for (int s = 0; s < c->n_src; s++)
+      if (c->src[s] && block[c->src[s]->id] != block[i])
+        st->inner[c->src[s]->id] = FALSE;
+  }
+  for (guint i = n; on && i-- > 0;) {
+    CriaNode *c = g_ptr_array_index (g->nodes, i);
+    redo[i] |= st->inner[i] && has_bwd[i];
+    if (!redo[i] && !has_bwd[i])
+      continue;
+    for (int s = 0; s < c->n_src; s++)
+      if (c->src[s] && st->inner[c->src[s]->id])
+        redo[c->src[s]->id] = TRUE;
+  }
+  for (guint i = 0; i < n; i++)
+    n_redo += redo[i];
+  g->schedule = g_new (int, g->n_backward + n_redo + 1);
+  g->n_schedule = 0;
+  g_autofree gboolean *done = g_new0 (gboolean, g->blocks->len + 1);
+  for (guint k = 0; k < g->n_backward; k++) {
+    int id = g->backward_order[k]->id, b = block[id];
+    if (on && b >= 0 && !done[b]) {
+      done[b] = TRUE;
+      const int *r = (const int *) (void *) g->blocks->data + 2 * b;
+      for (int j = r[0]; j < r[1]; j++)
+        if (redo[j]) {
+          st->rstep[j] = (int) (n + g->n_schedule);
+          g->schedule[g->n_schedule++] = -(j + 1);
+        }
+    }
+    st->bstep[id] = (int) (n + g->n_schedule);
+    g->schedule[g->n_schedule++] = id;
+  }
+}
+
+static void
+extend (GArray *bufs, int index, int step)
+{
+  Buffer *v = &g_array_index (bufs, Buffer, index);
+  v->end = MAX (v->end, step);
 }
 
 static GArray *
-collect_buffers (CriaGraph *g, const int *bstep)
+collect_buffers (CriaGraph *g, const Steps *st)
 {
   guint n = g->nodes->len;
+  const int *bstep = st->bstep, *rstep = st->rstep;
   GArray *bufs = g_array_new (FALSE, TRUE, sizeof (Buffer));
+  g_autofree int *vbuf = g_new (int, n), *rbuf = g_new (int, n);
   for (guint i = 0; i < n; i++) {
     CriaNode *node = g_ptr_array_index (g->nodes, i);
+    vbuf[i] = rbuf[i] = -1;
     if (is_leaf (node))
       continue;
-    Buffer v = { node, FALSE, (int) i, (int) i, 0, 0 };
+    Buffer v = { node, BUF_VALUE, (int) i, (int) i, 0, 0 };
     v.bytes = cria_dtype_bytes (node->dtype, (gsize) cria_shape_numel (node->n_dims, node->shape));
     if (node->keep || i == n - 1)
       v.end = FOREVER;
-    v.end = MAX (v.end, bstep[i]);
+    if (!st->inner[i])
+      v.end = MAX (v.end, bstep[i]);
+    vbuf[i] = (int) bufs->len;
     g_array_append_val (bufs, v);
+    if (rstep[i] >= 0) {
+      Buffer r = { node, BUF_REDO, rstep[i], MAX (rstep[i], bstep[i]), v.bytes, 0 };
+      rbuf[i] = (int) bufs->len;
+      g_array_append_val (bufs, r);
+    }
   }
-  /* Readers of each value: the forward of its consumers and their backward. */
+  /* Readers of each value: the forward of its consumers, their recomputation
+   * and their backward (the last two read the recomputed copy, if any). */
   for (guint i = 0; i < n; i++) {
     CriaNode *c = g_ptr_array_index (g->nodes, i);
     for (int s = 0; s < c->n_src; s++) {
       CriaNode *src = c->src[s];
       if (!src || is_leaf (src))
         continue;
-      for (guint b = 0; b < bufs->len; b++) {
-        Buffer *v = &g_array_index (bufs, Buffer, b);
-        if (v->node == src && !v->grad)
-          v->end = MAX (v->end, MAX ((int) i, bstep[i]));
-      }
+      extend (bufs, vbuf[src->id], (int) i);
+      int later = rbuf[src->id] >= 0 ? rbuf[src->id] : vbuf[src->id];
+      if (rstep[i] >= 0)
+        extend (bufs, later, rstep[i]);
+      if (bstep[i] >= 0)
+        extend (bufs, later, bstep[i]);
     }
   }
   /* Gradients of activations: from the first backward writing one (the loss's
    * is seeded just before the first step) to the node's own backward. */
   for (guint k = 0; k < g->n_backward; k++) {
     CriaNode *node = g->backward_order[k];
-    Buffer gb = { node, TRUE, bstep[node->id], bstep[node->id], 0, 0 };
+    Buffer gb = { node, BUF_GRAD, bstep[node->id], bstep[node->id], 0, 0 };
     gb.bytes = (gsize) cria_shape_numel (node->n_dims, node->shape) * sizeof (float);
     if (node == g->loss)
       gb.start = (int) n;
@@ -206,8 +323,9 @@ cria_graph_plan (CriaGraph *g, CriaBackend *backend, CriaPlanStats *stats, GErro
     return FALSE;
   }
   cria_graph_release_plan (g);
-  g_autofree int *bstep = backward_steps (g);
-  g_autoptr (GArray) bufs = collect_buffers (g, bstep);
+  g_auto (Steps) st = { 0 };
+  make_schedule (g, &st);
+  g_autoptr (GArray) bufs = collect_buffers (g, &st);
   gsize naive = 0;
   for (guint b = 0; b < bufs->len; b++)
     naive += g_array_index (bufs, Buffer, b).bytes;
@@ -220,17 +338,27 @@ cria_graph_plan (CriaGraph *g, CriaBackend *backend, CriaPlanStats *stats, GErro
   for (guint b = 0; b < bufs->len; b++) {
     Buffer *v = &g_array_index (bufs, Buffer, b);
     CriaNode *node = v->node;
-    CriaTensor *t = cria_tensor_new_borrowed (v->grad ? CRIA_DTYPE_F32 : node->dtype, node->n_dims, node->shape,
-                                              (char *) g->arena + v->offset, NULL, NULL);
-    if (v->grad) {
+    CriaTensor *t = cria_tensor_new_borrowed (v->kind == BUF_GRAD ? CRIA_DTYPE_F32 : node->dtype, node->n_dims,
+                                              node->shape, (char *) g->arena + v->offset, NULL, NULL);
+    if (v->kind == BUF_GRAD) {
       node->grad = t;
       /* (step, node) pairs: zero this gradient just before that step */
       int *z = g_new (int, 2);
       z[0] = v->start;
       z[1] = node->id;
       g_ptr_array_add (g->grad_zero, z);
+      continue;
+    }
+    if (st.rstep[node->id] >= 0 && !g->fwd_values) {
+      g->fwd_values = g_new0 (CriaTensor *, g->nodes->len);
+      g->re_values = g_new0 (CriaTensor *, g->nodes->len);
+    }
+    if (v->kind == BUF_REDO) {
+      g->re_values[node->id] = t;
     } else {
       node->value = t;
+      if (st.rstep[node->id] >= 0)
+        g->fwd_values[node->id] = cria_tensor_ref (t);
     }
   }
   gsize param_bytes = 0;
@@ -262,6 +390,17 @@ check_planned (CriaGraph *g, GError **error)
   return TRUE;
 }
 
+/* A recomputed node's kernels read and write whichever of its two buffers
+ * is current: the forward pass's, or the recomputation's. */
+static void
+use_value (CriaNode *n, CriaTensor *t)
+{
+  if (n->value != t) {
+    cria_tensor_unref (n->value);
+    n->value = cria_tensor_ref (t);
+  }
+}
+
 gboolean
 cria_graph_forward (CriaGraph *g, GError **error)
 {
@@ -277,6 +416,8 @@ cria_graph_forward (CriaGraph *g, GError **error)
       }
       continue;
     }
+    if (g->fwd_values && g->fwd_values[i])
+      use_value (n, g->fwd_values[i]);
     if (!cria_backend_forward (g->backend, n, error))
       return FALSE;
   }
@@ -294,7 +435,7 @@ cria_graph_run_backward (CriaGraph *g, GError **error)
   }
   guint n = g->nodes->len;
   guint z = 0;
-  for (guint k = 0; k < g->n_backward; k++) {
+  for (guint k = 0; k < g->n_schedule; k++) {
     int step = (int) (n + k);
     for (; z < g->grad_zero->len; z++) {
       int *pair = g_ptr_array_index (g->grad_zero, z);
@@ -305,8 +446,15 @@ cria_graph_run_backward (CriaGraph *g, GError **error)
       if (node == g->loss)
         ((float *) node->grad->data)[0] = 1.0f; /* d loss / d loss; a CE count gets none */
     }
-    if (!cria_backend_backward (g->backend, g->backward_order[k], error))
+    int id = g->schedule[k];
+    if (id < 0) {
+      CriaNode *node = g_ptr_array_index (g->nodes, -id - 1);
+      use_value (node, g->re_values[-id - 1]);
+      if (!cria_backend_forward (g->backend, node, error))
+        return FALSE;
+    } else if (!cria_backend_backward (g->backend, g_ptr_array_index (g->nodes, id), error)) {
       return FALSE;
+    }
   }
   return TRUE;
 }

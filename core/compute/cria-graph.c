@@ -27,6 +27,8 @@ cria_graph_new (void)
 {
   CriaGraph *g = g_new0 (CriaGraph, 1);
   g->nodes = g_ptr_array_new ();
+  g->blocks = g_array_new (FALSE, FALSE, 2 * sizeof (int));
+  g->open_block = -1;
   return g;
 }
 
@@ -49,6 +51,7 @@ cria_graph_free (CriaGraph *g)
   for (guint i = 0; i < g->nodes->len; i++)
     node_free (g_ptr_array_index (g->nodes, i));
   g_ptr_array_unref (g->nodes);
+  g_array_unref (g->blocks);
   g_clear_error (&g->error);
   g_free (g->backward_order);
   g_free (g);
@@ -100,6 +103,34 @@ cria_node_set_name (CriaNode *node, const char *name)
     node->name = g_strdup (name);
   }
   return node;
+}
+
+void
+cria_graph_end_block (CriaGraph *g)
+{
+  int range[2] = { g->open_block, (int) g->nodes->len };
+  if (g->open_block >= 0 && range[1] > range[0])
+    g_array_append_val (g->blocks, range);
+  g->open_block = -1;
+}
+
+void
+cria_graph_begin_block (CriaGraph *g)
+{
+  cria_graph_end_block (g);
+  g->open_block = (int) g->nodes->len;
+}
+
+guint
+cria_graph_n_blocks (const CriaGraph *g)
+{
+  return g->blocks->len + (g->open_block >= 0 && (int) g->nodes->len > g->open_block);
+}
+
+void
+cria_graph_set_recompute (CriaGraph *g, gboolean recompute)
+{
+  g->recompute = recompute;
 }
 
 void

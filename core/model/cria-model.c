@@ -8,6 +8,8 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cria/cria-error.h>
 #include <cria/cria-model.h>
@@ -50,6 +52,24 @@ param_free (gpointer data)
   Param *p = data;
   cria_tensor_unref (p->tensor);
   g_free (p);
+}
+
+void
+cria_model_drop_weight_pages (CriaTensor *weight)
+{
+  if (!weight || weight->release != files_box_release)
+    return;
+  /* torch files are read into owned memory, where MADV_DONTNEED would zero
+   * bytes that another tensor may share; safetensors are private read-only
+   * mappings, refilled from the file */
+  const char *file = cria_hf_model_get_weights_file (((FilesBox *) weight->release_data)->files);
+  if (!g_str_has_suffix (file, ".safetensors") && !g_str_has_suffix (file, ".safetensors.index.json"))
+    return;
+  guintptr page = (guintptr) sysconf (_SC_PAGESIZE);
+  guintptr from = ((guintptr) weight->data + page - 1) / page * page;
+  guintptr to = ((guintptr) weight->data + cria_tensor_nbytes (weight)) / page * page;
+  if (to > from)
+    madvise ((void *) from, to - from, MADV_DONTNEED);
 }
 
 static const CriaProvider *

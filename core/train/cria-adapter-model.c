@@ -53,6 +53,8 @@ cria_adapter_quantize_entries (CriaAdapterEntry *entries, guint n_entries, GPtrA
       return FALSE;
     before += cria_tensor_nbytes (e->tensor);
     after += cria_tensor_nbytes (q);
+    /* weight by weight, so that the full-precision base is never resident whole */
+    cria_model_drop_weight_pages (e->tensor);
     e->replacement = q;
     e->replacement_trainable = FALSE;
     g_ptr_array_add (quantized, q);

@@ -38,7 +38,7 @@ static const CriaPropSpec train_specs[] = {
   { "warmup-ratio", CRIA_PROP_DOUBLE, "0", 0, 1, NULL, "warmup as a fraction of the steps (when warmup-steps is 0)" },
   { "max-grad-norm", CRIA_PROP_DOUBLE, "1", 0, 1e9, NULL, "clip the global gradient norm to this; 0: no clipping" },
   { "recompute", CRIA_PROP_BOOL, "false", 0, 0, NULL,
-    "activation recomputation (not implemented yet: the option is refused)" },
+    "keep only each transformer block's input between the passes and recompute the block in backward" },
   { "eval-every", CRIA_PROP_INT, "0", 0, 1e12, NULL, "evaluation loss every N steps (and at the end); 0: at the end" },
   { "save-every", CRIA_PROP_INT, "0", 0, 1e12, NULL, "checkpoint every N steps (and at the end); 0: at the end only" },
   { "resume", CRIA_PROP_STRING, NULL, 0, 0, NULL, "continue exactly from a checkpoint directory" },

@@ -90,7 +90,7 @@ typedef struct {
   CriaAdamW *opt;
   GHashTable *graphs; /* T | eval << 40 -> StepGraph */
   gint64 batch, accum, max_length, total_steps, step, epoch, window;
-  gboolean packing;
+  gboolean packing, recompute;
   gboolean memory_reported;
   gint32 pad;
   guint64 seed;

@@ -166,17 +166,13 @@ setup (Trainer *t, GError **error)
   const CriaProps *o = t->o;
   if (!cria_props_check_required (o, error))
     return FALSE;
-  if (cria_props_get_bool (o, "recompute")) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
-                 "recompute: activation recomputation is not implemented yet; train without it");
-    return FALSE;
-  }
   t->out = g_strdup (cria_props_get_string (o, "out"));
   t->seed = (guint64) cria_props_get_int (o, "seed");
   t->batch = cria_props_get_int (o, "batch-size");
   t->accum = cria_props_get_int (o, "grad-accum");
   t->max_length = cria_props_get_int (o, "max-length");
   t->packing = cria_props_get_bool (o, "packing");
+  t->recompute = cria_props_get_bool (o, "recompute");
   t->log = g_ptr_array_new_with_free_func (g_free);
   t->train_curve = g_array_new (FALSE, FALSE, sizeof (CriaPlotPoint));
   t->eval_curve = g_array_new (FALSE, FALSE, sizeof (CriaPlotPoint));
@@ -221,7 +217,10 @@ setup (Trainer *t, GError **error)
 
 /* ---- the loop -------------------------------------------------------------------- */
 
-/* Returns FALSE on a skipped step (non-finite loss or gradients). */
+/* Returns FALSE on a skipped step (non-finite loss or gradients). A skipped
+ * step still counts (t->step, the data it used) but AdamW's count, which sets
+ * both its bias correction and the schedule's position, stays: transformers'
+ * Trainer does not step its scheduler either when the loss scaler skips. */
 static gboolean
 optimizer_step (Trainer *t, double *loss, double *norm, double *lr, GError **error)
 {
@@ -274,16 +273,17 @@ train_step (Trainer *t, GError **error)
   if (!stepped) {
     t->nan_streak++;
     t->n_skipped++;
-    trainer_log (t, "{\"step\":%" G_GINT64_FORMAT ",\"skipped\":\"non-finite %s\"}", t->step,
-                 isfinite (loss) ? "gradients" : "loss");
+    trainer_log (t,
+                 "{\"step\":%" G_GINT64_FORMAT ",\"skipped\":\"non-finite %s\",\"skipped_steps\":%" G_GINT64_FORMAT "}",
+                 t->step, isfinite (loss) ? "gradients" : "loss", t->n_skipped);
     fprintf (stderr, "\ncria train: step %" G_GINT64_FORMAT " skipped: non-finite %s (%" G_GINT64_FORMAT " in a row)\n",
              t->step, isfinite (loss) ? "gradients" : "loss", t->nan_streak);
     if (t->nan_streak >= cria_props_get_int (t->o, "nan-limit")) {
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_FAILED,
                    "%" G_GINT64_FORMAT
-                   " steps in a row had a non-finite loss or gradients: stopping at step %" G_GINT64_FORMAT
-                   " (lower lr?)",
-                   t->nan_streak, t->step);
+                   " steps in a row had a non-finite loss or gradients (--nan-limit %" G_GINT64_FORMAT
+                   "): stopping at step %" G_GINT64_FORMAT " (lower lr? an Inf or NaN in the model or data?)",
+                   t->nan_streak, cria_props_get_int (t->o, "nan-limit"), t->step);
       return FALSE;
     }
     return TRUE;

@@ -86,7 +86,7 @@ drop_graphs (Trainer *t, gboolean eval)
  * as held (NF4 under qlora), the adapter's params, AdamW's two f32 moments
  * per param, and the planned activations with their gradients. */
 static void
-report_memory (Trainer *t, const CriaPlanStats *stats)
+report_memory (Trainer *t, const CriaPlanStats *stats, guint n_blocks)
 {
   gsize base = 0, adapter = 0;
   for (guint i = 0; i < cria_model_get_n_params (t->model); i++)
@@ -96,9 +96,12 @@ report_memory (Trainer *t, const CriaPlanStats *stats)
   const double mib = 1048576.0;
   fprintf (stderr,
            "cria train: memory: base weights %.2f MiB as held, adapter %.2f MiB, optimizer state %.2f MiB, "
-           "activations %.2f MiB (planned; %.2f MiB without reuse), param grads %.2f MiB\n",
-           base / mib, adapter / mib, 2 * adapter / mib, stats->arena_bytes / mib, stats->naive_bytes / mib,
+           "activations %.2f MiB (planned%s; %.2f MiB without reuse), param grads %.2f MiB\n",
+           base / mib, adapter / mib, 2 * adapter / mib, stats->arena_bytes / mib,
+           t->recompute ? ", each block recomputed in backward" : "", stats->naive_bytes / mib,
            stats->param_grad_bytes / mib);
+  if (t->recompute && n_blocks == 0)
+    fprintf (stderr, "cria train: recompute: the model marks no blocks; nothing is recomputed\n");
   t->memory_reported = TRUE;
 }
 
@@ -132,13 +135,14 @@ get_graph (Trainer *t, gint64 T, gboolean eval, GError **error)
   sg->ce = ce;
   cria_model_graph_clear (&mg);
   CriaPlanStats stats = { 0 };
+  cria_graph_set_recompute (g, t->recompute && !eval);
   if (!cria_graph_check (g, error) || (!eval && !cria_graph_backward (g, ce, error))
       || !cria_graph_plan (g, t->backend, &stats, error)) {
     g_free (sg);
     return NULL;
   }
   if (!eval && !t->memory_reported)
-    report_memory (t, &stats);
+    report_memory (t, &stats, cria_graph_n_blocks (g));
   sg->dropouts = g_ptr_array_new ();
   sg->grad_nodes = g_new0 (GPtrArray *, t->params->len);
   sg->n_params = t->params->len;

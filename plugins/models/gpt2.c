@@ -62,6 +62,7 @@ gpt2_build (CriaModel *m, CriaGraph *g, const CriaModelShape *s, CriaModelGraph 
   CriaNode *x = cria_add (g, cria_embedding (g, out->ids, cria_model_param (m, g, "transformer.wte.weight")),
                           cria_embedding (g, out->positions, cria_model_param (m, g, "transformer.wpe.weight")));
   for (gint64 l = 0; l < c->n_layers; l++) {
+    cria_graph_begin_block (g); /* what --recompute recomputes */
     CriaNode *h = layernorm (m, g, l, "ln_1", x);
     CriaNode *qkv = conv1d (m, g, l, "attn.c_attn", h);
     CriaNode *q = cria_reshape (g, cria_slice (g, qkv, 2, 0, d), 4, hs);
@@ -72,6 +73,7 @@ gpt2_build (CriaModel *m, CriaGraph *g, const CriaModelShape *s, CriaModelGraph 
     h = cria_gelu (g, conv1d (m, g, l, "mlp.c_fc", layernorm (m, g, l, "ln_2", x)));
     x = cria_add (g, x, conv1d (m, g, l, "mlp.c_proj", h));
   }
+  cria_graph_end_block (g);
   out->hidden = layernorm (m, g, -1, "transformer.ln_f", x);
   out->head = cria_model_param (m, g, cria_model_get_param (m, "lm_head.weight") ? "lm_head.weight" : "transformer.wte.weight");
   return TRUE;

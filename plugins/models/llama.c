@@ -112,6 +112,7 @@ llama_build (CriaModel *m, CriaGraph *g, const CriaModelShape *s, CriaModelGraph
 
   CriaNode *x = cria_embedding (g, out->ids, cria_model_param (m, g, "model.embed_tokens.weight"));
   for (gint64 l = 0; l < c->n_layers; l++) {
+    cria_graph_begin_block (g); /* what --recompute recomputes */
     g_autofree char *p = g_strdup_printf ("model.layers.%" G_GINT64_FORMAT ".", l);
     CriaNode *h = norm (m, g, p, "input_layernorm.weight", x);
     CriaNode *q = linear (m, g, p, "self_attn.q_proj", h);
@@ -127,6 +128,7 @@ llama_build (CriaModel *m, CriaGraph *g, const CriaModelShape *s, CriaModelGraph
     CriaNode *up = linear (m, g, p, "mlp.up_proj", h);
     x = cria_add (g, x, linear (m, g, p, "mlp.down_proj", cria_swiglu (g, gate, up)));
   }
+  cria_graph_end_block (g);
   out->hidden = norm (m, g, "model.", "norm.weight", x);
   out->head = cria_model_param (m, g, cria_model_get_param (m, "lm_head.weight") ? "lm_head.weight" : "model.embed_tokens.weight");
   return TRUE;

@@ -158,6 +158,20 @@ CriaNode *cria_linear (CriaGraph *g, const char *name, CriaNode *x, CriaNode *w,
 typedef CriaNode *(*CriaLinearHook) (CriaGraph *g, const char *name, CriaNode *x, CriaNode *out, gpointer user_data);
 void cria_graph_set_linear_hook (CriaGraph *g, CriaLinearHook hook, gpointer user_data);
 
+/* Activation recomputation (gradient checkpointing). A model brackets each
+ * transformer block: the nodes built between cria_graph_begin_block and
+ * cria_graph_end_block form one block (beginning a block ends the open one).
+ * With recomputation on, a block's values that nothing outside it reads are
+ * dropped once the forward pass is past them and computed again, by the same
+ * kernels on the same inputs, just before the block's backward pass: only
+ * each block's input (and what crosses blocks) is held between the passes,
+ * and the gradients are the same bits. Without it, blocks change nothing.
+ * Set before cria_graph_plan. */
+void cria_graph_begin_block (CriaGraph *g);
+void cria_graph_end_block (CriaGraph *g);
+guint cria_graph_n_blocks (const CriaGraph *g);
+void cria_graph_set_recompute (CriaGraph *g, gboolean recompute);
+
 /* Derives the backward pass of `loss` (a scalar, or the output of
  * cria_lm_head_ce, whose loss sum is differentiated): every node that depends
  * on a trainable param gets a gradient. Call before cria_graph_plan. */

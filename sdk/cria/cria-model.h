@@ -83,6 +83,12 @@ gboolean cria_model_param_is_trainable (CriaModel *model, const char *name);
  * reference on `tensor`. */
 gboolean cria_model_set_param (CriaModel *model, const char *name, CriaTensor *tensor, gboolean trainable,
                                GError **error);
+/* For a weight whose bytes are mapped from the model's safetensors files and
+ * that nothing will read again (QLoRA's base weight once quantized): lets its
+ * pages leave resident memory now, while the mapping stays for the other
+ * weights (a read would fault them back in from the file). Weights held in
+ * owned memory are left alone. */
+void cria_model_drop_weight_pages (CriaTensor *weight);
 
 /* For providers: the graph node of a weight, created on first use in `g` and
  * shared after (a tied head and the embedding are one node). NULL with the

@@ -557,7 +557,6 @@ test_bad_input (void)
   expect_failure ((const char *[]){ "--max-length", "6", NULL }, 1, "record 1: no response token is left");
   expect_failure ((const char *[]){ "--adapter", "lora target-modules=q_proj", NULL }, 1, "matches no linear layer");
   expect_failure ((const char *[]){ "--adapter", "nosuch", NULL }, 1, "nosuch");
-  expect_failure ((const char *[]){ "--recompute", NULL }, 1, "not implemented");
   expect_failure ((const char *[]){ "--max-length", "65", NULL }, 1, "beyond the 64 positions");
 
   g_autofree char *cfg = path_in (tmp, "bad.json");
@@ -583,6 +582,130 @@ test_bad_input (void)
     CU_ASSERT_EQUAL (cria_test_run_cria (margs, NULL, NULL, &merr), 1);
     CU_ASSERT_PTR_NOT_NULL (merr && strstr (merr, "matches no linear layer"));
   }
+}
+
+/* --recompute: the same loss curve and adapter, bit for bit, as run-a's
+ * (test_outputs), and the memory line says it. */
+static void
+test_recompute (void)
+{
+  g_autofree char *a = path_in (tmp, "run-a");
+  g_autofree char *out = path_in (tmp, "run-recompute");
+  const char *opts[G_N_ELEMENTS (lora_opts) + 1] = { "--recompute" };
+  memcpy (opts + 1, lora_opts, sizeof lora_opts);
+  g_autofree char *err = NULL;
+  CU_ASSERT_EQUAL_FATAL (train (out, opts, &err), 0);
+  CU_ASSERT_PTR_NOT_NULL (strstr (err, "each block recomputed in backward"));
+  g_autofree char *want = losses (a), *got = losses (out);
+  CU_ASSERT_TRUE (*want && strcmp (want, got) == 0);
+  g_autofree char *wa = path_in (a, "adapter_model.safetensors"), *ga = path_in (out, "adapter_model.safetensors");
+  g_autofree char *wt = NULL, *gt = NULL;
+  gsize wn = 0, gn = 0;
+  CU_ASSERT_TRUE_FATAL (g_file_get_contents (wa, &wt, &wn, NULL) && g_file_get_contents (ga, &gt, &gn, NULL));
+  CU_ASSERT_TRUE (wn == gn && memcmp (wt, gt, wn) == 0);
+}
+
+/* The tiny GPT-2 with position 40 of its learned position embeddings set to
+ * +Inf: an example reaching 41 tokens gets a NaN loss, shorter ones do not. */
+static char *
+write_inf_model (void)
+{
+  char *dir = path_in (tmp, "model-inf");
+  g_mkdir (dir, 0755);
+  static const char *const files[] = { "config.json", "generation_config.json", "tokenizer.json", "model.safetensors" };
+  for (guint i = 0; i < G_N_ELEMENTS (files); i++) {
+    g_autofree char *from = path_in (model_dir, files[i]), *to = path_in (dir, files[i]);
+    g_autofree char *text = NULL;
+    gsize len = 0;
+    g_assert (g_file_get_contents (from, &text, &len, NULL));
+    if (i == 3) {
+      guint64 head = GUINT64_FROM_LE (*(guint64 *) (void *) text);
+      g_autoptr (JsonParser) p = json_parser_new ();
+      g_assert (json_parser_load_from_data (p, text + 8, (gssize) head, NULL));
+      JsonObject *wpe = json_object_get_object_member (json_node_get_object (json_parser_get_root (p)),
+                                                       "transformer.wpe.weight");
+      gint64 start = json_array_get_int_element (json_object_get_array_member (wpe, "data_offsets"), 0);
+      float *row = (float *) (void *) (text + 8 + head + start) + 40 * 32;
+      for (int k = 0; k < 32; k++)
+        row[k] = INFINITY;
+    }
+    g_assert (g_file_set_contents (to, text, (gssize) len, NULL));
+  }
+  return dir;
+}
+
+/* Trains the Inf model at batch 1 for one epoch over `n` records of 11 to 13
+ * tokens then `long_n` of 50, with --nan-limit 2 and `extra`; returns the
+ * exit status and stderr. */
+static int
+train_guard (const char *out, int n, int long_n, const char *extra, char **err)
+{
+  g_autofree char *inf = write_inf_model ();
+  g_autofree char *data = path_in (tmp, "guard.jsonl");
+  g_autoptr (GString) text = g_string_new (NULL);
+  for (int i = 0; i < n + long_n; i++)
+    g_string_append_printf (text, "{\"instruction\":\"add\",\"input\":\"%s%d + %d\",\"output\":\"%d\"}\n",
+                            i < n ? "" : "0+0+0+0+0+0+0+0+0+0+0+0+0+0+0+0+0+0+0+", i, i + 1, 2 * i + 1);
+  cria_test_write_file (data, text->str);
+  g_auto (GStrv) more = g_strsplit (extra, " ", -1);
+  const char *opts[] = { "--model",      inf,     "--data",   data, "--batch-size", "1",
+                         "--grad-accum", "1",     "--epochs", "1",  "--nan-limit",  "2",
+                         more[0],        more[1], NULL };
+  return train (out, opts, err);
+}
+
+static void
+test_nan_skip (void)
+{
+  g_autofree char *out = path_in (tmp, "run-nan");
+  g_autofree char *err = NULL;
+  CU_ASSERT_EQUAL_FATAL (train_guard (out, 5, 1, "--schedule linear", &err), 0);
+  CU_ASSERT_PTR_NOT_NULL (strstr (err, "skipped: non-finite loss (1 in a row)"));
+  g_autofree char *report_path = path_in (out, "report.json"), *log_path = path_in (out, "train-log.jsonl");
+  g_autoptr (JsonParser) p = json_parser_new ();
+  CU_ASSERT_TRUE_FATAL (json_parser_load_from_file (p, report_path, NULL));
+  JsonObject *report = json_node_get_object (json_parser_get_root (p));
+  CU_ASSERT_EQUAL (json_object_get_int_member (report, "steps"), 6);
+  CU_ASSERT_EQUAL (json_object_get_int_member (report, "skipped_steps"), 1);
+  CU_ASSERT_TRUE (isfinite (json_object_get_double_member (report, "final_loss")));
+  /* The skipped step is logged; the schedule follows the updates made: the
+   * k-th update of 6 has lr 1e-2 * (6 - k) / 6, skipped steps or not. */
+  g_autofree char *log = cria_test_read_file (log_path);
+  g_auto (GStrv) lines = g_strsplit (log, "\n", -1);
+  int updates = 0, skipped = 0;
+  for (guint i = 0; lines[i] && *lines[i]; i++) {
+    g_autoptr (JsonParser) lp = json_parser_new ();
+    CU_ASSERT_TRUE_FATAL (json_parser_load_from_data (lp, lines[i], -1, NULL));
+    JsonObject *o = json_node_get_object (json_parser_get_root (lp));
+    if (json_object_has_member (o, "skipped")) {
+      skipped++;
+      CU_ASSERT_STRING_EQUAL (json_object_get_string_member (o, "skipped"), "non-finite loss");
+      CU_ASSERT_EQUAL (json_object_get_int_member (o, "skipped_steps"), 1);
+    } else if (json_object_has_member (o, "lr")) {
+      double lr = json_object_get_double_member (o, "lr"), want = 1e-2 * (6 - updates) / 6;
+      if (fabs (lr - want) > 1e-12)
+        printf ("\nupdate %d: lr %.17g, expected %.17g\n", updates, lr, want);
+      CU_ASSERT_TRUE (fabs (lr - want) <= 1e-12);
+      updates++;
+    }
+  }
+  CU_ASSERT_EQUAL (skipped, 1);
+  CU_ASSERT_EQUAL (updates, 5);
+}
+
+static void
+test_nan_limit (void)
+{
+  g_autofree char *out = path_in (tmp, "run-nan-limit");
+  g_autofree char *err = NULL;
+  CU_ASSERT_EQUAL (train_guard (out, 0, 4, "--save-every 1", &err), 1);
+  g_autofree char *last = g_strstrip (g_strdup (strrchr (g_strstrip (err), '\n') ? strrchr (err, '\n') : err));
+  if (!strstr (last, "2 steps in a row had a non-finite loss or gradients (--nan-limit 2): stopping at step 2"))
+    printf ("\nlast line: %s\n", last);
+  CU_ASSERT_PTR_NOT_NULL (strstr (last, "(--nan-limit 2): stopping at step 2"));
+  CU_ASSERT_PTR_NULL (strchr (last, '\n'));
+  g_autofree char *ckpt = g_build_filename (out, "checkpoints", "checkpoint-1", NULL);
+  CU_ASSERT_TRUE (g_file_test (ckpt, G_FILE_TEST_IS_DIR));
 }
 
 /* cria-train(1) documents every option of the table. */
@@ -619,6 +742,9 @@ register_suites (void)
     { "qlora: NF4 base, loss falls, merge into dequantized weights", test_qlora },
     { "adalora: pruned to the budget, PEFT keys, loads and merges", test_adalora },
     { "adalora: regularizer gradient = central differences", test_adalora_regularizer },
+    { "--recompute: the same losses and adapter, bit for bit", test_recompute },
+    { "a non-finite loss skips the step; the schedule follows the updates", test_nan_skip },
+    { "--nan-limit non-finite steps in a row stop the run", test_nan_limit },
     { "bad input fails before compute", test_bad_input },
     { "cria-train(1) lists every option", test_man_page },
     { NULL },
