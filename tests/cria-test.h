@@ -71,6 +71,10 @@ int cria_test_run_cria (const char *const *args, const char *stdin_text, char **
 void cria_test_write_file (const char *path, const char *contents);
 /* The contents of a file (NULL when missing). */
 char *cria_test_read_file (const char *path);
+/* Copies tests/models/NAME (config, generation config, weights) to `dir`. */
+void cria_test_copy_model (const char *name, const char *dir);
+/* Writes `dir`/tokenizer.json: a byte-level BPE without merges, id b = byte b. */
+void cria_test_write_byte_tokenizer (const char *dir);
 
 #define CRIA_TEST_MAIN(register_suites)                                                                                \
   int main (void)                                                                                                      \
