@@ -142,7 +142,9 @@ def rms_norm(x, wt, eps):
     return wt * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
 
 
-def llama_forward(cfg, w, ids):
+def llama_forward(cfg, w, ids, adapter=None):
+    """`adapter(name, h, y)`, when given, returns what the linear layer
+    `name` outputs for input h instead of its plain output y."""
     arch = cfg["architectures"][0]
     d, nh = cfg["hidden_size"], cfg["num_attention_heads"]
     nkv = cfg.get("num_key_value_heads") or nh
@@ -164,7 +166,8 @@ def llama_forward(cfg, w, ids):
 
     def lin(h, name):
         y = h @ w[name + ".weight"].T
-        return y + w[name + ".bias"] if name + ".bias" in w else y
+        y = y + w[name + ".bias"] if name + ".bias" in w else y
+        return adapter(name, h, y) if adapter else y
 
     for l in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{l}."
