@@ -1,6 +1,7 @@
 /* cria-test.c: helpers shared by the test programs. */
 #include "config.h"
 
+#include <stdarg.h>
 #include <glib/gstdio.h>
 
 #include "cria-test.h"
@@ -64,6 +65,28 @@ cria_test_run_cria (const char *const *args, const char *stdin_text, char **out,
   return status;
 }
 
+int
+cria_test_run_cria_lists (char **err, const char *const *list, ...)
+{
+  g_autoptr (GPtrArray) args = g_ptr_array_new ();
+  va_list ap;
+  va_start (ap, list);
+  for (const char *const *l = list; l; l = va_arg (ap, const char *const *))
+    for (const char *const *a = l; *a; a++)
+      g_ptr_array_add (args, (gpointer) *a);
+  va_end (ap);
+  g_ptr_array_add (args, NULL);
+  char *text = NULL;
+  int status = cria_test_run_cria ((const char *const *) args->pdata, NULL, NULL, &text);
+  if (status != 0 && !err)
+    printf ("\ncria %s failed (%d): %s\n", args->len > 1 ? (const char *) args->pdata[0] : "", status, text);
+  if (err)
+    *err = text;
+  else
+    g_free (text);
+  return status;
+}
+
 void
 cria_test_write_file (const char *path, const char *contents)
 {
@@ -81,9 +104,12 @@ cria_test_read_file (const char *path)
   return text;
 }
 
-void
-cria_test_copy_model (const char *name, const char *dir)
+static void write_byte_tokenizer (const char *dir);
+
+char *
+cria_test_tiny_model (const char *tmp, const char *name)
 {
+  char *dir = g_build_filename (tmp, "model", NULL);
   g_assert (g_mkdir_with_parents (dir, 0755) == 0);
   static const char *const files[] = { "config.json", "generation_config.json", "model.safetensors" };
   for (guint i = 0; i < G_N_ELEMENTS (files); i++) {
@@ -94,11 +120,13 @@ cria_test_copy_model (const char *name, const char *dir)
     g_assert (g_file_get_contents (from, &contents, &len, NULL));
     g_assert (g_file_set_contents (to, contents, (gssize) len, NULL));
   }
+  write_byte_tokenizer (dir);
+  return dir;
 }
 
 /* GPT-2's byte-to-unicode table: id b is byte b. */
-void
-cria_test_write_byte_tokenizer (const char *dir)
+static void
+write_byte_tokenizer (const char *dir)
 {
   int cp[256], n = 0;
   for (int b = 0; b < 256; b++) {

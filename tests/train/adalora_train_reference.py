@@ -39,6 +39,8 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
+sys.path.insert(0, os.path.join(HERE, "..", "adalora"))
+import adalora_reference  # noqa: E402
 import hf_models  # noqa: E402
 
 TEXT = "The quick brown fox jumps over the lazy dog."
@@ -158,13 +160,8 @@ class RankAllocator:
         self.avg, self.unc = {}, {}
 
     def budget_schedule(self, step):
-        tinit, tfinal, total = ADA["tinit"], ADA["tfinal"], ADA["total_step"]
-        if step <= tinit:
-            return self.init_bgt, False
-        if step > total - tfinal:
-            return self.target_bgt, True
-        mul_coeff = 1 - (step - tinit) / (total - tfinal - tinit)
-        return int((self.init_bgt - self.target_bgt) * (mul_coeff ** 3) + self.target_bgt), step % ADA["deltaT"] == 0
+        return adalora_reference.budget_schedule(step, self.init_bgt, self.target_bgt, ADA["tinit"], ADA["tfinal"],
+                                                 ADA["total_step"], ADA["deltaT"])
 
     def update_ipt(self, mods):
         with torch.no_grad():

@@ -21,6 +21,7 @@
 #define FINAL_TOL 1e-4
 
 static char *tmp, *model_dir, *data_path, *run_a;
+static GStrv options; /* the reference's cria train options */
 static JsonParser *parser;
 static JsonObject *golden;
 
@@ -28,14 +29,17 @@ static void
 setup (void)
 {
   tmp = cria_test_tmpdir ();
-  model_dir = g_build_filename (tmp, "model", NULL);
-  cria_test_copy_model ("tiny-llama", model_dir);
-  cria_test_write_byte_tokenizer (model_dir);
+  model_dir = cria_test_tiny_model (tmp, "tiny-llama");
   g_autofree char *path = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "train",
                                             "adalora-train-golden.json", NULL);
   parser = json_parser_new ();
   g_assert (json_parser_load_from_file (parser, path, NULL));
   golden = json_node_get_object (json_parser_get_root (parser));
+  JsonArray *opts = json_object_get_array_member (golden, "options");
+  g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
+  for (guint i = 0; i < json_array_get_length (opts); i++)
+    g_strv_builder_add (b, json_array_get_string_element (opts, i));
+  options = g_strv_builder_end (b);
   g_autoptr (JsonGenerator) gen = json_generator_new ();
   g_autoptr (JsonNode) record = json_node_new (JSON_NODE_OBJECT);
   JsonObject *o = json_object_new ();
@@ -57,6 +61,7 @@ teardown (void)
   g_free (model_dir);
   g_free (data_path);
   g_free (run_a);
+  g_strfreev (options);
   g_object_unref (parser);
 }
 
@@ -65,23 +70,8 @@ teardown (void)
 static int
 train (const char *out, const char *const *extra, char **err)
 {
-  g_autoptr (GPtrArray) args = g_ptr_array_new ();
-  const char *common[] = { "train", "--model", model_dir, "--data", data_path, "--out", out };
-  for (guint i = 0; i < G_N_ELEMENTS (common); i++)
-    g_ptr_array_add (args, (gpointer) common[i]);
-  JsonArray *opts = json_object_get_array_member (golden, "options");
-  for (guint i = 0; i < json_array_get_length (opts); i++)
-    g_ptr_array_add (args, (gpointer) json_array_get_string_element (opts, i));
-  for (const char *const *a = extra; a && *a; a++)
-    g_ptr_array_add (args, (gpointer) *a);
-  g_ptr_array_add (args, NULL);
-  g_autofree char *text = NULL;
-  int status = cria_test_run_cria ((const char *const *) args->pdata, NULL, NULL, &text);
-  if (status != 0 && !err)
-    printf ("\ncria train failed (%d): %s\n", status, text);
-  if (err)
-    *err = g_steal_pointer (&text);
-  return status;
+  const char *common[] = { "train", "--model", model_dir, "--data", data_path, "--out", out, NULL };
+  return cria_test_run_cria_lists (err, common, (const char *const *) options, extra, NULL);
 }
 
 static gboolean

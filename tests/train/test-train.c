@@ -24,9 +24,7 @@ static void
 setup (void)
 {
   tmp = cria_test_tmpdir ();
-  model_dir = g_build_filename (tmp, "model", NULL);
-  cria_test_copy_model ("tiny-gpt2", model_dir);
-  cria_test_write_byte_tokenizer (model_dir);
+  model_dir = cria_test_tiny_model (tmp, "tiny-gpt2");
   format_path = g_build_filename (tmp, "short.json", NULL);
   cria_test_write_file (format_path, "{\"name\":\"short\",\"description\":\"terse\",\"kind\":\"single\","
                                      "\"prompt\":\"{instruction} {input}=\",\"prompt_no_input\":\"{instruction}=\","
@@ -53,24 +51,12 @@ teardown (void)
 static int
 train (const char *out, const char *const *extra, char **err)
 {
-  g_autoptr (GPtrArray) args = g_ptr_array_new ();
   const char *common[] = {
     "train", "--model",      model_dir, "--data",       data_path, "--format", format_path, "--max-length",
     "64",    "--batch-size", "2",       "--grad-accum", "2",       "--epochs", "3",         "--lr",
     "1e-2",  "--threads",    "1",       "--out",        out,       NULL
   };
-  for (const char *const *a = common; *a; a++)
-    g_ptr_array_add (args, (gpointer) *a);
-  for (const char *const *a = extra; a && *a; a++)
-    g_ptr_array_add (args, (gpointer) *a);
-  g_ptr_array_add (args, NULL);
-  g_autofree char *out_text = NULL, *err_text = NULL;
-  int status = cria_test_run_cria ((const char *const *) args->pdata, NULL, &out_text, &err_text);
-  if (status != 0 && !err)
-    printf ("\ncria train failed (%d): %s\n", status, err_text);
-  if (err)
-    *err = g_steal_pointer (&err_text);
-  return status;
+  return cria_test_run_cria_lists (err, common, extra, NULL);
 }
 
 static char *
