@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """adalora_train_reference.py: AdaLoRA fine-tuning of tests/models/tiny-llama
-step by step in PyTorch, as PEFT trains it, for test-adalora-train.c.
+and tiny-gpt2 step by step in PyTorch, as PEFT trains it, for
+test-adalora-train.c.
 
 Written from PEFT's AdaLoRA (SVDLinear, AdaLoraModel, RankAllocator) for its
 semantics only:
@@ -14,7 +15,9 @@ semantics only:
     (exp_avg_unc, beta2) in that order, then E is masked to the cubic budget when
     the schedule says so; at total_step - tfinal E is masked to the final budget
     and the scores reset; after it E is masked with the rank pattern.
-The model itself is tests/reference/hf_models.py's LlamaForCausalLM.
+The models are tests/reference/hf_models.py's LlamaForCausalLM and
+GPT2LMHeadModel (whose Conv1D weights are [in, out]: the adapter's A and B are
+[r, in] and [out, r] all the same, as PEFT makes them).
 
 cria draws the initial A and B (normal, std 0.02) from GLib's GRand seeded with
 the run's seed as the array {seed & 0xffffffff, seed >> 32}: a Mersenne
@@ -23,9 +26,9 @@ Twister with MT's init_by_array, whose doubles are two 32-bit draws
 reference rebuilds those inputs with CPython's own MT19937 (random.setstate),
 then trains with torch.optim.AdamW.
 
-The text is trained on whole (cria's text format: its bytes, then EOS 2),
-one example per step. Writes tests/train/adalora-train-golden.json; run from
-anywhere:
+The text is trained on whole (cria's text format: its bytes, then the
+model's EOS), one example per step. Writes
+tests/train/adalora-train-golden-MODEL.json; run from anywhere:
     /usr/bin/python3 tests/train/adalora_train_reference.py
 """
 import json
@@ -44,21 +47,32 @@ import adalora_reference  # noqa: E402
 import hf_models  # noqa: E402
 
 TEXT = "The quick brown fox jumps over the lazy dog."
-EOS = 2
 SEED = 42
 STEPS = 16
 LR, WEIGHT_DECAY, MAX_GRAD_NORM = 2e-2, 0.01, 1.0
 ADA = dict(init_r=4, target_r=2, tinit=2, tfinal=4, deltaT=2, beta1=0.85, beta2=0.85, orth_reg_weight=0.5,
            alpha=8.0, total_step=STEPS)
-TARGETS = ("q_proj", "v_proj", "down_proj")
-# the command line test-adalora-train.c runs, besides --model/--data/--out
-OPTIONS = ["--format", "text", "--max-length", "64", "--batch-size", "1", "--max-steps", str(STEPS), "--lr",
-           str(LR), "--weight-decay", str(WEIGHT_DECAY), "--max-grad-norm", str(MAX_GRAD_NORM), "--schedule",
-           "linear", "--seed", str(SEED), "--threads", "1", "--save-every", "1", "--adapter",
-           "adalora init-r=%d target-r=%d tinit=%d tfinal=%d deltaT=%d beta1=%g beta2=%g orth-reg-weight=%g "
-           "alpha=%g target-modules=%s" % (ADA["init_r"], ADA["target_r"], ADA["tinit"], ADA["tfinal"],
-                                            ADA["deltaT"], ADA["beta1"], ADA["beta2"], ADA["orth_reg_weight"],
-                                            ADA["alpha"], ",".join(TARGETS))]
+# per model: the adapted layers, and every linear layer of a block in the
+# order of the modules (LlamaDecoderLayer's, GPT2Block's), which is also the
+# order of cria's parameter table and of PEFT's named_parameters
+MODELS = {
+    "tiny-llama": {"targets": ("q_proj", "v_proj", "down_proj"), "prefix": "model.layers.%d.",
+                   "linears": ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                               "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")},
+    "tiny-gpt2": {"targets": ("c_attn", "mlp.c_proj"), "prefix": "transformer.h.%d.",
+                  "linears": ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")},
+}
+
+
+def options(targets):
+    """The command line test-adalora-train.c runs, besides --model/--data/--out."""
+    return ["--format", "text", "--max-length", "64", "--batch-size", "1", "--max-steps", str(STEPS), "--lr", str(LR),
+            "--weight-decay", str(WEIGHT_DECAY), "--max-grad-norm", str(MAX_GRAD_NORM), "--schedule", "linear",
+            "--seed", str(SEED), "--threads", "1", "--save-every", "1", "--adapter",
+            "adalora init-r=%d target-r=%d tinit=%d tfinal=%d deltaT=%d beta1=%g beta2=%g orth-reg-weight=%g "
+            "alpha=%g target-modules=%s" % (ADA["init_r"], ADA["target_r"], ADA["tinit"], ADA["tfinal"],
+                                             ADA["deltaT"], ADA["beta1"], ADA["beta2"], ADA["orth_reg_weight"],
+                                             ADA["alpha"], ",".join(targets))]
 
 
 class GRand:
@@ -105,21 +119,16 @@ class GRand:
         return torch.tensor(vals, dtype=torch.float32).reshape(shape)
 
 
-LINEARS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
-           "mlp.up_proj", "mlp.down_proj")
-
-
-def make_adapter(cfg, w):
-    """A and B drawn layer by layer in the modules' order (LlamaDecoderLayer's,
-    which is also the order of cria's parameter table and of PEFT's
-    named_parameters)."""
+def make_adapter(cfg, w, spec):
+    """A and B drawn from GRand layer by layer in the modules' order."""
     rand = GRand([SEED & 0xFFFFFFFF, SEED >> 32])
+    gpt2 = cfg["architectures"][0] == "GPT2LMHeadModel"
+    n_layers = cfg["n_layer" if gpt2 else "num_hidden_layers"]
     mods = {}
-    for mod in ("model.layers.%d.%s" % (l, lin) for l in range(cfg["num_hidden_layers"]) for lin in LINEARS):
-        name = mod + ".weight"
-        if not mod.endswith(TARGETS):
+    for mod in ((spec["prefix"] % l) + lin for l in range(n_layers) for lin in spec["linears"]):
+        if not mod.endswith(spec["targets"]):
             continue
-        out_f, in_f = w[name].shape
+        in_f, out_f = w[mod + ".weight"].shape if gpt2 else reversed(w[mod + ".weight"].shape)
         r = ADA["init_r"]
         a = rand.normal((r, in_f), 0.02)
         b = rand.normal((out_f, r), 0.02)
@@ -206,22 +215,23 @@ def floats(t):
     return [float(v) for v in t.detach().reshape(-1).tolist()]
 
 
-def main():
-    cfg, w = hf_models.load_dir(os.path.join(HERE, "..", "models", "tiny-llama"))
-    ids = list(TEXT.encode()) + [EOS]
+def train(name, spec):
+    cfg, w = hf_models.load_dir(os.path.join(HERE, "..", "models", name))
+    fwd = hf_models.gpt2_forward if cfg["architectures"][0] == "GPT2LMHeadModel" else hf_models.llama_forward
+    ids = list(TEXT.encode()) + [cfg["eos_token_id"]]
     labels = torch.tensor(ids[1:])
-    mods = make_adapter(cfg, w)
+    mods = make_adapter(cfg, w, spec)
     params = [p for m in mods.values() for p in m.values()]
     opt = torch.optim.AdamW(params, lr=LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=WEIGHT_DECAY)
     alloc = RankAllocator(mods)
     final = ADA["total_step"] - ADA["tfinal"]
     pattern, steps, min_margin = None, [], math.inf
     with torch.no_grad():
-        base_ce = float(F.cross_entropy(hf_models.llama_forward(cfg, w, ids)[:-1], labels))
+        base_ce = float(F.cross_entropy(fwd(cfg, w, ids)[:-1], labels))
     for step in range(STEPS):
         for g in opt.param_groups:
             g["lr"] = LR * (STEPS - step) / STEPS  # linear schedule, no warmup
-        logits = hf_models.llama_forward(cfg, w, ids, svd_linear(mods))[:-1]
+        logits = fwd(cfg, w, ids, svd_linear(mods))[:-1]
         ce = F.cross_entropy(logits, labels)
         reg = orth_reg(mods)
         loss = ce + reg
@@ -250,9 +260,9 @@ def main():
         steps.append(record)
     golden = {
         "producer": "tests/train/adalora_train_reference.py",
-        "model": "tests/models/tiny-llama",
+        "model": name,
         "text": TEXT,
-        "options": OPTIONS,
+        "options": options(spec["targets"]),
         "base_ce": base_ce,
         "min_margin": min_margin,
         "modules": list(mods),
@@ -260,12 +270,18 @@ def main():
         "rank_pattern": [pattern[mod] for mod in mods],
         "final": [{key: floats(m[key]) for key in ("lora_A", "lora_E", "lora_B")} for m in mods.values()],
     }
-    out = os.path.join(HERE, "adalora-train-golden.json")
+    out = os.path.join(HERE, "adalora-train-golden-%s.json" % name)
     with open(out, "w") as f:
         json.dump(golden, f, indent=1)
         f.write("\n")
-    print("loss %.6f -> %.6f (base ce %.6f), ranks kept %s, min margin %.3g; wrote %s" % (
-        steps[0]["loss"], steps[-1]["loss"], base_ce, [sum(p) for p in golden["rank_pattern"]], min_margin, out))
+    print("%s: loss %.6f -> %.6f (base ce %.6f), ranks kept %s, min margin %.3g; wrote %s" % (
+        name, steps[0]["loss"], steps[-1]["loss"], base_ce, [sum(p) for p in golden["rank_pattern"]], min_margin,
+        out))
+
+
+def main():
+    for name, spec in MODELS.items():
+        train(name, spec)
 
 
 if __name__ == "__main__":

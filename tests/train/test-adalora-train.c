@@ -1,5 +1,5 @@
 /* test-adalora-train: `cria train --adapter adalora` on tests/models/tiny-llama
- * step by step against tests/train/adalora_train_reference.py, which trains
+ * and tiny-gpt2 (Conv1D weights) step by step against tests/train/adalora_train_reference.py, which trains
  * the same text with PEFT's AdaLoRA layer, regularizer and RankAllocator in
  * PyTorch (AdamW, clipping, linear schedule) from the same initial A and B.
  *
@@ -20,20 +20,36 @@
 #define E_TOL 1e-5
 #define FINAL_TOL 1e-4
 
-static char *tmp, *model_dir, *data_path, *run_a;
+static char *tmp;
+/* of the suite's model */
+static char *model_dir, *data_path, *run_a;
 static GStrv options; /* the reference's cria train options */
 static JsonParser *parser;
 static JsonObject *golden;
 
-static void
-setup (void)
+static int
+suite_clean (void)
 {
-  tmp = cria_test_tmpdir ();
-  model_dir = cria_test_tiny_model (tmp, "tiny-llama");
-  g_autofree char *path = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "train",
-                                            "adalora-train-golden.json", NULL);
+  g_clear_pointer (&model_dir, g_free);
+  g_clear_pointer (&data_path, g_free);
+  g_clear_pointer (&run_a, g_free);
+  g_clear_pointer (&options, g_strfreev);
+  g_clear_object (&parser);
+  golden = NULL;
+  return 0;
+}
+
+/* The golden run of model `name`, its model directory and its data. */
+static int
+suite_init (const char *name)
+{
+  g_autofree char *base = g_build_filename (tmp, name, NULL);
+  model_dir = cria_test_tiny_model (base, name);
+  g_autofree char *file = g_strdup_printf ("adalora-train-golden-%s.json", name);
+  g_autofree char *path = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "train", file, NULL);
   parser = json_parser_new ();
-  g_assert (json_parser_load_from_file (parser, path, NULL));
+  if (!json_parser_load_from_file (parser, path, NULL))
+    return 1;
   golden = json_node_get_object (json_parser_get_root (parser));
   JsonArray *opts = json_object_get_array_member (golden, "options");
   g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
@@ -48,9 +64,22 @@ setup (void)
   json_generator_set_root (gen, record);
   g_autofree char *line = json_generator_to_data (gen, NULL);
   g_autofree char *text = g_strconcat (line, "\n", NULL);
-  data_path = g_build_filename (tmp, "text.jsonl", NULL);
+  data_path = g_build_filename (base, "text.jsonl", NULL);
   cria_test_write_file (data_path, text);
-  run_a = g_build_filename (tmp, "run-a", NULL);
+  run_a = g_build_filename (base, "run-a", NULL);
+  return 0;
+}
+
+static int
+init_llama (void)
+{
+  return suite_init ("tiny-llama");
+}
+
+static int
+init_gpt2 (void)
+{
+  return suite_init ("tiny-gpt2");
 }
 
 static void
@@ -58,11 +87,6 @@ teardown (void)
 {
   cria_test_rmtree (tmp);
   g_free (tmp);
-  g_free (model_dir);
-  g_free (data_path);
-  g_free (run_a);
-  g_strfreev (options);
-  g_object_unref (parser);
 }
 
 /* cria train with the reference's options, then `extra`; stderr in *err
@@ -246,7 +270,7 @@ static void
 test_resume (void)
 {
   CU_ASSERT_TRUE_FATAL (run_a_once ());
-  g_autofree char *b = g_build_filename (tmp, "run-b", NULL);
+  g_autofree char *b = g_strconcat (run_a, "-resumed", NULL);
   CU_ASSERT_EQUAL_FATAL (train (b, (const char *[]) { "--stop-after", "7", NULL }, NULL), 0);
   g_autofree char *c7 = g_build_filename (b, "checkpoints", "checkpoint-7", NULL);
   CU_ASSERT_EQUAL_FATAL (train (b, (const char *[]) { "--resume", c7, "--stop-after", "6", NULL }, NULL), 0);
@@ -269,7 +293,7 @@ test_resume (void)
 static void
 test_bad_state (void)
 {
-  g_autofree char *out = g_build_filename (tmp, "run-bad", NULL);
+  g_autofree char *out = g_build_filename (tmp, "tiny-llama", "run-bad", NULL);
   CU_ASSERT_EQUAL_FATAL (train (out, (const char *[]) { "--stop-after", "2", NULL }, NULL), 0);
   g_autofree char *ckpt = g_build_filename (out, "checkpoints", "checkpoint-2", NULL);
   g_autofree char *path = g_build_filename (ckpt, "trainer_state.json", NULL);
@@ -316,17 +340,22 @@ test_bad_state (void)
 static void
 register_suites (void)
 {
-  setup ();
+  tmp = cria_test_tmpdir ();
   atexit (teardown);
-  static const CriaTestCase cases[] = {
+  static const CriaTestCase common[] = {
     { "loss per step = PEFT AdaLoRA in torch", test_losses },
     { "E and its masks per step = the reference's", test_masks_per_step },
     { "saved adapter and rank pattern = the reference's", test_final_adapter },
     { "stopped and resumed twice = never stopped", test_resume },
-    { "a damaged adalora checkpoint state is refused", test_bad_state },
     { NULL },
   };
-  cria_test_add_suite ("adalora-train", cases);
+  CU_pSuite llama = CU_add_suite ("adalora-train tiny-llama", init_llama, suite_clean);
+  CU_pSuite gpt2 = CU_add_suite ("adalora-train tiny-gpt2", init_gpt2, suite_clean);
+  for (const CriaTestCase *c = common; c->name; c++) {
+    CU_add_test (llama, c->name, c->func);
+    CU_add_test (gpt2, c->name, c->func);
+  }
+  CU_add_test (llama, "a damaged adalora checkpoint state is refused", test_bad_state);
 }
 
 CRIA_TEST_MAIN (register_suites)
