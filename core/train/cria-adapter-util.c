@@ -47,8 +47,7 @@ cria_adapter_config_set_targets (JsonObject *config, const char *targets, GRegex
 }
 
 gboolean
-cria_adapter_config_get_targets (JsonObject *config, const char *file, char **targets, GRegex **regex,
-                                 GError **error)
+cria_adapter_config_get_targets (JsonObject *config, const char *file, char **targets, GRegex **regex, GError **error)
 {
   JsonNode *n = json_object_get_member (config, "target_modules");
   if (!n || JSON_NODE_HOLDS_NULL (n))
@@ -90,8 +89,7 @@ cria_adapter_config_get_targets (JsonObject *config, const char *file, char **ta
 }
 
 gboolean
-cria_adapter_config_get_double (JsonObject *config, const char *field, const char *file, double *value,
-                                GError **error)
+cria_adapter_config_get_double (JsonObject *config, const char *field, const char *file, double *value, GError **error)
 {
   JsonNode *n = json_object_get_member (config, field);
   if (!n || JSON_NODE_HOLDS_NULL (n))

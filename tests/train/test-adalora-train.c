@@ -209,8 +209,7 @@ test_final_adapter (void)
   g_autofree char *cfg_path = g_build_filename (run_a, "adapter_config.json", NULL);
   g_autoptr (JsonParser) p = json_parser_new ();
   CU_ASSERT_TRUE_FATAL (json_parser_load_from_file (p, cfg_path, NULL));
-  JsonObject *pattern = json_object_get_object_member (json_node_get_object (json_parser_get_root (p)),
-                                                       "rank_pattern");
+  JsonObject *pattern = json_object_get_object_member (json_node_get_object (json_parser_get_root (p)), "rank_pattern");
   CU_ASSERT_PTR_NOT_NULL_FATAL (pattern);
   g_autofree char *st_path = g_build_filename (run_a, "adapter_model.safetensors", NULL);
   g_autoptr (CriaSafetensors) st = cria_safetensors_open (st_path, NULL);
@@ -271,11 +270,11 @@ test_resume (void)
 {
   CU_ASSERT_TRUE_FATAL (run_a_once ());
   g_autofree char *b = g_strconcat (run_a, "-resumed", NULL);
-  CU_ASSERT_EQUAL_FATAL (train (b, (const char *[]) { "--stop-after", "7", NULL }, NULL), 0);
+  CU_ASSERT_EQUAL_FATAL (train (b, (const char *[]){ "--stop-after", "7", NULL }, NULL), 0);
   g_autofree char *c7 = g_build_filename (b, "checkpoints", "checkpoint-7", NULL);
-  CU_ASSERT_EQUAL_FATAL (train (b, (const char *[]) { "--resume", c7, "--stop-after", "6", NULL }, NULL), 0);
+  CU_ASSERT_EQUAL_FATAL (train (b, (const char *[]){ "--resume", c7, "--stop-after", "6", NULL }, NULL), 0);
   g_autofree char *c13 = g_build_filename (b, "checkpoints", "checkpoint-13", NULL);
-  CU_ASSERT_EQUAL_FATAL (train (b, (const char *[]) { "--resume", c13, NULL }, NULL), 0);
+  CU_ASSERT_EQUAL_FATAL (train (b, (const char *[]){ "--resume", c13, NULL }, NULL), 0);
   g_autoptr (GArray) la = logged_losses (run_a), lb = logged_losses (b);
   CU_ASSERT_EQUAL_FATAL (la->len, lb->len);
   CU_ASSERT_EQUAL (memcmp (la->data, lb->data, la->len * sizeof (double)), 0);
@@ -294,7 +293,7 @@ static void
 test_bad_state (void)
 {
   g_autofree char *out = g_build_filename (tmp, "tiny-llama", "run-bad", NULL);
-  CU_ASSERT_EQUAL_FATAL (train (out, (const char *[]) { "--stop-after", "2", NULL }, NULL), 0);
+  CU_ASSERT_EQUAL_FATAL (train (out, (const char *[]){ "--stop-after", "2", NULL }, NULL), 0);
   g_autofree char *ckpt = g_build_filename (out, "checkpoints", "checkpoint-2", NULL);
   g_autofree char *path = g_build_filename (ckpt, "trainer_state.json", NULL);
   g_autofree char *good = cria_test_read_file (path);
@@ -327,10 +326,10 @@ test_bad_state (void)
     g_autofree char *text = json_generator_to_data (gen, NULL);
     cria_test_write_file (path, text);
     g_autofree char *err = NULL;
-    int status = train (out, (const char *[]) { "--resume", ckpt, NULL }, &err);
+    int status = train (out, (const char *[]){ "--resume", ckpt, NULL }, &err);
     CU_ASSERT_EQUAL (status, 1);
-    gboolean named = err && strstr (err, "checkpoint-2/trainer_state.json: field adapter_state: ")
-                     && strstr (err, cases[c].message);
+    gboolean named = err && strstr (err, "checkpoint-2/trainer_state.json: field adapter_state: ") &&
+                     strstr (err, cases[c].message);
     if (!named)
       printf ("\ncase %u: expected '%s' in: %s\n", c, cases[c].message, err ? err : "(nothing)");
     CU_ASSERT_TRUE (named);

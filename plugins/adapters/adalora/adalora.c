@@ -36,8 +36,10 @@ static const CriaPropSpec adalora_props[] = {
   { "target-modules", CRIA_PROP_STRING, "auto", 0, 0, NULL,
     "layers to adapt: comma-separated names, a regex over the module path, all-linear, or auto (c_attn for GPT-2, "
     "else q_proj,v_proj)" },
-  { "alpha", CRIA_PROP_DOUBLE, "8", 0, 1e6, NULL, "scaling numerator: the update is multiplied by alpha / (rank + 1e-5); 0 means rank" },
-  { "dropout", CRIA_PROP_DOUBLE, "0", 0, 0.999, NULL, "dropout probability on the input of the adapter branch (training)" },
+  { "alpha", CRIA_PROP_DOUBLE, "8", 0, 1e6, NULL,
+    "scaling numerator: the update is multiplied by alpha / (rank + 1e-5); 0 means rank" },
+  { "dropout", CRIA_PROP_DOUBLE, "0", 0, 0.999, NULL,
+    "dropout probability on the input of the adapter branch (training)" },
   CRIA_PROP_END
 };
 
@@ -60,7 +62,7 @@ typedef struct {
   GPtrArray *layers;
   GHashTable *by_module;
   CriaAdalora *alloc;
-  gboolean final;            /* the rank pattern is fixed (step >= T - tfinal) */
+  gboolean final;             /* the rank pattern is fixed (step >= T - tfinal) */
   JsonObject *loaded_pattern; /* rank_pattern of a loaded adapter_config.json */
   JsonNode *resumed;          /* allocator state from a checkpoint, applied at the first step */
   GPtrArray *saved;           /* pruned copies handed to the last save */
@@ -163,7 +165,7 @@ ada_attach (gpointer self, CriaAdapterEntry *entries, guint n_entries, JsonObjec
   char *targets = cria_adapter_resolve_targets (a->targets, config);
   g_free (a->targets);
   a->targets = targets;
-  g_autoptr (GRand) rand = g_rand_new_with_seed_array ((const guint32[]) { (guint32) seed, (guint32) (seed >> 32) }, 2);
+  g_autoptr (GRand) rand = g_rand_new_with_seed_array ((const guint32[]){ (guint32) seed, (guint32) (seed >> 32) }, 2);
   for (guint i = 0; i < n_entries; i++) {
     CriaAdapterEntry *e = &entries[i];
     if (!e->linear || !g_str_has_suffix (e->name, ".weight") || e->tensor->n_dims != 2)
@@ -181,9 +183,9 @@ ada_attach (gpointer self, CriaAdapterEntry *entries, guint n_entries, JsonObjec
     gint64 r = module_rank (a, l->pattern_key, error);
     if (r < 0)
       return FALSE;
-    l->q = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]) { r, e->tensor->shape[1] });
-    l->e = cria_tensor_new (CRIA_DTYPE_F32, 1, (gint64[]) { r });
-    l->p = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]) { e->tensor->shape[0], r });
+    l->q = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]){ r, e->tensor->shape[1] });
+    l->e = cria_tensor_new (CRIA_DTYPE_F32, 1, (gint64[]){ r });
+    l->p = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]){ e->tensor->shape[0], r });
     l->seed = seed ^ ((guint64) a->layers->len * 0x9e3779b97f4a7c15ull);
     init_normal (l->q, rand);
     init_normal (l->p, rand);
@@ -250,8 +252,8 @@ modules_of (Ada *a, const CriaAdapterStep *step)
   CriaAdaloraModule *m = g_new0 (CriaAdaloraModule, a->layers->len);
   for (guint i = 0; i < a->layers->len; i++) {
     AdaLayer *l = g_ptr_array_index (a->layers, i);
-    m[i] = (CriaAdaloraModule) { l->module, l->p->shape[0], l->q->shape[1], l->e->shape[0], l->p->data, l->e->data,
-                                 l->q->data };
+    m[i] = (CriaAdaloraModule){ l->module,  l->p->shape[0], l->q->shape[1], l->e->shape[0],
+                                l->p->data, l->e->data,     l->q->data };
     if (step) {
       m[i].dQ = step->grads[3 * i];
       m[i].dE = step->grads[3 * i + 1];
@@ -395,8 +397,8 @@ apply_state (Ada *a, JsonObject *o, gboolean dry, GError **error)
     JsonNode *name = member (m, "module", JSON_NODE_VALUE, G_TYPE_STRING);
     gint64 r = l->e->shape[0];
     g_autofree gboolean *kept = g_new (gboolean, r);
-    if (!name || strcmp (json_node_get_string (name), l->module) != 0
-        || !read_kept (member (m, "kept", JSON_NODE_ARRAY, G_TYPE_INVALID), kept, r)) {
+    if (!name || strcmp (json_node_get_string (name), l->module) != 0 ||
+        !read_kept (member (m, "kept", JSON_NODE_ARRAY, G_TYPE_INVALID), kept, r)) {
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
                    "adalora: modules[%u] is not %s with %" G_GINT64_FORMAT " booleans in kept", i, l->module, r);
       return FALSE;
@@ -470,7 +472,7 @@ save_layer (AdaLayer *l, const gboolean *keep, GPtrArray *store, GArray *weights
   gint64 r = l->e->shape[0], in = l->q->shape[1], out = l->p->shape[0], k = 0;
   for (gint64 j = 0; j < r; j++)
     k += !keep || keep[j];
-  float *q = g_new (float, k * in), *e = g_new (float, k), *p = g_new (float, out * k);
+  float *q = g_new (float, k *in), *e = g_new (float, k), *p = g_new (float, out *k);
   const float *sq = l->q->data, *se = l->e->data, *sp = l->p->data;
   for (gint64 j = 0, c = 0; j < r; j++) {
     if (keep && !keep[j])
@@ -484,9 +486,9 @@ save_layer (AdaLayer *l, const gboolean *keep, GPtrArray *store, GArray *weights
   g_ptr_array_add (store, q);
   g_ptr_array_add (store, e);
   g_ptr_array_add (store, p);
-  cria_adapter_add_weight (weights, l->key_a, q, 2, (gint64[]) { k, in });
-  cria_adapter_add_weight (weights, l->key_b, p, 2, (gint64[]) { out, k });
-  cria_adapter_add_weight (weights, l->key_e, e, 2, (gint64[]) { k, 1 });
+  cria_adapter_add_weight (weights, l->key_a, q, 2, (gint64[]){ k, in });
+  cria_adapter_add_weight (weights, l->key_b, p, 2, (gint64[]){ out, k });
+  cria_adapter_add_weight (weights, l->key_e, e, 2, (gint64[]){ k, 1 });
 }
 
 static gboolean
@@ -542,22 +544,22 @@ ada_configure (gpointer self, JsonObject *config, const char *file, GError **err
   Ada *a = self;
   gint64 init_r = a->init_r, target_r = a->ac.target_r, tinit = a->ac.tinit, tfinal = a->ac.tfinal,
          delta_t = a->ac.delta_t, total = a->ac.total_step;
-  if (!cria_adapter_config_get_int (config, "init_r", file, 1, G_MAXINT, &init_r, error)
-      || !cria_adapter_config_get_int (config, "target_r", file, 1, G_MAXINT, &target_r, error)
-      || !cria_adapter_config_get_int (config, "tinit", file, 0, G_MAXINT, &tinit, error)
-      || !cria_adapter_config_get_int (config, "tfinal", file, 0, G_MAXINT, &tfinal, error)
-      || !cria_adapter_config_get_int (config, "deltaT", file, 1, G_MAXINT, &delta_t, error)
-      || !cria_adapter_config_get_int (config, "total_step", file, 0, G_MAXINT, &total, error)
-      || !cria_adapter_config_get_double (config, "lora_alpha", file, &a->alpha, error)
-      || !cria_adapter_config_get_double (config, "lora_dropout", file, &a->dropout, error)
-      || !cria_adapter_config_get_double (config, "beta1", file, &a->ac.beta1, error)
-      || !cria_adapter_config_get_double (config, "beta2", file, &a->ac.beta2, error)
-      || !cria_adapter_config_get_double (config, "orth_reg_weight", file, &a->orth_w, error)
-      || !cria_adapter_config_get_targets (config, file, &a->targets, &a->regex, error))
+  if (!cria_adapter_config_get_int (config, "init_r", file, 1, G_MAXINT, &init_r, error) ||
+      !cria_adapter_config_get_int (config, "target_r", file, 1, G_MAXINT, &target_r, error) ||
+      !cria_adapter_config_get_int (config, "tinit", file, 0, G_MAXINT, &tinit, error) ||
+      !cria_adapter_config_get_int (config, "tfinal", file, 0, G_MAXINT, &tfinal, error) ||
+      !cria_adapter_config_get_int (config, "deltaT", file, 1, G_MAXINT, &delta_t, error) ||
+      !cria_adapter_config_get_int (config, "total_step", file, 0, G_MAXINT, &total, error) ||
+      !cria_adapter_config_get_double (config, "lora_alpha", file, &a->alpha, error) ||
+      !cria_adapter_config_get_double (config, "lora_dropout", file, &a->dropout, error) ||
+      !cria_adapter_config_get_double (config, "beta1", file, &a->ac.beta1, error) ||
+      !cria_adapter_config_get_double (config, "beta2", file, &a->ac.beta2, error) ||
+      !cria_adapter_config_get_double (config, "orth_reg_weight", file, &a->orth_w, error) ||
+      !cria_adapter_config_get_targets (config, file, &a->targets, &a->regex, error))
     return FALSE;
   a->init_r = init_r;
-  a->ac = (CriaAdaloraConfig) { (int) target_r, (int) tinit, (int) tfinal, (int) delta_t, (int) total, a->ac.beta1,
-                                a->ac.beta2 };
+  a->ac = (CriaAdaloraConfig){ (int) target_r, (int) tinit, (int) tfinal, (int) delta_t,
+                               (int) total,    a->ac.beta1, a->ac.beta2 };
   JsonNode *rp = json_object_get_member (config, "rank_pattern");
   if (rp && JSON_NODE_HOLDS_OBJECT (rp))
     a->loaded_pattern = json_object_ref (json_node_get_object (rp));
@@ -575,9 +577,9 @@ ada_load (gpointer self, CriaSafetensors *st, GError **error)
   for (guint i = 0; i < a->layers->len; i++) {
     AdaLayer *l = g_ptr_array_index (a->layers, i);
     gint64 r = l->e->shape[0];
-    if (!cria_adapter_copy_in (st, l->key_a, l->q, 2, l->q->shape, error)
-        || !cria_adapter_copy_in (st, l->key_e, l->e, 2, (gint64[]) { r, 1 }, error)
-        || !cria_adapter_copy_in (st, l->key_b, l->p, 2, l->p->shape, error))
+    if (!cria_adapter_copy_in (st, l->key_a, l->q, 2, l->q->shape, error) ||
+        !cria_adapter_copy_in (st, l->key_e, l->e, 2, (gint64[]){ r, 1 }, error) ||
+        !cria_adapter_copy_in (st, l->key_b, l->p, 2, l->p->shape, error))
       return FALSE;
   }
   if (cria_safetensors_get_n_weights (st) != 3 * a->layers->len) {
@@ -602,8 +604,8 @@ ada_merge (gpointer self, CriaAdapterEntry *entries, guint n_entries, GError **e
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_NOT_FOUND, "adalora: merge needs an f32 %s", wname);
       return FALSE;
     }
-    cria_adapter_add_low_rank (e->tensor->data, l->p->shape[0], l->q->shape[1], l->e->shape[0], l->p->data,
-                               l->e->data, l->q->data, ada_scale (a, l));
+    cria_adapter_add_low_rank (e->tensor->data, l->p->shape[0], l->q->shape[1], l->e->shape[0], l->p->data, l->e->data,
+                               l->q->data, ada_scale (a, l));
   }
   return TRUE;
 }

@@ -164,7 +164,8 @@ init_a (Lora *l, CriaTensor *a, GRand *rand)
   gint64 in = a->shape[1];
   double bound = 1.0 / sqrt ((double) in);
   for (gint64 i = 0; i < cria_tensor_numel (a); i++)
-    d[i] = l->gaussian ? cria_adapter_gaussian (rand) / (float) l->r : (float) g_rand_double_range (rand, -bound, bound);
+    d[i] = l->gaussian ? cria_adapter_gaussian (rand) / (float) l->r
+                       : (float) g_rand_double_range (rand, -bound, bound);
 }
 
 static TrainedBias *
@@ -320,10 +321,10 @@ static gboolean
 lora_configure (gpointer self, JsonObject *config, const char *file, GError **error)
 {
   Lora *l = self;
-  if (!cria_adapter_config_get_int (config, "r", file, 1, 4096, &l->r, error)
-      || !cria_adapter_config_get_double (config, "lora_alpha", file, &l->alpha, error)
-      || !cria_adapter_config_get_double (config, "lora_dropout", file, &l->dropout, error)
-      || !cria_adapter_config_get_targets (config, file, &l->targets, &l->regex, error))
+  if (!cria_adapter_config_get_int (config, "r", file, 1, 4096, &l->r, error) ||
+      !cria_adapter_config_get_double (config, "lora_alpha", file, &l->alpha, error) ||
+      !cria_adapter_config_get_double (config, "lora_dropout", file, &l->dropout, error) ||
+      !cria_adapter_config_get_targets (config, file, &l->targets, &l->regex, error))
     return FALSE;
   const char *bias = json_object_get_string_member_with_default (config, "bias", "none");
   guint i;
@@ -419,10 +420,10 @@ lora_merge (gpointer self, CriaAdapterEntry *entries, guint n_entries, GError **
 }
 
 /* lora and qlora differ only in create (qlora quantizes the base at attach). */
-#define LORA_VTABLE(create_fn)                                                                                        \
+#define LORA_VTABLE(create_fn)                                                                                         \
   {                                                                                                                    \
     .peft_type = "LORA", .create = create_fn, .destroy = lora_destroy, .attach = lora_attach, .linear = lora_linear,   \
-    .list_params = lora_list_params, .set_training = lora_set_training, .save = lora_save,                            \
+    .list_params = lora_list_params, .set_training = lora_set_training, .save = lora_save,                             \
     .configure = lora_configure, .load = lora_load, .merge = lora_merge,                                               \
   }
 
