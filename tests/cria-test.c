@@ -1,6 +1,7 @@
 /* cria-test.c: helpers shared by the test programs. */
 #include "config.h"
 
+#include <stdarg.h>
 #include <glib/gstdio.h>
 
 #include "cria-test.h"
@@ -64,6 +65,28 @@ cria_test_run_cria (const char *const *args, const char *stdin_text, char **out,
   return status;
 }
 
+int
+cria_test_run_cria_lists (char **err, const char *const *list, ...)
+{
+  g_autoptr (GPtrArray) args = g_ptr_array_new ();
+  va_list ap;
+  va_start (ap, list);
+  for (const char *const *l = list; l; l = va_arg (ap, const char *const *))
+    for (const char *const *a = l; *a; a++)
+      g_ptr_array_add (args, (gpointer) *a);
+  va_end (ap);
+  g_ptr_array_add (args, NULL);
+  char *text = NULL;
+  int status = cria_test_run_cria ((const char *const *) args->pdata, NULL, NULL, &text);
+  if (status != 0 && !err)
+    printf ("\ncria %s failed (%d): %s\n", args->len > 1 ? (const char *) args->pdata[0] : "", status, text);
+  if (err)
+    *err = text;
+  else
+    g_free (text);
+  return status;
+}
+
 void
 cria_test_write_file (const char *path, const char *contents)
 {
@@ -79,4 +102,47 @@ cria_test_read_file (const char *path)
   if (!g_file_get_contents (path, &text, NULL, NULL))
     return NULL;
   return text;
+}
+
+static void write_byte_tokenizer (const char *dir);
+
+char *
+cria_test_tiny_model (const char *tmp, const char *name)
+{
+  char *dir = g_build_filename (tmp, "model", NULL);
+  g_assert (g_mkdir_with_parents (dir, 0755) == 0);
+  static const char *const files[] = { "config.json", "generation_config.json", "model.safetensors" };
+  for (guint i = 0; i < G_N_ELEMENTS (files); i++) {
+    g_autofree char *from = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "models", name, files[i], NULL);
+    g_autofree char *to = g_build_filename (dir, files[i], NULL);
+    g_autofree char *contents = NULL;
+    gsize len = 0;
+    g_assert (g_file_get_contents (from, &contents, &len, NULL));
+    g_assert (g_file_set_contents (to, contents, (gssize) len, NULL));
+  }
+  write_byte_tokenizer (dir);
+  return dir;
+}
+
+/* GPT-2's byte-to-unicode table: id b is byte b. */
+static void
+write_byte_tokenizer (const char *dir)
+{
+  int cp[256], n = 0;
+  for (int b = 0; b < 256; b++) {
+    gboolean printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+    cp[b] = printable ? b : 256 + n++;
+  }
+  g_autoptr (GString) s = g_string_new ("{\"version\":\"1.0\",\"added_tokens\":[],\"normalizer\":null,"
+                                        "\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":false,"
+                                        "\"trim_offsets\":true,\"use_regex\":true},\"post_processor\":null,"
+                                        "\"decoder\":{\"type\":\"ByteLevel\"},\"model\":{\"type\":\"BPE\",\"vocab\":{");
+  for (int b = 0; b < 256; b++) {
+    char utf8[8] = { 0 };
+    g_unichar_to_utf8 ((gunichar) cp[b], utf8);
+    g_string_append_printf (s, "%s\"%s%s\":%d", b ? "," : "", cp[b] == '"' || cp[b] == '\\' ? "\\" : "", utf8, b);
+  }
+  g_string_append (s, "},\"merges\":[]}}");
+  g_autofree char *path = g_build_filename (dir, "tokenizer.json", NULL);
+  cria_test_write_file (path, s->str);
 }

@@ -67,10 +67,17 @@ CriaRegistry *cria_test_registry (void);
 /* Runs the build tree's cria with arguments; returns its exit status and
  * captures stdout and stderr (each may be NULL). `stdin_text` may be NULL. */
 int cria_test_run_cria (const char *const *args, const char *stdin_text, char **out, char **err);
+/* cria_test_run_cria on the NULL-terminated lists of arguments given one
+ * after the other (the last list may be NULL, then the end); stderr in
+ * *err, or printed when the run fails and err is NULL. */
+int cria_test_run_cria_lists (char **err, const char *const *list, ...) G_GNUC_NULL_TERMINATED;
 /* Writes a file, asserting success. */
 void cria_test_write_file (const char *path, const char *contents);
 /* The contents of a file (NULL when missing). */
 char *cria_test_read_file (const char *path);
+/* `tmp`/model: tests/models/NAME (config, generation config, weights) with
+ * a byte-level BPE tokenizer.json without merges (id b = byte b); transfer full. */
+char *cria_test_tiny_model (const char *tmp, const char *name);
 
 #define CRIA_TEST_MAIN(register_suites)                                                                                \
   int main (void)                                                                                                      \

@@ -269,6 +269,27 @@ cria_adalora_rank_pattern (const CriaAdalora *a, guint module, gint64 *n_kept)
   return a->modules[module].kept;
 }
 
+float *
+cria_adalora_importance (CriaAdalora *a, guint module, int part, gboolean uncertainty, gsize *n)
+{
+  g_return_val_if_fail (module < a->n_modules && part >= 0 && part < 3, NULL);
+  Module *mod = &a->modules[module];
+  *n = (gsize) part_size (&mod->m, part);
+  return uncertainty ? mod->unc[part] : mod->avg[part];
+}
+
+void
+cria_adalora_set_rank_pattern (CriaAdalora *a, guint module, const gboolean *kept)
+{
+  g_return_if_fail (module < a->n_modules);
+  Module *mod = &a->modules[module];
+  mod->n_kept = 0;
+  for (gint64 j = 0; j < mod->m.r; j++) {
+    mod->kept[j] = kept[j] != FALSE;
+    mod->n_kept += mod->kept[j];
+  }
+}
+
 /* C = X X^T - I for X [r, n] with rows of stride n (Q), or X^T X - I for
  * X [n, r] (P); returns ||C||_F and fills C [r, r]. */
 static double

@@ -402,8 +402,10 @@ trainer_resume (Trainer *t, const char *dir, GError **error)
     o[i] = (guint32) CLAMP (v, 0, (gint64) n - 1);
   }
   trainer_start_epoch (t, o);
-  if (!cria_adapter_load_state (t->adapter, json_object_get_member (s, "adapter_state"), error))
+  if (!cria_adapter_load_state (t->adapter, json_object_get_member (s, "adapter_state"), error)) {
+    g_prefix_error (error, "resume: %s/trainer_state.json: field adapter_state: ", dir);
     return FALSE;
+  }
   /* The log of the run so far, up to the checkpoint. */
   g_autofree char *path = g_build_filename (t->out, "train-log.jsonl", NULL);
   g_autofree char *text = NULL;

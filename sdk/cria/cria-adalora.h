@@ -78,6 +78,14 @@ float cria_adalora_threshold (const CriaAdalora *adalora);
  * columns of P (PEFT's rank_pattern). */
 const gboolean *cria_adalora_rank_pattern (const CriaAdalora *adalora, guint module, gint64 *n_kept);
 
+/* What a checkpoint keeps to continue a run exactly: the importance
+ * averages of module m's part (0: P, 1: E, 2: Q), Ibar or, with
+ * `uncertainty`, U, writable, of *n floats; and the kept ranks, which
+ * set_rank_pattern restores (r flags). The scores and threshold of the last
+ * masking are not state: they are recomputed at the next masking. */
+float *cria_adalora_importance (CriaAdalora *adalora, guint module, int part, gboolean uncertainty, gsize *n);
+void cria_adalora_set_rank_pattern (CriaAdalora *adalora, guint module, const gboolean *kept);
+
 /* R above; when dP and dQ are not NULL, dR/dP and dR/dQ of each module are
  * added to dP[m] and dQ[m] (a module whose norm is 0 adds nothing). */
 double cria_adalora_orth_reg (const CriaAdaloraModule *modules, guint n_modules, double weight, float **dP, float **dQ);

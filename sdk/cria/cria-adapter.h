@@ -173,6 +173,46 @@ gboolean cria_adapter_target_matches (const char *targets, GRegex *regex, const 
 /* The regex of `targets` when it is one, else NULL (no error). */
 GRegex *cria_adapter_target_regex (const char *targets, GError **error);
 
+/* ---- Helpers for adapters saved in PEFT's format (cria-adapter-util.c) ---- */
+
+/* The key prefix of every tensor in adapter_model.safetensors. */
+#define CRIA_ADAPTER_PEFT_PREFIX "base_model.model."
+
+/* `targets` with "auto" resolved to PEFT's default for config.json's
+ * model_type (c_attn for GPT-2, else q_proj,v_proj); transfer full. */
+char *cria_adapter_resolve_targets (const char *targets, JsonObject *config);
+/* A standard normal from two g_rand_double (Box-Muller): the same numbers
+ * for the same seed on every machine. */
+float cria_adapter_gaussian (GRand *rand);
+
+/* adapter_config.json's target_modules: a list of the comma-separated
+ * names, or the string itself for all-linear and a regex. */
+void cria_adapter_config_set_targets (JsonObject *config, const char *targets, GRegex *regex);
+/* Reads target_modules back (a list of names or a string) into *targets
+ * (comma-joined) and *regex (the string's regex or NULL), replacing both;
+ * leaves them when the field is absent or null. */
+gboolean cria_adapter_config_get_targets (JsonObject *config, const char *file, char **targets, GRegex **regex,
+                                          GError **error);
+/* A number field of adapter_config.json into *value when present and not
+ * null; the integer one must lie in [lo, hi]. Errors name file and field. */
+gboolean cria_adapter_config_get_double (JsonObject *config, const char *field, const char *file, double *value,
+                                         GError **error);
+gboolean cria_adapter_config_get_int (JsonObject *config, const char *field, const char *file, gint64 lo, gint64 hi,
+                                      gint64 *value, GError **error);
+
+/* Copies saved tensor `key` (f32, bf16 or f16, of shape [shape...]) into
+ * the f32 `dst`, which holds as many values. */
+gboolean cria_adapter_copy_in (CriaSafetensors *st, const char *key, CriaTensor *dst, guint n_dims,
+                               const gint64 *shape, GError **error);
+/* Appends an f32 CriaWeight (data not copied) to `weights`. */
+void cria_adapter_add_weight (GArray *weights, const char *key, const float *data, guint n_dims, const gint64 *shape);
+/* The entry called `name`, or NULL. */
+CriaAdapterEntry *cria_adapter_find_entry (CriaAdapterEntry *entries, guint n_entries, const char *name);
+/* W [out, in] += scale * B diag(E) A for B [out, r], A [r, in] and E [r]
+ * (NULL: ones), each element's sum over the rank in double. */
+void cria_adapter_add_low_rank (float *w, gint64 out, gint64 in, gint64 r, const float *b, const float *e,
+                                const float *a, double scale);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CriaAdapter, cria_adapter_free)
 
 G_END_DECLS

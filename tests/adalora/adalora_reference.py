@@ -57,6 +57,16 @@ def draw(rng, out, inp, r, scale_p, scale_e, scale_q):
     return {"lora_B": p, "lora_E": e, "lora_A": q}
 
 
+def budget_schedule(step, init_bgt, target_bgt, tinit, tfinal, total, delta_t):
+    """RankAllocator.budget_schedule: (budget, whether to mask) at `step`."""
+    if step <= tinit:
+        return init_bgt, False
+    if step > total - tfinal:
+        return target_bgt, True
+    mul_coeff = 1 - (step - tinit) / (total - tfinal - tinit)
+    return int((init_bgt - target_bgt) * (mul_coeff ** 3) + target_bgt), step % delta_t == 0
+
+
 class Allocator:
     """PEFT's RankAllocator: EMA sensitivity and uncertainty, cubic budget, kthvalue masking."""
 
@@ -69,14 +79,8 @@ class Allocator:
         self.avg, self.unc = {}, {}
 
     def budget(self, step):
-        tinit, tfinal, total = CONFIG["tinit"], CONFIG["tfinal"], CONFIG["total_step"]
-        if step <= tinit:
-            return self.init_bgt, False
-        if step > total - tfinal:
-            return self.target_bgt, True
-        mul_coeff = 1 - (step - tinit) / (total - tfinal - tinit)
-        budget = int((self.init_bgt - self.target_bgt) * (mul_coeff ** 3) + self.target_bgt)
-        return budget, step % CONFIG["delta_t"] == 0
+        return budget_schedule(step, self.init_bgt, self.target_bgt, CONFIG["tinit"], CONFIG["tfinal"],
+                               CONFIG["total_step"], CONFIG["delta_t"])
 
     def update(self, params, grads):
         b1, b2 = CONFIG["beta1"], CONFIG["beta2"]

@@ -1,7 +1,9 @@
 /* test-nf4: NF4 quantization against tests/quant/nf4_reference.py (an
  * independent numpy implementation of bitsandbytes' algorithm), bit for bit;
  * the matmul and dequantize kernels with NF4 weights against the same
- * kernels on the dequantized f32 weight; and the failure paths. */
+ * kernels on the dequantized f32 weight; the logits of tiny-llama and
+ * tiny-gpt2 with qlora attached against those of their dequantized weights;
+ * and the failure paths. */
 #include <math.h>
 #include <string.h>
 
@@ -411,6 +413,74 @@ test_graph_errors (void)
   }
 }
 
+/* The logits of `model` for `ids`, through `adapter`'s hook when given. */
+static CriaTensor *
+logits_of (CriaModel *model, CriaAdapter *adapter, const gint32 *ids, gsize n)
+{
+  g_autoptr (CriaLm) lm = cria_lm_new (model, backend);
+  if (adapter) {
+    gpointer data = NULL;
+    CriaLinearHook hook = cria_adapter_get_linear_hook (adapter, &data);
+    cria_lm_set_linear_hook (lm, hook, data);
+  }
+  g_autoptr (GError) error = NULL;
+  CriaTensor *logits = cria_lm_logits (lm, ids, n, &error);
+  if (!logits)
+    printf ("\n%s\n", error->message);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (logits);
+  return logits;
+}
+
+/* A model with qlora attached (B = 0: the adapter adds nothing) computes
+ * the logits of the same model whose linear weights were replaced by
+ * dequantize (quantize (W)), the dequantizer test_golden checks bit for bit
+ * against nf4_reference.py. */
+static void
+test_qlora_logits (void)
+{
+  static const struct {
+    const char *model;
+    guint n_linear; /* layers x the linear weights of a block */
+  } cases[] = { { "tiny-llama", 2 * 7 }, { "tiny-gpt2", 2 * 4 } };
+  const gint32 ids[] = { 1, 84, 104, 101, 32, 113, 117, 105, 99, 107, 32, 98, 114, 111, 119, 110, 46, 200, 3 };
+  for (guint c = 0; c < G_N_ELEMENTS (cases); c++) {
+    g_autofree char *dir = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "models", cases[c].model, NULL);
+    g_autoptr (GError) error = NULL;
+    g_autoptr (CriaModel) quantized = cria_model_open (registry, dir, CRIA_MODEL_DTYPE_F32, &error);
+    g_autoptr (CriaModel) plain = cria_model_open (registry, dir, CRIA_MODEL_DTYPE_F32, &error);
+    CU_ASSERT_TRUE_FATAL (quantized && plain);
+    g_autoptr (CriaAdapter) adapter = cria_adapter_new_from_spec (registry, "qlora r=4 target-modules=all-linear",
+                                                                  &error);
+    CU_ASSERT_PTR_NOT_NULL_FATAL (adapter);
+    CU_ASSERT_TRUE_FATAL (cria_adapter_attach (adapter, quantized, 7, &error));
+    g_autoptr (CriaTensor) base = logits_of (plain, NULL, ids, G_N_ELEMENTS (ids));
+    guint n_nf4 = 0;
+    for (guint i = 0; i < cria_model_get_n_params (quantized); i++) {
+      const char *name = cria_model_get_param_name (quantized, i);
+      CriaTensor *w = cria_model_get_param (quantized, name);
+      if (w->dtype != CRIA_DTYPE_NF4)
+        continue;
+      g_autoptr (CriaTensor) deq = cria_nf4_dequantize (w);
+      CU_ASSERT_TRUE_FATAL (cria_model_set_param (plain, name, deq, FALSE, &error));
+      n_nf4++;
+    }
+    CU_ASSERT_EQUAL (n_nf4, cases[c].n_linear);
+    g_autoptr (CriaTensor) with_nf4 = logits_of (quantized, adapter, ids, G_N_ELEMENTS (ids));
+    g_autoptr (CriaTensor) with_deq = logits_of (plain, NULL, ids, G_N_ELEMENTS (ids));
+    CU_ASSERT_EQUAL_FATAL (cria_tensor_numel (with_nf4), cria_tensor_numel (with_deq));
+    const float *a = with_nf4->data, *b = with_deq->data, *o = base->data;
+    double worst = 0, moved = 0;
+    for (gint64 i = 0; i < cria_tensor_numel (with_deq); i++) {
+      worst = MAX (worst, fabs (a[i] - b[i]) / MAX (1.0, fabs (b[i])));
+      moved = MAX (moved, fabs (b[i] - o[i]));
+    }
+    printf ("\n%s: NF4 base vs dequantized weights: largest logit difference %g (quantization moved them by %g)\n",
+            cases[c].model, worst, moved);
+    CU_ASSERT_TRUE (worst <= 1e-5);
+    CU_ASSERT_TRUE (moved > 1e-4); /* quantization did change the weights */
+  }
+}
+
 static void
 cleanup (void)
 {
@@ -445,6 +515,7 @@ register_suites (void)
     { "matmul with an nf4 weight", test_matmul },
     { "dequantize op", test_dequantize_op },
     { "graph errors", test_graph_errors },
+    { "qlora base logits = logits of the dequantized weights", test_qlora_logits },
     { NULL },
   };
   cria_test_add_suite ("nf4", cases);

@@ -66,8 +66,15 @@ def gelu_new(x):
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))
 
 
-def gpt2_forward(cfg, w, ids):
+def gpt2_forward(cfg, w, ids, adapter=None):
+    """`adapter` as in llama_forward, called with the Conv1D layers' names."""
     p = "transformer." if "transformer.wte.weight" in w else ""
+
+    def conv(h, name):
+        # Conv1D: y = x @ W + b with W stored [in, out].
+        y = h @ w[name + ".weight"] + w[name + ".bias"]
+        return adapter(name, h, y) if adapter else y
+
     d, nh = cfg["n_embd"], cfg["n_head"]
     hd = d // nh
     eps = cfg.get("layer_norm_epsilon", 1e-5)
@@ -77,15 +84,14 @@ def gpt2_forward(cfg, w, ids):
     for l in range(cfg["n_layer"]):
         q = f"{p}h.{l}."
         h = F.layer_norm(x, (d,), w[q + "ln_1.weight"], w[q + "ln_1.bias"], eps)
-        # Conv1D: y = x @ W + b with W stored [in, out].
-        qkv = h @ w[q + "attn.c_attn.weight"] + w[q + "attn.c_attn.bias"]
+        qkv = conv(h, q + "attn.c_attn")
         qh, kh, vh = (t.reshape(T, nh, hd).transpose(0, 1) for t in qkv.split(d, dim=-1))
         att = (qh @ kh.transpose(-1, -2)) / math.sqrt(hd) + mask
         o = (att.softmax(-1) @ vh).transpose(0, 1).reshape(T, d)
-        x = x + o @ w[q + "attn.c_proj.weight"] + w[q + "attn.c_proj.bias"]
+        x = x + conv(o, q + "attn.c_proj")
         h = F.layer_norm(x, (d,), w[q + "ln_2.weight"], w[q + "ln_2.bias"], eps)
-        h = gelu_new(h @ w[q + "mlp.c_fc.weight"] + w[q + "mlp.c_fc.bias"])
-        x = x + h @ w[q + "mlp.c_proj.weight"] + w[q + "mlp.c_proj.bias"]
+        h = gelu_new(conv(h, q + "mlp.c_fc"))
+        x = x + conv(h, q + "mlp.c_proj")
     x = F.layer_norm(x, (d,), w[p + "ln_f.weight"], w[p + "ln_f.bias"], eps)
     head = w.get("lm_head.weight", w[p + "wte.weight"])
     return x @ head.T
@@ -142,7 +148,9 @@ def rms_norm(x, wt, eps):
     return wt * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
 
 
-def llama_forward(cfg, w, ids):
+def llama_forward(cfg, w, ids, adapter=None):
+    """`adapter(name, h, y)`, when given, returns what the linear layer
+    `name` outputs for input h instead of its plain output y."""
     arch = cfg["architectures"][0]
     d, nh = cfg["hidden_size"], cfg["num_attention_heads"]
     nkv = cfg.get("num_key_value_heads") or nh
@@ -164,7 +172,8 @@ def llama_forward(cfg, w, ids):
 
     def lin(h, name):
         y = h @ w[name + ".weight"].T
-        return y + w[name + ".bias"] if name + ".bias" in w else y
+        y = y + w[name + ".bias"] if name + ".bias" in w else y
+        return adapter(name, h, y) if adapter else y
 
     for l in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{l}."

@@ -20,46 +20,11 @@ static char *model_dir;
 static char *data_path;
 static char *format_path;
 
-/* GPT-2's byte-to-unicode table: id b is byte b. */
-static void
-write_tokenizer (const char *dir)
-{
-  int cp[256], n = 0;
-  for (int b = 0; b < 256; b++) {
-    gboolean printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-    cp[b] = printable ? b : 256 + n++;
-  }
-  g_autoptr (GString) s = g_string_new ("{\"version\":\"1.0\",\"added_tokens\":[],\"normalizer\":null,"
-                                        "\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":false,"
-                                        "\"trim_offsets\":true,\"use_regex\":true},\"post_processor\":null,"
-                                        "\"decoder\":{\"type\":\"ByteLevel\"},\"model\":{\"type\":\"BPE\",\"vocab\":{");
-  for (int b = 0; b < 256; b++) {
-    char utf8[8] = { 0 };
-    g_unichar_to_utf8 ((gunichar) cp[b], utf8);
-    g_string_append_printf (s, "%s\"%s%s\":%d", b ? "," : "", cp[b] == '"' || cp[b] == '\\' ? "\\" : "", utf8, b);
-  }
-  g_string_append (s, "},\"merges\":[]}}");
-  g_autofree char *path = g_build_filename (dir, "tokenizer.json", NULL);
-  cria_test_write_file (path, s->str);
-}
-
 static void
 setup (void)
 {
   tmp = cria_test_tmpdir ();
-  model_dir = g_build_filename (tmp, "model", NULL);
-  g_mkdir (model_dir, 0755);
-  static const char *const files[] = { "config.json", "generation_config.json", "model.safetensors" };
-  for (guint i = 0; i < G_N_ELEMENTS (files); i++) {
-    g_autofree char *from = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "models", "tiny-gpt2", files[i],
-                                              NULL);
-    g_autofree char *to = g_build_filename (model_dir, files[i], NULL);
-    g_autofree char *contents = NULL;
-    gsize len = 0;
-    g_assert (g_file_get_contents (from, &contents, &len, NULL));
-    g_assert (g_file_set_contents (to, contents, (gssize) len, NULL));
-  }
-  write_tokenizer (model_dir);
+  model_dir = cria_test_tiny_model (tmp, "tiny-gpt2");
   format_path = g_build_filename (tmp, "short.json", NULL);
   cria_test_write_file (format_path, "{\"name\":\"short\",\"description\":\"terse\",\"kind\":\"single\","
                                      "\"prompt\":\"{instruction} {input}=\",\"prompt_no_input\":\"{instruction}=\","
@@ -86,24 +51,12 @@ teardown (void)
 static int
 train (const char *out, const char *const *extra, char **err)
 {
-  g_autoptr (GPtrArray) args = g_ptr_array_new ();
   const char *common[] = {
     "train", "--model",      model_dir, "--data",       data_path, "--format", format_path, "--max-length",
     "64",    "--batch-size", "2",       "--grad-accum", "2",       "--epochs", "3",         "--lr",
     "1e-2",  "--threads",    "1",       "--out",        out,       NULL
   };
-  for (const char *const *a = common; *a; a++)
-    g_ptr_array_add (args, (gpointer) *a);
-  for (const char *const *a = extra; a && *a; a++)
-    g_ptr_array_add (args, (gpointer) *a);
-  g_ptr_array_add (args, NULL);
-  g_autofree char *out_text = NULL, *err_text = NULL;
-  int status = cria_test_run_cria ((const char *const *) args->pdata, NULL, &out_text, &err_text);
-  if (status != 0 && !err)
-    printf ("\ncria train failed (%d): %s\n", status, err_text);
-  if (err)
-    *err = g_steal_pointer (&err_text);
-  return status;
+  return cria_test_run_cria_lists (err, common, extra, NULL);
 }
 
 static char *

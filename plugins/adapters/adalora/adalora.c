@@ -22,8 +22,6 @@
 #include <cria/cria-adalora.h>
 #include <cria/cria-adapter.h>
 
-#define PEFT_PREFIX "base_model.model."
-
 static const CriaPropSpec adalora_props[] = {
   { "init-r", CRIA_PROP_INT, "12", 1, 4096, NULL, "rank each targeted layer starts with" },
   { "target-r", CRIA_PROP_INT, "8", 1, 4096, NULL, "average rank per layer left after allocation (<= init-r)" },
@@ -38,8 +36,10 @@ static const CriaPropSpec adalora_props[] = {
   { "target-modules", CRIA_PROP_STRING, "auto", 0, 0, NULL,
     "layers to adapt: comma-separated names, a regex over the module path, all-linear, or auto (c_attn for GPT-2, "
     "else q_proj,v_proj)" },
-  { "alpha", CRIA_PROP_DOUBLE, "8", 0, 1e6, NULL, "scaling numerator: the update is multiplied by alpha / (rank + 1e-5); 0 means rank" },
-  { "dropout", CRIA_PROP_DOUBLE, "0", 0, 0.999, NULL, "dropout probability on the input of the adapter branch (training)" },
+  { "alpha", CRIA_PROP_DOUBLE, "8", 0, 1e6, NULL,
+    "scaling numerator: the update is multiplied by alpha / (rank + 1e-5); 0 means rank" },
+  { "dropout", CRIA_PROP_DOUBLE, "0", 0, 0.999, NULL,
+    "dropout probability on the input of the adapter branch (training)" },
   CRIA_PROP_END
 };
 
@@ -62,8 +62,9 @@ typedef struct {
   GPtrArray *layers;
   GHashTable *by_module;
   CriaAdalora *alloc;
-  gboolean final;            /* the rank pattern is fixed (step >= T - tfinal) */
+  gboolean final;             /* the rank pattern is fixed (step >= T - tfinal) */
   JsonObject *loaded_pattern; /* rank_pattern of a loaded adapter_config.json */
+  JsonNode *resumed;          /* allocator state from a checkpoint, applied at the first step */
   GPtrArray *saved;           /* pruned copies handed to the last save */
 } Ada;
 
@@ -123,18 +124,10 @@ ada_destroy (gpointer self)
   g_ptr_array_unref (a->layers);
   g_clear_pointer (&a->regex, g_regex_unref);
   g_clear_pointer (&a->loaded_pattern, json_object_unref);
+  g_clear_pointer (&a->resumed, json_node_unref);
   g_ptr_array_unref (a->saved);
   g_free (a->targets);
   g_free (a);
-}
-
-static float
-gaussian (GRand *rand)
-{
-  double u1 = g_rand_double (rand), u2 = g_rand_double (rand);
-  if (u1 < 1e-300)
-    u1 = 1e-300;
-  return (float) (sqrt (-2.0 * log (u1)) * cos (2.0 * G_PI * u2));
 }
 
 static void
@@ -142,7 +135,7 @@ init_normal (CriaTensor *t, GRand *rand)
 {
   float *d = t->data;
   for (gint64 i = 0; i < cria_tensor_numel (t); i++)
-    d[i] = 0.02f * gaussian (rand);
+    d[i] = 0.02f * cria_adapter_gaussian (rand);
 }
 
 /* The rank a module has: init-r, or what a loaded rank_pattern kept. */
@@ -169,12 +162,10 @@ static gboolean
 ada_attach (gpointer self, CriaAdapterEntry *entries, guint n_entries, JsonObject *config, guint64 seed, GError **error)
 {
   Ada *a = self;
-  if (strcmp (a->targets, "auto") == 0) {
-    const char *type = json_object_get_string_member_with_default (config, "model_type", "");
-    g_free (a->targets);
-    a->targets = g_strdup (strcmp (type, "gpt2") == 0 ? "c_attn" : "q_proj,v_proj");
-  }
-  g_autoptr (GRand) rand = g_rand_new_with_seed_array ((const guint32[]) { (guint32) seed, (guint32) (seed >> 32) }, 2);
+  char *targets = cria_adapter_resolve_targets (a->targets, config);
+  g_free (a->targets);
+  a->targets = targets;
+  g_autoptr (GRand) rand = g_rand_new_with_seed_array ((const guint32[]){ (guint32) seed, (guint32) (seed >> 32) }, 2);
   for (guint i = 0; i < n_entries; i++) {
     CriaAdapterEntry *e = &entries[i];
     if (!e->linear || !g_str_has_suffix (e->name, ".weight") || e->tensor->n_dims != 2)
@@ -184,17 +175,17 @@ ada_attach (gpointer self, CriaAdapterEntry *entries, guint n_entries, JsonObjec
       continue;
     AdaLayer *l = g_new0 (AdaLayer, 1);
     l->module = g_steal_pointer (&module);
-    l->key_a = g_strconcat (PEFT_PREFIX, l->module, ".lora_A", NULL);
-    l->key_e = g_strconcat (PEFT_PREFIX, l->module, ".lora_E", NULL);
-    l->key_b = g_strconcat (PEFT_PREFIX, l->module, ".lora_B", NULL);
+    l->key_a = g_strconcat (CRIA_ADAPTER_PEFT_PREFIX, l->module, ".lora_A", NULL);
+    l->key_e = g_strconcat (CRIA_ADAPTER_PEFT_PREFIX, l->module, ".lora_E", NULL);
+    l->key_b = g_strconcat (CRIA_ADAPTER_PEFT_PREFIX, l->module, ".lora_B", NULL);
     l->pattern_key = g_strconcat (l->module, ".lora_E.default", NULL);
     g_ptr_array_add (a->layers, l);
     gint64 r = module_rank (a, l->pattern_key, error);
     if (r < 0)
       return FALSE;
-    l->q = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]) { r, e->tensor->shape[1] });
-    l->e = cria_tensor_new (CRIA_DTYPE_F32, 1, (gint64[]) { r });
-    l->p = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]) { e->tensor->shape[0], r });
+    l->q = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]){ r, e->tensor->shape[1] });
+    l->e = cria_tensor_new (CRIA_DTYPE_F32, 1, (gint64[]){ r });
+    l->p = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]){ e->tensor->shape[0], r });
     l->seed = seed ^ ((guint64) a->layers->len * 0x9e3779b97f4a7c15ull);
     init_normal (l->q, rand);
     init_normal (l->p, rand);
@@ -261,8 +252,8 @@ modules_of (Ada *a, const CriaAdapterStep *step)
   CriaAdaloraModule *m = g_new0 (CriaAdaloraModule, a->layers->len);
   for (guint i = 0; i < a->layers->len; i++) {
     AdaLayer *l = g_ptr_array_index (a->layers, i);
-    m[i] = (CriaAdaloraModule) { l->module, l->p->shape[0], l->q->shape[1], l->e->shape[0], l->p->data, l->e->data,
-                                 l->q->data };
+    m[i] = (CriaAdaloraModule){ l->module,  l->p->shape[0], l->q->shape[1], l->e->shape[0],
+                                l->p->data, l->e->data,     l->q->data };
     if (step) {
       m[i].dQ = step->grads[3 * i];
       m[i].dE = step->grads[3 * i + 1];
@@ -286,6 +277,168 @@ ada_regularize (gpointer self, const CriaAdapterStep *step)
   return cria_adalora_orth_reg (m, a->layers->len, a->orth_w, dp, dq);
 }
 
+/* ---- checkpoint state: what the allocator learnt, so that a resumed run
+ * allocates as the uninterrupted one. Per module its kept ranks and the
+ * importance averages of P, E and Q (Ibar and U, PEFT's exp_avg_ipt and
+ * exp_avg_unc) as base64 of little-endian f32: exact, and a third of the
+ * size of decimal text. */
+
+static const char *const part_names[] = { "lora_B", "lora_E", "lora_A" }; /* P, E, Q: cria-adalora.h's parts */
+
+static char *
+encode_f32 (const float *v, gsize n)
+{
+  g_autofree guint32 *le = g_new (guint32, MAX (n, 1));
+  for (gsize i = 0; i < n; i++) {
+    guint32 bits;
+    memcpy (&bits, &v[i], 4);
+    le[i] = GUINT32_TO_LE (bits);
+  }
+  return g_base64_encode ((const guchar *) le, n * 4);
+}
+
+static gboolean
+decode_f32 (const char *text, float *v, gsize n)
+{
+  gsize len = 0;
+  g_autofree guchar *raw = g_base64_decode (text, &len);
+  if (len != n * 4)
+    return FALSE;
+  for (gsize i = 0; v && i < n; i++) {
+    guint32 bits;
+    memcpy (&bits, raw + 4 * i, 4);
+    bits = GUINT32_FROM_LE (bits);
+    memcpy (&v[i], &bits, 4);
+  }
+  return TRUE;
+}
+
+static JsonNode *
+ada_save_state (gpointer self)
+{
+  Ada *a = self;
+  if (!a->alloc)
+    return a->resumed ? json_node_copy (a->resumed) : NULL;
+  JsonObject *o = json_object_new ();
+  json_object_set_int_member (o, "total_step", a->ac.total_step);
+  json_object_set_boolean_member (o, "final", a->final);
+  JsonArray *mods = json_array_new ();
+  for (guint i = 0; i < a->layers->len; i++) {
+    AdaLayer *l = g_ptr_array_index (a->layers, i);
+    JsonObject *m = json_object_new ();
+    json_object_set_string_member (m, "module", l->module);
+    JsonArray *kept = json_array_new ();
+    const gboolean *flags = cria_adalora_rank_pattern (a->alloc, i, NULL);
+    for (gint64 j = 0; j < l->e->shape[0]; j++)
+      json_array_add_boolean_element (kept, flags[j]);
+    json_object_set_array_member (m, "kept", kept);
+    for (int part = 0; part < 3; part++)
+      for (int unc = 0; unc < 2; unc++) {
+        gsize n = 0;
+        const float *v = cria_adalora_importance (a->alloc, i, part, unc, &n);
+        g_autofree char *key = g_strconcat (unc ? "exp_avg_unc." : "exp_avg_ipt.", part_names[part], NULL);
+        g_autofree char *text = encode_f32 (v, n);
+        json_object_set_string_member (m, key, text);
+      }
+    json_array_add_object_element (mods, m);
+  }
+  json_object_set_array_member (o, "modules", mods);
+  JsonNode *node = json_node_new (JSON_NODE_OBJECT);
+  json_node_take_object (node, o);
+  return node;
+}
+
+/* Member `name` of `o` when it is of that type (a value of `value_type`), else NULL. */
+static JsonNode *
+member (JsonObject *o, const char *name, JsonNodeType type, GType value_type)
+{
+  JsonNode *n = o ? json_object_get_member (o, name) : NULL;
+  if (!n || JSON_NODE_TYPE (n) != type || (type == JSON_NODE_VALUE && json_node_get_value_type (n) != value_type))
+    return NULL;
+  return n;
+}
+
+static gboolean
+read_kept (JsonNode *node, gboolean *kept, gint64 r)
+{
+  JsonArray *arr = node ? json_node_get_array (node) : NULL;
+  if (!arr || json_array_get_length (arr) != (guint) r)
+    return FALSE;
+  for (gint64 j = 0; j < r; j++) {
+    JsonNode *e = json_array_get_element (arr, (guint) j);
+    if (!JSON_NODE_HOLDS_VALUE (e) || json_node_get_value_type (e) != G_TYPE_BOOLEAN)
+      return FALSE;
+    kept[j] = json_node_get_boolean (e);
+  }
+  return TRUE;
+}
+
+/* Checks a checkpoint's state against the layers and, unless `dry`, loads
+ * it into the allocator. */
+static gboolean
+apply_state (Ada *a, JsonObject *o, gboolean dry, GError **error)
+{
+  JsonNode *mods = member (o, "modules", JSON_NODE_ARRAY, G_TYPE_INVALID);
+  if (!mods || json_array_get_length (json_node_get_array (mods)) != a->layers->len) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "adalora: modules does not hold the %u adapted layers",
+                 a->layers->len);
+    return FALSE;
+  }
+  JsonNode *total = member (o, "total_step", JSON_NODE_VALUE, G_TYPE_INT64);
+  if (!total || (!dry && json_node_get_int (total) != a->ac.total_step)) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                 "adalora: total_step of the resumed state is not the run's %d", a->ac.total_step);
+    return FALSE;
+  }
+  for (guint i = 0; i < a->layers->len; i++) {
+    AdaLayer *l = g_ptr_array_index (a->layers, i);
+    JsonNode *mn = json_array_get_element (json_node_get_array (mods), i);
+    JsonObject *m = JSON_NODE_HOLDS_OBJECT (mn) ? json_node_get_object (mn) : NULL;
+    JsonNode *name = member (m, "module", JSON_NODE_VALUE, G_TYPE_STRING);
+    gint64 r = l->e->shape[0];
+    g_autofree gboolean *kept = g_new (gboolean, r);
+    if (!name || strcmp (json_node_get_string (name), l->module) != 0 ||
+        !read_kept (member (m, "kept", JSON_NODE_ARRAY, G_TYPE_INVALID), kept, r)) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                   "adalora: modules[%u] is not %s with %" G_GINT64_FORMAT " booleans in kept", i, l->module, r);
+      return FALSE;
+    }
+    if (!dry)
+      cria_adalora_set_rank_pattern (a->alloc, i, kept);
+    gint64 sizes[3] = { l->p->shape[0] * r, r, r * l->q->shape[1] };
+    for (int part = 0; part < 3; part++)
+      for (int unc = 0; unc < 2; unc++) {
+        g_autofree char *key = g_strconcat (unc ? "exp_avg_unc." : "exp_avg_ipt.", part_names[part], NULL);
+        gsize n = (gsize) sizes[part];
+        float *dst = dry ? NULL : cria_adalora_importance (a->alloc, i, part, unc, &n);
+        JsonNode *text = member (m, key, JSON_NODE_VALUE, G_TYPE_STRING);
+        if (!text || !decode_f32 (json_node_get_string (text), dst, n)) {
+          g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                       "adalora: modules[%u].%s is not %" G_GSIZE_FORMAT " f32 values in base64", i, key, n);
+          return FALSE;
+        }
+      }
+  }
+  return TRUE;
+}
+
+static gboolean
+ada_load_state (gpointer self, JsonNode *state, GError **error)
+{
+  Ada *a = self;
+  JsonObject *o = JSON_NODE_HOLDS_OBJECT (state) ? json_node_get_object (state) : NULL;
+  if (!o || !apply_state (a, o, TRUE, error)) {
+    if (!o)
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "adalora: not an object");
+    return FALSE;
+  }
+  JsonNode *final = member (o, "final", JSON_NODE_VALUE, G_TYPE_BOOLEAN);
+  a->final = final && json_node_get_boolean (final);
+  g_clear_pointer (&a->resumed, json_node_unref);
+  a->resumed = json_node_copy (state);
+  return TRUE;
+}
+
 /* After the optimizer step, while the gradients are still there. */
 static gboolean
 ada_after_step (gpointer self, const CriaAdapterStep *step, GError **error)
@@ -300,24 +453,15 @@ ada_after_step (gpointer self, const CriaAdapterStep *step, GError **error)
       g_prefix_error (error, "adalora: ");
       return FALSE;
     }
+    if (a->resumed && !apply_state (a, json_node_get_object (a->resumed), FALSE, error))
+      return FALSE;
+    g_clear_pointer (&a->resumed, json_node_unref);
   }
   gint64 budget = 0;
   cria_adalora_step (a->alloc, (int) step->step, &budget);
   if (step->step >= a->ac.total_step - a->ac.tfinal)
     a->final = TRUE;
   return TRUE;
-}
-
-static void
-add_weight (GArray *weights, const char *key, const float *data, int n_dims, gint64 d0, gint64 d1)
-{
-  CriaWeight w = { .name = key, .dtype = CRIA_DTYPE_F32, .n_dims = (guint) n_dims };
-  w.shape[0] = d0;
-  w.shape[1] = d1;
-  w.n_elements = d0 * d1;
-  w.data = data;
-  w.n_bytes = (gsize) w.n_elements * sizeof (float);
-  g_array_append_val (weights, w);
 }
 
 /* Q, E and P of a layer, keeping the ranks `keep` says (all when NULL);
@@ -328,7 +472,7 @@ save_layer (AdaLayer *l, const gboolean *keep, GPtrArray *store, GArray *weights
   gint64 r = l->e->shape[0], in = l->q->shape[1], out = l->p->shape[0], k = 0;
   for (gint64 j = 0; j < r; j++)
     k += !keep || keep[j];
-  float *q = g_new (float, k * in), *e = g_new (float, k), *p = g_new (float, out * k);
+  float *q = g_new (float, k *in), *e = g_new (float, k), *p = g_new (float, out *k);
   const float *sq = l->q->data, *se = l->e->data, *sp = l->p->data;
   for (gint64 j = 0, c = 0; j < r; j++) {
     if (keep && !keep[j])
@@ -342,24 +486,9 @@ save_layer (AdaLayer *l, const gboolean *keep, GPtrArray *store, GArray *weights
   g_ptr_array_add (store, q);
   g_ptr_array_add (store, e);
   g_ptr_array_add (store, p);
-  add_weight (weights, l->key_a, q, 2, k, in);
-  add_weight (weights, l->key_b, p, 2, out, k);
-  add_weight (weights, l->key_e, e, 2, k, 1);
-}
-
-static void
-set_targets (JsonObject *config, const char *targets, GRegex *regex)
-{
-  if (regex || strcmp (targets, "all-linear") == 0) {
-    json_object_set_string_member (config, "target_modules", targets);
-    return;
-  }
-  JsonArray *names = json_array_new ();
-  g_auto (GStrv) parts = g_strsplit (targets, ",", -1);
-  for (guint i = 0; parts[i]; i++)
-    if (*g_strstrip (parts[i]))
-      json_array_add_string_element (names, parts[i]);
-  json_object_set_array_member (config, "target_modules", names);
+  cria_adapter_add_weight (weights, l->key_a, q, 2, (gint64[]){ k, in });
+  cria_adapter_add_weight (weights, l->key_b, p, 2, (gint64[]){ out, k });
+  cria_adapter_add_weight (weights, l->key_e, e, 2, (gint64[]){ k, 1 });
 }
 
 static gboolean
@@ -370,7 +499,7 @@ ada_save (gpointer self, JsonObject *config, GArray *weights, GError **error)
   json_object_set_int_member (config, "r", 8); /* LoraConfig's r, which AdaLoRA ignores */
   json_object_set_double_member (config, "lora_alpha", a->alpha);
   json_object_set_double_member (config, "lora_dropout", a->dropout);
-  set_targets (config, a->targets, a->regex);
+  cria_adapter_config_set_targets (config, a->targets, a->regex);
   json_object_set_string_member (config, "bias", "none");
   json_object_set_boolean_member (config, "fan_in_fan_out", a->fan_in_fan_out);
   json_object_set_boolean_member (config, "init_lora_weights", TRUE);
@@ -410,78 +539,27 @@ ada_save (gpointer self, JsonObject *config, GArray *weights, GError **error)
 }
 
 static gboolean
-config_int (JsonObject *config, const char *field, const char *file, gint64 lo, gint64 *value, GError **error)
-{
-  JsonNode *n = json_object_get_member (config, field);
-  if (!n || JSON_NODE_HOLDS_NULL (n))
-    return TRUE;
-  if (json_node_get_value_type (n) != G_TYPE_INT64 || json_node_get_int (n) < lo || json_node_get_int (n) > G_MAXINT) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: field %s: not an integer >= %" G_GINT64_FORMAT, file,
-                 field, lo);
-    return FALSE;
-  }
-  *value = json_node_get_int (n);
-  return TRUE;
-}
-
-static gboolean
-config_double (JsonObject *config, const char *field, const char *file, double *value, GError **error)
-{
-  JsonNode *n = json_object_get_member (config, field);
-  if (!n || JSON_NODE_HOLDS_NULL (n))
-    return TRUE;
-  GType t = json_node_get_value_type (n);
-  if (t != G_TYPE_INT64 && t != G_TYPE_DOUBLE) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: field %s: not a number", file, field);
-    return FALSE;
-  }
-  *value = json_node_get_double (n);
-  return TRUE;
-}
-
-static gboolean
 ada_configure (gpointer self, JsonObject *config, const char *file, GError **error)
 {
   Ada *a = self;
   gint64 init_r = a->init_r, target_r = a->ac.target_r, tinit = a->ac.tinit, tfinal = a->ac.tfinal,
          delta_t = a->ac.delta_t, total = a->ac.total_step;
-  if (!config_int (config, "init_r", file, 1, &init_r, error) || !config_int (config, "target_r", file, 1, &target_r, error)
-      || !config_int (config, "tinit", file, 0, &tinit, error) || !config_int (config, "tfinal", file, 0, &tfinal, error)
-      || !config_int (config, "deltaT", file, 1, &delta_t, error)
-      || !config_int (config, "total_step", file, 0, &total, error)
-      || !config_double (config, "lora_alpha", file, &a->alpha, error)
-      || !config_double (config, "lora_dropout", file, &a->dropout, error)
-      || !config_double (config, "beta1", file, &a->ac.beta1, error)
-      || !config_double (config, "beta2", file, &a->ac.beta2, error)
-      || !config_double (config, "orth_reg_weight", file, &a->orth_w, error))
+  if (!cria_adapter_config_get_int (config, "init_r", file, 1, G_MAXINT, &init_r, error) ||
+      !cria_adapter_config_get_int (config, "target_r", file, 1, G_MAXINT, &target_r, error) ||
+      !cria_adapter_config_get_int (config, "tinit", file, 0, G_MAXINT, &tinit, error) ||
+      !cria_adapter_config_get_int (config, "tfinal", file, 0, G_MAXINT, &tfinal, error) ||
+      !cria_adapter_config_get_int (config, "deltaT", file, 1, G_MAXINT, &delta_t, error) ||
+      !cria_adapter_config_get_int (config, "total_step", file, 0, G_MAXINT, &total, error) ||
+      !cria_adapter_config_get_double (config, "lora_alpha", file, &a->alpha, error) ||
+      !cria_adapter_config_get_double (config, "lora_dropout", file, &a->dropout, error) ||
+      !cria_adapter_config_get_double (config, "beta1", file, &a->ac.beta1, error) ||
+      !cria_adapter_config_get_double (config, "beta2", file, &a->ac.beta2, error) ||
+      !cria_adapter_config_get_double (config, "orth_reg_weight", file, &a->orth_w, error) ||
+      !cria_adapter_config_get_targets (config, file, &a->targets, &a->regex, error))
     return FALSE;
   a->init_r = init_r;
-  a->ac = (CriaAdaloraConfig) { (int) target_r, (int) tinit, (int) tfinal, (int) delta_t, (int) total, a->ac.beta1,
-                                a->ac.beta2 };
-  JsonNode *t = json_object_get_member (config, "target_modules");
-  if (t && JSON_NODE_HOLDS_ARRAY (t)) {
-    g_autoptr (GString) joined = g_string_new (NULL);
-    JsonArray *arr = json_node_get_array (t);
-    for (guint i = 0; i < json_array_get_length (arr); i++) {
-      if (json_node_get_value_type (json_array_get_element (arr, i)) != G_TYPE_STRING) {
-        g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: field target_modules[%u]: not a string", file, i);
-        return FALSE;
-      }
-      g_string_append_printf (joined, "%s%s", i ? "," : "", json_array_get_string_element (arr, i));
-    }
-    g_free (a->targets);
-    a->targets = g_string_free (g_steal_pointer (&joined), FALSE);
-    g_clear_pointer (&a->regex, g_regex_unref);
-  } else if (t && json_node_get_value_type (t) == G_TYPE_STRING) {
-    g_free (a->targets);
-    a->targets = g_strdup (json_node_get_string (t));
-    g_clear_pointer (&a->regex, g_regex_unref);
-    a->regex = cria_adapter_target_regex (a->targets, error);
-    if (!a->regex && error && *error) {
-      g_prefix_error (error, "%s: field target_modules: ", file);
-      return FALSE;
-    }
-  }
+  a->ac = (CriaAdaloraConfig){ (int) target_r, (int) tinit, (int) tfinal, (int) delta_t,
+                               (int) total,    a->ac.beta1, a->ac.beta2 };
   JsonNode *rp = json_object_get_member (config, "rank_pattern");
   if (rp && JSON_NODE_HOLDS_OBJECT (rp))
     a->loaded_pattern = json_object_ref (json_node_get_object (rp));
@@ -493,36 +571,15 @@ ada_configure (gpointer self, JsonObject *config, const char *file, GError **err
 }
 
 static gboolean
-copy_in (CriaSafetensors *st, const char *key, CriaTensor *dst, gint64 d0, gint64 d1, GError **error)
-{
-  const CriaWeight *w = cria_safetensors_lookup (st, key);
-  if (!w) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_NOT_FOUND, "tensor %s is missing", key);
-    return FALSE;
-  }
-  if (w->n_dims != 2 || w->shape[0] != d0 || w->shape[1] != d1) {
-    g_autofree char *have = cria_weight_shape_string (w);
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                 "tensor %s is %s, the model needs [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]", key, have, d0, d1);
-    return FALSE;
-  }
-  if (w->dtype != CRIA_DTYPE_F32 && w->dtype != CRIA_DTYPE_BF16 && w->dtype != CRIA_DTYPE_F16) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, "tensor %s is not f32, bf16 or f16", key);
-    return FALSE;
-  }
-  cria_convert_to_f32 (w->dtype, w->data, dst->data, (gsize) w->n_elements);
-  return TRUE;
-}
-
-static gboolean
 ada_load (gpointer self, CriaSafetensors *st, GError **error)
 {
   Ada *a = self;
   for (guint i = 0; i < a->layers->len; i++) {
     AdaLayer *l = g_ptr_array_index (a->layers, i);
     gint64 r = l->e->shape[0];
-    if (!copy_in (st, l->key_a, l->q, r, l->q->shape[1], error) || !copy_in (st, l->key_e, l->e, r, 1, error)
-        || !copy_in (st, l->key_b, l->p, l->p->shape[0], r, error))
+    if (!cria_adapter_copy_in (st, l->key_a, l->q, 2, l->q->shape, error) ||
+        !cria_adapter_copy_in (st, l->key_e, l->e, 2, (gint64[]){ r, 1 }, error) ||
+        !cria_adapter_copy_in (st, l->key_b, l->p, 2, l->p->shape, error))
       return FALSE;
   }
   if (cria_safetensors_get_n_weights (st) != 3 * a->layers->len) {
@@ -542,25 +599,13 @@ ada_merge (gpointer self, CriaAdapterEntry *entries, guint n_entries, GError **e
   for (guint i = 0; i < a->layers->len; i++) {
     AdaLayer *l = g_ptr_array_index (a->layers, i);
     g_autofree char *wname = g_strconcat (l->module, ".weight", NULL);
-    CriaAdapterEntry *e = NULL;
-    for (guint j = 0; j < n_entries && !e; j++)
-      if (strcmp (entries[j].name, wname) == 0)
-        e = &entries[j];
+    CriaAdapterEntry *e = cria_adapter_find_entry (entries, n_entries, wname);
     if (!e || e->tensor->dtype != CRIA_DTYPE_F32) {
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_NOT_FOUND, "adalora: merge needs an f32 %s", wname);
       return FALSE;
     }
-    gint64 out = l->p->shape[0], in = l->q->shape[1], r = l->e->shape[0];
-    double s = ada_scale (a, l);
-    float *w = e->tensor->data;
-    const float *q = l->q->data, *ev = l->e->data, *p = l->p->data;
-    for (gint64 o = 0; o < out; o++)
-      for (gint64 k = 0; k < in; k++) {
-        double acc = 0;
-        for (gint64 j = 0; j < r; j++)
-          acc += (double) p[o * r + j] * ev[j] * q[j * in + k];
-        w[o * in + k] += (float) (s * acc);
-      }
+    cria_adapter_add_low_rank (e->tensor->data, l->p->shape[0], l->q->shape[1], l->e->shape[0], l->p->data, l->e->data,
+                               l->q->data, ada_scale (a, l));
   }
   return TRUE;
 }
@@ -577,6 +622,8 @@ static const CriaAdapterVTable adalora_vtable = {
   .after_step = ada_after_step,
   .save = ada_save,
   .configure = ada_configure,
+  .save_state = ada_save_state,
+  .load_state = ada_load_state,
   .load = ada_load,
   .merge = ada_merge,
 };

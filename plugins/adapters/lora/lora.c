@@ -27,8 +27,6 @@
 #include <cria/cria.h>
 #include <cria/cria-adapter.h>
 
-#define PEFT_PREFIX "base_model.model."
-
 static const CriaPropSpec lora_props[] = {
   { "r", CRIA_PROP_INT, "8", 1, 4096, NULL, "rank of the update B A of each targeted layer" },
   { "alpha", CRIA_PROP_DOUBLE, "16", 0, 1e6, NULL,
@@ -159,16 +157,6 @@ module_of (const char *name, const char *suffix)
   return g_str_has_suffix (name, suffix) ? g_strndup (name, strlen (name) - strlen (suffix)) : NULL;
 }
 
-/* Box-Muller on GRand's doubles: the same numbers for the same seed everywhere. */
-static float
-gaussian (GRand *rand)
-{
-  double u1 = g_rand_double (rand), u2 = g_rand_double (rand);
-  if (u1 < 1e-300)
-    u1 = 1e-300;
-  return (float) (sqrt (-2.0 * log (u1)) * cos (2.0 * G_PI * u2));
-}
-
 static void
 init_a (Lora *l, CriaTensor *a, GRand *rand)
 {
@@ -176,7 +164,8 @@ init_a (Lora *l, CriaTensor *a, GRand *rand)
   gint64 in = a->shape[1];
   double bound = 1.0 / sqrt ((double) in);
   for (gint64 i = 0; i < cria_tensor_numel (a); i++)
-    d[i] = l->gaussian ? gaussian (rand) / (float) l->r : (float) g_rand_double_range (rand, -bound, bound);
+    d[i] = l->gaussian ? cria_adapter_gaussian (rand) / (float) l->r
+                       : (float) g_rand_double_range (rand, -bound, bound);
 }
 
 static TrainedBias *
@@ -184,7 +173,7 @@ train_bias (Lora *l, CriaAdapterEntry *e)
 {
   TrainedBias *b = g_new0 (TrainedBias, 1);
   b->name = g_strdup (e->name);
-  b->key = g_strconcat (PEFT_PREFIX, e->name, NULL);
+  b->key = g_strconcat (CRIA_ADAPTER_PEFT_PREFIX, e->name, NULL);
   b->value = cria_tensor_to_f32 (e->tensor);
   e->replacement = b->value;
   e->replacement_trainable = TRUE;
@@ -197,11 +186,9 @@ lora_attach (gpointer self, CriaAdapterEntry *entries, guint n_entries, JsonObje
              GError **error)
 {
   Lora *l = self;
-  if (strcmp (l->targets, "auto") == 0) {
-    const char *type = json_object_get_string_member_with_default (config, "model_type", "");
-    g_free (l->targets);
-    l->targets = g_strdup (strcmp (type, "gpt2") == 0 ? "c_attn" : "q_proj,v_proj");
-  }
+  char *targets = cria_adapter_resolve_targets (l->targets, config);
+  g_free (l->targets);
+  l->targets = targets;
   g_autoptr (GRand) rand = g_rand_new_with_seed_array ((const guint32[]){ (guint32) seed, (guint32) (seed >> 32) }, 2);
   for (guint i = 0; i < n_entries; i++) {
     CriaAdapterEntry *e = &entries[i];
@@ -214,8 +201,8 @@ lora_attach (gpointer self, CriaAdapterEntry *entries, guint n_entries, JsonObje
     }
     LoraLayer *layer = g_new0 (LoraLayer, 1);
     layer->module = g_steal_pointer (&module);
-    layer->key_a = g_strconcat (PEFT_PREFIX, layer->module, ".lora_A.weight", NULL);
-    layer->key_b = g_strconcat (PEFT_PREFIX, layer->module, ".lora_B.weight", NULL);
+    layer->key_a = g_strconcat (CRIA_ADAPTER_PEFT_PREFIX, layer->module, ".lora_A.weight", NULL);
+    layer->key_b = g_strconcat (CRIA_ADAPTER_PEFT_PREFIX, layer->module, ".lora_B.weight", NULL);
     layer->a = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]){ l->r, e->tensor->shape[1] });
     layer->b = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]){ e->tensor->shape[0], l->r });
     layer->seed = seed ^ ((guint64) (l->layers->len + 1) * 0x9e3779b97f4a7c15ull);
@@ -291,15 +278,9 @@ lora_set_training (gpointer self, gboolean training, guint64 step_seed)
 }
 
 static void
-add_weight (GArray *weights, const char *key, CriaTensor *t)
+save_tensor (GArray *weights, const char *key, CriaTensor *t)
 {
-  CriaWeight w = { .name = key, .dtype = CRIA_DTYPE_F32, .n_dims = (guint) t->n_dims };
-  for (int d = 0; d < t->n_dims; d++)
-    w.shape[d] = t->shape[d];
-  w.n_elements = cria_tensor_numel (t);
-  w.data = t->data;
-  w.n_bytes = cria_tensor_nbytes (t);
-  g_array_append_val (weights, w);
+  cria_adapter_add_weight (weights, key, t->data, (guint) t->n_dims, t->shape);
 }
 
 static gboolean
@@ -310,16 +291,7 @@ lora_save (gpointer self, JsonObject *config, GArray *weights, GError **error)
   json_object_set_int_member (config, "r", l->r);
   json_object_set_double_member (config, "lora_alpha", l->alpha);
   json_object_set_double_member (config, "lora_dropout", l->dropout);
-  if (l->regex || strcmp (l->targets, "all-linear") == 0) {
-    json_object_set_string_member (config, "target_modules", l->targets);
-  } else {
-    JsonArray *names = json_array_new ();
-    g_auto (GStrv) parts = g_strsplit (l->targets, ",", -1);
-    for (guint i = 0; parts[i]; i++)
-      if (*g_strstrip (parts[i]))
-        json_array_add_string_element (names, parts[i]);
-    json_object_set_array_member (config, "target_modules", names);
-  }
+  cria_adapter_config_set_targets (config, l->targets, l->regex);
   json_object_set_string_member (config, "bias", bias_names[l->bias]);
   json_object_set_boolean_member (config, "fan_in_fan_out", l->fan_in_fan_out);
   json_object_set_boolean_member (config, "use_rslora", l->rslora);
@@ -335,68 +307,13 @@ lora_save (gpointer self, JsonObject *config, GArray *weights, GError **error)
   json_object_set_boolean_member (config, "use_dora", FALSE);
   for (guint i = 0; i < l->layers->len; i++) {
     LoraLayer *layer = g_ptr_array_index (l->layers, i);
-    add_weight (weights, layer->key_a, layer->a);
-    add_weight (weights, layer->key_b, layer->b);
+    save_tensor (weights, layer->key_a, layer->a);
+    save_tensor (weights, layer->key_b, layer->b);
   }
   for (guint i = 0; i < l->biases->len; i++) {
     TrainedBias *b = g_ptr_array_index (l->biases, i);
-    add_weight (weights, b->key, b->value);
+    save_tensor (weights, b->key, b->value);
   }
-  return TRUE;
-}
-
-static gboolean
-config_number (JsonObject *config, const char *field, const char *file, double *value, GError **error)
-{
-  JsonNode *n = json_object_get_member (config, field);
-  if (!n)
-    return TRUE;
-  GType t = json_node_get_value_type (n);
-  if (t != G_TYPE_INT64 && t != G_TYPE_DOUBLE) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: field %s: not a number", file, field);
-    return FALSE;
-  }
-  *value = json_node_get_double (n);
-  return TRUE;
-}
-
-static gboolean
-config_targets (Lora *l, JsonObject *config, const char *file, GError **error)
-{
-  JsonNode *n = json_object_get_member (config, "target_modules");
-  if (!n || JSON_NODE_HOLDS_NULL (n))
-    return TRUE;
-  g_autofree char *targets = NULL;
-  if (JSON_NODE_HOLDS_ARRAY (n)) {
-    JsonArray *a = json_node_get_array (n);
-    g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
-    for (guint i = 0; i < json_array_get_length (a); i++) {
-      JsonNode *e = json_array_get_element (a, i);
-      if (json_node_get_value_type (e) != G_TYPE_STRING) {
-        g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: field target_modules[%u]: not a string", file, i);
-        return FALSE;
-      }
-      g_strv_builder_add (b, json_node_get_string (e));
-    }
-    g_auto (GStrv) names = g_strv_builder_end (b);
-    targets = g_strjoinv (",", names);
-    g_clear_pointer (&l->regex, g_regex_unref);
-  } else if (json_node_get_value_type (n) == G_TYPE_STRING) {
-    targets = g_strdup (json_node_get_string (n));
-    g_clear_pointer (&l->regex, g_regex_unref);
-    GError *re_error = NULL;
-    l->regex = cria_adapter_target_regex (targets, &re_error);
-    if (re_error) {
-      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: field target_modules: %s", file, re_error->message);
-      g_error_free (re_error);
-      return FALSE;
-    }
-  } else {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: field target_modules: not a list or a string", file);
-    return FALSE;
-  }
-  g_free (l->targets);
-  l->targets = g_steal_pointer (&targets);
   return TRUE;
 }
 
@@ -404,15 +321,11 @@ static gboolean
 lora_configure (gpointer self, JsonObject *config, const char *file, GError **error)
 {
   Lora *l = self;
-  double r = (double) l->r;
-  if (!config_number (config, "r", file, &r, error) || !config_number (config, "lora_alpha", file, &l->alpha, error) ||
-      !config_number (config, "lora_dropout", file, &l->dropout, error) || !config_targets (l, config, file, error))
+  if (!cria_adapter_config_get_int (config, "r", file, 1, 4096, &l->r, error) ||
+      !cria_adapter_config_get_double (config, "lora_alpha", file, &l->alpha, error) ||
+      !cria_adapter_config_get_double (config, "lora_dropout", file, &l->dropout, error) ||
+      !cria_adapter_config_get_targets (config, file, &l->targets, &l->regex, error))
     return FALSE;
-  if (r < 1 || r > 4096 || r != floor (r)) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: field r: %g is not a rank in [1, 4096]", file, r);
-    return FALSE;
-  }
-  l->r = (gint64) r;
   const char *bias = json_object_get_string_member_with_default (config, "bias", "none");
   guint i;
   for (i = 0; i < G_N_ELEMENTS (bias_names) && strcmp (bias, bias_names[i]) != 0; i++)
@@ -442,29 +355,9 @@ lora_configure (gpointer self, JsonObject *config, const char *file, GError **er
 }
 
 static gboolean
-copy_in (CriaSafetensors *st, const char *key, CriaTensor *dst, GError **error)
+load_tensor (CriaSafetensors *st, const char *key, CriaTensor *dst, GError **error)
 {
-  const CriaWeight *w = cria_safetensors_lookup (st, key);
-  if (!w) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_NOT_FOUND, "tensor %s is missing", key);
-    return FALSE;
-  }
-  gboolean shape_ok = w->n_dims == (guint) dst->n_dims;
-  for (guint d = 0; shape_ok && d < w->n_dims; d++)
-    shape_ok = w->shape[d] == dst->shape[d];
-  if (!shape_ok) {
-    g_autofree char *have = cria_weight_shape_string (w);
-    g_autofree char *want = cria_shape_to_string (dst->n_dims, dst->shape);
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "tensor %s is %s, the model needs %s", key, have,
-                 want);
-    return FALSE;
-  }
-  if (w->dtype != CRIA_DTYPE_F32 && w->dtype != CRIA_DTYPE_BF16 && w->dtype != CRIA_DTYPE_F16) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, "tensor %s is not f32, bf16 or f16", key);
-    return FALSE;
-  }
-  cria_convert_to_f32 (w->dtype, w->data, dst->data, (gsize) w->n_elements);
-  return TRUE;
+  return cria_adapter_copy_in (st, key, dst, (guint) dst->n_dims, dst->shape, error);
 }
 
 static gboolean
@@ -474,14 +367,14 @@ lora_load (gpointer self, CriaSafetensors *st, GError **error)
   g_autoptr (GHashTable) known = g_hash_table_new (g_str_hash, g_str_equal);
   for (guint i = 0; i < l->layers->len; i++) {
     LoraLayer *layer = g_ptr_array_index (l->layers, i);
-    if (!copy_in (st, layer->key_a, layer->a, error) || !copy_in (st, layer->key_b, layer->b, error))
+    if (!load_tensor (st, layer->key_a, layer->a, error) || !load_tensor (st, layer->key_b, layer->b, error))
       return FALSE;
     g_hash_table_add (known, layer->key_a);
     g_hash_table_add (known, layer->key_b);
   }
   for (guint i = 0; i < l->biases->len; i++) {
     TrainedBias *b = g_ptr_array_index (l->biases, i);
-    if (!copy_in (st, b->key, b->value, error))
+    if (!load_tensor (st, b->key, b->value, error))
       return FALSE;
     g_hash_table_add (known, b->key);
   }
@@ -496,15 +389,6 @@ lora_load (gpointer self, CriaSafetensors *st, GError **error)
   return TRUE;
 }
 
-static CriaAdapterEntry *
-find_entry (CriaAdapterEntry *entries, guint n, const char *name)
-{
-  for (guint i = 0; i < n; i++)
-    if (strcmp (entries[i].name, name) == 0)
-      return &entries[i];
-  return NULL;
-}
-
 /* W += s B A, in double for each element's dot product over the rank. */
 static gboolean
 lora_merge (gpointer self, CriaAdapterEntry *entries, guint n_entries, GError **error)
@@ -515,25 +399,17 @@ lora_merge (gpointer self, CriaAdapterEntry *entries, guint n_entries, GError **
   for (guint i = 0; i < l->layers->len; i++) {
     LoraLayer *layer = g_ptr_array_index (l->layers, i);
     g_autofree char *wname = g_strconcat (layer->module, ".weight", NULL);
-    CriaAdapterEntry *e = find_entry (entries, n_entries, wname);
+    CriaAdapterEntry *e = cria_adapter_find_entry (entries, n_entries, wname);
     if (!e || e->tensor->dtype != CRIA_DTYPE_F32) {
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_NOT_FOUND, "lora: merge needs an f32 %s", wname);
       return FALSE;
     }
-    gint64 out = layer->b->shape[0], in = layer->a->shape[1], r = l->r;
-    float *w = e->tensor->data;
-    const float *a = layer->a->data, *b = layer->b->data;
-    for (gint64 o = 0; o < out; o++)
-      for (gint64 k = 0; k < in; k++) {
-        double acc = 0;
-        for (gint64 j = 0; j < r; j++)
-          acc += (double) b[o * r + j] * a[j * in + k];
-        w[o * in + k] += (float) (s * acc);
-      }
+    cria_adapter_add_low_rank (e->tensor->data, layer->b->shape[0], layer->a->shape[1], l->r, layer->b->data, NULL,
+                               layer->a->data, s);
   }
   for (guint i = 0; i < l->biases->len; i++) {
     TrainedBias *b = g_ptr_array_index (l->biases, i);
-    CriaAdapterEntry *e = find_entry (entries, n_entries, b->name);
+    CriaAdapterEntry *e = cria_adapter_find_entry (entries, n_entries, b->name);
     if (!e || e->tensor->dtype != CRIA_DTYPE_F32 || cria_tensor_numel (e->tensor) != cria_tensor_numel (b->value)) {
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_NOT_FOUND, "lora: merge needs an f32 %s", b->name);
       return FALSE;
@@ -544,10 +420,10 @@ lora_merge (gpointer self, CriaAdapterEntry *entries, guint n_entries, GError **
 }
 
 /* lora and qlora differ only in create (qlora quantizes the base at attach). */
-#define LORA_VTABLE(create_fn)                                                                                        \
+#define LORA_VTABLE(create_fn)                                                                                         \
   {                                                                                                                    \
     .peft_type = "LORA", .create = create_fn, .destroy = lora_destroy, .attach = lora_attach, .linear = lora_linear,   \
-    .list_params = lora_list_params, .set_training = lora_set_training, .save = lora_save,                            \
+    .list_params = lora_list_params, .set_training = lora_set_training, .save = lora_save,                             \
     .configure = lora_configure, .load = lora_load, .merge = lora_merge,                                               \
   }
 
