@@ -1,30 +1,54 @@
 #!/bin/sh
-# The quickstart the README's first command ends with (make quickstart).
-# Usage: quickstart.sh CRIA DATA_DIR [OUT_DIR]
-# Today it proves the plugins load and a record pipeline runs end to end; the
-# quickstart issue grows it into dataset -> LoRA fine-tuning -> before/after eval.
+# The quickstart the README's first command ends with (make quickstart):
+# build a small support-desk dataset with a record pipeline, fine-tune cria's
+# default demo model on it with LoRA, and show what it learned.
+#
+#   quickstart.sh CRIA SHARE_DIR [OUT_DIR] [THREADS]
+#
+# Everything lands in OUT_DIR (default cria-quickstart): the inputs copied
+# beside their outputs, the dataset, the adapter with its loss curve, and the
+# before/after evaluation.
 set -eu
 cria=$1
 share=$2
 out=${3:-cria-quickstart}
+threads=${4:-$(nproc 2>/dev/null || echo 2)}
+model=$share/default-model/model
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
+cd "$out"
+rm -rf adapter eval
+cp "$share/quickstart/support-desk.jsonl" "$share/quickstart/plans.json" "$share/quickstart/pipeline.json" .
 
-echo "== cria $("$cria" --version | cut -d' ' -f2-): the plugins it found"
-"$cria" inspect
+ask() {
+  "$cria" generate --model "$model" --prompt-format alpaca --threads "$threads" --max-new-tokens 40 "$@" \
+    "How much does the Pro plan cost?" "团队版有多少存储空间？"
+}
+
+echo "== 1. The dataset: hand-written records + templated facts, varied, deduplicated, split"
+"$cria" data "template location=plans.json ! jsonl location=plans.jsonl"
 echo
-echo "== building the support-desk dataset with a record pipeline (JSON form, cria-pipeline(5))"
-cd "$share/quickstart"
-# The pipeline file names its files relative to the directory it runs in.
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-sed "s|\"location\": \"dataset.jsonl\"|\"location\": \"$out/dataset.jsonl\"|" pipeline.json > "$tmp/pipeline.json"
-"$cria" data -f "$tmp/pipeline.json"
+echo "pipeline.json, written as a string (cria data --print):"
+"$cria" data --print -f pipeline.json
+"$cria" data -f pipeline.json
+echo "$(wc -l < train.jsonl) records to train on in train.jsonl, $(wc -l < eval.jsonl) held out in eval.jsonl"
 echo
-echo "== the same pipeline written as a string, for comparison"
-"$cria" data --print -f "$tmp/pipeline.json"
+echo "== 2. cria's demo model before fine-tuning ($model)"
+ask
 echo
-echo "== the first records of $out/dataset.jsonl"
-head -n 3 "$out/dataset.jsonl"
+echo "== 3. LoRA fine-tuning on train.jsonl"
+"$cria" train --model "$model" --data train.jsonl --format alpaca \
+  --adapter "lora r=16 alpha=32 target-modules=all-linear" --epochs 12 --lr 4e-3 --batch-size 8 \
+  --warmup-steps 10 --schedule cosine --threads "$threads" --seed 1 --out adapter
 echo
-echo "Done: the dataset is in $out/dataset.jsonl"
+echo "== 4. Before and after, on the held-out records (eval.jsonl)"
+"$cria" eval --model "$model" --adapter adapter --compare --data eval.jsonl --prompt-format alpaca \
+  --metrics rouge,bleu,perplexity --max-new-tokens 48 --threads "$threads" --out eval
+echo
+echo "== 5. The same questions, now with the adapter"
+ask --adapter adapter
+echo
+echo "Done. In $out:"
+echo "  train.jsonl, eval.jsonl    the dataset (from support-desk.jsonl, plans.json and pipeline.json)"
+echo "  adapter/                   the LoRA adapter (PEFT format), loss.png, train-log.jsonl, report.json"
+echo "  eval/                      predictions.jsonl, summary.json and summary.txt of the comparison"
