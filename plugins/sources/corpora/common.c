@@ -22,6 +22,7 @@ conv_destroy (gpointer data)
   cria_rows_free (self->rows);
   if (self->document)
     json_node_unref (self->document);
+  cria_json_doc_free (self->doc);
   g_queue_clear_full (&self->pending, (GDestroyNotify) cria_record_free);
   if (self->data_free)
     self->data_free (self->data);
@@ -77,6 +78,18 @@ conv_new_document (const CriaProps *props, CriaContext *ctx, ConvFill fill, GErr
     return NULL;
   Conv *self = conv_alloc (props, ctx);
   self->document = doc;
+  self->fill = fill;
+  return self;
+}
+
+Conv *
+conv_new_doc (const CriaProps *props, CriaContext *ctx, ConvFill fill, GError **error)
+{
+  CriaJsonDoc *doc = cria_json_doc_load_file (cria_props_get_string (props, "location"), error);
+  if (!doc)
+    return NULL;
+  Conv *self = conv_alloc (props, ctx);
+  self->doc = doc;
   self->fill = fill;
   return self;
 }
