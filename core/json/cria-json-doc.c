@@ -257,13 +257,40 @@ cria_json_value_member (const CriaJsonValue *v, const char *name)
 guint
 cria_json_value_length (const CriaJsonValue *v)
 {
-  return v && v->type == CRIA_JSON_ARRAY ? v->n : 0;
+  return v && (v->type == CRIA_JSON_ARRAY || v->type == CRIA_JSON_OBJECT) ? v->n : 0;
 }
 
 const CriaJsonValue *
 cria_json_value_element (const CriaJsonValue *v, guint index)
 {
-  return index < cria_json_value_length (v) ? v->u.slots[index] : NULL;
+  if (index >= cria_json_value_length (v))
+    return NULL;
+  return v->type == CRIA_JSON_OBJECT ? v->u.slots[2 * index + 1] : v->u.slots[index];
+}
+
+const char *
+cria_json_value_name (const CriaJsonValue *v, guint index)
+{
+  return index < cria_json_value_length (v) && v->type == CRIA_JSON_OBJECT ? v->u.slots[2 * index] : NULL;
+}
+
+gint64
+cria_json_value_int (const CriaJsonValue *v)
+{
+  return cria_json_value_type (v) == CRIA_JSON_INT ? v->u.i : 0;
+}
+
+double
+cria_json_value_double (const CriaJsonValue *v)
+{
+  switch (cria_json_value_type (v)) {
+    case CRIA_JSON_INT:
+      return (double) v->u.i;
+    case CRIA_JSON_DOUBLE:
+      return v->u.d;
+    default:
+      return 0;
+  }
 }
 
 const char *

@@ -39,12 +39,20 @@ CriaJsonType cria_json_value_type (const CriaJsonValue *value);
 /* An object's member, NULL when absent or when `value` is no object; of a
  * repeated name the last value counts, as in a json-glib object. */
 const CriaJsonValue *cria_json_value_member (const CriaJsonValue *value, const char *name);
-/* An array's length; 0 for any other value. */
+/* An array's elements or an object's members (repeated names counted each
+ * time); 0 for any other value. */
 guint cria_json_value_length (const CriaJsonValue *value);
-/* An array's element, NULL past its end or when `value` is no array. */
+/* An array's element or the value of an object's member, in the order of
+ * the text; NULL past the end or for any other value. */
 const CriaJsonValue *cria_json_value_element (const CriaJsonValue *value, guint index);
+/* The name of an object's member `index`; NULL for any other value. */
+const char *cria_json_value_name (const CriaJsonValue *value, guint index);
 /* A string's text, NULL for any other value. */
 const char *cria_json_value_string (const CriaJsonValue *value);
+/* An integer's value; 0 for any other value. */
+gint64 cria_json_value_int (const CriaJsonValue *value);
+/* A number's value (an integer converted); 0 for any other value. */
+double cria_json_value_double (const CriaJsonValue *value);
 /* A member's text, NULL when it is absent or not a string. */
 const char *cria_json_value_string_member (const CriaJsonValue *value, const char *name);
 /* True for true and non-zero numbers, false for false, other numbers and
