@@ -47,20 +47,16 @@ cria_rows_free (CriaRows *rows)
   g_free (rows);
 }
 
+static gpointer
+parse_node (const char *text, gssize len, const char *file, guint64 line, GError **error)
+{
+  return cria_json_parse (text, len, file, line, error);
+}
+
 JsonNode *
 cria_json_load_file (const char *path, GError **error)
 {
-  const char *body;
-  gsize len;
-  g_autofree char *text = cj_read_file (path, &body, &len, error);
-  if (!text)
-    return NULL;
-  g_autoptr (GError) jerr = NULL;
-  JsonNode *root = cria_json_parse (body, (gssize) len, path, 1, &jerr);
-  /* A broken document cannot be resumed record by record. */
-  if (!root)
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s", jerr->message);
-  return root;
+  return cj_load_file (path, parse_node, error);
 }
 
 /* The first non-blank byte of the file, or 0. */

@@ -185,39 +185,41 @@ cria_json_doc_parse (const char *text, gssize len, const char *file, guint64 lin
   return doc;
 }
 
-char *
-cj_read_file (const char *path, const char **body, gsize *len, GError **error)
+gpointer
+cj_load_file (const char *path, CjParseFunc parse, GError **error)
 {
-  char *text = NULL;
+  g_autofree char *text = NULL;
+  gsize len = 0;
   g_autoptr (GError) ferr = NULL;
-  if (!g_file_get_contents (path, &text, len, &ferr)) {
+  if (!g_file_get_contents (path, &text, &len, &ferr)) {
     g_set_error (error, CRIA_ERROR,
                  g_error_matches (ferr, G_FILE_ERROR, G_FILE_ERROR_NOENT) ? CRIA_ERROR_NOT_FOUND : CRIA_ERROR_IO, "%s",
                  ferr->message);
     return NULL;
   }
-  *body = text;
-  if (*len >= 3 && !memcmp (text, "\xEF\xBB\xBF", 3)) {
-    *body += 3;
-    *len -= 3;
+  const char *body = text;
+  if (len >= 3 && !memcmp (body, "\xEF\xBB\xBF", 3)) {
+    body += 3;
+    len -= 3;
   }
-  return text;
+  g_autoptr (GError) jerr = NULL;
+  gpointer root = parse (body, (gssize) len, path, 1, &jerr);
+  /* A broken document cannot be resumed record by record. */
+  if (!root)
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s", jerr->message);
+  return root;
+}
+
+static gpointer
+parse_doc (const char *text, gssize len, const char *file, guint64 line, GError **error)
+{
+  return cria_json_doc_parse (text, len, file, line, error);
 }
 
 CriaJsonDoc *
 cria_json_doc_load_file (const char *path, GError **error)
 {
-  const char *body;
-  gsize len;
-  g_autofree char *text = cj_read_file (path, &body, &len, error);
-  if (!text)
-    return NULL;
-  g_autoptr (GError) jerr = NULL;
-  CriaJsonDoc *doc = cria_json_doc_parse (body, (gssize) len, path, 1, &jerr);
-  /* A broken document cannot be resumed record by record. */
-  if (!doc)
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s", jerr->message);
-  return doc;
+  return cj_load_file (path, parse_doc, error);
 }
 
 void

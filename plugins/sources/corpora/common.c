@@ -70,28 +70,29 @@ conv_new_rows (const CriaProps *props, CriaContext *ctx, ConvRow row, GError **e
   return self;
 }
 
-Conv *
-conv_new_document (const CriaProps *props, CriaContext *ctx, ConvFill fill, GError **error)
+/* Takes `document` or `doc`, whichever is not NULL; NULL when both are. */
+static Conv *
+conv_over (const CriaProps *props, CriaContext *ctx, ConvFill fill, JsonNode *document, CriaJsonDoc *doc)
 {
-  JsonNode *doc = cria_json_load_file (cria_props_get_string (props, "location"), error);
-  if (!doc)
+  if (!document && !doc)
     return NULL;
   Conv *self = conv_alloc (props, ctx);
-  self->document = doc;
+  self->document = document;
+  self->doc = doc;
   self->fill = fill;
   return self;
 }
 
 Conv *
+conv_new_document (const CriaProps *props, CriaContext *ctx, ConvFill fill, GError **error)
+{
+  return conv_over (props, ctx, fill, cria_json_load_file (cria_props_get_string (props, "location"), error), NULL);
+}
+
+Conv *
 conv_new_doc (const CriaProps *props, CriaContext *ctx, ConvFill fill, GError **error)
 {
-  CriaJsonDoc *doc = cria_json_doc_load_file (cria_props_get_string (props, "location"), error);
-  if (!doc)
-    return NULL;
-  Conv *self = conv_alloc (props, ctx);
-  self->doc = doc;
-  self->fill = fill;
-  return self;
+  return conv_over (props, ctx, fill, NULL, cria_json_doc_load_file (cria_props_get_string (props, "location"), error));
 }
 
 CriaFlow
