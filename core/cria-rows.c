@@ -47,31 +47,16 @@ cria_rows_free (CriaRows *rows)
   g_free (rows);
 }
 
+static gpointer
+parse_node (const char *text, gssize len, const char *file, guint64 line, GError **error)
+{
+  return cria_json_parse (text, len, file, line, error);
+}
+
 JsonNode *
 cria_json_load_file (const char *path, GError **error)
 {
-  g_autofree char *text = NULL;
-  gsize len = 0;
-  g_autoptr (GError) ferr = NULL;
-  if (!g_file_get_contents (path, &text, &len, &ferr)) {
-    g_set_error (error, CRIA_ERROR,
-                 g_error_matches (ferr, G_FILE_ERROR, G_FILE_ERROR_NOENT) ? CRIA_ERROR_NOT_FOUND : CRIA_ERROR_IO, "%s",
-                 ferr->message);
-    return NULL;
-  }
-  const char *body = text;
-  if (len >= 3 && !memcmp (body, "\xEF\xBB\xBF", 3)) {
-    body += 3;
-    len -= 3;
-  }
-  g_autoptr (GError) jerr = NULL;
-  JsonNode *root = cria_json_parse (body, (gssize) len, path, 1, &jerr);
-  if (!root) {
-    /* A broken document cannot be resumed record by record. */
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s", jerr->message);
-    return NULL;
-  }
-  return root;
+  return cj_load_file (path, parse_node, error);
 }
 
 /* The first non-blank byte of the file, or 0. */

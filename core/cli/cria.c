@@ -68,7 +68,13 @@ cria_cli_load_registry (void)
   for (char **p = plugin_paths; p && *p; p++)
     cria_registry_add_path (reg, *p);
   cria_registry_add_default_paths (reg);
-  cria_registry_scan (reg);
+  /* Only the plugins a run uses are loaded, found through an index per
+   * search path (so that runs with other --plugin-path directories do not
+   * rewrite each other's). */
+  g_autofree char *joined = g_strjoinv ("\n", (char **) cria_registry_get_paths (reg));
+  g_autofree char *name = g_strdup_printf ("registry-%08x.ini", g_str_hash (joined));
+  g_autofree char *cache = g_build_filename (g_get_user_cache_dir (), "cria-" CRIA_API_VERSION, name, NULL);
+  cria_registry_scan_lazily (reg, cache);
   return reg;
 }
 

@@ -18,16 +18,6 @@
 
 #include "cria-json-private.h"
 
-typedef struct {
-  const char *origin, *p, *end;
-  const char *file;
-  guint64 line;
-  GString *buf; /* decoded text of the string being read */
-  GError **error;
-  guint depth;
-  gboolean incomplete; /* failed because the text ran out */
-} Parser;
-
 static gboolean G_GNUC_PRINTF (4, 5) fail (Parser *ps, const char *at, CriaRecordError code, const char *format, ...)
 {
   if (at >= ps->end) {
@@ -48,15 +38,6 @@ static gboolean G_GNUC_PRINTF (4, 5) fail (Parser *ps, const char *at, CriaRecor
   g_set_error (ps->error, CRIA_RECORD_ERROR, code, "%s:%" G_GUINT64_FORMAT ":%ld: %s", ps->file, line,
                (long) (at - bol) + 1, why);
   return FALSE;
-}
-
-static inline void
-skip_blanks (Parser *ps)
-{
-  const char *p = ps->p, *end = ps->end;
-  while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
-    p++;
-  ps->p = p;
 }
 
 /* Length of the UTF-8 sequence at p (p[0] >= 0x80), or 0 when it is not one. */
@@ -84,8 +65,8 @@ utf8_length (const guchar *p, const guchar *end)
 }
 
 /* "unexpected X" where X is the character at `at`, quoted for the message. */
-static gboolean
-unexpected (Parser *ps, const char *at, const char *wanted)
+gboolean
+cj_unexpected (Parser *ps, const char *at, const char *wanted)
 {
   if (at >= ps->end)
     return fail (ps, at, CRIA_RECORD_ERROR_SYNTAX, "%s before the end of the text", wanted);
@@ -172,8 +153,8 @@ never_closes (Parser *ps, const char *open)
 }
 
 /* Reads the string at ps->p (just after its opening quote) into ps->buf. */
-static gboolean
-read_string (Parser *ps)
+gboolean
+cj_read_string (Parser *ps)
 {
   const char *p = ps->p, *end = ps->end, *open = ps->p - 1;
   GString *buf = ps->buf;
@@ -248,16 +229,16 @@ read_string (Parser *ps)
   }
 }
 
-static JsonNode *
-read_number (Parser *ps)
+int
+cj_scan_number (Parser *ps, gint64 *i, double *d)
 {
   const char *start = ps->p, *p = start, *end = ps->end;
   gboolean neg = p < end && *p == '-', integral = TRUE;
   if (neg)
     p++;
   if (p >= end || !g_ascii_isdigit (*p)) {
-    unexpected (ps, p, "a number needs a digit");
-    return NULL;
+    cj_unexpected (ps, p, "a number needs a digit");
+    return 0;
   }
   guint64 mag = 0;
   gboolean overflow = FALSE;
@@ -265,23 +246,23 @@ read_number (Parser *ps)
     p++;
     if (p < end && g_ascii_isdigit (*p)) {
       fail (ps, start, CRIA_RECORD_ERROR_SYNTAX, "a number cannot start with a leading zero");
-      return NULL;
+      return 0;
     }
   } else {
     for (; p < end && g_ascii_isdigit (*p); p++) {
-      guint d = (guint) (*p - '0');
-      if (mag > (G_MAXUINT64 - d) / 10)
+      guint digit = (guint) (*p - '0');
+      if (mag > (G_MAXUINT64 - digit) / 10)
         overflow = TRUE;
       else
-        mag = mag * 10 + d;
+        mag = mag * 10 + digit;
     }
   }
   if (p < end && *p == '.') {
     integral = FALSE;
     p++;
     if (p >= end || !g_ascii_isdigit (*p)) {
-      unexpected (ps, p, "a digit must follow a decimal point");
-      return NULL;
+      cj_unexpected (ps, p, "a digit must follow a decimal point");
+      return 0;
     }
     while (p < end && g_ascii_isdigit (*p))
       p++;
@@ -292,8 +273,8 @@ read_number (Parser *ps)
     if (p < end && (*p == '+' || *p == '-'))
       p++;
     if (p >= end || !g_ascii_isdigit (*p)) {
-      unexpected (ps, p, "an exponent needs a digit");
-      return NULL;
+      cj_unexpected (ps, p, "an exponent needs a digit");
+      return 0;
     }
     while (p < end && g_ascii_isdigit (*p))
       p++;
@@ -302,65 +283,27 @@ read_number (Parser *ps)
   if (p >= end)
     ps->incomplete = TRUE;
   ps->p = p;
-  JsonNode *n = json_node_alloc ();
   if (integral && !overflow && mag <= (guint64) G_MAXINT64 + neg) {
-    gint64 v = neg ? (gint64) (0 - mag) : (gint64) mag;
-    return json_node_init_int (n, v);
+    *i = neg ? (gint64) (0 - mag) : (gint64) mag;
+    return 1;
   }
   g_autofree char *text = g_strndup (start, p - start);
-  double d = g_ascii_strtod (text, NULL);
-  if (!isfinite (d)) {
-    json_node_free (n);
+  *d = g_ascii_strtod (text, NULL);
+  if (!isfinite (*d)) {
     fail (ps, start, CRIA_RECORD_ERROR_SYNTAX, "the number %s is out of range", text);
-    return NULL;
+    return 0;
   }
-  return json_node_init_double (n, d);
+  return 2;
 }
 
-static JsonNode *read_value (Parser *ps);
-
-static gboolean
-enter (Parser *ps)
+gboolean
+cj_enter (Parser *ps)
 {
   if (++ps->depth > CRIA_JSON_MAX_DEPTH)
     return fail (ps, ps->p, CRIA_RECORD_ERROR_SYNTAX, "nested deeper than %d levels", CRIA_JSON_MAX_DEPTH);
   ps->p++;
-  skip_blanks (ps);
+  cj_skip_blanks (ps);
   return TRUE;
-}
-
-static JsonNode *
-read_array (Parser *ps)
-{
-  if (!enter (ps))
-    return NULL;
-  JsonArray *a = json_array_new ();
-  if (ps->p < ps->end && *ps->p == ']')
-    goto done;
-  for (;;) {
-    JsonNode *e = read_value (ps);
-    if (!e)
-      goto fail;
-    json_array_add_element (a, e);
-    skip_blanks (ps);
-    if (ps->p < ps->end && *ps->p == ',') {
-      ps->p++;
-      continue;
-    }
-    if (ps->p < ps->end && *ps->p == ']')
-      break;
-    unexpected (ps, ps->p, "expected ',' or ']' after an array element");
-    goto fail;
-  }
-done:
-  ps->p++;
-  ps->depth--;
-  JsonNode *n = json_node_init_array (json_node_alloc (), a);
-  json_array_unref (a);
-  return n;
-fail:
-  json_array_unref (a);
-  return NULL;
 }
 
 /* A member's name and the ':' after it. ps->buf is reused for the value, so
@@ -369,111 +312,135 @@ static const char *
 read_member_name (Parser *ps, char *small, char **big)
 {
   if (ps->p >= ps->end || *ps->p != '"') {
-    unexpected (ps, ps->p, "expected a member name in double quotes");
+    cj_unexpected (ps, ps->p, "expected a member name in double quotes");
     return NULL;
   }
   ps->p++;
-  if (!read_string (ps))
+  if (!cj_read_string (ps))
     return NULL;
   const char *name = ps->buf->len < 64 ? memcpy (small, ps->buf->str, ps->buf->len + 1)
                                        : (*big = g_strndup (ps->buf->str, ps->buf->len));
-  skip_blanks (ps);
+  cj_skip_blanks (ps);
   if (ps->p >= ps->end || *ps->p != ':') {
-    unexpected (ps, ps->p, "expected ':' after a member name");
+    cj_unexpected (ps, ps->p, "expected ':' after a member name");
     return NULL;
   }
   ps->p++;
   return name;
 }
 
-static JsonNode *
-read_object (Parser *ps)
+gboolean
+cj_read_container (Parser *ps, CjEach each, gpointer data)
 {
-  if (!enter (ps))
-    return NULL;
-  JsonObject *o = json_object_new ();
-  if (ps->p < ps->end && *ps->p == '}')
+  gboolean object = *ps->p == '{';
+  char close = object ? '}' : ']';
+  if (!cj_enter (ps))
+    return FALSE;
+  if (ps->p < ps->end && *ps->p == close)
     goto done;
   for (;;) {
     char small[64];
     g_autofree char *big = NULL;
-    const char *name = read_member_name (ps, small, &big);
-    if (!name)
-      goto fail;
-    JsonNode *v = read_value (ps);
-    if (!v)
-      goto fail;
-    json_object_set_member (o, name, v);
-    skip_blanks (ps);
+    const char *name = object ? read_member_name (ps, small, &big) : NULL;
+    if (object && !name)
+      return FALSE;
+    if (!each (ps, name, data))
+      return FALSE;
+    cj_skip_blanks (ps);
     if (ps->p < ps->end && *ps->p == ',') {
       ps->p++;
-      skip_blanks (ps);
+      cj_skip_blanks (ps);
       continue;
     }
-    if (ps->p < ps->end && *ps->p == '}')
+    if (ps->p < ps->end && *ps->p == close)
       break;
-    unexpected (ps, ps->p, "expected ',' or '}' after an object member");
-    goto fail;
+    return cj_unexpected (ps, ps->p,
+                          object ? "expected ',' or '}' after an object member"
+                                 : "expected ',' or ']' after an array element");
   }
 done:
   ps->p++;
   ps->depth--;
-  JsonNode *n = json_node_init_object (json_node_alloc (), o);
-  json_object_unref (o);
-  return n;
-fail:
-  json_object_unref (o);
-  return NULL;
+  return TRUE;
 }
 
-static JsonNode *
-read_literal (Parser *ps, const char *word, gsize len)
+gboolean
+cj_match_literal (Parser *ps, const char *word, gsize len)
 {
   const char *p = ps->p;
   gsize have = (gsize) (ps->end - p);
   if (have < len || memcmp (p, word, len)) {
     if (have < len && !memcmp (p, word, have))
-      fail (ps, ps->end, CRIA_RECORD_ERROR_SYNTAX, "expected '%s'", word);
-    else
-      unexpected (ps, p, "expected a value");
-    return NULL;
+      return fail (ps, ps->end, CRIA_RECORD_ERROR_SYNTAX, "expected '%s'", word);
+    return cj_unexpected (ps, p, "expected a value");
   }
   ps->p += len;
-  JsonNode *n = json_node_alloc ();
-  if (word[0] == 'n')
-    return json_node_init_null (n);
-  return json_node_init_boolean (n, word[0] == 't');
+  return TRUE;
+}
+
+static JsonNode *read_value (Parser *ps);
+
+static gboolean
+add_member (Parser *ps, const char *name, gpointer object)
+{
+  JsonNode *v = read_value (ps);
+  if (v)
+    json_object_set_member (object, name, v);
+  return v != NULL;
+}
+
+static gboolean
+add_element (Parser *ps, const char *name, gpointer array)
+{
+  JsonNode *v = read_value (ps);
+  if (v)
+    json_array_add_element (array, v);
+  return v != NULL;
 }
 
 static JsonNode *
 read_value (Parser *ps)
 {
-  skip_blanks (ps);
+  cj_skip_blanks (ps);
   if (ps->p >= ps->end) {
-    unexpected (ps, ps->p, "expected a value");
+    cj_unexpected (ps, ps->p, "expected a value");
     return NULL;
   }
   switch (*ps->p) {
-    case '{':
-      return read_object (ps);
-    case '[':
-      return read_array (ps);
+    case '{': {
+      g_autoptr (JsonObject) o = json_object_new ();
+      return cj_read_container (ps, add_member, o) ? json_node_init_object (json_node_alloc (), o) : NULL;
+    }
+    case '[': {
+      g_autoptr (JsonArray) a = json_array_new ();
+      return cj_read_container (ps, add_element, a) ? json_node_init_array (json_node_alloc (), a) : NULL;
+    }
     case '"':
       ps->p++;
-      if (!read_string (ps))
+      if (!cj_read_string (ps))
         return NULL;
       return json_node_init_string (json_node_alloc (), ps->buf->str);
     case 't':
-      return read_literal (ps, "true", 4);
-    case 'f':
-      return read_literal (ps, "false", 5);
+    case 'f': {
+      gboolean truth = *ps->p == 't';
+      if (!cj_match_literal (ps, truth ? "true" : "false", truth ? 4 : 5))
+        return NULL;
+      return json_node_init_boolean (json_node_alloc (), truth);
+    }
     case 'n':
-      return read_literal (ps, "null", 4);
-    default:
+      return cj_match_literal (ps, "null", 4) ? json_node_init_null (json_node_alloc ()) : NULL;
+    default: {
+      gint64 i;
+      double d;
+      int kind = 0;
       if (*ps->p == '-' || g_ascii_isdigit (*ps->p))
-        return read_number (ps);
-      unexpected (ps, ps->p, "expected a value");
-      return NULL;
+        kind = cj_scan_number (ps, &i, &d);
+      else
+        cj_unexpected (ps, ps->p, "expected a value");
+      return kind == 1 ? json_node_init_int (json_node_alloc (), i)
+             : kind    ? json_node_init_double (json_node_alloc (), d)
+                       : NULL;
+    }
   }
 }
 
@@ -499,28 +466,36 @@ cria_json_parse_prefix (const char *origin, const char *text, gsize len, gboolea
   return CRIA_JSON_ERROR;
 }
 
+gboolean
+cj_text_begins (Parser *ps)
+{
+  cj_skip_blanks (ps);
+  if (ps->p < ps->end)
+    return TRUE;
+  g_set_error (ps->error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_SYNTAX, "%s:%" G_GUINT64_FORMAT ":1: empty JSON text",
+               ps->file, ps->line);
+  return FALSE;
+}
+
+gboolean
+cj_text_ends (Parser *ps)
+{
+  cj_skip_blanks (ps);
+  return ps->p >= ps->end || cj_unexpected (ps, ps->p, "expected the end of the text after the JSON value");
+}
+
 JsonNode *
 cria_json_parse (const char *text, gssize len, const char *file, guint64 line, GError **error)
 {
   gsize n = len < 0 ? strlen (text) : (gsize) len;
   g_autoptr (GString) buf = g_string_sized_new (256);
   Parser ps = { text, text, text + n, file, line, buf, error, 0, FALSE };
-  skip_blanks (&ps);
-  if (ps.p >= ps.end) {
-    g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_SYNTAX, "%s:%" G_GUINT64_FORMAT ":1: empty JSON text",
-                 file, line);
+  if (!cj_text_begins (&ps))
     return NULL;
-  }
-  JsonNode *root = read_value (&ps);
-  if (!root)
+  g_autoptr (JsonNode) root = read_value (&ps);
+  if (!root || !cj_text_ends (&ps))
     return NULL;
-  skip_blanks (&ps);
-  if (ps.p < ps.end) {
-    unexpected (&ps, ps.p, "expected the end of the text after the JSON value");
-    json_node_unref (root);
-    return NULL;
-  }
-  return root;
+  return g_steal_pointer (&root);
 }
 
 static char **
@@ -550,7 +525,7 @@ read_record_member (Parser *ps, const char *const *divert, CriaRecord *r)
   for (guint i = 0; divert && divert[i]; i++)
     if (name[0] == divert[i][0] && !strcmp (name, divert[i]))
       return FALSE;
-  skip_blanks (ps);
+  cj_skip_blanks (ps);
   char **slot = text_slot (r, name);
   /* A repeated member keeps its first place and its last value in a json-glib
    * object; the general way reproduces that. */
@@ -558,7 +533,7 @@ read_record_member (Parser *ps, const char *const *divert, CriaRecord *r)
     return FALSE;
   if (slot && ps->p < ps->end && *ps->p == '"') {
     ps->p++;
-    if (!read_string (ps))
+    if (!cj_read_string (ps))
       return FALSE;
     *slot = g_strndup (ps->buf->str, ps->buf->len);
     return TRUE;
@@ -584,8 +559,8 @@ cria_json_parse_record (const char *text, gsize len, const char *const *divert, 
 {
   Parser ps = { text, text, text + len, "", 0, scratch, NULL, 0, FALSE };
   *record = NULL;
-  skip_blanks (&ps);
-  if (ps.p >= ps.end || *ps.p != '{' || !enter (&ps))
+  cj_skip_blanks (&ps);
+  if (ps.p >= ps.end || *ps.p != '{' || !cj_enter (&ps))
     return FALSE;
   g_autoptr (CriaRecord) r = cria_record_new ();
   if (ps.p < ps.end && *ps.p == '}')
@@ -594,10 +569,10 @@ cria_json_parse_record (const char *text, gsize len, const char *const *divert, 
     for (;;) {
       if (!read_record_member (&ps, divert, r))
         return FALSE;
-      skip_blanks (&ps);
+      cj_skip_blanks (&ps);
       if (ps.p < ps.end && *ps.p == ',') {
         ps.p++;
-        skip_blanks (&ps);
+        cj_skip_blanks (&ps);
         continue;
       }
       if (ps.p >= ps.end || *ps.p != '}')
@@ -605,7 +580,7 @@ cria_json_parse_record (const char *text, gsize len, const char *const *divert, 
       ps.p++;
       break;
     }
-  skip_blanks (&ps);
+  cj_skip_blanks (&ps);
   if (ps.p < ps.end)
     return FALSE;
   *record = g_steal_pointer (&r);

@@ -8,6 +8,52 @@
 
 #include <cria/cria-record.h>
 
+/* The reader's state over one text (cria-json-parse.c). */
+typedef struct {
+  const char *origin, *p, *end;
+  const char *file;
+  guint64 line;
+  GString *buf; /* decoded text of the string being read */
+  GError **error;
+  guint depth;
+  gboolean incomplete; /* failed because the text ran out */
+} Parser;
+
+static inline void
+cj_skip_blanks (Parser *ps)
+{
+  const char *p = ps->p, *end = ps->end;
+  while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+    p++;
+  ps->p = p;
+}
+
+/* Shared by the readers that build json-glib nodes and CriaJsonDoc blocks;
+ * each fails through ps->error with the position of the fault. */
+/* Reads the string at ps->p (just after its opening quote) into ps->buf. */
+gboolean cj_read_string (Parser *ps);
+/* "unexpected X" where X is the character at `at`. */
+gboolean cj_unexpected (Parser *ps, const char *at, const char *wanted);
+/* Steps into the container at ps->p, counting the depth. */
+gboolean cj_enter (Parser *ps);
+/* The number at ps->p: 1 for an integer that fits 64 bits (*i), 2 for any
+ * other (*d), 0 on an error. */
+int cj_scan_number (Parser *ps, gint64 *i, double *d);
+/* The literal `word` (true, false, null) at ps->p. */
+gboolean cj_match_literal (Parser *ps, const char *word, gsize len);
+/* Reads the array or object at ps->p, calling `each` at every element or
+ * member (name NULL in an array) to read its value. */
+typedef gboolean (*CjEach) (Parser *ps, const char *name, gpointer data);
+gboolean cj_read_container (Parser *ps, CjEach each, gpointer data);
+/* Around the one value of a whole text: it is not empty; nothing follows it. */
+gboolean cj_text_begins (Parser *ps);
+gboolean cj_text_ends (Parser *ps);
+/* Reads a whole file (past a UTF-8 BOM) through `parse`; a file that cannot
+ * be read or parsed is a CRIA_ERROR (NOT_FOUND, IO or PARSE) with the
+ * reason's own message. */
+typedef gpointer (*CjParseFunc) (const char *text, gssize len, const char *file, guint64 line, GError **error);
+gpointer cj_load_file (const char *path, CjParseFunc parse, GError **error);
+
 /* TRUE when none of the eight bytes at p is a control character, '"', '\\',
  * DEL or a byte of 0x80 and up: a string's text that both the reader and the
  * writer copy as it is. (Bytes after a hit may read as hits too; that only

@@ -28,6 +28,15 @@ const char *const *cria_registry_get_paths (CriaRegistry *registry);
  * and skipped; scanning itself does not fail. Returns the number loaded. */
 guint cria_registry_scan (CriaRegistry *registry);
 
+/* Like cria_registry_scan(), but a plugin is loaded only when one of its
+ * providers is looked up, by an index of an earlier full scan kept in
+ * `cache_file`. The index holds the search path and each plugin file's size,
+ * modification time and inode: when any differs, or the file cannot be read,
+ * this scans fully and writes a new one. Lookups and errors are those of a
+ * full scan; listing providers, plugins or rejected files, a lookup the index
+ * cannot answer, and cria_registry_add_static() load everything first. */
+void cria_registry_scan_lazily (CriaRegistry *registry, const char *cache_file);
+
 /* Loads one file; on failure the reason is also added to the rejected list. */
 gboolean cria_registry_load_file (CriaRegistry *registry, const char *path, GError **error);
 /* Registers a plugin linked into the program (no .so), with the same checks. */

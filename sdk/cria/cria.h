@@ -17,6 +17,7 @@
 #include <cria/cria-output.h>
 #include <cria/cria-input.h>
 #include <cria/cria-json.h>
+#include <cria/cria-json-doc.h>
 #include <cria/cria-pipeline.h>
 #include <cria/cria-paths.h>
 #include <cria/cria-generator.h>

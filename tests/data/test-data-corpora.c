@@ -116,6 +116,44 @@ test_squad_fixture (void)
   cria_test_write_file (in, "{\"version\": 2}");
   CU_ASSERT_PTR_NULL (convert ("squad", props, out, &e));
   CU_ASSERT_TRUE (data_error_says (e, "not SQuAD"));
+  /* Each malformed shape names its place and field. */
+  static const struct {
+    const char *text, *says;
+  } bad[] = {
+    { "[{\"data\":[]}]", "not SQuAD" },
+    { "{\"data\":{}}", "not SQuAD" },
+    { "{\"data\":[{\"title\":\"T\"}]}", "data[0]: missing field 'paragraphs'" },
+    { "{\"data\":[{\"paragraphs\":[{\"qas\":[]}]}]}", "data[0].paragraphs[0]: missing field 'context'" },
+    { "{\"data\":[{\"paragraphs\":[{\"context\":\"c\",\"qas\":{}}]}]}", "data[0].paragraphs[0]: missing field 'qas'" },
+    { "{\"data\":[{\"paragraphs\":[{\"context\":\"c\",\"qas\":[{\"id\":\"1\",\"question\":\"q\",\"answers\":3}]}]}]}",
+      "data[0].paragraphs[0].qas[0]: missing field 'answers'" },
+    { "{\"data\":[{\"paragraphs\":[{\"context\":\"c\",\"qas\":[{\"id\":\"1\",\"question\":\"q\",\"answers\":[{}]}]}]}]"
+      "}",
+      "data[0].paragraphs[0].qas[0]: field 'answers[0].text': expected a string" },
+    { "{\"data\":[{\"paragraphs\":[{\"context\":\"c\",\"qas\":[{\"id\":7,\"question\":\"q\",\"answers\":[]}]}]}]}",
+      "data[0].paragraphs[0].qas[0]: missing field 'id'" },
+    { "{\"data\":[\n{\"paragraphs\":[}]}", ":2:16: expected a value, not '}'" },
+    { "{\"data\":[{\"paragraphs\":[{\"context\":\"c\",\"qas\":[", "before the end of the text" },
+    { "", "empty JSON text" },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {
+    cria_test_write_file (in, bad[i].text);
+    g_clear_error (&e);
+    g_clear_pointer (&sum, json_node_unref);
+    sum = convert ("squad", props, out, &e);
+    CU_ASSERT_TRUE (data_error_says (e, bad[i].says));
+  }
+  /* A non-zero is_impossible counts as true, as json-glib read it; a question
+   * that is not an object is passed over. */
+  cria_test_write_file (in, "{\"data\":[{\"paragraphs\":[{\"context\":\"c\",\"qas\":[7,{\"id\":\"1\",\"question\":"
+                            "\"q\",\"answers\":[{\"text\":\"a\"}],\"is_impossible\":1}]}]}]}");
+  g_clear_error (&e);
+  g_clear_pointer (&sum, json_node_unref);
+  sum = convert ("squad", props, out, &e);
+  CU_ASSERT_PTR_NULL (e);
+  g_free (text);
+  text = cria_test_read_file (out);
+  CU_ASSERT_PTR_NOT_NULL (text && strstr (text, "\"answers\":[\"a\"],\"unanswerable\":true}\n"));
 }
 
 static void

@@ -182,6 +182,41 @@ mutate (GRand *rng, GString *doc)
   }
 }
 
+/* A CriaJsonDoc value as a json-glib node; a repeated name keeps its first
+ * place and its last value, as json_object_set_member does. */
+static JsonNode *
+doc_node (const CriaJsonValue *v)
+{
+  switch (cria_json_value_type (v)) {
+    case CRIA_JSON_OBJECT: {
+      JsonObject *o = json_object_new ();
+      for (guint i = 0; i < cria_json_value_length (v); i++)
+        json_object_set_member (o, cria_json_value_name (v, i), doc_node (cria_json_value_element (v, i)));
+      JsonNode *n = json_node_init_object (json_node_alloc (), o);
+      json_object_unref (o);
+      return n;
+    }
+    case CRIA_JSON_ARRAY: {
+      JsonArray *a = json_array_new ();
+      for (guint i = 0; i < cria_json_value_length (v); i++)
+        json_array_add_element (a, doc_node (cria_json_value_element (v, i)));
+      JsonNode *n = json_node_init_array (json_node_alloc (), a);
+      json_array_unref (a);
+      return n;
+    }
+    case CRIA_JSON_STRING:
+      return json_node_init_string (json_node_alloc (), cria_json_value_string (v));
+    case CRIA_JSON_INT:
+      return json_node_init_int (json_node_alloc (), cria_json_value_int (v));
+    case CRIA_JSON_DOUBLE:
+      return json_node_init_double (json_node_alloc (), cria_json_value_double (v));
+    case CRIA_JSON_BOOLEAN:
+      return json_node_init_boolean (json_node_alloc (), cria_json_value_truth (v, FALSE));
+    default:
+      return json_node_init_null (json_node_alloc ());
+  }
+}
+
 /* Both trees through json-glib's generator: equal text, equal values. */
 static gboolean
 same_values (JsonNode *a, JsonNode *b)
@@ -205,6 +240,18 @@ test_differential (void)
     g_autoptr (GError) e = NULL;
     g_autoptr (JsonNode) mine = cria_json_parse (doc->str, (gssize) doc->len, "d.json", 1, &e);
     g_autoptr (JsonNode) ref = glib_parse (doc->str, doc->len);
+    /* The compact reader takes the same text, reads the same values and
+     * refuses the rest with the same message. */
+    g_autoptr (GError) de = NULL;
+    g_autoptr (CriaJsonDoc) compact = cria_json_doc_parse (doc->str, (gssize) doc->len, "d.json", 1, &de);
+    CU_ASSERT_EQUAL (compact != NULL, mine != NULL);
+    if (compact && mine) {
+      g_autoptr (JsonNode) cn = doc_node (cria_json_doc_get_root (compact));
+      if (!same_values (cn, mine))
+        CU_FAIL ("CriaJsonDoc and cria_json_parse read different values");
+    }
+    if (!compact && !mine)
+      CU_ASSERT_TRUE (de && e && !strcmp (de->message, e->message));
     if (valid && !mine)
       fprintf (stderr, "refused a valid document: %s\n  %s\n", e->message, doc->str);
     if (valid)
@@ -282,8 +329,8 @@ test_record_lines (void)
     g_autoptr (CriaRecord) r = NULL;
     gboolean took = cria_json_parse_record (line->str, line->len, NULL, scratch, &r);
     g_autoptr (JsonNode) node = cria_json_parse (line->str, (gssize) line->len, "r.jsonl", 1, NULL);
-    g_autoptr (CriaRecord) ref =
-        node && JSON_NODE_HOLDS_OBJECT (node) ? cria_record_from_json (json_node_get_object (node), NULL) : NULL;
+    g_autoptr (CriaRecord)
+        ref = node && JSON_NODE_HOLDS_OBJECT (node) ? cria_record_from_json (json_node_get_object (node), NULL) : NULL;
     general += ref != NULL;
     CU_ASSERT_EQUAL (took, r != NULL);
     if (!took)
@@ -326,7 +373,9 @@ error_is (const char *text, const char *file, guint64 line, const char *expected
 {
   g_autoptr (GError) e = NULL;
   g_autoptr (JsonNode) n = cria_json_parse (text, -1, file, line, &e);
-  if (!n && e && !strcmp (e->message, expected))
+  g_autoptr (GError) de = NULL;
+  g_autoptr (CriaJsonDoc) d = cria_json_doc_parse (text, -1, file, line, &de);
+  if (!n && e && !strcmp (e->message, expected) && !d && de && !strcmp (de->message, expected))
     return TRUE;
   fprintf (stderr, "%s: got '%s', expected '%s'\n", text, e ? e->message : "(parsed)", expected);
   return FALSE;
@@ -379,6 +428,62 @@ test_values (void)
 }
 
 static void
+test_doc_values (void)
+{
+  const char *text = "{\"i\":-9223372036854775808,\"big\":9223372036854775808,\"s\":\"\\u00e9\",\"t\":true,"
+                     "\"z\":0,\"o\":{},\"a\":[1,null],\"dup\":1,\"dup\":2}";
+  g_autoptr (CriaJsonDoc) d = cria_json_doc_parse (text, -1, "v.json", 1, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (d);
+  const CriaJsonValue *root = cria_json_doc_get_root (d);
+  CU_ASSERT_EQUAL (cria_json_value_type (root), CRIA_JSON_OBJECT);
+  CU_ASSERT_EQUAL (cria_json_value_length (root), 9);
+  CU_ASSERT_STRING_EQUAL (cria_json_value_name (root, 8), "dup");
+  CU_ASSERT_EQUAL (cria_json_value_int (cria_json_value_member (root, "i")), G_MININT64);
+  CU_ASSERT_EQUAL (cria_json_value_type (cria_json_value_member (root, "big")), CRIA_JSON_DOUBLE);
+  CU_ASSERT_STRING_EQUAL (cria_json_value_string_member (root, "s"), "\xc3\xa9");
+  /* The last of a repeated name counts, as in a json-glib object. */
+  CU_ASSERT_EQUAL (cria_json_value_int (cria_json_value_member (root, "dup")), 2);
+  /* Truth as json-glib reads a boolean member. */
+  CU_ASSERT_TRUE (cria_json_value_truth (cria_json_value_member (root, "t"), FALSE));
+  CU_ASSERT_FALSE (cria_json_value_truth (cria_json_value_member (root, "z"), TRUE));
+  CU_ASSERT_FALSE (cria_json_value_truth (cria_json_value_member (root, "s"), TRUE));
+  CU_ASSERT_TRUE (cria_json_value_truth (cria_json_value_member (root, "o"), TRUE));
+  CU_ASSERT_TRUE (cria_json_value_truth (cria_json_value_member (root, "absent"), TRUE));
+  CU_ASSERT_TRUE (cria_json_value_truth (cria_json_value_element (cria_json_value_member (root, "a"), 1), TRUE));
+  /* Asking the wrong kind of value, or past the end, answers NULL or 0. */
+  const CriaJsonValue *a = cria_json_value_member (root, "a");
+  CU_ASSERT_EQUAL (cria_json_value_length (a), 2);
+  CU_ASSERT_PTR_NULL (cria_json_value_element (a, 2));
+  CU_ASSERT_PTR_NULL (cria_json_value_name (a, 0));
+  CU_ASSERT_PTR_NULL (cria_json_value_member (a, "i"));
+  CU_ASSERT_PTR_NULL (cria_json_value_string (a));
+  CU_ASSERT_PTR_NULL (cria_json_value_member (NULL, "i"));
+  CU_ASSERT_EQUAL (cria_json_value_length (cria_json_value_member (root, "s")), 0);
+  CU_ASSERT_EQUAL (cria_json_value_type (NULL), CRIA_JSON_NULL);
+  CU_ASSERT_EQUAL (cria_json_value_double (cria_json_value_member (root, "z")), 0);
+  /* A file: the errors of cria_json_load_file, which reads the same way. */
+  g_autofree char *dir = cria_test_tmpdir ();
+  g_autofree char *path = g_build_filename (dir, "doc.json", NULL);
+  g_autoptr (GError) e1 = NULL, e2 = NULL;
+  CU_ASSERT_PTR_NULL (cria_json_doc_load_file (path, &e1));
+  g_autoptr (JsonNode) n = cria_json_load_file (path, &e2);
+  CU_ASSERT_TRUE (e1 && e2 && g_error_matches (e1, CRIA_ERROR, CRIA_ERROR_NOT_FOUND) &&
+                  !strcmp (e1->message, e2->message));
+  g_clear_error (&e1);
+  g_clear_error (&e2);
+  cria_test_write_file (path, "\xEF\xBB\xBF[1,\n2,,]");
+  CU_ASSERT_PTR_NULL (cria_json_doc_load_file (path, &e1));
+  CU_ASSERT_PTR_NULL (cria_json_load_file (path, &e2));
+  CU_ASSERT_TRUE (e1 && e2 && g_error_matches (e1, CRIA_ERROR, CRIA_ERROR_PARSE) && !strcmp (e1->message, e2->message));
+  g_autofree char *want = g_strdup_printf ("%s:2:3: expected a value, not ','", path);
+  CU_ASSERT_TRUE (e1 && !strcmp (e1->message, want));
+  cria_test_write_file (path, "\xEF\xBB\xBF [\"a\"] ");
+  g_autoptr (CriaJsonDoc) f = cria_json_doc_load_file (path, NULL);
+  CU_ASSERT_STRING_EQUAL (cria_json_value_string (cria_json_value_element (cria_json_doc_get_root (f), 0)), "a");
+  cria_test_rmtree (dir);
+}
+
+static void
 test_depth (void)
 {
   g_autoptr (GString) ok = g_string_new (NULL);
@@ -395,6 +500,11 @@ test_depth (void)
   g_autoptr (JsonNode) m = cria_json_parse (deep->str, -1, "deep.json", 1, &e);
   CU_ASSERT_PTR_NULL (m);
   CU_ASSERT_TRUE (e && strstr (e->message, "deep.json:1:513: nested deeper than 512 levels"));
+  g_autoptr (GError) de = NULL;
+  g_autoptr (CriaJsonDoc) d = cria_json_doc_parse (deep->str, -1, "deep.json", 1, &de);
+  CU_ASSERT_TRUE (!d && de && strstr (de->message, "deep.json:1:513: nested deeper than 512 levels"));
+  g_autoptr (CriaJsonDoc) ok_doc = cria_json_doc_parse (ok->str, -1, "deep.json", 1, NULL);
+  CU_ASSERT_EQUAL (cria_json_value_length (cria_json_doc_get_root (ok_doc)), 1);
 }
 
 static void
@@ -530,6 +640,7 @@ register_suites (void)
     { "stricter than json-glib", test_stricter },
     { "errors name line and column", test_positions },
     { "values", test_values },
+    { "compact documents (CriaJsonDoc)", test_doc_values },
     { "nesting depth", test_depth },
     { "values cut out of a stream", test_prefix },
     { "JSON array files stream", test_array_stream },

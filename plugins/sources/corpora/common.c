@@ -22,6 +22,7 @@ conv_destroy (gpointer data)
   cria_rows_free (self->rows);
   if (self->document)
     json_node_unref (self->document);
+  cria_json_doc_free (self->doc);
   g_queue_clear_full (&self->pending, (GDestroyNotify) cria_record_free);
   if (self->data_free)
     self->data_free (self->data);
@@ -69,16 +70,29 @@ conv_new_rows (const CriaProps *props, CriaContext *ctx, ConvRow row, GError **e
   return self;
 }
 
+/* Takes `document` or `doc`, whichever is not NULL; NULL when both are. */
+static Conv *
+conv_over (const CriaProps *props, CriaContext *ctx, ConvFill fill, JsonNode *document, CriaJsonDoc *doc)
+{
+  if (!document && !doc)
+    return NULL;
+  Conv *self = conv_alloc (props, ctx);
+  self->document = document;
+  self->doc = doc;
+  self->fill = fill;
+  return self;
+}
+
 Conv *
 conv_new_document (const CriaProps *props, CriaContext *ctx, ConvFill fill, GError **error)
 {
-  JsonNode *doc = cria_json_load_file (cria_props_get_string (props, "location"), error);
-  if (!doc)
-    return NULL;
-  Conv *self = conv_alloc (props, ctx);
-  self->document = doc;
-  self->fill = fill;
-  return self;
+  return conv_over (props, ctx, fill, cria_json_load_file (cria_props_get_string (props, "location"), error), NULL);
+}
+
+Conv *
+conv_new_doc (const CriaProps *props, CriaContext *ctx, ConvFill fill, GError **error)
+{
+  return conv_over (props, ctx, fill, NULL, cria_json_doc_load_file (cria_props_get_string (props, "location"), error));
 }
 
 CriaFlow

@@ -22,6 +22,7 @@ struct _Conv {
   CriaContext *ctx;
   CriaRows *rows;     /* row-based converters */
   JsonNode *document; /* document-based converters */
+  CriaJsonDoc *doc;   /* the same, read compactly */
   guint unit;         /* the next unit of the document */
   GQueue pending;     /* CriaRecord* */
   ConvFill fill;
@@ -32,8 +33,10 @@ struct _Conv {
 
 /* A converter reading rows of `location` (format= when the table has it). */
 Conv *conv_new_rows (const CriaProps *props, CriaContext *ctx, ConvRow row, GError **error);
-/* A converter over one JSON document. */
+/* A converter over one JSON document, as a json-glib tree (self->document)
+ * or as a compact block (self->doc), which is much faster to read and free. */
 Conv *conv_new_document (const CriaProps *props, CriaContext *ctx, ConvFill fill, GError **error);
+Conv *conv_new_doc (const CriaProps *props, CriaContext *ctx, ConvFill fill, GError **error);
 void conv_destroy (gpointer self);
 CriaFlow conv_next (gpointer self, CriaRecord **record, GError **error);
 

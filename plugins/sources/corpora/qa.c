@@ -29,7 +29,6 @@ static const CriaPropSpec squad_props[] = {
 };
 
 typedef struct {
-  JsonObject *obj;
   const char *question, *context, *title;
 } SquadLookup;
 
@@ -44,11 +43,14 @@ squad_lookup (const char *name, gpointer data)
 }
 
 static CriaRecord *
-squad_question (Conv *self, JsonObject *qa, const char *context, const char *title, const char *where, GError **error)
+squad_question (Conv *self, const CriaJsonValue *qa, const char *context, const char *title, const char *where,
+                GError **error)
 {
-  const char *question = json_object_get_string_member_with_default (qa, "question", NULL);
-  const char *id = json_object_get_string_member_with_default (qa, "id", NULL);
-  JsonArray *answers = json_object_has_member (qa, "answers") ? json_object_get_array_member (qa, "answers") : NULL;
+  const char *question = cria_json_value_string_member (qa, "question");
+  const char *id = cria_json_value_string_member (qa, "id");
+  const CriaJsonValue *answers = cria_json_value_member (qa, "answers");
+  if (cria_json_value_type (answers) != CRIA_JSON_ARRAY)
+    answers = NULL;
   if (!question || !id || !answers) {
     g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_MISSING_FIELD, "%s: missing field '%s'", where,
                  !question ? "question"
@@ -56,10 +58,10 @@ squad_question (Conv *self, JsonObject *qa, const char *context, const char *tit
                            : "answers");
     return NULL;
   }
-  g_autoptr (GPtrArray) texts = g_ptr_array_new ();
-  for (guint i = 0; i < json_array_get_length (answers); i++) {
-    JsonObject *a = json_array_get_object_element (answers, i);
-    const char *t = a ? json_object_get_string_member_with_default (a, "text", NULL) : NULL;
+  guint n_answers = cria_json_value_length (answers);
+  g_autoptr (GPtrArray) texts = g_ptr_array_sized_new (n_answers);
+  for (guint i = 0; i < n_answers; i++) {
+    const char *t = cria_json_value_string_member (cria_json_value_element (answers, i), "text");
     if (!t) {
       g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD,
                    "%s: field 'answers[%u].text': expected a string", where, i);
@@ -67,7 +69,7 @@ squad_question (Conv *self, JsonObject *qa, const char *context, const char *tit
     }
     g_ptr_array_add (texts, (gpointer) t);
   }
-  gboolean impossible = json_object_get_boolean_member_with_default (qa, "is_impossible", FALSE) || texts->len == 0;
+  gboolean impossible = cria_json_value_truth (cria_json_value_member (qa, "is_impossible"), FALSE) || texts->len == 0;
   if (impossible && !strcmp (cria_props_get_string (self->props, "unanswerable"), "skip")) {
     cria_context_skip (self->ctx, "unanswerable");
     return NULL;
@@ -76,7 +78,7 @@ squad_question (Conv *self, JsonObject *qa, const char *context, const char *tit
   const char *tmpl = conv_prop (self, "instruction");
   if (!tmpl)
     tmpl = inline_ctx ? "{context}\n\n{question}" : "{question}";
-  SquadLookup l = { qa, question, context, title };
+  SquadLookup l = { question, context, title };
   g_autoptr (CriaRecord) r = cria_record_new ();
   r->instruction = cria_template_render (tmpl, squad_lookup, &l, error);
   if (!r->instruction)
@@ -102,22 +104,20 @@ static CriaFlow
 squad_fill (Conv *self, GError **error)
 {
   SquadPos *pos = self->data;
-  JsonObject *root = JSON_NODE_HOLDS_OBJECT (self->document) ? json_node_get_object (self->document) : NULL;
-  JsonNode *dn = root ? json_object_get_member (root, "data") : NULL;
+  const CriaJsonValue *data = cria_json_value_member (cria_json_doc_get_root (self->doc), "data");
   const char *path = cria_props_get_string (self->props, "location");
-  if (!dn || !JSON_NODE_HOLDS_ARRAY (dn)) {
+  if (cria_json_value_type (data) != CRIA_JSON_ARRAY) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: not SQuAD: expected an object with a 'data' array", path);
     return CRIA_FLOW_ERROR;
   }
-  JsonArray *data = json_node_get_array (dn);
   for (;;) {
-    if (pos->article >= json_array_get_length (data))
+    if (pos->article >= cria_json_value_length (data))
       return CRIA_FLOW_EOS;
-    JsonObject *article = json_array_get_object_element (data, pos->article);
-    JsonArray *paras = article && json_object_has_member (article, "paragraphs")
-                           ? json_object_get_array_member (article, "paragraphs")
-                           : NULL;
-    if (!paras || pos->paragraph >= json_array_get_length (paras)) {
+    const CriaJsonValue *article = cria_json_value_element (data, pos->article);
+    const CriaJsonValue *paras = cria_json_value_member (article, "paragraphs");
+    if (cria_json_value_type (paras) != CRIA_JSON_ARRAY)
+      paras = NULL;
+    if (!paras || pos->paragraph >= cria_json_value_length (paras)) {
       pos->article++;
       pos->paragraph = 0;
       if (!paras) {
@@ -129,21 +129,25 @@ squad_fill (Conv *self, GError **error)
     }
     guint pi = pos->paragraph++;
     g_autofree char *where = g_strdup_printf ("%s: data[%u].paragraphs[%u]", path, pos->article, pi);
-    JsonObject *para = json_array_get_object_element (paras, pi);
-    const char *context = para ? json_object_get_string_member_with_default (para, "context", NULL) : NULL;
-    JsonArray *qas = para && json_object_has_member (para, "qas") ? json_object_get_array_member (para, "qas") : NULL;
+    const CriaJsonValue *para = cria_json_value_element (paras, pi);
+    const char *context = cria_json_value_string_member (para, "context");
+    const CriaJsonValue *qas = cria_json_value_member (para, "qas");
+    if (cria_json_value_type (qas) != CRIA_JSON_ARRAY)
+      qas = NULL;
     if (!context || !qas) {
       g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_MISSING_FIELD, "%s: missing field '%s'", where,
                    !context ? "context" : "qas");
       return CRIA_FLOW_ERROR;
     }
-    const char *title = json_object_get_string_member_with_default (article, "title", NULL);
+    const char *title = cria_json_value_string_member (article, "title");
     GError *first = NULL;
-    for (guint q = 0; q < json_array_get_length (qas); q++) {
+    for (guint q = 0; q < cria_json_value_length (qas); q++) {
       g_autofree char *qwhere = g_strdup_printf ("%s.qas[%u]", where, q);
-      JsonObject *qa = json_array_get_object_element (qas, q);
+      const CriaJsonValue *qa = cria_json_value_element (qas, q);
       GError *qerr = NULL;
-      CriaRecord *r = qa ? squad_question (self, qa, context, title, qwhere, &qerr) : NULL;
+      CriaRecord *r = cria_json_value_type (qa) == CRIA_JSON_OBJECT
+                          ? squad_question (self, qa, context, title, qwhere, &qerr)
+                          : NULL;
       /* The paragraph's good questions are queued; the first bad one is reported. */
       if (qerr && !first)
         first = qerr;
@@ -163,7 +167,7 @@ squad_fill (Conv *self, GError **error)
 static gpointer
 squad_create (const CriaProps *props, CriaContext *ctx, GError **error)
 {
-  Conv *self = conv_new_document (props, ctx, squad_fill, error);
+  Conv *self = conv_new_doc (props, ctx, squad_fill, error);
   if (self) {
     self->data = g_new0 (SquadPos, 1);
     self->data_free = g_free;
