@@ -341,6 +341,12 @@ seen_bytes (void)
   return (guint) (layers * (window - 1) + 1);
 }
 
+static int
+by_text (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
 /* The training set: each prompt the teacher was asked cut to what the model
  * sees, with its answer; one line per distinct cut. A cut taught two answers
  * could never be learned: the lessons must be changed. */
@@ -349,7 +355,7 @@ cut_lessons (void)
 {
   guint seen = seen_bytes ();
   g_autoptr (GHashTable) cuts = g_hash_table_new (g_str_hash, g_str_equal);
-  GString *jsonl = g_string_new (NULL);
+  g_autoptr (GPtrArray) lines = g_ptr_array_new_with_free_func (g_free);
   for (guint i = 0; i < asked->len; i++) {
     const char *prompt = asked->pdata[i];
     const char *cut = prompt + (strlen (prompt) > seen ? strlen (prompt) - seen : 0);
@@ -364,9 +370,13 @@ cut_lessons (void)
     json_object_set_string_member (o, "instruction", cut);
     json_object_set_string_member (o, "output", taught->pdata[i]);
     g_autoptr (JsonNode) n = json_node_init_object (json_node_alloc (), o);
-    g_autofree char *line = json_to_string (n, FALSE);
-    g_string_append_printf (jsonl, "%s\n", line);
+    g_ptr_array_add (lines, json_to_string (n, FALSE));
   }
+  /* Sorted: the requests of a batch come in any order. */
+  g_ptr_array_sort (lines, by_text);
+  GString *jsonl = g_string_new (NULL);
+  for (guint i = 0; i < lines->len; i++)
+    g_string_append_printf (jsonl, "%s\n", (char *) lines->pdata[i]);
   return g_string_free (jsonl, FALSE);
 }
 
@@ -445,13 +455,20 @@ read_instructions (const char *path)
   return out;
 }
 
-static void
-test_selfinstruct (void)
+/* A pipeline through cria serve, answers cached in tmp/cache; its summary. */
+static JsonNode *
+run_served (char *(*pipeline) (const char *url, const char *cache, const char *out), const char *out)
 {
   CU_ASSERT_PTR_NOT_NULL_FATAL (server_url);
   g_autofree char *cache = in_tmp ("cache");
-  g_autofree char *si = selfinstruct_pipeline (server_url, cache, "si.jsonl");
-  g_autoptr (JsonNode) summary = run_data (si);
+  g_autofree char *desc = pipeline (server_url, cache, out);
+  return run_data (desc);
+}
+
+static void
+test_selfinstruct (void)
+{
+  g_autoptr (JsonNode) summary = run_served (selfinstruct_pipeline, "si.jsonl");
   /* The first list: the fruits, the haiku and the review are kept; "Sort."
    * is too short, the map is blocklisted, the temperature is a seed. The
    * second is the same list: what the rules do not drop is similar. */
@@ -478,10 +495,7 @@ test_selfinstruct (void)
 static void
 test_evolinstruct (void)
 {
-  CU_ASSERT_PTR_NOT_NULL_FATAL (server_url);
-  g_autofree char *cache = in_tmp ("cache");
-  g_autofree char *evo = evolinstruct_pipeline (server_url, cache, "evo.jsonl");
-  g_autoptr (JsonNode) summary = run_data (evo);
+  g_autoptr (JsonNode) summary = run_served (evolinstruct_pipeline, "evo.jsonl");
   /* The shop's rewrite leaks the prompt and the climate's answer apologizes,
    * in both rounds (a dropped evolution leaves its parent to the next). */
   expect_reasons (summary, 1,
@@ -537,14 +551,10 @@ static void
 test_rerun_from_cache (void)
 {
   CU_ASSERT_PTR_NULL_FATAL (server);
-  CU_ASSERT_PTR_NOT_NULL_FATAL (server_url);
-  g_autofree char *cache = in_tmp ("cache");
-  g_autofree char *si = selfinstruct_pipeline (server_url, cache, "si-again.jsonl");
-  g_autoptr (JsonNode) s1 = run_data (si);
+  g_autoptr (JsonNode) s1 = run_served (selfinstruct_pipeline, "si-again.jsonl");
   expect_same_file ("si.jsonl", "si-again.jsonl");
   CU_ASSERT_EQUAL (reason (s1, 0, "similar"), 5);
-  g_autofree char *evo = evolinstruct_pipeline (server_url, cache, "evo-again.jsonl");
-  g_autoptr (JsonNode) s2 = run_data (evo);
+  g_autoptr (JsonNode) s2 = run_served (evolinstruct_pipeline, "evo-again.jsonl");
   expect_same_file ("evo.jsonl", "evo-again.jsonl");
   CU_ASSERT_EQUAL (reason (s2, 1, "apology"), 2);
 }
