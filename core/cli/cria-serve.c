@@ -18,7 +18,7 @@ cria_verb_serve (int argc, char **argv)
   cria_cli_sampling_init (&so);
   g_autofree char *host = NULL, *name = NULL, *base = NULL;
   int port = 8080, max_concurrent = 16, max_body_kib = 1024;
-  gboolean no_special = FALSE;
+  gboolean no_special = FALSE, log_requests = FALSE;
   GOptionEntry entries[] = { { "host", 0, 0, G_OPTION_ARG_STRING, &host,
                                "Address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all)", "ADDR" },
                              { "port", 0, 0, G_OPTION_ARG_INT, &port,
@@ -31,6 +31,8 @@ cria_verb_serve (int argc, char **argv)
                                "Largest request body in KiB (default 1024); larger get 413", "KIB" },
                              { "no-add-special", 0, 0, G_OPTION_ARG_NONE, &no_special,
                                "Do not add the tokenizer's special tokens (BOS) to prompts", NULL },
+                             { "log-requests", 0, 0, G_OPTION_ARG_NONE, &log_requests,
+                               "Print one line per request on stderr: address, method, path, status, seconds", NULL },
                              { NULL } };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- serve a model over an OpenAI-compatible HTTP API");
   g_option_context_add_main_entries (ctx, entries, NULL);
@@ -63,6 +65,7 @@ cria_verb_serve (int argc, char **argv)
     .max_concurrent = (guint) max_concurrent,
     .max_body = (gsize) max_body_kib * 1024,
     .runner = runner,
+    .log_requests = log_requests,
   };
   if (!cria_server_run (&options, &error))
     goto done;

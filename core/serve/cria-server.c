@@ -329,6 +329,39 @@ early (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable *q
   }
 }
 
+/* --log-requests: when each request came, so that its line can say how long it took. */
+static void
+log_started (SoupServer *soup, SoupServerMessage *msg, gpointer data)
+{
+  gint64 *t = g_new (gint64, 1);
+  *t = g_get_monotonic_time ();
+  g_object_set_data_full (G_OBJECT (msg), "cria-started", t, g_free);
+}
+
+static void
+log_line (SoupServerMessage *msg, const char *status)
+{
+  const gint64 *t = g_object_get_data (G_OBJECT (msg), "cria-started");
+  double seconds = t ? (double) (g_get_monotonic_time () - *t) / G_USEC_PER_SEC : 0;
+  const char *host = soup_server_message_get_remote_host (msg);
+  g_autofree char *path = cria_error_quote (g_uri_get_path (soup_server_message_get_uri (msg)), -1, 80);
+  g_printerr ("cria serve: %s %s %s %s %.3f s\n", host ? host : "-", soup_server_message_get_method (msg), path,
+              status, seconds);
+}
+
+static void
+log_finished (SoupServer *soup, SoupServerMessage *msg, gpointer data)
+{
+  g_autofree char *status = g_strdup_printf ("%u", soup_server_message_get_status (msg));
+  log_line (msg, status);
+}
+
+static void
+log_aborted (SoupServer *soup, SoupServerMessage *msg, gpointer data)
+{
+  log_line (msg, "aborted");
+}
+
 static gboolean
 on_signal (gpointer data)
 {
@@ -396,6 +429,11 @@ cria_server_run (const CriaServerOptions *options, GError **error)
   server.soup = soup_server_new ("server-header", "cria/" PACKAGE_VERSION " ", NULL);
   soup_server_add_early_handler (server.soup, NULL, early, &server, NULL);
   soup_server_add_handler (server.soup, NULL, handle, &server, NULL);
+  if (server.o.log_requests) {
+    g_signal_connect (server.soup, "request-started", G_CALLBACK (log_started), NULL);
+    g_signal_connect (server.soup, "request-finished", G_CALLBACK (log_finished), NULL);
+    g_signal_connect (server.soup, "request-aborted", G_CALLBACK (log_aborted), NULL);
+  }
   if (!listen_on (&server, error)) {
     g_object_unref (server.soup);
     return FALSE;

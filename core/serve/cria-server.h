@@ -10,8 +10,11 @@ typedef struct {
   guint max_concurrent;   /* requests admitted at once (running and waiting) */
   gsize max_body;         /* bytes of a request body */
   CriaLmRunner *runner;   /* borrowed; used from the server's one worker thread */
+  gboolean log_requests;  /* one line on stderr per request answered */
 } CriaServerOptions;
 
 /* Listens, prints "cria serve: listening on http://HOST:PORT/v1" on stdout,
- * and answers until SIGINT or SIGTERM. */
+ * and answers until SIGINT or SIGTERM. With log_requests, each request
+ * answered (or given up by its client) adds a line on stderr:
+ * "cria serve: ADDR METHOD PATH STATUS BYTES SECONDS s". */
 gboolean cria_server_run (const CriaServerOptions *options, GError **error);
