@@ -365,6 +365,21 @@ trainer_save_checkpoint (Trainer *t, GError **error)
          trainer_write_log (t, error);
 }
 
+/* Numbers compare by value: how a double is written has changed between
+ * versions (0 then, 0.0 now), and a checkpoint must outlive that. */
+static gboolean
+same_option (const CriaProps *o, const char *name, const char *was, const char *now)
+{
+  if (!g_strcmp0 (was, now))
+    return TRUE;
+  if (!was || !now)
+    return FALSE;
+  for (const CriaPropSpec *sp = cria_props_get_specs (o); sp && sp->name; sp++)
+    if (!strcmp (sp->name, name) && sp->type == CRIA_PROP_DOUBLE)
+      return g_ascii_strtod (was, NULL) == g_ascii_strtod (now, NULL);
+  return FALSE;
+}
+
 gboolean
 trainer_resume (Trainer *t, const char *dir, GError **error)
 {
@@ -375,7 +390,7 @@ trainer_resume (Trainer *t, const char *dir, GError **error)
   for (const char *const *k = fingerprint_options; fp && *k; k++) {
     const char *was = json_object_has_member (fp, *k) ? json_object_get_string_member (fp, *k) : NULL;
     const char *now = cria_props_get_text (t->o, *k);
-    if (g_strcmp0 (was, now) != 0) {
+    if (!same_option (t->o, *k, was, now)) {
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
                    "resume: %s: option %s was %s in the interrupted run, now %s", dir, *k, was ? was : "unset",
                    now ? now : "unset");

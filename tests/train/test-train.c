@@ -144,6 +144,18 @@ test_resume (void)
   CU_ASSERT_TRUE_FATAL (g_file_get_contents (wa, &da, &na, NULL) && g_file_get_contents (wb, &db, &nb, NULL));
   CU_ASSERT_TRUE (na == nb && memcmp (da, db, na) == 0);
 
+  /* A checkpoint that spells a number otherwise (as older versions wrote
+   * doubles) resumes the same run. */
+  g_autofree char *state_path = g_build_filename (ckpt, "trainer_state.json", NULL);
+  g_autofree char *state = cria_test_read_file (state_path);
+  g_autoptr (GRegex) lr = g_regex_new ("\"lr\" *: *\"[^\"]*\"", 0, 0, NULL);
+  g_autofree char *respelled = g_regex_replace_literal (lr, state, -1, 0, "\"lr\": \"0.010000000000000000208\"", 0, NULL);
+  CU_ASSERT_STRING_NOT_EQUAL (respelled, state);
+  cria_test_write_file (state_path, respelled);
+  CU_ASSERT_EQUAL_FATAL (train (b, resume, NULL), 0);
+  g_autofree char *lb2 = losses (b);
+  CU_ASSERT_STRING_EQUAL (la, lb2);
+
   /* Resuming with other numbers is refused. */
   const char *other[] = { lora_opts[0], lora_opts[1], lora_opts[2], lora_opts[3], lora_opts[4],
                           "--resume",   ckpt,         "--seed",     "7",          NULL };
