@@ -41,7 +41,7 @@ ask
 echo
 echo "== 3. LoRA fine-tuning on train.jsonl"
 "$cria" train --model "$model" --data train.jsonl --format support-format.json \
-  --adapter "lora r=16 alpha=32 target-modules=all-linear" --epochs 10 --lr 1e-2 --batch-size 8 \
+  --adapter "lora r=16 alpha=32 target-modules=all-linear" --epochs 8 --lr 1.2e-2 --batch-size 8 \
   --warmup-steps 5 --schedule cosine --threads "$threads" --seed 1 --out adapter
 echo
 echo "== 4. Before and after, on the held-out records (eval.jsonl)"
