@@ -119,6 +119,17 @@ encode_append (CriaTokenizer *tok, const char *text, CriaEncodeFlags flags, GArr
   return TRUE;
 }
 
+/* Copies ids[at, at + n) and their learn flags into a new example. */
+static void
+add_example (TrainSet *set, GArray *ids, GArray *learn, guint at, guint n)
+{
+  TrainExample e = { .n = (gint32) n };
+  e.ids = g_memdup2 (&g_array_index (ids, gint32, at), n * sizeof (gint32));
+  e.learn = g_memdup2 (&g_array_index (learn, guint8, at), n);
+  set->n_tokens += e.n;
+  g_array_append_val (set->examples, e);
+}
+
 gboolean
 train_set_build (TrainSet *set, GPtrArray *records, const char *what, const CriaPromptFormat *format,
                  CriaTokenizer *tok, gint64 max_length, gboolean train_on_inputs, gint32 eos, GError **error)
@@ -151,11 +162,7 @@ train_set_build (TrainSet *set, GPtrArray *records, const char *what, const Cria
         guint n = MIN (ids->len - at, (guint) max_length);
         if (n < 2)
           break;
-        TrainExample e = { .n = (gint32) n };
-        e.ids = g_memdup2 (&g_array_index (ids, gint32, at), n * sizeof (gint32));
-        e.learn = g_memdup2 (&g_array_index (learn, guint8, at), n);
-        set->n_tokens += e.n;
-        g_array_append_val (set->examples, e);
+        add_example (set, ids, learn, at, n);
       }
       continue;
     }
@@ -174,11 +181,7 @@ train_set_build (TrainSet *set, GPtrArray *records, const char *what, const Cria
                    what, i + 1, max_length, ids->len);
       return FALSE;
     }
-    TrainExample e = { .n = (gint32) ids->len };
-    e.ids = g_memdup2 (ids->data, ids->len * sizeof (gint32));
-    e.learn = g_memdup2 (learn->data, learn->len);
-    set->n_tokens += e.n;
-    g_array_append_val (set->examples, e);
+    add_example (set, ids, learn, 0, ids->len);
   }
   return TRUE;
 }
