@@ -1,7 +1,11 @@
 /* cria-test.c: helpers shared by the test programs. */
 #include "config.h"
 
+#include <signal.h>
 #include <stdarg.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <glib/gstdio.h>
 
 #include "cria-test.h"
@@ -145,4 +149,12 @@ write_byte_tokenizer (const char *dir)
   g_string_append (s, "},\"merges\":[]}}");
   g_autofree char *path = g_build_filename (dir, "tokenizer.json", NULL);
   cria_test_write_file (path, s->str);
+}
+
+void
+cria_test_die_with_parent (gpointer data)
+{
+#ifdef __linux__
+  prctl (PR_SET_PDEATHSIG, SIGTERM);
+#endif
 }

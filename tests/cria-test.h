@@ -67,6 +67,9 @@ CriaRegistry *cria_test_registry (void);
 /* Runs the build tree's cria with arguments; returns its exit status and
  * captures stdout and stderr (each may be NULL). `stdin_text` may be NULL. */
 int cria_test_run_cria (const char *const *args, const char *stdin_text, char **out, char **err);
+/* A GSpawnChildSetupFunc for servers a test starts: the child gets SIGTERM
+ * when the test process dies, so a crashing test leaves no server running. */
+void cria_test_die_with_parent (gpointer data);
 /* cria_test_run_cria on the NULL-terminated lists of arguments given one
  * after the other (the last list may be NULL, then the end); stderr in
  * *err, or printed when the run fails and err is NULL. */

@@ -50,9 +50,6 @@
  * Nothing from ../shared is used: it always runs. */
 #include <signal.h>
 #include <string.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
 
 #include "cria-test.h"
 #include "fake-openai.h"
@@ -410,15 +407,6 @@ test_teacher (void)
   CU_ASSERT_FATAL (g_strcmp0 (learned, committed) == 0);
 }
 
-/* A test that crashes must not leave its server running. */
-static void
-die_with_parent (gpointer data)
-{
-#ifdef __linux__
-  prctl (PR_SET_PDEATHSIG, SIGTERM);
-#endif
-}
-
 static void
 test_serve (void)
 {
@@ -429,7 +417,7 @@ test_serve (void)
   g_autoptr (GError) error = NULL;
   g_autoptr (GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
   g_subprocess_launcher_set_stderr_file_path (launcher, log_path);
-  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  g_subprocess_launcher_set_child_setup (launcher, cria_test_die_with_parent, NULL, NULL);
   server = g_subprocess_launcher_spawnv (launcher, argv, &error);
   g_assert_no_error (error);
   g_autoptr (GDataInputStream) out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (server));

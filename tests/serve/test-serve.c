@@ -6,9 +6,6 @@
  * queue, a client hanging up mid-stream, and a clean stop on SIGTERM. */
 #include <signal.h>
 #include <string.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
 
 #include <libsoup/soup.h>
 
@@ -26,15 +23,6 @@ typedef struct {
 
 static Server main_server, busy_server;
 
-/* A test that crashes must not leave its servers running. */
-static void
-die_with_parent (gpointer data)
-{
-#ifdef __linux__
-  prctl (PR_SET_PDEATHSIG, SIGTERM);
-#endif
-}
-
 static void
 server_start (Server *s, const char *const *extra)
 {
@@ -47,7 +35,7 @@ server_start (Server *s, const char *const *extra)
   g_ptr_array_add (argv, NULL);
   g_autoptr (GError) error = NULL;
   g_autoptr (GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
-  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  g_subprocess_launcher_set_child_setup (launcher, cria_test_die_with_parent, NULL, NULL);
   s->proc = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
   g_assert_no_error (error);
   g_autoptr (GDataInputStream) out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (s->proc));
