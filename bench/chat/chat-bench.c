@@ -1,4 +1,4 @@
-/* chat-bench: renders every conversation of tests/chat/conversations.json
+/* chat-bench: renders every conversation of tests/chat-template/conversations.json
  * through a tokenizer's chat template, many times over, and prints
  * "cria RENDERS_PER_SECOND BYTES" (chat.sh compares it with the JavaScript
  * reference). The template is compiled once, as cria's verbs do.

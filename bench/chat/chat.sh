@@ -13,7 +13,7 @@ src=${2:-.}
 rounds=${3:-2000}
 shared=${CRIA_SHARED:-$src/../shared}
 export NODE_PATH=${NODE_PATH:-/work/npm-ref-chat/node_modules}
-convs=$src/tests/chat/conversations.json
+convs=$src/tests/chat-template/conversations.json
 printf '%-10s %14s %14s %8s %s\n' template cria-renders/s node-renders/s ratio bytes
 for t in qwen2.5 qwen3 llama3; do
   c=$("$build/bench/chat/cria-chat-bench" "$shared/tokenizers/$t" "$convs" "$rounds")

@@ -5,7 +5,7 @@
  *                         cria_linear (g, "q_proj", x, cria_graph_param (g, "q_proj.weight", w4, FALSE), NULL);
  *
  * Every step is single f32 operations in a fixed order, so the result is
- * bit-reproducible and tests/quant/nf4_reference.py reproduces it bit for bit. */
+ * bit-reproducible and tests/compute/nf4_reference.py reproduces it bit for bit. */
 #include "config.h"
 
 #include <math.h>

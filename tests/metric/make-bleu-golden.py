@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Writes bleu-golden.txt: nltk's BLEU of the pairs in bleu-en.jsonl and
-bleu-zh.jsonl (make-pairs.py), the reference of tests/test-metric.c.
+bleu-zh.jsonl (make-pairs.py), the reference of tests/metric/test-metric.c.
 
 Usage: /usr/bin/python3 make-bleu-golden.py DIR   (Debian python3-nltk 3.8)
 

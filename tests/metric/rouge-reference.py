@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """An independent ROUGE and distinct-n, written from the published
-definitions, and the golden file of tests/test-metric.c.
+definitions, and the golden file of tests/metric/test-metric.c.
 
 Usage: python3 rouge-reference.py DIR   (reads bleu-en.jsonl, bleu-zh.jsonl)
 

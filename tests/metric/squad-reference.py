@@ -2,7 +2,7 @@
 """SQuAD v2.0 EM/F1 under the rules of the official evaluation script
 (evaluate-v2.0.py: normalize_answer, compute_exact, compute_f1, the maximum
 over gold answers, [''] as the gold of unanswerable questions), written from
-those rules, and the golden file of tests/test-metric.c.
+those rules, and the golden file of tests/metric/test-metric.c.
 
 Usage: python3 squad-reference.py SHARED_DIR OUT_DIR
 
@@ -14,7 +14,7 @@ without gold answers uses the words given):
   2: "The " + ASCII-upper(first) + "!"      unanswerable: "the"
   3: first word of first + " zzz"           unanswerable: first word of the question
   4: last + " " + first                     unanswerable: "an."
-tests/test-metric.c builds the same predictions. Lines: "id exact f1", then
+tests/metric/test-metric.c builds the same predictions. Lines: "id exact f1", then
 "T exact f1 has_ans_exact has_ans_f1 no_ans_exact no_ans_f1" (percentages).
 """
 import collections

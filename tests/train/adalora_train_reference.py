@@ -42,7 +42,6 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
-sys.path.insert(0, os.path.join(HERE, "..", "adalora"))
 import adalora_reference  # noqa: E402
 import hf_models  # noqa: E402
 

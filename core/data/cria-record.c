@@ -1,0 +1,326 @@
+/* cria-record.c: records and their JSON interchange form (cria-record(5)). */
+#include "config.h"
+
+#include <string.h>
+
+#include <cria/cria-error.h>
+#include <cria/cria-json.h>
+#include <cria/cria-record.h>
+
+#include "../json/cria-json-private.h"
+
+static const char *const text_fields[] = { "instruction", "input", "output", "system" };
+
+CriaRecord *
+cria_record_new (void)
+{
+  CriaRecord *r = g_new0 (CriaRecord, 1);
+  r->meta = json_object_new ();
+  return r;
+}
+
+void
+cria_message_free (CriaMessage *m)
+{
+  if (!m)
+    return;
+  g_free (m->role);
+  g_free (m->content);
+  g_free (m);
+}
+
+void
+cria_record_free (CriaRecord *r)
+{
+  if (!r)
+    return;
+  g_free (r->instruction);
+  g_free (r->input);
+  g_free (r->output);
+  g_free (r->system);
+  if (r->messages)
+    g_ptr_array_unref (r->messages);
+  json_object_unref (r->meta);
+  g_free (r);
+}
+
+static char **
+field_slot (CriaRecord *r, const char *field)
+{
+  if (!strcmp (field, "instruction"))
+    return &r->instruction;
+  if (!strcmp (field, "input"))
+    return &r->input;
+  if (!strcmp (field, "output"))
+    return &r->output;
+  if (!strcmp (field, "system"))
+    return &r->system;
+  return NULL;
+}
+
+void
+cria_record_add_message (CriaRecord *r, const char *role, const char *content)
+{
+  if (!r->messages)
+    r->messages = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_message_free);
+  CriaMessage *m = g_new0 (CriaMessage, 1);
+  m->role = g_strdup (role);
+  m->content = g_strdup (content);
+  g_ptr_array_add (r->messages, m);
+}
+
+void
+cria_record_set_field (CriaRecord *r, const char *field, const char *value)
+{
+  char **slot = field_slot (r, field);
+  if (slot) {
+    g_free (*slot);
+    *slot = g_strdup (value);
+  } else if (value) {
+    json_object_set_string_member (r->meta, field, value);
+  } else {
+    json_object_remove_member (r->meta, field);
+  }
+}
+
+const char *
+cria_record_get_field (const CriaRecord *r, const char *field)
+{
+  char **slot = field_slot ((CriaRecord *) r, field);
+  if (slot)
+    return *slot;
+  JsonNode *n = json_object_get_member (r->meta, field);
+  if (n && JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_STRING)
+    return json_node_get_string (n);
+  return NULL;
+}
+
+/* json_node_copy() shares arrays and objects; a copied record must not. */
+static JsonNode *deep_copy_node (JsonNode *n);
+
+static JsonObject *
+deep_copy_object (JsonObject *o)
+{
+  JsonObject *c = json_object_new ();
+  JsonObjectIter it;
+  const char *name;
+  JsonNode *member;
+  json_object_iter_init_ordered (&it, o);
+  while (json_object_iter_next_ordered (&it, &name, &member))
+    json_object_set_member (c, name, deep_copy_node (member));
+  return c;
+}
+
+static JsonNode *
+deep_copy_node (JsonNode *n)
+{
+  if (JSON_NODE_HOLDS_OBJECT (n)) {
+    JsonNode *c = json_node_new (JSON_NODE_OBJECT);
+    json_node_take_object (c, deep_copy_object (json_node_get_object (n)));
+    return c;
+  }
+  if (JSON_NODE_HOLDS_ARRAY (n)) {
+    JsonArray *a = json_node_get_array (n);
+    JsonArray *ca = json_array_sized_new (json_array_get_length (a));
+    for (guint i = 0; i < json_array_get_length (a); i++)
+      json_array_add_element (ca, deep_copy_node (json_array_get_element (a, i)));
+    JsonNode *c = json_node_new (JSON_NODE_ARRAY);
+    json_node_take_array (c, ca);
+    return c;
+  }
+  return json_node_copy (n);
+}
+
+CriaRecord *
+cria_record_copy (const CriaRecord *r)
+{
+  CriaRecord *c = g_new0 (CriaRecord, 1);
+  c->instruction = g_strdup (r->instruction);
+  c->input = g_strdup (r->input);
+  c->output = g_strdup (r->output);
+  c->system = g_strdup (r->system);
+  /* An empty conversation differs from none: keep the array even when empty. */
+  if (r->messages)
+    c->messages = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_message_free);
+  for (guint i = 0; r->messages && i < r->messages->len; i++) {
+    CriaMessage *m = g_ptr_array_index (r->messages, i);
+    cria_record_add_message (c, m->role, m->content);
+  }
+  c->meta = deep_copy_object (r->meta);
+  return c;
+}
+
+JsonObject *
+cria_record_to_json (const CriaRecord *r)
+{
+  JsonObject *o = json_object_new ();
+  for (guint i = 0; i < G_N_ELEMENTS (text_fields); i++) {
+    const char *v = cria_record_get_field (r, text_fields[i]);
+    if (v)
+      json_object_set_string_member (o, text_fields[i], v);
+  }
+  if (r->messages) {
+    JsonArray *a = json_array_new ();
+    for (guint i = 0; i < r->messages->len; i++) {
+      CriaMessage *m = g_ptr_array_index (r->messages, i);
+      JsonObject *mo = json_object_new ();
+      json_object_set_string_member (mo, "role", m->role);
+      json_object_set_string_member (mo, "content", m->content);
+      json_array_add_object_element (a, mo);
+    }
+    json_object_set_array_member (o, "messages", a);
+  }
+  g_autoptr (GList) members = json_object_get_members (r->meta);
+  for (GList *l = members; l; l = l->next) {
+    /* Metadata never shadows a known field on output. */
+    if (json_object_has_member (o, l->data))
+      continue;
+    json_object_set_member (o, l->data, json_node_copy (json_object_get_member (r->meta, l->data)));
+  }
+  return o;
+}
+
+/* One member of a record's JSON form, `n` borrowed (metadata gets a copy). */
+gboolean
+cria_record_set_member (CriaRecord *r, const char *name, JsonNode *n, GError **error)
+{
+  char **slot = field_slot (r, name);
+  if (slot) {
+    if (JSON_NODE_HOLDS_NULL (n))
+      return TRUE;
+    if (!JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING) {
+      g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD, "field '%s': expected a string", name);
+      return FALSE;
+    }
+    *slot = g_strdup (json_node_get_string (n));
+  } else if (!strcmp (name, "messages") && !JSON_NODE_HOLDS_NULL (n)) {
+    if (!JSON_NODE_HOLDS_ARRAY (n)) {
+      g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD, "field 'messages': expected an array");
+      return FALSE;
+    }
+    JsonArray *a = json_node_get_array (n);
+    r->messages = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_message_free);
+    for (guint i = 0; i < json_array_get_length (a); i++) {
+      JsonNode *mn = json_array_get_element (a, i);
+      JsonObject *mo = JSON_NODE_HOLDS_OBJECT (mn) ? json_node_get_object (mn) : NULL;
+      const char *role = mo ? json_object_get_string_member_with_default (mo, "role", NULL) : NULL;
+      const char *content = mo ? json_object_get_string_member_with_default (mo, "content", NULL) : NULL;
+      if (!role || !content) {
+        g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD,
+                     "field 'messages[%u]': expected an object with string 'role' and 'content'", i);
+        return FALSE;
+      }
+      cria_record_add_message (r, role, content);
+    }
+  } else {
+    json_object_set_member (r->meta, name, json_node_copy (n));
+  }
+  return TRUE;
+}
+
+CriaRecord *
+cria_record_from_json (JsonObject *o, GError **error)
+{
+  g_autoptr (CriaRecord) r = cria_record_new ();
+  JsonObjectIter it;
+  const char *name;
+  JsonNode *n;
+  json_object_iter_init_ordered (&it, o);
+  while (json_object_iter_next_ordered (&it, &name, &n))
+    if (!cria_record_set_member (r, name, n, error))
+      return NULL;
+  return g_steal_pointer (&r);
+}
+
+/* Writes what json_to_string (cria_record_to_json (r)) would, without
+ * building that object: this runs once per record of every dataset written. */
+void
+cria_record_append_json_line (GString *out, const CriaRecord *r)
+{
+  /* Names written with their quotes and colon: no formatting per record. */
+  static const char *const keys[] = { "\"instruction\":", "\"input\":", "\"output\":", "\"system\":" };
+  const char *const values[] = { r->instruction, r->input, r->output, r->system };
+  gboolean first = TRUE;
+  g_string_append_c (out, '{');
+  for (guint i = 0; i < G_N_ELEMENTS (keys); i++) {
+    if (!values[i])
+      continue;
+    if (!first)
+      g_string_append_c (out, ',');
+    first = FALSE;
+    g_string_append (out, keys[i]);
+    cria_json_append_string (out, values[i]);
+  }
+  if (r->messages) {
+    g_string_append (out, first ? "\"messages\":[" : ",\"messages\":[");
+    first = FALSE;
+    for (guint i = 0; i < r->messages->len; i++) {
+      CriaMessage *m = g_ptr_array_index (r->messages, i);
+      g_string_append (out, i ? ",{\"role\":" : "{\"role\":");
+      cria_json_append_string (out, m->role);
+      g_string_append (out, ",\"content\":");
+      cria_json_append_string (out, m->content);
+      g_string_append_c (out, '}');
+    }
+    g_string_append_c (out, ']');
+  }
+  JsonObjectIter it;
+  const char *name;
+  JsonNode *member;
+  json_object_iter_init_ordered (&it, r->meta);
+  while (json_object_iter_next_ordered (&it, &name, &member)) {
+    /* Metadata never shadows a known field on output. Most names start with
+     * none of the letters of one, which spares the comparisons. */
+    char **slot = strchr ("iosm", name[0]) && name[0] ? field_slot ((CriaRecord *) r, name) : NULL;
+    if (!(slot && *slot) && !(r->messages && name[0] == 'm' && !strcmp (name, "messages")))
+      cria_json_append_member (out, &first, name, member);
+  }
+  g_string_append_c (out, '}');
+}
+
+char *
+cria_record_to_json_line (const CriaRecord *r)
+{
+  GString *out = g_string_sized_new (256);
+  cria_record_append_json_line (out, r);
+  return g_string_free (out, FALSE);
+}
+
+gboolean
+cria_record_equal (const CriaRecord *a, const CriaRecord *b)
+{
+  g_autofree char *ta = cria_record_to_json_line (a);
+  g_autofree char *tb = cria_record_to_json_line (b);
+  return strcmp (ta, tb) == 0;
+}
+
+static void
+add_turn (GPtrArray *turns, const char *role, const char *content)
+{
+  CriaMessage *m = g_new0 (CriaMessage, 1);
+  m->role = g_strdup (role);
+  m->content = g_strdup (content);
+  g_ptr_array_add (turns, m);
+}
+
+GPtrArray *
+cria_record_get_turns (const CriaRecord *r)
+{
+  GPtrArray *turns = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_message_free);
+  if (r->messages) {
+    for (guint i = 0; i < r->messages->len; i++) {
+      CriaMessage *m = g_ptr_array_index (r->messages, i);
+      add_turn (turns, m->role, m->content);
+    }
+    return turns;
+  }
+  if (r->system && *r->system)
+    add_turn (turns, "system", r->system);
+  g_autofree char *user = r->input && *r->input
+                              ? g_strconcat (r->instruction ? r->instruction : "", "\n\n", r->input, NULL)
+                              : g_strdup (r->instruction ? r->instruction : "");
+  add_turn (turns, "user", user);
+  if (r->output)
+    add_turn (turns, "assistant", r->output);
+  return turns;
+}
