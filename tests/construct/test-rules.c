@@ -2,7 +2,7 @@
  * crafted model outputs, one case per rule. */
 #include <math.h>
 
-#include "../../plugins/sources/construct/rules.h"
+#include "rules.h"
 #include "cria-test.h"
 
 static CriaRegistry *reg;
