@@ -116,10 +116,54 @@ usage (FILE *f)
   fprintf (f, "\nRun 'cria VERB --help' for a verb's options; see cria(1).\n");
 }
 
+/* libcria reports through g_log (cria-log.h); the command shows its messages
+ * as a person reads them: notes as plain lines on stderr, a status line
+ * rewritten in place (ended before any other line), results on stdout.
+ * Everything else keeps GLib's own form. */
+static gboolean status_open;
+
+static GLogWriterOutput
+write_log (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
+{
+  const char *domain = NULL, *message = NULL, *kind = NULL, *last = NULL;
+  for (gsize i = 0; i < n_fields; i++) {
+    const char *v = fields[i].length < 0 ? fields[i].value : NULL;
+    if (strcmp (fields[i].key, "GLIB_DOMAIN") == 0)
+      domain = v;
+    else if (strcmp (fields[i].key, "MESSAGE") == 0)
+      message = v;
+    else if (strcmp (fields[i].key, CRIA_LOG_FIELD_KIND) == 0)
+      kind = v;
+    else if (strcmp (fields[i].key, "CRIA_LAST") == 0)
+      last = v;
+  }
+  gboolean ours = (level & G_LOG_LEVEL_MASK) == G_LOG_LEVEL_MESSAGE && message && domain
+                  && strcmp (domain, CRIA_LOG_DOMAIN) == 0;
+  if (status_open && !(ours && kind && strcmp (kind, "status") == 0)) {
+    fputc ('\n', stderr);
+    status_open = FALSE;
+  }
+  if (!ours)
+    return g_log_writer_default (level, fields, n_fields, user_data);
+  if (kind && strcmp (kind, "result") == 0) {
+    printf ("%s\n", message);
+    fflush (stdout);
+  } else if (kind && strcmp (kind, "status") == 0) {
+    gboolean end = last && strcmp (last, "1") == 0;
+    fprintf (stderr, "\r%s%s", message, end ? "\n" : "");
+    status_open = !end;
+  } else {
+    fprintf (stderr, "%s\n", message);
+  }
+  fflush (stderr);
+  return G_LOG_WRITER_HANDLED;
+}
+
 int
 main (int argc, char **argv)
 {
   setlocale (LC_ALL, "");
+  g_log_set_writer_func (write_log, NULL, NULL);
   detect_uninstalled ();
   /* Options common to every verb may also come before the verb. */
   g_autoptr (GPtrArray) leading = g_ptr_array_new ();

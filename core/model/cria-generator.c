@@ -210,7 +210,7 @@ cria_generator_generate (CriaGenerator *g, const CriaGenRequest *req, CriaGenRes
   /* The text is already here: a cache that cannot be written costs a rerun, not this result. */
   g_autoptr (GError) cerr = NULL;
   if (key && !cache_store (g, key, res, &cerr))
-    g_printerr ("cria: warning: generation cache: %s\n", cerr->message);
+    g_message ("cria: warning: generation cache: %s", cerr->message);
   return TRUE;
 }
 

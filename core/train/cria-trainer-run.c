@@ -276,7 +276,7 @@ train_step (Trainer *t, GError **error)
     trainer_log (t,
                  "{\"step\":%" G_GINT64_FORMAT ",\"skipped\":\"non-finite %s\",\"skipped_steps\":%" G_GINT64_FORMAT "}",
                  t->step, isfinite (loss) ? "gradients" : "loss", t->n_skipped);
-    fprintf (stderr, "\ncria train: step %" G_GINT64_FORMAT " skipped: non-finite %s (%" G_GINT64_FORMAT " in a row)\n",
+    g_message ("cria train: step %" G_GINT64_FORMAT " skipped: non-finite %s (%" G_GINT64_FORMAT " in a row)",
              t->step, isfinite (loss) ? "gradients" : "loss", t->nan_streak);
     if (t->nan_streak >= cria_props_get_int (t->o, "nan-limit")) {
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_FAILED,
@@ -368,14 +368,13 @@ write_outputs (Trainer *t, gint64 steps_run, gint64 tokens_run, GError **error)
   g_autofree char *report = g_build_filename (t->out, "report.json", NULL);
   if (!train_write_text (report, text, error))
     return FALSE;
-  printf ("trained %s with %s: %" G_GINT64_FORMAT " steps, %" G_GINT64_FORMAT " trainable parameters, final loss %.4f",
-          model_dir, cria_provider_get_name (cria_adapter_get_provider (t->adapter)), t->step, n_params, t->last_loss);
-  if (t->eval_curve->len)
-    printf (", eval loss %.4f", t->last_eval);
-  printf ("\n%" G_GINT64_FORMAT " examples (%" G_GINT64_FORMAT " truncated to %" G_GINT64_FORMAT
-          " tokens), %.1f s, %.0f tokens/s; written to %s\n",
-          (gint64) t->train.examples->len, t->train.n_truncated, t->max_length, secs,
-          secs > 0 ? (double) tokens_run / secs : 0.0, t->out);
+  g_autofree char *eval = t->eval_curve->len ? g_strdup_printf (", eval loss %.4f", t->last_eval) : g_strdup ("");
+  cria_log_result ("trained %s with %s: %" G_GINT64_FORMAT " steps, %" G_GINT64_FORMAT
+                   " trainable parameters, final loss %.4f%s\n%" G_GINT64_FORMAT " examples (%" G_GINT64_FORMAT
+                   " truncated to %" G_GINT64_FORMAT " tokens), %.1f s, %.0f tokens/s; written to %s",
+                   model_dir, cria_provider_get_name (cria_adapter_get_provider (t->adapter)), t->step, n_params,
+                   t->last_loss, eval, (gint64) t->train.examples->len, t->train.n_truncated, t->max_length, secs,
+                   secs > 0 ? (double) tokens_run / secs : 0.0, t->out);
   return TRUE;
 }
 
@@ -392,11 +391,11 @@ cria_train_run (CriaRegistry *registry, const CriaProps *options, GError **error
   gint64 stop_after = cria_props_get_int (options, "stop-after");
   gint64 steps_run = 0, tokens_start = t.tokens_seen;
   if (t.train.n_truncated)
-    fprintf (stderr, "cria train: %" G_GINT64_FORMAT " of %u examples truncated to max-length %" G_GINT64_FORMAT "\n",
+    g_message ("cria train: %" G_GINT64_FORMAT " of %u examples truncated to max-length %" G_GINT64_FORMAT,
              t.train.n_truncated, t.train.examples->len, t.max_length);
   if (t.train.n_split)
-    fprintf (stderr, "cria train: %" G_GINT64_FORMAT " texts longer than max-length %" G_GINT64_FORMAT
-             " cut into pieces (%u examples)\n", t.train.n_split, t.max_length, t.train.examples->len);
+    g_message ("cria train: %" G_GINT64_FORMAT " texts longer than max-length %" G_GINT64_FORMAT
+               " cut into pieces (%u examples)", t.train.n_split, t.max_length, t.train.examples->len);
   while (t.step < t.total_steps) {
     if (!train_step (&t, error))
       return FALSE;
@@ -418,7 +417,7 @@ cria_train_run (CriaRegistry *registry, const CriaProps *options, GError **error
                      dir);
         return FALSE;
       }
-      fprintf (stderr, "cria train: stopped after %" G_GINT64_FORMAT " steps; continue with --resume %s\n", steps_run,
+      g_message ("cria train: stopped after %" G_GINT64_FORMAT " steps; continue with --resume %s", steps_run,
                dir);
       return TRUE;
     }

@@ -3,6 +3,7 @@
 
 #include <cria/cria-version.h>
 #include <cria/cria-error.h>
+#include <cria/cria-log.h>
 #include <cria/cria-dtype.h>
 #include <cria/cria-tensor.h>
 #include <cria/cria-graph.h>
