@@ -385,6 +385,11 @@ test_ia3_train (void)
   for (gint64 i = 0; i < down->n_elements; i++)
     moved |= ((const float *) down->data)[i] != 1.0f;
   CU_ASSERT_TRUE (moved);
+
+  g_autofree char *inspect = cria_command ("inspect ia3");
+  g_autofree char *shown = NULL;
+  CU_ASSERT_EQUAL (sh (inspect, &shown), 0);
+  CU_ASSERT_PTR_NOT_NULL (shown && strstr (shown, "feedforward-modules"));
 }
 
 /* In memory, then saved and reloaded: the same logits. The adapter is made
@@ -432,6 +437,36 @@ test_ia3_reload (void)
   printf ("\n  ia3 merged in memory vs hooked: %.3g of the largest", d);
   CU_ASSERT_TRUE (d <= 1e-5);
 
+  /* Bad adapters fail with one line naming the file and the field or key. */
+  static const struct {
+    const char *field, *value, *error;
+  } bad[] = {
+    { "feedforward_modules", "5", "adapter_config.json: field feedforward_modules: not a list or a string" },
+    { "target_modules", "[\"q_proj\",\"v_proj\",\"down_proj\"]",
+      "tensor base_model.model.model.layers.0.self_attn.q_proj.ia3_l is missing" },
+  };
+  g_autofree char *cfg_path = g_build_filename (dir, "adapter_config.json", NULL);
+  g_autofree char *cfg = cria_test_read_file (cfg_path);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (cfg);
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {
+    g_autoptr (JsonNode) root = json_from_string (cfg, NULL);
+    CU_ASSERT_TRUE_FATAL (root && JSON_NODE_HOLDS_OBJECT (root));
+    json_object_set_member (json_node_get_object (root), bad[i].field, json_from_string (bad[i].value, NULL));
+    g_autofree char *broken = json_to_string (root, TRUE);
+    cria_test_write_file (cfg_path, broken);
+    g_autoptr (CriaAdapter) none = cria_adapter_load (reg, b.model, dir, &error);
+    CU_ASSERT_PTR_NULL (none);
+    CU_ASSERT_TRUE (error && strstr (error->message, bad[i].error) && !strchr (error->message, '\n'));
+    if (error && !strstr (error->message, bad[i].error))
+      printf ("\n  wanted %s\n  got %s", bad[i].error, error->message);
+    g_clear_error (&error);
+  }
+  /* A feed-forward module that is not a target is refused, as PEFT does. */
+  g_autoptr (CriaAdapter) stray = cria_adapter_new_from_spec (reg, "ia3 target-modules=k_proj", &error);
+  g_assert_no_error (error);
+  CU_ASSERT_FALSE (cria_adapter_attach (stray, a.model, 1, &error));
+  CU_ASSERT_TRUE (error && strstr (error->message, "is among feedforward-modules=down_proj but not among"));
+  g_clear_error (&error);
   cria_lm_stack_clear (&a);
   cria_lm_stack_clear (&b);
 }

@@ -158,8 +158,18 @@ ia3_attach (gpointer self, CriaAdapterEntry *entries, guint n_entries, JsonObjec
   for (guint i = 0; i < n_entries; i++) {
     CriaAdapterEntry *e = &entries[i];
     g_autofree char *module = e->linear ? module_of (e->name) : NULL;
-    if (!module || !cria_adapter_target_matches (a->targets, a->targets_regex, module))
+    if (!module)
       continue;
+    if (!cria_adapter_target_matches (a->targets, a->targets_regex, module)) {
+      /* PEFT refuses a feed-forward module that is not a target, too. */
+      if (cria_adapter_target_matches (a->feedforward, a->feedforward_regex, module)) {
+        g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                     "ia3: %s is among feedforward-modules=%s but not among target-modules=%s", module, a->feedforward,
+                     a->targets);
+        return FALSE;
+      }
+      continue;
+    }
     if (e->tensor->n_dims != 2) {
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "ia3: %s is not a matrix", e->name);
       return FALSE;
