@@ -163,35 +163,28 @@ static void
 test_source (void)
 {
   NEED_STAGE ();
+  /* The answer of q2 is first one with \u, which is no escape: the row
+   * fails, and with --on-error=stop the run, leaving no output. */
+  static const char faq[] = "id\tquestion\tanswer\tcontext\ttopic\n"
+                            "q1\tWhat is the capital of France?\tParis.\t\tgeography\n"
+                            "\n"
+                            "q2\tTranslate:\t%s\tHello.\\tBye.\tlanguage\n"
+                            "q3\tHow many legs has a spider?\tEight.\tArachnids.\tbiology\n"
+                            "q4\tnot reached\tbecause of head\t\tnone\n";
   g_autofree char *tsv = g_build_filename (stage.dest, "faq.tsv", NULL);
-  cria_test_write_file (tsv, "id\tquestion\tanswer\tcontext\ttopic\n"
-                             "q1\tWhat is the capital of France?\tParis.\t\tgeography\n"
-                             "\n"
-                             "q2\tTranslate:\tHola.\\nAdi\\u00f3s? No: \\\\u\tHello.\\tBye.\tlanguage\n"
-                             "q3\tHow many legs has a spider?\tEight.\tArachnids.\tbiology\n"
-                             "q4\tnot reached\tbecause of head\t\tnone\n");
-  /* \u is no escape: the row fails, and with --on-error=stop the run. */
-  {
-    g_autofree char *out_path = g_build_filename (stage.dest, "out.jsonl", NULL);
-    g_autofree char *args = g_strdup_printf ("data -q 'example-tsv-qa location=%s ! head n=3 ! jsonl location=%s'", tsv,
-                                             out_path);
-    g_autofree char *run = cria_command (args);
-    g_autofree char *err = NULL;
-    CU_ASSERT_NOT_EQUAL (sh_full (run, NULL, &err, TRUE), 0);
-    g_autofree char *want = g_strdup_printf ("%s:4: field 'answer': unknown escape \\u", tsv);
-    CU_ASSERT_PTR_NOT_NULL (err && strstr (err, want));
-    CU_ASSERT_FALSE (g_file_test (out_path, G_FILE_TEST_EXISTS)); /* nothing left half-written */
-  }
-  cria_test_write_file (tsv, "id\tquestion\tanswer\tcontext\ttopic\n"
-                             "q1\tWhat is the capital of France?\tParis.\t\tgeography\n"
-                             "\n"
-                             "q2\tTranslate:\tHola.\\nAdios. \\\\o/\tHello.\\tBye.\tlanguage\n"
-                             "q3\tHow many legs has a spider?\tEight.\tArachnids.\tbiology\n"
-                             "q4\tnot reached\tbecause of head\t\tnone\n");
   g_autofree char *out_path = g_build_filename (stage.dest, "out.jsonl", NULL);
   g_autofree char *args = g_strdup_printf ("data -q 'example-tsv-qa location=%s ! head n=3 ! jsonl location=%s'", tsv,
                                            out_path);
   g_autofree char *run = cria_command (args);
+  g_autofree char *bad_faq = g_strdup_printf (faq, "Hola.\\nAdi\\u00f3s?");
+  cria_test_write_file (tsv, bad_faq);
+  g_autofree char *err = NULL;
+  CU_ASSERT_NOT_EQUAL (sh_full (run, NULL, &err, TRUE), 0);
+  g_autofree char *want = g_strdup_printf ("%s:4: field 'answer': unknown escape \\u", tsv);
+  CU_ASSERT_PTR_NOT_NULL (err && strstr (err, want));
+  CU_ASSERT_FALSE (g_file_test (out_path, G_FILE_TEST_EXISTS));
+  g_autofree char *good_faq = g_strdup_printf (faq, "Hola.\\nAdios. \\\\o/");
+  cria_test_write_file (tsv, good_faq);
   CU_ASSERT_EQUAL_FATAL (sh (run, NULL), 0);
   g_autofree char *got = cria_test_read_file (out_path);
   CU_ASSERT_STRING_EQUAL (
@@ -216,13 +209,13 @@ test_source (void)
     cria_test_write_file (path, bad[i].tsv);
     g_autofree char *bad_args = g_strdup_printf ("data -q 'example-tsv-qa location=%s ! jsonl location=-'", path);
     g_autofree char *bad_run = cria_command (bad_args);
-    g_autofree char *err = NULL;
-    CU_ASSERT_NOT_EQUAL (sh_full (bad_run, NULL, &err, TRUE), 0);
-    g_autofree char *want = g_strconcat (path, bad[i].error, NULL);
-    if (!err || !strstr (err, want))
-      printf ("\n  wanted %s\n  got %s", want, err ? err : "(nothing)");
-    CU_ASSERT_PTR_NOT_NULL (err && strstr (err, want));
-    CU_ASSERT_TRUE (err && strchr (err, '\n') == err + strlen (err) - 1); /* one line */
+    g_autofree char *bad_err = NULL;
+    CU_ASSERT_NOT_EQUAL (sh_full (bad_run, NULL, &bad_err, TRUE), 0);
+    g_autofree char *bad_want = g_strconcat (path, bad[i].error, NULL);
+    if (!bad_err || !strstr (bad_err, bad_want))
+      printf ("\n  wanted %s\n  got %s", bad_want, bad_err ? bad_err : "(nothing)");
+    CU_ASSERT_PTR_NOT_NULL (bad_err && strstr (bad_err, bad_want));
+    CU_ASSERT_TRUE (bad_err && strchr (bad_err, '\n') == bad_err + strlen (bad_err) - 1); /* one line */
   }
   /* --on-error=skip goes on past a bad row and counts it. */
   g_autofree char *mixed = g_build_filename (stage.dest, "mixed.tsv", NULL);
@@ -242,18 +235,6 @@ test_source (void)
   CU_ASSERT_EQUAL (sh (inspect, &shown), 0);
   CU_ASSERT_PTR_NOT_NULL (shown && strstr (shown, "escapes"));
   CU_ASSERT_PTR_NOT_NULL (shown && strstr (shown, "header of the column that becomes the output"));
-}
-
-/* Largest |a - b| over the largest |b|, as the model parity tests measure. */
-static double
-rel_diff (const float *a, const float *b, gint64 n)
-{
-  double d = 0, m = 0;
-  for (gint64 i = 0; i < n; i++) {
-    d = MAX (d, fabs ((double) a[i] - b[i]));
-    m = MAX (m, fabs ((double) b[i]));
-  }
-  return d / MAX (m, 1e-30);
 }
 
 static char *
@@ -286,7 +267,7 @@ logits_vs_golden (const char *model_args)
   const CriaWeight *logits = cria_safetensors_lookup (got, "logits");
   if (!logits || logits->dtype != CRIA_DTYPE_F32 || logits->n_elements != want->n_elements)
     return INFINITY;
-  return rel_diff (logits->data, want->data, want->n_elements);
+  return cria_test_rel_diff (logits->data, want->data, want->n_elements);
 }
 
 static void
@@ -417,7 +398,7 @@ test_ia3_reload (void)
   g_autoptr (CriaTensor) in_memory = cria_lm_logits (a.lm, ids, G_N_ELEMENTS (ids), &error);
   g_assert_no_error (error);
   gint64 n = cria_tensor_numel (base);
-  CU_ASSERT_TRUE (rel_diff (in_memory->data, base->data, n) > 1e-2);
+  CU_ASSERT_TRUE (cria_test_rel_diff (in_memory->data, base->data, n) > 1e-2);
 
   g_autofree char *dir = g_build_filename (stage.dest, "ia3-saved", NULL);
   CU_ASSERT_TRUE_FATAL (cria_adapter_save_peft (adapter, dir, "tiny-llama", &error));
@@ -433,7 +414,7 @@ test_ia3_reload (void)
   cria_lm_set_linear_hook (b.lm, NULL, NULL);
   g_autoptr (CriaTensor) merged = cria_lm_logits (b.lm, ids, G_N_ELEMENTS (ids), &error);
   g_assert_no_error (error);
-  double d = rel_diff (merged->data, in_memory->data, n);
+  double d = cria_test_rel_diff (merged->data, in_memory->data, n);
   printf ("\n  ia3 merged in memory vs hooked: %.3g of the largest", d);
   CU_ASSERT_TRUE (d <= 1e-5);
 
@@ -471,6 +452,53 @@ test_ia3_reload (void)
   cria_lm_stack_clear (&b);
 }
 
+/* GPT-2 stores its layers as Conv1D ([in, out]): PEFT's defaults there are
+ * c_attn and mlp.c_proj (feed-forward), saved with fan_in_fan_out. */
+static void
+test_ia3_gpt2 (void)
+{
+  NEED_STAGE ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CriaRegistry) reg = cria_test_registry ();
+  g_autofree char *so = g_build_filename (stage.examples, "adapter", "cria-example-ia3.so", NULL);
+  CU_ASSERT_TRUE_FATAL (cria_registry_load_file (reg, so, &error));
+  g_autofree char *tmp = g_build_filename (stage.dest, "gpt2", NULL);
+  g_autofree char *model = cria_test_tiny_model (tmp, "tiny-gpt2");
+  static const gint32 ids[] = { 5, 60, 61, 200, 7 };
+  CriaLmStack st = { 0 };
+  CU_ASSERT_TRUE_FATAL (cria_lm_stack_open (&st, reg, model, CRIA_MODEL_DTYPE_AUTO, NULL, 1, FALSE, &error));
+  g_autoptr (CriaAdapter) adapter = cria_adapter_new_from_spec (reg, "ia3 init-ia3-weights=false", &error);
+  g_assert_no_error (error);
+  CU_ASSERT_TRUE_FATAL (cria_adapter_attach (adapter, st.model, 3, &error));
+  gpointer data;
+  CriaLinearHook hook = cria_adapter_get_linear_hook (adapter, &data);
+  cria_lm_set_linear_hook (st.lm, hook, data);
+  g_autoptr (CriaTensor) hooked = cria_lm_logits (st.lm, ids, G_N_ELEMENTS (ids), &error);
+  g_assert_no_error (error);
+  g_autofree char *dir = g_build_filename (tmp, "ia3", NULL);
+  CU_ASSERT_TRUE_FATAL (cria_adapter_save_peft (adapter, dir, "tiny-gpt2", &error));
+  g_autofree char *st_path = g_build_filename (dir, "adapter_model.safetensors", NULL);
+  g_autoptr (CriaSafetensors) saved = cria_safetensors_open (st_path, &error);
+  g_assert_no_error (error);
+  const CriaWeight *attn = cria_safetensors_lookup (saved, "base_model.model.transformer.h.0.attn.c_attn.ia3_l");
+  const CriaWeight *proj = cria_safetensors_lookup (saved, "base_model.model.transformer.h.1.mlp.c_proj.ia3_l");
+  CU_ASSERT_EQUAL (cria_safetensors_get_n_weights (saved), 4);
+  CU_ASSERT_TRUE_FATAL (attn && proj);
+  CU_ASSERT_TRUE (attn->shape[0] == 96 && attn->shape[1] == 1);  /* [3 * 32 out, 1] */
+  CU_ASSERT_TRUE (proj->shape[0] == 1 && proj->shape[1] == 128); /* [1, 4 * 32 in] */
+  g_autofree char *cfg = g_build_filename (dir, "adapter_config.json", NULL);
+  g_autofree char *text = cria_test_read_file (cfg);
+  CU_ASSERT_PTR_NOT_NULL (text && strstr (text, "\"fan_in_fan_out\" : true"));
+  CU_ASSERT_TRUE_FATAL (cria_adapter_merge (adapter, st.model, &error));
+  cria_lm_set_linear_hook (st.lm, NULL, NULL);
+  g_autoptr (CriaTensor) merged = cria_lm_logits (st.lm, ids, G_N_ELEMENTS (ids), &error);
+  g_assert_no_error (error);
+  double d = cria_test_rel_diff (merged->data, hooked->data, cria_tensor_numel (hooked));
+  printf ("\n  ia3 on gpt2, merged vs hooked: %.3g of the largest", d);
+  CU_ASSERT_TRUE (d <= 1e-5);
+  cria_lm_stack_clear (&st);
+}
+
 static void
 test_cleanup (void)
 {
@@ -496,6 +524,7 @@ register_suites (void)
     { "the IA3 example matches PyTorch, loaded and merged", test_ia3_reference },
     { "the IA3 example trains and saves PEFT's keys and shapes", test_ia3_train },
     { "the IA3 example reloads to the logits it had in memory", test_ia3_reload },
+    { "the IA3 example on GPT-2's Conv1D layers merges to what it computes", test_ia3_gpt2 },
     { "cleanup", test_cleanup },
     { NULL },
   };
