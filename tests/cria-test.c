@@ -1,6 +1,7 @@
 /* cria-test.c: helpers shared by the test programs. */
 #include "config.h"
 
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #ifdef __linux__
@@ -157,4 +158,15 @@ cria_test_die_with_parent (gpointer data)
 #ifdef __linux__
   prctl (PR_SET_PDEATHSIG, SIGTERM);
 #endif
+}
+
+double
+cria_test_rel_diff (const float *a, const float *b, gint64 n)
+{
+  double d = 0, m = 0;
+  for (gint64 i = 0; i < n; i++) {
+    d = MAX (d, fabs ((double) a[i] - b[i]));
+    m = MAX (m, fabs ((double) b[i]));
+  }
+  return d / MAX (m, 1e-30);
 }

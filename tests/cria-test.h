@@ -81,6 +81,8 @@ char *cria_test_read_file (const char *path);
 /* `tmp`/model: tests/models/NAME (config, generation config, weights) with
  * a byte-level BPE tokenizer.json without merges (id b = byte b); transfer full. */
 char *cria_test_tiny_model (const char *tmp, const char *name);
+/* max |a - b| over max |b|: how logit parity with a reference is measured. */
+double cria_test_rel_diff (const float *a, const float *b, gint64 n);
 
 #define CRIA_TEST_MAIN(register_suites)                                                                                \
   int main (void)                                                                                                      \

@@ -640,3 +640,16 @@ cria_linear (CriaGraph *g, const char *name, CriaNode *x, CriaNode *w, CriaNode 
     return out;
   return g->linear_hook (g, name, x, out, g->linear_hook_data);
 }
+
+gboolean
+cria_linear_get_params (CriaNode *out, CriaNode **w, CriaNode **b)
+{
+  g_return_val_if_fail (out != NULL && w != NULL && b != NULL, FALSE);
+  /* cria_linear built matmul(x, w^T), then add(that, b) when there is a bias. */
+  CriaNode *mm = out->op == CRIA_OP_ADD ? out->src[0] : out;
+  if (!mm || mm->op != CRIA_OP_MATMUL || mm->n_src != 2 || mm->iparam[0] || !mm->iparam[1] || !mm->name)
+    return FALSE;
+  *w = mm->src[1];
+  *b = out != mm ? out->src[1] : NULL;
+  return TRUE;
+}

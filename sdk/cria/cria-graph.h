@@ -157,6 +157,12 @@ CriaNode *cria_linear (CriaGraph *g, const char *name, CriaNode *x, CriaNode *w,
  * Nodes the hook adds come after x and out, so the graph stays in order. */
 typedef CriaNode *(*CriaLinearHook) (CriaGraph *g, const char *name, CriaNode *x, CriaNode *out, gpointer user_data);
 void cria_graph_set_linear_hook (CriaGraph *g, CriaLinearHook hook, gpointer user_data);
+/* For a linear hook: the weight (w [out, in] as cria_linear got it: f32,
+ * bf16, f16 or NF4) and bias (NULL when none) of the layer whose output is
+ * `out`, so that an adapter can compute the layer again on another input
+ * (IA3 scales the input of feed-forward layers). FALSE when `out` is not
+ * what cria_linear built. */
+gboolean cria_linear_get_params (CriaNode *out, CriaNode **w, CriaNode **b);
 
 /* Activation recomputation (gradient checkpointing). A model brackets each
  * transformer block: the nodes built between cria_graph_begin_block and
