@@ -658,6 +658,13 @@ wrote (SoupServerMessage *msg, gpointer data)
     conn->last = g_get_monotonic_time ();
 }
 
+/* Each write of the answer, however small: a slow reader is not idle. */
+static void
+wrote_data (SoupServerMessage *msg, guint size, gpointer data)
+{
+  wrote (msg, data);
+}
+
 static void
 request_started (SoupServer *soup, SoupServerMessage *msg, gpointer data)
 {
@@ -667,7 +674,7 @@ request_started (SoupServer *soup, SoupServerMessage *msg, gpointer data)
   g_signal_connect (msg, "got-headers", G_CALLBACK (got_headers), NULL);
   g_signal_connect (msg, "got-chunk", G_CALLBACK (got_chunk), NULL);
   g_signal_connect (msg, "wrote-headers", G_CALLBACK (wrote), NULL);
-  g_signal_connect (msg, "wrote-chunk", G_CALLBACK (wrote), NULL);
+  g_signal_connect (msg, "wrote-body-data", G_CALLBACK (wrote_data), NULL);
 }
 
 void
