@@ -17,23 +17,30 @@ cria_verb_serve (int argc, char **argv)
   cria_cli_model_init (&m);
   cria_cli_sampling_init (&so);
   g_autofree char *host = NULL, *name = NULL, *base = NULL;
-  int port = 8080, max_concurrent = 16, max_body_kib = 1024;
+  int port = 8080, max_concurrent = 16, max_body_kib = 1024, header_timeout = 10, idle_timeout = 60;
   gboolean no_special = FALSE, log_requests = FALSE;
-  GOptionEntry entries[] = { { "host", 0, 0, G_OPTION_ARG_STRING, &host,
-                               "Address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all)", "ADDR" },
-                             { "port", 0, 0, G_OPTION_ARG_INT, &port,
-                               "Port to listen on (default 8080; 0 picks a free one)", "PORT" },
-                             { "served-model-name", 0, 0, G_OPTION_ARG_STRING, &name,
-                               "Model id in /v1/models and in answers (default: the model directory's name)", "NAME" },
-                             { "max-concurrent", 0, 0, G_OPTION_ARG_INT, &max_concurrent,
-                               "Requests admitted at once, running or waiting (default 16); more get 503", "N" },
-                             { "max-body", 0, 0, G_OPTION_ARG_INT, &max_body_kib,
-                               "Largest request body in KiB (default 1024); larger get 413", "KIB" },
-                             { "no-add-special", 0, 0, G_OPTION_ARG_NONE, &no_special,
-                               "Do not add the tokenizer's special tokens (BOS) to prompts", NULL },
-                             { "log-requests", 0, 0, G_OPTION_ARG_NONE, &log_requests,
-                               "Print one line per request on stderr: address, method, path, status, seconds", NULL },
-                             { NULL } };
+  GOptionEntry entries[] = {
+    { "host", 0, 0, G_OPTION_ARG_STRING, &host, "Address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all)",
+      "ADDR" },
+    { "port", 0, 0, G_OPTION_ARG_INT, &port, "Port to listen on (default 8080; 0 picks a free one)", "PORT" },
+    { "served-model-name", 0, 0, G_OPTION_ARG_STRING, &name,
+      "Model id in /v1/models and in answers (default: the model directory's name)", "NAME" },
+    { "max-concurrent", 0, 0, G_OPTION_ARG_INT, &max_concurrent,
+      "Requests admitted at once, running or waiting (default 16); more get 503", "N" },
+    { "max-body", 0, 0, G_OPTION_ARG_INT, &max_body_kib, "Largest request body in KiB (default 1024); larger get 413",
+      "KIB" },
+    { "header-timeout", 0, 0, G_OPTION_ARG_INT, &header_timeout,
+      "Seconds a client has from connecting to the end of its request headers (default 10)", "SECONDS" },
+    { "idle-timeout", 0, 0, G_OPTION_ARG_INT, &idle_timeout,
+      "Seconds a connection may send or take nothing while no request of it runs "
+      "(default 60)",
+      "SECONDS" },
+    { "no-add-special", 0, 0, G_OPTION_ARG_NONE, &no_special,
+      "Do not add the tokenizer's special tokens (BOS) to prompts", NULL },
+    { "log-requests", 0, 0, G_OPTION_ARG_NONE, &log_requests,
+      "Print one line per request on stderr: address, method, path, status, seconds", NULL },
+    { NULL }
+  };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- serve a model over an OpenAI-compatible HTTP API");
   g_option_context_add_main_entries (ctx, entries, NULL);
   g_option_context_add_group (ctx, cria_cli_model_options (&m));
@@ -46,9 +53,10 @@ cria_verb_serve (int argc, char **argv)
   g_autoptr (CriaLmRunner) runner = NULL;
   CriaSampling s;
   cria_sampling_init (&s);
-  if (argc > 1 || max_concurrent < 1 || max_body_kib < 1) {
+  if (argc > 1 || max_concurrent < 1 || max_body_kib < 1 || header_timeout < 1 || idle_timeout < 1) {
     g_printerr ("cria serve: %s (see cria serve --help)\n",
-                argc > 1 ? "takes no arguments" : "--max-concurrent and --max-body must be at least 1");
+                argc > 1 ? "takes no arguments"
+                         : "--max-concurrent, --max-body, --header-timeout and --idle-timeout must be at least 1");
     status = CRIA_EXIT_USAGE;
     goto done;
   }
@@ -66,6 +74,8 @@ cria_verb_serve (int argc, char **argv)
     .max_body = (gsize) max_body_kib * 1024,
     .runner = runner,
     .log_requests = log_requests,
+    .header_timeout = (guint) header_timeout,
+    .idle_timeout = (guint) idle_timeout,
   };
   if (!cria_server_run (&options, &error))
     goto done;

@@ -6,20 +6,36 @@
  * answers; one worker thread runs the model, one request at a time, in the
  * order they came. A request waits paused in libsoup until its worker hands
  * text back through the main context; more than --max-concurrent admitted at
- * once are turned away with 503 rather than queued without bound. */
+ * once are turned away with 503 rather than queued without bound.
+ *
+ * cria accepts the connections itself and hands each to libsoup, so that it
+ * can hold out against clients that mean harm, which libsoup 3.2 alone does
+ * not: accepting goes on after EMFILE (after a pause) where libsoup's
+ * listener stops for good; every connection carries one request and is then
+ * closed (libsoup 3.2 leaks the descriptor of an idle keep-alive connection
+ * that its client closes); a connection that does not send its headers in
+ * time, or stalls while no request of it runs, is shut; and a request whose
+ * framing is bad or whose body is over --max-body is answered before its
+ * body is read (from the connection taken back from libsoup), and what the
+ * client still sends is read and dropped for a while so that it sees the
+ * answer rather than a reset. */
 #include "config.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
+#include <gio/gnetworking.h>
 #include <glib-unix.h>
 #include <libsoup/soup.h>
 
 #include "cria-server.h"
+#include "serve-http.h"
 #include "serve-request.h"
 
-typedef struct {
+typedef struct _CriaServer Server;
+
+struct _CriaServer {
   CriaServerOptions o;
   SoupServer *soup;
   GMainContext *context; /* the main thread's, where libsoup runs */
@@ -27,10 +43,40 @@ typedef struct {
   GThreadPool *pool;
   GHashTable *jobs; /* Job*: admitted and not yet answered (main thread only) */
   gint64 started;
-} Server;
+  GHashTable *conns; /* Conn*: every connection not yet closed */
+  GSocket *listener;
+  GSource *accepting; /* NULL while accepting pauses after an error */
+  guint backoff_ms, resume, sweep;
+};
+
+/* A connection, from its accept to the last reference libsoup drops on its
+ * stream. Times are monotonic microseconds. */
+typedef enum { CONN_HEADERS, CONN_BODY, CONN_BUSY, CONN_ANSWER, CONN_REFUSED } ConnState;
 
 typedef struct {
   Server *server;
+  GSocket *socket; /* NULL for streams without one (the fuzz target) */
+  GObject *stream; /* weak: libsoup owns it */
+  GSocketAddress *remote;
+  ConnState state;
+  gint64 opened, last; /* last: when bytes last moved */
+  guint64 body;        /* request body bytes seen */
+  gboolean shut;       /* shut by a timeout */
+  /* CONN_REFUSED: our own answer, then the client's bytes read and dropped */
+  GIOStream *stolen;
+  GBytes *answer;
+  gsize sent;
+  GSource *watch;
+  gint64 linger_until;
+  struct _Job *job; /* the request of it that the model has */
+} Conn;
+
+#define LINGER_SECONDS 2
+#define LINGER_MAX_BYTES (64u << 20)
+
+typedef struct _Job {
+  Server *server;
+  Conn *conn; /* NULL once the connection is gone */
   SoupServerMessage *msg;
   gulong on_finished, on_disconnected;
   gboolean gone, answered; /* main thread */
@@ -78,6 +124,11 @@ job_free (Job *job)
   g_mutex_clear (&job->lock);
   g_string_free (job->pending, TRUE);
   g_free (job->body);
+  if (job->conn) {
+    job->conn->state = CONN_ANSWER;
+    job->conn->last = g_get_monotonic_time ();
+    job->conn->job = NULL;
+  }
   g_free (job);
 }
 
@@ -235,11 +286,27 @@ job_gone (SoupServerMessage *msg, gpointer data)
   g_cancellable_cancel (job->cancel);
 }
 
+/* The connection a message came on: cria's record hangs on the remote
+ * address object it handed to libsoup with the stream. */
+static Conn *
+conn_of (SoupServerMessage *msg)
+{
+  GSocketAddress *remote = soup_server_message_get_remote_address (msg);
+  return remote ? g_object_get_data (G_OBJECT (remote), "cria-conn") : NULL;
+}
+
 static void
 admit (Server *server, SoupServerMessage *msg, gboolean chat, GBytes *body)
 {
   gsize len = 0;
   const char *data = g_bytes_get_data (body, &len);
+  g_autofree char *nul = data ? serve_json_find_nul (data, len) : NULL;
+  if (nul) {
+    g_autofree char *shown = cria_error_quote (nul, -1, 80);
+    g_autofree char *why = g_strdup_printf ("%s holds a NUL character (\\u0000), which a prompt cannot carry", shown);
+    respond_error (msg, SOUP_STATUS_BAD_REQUEST, why, "invalid_request_error", nul, NULL);
+    return;
+  }
   ServeRequest req;
   g_autofree char *param = NULL;
   g_autoptr (GError) error = NULL;
@@ -257,7 +324,7 @@ admit (Server *server, SoupServerMessage *msg, gboolean chat, GBytes *body)
     respond_error (msg, SOUP_STATUS_NOT_FOUND, why, "invalid_request_error", "model", "model_not_found");
     return;
   }
-  if (g_hash_table_size (server->jobs) >= server->o.max_concurrent) {
+  if (!server->o.runner || g_hash_table_size (server->jobs) >= server->o.max_concurrent) {
     serve_request_clear (&req);
     soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Retry-After", "1");
     respond_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "the server is busy: too many requests at once; retry later",
@@ -276,6 +343,12 @@ admit (Server *server, SoupServerMessage *msg, gboolean chat, GBytes *body)
   job->pending = g_string_new (NULL);
   job->on_finished = g_signal_connect (msg, "finished", G_CALLBACK (job_gone), job);
   job->on_disconnected = g_signal_connect (msg, "disconnected", G_CALLBACK (job_gone), job);
+  /* While the model works the connection may be silent for long. */
+  job->conn = conn_of (msg);
+  if (job->conn) {
+    job->conn->state = CONN_BUSY;
+    job->conn->job = job;
+  }
   g_hash_table_add (server->jobs, job);
   soup_server_message_pause (msg);
   g_thread_pool_push (server->pool, job, NULL);
@@ -286,6 +359,8 @@ handle (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable *
 {
   Server *server = data;
   const char *method = soup_server_message_get_method (msg);
+  /* One request per connection: see the top of the file. */
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Connection", "close");
   gboolean chat = !strcmp (path, "/v1/chat/completions");
   gboolean models = !strcmp (path, "/v1/models");
   if (!chat && !models && strcmp (path, "/v1/completions") != 0) {
@@ -317,21 +392,9 @@ handle (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable *
   admit (server, msg, chat, body);
 }
 
-/* Before the body is read: a declared length over the limit is refused at once. */
-static void
-early (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable *query, gpointer data)
-{
-  Server *server = data;
-  goffset declared = soup_message_headers_get_content_length (soup_server_message_get_request_headers (msg));
-  if (declared > (goffset) server->o.max_body) {
-    g_autofree char *why = g_strdup_printf ("the body is larger than %" G_GSIZE_FORMAT " bytes", server->o.max_body);
-    respond_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, why, "invalid_request_error", NULL, "body_too_large");
-  }
-}
-
 /* --log-requests: when each request came, so that its line can say how long it took. */
 static void
-log_started (SoupServer *soup, SoupServerMessage *msg, gpointer data)
+log_started (SoupServerMessage *msg)
 {
   gint64 *t = g_new (gint64, 1);
   *t = g_get_monotonic_time ();
@@ -344,9 +407,10 @@ log_line (SoupServerMessage *msg, const char *status)
   const gint64 *t = g_object_get_data (G_OBJECT (msg), "cria-started");
   double seconds = t ? (double) (g_get_monotonic_time () - *t) / G_USEC_PER_SEC : 0;
   const char *host = soup_server_message_get_remote_host (msg);
-  g_autofree char *path = cria_error_quote (g_uri_get_path (soup_server_message_get_uri (msg)), -1, 80);
-  g_printerr ("cria serve: %s %s %s %s %.3f s\n", host ? host : "-", soup_server_message_get_method (msg), path,
-              status, seconds);
+  GUri *uri = soup_server_message_get_uri (msg);
+  const char *method = soup_server_message_get_method (msg);
+  g_autofree char *path = cria_error_quote (uri ? g_uri_get_path (uri) : "-", -1, 80);
+  g_printerr ("cria serve: %s %s %s %s %.3f s\n", host ? host : "-", method ? method : "-", path, status, seconds);
 }
 
 static void
@@ -360,6 +424,339 @@ static void
 log_aborted (SoupServer *soup, SoupServerMessage *msg, gpointer data)
 {
   log_line (msg, "aborted");
+}
+
+/* Connections ------------------------------------------------------------ */
+
+static void conn_close_refused (Conn *conn);
+
+/* libsoup dropped the stream, or cria closed a refused one. */
+static void
+conn_gone (gpointer data, GObject *where_the_stream_was)
+{
+  Conn *conn = data;
+  if (conn->job)
+    conn->job->conn = NULL;
+  if (conn->watch) {
+    g_source_destroy (conn->watch);
+    g_source_unref (conn->watch);
+  }
+  g_clear_pointer (&conn->answer, g_bytes_unref);
+  g_object_set_data (G_OBJECT (conn->remote), "cria-conn", NULL);
+  g_object_unref (conn->remote);
+  /* Closed with the stream already; this is for a stream libsoup leaked. */
+  if (conn->socket)
+    g_socket_close (conn->socket, NULL);
+  g_clear_object (&conn->socket);
+  g_hash_table_remove (conn->server->conns, conn);
+  g_free (conn);
+}
+
+/* Ends a connection that timed out: libsoup sees it end and lets it go. */
+static void
+conn_shut (Conn *conn)
+{
+  if (conn->state == CONN_REFUSED) {
+    conn_close_refused (conn);
+    return;
+  }
+  if (conn->shut) {
+    /* libsoup did not let go after the shutdown: free the descriptor now. */
+    if (conn->socket)
+      g_socket_close (conn->socket, NULL);
+    return;
+  }
+  conn->shut = TRUE;
+  conn->last = g_get_monotonic_time ();
+  if (conn->socket)
+    g_socket_shutdown (conn->socket, TRUE, TRUE, NULL);
+}
+
+/* The timeouts, checked a few times a second for every connection. */
+static gboolean
+sweep (gpointer data)
+{
+  Server *server = data;
+  gint64 now = g_get_monotonic_time ();
+  g_autoptr (GPtrArray) due = g_ptr_array_new ();
+  GHashTableIter it;
+  gpointer key;
+  g_hash_table_iter_init (&it, server->conns);
+  while (g_hash_table_iter_next (&it, &key, NULL)) {
+    Conn *c = key;
+    gboolean late = FALSE;
+    if (c->shut)
+      late = now - c->last > 5 * G_USEC_PER_SEC;
+    else if (c->state == CONN_REFUSED)
+      late = now > c->linger_until;
+    else if (c->state == CONN_HEADERS)
+      late = now - c->opened > (gint64) server->o.header_timeout * G_USEC_PER_SEC;
+    else if (c->state != CONN_BUSY)
+      late = now - c->last > (gint64) server->o.idle_timeout * G_USEC_PER_SEC;
+    if (late)
+      g_ptr_array_add (due, c);
+  }
+  /* Not while iterating: shutting one may free it. */
+  for (guint i = 0; i < due->len; i++)
+    conn_shut (g_ptr_array_index (due, i));
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+conn_close_refused (Conn *conn)
+{
+  if (conn->watch) {
+    g_source_destroy (conn->watch);
+    g_clear_pointer (&conn->watch, g_source_unref);
+  }
+  GIOStream *stolen = g_steal_pointer (&conn->stolen);
+  if (stolen) {
+    g_io_stream_close (stolen, NULL, NULL);
+    /* The last reference to the stream: conn_gone frees conn. */
+    g_object_unref (stolen);
+  }
+}
+
+/* After the answer: the client's bytes are read and dropped until it closes
+ * or the time or byte budget is spent, so that a client still sending its
+ * body reads the answer instead of a reset. */
+static gboolean
+linger (GSocket *socket, GIOCondition cond, gpointer data)
+{
+  Conn *conn = data;
+  char buf[16384];
+  for (guint i = 0; i < 64; i++) {
+    g_autoptr (GError) error = NULL;
+    gssize n = g_socket_receive_with_blocking (socket, buf, sizeof buf, FALSE, NULL, &error);
+    if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+      return G_SOURCE_CONTINUE;
+    conn->body += n > 0 ? (guint64) n : 0;
+    if (n <= 0 || conn->body > LINGER_MAX_BYTES) {
+      conn_close_refused (conn);
+      return G_SOURCE_REMOVE;
+    }
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+start_linger (Conn *conn)
+{
+  g_clear_pointer (&conn->answer, g_bytes_unref);
+  if (conn->watch) {
+    g_source_destroy (conn->watch);
+    g_clear_pointer (&conn->watch, g_source_unref);
+  }
+  if (!conn->socket) {
+    conn_close_refused (conn);
+    return;
+  }
+  g_socket_shutdown (conn->socket, FALSE, TRUE, NULL);
+  conn->watch = g_socket_create_source (conn->socket, G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
+  g_source_set_callback (conn->watch, (GSourceFunc) (void (*) (void)) linger, conn, NULL);
+  g_source_attach (conn->watch, conn->server->context);
+}
+
+/* Writes what is left of the answer; once it is out, lingers. */
+static gboolean
+write_answer (GObject *pollable, gpointer data)
+{
+  Conn *conn = data;
+  GOutputStream *out = g_io_stream_get_output_stream (conn->stolen);
+  gsize len = 0;
+  const char *text = g_bytes_get_data (conn->answer, &len);
+  while (conn->sent < len) {
+    g_autoptr (GError) error = NULL;
+    gssize n = G_IS_POLLABLE_OUTPUT_STREAM (out)
+                   ? g_pollable_output_stream_write_nonblocking (G_POLLABLE_OUTPUT_STREAM (out), text + conn->sent,
+                                                                 len - conn->sent, NULL, &error)
+                   : g_output_stream_write (out, text + conn->sent, len - conn->sent, NULL, &error);
+    if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
+      if (!conn->watch) {
+        conn->watch = g_pollable_output_stream_create_source (G_POLLABLE_OUTPUT_STREAM (out), NULL);
+        g_source_set_callback (conn->watch, (GSourceFunc) (void (*) (void)) write_answer, conn, NULL);
+        g_source_attach (conn->watch, conn->server->context);
+      }
+      return G_SOURCE_CONTINUE;
+    }
+    if (n <= 0) {
+      conn_close_refused (conn);
+      return G_SOURCE_REMOVE;
+    }
+    conn->sent += (gsize) n;
+  }
+  start_linger (conn);
+  return G_SOURCE_REMOVE;
+}
+
+/* Answers before the body is read: the connection is taken back from
+ * libsoup (which would otherwise read the whole body first) and the answer
+ * written by hand. */
+static void
+refuse (Conn *conn, SoupServerMessage *msg, guint status, const char *why, const char *code)
+{
+  Server *server = conn->server;
+  g_autofree char *body = serve_error_body (why, "invalid_request_error", NULL, code);
+  g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
+  g_autofree char *date = soup_date_time_to_string (now, SOUP_DATE_HTTP);
+  char *text = g_strdup_printf ("HTTP/1.1 %u %s\r\nDate: %s\r\nServer: cria/" PACKAGE_VERSION "\r\n"
+                                "Content-Type: application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                                status, soup_status_get_phrase (status), date, strlen (body), body);
+  if (server->o.log_requests) {
+    g_autofree char *shown = g_strdup_printf ("%u", status);
+    log_line (msg, shown);
+  }
+  conn->state = CONN_REFUSED;
+  conn->linger_until = g_get_monotonic_time () + LINGER_SECONDS * G_USEC_PER_SEC;
+  conn->body = 0;
+  conn->answer = g_bytes_new_take (text, strlen (text));
+  conn->stolen = soup_server_message_steal_connection (msg);
+  if (!conn->stolen) {
+    g_clear_pointer (&conn->answer, g_bytes_unref);
+    return;
+  }
+  write_answer (NULL, conn);
+}
+
+static void
+got_headers (SoupServerMessage *msg, gpointer data)
+{
+  Conn *conn = conn_of (msg);
+  if (!conn || conn->state != CONN_HEADERS)
+    return;
+  conn->state = CONN_BODY;
+  conn->last = g_get_monotonic_time ();
+  g_autofree char *why = NULL;
+  const char *code = NULL;
+  guint status = serve_http_check_headers (soup_server_message_get_request_headers (msg), conn->server->o.max_body,
+                                           &why, &code);
+  if (status)
+    refuse (conn, msg, status, why, code);
+}
+
+/* A body chunk: a chunked body is counted as it comes. */
+static void
+got_chunk (SoupServerMessage *msg, GBytes *chunk, gpointer data)
+{
+  Conn *conn = conn_of (msg);
+  if (!conn || conn->state != CONN_BODY)
+    return;
+  conn->last = g_get_monotonic_time ();
+  conn->body += g_bytes_get_size (chunk);
+  if (conn->body > conn->server->o.max_body) {
+    g_autofree char *why = g_strdup_printf ("the body is larger than %" G_GSIZE_FORMAT " bytes",
+                                            conn->server->o.max_body);
+    refuse (conn, msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, why, "body_too_large");
+  }
+}
+
+static void
+wrote (SoupServerMessage *msg, gpointer data)
+{
+  Conn *conn = conn_of (msg);
+  if (conn)
+    conn->last = g_get_monotonic_time ();
+}
+
+/* Each write of the answer, however small: a slow reader is not idle. */
+static void
+wrote_data (SoupServerMessage *msg, guint size, gpointer data)
+{
+  wrote (msg, data);
+}
+
+static void
+request_started (SoupServer *soup, SoupServerMessage *msg, gpointer data)
+{
+  Server *server = data;
+  if (server->o.log_requests)
+    log_started (msg);
+  g_signal_connect (msg, "got-headers", G_CALLBACK (got_headers), NULL);
+  g_signal_connect (msg, "got-chunk", G_CALLBACK (got_chunk), NULL);
+  g_signal_connect (msg, "wrote-headers", G_CALLBACK (wrote), NULL);
+  g_signal_connect (msg, "wrote-body-data", G_CALLBACK (wrote_data), NULL);
+}
+
+void
+cria_server_add_stream (Server *server, GIOStream *stream, GSocket *socket, GSocketAddress *local,
+                        GSocketAddress *remote)
+{
+  Conn *conn = g_new0 (Conn, 1);
+  conn->server = server;
+  conn->socket = socket ? g_object_ref (socket) : NULL;
+  conn->stream = G_OBJECT (stream);
+  conn->remote = g_object_ref (remote);
+  conn->state = CONN_HEADERS;
+  conn->opened = conn->last = g_get_monotonic_time ();
+  g_object_set_data (G_OBJECT (remote), "cria-conn", conn);
+  g_object_weak_ref (conn->stream, conn_gone, conn);
+  g_hash_table_add (server->conns, conn);
+  /* libsoup may answer and drop the stream before this returns. */
+  soup_server_accept_iostream (server->soup, stream, local, remote, NULL);
+}
+
+static gboolean accept_ready (GSocket *listener, GIOCondition cond, gpointer data);
+
+static void
+watch_listener (Server *server)
+{
+  server->accepting = g_socket_create_source (server->listener, G_IO_IN, NULL);
+  g_source_set_callback (server->accepting, (GSourceFunc) (void (*) (void)) accept_ready, server, NULL);
+  g_source_attach (server->accepting, server->context);
+}
+
+static gboolean
+resume_accepting (gpointer data)
+{
+  Server *server = data;
+  server->resume = 0;
+  watch_listener (server);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+take_socket (Server *server, GSocket *socket)
+{
+  g_socket_set_option (socket, IPPROTO_TCP, TCP_NODELAY, TRUE, NULL);
+  g_autoptr (GSocketAddress) local = g_socket_get_local_address (socket, NULL);
+  g_autoptr (GSocketAddress) remote = g_socket_get_remote_address (socket, NULL);
+  if (!local || !remote) {
+    /* Gone before it was looked at. */
+    g_socket_close (socket, NULL);
+    return;
+  }
+  g_autoptr (GSocketConnection) stream = g_socket_connection_factory_create_connection (socket);
+  cria_server_add_stream (server, G_IO_STREAM (stream), socket, local, remote);
+}
+
+/* Accepts what is waiting. When accept fails (EMFILE and ENFILE above all,
+ * which a level-triggered watch would turn into a busy loop) the watch is
+ * dropped and comes back after a pause that doubles up to a second, so that
+ * connections closing in the meantime give their descriptors back first. */
+static gboolean
+accept_ready (GSocket *listener, GIOCondition cond, gpointer data)
+{
+  Server *server = data;
+  for (guint i = 0; i < 64; i++) {
+    g_autoptr (GError) error = NULL;
+    g_autoptr (GSocket) socket = g_socket_accept (listener, NULL, &error);
+    if (socket) {
+      if (server->backoff_ms)
+        g_printerr ("cria serve: accepting connections again\n");
+      server->backoff_ms = 0;
+      take_socket (server, socket);
+      continue;
+    }
+    if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+      return G_SOURCE_CONTINUE;
+    if (!server->backoff_ms)
+      g_printerr ("cria serve: cannot accept a connection: %s; trying again shortly\n", error->message);
+    server->backoff_ms = CLAMP (server->backoff_ms * 2, 10, 1000);
+    g_clear_pointer (&server->accepting, g_source_unref);
+    server->resume = g_timeout_add (server->backoff_ms, resume_accepting, server);
+    return G_SOURCE_REMOVE;
+  }
+  return G_SOURCE_CONTINUE;
 }
 
 static gboolean
@@ -386,24 +783,70 @@ listen_on (Server *server, GError **error)
   }
   g_autoptr (GSocketAddress) where = g_inet_socket_address_new (addr, (guint16) server->o.port);
   g_autoptr (GError) why = NULL;
-  if (!soup_server_listen (server->soup, where, 0, &why)) {
+  GSocketFamily family = g_inet_address_get_family (addr);
+  server->listener = g_socket_new (family, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, &why);
+  if (server->listener && family == G_SOCKET_FAMILY_IPV6)
+    g_socket_set_option (server->listener, IPPROTO_IPV6, IPV6_V6ONLY, TRUE, NULL);
+  /* Room for bursts of connections, as nginx's default. */
+  if (server->listener)
+    g_socket_set_listen_backlog (server->listener, 511);
+  if (!server->listener || !g_socket_bind (server->listener, where, TRUE, &why) ||
+      !g_socket_listen (server->listener, &why)) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "cannot listen on %s port %d: %s", host, server->o.port,
                  why->message);
     return FALSE;
   }
-  GSList *uris = soup_server_get_uris (server->soup);
-  int port = uris ? g_uri_get_port (uris->data) : server->o.port;
-  g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
-  gboolean v6 = g_inet_address_get_family (addr) == G_SOCKET_FAMILY_IPV6;
+  g_socket_set_blocking (server->listener, FALSE);
+  g_autoptr (GSocketAddress) bound = g_socket_get_local_address (server->listener, NULL);
+  int port = bound ? g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound)) : server->o.port;
+  gboolean v6 = family == G_SOCKET_FAMILY_IPV6;
   printf ("cria serve: listening on http://%s%s%s:%d/v1\n", v6 ? "[" : "", host, v6 ? "]" : "", port);
   fflush (stdout);
+  watch_listener (server);
   return TRUE;
 }
 
-/* Stops the worker and drops what is still waiting; the clients are gone with the server. */
-static void
-shut_down (Server *server)
+Server *
+cria_server_new (const CriaServerOptions *options)
 {
+  Server *server = g_new0 (Server, 1);
+  server->o = *options;
+  server->started = g_get_real_time () / G_USEC_PER_SEC;
+  server->o.max_concurrent = MAX (server->o.max_concurrent, 1);
+  server->o.header_timeout = MAX (server->o.header_timeout, 1);
+  server->o.idle_timeout = MAX (server->o.idle_timeout, 1);
+  server->soup = soup_server_new ("server-header", "cria/" PACKAGE_VERSION " ", NULL);
+  soup_server_add_handler (server->soup, NULL, handle, server, NULL);
+  g_signal_connect (server->soup, "request-started", G_CALLBACK (request_started), server);
+  if (server->o.log_requests) {
+    g_signal_connect (server->soup, "request-finished", G_CALLBACK (log_finished), NULL);
+    g_signal_connect (server->soup, "request-aborted", G_CALLBACK (log_aborted), NULL);
+  }
+  server->jobs = g_hash_table_new (NULL, NULL);
+  server->conns = g_hash_table_new (NULL, NULL);
+  server->context = g_main_context_default ();
+  if (server->o.runner)
+    server->pool = g_thread_pool_new (run_job, server, 1, TRUE, NULL);
+  server->sweep = g_timeout_add (250, sweep, server);
+  return server;
+}
+
+guint
+cria_server_get_n_connections (Server *server)
+{
+  return g_hash_table_size (server->conns);
+}
+
+void
+cria_server_free (Server *server)
+{
+  if (server->accepting) {
+    g_source_destroy (server->accepting);
+    g_source_unref (server->accepting);
+  }
+  if (server->resume)
+    g_source_remove (server->resume);
+  g_source_remove (server->sweep);
   soup_server_disconnect (server->soup);
   GHashTableIter it;
   gpointer key;
@@ -412,44 +855,52 @@ shut_down (Server *server)
     ((Job *) key)->gone = TRUE;
     g_cancellable_cancel (((Job *) key)->cancel);
   }
-  g_thread_pool_free (server->pool, TRUE, TRUE);
+  if (server->pool)
+    g_thread_pool_free (server->pool, TRUE, TRUE);
   /* The worker's last flushes free the jobs it finished. */
   while (g_main_context_iteration (NULL, FALSE))
     ;
   g_hash_table_iter_init (&it, server->jobs);
   while (g_hash_table_iter_next (&it, &key, NULL))
     job_free (key);
+  g_hash_table_unref (server->jobs);
+  /* Refused connections still lingering, and any libsoup let go of late. */
+  g_autoptr (GList) left = g_hash_table_get_keys (server->conns);
+  for (GList *l = left; l; l = l->next) {
+    Conn *c = l->data;
+    if (c->state == CONN_REFUSED)
+      conn_close_refused (c);
+  }
+  g_object_unref (server->soup);
+  g_clear_pointer (&left, g_list_free);
+  left = g_hash_table_get_keys (server->conns);
+  for (GList *l = left; l; l = l->next) {
+    Conn *c = l->data;
+    g_object_weak_unref (c->stream, conn_gone, c);
+    conn_gone (c, NULL);
+  }
+  g_hash_table_unref (server->conns);
+  if (server->listener)
+    g_socket_close (server->listener, NULL);
+  g_clear_object (&server->listener);
+  g_free (server);
 }
 
 gboolean
 cria_server_run (const CriaServerOptions *options, GError **error)
 {
-  Server server = { .o = *options, .started = g_get_real_time () / G_USEC_PER_SEC };
-  server.o.max_concurrent = MAX (server.o.max_concurrent, 1);
-  server.soup = soup_server_new ("server-header", "cria/" PACKAGE_VERSION " ", NULL);
-  soup_server_add_early_handler (server.soup, NULL, early, &server, NULL);
-  soup_server_add_handler (server.soup, NULL, handle, &server, NULL);
-  if (server.o.log_requests) {
-    g_signal_connect (server.soup, "request-started", G_CALLBACK (log_started), NULL);
-    g_signal_connect (server.soup, "request-finished", G_CALLBACK (log_finished), NULL);
-    g_signal_connect (server.soup, "request-aborted", G_CALLBACK (log_aborted), NULL);
-  }
-  if (!listen_on (&server, error)) {
-    g_object_unref (server.soup);
+  Server *server = cria_server_new (options);
+  if (!listen_on (server, error)) {
+    cria_server_free (server);
     return FALSE;
   }
-  server.jobs = g_hash_table_new (NULL, NULL);
-  server.pool = g_thread_pool_new (run_job, &server, 1, TRUE, NULL);
-  server.context = g_main_context_default ();
-  server.loop = g_main_loop_new (server.context, FALSE);
-  guint sigint = g_unix_signal_add (SIGINT, on_signal, &server);
-  guint sigterm = g_unix_signal_add (SIGTERM, on_signal, &server);
-  g_main_loop_run (server.loop);
+  server->loop = g_main_loop_new (server->context, FALSE);
+  guint sigint = g_unix_signal_add (SIGINT, on_signal, server);
+  guint sigterm = g_unix_signal_add (SIGTERM, on_signal, server);
+  g_main_loop_run (server->loop);
   g_source_remove (sigint);
   g_source_remove (sigterm);
-  shut_down (&server);
-  g_hash_table_unref (server.jobs);
-  g_main_loop_unref (server.loop);
-  g_object_unref (server.soup);
+  g_main_loop_unref (server->loop);
+  cria_server_free (server);
   return TRUE;
 }

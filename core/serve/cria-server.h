@@ -11,6 +11,8 @@ typedef struct {
   gsize max_body;         /* bytes of a request body */
   CriaLmRunner *runner;   /* borrowed; used from the server's one worker thread */
   gboolean log_requests;  /* one line on stderr per request answered */
+  guint header_timeout;   /* seconds from a connection's opening to the end of its request headers */
+  guint idle_timeout;     /* seconds a connection may read or write nothing while no request of it runs */
 } CriaServerOptions;
 
 /* Listens, prints "cria serve: listening on http://HOST:PORT/v1" on stdout,
@@ -18,3 +20,16 @@ typedef struct {
  * answered (or given up by its client) adds a line on stderr:
  * "cria serve: ADDR METHOD PATH STATUS BYTES SECONDS s". */
 gboolean cria_server_run (const CriaServerOptions *options, GError **error);
+
+/* The server without a listening socket, for the fuzz target: streams are
+ * handed to it one by one and the caller iterates the default main context.
+ * With no runner, a request that passes every check is answered 503. */
+typedef struct _CriaServer CriaServer;
+CriaServer *cria_server_new (const CriaServerOptions *options);
+/* `socket` (may be NULL) is the stream's socket, for timeouts and for
+ * draining a refused body. */
+void cria_server_add_stream (CriaServer *server, GIOStream *stream, GSocket *socket, GSocketAddress *local,
+                             GSocketAddress *remote);
+/* Connections not yet let go of. */
+guint cria_server_get_n_connections (CriaServer *server);
+void cria_server_free (CriaServer *server);
