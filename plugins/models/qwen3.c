@@ -20,7 +20,9 @@ qwen3_configure (CriaHfConfig *c, GError **error)
   if (!models_llama_configure (c, FALSE, error))
     return FALSE;
   gboolean sliding;
-  if (!cria_hf_config_get_bool (c, "use_sliding_window", FALSE, &sliding, error))
+  gint64 first;
+  if (!cria_hf_config_get_bool (c, "use_sliding_window", FALSE, &sliding, error) ||
+      !cria_hf_config_get_int (c, "max_window_layers", 28, 0, &first, error))
     return FALSE;
   /* the widest window any layer has; qwen3_window says which layers */
   c->sliding_window = 0;
@@ -37,10 +39,13 @@ qwen3_window (const CriaHfConfig *c, gint64 layer)
   JsonNode *types = json_object_get_member (c->json, "layer_types");
   if (types && JSON_NODE_HOLDS_ARRAY (types)) {
     JsonArray *a = json_node_get_array (types);
-    const char *t = layer < json_array_get_length (a) ? json_array_get_string_element (a, (guint) layer) : NULL;
-    return g_strcmp0 (t, "sliding_attention") == 0 ? c->sliding_window : 0;
+    JsonNode *t = layer < json_array_get_length (a) ? json_array_get_element (a, (guint) layer) : NULL;
+    gboolean sliding = t && JSON_NODE_HOLDS_VALUE (t) && json_node_get_value_type (t) == G_TYPE_STRING &&
+                       strcmp (json_node_get_string (t), "sliding_attention") == 0;
+    return sliding ? c->sliding_window : 0;
   }
-  gint64 first = json_object_get_int_member_with_default (c->json, "max_window_layers", 28);
+  gint64 first = 28; /* configure checked it is an integer */
+  cria_hf_config_get_int (c, "max_window_layers", 28, 0, &first, NULL);
   return layer >= first ? c->sliding_window : 0;
 }
 

@@ -25,6 +25,7 @@ static const ModelCase model_cases[] = {
   { "tiny-gpt2", "attn.c_attn,c_proj" },
   { "tiny-llama", "q_proj,v_proj,down_proj" },
   { "tiny-qwen2", "q_proj,v_proj,down_proj" },
+  { "tiny-qwen3", "q_proj,v_proj,down_proj" },
 };
 
 static CriaSafetensors *
