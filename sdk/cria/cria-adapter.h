@@ -182,7 +182,7 @@ GRegex *cria_adapter_target_regex (const char *targets, GError **error);
 #define CRIA_ADAPTER_PEFT_PREFIX "base_model.model."
 
 /* `targets` with "auto" resolved to PEFT's default for the architecture: the
- * module names of the entries marked default_target ("q_proj,v_proj"), or
+ * module names of the entries marked default_target (comma-separated), or
  * all-linear when none is; transfer full. */
 char *cria_adapter_resolve_targets (const char *targets, const CriaAdapterEntry *entries, guint n_entries);
 /* A standard normal from two g_rand_double (Box-Muller): the same numbers

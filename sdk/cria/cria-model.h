@@ -5,7 +5,7 @@
  * model provider whether it builds the config's architecture, and keeps every
  * weight in a parameter table under its Hugging Face name, in the layout
  * [out, in] of a linear layer (a provider whose files store a weight
- * transposed, as GPT-2's Conv1D does, says so and the core transposes it on
+ * transposed, as a Conv1D layout does, says so and the core transposes it on
  * the way in and out). A provider only builds the forward pass from core ops,
  * taking weights with cria_model_param; it never sees adapters, which attach
  * through the graph's linear hook, or training, which swaps table entries for
@@ -54,7 +54,7 @@ typedef struct {
    * (ties: the first registered). cria's own providers rank 0. */
   int rank;
   /* The Hugging Face class names of config.json's "architectures" it
-   * handles, NULL-terminated ("LlamaForCausalLM", ...). */
+   * handles, NULL-terminated (the "...ForCausalLM" strings). */
   const char *const *classes;
   /* Fills config's sizes from config->json (cria_hf_config_get_*); the core
    * then checks what every architecture shares (cria_hf_config_check). */
@@ -66,12 +66,12 @@ typedef struct {
   /* The name a file's tensor is known by (newly allocated), NULL for a
    * buffer no model reads; may be NULL (names as stored). */
   char *(*canonical) (const CriaHfConfig *config, const char *name);
-  /* TRUE for weights the file stores as [in, out] (GPT-2's Conv1D); may be NULL. */
+  /* TRUE for weights the file stores as [in, out] (a Conv1D layout); may be NULL. */
   gboolean (*transposed) (const CriaHfConfig *config, const char *name);
   /* Builds the forward pass of `shape` into `g` and fills `out`, from
    * cria_model_get_config and cria_model_param. Shape errors stay in the graph. */
   gboolean (*build) (CriaModel *model, CriaGraph *g, const CriaModelShape *shape, CriaModelGraph *out, GError **error);
-  /* PEFT's default target_modules for the architecture ("q_proj,v_proj"),
+  /* PEFT's default target_modules for the architecture (comma-separated),
    * what target-modules=auto means; NULL: all-linear. */
   const char *default_targets;
 } CriaModelVTable;
