@@ -215,6 +215,58 @@ test_train_lora (void)
   CU_ASSERT_EQUAL (cria_test_run_cria (g, NULL, &gout, NULL), 0);
 }
 
+/* A second provider claiming Qwen3ForCausalLM: the higher rank is chosen,
+ * whatever the load order; at equal rank the first loaded stays. */
+static const char *const other_classes[] = { "Qwen3ForCausalLM", NULL };
+static CriaModelVTable other_vtable;
+static const CriaPropSpec no_props[] = { CRIA_PROP_END };
+static const CriaProviderInfo other_info = {
+  .kind = CRIA_KIND_MODEL,
+  .name = "qwen3-other",
+  .description = "a second provider of Qwen3ForCausalLM",
+  .props = no_props,
+  .vtable = &other_vtable,
+};
+
+static gboolean
+other_init (CriaPlugin *plugin, GError **error)
+{
+  cria_plugin_add_provider (plugin, &other_info);
+  return TRUE;
+}
+
+static const CriaPluginDescriptor other_plugin = { CRIA_ABI_MAJOR, CRIA_ABI_MINOR,   "other", "1",
+                                                   "MIT",          "a second Qwen3", "tests", other_init };
+
+static void
+test_rank (void)
+{
+  g_autoptr (CriaRegistry) reg = cria_test_registry ();
+  const CriaProvider *builtin = cria_registry_lookup (reg, CRIA_KIND_MODEL, "qwen3");
+  CU_ASSERT_PTR_NOT_NULL_FATAL (builtin);
+  /* a copy of the plugin's own vtable under another name */
+  other_vtable = *cria_model_provider_vtable (builtin);
+  other_vtable.classes = other_classes;
+  other_vtable.rank = 0;
+  g_autoptr (GError) e = NULL;
+  CU_ASSERT_TRUE_FATAL (cria_registry_add_static (reg, &other_plugin, &e));
+  const CriaProvider *other = cria_registry_lookup (reg, CRIA_KIND_MODEL, "qwen3-other");
+  CU_ASSERT_PTR_NOT_NULL_FATAL (other);
+  CU_ASSERT_PTR_EQUAL (cria_model_find_provider (reg, "Qwen3ForCausalLM", NULL), builtin);
+  other_vtable.rank = 10;
+  CU_ASSERT_PTR_EQUAL (cria_model_find_provider (reg, "Qwen3ForCausalLM", NULL), other);
+  g_autofree char *dir = src_path ("models", "tiny-qwen3");
+  g_autoptr (CriaModel) m = cria_model_open (reg, dir, CRIA_MODEL_DTYPE_AUTO, &e);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (m);
+  CU_ASSERT_PTR_EQUAL (cria_model_get_provider (m), other);
+  /* a vtable too short to hold build is never used */
+  other_vtable.size = G_STRUCT_OFFSET (CriaModelVTable, build);
+  CU_ASSERT_PTR_NULL (cria_model_provider_vtable (other));
+  CU_ASSERT_PTR_EQUAL (cria_model_find_provider (reg, "Qwen3ForCausalLM", NULL), builtin);
+  CU_ASSERT_PTR_NULL (cria_model_find_provider (reg, "NoSuchForCausalLM", &e));
+  CU_ASSERT_PTR_NOT_NULL (e && strstr (e->message, "known: "));
+}
+
 static void
 remove_tmp (void)
 {
@@ -232,6 +284,7 @@ register_suites (void)
     { "a mis-shaped checkpoint", test_misshaped_norm },
     { "logits and greedy ids against PyTorch", test_logits_generate },
     { "train a LoRA adapter", test_train_lora },
+    { "two providers of one class: rank", test_rank },
     { NULL },
   };
   cria_test_add_suite ("qwen3", cases);
