@@ -70,6 +70,14 @@ provider_json (const CriaProvider *p, gboolean full)
     return o;
   if (info->example)
     json_object_set_string_member (o, "example", info->example);
+  const CriaModelVTable *mvt = cria_model_provider_vtable (p);
+  if (mvt) {
+    JsonArray *classes = json_array_new ();
+    for (const char *const *c = mvt->classes; *c; c++)
+      json_array_add_string_element (classes, *c);
+    json_object_set_array_member (o, "classes", classes);
+    json_object_set_int_member (o, "rank", mvt->rank);
+  }
   json_object_set_object_member (o, "plugin-details", plugin_json (cria_provider_get_plugin (p)));
   JsonArray *props = json_array_new ();
   for (const CriaPropSpec *s = info->props; s && s->name; s++) {
@@ -107,6 +115,11 @@ print_provider (const CriaProvider *p)
   printf ("%s %s: %s\n", cria_kind_name (info->kind), info->name, info->description);
   if (info->example)
     printf ("  Example:     %s\n", info->example);
+  const CriaModelVTable *mvt = cria_model_provider_vtable (p);
+  if (mvt) { /* what config.json's "architectures" it answers to */
+    g_autofree char *classes = g_strjoinv (", ", (char **) mvt->classes);
+    printf ("  Classes:     %s\n  Rank:        %d\n", classes, mvt->rank);
+  }
   printf ("\nPlugin details:\n");
   printf ("  Name:        %s\n  Description: %s\n  Version:     %s\n  License:     %s\n  Origin:      %s\n", d->name,
           d->description, d->version, d->license, d->origin);
@@ -186,6 +199,13 @@ man_page (CriaRegistry *reg)
       g_string_append (m, " (");
       roff (m, d->license);
       g_string_append (m, ")\n");
+      const CriaModelVTable *mvt = cria_model_provider_vtable (p);
+      if (mvt) {
+        g_autofree char *classes = g_strjoinv (", ", (char **) mvt->classes);
+        g_string_append (m, ".br\nClasses: ");
+        roff (m, classes);
+        g_string_append (m, "\n");
+      }
       if (info->example) {
         g_string_append (m, ".PP\nExample:\n.RS\n.EX\n");
         roff (m, info->example);

@@ -22,7 +22,7 @@ static const GOptionEntry entries[] = {
 static const char *const rope_types[] = { "none", "linear", "dynamic", "llama3", "yarn" };
 
 static JsonNode *
-describe (CriaHfModel *m)
+describe (CriaHfModel *m, const CriaProvider *provider)
 {
   const CriaHfConfig *c = cria_hf_model_get_config (m);
   g_autoptr (JsonBuilder) b = json_builder_new ();
@@ -32,7 +32,8 @@ describe (CriaHfModel *m)
 #define DBL(k, v) (json_builder_set_member_name (b, k), json_builder_add_double_value (b, v))
 #define BOOL(k, v) (json_builder_set_member_name (b, k), json_builder_add_boolean_value (b, v))
   STR ("directory", cria_hf_model_get_dir (m));
-  STR ("architecture", cria_hf_arch_name (c->arch));
+  STR ("architecture", c->architecture);
+  STR ("provider", cria_provider_get_name (provider));
   STR ("weights", cria_hf_model_get_weights_file (m));
   INT ("parameters", cria_hf_model_get_n_parameters (m));
   STR ("torch_dtype", cria_dtype_name (c->torch_dtype));
@@ -46,15 +47,15 @@ describe (CriaHfModel *m)
   INT ("max_positions", c->max_positions);
   DBL ("norm_eps", c->norm_eps);
   STR ("activation", c->hidden_act);
-  if (c->arch != CRIA_HF_ARCH_GPT2) {
+  if (c->rope_theta > 0) { /* rotary positions */
     DBL ("rope_theta", c->rope_theta);
     STR ("rope_scaling", rope_types[c->rope_scaling.type]);
     if (c->rope_scaling.type != CRIA_ROPE_SCALING_NONE)
       DBL ("rope_scaling_factor", c->rope_scaling.factor);
-    BOOL ("attention_bias", c->attention_bias);
-    if (c->sliding_window)
-      INT ("sliding_window", c->sliding_window);
   }
+  BOOL ("attention_bias", c->attention_bias);
+  if (c->sliding_window)
+    INT ("sliding_window", c->sliding_window);
   BOOL ("tie_word_embeddings", c->tie_word_embeddings);
   /* Bytes per dtype, as stored. */
   gsize bytes[CRIA_N_DTYPES] = { 0 };
@@ -144,12 +145,13 @@ model_init (const char *config_path, const char *dir)
 {
   g_autoptr (GError) error = NULL;
   CriaDType dtype = CRIA_DTYPE_F32;
-  if (init_dtype && (!cria_dtype_from_name (init_dtype, &dtype) || (dtype != CRIA_DTYPE_F32 && dtype != CRIA_DTYPE_BF16))) {
+  if (init_dtype &&
+      (!cria_dtype_from_name (init_dtype, &dtype) || (dtype != CRIA_DTYPE_F32 && dtype != CRIA_DTYPE_BF16))) {
     g_printerr ("cria model: --dtype %s: expected f32 or bf16\n", init_dtype);
     return CRIA_EXIT_USAGE;
   }
-  g_autoptr (CriaHfConfig) config = cria_hf_config_load (config_path, &error);
-  if (!config || !cria_model_init_dir (config, dir, (guint64) init_seed, dtype, &error)) {
+  g_autoptr (CriaRegistry) registry = cria_cli_load_registry ();
+  if (!cria_model_init_dir (registry, config_path, dir, (guint64) init_seed, dtype, &error)) {
     cria_cli_error ("model", error);
     return CRIA_EXIT_FAILURE;
   }
@@ -160,8 +162,9 @@ int
 cria_verb_model (int argc, char **argv)
 {
   g_autoptr (GOptionContext) ctx = g_option_context_new ("info DIR | init CONFIG.json DIR");
-  g_option_context_set_summary (ctx, "Opens a Hugging Face model directory, checks its tensors against config.json\n"
-                                     "and describes it; or writes a new model with initial weights. See cria-model(1).");
+  g_option_context_set_summary (ctx,
+                                "Opens a Hugging Face model directory, checks its tensors against config.json\n"
+                                "and describes it; or writes a new model with initial weights. See cria-model(1).");
   g_option_context_add_main_entries (ctx, entries, NULL);
   g_option_context_add_main_entries (ctx, init_entries, NULL);
   if (!cria_cli_parse (ctx, &argc, &argv))
@@ -174,12 +177,14 @@ cria_verb_model (int argc, char **argv)
     return CRIA_EXIT_USAGE;
   }
   g_autoptr (GError) error = NULL;
-  g_autoptr (CriaHfModel) m = cria_hf_model_open (argv[2], &error);
+  g_autoptr (CriaRegistry) registry = cria_cli_load_registry ();
+  const CriaProvider *provider = NULL;
+  g_autoptr (CriaHfModel) m = cria_model_open_files (registry, argv[2], &provider, NULL, &error);
   if (!m) {
     cria_cli_error ("model", error);
     return CRIA_EXIT_FAILURE;
   }
-  g_autoptr (JsonNode) node = describe (m);
+  g_autoptr (JsonNode) node = describe (m, provider);
   if (as_json)
     cria_cli_print_json (node);
   else

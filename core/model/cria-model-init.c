@@ -2,12 +2,13 @@
  * the starting point of pretraining (`cria model init`, then
  * `cria train --adapter full`).
  *
- * The initialization is the one transformers gives these architectures:
- * every matrix (linear layers, embeddings) normal with mean 0 and standard
- * deviation `initializer_range` (0.02 unless the config says otherwise),
- * biases 0, norm weights 1; GPT-2 also scales the projections that write
- * into the residual stream (c_proj) by 1/sqrt(2 n_layer). The values come
- * from cria's seeded generator, so a seed fixes the weights on any machine. */
+ * The initialization is the one transformers gives these architectures,
+ * read from the roles in the provider's tensor list: every matrix (linear
+ * layers, embeddings) normal with mean 0 and standard deviation
+ * `initializer_range` (0.02 unless the config says otherwise) times the
+ * tensor's init_scale (a provider scales residual projections that way),
+ * biases 0, norm weights 1. The values come from cria's seeded generator, so
+ * a seed fixes the weights on any machine. */
 #include "config.h"
 
 #include <math.h>
@@ -25,22 +26,24 @@ normal (CriaRng *rng)
   return sqrt (-2.0 * log (u)) * cos (2.0 * G_PI * v);
 }
 
-static gboolean
-is_norm (const char *name)
-{
-  return g_str_has_suffix (name, ".weight") && (strstr (name, "norm") || strstr (name, ".ln_"));
-}
-
 gboolean
-cria_model_init_dir (const CriaHfConfig *config, const char *dir, guint64 seed, CriaDType dtype, GError **error)
+cria_model_init_dir (CriaRegistry *registry, const char *config_path, const char *dir, guint64 seed, CriaDType dtype,
+                     GError **error)
 {
+  g_return_val_if_fail (registry && config_path && dir, FALSE);
   if (dtype != CRIA_DTYPE_F32 && dtype != CRIA_DTYPE_BF16) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "new models are written in f32 or bf16");
     return FALSE;
   }
+  g_autoptr (CriaHfConfig) config = cria_hf_config_load (config_path, error);
+  if (!config)
+    return FALSE;
+  const CriaProvider *provider = cria_model_configure (registry, config, error);
+  if (!provider)
+    return FALSE;
+  const CriaModelVTable *vt = cria_model_provider_vtable (provider);
   double std = json_object_get_double_member_with_default (config->json, "initializer_range", 0.02);
-  double resid = config->arch == CRIA_HF_ARCH_GPT2 ? std / sqrt (2.0 * (double) config->n_layers) : std;
-  g_autoptr (GArray) specs = cria_hf_config_expected_tensors (config);
+  g_autoptr (GArray) specs = vt->tensors (config);
   g_autofree CriaWeight *weights = g_new0 (CriaWeight, specs->len);
   g_autoptr (GPtrArray) buffers = g_ptr_array_new_with_free_func (g_free);
   guint n = 0;
@@ -54,9 +57,11 @@ cria_model_init_dir (const CriaHfConfig *config, const char *dir, guint64 seed, 
      * leaves the others unchanged. */
     CriaRng rng;
     cria_rng_init (&rng, seed ^ cria_hash64 (spec->name, strlen (spec->name), 0));
-    double s = config->arch == CRIA_HF_ARCH_GPT2 && g_str_has_suffix (spec->name, "c_proj.weight") ? resid : std;
+    double s = spec->role == CRIA_HF_TENSOR_LINEAR ? std * spec->init_scale : std;
     for (gint64 k = 0; k < numel; k++)
-      f[k] = spec->n_dims == 2 ? (float) (s * normal (&rng)) : is_norm (spec->name) ? 1.0f : 0.0f;
+      f[k] = spec->role == CRIA_HF_TENSOR_NORM   ? 1.0f
+             : spec->role == CRIA_HF_TENSOR_BIAS ? 0.0f
+                                                 : (float) (s * normal (&rng));
     CriaWeight *w = &weights[n++];
     w->name = spec->name;
     w->dtype = dtype;

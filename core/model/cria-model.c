@@ -1,9 +1,11 @@
-/* cria-model.c: a model loaded from a Hugging Face directory — the parameter
- * table the providers build from, and writing it back.
+/* cria-model.c: a model loaded from a Hugging Face directory — choosing the
+ * provider of its class, the parameter table the providers build from, and
+ * writing it back.
  *
  * Matrices are kept as the file stores them and mapped rather than copied
- * when the dtype already suits; GPT-2's Conv1D weights are transposed into
- * [out, in] once here so that every provider and adapter sees one layout. */
+ * when the dtype already suits; weights a provider says are stored [in, out]
+ * are transposed into [out, in] once here so that every provider and
+ * adapter sees one layout. */
 #include "config.h"
 
 #include <errno.h>
@@ -29,6 +31,8 @@ struct _CriaModel {
   const CriaProvider *provider;
   const CriaModelVTable *vtable;
   FilesBox *box;
+  GArray *specs;       /* CriaHfTensorSpec, the provider's list */
+  GHashTable *by_spec; /* name -> CriaHfTensorSpec* in specs */
   GPtrArray *names;    /* char*, the table's order */
   GHashTable *params;  /* name -> Param* */
 };
@@ -72,19 +76,106 @@ cria_model_drop_weight_pages (CriaTensor *weight)
     madvise ((void *) from, to - from, MADV_DONTNEED);
 }
 
-static const CriaProvider *
-find_provider (CriaRegistry *registry, const CriaHfConfig *config, GError **error)
+/* A vtable member the provider's build of the contract has. */
+#define VT_HAS(vt, member) ((vt)->size >= G_STRUCT_OFFSET (CriaModelVTable, member) + sizeof ((vt)->member))
+
+const CriaModelVTable *
+cria_model_provider_vtable (const CriaProvider *p)
 {
+  g_return_val_if_fail (p, NULL);
+  if (cria_provider_get_kind (p) != CRIA_KIND_MODEL)
+    return NULL;
+  const CriaModelVTable *vt = cria_provider_get_vtable (p);
+  /* everything up to build is required */
+  if (!vt || !VT_HAS (vt, build) || !vt->classes || !vt->configure || !vt->tensors || !vt->build)
+    return NULL;
+  return vt;
+}
+
+static gboolean
+claims (const CriaModelVTable *vt, const char *architecture)
+{
+  for (const char *const *c = vt->classes; *c; c++)
+    if (strcmp (*c, architecture) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+const CriaProvider *
+cria_model_find_provider (CriaRegistry *registry, const char *architecture, GError **error)
+{
+  g_return_val_if_fail (registry && architecture, NULL);
   GPtrArray *all = cria_registry_list (registry);
+  const CriaProvider *best = NULL;
+  int best_rank = 0;
+  g_autoptr (GString) known = g_string_new (NULL);
   for (guint i = 0; i < all->len; i++) {
     const CriaProvider *p = g_ptr_array_index (all, i);
-    const CriaModelVTable *vt = cria_provider_get_vtable (p);
-    if (cria_provider_get_kind (p) == CRIA_KIND_MODEL && vt->supports (config))
-      return p;
+    const CriaModelVTable *vt = cria_model_provider_vtable (p);
+    if (!vt)
+      continue;
+    for (const char *const *c = vt->classes; *c; c++)
+      g_string_append_printf (known, "%s%s", known->len ? ", " : "", *c);
+    if (claims (vt, architecture) && (!best || vt->rank > best_rank)) {
+      best = p;
+      best_rank = vt->rank;
+    }
   }
-  g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, "no model plugin builds the architecture %s",
-               cria_hf_arch_name (config->arch));
-  return NULL;
+  if (!best)
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, "no model plugin builds the architecture %s (%s%s)",
+                 architecture, known->len ? "known: " : "no model plugins are loaded", known->str);
+  return best;
+}
+
+const CriaProvider *
+cria_model_configure (CriaRegistry *registry, CriaHfConfig *config, GError **error)
+{
+  g_return_val_if_fail (registry && config, NULL);
+  const CriaProvider *p = cria_model_find_provider (registry, config->architecture, error);
+  if (!p) {
+    g_prefix_error (error, "%s: architectures: ", config->file);
+    return NULL;
+  }
+  const CriaModelVTable *vt = cria_model_provider_vtable (p);
+  if (!vt->configure (config, error) || !cria_hf_config_check (config, error))
+    return NULL;
+  return p;
+}
+
+CriaHfModel *
+cria_model_open_files (CriaRegistry *registry, const char *dir, const CriaProvider **provider, GArray **tensors,
+                       GError **error)
+{
+  g_return_val_if_fail (registry && dir, NULL);
+  /* an architecture no plugin builds is said before the weights are read */
+  g_autofree char *config_path = g_build_filename (dir, "config.json", NULL);
+  if (g_file_test (dir, G_FILE_TEST_IS_DIR)) {
+    g_autoptr (CriaHfConfig) early = cria_hf_config_load (config_path, error);
+    if (!early)
+      return NULL;
+    if (!cria_model_find_provider (registry, early->architecture, error)) {
+      g_prefix_error (error, "%s: architectures: ", config_path);
+      return NULL;
+    }
+  }
+  g_autoptr (CriaHfModel) files = cria_hf_model_open (dir, error);
+  if (!files)
+    return NULL;
+  CriaHfConfig *config = cria_hf_model_get_config_mutable (files);
+  const CriaProvider *p = cria_model_configure (registry, config, error);
+  if (!p)
+    return NULL;
+  const CriaModelVTable *vt = cria_model_provider_vtable (p);
+  if (vt->canonical && !cria_hf_model_rename (files, vt->canonical, error))
+    return NULL;
+  g_autoptr (GArray) specs = vt->tensors (config);
+  if (!cria_hf_model_check (files, specs, error))
+    return NULL;
+  if (provider)
+    *provider = p;
+  if (tensors)
+    *tensors = g_steal_pointer (&specs);
+  return g_steal_pointer (&files);
 }
 
 /* A weight in the dtype it is computed in: vectors in f32, matrices as
@@ -135,23 +226,24 @@ is_transposed (CriaModel *model, const char *name)
 CriaModel *
 cria_model_open (CriaRegistry *registry, const char *dir, CriaModelDType dtype, GError **error)
 {
-  CriaHfModel *files = cria_hf_model_open (dir, error);
+  g_return_val_if_fail (registry && dir, NULL);
+  const CriaProvider *provider = NULL;
+  GArray *specs = NULL;
+  CriaHfModel *files = cria_model_open_files (registry, dir, &provider, &specs, error);
   if (!files)
     return NULL;
   g_autoptr (CriaModel) model = g_new0 (CriaModel, 1);
+  model->provider = provider;
+  model->vtable = cria_model_provider_vtable (provider);
+  model->specs = specs;
+  model->by_spec = g_hash_table_new (g_str_hash, g_str_equal);
   model->box = g_rc_box_new0 (FilesBox);
   model->box->files = files;
   model->names = g_ptr_array_new_with_free_func (g_free);
   model->params = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, param_free);
-  const CriaHfConfig *config = cria_hf_model_get_config (files);
-  model->provider = find_provider (registry, config, error);
-  if (!model->provider)
-    return NULL;
-  model->vtable = cria_provider_get_vtable (model->provider);
-
-  g_autoptr (GArray) specs = cria_hf_config_expected_tensors (config);
   for (guint i = 0; i < specs->len; i++) {
-    const CriaHfTensorSpec *spec = &g_array_index (specs, CriaHfTensorSpec, i);
+    CriaHfTensorSpec *spec = &g_array_index (specs, CriaHfTensorSpec, i);
+    g_hash_table_insert (model->by_spec, spec->name, spec);
     const CriaWeight *w = cria_hf_model_lookup (files, spec->name);
     if (!w)
       continue; /* an optional tensor (tied head); cria_hf_model_open checked the rest */
@@ -177,6 +269,10 @@ cria_model_free (CriaModel *model)
     g_hash_table_unref (model->params);
   if (model->names)
     g_ptr_array_unref (model->names);
+  if (model->by_spec)
+    g_hash_table_unref (model->by_spec);
+  if (model->specs)
+    g_array_unref (model->specs);
   if (model->box)
     files_box_release (model->box);
   g_free (model);
@@ -204,6 +300,20 @@ const char *
 cria_model_get_dir (CriaModel *model)
 {
   return cria_hf_model_get_dir (model->box->files);
+}
+
+const CriaHfTensorSpec *
+cria_model_get_param_spec (CriaModel *model, const char *name)
+{
+  g_return_val_if_fail (model && name, NULL);
+  return g_hash_table_lookup (model->by_spec, name);
+}
+
+const char *
+cria_model_get_default_targets (CriaModel *model)
+{
+  g_return_val_if_fail (model, NULL);
+  return VT_HAS (model->vtable, default_targets) ? model->vtable->default_targets : NULL;
 }
 
 guint
@@ -311,8 +421,8 @@ cria_model_add_inputs (CriaModel *model, CriaGraph *g, const CriaModelShape *sha
 }
 
 CriaNode *
-cria_model_attention (CriaModel *model, CriaGraph *g, const CriaModelShape *shape, CriaModelGraph *out,
-                      gint64 layer, CriaNode *q, CriaNode *k, CriaNode *v, float scale, gint64 window)
+cria_model_attention (CriaModel *model, CriaGraph *g, const CriaModelShape *shape, CriaModelGraph *out, gint64 layer,
+                      CriaNode *q, CriaNode *k, CriaNode *v, float scale, gint64 window)
 {
   const CriaHfConfig *c = cria_model_get_config (model);
   if (shape->past > 0) {
@@ -340,8 +450,9 @@ cria_model_graph_clear (CriaModelGraph *out)
   memset (out, 0, sizeof *out);
 }
 
-static const char *const side_files[] = { "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-                                          "special_tokens_map.json", "vocab.json", "merges.txt", "tokenizer.model" };
+static const char *const side_files[] = { "generation_config.json",  "tokenizer.json", "tokenizer_config.json",
+                                          "special_tokens_map.json", "vocab.json",     "merges.txt",
+                                          "tokenizer.model" };
 
 static gboolean
 copy_side_files (const char *from, const char *to, GError **error)

@@ -1,5 +1,8 @@
-/* cria-hfconfig.c: config.json of the causal LM families cria runs, typed and
- * validated, and the tensor names and shapes each architecture implies. */
+/* cria-hfconfig.c: config.json, typed and validated as far as every
+ * architecture shares it; the field readers model providers fill their sizes
+ * with, and the tensor lists they describe checkpoints by. No architecture
+ * is known here by name: cria_model_open_files asks the provider that claims
+ * the class. */
 #include "config.h"
 
 #include <math.h>
@@ -11,21 +14,14 @@
 
 #include "cria-modelfiles-private.h"
 
-static const char *const arch_names[] = { "GPT2LMHeadModel", "LlamaForCausalLM", "Qwen2ForCausalLM",
-                                          "MistralForCausalLM" };
-
-const char *
-cria_hf_arch_name (CriaHfArch arch)
-{
-  return (guint) arch < G_N_ELEMENTS (arch_names) ? arch_names[arch] : "unknown";
-}
-
 void
 cria_hf_config_free (CriaHfConfig *c)
 {
   if (!c)
     return;
   g_free (c->hidden_act);
+  g_free (c->architecture);
+  g_free (c->file);
   if (c->eos_token_ids)
     g_array_unref (c->eos_token_ids);
   if (c->json)
@@ -216,63 +212,6 @@ parse_dtype (Ctx *cx, CriaHfConfig *c)
   return TRUE;
 }
 
-static gboolean
-parse_gpt2 (Ctx *cx, CriaHfConfig *c)
-{
-  gint64 inner;
-  if (!get_int (cx, "n_embd", -1, 1, &c->hidden_size) || !get_int (cx, "n_layer", -1, 1, &c->n_layers) ||
-      !get_int (cx, "n_head", -1, 1, &c->n_heads) || !get_int (cx, "vocab_size", -1, 1, &c->vocab_size) ||
-      !get_int (cx, "n_positions", -1, 1, &c->max_positions) || !get_int (cx, "n_inner", 0, 1, &inner) ||
-      !get_pos (cx, "layer_norm_epsilon", 1e-5, &c->norm_eps) ||
-      !get_bool (cx, "tie_word_embeddings", TRUE, &c->tie_word_embeddings))
-    return FALSE;
-  c->intermediate_size = inner ? inner : 4 * c->hidden_size;
-  c->n_kv_heads = c->n_heads;
-  if (c->hidden_size % c->n_heads)
-    return bad (cx, "n_head", "does not divide n_embd");
-  c->head_dim = c->hidden_size / c->n_heads;
-  c->attention_bias = c->mlp_bias = TRUE;
-  JsonNode *act = member (cx, "activation_function");
-  c->hidden_act = g_strdup (act && JSON_NODE_HOLDS_VALUE (act) && json_node_get_value_type (act) == G_TYPE_STRING
-                                ? json_node_get_string (act)
-                                : "gelu_new");
-  return TRUE;
-}
-
-static gboolean
-parse_llama (Ctx *cx, CriaHfConfig *c)
-{
-  if (!get_int (cx, "hidden_size", -1, 1, &c->hidden_size) || !get_int (cx, "num_hidden_layers", -1, 1, &c->n_layers) ||
-      !get_int (cx, "num_attention_heads", -1, 1, &c->n_heads) ||
-      !get_int (cx, "num_key_value_heads", c->n_heads, 1, &c->n_kv_heads) ||
-      !get_int (cx, "intermediate_size", -1, 1, &c->intermediate_size) ||
-      !get_int (cx, "vocab_size", -1, 1, &c->vocab_size) ||
-      !get_int (cx, "max_position_embeddings", 2048, 1, &c->max_positions) ||
-      !get_pos (cx, "rms_norm_eps", 1e-6, &c->norm_eps) || !get_pos (cx, "rope_theta", 10000, &c->rope_theta) ||
-      !get_bool (cx, "tie_word_embeddings", FALSE, &c->tie_word_embeddings) ||
-      !get_bool (cx, "attention_bias", c->arch == CRIA_HF_ARCH_QWEN2, &c->attention_bias) ||
-      !get_bool (cx, "mlp_bias", FALSE, &c->mlp_bias) || !parse_rope_scaling (cx, &c->rope_scaling))
-    return FALSE;
-  if (c->hidden_size % c->n_heads && !member (cx, "head_dim"))
-    return bad (cx, "num_attention_heads", "does not divide hidden_size and no head_dim is given");
-  if (!get_int (cx, "head_dim", c->hidden_size / c->n_heads, 1, &c->head_dim))
-    return FALSE;
-  if (c->n_heads % c->n_kv_heads)
-    return bad (cx, "num_key_value_heads", "does not divide num_attention_heads");
-  if (c->arch == CRIA_HF_ARCH_QWEN2)
-    c->attention_bias = TRUE; /* Qwen2 always has q/k/v biases, and no o_proj bias */
-  gboolean sliding = c->arch == CRIA_HF_ARCH_MISTRAL;
-  if (c->arch == CRIA_HF_ARCH_QWEN2 && !get_bool (cx, "use_sliding_window", FALSE, &sliding))
-    return FALSE;
-  if (sliding && !get_int (cx, "sliding_window", 0, 0, &c->sliding_window))
-    return FALSE;
-  JsonNode *act = member (cx, "hidden_act");
-  c->hidden_act = g_strdup (act && JSON_NODE_HOLDS_VALUE (act) && json_node_get_value_type (act) == G_TYPE_STRING
-                                ? json_node_get_string (act)
-                                : "silu");
-  return TRUE;
-}
-
 static CriaHfConfig *config_parse (const char *text, gssize len, const char *file, GError **error);
 
 CriaHfConfig *
@@ -309,25 +248,9 @@ config_parse (const char *text, gssize len, const char *file, GError **error)
                  file);
     return NULL;
   }
-  guint i;
-  for (i = 0; i < G_N_ELEMENTS (arch_names); i++)
-    if (strcmp (arch, arch_names[i]) == 0)
-      break;
-  if (i == G_N_ELEMENTS (arch_names)) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
-                 "%s: architectures: '%s' is not supported (GPT2LMHeadModel, LlamaForCausalLM, Qwen2ForCausalLM, "
-                 "MistralForCausalLM)",
-                 file, arch);
-    return NULL;
-  }
-  c->arch = (CriaHfArch) i;
-  gboolean ok = c->arch == CRIA_HF_ARCH_GPT2 ? parse_gpt2 (&cx, c) : parse_llama (&cx, c);
-  ok = ok && parse_dtype (&cx, c) && parse_token_ids (&cx, c);
-  if (ok && (c->bos_token_id >= c->vocab_size || c->pad_token_id >= c->vocab_size))
-    ok = bad (&cx, c->bos_token_id >= c->vocab_size ? "bos_token_id" : "pad_token_id", "not below vocab_size");
-  for (guint e = 0; ok && e < c->eos_token_ids->len; e++)
-    if (g_array_index (c->eos_token_ids, gint64, e) >= c->vocab_size)
-      ok = bad (&cx, "eos_token_id", "not below vocab_size");
+  c->architecture = g_strdup (arch);
+  c->file = g_strdup (file);
+  gboolean ok = parse_dtype (&cx, c) && parse_token_ids (&cx, c);
   if (!ok) {
     g_propagate_error (error, local);
     return NULL;
@@ -349,17 +272,93 @@ cria_hf_config_load (const char *path, GError **error)
   return cria_hf_config_parse (text, (gssize) len, path, error);
 }
 
-static void spec (GArray *out, gboolean optional, guint n_dims, gint64 d0, gint64 d1, const char *format, ...)
-    G_GNUC_PRINTF (6, 7);
-
-static void
-spec (GArray *out, gboolean optional, guint n_dims, gint64 d0, gint64 d1, const char *format, ...)
+/* A context over config->json for the field readers. */
+static Ctx
+ctx_of (const CriaHfConfig *c, GError **error)
 {
-  va_list ap;
-  va_start (ap, format);
-  CriaHfTensorSpec s = { g_strdup_vprintf (format, ap), n_dims, { d0, d1 }, optional };
-  va_end (ap);
-  g_array_append_val (out, s);
+  Ctx cx = { c->file ? c->file : "config.json", c->json, error };
+  return cx;
+}
+
+gboolean
+cria_hf_config_has (const CriaHfConfig *c, const char *name)
+{
+  g_return_val_if_fail (c && name, FALSE);
+  Ctx cx = ctx_of (c, NULL);
+  return member (&cx, name) != NULL;
+}
+
+gboolean
+cria_hf_config_get_int (const CriaHfConfig *c, const char *name, gint64 dflt, gint64 min, gint64 *out, GError **error)
+{
+  g_return_val_if_fail (c && name && out, FALSE);
+  Ctx cx = ctx_of (c, error);
+  return get_int (&cx, name, dflt, min, out);
+}
+
+gboolean
+cria_hf_config_get_number (const CriaHfConfig *c, const char *name, double dflt, double *out, GError **error)
+{
+  g_return_val_if_fail (c && name && out, FALSE);
+  Ctx cx = ctx_of (c, error);
+  return get_pos (&cx, name, dflt, out);
+}
+
+gboolean
+cria_hf_config_get_bool (const CriaHfConfig *c, const char *name, gboolean dflt, gboolean *out, GError **error)
+{
+  g_return_val_if_fail (c && name && out, FALSE);
+  Ctx cx = ctx_of (c, error);
+  return get_bool (&cx, name, dflt, out);
+}
+
+gboolean
+cria_hf_config_get_string (const CriaHfConfig *c, const char *name, const char *dflt, char **out, GError **error)
+{
+  g_return_val_if_fail (c && name && out, FALSE);
+  Ctx cx = ctx_of (c, error);
+  JsonNode *n = member (&cx, name);
+  if (!n) {
+    *out = g_strdup (dflt);
+    return TRUE;
+  }
+  if (!JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING)
+    return bad (&cx, name, "not a string");
+  *out = g_strdup (json_node_get_string (n));
+  return TRUE;
+}
+
+gboolean
+cria_hf_config_get_rope (CriaHfConfig *c, double theta, GError **error)
+{
+  g_return_val_if_fail (c, FALSE);
+  Ctx cx = ctx_of (c, error);
+  return get_pos (&cx, "rope_theta", theta, &c->rope_theta) && parse_rope_scaling (&cx, &c->rope_scaling);
+}
+
+gboolean
+cria_hf_config_check (const CriaHfConfig *c, GError **error)
+{
+  g_return_val_if_fail (c, FALSE);
+  Ctx cx = ctx_of (c, error);
+  const struct {
+    const char *what;
+    gint64 v;
+  } sizes[] = { { "hidden size", c->hidden_size }, { "layer count", c->n_layers },
+                { "attention heads", c->n_heads }, { "key/value heads", c->n_kv_heads },
+                { "head size", c->head_dim },      { "intermediate size", c->intermediate_size },
+                { "vocab_size", c->vocab_size },   { "positions", c->max_positions } };
+  for (guint i = 0; i < G_N_ELEMENTS (sizes); i++)
+    if (sizes[i].v < 1)
+      return bad (&cx, sizes[i].what, "missing or not positive");
+  if (c->n_heads % c->n_kv_heads)
+    return bad (&cx, "key/value heads", "do not divide the attention heads");
+  if (c->bos_token_id >= c->vocab_size || c->pad_token_id >= c->vocab_size)
+    return bad (&cx, c->bos_token_id >= c->vocab_size ? "bos_token_id" : "pad_token_id", "not below vocab_size");
+  for (guint e = 0; e < c->eos_token_ids->len; e++)
+    if (g_array_index (c->eos_token_ids, gint64, e) >= c->vocab_size)
+      return bad (&cx, "eos_token_id", "not below vocab_size");
+  return TRUE;
 }
 
 static void
@@ -368,75 +367,22 @@ clear_spec (gpointer p)
   g_free (((CriaHfTensorSpec *) p)->name);
 }
 
-static void
-gpt2_tensors (const CriaHfConfig *c, GArray *o)
-{
-  gint64 d = c->hidden_size, in = c->intermediate_size;
-  spec (o, FALSE, 2, c->vocab_size, d, "transformer.wte.weight");
-  spec (o, FALSE, 2, c->max_positions, d, "transformer.wpe.weight");
-  for (gint64 l = 0; l < c->n_layers; l++) {
-    const char *p = "transformer.h";
-    spec (o, FALSE, 1, d, 0, "%s.%" G_GINT64_FORMAT ".ln_1.weight", p, l);
-    spec (o, FALSE, 1, d, 0, "%s.%" G_GINT64_FORMAT ".ln_1.bias", p, l);
-    /* Conv1D stores weights as [in, out], the transpose of nn.Linear. */
-    spec (o, FALSE, 2, d, 3 * d, "%s.%" G_GINT64_FORMAT ".attn.c_attn.weight", p, l);
-    spec (o, FALSE, 1, 3 * d, 0, "%s.%" G_GINT64_FORMAT ".attn.c_attn.bias", p, l);
-    spec (o, FALSE, 2, d, d, "%s.%" G_GINT64_FORMAT ".attn.c_proj.weight", p, l);
-    spec (o, FALSE, 1, d, 0, "%s.%" G_GINT64_FORMAT ".attn.c_proj.bias", p, l);
-    spec (o, FALSE, 1, d, 0, "%s.%" G_GINT64_FORMAT ".ln_2.weight", p, l);
-    spec (o, FALSE, 1, d, 0, "%s.%" G_GINT64_FORMAT ".ln_2.bias", p, l);
-    spec (o, FALSE, 2, d, in, "%s.%" G_GINT64_FORMAT ".mlp.c_fc.weight", p, l);
-    spec (o, FALSE, 1, in, 0, "%s.%" G_GINT64_FORMAT ".mlp.c_fc.bias", p, l);
-    spec (o, FALSE, 2, in, d, "%s.%" G_GINT64_FORMAT ".mlp.c_proj.weight", p, l);
-    spec (o, FALSE, 1, d, 0, "%s.%" G_GINT64_FORMAT ".mlp.c_proj.bias", p, l);
-  }
-  spec (o, FALSE, 1, d, 0, "transformer.ln_f.weight");
-  spec (o, FALSE, 1, d, 0, "transformer.ln_f.bias");
-  spec (o, c->tie_word_embeddings, 2, c->vocab_size, d, "lm_head.weight");
-}
-
-static void
-llama_tensors (const CriaHfConfig *c, GArray *o)
-{
-  gint64 d = c->hidden_size, q = c->n_heads * c->head_dim, kv = c->n_kv_heads * c->head_dim;
-  gint64 in = c->intermediate_size;
-  spec (o, FALSE, 2, c->vocab_size, d, "model.embed_tokens.weight");
-  for (gint64 l = 0; l < c->n_layers; l++) {
-    const char *p = "model.layers";
-    spec (o, FALSE, 1, d, 0, "%s.%" G_GINT64_FORMAT ".input_layernorm.weight", p, l);
-    spec (o, FALSE, 2, q, d, "%s.%" G_GINT64_FORMAT ".self_attn.q_proj.weight", p, l);
-    spec (o, FALSE, 2, kv, d, "%s.%" G_GINT64_FORMAT ".self_attn.k_proj.weight", p, l);
-    spec (o, FALSE, 2, kv, d, "%s.%" G_GINT64_FORMAT ".self_attn.v_proj.weight", p, l);
-    spec (o, FALSE, 2, d, q, "%s.%" G_GINT64_FORMAT ".self_attn.o_proj.weight", p, l);
-    if (c->attention_bias) {
-      spec (o, FALSE, 1, q, 0, "%s.%" G_GINT64_FORMAT ".self_attn.q_proj.bias", p, l);
-      spec (o, FALSE, 1, kv, 0, "%s.%" G_GINT64_FORMAT ".self_attn.k_proj.bias", p, l);
-      spec (o, FALSE, 1, kv, 0, "%s.%" G_GINT64_FORMAT ".self_attn.v_proj.bias", p, l);
-      if (c->arch != CRIA_HF_ARCH_QWEN2)
-        spec (o, FALSE, 1, d, 0, "%s.%" G_GINT64_FORMAT ".self_attn.o_proj.bias", p, l);
-    }
-    spec (o, FALSE, 1, d, 0, "%s.%" G_GINT64_FORMAT ".post_attention_layernorm.weight", p, l);
-    spec (o, FALSE, 2, in, d, "%s.%" G_GINT64_FORMAT ".mlp.gate_proj.weight", p, l);
-    spec (o, FALSE, 2, in, d, "%s.%" G_GINT64_FORMAT ".mlp.up_proj.weight", p, l);
-    spec (o, FALSE, 2, d, in, "%s.%" G_GINT64_FORMAT ".mlp.down_proj.weight", p, l);
-    if (c->mlp_bias) {
-      spec (o, FALSE, 1, in, 0, "%s.%" G_GINT64_FORMAT ".mlp.gate_proj.bias", p, l);
-      spec (o, FALSE, 1, in, 0, "%s.%" G_GINT64_FORMAT ".mlp.up_proj.bias", p, l);
-      spec (o, FALSE, 1, d, 0, "%s.%" G_GINT64_FORMAT ".mlp.down_proj.bias", p, l);
-    }
-  }
-  spec (o, FALSE, 1, d, 0, "model.norm.weight");
-  spec (o, c->tie_word_embeddings, 2, c->vocab_size, d, "lm_head.weight");
-}
-
 GArray *
-cria_hf_config_expected_tensors (const CriaHfConfig *c)
+cria_hf_tensors_new (void)
 {
   GArray *o = g_array_new (FALSE, TRUE, sizeof (CriaHfTensorSpec));
   g_array_set_clear_func (o, clear_spec);
-  if (c->arch == CRIA_HF_ARCH_GPT2)
-    gpt2_tensors (c, o);
-  else
-    llama_tensors (c, o);
   return o;
+}
+
+CriaHfTensorSpec *
+cria_hf_tensors_add (GArray *list, CriaHfTensorRole role, guint n_dims, gint64 d0, gint64 d1, const char *format, ...)
+{
+  g_return_val_if_fail (list && format && (n_dims == 1 || n_dims == 2), NULL);
+  va_list ap;
+  va_start (ap, format);
+  CriaHfTensorSpec s = { g_strdup_vprintf (format, ap), n_dims, { d0, n_dims == 2 ? d1 : 0 }, FALSE, role, 1.0 };
+  va_end (ap);
+  g_array_append_val (list, s);
+  return &g_array_index (list, CriaHfTensorSpec, list->len - 1);
 }

@@ -41,27 +41,14 @@ cria_hf_model_free (CriaHfModel *m)
   g_free (m);
 }
 
-/* GPT-2 files saved by older code lack the "transformer." prefix; keys are
- * stored prefixed so that lookups and checks see one spelling. */
-static char *
-canonical_name (CriaHfModel *m, const char *name)
-{
-  if (m->config->arch == CRIA_HF_ARCH_GPT2 && !g_str_has_prefix (name, "transformer.") &&
-      !g_str_has_prefix (name, "lm_head."))
-    return g_strconcat ("transformer.", name, NULL);
-  return g_strdup (name);
-}
-
 static gboolean
 add_weight (CriaHfModel *m, const CriaWeight *w, const char *file, GError **error)
 {
-  char *key = canonical_name (m, w->name);
-  if (g_hash_table_contains (m->by_name, key)) {
+  if (g_hash_table_contains (m->by_name, w->name)) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: tensor '%s' is also in another shard", file, w->name);
-    g_free (key);
     return FALSE;
   }
-  g_hash_table_insert (m->by_name, key, (gpointer) w);
+  g_hash_table_insert (m->by_name, g_strdup (w->name), (gpointer) w);
   g_ptr_array_add (m->weights, (gpointer) w);
   return TRUE;
 }
@@ -229,8 +216,6 @@ model_open (const char *dir, GError **error)
                  "%s: no weights (model.safetensors, model.safetensors.index.json or pytorch_model.bin)", dir);
     return NULL;
   }
-  if (!cria_hf_model_check (m, error))
-    return NULL;
   return g_steal_pointer (&m);
 }
 
@@ -286,12 +271,46 @@ cria_hf_model_get_n_parameters (CriaHfModel *m)
   return n;
 }
 
-/* Buffers older transformers saved beside the parameters; no model reads them. */
-static gboolean
-is_buffer (const char *name)
+gboolean
+cria_hf_model_rename (CriaHfModel *m, char *(*canonical) (const CriaHfConfig *config, const char *name), GError **error)
 {
-  return g_str_has_suffix (name, ".attn.bias") || g_str_has_suffix (name, ".attn.masked_bias") ||
-         g_str_has_suffix (name, ".rotary_emb.inv_freq");
+  g_return_val_if_fail (m && canonical, FALSE);
+  g_autoptr (GHashTable) by_name = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr (GPtrArray) kept = g_ptr_array_new ();
+  GHashTableIter it;
+  gpointer key, value;
+  g_hash_table_iter_init (&it, m->by_name);
+  while (g_hash_table_iter_next (&it, &key, &value)) {
+    char *name = canonical (m->config, key);
+    if (!name)
+      continue;
+    if (g_hash_table_contains (by_name, name)) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: tensors '%s' and '%s' are one weight under two names",
+                   m->dir, (const char *) key, ((const CriaWeight *) g_hash_table_lookup (by_name, name))->name);
+      g_free (name);
+      mf_one_line (error);
+      return FALSE;
+    }
+    g_hash_table_insert (by_name, name, value);
+  }
+  /* the file order stays */
+  for (guint i = 0; i < m->weights->len; i++) {
+    const CriaWeight *w = m->weights->pdata[i];
+    g_autofree char *name = canonical (m->config, w->name);
+    if (name)
+      g_ptr_array_add (kept, (gpointer) w);
+  }
+  g_hash_table_unref (m->by_name);
+  m->by_name = g_steal_pointer (&by_name);
+  g_ptr_array_set_size (m->weights, 0);
+  g_ptr_array_extend_and_steal (m->weights, g_steal_pointer (&kept));
+  return TRUE;
+}
+
+CriaHfConfig *
+cria_hf_model_get_config_mutable (CriaHfModel *m)
+{
+  return m->config;
 }
 
 static void
@@ -302,9 +321,9 @@ note (GString *s, guint *count, const char *what, const char *detail)
 }
 
 gboolean
-cria_hf_model_check (CriaHfModel *m, GError **error)
+cria_hf_model_check (CriaHfModel *m, const GArray *specs, GError **error)
 {
-  g_autoptr (GArray) specs = cria_hf_config_expected_tensors (m->config);
+  g_return_val_if_fail (m && specs, FALSE);
   g_autoptr (GHashTable) expected = g_hash_table_new (g_str_hash, g_str_equal);
   g_autoptr (GString) msg = g_string_new (NULL);
   guint missing = 0, unexpected = 0, misshaped = 0;
@@ -332,7 +351,7 @@ cria_hf_model_check (CriaHfModel *m, GError **error)
   gpointer key;
   g_hash_table_iter_init (&it, m->by_name);
   while (g_hash_table_iter_next (&it, &key, NULL))
-    if (!g_hash_table_contains (expected, key) && !is_buffer (key))
+    if (!g_hash_table_contains (expected, key))
       note (msg, &unexpected, "unexpected", key);
   guint total = missing + unexpected + misshaped;
   if (!total)
@@ -340,6 +359,7 @@ cria_hf_model_check (CriaHfModel *m, GError **error)
   guint shown = MIN (missing, 3) + MIN (unexpected, 3) + MIN (misshaped, 3);
   g_autofree char *more = total > shown ? g_strdup_printf (" (%u problems in all)", total) : g_strdup ("");
   g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: the weights do not match config.json (%s): %s%s", m->dir,
-               cria_hf_arch_name (m->config->arch), msg->str, more);
+               m->config->architecture, msg->str, more);
+  mf_one_line (error);
   return FALSE;
 }

@@ -8,19 +8,15 @@
 #include <cria/cria-nf4.h>
 
 #include <stdio.h>
+#include <string.h>
 
-/* The weights a model builds without cria_linear: PEFT's all-linear leaves
- * the output head out too. */
+/* The weights the provider builds with cria_linear; embeddings and the
+ * output head are other matrices, which PEFT's all-linear leaves out too. */
 static gboolean
-is_linear (const char *name, const CriaTensor *t)
+is_linear (CriaModel *model, const char *name, const CriaTensor *t)
 {
-  static const char *const not_linear[] = { "wte.weight", "wpe.weight", "embed_tokens.weight", "lm_head.weight" };
-  if (t->n_dims != 2 || !g_str_has_suffix (name, ".weight"))
-    return FALSE;
-  for (guint i = 0; i < G_N_ELEMENTS (not_linear); i++)
-    if (g_str_has_suffix (name, not_linear[i]))
-      return FALSE;
-  return TRUE;
+  const CriaHfTensorSpec *spec = cria_model_get_param_spec (model, name);
+  return t->n_dims == 2 && g_str_has_suffix (name, ".weight") && spec && spec->role == CRIA_HF_TENSOR_LINEAR;
 }
 
 static GArray *
@@ -29,10 +25,15 @@ model_entries (CriaModel *model)
   const CriaModelVTable *vt = cria_provider_get_vtable (cria_model_get_provider (model));
   const CriaHfConfig *config = cria_model_get_config (model);
   GArray *entries = g_array_new (FALSE, TRUE, sizeof (CriaAdapterEntry));
+  const char *defaults = cria_model_get_default_targets (model);
   for (guint i = 0; i < cria_model_get_n_params (model); i++) {
     const char *name = cria_model_get_param_name (model, i);
     CriaAdapterEntry e = { .name = name, .tensor = cria_model_get_param (model, name) };
-    e.linear = is_linear (name, e.tensor);
+    e.linear = is_linear (model, name, e.tensor);
+    if (e.linear && defaults) {
+      g_autofree char *module = g_strndup (name, strlen (name) - strlen (".weight"));
+      e.default_target = cria_adapter_target_matches (defaults, NULL, module);
+    }
     e.fan_in_fan_out = vt->transposed && vt->transposed (config, name);
     g_array_append_val (entries, e);
   }
@@ -69,7 +70,8 @@ static gboolean
 install_replacements (CriaModel *model, CriaAdapterEntry *e, guint n, GError **error)
 {
   for (guint i = 0; i < n; i++)
-    if (e[i].replacement && !cria_model_set_param (model, e[i].name, e[i].replacement, e[i].replacement_trainable, error))
+    if (e[i].replacement &&
+        !cria_model_set_param (model, e[i].name, e[i].replacement, e[i].replacement_trainable, error))
       return FALSE;
   return TRUE;
 }
@@ -80,8 +82,8 @@ cria_adapter_quantize_model (CriaModel *model, GError **error)
   g_autoptr (GArray) entries = model_entries (model);
   g_autoptr (GPtrArray) quantized = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_tensor_unref);
   CriaAdapterEntry *e = (CriaAdapterEntry *) (void *) entries->data;
-  return cria_adapter_quantize_entries (e, entries->len, quantized, error)
-         && install_replacements (model, e, entries->len, error);
+  return cria_adapter_quantize_entries (e, entries->len, quantized, error) &&
+         install_replacements (model, e, entries->len, error);
 }
 
 gboolean
@@ -89,8 +91,8 @@ cria_adapter_attach (CriaAdapter *adapter, CriaModel *model, guint64 seed, GErro
 {
   g_autoptr (GArray) entries = model_entries (model);
   CriaAdapterEntry *e = (CriaAdapterEntry *) (void *) entries->data;
-  return cria_adapter_attach_entries (adapter, e, entries->len, cria_model_get_config (model)->json, seed, error)
-         && install_replacements (model, e, entries->len, error);
+  return cria_adapter_attach_entries (adapter, e, entries->len, cria_model_get_config (model)->json, seed, error) &&
+         install_replacements (model, e, entries->len, error);
 }
 
 CriaAdapter *

@@ -4,7 +4,7 @@
  * low-rank update into a weight.
  *
  *   cria train --model gpt2-dir --data train.jsonl --adapter 'adalora init-r=12 target-r=4'
- *   (lora and adalora both resolve target-modules=auto to c_attn here) */
+ *   (lora and adalora both resolve target-modules=auto to what the model provider marks) */
 #include "config.h"
 
 #include <math.h>
@@ -14,12 +14,24 @@
 #include <cria/cria-error.h>
 
 char *
-cria_adapter_resolve_targets (const char *targets, JsonObject *config)
+cria_adapter_resolve_targets (const char *targets, const CriaAdapterEntry *entries, guint n_entries)
 {
+  g_return_val_if_fail (targets && (entries || !n_entries), NULL);
   if (strcmp (targets, "auto") != 0)
     return g_strdup (targets);
-  const char *type = config ? json_object_get_string_member_with_default (config, "model_type", "") : "";
-  return g_strdup (strcmp (type, "gpt2") == 0 ? "c_attn" : "q_proj,v_proj");
+  /* the last component of each marked module, once, in table order */
+  g_autoptr (GString) names = g_string_new (NULL);
+  g_autoptr (GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  for (guint i = 0; i < n_entries; i++) {
+    if (!entries[i].default_target || !g_str_has_suffix (entries[i].name, ".weight"))
+      continue;
+    g_autofree char *module = g_strndup (entries[i].name, strlen (entries[i].name) - strlen (".weight"));
+    const char *dot = strrchr (module, '.');
+    const char *last = dot ? dot + 1 : module;
+    if (g_hash_table_add (seen, g_strdup (last)))
+      g_string_append_printf (names, "%s%s", names->len ? "," : "", last);
+  }
+  return names->len ? g_string_free (g_steal_pointer (&names), FALSE) : g_strdup ("all-linear");
 }
 
 float

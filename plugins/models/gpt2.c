@@ -9,10 +9,77 @@
 
 #include "models.h"
 
+static const char *const gpt2_classes[] = { "GPT2LMHeadModel", NULL };
+
 static gboolean
-gpt2_supports (const CriaHfConfig *config)
+gpt2_configure (CriaHfConfig *c, GError **error)
 {
-  return config->arch == CRIA_HF_ARCH_GPT2;
+  gint64 inner;
+  if (!cria_hf_config_get_int (c, "n_embd", -1, 1, &c->hidden_size, error) ||
+      !cria_hf_config_get_int (c, "n_layer", -1, 1, &c->n_layers, error) ||
+      !cria_hf_config_get_int (c, "n_head", -1, 1, &c->n_heads, error) ||
+      !cria_hf_config_get_int (c, "vocab_size", -1, 1, &c->vocab_size, error) ||
+      !cria_hf_config_get_int (c, "n_positions", -1, 1, &c->max_positions, error) ||
+      !cria_hf_config_get_int (c, "n_inner", 0, 1, &inner, error) ||
+      !cria_hf_config_get_number (c, "layer_norm_epsilon", 1e-5, &c->norm_eps, error) ||
+      !cria_hf_config_get_bool (c, "tie_word_embeddings", TRUE, &c->tie_word_embeddings, error) ||
+      !cria_hf_config_get_string (c, "activation_function", "gelu_new", &c->hidden_act, error))
+    return FALSE;
+  c->intermediate_size = inner ? inner : 4 * c->hidden_size;
+  c->n_kv_heads = c->n_heads;
+  if (c->hidden_size % c->n_heads) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: n_head: does not divide n_embd", c->file);
+    return FALSE;
+  }
+  c->head_dim = c->hidden_size / c->n_heads;
+  c->attention_bias = c->mlp_bias = TRUE;
+  return TRUE;
+}
+
+static GArray *
+gpt2_tensors (const CriaHfConfig *c)
+{
+  GArray *o = cria_hf_tensors_new ();
+  gint64 d = c->hidden_size, in = c->intermediate_size;
+  /* transformers scales the projections that write into the residual
+   * stream by 1/sqrt(2 n_layer) */
+  double resid = 1.0 / sqrt (2.0 * (double) c->n_layers);
+  cria_hf_tensors_add (o, CRIA_HF_TENSOR_MATRIX, 2, c->vocab_size, d, "transformer.wte.weight");
+  cria_hf_tensors_add (o, CRIA_HF_TENSOR_MATRIX, 2, c->max_positions, d, "transformer.wpe.weight");
+  for (gint64 l = 0; l < c->n_layers; l++) {
+#define H "transformer.h.%" G_GINT64_FORMAT
+    cria_hf_tensors_add (o, CRIA_HF_TENSOR_NORM, 1, d, 0, H ".ln_1.weight", l);
+    cria_hf_tensors_add (o, CRIA_HF_TENSOR_BIAS, 1, d, 0, H ".ln_1.bias", l);
+    /* Conv1D stores weights as [in, out], the transpose of nn.Linear. */
+    cria_hf_tensors_add (o, CRIA_HF_TENSOR_LINEAR, 2, d, 3 * d, H ".attn.c_attn.weight", l);
+    cria_hf_tensors_add (o, CRIA_HF_TENSOR_BIAS, 1, 3 * d, 0, H ".attn.c_attn.bias", l);
+    cria_hf_tensors_add (o, CRIA_HF_TENSOR_LINEAR, 2, d, d, H ".attn.c_proj.weight", l)->init_scale = resid;
+    cria_hf_tensors_add (o, CRIA_HF_TENSOR_BIAS, 1, d, 0, H ".attn.c_proj.bias", l);
+    cria_hf_tensors_add (o, CRIA_HF_TENSOR_NORM, 1, d, 0, H ".ln_2.weight", l);
+    cria_hf_tensors_add (o, CRIA_HF_TENSOR_BIAS, 1, d, 0, H ".ln_2.bias", l);
+    cria_hf_tensors_add (o, CRIA_HF_TENSOR_LINEAR, 2, d, in, H ".mlp.c_fc.weight", l);
+    cria_hf_tensors_add (o, CRIA_HF_TENSOR_BIAS, 1, in, 0, H ".mlp.c_fc.bias", l);
+    cria_hf_tensors_add (o, CRIA_HF_TENSOR_LINEAR, 2, in, d, H ".mlp.c_proj.weight", l)->init_scale = resid;
+    cria_hf_tensors_add (o, CRIA_HF_TENSOR_BIAS, 1, d, 0, H ".mlp.c_proj.bias", l);
+#undef H
+  }
+  cria_hf_tensors_add (o, CRIA_HF_TENSOR_NORM, 1, d, 0, "transformer.ln_f.weight");
+  cria_hf_tensors_add (o, CRIA_HF_TENSOR_BIAS, 1, d, 0, "transformer.ln_f.bias");
+  cria_hf_tensors_add (o, CRIA_HF_TENSOR_MATRIX, 2, c->vocab_size, d, "lm_head.weight")
+      ->optional = c->tie_word_embeddings;
+  return o;
+}
+
+/* Files saved by older code lack the "transformer." prefix; and older
+ * transformers saved the attention's mask buffers beside the weights. */
+static char *
+gpt2_canonical (const CriaHfConfig *c, const char *name)
+{
+  if (g_str_has_suffix (name, ".attn.bias") || g_str_has_suffix (name, ".attn.masked_bias"))
+    return NULL;
+  if (!g_str_has_prefix (name, "transformer.") && !g_str_has_prefix (name, "lm_head."))
+    return g_strconcat ("transformer.", name, NULL);
+  return g_strdup (name);
 }
 
 static gboolean
@@ -53,8 +120,8 @@ gpt2_build (CriaModel *m, CriaGraph *g, const CriaModelShape *s, CriaModelGraph 
   const CriaHfConfig *c = cria_model_get_config (m);
   if (s->past + s->seq > c->max_positions) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                 "%s: %" G_GINT64_FORMAT " positions, but GPT-2 learned only %" G_GINT64_FORMAT,
-                 cria_model_get_dir (m), s->past + s->seq, c->max_positions);
+                 "%s: %" G_GINT64_FORMAT " positions, but GPT-2 learned only %" G_GINT64_FORMAT, cria_model_get_dir (m),
+                 s->past + s->seq, c->max_positions);
     return FALSE;
   }
   cria_model_add_inputs (m, g, s, out);
@@ -75,12 +142,18 @@ gpt2_build (CriaModel *m, CriaGraph *g, const CriaModelShape *s, CriaModelGraph 
   }
   cria_graph_end_block (g);
   out->hidden = layernorm (m, g, -1, "transformer.ln_f", x);
-  out->head = cria_model_param (m, g, cria_model_get_param (m, "lm_head.weight") ? "lm_head.weight" : "transformer.wte.weight");
+  out->head = cria_model_param (
+      m, g, cria_model_get_param (m, "lm_head.weight") ? "lm_head.weight" : "transformer.wte.weight");
   return TRUE;
 }
 
 const CriaModelVTable cria_gpt2_vtable = {
-  .supports = gpt2_supports,
+  .size = sizeof (CriaModelVTable),
+  .classes = gpt2_classes,
+  .configure = gpt2_configure,
+  .tensors = gpt2_tensors,
+  .canonical = gpt2_canonical,
   .transposed = gpt2_transposed,
   .build = gpt2_build,
+  .default_targets = "c_attn",
 };

@@ -30,13 +30,24 @@ static const CriaProviderInfo gpt2_info = {
   .vtable = &cria_gpt2_vtable,
 };
 
+static const CriaProviderInfo qwen3_info = {
+  .kind = CRIA_KIND_MODEL,
+  .name = "qwen3",
+  .description =
+      "Qwen3ForCausalLM: LLaMA's decoder with RMSNorm on each head of q and k before RoPE, explicit head_dim",
+  .example = "cria generate --model Qwen3-0.6B \"Name three colours.\"",
+  .props = no_props,
+  .vtable = &cria_qwen3_vtable,
+};
+
 static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
 {
   cria_plugin_add_provider (plugin, &llama_info);
   cria_plugin_add_provider (plugin, &gpt2_info);
+  cria_plugin_add_provider (plugin, &qwen3_info);
   return TRUE;
 }
 
-CRIA_PLUGIN_DEFINE ("models", "Model architectures: GPT-2, LLaMA, Qwen2, Mistral", plugin_init, PACKAGE_VERSION,
+CRIA_PLUGIN_DEFINE ("models", "Model architectures: GPT-2, LLaMA, Qwen2, Mistral, Qwen3", plugin_init, PACKAGE_VERSION,
                     "LGPL-2.1-or-later", "cria");

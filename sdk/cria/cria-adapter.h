@@ -38,6 +38,9 @@ typedef struct {
    * the adapter keeps one). A trainable replacement must be f32. */
   CriaTensor *replacement;
   gboolean replacement_trainable;
+  /* a linear layer PEFT adapts by default in this architecture (what
+   * target-modules=auto means; the model provider says which) */
+  gboolean default_target;
 } CriaAdapterEntry;
 
 /* A tensor the optimizer updates: f32, owned by the adapter. */
@@ -178,9 +181,10 @@ GRegex *cria_adapter_target_regex (const char *targets, GError **error);
 /* The key prefix of every tensor in adapter_model.safetensors. */
 #define CRIA_ADAPTER_PEFT_PREFIX "base_model.model."
 
-/* `targets` with "auto" resolved to PEFT's default for config.json's
- * model_type (c_attn for GPT-2, else q_proj,v_proj); transfer full. */
-char *cria_adapter_resolve_targets (const char *targets, JsonObject *config);
+/* `targets` with "auto" resolved to PEFT's default for the architecture: the
+ * module names of the entries marked default_target (comma-separated), or
+ * all-linear when none is; transfer full. */
+char *cria_adapter_resolve_targets (const char *targets, const CriaAdapterEntry *entries, guint n_entries);
 /* A standard normal from two g_rand_double (Box-Muller): the same numbers
  * for the same seed on every machine. */
 float cria_adapter_gaussian (GRand *rand);
@@ -202,8 +206,8 @@ gboolean cria_adapter_config_get_int (JsonObject *config, const char *field, con
 
 /* Copies saved tensor `key` (f32, bf16 or f16, of shape [shape...]) into
  * the f32 `dst`, which holds as many values. */
-gboolean cria_adapter_copy_in (CriaSafetensors *st, const char *key, CriaTensor *dst, guint n_dims,
-                               const gint64 *shape, GError **error);
+gboolean cria_adapter_copy_in (CriaSafetensors *st, const char *key, CriaTensor *dst, guint n_dims, const gint64 *shape,
+                               GError **error);
 /* Appends an f32 CriaWeight (data not copied) to `weights`. */
 void cria_adapter_add_weight (GArray *weights, const char *key, const float *data, guint n_dims, const gint64 *shape);
 /* The entry called `name`, or NULL. */

@@ -5,7 +5,7 @@
  * model provider whether it builds the config's architecture, and keeps every
  * weight in a parameter table under its Hugging Face name, in the layout
  * [out, in] of a linear layer (a provider whose files store a weight
- * transposed, as GPT-2's Conv1D does, says so and the core transposes it on
+ * transposed, as a Conv1D layout does, says so and the core transposes it on
  * the way in and out). A provider only builds the forward pass from core ops,
  * taking weights with cria_model_param; it never sees adapters, which attach
  * through the graph's linear hook, or training, which swaps table entries for
@@ -43,15 +43,37 @@ typedef struct {
   CriaNode *head;                    /* the lm-head weight [vocab, hidden] (the embedding when tied) */
 } CriaModelGraph;
 
+/* A model provider owns its architecture: the class names it handles, the
+ * fields it reads from config.json, the tensors a checkpoint holds, how new
+ * weights start and the forward pass. The core knows no architecture by
+ * name. Members after `build` may be added in later minor versions: the
+ * core reads a member only when `size` covers it. */
 typedef struct {
-  /* TRUE when the provider builds this architecture. */
-  gboolean (*supports) (const CriaHfConfig *config);
-  /* TRUE for weights the file stores as [in, out] (GPT-2's Conv1D); may be NULL. */
+  gsize size; /* sizeof (CriaModelVTable) as the provider was built */
+  /* Among providers claiming one class name, the highest rank builds it
+   * (ties: the first registered). cria's own providers rank 0. */
+  int rank;
+  /* The Hugging Face class names of config.json's "architectures" it
+   * handles, NULL-terminated (the "...ForCausalLM" strings). */
+  const char *const *classes;
+  /* Fills config's sizes from config->json (cria_hf_config_get_*); the core
+   * then checks what every architecture shares (cria_hf_config_check). */
+  gboolean (*configure) (CriaHfConfig *config, GError **error);
+  /* Every tensor a checkpoint of `config` holds, in a stable order
+   * (cria_hf_tensors_new and cria_hf_tensors_add); transfer full. The
+   * checker, the loader, `cria model init` and adapters use this list. */
+  GArray *(*tensors) (const CriaHfConfig *config);
+  /* The name a file's tensor is known by (newly allocated), NULL for a
+   * buffer no model reads; may be NULL (names as stored). */
+  char *(*canonical) (const CriaHfConfig *config, const char *name);
+  /* TRUE for weights the file stores as [in, out] (a Conv1D layout); may be NULL. */
   gboolean (*transposed) (const CriaHfConfig *config, const char *name);
   /* Builds the forward pass of `shape` into `g` and fills `out`, from
    * cria_model_get_config and cria_model_param. Shape errors stay in the graph. */
-  gboolean (*build) (CriaModel *model, CriaGraph *g, const CriaModelShape *shape, CriaModelGraph *out,
-                     GError **error);
+  gboolean (*build) (CriaModel *model, CriaGraph *g, const CriaModelShape *shape, CriaModelGraph *out, GError **error);
+  /* PEFT's default target_modules for the architecture (comma-separated),
+   * what target-modules=auto means; NULL: all-linear. */
+  const char *default_targets;
 } CriaModelVTable;
 
 /* How weights are held in memory: as stored in the file (mapped, not copied,
@@ -63,8 +85,25 @@ typedef enum {
   CRIA_MODEL_DTYPE_BF16,
 } CriaModelDType;
 
-/* Opens `dir` with the first model provider of `registry` that supports its
- * architecture. */
+/* The model provider of `registry` for the class name `architecture`: the
+ * highest rank among those listing it. */
+const CriaProvider *cria_model_find_provider (CriaRegistry *registry, const char *architecture, GError **error);
+/* The provider's vtable, or NULL for a provider of another kind. */
+const CriaModelVTable *cria_model_provider_vtable (const CriaProvider *provider);
+
+/* Lets the model provider for config's class (the highest rank) fill the
+ * config's sizes from its JSON, then checks what every architecture shares
+ * (cria_hf_config_check). Returns the provider. */
+const CriaProvider *cria_model_configure (CriaRegistry *registry, CriaHfConfig *config, GError **error);
+
+/* Opens `dir`'s files (cria_hf_model_open), lets the provider for its class
+ * read config.json, renames the tensors as it says and checks them against
+ * its list. The weights are not loaded. `provider` and `tensors` (its list,
+ * transfer full) may be NULL. */
+CriaHfModel *cria_model_open_files (CriaRegistry *registry, const char *dir, const CriaProvider **provider,
+                                    GArray **tensors, GError **error);
+
+/* Opens `dir` with the model provider of `registry` for its class. */
 CriaModel *cria_model_open (CriaRegistry *registry, const char *dir, CriaModelDType dtype, GError **error);
 void cria_model_free (CriaModel *model);
 
@@ -72,6 +111,10 @@ const CriaHfConfig *cria_model_get_config (CriaModel *model);
 CriaHfModel *cria_model_get_files (CriaModel *model);
 const CriaProvider *cria_model_get_provider (CriaModel *model);
 const char *cria_model_get_dir (CriaModel *model);
+/* The provider's entry for a weight of the table, or NULL. */
+const CriaHfTensorSpec *cria_model_get_param_spec (CriaModel *model, const char *name);
+/* PEFT's default target_modules of the model's architecture (see the vtable). */
+const char *cria_model_get_default_targets (CriaModel *model);
 
 /* The parameter table, in the file's order. */
 guint cria_model_get_n_params (CriaModel *model);
@@ -114,15 +157,15 @@ void cria_model_graph_clear (CriaModelGraph *out);
  * each weight in `dtype` (f32, bf16 or f16). Copies generation_config.json,
  * tokenizer.json, tokenizer_config.json and special_tokens_map.json when the
  * source directory has them. */
-gboolean cria_model_save (CriaModel *model, const char *dir, CriaDType dtype, guint64 max_shard_bytes,
-                          GError **error);
+gboolean cria_model_save (CriaModel *model, const char *dir, CriaDType dtype, guint64 max_shard_bytes, GError **error);
 
-/* Writes `dir` as a new model of `config` (its config.json, and weights
- * initialized as transformers does: matrices normal(0, initializer_range),
- * biases 0, norms 1; GPT-2's residual projections scaled by 1/sqrt(2 L)),
- * drawn from `seed`. dtype is f32 or bf16. */
-gboolean cria_model_init_dir (const CriaHfConfig *config, const char *dir, guint64 seed, CriaDType dtype,
-                              GError **error);
+/* Writes `dir` as a new model of the config.json at `config_path` (a copy
+ * of it, and weights initialized as transformers does, by the roles of the
+ * provider's tensor list: matrices normal(0, initializer_range times the
+ * tensor's init_scale), biases 0, norms 1), drawn from `seed`. dtype is f32
+ * or bf16. */
+gboolean cria_model_init_dir (CriaRegistry *registry, const char *config_path, const char *dir, guint64 seed,
+                              CriaDType dtype, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CriaModel, cria_model_free)
 

@@ -13,8 +13,9 @@
 static CriaRegistry *registry;
 static CriaBackend *backend;
 
-static const char *const tiny[] = { "tiny-llama",         "tiny-gpt2",       "tiny-qwen2",      "tiny-mistral",
-                                    "tiny-llama-linear", "tiny-llama-dynamic", "tiny-llama-yarn", "tiny-qwen2-bf16" };
+static const char *const tiny[] = { "tiny-llama",        "tiny-gpt2",          "tiny-qwen2",      "tiny-mistral",
+                                    "tiny-llama-linear", "tiny-llama-dynamic", "tiny-llama-yarn", "tiny-qwen2-bf16",
+                                    "tiny-qwen3",        "tiny-qwen3-tied" };
 
 static char *
 src_path (const char *dir, const char *name)
@@ -101,7 +102,7 @@ test_logits_parity (void)
 static void
 test_nll_parity (void)
 {
-  const char *names[] = { "tiny-llama", "tiny-gpt2", "tiny-qwen2" };
+  const char *names[] = { "tiny-llama", "tiny-gpt2", "tiny-qwen2", "tiny-qwen3" };
   for (guint i = 0; i < G_N_ELEMENTS (names); i++) {
     Golden g;
     CU_ASSERT_TRUE_FATAL (golden_open (names[i], &g));
@@ -202,7 +203,7 @@ test_kv_cache_chunks (void)
 static void
 test_bf16_conversion (void)
 {
-  const char *names[] = { "tiny-llama", "tiny-gpt2", "tiny-qwen2" };
+  const char *names[] = { "tiny-llama", "tiny-gpt2", "tiny-qwen2", "tiny-qwen3" };
   for (guint i = 0; i < G_N_ELEMENTS (names); i++) {
     Golden g;
     CU_ASSERT_TRUE_FATAL (golden_open (names[i], &g));
@@ -352,7 +353,8 @@ test_stories260k (void)
   g_autoptr (GString) streamed = g_string_new ("");
   CU_ASSERT_TRUE_FATAL (cria_lm_generate (lm, tok, &bos, 1, &s, collect, streamed, &gen, NULL));
   CU_ASSERT_EQUAL (gen.finish, CRIA_FINISH_STOP);
-  CU_ASSERT_STRING_EQUAL (gen.text, "Once upon a time, there was a little girl named Lily. She loved to play outside in the");
+  CU_ASSERT_STRING_EQUAL (gen.text,
+                          "Once upon a time, there was a little girl named Lily. She loved to play outside in the");
   CU_ASSERT_STRING_EQUAL (streamed->str, gen.text);
   cria_generation_clear (&gen);
 
@@ -409,7 +411,8 @@ test_bad_input (void)
   g_clear_error (&e);
   CU_ASSERT_PTR_NULL (cria_lm_logits (lm, bad, 0, &e));
   g_clear_error (&e);
-  CU_ASSERT_FALSE (cria_model_set_param (m, "model.norm.weight", cria_model_get_param (m, "lm_head.weight"), FALSE, &e));
+  CU_ASSERT_FALSE (
+      cria_model_set_param (m, "model.norm.weight", cria_model_get_param (m, "lm_head.weight"), FALSE, &e));
   CU_ASSERT_PTR_NOT_NULL (e && strstr (e->message, "model.norm.weight"));
 }
 
@@ -450,6 +453,5 @@ add_suites (void)
   for (const CriaTestCase *c = cases; c->name; c++)
     CU_add_test (suite, c->name, c->func);
 }
-
 
 CRIA_TEST_MAIN (add_suites)

@@ -8,7 +8,10 @@
  *
  * Value i of tensor NAME: x = splitmix64 (seed ^ fnv1a64 (NAME)) + i, then
  * u = (top 24 bits of splitmix64 (x)) / 2^23 - 1 in [-1, 1), and
- *   2-D: u * sqrt (3 / shape[1]);  norm/ln_ weights: 1 + u / 10;  other 1-D: u / 10. */
+ *   2-D: u * sqrt (3 / shape[1]);  norm/ln_ weights: 1 + u / 10;  other 1-D: u / 10.
+ *
+ * The tensor list is the model provider's: the plugins come from
+ * CRIA_TEST_PLUGINS (make check) or the usual search path (CRIA_PLUGIN_PATH). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,14 +88,20 @@ main (int argc, char **argv)
   }
   guint64 shard = argc > 5 ? g_ascii_strtoull (argv[5], NULL, 10) << 20 : 0;
   g_autoptr (GError) error = NULL;
+  g_autoptr (CriaRegistry) registry = cria_registry_new ();
+  if (g_getenv ("CRIA_TEST_PLUGINS"))
+    cria_registry_add_path (registry, g_getenv ("CRIA_TEST_PLUGINS"));
+  cria_registry_add_default_paths (registry);
+  cria_registry_scan (registry);
   g_autoptr (CriaHfConfig) config = cria_hf_config_load (argv[1], &error);
-  if (!config) {
+  const CriaProvider *provider = config ? cria_model_configure (registry, config, &error) : NULL;
+  if (!provider) {
     fprintf (stderr, "cria-random-model: %s\n", error->message);
     return 1;
   }
   static const char *const torch_names[] = { "float32", "bfloat16" };
   json_object_set_string_member (config->json, "torch_dtype", torch_names[dtype]);
-  g_autoptr (GArray) specs = cria_hf_config_expected_tensors (config);
+  g_autoptr (GArray) specs = cria_model_provider_vtable (provider)->tensors (config);
   g_autoptr (GArray) weights = g_array_new (FALSE, TRUE, sizeof (CriaWeight));
   for (guint i = 0; i < specs->len; i++) {
     const CriaHfTensorSpec *s = &g_array_index (specs, CriaHfTensorSpec, i);

@@ -13,6 +13,8 @@ build=${2:-.}
 src=$(cd "$(dirname "$0")/../.." && pwd)
 shared=${3:-$src/../shared}
 tool="$build/tests/modelfiles/cria-random-model"
+# the tensor lists are the model plugins'
+CRIA_PLUGIN_PATH="$build/plugins/.libs${CRIA_PLUGIN_PATH:+:$CRIA_PLUGIN_PATH}"; export CRIA_PLUGIN_PATH
 [ -x "$tool" ] || { echo "$tool is missing: make check (or make tests/modelfiles/cria-random-model) first" >&2; exit 2; }
 configs="$src/tests/models/configs"
 "$tool" "$configs/gpt2-124m.json" "$out/gpt2-124m" 7 f32

@@ -1,6 +1,7 @@
 /* test-hfmodel: config.json parsing, the tensor checks each architecture
  * implies, sharded directories and writing them, on the checkpoints in
  * tests/models and the real ones in ../shared/models. */
+#include <stdlib.h>
 #include <string.h>
 
 #include <glib/gstdio.h>
@@ -14,12 +15,32 @@ model_path (const char *name)
   return g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "models", name, NULL);
 }
 
+static CriaRegistry *registry;
+
+/* A directory checked against its provider's tensor list. */
+static CriaHfModel *
+open_checked (const char *dir, GError **error)
+{
+  if (!registry)
+    registry = cria_test_registry ();
+  return cria_model_open_files (registry, dir, NULL, NULL, error);
+}
+
+/* config.json as the provider of its class reads it. */
+static gboolean
+configure (const char *json, GError **error)
+{
+  if (!registry)
+    registry = cria_test_registry ();
+  g_autoptr (CriaHfConfig) c = cria_hf_config_parse (json, -1, "config.json", error);
+  return c && cria_model_configure (registry, c, error);
+}
+
 static void
 expect_config_error (const char *json, const char *needle)
 {
   g_autoptr (GError) e = NULL;
-  g_autoptr (CriaHfConfig) c = cria_hf_config_parse (json, -1, "config.json", &e);
-  CU_ASSERT_PTR_NULL (c);
+  CU_ASSERT_FALSE (configure (json, &e));
   assert_message (e, needle);
   CU_ASSERT_TRUE (g_str_has_prefix (e->message, "config.json"));
 }
@@ -29,21 +50,21 @@ test_open_checkpoints (void)
 {
   static const struct {
     const char *name;
-    CriaHfArch arch;
+    const char *arch;
     gint64 params;
   } models[] = {
-    { "tiny-gpt2", CRIA_HF_ARCH_GPT2, 35712 },       { "tiny-llama", CRIA_HF_ARCH_LLAMA, 34976 },
-    { "tiny-qwen2", CRIA_HF_ARCH_QWEN2, 33056 },     { "tiny-qwen2-bf16", CRIA_HF_ARCH_QWEN2, 33056 },
-    { "tiny-mistral", CRIA_HF_ARCH_MISTRAL, 34976 }, { "tiny-llama-yarn", CRIA_HF_ARCH_LLAMA, 34976 },
+    { "tiny-gpt2", "GPT2LMHeadModel", 35712 },       { "tiny-llama", "LlamaForCausalLM", 34976 },
+    { "tiny-qwen2", "Qwen2ForCausalLM", 33056 },     { "tiny-qwen2-bf16", "Qwen2ForCausalLM", 33056 },
+    { "tiny-mistral", "MistralForCausalLM", 34976 }, { "tiny-llama-yarn", "LlamaForCausalLM", 34976 },
   };
   for (guint i = 0; i < G_N_ELEMENTS (models); i++) {
     g_autofree char *dir = model_path (models[i].name);
     g_autoptr (GError) e = NULL;
-    g_autoptr (CriaHfModel) m = cria_hf_model_open (dir, &e);
+    g_autoptr (CriaHfModel) m = open_checked (dir, &e);
     if (!m)
       printf ("\n  %s: %s\n", models[i].name, e->message);
     CU_ASSERT_PTR_NOT_NULL_FATAL (m);
-    CU_ASSERT_EQUAL (cria_hf_model_get_config (m)->arch, models[i].arch);
+    CU_ASSERT_STRING_EQUAL (cria_hf_model_get_config (m)->architecture, models[i].arch);
     if (cria_hf_model_get_n_parameters (m) != models[i].params)
       printf ("\n  %s: %" G_GINT64_FORMAT " parameters\n", models[i].name, cria_hf_model_get_n_parameters (m));
     CU_ASSERT_EQUAL (cria_hf_model_get_n_parameters (m), models[i].params);
@@ -57,7 +78,7 @@ test_config_fields (void)
 {
   g_autofree char *dir = model_path ("tiny-qwen2-bf16");
   g_autoptr (GError) e = NULL;
-  g_autoptr (CriaHfModel) m = cria_hf_model_open (dir, &e);
+  g_autoptr (CriaHfModel) m = open_checked (dir, &e);
   CU_ASSERT_PTR_NOT_NULL_FATAL (m);
   const CriaHfConfig *c = cria_hf_model_get_config (m);
   CU_ASSERT_EQUAL (c->hidden_size, 32);
@@ -77,7 +98,7 @@ test_config_fields (void)
   CU_ASSERT_PTR_NULL (cria_hf_model_lookup (m, "lm_head.weight"));
 
   g_autofree char *ldir = model_path ("tiny-llama");
-  g_autoptr (CriaHfModel) l = cria_hf_model_open (ldir, &e);
+  g_autoptr (CriaHfModel) l = open_checked (ldir, &e);
   CU_ASSERT_PTR_NOT_NULL_FATAL (l);
   const CriaRopeScaling *rs = &cria_hf_model_get_config (l)->rope_scaling;
   CU_ASSERT_EQUAL (rs->type, CRIA_ROPE_SCALING_LLAMA3);
@@ -87,12 +108,12 @@ test_config_fields (void)
   CU_ASSERT_FALSE (cria_hf_model_get_config (l)->attention_bias);
 
   g_autofree char *mdir = model_path ("tiny-mistral");
-  g_autoptr (CriaHfModel) mi = cria_hf_model_open (mdir, &e);
+  g_autoptr (CriaHfModel) mi = open_checked (mdir, &e);
   CU_ASSERT_PTR_NOT_NULL_FATAL (mi);
   CU_ASSERT_EQUAL (cria_hf_model_get_config (mi)->sliding_window, 4);
 
   g_autofree char *ydir = model_path ("tiny-llama-yarn");
-  g_autoptr (CriaHfModel) y = cria_hf_model_open (ydir, &e);
+  g_autoptr (CriaHfModel) y = open_checked (ydir, &e);
   CU_ASSERT_PTR_NOT_NULL_FATAL (y);
   CU_ASSERT_EQUAL (cria_hf_model_get_config (y)->rope_scaling.type, CRIA_ROPE_SCALING_YARN);
   CU_ASSERT_DOUBLE_EQUAL (cria_hf_model_get_config (y)->rope_scaling.beta_fast, 32, 1e-9);
@@ -103,7 +124,8 @@ test_config_errors (void)
 {
   const char *llama = "\"hidden_size\":32,\"num_hidden_layers\":1,\"num_attention_heads\":4,"
                       "\"intermediate_size\":8,\"vocab_size\":16";
-  expect_config_error ("{\"architectures\":[\"BertModel\"]}", "architectures: 'BertModel' is not supported");
+  expect_config_error ("{\"architectures\":[\"BertModel\"]}",
+                       "architectures: no model plugin builds the architecture BertModel (known: ");
   expect_config_error ("{}", "architectures: missing");
   expect_config_error ("[1]", "not a JSON object");
   expect_config_error ("{\"architectures\":", "config.json:");
@@ -139,7 +161,7 @@ write_copy (const char *name, const char *dir, guint64 max_shard_bytes)
 {
   g_autofree char *src = model_path (name);
   g_autoptr (GError) e = NULL;
-  CriaHfModel *m = cria_hf_model_open (src, &e);
+  CriaHfModel *m = open_checked (src, &e); /* the names a provider gives */
   CU_ASSERT_PTR_NOT_NULL_FATAL (m);
   g_autoptr (GArray) ws = g_array_new (FALSE, FALSE, sizeof (CriaWeight));
   for (guint i = 0; i < cria_hf_model_get_n_weights (m); i++)
@@ -171,22 +193,22 @@ test_config_disagrees_with_tensors (void)
   g_autofree char *dir = cria_test_tmpdir ();
   copy_model ("tiny-llama", dir, "\"intermediate_size\" : 64", "\"intermediate_size\" : 48");
   g_autoptr (GError) e = NULL;
-  CU_ASSERT_PTR_NULL (cria_hf_model_open (dir, &e));
+  CU_ASSERT_PTR_NULL (open_checked (dir, &e));
   assert_message (e, "the weights do not match config.json (LlamaForCausalLM): shape of "
                      "model.layers.0.mlp.gate_proj.weight is [64, 32], config.json implies [48, 32]");
   g_clear_error (&e);
   copy_model ("tiny-llama", dir, "\"num_hidden_layers\" : 2", "\"num_hidden_layers\" : 3");
-  CU_ASSERT_PTR_NULL (cria_hf_model_open (dir, &e));
+  CU_ASSERT_PTR_NULL (open_checked (dir, &e));
   assert_message (e, "missing model.layers.2.input_layernorm.weight");
   g_clear_error (&e);
   copy_model ("tiny-llama", dir, "\"num_hidden_layers\" : 2", "\"num_hidden_layers\" : 1");
-  CU_ASSERT_PTR_NULL (cria_hf_model_open (dir, &e));
+  CU_ASSERT_PTR_NULL (open_checked (dir, &e));
   assert_message (e, "unexpected model.layers.1.");
   assert_message (e, "problems in all");
   g_clear_error (&e);
   /* A LLaMA checkpoint declared as Qwen2 lacks the q/k/v biases. */
   copy_model ("tiny-llama", dir, "LlamaForCausalLM", "Qwen2ForCausalLM");
-  CU_ASSERT_PTR_NULL (cria_hf_model_open (dir, &e));
+  CU_ASSERT_PTR_NULL (open_checked (dir, &e));
   assert_message (e, "missing model.layers.0.self_attn.q_proj.bias");
   cria_test_rmtree (dir);
 }
@@ -217,7 +239,7 @@ test_sharded (void)
   g_autofree char *shard4 = g_build_filename (dir, "model-00004-of-00004.safetensors", NULL);
   g_autofree char *shard5 = g_build_filename (dir, "model-00005-of-00005.safetensors", NULL);
   CU_ASSERT_TRUE (g_file_test (shard4, G_FILE_TEST_EXISTS) || g_file_test (shard5, G_FILE_TEST_EXISTS));
-  g_autoptr (CriaHfModel) r = cria_hf_model_open (dir, &e);
+  g_autoptr (CriaHfModel) r = open_checked (dir, &e);
   if (!r)
     printf ("\n  %s\n", e->message);
   CU_ASSERT_PTR_NOT_NULL_FATAL (r);
@@ -234,7 +256,7 @@ test_sharded (void)
                                        parts);
   g_strfreev (parts);
   cria_test_write_file (index, lying);
-  CU_ASSERT_PTR_NULL (cria_hf_model_open (dir, &e));
+  CU_ASSERT_PTR_NULL (open_checked (dir, &e));
   assert_message (e, "model.ghost.weight");
   g_clear_error (&e);
   cria_test_write_file (index, text);
@@ -242,11 +264,11 @@ test_sharded (void)
   g_autofree char *shard1_5 = g_build_filename (dir, "model-00001-of-00005.safetensors", NULL);
   g_remove (shard1);
   g_remove (shard1_5);
-  CU_ASSERT_PTR_NULL (cria_hf_model_open (dir, &e));
+  CU_ASSERT_PTR_NULL (open_checked (dir, &e));
   assert_message (e, "which is missing");
   g_clear_error (&e);
   cria_test_write_file (index, "{\"weight_map\":{\"a\":\"../../etc/passwd\"}}");
-  CU_ASSERT_PTR_NULL (cria_hf_model_open (dir, &e));
+  CU_ASSERT_PTR_NULL (open_checked (dir, &e));
   assert_message (e, "does not name a file in the directory");
   cria_test_rmtree (dir);
 }
@@ -256,17 +278,17 @@ test_missing_pieces (void)
 {
   g_autofree char *dir = cria_test_tmpdir ();
   g_autoptr (GError) e = NULL;
-  CU_ASSERT_PTR_NULL (cria_hf_model_open (dir, &e));
+  CU_ASSERT_PTR_NULL (open_checked (dir, &e));
   assert_message (e, "config.json");
   g_clear_error (&e);
   copy_model ("tiny-gpt2", dir, NULL, NULL);
   g_autofree char *weights = g_build_filename (dir, "model.safetensors", NULL);
   g_remove (weights);
-  CU_ASSERT_PTR_NULL (cria_hf_model_open (dir, &e));
+  CU_ASSERT_PTR_NULL (open_checked (dir, &e));
   assert_message (e, "no weights");
   g_clear_error (&e);
   g_file_set_contents (weights, "\x08\0\0\0\0\0\0\0{}      ", 16, NULL);
-  CU_ASSERT_PTR_NULL (cria_hf_model_open (dir, &e));
+  CU_ASSERT_PTR_NULL (open_checked (dir, &e));
   assert_message (e, "missing transformer.wte.weight");
   cria_test_rmtree (dir);
 }
@@ -301,7 +323,7 @@ test_real_checkpoints (void)
     if (!g_file_test (dir, G_FILE_TEST_IS_DIR))
       continue;
     g_autoptr (GError) e = NULL;
-    g_autoptr (CriaHfModel) m = cria_hf_model_open (dir, &e);
+    g_autoptr (CriaHfModel) m = open_checked (dir, &e);
     if (!m)
       printf ("\n  %s: %s\n", names[i], e->message);
     CU_ASSERT_PTR_NOT_NULL (m);
@@ -329,7 +351,7 @@ test_verb (void)
   const char *bad_args[] = { "model", "info", bad, NULL };
   CU_ASSERT_EQUAL (cria_test_run_cria (bad_args, NULL, &out, &err), 1);
   CU_ASSERT_PTR_NOT_NULL (strstr (err, "cria model: "));
-  CU_ASSERT_PTR_NOT_NULL (strstr (err, "'BertModel' is not supported"));
+  CU_ASSERT_PTR_NOT_NULL (strstr (err, "no model plugin builds the architecture BertModel"));
   g_clear_pointer (&err, g_free);
   const char *usage[] = { "model", "frobnicate", NULL };
   CU_ASSERT_EQUAL (cria_test_run_cria (usage, NULL, NULL, &err), 2);
@@ -361,7 +383,7 @@ test_random_model (void)
     CU_ASSERT_TRUE_FATAL (g_spawn_sync (NULL, (char **) argv, NULL, 0, NULL, NULL, NULL, NULL, &status, NULL));
     CU_ASSERT_EQUAL_FATAL (status, 0);
     g_autoptr (GError) e = NULL;
-    g_autoptr (CriaHfModel) m = cria_hf_model_open (dir, &e);
+    g_autoptr (CriaHfModel) m = open_checked (dir, &e);
     CU_ASSERT_PTR_NOT_NULL_FATAL (m);
     CU_ASSERT_EQUAL (cria_hf_model_get_config (m)->torch_dtype, bf16 ? CRIA_DTYPE_BF16 : CRIA_DTYPE_F32);
     for (guint i = 0; i < G_N_ELEMENTS (want); i++) {
@@ -374,6 +396,12 @@ test_random_model (void)
     }
   }
   cria_test_rmtree (dir);
+}
+
+static void
+free_registry (void)
+{
+  g_clear_pointer (&registry, cria_registry_free);
 }
 
 static void
@@ -393,6 +421,7 @@ register_suites (void)
     { NULL },
   };
   cria_test_add_suite ("hfmodel", cases);
+  atexit (free_registry);
 }
 
 CRIA_TEST_MAIN (register_suites)

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Reference forward passes of GPT2LMHeadModel, LlamaForCausalLM,
-Qwen2ForCausalLM and MistralForCausalLM in plain PyTorch, written from the
+Qwen2ForCausalLM, MistralForCausalLM and Qwen3ForCausalLM in plain PyTorch, written from the
 published architectures (transformers is not used), reading a Hugging Face
 model directory. cria's model plugins are checked against the logits this
 computes; it is itself checked against llama2.c's greedy output of
@@ -97,7 +97,7 @@ def gpt2_forward(cfg, w, ids, adapter=None):
     return x @ head.T
 
 
-# ---- LLaMA / Qwen2 / Mistral --------------------------------------------------
+# ---- LLaMA / Qwen2 / Mistral / Qwen3 ------------------------------------------
 
 def rope_inv_freq(cfg, head_dim, seq_len):
     """inv_freq and the attention (cos/sin) scale for every rope_scaling type."""
@@ -161,11 +161,22 @@ def llama_forward(cfg, w, ids, adapter=None):
     freqs = torch.outer(torch.arange(T, dtype=torch.float32), inv)
     emb = torch.cat((freqs, freqs), dim=-1)
     cos, sin = emb.cos() * scale, emb.sin() * scale
-    mask = torch.full((T, T), float("-inf")).triu(1)
+    causal = torch.full((T, T), float("-inf")).triu(1)
     window = cfg.get("sliding_window") if (arch == "MistralForCausalLM" or cfg.get("use_sliding_window")) else None
-    if window:
-        pos = torch.arange(T)
-        mask = mask.masked_fill(pos[:, None] - pos[None, :] >= window, float("-inf"))
+    pos = torch.arange(T)
+
+    def mask_of(layer):
+        w = window
+        if arch == "Qwen3ForCausalLM" and w:
+            # Qwen3Config: layer_types if given, else sliding from max_window_layers on
+            types = cfg.get("layer_types")
+            if types:
+                w = w if types[layer] == "sliding_attention" else None
+            elif layer < cfg.get("max_window_layers", 28):
+                w = None
+        if not w:
+            return causal
+        return causal.masked_fill(pos[:, None] - pos[None, :] >= w, float("-inf"))
     act = {"silu": F.silu, "gelu": F.gelu, "gelu_pytorch_tanh": lambda t: F.gelu(t, approximate="tanh")}[
         cfg.get("hidden_act", "silu")]
     x = w["model.embed_tokens.weight"][ids]
@@ -178,14 +189,19 @@ def llama_forward(cfg, w, ids, adapter=None):
     for l in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{l}."
         h = rms_norm(x, w[p + "input_layernorm.weight"], eps)
-        q = lin(h, p + "self_attn.q_proj").reshape(T, nh, hd).transpose(0, 1)
-        k = lin(h, p + "self_attn.k_proj").reshape(T, nkv, hd).transpose(0, 1)
+        q = lin(h, p + "self_attn.q_proj").reshape(T, nh, hd)
+        k = lin(h, p + "self_attn.k_proj").reshape(T, nkv, hd)
+        if arch == "Qwen3ForCausalLM":
+            # Qwen3: RMSNorm over each head's head_dim features, before RoPE
+            q = rms_norm(q, w[p + "self_attn.q_norm.weight"], eps)
+            k = rms_norm(k, w[p + "self_attn.k_norm.weight"], eps)
+        q, k = q.transpose(0, 1), k.transpose(0, 1)
         v = lin(h, p + "self_attn.v_proj").reshape(T, nkv, hd).transpose(0, 1)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         k = k.repeat_interleave(nh // nkv, dim=0)
         v = v.repeat_interleave(nh // nkv, dim=0)
-        att = (q @ k.transpose(-1, -2)) / math.sqrt(hd) + mask
+        att = (q @ k.transpose(-1, -2)) / math.sqrt(hd) + mask_of(l)
         o = (att.softmax(-1) @ v).transpose(0, 1).reshape(T, nh * hd)
         x = x + lin(o, p + "self_attn.o_proj")
         h = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)

@@ -10,6 +10,9 @@ tests/golden/NAME.safetensors, computed by hf_models.py:
 
 Checked-in results; rerun only to change them (deterministic, seed 1234):
   /usr/bin/python3 tests/reference/make_test_models.py
+The Qwen3 checkpoints (seed 4242; they also get a byte-level tokenizer.json
+and tokenizer_config.json, so that the cria verbs run on them as they are):
+  /usr/bin/python3 tests/reference/make_test_models.py qwen3
 """
 import json
 import os
@@ -115,6 +118,60 @@ MISTRAL = dict(LLAMA, architectures=["MistralForCausalLM"], model_type="mistral"
                rope_scaling=None, sliding_window=4)
 
 
+def qwen3_weights(c):
+    """LLaMA's tensors plus q_norm and k_norm ([head_dim]) in every layer."""
+    w = llama_weights(c, qkv_bias=c.get("attention_bias", False))
+    hd = c["head_dim"]
+    for l in range(c["num_hidden_layers"]):
+        p = f"model.layers.{l}.self_attn."
+        w[p + "q_norm.weight"] = 1 + rnd(hd, std=0.2)
+        w[p + "k_norm.weight"] = 1 + rnd(hd, std=0.2)
+    return w
+
+
+# As transformers 4.51 writes Qwen3Config (Qwen3-0.6B's keys), at a tiny
+# size; head_dim 16 is not hidden_size / heads (8), as in the real models.
+QWEN3 = {"architectures": ["Qwen3ForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
+         "bos_token_id": 1, "eos_token_id": 2, "head_dim": 16, "hidden_act": "silu", "hidden_size": 32,
+         "initializer_range": 0.02, "intermediate_size": 64, "max_position_embeddings": 128,
+         "max_window_layers": 2, "model_type": "qwen3", "num_attention_heads": 4, "num_hidden_layers": 2,
+         "num_key_value_heads": 2, "rms_norm_eps": 1e-6, "rope_scaling": None, "rope_theta": 1000000.0,
+         "sliding_window": None, "tie_word_embeddings": False, "torch_dtype": "float32",
+         "transformers_version": "4.51.0", "use_cache": True, "use_sliding_window": False, "vocab_size": 256}
+# Tied embeddings, and a sliding window of 4 on layer 1 as newer transformers
+# write it (layer_types).
+QWEN3_TIED = dict(sorted(dict(QWEN3, tie_word_embeddings=True, use_sliding_window=True, sliding_window=4,
+                              max_window_layers=1, layer_types=["full_attention", "sliding_attention"]).items()))
+
+
+def byte_tokenizer():
+    """A byte-level BPE tokenizer.json without merges: id b is byte b, spelt
+    with GPT-2's byte-to-unicode table."""
+    cp, n = [], 0
+    for b in range(256):
+        printable = ord("!") <= b <= ord("~") or 0xA1 <= b <= 0xAC or 0xAE <= b <= 0xFF
+        cp.append(b if printable else 256 + n)
+        n += 0 if printable else 1
+    return {"version": "1.0", "truncation": None, "padding": None, "added_tokens": [], "normalizer": None,
+            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
+                              "use_regex": True},
+            "post_processor": None, "decoder": {"type": "ByteLevel"},
+            "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                      "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
+                      "vocab": {chr(cp[b]): b for b in range(256)}, "merges": []}}
+
+
+def save_tokenizer(name):
+    d = os.path.join(MODELS, name)
+    with open(os.path.join(d, "tokenizer.json"), "w") as f:
+        json.dump(byte_tokenizer(), f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+        json.dump({"tokenizer_class": "Qwen2Tokenizer", "model_max_length": 128, "bos_token": None,
+                   "eos_token": None, "clean_up_tokenization_spaces": False}, f, indent=2)
+        f.write("\n")
+
+
 def save_model(name, cfg, w, dtype=torch.float32, tensor_order=None):
     d = os.path.join(MODELS, name)
     os.makedirs(d, exist_ok=True)
@@ -139,7 +196,19 @@ def save_model(name, cfg, w, dtype=torch.float32, tensor_order=None):
     print(name, "greedy", greedy)
 
 
+def main_qwen3():
+    torch.manual_seed(4242)
+    w = qwen3_weights(QWEN3)
+    save_model("tiny-qwen3", QWEN3, w)
+    save_tokenizer("tiny-qwen3")
+    tied = {k: v for k, v in qwen3_weights(QWEN3_TIED).items()}
+    save_model("tiny-qwen3-tied", QWEN3_TIED, tied)
+    save_tokenizer("tiny-qwen3-tied")
+
+
 def main():
+    if sys.argv[1:] == ["qwen3"]:
+        return main_qwen3()
     torch.manual_seed(1234)
     save_model("tiny-gpt2", GPT2, gpt2_weights(GPT2))
     lw = llama_weights(LLAMA)

@@ -3,7 +3,7 @@
 for LoRA and for full fine-tuning, from PyTorch autograd over the reference
 architectures of tests/reference/hf_models.py.
 
-    /usr/bin/python3 tests/train/model_grads_reference.py
+    /usr/bin/python3 tests/train/model_grads_reference.py [NAME...]
 
 writes tests/train/grads-NAME.safetensors holding the batch (ids, labels:
 I32 [2, 8]), LoRA's A [r, in] and B [out, r] of each targeted layer under
@@ -27,7 +27,7 @@ from make_test_models import write_safetensors  # noqa: E402
 
 R, ALPHA = 4, 8.0
 TARGETS = {"tiny-gpt2": ("attn.c_attn", "c_proj"), "tiny-llama": ("q_proj", "v_proj", "down_proj"),
-           "tiny-qwen2": ("q_proj", "v_proj", "down_proj")}
+           "tiny-qwen2": ("q_proj", "v_proj", "down_proj"), "tiny-qwen3": ("q_proj", "v_proj", "down_proj")}
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 
 
@@ -51,6 +51,8 @@ def loss_of(cfg, w, ids, labels):
 
 def main():
     for name, targets in TARGETS.items():
+        if sys.argv[1:] and name not in sys.argv[1:]:
+            continue
         cfg, w = hf_models.load_dir(os.path.join(HERE, "..", "models", name))
         gpt2 = cfg["architectures"][0] == "GPT2LMHeadModel"
         gen = torch.Generator().manual_seed(4321)

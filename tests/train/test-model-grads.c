@@ -1,5 +1,5 @@
 /* test-model-grads: LoRA and full fine-tuning gradients of one batch through
- * the tiny GPT-2, LLaMA and Qwen2 checkpoints, against PyTorch autograd over
+ * the tiny GPT-2, LLaMA, Qwen2 and Qwen3 checkpoints, against PyTorch autograd over
  * the reference architectures (tests/train/model_grads_reference.py ->
  * grads-NAME.safetensors).
  *
@@ -25,6 +25,7 @@ static const ModelCase model_cases[] = {
   { "tiny-gpt2", "attn.c_attn,c_proj" },
   { "tiny-llama", "q_proj,v_proj,down_proj" },
   { "tiny-qwen2", "q_proj,v_proj,down_proj" },
+  { "tiny-qwen3", "q_proj,v_proj,down_proj" },
 };
 
 static CriaSafetensors *
@@ -190,6 +191,12 @@ test_lora_qwen2 (void)
 {
   check_lora (&model_cases[2]);
 }
+
+static void
+test_lora_qwen3 (void)
+{
+  check_lora (&model_cases[3]);
+}
 static void
 test_full_gpt2 (void)
 {
@@ -204,6 +211,12 @@ static void
 test_full_qwen2 (void)
 {
   check_full (&model_cases[2]);
+}
+
+static void
+test_full_qwen3 (void)
+{
+  check_full (&model_cases[3]);
 }
 
 static void
@@ -224,9 +237,11 @@ register_suites (void)
     { "gpt2 lora = torch", test_lora_gpt2 },
     { "llama lora = torch", test_lora_llama },
     { "qwen2 lora = torch", test_lora_qwen2 },
+    { "qwen3 lora = torch", test_lora_qwen3 },
     { "gpt2 full = torch", test_full_gpt2 },
     { "llama full = torch", test_full_llama },
     { "qwen2 full = torch", test_full_qwen2 },
+    { "qwen3 full = torch", test_full_qwen3 },
     { NULL },
   };
   cria_test_add_suite ("model gradients", cases);

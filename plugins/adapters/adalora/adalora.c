@@ -34,8 +34,8 @@ static const CriaPropSpec adalora_props[] = {
     "weight of the orthogonality regularizer of P and Q added to the loss" },
   { "total-step", CRIA_PROP_INT, "0", 0, G_MAXINT, NULL, "steps of the budget schedule; 0: the run's total steps" },
   { "target-modules", CRIA_PROP_STRING, "auto", 0, 0, NULL,
-    "layers to adapt: comma-separated names, a regex over the module path, all-linear, or auto (c_attn for GPT-2, "
-    "else q_proj,v_proj)" },
+    "layers to adapt: comma-separated names, a regex over the module path, all-linear, or auto (PEFT's default for the "
+    "architecture, as its model provider says)" },
   { "alpha", CRIA_PROP_DOUBLE, "8", 0, 1e6, NULL,
     "scaling numerator: the update is multiplied by alpha / (rank + 1e-5); 0 means rank" },
   { "dropout", CRIA_PROP_DOUBLE, "0", 0, 0.999, NULL,
@@ -162,7 +162,7 @@ static gboolean
 ada_attach (gpointer self, CriaAdapterEntry *entries, guint n_entries, JsonObject *config, guint64 seed, GError **error)
 {
   Ada *a = self;
-  char *targets = cria_adapter_resolve_targets (a->targets, config);
+  char *targets = cria_adapter_resolve_targets (a->targets, entries, n_entries);
   g_free (a->targets);
   a->targets = targets;
   g_autoptr (GRand) rand = g_rand_new_with_seed_array ((const guint32[]){ (guint32) seed, (guint32) (seed >> 32) }, 2);

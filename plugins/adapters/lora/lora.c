@@ -35,7 +35,8 @@ static const CriaPropSpec lora_props[] = {
     "dropout probability on the input of the adapter branch only (training)" },
   { "target-modules", CRIA_PROP_STRING, "auto", 0, 0, NULL,
     "layers to adapt: comma-separated names (c_attn,q_proj), a regex over the module path, all-linear (not the "
-    "output head), or auto: PEFT's default for the architecture (c_attn for GPT-2, else q_proj,v_proj)" },
+    "output head), or auto: PEFT's default for the architecture, as its model provider says (q_proj,v_proj for "
+    "LLaMA)" },
   { "bias", CRIA_PROP_ENUM, "none", 0, 0, "none|all|lora_only",
     "biases trained alongside: none, every bias of the model, or those of the adapted layers" },
   { "use-rslora", CRIA_PROP_BOOL, "false", 0, 0, NULL, "rank-stabilized scaling alpha / sqrt(r) instead of alpha / r" },
@@ -186,7 +187,7 @@ lora_attach (gpointer self, CriaAdapterEntry *entries, guint n_entries, JsonObje
              GError **error)
 {
   Lora *l = self;
-  char *targets = cria_adapter_resolve_targets (l->targets, config);
+  char *targets = cria_adapter_resolve_targets (l->targets, entries, n_entries);
   g_free (l->targets);
   l->targets = targets;
   g_autoptr (GRand) rand = g_rand_new_with_seed_array ((const guint32[]){ (guint32) seed, (guint32) (seed >> 32) }, 2);
