@@ -75,11 +75,12 @@ cria_model_drop_weight_pages (CriaTensor *weight)
 static const CriaProvider *
 find_provider (CriaRegistry *registry, const CriaHfConfig *config, GError **error)
 {
-  GPtrArray *all = cria_registry_list (registry);
+  /* Highest rank first: two providers of one architecture, the rank wins. */
+  g_autoptr (GPtrArray) all = cria_registry_list_kind (registry, CRIA_KIND_MODEL);
   for (guint i = 0; i < all->len; i++) {
     const CriaProvider *p = g_ptr_array_index (all, i);
     const CriaModelVTable *vt = cria_provider_get_vtable (p);
-    if (cria_provider_get_kind (p) == CRIA_KIND_MODEL && vt->supports (config))
+    if (vt->supports (config))
       return p;
   }
   g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, "no model plugin builds the architecture %s",

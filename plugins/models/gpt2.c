@@ -80,6 +80,7 @@ gpt2_build (CriaModel *m, CriaGraph *g, const CriaModelShape *s, CriaModelGraph 
 }
 
 const CriaModelVTable cria_gpt2_vtable = {
+  CRIA_VTABLE_INIT (CriaModelVTable),
   .supports = gpt2_supports,
   .transposed = gpt2_transposed,
   .build = gpt2_build,

@@ -135,6 +135,7 @@ llama_build (CriaModel *m, CriaGraph *g, const CriaModelShape *s, CriaModelGraph
 }
 
 const CriaModelVTable cria_llama_vtable = {
+  CRIA_VTABLE_INIT (CriaModelVTable),
   .supports = llama_supports,
   .build = llama_build,
 };

@@ -43,7 +43,8 @@ typedef struct {
   CriaNode *head;                    /* the lm-head weight [vocab, hidden] (the embedding when tied) */
 } CriaModelGraph;
 
-typedef struct {
+struct _CriaModelVTable {
+  gsize size; /* CRIA_VTABLE_INIT (CriaModelVTable) */
   /* TRUE when the provider builds this architecture. */
   gboolean (*supports) (const CriaHfConfig *config);
   /* TRUE for weights the file stores as [in, out] (GPT-2's Conv1D); may be NULL. */
@@ -52,7 +53,7 @@ typedef struct {
    * cria_model_get_config and cria_model_param. Shape errors stay in the graph. */
   gboolean (*build) (CriaModel *model, CriaGraph *g, const CriaModelShape *shape, CriaModelGraph *out,
                      GError **error);
-} CriaModelVTable;
+};
 
 /* How weights are held in memory: as stored in the file (mapped, not copied,
  * where the layout allows), or converted. Vectors (norms, biases) are always
