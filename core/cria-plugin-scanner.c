@@ -10,9 +10,9 @@
 int
 main (int argc, char **argv)
 {
-  if (argc != 2) {
-    fprintf (stderr, "usage: %s PLUGIN-FILE (run by libcria, not by hand)\n", argv[0]);
+  if (argc < 2) {
+    fprintf (stderr, "usage: %s PLUGIN-FILE... (run by libcria, not by hand)\n", argv[0]);
     return 2;
   }
-  return cria_registry_scanner_main (argv[1]);
+  return cria_registry_scanner_main (argc - 1, argv + 1);
 }

@@ -5,8 +5,9 @@
 
 G_BEGIN_DECLS
 
-/* Opens one plugin file, checks its descriptor and runs its init, telling the
- * registry that started it how far it got on stdout. Returns the exit status. */
-int cria_registry_scanner_main (const char *path);
+/* Opens each plugin file in turn, checks its descriptor and runs its init,
+ * telling the registry that started it how far it got on stdout. Returns
+ * the exit status. */
+int cria_registry_scanner_main (int n_paths, char **paths);
 
 G_END_DECLS

@@ -457,15 +457,21 @@ scanner_path (void)
   return env ? env : CRIA_PLUGIN_SCANNER_PATH;
 }
 
-/* Runs the scanner on one file: "" when it may be loaded here, else why not;
- * NULL when there is no scanner to run (then the file is opened here). */
-static char *
-scan_in_child (const char *canonical)
+/* Runs the scanner on files[from..] in one child: fills out[] (a verdict per
+ * file, "" when it may be loaded here) as far as the child got, and returns
+ * the index of the first file it did not finish, or -1 when it could not
+ * be run at all. A file the child died on gets the crash as its verdict. */
+static int
+scan_batch (GPtrArray *files, guint from, char **out)
 {
   const char *scanner = scanner_path ();
   if (!*scanner || !g_file_test (scanner, G_FILE_TEST_IS_EXECUTABLE))
-    return NULL;
-  const char *argv[] = { scanner, canonical, NULL };
+    return -1;
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  g_ptr_array_add (argv, (gpointer) scanner);
+  for (guint i = from; i < files->len; i++)
+    g_ptr_array_add (argv, files->pdata[i]);
+  g_ptr_array_add (argv, NULL);
   /* The scanner uses the libcria this process runs (a build tree's, say),
    * so it is run directly, not through a libtool wrapper script. */
   g_auto (GStrv) env = g_get_environ ();
@@ -476,86 +482,137 @@ scan_in_child (const char *canonical)
     g_autofree char *path = old && *old ? g_strconcat (dir, ":", old, NULL) : g_strdup (dir);
     env = g_environ_setenv (env, "LD_LIBRARY_PATH", path, TRUE);
   }
-  g_autofree char *out = NULL;
+  g_autofree char *text = NULL;
   int status = 0;
-  if (!g_spawn_sync (NULL, (char **) argv, env, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &out, NULL, &status, NULL))
-    return NULL;
-  /* The last line the scanner wrote says how far it got. */
-  const char *last = NULL;
-  for (const char *p = out; p && (p = strstr (p, SCAN_TAG)); p += strlen (SCAN_TAG))
-    last = p + strlen (SCAN_TAG);
-  g_autofree char *said = last ? g_strndup (last, strcspn (last, "\n")) : g_strdup ("");
-  if (WIFEXITED (status) && WEXITSTATUS (status) == 0 && strcmp (said, "ok") == 0)
-    return g_strdup ("");
-  if (WIFEXITED (status) && WEXITSTATUS (status) == 0 && g_str_has_prefix (said, "reject "))
-    return g_strdup (said + strlen ("reject "));
-  const char *stage = strcmp (said, "init") == 0 ? "in its init" : "while it was opened (in a constructor)";
-  if (WIFSIGNALED (status))
-    return g_strdup_printf ("crashed %s in the plugin scanner: signal %d (%s)", stage, WTERMSIG (status),
-                            g_strsignal (WTERMSIG (status)));
-  return g_strdup_printf ("exited %s in the plugin scanner, status %d", stage,
-                          WIFEXITED (status) ? WEXITSTATUS (status) : -1);
+  if (!g_spawn_sync (NULL, (char **) argv->pdata, env, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &text, NULL, &status,
+                     NULL))
+    return -1;
+  /* Lines "TAG N STATE": how far it got with the Nth file it was given. */
+  guint at = from;
+  const char *state = NULL;
+  for (const char *p = text; p && (p = strstr (p, SCAN_TAG)); p += strlen (SCAN_TAG)) {
+    char *end = NULL;
+    guint64 n = g_ascii_strtoull (p + strlen (SCAN_TAG), &end, 10);
+    if (end == p + strlen (SCAN_TAG) || *end != ' ' || from + n >= files->len)
+      continue;
+    at = from + (guint) n;
+    state = end + 1;
+    g_autofree char *said = g_strndup (state, strcspn (state, "\n"));
+    if (strcmp (said, "ok") == 0)
+      out[at] = g_strdup ("");
+    else if (g_str_has_prefix (said, "reject "))
+      out[at] = g_strdup (said + strlen ("reject "));
+  }
+  if (at < files->len && !out[at]) {
+    /* It died on this one (or never started it: blamed all the same). */
+    const char *stage = state && g_str_has_prefix (state, "init") ? "in its init"
+                                                                  : "while it was opened (in a constructor)";
+    if (WIFSIGNALED (status))
+      out[at] = g_strdup_printf ("crashed %s in the plugin scanner: signal %d (%s)", stage, WTERMSIG (status),
+                                 g_strsignal (WTERMSIG (status)));
+    else
+      out[at] = g_strdup_printf ("exited %s in the plugin scanner, status %d", stage,
+                                 WIFEXITED (status) ? WEXITSTATUS (status) : -1);
+  }
+  return (int) at + 1;
+}
+
+/* Gives every file of `paths` (char*) a verdict, scanning those that have
+ * none in as few children as possible: after a crash, a new child goes on
+ * after the file it died on. Without a scanner, files are opened here. */
+static void
+prescan (CriaRegistry *reg, GPtrArray *paths)
+{
+  g_autoptr (GPtrArray) todo = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GPtrArray) keys = g_ptr_array_new_with_free_func (g_free);
+  for (guint i = 0; i < paths->len; i++) {
+    char *canonical = g_canonicalize_filename (paths->pdata[i], NULL);
+    if (g_hash_table_contains (reg->verdicts, canonical)) {
+      g_free (canonical);
+      continue;
+    }
+    char *key = file_key (canonical);
+    g_mutex_lock (&scanned_lock);
+    const char *v = key && scanned ? g_hash_table_lookup (scanned, key) : NULL;
+    if (v)
+      g_hash_table_replace (reg->verdicts, g_strdup (canonical), g_strdup (v));
+    g_mutex_unlock (&scanned_lock);
+    if (v) {
+      g_free (canonical);
+      g_free (key);
+      continue;
+    }
+    g_ptr_array_add (todo, canonical);
+    g_ptr_array_add (keys, key);
+  }
+  if (todo->len == 0)
+    return;
+  g_autofree char **out = g_new0 (char *, todo->len);
+  for (int from = 0; from >= 0 && (guint) from < todo->len;)
+    from = scan_batch (todo, (guint) from, out);
+  g_mutex_lock (&scanned_lock);
+  if (!scanned)
+    scanned = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  for (guint i = 0; i < todo->len; i++) {
+    /* No verdict: no scanner to run, so the file is opened here. */
+    char *v = out[i] ? out[i] : g_strdup ("");
+    if (out[i] && keys->pdata[i])
+      g_hash_table_replace (scanned, g_strdup (keys->pdata[i]), g_strdup (v));
+    g_hash_table_replace (reg->verdicts, g_strdup (todo->pdata[i]), v);
+  }
+  g_mutex_unlock (&scanned_lock);
 }
 
 /* "" when the file may be opened in this process, else the reason. */
 static char *
 verdict (CriaRegistry *reg, const char *canonical)
 {
-  const char *known = g_hash_table_lookup (reg->verdicts, canonical);
-  if (known)
-    return g_strdup (known);
-  g_autofree char *key = file_key (canonical);
-  char *v = NULL;
-  g_mutex_lock (&scanned_lock);
-  if (key && scanned)
-    v = g_strdup (g_hash_table_lookup (scanned, key));
-  g_mutex_unlock (&scanned_lock);
-  if (!v) {
-    v = scan_in_child (canonical);
-    if (!v)
-      return g_strdup (""); /* no scanner: opened here, unprotected */
-    g_mutex_lock (&scanned_lock);
-    if (!scanned)
-      scanned = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-    if (key)
-      g_hash_table_replace (scanned, g_strdup (key), g_strdup (v));
-    g_mutex_unlock (&scanned_lock);
+  if (!g_hash_table_contains (reg->verdicts, canonical)) {
+    g_autoptr (GPtrArray) one = g_ptr_array_new ();
+    g_ptr_array_add (one, (gpointer) canonical);
+    prescan (reg, one);
   }
-  g_hash_table_replace (reg->verdicts, g_strdup (canonical), g_strdup (v));
-  return v;
+  return g_strdup (g_hash_table_lookup (reg->verdicts, canonical));
 }
 
 static void
-say (const char *what)
+say (guint n, const char *what)
 {
-  g_autofree char *line = g_strdup_printf ("\n" SCAN_TAG "%s\n", what);
+  g_autofree char *line = g_strdup_printf ("\n" SCAN_TAG "%u %s\n", n, what);
   /* Unbuffered: a crash right after must not lose it. */
   if (write (STDOUT_FILENO, line, strlen (line)) < 0)
     return;
 }
 
-int
-cria_registry_scanner_main (const char *path)
+static void
+scan_one (guint n, const char *path)
 {
   g_autofree char *canonical = g_canonicalize_filename (path, NULL);
   g_autofree char *reason = NULL;
   const CriaPluginDescriptor *d = NULL;
-  say ("open");
+  say (n, "open");
   GModule *module = open_plugin (canonical, &d, &reason);
   if (!module || (reason = descriptor_problem (d))) {
     g_strdelimit (reason, "\r\n", ' ');
     g_autofree char *line = g_strconcat ("reject ", reason, NULL);
-    say (line);
-    return 0;
+    say (n, line);
+    return;
   }
   /* Whether init succeeds is for the loading process to find out (it may
    * depend on its environment); here it only must not crash. */
-  say ("init");
+  say (n, "init");
   CriaPlugin *plugin = plugin_new (d, canonical, module);
   g_autoptr (GError) ignored = NULL;
   d->init (plugin, &ignored);
   plugin_free (plugin);
-  say ("ok");
+  say (n, "ok");
+}
+
+int
+cria_registry_scanner_main (int n_paths, char **paths)
+{
+  for (int i = 0; i < n_paths; i++)
+    scan_one ((guint) i, paths[i]);
   return 0;
 }
 
@@ -678,6 +735,7 @@ complete (CriaRegistry *reg)
   if (!reg->index)
     return;
   g_clear_pointer (&reg->index, g_hash_table_unref);
+  prescan (reg, reg->files);
   for (guint i = 0; i < reg->files->len; i++)
     load_unseen (reg, g_ptr_array_index (reg->files, i));
   /* Stable sorts: a plugin's providers keep their order, and pointers to
@@ -693,6 +751,7 @@ cria_registry_scan (CriaRegistry *reg)
   complete (reg);
   guint before = reg->plugins->len;
   g_autoptr (GPtrArray) files = list_files (reg);
+  prescan (reg, files);
   for (guint i = 0; i < files->len; i++)
     load_unseen (reg, g_ptr_array_index (files, i));
   return reg->plugins->len - before;
