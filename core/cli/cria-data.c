@@ -90,22 +90,20 @@ preview_push (gpointer data, CriaRecord *record, CriaEmitter *out, GError **erro
   return TRUE;
 }
 
-static const CriaStageVTable preview_vtable = { .create = preview_create,
-                                                .destroy = preview_destroy,
-                                                .push = preview_push };
+static const CriaStageVTable preview_vtable = { CRIA_VTABLE_INIT (CriaStageVTable), .create = preview_create,
+                                                .destroy = preview_destroy, .push = preview_push };
 static const CriaProviderInfo preview_info = {
-  CRIA_KIND_SINK,
-  "preview",
-  "Prints records rendered through a prompt format (cria data --preview)",
-  "file location=in.jsonl ! preview n=3 prompt-format=chatml",
-  preview_props,
-  &preview_vtable,
+  .name = "preview",
+  .description = "Prints records rendered through a prompt format (cria data --preview)",
+  .example = "file location=in.jsonl ! preview n=3 prompt-format=chatml",
+  .props = preview_props,
+  .rank = CRIA_RANK_PRIMARY,
 };
 
 static gboolean
 preview_init (CriaPlugin *plugin, GError **error)
 {
-  cria_plugin_add_provider (plugin, &preview_info);
+  cria_plugin_add_sink (plugin, &preview_info, &preview_vtable);
   return TRUE;
 }
 

@@ -63,7 +63,8 @@ provider_json (const CriaProvider *p, gboolean full)
   const CriaProviderInfo *info = cria_provider_get_info (p);
   JsonObject *o = json_object_new ();
   json_object_set_string_member (o, "name", info->name);
-  json_object_set_string_member (o, "kind", cria_kind_name (info->kind));
+  json_object_set_string_member (o, "kind", cria_kind_name (cria_provider_get_kind (p)));
+  json_object_set_int_member (o, "rank", info->rank);
   json_object_set_string_member (o, "description", info->description);
   json_object_set_string_member (o, "plugin", cria_plugin_get_descriptor (cria_provider_get_plugin (p))->name);
   if (!full)
@@ -112,14 +113,15 @@ print_provider (const CriaProvider *p)
   const CriaProviderInfo *info = cria_provider_get_info (p);
   const CriaPlugin *plugin = cria_provider_get_plugin (p);
   const CriaPluginDescriptor *d = cria_plugin_get_descriptor (plugin);
-  printf ("%s %s: %s\n", cria_kind_name (info->kind), info->name, info->description);
+  printf ("%s %s: %s\n", cria_kind_name (cria_provider_get_kind (p)), info->name, info->description);
   if (info->example)
     printf ("  Example:     %s\n", info->example);
   const CriaModelVTable *mvt = cria_model_provider_vtable (p);
   if (mvt) { /* what config.json's "architectures" it answers to */
     g_autofree char *classes = g_strjoinv (", ", (char **) mvt->classes);
-    printf ("  Classes:     %s\n  Rank:        %d\n", classes, mvt->rank);
+    printf ("  Classes:     %s\n", classes);
   }
+  printf ("  Rank:        %d\n", info->rank);
   printf ("\nPlugin details:\n");
   printf ("  Name:        %s\n  Description: %s\n  Version:     %s\n  License:     %s\n  Origin:      %s\n", d->name,
           d->description, d->version, d->license, d->origin);
@@ -184,7 +186,7 @@ man_page (CriaRegistry *reg)
     for (guint i = 0; i < providers->len; i++) {
       const CriaProvider *p = g_ptr_array_index (providers, i);
       const CriaProviderInfo *info = cria_provider_get_info (p);
-      if (info->kind != k)
+      if (cria_provider_get_kind (p) != k)
         continue;
       if (!header)
         g_string_append_printf (m, ".SH %s\n", headings[k]);

@@ -57,6 +57,9 @@ detect_uninstalled (void)
   g_autofree char *data = g_key_file_get_string (kf, "uninstalled", "data", NULL);
   if (plugins && data)
     cria_paths_set_uninstalled (plugins, data);
+  g_autofree char *scanner = g_key_file_get_string (kf, "uninstalled", "scanner", NULL);
+  if (scanner)
+    g_setenv ("CRIA_PLUGIN_SCANNER", scanner, FALSE);
 }
 
 CriaRegistry *

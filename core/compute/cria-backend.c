@@ -51,9 +51,37 @@ cria_backend_describe (CriaBackend *b)
   return b->vt->describe ? b->vt->describe (b->self) : g_strdup (b->name);
 }
 
+const char *
+cria_backend_get_name (CriaBackend *b)
+{
+  g_return_val_if_fail (b != NULL, NULL);
+  return b->name;
+}
+
+gboolean
+cria_backend_supports (CriaBackend *b, const CriaNode *node, GError **error)
+{
+  g_return_val_if_fail (b != NULL && node != NULL, FALSE);
+  if ((guint) node->op >= b->vt->n_kernels || !b->vt->kernels[node->op].forward) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, "backend '%s' does not implement op '%s'", b->name,
+                 cria_op_name (node->op));
+    return FALSE;
+  }
+  if (CRIA_VTABLE_HAS (b->vt, supports_op) && !b->vt->supports_op (b->self, node)) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, "backend '%s' does not support op '%s' on %s", b->name,
+                 cria_op_name (node->op), cria_dtype_name (node->dtype));
+    return FALSE;
+  }
+  return TRUE;
+}
+
 static gboolean
 run_kernel (CriaBackend *b, CriaNode *node, gboolean backward, GError **error)
 {
+  /* Planning checked the op; a kernel table shorter than the op set is never
+   * read past all the same. */
+  if ((guint) node->op >= b->vt->n_kernels)
+    return cria_backend_supports (b, node, error);
   const CriaKernel *k = &b->vt->kernels[node->op];
   gboolean (*fn) (gpointer, CriaNode *, GError **) = backward ? k->backward : k->forward;
   if (!fn) {

@@ -322,6 +322,12 @@ cria_graph_plan (CriaGraph *g, CriaBackend *backend, CriaPlanStats *stats, GErro
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "the graph is empty");
     return FALSE;
   }
+  /* Before any memory or compute: an op the backend lacks is one error. */
+  for (guint i = 0; i < g->nodes->len; i++) {
+    CriaNode *node = g_ptr_array_index (g->nodes, i);
+    if (node->op != CRIA_OP_INPUT && node->op != CRIA_OP_PARAM && !cria_backend_supports (backend, node, error))
+      return FALSE;
+  }
   cria_graph_release_plan (g);
   g_auto (Steps) st = { 0 };
   make_schedule (g, &st);

@@ -10,11 +10,13 @@
 #include <cria/cria-error.h>
 #include "cria-graph-private.h"
 
-static const char *const op_names[CRIA_N_OPS] = {
+static const char *const op_names[] = {
   "input",   "param",  "matmul", "embedding", "layernorm",  "rmsnorm",    "rope",  "attention",
   "gelu",    "silu",   "swiglu", "softmax",   "add",        "mul",        "scale", "reshape",
   "permute", "concat", "slice",  "dropout",   "lm_head_ce", "dequantize",
 };
+/* A new op needs its name here (and a kernel in each backend's table). */
+G_STATIC_ASSERT (G_N_ELEMENTS (op_names) == CRIA_N_OPS);
 
 const char *
 cria_op_name (CriaOp op)

@@ -115,14 +115,14 @@ CriaMetric *
 cria_metric_new (const CriaProvider *provider, const CriaProps *props, GError **error)
 {
   const CriaProviderInfo *info = cria_provider_get_info (provider);
-  if (info->kind != CRIA_KIND_METRIC || !info->vtable) {
+  if (cria_provider_get_kind (provider) != CRIA_KIND_METRIC) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "%s is a %s, not a metric", info->name,
-                 cria_kind_name (info->kind));
+                 cria_kind_name (cria_provider_get_kind (provider)));
     return NULL;
   }
   if (!cria_props_check_required (props, error))
     return NULL;
-  const CriaMetricVTable *vt = info->vtable;
+  const CriaMetricVTable *vt = cria_provider_get_vtable (provider);
   gpointer self = vt->create (props, error);
   if (!self)
     return NULL;

@@ -76,9 +76,6 @@ cria_model_drop_weight_pages (CriaTensor *weight)
     madvise ((void *) from, to - from, MADV_DONTNEED);
 }
 
-/* A vtable member the provider's build of the contract has. */
-#define VT_HAS(vt, member) ((vt)->size >= G_STRUCT_OFFSET (CriaModelVTable, member) + sizeof ((vt)->member))
-
 const CriaModelVTable *
 cria_model_provider_vtable (const CriaProvider *p)
 {
@@ -87,7 +84,7 @@ cria_model_provider_vtable (const CriaProvider *p)
     return NULL;
   const CriaModelVTable *vt = cria_provider_get_vtable (p);
   /* everything up to build is required */
-  if (!vt || !VT_HAS (vt, build) || !vt->classes || !vt->configure || !vt->tensors || !vt->build)
+  if (!vt || !CRIA_VTABLE_HAS (vt, build) || !vt->classes || !vt->configure || !vt->tensors)
     return NULL;
   return vt;
 }
@@ -105,9 +102,9 @@ const CriaProvider *
 cria_model_find_provider (CriaRegistry *registry, const char *architecture, GError **error)
 {
   g_return_val_if_fail (registry && architecture, NULL);
-  GPtrArray *all = cria_registry_list (registry);
+  /* highest rank first: of two providers of one class, the rank wins */
+  g_autoptr (GPtrArray) all = cria_registry_list_kind (registry, CRIA_KIND_MODEL);
   const CriaProvider *best = NULL;
-  int best_rank = 0;
   g_autoptr (GString) known = g_string_new (NULL);
   for (guint i = 0; i < all->len; i++) {
     const CriaProvider *p = g_ptr_array_index (all, i);
@@ -116,10 +113,8 @@ cria_model_find_provider (CriaRegistry *registry, const char *architecture, GErr
       continue;
     for (const char *const *c = vt->classes; *c; c++)
       g_string_append_printf (known, "%s%s", known->len ? ", " : "", *c);
-    if (claims (vt, architecture) && (!best || vt->rank > best_rank)) {
+    if (!best && claims (vt, architecture))
       best = p;
-      best_rank = vt->rank;
-    }
   }
   if (!best)
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, "no model plugin builds the architecture %s (%s%s)",
@@ -313,7 +308,7 @@ const char *
 cria_model_get_default_targets (CriaModel *model)
 {
   g_return_val_if_fail (model, NULL);
-  return VT_HAS (model->vtable, default_targets) ? model->vtable->default_targets : NULL;
+  return CRIA_VTABLE_HAS (model->vtable, default_targets) ? model->vtable->default_targets : NULL;
 }
 
 guint

@@ -174,13 +174,15 @@ cria_tokenizer_load (CriaRegistry *registry, const char *path, GError **error)
   g_autoptr (CriaTokenizerFiles) files = cria_tokenizer_files_new (path, error);
   if (!files)
     return NULL;
-  GPtrArray *all = cria_registry_list (registry);
+  /* The highest rank among the providers that can read the files; the
+   * probe's score decides between equal ranks. */
+  g_autoptr (GPtrArray) all = cria_registry_list_kind (registry, CRIA_KIND_TOKENIZER);
   const CriaProvider *best = NULL;
   int best_score = 0;
   for (guint i = 0; i < all->len; i++) {
     const CriaProvider *p = all->pdata[i];
-    if (cria_provider_get_kind (p) != CRIA_KIND_TOKENIZER)
-      continue;
+    if (best && cria_provider_get_rank (p) < cria_provider_get_rank (best))
+      break;
     const CriaTokenizerVTable *vt = cria_provider_get_vtable (p);
     int score = vt->probe ? vt->probe (files) : 0;
     if (score > best_score) {

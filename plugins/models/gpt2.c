@@ -148,7 +148,7 @@ gpt2_build (CriaModel *m, CriaGraph *g, const CriaModelShape *s, CriaModelGraph 
 }
 
 const CriaModelVTable cria_gpt2_vtable = {
-  .size = sizeof (CriaModelVTable),
+  CRIA_VTABLE_INIT (CriaModelVTable),
   .classes = gpt2_classes,
   .configure = gpt2_configure,
   .tensors = gpt2_tensors,

@@ -255,7 +255,7 @@ llama_build (CriaModel *m, CriaGraph *g, const CriaModelShape *s, CriaModelGraph
 }
 
 const CriaModelVTable cria_llama_vtable = {
-  .size = sizeof (CriaModelVTable),
+  CRIA_VTABLE_INIT (CriaModelVTable),
   .classes = llama_classes,
   .configure = llama_configure,
   .tensors = llama_tensors,

@@ -73,7 +73,7 @@ qwen3_build (CriaModel *m, CriaGraph *g, const CriaModelShape *s, CriaModelGraph
 }
 
 const CriaModelVTable cria_qwen3_vtable = {
-  .size = sizeof (CriaModelVTable),
+  CRIA_VTABLE_INIT (CriaModelVTable),
   .classes = qwen3_classes,
   .configure = qwen3_configure,
   .tensors = qwen3_tensors,

@@ -32,16 +32,24 @@ bpe_load (const CriaTokenizerFiles *f, const CriaProps *props, GError **error)
 }
 
 static const CriaTokenizerVTable bpe_vtable = {
+  CRIA_VTABLE_INIT (CriaTokenizerVTable),
   .probe = bpe_probe,
   .load = bpe_load,
   TOK_VTABLE_SHARED,
 };
 
-const CriaProviderInfo tok_bpe_info = {
-  .kind = CRIA_KIND_TOKENIZER,
+static const CriaProviderInfo tok_bpe_info = {
   .name = "bpe",
   .description = "Byte-level BPE as in GPT-2, Qwen2.5 and LLaMA-3 (tokenizer.json, or encoder.json + vocab.bpe)",
   .example = "cria tokenize --tokenizer qwen2.5 --ids prompts.txt",
   .props = NULL,
-  .vtable = &bpe_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
+
+void tok_bpe_register (CriaPlugin *plugin);
+
+void
+tok_bpe_register (CriaPlugin *plugin)
+{
+  cria_plugin_add_tokenizer (plugin, &tok_bpe_info, &bpe_vtable);
+}

@@ -8,7 +8,9 @@
 
 #include "tok.h"
 
-extern const CriaProviderInfo tok_bpe_info, tok_spm_info, tok_wordpiece_info;
+void tok_bpe_register (CriaPlugin *plugin);
+void tok_spm_register (CriaPlugin *plugin);
+void tok_wordpiece_register (CriaPlugin *plugin);
 
 void
 tok_destroy (gpointer self)
@@ -101,11 +103,11 @@ static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
 {
   (void) error;
-  cria_plugin_add_provider (plugin, &tok_bpe_info);
-  cria_plugin_add_provider (plugin, &tok_spm_info);
-  cria_plugin_add_provider (plugin, &tok_wordpiece_info);
+  tok_bpe_register (plugin);
+  tok_spm_register (plugin);
+  tok_wordpiece_register (plugin);
   return TRUE;
 }
 
-CRIA_PLUGIN_DEFINE ("tokenizers", "Byte-level BPE, SentencePiece BPE and WordPiece tokenizers", plugin_init,
+CRIA_PLUGIN_DEFINE (tokenizers, "Byte-level BPE, SentencePiece BPE and WordPiece tokenizers", plugin_init,
                     PACKAGE_VERSION, "LGPL-2.1-or-later", "cria");

@@ -32,16 +32,24 @@ spm_load (const CriaTokenizerFiles *f, const CriaProps *props, GError **error)
 }
 
 static const CriaTokenizerVTable spm_vtable = {
+  CRIA_VTABLE_INIT (CriaTokenizerVTable),
   .probe = spm_probe,
   .load = spm_load,
   TOK_VTABLE_SHARED,
 };
 
-const CriaProviderInfo tok_spm_info = {
-  .kind = CRIA_KIND_TOKENIZER,
+static const CriaProviderInfo tok_spm_info = {
   .name = "spm",
   .description = "SentencePiece BPE with byte fallback, as in LLaMA-2 (tokenizer.json)",
   .example = "cria tokenize --tokenizer llama2 --tokens prompts.txt",
   .props = NULL,
-  .vtable = &spm_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
+
+void tok_spm_register (CriaPlugin *plugin);
+
+void
+tok_spm_register (CriaPlugin *plugin)
+{
+  cria_plugin_add_tokenizer (plugin, &tok_spm_info, &spm_vtable);
+}

@@ -41,16 +41,24 @@ wordpiece_load (const CriaTokenizerFiles *f, const CriaProps *props, GError **er
 }
 
 static const CriaTokenizerVTable wordpiece_vtable = {
+  CRIA_VTABLE_INIT (CriaTokenizerVTable),
   .probe = wordpiece_probe,
   .load = wordpiece_load,
   TOK_VTABLE_SHARED,
 };
 
-const CriaProviderInfo tok_wordpiece_info = {
-  .kind = CRIA_KIND_TOKENIZER,
+static const CriaProviderInfo tok_wordpiece_info = {
   .name = "wordpiece",
   .description = "BERT WordPiece with the basic tokenizer (tokenizer.json, vocab.txt or a JSON list of tokens)",
   .example = "cria tokenize --tokenizer bert-base-uncased/vocab.txt --tokens questions.txt",
   .props = wordpiece_props,
-  .vtable = &wordpiece_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
+
+void tok_wordpiece_register (CriaPlugin *plugin);
+
+void
+tok_wordpiece_register (CriaPlugin *plugin)
+{
+  cria_plugin_add_tokenizer (plugin, &tok_wordpiece_info, &wordpiece_vtable);
+}

@@ -59,7 +59,8 @@ typedef struct {
   guint n_params;
 } CriaAdapterStep;
 
-typedef struct {
+struct _CriaAdapterVTable {
+  gsize size; /* CRIA_VTABLE_INIT (CriaAdapterVTable) */
   /* PEFT's peft_type written in adapter_config.json ("LORA"); NULL when the
    * adapter saves a whole model instead (full fine-tuning). */
   const char *peft_type;
@@ -99,7 +100,7 @@ typedef struct {
   /* Folds the adapter into the entries' tensors, which it may overwrite
    * (they are f32 copies made by the core). */
   gboolean (*merge) (gpointer self, CriaAdapterEntry *entries, guint n_entries, GError **error);
-} CriaAdapterVTable;
+};
 
 typedef struct _CriaAdapter CriaAdapter;
 

@@ -23,7 +23,8 @@ typedef struct {
   gboolean (*backward) (gpointer backend, CriaNode *node, GError **error);
 } CriaKernel;
 
-typedef struct {
+struct _CriaBackendVTable {
+  gsize size; /* CRIA_VTABLE_INIT (CriaBackendVTable) */
   gpointer (*create) (const CriaProps *props, GError **error);
   void (*destroy) (gpointer backend);
   /* 64-byte aligned memory; NULL with an error when out of memory. */
@@ -32,8 +33,16 @@ typedef struct {
   void (*zero) (gpointer backend, gpointer mem, gsize bytes);
   /* One line: "cpu: 16 threads, avx512f". */
   char *(*describe) (gpointer backend);
-  const CriaKernel *kernels; /* CRIA_N_OPS entries, indexed by CriaOp */
-} CriaBackendVTable;
+  /* Indexed by CriaOp, n_kernels entries: ops from n_kernels on (added to
+   * the op set after the backend was built) are not implemented, nor is an
+   * op whose forward is NULL. */
+  const CriaKernel *kernels;
+  guint n_kernels;
+  /* May be NULL. Asked when a graph is planned for each op its kernel table
+   * covers: FALSE declines one node (a dtype or shape it cannot run), so
+   * that the run fails before any compute with the op and backend named. */
+  gboolean (*supports_op) (gpointer backend, const CriaNode *node);
+};
 
 typedef struct _CriaBackend CriaBackend;
 
@@ -42,6 +51,12 @@ CriaBackend *cria_backend_new (const CriaProvider *provider, const CriaProps *pr
 CriaBackend *cria_backend_open (CriaRegistry *registry, const char *name, GError **error);
 void cria_backend_free (CriaBackend *backend);
 char *cria_backend_describe (CriaBackend *backend);
+/* The provider's name ("cpu"). */
+const char *cria_backend_get_name (CriaBackend *backend);
+/* TRUE when the backend has a kernel for the node's op and accepts the node
+ * (supports_op); otherwise FALSE with "backend 'cpu' does not implement op
+ * 'rope'" (and the reason it declines, when it does). */
+gboolean cria_backend_supports (CriaBackend *backend, const CriaNode *node, GError **error);
 /* Runs one op's forward or backward kernel (what the graph runner does). */
 gboolean cria_backend_forward (CriaBackend *backend, CriaNode *node, GError **error);
 gboolean cria_backend_backward (CriaBackend *backend, CriaNode *node, GError **error);

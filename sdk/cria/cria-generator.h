@@ -34,7 +34,8 @@ typedef struct {
 
 void cria_gen_result_clear (CriaGenResult *result);
 
-typedef struct {
+struct _CriaGeneratorVTable {
+  gsize size; /* CRIA_VTABLE_INIT (CriaGeneratorVTable) */
   gpointer (*create) (const CriaProps *props, CriaRegistry *registry, GError **error);
   void (*destroy) (gpointer self);
   /* What answers: the part of the cache key that is not the request, such as
@@ -46,7 +47,7 @@ typedef struct {
                         GError **error);
   /* How many generate() calls may run at once (NULL: 1). */
   guint (*max_concurrency) (gpointer self);
-} CriaGeneratorVTable;
+};
 
 typedef struct _CriaGenerator CriaGenerator;
 

@@ -44,7 +44,8 @@ typedef enum {
   CRIA_METRIC_FLAG_EMPTY_REFERENCES = 1 << 2,
 } CriaMetricFlags;
 
-typedef struct {
+struct _CriaMetricVTable {
+  gsize size; /* CRIA_VTABLE_INIT (CriaMetricVTable) */
   CriaMetricFlags flags;
 
   /* Creates an accumulator from validated properties. */
@@ -66,9 +67,7 @@ typedef struct {
 
   /* Sets the corpus scores over every segment added. */
   gboolean (*finish) (gpointer self, CriaScores *corpus, GError **error);
-
-  gpointer reserved[4];
-} CriaMetricVTable;
+};
 
 /* One running metric: a provider's accumulator with its properties. */
 typedef struct _CriaMetric CriaMetric;

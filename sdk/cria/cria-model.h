@@ -47,12 +47,11 @@ typedef struct {
  * fields it reads from config.json, the tensors a checkpoint holds, how new
  * weights start and the forward pass. The core knows no architecture by
  * name. Members after `build` may be added in later minor versions: the
- * core reads a member only when `size` covers it. */
-typedef struct {
-  gsize size; /* sizeof (CriaModelVTable) as the provider was built */
-  /* Among providers claiming one class name, the highest rank builds it
-   * (ties: the first registered). cria's own providers rank 0. */
-  int rank;
+ * core reads a member only when `size` covers it (CRIA_VTABLE_HAS). Among
+ * providers claiming one class name, the highest rank (CriaProviderInfo)
+ * builds it; equal ranks go to the first in the search path. */
+struct _CriaModelVTable {
+  gsize size; /* CRIA_VTABLE_INIT (CriaModelVTable) */
   /* The Hugging Face class names of config.json's "architectures" it
    * handles, NULL-terminated (the "...ForCausalLM" strings). */
   const char *const *classes;
@@ -74,7 +73,7 @@ typedef struct {
   /* PEFT's default target_modules for the architecture (comma-separated),
    * what target-modules=auto means; NULL: all-linear. */
   const char *default_targets;
-} CriaModelVTable;
+};
 
 /* How weights are held in memory: as stored in the file (mapped, not copied,
  * where the layout allows), or converted. Vectors (norms, biases) are always

@@ -25,7 +25,12 @@ void cria_registry_add_default_paths (CriaRegistry *registry);
 const char *const *cria_registry_get_paths (CriaRegistry *registry);
 
 /* Loads every *.so in the search path. Bad plugins are rejected with a reason
- * and skipped; scanning itself does not fail. Returns the number loaded. */
+ * and skipped; scanning itself does not fail. Returns the number loaded.
+ * Each file is first opened by the plugin scanner, a child process
+ * ($CRIA_PLUGIN_SCANNER, else cria-plugin-scanner in libexecdir; none when
+ * set to ""): a file that crashes, aborts or exits there, or that it rejects
+ * (ABI, descriptor, not loadable), is rejected with the reason, the signal
+ * and the file, and never opened in this process. */
 guint cria_registry_scan (CriaRegistry *registry);
 
 /* Like cria_registry_scan(), but a plugin is loaded only when one of its
@@ -49,7 +54,15 @@ GPtrArray *cria_registry_rejected (CriaRegistry *registry);
 /* Every loaded plugin. Element type: CriaPlugin*, owned by the registry. */
 GPtrArray *cria_registry_plugins (CriaRegistry *registry);
 
-/* NULL when there is no such provider of that kind. */
+/* The providers of one kind, highest rank first, equal ranks in search-path
+ * order: how a kind that probes its input (tokenizers, models) picks among
+ * those that can handle it. Free the array only (the providers are the
+ * registry's). Loads every plugin of a lazy registry. */
+GPtrArray *cria_registry_list_kind (CriaRegistry *registry, CriaKind kind);
+
+/* NULL when there is no such provider of that kind. When two plugins
+ * provide one name, the higher rank wins, then the first in the search path
+ * (a warning names both when the second one is loaded). */
 const CriaProvider *cria_registry_lookup (CriaRegistry *registry, CriaKind kind, const char *name);
 /* Looks up a source, transform or sink by name. */
 const CriaProvider *cria_registry_lookup_stage (CriaRegistry *registry, const char *name);
@@ -58,21 +71,12 @@ const CriaProvider *cria_registry_require (CriaRegistry *registry, CriaKind kind
 
 const CriaProviderInfo *cria_provider_get_info (const CriaProvider *provider);
 const CriaPlugin *cria_provider_get_plugin (const CriaProvider *provider);
-static inline CriaKind
-cria_provider_get_kind (const CriaProvider *p)
-{
-  return cria_provider_get_info (p)->kind;
-}
-static inline const char *
-cria_provider_get_name (const CriaProvider *p)
-{
-  return cria_provider_get_info (p)->name;
-}
-static inline gconstpointer
-cria_provider_get_vtable (const CriaProvider *p)
-{
-  return cria_provider_get_info (p)->vtable;
-}
+CriaKind cria_provider_get_kind (const CriaProvider *provider);
+const char *cria_provider_get_name (const CriaProvider *provider);
+/* The vtable of its kind (CriaStageVTable for a source, ...). */
+gconstpointer cria_provider_get_vtable (const CriaProvider *provider);
+/* CRIA_RANK_*: see cria-plugin.h. */
+int cria_provider_get_rank (const CriaProvider *provider);
 
 /* Parses "NAME key=value ..." (pipeline syntax, one stage) into the provider
  * of that kind and its validated properties; how a stage names the tokenizer,

@@ -22,7 +22,8 @@ typedef enum {
   CRIA_FLOW_ERROR, /* *error is set */
 } CriaFlow;
 
-typedef struct {
+struct _CriaStageVTable {
+  gsize size; /* CRIA_VTABLE_INIT (CriaStageVTable) */
   /* Creates an instance from validated properties. */
   gpointer (*create) (const CriaProps *props, CriaContext *ctx, GError **error);
   void (*destroy) (gpointer self);
@@ -40,7 +41,7 @@ typedef struct {
 
   /* The run failed or was interrupted (may be NULL): sinks remove temporary files. */
   void (*abort) (gpointer self);
-} CriaStageVTable;
+};
 
 /* Passes a record (transfer full) to the next stage. */
 gboolean cria_emit (CriaEmitter *out, CriaRecord *record, GError **error);

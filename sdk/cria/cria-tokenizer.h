@@ -49,7 +49,8 @@ typedef enum {
   CRIA_N_SPECIAL
 } CriaSpecialToken;
 
-typedef struct {
+struct _CriaTokenizerVTable {
+  gsize size; /* CRIA_VTABLE_INIT (CriaTokenizerVTable) */
   /* 0: cannot read these files; higher: a better fit. Must not fail. */
   int (*probe) (const CriaTokenizerFiles *files);
   gpointer (*load) (const CriaTokenizerFiles *files, const CriaProps *props, GError **error);
@@ -66,7 +67,7 @@ typedef struct {
   /* The provider's own idea of a special token, used when tokenizer_config.json
    * does not name it; NULL for none. */
   const char *(*default_special) (gpointer self, CriaSpecialToken which);
-} CriaTokenizerVTable;
+};
 
 typedef struct _CriaTokenizer CriaTokenizer;
 

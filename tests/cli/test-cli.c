@@ -76,23 +76,56 @@ test_inspect_rejected (void)
   const char *bad = cria_test_env ("CRIA_TEST_BAD_PLUGINS");
   /* --plugin-path works before the verb too. */
   CU_ASSERT_EQUAL (cria ((const char *[]){ "--plugin-path", bad, "inspect", "-b", NULL }, &out, NULL), 0);
-  CU_ASSERT_PTR_NOT_NULL (strstr (out, "6 rejected plugin files"));
+  CU_ASSERT_PTR_NOT_NULL (strstr (out, "9 rejected plugin files"));
   g_clear_pointer (&out, g_free);
   CU_ASSERT_EQUAL (cria ((const char *[]){ "inspect", "-b", "--plugin-path", bad, NULL }, &out, NULL), 0);
   CU_ASSERT_PTR_NOT_NULL (strstr (out, "bad-abi-major.so: built for plugin ABI"));
   CU_ASSERT_PTR_NOT_NULL (strstr (out, "bad-init.so: init failed"));
-  CU_ASSERT_PTR_NOT_NULL (strstr (out, "6 rejected plugin files"));
+  /* Crashes happen in the plugin scanner and are reported with the signal. */
+  CU_ASSERT_PTR_NOT_NULL (strstr (out, "bad-crash-ctor.so: crashed while it was opened (in a constructor)"));
+  CU_ASSERT_PTR_NOT_NULL (strstr (out, "bad-crash-init.so: crashed in its init in the plugin scanner: signal 11"));
+  CU_ASSERT_PTR_NOT_NULL (strstr (out, "bad-abort.so: crashed in its init in the plugin scanner: signal 6"));
+  CU_ASSERT_PTR_NOT_NULL (strstr (out, "9 rejected plugin files"));
   g_clear_pointer (&out, g_free);
   /* The good plugins still load beside the broken ones. */
   CU_ASSERT_EQUAL (cria ((const char *[]){ "inspect", "--plugin-path", bad, NULL }, &out, NULL), 0);
   CU_ASSERT_PTR_NOT_NULL (strstr (out, "  file "));
   CU_ASSERT_PTR_NOT_NULL (strstr (out, "  extra "));
-  CU_ASSERT_PTR_NOT_NULL (strstr (out, "6 rejected plugin files"));
+  CU_ASSERT_PTR_NOT_NULL (strstr (out, "9 rejected plugin files"));
   g_clear_pointer (&out, g_free);
   CU_ASSERT_EQUAL (cria ((const char *[]){ "inspect", "-b", "--json", "--plugin-path", bad, NULL }, &out, NULL), 0);
   g_autoptr (JsonNode) node = json_from_string (out, NULL);
   CU_ASSERT_TRUE_FATAL (node && JSON_NODE_HOLDS_ARRAY (node));
-  CU_ASSERT_EQUAL (json_array_get_length (json_node_get_array (node)), 6);
+  CU_ASSERT_EQUAL (json_array_get_length (json_node_get_array (node)), 9);
+}
+
+static void
+test_data_beside_bad_plugins (void)
+{
+  /* Every command goes on without the plugins that crash; a third-party
+   * provider that outranks a built-in one is named in a warning. */
+  const char *bad = cria_test_env ("CRIA_TEST_BAD_PLUGINS");
+  g_autofree char *dir = cria_test_tmpdir ();
+  g_autofree char *in = g_build_filename (dir, "in.jsonl", NULL);
+  g_autofree char *out_path = g_build_filename (dir, "out.jsonl", NULL);
+  cria_test_write_file (in, "{\"instruction\":\"a\",\"output\":\"b\"}\n");
+  g_autofree char *loc_in = g_strdup_printf ("location=%s", in);
+  g_autofree char *loc_out = g_strdup_printf ("location=%s", out_path);
+  g_autofree char *out = NULL, *err = NULL;
+  int rc = cria ((const char *[]){ "data", "--plugin-path", bad, "file", loc_in, "!", "jsonl", loc_out, NULL }, &out,
+                 &err);
+  CU_ASSERT_EQUAL (rc, 0);
+  g_autofree char *text = cria_test_read_file (out_path);
+  CU_ASSERT_STRING_EQUAL (text, "{\"instruction\":\"a\",\"output\":\"b\"}\n");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  rc = cria ((const char *[]){ "inspect", "--plugin-path", bad, "head", NULL }, &out, &err);
+  CU_ASSERT_EQUAL (rc, 0);
+  CU_ASSERT_PTR_NOT_NULL (strstr (out, "outranks the built-in one"));
+  CU_ASSERT_PTR_NOT_NULL (strstr (out, "Rank:        257"));
+  CU_ASSERT_PTR_NOT_NULL (err && strstr (err, "transform 'head' is provided by"));
+  CU_ASSERT_PTR_NOT_NULL (err && strstr (err, "cria-basic.so (rank 256)"));
+  cria_test_rmtree (dir);
 }
 
 static void
@@ -149,6 +182,7 @@ register_suites (void)
     { "inspect lists and shows providers", test_inspect_lists },
     { "inspect --json", test_inspect_json },
     { "inspect -b lists rejected plugins", test_inspect_rejected },
+    { "data runs beside crashing plugins", test_data_beside_bad_plugins },
     { "data runs pipelines", test_data_verb },
     { NULL },
   };

@@ -215,28 +215,42 @@ test_train_lora (void)
   CU_ASSERT_EQUAL (cria_test_run_cria (g, NULL, &gout, NULL), 0);
 }
 
-/* A second provider claiming Qwen3ForCausalLM: the higher rank is chosen,
- * whatever the load order; at equal rank the first loaded stays. */
+/* Other providers claiming Qwen3ForCausalLM: the higher rank is chosen,
+ * whatever the load order; at equal rank the first in the search path stays. */
 static const char *const other_classes[] = { "Qwen3ForCausalLM", NULL };
-static CriaModelVTable other_vtable;
+static CriaModelVTable low_vtable, high_vtable;
 static const CriaPropSpec no_props[] = { CRIA_PROP_END };
-static const CriaProviderInfo other_info = {
-  .kind = CRIA_KIND_MODEL,
-  .name = "qwen3-other",
-  .description = "a second provider of Qwen3ForCausalLM",
+static const CriaProviderInfo low_info = {
+  .name = "qwen3-low",
+  .description = "a second provider of Qwen3ForCausalLM, at the built-in's rank",
   .props = no_props,
-  .vtable = &other_vtable,
+  .rank = CRIA_RANK_PRIMARY,
+};
+static const CriaProviderInfo high_info = {
+  .name = "qwen3-high",
+  .description = "a third provider of Qwen3ForCausalLM, above the built-in's rank",
+  .props = no_props,
+  .rank = CRIA_RANK_PRIMARY + 1,
 };
 
 static gboolean
-other_init (CriaPlugin *plugin, GError **error)
+low_init (CriaPlugin *plugin, GError **error)
 {
-  cria_plugin_add_provider (plugin, &other_info);
+  cria_plugin_add_model (plugin, &low_info, &low_vtable);
   return TRUE;
 }
 
-static const CriaPluginDescriptor other_plugin = { CRIA_ABI_MAJOR, CRIA_ABI_MINOR,   "other", "1",
-                                                   "MIT",          "a second Qwen3", "tests", other_init };
+static gboolean
+high_init (CriaPlugin *plugin, GError **error)
+{
+  cria_plugin_add_model (plugin, &high_info, &high_vtable);
+  return TRUE;
+}
+
+static const CriaPluginDescriptor low_plugin = { CRIA_ABI_MAJOR, CRIA_ABI_MINOR, "low", "1", "MIT",
+                                                 "a second Qwen3", "tests", low_init };
+static const CriaPluginDescriptor high_plugin = { CRIA_ABI_MAJOR, CRIA_ABI_MINOR, "high", "1", "MIT",
+                                                  "a third Qwen3", "tests", high_init };
 
 static void
 test_rank (void)
@@ -244,24 +258,26 @@ test_rank (void)
   g_autoptr (CriaRegistry) reg = cria_test_registry ();
   const CriaProvider *builtin = cria_registry_lookup (reg, CRIA_KIND_MODEL, "qwen3");
   CU_ASSERT_PTR_NOT_NULL_FATAL (builtin);
-  /* a copy of the plugin's own vtable under another name */
-  other_vtable = *cria_model_provider_vtable (builtin);
-  other_vtable.classes = other_classes;
-  other_vtable.rank = 0;
+  /* copies of the plugin's own vtable under other names */
+  low_vtable = *cria_model_provider_vtable (builtin);
+  low_vtable.classes = other_classes;
+  high_vtable = low_vtable;
   g_autoptr (GError) e = NULL;
-  CU_ASSERT_TRUE_FATAL (cria_registry_add_static (reg, &other_plugin, &e));
-  const CriaProvider *other = cria_registry_lookup (reg, CRIA_KIND_MODEL, "qwen3-other");
-  CU_ASSERT_PTR_NOT_NULL_FATAL (other);
+  CU_ASSERT_TRUE_FATAL (cria_registry_add_static (reg, &low_plugin, &e));
+  const CriaProvider *low = cria_registry_lookup (reg, CRIA_KIND_MODEL, "qwen3-low");
+  CU_ASSERT_PTR_NOT_NULL_FATAL (low);
   CU_ASSERT_PTR_EQUAL (cria_model_find_provider (reg, "Qwen3ForCausalLM", NULL), builtin);
-  other_vtable.rank = 10;
-  CU_ASSERT_PTR_EQUAL (cria_model_find_provider (reg, "Qwen3ForCausalLM", NULL), other);
+  CU_ASSERT_TRUE_FATAL (cria_registry_add_static (reg, &high_plugin, &e));
+  const CriaProvider *high = cria_registry_lookup (reg, CRIA_KIND_MODEL, "qwen3-high");
+  CU_ASSERT_PTR_NOT_NULL_FATAL (high);
+  CU_ASSERT_PTR_EQUAL (cria_model_find_provider (reg, "Qwen3ForCausalLM", NULL), high);
   g_autofree char *dir = src_path ("models", "tiny-qwen3");
   g_autoptr (CriaModel) m = cria_model_open (reg, dir, CRIA_MODEL_DTYPE_AUTO, &e);
   CU_ASSERT_PTR_NOT_NULL_FATAL (m);
-  CU_ASSERT_PTR_EQUAL (cria_model_get_provider (m), other);
+  CU_ASSERT_PTR_EQUAL (cria_model_get_provider (m), high);
   /* a vtable too short to hold build is never used */
-  other_vtable.size = G_STRUCT_OFFSET (CriaModelVTable, build);
-  CU_ASSERT_PTR_NULL (cria_model_provider_vtable (other));
+  high_vtable.size = G_STRUCT_OFFSET (CriaModelVTable, build);
+  CU_ASSERT_PTR_NULL (cria_model_provider_vtable (high));
   CU_ASSERT_PTR_EQUAL (cria_model_find_provider (reg, "Qwen3ForCausalLM", NULL), builtin);
   CU_ASSERT_PTR_NULL (cria_model_find_provider (reg, "NoSuchForCausalLM", &e));
   CU_ASSERT_PTR_NOT_NULL (e && strstr (e->message, "known: "));

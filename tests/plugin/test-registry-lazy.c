@@ -124,8 +124,9 @@ test_stale_or_broken_index (void)
    * by another (under another name: this process keeps the first mapped). */
   g_autofree char *basic = g_build_filename (cria_test_env ("CRIA_TEST_PLUGINS"), "cria-basic.so", NULL);
   g_autofree char *jsonl = g_build_filename (cria_test_env ("CRIA_TEST_PLUGINS"), "cria-jsonl.so", NULL);
-  g_autofree char *one = g_build_filename (plugins, "one.so", NULL);
-  g_autofree char *two = g_build_filename (plugins, "two.so", NULL);
+  /* The file name says which descriptor symbol to read. */
+  g_autofree char *one = g_build_filename (plugins, "cria-basic.so", NULL);
+  g_autofree char *two = g_build_filename (plugins, "cria-jsonl.so", NULL);
   g_autofree char *bytes = NULL;
   gsize len = 0;
   CU_ASSERT_TRUE_FATAL (g_file_get_contents (basic, &bytes, &len, NULL));

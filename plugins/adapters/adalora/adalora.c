@@ -611,6 +611,7 @@ ada_merge (gpointer self, CriaAdapterEntry *entries, guint n_entries, GError **e
 }
 
 static const CriaAdapterVTable adalora_vtable = {
+  CRIA_VTABLE_INIT (CriaAdapterVTable),
   .peft_type = "ADALORA",
   .create = ada_create,
   .destroy = ada_destroy,
@@ -629,20 +630,19 @@ static const CriaAdapterVTable adalora_vtable = {
 };
 
 static const CriaProviderInfo adalora_info = {
-  .kind = CRIA_KIND_ADAPTER,
   .name = "adalora",
   .description = "Adaptive-rank LoRA in SVD form (AdaLoRA), ranks pruned by importance, in PEFT's format",
   .example = "cria train --model gpt2 --data train.jsonl --adapter 'adalora init-r=12 target-r=4 tinit=10 tfinal=20'",
   .props = adalora_props,
-  .vtable = &adalora_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
 
 static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
 {
   (void) error;
-  cria_plugin_add_provider (plugin, &adalora_info);
+  cria_plugin_add_adapter (plugin, &adalora_info, &adalora_vtable);
   return TRUE;
 }
 
-CRIA_PLUGIN_DEFINE ("adalora", "AdaLoRA adapters", plugin_init, PACKAGE_VERSION, "LGPL-2.1-or-later", "cria");
+CRIA_PLUGIN_DEFINE (adalora, "AdaLoRA adapters", plugin_init, PACKAGE_VERSION, "LGPL-2.1-or-later", "cria");

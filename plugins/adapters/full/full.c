@@ -129,6 +129,7 @@ full_merge (gpointer self, CriaAdapterEntry *entries, guint n_entries, GError **
 }
 
 static const CriaAdapterVTable full_vtable = {
+  CRIA_VTABLE_INIT (CriaAdapterVTable),
   .peft_type = NULL,
   .create = full_create,
   .destroy = full_destroy,
@@ -138,20 +139,19 @@ static const CriaAdapterVTable full_vtable = {
 };
 
 static const CriaProviderInfo full_info = {
-  .kind = CRIA_KIND_ADAPTER,
   .name = "full",
   .description = "Full fine-tuning: every weight trains as an f32 copy; saved as a whole checkpoint",
   .example = "cria train --model tiny-gpt2 --data corpus.jsonl --adapter full --out tiny-pretrained",
   .props = full_props,
-  .vtable = &full_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
 
 static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
 {
   (void) error;
-  cria_plugin_add_provider (plugin, &full_info);
+  cria_plugin_add_adapter (plugin, &full_info, &full_vtable);
   return TRUE;
 }
 
-CRIA_PLUGIN_DEFINE ("full", "Full fine-tuning", plugin_init, PACKAGE_VERSION, "LGPL-2.1-or-later", "cria");
+CRIA_PLUGIN_DEFINE (full, "Full fine-tuning", plugin_init, PACKAGE_VERSION, "LGPL-2.1-or-later", "cria");

@@ -423,39 +423,38 @@ lora_merge (gpointer self, CriaAdapterEntry *entries, guint n_entries, GError **
 /* lora and qlora differ only in create (qlora quantizes the base at attach). */
 #define LORA_VTABLE(create_fn)                                                                                         \
   {                                                                                                                    \
-    .peft_type = "LORA", .create = create_fn, .destroy = lora_destroy, .attach = lora_attach, .linear = lora_linear,   \
-    .list_params = lora_list_params, .set_training = lora_set_training, .save = lora_save,                             \
-    .configure = lora_configure, .load = lora_load, .merge = lora_merge,                                               \
+    CRIA_VTABLE_INIT (CriaAdapterVTable),                                                                              \
+        .peft_type = "LORA", .create = create_fn, .destroy = lora_destroy, .attach = lora_attach,                      \
+        .linear = lora_linear, .list_params = lora_list_params, .set_training = lora_set_training, .save = lora_save,  \
+        .configure = lora_configure, .load = lora_load, .merge = lora_merge,                                           \
   }
 
 static const CriaAdapterVTable lora_vtable = LORA_VTABLE (lora_create);
 static const CriaAdapterVTable qlora_vtable = LORA_VTABLE (qlora_create);
 
 static const CriaProviderInfo lora_info = {
-  .kind = CRIA_KIND_ADAPTER,
   .name = "lora",
   .description = "Low-rank adapters on linear layers (LoRA, rsLoRA), in PEFT's format",
   .example = "cria train --model gpt2 --data train.jsonl --adapter 'lora r=8 alpha=16 target-modules=c_attn'",
   .props = lora_props,
-  .vtable = &lora_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
 
 static const CriaProviderInfo qlora_info = {
-  .kind = CRIA_KIND_ADAPTER,
   .name = "qlora",
   .description = "LoRA on a base whose linear weights are quantized to NF4 at attach (QLoRA), saved as PEFT LoRA",
   .example = "cria train --model qwen --data train.jsonl --adapter 'qlora r=16 alpha=32 target-modules=all-linear'",
   .props = lora_props,
-  .vtable = &qlora_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
 
 static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
 {
   (void) error;
-  cria_plugin_add_provider (plugin, &lora_info);
-  cria_plugin_add_provider (plugin, &qlora_info);
+  cria_plugin_add_adapter (plugin, &lora_info, &lora_vtable);
+  cria_plugin_add_adapter (plugin, &qlora_info, &qlora_vtable);
   return TRUE;
 }
 
-CRIA_PLUGIN_DEFINE ("lora", "LoRA and QLoRA adapters", plugin_init, PACKAGE_VERSION, "LGPL-2.1-or-later", "cria");
+CRIA_PLUGIN_DEFINE (lora, "LoRA and QLoRA adapters", plugin_init, PACKAGE_VERSION, "LGPL-2.1-or-later", "cria");

@@ -584,7 +584,7 @@ slice_backward (gpointer be, CriaNode *n, GError **error)
   return slice_run (n, TRUE);
 }
 
-const CriaKernel cpu_elementwise_kernels[CRIA_N_OPS] = {
+const CriaKernel cpu_elementwise_kernels[] = {
   [CRIA_OP_MATMUL] = { cpu_matmul_forward, cpu_matmul_backward },
   [CRIA_OP_EMBEDDING] = { embedding_forward, embedding_backward },
   [CRIA_OP_LAYERNORM] = { norm_forward, norm_backward },
@@ -607,3 +607,6 @@ const CriaKernel cpu_elementwise_kernels[CRIA_N_OPS] = {
   /* no backward: only frozen params are nf4, so no gradient reaches one */
   [CRIA_OP_DEQUANTIZE] = { cpu_dequantize_forward, NULL },
 };
+/* The table reaches the last op: a new op needs a kernel here (or a smaller
+ * n_kernels in cpu.c, so that graphs using it fail at plan time). */
+G_STATIC_ASSERT (G_N_ELEMENTS (cpu_elementwise_kernels) == CRIA_N_OPS);

@@ -120,6 +120,7 @@ cpu_describe (gpointer self)
 }
 
 static const CriaBackendVTable cpu_vtable = {
+  CRIA_VTABLE_INIT (CriaBackendVTable),
   .create = cpu_create,
   .destroy = cpu_destroy,
   .alloc = cpu_alloc,
@@ -127,22 +128,22 @@ static const CriaBackendVTable cpu_vtable = {
   .zero = cpu_zero,
   .describe = cpu_describe,
   .kernels = cpu_elementwise_kernels,
+  .n_kernels = CRIA_N_OPS, /* cpu-ops.c asserts the table is that long */
 };
 
 static const CriaProviderInfo cpu_info = {
-  .kind = CRIA_KIND_BACKEND,
   .name = "cpu",
   .description = "Runs graphs on the CPU: a thread pool and AVX-512/AVX2 kernels picked at run time",
   .example = "cria inspect cpu",
   .props = cpu_props,
-  .vtable = &cpu_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
 
 static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
 {
-  cria_plugin_add_provider (plugin, &cpu_info);
+  cria_plugin_add_backend (plugin, &cpu_info, &cpu_vtable);
   return TRUE;
 }
 
-CRIA_PLUGIN_DEFINE ("cpu", "The CPU compute backend", plugin_init, PACKAGE_VERSION, "LGPL-2.1-or-later", "cria");
+CRIA_PLUGIN_DEFINE (cpu, "The CPU compute backend", plugin_init, PACKAGE_VERSION, "LGPL-2.1-or-later", "cria");

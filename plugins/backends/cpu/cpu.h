@@ -46,7 +46,7 @@ gboolean cpu_attention_backward (gpointer be, CriaNode *node, GError **error);
 gboolean cpu_lm_head_ce_forward (gpointer be, CriaNode *node, GError **error);
 gboolean cpu_lm_head_ce_backward (gpointer be, CriaNode *node, GError **error);
 gboolean cpu_dequantize_forward (gpointer be, CriaNode *node, GError **error);
-extern const CriaKernel cpu_elementwise_kernels[CRIA_N_OPS];
+extern const CriaKernel cpu_elementwise_kernels[]; /* CRIA_N_OPS entries */
 
 static inline float *
 cpu_f32 (CriaTensor *t)

@@ -109,6 +109,7 @@ local_generate (gpointer data, const CriaGenRequest *req, CriaGenResult *res, GC
 }
 
 static const CriaGeneratorVTable local_vtable = {
+  CRIA_VTABLE_INIT (CriaGeneratorVTable),
   .create = local_create,
   .destroy = local_destroy,
   .describe = local_describe,
@@ -116,20 +117,19 @@ static const CriaGeneratorVTable local_vtable = {
 };
 
 static const CriaProviderInfo local_info = {
-  .kind = CRIA_KIND_GENERATOR,
   .name = "local",
   .description = "Generates with cria's own runtime on a Hugging Face model directory",
   .example = "selfinstruct generator=\"local model=../shared/models/stories260K max-tokens=64\"",
   .props = local_props,
-  .vtable = &local_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
 
 static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
 {
-  cria_plugin_add_provider (plugin, &local_info);
+  cria_plugin_add_generator (plugin, &local_info, &local_vtable);
   return TRUE;
 }
 
-CRIA_PLUGIN_DEFINE ("local", "Generator on cria's own model runtime", plugin_init, PACKAGE_VERSION, "LGPL-2.1-or-later",
+CRIA_PLUGIN_DEFINE (local, "Generator on cria's own model runtime", plugin_init, PACKAGE_VERSION, "LGPL-2.1-or-later",
                     "cria");

@@ -290,6 +290,7 @@ openai_generate (gpointer data, const CriaGenRequest *req, CriaGenResult *res, G
 }
 
 static const CriaGeneratorVTable openai_vtable = {
+  CRIA_VTABLE_INIT (CriaGeneratorVTable),
   .create = openai_create,
   .destroy = openai_destroy,
   .describe = openai_describe,
@@ -298,20 +299,19 @@ static const CriaGeneratorVTable openai_vtable = {
 };
 
 static const CriaProviderInfo openai_info = {
-  .kind = CRIA_KIND_GENERATOR,
   .name = "openai",
   .description = "Generates with any OpenAI-compatible HTTP endpoint (chat or completions)",
   .example = "selfinstruct generator=\"openai base-url=http://127.0.0.1:8080/v1 model=demo\"",
   .props = openai_props,
-  .vtable = &openai_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
 
 static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
 {
-  cria_plugin_add_provider (plugin, &openai_info);
+  cria_plugin_add_generator (plugin, &openai_info, &openai_vtable);
   return TRUE;
 }
 
-CRIA_PLUGIN_DEFINE ("openai", "OpenAI-compatible HTTP generator", plugin_init, PACKAGE_VERSION, "LGPL-2.1-or-later",
+CRIA_PLUGIN_DEFINE (openai, "OpenAI-compatible HTTP generator", plugin_init, PACKAGE_VERSION, "LGPL-2.1-or-later",
                     "cria");

@@ -328,17 +328,21 @@ bleu_finish (gpointer data, CriaScores *corpus, GError **error)
 }
 
 static const CriaMetricVTable bleu_vtable = {
-  .create = bleu_create,
-  .destroy = g_free,
-  .add = bleu_add,
-  .finish = bleu_finish,
+  CRIA_VTABLE_INIT (CriaMetricVTable), .create = bleu_create, .destroy = g_free, .add = bleu_add, .finish = bleu_finish,
 };
 
-const CriaProviderInfo cria_bleu_info = {
-  .kind = CRIA_KIND_METRIC,
+static const CriaProviderInfo cria_bleu_info = {
   .name = "bleu",
   .description = "Corpus and sentence BLEU as nltk 3.8 computes them, with its smoothing methods",
   .example = "cria metric bleu --ref refs.txt --hyp out.txt -p smoothing=method1",
   .props = bleu_props,
-  .vtable = &bleu_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
+
+void cria_bleu_register (CriaPlugin *plugin);
+
+void
+cria_bleu_register (CriaPlugin *plugin)
+{
+  cria_plugin_add_metric (plugin, &cria_bleu_info, &bleu_vtable);
+}

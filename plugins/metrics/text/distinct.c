@@ -89,6 +89,7 @@ distinct_finish (gpointer data, CriaScores *corpus, GError **error)
 }
 
 static const CriaMetricVTable distinct_vtable = {
+  CRIA_VTABLE_INIT (CriaMetricVTable),
   .flags = CRIA_METRIC_FLAG_NO_REFERENCES,
   .create = distinct_create,
   .destroy = distinct_destroy,
@@ -96,11 +97,18 @@ static const CriaMetricVTable distinct_vtable = {
   .finish = distinct_finish,
 };
 
-const CriaProviderInfo cria_distinct_info = {
-  .kind = CRIA_KIND_METRIC,
+static const CriaProviderInfo cria_distinct_info = {
   .name = "distinct",
   .description = "distinct-n: the share of unique n-grams over the generations",
   .example = "cria metric distinct --hyp generated.txt",
   .props = distinct_props,
-  .vtable = &distinct_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
+
+void cria_distinct_register (CriaPlugin *plugin);
+
+void
+cria_distinct_register (CriaPlugin *plugin)
+{
+  cria_plugin_add_metric (plugin, &cria_distinct_info, &distinct_vtable);
+}

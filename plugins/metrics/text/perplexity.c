@@ -56,18 +56,23 @@ perplexity_finish (gpointer data, CriaScores *corpus, GError **error)
 }
 
 static const CriaMetricVTable perplexity_vtable = {
-  .flags = CRIA_METRIC_FLAG_NEEDS_MODEL,
-  .create = perplexity_create,
-  .destroy = g_free,
-  .add_loss = perplexity_add_loss,
-  .finish = perplexity_finish,
+  CRIA_VTABLE_INIT (CriaMetricVTable), .flags = CRIA_METRIC_FLAG_NEEDS_MODEL,
+  .create = perplexity_create,         .destroy = g_free,
+  .add_loss = perplexity_add_loss,     .finish = perplexity_finish,
 };
 
-const CriaProviderInfo cria_perplexity_info = {
-  .kind = CRIA_KIND_METRIC,
+static const CriaProviderInfo cria_perplexity_info = {
   .name = "perplexity",
   .description = "Perplexity of the model on the response tokens (cria eval runs the model)",
   .example = "cria eval --model DIR --data test.jsonl --metrics perplexity",
   .props = perplexity_props,
-  .vtable = &perplexity_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
+
+void cria_perplexity_register (CriaPlugin *plugin);
+
+void
+cria_perplexity_register (CriaPlugin *plugin)
+{
+  cria_plugin_add_metric (plugin, &cria_perplexity_info, &perplexity_vtable);
+}

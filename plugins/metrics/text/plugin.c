@@ -6,22 +6,22 @@
 
 #include <cria/cria.h>
 
-extern const CriaProviderInfo cria_bleu_info;
-extern const CriaProviderInfo cria_rouge_info;
-extern const CriaProviderInfo cria_squad_info;
-extern const CriaProviderInfo cria_distinct_info;
-extern const CriaProviderInfo cria_perplexity_info;
+void cria_bleu_register (CriaPlugin *plugin);
+void cria_rouge_register (CriaPlugin *plugin);
+void cria_squad_register (CriaPlugin *plugin);
+void cria_distinct_register (CriaPlugin *plugin);
+void cria_perplexity_register (CriaPlugin *plugin);
 
 static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
 {
-  cria_plugin_add_provider (plugin, &cria_bleu_info);
-  cria_plugin_add_provider (plugin, &cria_rouge_info);
-  cria_plugin_add_provider (plugin, &cria_squad_info);
-  cria_plugin_add_provider (plugin, &cria_distinct_info);
-  cria_plugin_add_provider (plugin, &cria_perplexity_info);
+  cria_bleu_register (plugin);
+  cria_rouge_register (plugin);
+  cria_squad_register (plugin);
+  cria_distinct_register (plugin);
+  cria_perplexity_register (plugin);
   return TRUE;
 }
 
-CRIA_PLUGIN_DEFINE ("textmetrics", "Text metrics: BLEU, ROUGE, SQuAD EM/F1, distinct-n", plugin_init, PACKAGE_VERSION,
+CRIA_PLUGIN_DEFINE (textmetrics, "Text metrics: BLEU, ROUGE, SQuAD EM/F1, distinct-n", plugin_init, PACKAGE_VERSION,
                     "LGPL-2.1-or-later", "cria");

@@ -306,17 +306,25 @@ rouge_finish (gpointer data, CriaScores *corpus, GError **error)
 }
 
 static const CriaMetricVTable rouge_vtable = {
+  CRIA_VTABLE_INIT (CriaMetricVTable),
   .create = rouge_create,
   .destroy = rouge_destroy,
   .add = rouge_add,
   .finish = rouge_finish,
 };
 
-const CriaProviderInfo cria_rouge_info = {
-  .kind = CRIA_KIND_METRIC,
+static const CriaProviderInfo cria_rouge_info = {
   .name = "rouge",
   .description = "ROUGE-N, ROUGE-L and summary-level ROUGE-Lsum: precision, recall and F1",
   .example = "cria metric rouge --ref refs.txt --hyp out.txt",
   .props = rouge_props,
-  .vtable = &rouge_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
+
+void cria_rouge_register (CriaPlugin *plugin);
+
+void
+cria_rouge_register (CriaPlugin *plugin)
+{
+  cria_plugin_add_metric (plugin, &cria_rouge_info, &rouge_vtable);
+}

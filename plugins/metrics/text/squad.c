@@ -156,6 +156,7 @@ squad_finish (gpointer data, CriaScores *corpus, GError **error)
 }
 
 static const CriaMetricVTable squad_vtable = {
+  CRIA_VTABLE_INIT (CriaMetricVTable),
   .flags = CRIA_METRIC_FLAG_EMPTY_REFERENCES,
   .create = squad_create,
   .destroy = g_free,
@@ -163,11 +164,18 @@ static const CriaMetricVTable squad_vtable = {
   .finish = squad_finish,
 };
 
-const CriaProviderInfo cria_squad_info = {
-  .kind = CRIA_KIND_METRIC,
+static const CriaProviderInfo cria_squad_info = {
   .name = "squad",
   .description = "SQuAD v1.1/v2.0 exact match and F1 with the official answer normalization",
   .example = "cria metric squad --ref gold.txt --hyp predictions.txt",
   .props = NULL,
-  .vtable = &squad_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
+
+void cria_squad_register (CriaPlugin *plugin);
+
+void
+cria_squad_register (CriaPlugin *plugin)
+{
+  cria_plugin_add_metric (plugin, &cria_squad_info, &squad_vtable);
+}

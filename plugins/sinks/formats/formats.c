@@ -337,33 +337,58 @@ sink_abort (gpointer data)
 }
 
 #define SINK_VTABLE(name_)                                                                                             \
-  static const CriaStageVTable name_##_vtable = {                                                                      \
-    .create = name_##_create, .destroy = sink_destroy, .push = sink_push, .finish = sink_finish, .abort = sink_abort   \
-  }
+  static const CriaStageVTable name_##_vtable = { CRIA_VTABLE_INIT (CriaStageVTable),                                  \
+                                                  .create = name_##_create,                                            \
+                                                  .destroy = sink_destroy,                                             \
+                                                  .push = sink_push,                                                   \
+                                                  .finish = sink_finish,                                               \
+                                                  .abort = sink_abort }
 SINK_VTABLE (alpaca);
 SINK_VTABLE (sharegpt);
 SINK_VTABLE (messages);
 SINK_VTABLE (csv);
 
-static const CriaProviderInfo infos[] = {
-  { CRIA_KIND_SINK, "alpaca", "Writes Alpaca records (instruction, input, output, system, history)",
-    "file location=in.jsonl ! alpaca location=train.json dataset-info=dataset_info.json", alpaca_props,
-    &alpaca_vtable },
-  { CRIA_KIND_SINK, "sharegpt", "Writes ShareGPT conversations (from/value turns)",
-    "file location=in.jsonl ! sharegpt location=train.json", sharegpt_props, &sharegpt_vtable },
-  { CRIA_KIND_SINK, "messages", "Writes OpenAI chat records ({messages: [{role, content}]}) as JSON lines",
-    "file location=in.jsonl ! messages location=train.jsonl", messages_props, &messages_vtable },
-  { CRIA_KIND_SINK, "csv", "Writes chosen fields as RFC 4180 CSV under a header row",
-    "file location=in.jsonl ! csv location=train.csv columns=instruction,output", csv_props, &csv_vtable },
+static const CriaProviderInfo alpaca_info = {
+  .name = "alpaca",
+  .description = "Writes Alpaca records (instruction, input, output, system, history)",
+  .example = "file location=in.jsonl ! alpaca location=train.json dataset-info=dataset_info.json",
+  .props = alpaca_props,
+  .rank = CRIA_RANK_PRIMARY,
+};
+
+static const CriaProviderInfo sharegpt_info = {
+  .name = "sharegpt",
+  .description = "Writes ShareGPT conversations (from/value turns)",
+  .example = "file location=in.jsonl ! sharegpt location=train.json",
+  .props = sharegpt_props,
+  .rank = CRIA_RANK_PRIMARY,
+};
+
+static const CriaProviderInfo messages_info = {
+  .name = "messages",
+  .description = "Writes OpenAI chat records ({messages: [{role, content}]}) as JSON lines",
+  .example = "file location=in.jsonl ! messages location=train.jsonl",
+  .props = messages_props,
+  .rank = CRIA_RANK_PRIMARY,
+};
+
+static const CriaProviderInfo csv_info = {
+  .name = "csv",
+  .description = "Writes chosen fields as RFC 4180 CSV under a header row",
+  .example = "file location=in.jsonl ! csv location=train.csv columns=instruction,output",
+  .props = csv_props,
+  .rank = CRIA_RANK_PRIMARY,
 };
 
 static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
 {
-  for (guint i = 0; i < G_N_ELEMENTS (infos); i++)
-    cria_plugin_add_provider (plugin, &infos[i]);
+  cria_plugin_add_sink (plugin, &alpaca_info, &alpaca_vtable);
+  cria_plugin_add_sink (plugin, &sharegpt_info, &sharegpt_vtable);
+  cria_plugin_add_sink (plugin, &messages_info, &messages_vtable);
+  cria_plugin_add_sink (plugin, &csv_info, &csv_vtable);
   return TRUE;
 }
 
-CRIA_PLUGIN_DEFINE ("formats", "Alpaca, ShareGPT, messages and CSV dataset outputs", plugin_init, PACKAGE_VERSION,
+CRIA_PLUGIN_DEFINE (formats, "Alpaca, ShareGPT, messages and CSV dataset outputs", plugin_init, PACKAGE_VERSION,
                     "LGPL-2.1-or-later", "cria");

@@ -77,6 +77,7 @@ jsonl_abort (gpointer data)
 }
 
 static const CriaStageVTable jsonl_vtable = {
+  CRIA_VTABLE_INIT (CriaStageVTable),
   .create = jsonl_create,
   .destroy = jsonl_destroy,
   .push = jsonl_push,
@@ -85,19 +86,18 @@ static const CriaStageVTable jsonl_vtable = {
 };
 
 static const CriaProviderInfo jsonl_info = {
-  .kind = CRIA_KIND_SINK,
   .name = "jsonl",
   .description = "Writes records as JSON lines in cria's interchange form",
   .example = "file location=in.jsonl ! jsonl location=out.jsonl",
   .props = jsonl_props,
-  .vtable = &jsonl_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
 
 static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
 {
-  cria_plugin_add_provider (plugin, &jsonl_info);
+  cria_plugin_add_sink (plugin, &jsonl_info, &jsonl_vtable);
   return TRUE;
 }
 
-CRIA_PLUGIN_DEFINE ("jsonl", "JSON-lines record output", plugin_init, PACKAGE_VERSION, "LGPL-2.1-or-later", "cria");
+CRIA_PLUGIN_DEFINE (jsonl, "JSON-lines record output", plugin_init, PACKAGE_VERSION, "LGPL-2.1-or-later", "cria");

@@ -5,15 +5,16 @@
 
 #include "construct.h"
 
-extern const CriaProviderInfo cria_selfinstruct_info, cria_synth_info;
+void cria_selfinstruct_register (CriaPlugin *plugin);
+void cria_synth_register (CriaPlugin *plugin);
 
 static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
 {
-  cria_plugin_add_provider (plugin, &cria_selfinstruct_info);
-  cria_plugin_add_provider (plugin, &cria_synth_info);
+  cria_selfinstruct_register (plugin);
+  cria_synth_register (plugin);
   return TRUE;
 }
 
-CRIA_PLUGIN_DEFINE ("construct", "Automatic data construction: selfinstruct, synth", plugin_init, PACKAGE_VERSION,
+CRIA_PLUGIN_DEFINE (construct, "Automatic data construction: selfinstruct, synth", plugin_init, PACKAGE_VERSION,
                     "LGPL-2.1-or-later", "cria");

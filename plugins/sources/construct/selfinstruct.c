@@ -497,16 +497,24 @@ selfinstruct_next (gpointer data, CriaRecord **record, GError **error)
 }
 
 static const CriaStageVTable selfinstruct_vtable = {
+  CRIA_VTABLE_INIT (CriaStageVTable),
   .create = selfinstruct_create,
   .destroy = selfinstruct_destroy,
   .next = selfinstruct_next,
 };
 
-const CriaProviderInfo cria_selfinstruct_info = {
-  .kind = CRIA_KIND_SOURCE,
+static const CriaProviderInfo cria_selfinstruct_info = {
   .name = "selfinstruct",
   .description = "Self-Instruct: a generator writes new instructions and instances from seed tasks, filtered",
   .example = "selfinstruct seeds=seed_tasks.jsonl count=100 generator=\"openai model=m\" ! jsonl location=out.jsonl",
   .props = selfinstruct_props,
-  .vtable = &selfinstruct_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
+
+void cria_selfinstruct_register (CriaPlugin *plugin);
+
+void
+cria_selfinstruct_register (CriaPlugin *plugin)
+{
+  cria_plugin_add_source (plugin, &cria_selfinstruct_info, &selfinstruct_vtable);
+}

@@ -255,16 +255,24 @@ synth_next (gpointer data, CriaRecord **record, GError **error)
 }
 
 static const CriaStageVTable synth_vtable = {
+  CRIA_VTABLE_INIT (CriaStageVTable),
   .create = synth_create,
   .destroy = synth_destroy,
   .next = synth_next,
 };
 
-const CriaProviderInfo cria_synth_info = {
-  .kind = CRIA_KIND_SOURCE,
+static const CriaProviderInfo cria_synth_info = {
   .name = "synth",
   .description = "Synthesizes records from a knowledge base of facts through templates, optionally verbalized",
   .example = "synth facts=capitals.csv templates=capitals.json ! jsonl location=qa.jsonl",
   .props = synth_props,
-  .vtable = &synth_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
+
+void cria_synth_register (CriaPlugin *plugin);
+
+void
+cria_synth_register (CriaPlugin *plugin)
+{
+  cria_plugin_add_source (plugin, &cria_synth_info, &synth_vtable);
+}

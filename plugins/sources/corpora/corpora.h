@@ -58,4 +58,5 @@ void conv_set_strings (CriaRecord *record, const char *member, GPtrArray *string
   }
 
 #define SOURCE_VTABLE(name_)                                                                                           \
-  const CriaStageVTable name_##_vtable = { .create = name_##_create, .destroy = conv_destroy, .next = conv_next }
+  const CriaStageVTable name_##_vtable = { CRIA_VTABLE_INIT (CriaStageVTable), .create = name_##_create,               \
+                                           .destroy = conv_destroy, .next = conv_next }

@@ -133,12 +133,28 @@ mapper_create (const CriaProps *props, CriaContext *ctx, GError **error)
 static SOURCE_VTABLE (dolly);
 static SOURCE_VTABLE (mapper);
 
-const CriaProviderInfo cria_instruction_infos[] = {
-  { CRIA_KIND_SOURCE, "dolly", "Converts Dolly records (context becomes input; reverse mode asks for the instruction)",
-    "dolly location=databricks-dolly-15k.jsonl ! alpaca location=dolly.json", dolly_props, &dolly_vtable },
-  { CRIA_KIND_SOURCE, "mapper", "Maps any JSON/JSONL/CSV rows into records through {field} templates",
-    "mapper location=med.json instruction={Question} output={Response} reasoning=Complex_CoT ! alpaca "
-    "location=med-sft.json",
-    mapper_props, &mapper_vtable },
-  { 0 }
+static const CriaProviderInfo dolly_info = {
+  .name = "dolly",
+  .description = "Converts Dolly records (context becomes input; reverse mode asks for the instruction)",
+  .example = "dolly location=databricks-dolly-15k.jsonl ! alpaca location=dolly.json",
+  .props = dolly_props,
+  .rank = CRIA_RANK_PRIMARY,
 };
+
+static const CriaProviderInfo mapper_info = {
+  .name = "mapper",
+  .description = "Maps any JSON/JSONL/CSV rows into records through {field} templates",
+  .example = "mapper location=med.json instruction={Question} output={Response} reasoning=Complex_CoT ! alpaca "
+             "location=med-sft.json",
+  .props = mapper_props,
+  .rank = CRIA_RANK_PRIMARY,
+};
+
+void cria_instruction_register (CriaPlugin *plugin);
+
+void
+cria_instruction_register (CriaPlugin *plugin)
+{
+  cria_plugin_add_source (plugin, &dolly_info, &dolly_vtable);
+  cria_plugin_add_source (plugin, &mapper_info, &mapper_vtable);
+}

@@ -3,18 +3,19 @@
 
 #include "corpora.h"
 
-extern const CriaProviderInfo cria_qa_infos[], cria_summary_infos[], cria_instruction_infos[];
+void cria_qa_register (CriaPlugin *plugin);
+void cria_summary_register (CriaPlugin *plugin);
+void cria_instruction_register (CriaPlugin *plugin);
 
 static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
 {
-  const CriaProviderInfo *tables[] = { cria_qa_infos, cria_summary_infos, cria_instruction_infos };
-  for (guint t = 0; t < G_N_ELEMENTS (tables); t++)
-    for (const CriaProviderInfo *i = tables[t]; i->name; i++)
-      cria_plugin_add_provider (plugin, i);
+  cria_qa_register (plugin);
+  cria_summary_register (plugin);
+  cria_instruction_register (plugin);
   return TRUE;
 }
 
-CRIA_PLUGIN_DEFINE ("corpora",
+CRIA_PLUGIN_DEFINE (corpora,
                     "Converters of public datasets: SQuAD, NQ, CoQA, DialogSum, XSum, CNN/DailyMail, Dolly, mapper",
                     plugin_init, PACKAGE_VERSION, "LGPL-2.1-or-later", "cria");

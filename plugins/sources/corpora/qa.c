@@ -343,12 +343,36 @@ static SOURCE_VTABLE (squad);
 static SOURCE_VTABLE (nq);
 static SOURCE_VTABLE (coqa);
 
-const CriaProviderInfo cria_qa_infos[] = {
-  { CRIA_KIND_SOURCE, "squad", "Converts SQuAD v1.1/v2.0 questions into records with every reference answer",
-    "squad location=dev-v2.0.json unanswerable=skip ! alpaca location=squad.json", squad_props, &squad_vtable },
-  { CRIA_KIND_SOURCE, "nq", "Converts NQ-open questions (question, answer[]) into records",
-    "nq location=NQ-open.dev.jsonl ! jsonl location=nq.jsonl", nq_props, &nq_vtable },
-  { CRIA_KIND_SOURCE, "coqa", "Converts CoQA stories into per-turn records or one conversation per story",
-    "coqa location=coqa-dev-v1.0.json mode=messages ! sharegpt location=coqa.json", coqa_props, &coqa_vtable },
-  { 0 }
+static const CriaProviderInfo squad_info = {
+  .name = "squad",
+  .description = "Converts SQuAD v1.1/v2.0 questions into records with every reference answer",
+  .example = "squad location=dev-v2.0.json unanswerable=skip ! alpaca location=squad.json",
+  .props = squad_props,
+  .rank = CRIA_RANK_PRIMARY,
 };
+
+static const CriaProviderInfo nq_info = {
+  .name = "nq",
+  .description = "Converts NQ-open questions (question, answer[]) into records",
+  .example = "nq location=NQ-open.dev.jsonl ! jsonl location=nq.jsonl",
+  .props = nq_props,
+  .rank = CRIA_RANK_PRIMARY,
+};
+
+static const CriaProviderInfo coqa_info = {
+  .name = "coqa",
+  .description = "Converts CoQA stories into per-turn records or one conversation per story",
+  .example = "coqa location=coqa-dev-v1.0.json mode=messages ! sharegpt location=coqa.json",
+  .props = coqa_props,
+  .rank = CRIA_RANK_PRIMARY,
+};
+
+void cria_qa_register (CriaPlugin *plugin);
+
+void
+cria_qa_register (CriaPlugin *plugin)
+{
+  cria_plugin_add_source (plugin, &squad_info, &squad_vtable);
+  cria_plugin_add_source (plugin, &nq_info, &nq_vtable);
+  cria_plugin_add_source (plugin, &coqa_info, &coqa_vtable);
+}

@@ -250,12 +250,36 @@ static SOURCE_VTABLE (dialogsum);
 static SOURCE_VTABLE (xsum);
 static SOURCE_VTABLE (cnndm);
 
-const CriaProviderInfo cria_summary_infos[] = {
-  { CRIA_KIND_SOURCE, "dialogsum", "Converts DialogSum dialogues and their reference summaries into records",
-    "dialogsum location=dialogsum.dev.jsonl ! alpaca location=dialogsum.json", dialogsum_props, &dialogsum_vtable },
-  { CRIA_KIND_SOURCE, "xsum", "Converts XSum documents and one-sentence summaries into records",
-    "xsum location=xsum.jsonl ! jsonl location=xsum-records.jsonl", xsum_props, &xsum_vtable },
-  { CRIA_KIND_SOURCE, "cnndm", "Converts CNN/DailyMail articles (rows, or .story files in an archive) into records",
-    "cnndm location=cnn_stories.tgz ! jsonl location=cnn.jsonl", cnndm_props, &cnndm_vtable },
-  { 0 }
+static const CriaProviderInfo dialogsum_info = {
+  .name = "dialogsum",
+  .description = "Converts DialogSum dialogues and their reference summaries into records",
+  .example = "dialogsum location=dialogsum.dev.jsonl ! alpaca location=dialogsum.json",
+  .props = dialogsum_props,
+  .rank = CRIA_RANK_PRIMARY,
 };
+
+static const CriaProviderInfo xsum_info = {
+  .name = "xsum",
+  .description = "Converts XSum documents and one-sentence summaries into records",
+  .example = "xsum location=xsum.jsonl ! jsonl location=xsum-records.jsonl",
+  .props = xsum_props,
+  .rank = CRIA_RANK_PRIMARY,
+};
+
+static const CriaProviderInfo cnndm_info = {
+  .name = "cnndm",
+  .description = "Converts CNN/DailyMail articles (rows, or .story files in an archive) into records",
+  .example = "cnndm location=cnn_stories.tgz ! jsonl location=cnn.jsonl",
+  .props = cnndm_props,
+  .rank = CRIA_RANK_PRIMARY,
+};
+
+void cria_summary_register (CriaPlugin *plugin);
+
+void
+cria_summary_register (CriaPlugin *plugin)
+{
+  cria_plugin_add_source (plugin, &dialogsum_info, &dialogsum_vtable);
+  cria_plugin_add_source (plugin, &xsum_info, &xsum_vtable);
+  cria_plugin_add_source (plugin, &cnndm_info, &cnndm_vtable);
+}

@@ -167,18 +167,18 @@ file_next (gpointer data, CriaRecord **record, GError **error)
 }
 
 static const CriaStageVTable file_vtable = {
+  CRIA_VTABLE_INIT (CriaStageVTable),
   .create = file_create,
   .destroy = file_destroy,
   .next = file_next,
 };
 
 static const CriaProviderInfo file_info = {
-  .kind = CRIA_KIND_SOURCE,
   .name = "file",
   .description = "Reads records from JSON lines, JSON arrays or CSV (cria, Alpaca, ShareGPT, messages)",
   .example = "file location=train.jsonl ! jsonl location=copy.jsonl",
   .props = file_props,
-  .vtable = &file_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
 
 /* ---- mix -------------------------------------------------------------------- */
@@ -277,27 +277,27 @@ mix_next (gpointer data, CriaRecord **record, GError **error)
 }
 
 static const CriaStageVTable mix_vtable = {
+  CRIA_VTABLE_INIT (CriaStageVTable),
   .create = mix_create,
   .destroy = mix_destroy,
   .next = mix_next,
 };
 
 static const CriaProviderInfo mix_info = {
-  .kind = CRIA_KIND_SOURCE,
   .name = "mix",
   .description = "Interleaves several record files by weight (seeded) until all are exhausted",
   .example = "mix locations=en.json,zh.json weights=3,1 ! jsonl location=blend.jsonl",
   .props = mix_props,
-  .vtable = &mix_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
 
 static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
 {
-  cria_plugin_add_provider (plugin, &file_info);
-  cria_plugin_add_provider (plugin, &mix_info);
+  cria_plugin_add_source (plugin, &file_info, &file_vtable);
+  cria_plugin_add_source (plugin, &mix_info, &mix_vtable);
   return TRUE;
 }
 
-CRIA_PLUGIN_DEFINE ("file", "Record files: JSON lines, JSON arrays, CSV", plugin_init, PACKAGE_VERSION,
+CRIA_PLUGIN_DEFINE (file, "Record files: JSON lines, JSON arrays, CSV", plugin_init, PACKAGE_VERSION,
                     "LGPL-2.1-or-later", "cria");

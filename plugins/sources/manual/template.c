@@ -246,26 +246,26 @@ template_next (gpointer data, CriaRecord **record, GError **error)
 }
 
 static const CriaStageVTable template_vtable = {
+  CRIA_VTABLE_INIT (CriaStageVTable),
   .create = template_create,
   .destroy = template_destroy,
   .next = template_next,
 };
 
 static const CriaProviderInfo template_info = {
-  CRIA_KIND_SOURCE,
-  "template",
-  "Expands a spec of tasks x instruction templates x slot values into records",
-  "template location=templates/starter.en.json ! jsonl location=manual.jsonl",
-  template_props,
-  &template_vtable,
+  .name = "template",
+  .description = "Expands a spec of tasks x instruction templates x slot values into records",
+  .example = "template location=templates/starter.en.json ! jsonl location=manual.jsonl",
+  .props = template_props,
+  .rank = CRIA_RANK_PRIMARY,
 };
 
 static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
 {
-  cria_plugin_add_provider (plugin, &template_info);
+  cria_plugin_add_source (plugin, &template_info, &template_vtable);
   return TRUE;
 }
 
-CRIA_PLUGIN_DEFINE ("manual", "Manual dataset construction from template specs", plugin_init, PACKAGE_VERSION,
+CRIA_PLUGIN_DEFINE (manual, "Manual dataset construction from template specs", plugin_init, PACKAGE_VERSION,
                     "LGPL-2.1-or-later", "cria");

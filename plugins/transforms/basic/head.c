@@ -36,16 +36,24 @@ head_push (gpointer data, CriaRecord *record, CriaEmitter *out, GError **error)
 }
 
 static const CriaStageVTable head_vtable = {
+  CRIA_VTABLE_INIT (CriaStageVTable),
   .create = head_create,
   .destroy = g_free,
   .push = head_push,
 };
 
-const CriaProviderInfo cria_head_info = {
-  .kind = CRIA_KIND_TRANSFORM,
+static const CriaProviderInfo cria_head_info = {
   .name = "head",
   .description = "Keeps the first n records",
   .example = "file location=all.jsonl ! head n=100 ! jsonl location=first.jsonl",
   .props = head_props,
-  .vtable = &head_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
+
+void cria_head_register (CriaPlugin *plugin);
+
+void
+cria_head_register (CriaPlugin *plugin)
+{
+  cria_plugin_add_transform (plugin, &cria_head_info, &head_vtable);
+}

@@ -3,13 +3,13 @@
 
 #include <cria/cria.h>
 
-extern const CriaProviderInfo cria_head_info;
+void cria_head_register (CriaPlugin *plugin);
 
 static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
 {
-  cria_plugin_add_provider (plugin, &cria_head_info);
+  cria_head_register (plugin);
   return TRUE;
 }
 
-CRIA_PLUGIN_DEFINE ("basic", "Basic record transforms", plugin_init, PACKAGE_VERSION, "LGPL-2.1-or-later", "cria");
+CRIA_PLUGIN_DEFINE (basic, "Basic record transforms", plugin_init, PACKAGE_VERSION, "LGPL-2.1-or-later", "cria");

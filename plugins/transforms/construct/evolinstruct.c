@@ -260,17 +260,25 @@ evol_finish (gpointer data, CriaEmitter *out, GError **error)
 }
 
 static const CriaStageVTable evolinstruct_vtable = {
+  CRIA_VTABLE_INIT (CriaStageVTable),
   .create = evol_create,
   .destroy = evol_destroy,
   .push = evol_push,
   .finish = evol_finish,
 };
 
-const CriaProviderInfo cria_evolinstruct_info = {
-  .kind = CRIA_KIND_TRANSFORM,
+static const CriaProviderInfo cria_evolinstruct_info = {
   .name = "evolinstruct",
   .description = "Evol-Instruct: a generator evolves instructions in depth and breadth over rounds, then answers them",
   .example = "file location=seed.jsonl ! evolinstruct rounds=2 generator=\"openai model=m\" ! jsonl location=out.jsonl",
   .props = evolinstruct_props,
-  .vtable = &evolinstruct_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
+
+void cria_evolinstruct_register (CriaPlugin *plugin);
+
+void
+cria_evolinstruct_register (CriaPlugin *plugin)
+{
+  cria_plugin_add_transform (plugin, &cria_evolinstruct_info, &evolinstruct_vtable);
+}

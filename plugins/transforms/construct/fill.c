@@ -274,17 +274,25 @@ fill_push (gpointer data, CriaRecord *record, CriaEmitter *out, GError **error)
 }
 
 static const CriaStageVTable fill_vtable = {
+  CRIA_VTABLE_INIT (CriaStageVTable),
   .create = fill_create,
   .destroy = fill_destroy,
   .push = fill_push,
 };
 
-const CriaProviderInfo cria_fill_info = {
-  .kind = CRIA_KIND_TRANSFORM,
+static const CriaProviderInfo cria_fill_info = {
   .name = "fill",
   .description = "Fills the {slots} of template records from lists or a generator, then has the generator answer",
   .example =
       "file location=templates.jsonl ! fill slots=slots.json generator=\"openai model=m\" ! jsonl location=out.jsonl",
   .props = fill_props,
-  .vtable = &fill_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
+
+void cria_fill_register (CriaPlugin *plugin);
+
+void
+cria_fill_register (CriaPlugin *plugin)
+{
+  cria_plugin_add_transform (plugin, &cria_fill_info, &fill_vtable);
+}

@@ -5,15 +5,16 @@
 
 #include "construct.h"
 
-extern const CriaProviderInfo cria_evolinstruct_info, cria_fill_info;
+void cria_evolinstruct_register (CriaPlugin *plugin);
+void cria_fill_register (CriaPlugin *plugin);
 
 static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
 {
-  cria_plugin_add_provider (plugin, &cria_evolinstruct_info);
-  cria_plugin_add_provider (plugin, &cria_fill_info);
+  cria_evolinstruct_register (plugin);
+  cria_fill_register (plugin);
   return TRUE;
 }
 
-CRIA_PLUGIN_DEFINE ("rewrite", "Model-driven rewriting of records: evolinstruct, fill", plugin_init, PACKAGE_VERSION,
+CRIA_PLUGIN_DEFINE (rewrite, "Model-driven rewriting of records: evolinstruct, fill", plugin_init, PACKAGE_VERSION,
                     "LGPL-2.1-or-later", "cria");

@@ -136,16 +136,24 @@ clean_push (gpointer data, CriaRecord *record, CriaEmitter *out, GError **error)
 }
 
 static const CriaStageVTable clean_vtable = {
+  CRIA_VTABLE_INIT (CriaStageVTable),
   .create = clean_create,
   .destroy = clean_destroy,
   .push = clean_push,
 };
 
-const CriaProviderInfo cria_clean_info = {
-  CRIA_KIND_TRANSFORM,
-  "clean",
-  "Strips HTML, normalizes to NFC, drops control characters and collapses whitespace",
-  "file location=scraped.jsonl ! clean ! jsonl location=clean.jsonl",
-  clean_props,
-  &clean_vtable,
+static const CriaProviderInfo cria_clean_info = {
+  .name = "clean",
+  .description = "Strips HTML, normalizes to NFC, drops control characters and collapses whitespace",
+  .example = "file location=scraped.jsonl ! clean ! jsonl location=clean.jsonl",
+  .props = clean_props,
+  .rank = CRIA_RANK_PRIMARY,
 };
+
+void cria_clean_register (CriaPlugin *plugin);
+
+void
+cria_clean_register (CriaPlugin *plugin)
+{
+  cria_plugin_add_transform (plugin, &cria_clean_info, &clean_vtable);
+}

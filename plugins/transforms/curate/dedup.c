@@ -229,17 +229,25 @@ dedup_finish (gpointer data, CriaEmitter *out, GError **error)
 }
 
 static const CriaStageVTable dedup_vtable = {
+  CRIA_VTABLE_INIT (CriaStageVTable),
   .create = dedup_create,
   .destroy = dedup_destroy,
   .push = dedup_push,
   .finish = dedup_finish,
 };
 
-const CriaProviderInfo cria_dedup_info = {
-  CRIA_KIND_TRANSFORM,
-  "dedup",
-  "Drops exact and MinHash near-duplicate records; reports the clusters (holds signatures)",
-  "file location=mixed.jsonl ! dedup threshold=0.8 report=clusters.jsonl ! jsonl location=unique.jsonl",
-  dedup_props,
-  &dedup_vtable,
+static const CriaProviderInfo cria_dedup_info = {
+  .name = "dedup",
+  .description = "Drops exact and MinHash near-duplicate records; reports the clusters (holds signatures)",
+  .example = "file location=mixed.jsonl ! dedup threshold=0.8 report=clusters.jsonl ! jsonl location=unique.jsonl",
+  .props = dedup_props,
+  .rank = CRIA_RANK_PRIMARY,
 };
+
+void cria_dedup_register (CriaPlugin *plugin);
+
+void
+cria_dedup_register (CriaPlugin *plugin)
+{
+  cria_plugin_add_transform (plugin, &cria_dedup_info, &dedup_vtable);
+}

@@ -170,16 +170,25 @@ filter_push (gpointer data, CriaRecord *record, CriaEmitter *out, GError **error
 }
 
 static const CriaStageVTable filter_vtable = {
+  CRIA_VTABLE_INIT (CriaStageVTable),
   .create = filter_create,
   .destroy = filter_destroy,
   .push = filter_push,
 };
 
-const CriaProviderInfo cria_filter_info = {
-  CRIA_KIND_TRANSFORM,
-  "filter",
-  "Drops records by length, required fields, blocklist, regex or script ratio",
-  "file location=raw.jsonl ! filter min-chars=20 require=instruction,output script=han ! jsonl location=kept.jsonl",
-  filter_props,
-  &filter_vtable,
+static const CriaProviderInfo cria_filter_info = {
+  .name = "filter",
+  .description = "Drops records by length, required fields, blocklist, regex or script ratio",
+  .example =
+      "file location=raw.jsonl ! filter min-chars=20 require=instruction,output script=han ! jsonl location=kept.jsonl",
+  .props = filter_props,
+  .rank = CRIA_RANK_PRIMARY,
 };
+
+void cria_filter_register (CriaPlugin *plugin);
+
+void
+cria_filter_register (CriaPlugin *plugin)
+{
+  cria_plugin_add_transform (plugin, &cria_filter_info, &filter_vtable);
+}

@@ -344,23 +344,24 @@ split_abort (gpointer data)
 }
 
 static const CriaStageVTable shuffle_vtable = {
-  .create = hold_create,
-  .destroy = hold_destroy,
-  .push = shuffle_push,
+  CRIA_VTABLE_INIT (CriaStageVTable), .create = hold_create, .destroy = hold_destroy, .push = shuffle_push,
   .finish = shuffle_finish,
 };
 static const CriaStageVTable sample_vtable = {
+  CRIA_VTABLE_INIT (CriaStageVTable),
   .create = sample_create,
   .destroy = sample_destroy,
   .push = sample_push,
   .finish = sample_finish,
 };
 static const CriaStageVTable repeat_vtable = {
+  CRIA_VTABLE_INIT (CriaStageVTable),
   .create = repeat_create,
   .destroy = repeat_destroy,
   .push = repeat_push,
 };
 static const CriaStageVTable split_vtable = {
+  CRIA_VTABLE_INIT (CriaStageVTable),
   .create = split_create,
   .destroy = split_destroy,
   .push = split_push,
@@ -368,17 +369,45 @@ static const CriaStageVTable split_vtable = {
   .abort = split_abort,
 };
 
-const CriaProviderInfo cria_order_infos[] = {
-  { CRIA_KIND_TRANSFORM, "shuffle", "Shuffles records with a seeded generator (holds every record)",
-    "file location=all.jsonl ! shuffle seed=7 ! jsonl location=shuffled.jsonl", shuffle_props, &shuffle_vtable },
-  { CRIA_KIND_TRANSFORM, "sample", "Keeps n records chosen uniformly (reservoir) or a seeded fraction",
-    "file location=all.jsonl ! sample n=1000 ! jsonl location=sample.jsonl", sample_props, &sample_vtable },
-  { CRIA_KIND_TRANSFORM, "repeat", "Oversamples records whose field matches a pattern",
-    "dolly location=dolly.jsonl ! repeat field=category match=^creative times=3 ! jsonl location=out.jsonl",
-    repeat_props, &repeat_vtable },
-  { CRIA_KIND_TRANSFORM, "split",
-    "Holds out an evaluation part (by ratio or count, stable by content hash) into eval-location",
-    "file location=all.jsonl ! split ratio=0.05 eval-location=eval.jsonl ! jsonl location=train.jsonl", split_props,
-    &split_vtable },
-  { 0 }
+static const CriaProviderInfo shuffle_info = {
+  .name = "shuffle",
+  .description = "Shuffles records with a seeded generator (holds every record)",
+  .example = "file location=all.jsonl ! shuffle seed=7 ! jsonl location=shuffled.jsonl",
+  .props = shuffle_props,
+  .rank = CRIA_RANK_PRIMARY,
 };
+
+static const CriaProviderInfo sample_info = {
+  .name = "sample",
+  .description = "Keeps n records chosen uniformly (reservoir) or a seeded fraction",
+  .example = "file location=all.jsonl ! sample n=1000 ! jsonl location=sample.jsonl",
+  .props = sample_props,
+  .rank = CRIA_RANK_PRIMARY,
+};
+
+static const CriaProviderInfo repeat_info = {
+  .name = "repeat",
+  .description = "Oversamples records whose field matches a pattern",
+  .example = "dolly location=dolly.jsonl ! repeat field=category match=^creative times=3 ! jsonl location=out.jsonl",
+  .props = repeat_props,
+  .rank = CRIA_RANK_PRIMARY,
+};
+
+static const CriaProviderInfo split_info = {
+  .name = "split",
+  .description = "Holds out an evaluation part (by ratio or count, stable by content hash) into eval-location",
+  .example = "file location=all.jsonl ! split ratio=0.05 eval-location=eval.jsonl ! jsonl location=train.jsonl",
+  .props = split_props,
+  .rank = CRIA_RANK_PRIMARY,
+};
+
+void cria_order_register (CriaPlugin *plugin);
+
+void
+cria_order_register (CriaPlugin *plugin)
+{
+  cria_plugin_add_transform (plugin, &shuffle_info, &shuffle_vtable);
+  cria_plugin_add_transform (plugin, &sample_info, &sample_vtable);
+  cria_plugin_add_transform (plugin, &repeat_info, &repeat_vtable);
+  cria_plugin_add_transform (plugin, &split_info, &split_vtable);
+}

@@ -320,22 +320,39 @@ templates_push (gpointer data, CriaRecord *record, CriaEmitter *out, GError **er
 }
 
 static const CriaStageVTable variants_vtable = {
+  CRIA_VTABLE_INIT (CriaStageVTable),
   .create = variants_create,
   .destroy = variants_destroy,
   .push = variants_push,
 };
 static const CriaStageVTable templates_vtable = {
+  CRIA_VTABLE_INIT (CriaStageVTable),
   .create = templates_create,
   .destroy = templates_destroy,
   .push = templates_push,
 };
 
-const CriaProviderInfo cria_variants_infos[] = {
-  { CRIA_KIND_TRANSFORM, "variants",
-    "Makes n rule-based instruction variants per record (paraphrases, synonyms, prefixes, punctuation)",
-    "file location=seed.jsonl ! variants n=3 ! jsonl location=out.jsonl", variants_props, &variants_vtable },
-  { CRIA_KIND_TRANSFORM, "templates", "Renders each record through several instruction templates",
-    "file location=in.jsonl ! templates file=templates/rewrite.en.json ! jsonl location=out.jsonl", templates_props,
-    &templates_vtable },
-  { 0 }
+static const CriaProviderInfo variants_info = {
+  .name = "variants",
+  .description = "Makes n rule-based instruction variants per record (paraphrases, synonyms, prefixes, punctuation)",
+  .example = "file location=seed.jsonl ! variants n=3 ! jsonl location=out.jsonl",
+  .props = variants_props,
+  .rank = CRIA_RANK_PRIMARY,
 };
+
+static const CriaProviderInfo templates_info = {
+  .name = "templates",
+  .description = "Renders each record through several instruction templates",
+  .example = "file location=in.jsonl ! templates file=templates/rewrite.en.json ! jsonl location=out.jsonl",
+  .props = templates_props,
+  .rank = CRIA_RANK_PRIMARY,
+};
+
+void cria_variants_register (CriaPlugin *plugin);
+
+void
+cria_variants_register (CriaPlugin *plugin)
+{
+  cria_plugin_add_transform (plugin, &variants_info, &variants_vtable);
+  cria_plugin_add_transform (plugin, &templates_info, &templates_vtable);
+}

@@ -346,6 +346,7 @@ ia3_merge (gpointer self, CriaAdapterEntry *entries, guint n_entries, GError **e
 }
 
 static const CriaAdapterVTable ia3_vtable = {
+  CRIA_VTABLE_INIT (CriaAdapterVTable),
   .peft_type = "IA3",
   .create = ia3_create,
   .destroy = ia3_destroy,
@@ -359,21 +360,20 @@ static const CriaAdapterVTable ia3_vtable = {
 };
 
 static const CriaProviderInfo ia3_info = {
-  .kind = CRIA_KIND_ADAPTER,
   .name = "ia3",
   .description = "(IA)^3: learned vectors scaling attention outputs and feed-forward inputs, in PEFT's format "
                  "(an SDK example)",
   .example = "cria train --model llama --data train.jsonl --adapter ia3 --lr 3e-2",
   .props = ia3_props,
-  .vtable = &ia3_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
 
 static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
 {
-  cria_plugin_add_provider (plugin, &ia3_info);
+  cria_plugin_add_adapter (plugin, &ia3_info, &ia3_vtable);
   return TRUE;
 }
 
-CRIA_PLUGIN_DEFINE ("example-ia3", "An example adapter built out of tree", plugin_init, "1.0", "MIT",
+CRIA_PLUGIN_DEFINE (example_ia3, "An example adapter built out of tree", plugin_init, "1.0", "MIT",
                     "cria SDK example");

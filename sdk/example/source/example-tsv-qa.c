@@ -199,26 +199,26 @@ tsv_next (gpointer data, CriaRecord **record, GError **error)
 }
 
 static const CriaStageVTable tsv_vtable = {
+  CRIA_VTABLE_INIT (CriaStageVTable),
   .create = tsv_create,
   .destroy = tsv_destroy,
   .next = tsv_next,
 };
 
 static const CriaProviderInfo tsv_info = {
-  .kind = CRIA_KIND_SOURCE,
   .name = "example-tsv-qa",
   .description = "Reads question/answer pairs from a tab-separated file with a header row (an SDK example)",
   .example = "example-tsv-qa location=faq.tsv ! head n=3 ! jsonl location=out.jsonl",
   .props = tsv_props,
-  .vtable = &tsv_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
 
 static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
 {
-  cria_plugin_add_provider (plugin, &tsv_info);
+  cria_plugin_add_source (plugin, &tsv_info, &tsv_vtable);
   return TRUE;
 }
 
-CRIA_PLUGIN_DEFINE ("example-tsv", "An example converter built out of tree", plugin_init, "1.0", "MIT",
+CRIA_PLUGIN_DEFINE (example_tsv, "An example converter built out of tree", plugin_init, "1.0", "MIT",
                     "cria SDK example");

@@ -51,25 +51,25 @@ prefix_push (gpointer data, CriaRecord *record, CriaEmitter *out, GError **error
 }
 
 static const CriaStageVTable prefix_vtable = {
+  CRIA_VTABLE_INIT (CriaStageVTable),
   .create = prefix_create,
   .destroy = prefix_destroy,
   .push = prefix_push,
 };
 
 static const CriaProviderInfo prefix_info = {
-  .kind = CRIA_KIND_TRANSFORM,
   .name = "example-prefix",
   .description = "Puts a fixed text in front of a field (an SDK example)",
   .example = "file location=in.jsonl ! example-prefix text=\"Q: \" ! jsonl location=out.jsonl",
   .props = prefix_props,
-  .vtable = &prefix_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
 
 static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
 {
-  cria_plugin_add_provider (plugin, &prefix_info);
+  cria_plugin_add_transform (plugin, &prefix_info, &prefix_vtable);
   return TRUE;
 }
 
-CRIA_PLUGIN_DEFINE ("example", "An example plugin built out of tree", plugin_init, "1.0", "MIT", "cria SDK example");
+CRIA_PLUGIN_DEFINE (example, "An example plugin built out of tree", plugin_init, "1.0", "MIT", "cria SDK example");

@@ -2,20 +2,19 @@
 #include "broken.h"
 
 static const CriaProviderInfo info = {
-  .kind = CRIA_KIND_TRANSFORM,
   .name = "bad-abi-minor",
   .description = "test",
-  .vtable = &broken_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
 
 static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
 {
-  cria_plugin_add_provider (plugin, &info);
+  cria_plugin_add_transform (plugin, &info, &broken_vtable);
   return TRUE;
 }
 
-G_MODULE_EXPORT const CriaPluginDescriptor cria_plugin_descriptor = {
+G_MODULE_EXPORT const CriaPluginDescriptor cria_plugin_descriptor_bad_abi_minor = {
   CRIA_ABI_MAJOR,      CRIA_ABI_MINOR + 1, "bad-abi-minor", "1.0",
   "LGPL-2.1-or-later", "test plugin",      "cria tests",    plugin_init,
 };

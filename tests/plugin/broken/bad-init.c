@@ -2,18 +2,17 @@
 #include "broken.h"
 
 static const CriaProviderInfo info = {
-  .kind = CRIA_KIND_TRANSFORM,
   .name = "half-registered",
   .description = "test",
-  .vtable = &broken_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
 
 static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
 {
-  cria_plugin_add_provider (plugin, &info);
+  cria_plugin_add_transform (plugin, &info, &broken_vtable);
   g_set_error (error, CRIA_ERROR, CRIA_ERROR_FAILED, "its model files are missing");
   return FALSE;
 }
 
-CRIA_PLUGIN_DEFINE ("bad-init", "test plugin", plugin_init, "1.0", "LGPL-2.1-or-later", "cria tests");
+CRIA_PLUGIN_DEFINE (bad_init, "test plugin", plugin_init, "1.0", "LGPL-2.1-or-later", "cria tests");

@@ -2,19 +2,18 @@
 #include "broken.h"
 
 static const CriaProviderInfo info = {
-  .kind = CRIA_KIND_TRANSFORM,
   .name = "bad-no-license",
   .description = "test",
-  .vtable = &broken_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
 
 static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
 {
-  cria_plugin_add_provider (plugin, &info);
+  cria_plugin_add_transform (plugin, &info, &broken_vtable);
   return TRUE;
 }
 
-G_MODULE_EXPORT const CriaPluginDescriptor cria_plugin_descriptor = {
+G_MODULE_EXPORT const CriaPluginDescriptor cria_plugin_descriptor_bad_no_license = {
   CRIA_ABI_MAJOR, CRIA_ABI_MINOR, "bad-no-license", "1.0", NULL, "test plugin", "cria tests", plugin_init,
 };

@@ -18,6 +18,7 @@ broken_push (gpointer self, CriaRecord *record, CriaEmitter *out, GError **error
 }
 
 static const CriaStageVTable broken_vtable = {
+  CRIA_VTABLE_INIT (CriaStageVTable),
   .create = broken_create,
   .destroy = g_free,
   .push = broken_push,

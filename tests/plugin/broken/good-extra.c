@@ -7,28 +7,27 @@ static const CriaPropSpec props[] = { { "level", CRIA_PROP_INT, "3", 1, 9, NULL,
                                       CRIA_PROP_END };
 
 static const CriaProviderInfo transform_info = {
-  .kind = CRIA_KIND_TRANSFORM,
   .name = "extra",
   .description = "passes records on",
   .props = props,
-  .vtable = &broken_vtable,
+  .rank = CRIA_RANK_PRIMARY,
 };
 
-static const int metric_vtable_placeholder = 1;
+/* Never created: the tests only look it up. */
+static const CriaMetricVTable metric_vtable = { CRIA_VTABLE_INIT (CriaMetricVTable) };
 
 static const CriaProviderInfo metric_info = {
-  .kind = CRIA_KIND_METRIC,
   .name = "extra",
   .description = "a metric of the same name",
-  .vtable = &metric_vtable_placeholder,
+  .rank = CRIA_RANK_PRIMARY,
 };
 
 static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
 {
-  cria_plugin_add_provider (plugin, &transform_info);
-  cria_plugin_add_provider (plugin, &metric_info);
+  cria_plugin_add_transform (plugin, &transform_info, &broken_vtable);
+  cria_plugin_add_metric (plugin, &metric_info, &metric_vtable);
   return TRUE;
 }
 
-CRIA_PLUGIN_DEFINE ("good-extra", "test plugin", plugin_init, "1.0", "LGPL-2.1-or-later", "cria tests");
+CRIA_PLUGIN_DEFINE (good_extra, "test plugin", plugin_init, "1.0", "LGPL-2.1-or-later", "cria tests");
