@@ -26,7 +26,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   }
   char path[64];
   fuzz_file (&fd, path, sizeof path, data, size);
-  g_autofree char *source = g_strdup_printf ("cnndm location=%s format=archive", path);
+  g_autofree char *source = g_strdup_printf ("cnndm location=%s format=archive ! head n=1000000", path);
   g_autoptr (GError) error = NULL;
   g_autoptr (GPtrArray) records = cria_pipeline_collect (reg, source, &error);
   if (!records) {
