@@ -61,6 +61,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   g_autoptr (CriaRows) rows = cria_rows_open (path, "csv", &error);
   if (!rows) {
     check_error (error);
+    g_clear_error (&error);
   } else {
     JsonObject *row = NULL;
     CriaFlow flow;
