@@ -9,6 +9,7 @@
 struct _CriaCsv {
   CriaInput *input;
   guint64 row_line;
+  char **header; /* borrowed, to name fields in errors; may be NULL */
 };
 
 CriaCsv *
@@ -40,6 +41,37 @@ cria_csv_get_path (CriaCsv *csv)
   return cria_input_get_path (csv->input);
 }
 
+void
+cria_csv_set_header (CriaCsv *csv, char **header)
+{
+  csv->header = header;
+}
+
+/* "field 'output'" when the header names it, else "field 3". */
+static char *
+field_name (CriaCsv *csv, guint index)
+{
+  for (guint i = 0; csv->header && csv->header[i]; i++)
+    if (i == index) {
+      /* A quoted header name may hold a line break; errors are one line. */
+      g_autofree char *shown = cria_error_quote (csv->header[i], -1, 60);
+      return g_strdup_printf ("field '%s'", shown);
+    }
+  return g_strdup_printf ("field %u", index + 1);
+}
+
+/* A byte that cannot stand where it is: remembered, and reported once the
+ * whole row is read, so that a skipped row leaves the reader at the next one. */
+static void
+defer_error (CriaCsv *csv, GError **deferred, int code, guint index, gsize column, const char *what)
+{
+  if (*deferred)
+    return;
+  g_autofree char *field = field_name (csv, index);
+  g_set_error (deferred, CRIA_RECORD_ERROR, code, "%s:%" G_GUINT64_FORMAT ":%" G_GSIZE_FORMAT ": %s: %s",
+               cria_csv_get_path (csv), cria_input_get_line_number (csv->input), column, field, what);
+}
+
 char **
 cria_csv_read_row (CriaCsv *csv, GError **error)
 {
@@ -58,11 +90,16 @@ cria_csv_read_row (CriaCsv *csv, GError **error)
 
   g_autoptr (GPtrArray) fields = g_ptr_array_new_with_free_func (g_free);
   g_autoptr (GString) field = g_string_new (NULL);
+  g_autoptr (GError) deferred = NULL;
   gboolean quoted = FALSE, was_quoted = FALSE;
   guint64 quote_line = 0;
   for (;;) {
     for (gsize i = 0; i <= len; i++) {
       char c = i < len ? line[i] : '\0';
+      /* A field is a C string: a NUL would silently cut it short. */
+      if (c == '\0' && i < len)
+        defer_error (csv, &deferred, CRIA_RECORD_ERROR_ENCODING, fields->len, i + 1,
+                     "a NUL byte, which a text field cannot hold");
       if (quoted) {
         if (i == len)
           break;
@@ -83,6 +120,10 @@ cria_csv_read_row (CriaCsv *csv, GError **error)
         g_string_truncate (field, 0);
         was_quoted = FALSE;
         if (i == len) {
+          if (deferred) {
+            g_propagate_error (error, g_steal_pointer (&deferred));
+            return NULL;
+          }
           g_ptr_array_add (fields, NULL);
           return (char **) g_ptr_array_free (g_steal_pointer (&fields), FALSE);
         }
@@ -95,6 +136,12 @@ cria_csv_read_row (CriaCsv *csv, GError **error)
                      cria_csv_get_path (csv), cria_input_get_line_number (csv->input), i + 1);
         return NULL;
       } else {
+        /* Lines end in LF or CRLF; a CR alone inside a line means the file
+         * ends its lines the old Mac way and would read as one long row. */
+        if (c == '\r')
+          defer_error (csv, &deferred, CRIA_RECORD_ERROR_SYNTAX, fields->len, i + 1,
+                       "a carriage return (CR) outside quotes: lines must end in LF or CRLF (a file with CR-only line "
+                       "ends can be converted with tr '\\r' '\\n')");
         g_string_append_c (field, c);
       }
     }

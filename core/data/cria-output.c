@@ -2,8 +2,12 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
@@ -35,6 +39,34 @@ track (CriaOutput *out, gboolean add)
   G_UNLOCK (open_lock);
 }
 
+/* Temporaries of `base` left by runs that died (kill -9, a crash, a power
+ * cut) are removed by the next run writing the same output. A writer holds
+ * flock() on its temporary while it lives and names it with its pid; one is
+ * stale when its lock can be taken and its pid is not alive, so neither a
+ * live writer nor one between mkstemp and flock loses its file. */
+static void
+remove_stale (const char *dir, const char *base)
+{
+  g_autofree char *prefix = g_strdup_printf (".%s.tmp-", base);
+  g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
+  const char *name;
+  while (d && (name = g_dir_read_name (d))) {
+    if (!g_str_has_prefix (name, prefix))
+      continue;
+    char *end;
+    long pid = strtol (name + strlen (prefix), &end, 10);
+    if (end != name + strlen (prefix) && *end == '-' && pid > 0 && (kill ((pid_t) pid, 0) == 0 || errno != ESRCH))
+      continue;
+    g_autofree char *path = g_build_filename (dir, name, NULL);
+    int fd = open (path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+      continue;
+    if (flock (fd, LOCK_EX | LOCK_NB) == 0)
+      g_unlink (path);
+    close (fd);
+  }
+}
+
 CriaOutput *
 cria_output_open (const char *path, GError **error)
 {
@@ -46,8 +78,11 @@ cria_output_open (const char *path, GError **error)
   }
   g_autofree char *dir = g_path_get_dirname (path);
   g_autofree char *base = g_path_get_basename (path);
-  out->tmp_path = g_strdup_printf ("%s/.%s.tmp-XXXXXX", dir, base);
+  remove_stale (dir, base);
+  out->tmp_path = g_strdup_printf ("%s/.%s.tmp-%ld-XXXXXX", dir, base, (long) getpid ());
   int fd = g_mkstemp (out->tmp_path);
+  if (fd >= 0)
+    flock (fd, LOCK_EX | LOCK_NB);
   if (fd < 0) {
     int e = errno;
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s: cannot create a file in %s: %s", path, dir, g_strerror (e));

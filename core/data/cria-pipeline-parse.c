@@ -92,7 +92,7 @@ cria_pipeline_parse (CriaRegistry *registry, const char *description, GError **e
     }
     g_autofree char *name = g_strndup (w, eq - w);
     g_autoptr (GError) perr = NULL;
-    if (!cria_props_set (stage->props, name, eq + 1, &perr)) {
+    if (!cria_props_set_given (stage->props, name, eq + 1, &perr)) {
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "%s (%s): %s", where,
                    cria_provider_get_name (stage->provider), perr->message);
       return NULL;
@@ -282,7 +282,7 @@ cria_registry_parse_spec (CriaRegistry *registry, CriaKind kind, const char *spe
       return FALSE;
     }
     g_autofree char *key = g_strndup (w, eq - w);
-    if (!cria_props_set (values, key, eq + 1, error)) {
+    if (!cria_props_set_given (values, key, eq + 1, error)) {
       g_prefix_error (error, "%s %s: ", cria_kind_name (kind), name);
       return FALSE;
     }

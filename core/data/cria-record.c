@@ -180,6 +180,24 @@ cria_record_to_json (const CriaRecord *r)
   return o;
 }
 
+gboolean
+cria_record_role_is_known (const char *role)
+{
+  /* OpenAI's roles: a misspelt one would otherwise reach a chat template
+   * that has no branch for it and drops the turn. */
+  static const char *const roles[] = { "system", "developer", "user", "assistant", "tool", "function" };
+  for (guint i = 0; i < G_N_ELEMENTS (roles); i++)
+    if (!strcmp (role, roles[i]))
+      return TRUE;
+  return FALSE;
+}
+
+gboolean
+cria_record_has_content (const CriaRecord *r)
+{
+  return r->instruction || r->input || r->output || r->messages;
+}
+
 /* One member of a record's JSON form, `n` borrowed (metadata gets a copy). */
 gboolean
 cria_record_set_member (CriaRecord *r, const char *name, JsonNode *n, GError **error)
@@ -208,6 +226,14 @@ cria_record_set_member (CriaRecord *r, const char *name, JsonNode *n, GError **e
       if (!role || !content) {
         g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD,
                      "field 'messages[%u]': expected an object with string 'role' and 'content'", i);
+        return FALSE;
+      }
+      if (!cria_record_role_is_known (role)) {
+        g_autofree char *shown = cria_error_quote (role, -1, 40);
+        g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD,
+                     "field 'messages[%u].role': unknown role '%s' (system, developer, user, assistant, tool or "
+                     "function)",
+                     i, shown);
         return FALSE;
       }
       cria_record_add_message (r, role, content);

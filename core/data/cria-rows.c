@@ -121,6 +121,22 @@ cria_rows_open (const char *path, const char *format, GError **error)
     }
     return NULL;
   }
+  /* A row becomes an object by these names: a repeated one would keep only
+   * its last column. */
+  guint64 header_line = cria_csv_get_line (rows->csv);
+  g_autoptr (GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+  for (guint i = 0; rows->header[i]; i++) {
+    gpointer first;
+    if (g_hash_table_lookup_extended (seen, rows->header[i], NULL, &first)) {
+      g_autofree char *name = cria_error_quote (rows->header[i], -1, 60);
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE,
+                   "%s:%" G_GUINT64_FORMAT ": the header names column '%s' twice (columns %u and %u)", path,
+                   header_line, name, GPOINTER_TO_UINT (first) + 1, i + 1);
+      return NULL;
+    }
+    g_hash_table_insert (seen, rows->header[i], GUINT_TO_POINTER (i));
+  }
+  cria_csv_set_header (rows->csv, rows->header);
   return g_steal_pointer (&rows);
 }
 
@@ -171,8 +187,9 @@ next_csv (CriaRows *rows, JsonObject **row, GError **error)
   for (guint i = 0; i < nh; i++) {
     if (!g_utf8_validate (fields[i], -1, NULL)) {
       json_object_unref (o);
-      g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_ENCODING, "%s: field '%s': invalid UTF-8", cria_rows_where (rows),
-                   rows->header[i]);
+      g_autofree char *name = cria_error_quote (rows->header[i], -1, 60);
+      g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_ENCODING, "%s: field '%s': invalid UTF-8",
+                   cria_rows_where (rows), name);
       return CRIA_FLOW_ERROR;
     }
     json_object_set_string_member (o, rows->header[i], fields[i]);
@@ -185,7 +202,8 @@ static CriaFlow
 take_object (CriaRows *rows, JsonNode *node, JsonObject **row, GError **error)
 {
   if (!JSON_NODE_HOLDS_OBJECT (node)) {
-    g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_SYNTAX, "%s: expected a JSON object", cria_rows_where (rows));
+    g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_SYNTAX, "%s: expected a JSON object",
+                 cria_rows_where (rows));
     return CRIA_FLOW_ERROR;
   }
   *row = json_object_ref (json_node_get_object (node));
@@ -394,8 +412,7 @@ cria_rows_next (CriaRows *rows, JsonObject **row, GError **error)
 }
 
 CriaFlow
-cria_rows_next_record (CriaRows *rows, const char *const *divert, CriaRecord **record, JsonObject **row,
-                       GError **error)
+cria_rows_next_record (CriaRows *rows, const char *const *divert, CriaRecord **record, JsonObject **row, GError **error)
 {
   *record = NULL;
   if (rows->format != ROWS_JSONL)

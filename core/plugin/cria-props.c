@@ -12,7 +12,8 @@
 struct _CriaProps {
   const CriaPropSpec *specs;
   guint n_specs;
-  char **values; /* textual, canonical; NULL when unset */
+  char **values;   /* textual, canonical; NULL when unset */
+  gboolean *given; /* set by cria_props_set_given: a second time is an error */
 };
 
 const char *
@@ -138,6 +139,7 @@ cria_props_new (const CriaPropSpec *specs)
   while (specs && specs[props->n_specs].name)
     props->n_specs++;
   props->values = g_new0 (char *, props->n_specs + 1);
+  props->given = g_new0 (gboolean, props->n_specs + 1);
   for (guint i = 0; i < props->n_specs; i++) {
     const CriaPropSpec *spec = &specs[i];
     if (!spec->default_value)
@@ -160,6 +162,7 @@ cria_props_free (CriaProps *props)
   for (guint i = 0; i < props->n_specs; i++)
     g_free (props->values[i]);
   g_free (props->values);
+  g_free (props->given);
   g_free (props);
 }
 
@@ -170,6 +173,7 @@ cria_props_copy (const CriaProps *props)
   copy->specs = props->specs;
   copy->n_specs = props->n_specs;
   copy->values = g_new0 (char *, props->n_specs + 1);
+  copy->given = g_memdup2 (props->given, (props->n_specs + 1) * sizeof (gboolean));
   for (guint i = 0; i < props->n_specs; i++)
     copy->values[i] = g_strdup (props->values[i]);
   return copy;
@@ -186,6 +190,24 @@ cria_props_set (CriaProps *props, const char *name, const char *value, GError **
     return FALSE;
   g_free (props->values[i]);
   props->values[i] = canon;
+  return TRUE;
+}
+
+gboolean
+cria_props_set_given (CriaProps *props, const char *name, const char *value, GError **error)
+{
+  int i = find_spec (props, name);
+  if (i >= 0 && props->given[i]) {
+    /* head n=1 n=2 meant one of them; which is not ours to guess. */
+    g_autofree char *first = cria_error_quote (props->values[i], -1, 40);
+    g_autofree char *second = cria_error_quote (value, -1, 40);
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "property '%s' is given twice (%s=%s and %s=%s)",
+                 props->specs[i].name, props->specs[i].name, first, props->specs[i].name, second);
+    return FALSE;
+  }
+  if (!cria_props_set (props, name, value, error))
+    return FALSE;
+  props->given[i] = TRUE;
   return TRUE;
 }
 

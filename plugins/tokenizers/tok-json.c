@@ -373,14 +373,25 @@ load_model (Ctx *c, Tok *tok, JsonNode *n)
       g_autofree char *p = g_strdup_printf ("$.model.vocab[\"%s\"]", key);
       return fail (c, p, "expected a non-negative id");
     }
-    tok_set_token (tok, (gint32) json_node_get_int (val), key);
+    gint32 id = (gint32) json_node_get_int (val);
+    /* Two tokens under one id: encoding gives an id that decodes to the other. */
+    if ((guint) id < tok->n_ids && tok->tokens[id]) {
+      g_autofree char *p = g_strdup_printf ("$.model.vocab[\"%s\"]", key);
+      g_autofree char *other = cria_error_quote (tok->tokens[id], -1, 40);
+      return fail (c, p, "id %d is also the id of \"%s\"", id, other);
+    }
+    tok_set_token (tok, id, key);
   }
   const char *unk = get_str (c, o, "$.model", "unk_token", NULL, &ok);
   if (unk && (tok->unk_id = tok_lookup (tok, unk, -1)) < 0)
     return fail (c, "$.model.unk_token", "\"%s\" is not in the vocabulary", unk);
   if (tok->model == MODEL_WORDPIECE) {
     tok->wp_prefix = g_strdup (get_str (c, o, "$.model", "continuing_subword_prefix", "##", &ok));
-    tok->wp_max_chars = (guint) get_int (c, o, "$.model", "max_input_chars_per_word", 100, &ok);
+    gint64 max_chars = get_int (c, o, "$.model", "max_input_chars_per_word", 100, &ok);
+    if (ok && (max_chars < 0 || max_chars > G_MAXUINT32))
+      return fail (c, "$.model.max_input_chars_per_word", "expected a count from 0 to %u, not %" G_GINT64_FORMAT,
+                   G_MAXUINT32, max_chars);
+    tok->wp_max_chars = (guint) max_chars;
     if (ok && tok->unk_id < 0)
       return fail (c, "$.model.unk_token", "WordPiece needs an unk_token");
     return ok;

@@ -74,7 +74,14 @@ tok_load_gpt2 (const char *encoder_json, const char *vocab_bpe, GError **error)
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: $[\"%s\"]: expected a non-negative id", encoder_json, key);
       return failed (tok);
     }
-    tok_set_token (tok, (gint32) json_node_get_int (val), key);
+    gint32 id = (gint32) json_node_get_int (val);
+    if ((guint) id < tok->n_ids && tok->tokens[id]) {
+      g_autofree char *other = cria_error_quote (tok->tokens[id], -1, 40);
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: $[\"%s\"]: id %d is also the id of \"%s\"", encoder_json,
+                   key, id, other);
+      return failed (tok);
+    }
+    tok_set_token (tok, id, key);
   }
   g_clear_pointer (&text, g_free);
   if (!read_text (vocab_bpe, &text, &len, error))

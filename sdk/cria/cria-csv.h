@@ -17,11 +17,17 @@ void cria_csv_free (CriaCsv *csv);
 
 /* The next row as a NULL-terminated array of fields (transfer full); NULL at
  * the end, or on error with *error set: a quote left open names the line it
- * was opened on, a stray character after a closing quote its line and column. */
+ * was opened on, a stray character after a closing quote its line and column.
+ * A NUL byte (CRIA_RECORD_ERROR_ENCODING) or a CR outside quotes in the middle
+ * of a line (CR-only line ends; CRIA_RECORD_ERROR_SYNTAX) is an error naming
+ * its line, column and field, given after the whole row was read, so the next
+ * call reads the next row. */
 char **cria_csv_read_row (CriaCsv *csv, GError **error);
 /* The 1-based line the last row returned started on. */
 guint64 cria_csv_get_line (CriaCsv *csv);
 const char *cria_csv_get_path (CriaCsv *csv);
+/* Names fields by `header` (borrowed; it must outlive the reader) in errors. */
+void cria_csv_set_header (CriaCsv *csv, char **header);
 
 /* Appends one field to `out`, quoted only when it must be. */
 void cria_csv_append_field (GString *out, const char *field);

@@ -53,6 +53,9 @@ CriaProps *cria_props_copy (const CriaProps *props);
 /* Sets a property from its textual form ("3", "true", "jsonl"), checking the
  * type, the range and the choices. */
 gboolean cria_props_set (CriaProps *props, const char *name, const char *value, GError **error);
+/* The same for a value the user wrote in a description (name=value words):
+ * giving one property twice is an error, not "the last one wins". */
+gboolean cria_props_set_given (CriaProps *props, const char *name, const char *value, GError **error);
 /* The same from a JSON scalar, as written in a pipeline file. */
 gboolean cria_props_set_json (CriaProps *props, const char *name, JsonNode *value, GError **error);
 /* Fails naming the first required property that was not set. */

@@ -36,7 +36,9 @@ const char *cria_record_get_field (const CriaRecord *record, const char *field);
  * known fields first, then each metadata member at top level. */
 JsonObject *cria_record_to_json (const CriaRecord *record);
 /* Builds a record from that form. Unknown members become metadata. A known
- * field of the wrong type fails with CRIA_RECORD_ERROR_INVALID_FIELD naming it. */
+ * field of the wrong type, or a message whose role is not one of
+ * cria_record_role_is_known(), fails with CRIA_RECORD_ERROR_INVALID_FIELD
+ * naming it. */
 CriaRecord *cria_record_from_json (JsonObject *object, GError **error);
 /* One line of JSON, without the newline. */
 char *cria_record_to_json_line (const CriaRecord *record);
@@ -47,6 +49,13 @@ void cria_record_append_json_line (GString *out, const CriaRecord *record);
  * or else system, then user (instruction, a blank line, then the input when
  * there is one), then assistant (the output, when present). */
 GPtrArray *cria_record_get_turns (const CriaRecord *record);
+
+/* system, developer, user, assistant, tool, function: the roles of a
+ * messages record (cria-record(5)). */
+gboolean cria_record_role_is_known (const char *role);
+/* TRUE when the record holds an instruction, an input, an output or messages:
+ * a record with none of them has nothing to train on. */
+gboolean cria_record_has_content (const CriaRecord *record);
 
 /* TRUE when both hold the same fields, messages and metadata. */
 gboolean cria_record_equal (const CriaRecord *a, const CriaRecord *b);

@@ -128,6 +128,49 @@ test_bad_files (void)
   CU_ASSERT_PTR_NULL (data_run (cdesc, CRIA_ON_ERROR_STOP, &e));
   CU_ASSERT_TRUE (data_error_says (e, "bad.csv:2: 3 fields where the header has 2"));
   CU_ASSERT_FALSE (g_file_test (out, G_FILE_TEST_EXISTS));
+  g_clear_error (&e);
+
+  /* What used to be read wrong without a word: a NUL cut a field short, a
+   * file with CR-only line ends gave no records, a repeated header name kept
+   * its last column. */
+  static const char nul[] = "instruction,output\na,x\0y\nb,2\n";
+  g_assert_true (g_file_set_contents (csv, nul, sizeof nul - 1, NULL));
+  CU_ASSERT_PTR_NULL (data_run (cdesc, CRIA_ON_ERROR_STOP, &e));
+  CU_ASSERT_TRUE (data_error_says (e, "bad.csv:2:4: field 'output': a NUL byte"));
+  g_clear_error (&e);
+  g_autoptr (JsonNode) nul_sum = data_run (cdesc, CRIA_ON_ERROR_SKIP, &e);
+  CU_ASSERT_EQUAL (data_reason (nul_sum, 0, "encoding"), 1);
+  CU_ASSERT_EQUAL (data_count (nul_sum, 1, "out"), 1);
+  g_remove (out);
+  cria_test_write_file (csv, "instruction,output\ra,1\rb,2\r");
+  CU_ASSERT_PTR_NULL (data_run (cdesc, CRIA_ON_ERROR_SKIP, &e));
+  CU_ASSERT_TRUE (data_error_says (e, "bad.csv:1:19: field 2: a carriage return (CR) outside quotes"));
+  g_clear_error (&e);
+  cria_test_write_file (csv, "instruction,output,output\na,1,2\n");
+  CU_ASSERT_PTR_NULL (data_run (cdesc, CRIA_ON_ERROR_SKIP, &e));
+  CU_ASSERT_TRUE (data_error_says (e, "bad.csv:1: the header names column 'output' twice (columns 2 and 3)"));
+  g_clear_error (&e);
+  CU_ASSERT_FALSE (g_file_test (out, G_FILE_TEST_EXISTS));
+
+  /* A row with none of the record's fields is no empty example; a message
+   * role must be one cria-record(5) names. */
+  cria_test_write_file (in, "{\"question\":\"q\",\"answer\":\"a\"}\n{\"instruction\":\"i\",\"output\":\"o\"}\n"
+                            "{\"messages\":[{\"role\":\"usr\",\"content\":\"hi\"}]}\n");
+  CU_ASSERT_PTR_NULL (data_run (desc, CRIA_ON_ERROR_STOP, &e));
+  g_autofree char *none = g_strdup_printf (
+      "%s:1: none of the fields instruction, input, output, messages, conversations (its fields: 'question', 'answer')",
+      in);
+  CU_ASSERT_TRUE (data_error_says (e, none));
+  g_clear_error (&e);
+  g_autoptr (JsonNode) role_sum = data_run (desc, CRIA_ON_ERROR_SKIP, &e);
+  CU_ASSERT_EQUAL (data_reason (role_sum, 0, "missing-field"), 1);
+  CU_ASSERT_EQUAL (data_reason (role_sum, 0, "invalid-field"), 1);
+  CU_ASSERT_EQUAL (data_count (role_sum, 1, "out"), 1);
+  g_autoptr (GError) re = NULL;
+  g_autoptr (JsonNode) node = json_from_string ("{\"messages\":[{\"role\":\"usr\",\"content\":\"hi\"}]}", NULL);
+  g_autoptr (CriaRecord) bad_role = cria_record_from_json (json_node_get_object (node), &re);
+  CU_ASSERT_PTR_NULL (bad_role);
+  CU_ASSERT_TRUE (data_error_says (re, "field 'messages[0].role': unknown role 'usr'"));
 }
 
 /* read -> write -> read gives the records read first, for every sink that

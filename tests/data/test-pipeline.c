@@ -1,4 +1,9 @@
 /* test-pipeline: parsing both pipeline forms, running, errors, atomic output. */
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <glib/gstdio.h>
 
 #include "cria-test.h"
@@ -125,6 +130,9 @@ test_parse_errors (void)
   expect_parse_error ("file location=a ! head", "'head' is a transform, but a sink belongs there");
   expect_parse_error ("file ! jsonl location=b", "stage 1 (file): property 'location' is required");
   expect_parse_error ("location=a ! jsonl location=b", "expected a provider name");
+  /* The last one used to win without a word. */
+  expect_parse_error ("file location=a ! head n=1 n=2 ! jsonl location=b",
+                      "stage 2 (head): property 'n' is given twice (n=1 and n=2)");
 }
 
 static void
@@ -173,6 +181,43 @@ test_bad_record_stop_leaves_nothing (void)
   const char *name;
   while ((name = g_dir_read_name (d)))
     CU_ASSERT_PTR_NULL (strstr (name, ".tmp-"));
+}
+
+/* A run killed with SIGKILL leaves its temporary output behind; the next run
+ * writing the same output removes it, but never one a live writer holds. */
+static void
+test_stale_temporaries_removed (void)
+{
+  g_autofree char *in = path ("stale-in.jsonl");
+  g_autofree char *out = path ("stale.jsonl");
+  cria_test_write_file (in, "{\"instruction\":\"a\"}\n");
+  pid_t child = fork ();
+  if (child == 0)
+    _exit (0);
+  waitpid (child, NULL, 0);
+  g_autofree char *dead_name = g_strdup_printf (".stale.jsonl.tmp-%ld-abcdef", (long) child);
+  g_autofree char *dead = path (dead_name);
+  g_autofree char *old_style = path (".stale.jsonl.tmp-QWERTY");
+  g_autofree char *live_name = g_strdup_printf (".stale.jsonl.tmp-%ld-livewr", (long) getpid ());
+  g_autofree char *live = path (live_name);
+  g_autofree char *locked = path (".stale.jsonl.tmp-LOCKED");
+  g_autofree char *other = path (".other.jsonl.tmp-1-abcdef");
+  const char *const files[] = { dead, old_style, live, locked, other };
+  for (guint i = 0; i < G_N_ELEMENTS (files); i++)
+    cria_test_write_file (files[i], "half a dataset");
+  int fd = open (locked, O_RDONLY);
+  CU_ASSERT_EQUAL_FATAL (flock (fd, LOCK_EX), 0);
+  g_autofree char *desc = g_strdup_printf ("file location=%s ! jsonl location=%s", in, out);
+  g_autoptr (GError) e = NULL;
+  CU_ASSERT_TRUE (run (desc, CRIA_ON_ERROR_STOP, &e));
+  CU_ASSERT_FALSE (g_file_test (dead, G_FILE_TEST_EXISTS));
+  CU_ASSERT_FALSE (g_file_test (old_style, G_FILE_TEST_EXISTS));
+  CU_ASSERT_TRUE (g_file_test (live, G_FILE_TEST_EXISTS));   /* its pid lives */
+  CU_ASSERT_TRUE (g_file_test (locked, G_FILE_TEST_EXISTS)); /* its lock is held */
+  CU_ASSERT_TRUE (g_file_test (other, G_FILE_TEST_EXISTS));  /* another output's */
+  close (fd);
+  for (guint i = 0; i < G_N_ELEMENTS (files); i++)
+    g_remove (files[i]);
 }
 
 static void
@@ -265,6 +310,7 @@ register_suites (void)
     { "pipeline JSON errors", test_json_errors },
     { "a bad record stops the run and leaves nothing", test_bad_record_stop_leaves_nothing },
     { "bad records are skipped and counted", test_bad_record_skip_counts },
+    { "stale temporaries of dead runs are removed", test_stale_temporaries_removed },
     { "JSON array input", test_json_array_input },
     { "missing input and output directories", test_missing_input },
     { "cancelled runs write nothing", test_cancel },

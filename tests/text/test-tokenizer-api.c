@@ -257,6 +257,15 @@ test_bad_files (void)
   g_autofree char *t15 = tiny_with ("\"unk_token\": \"<unk>\"", "\"unk_token\": 7");
   const char *const n15[] = { "$.model", "\"unk_token\" must be a string", NULL };
   expect_failure ("tokenizer.json", t15, n15);
+  /* Two tokens under one id, and a negative word length, used to load. */
+  g_autofree char *t16 = tiny_with ("\"ab\": 3", "\"ab\": 2");
+  const char *const n16[] = { "$.model.vocab[", "id 2 is also the id of", NULL };
+  expect_failure ("tokenizer.json", t16, n16);
+  const char *const n17[] = { "$.model.max_input_chars_per_word", "not -1", NULL };
+  expect_failure ("tokenizer.json",
+                  "{\"model\": {\"type\": \"WordPiece\", \"unk_token\": \"[UNK]\", \"vocab\": {\"[UNK]\": 0},"
+                  " \"max_input_chars_per_word\": -1}}",
+                  n17);
   const char *const n11[] = { "vocab.txt", "[UNK]", NULL };
   expect_failure ("vocab.txt", "[PAD]\nhello\n", n11);
   const char *const n12[] = { "tokenizer.model", "not supported", NULL };

@@ -253,6 +253,9 @@ csv_line (Sink *self, const CriaRecord *r)
       cria_csv_append_field (s, v);
     }
   }
+  /* An empty line is no row to a CSV reader: one empty column is written quoted. */
+  if (!s->len)
+    g_string_append (s, "\"\"");
   g_string_append (s, "\r\n");
   return g_string_free (s, FALSE);
 }

@@ -146,9 +146,8 @@ record_from_row (FileSource *self, JsonObject *row, GError **error)
 }
 
 static CriaFlow
-file_next (gpointer data, CriaRecord **record, GError **error)
+file_next_row (FileSource *self, CriaRecord **record, GError **error)
 {
-  FileSource *self = data;
   static const char *const sharegpt[] = { "conversations", NULL };
   g_autoptr (JsonObject) row = NULL;
   CriaFlow flow;
@@ -164,6 +163,30 @@ file_next (gpointer data, CriaRecord **record, GError **error)
   }
   *record = record_from_row (self, row, error);
   return *record ? CRIA_FLOW_OK : CRIA_FLOW_ERROR;
+}
+
+/* A row with none of the record's fields (a misnamed column, another
+ * dataset's layout) would become an empty example: say so instead. */
+static CriaFlow
+file_next (gpointer data, CriaRecord **record, GError **error)
+{
+  FileSource *self = data;
+  CriaFlow flow = file_next_row (self, record, error);
+  if (flow != CRIA_FLOW_OK || cria_record_has_content (*record))
+    return flow;
+  g_autoptr (GString) names = g_string_new (NULL);
+  JsonObjectIter it;
+  const char *name;
+  JsonNode *member;
+  json_object_iter_init_ordered (&it, (*record)->meta);
+  while (json_object_iter_next_ordered (&it, &name, &member) && names->len < 200)
+    g_string_append_printf (names, "%s'%s'", names->len ? ", " : "", name);
+  g_autofree char *shown = cria_error_quote (names->str, -1, 200);
+  g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_MISSING_FIELD,
+               "%s: none of the fields instruction, input, output, messages, conversations (%s%s)",
+               cria_rows_where (self->rows), names->len ? "its fields: " : "the row is empty", shown);
+  g_clear_pointer (record, cria_record_free);
+  return CRIA_FLOW_ERROR;
 }
 
 static const CriaStageVTable file_vtable = {
