@@ -52,6 +52,8 @@ cria_kind_name (CriaKind kind)
 gboolean
 cria_kind_from_name (const char *name, CriaKind *kind)
 {
+  g_return_val_if_fail (name != NULL, FALSE);
+  g_return_val_if_fail (kind != NULL, FALSE);
   for (guint i = 0; i < CRIA_N_KINDS; i++) {
     if (strcmp (kind_names[i], name) == 0) {
       *kind = (CriaKind) i;
@@ -117,6 +119,7 @@ cria_registry_free (CriaRegistry *reg)
 void
 cria_registry_add_path (CriaRegistry *reg, const char *dir)
 {
+  g_return_if_fail (reg != NULL);
   if (!dir || !*dir)
     return;
   for (guint i = 0; i + 1 < reg->paths->len; i++)
@@ -128,6 +131,7 @@ cria_registry_add_path (CriaRegistry *reg, const char *dir)
 void
 cria_registry_add_default_paths (CriaRegistry *reg)
 {
+  g_return_if_fail (reg != NULL);
   const char *env = g_getenv ("CRIA_PLUGIN_PATH");
   if (env) {
     g_auto (GStrv) dirs = g_strsplit (env, G_SEARCHPATH_SEPARATOR_S, -1);
@@ -142,6 +146,7 @@ cria_registry_add_default_paths (CriaRegistry *reg)
 const char *const *
 cria_registry_get_paths (CriaRegistry *reg)
 {
+  g_return_val_if_fail (reg != NULL, NULL);
   return (const char *const *) reg->paths->pdata;
 }
 
@@ -308,6 +313,9 @@ register_plugin (CriaRegistry *reg, const CriaPluginDescriptor *d, const char *f
 gboolean
 cria_registry_load_file (CriaRegistry *reg, const char *path, GError **error)
 {
+  g_return_val_if_fail (reg != NULL, FALSE);
+  g_return_val_if_fail (path != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   g_autofree char *canonical = g_canonicalize_filename (path, NULL);
   GModule *module = g_module_open_full (canonical, G_MODULE_BIND_LAZY | G_MODULE_BIND_LOCAL, NULL);
   if (!module) {
@@ -330,6 +338,9 @@ cria_registry_load_file (CriaRegistry *reg, const char *path, GError **error)
 gboolean
 cria_registry_add_static (CriaRegistry *reg, const CriaPluginDescriptor *descriptor, GError **error)
 {
+  g_return_val_if_fail (reg != NULL, FALSE);
+  g_return_val_if_fail (descriptor != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   /* Its names must not clash with those of any plugin file. */
   complete (reg);
   return register_plugin (reg, descriptor, NULL, NULL, error);
@@ -435,6 +446,7 @@ complete (CriaRegistry *reg)
 guint
 cria_registry_scan (CriaRegistry *reg)
 {
+  g_return_val_if_fail (reg != NULL, 0);
   complete (reg);
   guint before = reg->plugins->len;
   g_autoptr (GPtrArray) files = list_files (reg);
@@ -538,6 +550,7 @@ write_index (CriaRegistry *reg, const char *cache_file, const char *stamp)
 void
 cria_registry_scan_lazily (CriaRegistry *reg, const char *cache_file)
 {
+  g_return_if_fail (reg != NULL);
   complete (reg);
   g_autoptr (GPtrArray) files = list_files (reg);
   g_autofree char *stamp = index_stamp (reg, files);
@@ -570,6 +583,7 @@ ensure (CriaRegistry *reg, CriaKind kind, const char *name)
 GPtrArray *
 cria_registry_list (CriaRegistry *reg)
 {
+  g_return_val_if_fail (reg != NULL, NULL);
   complete (reg);
   return reg->providers;
 }
@@ -577,6 +591,7 @@ cria_registry_list (CriaRegistry *reg)
 GPtrArray *
 cria_registry_rejected (CriaRegistry *reg)
 {
+  g_return_val_if_fail (reg != NULL, NULL);
   complete (reg);
   return reg->rejected;
 }
@@ -584,6 +599,7 @@ cria_registry_rejected (CriaRegistry *reg)
 GPtrArray *
 cria_registry_plugins (CriaRegistry *reg)
 {
+  g_return_val_if_fail (reg != NULL, NULL);
   complete (reg);
   return reg->plugins;
 }
@@ -591,6 +607,8 @@ cria_registry_plugins (CriaRegistry *reg)
 const CriaProvider *
 cria_registry_lookup (CriaRegistry *reg, CriaKind kind, const char *name)
 {
+  g_return_val_if_fail (reg != NULL, NULL);
+  g_return_val_if_fail (name != NULL, NULL);
   ensure (reg, kind, name);
   const CriaProvider *p = find (reg, kind, name);
   /* Stage kinds share a namespace, but a caller asking for a sink wants a sink. */
@@ -600,6 +618,8 @@ cria_registry_lookup (CriaRegistry *reg, CriaKind kind, const char *name)
 const CriaProvider *
 cria_registry_lookup_stage (CriaRegistry *reg, const char *name)
 {
+  g_return_val_if_fail (reg != NULL, NULL);
+  g_return_val_if_fail (name != NULL, NULL);
   ensure (reg, CRIA_KIND_SOURCE, name);
   return find (reg, CRIA_KIND_SOURCE, name);
 }
@@ -607,6 +627,9 @@ cria_registry_lookup_stage (CriaRegistry *reg, const char *name)
 const CriaProvider *
 cria_registry_require (CriaRegistry *reg, CriaKind kind, const char *name, GError **error)
 {
+  g_return_val_if_fail (reg != NULL, NULL);
+  g_return_val_if_fail (name != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   const CriaProvider *p = cria_registry_lookup (reg, kind, name);
   if (p)
     return p;
@@ -625,18 +648,21 @@ cria_registry_require (CriaRegistry *reg, CriaKind kind, const char *name, GErro
 const CriaProviderInfo *
 cria_provider_get_info (const CriaProvider *provider)
 {
+  g_return_val_if_fail (provider != NULL, NULL);
   return provider->info;
 }
 
 const CriaPlugin *
 cria_provider_get_plugin (const CriaProvider *provider)
 {
+  g_return_val_if_fail (provider != NULL, NULL);
   return provider->plugin;
 }
 
 CriaProps *
 cria_provider_new_props (const CriaProvider *provider)
 {
+  g_return_val_if_fail (provider != NULL, NULL);
   return cria_props_new (provider->info->props);
 }
 
@@ -650,11 +676,13 @@ cria_plugin_add_provider (CriaPlugin *plugin, const CriaProviderInfo *info)
 const CriaPluginDescriptor *
 cria_plugin_get_descriptor (const CriaPlugin *plugin)
 {
+  g_return_val_if_fail (plugin != NULL, NULL);
   return plugin->descriptor;
 }
 
 const char *
 cria_plugin_get_filename (const CriaPlugin *plugin)
 {
+  g_return_val_if_fail (plugin != NULL, NULL);
   return plugin->filename;
 }
