@@ -278,6 +278,8 @@ static CriaHfConfig *config_parse (const char *text, gssize len, const char *fil
 CriaHfConfig *
 cria_hf_config_parse (const char *text, gssize len, const char *file, GError **error)
 {
+  g_return_val_if_fail (text != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   CriaHfConfig *c = config_parse (text, len, file, error);
   mf_one_line (error);
   return c;
@@ -338,6 +340,8 @@ config_parse (const char *text, gssize len, const char *file, GError **error)
 CriaHfConfig *
 cria_hf_config_load (const char *path, GError **error)
 {
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_autofree char *text = NULL;
   gsize len;
   g_autoptr (GError) e = NULL;
@@ -432,6 +436,7 @@ llama_tensors (const CriaHfConfig *c, GArray *o)
 GArray *
 cria_hf_config_expected_tensors (const CriaHfConfig *c)
 {
+  g_return_val_if_fail (c != NULL, NULL);
   GArray *o = g_array_new (FALSE, TRUE, sizeof (CriaHfTensorSpec));
   g_array_set_clear_func (o, clear_spec);
   if (c->arch == CRIA_HF_ARCH_GPT2)
