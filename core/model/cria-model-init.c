@@ -34,6 +34,9 @@ is_norm (const char *name)
 gboolean
 cria_model_init_dir (const CriaHfConfig *config, const char *dir, guint64 seed, CriaDType dtype, GError **error)
 {
+  g_return_val_if_fail (config != NULL, FALSE);
+  g_return_val_if_fail (dir != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   if (dtype != CRIA_DTYPE_F32 && dtype != CRIA_DTYPE_BF16) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "new models are written in f32 or bf16");
     return FALSE;
