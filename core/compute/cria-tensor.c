@@ -200,15 +200,15 @@ convert (CriaDType dtype, const void *src, void *dst, gsize n, gboolean to_f32)
 void
 cria_convert_to_f32 (CriaDType dtype, const void *src, float *dst, gsize n)
 {
-  g_return_if_fail (src != NULL);
-  g_return_if_fail (dst != NULL);
+  g_return_if_fail (src != NULL || n == 0);
+  g_return_if_fail (dst != NULL || n == 0);
   convert (dtype, src, dst, n, TRUE);
 }
 
 void
 cria_convert_from_f32 (CriaDType dtype, const float *src, void *dst, gsize n)
 {
-  g_return_if_fail (src != NULL);
-  g_return_if_fail (dst != NULL);
+  g_return_if_fail (src != NULL || n == 0);
+  g_return_if_fail (dst != NULL || n == 0);
   convert (dtype, src, dst, n, FALSE);
 }

@@ -93,7 +93,7 @@ gboolean
 cria_output_write (CriaOutput *out, const void *data, gsize len, GError **error)
 {
   g_return_val_if_fail (out != NULL, FALSE);
-  g_return_val_if_fail (data != NULL, FALSE);
+  g_return_val_if_fail (data != NULL || len == 0, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   if (len && fwrite (data, 1, len, out->stream) != len)
     return check_stream (out, error) && FALSE;

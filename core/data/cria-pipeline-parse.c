@@ -114,7 +114,7 @@ CriaPipeline *
 cria_pipeline_parse_json (CriaRegistry *registry, const char *json, gssize len, const char *filename, GError **error)
 {
   g_return_val_if_fail (registry != NULL, NULL);
-  g_return_val_if_fail (json != NULL, NULL);
+  g_return_val_if_fail (json != NULL || len == 0, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_autofree char *label = cria_error_quote (filename ? filename : "pipeline", -1, -1);
   g_autoptr (JsonParser) parser = json_parser_new ();

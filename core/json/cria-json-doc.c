@@ -156,7 +156,7 @@ settle (CriaJsonDoc *doc, guint n_values)
 CriaJsonDoc *
 cria_json_doc_parse (const char *text, gssize len, const char *file, guint64 line, GError **error)
 {
-  g_return_val_if_fail (text != NULL, NULL);
+  g_return_val_if_fail (text != NULL || len == 0, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   gsize n = len < 0 ? strlen (text) : (gsize) len;
   g_autoptr (GString) buf = g_string_sized_new (256);

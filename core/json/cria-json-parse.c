@@ -491,7 +491,7 @@ cj_text_ends (Parser *ps)
 JsonNode *
 cria_json_parse (const char *text, gssize len, const char *file, guint64 line, GError **error)
 {
-  g_return_val_if_fail (text != NULL, NULL);
+  g_return_val_if_fail (text != NULL || len == 0, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   gsize n = len < 0 ? strlen (text) : (gsize) len;
   g_autoptr (GString) buf = g_string_sized_new (256);

@@ -278,7 +278,7 @@ static CriaHfConfig *config_parse (const char *text, gssize len, const char *fil
 CriaHfConfig *
 cria_hf_config_parse (const char *text, gssize len, const char *file, GError **error)
 {
-  g_return_val_if_fail (text != NULL, NULL);
+  g_return_val_if_fail (text != NULL || len == 0, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   CriaHfConfig *c = config_parse (text, len, file, error);
   mf_one_line (error);

@@ -316,7 +316,7 @@ st_new (const char *file)
 CriaSafetensors *
 cria_safetensors_parse (const void *data, gsize len, const char *file, GError **error)
 {
-  g_return_val_if_fail (data != NULL, NULL);
+  g_return_val_if_fail (data != NULL || len == 0, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_autoptr (CriaSafetensors) st = st_new (file);
   if (!parse_header (st, data, len, error)) {

@@ -109,7 +109,7 @@ void
 cria_bpe_trainer_feed (CriaBpeTrainer *t, const char *text, gssize len)
 {
   g_return_if_fail (t != NULL);
-  g_return_if_fail (text != NULL);
+  g_return_if_fail (text != NULL || len == 0);
   gsize n;
   g_autofree char *valid = cria_utf8_make_valid (text, len, &n);
   g_autoptr (GMatchInfo) mi = NULL;

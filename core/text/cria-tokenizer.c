@@ -299,7 +299,7 @@ utf8_seq (const guchar *p, gsize n)
 char *
 cria_utf8_make_valid (const char *text, gssize len, gsize *out_len)
 {
-  g_return_val_if_fail (text != NULL, NULL);
+  g_return_val_if_fail (text != NULL || len == 0, NULL);
   gsize n = len < 0 ? strlen (text) : (gsize) len;
   GString *s = g_string_sized_new (n + 8);
   const guchar *p = (const guchar *) text;
@@ -320,7 +320,7 @@ CriaEncoding *
 cria_tokenizer_encode (CriaTokenizer *tok, const char *text, gssize len, CriaEncodeFlags flags, GError **error)
 {
   g_return_val_if_fail (tok != NULL, NULL);
-  g_return_val_if_fail (text != NULL, NULL);
+  g_return_val_if_fail (text != NULL || len == 0, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   gsize n = len < 0 ? strlen (text) : (gsize) len;
   g_autofree char *valid = NULL;

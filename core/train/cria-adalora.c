@@ -62,7 +62,7 @@ CriaAdalora *
 cria_adalora_new (const CriaAdaloraConfig *config, const CriaAdaloraModule *modules, guint n_modules, GError **error)
 {
   g_return_val_if_fail (config != NULL, NULL);
-  g_return_val_if_fail (modules != NULL, NULL);
+  g_return_val_if_fail (modules != NULL || n_modules == 0, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   if (!check_config (config, error))
     return NULL;

@@ -42,7 +42,7 @@ model_entries (CriaModel *model)
 gboolean
 cria_adapter_quantize_entries (CriaAdapterEntry *entries, guint n_entries, GPtrArray *quantized, GError **error)
 {
-  g_return_val_if_fail (entries != NULL, FALSE);
+  g_return_val_if_fail (entries != NULL || n_entries == 0, FALSE);
   g_return_val_if_fail (quantized != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   gsize before = 0, after = 0;

@@ -186,7 +186,7 @@ cria_adapter_add_weight (GArray *weights, const char *key, const float *data, gu
 CriaAdapterEntry *
 cria_adapter_find_entry (CriaAdapterEntry *entries, guint n_entries, const char *name)
 {
-  g_return_val_if_fail (entries != NULL, NULL);
+  g_return_val_if_fail (entries != NULL || n_entries == 0, NULL);
   g_return_val_if_fail (name != NULL, NULL);
   for (guint i = 0; i < n_entries; i++)
     if (strcmp (entries[i].name, name) == 0)
