@@ -37,6 +37,8 @@ cria_chat_template_free (CriaChatTemplate *t)
 CriaChatTemplate *
 cria_chat_template_new_from_string (const char *source, const char *origin, GError **error)
 {
+  g_return_val_if_fail (source != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_autoptr (CriaChatTemplate) t = g_new0 (CriaChatTemplate, 1);
   t->origin = g_strdup (origin ? origin : "chat template");
   t->literals = ct_arena_new (0);
@@ -49,6 +51,7 @@ cria_chat_template_new_from_string (const char *source, const char *origin, GErr
 const char *
 cria_chat_template_get_origin (const CriaChatTemplate *t)
 {
+  g_return_val_if_fail (t != NULL, NULL);
   return t->origin;
 }
 
@@ -134,6 +137,8 @@ find_source (JsonObject *config, const char *path, const char *name, GError **er
 CriaChatTemplate *
 cria_chat_template_load (const char *path, const char *name, GError **error)
 {
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_autoptr (JsonObject) config = load_config (path, error);
   if (!config)
     return NULL;
@@ -152,6 +157,8 @@ char *
 cria_chat_template_render (const CriaChatTemplate *t, JsonArray *messages, gboolean add_generation_prompt,
                            JsonObject *extra, GError **error)
 {
+  g_return_val_if_fail (t != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_autoptr (JsonObject) vars = json_object_new ();
   json_object_set_array_member (vars, "messages", messages ? json_array_ref (messages) : json_array_new ());
   json_object_set_boolean_member (vars, "add_generation_prompt", add_generation_prompt);
@@ -174,6 +181,11 @@ gboolean
 cria_chat_template_render_split (const CriaChatTemplate *t, JsonArray *messages, JsonObject *extra, char **prompt,
                                  char **response, GError **error)
 {
+  g_return_val_if_fail (t != NULL, FALSE);
+  g_return_val_if_fail (messages != NULL, FALSE);
+  g_return_val_if_fail (prompt != NULL, FALSE);
+  g_return_val_if_fail (response != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   guint n = json_array_get_length (messages);
   JsonNode *last = n ? json_array_get_element (messages, n - 1) : NULL;
   const char *role = NULL, *content;
@@ -203,6 +215,7 @@ cria_chat_template_render_split (const CriaChatTemplate *t, JsonArray *messages,
 JsonArray *
 cria_chat_messages_from_record (const CriaRecord *record)
 {
+  g_return_val_if_fail (record != NULL, NULL);
   g_autoptr (GPtrArray) turns = cria_record_get_turns (record);
   JsonArray *messages = json_array_new ();
   for (guint i = 0; i < turns->len; i++) {
@@ -304,6 +317,8 @@ char *
 cria_chat_prompt_for_model (const char *dir, const char *format, JsonArray *messages, gboolean add_generation_prompt,
                             JsonObject *extra, char **used, GError **error)
 {
+  g_return_val_if_fail (dir != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_autofree char *what = NULL;
   g_autoptr (CriaChatTemplate) t = NULL;
   g_autofree char *config_path = g_build_filename (dir, "tokenizer_config.json", NULL);

@@ -77,7 +77,6 @@ provider_json (const CriaProvider *p, gboolean full)
     for (const char *const *c = mvt->classes; *c; c++)
       json_array_add_string_element (classes, *c);
     json_object_set_array_member (o, "classes", classes);
-    json_object_set_int_member (o, "rank", mvt->rank);
   }
   json_object_set_object_member (o, "plugin-details", plugin_json (cria_provider_get_plugin (p)));
   JsonArray *props = json_array_new ();

@@ -13,6 +13,8 @@ struct _CriaBackend {
 CriaBackend *
 cria_backend_new (const CriaProvider *provider, const CriaProps *props, GError **error)
 {
+  g_return_val_if_fail (provider != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_return_val_if_fail (cria_provider_get_kind (provider) == CRIA_KIND_BACKEND, NULL);
   const CriaBackendVTable *vt = cria_provider_get_vtable (provider);
   gpointer self = vt->create (props, error);
@@ -28,6 +30,9 @@ cria_backend_new (const CriaProvider *provider, const CriaProps *props, GError *
 CriaBackend *
 cria_backend_open (CriaRegistry *registry, const char *name, GError **error)
 {
+  g_return_val_if_fail (registry != NULL, NULL);
+  g_return_val_if_fail (name != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   const CriaProvider *p = cria_registry_require (registry, CRIA_KIND_BACKEND, name, error);
   if (!p)
     return NULL;
@@ -48,6 +53,7 @@ cria_backend_free (CriaBackend *b)
 char *
 cria_backend_describe (CriaBackend *b)
 {
+  g_return_val_if_fail (b != NULL, NULL);
   return b->vt->describe ? b->vt->describe (b->self) : g_strdup (b->name);
 }
 
@@ -95,12 +101,18 @@ run_kernel (CriaBackend *b, CriaNode *node, gboolean backward, GError **error)
 gboolean
 cria_backend_forward (CriaBackend *b, CriaNode *node, GError **error)
 {
+  g_return_val_if_fail (b != NULL, FALSE);
+  g_return_val_if_fail (node != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   return run_kernel (b, node, FALSE, error);
 }
 
 gboolean
 cria_backend_backward (CriaBackend *b, CriaNode *node, GError **error)
 {
+  g_return_val_if_fail (b != NULL, FALSE);
+  g_return_val_if_fail (node != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   return run_kernel (b, node, TRUE, error);
 }
 

@@ -16,6 +16,8 @@ cria_dtype_name (CriaDType dtype)
 gboolean
 cria_dtype_from_name (const char *name, CriaDType *dtype)
 {
+  g_return_val_if_fail (name != NULL, FALSE);
+  g_return_val_if_fail (dtype != NULL, FALSE);
   for (guint i = 0; i < CRIA_N_DTYPES; i++) {
     if (strcmp (names[i], name) == 0) {
       *dtype = (CriaDType) i;

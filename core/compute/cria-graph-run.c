@@ -27,6 +27,8 @@ is_leaf (const CriaNode *n)
 gboolean
 cria_graph_backward (CriaGraph *g, CriaNode *loss, GError **error)
 {
+  g_return_val_if_fail (g != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   if (!cria_graph_check (g, error))
     return FALSE;
   if (g->arena) {
@@ -316,6 +318,9 @@ collect_buffers (CriaGraph *g, const Steps *st)
 gboolean
 cria_graph_plan (CriaGraph *g, CriaBackend *backend, CriaPlanStats *stats, GError **error)
 {
+  g_return_val_if_fail (g != NULL, FALSE);
+  g_return_val_if_fail (backend != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   if (!cria_graph_check (g, error))
     return FALSE;
   if (g->nodes->len == 0) {
@@ -410,6 +415,8 @@ use_value (CriaNode *n, CriaTensor *t)
 gboolean
 cria_graph_forward (CriaGraph *g, GError **error)
 {
+  g_return_val_if_fail (g != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   if (!check_planned (g, error))
     return FALSE;
   for (guint i = 0; i < g->nodes->len; i++) {
@@ -433,6 +440,8 @@ cria_graph_forward (CriaGraph *g, GError **error)
 gboolean
 cria_graph_run_backward (CriaGraph *g, GError **error)
 {
+  g_return_val_if_fail (g != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   if (!check_planned (g, error))
     return FALSE;
   if (!g->loss) {
@@ -468,6 +477,7 @@ cria_graph_run_backward (CriaGraph *g, GError **error)
 void
 cria_graph_zero_grad (CriaGraph *g)
 {
+  g_return_if_fail (g != NULL);
   for (guint i = 0; i < g->nodes->len; i++) {
     CriaNode *n = g_ptr_array_index (g->nodes, i);
     if (n->op == CRIA_OP_PARAM && n->grad)

@@ -62,12 +62,15 @@ cria_graph_free (CriaGraph *g)
 const GError *
 cria_graph_get_error (const CriaGraph *g)
 {
+  g_return_val_if_fail (g != NULL, NULL);
   return g->error;
 }
 
 gboolean
 cria_graph_check (const CriaGraph *g, GError **error)
 {
+  g_return_val_if_fail (g != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   if (!g->error)
     return TRUE;
   g_propagate_error (error, g_error_copy (g->error));
@@ -77,18 +80,21 @@ cria_graph_check (const CriaGraph *g, GError **error)
 guint
 cria_graph_n_nodes (const CriaGraph *g)
 {
+  g_return_val_if_fail (g != NULL, 0);
   return g->nodes->len;
 }
 
 CriaNode *
 cria_graph_node (const CriaGraph *g, guint i)
 {
+  g_return_val_if_fail (g != NULL, NULL);
   return i < g->nodes->len ? g_ptr_array_index (g->nodes, i) : NULL;
 }
 
 CriaNode *
 cria_graph_find (const CriaGraph *g, const char *name)
 {
+  g_return_val_if_fail (g != NULL, NULL);
   for (guint i = 0; i < g->nodes->len; i++) {
     CriaNode *n = g_ptr_array_index (g->nodes, i);
     if (n->name && strcmp (n->name, name) == 0)
@@ -110,6 +116,7 @@ cria_node_set_name (CriaNode *node, const char *name)
 void
 cria_graph_end_block (CriaGraph *g)
 {
+  g_return_if_fail (g != NULL);
   int range[2] = { g->open_block, (int) g->nodes->len };
   if (g->open_block >= 0 && range[1] > range[0])
     g_array_append_val (g->blocks, range);
@@ -119,6 +126,7 @@ cria_graph_end_block (CriaGraph *g)
 void
 cria_graph_begin_block (CriaGraph *g)
 {
+  g_return_if_fail (g != NULL);
   cria_graph_end_block (g);
   g->open_block = (int) g->nodes->len;
 }
@@ -126,12 +134,14 @@ cria_graph_begin_block (CriaGraph *g)
 guint
 cria_graph_n_blocks (const CriaGraph *g)
 {
+  g_return_val_if_fail (g != NULL, 0);
   return g->blocks->len + (g->open_block >= 0 && (int) g->nodes->len > g->open_block);
 }
 
 void
 cria_graph_set_recompute (CriaGraph *g, gboolean recompute)
 {
+  g_return_if_fail (g != NULL);
   g->recompute = recompute;
 }
 
@@ -157,6 +167,8 @@ G_GNUC_PRINTF (3, 4) static CriaNode *fail (CriaGraph *g, CriaOp op, const char 
 CriaNode *
 cria_graph_fail (CriaGraph *g, const char *format, ...)
 {
+  g_return_val_if_fail (g != NULL, NULL);
+  g_return_val_if_fail (format != NULL, NULL);
   if (!g->error) {
     va_list args;
     va_start (args, format);
@@ -233,6 +245,8 @@ check_f32 (CriaGraph *g, CriaOp op, CriaNode *n, const char *what)
 CriaNode *
 cria_graph_input (CriaGraph *g, const char *name, CriaDType dtype, int n_dims, const gint64 *shape)
 {
+  g_return_val_if_fail (g != NULL, NULL);
+  g_return_val_if_fail (shape != NULL, NULL);
   if (g->error)
     return NULL;
   if (n_dims < 1 || n_dims > CRIA_MAX_DIMS)
@@ -245,6 +259,8 @@ cria_graph_input (CriaGraph *g, const char *name, CriaDType dtype, int n_dims, c
 CriaNode *
 cria_graph_param (CriaGraph *g, const char *name, CriaTensor *tensor, gboolean trainable)
 {
+  g_return_val_if_fail (g != NULL, NULL);
+  g_return_val_if_fail (tensor != NULL, NULL);
   if (g->error)
     return NULL;
   if (tensor->dtype == CRIA_DTYPE_NF4 && !tensor->nf4)
@@ -266,6 +282,9 @@ cria_graph_param (CriaGraph *g, const char *name, CriaTensor *tensor, gboolean t
 gboolean
 cria_node_set_value (CriaNode *node, CriaTensor *tensor, GError **error)
 {
+  g_return_val_if_fail (node != NULL, FALSE);
+  g_return_val_if_fail (tensor != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   gboolean same = tensor->dtype == node->dtype && tensor->n_dims == node->n_dims;
   for (int i = 0; same && i < node->n_dims; i++)
     same = tensor->shape[i] == node->shape[i];
@@ -286,6 +305,7 @@ cria_node_set_value (CriaNode *node, CriaTensor *tensor, GError **error)
 CriaNode *
 cria_matmul (CriaGraph *g, CriaNode *a, CriaNode *b, gboolean trans_a, gboolean trans_b)
 {
+  g_return_val_if_fail (g != NULL, NULL);
   CriaNode *src[] = { a, b };
   /* an nf4 b (a frozen base weight) is checked here, the rest as usual */
   gboolean b_nf4 = b && b->dtype == CRIA_DTYPE_NF4;
@@ -322,6 +342,7 @@ cria_matmul (CriaGraph *g, CriaNode *a, CriaNode *b, gboolean trans_a, gboolean 
 CriaNode *
 cria_dequantize (CriaGraph *g, CriaNode *w)
 {
+  g_return_val_if_fail (g != NULL, NULL);
   if (g->error)
     return NULL;
   if (!w)
@@ -336,6 +357,7 @@ cria_dequantize (CriaGraph *g, CriaNode *w)
 CriaNode *
 cria_embedding (CriaGraph *g, CriaNode *ids, CriaNode *table)
 {
+  g_return_val_if_fail (g != NULL, NULL);
   CriaNode *src[] = { ids, table };
   if (!check_src (g, CRIA_OP_EMBEDDING, src, 2, 1u))
     return NULL;
@@ -369,6 +391,7 @@ norm_node (CriaGraph *g, CriaOp op, CriaNode **src, int n_src, float eps)
 CriaNode *
 cria_layernorm (CriaGraph *g, CriaNode *x, CriaNode *w, CriaNode *b, float eps)
 {
+  g_return_val_if_fail (g != NULL, NULL);
   CriaNode *src[] = { x, w, b };
   return norm_node (g, CRIA_OP_LAYERNORM, src, 3, eps);
 }
@@ -376,6 +399,7 @@ cria_layernorm (CriaGraph *g, CriaNode *x, CriaNode *w, CriaNode *b, float eps)
 CriaNode *
 cria_rmsnorm (CriaGraph *g, CriaNode *x, CriaNode *w, float eps)
 {
+  g_return_val_if_fail (g != NULL, NULL);
   CriaNode *src[] = { x, w };
   return norm_node (g, CRIA_OP_RMSNORM, src, 2, eps);
 }
@@ -383,6 +407,7 @@ cria_rmsnorm (CriaGraph *g, CriaNode *x, CriaNode *w, float eps)
 CriaNode *
 cria_rope (CriaGraph *g, CriaNode *x, CriaNode *positions, CriaNode *inv_freq)
 {
+  g_return_val_if_fail (g != NULL, NULL);
   CriaNode *src[] = { x, positions, inv_freq };
   if (!check_src (g, CRIA_OP_ROPE, src, 3, 2u) || !check_f32 (g, CRIA_OP_ROPE, x, "x") ||
       !check_f32 (g, CRIA_OP_ROPE, inv_freq, "inv_freq"))
@@ -397,6 +422,7 @@ cria_rope (CriaGraph *g, CriaNode *x, CriaNode *positions, CriaNode *inv_freq)
 CriaNode *
 cria_attention (CriaGraph *g, CriaNode *q, CriaNode *k, CriaNode *v, CriaNode *segments, float scale)
 {
+  g_return_val_if_fail (g != NULL, NULL);
   return cria_attention_window (g, q, k, v, segments, scale, 0);
 }
 
@@ -404,6 +430,7 @@ CriaNode *
 cria_attention_window (CriaGraph *g, CriaNode *q, CriaNode *k, CriaNode *v, CriaNode *segments, float scale,
                        gint64 window)
 {
+  g_return_val_if_fail (g != NULL, NULL);
   CriaNode *src[] = { q, k, v, segments };
   int n_src = segments ? 4 : 3;
   if (!check_src (g, CRIA_OP_ATTENTION, src, n_src, 8u) || !check_f32 (g, CRIA_OP_ATTENTION, q, "q") ||
@@ -444,24 +471,28 @@ unary (CriaGraph *g, CriaOp op, CriaNode *x)
 CriaNode *
 cria_gelu (CriaGraph *g, CriaNode *x)
 {
+  g_return_val_if_fail (g != NULL, NULL);
   return unary (g, CRIA_OP_GELU, x);
 }
 
 CriaNode *
 cria_silu (CriaGraph *g, CriaNode *x)
 {
+  g_return_val_if_fail (g != NULL, NULL);
   return unary (g, CRIA_OP_SILU, x);
 }
 
 CriaNode *
 cria_softmax (CriaGraph *g, CriaNode *x)
 {
+  g_return_val_if_fail (g != NULL, NULL);
   return unary (g, CRIA_OP_SOFTMAX, x);
 }
 
 CriaNode *
 cria_scale (CriaGraph *g, CriaNode *a, float s)
 {
+  g_return_val_if_fail (g != NULL, NULL);
   CriaNode *out = unary (g, CRIA_OP_SCALE, a);
   if (out)
     out->fparam[0] = s;
@@ -471,6 +502,7 @@ cria_scale (CriaGraph *g, CriaNode *a, float s)
 CriaNode *
 cria_dropout (CriaGraph *g, CriaNode *a, float p, guint64 seed)
 {
+  g_return_val_if_fail (g != NULL, NULL);
   if (!(p >= 0.0f && p < 1.0f))
     return fail (g, CRIA_OP_DROPOUT, "probability %g is not in [0, 1)", (double) p);
   CriaNode *out = unary (g, CRIA_OP_DROPOUT, a);
@@ -501,18 +533,21 @@ broadcast_binary (CriaGraph *g, CriaOp op, CriaNode *a, CriaNode *b)
 CriaNode *
 cria_add (CriaGraph *g, CriaNode *a, CriaNode *b)
 {
+  g_return_val_if_fail (g != NULL, NULL);
   return broadcast_binary (g, CRIA_OP_ADD, a, b);
 }
 
 CriaNode *
 cria_mul (CriaGraph *g, CriaNode *a, CriaNode *b)
 {
+  g_return_val_if_fail (g != NULL, NULL);
   return broadcast_binary (g, CRIA_OP_MUL, a, b);
 }
 
 CriaNode *
 cria_swiglu (CriaGraph *g, CriaNode *gate, CriaNode *up)
 {
+  g_return_val_if_fail (g != NULL, NULL);
   CriaNode *src[] = { gate, up };
   if (!check_src (g, CRIA_OP_SWIGLU, src, 2, 0) || !check_f32 (g, CRIA_OP_SWIGLU, gate, "gate") ||
       !check_f32 (g, CRIA_OP_SWIGLU, up, "up"))
@@ -528,6 +563,8 @@ cria_swiglu (CriaGraph *g, CriaNode *gate, CriaNode *up)
 CriaNode *
 cria_reshape (CriaGraph *g, CriaNode *a, int n_dims, const gint64 *shape)
 {
+  g_return_val_if_fail (g != NULL, NULL);
+  g_return_val_if_fail (shape != NULL, NULL);
   CriaNode *src[] = { a };
   if (!check_src (g, CRIA_OP_RESHAPE, src, 1, 0) || !check_f32 (g, CRIA_OP_RESHAPE, a, "a"))
     return NULL;
@@ -544,6 +581,8 @@ cria_reshape (CriaGraph *g, CriaNode *a, int n_dims, const gint64 *shape)
 CriaNode *
 cria_permute (CriaGraph *g, CriaNode *a, const int *perm)
 {
+  g_return_val_if_fail (g != NULL, NULL);
+  g_return_val_if_fail (perm != NULL, NULL);
   CriaNode *src[] = { a };
   if (!check_src (g, CRIA_OP_PERMUTE, src, 1, 0) || !check_f32 (g, CRIA_OP_PERMUTE, a, "a"))
     return NULL;
@@ -564,6 +603,7 @@ cria_permute (CriaGraph *g, CriaNode *a, const int *perm)
 CriaNode *
 cria_concat (CriaGraph *g, CriaNode *a, CriaNode *b, int dim)
 {
+  g_return_val_if_fail (g != NULL, NULL);
   CriaNode *src[] = { a, b };
   if (!check_src (g, CRIA_OP_CONCAT, src, 2, 0) || !check_f32 (g, CRIA_OP_CONCAT, a, "a") ||
       !check_f32 (g, CRIA_OP_CONCAT, b, "b"))
@@ -587,6 +627,7 @@ cria_concat (CriaGraph *g, CriaNode *a, CriaNode *b, int dim)
 CriaNode *
 cria_slice (CriaGraph *g, CriaNode *a, int dim, gint64 start, gint64 length)
 {
+  g_return_val_if_fail (g != NULL, NULL);
   CriaNode *src[] = { a };
   if (!check_src (g, CRIA_OP_SLICE, src, 1, 0) || !check_f32 (g, CRIA_OP_SLICE, a, "a"))
     return NULL;
@@ -609,6 +650,7 @@ cria_slice (CriaGraph *g, CriaNode *a, int dim, gint64 start, gint64 length)
 CriaNode *
 cria_lm_head_ce (CriaGraph *g, CriaNode *h, CriaNode *w, CriaNode *labels, gint64 chunk)
 {
+  g_return_val_if_fail (g != NULL, NULL);
   CriaNode *src[] = { h, w, labels };
   if (!check_src (g, CRIA_OP_LM_HEAD_CE, src, 3, 4u) || !check_f32 (g, CRIA_OP_LM_HEAD_CE, h, "h"))
     return NULL;
@@ -628,6 +670,7 @@ cria_lm_head_ce (CriaGraph *g, CriaNode *h, CriaNode *w, CriaNode *labels, gint6
 void
 cria_graph_set_linear_hook (CriaGraph *g, CriaLinearHook hook, gpointer user_data)
 {
+  g_return_if_fail (g != NULL);
   g->linear_hook = hook;
   g->linear_hook_data = user_data;
 }
@@ -635,6 +678,7 @@ cria_graph_set_linear_hook (CriaGraph *g, CriaLinearHook hook, gpointer user_dat
 CriaNode *
 cria_linear (CriaGraph *g, const char *name, CriaNode *x, CriaNode *w, CriaNode *b)
 {
+  g_return_val_if_fail (g != NULL, NULL);
   CriaNode *out = cria_node_set_name (cria_matmul (g, x, w, FALSE, TRUE), name);
   if (b)
     out = cria_add (g, out, b);

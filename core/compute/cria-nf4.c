@@ -56,6 +56,7 @@ float_cmp (const void *pa, const void *pb)
 void
 cria_nf4_dynamic_map (float map[256])
 {
+  g_return_if_fail (map != NULL);
   static const double scales[7] = { 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0 };
   int n = 0;
   for (int i = 0; i < 7; i++) {
@@ -222,6 +223,8 @@ quantize_blocks (gpointer data)
 CriaTensor *
 cria_nf4_quantize (const CriaTensor *src, const char *name, GError **error)
 {
+  g_return_val_if_fail (src != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   if (src->dtype != CRIA_DTYPE_F32 && src->dtype != CRIA_DTYPE_BF16 && src->dtype != CRIA_DTYPE_F16) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
                  "%s: only f32, bf16 and f16 weights quantize to nf4, not %s", name, cria_dtype_name (src->dtype));
@@ -258,6 +261,9 @@ cria_nf4_tensor_new (int n_dims, const gint64 *shape, CriaDType source_dtype, co
                      const guint8 *absmax, gint64 n_blocks, const float *nested_absmax, gint64 n_nested, float offset,
                      const float *quant_map, const float *nested_quant_map, const char *name, GError **error)
 {
+  g_return_val_if_fail (packed != NULL, NULL);
+  g_return_val_if_fail (absmax != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   gint64 n = n_dims >= 1 && n_dims <= CRIA_MAX_DIMS ? cria_shape_numel (n_dims, shape) : 0;
   if (n == 0) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "%s: invalid shape for an nf4 weight", name);
@@ -305,6 +311,8 @@ cria_nf4_tensor_new (int n_dims, const gint64 *shape, CriaDType source_dtype, co
 float
 cria_nf4_block_absmax (const CriaNf4State *s, gint64 block)
 {
+  g_return_val_if_fail (s != NULL, 0.0f);
+  g_return_val_if_fail (block >= 0 && block < s->n_blocks, 0.0f);
   if (s->absmax_f32)
     return s->absmax_f32[block];
   return s->nested_quant_map[s->absmax[block]] * s->nested_absmax[block / CRIA_NF4_NESTED_BLOCK] + s->offset;
@@ -313,6 +321,8 @@ cria_nf4_block_absmax (const CriaNf4State *s, gint64 block)
 void
 cria_nf4_dequantize_range (const CriaTensor *tensor, gint64 start, gint64 count, float *out)
 {
+  g_return_if_fail (tensor != NULL);
+  g_return_if_fail (out != NULL);
   const CriaNf4State *s = tensor->nf4;
   const guint8 *d = tensor->data;
   gint64 e = start, end = start + count;
@@ -337,6 +347,7 @@ cria_nf4_dequantize_range (const CriaTensor *tensor, gint64 start, gint64 count,
 CriaTensor *
 cria_nf4_dequantize (const CriaTensor *tensor)
 {
+  g_return_val_if_fail (tensor != NULL, NULL);
   CriaTensor *t = cria_tensor_new (CRIA_DTYPE_F32, tensor->n_dims, tensor->shape);
   cria_nf4_dequantize_range (tensor, 0, cria_tensor_numel (tensor), t->data);
   return t;
@@ -460,6 +471,8 @@ floats_of (const CriaWeight *w)
 CriaTensor *
 cria_nf4_load (CriaSafetensors *st, const char *name, GError **error)
 {
+  g_return_val_if_fail (st != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   Loader l = { st, name, error };
   QuantState qs = { 0 };
   const CriaWeight *state = load_part (&l, STATE_KEY, CRIA_DTYPE_U8, -1);

@@ -9,6 +9,7 @@
 gint64
 cria_shape_numel (int n_dims, const gint64 *shape)
 {
+  g_return_val_if_fail (shape != NULL || n_dims <= 0, 0);
   if (n_dims < 0 || n_dims > CRIA_MAX_DIMS)
     return 0;
   gint64 n = 1;
@@ -23,6 +24,7 @@ cria_shape_numel (int n_dims, const gint64 *shape)
 char *
 cria_shape_to_string (int n_dims, const gint64 *shape)
 {
+  g_return_val_if_fail (shape != NULL || n_dims <= 0, NULL);
   GString *s = g_string_new ("[");
   for (int i = 0; i < n_dims; i++)
     g_string_append_printf (s, i ? ", %" G_GINT64_FORMAT : "%" G_GINT64_FORMAT, shape[i]);
@@ -46,6 +48,7 @@ tensor_alloc (CriaDType dtype, int n_dims, const gint64 *shape)
 CriaTensor *
 cria_tensor_new (CriaDType dtype, int n_dims, const gint64 *shape)
 {
+  g_return_val_if_fail (shape != NULL || n_dims == 0, NULL);
   CriaTensor *t = tensor_alloc (dtype, n_dims, shape);
   gsize bytes = cria_tensor_nbytes (t);
   /* Aligned for the widest vector loads of any backend kernel. */
@@ -59,6 +62,7 @@ CriaTensor *
 cria_tensor_new_borrowed (CriaDType dtype, int n_dims, const gint64 *shape, void *data, GDestroyNotify release,
                           gpointer release_data)
 {
+  g_return_val_if_fail (shape != NULL || n_dims == 0, NULL);
   CriaTensor *t = tensor_alloc (dtype, n_dims, shape);
   t->data = data;
   t->release = release;
@@ -69,6 +73,7 @@ cria_tensor_new_borrowed (CriaDType dtype, int n_dims, const gint64 *shape, void
 CriaTensor *
 cria_tensor_ref (CriaTensor *tensor)
 {
+  g_return_val_if_fail (tensor != NULL, NULL);
   g_atomic_int_inc (&tensor->ref_count);
   return tensor;
 }
@@ -87,18 +92,21 @@ cria_tensor_unref (CriaTensor *tensor)
 gint64
 cria_tensor_numel (const CriaTensor *tensor)
 {
+  g_return_val_if_fail (tensor != NULL, 0);
   return cria_shape_numel (tensor->n_dims, tensor->shape);
 }
 
 gsize
 cria_tensor_nbytes (const CriaTensor *tensor)
 {
+  g_return_val_if_fail (tensor != NULL, 0);
   return cria_dtype_bytes (tensor->dtype, (gsize) cria_tensor_numel (tensor));
 }
 
 CriaTensor *
 cria_tensor_to_f32 (const CriaTensor *tensor)
 {
+  g_return_val_if_fail (tensor != NULL, NULL);
   if (tensor->dtype == CRIA_DTYPE_NF4)
     return cria_nf4_dequantize (tensor);
   CriaTensor *t = cria_tensor_new (CRIA_DTYPE_F32, tensor->n_dims, tensor->shape);
@@ -192,11 +200,15 @@ convert (CriaDType dtype, const void *src, void *dst, gsize n, gboolean to_f32)
 void
 cria_convert_to_f32 (CriaDType dtype, const void *src, float *dst, gsize n)
 {
+  g_return_if_fail (src != NULL || n == 0);
+  g_return_if_fail (dst != NULL || n == 0);
   convert (dtype, src, dst, n, TRUE);
 }
 
 void
 cria_convert_from_f32 (CriaDType dtype, const float *src, void *dst, gsize n)
 {
+  g_return_if_fail (src != NULL || n == 0);
+  g_return_if_fail (dst != NULL || n == 0);
   convert (dtype, src, dst, n, FALSE);
 }

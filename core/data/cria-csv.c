@@ -15,6 +15,7 @@ struct _CriaCsv {
 CriaCsv *
 cria_csv_new (CriaInput *input)
 {
+  g_return_val_if_fail (input != NULL, NULL);
   CriaCsv *csv = g_new0 (CriaCsv, 1);
   csv->input = input;
   return csv;
@@ -32,12 +33,14 @@ cria_csv_free (CriaCsv *csv)
 guint64
 cria_csv_get_line (CriaCsv *csv)
 {
+  g_return_val_if_fail (csv != NULL, 0);
   return csv->row_line;
 }
 
 const char *
 cria_csv_get_path (CriaCsv *csv)
 {
+  g_return_val_if_fail (csv != NULL, NULL);
   return cria_input_get_path (csv->input);
 }
 
@@ -75,6 +78,8 @@ defer_error (CriaCsv *csv, GError **deferred, int code, guint index, gsize colum
 char **
 cria_csv_read_row (CriaCsv *csv, GError **error)
 {
+  g_return_val_if_fail (csv != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   const char *line;
   gsize len;
   GError *rerr = NULL;
@@ -162,6 +167,7 @@ cria_csv_read_row (CriaCsv *csv, GError **error)
 void
 cria_csv_append_field (GString *out, const char *field)
 {
+  g_return_if_fail (out != NULL);
   if (!field)
     return;
   if (!strpbrk (field, ",\"\r\n")) {

@@ -21,6 +21,8 @@ struct _CriaInput {
 CriaInput *
 cria_input_open (const char *path, GError **error)
 {
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   FILE *f = strcmp (path, "-") == 0 ? stdin : fopen (path, "rb");
   if (!f) {
     int e = errno;
@@ -53,12 +55,17 @@ cria_input_free (CriaInput *in)
 const char *
 cria_input_get_path (CriaInput *in)
 {
+  g_return_val_if_fail (in != NULL, NULL);
   return in->path;
 }
 
 gboolean
 cria_input_read_line (CriaInput *in, const char **line, gsize *len, GError **error)
 {
+  g_return_val_if_fail (in != NULL, FALSE);
+  g_return_val_if_fail (line != NULL, FALSE);
+  g_return_val_if_fail (len != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   ssize_t n = getline (&in->buf, &in->cap, in->stream);
   if (n < 0) {
     if (ferror (in->stream)) {
@@ -86,5 +93,6 @@ cria_input_read_line (CriaInput *in, const char **line, gsize *len, GError **err
 guint64
 cria_input_get_line_number (CriaInput *in)
 {
+  g_return_val_if_fail (in != NULL, 0);
   return in->line;
 }

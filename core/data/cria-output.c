@@ -70,6 +70,8 @@ remove_stale (const char *dir, const char *base)
 CriaOutput *
 cria_output_open (const char *path, GError **error)
 {
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   CriaOutput *out = g_new0 (CriaOutput, 1);
   out->path = g_strdup (path);
   if (strcmp (path, "-") == 0) {
@@ -101,12 +103,14 @@ cria_output_open (const char *path, GError **error)
 FILE *
 cria_output_get_stream (CriaOutput *out)
 {
+  g_return_val_if_fail (out != NULL, NULL);
   return out->stream;
 }
 
 const char *
 cria_output_get_path (CriaOutput *out)
 {
+  g_return_val_if_fail (out != NULL, NULL);
   return out->path;
 }
 
@@ -123,6 +127,9 @@ check_stream (CriaOutput *out, GError **error)
 gboolean
 cria_output_write (CriaOutput *out, const void *data, gsize len, GError **error)
 {
+  g_return_val_if_fail (out != NULL, FALSE);
+  g_return_val_if_fail (data != NULL || len == 0, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   if (len && fwrite (data, 1, len, out->stream) != len)
     return check_stream (out, error) && FALSE;
   return TRUE;
@@ -131,6 +138,9 @@ cria_output_write (CriaOutput *out, const void *data, gsize len, GError **error)
 gboolean
 cria_output_printf (CriaOutput *out, GError **error, const char *format, ...)
 {
+  g_return_val_if_fail (out != NULL, FALSE);
+  g_return_val_if_fail (format != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   va_list ap;
   va_start (ap, format);
   int n = vfprintf (out->stream, format, ap);
@@ -154,6 +164,8 @@ output_free (CriaOutput *out)
 gboolean
 cria_output_commit (CriaOutput *out, GError **error)
 {
+  g_return_val_if_fail (out != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   if (!out->tmp_path) {
     gboolean ok = fflush (out->stream) == 0 && check_stream (out, error);
     output_free (out);

@@ -51,6 +51,9 @@ tokenize (const char *text, GError **error)
 CriaPipeline *
 cria_pipeline_parse (CriaRegistry *registry, const char *description, GError **error)
 {
+  g_return_val_if_fail (registry != NULL, NULL);
+  g_return_val_if_fail (description != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_autoptr (GPtrArray) words = tokenize (description, error);
   if (!words)
     return NULL;
@@ -110,6 +113,9 @@ cria_pipeline_parse (CriaRegistry *registry, const char *description, GError **e
 CriaPipeline *
 cria_pipeline_parse_json (CriaRegistry *registry, const char *json, gssize len, const char *filename, GError **error)
 {
+  g_return_val_if_fail (registry != NULL, NULL);
+  g_return_val_if_fail (json != NULL || len == 0, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_autofree char *label = cria_error_quote (filename ? filename : "pipeline", -1, -1);
   g_autoptr (JsonParser) parser = json_parser_new ();
   g_autoptr (GError) jerr = NULL;
@@ -201,6 +207,9 @@ cria_pipeline_parse_json (CriaRegistry *registry, const char *json, gssize len, 
 CriaPipeline *
 cria_pipeline_load_file (CriaRegistry *registry, const char *path, GError **error)
 {
+  g_return_val_if_fail (registry != NULL, NULL);
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_autofree char *text = NULL;
   gsize len = 0;
   g_autoptr (GError) ferr = NULL;
@@ -225,6 +234,7 @@ needs_quotes (const char *s)
 char *
 cria_pipeline_to_string (CriaPipeline *pipeline)
 {
+  g_return_val_if_fail (pipeline != NULL, NULL);
   GString *s = g_string_new (NULL);
   for (guint i = 0; i < pipeline->stages->len; i++) {
     CriaStage *st = g_ptr_array_index (pipeline->stages, i);
@@ -258,6 +268,11 @@ gboolean
 cria_registry_parse_spec (CriaRegistry *registry, CriaKind kind, const char *spec, const CriaProvider **provider,
                           CriaProps **props, GError **error)
 {
+  g_return_val_if_fail (registry != NULL, FALSE);
+  g_return_val_if_fail (provider != NULL, FALSE);
+  g_return_val_if_fail (props != NULL, FALSE);
+  g_return_val_if_fail (spec != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   g_autoptr (GPtrArray) words = tokenize (spec, error);
   if (!words)
     return FALSE;

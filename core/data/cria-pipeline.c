@@ -107,18 +107,21 @@ cria_pipeline_validate (CriaPipeline *p, GError **error)
 void
 cria_pipeline_set_on_error (CriaPipeline *p, CriaOnError mode)
 {
+  g_return_if_fail (p != NULL);
   p->on_error = mode;
 }
 
 void
 cria_pipeline_set_seed (CriaPipeline *p, guint64 seed)
 {
+  g_return_if_fail (p != NULL);
   p->seed = seed;
 }
 
 void
 cria_pipeline_set_progress (CriaPipeline *p, void (*func) (guint64, gpointer), gpointer data)
 {
+  g_return_if_fail (p != NULL);
   p->progress = func;
   p->progress_data = data;
 }
@@ -126,12 +129,14 @@ cria_pipeline_set_progress (CriaPipeline *p, void (*func) (guint64, gpointer), g
 void
 cria_pipeline_cancel (CriaPipeline *p)
 {
+  g_return_if_fail (p != NULL);
   g_atomic_int_set (&p->cancelled, 1);
 }
 
 guint
 cria_pipeline_get_n_stages (CriaPipeline *p)
 {
+  g_return_val_if_fail (p != NULL, 0);
   return p->stages->len;
 }
 
@@ -179,6 +184,8 @@ push_into (CriaPipeline *p, guint index, CriaRecord *record, GError **error)
 gboolean
 cria_emit (CriaEmitter *out, CriaRecord *record, GError **error)
 {
+  g_return_val_if_fail (out != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   CriaPipeline *p = out->pipeline;
   CriaStage *st = g_ptr_array_index (p->stages, out->index);
   st->n_out++;
@@ -192,6 +199,8 @@ cria_emit (CriaEmitter *out, CriaRecord *record, GError **error)
 void
 cria_emit_skip (CriaEmitter *out, const char *reason)
 {
+  g_return_if_fail (out != NULL);
+  g_return_if_fail (reason != NULL);
   count_skip (g_ptr_array_index (out->pipeline->stages, out->index), reason);
 }
 
@@ -209,6 +218,8 @@ abort_all (CriaPipeline *p)
 gboolean
 cria_pipeline_run (CriaPipeline *p, GError **error)
 {
+  g_return_val_if_fail (p != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   g_return_val_if_fail (!p->ran, FALSE);
   p->ran = TRUE;
 
@@ -299,6 +310,7 @@ sorted_reasons (CriaStage *st)
 JsonNode *
 cria_pipeline_get_summary (CriaPipeline *p)
 {
+  g_return_val_if_fail (p != NULL, NULL);
   JsonArray *stages = json_array_new ();
   for (guint i = 0; i < p->stages->len; i++) {
     CriaStage *st = g_ptr_array_index (p->stages, i);
@@ -327,6 +339,7 @@ cria_pipeline_get_summary (CriaPipeline *p)
 char *
 cria_pipeline_format_summary (CriaPipeline *p)
 {
+  g_return_val_if_fail (p != NULL, NULL);
   GString *s = g_string_new (NULL);
   g_string_append_printf (s, "%-3s %-14s %-9s %10s %10s %10s  %s\n", "#", "stage", "kind", "in", "out", "skipped",
                           "reasons");
@@ -350,18 +363,22 @@ cria_pipeline_format_summary (CriaPipeline *p)
 CriaRegistry *
 cria_context_get_registry (CriaContext *ctx)
 {
+  g_return_val_if_fail (ctx != NULL, NULL);
   return ctx->registry;
 }
 
 guint64
 cria_context_get_seed (CriaContext *ctx)
 {
+  g_return_val_if_fail (ctx != NULL, 0);
   return ctx->seed;
 }
 
 void
 cria_context_skip (CriaContext *ctx, const char *reason)
 {
+  g_return_if_fail (ctx != NULL);
+  g_return_if_fail (reason != NULL);
   /* Every context lives inside its stage. */
   count_skip ((CriaStage *) ((char *) ctx - G_STRUCT_OFFSET (CriaStage, ctx)), reason);
 }
@@ -369,12 +386,15 @@ cria_context_skip (CriaContext *ctx, const char *reason)
 const char *
 cria_context_get_stage_name (CriaContext *ctx)
 {
+  g_return_val_if_fail (ctx != NULL, NULL);
   return ctx->stage_name;
 }
 
 void
 cria_context_warn (CriaContext *ctx, const char *format, ...)
 {
+  g_return_if_fail (ctx != NULL);
+  g_return_if_fail (format != NULL);
   va_list ap;
   va_start (ap, format);
   g_autofree char *msg = g_strdup_vprintf (format, ap);

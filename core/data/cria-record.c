@@ -61,6 +61,7 @@ field_slot (CriaRecord *r, const char *field)
 void
 cria_record_add_message (CriaRecord *r, const char *role, const char *content)
 {
+  g_return_if_fail (r != NULL);
   if (!r->messages)
     r->messages = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_message_free);
   CriaMessage *m = g_new0 (CriaMessage, 1);
@@ -72,6 +73,8 @@ cria_record_add_message (CriaRecord *r, const char *role, const char *content)
 void
 cria_record_set_field (CriaRecord *r, const char *field, const char *value)
 {
+  g_return_if_fail (r != NULL);
+  g_return_if_fail (field != NULL);
   char **slot = field_slot (r, field);
   if (slot) {
     g_free (*slot);
@@ -86,6 +89,8 @@ cria_record_set_field (CriaRecord *r, const char *field, const char *value)
 const char *
 cria_record_get_field (const CriaRecord *r, const char *field)
 {
+  g_return_val_if_fail (r != NULL, NULL);
+  g_return_val_if_fail (field != NULL, NULL);
   char **slot = field_slot ((CriaRecord *) r, field);
   if (slot)
     return *slot;
@@ -134,6 +139,7 @@ deep_copy_node (JsonNode *n)
 CriaRecord *
 cria_record_copy (const CriaRecord *r)
 {
+  g_return_val_if_fail (r != NULL, NULL);
   CriaRecord *c = g_new0 (CriaRecord, 1);
   c->instruction = g_strdup (r->instruction);
   c->input = g_strdup (r->input);
@@ -153,6 +159,7 @@ cria_record_copy (const CriaRecord *r)
 JsonObject *
 cria_record_to_json (const CriaRecord *r)
 {
+  g_return_val_if_fail (r != NULL, NULL);
   JsonObject *o = json_object_new ();
   for (guint i = 0; i < G_N_ELEMENTS (text_fields); i++) {
     const char *v = cria_record_get_field (r, text_fields[i]);
@@ -247,6 +254,8 @@ cria_record_set_member (CriaRecord *r, const char *name, JsonNode *n, GError **e
 CriaRecord *
 cria_record_from_json (JsonObject *o, GError **error)
 {
+  g_return_val_if_fail (o != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_autoptr (CriaRecord) r = cria_record_new ();
   JsonObjectIter it;
   const char *name;
@@ -263,6 +272,8 @@ cria_record_from_json (JsonObject *o, GError **error)
 void
 cria_record_append_json_line (GString *out, const CriaRecord *r)
 {
+  g_return_if_fail (out != NULL);
+  g_return_if_fail (r != NULL);
   /* Names written with their quotes and colon: no formatting per record. */
   static const char *const keys[] = { "\"instruction\":", "\"input\":", "\"output\":", "\"system\":" };
   const char *const values[] = { r->instruction, r->input, r->output, r->system };
@@ -307,6 +318,7 @@ cria_record_append_json_line (GString *out, const CriaRecord *r)
 char *
 cria_record_to_json_line (const CriaRecord *r)
 {
+  g_return_val_if_fail (r != NULL, NULL);
   GString *out = g_string_sized_new (256);
   cria_record_append_json_line (out, r);
   return g_string_free (out, FALSE);
@@ -315,6 +327,8 @@ cria_record_to_json_line (const CriaRecord *r)
 gboolean
 cria_record_equal (const CriaRecord *a, const CriaRecord *b)
 {
+  g_return_val_if_fail (a != NULL, FALSE);
+  g_return_val_if_fail (b != NULL, FALSE);
   g_autofree char *ta = cria_record_to_json_line (a);
   g_autofree char *tb = cria_record_to_json_line (b);
   return strcmp (ta, tb) == 0;
@@ -332,6 +346,7 @@ add_turn (GPtrArray *turns, const char *role, const char *content)
 GPtrArray *
 cria_record_get_turns (const CriaRecord *r)
 {
+  g_return_val_if_fail (r != NULL, NULL);
   GPtrArray *turns = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_message_free);
   if (r->messages) {
     for (guint i = 0; i < r->messages->len; i++) {

@@ -31,6 +31,8 @@ quote (const char *path)
 GPtrArray *
 cria_pipeline_collect (CriaRegistry *registry, const char *source, GError **error)
 {
+  g_return_val_if_fail (source != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_autofree char *dir = g_dir_make_tmp ("cria-collect-XXXXXX", error);
   if (!dir)
     return NULL;

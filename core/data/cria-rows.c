@@ -56,6 +56,8 @@ parse_node (const char *text, gssize len, const char *file, guint64 line, GError
 JsonNode *
 cria_json_load_file (const char *path, GError **error)
 {
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   return cj_load_file (path, parse_node, error);
 }
 
@@ -78,6 +80,9 @@ sniff (const char *path, GError **error)
 CriaRows *
 cria_rows_open (const char *path, const char *format, GError **error)
 {
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (format != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   RowsFormat f;
   if (!strcmp (format, "jsonl"))
     f = ROWS_JSONL;
@@ -143,6 +148,7 @@ cria_rows_open (const char *path, const char *format, GError **error)
 const char *
 cria_rows_where (CriaRows *rows)
 {
+  g_return_val_if_fail (rows != NULL, NULL);
   if (rows->where_stale) {
     g_free (rows->where);
     rows->where = g_strdup_printf ("%s:%" G_GUINT64_FORMAT, rows->path, rows->where_line);
@@ -154,6 +160,7 @@ cria_rows_where (CriaRows *rows)
 const char *
 cria_rows_get_format (CriaRows *rows)
 {
+  g_return_val_if_fail (rows != NULL, NULL);
   return rows->format == ROWS_JSON ? "json" : rows->format == ROWS_CSV ? "csv" : "jsonl";
 }
 
@@ -400,6 +407,9 @@ parse_line (CriaRows *rows, const char *line, gsize len, JsonObject **row, GErro
 CriaFlow
 cria_rows_next (CriaRows *rows, JsonObject **row, GError **error)
 {
+  g_return_val_if_fail (rows != NULL, CRIA_FLOW_ERROR);
+  g_return_val_if_fail (row != NULL, CRIA_FLOW_ERROR);
+  g_return_val_if_fail (error == NULL || *error == NULL, CRIA_FLOW_ERROR);
   *row = NULL;
   if (rows->format == ROWS_CSV)
     return next_csv (rows, row, error);
@@ -414,6 +424,10 @@ cria_rows_next (CriaRows *rows, JsonObject **row, GError **error)
 CriaFlow
 cria_rows_next_record (CriaRows *rows, const char *const *divert, CriaRecord **record, JsonObject **row, GError **error)
 {
+  g_return_val_if_fail (rows != NULL, CRIA_FLOW_ERROR);
+  g_return_val_if_fail (record != NULL, CRIA_FLOW_ERROR);
+  g_return_val_if_fail (row != NULL, CRIA_FLOW_ERROR);
+  g_return_val_if_fail (error == NULL || *error == NULL, CRIA_FLOW_ERROR);
   *record = NULL;
   if (rows->format != ROWS_JSONL)
     return cria_rows_next (rows, row, error);
@@ -433,6 +447,10 @@ cria_rows_next_record (CriaRows *rows, const char *const *divert, CriaRecord **r
 gboolean
 cria_rows_get_text (JsonObject *row, const char *member, const char *where, char **value, GError **error)
 {
+  g_return_val_if_fail (row != NULL, FALSE);
+  g_return_val_if_fail (member != NULL, FALSE);
+  g_return_val_if_fail (value != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   *value = NULL;
   JsonNode *n = json_object_get_member (row, member);
   if (!n || JSON_NODE_HOLDS_NULL (n))
@@ -459,6 +477,9 @@ cria_rows_get_text (JsonObject *row, const char *member, const char *where, char
 char *
 cria_rows_require_text (JsonObject *row, const char *member, const char *where, GError **error)
 {
+  g_return_val_if_fail (row != NULL, NULL);
+  g_return_val_if_fail (member != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   char *v = NULL;
   if (!cria_rows_get_text (row, member, where, &v, error))
     return NULL;

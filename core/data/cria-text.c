@@ -9,6 +9,8 @@
 char *
 cria_template_render (const char *tmpl, CriaTemplateLookup lookup, gpointer data, GError **error)
 {
+  g_return_val_if_fail (tmpl != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_autoptr (GString) out = g_string_sized_new (strlen (tmpl) + 64);
   for (const char *p = tmpl; *p; p++) {
     if ((p[0] == '{' && p[1] == '{') || (p[0] == '}' && p[1] == '}')) {
@@ -42,12 +44,15 @@ record_lookup (const char *name, gpointer data)
 char *
 cria_template_render_record (const char *tmpl, const CriaRecord *record, GError **error)
 {
+  g_return_val_if_fail (tmpl != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   return cria_template_render (tmpl, record_lookup, (gpointer) record, error);
 }
 
 char *
 cria_text_normalize (const char *text)
 {
+  g_return_val_if_fail (text != NULL, NULL);
   g_autofree char *nfkc = g_utf8_normalize (text, -1, G_NORMALIZE_ALL_COMPOSE);
   if (!nfkc)
     return g_strdup ("");
@@ -79,6 +84,7 @@ mix64 (guint64 z)
 guint64
 cria_hash64 (const void *data, gsize len, guint64 seed)
 {
+  g_return_val_if_fail (data != NULL || len == 0, 0);
   const guchar *p = data;
   guint64 h = G_GUINT64_CONSTANT (0xcbf29ce484222325) ^ mix64 (seed);
   for (gsize i = 0; i < len; i++) {
@@ -91,12 +97,14 @@ cria_hash64 (const void *data, gsize len, guint64 seed)
 void
 cria_rng_init (CriaRng *rng, guint64 seed)
 {
+  g_return_if_fail (rng != NULL);
   rng->state = seed;
 }
 
 guint64
 cria_rng_next (CriaRng *rng)
 {
+  g_return_val_if_fail (rng != NULL, 0);
   rng->state += G_GUINT64_CONSTANT (0x9e3779b97f4a7c15);
   return mix64 (rng->state);
 }
@@ -104,6 +112,8 @@ cria_rng_next (CriaRng *rng)
 guint64
 cria_rng_below (CriaRng *rng, guint64 n)
 {
+  g_return_val_if_fail (rng != NULL, 0);
+  g_return_val_if_fail (n > 0, 0);
   /* Rejection keeps the draw unbiased for any n. */
   guint64 limit = G_MAXUINT64 - G_MAXUINT64 % n;
   guint64 x;
@@ -116,5 +126,6 @@ cria_rng_below (CriaRng *rng, guint64 n)
 double
 cria_rng_double (CriaRng *rng)
 {
+  g_return_val_if_fail (rng != NULL, 0.0);
   return (double) (cria_rng_next (rng) >> 11) * (1.0 / 9007199254740992.0);
 }

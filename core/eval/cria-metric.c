@@ -42,6 +42,8 @@ cria_scores_free (CriaScores *scores)
 void
 cria_scores_set (CriaScores *scores, const char *name, double value)
 {
+  g_return_if_fail (scores != NULL);
+  g_return_if_fail (name != NULL);
   for (guint i = 0; i < scores->items->len; i++) {
     Score *s = &g_array_index (scores->items, Score, i);
     if (!strcmp (s->name, name)) {
@@ -62,12 +64,14 @@ cria_scores_clear (CriaScores *scores)
 guint
 cria_scores_get_n (const CriaScores *scores)
 {
+  g_return_val_if_fail (scores != NULL, 0);
   return scores->items->len;
 }
 
 const char *
 cria_scores_get_name (const CriaScores *scores, guint i)
 {
+  g_return_val_if_fail (scores != NULL, NULL);
   g_return_val_if_fail (i < scores->items->len, NULL);
   return g_array_index (scores->items, Score, i).name;
 }
@@ -75,6 +79,7 @@ cria_scores_get_name (const CriaScores *scores, guint i)
 double
 cria_scores_get_value (const CriaScores *scores, guint i)
 {
+  g_return_val_if_fail (scores != NULL, 0);
   g_return_val_if_fail (i < scores->items->len, 0);
   return g_array_index (scores->items, Score, i).value;
 }
@@ -82,6 +87,8 @@ cria_scores_get_value (const CriaScores *scores, guint i)
 gboolean
 cria_scores_lookup (const CriaScores *scores, const char *name, double *value)
 {
+  g_return_val_if_fail (scores != NULL, FALSE);
+  g_return_val_if_fail (name != NULL, FALSE);
   for (guint i = 0; i < scores->items->len; i++) {
     const Score *s = &g_array_index (scores->items, Score, i);
     if (!strcmp (s->name, name)) {
@@ -96,6 +103,7 @@ cria_scores_lookup (const CriaScores *scores, const char *name, double *value)
 JsonObject *
 cria_scores_to_json (const CriaScores *scores)
 {
+  g_return_val_if_fail (scores != NULL, NULL);
   JsonObject *o = json_object_new ();
   for (guint i = 0; i < scores->items->len; i++) {
     const Score *s = &g_array_index (scores->items, Score, i);
@@ -114,6 +122,9 @@ struct _CriaMetric {
 CriaMetric *
 cria_metric_new (const CriaProvider *provider, const CriaProps *props, GError **error)
 {
+  g_return_val_if_fail (provider != NULL, NULL);
+  g_return_val_if_fail (props != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   const CriaProviderInfo *info = cria_provider_get_info (provider);
   if (cria_provider_get_kind (provider) != CRIA_KIND_METRIC) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "%s is a %s, not a metric", info->name,
@@ -145,12 +156,14 @@ cria_metric_free (CriaMetric *metric)
 const char *
 cria_metric_get_name (const CriaMetric *metric)
 {
+  g_return_val_if_fail (metric != NULL, NULL);
   return metric->info->name;
 }
 
 CriaMetricFlags
 cria_metric_get_flags (const CriaMetric *metric)
 {
+  g_return_val_if_fail (metric != NULL, 0);
   return metric->vtable->flags;
 }
 
@@ -175,6 +188,10 @@ gboolean
 cria_metric_add (CriaMetric *metric, const char *hypothesis, const char *const *references, guint n_references,
                  CriaScores *segment, GError **error)
 {
+  g_return_val_if_fail (metric != NULL, FALSE);
+  g_return_val_if_fail (hypothesis != NULL, FALSE);
+  g_return_val_if_fail (references != NULL || n_references == 0, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   if (!check_open (metric, FALSE, error))
     return FALSE;
   if (!g_utf8_validate (hypothesis, -1, NULL)) {
@@ -199,6 +216,8 @@ cria_metric_add (CriaMetric *metric, const char *hypothesis, const char *const *
 gboolean
 cria_metric_add_loss (CriaMetric *metric, double nll_sum, guint64 n_tokens, CriaScores *segment, GError **error)
 {
+  g_return_val_if_fail (metric != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   if (!check_open (metric, TRUE, error))
     return FALSE;
   return metric->vtable->add_loss (metric->self, nll_sum, n_tokens, segment, error);
@@ -207,6 +226,8 @@ cria_metric_add_loss (CriaMetric *metric, double nll_sum, guint64 n_tokens, Cria
 CriaScores *
 cria_metric_finish (CriaMetric *metric, GError **error)
 {
+  g_return_val_if_fail (metric != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   if (metric->finished) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_FAILED, "%s: finished twice", metric->info->name);
     return NULL;

@@ -156,6 +156,8 @@ settle (CriaJsonDoc *doc, guint n_values)
 CriaJsonDoc *
 cria_json_doc_parse (const char *text, gssize len, const char *file, guint64 line, GError **error)
 {
+  g_return_val_if_fail (text != NULL || len == 0, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   gsize n = len < 0 ? strlen (text) : (gsize) len;
   g_autoptr (GString) buf = g_string_sized_new (256);
   Parser ps = { text, text, text + n, file, line, buf, error, 0, FALSE };
@@ -219,6 +221,8 @@ parse_doc (const char *text, gssize len, const char *file, guint64 line, GError 
 CriaJsonDoc *
 cria_json_doc_load_file (const char *path, GError **error)
 {
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   return cj_load_file (path, parse_doc, error);
 }
 
@@ -236,6 +240,7 @@ cria_json_doc_free (CriaJsonDoc *doc)
 const CriaJsonValue *
 cria_json_doc_get_root (const CriaJsonDoc *doc)
 {
+  g_return_val_if_fail (doc != NULL, NULL);
   return doc->root;
 }
 
@@ -248,6 +253,7 @@ cria_json_value_type (const CriaJsonValue *v)
 const CriaJsonValue *
 cria_json_value_member (const CriaJsonValue *v, const char *name)
 {
+  g_return_val_if_fail (name != NULL, NULL);
   if (!v || v->type != CRIA_JSON_OBJECT)
     return NULL;
   for (guint k = v->n; k-- > 0;)
@@ -304,6 +310,7 @@ cria_json_value_string (const CriaJsonValue *v)
 const char *
 cria_json_value_string_member (const CriaJsonValue *v, const char *name)
 {
+  g_return_val_if_fail (name != NULL, NULL);
   return cria_json_value_string (cria_json_value_member (v, name));
 }
 

@@ -448,6 +448,10 @@ CriaJsonStatus
 cria_json_parse_prefix (const char *origin, const char *text, gsize len, gboolean final, const char *file, guint64 line,
                         JsonNode **node, gsize *consumed, GError **error)
 {
+  g_return_val_if_fail (text != NULL || len == 0, CRIA_JSON_ERROR);
+  g_return_val_if_fail (node != NULL, CRIA_JSON_ERROR);
+  g_return_val_if_fail (consumed != NULL, CRIA_JSON_ERROR);
+  g_return_val_if_fail (error == NULL || *error == NULL, CRIA_JSON_ERROR);
   g_autoptr (GString) buf = g_string_sized_new (256);
   GError *err = NULL;
   Parser ps = { origin, text, text + len, file, line, buf, &err, 0, FALSE };
@@ -487,6 +491,8 @@ cj_text_ends (Parser *ps)
 JsonNode *
 cria_json_parse (const char *text, gssize len, const char *file, guint64 line, GError **error)
 {
+  g_return_val_if_fail (text != NULL || len == 0, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   gsize n = len < 0 ? strlen (text) : (gsize) len;
   g_autoptr (GString) buf = g_string_sized_new (256);
   Parser ps = { text, text, text + n, file, line, buf, error, 0, FALSE };

@@ -27,6 +27,8 @@ static const char escape[256] = {
 void
 cria_json_append_string (GString *out, const char *s)
 {
+  g_return_if_fail (out != NULL);
+  g_return_if_fail (s != NULL);
   g_string_append_c (out, '"');
   const char *run = s, *p = s, *end = s + strlen (s);
   for (;;) {
@@ -53,6 +55,7 @@ cria_json_append_string (GString *out, const char *s)
 void
 cria_json_append_double (GString *out, double d)
 {
+  g_return_if_fail (out != NULL);
   if (!isfinite (d)) {
     g_string_append (out, "null");
     return;
@@ -137,6 +140,10 @@ append_value (GString *out, JsonNode *node)
 void
 cria_json_append_member (GString *out, gboolean *first, const char *name, JsonNode *value)
 {
+  g_return_if_fail (out != NULL);
+  g_return_if_fail (first != NULL);
+  g_return_if_fail (name != NULL);
+  g_return_if_fail (value != NULL);
   if (!*first)
     g_string_append_c (out, ',');
   *first = FALSE;
@@ -148,6 +155,8 @@ cria_json_append_member (GString *out, gboolean *first, const char *name, JsonNo
 void
 cria_json_append_node (GString *out, JsonNode *node)
 {
+  g_return_if_fail (out != NULL);
+  g_return_if_fail (node != NULL);
   switch (JSON_NODE_TYPE (node)) {
     case JSON_NODE_OBJECT: {
       JsonObjectIter it;

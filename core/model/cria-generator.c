@@ -29,6 +29,9 @@ cria_gen_result_clear (CriaGenResult *r)
 CriaGenerator *
 cria_generator_new (CriaRegistry *registry, const char *spec, GError **error)
 {
+  g_return_val_if_fail (registry != NULL, NULL);
+  g_return_val_if_fail (spec != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   const CriaProvider *provider = NULL;
   g_autoptr (CriaProps) props = NULL;
   if (!cria_registry_parse_spec (registry, CRIA_KIND_GENERATOR, spec, &provider, &props, error))
@@ -58,6 +61,7 @@ cria_generator_free (CriaGenerator *g)
 void
 cria_generator_set_cache_dir (CriaGenerator *g, const char *dir)
 {
+  g_return_if_fail (g != NULL);
   g_free (g->cache_dir);
   g->cache_dir = g_strdup (dir);
 }
@@ -65,6 +69,7 @@ cria_generator_set_cache_dir (CriaGenerator *g, const char *dir)
 guint64
 cria_generator_get_n_calls (CriaGenerator *g)
 {
+  g_return_val_if_fail (g != NULL, 0);
   return (guint64) g_atomic_int_get (&g->n_calls);
 }
 
@@ -80,6 +85,8 @@ add_number (JsonBuilder *b, const char *name, double v)
 char *
 cria_generator_request_key (CriaGenerator *g, const CriaGenRequest *req)
 {
+  g_return_val_if_fail (g != NULL, NULL);
+  g_return_val_if_fail (req != NULL, NULL);
   g_autoptr (JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "generator");
@@ -195,6 +202,10 @@ gboolean
 cria_generator_generate (CriaGenerator *g, const CriaGenRequest *req, CriaGenResult *res, GCancellable *cancellable,
                          GError **error)
 {
+  g_return_val_if_fail (g != NULL, FALSE);
+  g_return_val_if_fail (req != NULL, FALSE);
+  g_return_val_if_fail (res != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   memset (res, 0, sizeof *res);
   res->prompt_tokens = res->completion_tokens = -1;
   g_autofree char *key = g->cache_dir ? cria_generator_request_key (g, req) : NULL;
@@ -234,6 +245,9 @@ guint
 cria_generator_generate_batch (CriaGenerator *g, const CriaGenRequest *reqs, CriaGenResult *res, guint n,
                                GCancellable *cancellable)
 {
+  g_return_val_if_fail (g != NULL, 0);
+  g_return_val_if_fail (reqs != NULL || n == 0, 0);
+  g_return_val_if_fail (res != NULL || n == 0, 0);
   guint width = g->vt->max_concurrency ? MAX (1, g->vt->max_concurrency (g->self)) : 1;
   g_autofree Job *jobs = g_new0 (Job, n);
   GThreadPool *pool = g_thread_pool_new (run_job, NULL, (int) MIN (width, MAX (n, 1)), TRUE, NULL);

@@ -10,6 +10,10 @@ gboolean
 cria_lm_stack_open (CriaLmStack *st, CriaRegistry *registry, const char *dir, CriaModelDType dtype,
                     const char *backend_spec, int threads, gboolean need_tokenizer, GError **error)
 {
+  g_return_val_if_fail (st != NULL, FALSE);
+  g_return_val_if_fail (registry != NULL, FALSE);
+  g_return_val_if_fail (dir != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   memset (st, 0, sizeof *st);
   const CriaProvider *provider;
   g_autoptr (CriaProps) props = NULL;
@@ -51,6 +55,10 @@ cria_lm_stack_clear (CriaLmStack *st)
 gboolean
 cria_lm_stack_add_adapter (CriaLmStack *st, CriaRegistry *registry, const char *dir, GError **error)
 {
+  g_return_val_if_fail (st != NULL, FALSE);
+  g_return_val_if_fail (registry != NULL, FALSE);
+  g_return_val_if_fail (dir != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   st->adapter = cria_adapter_load (registry, st->model, dir, error);
   if (!st->adapter)
     return FALSE;
@@ -63,6 +71,8 @@ cria_lm_stack_add_adapter (CriaLmStack *st, CriaRegistry *registry, const char *
 char *
 cria_lm_render_request (const CriaPromptFormat *format, const CriaGenRequest *req, GError **error)
 {
+  g_return_val_if_fail (req != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   if (!req->messages)
     return g_strdup (req->prompt ? req->prompt : "");
   const GPtrArray *msgs = req->messages;
@@ -128,6 +138,8 @@ CriaLmRunner *
 cria_lm_runner_new (CriaLm *lm, CriaTokenizer *tokenizer, const CriaPromptFormat *format, const CriaSampling *defaults,
                     gboolean add_special)
 {
+  g_return_val_if_fail (lm != NULL, NULL);
+  g_return_val_if_fail (defaults != NULL, NULL);
   CriaLmRunner *r = g_new0 (CriaLmRunner, 1);
   r->lm = lm;
   r->tokenizer = tokenizer;
@@ -190,6 +202,10 @@ gboolean
 cria_lm_runner_generate (CriaLmRunner *r, const CriaGenRequest *req, CriaTextFunc on_text, gpointer user_data,
                          GCancellable *cancellable, CriaGenResult *res, GError **error)
 {
+  g_return_val_if_fail (r != NULL, FALSE);
+  g_return_val_if_fail (req != NULL, FALSE);
+  g_return_val_if_fail (res != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   g_autofree char *prompt = cria_lm_render_request (r->format, req, error);
   if (!prompt)
     return FALSE;

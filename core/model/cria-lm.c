@@ -32,6 +32,7 @@ struct _CriaLmCache {
 CriaLm *
 cria_lm_new (CriaModel *model, CriaBackend *backend)
 {
+  g_return_val_if_fail (model != NULL, NULL);
   CriaLm *lm = g_new0 (CriaLm, 1);
   lm->model = model;
   lm->backend = backend;
@@ -47,12 +48,14 @@ cria_lm_free (CriaLm *lm)
 CriaModel *
 cria_lm_get_model (CriaLm *lm)
 {
+  g_return_val_if_fail (lm != NULL, NULL);
   return lm->model;
 }
 
 void
 cria_lm_set_linear_hook (CriaLm *lm, CriaLinearHook hook, gpointer user_data)
 {
+  g_return_if_fail (lm != NULL);
   lm->hook = hook;
   lm->hook_data = user_data;
 }
@@ -60,6 +63,7 @@ cria_lm_set_linear_hook (CriaLm *lm, CriaLinearHook hook, gpointer user_data)
 CriaLmCache *
 cria_lm_cache_new (CriaLm *lm)
 {
+  g_return_val_if_fail (lm != NULL, NULL);
   const CriaHfConfig *c = cria_model_get_config (lm->model);
   CriaLmCache *cache = g_new0 (CriaLmCache, 1);
   cache->lm = lm;
@@ -85,12 +89,14 @@ cria_lm_cache_free (CriaLmCache *cache)
 gint64
 cria_lm_cache_length (const CriaLmCache *cache)
 {
+  g_return_val_if_fail (cache != NULL, 0);
   return cache->length;
 }
 
 void
 cria_lm_cache_truncate (CriaLmCache *cache, gint64 length)
 {
+  g_return_if_fail (cache != NULL);
   cache->length = CLAMP (length, 0, cache->length);
 }
 
@@ -186,6 +192,12 @@ gboolean
 cria_lm_nll (CriaLm *lm, const gint32 *ids, const gint32 *labels, gsize n, double *nll_sum, guint64 *n_tokens,
              GError **error)
 {
+  g_return_val_if_fail (lm != NULL, FALSE);
+  g_return_val_if_fail (nll_sum != NULL, FALSE);
+  g_return_val_if_fail (n_tokens != NULL, FALSE);
+  g_return_val_if_fail (ids != NULL || n == 0, FALSE);
+  g_return_val_if_fail (labels != NULL || n == 0, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   const CriaHfConfig *c = cria_model_get_config (lm->model);
   *nll_sum = 0;
   *n_tokens = 0;
@@ -224,6 +236,9 @@ cria_lm_nll (CriaLm *lm, const gint32 *ids, const gint32 *labels, gsize n, doubl
 CriaTensor *
 cria_lm_logits (CriaLm *lm, const gint32 *ids, gsize n, GError **error)
 {
+  g_return_val_if_fail (lm != NULL, NULL);
+  g_return_val_if_fail (ids != NULL || n == 0, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   if (n == 0) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "no tokens to run");
     return NULL;
@@ -234,6 +249,9 @@ cria_lm_logits (CriaLm *lm, const gint32 *ids, gsize n, GError **error)
 gboolean
 cria_lm_feed (CriaLm *lm, CriaLmCache *cache, const gint32 *ids, gsize n, float *logits, GError **error)
 {
+  g_return_val_if_fail (lm != NULL, FALSE);
+  g_return_val_if_fail (ids != NULL || n == 0, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   if (n == 0) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "no tokens to run");
     return FALSE;

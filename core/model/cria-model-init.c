@@ -31,6 +31,7 @@ cria_model_init_dir (CriaRegistry *registry, const char *config_path, const char
                      GError **error)
 {
   g_return_val_if_fail (registry && config_path && dir, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   if (dtype != CRIA_DTYPE_F32 && dtype != CRIA_DTYPE_BF16) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "new models are written in f32 or bf16");
     return FALSE;

@@ -222,6 +222,7 @@ CriaModel *
 cria_model_open (CriaRegistry *registry, const char *dir, CriaModelDType dtype, GError **error)
 {
   g_return_val_if_fail (registry && dir, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   const CriaProvider *provider = NULL;
   GArray *specs = NULL;
   CriaHfModel *files = cria_model_open_files (registry, dir, &provider, &specs, error);
@@ -276,24 +277,28 @@ cria_model_free (CriaModel *model)
 const CriaHfConfig *
 cria_model_get_config (CriaModel *model)
 {
+  g_return_val_if_fail (model != NULL, NULL);
   return cria_hf_model_get_config (model->box->files);
 }
 
 CriaHfModel *
 cria_model_get_files (CriaModel *model)
 {
+  g_return_val_if_fail (model != NULL, NULL);
   return model->box->files;
 }
 
 const CriaProvider *
 cria_model_get_provider (CriaModel *model)
 {
+  g_return_val_if_fail (model != NULL, NULL);
   return model->provider;
 }
 
 const char *
 cria_model_get_dir (CriaModel *model)
 {
+  g_return_val_if_fail (model != NULL, NULL);
   return cria_hf_model_get_dir (model->box->files);
 }
 
@@ -314,18 +319,22 @@ cria_model_get_default_targets (CriaModel *model)
 guint
 cria_model_get_n_params (CriaModel *model)
 {
+  g_return_val_if_fail (model != NULL, 0);
   return model->names->len;
 }
 
 const char *
 cria_model_get_param_name (CriaModel *model, guint index)
 {
+  g_return_val_if_fail (model != NULL, NULL);
   return index < model->names->len ? g_ptr_array_index (model->names, index) : NULL;
 }
 
 CriaTensor *
 cria_model_get_param (CriaModel *model, const char *name)
 {
+  g_return_val_if_fail (model != NULL, NULL);
+  g_return_val_if_fail (name != NULL, NULL);
   Param *p = g_hash_table_lookup (model->params, name);
   return p ? p->tensor : NULL;
 }
@@ -333,6 +342,8 @@ cria_model_get_param (CriaModel *model, const char *name)
 gboolean
 cria_model_param_is_trainable (CriaModel *model, const char *name)
 {
+  g_return_val_if_fail (model != NULL, FALSE);
+  g_return_val_if_fail (name != NULL, FALSE);
   Param *p = g_hash_table_lookup (model->params, name);
   return p && p->trainable;
 }
@@ -340,6 +351,10 @@ cria_model_param_is_trainable (CriaModel *model, const char *name)
 gboolean
 cria_model_set_param (CriaModel *model, const char *name, CriaTensor *tensor, gboolean trainable, GError **error)
 {
+  g_return_val_if_fail (model != NULL, FALSE);
+  g_return_val_if_fail (name != NULL, FALSE);
+  g_return_val_if_fail (tensor != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   Param *p = g_hash_table_lookup (model->params, name);
   if (!p) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "the model has no weight %s", name);
@@ -364,6 +379,9 @@ cria_model_set_param (CriaModel *model, const char *name, CriaTensor *tensor, gb
 CriaNode *
 cria_model_param (CriaModel *model, CriaGraph *g, const char *name)
 {
+  g_return_val_if_fail (model != NULL, NULL);
+  g_return_val_if_fail (g != NULL, NULL);
+  g_return_val_if_fail (name != NULL, NULL);
   CriaNode *n = cria_graph_find (g, name);
   if (n && n->op == CRIA_OP_PARAM)
     return n;
@@ -376,6 +394,11 @@ cria_model_param (CriaModel *model, CriaGraph *g, const char *name)
 gboolean
 cria_model_build (CriaModel *model, CriaGraph *g, const CriaModelShape *shape, CriaModelGraph *out, GError **error)
 {
+  g_return_val_if_fail (model != NULL, FALSE);
+  g_return_val_if_fail (g != NULL, FALSE);
+  g_return_val_if_fail (shape != NULL, FALSE);
+  g_return_val_if_fail (out != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   memset (out, 0, sizeof *out);
   if (shape->batch < 1 || shape->seq < 1 || shape->past < 0) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "a forward pass needs batch >= 1 and seq >= 1");
@@ -393,6 +416,10 @@ cria_model_build (CriaModel *model, CriaGraph *g, const CriaModelShape *shape, C
 gboolean
 cria_model_add_inputs (CriaModel *model, CriaGraph *g, const CriaModelShape *shape, CriaModelGraph *out)
 {
+  g_return_val_if_fail (model != NULL, FALSE);
+  g_return_val_if_fail (g != NULL, FALSE);
+  g_return_val_if_fail (shape != NULL, FALSE);
+  g_return_val_if_fail (out != NULL, FALSE);
   const CriaHfConfig *c = cria_model_get_config (model);
   gint64 bt[2] = { shape->batch, shape->seq };
   gint64 bk[2] = { shape->batch, shape->past + shape->seq };
@@ -419,6 +446,10 @@ CriaNode *
 cria_model_attention (CriaModel *model, CriaGraph *g, const CriaModelShape *shape, CriaModelGraph *out, gint64 layer,
                       CriaNode *q, CriaNode *k, CriaNode *v, float scale, gint64 window)
 {
+  g_return_val_if_fail (model != NULL, NULL);
+  g_return_val_if_fail (g != NULL, NULL);
+  g_return_val_if_fail (shape != NULL, NULL);
+  g_return_val_if_fail (out != NULL, NULL);
   const CriaHfConfig *c = cria_model_get_config (model);
   if (shape->past > 0) {
     k = cria_concat (g, out->past_k[layer], k, 1);
@@ -470,6 +501,9 @@ copy_side_files (const char *from, const char *to, GError **error)
 gboolean
 cria_model_save (CriaModel *model, const char *dir, CriaDType dtype, guint64 max_shard_bytes, GError **error)
 {
+  g_return_val_if_fail (model != NULL, FALSE);
+  g_return_val_if_fail (dir != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   if (dtype != CRIA_DTYPE_F32 && dtype != CRIA_DTYPE_BF16 && dtype != CRIA_DTYPE_F16) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "models are written in f32, bf16 or f16, not %s",
                  cria_dtype_name (dtype));

@@ -17,6 +17,7 @@
 void
 cria_sampling_init (CriaSampling *s)
 {
+  g_return_if_fail (s != NULL);
   memset (s, 0, sizeof *s);
   s->max_new_tokens = 256;
   s->top_p = 1.0;
@@ -45,6 +46,8 @@ add_stop_id (CriaSampling *s, gint64 id)
 void
 cria_sampling_add_model_stops (CriaSampling *s, CriaModel *model)
 {
+  g_return_if_fail (s != NULL);
+  g_return_if_fail (model != NULL);
   const CriaHfConfig *c = cria_model_get_config (model);
   for (guint i = 0; c->eos_token_ids && i < c->eos_token_ids->len; i++)
     add_stop_id (s, g_array_index (c->eos_token_ids, gint64, i));
@@ -79,6 +82,10 @@ cand_desc (const void *a, const void *b)
 gint32
 cria_sample (const CriaSampling *s, float *logits, gint64 vocab, const gint32 *history, gsize n_history, CriaRng *rng)
 {
+  g_return_val_if_fail (s != NULL, -1);
+  g_return_val_if_fail (logits != NULL, -1);
+  g_return_val_if_fail (rng != NULL, -1);
+  g_return_val_if_fail (history != NULL || n_history == 0, -1);
   if (s->repetition_penalty != 1.0) {
     g_autofree guint8 *seen = g_new0 (guint8, vocab);
     float p = (float) s->repetition_penalty;
@@ -193,6 +200,11 @@ gboolean
 cria_lm_generate (CriaLm *lm, CriaTokenizer *tok, const gint32 *prompt, gsize n_prompt, const CriaSampling *s,
                   CriaTextFunc on_text, gpointer user_data, CriaGeneration *out, GError **error)
 {
+  g_return_val_if_fail (lm != NULL, FALSE);
+  g_return_val_if_fail (s != NULL, FALSE);
+  g_return_val_if_fail (out != NULL, FALSE);
+  g_return_val_if_fail (prompt != NULL || n_prompt == 0, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   memset (out, 0, sizeof *out);
   out->ids = g_array_new (FALSE, FALSE, sizeof (gint32));
   out->text = g_strdup ("");

@@ -217,6 +217,8 @@ static CriaHfConfig *config_parse (const char *text, gssize len, const char *fil
 CriaHfConfig *
 cria_hf_config_parse (const char *text, gssize len, const char *file, GError **error)
 {
+  g_return_val_if_fail (text != NULL || len == 0, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   CriaHfConfig *c = config_parse (text, len, file, error);
   mf_one_line (error);
   return c;
@@ -261,6 +263,8 @@ config_parse (const char *text, gssize len, const char *file, GError **error)
 CriaHfConfig *
 cria_hf_config_load (const char *path, GError **error)
 {
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_autofree char *text = NULL;
   gsize len;
   g_autoptr (GError) e = NULL;
@@ -370,6 +374,7 @@ clear_spec (gpointer p)
 GArray *
 cria_hf_tensors_new (void)
 {
+  g_return_val_if_fail (c != NULL, NULL);
   GArray *o = g_array_new (FALSE, TRUE, sizeof (CriaHfTensorSpec));
   g_array_set_clear_func (o, clear_spec);
   return o;

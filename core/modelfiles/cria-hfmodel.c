@@ -177,6 +177,8 @@ static CriaHfModel *model_open (const char *dir, GError **error);
 CriaHfModel *
 cria_hf_model_open (const char *dir, GError **error)
 {
+  g_return_val_if_fail (dir != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   CriaHfModel *m = model_open (dir, error);
   mf_one_line (error);
   return m;
@@ -222,36 +224,42 @@ model_open (const char *dir, GError **error)
 const char *
 cria_hf_model_get_dir (CriaHfModel *m)
 {
+  g_return_val_if_fail (m != NULL, NULL);
   return m->dir;
 }
 
 const CriaHfConfig *
 cria_hf_model_get_config (CriaHfModel *m)
 {
+  g_return_val_if_fail (m != NULL, NULL);
   return m->config;
 }
 
 JsonObject *
 cria_hf_model_get_generation_config (CriaHfModel *m)
 {
+  g_return_val_if_fail (m != NULL, NULL);
   return m->generation;
 }
 
 const char *
 cria_hf_model_get_weights_file (CriaHfModel *m)
 {
+  g_return_val_if_fail (m != NULL, NULL);
   return m->weights_file;
 }
 
 guint
 cria_hf_model_get_n_weights (CriaHfModel *m)
 {
+  g_return_val_if_fail (m != NULL, 0);
   return m->weights->len;
 }
 
 const CriaWeight *
 cria_hf_model_get_weight (CriaHfModel *m, guint index)
 {
+  g_return_val_if_fail (m != NULL, NULL);
   g_return_val_if_fail (index < m->weights->len, NULL);
   return m->weights->pdata[index];
 }
@@ -259,12 +267,15 @@ cria_hf_model_get_weight (CriaHfModel *m, guint index)
 const CriaWeight *
 cria_hf_model_lookup (CriaHfModel *m, const char *name)
 {
+  g_return_val_if_fail (m != NULL, NULL);
+  g_return_val_if_fail (name != NULL, NULL);
   return g_hash_table_lookup (m->by_name, name);
 }
 
 gint64
 cria_hf_model_get_n_parameters (CriaHfModel *m)
 {
+  g_return_val_if_fail (m != NULL, 0);
   gint64 n = 0;
   for (guint i = 0; i < m->weights->len; i++)
     n += ((const CriaWeight *) m->weights->pdata[i])->n_elements;
@@ -324,6 +335,7 @@ gboolean
 cria_hf_model_check (CriaHfModel *m, const GArray *specs, GError **error)
 {
   g_return_val_if_fail (m && specs, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   g_autoptr (GHashTable) expected = g_hash_table_new (g_str_hash, g_str_equal);
   g_autoptr (GString) msg = g_string_new (NULL);
   guint missing = 0, unexpected = 0, misshaped = 0;

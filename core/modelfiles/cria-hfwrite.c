@@ -39,6 +39,10 @@ gboolean
 cria_hf_model_write (const char *dir, const CriaHfConfig *config, const CriaWeight *weights, guint n_weights,
                      guint64 max_shard_bytes, GError **error)
 {
+  g_return_val_if_fail (dir != NULL, FALSE);
+  g_return_val_if_fail (config != NULL, FALSE);
+  g_return_val_if_fail (weights != NULL || n_weights == 0, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   if (g_mkdir_with_parents (dir, 0755) != 0) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s: cannot create the directory: %s", dir, g_strerror (errno));
     return FALSE;

@@ -70,6 +70,7 @@ cria_safetensors_dtype_name (CriaDType dtype)
 char *
 cria_weight_shape_string (const CriaWeight *w)
 {
+  g_return_val_if_fail (w != NULL, NULL);
   GString *s = g_string_new ("[");
   for (guint i = 0; i < w->n_dims; i++)
     g_string_append_printf (s, "%s%" G_GINT64_FORMAT, i ? ", " : "", w->shape[i]);
@@ -315,6 +316,8 @@ st_new (const char *file)
 CriaSafetensors *
 cria_safetensors_parse (const void *data, gsize len, const char *file, GError **error)
 {
+  g_return_val_if_fail (data != NULL || len == 0, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_autoptr (CriaSafetensors) st = st_new (file);
   if (!parse_header (st, data, len, error)) {
     mf_one_line (error);
@@ -326,6 +329,8 @@ cria_safetensors_parse (const void *data, gsize len, const char *file, GError **
 CriaSafetensors *
 cria_safetensors_open (const char *path, GError **error)
 {
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_autoptr (GError) e = NULL;
   GMappedFile *mapped = g_mapped_file_new (path, FALSE, &e);
   if (!mapped) {
@@ -346,18 +351,21 @@ cria_safetensors_open (const char *path, GError **error)
 const char *
 cria_safetensors_get_path (CriaSafetensors *st)
 {
+  g_return_val_if_fail (st != NULL, NULL);
   return st->path;
 }
 
 guint
 cria_safetensors_get_n_weights (CriaSafetensors *st)
 {
+  g_return_val_if_fail (st != NULL, 0);
   return st->weights->len;
 }
 
 const CriaWeight *
 cria_safetensors_get_weight (CriaSafetensors *st, guint index)
 {
+  g_return_val_if_fail (st != NULL, NULL);
   g_return_val_if_fail (index < st->weights->len, NULL);
   return &g_array_index (st->weights, CriaWeight, index);
 }
@@ -365,6 +373,8 @@ cria_safetensors_get_weight (CriaSafetensors *st, guint index)
 const CriaWeight *
 cria_safetensors_lookup (CriaSafetensors *st, const char *name)
 {
+  g_return_val_if_fail (st != NULL, NULL);
+  g_return_val_if_fail (name != NULL, NULL);
   guint i = GPOINTER_TO_UINT (g_hash_table_lookup (st->by_name, name));
   return i ? &g_array_index (st->weights, CriaWeight, i - 1) : NULL;
 }
@@ -372,6 +382,8 @@ cria_safetensors_lookup (CriaSafetensors *st, const char *name)
 const char *
 cria_safetensors_get_metadata (CriaSafetensors *st, const char *key)
 {
+  g_return_val_if_fail (st != NULL, NULL);
+  g_return_val_if_fail (key != NULL, NULL);
   return g_hash_table_lookup (st->metadata, key);
 }
 
@@ -409,12 +421,17 @@ cria_safetensors_writer_free (CriaSafetensorsWriter *w)
 void
 cria_safetensors_writer_set_metadata (CriaSafetensorsWriter *w, const char *key, const char *value)
 {
+  g_return_if_fail (w != NULL);
+  g_return_if_fail (key != NULL);
   g_hash_table_insert (w->metadata, g_strdup (key), g_strdup (value));
 }
 
 gboolean
 cria_safetensors_writer_add (CriaSafetensorsWriter *w, const CriaWeight *weight, GError **error)
 {
+  g_return_val_if_fail (w != NULL, FALSE);
+  g_return_val_if_fail (weight != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   if (!cria_safetensors_dtype_name (weight->dtype)) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, "tensor '%s': safetensors cannot hold %s", weight->name,
                  cria_dtype_name (weight->dtype));
@@ -503,6 +520,7 @@ plan (CriaSafetensorsWriter *w, GString **header_out)
 guint64
 cria_safetensors_writer_get_size (CriaSafetensorsWriter *w)
 {
+  g_return_val_if_fail (w != NULL, 0);
   GString *header;
   g_autoptr (GPtrArray) order = plan (w, &header);
   guint64 size = 8 + header->len;
@@ -515,6 +533,9 @@ cria_safetensors_writer_get_size (CriaSafetensorsWriter *w)
 gboolean
 cria_safetensors_writer_write (CriaSafetensorsWriter *w, const char *path, GError **error)
 {
+  g_return_val_if_fail (w != NULL, FALSE);
+  g_return_val_if_fail (path != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   GString *header;
   g_autoptr (GPtrArray) order = plan (w, &header);
   guint8 len[8];

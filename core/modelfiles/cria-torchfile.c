@@ -37,12 +37,14 @@ cria_torch_file_free (CriaTorchFile *tf)
 guint
 cria_torch_file_get_n_weights (CriaTorchFile *tf)
 {
+  g_return_val_if_fail (tf != NULL, 0);
   return tf->weights->len;
 }
 
 const CriaWeight *
 cria_torch_file_get_weight (CriaTorchFile *tf, guint index)
 {
+  g_return_val_if_fail (tf != NULL, NULL);
   g_return_val_if_fail (index < tf->weights->len, NULL);
   return &g_array_index (tf->weights, CriaWeight, index);
 }
@@ -160,6 +162,8 @@ static CriaTorchFile *torch_file_open (const char *path, GError **error);
 CriaTorchFile *
 cria_torch_file_open (const char *path, GError **error)
 {
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   CriaTorchFile *tf = torch_file_open (path, error);
   mf_one_line (error);
   return tf;

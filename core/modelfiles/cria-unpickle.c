@@ -609,6 +609,8 @@ collect (Unpickler *u, Value *root)
 GArray *
 cria_torch_unpickle (const guint8 *pickle, gsize len, const char *file, GError **error)
 {
+  g_return_val_if_fail (pickle != NULL || len == 0, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   Unpickler u = { file,
                   pickle,
                   pickle + len,

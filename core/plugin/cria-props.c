@@ -127,6 +127,8 @@ canonicalize (const CriaPropSpec *spec, const char *value, GError **error)
 gboolean
 cria_prop_spec_validate (const CriaPropSpec *spec, const char *value, GError **error)
 {
+  g_return_val_if_fail (spec != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   g_autofree char *canon = canonicalize (spec, value, error);
   return canon != NULL;
 }
@@ -169,6 +171,7 @@ cria_props_free (CriaProps *props)
 CriaProps *
 cria_props_copy (const CriaProps *props)
 {
+  g_return_val_if_fail (props != NULL, NULL);
   CriaProps *copy = g_new0 (CriaProps, 1);
   copy->specs = props->specs;
   copy->n_specs = props->n_specs;
@@ -182,6 +185,9 @@ cria_props_copy (const CriaProps *props)
 gboolean
 cria_props_set (CriaProps *props, const char *name, const char *value, GError **error)
 {
+  g_return_val_if_fail (props != NULL, FALSE);
+  g_return_val_if_fail (name != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   int i = find_spec (props, name);
   if (i < 0)
     return unknown_property (props, name, error);
@@ -214,6 +220,10 @@ cria_props_set_given (CriaProps *props, const char *name, const char *value, GEr
 gboolean
 cria_props_set_json (CriaProps *props, const char *name, JsonNode *value, GError **error)
 {
+  g_return_val_if_fail (props != NULL, FALSE);
+  g_return_val_if_fail (name != NULL, FALSE);
+  g_return_val_if_fail (value != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   if (find_spec (props, name) < 0)
     return unknown_property (props, name, error);
   if (!JSON_NODE_HOLDS_VALUE (value)) {
@@ -243,6 +253,8 @@ cria_props_set_json (CriaProps *props, const char *name, JsonNode *value, GError
 gboolean
 cria_props_check_required (const CriaProps *props, GError **error)
 {
+  g_return_val_if_fail (props != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   for (guint i = 0; i < props->n_specs; i++) {
     if ((props->specs[i].flags & CRIA_PROP_FLAG_REQUIRED) && !props->values[i]) {
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "property '%s' is required", props->specs[i].name);
@@ -269,6 +281,8 @@ lookup (const CriaProps *props, const char *name, CriaPropType type)
 gboolean
 cria_props_is_set (const CriaProps *props, const char *name)
 {
+  g_return_val_if_fail (props != NULL, FALSE);
+  g_return_val_if_fail (name != NULL, FALSE);
   int i = find_spec (props, name);
   return i >= 0 && props->values[i] != NULL;
 }
@@ -276,6 +290,8 @@ cria_props_is_set (const CriaProps *props, const char *name)
 gboolean
 cria_props_get_bool (const CriaProps *props, const char *name)
 {
+  g_return_val_if_fail (props != NULL, FALSE);
+  g_return_val_if_fail (name != NULL, FALSE);
   const char *v = lookup (props, name, CRIA_PROP_BOOL);
   return v && strcmp (v, "true") == 0;
 }
@@ -283,6 +299,8 @@ cria_props_get_bool (const CriaProps *props, const char *name)
 gint64
 cria_props_get_int (const CriaProps *props, const char *name)
 {
+  g_return_val_if_fail (props != NULL, 0);
+  g_return_val_if_fail (name != NULL, 0);
   const char *v = lookup (props, name, CRIA_PROP_INT);
   return v ? g_ascii_strtoll (v, NULL, 10) : 0;
 }
@@ -290,6 +308,8 @@ cria_props_get_int (const CriaProps *props, const char *name)
 double
 cria_props_get_double (const CriaProps *props, const char *name)
 {
+  g_return_val_if_fail (props != NULL, 0.0);
+  g_return_val_if_fail (name != NULL, 0.0);
   const char *v = lookup (props, name, CRIA_PROP_DOUBLE);
   return v ? g_ascii_strtod (v, NULL) : 0.0;
 }
@@ -297,12 +317,16 @@ cria_props_get_double (const CriaProps *props, const char *name)
 const char *
 cria_props_get_string (const CriaProps *props, const char *name)
 {
+  g_return_val_if_fail (props != NULL, NULL);
+  g_return_val_if_fail (name != NULL, NULL);
   return lookup (props, name, CRIA_PROP_STRING);
 }
 
 const char *
 cria_props_get_text (const CriaProps *props, const char *name)
 {
+  g_return_val_if_fail (props != NULL, NULL);
+  g_return_val_if_fail (name != NULL, NULL);
   int i = find_spec (props, name);
   return i < 0 ? NULL : props->values[i];
 }
@@ -310,5 +334,6 @@ cria_props_get_text (const CriaProps *props, const char *name)
 const CriaPropSpec *
 cria_props_get_specs (const CriaProps *props)
 {
+  g_return_val_if_fail (props != NULL, NULL);
   return props->specs;
 }

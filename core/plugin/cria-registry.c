@@ -82,6 +82,8 @@ cria_kind_name (CriaKind kind)
 gboolean
 cria_kind_from_name (const char *name, CriaKind *kind)
 {
+  g_return_val_if_fail (name != NULL, FALSE);
+  g_return_val_if_fail (kind != NULL, FALSE);
   for (guint i = 0; i < CRIA_N_KINDS; i++) {
     if (strcmp (kind_names[i], name) == 0) {
       *kind = (CriaKind) i;
@@ -149,6 +151,7 @@ cria_registry_free (CriaRegistry *reg)
 void
 cria_registry_add_path (CriaRegistry *reg, const char *dir)
 {
+  g_return_if_fail (reg != NULL);
   if (!dir || !*dir)
     return;
   for (guint i = 0; i + 1 < reg->paths->len; i++)
@@ -160,6 +163,7 @@ cria_registry_add_path (CriaRegistry *reg, const char *dir)
 void
 cria_registry_add_default_paths (CriaRegistry *reg)
 {
+  g_return_if_fail (reg != NULL);
   const char *env = g_getenv ("CRIA_PLUGIN_PATH");
   if (env) {
     g_auto (GStrv) dirs = g_strsplit (env, G_SEARCHPATH_SEPARATOR_S, -1);
@@ -174,6 +178,7 @@ cria_registry_add_default_paths (CriaRegistry *reg)
 const char *const *
 cria_registry_get_paths (CriaRegistry *reg)
 {
+  g_return_val_if_fail (reg != NULL, NULL);
   return (const char *const *) reg->paths->pdata;
 }
 
@@ -621,6 +626,9 @@ cria_registry_scanner_main (int n_paths, char **paths)
 gboolean
 cria_registry_load_file (CriaRegistry *reg, const char *path, GError **error)
 {
+  g_return_val_if_fail (reg != NULL, FALSE);
+  g_return_val_if_fail (path != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   g_autofree char *canonical = g_canonicalize_filename (path, NULL);
   g_autofree char *scanned_verdict = verdict (reg, canonical);
   if (*scanned_verdict) {
@@ -644,6 +652,9 @@ cria_registry_load_file (CriaRegistry *reg, const char *path, GError **error)
 gboolean
 cria_registry_add_static (CriaRegistry *reg, const CriaPluginDescriptor *descriptor, GError **error)
 {
+  g_return_val_if_fail (reg != NULL, FALSE);
+  g_return_val_if_fail (descriptor != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   /* Its names must not clash with those of any plugin file. */
   complete (reg);
   return register_plugin (reg, descriptor, NULL, NULL, error);
@@ -750,6 +761,7 @@ complete (CriaRegistry *reg)
 guint
 cria_registry_scan (CriaRegistry *reg)
 {
+  g_return_val_if_fail (reg != NULL, 0);
   complete (reg);
   guint before = reg->plugins->len;
   g_autoptr (GPtrArray) files = list_files (reg);
@@ -869,6 +881,7 @@ write_index (CriaRegistry *reg, const char *cache_file, const char *stamp)
 void
 cria_registry_scan_lazily (CriaRegistry *reg, const char *cache_file)
 {
+  g_return_if_fail (reg != NULL);
   complete (reg);
   g_autoptr (GPtrArray) files = list_files (reg);
   g_autofree char *stamp = index_stamp (reg, files);
@@ -902,6 +915,7 @@ ensure (CriaRegistry *reg, CriaKind kind, const char *name)
 GPtrArray *
 cria_registry_list (CriaRegistry *reg)
 {
+  g_return_val_if_fail (reg != NULL, NULL);
   complete (reg);
   return reg->providers;
 }
@@ -909,6 +923,7 @@ cria_registry_list (CriaRegistry *reg)
 GPtrArray *
 cria_registry_rejected (CriaRegistry *reg)
 {
+  g_return_val_if_fail (reg != NULL, NULL);
   complete (reg);
   return reg->rejected;
 }
@@ -916,6 +931,7 @@ cria_registry_rejected (CriaRegistry *reg)
 GPtrArray *
 cria_registry_plugins (CriaRegistry *reg)
 {
+  g_return_val_if_fail (reg != NULL, NULL);
   complete (reg);
   return reg->plugins;
 }
@@ -923,6 +939,8 @@ cria_registry_plugins (CriaRegistry *reg)
 const CriaProvider *
 cria_registry_lookup (CriaRegistry *reg, CriaKind kind, const char *name)
 {
+  g_return_val_if_fail (reg != NULL, NULL);
+  g_return_val_if_fail (name != NULL, NULL);
   ensure (reg, kind, name);
   const CriaProvider *p = find (reg, kind, name);
   /* Stage kinds share a namespace, but a caller asking for a sink wants a sink. */
@@ -932,6 +950,8 @@ cria_registry_lookup (CriaRegistry *reg, CriaKind kind, const char *name)
 const CriaProvider *
 cria_registry_lookup_stage (CriaRegistry *reg, const char *name)
 {
+  g_return_val_if_fail (reg != NULL, NULL);
+  g_return_val_if_fail (name != NULL, NULL);
   ensure (reg, CRIA_KIND_SOURCE, name);
   return find (reg, CRIA_KIND_SOURCE, name);
 }
@@ -939,6 +959,9 @@ cria_registry_lookup_stage (CriaRegistry *reg, const char *name)
 const CriaProvider *
 cria_registry_require (CriaRegistry *reg, CriaKind kind, const char *name, GError **error)
 {
+  g_return_val_if_fail (reg != NULL, NULL);
+  g_return_val_if_fail (name != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   const CriaProvider *p = cria_registry_lookup (reg, kind, name);
   if (p)
     return p;
@@ -957,18 +980,21 @@ cria_registry_require (CriaRegistry *reg, CriaKind kind, const char *name, GErro
 const CriaProviderInfo *
 cria_provider_get_info (const CriaProvider *provider)
 {
+  g_return_val_if_fail (provider != NULL, NULL);
   return provider->info;
 }
 
 const CriaPlugin *
 cria_provider_get_plugin (const CriaProvider *provider)
 {
+  g_return_val_if_fail (provider != NULL, NULL);
   return provider->plugin;
 }
 
 CriaProps *
 cria_provider_new_props (const CriaProvider *provider)
 {
+  g_return_val_if_fail (provider != NULL, NULL);
   return cria_props_new (provider->info->props);
 }
 
@@ -1051,11 +1077,13 @@ DEFINE_ADD (generator, GENERATOR, CriaGeneratorVTable)
 const CriaPluginDescriptor *
 cria_plugin_get_descriptor (const CriaPlugin *plugin)
 {
+  g_return_val_if_fail (plugin != NULL, NULL);
   return plugin->descriptor;
 }
 
 const char *
 cria_plugin_get_filename (const CriaPlugin *plugin)
 {
+  g_return_val_if_fail (plugin != NULL, NULL);
   return plugin->filename;
 }

@@ -101,12 +101,15 @@ cria_bpe_trainer_free (CriaBpeTrainer *t)
 guint
 cria_bpe_trainer_get_n_merges (CriaBpeTrainer *t)
 {
+  g_return_val_if_fail (t != NULL, 0);
   return t->n_merges;
 }
 
 void
 cria_bpe_trainer_feed (CriaBpeTrainer *t, const char *text, gssize len)
 {
+  g_return_if_fail (t != NULL);
+  g_return_if_fail (text != NULL || len == 0);
   gsize n;
   g_autofree char *valid = cria_utf8_make_valid (text, len, &n);
   g_autoptr (GMatchInfo) mi = NULL;
@@ -306,6 +309,9 @@ gboolean
 cria_bpe_trainer_write (CriaBpeTrainer *t, guint vocab_size, guint min_frequency, const char *const *special,
                         const char *path, GError **error)
 {
+  g_return_val_if_fail (t != NULL, FALSE);
+  g_return_val_if_fail (path != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   g_autoptr (GPtrArray) tokens = g_ptr_array_new_with_free_func (g_free);
   for (guint i = 0; special && special[i]; i++)
     g_ptr_array_add (tokens, g_strdup (special[i]));

@@ -35,6 +35,8 @@ member (const CriaPromptFormat *f, const char *name)
 CriaPromptFormat *
 cria_prompt_format_load (const char *name, GError **error)
 {
+  g_return_val_if_fail (name != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_autofree char *rel = strchr (name, '/') || g_str_has_suffix (name, ".json")
                              ? g_strdup (name)
                              : g_strdup_printf ("formats/%s.json", name);
@@ -74,6 +76,7 @@ cria_prompt_format_load (const char *name, GError **error)
 const char *
 cria_prompt_format_get_name (const CriaPromptFormat *f)
 {
+  g_return_val_if_fail (f != NULL, NULL);
   return f->name;
 }
 
@@ -145,6 +148,11 @@ gboolean
 cria_prompt_format_render (const CriaPromptFormat *f, const CriaRecord *r, char **prompt, char **response,
                            GError **error)
 {
+  g_return_val_if_fail (f != NULL, FALSE);
+  g_return_val_if_fail (r != NULL, FALSE);
+  g_return_val_if_fail (prompt != NULL, FALSE);
+  g_return_val_if_fail (response != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   g_autoptr (GString) p = g_string_new (NULL), resp = g_string_new (NULL);
   if (f->chat) {
     if (!render_chat (f, r, p, resp, error))

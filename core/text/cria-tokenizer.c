@@ -55,6 +55,8 @@ existing (const char *dir, const char *name)
 CriaTokenizerFiles *
 cria_tokenizer_files_new (const char *path, GError **error)
 {
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_autoptr (CriaTokenizerFiles) f = g_new0 (CriaTokenizerFiles, 1);
   if (g_file_test (path, G_FILE_TEST_IS_DIR)) {
     f->dir = g_strdup (path);
@@ -171,6 +173,9 @@ tokenizer_new (const CriaProvider *provider, const CriaTokenizerFiles *files, co
 CriaTokenizer *
 cria_tokenizer_load (CriaRegistry *registry, const char *path, GError **error)
 {
+  g_return_val_if_fail (registry != NULL, NULL);
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_autoptr (CriaTokenizerFiles) files = cria_tokenizer_files_new (path, error);
   if (!files)
     return NULL;
@@ -214,6 +219,10 @@ CriaTokenizer *
 cria_tokenizer_load_with (CriaRegistry *registry, const char *provider, const char *path, const CriaProps *props,
                           GError **error)
 {
+  g_return_val_if_fail (registry != NULL, NULL);
+  g_return_val_if_fail (provider != NULL, NULL);
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   const CriaProvider *p = cria_registry_require (registry, CRIA_KIND_TOKENIZER, provider, error);
   if (!p)
     return NULL;
@@ -235,6 +244,7 @@ cria_tokenizer_free (CriaTokenizer *tok)
 const char *
 cria_tokenizer_get_provider_name (const CriaTokenizer *tok)
 {
+  g_return_val_if_fail (tok != NULL, NULL);
   return cria_provider_get_name (tok->provider);
 }
 
@@ -291,6 +301,7 @@ utf8_seq (const guchar *p, gsize n)
 char *
 cria_utf8_make_valid (const char *text, gssize len, gsize *out_len)
 {
+  g_return_val_if_fail (text != NULL || len == 0, NULL);
   gsize n = len < 0 ? strlen (text) : (gsize) len;
   GString *s = g_string_sized_new (n + 8);
   const guchar *p = (const guchar *) text;
@@ -310,6 +321,9 @@ cria_utf8_make_valid (const char *text, gssize len, gsize *out_len)
 CriaEncoding *
 cria_tokenizer_encode (CriaTokenizer *tok, const char *text, gssize len, CriaEncodeFlags flags, GError **error)
 {
+  g_return_val_if_fail (tok != NULL, NULL);
+  g_return_val_if_fail (text != NULL || len == 0, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   gsize n = len < 0 ? strlen (text) : (gsize) len;
   g_autofree char *valid = NULL;
   if (!g_utf8_validate_len (text, n, NULL)) {
@@ -359,6 +373,9 @@ GPtrArray *
 cria_tokenizer_encode_batch (CriaTokenizer *tok, const char *const *texts, guint n, CriaEncodeFlags flags,
                              guint n_threads, GError **error)
 {
+  g_return_val_if_fail (tok != NULL, NULL);
+  g_return_val_if_fail (texts != NULL || n == 0, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   BatchJob job = { tok, texts, g_new0 (CriaEncoding *, n), n, flags, 0, NULL, { 0 } };
   g_mutex_init (&job.lock);
   if (n_threads == 0)
@@ -387,36 +404,45 @@ cria_tokenizer_encode_batch (CriaTokenizer *tok, const char *const *texts, guint
 char *
 cria_tokenizer_decode (CriaTokenizer *tok, const gint32 *ids, gsize n_ids, gboolean skip_special, GError **error)
 {
+  g_return_val_if_fail (tok != NULL, NULL);
+  g_return_val_if_fail (ids != NULL || n_ids == 0, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   return tok->vt->decode (tok->self, ids, n_ids, skip_special, error);
 }
 
 const char *
 cria_tokenizer_id_to_token (CriaTokenizer *tok, gint32 id)
 {
+  g_return_val_if_fail (tok != NULL, NULL);
   return tok->vt->id_to_token (tok->self, id);
 }
 
 gint32
 cria_tokenizer_token_to_id (CriaTokenizer *tok, const char *token)
 {
+  g_return_val_if_fail (tok != NULL, -1);
+  g_return_val_if_fail (token != NULL, -1);
   return tok->vt->token_to_id (tok->self, token);
 }
 
 guint
 cria_tokenizer_vocab_size (CriaTokenizer *tok)
 {
+  g_return_val_if_fail (tok != NULL, 0);
   return tok->vt->vocab_size (tok->self);
 }
 
 gboolean
 cria_tokenizer_is_special (CriaTokenizer *tok, gint32 id)
 {
+  g_return_val_if_fail (tok != NULL, FALSE);
   return tok->vt->is_special (tok->self, id);
 }
 
 gint32
 cria_tokenizer_special_id (CriaTokenizer *tok, CriaSpecialToken which)
 {
+  g_return_val_if_fail (tok != NULL, -1);
   g_return_val_if_fail (which < CRIA_N_SPECIAL, -1);
   return tok->special[which];
 }

@@ -61,6 +61,9 @@ check_config (const CriaAdaloraConfig *c, GError **error)
 CriaAdalora *
 cria_adalora_new (const CriaAdaloraConfig *config, const CriaAdaloraModule *modules, guint n_modules, GError **error)
 {
+  g_return_val_if_fail (config != NULL, NULL);
+  g_return_val_if_fail (modules != NULL || n_modules == 0, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   if (!check_config (config, error))
     return NULL;
   if (n_modules == 0) {
@@ -127,6 +130,7 @@ cria_adalora_free (CriaAdalora *a)
 gint64
 cria_adalora_budget (const CriaAdalora *a, int step, gboolean *mask)
 {
+  g_return_val_if_fail (a != NULL, 0);
   const CriaAdaloraConfig *c = &a->config;
   gboolean m;
   gint64 budget;
@@ -224,6 +228,7 @@ mask_to_budget (CriaAdalora *a, gint64 budget)
 gboolean
 cria_adalora_step (CriaAdalora *a, int step, gint64 *budget)
 {
+  g_return_val_if_fail (a != NULL, FALSE);
   int final = a->config.total_step - a->config.tfinal;
   gboolean mask = FALSE;
   gint64 b = cria_adalora_budget (a, step, &mask);
@@ -251,18 +256,21 @@ cria_adalora_step (CriaAdalora *a, int step, gint64 *budget)
 const float *
 cria_adalora_scores (const CriaAdalora *a, guint module)
 {
+  g_return_val_if_fail (a != NULL, NULL);
   return a->masked_once && module < a->n_modules ? a->modules[module].score : NULL;
 }
 
 float
 cria_adalora_threshold (const CriaAdalora *a)
 {
+  g_return_val_if_fail (a != NULL, 0.0f);
   return a->threshold;
 }
 
 const gboolean *
 cria_adalora_rank_pattern (const CriaAdalora *a, guint module, gint64 *n_kept)
 {
+  g_return_val_if_fail (a != NULL, NULL);
   g_return_val_if_fail (module < a->n_modules, NULL);
   if (n_kept)
     *n_kept = a->modules[module].n_kept;
@@ -272,6 +280,8 @@ cria_adalora_rank_pattern (const CriaAdalora *a, guint module, gint64 *n_kept)
 float *
 cria_adalora_importance (CriaAdalora *a, guint module, int part, gboolean uncertainty, gsize *n)
 {
+  g_return_val_if_fail (a != NULL, NULL);
+  g_return_val_if_fail (n != NULL, NULL);
   g_return_val_if_fail (module < a->n_modules && part >= 0 && part < 3, NULL);
   Module *mod = &a->modules[module];
   *n = (gsize) part_size (&mod->m, part);
@@ -281,6 +291,8 @@ cria_adalora_importance (CriaAdalora *a, guint module, int part, gboolean uncert
 void
 cria_adalora_set_rank_pattern (CriaAdalora *a, guint module, const gboolean *kept)
 {
+  g_return_if_fail (a != NULL);
+  g_return_if_fail (kept != NULL);
   g_return_if_fail (module < a->n_modules);
   Module *mod = &a->modules[module];
   mod->n_kept = 0;
@@ -310,6 +322,7 @@ gram_minus_identity (const float *X, gint64 r, gint64 n, gboolean rows, double *
 double
 cria_adalora_orth_reg (const CriaAdaloraModule *modules, guint n_modules, double weight, float **dP, float **dQ)
 {
+  g_return_val_if_fail (modules != NULL || n_modules == 0, 0.0);
   if (n_modules == 0)
     return 0;
   /* PEFT divides by the number of lora_A and lora_B params: two per module */

@@ -43,6 +43,9 @@ model_entries (CriaModel *model)
 gboolean
 cria_adapter_quantize_entries (CriaAdapterEntry *entries, guint n_entries, GPtrArray *quantized, GError **error)
 {
+  g_return_val_if_fail (entries != NULL || n_entries == 0, FALSE);
+  g_return_val_if_fail (quantized != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   gsize before = 0, after = 0;
   guint n = 0;
   for (guint i = 0; i < n_entries; i++) {
@@ -79,6 +82,8 @@ install_replacements (CriaModel *model, CriaAdapterEntry *e, guint n, GError **e
 gboolean
 cria_adapter_quantize_model (CriaModel *model, GError **error)
 {
+  g_return_val_if_fail (model != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   g_autoptr (GArray) entries = model_entries (model);
   g_autoptr (GPtrArray) quantized = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_tensor_unref);
   CriaAdapterEntry *e = (CriaAdapterEntry *) (void *) entries->data;
@@ -89,6 +94,9 @@ cria_adapter_quantize_model (CriaModel *model, GError **error)
 gboolean
 cria_adapter_attach (CriaAdapter *adapter, CriaModel *model, guint64 seed, GError **error)
 {
+  g_return_val_if_fail (adapter != NULL, FALSE);
+  g_return_val_if_fail (model != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   g_autoptr (GArray) entries = model_entries (model);
   CriaAdapterEntry *e = (CriaAdapterEntry *) (void *) entries->data;
   return cria_adapter_attach_entries (adapter, e, entries->len, cria_model_get_config (model)->json, seed, error) &&
@@ -98,6 +106,10 @@ cria_adapter_attach (CriaAdapter *adapter, CriaModel *model, guint64 seed, GErro
 CriaAdapter *
 cria_adapter_load (CriaRegistry *registry, CriaModel *model, const char *dir, GError **error)
 {
+  g_return_val_if_fail (registry != NULL, NULL);
+  g_return_val_if_fail (model != NULL, NULL);
+  g_return_val_if_fail (dir != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_autoptr (CriaAdapter) adapter = cria_adapter_open_peft (registry, dir, error);
   if (!adapter)
     return NULL;
@@ -112,6 +124,9 @@ cria_adapter_load (CriaRegistry *registry, CriaModel *model, const char *dir, GE
 gboolean
 cria_adapter_merge (CriaAdapter *adapter, CriaModel *model, GError **error)
 {
+  g_return_val_if_fail (adapter != NULL, FALSE);
+  g_return_val_if_fail (model != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   g_autoptr (GArray) entries = model_entries (model);
   CriaAdapterEntry *e = (CriaAdapterEntry *) (void *) entries->data;
   guint n_nf4 = 0;

@@ -37,6 +37,7 @@ cria_adapter_resolve_targets (const char *targets, const CriaAdapterEntry *entri
 float
 cria_adapter_gaussian (GRand *rand)
 {
+  g_return_val_if_fail (rand != NULL, 0.0f);
   double u1 = g_rand_double (rand), u2 = g_rand_double (rand);
   if (u1 < 1e-300)
     u1 = 1e-300;
@@ -46,6 +47,8 @@ cria_adapter_gaussian (GRand *rand)
 void
 cria_adapter_config_set_targets (JsonObject *config, const char *targets, GRegex *regex)
 {
+  g_return_if_fail (config != NULL);
+  g_return_if_fail (targets != NULL);
   if (regex || strcmp (targets, "all-linear") == 0) {
     json_object_set_string_member (config, "target_modules", targets);
     return;
@@ -61,6 +64,10 @@ cria_adapter_config_set_targets (JsonObject *config, const char *targets, GRegex
 gboolean
 cria_adapter_config_get_targets (JsonObject *config, const char *file, char **targets, GRegex **regex, GError **error)
 {
+  g_return_val_if_fail (config != NULL, FALSE);
+  g_return_val_if_fail (targets != NULL, FALSE);
+  g_return_val_if_fail (regex != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   JsonNode *n = json_object_get_member (config, "target_modules");
   if (!n || JSON_NODE_HOLDS_NULL (n))
     return TRUE;
@@ -103,6 +110,10 @@ cria_adapter_config_get_targets (JsonObject *config, const char *file, char **ta
 gboolean
 cria_adapter_config_get_double (JsonObject *config, const char *field, const char *file, double *value, GError **error)
 {
+  g_return_val_if_fail (config != NULL, FALSE);
+  g_return_val_if_fail (field != NULL, FALSE);
+  g_return_val_if_fail (value != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   JsonNode *n = json_object_get_member (config, field);
   if (!n || JSON_NODE_HOLDS_NULL (n))
     return TRUE;
@@ -119,6 +130,10 @@ gboolean
 cria_adapter_config_get_int (JsonObject *config, const char *field, const char *file, gint64 lo, gint64 hi,
                              gint64 *value, GError **error)
 {
+  g_return_val_if_fail (config != NULL, FALSE);
+  g_return_val_if_fail (field != NULL, FALSE);
+  g_return_val_if_fail (value != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   double v = (double) *value;
   if (!cria_adapter_config_get_double (config, field, file, &v, error))
     return FALSE;
@@ -136,6 +151,11 @@ gboolean
 cria_adapter_copy_in (CriaSafetensors *st, const char *key, CriaTensor *dst, guint n_dims, const gint64 *shape,
                       GError **error)
 {
+  g_return_val_if_fail (st != NULL, FALSE);
+  g_return_val_if_fail (key != NULL, FALSE);
+  g_return_val_if_fail (dst != NULL, FALSE);
+  g_return_val_if_fail (shape != NULL || n_dims == 0, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   const CriaWeight *w = cria_safetensors_lookup (st, key);
   if (!w) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_NOT_FOUND, "tensor %s is missing", key);
@@ -163,6 +183,8 @@ cria_adapter_copy_in (CriaSafetensors *st, const char *key, CriaTensor *dst, gui
 void
 cria_adapter_add_weight (GArray *weights, const char *key, const float *data, guint n_dims, const gint64 *shape)
 {
+  g_return_if_fail (weights != NULL);
+  g_return_if_fail (shape != NULL || n_dims == 0);
   CriaWeight w = { .name = key, .dtype = CRIA_DTYPE_F32, .n_dims = n_dims, .n_elements = 1, .data = data };
   for (guint d = 0; d < n_dims; d++) {
     w.shape[d] = shape[d];
@@ -175,6 +197,8 @@ cria_adapter_add_weight (GArray *weights, const char *key, const float *data, gu
 CriaAdapterEntry *
 cria_adapter_find_entry (CriaAdapterEntry *entries, guint n_entries, const char *name)
 {
+  g_return_val_if_fail (entries != NULL || n_entries == 0, NULL);
+  g_return_val_if_fail (name != NULL, NULL);
   for (guint i = 0; i < n_entries; i++)
     if (strcmp (entries[i].name, name) == 0)
       return &entries[i];
@@ -185,6 +209,9 @@ void
 cria_adapter_add_low_rank (float *w, gint64 out, gint64 in, gint64 r, const float *b, const float *e, const float *a,
                            double scale)
 {
+  g_return_if_fail (w != NULL);
+  g_return_if_fail (b != NULL);
+  g_return_if_fail (a != NULL);
   for (gint64 o = 0; o < out; o++)
     for (gint64 k = 0; k < in; k++) {
       double acc = 0;

@@ -32,6 +32,8 @@ vtable_of (const CriaProvider *provider)
 CriaAdapter *
 cria_adapter_new (const CriaProvider *provider, const CriaProps *props, GError **error)
 {
+  g_return_val_if_fail (provider != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_return_val_if_fail (cria_provider_get_kind (provider) == CRIA_KIND_ADAPTER, NULL);
   g_autoptr (CriaProps) defaults = props ? NULL : cria_provider_new_props (provider);
   const CriaProps *use = props ? props : defaults;
@@ -52,6 +54,9 @@ cria_adapter_new (const CriaProvider *provider, const CriaProps *props, GError *
 CriaAdapter *
 cria_adapter_new_from_spec (CriaRegistry *registry, const char *spec, GError **error)
 {
+  g_return_val_if_fail (registry != NULL, NULL);
+  g_return_val_if_fail (spec != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   const CriaProvider *provider = NULL;
   g_autoptr (CriaProps) props = NULL;
   if (!cria_registry_parse_spec (registry, CRIA_KIND_ADAPTER, spec, &provider, &props, error))
@@ -72,12 +77,14 @@ cria_adapter_free (CriaAdapter *a)
 const CriaProvider *
 cria_adapter_get_provider (CriaAdapter *a)
 {
+  g_return_val_if_fail (a != NULL, NULL);
   return a->provider;
 }
 
 gpointer
 cria_adapter_get_instance (CriaAdapter *a)
 {
+  g_return_val_if_fail (a != NULL, NULL);
   return a->self;
 }
 
@@ -85,6 +92,8 @@ gboolean
 cria_adapter_attach_entries (CriaAdapter *a, CriaAdapterEntry *entries, guint n_entries, JsonObject *config,
                              guint64 seed, GError **error)
 {
+  g_return_val_if_fail (a != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   if (a->attached) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_FAILED, "adapter %s is already attached",
                  cria_provider_get_name (a->provider));
@@ -102,6 +111,8 @@ cria_adapter_attach_entries (CriaAdapter *a, CriaAdapterEntry *entries, guint n_
 void
 cria_adapter_install (CriaAdapter *a, CriaGraph *g)
 {
+  g_return_if_fail (a != NULL);
+  g_return_if_fail (g != NULL);
   if (a->vt->linear)
     cria_graph_set_linear_hook (g, a->vt->linear, a->self);
 }
@@ -109,6 +120,8 @@ cria_adapter_install (CriaAdapter *a, CriaGraph *g)
 CriaLinearHook
 cria_adapter_get_linear_hook (CriaAdapter *a, gpointer *user_data)
 {
+  g_return_val_if_fail (a != NULL, NULL);
+  g_return_val_if_fail (user_data != NULL, NULL);
   *user_data = a->self;
   return a->vt->linear;
 }
@@ -116,6 +129,7 @@ cria_adapter_get_linear_hook (CriaAdapter *a, gpointer *user_data)
 void
 cria_adapter_set_training (CriaAdapter *a, gboolean training, guint64 step_seed)
 {
+  g_return_if_fail (a != NULL);
   if (a->vt->set_training)
     a->vt->set_training (a->self, training, step_seed);
 }
@@ -123,36 +137,45 @@ cria_adapter_set_training (CriaAdapter *a, gboolean training, guint64 step_seed)
 GArray *
 cria_adapter_get_params (CriaAdapter *a)
 {
+  g_return_val_if_fail (a != NULL, NULL);
   return a->params;
 }
 
 double
 cria_adapter_regularize (CriaAdapter *a, const CriaAdapterStep *step)
 {
+  g_return_val_if_fail (a != NULL, 0.0);
   return a->vt->regularize ? a->vt->regularize (a->self, step) : 0.0;
 }
 
 gboolean
 cria_adapter_before_step (CriaAdapter *a, const CriaAdapterStep *step, GError **error)
 {
+  g_return_val_if_fail (a != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   return a->vt->before_step ? a->vt->before_step (a->self, step, error) : TRUE;
 }
 
 gboolean
 cria_adapter_after_step (CriaAdapter *a, const CriaAdapterStep *step, GError **error)
 {
+  g_return_val_if_fail (a != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   return a->vt->after_step ? a->vt->after_step (a->self, step, error) : TRUE;
 }
 
 JsonNode *
 cria_adapter_save_state (CriaAdapter *a)
 {
+  g_return_val_if_fail (a != NULL, NULL);
   return a->vt->save_state ? a->vt->save_state (a->self) : NULL;
 }
 
 gboolean
 cria_adapter_load_state (CriaAdapter *a, JsonNode *state, GError **error)
 {
+  g_return_val_if_fail (a != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   if (!a->vt->load_state || !state)
     return TRUE;
   return a->vt->load_state (a->self, state, error);
@@ -161,6 +184,8 @@ cria_adapter_load_state (CriaAdapter *a, JsonNode *state, GError **error)
 gboolean
 cria_adapter_merge_entries (CriaAdapter *a, CriaAdapterEntry *entries, guint n_entries, GError **error)
 {
+  g_return_val_if_fail (a != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   if (!a->vt->merge) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, "adapter %s cannot be merged",
                  cria_provider_get_name (a->provider));
@@ -174,6 +199,9 @@ cria_adapter_merge_entries (CriaAdapter *a, CriaAdapterEntry *entries, guint n_e
 gboolean
 cria_adapter_save_peft (CriaAdapter *a, const char *dir, const char *base_model, GError **error)
 {
+  g_return_val_if_fail (a != NULL, FALSE);
+  g_return_val_if_fail (dir != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   if (!a->vt->peft_type || !a->vt->save) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, "adapter %s does not save in PEFT's format",
                  cria_provider_get_name (a->provider));
@@ -211,6 +239,9 @@ cria_adapter_save_peft (CriaAdapter *a, const char *dir, const char *base_model,
 CriaAdapter *
 cria_adapter_open_peft (CriaRegistry *registry, const char *dir, GError **error)
 {
+  g_return_val_if_fail (registry != NULL, NULL);
+  g_return_val_if_fail (dir != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_autofree char *path = g_build_filename (dir, PEFT_CONFIG, NULL);
   g_autoptr (JsonObject) config = train_load_json_object (path, error);
   if (!config)
@@ -254,6 +285,9 @@ cria_adapter_open_peft (CriaRegistry *registry, const char *dir, GError **error)
 gboolean
 cria_adapter_load_peft_weights (CriaAdapter *a, const char *dir, GError **error)
 {
+  g_return_val_if_fail (a != NULL, FALSE);
+  g_return_val_if_fail (dir != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   g_return_val_if_fail (a->attached, FALSE);
   g_autofree char *path = g_build_filename (dir, PEFT_WEIGHTS, NULL);
   g_autoptr (CriaSafetensors) st = cria_safetensors_open (path, error);
@@ -271,6 +305,7 @@ cria_adapter_load_peft_weights (CriaAdapter *a, const char *dir, GError **error)
 GRegex *
 cria_adapter_target_regex (const char *targets, GError **error)
 {
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   if (!targets || strcmp (targets, "all-linear") == 0 || strpbrk (targets, "^$*+?()[]{}|\\") == NULL)
     return NULL;
   g_autofree char *anchored = g_strdup_printf ("^(?:%s)$", targets);
@@ -294,6 +329,7 @@ ends_with_component (const char *module, const char *name)
 gboolean
 cria_adapter_target_matches (const char *targets, GRegex *regex, const char *module)
 {
+  g_return_val_if_fail (module != NULL, FALSE);
   if (!targets)
     return FALSE;
   if (regex)

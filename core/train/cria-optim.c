@@ -28,6 +28,7 @@ struct _CriaAdamW {
 void
 cria_optim_config_init (CriaOptimConfig *c)
 {
+  g_return_if_fail (c != NULL);
   *c = (CriaOptimConfig){
     .lr = 1e-3,
     .beta1 = 0.9,
@@ -43,6 +44,8 @@ cria_optim_config_init (CriaOptimConfig *c)
 gboolean
 cria_schedule_from_name (const char *name, CriaSchedule *schedule)
 {
+  g_return_val_if_fail (name != NULL, FALSE);
+  g_return_val_if_fail (schedule != NULL, FALSE);
   static const char *const names[] = { "constant", "linear", "cosine" };
   for (guint i = 0; i < G_N_ELEMENTS (names); i++) {
     if (strcmp (name, names[i]) == 0) {
@@ -62,6 +65,7 @@ cria_warmup_from_ratio (double ratio, gint64 total_steps)
 double
 cria_schedule_lr (const CriaOptimConfig *c, gint64 step)
 {
+  g_return_val_if_fail (c != NULL, 0.0);
   double factor;
   if (step < c->warmup_steps) {
     factor = (double) step / (double) MAX (1, c->warmup_steps);
@@ -88,6 +92,7 @@ param_clear (Param *p)
 CriaAdamW *
 cria_adamw_new (const CriaOptimConfig *config)
 {
+  g_return_val_if_fail (config != NULL, NULL);
   CriaAdamW *opt = g_new0 (CriaAdamW, 1);
   opt->config = *config;
   opt->params = g_array_new (FALSE, TRUE, sizeof (Param));
@@ -107,6 +112,7 @@ cria_adamw_free (CriaAdamW *opt)
 guint
 cria_adamw_add (CriaAdamW *opt, const char *name, float *param, gsize n, gboolean decay)
 {
+  g_return_val_if_fail (opt != NULL, G_MAXUINT);
   Param p = { g_strdup (name), param, g_new0 (float, n), g_new0 (float, n), n, decay };
   g_array_append_val (opt->params, p);
   return opt->params->len - 1;
@@ -115,30 +121,37 @@ cria_adamw_add (CriaAdamW *opt, const char *name, float *param, gsize n, gboolea
 guint
 cria_adamw_get_n_params (CriaAdamW *opt)
 {
+  g_return_val_if_fail (opt != NULL, 0);
   return opt->params->len;
 }
 
 gint64
 cria_adamw_get_step (CriaAdamW *opt)
 {
+  g_return_val_if_fail (opt != NULL, 0);
   return opt->step;
 }
 
 void
 cria_adamw_set_step (CriaAdamW *opt, gint64 step)
 {
+  g_return_if_fail (opt != NULL);
   opt->step = step;
 }
 
 double
 cria_adamw_get_lr (CriaAdamW *opt)
 {
+  g_return_val_if_fail (opt != NULL, 0.0);
   return cria_schedule_lr (&opt->config, opt->step);
 }
 
 float *
 cria_adamw_get_moment (CriaAdamW *opt, guint i, int which, gsize *n)
 {
+  g_return_val_if_fail (opt != NULL, NULL);
+  g_return_val_if_fail (i < opt->params->len, NULL);
+  g_return_val_if_fail (n != NULL, NULL);
   Param *p = &g_array_index (opt->params, Param, i);
   *n = p->n;
   return which == 0 ? p->m : p->v;
@@ -147,12 +160,16 @@ cria_adamw_get_moment (CriaAdamW *opt, guint i, int which, gsize *n)
 const char *
 cria_adamw_get_name (CriaAdamW *opt, guint i)
 {
+  g_return_val_if_fail (opt != NULL, NULL);
+  g_return_val_if_fail (i < opt->params->len, NULL);
   return g_array_index (opt->params, Param, i).name;
 }
 
 void
 cria_adamw_step (CriaAdamW *opt, const float *const *grads)
 {
+  g_return_if_fail (opt != NULL);
+  g_return_if_fail (grads != NULL);
   const CriaOptimConfig *c = &opt->config;
   double lr = cria_schedule_lr (c, opt->step);
   opt->step++;
@@ -181,6 +198,8 @@ cria_adamw_step (CriaAdamW *opt, const float *const *grads)
 double
 cria_clip_grad_norm (float *const *grads, const gsize *sizes, guint n, double max_norm)
 {
+  g_return_val_if_fail (grads != NULL || n == 0, 0.0);
+  g_return_val_if_fail (sizes != NULL || n == 0, 0.0);
   double sum = 0.0;
   for (guint k = 0; k < n; k++)
     for (gsize i = 0; i < sizes[k]; i++)

@@ -39,6 +39,9 @@ gboolean
 cria_plot_png (const char *path, const char *title, const CriaPlotSeries *series, guint n_series, int width, int height,
                GError **error)
 {
+  g_return_val_if_fail (path != NULL, FALSE);
+  g_return_val_if_fail (series != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   static const double colors[4][3] = {
     { 0.12, 0.47, 0.71 }, { 0.85, 0.37, 0.01 }, { 0.17, 0.63, 0.17 }, { 0.58, 0.40, 0.74 }
   };

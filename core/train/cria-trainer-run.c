@@ -381,6 +381,9 @@ write_outputs (Trainer *t, gint64 steps_run, gint64 tokens_run, GError **error)
 gboolean
 cria_train_run (CriaRegistry *registry, const CriaProps *options, GError **error)
 {
+  g_return_val_if_fail (registry != NULL, FALSE);
+  g_return_val_if_fail (options != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   g_auto (Trainer) t = { .o = options, .reg = registry };
   if (!setup (&t, error))
     return FALSE;
