@@ -374,7 +374,6 @@ clear_spec (gpointer p)
 GArray *
 cria_hf_tensors_new (void)
 {
-  g_return_val_if_fail (c != NULL, NULL);
   GArray *o = g_array_new (FALSE, TRUE, sizeof (CriaHfTensorSpec));
   g_array_set_clear_func (o, clear_spec);
   return o;

@@ -60,7 +60,9 @@ setup (void)
 static CriaGenerator *
 make (const char *route, const char *extra, GError **error)
 {
-  g_autofree char *spec = g_strdup_printf ("openai base-url=%s/%s/v1 model=test backoff=0 %s", base, route,
+  /* a property given twice is an error: extra may name its own model */
+  const char *model = extra && strstr (extra, "model=") ? "" : "model=test";
+  g_autofree char *spec = g_strdup_printf ("openai base-url=%s/%s/v1 %s backoff=0 %s", base, route, model,
                                            extra ? extra : "");
   return cria_generator_new (reg, spec, error);
 }
