@@ -56,7 +56,7 @@ parse_node (const char *text, gssize len, const char *file, guint64 line, GError
 JsonNode *
 cria_json_load_file (const char *path, GError **error)
 {
-  return cj_load_file (path, parse_node, error);
+  return cj_load_file (path, CRIA_JSON_MAX_FILE_BYTES, parse_node, error);
 }
 
 /* The first non-blank byte of the file, or 0. */

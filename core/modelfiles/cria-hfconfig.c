@@ -8,6 +8,7 @@
 #include <cria/cria-error.h>
 #include <cria/cria-hfmodel.h>
 #include <cria/cria-input.h>
+#include <cria/cria-json.h>
 
 #include "cria-modelfiles-private.h"
 
@@ -37,12 +38,14 @@ typedef struct {
   const char *file;
   JsonObject *o;
   GError **error;
+  const char *prefix; /* "rope_scaling." for fields of that object */
 } Ctx;
 
 static gboolean
 bad (Ctx *cx, const char *field, const char *why)
 {
-  g_set_error (cx->error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: %s: %s", cx->file, field, why);
+  g_set_error (cx->error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: %s%s: %s", cx->file, cx->prefix ? cx->prefix : "", field,
+               why);
   return FALSE;
 }
 
@@ -124,7 +127,7 @@ parse_rope_scaling (Ctx *cx, CriaRopeScaling *rs)
     return TRUE;
   if (!JSON_NODE_HOLDS_OBJECT (n))
     return bad (cx, "rope_scaling", "not an object");
-  Ctx sub = { cx->file, json_node_get_object (n), cx->error };
+  Ctx sub = { cx->file, json_node_get_object (n), cx->error, "rope_scaling." };
   /* Newer configs say rope_type, older ones type. */
   JsonNode *t = member (&sub, "rope_type");
   if (!t)
@@ -145,16 +148,22 @@ parse_rope_scaling (Ctx *cx, CriaRopeScaling *rs)
   rs->type = (CriaRopeScalingType) i;
   if (rs->type == CRIA_ROPE_SCALING_NONE)
     return TRUE;
-  if (!get_pos (&sub, "factor", -1, &rs->factor) || rs->factor < 0)
-    return bad (cx, "rope_scaling.factor", "missing or not a positive number");
+  if (!get_pos (&sub, "factor", -1, &rs->factor))
+    return FALSE; /* get_pos said why */
+  if (rs->factor < 0)
+    return bad (cx, "rope_scaling.factor", "missing");
   if (!get_int (&sub, "original_max_position_embeddings", rs->type == CRIA_ROPE_SCALING_LLAMA3 ? -1 : 0, 1,
                 &rs->original_max_position_embeddings))
     return FALSE;
   if (rs->type == CRIA_ROPE_SCALING_LLAMA3) {
-    if (!get_pos (&sub, "low_freq_factor", -1, &rs->low_freq_factor) || rs->low_freq_factor < 0)
-      return bad (cx, "rope_scaling.low_freq_factor", "missing or not a positive number");
-    if (!get_pos (&sub, "high_freq_factor", -1, &rs->high_freq_factor) || rs->high_freq_factor < 0)
-      return bad (cx, "rope_scaling.high_freq_factor", "missing or not a positive number");
+    if (!get_pos (&sub, "low_freq_factor", -1, &rs->low_freq_factor))
+      return FALSE; /* get_pos said why */
+    if (rs->low_freq_factor < 0)
+      return bad (cx, "rope_scaling.low_freq_factor", "missing");
+    if (!get_pos (&sub, "high_freq_factor", -1, &rs->high_freq_factor))
+      return FALSE; /* get_pos said why */
+    if (rs->high_freq_factor < 0)
+      return bad (cx, "rope_scaling.high_freq_factor", "missing");
     if (rs->high_freq_factor <= rs->low_freq_factor)
       return bad (cx, "rope_scaling.high_freq_factor", "must be above low_freq_factor");
   }
@@ -273,6 +282,36 @@ parse_llama (Ctx *cx, CriaHfConfig *c)
   return TRUE;
 }
 
+/* The shared sizes within CRIA_HF_MAX_*, whatever the architecture calls them. */
+static gboolean
+check_limits (Ctx *cx, const CriaHfConfig *c)
+{
+  gboolean g = c->arch == CRIA_HF_ARCH_GPT2; /* GPT-2 spells the shared fields its own way */
+  const struct {
+    const char *field;
+    gint64 value, limit;
+  } sizes[] = {
+    { g ? "n_layer" : "num_hidden_layers", c->n_layers, CRIA_HF_MAX_LAYERS },
+    { g ? "n_embd" : "hidden_size", c->hidden_size, CRIA_HF_MAX_WIDTH },
+    { g ? "n_inner" : "intermediate_size", c->intermediate_size, CRIA_HF_MAX_WIDTH },
+    { g ? "n_head" : "num_attention_heads", c->n_heads, CRIA_HF_MAX_WIDTH },
+    { "head_dim", c->head_dim, CRIA_HF_MAX_WIDTH },
+    { g ? "n_head" : "num_attention_heads x head_dim",
+      c->n_heads <= CRIA_HF_MAX_WIDTH && c->head_dim <= CRIA_HF_MAX_WIDTH ? c->n_heads * c->head_dim : G_MAXINT64,
+      CRIA_HF_MAX_WIDTH },
+    { "vocab_size", c->vocab_size, CRIA_HF_MAX_VOCAB },
+    { g ? "n_positions" : "max_position_embeddings", c->max_positions, CRIA_HF_MAX_POSITIONS },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (sizes); i++)
+    if (sizes[i].value > sizes[i].limit) {
+      g_set_error (cx->error, CRIA_ERROR, CRIA_ERROR_PARSE,
+                   "%s: %s: %" G_GINT64_FORMAT " is over cria's limit of %" G_GINT64_FORMAT, cx->file, sizes[i].field,
+                   sizes[i].value, sizes[i].limit);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static CriaHfConfig *config_parse (const char *text, gssize len, const char *file, GError **error);
 
 CriaHfConfig *
@@ -322,7 +361,7 @@ config_parse (const char *text, gssize len, const char *file, GError **error)
   }
   c->arch = (CriaHfArch) i;
   gboolean ok = c->arch == CRIA_HF_ARCH_GPT2 ? parse_gpt2 (&cx, c) : parse_llama (&cx, c);
-  ok = ok && parse_dtype (&cx, c) && parse_token_ids (&cx, c);
+  ok = ok && check_limits (&cx, c) && parse_dtype (&cx, c) && parse_token_ids (&cx, c);
   if (ok && (c->bos_token_id >= c->vocab_size || c->pad_token_id >= c->vocab_size))
     ok = bad (&cx, c->bos_token_id >= c->vocab_size ? "bos_token_id" : "pad_token_id", "not below vocab_size");
   for (guint e = 0; ok && e < c->eos_token_ids->len; e++)
@@ -340,12 +379,8 @@ cria_hf_config_load (const char *path, GError **error)
 {
   g_autofree char *text = NULL;
   gsize len;
-  g_autoptr (GError) e = NULL;
-  if (!g_file_get_contents (path, &text, &len, &e)) {
-    g_set_error (error, CRIA_ERROR, e->code == G_FILE_ERROR_NOENT ? CRIA_ERROR_NOT_FOUND : CRIA_ERROR_IO, "%s",
-                 e->message);
+  if (!cria_file_get_contents (path, CRIA_JSON_MAX_FILE_BYTES, &text, &len, error))
     return NULL;
-  }
   return cria_hf_config_parse (text, (gssize) len, path, error);
 }
 

@@ -424,14 +424,15 @@ trainer_resume (Trainer *t, const char *dir, GError **error)
   /* The log of the run so far, up to the checkpoint. */
   g_autofree char *path = g_build_filename (t->out, "train-log.jsonl", NULL);
   g_autofree char *text = NULL;
-  if (g_file_get_contents (path, &text, NULL, NULL)) {
+  if (cria_file_get_contents (path, CRIA_INPUT_MAX_FILE_BYTES, &text, NULL, NULL)) {
     g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
     for (guint i = 0; lines[i]; i++) {
-      g_autoptr (JsonParser) p = json_parser_new ();
-      if (!*lines[i] || !json_parser_load_from_data (p, lines[i], -1, NULL))
-        continue;
-      JsonObject *line = json_node_get_object (json_parser_get_root (p));
-      if (json_object_get_int_member_with_default (line, "step", G_MAXINT64) <= t->step)
+      g_autoptr (JsonNode) node = *lines[i] ? cria_json_parse (lines[i], -1, path, i + 1, NULL) : NULL;
+      JsonNode *step = node && JSON_NODE_HOLDS_OBJECT (node)
+                           ? json_object_get_member (json_node_get_object (node), "step")
+                           : NULL;
+      if (step && JSON_NODE_HOLDS_VALUE (step) && json_node_get_value_type (step) == G_TYPE_INT64 &&
+          json_node_get_int (step) <= t->step)
         g_ptr_array_add (t->log, g_strdup (lines[i]));
     }
   }
