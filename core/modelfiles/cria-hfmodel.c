@@ -296,15 +296,6 @@ note (GString *s, guint *count, const char *what, const char *detail)
 gboolean
 cria_hf_model_check (CriaHfModel *m, GError **error)
 {
-  /* Each layer has tensors of its own: a config with more layers than the
-   * checkpoint has tensors is wrong, and listing its tensors would cost
-   * memory in proportion to the number it gives. */
-  if (m->config->n_layers > (gint64) m->weights->len) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE,
-                 "%s: config.json gives %" G_GINT64_FORMAT " layers, more than the %u tensors of %s", m->dir,
-                 m->config->n_layers, m->weights->len, m->weights_file);
-    return FALSE;
-  }
   g_autoptr (GArray) specs = cria_hf_config_expected_tensors (m->config);
   g_autoptr (GHashTable) expected = g_hash_table_new (g_str_hash, g_str_equal);
   g_autoptr (GString) msg = g_string_new (NULL);
