@@ -31,21 +31,7 @@ load_config (CriaProps *props, const char *path, GError **error)
   g_autoptr (JsonNode) root = cria_json_load_file (path, error);
   if (!root)
     return FALSE;
-  if (!JSON_NODE_HOLDS_OBJECT (root)) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: not a JSON object of options", path);
-    return FALSE;
-  }
-  JsonObjectIter it;
-  const char *name;
-  JsonNode *value;
-  json_object_iter_init (&it, json_node_get_object (root));
-  while (json_object_iter_next (&it, &name, &value)) {
-    if (!cria_props_set_json (props, name, value, error)) {
-      g_prefix_error (error, "%s: ", path);
-      return FALSE;
-    }
-  }
-  return TRUE;
+  return cria_train_options_set_json (props, root, path, error);
 }
 
 int

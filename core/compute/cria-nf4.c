@@ -15,6 +15,7 @@
 #include <json-glib/json-glib.h>
 
 #include <cria/cria-error.h>
+#include <cria/cria-input.h>
 #include <cria/cria-nf4.h>
 
 /* The NormalFloat4 values of the QLoRA paper as bitsandbytes stores them. */
@@ -413,11 +414,10 @@ json_int (JsonObject *o, const char *member, gint64 *value)
 static gboolean
 parse_quant_state (Loader *l, const CriaWeight *w, QuantState *qs)
 {
-  g_autoptr (JsonParser) parser = json_parser_new ();
   g_autoptr (GError) err = NULL;
-  if (!json_parser_load_from_data (parser, w->data, (gssize) w->n_bytes, &err))
+  g_autoptr (JsonNode) root = cria_json_parse (w->data, (gssize) w->n_bytes, STATE_KEY, 1, &err);
+  if (!root)
     return load_fail (l, STATE_KEY, "not JSON: %s", err->message);
-  JsonNode *root = json_parser_get_root (parser);
   if (!root || !JSON_NODE_HOLDS_OBJECT (root))
     return load_fail (l, STATE_KEY, "not a JSON object");
   JsonObject *o = json_node_get_object (root);

@@ -2,40 +2,170 @@
 #include "config.h"
 
 #include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
 
 #include <cria/cria-error.h>
 #include <cria/cria-input.h>
 
+#define READ_CHUNK (1 << 20)
+
 struct _CriaInput {
   char *path;
-  FILE *stream;
-  char *stream_buf; /* glibc ignores a size given to setvbuf without a buffer */
-  char *buf;
-  size_t cap;
+  int fd;
+  gboolean own_fd, eof;
+  /* Bytes read and not yet given: lines are handed out of this buffer, so a
+   * line is never longer than the buffer may grow (CRIA_INPUT_MAX_LINE_BYTES). */
+  char *data;
+  gsize cap, start, scan, end; /* data holds cap + 1 bytes; scan: no '\n' in [start, scan) */
   guint64 line;
 };
+
+static const char *
+file_kind (mode_t mode)
+{
+  return S_ISDIR (mode)    ? "a directory"
+         : S_ISCHR (mode)  ? "a character device"
+         : S_ISBLK (mode)  ? "a block device"
+         : S_ISSOCK (mode) ? "a socket"
+                           : "not a regular file";
+}
+
+/* A regular file or a pipe; a device (/dev/zero never ends), a directory or
+ * a socket is refused before it is opened. */
+static gboolean
+check_kind (const char *path, const GStatBuf *st, GError **error)
+{
+  if (S_ISREG (st->st_mode) || S_ISFIFO (st->st_mode))
+    return TRUE;
+  g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s: is %s, not a file cria can read", path, file_kind (st->st_mode));
+  return FALSE;
+}
+
+static int
+open_checked (const char *path, GStatBuf *st, GError **error)
+{
+  if (g_stat (path, st) != 0 || !check_kind (path, st, error)) {
+    if (error && *error)
+      return -1;
+    int e = errno;
+    g_set_error (error, CRIA_ERROR, e == ENOENT ? CRIA_ERROR_NOT_FOUND : CRIA_ERROR_IO, "%s: %s", path, g_strerror (e));
+    return -1;
+  }
+  int fd = g_open (path, O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0) {
+    int e = errno;
+    g_set_error (error, CRIA_ERROR, e == ENOENT ? CRIA_ERROR_NOT_FOUND : CRIA_ERROR_IO, "%s: %s", path, g_strerror (e));
+    return -1;
+  }
+  /* What was opened may not be what was looked at. */
+  if (fstat (fd, st) != 0 || !check_kind (path, st, error)) {
+    if (!error || !*error)
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s: %s", path, g_strerror (errno));
+    close (fd);
+    return -1;
+  }
+  return fd;
+}
+
+gboolean
+cria_file_check_readable (const char *path, GError **error)
+{
+  GStatBuf st;
+  if (strcmp (path, "-") == 0)
+    return TRUE;
+  if (g_stat (path, &st) != 0) {
+    int e = errno;
+    g_set_error (error, CRIA_ERROR, e == ENOENT ? CRIA_ERROR_NOT_FOUND : CRIA_ERROR_IO, "%s: %s", path, g_strerror (e));
+    return FALSE;
+  }
+  return check_kind (path, &st, error);
+}
+
+static char *
+format_size (gsize bytes)
+{
+  return g_format_size_full (bytes, G_FORMAT_SIZE_IEC_UNITS);
+}
+
+static gboolean
+over_limit (const char *path, gsize max_bytes, GError **error)
+{
+  g_autofree char *limit = format_size (max_bytes);
+  g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s: larger than %s, the limit of a file read whole", path, limit);
+  return FALSE;
+}
+
+gboolean
+cria_file_get_contents (const char *path, gsize max_bytes, char **text, gsize *len, GError **error)
+{
+  GStatBuf st;
+  int fd = open_checked (path, &st, error);
+  if (fd < 0)
+    return FALSE;
+  if (S_ISREG (st.st_mode) && (guint64) st.st_size > max_bytes) {
+    close (fd);
+    return over_limit (path, max_bytes, error);
+  }
+  gsize cap = S_ISREG (st.st_mode) ? (gsize) st.st_size + 1 : 65536, n = 0;
+  char *buf = g_malloc (cap + 1);
+  for (;;) {
+    if (n == cap) {
+      if (cap > max_bytes) {
+        g_free (buf);
+        close (fd);
+        return over_limit (path, max_bytes, error);
+      }
+      cap = MIN (cap * 2, max_bytes + 1);
+      buf = g_realloc (buf, cap + 1);
+    }
+    ssize_t got = read (fd, buf + n, cap - n);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got < 0) {
+      int e = errno;
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s: read failed: %s", path, g_strerror (e));
+      g_free (buf);
+      close (fd);
+      return FALSE;
+    }
+    if (got == 0)
+      break;
+    n += (gsize) got;
+  }
+  close (fd);
+  if (n > max_bytes) {
+    g_free (buf);
+    return over_limit (path, max_bytes, error);
+  }
+  buf[n] = '\0';
+  *text = buf;
+  if (len)
+    *len = n;
+  return TRUE;
+}
 
 CriaInput *
 cria_input_open (const char *path, GError **error)
 {
   g_return_val_if_fail (path != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-  FILE *f = strcmp (path, "-") == 0 ? stdin : fopen (path, "rb");
-  if (!f) {
-    int e = errno;
-    g_set_error (error, CRIA_ERROR, e == ENOENT ? CRIA_ERROR_NOT_FOUND : CRIA_ERROR_IO, "%s: %s", path, g_strerror (e));
-    return NULL;
+  int fd = 0;
+  if (strcmp (path, "-") != 0) {
+    GStatBuf st;
+    if ((fd = open_checked (path, &st, error)) < 0)
+      return NULL;
   }
   CriaInput *in = g_new0 (CriaInput, 1);
   in->path = g_strdup (path);
-  in->stream = f;
-  if (f != stdin) {
-    in->stream_buf = g_malloc (1 << 20);
-    setvbuf (f, in->stream_buf, _IOFBF, 1 << 20);
-  }
+  in->fd = fd;
+  in->own_fd = fd != 0;
+  in->cap = READ_CHUNK;
+  in->data = g_malloc (in->cap + 1);
   return in;
 }
 
@@ -44,10 +174,9 @@ cria_input_free (CriaInput *in)
 {
   if (!in)
     return;
-  if (in->stream && in->stream != stdin)
-    fclose (in->stream);
-  free (in->buf);
-  g_free (in->stream_buf);
+  if (in->own_fd)
+    close (in->fd);
+  g_free (in->data);
   g_free (in->path);
   g_free (in);
 }
@@ -59,6 +188,37 @@ cria_input_get_path (CriaInput *in)
   return in->path;
 }
 
+/* Reads more after what is buffered, first moving the unread part to the
+ * front and growing the buffer when the line fills it. */
+static gboolean
+fill (CriaInput *in, GError **error)
+{
+  if (in->start > 0) {
+    memmove (in->data, in->data + in->start, in->end - in->start);
+    in->end -= in->start;
+    in->scan -= in->start;
+    in->start = 0;
+  }
+  if (in->end == in->cap) {
+    in->cap *= 2;
+    in->data = g_realloc (in->data, in->cap + 1);
+  }
+  for (;;) {
+    ssize_t got = read (in->fd, in->data + in->end, in->cap - in->end);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got < 0) {
+      int e = errno;
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s:%" G_GUINT64_FORMAT ": read failed: %s", in->path,
+                   in->line + 1, g_strerror (e));
+      return FALSE;
+    }
+    in->eof = got == 0;
+    in->end += (gsize) got;
+    return TRUE;
+  }
+}
+
 gboolean
 cria_input_read_line (CriaInput *in, const char **line, gsize *len, GError **error)
 {
@@ -66,27 +226,44 @@ cria_input_read_line (CriaInput *in, const char **line, gsize *len, GError **err
   g_return_val_if_fail (line != NULL, FALSE);
   g_return_val_if_fail (len != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
-  ssize_t n = getline (&in->buf, &in->cap, in->stream);
-  if (n < 0) {
-    if (ferror (in->stream)) {
-      g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s:%" G_GUINT64_FORMAT ": read failed: %s", in->path,
-                   in->line + 1, g_strerror (errno));
+  char *p, *nl;
+  for (;;) {
+    nl = memchr (in->data + in->scan, '\n', in->end - in->scan);
+    if (nl) {
+      p = in->data + in->start;
+      in->start = in->scan = (gsize) (nl + 1 - in->data);
+      break;
     }
-    return FALSE;
+    in->scan = in->end;
+    if (in->end - in->start >= CRIA_INPUT_MAX_LINE_BYTES) {
+      g_autofree char *limit = format_size (CRIA_INPUT_MAX_LINE_BYTES);
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO,
+                   "%s:%" G_GUINT64_FORMAT ": a line longer than %s, the limit of a line", in->path, in->line + 1,
+                   limit);
+      return FALSE;
+    }
+    if (in->eof) {
+      if (in->start == in->end)
+        return FALSE;
+      p = in->data + in->start;
+      nl = in->data + in->end; /* the last line has no '\n'; data has room for the NUL */
+      in->start = in->scan = in->end;
+      break;
+    }
+    if (!fill (in, error))
+      return FALSE;
   }
   in->line++;
-  char *p = in->buf;
+  gsize n = (gsize) (nl - p);
   if (in->line == 1 && n >= 3 && (guchar) p[0] == 0xEF && (guchar) p[1] == 0xBB && (guchar) p[2] == 0xBF) {
     p += 3;
     n -= 3;
   }
-  if (n > 0 && p[n - 1] == '\n')
-    n--;
   if (n > 0 && p[n - 1] == '\r')
     n--;
   p[n] = '\0';
   *line = p;
-  *len = (gsize) n;
+  *len = n;
   return TRUE;
 }
 

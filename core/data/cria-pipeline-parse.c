@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include <cria/cria-error.h>
+#include <cria/cria-input.h>
+#include <cria/cria-json.h>
 #include "cria-pipeline-private.h"
 
 /* Splits a description into words; "!" outside quotes is a word of its own.
@@ -117,15 +119,12 @@ cria_pipeline_parse_json (CriaRegistry *registry, const char *json, gssize len, 
   g_return_val_if_fail (json != NULL || len == 0, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_autofree char *label = cria_error_quote (filename ? filename : "pipeline", -1, -1);
-  g_autoptr (JsonParser) parser = json_parser_new ();
   g_autoptr (GError) jerr = NULL;
-  if (!json_parser_load_from_data (parser, json, len, &jerr)) {
-    /* json-glib's message may hold the offending character itself. */
-    g_autofree char *shown = cria_error_quote (jerr->message, -1, 200);
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: %s", label, shown);
+  g_autoptr (JsonNode) root = cria_json_parse (json, len, filename ? filename : "pipeline", 1, &jerr);
+  if (!root) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s", jerr->message);
     return NULL;
   }
-  JsonNode *root = json_parser_get_root (parser);
   JsonObject *obj = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
   JsonNode *stages_node = obj ? json_object_get_member (obj, "stages") : NULL;
   if (!stages_node || !JSON_NODE_HOLDS_ARRAY (stages_node)) {
@@ -212,11 +211,8 @@ cria_pipeline_load_file (CriaRegistry *registry, const char *path, GError **erro
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_autofree char *text = NULL;
   gsize len = 0;
-  g_autoptr (GError) ferr = NULL;
-  if (!g_file_get_contents (path, &text, &len, &ferr)) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s", ferr->message);
+  if (!cria_file_get_contents (path, CRIA_JSON_MAX_FILE_BYTES, &text, &len, error))
     return NULL;
-  }
   return cria_pipeline_parse_json (registry, text, (gssize) len, path, error);
 }
 

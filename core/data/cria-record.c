@@ -228,11 +228,18 @@ cria_record_set_member (CriaRecord *r, const char *name, JsonNode *n, GError **e
     for (guint i = 0; i < json_array_get_length (a); i++) {
       JsonNode *mn = json_array_get_element (a, i);
       JsonObject *mo = JSON_NODE_HOLDS_OBJECT (mn) ? json_node_get_object (mn) : NULL;
-      const char *role = mo ? json_object_get_string_member_with_default (mo, "role", NULL) : NULL;
-      const char *content = mo ? json_object_get_string_member_with_default (mo, "content", NULL) : NULL;
+      const char *role = mo ? cria_json_get_string (mo, "role", NULL) : NULL;
+      const char *content = mo ? cria_json_get_string (mo, "content", NULL) : NULL;
       if (!role || !content) {
-        g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD,
-                     "field 'messages[%u]': expected an object with string 'role' and 'content'", i);
+        const char *which = !mo ? NULL : !role ? "role" : "content";
+        JsonNode *v = which ? json_object_get_member (mo, which) : NULL;
+        if (which)
+          g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD,
+                       "field 'messages[%u].%s': expected a string, not %s", i, which,
+                       v ? cria_json_node_kind (v) : "nothing");
+        else
+          g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD,
+                       "field 'messages[%u]': expected an object with string 'role' and 'content'", i);
         return FALSE;
       }
       if (!cria_record_role_is_known (role)) {

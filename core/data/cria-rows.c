@@ -58,7 +58,7 @@ cria_json_load_file (const char *path, GError **error)
 {
   g_return_val_if_fail (path != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-  return cj_load_file (path, parse_node, error);
+  return cj_load_file (path, CRIA_JSON_MAX_FILE_BYTES, parse_node, error);
 }
 
 /* The first non-blank byte of the file, or 0. */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <cria/cria-error.h>
+#include <cria/cria-input.h>
 #include <cria/cria-json-doc.h>
 #include <cria/cria-json.h>
 
@@ -188,17 +189,12 @@ cria_json_doc_parse (const char *text, gssize len, const char *file, guint64 lin
 }
 
 gpointer
-cj_load_file (const char *path, CjParseFunc parse, GError **error)
+cj_load_file (const char *path, gsize max_bytes, CjParseFunc parse, GError **error)
 {
   g_autofree char *text = NULL;
   gsize len = 0;
-  g_autoptr (GError) ferr = NULL;
-  if (!g_file_get_contents (path, &text, &len, &ferr)) {
-    g_set_error (error, CRIA_ERROR,
-                 g_error_matches (ferr, G_FILE_ERROR, G_FILE_ERROR_NOENT) ? CRIA_ERROR_NOT_FOUND : CRIA_ERROR_IO, "%s",
-                 ferr->message);
+  if (!cria_file_get_contents (path, max_bytes, &text, &len, error))
     return NULL;
-  }
   const char *body = text;
   if (len >= 3 && !memcmp (body, "\xEF\xBB\xBF", 3)) {
     body += 3;
@@ -223,7 +219,7 @@ cria_json_doc_load_file (const char *path, GError **error)
 {
   g_return_val_if_fail (path != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-  return cj_load_file (path, parse_doc, error);
+  return cj_load_file (path, CRIA_INPUT_MAX_FILE_BYTES, parse_doc, error);
 }
 
 void

@@ -48,11 +48,11 @@ gboolean cj_read_container (Parser *ps, CjEach each, gpointer data);
 /* Around the one value of a whole text: it is not empty; nothing follows it. */
 gboolean cj_text_begins (Parser *ps);
 gboolean cj_text_ends (Parser *ps);
-/* Reads a whole file (past a UTF-8 BOM) through `parse`; a file that cannot
- * be read or parsed is a CRIA_ERROR (NOT_FOUND, IO or PARSE) with the
- * reason's own message. */
+/* Reads a whole file of at most max_bytes (past a UTF-8 BOM) through `parse`;
+ * a file that cannot be read or parsed is a CRIA_ERROR (NOT_FOUND, IO or
+ * PARSE) with the reason's own message. */
 typedef gpointer (*CjParseFunc) (const char *text, gssize len, const char *file, guint64 line, GError **error);
-gpointer cj_load_file (const char *path, CjParseFunc parse, GError **error);
+gpointer cj_load_file (const char *path, gsize max_bytes, CjParseFunc parse, GError **error);
 
 /* TRUE when none of the eight bytes at p is a control character, '"', '\\',
  * DEL or a byte of 0x80 and up: a string's text that both the reader and the

@@ -7,6 +7,7 @@
 #include <cria/cria-error.h>
 #include <cria/cria-generator.h>
 #include <cria/cria-output.h>
+#include <cria/cria-rows.h>
 
 struct _CriaGenerator {
   const CriaGeneratorVTable *vt;
@@ -139,10 +140,7 @@ static gboolean
 cache_lookup (CriaGenerator *g, const char *key, CriaGenResult *res)
 {
   g_autofree char *path = cache_path (g, key);
-  g_autofree char *text = NULL;
-  if (!g_file_get_contents (path, &text, NULL, NULL))
-    return FALSE;
-  g_autoptr (JsonNode) root = json_from_string (text, NULL);
+  g_autoptr (JsonNode) root = cria_json_load_file (path, NULL);
   JsonObject *o = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
   if (!o || g_strcmp0 (json_object_get_string_member_with_default (o, "key", NULL), key) != 0)
     return FALSE;

@@ -13,6 +13,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cria/cria-error.h>
 #include <cria/cria-model.h>
@@ -45,6 +46,23 @@ cria_model_init_dir (CriaRegistry *registry, const char *config_path, const char
   const CriaModelVTable *vt = cria_model_provider_vtable (provider);
   double std = json_object_get_double_member_with_default (config->json, "initializer_range", 0.02);
   g_autoptr (GArray) specs = vt->tensors (config);
+  /* Every weight is held until the directory is written: refuse a config
+   * whose weights this machine cannot hold before allocating any. */
+  double total = 0;
+  for (guint i = 0; i < specs->len; i++) {
+    const CriaHfTensorSpec *spec = &g_array_index (specs, CriaHfTensorSpec, i);
+    if (!spec->optional)
+      total += (double) spec->shape[0] * (double) (spec->n_dims == 2 ? spec->shape[1] : 1);
+  }
+  double bytes = total * (double) cria_dtype_bytes (dtype, 1),
+         ram = (double) sysconf (_SC_PHYS_PAGES) * (double) sysconf (_SC_PAGESIZE);
+  if (bytes > ram) {
+    g_autofree char *need = g_format_size ((guint64) MIN (bytes, 1e18)), *have = g_format_size ((guint64) ram);
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                 "the model of this config has %.0f parameters (%s in %s), more than this machine's %s of memory",
+                 total, need, cria_dtype_name (dtype), have);
+    return FALSE;
+  }
   g_autofree CriaWeight *weights = g_new0 (CriaWeight, specs->len);
   g_autoptr (GPtrArray) buffers = g_ptr_array_new_with_free_func (g_free);
   guint n = 0;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cria/cria-error.h>
+#include <cria/cria-input.h>
 #include <cria/cria-model.h>
 #include <cria/cria-plugin.h>
 
@@ -551,13 +552,13 @@ cria_model_save (CriaModel *model, const char *dir, CriaDType dtype, guint64 max
   CriaHfConfig copy = *config;
   copy.json = json_object_ref (config->json);
   g_autoptr (JsonNode) node = json_node_new (JSON_NODE_OBJECT);
-  g_autoptr (JsonParser) parser = json_parser_new ();
   json_node_set_object (node, copy.json);
   g_autofree char *text = json_to_string (node, FALSE);
   json_object_unref (copy.json);
-  if (!json_parser_load_from_data (parser, text, -1, error))
+  g_autoptr (JsonNode) parsed = cria_json_parse (text, -1, "config.json", 1, error);
+  if (!parsed)
     return FALSE;
-  copy.json = json_node_get_object (json_parser_get_root (parser));
+  copy.json = json_node_get_object (parsed);
   const char *torch_name = dtype == CRIA_DTYPE_F32 ? "float32" : dtype == CRIA_DTYPE_BF16 ? "bfloat16" : "float16";
   json_object_set_string_member (copy.json, "torch_dtype", torch_name);
   if (!cria_hf_model_write (dir, &copy, weights, n, max_shard_bytes, error))

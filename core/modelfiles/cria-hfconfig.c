@@ -11,6 +11,7 @@
 #include <cria/cria-error.h>
 #include <cria/cria-hfmodel.h>
 #include <cria/cria-input.h>
+#include <cria/cria-json.h>
 
 #include "cria-modelfiles-private.h"
 
@@ -33,12 +34,14 @@ typedef struct {
   const char *file;
   JsonObject *o;
   GError **error;
+  const char *prefix; /* "rope_scaling." for fields of that object */
 } Ctx;
 
 static gboolean
 bad (Ctx *cx, const char *field, const char *why)
 {
-  g_set_error (cx->error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: %s: %s", cx->file, field, why);
+  g_set_error (cx->error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: %s%s: %s", cx->file, cx->prefix ? cx->prefix : "", field,
+               why);
   return FALSE;
 }
 
@@ -120,7 +123,7 @@ parse_rope_scaling (Ctx *cx, CriaRopeScaling *rs)
     return TRUE;
   if (!JSON_NODE_HOLDS_OBJECT (n))
     return bad (cx, "rope_scaling", "not an object");
-  Ctx sub = { cx->file, json_node_get_object (n), cx->error };
+  Ctx sub = { cx->file, json_node_get_object (n), cx->error, "rope_scaling." };
   /* Newer configs say rope_type, older ones type. */
   JsonNode *t = member (&sub, "rope_type");
   if (!t)
@@ -141,16 +144,22 @@ parse_rope_scaling (Ctx *cx, CriaRopeScaling *rs)
   rs->type = (CriaRopeScalingType) i;
   if (rs->type == CRIA_ROPE_SCALING_NONE)
     return TRUE;
-  if (!get_pos (&sub, "factor", -1, &rs->factor) || rs->factor < 0)
-    return bad (cx, "rope_scaling.factor", "missing or not a positive number");
+  if (!get_pos (&sub, "factor", -1, &rs->factor))
+    return FALSE; /* get_pos said why */
+  if (rs->factor < 0)
+    return bad (cx, "rope_scaling.factor", "missing");
   if (!get_int (&sub, "original_max_position_embeddings", rs->type == CRIA_ROPE_SCALING_LLAMA3 ? -1 : 0, 1,
                 &rs->original_max_position_embeddings))
     return FALSE;
   if (rs->type == CRIA_ROPE_SCALING_LLAMA3) {
-    if (!get_pos (&sub, "low_freq_factor", -1, &rs->low_freq_factor) || rs->low_freq_factor < 0)
-      return bad (cx, "rope_scaling.low_freq_factor", "missing or not a positive number");
-    if (!get_pos (&sub, "high_freq_factor", -1, &rs->high_freq_factor) || rs->high_freq_factor < 0)
-      return bad (cx, "rope_scaling.high_freq_factor", "missing or not a positive number");
+    if (!get_pos (&sub, "low_freq_factor", -1, &rs->low_freq_factor))
+      return FALSE; /* get_pos said why */
+    if (rs->low_freq_factor < 0)
+      return bad (cx, "rope_scaling.low_freq_factor", "missing");
+    if (!get_pos (&sub, "high_freq_factor", -1, &rs->high_freq_factor))
+      return FALSE; /* get_pos said why */
+    if (rs->high_freq_factor < 0)
+      return bad (cx, "rope_scaling.high_freq_factor", "missing");
     if (rs->high_freq_factor <= rs->low_freq_factor)
       return bad (cx, "rope_scaling.high_freq_factor", "must be above low_freq_factor");
   }
@@ -267,12 +276,8 @@ cria_hf_config_load (const char *path, GError **error)
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_autofree char *text = NULL;
   gsize len;
-  g_autoptr (GError) e = NULL;
-  if (!g_file_get_contents (path, &text, &len, &e)) {
-    g_set_error (error, CRIA_ERROR, e->code == G_FILE_ERROR_NOENT ? CRIA_ERROR_NOT_FOUND : CRIA_ERROR_IO, "%s",
-                 e->message);
+  if (!cria_file_get_contents (path, CRIA_JSON_MAX_FILE_BYTES, &text, &len, error))
     return NULL;
-  }
   return cria_hf_config_parse (text, (gssize) len, path, error);
 }
 
@@ -355,6 +360,30 @@ cria_hf_config_check (const CriaHfConfig *c, GError **error)
   for (guint i = 0; i < G_N_ELEMENTS (sizes); i++)
     if (sizes[i].v < 1)
       return bad (&cx, sizes[i].what, "missing or not positive");
+  /* Caps before anything is sized by them (a tensor list, an allocation):
+   * a config.json of a billion layers is refused, not grown into. */
+  const struct {
+    const char *what;
+    gint64 v, limit;
+  } caps[] = {
+    { "layer count", c->n_layers, CRIA_HF_MAX_LAYERS },
+    { "hidden size", c->hidden_size, CRIA_HF_MAX_WIDTH },
+    { "intermediate size", c->intermediate_size, CRIA_HF_MAX_WIDTH },
+    { "attention heads", c->n_heads, CRIA_HF_MAX_WIDTH },
+    { "head size", c->head_dim, CRIA_HF_MAX_WIDTH },
+    { "attention heads x head size",
+      c->n_heads <= CRIA_HF_MAX_WIDTH && c->head_dim <= CRIA_HF_MAX_WIDTH ? c->n_heads * c->head_dim : G_MAXINT64,
+      CRIA_HF_MAX_WIDTH },
+    { "vocab_size", c->vocab_size, CRIA_HF_MAX_VOCAB },
+    { "positions", c->max_positions, CRIA_HF_MAX_POSITIONS },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (caps); i++)
+    if (caps[i].v > caps[i].limit) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE,
+                   "%s: %s: %" G_GINT64_FORMAT " is over cria's limit of %" G_GINT64_FORMAT, cx.file, caps[i].what,
+                   caps[i].v, caps[i].limit);
+      return FALSE;
+    }
   if (c->n_heads % c->n_kv_heads)
     return bad (&cx, "key/value heads", "do not divide the attention heads");
   if (c->bos_token_id >= c->vocab_size || c->pad_token_id >= c->vocab_size)

@@ -12,6 +12,7 @@
 #include <cria/cria-hfmodel.h>
 #include <cria/cria-input.h>
 #include <cria/cria-output.h>
+#include <cria/cria-rows.h>
 #include <cria/cria-torchfile.h>
 
 #include "cria-modelfiles-private.h"
@@ -71,14 +72,7 @@ add_safetensors (CriaHfModel *m, const char *path, GError **error)
 static gboolean
 add_sharded (CriaHfModel *m, const char *index_path, GError **error)
 {
-  g_autofree char *text = NULL;
-  gsize len;
-  g_autoptr (GError) e = NULL;
-  if (!g_file_get_contents (index_path, &text, &len, &e)) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s", e->message);
-    return FALSE;
-  }
-  g_autoptr (JsonNode) root = cria_json_parse (text, (gssize) len, index_path, 1, error);
+  g_autoptr (JsonNode) root = cria_json_load_file (index_path, error);
   if (!root)
     return FALSE;
   JsonObject *o = JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
@@ -157,11 +151,9 @@ static gboolean
 load_generation (CriaHfModel *m, GError **error)
 {
   g_autofree char *path = g_build_filename (m->dir, "generation_config.json", NULL);
-  g_autofree char *text = NULL;
-  gsize len;
-  if (!g_file_get_contents (path, &text, &len, NULL))
+  if (!g_file_test (path, G_FILE_TEST_EXISTS))
     return TRUE;
-  g_autoptr (JsonNode) root = cria_json_parse (text, (gssize) len, path, 1, error);
+  g_autoptr (JsonNode) root = cria_json_load_file (path, error);
   if (!root)
     return FALSE;
   if (!JSON_NODE_HOLDS_OBJECT (root)) {

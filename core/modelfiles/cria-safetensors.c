@@ -12,6 +12,7 @@
 #include <json-glib/json-glib.h>
 
 #include <cria/cria-error.h>
+#include <cria/cria-input.h>
 #include <cria/cria-output.h>
 #include <cria/cria-safetensors.h>
 
@@ -250,11 +251,10 @@ parse_header (CriaSafetensors *st, const guint8 *bytes, gsize len, GError **erro
     return fail (error, file, NULL, "the header is not UTF-8 (byte %" G_GSIZE_FORMAT ")", (gsize) (bad - text) + 8);
   if (memchr (text, '\0', n))
     return fail (error, file, NULL, "the header holds a NUL byte");
-  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
   g_autoptr (GError) e = NULL;
-  if (!json_parser_load_from_data (parser, text, (gssize) n, &e))
+  g_autoptr (JsonNode) root = cria_json_parse (text, (gssize) n, "header", 1, &e);
+  if (!root)
     return fail (error, file, NULL, "the header is not valid JSON: %s", e->message);
-  JsonNode *root = json_parser_get_root (parser);
   if (!root || !JSON_NODE_HOLDS_OBJECT (root))
     return fail (error, file, NULL, "the header is not a JSON object");
 

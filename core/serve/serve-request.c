@@ -9,6 +9,9 @@
 
 #include <string.h>
 
+#include <cria/cria-input.h>
+#include <cria/cria-json.h>
+
 #include "serve-request.h"
 
 void
@@ -128,7 +131,7 @@ message_content (JsonNode *n, guint i, char **param, GError **error)
   for (guint k = 0; k < json_array_get_length (a); k++) {
     JsonNode *part = json_array_get_element (a, k);
     JsonObject *p = JSON_NODE_HOLDS_OBJECT (part) ? json_node_get_object (part) : NULL;
-    const char *type = p ? json_object_get_string_member_with_default (p, "type", NULL) : NULL;
+    const char *type = p ? cria_json_get_string (p, "type", NULL) : NULL;
     JsonNode *t = p ? json_object_get_member (p, "text") : NULL;
     if (g_strcmp0 (type, "text") || !t || !is_type (t, G_TYPE_STRING)) {
       bad (param, field, error, "%s[%u]: only {\"type\": \"text\", \"text\": ...} parts are supported", field, k);
@@ -152,10 +155,12 @@ parse_messages (ServeRequest *r, JsonObject *o, char **param, GError **error)
   for (guint i = 0; i < json_array_get_length (a); i++) {
     JsonNode *e = json_array_get_element (a, i);
     JsonObject *m = JSON_NODE_HOLDS_OBJECT (e) ? json_node_get_object (e) : NULL;
-    const char *role = m ? json_object_get_string_member_with_default (m, "role", NULL) : NULL;
+    JsonNode *rn = m ? json_object_get_member (m, "role") : NULL;
+    const char *role = rn && is_type (rn, G_TYPE_STRING) ? json_node_get_string (rn) : NULL;
     g_autofree char *field = g_strdup_printf ("messages[%u].role", i);
     if (!role)
-      return bad (param, field, error, "%s is required", field);
+      return bad (param, field, error, rn ? "%s must be a string, not %s" : "%s is required%s", field,
+                  rn ? cria_json_node_kind (rn) : "");
     /* OpenAI's newer name for the system message. */
     if (!strcmp (role, "developer"))
       role = "system";
@@ -207,14 +212,13 @@ serve_request_parse (ServeRequest *r, gboolean chat, const char *body, gsize len
   r->temperature = r->top_p = -1;
   r->seed = -1;
   *param = NULL;
-  g_autoptr (JsonParser) parser = json_parser_new ();
   g_autoptr (GError) jerr = NULL;
-  if (!json_parser_load_from_data (parser, body, (gssize) len, &jerr)) {
+  g_autoptr (JsonNode) root = cria_json_parse (body, (gssize) len, "body", 1, &jerr);
+  if (!root) {
     g_autofree char *why = cria_error_quote (jerr->message, -1, 160);
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "the body is not valid JSON: %s", why);
     return FALSE;
   }
-  JsonNode *root = json_parser_get_root (parser);
   if (!root || !JSON_NODE_HOLDS_OBJECT (root)) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "the body must be a JSON object");
     return FALSE;

@@ -21,19 +21,9 @@ struct _CriaTokenizer {
 static JsonNode *
 parse_json_file (const char *path, gboolean allow_list, GError **error)
 {
-  g_autofree char *text = NULL;
-  gsize len = 0;
-  g_autoptr (GError) ferr = NULL;
-  if (!g_file_get_contents (path, &text, &len, &ferr)) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s", ferr->message);
+  JsonNode *root = cria_json_load_file (path, error);
+  if (!root)
     return NULL;
-  }
-  g_autoptr (GError) jerr = NULL;
-  JsonNode *root = cria_json_parse (text, (gssize) len, path, 1, &jerr);
-  if (!root) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s", jerr->message);
-    return NULL;
-  }
   if (!JSON_NODE_HOLDS_OBJECT (root) && !(allow_list && JSON_NODE_HOLDS_ARRAY (root))) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: $: expected a JSON object", path);
     json_node_unref (root);

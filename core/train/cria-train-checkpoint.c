@@ -186,3 +186,82 @@ train_checkpoint_load (const char *dir, CriaAdapter *adapter, CriaAdamW *opt, GE
   }
   return g_steal_pointer (&state);
 }
+
+/* A counter of the state: absent is 0, anything but a non-negative integer an
+ * error (a resumed run must not start from a number it made up). */
+static gboolean
+state_count (JsonObject *s, const char *file, const char *name, gint64 *out, GError **error)
+{
+  JsonNode *n = json_object_get_member (s, name);
+  *out = 0;
+  if (!n || JSON_NODE_HOLDS_NULL (n))
+    return TRUE;
+  if (!JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_INT64 || json_node_get_int (n) < 0) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: field %s: expected a non-negative integer, not %s", file,
+                 name, cria_json_node_kind (n));
+    return FALSE;
+  }
+  *out = json_node_get_int (n);
+  return TRUE;
+}
+
+gboolean
+cria_train_state_read (JsonObject *s, const char *file, guint n_examples, CriaTrainState *out, GError **error)
+{
+  memset (out, 0, sizeof *out);
+  const struct {
+    const char *name;
+    gint64 *slot;
+  } counts[] = {
+    { "step", &out->step },
+    { "epoch", &out->epoch },
+    { "window", &out->window },
+    { "tokens_seen", &out->tokens_seen },
+    { "nan_streak", &out->nan_streak },
+    { "skipped_steps", &out->skipped_steps },
+    { "optimizer_step", &out->optimizer_step },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (counts); i++)
+    if (!state_count (s, file, counts[i].name, counts[i].slot, error))
+      return FALSE;
+  if (!cria_json_member_is (s, "options", JSON_TYPE_OBJECT)) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: field options: expected an object", file);
+    return FALSE;
+  }
+  out->options = cria_json_get_object (s, "options");
+  if (out->options) {
+    JsonObjectIter it;
+    const char *name;
+    JsonNode *v;
+    json_object_iter_init (&it, out->options);
+    while (json_object_iter_next (&it, &name, &v))
+      if (!JSON_NODE_HOLDS_NULL (v) && !(JSON_NODE_HOLDS_VALUE (v) && json_node_get_value_type (v) == G_TYPE_STRING)) {
+        g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: field options.%s: expected a string, not %s", file, name,
+                     cria_json_node_kind (v));
+        return FALSE;
+      }
+  }
+  JsonArray *order = cria_json_get_array (s, "data_order");
+  if (!order || json_array_get_length (order) != n_examples) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                 "%s: field data_order does not cover the %u training examples", file, n_examples);
+    return FALSE;
+  }
+  /* A permutation: every example once, as the run that wrote it had them. */
+  g_autofree guint32 *o = g_new (guint32, MAX (n_examples, 1));
+  g_autofree guint8 *seen = g_new0 (guint8, MAX (n_examples, 1));
+  for (guint i = 0; i < n_examples; i++) {
+    JsonNode *e = json_array_get_element (order, i);
+    gint64 v = JSON_NODE_HOLDS_VALUE (e) && json_node_get_value_type (e) == G_TYPE_INT64 ? json_node_get_int (e) : -1;
+    if (v < 0 || v >= (gint64) n_examples || seen[v]) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE,
+                   "%s: field data_order[%u]: expected each example index from 0 to %u once", file, i, n_examples - 1);
+      return FALSE;
+    }
+    seen[v] = 1;
+    o[i] = (guint32) v;
+  }
+  out->data_order = g_steal_pointer (&o);
+  out->adapter_state = json_object_get_member (s, "adapter_state");
+  return TRUE;
+}

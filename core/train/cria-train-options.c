@@ -60,3 +60,23 @@ cria_train_option_specs (void)
 {
   return train_specs;
 }
+
+gboolean
+cria_train_options_set_json (CriaProps *props, JsonNode *root, const char *file, GError **error)
+{
+  if (!JSON_NODE_HOLDS_OBJECT (root)) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: not a JSON object of options", file);
+    return FALSE;
+  }
+  JsonObjectIter it;
+  const char *name;
+  JsonNode *value;
+  json_object_iter_init (&it, json_node_get_object (root));
+  while (json_object_iter_next (&it, &name, &value)) {
+    if (!cria_props_set_json (props, name, value, error)) {
+      g_prefix_error (error, "%s: ", file);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}

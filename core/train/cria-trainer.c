@@ -382,52 +382,48 @@ trainer_resume (Trainer *t, const char *dir, GError **error)
   g_autoptr (JsonObject) s = train_checkpoint_load (dir, t->adapter, t->opt, error);
   if (!s)
     return FALSE;
-  JsonObject *fp = json_object_get_object_member (s, "options");
-  for (const char *const *k = fingerprint_options; fp && *k; k++) {
-    const char *was = json_object_has_member (fp, *k) ? json_object_get_string_member (fp, *k) : NULL;
+  g_autofree char *s_path = g_build_filename (dir, "trainer_state.json", NULL);
+  CriaTrainState st;
+  if (!cria_train_state_read (s, s_path, t->train.examples->len, &st, error)) {
+    g_prefix_error (error, "resume: ");
+    return FALSE;
+  }
+  guint32 *o = st.data_order;
+  for (const char *const *k = fingerprint_options; st.options && *k; k++) {
+    const char *was = cria_json_get_string (st.options, *k, NULL);
     const char *now = cria_props_get_text (t->o, *k);
     if (!same_option (t->o, *k, was, now)) {
+      g_free (o);
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
                    "resume: %s: option %s was %s in the interrupted run, now %s", dir, *k, was ? was : "unset",
                    now ? now : "unset");
       return FALSE;
     }
   }
-  t->step = json_object_get_int_member_with_default (s, "step", 0);
-  t->epoch = json_object_get_int_member_with_default (s, "epoch", 0);
-  t->window = json_object_get_int_member_with_default (s, "window", 0);
-  t->tokens_seen = json_object_get_int_member_with_default (s, "tokens_seen", 0);
-  t->nan_streak = json_object_get_int_member_with_default (s, "nan_streak", 0);
-  t->n_skipped = json_object_get_int_member_with_default (s, "skipped_steps", 0);
-  cria_adamw_set_step (t->opt, json_object_get_int_member_with_default (s, "optimizer_step", 0));
-  JsonArray *order = json_object_get_array_member (s, "data_order");
-  guint n = t->train.examples->len;
-  if (!order || json_array_get_length (order) != n) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                 "resume: %s: field data_order does not cover the %u training examples", dir, n);
-    return FALSE;
-  }
-  guint32 *o = g_new (guint32, MAX (n, 1));
-  for (guint i = 0; i < n; i++) {
-    gint64 v = json_array_get_int_element (order, i);
-    o[i] = (guint32) CLAMP (v, 0, (gint64) n - 1);
-  }
+  t->step = st.step;
+  t->epoch = st.epoch;
+  t->window = st.window;
+  t->tokens_seen = st.tokens_seen;
+  t->nan_streak = st.nan_streak;
+  t->n_skipped = st.skipped_steps;
+  cria_adamw_set_step (t->opt, st.optimizer_step);
   trainer_start_epoch (t, o);
-  if (!cria_adapter_load_state (t->adapter, json_object_get_member (s, "adapter_state"), error)) {
+  if (!cria_adapter_load_state (t->adapter, st.adapter_state, error)) {
     g_prefix_error (error, "resume: %s/trainer_state.json: field adapter_state: ", dir);
     return FALSE;
   }
   /* The log of the run so far, up to the checkpoint. */
   g_autofree char *path = g_build_filename (t->out, "train-log.jsonl", NULL);
   g_autofree char *text = NULL;
-  if (g_file_get_contents (path, &text, NULL, NULL)) {
+  if (cria_file_get_contents (path, CRIA_INPUT_MAX_FILE_BYTES, &text, NULL, NULL)) {
     g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
     for (guint i = 0; lines[i]; i++) {
-      g_autoptr (JsonParser) p = json_parser_new ();
-      if (!*lines[i] || !json_parser_load_from_data (p, lines[i], -1, NULL))
-        continue;
-      JsonObject *line = json_node_get_object (json_parser_get_root (p));
-      if (json_object_get_int_member_with_default (line, "step", G_MAXINT64) <= t->step)
+      g_autoptr (JsonNode) node = *lines[i] ? cria_json_parse (lines[i], -1, path, i + 1, NULL) : NULL;
+      JsonNode *step = node && JSON_NODE_HOLDS_OBJECT (node)
+                           ? json_object_get_member (json_node_get_object (node), "step")
+                           : NULL;
+      if (step && JSON_NODE_HOLDS_VALUE (step) && json_node_get_value_type (step) == G_TYPE_INT64 &&
+          json_node_get_int (step) <= t->step)
         g_ptr_array_add (t->log, g_strdup (lines[i]));
     }
   }

@@ -14,6 +14,10 @@
 typedef struct {
   const char *file;
   GError **error;
+  /* Ids are below the number of tokens (the vocabulary's entries and the
+   * added tokens): a dense vocabulary never needs more, and one stray large
+   * id would otherwise size the id tables. */
+  gint64 n_tokens;
 } Ctx;
 
 static gboolean G_GNUC_PRINTF (3, 4) fail (Ctx *c, const char *path, const char *fmt, ...)
@@ -369,9 +373,14 @@ load_model (Ctx *c, Tok *tok, JsonNode *n)
   JsonNode *val;
   json_object_iter_init (&it, json_node_get_object (vn));
   while (json_object_iter_next (&it, &key, &val)) {
-    if (!is_type (val, G_TYPE_INT64) || json_node_get_int (val) < 0 || json_node_get_int (val) > G_MAXINT32 / 2) {
+    if (!is_type (val, G_TYPE_INT64) || json_node_get_int (val) < 0) {
       g_autofree char *p = g_strdup_printf ("$.model.vocab[\"%s\"]", key);
       return fail (c, p, "expected a non-negative id");
+    }
+    if (json_node_get_int (val) >= c->n_tokens) {
+      g_autofree char *p = g_strdup_printf ("$.model.vocab[\"%s\"]", key);
+      return fail (c, p, "id %" G_GINT64_FORMAT " is not below %" G_GINT64_FORMAT ", the number of tokens",
+                   json_node_get_int (val), c->n_tokens);
     }
     gint32 id = (gint32) json_node_get_int (val);
     /* Two tokens under one id: encoding gives an id that decodes to the other. */
@@ -429,7 +438,7 @@ load_added (Ctx *c, Tok *tok, JsonNode *n)
     gboolean ok = TRUE;
     TokAdded t = { 0 };
     t.content = (char *) get_str (c, o, path, "content", NULL, &ok);
-    t.id = (gint32) get_int (c, o, path, "id", -1, &ok);
+    gint64 id = get_int (c, o, path, "id", -1, &ok);
     t.special = get_bool (c, o, path, "special", FALSE, &ok);
     t.normalized = get_bool (c, o, path, "normalized", !t.special, &ok);
     t.lstrip = get_bool (c, o, path, "lstrip", FALSE, &ok);
@@ -439,8 +448,12 @@ load_added (Ctx *c, Tok *tok, JsonNode *n)
       return FALSE;
     if (!t.content || !*t.content)
       return fail (c, path, "\"content\" is missing or empty");
-    if (t.id < 0 || t.id > G_MAXINT32 / 2)
+    if (id < 0)
       return fail (c, path, "\"id\" is missing or negative");
+    if (id >= c->n_tokens)
+      return fail (c, path, "id %" G_GINT64_FORMAT " is not below %" G_GINT64_FORMAT ", the number of tokens", id,
+                   c->n_tokens);
+    t.id = (gint32) id;
     tok_add_added (tok, &t);
   }
   return TRUE;
@@ -459,16 +472,20 @@ template_ids (Ctx *c, Tok *tok, JsonObject *specials, JsonNode *item, const char
     return fail (c, path, "expected {\"SpecialToken\": ...} or {\"Sequence\": ...}");
   gboolean ok = TRUE;
   const char *name = get_str (c, json_node_get_object (st), path, "id", NULL, &ok);
+  if (!ok)
+    return FALSE;
   JsonNode *sp = name && specials ? member (specials, name) : NULL;
   JsonNode *ids = sp && JSON_NODE_HOLDS_OBJECT (sp) ? member (json_node_get_object (sp), "ids") : NULL;
   if (!ids || !JSON_NODE_HOLDS_ARRAY (ids))
     return fail (c, path, "special token \"%s\" is not in \"special_tokens\"", name ? name : "");
   JsonArray *a = json_node_get_array (ids);
   for (guint i = 0; i < json_array_get_length (a); i++) {
-    gint32 id = (gint32) json_array_get_int_element (a, i);
-    if (id < 0 || (guint) id >= tok->n_ids)
+    JsonNode *e = json_array_get_element (a, i);
+    gint64 id = is_type (e, G_TYPE_INT64) ? json_node_get_int (e) : -1;
+    if (id < 0 || (guint64) id >= tok->n_ids)
       return fail (c, path, "special token \"%s\" has an id outside the vocabulary", name);
-    g_array_append_val (out, id);
+    gint32 id32 = (gint32) id;
+    g_array_append_val (out, id32);
   }
   return TRUE;
 }
@@ -523,8 +540,14 @@ load_post (Ctx *c, Tok *tok, JsonNode *n, const char *path)
 Tok *
 tok_load_json (JsonNode *root, const char *file, GError **error)
 {
-  Ctx c = { file, error };
+  Ctx c = { file, error, 0 };
   JsonObject *o = json_node_get_object (root);
+  JsonNode *vocab = member (o, "model") && JSON_NODE_HOLDS_OBJECT (member (o, "model"))
+                        ? member (json_node_get_object (member (o, "model")), "vocab")
+                        : NULL;
+  JsonNode *added = member (o, "added_tokens");
+  c.n_tokens = (vocab && JSON_NODE_HOLDS_OBJECT (vocab) ? json_object_get_size (json_node_get_object (vocab)) : 0) +
+               (added && JSON_NODE_HOLDS_ARRAY (added) ? json_array_get_length (json_node_get_array (added)) : 0);
   g_autoptr (GError) dummy = NULL;
   Tok *tok = tok_new ();
   JsonNode *n;

@@ -12,11 +12,8 @@
 static gboolean
 read_text (const char *path, char **text, gsize *len, GError **error)
 {
-  g_autoptr (GError) e = NULL;
-  if (!g_file_get_contents (path, text, len, &e)) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s", e->message);
+  if (!cria_file_get_contents (path, CRIA_JSON_MAX_FILE_BYTES, text, len, error))
     return FALSE;
-  }
   const char *bad;
   if (!g_utf8_validate_len (*text, *len, &bad)) {
     guint line = 1;
@@ -69,9 +66,12 @@ tok_load_gpt2 (const char *encoder_json, const char *vocab_bpe, GError **error)
   JsonNode *val;
   json_object_iter_init (&it, json_node_get_object (root));
   while (json_object_iter_next (&it, &key, &val)) {
+    /* Below the number of tokens: one stray large id would size the id tables. */
     if (!JSON_NODE_HOLDS_VALUE (val) || json_node_get_value_type (val) != G_TYPE_INT64 || json_node_get_int (val) < 0 ||
-        json_node_get_int (val) > G_MAXINT32 / 2) {
-      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: $[\"%s\"]: expected a non-negative id", encoder_json, key);
+        json_node_get_int (val) >= (gint64) json_object_get_size (json_node_get_object (root))) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE,
+                   "%s: $[\"%s\"]: expected an id from 0 to the number of tokens less one (%u)", encoder_json, key,
+                   json_object_get_size (json_node_get_object (root)) - 1);
       return failed (tok);
     }
     gint32 id = (gint32) json_node_get_int (val);

@@ -64,6 +64,15 @@ typedef struct {
   JsonObject *json;      /* the whole file, for keys not typed here */
 } CriaHfConfig;
 
+/* Sizes config.json may give, far above any released model: a larger one
+ * is refused before anything is sized by it (one tensor name per layer, a
+ * new model's weights). Past these, a checkpoint's own tensors bound them:
+ * cria_hf_model_open() then checks every shape against them. */
+#define CRIA_HF_MAX_LAYERS 1024
+#define CRIA_HF_MAX_WIDTH (1 << 20)     /* hidden_size, intermediate_size, heads x head_dim */
+#define CRIA_HF_MAX_VOCAB (1 << 24)     /* vocab_size */
+#define CRIA_HF_MAX_POSITIONS (1 << 26) /* max_position_embeddings */
+
 CriaHfConfig *cria_hf_config_parse (const char *text, gssize len, const char *file, GError **error);
 CriaHfConfig *cria_hf_config_load (const char *path, GError **error);
 void cria_hf_config_free (CriaHfConfig *config);

@@ -8,7 +8,25 @@ G_BEGIN_DECLS
 
 typedef struct _CriaInput CriaInput;
 
-/* "-" reads stdin. */
+/* The longest line cria_input_read_line gives: a longer one (a file with no
+ * line breaks, /dev/zero behind a pipe) is an error instead of a buffer that
+ * grows without end. */
+#define CRIA_INPUT_MAX_LINE_BYTES ((gsize) 64 << 20)
+/* The largest file read whole (JSON documents, vocabularies, templates);
+ * JSON files read into trees have their own, smaller limit (cria-json.h). */
+#define CRIA_INPUT_MAX_FILE_BYTES ((gsize) 4 << 30)
+
+/* Reads a whole file of at most `max_bytes` (then NUL-terminated). A regular
+ * file's size is checked before anything is read; a pipe is read until it
+ * passes the limit; anything else (a device such as /dev/zero, a directory, a
+ * socket) is refused. Errors are CRIA_ERROR_NOT_FOUND or CRIA_ERROR_IO and
+ * begin with the path. */
+gboolean cria_file_get_contents (const char *path, gsize max_bytes, char **text, gsize *len, GError **error);
+/* Whether `path` may be read as a stream of lines: a regular file, a pipe
+ * or "-"; not a device or a directory. */
+gboolean cria_file_check_readable (const char *path, GError **error);
+
+/* "-" reads stdin; devices and directories are refused. */
 CriaInput *cria_input_open (const char *path, GError **error);
 void cria_input_free (CriaInput *input);
 const char *cria_input_get_path (CriaInput *input);

@@ -20,7 +20,12 @@
 
 G_BEGIN_DECLS
 
+/* Limits on JSON that cria did not write itself: nesting (the reader
+ * recurses, and so do json-glib's functions on the tree it builds), and the
+ * size of a file read into a tree (cria_json_load_file; a tree takes several
+ * times its text). */
 #define CRIA_JSON_MAX_DEPTH 512
+#define CRIA_JSON_MAX_FILE_BYTES ((gsize) 1 << 30)
 
 /* The outcome of cria_json_parse_prefix. */
 typedef enum {
@@ -40,7 +45,10 @@ CriaJsonStatus cria_json_parse_prefix (const char *origin, const char *text, gsi
                                        const char *file, guint64 line, JsonNode **node, gsize *consumed,
                                        GError **error);
 
-/* cria_json_parse() (cria-input.h) parses a whole text with this reader. */
+/* cria_json_parse() (cria-input.h) parses a whole text with this reader, and
+ * cria_json_load_file() (cria-rows.h) a whole file: every JSON text from
+ * outside (files, request bodies, headers, answers of a server) is read by
+ * one of the two. */
 
 /* Appends `s` as a JSON string: quotes, and escapes for '"', '\\', control
  * characters and DEL (\b \f \n \r \t, else \u00xx); other characters are
@@ -56,5 +64,25 @@ void cria_json_append_node (GString *out, JsonNode *node);
 /* `"name":value` of an object being written, after a ',' unless *first
  * (which it then clears). */
 void cria_json_append_member (GString *out, gboolean *first, const char *name, JsonNode *value);
+
+/* Members of an object read from outside, without the CRITICAL that
+ * json-glib's getters raise on a member of another kind (a list where a
+ * string was expected): a scalar converts as json-glib converts it (a
+ * number is no string: NULL), and an absent, null, array or object member
+ * gives `fallback`. Callers that must refuse a wrong kind check
+ * cria_json_member_is() first. */
+const char *cria_json_get_string (JsonObject *object, const char *name, const char *fallback);
+gint64 cria_json_get_int (JsonObject *object, const char *name, gint64 fallback);
+double cria_json_get_double (JsonObject *object, const char *name, double fallback);
+gboolean cria_json_get_boolean (JsonObject *object, const char *name, gboolean fallback);
+/* The member when it is an object (an array), else NULL. */
+JsonObject *cria_json_get_object (JsonObject *object, const char *name);
+JsonArray *cria_json_get_array (JsonObject *object, const char *name);
+/* Whether the member is absent or null, or holds a value of `type`
+ * (G_TYPE_STRING, G_TYPE_INT64, G_TYPE_DOUBLE: an integer too,
+ * G_TYPE_BOOLEAN, JSON_TYPE_OBJECT, JSON_TYPE_ARRAY). */
+gboolean cria_json_member_is (JsonObject *object, const char *name, GType type);
+/* "a string", "a number", "an object" ...: what a node is, for messages. */
+const char *cria_json_node_kind (JsonNode *node);
 
 G_END_DECLS

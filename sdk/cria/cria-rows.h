@@ -41,7 +41,9 @@ gboolean cria_rows_get_text (JsonObject *row, const char *member, const char *wh
  * CRIA_RECORD_ERROR_MISSING_FIELD naming it. */
 char *cria_rows_require_text (JsonObject *row, const char *member, const char *where, GError **error);
 
-/* Reads a whole JSON document (for corpora shipped as one object). */
+/* Reads a whole JSON document (a corpus shipped as one object, a settings
+ * file) of at most CRIA_JSON_MAX_FILE_BYTES with cria_json_parse(); a
+ * device (/dev/zero) or a directory is refused (cria_file_get_contents). */
 JsonNode *cria_json_load_file (const char *path, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CriaRows, cria_rows_free)

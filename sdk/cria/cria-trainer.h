@@ -18,6 +18,23 @@ G_BEGIN_DECLS
 /* The options of a run, ending with CRIA_PROP_END. */
 const CriaPropSpec *cria_train_option_specs (void);
 
+/* Sets `props` (made from cria_train_option_specs()) from a train config
+ * file's JSON: an object of option: value. Errors name `file`. */
+gboolean cria_train_options_set_json (CriaProps *props, JsonNode *root, const char *file, GError **error);
+
+/* The counters of a checkpoint's trainer_state.json, checked against a run of
+ * `n_examples` training examples. Borrowed parts stay valid while the
+ * object lives; data_order is the caller's (g_free). */
+typedef struct {
+  gint64 step, epoch, window, tokens_seen, nan_streak, skipped_steps, optimizer_step;
+  guint32 *data_order;     /* n_examples indices below n_examples */
+  JsonObject *options;     /* option name -> its text when the run began; NULL when absent */
+  JsonNode *adapter_state; /* for the adapter; NULL when absent */
+} CriaTrainState;
+
+gboolean cria_train_state_read (JsonObject *state, const char *file, guint n_examples, CriaTrainState *out,
+                                GError **error);
+
 /* Checks everything that can be checked before compute (files, format,
  * tokenizer, adapter against the model, data after truncation), then
  * trains. Fails with CRIA_ERROR_CANCELLED after saving a checkpoint when

@@ -452,6 +452,18 @@ test_errors (void)
   assert_error (s, "POST", chat, "{\"max_tokens\": 5}", 400, "messages", NULL);
   assert_error (s, "POST", chat, "{\"messages\": []}", 400, "messages", NULL);
   assert_error (s, "POST", chat, "{\"messages\": [{\"content\": \"x\"}]}", 400, "messages[0].role", NULL);
+  /* Wrong kinds and deep nesting (json-glib's parser crashed on it): 400s. */
+  assert_error (s, "POST", chat, "{\"messages\": [{\"role\": [\"user\"], \"content\": \"x\"}]}", 400,
+                "messages[0].role", NULL);
+  assert_error (s, "POST", chat, "{\"messages\": [{\"role\": \"user\", \"content\": {\"a\": 1}}]}", 400,
+                "messages[0].content", NULL);
+  g_autoptr (GString) deep = g_string_new ("{\"messages\": ");
+  for (guint i = 0; i < 100000; i++)
+    g_string_append_c (deep, '[');
+  for (guint i = 0; i < 100000; i++)
+    g_string_append_c (deep, ']');
+  g_string_append_c (deep, '}');
+  assert_error (s, "POST", chat, deep->str, 400, NULL, "invalid_json");
   assert_error (s, "POST", chat, "{\"messages\": [{\"role\": \"tool\", \"content\": \"x\"}]}", 400, "messages[0].role",
                 NULL);
   assert_error (s, "POST", chat, "{\"messages\": [{\"role\": \"user\", \"content\": 5}]}", 400, "messages[0].content",

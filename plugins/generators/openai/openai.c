@@ -172,14 +172,13 @@ request_body (OpenAI *self, const CriaGenRequest *req)
 static gboolean
 parse_answer (OpenAI *self, const char *body, gsize len, CriaGenResult *res, GError **error)
 {
-  g_autoptr (JsonParser) parser = json_parser_new ();
   g_autoptr (GError) jerr = NULL;
-  if (!json_parser_load_from_data (parser, body, (gssize) len, &jerr)) {
+  g_autoptr (JsonNode) root = cria_json_parse (body, (gssize) len, "answer", 1, &jerr);
+  if (!root) {
     g_autofree char *shown = cria_error_quote (jerr->message, -1, 120);
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: the answer is not JSON: %s", self->url, shown);
     return FALSE;
   }
-  JsonNode *root = json_parser_get_root (parser);
   JsonObject *o = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
   JsonNode *choices = o ? json_object_get_member (o, "choices") : NULL;
   JsonArray *a = choices && JSON_NODE_HOLDS_ARRAY (choices) ? json_node_get_array (choices) : NULL;
@@ -217,9 +216,8 @@ error_text (GBytes *body)
   const char *data = body ? g_bytes_get_data (body, &len) : NULL;
   if (!data || !len)
     return g_strdup ("no message");
-  g_autoptr (JsonParser) parser = json_parser_new ();
-  if (json_parser_load_from_data (parser, data, (gssize) len, NULL)) {
-    JsonNode *root = json_parser_get_root (parser);
+  g_autoptr (JsonNode) root = cria_json_parse (data, (gssize) len, "answer", 1, NULL);
+  if (root) {
     JsonObject *o = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
     JsonNode *e = o ? json_object_get_member (o, "error") : NULL;
     if (e && JSON_NODE_HOLDS_OBJECT (e)) {
