@@ -979,7 +979,7 @@ test_body_over_limit (void)
   /* Under a chunked limit the body is read and the request answered. */
   g_autofree char *r5 = raw_request (
       s, "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-         "5\r\n{\"pro\r\n14\r\nmpt\": \"Once\", \"max_\r\nd\r\ntokens\": 2}\r\n\r\n0\r\n\r\n");
+         "5\r\n{\"pro\r\n13\r\nmpt\": \"Once\", \"max_\r\nb\r\ntokens\": 2}\r\n0\r\n\r\n");
   CU_ASSERT_EQUAL (status_of (r5), 200);
   guint64 rss1 = rss_kib (s);
   if (rss1 > rss0 + 32 * 1024)
