@@ -34,8 +34,8 @@ main (int argc, char **argv)
       g_autoptr (JsonObject) extra = json_object_new ();
       if (json_object_has_member (conv, "tools"))
         json_object_set_member (extra, "tools", json_object_dup_member (conv, "tools"));
-      g_autofree char *out
-          = cria_chat_template_render (t, json_object_get_array_member (conv, "messages"), TRUE, extra, &error);
+      g_autofree char *out = cria_chat_template_render (t, json_object_get_array_member (conv, "messages"), TRUE, extra,
+                                                        &error);
       if (!out) {
         fprintf (stderr, "%s\n", error->message);
         return 1;

@@ -141,7 +141,8 @@ run_eval (EvalOptions *o, CriaCliModel *m, GError **error)
       JsonObject *scores = json_object_new ();
       ok = ok && score_example (arm, &ex, gen.text ? gen.text : "", scores, error);
       if (ok && arm->needs_text) {
-        g_autofree char *key = g_strdup_printf ("prediction%s%s", arms->len > 1 ? "_" : "", arms->len > 1 ? arm->label : "");
+        g_autofree char *key = g_strdup_printf ("prediction%s%s", arms->len > 1 ? "_" : "",
+                                                arms->len > 1 ? arm->label : "");
         json_object_set_string_member (line, key, gen.text);
       }
       g_autofree char *skey = g_strdup_printf ("scores%s%s", arms->len > 1 ? "_" : "", arms->len > 1 ? arm->label : "");
@@ -211,11 +212,10 @@ cria_verb_eval (int argc, char **argv)
   for (guint i = 0; metric_specs && metric_specs[i]; i++)
     g_ptr_array_add (o.metric_specs, g_strdup (metric_specs[i]));
   if (argc > 1 || !o.data || o.metric_specs->len == 0 || (o.compare && !m.adapter_dir)) {
-    g_printerr ("cria eval: %s (see cria eval --help)\n",
-                argc > 1       ? "unexpected arguments"
-                : !o.data      ? "--data FILE is required"
-                : o.compare    ? "--compare needs --adapter DIR"
-                               : "no metrics");
+    g_printerr ("cria eval: %s (see cria eval --help)\n", argc > 1    ? "unexpected arguments"
+                                                          : !o.data   ? "--data FILE is required"
+                                                          : o.compare ? "--compare needs --adapter DIR"
+                                                                      : "no metrics");
     goto done;
   }
   status = CRIA_EXIT_FAILURE;

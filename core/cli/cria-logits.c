@@ -15,11 +15,20 @@ write_logits (const char *out, const GArray *ids, const CriaTensor *logits, GErr
   g_autofree gint64 *ids64 = g_new (gint64, ids->len);
   for (guint i = 0; i < ids->len; i++)
     ids64[i] = g_array_index (ids, gint32, i);
-  CriaWeight wi = { .name = "input_ids", .dtype = CRIA_DTYPE_I64, .n_dims = 1, .shape = { ids->len },
-                    .n_elements = ids->len, .data = ids64, .n_bytes = ids->len * sizeof (gint64) };
-  CriaWeight wl = { .name = "logits", .dtype = CRIA_DTYPE_F32, .n_dims = 2,
-                    .shape = { logits->shape[0], logits->shape[1] }, .n_elements = cria_tensor_numel (logits),
-                    .data = logits->data, .n_bytes = cria_tensor_nbytes (logits) };
+  CriaWeight wi = { .name = "input_ids",
+                    .dtype = CRIA_DTYPE_I64,
+                    .n_dims = 1,
+                    .shape = { ids->len },
+                    .n_elements = ids->len,
+                    .data = ids64,
+                    .n_bytes = ids->len * sizeof (gint64) };
+  CriaWeight wl = { .name = "logits",
+                    .dtype = CRIA_DTYPE_F32,
+                    .n_dims = 2,
+                    .shape = { logits->shape[0], logits->shape[1] },
+                    .n_elements = cria_tensor_numel (logits),
+                    .data = logits->data,
+                    .n_bytes = cria_tensor_nbytes (logits) };
   g_autoptr (CriaSafetensorsWriter) w = cria_safetensors_writer_new ();
   return cria_safetensors_writer_add (w, &wi, error) && cria_safetensors_writer_add (w, &wl, error) &&
          cria_safetensors_writer_write (w, out, error);

@@ -140,8 +140,8 @@ write_log (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpoint
     else if (strcmp (fields[i].key, "CRIA_LAST") == 0)
       last = v;
   }
-  gboolean ours = (level & G_LOG_LEVEL_MASK) == G_LOG_LEVEL_MESSAGE && message && domain
-                  && strcmp (domain, CRIA_LOG_DOMAIN) == 0;
+  gboolean ours = (level & G_LOG_LEVEL_MASK) == G_LOG_LEVEL_MESSAGE && message && domain &&
+                  strcmp (domain, CRIA_LOG_DOMAIN) == 0;
   if (status_open && !(ours && kind && strcmp (kind, "status") == 0)) {
     fputc ('\n', stderr);
     status_open = FALSE;

@@ -11,8 +11,8 @@ struct _CriaGraph {
   CriaNode *loss;            /* set by cria_graph_backward */
   CriaNode **backward_order; /* nodes whose backward runs, in the order it runs */
   guint n_backward;
-  GArray *blocks;  /* int pairs: first node id, end id (exclusive) */
-  int open_block;  /* first id of the block being built, or -1 */
+  GArray *blocks; /* int pairs: first node id, end id (exclusive) */
+  int open_block; /* first id of the block being built, or -1 */
   gboolean recompute;
   /* the plan */
   CriaBackend *backend;

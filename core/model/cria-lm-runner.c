@@ -209,8 +209,8 @@ cria_lm_runner_generate (CriaLmRunner *r, const CriaGenRequest *req, CriaTextFun
   g_autofree char *prompt = cria_lm_render_request (r->format, req, error);
   if (!prompt)
     return FALSE;
-  g_autoptr (CriaEncoding) enc =
-    cria_tokenizer_encode (r->tokenizer, prompt, -1, r->add_special ? CRIA_ENCODE_ADD_SPECIAL : 0, error);
+  g_autoptr (CriaEncoding)
+      enc = cria_tokenizer_encode (r->tokenizer, prompt, -1, r->add_special ? CRIA_ENCODE_ADD_SPECIAL : 0, error);
   if (!enc)
     return FALSE;
   gint64 n = enc->ids->len;

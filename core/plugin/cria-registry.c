@@ -310,8 +310,8 @@ warn_shadowing (CriaRegistry *reg, const CriaProvider *added)
     /* a note for the user, not a GLib warning: a third-party plugin that
      * shadows a built-in is a configuration to point out, not a bug */
     g_message ("cria: warning: %s '%s' is provided by %s (rank %d) and by %s (rank %d); %s is used",
-               cria_kind_name (added->kind), added->info->name, plugin_label (p->plugin), p->info->rank, plugin_label (added->plugin),
-               added->info->rank, plugin_label (winner->plugin));
+               cria_kind_name (added->kind), added->info->name, plugin_label (p->plugin), p->info->rank,
+               plugin_label (added->plugin), added->info->rank, plugin_label (winner->plugin));
     return;
   }
 }

@@ -65,7 +65,7 @@ cria_adapter_quantize_entries (CriaAdapterEntry *entries, guint n_entries, GPtrA
     n++;
   }
   g_message ("%u linear weights of the base quantized to NF4: %.2f MiB -> %.2f MiB", n, before / 1048576.0,
-           after / 1048576.0);
+             after / 1048576.0);
   return TRUE;
 }
 
@@ -138,7 +138,6 @@ cria_adapter_merge (CriaAdapter *adapter, CriaModel *model, GError **error)
     e[i].tensor = copy; /* the table holds its reference */
   }
   if (n_nf4 > 0)
-    g_message ("merging into %u dequantized NF4 weights: the result is full precision, not re-quantized",
-             n_nf4);
+    g_message ("merging into %u dequantized NF4 weights: the result is full precision, not re-quantized", n_nf4);
   return cria_adapter_merge_entries (adapter, e, entries->len, error);
 }

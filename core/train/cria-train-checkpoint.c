@@ -124,7 +124,8 @@ train_checkpoint_save (const char *dir, CriaAdapter *adapter, CriaAdamW *opt, Js
   g_autofree char *o_path = g_build_filename (partial, "optimizer.safetensors", NULL);
   g_autofree char *s_path = g_build_filename (partial, "trainer_state.json", NULL);
   g_autofree char *text = train_json_text (state, FALSE);
-  if (!write_weights (p_path, pw, error) || !write_weights (o_path, ow, error) || !train_write_text (s_path, text, error))
+  if (!write_weights (p_path, pw, error) || !write_weights (o_path, ow, error) ||
+      !train_write_text (s_path, text, error))
     return FALSE;
   const CriaAdapterVTable *vt = cria_provider_get_vtable (cria_adapter_get_provider (adapter));
   if (vt->peft_type && !cria_adapter_save_peft (adapter, partial, base_model, error))

@@ -20,7 +20,8 @@ static const CriaPropSpec train_specs[] = {
   { "adapter", CRIA_PROP_STRING, "lora", 0, 0, NULL,
     "adapter and its properties, as in a pipeline: 'lora r=8 alpha=16 target-modules=q_proj,v_proj' or full" },
   { "max-length", CRIA_PROP_INT, "512", 2, 1 << 20, NULL,
-    "tokens per example (longer ones lose their tail, counted; a text without a prompt is cut into pieces), and per packed row" },
+    "tokens per example (longer ones lose their tail, counted; a text without a prompt is cut into pieces), and per "
+    "packed row" },
   { "train-on-inputs", CRIA_PROP_BOOL, "false", 0, 0, NULL, "also learn the prompt's tokens, not only the response's" },
   { "packing", CRIA_PROP_BOOL, "false", 0, 0, NULL,
     "pack several examples per row, kept apart by segment and position ids, instead of padding" },

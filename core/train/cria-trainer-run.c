@@ -276,8 +276,8 @@ train_step (Trainer *t, GError **error)
     trainer_log (t,
                  "{\"step\":%" G_GINT64_FORMAT ",\"skipped\":\"non-finite %s\",\"skipped_steps\":%" G_GINT64_FORMAT "}",
                  t->step, isfinite (loss) ? "gradients" : "loss", t->n_skipped);
-    g_message ("cria train: step %" G_GINT64_FORMAT " skipped: non-finite %s (%" G_GINT64_FORMAT " in a row)",
-             t->step, isfinite (loss) ? "gradients" : "loss", t->nan_streak);
+    g_message ("cria train: step %" G_GINT64_FORMAT " skipped: non-finite %s (%" G_GINT64_FORMAT " in a row)", t->step,
+               isfinite (loss) ? "gradients" : "loss", t->nan_streak);
     if (t->nan_streak >= cria_props_get_int (t->o, "nan-limit")) {
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_FAILED,
                    "%" G_GINT64_FORMAT
@@ -395,10 +395,11 @@ cria_train_run (CriaRegistry *registry, const CriaProps *options, GError **error
   gint64 steps_run = 0, tokens_start = t.tokens_seen;
   if (t.train.n_truncated)
     g_message ("cria train: %" G_GINT64_FORMAT " of %u examples truncated to max-length %" G_GINT64_FORMAT,
-             t.train.n_truncated, t.train.examples->len, t.max_length);
+               t.train.n_truncated, t.train.examples->len, t.max_length);
   if (t.train.n_split)
     g_message ("cria train: %" G_GINT64_FORMAT " texts longer than max-length %" G_GINT64_FORMAT
-               " cut into pieces (%u examples)", t.train.n_split, t.max_length, t.train.examples->len);
+               " cut into pieces (%u examples)",
+               t.train.n_split, t.max_length, t.train.examples->len);
   while (t.step < t.total_steps) {
     if (!train_step (&t, error))
       return FALSE;
@@ -420,8 +421,7 @@ cria_train_run (CriaRegistry *registry, const CriaProps *options, GError **error
                      dir);
         return FALSE;
       }
-      g_message ("cria train: stopped after %" G_GINT64_FORMAT " steps; continue with --resume %s", steps_run,
-               dir);
+      g_message ("cria train: stopped after %" G_GINT64_FORMAT " steps; continue with --resume %s", steps_run, dir);
       return TRUE;
     }
   }

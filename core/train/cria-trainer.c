@@ -95,10 +95,10 @@ report_memory (Trainer *t, const CriaPlanStats *stats, guint n_blocks)
     adapter += cria_tensor_nbytes (g_array_index (t->params, CriaAdapterParam, i).value);
   const double mib = 1048576.0;
   g_message ("cria train: memory: base weights %.2f MiB as held, adapter %.2f MiB, optimizer state %.2f MiB, "
-           "activations %.2f MiB (planned%s; %.2f MiB without reuse), param grads %.2f MiB",
+             "activations %.2f MiB (planned%s; %.2f MiB without reuse), param grads %.2f MiB",
              base / mib, adapter / mib, 2 * adapter / mib, stats->arena_bytes / mib,
-           t->recompute ? ", each block recomputed in backward" : "", stats->naive_bytes / mib,
-           stats->param_grad_bytes / mib);
+             t->recompute ? ", each block recomputed in backward" : "", stats->naive_bytes / mib,
+             stats->param_grad_bytes / mib);
   if (t->recompute && n_blocks == 0)
     g_message ("cria train: recompute: the model marks no blocks; nothing is recomputed");
   t->memory_reported = TRUE;
@@ -135,8 +135,8 @@ get_graph (Trainer *t, gint64 T, gboolean eval, GError **error)
   cria_model_graph_clear (&mg);
   CriaPlanStats stats = { 0 };
   cria_graph_set_recompute (g, t->recompute && !eval);
-  if (!cria_graph_check (g, error) || (!eval && !cria_graph_backward (g, ce, error))
-      || !cria_graph_plan (g, t->backend, &stats, error)) {
+  if (!cria_graph_check (g, error) || (!eval && !cria_graph_backward (g, ce, error)) ||
+      !cria_graph_plan (g, t->backend, &stats, error)) {
     g_free (sg);
     return NULL;
   }
@@ -314,11 +314,11 @@ trainer_progress (Trainer *t, gint64 steps_this_run, gint64 tokens_this_run)
   for (int i = 0; i < width; i++)
     bar[i] = i < done ? '#' : '.';
   bar[width] = 0;
-  cria_log_status (t->step == t->total_steps,
-                   "[%s] step %" G_GINT64_FORMAT "/%" G_GINT64_FORMAT "  loss %.4f  lr %.2e  %.0f tok/s  ETA %d:%02d:%02d ",
-           bar, t->step, t->total_steps, t->last_loss, cria_adamw_get_lr (t->opt),
-           s > 0 ? (double) tokens_this_run / s : 0.0, (int) (eta / 3600), (int) fmod (eta / 60, 60),
-           (int) fmod (eta, 60));
+  cria_log_status (
+      t->step == t->total_steps,
+      "[%s] step %" G_GINT64_FORMAT "/%" G_GINT64_FORMAT "  loss %.4f  lr %.2e  %.0f tok/s  ETA %d:%02d:%02d ", bar,
+      t->step, t->total_steps, t->last_loss, cria_adamw_get_lr (t->opt), s > 0 ? (double) tokens_this_run / s : 0.0,
+      (int) (eta / 3600), (int) fmod (eta / 60, 60), (int) fmod (eta, 60));
 }
 
 /* ---- checkpoints ------------------------------------------------------------------- */

@@ -255,11 +255,8 @@ llama_build (CriaModel *m, CriaGraph *g, const CriaModelShape *s, CriaModelGraph
 }
 
 const CriaModelVTable cria_llama_vtable = {
-  CRIA_VTABLE_INIT (CriaModelVTable),
-  .classes = llama_classes,
-  .configure = llama_configure,
-  .tensors = llama_tensors,
-  .canonical = models_llama_canonical,
-  .build = llama_build,
+  CRIA_VTABLE_INIT (CriaModelVTable),  .classes = llama_classes,
+  .configure = llama_configure,        .tensors = llama_tensors,
+  .canonical = models_llama_canonical, .build = llama_build,
   .default_targets = "q_proj,v_proj",
 };

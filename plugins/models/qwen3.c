@@ -73,11 +73,8 @@ qwen3_build (CriaModel *m, CriaGraph *g, const CriaModelShape *s, CriaModelGraph
 }
 
 const CriaModelVTable cria_qwen3_vtable = {
-  CRIA_VTABLE_INIT (CriaModelVTable),
-  .classes = qwen3_classes,
-  .configure = qwen3_configure,
-  .tensors = qwen3_tensors,
-  .canonical = models_llama_canonical,
-  .build = qwen3_build,
+  CRIA_VTABLE_INIT (CriaModelVTable),  .classes = qwen3_classes,
+  .configure = qwen3_configure,        .tensors = qwen3_tensors,
+  .canonical = models_llama_canonical, .build = qwen3_build,
   .default_targets = "q_proj,v_proj",
 };

@@ -122,8 +122,8 @@ CriaNode *cria_rope (CriaGraph *g, CriaNode *x, CriaNode *positions, CriaNode *i
 CriaNode *cria_attention (CriaGraph *g, CriaNode *q, CriaNode *k, CriaNode *v, CriaNode *segments, float scale);
 /* The same where a query sees only the `window` most recent keys, itself
  * included (Mistral's sliding window); 0 means no limit. */
-CriaNode *cria_attention_window (CriaGraph *g, CriaNode *q, CriaNode *k, CriaNode *v, CriaNode *segments,
-                                 float scale, gint64 window);
+CriaNode *cria_attention_window (CriaGraph *g, CriaNode *q, CriaNode *k, CriaNode *v, CriaNode *segments, float scale,
+                                 gint64 window);
 CriaNode *cria_gelu (CriaGraph *g, CriaNode *x);
 CriaNode *cria_silu (CriaGraph *g, CriaNode *x);
 CriaNode *cria_swiglu (CriaGraph *g, CriaNode *gate, CriaNode *up);

@@ -48,14 +48,14 @@ gboolean cria_lm_feed (CriaLm *lm, CriaLmCache *cache, const gint32 *ids, gsize 
 
 /* Decoding settings, with the defaults of cria_sampling_init. */
 typedef struct {
-  gint64 max_new_tokens;    /* 256 */
-  double temperature;       /* 0: greedy (argmax); else logits / temperature */
-  gint64 top_k;             /* 0: off */
-  double top_p;             /* 1: off (nucleus sampling otherwise) */
+  gint64 max_new_tokens;     /* 256 */
+  double temperature;        /* 0: greedy (argmax); else logits / temperature */
+  gint64 top_k;              /* 0: off */
+  double top_p;              /* 1: off (nucleus sampling otherwise) */
   double repetition_penalty; /* 1: off; > 1 discourages tokens already present (CTRL's rule) */
-  guint64 seed;             /* the same seed and settings give the same text */
-  GPtrArray *stop;          /* char*: generation ends before the first of these strings */
-  GArray *stop_ids;         /* gint32: tokens that end generation (eos); not part of the text */
+  guint64 seed;              /* the same seed and settings give the same text */
+  GPtrArray *stop;           /* char*: generation ends before the first of these strings */
+  GArray *stop_ids;          /* gint32: tokens that end generation (eos); not part of the text */
 } CriaSampling;
 
 void cria_sampling_init (CriaSampling *s);
@@ -82,8 +82,8 @@ typedef enum {
 } CriaFinish;
 
 typedef struct {
-  GArray *ids;  /* gint32: the generated tokens, stop token excluded */
-  char *text;   /* their text, cut before a stop string */
+  GArray *ids; /* gint32: the generated tokens, stop token excluded */
+  char *text;  /* their text, cut before a stop string */
   CriaFinish finish;
   gint64 prompt_tokens;
   double prefill_seconds, decode_seconds;

@@ -449,8 +449,8 @@ test_qlora_logits (void)
     g_autoptr (CriaModel) quantized = cria_model_open (registry, dir, CRIA_MODEL_DTYPE_F32, &error);
     g_autoptr (CriaModel) plain = cria_model_open (registry, dir, CRIA_MODEL_DTYPE_F32, &error);
     CU_ASSERT_TRUE_FATAL (quantized && plain);
-    g_autoptr (CriaAdapter) adapter = cria_adapter_new_from_spec (registry, "qlora r=4 target-modules=all-linear",
-                                                                  &error);
+    g_autoptr (CriaAdapter)
+        adapter = cria_adapter_new_from_spec (registry, "qlora r=4 target-modules=all-linear", &error);
     CU_ASSERT_PTR_NOT_NULL_FATAL (adapter);
     CU_ASSERT_TRUE_FATAL (cria_adapter_attach (adapter, quantized, 7, &error));
     g_autoptr (CriaTensor) base = logits_of (plain, NULL, ids, G_N_ELEMENTS (ids));

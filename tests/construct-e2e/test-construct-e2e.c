@@ -75,7 +75,8 @@ static const struct {
   const char *end, *answer;
 } lessons[] = {
   /* selfinstruct with examples=2: the list goes on after "3." */
-  { "\n3.", " " FRUITS "\n4. Sort.\n5. Draw a map.\n6. " HAIKU "\n7. Find the largest number in the list.\n8. " REVIEW },
+  { "\n3.",
+    " " FRUITS "\n4. Sort.\n5. Draw a map.\n6. " HAIKU "\n7. Find the largest number in the list.\n8. " REVIEW },
   { "Task: " FRUITS LABELS, "No" },
   { "Task: " HAIKU LABELS, "No" },
   { "Task: " REVIEW LABELS, "Yes" },
@@ -113,7 +114,8 @@ teach (SoupServerMessage *msg, const char *path, gpointer data)
   }
   /* A prompt the plan did not foresee fails the run (400: not retried). */
   g_autoptr (JsonObject) e = json_object_new ();
-  g_autofree char *why = g_strdup_printf ("no lesson for a prompt ending '%s'", said + MAX (0, (int) strlen (said) - 60));
+  g_autofree char *why = g_strdup_printf ("no lesson for a prompt ending '%s'",
+                                          said + MAX (0, (int) strlen (said) - 60));
   json_object_set_string_member (e, "message", why);
   g_autoptr (JsonObject) body = json_object_new ();
   json_object_set_object_member (body, "error", json_object_ref (e));
@@ -412,8 +414,8 @@ test_serve (void)
 {
   g_autofree char *model_dir = in_src ("model");
   log_path = in_tmp ("serve.log");
-  const char *argv[] = { cria_test_env ("CRIA_BIN"), "serve", "--model", model_dir, "--port", "0",
-                         "--served-model-name", "e2e", "--threads", "1", "--log-requests", NULL };
+  const char *argv[] = { cria_test_env ("CRIA_BIN"), "serve", "--model",   model_dir, "--port",         "0",
+                         "--served-model-name",      "e2e",   "--threads", "1",       "--log-requests", NULL };
   g_autoptr (GError) error = NULL;
   g_autoptr (GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
   g_subprocess_launcher_set_stderr_file_path (launcher, log_path);

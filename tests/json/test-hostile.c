@@ -27,7 +27,8 @@ run_bounded (const char *const *args, char **err)
   g_autoptr (GPtrArray) argv = g_ptr_array_new ();
   g_ptr_array_add (argv, "/bin/sh");
   g_ptr_array_add (argv, "-c");
-  g_ptr_array_add (argv, LIMIT_MEMORY ? "ulimit -v 4194304 && ulimit -t 60 && exec \"$0\" \"$@\"" : "exec \"$0\" \"$@\"");
+  g_ptr_array_add (argv,
+                   LIMIT_MEMORY ? "ulimit -v 4194304 && ulimit -t 60 && exec \"$0\" \"$@\"" : "exec \"$0\" \"$@\"");
   g_ptr_array_add (argv, (gpointer) cria_test_env ("CRIA_BIN"));
   for (guint i = 0; args[i]; i++)
     g_ptr_array_add (argv, (gpointer) args[i]);
@@ -36,7 +37,9 @@ run_bounded (const char *const *args, char **err)
   int status = 0;
   g_autofree char *out = NULL;
   g_assert (g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, err, &status, &error));
-  return g_spawn_check_wait_status (status, NULL) ? 0 : WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+  return g_spawn_check_wait_status (status, NULL) ? 0
+         : WIFEXITED (status)                     ? WEXITSTATUS (status)
+                                                  : 128 + WTERMSIG (status);
 }
 
 /* Exit 1 with one line of stderr holding every one of the NULL-terminated strings. */
@@ -109,10 +112,14 @@ test_device_and_long_line (void)
   assert_error (args, "/dev/zero", "character device", NULL);
   /* Through a pipe the same bytes are one endless line: refused at the line limit. */
   g_autofree char *err = NULL;
-  const char *cmd[] = { "/bin/sh", "-c",
-                        LIMIT_MEMORY ? "ulimit -v 4194304; head -c 100000000 /dev/zero | \"$0\" data 'file location=- format=jsonl ! jsonl location=/dev/null'"
-                                     : "head -c 100000000 /dev/zero | \"$0\" data 'file location=- format=jsonl ! jsonl location=/dev/null'",
-                        cria_test_env ("CRIA_BIN"), NULL };
+  const char *cmd[] = {
+    "/bin/sh", "-c",
+    LIMIT_MEMORY
+        ? "ulimit -v 4194304; head -c 100000000 /dev/zero | \"$0\" data 'file location=- format=jsonl ! jsonl "
+          "location=/dev/null'"
+        : "head -c 100000000 /dev/zero | \"$0\" data 'file location=- format=jsonl ! jsonl location=/dev/null'",
+    cria_test_env ("CRIA_BIN"), NULL
+  };
   int status = 0;
   g_assert (g_spawn_sync (NULL, (char **) cmd, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL, &err, &status, NULL));
   CU_ASSERT (WIFEXITED (status) && WEXITSTATUS (status) == 1);
@@ -159,7 +166,8 @@ test_tokenizer_ids (void)
   g_autofree char *path = g_build_filename (model, "tokenizer.json", NULL);
   g_autoptr (JsonNode) root = cria_json_load_file (path, NULL);
   g_assert (root);
-  JsonObject *vocab = json_object_get_object_member (json_object_get_object_member (json_node_get_object (root), "model"), "vocab");
+  JsonObject *vocab = json_object_get_object_member (
+      json_object_get_object_member (json_node_get_object (root), "model"), "vocab");
   json_object_set_int_member (vocab, "stray", 999999999);
   g_autofree char *text = json_to_string (root, FALSE);
   g_autofree char *bad = g_build_filename (tmp, "tok-bad", NULL);
@@ -174,8 +182,9 @@ static void
 test_wrong_kinds (void)
 {
   g_autofree char *path = g_build_filename (tmp, "m.jsonl", NULL);
-  cria_test_write_file (path, "{\"messages\": [{\"role\": \"user\", \"content\": {\"a\": 1}}, {\"role\": \"assistant\", "
-                              "\"content\": \"x\"}]}\n");
+  cria_test_write_file (path,
+                        "{\"messages\": [{\"role\": \"user\", \"content\": {\"a\": 1}}, {\"role\": \"assistant\", "
+                        "\"content\": \"x\"}]}\n");
   g_autofree char *pipe = g_strdup_printf ("file location=%s ! jsonl location=/dev/null", path);
   const char *args[] = { "data", pipe, NULL };
   assert_error (args, "m.jsonl:1", "messages[0].content", "expected a string, not an object", NULL);

@@ -13,15 +13,15 @@
 static char *tmp, *model;
 
 static const char config[] =
-  "{\"architectures\": [\"Qwen2ForCausalLM\"], \"model_type\": \"qwen2\", \"hidden_size\": 32,"
-  " \"intermediate_size\": 64, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"num_key_value_heads\": 2,"
-  " \"vocab_size\": 320, \"max_position_embeddings\": 256, \"rms_norm_eps\": 1e-06, \"rope_theta\": 10000.0,"
-  " \"hidden_act\": \"silu\", \"tie_word_embeddings\": true, \"eos_token_id\": 0, \"torch_dtype\": \"float32\"}";
+    "{\"architectures\": [\"Qwen2ForCausalLM\"], \"model_type\": \"qwen2\", \"hidden_size\": 32,"
+    " \"intermediate_size\": 64, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"num_key_value_heads\": 2,"
+    " \"vocab_size\": 320, \"max_position_embeddings\": 256, \"rms_norm_eps\": 1e-06, \"rope_theta\": 10000.0,"
+    " \"hidden_act\": \"silu\", \"tie_word_embeddings\": true, \"eos_token_id\": 0, \"torch_dtype\": \"float32\"}";
 
 static const char records[] =
-  "{\"instruction\": \"Say hello.\", \"output\": \"Hello there, friend.\"}\n"
-  "{\"instruction\": \"Name a colour.\", \"output\": \"Blue is a colour.\", \"id\": \"c1\"}\n"
-  "{\"instruction\": \"Where?\", \"output\": \"In the park.\", \"references\": [\"in the park\", \"at the park\"]}\n";
+    "{\"instruction\": \"Say hello.\", \"output\": \"Hello there, friend.\"}\n"
+    "{\"instruction\": \"Name a colour.\", \"output\": \"Blue is a colour.\", \"id\": \"c1\"}\n"
+    "{\"instruction\": \"Where?\", \"output\": \"In the park.\", \"references\": [\"in the park\", \"at the park\"]}\n";
 
 static int
 setup (void)
@@ -35,7 +35,8 @@ setup (void)
   for (int i = 0; i < 20; i++)
     g_string_append (corpus, "Hello there, friend. Blue is a colour. In the park the quick brown fox jumps.\n");
   cria_test_write_file (text, corpus->str);
-  g_autofree char *tool = g_build_filename (cria_test_env ("CRIA_BUILDDIR"), "tests", "modelfiles", "cria-random-model", NULL);
+  g_autofree char *tool = g_build_filename (cria_test_env ("CRIA_BUILDDIR"), "tests", "modelfiles", "cria-random-model",
+                                            NULL);
   const char *argv[] = { tool, cfg, model, "3", "f32", NULL };
   int status;
   if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, NULL, &status, NULL) ||
@@ -68,7 +69,8 @@ static void
 test_generate (void)
 {
   g_autofree char *out = NULL, *out2 = NULL, *out3 = NULL;
-  const char *a[] = { "generate", "--json", "-m", model, "-n", "12", "--temperature", "0.8", "--seed", "5", "Hello", NULL };
+  const char *a[] = { "generate",      "--json", "-m",     model, "-n",    "12",
+                      "--temperature", "0.8",    "--seed", "5",   "Hello", NULL };
   CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (a, NULL, &out, NULL), 0);
   CU_ASSERT_EQUAL (cria_test_run_cria (a, NULL, &out2, NULL), 0);
   g_autoptr (JsonObject) o = parse_object (out);
@@ -132,8 +134,8 @@ test_eval (void)
   g_autofree char *dir = g_build_filename (tmp, "eval-out", NULL);
   cria_test_write_file (data, records);
   g_autofree char *out = NULL;
-  const char *a[] = { "eval", "-m", model, "--data", data, "-M", "bleu,rouge,perplexity,distinct", "-n", "8",
-                      "--out", dir, "--json", NULL };
+  const char *a[] = { "eval", "-m", model,   "--data", data,     "-M", "bleu,rouge,perplexity,distinct",
+                      "-n",   "8",  "--out", dir,      "--json", NULL };
   CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (a, NULL, &out, NULL), 0);
   g_autoptr (JsonObject) summary = parse_object (out);
   CU_ASSERT_PTR_NOT_NULL_FATAL (summary);
@@ -162,7 +164,8 @@ test_eval (void)
 static void
 test_model_init (void)
 {
-  g_autofree char *cfg = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "models", "tiny-gpt2", "config.json", NULL);
+  g_autofree char *cfg = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "models", "tiny-gpt2", "config.json",
+                                           NULL);
   g_autofree char *a = g_build_filename (tmp, "init-a", NULL), *b = g_build_filename (tmp, "init-b", NULL);
   g_autofree char *c = g_build_filename (tmp, "init-c", NULL);
   const char *ra[] = { "model", "init", "--seed", "3", cfg, a, NULL };
@@ -171,7 +174,8 @@ test_model_init (void)
   CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (ra, NULL, NULL, NULL), 0);
   CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (rb, NULL, NULL, NULL), 0);
   CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (rc, NULL, NULL, NULL), 0);
-  g_autofree char *fa = g_build_filename (a, "model.safetensors", NULL), *fb = g_build_filename (b, "model.safetensors", NULL);
+  g_autofree char *fa = g_build_filename (a, "model.safetensors", NULL),
+                  *fb = g_build_filename (b, "model.safetensors", NULL);
   g_autofree char *fc = g_build_filename (c, "model.safetensors", NULL);
   g_autoptr (CriaSafetensors) sa = cria_safetensors_open (fa, NULL), sb = cria_safetensors_open (fb, NULL);
   g_autoptr (CriaSafetensors) sc = cria_safetensors_open (fc, NULL);

@@ -247,10 +247,10 @@ high_init (CriaPlugin *plugin, GError **error)
   return TRUE;
 }
 
-static const CriaPluginDescriptor low_plugin = { CRIA_ABI_MAJOR, CRIA_ABI_MINOR, "low", "1", "MIT",
-                                                 "a second Qwen3", "tests", low_init };
-static const CriaPluginDescriptor high_plugin = { CRIA_ABI_MAJOR, CRIA_ABI_MINOR, "high", "1", "MIT",
-                                                  "a third Qwen3", "tests", high_init };
+static const CriaPluginDescriptor low_plugin = { CRIA_ABI_MAJOR, CRIA_ABI_MINOR,   "low",   "1",
+                                                 "MIT",          "a second Qwen3", "tests", low_init };
+static const CriaPluginDescriptor high_plugin = { CRIA_ABI_MAJOR, CRIA_ABI_MINOR,  "high",  "1",
+                                                  "MIT",          "a third Qwen3", "tests", high_init };
 
 static void
 test_rank (void)

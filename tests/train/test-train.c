@@ -149,7 +149,8 @@ test_resume (void)
   g_autofree char *state_path = g_build_filename (ckpt, "trainer_state.json", NULL);
   g_autofree char *state = cria_test_read_file (state_path);
   g_autoptr (GRegex) lr = g_regex_new ("\"lr\" *: *\"[^\"]*\"", 0, 0, NULL);
-  g_autofree char *respelled = g_regex_replace_literal (lr, state, -1, 0, "\"lr\": \"0.010000000000000000208\"", 0, NULL);
+  g_autofree char *respelled = g_regex_replace_literal (lr, state, -1, 0, "\"lr\": \"0.010000000000000000208\"", 0,
+                                                        NULL);
   CU_ASSERT_STRING_NOT_EQUAL (respelled, state);
   cria_test_write_file (state_path, respelled);
   CU_ASSERT_EQUAL_FATAL (train (b, resume, NULL), 0);
@@ -407,9 +408,9 @@ test_adalora (void)
   CU_ASSERT_DOUBLE_EQUAL (batch_loss (reg, merged, NULL), with, 1e-5 * fabs (with));
   CU_ASSERT_TRUE (fabs (batch_loss (reg, model_dir, NULL) - with) > 1e-7);
 
-  expect_failure ((const char *[]) { "--adapter", "adalora init-r=2 target-r=4", NULL }, 1,
+  expect_failure ((const char *[]){ "--adapter", "adalora init-r=2 target-r=4", NULL }, 1,
                   "target-r=4 is above init-r=2");
-  expect_failure ((const char *[]) { "--adapter", "adalora rank=3", NULL }, 1, "rank");
+  expect_failure ((const char *[]){ "--adapter", "adalora rank=3", NULL }, 1, "rank");
 }
 
 /* The regularizer the trainer gets from the adalora hook: its gradient on
@@ -419,11 +420,13 @@ test_adalora_regularizer (void)
 {
   g_autoptr (CriaRegistry) reg = cria_test_registry ();
   g_autoptr (GError) error = NULL;
-  g_autoptr (CriaAdapter) ad = cria_adapter_new_from_spec (reg, "adalora init-r=3 target-r=2 target-modules=all-linear "
-                                                                "orth-reg-weight=0.7", &error);
+  g_autoptr (CriaAdapter) ad = cria_adapter_new_from_spec (reg,
+                                                           "adalora init-r=3 target-r=2 target-modules=all-linear "
+                                                           "orth-reg-weight=0.7",
+                                                           &error);
   CU_ASSERT_PTR_NOT_NULL_FATAL (ad);
-  g_autoptr (CriaTensor) w0 = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]) { 5, 4 });
-  g_autoptr (CriaTensor) w1 = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]) { 4, 6 });
+  g_autoptr (CriaTensor) w0 = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]){ 5, 4 });
+  g_autoptr (CriaTensor) w1 = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]){ 4, 6 });
   CriaAdapterEntry entries[] = { { .name = "l0.proj.weight", .tensor = w0, .linear = TRUE },
                                  { .name = "l1.proj.weight", .tensor = w1, .linear = TRUE } };
   CU_ASSERT_TRUE_FATAL (cria_adapter_attach_entries (ad, entries, 2, NULL, 11, &error));
@@ -485,8 +488,9 @@ test_text_split (void)
   g_autofree char *text_path = path_in (tmp, "text.jsonl");
   cria_test_write_file (text_path, "{\"output\":\"abcdefghijabcdefghijabcdefghijabcdefghij\"}\n"
                                    "{\"output\":\"short\"}\n");
-  const char *args[] = { "train", "--model", model_dir, "--data", text_path, "--format", "text", "--adapter",
-                         "full", "--max-length", "16", "--max-steps", "1", "--threads", "1", "--out", out, NULL };
+  const char *args[] = { "train", "--model",   model_dir, "--data",       text_path, "--format",
+                         "text",  "--adapter", "full",    "--max-length", "16",      "--max-steps",
+                         "1",     "--threads", "1",       "--out",        out,       NULL };
   g_autofree char *err = NULL;
   CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (args, NULL, NULL, &err), 0);
   CU_ASSERT_PTR_NOT_NULL (strstr (err, "1 texts longer than max-length 16 cut into pieces (4 examples)"));

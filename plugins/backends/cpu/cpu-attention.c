@@ -20,7 +20,8 @@ static void
 attn_init (Attn *a, CpuBackend *be, CriaNode *n)
 {
   CriaNode *q = n->src[0], *k = n->src[1];
-  *a = (Attn){ be, q->shape[0], q->shape[1], k->shape[1], q->shape[2], k->shape[2], q->shape[3], n->iparam[0], n->fparam[0] };
+  *a = (Attn){ be,          q->shape[0], q->shape[1],  k->shape[1], q->shape[2],
+               k->shape[2], q->shape[3], n->iparam[0], n->fparam[0] };
   a->q = cpu_f32 (q->value);
   a->k = cpu_f32 (k->value);
   a->v = cpu_f32 (n->src[2]->value);

@@ -375,5 +375,4 @@ plugin_init (CriaPlugin *plugin, GError **error)
   return TRUE;
 }
 
-CRIA_PLUGIN_DEFINE (example_ia3, "An example adapter built out of tree", plugin_init, "1.0", "MIT",
-                    "cria SDK example");
+CRIA_PLUGIN_DEFINE (example_ia3, "An example adapter built out of tree", plugin_init, "1.0", "MIT", "cria SDK example");
