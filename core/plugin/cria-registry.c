@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -464,6 +465,60 @@ scanner_path (void)
   return env ? env : CRIA_PLUGIN_SCANNER_PATH;
 }
 
+/* Seconds the scanner may go without reporting progress before the file it
+ * is on counts as hung; CRIA_PLUGIN_SCAN_TIMEOUT overrides (cria-plugins(7)). */
+static guint
+scan_timeout (void)
+{
+  const char *v = g_getenv ("CRIA_PLUGIN_SCAN_TIMEOUT");
+  guint64 n = v && *v ? g_ascii_strtoull (v, NULL, 10) : 0;
+  return n > 0 && n < 3600 ? (guint) n : 15;
+}
+
+/* Runs the scanner, collecting its stdout. A plugin that never returns from
+ * a constructor or its init would hang every command: a child that says
+ * nothing new for scan_timeout() seconds is killed and *hung set. */
+static gboolean
+run_scanner (char **argv, char **env, char **text, int *status, gboolean *hung)
+{
+  GPid pid;
+  int out_fd = -1;
+  if (!g_spawn_async_with_pipes (NULL, argv, env, G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
+                                 &pid, NULL, &out_fd, NULL, NULL))
+    return FALSE;
+  g_autoptr (GString) got = g_string_new (NULL);
+  const gint64 quiet_us = (gint64) scan_timeout () * G_USEC_PER_SEC;
+  gint64 deadline = g_get_monotonic_time () + quiet_us;
+  for (;;) {
+    gint64 left = deadline - g_get_monotonic_time ();
+    if (left <= 0) {
+      *hung = TRUE;
+      kill (pid, SIGKILL);
+      break;
+    }
+    GPollFD pfd = { out_fd, G_IO_IN | G_IO_HUP | G_IO_ERR, 0 };
+    int r = g_poll (&pfd, 1, (int) MIN (left / 1000 + 1, G_MAXINT));
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      continue;
+    char buf[4096];
+    ssize_t n = read (out_fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    g_string_append_len (got, buf, n);
+    deadline = g_get_monotonic_time () + quiet_us;
+  }
+  close (out_fd);
+  while (waitpid (pid, status, 0) < 0 && errno == EINTR)
+    ;
+  g_spawn_close_pid (pid);
+  *text = g_string_free (g_steal_pointer (&got), FALSE);
+  return TRUE;
+}
+
 /* Runs the scanner on files[from..] in one child: fills out[] (a verdict per
  * file, "" when it may be loaded here) as far as the child got, and returns
  * the index of the first file it did not finish, or -1 when it could not
@@ -491,8 +546,8 @@ scan_batch (GPtrArray *files, guint from, char **out)
   }
   g_autofree char *text = NULL;
   int status = 0;
-  if (!g_spawn_sync (NULL, (char **) argv->pdata, env, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &text, NULL, &status,
-                     NULL))
+  gboolean hung = FALSE;
+  if (!run_scanner ((char **) argv->pdata, env, &text, &status, &hung))
     return -1;
   /* Lines "TAG N STATE": how far it got with the Nth file it was given. */
   guint at = from;
@@ -514,7 +569,10 @@ scan_batch (GPtrArray *files, guint from, char **out)
     /* It died on this one (or never started it: blamed all the same). */
     const char *stage = state && g_str_has_prefix (state, "init") ? "in its init"
                                                                   : "while it was opened (in a constructor)";
-    if (WIFSIGNALED (status))
+    if (hung)
+      out[at] = g_strdup_printf ("hung %s in the plugin scanner: no progress for %u s, stopped", stage,
+                                 scan_timeout ());
+    else if (WIFSIGNALED (status))
       out[at] = g_strdup_printf ("crashed %s in the plugin scanner: signal %d (%s)", stage, WTERMSIG (status),
                                  g_strsignal (WTERMSIG (status)));
     else

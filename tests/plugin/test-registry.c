@@ -49,8 +49,9 @@ test_broken_plugins_rejected (void)
   /* Crashes and aborts happen in the plugin scanner, never here. */
   expect_reason (reg, "bad-crash-ctor.so", "crashed while it was opened (in a constructor) in the plugin scanner");
   expect_reason (reg, "bad-crash-init.so", "crashed in its init in the plugin scanner: signal 11");
+  expect_reason (reg, "bad-hang.so", "hung in its init in the plugin scanner: no progress for 5 s");
   expect_reason (reg, "bad-abort.so", "crashed in its init in the plugin scanner: signal 6");
-  CU_ASSERT_EQUAL (cria_registry_rejected (reg)->len, 9);
+  CU_ASSERT_EQUAL (cria_registry_rejected (reg)->len, 10);
   /* The good ones still load, and nothing of a rejected plugin is kept. */
   CU_ASSERT_PTR_NOT_NULL (cria_registry_lookup (reg, CRIA_KIND_SOURCE, "file"));
   CU_ASSERT_PTR_NOT_NULL (cria_registry_lookup (reg, CRIA_KIND_TRANSFORM, "head"));
