@@ -1,6 +1,8 @@
 /* cria-input.c: line reading and JSON parsing with positions for error messages. */
 #include "config.h"
 
+#include <archive.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -272,4 +274,46 @@ cria_input_get_line_number (CriaInput *in)
 {
   g_return_val_if_fail (in != NULL, 0);
   return in->line;
+}
+
+guint64
+cria_archive_budget (const char *path)
+{
+  g_return_val_if_fail (path != NULL, 0);
+  GStatBuf st;
+  guint64 size = g_stat (path, &st) == 0 ? (guint64) st.st_size : 0;
+  return size * CRIA_ARCHIVE_EXPANSION + CRIA_ARCHIVE_SLACK_BYTES;
+}
+
+GBytes *
+cria_archive_read_member (gpointer archive, const char *where, guint64 max_bytes, guint64 *budget, GError **error)
+{
+  g_return_val_if_fail (archive != NULL, NULL);
+  g_return_val_if_fail (where != NULL, NULL);
+  g_return_val_if_fail (budget != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+  g_autoptr (GByteArray) buf = g_byte_array_new ();
+  guint8 chunk[1 << 16];
+  la_ssize_t n;
+  while ((n = archive_read_data (archive, chunk, sizeof chunk)) > 0) {
+    if ((guint64) buf->len + (guint64) n > max_bytes) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE,
+                   "%s: the member expands past cria's limit of %" G_GUINT64_FORMAT " bytes", where, max_bytes);
+      return NULL;
+    }
+    if ((guint64) n > *budget) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE,
+                   "%s: the archive expands past %d times its size (plus %" G_GUINT64_FORMAT
+                   " MiB): refused as a decompression bomb",
+                   where, CRIA_ARCHIVE_EXPANSION, CRIA_ARCHIVE_SLACK_BYTES >> 20);
+      return NULL;
+    }
+    *budget -= (guint64) n;
+    g_byte_array_append (buf, chunk, (guint) n);
+  }
+  if (n < 0) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: %s", where, archive_error_string (archive));
+    return NULL;
+  }
+  return g_byte_array_free_to_bytes (g_steal_pointer (&buf));
 }

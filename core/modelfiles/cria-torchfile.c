@@ -12,6 +12,7 @@
 #include <archive_entry.h>
 
 #include <cria/cria-error.h>
+#include <cria/cria-input.h>
 #include <cria/cria-torchfile.h>
 
 #include "cria-modelfiles-private.h"
@@ -61,22 +62,27 @@ read_members (const char *path, GError **error)
   gboolean ok = archive_read_open_filename (a, path, 1 << 16) == ARCHIVE_OK;
   struct archive_entry *entry;
   int r = ARCHIVE_OK;
+  guint64 budget = cria_archive_budget (path);
+  GError *member_error = NULL;
   while (ok && (r = archive_read_next_header (a, &entry)) == ARCHIVE_OK) {
     const char *name = archive_entry_pathname (entry);
     const char *slash = name ? strchr (name, '/') : NULL;
     if (!slash || archive_entry_filetype (entry) != AE_IFREG)
       continue;
-    GByteArray *buf = g_byte_array_new ();
-    guint8 chunk[1 << 16];
-    la_ssize_t n;
-    while ((n = archive_read_data (a, chunk, sizeof chunk)) > 0)
-      g_byte_array_append (buf, chunk, (guint) n);
-    if (n < 0) {
-      g_byte_array_unref (buf);
+    g_autofree char *where = g_strdup_printf ("%s: %s", path, name);
+    /* tensor storages are stored, not compressed: a member bigger than the
+     * whole archive's budget is a bomb, not weights */
+    GBytes *bytes = cria_archive_read_member (a, where, budget, &budget, &member_error);
+    if (!bytes) {
       ok = FALSE;
       break;
     }
-    g_hash_table_insert (members, g_strdup (slash + 1), g_byte_array_free_to_bytes (buf));
+    g_hash_table_insert (members, g_strdup (slash + 1), bytes);
+  }
+  if (member_error) {
+    g_propagate_error (error, member_error);
+    archive_read_free (a);
+    return NULL;
   }
   if (!ok || r != ARCHIVE_EOF) {
     /* torch.save before 1.6 wrote a bare pickle, not a zip. */

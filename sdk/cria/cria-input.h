@@ -26,6 +26,22 @@ gboolean cria_file_get_contents (const char *path, gsize max_bytes, char **text,
  * or "-"; not a device or a directory. */
 gboolean cria_file_check_readable (const char *path, GError **error);
 
+/* Archives (libarchive): how far members may expand. A member is read whole
+ * only up to its reader's limit, and all members together only up to a
+ * budget of CRIA_ARCHIVE_EXPANSION times the archive's size (plus
+ * CRIA_ARCHIVE_SLACK_BYTES): a small .tgz of zeros is an error, not gigabytes. */
+#define CRIA_ARCHIVE_EXPANSION 200
+#define CRIA_ARCHIVE_SLACK_BYTES ((guint64) 256 << 20)
+
+/* The expansion budget of the archive file at `path` (see above). */
+guint64 cria_archive_budget (const char *path);
+/* Reads the current member of `archive` (a struct archive * positioned by
+ * archive_read_next_header) whole. A member over `max_bytes`, or one that
+ * takes the archive past *budget (decremented by what was read), is an error
+ * naming `where` and the limit, before more than the limit is held. */
+GBytes *cria_archive_read_member (gpointer archive, const char *where, guint64 max_bytes, guint64 *budget,
+                                  GError **error);
+
 /* "-" reads stdin; devices and directories are refused. */
 CriaInput *cria_input_open (const char *path, GError **error);
 void cria_input_free (CriaInput *input);

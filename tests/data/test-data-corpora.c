@@ -2,6 +2,7 @@
  * own documentation states) and on fixtures built from the published schemas. */
 #include <archive.h>
 #include <archive_entry.h>
+#include <glib/gstdio.h>
 
 #include "data-test.h"
 
@@ -311,6 +312,39 @@ test_cnndm (void)
   CU_ASSERT_TRUE (data_error_says (e, "junk.tgz"));
 }
 
+/* A decompression bomb: a .tgz of ~100 KB whose one story expands to 80 MiB
+ * is refused at the member limit, before it is held whole. */
+static void
+test_cnndm_bomb (void)
+{
+  g_autofree char *arc = data_path ("bomb.tgz");
+  struct archive *a = archive_write_new ();
+  archive_write_add_filter_gzip (a);
+  archive_write_set_format_pax_restricted (a);
+  CU_ASSERT_EQUAL_FATAL (archive_write_open_filename (a, arc), ARCHIVE_OK);
+  const gsize size = (gsize) 80 << 20, block = 1 << 20;
+  struct archive_entry *entry = archive_entry_new ();
+  archive_entry_set_pathname (entry, "cnn/stories/bomb.story");
+  archive_entry_set_size (entry, (la_int64_t) size);
+  archive_entry_set_filetype (entry, AE_IFREG);
+  archive_entry_set_perm (entry, 0644);
+  archive_write_header (a, entry);
+  g_autofree char *zeros = g_malloc0 (block);
+  for (gsize done = 0; done < size; done += block)
+    archive_write_data (a, zeros, block);
+  archive_entry_free (entry);
+  archive_write_close (a);
+  archive_write_free (a);
+  GStatBuf st;
+  CU_ASSERT_TRUE_FATAL (g_stat (arc, &st) == 0 && st.st_size < (4 << 20));
+  g_autofree char *out = data_path ("bomb.jsonl");
+  g_autofree char *props = g_strdup_printf ("location=%s", arc);
+  g_autoptr (GError) e = NULL;
+  CU_ASSERT_PTR_NULL (convert ("cnndm", props, out, &e));
+  CU_ASSERT_TRUE (data_error_says (e, "bomb.story: the member expands past cria's limit of 67108864 bytes"));
+  CU_ASSERT_FALSE (g_file_test (out, G_FILE_TEST_EXISTS));
+}
+
 static void
 test_template_source (void)
 {
@@ -377,6 +411,7 @@ register_suites (void)
     { "coqa turns, unknown answers, messages", test_coqa_fixture },
     { "dolly, xsum, dialogsum test layout, mapper", test_row_corpora },
     { "cnndm from tgz, zip and CSV", test_cnndm },
+    { "cnndm refuses a decompression bomb", test_cnndm_bomb },
     { "template specs", test_template_source },
     { NULL },
   };

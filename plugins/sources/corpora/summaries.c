@@ -150,16 +150,28 @@ parse_story (const char *text, const char *id)
   return row;
 }
 
+/* One .story a member; a story is a news article, so a member past this is
+ * not one (and no archive may expand past its budget, cria-input.h). */
+#define STORY_MAX_BYTES ((guint64) 64 << 20)
+
+typedef struct {
+  struct archive *a;
+  guint64 budget;
+} Stories;
+
 static void
-close_archive (gpointer a)
+close_archive (gpointer data)
 {
-  archive_read_free (a);
+  Stories *st = data;
+  archive_read_free (st->a);
+  g_free (st);
 }
 
 static CriaFlow
 cnndm_archive_fill (Conv *self, GError **error)
 {
-  struct archive *a = self->data;
+  Stories *st = self->data;
+  struct archive *a = st->a;
   const char *path = cria_props_get_string (self->props, "location");
   struct archive_entry *entry;
   for (;;) {
@@ -176,15 +188,12 @@ cnndm_archive_fill (Conv *self, GError **error)
   }
   const char *name = archive_entry_pathname (entry);
   g_autofree char *where = g_strdup_printf ("%s: %s", path, name);
-  g_autoptr (GString) text = g_string_new (NULL);
-  char buf[65536];
-  la_ssize_t n;
-  while ((n = archive_read_data (a, buf, sizeof buf)) > 0)
-    g_string_append_len (text, buf, n);
-  if (n < 0) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: %s", where, archive_error_string (a));
+  g_autoptr (GBytes) bytes = cria_archive_read_member (a, where, STORY_MAX_BYTES, &st->budget, error);
+  if (!bytes)
     return CRIA_FLOW_ERROR;
-  }
+  gsize size;
+  const char *data = g_bytes_get_data (bytes, &size);
+  g_autoptr (GString) text = g_string_new_len (data, (gssize) size);
   if (!g_utf8_validate (text->str, (gssize) text->len, NULL)) {
     g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_ENCODING, "%s: invalid UTF-8", where);
     return CRIA_FLOW_ERROR;
@@ -229,7 +238,10 @@ cnndm_create (const CriaProps *props, CriaContext *ctx, GError **error)
   self->ctx = ctx;
   g_queue_init (&self->pending);
   self->fill = cnndm_archive_fill;
-  self->data = a;
+  Stories *st = g_new0 (Stories, 1);
+  st->a = a;
+  st->budget = cria_archive_budget (path);
+  self->data = st;
   self->data_free = close_archive;
   return self;
 }
