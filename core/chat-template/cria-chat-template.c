@@ -8,10 +8,14 @@
 
 #include <cria/cria-chat-template.h>
 #include <cria/cria-error.h>
+#include <cria/cria-input.h>
 #include <cria/cria-prompt-format.h>
 #include <cria/cria-rows.h>
 
 #include "cria-chat-template-private.h"
+
+/* A template is a program of a few KiB: a larger file (or a device) is not one. */
+#define CRIA_CHAT_TEMPLATE_MAX_BYTES ((gsize) 16 << 20)
 
 struct _CriaChatTemplate {
   char *origin;
@@ -282,10 +286,8 @@ find_template (const char *dir, JsonObject *extra, JsonObject *config, char **us
   if (!g_file_test (jinja, G_FILE_TEST_EXISTS))
     return NULL;
   g_autofree char *source = NULL;
-  if (!g_file_get_contents (jinja, &source, NULL, &err)) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s", err->message);
+  if (!cria_file_get_contents (jinja, CRIA_CHAT_TEMPLATE_MAX_BYTES, &source, NULL, error))
     return NULL;
-  }
   CriaChatTemplate *t = cria_chat_template_new_from_string (source, jinja, error);
   if (t && config)
     read_specials (config, t->specials);
@@ -327,11 +329,8 @@ cria_chat_prompt_for_model (const char *dir, const char *format, JsonArray *mess
     return NULL;
   if (format && g_str_has_suffix (format, ".jinja")) {
     g_autofree char *source = NULL;
-    g_autoptr (GError) err = NULL;
-    if (!g_file_get_contents (format, &source, NULL, &err)) {
-      g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s", err->message);
+    if (!cria_file_get_contents (format, CRIA_CHAT_TEMPLATE_MAX_BYTES, &source, NULL, error))
       return NULL;
-    }
     if (!(t = cria_chat_template_new_from_string (source, format, error)))
       return NULL;
     if (config)

@@ -493,7 +493,8 @@ copy_side_files (const char *from, const char *to, GError **error)
     gsize len;
     if (!g_file_test (src, G_FILE_TEST_EXISTS))
       continue;
-    if (!g_file_get_contents (src, &data, &len, error) || !g_file_set_contents (dst, data, (gssize) len, error))
+    if (!cria_file_get_contents (src, CRIA_INPUT_MAX_FILE_BYTES, &data, &len, error) ||
+        !g_file_set_contents (dst, data, (gssize) len, error))
       return FALSE;
   }
   return TRUE;

@@ -4,6 +4,7 @@
  * 1.6 to 8.8 GB or crashed before the limits), except in sanitizer builds,
  * whose shadow memory needs more address space than that. */
 #include <string.h>
+#include <unistd.h>
 
 #include "cria-test.h"
 
@@ -124,6 +125,12 @@ test_device_and_long_line (void)
   g_assert (g_spawn_sync (NULL, (char **) cmd, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL, &err, &status, NULL));
   CU_ASSERT (WIFEXITED (status) && WEXITSTATUS (status) == 1);
   CU_ASSERT (err && strstr (err, "the limit of a line") && strstr (err, "MiB"));
+  /* A chat template that is a device is refused, not read forever. */
+  g_autofree char *jinja = g_build_filename (tmp, "zero.jinja", NULL);
+  CU_ASSERT_EQUAL_FATAL (symlink ("/dev/zero", jinja), 0);
+  g_autofree char *model = cria_test_tiny_model (tmp, "tiny-llama");
+  const char *gen[] = { "generate", "-m", model, "-p", jinja, "-n", "1", "hi", NULL };
+  assert_error (gen, "zero.jinja", "character device", NULL);
 }
 
 static char *

@@ -92,8 +92,10 @@ construct_prompt (Construct *c, ConstructLang lang, const char *name, GError **e
   g_autofree char *path = prompt_path (c, lang, name);
   char *contents = NULL;
   g_autoptr (GError) ferr = NULL;
-  if (!g_file_get_contents (path, &contents, NULL, &ferr)) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_NOT_FOUND, "prompt file %s: %s", path, ferr->message);
+  /* a prompt is a page of text: a larger file (or a device) is not one */
+  if (!cria_file_get_contents (path, 16 << 20, &contents, NULL, &ferr)) {
+    g_set_error (error, CRIA_ERROR, ferr->code == CRIA_ERROR_NOT_FOUND ? CRIA_ERROR_NOT_FOUND : CRIA_ERROR_IO,
+                 "prompt file %s", ferr->message);
     return NULL;
   }
   if (!g_utf8_validate (contents, -1, NULL)) {
