@@ -544,6 +544,12 @@ scan_batch (GPtrArray *files, guint from, char **out)
     g_autofree char *path = old && *old ? g_strconcat (dir, ":", old, NULL) : g_strdup (dir);
     env = g_environ_setenv (env, "LD_LIBRARY_PATH", path, TRUE);
   }
+  /* A sanitizer build's scanner would turn a plugin's crash into an exit
+   * status of its own: the signal is what names the crash. */
+  const char *asan = g_environ_getenv (env, "ASAN_OPTIONS");
+  g_autofree char *asan_signals = g_strconcat (asan && *asan ? asan : "", asan && *asan ? ":" : "",
+                                               "handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_abort=0", NULL);
+  env = g_environ_setenv (env, "ASAN_OPTIONS", asan_signals, TRUE);
   g_autofree char *text = NULL;
   int status = 0;
   gboolean hung = FALSE;
