@@ -120,7 +120,22 @@ print_provider (const CriaProvider *p)
     g_autofree char *classes = g_strjoinv (", ", (char **) mvt->classes);
     printf ("  Classes:     %s\n", classes);
   }
-  printf ("  Rank:        %d\n", info->rank);
+  /* GStreamer's way: the named step when the rank is one, else the number alone. */
+  static const struct {
+    int rank;
+    const char *name;
+  } ranks[] = { { CRIA_RANK_NONE, "none" },
+                { CRIA_RANK_MARGINAL, "marginal" },
+                { CRIA_RANK_SECONDARY, "secondary" },
+                { CRIA_RANK_PRIMARY, "primary" } };
+  const char *rank_name = NULL;
+  for (guint i = 0; i < G_N_ELEMENTS (ranks); i++)
+    if (ranks[i].rank == info->rank)
+      rank_name = ranks[i].name;
+  if (rank_name)
+    printf ("  Rank:        %s (%d)\n", rank_name, info->rank);
+  else
+    printf ("  Rank:        %d\n", info->rank);
   printf ("\nPlugin details:\n");
   printf ("  Name:        %s\n  Description: %s\n  Version:     %s\n  License:     %s\n  Origin:      %s\n", d->name,
           d->description, d->version, d->license, d->origin);

@@ -345,6 +345,59 @@ cria_hf_config_get_rope (CriaHfConfig *c, double theta, GError **error)
   return get_pos (&cx, "rope_theta", theta, &c->rope_theta) && parse_rope_scaling (&cx, &c->rope_scaling);
 }
 
+/* Computed in double and rounded once, as the published recipes do. */
+void
+cria_hf_config_rope_inv_freq (const CriaHfConfig *c, gint64 dim, gint64 seq, float *out, double *attn)
+{
+  g_return_if_fail (c && dim >= 2 && out && attn);
+  const CriaRopeScaling *rs = &c->rope_scaling;
+  gint64 half = dim / 2;
+  double theta = c->rope_theta;
+  *attn = 1.0;
+  if (rs->type == CRIA_ROPE_SCALING_DYNAMIC) {
+    gint64 maxp = rs->original_max_position_embeddings ? rs->original_max_position_embeddings : c->max_positions;
+    if (seq > maxp)
+      theta *= pow (rs->factor * (double) seq / (double) maxp - (rs->factor - 1), (double) dim / (double) (dim - 2));
+  }
+  double low = 0, high = 1;
+  if (rs->type == CRIA_ROPE_SCALING_YARN) {
+    gint64 maxp = rs->original_max_position_embeddings ? rs->original_max_position_embeddings : c->max_positions;
+    double f = rs->factor;
+    *attn = rs->attention_factor > 0 ? rs->attention_factor : (f > 1 ? 0.1 * log (f) + 1.0 : 1.0);
+#define CORR(rot) ((double) dim * log ((double) maxp / ((rot) *2 * G_PI)) / (2 * log (theta)))
+    low = MAX (floor (CORR (rs->beta_fast)), 0);
+    high = MIN (ceil (CORR (rs->beta_slow)), (double) dim - 1);
+#undef CORR
+    if (low == high)
+      high += 0.001;
+  }
+  for (gint64 i = 0; i < half; i++) {
+    double inv = 1.0 / pow (theta, (double) (2 * i) / (double) dim);
+    switch (rs->type) {
+      case CRIA_ROPE_SCALING_LINEAR:
+        inv /= rs->factor;
+        break;
+      case CRIA_ROPE_SCALING_LLAMA3: {
+        double old = (double) rs->original_max_position_embeddings, wavelen = 2 * G_PI / inv;
+        double smooth = (old / wavelen - rs->low_freq_factor) / (rs->high_freq_factor - rs->low_freq_factor);
+        if (wavelen > old / rs->low_freq_factor)
+          inv /= rs->factor;
+        else if (wavelen >= old / rs->high_freq_factor)
+          inv = (1 - smooth) * inv / rs->factor + smooth * inv;
+        break;
+      }
+      case CRIA_ROPE_SCALING_YARN: {
+        double ramp = CLAMP (((double) i - low) / (high - low), 0.0, 1.0), extra = 1 - ramp;
+        inv = (inv / rs->factor) * (1 - extra) + inv * extra;
+        break;
+      }
+      default:
+        break;
+    }
+    out[i] = (float) inv;
+  }
+}
+
 gboolean
 cria_hf_config_check (const CriaHfConfig *c, GError **error)
 {

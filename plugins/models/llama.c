@@ -122,64 +122,6 @@ models_llama_canonical (const CriaHfConfig *c, const char *name)
   return g_str_has_suffix (name, ".rotary_emb.inv_freq") ? NULL : g_strdup (name);
 }
 
-/* inv_freq[i] = theta^(-2i/d), reshaped by rope_scaling; `attn` receives the
- * factor YaRN multiplies cos and sin by (1 otherwise). Computed in double
- * and rounded once, as the published recipes do. `seq` is the length the
- * dynamic NTK scaling looks at. */
-static CriaTensor *
-rope_inv_freq (const CriaHfConfig *c, gint64 seq, double *attn)
-{
-  const CriaRopeScaling *rs = &c->rope_scaling;
-  gint64 dim = c->head_dim, half = dim / 2;
-  double theta = c->rope_theta;
-  *attn = 1.0;
-  if (rs->type == CRIA_ROPE_SCALING_DYNAMIC) {
-    gint64 maxp = rs->original_max_position_embeddings ? rs->original_max_position_embeddings : c->max_positions;
-    if (seq > maxp)
-      theta *= pow (rs->factor * (double) seq / (double) maxp - (rs->factor - 1), (double) dim / (double) (dim - 2));
-  }
-  CriaTensor *t = cria_tensor_new (CRIA_DTYPE_F32, 1, (gint64[]){ half });
-  float *out = t->data;
-  double low = 0, high = 1;
-  if (rs->type == CRIA_ROPE_SCALING_YARN) {
-    gint64 maxp = rs->original_max_position_embeddings ? rs->original_max_position_embeddings : c->max_positions;
-    double f = rs->factor;
-    *attn = rs->attention_factor > 0 ? rs->attention_factor : (f > 1 ? 0.1 * log (f) + 1.0 : 1.0);
-#define CORR(rot) ((double) dim * log ((double) maxp / ((rot) *2 * G_PI)) / (2 * log (theta)))
-    low = MAX (floor (CORR (rs->beta_fast)), 0);
-    high = MIN (ceil (CORR (rs->beta_slow)), (double) dim - 1);
-#undef CORR
-    if (low == high)
-      high += 0.001;
-  }
-  for (gint64 i = 0; i < half; i++) {
-    double inv = 1.0 / pow (theta, (double) (2 * i) / (double) dim);
-    switch (rs->type) {
-      case CRIA_ROPE_SCALING_LINEAR:
-        inv /= rs->factor;
-        break;
-      case CRIA_ROPE_SCALING_LLAMA3: {
-        double old = (double) rs->original_max_position_embeddings, wavelen = 2 * G_PI / inv;
-        double smooth = (old / wavelen - rs->low_freq_factor) / (rs->high_freq_factor - rs->low_freq_factor);
-        if (wavelen > old / rs->low_freq_factor)
-          inv /= rs->factor;
-        else if (wavelen >= old / rs->high_freq_factor)
-          inv = (1 - smooth) * inv / rs->factor + smooth * inv;
-        break;
-      }
-      case CRIA_ROPE_SCALING_YARN: {
-        double ramp = CLAMP (((double) i - low) / (high - low), 0.0, 1.0), extra = 1 - ramp;
-        inv = (inv / rs->factor) * (1 - extra) + inv * extra;
-        break;
-      }
-      default:
-        break;
-    }
-    out[i] = (float) inv;
-  }
-  return t;
-}
-
 static CriaNode *
 linear (CriaModel *m, CriaGraph *g, const char *prefix, const char *what, CriaNode *x)
 {
@@ -209,7 +151,8 @@ models_llama_build (CriaModel *m, CriaGraph *g, const CriaModelShape *s, CriaMod
   }
   cria_model_add_inputs (m, g, s, out);
   double attn_factor;
-  g_autoptr (CriaTensor) inv_freq = rope_inv_freq (c, s->past + s->seq, &attn_factor);
+  g_autoptr (CriaTensor) inv_freq = cria_tensor_new (CRIA_DTYPE_F32, 1, (gint64[]){ c->head_dim / 2 });
+  cria_hf_config_rope_inv_freq (c, c->head_dim, s->past + s->seq, inv_freq->data, &attn_factor);
   CriaNode *freq = cria_graph_param (g, "rope.inv_freq", inv_freq, FALSE);
   /* YaRN scales cos and sin, hence q.k by its square. */
   float scale = (float) (attn_factor * attn_factor / sqrt ((double) c->head_dim));

@@ -95,6 +95,14 @@ gboolean cria_hf_config_get_string (const CriaHfConfig *config, const char *name
                                     GError **error);
 /* rope_theta (default `theta`) and rope_scaling, for models with rotary positions. */
 gboolean cria_hf_config_get_rope (CriaHfConfig *config, double theta, GError **error);
+/* The rotary frequencies of a model read by cria_hf_config_get_rope, for
+ * cria_rope: inv_freq[i] = rope_theta^(-2i/dim) for i < dim/2, reshaped by
+ * rope_scaling; `dim` is the rotated width (the head size, or less for a
+ * partial rotation) and `seq` the length the dynamic NTK scaling looks at.
+ * `attention_factor` receives the factor YaRN multiplies cos and sin by (1
+ * for the other scalings). */
+void cria_hf_config_rope_inv_freq (const CriaHfConfig *config, gint64 dim, gint64 seq, float *inv_freq,
+                                   double *attention_factor);
 
 /* What a tensor is, which fixes how `cria model init` fills it and whether
  * adapters may attach to it. */

@@ -118,7 +118,7 @@ test_install_and_build (void)
                                            cria_test_env ("CRIA_SRCDIR"), stage.examples, stage.examples,
                                            stage.examples, stage.dest, pcdir, stage.examples);
   CU_ASSERT_EQUAL_FATAL (sh (copy, NULL), 0);
-  static const char *const folders[] = { "transform", "source", "adapter" };
+  static const char *const folders[] = { "transform", "source", "adapter", "model" };
   g_autoptr (GString) path = g_string_new (stage.plugins_dir);
   for (guint i = 0; i < G_N_ELEMENTS (folders); i++) {
     g_autofree char *build = g_strdup_printf ("cd '%s/%s' && PKG_CONFIG_PATH='%s/pc' %s -s >/dev/null", stage.examples,
@@ -243,11 +243,12 @@ src_path (const char *name)
   return g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "sdk", name, NULL);
 }
 
-/* `cria logits` of the golden's ids on `model_args`, compared with the golden. */
+/* `cria logits` of the ids of the golden `golden` (in tests/sdk) on
+ * `model_args`, compared with the golden's logits. */
 static double
-logits_vs_golden (const char *model_args)
+logits_vs (const char *golden_name, const char *model_args)
 {
-  g_autofree char *golden_path = src_path ("ia3-tiny-llama-logits.safetensors");
+  g_autofree char *golden_path = src_path (golden_name);
   g_autoptr (GError) error = NULL;
   g_autoptr (CriaSafetensors) golden = cria_safetensors_open (golden_path, &error);
   g_assert_no_error (error);
@@ -268,6 +269,12 @@ logits_vs_golden (const char *model_args)
   if (!logits || logits->dtype != CRIA_DTYPE_F32 || logits->n_elements != want->n_elements)
     return INFINITY;
   return cria_test_rel_diff (logits->data, want->data, want->n_elements);
+}
+
+static double
+logits_vs_golden (const char *model_args)
+{
+  return logits_vs ("ia3-tiny-llama-logits.safetensors", model_args);
 }
 
 static void
@@ -499,6 +506,124 @@ test_ia3_gpt2 (void)
   cria_lm_stack_clear (&st);
 }
 
+/* The model example: OLMo 2, an architecture no in-tree plugin knows,
+ * against the PyTorch reference of tests/sdk/olmo2_reference.py. */
+static void
+test_model_reference (void)
+{
+  NEED_STAGE ();
+  g_autofree char *dir = src_path ("tiny-olmo2");
+  g_autofree char *info_args = g_strdup_printf ("model info --json '%s'", dir);
+  g_autofree char *info = cria_command (info_args);
+  g_autofree char *out = NULL;
+  CU_ASSERT_EQUAL_FATAL (sh (info, &out), 0);
+  CU_ASSERT_PTR_NOT_NULL (out && strstr (out, "\"provider\" : \"example-olmo2\""));
+  CU_ASSERT_PTR_NOT_NULL (out && strstr (out, "\"architecture\" : \"Olmo2ForCausalLM\""));
+
+  g_autofree char *with = g_strdup_printf ("--model '%s'", dir);
+  double d = logits_vs ("tiny-olmo2-logits.safetensors", with);
+  printf ("\n  olmo2 example vs PyTorch: logits differ by %.3g of the largest", d);
+  CU_ASSERT_TRUE (d <= 1e-4);
+
+  /* Greedy generation goes through the KV cache, a path the logits do not take. */
+  g_autofree char *golden_path = src_path ("tiny-olmo2-logits.safetensors");
+  g_autoptr (CriaSafetensors) golden = cria_safetensors_open (golden_path, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (golden);
+  const CriaWeight *ids = cria_safetensors_lookup (golden, "input_ids");
+  const CriaWeight *greedy = cria_safetensors_lookup (golden, "greedy_ids");
+  CU_ASSERT_TRUE_FATAL (ids && greedy);
+  g_autoptr (GString) prompt = g_string_new (NULL);
+  for (gint64 i = 0; i < ids->n_elements; i++)
+    g_string_append_printf (prompt, "%s%" G_GINT64_FORMAT, i ? "," : "", ((const gint64 *) ids->data)[i]);
+  g_autofree char *gen_args = g_strdup_printf ("generate --json --threads 1 -m '%s' -n %" G_GINT64_FORMAT " --ids %s",
+                                               dir, greedy->n_elements, prompt->str);
+  g_autofree char *gen = cria_command (gen_args);
+  g_autofree char *got = NULL;
+  CU_ASSERT_EQUAL_FATAL (sh (gen, &got), 0);
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  CU_ASSERT_TRUE_FATAL (json_parser_load_from_data (parser, got, -1, NULL));
+  JsonNode *root = json_parser_get_root (parser);
+  JsonArray *gen_ids = JSON_NODE_HOLDS_OBJECT (root) ? json_object_get_array_member (json_node_get_object (root), "ids")
+                                                     : NULL;
+  CU_ASSERT_TRUE_FATAL (gen_ids && json_array_get_length (gen_ids) == (guint) greedy->n_elements);
+  for (gint64 i = 0; i < greedy->n_elements; i++)
+    CU_ASSERT_EQUAL (json_array_get_int_element (gen_ids, (guint) i), ((const gint64 *) greedy->data)[i]);
+
+  /* `cria model init` fills a new checkpoint from the plugin's tensor list. */
+  g_autofree char *config = g_build_filename (dir, "config.json", NULL);
+  g_autofree char *fresh = g_build_filename (stage.dest, "olmo2-init", NULL);
+  g_autofree char *init_args = g_strdup_printf ("model init --seed 7 '%s' '%s'", config, fresh);
+  g_autofree char *init = cria_command (init_args);
+  CU_ASSERT_EQUAL (sh (init, NULL), 0);
+  g_autofree char *fresh_args = g_strdup_printf ("model info '%s'", fresh);
+  g_autofree char *fresh_info = cria_command (fresh_args);
+  g_autofree char *init_out = NULL;
+  CU_ASSERT_EQUAL (sh (fresh_info, &init_out), 0);
+  CU_ASSERT_PTR_NOT_NULL (init_out && strstr (init_out, "parameters           35072"));
+
+  /* A config the plugin refuses: one line naming the file and the field. */
+  g_autofree char *bad = g_build_filename (stage.dest, "olmo2-bad", NULL);
+  g_autofree char *bad_config = g_build_filename (bad, "config.json", NULL);
+  g_mkdir_with_parents (bad, 0755);
+  g_autofree char *text = cria_test_read_file (config);
+  g_autoptr (GRegex) kv = g_regex_new ("\"num_key_value_heads\": 2", 0, 0, NULL);
+  g_autofree char *three = g_regex_replace_literal (kv, text, -1, 0, "\"num_key_value_heads\": 3", 0, NULL);
+  cria_test_write_file (bad_config, three);
+  g_autofree char *bad_args = g_strdup_printf ("model init '%s' '%s/out'", bad_config, bad);
+  g_autofree char *bad_run = cria_command (bad_args);
+  g_autofree char *err = NULL;
+  CU_ASSERT_NOT_EQUAL (sh_full (bad_run, NULL, &err, TRUE), 0);
+  g_autofree char *want_err = g_strdup_printf ("%s: num_key_value_heads: does not divide num_attention_heads",
+                                               bad_config);
+  CU_ASSERT_PTR_NOT_NULL (err && strstr (err, want_err));
+
+  g_autofree char *inspect = cria_command ("inspect example-olmo2");
+  g_autofree char *shown = NULL;
+  CU_ASSERT_EQUAL (sh (inspect, &shown), 0);
+  CU_ASSERT_PTR_NOT_NULL (shown && strstr (shown, "Olmo2ForCausalLM"));
+}
+
+/* LoRA attaches to the example's linear layers by name, trains, and the
+ * adapter generates. */
+static void
+test_model_lora (void)
+{
+  NEED_STAGE ();
+  g_autofree char *dir = src_path ("tiny-olmo2");
+  g_autofree char *data = g_build_filename (stage.dest, "olmo2-train.jsonl", NULL);
+  g_autoptr (GString) records = g_string_new (NULL);
+  for (int i = 0; i < 16; i++)
+    g_string_append_printf (records, "{\"instruction\":\"echo\",\"input\":\"%c%c\",\"output\":\"%c%c\"}\n", 'a' + i % 7,
+                            'k' + i % 5, 'a' + i % 7, 'k' + i % 5);
+  cria_test_write_file (data, records->str);
+  g_autofree char *format = g_build_filename (stage.dest, "olmo2-short.json", NULL);
+  cria_test_write_file (format, "{\"name\":\"short\",\"description\":\"terse\",\"kind\":\"single\","
+                                "\"prompt\":\"{instruction} {input}=\",\"prompt_no_input\":\"{instruction}=\","
+                                "\"response\":\"{output}\"}");
+  g_autofree char *run_dir = g_build_filename (stage.dest, "olmo2-lora", NULL);
+  g_autofree char *args = g_strdup_printf ("train --model '%s' --data '%s' --format '%s' --adapter lora "
+                                           "--max-length 48 --batch-size 4 --max-steps 10 --lr 3e-2 --threads 1 "
+                                           "--out '%s' >/dev/null",
+                                           dir, data, format, run_dir);
+  g_autofree char *train = cria_command (args);
+  CU_ASSERT_EQUAL_FATAL (sh (train, NULL), 0);
+  g_autoptr (GArray) losses = step_losses (run_dir);
+  CU_ASSERT_EQUAL_FATAL (losses->len, 10);
+  double first = g_array_index (losses, double, 0), last = g_array_index (losses, double, losses->len - 1);
+  printf ("\n  olmo2 LoRA training loss: %.4f at step 1, %.4f at step %u", first, last, losses->len);
+  CU_ASSERT_TRUE (last < first * 0.9);
+  /* PEFT's names: the example's module names, the default targets q and v. */
+  g_autofree char *st_path = g_build_filename (run_dir, "adapter_model.safetensors", NULL);
+  g_autoptr (CriaSafetensors) st = cria_safetensors_open (st_path, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (st);
+  CU_ASSERT_PTR_NOT_NULL (
+      cria_safetensors_lookup (st, "base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight"));
+  g_autofree char *gen_args = g_strdup_printf ("generate --threads 1 -m '%s' --adapter '%s' -n 4 'echo ab='", dir,
+                                               run_dir);
+  g_autofree char *gen = cria_command (gen_args);
+  CU_ASSERT_EQUAL (sh (gen, NULL), 0);
+}
+
 static void
 test_cleanup (void)
 {
@@ -525,6 +650,8 @@ register_suites (void)
     { "the IA3 example trains and saves PEFT's keys and shapes", test_ia3_train },
     { "the IA3 example reloads to the logits it had in memory", test_ia3_reload },
     { "the IA3 example on GPT-2's Conv1D layers merges to what it computes", test_ia3_gpt2 },
+    { "the model example (OLMo 2) matches PyTorch, greedy ids included", test_model_reference },
+    { "LoRA trains on the model example", test_model_lora },
     { "cleanup", test_cleanup },
     { NULL },
   };
