@@ -40,6 +40,14 @@ handle (SoupServerMessage *msg, const char *path, gpointer data)
     cria_fake_openai_respond (msg, 503, "{\"error\": {\"message\": \"overloaded\"}}");
   } else if (g_str_has_prefix (path, "/garbage/")) {
     cria_fake_openai_respond (msg, 200, "{\"choices\": [");
+  } else if (g_str_has_prefix (path, "/huge/")) {
+    /* Valid JSON, but 17 MiB of it: more than any answer may be. */
+    gsize n = 17 << 20;
+    char *body = g_malloc (n);
+    memset (body, ' ', n);
+    memcpy (body, "{\"choices\": []}", 15);
+    soup_server_message_set_status (msg, 200, NULL);
+    soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_TAKE, body, n);
   } else if (g_str_has_prefix (path, "/empty/")) {
     cria_fake_openai_respond (msg, 200, "{\"choices\": []}");
   } else if (g_str_has_prefix (path, "/refuse/")) {
@@ -178,6 +186,7 @@ test_failures (void)
   expect_failure ("refuse", NULL, "HTTP 400: model 'nope' does not exist");
   expect_failure ("garbage", NULL, "the answer is not JSON");
   expect_failure ("empty", NULL, "the answer has no choices[0].message.content");
+  expect_failure ("huge", NULL, "the answer is larger than 16 MiB");
   expect_failure ("nowhere", NULL, "HTTP 404");
 }
 

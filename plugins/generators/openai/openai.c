@@ -25,7 +25,8 @@ static const CriaPropSpec openai_props[] = {
     "chat: /chat/completions with messages; completions: /completions with a prompt" },
   { "api-key-env", CRIA_PROP_STRING, "OPENAI_API_KEY", 0, 0, NULL,
     "the environment variable holding the API key (sent as a Bearer token when set)" },
-  { "timeout", CRIA_PROP_DOUBLE, "120", 1, 3600, NULL, "seconds to wait for one answer" },
+  { "timeout", CRIA_PROP_DOUBLE, "120", 1, 3600, NULL,
+    "seconds to wait for one whole answer (an answer over 16 MiB fails at once)" },
   { "retries", CRIA_PROP_INT, "4", 0, 20, NULL,
     "retries of a request after 429, 5xx, a timeout or a refused connection" },
   { "backoff", CRIA_PROP_DOUBLE, "1", 0, 60, NULL, "seconds before the first retry; doubled for each next one" },
@@ -42,6 +43,7 @@ typedef struct {
   char *api_key;
   int retries;
   double backoff;
+  double timeout;
   guint concurrency;
 } OpenAI;
 
@@ -79,6 +81,7 @@ openai_create (const CriaProps *props, CriaRegistry *registry, GError **error)
   self->api_key = env && *env ? g_strdup (env) : NULL;
   self->retries = (int) cria_props_get_int (props, "retries");
   self->backoff = cria_props_get_double (props, "backoff");
+  self->timeout = cria_props_get_double (props, "timeout");
   self->concurrency = (guint) cria_props_get_int (props, "concurrency");
   self->session = soup_session_new_with_options ("timeout", (guint) cria_props_get_double (props, "timeout"),
                                                  "max-conns", self->concurrency, "max-conns-per-host",
@@ -229,6 +232,45 @@ error_text (GBytes *body)
   return cria_error_quote (data, (gssize) len, 200);
 }
 
+/* One answer is at most this long: far above any completion, and what a
+ * broken or hostile endpoint can make cria hold. */
+#define OPENAI_MAX_ANSWER (16 << 20)
+
+/* The answer's body, read under OPENAI_MAX_ANSWER bytes and the timeout for
+ * the whole answer (soup's own timeout bounds each read, so an endpoint
+ * that trickles bytes would otherwise hold the request forever). Sets
+ * `fatal` when asking again cannot help. */
+static GBytes *
+read_answer (OpenAI *self, SoupMessage *msg, GCancellable *cancellable, gboolean *fatal, GError **error)
+{
+  *fatal = FALSE;
+  g_autoptr (GInputStream) in = soup_session_send (self->session, msg, cancellable, error);
+  if (!in)
+    return NULL;
+  gint64 deadline = g_get_monotonic_time () + (gint64) (self->timeout * G_USEC_PER_SEC);
+  goffset declared = soup_message_headers_get_content_length (soup_message_get_response_headers (msg));
+  g_autoptr (GByteArray) body = g_byte_array_new ();
+  guint8 chunk[64 * 1024];
+  for (;;) {
+    if (declared > OPENAI_MAX_ANSWER || body->len > OPENAI_MAX_ANSWER) {
+      *fatal = TRUE;
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "the answer is larger than %d MiB", OPENAI_MAX_ANSWER >> 20);
+      return NULL;
+    }
+    if (g_get_monotonic_time () > deadline) {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "the answer took longer than %g s", self->timeout);
+      return NULL;
+    }
+    gssize n = g_input_stream_read (in, chunk, sizeof chunk, cancellable, error);
+    if (n < 0)
+      return NULL;
+    if (n == 0)
+      break;
+    g_byte_array_append (body, chunk, (guint) n);
+  }
+  return g_byte_array_free_to_bytes (g_steal_pointer (&body));
+}
+
 static gboolean
 openai_generate (gpointer data, const CriaGenRequest *req, CriaGenResult *res, GCancellable *cancellable,
                  GError **error)
@@ -254,7 +296,12 @@ openai_generate (gpointer data, const CriaGenRequest *req, CriaGenResult *res, G
       soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", auth);
     }
     g_autoptr (GError) net = NULL;
-    g_autoptr (GBytes) answer = soup_session_send_and_read (self->session, msg, cancellable, &net);
+    gboolean fatal;
+    g_autoptr (GBytes) answer = read_answer (self, msg, cancellable, &fatal, &net);
+    if (!answer && fatal) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: %s", self->url, net->message);
+      return FALSE;
+    }
     if (!answer) {
       if (g_error_matches (net, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
         g_propagate_error (error, g_steal_pointer (&net));
