@@ -842,6 +842,33 @@ test_modules_to_save (void)
   CU_ASSERT_PTR_NOT_NULL (resized && strstr (resized, "resized vocabulary is not supported yet"));
 }
 
+/* --help lists every option with its default, the model and decoding
+ * options of the other verbs too (not only under --help-all). */
+static void
+test_help (void)
+{
+  const char *args[] = { "train", "--help", NULL };
+  g_autofree char *out = NULL;
+  CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (args, NULL, &out, NULL), 0);
+  for (const CriaPropSpec *s = cria_train_option_specs (); s->name; s++) {
+    g_autofree char *flag = g_strdup_printf ("\n  --%s", s->name);
+    const char *line = strstr (out, flag);
+    while (line && line[strlen (flag)] != '=' && line[strlen (flag)] != ' ')
+      line = strstr (line + 1, flag);
+    CU_ASSERT_PTR_NOT_NULL_FATAL (line);
+    line++;
+    g_autofree char *one = g_strndup (line, strcspn (line, "\n"));
+    if (!strstr (one, "default") && !strstr (one, "required"))
+      printf ("\nno default in: %s\n", one);
+    CU_ASSERT_TRUE (strstr (one, "default") || strstr (one, "required"));
+  }
+  const char *gen[] = { "generate", "--help", NULL };
+  g_autofree char *gen_out = NULL;
+  CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (gen, NULL, &gen_out, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL (strstr (gen_out, "--temperature"));
+  CU_ASSERT_PTR_NOT_NULL (strstr (gen_out, "--dtype"));
+}
+
 /* cria-train(1) documents every option of the table. */
 static void
 test_man_page (void)
@@ -883,6 +910,7 @@ register_suites (void)
     { "--nan-limit non-finite steps in a row stop the run", test_nan_limit },
     { "bad input fails before compute", test_bad_input },
     { "cria-train(1) lists every option", test_man_page },
+    { "--help shows every option and its default", test_help },
     { NULL },
   };
   cria_test_add_suite ("train", cases);
