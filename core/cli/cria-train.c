@@ -117,8 +117,6 @@ cria_verb_train (int argc, char **argv)
       g_ptr_array_add (given, g_strdup (specs[i].name));
   }
   g_ptr_array_add (given, NULL);
-  /* --resume DIR alone: the run's own options, from its checkpoint. */
-  usable = usable && cria_train_options_from_checkpoint (props, (const char *const *) given->pdata, &error);
   /* The option strings are ours whatever happened. */
   for (guint i = 0; i < n; i++)
     g_free (values[i]);
@@ -128,6 +126,12 @@ cria_verb_train (int argc, char **argv)
     else if (error)
       cria_cli_error ("train", error);
     return CRIA_EXIT_USAGE;
+  }
+  /* --resume DIR alone: the run's own options, from its checkpoint (an
+   * unreadable one is a failure, not a usage error). */
+  if (!cria_train_options_from_checkpoint (props, (const char *const *) given->pdata, &error)) {
+    cria_cli_error ("train", error);
+    return CRIA_EXIT_FAILURE;
   }
   if (!cria_props_check_required (props, &error)) {
     say_option (error);

@@ -613,6 +613,8 @@ test_bad_input (void)
   expect_failure ((const char *[]){ "--max-length", "6", "--on-long", "error", NULL }, 1,
                   "record 1: 12 tokens, longer than max-length 6");
   expect_failure ((const char *[]){ "--on-long", "cut", NULL }, 2, "option --on-long: 'cut' is not one of");
+  expect_failure ((const char *[]){ "--resume", "no-such-checkpoint", NULL }, 1,
+                  "resume: no-such-checkpoint/trainer_state.json");
   expect_failure ((const char *[]){ "--adapter", "lora target-modules=q_proj", NULL }, 1, "matches no linear layer");
   expect_failure ((const char *[]){ "--adapter", "nosuch", NULL }, 1, "nosuch");
   expect_failure ((const char *[]){ "--max-length", "65", NULL }, 1, "beyond the 64 positions");
