@@ -33,14 +33,15 @@ GOptionGroup *
 cria_cli_model_options (CriaCliModel *m)
 {
   GOptionEntry entries[] = {
-    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &m->dir, "Hugging Face model directory (config.json, weights, tokenizer)",
-      "DIR" },
-    { "dtype", 0, 0, G_OPTION_ARG_STRING, &m->dtype, "Weights in memory: auto (as stored), f32 or bf16", "DTYPE" },
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &m->dir,
+      "Hugging Face model directory (config.json, weights, tokenizer); required", "DIR" },
+    { "dtype", 0, 0, G_OPTION_ARG_STRING, &m->dtype, "Weights in memory: auto (as stored), f32 or bf16 (default: auto)",
+      "DTYPE" },
     { "backend", 0, 0, G_OPTION_ARG_STRING, &m->backend_spec,
       "Compute backend and its properties (default \"cpu\"; e.g. \"cpu threads=2\")", "SPEC" },
     { "threads", 't', 0, G_OPTION_ARG_INT, &m->threads, "Threads of the cpu backend (default: every core)", "N" },
     { "adapter", 'a', 0, G_OPTION_ARG_FILENAME, &m->adapter_dir,
-      "A PEFT adapter directory (cria train's output) applied to the model", "DIR" },
+      "A PEFT adapter directory (cria train's output) applied to the model (default: none)", "DIR" },
     { NULL }
   };
   GOptionGroup *group = g_option_group_new ("model", "Model options:", "Show the model options", NULL, NULL);
@@ -147,13 +148,14 @@ cria_cli_sampling_options (CriaCliSampling *o)
   GOptionEntry entries[] = {
     { "max-new-tokens", 'n', 0, G_OPTION_ARG_INT, &o->max_new_tokens, "Tokens to generate at most (default 256)", "N" },
     { "temperature", 0, 0, G_OPTION_ARG_DOUBLE, &o->temperature, "Sampling temperature; 0 (default) is greedy", "T" },
-    { "top-k", 0, 0, G_OPTION_ARG_INT, &o->top_k, "Sample among the K most likely tokens (0: all)", "K" },
-    { "top-p", 0, 0, G_OPTION_ARG_DOUBLE, &o->top_p, "Nucleus sampling: the most likely tokens up to probability P",
-      "P" },
+    { "top-k", 0, 0, G_OPTION_ARG_INT, &o->top_k, "Sample among the K most likely tokens (default 0: all)", "K" },
+    { "top-p", 0, 0, G_OPTION_ARG_DOUBLE, &o->top_p,
+      "Nucleus sampling: the most likely tokens up to probability P (default 1)", "P" },
     { "repetition-penalty", 0, 0, G_OPTION_ARG_DOUBLE, &o->repetition_penalty,
-      "Divide the logits of tokens already present by R (1: off)", "R" },
+      "Divide the logits of tokens already present by R (default 1: off)", "R" },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &o->seed, "Seed of the sampler (default 0)", "N" },
-    { "stop", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->stop, "End the text before this string (repeatable)", "TEXT" },
+    { "stop", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->stop,
+      "End the text before this string (repeatable; default: the model's stop tokens only)", "TEXT" },
     { "prompt-format", 'p', 0, G_OPTION_ARG_STRING, &o->prompt_format,
       "Prompt format: auto (the model's chat template), a format of share/formats (alpaca, chatml, llama2, "
       "vicuna), a format file or a .jinja template",

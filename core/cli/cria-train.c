@@ -25,13 +25,41 @@ on_signal (int sig)
   cria_train_interrupt ();
 }
 
+/* Reads -f FILE; the options it names count as given (`given`). */
 static gboolean
-load_config (CriaProps *props, const char *path, GError **error)
+load_config (CriaProps *props, const char *path, GPtrArray *given, GError **error)
 {
   g_autoptr (JsonNode) root = cria_json_load_file (path, error);
   if (!root)
     return FALSE;
-  return cria_train_options_set_json (props, root, path, error);
+  if (!cria_train_options_set_json (props, root, path, error))
+    return FALSE;
+  g_autoptr (GList) names = json_object_get_members (json_node_get_object (root));
+  for (GList *l = names; l; l = l->next)
+    g_ptr_array_add (given, g_strdup (l->data));
+  return TRUE;
+}
+
+/* An error about what the user typed says "option --lr", the word typed,
+ * where the table says "property 'lr'" (the word of pipelines). */
+static void
+say_option (GError *error)
+{
+  g_autoptr (GRegex) re = g_regex_new ("property '([a-z0-9-]+)'", 0, 0, NULL);
+  char *fixed = g_regex_replace (re, error->message, -1, 0, "option --\\1", 0, NULL);
+  if (fixed) {
+    g_free (error->message);
+    error->message = fixed;
+  }
+}
+
+static gboolean
+set_option (CriaProps *props, const char *name, const char *value, GError **error)
+{
+  if (cria_props_set (props, name, value, error))
+    return TRUE;
+  say_option (*error);
+  return FALSE;
 }
 
 int
@@ -47,15 +75,30 @@ cria_verb_train (int argc, char **argv)
   g_autoptr (GArray) entries = g_array_new (TRUE, TRUE, sizeof (GOptionEntry));
   GOptionEntry f = { "config", 'f', 0, G_OPTION_ARG_FILENAME, &config, "Read options from a JSON object", "FILE" };
   g_array_append_val (entries, f);
+  /* --help shows each option's default and choices, from the same table. */
+  g_autoptr (GPtrArray) texts = g_ptr_array_new_with_free_func (g_free);
   for (guint i = 0; i < n; i++) {
     gboolean is_bool = specs[i].type == CRIA_PROP_BOOL;
+    const char *def = specs[i].default_value;
+    char *blurb = (specs[i].flags & CRIA_PROP_FLAG_REQUIRED)
+                      ? g_strdup_printf ("%s (required; with --resume, the run's)", specs[i].blurb)
+                  : strstr (specs[i].blurb, "default") ? g_strdup (specs[i].blurb)
+                  : def && !is_bool                    ? g_strdup_printf ("%s (default: %s)", specs[i].blurb, def)
+                  : is_bool ? g_strdup_printf ("%s (default: %s)", specs[i].blurb, def ? def : "false")
+                            : g_strdup_printf ("%s (default: none)", specs[i].blurb);
+    g_ptr_array_add (texts, blurb);
+    char *arg = specs[i].type == CRIA_PROP_ENUM     ? g_ascii_strup (specs[i].choices, -1)
+                : specs[i].type == CRIA_PROP_INT    ? g_strdup ("N")
+                : specs[i].type == CRIA_PROP_DOUBLE ? g_strdup ("X")
+                                                    : g_strdup ("VALUE");
+    g_ptr_array_add (texts, arg);
     GOptionEntry e = { specs[i].name,
                        0,
                        0,
                        is_bool ? G_OPTION_ARG_NONE : G_OPTION_ARG_STRING,
                        is_bool ? (gpointer) &flags[i] : (gpointer) &values[i],
-                       specs[i].blurb,
-                       is_bool ? NULL : "VALUE" };
+                       blurb,
+                       is_bool ? NULL : arg };
     g_array_append_val (entries, e);
   }
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- fine-tune a model with an adapter");
@@ -65,10 +108,15 @@ cria_verb_train (int argc, char **argv)
   gboolean parsed = cria_cli_parse (ctx, &argc, &argv);
   g_autoptr (GError) error = NULL;
   g_autoptr (CriaProps) props = cria_props_new (specs);
-  gboolean usable = parsed && argc <= 1 && (!config || load_config (props, config, &error));
-  for (guint i = 0; usable && i < n; i++)
-    usable = !(values[i] && !cria_props_set (props, specs[i].name, values[i], &error)) &&
-             !(flags[i] && !cria_props_set (props, specs[i].name, "true", &error));
+  g_autoptr (GPtrArray) given = g_ptr_array_new_with_free_func (g_free);
+  gboolean usable = parsed && argc <= 1 && (!config || load_config (props, config, given, &error));
+  for (guint i = 0; usable && i < n; i++) {
+    usable = !(values[i] && !set_option (props, specs[i].name, values[i], &error)) &&
+             !(flags[i] && !set_option (props, specs[i].name, "true", &error));
+    if (values[i] || flags[i])
+      g_ptr_array_add (given, g_strdup (specs[i].name));
+  }
+  g_ptr_array_add (given, NULL);
   /* The option strings are ours whatever happened. */
   for (guint i = 0; i < n; i++)
     g_free (values[i]);
@@ -79,7 +127,14 @@ cria_verb_train (int argc, char **argv)
       cria_cli_error ("train", error);
     return CRIA_EXIT_USAGE;
   }
+  /* --resume DIR alone: the run's own options, from its checkpoint (an
+   * unreadable one is a failure, not a usage error). */
+  if (!cria_train_options_from_checkpoint (props, (const char *const *) given->pdata, &error)) {
+    cria_cli_error ("train", error);
+    return CRIA_EXIT_FAILURE;
+  }
   if (!cria_props_check_required (props, &error)) {
+    say_option (error);
     cria_cli_error ("train", error);
     return CRIA_EXIT_USAGE;
   }

@@ -86,6 +86,11 @@ cria_cli_parse (GOptionContext *ctx, int *argc, char ***argv)
 {
   g_autoptr (GError) error = NULL;
   g_option_context_add_main_entries (ctx, common_entries, NULL);
+  /* --help shows every option, those of the groups (model, decoding) too:
+   * GOption keeps them for --help-all, where nobody looks. */
+  for (int i = 1; i < *argc && strcmp ((*argv)[i], "--"); i++)
+    if (!strcmp ((*argv)[i], "--help") || !strcmp ((*argv)[i], "-h") || !strcmp ((*argv)[i], "-?"))
+      (*argv)[i] = (char *) "--help-all";
   if (!g_option_context_parse (ctx, argc, argv, &error)) {
     g_printerr ("cria: %s (see %s --help)\n", error->message, (*argv)[0]);
     return FALSE;

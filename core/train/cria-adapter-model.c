@@ -6,6 +6,7 @@
 #include <cria/cria-error.h>
 #include <cria/cria-model.h>
 #include <cria/cria-nf4.h>
+#include <cria/cria-safetensors.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -103,6 +104,67 @@ cria_adapter_attach (CriaAdapter *adapter, CriaModel *model, guint64 seed, GErro
          install_replacements (model, e, entries->len, error);
 }
 
+/* The modules the adapter saved whole (modules_to_save) replace the base's. */
+static gboolean
+load_saved_modules (CriaModel *model, const char *dir, GError **error)
+{
+  g_autofree char *path = g_build_filename (dir, "adapter_model.safetensors", NULL);
+  g_autoptr (CriaSafetensors) st = cria_safetensors_open (path, error);
+  if (!st)
+    return FALSE;
+  g_autoptr (GHashTable) saved = cria_adapter_peft_saved_modules (st, error);
+  if (!saved)
+    return FALSE;
+  const CriaModelVTable *vt = cria_provider_get_vtable (cria_model_get_provider (model));
+  GHashTableIter it;
+  gpointer key, value;
+  g_hash_table_iter_init (&it, saved);
+  while (g_hash_table_iter_next (&it, &key, &value)) {
+    const char *tensor = key, *weight = value;
+    CriaTensor *base = cria_model_get_param (model, weight);
+    if (!base) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
+                   "%s: tensor %s (modules_to_save) replaces %s, which the model does not hold (tied to the "
+                   "embeddings?)",
+                   path, tensor, weight);
+      return FALSE;
+    }
+    if (vt->transposed && vt->transposed (cria_model_get_config (model), weight)) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
+                   "%s: tensor %s (modules_to_save): a transposed (Conv1D) weight is not supported", path, tensor);
+      return FALSE;
+    }
+    const CriaWeight *w = cria_safetensors_lookup (st, tensor);
+    if (w->n_dims != (guint) base->n_dims || (base->n_dims == 2 && w->shape[1] != base->shape[1])) {
+      g_autofree char *have = cria_weight_shape_string (w);
+      g_autofree char *want = cria_shape_to_string (base->n_dims, base->shape);
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "%s: tensor %s is %s, the model's %s is %s", path,
+                   tensor, have, weight, want);
+      return FALSE;
+    }
+    if (w->shape[0] != base->shape[0]) {
+      /* LLaMA-Factory's resized vocabulary: the model would need its
+       * vocab_size changed, which cria cannot do yet. */
+      g_autofree char *have = cria_weight_shape_string (w);
+      g_autofree char *want = cria_shape_to_string (base->n_dims, base->shape);
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
+                   "%s: tensor %s is %s, the model's %s is %s: an adapter with a resized vocabulary is not "
+                   "supported yet",
+                   path, tensor, have, weight, want);
+      return FALSE;
+    }
+    g_autoptr (CriaTensor) t = cria_tensor_new (CRIA_DTYPE_F32, base->n_dims, base->shape);
+    if (!cria_adapter_copy_in (st, tensor, t, (guint) base->n_dims, base->shape, error) ||
+        !cria_model_set_param (model, weight, t, FALSE, error)) {
+      g_prefix_error (error, "%s: ", path);
+      return FALSE;
+    }
+  }
+  if (g_hash_table_size (saved))
+    g_message ("adapter %s: %u weights of modules_to_save replace the base's", dir, g_hash_table_size (saved));
+  return TRUE;
+}
+
 CriaAdapter *
 cria_adapter_load (CriaRegistry *registry, CriaModel *model, const char *dir, GError **error)
 {
@@ -113,7 +175,8 @@ cria_adapter_load (CriaRegistry *registry, CriaModel *model, const char *dir, GE
   g_autoptr (CriaAdapter) adapter = cria_adapter_open_peft (registry, dir, error);
   if (!adapter)
     return NULL;
-  if (!cria_adapter_attach (adapter, model, 0, error) || !cria_adapter_load_peft_weights (adapter, dir, error)) {
+  if (!cria_adapter_attach (adapter, model, 0, error) || !cria_adapter_load_peft_weights (adapter, dir, error) ||
+      !load_saved_modules (model, dir, error)) {
     g_prefix_error (error, "adapter %s on model %s: ", dir, cria_model_get_dir (model));
     return NULL;
   }

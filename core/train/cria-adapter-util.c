@@ -13,6 +13,8 @@
 #include <cria/cria-adapter.h>
 #include <cria/cria-error.h>
 
+#include "cria-train-private.h"
+
 char *
 cria_adapter_resolve_targets (const char *targets, const CriaAdapterEntry *entries, guint n_entries)
 {
@@ -219,4 +221,60 @@ cria_adapter_add_low_rank (float *w, gint64 out, gint64 in, gint64 r, const floa
         acc += (double) b[o * r + j] * (e ? e[j] : 1.0f) * a[j * in + k];
       w[o * in + k] += (float) (scale * acc);
     }
+}
+
+GHashTable *
+cria_adapter_peft_saved_modules (CriaSafetensors *st, GError **error)
+{
+  g_return_val_if_fail (st != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+  GHashTable *saved = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_autofree char *dir = g_path_get_dirname (cria_safetensors_get_path (st));
+  g_autofree char *path = g_build_filename (dir, "adapter_config.json", NULL);
+  if (!g_file_test (path, G_FILE_TEST_EXISTS))
+    return saved;
+  g_autoptr (JsonObject) config = train_load_json_object (path, error);
+  if (!config) {
+    g_hash_table_unref (saved);
+    return NULL;
+  }
+  if (!cria_json_member_is (config, "modules_to_save", JSON_TYPE_ARRAY)) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: field modules_to_save: expected a list of names", path);
+    g_hash_table_unref (saved);
+    return NULL;
+  }
+  JsonArray *modules = cria_json_get_array (config, "modules_to_save");
+  g_autoptr (GString) names = g_string_new (NULL);
+  for (guint i = 0; modules && i < json_array_get_length (modules); i++) {
+    JsonNode *n = json_array_get_element (modules, i);
+    if (!JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: field modules_to_save[%u]: expected a string", path, i);
+      g_hash_table_unref (saved);
+      return NULL;
+    }
+    g_string_append_printf (names, "%s%s", names->len ? "," : "", json_node_get_string (n));
+  }
+  if (!names->len)
+    return saved;
+  for (guint i = 0; i < cria_safetensors_get_n_weights (st); i++) {
+    const char *name = cria_safetensors_get_weight (st, i)->name;
+    if (!g_str_has_prefix (name, CRIA_ADAPTER_PEFT_PREFIX) || strstr (name, "lora_"))
+      continue;
+    g_auto (GStrv) parts = g_strsplit (name + strlen (CRIA_ADAPTER_PEFT_PREFIX), ".", -1);
+    guint n = g_strv_length (parts);
+    g_autoptr (GString) base = g_string_new (NULL), module = g_string_new (NULL);
+    for (guint k = 0; k < n; k++) {
+      /* X.modules_to_save.ADAPTER.weight, as the live PEFT model names it */
+      if (!strcmp (parts[k], "modules_to_save")) {
+        k += k + 2 < n;
+        continue;
+      }
+      g_string_append_printf (base, "%s%s", base->len ? "." : "", parts[k]);
+      if (k + 1 < n)
+        g_string_append_printf (module, "%s%s", module->len ? "." : "", parts[k]);
+    }
+    if (module->len && cria_adapter_target_matches (names->str, NULL, module->str))
+      g_hash_table_insert (saved, g_strdup (name), g_string_free (g_steal_pointer (&base), FALSE));
+  }
+  return saved;
 }

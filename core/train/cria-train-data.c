@@ -166,7 +166,19 @@ train_set_build (TrainSet *set, GPtrArray *records, const char *what, const Cria
       }
       continue;
     }
-    if ((gint64) ids->len > max_length) {
+    gboolean long_record = (gint64) ids->len > max_length;
+    if (long_record && set->on_long == TRAIN_LONG_ERROR) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                   "%s: record %u: %u tokens, longer than max-length %" G_GINT64_FORMAT
+                   " (on-long=error; skip or truncate would go on)",
+                   what, i + 1, ids->len, max_length);
+      return FALSE;
+    }
+    if (long_record && set->on_long == TRAIN_LONG_SKIP) {
+      set->n_long_skipped++;
+      continue;
+    }
+    if (long_record) {
       set->n_truncated++;
       g_array_set_size (ids, (guint) max_length);
       g_array_set_size (learn, (guint) max_length);
@@ -174,11 +186,15 @@ train_set_build (TrainSet *set, GPtrArray *records, const char *what, const Cria
     guint targets = 0;
     for (guint t = 1; t < ids->len; t++)
       targets += g_array_index (learn, guint8, t);
+    if (targets == 0 && long_record) {
+      /* Its prompt alone fills max-length: one record must not end the run. */
+      set->n_truncated--;
+      set->n_long_skipped++;
+      continue;
+    }
     if (targets == 0) {
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                   "%s: record %u: no response token is left to learn after truncation to max-length %" G_GINT64_FORMAT
-                   " (the prompt alone is %u tokens or the response is empty)",
-                   what, i + 1, max_length, ids->len);
+                   "%s: record %u: no response token to learn (the response is empty)", what, i + 1);
       return FALSE;
     }
     add_example (set, ids, learn, 0, ids->len);

@@ -2,6 +2,8 @@
  * `cria train` parses, its -f JSON file fills and cria-train(1) lists. */
 #include "config.h"
 
+#include <string.h>
+
 #include "cria-train-private.h"
 
 static const CriaPropSpec train_specs[] = {
@@ -20,8 +22,11 @@ static const CriaPropSpec train_specs[] = {
   { "adapter", CRIA_PROP_STRING, "lora", 0, 0, NULL,
     "adapter and its properties, as in a pipeline: 'lora r=8 alpha=16 target-modules=q_proj,v_proj' or full" },
   { "max-length", CRIA_PROP_INT, "512", 2, 1 << 20, NULL,
-    "tokens per example (longer ones lose their tail, counted; a text without a prompt is cut into pieces), and per "
-    "packed row" },
+    "tokens per example (longer records: see on-long; a text without a prompt is cut into pieces), and per packed "
+    "row" },
+  { "on-long", CRIA_PROP_ENUM, "skip", 0, 0, "truncate|skip|error",
+    "a record longer than max-length: skip it (counted), truncate its tail (skipped when no response token is left) "
+    "or stop the run" },
   { "train-on-inputs", CRIA_PROP_BOOL, "false", 0, 0, NULL, "also learn the prompt's tokens, not only the response's" },
   { "packing", CRIA_PROP_BOOL, "false", 0, 0, NULL,
     "pack several examples per row, kept apart by segment and position ids, instead of padding" },
@@ -42,7 +47,10 @@ static const CriaPropSpec train_specs[] = {
     "keep only each transformer block's input between the passes and recompute the block in backward" },
   { "eval-every", CRIA_PROP_INT, "0", 0, 1e12, NULL, "evaluation loss every N steps (and at the end); 0: at the end" },
   { "save-every", CRIA_PROP_INT, "0", 0, 1e12, NULL, "checkpoint every N steps (and at the end); 0: at the end only" },
-  { "resume", CRIA_PROP_STRING, NULL, 0, 0, NULL, "continue exactly from a checkpoint directory" },
+  { "resume", CRIA_PROP_STRING, NULL, 0, 0, NULL,
+    "continue exactly from a checkpoint directory; the options not given are the run's own" },
+  { "overwrite", CRIA_PROP_BOOL, "false", 0, 0, NULL,
+    "write into an out directory that is not empty and not the run being resumed" },
   { "stop-after", CRIA_PROP_INT, "0", 0, 1e12, NULL,
     "stop with a checkpoint after N steps of this invocation, as Ctrl-C does (time-boxed runs)" },
   { "nan-limit", CRIA_PROP_INT, "5", 1, 1e6, NULL,
@@ -60,6 +68,67 @@ const CriaPropSpec *
 cria_train_option_specs (void)
 {
   return train_specs;
+}
+
+/* Options that belong to one invocation, not to the run: a checkpoint does
+ * not record them and a resumed run does not inherit them. */
+static const char *const invocation_options[] = { "resume", "stop-after", "overwrite", NULL };
+
+gboolean
+train_option_is_per_invocation (const char *name)
+{
+  return g_strv_contains (invocation_options, name);
+}
+
+gboolean
+cria_train_options_from_checkpoint (CriaProps *props, const char *const *given, GError **error)
+{
+  g_return_val_if_fail (props != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+  const char *dir = cria_props_get_string (props, "resume");
+  if (!dir)
+    return TRUE;
+  g_autofree char *path = g_build_filename (dir, "trainer_state.json", NULL);
+  g_autoptr (JsonObject) state = train_load_json_object (path, error);
+  if (!state) {
+    g_prefix_error (error, "resume: ");
+    return FALSE;
+  }
+  if (!cria_json_member_is (state, "options", JSON_TYPE_OBJECT)) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "resume: %s: field options: expected an object", path);
+    return FALSE;
+  }
+  JsonObject *recorded = cria_json_get_object (state, "options");
+  JsonObjectIter it;
+  const char *name;
+  JsonNode *value;
+  json_object_iter_init (&it, recorded ? recorded : state);
+  while (recorded && json_object_iter_next (&it, &name, &value)) {
+    if (train_option_is_per_invocation (name) || (given && g_strv_contains (given, name)))
+      continue; /* given again: the trainer checks that it agrees */
+    if (!strcmp (name, "out") || JSON_NODE_HOLDS_NULL (value))
+      continue; /* out: below, where the checkpoint is now */
+    if (!JSON_NODE_HOLDS_VALUE (value) || json_node_get_value_type (value) != G_TYPE_STRING) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "resume: %s: field options.%s: expected a string", path, name);
+      return FALSE;
+    }
+    if (!cria_props_set (props, name, json_node_get_string (value), error)) {
+      g_prefix_error (error, "resume: %s: field options.%s: ", path, name);
+      return FALSE;
+    }
+  }
+  if (given && g_strv_contains (given, "out"))
+    return TRUE;
+  /* A checkpoint is OUT/checkpoints/checkpoint-STEP: the run's directory is
+   * found from it, so a moved run directory still resumes in place. */
+  g_autofree char *parent = g_path_get_dirname (dir);
+  g_autofree char *base = g_path_get_basename (parent);
+  g_autofree char *out = NULL;
+  if (!strcmp (base, "checkpoints"))
+    out = g_path_get_dirname (parent);
+  else if (recorded && cria_json_get_string (recorded, "out", NULL))
+    out = g_strdup (cria_json_get_string (recorded, "out", NULL));
+  return !out || cria_props_set (props, "out", out, error);
 }
 
 gboolean

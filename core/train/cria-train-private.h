@@ -13,8 +13,17 @@ typedef struct {
   gint32 n;
 } TrainExample;
 
+/* What becomes of a record longer than max-length (the on-long option). */
+typedef enum {
+  TRAIN_LONG_SKIP,
+  TRAIN_LONG_TRUNCATE,
+  TRAIN_LONG_ERROR,
+} TrainOnLong;
+
 typedef struct {
-  GArray *examples; /* TrainExample */
+  GArray *examples;      /* TrainExample */
+  TrainOnLong on_long;   /* set before train_set_build */
+  gint64 n_long_skipped; /* records skipped for their length */
   gint64 n_truncated;
   gint64 n_split; /* prompt-less texts cut into max-length pieces */
   gint64 n_tokens;
@@ -27,8 +36,10 @@ void train_set_clear (TrainSet *set);
  * from a pipeline description, which is run into a temporary file. */
 GPtrArray *train_load_records (CriaRegistry *registry, const char *data, GError **error);
 
-/* Renders, tokenizes, masks and truncates every record; fails naming the
- * record when no token to learn is left. `eos` < 0: none appended. */
+/* Renders, tokenizes, masks every record, and skips, truncates or refuses
+ * the long ones as set->on_long says (a truncated one left with no token to
+ * learn is skipped); fails naming the record when a record that fits has no
+ * token to learn. `eos` < 0: none appended. */
 gboolean train_set_build (TrainSet *set, GPtrArray *records, const char *what, const CriaPromptFormat *format,
                           CriaTokenizer *tok, gint64 max_length, gboolean train_on_inputs, gint32 eos, GError **error);
 
@@ -60,6 +71,9 @@ JsonObject *train_load_json_object (const char *path, GError **error);
 gboolean train_write_text (const char *path, const char *text, GError **error);
 /* The text of a JSON object, pretty or not (transfer full). */
 char *train_json_text (JsonObject *object, gboolean pretty);
+
+/* Options a checkpoint does not record (resume, stop-after, overwrite). */
+gboolean train_option_is_per_invocation (const char *name);
 
 /* Checkpoints (cria-train-checkpoint.c). `state` is the trainer's own JSON. */
 gboolean train_checkpoint_save (const char *dir, CriaAdapter *adapter, CriaAdamW *opt, JsonObject *state,
@@ -95,12 +109,13 @@ typedef struct {
   gint32 pad;
   guint64 seed;
   guint32 *order;
-  GPtrArray *plan; /* micro-batches of the current epoch */
-  GPtrArray *log;  /* lines of train-log.jsonl */
-  GArray *train_curve, *eval_curve;
+  GPtrArray *plan;                             /* micro-batches of the current epoch */
+  GPtrArray *log;                              /* lines of train-log.jsonl */
+  GArray *train_curve, *eval_curve, *lr_curve; /* the whole run's, a resumed one's too */
   gint64 tokens_seen, nan_streak, n_skipped;
   double last_loss, last_eval;
   gint64 start_us;
+  double seconds_before; /* of the invocations before a resume */
   char *out;
 } Trainer;
 
@@ -115,6 +130,8 @@ gint64 trainer_count_steps (Trainer *t, gint64 epochs);
 void trainer_log (Trainer *t, const char *format, ...) G_GNUC_PRINTF (2, 3);
 gboolean trainer_write_log (Trainer *t, GError **error);
 double trainer_elapsed (Trainer *t);
+/* Seconds of the whole run, over its resumes. */
+double trainer_run_seconds (Trainer *t);
 void trainer_progress (Trainer *t, gint64 steps_this_run, gint64 tokens_this_run);
 gboolean trainer_save_checkpoint (Trainer *t, GError **error);
 gboolean trainer_resume (Trainer *t, const char *dir, GError **error);

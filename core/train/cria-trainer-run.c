@@ -6,6 +6,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <glib/gstdio.h>
 
@@ -39,6 +40,7 @@ trainer_clear (Trainer *t)
   g_clear_pointer (&t->log, g_ptr_array_unref);
   g_clear_pointer (&t->train_curve, g_array_unref);
   g_clear_pointer (&t->eval_curve, g_array_unref);
+  g_clear_pointer (&t->lr_curve, g_array_unref);
   g_free (t->out);
 }
 
@@ -107,8 +109,20 @@ setup_data (Trainer *t, GError **error)
   gint32 pad = cria_tokenizer_special_id (t->tok, CRIA_SPECIAL_PAD);
   t->pad = pad >= 0 ? pad : eos >= 0 ? eos : 0;
   gboolean inputs = cria_props_get_bool (o, "train-on-inputs");
-  return train_set_build (&t->train, records, data, format, t->tok, t->max_length, inputs, eos, error) &&
-         train_set_build (&t->eval, eval_records, eval_data ? eval_data : data, format, t->tok, t->max_length, inputs,
+  const char *on_long = cria_props_get_string (o, "on-long");
+  t->train.on_long = t->eval.on_long = !strcmp (on_long, "error")      ? TRAIN_LONG_ERROR
+                                       : !strcmp (on_long, "truncate") ? TRAIN_LONG_TRUNCATE
+                                                                       : TRAIN_LONG_SKIP;
+  if (!train_set_build (&t->train, records, data, format, t->tok, t->max_length, inputs, eos, error))
+    return FALSE;
+  if (t->train.examples->len == 0) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                 "data %s: all %u records are longer than max-length %" G_GINT64_FORMAT
+                 " and were skipped (on-long=%s): a larger --max-length?",
+                 data, records->len, t->max_length, on_long);
+    return FALSE;
+  }
+  return train_set_build (&t->eval, eval_records, eval_data ? eval_data : data, format, t->tok, t->max_length, inputs,
                           eos, error) &&
          check_vocab (t, &t->train, error) && check_vocab (t, &t->eval, error);
 }
@@ -160,6 +174,38 @@ setup_optimizer (Trainer *t, GError **error)
   return TRUE;
 }
 
+/* Whether `dir` holds `inner` (or is it), by their real paths. */
+static gboolean
+path_contains (const char *dir, const char *inner)
+{
+  g_autofree char *a = realpath (dir, NULL), *b = realpath (inner, NULL);
+  if (!a || !b)
+    return FALSE;
+  gsize n = strlen (a);
+  return !strncmp (a, b, n) && (b[n] == '/' || b[n] == 0);
+}
+
+/* A run writes into `out` only when it is new, empty, or the run that the
+ * resumed checkpoint belongs to: another run's files are not mixed with
+ * these (or written over) unless --overwrite says so. */
+static gboolean
+check_out (Trainer *t, GError **error)
+{
+  if (cria_props_get_bool (t->o, "overwrite"))
+    return TRUE;
+  g_autoptr (GDir) d = g_dir_open (t->out, 0, NULL);
+  if (!d || !g_dir_read_name (d))
+    return TRUE;
+  const char *from = cria_props_get_string (t->o, "resume");
+  if (from && path_contains (t->out, from))
+    return TRUE;
+  g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+               "out %s: the directory is not empty and holds no checkpoint being resumed (--resume); "
+               "another --out, or --overwrite to write into it",
+               t->out);
+  return FALSE;
+}
+
 static gboolean
 setup (Trainer *t, GError **error)
 {
@@ -176,10 +222,13 @@ setup (Trainer *t, GError **error)
   t->log = g_ptr_array_new_with_free_func (g_free);
   t->train_curve = g_array_new (FALSE, FALSE, sizeof (CriaPlotPoint));
   t->eval_curve = g_array_new (FALSE, FALSE, sizeof (CriaPlotPoint));
+  t->lr_curve = g_array_new (FALSE, FALSE, sizeof (CriaPlotPoint));
   t->graphs = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, trainer_graph_free);
   train_set_init (&t->train);
   train_set_init (&t->eval);
 
+  if (!check_out (t, error))
+    return FALSE;
   const char *model_dir = cria_props_get_string (o, "model");
   t->model = cria_model_open (t->reg, model_dir, CRIA_MODEL_DTYPE_AUTO, error);
   if (!t->model)
@@ -291,10 +340,11 @@ train_step (Trainer *t, GError **error)
   t->nan_streak = 0;
   t->last_loss = loss;
   g_array_append_val (t->train_curve, ((CriaPlotPoint){ (double) t->step, loss }));
+  g_array_append_val (t->lr_curve, ((CriaPlotPoint){ (double) t->step, lr }));
   trainer_log (t,
                "{\"step\":%" G_GINT64_FORMAT ",\"epoch\":%" G_GINT64_FORMAT ",\"loss\":%.17g,\"lr\":%.17g,"
                "\"grad_norm\":%.9g,\"loss_tokens\":%" G_GINT64_FORMAT ",\"elapsed_s\":%.3f}",
-               t->step, t->epoch, loss, lr, norm, count, trainer_elapsed (t));
+               t->step, t->epoch, loss, lr, norm, count, trainer_run_seconds (t));
   return TRUE;
 }
 
@@ -314,6 +364,28 @@ eval_now (Trainer *t, GError **error)
 
 /* ---- outputs ------------------------------------------------------------------------ */
 
+/* loss.png: the whole run's curves (a resumed run's too), the learning
+ * rate below them; written at the end and when a run stops early. */
+static gboolean
+write_plot (Trainer *t, GError **error)
+{
+  g_autofree char *png = g_build_filename (t->out, "loss.png", NULL);
+  CriaPlotSeries series[] = {
+    { "train loss", (const CriaPlotPoint *) (void *) t->train_curve->data, t->train_curve->len },
+    { "eval loss", (const CriaPlotPoint *) (void *) t->eval_curve->data, t->eval_curve->len },
+  };
+  CriaPlotSeries lr = { "learning rate", (const CriaPlotPoint *) (void *) t->lr_curve->data, t->lr_curve->len };
+  g_autofree char *model = g_path_get_basename (cria_props_get_string (t->o, "model"));
+  g_autofree char *title = g_strdup_printf ("cria train: %s + %s", model, cria_props_get_string (t->o, "adapter"));
+  CriaPlotOptions options = { .title = title,
+                              .x_label = "step",
+                              .y_label = "loss (mean per learned token)",
+                              .lower = &lr,
+                              .n_lower = 1,
+                              .lower_label = "learning rate" };
+  return cria_plot_png_panels (png, &options, series, t->eval_curve->len ? 2 : 1, 800, 600, error);
+}
+
 static gboolean
 write_outputs (Trainer *t, gint64 steps_run, gint64 tokens_run, GError **error)
 {
@@ -329,15 +401,10 @@ write_outputs (Trainer *t, gint64 steps_run, gint64 tokens_run, GError **error)
     if (!cria_model_save (t->model, t->out, dtype, 0, error))
       return FALSE;
   }
-  g_autofree char *png = g_build_filename (t->out, "loss.png", NULL);
-  CriaPlotSeries series[] = {
-    { "train loss", (const CriaPlotPoint *) (void *) t->train_curve->data, t->train_curve->len },
-    { "eval loss", (const CriaPlotPoint *) (void *) t->eval_curve->data, t->eval_curve->len },
-  };
-  if (!cria_plot_png (png, "cria train", series, t->eval_curve->len ? 2 : 1, 800, 500, error))
+  if (!write_plot (t, error))
     return FALSE;
 
-  double secs = trainer_elapsed (t);
+  double secs = trainer_elapsed (t), run_secs = trainer_run_seconds (t);
   gint64 n_params = 0;
   for (guint i = 0; i < t->params->len; i++)
     n_params += (gint64) t->sizes[i];
@@ -357,9 +424,11 @@ write_outputs (Trainer *t, gint64 steps_run, gint64 tokens_run, GError **error)
   MEMBER_DOUBLE ("final_loss", t->last_loss);
   if (t->eval_curve->len)
     MEMBER_DOUBLE ("final_eval_loss", t->last_eval);
-  MEMBER_DOUBLE ("seconds", secs);
+  MEMBER_DOUBLE ("seconds", run_secs);
   MEMBER_DOUBLE ("tokens_per_second", secs > 0 ? (double) tokens_run / secs : 0.0);
   MEMBER_INT ("steps_this_run", steps_run);
+  MEMBER_DOUBLE ("seconds_this_run", secs);
+  MEMBER_INT ("long_skipped_examples", t->train.n_long_skipped + t->eval.n_long_skipped);
 #undef MEMBER_INT
 #undef MEMBER_DOUBLE
   json_builder_end_object (b);
@@ -393,6 +462,10 @@ cria_train_run (CriaRegistry *registry, const CriaProps *options, GError **error
   gint64 save_every = cria_props_get_int (options, "save-every");
   gint64 stop_after = cria_props_get_int (options, "stop-after");
   gint64 steps_run = 0, tokens_start = t.tokens_seen;
+  if (t.train.n_long_skipped + t.eval.n_long_skipped)
+    g_message (
+        "cria train: %" G_GINT64_FORMAT " records longer than max-length %" G_GINT64_FORMAT " skipped (on-long=%s)",
+        t.train.n_long_skipped + t.eval.n_long_skipped, t.max_length, cria_props_get_string (options, "on-long"));
   if (t.train.n_truncated)
     g_message ("cria train: %" G_GINT64_FORMAT " of %u examples truncated to max-length %" G_GINT64_FORMAT,
                t.train.n_truncated, t.train.examples->len, t.max_length);
@@ -411,7 +484,7 @@ cria_train_run (CriaRegistry *registry, const CriaProps *options, GError **error
     trainer_progress (&t, steps_run, t.tokens_seen - tokens_start);
     gboolean stop = stop_after > 0 && steps_run >= stop_after;
     if ((interrupted || stop) && t.step < t.total_steps) {
-      if (!trainer_save_checkpoint (&t, error))
+      if (!trainer_save_checkpoint (&t, error) || !write_plot (&t, error))
         return FALSE;
       g_autofree char *name = g_strdup_printf ("checkpoint-%" G_GINT64_FORMAT, t.step);
       g_autofree char *dir = g_build_filename (t.out, "checkpoints", name, NULL);

@@ -21,6 +21,7 @@
 #include "cria-train-private.h"
 
 /* Options that shape the numbers: a resumed run must agree on each. */
+/* clang-format off */
 static const char *const fingerprint_options[] = { "model",
                                                    "data",
                                                    "eval-data",
@@ -29,6 +30,7 @@ static const char *const fingerprint_options[] = { "model",
                                                    "tokenizer",
                                                    "adapter",
                                                    "max-length",
+                                                   "on-long",
                                                    "train-on-inputs",
                                                    "packing",
                                                    "batch-size",
@@ -46,6 +48,7 @@ static const char *const fingerprint_options[] = { "model",
                                                    "max-grad-norm",
                                                    "seed",
                                                    NULL };
+/* clang-format on */
 
 void
 trainer_graph_free (gpointer data)
@@ -301,6 +304,12 @@ trainer_elapsed (Trainer *t)
   return (double) (g_get_monotonic_time () - t->start_us) / 1e6;
 }
 
+double
+trainer_run_seconds (Trainer *t)
+{
+  return t->seconds_before + trainer_elapsed (t);
+}
+
 void
 trainer_progress (Trainer *t, gint64 steps_this_run, gint64 tokens_this_run)
 {
@@ -338,13 +347,16 @@ trainer_state (Trainer *t)
   for (guint i = 0; i < t->train.examples->len; i++)
     json_array_add_int_element (order, t->order[i]);
   json_object_set_array_member (s, "data_order", order);
-  JsonObject *fp = json_object_new ();
-  for (const char *const *k = fingerprint_options; *k; k++) {
-    const char *v = cria_props_get_text (t->o, *k);
-    if (v)
-      json_object_set_string_member (fp, *k, v);
+  /* Every option of the run, so that --resume alone continues it; those
+   * of fingerprint_options must agree when given again. */
+  JsonObject *opts = json_object_new ();
+  for (const CriaPropSpec *sp = cria_props_get_specs (t->o); sp->name; sp++) {
+    const char *v = cria_props_get_text (t->o, sp->name);
+    if (v && !train_option_is_per_invocation (sp->name))
+      json_object_set_string_member (opts, sp->name, v);
   }
-  json_object_set_object_member (s, "options", fp);
+  json_object_set_object_member (s, "options", opts);
+  json_object_set_double_member (s, "elapsed_s", trainer_run_seconds (t));
   JsonNode *extra = cria_adapter_save_state (t->adapter);
   if (extra)
     json_object_set_member (s, "adapter_state", extra);
@@ -376,6 +388,22 @@ same_option (const CriaProps *o, const char *name, const char *was, const char *
   return FALSE;
 }
 
+/* The curves of loss.png from a line of the log, so that a resumed run's
+ * picture covers the whole run. */
+static void
+restore_curves (Trainer *t, JsonObject *line)
+{
+  double step = (double) cria_json_get_int (line, "step", 0);
+  if (cria_json_member_is (line, "skipped", G_TYPE_STRING) && json_object_has_member (line, "skipped"))
+    return;
+  if (json_object_has_member (line, "loss") && cria_json_member_is (line, "loss", G_TYPE_DOUBLE))
+    g_array_append_val (t->train_curve, ((CriaPlotPoint){ step, cria_json_get_double (line, "loss", NAN) }));
+  if (json_object_has_member (line, "lr") && cria_json_member_is (line, "lr", G_TYPE_DOUBLE))
+    g_array_append_val (t->lr_curve, ((CriaPlotPoint){ step, cria_json_get_double (line, "lr", NAN) }));
+  if (json_object_has_member (line, "eval_loss") && cria_json_member_is (line, "eval_loss", G_TYPE_DOUBLE))
+    g_array_append_val (t->eval_curve, ((CriaPlotPoint){ step, cria_json_get_double (line, "eval_loss", NAN) }));
+}
+
 gboolean
 trainer_resume (Trainer *t, const char *dir, GError **error)
 {
@@ -395,8 +423,8 @@ trainer_resume (Trainer *t, const char *dir, GError **error)
     if (!same_option (t->o, *k, was, now)) {
       g_free (o);
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                   "resume: %s: option %s was %s in the interrupted run, now %s", dir, *k, was ? was : "unset",
-                   now ? now : "unset");
+                   "resume: %s: option --%s was %s in the interrupted run, now %s (leave it out to continue the run)",
+                   dir, *k, was ? was : "unset", now ? now : "unset");
       return FALSE;
     }
   }
@@ -423,10 +451,13 @@ trainer_resume (Trainer *t, const char *dir, GError **error)
                            ? json_object_get_member (json_node_get_object (node), "step")
                            : NULL;
       if (step && JSON_NODE_HOLDS_VALUE (step) && json_node_get_value_type (step) == G_TYPE_INT64 &&
-          json_node_get_int (step) <= t->step)
+          json_node_get_int (step) <= t->step) {
         g_ptr_array_add (t->log, g_strdup (lines[i]));
+        restore_curves (t, json_node_get_object (node));
+      }
     }
   }
+  t->seconds_before = cria_json_get_double (s, "elapsed_s", 0);
   g_autofree char *escaped = g_strescape (dir, NULL);
   trainer_log (t, "{\"event\":\"resume\",\"step\":%" G_GINT64_FORMAT ",\"from\":\"%s\"}", t->step, escaped);
   return TRUE;

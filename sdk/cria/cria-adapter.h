@@ -209,6 +209,13 @@ gboolean cria_adapter_config_get_int (JsonObject *config, const char *field, con
  * the f32 `dst`, which holds as many values. */
 gboolean cria_adapter_copy_in (CriaSafetensors *st, const char *key, CriaTensor *dst, guint n_dims, const gint64 *shape,
                                GError **error);
+/* The tensors of an adapter_model.safetensors that are whole modules of the
+ * base saved for the adapter config's modules_to_save (a resized or trained
+ * lm_head or embed_tokens, as LLaMA-Factory writes): tensor name -> the base
+ * weight it replaces. PEFT saves "base_model.model.lm_head.weight" (its
+ * "modules_to_save.default." removed); the unremoved form is read too.
+ * Empty when adapter_config.json beside the file lists none; transfer full. */
+GHashTable *cria_adapter_peft_saved_modules (CriaSafetensors *st, GError **error);
 /* Appends an f32 CriaWeight (data not copied) to `weights`. */
 void cria_adapter_add_weight (GArray *weights, const char *key, const float *data, guint n_dims, const gint64 *shape);
 /* The entry called `name`, or NULL. */

@@ -22,4 +22,20 @@ typedef struct {
 gboolean cria_plot_png (const char *path, const char *title, const CriaPlotSeries *series, guint n_series, int width,
                         int height, GError **error);
 
+/* A picture of one or two panels over the same steps. */
+typedef struct {
+  const char *title;
+  const char *x_label; /* NULL: "step" */
+  const char *y_label; /* the upper panel's: "loss"; NULL: none */
+  /* A lower panel (1 to 4 series; NULL: none), e.g. the learning rate. */
+  const CriaPlotSeries *lower;
+  guint n_lower;
+  const char *lower_label;
+} CriaPlotOptions;
+
+/* As cria_plot_png, with axis labels and an optional lower panel sharing
+ * the step axis. Points are drawn inside their panel's frame, never on it. */
+gboolean cria_plot_png_panels (const char *path, const CriaPlotOptions *options, const CriaPlotSeries *series,
+                               guint n_series, int width, int height, GError **error);
+
 G_END_DECLS

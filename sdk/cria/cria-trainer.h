@@ -22,6 +22,13 @@ const CriaPropSpec *cria_train_option_specs (void);
  * file's JSON: an object of option: value. Errors name `file`. */
 gboolean cria_train_options_set_json (CriaProps *props, JsonNode *root, const char *file, GError **error);
 
+/* For `--resume DIR` alone: sets every option the checkpoint DIR (the
+ * `resume` option of `props`) recorded and `given` (NULL-terminated names
+ * the user set) does not name; `out` becomes the run directory holding the
+ * checkpoint. Options given again are checked against the checkpoint by
+ * cria_train_run. Does nothing when `resume` is unset. */
+gboolean cria_train_options_from_checkpoint (CriaProps *props, const char *const *given, GError **error);
+
 /* The counters of a checkpoint's trainer_state.json, checked against a run of
  * `n_examples` training examples. Borrowed parts stay valid while the
  * object lives; data_order is the caller's (g_free). */

@@ -258,6 +258,117 @@ test_sharegpt_and_dataset_info (void)
   CU_ASSERT_STRING_EQUAL (json_object_get_string_member (entry, "formatting"), "sharegpt");
 }
 
+/* LLaMA-Factory's loader, as its source reads (data/parser.py, converter.py,
+ * loader.py): the file is dataset_dir/file_name; with "columns" given, an
+ * alpaca prompt/query/response left out is None, and every declared column
+ * is indexed in every example (HF datasets gives a column when some record
+ * has it: a column no record has is a KeyError). Checks the entry `name` of
+ * `info` against the records it points to, and that no written system or
+ * history member goes undeclared (LLaMA-Factory would drop it silently). */
+static void
+check_llama_factory_entry (const char *info, const char *name)
+{
+  g_autofree char *text = cria_test_read_file (info);
+  g_autoptr (JsonNode) root = json_from_string (text, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (root);
+  JsonObject *entry = json_object_get_object_member (json_node_get_object (root), name);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (entry);
+  g_autofree char *dir = g_path_get_dirname (info);
+  g_autofree char *file = g_build_filename (dir, json_object_get_string_member (entry, "file_name"), NULL);
+  g_autofree char *data = cria_test_read_file (file);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (data);
+  g_autoptr (JsonNode) records = json_from_string (data, NULL);
+  CU_ASSERT_TRUE_FATAL (records && JSON_NODE_HOLDS_ARRAY (records));
+  JsonArray *a = json_node_get_array (records);
+  gboolean sharegpt = !g_strcmp0 (json_object_get_string_member_with_default (entry, "formatting", "alpaca"),
+                                  "sharegpt");
+  JsonObject *columns = json_object_get_object_member (entry, "columns");
+  static const char *const alpaca_cols[] = { "prompt", "query", "response", "history", "system", NULL };
+  static const char *const alpaca_default[] = { "instruction", "input", "output", NULL, NULL };
+  static const char *const sharegpt_cols[] = { "messages", "system", NULL };
+  static const char *const sharegpt_default[] = { "conversations", NULL };
+  const char *const *cols = sharegpt ? sharegpt_cols : alpaca_cols;
+  for (guint c = 0; cols[c]; c++) {
+    const char *def = sharegpt ? sharegpt_default[c] : alpaca_default[c];
+    const char *member = columns ? json_object_get_string_member_with_default (columns, cols[c], NULL) : def;
+    if (!sharegpt && c < 3)
+      CU_ASSERT_PTR_NOT_NULL (member); /* None would lose the prompt or the response */
+    gboolean somewhere = FALSE;
+    const char *written = c >= (sharegpt ? 1u : 3u) ? cols[c] : NULL;
+    gboolean written_somewhere = FALSE;
+    for (guint i = 0; i < json_array_get_length (a); i++) {
+      JsonObject *rec = json_array_get_object_element (a, i);
+      somewhere |= member && json_object_has_member (rec, member);
+      written_somewhere |= written && json_object_has_member (rec, written);
+    }
+    if (member && !somewhere)
+      printf ("\n%s: column %s=%s is declared but no record has it (a KeyError)\n", name, cols[c], member);
+    CU_ASSERT_TRUE (!member || somewhere);
+    CU_ASSERT_TRUE (!written_somewhere || (member && !strcmp (member, written)));
+  }
+  /* sharegpt: human/gpt turns in turn after an optional system, an even count. */
+  for (guint i = 0; sharegpt && i < json_array_get_length (a); i++) {
+    JsonArray *turns = json_object_get_array_member (json_array_get_object_element (a, i), "conversations");
+    guint n = json_array_get_length (turns), first = 0;
+    if (n && !strcmp (json_object_get_string_member (json_array_get_object_element (turns, 0), "from"), "system"))
+      first = 1;
+    CU_ASSERT_EQUAL ((n - first) % 2, 0);
+    for (guint k = first; k < n; k++)
+      CU_ASSERT_STRING_EQUAL (json_object_get_string_member (json_array_get_object_element (turns, k), "from"),
+                              (k - first) % 2 ? "gpt" : "human");
+  }
+}
+
+/* The entries written for records with and without system and history,
+ * and file_name relative to dataset_info.json wherever the file is. */
+static void
+test_dataset_info_columns (void)
+{
+  g_autofree char *in_plain = data_path ("plain.jsonl");
+  g_autofree char *in_rich = data_path ("rich.jsonl");
+  cria_test_write_file (in_plain, "{\"instruction\":\"Hi\",\"input\":\"\",\"output\":\"Hello\"}\n");
+  cria_test_write_file (in_rich,
+                        "{\"instruction\":\"Hi\",\"output\":\"Hello\"}\n"
+                        "{\"messages\":[{\"role\":\"system\",\"content\":\"S\"},"
+                        "{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\",\"content\":\"b\"},"
+                        "{\"role\":\"user\",\"content\":\"c\"},{\"role\":\"assistant\",\"content\":\"d\"}]}\n");
+  g_autofree char *lf = data_path ("lf");
+  g_autofree char *sub = g_build_filename (lf, "sub", NULL);
+  g_autofree char *sibling = data_path ("elsewhere");
+  g_mkdir_with_parents (sub, 0755);
+  g_mkdir_with_parents (sibling, 0755);
+  g_autofree char *info = g_build_filename (lf, "dataset_info.json", NULL);
+  static const struct {
+    const char *in, *sink, *where, *name, *file_name, *columns;
+  } cases[] = {
+    { "plain", "alpaca", "lf", "a_plain", "a_plain.json", "prompt,query,response" },
+    { "rich", "alpaca", "sub", "a_rich", "sub/a_rich.json", "prompt,query,response,history,system" },
+    { "plain", "sharegpt", "elsewhere", "s_plain", "../elsewhere/s_plain.json", "messages" },
+    { "rich", "sharegpt", "lf", "s_rich", "s_rich.json", "messages,system" },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    const char *where = !strcmp (cases[i].where, "lf") ? lf : !strcmp (cases[i].where, "sub") ? sub : sibling;
+    g_autofree char *base = g_strdup_printf ("%s.json", cases[i].name);
+    g_autofree char *out = g_build_filename (where, base, NULL);
+    g_autofree char *desc = g_strdup_printf ("file location=%s ! %s location=%s dataset-info=%s",
+                                             !strcmp (cases[i].in, "plain") ? in_plain : in_rich, cases[i].sink, out,
+                                             info);
+    g_autoptr (GError) e = NULL;
+    g_autoptr (JsonNode) sum = data_run (desc, CRIA_ON_ERROR_STOP, &e);
+    CU_ASSERT_PTR_NULL_FATAL (e);
+    check_llama_factory_entry (info, cases[i].name);
+    g_autofree char *text = cria_test_read_file (info);
+    g_autoptr (JsonNode) root = json_from_string (text, NULL);
+    JsonObject *entry = json_object_get_object_member (json_node_get_object (root), cases[i].name);
+    CU_ASSERT_STRING_EQUAL (json_object_get_string_member (entry, "file_name"), cases[i].file_name);
+    g_autoptr (GList) names = json_object_get_members (json_object_get_object_member (entry, "columns"));
+    g_autoptr (GString) got = g_string_new (NULL);
+    for (GList *l = names; l; l = l->next)
+      g_string_append_printf (got, "%s%s", got->len ? "," : "", (const char *) l->data);
+    CU_ASSERT_STRING_EQUAL (got->str, cases[i].columns);
+  }
+}
+
 static void
 test_prompt_formats (void)
 {
@@ -356,6 +467,7 @@ register_suites (void)
     { "bad files name file, line and field", test_bad_files },
     { "sinks round-trip records", test_round_trips },
     { "sharegpt and dataset_info.json", test_sharegpt_and_dataset_info },
+    { "dataset_info.json declares the columns the records have", test_dataset_info_columns },
     { "prompt formats", test_prompt_formats },
     { "readers survive mutated files", test_fuzz_readers },
     { NULL },

@@ -129,13 +129,24 @@ test_resume (void)
   const char *stop[] = {
     lora_opts[0], lora_opts[1], lora_opts[2], lora_opts[3], lora_opts[4], "--stop-after", "2", NULL
   };
-  CU_ASSERT_EQUAL_FATAL (train (b, stop, NULL), 0);
+  g_autofree char *stop_err = NULL;
+  CU_ASSERT_EQUAL_FATAL (train (b, stop, &stop_err), 0);
   g_autofree char *ckpt = g_build_filename (b, "checkpoints", "checkpoint-2", NULL);
   CU_ASSERT_TRUE_FATAL (g_file_test (ckpt, G_FILE_TEST_IS_DIR));
+  g_autofree char *png = path_in (b, "loss.png");
+  CU_ASSERT_TRUE (g_file_test (png, G_FILE_TEST_IS_REGULAR)); /* a stopped run leaves its picture too */
+  /* The hint printed, as printed: --resume DIR and nothing else. */
+  const char *hint = stop_err ? strstr (stop_err, "continue with --resume ") : NULL;
+  CU_ASSERT_PTR_NOT_NULL_FATAL (hint);
+  g_autofree char *hint_dir = g_strndup (hint + strlen ("continue with --resume "),
+                                         strcspn (hint + strlen ("continue with --resume "), "\n"));
+  CU_ASSERT_STRING_EQUAL (hint_dir, ckpt);
+  const char *alone[] = { "train", "--resume", hint_dir, NULL };
+  g_autofree char *resume_err = NULL;
+  CU_ASSERT_EQUAL (cria_test_run_cria (alone, NULL, NULL, &resume_err), 0);
   const char *resume[] = {
     lora_opts[0], lora_opts[1], lora_opts[2], lora_opts[3], lora_opts[4], "--resume", ckpt, NULL
   };
-  CU_ASSERT_EQUAL_FATAL (train (b, resume, NULL), 0);
   g_autofree char *la = losses (a), *lb = losses (b);
   CU_ASSERT_STRING_EQUAL (la, lb);
   g_autofree char *wa = path_in (a, "adapter_model.safetensors"), *wb = path_in (b, "adapter_model.safetensors");
@@ -143,6 +154,20 @@ test_resume (void)
   g_autofree char *da = NULL, *db = NULL;
   CU_ASSERT_TRUE_FATAL (g_file_get_contents (wa, &da, &na, NULL) && g_file_get_contents (wb, &db, &nb, NULL));
   CU_ASSERT_TRUE (na == nb && memcmp (da, db, na) == 0);
+  /* The report covers the whole run, not the resumed part only. */
+  g_autofree char *report_path = path_in (b, "report.json");
+  g_autoptr (JsonParser) rp = json_parser_new ();
+  CU_ASSERT_TRUE_FATAL (json_parser_load_from_file (rp, report_path, NULL));
+  JsonObject *report = json_node_get_object (json_parser_get_root (rp));
+  g_autofree char *report_a = path_in (a, "report.json");
+  g_autoptr (JsonParser) rpa = json_parser_new ();
+  CU_ASSERT_TRUE_FATAL (json_parser_load_from_file (rpa, report_a, NULL));
+  JsonObject *whole = json_node_get_object (json_parser_get_root (rpa));
+  CU_ASSERT_EQUAL (json_object_get_int_member (report, "steps"), json_object_get_int_member (whole, "steps"));
+  CU_ASSERT_EQUAL (json_object_get_int_member (report, "tokens_seen"),
+                   json_object_get_int_member (whole, "tokens_seen"));
+  CU_ASSERT_EQUAL (json_object_get_int_member (report, "steps_this_run"),
+                   json_object_get_int_member (whole, "steps") - 2);
 
   /* A checkpoint that spells a number otherwise (as older versions wrote
    * doubles) resumes the same run. */
@@ -162,7 +187,12 @@ test_resume (void)
                           "--resume",   ckpt,         "--seed",     "7",          NULL };
   g_autofree char *err = NULL;
   CU_ASSERT_NOT_EQUAL (train (b, other, &err), 0);
-  CU_ASSERT_PTR_NOT_NULL (strstr (err, "option seed"));
+  CU_ASSERT_PTR_NOT_NULL (strstr (err, "option --seed"));
+
+  /* Another run's directory is not written over, unless asked. */
+  g_autofree char *over_err = NULL;
+  CU_ASSERT_EQUAL (train (a, stop, &over_err), 1);
+  CU_ASSERT_PTR_NOT_NULL (over_err && strstr (over_err, "is not empty") && strstr (over_err, "--overwrite"));
 }
 
 static void
@@ -185,6 +215,8 @@ test_interrupt (void)
   CU_ASSERT_TRUE (g_subprocess_communicate_utf8 (proc, NULL, NULL, NULL, &err_text, &error));
   CU_ASSERT_EQUAL (g_subprocess_get_exit_status (proc), 130);
   CU_ASSERT_PTR_NOT_NULL (err_text && strstr (err_text, "checkpoint saved: continue with --resume"));
+  g_autofree char *png = path_in (out, "loss.png");
+  CU_ASSERT_TRUE (g_file_test (png, G_FILE_TEST_IS_REGULAR));
 }
 
 /* The merged checkpoint computes what base + adapter computes. */
@@ -503,6 +535,60 @@ test_text_split (void)
   CU_ASSERT_EQUAL (json_object_get_int_member (report, "split_texts"), 1);
 }
 
+/* --on-long: a record longer than max-length is skipped (the default) or
+ * truncated, counted, and the run goes on; one whose prompt alone is too
+ * long is skipped under truncate too. */
+static void
+test_on_long (void)
+{
+  g_autofree char *data = path_in (tmp, "long.jsonl");
+  cria_test_write_file (data, "{\"instruction\":\"a\",\"output\":\"b\"}\n"
+                              "{\"instruction\":\"a\",\"output\":\"bbbbbbbbbbbbbbbbbbbbbbbb\"}\n"
+                              "{\"instruction\":\"aaaaaaaaaaaaaaaaaaaaaaaa\",\"output\":\"b\"}\n"
+                              "{\"instruction\":\"c\",\"output\":\"d\"}\n");
+  static const struct {
+    const char *mode;
+    gint64 examples, skipped, truncated;
+  } cases[] = { { "skip", 2, 2, 0 }, { "truncate", 3, 1, 1 } };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_autofree char *name = g_strdup_printf ("run-long-%s", cases[i].mode);
+    g_autofree char *out = path_in (tmp, name);
+    const char *args[] = { "train",
+                           "--model",
+                           model_dir,
+                           "--data",
+                           data,
+                           "--format",
+                           format_path,
+                           "--adapter",
+                           "lora r=2 target-modules=c_attn",
+                           "--max-length",
+                           "16",
+                           "--max-steps",
+                           "1",
+                           "--threads",
+                           "1",
+                           "--on-long",
+                           cases[i].mode,
+                           "--out",
+                           out,
+                           NULL };
+    g_autofree char *err = NULL;
+    CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (args, NULL, NULL, &err), 0);
+    g_autofree char *report_path = path_in (out, "report.json");
+    g_autoptr (JsonParser) p = json_parser_new ();
+    CU_ASSERT_TRUE_FATAL (json_parser_load_from_file (p, report_path, NULL));
+    JsonObject *report = json_node_get_object (json_parser_get_root (p));
+    CU_ASSERT_EQUAL (json_object_get_int_member (report, "train_examples"), cases[i].examples);
+    CU_ASSERT_EQUAL (json_object_get_int_member (report, "long_skipped_examples"), cases[i].skipped);
+    CU_ASSERT_EQUAL (json_object_get_int_member (report, "truncated_examples"), cases[i].truncated);
+    g_autofree char *said = g_strdup_printf ("%" G_GINT64_FORMAT " records longer than max-length 16 skipped "
+                                             "(on-long=%s)",
+                                             cases[i].skipped, cases[i].mode);
+    CU_ASSERT_PTR_NOT_NULL (err && strstr (err, said));
+  }
+}
+
 static void
 expect_failure (const char *const *opts, int status, const char *message)
 {
@@ -523,7 +609,12 @@ test_bad_input (void)
 {
   expect_failure ((const char *[]){ "--no-such-option", "1", NULL }, 2, "no-such-option");
   expect_failure ((const char *[]){ "--lr", "fast", NULL }, 2, "lr");
-  expect_failure ((const char *[]){ "--max-length", "6", NULL }, 1, "record 1: no response token is left");
+  expect_failure ((const char *[]){ "--max-length", "6", NULL }, 1, "all 24 records are longer than max-length 6");
+  expect_failure ((const char *[]){ "--max-length", "6", "--on-long", "error", NULL }, 1,
+                  "record 1: 12 tokens, longer than max-length 6");
+  expect_failure ((const char *[]){ "--on-long", "cut", NULL }, 2, "option --on-long: 'cut' is not one of");
+  expect_failure ((const char *[]){ "--resume", "no-such-checkpoint", NULL }, 1,
+                  "resume: no-such-checkpoint/trainer_state.json");
   expect_failure ((const char *[]){ "--adapter", "lora target-modules=q_proj", NULL }, 1, "matches no linear layer");
   expect_failure ((const char *[]){ "--adapter", "nosuch", NULL }, 1, "nosuch");
   expect_failure ((const char *[]){ "--max-length", "65", NULL }, 1, "beyond the 64 positions");
@@ -677,6 +768,109 @@ test_nan_limit (void)
   CU_ASSERT_TRUE (g_file_test (ckpt, G_FILE_TEST_IS_DIR));
 }
 
+/* An adapter saved with modules_to_save (as LLaMA-Factory writes a trained
+ * lm_head) under `key`, with an untrained LoRA beside it: loading it puts
+ * the saved head in the base's place. Returns the error of the load, if any. */
+static char *
+load_with_saved_head (CriaRegistry *reg, const char *llama, const char *key, gint64 rows, gboolean declared,
+                      float *head_out)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = path_in (tmp, "saved-head");
+  cria_test_rmtree (dir);
+  {
+    g_autoptr (CriaModel) m = cria_model_open (reg, llama, CRIA_MODEL_DTYPE_F32, &error);
+    g_autoptr (CriaAdapter) a = cria_adapter_new_from_spec (reg, "lora r=2 target-modules=q_proj", &error);
+    CU_ASSERT_TRUE_FATAL (m && a && cria_adapter_attach (a, m, 1, &error) &&
+                          cria_adapter_save_peft (a, dir, llama, &error));
+  }
+  g_autofree char *st_path = path_in (dir, "adapter_model.safetensors");
+  g_autoptr (CriaSafetensors) st = cria_safetensors_open (st_path, &error);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (st);
+  g_autoptr (CriaSafetensorsWriter) w = cria_safetensors_writer_new ();
+  for (guint i = 0; i < cria_safetensors_get_n_weights (st); i++)
+    CU_ASSERT_TRUE (cria_safetensors_writer_add (w, cria_safetensors_get_weight (st, i), &error));
+  g_autofree float *head = g_new (float, rows * 32);
+  for (gint64 i = 0; i < rows * 32; i++)
+    head[i] = (float) ((i * 37 % 101) - 50) / 50.0f;
+  CriaWeight hw = { .name = (char *) key,
+                    .dtype = CRIA_DTYPE_F32,
+                    .n_dims = 2,
+                    .shape = { rows, 32 },
+                    .n_elements = rows * 32,
+                    .data = head,
+                    .n_bytes = (gsize) (rows * 32) * sizeof (float) };
+  CU_ASSERT_TRUE_FATAL (cria_safetensors_writer_add (w, &hw, &error));
+  CU_ASSERT_TRUE_FATAL (cria_safetensors_writer_write (w, st_path, &error));
+  g_autofree char *cfg_path = path_in (dir, "adapter_config.json");
+  g_autofree char *cfg = cria_test_read_file (cfg_path);
+  g_autoptr (GRegex) re = g_regex_new ("\"modules_to_save\" *: *null", 0, 0, NULL);
+  g_autofree char *with = g_regex_replace_literal (
+      re, cfg, -1, 0, declared ? "\"modules_to_save\": [\"lm_head\"]" : "\"modules_to_save\": null", 0, NULL);
+  CU_ASSERT_TRUE (!declared || strcmp (with, cfg) != 0);
+  cria_test_write_file (cfg_path, with);
+
+  g_autoptr (CriaModel) model = cria_model_open (reg, llama, CRIA_MODEL_DTYPE_F32, &error);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (model);
+  g_autoptr (CriaAdapter) adapter = cria_adapter_load (reg, model, dir, &error);
+  if (!adapter)
+    return g_strdup (error->message);
+  CriaTensor *t = cria_model_get_param (model, "lm_head.weight");
+  memcpy (head_out, t->data, 256 * 32 * sizeof (float));
+  CU_ASSERT_EQUAL (memcmp (head_out, head, 256 * 32 * sizeof (float)), 0);
+  return NULL;
+}
+
+static void
+test_modules_to_save (void)
+{
+  g_autoptr (CriaRegistry) reg = cria_test_registry ();
+  g_autofree char *llama = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "models", "tiny-llama", NULL);
+  g_autofree float *head = g_new (float, 256 * 32);
+  /* PEFT's saved name, and the live model's (modules_to_save.default kept). */
+  static const char *const keys[] = { "base_model.model.lm_head.weight",
+                                      "base_model.model.lm_head.modules_to_save.default.weight" };
+  for (guint i = 0; i < G_N_ELEMENTS (keys); i++) {
+    g_autofree char *err = load_with_saved_head (reg, llama, keys[i], 256, TRUE, head);
+    if (err)
+      printf ("\n%s: %s\n", keys[i], err);
+    CU_ASSERT_PTR_NULL (err);
+  }
+  /* Not declared in modules_to_save: a tensor of another adapter. */
+  g_autofree char *undeclared = load_with_saved_head (reg, llama, keys[0], 256, FALSE, head);
+  CU_ASSERT_PTR_NOT_NULL (undeclared && strstr (undeclared, "matches no adapted layer"));
+  /* A resized vocabulary is refused by name, not loaded wrong. */
+  g_autofree char *resized = load_with_saved_head (reg, llama, keys[0], 260, TRUE, head);
+  CU_ASSERT_PTR_NOT_NULL (resized && strstr (resized, "resized vocabulary is not supported yet"));
+}
+
+/* --help lists every option with its default, the model and decoding
+ * options of the other verbs too (not only under --help-all). */
+static void
+test_help (void)
+{
+  const char *args[] = { "train", "--help", NULL };
+  g_autofree char *out = NULL;
+  CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (args, NULL, &out, NULL), 0);
+  for (const CriaPropSpec *s = cria_train_option_specs (); s->name; s++) {
+    g_autofree char *flag = g_strdup_printf ("\n  --%s", s->name);
+    const char *line = strstr (out, flag);
+    while (line && line[strlen (flag)] != '=' && line[strlen (flag)] != ' ')
+      line = strstr (line + 1, flag);
+    CU_ASSERT_PTR_NOT_NULL_FATAL (line);
+    line++;
+    g_autofree char *one = g_strndup (line, strcspn (line, "\n"));
+    if (!strstr (one, "default") && !strstr (one, "required"))
+      printf ("\nno default in: %s\n", one);
+    CU_ASSERT_TRUE (strstr (one, "default") || strstr (one, "required"));
+  }
+  const char *gen[] = { "generate", "--help", NULL };
+  g_autofree char *gen_out = NULL;
+  CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (gen, NULL, &gen_out, NULL), 0);
+  CU_ASSERT_PTR_NOT_NULL (strstr (gen_out, "--temperature"));
+  CU_ASSERT_PTR_NOT_NULL (strstr (gen_out, "--dtype"));
+}
+
 /* cria-train(1) documents every option of the table. */
 static void
 test_man_page (void)
@@ -708,6 +902,8 @@ register_suites (void)
     { "merged generates what base + adapter generates", test_merge_generates },
     { "full fine-tuning writes a model", test_full },
     { "text longer than max-length is cut into pieces", test_text_split },
+    { "--on-long skips or truncates long records, counted", test_on_long },
+    { "modules_to_save tensors of an adapter replace the base's", test_modules_to_save },
     { "qlora: NF4 base, loss falls, merge into dequantized weights", test_qlora },
     { "adalora: pruned to the budget, PEFT keys, loads and merges", test_adalora },
     { "adalora: regularizer gradient = central differences", test_adalora_regularizer },
@@ -716,6 +912,7 @@ register_suites (void)
     { "--nan-limit non-finite steps in a row stop the run", test_nan_limit },
     { "bad input fails before compute", test_bad_input },
     { "cria-train(1) lists every option", test_man_page },
+    { "--help shows every option and its default", test_help },
     { NULL },
   };
   cria_test_add_suite ("train", cases);

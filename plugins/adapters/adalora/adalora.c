@@ -582,7 +582,10 @@ ada_load (gpointer self, CriaSafetensors *st, GError **error)
         !cria_adapter_copy_in (st, l->key_b, l->p, 2, l->p->shape, error))
       return FALSE;
   }
-  if (cria_safetensors_get_n_weights (st) != 3 * a->layers->len) {
+  g_autoptr (GHashTable) saved = cria_adapter_peft_saved_modules (st, error); /* cria_adapter_load's */
+  if (!saved)
+    return FALSE;
+  if (cria_safetensors_get_n_weights (st) != 3 * a->layers->len + g_hash_table_size (saved)) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
                  "%u tensors where the model's %u adapted layers need %u (a different model or target_modules?)",
                  cria_safetensors_get_n_weights (st), a->layers->len, 3 * a->layers->len);

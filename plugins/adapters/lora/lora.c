@@ -379,9 +379,12 @@ lora_load (gpointer self, CriaSafetensors *st, GError **error)
       return FALSE;
     g_hash_table_add (known, b->key);
   }
+  g_autoptr (GHashTable) saved = cria_adapter_peft_saved_modules (st, error); /* cria_adapter_load's */
+  if (!saved)
+    return FALSE;
   for (guint i = 0; i < cria_safetensors_get_n_weights (st); i++) {
     const char *name = cria_safetensors_get_weight (st, i)->name;
-    if (!g_hash_table_contains (known, name)) {
+    if (!g_hash_table_contains (known, name) && !g_hash_table_contains (saved, name)) {
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
                    "tensor %s matches no adapted layer of the model (a different model or target_modules?)", name);
       return FALSE;

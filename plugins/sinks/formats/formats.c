@@ -9,6 +9,7 @@
  * temporary name and renamed when the pipeline completes. */
 #include "config.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <cria/cria.h>
@@ -33,7 +34,8 @@
     0,                                                                                                                 \
     0,                                                                                                                 \
     NULL,                                                                                                              \
-    "also add an entry for the file to this LLaMA-Factory dataset_info.json" },                                        \
+    "also add an entry for the file to this LLaMA-Factory dataset_info.json (file_name relative to it; only the "      \
+    "columns the written records have)" },                                                                             \
   {                                                                                                                    \
     "dataset-name", CRIA_PROP_STRING, NULL, 0, 0, NULL,                                                                \
         "the entry's name in dataset_info.json (default: the file's base name)"                                        \
@@ -57,7 +59,8 @@ typedef struct {
   gboolean array, metadata;
   guint64 n;
   char **columns;
-  char *info_path, *info_name, *file_name;
+  char *info_path, *info_name, *location;
+  gboolean has_system, has_history; /* members some written record has */
 } Sink;
 
 static void
@@ -68,7 +71,7 @@ sink_destroy (gpointer data)
   g_strfreev (self->columns);
   g_free (self->info_path);
   g_free (self->info_name);
-  g_free (self->file_name);
+  g_free (self->location);
   g_free (self);
 }
 
@@ -102,9 +105,10 @@ sink_create (Layout layout, const CriaProps *props, GError **error)
   }
   if (layout == LAYOUT_ALPACA || layout == LAYOUT_SHAREGPT) {
     self->info_path = g_strdup (cria_props_get_string (props, "dataset-info"));
-    self->file_name = g_path_get_basename (location);
+    self->location = g_strdup (location);
     const char *name = cria_props_get_string (props, "dataset-name");
-    self->info_name = name ? g_strdup (name) : g_strndup (self->file_name, strcspn (self->file_name, "."));
+    g_autofree char *base = g_path_get_basename (location);
+    self->info_name = name ? g_strdup (name) : g_strndup (base, strcspn (base, "."));
   }
   return self;
 }
@@ -270,6 +274,8 @@ sink_push (gpointer data, CriaRecord *record, CriaEmitter *out, GError **error)
     return cria_output_write (self->output, line, strlen (line), error);
   }
   JsonObject *o = self->layout == LAYOUT_ALPACA ? to_alpaca (r) : to_conversation (r, self->layout == LAYOUT_SHAREGPT);
+  self->has_system |= json_object_has_member (o, "system");
+  self->has_history |= json_object_has_member (o, "history");
   if (self->metadata)
     add_metadata (o, r);
   g_autoptr (JsonNode) node = json_node_init_object (json_node_alloc (), o);
@@ -280,7 +286,37 @@ sink_push (gpointer data, CriaRecord *record, CriaEmitter *out, GError **error)
   return cria_output_printf (self->output, error, "%s%s%s", lead, text, self->array ? "" : "\n");
 }
 
-/* LLaMA-Factory finds a dataset through an entry naming the file and its columns. */
+/* `file` as a path from directory `dir`, both by their real paths; NULL
+ * when either cannot be resolved. */
+static char *
+relative_path (const char *dir, const char *file)
+{
+  g_autofree char *file_dir = g_path_get_dirname (file), *base = g_path_get_basename (file);
+  g_autofree char *a = realpath (dir, NULL), *b = realpath (file_dir, NULL);
+  if (!a || !b)
+    return NULL;
+  g_auto (GStrv) from = g_strsplit (a, "/", -1), to = g_strsplit (b, "/", -1);
+  guint common = 0;
+  while (from[common] && to[common] && !strcmp (from[common], to[common]))
+    common++;
+  GString *rel = g_string_new (NULL);
+  for (guint i = common; from[i]; i++)
+    if (*from[i])
+      g_string_append (rel, "../");
+  for (guint i = common; to[i]; i++)
+    if (*to[i])
+      g_string_append_printf (rel, "%s/", to[i]);
+  g_string_append (rel, base);
+  return g_string_free (rel, FALSE);
+}
+
+/* LLaMA-Factory finds a dataset through an entry naming the file and its
+ * columns. Its loader (data/parser.py, converter.py) reads the file at
+ * dataset_dir/file_name, where dataset_dir holds dataset_info.json, and
+ * indexes each example by every declared column: a declared column that no
+ * record has is a KeyError, and once "columns" is given an undeclared
+ * prompt/query/response is None. So the three alpaca columns are always
+ * declared (every record has them), system and history only when written. */
 static gboolean
 write_dataset_info (Sink *self, GError **error)
 {
@@ -299,18 +335,23 @@ write_dataset_info (Sink *self, GError **error)
   }
   JsonObject *entry = json_object_new ();
   JsonObject *columns = json_object_new ();
-  json_object_set_string_member (entry, "file_name", self->file_name);
+  g_autofree char *info_dir = g_path_get_dirname (self->info_path);
+  g_autofree char *rel = relative_path (info_dir, self->location);
+  /* Unresolvable: an absolute path, which os.path.join keeps as it is. */
+  g_autofree char *abs = rel ? NULL : g_canonicalize_filename (self->location, NULL);
+  json_object_set_string_member (entry, "file_name", rel ? rel : abs);
   if (self->layout == LAYOUT_SHAREGPT) {
     json_object_set_string_member (entry, "formatting", "sharegpt");
     json_object_set_string_member (columns, "messages", "conversations");
-    json_object_set_string_member (columns, "system", "system");
   } else {
     json_object_set_string_member (columns, "prompt", "instruction");
     json_object_set_string_member (columns, "query", "input");
     json_object_set_string_member (columns, "response", "output");
-    json_object_set_string_member (columns, "system", "system");
-    json_object_set_string_member (columns, "history", "history");
+    if (self->has_history)
+      json_object_set_string_member (columns, "history", "history");
   }
+  if (self->has_system)
+    json_object_set_string_member (columns, "system", "system");
   json_object_set_object_member (entry, "columns", columns);
   json_object_set_object_member (all, self->info_name, entry);
   g_autoptr (JsonNode) node = json_node_init_object (json_node_alloc (), all);
