@@ -1,0 +1,35 @@
+// llama-greedy.mjs: greedy continuations of token ids by llama.cpp (the
+// prebuilt library node-llama-cpp ships), for tests/gguf/test-gguf.c.
+// Reads one job a line on stdin, "MODEL.gguf LORA.gguf|- N ID...", and
+// prints for each the N ids llama.cpp picks after ID..., space-separated.
+// Exits 77 when node-llama-cpp is not found (under CRIA_NODE_MODULES).
+import { createRequire } from "node:module";
+import path from "node:path";
+import { readFileSync } from "node:fs";
+
+let lib;
+try {
+  const require = createRequire(path.join(process.env.CRIA_NODE_MODULES || process.cwd(), "x.js"));
+  lib = await import(require.resolve("node-llama-cpp"));
+} catch (e) {
+  console.error(`llama-greedy: node-llama-cpp not found: ${e.message}`);
+  process.exit(77);
+}
+const llama = await lib.getLlama({ gpu: false, build: "never", logLevel: "error", progressLogs: false });
+for (const line of readFileSync(0, "utf8").split("\n")) {
+  const [model, lora, n, ...ids] = line.trim().split(/\s+/);
+  if (!model) continue;
+  const m = await llama.loadModel({ modelPath: model, gpuLayers: 0 });
+  const options = { contextSize: 128, batchSize: 128, threads: 1 };
+  if (lora !== "-") options.lora = { adapters: [{ filePath: lora, scale: 1 }] };
+  const ctx = await m.createContext(options);
+  const out = [];
+  for await (const t of ctx.getSequence().evaluate(ids.map(Number), { temperature: 0 })) {
+    out.push(t);
+    if (out.length >= Number(n)) break;
+  }
+  console.log(out.join(" "));
+  await ctx.dispose();
+  await m.dispose();
+}
+await llama.dispose();

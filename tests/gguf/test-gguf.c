@@ -1,0 +1,351 @@
+/* test-gguf: `cria export --format gguf|gguf-lora` checked with llama.cpp
+ * itself (node-llama-cpp's prebuilt library, driven by llama-greedy.mjs):
+ * greedy ids from the exported f32 GGUF equal cria's for the tiny llama
+ * (LLaMA 3 RoPE, GQA: the q/k permutation), qwen2, qwen3 and gpt2 models
+ * and llama2.c's golden ids for stories260K; a LoRA adapter applied by
+ * llama.cpp equals `cria generate --adapter`; bf16 and q8_0 keep the first
+ * ids. The q8_0/q4_0 blocks equal ggml's reference quantizer
+ * (ggml_quant_reference.py wrote quant-golden.txt). The llama.cpp part is
+ * skipped where node or the package is absent. */
+#include <string.h>
+
+#include <glib/gstdio.h>
+
+#include "cria-test.h"
+
+static char *tmp;
+
+/* The input ggml_quant_reference.py quantizes (test_input there). */
+static GArray *
+quant_input (void)
+{
+  GArray *x = g_array_new (FALSE, TRUE, sizeof (float));
+  g_array_set_size (x, 32);
+  for (int j = 0; j < 31; j++) {
+    float v = (float) (j - 16) + 0.5f;
+    g_array_append_val (x, v);
+  }
+  float v = 127.0f;
+  g_array_append_val (x, v);
+  for (int j = 0; j < 31; j++) {
+    v = (float) (j - 16) * 0.25f;
+    g_array_append_val (x, v);
+  }
+  v = -8.0f;
+  g_array_append_val (x, v);
+  guint64 state = 12345;
+  const float scales[] = { 1.0f / (1 << 20), 1.0f / 8, 1.0f, 8.0f, 64.0f };
+  for (guint b = 0; b < G_N_ELEMENTS (scales); b++)
+    for (int j = 0; j < 32; j++) {
+      state = (state * 1103515245u + 12345u) % (1u << 31);
+      gint64 n = (gint64) ((state >> 8) % 20001) - 10000;
+      v = ((float) n / 1000.0f) * scales[b];
+      g_array_append_val (x, v);
+    }
+  return x;
+}
+
+static void
+test_quant_golden (void)
+{
+  g_autofree char *path = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "gguf", "quant-golden.txt", NULL);
+  g_autofree char *golden = cria_test_read_file (path);
+  CU_ASSERT_FATAL (golden != NULL);
+  g_auto (GStrv) lines = g_strsplit (golden, "\n", -1);
+  g_autoptr (GArray) x = quant_input ();
+  const struct {
+    CriaGgufType type;
+    const char *name;
+  } types[] = { { CRIA_GGUF_Q8_0, "q8_0" }, { CRIA_GGUF_Q4_0, "q4_0" } };
+  for (guint t = 0; t < G_N_ELEMENTS (types); t++) {
+    gsize size = cria_gguf_row_size (types[t].type, x->len);
+    CU_ASSERT_FATAL (size > 0);
+    g_autofree guint8 *out = g_malloc (size);
+    cria_gguf_quantize_row (types[t].type, (const float *) x->data, x->len, out);
+    g_autoptr (GString) hex = g_string_new (types[t].name);
+    g_string_append_c (hex, ' ');
+    for (gsize i = 0; i < size; i++)
+      g_string_append_printf (hex, "%02x", out[i]);
+    CU_ASSERT_STRING_EQUAL (hex->str, lines[t]);
+  }
+  CU_ASSERT_EQUAL (cria_gguf_row_size (CRIA_GGUF_Q8_0, 48), 0); /* not whole blocks */
+  CU_ASSERT_EQUAL (cria_gguf_row_size (CRIA_GGUF_Q4_0, 64), 36);
+}
+
+/* A LoRA adapter on every attention and MLP projection of tiny-llama with
+ * random A and B (a fresh adapter's B is zero and would test nothing). */
+static char *
+make_adapter (const char *base)
+{
+  char *dir = g_build_filename (tmp, "adapter", NULL);
+  g_assert (g_mkdir_with_parents (dir, 0755) == 0);
+  g_autofree char *config = g_build_filename (dir, "adapter_config.json", NULL);
+  cria_test_write_file (config, "{\"peft_type\": \"LORA\", \"r\": 4, \"lora_alpha\": 8, \"use_rslora\": true,"
+                                " \"target_modules\": [\"q_proj\", \"k_proj\", \"v_proj\", \"o_proj\", \"down_proj\"],"
+                                " \"bias\": \"none\", \"task_type\": \"CAUSAL_LM\"}");
+  g_autoptr (CriaRegistry) reg = cria_test_registry ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CriaModel) model = cria_model_open (reg, base, CRIA_MODEL_DTYPE_F32, &error);
+  g_assert (model);
+  g_autoptr (CriaSafetensorsWriter) st = cria_safetensors_writer_new ();
+  g_autoptr (GPtrArray) keep = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GRand) rand = g_rand_new_with_seed (7);
+  static const char *const targets[] = { "q_proj", "k_proj", "v_proj", "o_proj", "down_proj" };
+  for (guint i = 0; i < cria_model_get_n_params (model); i++) {
+    const char *name = cria_model_get_param_name (model, i);
+    CriaTensor *w = cria_model_get_param (model, name);
+    gboolean hit = FALSE;
+    for (guint t = 0; t < G_N_ELEMENTS (targets); t++) {
+      g_autofree char *suffix = g_strconcat (targets[t], ".weight", NULL);
+      hit |= g_str_has_suffix (name, suffix);
+    }
+    if (!hit)
+      continue;
+    g_autofree char *module = g_strndup (name, strlen (name) - strlen (".weight"));
+    for (int ab = 0; ab < 2; ab++) {
+      gint64 shape[2] = { ab ? w->shape[0] : 4, ab ? 4 : w->shape[1] };
+      float *data = g_new (float, shape[0] * shape[1]);
+      for (gint64 k = 0; k < shape[0] * shape[1]; k++)
+        data[k] = (float) g_rand_double_range (rand, -0.5, 0.5);
+      char *key = g_strdup_printf ("base_model.model.%s.lora_%c.weight", module, ab ? 'B' : 'A');
+      g_ptr_array_add (keep, data);
+      g_ptr_array_add (keep, key);
+      CriaWeight weight = { .name = key, .dtype = CRIA_DTYPE_F32, .n_dims = 2, .data = data };
+      memcpy (weight.shape, shape, sizeof shape);
+      weight.n_bytes = (gsize) (shape[0] * shape[1]) * sizeof (float);
+      CU_ASSERT_FATAL (cria_safetensors_writer_add (st, &weight, NULL));
+    }
+  }
+  g_autofree char *file = g_build_filename (dir, "adapter_model.safetensors", NULL);
+  g_assert (cria_safetensors_writer_write (st, file, NULL));
+  return dir;
+}
+
+/* cria's greedy ids after `ids` (comma-separated), as a space-separated string. */
+static char *
+cria_ids (const char *model, const char *adapter, const char *ids, const char *n)
+{
+  const char *args[] = { "generate", "--model", model, "--ids", ids, "-n", n, "--json", NULL, NULL, NULL };
+  if (adapter) {
+    args[8] = "--adapter";
+    args[9] = adapter;
+  }
+  g_autofree char *out = NULL;
+  CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (args, NULL, &out, NULL), 0);
+  g_autoptr (JsonNode) node = json_from_string (out, NULL);
+  CU_ASSERT_FATAL (node && JSON_NODE_HOLDS_OBJECT (node));
+  JsonArray *a = json_object_get_array_member (json_node_get_object (node), "ids");
+  g_autoptr (GString) s = g_string_new (NULL);
+  for (guint i = 0; i < json_array_get_length (a); i++)
+    g_string_append_printf (s, "%s%" G_GINT64_FORMAT, i ? " " : "", json_array_get_int_element (a, i));
+  return g_string_free (g_steal_pointer (&s), FALSE);
+}
+
+static void export(const char *const *args)
+{
+  g_autofree char *err = NULL;
+  int status = cria_test_run_cria (args, NULL, NULL, &err);
+  if (status != 0)
+    fprintf (stderr, "%s", err);
+  CU_ASSERT_EQUAL_FATAL (status, 0);
+}
+
+typedef struct {
+  char *job;      /* a line of llama-greedy.mjs's input */
+  char *expected; /* the ids llama.cpp must print, or a prefix of them */
+  gint64 prefix;  /* compare only the first `prefix` ids (0: all) */
+} Job;
+
+static void
+job_free (Job *j)
+{
+  g_free (j->job);
+  g_free (j->expected);
+  g_free (j);
+}
+
+static void
+add_job (GPtrArray *jobs, char *job, char *expected, gint64 prefix)
+{
+  Job *j = g_new0 (Job, 1);
+  j->job = job;
+  j->expected = expected;
+  j->prefix = prefix;
+  g_ptr_array_add (jobs, j);
+}
+
+static char *
+first_ids (const char *ids, gint64 n)
+{
+  g_auto (GStrv) v = g_strsplit (ids, " ", -1);
+  g_autoptr (GString) s = g_string_new (NULL);
+  for (gint64 i = 0; v[i] && i < n; i++)
+    g_string_append_printf (s, "%s%s", i ? " " : "", v[i]);
+  return g_string_free (g_steal_pointer (&s), FALSE);
+}
+
+static void
+test_llama_cpp (void)
+{
+  g_autofree char *node = g_find_program_in_path ("node");
+  if (!node || !g_getenv ("CRIA_NODE_MODULES")) {
+    printf ("(skipped: no node, or CRIA_NODE_MODULES unset) ");
+    return;
+  }
+  g_autoptr (GPtrArray) jobs = g_ptr_array_new_with_free_func ((GDestroyNotify) job_free);
+  static const char *const tiny[] = { "tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-gpt2" };
+  g_autofree char *llama_dir = NULL, *llama_gguf = NULL;
+  for (guint i = 0; i < G_N_ELEMENTS (tiny); i++) {
+    g_autofree char *sub = g_build_filename (tmp, tiny[i], NULL);
+    g_autofree char *dir = cria_test_tiny_model (sub, tiny[i]);
+    g_autofree char *gguf = g_strconcat (sub, ".gguf", NULL);
+    export((const char *[]){ "export", "--format", "gguf", "--model", dir, "--out", gguf, NULL });
+    add_job (jobs, g_strdup_printf ("%s - 16 1 2 3", gguf), cria_ids (dir, NULL, "1,2,3", "16"), 0);
+    if (i == 0) {
+      llama_dir = g_steal_pointer (&dir);
+      llama_gguf = g_steal_pointer (&gguf);
+    }
+  }
+  /* LoRA: llama.cpp's --lora on the base's GGUF, and the merged export */
+  g_autofree char *adapter = make_adapter (llama_dir);
+  g_autofree char *lora = g_build_filename (tmp, "lora.gguf", NULL);
+  g_autofree char *merged = g_build_filename (tmp, "merged.gguf", NULL);
+  export((const char *[]){ "export", "--format", "gguf-lora", "--model", llama_dir, "--adapter", adapter, "--out", lora,
+                           NULL });
+  export((const char *[]){ "export", "--format", "gguf", "--model", llama_dir, "--adapter", adapter, "--out", merged,
+                           NULL });
+  g_autofree char *adapted = cria_ids (llama_dir, adapter, "1,2,3", "16");
+  g_autofree char *base = cria_ids (llama_dir, NULL, "1,2,3", "16");
+  CU_ASSERT_STRING_NOT_EQUAL (adapted, base); /* the adapter changes something */
+  add_job (jobs, g_strdup_printf ("%s %s 16 1 2 3", llama_gguf, lora), g_strdup (adapted), 0);
+  add_job (jobs, g_strdup_printf ("%s - 16 1 2 3", merged), g_strdup (adapted), 0);
+
+  /* stories260K: llama2.c's golden greedy ids from BOS */
+  g_autofree char *stories = cria_test_shared_optional ("models/stories260K");
+  if (stories) {
+    g_autofree char *golden_file = g_build_filename (stories, "golden_greedy_from_bos_60.ids", NULL);
+    g_autofree char *golden = cria_test_read_file (golden_file);
+    g_strstrip (golden);
+    static const char *const types[] = { "f32", "bf16", "q8_0", "q4_0" };
+    for (guint t = 0; t < G_N_ELEMENTS (types); t++) {
+      g_autofree char *gguf = g_strdup_printf ("%s/stories-%s.gguf", tmp, types[t]);
+      export((const char *[]){ "export", "--format", "gguf", "--model", stories, "--type", types[t], "--out", gguf,
+                               NULL });
+      if (t == 0)
+        add_job (jobs, g_strdup_printf ("%s - 60 1", gguf), g_strdup (golden), 0);
+      else if (t < 3)
+        add_job (jobs, g_strdup_printf ("%s - 8 1", gguf), first_ids (golden, 8), 8);
+      else /* q4_0 is lossy enough to part from f32: it must only run */
+        add_job (jobs, g_strdup_printf ("%s - 8 1", gguf), NULL, 0);
+    }
+  }
+
+  g_autoptr (GString) input = g_string_new (NULL);
+  for (guint i = 0; i < jobs->len; i++)
+    g_string_append_printf (input, "%s\n", ((Job *) g_ptr_array_index (jobs, i))->job);
+  g_autofree char *script = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "gguf", "llama-greedy.mjs", NULL);
+  g_autofree char *input_file = g_build_filename (tmp, "jobs.txt", NULL);
+  cria_test_write_file (input_file, input->str);
+  g_autofree char *cmd = g_strdup_printf ("'%s' '%s' < '%s'", node, script, input_file);
+  g_autofree char *out = NULL, *err = NULL;
+  int status = 0;
+  const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+  CU_ASSERT_FATAL (g_spawn_sync (NULL, (char **) argv, NULL, 0, NULL, NULL, &out, &err, &status, NULL));
+  if (WIFEXITED (status) && WEXITSTATUS (status) == 77) {
+    printf ("(skipped: node-llama-cpp is not installed) ");
+    return;
+  }
+  if (status != 0)
+    fprintf (stderr, "%s", err);
+  CU_ASSERT_EQUAL_FATAL (status, 0);
+  g_auto (GStrv) lines = g_strsplit (out, "\n", -1);
+  CU_ASSERT_FATAL (g_strv_length (lines) >= jobs->len);
+  for (guint i = 0; i < jobs->len; i++) {
+    Job *j = g_ptr_array_index (jobs, i);
+    g_autofree char *got = j->prefix ? first_ids (lines[i], j->prefix) : g_strdup (lines[i]);
+    printf ("\n  llama.cpp %s -> %s", j->job + strlen (tmp) + 1, lines[i]);
+    if (j->expected) {
+      if (strcmp (got, j->expected) != 0)
+        fprintf (stderr, "\n%s: llama.cpp %s, cria %s\n", j->job, got, j->expected);
+      CU_ASSERT_STRING_EQUAL (got, j->expected);
+    } else {
+      g_auto (GStrv) ids = g_strsplit (lines[i], " ", -1);
+      CU_ASSERT_EQUAL (g_strv_length (ids), 8);
+    }
+  }
+  printf ("\n");
+}
+
+/* One-line errors, and nothing left under the output name or beside it. */
+static void
+test_errors (void)
+{
+  g_autofree char *sub = g_build_filename (tmp, "errors", NULL);
+  g_autofree char *dir = cria_test_tiny_model (sub, "tiny-llama");
+  g_autofree char *out = g_build_filename (sub, "out.gguf", NULL);
+  g_autofree char *tok = g_build_filename (dir, "tokenizer.json", NULL);
+  g_autofree char *err = NULL;
+  const char *no_format[] = { "export", "--model", dir, "--out", out, NULL };
+  CU_ASSERT_EQUAL (cria_test_run_cria (no_format, NULL, NULL, &err), 2);
+  CU_ASSERT_PTR_NOT_NULL (strstr (err, "--format"));
+  g_clear_pointer (&err, g_free);
+  const char *bad_type[] = { "export", "--format", "gguf", "--model", dir, "--out", out, "--type", "q5_k", NULL };
+  CU_ASSERT_EQUAL (cria_test_run_cria (bad_type, NULL, NULL, &err), 2);
+  CU_ASSERT_PTR_NOT_NULL (strstr (err, "q5_k"));
+  g_clear_pointer (&err, g_free);
+  const char *no_adapter[] = { "export", "--format", "gguf-lora", "--model", dir, "--out", out, NULL };
+  CU_ASSERT_EQUAL (cria_test_run_cria (no_adapter, NULL, NULL, &err), 2);
+  g_clear_pointer (&err, g_free);
+  /* a tokenizer of more ids than the model has rows */
+  g_autofree char *text = cria_test_read_file (tok);
+  g_autoptr (GString) big = g_string_new (text);
+  char *vocab = strstr (big->str, "\"vocab\":{");
+  CU_ASSERT_FATAL (vocab != NULL);
+  g_string_insert (big, vocab - big->str + 9, "\"extra\":256,");
+  cria_test_write_file (tok, big->str);
+  const char *too_big[] = { "export", "--format", "gguf", "--model", dir, "--out", out, NULL };
+  CU_ASSERT_EQUAL (cria_test_run_cria (too_big, NULL, NULL, &err), 1);
+  CU_ASSERT_PTR_NOT_NULL (strstr (err, "tokenizer.json: model.vocab: token id 256"));
+  CU_ASSERT_PTR_EQUAL (strchr (err, '\n'), err + strlen (err) - 1); /* one line */
+  g_clear_pointer (&err, g_free);
+  g_unlink (tok); /* no tokenizer at all */
+  CU_ASSERT_EQUAL (cria_test_run_cria (too_big, NULL, NULL, &err), 1);
+  CU_ASSERT_PTR_NOT_NULL (strstr (err, "cria export: "));
+  CU_ASSERT_FALSE (g_file_test (out, G_FILE_TEST_EXISTS));
+  g_autoptr (GDir) d = g_dir_open (sub, 0, NULL);
+  const char *name;
+  while ((name = g_dir_read_name (d)))
+    CU_ASSERT_STRING_EQUAL (name, "model"); /* no temporary file left */
+}
+
+static const CriaTestCase cases[] = {
+  { "q8_0 and q4_0 blocks equal ggml's reference quantizer", test_quant_golden },
+  { "llama.cpp continues exported models and adapters as cria does", test_llama_cpp },
+  { "bad inputs give one-line errors and leave no file", test_errors },
+  { NULL },
+};
+
+static int
+setup (void)
+{
+  tmp = cria_test_tmpdir ();
+  return 0;
+}
+
+static int
+teardown (void)
+{
+  cria_test_rmtree (tmp);
+  g_free (tmp);
+  return 0;
+}
+
+static void
+register_suites (void)
+{
+  CU_pSuite suite = CU_add_suite ("gguf", setup, teardown);
+  for (const CriaTestCase *c = cases; c->name; c++)
+    CU_add_test (suite, c->name, c->func);
+}
+
+CRIA_TEST_MAIN (register_suites)
