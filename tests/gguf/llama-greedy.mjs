@@ -1,7 +1,10 @@
 // llama-greedy.mjs: greedy continuations of token ids by llama.cpp (the
 // prebuilt library node-llama-cpp ships), for tests/gguf/test-gguf.c.
 // Reads one job a line on stdin, "MODEL.gguf LORA.gguf|- N ID...", and
-// prints for each the N ids llama.cpp picks after ID..., space-separated.
+// prints for each the N ids llama.cpp picks after ID..., space-separated;
+// or "tok MODEL.gguf TEXTS", and prints the ids llama.cpp's tokenizer gives
+// (no special tokens added) for each text of TEXTS (separated as in ggml's
+// vocabulary tests by "\n__ggml_vocab_test__\n"), texts separated by ";".
 // Exits 77 when node-llama-cpp is not found (under CRIA_NODE_MODULES).
 import { createRequire } from "node:module";
 import path from "node:path";
@@ -19,6 +22,14 @@ const llama = await lib.getLlama({ gpu: false, build: "never", logLevel: "error"
 for (const line of readFileSync(0, "utf8").split("\n")) {
   const [model, lora, n, ...ids] = line.trim().split(/\s+/);
   if (!model) continue;
+  if (model === "tok") {
+    const m = await llama.loadModel({ modelPath: lora, vocabOnly: true });
+    const texts = readFileSync(n, "utf8").split("\n__ggml_vocab_test__\n");
+    if (texts.at(-1) === "") texts.pop();
+    console.log(texts.map((t) => m.tokenize(t, false).join(" ")).join(";"));
+    await m.dispose();
+    continue;
+  }
   const m = await llama.loadModel({ modelPath: model, gpuLayers: 0 });
   const options = { contextSize: 128, batchSize: 128, threads: 1 };
   if (lora !== "-") options.lora = { adapters: [{ filePath: lora, scale: 1 }] };

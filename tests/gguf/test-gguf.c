@@ -184,6 +184,31 @@ first_ids (const char *ids, gint64 n)
   return g_string_free (g_steal_pointer (&s), FALSE);
 }
 
+/* A one-layer model as wide as the vocabulary of `tokenizer`, exported with
+ * it; returns the GGUF's path. */
+static char *
+vocab_model (const char *tokenizer, const char *family, guint vocab_size)
+{
+  g_autofree char *dir = g_build_filename (tmp, family, NULL);
+  g_autofree char *config = g_strconcat (dir, ".json", NULL);
+  g_autofree char *text = g_strdup_printf (
+      "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 8, \"intermediate_size\": 8,"
+      " \"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"vocab_size\": %u, \"tie_word_embeddings\": true}",
+      vocab_size);
+  cria_test_write_file (config, text);
+  g_autofree char *tool = g_build_filename (cria_test_env ("CRIA_BUILDDIR"), "tests", "modelfiles", "cria-random-model",
+                                            NULL);
+  const char *argv[] = { tool, config, dir, "1", "f32", NULL };
+  int status;
+  g_assert (
+      g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, NULL, &status, NULL) &&
+      status == 0);
+  char *gguf = g_strconcat (dir, ".gguf", NULL);
+  export(
+      (const char *[]){ "export", "--format", "gguf", "--model", dir, "--tokenizer", tokenizer, "--out", gguf, NULL });
+  return gguf;
+}
+
 static void
 test_llama_cpp (void)
 {
@@ -240,6 +265,40 @@ test_llama_cpp (void)
     }
   }
 
+  /* the real vocabularies: llama.cpp tokenizes ggml's test strings with the
+   * exported vocabulary as the Hugging Face tokenizers do (the .out files).
+   * The two of 130-150K tokens take 5 s of CPU each (mostly llama.cpp
+   * building its tables): they run with CRIA_TEST_GGUF_VOCABS=all. */
+  gboolean all_vocabs = g_strcmp0 (g_getenv ("CRIA_TEST_GGUF_VOCABS"), "all") == 0;
+  static const struct {
+    const char *tokenizer, *family;
+    guint vocab_size; /* ids, special ones included */
+    gboolean large;
+  } vocabs[] = {
+    { "tokenizers/gpt2-hf", "gpt-2", 50257, FALSE },
+    { "tokenizers/qwen2.5", "qwen2", 151665, TRUE },
+    { "tokenizers/llama3", "llama-bpe", 128256, TRUE },
+    { "tokenizers/llama2", "llama-spm", 32000, FALSE },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (vocabs); i++) {
+    if (vocabs[i].large && !all_vocabs)
+      continue;
+    g_autofree char *path = cria_test_shared_optional (vocabs[i].tokenizer);
+    g_autofree char *inp = g_strdup_printf ("%s/tokenizers/conformance/ggml-vocab-%s.gguf.inp",
+                                            cria_test_env ("CRIA_SHARED"), vocabs[i].family);
+    g_autofree char *outp = g_strdup_printf ("%s/tokenizers/conformance/ggml-vocab-%s.gguf.out",
+                                             cria_test_env ("CRIA_SHARED"), vocabs[i].family);
+    g_autofree char *expected = path ? cria_test_read_file (outp) : NULL;
+    if (!expected)
+      continue;
+    g_autofree char *gguf = vocab_model (path, vocabs[i].family, vocabs[i].vocab_size);
+    g_strstrip (expected);
+    g_auto (GStrv) lines = g_strsplit (expected, "\n", -1);
+    for (guint l = 0; lines[l]; l++)
+      g_strstrip (lines[l]);
+    add_job (jobs, g_strdup_printf ("tok %s %s", gguf, inp), g_strjoinv (";", lines), 0);
+  }
+
   g_autoptr (GString) input = g_string_new (NULL);
   for (guint i = 0; i < jobs->len; i++)
     g_string_append_printf (input, "%s\n", ((Job *) g_ptr_array_index (jobs, i))->job);
@@ -263,7 +322,10 @@ test_llama_cpp (void)
   for (guint i = 0; i < jobs->len; i++) {
     Job *j = g_ptr_array_index (jobs, i);
     g_autofree char *got = j->prefix ? first_ids (lines[i], j->prefix) : g_strdup (lines[i]);
-    printf ("\n  llama.cpp %s -> %s", j->job + strlen (tmp) + 1, lines[i]);
+    if (g_str_has_prefix (j->job, "tok "))
+      printf ("\n  llama.cpp tokenizes %s", strrchr (j->job, '/') + 1);
+    else
+      printf ("\n  llama.cpp %s -> %s", j->job + strlen (tmp) + 1, lines[i]);
     if (j->expected) {
       if (strcmp (got, j->expected) != 0)
         fprintf (stderr, "\n%s: llama.cpp %s, cria %s\n", j->job, got, j->expected);
