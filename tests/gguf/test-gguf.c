@@ -7,6 +7,7 @@
  * ids. The q8_0/q4_0 blocks equal ggml's reference quantizer
  * (ggml_quant_reference.py wrote quant-golden.txt). The llama.cpp part is
  * skipped where node or the package is absent. */
+#include <math.h>
 #include <string.h>
 
 #include <glib/gstdio.h>
@@ -213,8 +214,10 @@ static void
 test_llama_cpp (void)
 {
   g_autofree char *node = g_find_program_in_path ("node");
-  if (!node || !g_getenv ("CRIA_NODE_MODULES")) {
-    printf ("(skipped: no node, or CRIA_NODE_MODULES unset) ");
+  const char *modules = g_getenv ("CRIA_NODE_MODULES");
+  g_autofree char *package = modules ? g_build_filename (modules, "node-llama-cpp", "package.json", NULL) : NULL;
+  if (!node || !package || !g_file_test (package, G_FILE_TEST_EXISTS)) {
+    printf ("(skipped: no node, or no node-llama-cpp under CRIA_NODE_MODULES) ");
     return;
   }
   g_autoptr (GPtrArray) jobs = g_ptr_array_new_with_free_func ((GDestroyNotify) job_free);
@@ -338,6 +341,223 @@ test_llama_cpp (void)
   printf ("\n");
 }
 
+/* ---- a small GGUF reader, to look at what was written ---- */
+
+typedef struct {
+  guint32 type;
+  guint n_dims;
+  guint64 ne[4];
+  guint64 offset;
+} GgufInfo;
+
+typedef struct {
+  GMappedFile *file;
+  const guint8 *p, *end, *data;
+  GHashTable *kv;      /* key -> value as text (arrays: "[TYPE x N]") */
+  GHashTable *tensors; /* name -> GgufInfo* */
+  GPtrArray *order;    /* tensor names in file order */
+} Gguf;
+
+static guint64
+rd (Gguf *g, guint n)
+{
+  CU_ASSERT_FATAL (g->p + n <= g->end);
+  guint64 v = 0;
+  for (guint i = 0; i < n; i++)
+    v |= (guint64) g->p[i] << (8 * i);
+  g->p += n;
+  return v;
+}
+
+static char *
+rd_string (Gguf *g)
+{
+  guint64 n = rd (g, 8);
+  CU_ASSERT_FATAL (n <= (guint64) (g->end - g->p));
+  char *s = g_strndup ((const char *) g->p, n);
+  g->p += n;
+  return s;
+}
+
+static char *
+rd_value (Gguf *g, guint32 type)
+{
+  static const guint sizes[] = { 1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8 };
+  CU_ASSERT_FATAL (type <= 12);
+  if (type == 8)
+    return rd_string (g);
+  if (type == 9) {
+    guint32 et = (guint32) rd (g, 4);
+    guint64 n = rd (g, 8);
+    for (guint64 i = 0; i < n; i++)
+      g_free (rd_value (g, et));
+    return g_strdup_printf ("[%u x %" G_GUINT64_FORMAT "]", et, n);
+  }
+  guint64 v = rd (g, sizes[type]);
+  if (type == 6) {
+    guint32 u = (guint32) v;
+    float f;
+    memcpy (&f, &u, 4);
+    return g_strdup_printf ("%g", f);
+  }
+  if (type == 5)
+    return g_strdup_printf ("%d", (gint32) v);
+  return g_strdup_printf ("%" G_GUINT64_FORMAT, v);
+}
+
+static void
+gguf_close (Gguf *g)
+{
+  g_mapped_file_unref (g->file);
+  g_hash_table_destroy (g->kv);
+  g_hash_table_destroy (g->tensors);
+  g_ptr_array_unref (g->order);
+  g_free (g);
+}
+
+static Gguf *
+gguf_open (const char *path)
+{
+  Gguf *g = g_new0 (Gguf, 1);
+  g->file = g_mapped_file_new (path, FALSE, NULL);
+  g_assert (g->file);
+  g->p = (const guint8 *) g_mapped_file_get_contents (g->file);
+  g->end = g->p + g_mapped_file_get_length (g->file);
+  const guint8 *start = g->p;
+  g->kv = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g->tensors = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
+  g->order = g_ptr_array_new_with_free_func (g_free);
+  CU_ASSERT_FATAL (memcmp (g->p, "GGUF", 4) == 0);
+  g->p += 4;
+  CU_ASSERT_EQUAL (rd (g, 4), 3);
+  guint64 n_tensors = rd (g, 8), n_kv = rd (g, 8);
+  for (guint64 i = 0; i < n_kv; i++) {
+    char *key = rd_string (g);
+    g_hash_table_insert (g->kv, key, rd_value (g, (guint32) rd (g, 4)));
+  }
+  for (guint64 i = 0; i < n_tensors; i++) {
+    char *name = rd_string (g);
+    GgufInfo *t = g_new0 (GgufInfo, 1);
+    t->n_dims = (guint) rd (g, 4);
+    CU_ASSERT_FATAL (t->n_dims >= 1 && t->n_dims <= 4);
+    for (guint d = 0; d < t->n_dims; d++)
+      t->ne[d] = rd (g, 8);
+    t->type = (guint32) rd (g, 4);
+    t->offset = rd (g, 8);
+    CU_ASSERT_EQUAL (t->offset % 32, 0);
+    g_ptr_array_add (g->order, name);
+    g_hash_table_insert (g->tensors, name, t);
+  }
+  gsize head = (gsize) (g->p - start);
+  g->data = start + (head + 31) / 32 * 32;
+  return g;
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Gguf, gguf_close)
+
+static const char *
+kv (Gguf *g, const char *key)
+{
+  const char *v = g_hash_table_lookup (g->kv, key);
+  return v ? v : "(absent)";
+}
+
+/* The file's bytes of tensor `name`, checked against `expected` rows
+ * written as `type`. */
+static void
+check_tensor (Gguf *g, const char *name, CriaGgufType type, const float *expected, gint64 rows, gint64 cols)
+{
+  GgufInfo *t = g_hash_table_lookup (g->tensors, name);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (t);
+  CU_ASSERT_EQUAL (t->type, (guint32) type);
+  CU_ASSERT_EQUAL (t->ne[0], (guint64) cols);
+  CU_ASSERT_EQUAL (t->n_dims == 2 ? t->ne[1] : 1, (guint64) rows);
+  gsize row = cria_gguf_row_size (type, cols);
+  g_autofree guint8 *want = g_malloc (row);
+  for (gint64 r = 0; r < rows; r++) {
+    cria_gguf_quantize_row (type, expected + r * cols, cols, want);
+    CU_ASSERT_FATAL (g->data + t->offset + (r + 1) * row <= g->end);
+    CU_ASSERT (memcmp (g->data + t->offset + r * row, want, row) == 0);
+  }
+}
+
+/* tiny-llama as q8_0: the metadata, the tensor list, q and k permuted as
+ * convert_hf_to_gguf.py permutes them (rows viewed as [heads, 2, half]
+ * and the last two axes swapped), vectors in f32, LLaMA 3's rope_freqs. */
+static void
+test_layout (void)
+{
+  g_autofree char *sub = g_build_filename (tmp, "layout", NULL);
+  g_autofree char *dir = cria_test_tiny_model (sub, "tiny-llama");
+  g_autofree char *tc = g_build_filename (dir, "tokenizer_config.json", NULL);
+  cria_test_write_file (tc, "{\"chat_template\": \"{% for m in messages %}{{ m.content }}{% endfor %}\"}");
+  g_autofree char *out = g_build_filename (sub, "q8.gguf", NULL);
+  export((const char *[]){ "export", "--format", "gguf", "--model", dir, "--type", "q8_0", "--out", out, NULL });
+  g_autoptr (Gguf) g = gguf_open (out);
+  CU_ASSERT_STRING_EQUAL (kv (g, "general.architecture"), "llama");
+  CU_ASSERT_STRING_EQUAL (kv (g, "general.file_type"), "7");
+  CU_ASSERT_STRING_EQUAL (kv (g, "llama.block_count"), "2");
+  CU_ASSERT_STRING_EQUAL (kv (g, "llama.attention.head_count"), "4");
+  CU_ASSERT_STRING_EQUAL (kv (g, "llama.attention.head_count_kv"), "2");
+  CU_ASSERT_STRING_EQUAL (kv (g, "llama.rope.freq_base"), "500000");
+  CU_ASSERT_STRING_EQUAL (kv (g, "llama.context_length"), "64");
+  CU_ASSERT_STRING_EQUAL (kv (g, "tokenizer.ggml.model"), "gpt2");
+  CU_ASSERT_STRING_EQUAL (kv (g, "tokenizer.ggml.pre"), "gpt-2");
+  CU_ASSERT_STRING_EQUAL (kv (g, "tokenizer.ggml.tokens"), "[8 x 256]");
+  CU_ASSERT_STRING_EQUAL (kv (g, "tokenizer.chat_template"), "{% for m in messages %}{{ m.content }}{% endfor %}");
+
+  g_autoptr (CriaRegistry) reg = cria_test_registry ();
+  g_autoptr (CriaModel) model = cria_model_open (reg, dir, CRIA_MODEL_DTYPE_F32, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (model);
+  /* every weight, and rope_freqs */
+  CU_ASSERT_EQUAL (g->order->len, cria_model_get_n_params (model) + 1);
+  CU_ASSERT_STRING_EQUAL (g_ptr_array_index (g->order, 0), "rope_freqs.weight"); /* as the converter: first */
+  CU_ASSERT_STRING_EQUAL (g_ptr_array_index (g->order, 1), "token_embd.weight");
+  static const struct {
+    const char *hf, *gguf;
+    gint64 heads;
+  } checks[] = {
+    { "model.layers.1.self_attn.q_proj.weight", "blk.1.attn_q.weight", 4 },
+    { "model.layers.1.self_attn.k_proj.weight", "blk.1.attn_k.weight", 2 },
+    { "model.layers.1.self_attn.v_proj.weight", "blk.1.attn_v.weight", 0 },
+    { "model.layers.0.mlp.down_proj.weight", "blk.0.ffn_down.weight", 0 },
+    { "model.layers.0.input_layernorm.weight", "blk.0.attn_norm.weight", 0 },
+    { "lm_head.weight", "output.weight", 0 },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (checks); i++) {
+    CriaTensor *w = cria_model_get_param (model, checks[i].hf);
+    gint64 rows = w->n_dims == 2 ? w->shape[0] : 1, cols = w->shape[w->n_dims - 1];
+    g_autofree float *want = g_new (float, rows *cols);
+    const float *x = w->data;
+    gint64 hd = checks[i].heads ? rows / checks[i].heads : 1;
+    for (gint64 r = 0; r < rows; r++) {
+      gint64 src = r;
+      if (checks[i].heads) { /* row (h, j, s) of the file is row (h, s, j) of q_proj */
+        gint64 h = r / hd, j = (r % hd) / 2, s = r % 2;
+        src = h * hd + s * (hd / 2) + j;
+      }
+      memcpy (want + r * cols, x + src * cols, (gsize) cols * sizeof (float));
+    }
+    check_tensor (g, checks[i].gguf, w->n_dims == 2 ? CRIA_GGUF_Q8_0 : CRIA_GGUF_F32, want, rows, cols);
+  }
+  /* LLaMA 3 scaling as convert_hf_to_gguf.py computes the factors (theta
+   * 500000, head_dim 8, factor 8, low/high_freq_factor 1/4, original 16) */
+  GgufInfo *rope = g_hash_table_lookup (g->tensors, "rope_freqs.weight");
+  CU_ASSERT_PTR_NOT_NULL_FATAL (rope);
+  CU_ASSERT_EQUAL (rope->ne[0], 4);
+  const float *f = (const float *) (g->data + rope->offset);
+  for (int i = 0; i < 4; i++) {
+    double wavelen = 2 * G_PI * pow (500000.0, 2.0 * i / 8), want = 8;
+    if (wavelen < 16.0 / 4)
+      want = 1;
+    else if (wavelen <= 16.0 / 1) {
+      double smooth = (16.0 / wavelen - 1) / (4 - 1);
+      want = 1 / ((1 - smooth) / 8 + smooth);
+    }
+    CU_ASSERT_DOUBLE_EQUAL (f[i], want, 1e-5 * want);
+  }
+}
+
 /* One-line errors, and nothing left under the output name or beside it. */
 static void
 test_errors (void)
@@ -382,6 +602,7 @@ test_errors (void)
 
 static const CriaTestCase cases[] = {
   { "q8_0 and q4_0 blocks equal ggml's reference quantizer", test_quant_golden },
+  { "the file holds llama.cpp's names, metadata, permutation and types", test_layout },
   { "llama.cpp continues exported models and adapters as cria does", test_llama_cpp },
   { "bad inputs give one-line errors and leave no file", test_errors },
   { NULL },
