@@ -73,17 +73,22 @@ test_quant_golden (void)
   CU_ASSERT_EQUAL (cria_gguf_row_size (CRIA_GGUF_Q4_0, 64), 36);
 }
 
-/* A LoRA adapter on every attention and MLP projection of tiny-llama with
- * random A and B (a fresh adapter's B is zero and would test nothing). */
+/* A LoRA adapter named `label` on the modules `csv` of `base`, with random
+ * A and B (a fresh adapter's B is zero and would test nothing), rsLoRA
+ * scaling. */
 static char *
-make_adapter (const char *base)
+make_adapter (const char *base, const char *label, const char *csv)
 {
-  char *dir = g_build_filename (tmp, "adapter", NULL);
+  char *dir = g_build_filename (tmp, label, NULL);
   g_assert (g_mkdir_with_parents (dir, 0755) == 0);
   g_autofree char *config = g_build_filename (dir, "adapter_config.json", NULL);
-  cria_test_write_file (config, "{\"peft_type\": \"LORA\", \"r\": 4, \"lora_alpha\": 8, \"use_rslora\": true,"
-                                " \"target_modules\": [\"q_proj\", \"k_proj\", \"v_proj\", \"o_proj\", \"down_proj\"],"
-                                " \"bias\": \"none\", \"task_type\": \"CAUSAL_LM\"}");
+  g_auto (GStrv) targets = g_strsplit (csv, ",", -1);
+  g_autofree char *list = g_strjoinv ("\", \"", targets);
+  g_autofree char *text = g_strdup_printf (
+      "{\"peft_type\": \"LORA\", \"r\": 4, \"lora_alpha\": 8, \"use_rslora\": true,"
+      " \"target_modules\": [\"%s\"], \"bias\": \"none\", \"task_type\": \"CAUSAL_LM\"}",
+      list);
+  cria_test_write_file (config, text);
   g_autoptr (CriaRegistry) reg = cria_test_registry ();
   g_autoptr (GError) error = NULL;
   g_autoptr (CriaModel) model = cria_model_open (reg, base, CRIA_MODEL_DTYPE_F32, &error);
@@ -91,12 +96,11 @@ make_adapter (const char *base)
   g_autoptr (CriaSafetensorsWriter) st = cria_safetensors_writer_new ();
   g_autoptr (GPtrArray) keep = g_ptr_array_new_with_free_func (g_free);
   g_autoptr (GRand) rand = g_rand_new_with_seed (7);
-  static const char *const targets[] = { "q_proj", "k_proj", "v_proj", "o_proj", "down_proj" };
   for (guint i = 0; i < cria_model_get_n_params (model); i++) {
     const char *name = cria_model_get_param_name (model, i);
     CriaTensor *w = cria_model_get_param (model, name);
     gboolean hit = FALSE;
-    for (guint t = 0; t < G_N_ELEMENTS (targets); t++) {
+    for (guint t = 0; targets[t]; t++) {
       g_autofree char *suffix = g_strconcat (targets[t], ".weight", NULL);
       hit |= g_str_has_suffix (name, suffix);
     }
@@ -142,7 +146,8 @@ cria_ids (const char *model, const char *adapter, const char *ids, const char *n
   return g_string_free (g_steal_pointer (&s), FALSE);
 }
 
-static void export(const char *const *args)
+static void
+run_export (const char *const *args)
 {
   g_autofree char *err = NULL;
   int status = cria_test_run_cria (args, NULL, NULL, &err);
@@ -205,7 +210,7 @@ vocab_model (const char *tokenizer, const char *family, guint vocab_size)
       g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, NULL, &status, NULL) &&
       status == 0);
   char *gguf = g_strconcat (dir, ".gguf", NULL);
-  export(
+  run_export (
       (const char *[]){ "export", "--format", "gguf", "--model", dir, "--tokenizer", tokenizer, "--out", gguf, NULL });
   return gguf;
 }
@@ -222,31 +227,42 @@ test_llama_cpp (void)
   }
   g_autoptr (GPtrArray) jobs = g_ptr_array_new_with_free_func ((GDestroyNotify) job_free);
   static const char *const tiny[] = { "tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-gpt2" };
-  g_autofree char *llama_dir = NULL, *llama_gguf = NULL;
+  char *dirs[G_N_ELEMENTS (tiny)], *ggufs[G_N_ELEMENTS (tiny)];
   for (guint i = 0; i < G_N_ELEMENTS (tiny); i++) {
     g_autofree char *sub = g_build_filename (tmp, tiny[i], NULL);
-    g_autofree char *dir = cria_test_tiny_model (sub, tiny[i]);
-    g_autofree char *gguf = g_strconcat (sub, ".gguf", NULL);
-    export((const char *[]){ "export", "--format", "gguf", "--model", dir, "--out", gguf, NULL });
-    add_job (jobs, g_strdup_printf ("%s - 16 1 2 3", gguf), cria_ids (dir, NULL, "1,2,3", "16"), 0);
+    dirs[i] = cria_test_tiny_model (sub, tiny[i]);
+    ggufs[i] = g_strconcat (sub, ".gguf", NULL);
+    run_export ((const char *[]){ "export", "--format", "gguf", "--model", dirs[i], "--out", ggufs[i], NULL });
+    add_job (jobs, g_strdup_printf ("%s - 16 1 2 3", ggufs[i]), cria_ids (dirs[i], NULL, "1,2,3", "16"), 0);
+  }
+  /* LoRA: llama.cpp's --lora on the base's GGUF (llama: B's rows of q and
+   * k permuted; gpt2: the fused q/k/v projection), and the merged export */
+  static const struct {
+    guint model;
+    const char *targets;
+  } loras[] = { { 0, "q_proj,k_proj,v_proj,o_proj,down_proj" }, { 3, "c_attn,c_proj,c_fc" } };
+  for (guint i = 0; i < G_N_ELEMENTS (loras); i++) {
+    const char *dir = dirs[loras[i].model];
+    g_autofree char *name = g_strdup_printf ("adapter-%s", tiny[loras[i].model]);
+    g_autofree char *adapter = make_adapter (dir, name, loras[i].targets);
+    g_autofree char *lora = g_strdup_printf ("%s/%s.gguf", tmp, name);
+    run_export ((const char *[]){ "export", "--format", "gguf-lora", "--model", dir, "--adapter", adapter, "--out",
+                                  lora, NULL });
+    g_autofree char *adapted = cria_ids (dir, adapter, "1,2,3", "16");
+    g_autofree char *base = cria_ids (dir, NULL, "1,2,3", "16");
+    CU_ASSERT_STRING_NOT_EQUAL (adapted, base); /* the adapter changes something */
+    add_job (jobs, g_strdup_printf ("%s %s 16 1 2 3", ggufs[loras[i].model], lora), g_strdup (adapted), 0);
     if (i == 0) {
-      llama_dir = g_steal_pointer (&dir);
-      llama_gguf = g_steal_pointer (&gguf);
+      g_autofree char *merged = g_build_filename (tmp, "merged.gguf", NULL);
+      run_export ((const char *[]){ "export", "--format", "gguf", "--model", dir, "--adapter", adapter, "--out", merged,
+                                    NULL });
+      add_job (jobs, g_strdup_printf ("%s - 16 1 2 3", merged), g_strdup (adapted), 0);
     }
   }
-  /* LoRA: llama.cpp's --lora on the base's GGUF, and the merged export */
-  g_autofree char *adapter = make_adapter (llama_dir);
-  g_autofree char *lora = g_build_filename (tmp, "lora.gguf", NULL);
-  g_autofree char *merged = g_build_filename (tmp, "merged.gguf", NULL);
-  export((const char *[]){ "export", "--format", "gguf-lora", "--model", llama_dir, "--adapter", adapter, "--out", lora,
-                           NULL });
-  export((const char *[]){ "export", "--format", "gguf", "--model", llama_dir, "--adapter", adapter, "--out", merged,
-                           NULL });
-  g_autofree char *adapted = cria_ids (llama_dir, adapter, "1,2,3", "16");
-  g_autofree char *base = cria_ids (llama_dir, NULL, "1,2,3", "16");
-  CU_ASSERT_STRING_NOT_EQUAL (adapted, base); /* the adapter changes something */
-  add_job (jobs, g_strdup_printf ("%s %s 16 1 2 3", llama_gguf, lora), g_strdup (adapted), 0);
-  add_job (jobs, g_strdup_printf ("%s - 16 1 2 3", merged), g_strdup (adapted), 0);
+  for (guint i = 0; i < G_N_ELEMENTS (tiny); i++) {
+    g_free (dirs[i]);
+    g_free (ggufs[i]);
+  }
 
   /* stories260K: llama2.c's golden greedy ids from BOS */
   g_autofree char *stories = cria_test_shared_optional ("models/stories260K");
@@ -257,8 +273,8 @@ test_llama_cpp (void)
     static const char *const types[] = { "f32", "bf16", "q8_0", "q4_0" };
     for (guint t = 0; t < G_N_ELEMENTS (types); t++) {
       g_autofree char *gguf = g_strdup_printf ("%s/stories-%s.gguf", tmp, types[t]);
-      export((const char *[]){ "export", "--format", "gguf", "--model", stories, "--type", types[t], "--out", gguf,
-                               NULL });
+      run_export ((const char *[]){ "export", "--format", "gguf", "--model", stories, "--type", types[t], "--out", gguf,
+                                    NULL });
       if (t == 0)
         add_job (jobs, g_strdup_printf ("%s - 60 1", gguf), g_strdup (golden), 0);
       else if (t < 3)
@@ -492,7 +508,7 @@ test_layout (void)
   g_autofree char *tc = g_build_filename (dir, "tokenizer_config.json", NULL);
   cria_test_write_file (tc, "{\"chat_template\": \"{% for m in messages %}{{ m.content }}{% endfor %}\"}");
   g_autofree char *out = g_build_filename (sub, "q8.gguf", NULL);
-  export((const char *[]){ "export", "--format", "gguf", "--model", dir, "--type", "q8_0", "--out", out, NULL });
+  run_export ((const char *[]){ "export", "--format", "gguf", "--model", dir, "--type", "q8_0", "--out", out, NULL });
   g_autoptr (Gguf) g = gguf_open (out);
   CU_ASSERT_STRING_EQUAL (kv (g, "general.architecture"), "llama");
   CU_ASSERT_STRING_EQUAL (kv (g, "general.file_type"), "7");
