@@ -312,9 +312,9 @@ gboolean
 models_llama_gguf_metadata (const CriaHfConfig *c, CriaGgufWriter *w, const char *arch, GError **error)
 {
   const CriaRopeScaling *rs = &c->rope_scaling;
-  if (rs->type == CRIA_ROPE_SCALING_DYNAMIC || rs->type == CRIA_ROPE_SCALING_YARN) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, "%s: rope_scaling: %s scaling is not exported to GGUF",
-                 c->file, rs->type == CRIA_ROPE_SCALING_YARN ? "yarn" : "dynamic");
+  if (rs->type == CRIA_ROPE_SCALING_DYNAMIC) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
+                 "%s: rope_scaling: dynamic NTK scaling is not exported to GGUF (llama.cpp has none)", c->file);
     return FALSE;
   }
   if (c->mlp_bias && strcmp (arch, "llama") != 0) {
@@ -337,9 +337,17 @@ models_llama_gguf_metadata (const CriaHfConfig *c, CriaGgufWriter *w, const char
   cria_gguf_set_f32 (w, KEY ("rope.freq_base"), (float) c->rope_theta);
   cria_gguf_set_f32 (w, KEY ("attention.layer_norm_rms_epsilon"), (float) c->norm_eps);
   cria_gguf_set_u32 (w, KEY ("vocab_size"), (guint32) c->vocab_size);
-  if (rs->type == CRIA_ROPE_SCALING_LINEAR) {
-    cria_gguf_set_string (w, KEY ("rope.scaling.type"), "linear");
+  if (rs->type == CRIA_ROPE_SCALING_LINEAR || rs->type == CRIA_ROPE_SCALING_YARN) {
+    cria_gguf_set_string (w, KEY ("rope.scaling.type"), rs->type == CRIA_ROPE_SCALING_YARN ? "yarn" : "linear");
     cria_gguf_set_f32 (w, KEY ("rope.scaling.factor"), (float) rs->factor);
+  }
+  if (rs->type == CRIA_ROPE_SCALING_YARN) {
+    gint64 orig = rs->original_max_position_embeddings ? rs->original_max_position_embeddings : c->max_positions;
+    cria_gguf_set_u32 (w, KEY ("rope.scaling.original_context_length"), (guint32) orig);
+    cria_gguf_set_f32 (w, KEY ("rope.scaling.yarn_beta_fast"), (float) rs->beta_fast);
+    cria_gguf_set_f32 (w, KEY ("rope.scaling.yarn_beta_slow"), (float) rs->beta_slow);
+    if (rs->attention_factor > 0)
+      cria_gguf_set_f32 (w, KEY ("rope.scaling.attn_factor"), (float) rs->attention_factor);
   }
 #undef KEY
   if (rs->type == CRIA_ROPE_SCALING_LLAMA3) {

@@ -35,7 +35,7 @@ for (const line of readFileSync(0, "utf8").split("\n")) {
   if (lora !== "-") options.lora = { adapters: [{ filePath: lora, scale: 1 }] };
   const ctx = await m.createContext(options);
   const out = [];
-  for await (const t of ctx.getSequence().evaluate(ids.map(Number), { temperature: 0 })) {
+  for await (const t of ctx.getSequence().evaluate(ids.map(Number), { temperature: 0, yieldEogToken: true })) {
     out.push(t);
     if (out.length >= Number(n)) break;
   }

@@ -226,7 +226,8 @@ test_llama_cpp (void)
     return;
   }
   g_autoptr (GPtrArray) jobs = g_ptr_array_new_with_free_func ((GDestroyNotify) job_free);
-  static const char *const tiny[] = { "tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-gpt2" };
+  static const char *const tiny[] = { "tiny-llama", "tiny-qwen2",        "tiny-qwen3",
+                                      "tiny-gpt2",  "tiny-llama-linear", "tiny-llama-yarn" };
   char *dirs[G_N_ELEMENTS (tiny)], *ggufs[G_N_ELEMENTS (tiny)];
   for (guint i = 0; i < G_N_ELEMENTS (tiny); i++) {
     g_autofree char *sub = g_build_filename (tmp, tiny[i], NULL);
@@ -578,6 +579,15 @@ test_layout (void)
 static void
 test_errors (void)
 {
+  g_autofree char *dyn_sub = g_build_filename (tmp, "dynamic", NULL);
+  g_autofree char *dyn = cria_test_tiny_model (dyn_sub, "tiny-llama-dynamic");
+  g_autofree char *dyn_out = g_build_filename (dyn_sub, "out.gguf", NULL);
+  g_autofree char *dyn_err = NULL;
+  const char *dynamic[] = { "export", "--format", "gguf", "--model", dyn, "--out", dyn_out, NULL };
+  CU_ASSERT_EQUAL (cria_test_run_cria (dynamic, NULL, NULL, &dyn_err), 1);
+  CU_ASSERT_PTR_NOT_NULL (strstr (dyn_err, "config.json: rope_scaling: dynamic"));
+  CU_ASSERT_FALSE (g_file_test (dyn_out, G_FILE_TEST_EXISTS));
+
   g_autofree char *sub = g_build_filename (tmp, "errors", NULL);
   g_autofree char *dir = cria_test_tiny_model (sub, "tiny-llama");
   g_autofree char *out = g_build_filename (sub, "out.gguf", NULL);
