@@ -52,7 +52,10 @@ cria_verb_export (int argc, char **argv)
   }
   g_autoptr (GError) error = NULL;
   g_autoptr (CriaRegistry) reg = cria_cli_load_registry ();
-  g_autoptr (CriaModel) model = cria_model_open (reg, model_dir, CRIA_MODEL_DTYPE_F32, &error);
+  /* weights stay as the files hold them (mapped): each is converted when
+   * written, so a bf16 model is never held in f32 as a whole */
+  g_autoptr (CriaModel)
+      model = cria_model_open (reg, model_dir, nf4_base ? CRIA_MODEL_DTYPE_F32 : CRIA_MODEL_DTYPE_AUTO, &error);
   gboolean ok = model != NULL;
   if (ok && lora) {
     ok = cria_model_export_gguf_lora (reg, model, adapter_dir, out, &error);
