@@ -271,14 +271,14 @@ test_llama_cpp (void)
     g_autofree char *golden_file = g_build_filename (stories, "golden_greedy_from_bos_60.ids", NULL);
     g_autofree char *golden = cria_test_read_file (golden_file);
     g_strstrip (golden);
-    static const char *const types[] = { "f32", "bf16", "q8_0", "q4_0" };
+    static const char *const types[] = { "f32", "bf16", "f16", "q8_0", "q4_0" };
     for (guint t = 0; t < G_N_ELEMENTS (types); t++) {
       g_autofree char *gguf = g_strdup_printf ("%s/stories-%s.gguf", tmp, types[t]);
       run_export ((const char *[]){ "export", "--format", "gguf", "--model", stories, "--type", types[t], "--out", gguf,
                                     NULL });
       if (t == 0)
         add_job (jobs, g_strdup_printf ("%s - 60 1", gguf), g_strdup (golden), 0);
-      else if (t < 3)
+      else if (t < 4)
         add_job (jobs, g_strdup_printf ("%s - 8 1", gguf), first_ids (golden, 8), 8);
       else /* q4_0 is lossy enough to part from f32: it must only run */
         add_job (jobs, g_strdup_printf ("%s - 8 1", gguf), NULL, 0);
