@@ -1,12 +1,17 @@
 /* test-gguf: `cria export --format gguf|gguf-lora` checked with llama.cpp
  * itself (node-llama-cpp's prebuilt library, driven by llama-greedy.mjs):
  * greedy ids from the exported f32 GGUF equal cria's for the tiny llama
- * (LLaMA 3 RoPE, GQA: the q/k permutation), qwen2, qwen3 and gpt2 models
- * and llama2.c's golden ids for stories260K; a LoRA adapter applied by
- * llama.cpp equals `cria generate --adapter`; bf16 and q8_0 keep the first
- * ids. The q8_0/q4_0 blocks equal ggml's reference quantizer
- * (ggml_quant_reference.py wrote quant-golden.txt). The llama.cpp part is
- * skipped where node or the package is absent. */
+ * (LLaMA 3 RoPE, GQA: the q/k permutation), llama with linear and YaRN
+ * RoPE, qwen2, qwen3 and gpt2 models, and llama2.c's golden ids for
+ * stories260K; LoRA adapters (llama, gpt2) applied by llama.cpp equal
+ * `cria generate --adapter`; bf16, f16 and q8_0 keep the first ids;
+ * llama.cpp tokenizes ggml's vocabulary test strings with the exported
+ * GPT-2 and LLaMA-2 vocabularies (Qwen2 and LLaMA-3 too with
+ * CRIA_TEST_GGUF_VOCABS=all) as the Hugging Face tokenizers do. That part
+ * is skipped where node or the package is absent; the rest runs anyway:
+ * the file read back (names, metadata, permutation, types), the q8_0/q4_0
+ * blocks against ggml's reference quantizer (ggml_quant_reference.py wrote
+ * quant-golden.txt), and the errors. */
 #include <math.h>
 #include <string.h>
 
