@@ -109,6 +109,13 @@ string_member (JsonObject *o, const char *name)
                                                                                          : NULL;
 }
 
+static gboolean
+bool_member (JsonObject *o, const char *name)
+{
+  JsonNode *n = o ? json_object_get_member (o, name) : NULL;
+  return n && JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_BOOLEAN && json_node_get_boolean (n);
+}
+
 /* A merge as the file has it: "a b" or ["a", "b"]; transfer full. */
 static char *
 merge_text (JsonNode *m)
@@ -174,7 +181,7 @@ write_vocab (CriaRegistry *registry, CriaGgufWriter *w, const char *path, gint64
   const char *type = string_member (model, "type");
   if (!vocab || (type && strcmp (type, "BPE") != 0))
     return vocab_fail (error, file, "model.type", "only BPE vocabularies (byte-level or byte-fallback) are exported");
-  gboolean spm = model && json_object_get_boolean_member_with_default (model, "byte_fallback", FALSE);
+  gboolean spm = bool_member (model, "byte_fallback");
   g_autoptr (CriaTokenizer) tok = cria_tokenizer_load (registry, path, error);
   if (!tok)
     return FALSE;
@@ -187,7 +194,9 @@ write_vocab (CriaRegistry *registry, CriaGgufWriter *w, const char *path, gint64
   JsonNode *node;
   json_object_iter_init (&it, vocab);
   while (json_object_iter_next (&it, &text, &node)) {
-    gint64 id = JSON_NODE_HOLDS_VALUE (node) ? json_node_get_int (node) : -1;
+    gint64 id = JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_INT64
+                    ? json_node_get_int (node)
+                    : -1;
     if (id < 0 || id >= n_vocab) {
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
                    "%s: model.vocab: token id %" G_GINT64_FORMAT " of \"%s\" is outside the model's %" G_GINT64_FORMAT
@@ -201,9 +210,13 @@ write_vocab (CriaRegistry *registry, CriaGgufWriter *w, const char *path, gint64
   }
   JsonArray *added = array_member (root, "added_tokens");
   for (guint i = 0; added && i < json_array_get_length (added); i++) {
-    JsonObject *a = json_array_get_object_element (added, i);
+    JsonNode *an = json_array_get_element (added, i);
+    JsonObject *a = JSON_NODE_HOLDS_OBJECT (an) ? json_node_get_object (an) : NULL;
     const char *content = string_member (a, "content");
-    gint64 id = a && json_object_has_member (a, "id") ? json_object_get_int_member (a, "id") : -1;
+    JsonNode *idn = a ? json_object_get_member (a, "id") : NULL;
+    gint64 id = idn && JSON_NODE_HOLDS_VALUE (idn) && json_node_get_value_type (idn) == G_TYPE_INT64
+                    ? json_node_get_int (idn)
+                    : -1;
     if (!content || id < 0 || id >= n_vocab) {
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
                    "%s: added_tokens[%u]: no content, or an id outside the model's %" G_GINT64_FORMAT " rows", file, i,
@@ -212,7 +225,7 @@ write_vocab (CriaRegistry *registry, CriaGgufWriter *w, const char *path, gint64
     }
     g_free (g_ptr_array_index (tokens, id));
     g_ptr_array_index (tokens, id) = g_strdup (content);
-    types[id] = json_object_get_boolean_member_with_default (a, "special", FALSE) ? TOKEN_CONTROL : TOKEN_USER_DEFINED;
+    types[id] = bool_member (a, "special") ? TOKEN_CONTROL : TOKEN_USER_DEFINED;
   }
   gint32 unk = cria_tokenizer_special_id (tok, CRIA_SPECIAL_UNK);
   if (unk >= 0 && unk < n_vocab)
@@ -305,7 +318,8 @@ write_vocab (CriaRegistry *registry, CriaGgufWriter *w, const char *path, gint64
   const char *chat = string_member (tc, "chat_template");
   JsonArray *named = array_member (tc, "chat_template");
   for (guint i = 0; !chat && named && i < json_array_get_length (named); i++) {
-    JsonObject *t = json_array_get_object_element (named, i);
+    JsonNode *tn = json_array_get_element (named, i);
+    JsonObject *t = JSON_NODE_HOLDS_OBJECT (tn) ? json_node_get_object (tn) : NULL;
     if (g_strcmp0 (string_member (t, "name"), "default") == 0)
       chat = string_member (t, "template");
   }
@@ -392,7 +406,12 @@ cria_model_export_gguf_lora (CriaRegistry *registry, CriaModel *model, const cha
   g_autoptr (JsonParser) parser = json_parser_new ();
   if (!json_parser_load_from_file (parser, config_file, error))
     return FALSE;
-  JsonObject *config = json_node_get_object (json_parser_get_root (parser));
+  JsonNode *root = json_parser_get_root (parser);
+  JsonObject *config = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
+  if (!config) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: not a JSON object", config_file);
+    return FALSE;
+  }
   double alpha = 8;
   gint64 r = 8;
   if (!cria_adapter_config_get_double (config, "lora_alpha", config_file, &alpha, error) ||
@@ -400,7 +419,7 @@ cria_model_export_gguf_lora (CriaRegistry *registry, CriaModel *model, const cha
     return FALSE;
   /* llama.cpp scales by alpha / rank; rsLoRA's alpha / sqrt(rank) is the
    * same with alpha * sqrt(rank) */
-  if (json_object_get_boolean_member_with_default (config, "use_rslora", FALSE))
+  if (bool_member (config, "use_rslora"))
     alpha *= sqrt ((double) r);
 
   g_autoptr (CriaGgufWriter) w = cria_gguf_writer_new ();
