@@ -34,4 +34,5 @@ int cria_verb_chat (int argc, char **argv);
 int cria_verb_eval (int argc, char **argv);
 int cria_verb_train (int argc, char **argv);
 int cria_verb_merge (int argc, char **argv);
+int cria_verb_export (int argc, char **argv);
 int cria_verb_serve (int argc, char **argv);

@@ -14,6 +14,7 @@ static const CriaVerb verbs[] = {
   { "chat", "talk with a model; replies stream as they are generated", cria_verb_chat },
   { "data", "build instruction datasets with a record pipeline", cria_verb_data },
   { "eval", "generate answers for a dataset, score them with metrics, compare base and adapted", cria_verb_eval },
+  { "export", "write a model (adapter merged) or a LoRA adapter as GGUF for llama.cpp and Ollama", cria_verb_export },
   { "generate", "generate text from a model for each prompt, streamed as it comes", cria_verb_generate },
   { "inspect", "list plugins and providers, or show one provider's properties", cria_verb_inspect },
   { "logits", "write the logits of every position of a text or of token ids", cria_verb_logits },

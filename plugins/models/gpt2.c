@@ -7,6 +7,10 @@
 
 #include <math.h>
 
+#include <string.h>
+
+#include <cria/cria-gguf.h>
+
 #include "models.h"
 
 static const char *const gpt2_classes[] = { "GPT2LMHeadModel", NULL };
@@ -147,6 +151,58 @@ gpt2_build (CriaModel *m, CriaGraph *g, const CriaModelShape *s, CriaModelGraph 
   return TRUE;
 }
 
+/* GGUF export: llama.cpp's "gpt2" takes the weights as nn.Linear lays them
+ * out ([out, in], as the table holds them) under these names. */
+static char *
+gpt2_gguf_tensor_name (const CriaHfConfig *c, const char *name, gint64 *permute_heads)
+{
+  static const struct {
+    const char *hf, *gguf;
+  } names[] = {
+    { "ln_1", "attn_norm" }, { "attn.c_attn", "attn_qkv" }, { "attn.c_proj", "attn_output" },
+    { "ln_2", "ffn_norm" },  { "mlp.c_fc", "ffn_up" },      { "mlp.c_proj", "ffn_down" },
+  };
+  *permute_heads = 0;
+  if (strcmp (name, "transformer.wte.weight") == 0)
+    return g_strdup ("token_embd.weight");
+  if (strcmp (name, "transformer.wpe.weight") == 0)
+    return g_strdup ("position_embd.weight");
+  if (strcmp (name, "lm_head.weight") == 0)
+    return g_strdup ("output.weight");
+  if (g_str_has_prefix (name, "transformer.ln_f."))
+    return g_strconcat ("output_norm.", name + 17, NULL);
+  if (!g_str_has_prefix (name, "transformer.h."))
+    return NULL;
+  char *end;
+  guint64 l = g_ascii_strtoull (name + 14, &end, 10);
+  if (end == name + 14 || *end != '.')
+    return NULL;
+  const char *dot = strrchr (end + 1, '.'); /* ".weight" or ".bias" */
+  for (guint i = 0; dot && i < G_N_ELEMENTS (names); i++)
+    if (strlen (names[i].hf) == (gsize) (dot - end - 1) && strncmp (end + 1, names[i].hf, dot - end - 1) == 0)
+      return g_strdup_printf ("blk.%" G_GUINT64_FORMAT ".%s%s", l, names[i].gguf, dot);
+  return NULL;
+}
+
+static gboolean
+gpt2_gguf_metadata (const CriaHfConfig *c, CriaGgufWriter *w, GError **error)
+{
+  if (g_strcmp0 (c->hidden_act, "gelu_new") != 0 && g_strcmp0 (c->hidden_act, "gelu_pytorch_tanh") != 0) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
+                 "%s: activation_function: llama.cpp's gpt2 computes gelu_new, not %s", c->file, c->hidden_act);
+    return FALSE;
+  }
+  cria_gguf_set_string (w, "general.architecture", "gpt2");
+  cria_gguf_set_u32 (w, "gpt2.context_length", (guint32) c->max_positions);
+  cria_gguf_set_u32 (w, "gpt2.embedding_length", (guint32) c->hidden_size);
+  cria_gguf_set_u32 (w, "gpt2.feed_forward_length", (guint32) c->intermediate_size);
+  cria_gguf_set_u32 (w, "gpt2.block_count", (guint32) c->n_layers);
+  cria_gguf_set_u32 (w, "gpt2.attention.head_count", (guint32) c->n_heads);
+  cria_gguf_set_f32 (w, "gpt2.attention.layer_norm_epsilon", (float) c->norm_eps);
+  cria_gguf_set_u32 (w, "gpt2.vocab_size", (guint32) c->vocab_size);
+  return TRUE;
+}
+
 const CriaModelVTable cria_gpt2_vtable = {
   CRIA_VTABLE_INIT (CriaModelVTable),
   .classes = gpt2_classes,
@@ -156,4 +212,6 @@ const CriaModelVTable cria_gpt2_vtable = {
   .transposed = gpt2_transposed,
   .build = gpt2_build,
   .default_targets = "c_attn",
+  .gguf_metadata = gpt2_gguf_metadata,
+  .gguf_tensor_name = gpt2_gguf_tensor_name,
 };

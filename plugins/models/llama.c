@@ -9,6 +9,8 @@
 #include <math.h>
 #include <string.h>
 
+#include <cria/cria-gguf.h>
+
 #include "models.h"
 
 static const char *const llama_classes[] = { "LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM", NULL };
@@ -197,9 +199,141 @@ llama_build (CriaModel *m, CriaGraph *g, const CriaModelShape *s, CriaModelGraph
   return models_llama_build (m, g, s, out, NULL, error);
 }
 
+/* ---- GGUF export: llama.cpp's names and hyperparameters ---- */
+
+static const struct {
+  const char *hf, *gguf;
+} layer_names[] = {
+  { "input_layernorm.weight", "attn_norm.weight" },    { "self_attn.q_proj.weight", "attn_q.weight" },
+  { "self_attn.q_proj.bias", "attn_q.bias" },          { "self_attn.k_proj.weight", "attn_k.weight" },
+  { "self_attn.k_proj.bias", "attn_k.bias" },          { "self_attn.v_proj.weight", "attn_v.weight" },
+  { "self_attn.v_proj.bias", "attn_v.bias" },          { "self_attn.o_proj.weight", "attn_output.weight" },
+  { "self_attn.o_proj.bias", "attn_output.bias" },     { "self_attn.q_norm.weight", "attn_q_norm.weight" },
+  { "self_attn.k_norm.weight", "attn_k_norm.weight" }, { "post_attention_layernorm.weight", "ffn_norm.weight" },
+  { "mlp.gate_proj.weight", "ffn_gate.weight" },       { "mlp.gate_proj.bias", "ffn_gate.bias" },
+  { "mlp.up_proj.weight", "ffn_up.weight" },           { "mlp.up_proj.bias", "ffn_up.bias" },
+  { "mlp.down_proj.weight", "ffn_down.weight" },       { "mlp.down_proj.bias", "ffn_down.bias" },
+};
+
+/* llama.cpp's "llama" architecture rotates interleaved pairs where Hugging
+ * Face rotates halves, so its converter permutes the rows of q and k; the
+ * others (qwen2, qwen3) use the NEOX rotation and keep them. */
+static gboolean
+gguf_permutes (const CriaHfConfig *c)
+{
+  return strcmp (c->architecture, "LlamaForCausalLM") == 0 || strcmp (c->architecture, "MistralForCausalLM") == 0;
+}
+
+char *
+models_llama_gguf_tensor_name (const CriaHfConfig *c, const char *name, gint64 *permute_heads)
+{
+  *permute_heads = 0;
+  if (strcmp (name, "model.embed_tokens.weight") == 0)
+    return g_strdup ("token_embd.weight");
+  if (strcmp (name, "model.norm.weight") == 0)
+    return g_strdup ("output_norm.weight");
+  if (strcmp (name, "lm_head.weight") == 0)
+    return g_strdup ("output.weight");
+  if (!g_str_has_prefix (name, "model.layers."))
+    return NULL;
+  char *end;
+  guint64 l = g_ascii_strtoull (name + 13, &end, 10);
+  if (end == name + 13 || *end != '.')
+    return NULL;
+  for (guint i = 0; i < G_N_ELEMENTS (layer_names); i++)
+    if (strcmp (end + 1, layer_names[i].hf) == 0) {
+      if (gguf_permutes (c) && g_str_has_prefix (layer_names[i].hf, "self_attn.q_proj."))
+        *permute_heads = c->n_heads;
+      if (gguf_permutes (c) && g_str_has_prefix (layer_names[i].hf, "self_attn.k_proj."))
+        *permute_heads = c->n_kv_heads;
+      return g_strdup_printf ("blk.%" G_GUINT64_FORMAT ".%s", l, layer_names[i].gguf);
+    }
+  return NULL;
+}
+
+gboolean
+models_llama_gguf_metadata (const CriaHfConfig *c, CriaGgufWriter *w, const char *arch, GError **error)
+{
+  const CriaRopeScaling *rs = &c->rope_scaling;
+  if (rs->type == CRIA_ROPE_SCALING_DYNAMIC) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
+                 "%s: rope_scaling: dynamic NTK scaling is not exported to GGUF (llama.cpp has none)", c->file);
+    return FALSE;
+  }
+  if (c->mlp_bias && strcmp (arch, "llama") != 0) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED, "%s: mlp_bias: llama.cpp's %s has no MLP biases", c->file,
+                 arch);
+    return FALSE;
+  }
+  cria_gguf_set_string (w, "general.architecture", arch);
+#define KEY(k) (g_snprintf (key, sizeof key, "%s." k, arch), key)
+  char key[128];
+  cria_gguf_set_u32 (w, KEY ("context_length"), (guint32) c->max_positions);
+  cria_gguf_set_u32 (w, KEY ("embedding_length"), (guint32) c->hidden_size);
+  cria_gguf_set_u32 (w, KEY ("block_count"), (guint32) c->n_layers);
+  cria_gguf_set_u32 (w, KEY ("feed_forward_length"), (guint32) c->intermediate_size);
+  cria_gguf_set_u32 (w, KEY ("attention.head_count"), (guint32) c->n_heads);
+  cria_gguf_set_u32 (w, KEY ("attention.head_count_kv"), (guint32) c->n_kv_heads);
+  cria_gguf_set_u32 (w, KEY ("attention.key_length"), (guint32) c->head_dim);
+  cria_gguf_set_u32 (w, KEY ("attention.value_length"), (guint32) c->head_dim);
+  cria_gguf_set_u32 (w, KEY ("rope.dimension_count"), (guint32) c->head_dim);
+  cria_gguf_set_f32 (w, KEY ("rope.freq_base"), (float) c->rope_theta);
+  cria_gguf_set_f32 (w, KEY ("attention.layer_norm_rms_epsilon"), (float) c->norm_eps);
+  cria_gguf_set_u32 (w, KEY ("vocab_size"), (guint32) c->vocab_size);
+  if (rs->type == CRIA_ROPE_SCALING_LINEAR || rs->type == CRIA_ROPE_SCALING_YARN) {
+    cria_gguf_set_string (w, KEY ("rope.scaling.type"), rs->type == CRIA_ROPE_SCALING_YARN ? "yarn" : "linear");
+    cria_gguf_set_f32 (w, KEY ("rope.scaling.factor"), (float) rs->factor);
+  }
+  if (rs->type == CRIA_ROPE_SCALING_YARN) {
+    gint64 orig = rs->original_max_position_embeddings ? rs->original_max_position_embeddings : c->max_positions;
+    cria_gguf_set_u32 (w, KEY ("rope.scaling.original_context_length"), (guint32) orig);
+    cria_gguf_set_f32 (w, KEY ("rope.scaling.yarn_beta_fast"), (float) rs->beta_fast);
+    cria_gguf_set_f32 (w, KEY ("rope.scaling.yarn_beta_slow"), (float) rs->beta_slow);
+    if (rs->attention_factor > 0)
+      cria_gguf_set_f32 (w, KEY ("rope.scaling.attn_factor"), (float) rs->attention_factor);
+  }
+#undef KEY
+  if (rs->type == CRIA_ROPE_SCALING_LLAMA3) {
+    /* llama.cpp divides each frequency by a factor it reads from this
+     * tensor: the ratio of the unscaled frequency to LLaMA 3's */
+    double attn;
+    g_autoptr (CriaTensor) inv = rope_inv_freq (c, 0, &attn);
+    g_autoptr (CriaTensor) factors = cria_tensor_new (CRIA_DTYPE_F32, 1, inv->shape);
+    float *f = factors->data;
+    const float *scaled = inv->data;
+    for (gint64 i = 0; i < inv->shape[0]; i++)
+      f[i] = (float) ((1.0 / pow (c->rope_theta, (double) (2 * i) / (double) c->head_dim)) / scaled[i]);
+    return cria_gguf_add_tensor (w, "rope_freqs.weight", CRIA_GGUF_F32, factors, error);
+  }
+  return TRUE;
+}
+
+static gboolean
+llama_gguf_metadata (const CriaHfConfig *c, CriaGgufWriter *w, GError **error)
+{
+  gboolean qwen2 = strcmp (c->architecture, "Qwen2ForCausalLM") == 0;
+  if (qwen2 && c->sliding_window) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
+                 "%s: use_sliding_window: llama.cpp's qwen2 has no sliding window", c->file);
+    return FALSE;
+  }
+  if (!models_llama_gguf_metadata (c, w, qwen2 ? "qwen2" : "llama", error))
+    return FALSE;
+  /* llama.cpp's llama attends to the whole context: Mistral's sliding
+   * window bounds the context it computes as transformers does */
+  if (c->sliding_window && c->sliding_window < c->max_positions)
+    cria_gguf_set_u32 (w, "llama.context_length", (guint32) c->sliding_window);
+  return TRUE;
+}
+
 const CriaModelVTable cria_llama_vtable = {
-  CRIA_VTABLE_INIT (CriaModelVTable),  .classes = llama_classes,
-  .configure = llama_configure,        .tensors = llama_tensors,
-  .canonical = models_llama_canonical, .build = llama_build,
+  CRIA_VTABLE_INIT (CriaModelVTable),
+  .classes = llama_classes,
+  .configure = llama_configure,
+  .tensors = llama_tensors,
+  .canonical = models_llama_canonical,
+  .build = llama_build,
   .default_targets = "q_proj,v_proj",
+  .gguf_metadata = llama_gguf_metadata,
+  .gguf_tensor_name = models_llama_gguf_tensor_name,
 };

@@ -25,3 +25,8 @@ G_GNUC_INTERNAL void models_llama_outer_tensors (const CriaHfConfig *c, GArray *
 G_GNUC_INTERNAL char *models_llama_canonical (const CriaHfConfig *c, const char *name);
 G_GNUC_INTERNAL gboolean models_llama_build (CriaModel *m, CriaGraph *g, const CriaModelShape *s, CriaModelGraph *out,
                                              const ModelsLlamaVariant *variant, GError **error);
+/* GGUF export: llama.cpp's tensor names (q/k rows permuted for the
+ * "llama" architecture) and the hyperparameters under `arch`. */
+G_GNUC_INTERNAL char *models_llama_gguf_tensor_name (const CriaHfConfig *c, const char *name, gint64 *permute_heads);
+G_GNUC_INTERNAL gboolean models_llama_gguf_metadata (const CriaHfConfig *c, CriaGgufWriter *w, const char *arch,
+                                                     GError **error);

@@ -72,9 +72,25 @@ qwen3_build (CriaModel *m, CriaGraph *g, const CriaModelShape *s, CriaModelGraph
   return models_llama_build (m, g, s, out, &variant, error);
 }
 
+static gboolean
+qwen3_gguf_metadata (const CriaHfConfig *c, CriaGgufWriter *w, GError **error)
+{
+  if (c->sliding_window) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
+                 "%s: use_sliding_window: llama.cpp's qwen3 has no sliding window", c->file);
+    return FALSE;
+  }
+  return models_llama_gguf_metadata (c, w, "qwen3", error);
+}
+
 const CriaModelVTable cria_qwen3_vtable = {
-  CRIA_VTABLE_INIT (CriaModelVTable),  .classes = qwen3_classes,
-  .configure = qwen3_configure,        .tensors = qwen3_tensors,
-  .canonical = models_llama_canonical, .build = qwen3_build,
+  CRIA_VTABLE_INIT (CriaModelVTable),
+  .classes = qwen3_classes,
+  .configure = qwen3_configure,
+  .tensors = qwen3_tensors,
+  .canonical = models_llama_canonical,
+  .build = qwen3_build,
   .default_targets = "q_proj,v_proj",
+  .gguf_metadata = qwen3_gguf_metadata,
+  .gguf_tensor_name = models_llama_gguf_tensor_name,
 };

@@ -20,6 +20,7 @@
 G_BEGIN_DECLS
 
 typedef struct _CriaModel CriaModel;
+typedef struct _CriaGgufWriter CriaGgufWriter;
 
 /* What one forward pass is built for. */
 typedef struct {
@@ -73,6 +74,19 @@ struct _CriaModelVTable {
   /* PEFT's default target_modules for the architecture (comma-separated),
    * what target-modules=auto means; NULL: all-linear. */
   const char *default_targets;
+  /* Optional, for GGUF export (cria-gguf.h), as llama.cpp's converter
+   * (convert_hf_to_gguf.py) writes the architecture: sets
+   * general.architecture (the name llama.cpp knows it by) and the
+   * hyperparameters llama.cpp reads under that prefix, and may add tensors
+   * the file needs beyond the table (LLaMA 3's rope_freqs). Fails with a
+   * one-line error for a config llama.cpp cannot run as cria does. */
+  gboolean (*gguf_metadata) (const CriaHfConfig *config, CriaGgufWriter *gguf, GError **error);
+  /* With gguf_metadata: the GGUF name of the table's weight `name` (newly
+   * allocated), NULL for one the file leaves out. *permute_heads is set to
+   * the number of heads when the converter permutes the rows of the weight
+   * (and of its bias, and of a LoRA B) from Hugging Face's rotate-half RoPE
+   * to llama.cpp's interleaved one, else 0. */
+  char *(*gguf_tensor_name) (const CriaHfConfig *config, const char *name, gint64 *permute_heads);
 };
 
 /* How weights are held in memory: as stored in the file (mapped, not copied,

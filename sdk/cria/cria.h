@@ -27,6 +27,7 @@
 #include <cria/cria-metric.h>
 #include <cria/cria-safetensors.h>
 #include <cria/cria-hfmodel.h>
+#include <cria/cria-gguf.h>
 #include <cria/cria-model.h>
 #include <cria/cria-lm.h>
 #include <cria/cria-adapter.h>
