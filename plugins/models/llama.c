@@ -297,7 +297,8 @@ models_llama_gguf_metadata (const CriaHfConfig *c, CriaGgufWriter *w, const char
     /* llama.cpp divides each frequency by a factor it reads from this
      * tensor: the ratio of the unscaled frequency to LLaMA 3's */
     double attn;
-    g_autoptr (CriaTensor) inv = rope_inv_freq (c, 0, &attn);
+    g_autoptr (CriaTensor) inv = cria_tensor_new (CRIA_DTYPE_F32, 1, (gint64[]){ c->head_dim / 2 });
+    cria_hf_config_rope_inv_freq (c, c->head_dim, 0, inv->data, &attn);
     g_autoptr (CriaTensor) factors = cria_tensor_new (CRIA_DTYPE_F32, 1, inv->shape);
     float *f = factors->data;
     const float *scaled = inv->data;
