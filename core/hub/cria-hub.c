@@ -64,6 +64,21 @@ hub_clear (Hub *h)
   g_clear_pointer (&h->auth, g_free);
 }
 
+/* A token that cannot go into a header line is no token. */
+static char *
+usable_token (char *token)
+{
+  g_strstrip (token);
+  for (const char *p = token; *p; p++)
+    if ((guchar) *p < 0x20 || *p == 0x7f)
+      *token = '\0';
+  if (!*token) {
+    g_free (token);
+    return NULL;
+  }
+  return token;
+}
+
 char *
 cria_hub_find_token (void)
 {
@@ -71,7 +86,7 @@ cria_hub_find_token (void)
   for (guint i = 0; i < G_N_ELEMENTS (names); i++) {
     const char *v = g_getenv (names[i]);
     if (v && *v)
-      return g_strstrip (g_strdup (v));
+      return usable_token (g_strdup (v));
   }
   g_autofree char *path = g_strdup (g_getenv ("HF_TOKEN_PATH"));
   if (!path || !*path) {
@@ -81,14 +96,7 @@ cria_hub_find_token (void)
                          : g_build_filename (g_get_user_cache_dir (), "huggingface", "token", NULL);
   }
   char *token = NULL;
-  if (!g_file_get_contents (path, &token, NULL, NULL))
-    return NULL;
-  g_strstrip (token);
-  if (!*token || strpbrk (token, "\r\n")) {
-    g_free (token);
-    return NULL;
-  }
-  return token;
+  return g_file_get_contents (path, &token, NULL, NULL) ? usable_token (token) : NULL;
 }
 
 /* ---- HTTP ---------------------------------------------------------------------------- */

@@ -552,6 +552,13 @@ test_gated (void)
   g_setenv ("HF_HOME", fresh, TRUE);
   g_autofree char *found = cria_hub_find_token ();
   CU_ASSERT_STRING_EQUAL (found, TOKEN);
+  g_setenv ("HF_TOKEN", "hf_from_env", TRUE); /* the environment comes first */
+  g_autofree char *from_env = cria_hub_find_token ();
+  CU_ASSERT_STRING_EQUAL (from_env, "hf_from_env");
+  g_setenv ("HF_TOKEN", "hf_bad\r\nX-Injected: 1", TRUE);
+  g_autofree char *bad = cria_hub_find_token ();
+  CU_ASSERT_PTR_NULL (bad);
+  g_unsetenv ("HF_TOKEN");
   g_autofree char *again = lib_pull (fresh, NULL, "org/gated", "config.json", NULL);
   CU_ASSERT_PTR_NOT_NULL (again);
   g_setenv ("HF_HOME", model_tmp, TRUE);
