@@ -53,6 +53,7 @@ typedef struct {
   guint index, count;
   const char *name;
   gint64 done, total, started_us, shown_us;
+  int shown_width; /* characters of the longest status line of this file */
 } Hub;
 
 static void
@@ -356,7 +357,12 @@ show_progress (Hub *h, gboolean last)
   g_autofree char *done = g_format_size ((guint64) h->done);
   g_autofree char *total = h->total >= 0 ? g_format_size ((guint64) h->total) : g_strdup ("?");
   g_autofree char *rate = g_format_size (secs > 0 ? (guint64) ((double) h->done / secs) : 0);
-  cria_log_status (last, "[%s] %u/%u %s  %s / %s  %s/s ", bar, h->index, h->count, h->name, done, total, rate);
+  g_autofree char *line = g_strdup_printf ("[%s] %u/%u %s  %s / %s  %s/s", bar, h->index, h->count, h->name, done,
+                                           total, rate);
+  /* Blanks over what a longer line before it left on the terminal. */
+  int len = (int) g_utf8_strlen (line, -1);
+  cria_log_status (last, "%s%*s", line, MAX (h->shown_width - len, 0) + 1, "");
+  h->shown_width = last ? 0 : MAX (h->shown_width, len);
 }
 
 /* The sha256 and the git blob id of a file, in one read. */
