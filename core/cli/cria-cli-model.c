@@ -34,7 +34,8 @@ cria_cli_model_options (CriaCliModel *m)
 {
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &m->dir,
-      "Hugging Face model directory (config.json, weights, tokenizer); required", "DIR" },
+      "Hugging Face model directory (config.json, weights, tokenizer), or ORG/NAME pulled by cria pull; required",
+      "DIR" },
     { "dtype", 0, 0, G_OPTION_ARG_STRING, &m->dtype, "Weights in memory: auto (as stored), f32 or bf16 (default: auto)",
       "DTYPE" },
     { "backend", 0, 0, G_OPTION_ARG_STRING, &m->backend_spec,
@@ -58,6 +59,10 @@ cria_cli_model_open (CriaCliModel *m, gboolean need_tokenizer, GError **error)
   }
   CriaModelDType dtype;
   if (!parse_dtype (m->dtype, &dtype, error))
+    return FALSE;
+  if (!m->name)
+    m->name = g_strdup (m->dir);
+  if (!cria_cli_resolve_model (&m->dir, error))
     return FALSE;
   m->registry = cria_cli_load_registry ();
   CriaLmStack st;
@@ -85,6 +90,7 @@ cria_cli_model_clear (CriaCliModel *m)
   g_clear_pointer (&m->backend, cria_backend_free);
   g_clear_pointer (&m->registry, cria_registry_free);
   g_clear_pointer (&m->dir, g_free);
+  g_clear_pointer (&m->name, g_free);
   g_clear_pointer (&m->dtype, g_free);
   g_clear_pointer (&m->backend_spec, g_free);
   g_clear_pointer (&m->adapter_dir, g_free);

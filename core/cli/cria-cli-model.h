@@ -6,6 +6,7 @@
 typedef struct {
   /* options */
   char *dir, *dtype, *backend_spec, *adapter_dir;
+  char *name; /* --model as given (dir is then a hub id's snapshot) */
   int threads;
   /* opened */
   CriaRegistry *registry;

@@ -19,6 +19,10 @@ CriaRegistry *cria_cli_load_registry (void);
 gboolean cria_cli_parse (GOptionContext *ctx, int *argc, char ***argv);
 /* Prints "cria VERB: message" on stderr. */
 void cria_cli_error (const char *verb, const GError *error);
+/* What --model names: an existing path stays, a hub id ("ORG/NAME") becomes
+ * its snapshot in the Hugging Face cache (cria_hf_resolve_model); *path is
+ * replaced. NULL stays NULL. */
+gboolean cria_cli_resolve_model (char **path, GError **error);
 /* Prints a JSON node on stdout, pretty. */
 void cria_cli_print_json (JsonNode *node);
 
@@ -36,3 +40,4 @@ int cria_verb_train (int argc, char **argv);
 int cria_verb_merge (int argc, char **argv);
 int cria_verb_export (int argc, char **argv);
 int cria_verb_serve (int argc, char **argv);
+int cria_verb_pull (int argc, char **argv);

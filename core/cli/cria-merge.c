@@ -18,7 +18,8 @@ cria_verb_merge (int argc, char **argv)
   g_autofree char *model_dir = NULL, *adapter_dir = NULL, *out = NULL, *dtype_name = NULL;
   gboolean nf4_base = FALSE;
   const GOptionEntry entries[] = {
-    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, "Base model directory", "DIR" },
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, "Base model directory, or ORG/NAME pulled by cria pull",
+      "DIR" },
     { "adapter", 'a', 0, G_OPTION_ARG_FILENAME, &adapter_dir, "PEFT adapter directory (adapter_config.json)", "DIR" },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out, "Directory of the merged checkpoint", "DIR" },
     { "dtype", 0, 0, G_OPTION_ARG_STRING, &dtype_name, "Weight type written: f32 (default), bf16 or f16", "TYPE" },
@@ -41,7 +42,9 @@ cria_verb_merge (int argc, char **argv)
   }
   g_autoptr (GError) error = NULL;
   g_autoptr (CriaRegistry) reg = cria_cli_load_registry ();
-  g_autoptr (CriaModel) model = cria_model_open (reg, model_dir, CRIA_MODEL_DTYPE_F32, &error);
+  g_autoptr (CriaModel) model = cria_cli_resolve_model (&model_dir, &error)
+                                    ? cria_model_open (reg, model_dir, CRIA_MODEL_DTYPE_F32, &error)
+                                    : NULL;
   if (model && nf4_base && !cria_adapter_quantize_model (model, &error))
     g_clear_pointer (&model, cria_model_free);
   g_autoptr (CriaAdapter) adapter = model ? cria_adapter_load (reg, model, adapter_dir, &error) : NULL;

@@ -179,7 +179,9 @@ cria_verb_model (int argc, char **argv)
   g_autoptr (GError) error = NULL;
   g_autoptr (CriaRegistry) registry = cria_cli_load_registry ();
   const CriaProvider *provider = NULL;
-  g_autoptr (CriaHfModel) m = cria_model_open_files (registry, argv[2], &provider, NULL, &error);
+  g_autofree char *dir = g_strdup (argv[2]);
+  g_autoptr (CriaHfModel)
+      m = cria_cli_resolve_model (&dir, &error) ? cria_model_open_files (registry, dir, &provider, NULL, &error) : NULL;
   if (!m) {
     cria_cli_error ("model", error);
     return CRIA_EXIT_FAILURE;

@@ -65,7 +65,7 @@ cria_verb_serve (int argc, char **argv)
   if (!cria_cli_model_open (&m, TRUE, &error) || !cria_cli_sampling_apply (&so, m.model, &s, &error))
     goto done;
   runner = cria_lm_runner_new (m.lm, m.tokenizer, format, &s, !no_special);
-  base = g_path_get_basename (m.dir);
+  base = g_path_get_basename (m.name);
   CriaServerOptions options = {
     .host = host ? host : "127.0.0.1",
     .port = port,

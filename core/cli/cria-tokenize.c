@@ -190,6 +190,10 @@ cria_verb_tokenize (int argc, char **argv)
       return CRIA_EXIT_USAGE;
     }
   }
+  if (!cria_cli_resolve_model (&tokenizer_path, &error)) {
+    cria_cli_error ("tokenize", error);
+    return CRIA_EXIT_FAILURE;
+  }
   g_autoptr (CriaTokenizer) tok = provider ? cria_tokenizer_load_with (reg, provider, tokenizer_path, props, &error)
                                            : cria_tokenizer_load (reg, tokenizer_path, &error);
   if (!tok) {

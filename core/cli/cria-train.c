@@ -138,6 +138,15 @@ cria_verb_train (int argc, char **argv)
     cria_cli_error ("train", error);
     return CRIA_EXIT_USAGE;
   }
+  /* --model and --tokenizer may name a model pulled from the hub. */
+  const char *hub_options[] = { "model", "tokenizer" };
+  for (guint i = 0; i < G_N_ELEMENTS (hub_options); i++) {
+    g_autofree char *path = g_strdup (cria_props_get_string (props, hub_options[i]));
+    if (!cria_cli_resolve_model (&path, &error) || (path && !cria_props_set (props, hub_options[i], path, &error))) {
+      cria_cli_error ("train", error);
+      return CRIA_EXIT_FAILURE;
+    }
+  }
   g_autoptr (CriaRegistry) reg = cria_cli_load_registry ();
   signal (SIGINT, on_signal);
   signal (SIGTERM, on_signal);

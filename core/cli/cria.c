@@ -21,6 +21,7 @@ static const CriaVerb verbs[] = {
   { "merge", "fold a trained adapter into its base model as a Hugging Face checkpoint", cria_verb_merge },
   { "metric", "score generations against references (BLEU, ROUGE, SQuAD EM/F1, distinct-n)", cria_verb_metric },
   { "model", "describe and check a Hugging Face model directory", cria_verb_model },
+  { "pull", "download a model from the Hugging Face hub into its cache (--model ORG/NAME finds it)", cria_verb_pull },
   { "serve", "serve a model over an OpenAI-compatible HTTP API (chat, completions, streaming)", cria_verb_serve },
   { "tokenize", "print the token ids of text, or decode ids, with a model's tokenizer", cria_verb_tokenize },
   { "tokenizer", "train a byte-level BPE tokenizer and write its tokenizer.json", cria_verb_tokenizer },
@@ -103,6 +104,19 @@ void
 cria_cli_error (const char *verb, const GError *error)
 {
   g_printerr ("cria %s: %s\n", verb, error->message);
+}
+
+gboolean
+cria_cli_resolve_model (char **path, GError **error)
+{
+  if (!*path)
+    return TRUE;
+  char *dir = cria_hf_resolve_model (*path, error);
+  if (!dir)
+    return FALSE;
+  g_free (*path);
+  *path = dir;
+  return TRUE;
 }
 
 void

@@ -7,7 +7,8 @@
 #include "cria-train-private.h"
 
 static const CriaPropSpec train_specs[] = {
-  { "model", CRIA_PROP_STRING, NULL, 0, 0, NULL, "Hugging Face model directory to fine-tune", CRIA_PROP_FLAG_REQUIRED },
+  { "model", CRIA_PROP_STRING, NULL, 0, 0, NULL,
+    "Hugging Face model directory to fine-tune, or ORG/NAME pulled by cria pull", CRIA_PROP_FLAG_REQUIRED },
   { "data", CRIA_PROP_STRING, NULL, 0, 0, NULL,
     "training records: a file (JSON lines, JSON array, CSV; Alpaca, ShareGPT, messages) or a pipeline",
     CRIA_PROP_FLAG_REQUIRED },

@@ -26,6 +26,7 @@
 #include <cria/cria-plot.h>
 #include <cria/cria-metric.h>
 #include <cria/cria-safetensors.h>
+#include <cria/cria-hfcache.h>
 #include <cria/cria-hfmodel.h>
 #include <cria/cria-gguf.h>
 #include <cria/cria-model.h>

@@ -13,7 +13,8 @@
 #include <cria/cria-generator.h>
 
 static const CriaPropSpec local_props[] = {
-  { "model", CRIA_PROP_STRING, NULL, 0, 0, NULL, "the Hugging Face model directory (config.json, weights, tokenizer)",
+  { "model", CRIA_PROP_STRING, NULL, 0, 0, NULL,
+    "the Hugging Face model directory (config.json, weights, tokenizer), or ORG/NAME pulled by cria pull",
     CRIA_PROP_FLAG_REQUIRED },
   { "dtype", CRIA_PROP_ENUM, "auto", 0, 0, "auto|f32|bf16", "weights in memory: as stored, f32 or bf16" },
   { "backend", CRIA_PROP_STRING, "cpu", 0, 0, NULL, "the compute backend and its properties" },
@@ -61,8 +62,9 @@ local_create (const CriaProps *props, CriaRegistry *registry, GError **error)
   Local *self = g_new0 (Local, 1);
   g_mutex_init (&self->lock);
   const char *format = cria_props_get_string (props, "prompt-format");
-  const char *dir = cria_props_get_string (props, "model");
-  if ((format && !(self->format = cria_prompt_format_load (format, error))) ||
+  const char *model = cria_props_get_string (props, "model");
+  g_autofree char *dir = model ? cria_hf_resolve_model (model, error) : NULL;
+  if (!dir || (format && !(self->format = cria_prompt_format_load (format, error))) ||
       !cria_lm_stack_open (&self->stack, registry, dir, dtype, cria_props_get_string (props, "backend"),
                            (int) cria_props_get_int (props, "threads"), TRUE, error)) {
     local_destroy (self);
