@@ -94,7 +94,16 @@ run_eval (EvalOptions *o, CriaCliModel *m, GError **error)
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "%s: no records to evaluate", o->data);
     return FALSE;
   }
-  g_autoptr (CriaPromptFormat) format = cria_prompt_format_load (o->sampling.prompt_format, error);
+  const char *name = o->sampling.prompt_format;
+  if (!strcmp (name, "auto") || g_str_has_suffix (name, ".jinja")) {
+    /* Not done yet: eval's prompt/response split through a chat template. */
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
+                 "--prompt-format %s: cria eval scores through prompt formats only (alpaca, chatml, llama2, vicuna, "
+                 "a JSON file); chat templates are not supported here yet",
+                 name);
+    return FALSE;
+  }
+  g_autoptr (CriaPromptFormat) format = cria_prompt_format_load (name, error);
   if (!format)
     return FALSE;
   g_autoptr (GPtrArray) arms = g_ptr_array_new_with_free_func ((GDestroyNotify) arm_free);
@@ -203,6 +212,9 @@ cria_verb_eval (int argc, char **argv)
   int status = CRIA_EXIT_USAGE;
   g_autoptr (GError) error = NULL;
   o.metric_specs = g_ptr_array_new_with_free_func (g_free);
+  /* An adapter is scored with the format it was trained with. */
+  if (!o.sampling.prompt_format && m.adapter_dir)
+    o.sampling.prompt_format = cria_prompt_format_recorded (m.adapter_dir);
   if (!o.sampling.prompt_format)
     o.sampling.prompt_format = g_strdup ("alpaca");
   g_auto (GStrv) names = g_strsplit (metrics ? metrics : (metric_specs ? "" : "bleu,rouge"), ",", -1);
