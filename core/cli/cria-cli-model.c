@@ -158,8 +158,8 @@ cria_cli_sampling_options (CriaCliSampling *o)
     { "seed", 0, 0, G_OPTION_ARG_INT64, &o->seed, "Seed of the sampler (default 0)", "N" },
     { "stop", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->stop, "End the text before this string (repeatable)", "TEXT" },
     { "prompt-format", 'p', 0, G_OPTION_ARG_STRING, &o->prompt_format,
-      "Prompt format: auto (the model's chat template), a format of share/formats (alpaca, chatml, llama2, "
-      "vicuna), a format file or a .jinja template",
+      "Prompt format: auto (the model's chat template; the default, after the format an --adapter was trained "
+      "with), a format of share/formats (alpaca, chatml, llama2, vicuna), a format file or a .jinja template",
       "NAME" },
     { NULL }
   };
