@@ -95,16 +95,12 @@ run_eval (EvalOptions *o, CriaCliModel *m, GError **error)
     return FALSE;
   }
   const char *name = o->sampling.prompt_format;
-  if (!strcmp (name, "auto") || g_str_has_suffix (name, ".jinja")) {
-    /* Not done yet: eval's prompt/response split through a chat template. */
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
-                 "--prompt-format %s: cria eval scores through prompt formats only (alpaca, chatml, llama2, vicuna, "
-                 "a JSON file); chat templates are not supported here yet",
-                 name);
+  /* auto and .jinja: the chat template renders the prompt (eval_prepare). */
+  gboolean chat = !strcmp (name, "auto") || g_str_has_suffix (name, ".jinja");
+  if (chat && !cria_cli_sampling_resolve_format (&o->sampling, m, error))
     return FALSE;
-  }
-  g_autoptr (CriaPromptFormat) format = cria_prompt_format_load (name, error);
-  if (!format)
+  g_autoptr (CriaPromptFormat) format = chat ? NULL : cria_prompt_format_load (name, error);
+  if (!chat && !format)
     return FALSE;
   g_autoptr (GPtrArray) arms = g_ptr_array_new_with_free_func ((GDestroyNotify) arm_free);
   if (!eval_open_arms (o, m, arms, error))

@@ -175,6 +175,20 @@ test_runner (void)
   g_clear_pointer (&runner, cria_lm_runner_free);
   cria_lm_stack_clear (&st);
   cria_registry_free (reg);
+  /* cria eval -p auto: the conversation before the answer, the same way. */
+  g_autofree char *data = g_build_filename (tmp, "data.jsonl", NULL);
+  g_autofree char *out = g_build_filename (tmp, "eval", NULL);
+  cria_test_write_file (data, "{\"messages\": [{\"role\": \"user\", \"content\": \"Name a prime number.\"}, "
+                              "{\"role\": \"assistant\", \"content\": \"7\"}, {\"role\": \"user\", \"content\": "
+                              "\"And another one?\"}, {\"role\": \"assistant\", \"content\": \"11\"}]}\n");
+  const char *args[] = { "eval", "--model", dir,         "--data", data,    "-p", "auto",
+                         "-n",   "2",       "--threads", "1",      "--out", out,  NULL };
+  CU_ASSERT_EQUAL (cria_test_run_cria (args, NULL, NULL, NULL), 0);
+  g_autofree char *preds_path = g_build_filename (out, "predictions.jsonl", NULL);
+  g_autofree char *preds = cria_test_read_file (preds_path);
+  g_autoptr (JsonNode) pred = preds ? json_from_string (preds, NULL) : NULL;
+  CU_ASSERT_FATAL (pred != NULL);
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (json_node_get_object (pred), "prompt"), want);
   cria_test_rmtree (tmp);
 }
 
@@ -342,7 +356,7 @@ test_mask (void)
 static const CriaTestCase prompt_cases[] = {
   { "the tiny models' template renders as transformers does", test_tiny_goldens },
   { "the shared tokenizers' own templates are found and match", test_shared_templates },
-  { "the runner uses the model's template, a format by name, and BOS", test_runner },
+  { "the runner and eval use the model's template, a format by name, and BOS", test_runner },
   { "generate adds BOS as serve does: the same text", test_generate_bos },
   { "the adapter's recorded prompt format", test_recorded_format },
   { NULL },
