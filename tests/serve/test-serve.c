@@ -625,6 +625,80 @@ test_queue_full (void)
 
 /* A chat format on the busy server: a conversation renders, and the local
  * generator with the same format gives the same text. */
+/* One request with headers; the answer's headers come back in *got. */
+static guint
+request_with (const Server *s, const char *method, const char *path, const char *body, const char *const *headers,
+              SoupMessageHeaders **got, char **answer_body)
+{
+  g_autoptr (SoupSession) session = soup_session_new_with_options ("timeout", 600, NULL);
+  g_autofree char *url = g_strconcat (s->url, path, NULL);
+  g_autoptr (SoupMessage) msg = soup_message_new (method, url);
+  for (guint i = 0; headers && headers[i]; i += 2)
+    soup_message_headers_replace (soup_message_get_request_headers (msg), headers[i], headers[i + 1]);
+  if (body) {
+    g_autoptr (GBytes) payload = g_bytes_new (body, strlen (body));
+    soup_message_set_request_body_from_bytes (msg, "application/json", payload);
+  }
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) answer = soup_session_send_and_read (session, msg, NULL, &error);
+  g_assert_no_error (error);
+  if (got)
+    *got = g_boxed_copy (SOUP_TYPE_MESSAGE_HEADERS, soup_message_get_response_headers (msg));
+  if (answer_body)
+    *answer_body = g_strndup (g_bytes_get_data (answer, NULL), g_bytes_get_size (answer));
+  return soup_message_get_status (msg);
+}
+
+/* --api-key, --cors-origin, /health, /v1/models/{id} and a JSON schema,
+ * without node (test-openai drives the same with the openai client). */
+static void
+test_key_cors_schema (void)
+{
+  Server k = { 0 };
+  const char *extra[] = { "--api-key", "k3y", "--cors-origin", "http://a.test", "-n", "48", NULL };
+  server_start (&k, extra);
+  const char *key[] = { "Authorization", "Bearer k3y", "Origin", "http://a.test", NULL };
+  const char *wrong[] = { "Authorization", "Bearer k3z", NULL };
+  CU_ASSERT_EQUAL (request_with (&k, "GET", "/models", NULL, NULL, NULL, NULL), 401);
+  g_autofree char *body = NULL;
+  CU_ASSERT_EQUAL (request_with (&k, "GET", "/models", NULL, wrong, NULL, &body), 401);
+  CU_ASSERT (strstr (body, "\"invalid_api_key\"") != NULL);
+  SoupMessageHeaders *h = NULL;
+  CU_ASSERT_EQUAL (request_with (&k, "GET", "/models/stories260K", NULL, key, &h, NULL), 200);
+  CU_ASSERT_STRING_EQUAL (soup_message_headers_get_one (h, "Access-Control-Allow-Origin"), "http://a.test");
+  g_boxed_free (SOUP_TYPE_MESSAGE_HEADERS, h);
+  CU_ASSERT_EQUAL (request_with (&k, "GET", "/models/other", NULL, key, NULL, NULL), 404);
+  const char *pre[] = { "Origin", "http://a.test", "Access-Control-Request-Method", "POST", NULL };
+  CU_ASSERT_EQUAL (request_with (&k, "OPTIONS", "/chat/completions", NULL, pre, &h, NULL), 204);
+  CU_ASSERT (soup_message_headers_get_one (h, "Access-Control-Allow-Methods") != NULL);
+  g_boxed_free (SOUP_TYPE_MESSAGE_HEADERS, h);
+  /* /health is beside /v1, and needs no key. */
+  g_autofree char *root = g_strndup (k.url, strlen (k.url) - 3);
+  Server bare = { NULL, root };
+  CU_ASSERT_EQUAL (request_with (&bare, "GET", "/health", NULL, NULL, NULL, NULL), 200);
+  g_autofree char *answer = NULL;
+  CU_ASSERT_EQUAL (request_with (&k, "POST", "/chat/completions",
+                                 "{\"messages\": [{\"role\": \"user\", \"content\": \"A dog\"}], \"temperature\": 1, "
+                                 "\"seed\": 4, \"response_format\": {\"type\": \"json_schema\", \"json_schema\": "
+                                 "{\"name\": \"r\", \"schema\": {\"type\": \"object\", \"properties\": {\"ok\": "
+                                 "{\"type\": \"boolean\"}, \"n\": {\"type\": \"integer\"}}, \"required\": [\"ok\", "
+                                 "\"n\"], \"additionalProperties\": false}}}}",
+                                 key, NULL, &answer),
+                   200);
+  g_autoptr (JsonNode) a = json_from_string (answer, NULL);
+  g_assert (a);
+  JsonObject *c = json_array_get_object_element (json_object_get_array_member (json_node_get_object (a), "choices"), 0);
+  const char *content = json_object_get_string_member (json_object_get_object_member (c, "message"), "content");
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (c, "finish_reason"), "stop");
+  g_autoptr (JsonNode) doc = json_from_string (content, NULL);
+  CU_ASSERT_FATAL (doc && JSON_NODE_HOLDS_OBJECT (doc));
+  JsonObject *d = json_node_get_object (doc);
+  CU_ASSERT_EQUAL (json_object_get_size (d), 2);
+  CU_ASSERT (json_node_get_value_type (json_object_get_member (d, "ok")) == G_TYPE_BOOLEAN);
+  CU_ASSERT (json_node_get_value_type (json_object_get_member (d, "n")) == G_TYPE_INT64);
+  CU_ASSERT_EQUAL (server_stop (&k), 0);
+}
+
 static void
 test_prompt_format (void)
 {
@@ -1084,6 +1158,7 @@ register_suites (void)
     { "four clients at once", test_concurrent },
     { "503 when the queue is full", test_queue_full },
     { "a chat format renders conversations", test_prompt_format },
+    { "API key, CORS, /health, a model by id, a JSON schema", test_key_cors_schema },
     { "a client hanging up mid-stream", test_hang_up },
     { "bad model, host or format at start", test_bad_start },
     { "thousands of dropped connections leave no descriptor", test_dropped_connections },
