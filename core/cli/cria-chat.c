@@ -41,8 +41,14 @@ cria_verb_chat (int argc, char **argv)
   cria_cli_model_init (&m);
   cria_cli_sampling_init (&so);
   g_autofree char *system = NULL;
+  gboolean no_special = FALSE;
   GOptionEntry entries[] = {
-    { "system", 's', 0, G_OPTION_ARG_STRING, &system, "A system message that opens the conversation", "TEXT" }, { NULL }
+    { "system", 's', 0, G_OPTION_ARG_STRING, &system, "A system message that opens the conversation", "TEXT" },
+    { "no-add-special", 0, 0, G_OPTION_ARG_NONE, &no_special,
+      "Do not add the tokenizer's special tokens (BOS) to a prompt a prompt format wrote (a chat template writes "
+      "its own)",
+      NULL },
+    { NULL }
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- talk with a model");
   g_option_context_add_main_entries (ctx, entries, NULL);
@@ -61,7 +67,8 @@ cria_verb_chat (int argc, char **argv)
     status = CRIA_EXIT_USAGE;
     goto done;
   }
-  if (!cria_cli_model_open (&m, TRUE, &error) || !cria_cli_sampling_apply (&so, m.model, &s, &error))
+  if (!cria_cli_model_open (&m, TRUE, &error) || !cria_cli_sampling_apply (&so, m.model, &s, &error) ||
+      !cria_cli_sampling_resolve_format (&so, &m, &error))
     goto done;
   if (tty)
     printf ("cria chat: %s — /reset starts over, /quit leaves\n", m.dir);
@@ -81,8 +88,9 @@ cria_verb_chat (int argc, char **argv)
       continue;
     }
     cria_record_add_message (conv, "user", line);
-    g_autofree char *prompt = cria_cli_render_prompt (&so, m.dir, conv, &error);
-    g_autoptr (GArray) ids = prompt ? cria_cli_encode (&m, prompt, FALSE, &error) : NULL;
+    gboolean special = TRUE;
+    g_autofree char *prompt = cria_cli_render_prompt (&so, m.dir, conv, &special, &error);
+    g_autoptr (GArray) ids = prompt ? cria_cli_encode (&m, prompt, special && !no_special, &error) : NULL;
     if (!ids)
       goto done;
     CriaGeneration gen;

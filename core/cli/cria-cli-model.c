@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <cria/cria-chat-template.h>
+#include <cria/cria-input.h>
+
 #include "cria-cli-model.h"
 
 void
@@ -163,8 +166,8 @@ cria_cli_sampling_options (CriaCliSampling *o)
     { "stop", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->stop,
       "End the text before this string (repeatable; default: the model's stop tokens only)", "TEXT" },
     { "prompt-format", 'p', 0, G_OPTION_ARG_STRING, &o->prompt_format,
-      "Prompt format: auto (the model's chat template), a format of share/formats (alpaca, chatml, llama2, "
-      "vicuna), a format file or a .jinja template",
+      "Prompt format: auto (the model's chat template; the default, after the format an --adapter was trained "
+      "with), a format of share/formats (alpaca, chatml, llama2, vicuna), a format file or a .jinja template",
       "NAME" },
     { NULL }
   };
@@ -203,9 +206,35 @@ cria_cli_sampling_clear (CriaCliSampling *o)
   g_clear_pointer (&o->prompt_format, g_free);
 }
 
-char *
-cria_cli_render_prompt (const CriaCliSampling *o, const char *model_dir, const CriaRecord *record, GError **error)
+gboolean
+cria_cli_sampling_resolve_format (CriaCliSampling *o, const CriaCliModel *m, GError **error)
 {
+  if (!o->prompt_format && m->adapter_dir)
+    o->prompt_format = cria_prompt_format_recorded (m->adapter_dir);
+  if (!o->prompt_format && m->dir)
+    o->prompt_format = cria_prompt_format_recorded (m->dir);
+  const char *f = o->prompt_format;
+  if (!f || !strcmp (f, "auto"))
+    return TRUE;
+  if (g_str_has_suffix (f, ".jinja")) {
+    g_autofree char *source = NULL;
+    if (!cria_file_get_contents (f, 16 << 20, &source, NULL, error))
+      return FALSE;
+    g_autoptr (CriaChatTemplate) t = cria_chat_template_new_from_string (source, f, error);
+    return t != NULL;
+  }
+  g_autoptr (CriaPromptFormat) format = cria_prompt_format_load (f, error);
+  return format != NULL;
+}
+
+char *
+cria_cli_render_prompt (const CriaCliSampling *o, const char *model_dir, const CriaRecord *record,
+                        gboolean *add_special, GError **error)
+{
+  gboolean special_dummy;
+  if (!add_special)
+    add_special = &special_dummy;
+  *add_special = TRUE;
   /* A plain prompt is given to the model as it is, unless a format is asked for. */
   if (!o->prompt_format && !record->messages) {
     const char *instruction = cria_record_get_field (record, "instruction");
@@ -223,5 +252,8 @@ cria_cli_render_prompt (const CriaCliSampling *o, const char *model_dir, const C
     return g_steal_pointer (&prompt);
   }
   g_autoptr (JsonArray) messages = cria_chat_messages_from_record (record);
-  return cria_chat_prompt_for_model (model_dir, format, messages, TRUE, NULL, NULL, error);
+  g_autofree char *used = NULL;
+  char *text = cria_chat_prompt_for_model (model_dir, format, messages, TRUE, NULL, &used, error);
+  *add_special = text && g_str_has_prefix (used, "the prompt format");
+  return text;
 }

@@ -45,9 +45,18 @@ GOptionGroup *cria_cli_sampling_options (CriaCliSampling *o);
 gboolean cria_cli_sampling_apply (const CriaCliSampling *o, CriaModel *model, CriaSampling *s, GError **error);
 void cria_cli_sampling_clear (CriaCliSampling *o);
 
+/* Without --prompt-format, the format recorded in the --adapter directory
+ * (or in the model directory, after a full fine-tune) by cria train; then
+ * checks the choice: a format that exists, a .jinja template that
+ * compiles. */
+gboolean cria_cli_sampling_resolve_format (CriaCliSampling *o, const CriaCliModel *m, GError **error);
+
 /* The prompt text for a record: a plain prompt (an instruction) as it is,
  * unless --prompt-format is given; a conversation through --prompt-format,
  * or, without it or with "auto", the model's chat template (see
- * cria_chat_prompt_for_model). */
+ * cria_chat_prompt_for_model). *add_special (may be NULL) says whether
+ * the tokenizer's special tokens (BOS) go around it: not when a chat
+ * template wrote the text (it writes the BOS it wants, as transformers'
+ * apply_chat_template), else yes, as cria train and cria serve do. */
 char *cria_cli_render_prompt (const CriaCliSampling *o, const char *model_dir, const CriaRecord *record,
-                              GError **error);
+                              gboolean *add_special, GError **error);

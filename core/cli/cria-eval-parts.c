@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <cria/cria-chat-template.h>
+
 #include "cria-eval.h"
 
 static EvalArm *
@@ -65,14 +67,49 @@ references (const CriaRecord *r, const char *response)
   return refs;
 }
 
+/* Without a prompt format (-p auto or a .jinja file): the conversation
+ * before the answer through the model's chat template with its generation
+ * prompt, as cria serve renders it; the answer is the reference. */
+static gboolean
+chat_prepare (EvalOptions *o, CriaCliModel *m, const CriaRecord *r, char **prompt, char **response, gboolean *special,
+              GError **error)
+{
+  g_autoptr (CriaRecord) question = cria_record_new ();
+  g_autoptr (GPtrArray) turns = cria_record_get_turns (r);
+  guint n = turns->len;
+  const CriaMessage *last = n ? g_ptr_array_index (turns, n - 1) : NULL;
+  if (last && !strcmp (last->role, "assistant"))
+    n--;
+  for (guint i = 0; i < n; i++) {
+    const CriaMessage *t = g_ptr_array_index (turns, i);
+    cria_record_add_message (question, t->role, t->content);
+  }
+  g_autoptr (JsonArray) messages = cria_chat_messages_from_record (question);
+  const char *f = o->sampling.prompt_format;
+  g_autofree char *used = NULL;
+  *prompt = cria_chat_prompt_for_model (m->dir, strcmp (f, "auto") ? f : NULL, messages, TRUE, NULL, &used, error);
+  if (!*prompt)
+    return FALSE;
+  /* A template writes the BOS it wants; a family's prompt format is
+   * encoded as cria train encodes it. */
+  *special = g_str_has_prefix (used, "the prompt format");
+  *response = g_strdup (n < turns->len ? last->content : "");
+  return TRUE;
+}
+
 gboolean
 eval_prepare (EvalOptions *o, CriaCliModel *m, CriaPromptFormat *format, const CriaRecord *r, guint index,
               EvalExample *ex, GError **error)
 {
-  if (!cria_prompt_format_render (format, r, &ex->prompt, &ex->response, error))
+  gboolean special = TRUE;
+  if (format) {
+    if (!cria_prompt_format_render (format, r, &ex->prompt, &ex->response, error))
+      return FALSE;
+  } else if (!chat_prepare (o, m, r, &ex->prompt, &ex->response, &special, error)) {
     return FALSE;
+  }
   ex->refs = references (r, ex->response);
-  ex->prompt_ids = cria_cli_encode (m, ex->prompt, TRUE, error);
+  ex->prompt_ids = cria_cli_encode (m, ex->prompt, special, error);
   g_autoptr (GArray) resp = ex->prompt_ids ? cria_cli_encode (m, ex->response, FALSE, error) : NULL;
   if (!resp)
     return FALSE;

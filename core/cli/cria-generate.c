@@ -47,15 +47,19 @@ cria_verb_generate (int argc, char **argv)
   CriaCliSampling so;
   cria_cli_model_init (&m);
   cria_cli_sampling_init (&so);
-  gboolean as_json = FALSE, add_special = FALSE;
+  gboolean as_json = FALSE, add_special = FALSE, no_special = FALSE;
   g_autofree char *ids_text = NULL;
   GOptionEntry entries[] = {
     { "ids", 0, 0, G_OPTION_ARG_STRING, &ids_text,
       "Generate from these token ids (commas or spaces) instead of a PROMPT", "IDS" },
     { "json", 0, 0, G_OPTION_ARG_NONE, &as_json,
       "Print one JSON object per prompt (text, ids, finish reason, speed) instead of streaming text", NULL },
-    { "add-special", 0, 0, G_OPTION_ARG_NONE, &add_special, "Add the tokenizer's special tokens (BOS) to the prompt",
+    { "no-add-special", 0, 0, G_OPTION_ARG_NONE, &no_special,
+      "Do not add the tokenizer's special tokens (BOS) to the prompt (default: added, as its tokenizer_config.json "
+      "says, except to a prompt a chat template wrote)",
       NULL },
+    { "add-special", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE, &add_special,
+      "Add the tokenizer's special tokens (the default)", NULL },
     { NULL }
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("PROMPT... - generate text from a model");
@@ -73,14 +77,21 @@ cria_verb_generate (int argc, char **argv)
     status = CRIA_EXIT_USAGE;
     goto done;
   }
-  if (!cria_cli_model_open (&m, TRUE, &error) || !cria_cli_sampling_apply (&so, m.model, &s, &error))
+  if (add_special && no_special) {
+    g_printerr ("cria generate: --add-special and --no-add-special contradict each other\n");
+    status = CRIA_EXIT_USAGE;
+    goto done;
+  }
+  if (!cria_cli_model_open (&m, TRUE, &error) || !cria_cli_sampling_apply (&so, m.model, &s, &error) ||
+      !cria_cli_sampling_resolve_format (&so, &m, &error))
     goto done;
   for (int i = ids_text ? 0 : 1; i < (ids_text ? 1 : argc); i++) {
     g_autoptr (CriaRecord) record = cria_record_new ();
     cria_record_set_field (record, "instruction", ids_text ? ids_text : argv[i]);
-    g_autofree char *prompt = ids_text ? NULL : cria_cli_render_prompt (&so, m.dir, record, &error);
+    gboolean special = TRUE;
+    g_autofree char *prompt = ids_text ? NULL : cria_cli_render_prompt (&so, m.dir, record, &special, &error);
     g_autoptr (GArray) ids = ids_text ? cria_cli_parse_ids (ids_text, &error)
-                             : prompt ? cria_cli_encode (&m, prompt, add_special, &error)
+                             : prompt ? cria_cli_encode (&m, prompt, special && !no_special, &error)
                                       : NULL;
     if (!ids)
       goto done;

@@ -6,6 +6,10 @@
  * out; the HTTP side lives in core/serve (cria-server.c). */
 #include "config.h"
 
+#include <string.h>
+
+#include <cria/cria-input.h>
+
 #include "cria-cli-model.h"
 #include "../serve/cria-server.h"
 
@@ -16,7 +20,8 @@ cria_verb_serve (int argc, char **argv)
   CriaCliSampling so;
   cria_cli_model_init (&m);
   cria_cli_sampling_init (&so);
-  g_autofree char *host = NULL, *name = NULL, *base = NULL;
+  g_autofree char *host = NULL, *name = NULL, *base = NULL, *api_key = NULL, *key_file = NULL, *key_text = NULL;
+  g_auto (GStrv) cors = NULL;
   int port = 8080, max_concurrent = 16, max_body_kib = 1024, header_timeout = 10, idle_timeout = 60;
   gboolean no_special = FALSE, log_requests = FALSE;
   GOptionEntry entries[] = {
@@ -39,6 +44,14 @@ cria_verb_serve (int argc, char **argv)
       "Do not add the tokenizer's special tokens (BOS) to prompts", NULL },
     { "log-requests", 0, 0, G_OPTION_ARG_NONE, &log_requests,
       "Print one line per request on stderr: address, method, path, status, seconds", NULL },
+    { "api-key", 0, 0, G_OPTION_ARG_STRING, &api_key,
+      "Require \"Authorization: Bearer KEY\" on every route but /health (default: none; see --api-key-file)", "KEY" },
+    { "api-key-file", 0, 0, G_OPTION_ARG_FILENAME, &key_file,
+      "Read the API key from the first line of FILE (keeps it out of the process list)", "FILE" },
+    { "cors-origin", 0, 0, G_OPTION_ARG_STRING_ARRAY, &cors,
+      "Let browser pages from ORIGIN (e.g. http://localhost:3000; * for any) call the API (repeatable; "
+      "default: none)",
+      "ORIGIN" },
     { NULL }
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- serve a model over an OpenAI-compatible HTTP API");
@@ -49,7 +62,6 @@ cria_verb_serve (int argc, char **argv)
     return CRIA_EXIT_USAGE;
   int status = CRIA_EXIT_FAILURE;
   g_autoptr (GError) error = NULL;
-  g_autoptr (CriaPromptFormat) format = NULL;
   g_autoptr (CriaLmRunner) runner = NULL;
   CriaSampling s;
   cria_sampling_init (&s);
@@ -60,11 +72,29 @@ cria_verb_serve (int argc, char **argv)
     status = CRIA_EXIT_USAGE;
     goto done;
   }
-  if (so.prompt_format && !(format = cria_prompt_format_load (so.prompt_format, &error)))
+  if (api_key && key_file) {
+    g_printerr ("cria serve: give --api-key or --api-key-file, not both (see cria serve --help)\n");
+    status = CRIA_EXIT_USAGE;
     goto done;
-  if (!cria_cli_model_open (&m, TRUE, &error) || !cria_cli_sampling_apply (&so, m.model, &s, &error))
+  }
+  if (key_file) {
+    if (!cria_file_get_contents (key_file, 64 * 1024, &key_text, NULL, &error))
+      goto done;
+    key_text[strcspn (key_text, "\r\n")] = '\0';
+    api_key = g_strdup (g_strstrip (key_text));
+  }
+  if (api_key && !*api_key) {
+    g_printerr ("cria serve: the API key is empty%s%s\n", key_file ? " in " : "", key_file ? key_file : "");
+    status = CRIA_EXIT_USAGE;
     goto done;
-  runner = cria_lm_runner_new (m.lm, m.tokenizer, format, &s, !no_special);
+  }
+  if (!cria_cli_model_open (&m, TRUE, &error) || !cria_cli_sampling_apply (&so, m.model, &s, &error) ||
+      !cria_cli_sampling_resolve_format (&so, &m, &error))
+    goto done;
+  runner = cria_lm_runner_new (m.lm, m.tokenizer, NULL, &s, !no_special);
+  /* Conversations through the model's own chat template, unless -p (or the
+   * adapter's recorded format) names another. */
+  cria_lm_runner_set_chat (runner, m.dir, so.prompt_format);
   base = g_path_get_basename (m.name);
   CriaServerOptions options = {
     .host = host ? host : "127.0.0.1",
@@ -76,6 +106,8 @@ cria_verb_serve (int argc, char **argv)
     .log_requests = log_requests,
     .header_timeout = (guint) header_timeout,
     .idle_timeout = (guint) idle_timeout,
+    .api_key = api_key,
+    .cors_origins = (const char *const *) cors,
   };
   if (!cria_server_run (&options, &error))
     goto done;

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include <cria/cria-chat-template.h>
 #include <cria/cria-error.h>
 #include <cria/cria-lm-runner.h>
 
@@ -116,6 +117,7 @@ struct _CriaLmRunner {
   const CriaPromptFormat *format;
   CriaSampling defaults;
   gboolean add_special;
+  char *model_dir, *chat_format; /* cria_lm_runner_set_chat */
 };
 
 static void
@@ -156,7 +158,86 @@ cria_lm_runner_free (CriaLmRunner *r)
   if (!r)
     return;
   cria_sampling_clear (&r->defaults);
+  g_free (r->model_dir);
+  g_free (r->chat_format);
   g_free (r);
+}
+
+void
+cria_lm_runner_set_chat (CriaLmRunner *r, const char *model_dir, const char *format)
+{
+  g_return_if_fail (r != NULL);
+  g_free (r->model_dir);
+  g_free (r->chat_format);
+  r->model_dir = g_strdup (model_dir);
+  r->chat_format = format && strcmp (format, "auto") != 0 ? g_strdup (format) : NULL;
+}
+
+CriaTokenizer *
+cria_lm_runner_get_tokenizer (CriaLmRunner *r)
+{
+  g_return_val_if_fail (r != NULL, NULL);
+  return r->tokenizer;
+}
+
+/* A conversation through the model's chat template (or the format named). */
+static char *
+render_chat (CriaLmRunner *r, const CriaGenRequest *req, gboolean *add_special, GError **error)
+{
+  const GPtrArray *msgs = req->messages;
+  const CriaMessage *last = msgs->len ? g_ptr_array_index ((GPtrArray *) msgs, msgs->len - 1) : NULL;
+  if (!last) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "messages: the conversation is empty");
+    return NULL;
+  }
+  if (!strcmp (last->role, "assistant")) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                 "messages: the last message is the assistant's; there is nothing to answer");
+    return NULL;
+  }
+  g_autoptr (JsonArray) messages = json_array_new ();
+  for (guint i = 0; i <= msgs->len; i++) {
+    const char *role = "system", *content = req->system;
+    if (i > 0) {
+      const CriaMessage *m = g_ptr_array_index ((GPtrArray *) msgs, i - 1);
+      role = m->role;
+      content = m->content;
+    } else if (!content) {
+      continue;
+    }
+    JsonObject *o = json_object_new ();
+    json_object_set_string_member (o, "role", role);
+    json_object_set_string_member (o, "content", content ? content : "");
+    json_array_add_object_element (messages, o);
+  }
+  g_autofree char *used = NULL;
+  g_autoptr (GError) why = NULL;
+  char *text = cria_chat_prompt_for_model (r->model_dir, r->chat_format, messages, TRUE, NULL, &used, &why);
+  if (!text && g_error_matches (why, CRIA_ERROR, CRIA_ERROR_NOT_FOUND) && !r->chat_format && !req->system &&
+      msgs->len == 1 && !strcmp (last->role, "user")) {
+    /* No template and no family format (GPT-2): a lone message as it is. */
+    *add_special = r->add_special;
+    return g_strdup (last->content);
+  }
+  if (!text) {
+    /* The template's raise_exception() and a missing template alike are
+     * the request's to fix (or the server's start-up options'). */
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "messages: %s", why->message);
+    return NULL;
+  }
+  *add_special = r->add_special && g_str_has_prefix (used, "the prompt format");
+  return text;
+}
+
+char *
+cria_lm_runner_render (CriaLmRunner *r, const CriaGenRequest *req, gboolean *add_special, GError **error)
+{
+  g_return_val_if_fail (r != NULL, NULL);
+  g_return_val_if_fail (req != NULL, NULL);
+  *add_special = r->add_special;
+  if (req->messages && r->model_dir)
+    return render_chat (r, req, add_special, error);
+  return cria_lm_render_request (r->format, req, error);
 }
 
 typedef struct {
@@ -202,15 +283,24 @@ gboolean
 cria_lm_runner_generate (CriaLmRunner *r, const CriaGenRequest *req, CriaTextFunc on_text, gpointer user_data,
                          GCancellable *cancellable, CriaGenResult *res, GError **error)
 {
+  return cria_lm_runner_generate_full (r, req, NULL, on_text, user_data, cancellable, res, error);
+}
+
+gboolean
+cria_lm_runner_generate_full (CriaLmRunner *r, const CriaGenRequest *req, const CriaLmRunnerHooks *hooks,
+                              CriaTextFunc on_text, gpointer user_data, GCancellable *cancellable, CriaGenResult *res,
+                              GError **error)
+{
   g_return_val_if_fail (r != NULL, FALSE);
   g_return_val_if_fail (req != NULL, FALSE);
   g_return_val_if_fail (res != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
-  g_autofree char *prompt = cria_lm_render_request (r->format, req, error);
+  gboolean add_special = r->add_special;
+  g_autofree char *prompt = cria_lm_runner_render (r, req, &add_special, error);
   if (!prompt)
     return FALSE;
   g_autoptr (CriaEncoding)
-      enc = cria_tokenizer_encode (r->tokenizer, prompt, -1, r->add_special ? CRIA_ENCODE_ADD_SPECIAL : 0, error);
+      enc = cria_tokenizer_encode (r->tokenizer, prompt, -1, add_special ? CRIA_ENCODE_ADD_SPECIAL : 0, error);
   if (!enc)
     return FALSE;
   gint64 n = enc->ids->len;
@@ -224,6 +314,13 @@ cria_lm_runner_generate (CriaLmRunner *r, const CriaGenRequest *req, CriaTextFun
   CriaSampling s;
   cria_sampling_init (&s);
   request_sampling (r, req, context > 0 ? context - n : 0, &s);
+  if (hooks) {
+    s.presence_penalty = hooks->presence_penalty;
+    s.frequency_penalty = hooks->frequency_penalty;
+    s.on_logits = hooks->on_logits;
+    s.on_token = hooks->on_token;
+    s.hook_data = hooks->hook_data;
+  }
   Relay relay = { on_text, user_data, cancellable };
   CriaGeneration gen;
   gboolean ok = cria_lm_generate (r->lm, r->tokenizer, (const gint32 *) enc->ids->data, enc->ids->len, &s, relay_text,

@@ -196,6 +196,20 @@ find_stop (const char *text, const CriaSampling *s)
   return at;
 }
 
+/* OpenAI's presence and frequency penalties over the generated tokens. */
+static void
+apply_penalties (const CriaSampling *s, GHashTable *counts, float *logits, gint64 vocab)
+{
+  GHashTableIter it;
+  gpointer key, value;
+  g_hash_table_iter_init (&it, counts);
+  while (g_hash_table_iter_next (&it, &key, &value)) {
+    gint32 id = GPOINTER_TO_INT (key);
+    if (id >= 0 && id < vocab)
+      logits[id] -= (float) (s->frequency_penalty * GPOINTER_TO_UINT (value) + s->presence_penalty);
+  }
+}
+
 gboolean
 cria_lm_generate (CriaLm *lm, CriaTokenizer *tok, const gint32 *prompt, gsize n_prompt, const CriaSampling *s,
                   CriaTextFunc on_text, gpointer user_data, CriaGeneration *out, GError **error)
@@ -223,7 +237,16 @@ cria_lm_generate (CriaLm *lm, CriaTokenizer *tok, const gint32 *prompt, gsize n_
     return FALSE;
   out->prefill_seconds = g_timer_elapsed (timer, NULL);
   g_timer_start (timer);
+  g_autoptr (GHashTable) counts = s->presence_penalty != 0 || s->frequency_penalty != 0 ? g_hash_table_new (NULL, NULL)
+                                                                                        : NULL;
   for (gint64 step = 0; step < s->max_new_tokens; step++) {
+    if (s->on_logits && !s->on_logits (logits, vocab, (const gint32 *) out->ids->data, out->ids->len,
+                                       s->max_new_tokens - step, s->hook_data)) {
+      out->finish = CRIA_FINISH_STOP;
+      break;
+    }
+    if (counts)
+      apply_penalties (s, counts, logits, vocab);
     gint32 id = cria_sample (s, logits, vocab, (const gint32 *) history->data, history->len, &rng);
     if (is_stop_id (s, id)) {
       out->finish = CRIA_FINISH_STOP;
@@ -231,6 +254,12 @@ cria_lm_generate (CriaLm *lm, CriaTokenizer *tok, const gint32 *prompt, gsize n_
     }
     g_array_append_val (out->ids, id);
     g_array_append_val (history, id);
+    if (counts) {
+      gpointer key = GINT_TO_POINTER (id);
+      g_hash_table_insert (counts, key, GUINT_TO_POINTER (GPOINTER_TO_UINT (g_hash_table_lookup (counts, key)) + 1));
+    }
+    if (s->on_token)
+      s->on_token (id, s->hook_data);
     if (tok) {
       g_free (out->text);
       out->text = cria_tokenizer_decode (tok, (const gint32 *) out->ids->data, out->ids->len, TRUE, error);

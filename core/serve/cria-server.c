@@ -21,6 +21,7 @@
  * answer rather than a reset. */
 #include "config.h"
 
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -47,6 +48,10 @@ struct _CriaServer {
   GSocket *listener;
   GSource *accepting; /* NULL while accepting pauses after an error */
   guint backoff_ms, resume, sweep;
+  ServeVocab *vocab; /* the worker's, made at the first response_format request */
+  gint32 anchor;     /* the worker's: serve_token_anchor */
+  gboolean anchored;
+  guint8 key_digest[32];
 };
 
 /* A connection, from its accept to the last reference libsoup drops on its
@@ -87,6 +92,12 @@ typedef struct _Job {
   /* worker thread */
   guint choice;
   gboolean choice_open;
+  GArray **logprobs; /* ServeTokenLogprob per choice, with logprobs */
+  guint lp_sent;     /* of the running choice's, streamed already */
+  float *raw;        /* the logits of the next token as the model gave them */
+  gint64 n_raw;
+  double raw_lse; /* their log-sum-exp */
+  ServeGrammar *grammar;
   /* handed from the worker to the main thread under `lock` */
   GMutex lock;
   GString *pending; /* server-sent events not yet written */
@@ -118,12 +129,17 @@ job_free (Job *job)
   if (job->on_disconnected)
     g_signal_handler_disconnect (job->msg, job->on_disconnected);
   g_object_unref (job->msg);
-  serve_request_clear (&job->req);
   g_free (job->id);
   g_object_unref (job->cancel);
   g_mutex_clear (&job->lock);
   g_string_free (job->pending, TRUE);
   g_free (job->body);
+  g_free (job->raw);
+  g_clear_pointer (&job->grammar, serve_grammar_free);
+  for (guint i = 0; job->logprobs && i < serve_request_n_choices (&job->req); i++)
+    g_clear_pointer (&job->logprobs[i], g_array_unref);
+  g_free (job->logprobs);
+  serve_request_clear (&job->req);
   if (job->conn) {
     job->conn->state = CONN_ANSWER;
     job->conn->last = g_get_monotonic_time ();
@@ -202,7 +218,7 @@ static void
 open_choice (Job *job)
 {
   if (!job->choice_open && job->req.chat)
-    push_event (job, serve_chunk_event (&job->answer, job->choice, TRUE, "", NULL));
+    push_event (job, serve_chunk_event (&job->answer, job->choice, TRUE, "", NULL, NULL, 0));
   job->choice_open = TRUE;
 }
 
@@ -212,9 +228,84 @@ stream_piece (const char *piece, gpointer data)
 {
   Job *job = data;
   open_choice (job);
-  if (*piece)
-    push_event (job, serve_chunk_event (&job->answer, job->choice, FALSE, piece, NULL));
+  if (*piece) {
+    GArray *lp = job->logprobs ? job->logprobs[job->choice] : NULL;
+    push_event (job, serve_chunk_event (&job->answer, job->choice, FALSE, piece, NULL, lp, job->lp_sent));
+    job->lp_sent = lp ? lp->len : 0;
+  }
   return TRUE;
+}
+
+/* Worker thread, before each token: keeps the model's logits for
+ * logprobs, then masks what response_format cannot take. */
+static gboolean
+on_logits (float *logits, gint64 vocab, const gint32 *generated, gsize n_generated, gint64 remaining, gpointer data)
+{
+  Job *job = data;
+  if (job->logprobs) {
+    if (!job->raw)
+      job->raw = g_new (float, vocab);
+    job->n_raw = vocab;
+    memcpy (job->raw, logits, (gsize) vocab * sizeof (float));
+    float max = -INFINITY;
+    for (gint64 i = 0; i < vocab; i++)
+      max = MAX (max, logits[i]);
+    double sum = 0;
+    for (gint64 i = 0; i < vocab; i++)
+      sum += exp ((double) logits[i] - max);
+    job->raw_lse = max + log (sum);
+  }
+  if (job->grammar) {
+    /* The document is whole (or cannot go on): the answer ends here. */
+    if (serve_grammar_done (job->grammar) ||
+        !serve_grammar_mask (job->grammar, job->server->vocab, logits, vocab, remaining))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+static char *
+token_text (Job *job, gint32 id)
+{
+  Server *server = job->server;
+  CriaTokenizer *tok = cria_lm_runner_get_tokenizer (server->o.runner);
+  if (!server->anchored) {
+    server->anchor = serve_token_anchor (tok);
+    server->anchored = TRUE;
+  }
+  return serve_token_text (tok, server->anchor, id, FALSE);
+}
+
+/* Worker thread, after each token drawn. */
+static void
+on_token (gint32 id, gpointer data)
+{
+  Job *job = data;
+  if (job->grammar)
+    serve_grammar_feed_token (job->grammar, job->server->vocab, id);
+  if (!job->logprobs || !job->raw)
+    return;
+  ServeTokenLogprob t = { .token = token_text (job, id), .logprob = (float) (job->raw[id] - job->raw_lse) };
+  /* The most likely tokens, best first (ties: the lower id). */
+  guint want = MIN (job->req.top_logprobs, SERVE_MAX_TOP);
+  gint32 top[SERVE_MAX_TOP];
+  for (guint k = 0; k < want; k++) {
+    gint32 best = -1;
+    for (gint64 i = 0; i < job->n_raw; i++) {
+      gboolean taken = FALSE;
+      for (guint j = 0; j < k && !taken; j++)
+        taken = top[j] == i;
+      if (!taken && (best < 0 || job->raw[i] > job->raw[best]))
+        best = (gint32) i;
+    }
+    if (best < 0)
+      break;
+    top[k] = best;
+    t.top_token[k] = token_text (job, best);
+    t.top_logprob[k] = (float) (job->raw[best] - job->raw_lse);
+    t.n_top = k + 1;
+  }
+  g_array_append_val (job->logprobs[job->choice], t);
 }
 
 static void
@@ -222,7 +313,12 @@ fail (Job *job, const GError *error)
 {
   gboolean client = error->domain == CRIA_ERROR && error->code == CRIA_ERROR_INVALID_ARGUMENT;
   const char *type = client ? "invalid_request_error" : "server_error";
-  g_autofree char *body = serve_error_body (error->message, type, NULL, NULL);
+  /* The runner names the field its message is about ("prompt: ..."). */
+  const char *param = !client                                         ? NULL
+                      : g_str_has_prefix (error->message, "prompt")   ? "prompt"
+                      : g_str_has_prefix (error->message, "messages") ? "messages"
+                                                                      : NULL;
+  g_autofree char *body = serve_error_body (error->message, type, param, NULL);
   g_mutex_lock (&job->lock);
   if (job->streamed) {
     /* The status line is gone already: the error travels as an event. */
@@ -242,17 +338,33 @@ run_job (gpointer data, gpointer user_data)
   guint n = serve_request_n_choices (&job->req);
   CriaGenResult *results = g_new0 (CriaGenResult, n);
   g_autoptr (GError) error = NULL;
+  if (job->req.logprobs) {
+    job->logprobs = g_new0 (GArray *, n);
+    for (guint i = 0; i < n; i++) {
+      job->logprobs[i] = g_array_new (FALSE, TRUE, sizeof (ServeTokenLogprob));
+      g_array_set_clear_func (job->logprobs[i], serve_token_logprob_clear);
+    }
+  }
+  /* Every token's text, once, for response_format's masks. */
+  if (job->req.json && !server->vocab)
+    server->vocab = serve_vocab_new (cria_lm_runner_get_tokenizer (server->o.runner));
+  CriaLmRunnerHooks hooks = { job->req.presence_penalty, job->req.frequency_penalty, on_logits, on_token, job };
   for (guint i = 0; i < n && !error; i++) {
     results[i].prompt_tokens = results[i].completion_tokens = -1;
     CriaGenRequest gr = serve_request_gen (&job->req, i);
     job->choice = i;
     job->choice_open = FALSE;
-    if (!cria_lm_runner_generate (server->o.runner, &gr, job->req.stream ? stream_piece : NULL, job, job->cancel,
-                                  &results[i], &error))
+    job->lp_sent = 0;
+    g_clear_pointer (&job->grammar, serve_grammar_free);
+    if (job->req.json)
+      job->grammar = serve_grammar_new (job->req.schema);
+    if (!cria_lm_runner_generate_full (server->o.runner, &gr, &hooks, job->req.stream ? stream_piece : NULL, job,
+                                       job->cancel, &results[i], &error))
       break;
     if (job->req.stream) {
       open_choice (job);
-      push_event (job, serve_chunk_event (&job->answer, i, FALSE, NULL, results[i].finish_reason));
+      push_event (job, serve_chunk_event (&job->answer, i, FALSE, NULL, results[i].finish_reason,
+                                          job->logprobs ? job->logprobs[i] : NULL, job->lp_sent));
     }
   }
   if (error) {
@@ -262,7 +374,7 @@ run_job (gpointer data, gpointer user_data)
       push_event (job, serve_usage_event (&job->answer, results, n));
     push_event (job, g_strdup ("data: [DONE]\n\n"));
   } else {
-    char *body = serve_answer_body (&job->answer, results, n);
+    char *body = serve_answer_body (&job->answer, results, job->logprobs, n);
     g_mutex_lock (&job->lock);
     job->status = SOUP_STATUS_OK;
     job->body = body;
@@ -337,7 +449,8 @@ admit (Server *server, SoupServerMessage *msg, gboolean chat, GBytes *body)
   job->req = req;
   g_autofree char *uuid = g_uuid_string_random ();
   job->id = g_strconcat (chat ? "chatcmpl-" : "cmpl-", uuid, NULL);
-  job->answer = (ServeAnswer){ job->id, server->o.model_name, g_get_real_time () / G_USEC_PER_SEC, chat };
+  job->answer = (ServeAnswer){ job->id, server->o.model_name, g_get_real_time () / G_USEC_PER_SEC,
+                               chat,    req.logprobs,         MAX (req.n, 1) };
   job->cancel = g_cancellable_new ();
   g_mutex_init (&job->lock);
   job->pending = g_string_new (NULL);
@@ -354,6 +467,61 @@ admit (Server *server, SoupServerMessage *msg, gboolean chat, GBytes *body)
   g_thread_pool_push (server->pool, job, NULL);
 }
 
+/* CORS: the origin may read the answer when --cors-origin lists it. */
+static void
+add_cors (Server *server, SoupServerMessage *msg)
+{
+  const char *origin = soup_message_headers_get_one (soup_server_message_get_request_headers (msg), "Origin");
+  if (!origin || !server->o.cors_origins)
+    return;
+  SoupMessageHeaders *h = soup_server_message_get_response_headers (msg);
+  for (const char *const *o = server->o.cors_origins; *o; o++)
+    if (!strcmp (*o, "*") || !g_ascii_strcasecmp (*o, origin)) {
+      soup_message_headers_replace (h, "Access-Control-Allow-Origin", !strcmp (*o, "*") ? "*" : origin);
+      soup_message_headers_append (h, "Vary", "Origin");
+      return;
+    }
+}
+
+/* A CORS preflight (OPTIONS): what the browser may send; no key needed. */
+static void
+preflight (Server *server, SoupServerMessage *msg)
+{
+  SoupMessageHeaders *h = soup_server_message_get_response_headers (msg);
+  soup_message_headers_replace (h, "Allow", "GET, POST, OPTIONS");
+  if (soup_message_headers_get_one (h, "Access-Control-Allow-Origin")) {
+    const char *asked = soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
+                                                      "Access-Control-Request-Headers");
+    soup_message_headers_replace (h, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    soup_message_headers_replace (h, "Access-Control-Allow-Headers",
+                                  asked && strlen (asked) < 1024 ? asked : "Authorization, Content-Type");
+    soup_message_headers_replace (h, "Access-Control-Max-Age", "600");
+  }
+  soup_server_message_set_status (msg, SOUP_STATUS_NO_CONTENT, NULL);
+}
+
+/* "Authorization: Bearer KEY" against --api-key, in time that does not
+ * depend on where they differ (digests of both are compared whole). */
+static gboolean
+authorized (Server *server, SoupServerMessage *msg)
+{
+  if (!server->o.api_key)
+    return TRUE;
+  const char *auth = soup_message_headers_get_one (soup_server_message_get_request_headers (msg), "Authorization");
+  const char *given = auth && !g_ascii_strncasecmp (auth, "Bearer ", 7) ? auth + 7 : "";
+  while (*given == ' ')
+    given++;
+  guint8 digest[32];
+  gsize len = sizeof digest;
+  g_autoptr (GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_checksum_update (sum, (const guchar *) given, (gssize) strlen (given));
+  g_checksum_get_digest (sum, digest, &len);
+  guint8 diff = 0;
+  for (gsize i = 0; i < sizeof digest; i++)
+    diff |= (guint8) (digest[i] ^ server->key_digest[i]);
+  return diff == 0;
+}
+
 static void
 handle (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable *query, gpointer data)
 {
@@ -361,26 +529,67 @@ handle (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable *
   const char *method = soup_server_message_get_method (msg);
   /* One request per connection: see the top of the file. */
   soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Connection", "close");
+  add_cors (server, msg);
+  if (!strcmp (method, "OPTIONS")) {
+    preflight (server, msg);
+    return;
+  }
   gboolean chat = !strcmp (path, "/v1/chat/completions");
   gboolean models = !strcmp (path, "/v1/models");
-  if (!chat && !models && strcmp (path, "/v1/completions") != 0) {
+  gboolean health = !strcmp (path, "/health");
+  gboolean one_model = g_str_has_prefix (path, "/v1/models/") && path[11];
+  gboolean embeddings = !strcmp (path, "/v1/embeddings");
+  gboolean get = models || health || one_model;
+  if (!chat && !get && !embeddings && strcmp (path, "/v1/completions") != 0) {
     g_autofree char *shown = cria_error_quote (path, -1, 80);
-    g_autofree char *why = g_strdup_printf ("no route %s %s (this server has GET /v1/models, "
-                                            "POST /v1/chat/completions and POST /v1/completions)",
+    g_autofree char *why = g_strdup_printf ("no route %s %s (this server has GET /health, GET /v1/models, "
+                                            "GET /v1/models/{model}, POST /v1/chat/completions and "
+                                            "POST /v1/completions)",
                                             method, shown);
     respond_error (msg, SOUP_STATUS_NOT_FOUND, why, "invalid_request_error", NULL, "not_found");
     return;
   }
-  const char *want = models ? "GET" : "POST";
+  const char *want = get ? "GET" : "POST";
   if (strcmp (method, want) != 0) {
     g_autofree char *why = g_strdup_printf ("%s takes %s, not %s", path, want, method);
     soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Allow", want);
     respond_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, why, "invalid_request_error", NULL, "method_not_allowed");
     return;
   }
+  if (health) {
+    respond (msg, SOUP_STATUS_OK, "{\"status\":\"ok\"}");
+    return;
+  }
+  if (!authorized (server, msg)) {
+    soup_message_headers_replace (soup_server_message_get_response_headers (msg), "WWW-Authenticate", "Bearer");
+    respond_error (msg, SOUP_STATUS_UNAUTHORIZED,
+                   "Incorrect API key provided. Send it as \"Authorization: Bearer KEY\" (cria serve --api-key).",
+                   "invalid_request_error", NULL, "invalid_api_key");
+    return;
+  }
   if (models) {
-    g_autofree char *body = serve_models_body (server->o.model_name, server->started);
+    g_autofree char *body = serve_models_body (server->o.model_name, server->started, FALSE);
     respond (msg, SOUP_STATUS_OK, body);
+    return;
+  }
+  if (one_model) {
+    g_autofree char *id = g_uri_unescape_string (path + 11, NULL);
+    if (!id || strcmp (id, server->o.model_name) != 0) {
+      g_autofree char *shown = cria_error_quote (id ? id : path + 11, -1, 80);
+      g_autofree char *why = g_strdup_printf ("The model '%s' does not exist; this server has '%s'", shown,
+                                              server->o.model_name);
+      respond_error (msg, SOUP_STATUS_NOT_FOUND, why, "invalid_request_error", "model", "model_not_found");
+      return;
+    }
+    g_autofree char *body = serve_models_body (server->o.model_name, server->started, TRUE);
+    respond (msg, SOUP_STATUS_OK, body);
+    return;
+  }
+  if (embeddings) {
+    respond_error (msg, SOUP_STATUS_BAD_REQUEST,
+                   "embeddings are not supported: cria serve generates text (POST /v1/chat/completions or "
+                   "/v1/completions)",
+                   "invalid_request_error", "input", "unsupported_endpoint");
     return;
   }
   g_autoptr (GBytes) body = soup_message_body_flatten (soup_server_message_get_request_body (msg));
@@ -815,6 +1024,12 @@ cria_server_new (const CriaServerOptions *options)
   server->o.max_concurrent = MAX (server->o.max_concurrent, 1);
   server->o.header_timeout = MAX (server->o.header_timeout, 1);
   server->o.idle_timeout = MAX (server->o.idle_timeout, 1);
+  if (server->o.api_key) {
+    gsize len = sizeof server->key_digest;
+    g_autoptr (GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+    g_checksum_update (sum, (const guchar *) server->o.api_key, (gssize) strlen (server->o.api_key));
+    g_checksum_get_digest (sum, server->key_digest, &len);
+  }
   server->soup = soup_server_new ("server-header", "cria/" PACKAGE_VERSION " ", NULL);
   soup_server_add_handler (server->soup, NULL, handle, server, NULL);
   g_signal_connect (server->soup, "request-started", G_CALLBACK (request_started), server);
@@ -880,6 +1095,7 @@ cria_server_free (Server *server)
     conn_gone (c, NULL);
   }
   g_hash_table_unref (server->conns);
+  serve_vocab_free (server->vocab);
   if (server->listener)
     g_socket_close (server->listener, NULL);
   g_clear_object (&server->listener);

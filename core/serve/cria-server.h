@@ -4,15 +4,18 @@
 #include <cria/cria.h>
 
 typedef struct {
-  const char *host;       /* an address to listen on: "127.0.0.1", "0.0.0.0", "::" */
-  int port;               /* 0: any free port */
-  const char *model_name; /* the id of /v1/models, and what requests may name */
-  guint max_concurrent;   /* requests admitted at once (running and waiting) */
-  gsize max_body;         /* bytes of a request body */
-  CriaLmRunner *runner;   /* borrowed; used from the server's one worker thread */
-  gboolean log_requests;  /* one line on stderr per request answered */
-  guint header_timeout;   /* seconds from a connection's opening to the end of its request headers */
-  guint idle_timeout;     /* seconds a connection may read or write nothing while no request of it runs */
+  const char *host;                /* an address to listen on: "127.0.0.1", "0.0.0.0", "::" */
+  int port;                        /* 0: any free port */
+  const char *model_name;          /* the id of /v1/models, and what requests may name */
+  guint max_concurrent;            /* requests admitted at once (running and waiting) */
+  gsize max_body;                  /* bytes of a request body */
+  CriaLmRunner *runner;            /* borrowed; used from the server's one worker thread */
+  gboolean log_requests;           /* one line on stderr per request answered */
+  guint header_timeout;            /* seconds from a connection's opening to the end of its request headers */
+  guint idle_timeout;              /* seconds a connection may read or write nothing while no request of it runs */
+  const char *api_key;             /* NULL: none; else every route but /health and CORS preflights needs
+                           * "Authorization: Bearer KEY" */
+  const char *const *cors_origins; /* NULL-terminated origins browsers may call from ("*": any); NULL: none */
 } CriaServerOptions;
 
 /* Listens, prints "cria serve: listening on http://HOST:PORT/v1" on stdout,

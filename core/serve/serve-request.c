@@ -3,8 +3,9 @@
  *   curl -d '{"messages": [{"role": "user", "content": "Hi"}]}' http://127.0.0.1:8080/v1/chat/completions
  *
  * Fields follow OpenAI's API reference. What cria cannot honour is refused
- * with a 400 naming the field rather than silently ignored: n other than 1,
- * non-zero frequency or presence penalties, logprobs, tools, token-id prompts. */
+ * with a 400 naming the field rather than silently ignored: tools and
+ * functions, logit_bias, echo, suffix, best_of, token-id prompts, a JSON
+ * schema beyond the subset constrained decoding enforces. */
 #include "config.h"
 
 #include <string.h>
@@ -21,6 +22,7 @@ serve_request_clear (ServeRequest *r)
   g_clear_pointer (&r->messages, g_ptr_array_unref);
   g_clear_pointer (&r->prompts, g_ptr_array_unref);
   g_clear_pointer (&r->stop, g_strfreev);
+  g_clear_pointer (&r->schema, serve_schema_free);
 }
 
 static gboolean bad (char **param, const char *field, GError **error, const char *format, ...) G_GNUC_PRINTF (4, 5);
@@ -177,30 +179,84 @@ parse_messages (ServeRequest *r, JsonObject *o, char **param, GError **error)
   return TRUE;
 }
 
-/* Fields cria cannot honour: accepted only at the value that changes nothing. */
+/* Fields cria cannot honour: accepted only at the value that changes
+ * nothing (absent, null, false, an empty list). */
 static gboolean
 refuse_unsupported (JsonObject *o, char **param, GError **error)
 {
-  static const char *const penalties[] = { "frequency_penalty", "presence_penalty" };
-  for (guint i = 0; i < G_N_ELEMENTS (penalties); i++) {
-    double v = 0;
-    if (!get_number (o, penalties[i], -2, 2, &v, param, error))
-      return FALSE;
-    if (v != 0)
-      return bad (param, penalties[i], error, "%s is not supported (only 0)", penalties[i]);
-  }
-  gint64 n = 1;
-  if (!get_int (o, "n", 1, G_MAXINT, &n, param, error))
-    return FALSE;
-  if (n != 1)
-    return bad (param, "n", error, "n must be 1: one choice per prompt");
-  static const char *const absent[] = { "logprobs", "top_logprobs", "tools",   "functions",      "logit_bias",
-                                        "echo",     "suffix",       "best_of", "response_format" };
+  static const char *const absent[] = { "tools",  "functions", "function_call", "logit_bias", "echo",
+                                        "suffix", "best_of",   "audio",         "prediction", "modalities" };
   for (guint i = 0; i < G_N_ELEMENTS (absent); i++) {
     JsonNode *v = json_object_get_member (o, absent[i]);
-    if (v && !JSON_NODE_HOLDS_NULL (v) && !(is_type (v, G_TYPE_BOOLEAN) && !json_node_get_boolean (v)))
-      return bad (param, absent[i], error, "%s is not supported", absent[i]);
+    if (!v || JSON_NODE_HOLDS_NULL (v) || (is_type (v, G_TYPE_BOOLEAN) && !json_node_get_boolean (v)) ||
+        (JSON_NODE_HOLDS_ARRAY (v) && json_array_get_length (json_node_get_array (v)) == 0) ||
+        (JSON_NODE_HOLDS_OBJECT (v) && json_object_get_size (json_node_get_object (v)) == 0))
+      continue;
+    if (!strcmp (absent[i], "tools") || !strcmp (absent[i], "functions") || !strcmp (absent[i], "function_call"))
+      return bad (param, absent[i], error, "%s is not supported: cria serve does not call tools", absent[i]);
+    return bad (param, absent[i], error, "%s is not supported", absent[i]);
   }
+  JsonNode *choice = json_object_get_member (o, "tool_choice");
+  if (choice && !JSON_NODE_HOLDS_NULL (choice) &&
+      !(is_type (choice, G_TYPE_STRING) && !strcmp (json_node_get_string (choice), "none")))
+    return bad (param, "tool_choice", error, "tool_choice is not supported: cria serve does not call tools");
+  return TRUE;
+}
+
+/* n, logprobs, penalties and response_format. */
+static gboolean
+parse_decoding (ServeRequest *r, JsonObject *o, char **param, GError **error)
+{
+  gint64 n = 1;
+  if (!get_int (o, "n", 1, 16, &n, param, error))
+    return FALSE;
+  r->n = (guint) n;
+  if (!get_number (o, "presence_penalty", -2, 2, &r->presence_penalty, param, error) ||
+      !get_number (o, "frequency_penalty", -2, 2, &r->frequency_penalty, param, error))
+    return FALSE;
+  gint64 top = 0;
+  if (r->chat) {
+    if (!get_bool (o, "logprobs", &r->logprobs, param, error) ||
+        !get_int (o, "top_logprobs", 0, SERVE_MAX_TOP, &top, param, error))
+      return FALSE;
+    JsonNode *t = json_object_get_member (o, "top_logprobs");
+    if (t && !JSON_NODE_HOLDS_NULL (t) && !r->logprobs)
+      return bad (param, "top_logprobs", error, "top_logprobs needs logprobs: true");
+  } else {
+    JsonNode *lp = json_object_get_member (o, "logprobs");
+    if (!get_int (o, "logprobs", 0, 5, &top, param, error))
+      return FALSE;
+    r->logprobs = lp && !JSON_NODE_HOLDS_NULL (lp);
+  }
+  r->top_logprobs = (guint) top;
+  JsonNode *rf = json_object_get_member (o, "response_format");
+  if (!rf || JSON_NODE_HOLDS_NULL (rf))
+    return TRUE;
+  JsonObject *f = JSON_NODE_HOLDS_OBJECT (rf) ? json_node_get_object (rf) : NULL;
+  const char *type = f ? cria_json_get_string (f, "type", NULL) : NULL;
+  if (!type)
+    return bad (param, "response_format", error,
+                "response_format must be {\"type\": \"text\"}, {\"type\": \"json_object\"} or "
+                "{\"type\": \"json_schema\", \"json_schema\": {...}}");
+  if (!strcmp (type, "text"))
+    return TRUE;
+  if (!strcmp (type, "json_object")) {
+    r->json = TRUE;
+    return TRUE;
+  }
+  if (strcmp (type, "json_schema") != 0)
+    return bad (param, "response_format.type", error,
+                "response_format.type '%s' is not text, json_object or json_schema", type);
+  JsonNode *js = json_object_get_member (f, "json_schema");
+  JsonObject *jo = js && JSON_NODE_HOLDS_OBJECT (js) ? json_node_get_object (js) : NULL;
+  JsonNode *schema = jo ? json_object_get_member (jo, "schema") : NULL;
+  if (!schema)
+    return bad (param, "response_format.json_schema.schema", error,
+                "response_format.json_schema.schema is required (a JSON Schema)");
+  g_autoptr (GError) why = NULL;
+  r->json = TRUE;
+  if (!(r->schema = serve_schema_compile (schema, &why)))
+    return bad (param, "response_format.json_schema.schema", error, "response_format.json_schema.%s", why->message);
   return TRUE;
 }
 
@@ -246,7 +302,8 @@ serve_request_parse (ServeRequest *r, gboolean chat, const char *body, gsize len
   if (!get_number (o, "temperature", 0, 2, &r->temperature, param, error) ||
       !get_number (o, "top_p", 0, 1, &r->top_p, param, error) ||
       !get_int (o, "seed", 0, G_MAXINT64, &r->seed, param, error) ||
-      !get_bool (o, "stream", &r->stream, param, error) || !refuse_unsupported (o, param, error))
+      !get_bool (o, "stream", &r->stream, param, error) || !refuse_unsupported (o, param, error) ||
+      !parse_decoding (r, o, param, error))
     return FALSE;
   if (r->top_p == 0)
     return bad (param, "top_p", error, "top_p must be above 0");
@@ -268,21 +325,34 @@ serve_request_parse (ServeRequest *r, gboolean chat, const char *body, gsize len
 guint
 serve_request_n_choices (const ServeRequest *r)
 {
-  return r->chat ? 1 : r->prompts->len;
+  return (r->chat ? 1 : r->prompts->len) * MAX (r->n, 1);
 }
 
 CriaGenRequest
 serve_request_gen (const ServeRequest *r, guint index)
 {
+  guint n = MAX (r->n, 1), k = index % n;
+  /* Choices of one prompt must differ when they sample: seeds one apart
+   * (from the server's default seed, 0, when the request has none). */
+  gint64 seed = k == 0 ? r->seed : MAX (r->seed, 0) + k;
   return (CriaGenRequest){
     .messages = r->chat ? r->messages : NULL,
-    .prompt = r->chat ? NULL : g_ptr_array_index (r->prompts, index),
+    .prompt = r->chat ? NULL : g_ptr_array_index (r->prompts, index / n),
     .max_tokens = r->max_tokens,
     .temperature = r->temperature,
     .top_p = r->top_p,
-    .seed = r->seed,
+    .seed = seed,
     .stop = (const char *const *) r->stop,
   };
+}
+
+void
+serve_token_logprob_clear (gpointer p)
+{
+  ServeTokenLogprob *t = p;
+  g_free (t->token);
+  for (guint i = 0; i < t->n_top; i++)
+    g_free (t->top_token[i]);
 }
 
 static void
@@ -336,11 +406,12 @@ begin_answer (JsonBuilder *b, const ServeAnswer *a, const char *object)
 }
 
 static void
-add_usage (JsonBuilder *b, const CriaGenResult *results, guint n)
+add_usage (JsonBuilder *b, const ServeAnswer *a, const CriaGenResult *results, guint n)
 {
   gint64 prompt = 0, completion = 0;
   for (guint i = 0; i < n; i++) {
-    prompt += MAX (results[i].prompt_tokens, 0);
+    if (i % MAX (a->n, 1) == 0)
+      prompt += MAX (results[i].prompt_tokens, 0);
     completion += MAX (results[i].completion_tokens, 0);
   }
   json_builder_set_member_name (b, "usage");
@@ -351,9 +422,88 @@ add_usage (JsonBuilder *b, const CriaGenResult *results, guint n)
   json_builder_end_object (b);
 }
 
+static void
+add_bytes (JsonBuilder *b, const char *text)
+{
+  json_builder_set_member_name (b, "bytes");
+  json_builder_begin_array (b);
+  for (const char *p = text; *p; p++)
+    json_builder_add_int_value (b, (guchar) *p);
+  json_builder_end_array (b);
+}
+
+static void
+member_double (JsonBuilder *b, const char *name, double value)
+{
+  json_builder_set_member_name (b, name);
+  json_builder_add_double_value (b, value);
+}
+
+/* The "logprobs" of a choice for tokens [from, to) of `lp` (NULL: null). */
+static void
+add_logprobs (JsonBuilder *b, const ServeAnswer *a, GArray *lp, guint from, guint to)
+{
+  json_builder_set_member_name (b, "logprobs");
+  if (!lp || !a->logprobs) {
+    json_builder_add_null_value (b);
+    return;
+  }
+  json_builder_begin_object (b);
+  if (a->chat) {
+    json_builder_set_member_name (b, "content");
+    json_builder_begin_array (b);
+    for (guint i = from; i < to; i++) {
+      ServeTokenLogprob *t = &g_array_index (lp, ServeTokenLogprob, i);
+      json_builder_begin_object (b);
+      member_string (b, "token", t->token);
+      member_double (b, "logprob", t->logprob);
+      add_bytes (b, t->token);
+      json_builder_set_member_name (b, "top_logprobs");
+      json_builder_begin_array (b);
+      for (guint k = 0; k < t->n_top; k++) {
+        json_builder_begin_object (b);
+        member_string (b, "token", t->top_token[k]);
+        member_double (b, "logprob", t->top_logprob[k]);
+        add_bytes (b, t->top_token[k]);
+        json_builder_end_object (b);
+      }
+      json_builder_end_array (b);
+      json_builder_end_object (b);
+    }
+    json_builder_end_array (b);
+    member_string (b, "refusal", NULL);
+  } else {
+    static const char *const lists[] = { "tokens", "token_logprobs", "top_logprobs", "text_offset" };
+    gint64 offset = 0;
+    for (guint l = 0; l < G_N_ELEMENTS (lists); l++) {
+      json_builder_set_member_name (b, lists[l]);
+      json_builder_begin_array (b);
+      for (guint i = from; i < to; i++) {
+        ServeTokenLogprob *t = &g_array_index (lp, ServeTokenLogprob, i);
+        if (l == 0) {
+          json_builder_add_string_value (b, t->token);
+        } else if (l == 1) {
+          json_builder_add_double_value (b, t->logprob);
+        } else if (l == 2) {
+          json_builder_begin_object (b);
+          for (guint k = 0; k < t->n_top; k++)
+            member_double (b, t->top_token[k], t->top_logprob[k]);
+          json_builder_end_object (b);
+        } else {
+          json_builder_add_int_value (b, offset);
+          offset += (gint64) strlen (t->token);
+        }
+      }
+      json_builder_end_array (b);
+    }
+  }
+  json_builder_end_object (b);
+}
+
 /* Opens choice `index`: its index, and the text as the API in use carries it. */
 static void
-begin_choice (JsonBuilder *b, const ServeAnswer *a, guint index, const char *key, gboolean role, const char *text)
+begin_choice (JsonBuilder *b, const ServeAnswer *a, guint index, const char *key, gboolean role, const char *text,
+              GArray *lp, guint from)
 {
   json_builder_begin_object (b);
   member_int (b, "index", index);
@@ -364,27 +514,29 @@ begin_choice (JsonBuilder *b, const ServeAnswer *a, guint index, const char *key
       member_string (b, "role", "assistant");
     if (text)
       member_string (b, "content", text);
+    if (role && !strcmp (key, "message"))
+      member_string (b, "refusal", NULL);
     json_builder_end_object (b);
   } else {
     member_string (b, "text", text ? text : "");
-    member_string (b, "logprobs", NULL);
   }
+  add_logprobs (b, a, lp, from, lp ? lp->len : 0);
 }
 
 char *
-serve_answer_body (const ServeAnswer *a, const CriaGenResult *results, guint n)
+serve_answer_body (const ServeAnswer *a, const CriaGenResult *results, GArray *const *logprobs, guint n)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
   begin_answer (b, a, a->chat ? "chat.completion" : "text_completion");
   json_builder_set_member_name (b, "choices");
   json_builder_begin_array (b);
   for (guint i = 0; i < n; i++) {
-    begin_choice (b, a, i, "message", TRUE, results[i].text);
+    begin_choice (b, a, i, "message", TRUE, results[i].text, logprobs ? logprobs[i] : NULL, 0);
     member_string (b, "finish_reason", results[i].finish_reason);
     json_builder_end_object (b);
   }
   json_builder_end_array (b);
-  add_usage (b, results, n);
+  add_usage (b, a, results, n);
   return finish (b);
 }
 
@@ -408,10 +560,11 @@ begin_chunk (const ServeAnswer *a)
 }
 
 char *
-serve_chunk_event (const ServeAnswer *a, guint index, gboolean role, const char *text, const char *finish_reason)
+serve_chunk_event (const ServeAnswer *a, guint index, gboolean role, const char *text, const char *finish_reason,
+                   GArray *logprobs, guint from)
 {
   g_autoptr (JsonBuilder) b = begin_chunk (a);
-  begin_choice (b, a, index, "delta", role, text);
+  begin_choice (b, a, index, "delta", role, text, logprobs, from);
   member_string (b, "finish_reason", finish_reason);
   json_builder_end_object (b);
   json_builder_end_array (b);
@@ -423,23 +576,27 @@ serve_usage_event (const ServeAnswer *a, const CriaGenResult *results, guint n)
 {
   g_autoptr (JsonBuilder) b = begin_chunk (a);
   json_builder_end_array (b);
-  add_usage (b, results, n);
+  add_usage (b, a, results, n);
   return event (finish (b));
 }
 
 char *
-serve_models_body (const char *model, gint64 created)
+serve_models_body (const char *model, gint64 created, gboolean one)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
-  json_builder_begin_object (b);
-  member_string (b, "object", "list");
-  json_builder_set_member_name (b, "data");
-  json_builder_begin_array (b);
+  if (!one) {
+    json_builder_begin_object (b);
+    member_string (b, "object", "list");
+    json_builder_set_member_name (b, "data");
+    json_builder_begin_array (b);
+  }
   json_builder_begin_object (b);
   member_string (b, "id", model);
   member_string (b, "object", "model");
   member_int (b, "created", created);
   member_string (b, "owned_by", "cria");
+  if (one)
+    return finish (b);
   json_builder_end_object (b);
   json_builder_end_array (b);
   return finish (b);

@@ -32,15 +32,21 @@ member (const CriaPromptFormat *f, const char *name)
   return json_object_get_string_member_with_default (f->spec, name, NULL);
 }
 
+static char *
+format_path (const char *name)
+{
+  g_autofree char *rel = strchr (name, '/') || g_str_has_suffix (name, ".json")
+                             ? g_strdup (name)
+                             : g_strdup_printf ("formats/%s.json", name);
+  return cria_find_data_file (rel);
+}
+
 CriaPromptFormat *
 cria_prompt_format_load (const char *name, GError **error)
 {
   g_return_val_if_fail (name != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-  g_autofree char *rel = strchr (name, '/') || g_str_has_suffix (name, ".json")
-                             ? g_strdup (name)
-                             : g_strdup_printf ("formats/%s.json", name);
-  g_autofree char *path = cria_find_data_file (rel);
+  g_autofree char *path = format_path (name);
   if (!g_file_test (path, G_FILE_TEST_EXISTS)) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_NOT_FOUND, "prompt format '%s': no file %s", name, path);
     return NULL;
@@ -158,10 +164,30 @@ cria_prompt_format_render (const CriaPromptFormat *f, const CriaRecord *r, char 
     if (!render_chat (f, r, p, resp, error))
       return FALSE;
   } else {
+    g_autoptr (CriaRecord) single = NULL;
     if (r->messages) {
-      g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD,
-                   "prompt format %s is single-turn; the record is a conversation (use a chat format)", f->name);
-      return FALSE;
+      /* One question (after a system message, before its answer) is what
+       * a single-turn format was made for, as a chat client sends it. */
+      g_autoptr (GPtrArray) turns = cria_record_get_turns (r);
+      guint at = 0;
+      const CriaMessage *m = turns->len ? g_ptr_array_index (turns, 0) : NULL;
+      const char *system = m && !strcmp (m->role, "system") ? m->content : NULL;
+      at += system != NULL;
+      const CriaMessage *user = at < turns->len ? g_ptr_array_index (turns, at) : NULL;
+      const CriaMessage *answer = at + 1 < turns->len ? g_ptr_array_index (turns, at + 1) : NULL;
+      if (!user || strcmp (user->role, "user") || (answer && strcmp (answer->role, "assistant")) ||
+          turns->len > at + 2) {
+        g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD,
+                     "prompt format %s is single-turn; the record is a conversation (use a chat format)", f->name);
+        return FALSE;
+      }
+      single = cria_record_new ();
+      cria_record_set_field (single, "instruction", user->content);
+      if (answer)
+        cria_record_set_field (single, "output", answer->content);
+      if (system)
+        cria_record_set_field (single, "system", system);
+      r = single;
     }
     const char *tmpl = r->input && *r->input ? member (f, "prompt") : member (f, "prompt_no_input");
     g_autofree char *text = cria_template_render_record (tmpl, r, error);
@@ -178,4 +204,38 @@ cria_prompt_format_render (const CriaPromptFormat *f, const CriaRecord *r, char 
   *prompt = g_string_free (g_steal_pointer (&p), FALSE);
   *response = g_string_free (g_steal_pointer (&resp), FALSE);
   return TRUE;
+}
+
+gboolean
+cria_prompt_format_record (const char *dir, const char *format, GError **error)
+{
+  g_return_val_if_fail (dir != NULL, FALSE);
+  g_return_val_if_fail (format != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+  g_autoptr (CriaPromptFormat) f = cria_prompt_format_load (format, error);
+  if (!f)
+    return FALSE;
+  /* The name goes in, so that a copy of chatml still says "chatml". */
+  JsonObject *spec = json_object_ref (f->spec);
+  if (!json_object_has_member (spec, "name"))
+    json_object_set_string_member (spec, "name", f->name);
+  g_autoptr (JsonNode) root = json_node_init_object (json_node_alloc (), spec);
+  json_object_unref (spec);
+  g_autofree char *text = json_to_string (root, TRUE);
+  g_autofree char *path = g_build_filename (dir, CRIA_PROMPT_FORMAT_RECORD, NULL);
+  g_autoptr (GError) why = NULL;
+  /* g_file_set_contents writes a temporary file and renames it. */
+  if (!g_file_set_contents (path, text, -1, &why)) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s: %s", path, why->message);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+char *
+cria_prompt_format_recorded (const char *dir)
+{
+  g_return_val_if_fail (dir != NULL, NULL);
+  g_autofree char *path = g_build_filename (dir, CRIA_PROMPT_FORMAT_RECORD, NULL);
+  return g_file_test (path, G_FILE_TEST_IS_REGULAR) ? g_steal_pointer (&path) : NULL;
 }

@@ -401,6 +401,9 @@ write_outputs (Trainer *t, gint64 steps_run, gint64 tokens_run, GError **error)
     if (!cria_model_save (t->model, t->out, dtype, 0, error))
       return FALSE;
   }
+  /* generate, chat, serve and eval prompt the result as it was trained. */
+  if (!cria_prompt_format_record (t->out, cria_props_get_string (o, "format"), error))
+    return FALSE;
   if (!write_plot (t, error))
     return FALSE;
 

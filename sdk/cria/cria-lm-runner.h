@@ -48,6 +48,29 @@ typedef struct _CriaLmRunner CriaLmRunner;
 CriaLmRunner *cria_lm_runner_new (CriaLm *lm, CriaTokenizer *tokenizer, const CriaPromptFormat *format,
                                   const CriaSampling *defaults, gboolean add_special);
 void cria_lm_runner_free (CriaLmRunner *runner);
+/* Conversations are rendered as cria_chat_prompt_for_model renders them for
+ * `model_dir`: its own chat template unless `format` (NULL or "auto": none)
+ * names a prompt format or a .jinja file. The format given to
+ * cria_lm_runner_new is then not used. A prompt from a chat template is
+ * encoded as it is (the template writes the BOS it wants, as
+ * transformers' apply_chat_template); one from a prompt format gets the
+ * tokenizer's special tokens when the runner adds them (as cria train
+ * encodes it). A model with neither still answers a lone user message,
+ * as its plain text. */
+void cria_lm_runner_set_chat (CriaLmRunner *runner, const char *model_dir, const char *format);
+CriaTokenizer *cria_lm_runner_get_tokenizer (CriaLmRunner *runner);
+/* The prompt text of a request and whether the tokenizer's special tokens
+ * are added to it. */
+char *cria_lm_runner_render (CriaLmRunner *runner, const CriaGenRequest *request, gboolean *add_special,
+                             GError **error);
+
+/* What a request of the OpenAI API adds to a CriaGenRequest. */
+typedef struct {
+  double presence_penalty, frequency_penalty;
+  CriaLogitsFunc on_logits; /* see CriaSampling */
+  CriaTokenFunc on_token;
+  gpointer hook_data;
+} CriaLmRunnerHooks;
 
 /* Runs one request (one at a time: a CriaLm is not shared between threads).
  * `on_text` (may be NULL) receives the text as it comes; the cancellable is
@@ -56,6 +79,11 @@ void cria_lm_runner_free (CriaLmRunner *runner);
  * CRIA_ERROR_INVALID_ARGUMENT. */
 gboolean cria_lm_runner_generate (CriaLmRunner *runner, const CriaGenRequest *request, CriaTextFunc on_text,
                                   gpointer user_data, GCancellable *cancellable, CriaGenResult *result, GError **error);
+
+/* The same with `hooks` (may be NULL). */
+gboolean cria_lm_runner_generate_full (CriaLmRunner *runner, const CriaGenRequest *request,
+                                       const CriaLmRunnerHooks *hooks, CriaTextFunc on_text, gpointer user_data,
+                                       GCancellable *cancellable, CriaGenResult *result, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CriaLmRunner, cria_lm_runner_free)
 

@@ -46,6 +46,16 @@ void cria_lm_cache_truncate (CriaLmCache *cache, gint64 length);
  * the last one. */
 gboolean cria_lm_feed (CriaLm *lm, CriaLmCache *cache, const gint32 *ids, gsize n, float *logits, GError **error);
 
+/* Called before each draw with the logits of the next token as the model
+ * gave them (vocab floats), the tokens generated so far and how many more
+ * may come (this one included). It may change the logits (a grammar's mask
+ * sets -INFINITY); at least one token must stay drawable. Returning FALSE
+ * ends the generation there (finish "stop"). */
+typedef gboolean (*CriaLogitsFunc) (float *logits, gint64 vocab, const gint32 *generated, gsize n_generated,
+                                    gint64 remaining, gpointer user_data);
+/* Called with each token drawn that is not a stop token, before its text. */
+typedef void (*CriaTokenFunc) (gint32 id, gpointer user_data);
+
 /* Decoding settings, with the defaults of cria_sampling_init. */
 typedef struct {
   gint64 max_new_tokens;     /* 256 */
@@ -56,6 +66,13 @@ typedef struct {
   guint64 seed;              /* the same seed and settings give the same text */
   GPtrArray *stop;           /* char*: generation ends before the first of these strings */
   GArray *stop_ids;          /* gint32: tokens that end generation (eos); not part of the text */
+  /* OpenAI's penalties (0: off): each logit loses frequency_penalty times
+   * the number of times its token was generated so far, and
+   * presence_penalty once if it was (the prompt does not count). */
+  double presence_penalty, frequency_penalty;
+  CriaLogitsFunc on_logits; /* NULL: none; see above */
+  CriaTokenFunc on_token;   /* NULL: none */
+  gpointer hook_data;       /* the user_data of both */
 } CriaSampling;
 
 void cria_sampling_init (CriaSampling *s);

@@ -24,6 +24,15 @@ const char *cria_prompt_format_get_name (const CriaPromptFormat *format);
 gboolean cria_prompt_format_render (const CriaPromptFormat *format, const CriaRecord *record, char **prompt,
                                     char **response, GError **error);
 
+/* What an adapter (or a fully fine-tuned model) directory remembers of its
+ * training: cria train copies the format's file there as
+ * prompt_format.json, so that the directory alone says how to prompt it.
+ * `format` is a name or a path, as for cria_prompt_format_load. */
+#define CRIA_PROMPT_FORMAT_RECORD "prompt_format.json"
+gboolean cria_prompt_format_record (const char *dir, const char *format, GError **error);
+/* The path of the format recorded in `dir`, or NULL when it has none. */
+char *cria_prompt_format_recorded (const char *dir);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CriaPromptFormat, cria_prompt_format_free)
 
 G_END_DECLS

@@ -161,12 +161,21 @@ assert_error (const Server *s, const char *method, const char *path, const char 
   reply_clear (&r);
 }
 
-/* What `cria generate --json` writes for the prompt: the reference text. */
+/* What `cria generate --json` writes for the prompt: the reference text
+ * (BOS added, as by default; `stop` may also be "-p" with a format). */
 static JsonObject *
 generate (const char *prompt, const char *max, const char *stop)
 {
-  const char *args[] = { "generate", "--model", model_dir, "--add-special",        "--json",
-                         "-n",       max,       prompt,    stop ? "--stop" : NULL, stop,
+  gboolean format = stop && !strcmp (stop, "-p");
+  const char *args[] = { "generate",
+                         "--model",
+                         model_dir,
+                         "--json",
+                         "-n",
+                         max,
+                         prompt,
+                         stop ? (format ? "-p" : "--stop") : NULL,
+                         format ? "llama2" : stop,
                          NULL };
   g_autofree char *out = NULL;
   CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (args, NULL, &out, NULL), 0);
@@ -229,10 +238,12 @@ test_completion_equals_generate (void)
   reply_clear (&r);
 }
 
+/* stories260K has no chat template: its family's format (llama2) renders
+ * the conversation, as `cria generate -p llama2` renders the prompt. */
 static void
 test_chat_equals_generate (void)
 {
-  g_autoptr (JsonObject) ref = generate ("Once upon a time", "20", NULL);
+  g_autoptr (JsonObject) ref = generate ("Once upon a time", "20", "-p");
   Reply r;
   request (&main_server, "POST", "/chat/completions",
            "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"Once upon\"}, "
@@ -374,7 +385,9 @@ static void
 test_generators (void)
 {
   g_autoptr (JsonObject) ref = generate ("The dog", "16", NULL);
+  g_autoptr (JsonObject) chat_ref = generate ("The dog", "16", "-p");
   const char *want = json_object_get_string_member (ref, "text");
+  const char *want_chat = json_object_get_string_member (chat_ref, "text");
   g_autoptr (GPtrArray) msgs = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_message_free);
   CriaMessage *m = g_new0 (CriaMessage, 1);
   m->role = g_strdup ("user");
@@ -389,8 +402,10 @@ test_generators (void)
   g_autofree char *c = run_generator (local_spec, &completion, NULL);
   g_autofree char *d = run_generator (local_spec, &chat, NULL);
   CU_ASSERT_STRING_EQUAL (a, want);
-  CU_ASSERT_STRING_EQUAL (b, want);
+  CU_ASSERT_STRING_EQUAL (b, want_chat);
   CU_ASSERT_STRING_EQUAL (c, want);
+  /* The local generator has no model template of its own (prompt-format
+   * unset: one user message as it is). */
   CU_ASSERT_STRING_EQUAL (d, want);
 }
 
@@ -478,14 +493,17 @@ test_errors (void)
     { "\"top_p\": 1.5", "top_p" },
     { "\"max_tokens\": 0", "max_tokens" },
     { "\"max_tokens\": 1.5", "max_tokens" },
-    { "\"n\": 2", "n" },
-    { "\"presence_penalty\": 0.5", "presence_penalty" },
+    { "\"n\": 17", "n" },
+    { "\"presence_penalty\": -2.5", "presence_penalty" },
     { "\"frequency_penalty\": 3", "frequency_penalty" },
+    { "\"top_logprobs\": 2", "top_logprobs" },
+    { "\"tools\": [{\"type\": \"function\"}]", "tools" },
+    { "\"response_format\": {\"type\": \"xml\"}", "response_format.type" },
     { "\"stop\": [\"a\", \"b\", \"c\", \"d\", \"e\"]", "stop" },
     { "\"stop\": 7", "stop" },
     { "\"stream\": \"yes\"", "stream" },
     { "\"seed\": -1", "seed" },
-    { "\"logprobs\": true", "logprobs" },
+    { "\"logprobs\": 1", "logprobs" },
     { "\"model\": 5", "model" },
   };
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {
@@ -499,11 +517,7 @@ test_errors (void)
   request (s, "POST", chat, zero, &r);
   CU_ASSERT_EQUAL (r.status, 200);
   reply_clear (&r);
-  /* Two user turns need a prompt format, which this server has not. */
-  assert_error (s, "POST", chat,
-                "{\"messages\": [{\"role\": \"system\", \"content\": \"Be kind\"}, {\"role\": \"user\", \"content\": "
-                "\"Hi\"}]}",
-                400, NULL, NULL);
+  assert_error (s, "POST", "/embeddings", "{\"input\": \"x\"}", 400, "input", "unsupported_endpoint");
   assert_error (s, "POST", "/completions", "{\"max_tokens\": 5}", 400, "prompt", NULL);
   assert_error (s, "POST", "/completions", "{\"prompt\": [1, 2, 3]}", 400, "prompt", NULL);
   assert_error (s, "POST", "/completions", "{\"prompt\": []}", 400, "prompt", NULL);
@@ -518,7 +532,7 @@ test_errors (void)
   for (guint i = 0; i < 600; i++)
     g_string_append (big, "cat ");
   g_string_append (big, "\"}");
-  assert_error (s, "POST", "/completions", big->str, 400, NULL, NULL);
+  assert_error (s, "POST", "/completions", big->str, 400, "prompt", NULL);
 }
 
 /* --max-body 4 (KiB) on the busy server. */
@@ -611,6 +625,80 @@ test_queue_full (void)
 
 /* A chat format on the busy server: a conversation renders, and the local
  * generator with the same format gives the same text. */
+/* One request with headers; the answer's headers come back in *got. */
+static guint
+request_with (const Server *s, const char *method, const char *path, const char *body, const char *const *headers,
+              SoupMessageHeaders **got, char **answer_body)
+{
+  g_autoptr (SoupSession) session = soup_session_new_with_options ("timeout", 600, NULL);
+  g_autofree char *url = g_strconcat (s->url, path, NULL);
+  g_autoptr (SoupMessage) msg = soup_message_new (method, url);
+  for (guint i = 0; headers && headers[i]; i += 2)
+    soup_message_headers_replace (soup_message_get_request_headers (msg), headers[i], headers[i + 1]);
+  if (body) {
+    g_autoptr (GBytes) payload = g_bytes_new (body, strlen (body));
+    soup_message_set_request_body_from_bytes (msg, "application/json", payload);
+  }
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) answer = soup_session_send_and_read (session, msg, NULL, &error);
+  g_assert_no_error (error);
+  if (got)
+    *got = g_boxed_copy (SOUP_TYPE_MESSAGE_HEADERS, soup_message_get_response_headers (msg));
+  if (answer_body)
+    *answer_body = g_strndup (g_bytes_get_data (answer, NULL), g_bytes_get_size (answer));
+  return soup_message_get_status (msg);
+}
+
+/* --api-key, --cors-origin, /health, /v1/models/{id} and a JSON schema,
+ * without node (test-openai drives the same with the openai client). */
+static void
+test_key_cors_schema (void)
+{
+  Server k = { 0 };
+  const char *extra[] = { "--api-key", "k3y", "--cors-origin", "http://a.test", "-n", "48", NULL };
+  server_start (&k, extra);
+  const char *key[] = { "Authorization", "Bearer k3y", "Origin", "http://a.test", NULL };
+  const char *wrong[] = { "Authorization", "Bearer k3z", NULL };
+  CU_ASSERT_EQUAL (request_with (&k, "GET", "/models", NULL, NULL, NULL, NULL), 401);
+  g_autofree char *body = NULL;
+  CU_ASSERT_EQUAL (request_with (&k, "GET", "/models", NULL, wrong, NULL, &body), 401);
+  CU_ASSERT (strstr (body, "\"invalid_api_key\"") != NULL);
+  SoupMessageHeaders *h = NULL;
+  CU_ASSERT_EQUAL (request_with (&k, "GET", "/models/stories260K", NULL, key, &h, NULL), 200);
+  CU_ASSERT_STRING_EQUAL (soup_message_headers_get_one (h, "Access-Control-Allow-Origin"), "http://a.test");
+  g_boxed_free (SOUP_TYPE_MESSAGE_HEADERS, h);
+  CU_ASSERT_EQUAL (request_with (&k, "GET", "/models/other", NULL, key, NULL, NULL), 404);
+  const char *pre[] = { "Origin", "http://a.test", "Access-Control-Request-Method", "POST", NULL };
+  CU_ASSERT_EQUAL (request_with (&k, "OPTIONS", "/chat/completions", NULL, pre, &h, NULL), 204);
+  CU_ASSERT (soup_message_headers_get_one (h, "Access-Control-Allow-Methods") != NULL);
+  g_boxed_free (SOUP_TYPE_MESSAGE_HEADERS, h);
+  /* /health is beside /v1, and needs no key. */
+  g_autofree char *root = g_strndup (k.url, strlen (k.url) - 3);
+  Server bare = { NULL, root };
+  CU_ASSERT_EQUAL (request_with (&bare, "GET", "/health", NULL, NULL, NULL, NULL), 200);
+  g_autofree char *answer = NULL;
+  CU_ASSERT_EQUAL (request_with (&k, "POST", "/chat/completions",
+                                 "{\"messages\": [{\"role\": \"user\", \"content\": \"A dog\"}], \"temperature\": 1, "
+                                 "\"seed\": 4, \"response_format\": {\"type\": \"json_schema\", \"json_schema\": "
+                                 "{\"name\": \"r\", \"schema\": {\"type\": \"object\", \"properties\": {\"ok\": "
+                                 "{\"type\": \"boolean\"}, \"n\": {\"type\": \"integer\"}}, \"required\": [\"ok\", "
+                                 "\"n\"], \"additionalProperties\": false}}}}",
+                                 key, NULL, &answer),
+                   200);
+  g_autoptr (JsonNode) a = json_from_string (answer, NULL);
+  g_assert (a);
+  JsonObject *c = json_array_get_object_element (json_object_get_array_member (json_node_get_object (a), "choices"), 0);
+  const char *content = json_object_get_string_member (json_object_get_object_member (c, "message"), "content");
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (c, "finish_reason"), "stop");
+  g_autoptr (JsonNode) doc = json_from_string (content, NULL);
+  CU_ASSERT_FATAL (doc && JSON_NODE_HOLDS_OBJECT (doc));
+  JsonObject *d = json_node_get_object (doc);
+  CU_ASSERT_EQUAL (json_object_get_size (d), 2);
+  CU_ASSERT (json_node_get_value_type (json_object_get_member (d, "ok")) == G_TYPE_BOOLEAN);
+  CU_ASSERT (json_node_get_value_type (json_object_get_member (d, "n")) == G_TYPE_INT64);
+  CU_ASSERT_EQUAL (server_stop (&k), 0);
+}
+
 static void
 test_prompt_format (void)
 {
@@ -1070,6 +1158,7 @@ register_suites (void)
     { "four clients at once", test_concurrent },
     { "503 when the queue is full", test_queue_full },
     { "a chat format renders conversations", test_prompt_format },
+    { "API key, CORS, /health, a model by id, a JSON schema", test_key_cors_schema },
     { "a client hanging up mid-stream", test_hang_up },
     { "bad model, host or format at start", test_bad_start },
     { "thousands of dropped connections leave no descriptor", test_dropped_connections },
