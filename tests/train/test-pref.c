@@ -189,6 +189,45 @@ test_objectives (void)
   printf ("\n");
 }
 
+/* The reference computed once (precompute-ref), read from --ref-model (the
+ * same weights), or for full fine-tuning (always precomputed) gives the
+ * first case's first step: ln 2 and zero rewards; the first two the same log
+ * as the reference of the adapter switched off. */
+static void
+test_reference_variants (void)
+{
+  JsonObject *cs = json_array_get_object_element (json_object_get_array_member (golden, "cases"), 0);
+  JsonArray *opts = json_object_get_array_member (cs, "options");
+  g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
+  for (guint i = 0; i < json_array_get_length (opts); i++)
+    g_strv_builder_add (b, json_array_get_string_element (opts, i));
+  g_auto (GStrv) options = g_strv_builder_end (b);
+  g_autofree char *base = g_build_filename (tmp, "run-0", NULL);
+  g_autoptr (GPtrArray) keep = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr (GPtrArray) want = step_lines (base, keep);
+  CU_ASSERT_TRUE_FATAL (want->len > 0);
+  const char *precompute[] = { "--precompute-ref", NULL };
+  const char *ref_model[] = { "--ref-model", model_dir, NULL };
+  const char *full[] = { "--adapter", "full", "--lr", "1e-4", NULL };
+  const char *const *variants[] = { precompute, ref_model, full };
+  for (guint v = 0; v < G_N_ELEMENTS (variants); v++) {
+    g_autofree char *name = g_strdup_printf ("run-ref-%u", v);
+    g_autofree char *out = g_build_filename (tmp, name, NULL);
+    const char *common[] = { "train", "--model", model_dir,  "--data",    data_path,
+                             "--out", out,       "--format", format_path, NULL };
+    int rc = cria_test_run_cria_lists (NULL, common, (const char *const *) options, variants[v], NULL);
+    CU_ASSERT_EQUAL_FATAL (rc, 0);
+    g_autoptr (GPtrArray) got = step_lines (out, keep);
+    CU_ASSERT_EQUAL_FATAL (got->len, want->len);
+    JsonObject *first = g_ptr_array_index (got, 0);
+    CU_ASSERT_EQUAL (json_object_get_double_member (first, "loss"), M_LN2);
+    CU_ASSERT_EQUAL (json_object_get_double_member (first, "rewards/margins"), 0.0);
+    for (guint s = 0; v < 2 && s < got->len; s++)
+      CU_ASSERT_EQUAL (json_object_get_double_member (g_ptr_array_index (got, s), "loss"),
+                       json_object_get_double_member (g_ptr_array_index (want, s), "loss"));
+  }
+}
+
 /* A record in a preference layout, through the file source, as cria's JSON line. */
 static char *
 read_as (const char *row, char **err)
@@ -259,6 +298,42 @@ test_layouts (void)
   }
 }
 
+/* The alpaca, sharegpt and messages sinks write pairs that read back the
+ * same; dataset_info.json marks a file of pairs as a ranking dataset. */
+static void
+test_sinks (void)
+{
+  for (guint k = 0; k < 3; k++) {
+    static const char *const sinks[] = { "alpaca", "sharegpt", "messages" };
+    g_autofree char *out = g_strdup_printf ("%s/pairs-%s.json", tmp, sinks[k]);
+    g_autofree char *info = g_build_filename (tmp, "dataset_info.json", NULL);
+    g_autofree char *pipe = g_strdup_printf ("file location=%s ! %s location=%s%s%s", data_path, sinks[k], out,
+                                             k < 2 ? " dataset-info=" : "", k < 2 ? info : "");
+    const char *args[] = { "data", "--quiet", pipe, NULL };
+    CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (args, NULL, NULL, NULL), 0);
+    g_autofree char *p1 = g_strdup_printf ("file location=%s ! jsonl location=-", data_path);
+    g_autofree char *p2 = g_strdup_printf ("file location=%s ! jsonl location=-", out);
+    const char *a1[] = { "data", "--quiet", p1, NULL }, *a2[] = { "data", "--quiet", p2, NULL };
+    g_autofree char *want = NULL, *got = NULL;
+    CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (a1, NULL, &want, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (a2, NULL, &got, NULL), 0);
+    /* alpaca writes input "" and the single-turn pairs come back as conversations from the others */
+    CU_ASSERT_PTR_NOT_NULL (strstr (got, "\"chosen\":\"Paris\",\"rejected\":\"Rome\""));
+    CU_ASSERT_PTR_NOT_NULL (strstr (want, "\"chosen\":\"Paris\",\"rejected\":\"Rome\""));
+    if (k < 2) {
+      g_autofree char *text = cria_test_read_file (info);
+      g_autoptr (JsonParser) p = json_parser_new ();
+      CU_ASSERT_TRUE_FATAL (json_parser_load_from_data (p, text, -1, NULL));
+      g_autofree char *name = g_strdup_printf ("pairs-%s", sinks[k]);
+      JsonObject *entry = json_object_get_object_member (json_node_get_object (json_parser_get_root (p)), name);
+      CU_ASSERT_TRUE (json_object_get_boolean_member_with_default (entry, "ranking", FALSE));
+      JsonObject *columns = json_object_get_object_member (entry, "columns");
+      CU_ASSERT_STRING_EQUAL (json_object_get_string_member_with_default (columns, "chosen", ""), "chosen");
+      CU_ASSERT_STRING_EQUAL (json_object_get_string_member_with_default (columns, "rejected", ""), "rejected");
+    }
+  }
+}
+
 /* An SFT objective needs no pairs; a preference objective refuses a record without them. */
 static void
 test_needs_pairs (void)
@@ -279,7 +354,9 @@ register_suites (void)
 {
   CU_pSuite s = CU_add_suite ("pref", suite_init, suite_clean);
   CU_add_test (s, "objectives against the PyTorch reference", test_objectives);
+  CU_add_test (s, "reference: precomputed, --ref-model, full fine-tuning", test_reference_variants);
   CU_add_test (s, "preference layouts", test_layouts);
+  CU_add_test (s, "sinks write pairs", test_sinks);
   CU_add_test (s, "objective needs pairs", test_needs_pairs);
 }
 

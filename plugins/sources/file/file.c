@@ -188,7 +188,7 @@ file_next (gpointer data, CriaRecord **record, GError **error)
     g_string_append_printf (names, "%s'%s'", names->len ? ", " : "", name);
   g_autofree char *shown = cria_error_quote (names->str, -1, 200);
   g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_MISSING_FIELD,
-               "%s: none of the fields instruction, input, output, messages, conversations, chosen (%s%s)",
+               "%s: none of the fields instruction, input, output, messages, conversations (%s%s)",
                cria_rows_where (self->rows), names->len ? "its fields: " : "the row is empty", shown);
   g_clear_pointer (record, cria_record_free);
   return CRIA_FLOW_ERROR;
