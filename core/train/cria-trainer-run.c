@@ -280,7 +280,7 @@ train_step (Trainer *t, GError **error)
   PrefStats pref = { 0 };
   if (t->train.pairs && !pref_train_window (t, first, last, &pref, error))
     return FALSE;
-  for (guint k = first; t->train.pairs ? k < first : k < last; k++) {
+  for (guint k = first; !t->train.pairs && k < last; k++) {
     guint64 micro_seed = t->seed ^ ((guint64) t->epoch << 32 | k) * 0x9e3779b97f4a7c15ull;
     if (!trainer_run_micro (t, &t->train, g_ptr_array_index (t->plan, k), FALSE, micro_seed, &sum, &count, error))
       return FALSE;

@@ -33,7 +33,8 @@
     0,                                                                                                                 \
     0,                                                                                                                 \
     NULL,                                                                                                              \
-    "also add an entry for the file to this LLaMA-Factory dataset_info.json" },                                        \
+    "also add an entry for the file to this LLaMA-Factory dataset_info.json (ranking: true when every record is a "    \
+    "preference pair)" },                                                                                              \
   {                                                                                                                    \
     "dataset-name", CRIA_PROP_STRING, NULL, 0, 0, NULL,                                                                \
         "the entry's name in dataset_info.json (default: the file's base name)"                                        \

@@ -203,7 +203,8 @@ static const CriaStageVTable file_vtable = {
 
 static const CriaProviderInfo file_info = {
   .name = "file",
-  .description = "Reads records from JSON lines, JSON arrays or CSV (cria, Alpaca, ShareGPT, messages)",
+  .description = "Reads records from JSON lines, JSON arrays or CSV (cria, Alpaca, ShareGPT, messages; preference "
+                 "pairs in TRL's, UltraFeedback's and LLaMA-Factory's ranking layouts)",
   .example = "file location=train.jsonl ! jsonl location=copy.jsonl",
   .props = file_props,
   .rank = CRIA_RANK_PRIMARY,
