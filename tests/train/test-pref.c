@@ -228,6 +228,33 @@ test_reference_variants (void)
   }
 }
 
+/* A DPO run stopped after a step and resumed logs what the run that never
+ * stopped logged. */
+static void
+test_resume (void)
+{
+  JsonObject *cs = json_array_get_object_element (json_object_get_array_member (golden, "cases"), 0);
+  JsonArray *opts = json_object_get_array_member (cs, "options");
+  g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
+  for (guint i = 0; i < json_array_get_length (opts); i++)
+    g_strv_builder_add (b, json_array_get_string_element (opts, i));
+  g_auto (GStrv) options = g_strv_builder_end (b);
+  g_autofree char *base = g_build_filename (tmp, "run-0", NULL);
+  g_autofree char *out = g_build_filename (tmp, "run-resumed", NULL);
+  g_autofree char *ckpt = g_build_filename (out, "checkpoints", "checkpoint-1", NULL);
+  const char *common[] = { "train", "--model", model_dir,  "--data",    data_path,
+                           "--out", out,       "--format", format_path, NULL };
+  const char *stop[] = { "--stop-after", "1", NULL }, *resume[] = { "--resume", ckpt, NULL };
+  CU_ASSERT_EQUAL_FATAL (cria_test_run_cria_lists (NULL, common, (const char *const *) options, stop, NULL), 0);
+  CU_ASSERT_EQUAL_FATAL (cria_test_run_cria_lists (NULL, common, (const char *const *) options, resume, NULL), 0);
+  g_autoptr (GPtrArray) keep = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr (GPtrArray) want = step_lines (base, keep), got = step_lines (out, keep);
+  CU_ASSERT_EQUAL_FATAL (got->len, want->len);
+  for (guint s = 0; s < got->len; s++)
+    CU_ASSERT_EQUAL (json_object_get_double_member (g_ptr_array_index (got, s), "rewards/margins"),
+                     json_object_get_double_member (g_ptr_array_index (want, s), "rewards/margins"));
+}
+
 /* A record in a preference layout, through the file source, as cria's JSON line. */
 static char *
 read_as (const char *row, char **err)
@@ -355,6 +382,7 @@ register_suites (void)
   CU_pSuite s = CU_add_suite ("pref", suite_init, suite_clean);
   CU_add_test (s, "objectives against the PyTorch reference", test_objectives);
   CU_add_test (s, "reference: precomputed, --ref-model, full fine-tuning", test_reference_variants);
+  CU_add_test (s, "stopped and resumed = never stopped", test_resume);
   CU_add_test (s, "preference layouts", test_layouts);
   CU_add_test (s, "sinks write pairs", test_sinks);
   CU_add_test (s, "objective needs pairs", test_needs_pairs);
