@@ -361,6 +361,49 @@ test_sinks (void)
   }
 }
 
+/* pairs: k answers sampled by a generator (cria's local runtime on the
+ * tiny model), scored against the output: a kept pair's scores differ by
+ * the margin at least, the others are dropped as no-margin, and a second run
+ * answers from the cache the same pairs. */
+static void
+test_make_pairs (void)
+{
+  g_autofree char *in = g_build_filename (tmp, "sft.jsonl", NULL);
+  cria_test_write_file (in, "{\"instruction\":\"Say hi\",\"output\":\"hi there\"}\n"
+                            "{\"instruction\":\"Add 2 and 3\",\"output\":\"5\"}\n"
+                            "{\"instruction\":\"Color of sky?\",\"output\":\"blue\"}\n"
+                            "{\"instruction\":\"Capital of France?\",\"output\":\"Paris\"}\n");
+  g_autofree char *cache = g_build_filename (tmp, "gen-cache", NULL);
+  g_autofree char *pipe = g_strdup_printf (
+      "file location=%s ! pairs generator=\"local model=%s threads=1\" k=6 metric=\"bleu tokenize=char "
+      "smoothing=method1\" margin=0.01 max-tokens=8 temperature=1.5 cache=%s ! jsonl location=-",
+      in, model_dir, cache);
+  const char *args[] = { "data", pipe, NULL };
+  g_autofree char *first = NULL, *second = NULL, *err = NULL;
+  CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (args, NULL, &first, &err), 0);
+  CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (args, NULL, &second, NULL), 0);
+  CU_ASSERT_STRING_EQUAL (first, second);
+  g_auto (GStrv) lines = g_strsplit (first, "\n", -1);
+  guint kept = 0;
+  for (guint i = 0; lines[i]; i++) {
+    if (!*lines[i])
+      continue;
+    g_autoptr (JsonParser) p = json_parser_new ();
+    CU_ASSERT_TRUE_FATAL (json_parser_load_from_data (p, lines[i], -1, NULL));
+    JsonObject *o = json_node_get_object (json_parser_get_root (p));
+    CU_ASSERT_TRUE (json_object_has_member (o, "chosen") && json_object_has_member (o, "rejected"));
+    CU_ASSERT_FALSE (json_object_has_member (o, "output"));
+    double c = json_object_get_double_member (o, "score_chosen"),
+           r = json_object_get_double_member (o, "score_rejected");
+    CU_ASSERT_TRUE (c - r >= 0.01);
+    kept++;
+  }
+  /* the summary on stderr counts what was dropped */
+  g_autofree char *dropped = g_strdup_printf ("no-margin: %u", 4 - kept);
+  CU_ASSERT_TRUE (kept > 0);
+  CU_ASSERT_TRUE (kept == 4 || (err && strstr (err, dropped)));
+}
+
 /* An SFT objective needs no pairs; a preference objective refuses a record without them. */
 static void
 test_needs_pairs (void)
@@ -385,6 +428,7 @@ register_suites (void)
   CU_add_test (s, "stopped and resumed = never stopped", test_resume);
   CU_add_test (s, "preference layouts", test_layouts);
   CU_add_test (s, "sinks write pairs", test_sinks);
+  CU_add_test (s, "pairs transform", test_make_pairs);
   CU_add_test (s, "objective needs pairs", test_needs_pairs);
 }
 
