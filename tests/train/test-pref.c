@@ -299,13 +299,17 @@ test_layouts (void)
     { "{\"instruction\":\"Add\",\"input\":\"1 1\",\"chosen\":\"2\",\"rejected\":\"3\"}",
       "{\"instruction\":\"Add\",\"input\":\"1 1\",\"chosen\":\"2\",\"rejected\":\"3\"}" },
   };
+  /* one file of every layout, one line each */
+  g_autoptr (GString) rows = g_string_new (NULL), want = g_string_new (NULL);
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
-    g_autofree char *err = NULL;
-    g_autofree char *got = read_as (cases[i][0], &err);
-    if (!got || strcmp (got, cases[i][1]))
-      printf ("\ncase %u: got %s (%s)\n", i, got ? got : "nothing", err ? err : "");
-    CU_ASSERT_STRING_EQUAL (got ? got : "", cases[i][1]);
+    g_string_append_printf (rows, "%s%s", i ? "\n" : "", cases[i][0]);
+    g_string_append_printf (want, "%s%s", i ? "\n" : "", cases[i][1]);
   }
+  g_autofree char *err = NULL;
+  g_autofree char *got = read_as (rows->str, &err);
+  if (!got || strcmp (got, want->str))
+    printf ("\ngot %s (%s)\n", got ? got : "nothing", err ? err : "");
+  CU_ASSERT_STRING_EQUAL (got ? got : "", want->str);
   static const char *const bad[][2] = {
     { "{\"prompt\":\"x\",\"chosen\":\"a\"}", "layout.jsonl:1: field 'rejected': missing" },
     { "{\"chosen\":[{\"role\":\"user\",\"content\":\"Q\"},{\"role\":\"assistant\",\"content\":\"g\"}],\"rejected\":[{"
@@ -316,12 +320,12 @@ test_layouts (void)
     { "{\"prompt\":\"x\",\"chosen\":7,\"rejected\":\"b\"}", "layout.jsonl:1: field 'chosen': expected a string" },
   };
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {
-    g_autofree char *err = NULL;
-    g_autofree char *got = read_as (bad[i][0], &err);
-    CU_ASSERT_PTR_NULL (got);
-    if (!err || !strstr (err, bad[i][1]))
-      printf ("\nbad case %u: %s\n", i, err ? err : "no error");
-    CU_ASSERT_PTR_NOT_NULL (err ? strstr (err, bad[i][1]) : NULL);
+    g_autofree char *why = NULL;
+    g_autofree char *none = read_as (bad[i][0], &why);
+    CU_ASSERT_PTR_NULL (none);
+    if (!why || !strstr (why, bad[i][1]))
+      printf ("\nbad case %u: %s\n", i, why ? why : "no error");
+    CU_ASSERT_PTR_NOT_NULL (why ? strstr (why, bad[i][1]) : NULL);
   }
 }
 
@@ -330,6 +334,10 @@ test_layouts (void)
 static void
 test_sinks (void)
 {
+  g_autofree char *p1 = g_strdup_printf ("file location=%s ! jsonl location=-", data_path);
+  const char *a1[] = { "data", "--quiet", p1, NULL };
+  g_autofree char *want = NULL;
+  CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (a1, NULL, &want, NULL), 0);
   for (guint k = 0; k < 3; k++) {
     static const char *const sinks[] = { "alpaca", "sharegpt", "messages" };
     g_autofree char *out = g_strdup_printf ("%s/pairs-%s.json", tmp, sinks[k]);
@@ -338,11 +346,9 @@ test_sinks (void)
                                              k < 2 ? " dataset-info=" : "", k < 2 ? info : "");
     const char *args[] = { "data", "--quiet", pipe, NULL };
     CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (args, NULL, NULL, NULL), 0);
-    g_autofree char *p1 = g_strdup_printf ("file location=%s ! jsonl location=-", data_path);
     g_autofree char *p2 = g_strdup_printf ("file location=%s ! jsonl location=-", out);
-    const char *a1[] = { "data", "--quiet", p1, NULL }, *a2[] = { "data", "--quiet", p2, NULL };
-    g_autofree char *want = NULL, *got = NULL;
-    CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (a1, NULL, &want, NULL), 0);
+    const char *a2[] = { "data", "--quiet", p2, NULL };
+    g_autofree char *got = NULL;
     CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (a2, NULL, &got, NULL), 0);
     /* alpaca writes input "" and the single-turn pairs come back as conversations from the others */
     CU_ASSERT_PTR_NOT_NULL (strstr (got, "\"chosen\":\"Paris\",\"rejected\":\"Rome\""));
