@@ -237,6 +237,17 @@ window_counts (const TrainSet *set, GPtrArray *plan, guint first, guint last, do
   }
 }
 
+/* The micro-batches of a set in its own order (evaluation, precomputing). */
+static GPtrArray *
+plan_in_order (Trainer *t, TrainSet *set)
+{
+  guint n = set->examples->len;
+  g_autofree guint32 *order = g_new (guint32, MAX (n, 1));
+  for (guint i = 0; i < n; i++)
+    order[i] = i;
+  return train_plan_epoch (set, order, n, t->batch, t->max_length, t->packing);
+}
+
 gboolean
 pref_train_window (Trainer *t, guint first, guint last, PrefStats *st, GError **error)
 {
@@ -254,11 +265,7 @@ pref_train_window (Trainer *t, guint first, guint last, PrefStats *st, GError **
 gboolean
 pref_evaluate (Trainer *t, PrefStats *st, GError **error)
 {
-  guint n = t->eval.examples->len;
-  g_autofree guint32 *order = g_new (guint32, MAX (n, 1));
-  for (guint i = 0; i < n; i++)
-    order[i] = i;
-  g_autoptr (GPtrArray) plan = train_plan_epoch (&t->eval, order, n, t->batch, t->max_length, t->packing);
+  g_autoptr (GPtrArray) plan = plan_in_order (t, &t->eval);
   double pairs, tokens;
   window_counts (&t->eval, plan, 0, plan->len, &pairs, &tokens);
   for (guint i = 0; i < plan->len; i++)
@@ -286,12 +293,8 @@ pref_append_metrics (GString *s, const PrefStats *st, const char *prefix, const 
 static double *
 precompute (Trainer *t, TrainSet *set, GError **error)
 {
-  guint n = set->examples->len;
-  double *table = g_new0 (double, MAX (n, 1));
-  g_autofree guint32 *order = g_new (guint32, MAX (n, 1));
-  for (guint i = 0; i < n; i++)
-    order[i] = i;
-  g_autoptr (GPtrArray) plan = train_plan_epoch (set, order, n, t->batch, t->max_length, t->packing);
+  double *table = g_new0 (double, MAX (set->examples->len, 1));
+  g_autoptr (GPtrArray) plan = plan_in_order (t, set);
   for (guint k = 0; k < plan->len; k++) {
     TrainBatch b = { .B = t->batch };
     train_batch_fill (set, g_ptr_array_index (plan, k), t->max_length, TRUE, t->pad, &b);

@@ -80,16 +80,24 @@ step_lines (const char *dir, GPtrArray *keep)
   return steps;
 }
 
-/* The case's run, its log compared; returns the run directory. */
-static char *
-run_case (guint c, double *worst_loss, double *worst_reward)
+/* The cria train options of golden case c. */
+static GStrv
+case_options (guint c)
 {
   JsonObject *cs = json_array_get_object_element (json_object_get_array_member (golden, "cases"), c);
   JsonArray *opts = json_object_get_array_member (cs, "options");
   g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
   for (guint i = 0; i < json_array_get_length (opts); i++)
     g_strv_builder_add (b, json_array_get_string_element (opts, i));
-  g_auto (GStrv) options = g_strv_builder_end (b);
+  return g_strv_builder_end (b);
+}
+
+/* The case's run, its log compared; returns the run directory. */
+static char *
+run_case (guint c, double *worst_loss, double *worst_reward)
+{
+  JsonObject *cs = json_array_get_object_element (json_object_get_array_member (golden, "cases"), c);
+  g_auto (GStrv) options = case_options (c);
   g_autofree char *name = g_strdup_printf ("run-%u", c);
   char *out = g_build_filename (tmp, name, NULL);
   const char *common[] = { "train", "--model", model_dir,  "--data",    data_path,
@@ -196,12 +204,7 @@ test_objectives (void)
 static void
 test_reference_variants (void)
 {
-  JsonObject *cs = json_array_get_object_element (json_object_get_array_member (golden, "cases"), 0);
-  JsonArray *opts = json_object_get_array_member (cs, "options");
-  g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
-  for (guint i = 0; i < json_array_get_length (opts); i++)
-    g_strv_builder_add (b, json_array_get_string_element (opts, i));
-  g_auto (GStrv) options = g_strv_builder_end (b);
+  g_auto (GStrv) options = case_options (0);
   g_autofree char *base = g_build_filename (tmp, "run-0", NULL);
   g_autoptr (GPtrArray) keep = g_ptr_array_new_with_free_func (g_object_unref);
   g_autoptr (GPtrArray) want = step_lines (base, keep);
@@ -233,12 +236,7 @@ test_reference_variants (void)
 static void
 test_resume (void)
 {
-  JsonObject *cs = json_array_get_object_element (json_object_get_array_member (golden, "cases"), 0);
-  JsonArray *opts = json_object_get_array_member (cs, "options");
-  g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
-  for (guint i = 0; i < json_array_get_length (opts); i++)
-    g_strv_builder_add (b, json_array_get_string_element (opts, i));
-  g_auto (GStrv) options = g_strv_builder_end (b);
+  g_auto (GStrv) options = case_options (0);
   g_autofree char *base = g_build_filename (tmp, "run-0", NULL);
   g_autofree char *out = g_build_filename (tmp, "run-resumed", NULL);
   g_autofree char *ckpt = g_build_filename (out, "checkpoints", "checkpoint-1", NULL);
