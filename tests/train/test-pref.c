@@ -253,6 +253,42 @@ test_resume (void)
                      json_object_get_double_member (g_ptr_array_index (want, s), "rewards/margins"));
 }
 
+/* cria eval --compare on the pairs gives the rewards the trainer's last
+ * evaluation logged for them (another code path: the generation runtime). */
+static void
+test_eval (void)
+{
+  g_auto (GStrv) options = case_options (0);
+  g_autofree char *out = g_build_filename (tmp, "run-eval", NULL);
+  const char *common[] = { "train", "--model", model_dir,  "--data",    data_path,
+                           "--out", out,       "--format", format_path, NULL };
+  const char *eval_data[] = { "--eval-data", data_path, NULL };
+  CU_ASSERT_EQUAL_FATAL (cria_test_run_cria_lists (NULL, common, (const char *const *) options, eval_data, NULL), 0);
+  g_autofree char *log_path = g_build_filename (out, "train-log.jsonl", NULL);
+  g_autofree char *log = cria_test_read_file (log_path);
+  g_auto (GStrv) lines = g_strsplit (log, "\n", -1);
+  guint last = g_strv_length (lines);
+  while (last > 0 && !strstr (lines[last - 1], "eval_rewards"))
+    last--;
+  CU_ASSERT_TRUE_FATAL (last > 0);
+  g_autoptr (JsonParser) lp = json_parser_new ();
+  CU_ASSERT_TRUE_FATAL (json_parser_load_from_data (lp, lines[last - 1], -1, NULL));
+  JsonObject *logged = json_node_get_object (json_parser_get_root (lp));
+  const char *args[] = { "eval",   "--model", model_dir,         "--adapter", out,      "--compare",
+                         "--data", data_path, "--prompt-format", format_path, "--json", NULL };
+  g_autofree char *summary = NULL;
+  CU_ASSERT_EQUAL_FATAL (cria_test_run_cria (args, NULL, &summary, NULL), 0);
+  g_autoptr (JsonParser) sp = json_parser_new ();
+  CU_ASSERT_TRUE_FATAL (json_parser_load_from_data (sp, summary, -1, NULL));
+  JsonObject *rewards = json_object_get_object_member (json_node_get_object (json_parser_get_root (sp)), "rewards");
+  double want = json_object_get_double_member (logged, "eval_rewards/margins");
+  double got = json_object_get_double_member (rewards, "margin");
+  printf ("\neval_rewards/margins %.9g, cria eval's reward margin %.9g\n", want, got);
+  CU_ASSERT_TRUE (fabs (got - want) <= 1e-5 * fabs (want));
+  CU_ASSERT_EQUAL (json_object_get_double_member (rewards, "accuracy"),
+                   json_object_get_double_member (logged, "eval_rewards/accuracies"));
+}
+
 /* A record in a preference layout, through the file source, as cria's JSON line. */
 static char *
 read_as (const char *row, char **err)
@@ -430,6 +466,7 @@ register_suites (void)
   CU_add_test (s, "objectives against the PyTorch reference", test_objectives);
   CU_add_test (s, "reference: precomputed, --ref-model, full fine-tuning", test_reference_variants);
   CU_add_test (s, "stopped and resumed = never stopped", test_resume);
+  CU_add_test (s, "cria eval's rewards = the trainer's", test_eval);
   CU_add_test (s, "preference layouts", test_layouts);
   CU_add_test (s, "sinks write pairs", test_sinks);
   CU_add_test (s, "pairs transform", test_make_pairs);
