@@ -393,6 +393,10 @@ trainer_save_checkpoint (Trainer *t, GError **error)
 static gboolean
 same_option (const CriaProps *o, const char *name, const char *was, const char *now)
 {
+  /* An option a checkpoint does not name is older than it: it had its default. */
+  for (const CriaPropSpec *sp = cria_props_get_specs (o); !was && sp && sp->name; sp++)
+    if (!strcmp (sp->name, name))
+      was = sp->default_value;
   if (!g_strcmp0 (was, now))
     return TRUE;
   if (!was || !now)
