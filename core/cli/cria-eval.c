@@ -94,6 +94,11 @@ run_eval (EvalOptions *o, CriaCliModel *m, GError **error)
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "%s: no records to evaluate", o->data);
     return FALSE;
   }
+  gboolean pairs = TRUE;
+  for (guint i = 0; i < records->len; i++)
+    pairs &= cria_record_is_preference (g_ptr_array_index (records, i));
+  if (pairs)
+    return eval_preferences (o, m, records, error);
   const char *name = o->sampling.prompt_format;
   /* auto and .jinja: the chat template renders the prompt (eval_prepare). */
   gboolean chat = !strcmp (name, "auto") || g_str_has_suffix (name, ".jinja");
@@ -179,7 +184,7 @@ int
 cria_verb_eval (int argc, char **argv)
 {
   CriaCliModel m;
-  EvalOptions o = { 0 };
+  EvalOptions o = { .beta = 0.1 };
   cria_cli_model_init (&m);
   cria_cli_sampling_init (&o.sampling);
   g_auto (GStrv) metric_specs = NULL;
@@ -197,6 +202,8 @@ cria_verb_eval (int argc, char **argv)
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &o.out_dir,
       "Write predictions.jsonl, summary.json and summary.txt into DIR", "DIR" },
     { "json", 0, 0, G_OPTION_ARG_NONE, &o.as_json, "Print the summary as JSON", NULL },
+    { "beta", 0, 0, G_OPTION_ARG_DOUBLE, &o.beta,
+      "Preference pairs: beta of the DPO rewards of the adapted model against the base (default 0.1)", "X" },
     { NULL }
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- generate answers for a dataset and score them");

@@ -7,6 +7,7 @@ typedef struct {
   char *data, *out_dir;
   gboolean compare, as_json;
   int limit;
+  double beta;             /* of the DPO rewards reported for preference pairs */
   GPtrArray *metric_specs; /* char* */
   CriaCliSampling sampling;
 } EvalOptions;
@@ -34,5 +35,8 @@ gboolean eval_open_arms (EvalOptions *o, CriaCliModel *m, GPtrArray *arms, GErro
 gboolean eval_prepare (EvalOptions *o, CriaCliModel *m, CriaPromptFormat *format, const CriaRecord *r, guint index,
                        EvalExample *ex, GError **error);
 void eval_example_clear (EvalExample *ex);
+/* Preference pairs (every record has chosen and rejected): log-prob
+ * accuracy and margin per model, DPO rewards of adapted against base. */
+gboolean eval_preferences (EvalOptions *o, CriaCliModel *m, GPtrArray *records, GError **error);
 /* Prints the summary table (or JSON) and writes summary.json and summary.txt under --out. */
 gboolean eval_report (EvalOptions *o, GPtrArray *arms, guint n_examples, GError **error);

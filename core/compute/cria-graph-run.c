@@ -437,15 +437,19 @@ cria_graph_forward (CriaGraph *g, GError **error)
   return TRUE;
 }
 
-gboolean
-cria_graph_run_backward (CriaGraph *g, GError **error)
+static gboolean
+run_backward (CriaGraph *g, const float *seed, gsize n_seed, GError **error)
 {
-  g_return_val_if_fail (g != NULL, FALSE);
-  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   if (!check_planned (g, error))
     return FALSE;
   if (!g->loss) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_FAILED, "no backward pass was derived");
+    return FALSE;
+  }
+  if (seed && n_seed != (gsize) cria_shape_numel (g->loss->n_dims, g->loss->shape)) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                 "a seed of %" G_GSIZE_FORMAT " values for a loss of %" G_GINT64_FORMAT, n_seed,
+                 cria_shape_numel (g->loss->n_dims, g->loss->shape));
     return FALSE;
   }
   guint n = g->nodes->len;
@@ -458,7 +462,9 @@ cria_graph_run_backward (CriaGraph *g, GError **error)
         break;
       CriaNode *node = g_ptr_array_index (g->nodes, pair[1]);
       cria_backend_zero_internal (g->backend, node->grad->data, cria_tensor_nbytes (node->grad));
-      if (node == g->loss)
+      if (node == g->loss && seed)
+        memcpy (node->grad->data, seed, n_seed * sizeof (float));
+      else if (node == g->loss)
         ((float *) node->grad->data)[0] = 1.0f; /* d loss / d loss; a CE count gets none */
     }
     int id = g->schedule[k];
@@ -472,6 +478,23 @@ cria_graph_run_backward (CriaGraph *g, GError **error)
     }
   }
   return TRUE;
+}
+
+gboolean
+cria_graph_run_backward (CriaGraph *g, GError **error)
+{
+  g_return_val_if_fail (g != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+  return run_backward (g, NULL, 0, error);
+}
+
+gboolean
+cria_graph_run_backward_seeded (CriaGraph *g, const float *seed, gsize n, GError **error)
+{
+  g_return_val_if_fail (g != NULL, FALSE);
+  g_return_val_if_fail (seed != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+  return run_backward (g, seed, n, error);
 }
 
 void

@@ -647,10 +647,9 @@ cria_slice (CriaGraph *g, CriaNode *a, int dim, gint64 start, gint64 length)
   return out;
 }
 
-CriaNode *
-cria_lm_head_ce (CriaGraph *g, CriaNode *h, CriaNode *w, CriaNode *labels, gint64 chunk)
+static CriaNode *
+lm_head_ce (CriaGraph *g, CriaNode *h, CriaNode *w, CriaNode *labels, gint64 chunk, gboolean rows)
 {
-  g_return_val_if_fail (g != NULL, NULL);
   CriaNode *src[] = { h, w, labels };
   if (!check_src (g, CRIA_OP_LM_HEAD_CE, src, 3, 4u) || !check_f32 (g, CRIA_OP_LM_HEAD_CE, h, "h"))
     return NULL;
@@ -660,11 +659,27 @@ cria_lm_head_ce (CriaGraph *g, CriaNode *h, CriaNode *w, CriaNode *labels, gint6
     return fail (g, CRIA_OP_LM_HEAD_CE, "h %s, w %s, labels %s do not fit [N,D], [V,D], [N]", sh, sw, sl);
   if (chunk < 1)
     return fail (g, CRIA_OP_LM_HEAD_CE, "chunk %" G_GINT64_FORMAT " < 1", chunk);
-  gint64 shape[] = { 2 + h->shape[0] };
+  gint64 shape[] = { 2 + (rows ? 2 : 1) * h->shape[0] };
   CriaNode *out = add_node (g, CRIA_OP_LM_HEAD_CE, CRIA_DTYPE_F32, 1, shape, src, 3);
-  if (out)
+  if (out) {
     out->iparam[0] = chunk;
+    out->iparam[1] = rows;
+  }
   return out;
+}
+
+CriaNode *
+cria_lm_head_ce (CriaGraph *g, CriaNode *h, CriaNode *w, CriaNode *labels, gint64 chunk)
+{
+  g_return_val_if_fail (g != NULL, NULL);
+  return lm_head_ce (g, h, w, labels, chunk, FALSE);
+}
+
+CriaNode *
+cria_lm_head_ce_rows (CriaGraph *g, CriaNode *h, CriaNode *w, CriaNode *labels, gint64 chunk)
+{
+  g_return_val_if_fail (g != NULL, NULL);
+  return lm_head_ce (g, h, w, labels, chunk, TRUE);
 }
 
 void

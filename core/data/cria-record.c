@@ -9,7 +9,7 @@
 
 #include "../json/cria-json-private.h"
 
-static const char *const text_fields[] = { "instruction", "input", "output", "system" };
+static const char *const text_fields[] = { "instruction", "input", "output", "system", "chosen", "rejected" };
 
 CriaRecord *
 cria_record_new (void)
@@ -38,6 +38,8 @@ cria_record_free (CriaRecord *r)
   g_free (r->input);
   g_free (r->output);
   g_free (r->system);
+  g_free (r->chosen);
+  g_free (r->rejected);
   if (r->messages)
     g_ptr_array_unref (r->messages);
   json_object_unref (r->meta);
@@ -55,6 +57,10 @@ field_slot (CriaRecord *r, const char *field)
     return &r->output;
   if (!strcmp (field, "system"))
     return &r->system;
+  if (!strcmp (field, "chosen"))
+    return &r->chosen;
+  if (!strcmp (field, "rejected"))
+    return &r->rejected;
   return NULL;
 }
 
@@ -145,6 +151,8 @@ cria_record_copy (const CriaRecord *r)
   c->input = g_strdup (r->input);
   c->output = g_strdup (r->output);
   c->system = g_strdup (r->system);
+  c->chosen = g_strdup (r->chosen);
+  c->rejected = g_strdup (r->rejected);
   /* An empty conversation differs from none: keep the array even when empty. */
   if (r->messages)
     c->messages = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_message_free);
@@ -202,7 +210,31 @@ cria_record_role_is_known (const char *role)
 gboolean
 cria_record_has_content (const CriaRecord *r)
 {
-  return r->instruction || r->input || r->output || r->messages;
+  return r->instruction || r->input || r->output || r->messages || r->chosen || r->rejected;
+}
+
+gboolean
+cria_record_is_preference (const CriaRecord *r)
+{
+  g_return_val_if_fail (r != NULL, FALSE);
+  return r->chosen && r->rejected;
+}
+
+CriaRecord *
+cria_record_with_answer (const CriaRecord *r, const char *answer)
+{
+  g_return_val_if_fail (r != NULL, NULL);
+  g_return_val_if_fail (answer != NULL, NULL);
+  CriaRecord *c = cria_record_copy (r);
+  g_clear_pointer (&c->chosen, g_free);
+  g_clear_pointer (&c->rejected, g_free);
+  if (c->messages) {
+    cria_record_add_message (c, "assistant", answer);
+  } else {
+    g_free (c->output);
+    c->output = g_strdup (answer);
+  }
+  return c;
 }
 
 /* One member of a record's JSON form, `n` borrowed (metadata gets a copy). */
@@ -210,6 +242,10 @@ gboolean
 cria_record_set_member (CriaRecord *r, const char *name, JsonNode *n, GError **error)
 {
   char **slot = field_slot (r, name);
+  /* A preference answer given as a message or a conversation waits in the
+   * metadata for cria_record_take_preference. */
+  if (slot && (slot == &r->chosen || slot == &r->rejected) && !JSON_NODE_HOLDS_VALUE (n) && !JSON_NODE_HOLDS_NULL (n))
+    slot = NULL;
   if (slot) {
     if (JSON_NODE_HOLDS_NULL (n))
       return TRUE;
@@ -271,7 +307,166 @@ cria_record_from_json (JsonObject *o, GError **error)
   while (json_object_iter_next_ordered (&it, &name, &n))
     if (!cria_record_set_member (r, name, n, error))
       return NULL;
+  if (!cria_record_take_preference (r, error))
+    return NULL;
   return g_steal_pointer (&r);
+}
+
+/* A message of a preference layout: {role, content} (TRL, OpenAI) or
+ * {from, value} (ShareGPT, LLaMA-Factory). */
+static gboolean
+pref_message (JsonNode *n, const char *field, guint i, char **role, const char **content, GError **error)
+{
+  JsonObject *o = JSON_NODE_HOLDS_OBJECT (n) ? json_node_get_object (n) : NULL;
+  const char *ro = o ? cria_json_get_string (o, "role", NULL) : NULL;
+  const char *co = o ? cria_json_get_string (o, "content", NULL) : NULL;
+  if (o && !ro && !co) {
+    const char *from = cria_json_get_string (o, "from", NULL);
+    co = cria_json_get_string (o, "value", NULL);
+    ro = !from                                                                               ? NULL
+         : !strcmp (from, "human") || !strcmp (from, "user")                                 ? "user"
+         : !strcmp (from, "gpt") || !strcmp (from, "assistant") || !strcmp (from, "chatgpt") ? "assistant"
+                                                                                             : from;
+  }
+  if (!ro || !co) {
+    g_autofree char *where = i == G_MAXUINT ? g_strdup (field) : g_strdup_printf ("%s[%u]", field, i);
+    g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD,
+                 "field '%s': expected a message ({role, content} or {from, value})", where);
+    return FALSE;
+  }
+  if (!cria_record_role_is_known (ro)) {
+    g_autofree char *shown = cria_error_quote (ro, -1, 40);
+    g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD, "field '%s': unknown role '%s'", field,
+                 shown);
+    return FALSE;
+  }
+  *role = g_strdup (ro);
+  *content = co;
+  return TRUE;
+}
+
+/* One answer: its text, and the conversation before it when given as a list. */
+static gboolean
+pref_answer (CriaRecord *r, const char *field, char **text, GPtrArray **before, GError **error)
+{
+  JsonNode *n = json_object_get_member (r->meta, field);
+  if (!n)
+    return TRUE;
+  if (JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_STRING) {
+    *text = g_strdup (json_node_get_string (n));
+    json_object_remove_member (r->meta, field);
+    return TRUE;
+  }
+  gboolean list = JSON_NODE_HOLDS_ARRAY (n);
+  JsonArray *a = list ? json_node_get_array (n) : NULL;
+  guint len = list ? json_array_get_length (a) : 1;
+  if (len == 0 || (!list && !JSON_NODE_HOLDS_OBJECT (n))) {
+    g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD,
+                 "field '%s': expected a string, a message or a non-empty list of messages", field);
+    return FALSE;
+  }
+  *before = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_message_free);
+  for (guint i = 0; i < len; i++) {
+    g_autofree char *role = NULL;
+    const char *content = NULL;
+    if (!pref_message (list ? json_array_get_element (a, i) : n, field, list ? i : G_MAXUINT, &role, &content, error))
+      return FALSE;
+    if (i + 1 < len) {
+      CriaMessage *m = g_new0 (CriaMessage, 1);
+      m->role = g_steal_pointer (&role);
+      m->content = g_strdup (content);
+      g_ptr_array_add (*before, m);
+    } else if (strcmp (role, "assistant")) {
+      g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD,
+                   "field '%s': the answer (its last message) is the %s's, not the assistant's", field, role);
+      return FALSE;
+    } else {
+      *text = g_strdup (content);
+    }
+  }
+  json_object_remove_member (r->meta, field);
+  return TRUE;
+}
+
+static gboolean
+same_turns (GPtrArray *a, guint n, GPtrArray *b)
+{
+  if (!a || !b || n != b->len || n > a->len)
+    return FALSE;
+  for (guint i = 0; i < n; i++) {
+    CriaMessage *x = g_ptr_array_index (a, i), *y = g_ptr_array_index (b, i);
+    if (strcmp (x->role, y->role) || strcmp (x->content, y->content))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
+cria_record_take_preference (CriaRecord *r, GError **error)
+{
+  g_return_val_if_fail (r != NULL, FALSE);
+  g_autoptr (GPtrArray) before_c = NULL;
+  g_autoptr (GPtrArray) before_r = NULL;
+  if (!pref_answer (r, "chosen", &r->chosen, &before_c, error) ||
+      !pref_answer (r, "rejected", &r->rejected, &before_r, error))
+    return FALSE;
+  if (!r->chosen && !r->rejected)
+    return TRUE;
+  if (!r->chosen || !r->rejected) {
+    g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_MISSING_FIELD,
+                 "field '%s': missing (a preference record has both chosen and rejected)",
+                 r->chosen ? "rejected" : "chosen");
+    return FALSE;
+  }
+  /* TRL's implicit prompt: each answer is the whole conversation, and what
+   * comes before the last message is the prompt, the same in both. */
+  GPtrArray *before = before_c && before_c->len ? before_c : before_r;
+  if (before_c && before_r && before_c->len && before_r->len && !same_turns (before_c, before_c->len, before_r)) {
+    g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD,
+                 "field 'rejected': its conversation before the answer differs from chosen's");
+    return FALSE;
+  }
+  JsonNode *prompt = json_object_get_member (r->meta, "prompt");
+  if (prompt && JSON_NODE_HOLDS_ARRAY (prompt) && !r->messages) {
+    g_autoptr (GPtrArray) turns = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_message_free);
+    JsonArray *a = json_node_get_array (prompt);
+    for (guint i = 0; i < json_array_get_length (a); i++) {
+      CriaMessage *m = g_new0 (CriaMessage, 1);
+      const char *content = NULL;
+      if (!pref_message (json_array_get_element (a, i), "prompt", i, &m->role, &content, error)) {
+        cria_message_free (m);
+        return FALSE;
+      }
+      m->content = g_strdup (content);
+      g_ptr_array_add (turns, m);
+    }
+    r->messages = g_steal_pointer (&turns);
+    json_object_remove_member (r->meta, "prompt");
+  } else if (prompt && JSON_NODE_HOLDS_VALUE (prompt) && json_node_get_value_type (prompt) == G_TYPE_STRING &&
+             !r->instruction && !r->messages && !(before && before->len)) {
+    r->instruction = g_strdup (json_node_get_string (prompt));
+    json_object_remove_member (r->meta, "prompt");
+  }
+  if (before && before->len) {
+    /* UltraFeedback's `messages` repeats the chosen conversation. */
+    if (r->messages && r->messages->len == before->len + 1 && same_turns (r->messages, before->len, before))
+      g_ptr_array_set_size (r->messages, before->len);
+    if (!r->messages)
+      r->messages = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_message_free);
+    if (!same_turns (r->messages, before->len, before))
+      for (guint i = 0; i < before->len; i++) {
+        CriaMessage *m = g_ptr_array_index (before, i);
+        cria_record_add_message (r, m->role, m->content);
+      }
+  }
+  if (r->messages && r->messages->len &&
+      !strcmp (((CriaMessage *) g_ptr_array_index (r->messages, r->messages->len - 1))->role, "assistant")) {
+    g_set_error (error, CRIA_RECORD_ERROR, CRIA_RECORD_ERROR_INVALID_FIELD,
+                 "field 'messages': a preference record's conversation ends before the answer, not with an "
+                 "assistant turn");
+    return FALSE;
+  }
+  return TRUE;
 }
 
 /* Writes what json_to_string (cria_record_to_json (r)) would, without
@@ -282,8 +477,9 @@ cria_record_append_json_line (GString *out, const CriaRecord *r)
   g_return_if_fail (out != NULL);
   g_return_if_fail (r != NULL);
   /* Names written with their quotes and colon: no formatting per record. */
-  static const char *const keys[] = { "\"instruction\":", "\"input\":", "\"output\":", "\"system\":" };
-  const char *const values[] = { r->instruction, r->input, r->output, r->system };
+  static const char *const keys[] = { "\"instruction\":", "\"input\":",  "\"output\":",
+                                      "\"system\":",      "\"chosen\":", "\"rejected\":" };
+  const char *const values[] = { r->instruction, r->input, r->output, r->system, r->chosen, r->rejected };
   gboolean first = TRUE;
   g_string_append_c (out, '{');
   for (guint i = 0; i < G_N_ELEMENTS (keys); i++) {
@@ -315,7 +511,7 @@ cria_record_append_json_line (GString *out, const CriaRecord *r)
   while (json_object_iter_next_ordered (&it, &name, &member)) {
     /* Metadata never shadows a known field on output. Most names start with
      * none of the letters of one, which spares the comparisons. */
-    char **slot = strchr ("iosm", name[0]) && name[0] ? field_slot ((CriaRecord *) r, name) : NULL;
+    char **slot = strchr ("iosmcr", name[0]) && name[0] ? field_slot ((CriaRecord *) r, name) : NULL;
     if (!(slot && *slot) && !(r->messages && name[0] == 'm' && !strcmp (name, "messages")))
       cria_json_append_member (out, &first, name, member);
   }

@@ -514,6 +514,10 @@ text_slot (CriaRecord *r, const char *name)
       return !strcmp (name, "output") ? &r->output : NULL;
     case 's':
       return !strcmp (name, "system") ? &r->system : NULL;
+    case 'c':
+      return !strcmp (name, "chosen") ? &r->chosen : NULL;
+    case 'r':
+      return !strcmp (name, "rejected") ? &r->rejected : NULL;
     default:
       return NULL;
   }
@@ -588,6 +592,9 @@ cria_json_parse_record (const char *text, gsize len, const char *const *divert, 
     }
   cj_skip_blanks (&ps);
   if (ps.p < ps.end)
+    return FALSE;
+  /* A preference pair may name its prompt `prompt`: the general way maps it. */
+  if (r->chosen || r->rejected)
     return FALSE;
   *record = g_steal_pointer (&r);
   return TRUE;

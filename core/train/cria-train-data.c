@@ -130,13 +130,14 @@ add_example (TrainSet *set, GArray *ids, GArray *learn, guint at, guint n)
   g_array_append_val (set->examples, e);
 }
 
-gboolean
-train_set_build (TrainSet *set, GPtrArray *records, const char *what, const CriaPromptFormat *format,
-                 CriaTokenizer *tok, gint64 max_length, gboolean train_on_inputs, gint32 eos, GError **error)
+/* One record's example (several when a prompt-less text is cut into pieces). */
+static gboolean
+build_one (TrainSet *set, const CriaRecord *record, guint i, const char *what, const CriaPromptFormat *format,
+           CriaTokenizer *tok, gint64 max_length, gboolean train_on_inputs, gint32 eos, GError **error)
 {
-  for (guint i = 0; i < records->len; i++) {
+  {
     g_autofree char *prompt = NULL, *response = NULL;
-    if (!cria_prompt_format_render (format, g_ptr_array_index (records, i), &prompt, &response, error)) {
+    if (!cria_prompt_format_render (format, record, &prompt, &response, error)) {
       g_prefix_error (error, "%s: record %u: ", what, i + 1);
       return FALSE;
     }
@@ -156,7 +157,7 @@ train_set_build (TrainSet *set, GPtrArray *records, const char *what, const Cria
     /* A text with no prompt (pretraining, the text format) is cut into
      * consecutive pieces rather than truncated, so that nothing of it is
      * lost; an instruction record keeps its prompt and loses its tail. */
-    if (!*prompt && (gint64) ids->len > max_length) {
+    if (!*prompt && (gint64) ids->len > max_length && !set->pairs) {
       set->n_split++;
       for (guint at = 0; at < ids->len; at += (guint) max_length) {
         guint n = MIN (ids->len - at, (guint) max_length);
@@ -164,7 +165,7 @@ train_set_build (TrainSet *set, GPtrArray *records, const char *what, const Cria
           break;
         add_example (set, ids, learn, at, n);
       }
-      continue;
+      return TRUE;
     }
     gboolean long_record = (gint64) ids->len > max_length;
     if (long_record && set->on_long == TRAIN_LONG_ERROR) {
@@ -176,7 +177,7 @@ train_set_build (TrainSet *set, GPtrArray *records, const char *what, const Cria
     }
     if (long_record && set->on_long == TRAIN_LONG_SKIP) {
       set->n_long_skipped++;
-      continue;
+      return TRUE;
     }
     if (long_record) {
       set->n_truncated++;
@@ -190,7 +191,7 @@ train_set_build (TrainSet *set, GPtrArray *records, const char *what, const Cria
       /* Its prompt alone fills max-length: one record must not end the run. */
       set->n_truncated--;
       set->n_long_skipped++;
-      continue;
+      return TRUE;
     }
     if (targets == 0) {
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
@@ -200,6 +201,65 @@ train_set_build (TrainSet *set, GPtrArray *records, const char *what, const Cria
     add_example (set, ids, learn, 0, ids->len);
   }
   return TRUE;
+}
+
+gboolean
+train_set_build (TrainSet *set, GPtrArray *records, const char *what, const CriaPromptFormat *format,
+                 CriaTokenizer *tok, gint64 max_length, gboolean train_on_inputs, gint32 eos, GError **error)
+{
+  for (guint i = 0; i < records->len; i++) {
+    const CriaRecord *r = g_ptr_array_index (records, i);
+    if (set->pairs && !cria_record_is_preference (r)) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                   "%s: record %u: field 'chosen': missing (a preference objective trains on pairs: chosen and "
+                   "rejected)",
+                   what, i + 1);
+      return FALSE;
+    }
+    if (set->pairs || (cria_record_is_preference (r) && !r->output)) {
+      /* A pair is two examples, chosen then rejected; supervised training
+       * of a pair learns its chosen answer. */
+      guint before = set->examples->len;
+      gint64 skipped = set->n_long_skipped;
+      for (guint side = 0; side < (set->pairs ? 2u : 1u); side++) {
+        g_autoptr (CriaRecord) one = cria_record_with_answer (r, side ? r->rejected : r->chosen);
+        if (!build_one (set, one, i, what, format, tok, max_length, train_on_inputs, eos, error)) {
+          g_prefix_error (error, "%s: ", side ? "rejected" : "chosen");
+          return FALSE;
+        }
+      }
+      /* A pair one side of which was skipped as too long goes as a whole:
+       * the order and the packing keep chosen and rejected side by side. */
+      if (set->pairs && set->examples->len != before + 2) {
+        while (set->examples->len > before) {
+          TrainExample *e = &g_array_index (set->examples, TrainExample, set->examples->len - 1);
+          set->n_tokens -= e->n;
+          g_free (e->ids);
+          g_free (e->learn);
+          g_array_set_size (set->examples, set->examples->len - 1);
+        }
+        set->n_long_skipped = skipped + 1;
+      }
+    } else if (!build_one (set, r, i, what, format, tok, max_length, train_on_inputs, eos, error)) {
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+guint32 *
+train_set_order (const TrainSet *set, guint64 seed, gint64 epoch)
+{
+  guint n = set->examples->len;
+  if (!set->pairs)
+    return train_epoch_order (n, seed, epoch);
+  g_autofree guint32 *pairs = train_epoch_order (n / 2, seed, epoch);
+  guint32 *order = g_new (guint32, MAX (n, 1));
+  for (guint i = 0; i < n / 2; i++) {
+    order[2 * i] = 2 * pairs[i];
+    order[2 * i + 1] = 2 * pairs[i] + 1;
+  }
+  return order;
 }
 
 guint32 *
@@ -230,14 +290,21 @@ train_plan_epoch (const TrainSet *set, const guint32 *order, guint n, gint64 bat
 {
   GPtrArray *rows = g_ptr_array_new_with_free_func ((GDestroyNotify) g_array_unref);
   gint64 fill = 0;
-  for (guint i = 0; i < n; i++) {
-    const TrainExample *e = &g_array_index (set->examples, TrainExample, order[i]);
-    if (!packing || rows->len == 0 || fill + e->n > max_length) {
+  /* A pair is one unit: chosen and rejected share a row, kept apart by
+   * segment ids, in rows twice as long; packing puts more pairs in it. */
+  guint unit = set->pairs ? 2 : 1;
+  gint64 capacity = unit * max_length;
+  for (guint i = 0; i + unit <= n; i += unit) {
+    gint64 len = 0;
+    for (guint k = 0; k < unit; k++)
+      len += g_array_index (set->examples, TrainExample, order[i + k]).n;
+    if (!packing || rows->len == 0 || fill + len > capacity) {
       g_ptr_array_add (rows, new_row ());
       fill = 0;
     }
-    g_array_append_val (g_ptr_array_index (rows, rows->len - 1), order[i]);
-    fill += e->n;
+    for (guint k = 0; k < unit; k++)
+      g_array_append_val (g_ptr_array_index (rows, rows->len - 1), order[i + k]);
+    fill += len;
   }
   GPtrArray *batches = g_ptr_array_new_with_free_func ((GDestroyNotify) g_ptr_array_unref);
   for (guint i = 0; i < rows->len; i += (guint) batch) {
@@ -257,6 +324,8 @@ train_batch_clear (TrainBatch *b)
   g_clear_pointer (&b->positions, cria_tensor_unref);
   g_clear_pointer (&b->segments, cria_tensor_unref);
   g_clear_pointer (&b->labels, cria_tensor_unref);
+  g_clear_pointer (&b->owner, g_free);
+  g_clear_pointer (&b->members, g_array_unref);
 }
 
 void
@@ -286,6 +355,10 @@ train_batch_fill (const TrainSet *set, GPtrArray *rows, gint64 max_length, gbool
   gint32 *ids = out->ids->data, *pos = out->positions->data, *labels = out->labels->data;
   gint32 *seg = packing ? out->segments->data : NULL;
   out->n_targets = out->n_tokens = 0;
+  out->owner = g_new (gint32, B * T);
+  out->members = g_array_new (FALSE, FALSE, sizeof (guint32));
+  for (gint64 i = 0; i < B * T; i++)
+    out->owner[i] = -1;
   for (gint64 i = 0; i < B * T; i++) {
     ids[i] = pad;
     labels[i] = CRIA_IGNORE_INDEX;
@@ -296,6 +369,8 @@ train_batch_fill (const TrainSet *set, GPtrArray *rows, gint64 max_length, gbool
     gint32 segment = 0;
     for (guint k = 0; k < row->len; k++) {
       const TrainExample *e = &g_array_index (set->examples, TrainExample, g_array_index (row, guint32, k));
+      gint32 member = (gint32) out->members->len;
+      g_array_append_val (out->members, g_array_index (row, guint32, k));
       segment++;
       for (gint32 t = 0; t < e->n; t++, at++) {
         ids[at] = e->ids[t];
@@ -304,6 +379,7 @@ train_batch_fill (const TrainSet *set, GPtrArray *rows, gint64 max_length, gbool
           seg[at] = segment;
         if (t + 1 < e->n && e->learn[t + 1]) {
           labels[at] = e->ids[t + 1];
+          out->owner[at] = member;
           out->n_targets++;
         }
       }

@@ -62,6 +62,17 @@ static const CriaPropSpec train_specs[] = {
   { "backend", CRIA_PROP_STRING, "cpu", 0, 0, NULL, "compute backend" },
   { "save-dtype", CRIA_PROP_ENUM, "f32", 0, 0, "f32|bf16|f16", "weight type of a fully fine-tuned model saved" },
   { "progress", CRIA_PROP_ENUM, "auto", 0, 0, "auto|always|never", "progress bar on stderr (auto: on a terminal)" },
+  { "objective", CRIA_PROP_ENUM, "sft", 0, 0, "sft|dpo|ipo|orpo",
+    "sft: supervised (a pair learns its chosen answer); dpo, ipo, orpo: preference pairs (chosen, rejected)" },
+  { "beta", CRIA_PROP_DOUBLE, "0.1", 1e-6, 1e6, NULL,
+    "DPO's and IPO's beta (strength of the reference's pull); ORPO's lambda (weight of the odds-ratio term)" },
+  { "dpo-label-smoothing", CRIA_PROP_DOUBLE, "0", 0, 0.5, NULL,
+    "cDPO: the probability that a pair's labels are flipped (dpo only)" },
+  { "ref-model", CRIA_PROP_STRING, NULL, 0, 0, NULL,
+    "reference model directory for dpo and ipo; default: the model with the adapter switched off" },
+  { "precompute-ref", CRIA_PROP_BOOL, "false", 0, 0, NULL,
+    "compute the reference log-probs of every pair once before training instead of at each step (always for "
+    "adapter=full without ref-model)" },
   CRIA_PROP_END
 };
 

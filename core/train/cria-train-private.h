@@ -27,6 +27,7 @@ typedef struct {
   gint64 n_truncated;
   gint64 n_split; /* prompt-less texts cut into max-length pieces */
   gint64 n_tokens;
+  gboolean pairs; /* preference pairs: examples 2i (chosen) and 2i + 1 (rejected) */
 } TrainSet;
 
 void train_set_init (TrainSet *set);
@@ -50,6 +51,8 @@ typedef struct {
   CriaTensor *ids, *positions, *segments, *labels;
   gint64 n_targets; /* labels that are not ignored */
   gint64 n_tokens;  /* real (not padding) tokens */
+  GArray *members;  /* the examples in the batch (guint32), in row order */
+  gint32 *owner;    /* per label: its example's index in members, or -1 */
 } TrainBatch;
 
 void train_batch_clear (TrainBatch *b);
@@ -64,6 +67,8 @@ void train_batch_fill (const TrainSet *set, GPtrArray *rows, gint64 max_length, 
 
 /* A seeded permutation of n indices for one epoch. */
 guint32 *train_epoch_order (guint n, guint64 seed, gint64 epoch);
+/* The set's order for an epoch: its pairs permuted, each kept together. */
+guint32 *train_set_order (const TrainSet *set, guint64 seed, gint64 epoch);
 
 /* A JSON file that must hold an object (transfer full); errors name the file. */
 JsonObject *train_load_json_object (const char *path, GError **error);
@@ -82,6 +87,14 @@ gboolean train_checkpoint_save (const char *dir, CriaAdapter *adapter, CriaAdamW
 JsonObject *train_checkpoint_load (const char *dir, CriaAdapter *adapter, CriaAdamW *opt, GError **error);
 
 /* ---- the trainer (cria-trainer.c, cria-trainer-run.c) ---- */
+typedef enum { OBJECTIVE_SFT, OBJECTIVE_DPO, OBJECTIVE_IPO, OBJECTIVE_ORPO } TrainObjective;
+
+/* A preference window or evaluation, summed over its pairs (cria-train-pref.c). */
+typedef struct {
+  double loss; /* the objective, already divided by the window's pairs (and tokens) */
+  double chosen_rewards, rejected_rewards, margins, accuracies, chosen_logps, rejected_logps, nll, log_odds;
+  gint64 pairs, chosen_tokens;
+} PrefStats;
 typedef struct {
   CriaGraph *g;
   CriaNode *ids, *positions, *segments, *labels, *ce;
@@ -114,12 +127,26 @@ typedef struct {
   GArray *train_curve, *eval_curve, *lr_curve; /* the whole run's, a resumed one's too */
   gint64 tokens_seen, nan_streak, n_skipped;
   double last_loss, last_eval;
+  /* preference objectives (cria-train-pref.c) */
+  TrainObjective objective;
+  double beta, smoothing;
+  CriaModel *ref_model;         /* --ref-model, else NULL: the base with the adapter off */
+  double *ref_train, *ref_eval; /* precomputed reference log-probs per example, or NULL */
+  GArray *pref_curves[2];       /* train, eval: CriaPlotPoint of the reward margin */
   gint64 start_us;
   double seconds_before; /* of the invocations before a resume */
   char *out;
 } Trainer;
 
 void trainer_graph_free (gpointer data);
+/* The graph of a micro-batch of length T, cached: training, evaluation, or
+ * (ref) a forward-only graph of the reference: the model without the
+ * adapter's hook, or --ref-model. */
+StepGraph *trainer_graph (Trainer *t, gint64 T, gboolean eval, gboolean ref, GError **error);
+/* Adds the param gradients of the graph's last backward pass to t->grads. */
+void trainer_accumulate_grads (Trainer *t, StepGraph *sg);
+/* Seeds the graph's dropout nodes for one micro-batch. */
+void trainer_set_dropout_seed (StepGraph *sg, guint64 micro_seed);
 gboolean trainer_run_micro (Trainer *t, TrainSet *set, GPtrArray *rows, gboolean eval, guint64 micro_seed,
                             double *loss_sum, gint64 *count, GError **error);
 gboolean trainer_evaluate (Trainer *t, double *loss, GError **error);
@@ -135,3 +162,11 @@ double trainer_run_seconds (Trainer *t);
 void trainer_progress (Trainer *t, gint64 steps_this_run, gint64 tokens_this_run);
 gboolean trainer_save_checkpoint (Trainer *t, GError **error);
 gboolean trainer_resume (Trainer *t, const char *dir, GError **error);
+
+/* Preference objectives (cria-train-pref.c). */
+gboolean pref_setup (Trainer *t, GError **error);
+void pref_clear (Trainer *t);
+gboolean pref_train_window (Trainer *t, guint first, guint last, PrefStats *st, GError **error);
+gboolean pref_evaluate (Trainer *t, PrefStats *st, GError **error);
+/* ,"NAME":value for each metric, NAME prefixed with `prefix` ("eval_"). */
+void pref_append_metrics (GString *s, const PrefStats *st, const char *prefix, const Trainer *t);

@@ -41,6 +41,7 @@ trainer_clear (Trainer *t)
   g_clear_pointer (&t->train_curve, g_array_unref);
   g_clear_pointer (&t->eval_curve, g_array_unref);
   g_clear_pointer (&t->lr_curve, g_array_unref);
+  pref_clear (t);
   g_free (t->out);
 }
 
@@ -109,6 +110,7 @@ setup_data (Trainer *t, GError **error)
   gint32 pad = cria_tokenizer_special_id (t->tok, CRIA_SPECIAL_PAD);
   t->pad = pad >= 0 ? pad : eos >= 0 ? eos : 0;
   gboolean inputs = cria_props_get_bool (o, "train-on-inputs");
+  t->train.pairs = t->eval.pairs = t->objective != OBJECTIVE_SFT;
   const char *on_long = cria_props_get_string (o, "on-long");
   t->train.on_long = t->eval.on_long = !strcmp (on_long, "error")      ? TRAIN_LONG_ERROR
                                        : !strcmp (on_long, "truncate") ? TRAIN_LONG_TRUNCATE
@@ -219,10 +221,18 @@ setup (Trainer *t, GError **error)
   t->max_length = cria_props_get_int (o, "max-length");
   t->packing = cria_props_get_bool (o, "packing");
   t->recompute = cria_props_get_bool (o, "recompute");
+  static const char *const objectives[] = { "sft", "dpo", "ipo", "orpo" };
+  for (guint i = 0; i < G_N_ELEMENTS (objectives); i++)
+    if (!strcmp (cria_props_get_string (o, "objective"), objectives[i]))
+      t->objective = (TrainObjective) i;
+  t->beta = cria_props_get_double (o, "beta");
+  t->smoothing = cria_props_get_double (o, "dpo-label-smoothing");
   t->log = g_ptr_array_new_with_free_func (g_free);
   t->train_curve = g_array_new (FALSE, FALSE, sizeof (CriaPlotPoint));
   t->eval_curve = g_array_new (FALSE, FALSE, sizeof (CriaPlotPoint));
   t->lr_curve = g_array_new (FALSE, FALSE, sizeof (CriaPlotPoint));
+  for (guint i = 0; i < 2; i++)
+    t->pref_curves[i] = g_array_new (FALSE, FALSE, sizeof (CriaPlotPoint));
   t->graphs = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, trainer_graph_free);
   train_set_init (&t->train);
   train_set_init (&t->eval);
@@ -244,6 +254,21 @@ setup (Trainer *t, GError **error)
   t->tok = cria_tokenizer_load (t->reg, tok ? tok : model_dir, error);
   if (!t->tok)
     return FALSE;
+  const char *ref_dir = cria_props_get_string (o, "ref-model");
+  if (ref_dir && (t->objective == OBJECTIVE_DPO || t->objective == OBJECTIVE_IPO)) {
+    t->ref_model = cria_model_open (t->reg, ref_dir, CRIA_MODEL_DTYPE_AUTO, error);
+    if (!t->ref_model) {
+      g_prefix_error (error, "ref-model: ");
+      return FALSE;
+    }
+    if (cria_model_get_config (t->ref_model)->vocab_size != cria_model_get_config (t->model)->vocab_size) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                   "ref-model %s: a vocabulary of %" G_GINT64_FORMAT " tokens, the model's has %" G_GINT64_FORMAT,
+                   ref_dir, cria_model_get_config (t->ref_model)->vocab_size,
+                   cria_model_get_config (t->model)->vocab_size);
+      return FALSE;
+    }
+  }
   t->adapter = cria_adapter_new_from_spec (t->reg, cria_props_get_string (o, "adapter"), error);
   if (!t->adapter || !cria_adapter_attach (t->adapter, t->model, t->seed, error)) {
     g_prefix_error (error, "adapter: ");
@@ -254,7 +279,7 @@ setup (Trainer *t, GError **error)
   trainer_start_epoch (t, NULL);
   gint64 max_steps = cria_props_get_int (o, "max-steps");
   t->total_steps = max_steps > 0 ? max_steps : trainer_count_steps (t, cria_props_get_int (o, "epochs"));
-  if (!setup_backend (t, error) || !setup_optimizer (t, error))
+  if (!setup_backend (t, error) || !setup_optimizer (t, error) || !pref_setup (t, error))
     return FALSE;
   if (g_mkdir_with_parents (t->out, 0755) != 0) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s: %s", t->out, g_strerror (errno));
@@ -301,17 +326,23 @@ train_step (Trainer *t, GError **error)
   double sum = 0;
   gint64 count = 0;
   guint first = (guint) (t->window * t->accum), last = (guint) MIN ((t->window + 1) * t->accum, (gint64) t->plan->len);
-  for (guint k = first; k < last; k++) {
+  PrefStats pref = { 0 };
+  if (t->train.pairs && !pref_train_window (t, first, last, &pref, error))
+    return FALSE;
+  for (guint k = first; !t->train.pairs && k < last; k++) {
     guint64 micro_seed = t->seed ^ ((guint64) t->epoch << 32 | k) * 0x9e3779b97f4a7c15ull;
     if (!trainer_run_micro (t, &t->train, g_ptr_array_index (t->plan, k), FALSE, micro_seed, &sum, &count, error))
       return FALSE;
   }
   t->window++;
-  float inv = count ? 1.0f / (float) count : 0.0f;
+  /* Preference objectives divided by their own counts already. */
+  float inv = t->train.pairs ? 1.0f : count ? 1.0f / (float) count : 0.0f;
   for (guint i = 0; i < t->params->len; i++)
     for (gsize e = 0; e < t->sizes[i]; e++)
       t->grads[i][e] *= inv;
-  double loss = count ? sum / (double) count : NAN, norm = 0, lr = 0;
+  double loss = t->train.pairs ? pref.loss : count ? sum / (double) count : NAN, norm = 0, lr = 0;
+  if (t->train.pairs)
+    count = pref.pairs;
   GError *hook_error = NULL;
   gboolean stepped = optimizer_step (t, &loss, &norm, &lr, &hook_error);
   if (hook_error) {
@@ -341,10 +372,16 @@ train_step (Trainer *t, GError **error)
   t->last_loss = loss;
   g_array_append_val (t->train_curve, ((CriaPlotPoint){ (double) t->step, loss }));
   g_array_append_val (t->lr_curve, ((CriaPlotPoint){ (double) t->step, lr }));
+  g_autoptr (GString) extra = g_string_new (NULL);
+  if (t->train.pairs) {
+    pref_append_metrics (extra, &pref, "", t);
+    g_array_append_val (t->pref_curves[0], ((CriaPlotPoint){ (double) t->step, pref.margins / (double) pref.pairs }));
+  }
   trainer_log (t,
                "{\"step\":%" G_GINT64_FORMAT ",\"epoch\":%" G_GINT64_FORMAT ",\"loss\":%.17g,\"lr\":%.17g,"
-               "\"grad_norm\":%.9g,\"loss_tokens\":%" G_GINT64_FORMAT ",\"elapsed_s\":%.3f}",
-               t->step, t->epoch, loss, lr, norm, count, trainer_run_seconds (t));
+               "\"grad_norm\":%.9g,\"%s\":%" G_GINT64_FORMAT "%s,\"elapsed_s\":%.3f}",
+               t->step, t->epoch, loss, lr, norm, t->train.pairs ? "loss_pairs" : "loss_tokens", count, extra->str,
+               trainer_run_seconds (t));
   return TRUE;
 }
 
@@ -354,11 +391,20 @@ eval_now (Trainer *t, GError **error)
   if (t->eval.examples->len == 0)
     return TRUE;
   double loss;
-  if (!trainer_evaluate (t, &loss, error))
+  g_autoptr (GString) extra = g_string_new (NULL);
+  if (t->train.pairs) {
+    PrefStats st = { 0 };
+    if (!pref_evaluate (t, &st, error))
+      return FALSE;
+    loss = st.loss;
+    pref_append_metrics (extra, &st, "eval_", t);
+    g_array_append_val (t->pref_curves[1], ((CriaPlotPoint){ (double) t->step, st.margins / (double) st.pairs }));
+  } else if (!trainer_evaluate (t, &loss, error)) {
     return FALSE;
+  }
   t->last_eval = loss;
   g_array_append_val (t->eval_curve, ((CriaPlotPoint){ (double) t->step, loss }));
-  trainer_log (t, "{\"step\":%" G_GINT64_FORMAT ",\"eval_loss\":%.17g}", t->step, loss);
+  trainer_log (t, "{\"step\":%" G_GINT64_FORMAT ",\"eval_loss\":%.17g%s}", t->step, loss, extra->str);
   return TRUE;
 }
 
@@ -373,17 +419,21 @@ write_plot (Trainer *t, GError **error)
   CriaPlotSeries series[] = {
     { "train loss", (const CriaPlotPoint *) (void *) t->train_curve->data, t->train_curve->len },
     { "eval loss", (const CriaPlotPoint *) (void *) t->eval_curve->data, t->eval_curve->len },
+    { "train reward margin", (const CriaPlotPoint *) (void *) t->pref_curves[0]->data, t->pref_curves[0]->len },
+    { "eval reward margin", (const CriaPlotPoint *) (void *) t->pref_curves[1]->data, t->pref_curves[1]->len },
   };
+  /* Preference runs add their reward margins (chosen - rejected). */
+  guint n_series = t->train.pairs ? 4 : t->eval_curve->len ? 2 : 1;
   CriaPlotSeries lr = { "learning rate", (const CriaPlotPoint *) (void *) t->lr_curve->data, t->lr_curve->len };
   g_autofree char *model = g_path_get_basename (cria_props_get_string (t->o, "model"));
   g_autofree char *title = g_strdup_printf ("cria train: %s + %s", model, cria_props_get_string (t->o, "adapter"));
   CriaPlotOptions options = { .title = title,
                               .x_label = "step",
-                              .y_label = "loss (mean per learned token)",
+                              .y_label = t->train.pairs ? "loss, reward margin" : "loss (mean per learned token)",
                               .lower = &lr,
                               .n_lower = 1,
                               .lower_label = "learning rate" };
-  return cria_plot_png_panels (png, &options, series, t->eval_curve->len ? 2 : 1, 800, 600, error);
+  return cria_plot_png_panels (png, &options, series, n_series, 800, 600, error);
 }
 
 static gboolean

@@ -47,6 +47,10 @@ static const char *const fingerprint_options[] = { "model",
                                                    "warmup-ratio",
                                                    "max-grad-norm",
                                                    "seed",
+                                                   "objective",
+                                                   "beta",
+                                                   "dpo-label-smoothing",
+                                                   "ref-model",
                                                    NULL };
 /* clang-format on */
 
@@ -74,14 +78,15 @@ mix64 (guint64 x)
 
 /* ---- graphs ------------------------------------------------------------------- */
 
+/* mode: eval | ref << 1 */
 static void
-drop_graphs (Trainer *t, gboolean eval)
+drop_graphs (Trainer *t, gint mode)
 {
   GHashTableIter it;
   gpointer key;
   g_hash_table_iter_init (&it, t->graphs);
   while (g_hash_table_iter_next (&it, &key, NULL))
-    if (((*(gint64 *) key) >> 40) == eval)
+    if (((*(gint64 *) key) >> 40) == (gint64) mode)
       g_hash_table_iter_remove (&it);
 }
 
@@ -107,27 +112,35 @@ report_memory (Trainer *t, const CriaPlanStats *stats, guint n_blocks)
   t->memory_reported = TRUE;
 }
 
-static StepGraph *
-get_graph (Trainer *t, gint64 T, gboolean eval, GError **error)
+StepGraph *
+trainer_graph (Trainer *t, gint64 T, gboolean eval, gboolean ref, GError **error)
 {
-  gint64 key = T | ((gint64) eval << 40);
+  eval |= ref;
+  gint64 key = T | ((gint64) eval << 40) | ((gint64) ref << 41);
   StepGraph *sg = g_hash_table_lookup (t->graphs, &key);
   if (sg)
     return sg;
   /* One graph per mode is kept: each holds the activation memory of its
    * length, and padded batches of many lengths would pile them up. */
-  drop_graphs (t, eval);
+  drop_graphs (t, eval | ref << 1);
   g_autoptr (CriaGraph) g = cria_graph_new ();
-  cria_adapter_set_training (t->adapter, !eval, 0);
-  cria_adapter_install (t->adapter, g);
-  CriaModelShape shape = { .batch = t->batch, .seq = T, .segments = t->packing };
+  /* The reference is the model with the adapter switched off: no hook. */
+  if (!ref) {
+    cria_adapter_set_training (t->adapter, !eval, 0);
+    cria_adapter_install (t->adapter, g);
+  }
+  CriaModel *model = ref && t->ref_model ? t->ref_model : t->model;
+  CriaModelShape shape = { .batch = t->batch, .seq = T, .segments = t->packing || t->train.pairs };
   CriaModelGraph mg;
-  if (!cria_model_build (t->model, g, &shape, &mg, error))
+  if (!cria_model_build (model, g, &shape, &mg, error))
     return NULL;
-  const CriaHfConfig *c = cria_model_get_config (t->model);
+  const CriaHfConfig *c = cria_model_get_config (model);
   gint64 flat[] = { t->batch * T, c->hidden_size }, n[] = { t->batch * T };
   CriaNode *labels = cria_graph_input (g, "labels", CRIA_DTYPE_I32, 1, n);
-  CriaNode *ce = cria_lm_head_ce (g, cria_reshape (g, mg.hidden, 2, flat), mg.head, labels, 1024);
+  CriaNode *h = cria_reshape (g, mg.hidden, 2, flat);
+  /* Preference objectives read each sequence's log-probability. */
+  CriaNode *ce = t->train.pairs ? cria_lm_head_ce_rows (g, h, mg.head, labels, 1024)
+                                : cria_lm_head_ce (g, h, mg.head, labels, 1024);
   cria_graph_mark_output (g, ce);
   sg = g_new0 (StepGraph, 1);
   sg->ids = mg.ids;
@@ -178,6 +191,30 @@ nodes_of (StepGraph *sg, Trainer *t, guint i)
   return sg->grad_nodes[i];
 }
 
+void
+trainer_set_dropout_seed (StepGraph *sg, guint64 micro_seed)
+{
+  for (guint i = 0; i < sg->dropouts->len; i++) {
+    CriaNode *d = g_ptr_array_index (sg->dropouts, i);
+    d->iparam[0] = (gint64) mix64 (micro_seed ^ (guint64) d->iparam[1]);
+  }
+}
+
+void
+trainer_accumulate_grads (Trainer *t, StepGraph *sg)
+{
+  for (guint i = 0; i < t->params->len; i++) {
+    GPtrArray *nodes = nodes_of (sg, t, i);
+    float *acc = t->grads[i];
+    for (guint k = 0; k < nodes->len; k++) {
+      const float *gr = ((CriaNode *) g_ptr_array_index (nodes, k))->grad->data;
+      for (gsize e = 0; e < t->sizes[i]; e++)
+        acc[e] += gr[e];
+    }
+  }
+  cria_graph_zero_grad (sg->g);
+}
+
 /* Forward (and backward when training) of one micro-batch; adds the loss
  * sum and the target count. */
 gboolean
@@ -186,30 +223,19 @@ trainer_run_micro (Trainer *t, TrainSet *set, GPtrArray *rows, gboolean eval, gu
 {
   TrainBatch b = { .B = t->batch };
   train_batch_fill (set, rows, t->max_length, t->packing, t->pad, &b);
-  StepGraph *sg = get_graph (t, b.T, eval, error);
+  StepGraph *sg = trainer_graph (t, b.T, eval, FALSE, error);
   gboolean ok = sg && cria_node_set_value (sg->ids, b.ids, error) &&
                 cria_node_set_value (sg->positions, b.positions, error) &&
                 (!sg->segments || cria_node_set_value (sg->segments, b.segments, error)) &&
                 cria_node_set_value (sg->labels, b.labels, error);
   if (ok) {
-    for (guint i = 0; i < sg->dropouts->len; i++) {
-      CriaNode *d = g_ptr_array_index (sg->dropouts, i);
-      d->iparam[0] = (gint64) mix64 (micro_seed ^ (guint64) d->iparam[1]);
-    }
+    trainer_set_dropout_seed (sg, micro_seed);
     ok = cria_graph_forward (sg->g, error);
   }
   if (ok && !eval) {
     ok = cria_graph_run_backward (sg->g, error);
-    for (guint i = 0; ok && i < t->params->len; i++) {
-      GPtrArray *nodes = nodes_of (sg, t, i);
-      float *acc = t->grads[i];
-      for (guint k = 0; k < nodes->len; k++) {
-        const float *gr = ((CriaNode *) g_ptr_array_index (nodes, k))->grad->data;
-        for (gsize e = 0; e < t->sizes[i]; e++)
-          acc[e] += gr[e];
-      }
-    }
-    cria_graph_zero_grad (sg->g);
+    if (ok)
+      trainer_accumulate_grads (t, sg);
   }
   if (ok) {
     const float *ce = sg->ce->value->data;
@@ -236,7 +262,7 @@ trainer_evaluate (Trainer *t, double *loss, GError **error)
     if (!trainer_run_micro (t, &t->eval, g_ptr_array_index (plan, i), TRUE, 0, &sum, &count, error))
       return FALSE;
   *loss = count ? sum / (double) count : NAN;
-  drop_graphs (t, TRUE); /* its memory is the training graph's between evaluations */
+  drop_graphs (t, 1); /* its memory is the training graph's between evaluations */
   return TRUE;
 }
 
@@ -247,7 +273,7 @@ trainer_start_epoch (Trainer *t, guint32 *order)
 {
   g_free (t->order);
   guint n = t->train.examples->len;
-  t->order = order ? order : train_epoch_order (n, t->seed, t->epoch);
+  t->order = order ? order : train_set_order (&t->train, t->seed, t->epoch);
   g_clear_pointer (&t->plan, g_ptr_array_unref);
   t->plan = train_plan_epoch (&t->train, t->order, n, t->batch, t->max_length, t->packing);
 }
@@ -265,7 +291,7 @@ trainer_count_steps (Trainer *t, gint64 epochs)
   gint64 total = 0;
   guint n = t->train.examples->len;
   for (gint64 e = 0; e < epochs; e++) {
-    g_autofree guint32 *order = train_epoch_order (n, t->seed, e);
+    g_autofree guint32 *order = train_set_order (&t->train, t->seed, e);
     g_autoptr (GPtrArray) plan = train_plan_epoch (&t->train, order, n, t->batch, t->max_length, t->packing);
     total += ((gint64) plan->len + t->accum - 1) / t->accum;
   }
@@ -360,6 +386,7 @@ trainer_state (Trainer *t)
   JsonNode *extra = cria_adapter_save_state (t->adapter);
   if (extra)
     json_object_set_member (s, "adapter_state", extra);
+
   return s;
 }
 
@@ -378,6 +405,10 @@ trainer_save_checkpoint (Trainer *t, GError **error)
 static gboolean
 same_option (const CriaProps *o, const char *name, const char *was, const char *now)
 {
+  /* An option a checkpoint does not name is older than it: it had its default. */
+  for (const CriaPropSpec *sp = cria_props_get_specs (o); !was && sp && sp->name; sp++)
+    if (!strcmp (sp->name, name))
+      was = sp->default_value;
   if (!g_strcmp0 (was, now))
     return TRUE;
   if (!was || !now)
@@ -440,6 +471,7 @@ trainer_resume (Trainer *t, const char *dir, GError **error)
     g_prefix_error (error, "resume: %s/trainer_state.json: field adapter_state: ", dir);
     return FALSE;
   }
+
   /* The log of the run so far, up to the checkpoint. */
   g_autofree char *path = g_build_filename (t->out, "train-log.jsonl", NULL);
   g_autofree char *text = NULL;

@@ -76,6 +76,11 @@ gboolean cria_graph_forward (CriaGraph *g, GError **error);
 /* Runs the backward pass derived by cria_graph_backward, after forward.
  * Param gradients accumulate across calls until cria_graph_zero_grad. */
 gboolean cria_graph_run_backward (CriaGraph *g, GError **error);
+/* The same with the gradient of the objective with respect to the loss
+ * node's value given (`n` floats, the loss's element count) instead of 1 for
+ * the loss: what a caller needs who combines the per-row outputs of
+ * cria_lm_head_ce_rows into its own objective. */
+gboolean cria_graph_run_backward_seeded (CriaGraph *g, const float *seed, gsize n, GError **error);
 void cria_graph_zero_grad (CriaGraph *g);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CriaBackend, cria_backend_free)

@@ -145,6 +145,13 @@ CriaNode *cria_dropout (CriaGraph *g, CriaNode *a, float p, guint64 seed);
  * pass reads them). Only the loss sum is differentiated. The logits are
  * computed `chunk` vocabulary entries at a time and never stored whole. */
 CriaNode *cria_lm_head_ce (CriaGraph *g, CriaNode *h, CriaNode *w, CriaNode *labels, gint64 chunk);
+/* The same with each row's cross-entropy too: f32 [2 + 2N], the layout
+ * above followed by N per-row losses (0 for ignored rows), which are
+ * differentiated as well: row r's logits get (d/d sum + d/d ce_r) times the
+ * gradient of its cross-entropy. Preference objectives (DPO) need each
+ * sequence's log-probability and weight each sequence's gradient by its own
+ * factor (cria_graph_run_backward_seeded). */
+CriaNode *cria_lm_head_ce_rows (CriaGraph *g, CriaNode *h, CriaNode *w, CriaNode *labels, gint64 chunk);
 
 /* A linear layer as Hugging Face stores it: y = x w^T (+ b) with w [out, in].
  * The matmul is named `name` ("model.layers.0.self_attn.q_proj"), and the

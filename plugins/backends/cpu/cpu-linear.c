@@ -203,7 +203,7 @@ cpu_lm_head_ce_forward (gpointer self, CriaNode *n, GError **error)
     cpu_pool_run (be->pool, ce.nv, 16, ce_update_task, &ce);
   }
   float *out = cpu_f32 (n->value);
-  memset (out, 0, (gsize) (ce.N + 2) * sizeof (float));
+  memset (out, 0, (gsize) cpu_numel (n) * sizeof (float));
   double loss = 0;
   for (gint64 i = 0; i < ce.nv; i++) {
     float lse = ce.max[i] + logf (ce.sum[i]);
@@ -212,6 +212,9 @@ cpu_lm_head_ce_forward (gpointer self, CriaNode *n, GError **error)
   }
   out[0] = (float) loss;
   out[1] = (float) ce.nv;
+  if (n->iparam[1]) /* per-row losses after the log-sum-exps */
+    for (gint64 i = 0; i < ce.nv; i++)
+      out[2 + ce.N + ce.rows[i]] = out[2 + ce.rows[i]] - ce.target[i];
   ce_clear (&ce);
   return TRUE;
 }
@@ -220,9 +223,10 @@ typedef struct {
   Ce *ce;
   const float *lse;
   float g;
+  const float *g_row; /* d/d ce_r of the per-row variant, or NULL */
 } CeGrad;
 
-/* dlogits = g (softmax - onehot(label)) */
+/* dlogits = g (softmax - onehot(label)), g = d/d sum (+ d/d ce_r) */
 static void
 ce_dlogits_task (gpointer data, gint64 begin, gint64 end, int thread)
 {
@@ -231,11 +235,12 @@ ce_dlogits_task (gpointer data, gint64 begin, gint64 end, int thread)
   for (gint64 i = begin; i < end; i++) {
     float *x = ce->logits + i * ce->c;
     float lse = cg->lse[ce->rows[i]];
+    float g = cg->g_row ? cg->g + cg->g_row[ce->rows[i]] : cg->g;
     for (gint64 j = 0; j < ce->c; j++)
-      x[j] = cg->g * expf (x[j] - lse);
+      x[j] = g * expf (x[j] - lse);
     gint64 l = ce->labels[ce->rows[i]];
     if (l >= ce->v0 && l < ce->v0 + ce->c)
-      x[l - ce->v0] -= cg->g;
+      x[l - ce->v0] -= g;
   }
 }
 
@@ -250,7 +255,7 @@ cpu_lm_head_ce_backward (gpointer self, CriaNode *n, GError **error)
     ce_clear (&ce);
     return FALSE;
   }
-  CeGrad cg = { &ce, cpu_f32 (n->value) + 2, cpu_f32 (n->grad)[0] };
+  CeGrad cg = { &ce, cpu_f32 (n->value) + 2, cpu_f32 (n->grad)[0], n->iparam[1] ? cpu_f32 (n->grad) + 2 + ce.N : NULL };
   float *dhv = h->grad ? g_new0 (float, MAX (ce.nv, 1) * ce.D) : NULL;
   for (ce.v0 = 0; ce.nv > 0 && ce.v0 < ce.V; ce.v0 += ce.chunk) {
     ce.c = MIN (ce.chunk, ce.V - ce.v0);

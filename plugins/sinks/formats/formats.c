@@ -35,7 +35,7 @@
     0,                                                                                                                 \
     NULL,                                                                                                              \
     "also add an entry for the file to this LLaMA-Factory dataset_info.json (file_name relative to it; only the "      \
-    "columns the written records have)" },                                                                             \
+    "columns the written records have; ranking: true when every record is a preference pair)" },                       \
   {                                                                                                                    \
     "dataset-name", CRIA_PROP_STRING, NULL, 0, 0, NULL,                                                                \
         "the entry's name in dataset_info.json (default: the file's base name)"                                        \
@@ -57,7 +57,7 @@ typedef struct {
   Layout layout;
   CriaOutput *output;
   gboolean array, metadata;
-  guint64 n;
+  guint64 n, n_pairs; /* records, preference records among them */
   char **columns;
   char *info_path, *info_name, *location;
   gboolean has_system, has_history; /* members some written record has */
@@ -237,6 +237,39 @@ to_conversation (const CriaRecord *r, gboolean sharegpt)
   return o;
 }
 
+/* A preference pair as LLaMA-Factory's ranking datasets (alpaca: strings;
+ * sharegpt: {from, value}) and TRL's conversational layout (messages: the
+ * prompt conversation as `prompt`, each answer a one-message list) hold it. */
+static void
+add_pair (JsonObject *o, const CriaRecord *r, Layout layout)
+{
+  const char *names[] = { "chosen", "rejected" }, *answers[] = { r->chosen, r->rejected };
+  if (layout == LAYOUT_ALPACA)
+    json_object_remove_member (o, "output");
+  if (layout == LAYOUT_MESSAGES) {
+    JsonNode *prompt = json_node_copy (json_object_get_member (o, "messages"));
+    json_object_remove_member (o, "messages");
+    json_object_set_member (o, "prompt", prompt);
+  }
+  for (guint i = 0; i < 2; i++) {
+    if (layout == LAYOUT_ALPACA) {
+      json_object_set_string_member (o, names[i], answers[i]);
+      continue;
+    }
+    JsonObject *m = json_object_new ();
+    json_object_set_string_member (m, layout == LAYOUT_SHAREGPT ? "from" : "role",
+                                   layout == LAYOUT_SHAREGPT ? "gpt" : "assistant");
+    json_object_set_string_member (m, layout == LAYOUT_SHAREGPT ? "value" : "content", answers[i]);
+    if (layout == LAYOUT_SHAREGPT) {
+      json_object_set_object_member (o, names[i], m);
+    } else {
+      JsonArray *a = json_array_new ();
+      json_array_add_object_element (a, m);
+      json_object_set_array_member (o, names[i], a);
+    }
+  }
+}
+
 static char *
 csv_line (Sink *self, const CriaRecord *r)
 {
@@ -276,6 +309,10 @@ sink_push (gpointer data, CriaRecord *record, CriaEmitter *out, GError **error)
   JsonObject *o = self->layout == LAYOUT_ALPACA ? to_alpaca (r) : to_conversation (r, self->layout == LAYOUT_SHAREGPT);
   self->has_system |= json_object_has_member (o, "system");
   self->has_history |= json_object_has_member (o, "history");
+  if (cria_record_is_preference (r)) {
+    add_pair (o, r, self->layout);
+    self->n_pairs++;
+  }
   if (self->metadata)
     add_metadata (o, r);
   g_autoptr (JsonNode) node = json_node_init_object (json_node_alloc (), o);
@@ -352,6 +389,13 @@ write_dataset_info (Sink *self, GError **error)
   }
   if (self->has_system)
     json_object_set_string_member (columns, "system", "system");
+  /* Preference pairs: LLaMA-Factory's ranking dataset (DPO, ORPO stages). */
+  if (self->n && self->n_pairs == self->n) {
+    json_object_set_boolean_member (entry, "ranking", TRUE);
+    json_object_remove_member (columns, "response");
+    json_object_set_string_member (columns, "chosen", "chosen");
+    json_object_set_string_member (columns, "rejected", "rejected");
+  }
   json_object_set_object_member (entry, "columns", columns);
   json_object_set_object_member (all, self->info_name, entry);
   g_autoptr (JsonNode) node = json_node_init_object (json_node_alloc (), all);

@@ -116,6 +116,11 @@ from_sharegpt (JsonObject *row, const char *where, GError **error)
     if (strcmp (name, "conversations") && !(system && !strcmp (name, "system")))
       json_object_set_member (r->meta, name, json_node_copy (member));
   }
+  /* LLaMA-Factory's ranking datasets: chosen and rejected {from, value}. */
+  if (!cria_record_take_preference (r, error)) {
+    g_prefix_error (error, "%s: ", where);
+    return NULL;
+  }
   return g_steal_pointer (&r);
 }
 
@@ -198,7 +203,8 @@ static const CriaStageVTable file_vtable = {
 
 static const CriaProviderInfo file_info = {
   .name = "file",
-  .description = "Reads records from JSON lines, JSON arrays or CSV (cria, Alpaca, ShareGPT, messages)",
+  .description = "Reads records from JSON lines, JSON arrays or CSV (cria, Alpaca, ShareGPT, messages; preference "
+                 "pairs in TRL's, UltraFeedback's and LLaMA-Factory's ranking layouts)",
   .example = "file location=train.jsonl ! jsonl location=copy.jsonl",
   .props = file_props,
   .rank = CRIA_RANK_PRIMARY,
