@@ -3,10 +3,12 @@
  *   cria serve --model ../shared/models/stories260K --port 8080 --max-new-tokens 128
  *
  * The decoding options are the defaults of requests that leave the field
- * out; the HTTP side lives in core/serve (cria-server.c). */
+ * out; the HTTP side lives in core/serve (cria-server.c), reached through
+ * cria's serve module so that only this verb loads libsoup. */
 #include "config.h"
 
 #include "cria-cli-model.h"
+#include "../plugin/cria-module-private.h"
 #include "../serve/cria-server.h"
 
 int
@@ -77,7 +79,8 @@ cria_verb_serve (int argc, char **argv)
     .header_timeout = (guint) header_timeout,
     .idle_timeout = (guint) idle_timeout,
   };
-  if (!cria_server_run (&options, &error))
+  const CriaServeModule *serve = cria_module_load ("serve", sizeof (CriaServeModule), "cria serve", &error);
+  if (!serve || !serve->run (&options, &error))
     goto done;
   status = CRIA_EXIT_OK;
 done:

@@ -1,14 +1,18 @@
-/* cria-plot.c: loss curves drawn with cairo. */
+/* cria-plot.c: loss curves drawn with cairo: cria's plot module, cria-plot.so
+ * (cria-plot-module.h); libcria's cria_plot_png loads it. */
 #include "config.h"
 
 #include <math.h>
 #include <string.h>
 
 #include <cairo.h>
+#include <gmodule.h>
 
 #include <cria/cria-error.h>
 #include <cria/cria-output.h>
 #include <cria/cria-plot.h>
+
+#include "cria-plot-module.h"
 
 /* Round numbers for ticks: 1, 2 or 5 times a power of ten. */
 static double
@@ -35,17 +39,13 @@ text_at (cairo_t *cr, double x, double y, const char *text, double align_x, doub
   cairo_show_text (cr, text);
 }
 
-gboolean
-cria_plot_png (const char *path, const char *title, const CriaPlotSeries *series, guint n_series, int width, int height,
-               GError **error)
+static gboolean
+plot_png (const char *path, const char *title, const CriaPlotSeries *series, guint n_series, int width, int height,
+          GError **error)
 {
-  g_return_val_if_fail (path != NULL, FALSE);
-  g_return_val_if_fail (series != NULL, FALSE);
-  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   static const double colors[4][3] = {
     { 0.12, 0.47, 0.71 }, { 0.85, 0.37, 0.01 }, { 0.17, 0.63, 0.17 }, { 0.58, 0.40, 0.74 }
   };
-  g_return_val_if_fail (n_series >= 1 && n_series <= 4, FALSE);
   double x0 = G_MAXDOUBLE, x1 = -G_MAXDOUBLE, y0 = G_MAXDOUBLE, y1 = -G_MAXDOUBLE;
   for (guint s = 0; s < n_series; s++)
     for (guint i = 0; i < series[s].n_points; i++) {
@@ -152,3 +152,5 @@ cria_plot_png (const char *path, const char *title, const CriaPlotSeries *series
   }
   return cria_output_commit (out, error);
 }
+
+G_MODULE_EXPORT const CriaPlotModule cria_module_plot = { .size = sizeof (CriaPlotModule), .png = plot_png };
