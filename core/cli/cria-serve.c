@@ -3,7 +3,8 @@
  *   cria serve --model ../shared/models/stories260K --port 8080 --max-new-tokens 128
  *
  * The decoding options are the defaults of requests that leave the field
- * out; the HTTP side lives in core/serve (cria-server.c). */
+ * out; the HTTP side lives in core/serve (cria-server.c), reached through
+ * cria's serve module so that only this verb loads libsoup. */
 #include "config.h"
 
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <cria/cria-input.h>
 
 #include "cria-cli-model.h"
+#include "../plugin/cria-module-private.h"
 #include "../serve/cria-server.h"
 
 int
@@ -109,7 +111,8 @@ cria_verb_serve (int argc, char **argv)
     .api_key = api_key,
     .cors_origins = (const char *const *) cors,
   };
-  if (!cria_server_run (&options, &error))
+  const CriaServeModule *serve = cria_module_load ("serve", sizeof (CriaServeModule), "cria serve", &error);
+  if (!serve || !serve->run (&options, &error))
     goto done;
   status = CRIA_EXIT_OK;
 done:

@@ -62,6 +62,9 @@ detect_uninstalled (void)
   g_autofree char *scanner = g_key_file_get_string (kf, "uninstalled", "scanner", NULL);
   if (scanner)
     g_setenv ("CRIA_PLUGIN_SCANNER", scanner, FALSE);
+  g_autofree char *modules = g_key_file_get_string (kf, "uninstalled", "modules", NULL);
+  if (modules)
+    g_setenv ("CRIA_MODULE_DIR", modules, FALSE);
 }
 
 CriaRegistry *

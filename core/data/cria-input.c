@@ -1,8 +1,6 @@
 /* cria-input.c: line reading and JSON parsing with positions for error messages. */
 #include "config.h"
 
-#include <archive.h>
-
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -13,6 +11,9 @@
 
 #include <cria/cria-error.h>
 #include <cria/cria-input.h>
+
+#include "../plugin/cria-module-private.h"
+#include "cria-archive-module.h"
 
 #define READ_CHUNK (1 << 20)
 
@@ -292,10 +293,13 @@ cria_archive_read_member (gpointer archive, const char *where, guint64 max_bytes
   g_return_val_if_fail (where != NULL, NULL);
   g_return_val_if_fail (budget != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+  const CriaArchiveModule *ar = cria_archive_module ("reading archives", error);
+  if (!ar)
+    return NULL;
   g_autoptr (GByteArray) buf = g_byte_array_new ();
   guint8 chunk[1 << 16];
   la_ssize_t n;
-  while ((n = archive_read_data (archive, chunk, sizeof chunk)) > 0) {
+  while ((n = ar->read_data (archive, chunk, sizeof chunk)) > 0) {
     if ((guint64) buf->len + (guint64) n > max_bytes) {
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE,
                    "%s: the member expands past cria's limit of %" G_GUINT64_FORMAT " bytes", where, max_bytes);
@@ -312,8 +316,14 @@ cria_archive_read_member (gpointer archive, const char *where, guint64 max_bytes
     g_byte_array_append (buf, chunk, (guint) n);
   }
   if (n < 0) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: %s", where, archive_error_string (archive));
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: %s", where, ar->error_string (archive));
     return NULL;
   }
   return g_byte_array_free_to_bytes (g_steal_pointer (&buf));
+}
+
+const CriaArchiveModule *
+cria_archive_module (const char *purpose, GError **error)
+{
+  return cria_module_load ("archive", sizeof (CriaArchiveModule), purpose, error);
 }

@@ -8,13 +8,11 @@
 
 #include <string.h>
 
-#include <archive.h>
-#include <archive_entry.h>
-
 #include <cria/cria-error.h>
 #include <cria/cria-input.h>
 #include <cria/cria-torchfile.h>
 
+#include "../data/cria-archive-module.h"
 #include "cria-modelfiles-private.h"
 
 struct _CriaTorchFile {
@@ -56,18 +54,21 @@ read_members (const char *path, GError **error)
 {
   g_autoptr (GHashTable)
       members = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_bytes_unref);
-  struct archive *a = archive_read_new ();
-  archive_read_support_format_zip (a);
-  archive_read_support_filter_none (a);
-  gboolean ok = archive_read_open_filename (a, path, 1 << 16) == ARCHIVE_OK;
+  const CriaArchiveModule *ar = cria_archive_module ("reading pytorch_model.bin", error);
+  if (!ar)
+    return NULL;
+  struct archive *a = ar->read_new ();
+  ar->read_support_format_zip (a);
+  ar->read_support_filter_none (a);
+  gboolean ok = ar->read_open_filename (a, path, 1 << 16) == ARCHIVE_OK;
   struct archive_entry *entry;
   int r = ARCHIVE_OK;
   guint64 budget = cria_archive_budget (path);
   GError *member_error = NULL;
-  while (ok && (r = archive_read_next_header (a, &entry)) == ARCHIVE_OK) {
-    const char *name = archive_entry_pathname (entry);
+  while (ok && (r = ar->read_next_header (a, &entry)) == ARCHIVE_OK) {
+    const char *name = ar->entry_pathname (entry);
     const char *slash = name ? strchr (name, '/') : NULL;
-    if (!slash || archive_entry_filetype (entry) != AE_IFREG)
+    if (!slash || ar->entry_filetype (entry) != AE_IFREG)
       continue;
     g_autofree char *where = g_strdup_printf ("%s: %s", path, name);
     /* tensor storages are stored, not compressed: a member bigger than the
@@ -81,17 +82,17 @@ read_members (const char *path, GError **error)
   }
   if (member_error) {
     g_propagate_error (error, member_error);
-    archive_read_free (a);
+    ar->read_free (a);
     return NULL;
   }
   if (!ok || r != ARCHIVE_EOF) {
     /* torch.save before 1.6 wrote a bare pickle, not a zip. */
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "%s: not a readable torch zip archive: %s", path,
-                 archive_error_string (a) ? archive_error_string (a) : "unknown error");
-    archive_read_free (a);
+                 ar->error_string (a) ? ar->error_string (a) : "unknown error");
+    ar->read_free (a);
     return NULL;
   }
-  archive_read_free (a);
+  ar->read_free (a);
   return g_steal_pointer (&members);
 }
 

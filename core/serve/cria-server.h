@@ -24,6 +24,13 @@ typedef struct {
  * "cria serve: ADDR METHOD PATH STATUS BYTES SECONDS s". */
 gboolean cria_server_run (const CriaServerOptions *options, GError **error);
 
+/* What cria's serve module (cria-serve.so) exports as cria_module_serve:
+ * the cria program reaches the server only through it. */
+typedef struct {
+  gsize size; /* sizeof (CriaServeModule) of the module's build */
+  gboolean (*run) (const CriaServerOptions *options, GError **error);
+} CriaServeModule;
+
 /* The server without a listening socket, for the fuzz target: streams are
  * handed to it one by one and the caller iterates the default main context.
  * With no runner, a request that passes every check is answered 503. */

@@ -1,14 +1,18 @@
-/* cria-plot.c: loss curves drawn with cairo. */
+/* cria-plot.c: loss curves drawn with cairo: cria's plot module, cria-plot.so
+ * (cria-plot-module.h); libcria's cria_plot_png_panels loads it. */
 #include "config.h"
 
 #include <math.h>
 #include <string.h>
 
 #include <cairo.h>
+#include <gmodule.h>
 
 #include <cria/cria-error.h>
 #include <cria/cria-output.h>
 #include <cria/cria-plot.h>
+
+#include "cria-plot-module.h"
 
 /* Round numbers for ticks: 1, 2 or 5 times a power of ten. */
 static double
@@ -152,16 +156,10 @@ draw_panel (cairo_t *cr, double left, double top, double right, double bottom, c
 #undef PY
 }
 
-gboolean
-cria_plot_png_panels (const char *path, const CriaPlotOptions *options, const CriaPlotSeries *series, guint n_series,
-                      int width, int height, GError **error)
+static gboolean
+plot_png_panels (const char *path, const CriaPlotOptions *options, const CriaPlotSeries *series, guint n_series,
+                 int width, int height, GError **error)
 {
-  g_return_val_if_fail (path != NULL, FALSE);
-  g_return_val_if_fail (options != NULL, FALSE);
-  g_return_val_if_fail (series != NULL, FALSE);
-  g_return_val_if_fail (n_series >= 1 && n_series <= 4, FALSE);
-  g_return_val_if_fail (options->n_lower <= 1 || options->lower != NULL, FALSE);
-  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   Range upper, lower = { 0 };
   range_of (series, n_series, &upper);
   gboolean two = options->lower && options->n_lower > 0;
@@ -206,10 +204,5 @@ cria_plot_png_panels (const char *path, const CriaPlotOptions *options, const Cr
   return cria_output_commit (out, error);
 }
 
-gboolean
-cria_plot_png (const char *path, const char *title, const CriaPlotSeries *series, guint n_series, int width, int height,
-               GError **error)
-{
-  CriaPlotOptions options = { .title = title };
-  return cria_plot_png_panels (path, &options, series, n_series, width, height, error);
-}
+G_MODULE_EXPORT const CriaPlotModule cria_module_plot = { .size = sizeof (CriaPlotModule),
+                                                          .png_panels = plot_png_panels };

@@ -44,6 +44,25 @@ find_file (const char *root, const char *name)
   return NULL;
 }
 
+/* The first directory named `name` under `root`. */
+static char *
+find_dir (const char *root, const char *name)
+{
+  g_autoptr (GDir) d = g_dir_open (root, 0, NULL);
+  const char *entry;
+  while (d && (entry = g_dir_read_name (d))) {
+    g_autofree char *child = g_build_filename (root, entry, NULL);
+    if (!g_file_test (child, G_FILE_TEST_IS_DIR) || g_file_test (child, G_FILE_TEST_IS_SYMLINK))
+      continue;
+    if (strcmp (entry, name) == 0)
+      return g_steal_pointer (&child);
+    char *found = find_dir (child, name);
+    if (found)
+      return found;
+  }
+  return NULL;
+}
+
 /* Runs `command` under /bin/sh; prints it with its output when it fails
  * (unless `quiet`, for commands expected to fail). */
 static int
@@ -91,7 +110,9 @@ test_install_and_build (void)
   g_autofree char *adapter_header = find_file (stage.dest, "cria-adapter.h");
   g_autofree char *lib = find_file (stage.dest, "libcria-1.0.so");
   g_autofree char *file_plugin = find_file (stage.dest, "cria-file.so");
-  stage.bin = find_file (stage.dest, "cria");
+  /* bin/cria: share/bash-completion/completions/cria is a file named cria too */
+  g_autofree char *bindir = find_dir (stage.dest, "bin");
+  stage.bin = bindir ? find_file (bindir, "cria") : NULL;
   CU_ASSERT_PTR_NOT_NULL_FATAL (pc);
   CU_ASSERT_PTR_NOT_NULL_FATAL (header);
   CU_ASSERT_PTR_NOT_NULL_FATAL (adapter_header);
