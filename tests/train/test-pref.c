@@ -163,6 +163,7 @@ grads_case (guint c, const char *out)
       /* lora_A has no gradient while B is 0 */
       worst = MAX (worst, scale > 0 ? diff / scale : diff);
     }
+    g_clear_pointer (&prev, cria_safetensors_free);
     prev = g_steal_pointer (&st);
   }
   return worst;
