@@ -339,21 +339,30 @@ step_losses (const char *dir)
   return losses;
 }
 
+/* The training task of the adapter and model examples: 16 records asking
+ * to echo two letters, and a short prompt format (tiny-llama sees 64
+ * positions). Writes them in the stage; returns their paths. */
 static void
-test_ia3_train (void)
+write_echo_task (char **data, char **format)
 {
-  NEED_STAGE ();
-  g_autofree char *data = g_build_filename (stage.dest, "train.jsonl", NULL);
+  *data = g_build_filename (stage.dest, "train.jsonl", NULL);
   g_autoptr (GString) records = g_string_new (NULL);
   for (int i = 0; i < 16; i++)
     g_string_append_printf (records, "{\"instruction\":\"echo\",\"input\":\"%c%c\",\"output\":\"%c%c\"}\n", 'a' + i % 7,
                             'k' + i % 5, 'a' + i % 7, 'k' + i % 5);
-  cria_test_write_file (data, records->str);
-  /* A short prompt format: tiny-llama sees 64 positions. */
-  g_autofree char *format = g_build_filename (stage.dest, "short.json", NULL);
-  cria_test_write_file (format, "{\"name\":\"short\",\"description\":\"terse\",\"kind\":\"single\","
-                                "\"prompt\":\"{instruction} {input}=\",\"prompt_no_input\":\"{instruction}=\","
-                                "\"response\":\"{output}\"}");
+  cria_test_write_file (*data, records->str);
+  *format = g_build_filename (stage.dest, "short.json", NULL);
+  cria_test_write_file (*format, "{\"name\":\"short\",\"description\":\"terse\",\"kind\":\"single\","
+                                 "\"prompt\":\"{instruction} {input}=\",\"prompt_no_input\":\"{instruction}=\","
+                                 "\"response\":\"{output}\"}");
+}
+
+static void
+test_ia3_train (void)
+{
+  NEED_STAGE ();
+  g_autofree char *data = NULL, *format = NULL;
+  write_echo_task (&data, &format);
   g_autofree char *run_dir = g_build_filename (stage.dest, "ia3-run", NULL);
   g_autofree char *args = g_strdup_printf ("train --model '%s' --data '%s' --format '%s' --adapter ia3 --max-length 48 "
                                            "--batch-size 4 --max-steps 12 --lr 0.1 --threads 1 --out '%s' >/dev/null",
@@ -611,16 +620,8 @@ test_model_lora (void)
 {
   NEED_STAGE ();
   g_autofree char *dir = src_path ("tiny-olmo2");
-  g_autofree char *data = g_build_filename (stage.dest, "olmo2-train.jsonl", NULL);
-  g_autoptr (GString) records = g_string_new (NULL);
-  for (int i = 0; i < 16; i++)
-    g_string_append_printf (records, "{\"instruction\":\"echo\",\"input\":\"%c%c\",\"output\":\"%c%c\"}\n", 'a' + i % 7,
-                            'k' + i % 5, 'a' + i % 7, 'k' + i % 5);
-  cria_test_write_file (data, records->str);
-  g_autofree char *format = g_build_filename (stage.dest, "olmo2-short.json", NULL);
-  cria_test_write_file (format, "{\"name\":\"short\",\"description\":\"terse\",\"kind\":\"single\","
-                                "\"prompt\":\"{instruction} {input}=\",\"prompt_no_input\":\"{instruction}=\","
-                                "\"response\":\"{output}\"}");
+  g_autofree char *data = NULL, *format = NULL;
+  write_echo_task (&data, &format);
   g_autofree char *run_dir = g_build_filename (stage.dest, "olmo2-lora", NULL);
   g_autofree char *args = g_strdup_printf ("train --model '%s' --data '%s' --format '%s' --adapter lora "
                                            "--max-length 48 --batch-size 4 --max-steps 10 --lr 3e-2 --threads 1 "
