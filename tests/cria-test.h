@@ -78,6 +78,9 @@ int cria_test_run_cria_lists (char **err, const char *const *list, ...) G_GNUC_N
 void cria_test_write_file (const char *path, const char *contents);
 /* The contents of a file (NULL when missing). */
 char *cria_test_read_file (const char *path);
+/* TEXT split at each newline, as g_strsplit (TEXT, "\n", -1) does, in linear
+ * time under ASan too. */
+GStrv cria_test_lines (const char *text);
 /* `tmp`/model: tests/models/NAME (config, generation config, weights) with
  * a byte-level BPE tokenizer.json without merges (id b = byte b); transfer full. */
 char *cria_test_tiny_model (const char *tmp, const char *name);

@@ -65,7 +65,7 @@ data_read_records (const char *path)
 {
   GPtrArray *records = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_record_free);
   g_autofree char *text = cria_test_read_file (path);
-  g_auto (GStrv) lines = text ? g_strsplit (text, "\n", -1) : NULL;
+  g_auto (GStrv) lines = text ? cria_test_lines (text) : NULL;
   for (guint i = 0; lines && lines[i]; i++) {
     if (!*lines[i])
       continue;

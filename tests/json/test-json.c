@@ -558,7 +558,7 @@ test_doubles_written (void)
   g_autofree char *path = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests/json/doubles-golden.txt", NULL);
   g_autofree char *text = cria_test_read_file (path);
   CU_ASSERT_PTR_NOT_NULL_FATAL (text);
-  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  g_auto (GStrv) lines = cria_test_lines (text);
   guint n = 0;
   for (guint i = 0; lines[i] && *lines[i]; i++, n++) {
     g_auto (GStrv) f = g_strsplit (lines[i], " ", 2);

@@ -44,7 +44,7 @@ load_pairs (const char *set)
   g_autofree char *text = cria_test_read_file (path);
   g_assert (text);
   GPtrArray *pairs = g_ptr_array_new_with_free_func (pair_free);
-  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  g_auto (GStrv) lines = cria_test_lines (text);
   for (char **l = lines; *l && **l; l++) {
     g_autoptr (JsonNode) node = json_from_string (*l, NULL);
     g_assert (node);
@@ -66,7 +66,7 @@ golden_lines (const char *name)
   g_autofree char *path = golden_path (name);
   g_autofree char *text = cria_test_read_file (path);
   g_assert (text);
-  return g_strsplit (text, "\n", -1);
+  return cria_test_lines (text);
 }
 
 /* A metric with properties given as "key", "value", ..., NULL. */

@@ -192,7 +192,7 @@ test_vocab_list (void)
 {
   g_autofree char *txt = cria_test_shared ("tokenizers/bert-base-uncased/vocab.txt");
   g_autofree char *text = cria_test_read_file (txt);
-  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  g_auto (GStrv) lines = cria_test_lines (text);
   g_autoptr (JsonBuilder) b = json_builder_new ();
   json_builder_begin_array (b);
   for (char **l = lines; *l && **l; l++)
