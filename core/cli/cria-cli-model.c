@@ -253,7 +253,19 @@ cria_cli_render_prompt (const CriaCliSampling *o, const char *model_dir, const C
   }
   g_autoptr (JsonArray) messages = cria_chat_messages_from_record (record);
   g_autofree char *used = NULL;
-  char *text = cria_chat_prompt_for_model (model_dir, format, messages, TRUE, NULL, &used, error);
-  *add_special = text && g_str_has_prefix (used, "the prompt format");
+  g_autoptr (GError) why = NULL;
+  char *text = cria_chat_prompt_for_model (model_dir, format, messages, TRUE, NULL, &used, &why);
+  JsonObject *only = json_array_get_length (messages) == 1 ? json_array_get_object_element (messages, 0) : NULL;
+  if (!text && !format && g_error_matches (why, CRIA_ERROR, CRIA_ERROR_NOT_FOUND) && only &&
+      !strcmp (json_object_get_string_member (only, "role"), "user")) {
+    /* No template and no family format (GPT-2): a lone message as it is,
+     * as cria serve answers it. */
+    return g_strdup (json_object_get_string_member (only, "content"));
+  }
+  if (!text) {
+    g_propagate_error (error, g_steal_pointer (&why));
+    return NULL;
+  }
+  *add_special = g_str_has_prefix (used, "the prompt format");
   return text;
 }

@@ -99,13 +99,8 @@ run_eval (EvalOptions *o, CriaCliModel *m, GError **error)
     pairs &= cria_record_is_preference (g_ptr_array_index (records, i));
   if (pairs)
     return eval_preferences (o, m, records, error);
-  const char *name = o->sampling.prompt_format;
-  /* auto and .jinja: the chat template renders the prompt (eval_prepare). */
-  gboolean chat = !strcmp (name, "auto") || g_str_has_suffix (name, ".jinja");
-  if (chat && !cria_cli_sampling_resolve_format (&o->sampling, m, error))
-    return FALSE;
-  g_autoptr (CriaPromptFormat) format = chat ? NULL : cria_prompt_format_load (name, error);
-  if (!chat && !format)
+  g_autoptr (CriaPromptFormat) format = NULL;
+  if (!eval_resolve_format (o, m, &format, error))
     return FALSE;
   g_autoptr (GPtrArray) arms = g_ptr_array_new_with_free_func ((GDestroyNotify) arm_free);
   if (!eval_open_arms (o, m, arms, error))
@@ -215,11 +210,6 @@ cria_verb_eval (int argc, char **argv)
   int status = CRIA_EXIT_USAGE;
   g_autoptr (GError) error = NULL;
   o.metric_specs = g_ptr_array_new_with_free_func (g_free);
-  /* An adapter is scored with the format it was trained with. */
-  if (!o.sampling.prompt_format && m.adapter_dir)
-    o.sampling.prompt_format = cria_prompt_format_recorded (m.adapter_dir);
-  if (!o.sampling.prompt_format)
-    o.sampling.prompt_format = g_strdup ("alpaca");
   g_auto (GStrv) names = g_strsplit (metrics ? metrics : (metric_specs ? "" : "bleu,rouge"), ",", -1);
   for (guint i = 0; names[i]; i++)
     if (*g_strstrip (names[i]))
