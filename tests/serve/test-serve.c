@@ -404,9 +404,9 @@ test_generators (void)
   CU_ASSERT_STRING_EQUAL (a, want);
   CU_ASSERT_STRING_EQUAL (b, want_chat);
   CU_ASSERT_STRING_EQUAL (c, want);
-  /* The local generator has no model template of its own (prompt-format
-   * unset: one user message as it is). */
-  CU_ASSERT_STRING_EQUAL (d, want);
+  /* The local generator chooses the prompt as cria serve does: this
+   * LLaMA model ships no chat template, so its family's format (llama2). */
+  CU_ASSERT_STRING_EQUAL (d, want_chat);
 }
 
 /* The local generator: its cache, a batch, and its refusals. */
@@ -438,11 +438,12 @@ test_local_generator (void)
   cria_gen_result_clear (&again);
   for (guint i = 0; i < 3; i++)
     cria_gen_result_clear (&res[i]);
-  /* Two messages need a prompt format. */
+  /* A conversation goes through the model's family format (llama2), as
+   * it does when named; an answered one has nothing to answer. */
   g_autoptr (GPtrArray) msgs = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_message_free);
-  for (guint i = 0; i < 2; i++) {
+  for (guint i = 0; i < 3; i++) {
     CriaMessage *m = g_new0 (CriaMessage, 1);
-    m->role = g_strdup (i ? "user" : "system");
+    m->role = g_strdup (i == 0 ? "system" : i == 1 ? "user" : "assistant");
     m->content = g_strdup ("Hi");
     g_ptr_array_add (msgs, m);
   }
@@ -451,6 +452,11 @@ test_local_generator (void)
   CU_ASSERT_FALSE (cria_generator_generate (g, &chat, &r, NULL, &error));
   CU_ASSERT (g_error_matches (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT));
   g_clear_error (&error);
+  g_ptr_array_set_size (msgs, 2);
+  g_autofree char *named = g_strdup_printf ("local model=%s max-tokens=12 prompt-format=llama2", model_dir);
+  g_autofree char *by_default = run_generator (spec, &chat, NULL);
+  g_autofree char *by_name = run_generator (named, &chat, NULL);
+  CU_ASSERT_STRING_EQUAL (by_default, by_name);
   g_autofree char *bad = g_strdup_printf ("local model=%s/nope", dir);
   CU_ASSERT (cria_generator_new (reg, bad, &error) == NULL);
   CU_ASSERT (error != NULL);
