@@ -57,7 +57,12 @@ gboolean
 cria_cli_model_open (CriaCliModel *m, gboolean need_tokenizer, GError **error)
 {
   if (!m->dir) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "--model DIR is required");
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "option --model is required");
+    return FALSE;
+  }
+  if (m->threads < 0) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "option --threads: %d is negative (0: every core)",
+                 m->threads);
     return FALSE;
   }
   CriaModelDType dtype;
@@ -71,6 +76,9 @@ cria_cli_model_open (CriaCliModel *m, gboolean need_tokenizer, GError **error)
   CriaLmStack st;
   gboolean ok = cria_lm_stack_open (&st, m->registry, m->dir, dtype, m->backend_spec, m->threads, need_tokenizer,
                                     error);
+  /* --threads is set on the backend's property table. */
+  if (!ok && m->threads && error && g_str_has_prefix ((*error)->message, "property 'threads'"))
+    cria_cli_say_option (*error);
   /* Kept even on failure, so that cria_cli_model_clear frees what was opened. */
   m->backend = st.backend;
   m->model = st.model;
