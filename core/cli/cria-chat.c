@@ -43,7 +43,8 @@ cria_verb_chat (int argc, char **argv)
   g_autofree char *system = NULL;
   gboolean no_special = FALSE;
   GOptionEntry entries[] = {
-    { "system", 's', 0, G_OPTION_ARG_STRING, &system, "A system message that opens the conversation", "TEXT" },
+    { "system", 's', 0, G_OPTION_ARG_STRING, &system,
+      "A system message that opens the conversation (default: none; the template's own, if any)", "TEXT" },
     { "no-add-special", 0, 0, G_OPTION_ARG_NONE, &no_special,
       "Do not add the tokenizer's special tokens (BOS) to a prompt a prompt format wrote (a chat template writes "
       "its own)",

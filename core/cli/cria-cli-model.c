@@ -57,7 +57,12 @@ gboolean
 cria_cli_model_open (CriaCliModel *m, gboolean need_tokenizer, GError **error)
 {
   if (!m->dir) {
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "--model DIR is required");
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "option --model is required");
+    return FALSE;
+  }
+  if (m->threads < 0) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "option --threads: %d is negative (0: every core)",
+                 m->threads);
     return FALSE;
   }
   CriaModelDType dtype;
@@ -71,6 +76,9 @@ cria_cli_model_open (CriaCliModel *m, gboolean need_tokenizer, GError **error)
   CriaLmStack st;
   gboolean ok = cria_lm_stack_open (&st, m->registry, m->dir, dtype, m->backend_spec, m->threads, need_tokenizer,
                                     error);
+  /* --threads is set on the backend's property table. */
+  if (!ok && m->threads && error && g_str_has_prefix ((*error)->message, "property 'threads'"))
+    cria_cli_say_option (*error);
   /* Kept even on failure, so that cria_cli_model_clear frees what was opened. */
   m->backend = st.backend;
   m->model = st.model;
@@ -253,7 +261,19 @@ cria_cli_render_prompt (const CriaCliSampling *o, const char *model_dir, const C
   }
   g_autoptr (JsonArray) messages = cria_chat_messages_from_record (record);
   g_autofree char *used = NULL;
-  char *text = cria_chat_prompt_for_model (model_dir, format, messages, TRUE, NULL, &used, error);
-  *add_special = text && g_str_has_prefix (used, "the prompt format");
+  g_autoptr (GError) why = NULL;
+  char *text = cria_chat_prompt_for_model (model_dir, format, messages, TRUE, NULL, &used, &why);
+  JsonObject *only = json_array_get_length (messages) == 1 ? json_array_get_object_element (messages, 0) : NULL;
+  if (!text && !format && g_error_matches (why, CRIA_ERROR, CRIA_ERROR_NOT_FOUND) && only &&
+      !strcmp (json_object_get_string_member (only, "role"), "user")) {
+    /* No template and no family format (GPT-2): a lone message as it is,
+     * as cria serve answers it. */
+    return g_strdup (json_object_get_string_member (only, "content"));
+  }
+  if (!text) {
+    g_propagate_error (error, g_steal_pointer (&why));
+    return NULL;
+  }
+  *add_special = g_str_has_prefix (used, "the prompt format");
   return text;
 }

@@ -54,7 +54,9 @@ gboolean cria_cli_sampling_resolve_format (CriaCliSampling *o, const CriaCliMode
 /* The prompt text for a record: a plain prompt (an instruction) as it is,
  * unless --prompt-format is given; a conversation through --prompt-format,
  * or, without it or with "auto", the model's chat template (see
- * cria_chat_prompt_for_model). *add_special (may be NULL) says whether
+ * cria_chat_prompt_for_model; a model with neither a template nor a
+ * family format gets a lone user message as it is, as cria serve does).
+ * *add_special (may be NULL) says whether
  * the tokenizer's special tokens (BOS) go around it: not when a chat
  * template wrote the text (it writes the BOS it wants, as transformers'
  * apply_chat_template), else yes, as cria train and cria serve do. */

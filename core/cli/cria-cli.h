@@ -19,6 +19,10 @@ CriaRegistry *cria_cli_load_registry (void);
 gboolean cria_cli_parse (GOptionContext *ctx, int *argc, char ***argv);
 /* Prints "cria VERB: message" on stderr. */
 void cria_cli_error (const char *verb, const GError *error);
+/* An error about what the user typed on the command line says "option
+ * --NAME", the words typed, where a property table says "property 'NAME'"
+ * (the words of pipelines): rewrites error's message so. */
+void cria_cli_say_option (GError *error);
 /* What --model names: an existing path stays, a hub id ("ORG/NAME") becomes
  * its snapshot in the Hugging Face cache (cria_hf_resolve_model); *path is
  * replaced. NULL stays NULL. */

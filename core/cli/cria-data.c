@@ -19,7 +19,7 @@ static char *prompt_format;
 
 static const GOptionEntry entries[] = {
   { "file", 'f', 0, G_OPTION_ARG_FILENAME, &pipeline_file,
-    "Run the pipeline written as JSON in FILE (cria-pipeline(5))", "FILE" },
+    "Run the pipeline written as JSON in FILE (cria-pipeline(5); default: the pipeline given as arguments)", "FILE" },
   { "on-error", 0, 0, G_OPTION_ARG_STRING, &on_error,
     "What a bad record does: stop (default) or skip (counted in the summary)", "stop|skip" },
   { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed of every random choice of the stages (default 0)", "N" },
@@ -29,7 +29,7 @@ static const GOptionEntry entries[] = {
     NULL },
   { "preview", 0, 0, G_OPTION_ARG_INT64, &preview,
     "Print the first N records rendered through a prompt format instead of writing them (the pipeline ends before its "
-    "sink)",
+    "sink; default 0: run the pipeline)",
     "N" },
   { "prompt-format", 0, 0, G_OPTION_ARG_STRING, &prompt_format,
     "The prompt format --preview renders through (share/formats: alpaca, chatml, llama2, vicuna; default alpaca)",
@@ -207,10 +207,13 @@ cria_verb_data (int argc, char **argv)
     if (preview) {
       /* Text that has no quotes of its own is safe to embed unquoted. */
       g_autofree char *fmt = g_strdup (prompt_format ? prompt_format : "alpaca");
-      if (!cria_registry_add_static (reg, &preview_plugin, &error) || strpbrk (fmt, " \"'!")) {
+      g_autoptr (CriaPromptFormat) check = NULL;
+      if (!cria_registry_add_static (reg, &preview_plugin, &error) || strpbrk (fmt, " \"'!") ||
+          !(check = cria_prompt_format_load (fmt, &error))) {
         if (!error)
-          g_set_error (&error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "--prompt-format: '%s' is not a format name",
-                       fmt);
+          g_set_error (&error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "'%s' is not a format name", fmt);
+        /* The option typed, not the preview stage's property. */
+        g_prefix_error (&error, "option --prompt-format: ");
         cria_cli_error ("data", error);
         return CRIA_EXIT_USAGE;
       }

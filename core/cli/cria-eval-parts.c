@@ -5,8 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <cria/cria-chat-template.h>
-
 #include "cria-eval.h"
 
 static EvalArm *
@@ -67,9 +65,24 @@ references (const CriaRecord *r, const char *response)
   return refs;
 }
 
-/* Without a prompt format (-p auto or a .jinja file): the conversation
- * before the answer through the model's chat template with its generation
- * prompt, as cria serve renders it; the answer is the reference. */
+gboolean
+eval_resolve_format (EvalOptions *o, CriaCliModel *m, CriaPromptFormat **format, GError **error)
+{
+  *format = NULL;
+  if (!cria_cli_sampling_resolve_format (&o->sampling, m, error))
+    return FALSE;
+  if (!o->sampling.prompt_format)
+    o->sampling.prompt_format = g_strdup ("auto");
+  const char *name = o->sampling.prompt_format;
+  if (!strcmp (name, "auto") || g_str_has_suffix (name, ".jinja"))
+    return TRUE;
+  *format = cria_prompt_format_load (name, error);
+  return *format != NULL;
+}
+
+/* Through a chat template: the conversation before the answer, rendered as
+ * cria generate, chat and serve render a prompt; the answer is the
+ * reference. */
 static gboolean
 chat_prepare (EvalOptions *o, CriaCliModel *m, const CriaRecord *r, char **prompt, char **response, gboolean *special,
               GError **error)
@@ -84,15 +97,8 @@ chat_prepare (EvalOptions *o, CriaCliModel *m, const CriaRecord *r, char **promp
     const CriaMessage *t = g_ptr_array_index (turns, i);
     cria_record_add_message (question, t->role, t->content);
   }
-  g_autoptr (JsonArray) messages = cria_chat_messages_from_record (question);
-  const char *f = o->sampling.prompt_format;
-  g_autofree char *used = NULL;
-  *prompt = cria_chat_prompt_for_model (m->dir, strcmp (f, "auto") ? f : NULL, messages, TRUE, NULL, &used, error);
-  if (!*prompt)
+  if (!(*prompt = cria_cli_render_prompt (&o->sampling, m->dir, question, special, error)))
     return FALSE;
-  /* A template writes the BOS it wants; a family's prompt format is
-   * encoded as cria train encodes it. */
-  *special = g_str_has_prefix (used, "the prompt format");
   *response = g_strdup (n < turns->len ? last->content : "");
   return TRUE;
 }

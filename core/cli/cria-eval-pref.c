@@ -46,8 +46,8 @@ side_logp (EvalOptions *o, CriaCliModel *m, CriaPromptFormat *format, const Cria
 gboolean
 eval_preferences (EvalOptions *o, CriaCliModel *m, GPtrArray *records, GError **error)
 {
-  g_autoptr (CriaPromptFormat) format = cria_prompt_format_load (o->sampling.prompt_format, error);
-  if (!format)
+  g_autoptr (CriaPromptFormat) format = NULL;
+  if (!eval_resolve_format (o, m, &format, error))
     return FALSE;
   g_autoptr (GPtrArray) arms = g_ptr_array_new ();
   /* the arms without their metrics: only their runtimes are used */

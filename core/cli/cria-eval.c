@@ -99,13 +99,8 @@ run_eval (EvalOptions *o, CriaCliModel *m, GError **error)
     pairs &= cria_record_is_preference (g_ptr_array_index (records, i));
   if (pairs)
     return eval_preferences (o, m, records, error);
-  const char *name = o->sampling.prompt_format;
-  /* auto and .jinja: the chat template renders the prompt (eval_prepare). */
-  gboolean chat = !strcmp (name, "auto") || g_str_has_suffix (name, ".jinja");
-  if (chat && !cria_cli_sampling_resolve_format (&o->sampling, m, error))
-    return FALSE;
-  g_autoptr (CriaPromptFormat) format = chat ? NULL : cria_prompt_format_load (name, error);
-  if (!chat && !format)
+  g_autoptr (CriaPromptFormat) format = NULL;
+  if (!eval_resolve_format (o, m, &format, error))
     return FALSE;
   g_autoptr (GPtrArray) arms = g_ptr_array_new_with_free_func ((GDestroyNotify) arm_free);
   if (!eval_open_arms (o, m, arms, error))
@@ -191,16 +186,17 @@ cria_verb_eval (int argc, char **argv)
   g_autofree char *metrics = NULL;
   GOptionEntry entries[] = {
     { "data", 'd', 0, G_OPTION_ARG_FILENAME, &o.data,
-      "Records to evaluate: a data file (any format the file source reads) or a pipeline", "FILE" },
+      "Records to evaluate: a data file (any format the file source reads) or a pipeline; required", "FILE" },
     { "metrics", 'M', 0, G_OPTION_ARG_STRING, &metrics,
       "Metrics, separated by commas (bleu, rouge, squad, distinct, perplexity; default bleu,rouge)", "LIST" },
     { "metric", 0, 0, G_OPTION_ARG_STRING_ARRAY, &metric_specs,
-      "A metric with properties, e.g. \"bleu smoothing=method1 tokenize=char\" (repeatable)", "SPEC" },
+      "A metric with properties, e.g. \"bleu smoothing=method1 tokenize=char\" (repeatable; default: none)", "SPEC" },
     { "compare", 'c', 0, G_OPTION_ARG_NONE, &o.compare,
       "Evaluate the base model and the adapted one (--adapter) side by side", NULL },
-    { "limit", 'l', 0, G_OPTION_ARG_INT, &o.limit, "Evaluate the first N records only", "N" },
+    { "limit", 'l', 0, G_OPTION_ARG_INT, &o.limit, "Evaluate the first N records only (default 0: all)", "N" },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &o.out_dir,
-      "Write predictions.jsonl, summary.json and summary.txt into DIR", "DIR" },
+      "Write predictions.jsonl, summary.json and summary.txt into DIR (default: none, the summary is printed only)",
+      "DIR" },
     { "json", 0, 0, G_OPTION_ARG_NONE, &o.as_json, "Print the summary as JSON", NULL },
     { "beta", 0, 0, G_OPTION_ARG_DOUBLE, &o.beta,
       "Preference pairs: beta of the DPO rewards of the adapted model against the base (default 0.1)", "X" },
@@ -215,11 +211,6 @@ cria_verb_eval (int argc, char **argv)
   int status = CRIA_EXIT_USAGE;
   g_autoptr (GError) error = NULL;
   o.metric_specs = g_ptr_array_new_with_free_func (g_free);
-  /* An adapter is scored with the format it was trained with. */
-  if (!o.sampling.prompt_format && m.adapter_dir)
-    o.sampling.prompt_format = cria_prompt_format_recorded (m.adapter_dir);
-  if (!o.sampling.prompt_format)
-    o.sampling.prompt_format = g_strdup ("alpaca");
   g_auto (GStrv) names = g_strsplit (metrics ? metrics : (metric_specs ? "" : "bleu,rouge"), ",", -1);
   for (guint i = 0; names[i]; i++)
     if (*g_strstrip (names[i]))

@@ -31,6 +31,12 @@ typedef struct {
   GArray *labels;     /* the next token on response positions, CRIA_IGNORE_INDEX elsewhere */
 } EvalExample;
 
+/* The prompt, chosen as cria generate, chat and serve choose it
+ * (cria_cli_sampling_resolve_format): -p, else the format the adapter (or
+ * a full fine-tune) recorded, else the model's chat template ("auto").
+ * *format: the prompt format records are rendered with, or NULL when a
+ * chat template renders them (cria_cli_render_prompt). */
+gboolean eval_resolve_format (EvalOptions *o, CriaCliModel *m, CriaPromptFormat **format, GError **error);
 gboolean eval_open_arms (EvalOptions *o, CriaCliModel *m, GPtrArray *arms, GError **error);
 gboolean eval_prepare (EvalOptions *o, CriaCliModel *m, CriaPromptFormat *format, const CriaRecord *r, guint index,
                        EvalExample *ex, GError **error);

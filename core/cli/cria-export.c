@@ -19,14 +19,16 @@ cria_verb_export (int argc, char **argv)
   g_autofree char *tokenizer = NULL;
   gboolean nf4_base = FALSE;
   const GOptionEntry entries[] = {
-    { "format", 'f', 0, G_OPTION_ARG_STRING, &format, "gguf (a whole model) or gguf-lora (a LoRA adapter)", "FORMAT" },
-    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, "Base model directory", "DIR" },
-    { "adapter", 'a', 0, G_OPTION_ARG_FILENAME, &adapter_dir, "PEFT adapter directory (adapter_config.json)", "DIR" },
-    { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out, "The file written", "FILE" },
+    { "format", 'f', 0, G_OPTION_ARG_STRING, &format, "gguf (a whole model) or gguf-lora (a LoRA adapter); required",
+      "FORMAT" },
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, "Base model directory; required", "DIR" },
+    { "adapter", 'a', 0, G_OPTION_ARG_FILENAME, &adapter_dir,
+      "PEFT adapter directory (adapter_config.json) merged first (default: none; required by gguf-lora)", "DIR" },
+    { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out, "The file written; required", "FILE" },
     { "type", 't', 0, G_OPTION_ARG_STRING, &type_name, "Matrix type of gguf: f32 (default), f16, bf16, q8_0 or q4_0",
       "TYPE" },
     { "tokenizer", 0, 0, G_OPTION_ARG_FILENAME, &tokenizer,
-      "tokenizer.json (or its directory) when the model directory has none", "PATH" },
+      "tokenizer.json (or its directory) when the model directory has none (default: the model's)", "PATH" },
     { "nf4-base", 0, 0, G_OPTION_ARG_NONE, &nf4_base,
       "Quantize the base's linear weights to NF4 before merging, as qlora trained on them", NULL },
     { NULL },

@@ -51,7 +51,7 @@ cria_verb_generate (int argc, char **argv)
   g_autofree char *ids_text = NULL;
   GOptionEntry entries[] = {
     { "ids", 0, 0, G_OPTION_ARG_STRING, &ids_text,
-      "Generate from these token ids (commas or spaces) instead of a PROMPT", "IDS" },
+      "Generate from these token ids (commas or spaces) instead of a PROMPT (default: none)", "IDS" },
     { "json", 0, 0, G_OPTION_ARG_NONE, &as_json,
       "Print one JSON object per prompt (text, ids, finish reason, speed) instead of streaming text", NULL },
     { "no-add-special", 0, 0, G_OPTION_ARG_NONE, &no_special,

@@ -18,7 +18,8 @@ static const GOptionEntry entries[] = {
   { "rejected", 'b', 0, G_OPTION_ARG_NONE, &show_rejected, "List the plugin files that were rejected, with the reason",
     NULL },
   { "kind", 'k', 0, G_OPTION_ARG_STRING, &only_kind,
-    "List only providers of KIND (source, transform, sink, tokenizer, model, adapter, metric, backend, generator)",
+    "List only providers of KIND (source, transform, sink, tokenizer, model, adapter, metric, backend, generator; "
+    "default: all)",
     "KIND" },
   { "json", 0, 0, G_OPTION_ARG_NONE, &as_json, "Print JSON instead of text", NULL },
   { "man", 0, 0, G_OPTION_ARG_NONE, &as_man, "Print every provider as a man page (cria-providers(7))", NULL },

@@ -41,15 +41,16 @@ cria_verb_logits (int argc, char **argv)
   cria_cli_model_init (&m);
   g_autofree char *text = NULL, *ids_text = NULL, *out = NULL;
   gboolean add_special = FALSE;
-  GOptionEntry entries[] = {
-    { "text", 0, 0, G_OPTION_ARG_STRING, &text, "Text to tokenize with the model's tokenizer", "TEXT" },
-    { "ids", 0, 0, G_OPTION_ARG_STRING, &ids_text, "Token ids, separated by commas or spaces", "IDS" },
-    { "add-special", 0, 0, G_OPTION_ARG_NONE, &add_special, "Add the tokenizer's special tokens (BOS) to --text",
-      NULL },
-    { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out,
-      "Safetensors file to write: input_ids I64 [n] and logits F32 [n, vocab]", "FILE" },
-    { NULL }
-  };
+  GOptionEntry entries[] = { { "text", 0, 0, G_OPTION_ARG_STRING, &text,
+                               "Text to tokenize with the model's tokenizer (this or --ids is required)", "TEXT" },
+                             { "ids", 0, 0, G_OPTION_ARG_STRING, &ids_text,
+                               "Token ids, separated by commas or spaces (this or --text is required)", "IDS" },
+                             { "add-special", 0, 0, G_OPTION_ARG_NONE, &add_special,
+                               "Add the tokenizer's special tokens (BOS) to --text", NULL },
+                             { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out,
+                               "Safetensors file to write: input_ids I64 [n] and logits F32 [n, vocab]; required",
+                               "FILE" },
+                             { NULL } };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- write the logits of every position");
   g_option_context_add_main_entries (ctx, entries, NULL);
   g_option_context_add_group (ctx, cria_cli_model_options (&m));

@@ -18,10 +18,11 @@ cria_verb_merge (int argc, char **argv)
   g_autofree char *model_dir = NULL, *adapter_dir = NULL, *out = NULL, *dtype_name = NULL;
   gboolean nf4_base = FALSE;
   const GOptionEntry entries[] = {
-    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, "Base model directory, or ORG/NAME pulled by cria pull",
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir,
+      "Base model directory, or ORG/NAME pulled by cria pull; required", "DIR" },
+    { "adapter", 'a', 0, G_OPTION_ARG_FILENAME, &adapter_dir, "PEFT adapter directory (adapter_config.json); required",
       "DIR" },
-    { "adapter", 'a', 0, G_OPTION_ARG_FILENAME, &adapter_dir, "PEFT adapter directory (adapter_config.json)", "DIR" },
-    { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out, "Directory of the merged checkpoint", "DIR" },
+    { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out, "Directory of the merged checkpoint; required", "DIR" },
     { "dtype", 0, 0, G_OPTION_ARG_STRING, &dtype_name, "Weight type written: f32 (default), bf16 or f16", "TYPE" },
     { "nf4-base", 0, 0, G_OPTION_ARG_NONE, &nf4_base,
       "Quantize the base's linear weights to NF4 first, as qlora trained on them", NULL },

@@ -18,12 +18,13 @@ static gboolean as_json;
 
 static const GOptionEntry entries[] = {
   { "ref", 'r', 0, G_OPTION_ARG_FILENAME_ARRAY, &ref_paths,
-    "A file of references, one per line (repeatable: one more reference per segment)", "FILE" },
-  { "hyp", 0, 0, G_OPTION_ARG_FILENAME, &hyp_path, "The file of hypotheses (generations), one per line", "FILE" },
-  { "property", 'p', 0, G_OPTION_ARG_STRING_ARRAY, &prop_args, "Set a property of the metric (see cria inspect NAME)",
-    "KEY=VALUE" },
-  { "segments", 's', 0, G_OPTION_ARG_FILENAME, &segments_path, "Also write each segment's scores as JSON lines to FILE",
+    "A file of references, one per line (repeatable: one more reference per segment); required", "FILE" },
+  { "hyp", 0, 0, G_OPTION_ARG_FILENAME, &hyp_path, "The file of hypotheses (generations), one per line; required",
     "FILE" },
+  { "property", 'p', 0, G_OPTION_ARG_STRING_ARRAY, &prop_args,
+    "Set a property of the metric (see cria inspect NAME; repeatable; default: the metric's defaults)", "KEY=VALUE" },
+  { "segments", 's', 0, G_OPTION_ARG_FILENAME, &segments_path,
+    "Also write each segment's scores as JSON lines to FILE (default: none)", "FILE" },
   { "json", 0, 0, G_OPTION_ARG_NONE, &as_json, "Print the corpus scores as JSON", NULL },
   { NULL }
 };

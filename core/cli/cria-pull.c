@@ -18,14 +18,15 @@ cria_verb_pull (int argc, char **argv)
   g_autofree char *revision = NULL, *out = NULL;
   g_auto (GStrv) include = NULL;
   gboolean quiet = FALSE;
-  GOptionEntry entries[] = { { "revision", 'r', 0, G_OPTION_ARG_STRING, &revision,
-                               "Branch, tag or commit to download (default main)", "REV" },
-                             { "include", 'i', 0, G_OPTION_ARG_STRING_ARRAY, &include,
-                               "Download only the files matching GLOB ('*' matches '/' too; repeatable)", "GLOB" },
-                             { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out,
-                               "Also put the files in DIR as a plain folder (hard links or copies)", "DIR" },
-                             { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "No progress bar", NULL },
-                             { NULL } };
+  GOptionEntry entries[] = {
+    { "revision", 'r', 0, G_OPTION_ARG_STRING, &revision, "Branch, tag or commit to download (default main)", "REV" },
+    { "include", 'i', 0, G_OPTION_ARG_STRING_ARRAY, &include,
+      "Download only the files matching GLOB ('*' matches '/' too; repeatable; default: every file)", "GLOB" },
+    { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out,
+      "Also put the files in DIR as a plain folder (hard links or copies; default: the cache only)", "DIR" },
+    { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "No progress bar", NULL },
+    { NULL }
+  };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("ORG/NAME - download a model from the Hugging Face hub");
   g_option_context_add_main_entries (ctx, entries, NULL);
   g_option_context_set_description (ctx, "Files go to the hub cache ($HF_HOME/hub, else ~/.cache/huggingface/hub),\n"

@@ -49,7 +49,7 @@ cria_verb_serve (int argc, char **argv)
     { "api-key", 0, 0, G_OPTION_ARG_STRING, &api_key,
       "Require \"Authorization: Bearer KEY\" on every route but /health (default: none; see --api-key-file)", "KEY" },
     { "api-key-file", 0, 0, G_OPTION_ARG_FILENAME, &key_file,
-      "Read the API key from the first line of FILE (keeps it out of the process list)", "FILE" },
+      "Read the API key from the first line of FILE (keeps it out of the process list; default: none)", "FILE" },
     { "cors-origin", 0, 0, G_OPTION_ARG_STRING_ARRAY, &cors,
       "Let browser pages from ORIGIN (e.g. http://localhost:3000; * for any) call the API (repeatable; "
       "default: none)",

@@ -22,7 +22,7 @@ static char **settings;
 static const GOptionEntry entries[] = {
   { "tokenizer", 't', 0, G_OPTION_ARG_FILENAME, &tokenizer_path, "A model directory or tokenizer file (required)",
     "PATH" },
-  { "provider", 0, 0, G_OPTION_ARG_STRING, &provider, "Use this tokenizer provider instead of the one that fits best",
+  { "provider", 0, 0, G_OPTION_ARG_STRING, &provider, "Use this tokenizer provider (default: the one that fits best)",
     "NAME" },
   { "ids", 0, 0, G_OPTION_ARG_NONE, &show_ids, "Print token ids (the default)", NULL },
   { "tokens", 0, 0, G_OPTION_ARG_NONE, &show_tokens, "Print the tokens' strings instead of ids", NULL },
@@ -32,7 +32,8 @@ static const GOptionEntry entries[] = {
     "Add the special tokens the post-processor declares (BOS, [CLS] ...)", NULL },
   { "skip-special", 0, 0, G_OPTION_ARG_NONE, &skip_special, "When decoding, leave special tokens out", NULL },
   { "set", 0, 0, G_OPTION_ARG_STRING_ARRAY, &settings,
-    "Set a property of the --provider (see cria inspect NAME); repeatable", "NAME=VALUE" },
+    "Set a property of the --provider (see cria inspect NAME); repeatable (default: the provider's defaults)",
+    "NAME=VALUE" },
   { "threads", 'j', 0, G_OPTION_ARG_INT, &threads, "Encode on N threads (default: one per processor)", "N" },
   { NULL }
 };

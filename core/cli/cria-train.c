@@ -40,25 +40,12 @@ load_config (CriaProps *props, const char *path, GPtrArray *given, GError **erro
   return TRUE;
 }
 
-/* An error about what the user typed says "option --lr", the word typed,
- * where the table says "property 'lr'" (the word of pipelines). */
-static void
-say_option (GError *error)
-{
-  g_autoptr (GRegex) re = g_regex_new ("property '([a-z0-9-]+)'", 0, 0, NULL);
-  char *fixed = g_regex_replace (re, error->message, -1, 0, "option --\\1", 0, NULL);
-  if (fixed) {
-    g_free (error->message);
-    error->message = fixed;
-  }
-}
-
 static gboolean
 set_option (CriaProps *props, const char *name, const char *value, GError **error)
 {
   if (cria_props_set (props, name, value, error))
     return TRUE;
-  say_option (*error);
+  cria_cli_say_option (*error);
   return FALSE;
 }
 
@@ -73,7 +60,9 @@ cria_verb_train (int argc, char **argv)
   g_autofree gboolean *flags = g_new0 (gboolean, n);
   g_autofree char *config = NULL;
   g_autoptr (GArray) entries = g_array_new (TRUE, TRUE, sizeof (GOptionEntry));
-  GOptionEntry f = { "config", 'f', 0, G_OPTION_ARG_FILENAME, &config, "Read options from a JSON object", "FILE" };
+  GOptionEntry f = {
+    "config", 'f', 0, G_OPTION_ARG_FILENAME, &config, "Read options from a JSON object (default: none)", "FILE"
+  };
   g_array_append_val (entries, f);
   /* --help shows each option's default and choices, from the same table. */
   g_autoptr (GPtrArray) texts = g_ptr_array_new_with_free_func (g_free);
@@ -134,7 +123,7 @@ cria_verb_train (int argc, char **argv)
     return CRIA_EXIT_FAILURE;
   }
   if (!cria_props_check_required (props, &error)) {
-    say_option (error);
+    cria_cli_say_option (error);
     cria_cli_error ("train", error);
     return CRIA_EXIT_USAGE;
   }
@@ -142,7 +131,7 @@ cria_verb_train (int argc, char **argv)
   const char *hub_options[] = { "model", "tokenizer" };
   for (guint i = 0; i < G_N_ELEMENTS (hub_options); i++) {
     g_autofree char *path = g_strdup (cria_props_get_string (props, hub_options[i]));
-    if (!cria_cli_resolve_model (&path, &error) || (path && !cria_props_set (props, hub_options[i], path, &error))) {
+    if (!cria_cli_resolve_model (&path, &error) || (path && !set_option (props, hub_options[i], path, &error))) {
       cria_cli_error ("train", error);
       return CRIA_EXIT_FAILURE;
     }

@@ -109,6 +109,17 @@ cria_cli_error (const char *verb, const GError *error)
   g_printerr ("cria %s: %s\n", verb, error->message);
 }
 
+void
+cria_cli_say_option (GError *error)
+{
+  g_autoptr (GRegex) re = g_regex_new ("property '([a-z0-9-]+)'", 0, 0, NULL);
+  char *fixed = g_regex_replace (re, error->message, -1, 0, "option --\\1", 0, NULL);
+  if (fixed) {
+    g_free (error->message);
+    error->message = fixed;
+  }
+}
+
 gboolean
 cria_cli_resolve_model (char **path, GError **error)
 {

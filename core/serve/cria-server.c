@@ -264,8 +264,11 @@ on_logits (float *logits, gint64 vocab, const gint32 *generated, gsize n_generat
   return TRUE;
 }
 
+/* A token as it shows in the answer's text: the first one decoded alone,
+ * as the answer's text is (a SentencePiece "▁time" opens it as "time"),
+ * the others in the middle of a text. */
 static char *
-token_text (Job *job, gint32 id)
+token_text (Job *job, gint32 id, gboolean first)
 {
   Server *server = job->server;
   CriaTokenizer *tok = cria_lm_runner_get_tokenizer (server->o.runner);
@@ -273,7 +276,7 @@ token_text (Job *job, gint32 id)
     server->anchor = serve_token_anchor (tok);
     server->anchored = TRUE;
   }
-  return serve_token_text (tok, server->anchor, id, FALSE);
+  return serve_token_text (tok, first ? -1 : server->anchor, id, FALSE);
 }
 
 /* Worker thread, after each token drawn. */
@@ -285,7 +288,8 @@ on_token (gint32 id, gpointer data)
     serve_grammar_feed_token (job->grammar, job->server->vocab, id);
   if (!job->logprobs || !job->raw)
     return;
-  ServeTokenLogprob t = { .token = token_text (job, id), .logprob = (float) (job->raw[id] - job->raw_lse) };
+  gboolean first = job->logprobs[job->choice]->len == 0;
+  ServeTokenLogprob t = { .token = token_text (job, id, first), .logprob = (float) (job->raw[id] - job->raw_lse) };
   /* The most likely tokens, best first (ties: the lower id). */
   guint want = MIN (job->req.top_logprobs, SERVE_MAX_TOP);
   gint32 top[SERVE_MAX_TOP];
@@ -301,7 +305,7 @@ on_token (gint32 id, gpointer data)
     if (best < 0)
       break;
     top[k] = best;
-    t.top_token[k] = token_text (job, best);
+    t.top_token[k] = token_text (job, best, first);
     t.top_logprob[k] = (float) (job->raw[best] - job->raw_lse);
     t.n_top = k + 1;
   }

@@ -439,6 +439,14 @@ member_double (JsonBuilder *b, const char *name, double value)
   json_builder_add_double_value (b, value);
 }
 
+/* Characters of a token's text; bytes where it is not whole UTF-8 (a
+ * byte-fallback piece of a character). */
+static gint64
+text_length (const char *text)
+{
+  return g_utf8_validate (text, -1, NULL) ? (gint64) g_utf8_strlen (text, -1) : (gint64) strlen (text);
+}
+
 /* The "logprobs" of a choice for tokens [from, to) of `lp` (NULL: null). */
 static void
 add_logprobs (JsonBuilder *b, const ServeAnswer *a, GArray *lp, guint from, guint to)
@@ -474,7 +482,11 @@ add_logprobs (JsonBuilder *b, const ServeAnswer *a, GArray *lp, guint from, guin
     member_string (b, "refusal", NULL);
   } else {
     static const char *const lists[] = { "tokens", "token_logprobs", "top_logprobs", "text_offset" };
+    /* Offsets into the choice's whole text (a streamed chunk's tokens
+     * follow those sent before), in characters as OpenAI counts them. */
     gint64 offset = 0;
+    for (guint i = 0; i < from; i++)
+      offset += text_length (g_array_index (lp, ServeTokenLogprob, i).token);
     for (guint l = 0; l < G_N_ELEMENTS (lists); l++) {
       json_builder_set_member_name (b, lists[l]);
       json_builder_begin_array (b);
@@ -491,7 +503,7 @@ add_logprobs (JsonBuilder *b, const ServeAnswer *a, GArray *lp, guint from, guin
           json_builder_end_object (b);
         } else {
           json_builder_add_int_value (b, offset);
-          offset += (gint64) strlen (t->token);
+          offset += text_length (t->token);
         }
       }
       json_builder_end_array (b);

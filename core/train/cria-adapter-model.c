@@ -144,12 +144,14 @@ load_saved_modules (CriaModel *model, const char *dir, GError **error)
     }
     if (w->shape[0] != base->shape[0]) {
       /* LLaMA-Factory's resized vocabulary: the model would need its
-       * vocab_size changed, which cria cannot do yet. */
+       * vocab_size changed (config, every vocabulary-sized tensor, tied
+       * weights, the planned graph) and the adapter's tokenizer, which
+       * cria cannot do yet. */
       g_autofree char *have = cria_weight_shape_string (w);
       g_autofree char *want = cria_shape_to_string (base->n_dims, base->shape);
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
                    "%s: tensor %s is %s, the model's %s is %s: an adapter with a resized vocabulary is not "
-                   "supported yet",
+                   "supported yet (merge it into its base with PEFT, then use the merged model)",
                    path, tensor, have, weight, want);
       return FALSE;
     }

@@ -1,4 +1,6 @@
 /* test-cli: the cria command's verbs, exit codes and output forms. */
+#include <string.h>
+
 #include "cria-test.h"
 
 static int
@@ -176,6 +178,95 @@ test_data_verb (void)
   cria_test_rmtree (dir);
 }
 
+/* Every option a verb's man page lists is in its --help, and every option
+ * there that takes a value says its default (or that it is required). */
+static void
+test_help_defaults (void)
+{
+  static const char *const verbs[] = { "chat",   "data",  "eval", "export", "generate", "inspect",   "logits", "merge",
+                                       "metric", "model", "pull", "serve",  "tokenize", "tokenizer", "train" };
+  g_autoptr (GRegex) man_opt = g_regex_new ("\\\\-\\\\-((?:[a-z0-9]|\\\\-)+)", 0, 0, NULL);
+  g_autoptr (GRegex)
+      help_opt = g_regex_new ("^\\s+(?:-\\S, )?--([a-z0-9-]+)(=\\S+)?\\s+(.*)$", G_REGEX_MULTILINE, 0, NULL);
+  for (guint v = 0; v < G_N_ELEMENTS (verbs); v++) {
+    gboolean tokenizer = !strcmp (verbs[v], "tokenizer");
+    const char *args[] = { verbs[v], tokenizer ? "train" : "--help", tokenizer ? "--help" : NULL, NULL };
+    g_autofree char *out = NULL;
+    CU_ASSERT_EQUAL (cria (args, &out, NULL), 0);
+    g_autoptr (GHashTable) shown = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+    g_autoptr (GMatchInfo) mi = NULL;
+    guint n_shown = 0;
+    for (g_regex_match (help_opt, out ? out : "", 0, &mi); g_match_info_matches (mi); g_match_info_next (mi, NULL)) {
+      g_autofree char *name = g_match_info_fetch (mi, 1), *arg = g_match_info_fetch (mi, 2);
+      g_autofree char *text = g_match_info_fetch (mi, 3);
+      if (*arg && !strstr (text, "default") && !strstr (text, "required"))
+        printf ("\ncria %s --help: --%s says no default: %s", verbs[v], name, text);
+      CU_ASSERT (!*arg || strstr (text, "default") || strstr (text, "required"));
+      g_hash_table_add (shown, g_steal_pointer (&name));
+      n_shown++;
+    }
+    CU_ASSERT (n_shown > 2);
+    g_autofree char *page = g_strdup_printf ("%s/man/cria-%s.1", cria_test_env ("CRIA_SRCDIR"), verbs[v]);
+    g_autofree char *man = cria_test_read_file (page);
+    CU_ASSERT_FATAL (man != NULL);
+    g_auto (GStrv) lines = g_strsplit (man, "\n", -1);
+    guint n_listed = 0;
+    for (guint i = 1; lines[i]; i++) {
+      if (!g_str_has_prefix (lines[i - 1], ".TP"))
+        continue;
+      g_autoptr (GMatchInfo) m = NULL;
+      for (g_regex_match (man_opt, lines[i], 0, &m); g_match_info_matches (m); g_match_info_next (m, NULL)) {
+        g_autofree char *raw = g_match_info_fetch (m, 1);
+        g_auto (GStrv) parts = g_strsplit (raw, "\\-", -1);
+        g_autofree char *plain = g_strjoinv ("-", parts);
+        if (!g_hash_table_contains (shown, plain))
+          printf ("\ncria %s --help does not show --%s (cria-%s(1) lists it)", verbs[v], plain, verbs[v]);
+        CU_ASSERT (g_hash_table_contains (shown, plain));
+        n_listed++;
+      }
+    }
+    CU_ASSERT (n_listed > 0);
+  }
+}
+
+/* An error about what was typed on the command line names the option
+ * typed ("option --threads"); "property" is the word of pipelines and
+ * provider specs. */
+static void
+test_errors_say_option (void)
+{
+  g_autofree char *tmp = cria_test_tmpdir ();
+  g_autofree char *data = g_build_filename (tmp, "d.jsonl", NULL);
+  cria_test_write_file (data, "{\"instruction\": \"a\", \"output\": \"b\"}\n");
+  g_autofree char *loc = g_strdup_printf ("location=%s", data);
+  static const char *const cases[][2] = { { "--threads", "100000" },
+                                          { "--threads", "-3" },
+                                          { "--backend", "cpu threads=abc" } };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    const char *args[] = { "generate", "--model", tmp, cases[i][0], cases[i][1], "hello", NULL };
+    g_autofree char *err = NULL;
+    CU_ASSERT_EQUAL (cria (args, NULL, &err), 1);
+    /* the option typed; a property typed in a provider spec stays one */
+    CU_ASSERT_PTR_NOT_NULL (strstr (err, i < 2 ? "option --threads" : "property 'threads'"));
+    CU_ASSERT (i == 2 || !strstr (err, "property"));
+  }
+  const char *no_model[] = { "generate", "hello", NULL };
+  g_autofree char *err = NULL;
+  CU_ASSERT_EQUAL (cria (no_model, NULL, &err), 1);
+  CU_ASSERT_PTR_NOT_NULL (strstr (err, "option --model is required"));
+  const char *preview[] = { "data", "--preview", "1", "--prompt-format", "nosuch", "file", loc, NULL };
+  g_clear_pointer (&err, g_free);
+  CU_ASSERT_EQUAL (cria (preview, NULL, &err), 2);
+  CU_ASSERT_PTR_NOT_NULL (strstr (err, "option --prompt-format"));
+  CU_ASSERT_PTR_NULL (strstr (err, "property"));
+  const char *train[] = { "train", "--model", tmp, "--data", data, "--out", tmp, "--lr", "abc", NULL };
+  g_clear_pointer (&err, g_free);
+  CU_ASSERT_EQUAL (cria (train, NULL, &err), 2);
+  CU_ASSERT_PTR_NOT_NULL (strstr (err, "option --lr"));
+  CU_ASSERT_PTR_NULL (strstr (err, "property"));
+  cria_test_rmtree (tmp);
+}
+
 static void
 register_suites (void)
 {
@@ -186,6 +277,8 @@ register_suites (void)
     { "inspect -b lists rejected plugins", test_inspect_rejected },
     { "data runs beside crashing plugins", test_data_beside_bad_plugins },
     { "data runs pipelines", test_data_verb },
+    { "errors name the option typed", test_errors_say_option },
+    { "--help shows every option of the man page, with its default", test_help_defaults },
     { NULL },
   };
   cria_test_add_suite ("cli", cases);

@@ -12,6 +12,7 @@
 
 #include <cria/cria.h>
 #include <cria/cria-chat-template.h>
+#include <cria/cria-generator.h>
 #include <cria/cria-lm-runner.h>
 
 #include "../../core/serve/serve-grammar.h"
@@ -163,6 +164,16 @@ test_runner (void)
   CriaGenResult res = { 0 };
   g_assert (cria_lm_runner_generate (runner, &req, NULL, NULL, NULL, &res, &error));
   CU_ASSERT_EQUAL (res.prompt_tokens, (int) strlen (want));
+  /* The local generator (Self-Instruct, Evol-Instruct) the same way. */
+  g_autofree char *spec = g_strdup_printf ("local model=%s threads=1", dir);
+  g_autoptr (CriaGenerator) local = cria_generator_new (reg, spec, &error);
+  g_assert_no_error (error);
+  CriaGenResult lres = { 0 };
+  g_assert (cria_generator_generate (local, &req, &lres, NULL, &error));
+  CU_ASSERT_EQUAL (lres.prompt_tokens, (int) strlen (want));
+  CU_ASSERT_STRING_EQUAL (lres.text, res.text);
+  cria_gen_result_clear (&lres);
+  g_clear_pointer (&local, cria_generator_free);
   cria_gen_result_clear (&res);
   /* A shipped format by name: its text, and the tokenizer's BOS. */
   cria_lm_runner_set_chat (runner, dir, "chatml");
@@ -189,6 +200,38 @@ test_runner (void)
   g_autoptr (JsonNode) pred = preds ? json_from_string (preds, NULL) : NULL;
   CU_ASSERT_FATAL (pred != NULL);
   CU_ASSERT_STRING_EQUAL (json_object_get_string_member (json_node_get_object (pred), "prompt"), want);
+  /* Without -p: the model's chat template too, for a conversation and for
+   * instruction records (their user turn, after their system). */
+  cria_test_write_file (data, "{\"messages\": [{\"role\": \"user\", \"content\": \"Name a prime number.\"}, "
+                              "{\"role\": \"assistant\", \"content\": \"7\"}, {\"role\": \"user\", \"content\": "
+                              "\"And another one?\"}, {\"role\": \"assistant\", \"content\": \"11\"}]}\n"
+                              "{\"instruction\": \"Hello!\", \"output\": \"Hi.\"}\n"
+                              "{\"system\": \"You are a terse assistant.\", \"instruction\": \"What is 2+2?\", "
+                              "\"output\": \"4\"}\n");
+  const char *plain[] = { "eval", "--model", dir, "--data", data, "-n", "1", "--threads", "1", "--out", out, NULL };
+  CU_ASSERT_EQUAL (cria_test_run_cria (plain, NULL, NULL, NULL), 0);
+  g_autofree char *text = cria_test_read_file (preds_path);
+  g_auto (GStrv) lines = g_strsplit (text ? g_strstrip (text) : "", "\n", -1);
+  CU_ASSERT_EQUAL_FATAL (g_strv_length (lines), 3);
+  static const char *const goldens[] = { "multi-turn", "single", "system" };
+  for (guint i = 0; i < 3; i++) {
+    g_autoptr (JsonNode) line = json_from_string (lines[i], NULL);
+    CU_ASSERT_FATAL (line != NULL);
+    const char *got = json_object_get_string_member (json_node_get_object (line), "prompt");
+    JsonObject *g = json_object_get_object_member (tiny, goldens[i]);
+    CU_ASSERT_STRING_EQUAL (got, json_object_get_string_member (g, "generation"));
+  }
+  /* After a full fine-tune the model directory records its format, which
+   * then wins over the template, as in cria generate and serve. */
+  g_assert (cria_prompt_format_record (dir, "alpaca", NULL));
+  cria_test_write_file (data, "{\"instruction\": \"Hello!\", \"output\": \"Hi.\"}\n");
+  CU_ASSERT_EQUAL (cria_test_run_cria (plain, NULL, NULL, NULL), 0);
+  g_autofree char *alpaca = cria_test_read_file (preds_path);
+  g_autoptr (JsonNode) line = alpaca ? json_from_string (alpaca, NULL) : NULL;
+  CU_ASSERT_FATAL (line != NULL);
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (json_node_get_object (line), "prompt"),
+                          "Below is an instruction that describes a task. Write a response that appropriately "
+                          "completes the request.\n\n### Instruction:\nHello!\n\n### Response:\n");
   cria_test_rmtree (tmp);
 }
 

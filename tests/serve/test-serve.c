@@ -380,6 +380,58 @@ run_generator (const char *spec, const CriaGenRequest *req, const char *cache)
   return text;
 }
 
+/* Completions' text_offset on a SentencePiece model, whose answer opens
+ * with a "▁" token: each token's offset in the answer's text, as
+ * @huggingface/tokenizers counts it (offset-golden.json, made by
+ * make-offset-golden.mjs); streamed chunks go on from the tokens before. */
+static void
+test_text_offset (void)
+{
+  g_autofree char *path = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests/serve/offset-golden.json", NULL);
+  g_autoptr (JsonNode) golden = cria_json_load_file (path, NULL);
+  CU_ASSERT_FATAL (golden != NULL);
+  JsonArray *cases = json_node_get_array (golden);
+  for (guint c = 0; c < json_array_get_length (cases); c++) {
+    JsonObject *want = json_array_get_object_element (cases, c);
+    JsonArray *want_tokens = json_object_get_array_member (want, "tokens");
+    JsonArray *want_offsets = json_object_get_array_member (want, "text_offset");
+    guint n = json_array_get_length (want_offsets);
+    for (int streamed = 0; streamed < 2; streamed++) {
+      g_autofree char *body = g_strdup_printf (
+          "{\"prompt\": \"%s\", \"max_tokens\": 12, \"logprobs\": 1, \"stream\": %s}",
+          json_object_get_string_member (want, "prompt"), streamed ? "true" : "false");
+      Reply r;
+      request (&main_server, "POST", "/completions", body, &r);
+      CU_ASSERT_EQUAL_FATAL (r.status, 200);
+      g_autoptr (GString) text = g_string_new (NULL);
+      g_autoptr (GPtrArray) tokens = g_ptr_array_new_with_free_func (g_free);
+      g_autoptr (GArray) offsets = g_array_new (FALSE, FALSE, sizeof (gint64));
+      g_autoptr (GPtrArray) ev = streamed ? events (r.body) : NULL;
+      for (guint e = 0; e < (streamed ? ev->len - 1 : 1); e++) {
+        g_autoptr (JsonNode) node = streamed ? json_from_string (g_ptr_array_index (ev, e), NULL) : NULL;
+        JsonObject *o = streamed ? json_node_get_object (node) : json_node_get_object (r.json);
+        JsonObject *ch = json_array_get_object_element (json_object_get_array_member (o, "choices"), 0);
+        g_string_append (text, json_object_get_string_member (ch, "text"));
+        JsonObject *lp = json_object_get_object_member (ch, "logprobs");
+        JsonArray *t = json_object_get_array_member (lp, "tokens");
+        JsonArray *off = json_object_get_array_member (lp, "text_offset");
+        for (guint i = 0; i < json_array_get_length (off); i++) {
+          g_ptr_array_add (tokens, g_strdup (json_array_get_string_element (t, i)));
+          gint64 v = json_array_get_int_element (off, i);
+          g_array_append_val (offsets, v);
+        }
+      }
+      CU_ASSERT_STRING_EQUAL (text->str, json_object_get_string_member (want, "text"));
+      CU_ASSERT_EQUAL_FATAL (offsets->len, n);
+      for (guint i = 0; i < n; i++) {
+        CU_ASSERT_STRING_EQUAL (g_ptr_array_index (tokens, i), json_array_get_string_element (want_tokens, i));
+        CU_ASSERT_EQUAL (g_array_index (offsets, gint64, i), json_array_get_int_element (want_offsets, i));
+      }
+      reply_clear (&r);
+    }
+  }
+}
+
 /* cria's own client, both APIs, and the local generator: one text. */
 static void
 test_generators (void)
@@ -404,9 +456,9 @@ test_generators (void)
   CU_ASSERT_STRING_EQUAL (a, want);
   CU_ASSERT_STRING_EQUAL (b, want_chat);
   CU_ASSERT_STRING_EQUAL (c, want);
-  /* The local generator has no model template of its own (prompt-format
-   * unset: one user message as it is). */
-  CU_ASSERT_STRING_EQUAL (d, want);
+  /* The local generator chooses the prompt as cria serve does: this
+   * LLaMA model ships no chat template, so its family's format (llama2). */
+  CU_ASSERT_STRING_EQUAL (d, want_chat);
 }
 
 /* The local generator: its cache, a batch, and its refusals. */
@@ -438,11 +490,12 @@ test_local_generator (void)
   cria_gen_result_clear (&again);
   for (guint i = 0; i < 3; i++)
     cria_gen_result_clear (&res[i]);
-  /* Two messages need a prompt format. */
+  /* A conversation goes through the model's family format (llama2), as
+   * it does when named; an answered one has nothing to answer. */
   g_autoptr (GPtrArray) msgs = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_message_free);
-  for (guint i = 0; i < 2; i++) {
+  for (guint i = 0; i < 3; i++) {
     CriaMessage *m = g_new0 (CriaMessage, 1);
-    m->role = g_strdup (i ? "user" : "system");
+    m->role = g_strdup (i == 0 ? "system" : i == 1 ? "user" : "assistant");
     m->content = g_strdup ("Hi");
     g_ptr_array_add (msgs, m);
   }
@@ -451,6 +504,11 @@ test_local_generator (void)
   CU_ASSERT_FALSE (cria_generator_generate (g, &chat, &r, NULL, &error));
   CU_ASSERT (g_error_matches (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT));
   g_clear_error (&error);
+  g_ptr_array_set_size (msgs, 2);
+  g_autofree char *named = g_strdup_printf ("local model=%s max-tokens=12 prompt-format=llama2", model_dir);
+  g_autofree char *by_default = run_generator (spec, &chat, NULL);
+  g_autofree char *by_name = run_generator (named, &chat, NULL);
+  CU_ASSERT_STRING_EQUAL (by_default, by_name);
   g_autofree char *bad = g_strdup_printf ("local model=%s/nope", dir);
   CU_ASSERT (cria_generator_new (reg, bad, &error) == NULL);
   CU_ASSERT (error != NULL);
@@ -1146,6 +1204,7 @@ register_suites (void)
   server_start (&guard_server, guard);
   static const CriaTestCase cases[] = {
     { "GET /v1/models", test_models },
+    { "completions' text_offset on a SentencePiece model", test_text_offset },
     { "a completion is cria generate's text", test_completion_equals_generate },
     { "a chat completion is cria generate's text", test_chat_equals_generate },
     { "stop strings, a list of prompts", test_stop },

@@ -20,7 +20,8 @@ static const CriaPropSpec local_props[] = {
   { "backend", CRIA_PROP_STRING, "cpu", 0, 0, NULL, "the compute backend and its properties" },
   { "threads", CRIA_PROP_INT, "0", 0, 1024, NULL, "threads of the cpu backend (0: every core)" },
   { "prompt-format", CRIA_PROP_STRING, NULL, 0, 0, NULL,
-    "prompt format of conversations (alpaca, chatml, llama2, vicuna, a JSON file); unset: one user message only" },
+    "prompt format of conversations: a format (alpaca, chatml, llama2, vicuna, a JSON file) or a .jinja template; "
+    "unset or auto: the format recorded in the model directory, else the model's chat template, as cria serve" },
   { "add-special", CRIA_PROP_BOOL, "true", 0, 0, NULL, "add the tokenizer's special tokens (BOS) to each prompt" },
   { "max-tokens", CRIA_PROP_INT, "256", 1, G_MAXINT, NULL, "tokens to generate when a request does not say" },
   { "temperature", CRIA_PROP_DOUBLE, "0", 0, 100, NULL,
@@ -64,7 +65,15 @@ local_create (const CriaProps *props, CriaRegistry *registry, GError **error)
   const char *format = cria_props_get_string (props, "prompt-format");
   const char *model = cria_props_get_string (props, "model");
   g_autofree char *dir = model ? cria_hf_resolve_model (model, error) : NULL;
-  if (!dir || (format && !(self->format = cria_prompt_format_load (format, error))) ||
+  /* The prompt is chosen as cria serve chooses it: a named format, the one
+   * a full fine-tune recorded, else the model's own chat template. */
+  g_autofree char *recorded = dir && (!format || !strcmp (format, "auto")) ? cria_prompt_format_recorded (dir) : NULL;
+  if (recorded)
+    format = recorded;
+  if (format && !strcmp (format, "auto"))
+    format = NULL;
+  if (!dir ||
+      (format && !g_str_has_suffix (format, ".jinja") && !(self->format = cria_prompt_format_load (format, error))) ||
       !cria_lm_stack_open (&self->stack, registry, dir, dtype, cria_props_get_string (props, "backend"),
                            (int) cria_props_get_int (props, "threads"), TRUE, error)) {
     local_destroy (self);
@@ -80,6 +89,7 @@ local_create (const CriaProps *props, CriaRegistry *registry, GError **error)
   cria_sampling_add_model_stops (&s, self->stack.model);
   gboolean special = cria_props_get_bool (props, "add-special");
   self->runner = cria_lm_runner_new (self->stack.lm, self->stack.tokenizer, self->format, &s, special);
+  cria_lm_runner_set_chat (self->runner, dir, format);
   cria_sampling_clear (&s);
   /* Everything that changes the text goes into the cache key. */
   g_autofree char *abs = g_canonicalize_filename (dir, NULL);
@@ -87,7 +97,7 @@ local_create (const CriaProps *props, CriaRegistry *registry, GError **error)
   self->identity = g_strdup_printf (
       "local %s dtype=%s format=%s add-special=%d max-tokens=%" G_GINT64_FORMAT " temperature=%s top-p=%s "
       "top-k=%" G_GINT64_FORMAT " repetition-penalty=%s",
-      abs, dtype_name, format ? format : "none", special, cria_props_get_int (props, "max-tokens"),
+      abs, dtype_name, format ? format : "auto", special, cria_props_get_int (props, "max-tokens"),
       g_ascii_dtostr (t, sizeof t, cria_props_get_double (props, "temperature")),
       g_ascii_dtostr (p, sizeof p, cria_props_get_double (props, "top-p")), cria_props_get_int (props, "top-k"),
       g_ascii_dtostr (r, sizeof r, cria_props_get_double (props, "repetition-penalty")));
