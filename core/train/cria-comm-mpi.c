@@ -30,6 +30,7 @@ typedef struct {
   guint64 calls;     /* collectives so far */
   int kill_rank;     /* the testing hook below; -1: none */
   guint64 kill_call;
+  int kill_signal;
   int rank;
 } Mpi;
 
@@ -52,13 +53,14 @@ mpi_abort (gpointer impl, const char *message)
   MPI_Abort (m->comm, 1);
 }
 
-/* CRIA_COMM_TEST_KILL=RANK:CALL: that rank kills itself (SIGKILL) at its
- * CALL-th collective, as a crash would; the test of rank failure uses it. */
+/* CRIA_COMM_TEST_KILL=RANK:CALL[:stop]: that rank kills itself (SIGKILL) at
+ * its CALL-th collective, as a crash would, or stops (SIGSTOP), as a hang
+ * would; the tests of rank failure use it. */
 static void
 maybe_die (Mpi *m)
 {
   if (++m->calls == m->kill_call && m->rank == m->kill_rank)
-    raise (SIGKILL);
+    raise (m->kill_signal);
 }
 
 static gboolean
@@ -189,6 +191,7 @@ mpi_new_world (double timeout_s, GError **error)
   const char *kill = g_getenv ("CRIA_COMM_TEST_KILL");
   if (kill && sscanf (kill, "%d:%" G_GUINT64_FORMAT, &m->kill_rank, &m->kill_call) != 2)
     m->kill_rank = -1;
+  m->kill_signal = kill && g_str_has_suffix (kill, ":stop") ? SIGSTOP : SIGKILL;
   return cria_comm_new (&mpi_vtable, g_steal_pointer (&m), rank, size);
 }
 
