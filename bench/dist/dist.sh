@@ -8,7 +8,8 @@
 # With NETNS=1 (root, ip(8) and veth allowed) the two ranks also run as two
 # "hosts": two network namespaces joined by a veth pair, mpirun reaching the
 # second through an rsh agent that enters its namespace.
-# STEPS (default 6), B (default 2) and T (max-length, default 128) size it.
+# STEPS (default 6), B (default 2) and T (max-length, default 128) size it;
+# BIND (default core) is what mpirun binds each rank to.
 set -eu
 B_DIR=$(cd "${1:-.}" && pwd)
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -17,6 +18,7 @@ SHARED=${CRIA_SHARED:-$SRC/../shared}
 STEPS=${STEPS:-6}
 B=${B:-2}
 T=${T:-128}
+BIND=${BIND:-core} # mpirun --bind-to
 export CRIA_MODULE_DIR="$B_DIR/core/modules/.libs"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 tmp=$(mktemp -d /tmp/cria-dist-bench.XXXXXX)
@@ -56,7 +58,7 @@ run_one () { # out threads batch [launcher args...]
 field () { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1/report.json" "$2"; }
 
 run_one "$tmp/one" 2 $((2 * B))
-run_one "$tmp/two" 1 "$B" mpirun -np 2 --bind-to core --mca btl self,tcp --mca btl_tcp_if_include lo -x CRIA_MODULE_DIR
+run_one "$tmp/two" 1 "$B" mpirun -np 2 --bind-to "$BIND" --mca btl self,tcp --mca btl_tcp_if_include lo -x CRIA_MODULE_DIR
 ONE=$(field "$tmp/one" tokens_per_second)
 TWO=$(field "$tmp/two" tokens_per_second)
 COMM=$(field "$tmp/two" communication_seconds)
@@ -88,7 +90,7 @@ exec ip netns exec $ns sh -c "$*"
 SH
 chmod +x "$tmp/agent"
 printf '10.99.0.1 slots=1\n10.99.0.2 slots=1\n' > "$tmp/hosts"
-run_one "$tmp/net" 1 "$B" ip netns exec cria-bench-a mpirun -np 2 --hostfile "$tmp/hosts" --bind-to core \
+run_one "$tmp/net" 1 "$B" ip netns exec cria-bench-a mpirun -np 2 --hostfile "$tmp/hosts" --bind-to "$BIND" \
   --mca plm_rsh_agent "$tmp/agent" --mca btl self,tcp --mca btl_tcp_if_include 10.99.0.0/24 \
   --mca oob_tcp_if_include 10.99.0.0/24 -x CRIA_MODULE_DIR -x LD_LIBRARY_PATH -x PATH
 NET=$(field "$tmp/net" tokens_per_second)
