@@ -127,7 +127,10 @@ mpirun2 (GPtrArray *train, const char *const *env_extra, char **err)
                                         { "OMPI_MCA_oob_tcp_if_include", "lo" },
                                         /* Open MPI's components stay loaded, so that LSan (the
                                          * sanitizer build) can name them in tests/lsan.supp */
-                                        { "OMPI_MCA_mca_base_component_disable_dlclose", "1" } };
+                                        { "OMPI_MCA_mca_base_component_disable_dlclose", "1" },
+                                        /* when a rank dies, mpirun sends the others SIGTERM, which
+                                         * cria takes as Ctrl-C, then SIGKILL after this many s */
+                                        { "OMPI_MCA_odls_base_sigkill_timeout", "0" } };
   for (guint i = 0; i < G_N_ELEMENTS (mca); i++)
     env = g_environ_setenv (env, mca[i][0], mca[i][1], TRUE);
   int status = -1;
