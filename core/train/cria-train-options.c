@@ -73,6 +73,10 @@ static const CriaPropSpec train_specs[] = {
   { "precompute-ref", CRIA_PROP_BOOL, "false", 0, 0, NULL,
     "compute the reference log-probs of every pair once before training instead of at each step (always for "
     "adapter=full without ref-model)" },
+  { "distributed", CRIA_PROP_BOOL, "false", 0, 0, NULL,
+    "data-parallel training in the processes mpirun started: batch-size rows per process, gradients summed" },
+  { "dist-timeout", CRIA_PROP_DOUBLE, "600", 0, 1e9, NULL,
+    "with distributed: seconds a rank waits for the others in a collective before it stops the job; 0: forever" },
   CRIA_PROP_END
 };
 
@@ -84,7 +88,8 @@ cria_train_option_specs (void)
 
 /* Options that belong to one invocation, not to the run: a checkpoint does
  * not record them and a resumed run does not inherit them. */
-static const char *const invocation_options[] = { "resume", "stop-after", "overwrite", NULL };
+static const char *const invocation_options[] = { "resume",      "stop-after",   "overwrite",
+                                                  "distributed", "dist-timeout", NULL };
 
 gboolean
 train_option_is_per_invocation (const char *name)

@@ -3,6 +3,7 @@
 
 #include <cria/cria.h>
 #include <cria/cria-adapter.h>
+#include <cria/cria-comm.h>
 #include <cria/cria-trainer.h>
 
 /* One tokenized example: ids and, per token, whether the model learns to
@@ -117,6 +118,14 @@ typedef struct {
   CriaAdamW *opt;
   GHashTable *graphs; /* T | eval << 40 -> StepGraph */
   gint64 batch, accum, max_length, total_steps, step, epoch, window;
+  /* Data parallelism (--distributed): this process is rank `rank` of
+   * `world`; a micro-batch of the plan holds plan_batch = world * batch
+   * rows, of which a rank computes rows [rank * batch, (rank + 1) * batch).
+   * comm is NULL in a run of one process. */
+  CriaComm *comm;
+  int rank, world;
+  gint64 plan_batch;
+  float *bucket; /* gradients packed for all-reduce */
   gboolean packing, recompute;
   gboolean memory_reported;
   gint32 pad;
@@ -155,11 +164,28 @@ void trainer_start_epoch (Trainer *t, guint32 *order);
 gint64 trainer_windows (Trainer *t);
 gint64 trainer_count_steps (Trainer *t, gint64 epochs);
 void trainer_log (Trainer *t, const char *format, ...) G_GNUC_PRINTF (2, 3);
+/* A note to the user, from rank 0 alone in a distributed run. */
+#define trainer_message(t, ...)                                                                                        \
+  G_STMT_START                                                                                                         \
+  {                                                                                                                    \
+    if ((t)->rank == 0)                                                                                                \
+      g_message (__VA_ARGS__);                                                                                         \
+  }                                                                                                                    \
+  G_STMT_END
+/* The rows of micro-batch `rows` (of the plan) that this rank computes, as
+ * a new array holding references. */
+GPtrArray *trainer_my_rows (Trainer *t, GPtrArray *rows);
+/* Sums the window's gradients and `n` doubles at `stats` over the ranks
+ * (nothing in a run of one process). */
+gboolean trainer_allreduce (Trainer *t, double *stats, guint n, GError **error);
 gboolean trainer_write_log (Trainer *t, GError **error);
 double trainer_elapsed (Trainer *t);
 /* Seconds of the whole run, over its resumes. */
 double trainer_run_seconds (Trainer *t);
 void trainer_progress (Trainer *t, gint64 steps_this_run, gint64 tokens_this_run);
+/* Checks that every rank holds the same params (nothing in a run of one). */
+gboolean trainer_check_replicas (Trainer *t, GError **error);
+/* Rank 0 writes it (after trainer_check_replicas on every rank). */
 gboolean trainer_save_checkpoint (Trainer *t, GError **error);
 gboolean trainer_resume (Trainer *t, const char *dir, GError **error);
 

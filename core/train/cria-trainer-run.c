@@ -43,6 +43,9 @@ trainer_clear (Trainer *t)
   g_clear_pointer (&t->lr_curve, g_array_unref);
   pref_clear (t);
   g_free (t->out);
+  g_free (t->bucket);
+  /* last: under MPI this finalizes it */
+  g_clear_pointer (&t->comm, cria_comm_free);
 }
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Trainer, trainer_clear)
@@ -208,6 +211,39 @@ check_out (Trainer *t, GError **error)
   return FALSE;
 }
 
+/* --distributed: the communicator, before anything that takes time, so that
+ * a cria built without MPI says so at once. Under mpirun without it, every
+ * process would train the same run into the same directory: refused. */
+static gboolean
+setup_distributed (Trainer *t, GError **error)
+{
+  int launcher_rank = 0, launcher_size = cria_comm_launcher_size (&launcher_rank);
+  t->world = 1;
+  if (!cria_props_get_bool (t->o, "distributed")) {
+    if (launcher_size > 1) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                   "this is process %d of %d that mpirun started: add --distributed to train one model in them "
+                   "(or start one process)",
+                   launcher_rank, launcher_size);
+      return FALSE;
+    }
+    return TRUE;
+  }
+  if (t->objective != OBJECTIVE_SFT) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                 "--distributed trains --objective sft only (preference objectives are not distributed yet)");
+    return FALSE;
+  }
+  t->comm = cria_comm_new_mpi (cria_props_get_double (t->o, "dist-timeout"), error);
+  if (!t->comm) {
+    g_prefix_error (error, "--distributed: ");
+    return FALSE;
+  }
+  t->rank = cria_comm_get_rank (t->comm);
+  t->world = cria_comm_get_size (t->comm);
+  return TRUE;
+}
+
 static gboolean
 setup (Trainer *t, GError **error)
 {
@@ -237,6 +273,9 @@ setup (Trainer *t, GError **error)
   train_set_init (&t->train);
   train_set_init (&t->eval);
 
+  if (!setup_distributed (t, error))
+    return FALSE;
+  t->plan_batch = t->batch * t->world;
   if (!check_out (t, error))
     return FALSE;
   const char *model_dir = cria_props_get_string (o, "model");
@@ -281,12 +320,12 @@ setup (Trainer *t, GError **error)
   t->total_steps = max_steps > 0 ? max_steps : trainer_count_steps (t, cria_props_get_int (o, "epochs"));
   if (!setup_backend (t, error) || !setup_optimizer (t, error) || !pref_setup (t, error))
     return FALSE;
-  if (g_mkdir_with_parents (t->out, 0755) != 0) {
+  if (t->rank == 0 && g_mkdir_with_parents (t->out, 0755) != 0) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s: %s", t->out, g_strerror (errno));
     return FALSE;
   }
   const char *from = cria_props_get_string (o, "resume");
-  return !from || trainer_resume (t, from, error);
+  return (!from || trainer_resume (t, from, error)) && trainer_check_replicas (t, error);
 }
 
 /* ---- the loop -------------------------------------------------------------------- */
@@ -313,8 +352,9 @@ optimizer_step (Trainer *t, double *loss, double *norm, double *lr, GError **err
   return cria_adapter_after_step (t->adapter, &st, error);
 }
 
+/* `stop`: whether any rank was interrupted (every rank stops at the same step). */
 static gboolean
-train_step (Trainer *t, GError **error)
+train_step (Trainer *t, gboolean *stop, GError **error)
 {
   if (t->window >= trainer_windows (t)) {
     t->epoch++;
@@ -323,6 +363,7 @@ train_step (Trainer *t, GError **error)
   }
   for (guint i = 0; i < t->params->len; i++)
     memset (t->grads[i], 0, t->sizes[i] * sizeof (float));
+  gint64 tokens_before = t->tokens_seen;
   double sum = 0;
   gint64 count = 0;
   guint first = (guint) (t->window * t->accum), last = (guint) MIN ((t->window + 1) * t->accum, (gint64) t->plan->len);
@@ -335,6 +376,18 @@ train_step (Trainer *t, GError **error)
       return FALSE;
   }
   t->window++;
+  /* One process with the global batch sums the same terms (in another
+   * order): the loss is divided by the learned tokens of every rank. */
+  double stats[] = { sum, (double) count, (double) (t->tokens_seen - tokens_before), interrupted };
+  *stop = interrupted;
+  if (t->comm) {
+    if (!trainer_allreduce (t, stats, G_N_ELEMENTS (stats), error))
+      return FALSE;
+    sum = stats[0];
+    count = (gint64) stats[1];
+    t->tokens_seen = tokens_before + (gint64) stats[2];
+    *stop = stats[3] > 0;
+  }
   /* Preference objectives divided by their own counts already. */
   float inv = t->train.pairs ? 1.0f : count ? 1.0f / (float) count : 0.0f;
   for (guint i = 0; i < t->params->len; i++)
@@ -356,8 +409,8 @@ train_step (Trainer *t, GError **error)
     trainer_log (t,
                  "{\"step\":%" G_GINT64_FORMAT ",\"skipped\":\"non-finite %s\",\"skipped_steps\":%" G_GINT64_FORMAT "}",
                  t->step, isfinite (loss) ? "gradients" : "loss", t->n_skipped);
-    g_message ("cria train: step %" G_GINT64_FORMAT " skipped: non-finite %s (%" G_GINT64_FORMAT " in a row)", t->step,
-               isfinite (loss) ? "gradients" : "loss", t->nan_streak);
+    trainer_message (t, "cria train: step %" G_GINT64_FORMAT " skipped: non-finite %s (%" G_GINT64_FORMAT " in a row)",
+                     t->step, isfinite (loss) ? "gradients" : "loss", t->nan_streak);
     if (t->nan_streak >= cria_props_get_int (t->o, "nan-limit")) {
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_FAILED,
                    "%" G_GINT64_FORMAT
@@ -415,6 +468,8 @@ eval_now (Trainer *t, GError **error)
 static gboolean
 write_plot (Trainer *t, GError **error)
 {
+  if (t->rank != 0)
+    return TRUE;
   g_autofree char *png = g_build_filename (t->out, "loss.png", NULL);
   CriaPlotSeries series[] = {
     { "train loss", (const CriaPlotPoint *) (void *) t->train_curve->data, t->train_curve->len },
@@ -441,13 +496,15 @@ write_plot (Trainer *t, GError **error)
     g_propagate_error (error, g_steal_pointer (&plot_error));
     return FALSE;
   }
-  g_message ("loss.png not drawn: %s", plot_error->message);
+  trainer_message (t, "loss.png not drawn: %s", plot_error->message);
   return TRUE;
 }
 
 static gboolean
 write_outputs (Trainer *t, gint64 steps_run, gint64 tokens_run, GError **error)
 {
+  if (t->rank != 0)
+    return TRUE;
   const CriaProps *o = t->o;
   const CriaAdapterVTable *vt = cria_provider_get_vtable (cria_adapter_get_provider (t->adapter));
   const char *model_dir = cria_props_get_string (o, "model");
@@ -491,6 +548,9 @@ write_outputs (Trainer *t, gint64 steps_run, gint64 tokens_run, GError **error)
   MEMBER_INT ("steps_this_run", steps_run);
   MEMBER_DOUBLE ("seconds_this_run", secs);
   MEMBER_INT ("long_skipped_examples", t->train.n_long_skipped + t->eval.n_long_skipped);
+  MEMBER_INT ("processes", t->world);
+  /* rank 0's seconds inside collectives: the share of a step spent communicating */
+  MEMBER_DOUBLE ("communication_seconds", t->comm ? cria_comm_get_seconds (t->comm) : 0.0);
 #undef MEMBER_INT
 #undef MEMBER_DOUBLE
   json_builder_end_object (b);
@@ -509,6 +569,61 @@ write_outputs (Trainer *t, gint64 steps_run, gint64 tokens_run, GError **error)
   return TRUE;
 }
 
+static gboolean
+run (Trainer *t, GError **error)
+{
+  const CriaProps *options = t->o;
+  if (!setup (t, error))
+    return FALSE;
+  interrupted = 0;
+  t->start_us = g_get_monotonic_time ();
+  gint64 eval_every = cria_props_get_int (options, "eval-every");
+  gint64 save_every = cria_props_get_int (options, "save-every");
+  gint64 stop_after = cria_props_get_int (options, "stop-after");
+  gint64 steps_run = 0, tokens_start = t->tokens_seen;
+  if (t->train.n_long_skipped + t->eval.n_long_skipped)
+    trainer_message (
+        t, "cria train: %" G_GINT64_FORMAT " records longer than max-length %" G_GINT64_FORMAT " skipped (on-long=%s)",
+        t->train.n_long_skipped + t->eval.n_long_skipped, t->max_length, cria_props_get_string (options, "on-long"));
+  if (t->train.n_truncated)
+    trainer_message (t, "cria train: %" G_GINT64_FORMAT " of %u examples truncated to max-length %" G_GINT64_FORMAT,
+                     t->train.n_truncated, t->train.examples->len, t->max_length);
+  if (t->train.n_split)
+    trainer_message (t,
+                     "cria train: %" G_GINT64_FORMAT " texts longer than max-length %" G_GINT64_FORMAT
+                     " cut into pieces (%u examples)",
+                     t->train.n_split, t->max_length, t->train.examples->len);
+  while (t->step < t->total_steps) {
+    gboolean cancel = FALSE;
+    if (!train_step (t, &cancel, error))
+      return FALSE;
+    steps_run++;
+    if (eval_every > 0 && t->step % eval_every == 0 && t->step < t->total_steps && !eval_now (t, error))
+      return FALSE;
+    if (save_every > 0 && t->step % save_every == 0 && t->step < t->total_steps && !trainer_save_checkpoint (t, error))
+      return FALSE;
+    trainer_progress (t, steps_run, t->tokens_seen - tokens_start);
+    gboolean stop = stop_after > 0 && steps_run >= stop_after;
+    if ((cancel || stop) && t->step < t->total_steps) {
+      if (!trainer_save_checkpoint (t, error) || !write_plot (t, error))
+        return FALSE;
+      g_autofree char *name = g_strdup_printf ("checkpoint-%" G_GINT64_FORMAT, t->step);
+      g_autofree char *dir = g_build_filename (t->out, "checkpoints", name, NULL);
+      if (cancel) {
+        g_set_error (error, CRIA_ERROR, CRIA_ERROR_CANCELLED,
+                     "interrupted at step %" G_GINT64_FORMAT "; checkpoint saved: continue with --resume %s", t->step,
+                     dir);
+        return FALSE;
+      }
+      trainer_message (t, "cria train: stopped after %" G_GINT64_FORMAT " steps; continue with --resume %s", steps_run,
+                       dir);
+      return TRUE;
+    }
+  }
+  return eval_now (t, error) && trainer_save_checkpoint (t, error) &&
+         write_outputs (t, steps_run, t->tokens_seen - tokens_start, error);
+}
+
 gboolean
 cria_train_run (CriaRegistry *registry, const CriaProps *options, GError **error)
 {
@@ -516,50 +631,13 @@ cria_train_run (CriaRegistry *registry, const CriaProps *options, GError **error
   g_return_val_if_fail (options != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   g_auto (Trainer) t = { .o = options, .reg = registry };
-  if (!setup (&t, error))
-    return FALSE;
-  interrupted = 0;
-  t.start_us = g_get_monotonic_time ();
-  gint64 eval_every = cria_props_get_int (options, "eval-every");
-  gint64 save_every = cria_props_get_int (options, "save-every");
-  gint64 stop_after = cria_props_get_int (options, "stop-after");
-  gint64 steps_run = 0, tokens_start = t.tokens_seen;
-  if (t.train.n_long_skipped + t.eval.n_long_skipped)
-    g_message (
-        "cria train: %" G_GINT64_FORMAT " records longer than max-length %" G_GINT64_FORMAT " skipped (on-long=%s)",
-        t.train.n_long_skipped + t.eval.n_long_skipped, t.max_length, cria_props_get_string (options, "on-long"));
-  if (t.train.n_truncated)
-    g_message ("cria train: %" G_GINT64_FORMAT " of %u examples truncated to max-length %" G_GINT64_FORMAT,
-               t.train.n_truncated, t.train.examples->len, t.max_length);
-  if (t.train.n_split)
-    g_message ("cria train: %" G_GINT64_FORMAT " texts longer than max-length %" G_GINT64_FORMAT
-               " cut into pieces (%u examples)",
-               t.train.n_split, t.max_length, t.train.examples->len);
-  while (t.step < t.total_steps) {
-    if (!train_step (&t, error))
-      return FALSE;
-    steps_run++;
-    if (eval_every > 0 && t.step % eval_every == 0 && t.step < t.total_steps && !eval_now (&t, error))
-      return FALSE;
-    if (save_every > 0 && t.step % save_every == 0 && t.step < t.total_steps && !trainer_save_checkpoint (&t, error))
-      return FALSE;
-    trainer_progress (&t, steps_run, t.tokens_seen - tokens_start);
-    gboolean stop = stop_after > 0 && steps_run >= stop_after;
-    if ((interrupted || stop) && t.step < t.total_steps) {
-      if (!trainer_save_checkpoint (&t, error) || !write_plot (&t, error))
-        return FALSE;
-      g_autofree char *name = g_strdup_printf ("checkpoint-%" G_GINT64_FORMAT, t.step);
-      g_autofree char *dir = g_build_filename (t.out, "checkpoints", name, NULL);
-      if (interrupted) {
-        g_set_error (error, CRIA_ERROR, CRIA_ERROR_CANCELLED,
-                     "interrupted at step %" G_GINT64_FORMAT "; checkpoint saved: continue with --resume %s", t.step,
-                     dir);
-        return FALSE;
-      }
-      g_message ("cria train: stopped after %" G_GINT64_FORMAT " steps; continue with --resume %s", steps_run, dir);
-      return TRUE;
-    }
-  }
-  return eval_now (&t, error) && trainer_save_checkpoint (&t, error) &&
-         write_outputs (&t, steps_run, t.tokens_seen - tokens_start, error);
+  GError *local = NULL;
+  if (run (&t, &local))
+    return TRUE;
+  /* The other ranks would wait for this one in their next collective:
+   * stop them all now, saying why (an interrupted run stopped together). */
+  if (t.comm && t.world > 1 && !g_error_matches (local, CRIA_ERROR, CRIA_ERROR_CANCELLED))
+    cria_comm_abort (t.comm, local->message);
+  g_propagate_error (error, local);
+  return FALSE;
 }

@@ -102,13 +102,14 @@ report_memory (Trainer *t, const CriaPlanStats *stats, guint n_blocks)
   for (guint i = 0; i < t->params->len; i++)
     adapter += cria_tensor_nbytes (g_array_index (t->params, CriaAdapterParam, i).value);
   const double mib = 1048576.0;
-  g_message ("cria train: memory: base weights %.2f MiB as held, adapter %.2f MiB, optimizer state %.2f MiB, "
-             "activations %.2f MiB (planned%s; %.2f MiB without reuse), param grads %.2f MiB",
-             base / mib, adapter / mib, 2 * adapter / mib, stats->arena_bytes / mib,
-             t->recompute ? ", each block recomputed in backward" : "", stats->naive_bytes / mib,
-             stats->param_grad_bytes / mib);
+  trainer_message (t,
+                   "cria train: memory: base weights %.2f MiB as held, adapter %.2f MiB, optimizer state %.2f MiB, "
+                   "activations %.2f MiB (planned%s; %.2f MiB without reuse), param grads %.2f MiB",
+                   base / mib, adapter / mib, 2 * adapter / mib, stats->arena_bytes / mib,
+                   t->recompute ? ", each block recomputed in backward" : "", stats->naive_bytes / mib,
+                   stats->param_grad_bytes / mib);
   if (t->recompute && n_blocks == 0)
-    g_message ("cria train: recompute: the model marks no blocks; nothing is recomputed");
+    trainer_message (t, "cria train: recompute: the model marks no blocks; nothing is recomputed");
   t->memory_reported = TRUE;
 }
 
@@ -221,8 +222,12 @@ gboolean
 trainer_run_micro (Trainer *t, TrainSet *set, GPtrArray *rows, gboolean eval, guint64 micro_seed, double *loss_sum,
                    gint64 *count, GError **error)
 {
+  g_autoptr (GPtrArray) mine = trainer_my_rows (t, rows);
+  /* the last micro-batch of an epoch may leave a rank nothing to do */
+  if (mine->len == 0)
+    return TRUE;
   TrainBatch b = { .B = t->batch };
-  train_batch_fill (set, rows, t->max_length, t->packing, t->pad, &b);
+  train_batch_fill (set, mine, t->max_length, t->packing, t->pad, &b);
   StepGraph *sg = trainer_graph (t, b.T, eval, FALSE, error);
   gboolean ok = sg && cria_node_set_value (sg->ids, b.ids, error) &&
                 cria_node_set_value (sg->positions, b.positions, error) &&
@@ -255,15 +260,84 @@ trainer_evaluate (Trainer *t, double *loss, GError **error)
   g_autofree guint32 *order = g_new (guint32, MAX (n, 1));
   for (guint i = 0; i < n; i++)
     order[i] = i;
-  g_autoptr (GPtrArray) plan = train_plan_epoch (&t->eval, order, n, t->batch, t->max_length, t->packing);
+  g_autoptr (GPtrArray) plan = train_plan_epoch (&t->eval, order, n, t->plan_batch, t->max_length, t->packing);
   double sum = 0;
   gint64 count = 0;
   for (guint i = 0; i < plan->len; i++)
     if (!trainer_run_micro (t, &t->eval, g_ptr_array_index (plan, i), TRUE, 0, &sum, &count, error))
       return FALSE;
-  *loss = count ? sum / (double) count : NAN;
+  double stats[2] = { sum, (double) count };
+  if (t->comm && !cria_comm_allreduce_sum (t->comm, stats, 2, CRIA_COMM_F64, error))
+    return FALSE;
+  *loss = stats[1] > 0 ? stats[0] / stats[1] : NAN;
   drop_graphs (t, 1); /* its memory is the training graph's between evaluations */
   return TRUE;
+}
+
+/* ---- data parallelism ------------------------------------------------------------ */
+
+GPtrArray *
+trainer_my_rows (Trainer *t, GPtrArray *rows)
+{
+  GPtrArray *mine = g_ptr_array_new ();
+  for (guint i = (guint) (t->rank * t->batch); i < rows->len && i < (guint) ((t->rank + 1) * t->batch); i++)
+    g_ptr_array_add (mine, g_ptr_array_index (rows, i));
+  return mine;
+}
+
+/* Gradients go in buckets of this many floats: few messages, bounded memory. */
+#define BUCKET_FLOATS ((gsize) 1 << 22)
+
+/* All-reduces the bucket holding params [first, last) and unpacks it. */
+static gboolean
+flush_bucket (Trainer *t, guint first, guint last, gsize fill, GError **error)
+{
+  if (!fill)
+    return TRUE;
+  if (!cria_comm_allreduce_sum (t->comm, t->bucket, fill, CRIA_COMM_F32, error))
+    return FALSE;
+  gsize at = 0;
+  for (guint i = first; i < last; i++) {
+    memcpy (t->grads[i], t->bucket + at, t->sizes[i] * sizeof (float));
+    at += t->sizes[i];
+  }
+  return TRUE;
+}
+
+/* The trainer's structure (each micro-batch's backward runs to the end,
+ * then its grads are added to the window's) leaves nothing to overlap the
+ * all-reduce with: it runs once per window, after the last backward. */
+gboolean
+trainer_allreduce (Trainer *t, double *stats, guint n, GError **error)
+{
+  if (!t->comm)
+    return TRUE;
+  if (!cria_comm_allreduce_sum (t->comm, stats, n, CRIA_COMM_F64, error))
+    return FALSE;
+  if (!t->bucket)
+    t->bucket = g_new (float, BUCKET_FLOATS);
+  guint first = 0;
+  gsize fill = 0;
+  for (guint i = 0; i < t->params->len; i++) {
+    if (t->sizes[i] >= BUCKET_FLOATS) {
+      /* a large param goes alone, in place */
+      if (!flush_bucket (t, first, i, fill, error) ||
+          !cria_comm_allreduce_sum (t->comm, t->grads[i], t->sizes[i], CRIA_COMM_F32, error))
+        return FALSE;
+      first = i + 1;
+      fill = 0;
+      continue;
+    }
+    if (fill + t->sizes[i] > BUCKET_FLOATS) {
+      if (!flush_bucket (t, first, i, fill, error))
+        return FALSE;
+      first = i;
+      fill = 0;
+    }
+    memcpy (t->bucket + fill, t->grads[i], t->sizes[i] * sizeof (float));
+    fill += t->sizes[i];
+  }
+  return flush_bucket (t, first, t->params->len, fill, error);
 }
 
 /* ---- data position ------------------------------------------------------------- */
@@ -275,7 +349,7 @@ trainer_start_epoch (Trainer *t, guint32 *order)
   guint n = t->train.examples->len;
   t->order = order ? order : train_set_order (&t->train, t->seed, t->epoch);
   g_clear_pointer (&t->plan, g_ptr_array_unref);
-  t->plan = train_plan_epoch (&t->train, t->order, n, t->batch, t->max_length, t->packing);
+  t->plan = train_plan_epoch (&t->train, t->order, n, t->plan_batch, t->max_length, t->packing);
 }
 
 gint64
@@ -292,7 +366,7 @@ trainer_count_steps (Trainer *t, gint64 epochs)
   guint n = t->train.examples->len;
   for (gint64 e = 0; e < epochs; e++) {
     g_autofree guint32 *order = train_set_order (&t->train, t->seed, e);
-    g_autoptr (GPtrArray) plan = train_plan_epoch (&t->train, order, n, t->batch, t->max_length, t->packing);
+    g_autoptr (GPtrArray) plan = train_plan_epoch (&t->train, order, n, t->plan_batch, t->max_length, t->packing);
     total += ((gint64) plan->len + t->accum - 1) / t->accum;
   }
   return total;
@@ -340,7 +414,7 @@ void
 trainer_progress (Trainer *t, gint64 steps_this_run, gint64 tokens_this_run)
 {
   const char *mode = cria_props_get_string (t->o, "progress");
-  if (strcmp (mode, "never") == 0 || (strcmp (mode, "auto") == 0 && !isatty (STDERR_FILENO)))
+  if (t->rank != 0 || strcmp (mode, "never") == 0 || (strcmp (mode, "auto") == 0 && !isatty (STDERR_FILENO)))
     return;
   double s = trainer_elapsed (t);
   double eta = steps_this_run ? s / (double) steps_this_run * (double) (t->total_steps - t->step) : 0;
@@ -369,6 +443,7 @@ trainer_state (Trainer *t)
   json_object_set_int_member (s, "tokens_seen", t->tokens_seen);
   json_object_set_int_member (s, "nan_streak", t->nan_streak);
   json_object_set_int_member (s, "skipped_steps", t->n_skipped);
+  json_object_set_int_member (s, "world_size", t->world);
   JsonArray *order = json_array_new ();
   for (guint i = 0; i < t->train.examples->len; i++)
     json_array_add_int_element (order, t->order[i]);
@@ -390,9 +465,48 @@ trainer_state (Trainer *t)
   return s;
 }
 
+/* A hash of the trainable params' bytes, word by word (FNV-1a's mixing). */
+static guint64
+params_hash (Trainer *t)
+{
+  guint64 h = 0xcbf29ce484222325ull;
+  for (guint i = 0; i < t->params->len; i++) {
+    const guint32 *w = g_array_index (t->params, CriaAdapterParam, i).value->data;
+    for (gsize e = 0; e < t->sizes[i]; e++)
+      h = (h ^ w[e]) * 0x100000001b3ull;
+  }
+  return h;
+}
+
+gboolean
+trainer_check_replicas (Trainer *t, GError **error)
+{
+  if (!t->comm)
+    return TRUE;
+  guint64 mine = params_hash (t), root = mine;
+  if (!cria_comm_broadcast (t->comm, &root, sizeof root, 0, error))
+    return FALSE;
+  double differ = mine != root;
+  if (!cria_comm_allreduce_sum (t->comm, &differ, 1, CRIA_COMM_F64, error))
+    return FALSE;
+  if (differ > 0) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_FAILED,
+                 "distributed: at step %" G_GINT64_FORMAT " the params of %.0f rank(s) differ from rank 0's "
+                 "(another model, adapter or checkpoint on some host?)",
+                 t->step, differ);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 gboolean
 trainer_save_checkpoint (Trainer *t, GError **error)
 {
+  /* every rank checks, rank 0 alone writes */
+  if (!trainer_check_replicas (t, error))
+    return FALSE;
+  if (t->rank != 0)
+    return TRUE;
   g_autofree char *name = g_strdup_printf ("checkpoint-%" G_GINT64_FORMAT, t->step);
   g_autofree char *dir = g_build_filename (t->out, "checkpoints", name, NULL);
   g_autoptr (JsonObject) state = trainer_state (t);
@@ -458,6 +572,15 @@ trainer_resume (Trainer *t, const char *dir, GError **error)
                    dir, *k, was ? was : "unset", now ? now : "unset");
       return FALSE;
     }
+  }
+  gint64 world = cria_json_get_int (s, "world_size", 1);
+  if (world != t->world) {
+    g_free (o);
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                 "resume: %s: the run had %" G_GINT64_FORMAT " process(es), now %d: the global batch would differ "
+                 "(run it with mpirun -np %" G_GINT64_FORMAT "%s)",
+                 dir, world, t->world, world, world > 1 ? " and --distributed" : ", without --distributed");
+    return FALSE;
   }
   t->step = st.step;
   t->epoch = st.epoch;

@@ -42,3 +42,4 @@
 #include <cria/cria-text.h>
 #include <cria/cria-prompt-format.h>
 #include <cria/cria-chat-template.h>
+#include <cria/cria-comm.h>
