@@ -162,7 +162,9 @@ start_handle (Ui *ui, SoupServerMessage *msg)
     }
     if (!*value)
       continue;
-    if (g_strv_contains (path_options, name) || (!strcmp (name, "format") && strchr (value, '/'))) {
+    if (g_strv_contains (path_options, name) ||
+        (!strcmp (name, "format") &&
+         (strchr (value, '/') || g_str_has_suffix (value, ".json") || g_str_has_suffix (value, ".jinja")))) {
       char *path = ui_confine (ui, value, &error);
       if (!path) {
         g_autofree char *why = g_strdup_printf ("options.%s: %s", name, error->message);
@@ -335,7 +337,7 @@ typedef struct {
   char *dir, *path;
   gsize sent;
   char *last_state;
-  guint timer;
+  guint timer, quiet; /* polls since the last bytes sent */
   gulong on_finished;
 } Tail;
 
@@ -387,7 +389,12 @@ tail_poll (gpointer data)
     g_free (t->last_state);
     t->last_state = g_steal_pointer (&state);
   }
+  /* A comment now and then: a client that went away is noticed, and one
+   * that waits with a read timeout is not cut off while the run is quiet. */
+  if (!events->len && ++t->quiet >= 2000 / TAIL_POLL_MS)
+    g_string_append (events, ": quiet\n\n");
   if (events->len) {
+    t->quiet = 0;
     soup_message_body_append (soup_server_message_get_response_body (t->msg), SOUP_MEMORY_COPY, events->str,
                               events->len);
     soup_server_message_unpause (t->msg);
