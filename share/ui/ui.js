@@ -538,7 +538,7 @@ document.addEventListener('DOMContentLoaded', () => {
   $('train-stop').onclick = stopRun;
   $('train-resume').onclick = resumeRun;
   $('eval-load').onclick = () => loadEval();
-  for (const id of ['eval-metric', 'eval-min', 'eval-max']) $(id).oninput = renderPredictions;
+  for (const id of ['eval-metric', 'eval-min', 'eval-max']) $(id).oninput = $(id).onchange = renderPredictions;
   $('chat-open').onclick = () => openChat();
   $('chat-send').onclick = send;
   $('chat-input').onkeydown = (e) => { if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); send(); } };
