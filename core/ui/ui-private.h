@@ -12,6 +12,7 @@ typedef struct {
   char *static_dir;   /* share/ui */
   CriaServer *server; /* set at the first request */
   GHashTable *runs;   /* run directory (absolute) -> UiRun*: the runs this server started */
+  GList *tails;       /* the train-log.jsonl streams open (ui-train.c) */
   /* chat: the model the /v1 routes answer with */
   gpointer model_handle;
   CriaLmRunner *runner;

@@ -344,6 +344,7 @@ typedef struct {
 static void
 tail_free (Tail *t)
 {
+  t->ui->tails = g_list_remove (t->ui->tails, t);
   if (t->timer)
     g_source_remove (t->timer);
   g_signal_handler_disconnect (t->msg, t->on_finished);
@@ -425,6 +426,7 @@ log_handle (Ui *ui, SoupServerMessage *msg, GHashTable *query)
   soup_message_headers_replace (h, "Content-Type", "text/event-stream");
   soup_message_headers_replace (h, "Cache-Control", "no-cache");
   t->on_finished = g_signal_connect (msg, "finished", G_CALLBACK (tail_gone), t);
+  ui->tails = g_list_prepend (ui->tails, t);
   soup_server_message_pause (msg);
   tail_poll (t);
   t->timer = g_timeout_add (TAIL_POLL_MS, tail_poll, t);
@@ -462,6 +464,10 @@ ui_train_handle (Ui *ui, SoupServerMessage *msg, const char *what, GHashTable *q
 void
 ui_train_stop_all (Ui *ui)
 {
+  /* Streams libsoup did not finish when the server went: nothing more is
+   * written to them. */
+  while (ui->tails)
+    tail_free (ui->tails->data);
   GHashTableIter it;
   gpointer value;
   g_hash_table_iter_init (&it, ui->runs);
