@@ -310,6 +310,7 @@ gboolean
 cria_ui_run (const CriaUiOptions *options, GError **error)
 {
   Ui ui = { .o = *options };
+  g_mutex_init (&ui.data_lock);
   char *real = realpath (options->root, NULL);
   if (!real || !g_file_test (real, G_FILE_TEST_IS_DIR)) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s: %s", options->root,
@@ -331,7 +332,6 @@ cria_ui_run (const CriaUiOptions *options, GError **error)
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s: %s", ui.root, g_strerror (errno));
     goto out;
   }
-  g_mutex_init (&ui.data_lock);
   ui.runs = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, ui_train_run_free);
   if (!ui_data_register (&ui, error))
     goto out;
@@ -360,5 +360,6 @@ out:
     g_hash_table_unref (ui.runs);
   g_free (ui.root);
   g_free (ui.static_dir);
+  g_mutex_clear (&ui.data_lock);
   return ok;
 }
