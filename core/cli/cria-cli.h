@@ -45,3 +45,4 @@ int cria_verb_merge (int argc, char **argv);
 int cria_verb_export (int argc, char **argv);
 int cria_verb_serve (int argc, char **argv);
 int cria_verb_pull (int argc, char **argv);
+int cria_verb_ui (int argc, char **argv);

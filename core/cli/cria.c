@@ -26,6 +26,7 @@ static const CriaVerb verbs[] = {
   { "tokenize", "print the token ids of text, or decode ids, with a model's tokenizer", cria_verb_tokenize },
   { "tokenizer", "train a byte-level BPE tokenizer and write its tokenizer.json", cria_verb_tokenizer },
   { "train", "fine-tune a model with LoRA or full fine-tuning; checkpoints, resume, loss curve", cria_verb_train },
+  { "ui", "a local web page: preview pipelines, watch and start training, compare, chat", cria_verb_ui },
 };
 
 static char **plugin_paths;  /* --plugin-path after the verb */

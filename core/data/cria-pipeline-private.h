@@ -25,6 +25,16 @@ typedef struct {
   GHashTable *reasons; /* char* -> guint64* */
 } CriaStage;
 
+/* Watches a run from inside (cria ui shows the records a stage skipped):
+ * `push` sees each record before stage `index` takes it, then NULL once
+ * the stage is done with it; `skip` each record a stage skips, with its
+ * reason and, for a bad record, the error's message (else NULL). */
+typedef struct {
+  void (*push) (guint index, const CriaRecord *record, gpointer data);
+  void (*skip) (guint index, const char *reason, const char *message, gpointer data);
+  gpointer data;
+} CriaPipelineObserver;
+
 struct _CriaPipeline {
   CriaRegistry *registry;
   GPtrArray *stages; /* CriaStage* */
@@ -34,9 +44,11 @@ struct _CriaPipeline {
   gpointer progress_data;
   volatile gint cancelled;
   gboolean ran;
+  CriaPipelineObserver observer;
 };
 
 CriaPipeline *cria_pipeline_new_empty (CriaRegistry *registry);
+void cria_pipeline_set_observer (CriaPipeline *pipeline, const CriaPipelineObserver *observer);
 /* Appends a stage; `where` prefixes errors ("stage 2" or "stages[1]"). */
 CriaStage *cria_pipeline_add_stage (CriaPipeline *pipeline, const char *provider, const char *where, GError **error);
 /* Checks kinds and order, and required properties. */

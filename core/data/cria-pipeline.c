@@ -140,9 +140,19 @@ cria_pipeline_get_n_stages (CriaPipeline *p)
   return p->stages->len;
 }
 
-static void
-count_skip (CriaStage *st, const char *reason)
+void
+cria_pipeline_set_observer (CriaPipeline *p, const CriaPipelineObserver *observer)
 {
+  g_return_if_fail (p != NULL);
+  p->observer = *observer;
+}
+
+static void
+count_skip (CriaStage *st, const char *reason, const char *message)
+{
+  CriaPipeline *p = st->emitter.pipeline;
+  if (p->observer.skip)
+    p->observer.skip (st->emitter.index, reason, message, p->observer.data);
   st->n_skipped++;
   guint64 *n = g_hash_table_lookup (st->reasons, reason);
   if (!n) {
@@ -158,7 +168,7 @@ handle_error (CriaPipeline *p, CriaStage *st, GError **error)
 {
   if (p->on_error != CRIA_ON_ERROR_SKIP || !*error || (*error)->domain != CRIA_RECORD_ERROR)
     return FALSE;
-  count_skip (st, cria_record_error_reason ((*error)->code));
+  count_skip (st, cria_record_error_reason ((*error)->code), (*error)->message);
   if (st->ctx.warnings++ < MAX_WARNINGS_PER_STAGE)
     g_printerr ("cria: warning: %s: skipped: %s\n", st->ctx.stage_name, (*error)->message);
   else if (st->ctx.warnings == MAX_WARNINGS_PER_STAGE + 1)
@@ -173,8 +183,14 @@ push_into (CriaPipeline *p, guint index, CriaRecord *record, GError **error)
   CriaStage *st = g_ptr_array_index (p->stages, index);
   const CriaStageVTable *vt = cria_provider_get_vtable (st->provider);
   st->n_in++;
-  if (!vt->push (st->self, record, &st->emitter, error))
-    return handle_error (p, st, error);
+  if (p->observer.push)
+    p->observer.push (index, record, p->observer.data);
+  gboolean pushed = vt->push (st->self, record, &st->emitter, error);
+  gboolean ok = pushed || handle_error (p, st, error);
+  if (p->observer.push)
+    p->observer.push (index, NULL, p->observer.data);
+  if (!pushed)
+    return ok;
   /* A sink's output is what it wrote. */
   if (index + 1 == p->stages->len)
     st->n_out++;
@@ -201,7 +217,7 @@ cria_emit_skip (CriaEmitter *out, const char *reason)
 {
   g_return_if_fail (out != NULL);
   g_return_if_fail (reason != NULL);
-  count_skip (g_ptr_array_index (out->pipeline->stages, out->index), reason);
+  count_skip (g_ptr_array_index (out->pipeline->stages, out->index), reason, NULL);
 }
 
 static void
@@ -380,7 +396,7 @@ cria_context_skip (CriaContext *ctx, const char *reason)
   g_return_if_fail (ctx != NULL);
   g_return_if_fail (reason != NULL);
   /* Every context lives inside its stage. */
-  count_skip ((CriaStage *) ((char *) ctx - G_STRUCT_OFFSET (CriaStage, ctx)), reason);
+  count_skip ((CriaStage *) ((char *) ctx - G_STRUCT_OFFSET (CriaStage, ctx)), reason, NULL);
 }
 
 const char *

@@ -506,8 +506,8 @@ preflight (Server *server, SoupServerMessage *msg)
 
 /* "Authorization: Bearer KEY" against --api-key, in time that does not
  * depend on where they differ (digests of both are compared whole). */
-static gboolean
-authorized (Server *server, SoupServerMessage *msg)
+gboolean
+cria_server_authorized (Server *server, SoupServerMessage *msg)
 {
   if (!server->o.api_key)
     return TRUE;
@@ -544,6 +544,9 @@ handle (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable *
   gboolean one_model = g_str_has_prefix (path, "/v1/models/") && path[11];
   gboolean embeddings = !strcmp (path, "/v1/embeddings");
   gboolean get = models || health || one_model;
+  if (!chat && !get && !embeddings && !g_str_has_prefix (path, "/v1/") && server->o.route &&
+      server->o.route (server, msg, path, query, server->o.route_data))
+    return;
   if (!chat && !get && !embeddings && strcmp (path, "/v1/completions") != 0) {
     g_autofree char *shown = cria_error_quote (path, -1, 80);
     g_autofree char *why = g_strdup_printf ("no route %s %s (this server has GET /health, GET /v1/models, "
@@ -564,7 +567,7 @@ handle (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable *
     respond (msg, SOUP_STATUS_OK, "{\"status\":\"ok\"}");
     return;
   }
-  if (!authorized (server, msg)) {
+  if (!cria_server_authorized (server, msg)) {
     soup_message_headers_replace (soup_server_message_get_response_headers (msg), "WWW-Authenticate", "Bearer");
     respond_error (msg, SOUP_STATUS_UNAUTHORIZED,
                    "Incorrect API key provided. Send it as \"Authorization: Bearer KEY\" (cria serve --api-key).",
@@ -1013,7 +1016,8 @@ listen_on (Server *server, GError **error)
   g_autoptr (GSocketAddress) bound = g_socket_get_local_address (server->listener, NULL);
   int port = bound ? g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound)) : server->o.port;
   gboolean v6 = family == G_SOCKET_FAMILY_IPV6;
-  printf ("cria serve: listening on http://%s%s%s:%d/v1\n", v6 ? "[" : "", host, v6 ? "]" : "", port);
+  printf ("%s: listening on http://%s%s%s:%d/%s\n", server->o.announce ? server->o.announce : "cria serve",
+          v6 ? "[" : "", host, v6 ? "]" : "", port, server->o.announce ? "" : "v1");
   fflush (stdout);
   watch_listener (server);
   return TRUE;
@@ -1048,6 +1052,21 @@ cria_server_new (const CriaServerOptions *options)
     server->pool = g_thread_pool_new (run_job, server, 1, TRUE, NULL);
   server->sweep = g_timeout_add (250, sweep, server);
   return server;
+}
+
+gboolean
+cria_server_set_runner (Server *server, CriaLmRunner *runner, const char *model_name)
+{
+  if (g_hash_table_size (server->jobs) > 0)
+    return FALSE;
+  /* No job: the worker is idle and holds nothing of the old model. */
+  server->o.runner = runner;
+  server->o.model_name = model_name;
+  g_clear_pointer (&server->vocab, serve_vocab_free);
+  server->anchored = FALSE;
+  if (runner && !server->pool)
+    server->pool = g_thread_pool_new (run_job, server, 1, TRUE, NULL);
+  return TRUE;
 }
 
 guint

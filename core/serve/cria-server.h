@@ -3,6 +3,18 @@
 
 #include <cria/cria.h>
 
+/* libsoup's, declared here so that the cria program (which does not see
+ * libsoup's headers) can include this one. */
+typedef struct _SoupServerMessage SoupServerMessage;
+
+typedef struct _CriaServer CriaServer;
+
+/* A handler of the routes outside /v1 and /health (`cria ui`'s page and
+ * API): returns FALSE to let the server answer 404. It checks the API key
+ * itself (cria_server_authorized), so that it can serve public files. */
+typedef gboolean (*CriaServerRoute) (CriaServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
+                                     gpointer data);
+
 typedef struct {
   const char *host;                /* an address to listen on: "127.0.0.1", "0.0.0.0", "::" */
   int port;                        /* 0: any free port */
@@ -16,6 +28,10 @@ typedef struct {
   const char *api_key;             /* NULL: none; else every route but /health and CORS preflights needs
                            * "Authorization: Bearer KEY" */
   const char *const *cors_origins; /* NULL-terminated origins browsers may call from ("*": any); NULL: none */
+  CriaServerRoute route;           /* NULL: none */
+  gpointer route_data;
+  const char *announce; /* NULL: "cria serve: listening on http://HOST:PORT/v1"; else its "cria serve"; the
+                         * URL then ends in "/" */
 } CriaServerOptions;
 
 /* Listens, prints "cria serve: listening on http://HOST:PORT/v1" on stdout,
@@ -34,7 +50,6 @@ typedef struct {
 /* The server without a listening socket, for the fuzz target: streams are
  * handed to it one by one and the caller iterates the default main context.
  * With no runner, a request that passes every check is answered 503. */
-typedef struct _CriaServer CriaServer;
 CriaServer *cria_server_new (const CriaServerOptions *options);
 /* `socket` (may be NULL) is the stream's socket, for timeouts and for
  * draining a refused body. */
@@ -43,3 +58,10 @@ void cria_server_add_stream (CriaServer *server, GIOStream *stream, GSocket *soc
 /* Connections not yet let go of. */
 guint cria_server_get_n_connections (CriaServer *server);
 void cria_server_free (CriaServer *server);
+
+/* Whether the request carries the server's API key (TRUE without one). */
+gboolean cria_server_authorized (CriaServer *server, SoupServerMessage *msg);
+/* Replaces the model the /v1 routes answer with (borrowed; NULL: none,
+ * requests get 503), and its id. Refused (FALSE) while a request of the
+ * previous one is admitted: the worker may be using it. Main thread. */
+gboolean cria_server_set_runner (CriaServer *server, CriaLmRunner *runner, const char *model_name);

@@ -143,6 +143,7 @@ typedef struct {
   double *ref_train, *ref_eval; /* precomputed reference log-probs per example, or NULL */
   GArray *pref_curves[2];       /* train, eval: CriaPlotPoint of the reward margin */
   gint64 start_us;
+  gint64 log_written_us; /* when train-log.jsonl was last written during the run */
   double seconds_before; /* of the invocations before a resume */
   char *out;
 } Trainer;

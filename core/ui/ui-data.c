@@ -1,0 +1,326 @@
+/* ui-data.c: POST /api/data, a `cria data` pipeline run inside the server:
+ * the first records out of it, each stage's in/out/skipped counts with
+ * their reasons, and the records each stage skipped.
+ *
+ *   {"pipeline": "squad location=dev.json ! dedup ! jsonl location=out.jsonl", "n": 20}
+ *
+ * Without "write" the pipeline ends before its sink, as `cria data
+ * --preview` does: a preview writes nothing. With "write": true it runs
+ * whole, and its sink writes atomically as under `cria data`. Every path
+ * among the stages' properties is confined to the working directory. */
+#include "config.h"
+
+#include <string.h>
+
+#include "ui-private.h"
+#include "../data/cria-pipeline-private.h"
+
+#define MAX_SKIPPED_SHOWN 20 /* per stage */
+
+typedef struct {
+  Ui *ui;
+  SoupServerMessage *msg;
+  gulong on_gone;
+  gboolean gone;
+  JsonObject *req;
+  /* the run, in its thread */
+  guint n_stages; /* of the pipeline run, the preview sink included */
+  gint64 n;       /* records to show */
+  JsonArray *records;
+  GPtrArray *current; /* CriaRecord*: the record each stage is taking, while it does */
+  guint *n_shown;     /* skipped records shown, per stage */
+  JsonArray *skipped;
+  guint status;
+  JsonNode *answer;
+} DataRun;
+
+/* The preview's end: takes records and writes nothing. */
+static gpointer
+drop_create (const CriaProps *props, CriaContext *ctx, GError **error)
+{
+  return GINT_TO_POINTER (1);
+}
+
+static void
+drop_destroy (gpointer self)
+{}
+
+static gboolean
+drop_push (gpointer self, CriaRecord *record, CriaEmitter *out, GError **error)
+{
+  cria_record_free (record);
+  return TRUE;
+}
+
+static const CriaPropSpec drop_props[] = { CRIA_PROP_END };
+static const CriaStageVTable drop_vtable = { CRIA_VTABLE_INIT (CriaStageVTable), .create = drop_create,
+                                             .destroy = drop_destroy, .push = drop_push };
+static const CriaProviderInfo drop_info = {
+  .name = "ui-preview",
+  .description = "Takes the records of a pipeline previewed by cria ui, writing nothing",
+  .example = "file location=in.jsonl ! ui-preview",
+  .props = drop_props,
+  .rank = CRIA_RANK_PRIMARY,
+};
+
+static gboolean
+drop_init (CriaPlugin *plugin, GError **error)
+{
+  cria_plugin_add_sink (plugin, &drop_info, &drop_vtable);
+  return TRUE;
+}
+
+static const CriaPluginDescriptor drop_plugin = {
+  CRIA_ABI_MAJOR,  CRIA_ABI_MINOR,      "cria-ui-preview",
+  PACKAGE_VERSION, "LGPL-2.1-or-later", "The preview sink of cria ui",
+  "cria",          drop_init,
+};
+
+gboolean
+ui_data_register (Ui *ui, GError **error)
+{
+  return cria_registry_add_static (ui->o.registry, &drop_plugin, error);
+}
+
+static void
+observe_push (guint index, const CriaRecord *record, gpointer data)
+{
+  DataRun *run = data;
+  if (record && index + 1 == run->n_stages && json_array_get_length (run->records) < (guint) run->n)
+    json_array_add_object_element (run->records, cria_record_to_json (record));
+  /* Kept only while a skipped record of this stage may still be shown. */
+  CriaRecord *copy = record && run->n_shown[index] < MAX_SKIPPED_SHOWN ? cria_record_copy (record) : NULL;
+  g_clear_pointer (&run->current->pdata[index], cria_record_free);
+  run->current->pdata[index] = copy;
+}
+
+static void
+observe_skip (guint index, const char *reason, const char *message, gpointer data)
+{
+  DataRun *run = data;
+  if (run->n_shown[index] >= MAX_SKIPPED_SHOWN)
+    return;
+  run->n_shown[index]++;
+  JsonObject *o = json_object_new ();
+  json_object_set_int_member (o, "stage", index);
+  json_object_set_string_member (o, "reason", reason);
+  if (message)
+    json_object_set_string_member (o, "message", message);
+  const CriaRecord *r = g_ptr_array_index (run->current, index);
+  if (r)
+    json_object_set_object_member (o, "record", cria_record_to_json (r));
+  json_array_add_object_element (run->skipped, o);
+}
+
+/* A property value is a path when its name says so, or when it could
+ * reach out of the working directory (absolute, "~", a ".." part). */
+static gboolean
+looks_like_path (const char *name, const char *value)
+{
+  static const char *const names[] = { "location", "locations", "eval-location", "file",      "output",
+                                       "report",   "cache",     "seeds",         "templates", "prompts",
+                                       "facts",    "model",     "tokenizer",     "weights",   NULL };
+  if (g_strv_contains (names, name) || g_str_has_suffix (name, "-file") || g_str_has_suffix (name, "-dir"))
+    return TRUE;
+  if (g_path_is_absolute (value) || value[0] == '~')
+    return TRUE;
+  g_auto (GStrv) parts = g_strsplit (value, G_DIR_SEPARATOR_S, -1);
+  return g_strv_contains ((const char *const *) parts, "..");
+}
+
+static gboolean
+check_paths (Ui *ui, CriaPipeline *p, GError **error)
+{
+  for (guint i = 0; i < p->stages->len; i++) {
+    CriaStage *st = g_ptr_array_index (p->stages, i);
+    for (const CriaPropSpec *spec = cria_props_get_specs (st->props); spec && spec->name; spec++) {
+      if (spec->type != CRIA_PROP_STRING || !cria_props_is_set (st->props, spec->name))
+        continue;
+      const char *value = cria_props_get_string (st->props, spec->name);
+      if (!value || !*value || !looks_like_path (spec->name, value))
+        continue;
+      /* "a.jsonl,b.jsonl" lists several. */
+      g_auto (GStrv) each = g_strsplit (value, ",", -1);
+      for (guint k = 0; each[k]; k++) {
+        g_autofree char *ok = *each[k] ? ui_confine (ui, g_strstrip (each[k]), error) : g_strdup ("");
+        if (!ok) {
+          g_prefix_error (error, "%s: %s: ", st->ctx.stage_name, spec->name);
+          return FALSE;
+        }
+      }
+    }
+  }
+  return TRUE;
+}
+
+/* The pipeline's stages before its sink, then the preview sink. */
+static CriaPipeline *
+without_sink (Ui *ui, CriaPipeline *full, GError **error)
+{
+  g_autoptr (CriaPipeline) p = cria_pipeline_new_empty (ui->o.registry);
+  for (guint i = 0; i + 1 < full->stages->len; i++) {
+    CriaStage *from = g_ptr_array_index (full->stages, i);
+    CriaStage *st = cria_pipeline_add_stage (p, cria_provider_get_name (from->provider), from->ctx.stage_name, error);
+    if (!st)
+      return NULL;
+    cria_props_free (st->props);
+    st->props = cria_props_copy (from->props);
+    g_free (st->ctx.stage_name);
+    st->ctx.stage_name = g_strdup (from->ctx.stage_name);
+  }
+  if (!cria_pipeline_add_stage (p, "ui-preview", "preview", error) || !cria_pipeline_validate (p, error))
+    return NULL;
+  return g_steal_pointer (&p);
+}
+
+static JsonNode *
+answer (DataRun *run, CriaPipeline *shown, CriaPipeline *ran, gboolean preview, const GError *error)
+{
+  JsonObject *o = json_object_new ();
+  if (shown) {
+    g_autofree char *text = cria_pipeline_to_string (shown);
+    json_object_set_string_member (o, "pipeline", text);
+  }
+  json_object_set_boolean_member (o, "preview", preview);
+  json_object_set_boolean_member (o, "written", ran && !preview && !error);
+  if (ran) {
+    g_autoptr (JsonNode) summary = cria_pipeline_get_summary (ran);
+    JsonArray *stages = json_object_get_array_member (json_node_get_object (summary), "stages");
+    /* The preview's own sink is no stage of the user's. */
+    if (preview && json_array_get_length (stages) > 0)
+      json_array_remove_element (stages, json_array_get_length (stages) - 1);
+    json_object_set_array_member (o, "stages", json_array_ref (stages));
+  }
+  json_object_set_array_member (o, "records", json_array_ref (run->records));
+  json_object_set_array_member (o, "skipped", json_array_ref (run->skipped));
+  if (error)
+    json_object_set_string_member (o, "error", error->message);
+  JsonNode *node = json_node_new (JSON_NODE_OBJECT);
+  json_node_take_object (node, o);
+  return node;
+}
+
+static CriaPipeline *
+parse (Ui *ui, const char *text, GError **error)
+{
+  while (g_ascii_isspace (*text))
+    text++;
+  if (*text == '{')
+    return cria_pipeline_parse_json (ui->o.registry, text, -1, "pipeline", error);
+  return cria_pipeline_parse (ui->o.registry, text, error);
+}
+
+static void
+run_pipeline (DataRun *run)
+{
+  Ui *ui = run->ui;
+  const char *text = cria_json_get_string (run->req, "pipeline", NULL);
+  gboolean write = cria_json_get_boolean (run->req, "write", FALSE);
+  const char *on_error = cria_json_get_string (run->req, "on-error", "skip");
+  run->n = CLAMP (cria_json_get_int (run->req, "n", 20), 0, 1000);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CriaPipeline) full = NULL, preview = NULL;
+  run->status = SOUP_STATUS_BAD_REQUEST;
+  if (!text || (strcmp (on_error, "skip") != 0 && strcmp (on_error, "stop") != 0)) {
+    g_set_error (&error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                 !text ? "pipeline: a pipeline string is required" : "on-error: expected skip or stop");
+    run->answer = answer (run, NULL, NULL, !write, error);
+    return;
+  }
+  full = parse (ui, text, &error);
+  if (!full && !write && !g_str_has_prefix (text, "{")) {
+    /* A pipeline without its sink is previewed as it is. */
+    g_autofree char *with = g_strconcat (text, " ! ui-preview", NULL);
+    preview = parse (ui, with, NULL);
+  }
+  if (full && !write)
+    preview = without_sink (ui, full, &error);
+  CriaPipeline *ran = write ? full : preview;
+  if (ran)
+    g_clear_error (&error);
+  if (!ran || !check_paths (ui, full ? full : ran, &error)) {
+    if (ran)
+      run->status = SOUP_STATUS_FORBIDDEN;
+    run->answer = answer (run, full, NULL, !write, error);
+    return;
+  }
+  cria_pipeline_set_on_error (ran, !strcmp (on_error, "stop") ? CRIA_ON_ERROR_STOP : CRIA_ON_ERROR_SKIP);
+  cria_pipeline_set_seed (ran, (guint64) MAX (cria_json_get_int (run->req, "seed", 0), 0));
+  run->n_stages = ran->stages->len;
+  run->current = g_ptr_array_new_full (run->n_stages, (GDestroyNotify) cria_record_free);
+  g_ptr_array_set_size (run->current, (gint) run->n_stages);
+  run->n_shown = g_new0 (guint, run->n_stages);
+  CriaPipelineObserver observer = { observe_push, observe_skip, run };
+  cria_pipeline_set_observer (ran, &observer);
+  gboolean ok = cria_pipeline_run (ran, &error);
+  run->status = ok ? SOUP_STATUS_OK : SOUP_STATUS_UNPROCESSABLE_ENTITY;
+  run->answer = answer (run, full ? full : preview, ran, !write, ok ? NULL : error);
+}
+
+static void
+data_run_free (DataRun *run)
+{
+  if (run->on_gone)
+    g_signal_handler_disconnect (run->msg, run->on_gone);
+  g_object_unref (run->msg);
+  json_object_unref (run->req);
+  json_array_unref (run->records);
+  json_array_unref (run->skipped);
+  if (run->current)
+    g_ptr_array_unref (run->current);
+  g_free (run->n_shown);
+  if (run->answer)
+    json_node_unref (run->answer);
+  g_free (run);
+}
+
+/* Main thread: the answer. */
+static gboolean
+finish (gpointer data)
+{
+  DataRun *run = data;
+  if (!run->gone) {
+    ui_respond_json (run->msg, run->status, g_steal_pointer (&run->answer));
+    soup_server_message_unpause (run->msg);
+  }
+  data_run_free (run);
+  return G_SOURCE_REMOVE;
+}
+
+static gpointer
+thread_main (gpointer data)
+{
+  DataRun *run = data;
+  /* One run at a time: they share the registry's lazy loading. */
+  g_mutex_lock (&run->ui->data_lock);
+  run_pipeline (run);
+  g_mutex_unlock (&run->ui->data_lock);
+  GSource *source = g_idle_source_new ();
+  g_source_set_callback (source, finish, run, NULL);
+  g_source_attach (source, NULL);
+  g_source_unref (source);
+  return NULL;
+}
+
+static void
+gone (SoupServerMessage *msg, gpointer data)
+{
+  ((DataRun *) data)->gone = TRUE;
+}
+
+void
+ui_data_handle (Ui *ui, SoupServerMessage *msg)
+{
+  JsonObject *req = ui_request_object (msg);
+  if (!req)
+    return;
+  DataRun *run = g_new0 (DataRun, 1);
+  run->ui = ui;
+  run->msg = g_object_ref (msg);
+  run->req = req;
+  run->records = json_array_new ();
+  run->skipped = json_array_new ();
+  run->on_gone = g_signal_connect (msg, "disconnected", G_CALLBACK (gone), run);
+  soup_server_message_pause (msg);
+  g_thread_unref (g_thread_new ("cria-ui-data", thread_main, run));
+}

@@ -1,0 +1,43 @@
+/* ui-private.h: what the parts of the ui module share. */
+#pragma once
+
+#include <libsoup/soup.h>
+
+#include "cria-ui.h"
+#include "../serve/cria-server.h"
+
+typedef struct {
+  CriaUiOptions o;
+  char *root;         /* the working directory, absolute with its links resolved */
+  char *static_dir;   /* share/ui */
+  CriaServer *server; /* set at the first request */
+  GHashTable *runs;   /* run directory (absolute) -> UiRun*: the runs this server started */
+  GList *tails;       /* the train-log.jsonl streams open (ui-train.c) */
+  /* chat: the model the /v1 routes answer with */
+  gpointer model_handle;
+  CriaLmRunner *runner;
+  char *model_key; /* "MODEL\nADAPTER" */
+  char *model_name;
+  GMutex data_lock; /* one pipeline at a time: they share the preview sink's slot */
+} Ui;
+
+/* Answers with a JSON body; `node` is taken. */
+void ui_respond_json (SoupServerMessage *msg, guint status, JsonNode *node);
+/* {"error": {"message": MESSAGE}} */
+void ui_respond_error (SoupServerMessage *msg, guint status, const char *message);
+/* The request body as a JSON object (a 400 answered and NULL otherwise). */
+JsonObject *ui_request_object (SoupServerMessage *msg);
+/* `path` (relative to the working directory, or absolute) as an absolute
+ * path with its links resolved; an error when that leaves the working
+ * directory. The file need not exist. */
+char *ui_confine (Ui *ui, const char *path, GError **error);
+
+/* POST /api/data */
+void ui_data_handle (Ui *ui, SoupServerMessage *msg);
+gboolean ui_data_register (Ui *ui, GError **error);
+
+/* /api/train/... ; `what` is the path after /api/train/ */
+void ui_train_handle (Ui *ui, SoupServerMessage *msg, const char *what, GHashTable *query);
+void ui_train_stop_all (Ui *ui);
+/* The value destructor of Ui.runs. */
+void ui_train_run_free (gpointer run);

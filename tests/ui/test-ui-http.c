@@ -1,0 +1,359 @@
+/* test-ui-http: the endpoints of `cria ui` over HTTP, without a browser:
+ * the page's files, the API key, pipelines previewed and written with
+ * their counts and skipped records, paths kept inside the working
+ * directory, a LoRA run started, followed as server-sent events, stopped
+ * with a checkpoint and resumed, an evaluation's comparison, and a chat
+ * answer streamed by serve's code path. Loopback-only without a key. */
+#include <string.h>
+#include <unistd.h>
+
+#include "ui-test.h"
+
+static UiTest t;
+#define KEY "sesame"
+
+static void
+post (const char *path, const char *body, UiReply *r)
+{
+  ui_request (&t, "POST", path, body, KEY, r);
+}
+
+static void
+test_page_and_key (void)
+{
+  UiReply r;
+  /* The page is public: it holds no data. */
+  ui_request (&t, "GET", "/data?pipeline=x", NULL, NULL, &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_PTR_NOT_NULL (strstr (r.body, "<canvas id=\"chart\""));
+  ui_reply_clear (&r);
+  ui_request (&t, "GET", "/ui/ui.js", NULL, NULL, &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  ui_reply_clear (&r);
+  ui_request (&t, "GET", "/ui/../cria-ui.h", NULL, NULL, &r);
+  CU_ASSERT_EQUAL (r.status, 404);
+  ui_reply_clear (&r);
+  /* The API is not, nor the model's routes. */
+  ui_request (&t, "GET", "/api/info", NULL, NULL, &r);
+  CU_ASSERT_EQUAL (r.status, 401);
+  ui_reply_clear (&r);
+  ui_request (&t, "GET", "/api/info", NULL, "wrong", &r);
+  CU_ASSERT_EQUAL (r.status, 401);
+  ui_reply_clear (&r);
+  ui_request (&t, "GET", "/v1/models", NULL, NULL, &r);
+  CU_ASSERT_EQUAL (r.status, 401);
+  ui_reply_clear (&r);
+  ui_request (&t, "GET", "/api/info", NULL, KEY, &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  g_autofree char *real = realpath (t.dir, NULL);
+  CU_ASSERT_STRING_EQUAL (cria_json_get_string (ui_reply_object (&r), "root", ""), real);
+  ui_reply_clear (&r);
+  ui_request (&t, "GET", "/api/nothing", NULL, KEY, &r);
+  CU_ASSERT_EQUAL (r.status, 404);
+  ui_reply_clear (&r);
+}
+
+/* Away from loopback a key is required: one line, before listening. */
+static void
+test_host_needs_key (void)
+{
+  const char *args[] = { "ui", "--host", "0.0.0.0", "--port", "0", t.dir, NULL };
+  g_autofree char *err = NULL;
+  CU_ASSERT_EQUAL (cria_test_run_cria (args, NULL, NULL, &err), 2);
+  CU_ASSERT_PTR_NOT_NULL (err && strstr (err, "--api-key"));
+  CU_ASSERT_EQUAL (err ? strchr (err, '\n') - err + 1 : 0, (long) strlen (err ? err : ""));
+}
+
+static JsonObject *
+stage (JsonObject *o, guint i)
+{
+  JsonArray *stages = json_object_get_array_member (o, "stages");
+  CU_ASSERT_FATAL (stages && json_array_get_length (stages) > i);
+  return json_array_get_object_element (stages, i);
+}
+
+static void
+test_data (void)
+{
+  g_autofree char *recs = g_build_filename (t.dir, "recs.jsonl", NULL);
+  cria_test_write_file (recs, "{\"instruction\":\"one\",\"output\":\"1\"}\n"
+                              "{\"instruction\":\"two\",\"output\":\"2\"}\n"
+                              "{\"instruction\":\"one\",\"output\":\"1\"}\n"
+                              "{\"instruction\": broken\n"
+                              "{\"instruction\":\"three\",\"output\":\"3\"}\n");
+  g_autofree char *out = g_build_filename (t.dir, "out.jsonl", NULL);
+  const char *pipeline = "{\"pipeline\":\"file location=recs.jsonl ! dedup ! jsonl location=out.jsonl\",\"n\":2}";
+  UiReply r;
+  post ("/api/data", pipeline, &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  JsonObject *o = ui_reply_object (&r);
+  CU_ASSERT_TRUE (cria_json_get_boolean (o, "preview", FALSE));
+  CU_ASSERT_FALSE (cria_json_get_boolean (o, "written", TRUE));
+  /* The user's stages only, the sink left out of a preview. */
+  CU_ASSERT_EQUAL (json_array_get_length (json_object_get_array_member (o, "stages")), 2);
+  CU_ASSERT_EQUAL (cria_json_get_int (stage (o, 0), "in", -1), 5);
+  CU_ASSERT_EQUAL (cria_json_get_int (stage (o, 0), "skipped", -1), 1);
+  CU_ASSERT_EQUAL (cria_json_get_int (stage (o, 1), "in", -1), 4);
+  CU_ASSERT_EQUAL (cria_json_get_int (stage (o, 1), "out", -1), 3);
+  CU_ASSERT_EQUAL (cria_json_get_int (json_object_get_object_member (stage (o, 1), "reasons"), "duplicate", 0), 1);
+  CU_ASSERT_EQUAL (json_array_get_length (json_object_get_array_member (o, "records")), 2);
+  JsonArray *skipped = json_object_get_array_member (o, "skipped");
+  CU_ASSERT_EQUAL_FATAL (json_array_get_length (skipped), 2);
+  /* The bad line, named by its file and line; the duplicate, itself; in
+   * the order they were met. */
+  JsonObject *dup = json_array_get_object_element (skipped, 0);
+  CU_ASSERT_EQUAL (cria_json_get_int (dup, "stage", -1), 1);
+  CU_ASSERT_STRING_EQUAL (cria_json_get_string (dup, "reason", ""), "duplicate");
+  JsonObject *rec = json_object_get_object_member (dup, "record");
+  CU_ASSERT_STRING_EQUAL (rec ? cria_json_get_string (rec, "instruction", "") : "", "one");
+  JsonObject *bad = json_array_get_object_element (skipped, 1);
+  CU_ASSERT_EQUAL (cria_json_get_int (bad, "stage", -1), 0);
+  CU_ASSERT_STRING_EQUAL (cria_json_get_string (bad, "message", ""), "recs.jsonl:4:17: expected a value, not 'b'");
+  CU_ASSERT_FALSE (json_object_has_member (bad, "record"));
+  CU_ASSERT_FALSE (g_file_test (out, G_FILE_TEST_EXISTS));
+  ui_reply_clear (&r);
+
+  /* Written whole, as cria data writes it. */
+  post ("/api/data", "{\"pipeline\":\"file location=recs.jsonl ! dedup ! jsonl location=out.jsonl\",\"write\":true}",
+        &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_TRUE (cria_json_get_boolean (ui_reply_object (&r), "written", FALSE));
+  CU_ASSERT_EQUAL (cria_json_get_int (stage (ui_reply_object (&r), 2), "out", -1), 3);
+  ui_reply_clear (&r);
+  g_autofree char *written = cria_test_read_file (out);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (written);
+  CU_ASSERT_PTR_NOT_NULL (strstr (written, "three"));
+
+  /* A pipeline without a sink is previewed; a bad one is a 400 saying why. */
+  post ("/api/data", "{\"pipeline\":\"file location=recs.jsonl ! head n=1\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  ui_reply_clear (&r);
+  post ("/api/data", "{\"pipeline\":\"file location=recs.jsonl ! nosuchstage\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 400);
+  CU_ASSERT_PTR_NOT_NULL (strstr (cria_json_get_string (ui_reply_object (&r), "error", ""), "nosuchstage"));
+  ui_reply_clear (&r);
+}
+
+/* Every path a request names stays inside the working directory. */
+static void
+test_confinement (void)
+{
+  g_autofree char *link = g_build_filename (t.dir, "escape", NULL);
+  CU_ASSERT_EQUAL (symlink ("/etc", link), 0);
+  static const char *const pipelines[] = {
+    "{\"pipeline\":\"file location=../recs.jsonl ! jsonl location=o.jsonl\"}",
+    "{\"pipeline\":\"file location=/etc/passwd ! jsonl location=o.jsonl\"}",
+    "{\"pipeline\":\"file location=escape/passwd ! jsonl location=o.jsonl\"}",
+    "{\"pipeline\":\"file location=recs.jsonl ! jsonl location=/tmp/cria-ui-out.jsonl\"}",
+    "{\"pipeline\":\"file location=recs.jsonl ! jsonl location=sub/../../o.jsonl\",\"write\":true}",
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (pipelines); i++) {
+    UiReply r;
+    post ("/api/data", pipelines[i], &r);
+    CU_ASSERT_EQUAL (r.status, 403);
+    CU_ASSERT_PTR_NOT_NULL (strstr (cria_json_get_string (ui_reply_object (&r), "error", ""), "outside the working"));
+    ui_reply_clear (&r);
+  }
+  CU_ASSERT_FALSE (g_file_test ("/tmp/cria-ui-out.jsonl", G_FILE_TEST_EXISTS));
+  static const char *const gets[] = { "/api/eval?dir=..", "/api/eval?dir=/etc", "/api/train/log?run=escape",
+                                      "/api/train/file?run=/&name=report.json" };
+  for (guint i = 0; i < G_N_ELEMENTS (gets); i++) {
+    UiReply r;
+    ui_request (&t, "GET", gets[i], NULL, KEY, &r);
+    CU_ASSERT_EQUAL (r.status, 403);
+    ui_reply_clear (&r);
+  }
+  static const char *const posts[][2] = {
+    { "/api/train/start", "{\"options\":{\"model\":\"model\",\"data\":\"train.jsonl\",\"out\":\"/tmp/cria-ui-run\"}}" },
+    { "/api/train/start", "{\"options\":{\"model\":\"../model\",\"data\":\"train.jsonl\",\"out\":\"r\"}}" },
+    { "/api/chat/open", "{\"model\":\"/etc\"}" },
+    { "/api/chat/open", "{\"model\":\"model\",\"adapter\":\"escape\"}" },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (posts); i++) {
+    UiReply r;
+    post (posts[i][0], posts[i][1], &r);
+    CU_ASSERT_EQUAL (r.status, 403);
+    ui_reply_clear (&r);
+  }
+  /* Not an option of cria train. */
+  UiReply r;
+  post ("/api/train/start", "{\"options\":{\"out\":\"r\",\"rm-rf\":\"1\"}}", &r);
+  CU_ASSERT_EQUAL (r.status, 400);
+  ui_reply_clear (&r);
+}
+
+static gboolean
+exited (const char *text)
+{
+  return strstr (text, "\"state\":\"exited\"") != NULL;
+}
+
+static guint
+count (const char *text, const char *what)
+{
+  guint n = 0;
+  for (const char *p = strstr (text, what); p; p = strstr (p + 1, what))
+    n++;
+  return n;
+}
+
+static void
+start_run (const char *out, const char *steps, const char *extra)
+{
+  g_autofree char *body = g_strdup_printf (
+      "{\"options\":{\"model\":\"model\",\"data\":\"train.jsonl\",\"out\":\"%s\",\"adapter\":\"lora r=2 "
+      "target-modules=c_attn\",\"max-steps\":\"%s\",\"max-length\":\"64\",\"batch-size\":\"2\",\"threads\":\"1\","
+      "\"lr\":\"1e-2\",\"format\":\"short.json\"%s}}",
+      out, steps, extra);
+  UiReply r;
+  post ("/api/train/start", body, &r);
+  if (r.status != 200)
+    printf ("\n%s\n", r.body);
+  CU_ASSERT_EQUAL_FATAL (r.status, 200);
+  ui_reply_clear (&r);
+}
+
+static void
+test_train (void)
+{
+  start_run ("run1", "10", "");
+  g_autofree char *text = ui_read_events (&t, "/api/train/log?run=run1", exited, 120);
+  CU_ASSERT_TRUE (exited (text));
+  if (!strstr (text, "\"exit_status\":0")) {
+    UiReply s;
+    ui_request (&t, "GET", "/api/train/status?run=run1", NULL, KEY, &s);
+    printf ("\n%s\n%s\n", text, s.body);
+    ui_reply_clear (&s);
+  }
+  CU_ASSERT_PTR_NOT_NULL (strstr (text, "\"exit_status\":0"));
+  CU_ASSERT_EQUAL (count (text, "data: {\"step\":"), 10);
+  CU_ASSERT_PTR_NOT_NULL (strstr (text, "data: {\"step\":10,"));
+  UiReply r;
+  ui_request (&t, "GET", "/api/train/file?run=run1&name=loss.png", NULL, KEY, &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_TRUE (g_str_has_prefix (r.body, "\x89PNG"));
+  ui_reply_clear (&r);
+  /* The form's options are cria train's. */
+  ui_request (&t, "GET", "/api/train/options", NULL, KEY, &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_PTR_NOT_NULL (strstr (r.body, "\"name\":\"max-steps\""));
+  ui_reply_clear (&r);
+}
+
+static gboolean
+resumed (const char *text)
+{
+  return strstr (text, "\"event\":\"resume\"") != NULL;
+}
+
+static gboolean
+has_checkpoint (const char *text)
+{
+  return strstr (text, "\"checkpoint\":") != NULL;
+}
+
+/* Stop is Ctrl-C: a checkpoint, exit 130; resume goes on from it. */
+static void
+test_stop_resume (void)
+{
+  start_run ("run2", "100000", ",\"save-every\":\"1\"");
+  g_autofree char *first = ui_read_events (&t, "/api/train/log?run=run2", has_checkpoint, 120);
+  CU_ASSERT_TRUE_FATAL (has_checkpoint (first));
+  UiReply r;
+  post ("/api/train/stop", "{\"run\":\"run2\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  ui_reply_clear (&r);
+  g_autofree char *stopped = ui_read_events (&t, "/api/train/log?run=run2", exited, 120);
+  CU_ASSERT_PTR_NOT_NULL (strstr (stopped, "\"exit_status\":130"));
+  post ("/api/train/resume", "{\"run\":\"run2\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_PTR_NOT_NULL (strstr (cria_json_get_string (ui_reply_object (&r), "checkpoint", ""), "checkpoint-"));
+  ui_reply_clear (&r);
+  /* A second start of a run going on is refused. */
+  post ("/api/train/resume", "{\"run\":\"run2\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 409);
+  ui_reply_clear (&r);
+  /* The resumed run writes its log as it goes: its first step is seen. */
+  g_autofree char *going = ui_read_events (&t, "/api/train/log?run=run2", resumed, 120);
+  CU_ASSERT_TRUE (resumed (going));
+  post ("/api/train/stop", "{\"run\":\"run2\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  ui_reply_clear (&r);
+  g_autofree char *again = ui_read_events (&t, "/api/train/log?run=run2", exited, 120);
+  CU_ASSERT_PTR_NOT_NULL (strstr (again, "\"exit_status\":130"));
+}
+
+static void
+test_eval (void)
+{
+  ui_test_eval (&t, "run1");
+  UiReply r;
+  ui_request (&t, "GET", "/api/eval?dir=eval", NULL, KEY, &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  JsonObject *o = ui_reply_object (&r);
+  CU_ASSERT_EQUAL (cria_json_get_int (o, "n_predictions", 0), 3);
+  JsonObject *summary = json_object_get_object_member (o, "summary");
+  CU_ASSERT_PTR_NOT_NULL (summary && json_object_get_object_member (summary, "base"));
+  JsonArray *preds = json_object_get_array_member (o, "predictions");
+  CU_ASSERT_EQUAL_FATAL (preds ? json_array_get_length (preds) : 0, 3);
+  CU_ASSERT_TRUE (json_object_has_member (json_array_get_object_element (preds, 0), "prediction_base"));
+  ui_reply_clear (&r);
+  ui_request (&t, "GET", "/api/eval?dir=nothing", NULL, KEY, &r);
+  CU_ASSERT_EQUAL (r.status, 404);
+  ui_reply_clear (&r);
+}
+
+static void
+test_chat (void)
+{
+  UiReply r;
+  post ("/api/chat/open", "{\"model\":\"model\",\"adapter\":\"run1\"}", &r);
+  if (r.status != 200)
+    printf ("\n%s\n", r.body);
+  CU_ASSERT_EQUAL_FATAL (r.status, 200);
+  CU_ASSERT_STRING_EQUAL (cria_json_get_string (ui_reply_object (&r), "model", ""), "model+run1");
+  ui_reply_clear (&r);
+  post ("/v1/chat/completions",
+        "{\"model\":\"model+run1\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"3 + 4\"}]}", &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_PTR_NOT_NULL (strstr (r.body, "\"role\":\"assistant\""));
+  CU_ASSERT_TRUE (count (r.body, "\"content\":") >= 2);
+  CU_ASSERT_PTR_NOT_NULL (strstr (r.body, "data: [DONE]"));
+  ui_reply_clear (&r);
+}
+
+static void
+setup (void)
+{
+  ui_test_setup (&t);
+  ui_test_start (&t, KEY);
+}
+
+static void
+teardown (void)
+{
+  CU_ASSERT_EQUAL (ui_test_stop (&t), 0);
+  ui_test_teardown (&t);
+}
+
+static const CriaTestCase cases[] = {
+  { "setup", setup },
+  { "page and key", test_page_and_key },
+  { "host needs a key", test_host_needs_key },
+  { "data", test_data },
+  { "confinement", test_confinement },
+  { "train", test_train },
+  { "stop and resume", test_stop_resume },
+  { "eval", test_eval },
+  { "chat", test_chat },
+  { "teardown", teardown },
+  { NULL, NULL },
+};
+
+static void
+register_suites (void)
+{
+  cria_test_add_suite ("ui-http", cases);
+}
+
+CRIA_TEST_MAIN (register_suites)
