@@ -4,13 +4,16 @@
  *   cria pull Qwen/Qwen2.5-0.5B-Instruct
  *   cria pull meta-llama/Llama-3.2-1B --include '*.json' --include '*.safetensors' --out llama-1b
  *
- * Then --model Qwen/Qwen2.5-0.5B-Instruct in any verb finds it there. */
+ * Then --model Qwen/Qwen2.5-0.5B-Instruct in any verb finds it there. The
+ * HTTP side lives in core/hub (cria-hub.c), reached through cria's hub module
+ * so that only this verb loads libsoup. */
 #include "config.h"
 
 #include <unistd.h>
 
 #include "cria-cli.h"
 #include "../hub/cria-hub.h"
+#include "../plugin/cria-module-private.h"
 
 int
 cria_verb_pull (int argc, char **argv)
@@ -43,7 +46,8 @@ cria_verb_pull (int argc, char **argv)
                        .out = out,
                        .progress = !quiet && isatty (STDERR_FILENO) };
   g_autoptr (GError) error = NULL;
-  g_autofree char *snapshot = cria_hub_pull (argv[1], &o, &error);
+  const CriaHubModule *hub = cria_module_load ("hub", sizeof (CriaHubModule), "cria pull", &error);
+  g_autofree char *snapshot = hub ? hub->pull (argv[1], &o, &error) : NULL;
   if (!snapshot) {
     cria_cli_error ("pull", error);
     return error->code == CRIA_ERROR_INVALID_ARGUMENT ? CRIA_EXIT_USAGE : CRIA_EXIT_FAILURE;

@@ -32,4 +32,12 @@ char *cria_hub_pull (const char *repo_id, const CriaHubOptions *options, GError 
  * NULL when there is none. */
 char *cria_hub_find_token (void);
 
+/* What cria's hub module (cria-hub.so) exports as cria_module_hub: the cria
+ * program reaches the hub client only through it, so that no other verb
+ * loads libsoup (cria-module-private.h). */
+typedef struct {
+  gsize size; /* sizeof (CriaHubModule) of the module's build */
+  char *(*pull) (const char *repo_id, const CriaHubOptions *options, GError **error);
+} CriaHubModule;
+
 G_END_DECLS
