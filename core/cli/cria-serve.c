@@ -24,7 +24,7 @@ cria_verb_serve (int argc, char **argv)
   cria_cli_sampling_init (&so);
   g_autofree char *host = NULL, *name = NULL, *base = NULL, *api_key = NULL, *key_file = NULL, *key_text = NULL;
   g_auto (GStrv) cors = NULL;
-  int port = 8080, max_concurrent = 16, max_body_kib = 1024, header_timeout = 10, idle_timeout = 60;
+  int port = 8080, max_concurrent = 16, batch = 16, max_body_kib = 1024, header_timeout = 10, idle_timeout = 60;
   gboolean no_special = FALSE, log_requests = FALSE;
   GOptionEntry entries[] = {
     { "host", 0, 0, G_OPTION_ARG_STRING, &host, "Address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all)",
@@ -34,6 +34,9 @@ cria_verb_serve (int argc, char **argv)
       "Model id in /v1/models and in answers (default: the model directory's name)", "NAME" },
     { "max-concurrent", 0, 0, G_OPTION_ARG_INT, &max_concurrent,
       "Requests admitted at once, running or waiting (default 16); more get 503", "N" },
+    { "batch", 0, 0, G_OPTION_ARG_INT, &batch,
+      "Requests decoded together, one forward pass for all (default 16; 1: one at a time); answers do not change",
+      "N" },
     { "max-body", 0, 0, G_OPTION_ARG_INT, &max_body_kib, "Largest request body in KiB (default 1024); larger get 413",
       "KIB" },
     { "header-timeout", 0, 0, G_OPTION_ARG_INT, &header_timeout,
@@ -67,10 +70,11 @@ cria_verb_serve (int argc, char **argv)
   g_autoptr (CriaLmRunner) runner = NULL;
   CriaSampling s;
   cria_sampling_init (&s);
-  if (argc > 1 || max_concurrent < 1 || max_body_kib < 1 || header_timeout < 1 || idle_timeout < 1) {
+  if (argc > 1 || max_concurrent < 1 || batch < 1 || max_body_kib < 1 || header_timeout < 1 || idle_timeout < 1) {
     g_printerr ("cria serve: %s (see cria serve --help)\n",
                 argc > 1 ? "takes no arguments"
-                         : "--max-concurrent, --max-body, --header-timeout and --idle-timeout must be at least 1");
+                         : "--max-concurrent, --batch, --max-body, --header-timeout and --idle-timeout must be at "
+                           "least 1");
     status = CRIA_EXIT_USAGE;
     goto done;
   }
@@ -97,6 +101,7 @@ cria_verb_serve (int argc, char **argv)
   /* Conversations through the model's own chat template, unless -p (or the
    * adapter's recorded format) names another. */
   cria_lm_runner_set_chat (runner, m.dir, so.prompt_format);
+  cria_lm_runner_set_batch (runner, (guint) MIN (batch, max_concurrent));
   base = g_path_get_basename (m.name);
   CriaServerOptions options = {
     .host = host ? host : "127.0.0.1",

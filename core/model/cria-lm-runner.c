@@ -118,6 +118,8 @@ struct _CriaLmRunner {
   CriaSampling defaults;
   gboolean add_special;
   char *model_dir, *chat_format; /* cria_lm_runner_set_chat */
+  CriaLmBatcher *batcher;        /* NULL: one request at a time */
+  GMutex lock;                   /* rendering and encoding, one request at a time */
 };
 
 static void
@@ -147,6 +149,7 @@ cria_lm_runner_new (CriaLm *lm, CriaTokenizer *tokenizer, const CriaPromptFormat
   r->tokenizer = tokenizer;
   r->format = format;
   r->add_special = add_special;
+  g_mutex_init (&r->lock);
   cria_sampling_init (&r->defaults);
   copy_sampling (&r->defaults, defaults);
   return r;
@@ -158,6 +161,8 @@ cria_lm_runner_free (CriaLmRunner *r)
   if (!r)
     return;
   cria_sampling_clear (&r->defaults);
+  cria_lm_batcher_free (r->batcher);
+  g_mutex_clear (&r->lock);
   g_free (r->model_dir);
   g_free (r->chat_format);
   g_free (r);
@@ -171,6 +176,22 @@ cria_lm_runner_set_chat (CriaLmRunner *r, const char *model_dir, const char *for
   g_free (r->chat_format);
   r->model_dir = g_strdup (model_dir);
   r->chat_format = format && strcmp (format, "auto") != 0 ? g_strdup (format) : NULL;
+}
+
+void
+cria_lm_runner_set_batch (CriaLmRunner *r, guint max_batch)
+{
+  g_return_if_fail (r != NULL);
+  g_clear_pointer (&r->batcher, cria_lm_batcher_free);
+  if (max_batch > 1)
+    r->batcher = cria_lm_batcher_new (r->lm, max_batch);
+}
+
+guint
+cria_lm_runner_get_batch (CriaLmRunner *r)
+{
+  g_return_val_if_fail (r != NULL, 1);
+  return r->batcher ? cria_lm_batcher_get_max_batch (r->batcher) : 1;
 }
 
 CriaTokenizer *
@@ -296,11 +317,12 @@ cria_lm_runner_generate_full (CriaLmRunner *r, const CriaGenRequest *req, const 
   g_return_val_if_fail (res != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   gboolean add_special = r->add_special;
+  g_mutex_lock (&r->lock);
   g_autofree char *prompt = cria_lm_runner_render (r, req, &add_special, error);
-  if (!prompt)
-    return FALSE;
   g_autoptr (CriaEncoding)
-      enc = cria_tokenizer_encode (r->tokenizer, prompt, -1, add_special ? CRIA_ENCODE_ADD_SPECIAL : 0, error);
+      enc = prompt ? cria_tokenizer_encode (r->tokenizer, prompt, -1, add_special ? CRIA_ENCODE_ADD_SPECIAL : 0, error)
+                   : NULL;
+  g_mutex_unlock (&r->lock);
   if (!enc)
     return FALSE;
   gint64 n = enc->ids->len;
@@ -323,8 +345,11 @@ cria_lm_runner_generate_full (CriaLmRunner *r, const CriaGenRequest *req, const 
   }
   Relay relay = { on_text, user_data, cancellable };
   CriaGeneration gen;
-  gboolean ok = cria_lm_generate (r->lm, r->tokenizer, (const gint32 *) enc->ids->data, enc->ids->len, &s, relay_text,
-                                  &relay, &gen, error);
+  const gint32 *ids = (const gint32 *) enc->ids->data;
+  gboolean ok = r->batcher
+                    ? cria_lm_batcher_generate (r->batcher, r->tokenizer, ids, enc->ids->len, &s, relay_text, &relay,
+                                                cancellable, &gen, error)
+                    : cria_lm_generate (r->lm, r->tokenizer, ids, enc->ids->len, &s, relay_text, &relay, &gen, error);
   cria_sampling_clear (&s);
   if (ok && g_cancellable_set_error_if_cancelled (cancellable, error))
     ok = FALSE;

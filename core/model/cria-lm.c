@@ -188,6 +188,125 @@ forward (CriaLm *lm, CriaLmCache *cache, const gint32 *ids, gint64 n, gboolean a
   return out;
 }
 
+/* One decoding step of sequences that the same graph can run: the token
+ * ids[i] after the cached ones of caches[i]. */
+static gboolean
+forward_ragged (CriaLm *lm, CriaLmCache *const *caches, const gint32 *ids, gint64 n, float *logits, GError **error)
+{
+  const CriaHfConfig *c = cria_model_get_config (lm->model);
+  g_autofree gint64 *pasts = g_new (gint64, n);
+  gint64 longest = 0;
+  for (gint64 b = 0; b < n; b++) {
+    pasts[b] = caches[b]->length;
+    longest = MAX (longest, pasts[b]);
+    if (!check_ids (lm, ids + b, 1, pasts[b], error))
+      return FALSE;
+  }
+  CriaModelShape shape = { .batch = n, .seq = 1, .past = longest, .kv_output = TRUE, .pasts = pasts };
+  g_autoptr (CriaGraph) g = cria_graph_new ();
+  if (lm->hook)
+    cria_graph_set_linear_hook (g, lm->hook, lm->hook_data);
+  CriaModelGraph mg;
+  if (!cria_model_build (lm->model, g, &shape, &mg, error))
+    return FALSE;
+  CriaNode *h = cria_reshape (g, mg.hidden, 2, (gint64[]){ n, c->hidden_size });
+  CriaNode *out = cria_matmul (g, h, mg.head, FALSE, TRUE);
+  cria_graph_mark_output (g, out);
+  gboolean ok = cria_graph_check (g, error) && cria_graph_plan (g, lm->backend, NULL, error);
+  g_autoptr (CriaTensor) tid = cria_tensor_new (CRIA_DTYPE_I32, 2, (gint64[]){ n, 1 });
+  g_autoptr (CriaTensor) tpos = cria_tensor_new (CRIA_DTYPE_I32, 2, (gint64[]){ n, 1 });
+  for (gint64 b = 0; b < n; b++) {
+    ((gint32 *) tid->data)[b] = ids[b];
+    ((gint32 *) tpos->data)[b] = (gint32) pasts[b];
+  }
+  ok = ok && cria_node_set_value (mg.ids, tid, error) && cria_node_set_value (mg.positions, tpos, error);
+  for (gint64 l = 0; ok && l < c->n_layers; l++)
+    for (gint64 b = 0; ok && b < n; b++) {
+      if (pasts[b] == 0)
+        continue;
+      gint64 shp[4] = { 1, pasts[b], c->n_kv_heads, c->head_dim };
+      g_autoptr (CriaTensor) k = cria_tensor_new_borrowed (CRIA_DTYPE_F32, 4, shp, caches[b]->layers[l].k, NULL, NULL);
+      g_autoptr (CriaTensor) v = cria_tensor_new_borrowed (CRIA_DTYPE_F32, 4, shp, caches[b]->layers[l].v, NULL, NULL);
+      ok = cria_node_set_value (mg.past_k[l * n + b], k, error) && cria_node_set_value (mg.past_v[l * n + b], v, error);
+    }
+  ok = ok && cria_graph_forward (g, error);
+  if (ok) {
+    if (logits)
+      memcpy (logits, out->value->data, (gsize) (n * c->vocab_size) * sizeof (float));
+    for (gint64 b = 0; b < n; b++) {
+      CriaLmCache *cache = caches[b];
+      cache_reserve (cache, pasts[b] + 1);
+      gsize bytes = (gsize) cache->row * sizeof (float);
+      for (gint64 l = 0; l < c->n_layers; l++) {
+        const float *k = mg.present_k[l]->value->data, *v = mg.present_v[l]->value->data;
+        memcpy (cache->layers[l].k + pasts[b] * cache->row, k + b * cache->row, bytes);
+        memcpy (cache->layers[l].v + pasts[b] * cache->row, v + b * cache->row, bytes);
+      }
+      cache->length = pasts[b] + 1;
+    }
+  }
+  cria_model_graph_clear (&mg);
+  return ok;
+}
+
+/* Whether sequences of lengths a and b run in one graph: a dynamic rotary
+ * scaling builds its frequencies from the length, one set per graph. */
+static gboolean
+same_graph (const CriaHfConfig *c, gint64 a, gint64 b)
+{
+  if (a == b || c->rope_theta <= 0 || c->rope_scaling.type != CRIA_ROPE_SCALING_DYNAMIC)
+    return TRUE;
+  gint64 half = c->head_dim / 2;
+  g_autofree float *fa = g_new (float, half), *fb = g_new (float, half);
+  double factor;
+  cria_hf_config_rope_inv_freq (c, c->head_dim, a, fa, &factor);
+  cria_hf_config_rope_inv_freq (c, c->head_dim, b, fb, &factor);
+  return memcmp (fa, fb, (gsize) half * sizeof (float)) == 0;
+}
+
+gboolean
+cria_lm_feed_batch (CriaLm *lm, CriaLmCache *const *caches, const gint32 *ids, gsize n, float *logits, GError **error)
+{
+  g_return_val_if_fail (lm != NULL, FALSE);
+  g_return_val_if_fail (caches != NULL || n == 0, FALSE);
+  g_return_val_if_fail (ids != NULL || n == 0, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+  const CriaHfConfig *c = cria_model_get_config (lm->model);
+  for (gsize i = 0; i < n; i++)
+    for (gsize j = 0; j < i; j++)
+      if (caches[i] == caches[j]) {
+        g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                     "sequences %" G_GSIZE_FORMAT " and %" G_GSIZE_FORMAT " of the batch share one cache", j, i);
+        return FALSE;
+      }
+  if (n == 1)
+    return cria_lm_feed (lm, caches[0], ids, 1, logits, error);
+  /* Sequences in groups that one graph runs (all of them, but for a
+   * dynamic rotary scaling past its original length). */
+  g_autofree gboolean *done = g_new0 (gboolean, n);
+  g_autofree CriaLmCache **gc = g_new (CriaLmCache *, n);
+  g_autofree gint32 *gid = g_new (gint32, n);
+  g_autofree gsize *at = g_new (gsize, n);
+  g_autofree float *gl = logits ? g_new (float, n * c->vocab_size) : NULL;
+  for (gsize first = 0; first < n; first++) {
+    if (done[first])
+      continue;
+    gsize m = 0;
+    for (gsize i = first; i < n; i++)
+      if (!done[i] && same_graph (c, caches[first]->length + 1, caches[i]->length + 1)) {
+        done[i] = TRUE;
+        gc[m] = caches[i];
+        gid[m] = ids[i];
+        at[m++] = i;
+      }
+    if (m == 1 ? !cria_lm_feed (lm, gc[0], gid, 1, gl, error) : !forward_ragged (lm, gc, gid, (gint64) m, gl, error))
+      return FALSE;
+    for (gsize i = 0; logits && i < m; i++)
+      memcpy (logits + at[i] * c->vocab_size, gl + i * c->vocab_size, (gsize) c->vocab_size * sizeof (float));
+  }
+  return TRUE;
+}
+
 gboolean
 cria_lm_nll (CriaLm *lm, const gint32 *ids, const gint32 *labels, gsize n, double *nll_sum, guint64 *n_tokens,
              GError **error)

@@ -429,7 +429,21 @@ cria_model_add_inputs (CriaModel *model, CriaGraph *g, const CriaModelShape *sha
   out->segments = shape->segments ? cria_graph_input (g, "segment_ids", CRIA_DTYPE_I32, 2, bk) : NULL;
   out->present_k = g_new0 (CriaNode *, c->n_layers);
   out->present_v = g_new0 (CriaNode *, c->n_layers);
-  if (shape->past > 0) {
+  if (shape->pasts) {
+    gint64 B = shape->batch;
+    out->past_k = g_new0 (CriaNode *, c->n_layers * B);
+    out->past_v = g_new0 (CriaNode *, c->n_layers * B);
+    for (gint64 l = 0; l < c->n_layers; l++)
+      for (gint64 b = 0; b < B; b++) {
+        if (shape->pasts[b] == 0)
+          continue;
+        gint64 kv[4] = { 1, shape->pasts[b], c->n_kv_heads, c->head_dim };
+        g_autofree char *kn = g_strdup_printf ("past.%" G_GINT64_FORMAT ".%" G_GINT64_FORMAT ".k", l, b);
+        g_autofree char *vn = g_strdup_printf ("past.%" G_GINT64_FORMAT ".%" G_GINT64_FORMAT ".v", l, b);
+        out->past_k[l * B + b] = cria_graph_input (g, kn, CRIA_DTYPE_F32, 4, kv);
+        out->past_v[l * B + b] = cria_graph_input (g, vn, CRIA_DTYPE_F32, 4, kv);
+      }
+  } else if (shape->past > 0) {
     gint64 kv[4] = { shape->batch, shape->past, c->n_kv_heads, c->head_dim };
     out->past_k = g_new0 (CriaNode *, c->n_layers);
     out->past_v = g_new0 (CriaNode *, c->n_layers);
@@ -443,6 +457,45 @@ cria_model_add_inputs (CriaModel *model, CriaGraph *g, const CriaModelShape *sha
   return cria_graph_get_error (g) == NULL;
 }
 
+/* Concatenation of nodes[0..n) along dim 0, as a balanced tree (each row
+ * copied log n times rather than n). */
+static CriaNode *
+concat_rows (CriaGraph *g, CriaNode **nodes, gint64 n)
+{
+  if (n == 1)
+    return nodes[0];
+  return cria_concat (g, concat_rows (g, nodes, n / 2), concat_rows (g, nodes + n / 2, n - n / 2), 0);
+}
+
+/* Each sequence of a ragged batch attends over its own cache: the very ops
+ * (and shapes) of the sequence run alone, so it gets the same floats. */
+static CriaNode *
+ragged_attention (CriaModel *model, CriaGraph *g, const CriaModelShape *shape, CriaModelGraph *out, gint64 layer,
+                  CriaNode *q, CriaNode *k, CriaNode *v, float scale, gint64 window)
+{
+  const CriaHfConfig *c = cria_model_get_config (model);
+  gint64 B = shape->batch;
+  out->present_k[layer] = k;
+  out->present_v[layer] = v;
+  if (shape->kv_output && k && v) {
+    cria_graph_mark_output (g, k);
+    cria_graph_mark_output (g, v);
+  }
+  g_autofree CriaNode **rows = g_new0 (CriaNode *, B);
+  for (gint64 b = 0; b < B; b++) {
+    CriaNode *qb = B > 1 ? cria_slice (g, q, 0, b, 1) : q;
+    CriaNode *kb = B > 1 ? cria_slice (g, k, 0, b, 1) : k;
+    CriaNode *vb = B > 1 ? cria_slice (g, v, 0, b, 1) : v;
+    if (shape->pasts[b] > 0) {
+      kb = cria_concat (g, out->past_k[layer * B + b], kb, 1);
+      vb = cria_concat (g, out->past_v[layer * B + b], vb, 1);
+    }
+    rows[b] = cria_attention_window (g, qb, kb, vb, NULL, scale, window);
+  }
+  gint64 flat[3] = { B, shape->seq, c->n_heads * c->head_dim };
+  return cria_reshape (g, concat_rows (g, rows, B), 3, flat);
+}
+
 CriaNode *
 cria_model_attention (CriaModel *model, CriaGraph *g, const CriaModelShape *shape, CriaModelGraph *out, gint64 layer,
                       CriaNode *q, CriaNode *k, CriaNode *v, float scale, gint64 window)
@@ -452,6 +505,8 @@ cria_model_attention (CriaModel *model, CriaGraph *g, const CriaModelShape *shap
   g_return_val_if_fail (shape != NULL, NULL);
   g_return_val_if_fail (out != NULL, NULL);
   const CriaHfConfig *c = cria_model_get_config (model);
+  if (shape->pasts)
+    return ragged_attention (model, g, shape, out, layer, q, k, v, scale, window);
   if (shape->past > 0) {
     k = cria_concat (g, out->past_k[layer], k, 1);
     v = cria_concat (g, out->past_v[layer], v, 1);

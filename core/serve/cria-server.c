@@ -3,8 +3,10 @@
  *   cria serve --model ../shared/models/stories260K --port 0
  *
  * The main loop accepts connections, reads and checks requests and writes
- * answers; one worker thread runs the model, one request at a time, in the
- * order they came. A request waits paused in libsoup until its worker hands
+ * answers; worker threads run the model, in the order requests came: one
+ * at a time, or as many as the runner decodes together (its batch), a
+ * request joining the running batch at its next step and leaving it when
+ * done or given up. A request waits paused in libsoup until its worker hands
  * text back through the main context; more than --max-concurrent admitted at
  * once are turned away with 503 rather than queued without bound.
  *
@@ -48,8 +50,9 @@ struct _CriaServer {
   GSocket *listener;
   GSource *accepting; /* NULL while accepting pauses after an error */
   guint backoff_ms, resume, sweep;
-  ServeVocab *vocab; /* the worker's, made at the first response_format request */
-  gint32 anchor;     /* the worker's: serve_token_anchor */
+  ServeVocab *vocab; /* the workers', made at the first response_format request (under vocab_lock) */
+  GMutex vocab_lock;
+  gint32 anchor; /* the decoding worker's: serve_token_anchor */
   gboolean anchored;
   guint8 key_digest[32];
 };
@@ -350,8 +353,10 @@ run_job (gpointer data, gpointer user_data)
     }
   }
   /* Every token's text, once, for response_format's masks. */
+  g_mutex_lock (&server->vocab_lock);
   if (job->req.json && !server->vocab)
     server->vocab = serve_vocab_new (cria_lm_runner_get_tokenizer (server->o.runner));
+  g_mutex_unlock (&server->vocab_lock);
   CriaLmRunnerHooks hooks = { job->req.presence_penalty, job->req.frequency_penalty, on_logits, on_token, job };
   for (guint i = 0; i < n && !error; i++) {
     results[i].prompt_tokens = results[i].completion_tokens = -1;
@@ -1047,9 +1052,10 @@ cria_server_new (const CriaServerOptions *options)
   }
   server->jobs = g_hash_table_new (NULL, NULL);
   server->conns = g_hash_table_new (NULL, NULL);
+  g_mutex_init (&server->vocab_lock);
   server->context = g_main_context_default ();
   if (server->o.runner)
-    server->pool = g_thread_pool_new (run_job, server, 1, TRUE, NULL);
+    server->pool = g_thread_pool_new (run_job, server, (gint) cria_lm_runner_get_batch (server->o.runner), TRUE, NULL);
   server->sweep = g_timeout_add (250, sweep, server);
   return server;
 }
@@ -1119,6 +1125,7 @@ cria_server_free (Server *server)
   }
   g_hash_table_unref (server->conns);
   serve_vocab_free (server->vocab);
+  g_mutex_clear (&server->vocab_lock);
   if (server->listener)
     g_socket_close (server->listener, NULL);
   g_clear_object (&server->listener);

@@ -21,7 +21,7 @@ typedef struct {
   const char *model_name;          /* the id of /v1/models, and what requests may name */
   guint max_concurrent;            /* requests admitted at once (running and waiting) */
   gsize max_body;                  /* bytes of a request body */
-  CriaLmRunner *runner;            /* borrowed; used from the server's one worker thread */
+  CriaLmRunner *runner;            /* borrowed; used from as many worker threads as its batch */
   gboolean log_requests;           /* one line on stderr per request answered */
   guint header_timeout;            /* seconds from a connection's opening to the end of its request headers */
   guint idle_timeout;              /* seconds a connection may read or write nothing while no request of it runs */

@@ -58,6 +58,11 @@ void cria_lm_runner_free (CriaLmRunner *runner);
  * encodes it). A model with neither still answers a lone user message,
  * as its plain text. */
 void cria_lm_runner_set_chat (CriaLmRunner *runner, const char *model_dir, const char *format);
+/* With `max_batch` > 1, requests running at once on several threads are
+ * decoded together, up to max_batch sequences per step (CriaLmBatcher),
+ * each with the text it gets alone; 1 (the default): one at a time. */
+void cria_lm_runner_set_batch (CriaLmRunner *runner, guint max_batch);
+guint cria_lm_runner_get_batch (CriaLmRunner *runner);
 CriaTokenizer *cria_lm_runner_get_tokenizer (CriaLmRunner *runner);
 /* The prompt text of a request and whether the tokenizer's special tokens
  * are added to it. */
@@ -72,7 +77,9 @@ typedef struct {
   gpointer hook_data;
 } CriaLmRunnerHooks;
 
-/* Runs one request (one at a time: a CriaLm is not shared between threads).
+/* Runs one request: one at a time (a CriaLm is not shared between
+ * threads), or, after cria_lm_runner_set_batch, from several threads at
+ * once, its hooks then called from whichever of them decodes the batch.
  * `on_text` (may be NULL) receives the text as it comes; the cancellable is
  * checked between tokens. A request the model cannot take (an empty or too
  * long prompt, a conversation without a format) fails with

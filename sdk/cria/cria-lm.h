@@ -7,6 +7,7 @@
  * keys and values cached from the earlier positions. */
 #pragma once
 
+#include <gio/gio.h>
 #include <cria/cria-backend.h>
 #include <cria/cria-model.h>
 #include <cria/cria-text.h>
@@ -45,6 +46,15 @@ void cria_lm_cache_truncate (CriaLmCache *cache, gint64 length);
  * to the cache; `logits` (vocab floats, may be NULL) receives the logits of
  * the last one. */
 gboolean cria_lm_feed (CriaLm *lm, CriaLmCache *cache, const gint32 *ids, gsize n, float *logits, GError **error);
+
+/* One decoding step of `n` sequences at once: ids[i] follows the tokens of
+ * caches[i] (distinct caches of any lengths), whose keys and values grow by
+ * one; `logits` (n x vocab floats, may be NULL) receives the next-token
+ * logits of each. The weights are read once for all of them, and each
+ * sequence gets the logits cria_lm_feed gives it alone (the same floats on
+ * the cpu backend, up to 32 sequences). */
+gboolean cria_lm_feed_batch (CriaLm *lm, CriaLmCache *const *caches, const gint32 *ids, gsize n, float *logits,
+                             GError **error);
 
 /* Called before each draw with the logits of the next token as the model
  * gave them (vocab floats), the tokens generated so far and how many more
@@ -113,7 +123,34 @@ void cria_generation_clear (CriaGeneration *gen);
 gboolean cria_lm_generate (CriaLm *lm, CriaTokenizer *tok, const gint32 *prompt, gsize n_prompt, const CriaSampling *s,
                            CriaTextFunc on_text, gpointer user_data, CriaGeneration *out, GError **error);
 
+/* Several generations decoded together (continuous batching): each step
+ * runs one forward pass for every running sequence (cria_lm_feed_batch), a
+ * sequence submitted meanwhile joins at the next step once its prompt is
+ * fed, and one that finishes or is cancelled leaves. Each keeps its own
+ * settings, seed, stop strings and hooks, and gets the text it would get
+ * alone. The batcher has no thread: callers block in
+ * cria_lm_batcher_generate and one of them at a time runs the steps for
+ * all, so callbacks may run on another caller's thread (one at a time). */
+typedef struct _CriaLmBatcher CriaLmBatcher;
+
+/* Borrows `lm`; at most `max_batch` sequences run at once, the others wait. */
+CriaLmBatcher *cria_lm_batcher_new (CriaLm *lm, guint max_batch);
+void cria_lm_batcher_free (CriaLmBatcher *batcher);
+guint cria_lm_batcher_get_max_batch (CriaLmBatcher *batcher);
+/* cria_lm_generate through the batcher; may be called from several threads
+ * at once. A cancelled generation fails with G_IO_ERROR_CANCELLED (finish
+ * CRIA_FINISH_CALLER) and leaves the others running. */
+gboolean cria_lm_batcher_generate (CriaLmBatcher *batcher, CriaTokenizer *tok, const gint32 *prompt, gsize n_prompt,
+                                   const CriaSampling *s, CriaTextFunc on_text, gpointer user_data,
+                                   GCancellable *cancellable, CriaGeneration *out, GError **error);
+/* `n` generations from this thread, `max_batch` at a time; outs[i] is set
+ * for each (cria_generation_clear them all). Fails with the first error. */
+gboolean cria_lm_generate_batch (CriaLm *lm, CriaTokenizer *tok, guint max_batch, gsize n, const gint32 *const *prompts,
+                                 const gsize *n_prompts, const CriaSampling *const *s, CriaGeneration *outs,
+                                 GError **error);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CriaLm, cria_lm_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CriaLmBatcher, cria_lm_batcher_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CriaLmCache, cria_lm_cache_free)
 
 G_END_DECLS

@@ -29,6 +29,13 @@ typedef struct {
   gint64 past;        /* P tokens already in the KV cache (0 when training) */
   gboolean segments;  /* an i32 [B, P+T] segment-id input isolates packed samples */
   gboolean kv_output; /* keep each layer's keys and values (for a KV cache) */
+  /* A ragged batch (decoding several sequences at once): B cached lengths,
+   * one per sequence, and `past` their largest (what a length check or a
+   * dynamic rotary scaling reads; the batch only holds sequences for which
+   * that gives the same model). NULL: every sequence has `past`. The
+   * provider needs nothing more: cria_model_add_inputs and
+   * cria_model_attention handle it, and positions come from the input. */
+  const gint64 *pasts;
 } CriaModelShape;
 
 /* The nodes of a built forward pass. Inputs are set by the caller before
@@ -38,8 +45,11 @@ typedef struct {
   CriaNode *ids;
   CriaNode *positions;
   CriaNode *segments;                /* NULL unless shape->segments */
-  CriaNode **past_k, **past_v;       /* n_layers inputs f32 [B,P,Hkv,Dh], or NULL when P == 0 */
-  CriaNode **present_k, **present_v; /* n_layers f32 [B,P+T,Hkv,Dh] (marked outputs when kv_output) */
+  CriaNode **past_k, **past_v;       /* n_layers inputs f32 [B,P,Hkv,Dh], or NULL when P == 0;
+                                      * ragged: n_layers * B inputs [1,P_b,Hkv,Dh] at l * B + b
+                                      * (NULL where P_b == 0) */
+  CriaNode **present_k, **present_v; /* n_layers f32 [B,P+T,Hkv,Dh] (marked outputs when kv_output);
+                                      * ragged: the new positions only, [B,T,Hkv,Dh] */
   CriaNode *hidden;                  /* f32 [B,T,hidden] after the final norm */
   CriaNode *head;                    /* the lm-head weight [vocab, hidden] (the embedding when tied) */
 } CriaModelGraph;

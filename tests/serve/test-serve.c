@@ -3,7 +3,8 @@
  * talked to over loopback: the OpenAI answers and their fields, greedy text
  * equal to `cria generate`'s, streaming, the openai generator as a client,
  * the local generator on the same model, errors, concurrent clients, a full
- * queue, a client hanging up mid-stream, and a clean stop on SIGTERM.
+ * queue, requests joining and leaving a running batch, a client hanging up
+ * mid-stream, and a clean stop on SIGTERM.
  * Then hostile clients, each case ending with a request that must succeed:
  * thousands of dropped connections (the descriptor count stays flat),
  * accepting after EMFILE, header and idle timeouts, bodies over --max-body
@@ -651,6 +652,74 @@ test_concurrent (void)
   }
 }
 
+/* The text of a streamed completion: its chunks' text, in order. */
+static char *
+streamed_text (const char *body)
+{
+  GString *text = g_string_new ("");
+  g_auto (GStrv) lines = g_strsplit (body, "\n", -1);
+  for (guint i = 0; lines[i]; i++) {
+    if (!g_str_has_prefix (lines[i], "data: {"))
+      continue;
+    g_autoptr (JsonNode) n = json_from_string (lines[i] + 6, NULL);
+    JsonArray *choices = n ? json_object_get_array_member (json_node_get_object (n), "choices") : NULL;
+    if (choices && json_array_get_length (choices) > 0)
+      g_string_append (
+          text, json_object_get_string_member_with_default (json_array_get_object_element (choices, 0), "text", ""));
+  }
+  return g_string_free (text, FALSE);
+}
+
+/* Continuous batching (the main server decodes up to 16 requests at once):
+ * while a long streamed request runs, four more join its batch, two of them
+ * streamed, with different lengths, so they also leave it at different
+ * steps; then the long one's client hangs up. Each answer is its text
+ * alone (cria generate's), and the batch goes on after the hang-up. */
+static void
+test_batch_join_and_hang_up (void)
+{
+  g_autoptr (SoupSession) session = soup_session_new ();
+  g_autofree char *url = g_strconcat (main_server.url, "/completions", NULL);
+  g_autoptr (SoupMessage) msg = soup_message_new ("POST", url);
+  const char *long_body = "{\"prompt\": \"Once\", \"max_tokens\": 2000, \"stream\": true}";
+  g_autoptr (GBytes) payload = g_bytes_new_static (long_body, strlen (long_body));
+  soup_message_set_request_body_from_bytes (msg, "application/json", payload);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GInputStream) in = soup_session_send (session, msg, NULL, &error);
+  g_assert_no_error (error);
+  char buf[64];
+  CU_ASSERT (g_input_stream_read (in, buf, sizeof buf, NULL, &error) > 0); /* it runs */
+  const char *prompts[] = { "The dog", "The cat", "Once upon a time", "Tom and Sue" };
+  const char *max[] = { "16", "40", "24", "60" };
+  Call calls[4];
+  char *bodies[4];
+  for (guint i = 0; i < 4; i++) {
+    bodies[i] = g_strdup_printf ("{\"prompt\": \"%s\", \"max_tokens\": %s, \"stream\": %s}", prompts[i], max[i],
+                                 i % 2 ? "true" : "false");
+    calls[i] = (Call){ &main_server, bodies[i] };
+  }
+  call_all (calls, 4);
+  g_input_stream_close (in, NULL, NULL);
+  g_clear_object (&in);
+  soup_session_abort (session);
+  for (guint i = 0; i < 4; i++) {
+    CU_ASSERT_EQUAL (calls[i].reply.status, 200);
+    g_autoptr (JsonObject) ref = generate (prompts[i], max[i], NULL);
+    g_autofree char *text = i % 2 ? streamed_text (calls[i].reply.body)
+                                  : g_strdup (json_object_get_string_member (choice (&calls[i].reply, 0), "text"));
+    CU_ASSERT_STRING_EQUAL (text, json_object_get_string_member (ref, "text"));
+    reply_clear (&calls[i].reply);
+    g_free (bodies[i]);
+  }
+  Reply r;
+  request (&main_server, "POST", "/completions", "{\"prompt\": \"The dog\", \"max_tokens\": 16}", &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  g_autoptr (JsonObject) ref = generate ("The dog", "16", NULL);
+  CU_ASSERT_STRING_EQUAL (json_object_get_string_member (choice (&r, 0), "text"),
+                          json_object_get_string_member (ref, "text"));
+  reply_clear (&r);
+}
+
 /* --max-concurrent 1: while one request runs, others are turned away with
  * 503. Whether two overlap depends on timing, so bursts are retried until
  * one does (each request generates ~400 tokens, the others arrive at once). */
@@ -1215,6 +1284,7 @@ register_suites (void)
     { "errors in OpenAI's shape", test_errors },
     { "413 on a body over --max-body", test_body_too_large },
     { "four clients at once", test_concurrent },
+    { "requests join and leave a running batch", test_batch_join_and_hang_up },
     { "503 when the queue is full", test_queue_full },
     { "a chat format renders conversations", test_prompt_format },
     { "API key, CORS, /health, a model by id, a JSON schema", test_key_cors_schema },

@@ -47,6 +47,13 @@ cpu_matmul_forward (gpointer self, CriaNode *n, GError **error)
   mat_dims (n, &d);
   const float *A = cpu_f32 (n->src[0]->value);
   float *C = cpu_f32 (n->value);
+  if (!d.b_batched && !n->iparam[0]) {
+    /* x[B,T,K] times one weight: all B*T rows in one product, so that the
+     * weight is read once for a batch of sequences, not once per sequence. */
+    cpu_gemm (self, d.batch * d.M, d.N, d.K, A, d.rsa, d.csa, b_slice (n->src[1]->value, &d, 0), n->src[1]->dtype,
+              d.rsb, d.csb, C, d.N, FALSE);
+    return TRUE;
+  }
   for (gint64 b = 0; b < d.batch; b++)
     cpu_gemm (self, d.M, d.N, d.K, A + b * d.M * d.K, d.rsa, d.csa, b_slice (n->src[1]->value, &d, b), n->src[1]->dtype,
               d.rsb, d.csb, C + b * d.M * d.N, d.N, FALSE);

@@ -3,8 +3,9 @@
  *   cria data 'file location=seeds.jsonl ! selfinstruct generator="local model=../shared/models/stories260K" ! jsonl location=out.jsonl'
  *
  * The same request gives the same text as `cria serve` on the same model and
- * settings: both go through CriaLmRunner. The model runs one request at a
- * time; a batch runs its requests one after another. */
+ * settings: both go through CriaLmRunner. A batch of requests (Self-Instruct
+ * and Evol-Instruct ask in batches) is decoded together, `batch` sequences
+ * per step, each with the text it gets alone. */
 #include "config.h"
 
 #include <string.h>
@@ -30,6 +31,8 @@ static const CriaPropSpec local_props[] = {
   { "top-k", CRIA_PROP_INT, "0", 0, G_MAXINT, NULL, "sample among the K most likely tokens (0: all)" },
   { "repetition-penalty", CRIA_PROP_DOUBLE, "1", 1e-9, 100, NULL,
     "divide the logits of tokens already present by this (1: off)" },
+  { "batch", CRIA_PROP_INT, "16", 1, 256, NULL,
+    "requests decoded together, one forward pass for all (1: one at a time); the texts do not change" },
   CRIA_PROP_END
 };
 
@@ -38,7 +41,8 @@ typedef struct {
   CriaPromptFormat *format;
   CriaLmRunner *runner;
   char *identity;
-  GMutex lock; /* one request at a time on the model */
+  guint batch;
+  GMutex lock; /* batch=1: one request at a time on the model */
 } Local;
 
 static void
@@ -91,6 +95,10 @@ local_create (const CriaProps *props, CriaRegistry *registry, GError **error)
   self->runner = cria_lm_runner_new (self->stack.lm, self->stack.tokenizer, self->format, &s, special);
   cria_lm_runner_set_chat (self->runner, dir, format);
   cria_sampling_clear (&s);
+  /* `batch` is not in the cache key: the texts do not change with it. */
+  self->batch = (guint) cria_props_get_int (props, "batch");
+  if (self->batch > 1)
+    cria_lm_runner_set_batch (self->runner, self->batch);
   /* Everything that changes the text goes into the cache key. */
   g_autofree char *abs = g_canonicalize_filename (dir, NULL);
   char t[G_ASCII_DTOSTR_BUF_SIZE], p[G_ASCII_DTOSTR_BUF_SIZE], r[G_ASCII_DTOSTR_BUF_SIZE];
@@ -114,10 +122,18 @@ static gboolean
 local_generate (gpointer data, const CriaGenRequest *req, CriaGenResult *res, GCancellable *cancellable, GError **error)
 {
   Local *self = data;
+  if (self->batch > 1)
+    return cria_lm_runner_generate (self->runner, req, NULL, NULL, cancellable, res, error);
   g_mutex_lock (&self->lock);
   gboolean ok = cria_lm_runner_generate (self->runner, req, NULL, NULL, cancellable, res, error);
   g_mutex_unlock (&self->lock);
   return ok;
+}
+
+static guint
+local_max_concurrency (gpointer data)
+{
+  return ((Local *) data)->batch;
 }
 
 static const CriaGeneratorVTable local_vtable = {
@@ -126,6 +142,7 @@ static const CriaGeneratorVTable local_vtable = {
   .destroy = local_destroy,
   .describe = local_describe,
   .generate = local_generate,
+  .max_concurrency = local_max_concurrency,
 };
 
 static const CriaProviderInfo local_info = {
