@@ -436,9 +436,9 @@ train_step (Trainer *t, gboolean *stop, GError **error)
                t->step, t->epoch, loss, lr, norm, t->train.pairs ? "loss_pairs" : "loss_tokens", count, extra->str,
                trainer_run_seconds (t));
   /* The log on disk follows the run about every second, for those who
-   * watch it (cria ui); a resume keeps only its lines up to the checkpoint. */
+   * watch it (cria ui); rank 0 writes it, and a resume keeps only its lines up to the checkpoint. */
   gint64 now = g_get_monotonic_time ();
-  if (now - t->log_written_us >= G_USEC_PER_SEC) {
+  if (t->rank == 0 && now - t->log_written_us >= G_USEC_PER_SEC) {
     t->log_written_us = now;
     return trainer_write_log (t, error);
   }
