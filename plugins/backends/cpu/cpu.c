@@ -16,6 +16,9 @@ static const CriaPropSpec cpu_props[] = {
   { "threads", CRIA_PROP_INT, "0", 0, 4096, NULL, "worker threads, the caller included; 0 uses every core" },
   { "isa", CRIA_PROP_ENUM, "auto", 0, 0, "auto|avx512|avx2|generic",
     "instruction set of the kernels: auto picks the best the processor supports" },
+  { "attention", CRIA_PROP_ENUM, "blocked", 0, 0, "blocked|rows",
+    "attention kernels: blocked (vectorized, an online softmax over key blocks) or rows (the previous scalar "
+    "one-row-at-a-time kernels, kept to compare)" },
   CRIA_PROP_END
 };
 
@@ -57,6 +60,7 @@ cpu_create (const CriaProps *props, GError **error)
   CpuBackend *be = g_new0 (CpuBackend, 1);
   be->isa = isa;
   be->has_bf16 = __builtin_cpu_supports ("avx512bf16");
+  be->attention_rows = strcmp (cria_props_get_string (props, "attention"), "rows") == 0;
   be->pool = cpu_pool_new (threads);
   be->scratch = g_new0 (float *, threads);
   be->scratch_size = g_new0 (gsize, threads);

@@ -20,8 +20,9 @@ typedef enum { CPU_ISA_GENERIC, CPU_ISA_AVX2, CPU_ISA_AVX512, CPU_N_ISAS } CpuIs
 typedef struct {
   CpuPool *pool;
   CpuIsa isa;
-  gboolean has_bf16; /* AVX-512-BF16 present (reported; see cpu-gemm.c) */
-  float **scratch;   /* per thread */
+  gboolean has_bf16;       /* AVX-512-BF16 present (reported; see cpu-gemm.c) */
+  gboolean attention_rows; /* the previous attention kernels (cpu-attention.c) */
+  float **scratch;         /* per thread */
   gsize *scratch_size;
 } CpuBackend;
 
