@@ -107,6 +107,12 @@ FN (mask_row) (const Attn *a, const AttnBlock *kb, const AttnRow *row, float *s)
       *(V *) (s + c) = FN (splat) (-INFINITY);
     return FALSE;
   }
+  if (same && c_lo == 0 && c_hi == BK - 1) { /* the whole block: most blocks of a long sequence */
+    V sc = FN (splat) (a->scale);
+    for (int c = 0; c < BK; c += W)
+      *(V *) (s + c) *= sc;
+    return TRUE;
+  }
   gboolean any = same;
   for (gint64 c = 0; c < BK; c++) {
     gboolean ok = c >= c_lo && c <= c_hi && (same || kb->seg[c] == row->seg);
@@ -114,6 +120,21 @@ FN (mask_row) (const Attn *a, const AttnBlock *kb, const AttnRow *row, float *s)
     any |= ok;
   }
   return any;
+}
+
+static float
+FN (max_row) (const float *s)
+{
+  V mv = *(const V *) s;
+  for (int c = W; c < BK; c += W) {
+    V x = *(const V *) (s + c);
+    VI gt = x > mv;
+    mv = (V) (((VI) x & gt) | ((VI) mv & ~gt));
+  }
+  float mx = mv[0];
+  for (int j = 1; j < W; j++)
+    mx = MAX (mx, mv[j]);
+  return mx;
 }
 
 /* Sum of exp(s - m) over the row, writing the exponentials in place. */
@@ -219,9 +240,7 @@ FN (rows_task) (gpointer data, gint64 begin, gint64 end, int thread)
           memset (s, 0, BK * sizeof (float)); /* P = 0, not exp(-inf - -inf) */
           continue;
         }
-        float mx = -INFINITY;
-        for (int c = 0; c < BK; c++)
-          mx = MAX (mx, s[c]);
+        float mx = FN (max_row) (s);
         float m_new = MAX (m[r], mx), alpha = expf (m[r] - m_new);
         l[r] = l[r] * alpha + FN (exp_row) (s, m_new);
         m[r] = m_new;

@@ -19,6 +19,10 @@ static const CriaPropSpec cpu_props[] = {
   { "attention", CRIA_PROP_ENUM, "blocked", 0, 0, "blocked|rows",
     "attention kernels: blocked (vectorized, an online softmax over key blocks) or rows (the previous scalar "
     "one-row-at-a-time kernels, kept to compare)" },
+  { "bf16-dot", CRIA_PROP_BOOL, "false", 0, 0, NULL,
+    "products with bf16 weights (--dtype bf16) and NF4 weights round the activations to bf16 too and accumulate "
+    "in f32: AVX512-BF16 dot products where the processor has them (about twice the f32 rate), the f32 kernels "
+    "on the same rounded values elsewhere; off keeps f32 activations" },
   CRIA_PROP_END
 };
 
@@ -60,6 +64,7 @@ cpu_create (const CriaProps *props, GError **error)
   CpuBackend *be = g_new0 (CpuBackend, 1);
   be->isa = isa;
   be->has_bf16 = __builtin_cpu_supports ("avx512bf16");
+  be->bf16_dot = cria_props_get_bool (props, "bf16-dot");
   be->attention_rows = strcmp (cria_props_get_string (props, "attention"), "rows") == 0;
   be->pool = cpu_pool_new (threads);
   be->scratch = g_new0 (float *, threads);
@@ -119,8 +124,11 @@ static char *
 cpu_describe (gpointer self)
 {
   CpuBackend *be = self;
-  return g_strdup_printf ("cpu: %d threads, %s%s", cpu_pool_n_threads (be->pool), cpu_isa_name (be->isa),
-                          be->has_bf16 ? " (avx512-bf16 present, unused)" : "");
+  return g_strdup_printf (
+      "cpu: %d threads, %s%s%s", cpu_pool_n_threads (be->pool), cpu_isa_name (be->isa),
+      be->has_bf16 ? ", avx512-bf16" : "",
+      be->bf16_dot ? (be->has_bf16 && be->isa == CPU_ISA_AVX512 ? ", bf16 dot products" : ", bf16-rounded activations")
+                   : "");
 }
 
 static const CriaBackendVTable cpu_vtable = {

@@ -20,7 +20,8 @@ typedef enum { CPU_ISA_GENERIC, CPU_ISA_AVX2, CPU_ISA_AVX512, CPU_N_ISAS } CpuIs
 typedef struct {
   CpuPool *pool;
   CpuIsa isa;
-  gboolean has_bf16;       /* AVX-512-BF16 present (reported; see cpu-gemm.c) */
+  gboolean has_bf16;       /* AVX-512-BF16 present */
+  gboolean bf16_dot;       /* bf16 weights times activations rounded to bf16 (cpu-gemm.c) */
   gboolean attention_rows; /* the previous attention kernels (cpu-attention.c) */
   float **scratch;         /* per thread */
   gsize *scratch_size;
