@@ -194,6 +194,23 @@ round_bf16_avx512 (const float *x, guint16 *y, gint64 n)
     y[k] = cria_f32_to_bf16 (x[k]);
 }
 
+/* x rounded to bf16 values in place, as round_bf16_avx512 rounds. */
+T_AVX512 static void
+round_f32_avx512 (float *x, gint64 n)
+{
+  gint64 k = 0;
+  for (; k + 16 <= n; k += 16) {
+    u16v u;
+    memcpy (&u, x + k, sizeof u);
+    u16v r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    u16v nan = (u16v) ((u & 0x7fffffffu) > 0x7f800000u);
+    r = (r & ~nan) | (((u & 0xffff0000u) | 0x400000u) & nan);
+    memcpy (x + k, &r, sizeof r);
+  }
+  for (; k < n; k++)
+    x[k] = cria_bf16_to_f32 (cria_f32_to_bf16 (x[k]));
+}
+
 /* The bf16 micro-kernel: A and the packed panel hold pairs of bf16 along K
  * in 32-bit words (A's rows lda words apart, the panel 32 words a pair);
  * vdpbf16ps adds both products of a pair to an f32 lane. */
@@ -305,7 +322,9 @@ static void
 nf4_gemm_run (const Gemm *g, gint64 start, gint64 count, float *out)
 {
   nf4_run (g->be->isa, g->B, start, count, out);
-  if (g->be->bf16_dot)
+  if (g->be->bf16_dot && g->be->isa == CPU_ISA_AVX512)
+    round_f32_avx512 (out, count);
+  else if (g->be->bf16_dot)
     for (gint64 i = 0; i < count; i++)
       out[i] = cria_bf16_to_f32 (cria_f32_to_bf16 (out[i]));
 }
@@ -378,6 +397,18 @@ pack_panel_bf16 (const Gemm *g, gint64 k0, gint64 kc, gint64 n0, int nr, float *
 {
   gint64 kc2 = (kc + 1) / 2;
   memset (Bp, 0, (gsize) (kc2 * 32) * sizeof (guint32));
+  if (g->btype == CRIA_DTYPE_BF16 && g->rsb == 1) {
+    /* a linear layer's [N,K] weight: each pair is one word of the column */
+    const guint16 *B = g->B;
+    for (int j = 0; j < nr; j++) {
+      const guint16 *col = B + k0 + (n0 + j) * g->csb;
+      for (gint64 k2 = 0; k2 < kc / 2; k2++)
+        memcpy (Bp + k2 * 32 + j, col + 2 * k2, sizeof (guint32));
+      if (kc & 1)
+        Bp[(kc / 2) * 32 + j] = col[kc - 1];
+    }
+    return;
+  }
   if (g->btype == CRIA_DTYPE_BF16) {
     const guint16 *B = g->B;
     for (int j = 0; j < nr; j++)
@@ -416,12 +447,22 @@ static void
 dot_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
 {
   const Gemm *g = data;
-  for (gint64 n = begin; n < end; n++)
+  /* an NF4 row is dequantized, then rounded to bf16 */
+  float *row = g->btype == CRIA_DTYPE_NF4 ? cpu_scratch (g->be, thread, (gsize) (g->K + g->K / 2 + 1)) : NULL;
+  guint16 *row16 = row ? (guint16 *) (row + g->K) : NULL;
+  for (gint64 n = begin; n < end; n++) {
+    const guint16 *w = (const guint16 *) g->B + n * g->csb;
+    if (row) {
+      nf4_run (g->be->isa, g->B, n * g->csb, g->K, row);
+      round_bf16_avx512 (row, row16, g->K);
+      w = row16;
+    }
     for (gint64 i = 0; i < g->M; i++) {
-      float s = dot_bf16bf16 ((const guint16 *) (g->abf + i * g->lda), (const guint16 *) g->B + n * g->csb, g->K);
+      float s = dot_bf16bf16 ((const guint16 *) (g->abf + i * g->lda), w, g->K);
       float *c = g->C + i * g->ldc + n;
       *c = g->accumulate ? *c + s : s;
     }
+  }
 }
 
 /* Rows of A rounded to bf16: into pair words for the bf16 kernels (out16),
@@ -521,7 +562,7 @@ cpu_gemm (CpuBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gint64 r
       g.csa = 1;
       csa = 1;
     }
-    if (native && M <= 4 && rsb == 1 && btype == CRIA_DTYPE_BF16) {
+    if (native && M <= 4 && rsb == 1) {
       gint64 grain_n = MAX (1, MIN (64, N / (4 * cpu_pool_n_threads (be->pool))));
       cpu_pool_run (be->pool, N, grain_n, dot_bf16_task, &g);
       return;
