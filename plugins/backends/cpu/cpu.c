@@ -14,6 +14,9 @@
 
 static const CriaPropSpec cpu_props[] = {
   { "threads", CRIA_PROP_INT, "0", 0, 4096, NULL, "worker threads, the caller included; 0 uses every core" },
+  { "spin-us", CRIA_PROP_INT, "0", 0, 100000, NULL,
+    "microseconds the idle threads spin for the next op before they sleep: saves the wake-up between small ops "
+    "on an otherwise idle machine, costs CPU time where more threads run than there are cores (0: sleep at once)" },
   { "isa", CRIA_PROP_ENUM, "auto", 0, 0, "auto|avx512|avx2|generic",
     "instruction set of the kernels: auto picks the best the processor supports" },
   { "attention", CRIA_PROP_ENUM, "blocked", 0, 0, "blocked|rows",
@@ -66,7 +69,7 @@ cpu_create (const CriaProps *props, GError **error)
   be->has_bf16 = __builtin_cpu_supports ("avx512bf16");
   be->bf16_dot = cria_props_get_bool (props, "bf16-dot");
   be->attention_rows = strcmp (cria_props_get_string (props, "attention"), "rows") == 0;
-  be->pool = cpu_pool_new (threads);
+  be->pool = cpu_pool_new (threads, cria_props_get_int (props, "spin-us"));
   be->scratch = g_new0 (float *, threads);
   be->scratch_size = g_new0 (gsize, threads);
   return be;

@@ -10,7 +10,8 @@ typedef struct _CpuPool CpuPool;
  * (the caller is one of them); `thread` indexes per-thread scratch. */
 typedef void (*CpuTaskFunc) (gpointer ctx, gint64 begin, gint64 end, int thread);
 
-CpuPool *cpu_pool_new (int n_threads);
+/* Workers spin up to spin_us microseconds for the next job before sleeping. */
+CpuPool *cpu_pool_new (int n_threads, gint64 spin_us);
 void cpu_pool_free (CpuPool *pool);
 int cpu_pool_n_threads (CpuPool *pool);
 void cpu_pool_run (CpuPool *pool, gint64 n, gint64 grain, CpuTaskFunc fn, gpointer ctx);
