@@ -355,6 +355,19 @@ pack_panel (const Gemm *g, gint64 k0, gint64 kc, gint64 n0, int nr, int width, f
       }
     return;
   }
+  if (g->rsb == 1 && (g->btype == CRIA_DTYPE_F32 || g->btype == CRIA_DTYPE_BF16)) {
+    /* [N,K] weights (linear layers, the lm head): a column of B is a row in
+     * memory; a block of 16 columns at a time, so that the scattered stores
+     * into Bp land in a few cache lines */
+    for (int j0 = 0; j0 < nr; j0 += 16)
+      for (gint64 k = 0; k < kc; k++)
+        for (int j = j0; j < MIN (nr, j0 + 16); j++) {
+          gint64 o = k0 + k + (n0 + j) * g->csb;
+          Bp[k * width + j] = g->btype == CRIA_DTYPE_F32 ? ((const float *) g->B)[o]
+                                                         : cria_bf16_to_f32 (((const guint16 *) g->B)[o]);
+        }
+    return;
+  }
   /* Walk each column of B along k: contiguous for [N,K] weights. */
   for (int j = 0; j < nr; j++)
     for (gint64 k = 0; k < kc; k++)
