@@ -3,7 +3,9 @@
  *   bench/bench-matmul [--threads N] [--isa auto|avx512|avx2|generic] M,N,K ...
  *
  * Each shape is a linear layer, x [M,K] times a weight [N,K] transposed,
- * with the weight in f32, in bf16 and in NF4 (QLoRA's base weights). Prints one JSON object per line; the
+ * with the weight in f32, in bf16 and in NF4 (QLoRA's base weights), and the
+ * last two again with bf16-dot=true (activations rounded to bf16, AVX512-BF16
+ * dot products where present). Prints one JSON object per line; the
  * median of the timed repetitions is reported. bench/matmul.sh runs it beside
  * torch.matmul and prints the ratio. */
 #include "config.h"
@@ -157,6 +159,13 @@ main (int argc, char **argv)
     fprintf (stderr, "bench-matmul: %s\n", error->message);
     return 1;
   }
+  /* the same with bf16-dot: bf16 and NF4 weights times bf16-rounded activations */
+  g_autoptr (CriaProps) dot_props = cria_props_copy (props);
+  g_autoptr (CriaBackend) be_dot = NULL;
+  if (!cria_props_set (dot_props, "bf16-dot", "true", &error) || !(be_dot = cria_backend_new (p, dot_props, &error))) {
+    fprintf (stderr, "bench-matmul: %s\n", error->message);
+    return 1;
+  }
   g_autofree char *desc = cria_backend_describe (be);
   int n_threads = atoi (threads) > 0 ? atoi (threads) : (int) g_get_num_processors ();
   printf ("{\"backend\": \"%s\", \"fma_peak_gflops\": %.1f}\n", desc, best_peak (n_threads));
@@ -169,8 +178,11 @@ main (int argc, char **argv)
     double f32 = time_matmul (be, M, N, K, CRIA_DTYPE_F32);
     double bf16 = time_matmul (be, M, N, K, CRIA_DTYPE_BF16);
     double nf4 = time_matmul (be, M, N, K, CRIA_DTYPE_NF4);
-    printf ("{\"shape\": \"%s\", \"f32_gflops\": %.2f, \"bf16_gflops\": %.2f, \"nf4_gflops\": %.2f}\n", argv[i], f32,
-            bf16, nf4);
+    double bf16_dot = time_matmul (be_dot, M, N, K, CRIA_DTYPE_BF16);
+    double nf4_dot = time_matmul (be_dot, M, N, K, CRIA_DTYPE_NF4);
+    printf ("{\"shape\": \"%s\", \"f32_gflops\": %.2f, \"bf16_gflops\": %.2f, \"nf4_gflops\": %.2f, "
+            "\"bf16_dot_gflops\": %.2f, \"nf4_bf16_dot_gflops\": %.2f, \"bf16_dot_vs_f32\": %.2f}\n",
+            argv[i], f32, bf16, nf4, bf16_dot, nf4_dot, bf16_dot / f32);
     fflush (stdout);
   }
   return 0;

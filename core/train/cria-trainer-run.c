@@ -143,6 +143,10 @@ setup_backend (Trainer *t, GError **error)
   g_autofree char *threads = g_strdup_printf ("%" G_GINT64_FORMAT, cria_props_get_int (t->o, "threads"));
   if (!cria_props_set (props, "threads", threads, error))
     return FALSE;
+  if (strcmp (cria_props_get_string (t->o, "base-dtype"), "bf16") == 0)
+    for (const CriaPropSpec *s = cria_props_get_specs (props); s->name; s++)
+      if (strcmp (s->name, "bf16-dot") == 0 && !cria_props_set (props, "bf16-dot", "true", error))
+        return FALSE;
   t->backend = cria_backend_new (p, props, error);
   return t->backend != NULL;
 }
@@ -279,7 +283,12 @@ setup (Trainer *t, GError **error)
   if (!check_out (t, error))
     return FALSE;
   const char *model_dir = cria_props_get_string (o, "model");
-  t->model = cria_model_open (t->reg, model_dir, CRIA_MODEL_DTYPE_AUTO, error);
+  const char *base_dtype = cria_props_get_string (o, "base-dtype");
+  t->model = cria_model_open (t->reg, model_dir,
+                              strcmp (base_dtype, "bf16") == 0  ? CRIA_MODEL_DTYPE_BF16
+                              : strcmp (base_dtype, "f32") == 0 ? CRIA_MODEL_DTYPE_F32
+                                                                : CRIA_MODEL_DTYPE_AUTO,
+                              error);
   if (!t->model)
     return FALSE;
   gint64 max_pos = cria_model_get_config (t->model)->max_positions;

@@ -1,11 +1,18 @@
-/* cpu-attention.c: causal multi-head attention with grouped KV heads and
- * segment ids, forward and backward. Scores are recomputed in backward (one
- * row at a time), so nothing of size T x T is ever stored. */
+/* cpu-attention.c: causal multi-head attention with grouped KV heads,
+ * segment ids and a sliding window, forward and backward. Nothing of size
+ * T x T is ever stored: the blocked kernels (cpu-attention-blocked.h, one
+ * instance per instruction set) keep a running softmax over key blocks and
+ * recompute the scores in backward; the `rows` kernels below, one query row
+ * at a time in scalar code, are the previous implementation, kept behind the
+ * backend's `attention=rows` to compare against. */
 #include "config.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "cpu.h"
+
+#define BK 64 /* keys per block: a multiple of every ISA's 2W */
 
 typedef struct {
   CpuBackend *be;
@@ -14,7 +21,29 @@ typedef struct {
   const float *q, *k, *v, *dout;
   const gint32 *seg;
   float *out, *dq, *dk, *dv;
+  /* blocked kernels */
+  gint64 group, Dp, BQ, Rmax, n_qblocks;
+  float *lse, *delta; /* per [B, Hq, Tq] row, between the two backward passes */
 } Attn;
+
+/* A query row: its position among the keys, the first key it may see and its segment. */
+typedef struct {
+  gint64 pos, lo;
+  gint32 seg;
+} AttnRow;
+
+/* A key block: keys j0 .. j0 + bk - 1 and their segment ids. */
+typedef struct {
+  gint64 j0, bk;
+  const gint32 *seg;
+  gboolean seg_const; /* one segment throughout: whole rows are in or out */
+  gint32 seg0;
+} AttnBlock;
+
+typedef struct {
+  float *Q, *Acc, *dO, *S, *dP, *Kt, *Vt, *Kp, *m, *l, *delta;
+  AttnRow *rows;
+} AttnScratch;
 
 static void
 attn_init (Attn *a, CpuBackend *be, CriaNode *n)
@@ -27,7 +56,106 @@ attn_init (Attn *a, CpuBackend *be, CriaNode *n)
   a->v = cpu_f32 (n->src[2]->value);
   a->seg = n->n_src > 3 ? n->src[3]->value->data : NULL;
   a->out = cpu_f32 (n->value);
+  a->group = a->Hq / a->Hkv;
+  int w2 = be->isa == CPU_ISA_AVX512 ? 32 : be->isa == CPU_ISA_AVX2 ? 16 : 8;
+  a->Dp = (a->D + w2 - 1) / w2 * w2;
+  /* at least BK rows per task, so that a packed key block serves many rows
+   * (and the keys pass's BK x Dp accumulators fit the rows' slots) */
+  a->BQ = MAX (1, (BK + a->group - 1) / a->group);
+  a->Rmax = a->group * a->BQ;
+  a->n_qblocks = (a->Tq + a->BQ - 1) / a->BQ;
 }
+
+static void
+attn_scratch (const Attn *a, int thread, AttnScratch *s)
+{
+  gint64 R = a->Rmax, Dp = a->Dp;
+  gsize row_floats = ((gsize) R * sizeof (AttnRow) + 63) / 64 * 16;
+  float *p = cpu_scratch (a->be, thread, row_floats + (gsize) (3 * R * Dp + 2 * R * BK + 3 * Dp * BK + 3 * R));
+  s->rows = (AttnRow *) p;
+  s->Q = p + row_floats;
+  s->Acc = s->Q + R * Dp;
+  s->dO = s->Acc + R * Dp;
+  s->S = s->dO + R * Dp;
+  s->dP = s->S + R * BK;
+  s->Kt = s->dP + R * BK;
+  s->Vt = s->Kt + Dp * BK;
+  s->Kp = s->Vt + Dp * BK;
+  s->m = s->Kp + Dp * BK;
+  s->l = s->m + R;
+  s->delta = s->l + R;
+}
+
+static inline void
+attn_row (const Attn *a, gint64 b, gint64 i, AttnRow *row)
+{
+  row->pos = a->Tk - a->Tq + i;
+  row->lo = a->window > 0 ? MAX (0, row->pos - a->window + 1) : 0;
+  row->seg = a->seg ? a->seg[b * a->Tk + row->pos] : 0;
+}
+
+static inline void
+attn_block (const Attn *a, gint64 b, gint64 j0, AttnBlock *kb)
+{
+  kb->j0 = j0;
+  kb->bk = MIN (BK, a->Tk - j0);
+  kb->seg = a->seg ? a->seg + b * a->Tk + j0 : NULL;
+  kb->seg_const = TRUE;
+  kb->seg0 = kb->seg ? kb->seg[0] : 0;
+  for (gint64 c = 1; kb->seg && c < kb->bk; c++)
+    kb->seg_const &= kb->seg[c] == kb->seg0;
+}
+
+typedef float v4 __attribute__ ((vector_size (16), aligned (4)));
+typedef float v8 __attribute__ ((vector_size (32), aligned (4)));
+typedef float v16 __attribute__ ((vector_size (64), aligned (4)));
+typedef gint32 i4 __attribute__ ((vector_size (16), aligned (4)));
+typedef gint32 i8 __attribute__ ((vector_size (32), aligned (4)));
+typedef gint32 i16 __attribute__ ((vector_size (64), aligned (4)));
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx2,fma")
+#define SFX avx512
+#define V v16
+#define VI i16
+#define W 16
+#include "cpu-attention-blocked.h"
+#undef SFX
+#undef V
+#undef VI
+#undef W
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define SFX avx2
+#define V v8
+#define VI i8
+#define W 8
+#include "cpu-attention-blocked.h"
+#undef SFX
+#undef V
+#undef VI
+#undef W
+#pragma GCC pop_options
+
+#define SFX base
+#define V v4
+#define VI i4
+#define W 4
+#include "cpu-attention-blocked.h"
+#undef SFX
+#undef V
+#undef VI
+#undef W
+
+static const struct {
+  CpuTaskFunc rows, keys;
+} blocked[CPU_N_ISAS] = {
+  [CPU_ISA_GENERIC] = { rows_task_base, keys_task_base },
+  [CPU_ISA_AVX2] = { rows_task_avx2, keys_task_avx2 },
+  [CPU_ISA_AVX512] = { rows_task_avx512, keys_task_avx512 },
+};
 
 static inline float
 dot (const float *x, const float *y, gint64 n)
@@ -97,7 +225,10 @@ cpu_attention_forward (gpointer self, CriaNode *n, GError **error)
 {
   Attn a;
   attn_init (&a, self, n);
-  cpu_pool_run (a.be->pool, a.B * a.Hq * a.Tq, 4, forward_task, &a);
+  if (a.be->attention_rows)
+    cpu_pool_run (a.be->pool, a.B * a.Hq * a.Tq, 4, forward_task, &a);
+  else
+    cpu_pool_run (a.be->pool, a.B * a.Hkv * a.n_qblocks, 1, blocked[a.be->isa].rows, &a);
   return TRUE;
 }
 
@@ -149,6 +280,16 @@ cpu_attention_backward (gpointer self, CriaNode *n, GError **error)
   a.dq = n->src[0]->grad ? cpu_f32 (n->src[0]->grad) : NULL;
   a.dk = n->src[1]->grad ? cpu_f32 (n->src[1]->grad) : NULL;
   a.dv = n->src[2]->grad ? cpu_f32 (n->src[2]->grad) : NULL;
-  cpu_pool_run (a.be->pool, a.B * a.Hkv, 1, backward_task, &a);
+  if (a.be->attention_rows) {
+    cpu_pool_run (a.be->pool, a.B * a.Hkv, 1, backward_task, &a);
+    return TRUE;
+  }
+  gsize n_rows = (gsize) (a.B * a.Hq * a.Tq);
+  g_autofree float *lse = g_new (float, 2 * n_rows);
+  a.lse = lse;
+  a.delta = lse + n_rows;
+  cpu_pool_run (a.be->pool, a.B * a.Hkv * a.n_qblocks, 1, blocked[a.be->isa].rows, &a);
+  if (a.dk || a.dv)
+    cpu_pool_run (a.be->pool, a.B * a.Hkv * ((a.Tk + BK - 1) / BK), 1, blocked[a.be->isa].keys, &a);
   return TRUE;
 }

@@ -8,8 +8,14 @@
  * build needs no special flags and `__builtin_cpu_supports` picks at run time.
  * Rows of C times a weight matrix with K contiguous (a linear layer on one or
  * a few tokens, as in decoding, up to a batch of DOT_MAX_ROWS sequences) skip
- * packing: they are dot products, four rows of A sharing each load of B. AVX-512-BF16's dot product rounds A to bf16 too, which
- * would break f32 parity, so it is detected and reported but not used. */
+ * packing: they are dot products, four rows of A sharing each load of B.
+ *
+ * With bf16 (or NF4) weights and the backend's bf16-dot=on, A is rounded to
+ * bf16 as well: AVX-512-BF16's vdpbf16ps then multiplies pairs of bf16 along
+ * K and accumulates in f32, twice the products per instruction of an f32
+ * FMA. Off by default, since it changes results (by the rounding of A);
+ * processors without AVX-512-BF16 round A the same way and run the f32
+ * kernels, where a bf16 times a bf16 is exact. */
 #include "config.h"
 
 #include <immintrin.h>
@@ -223,6 +229,98 @@ nf4_run (CpuIsa isa, const CriaTensor *t, gint64 start, gint64 count, float *out
     cria_nf4_dequantize_range (t, start, count, out);
 }
 
+#define T_BF16 __attribute__ ((target ("avx512f,avx512bf16,avx2,fma")))
+
+/* y = x rounded to bf16 (to nearest, ties to even; NaN kept): the same bits
+ * as cria_f32_to_bf16, 16 at a time. */
+T_AVX512 static void
+round_bf16_avx512 (const float *x, guint16 *y, gint64 n)
+{
+  gint64 k = 0;
+  for (; k + 16 <= n; k += 16) {
+    u16v u;
+    memcpy (&u, x + k, sizeof u);
+    u16v r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    u16v nan = (u16v) ((u & 0x7fffffffu) > 0x7f800000u);
+    r = (r & ~nan) | (((u >> 16) | 0x40u) & nan);
+    h16 h = __builtin_convertvector(r, h16);
+    memcpy (y + k, &h, sizeof h);
+  }
+  for (; k < n; k++)
+    y[k] = cria_f32_to_bf16 (x[k]);
+}
+
+/* x rounded to bf16 values in place, as round_bf16_avx512 rounds. */
+T_AVX512 static void
+round_f32_avx512 (float *x, gint64 n)
+{
+  gint64 k = 0;
+  for (; k + 16 <= n; k += 16) {
+    u16v u;
+    memcpy (&u, x + k, sizeof u);
+    u16v r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    u16v nan = (u16v) ((u & 0x7fffffffu) > 0x7f800000u);
+    r = (r & ~nan) | (((u & 0xffff0000u) | 0x400000u) & nan);
+    memcpy (x + k, &r, sizeof r);
+  }
+  for (; k < n; k++)
+    x[k] = cria_bf16_to_f32 (cria_f32_to_bf16 (x[k]));
+}
+
+/* The bf16 micro-kernel: A and the packed panel hold pairs of bf16 along K
+ * in 32-bit words (A's rows lda words apart, the panel 32 words a pair);
+ * vdpbf16ps adds both products of a pair to an f32 lane. */
+T_BF16 static void
+kernel_bf16 (gint64 K2, const guint32 *A, gint64 lda, const guint32 *Bp, float *C, gint64 ldc, int mr, int nr,
+             gboolean accumulate)
+{
+  const guint32 *a[MR];
+  for (int i = 0; i < MR; i++)
+    a[i] = A + (i < mr ? i : mr - 1) * lda;
+  __m512 c00 = _mm512_setzero_ps (), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  for (gint64 k = 0; k < K2; k++) {
+    __m512bh b0 = (__m512bh) _mm512_loadu_si512 (Bp + k * 32), b1 = (__m512bh) _mm512_loadu_si512 (Bp + k * 32 + 16);
+    __m512bh x0 = (__m512bh) _mm512_set1_epi32 ((int) a[0][k]), x1 = (__m512bh) _mm512_set1_epi32 ((int) a[1][k]);
+    __m512bh x2 = (__m512bh) _mm512_set1_epi32 ((int) a[2][k]), x3 = (__m512bh) _mm512_set1_epi32 ((int) a[3][k]);
+    __m512bh x4 = (__m512bh) _mm512_set1_epi32 ((int) a[4][k]), x5 = (__m512bh) _mm512_set1_epi32 ((int) a[5][k]);
+    c00 = _mm512_dpbf16_ps (c00, x0, b0);
+    c01 = _mm512_dpbf16_ps (c01, x0, b1);
+    c10 = _mm512_dpbf16_ps (c10, x1, b0);
+    c11 = _mm512_dpbf16_ps (c11, x1, b1);
+    c20 = _mm512_dpbf16_ps (c20, x2, b0);
+    c21 = _mm512_dpbf16_ps (c21, x2, b1);
+    c30 = _mm512_dpbf16_ps (c30, x3, b0);
+    c31 = _mm512_dpbf16_ps (c31, x3, b1);
+    c40 = _mm512_dpbf16_ps (c40, x4, b0);
+    c41 = _mm512_dpbf16_ps (c41, x4, b1);
+    c50 = _mm512_dpbf16_ps (c50, x5, b0);
+    c51 = _mm512_dpbf16_ps (c51, x5, b1);
+  }
+  __m512 rows[MR][2] = { { c00, c01 }, { c10, c11 }, { c20, c21 }, { c30, c31 }, { c40, c41 }, { c50, c51 } };
+  for (int i = 0; i < mr; i++) {
+    float tmp[32], *out = C + i * ldc;
+    _mm512_storeu_ps (tmp, rows[i][0]);
+    _mm512_storeu_ps (tmp + 16, rows[i][1]);
+    for (int j = 0; j < nr; j++)
+      out[j] = accumulate ? out[j] + tmp[j] : tmp[j];
+  }
+}
+
+/* sum_k x[k] y[k] over n bf16 of each (rounded activations and a weight row). */
+T_BF16 static float
+dot_bf16bf16 (const guint16 *x, const guint16 *y, gint64 n)
+{
+  __m512 s = _mm512_setzero_ps ();
+  gint64 k = 0;
+  for (; k + 32 <= n; k += 32)
+    s = _mm512_dpbf16_ps (s, (__m512bh) _mm512_loadu_si512 (x + k), (__m512bh) _mm512_loadu_si512 (y + k));
+  float t = _mm512_reduce_add_ps (s);
+  for (; k < n; k++)
+    t += cria_bf16_to_f32 (x[k]) * cria_bf16_to_f32 (y[k]);
+  return t;
+}
+
 typedef void (*KernelFunc) (gint64, const float *, gint64, gint64, const float *, float *, gint64, int, int, gboolean);
 typedef float (*DotF32Func) (const float *, const float *, gint64);
 typedef float (*DotBf16Func) (const float *, const guint16 *, gint64);
@@ -255,6 +353,9 @@ typedef struct {
   gboolean accumulate;
   gint64 m_blocks; /* rows of C per task: m_block rows */
   gint64 m_block;
+  /* bf16 products: A rounded, in pairs along K (lda words a row) */
+  const guint32 *abf;
+  gint64 lda;
 } Gemm;
 
 static inline float
@@ -275,6 +376,19 @@ b_at (const Gemm *g, gint64 k, gint64 n)
   }
 }
 
+/* nf4_run on the gemm's weight; with bf16-dot the values are rounded to
+ * bf16, as the bf16 kernels round them, whichever kernels run. */
+static void
+nf4_gemm_run (const Gemm *g, gint64 start, gint64 count, float *out)
+{
+  nf4_run (g->be->isa, g->B, start, count, out);
+  if (g->be->bf16_dot && g->be->isa == CPU_ISA_AVX512)
+    round_f32_avx512 (out, count);
+  else if (g->be->bf16_dot)
+    for (gint64 i = 0; i < count; i++)
+      out[i] = cria_bf16_to_f32 (cria_f32_to_bf16 (out[i]));
+}
+
 /* Bp[k][j] = B(k0 + k, n0 + j) for k < kc, zero past the last column. */
 static void
 pack_panel (const Gemm *g, gint64 k0, gint64 kc, gint64 n0, int nr, int width, float *Bp)
@@ -292,13 +406,26 @@ pack_panel (const Gemm *g, gint64 k0, gint64 kc, gint64 n0, int nr, int width, f
     float run[KC];
     if (g->csb == 1)
       for (gint64 k = 0; k < kc; k++)
-        nf4_run (g->be->isa, g->B, (k0 + k) * g->rsb + n0, nr, Bp + k * width);
+        nf4_gemm_run (g, (k0 + k) * g->rsb + n0, nr, Bp + k * width);
     else
       for (int j = 0; j < nr; j++) {
-        nf4_run (g->be->isa, g->B, k0 + (n0 + j) * g->csb, kc, run);
+        nf4_gemm_run (g, k0 + (n0 + j) * g->csb, kc, run);
         for (gint64 k = 0; k < kc; k++)
           Bp[k * width + j] = run[k];
       }
+    return;
+  }
+  if (g->rsb == 1 && (g->btype == CRIA_DTYPE_F32 || g->btype == CRIA_DTYPE_BF16)) {
+    /* [N,K] weights (linear layers, the lm head): a column of B is a row in
+     * memory; a block of 16 columns at a time, so that the scattered stores
+     * into Bp land in a few cache lines */
+    for (int j0 = 0; j0 < nr; j0 += 16)
+      for (gint64 k = 0; k < kc; k++)
+        for (int j = j0; j < MIN (nr, j0 + 16); j++) {
+          gint64 o = k0 + k + (n0 + j) * g->csb;
+          Bp[k * width + j] = g->btype == CRIA_DTYPE_F32 ? ((const float *) g->B)[o]
+                                                         : cria_bf16_to_f32 (((const guint16 *) g->B)[o]);
+        }
     return;
   }
   /* Walk each column of B along k: contiguous for [N,K] weights. */
@@ -331,6 +458,117 @@ gemm_task (gpointer data, gint64 begin, gint64 end, int thread)
                 g->accumulate || k0 > 0);
       }
     }
+  }
+}
+
+/* The panel of pair words for the bf16 kernel: Bp[k2][j] holds B(k0 + 2 k2,
+ * n0 + j) in its low half and B(k0 + 2 k2 + 1, n0 + j) in its high half,
+ * zero past kc and nr. bf16 weights are copied as they are; others (NF4) go
+ * through the f32 panel and are rounded. */
+static void
+pack_panel_bf16 (const Gemm *g, gint64 k0, gint64 kc, gint64 n0, int nr, float *f32, guint32 *Bp)
+{
+  gint64 kc2 = (kc + 1) / 2;
+  memset (Bp, 0, (gsize) (kc2 * 32) * sizeof (guint32));
+  if (g->btype == CRIA_DTYPE_BF16 && g->rsb == 1) {
+    /* a linear layer's [N,K] weight: each pair is one word of the column */
+    const guint16 *B = g->B;
+    for (int j = 0; j < nr; j++) {
+      const guint16 *col = B + k0 + (n0 + j) * g->csb;
+      for (gint64 k2 = 0; k2 < kc / 2; k2++)
+        memcpy (Bp + k2 * 32 + j, col + 2 * k2, sizeof (guint32));
+      if (kc & 1)
+        Bp[(kc / 2) * 32 + j] = col[kc - 1];
+    }
+    return;
+  }
+  if (g->btype == CRIA_DTYPE_BF16) {
+    const guint16 *B = g->B;
+    for (int j = 0; j < nr; j++)
+      for (gint64 k = 0; k < kc; k++)
+        Bp[(k / 2) * 32 + j] |= (guint32) B[(k0 + k) * g->rsb + (n0 + j) * g->csb] << (16 * (k & 1));
+    return;
+  }
+  pack_panel (g, k0, kc, n0, nr, 32, f32);
+  for (gint64 k = 0; k < kc; k++)
+    for (int j = 0; j < nr; j++)
+      Bp[(k / 2) * 32 + j] |= (guint32) cria_f32_to_bf16 (f32[k * 32 + j]) << (16 * (k & 1));
+}
+
+static void
+gemm_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
+{
+  const Gemm *g = data;
+  float *f32 = cpu_scratch (g->be, thread, (gsize) (KC * 32 + KC / 2 * 32));
+  guint32 *Bp = (guint32 *) (f32 + KC * 32);
+  for (gint64 t = begin; t < end; t++) {
+    gint64 panel = t / g->m_blocks, mb = t % g->m_blocks;
+    gint64 n0 = panel * 32;
+    int nr = (int) MIN (32, g->N - n0);
+    gint64 i_end = MIN (g->M, (mb + 1) * g->m_block);
+    for (gint64 k0 = 0; k0 < g->K; k0 += KC) {
+      gint64 kc = MIN (KC, g->K - k0);
+      pack_panel_bf16 (g, k0, kc, n0, nr, f32, Bp);
+      for (gint64 i = mb * g->m_block; i < i_end; i += MR)
+        kernel_bf16 ((kc + 1) / 2, g->abf + i * g->lda + k0 / 2, g->lda, Bp, g->C + i * g->ldc + n0, g->ldc,
+                     (int) MIN (MR, i_end - i), nr, g->accumulate || k0 > 0);
+    }
+  }
+}
+
+static void
+dot_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
+{
+  const Gemm *g = data;
+  /* an NF4 row is dequantized, then rounded to bf16 */
+  float *row = g->btype == CRIA_DTYPE_NF4 ? cpu_scratch (g->be, thread, (gsize) (g->K + g->K / 2 + 1)) : NULL;
+  guint16 *row16 = row ? (guint16 *) (row + g->K) : NULL;
+  for (gint64 n = begin; n < end; n++) {
+    const guint16 *w = (const guint16 *) g->B + n * g->csb;
+    if (row) {
+      nf4_run (g->be->isa, g->B, n * g->csb, g->K, row);
+      round_bf16_avx512 (row, row16, g->K);
+      w = row16;
+    }
+    for (gint64 i = 0; i < g->M; i++) {
+      float s = dot_bf16bf16 ((const guint16 *) (g->abf + i * g->lda), w, g->K);
+      float *c = g->C + i * g->ldc + n;
+      *c = g->accumulate ? *c + s : s;
+    }
+  }
+}
+
+/* Rows of A rounded to bf16: into pair words for the bf16 kernels (out16),
+ * or back to f32 for the f32 kernels (out32), K a row. */
+typedef struct {
+  const Gemm *g;
+  guint16 *out16;
+  float *out32;
+} RoundA;
+
+static void
+round_a_task (gpointer data, gint64 begin, gint64 end, int thread)
+{
+  const RoundA *r = data;
+  const Gemm *g = r->g;
+  float *row = cpu_scratch (g->be, thread, (gsize) (g->K + g->K / 2 + 1));
+  guint16 *h = (guint16 *) (row + g->K);
+  for (gint64 i = begin; i < end; i++) {
+    const float *a = g->A + i * g->rsa;
+    if (g->csa != 1) {
+      for (gint64 k = 0; k < g->K; k++)
+        row[k] = a[k * g->csa];
+      a = row;
+    }
+    guint16 *dst = r->out16 ? r->out16 + i * 2 * g->lda : h;
+    if (g->be->isa == CPU_ISA_AVX512)
+      round_bf16_avx512 (a, dst, g->K);
+    else
+      for (gint64 k = 0; k < g->K; k++)
+        dst[k] = cria_f32_to_bf16 (a[k]);
+    if (r->out32)
+      for (gint64 k = 0; k < g->K; k++)
+        r->out32[i * g->K + k] = cria_bf16_to_f32 (h[k]);
   }
 }
 
@@ -377,7 +615,7 @@ dot_task (gpointer data, gint64 begin, gint64 end, int thread)
     for (gint64 n = begin; n < end; n++) {
       gint64 o = n * g->csb;
       if (g->btype == CRIA_DTYPE_NF4)
-        nf4_run (g->be->isa, g->B, o, g->K, row);
+        nf4_gemm_run (g, o, g->K, row);
       else
         cria_convert_to_f32 (CRIA_DTYPE_F16, (const guint16 *) g->B + o, row, (gsize) g->K);
       dot_rows (g, 0, g->M, n, row);
@@ -402,13 +640,41 @@ cpu_gemm (CpuBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gint64 r
       memset (C + i * ldc, 0, (gsize) N * sizeof (float));
     return;
   }
-  if (M <= DOT_MAX_ROWS && csa == 1 && rsb == 1) {
+  g_autofree guint32 *abf = NULL;
+  g_autofree float *a32 = NULL;
+  if (be->bf16_dot && (btype == CRIA_DTYPE_BF16 || btype == CRIA_DTYPE_NF4)) {
+    gboolean native = be->isa == CPU_ISA_AVX512 && be->has_bf16;
+    RoundA r = { &g, NULL, NULL };
+    gint64 grain = MAX (1, M / (4 * cpu_pool_n_threads (be->pool)));
+    if (native) {
+      g.lda = (K + 1) / 2;
+      abf = g_malloc0 ((gsize) (M * g.lda) * sizeof (guint32));
+      r.out16 = (guint16 *) abf;
+      cpu_pool_run (be->pool, M, grain, round_a_task, &r);
+      g.abf = abf;
+    } else {
+      /* the same products, by the f32 kernels: A rounded, B widened */
+      a32 = g_malloc ((gsize) (M * K) * sizeof (float));
+      r.out32 = a32;
+      cpu_pool_run (be->pool, M, grain, round_a_task, &r);
+      g.A = a32;
+      g.rsa = K;
+      g.csa = 1;
+      csa = 1;
+    }
+    if (native && M <= 4 && rsb == 1) {
+      gint64 grain_n = MAX (1, MIN (64, N / (4 * cpu_pool_n_threads (be->pool))));
+      cpu_pool_run (be->pool, N, grain_n, dot_bf16_task, &g);
+      return;
+    }
+  }
+  if (!g.abf && M <= DOT_MAX_ROWS && csa == 1 && rsb == 1) {
     /* Enough columns per chunk to amortize the hand-off, few enough to balance. */
     gint64 grain = MAX (1, MIN (64, N / (4 * cpu_pool_n_threads (be->pool))));
     cpu_pool_run (be->pool, N, grain, dot_task, &g);
     return;
   }
-  int width = isas[be->isa].nr;
+  int width = g.abf ? 32 : isas[be->isa].nr;
   gint64 panels = (N + width - 1) / width;
   /* Split M too when there are few panels for the threads. */
   int threads = cpu_pool_n_threads (be->pool);
@@ -419,5 +685,5 @@ cpu_gemm (CpuBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gint64 r
   }
   g.m_blocks = (M + g.m_block - 1) / g.m_block;
   /* Each task packs its own panel: 1/m_block of the work, for balance. */
-  cpu_pool_run (be->pool, panels * g.m_blocks, 1, gemm_task, &g);
+  cpu_pool_run (be->pool, panels * g.m_blocks, 1, g.abf ? gemm_bf16_task : gemm_task, &g);
 }

@@ -46,7 +46,7 @@ check_ids (CriaNode *n, GError **error)
 {
   const gint32 *ids = n->src[0]->value->data;
   gint64 V = n->src[1]->shape[0];
-  for (gint64 t = 0; t < cpu_numel (n->src[0]); t++)
+  for (gint64 t = 0, count = cpu_numel (n->src[0]); t < count; t++)
     if (ids[t] < 0 || ids[t] >= V) {
       g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
                    "embedding: id %d at position %" G_GINT64_FORMAT " is outside the vocabulary of %" G_GINT64_FORMAT,
@@ -65,7 +65,7 @@ embedding_forward (gpointer be, CriaNode *n, GError **error)
   CriaTensor *table = n->src[1]->value;
   gint64 D = last_dim (n);
   float *y = cpu_f32 (n->value);
-  for (gint64 t = 0; t < cpu_numel (n->src[0]); t++) {
+  for (gint64 t = 0, count = cpu_numel (n->src[0]); t < count; t++) {
     const float *row = cpu_row_f32 (table, ids[t] * D, D, y + t * D);
     if (row != y + t * D)
       memcpy (y + t * D, row, (gsize) D * sizeof (float));
@@ -83,7 +83,7 @@ embedding_backward (gpointer be, CriaNode *n, GError **error)
   gint64 D = last_dim (n);
   const float *dy = cpu_f32 (n->grad);
   float *dt = cpu_f32 (table->grad);
-  for (gint64 t = 0; t < cpu_numel (n->src[0]); t++)
+  for (gint64 t = 0, count = cpu_numel (n->src[0]); t < count; t++)
     for (gint64 d = 0; d < D; d++)
       dt[ids[t] * D + d] += dy[t * D + d];
   return TRUE;
@@ -277,7 +277,7 @@ swiglu_forward (gpointer be, CriaNode *n, GError **error)
 {
   const float *g = cpu_f32 (n->src[0]->value), *u = cpu_f32 (n->src[1]->value);
   float *y = cpu_f32 (n->value);
-  for (gint64 i = 0; i < cpu_numel (n); i++)
+  for (gint64 i = 0, count = cpu_numel (n); i < count; i++)
     y[i] = silu_f (g[i]) * u[i];
   return TRUE;
 }
@@ -288,7 +288,7 @@ swiglu_backward (gpointer be, CriaNode *n, GError **error)
   const float *g = cpu_f32 (n->src[0]->value), *u = cpu_f32 (n->src[1]->value), *dy = cpu_f32 (n->grad);
   float *dg = n->src[0]->grad ? cpu_f32 (n->src[0]->grad) : NULL;
   float *du = n->src[1]->grad ? cpu_f32 (n->src[1]->grad) : NULL;
-  for (gint64 i = 0; i < cpu_numel (n); i++) {
+  for (gint64 i = 0, count = cpu_numel (n); i < count; i++) {
     if (dg)
       dg[i] += dy[i] * u[i] * silu_d (g[i]);
     if (du)
@@ -348,8 +348,15 @@ binary_forward (gpointer be, CriaNode *n, GError **error)
   const float *b = cpu_row_f32 (bt, 0, nb, bconv);
   float *y = cpu_f32 (n->value);
   gboolean add = n->op == CRIA_OP_ADD;
-  for (gint64 i = 0; i < na; i++)
-    y[i] = add ? a[i] + b[i % nb] : a[i] * b[i % nb];
+  /* b repeats every nb elements (na is a multiple): no division per element */
+  for (gint64 r = 0; r < na; r += nb) {
+    if (add)
+      for (gint64 j = 0; j < nb; j++)
+        y[r + j] = a[r + j] + b[j];
+    else
+      for (gint64 j = 0; j < nb; j++)
+        y[r + j] = a[r + j] * b[j];
+  }
   return TRUE;
 }
 
@@ -364,12 +371,14 @@ binary_backward (gpointer be, CriaNode *n, GError **error)
   float *da = n->src[0]->grad ? cpu_f32 (n->src[0]->grad) : NULL;
   float *db = n->src[1]->grad ? cpu_f32 (n->src[1]->grad) : NULL;
   gboolean add = n->op == CRIA_OP_ADD;
-  for (gint64 i = 0; i < na; i++) {
-    if (da)
-      da[i] += add ? dy[i] : dy[i] * b[i % nb];
-    if (db)
-      db[i % nb] += add ? dy[i] : dy[i] * a[i];
-  }
+  for (gint64 r = 0; r < na; r += nb)
+    for (gint64 j = 0; j < nb; j++) {
+      gint64 i = r + j;
+      if (da)
+        da[i] += add ? dy[i] : dy[i] * b[j];
+      if (db)
+        db[j] += add ? dy[i] : dy[i] * a[i];
+    }
   return TRUE;
 }
 
@@ -379,7 +388,7 @@ scale_forward (gpointer be, CriaNode *n, GError **error)
 {
   const float *a = cpu_f32 (n->src[0]->value);
   float *y = cpu_f32 (n->value);
-  for (gint64 i = 0; i < cpu_numel (n); i++)
+  for (gint64 i = 0, count = cpu_numel (n); i < count; i++)
     y[i] = n->fparam[0] * a[i];
   return TRUE;
 }
@@ -391,7 +400,7 @@ scale_backward (gpointer be, CriaNode *n, GError **error)
     return TRUE;
   float *da = cpu_f32 (n->src[0]->grad);
   const float *dy = cpu_f32 (n->grad);
-  for (gint64 i = 0; i < cpu_numel (n); i++)
+  for (gint64 i = 0, count = cpu_numel (n); i < count; i++)
     da[i] += n->fparam[0] * dy[i];
   return TRUE;
 }
@@ -416,7 +425,7 @@ dropout_run (gpointer be, CriaNode *n, gboolean backward)
   guint64 seed = (guint64) n->iparam[0];
   const float *x = cpu_f32 (backward ? n->grad : n->src[0]->value);
   float *y = cpu_f32 (backward ? n->src[0]->grad : n->value);
-  for (gint64 i = 0; i < cpu_numel (n); i++) {
+  for (gint64 i = 0, count = cpu_numel (n); i < count; i++) {
     float v = dropout_keep (seed, i, p) ? x[i] * k : 0.0f;
     y[i] = backward ? y[i] + v : v;
   }
@@ -451,7 +460,7 @@ reshape_backward (gpointer be, CriaNode *n, GError **error)
     return TRUE;
   float *da = cpu_f32 (n->src[0]->grad);
   const float *dy = cpu_f32 (n->grad);
-  for (gint64 i = 0; i < cpu_numel (n); i++)
+  for (gint64 i = 0, count = cpu_numel (n); i < count; i++)
     da[i] += dy[i];
   return TRUE;
 }

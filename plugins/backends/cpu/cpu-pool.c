@@ -1,5 +1,10 @@
 /* cpu-pool.c: a fork-join thread pool. Kernels split their work into chunks
- * that the threads take from a shared counter, so uneven chunks balance. */
+ * that the threads take from a shared counter, so uneven chunks balance.
+ * Between jobs the workers (and the caller, waiting for them) may spin for a
+ * few microseconds before they sleep (the backend's spin-us, off by
+ * default): a graph's next op usually comes that soon, and waking a sleeping
+ * thread can cost more than a small op takes, but spinning steals time from
+ * other processes where the cores are oversubscribed. */
 #include "config.h"
 
 #include "cpu.h"
@@ -10,8 +15,9 @@ struct _CpuPool {
   GMutex lock;
   GCond wake, done;
   guint64 generation;
-  int busy;
+  int busy; /* atomic reads while spinning; written under the lock */
   gboolean quit;
+  gint64 spin_us;
   /* the current job */
   CpuTaskFunc fn;
   gpointer ctx;
@@ -23,6 +29,21 @@ typedef struct {
   CpuPool *pool;
   int index;
 } Worker;
+
+/* One turn of a spin-wait; FALSE once the pool's spin time has passed. */
+static inline gboolean
+spin_more (const CpuPool *p, guint *turn, gint64 *until)
+{
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause ();
+#endif
+  if (++*turn % 256 != 0)
+    return TRUE;
+  gint64 t = g_get_monotonic_time ();
+  if (*until == 0)
+    *until = t + p->spin_us;
+  return t <= *until;
+}
 
 static void
 run_chunks (CpuPool *p, int thread)
@@ -42,6 +63,10 @@ worker_main (gpointer data)
   CpuPool *p = w->pool;
   guint64 seen = 0;
   for (;;) {
+    guint turn = 0;
+    gint64 until = 0;
+    while (p->spin_us > 0 && __atomic_load_n (&p->generation, __ATOMIC_ACQUIRE) == seen && spin_more (p, &turn, &until))
+      ;
     g_mutex_lock (&p->lock);
     while (p->generation == seen && !p->quit)
       g_cond_wait (&p->wake, &p->lock);
@@ -53,7 +78,7 @@ worker_main (gpointer data)
     g_mutex_unlock (&p->lock);
     run_chunks (p, w->index);
     g_mutex_lock (&p->lock);
-    if (--p->busy == 0)
+    if (__atomic_sub_fetch (&p->busy, 1, __ATOMIC_RELEASE) == 0)
       g_cond_signal (&p->done);
     g_mutex_unlock (&p->lock);
   }
@@ -62,10 +87,11 @@ worker_main (gpointer data)
 }
 
 CpuPool *
-cpu_pool_new (int n_threads)
+cpu_pool_new (int n_threads, gint64 spin_us)
 {
   CpuPool *p = g_new0 (CpuPool, 1);
   p->n_threads = MAX (n_threads, 1);
+  p->spin_us = spin_us;
   g_mutex_init (&p->lock);
   g_cond_init (&p->wake);
   g_cond_init (&p->done);
@@ -119,11 +145,15 @@ cpu_pool_run (CpuPool *p, gint64 n, gint64 grain, CpuTaskFunc fn, gpointer ctx)
   p->n = n;
   p->grain = grain;
   p->next = 0;
-  p->busy = p->n_threads - 1;
-  p->generation++;
+  __atomic_store_n (&p->busy, p->n_threads - 1, __ATOMIC_RELAXED);
+  __atomic_add_fetch (&p->generation, 1, __ATOMIC_RELEASE);
   g_cond_broadcast (&p->wake);
   g_mutex_unlock (&p->lock);
   run_chunks (p, 0);
+  guint turn = 0;
+  gint64 until = 0;
+  while (p->spin_us > 0 && __atomic_load_n (&p->busy, __ATOMIC_ACQUIRE) > 0 && spin_more (p, &turn, &until))
+    ;
   g_mutex_lock (&p->lock);
   while (p->busy > 0)
     g_cond_wait (&p->done, &p->lock);

@@ -14,8 +14,18 @@
 
 static const CriaPropSpec cpu_props[] = {
   { "threads", CRIA_PROP_INT, "0", 0, 4096, NULL, "worker threads, the caller included; 0 uses every core" },
+  { "spin-us", CRIA_PROP_INT, "0", 0, 100000, NULL,
+    "microseconds the idle threads spin for the next op before they sleep: saves the wake-up between small ops "
+    "on an otherwise idle machine, costs CPU time where more threads run than there are cores (0: sleep at once)" },
   { "isa", CRIA_PROP_ENUM, "auto", 0, 0, "auto|avx512|avx2|generic",
     "instruction set of the kernels: auto picks the best the processor supports" },
+  { "attention", CRIA_PROP_ENUM, "blocked", 0, 0, "blocked|rows",
+    "attention kernels: blocked (vectorized, an online softmax over key blocks) or rows (the previous scalar "
+    "one-row-at-a-time kernels, kept to compare)" },
+  { "bf16-dot", CRIA_PROP_BOOL, "false", 0, 0, NULL,
+    "products with bf16 weights (--dtype bf16) and NF4 weights round the activations to bf16 too and accumulate "
+    "in f32: AVX512-BF16 dot products where the processor has them (about twice the f32 rate), the f32 kernels "
+    "on the same rounded values elsewhere; off keeps f32 activations" },
   CRIA_PROP_END
 };
 
@@ -57,7 +67,9 @@ cpu_create (const CriaProps *props, GError **error)
   CpuBackend *be = g_new0 (CpuBackend, 1);
   be->isa = isa;
   be->has_bf16 = __builtin_cpu_supports ("avx512bf16");
-  be->pool = cpu_pool_new (threads);
+  be->bf16_dot = cria_props_get_bool (props, "bf16-dot");
+  be->attention_rows = strcmp (cria_props_get_string (props, "attention"), "rows") == 0;
+  be->pool = cpu_pool_new (threads, cria_props_get_int (props, "spin-us"));
   be->scratch = g_new0 (float *, threads);
   be->scratch_size = g_new0 (gsize, threads);
   return be;
@@ -115,8 +127,11 @@ static char *
 cpu_describe (gpointer self)
 {
   CpuBackend *be = self;
-  return g_strdup_printf ("cpu: %d threads, %s%s", cpu_pool_n_threads (be->pool), cpu_isa_name (be->isa),
-                          be->has_bf16 ? " (avx512-bf16 present, unused)" : "");
+  return g_strdup_printf (
+      "cpu: %d threads, %s%s%s", cpu_pool_n_threads (be->pool), cpu_isa_name (be->isa),
+      be->has_bf16 ? ", avx512-bf16" : "",
+      be->bf16_dot ? (be->has_bf16 && be->isa == CPU_ISA_AVX512 ? ", bf16 dot products" : ", bf16-rounded activations")
+                   : "");
 }
 
 static const CriaBackendVTable cpu_vtable = {

@@ -10,7 +10,8 @@ typedef struct _CpuPool CpuPool;
  * (the caller is one of them); `thread` indexes per-thread scratch. */
 typedef void (*CpuTaskFunc) (gpointer ctx, gint64 begin, gint64 end, int thread);
 
-CpuPool *cpu_pool_new (int n_threads);
+/* Workers spin up to spin_us microseconds for the next job before sleeping. */
+CpuPool *cpu_pool_new (int n_threads, gint64 spin_us);
 void cpu_pool_free (CpuPool *pool);
 int cpu_pool_n_threads (CpuPool *pool);
 void cpu_pool_run (CpuPool *pool, gint64 n, gint64 grain, CpuTaskFunc fn, gpointer ctx);
@@ -20,8 +21,10 @@ typedef enum { CPU_ISA_GENERIC, CPU_ISA_AVX2, CPU_ISA_AVX512, CPU_N_ISAS } CpuIs
 typedef struct {
   CpuPool *pool;
   CpuIsa isa;
-  gboolean has_bf16; /* AVX-512-BF16 present (reported; see cpu-gemm.c) */
-  float **scratch;   /* per thread */
+  gboolean has_bf16;       /* AVX-512-BF16 present */
+  gboolean bf16_dot;       /* bf16 weights times activations rounded to bf16 (cpu-gemm.c) */
+  gboolean attention_rows; /* the previous attention kernels (cpu-attention.c) */
+  float **scratch;         /* per thread */
   gsize *scratch_size;
 } CpuBackend;
 

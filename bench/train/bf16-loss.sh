@@ -1,0 +1,50 @@
+#!/bin/sh
+# The quickstart's LoRA run in f32 and with --base-dtype bf16 (bf16 base
+# weights, AVX512-BF16 dot products): the largest relative difference of the
+# step losses and of their means over 20 steps, the last losses and the loss
+# tokens/s of each run.
+#
+#   bench/train/bf16-loss.sh [CRIA] [MODEL_DIR] [STEPS] [THREADS]
+#
+# Defaults: the build tree's cria, the demo model of share/default-model, 200
+# steps, every core. The data is the quickstart's (share/quickstart), built
+# in a temporary directory.
+set -eu
+here=$(cd "$(dirname "$0")/../.." && pwd)
+cria=${1:-$here/cria}
+model=${2:-$here/share/default-model/model}
+steps=${3:-200}
+threads=${4:-$(nproc 2>/dev/null || echo 2)}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cp "$here/share/quickstart/support-desk.jsonl" "$here/share/quickstart/plans.json" \
+  "$here/share/quickstart/pipeline.json" "$here/share/quickstart/support-format.json" "$work"
+cd "$work"
+"$cria" data "template location=plans.json ! jsonl location=plans.jsonl" >/dev/null 2>&1
+"$cria" data -f pipeline.json >/dev/null 2>&1
+for dtype in f32 bf16; do
+  "$cria" train --model "$model" --data train.jsonl --format support-format.json \
+    --adapter "lora r=16 alpha=32 target-modules=all-linear" --max-steps "$steps" --lr 1.2e-2 --batch-size 8 \
+    --warmup-steps 5 --schedule cosine --threads "$threads" --seed 1 --progress never --base-dtype "$dtype" \
+    --out "run-$dtype" >/dev/null
+done
+python3 - run-f32/train-log.jsonl run-bf16/train-log.jsonl <<'EOF'
+import json, sys
+runs = []
+for path in sys.argv[1:]:
+    with open(path) as f:
+        runs.append([json.loads(l) for l in f if '"loss"' in l and '"step"' in l])
+f32, bf16 = runs
+worst = max(abs(b["loss"] - a["loss"]) / a["loss"] for a, b in zip(f32, bf16))
+# Step losses follow the batches, and two runs drift apart step by step
+# (as runs at different thread counts do); the curve is their mean over
+# windows of 20 steps.
+def means(r):
+    return [sum(s["loss"] for s in r[i:i + 20]) / len(r[i:i + 20]) for i in range(0, len(r), 20)]
+curve = max(abs(b - a) / a for a, b in zip(means(f32), means(bf16)))
+def tps(r):
+    return sum(s["loss_tokens"] for s in r[1:]) / max(r[-1]["elapsed_s"] - r[0]["elapsed_s"], 1e-9)
+print(json.dumps({"steps": len(f32), "max_rel_loss_diff": round(worst, 5), "max_rel_diff_20_step_means": round(curve, 5), "last_loss_f32": f32[-1]["loss"],
+                  "last_loss_bf16": bf16[-1]["loss"], "f32_loss_tokens_per_s": round(tps(f32), 1),
+                  "bf16_loss_tokens_per_s": round(tps(bf16), 1)}))
+EOF

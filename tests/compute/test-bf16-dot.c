@@ -1,0 +1,155 @@
+/* test-bf16-dot: the cpu backend's bf16-dot=true products (AVX512-BF16 dot
+ * products where present, the f32 kernels on rounded activations on every
+ * other instruction set) against a reference that rounds both operands to
+ * bf16 and multiplies in f64. Weights in bf16 ([N,K] as in a linear layer,
+ * and [K,N]) and in NF4; sizes that leave partial panels, odd K, and 1 to 4
+ * rows (the dot-product path of decoding); x's gradient through the frozen
+ * weight too. Each result must be within 1e-6 of the largest reference value,
+ * and must differ from the product of unrounded activations (the option
+ * took effect). */
+#include <math.h>
+#include <string.h>
+
+#include "cria-test.h"
+
+static CriaRegistry *registry;
+
+static CriaBackend *
+make_backend (const char *isa)
+{
+  const CriaProvider *p = cria_registry_lookup (registry, CRIA_KIND_BACKEND, "cpu");
+  g_assert (p);
+  g_autoptr (CriaProps) props = cria_provider_new_props (p);
+  g_assert (cria_props_set (props, "threads", "3", NULL));
+  g_assert (cria_props_set (props, "isa", isa, NULL));
+  g_assert (cria_props_set (props, "bf16-dot", "true", NULL));
+  return cria_backend_new (p, props, NULL); /* NULL when the processor lacks the ISA */
+}
+
+static double
+round_bf16 (float x)
+{
+  return cria_bf16_to_f32 (cria_f32_to_bf16 (x));
+}
+
+typedef struct {
+  gint64 M, N, K;
+  gboolean trans_b; /* the weight is [N,K] */
+  gboolean nf4;
+} Case;
+
+static void
+check (const char *isa, CriaBackend *be, const Case *c)
+{
+  g_autoptr (GRand) rand = g_rand_new_with_seed ((guint32) (c->M * 1000 + c->N + c->K));
+  gint64 xs[] = { c->M, c->K }, ws[] = { c->trans_b ? c->N : c->K, c->trans_b ? c->K : c->N }, ys[] = { c->M, c->N };
+  g_autoptr (CriaTensor) x = cria_tensor_new (CRIA_DTYPE_F32, 2, xs);
+  g_autoptr (CriaTensor) w32 = cria_tensor_new (CRIA_DTYPE_F32, 2, ws);
+  g_autoptr (CriaTensor) dy = cria_tensor_new (CRIA_DTYPE_F32, 2, ys);
+  for (gint64 i = 0; i < cria_tensor_numel (x); i++)
+    ((float *) x->data)[i] = (float) g_rand_double_range (rand, -1, 1);
+  for (gint64 i = 0; i < cria_tensor_numel (w32); i++)
+    ((float *) w32->data)[i] = (float) g_rand_double_range (rand, -1, 1);
+  for (gint64 i = 0; i < cria_tensor_numel (dy); i++)
+    ((float *) dy->data)[i] = (float) g_rand_double_range (rand, -1, 1);
+  g_autoptr (CriaTensor) w = NULL;
+  if (c->nf4) {
+    w = cria_nf4_quantize (w32, "w", NULL);
+  } else {
+    w = cria_tensor_new (CRIA_DTYPE_BF16, 2, ws);
+    cria_convert_from_f32 (CRIA_DTYPE_BF16, w32->data, w->data, (gsize) cria_tensor_numel (w32));
+  }
+  g_autoptr (CriaTensor) wf = cria_tensor_to_f32 (w); /* the weight's values, exact */
+  const float *W = wf->data, *X = x->data, *DY = dy->data;
+
+  CriaGraph *g = cria_graph_new ();
+  CriaNode *xn = cria_graph_param (g, "x", x, TRUE);
+  CriaNode *y = cria_matmul (g, xn, cria_graph_param (g, "w", w, FALSE), FALSE, c->trans_b);
+  cria_graph_mark_output (g, y);
+  gint64 flat[] = { 1, c->M * c->N }, rs[] = { c->M * c->N, 1 };
+  g_autoptr (CriaTensor) r = cria_tensor_new (CRIA_DTYPE_F32, 2, rs);
+  memcpy (r->data, dy->data, cria_tensor_nbytes (dy));
+  CriaNode *loss = cria_matmul (g, cria_reshape (g, y, 2, flat), cria_graph_param (g, "r", r, FALSE), FALSE, FALSE);
+  g_autoptr (GError) error = NULL;
+  gboolean ok = cria_graph_backward (g, loss, &error) && cria_graph_plan (g, be, NULL, &error) &&
+                cria_graph_forward (g, &error) && cria_graph_run_backward (g, &error);
+  if (!ok)
+    printf ("\n%s\n", error->message);
+  CU_ASSERT_TRUE_FATAL (ok);
+
+  /* y = bf16(x) bf16(w); dx = bf16(dy) bf16(w)^T, each in f64 */
+  double err = 0, big = 0, err_exact = 0, derr = 0, dbig = 0;
+#define WAT(k, n) ((double) W[c->trans_b ? (n) *c->K + (k) : (k) *c->N + (n)])
+  for (gint64 i = 0; i < c->M; i++) {
+    for (gint64 n = 0; n < c->N; n++) {
+      double ref = 0, exact = 0;
+      for (gint64 k = 0; k < c->K; k++) {
+        ref += round_bf16 (X[i * c->K + k]) * round_bf16 ((float) WAT (k, n));
+        exact += (double) X[i * c->K + k] * WAT (k, n);
+      }
+      double got = ((const float *) y->value->data)[i * c->N + n];
+      err = MAX (err, fabs (got - ref));
+      err_exact = MAX (err_exact, fabs (got - exact));
+      big = MAX (big, fabs (ref));
+    }
+    for (gint64 k = 0; k < c->K; k++) {
+      double ref = 0;
+      for (gint64 n = 0; n < c->N; n++)
+        ref += round_bf16 (DY[i * c->N + n]) * round_bf16 ((float) WAT (k, n));
+      double got = ((const float *) xn->grad->data)[i * c->K + k];
+      derr = MAX (derr, fabs (got - ref));
+      dbig = MAX (dbig, fabs (ref));
+    }
+  }
+#undef WAT
+  if (err > 1e-6 * big || derr > 1e-6 * dbig || err_exact < 1e-4 * big)
+    printf ("\n%s %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT "%s%s: y off by %g, dx by %g; %g from "
+            "the unrounded product",
+            isa, c->M, c->N, c->K, c->trans_b ? " [N,K]" : " [K,N]", c->nf4 ? " nf4" : "", err / big, derr / dbig,
+            err_exact / big);
+  CU_ASSERT (err <= 1e-6 * big);
+  CU_ASSERT (derr <= 1e-6 * dbig);
+  CU_ASSERT (err_exact >= 1e-4 * big);
+  cria_graph_free (g);
+}
+
+static void
+test_products (void)
+{
+  static const Case cases[] = {
+    { 37, 70, 301, TRUE, FALSE }, { 37, 70, 301, FALSE, FALSE }, { 3, 100, 64, TRUE, FALSE },
+    { 2, 33, 77, TRUE, FALSE },   { 1, 50, 600, TRUE, FALSE },   { 20, 45, 128, TRUE, TRUE },
+    { 4, 40, 192, TRUE, TRUE },
+  };
+  const char *isas[] = { "avx512", "avx2", "generic" };
+  int ran = 0;
+  for (guint i = 0; i < G_N_ELEMENTS (isas); i++) {
+    g_autoptr (CriaBackend) be = make_backend (isas[i]);
+    if (!be)
+      continue;
+    for (guint j = 0; j < G_N_ELEMENTS (cases); j++)
+      check (isas[i], be, &cases[j]);
+    ran++;
+  }
+  CU_ASSERT (ran > 0);
+}
+
+static void
+cleanup (void)
+{
+  cria_registry_free (registry);
+}
+
+static void
+register_suites (void)
+{
+  atexit (cleanup);
+  registry = cria_test_registry ();
+  static const CriaTestCase cases[] = {
+    { "bf16 products equal bf16-rounded f64 products", test_products },
+    { NULL },
+  };
+  cria_test_add_suite ("bf16-dot", cases);
+}
+
+CRIA_TEST_MAIN (register_suites)
