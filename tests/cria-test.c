@@ -143,6 +143,16 @@ cria_test_lines (const char *text)
   return (GStrv) g_ptr_array_free (lines, FALSE);
 }
 
+char *
+cria_test_short_format (const char *dir)
+{
+  char *path = g_build_filename (dir, "short.json", NULL);
+  cria_test_write_file (path, "{\"name\":\"short\",\"description\":\"terse\",\"kind\":\"single\","
+                              "\"prompt\":\"{instruction} {input}=\",\"prompt_no_input\":\"{instruction}=\","
+                              "\"response\":\"{output}\"}");
+  return path;
+}
+
 static void write_byte_tokenizer (const char *dir);
 
 char *

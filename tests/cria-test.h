@@ -84,6 +84,9 @@ GStrv cria_test_lines (const char *text);
 /* `tmp`/model: tests/models/NAME (config, generation config, weights) with
  * a byte-level BPE tokenizer.json without merges (id b = byte b); transfer full. */
 char *cria_test_tiny_model (const char *tmp, const char *name);
+/* `dir`/short.json: a terse prompt format ("{instruction} {input}=" then the
+ * output), so that records fit the tiny models' short max-length; transfer full. */
+char *cria_test_short_format (const char *dir);
 /* max |a - b| over max |b|: how logit parity with a reference is measured. */
 double cria_test_rel_diff (const float *a, const float *b, gint64 n);
 

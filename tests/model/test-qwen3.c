@@ -158,10 +158,7 @@ test_train_lora (void)
     g_string_append_printf (text, "{\"instruction\":\"add\",\"input\":\"%d + %d\",\"output\":\"%d\"}\n", i, 2 * i,
                             3 * i);
   cria_test_write_file (data, text->str);
-  g_autofree char *format = g_build_filename (tmp, "short.json", NULL);
-  cria_test_write_file (format, "{\"name\":\"short\",\"description\":\"terse\",\"kind\":\"single\","
-                                "\"prompt\":\"{instruction} {input}=\",\"prompt_no_input\":\"{instruction}=\","
-                                "\"response\":\"{output}\"}");
+  g_autofree char *format = cria_test_short_format (tmp);
   g_autofree char *out = g_build_filename (tmp, "run", NULL);
   const char *a[] = { "train",
                       "--model",

@@ -351,10 +351,7 @@ write_echo_task (char **data, char **format)
     g_string_append_printf (records, "{\"instruction\":\"echo\",\"input\":\"%c%c\",\"output\":\"%c%c\"}\n", 'a' + i % 7,
                             'k' + i % 5, 'a' + i % 7, 'k' + i % 5);
   cria_test_write_file (*data, records->str);
-  *format = g_build_filename (stage.dest, "short.json", NULL);
-  cria_test_write_file (*format, "{\"name\":\"short\",\"description\":\"terse\",\"kind\":\"single\","
-                                 "\"prompt\":\"{instruction} {input}=\",\"prompt_no_input\":\"{instruction}=\","
-                                 "\"response\":\"{output}\"}");
+  *format = cria_test_short_format (stage.dest);
 }
 
 static void

@@ -25,10 +25,7 @@ setup (void)
 {
   tmp = cria_test_tmpdir ();
   model_dir = cria_test_tiny_model (tmp, "tiny-gpt2");
-  format_path = g_build_filename (tmp, "short.json", NULL);
-  cria_test_write_file (format_path, "{\"name\":\"short\",\"description\":\"terse\",\"kind\":\"single\","
-                                     "\"prompt\":\"{instruction} {input}=\",\"prompt_no_input\":\"{instruction}=\","
-                                     "\"response\":\"{output}\"}");
+  format_path = cria_test_short_format (tmp);
   data_path = g_build_filename (tmp, "train.jsonl", NULL);
   g_autoptr (GString) data = g_string_new (NULL);
   /* 22 records: the last micro-batch of an epoch is not full, so one rank

@@ -17,10 +17,7 @@ ui_test_setup (UiTest *t)
   g_autofree char *path = g_build_filename (t->dir, "train.jsonl", NULL);
   cria_test_write_file (path, data->str);
   /* A short prompt format, so that the records fit a small max-length. */
-  g_autofree char *format = g_build_filename (t->dir, "short.json", NULL);
-  cria_test_write_file (format, "{\"name\":\"short\",\"description\":\"terse\",\"kind\":\"single\","
-                                "\"prompt\":\"{instruction} {input}=\",\"prompt_no_input\":\"{instruction}=\","
-                                "\"response\":\"{output}\"}");
+  g_free (cria_test_short_format (t->dir));
 }
 
 void
