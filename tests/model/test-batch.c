@@ -27,18 +27,6 @@ open_tiny (const char *name)
   return m;
 }
 
-/* max |a - b| relative to max |b| */
-static double
-rel_diff (const float *a, const float *b, gint64 n)
-{
-  double d = 0, m = 0;
-  for (gint64 i = 0; i < n; i++) {
-    d = MAX (d, fabs ((double) a[i] - b[i]));
-    m = MAX (m, fabs ((double) b[i]));
-  }
-  return d / MAX (m, 1e-30);
-}
-
 /* Prompts of different lengths: the batch is ragged. */
 #define N_SEQ 5
 static const gint32 prompt_ids[N_SEQ][9] = {
@@ -74,7 +62,7 @@ test_feed_batch_logits (void)
       for (int i = 0; i < N_SEQ; i++) {
         CU_ASSERT_TRUE_FATAL (cria_lm_feed (lm, alone[i], &ids[i], 1, la, NULL));
         CU_ASSERT_EQUAL (cria_lm_cache_length (batched[i]), (gint64) prompt_len[i] + step + 1);
-        worst = MAX (worst, rel_diff (lb + i * vocab, la, vocab));
+        worst = MAX (worst, cria_test_rel_diff (lb + i * vocab, la, vocab));
         exact += memcmp (lb + i * vocab, la, (gsize) vocab * sizeof (float)) == 0;
       }
     }

@@ -63,18 +63,6 @@ golden_ids (const CriaWeight *w)
   return a;
 }
 
-/* max |a - b| relative to max |b| */
-static double
-rel_diff (const float *a, const float *b, gint64 n)
-{
-  double d = 0, m = 0;
-  for (gint64 i = 0; i < n; i++) {
-    d = MAX (d, fabs ((double) a[i] - b[i]));
-    m = MAX (m, fabs ((double) b[i]));
-  }
-  return d / MAX (m, 1e-30);
-}
-
 static void
 test_logits_parity (void)
 {
@@ -90,7 +78,7 @@ test_logits_parity (void)
     g_autoptr (CriaTensor) logits = cria_lm_logits (lm, (const gint32 *) ids->data, ids->len, &e);
     CU_ASSERT_PTR_NOT_NULL_FATAL (logits);
     CU_ASSERT_EQUAL (cria_tensor_numel (logits), g.logits->n_elements);
-    double d = rel_diff (logits->data, g.logits->data, g.logits->n_elements);
+    double d = cria_test_rel_diff (logits->data, g.logits->data, g.logits->n_elements);
     if (d > 1e-4)
       printf ("\n  %s: logits differ by %.3g of the largest\n", tiny[i], d);
     CU_ASSERT_TRUE (d <= 1e-4);
@@ -188,13 +176,13 @@ test_kv_cache_chunks (void)
     CU_ASSERT_TRUE (cria_lm_feed (lm, cache, ids + 4, 8, last, NULL));
     CU_ASSERT_EQUAL (cria_lm_cache_length (cache), 12);
     const float *want = (const float *) full->data + 11 * vocab;
-    if (rel_diff (last, want, vocab) > 1e-5)
-      printf ("\n  %s: %g\n", tiny[i], rel_diff (last, want, vocab));
-    CU_ASSERT_TRUE (rel_diff (last, want, vocab) <= 1e-5);
+    if (cria_test_rel_diff (last, want, vocab) > 1e-5)
+      printf ("\n  %s: %g\n", tiny[i], cria_test_rel_diff (last, want, vocab));
+    CU_ASSERT_TRUE (cria_test_rel_diff (last, want, vocab) <= 1e-5);
     /* Rewinding and feeding other tokens forgets the old ones. */
     cria_lm_cache_truncate (cache, 4);
     CU_ASSERT_TRUE (cria_lm_feed (lm, cache, ids + 4, 8, last, NULL));
-    CU_ASSERT_TRUE (rel_diff (last, want, vocab) <= 1e-5);
+    CU_ASSERT_TRUE (cria_test_rel_diff (last, want, vocab) <= 1e-5);
   }
 }
 
@@ -215,7 +203,7 @@ test_bf16_conversion (void)
     g_autoptr (GArray) ids = golden_ids (g.ids);
     g_autoptr (CriaTensor) logits = cria_lm_logits (lm, (const gint32 *) ids->data, ids->len, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL (logits);
-    CU_ASSERT_TRUE (rel_diff (logits->data, g.logits->data, g.logits->n_elements) <= 1e-2);
+    CU_ASSERT_TRUE (cria_test_rel_diff (logits->data, g.logits->data, g.logits->n_elements) <= 1e-2);
     gint64 vocab = logits->shape[1];
     for (gint64 t = 0; t < logits->shape[0]; t++) {
       const float *a = (const float *) logits->data + t * vocab, *b = (const float *) g.logits->data + t * vocab;
