@@ -670,6 +670,24 @@ streamed_text (const char *body)
   return g_string_free (text, FALSE);
 }
 
+/* A streamed completion of "Once" on the main server, of up to `max_tokens`,
+ * whose first bytes have arrived (it runs); its message goes to `msg`. */
+static GInputStream *
+stream_started (SoupSession *session, int max_tokens, SoupMessage **msg)
+{
+  g_autofree char *url = g_strconcat (main_server.url, "/completions", NULL);
+  g_autofree char *body = g_strdup_printf ("{\"prompt\": \"Once\", \"max_tokens\": %d, \"stream\": true}", max_tokens);
+  *msg = soup_message_new ("POST", url);
+  g_autoptr (GBytes) payload = g_bytes_new (body, strlen (body));
+  soup_message_set_request_body_from_bytes (*msg, "application/json", payload);
+  g_autoptr (GError) error = NULL;
+  GInputStream *in = soup_session_send (session, *msg, NULL, &error);
+  g_assert_no_error (error);
+  char buf[64];
+  CU_ASSERT (g_input_stream_read (in, buf, sizeof buf, NULL, &error) > 0);
+  return in;
+}
+
 /* Continuous batching (the main server decodes up to 16 requests at once):
  * while a long streamed request runs, four more join its batch, two of them
  * streamed, with different lengths, so they also leave it at different
@@ -679,16 +697,8 @@ static void
 test_batch_join_and_hang_up (void)
 {
   g_autoptr (SoupSession) session = soup_session_new ();
-  g_autofree char *url = g_strconcat (main_server.url, "/completions", NULL);
-  g_autoptr (SoupMessage) msg = soup_message_new ("POST", url);
-  const char *long_body = "{\"prompt\": \"Once\", \"max_tokens\": 2000, \"stream\": true}";
-  g_autoptr (GBytes) payload = g_bytes_new_static (long_body, strlen (long_body));
-  soup_message_set_request_body_from_bytes (msg, "application/json", payload);
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GInputStream) in = soup_session_send (session, msg, NULL, &error);
-  g_assert_no_error (error);
-  char buf[64];
-  CU_ASSERT (g_input_stream_read (in, buf, sizeof buf, NULL, &error) > 0); /* it runs */
+  g_autoptr (SoupMessage) msg = NULL;
+  g_autoptr (GInputStream) in = stream_started (session, 2000, &msg);
   const char *prompts[] = { "The dog", "The cat", "Once upon a time", "Tom and Sue" };
   const char *max[] = { "16", "40", "24", "60" };
   Call calls[4];
@@ -859,16 +869,8 @@ static void
 test_hang_up (void)
 {
   g_autoptr (SoupSession) session = soup_session_new ();
-  g_autofree char *url = g_strconcat (main_server.url, "/completions", NULL);
-  g_autoptr (SoupMessage) msg = soup_message_new ("POST", url);
-  const char *body = "{\"prompt\": \"Once\", \"max_tokens\": 400, \"stream\": true}";
-  g_autoptr (GBytes) payload = g_bytes_new_static (body, strlen (body));
-  soup_message_set_request_body_from_bytes (msg, "application/json", payload);
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GInputStream) in = soup_session_send (session, msg, NULL, &error);
-  g_assert_no_error (error);
-  char buf[64];
-  CU_ASSERT (g_input_stream_read (in, buf, sizeof buf, NULL, &error) > 0);
+  g_autoptr (SoupMessage) msg = NULL;
+  g_autoptr (GInputStream) in = stream_started (session, 400, &msg);
   g_input_stream_close (in, NULL, NULL);
   g_clear_object (&in);
   soup_session_abort (session);
