@@ -96,17 +96,20 @@ reply_clear (Reply *r)
   memset (r, 0, sizeof *r);
 }
 
-/* One request on its own session (sessions are per thread). `body` NULL: GET.
+/* One request on its own session (sessions are per thread), with headers
+ * given as name, value, ..., NULL; the answer's headers come back in *got.
  * The timeout only guards against a hang: queued requests of the busy server
  * wait for each other, which under the sanitizers on a loaded machine took
  * longer than a minute. */
-static void
-request (const Server *s, const char *method, const char *path, const char *body, Reply *r)
+static guint
+request_with (const Server *s, const char *method, const char *path, const char *body, const char *const *headers,
+              SoupMessageHeaders **got, char **answer_body)
 {
-  memset (r, 0, sizeof *r);
   g_autoptr (SoupSession) session = soup_session_new_with_options ("timeout", 600, NULL);
   g_autofree char *url = g_strconcat (s->url, path, NULL);
   g_autoptr (SoupMessage) msg = soup_message_new (method, url);
+  for (guint i = 0; headers && headers[i]; i += 2)
+    soup_message_headers_replace (soup_message_get_request_headers (msg), headers[i], headers[i + 1]);
   if (body) {
     g_autoptr (GBytes) payload = g_bytes_new (body, strlen (body));
     soup_message_set_request_body_from_bytes (msg, "application/json", payload);
@@ -114,9 +117,21 @@ request (const Server *s, const char *method, const char *path, const char *body
   g_autoptr (GError) error = NULL;
   g_autoptr (GBytes) answer = soup_session_send_and_read (session, msg, NULL, &error);
   g_assert_no_error (error);
-  r->status = soup_message_get_status (msg);
-  r->body = g_strndup (g_bytes_get_data (answer, NULL), g_bytes_get_size (answer));
-  r->retry_after = g_strdup (soup_message_headers_get_one (soup_message_get_response_headers (msg), "Retry-After"));
+  if (got)
+    *got = g_boxed_copy (SOUP_TYPE_MESSAGE_HEADERS, soup_message_get_response_headers (msg));
+  if (answer_body)
+    *answer_body = g_strndup (g_bytes_get_data (answer, NULL), g_bytes_get_size (answer));
+  return soup_message_get_status (msg);
+}
+
+/* request_with, the answer in `r`. `body` NULL: GET. */
+static void
+request (const Server *s, const char *method, const char *path, const char *body, Reply *r)
+{
+  memset (r, 0, sizeof *r);
+  g_autoptr (SoupMessageHeaders) got = NULL;
+  r->status = request_with (s, method, path, body, NULL, &got, &r->body);
+  r->retry_after = g_strdup (soup_message_headers_get_one (got, "Retry-After"));
   r->json = json_from_string (r->body, NULL);
 }
 
@@ -760,32 +775,6 @@ test_queue_full (void)
   CU_ASSERT (saw_busy);
 }
 
-/* A chat format on the busy server: a conversation renders, and the local
- * generator with the same format gives the same text. */
-/* One request with headers; the answer's headers come back in *got. */
-static guint
-request_with (const Server *s, const char *method, const char *path, const char *body, const char *const *headers,
-              SoupMessageHeaders **got, char **answer_body)
-{
-  g_autoptr (SoupSession) session = soup_session_new_with_options ("timeout", 600, NULL);
-  g_autofree char *url = g_strconcat (s->url, path, NULL);
-  g_autoptr (SoupMessage) msg = soup_message_new (method, url);
-  for (guint i = 0; headers && headers[i]; i += 2)
-    soup_message_headers_replace (soup_message_get_request_headers (msg), headers[i], headers[i + 1]);
-  if (body) {
-    g_autoptr (GBytes) payload = g_bytes_new (body, strlen (body));
-    soup_message_set_request_body_from_bytes (msg, "application/json", payload);
-  }
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GBytes) answer = soup_session_send_and_read (session, msg, NULL, &error);
-  g_assert_no_error (error);
-  if (got)
-    *got = g_boxed_copy (SOUP_TYPE_MESSAGE_HEADERS, soup_message_get_response_headers (msg));
-  if (answer_body)
-    *answer_body = g_strndup (g_bytes_get_data (answer, NULL), g_bytes_get_size (answer));
-  return soup_message_get_status (msg);
-}
-
 /* --api-key, --cors-origin, /health, /v1/models/{id} and a JSON schema,
  * without node (test-openai drives the same with the openai client). */
 static void
@@ -836,6 +825,8 @@ test_key_cors_schema (void)
   CU_ASSERT_EQUAL (server_stop (&k), 0);
 }
 
+/* A chat format on the busy server: a conversation renders, and the local
+ * generator with the same format gives the same text. */
 static void
 test_prompt_format (void)
 {
