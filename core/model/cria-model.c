@@ -36,6 +36,7 @@ struct _CriaModel {
   GHashTable *by_spec; /* name -> CriaHfTensorSpec* in specs */
   GPtrArray *names;    /* char*, the table's order */
   GHashTable *params;  /* name -> Param* */
+  char *tokenizer_dir; /* an adapter's, or NULL: the model's own */
 };
 
 static void
@@ -272,6 +273,7 @@ cria_model_free (CriaModel *model)
     g_array_unref (model->specs);
   if (model->box)
     files_box_release (model->box);
+  g_free (model->tokenizer_dir);
   g_free (model);
 }
 
@@ -375,6 +377,156 @@ cria_model_set_param (CriaModel *model, const char *name, CriaTensor *tensor, gb
   p->tensor = cria_tensor_ref (tensor);
   p->trainable = trainable;
   return TRUE;
+}
+
+/* The shape a spec gives, as the table holds it ([out, in]). */
+static gboolean
+fits_spec (CriaModel *model, const CriaHfTensorSpec *spec, const CriaTensor *t)
+{
+  gboolean swap = spec->n_dims == 2 && is_transposed (model, spec->name);
+  if ((guint) t->n_dims != spec->n_dims)
+    return FALSE;
+  for (guint d = 0; d < spec->n_dims; d++)
+    if (t->shape[d] != spec->shape[swap ? 1 - d : d])
+      return FALSE;
+  return TRUE;
+}
+
+static char *
+spec_shape_string (CriaModel *model, const CriaHfTensorSpec *spec)
+{
+  gboolean swap = spec->n_dims == 2 && is_transposed (model, spec->name);
+  gint64 shape[2] = { spec->shape[swap ? 1 : 0], spec->shape[swap ? 0 : 1] };
+  return cria_shape_to_string ((int) spec->n_dims, shape);
+}
+
+/* The new table against the provider's list of the changed config: every
+ * weight in place with its new shape, before anything changes. */
+static gboolean
+check_reconfigured (CriaModel *model, GArray *specs, GHashTable *weights, const char *source, GError **error)
+{
+  g_autoptr (GHashTable) listed = g_hash_table_new (g_str_hash, g_str_equal);
+  for (guint i = 0; i < specs->len; i++) {
+    const CriaHfTensorSpec *spec = &g_array_index (specs, CriaHfTensorSpec, i);
+    g_hash_table_add (listed, spec->name);
+    CriaTensor *given = weights ? g_hash_table_lookup (weights, spec->name) : NULL;
+    CriaTensor *held = cria_model_get_param (model, spec->name);
+    CriaTensor *t = given ? given : held;
+    if (!t && spec->optional)
+      continue;
+    g_autofree char *want = spec_shape_string (model, spec);
+    if (!t) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                   "%s: the changed model needs %s %s, which neither the model nor %s holds", source, spec->name, want,
+                   source);
+      return FALSE;
+    }
+    if (!fits_spec (model, spec, t)) {
+      g_autofree char *have = cria_shape_to_string (t->n_dims, t->shape);
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "%s: %s is %s%s, the changed model needs %s", source,
+                   spec->name, have, given ? "" : " in the model and not given", want);
+      return FALSE;
+    }
+  }
+  for (guint i = 0; i < model->names->len; i++) {
+    const char *name = g_ptr_array_index (model->names, i);
+    if (!g_hash_table_contains (listed, name)) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "%s: the changed model has no weight %s", source,
+                   name);
+      return FALSE;
+    }
+  }
+  GHashTableIter it;
+  gpointer key;
+  if (weights)
+    g_hash_table_iter_init (&it, weights);
+  while (weights && g_hash_table_iter_next (&it, &key, NULL))
+    if (!g_hash_table_contains (listed, key)) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "%s: the model has no weight %s", source,
+                   (const char *) key);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+cria_model_reconfigure (CriaModel *model, JsonObject *changes, GHashTable *weights, const char *source, GError **error)
+{
+  g_return_val_if_fail (model != NULL, FALSE);
+  g_return_val_if_fail (changes != NULL, FALSE);
+  g_return_val_if_fail (source != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+  CriaHfConfig *config = cria_hf_model_get_config_mutable (model->box->files);
+  /* The changed config read as a loaded one is, beside the live one. */
+  g_autoptr (JsonNode) node = json_node_new (JSON_NODE_OBJECT);
+  json_node_set_object (node, config->json);
+  g_autofree char *text = json_to_string (node, FALSE);
+  g_autoptr (CriaHfConfig) probe = cria_hf_config_parse (text, -1, config->file, error);
+  if (!probe)
+    return FALSE;
+  g_autoptr (GList) members = json_object_get_members (changes);
+  for (GList *l = members; l; l = l->next)
+    json_object_set_member (probe->json, l->data, json_node_copy (json_object_get_member (changes, l->data)));
+  if (!model->vtable->configure (probe, error) || !cria_hf_config_check (probe, error)) {
+    g_prefix_error (error, "%s: ", source);
+    return FALSE;
+  }
+  g_autoptr (GArray) specs = model->vtable->tensors (probe);
+  if (!check_reconfigured (model, specs, weights, source, error))
+    return FALSE;
+
+  /* The config keeps its address and its JSON object (both are borrowed
+   * elsewhere); the typed fields are the changed config's. */
+  JsonObject *json = config->json;
+  CriaHfConfig old = *config;
+  *config = *probe;
+  *probe = old;
+  probe->json = config->json;
+  config->json = json;
+  for (GList *l = members; l; l = l->next)
+    json_object_set_member (json, l->data, json_node_copy (json_object_get_member (changes, l->data)));
+
+  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
+  GHashTable *params = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, param_free);
+  GHashTable *by_spec = g_hash_table_new (g_str_hash, g_str_equal);
+  for (guint i = 0; i < specs->len; i++) {
+    CriaHfTensorSpec *spec = &g_array_index (specs, CriaHfTensorSpec, i);
+    g_hash_table_insert (by_spec, spec->name, spec);
+    CriaTensor *given = weights ? g_hash_table_lookup (weights, spec->name) : NULL;
+    Param *held = g_hash_table_lookup (model->params, spec->name);
+    if (!given && !held)
+      continue;
+    Param *p = g_new0 (Param, 1);
+    p->tensor = cria_tensor_ref (given ? given : held->tensor);
+    p->trainable = !given && held->trainable;
+    char *name = g_strdup (spec->name);
+    g_ptr_array_add (names, name);
+    g_hash_table_insert (params, name, p);
+  }
+  g_hash_table_unref (model->params);
+  g_hash_table_unref (model->by_spec);
+  g_ptr_array_unref (model->names);
+  g_array_unref (model->specs);
+  model->params = params;
+  model->by_spec = by_spec;
+  model->names = names;
+  model->specs = g_steal_pointer (&specs);
+  return TRUE;
+}
+
+const char *
+cria_model_get_tokenizer_dir (CriaModel *model)
+{
+  g_return_val_if_fail (model != NULL, NULL);
+  return model->tokenizer_dir ? model->tokenizer_dir : cria_model_get_dir (model);
+}
+
+void
+cria_model_set_tokenizer_dir (CriaModel *model, const char *dir)
+{
+  g_return_if_fail (model != NULL);
+  g_free (model->tokenizer_dir);
+  model->tokenizer_dir = g_strdup (dir);
 }
 
 CriaNode *
@@ -532,18 +684,21 @@ cria_model_graph_clear (CriaModelGraph *out)
   memset (out, 0, sizeof *out);
 }
 
-static const char *const side_files[] = { "generation_config.json",  "tokenizer.json", "tokenizer_config.json",
-                                          "special_tokens_map.json", "vocab.json",     "merges.txt",
-                                          "tokenizer.model" };
+/* Copied beside the weights; the tokenizer's from wherever the tokenizer
+ * came from (an adapter that added tokens), never mixed with the base's. */
+static const char *const side_files[] = { "generation_config.json" };
+static const char *const tokenizer_files[] = { "tokenizer.json",    "tokenizer_config.json", "special_tokens_map.json",
+                                               "added_tokens.json", "chat_template.jinja",   "vocab.json",
+                                               "merges.txt",        "tokenizer.model" };
 
 static gboolean
-copy_side_files (const char *from, const char *to, GError **error)
+copy_files (const char *from, const char *to, const char *const *files, guint n, GError **error)
 {
   if (g_strcmp0 (from, to) == 0)
     return TRUE;
-  for (guint i = 0; i < G_N_ELEMENTS (side_files); i++) {
-    g_autofree char *src = g_build_filename (from, side_files[i], NULL);
-    g_autofree char *dst = g_build_filename (to, side_files[i], NULL);
+  for (guint i = 0; i < n; i++) {
+    g_autofree char *src = g_build_filename (from, files[i], NULL);
+    g_autofree char *dst = g_build_filename (to, files[i], NULL);
     g_autofree char *data = NULL;
     gsize len;
     if (!g_file_test (src, G_FILE_TEST_EXISTS))
@@ -619,5 +774,6 @@ cria_model_save (CriaModel *model, const char *dir, CriaDType dtype, guint64 max
   json_object_set_string_member (copy.json, "torch_dtype", torch_name);
   if (!cria_hf_model_write (dir, &copy, weights, n, max_shard_bytes, error))
     return FALSE;
-  return copy_side_files (cria_model_get_dir (model), dir, error);
+  return copy_files (cria_model_get_dir (model), dir, side_files, G_N_ELEMENTS (side_files), error) &&
+         copy_files (cria_model_get_tokenizer_dir (model), dir, tokenizer_files, G_N_ELEMENTS (tokenizer_files), error);
 }

@@ -149,6 +149,23 @@ gboolean cria_model_param_is_trainable (CriaModel *model, const char *name);
  * reference on `tensor`. */
 gboolean cria_model_set_param (CriaModel *model, const char *name, CriaTensor *tensor, gboolean trainable,
                                GError **error);
+/* Changes members of the model's config.json (`changes`: vocab_size, as
+ * transformers' resize_token_embeddings writes it; tie_word_embeddings
+ * false, for a head of its own) and the parameter table with them: the
+ * provider reads the changed config, and its tensor list says which weights
+ * change shape. Each such weight, and each one the table lacked (the head
+ * of an untied model), comes from `weights` (name -> CriaTensor, shaped as
+ * the new list says; a reference is taken), which may also replace others;
+ * every other entry stays. On failure nothing changes and the error names
+ * `source` and the tensor. A graph built before sees the old weights: build
+ * graphs after. */
+gboolean cria_model_reconfigure (CriaModel *model, JsonObject *changes, GHashTable *weights, const char *source,
+                                 GError **error);
+/* The directory of the model's tokenizer files: its own, unless an adapter
+ * brought its tokenizer (cria_model_set_tokenizer_dir). cria_model_save
+ * copies the tokenizer files from there. */
+const char *cria_model_get_tokenizer_dir (CriaModel *model);
+void cria_model_set_tokenizer_dir (CriaModel *model, const char *dir);
 /* For a weight whose bytes are mapped from the model's safetensors files and
  * that nothing will read again (QLoRA's base weight once quantized): lets its
  * pages leave resident memory now, while the mapping stays for the other
@@ -177,9 +194,10 @@ void cria_model_graph_clear (CriaModelGraph *out);
 
 /* Writes the table as a Hugging Face directory (config.json, safetensors,
  * sharded above `max_shard_bytes`), in the file layout the provider reads,
- * each weight in `dtype` (f32, bf16 or f16). Copies generation_config.json,
- * tokenizer.json, tokenizer_config.json and special_tokens_map.json when the
- * source directory has them. */
+ * each weight in `dtype` (f32, bf16 or f16). Copies generation_config.json
+ * from the model's directory and the tokenizer's files (tokenizer.json,
+ * tokenizer_config.json, special_tokens_map.json, ...) from
+ * cria_model_get_tokenizer_dir, when they are there. */
 gboolean cria_model_save (CriaModel *model, const char *dir, CriaDType dtype, guint64 max_shard_bytes, GError **error);
 
 /* Writes `dir` as a new model of the config.json at `config_path` (a copy
