@@ -74,8 +74,9 @@ cria_cli_model_open (CriaCliModel *m, gboolean need_tokenizer, GError **error)
     return FALSE;
   m->registry = cria_cli_load_registry ();
   CriaLmStack st;
-  gboolean ok = cria_lm_stack_open (&st, m->registry, m->dir, dtype, m->backend_spec, m->threads, need_tokenizer,
-                                    error);
+  /* With an adapter, the tokenizer may be the one it saved */
+  gboolean ok = cria_lm_stack_open (&st, m->registry, m->dir, dtype, m->backend_spec, m->threads,
+                                    need_tokenizer && !m->adapter_dir, error);
   /* --threads is set on the backend's property table. */
   if (!ok && m->threads && error && g_str_has_prefix ((*error)->message, "property 'threads'"))
     cria_cli_say_option (*error);
@@ -87,6 +88,14 @@ cria_cli_model_open (CriaCliModel *m, gboolean need_tokenizer, GError **error)
   if (ok && m->adapter_dir) {
     ok = cria_lm_stack_add_adapter (&st, m->registry, m->adapter_dir, error);
     m->adapter = st.adapter;
+    m->tokenizer = st.tokenizer; /* the adapter's, when it brought one */
+  }
+  if (ok && need_tokenizer && !m->tokenizer) {
+    m->tokenizer = cria_tokenizer_load (m->registry, m->dir, error);
+    if (!m->tokenizer) {
+      g_prefix_error (error, "%s: no tokenizer: ", m->dir);
+      ok = FALSE;
+    }
   }
   return ok;
 }

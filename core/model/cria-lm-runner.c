@@ -63,6 +63,25 @@ cria_lm_stack_add_adapter (CriaLmStack *st, CriaRegistry *registry, const char *
   st->adapter = cria_adapter_load (registry, st->model, dir, error);
   if (!st->adapter)
     return FALSE;
+  /* An adapter that brought its tokenizer (the tokens it added) replaces the base's. */
+  const char *tok_dir = cria_model_get_tokenizer_dir (st->model);
+  if (g_strcmp0 (tok_dir, cria_model_get_dir (st->model)) != 0) {
+    CriaTokenizer *tok = cria_tokenizer_load (registry, tok_dir, error);
+    if (!tok) {
+      g_prefix_error (error, "adapter %s: its tokenizer: ", dir);
+      return FALSE;
+    }
+    cria_tokenizer_free (st->tokenizer);
+    st->tokenizer = tok;
+    gint64 vocab = cria_model_get_config (st->model)->vocab_size;
+    if ((gint64) cria_tokenizer_vocab_size (tok) > vocab) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                   "adapter %s: its tokenizer has ids up to %u, beyond the model's vocabulary of %" G_GINT64_FORMAT
+                   " tokens (an adapter of another base, or a resized vocabulary whose modules_to_save are missing)",
+                   dir, cria_tokenizer_vocab_size (tok) - 1, vocab);
+      return FALSE;
+    }
+  }
   gpointer data;
   CriaLinearHook hook = cria_adapter_get_linear_hook (st->adapter, &data);
   cria_lm_set_linear_hook (st->lm, hook, data);

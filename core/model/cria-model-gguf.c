@@ -358,7 +358,7 @@ cria_model_export_gguf (CriaRegistry *registry, CriaModel *model, const char *to
   cria_gguf_set_u32 (w, "general.file_type", file_type (type));
   if (type == CRIA_GGUF_Q8_0 || type == CRIA_GGUF_Q4_0)
     cria_gguf_set_u32 (w, "general.quantization_version", 2);
-  if (!write_vocab (registry, w, tokenizer ? tokenizer : cria_model_get_dir (model), c->vocab_size, error)) {
+  if (!write_vocab (registry, w, tokenizer ? tokenizer : cria_model_get_tokenizer_dir (model), c->vocab_size, error)) {
     g_prefix_error (error, "tokenizer: ");
     return FALSE;
   }
@@ -392,10 +392,19 @@ cria_model_export_gguf_lora (CriaRegistry *registry, CriaModel *model, const cha
   g_autoptr (CriaGgufWriter) arch = cria_gguf_writer_new ();
   if (!vt->gguf_metadata (c, arch, error))
     return FALSE;
+  gint64 vocab = c->vocab_size;
   g_autoptr (CriaAdapter) adapter = cria_adapter_load (registry, model, adapter_dir, error);
   if (!adapter)
     return FALSE;
   g_autofree char *config_file = g_build_filename (adapter_dir, "adapter_config.json", NULL);
+  if (cria_model_get_config (model)->vocab_size != vocab) {
+    /* as llama.cpp's convert_lora_to_gguf.py refuses embeddings in an adapter */
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
+                 "%s: modules_to_save: the adapter resizes the vocabulary, which a GGUF LoRA cannot carry (export "
+                 "the merged model: cria export --format gguf)",
+                 config_file);
+    return FALSE;
+  }
   const char *kind = cria_provider_get_info (cria_adapter_get_provider (adapter))->name;
   if (strcmp (kind, "lora") != 0 && strcmp (kind, "qlora") != 0) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,

@@ -57,6 +57,15 @@ cria_adapter_new_from_spec (CriaRegistry *registry, const char *spec, GError **e
   g_return_val_if_fail (registry != NULL, NULL);
   g_return_val_if_fail (spec != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+  g_autofree char *config = g_build_filename (spec, "adapter_config.json", NULL);
+  if (g_file_test (config, G_FILE_TEST_IS_REGULAR)) {
+    /* its saved modules (a resized vocabulary) would be left out silently */
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
+                 "%s is a saved adapter: a new adapter is trained from a spec ('lora r=8 ...'); to train on top of "
+                 "a saved one, merge it into its base first (cria merge) and train on the merged model",
+                 spec);
+    return NULL;
+  }
   const CriaProvider *provider = NULL;
   g_autoptr (CriaProps) props = NULL;
   if (!cria_registry_parse_spec (registry, CRIA_KIND_ADAPTER, spec, &provider, &props, error))

@@ -158,7 +158,13 @@ typedef struct _CriaModel CriaModel;
  * head) and installs the replacements it makes. */
 gboolean cria_adapter_attach (CriaAdapter *adapter, CriaModel *model, guint64 seed, GError **error);
 /* What --adapter DIR does for generation: the PEFT directory opened,
- * attached to `model` and its weights loaded, every mismatch an error. */
+ * attached to `model` and its weights loaded, every mismatch an error. The
+ * modules it saved whole (modules_to_save) replace the base's; saved with
+ * another number of rows than the vocabulary (LLaMA-Factory's resized
+ * vocabulary for added tokens), they resize it (cria_model_reconfigure),
+ * and the directory must hold the tokenizer of the added tokens. A
+ * tokenizer in the directory becomes the model's (cria_model_get_tokenizer_dir).
+ * Build the model's graphs after. */
 CriaAdapter *cria_adapter_load (CriaRegistry *registry, CriaModel *model, const char *dir, GError **error);
 /* Quantizes the model's linear weights to NF4 as qlora does at attach: what
  * `cria merge --nf4-base` does before merging a qlora adapter, so that it

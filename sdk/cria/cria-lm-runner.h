@@ -29,7 +29,9 @@ gboolean cria_lm_stack_open (CriaLmStack *stack, CriaRegistry *registry, const c
                              const char *backend_spec, int threads, gboolean need_tokenizer, GError **error);
 void cria_lm_stack_clear (CriaLmStack *stack);
 /* Loads a PEFT adapter directory onto the stack's model (--adapter DIR):
- * every graph the CriaLm builds from then on runs through it. */
+ * every graph the CriaLm builds from then on runs through it. A tokenizer
+ * saved in the directory (with the tokens the adapter added) becomes the
+ * stack's, replacing the base's. */
 gboolean cria_lm_stack_add_adapter (CriaLmStack *stack, CriaRegistry *registry, const char *dir, GError **error);
 
 /* The text the model reads for a request: a completion's prompt as it is; a
