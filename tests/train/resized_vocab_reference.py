@@ -27,7 +27,6 @@ base_model.model.<module>.lora_A.weight).
 """
 import json
 import os
-import struct
 import sys
 
 import torch
@@ -35,6 +34,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 import hf_models  # noqa: E402
+import make_test_models  # noqa: E402
 
 OUT = os.path.join(HERE, "resized-vocab")
 VOCAB = 264  # 256 + 2 added tokens, padded to a multiple of 8
@@ -42,50 +42,12 @@ ADDED = [("<|tool|>", 256, True), ("<obs>", 257, False)]
 PROMPT = "hi <|tool|> 42<obs>!"
 R, ALPHA = 2, 4.0
 TARGETS = ["q_proj", "v_proj"]
-ST_DTYPES = {torch.float32: "F32", torch.bfloat16: "BF16", torch.int64: "I64"}
-
-
-def write_safetensors(path, tensors):
-    header, blobs, off = {}, [], 0
-    for name, t in tensors.items():
-        t = t.contiguous()
-        b = t.view(torch.int16).numpy().tobytes() if t.dtype == torch.bfloat16 else t.numpy().tobytes()
-        header[name] = {"dtype": ST_DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-
-
-def bytes_to_unicode():
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
-        list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {b: chr(c) for b, c in zip(bs, cs)}
 
 
 def tokenizer_files(d):
-    byte_char = bytes_to_unicode()
-    vocab = {byte_char[b]: b for b in range(256)}
-    tok = {
-        "version": "1.0", "truncation": None, "padding": None,
-        "added_tokens": [{"id": i, "content": c, "single_word": False, "lstrip": False, "rstrip": False,
-                          "normalized": False, "special": s} for c, i, s in ADDED],
-        "normalizer": None,
-        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
-        "post_processor": None, "decoder": {"type": "ByteLevel"},
-        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
-                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "vocab": vocab,
-                  "merges": []},
-    }
+    tok = make_test_models.byte_tokenizer()
+    tok["added_tokens"] = [{"id": i, "content": c, "single_word": False, "lstrip": False, "rstrip": False,
+                            "normalized": False, "special": s} for c, i, s in ADDED]
     cfg = {"tokenizer_class": "Qwen2Tokenizer", "bos_token": None, "eos_token": None, "pad_token": None,
            "add_bos_token": False, "clean_up_tokenization_spaces": False,
            "added_tokens_decoder": {str(i): {"content": c, "lstrip": False, "normalized": False, "rstrip": False,
@@ -141,7 +103,7 @@ def make(name, model, saved, dtype, gen):
     for module in saved:
         tensors[f"base_model.model.{module}.weight"] = new[module]
         w[module + ".weight"] = new[module].float()
-    write_safetensors(os.path.join(d, "adapter_model.safetensors"), tensors)
+    make_test_models.write_safetensors(os.path.join(d, "adapter_model.safetensors"), tensors)
     config = {
         "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": f"tests/models/{model}",
         "r": R, "lora_alpha": ALPHA, "lora_dropout": 0.0, "bias": "none", "fan_in_fan_out": False,
@@ -181,7 +143,7 @@ def main():
         golden[name + ".input_ids"] = torch.tensor(ids, dtype=torch.int64)
         golden[name + ".logits"] = logits.float()
         print(name, ids, tuple(logits.shape))
-    write_safetensors(os.path.join(OUT, "golden.safetensors"), golden)
+    make_test_models.write_safetensors(os.path.join(OUT, "golden.safetensors"), golden)
 
 
 if __name__ == "__main__":
