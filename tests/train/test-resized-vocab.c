@@ -108,14 +108,25 @@ test_merge (void)
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
     g_autofree char *adapter = g_build_filename (fixtures, cases[i].name, NULL);
     g_autofree char *out = g_build_filename (tmp, "merged", cases[i].name, NULL);
-    const char *args[] = {
-      "merge", "--model", cases[i].qwen3 ? qwen3 : llama, "--adapter", adapter, "--out", out, NULL
-    };
-    g_autofree char *err = NULL;
-    int status = cria_test_run_cria (args, NULL, NULL, &err);
-    if (status != 0)
-      printf ("\n%s: %s\n", cases[i].name, err);
-    CU_ASSERT_EQUAL_FATAL (status, 0);
+    const char *model = cases[i].qwen3 ? qwen3 : llama;
+    if (i == 0) {
+      const char *args[] = { "merge", "--model", model, "--adapter", adapter, "--out", out, NULL };
+      g_autofree char *err = NULL;
+      int status = cria_test_run_cria (args, NULL, NULL, &err);
+      if (status != 0)
+        printf ("\n%s: %s\n", cases[i].name, err);
+      CU_ASSERT_EQUAL_FATAL (status, 0);
+    } else {
+      /* what cria merge does, without a process each */
+      g_autoptr (CriaRegistry) reg = cria_test_registry ();
+      g_autoptr (GError) error = NULL;
+      g_autoptr (CriaModel) m = cria_model_open (reg, model, CRIA_MODEL_DTYPE_F32, &error);
+      g_autoptr (CriaAdapter) a = m ? cria_adapter_load (reg, m, adapter, &error) : NULL;
+      gboolean ok = a && cria_adapter_merge (a, m, &error) && cria_model_save (m, out, CRIA_DTYPE_F32, 0, &error);
+      if (!ok)
+        printf ("\n%s: %s\n", cases[i].name, error->message);
+      CU_ASSERT_TRUE_FATAL (ok);
+    }
     g_autofree char *config_path = g_build_filename (out, "config.json", NULL);
     g_autoptr (CriaHfConfig) config = cria_hf_config_load (config_path, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL (config);
@@ -235,6 +246,54 @@ test_refused (void)
   expect_error (error ? error->message : NULL, "is a saved adapter");
 }
 
+/* A head of the vocabulary's size saved for a tied model unties it (PEFT
+ * runs the saved copy as the head, the base's embeddings as they were). */
+static void
+test_untie (void)
+{
+  const char *both[] = { "base_model.model.model.embed_tokens.weight", "base_model.model.lm_head.weight", NULL };
+  g_autofree float *rows = g_new (float, 256 * 32);
+  for (int i = 0; i < 256 * 32; i++)
+    rows[i] = (float) (i % 13) / 13.0f;
+  CriaWeight head = { .name = (char *) both[1],
+                      .dtype = CRIA_DTYPE_F32,
+                      .n_dims = 2,
+                      .shape = { 256, 32 },
+                      .n_elements = 256 * 32,
+                      .data = rows,
+                      .n_bytes = 256 * 32 * sizeof (float) };
+  g_autofree char *dir = variant ("qwen3-untied", both, &head);
+  g_autoptr (CriaRegistry) reg = cria_test_registry ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CriaModel) m = cria_model_open (reg, qwen3, CRIA_MODEL_DTYPE_AUTO, &error);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (m);
+  CU_ASSERT_PTR_NULL (cria_model_get_param (m, "lm_head.weight"));
+  CriaTensor *embed = cria_model_get_param (m, "model.embed_tokens.weight");
+  g_autoptr (CriaTensor) embed_before = cria_tensor_to_f32 (embed);
+  g_autoptr (CriaAdapter) a = cria_adapter_load (reg, m, dir, &error);
+  if (!a)
+    printf ("\n%s\n", error->message);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (a);
+  const CriaHfConfig *c = cria_model_get_config (m);
+  CU_ASSERT_FALSE (c->tie_word_embeddings);
+  CU_ASSERT_EQUAL (c->vocab_size, 256);
+  CriaTensor *h = cria_model_get_param (m, "lm_head.weight");
+  CU_ASSERT_PTR_NOT_NULL_FATAL (h);
+  CU_ASSERT_EQUAL (memcmp (h->data, rows, sizeof (float) * 256 * 32), 0);
+  g_autoptr (CriaTensor) embed_after = cria_tensor_to_f32 (cria_model_get_param (m, "model.embed_tokens.weight"));
+  CU_ASSERT_EQUAL (memcmp (embed_after->data, embed_before->data, sizeof (float) * 256 * 32), 0);
+
+  /* Its tokenizer (ids up to 257) does not fit that vocabulary: refused
+   * where the tokenizer is taken up. */
+  g_autofree char *out = g_build_filename (tmp, "unused.safetensors", NULL);
+  const char *args[] = { "logits", "--model", qwen3, "--adapter", dir, "--text", "a", "--out", out, NULL };
+  g_autofree char *err = NULL;
+  CU_ASSERT_EQUAL (cria_test_run_cria (args, NULL, NULL, &err), 1);
+  g_autofree char *last = g_strdup (err ? g_strstrip (err) : "");
+  expect_error (strrchr (last, '\n') ? strrchr (last, '\n') + 1 : last,
+                "its tokenizer has ids up to 257, beyond the model's vocabulary of 256 tokens");
+}
+
 static void
 register_suites (void)
 {
@@ -244,6 +303,7 @@ register_suites (void)
     { "--adapter with a resized vocabulary = PyTorch's logits", test_logits },
     { "merged: new vocab_size, the adapter's tokenizer, the same logits", test_merge },
     { "inconsistent or incomplete resized adapters are refused", test_refused },
+    { "a head saved for a tied model unties it", test_untie },
     { NULL },
   };
   cria_test_add_suite ("resized vocabulary", tests);
