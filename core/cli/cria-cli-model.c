@@ -100,6 +100,21 @@ cria_cli_model_open (CriaCliModel *m, gboolean need_tokenizer, GError **error)
   return ok;
 }
 
+const char *
+cria_cli_model_chat_dir (const CriaCliModel *m)
+{
+  if (!m->adapter_dir)
+    return m->dir;
+  g_autofree char *jinja = g_build_filename (m->adapter_dir, "chat_template.jinja", NULL);
+  if (g_file_test (jinja, G_FILE_TEST_EXISTS))
+    return m->adapter_dir;
+  g_autofree char *path = g_build_filename (m->adapter_dir, "tokenizer_config.json", NULL);
+  g_autoptr (JsonNode) root = g_file_test (path, G_FILE_TEST_EXISTS) ? cria_json_load_file (path, NULL) : NULL;
+  JsonObject *config = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
+  JsonNode *t = config ? json_object_get_member (config, "chat_template") : NULL;
+  return t && !JSON_NODE_HOLDS_NULL (t) ? m->adapter_dir : m->dir;
+}
+
 void
 cria_cli_model_clear (CriaCliModel *m)
 {

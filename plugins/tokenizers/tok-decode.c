@@ -184,11 +184,16 @@ tok_decode (Tok *tok, const gint32 *ids, gsize n, gboolean skip_special, GError 
 {
   g_autoptr (GPtrArray) toks = g_ptr_array_new_with_free_func (g_free);
   for (gsize i = 0; i < n; i++) {
-    if (ids[i] < 0 || (guint) ids[i] >= tok->n_ids || !tok->tokens[ids[i]]) {
-      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                   "id %d at position %" G_GSIZE_FORMAT " is not in the vocabulary (size %u)", ids[i], i, tok->n_ids);
+    if (ids[i] < 0) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "id %d at position %" G_GSIZE_FORMAT " is negative",
+                   ids[i], i);
       return NULL;
     }
+    /* An id without a token (a model's vocabulary padded past its
+     * tokenizer's, as Qwen2's or a resized one) decodes to nothing, as
+     * Hugging Face's tokenizers decode it; generation can sample one. */
+    if ((guint) ids[i] >= tok->n_ids || !tok->tokens[ids[i]])
+      continue;
     if (skip_special && tok->special[ids[i]])
       continue;
     g_ptr_array_add (toks, g_strdup (tok->tokens[ids[i]]));

@@ -91,6 +91,11 @@ test_decode (void)
   g_autoptr (CriaEncoding) e = cria_tokenizer_encode (qwen, "\xF0\x9F\xA6\x80", -1, CRIA_ENCODE_DEFAULT, NULL);
   g_autofree char *half = cria_tokenizer_decode (qwen, (gint32 *) e->ids->data, 1, FALSE, NULL);
   CU_ASSERT_TRUE (g_utf8_validate (half, -1, NULL));
+  /* Ids past the vocabulary decode to nothing: "Hello world", as
+   * @huggingface/tokenizers' Tokenizer.decode gives for these. */
+  static const gint32 past[] = { 9707, 151900, 1879, 999999 };
+  g_autofree char *skipped = cria_tokenizer_decode (qwen, past, G_N_ELEMENTS (past), FALSE, NULL);
+  CU_ASSERT_STRING_EQUAL (skipped, "Hello world");
   g_autoptr (GError) error = NULL;
   static const gint32 bad[] = { 1, -5 };
   CU_ASSERT_PTR_NULL (cria_tokenizer_decode (qwen, bad, 2, FALSE, &error));

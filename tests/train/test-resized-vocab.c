@@ -294,6 +294,52 @@ test_untie (void)
                 "its tokenizer has ids up to 257, beyond the model's vocabulary of 256 tokens");
 }
 
+/* The greedy ids and prompt length cria generate --json prints. */
+static char *
+generate_json (const char *const *args)
+{
+  g_autofree char *out = NULL, *err = NULL;
+  int status = cria_test_run_cria (args, NULL, &out, &err);
+  if (status != 0)
+    printf ("\n%s\n", err ? err : "");
+  CU_ASSERT_EQUAL (status, 0);
+  g_autoptr (JsonParser) p = json_parser_new ();
+  if (!out || !json_parser_load_from_data (p, out, -1, NULL))
+    return g_strdup ("(no output)");
+  JsonObject *o = json_node_get_object (json_parser_get_root (p));
+  JsonArray *ids = json_object_get_array_member (o, "ids");
+  GString *s = g_string_new (NULL);
+  g_string_append_printf (s, "%" G_GINT64_FORMAT ":", json_object_get_int_member (o, "prompt_tokens"));
+  for (guint i = 0; i < json_array_get_length (ids); i++)
+    g_string_append_printf (s, " %" G_GINT64_FORMAT, json_array_get_int_element (ids, i));
+  return g_string_free (s, FALSE);
+}
+
+/* The chat template an adapter ships (LLaMA-Factory saves the tokenizer and
+ * its template beside the adapter) is the one generate uses: the same ids as
+ * the text it renders given as it is. */
+static void
+test_adapter_template (void)
+{
+  g_autofree char *dir = variant ("llama", NULL, NULL);
+  g_autofree char *jinja = g_build_filename (dir, "chat_template.jinja", NULL);
+  cria_test_write_file (jinja, "<|tool|>{{ messages[0]['content'] }}<obs>");
+  const char *chat[] = {
+    "generate", "--model", llama, "--adapter", dir, "-p", "auto", "--json", "-n", "4", "hi", NULL
+  };
+  const char *plain[] = { "generate",         "--model", llama, "--adapter",       dir, "--json",
+                          "--no-add-special", "-n",      "4",   "<|tool|>hi<obs>", NULL };
+  g_autofree char *have = generate_json (chat), *want = generate_json (plain);
+  CU_ASSERT_STRING_EQUAL (have, want);
+  /* Without it the base has none: the message is given as it is. */
+  g_unlink (jinja);
+  const char *bare[] = { "generate",         "--model", llama, "--adapter", dir, "--json",
+                         "--no-add-special", "-n",      "4",   "hi",        NULL };
+  g_autofree char *untemplated = generate_json (chat), *as_is = generate_json (bare);
+  CU_ASSERT_STRING_EQUAL (untemplated, as_is);
+  CU_ASSERT_STRING_NOT_EQUAL (untemplated, have);
+}
+
 static void
 register_suites (void)
 {
@@ -304,6 +350,7 @@ register_suites (void)
     { "merged: new vocab_size, the adapter's tokenizer, the same logits", test_merge },
     { "inconsistent or incomplete resized adapters are refused", test_refused },
     { "a head saved for a tied model unties it", test_untie },
+    { "the chat template an adapter ships is used", test_adapter_template },
     { NULL },
   };
   cria_test_add_suite ("resized vocabulary", tests);
