@@ -35,6 +35,8 @@ char *ui_confine (Ui *ui, const char *path, GError **error);
 /* POST /api/data */
 void ui_data_handle (Ui *ui, SoupServerMessage *msg);
 gboolean ui_data_register (Ui *ui, GError **error);
+/* GET /api/formats */
+void ui_formats_handle (SoupServerMessage *msg);
 
 /* /api/train/... ; `what` is the path after /api/train/ */
 void ui_train_handle (Ui *ui, SoupServerMessage *msg, const char *what, GHashTable *query);

@@ -292,6 +292,8 @@ route (CriaServer *server, SoupServerMessage *msg, const char *path, GHashTable 
     info_handle (ui, msg);
   else if (!strcmp (what, "data") && post)
     ui_data_handle (ui, msg);
+  else if (!strcmp (what, "formats") && !post)
+    ui_formats_handle (msg);
   else if (g_str_has_prefix (what, "train/"))
     ui_train_handle (ui, msg, what + 6, query);
   else if (!strcmp (what, "eval") && !post)

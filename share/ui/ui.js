@@ -15,6 +15,8 @@ const T = {
     'data.run': '预览运行', 'data.write': '写出结果', 'data.stages': '各阶段', 'data.stage': '阶段', 'data.kind': '类型',
     'data.skipped': '跳过', 'data.reasons': '原因', 'data.records': '记录', 'data.skippedrecords': '被跳过的记录',
     'data.running': '运行中…', 'data.done': '完成', 'data.written': '已写出',
+    'data.format': '渲染方式', 'data.formathint': '提示格式名，或模型目录（用其对话模板）',
+    'data.prompt': '提示', 'data.response': '回答', 'data.renderedwith': '渲染自',
     'train.title': '训练', 'train.run': '运行目录', 'train.attach': '查看', 'train.stop': '停止（保存检查点）',
     'train.resume': '继续', 'train.loss': '损失', 'train.evalloss': '评测损失', 'train.lr': '学习率',
     'train.tps': '词元/秒', 'train.new': '开始新的训练（cria train）', 'train.start': '开始',
@@ -28,6 +30,7 @@ const T = {
 };
 const EN = {
   'data.running': 'running…', 'data.done': 'done', 'data.written': 'written',
+  'data.prompt': 'prompt', 'data.response': 'response', 'data.renderedwith': 'rendered with',
   'train.running': 'running', 'train.exited': 'exited', 'train.points': 'points',
   'eval.shown': 'shown', 'eval.prompt': 'prompt', 'eval.reference': 'reference', 'eval.prediction': 'prediction',
   'chat.loaded': 'loaded',
@@ -41,6 +44,10 @@ function translate() {
   for (const el of document.querySelectorAll('[data-t]')) {
     if (!el.dataset.en) el.dataset.en = el.textContent;
     el.textContent = lang === 'en' ? el.dataset.en : t(el.dataset.t, el.dataset.en);
+  }
+  for (const el of document.querySelectorAll('[data-tp]')) {
+    if (!el.dataset.enp) el.dataset.enp = el.placeholder;
+    el.placeholder = lang === 'en' ? el.dataset.enp : t(el.dataset.tp, el.dataset.enp);
   }
   document.getElementById('lang').textContent = lang === 'en' ? '中文' : 'English';
 }
@@ -128,8 +135,10 @@ function show() {
   for (const name of views) $('view-' + name).hidden = name !== v;
   for (const a of document.querySelectorAll('header nav a')) a.classList.toggle('active', a.dataset.view === v);
   const q = new URLSearchParams(location.search);
+  if (v === 'data') loadFormats();
   if (v === 'data' && q.get('pipeline') !== null) {
     $('pipeline').value = q.get('pipeline');
+    $('data-format').value = q.get('format') || '';
     runData(false, false);
   } else if (v === 'train') {
     loadTrainForm();
@@ -146,6 +155,17 @@ function show() {
 
 // ---- data -----------------------------------------------------------------
 
+// A record as the model reads it: the prompt, then what it learns to write.
+function renderedView(rec, r) {
+  const box = el('div', { class: 'record rendered' });
+  if (r.error) {
+    box.append(el('div', { class: 'label error-text' }, r.error));
+    return box;
+  }
+  box.append(el('div', { class: 'label' }, t('data.prompt')), el('pre', { class: 'prompt' }, r.prompt));
+  if (r.response !== undefined) box.append(el('div', { class: 'label' }, t('data.response')), el('pre', { class: 'response' }, r.response));
+  return box;
+}
 function recordView(rec, cls) {
   const box = el('div', { class: 'record' + (cls ? ' ' + cls : '') });
   if (!rec) return box;
@@ -170,13 +190,14 @@ function recordView(rec, cls) {
 async function runData(write, push) {
   const pipeline = $('pipeline').value.trim();
   if (!pipeline) return;
-  if (push !== false) setQuery({ pipeline });
+  const format = $('data-format').value.trim();
+  if (push !== false) setQuery({ pipeline, format });
   $('data-state').textContent = t('data.running');
   for (const b of [$('data-run'), $('data-write')]) b.disabled = true;
   showError('data-error', '');
   try {
     const r = await api('POST', '/api/data', {
-      pipeline, n: Number($('data-n').value || 20), 'on-error': $('data-onerror').value, write,
+      pipeline, n: Number($('data-n').value || 20), 'on-error': $('data-onerror').value, write, format,
     });
     const body = $('stages').tBodies[0];
     body.textContent = '';
@@ -187,7 +208,10 @@ async function runData(write, push) {
         el('td', {}, reasons)));
     });
     $('records').textContent = '';
-    for (const rec of r.records || []) $('records').append(recordView(rec));
+    $('data-used').textContent = r.format && r.format.used ? t('data.renderedwith') + ' ' + r.format.used : '';
+    (r.records || []).forEach((rec, i) => {
+      $('records').append(r.rendered && r.rendered[i] ? renderedView(rec, r.rendered[i]) : recordView(rec));
+    });
     $('skipped').textContent = '';
     for (const s of r.skipped || []) {
       const name = r.stages && r.stages[s.stage] ? r.stages[s.stage].stage : '#' + (s.stage + 1);
@@ -203,6 +227,16 @@ async function runData(write, push) {
   } finally {
     for (const b of [$('data-run'), $('data-write')]) b.disabled = false;
   }
+}
+
+let formatsLoaded = false;
+async function loadFormats() {
+  if (formatsLoaded) return;
+  formatsLoaded = true;
+  try {
+    const r = await api('GET', '/api/formats');
+    for (const f of r.formats) $('formats').append(el('option', { value: f.name }, f.description || ''));
+  } catch (e) { formatsLoaded = false; }
 }
 
 // ---- training ---------------------------------------------------------------

@@ -183,6 +183,20 @@ test_data (void)
   screenshot ("data");
 }
 
+/* The records as the model reads them, through the format the URL names. */
+static void
+test_data_format (void)
+{
+  go ("/data?pipeline=file%20location%3Dtrain.jsonl%20!%20head%20n%3D3&format=chatml");
+  CU_ASSERT_TRUE (wait_for ("document.querySelectorAll('#records .record.rendered pre.response').length == 3"));
+  g_autofree char *prompt = script (
+      "return document.querySelector('#records .record.rendered pre.prompt').textContent");
+  CU_ASSERT_PTR_NOT_NULL (prompt && strstr (prompt, "<|im_start|>user\\nadd\\n\\n0 + 0<|im_end|>"));
+  CU_ASSERT_TRUE (wait_for ("document.getElementById('data-format').value == 'chatml'"));
+  CU_ASSERT_TRUE (wait_for ("document.getElementById('data-used').textContent.includes('chatml')"));
+  screenshot ("data-format");
+}
+
 static void
 test_train (void)
 {
@@ -316,8 +330,8 @@ teardown (void)
 }
 
 static const CriaTestCase cases[] = {
-  { "data", test_data },         { "train", test_train },  { "eval", test_eval }, { "chat", test_chat },
-  { "language", test_language }, { "teardown", teardown }, { NULL, NULL },
+  { "data", test_data }, { "data rendered", test_data_format }, { "train", test_train },  { "eval", test_eval },
+  { "chat", test_chat }, { "language", test_language },         { "teardown", teardown }, { NULL, NULL },
 };
 
 int

@@ -134,6 +134,67 @@ test_data (void)
   ui_reply_clear (&r);
 }
 
+static const char *
+rendered (JsonObject *o, guint i, const char *field)
+{
+  JsonArray *list = json_object_get_array_member (o, "rendered");
+  if (!list || json_array_get_length (list) <= i)
+    return NULL;
+  return cria_json_get_string (json_array_get_object_element (list, i), field, NULL);
+}
+
+/* Records shown as the model reads them: through a prompt format cria
+ * ships, or through a model directory's chat template. */
+static void
+test_data_format (void)
+{
+  UiReply r;
+  ui_request (&t, "GET", "/api/formats", NULL, KEY, &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_PTR_NOT_NULL (strstr (r.body, "{\"name\":\"chatml\","));
+  ui_reply_clear (&r);
+
+  post ("/api/data", "{\"pipeline\":\"file location=recs.jsonl ! head n=2\",\"format\":\"alpaca\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  JsonObject *o = ui_reply_object (&r);
+  CU_ASSERT_STRING_EQUAL (rendered (o, 1, "prompt") ? rendered (o, 1, "prompt") : "",
+                          "Below is an instruction that describes a task. Write a response that appropriately "
+                          "completes the request.\n\n### Instruction:\ntwo\n\n### Response:\n");
+  CU_ASSERT_STRING_EQUAL (rendered (o, 1, "response") ? rendered (o, 1, "response") : "", "2");
+  CU_ASSERT_STRING_EQUAL (cria_json_get_string (json_object_get_object_member (o, "format"), "used", ""),
+                          "the prompt format alpaca");
+  ui_reply_clear (&r);
+
+  /* A model directory: its tokenizer_config.json's chat template. */
+  g_autofree char *tmpl = g_build_filename (t.dir, "tmpl", NULL);
+  g_mkdir_with_parents (tmpl, 0755);
+  g_autofree char *config = g_build_filename (tmpl, "tokenizer_config.json", NULL);
+  cria_test_write_file (config, "{\"chat_template\": \"{% for m in messages %}<{{ m.role }}>{{ m.content }}\\n{% "
+                                "endfor %}{% if add_generation_prompt %}<assistant>{% endif %}\"}");
+  post ("/api/data", "{\"pipeline\":\"file location=recs.jsonl ! head n=1\",\"format\":\"tmpl\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  o = ui_reply_object (&r);
+  CU_ASSERT_STRING_EQUAL (rendered (o, 0, "prompt") ? rendered (o, 0, "prompt") : "", "<user>one\n<assistant>");
+  CU_ASSERT_STRING_EQUAL (rendered (o, 0, "response") ? rendered (o, 0, "response") : "", "1\n");
+  CU_ASSERT_PTR_NOT_NULL (
+      strstr (cria_json_get_string (json_object_get_object_member (o, "format"), "used", ""), "tokenizer_config.json"));
+  ui_reply_clear (&r);
+
+  /* A model without a template: each record says why. */
+  post ("/api/data", "{\"pipeline\":\"file location=recs.jsonl ! head n=1\",\"format\":\"model\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_PTR_NOT_NULL (rendered (ui_reply_object (&r), 0, "error") &&
+                          strstr (rendered (ui_reply_object (&r), 0, "error"), "no chat template"));
+  ui_reply_clear (&r);
+  post ("/api/data", "{\"pipeline\":\"file location=recs.jsonl ! head n=1\",\"format\":\"nosuch\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 400);
+  CU_ASSERT_PTR_NOT_NULL (strstr (cria_json_get_string (ui_reply_object (&r), "error", ""), "format: "));
+  ui_reply_clear (&r);
+  post ("/api/data", "{\"pipeline\":\"file location=recs.jsonl ! head n=1\",\"format\":\"../tmpl\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 403);
+  ui_reply_clear (&r);
+}
+
 /* Every path a request names stays inside the working directory. */
 static void
 test_confinement (void)
@@ -341,6 +402,7 @@ static const CriaTestCase cases[] = {
   { "page and key", test_page_and_key },
   { "host needs a key", test_host_needs_key },
   { "data", test_data },
+  { "data rendered", test_data_format },
   { "confinement", test_confinement },
   { "train", test_train },
   { "stop and resume", test_stop_resume },
