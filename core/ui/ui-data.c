@@ -13,10 +13,36 @@
 
 #include <string.h>
 
+#include <glib/gstdio.h>
+
 #include "ui-private.h"
 #include "../data/cria-pipeline-private.h"
 
-#define MAX_SKIPPED_SHOWN 20 /* per stage */
+#define MAX_SKIPPED_SHOWN 20   /* per stage */
+#define MAX_CLUSTERS_SHOWN 50  /* per dedup stage */
+#define MAX_DUPS_SHOWN 20      /* per cluster */
+#define MAX_DEDUP_RECORDS 5000 /* records kept per dedup stage to show its clusters with */
+
+/* A dedup stage of the run: its clusters come from the report it writes
+ * (its "report" property: {kept, duplicates, kind} per line, each record
+ * named by its id, else its position among the records the stage took),
+ * matched with the records seen going into it. */
+typedef struct {
+  guint index;
+  char *report;
+  guint64 position;
+  GHashTable *records; /* name -> JsonObject* (at most MAX_DEDUP_RECORDS) */
+} DedupWatch;
+
+static void
+dedup_watch_free (DedupWatch *w)
+{
+  if (!w)
+    return;
+  g_free (w->report);
+  g_hash_table_unref (w->records);
+  g_free (w);
+}
 
 typedef struct {
   Ui *ui;
@@ -37,6 +63,9 @@ typedef struct {
   GPtrArray *current; /* CriaRecord*: the record each stage is taking, while it does */
   guint *n_shown;     /* skipped records shown, per stage */
   JsonArray *skipped;
+  GPtrArray *watches; /* DedupWatch* by stage index, NULL for other stages */
+  char *tmp;          /* where a preview's dedup reports go */
+  char *text;         /* the pipeline as given, before its reports were redirected */
   guint status;
   JsonNode *answer;
 } DataRun;
@@ -145,10 +174,26 @@ render (DataRun *run, const CriaRecord *record)
   return o;
 }
 
+/* A record's name in a dedup report, as dedup names it. */
+static char *
+dedup_name (const CriaRecord *r, guint64 position)
+{
+  JsonNode *id = json_object_get_member (r->meta, "id");
+  if (id && JSON_NODE_HOLDS_VALUE (id))
+    return json_to_string (id, FALSE);
+  return g_strdup_printf ("%" G_GUINT64_FORMAT, position);
+}
+
 static void
 observe_push (guint index, const CriaRecord *record, gpointer data)
 {
   DataRun *run = data;
+  DedupWatch *w = record && run->watches ? g_ptr_array_index (run->watches, index) : NULL;
+  if (w) {
+    w->position++;
+    if (g_hash_table_size (w->records) < MAX_DEDUP_RECORDS)
+      g_hash_table_replace (w->records, dedup_name (record, w->position), cria_record_to_json (record));
+  }
   if (record && index + 1 == run->n_stages && json_array_get_length (run->records) < (guint) run->n) {
     json_array_add_object_element (run->records, cria_record_to_json (record));
     if (run->format || run->model_dir)
@@ -239,11 +284,98 @@ without_sink (Ui *ui, CriaPipeline *full, GError **error)
   return g_steal_pointer (&p);
 }
 
+/* Every dedup stage of `ran` writes its report where the run reads it:
+ * to a temporary file unless the run is written whole with a report of
+ * the user's (a preview writes nothing in the working directory). */
+static gboolean
+watch_dedups (DataRun *run, CriaPipeline *ran, gboolean preview, GError **error)
+{
+  for (guint i = 0; i < ran->stages->len; i++) {
+    CriaStage *st = g_ptr_array_index (ran->stages, i);
+    if (strcmp (cria_provider_get_name (st->provider), "dedup") != 0)
+      continue;
+    if (!run->watches) {
+      run->watches = g_ptr_array_new_full (ran->stages->len, (GDestroyNotify) dedup_watch_free);
+      g_ptr_array_set_size (run->watches, (gint) ran->stages->len);
+    }
+    DedupWatch *w = g_new0 (DedupWatch, 1);
+    w->index = i;
+    w->records = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) json_object_unref);
+    run->watches->pdata[i] = w;
+    const char *given = cria_props_is_set (st->props, "report") ? cria_props_get_string (st->props, "report") : NULL;
+    if (given && *given && !preview) {
+      w->report = g_strdup (given);
+      continue;
+    }
+    if (!run->tmp && !(run->tmp = g_dir_make_tmp ("cria-ui-XXXXXX", error)))
+      return FALSE;
+    g_autofree char *leaf = g_strdup_printf ("dedup-%u.jsonl", i);
+    w->report = g_build_filename (run->tmp, leaf, NULL);
+    if (!cria_props_set (st->props, "report", w->report, error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+static JsonObject *
+named_record (DedupWatch *w, JsonNode *name)
+{
+  JsonObject *o = json_object_new ();
+  json_object_set_member (o, "name", json_node_copy (name));
+  g_autofree char *key = json_to_string (name, FALSE);
+  JsonObject *rec = g_hash_table_lookup (w->records, key);
+  if (rec)
+    json_object_set_object_member (o, "record", json_object_ref (rec));
+  return o;
+}
+
+/* [{"stage", "n_clusters", "clusters": [{"kind", "kept", "duplicates",
+ * "n_duplicates"}]}], one per dedup stage whose report was written. */
+static JsonArray *
+dedup_clusters (DataRun *run)
+{
+  JsonArray *out = json_array_new ();
+  for (guint i = 0; run->watches && i < run->watches->len; i++) {
+    DedupWatch *w = g_ptr_array_index (run->watches, i);
+    g_autofree char *text = NULL;
+    if (!w || !cria_file_get_contents (w->report, CRIA_INPUT_MAX_FILE_BYTES, &text, NULL, NULL))
+      continue;
+    JsonArray *clusters = json_array_new ();
+    guint n = 0;
+    g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+    for (guint l = 0; lines[l]; l++) {
+      g_autoptr (JsonNode) line = *lines[l] ? cria_json_parse (lines[l], -1, w->report, l + 1, NULL) : NULL;
+      JsonObject *c = line && JSON_NODE_HOLDS_OBJECT (line) ? json_node_get_object (line) : NULL;
+      JsonNode *kept = c ? json_object_get_member (c, "kept") : NULL;
+      JsonArray *dups = c ? cria_json_get_array (c, "duplicates") : NULL;
+      if (!kept || !dups || n++ >= MAX_CLUSTERS_SHOWN)
+        continue;
+      JsonObject *o = json_object_new ();
+      json_object_set_string_member (o, "kind", cria_json_get_string (c, "kind", "exact"));
+      json_object_set_object_member (o, "kept", named_record (w, kept));
+      JsonArray *shown = json_array_new ();
+      for (guint d = 0; d < json_array_get_length (dups) && d < MAX_DUPS_SHOWN; d++)
+        json_array_add_object_element (shown, named_record (w, json_array_get_element (dups, d)));
+      json_object_set_array_member (o, "duplicates", shown);
+      json_object_set_int_member (o, "n_duplicates", json_array_get_length (dups));
+      json_array_add_object_element (clusters, o);
+    }
+    JsonObject *o = json_object_new ();
+    json_object_set_int_member (o, "stage", w->index);
+    json_object_set_int_member (o, "n_clusters", n);
+    json_object_set_array_member (o, "clusters", clusters);
+    json_array_add_object_element (out, o);
+  }
+  return out;
+}
+
 static JsonNode *
 answer (DataRun *run, CriaPipeline *shown, CriaPipeline *ran, gboolean preview, const GError *error)
 {
   JsonObject *o = json_object_new ();
-  if (shown) {
+  if (run->text) {
+    json_object_set_string_member (o, "pipeline", run->text);
+  } else if (shown) {
     g_autofree char *text = cria_pipeline_to_string (shown);
     json_object_set_string_member (o, "pipeline", text);
   }
@@ -267,6 +399,8 @@ answer (DataRun *run, CriaPipeline *shown, CriaPipeline *ran, gboolean preview, 
     json_object_set_object_member (o, "format", f);
   }
   json_object_set_array_member (o, "skipped", json_array_ref (run->skipped));
+  if (run->watches)
+    json_object_set_array_member (o, "dedup", dedup_clusters (run));
   if (error)
     json_object_set_string_member (o, "error", error->message);
   JsonNode *node = json_node_new (JSON_NODE_OBJECT);
@@ -362,6 +496,12 @@ run_pipeline (DataRun *run)
     run->answer = answer (run, full, NULL, !write, error);
     return;
   }
+  run->text = cria_pipeline_to_string (full ? full : preview);
+  if (!watch_dedups (run, ran, !write, &error)) {
+    run->status = SOUP_STATUS_INTERNAL_SERVER_ERROR;
+    run->answer = answer (run, full, NULL, !write, error);
+    return;
+  }
   cria_pipeline_set_on_error (ran, !strcmp (on_error, "stop") ? CRIA_ON_ERROR_STOP : CRIA_ON_ERROR_SKIP);
   cria_pipeline_set_seed (ran, (guint64) MAX (cria_json_get_int (run->req, "seed", 0), 0));
   run->n_stages = ran->stages->len;
@@ -386,6 +526,18 @@ data_run_free (DataRun *run)
   json_array_unref (run->rendered);
   json_array_unref (run->skipped);
   g_clear_pointer (&run->format, cria_prompt_format_free);
+  if (run->watches) {
+    for (guint i = 0; i < run->watches->len; i++) {
+      DedupWatch *w = g_ptr_array_index (run->watches, i);
+      if (w && run->tmp && g_str_has_prefix (w->report, run->tmp))
+        g_unlink (w->report);
+    }
+    g_ptr_array_unref (run->watches);
+  }
+  if (run->tmp)
+    g_rmdir (run->tmp);
+  g_free (run->tmp);
+  g_free (run->text);
   g_free (run->model_dir);
   g_free (run->used);
   if (run->current)

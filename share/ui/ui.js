@@ -17,6 +17,8 @@ const T = {
     'data.running': '运行中…', 'data.done': '完成', 'data.written': '已写出',
     'data.format': '渲染方式', 'data.formathint': '提示格式名，或模型目录（用其对话模板）',
     'data.prompt': '提示', 'data.response': '回答', 'data.renderedwith': '渲染自',
+    'data.clusters': '重复簇', 'data.nclusters': '个重复簇', 'data.kept': '保留', 'data.duplicate': '重复',
+    'data.exact': '完全相同', 'data.near': '近似重复', 'data.more': '更多重复未显示：',
     'train.title': '训练', 'train.run': '运行目录', 'train.attach': '查看', 'train.stop': '停止（保存检查点）',
     'train.resume': '继续', 'train.loss': '损失', 'train.evalloss': '评测损失', 'train.lr': '学习率',
     'train.tps': '词元/秒', 'train.new': '开始新的训练（cria train）', 'train.start': '开始',
@@ -31,6 +33,8 @@ const T = {
 const EN = {
   'data.running': 'running…', 'data.done': 'done', 'data.written': 'written',
   'data.prompt': 'prompt', 'data.response': 'response', 'data.renderedwith': 'rendered with',
+  'data.nclusters': 'clusters', 'data.kept': 'kept', 'data.duplicate': 'duplicate', 'data.exact': 'exact',
+  'data.near': 'near', 'data.more': 'more duplicates not shown:',
   'train.running': 'running', 'train.exited': 'exited', 'train.points': 'points',
   'eval.shown': 'shown', 'eval.prompt': 'prompt', 'eval.reference': 'reference', 'eval.prediction': 'prediction',
   'chat.loaded': 'loaded',
@@ -219,6 +223,7 @@ async function runData(write, push) {
       box.prepend(el('div', { class: 'label' }, name + ' — ' + s.reason + (s.message ? ': ' + s.message : '')));
       $('skipped').append(box);
     }
+    showClusters(r);
     showError('data-error', r.error || '');
     $('data-state').textContent = r.error ? '' : r.written ? t('data.written') : t('data.done');
   } catch (e) {
@@ -226,6 +231,31 @@ async function runData(write, push) {
     $('data-state').textContent = '';
   } finally {
     for (const b of [$('data-run'), $('data-write')]) b.disabled = false;
+  }
+}
+
+// Each dedup stage's clusters: the record kept, then those dropped as its duplicates.
+function showClusters(r) {
+  const box = $('clusters');
+  box.textContent = '';
+  const stages = r.dedup || [];
+  $('clusters-box').hidden = !stages.length;
+  for (const d of stages) {
+    const name = r.stages && r.stages[d.stage] ? r.stages[d.stage].stage : '#' + (d.stage + 1);
+    box.append(el('p', { class: 'muted' }, name + ': ' + d.n_clusters + ' ' + t('data.nclusters')));
+    for (const c of d.clusters) {
+      const cluster = el('div', { class: 'cluster' });
+      const kept = recordView(c.kept.record, 'kept');
+      kept.prepend(el('div', { class: 'label' }, t('data.kept') + ' #' + c.kept.name + ' — ' + t('data.' + c.kind, c.kind)));
+      cluster.append(kept);
+      for (const dup of c.duplicates) {
+        const b = recordView(dup.record, 'skip');
+        b.prepend(el('div', { class: 'label' }, t('data.duplicate') + ' #' + dup.name));
+        cluster.append(b);
+      }
+      if (c.n_duplicates > c.duplicates.length) cluster.append(el('div', { class: 'muted' }, t('data.more') + ' ' + (c.n_duplicates - c.duplicates.length)));
+      box.append(cluster);
+    }
   }
 }
 

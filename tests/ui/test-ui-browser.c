@@ -180,6 +180,8 @@ test_data (void)
   CU_ASSERT_TRUE (wait_for ("[...document.querySelectorAll('#skipped .record.skip .label')]"
                             ".some(e => e.textContent.startsWith('dedup — '))"));
   CU_ASSERT_TRUE (wait_for ("document.querySelector('#skipped .record.skip pre')"));
+  /* dedup's clusters: a kept record, then its duplicates. */
+  CU_ASSERT_TRUE (wait_for ("document.querySelector('#clusters .cluster .record.kept + .record.skip pre')"));
   screenshot ("data");
 }
 

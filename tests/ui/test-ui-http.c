@@ -195,6 +195,57 @@ test_data_format (void)
   ui_reply_clear (&r);
 }
 
+/* A dedup stage's clusters: which records were dropped as duplicates of
+ * which kept one, from its report; a preview writes no report of the
+ * user's, a written run does. */
+static void
+test_data_dedup (void)
+{
+  g_autofree char *report = g_build_filename (t.dir, "clusters.jsonl", NULL);
+  UiReply r;
+  post ("/api/data",
+        "{\"pipeline\":\"file location=recs.jsonl ! dedup report=clusters.jsonl ! jsonl location=o.jsonl\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_FALSE (g_file_test (report, G_FILE_TEST_EXISTS));
+  JsonArray *dedup = json_object_get_array_member (ui_reply_object (&r), "dedup");
+  CU_ASSERT_EQUAL_FATAL (dedup ? json_array_get_length (dedup) : 0, 1);
+  JsonObject *d = json_array_get_object_element (dedup, 0);
+  CU_ASSERT_EQUAL (cria_json_get_int (d, "stage", -1), 1);
+  CU_ASSERT_EQUAL (cria_json_get_int (d, "n_clusters", -1), 1);
+  JsonArray *clusters = json_object_get_array_member (d, "clusters");
+  CU_ASSERT_EQUAL_FATAL (clusters ? json_array_get_length (clusters) : 0, 1);
+  JsonObject *c = json_array_get_object_element (clusters, 0);
+  CU_ASSERT_STRING_EQUAL (cria_json_get_string (c, "kind", ""), "exact");
+  CU_ASSERT_EQUAL (cria_json_get_int (c, "n_duplicates", -1), 1);
+  /* Records are named by their position among those dedup took: the bad
+   * line 4 never reached it. */
+  JsonObject *kept = json_object_get_object_member (c, "kept");
+  CU_ASSERT_EQUAL (cria_json_get_int (kept, "name", -1), 1);
+  JsonObject *rec = json_object_get_object_member (kept, "record");
+  CU_ASSERT_STRING_EQUAL (rec ? cria_json_get_string (rec, "instruction", "") : "", "one");
+  JsonArray *dups = json_object_get_array_member (c, "duplicates");
+  CU_ASSERT_EQUAL_FATAL (dups ? json_array_get_length (dups) : 0, 1);
+  JsonObject *dup = json_array_get_object_element (dups, 0);
+  CU_ASSERT_EQUAL (cria_json_get_int (dup, "name", -1), 3);
+  rec = json_object_get_object_member (dup, "record");
+  CU_ASSERT_STRING_EQUAL (rec ? cria_json_get_string (rec, "output", "") : "", "1");
+  ui_reply_clear (&r);
+
+  post ("/api/data",
+        "{\"pipeline\":\"file location=recs.jsonl ! dedup report=clusters.jsonl ! jsonl location=o.jsonl\","
+        "\"write\":true}",
+        &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_TRUE (g_file_test (report, G_FILE_TEST_EXISTS));
+  dedup = json_object_get_array_member (ui_reply_object (&r), "dedup");
+  CU_ASSERT_EQUAL (dedup ? cria_json_get_int (json_array_get_object_element (dedup, 0), "n_clusters", -1) : -1, 1);
+  ui_reply_clear (&r);
+  /* No dedup stage, no clusters. */
+  post ("/api/data", "{\"pipeline\":\"file location=recs.jsonl ! head n=1\"}", &r);
+  CU_ASSERT_FALSE (json_object_has_member (ui_reply_object (&r), "dedup"));
+  ui_reply_clear (&r);
+}
+
 /* Every path a request names stays inside the working directory. */
 static void
 test_confinement (void)
@@ -403,6 +454,7 @@ static const CriaTestCase cases[] = {
   { "host needs a key", test_host_needs_key },
   { "data", test_data },
   { "data rendered", test_data_format },
+  { "dedup clusters", test_data_dedup },
   { "confinement", test_confinement },
   { "train", test_train },
   { "stop and resume", test_stop_resume },
