@@ -18,6 +18,8 @@ typedef struct {
   CriaLmRunner *runner;
   char *model_key; /* "MODEL\nADAPTER" */
   char *model_name;
+  char *loading;    /* the name of the model a thread is loading, NULL when none */
+  gboolean closing; /* the server is gone: a load that ends answers nobody */
   GMutex data_lock; /* one pipeline at a time: they share the preview sink's slot */
 } Ui;
 

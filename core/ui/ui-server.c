@@ -203,8 +203,98 @@ eval_handle (Ui *ui, SoupServerMessage *msg, GHashTable *query)
   ui_respond_json (msg, SOUP_STATUS_OK, root);
 }
 
+/* A model loading in a thread (open_model reads and converts weights for
+ * long): the server's main loop goes on answering meanwhile, and the
+ * request is answered when the load ends. */
+typedef struct {
+  Ui *ui;
+  SoupServerMessage *msg;
+  gulong on_gone;
+  gboolean gone;
+  char *model_dir, *adapter_dir, *key, *name;
+  gpointer handle;
+  CriaLmRunner *runner;
+  GError *error;
+} ChatLoad;
+
+static void
+chat_load_free (ChatLoad *load)
+{
+  if (load->on_gone)
+    g_signal_handler_disconnect (load->msg, load->on_gone);
+  g_object_unref (load->msg);
+  g_free (load->model_dir);
+  g_free (load->adapter_dir);
+  g_free (load->key);
+  g_free (load->name);
+  g_clear_error (&load->error);
+  g_free (load);
+}
+
+static void
+chat_answer (SoupServerMessage *msg, const char *name)
+{
+  JsonObject *o = json_object_new ();
+  json_object_set_string_member (o, "model", name);
+  JsonNode *root = json_node_new (JSON_NODE_OBJECT);
+  json_node_take_object (root, o);
+  ui_respond_json (msg, SOUP_STATUS_OK, root);
+}
+
+static void
+load_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  ChatLoad *load = data;
+  load->handle = load->ui->o.open_model (load->model_dir, load->adapter_dir, &load->runner, &load->error);
+  g_task_return_boolean (task, TRUE);
+}
+
+/* Main thread: the model loaded (or not) becomes the one /v1 answers with. */
+static void
+load_done (GObject *source, GAsyncResult *res, gpointer data)
+{
+  ChatLoad *load = data;
+  Ui *ui = load->ui;
+  g_clear_pointer (&ui->loading, g_free);
+  guint status = SOUP_STATUS_OK;
+  const char *why = NULL;
+  if (!load->handle) {
+    status = SOUP_STATUS_UNPROCESSABLE_ENTITY;
+    why = load->error->message;
+  } else if (ui->closing || !cria_server_set_runner (ui->server, load->runner, load->name)) {
+    ui->o.close_model (load->handle);
+    status = SOUP_STATUS_CONFLICT;
+    why = "the model is answering a request; try again when it is done";
+  } else {
+    if (ui->model_handle)
+      ui->o.close_model (ui->model_handle);
+    g_free (ui->model_name);
+    g_free (ui->model_key);
+    ui->model_handle = load->handle;
+    ui->runner = load->runner;
+    /* The server borrows the name. */
+    ui->model_name = g_steal_pointer (&load->name);
+    ui->model_key = g_steal_pointer (&load->key);
+  }
+  if (!load->gone && !ui->closing) {
+    if (why)
+      ui_respond_error (load->msg, status, why);
+    else
+      chat_answer (load->msg, ui->model_name);
+    soup_server_message_unpause (load->msg);
+  }
+  chat_load_free (load);
+}
+
+static void
+load_gone (SoupServerMessage *msg, gpointer data)
+{
+  ((ChatLoad *) data)->gone = TRUE;
+}
+
 /* POST /api/chat/open {"model": DIR, "adapter": DIR}: the model the /v1
- * routes answer with from now on, under the name it returns. */
+ * routes answer with from now on, under the name it returns, loaded in a
+ * thread (one load at a time). */
 static void
 chat_open (Ui *ui, SoupServerMessage *msg)
 {
@@ -224,36 +314,30 @@ chat_open (Ui *ui, SoupServerMessage *msg)
     return;
   }
   g_autofree char *key = g_strdup_printf ("%s\n%s", model_dir, adapter_dir ? adapter_dir : "");
-  if (g_strcmp0 (key, ui->model_key) != 0) {
-    CriaLmRunner *runner = NULL;
-    gpointer handle = ui->o.open_model (model_dir, adapter_dir, &runner, &error);
-    if (!handle) {
-      ui_respond_error (msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, error->message);
-      return;
-    }
-    g_autofree char *base = g_path_get_basename (model_dir);
-    g_autofree char *abase = adapter_dir ? g_path_get_basename (adapter_dir) : NULL;
-    char *name = g_strconcat (base, abase ? "+" : "", abase, NULL);
-    if (!cria_server_set_runner (ui->server, runner, name)) {
-      ui->o.close_model (handle);
-      g_free (name);
-      ui_respond_error (msg, SOUP_STATUS_CONFLICT, "the model is answering a request; try again when it is done");
-      return;
-    }
-    if (ui->model_handle)
-      ui->o.close_model (ui->model_handle);
-    g_free (ui->model_name);
-    g_free (ui->model_key);
-    ui->model_handle = handle;
-    ui->runner = runner;
-    ui->model_name = name;
-    ui->model_key = g_steal_pointer (&key);
+  if (!g_strcmp0 (key, ui->model_key)) {
+    chat_answer (msg, ui->model_name);
+    return;
   }
-  JsonObject *o = json_object_new ();
-  json_object_set_string_member (o, "model", ui->model_name);
-  JsonNode *root = json_node_new (JSON_NODE_OBJECT);
-  json_node_take_object (root, o);
-  ui_respond_json (msg, SOUP_STATUS_OK, root);
+  if (ui->loading) {
+    g_autofree char *why = g_strdup_printf ("the model %s is loading; try again when it is done", ui->loading);
+    ui_respond_error (msg, SOUP_STATUS_CONFLICT, why);
+    return;
+  }
+  ChatLoad *load = g_new0 (ChatLoad, 1);
+  load->ui = ui;
+  load->msg = g_object_ref (msg);
+  load->model_dir = g_steal_pointer (&model_dir);
+  load->adapter_dir = g_steal_pointer (&adapter_dir);
+  load->key = g_steal_pointer (&key);
+  g_autofree char *base = g_path_get_basename (load->model_dir);
+  g_autofree char *abase = load->adapter_dir ? g_path_get_basename (load->adapter_dir) : NULL;
+  load->name = g_strconcat (base, abase ? "+" : "", abase, NULL);
+  load->on_gone = g_signal_connect (msg, "disconnected", G_CALLBACK (load_gone), load);
+  ui->loading = g_strdup (load->name);
+  soup_server_message_pause (msg);
+  g_autoptr (GTask) task = g_task_new (NULL, NULL, load_done, load);
+  g_task_set_task_data (task, load, NULL);
+  g_task_run_in_thread (task, load_thread);
 }
 
 /* GET /api/info: the working directory and what the server can do. */
@@ -265,6 +349,8 @@ info_handle (Ui *ui, SoupServerMessage *msg)
   json_object_set_string_member (o, "version", PACKAGE_VERSION);
   if (ui->model_name)
     json_object_set_string_member (o, "model", ui->model_name);
+  if (ui->loading)
+    json_object_set_string_member (o, "loading", ui->loading);
   JsonNode *root = json_node_new (JSON_NODE_OBJECT);
   json_node_take_object (root, o);
   ui_respond_json (msg, SOUP_STATUS_OK, root);
@@ -352,12 +438,17 @@ cria_ui_run (const CriaUiOptions *options, GError **error)
     .announce = "cria ui",
   };
   ok = cria_server_run (&so, error);
+  /* A model still loading is waited for: its thread uses the options. */
+  ui.closing = TRUE;
+  while (ui.loading)
+    g_main_context_iteration (NULL, TRUE);
   ui_train_stop_all (&ui);
 out:
   if (ui.model_handle)
     ui.o.close_model (ui.model_handle);
   g_free (ui.model_name);
   g_free (ui.model_key);
+  g_free (ui.loading);
   if (ui.runs)
     g_hash_table_unref (ui.runs);
   g_free (ui.root);

@@ -27,7 +27,7 @@ const T = {
     'eval.min': '不低于', 'eval.max': '不高于', 'eval.shown': '条显示',
     'eval.prompt': '提示', 'eval.reference': '参考答案', 'eval.prediction': '模型回答',
     'chat.title': '对话', 'chat.model': '模型', 'chat.adapter': '适配器（可选）', 'chat.open': '加载',
-    'chat.send': '发送', 'chat.loaded': '已加载',
+    'chat.send': '发送', 'chat.loaded': '已加载', 'chat.loading': '模型加载中…',
   },
 };
 const EN = {
@@ -37,7 +37,7 @@ const EN = {
   'data.near': 'near', 'data.more': 'more duplicates not shown:',
   'train.running': 'running', 'train.exited': 'exited', 'train.points': 'points',
   'eval.shown': 'shown', 'eval.prompt': 'prompt', 'eval.reference': 'reference', 'eval.prediction': 'prediction',
-  'chat.loaded': 'loaded',
+  'chat.loaded': 'loaded', 'chat.loading': 'loading the model…',
 };
 let lang = localStorage.getItem('cria-ui-lang') || ((navigator.language || '').startsWith('zh') ? 'zh' : 'en');
 function t(key, fallback) {
@@ -512,7 +512,8 @@ async function openChat(push) {
   if (!model) return;
   if (push !== false) setQuery({ model, adapter });
   showError('chat-error', '');
-  $('chat-state').textContent = '…';
+  $('chat-state').textContent = t('chat.loading');
+  $('chat-send').disabled = true;
   try {
     const r = await api('POST', '/api/chat/open', { model, adapter });
     chatModel = r.model;
@@ -522,6 +523,8 @@ async function openChat(push) {
   } catch (e) {
     $('chat-state').textContent = '';
     showError('chat-error', e.message);
+  } finally {
+    $('chat-send').disabled = false;
   }
 }
 async function send() {

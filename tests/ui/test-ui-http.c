@@ -4,7 +4,9 @@
  * directory, a LoRA run started, followed as server-sent events, stopped
  * with a checkpoint and resumed, an evaluation's comparison, and a chat
  * answer streamed by serve's code path. Loopback-only without a key. */
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ui-test.h"
@@ -415,6 +417,62 @@ test_eval (void)
   ui_reply_clear (&r);
 }
 
+static gpointer
+open_slow (gpointer data)
+{
+  UiReply *r = data;
+  ui_request (&t, "POST", "/api/chat/open", "{\"model\":\"slow\"}", KEY, r);
+  return NULL;
+}
+
+/* A model loads in a thread: while it does, other requests and event
+ * streams are answered. The load is held back without sleeping: one of the
+ * model's files is a FIFO, which the loader reads once, when the test
+ * writes it. */
+static void
+test_chat_load (void)
+{
+  g_autofree char *slow = g_build_filename (t.dir, "slow", NULL);
+  g_mkdir_with_parents (slow, 0755);
+  static const char *const files[] = { "config.json", "model.safetensors", "tokenizer.json" };
+  for (guint i = 0; i < G_N_ELEMENTS (files); i++) {
+    g_autofree char *from = g_build_filename (t.model, files[i], NULL);
+    g_autofree char *to = g_build_filename (slow, files[i], NULL);
+    CU_ASSERT_EQUAL (symlink (from, to), 0);
+  }
+  g_autofree char *fifo = g_build_filename (slow, "generation_config.json", NULL);
+  CU_ASSERT_EQUAL_FATAL (mkfifo (fifo, 0600), 0);
+  UiReply opened;
+  GThread *th = g_thread_new ("open", open_slow, &opened);
+  /* Opening the FIFO waits for the loader to open it. */
+  int fd = open (fifo, O_WRONLY);
+  CU_ASSERT_FATAL (fd >= 0);
+  /* First the stream, whose reads time out: a blocked server fails here. */
+  g_autofree char *events = ui_read_events (&t, "/api/train/log?run=run1", exited, 30);
+  CU_ASSERT_TRUE (exited (events));
+  UiReply r;
+  ui_request (&t, "GET", "/api/info", NULL, KEY, &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_STRING_EQUAL (cria_json_get_string (ui_reply_object (&r), "loading", ""), "slow");
+  ui_reply_clear (&r);
+  /* A second load meanwhile is refused. */
+  post ("/api/chat/open", "{\"model\":\"model\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 409);
+  ui_reply_clear (&r);
+  g_autofree char *config = g_build_filename (t.model, "generation_config.json", NULL);
+  g_autofree char *text = cria_test_read_file (config);
+  CU_ASSERT_EQUAL (write (fd, text, strlen (text)), (gssize) strlen (text));
+  close (fd);
+  g_thread_join (th);
+  CU_ASSERT_EQUAL (opened.status, 200);
+  CU_ASSERT_STRING_EQUAL (cria_json_get_string (ui_reply_object (&opened), "model", ""), "slow");
+  ui_reply_clear (&opened);
+  ui_request (&t, "GET", "/api/info", NULL, KEY, &r);
+  CU_ASSERT_FALSE (json_object_has_member (ui_reply_object (&r), "loading"));
+  CU_ASSERT_STRING_EQUAL (cria_json_get_string (ui_reply_object (&r), "model", ""), "slow");
+  ui_reply_clear (&r);
+}
+
 static void
 test_chat (void)
 {
@@ -459,6 +517,7 @@ static const CriaTestCase cases[] = {
   { "train", test_train },
   { "stop and resume", test_stop_resume },
   { "eval", test_eval },
+  { "model load in a thread", test_chat_load },
   { "chat", test_chat },
   { "teardown", teardown },
   { NULL, NULL },
