@@ -20,6 +20,12 @@ typedef struct {
   char *model_name;
   char *loading;    /* the name of the model a thread is loading, NULL when none */
   gboolean closing; /* the server is gone: a load that ends answers nobody */
+  /* with an adapter, the base model beside it (POST /api/chat/base) */
+  gpointer base_handle;
+  CriaLmRunner *base_runner;
+  char *base_name;
+  guint base_jobs;  /* its requests admitted (main thread) */
+  GMutex base_lock; /* one generation at a time on it */
   GMutex data_lock; /* one pipeline at a time: they share the preview sink's slot */
 } Ui;
 
@@ -39,6 +45,14 @@ void ui_data_handle (Ui *ui, SoupServerMessage *msg);
 gboolean ui_data_register (Ui *ui, GError **error);
 /* GET /api/formats */
 void ui_formats_handle (SoupServerMessage *msg);
+
+/* POST /api/chat/open, POST /api/chat/base (ui-chat.c) */
+void ui_chat_open (Ui *ui, SoupServerMessage *msg);
+void ui_chat_base (Ui *ui, SoupServerMessage *msg);
+/* When the server is gone: waits for a model loading. */
+void ui_chat_stop (Ui *ui);
+/* Closes the models. */
+void ui_chat_clear (Ui *ui);
 
 /* /api/train/... ; `what` is the path after /api/train/ */
 void ui_train_handle (Ui *ui, SoupServerMessage *msg, const char *what, GHashTable *query);

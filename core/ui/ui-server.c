@@ -1,7 +1,7 @@
 /* ui-server.c: the routes of `cria ui` beside those of `cria serve`: the
- * page's files, the working directory's confinement, the evaluation and
- * chat endpoints (the data and training ones are in ui-data.c and
- * ui-train.c). cria-ui(1) lists every route.
+ * page's files, the working directory's confinement, the evaluation
+ * endpoint (the data, training and chat ones are in ui-data.c, ui-train.c
+ * and ui-chat.c). cria-ui(1) lists every route.
  *
  *   cria ui --port 8800 work/
  *
@@ -203,143 +203,6 @@ eval_handle (Ui *ui, SoupServerMessage *msg, GHashTable *query)
   ui_respond_json (msg, SOUP_STATUS_OK, root);
 }
 
-/* A model loading in a thread (open_model reads and converts weights for
- * long): the server's main loop goes on answering meanwhile, and the
- * request is answered when the load ends. */
-typedef struct {
-  Ui *ui;
-  SoupServerMessage *msg;
-  gulong on_gone;
-  gboolean gone;
-  char *model_dir, *adapter_dir, *key, *name;
-  gpointer handle;
-  CriaLmRunner *runner;
-  GError *error;
-} ChatLoad;
-
-static void
-chat_load_free (ChatLoad *load)
-{
-  if (load->on_gone)
-    g_signal_handler_disconnect (load->msg, load->on_gone);
-  g_object_unref (load->msg);
-  g_free (load->model_dir);
-  g_free (load->adapter_dir);
-  g_free (load->key);
-  g_free (load->name);
-  g_clear_error (&load->error);
-  g_free (load);
-}
-
-static void
-chat_answer (SoupServerMessage *msg, const char *name)
-{
-  JsonObject *o = json_object_new ();
-  json_object_set_string_member (o, "model", name);
-  JsonNode *root = json_node_new (JSON_NODE_OBJECT);
-  json_node_take_object (root, o);
-  ui_respond_json (msg, SOUP_STATUS_OK, root);
-}
-
-static void
-load_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
-{
-  ChatLoad *load = data;
-  load->handle = load->ui->o.open_model (load->model_dir, load->adapter_dir, &load->runner, &load->error);
-  g_task_return_boolean (task, TRUE);
-}
-
-/* Main thread: the model loaded (or not) becomes the one /v1 answers with. */
-static void
-load_done (GObject *source, GAsyncResult *res, gpointer data)
-{
-  ChatLoad *load = data;
-  Ui *ui = load->ui;
-  g_clear_pointer (&ui->loading, g_free);
-  guint status = SOUP_STATUS_OK;
-  const char *why = NULL;
-  if (!load->handle) {
-    status = SOUP_STATUS_UNPROCESSABLE_ENTITY;
-    why = load->error->message;
-  } else if (ui->closing || !cria_server_set_runner (ui->server, load->runner, load->name)) {
-    ui->o.close_model (load->handle);
-    status = SOUP_STATUS_CONFLICT;
-    why = "the model is answering a request; try again when it is done";
-  } else {
-    if (ui->model_handle)
-      ui->o.close_model (ui->model_handle);
-    g_free (ui->model_name);
-    g_free (ui->model_key);
-    ui->model_handle = load->handle;
-    ui->runner = load->runner;
-    /* The server borrows the name. */
-    ui->model_name = g_steal_pointer (&load->name);
-    ui->model_key = g_steal_pointer (&load->key);
-  }
-  if (!load->gone && !ui->closing) {
-    if (why)
-      ui_respond_error (load->msg, status, why);
-    else
-      chat_answer (load->msg, ui->model_name);
-    soup_server_message_unpause (load->msg);
-  }
-  chat_load_free (load);
-}
-
-static void
-load_gone (SoupServerMessage *msg, gpointer data)
-{
-  ((ChatLoad *) data)->gone = TRUE;
-}
-
-/* POST /api/chat/open {"model": DIR, "adapter": DIR}: the model the /v1
- * routes answer with from now on, under the name it returns, loaded in a
- * thread (one load at a time). */
-static void
-chat_open (Ui *ui, SoupServerMessage *msg)
-{
-  g_autoptr (JsonObject) req = ui_request_object (msg);
-  if (!req)
-    return;
-  const char *model = cria_json_get_string (req, "model", NULL);
-  const char *adapter = cria_json_get_string (req, "adapter", NULL);
-  if (adapter && !*adapter)
-    adapter = NULL;
-  g_autoptr (GError) error = NULL;
-  g_autofree char *model_dir = model ? ui_confine (ui, model, &error) : NULL;
-  g_autofree char *adapter_dir = adapter && model_dir ? ui_confine (ui, adapter, &error) : NULL;
-  if (!model || !model_dir || (adapter && !adapter_dir)) {
-    ui_respond_error (msg, model ? SOUP_STATUS_FORBIDDEN : SOUP_STATUS_BAD_REQUEST,
-                      error ? error->message : "model: a model directory is required");
-    return;
-  }
-  g_autofree char *key = g_strdup_printf ("%s\n%s", model_dir, adapter_dir ? adapter_dir : "");
-  if (!g_strcmp0 (key, ui->model_key)) {
-    chat_answer (msg, ui->model_name);
-    return;
-  }
-  if (ui->loading) {
-    g_autofree char *why = g_strdup_printf ("the model %s is loading; try again when it is done", ui->loading);
-    ui_respond_error (msg, SOUP_STATUS_CONFLICT, why);
-    return;
-  }
-  ChatLoad *load = g_new0 (ChatLoad, 1);
-  load->ui = ui;
-  load->msg = g_object_ref (msg);
-  load->model_dir = g_steal_pointer (&model_dir);
-  load->adapter_dir = g_steal_pointer (&adapter_dir);
-  load->key = g_steal_pointer (&key);
-  g_autofree char *base = g_path_get_basename (load->model_dir);
-  g_autofree char *abase = load->adapter_dir ? g_path_get_basename (load->adapter_dir) : NULL;
-  load->name = g_strconcat (base, abase ? "+" : "", abase, NULL);
-  load->on_gone = g_signal_connect (msg, "disconnected", G_CALLBACK (load_gone), load);
-  ui->loading = g_strdup (load->name);
-  soup_server_message_pause (msg);
-  g_autoptr (GTask) task = g_task_new (NULL, NULL, load_done, load);
-  g_task_set_task_data (task, load, NULL);
-  g_task_run_in_thread (task, load_thread);
-}
-
 /* GET /api/info: the working directory and what the server can do. */
 static void
 info_handle (Ui *ui, SoupServerMessage *msg)
@@ -385,7 +248,9 @@ route (CriaServer *server, SoupServerMessage *msg, const char *path, GHashTable 
   else if (!strcmp (what, "eval") && !post)
     eval_handle (ui, msg, query);
   else if (!strcmp (what, "chat/open") && post)
-    chat_open (ui, msg);
+    ui_chat_open (ui, msg);
+  else if (!strcmp (what, "chat/base") && post)
+    ui_chat_base (ui, msg);
   else {
     g_autofree char *shown = cria_error_quote (path, -1, 80);
     g_autofree char *why = g_strdup_printf ("no route %s %s (see cria-ui(1))", method, shown);
@@ -399,6 +264,7 @@ cria_ui_run (const CriaUiOptions *options, GError **error)
 {
   Ui ui = { .o = *options };
   g_mutex_init (&ui.data_lock);
+  g_mutex_init (&ui.base_lock);
   char *real = realpath (options->root, NULL);
   if (!real || !g_file_test (real, G_FILE_TEST_IS_DIR)) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s: %s", options->root,
@@ -438,21 +304,15 @@ cria_ui_run (const CriaUiOptions *options, GError **error)
     .announce = "cria ui",
   };
   ok = cria_server_run (&so, error);
-  /* A model still loading is waited for: its thread uses the options. */
-  ui.closing = TRUE;
-  while (ui.loading)
-    g_main_context_iteration (NULL, TRUE);
+  ui_chat_stop (&ui);
   ui_train_stop_all (&ui);
 out:
-  if (ui.model_handle)
-    ui.o.close_model (ui.model_handle);
-  g_free (ui.model_name);
-  g_free (ui.model_key);
-  g_free (ui.loading);
+  ui_chat_clear (&ui);
   if (ui.runs)
     g_hash_table_unref (ui.runs);
   g_free (ui.root);
   g_free (ui.static_dir);
   g_mutex_clear (&ui.data_lock);
+  g_mutex_clear (&ui.base_lock);
   return ok;
 }

@@ -27,7 +27,8 @@ const T = {
     'eval.min': '不低于', 'eval.max': '不高于', 'eval.shown': '条显示',
     'eval.prompt': '提示', 'eval.reference': '参考答案', 'eval.prediction': '模型回答',
     'chat.title': '对话', 'chat.model': '模型', 'chat.adapter': '适配器（可选）', 'chat.open': '加载',
-    'chat.send': '发送', 'chat.loaded': '已加载', 'chat.loading': '模型加载中…',
+    'chat.send': '发送', 'chat.loaded': '已加载', 'chat.loading': '模型加载中…', 'chat.base': '基础模型',
+    'chat.adapted': '加适配器',
   },
 };
 const EN = {
@@ -37,7 +38,8 @@ const EN = {
   'data.near': 'near', 'data.more': 'more duplicates not shown:',
   'train.running': 'running', 'train.exited': 'exited', 'train.points': 'points',
   'eval.shown': 'shown', 'eval.prompt': 'prompt', 'eval.reference': 'reference', 'eval.prediction': 'prediction',
-  'chat.loaded': 'loaded', 'chat.loading': 'loading the model…',
+  'chat.loaded': 'loaded', 'chat.loading': 'loading the model…', 'chat.base': 'base',
+  'chat.adapted': 'adapted',
 };
 let lang = localStorage.getItem('cria-ui-lang') || ((navigator.language || '').startsWith('zh') ? 'zh' : 'en');
 function t(key, fallback) {
@@ -505,7 +507,10 @@ function renderPredictions() {
 
 // ---- chat -------------------------------------------------------------------
 
-let chatModel = null, chatMessages = [];
+// With an adapter the chat has two columns: the base model (left, POST
+// /api/chat/base) and the adapted one (right, /v1 as cria serve answers);
+// one message goes to both, each keeps its own conversation.
+let chatModel = null, chatBase = null, chatMessages = [], baseMessages = [];
 async function openChat(push) {
   const model = $('chat-model').value.trim();
   const adapter = $('chat-adapter').value.trim();
@@ -517,8 +522,16 @@ async function openChat(push) {
   try {
     const r = await api('POST', '/api/chat/open', { model, adapter });
     chatModel = r.model;
+    chatBase = r.base || null;
     chatMessages = [];
+    baseMessages = [];
     $('chat-log').textContent = '';
+    $('chat-log-base').textContent = '';
+    $('chat-cols').classList.toggle('side', !!chatBase);
+    $('chat-col-base').hidden = !chatBase;
+    $('chat-head').hidden = !chatBase;
+    $('chat-head-base').textContent = t('chat.base') + ': ' + (chatBase || '');
+    $('chat-head').textContent = t('chat.adapted') + ': ' + r.model;
     $('chat-state').textContent = t('chat.loaded') + ': ' + r.model;
   } catch (e) {
     $('chat-state').textContent = '';
@@ -527,21 +540,16 @@ async function openChat(push) {
     $('chat-send').disabled = false;
   }
 }
-async function send() {
-  const text = $('chat-input').value.trim();
-  if (!text || !chatModel) return;
-  $('chat-input').value = '';
-  chatMessages.push({ role: 'user', content: text });
-  $('chat-log').append(el('div', { class: 'msg user' }, text));
+// One column's answer, streamed into its log.
+async function answerInto(url, model, history, log) {
   const answer = el('div', { class: 'msg assistant streaming' });
-  $('chat-log').append(answer);
-  $('chat-send').disabled = true;
+  log.append(answer);
   let reply = '';
   try {
-    const r = await fetch('/v1/chat/completions', {
+    const r = await fetch(url, {
       method: 'POST',
       headers: headers({ 'Content-Type': 'application/json' }),
-      body: JSON.stringify({ model: chatModel, messages: chatMessages, stream: true }),
+      body: JSON.stringify({ model, messages: history, stream: true }),
     });
     if (!r.ok) throw new Error((await r.json()).error.message);
     const reader = r.body.getReader();
@@ -566,14 +574,27 @@ async function send() {
         }
       }
     }
-    chatMessages.push({ role: 'assistant', content: reply });
+    history.push({ role: 'assistant', content: reply });
   } catch (e) {
     showError('chat-error', e.message);
   } finally {
     answer.classList.remove('streaming');
     answer.classList.add('done');
-    $('chat-send').disabled = false;
   }
+}
+async function send() {
+  const text = $('chat-input').value.trim();
+  if (!text || !chatModel) return;
+  $('chat-input').value = '';
+  $('chat-send').disabled = true;
+  const columns = [[ '/v1/chat/completions', chatModel, chatMessages, $('chat-log') ]];
+  if (chatBase) columns.push([ '/api/chat/base', chatBase, baseMessages, $('chat-log-base') ]);
+  for (const [, , history, log] of columns) {
+    history.push({ role: 'user', content: text });
+    log.append(el('div', { class: 'msg user' }, text));
+  }
+  await Promise.all(columns.map((c) => answerInto(...c)));
+  $('chat-send').disabled = false;
 }
 
 // ---- wiring -----------------------------------------------------------------

@@ -248,6 +248,11 @@ test_chat (void)
   /* Streamed: the answer came in chunks, and it ended. */
   CU_ASSERT_TRUE (wait_for ("document.querySelector('#chat-log .msg.assistant.done')"));
   CU_ASSERT_TRUE (wait_for ("Number(document.querySelector('#chat-log .msg.assistant').dataset.chunks) >= 1"));
+  /* Side by side: the base model answered the same message, streamed. */
+  CU_ASSERT_TRUE (wait_for ("document.querySelector('#chat-cols.side #chat-log-base .msg.user')"));
+  CU_ASSERT_TRUE (wait_for ("document.querySelector('#chat-log-base .msg.assistant.done')"));
+  CU_ASSERT_TRUE (wait_for ("Number(document.querySelector('#chat-log-base .msg.assistant').dataset.chunks) >= 1"));
+  CU_ASSERT_TRUE (wait_for ("document.getElementById('chat-head-base').textContent.endsWith(': model')"));
   CU_ASSERT_TRUE (wait_for ("document.getElementById('chat-error').hidden"));
   screenshot ("chat");
 }

@@ -482,6 +482,8 @@ test_chat (void)
     printf ("\n%s\n", r.body);
   CU_ASSERT_EQUAL_FATAL (r.status, 200);
   CU_ASSERT_STRING_EQUAL (cria_json_get_string (ui_reply_object (&r), "model", ""), "model+run1");
+  /* With an adapter, the base model beside it. */
+  CU_ASSERT_STRING_EQUAL (cria_json_get_string (ui_reply_object (&r), "base", ""), "model");
   ui_reply_clear (&r);
   post ("/v1/chat/completions",
         "{\"model\":\"model+run1\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"3 + 4\"}]}", &r);
@@ -489,6 +491,32 @@ test_chat (void)
   CU_ASSERT_PTR_NOT_NULL (strstr (r.body, "\"role\":\"assistant\""));
   CU_ASSERT_TRUE (count (r.body, "\"content\":") >= 2);
   CU_ASSERT_PTR_NOT_NULL (strstr (r.body, "data: [DONE]"));
+  ui_reply_clear (&r);
+  /* The same message to the base model: streamed the same way, under its
+   * own name; whole without "stream". */
+  post ("/api/chat/base", "{\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"3 + 4\"}]}", &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_PTR_NOT_NULL (strstr (r.body, "\"model\":\"model\""));
+  CU_ASSERT_PTR_NOT_NULL (strstr (r.body, "\"role\":\"assistant\""));
+  CU_ASSERT_TRUE (count (r.body, "\"content\":") >= 2);
+  CU_ASSERT_PTR_NOT_NULL (strstr (r.body, "\"finish_reason\":\""));
+  CU_ASSERT_PTR_NOT_NULL (strstr (r.body, "data: [DONE]"));
+  ui_reply_clear (&r);
+  post ("/api/chat/base", "{\"messages\":[{\"role\":\"user\",\"content\":\"3 + 4\"}]}", &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  JsonArray *choices = cria_json_get_array (ui_reply_object (&r), "choices");
+  CU_ASSERT_EQUAL (choices ? json_array_get_length (choices) : 0, 1);
+  ui_reply_clear (&r);
+  post ("/api/chat/base", "{\"messages\":[]}", &r);
+  CU_ASSERT_EQUAL (r.status, 400);
+  ui_reply_clear (&r);
+  /* Without an adapter there is no base model beside. */
+  post ("/api/chat/open", "{\"model\":\"model\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_FALSE (json_object_has_member (ui_reply_object (&r), "base"));
+  ui_reply_clear (&r);
+  post ("/api/chat/base", "{\"messages\":[{\"role\":\"user\",\"content\":\"3 + 4\"}]}", &r);
+  CU_ASSERT_EQUAL (r.status, 503);
   ui_reply_clear (&r);
 }
 
