@@ -76,6 +76,17 @@ close_loaded (Ui *ui, ChatLoad *load)
   g_clear_pointer (&load->base_handle, ui->o.close_model);
 }
 
+/* The models open (their names are the server's until it is told others). */
+static void
+close_models (Ui *ui)
+{
+  g_clear_pointer (&ui->model_handle, ui->o.close_model);
+  g_clear_pointer (&ui->base_handle, ui->o.close_model);
+  g_clear_pointer (&ui->model_name, g_free);
+  g_clear_pointer (&ui->model_key, g_free);
+  g_clear_pointer (&ui->base_name, g_free);
+}
+
 /* Main thread: the models loaded (or not) become the ones that answer. */
 static void
 load_done (GObject *source, GAsyncResult *res, gpointer data)
@@ -93,13 +104,7 @@ load_done (GObject *source, GAsyncResult *res, gpointer data)
     status = SOUP_STATUS_CONFLICT;
     why = "the model is answering a request; try again when it is done";
   } else {
-    if (ui->model_handle)
-      ui->o.close_model (ui->model_handle);
-    if (ui->base_handle)
-      ui->o.close_model (ui->base_handle);
-    g_free (ui->model_name);
-    g_free (ui->model_key);
-    g_free (ui->base_name);
+    close_models (ui);
     ui->model_handle = g_steal_pointer (&load->handle);
     ui->runner = load->runner;
     /* The server borrows the name. */
@@ -189,13 +194,7 @@ ui_chat_stop (Ui *ui)
 void
 ui_chat_clear (Ui *ui)
 {
-  if (ui->model_handle)
-    ui->o.close_model (ui->model_handle);
-  if (ui->base_handle)
-    ui->o.close_model (ui->base_handle);
-  g_free (ui->model_name);
-  g_free (ui->model_key);
-  g_free (ui->base_name);
+  close_models (ui);
   g_free (ui->loading);
 }
 
@@ -359,13 +358,8 @@ ui_chat_base (Ui *ui, SoupServerMessage *msg)
   c->id = g_strconcat ("chatcmpl-", uuid, NULL);
   c->model = g_strdup (ui->base_name);
   c->answer = (ServeAnswer){ c->id, c->model, g_get_real_time () / G_USEC_PER_SEC, TRUE, FALSE, 1 };
-  if (c->req.stream) {
-    soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
-    SoupMessageHeaders *h = soup_server_message_get_response_headers (msg);
-    soup_message_headers_set_encoding (h, SOUP_ENCODING_CHUNKED);
-    soup_message_headers_replace (h, "Content-Type", "text/event-stream");
-    soup_message_headers_replace (h, "Cache-Control", "no-cache");
-  }
+  if (c->req.stream)
+    ui_respond_events (msg);
   c->on_gone = g_signal_connect (msg, "disconnected", G_CALLBACK (base_gone), c);
   ui->base_jobs++;
   soup_server_message_pause (msg);

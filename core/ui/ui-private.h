@@ -33,6 +33,8 @@ typedef struct {
 void ui_respond_json (SoupServerMessage *msg, guint status, JsonNode *node);
 /* {"error": {"message": MESSAGE}} */
 void ui_respond_error (SoupServerMessage *msg, guint status, const char *message);
+/* 200, text/event-stream, chunked: the body is appended as events come. */
+void ui_respond_events (SoupServerMessage *msg);
 /* The request body as a JSON object (a 400 answered and NULL otherwise). */
 JsonObject *ui_request_object (SoupServerMessage *msg);
 /* `path` (relative to the working directory, or absolute) as an absolute

@@ -39,6 +39,16 @@ ui_respond_error (SoupServerMessage *msg, guint status, const char *message)
   ui_respond_json (msg, status, json_builder_get_root (b));
 }
 
+void
+ui_respond_events (SoupServerMessage *msg)
+{
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  SoupMessageHeaders *h = soup_server_message_get_response_headers (msg);
+  soup_message_headers_set_encoding (h, SOUP_ENCODING_CHUNKED);
+  soup_message_headers_replace (h, "Content-Type", "text/event-stream");
+  soup_message_headers_replace (h, "Cache-Control", "no-cache");
+}
+
 JsonObject *
 ui_request_object (SoupServerMessage *msg)
 {

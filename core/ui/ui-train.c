@@ -1,12 +1,14 @@
 /* ui-train.c: training runs from the page: `cria train` started as a child
  * process with the options of cria-train(1), stopped with SIGINT (Ctrl-C:
- * it saves a checkpoint), resumed from its newest checkpoint, and its
+ * it saves a checkpoint; a run started elsewhere through the process id in
+ * its train.pid), resumed from its newest checkpoint, and its
  * train-log.jsonl sent as server-sent events while it grows.
  *
  *   POST /api/train/start {"options": {"model": "m", "data": "d.jsonl", "out": "run1", "max-steps": "10"}}
  *   GET  /api/train/log?run=run1     text/event-stream, one event per log line */
 #include "config.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <string.h>
 
@@ -71,11 +73,39 @@ exited (GObject *source, GAsyncResult *res, gpointer data)
                                                        : 128 + g_subprocess_get_term_sig (run->proc);
 }
 
+/* The process of a run this server did not start: the id in DIR/train.pid
+ * (cria train writes it while it runs) when it names a live process whose
+ * command line is cria's train verb, else 0. A stale file (a run killed
+ * hard, its id reused) names no such process. */
+static int
+run_pid (const char *dir)
+{
+  g_autofree char *path = g_build_filename (dir, "train.pid", NULL);
+  g_autofree char *text = NULL;
+  if (!cria_file_get_contents (path, 64, &text, NULL, NULL))
+    return 0;
+  char *end = NULL;
+  gint64 pid = g_ascii_strtoll (text, &end, 10);
+  if (pid <= 1 || pid > G_MAXINT || !end || (*end && *end != '\n'))
+    return 0;
+  g_autofree char *cmdline_path = g_strdup_printf ("/proc/%d/cmdline", (int) pid);
+  g_autofree char *cmdline = NULL;
+  gsize len = 0;
+  if (!g_file_get_contents (cmdline_path, &cmdline, &len, NULL) || !len)
+    return 0;
+  /* NUL-separated: argv[0] is cria (or libtool's lt-cria), argv[1] train. */
+  g_autofree char *prog = g_path_get_basename (cmdline);
+  gsize first = strlen (cmdline) + 1;
+  if (!strstr (prog, "cria") || first >= len || strcmp (cmdline + first, "train") != 0)
+    return 0;
+  return (int) pid;
+}
+
 static gboolean
 spawn (Ui *ui, const char *dir, GPtrArray *args, GError **error)
 {
   UiRun *old = g_hash_table_lookup (ui->runs, dir);
-  if (old && !old->exited) {
+  if ((old && !old->exited) || run_pid (dir)) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "%s: a run of this directory is going on", dir);
     return FALSE;
   }
@@ -224,14 +254,23 @@ stop_handle (Ui *ui, SoupServerMessage *msg)
   if (!dir)
     return;
   UiRun *run = g_hash_table_lookup (ui->runs, dir);
-  if (!run || run->exited) {
+  int pid = run && !run->exited ? 0 : run_pid (dir);
+  if ((!run || run->exited) && !pid) {
     ui_respond_error (msg, SOUP_STATUS_CONFLICT, "no run of this directory is going on");
     return;
   }
-  g_subprocess_send_signal (run->proc, SIGINT);
+  if (pid && kill (pid, SIGINT) != 0) {
+    g_autofree char *why = g_strdup_printf ("the run's process %d: %s", pid, g_strerror (errno));
+    ui_respond_error (msg, SOUP_STATUS_CONFLICT, why);
+    return;
+  }
+  if (!pid)
+    g_subprocess_send_signal (run->proc, SIGINT);
   JsonObject *o = json_object_new ();
   json_object_set_string_member (o, "run", dir);
   json_object_set_boolean_member (o, "stopping", TRUE);
+  if (pid)
+    json_object_set_int_member (o, "pid", pid);
   ui_respond_json (msg, SOUP_STATUS_OK, node_of (o));
 }
 
@@ -288,9 +327,15 @@ static JsonObject *
 status_object (Ui *ui, const char *dir)
 {
   UiRun *run = g_hash_table_lookup (ui->runs, dir);
+  /* A run started elsewhere is seen running through its train.pid. */
+  int pid = run && !run->exited ? 0 : run_pid (dir);
+  if (pid)
+    run = NULL;
   JsonObject *o = json_object_new ();
   json_object_set_string_member (o, "run", dir);
-  json_object_set_string_member (o, "state", !run ? "unknown" : run->exited ? "exited" : "running");
+  json_object_set_string_member (o, "state", pid ? "running" : !run ? "unknown" : run->exited ? "exited" : "running");
+  if (pid)
+    json_object_set_int_member (o, "pid", pid);
   if (run && run->exited)
     json_object_set_int_member (o, "exit_status", run->status);
   if (run)
@@ -420,11 +465,7 @@ log_handle (Ui *ui, SoupServerMessage *msg, GHashTable *query)
   t->msg = g_object_ref (msg);
   t->dir = g_strdup (dir);
   t->path = g_build_filename (dir, "train-log.jsonl", NULL);
-  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
-  SoupMessageHeaders *h = soup_server_message_get_response_headers (msg);
-  soup_message_headers_set_encoding (h, SOUP_ENCODING_CHUNKED);
-  soup_message_headers_replace (h, "Content-Type", "text/event-stream");
-  soup_message_headers_replace (h, "Cache-Control", "no-cache");
+  ui_respond_events (msg);
   t->on_finished = g_signal_connect (msg, "finished", G_CALLBACK (tail_gone), t);
   ui->tails = g_list_prepend (ui->tails, t);
   soup_server_message_pause (msg);

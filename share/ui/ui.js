@@ -22,7 +22,7 @@ const T = {
     'train.title': '训练', 'train.run': '运行目录', 'train.attach': '查看', 'train.stop': '停止（保存检查点）',
     'train.resume': '继续', 'train.loss': '损失', 'train.evalloss': '评测损失', 'train.lr': '学习率',
     'train.tps': '词元/秒', 'train.new': '开始新的训练（cria train）', 'train.start': '开始',
-    'train.running': '运行中', 'train.exited': '已结束', 'train.points': '个点',
+    'train.running': '运行中', 'train.exited': '已结束', 'train.points': '个点', 'train.elsewhere': '在别处启动',
     'eval.title': '评测', 'eval.dir': '评测目录（cria eval --out）', 'eval.load': '打开', 'eval.score': '分数',
     'eval.min': '不低于', 'eval.max': '不高于', 'eval.shown': '条显示',
     'eval.prompt': '提示', 'eval.reference': '参考答案', 'eval.prediction': '模型回答',
@@ -36,7 +36,7 @@ const EN = {
   'data.prompt': 'prompt', 'data.response': 'response', 'data.renderedwith': 'rendered with',
   'data.nclusters': 'clusters', 'data.kept': 'kept', 'data.duplicate': 'duplicate', 'data.exact': 'exact',
   'data.near': 'near', 'data.more': 'more duplicates not shown:',
-  'train.running': 'running', 'train.exited': 'exited', 'train.points': 'points',
+  'train.running': 'running', 'train.exited': 'exited', 'train.points': 'points', 'train.elsewhere': 'started elsewhere',
   'eval.shown': 'shown', 'eval.prompt': 'prompt', 'eval.reference': 'reference', 'eval.prediction': 'prediction',
   'chat.loaded': 'loaded', 'chat.loading': 'loading the model…', 'chat.base': 'base',
   'chat.adapted': 'adapted',
@@ -385,7 +385,7 @@ async function attach(push) {
 }
 async function showStatus(s) {
   const state = s.state === 'running' ? t('train.running') : s.state === 'exited' ? t('train.exited') + ' (' + s.exit_status + ')' : '';
-  $('train-state').textContent = state;
+  $('train-state').textContent = state + (s.pid ? ' — ' + t('train.elsewhere') + ' (pid ' + s.pid + ')' : '');
   const files = $('train-files');
   files.textContent = '';
   if (s.state !== 'running') {

@@ -5,6 +5,7 @@
  * with a checkpoint and resumed, an evaluation's comparison, and a chat
  * answer streamed by serve's code path. Loopback-only without a key. */
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -397,6 +398,90 @@ test_stop_resume (void)
   CU_ASSERT_PTR_NOT_NULL (strstr (again, "\"exit_status\":130"));
 }
 
+static gboolean
+running_with_checkpoint (const char *text)
+{
+  return strstr (text, "\"checkpoint\":") && strstr (text, "\"state\":\"running\"");
+}
+
+/* A run started elsewhere (here by the test, as at a terminal) is stopped
+ * through the process id in its train.pid, with Ctrl-C's checkpoint, and
+ * resumed from the page. */
+static void
+test_stop_attached (void)
+{
+  g_autofree char *model = g_build_filename (t.dir, "model", NULL);
+  g_autofree char *data = g_build_filename (t.dir, "train.jsonl", NULL);
+  g_autofree char *format = g_build_filename (t.dir, "short.json", NULL);
+  g_autofree char *out = g_build_filename (t.dir, "run3", NULL);
+  const char *argv[] = { cria_test_env ("CRIA_BIN"),
+                         "train",
+                         "--model",
+                         model,
+                         "--data",
+                         data,
+                         "--format",
+                         format,
+                         "--out",
+                         out,
+                         "--adapter",
+                         "lora r=2 target-modules=c_attn",
+                         "--max-steps",
+                         "100000",
+                         "--save-every",
+                         "1",
+                         "--max-length",
+                         "64",
+                         "--batch-size",
+                         "2",
+                         "--threads",
+                         "1",
+                         "--progress",
+                         "never",
+                         NULL };
+  g_autoptr (GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_SILENCE);
+  g_subprocess_launcher_set_child_setup (launcher, cria_test_die_with_parent, NULL, NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSubprocess) proc = g_subprocess_launcher_spawnv (launcher, argv, &error);
+  g_assert_no_error (error);
+  g_autofree char *first = ui_read_events (&t, "/api/train/log?run=run3", running_with_checkpoint, 120);
+  CU_ASSERT_TRUE_FATAL (running_with_checkpoint (first));
+  UiReply r;
+  ui_request (&t, "GET", "/api/train/status?run=run3", NULL, KEY, &r);
+  CU_ASSERT_STRING_EQUAL (cria_json_get_string (ui_reply_object (&r), "state", ""), "running");
+  CU_ASSERT_EQUAL (cria_json_get_int (ui_reply_object (&r), "pid", 0), atoi (g_subprocess_get_identifier (proc)));
+  ui_reply_clear (&r);
+  /* Another run of the directory is refused while it goes on. */
+  post ("/api/train/resume", "{\"run\":\"run3\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 409);
+  ui_reply_clear (&r);
+  post ("/api/train/stop", "{\"run\":\"run3\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_EQUAL (cria_json_get_int (ui_reply_object (&r), "pid", 0), atoi (g_subprocess_get_identifier (proc)));
+  ui_reply_clear (&r);
+  g_subprocess_wait (proc, NULL, NULL);
+  CU_ASSERT_TRUE (g_subprocess_get_if_exited (proc));
+  CU_ASSERT_EQUAL (g_subprocess_get_exit_status (proc), 130);
+  g_autofree char *pid_file = g_build_filename (out, "train.pid", NULL);
+  CU_ASSERT_FALSE (g_file_test (pid_file, G_FILE_TEST_EXISTS));
+  post ("/api/train/stop", "{\"run\":\"run3\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 409);
+  ui_reply_clear (&r);
+  /* Resumed by the page, which then owns the run. */
+  post ("/api/train/resume", "{\"run\":\"run3\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_PTR_NOT_NULL (strstr (cria_json_get_string (ui_reply_object (&r), "checkpoint", ""), "run3/checkpoints/"));
+  ui_reply_clear (&r);
+  g_autofree char *going = ui_read_events (&t, "/api/train/log?run=run3", resumed, 120);
+  CU_ASSERT_TRUE (resumed (going));
+  post ("/api/train/stop", "{\"run\":\"run3\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_FALSE (json_object_has_member (ui_reply_object (&r), "pid"));
+  ui_reply_clear (&r);
+  g_autofree char *again = ui_read_events (&t, "/api/train/log?run=run3", exited, 120);
+  CU_ASSERT_PTR_NOT_NULL (strstr (again, "\"exit_status\":130"));
+}
+
 static void
 test_eval (void)
 {
@@ -544,6 +629,7 @@ static const CriaTestCase cases[] = {
   { "confinement", test_confinement },
   { "train", test_train },
   { "stop and resume", test_stop_resume },
+  { "stop a run started elsewhere", test_stop_attached },
   { "eval", test_eval },
   { "model load in a thread", test_chat_load },
   { "chat", test_chat },
