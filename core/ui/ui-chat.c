@@ -185,8 +185,10 @@ ui_chat_stop (Ui *ui)
   ui->closing = TRUE;
   while (ui->loading)
     g_main_context_iteration (NULL, TRUE);
-  /* Base requests still running end at their cancellation (the server
-   * disconnected them) and post their last piece. */
+  /* Base requests still running end at their cancellation and post
+   * their last piece. */
+  for (GList *l = ui->base_cancels; l; l = l->next)
+    g_cancellable_cancel (l->data);
   while (ui->base_jobs)
     g_main_context_iteration (NULL, TRUE);
 }
@@ -258,8 +260,10 @@ deliver (gpointer data)
     }
     soup_server_message_unpause (c->msg);
   }
-  if (p->last)
+  if (p->last) {
     c->ui->base_jobs--;
+    c->ui->base_cancels = g_list_remove (c->ui->base_cancels, c->cancel);
+  }
   g_free (p->text);
   base_chat_unref (c);
   g_free (p);
@@ -362,6 +366,7 @@ ui_chat_base (Ui *ui, SoupServerMessage *msg)
     ui_respond_events (msg);
   c->on_gone = g_signal_connect (msg, "disconnected", G_CALLBACK (base_gone), c);
   ui->base_jobs++;
+  ui->base_cancels = g_list_prepend (ui->base_cancels, c->cancel);
   soup_server_message_pause (msg);
   g_thread_unref (g_thread_new ("cria-ui-base", base_thread, c));
 }

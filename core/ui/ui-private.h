@@ -24,9 +24,10 @@ typedef struct {
   gpointer base_handle;
   CriaLmRunner *base_runner;
   char *base_name;
-  guint base_jobs;  /* its requests admitted (main thread) */
-  GMutex base_lock; /* one generation at a time on it */
-  GMutex data_lock; /* one pipeline at a time: they share the preview sink's slot */
+  guint base_jobs;     /* its requests admitted (main thread) */
+  GList *base_cancels; /* their GCancellable*, cancelled when the server goes */
+  GMutex base_lock;    /* one generation at a time on it */
+  GMutex data_lock;    /* one pipeline at a time: they share the preview sink's slot */
 } Ui;
 
 /* Answers with a JSON body; `node` is taken. */
