@@ -601,9 +601,11 @@ static gboolean
 run (Trainer *t, GError **error)
 {
   const CriaProps *options = t->o;
+  /* Before setup, not after: a Ctrl-C while the model loads (train.pid is
+   * written by then) stops the run at its first step. */
+  interrupted = 0;
   if (!setup (t, error))
     return FALSE;
-  interrupted = 0;
   t->start_us = g_get_monotonic_time ();
   gint64 eval_every = cria_props_get_int (options, "eval-every");
   gint64 save_every = cria_props_get_int (options, "save-every");
