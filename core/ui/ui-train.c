@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ui-private.h"
@@ -25,6 +26,7 @@ typedef struct {
   GString *err; /* its stderr, the last MAX_STDERR bytes */
   GInputStream *err_in;
   GCancellable *cancel; /* cancelled when the record goes: the callbacks then leave it alone */
+  guint stop_later;     /* a stop waiting for the child to become cria train */
   char buf[4096];
 } UiRun;
 
@@ -42,6 +44,8 @@ ui_train_run_free (gpointer data)
   UiRun *run = data;
   g_cancellable_cancel (run->cancel);
   g_object_unref (run->cancel);
+  if (run->stop_later)
+    g_source_remove (run->stop_later);
   g_free (run->dir);
   g_clear_object (&run->proc);
   g_clear_object (&run->err_in);
@@ -77,6 +81,21 @@ exited (GObject *source, GAsyncResult *res, gpointer data)
  * (cria train writes it while it runs) when it names a live process whose
  * command line is cria's train verb, else 0. A stale file (a run killed
  * hard, its id reused) names no such process. */
+/* Whether process `pid` runs cria's train verb: its command line
+ * (NUL-separated) is cria (or libtool's lt-cria), then train. */
+static gboolean
+is_train (int pid)
+{
+  g_autofree char *cmdline_path = g_strdup_printf ("/proc/%d/cmdline", pid);
+  g_autofree char *cmdline = NULL;
+  gsize len = 0;
+  if (!g_file_get_contents (cmdline_path, &cmdline, &len, NULL) || !len)
+    return FALSE;
+  g_autofree char *prog = g_path_get_basename (cmdline);
+  gsize first = strlen (cmdline) + 1;
+  return strstr (prog, "cria") && first < len && !strcmp (cmdline + first, "train");
+}
+
 static int
 run_pid (const char *dir)
 {
@@ -88,17 +107,30 @@ run_pid (const char *dir)
   gint64 pid = g_ascii_strtoll (text, &end, 10);
   if (pid <= 1 || pid > G_MAXINT || !end || (*end && *end != '\n'))
     return 0;
-  g_autofree char *cmdline_path = g_strdup_printf ("/proc/%d/cmdline", (int) pid);
-  g_autofree char *cmdline = NULL;
-  gsize len = 0;
-  if (!g_file_get_contents (cmdline_path, &cmdline, &len, NULL) || !len)
-    return 0;
-  /* NUL-separated: argv[0] is cria (or libtool's lt-cria), argv[1] train. */
-  g_autofree char *prog = g_path_get_basename (cmdline);
-  gsize first = strlen (cmdline) + 1;
-  if (!strstr (prog, "cria") || first >= len || strcmp (cmdline + first, "train") != 0)
-    return 0;
-  return (int) pid;
+  return is_train ((int) pid) ? (int) pid : 0;
+}
+
+/* Ctrl-C to a run this server started. Between its fork and its exec the
+ * child has this server's SIGINT handler, which would swallow the signal:
+ * until the child is cria train, the signal waits. */
+static gboolean
+stop_own (gpointer data)
+{
+  UiRun *run = data;
+  const char *id = run->exited ? NULL : g_subprocess_get_identifier (run->proc);
+  if (id && !is_train (atoi (id)))
+    return G_SOURCE_CONTINUE;
+  if (id)
+    g_subprocess_send_signal (run->proc, SIGINT);
+  run->stop_later = 0;
+  return G_SOURCE_REMOVE;
+}
+
+static void
+stop_run (UiRun *run)
+{
+  if (!run->stop_later && stop_own (run))
+    run->stop_later = g_timeout_add (20, stop_own, run);
 }
 
 static gboolean
@@ -265,7 +297,7 @@ stop_handle (Ui *ui, SoupServerMessage *msg)
     return;
   }
   if (!pid)
-    g_subprocess_send_signal (run->proc, SIGINT);
+    stop_run (run);
   JsonObject *o = json_object_new ();
   json_object_set_string_member (o, "run", dir);
   json_object_set_boolean_member (o, "stopping", TRUE);
@@ -515,7 +547,9 @@ ui_train_stop_all (Ui *ui)
   while (g_hash_table_iter_next (&it, NULL, &value)) {
     UiRun *run = value;
     if (!run->exited) {
-      g_subprocess_send_signal (run->proc, SIGINT);
+      stop_run (run);
+      while (run->stop_later)
+        g_main_context_iteration (NULL, TRUE);
       g_subprocess_wait (run->proc, NULL, NULL);
     }
   }
