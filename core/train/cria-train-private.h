@@ -146,6 +146,7 @@ typedef struct {
   gint64 log_written_us; /* when train-log.jsonl was last written during the run */
   double seconds_before; /* of the invocations before a resume */
   char *out;
+  char *pid_file; /* OUT/train.pid while the run goes on (rank 0), else NULL */
 } Trainer;
 
 void trainer_graph_free (gpointer data);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <glib/gstdio.h>
 
 #include "cria-train-private.h"
@@ -42,6 +43,9 @@ trainer_clear (Trainer *t)
   g_clear_pointer (&t->eval_curve, g_array_unref);
   g_clear_pointer (&t->lr_curve, g_array_unref);
   pref_clear (t);
+  if (t->pid_file)
+    g_unlink (t->pid_file);
+  g_free (t->pid_file);
   g_free (t->out);
   g_free (t->bucket);
   /* last: under MPI this finalizes it */
@@ -333,6 +337,14 @@ setup (Trainer *t, GError **error)
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s: %s", t->out, g_strerror (errno));
     return FALSE;
   }
+  /* Whom to send Ctrl-C from elsewhere (cria ui's Stop): written whole,
+   * removed when the run ends. */
+  g_autofree char *pid = g_strdup_printf ("%d\n", (int) getpid ());
+  g_autofree char *pid_file = g_build_filename (t->out, "train.pid", NULL);
+  if (t->rank == 0 && !g_file_set_contents (pid_file, pid, -1, error))
+    return FALSE;
+  if (t->rank == 0)
+    t->pid_file = g_steal_pointer (&pid_file);
   const char *from = cria_props_get_string (o, "resume");
   return (!from || trainer_resume (t, from, error)) && trainer_check_replicas (t, error);
 }
@@ -589,9 +601,11 @@ static gboolean
 run (Trainer *t, GError **error)
 {
   const CriaProps *options = t->o;
+  /* Before setup, not after: a Ctrl-C while the model loads (train.pid is
+   * written by then) stops the run at its first step. */
+  interrupted = 0;
   if (!setup (t, error))
     return FALSE;
-  interrupted = 0;
   t->start_us = g_get_monotonic_time ();
   gint64 eval_every = cria_props_get_int (options, "eval-every");
   gint64 save_every = cria_props_get_int (options, "save-every");

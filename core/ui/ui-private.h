@@ -18,13 +18,24 @@ typedef struct {
   CriaLmRunner *runner;
   char *model_key; /* "MODEL\nADAPTER" */
   char *model_name;
-  GMutex data_lock; /* one pipeline at a time: they share the preview sink's slot */
+  char *loading;    /* the name of the model a thread is loading, NULL when none */
+  gboolean closing; /* the server is gone: a load that ends answers nobody */
+  /* with an adapter, the base model beside it (POST /api/chat/base) */
+  gpointer base_handle;
+  CriaLmRunner *base_runner;
+  char *base_name;
+  guint base_jobs;     /* its requests admitted (main thread) */
+  GList *base_cancels; /* their GCancellable*, cancelled when the server goes */
+  GMutex base_lock;    /* one generation at a time on it */
+  GMutex data_lock;    /* one pipeline at a time: they share the preview sink's slot */
 } Ui;
 
 /* Answers with a JSON body; `node` is taken. */
 void ui_respond_json (SoupServerMessage *msg, guint status, JsonNode *node);
 /* {"error": {"message": MESSAGE}} */
 void ui_respond_error (SoupServerMessage *msg, guint status, const char *message);
+/* 200, text/event-stream, chunked: the body is appended as events come. */
+void ui_respond_events (SoupServerMessage *msg);
 /* The request body as a JSON object (a 400 answered and NULL otherwise). */
 JsonObject *ui_request_object (SoupServerMessage *msg);
 /* `path` (relative to the working directory, or absolute) as an absolute
@@ -35,6 +46,16 @@ char *ui_confine (Ui *ui, const char *path, GError **error);
 /* POST /api/data */
 void ui_data_handle (Ui *ui, SoupServerMessage *msg);
 gboolean ui_data_register (Ui *ui, GError **error);
+/* GET /api/formats */
+void ui_formats_handle (SoupServerMessage *msg);
+
+/* POST /api/chat/open, POST /api/chat/base (ui-chat.c) */
+void ui_chat_open (Ui *ui, SoupServerMessage *msg);
+void ui_chat_base (Ui *ui, SoupServerMessage *msg);
+/* When the server is gone: waits for a model loading. */
+void ui_chat_stop (Ui *ui);
+/* Closes the models. */
+void ui_chat_clear (Ui *ui);
 
 /* /api/train/... ; `what` is the path after /api/train/ */
 void ui_train_handle (Ui *ui, SoupServerMessage *msg, const char *what, GHashTable *query);

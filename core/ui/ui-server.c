@@ -1,7 +1,7 @@
 /* ui-server.c: the routes of `cria ui` beside those of `cria serve`: the
- * page's files, the working directory's confinement, the evaluation and
- * chat endpoints (the data and training ones are in ui-data.c and
- * ui-train.c). cria-ui(1) lists every route.
+ * page's files, the working directory's confinement, the evaluation
+ * endpoint (the data, training and chat ones are in ui-data.c, ui-train.c
+ * and ui-chat.c). cria-ui(1) lists every route.
  *
  *   cria ui --port 8800 work/
  *
@@ -37,6 +37,16 @@ ui_respond_error (SoupServerMessage *msg, guint status, const char *message)
   json_builder_end_object (b);
   json_builder_end_object (b);
   ui_respond_json (msg, status, json_builder_get_root (b));
+}
+
+void
+ui_respond_events (SoupServerMessage *msg)
+{
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  SoupMessageHeaders *h = soup_server_message_get_response_headers (msg);
+  soup_message_headers_set_encoding (h, SOUP_ENCODING_CHUNKED);
+  soup_message_headers_replace (h, "Content-Type", "text/event-stream");
+  soup_message_headers_replace (h, "Cache-Control", "no-cache");
 }
 
 JsonObject *
@@ -203,59 +213,6 @@ eval_handle (Ui *ui, SoupServerMessage *msg, GHashTable *query)
   ui_respond_json (msg, SOUP_STATUS_OK, root);
 }
 
-/* POST /api/chat/open {"model": DIR, "adapter": DIR}: the model the /v1
- * routes answer with from now on, under the name it returns. */
-static void
-chat_open (Ui *ui, SoupServerMessage *msg)
-{
-  g_autoptr (JsonObject) req = ui_request_object (msg);
-  if (!req)
-    return;
-  const char *model = cria_json_get_string (req, "model", NULL);
-  const char *adapter = cria_json_get_string (req, "adapter", NULL);
-  if (adapter && !*adapter)
-    adapter = NULL;
-  g_autoptr (GError) error = NULL;
-  g_autofree char *model_dir = model ? ui_confine (ui, model, &error) : NULL;
-  g_autofree char *adapter_dir = adapter && model_dir ? ui_confine (ui, adapter, &error) : NULL;
-  if (!model || !model_dir || (adapter && !adapter_dir)) {
-    ui_respond_error (msg, model ? SOUP_STATUS_FORBIDDEN : SOUP_STATUS_BAD_REQUEST,
-                      error ? error->message : "model: a model directory is required");
-    return;
-  }
-  g_autofree char *key = g_strdup_printf ("%s\n%s", model_dir, adapter_dir ? adapter_dir : "");
-  if (g_strcmp0 (key, ui->model_key) != 0) {
-    CriaLmRunner *runner = NULL;
-    gpointer handle = ui->o.open_model (model_dir, adapter_dir, &runner, &error);
-    if (!handle) {
-      ui_respond_error (msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, error->message);
-      return;
-    }
-    g_autofree char *base = g_path_get_basename (model_dir);
-    g_autofree char *abase = adapter_dir ? g_path_get_basename (adapter_dir) : NULL;
-    char *name = g_strconcat (base, abase ? "+" : "", abase, NULL);
-    if (!cria_server_set_runner (ui->server, runner, name)) {
-      ui->o.close_model (handle);
-      g_free (name);
-      ui_respond_error (msg, SOUP_STATUS_CONFLICT, "the model is answering a request; try again when it is done");
-      return;
-    }
-    if (ui->model_handle)
-      ui->o.close_model (ui->model_handle);
-    g_free (ui->model_name);
-    g_free (ui->model_key);
-    ui->model_handle = handle;
-    ui->runner = runner;
-    ui->model_name = name;
-    ui->model_key = g_steal_pointer (&key);
-  }
-  JsonObject *o = json_object_new ();
-  json_object_set_string_member (o, "model", ui->model_name);
-  JsonNode *root = json_node_new (JSON_NODE_OBJECT);
-  json_node_take_object (root, o);
-  ui_respond_json (msg, SOUP_STATUS_OK, root);
-}
-
 /* GET /api/info: the working directory and what the server can do. */
 static void
 info_handle (Ui *ui, SoupServerMessage *msg)
@@ -265,6 +222,8 @@ info_handle (Ui *ui, SoupServerMessage *msg)
   json_object_set_string_member (o, "version", PACKAGE_VERSION);
   if (ui->model_name)
     json_object_set_string_member (o, "model", ui->model_name);
+  if (ui->loading)
+    json_object_set_string_member (o, "loading", ui->loading);
   JsonNode *root = json_node_new (JSON_NODE_OBJECT);
   json_node_take_object (root, o);
   ui_respond_json (msg, SOUP_STATUS_OK, root);
@@ -292,12 +251,16 @@ route (CriaServer *server, SoupServerMessage *msg, const char *path, GHashTable 
     info_handle (ui, msg);
   else if (!strcmp (what, "data") && post)
     ui_data_handle (ui, msg);
+  else if (!strcmp (what, "formats") && !post)
+    ui_formats_handle (msg);
   else if (g_str_has_prefix (what, "train/"))
     ui_train_handle (ui, msg, what + 6, query);
   else if (!strcmp (what, "eval") && !post)
     eval_handle (ui, msg, query);
   else if (!strcmp (what, "chat/open") && post)
-    chat_open (ui, msg);
+    ui_chat_open (ui, msg);
+  else if (!strcmp (what, "chat/base") && post)
+    ui_chat_base (ui, msg);
   else {
     g_autofree char *shown = cria_error_quote (path, -1, 80);
     g_autofree char *why = g_strdup_printf ("no route %s %s (see cria-ui(1))", method, shown);
@@ -311,6 +274,7 @@ cria_ui_run (const CriaUiOptions *options, GError **error)
 {
   Ui ui = { .o = *options };
   g_mutex_init (&ui.data_lock);
+  g_mutex_init (&ui.base_lock);
   char *real = realpath (options->root, NULL);
   if (!real || !g_file_test (real, G_FILE_TEST_IS_DIR)) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_IO, "%s: %s", options->root,
@@ -350,16 +314,15 @@ cria_ui_run (const CriaUiOptions *options, GError **error)
     .announce = "cria ui",
   };
   ok = cria_server_run (&so, error);
+  ui_chat_stop (&ui);
   ui_train_stop_all (&ui);
 out:
-  if (ui.model_handle)
-    ui.o.close_model (ui.model_handle);
-  g_free (ui.model_name);
-  g_free (ui.model_key);
+  ui_chat_clear (&ui);
   if (ui.runs)
     g_hash_table_unref (ui.runs);
   g_free (ui.root);
   g_free (ui.static_dir);
   g_mutex_clear (&ui.data_lock);
+  g_mutex_clear (&ui.base_lock);
   return ok;
 }

@@ -1,13 +1,16 @@
 /* ui-train.c: training runs from the page: `cria train` started as a child
  * process with the options of cria-train(1), stopped with SIGINT (Ctrl-C:
- * it saves a checkpoint), resumed from its newest checkpoint, and its
+ * it saves a checkpoint; a run started elsewhere through the process id in
+ * its train.pid), resumed from its newest checkpoint, and its
  * train-log.jsonl sent as server-sent events while it grows.
  *
  *   POST /api/train/start {"options": {"model": "m", "data": "d.jsonl", "out": "run1", "max-steps": "10"}}
  *   GET  /api/train/log?run=run1     text/event-stream, one event per log line */
 #include "config.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ui-private.h"
@@ -23,6 +26,7 @@ typedef struct {
   GString *err; /* its stderr, the last MAX_STDERR bytes */
   GInputStream *err_in;
   GCancellable *cancel; /* cancelled when the record goes: the callbacks then leave it alone */
+  guint stop_later;     /* a stop waiting for the child to become cria train */
   char buf[4096];
 } UiRun;
 
@@ -40,6 +44,8 @@ ui_train_run_free (gpointer data)
   UiRun *run = data;
   g_cancellable_cancel (run->cancel);
   g_object_unref (run->cancel);
+  if (run->stop_later)
+    g_source_remove (run->stop_later);
   g_free (run->dir);
   g_clear_object (&run->proc);
   g_clear_object (&run->err_in);
@@ -71,11 +77,67 @@ exited (GObject *source, GAsyncResult *res, gpointer data)
                                                        : 128 + g_subprocess_get_term_sig (run->proc);
 }
 
+/* The process of a run this server did not start: the id in DIR/train.pid
+ * (cria train writes it while it runs) when it names a live process whose
+ * command line is cria's train verb, else 0. A stale file (a run killed
+ * hard, its id reused) names no such process. */
+/* Whether process `pid` runs cria's train verb: its command line
+ * (NUL-separated) is cria (or libtool's lt-cria), then train. */
+static gboolean
+is_train (int pid)
+{
+  g_autofree char *cmdline_path = g_strdup_printf ("/proc/%d/cmdline", pid);
+  g_autofree char *cmdline = NULL;
+  gsize len = 0;
+  if (!g_file_get_contents (cmdline_path, &cmdline, &len, NULL) || !len)
+    return FALSE;
+  g_autofree char *prog = g_path_get_basename (cmdline);
+  gsize first = strlen (cmdline) + 1;
+  return strstr (prog, "cria") && first < len && !strcmp (cmdline + first, "train");
+}
+
+static int
+run_pid (const char *dir)
+{
+  g_autofree char *path = g_build_filename (dir, "train.pid", NULL);
+  g_autofree char *text = NULL;
+  if (!cria_file_get_contents (path, 64, &text, NULL, NULL))
+    return 0;
+  char *end = NULL;
+  gint64 pid = g_ascii_strtoll (text, &end, 10);
+  if (pid <= 1 || pid > G_MAXINT || !end || (*end && *end != '\n'))
+    return 0;
+  return is_train ((int) pid) ? (int) pid : 0;
+}
+
+/* Ctrl-C to a run this server started. Between its fork and its exec the
+ * child has this server's SIGINT handler, which would swallow the signal:
+ * until the child is cria train, the signal waits. */
+static gboolean
+stop_own (gpointer data)
+{
+  UiRun *run = data;
+  const char *id = run->exited ? NULL : g_subprocess_get_identifier (run->proc);
+  if (id && !is_train (atoi (id)))
+    return G_SOURCE_CONTINUE;
+  if (id)
+    g_subprocess_send_signal (run->proc, SIGINT);
+  run->stop_later = 0;
+  return G_SOURCE_REMOVE;
+}
+
+static void
+stop_run (UiRun *run)
+{
+  if (!run->stop_later && stop_own (run))
+    run->stop_later = g_timeout_add (20, stop_own, run);
+}
+
 static gboolean
 spawn (Ui *ui, const char *dir, GPtrArray *args, GError **error)
 {
   UiRun *old = g_hash_table_lookup (ui->runs, dir);
-  if (old && !old->exited) {
+  if ((old && !old->exited) || run_pid (dir)) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "%s: a run of this directory is going on", dir);
     return FALSE;
   }
@@ -224,14 +286,23 @@ stop_handle (Ui *ui, SoupServerMessage *msg)
   if (!dir)
     return;
   UiRun *run = g_hash_table_lookup (ui->runs, dir);
-  if (!run || run->exited) {
+  int pid = run && !run->exited ? 0 : run_pid (dir);
+  if ((!run || run->exited) && !pid) {
     ui_respond_error (msg, SOUP_STATUS_CONFLICT, "no run of this directory is going on");
     return;
   }
-  g_subprocess_send_signal (run->proc, SIGINT);
+  if (pid && kill (pid, SIGINT) != 0) {
+    g_autofree char *why = g_strdup_printf ("the run's process %d: %s", pid, g_strerror (errno));
+    ui_respond_error (msg, SOUP_STATUS_CONFLICT, why);
+    return;
+  }
+  if (!pid)
+    stop_run (run);
   JsonObject *o = json_object_new ();
   json_object_set_string_member (o, "run", dir);
   json_object_set_boolean_member (o, "stopping", TRUE);
+  if (pid)
+    json_object_set_int_member (o, "pid", pid);
   ui_respond_json (msg, SOUP_STATUS_OK, node_of (o));
 }
 
@@ -288,9 +359,15 @@ static JsonObject *
 status_object (Ui *ui, const char *dir)
 {
   UiRun *run = g_hash_table_lookup (ui->runs, dir);
+  /* A run started elsewhere is seen running through its train.pid. */
+  int pid = run && !run->exited ? 0 : run_pid (dir);
+  if (pid)
+    run = NULL;
   JsonObject *o = json_object_new ();
   json_object_set_string_member (o, "run", dir);
-  json_object_set_string_member (o, "state", !run ? "unknown" : run->exited ? "exited" : "running");
+  json_object_set_string_member (o, "state", pid ? "running" : !run ? "unknown" : run->exited ? "exited" : "running");
+  if (pid)
+    json_object_set_int_member (o, "pid", pid);
   if (run && run->exited)
     json_object_set_int_member (o, "exit_status", run->status);
   if (run)
@@ -420,11 +497,7 @@ log_handle (Ui *ui, SoupServerMessage *msg, GHashTable *query)
   t->msg = g_object_ref (msg);
   t->dir = g_strdup (dir);
   t->path = g_build_filename (dir, "train-log.jsonl", NULL);
-  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
-  SoupMessageHeaders *h = soup_server_message_get_response_headers (msg);
-  soup_message_headers_set_encoding (h, SOUP_ENCODING_CHUNKED);
-  soup_message_headers_replace (h, "Content-Type", "text/event-stream");
-  soup_message_headers_replace (h, "Cache-Control", "no-cache");
+  ui_respond_events (msg);
   t->on_finished = g_signal_connect (msg, "finished", G_CALLBACK (tail_gone), t);
   ui->tails = g_list_prepend (ui->tails, t);
   soup_server_message_pause (msg);
@@ -474,7 +547,9 @@ ui_train_stop_all (Ui *ui)
   while (g_hash_table_iter_next (&it, NULL, &value)) {
     UiRun *run = value;
     if (!run->exited) {
-      g_subprocess_send_signal (run->proc, SIGINT);
+      stop_run (run);
+      while (run->stop_later)
+        g_main_context_iteration (NULL, TRUE);
       g_subprocess_wait (run->proc, NULL, NULL);
     }
   }

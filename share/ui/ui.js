@@ -15,22 +15,31 @@ const T = {
     'data.run': '预览运行', 'data.write': '写出结果', 'data.stages': '各阶段', 'data.stage': '阶段', 'data.kind': '类型',
     'data.skipped': '跳过', 'data.reasons': '原因', 'data.records': '记录', 'data.skippedrecords': '被跳过的记录',
     'data.running': '运行中…', 'data.done': '完成', 'data.written': '已写出',
+    'data.format': '渲染方式', 'data.formathint': '提示格式名，或模型目录（用其对话模板）',
+    'data.prompt': '提示', 'data.response': '回答', 'data.renderedwith': '渲染自',
+    'data.clusters': '重复簇', 'data.nclusters': '个重复簇', 'data.kept': '保留', 'data.duplicate': '重复',
+    'data.exact': '完全相同', 'data.near': '近似重复', 'data.more': '更多重复未显示：',
     'train.title': '训练', 'train.run': '运行目录', 'train.attach': '查看', 'train.stop': '停止（保存检查点）',
     'train.resume': '继续', 'train.loss': '损失', 'train.evalloss': '评测损失', 'train.lr': '学习率',
     'train.tps': '词元/秒', 'train.new': '开始新的训练（cria train）', 'train.start': '开始',
-    'train.running': '运行中', 'train.exited': '已结束', 'train.points': '个点',
+    'train.running': '运行中', 'train.exited': '已结束', 'train.points': '个点', 'train.elsewhere': '在别处启动',
     'eval.title': '评测', 'eval.dir': '评测目录（cria eval --out）', 'eval.load': '打开', 'eval.score': '分数',
     'eval.min': '不低于', 'eval.max': '不高于', 'eval.shown': '条显示',
     'eval.prompt': '提示', 'eval.reference': '参考答案', 'eval.prediction': '模型回答',
     'chat.title': '对话', 'chat.model': '模型', 'chat.adapter': '适配器（可选）', 'chat.open': '加载',
-    'chat.send': '发送', 'chat.loaded': '已加载',
+    'chat.send': '发送', 'chat.loaded': '已加载', 'chat.loading': '模型加载中…', 'chat.base': '基础模型',
+    'chat.adapted': '加适配器',
   },
 };
 const EN = {
   'data.running': 'running…', 'data.done': 'done', 'data.written': 'written',
-  'train.running': 'running', 'train.exited': 'exited', 'train.points': 'points',
+  'data.prompt': 'prompt', 'data.response': 'response', 'data.renderedwith': 'rendered with',
+  'data.nclusters': 'clusters', 'data.kept': 'kept', 'data.duplicate': 'duplicate', 'data.exact': 'exact',
+  'data.near': 'near', 'data.more': 'more duplicates not shown:',
+  'train.running': 'running', 'train.exited': 'exited', 'train.points': 'points', 'train.elsewhere': 'started elsewhere',
   'eval.shown': 'shown', 'eval.prompt': 'prompt', 'eval.reference': 'reference', 'eval.prediction': 'prediction',
-  'chat.loaded': 'loaded',
+  'chat.loaded': 'loaded', 'chat.loading': 'loading the model…', 'chat.base': 'base',
+  'chat.adapted': 'adapted',
 };
 let lang = localStorage.getItem('cria-ui-lang') || ((navigator.language || '').startsWith('zh') ? 'zh' : 'en');
 function t(key, fallback) {
@@ -41,6 +50,10 @@ function translate() {
   for (const el of document.querySelectorAll('[data-t]')) {
     if (!el.dataset.en) el.dataset.en = el.textContent;
     el.textContent = lang === 'en' ? el.dataset.en : t(el.dataset.t, el.dataset.en);
+  }
+  for (const el of document.querySelectorAll('[data-tp]')) {
+    if (!el.dataset.enp) el.dataset.enp = el.placeholder;
+    el.placeholder = lang === 'en' ? el.dataset.enp : t(el.dataset.tp, el.dataset.enp);
   }
   document.getElementById('lang').textContent = lang === 'en' ? '中文' : 'English';
 }
@@ -128,8 +141,10 @@ function show() {
   for (const name of views) $('view-' + name).hidden = name !== v;
   for (const a of document.querySelectorAll('header nav a')) a.classList.toggle('active', a.dataset.view === v);
   const q = new URLSearchParams(location.search);
+  if (v === 'data') loadFormats();
   if (v === 'data' && q.get('pipeline') !== null) {
     $('pipeline').value = q.get('pipeline');
+    $('data-format').value = q.get('format') || '';
     runData(false, false);
   } else if (v === 'train') {
     loadTrainForm();
@@ -146,6 +161,17 @@ function show() {
 
 // ---- data -----------------------------------------------------------------
 
+// A record as the model reads it: the prompt, then what it learns to write.
+function renderedView(rec, r) {
+  const box = el('div', { class: 'record rendered' });
+  if (r.error) {
+    box.append(el('div', { class: 'label error-text' }, r.error));
+    return box;
+  }
+  box.append(el('div', { class: 'label' }, t('data.prompt')), el('pre', { class: 'prompt' }, r.prompt));
+  if (r.response !== undefined) box.append(el('div', { class: 'label' }, t('data.response')), el('pre', { class: 'response' }, r.response));
+  return box;
+}
 function recordView(rec, cls) {
   const box = el('div', { class: 'record' + (cls ? ' ' + cls : '') });
   if (!rec) return box;
@@ -170,13 +196,14 @@ function recordView(rec, cls) {
 async function runData(write, push) {
   const pipeline = $('pipeline').value.trim();
   if (!pipeline) return;
-  if (push !== false) setQuery({ pipeline });
+  const format = $('data-format').value.trim();
+  if (push !== false) setQuery({ pipeline, format });
   $('data-state').textContent = t('data.running');
   for (const b of [$('data-run'), $('data-write')]) b.disabled = true;
   showError('data-error', '');
   try {
     const r = await api('POST', '/api/data', {
-      pipeline, n: Number($('data-n').value || 20), 'on-error': $('data-onerror').value, write,
+      pipeline, n: Number($('data-n').value || 20), 'on-error': $('data-onerror').value, write, format,
     });
     const body = $('stages').tBodies[0];
     body.textContent = '';
@@ -187,7 +214,10 @@ async function runData(write, push) {
         el('td', {}, reasons)));
     });
     $('records').textContent = '';
-    for (const rec of r.records || []) $('records').append(recordView(rec));
+    $('data-used').textContent = r.format && r.format.used ? t('data.renderedwith') + ' ' + r.format.used : '';
+    (r.records || []).forEach((rec, i) => {
+      $('records').append(r.rendered && r.rendered[i] ? renderedView(rec, r.rendered[i]) : recordView(rec));
+    });
     $('skipped').textContent = '';
     for (const s of r.skipped || []) {
       const name = r.stages && r.stages[s.stage] ? r.stages[s.stage].stage : '#' + (s.stage + 1);
@@ -195,6 +225,7 @@ async function runData(write, push) {
       box.prepend(el('div', { class: 'label' }, name + ' — ' + s.reason + (s.message ? ': ' + s.message : '')));
       $('skipped').append(box);
     }
+    showClusters(r);
     showError('data-error', r.error || '');
     $('data-state').textContent = r.error ? '' : r.written ? t('data.written') : t('data.done');
   } catch (e) {
@@ -203,6 +234,41 @@ async function runData(write, push) {
   } finally {
     for (const b of [$('data-run'), $('data-write')]) b.disabled = false;
   }
+}
+
+// Each dedup stage's clusters: the record kept, then those dropped as its duplicates.
+function showClusters(r) {
+  const box = $('clusters');
+  box.textContent = '';
+  const stages = r.dedup || [];
+  $('clusters-box').hidden = !stages.length;
+  for (const d of stages) {
+    const name = r.stages && r.stages[d.stage] ? r.stages[d.stage].stage : '#' + (d.stage + 1);
+    box.append(el('p', { class: 'muted' }, name + ': ' + d.n_clusters + ' ' + t('data.nclusters')));
+    for (const c of d.clusters) {
+      const cluster = el('div', { class: 'cluster' });
+      const kept = recordView(c.kept.record, 'kept');
+      kept.prepend(el('div', { class: 'label' }, t('data.kept') + ' #' + c.kept.name + ' — ' + t('data.' + c.kind, c.kind)));
+      cluster.append(kept);
+      for (const dup of c.duplicates) {
+        const b = recordView(dup.record, 'skip');
+        b.prepend(el('div', { class: 'label' }, t('data.duplicate') + ' #' + dup.name));
+        cluster.append(b);
+      }
+      if (c.n_duplicates > c.duplicates.length) cluster.append(el('div', { class: 'muted' }, t('data.more') + ' ' + (c.n_duplicates - c.duplicates.length)));
+      box.append(cluster);
+    }
+  }
+}
+
+let formatsLoaded = false;
+async function loadFormats() {
+  if (formatsLoaded) return;
+  formatsLoaded = true;
+  try {
+    const r = await api('GET', '/api/formats');
+    for (const f of r.formats) $('formats').append(el('option', { value: f.name }, f.description || ''));
+  } catch (e) { formatsLoaded = false; }
 }
 
 // ---- training ---------------------------------------------------------------
@@ -319,7 +385,7 @@ async function attach(push) {
 }
 async function showStatus(s) {
   const state = s.state === 'running' ? t('train.running') : s.state === 'exited' ? t('train.exited') + ' (' + s.exit_status + ')' : '';
-  $('train-state').textContent = state;
+  $('train-state').textContent = state + (s.pid ? ' — ' + t('train.elsewhere') + ' (pid ' + s.pid + ')' : '');
   const files = $('train-files');
   files.textContent = '';
   if (s.state !== 'running') {
@@ -441,40 +507,49 @@ function renderPredictions() {
 
 // ---- chat -------------------------------------------------------------------
 
-let chatModel = null, chatMessages = [];
+// With an adapter the chat has two columns: the base model (left, POST
+// /api/chat/base) and the adapted one (right, /v1 as cria serve answers);
+// one message goes to both, each keeps its own conversation.
+let chatModel = null, chatBase = null, chatMessages = [], baseMessages = [];
 async function openChat(push) {
   const model = $('chat-model').value.trim();
   const adapter = $('chat-adapter').value.trim();
   if (!model) return;
   if (push !== false) setQuery({ model, adapter });
   showError('chat-error', '');
-  $('chat-state').textContent = '…';
+  $('chat-state').textContent = t('chat.loading');
+  $('chat-send').disabled = true;
   try {
     const r = await api('POST', '/api/chat/open', { model, adapter });
     chatModel = r.model;
+    chatBase = r.base || null;
     chatMessages = [];
+    baseMessages = [];
     $('chat-log').textContent = '';
+    $('chat-log-base').textContent = '';
+    $('chat-cols').classList.toggle('side', !!chatBase);
+    $('chat-col-base').hidden = !chatBase;
+    $('chat-head').hidden = !chatBase;
+    $('chat-head-base').textContent = t('chat.base') + ': ' + (chatBase || '');
+    $('chat-head').textContent = t('chat.adapted') + ': ' + r.model;
     $('chat-state').textContent = t('chat.loaded') + ': ' + r.model;
   } catch (e) {
     $('chat-state').textContent = '';
     showError('chat-error', e.message);
+  } finally {
+    $('chat-send').disabled = false;
   }
 }
-async function send() {
-  const text = $('chat-input').value.trim();
-  if (!text || !chatModel) return;
-  $('chat-input').value = '';
-  chatMessages.push({ role: 'user', content: text });
-  $('chat-log').append(el('div', { class: 'msg user' }, text));
+// One column's answer, streamed into its log.
+async function answerInto(url, model, history, log) {
   const answer = el('div', { class: 'msg assistant streaming' });
-  $('chat-log').append(answer);
-  $('chat-send').disabled = true;
+  log.append(answer);
   let reply = '';
   try {
-    const r = await fetch('/v1/chat/completions', {
+    const r = await fetch(url, {
       method: 'POST',
       headers: headers({ 'Content-Type': 'application/json' }),
-      body: JSON.stringify({ model: chatModel, messages: chatMessages, stream: true }),
+      body: JSON.stringify({ model, messages: history, stream: true }),
     });
     if (!r.ok) throw new Error((await r.json()).error.message);
     const reader = r.body.getReader();
@@ -499,14 +574,27 @@ async function send() {
         }
       }
     }
-    chatMessages.push({ role: 'assistant', content: reply });
+    history.push({ role: 'assistant', content: reply });
   } catch (e) {
     showError('chat-error', e.message);
   } finally {
     answer.classList.remove('streaming');
     answer.classList.add('done');
-    $('chat-send').disabled = false;
   }
+}
+async function send() {
+  const text = $('chat-input').value.trim();
+  if (!text || !chatModel) return;
+  $('chat-input').value = '';
+  $('chat-send').disabled = true;
+  const columns = [[ '/v1/chat/completions', chatModel, chatMessages, $('chat-log') ]];
+  if (chatBase) columns.push([ '/api/chat/base', chatBase, baseMessages, $('chat-log-base') ]);
+  for (const [, , history, log] of columns) {
+    history.push({ role: 'user', content: text });
+    log.append(el('div', { class: 'msg user' }, text));
+  }
+  await Promise.all(columns.map((c) => answerInto(...c)));
+  $('chat-send').disabled = false;
 }
 
 // ---- wiring -----------------------------------------------------------------

@@ -180,7 +180,23 @@ test_data (void)
   CU_ASSERT_TRUE (wait_for ("[...document.querySelectorAll('#skipped .record.skip .label')]"
                             ".some(e => e.textContent.startsWith('dedup — '))"));
   CU_ASSERT_TRUE (wait_for ("document.querySelector('#skipped .record.skip pre')"));
+  /* dedup's clusters: a kept record, then its duplicates. */
+  CU_ASSERT_TRUE (wait_for ("document.querySelector('#clusters .cluster .record.kept + .record.skip pre')"));
   screenshot ("data");
+}
+
+/* The records as the model reads them, through the format the URL names. */
+static void
+test_data_format (void)
+{
+  go ("/data?pipeline=file%20location%3Dtrain.jsonl%20!%20head%20n%3D3&format=chatml");
+  CU_ASSERT_TRUE (wait_for ("document.querySelectorAll('#records .record.rendered pre.response').length == 3"));
+  g_autofree char *prompt = script (
+      "return document.querySelector('#records .record.rendered pre.prompt').textContent");
+  CU_ASSERT_PTR_NOT_NULL (prompt && strstr (prompt, "<|im_start|>user\\nadd\\n\\n0 + 0<|im_end|>"));
+  CU_ASSERT_TRUE (wait_for ("document.getElementById('data-format').value == 'chatml'"));
+  CU_ASSERT_TRUE (wait_for ("document.getElementById('data-used').textContent.includes('chatml')"));
+  screenshot ("data-format");
 }
 
 static void
@@ -232,6 +248,11 @@ test_chat (void)
   /* Streamed: the answer came in chunks, and it ended. */
   CU_ASSERT_TRUE (wait_for ("document.querySelector('#chat-log .msg.assistant.done')"));
   CU_ASSERT_TRUE (wait_for ("Number(document.querySelector('#chat-log .msg.assistant').dataset.chunks) >= 1"));
+  /* Side by side: the base model answered the same message, streamed. */
+  CU_ASSERT_TRUE (wait_for ("document.querySelector('#chat-cols.side #chat-log-base .msg.user')"));
+  CU_ASSERT_TRUE (wait_for ("document.querySelector('#chat-log-base .msg.assistant.done')"));
+  CU_ASSERT_TRUE (wait_for ("Number(document.querySelector('#chat-log-base .msg.assistant').dataset.chunks) >= 1"));
+  CU_ASSERT_TRUE (wait_for ("document.getElementById('chat-head-base').textContent.endsWith(': model')"));
   CU_ASSERT_TRUE (wait_for ("document.getElementById('chat-error').hidden"));
   screenshot ("chat");
 }
@@ -316,8 +337,8 @@ teardown (void)
 }
 
 static const CriaTestCase cases[] = {
-  { "data", test_data },         { "train", test_train },  { "eval", test_eval }, { "chat", test_chat },
-  { "language", test_language }, { "teardown", teardown }, { NULL, NULL },
+  { "data", test_data }, { "data rendered", test_data_format }, { "train", test_train },  { "eval", test_eval },
+  { "chat", test_chat }, { "language", test_language },         { "teardown", teardown }, { NULL, NULL },
 };
 
 int

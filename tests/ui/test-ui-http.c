@@ -4,7 +4,10 @@
  * directory, a LoRA run started, followed as server-sent events, stopped
  * with a checkpoint and resumed, an evaluation's comparison, and a chat
  * answer streamed by serve's code path. Loopback-only without a key. */
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ui-test.h"
@@ -131,6 +134,118 @@ test_data (void)
   post ("/api/data", "{\"pipeline\":\"file location=recs.jsonl ! nosuchstage\"}", &r);
   CU_ASSERT_EQUAL (r.status, 400);
   CU_ASSERT_PTR_NOT_NULL (strstr (cria_json_get_string (ui_reply_object (&r), "error", ""), "nosuchstage"));
+  ui_reply_clear (&r);
+}
+
+static const char *
+rendered (JsonObject *o, guint i, const char *field)
+{
+  JsonArray *list = json_object_get_array_member (o, "rendered");
+  if (!list || json_array_get_length (list) <= i)
+    return NULL;
+  return cria_json_get_string (json_array_get_object_element (list, i), field, NULL);
+}
+
+/* Records shown as the model reads them: through a prompt format cria
+ * ships, or through a model directory's chat template. */
+static void
+test_data_format (void)
+{
+  UiReply r;
+  ui_request (&t, "GET", "/api/formats", NULL, KEY, &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_PTR_NOT_NULL (strstr (r.body, "{\"name\":\"chatml\","));
+  ui_reply_clear (&r);
+
+  post ("/api/data", "{\"pipeline\":\"file location=recs.jsonl ! head n=2\",\"format\":\"alpaca\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  JsonObject *o = ui_reply_object (&r);
+  CU_ASSERT_STRING_EQUAL (rendered (o, 1, "prompt") ? rendered (o, 1, "prompt") : "",
+                          "Below is an instruction that describes a task. Write a response that appropriately "
+                          "completes the request.\n\n### Instruction:\ntwo\n\n### Response:\n");
+  CU_ASSERT_STRING_EQUAL (rendered (o, 1, "response") ? rendered (o, 1, "response") : "", "2");
+  CU_ASSERT_STRING_EQUAL (cria_json_get_string (json_object_get_object_member (o, "format"), "used", ""),
+                          "the prompt format alpaca");
+  ui_reply_clear (&r);
+
+  /* A model directory: its tokenizer_config.json's chat template. */
+  g_autofree char *tmpl = g_build_filename (t.dir, "tmpl", NULL);
+  g_mkdir_with_parents (tmpl, 0755);
+  g_autofree char *config = g_build_filename (tmpl, "tokenizer_config.json", NULL);
+  cria_test_write_file (config, "{\"chat_template\": \"{% for m in messages %}<{{ m.role }}>{{ m.content }}\\n{% "
+                                "endfor %}{% if add_generation_prompt %}<assistant>{% endif %}\"}");
+  post ("/api/data", "{\"pipeline\":\"file location=recs.jsonl ! head n=1\",\"format\":\"tmpl\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  o = ui_reply_object (&r);
+  CU_ASSERT_STRING_EQUAL (rendered (o, 0, "prompt") ? rendered (o, 0, "prompt") : "", "<user>one\n<assistant>");
+  CU_ASSERT_STRING_EQUAL (rendered (o, 0, "response") ? rendered (o, 0, "response") : "", "1\n");
+  CU_ASSERT_PTR_NOT_NULL (
+      strstr (cria_json_get_string (json_object_get_object_member (o, "format"), "used", ""), "tokenizer_config.json"));
+  ui_reply_clear (&r);
+
+  /* A model without a template: each record says why. */
+  post ("/api/data", "{\"pipeline\":\"file location=recs.jsonl ! head n=1\",\"format\":\"model\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_PTR_NOT_NULL (rendered (ui_reply_object (&r), 0, "error") &&
+                          strstr (rendered (ui_reply_object (&r), 0, "error"), "no chat template"));
+  ui_reply_clear (&r);
+  post ("/api/data", "{\"pipeline\":\"file location=recs.jsonl ! head n=1\",\"format\":\"nosuch\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 400);
+  CU_ASSERT_PTR_NOT_NULL (strstr (cria_json_get_string (ui_reply_object (&r), "error", ""), "format: "));
+  ui_reply_clear (&r);
+  post ("/api/data", "{\"pipeline\":\"file location=recs.jsonl ! head n=1\",\"format\":\"../tmpl\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 403);
+  ui_reply_clear (&r);
+}
+
+/* A dedup stage's clusters: which records were dropped as duplicates of
+ * which kept one, from its report; a preview writes no report of the
+ * user's, a written run does. */
+static void
+test_data_dedup (void)
+{
+  g_autofree char *report = g_build_filename (t.dir, "clusters.jsonl", NULL);
+  UiReply r;
+  post ("/api/data",
+        "{\"pipeline\":\"file location=recs.jsonl ! dedup report=clusters.jsonl ! jsonl location=o.jsonl\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_FALSE (g_file_test (report, G_FILE_TEST_EXISTS));
+  JsonArray *dedup = json_object_get_array_member (ui_reply_object (&r), "dedup");
+  CU_ASSERT_EQUAL_FATAL (dedup ? json_array_get_length (dedup) : 0, 1);
+  JsonObject *d = json_array_get_object_element (dedup, 0);
+  CU_ASSERT_EQUAL (cria_json_get_int (d, "stage", -1), 1);
+  CU_ASSERT_EQUAL (cria_json_get_int (d, "n_clusters", -1), 1);
+  JsonArray *clusters = json_object_get_array_member (d, "clusters");
+  CU_ASSERT_EQUAL_FATAL (clusters ? json_array_get_length (clusters) : 0, 1);
+  JsonObject *c = json_array_get_object_element (clusters, 0);
+  CU_ASSERT_STRING_EQUAL (cria_json_get_string (c, "kind", ""), "exact");
+  CU_ASSERT_EQUAL (cria_json_get_int (c, "n_duplicates", -1), 1);
+  /* Records are named by their position among those dedup took: the bad
+   * line 4 never reached it. */
+  JsonObject *kept = json_object_get_object_member (c, "kept");
+  CU_ASSERT_EQUAL (cria_json_get_int (kept, "name", -1), 1);
+  JsonObject *rec = json_object_get_object_member (kept, "record");
+  CU_ASSERT_STRING_EQUAL (rec ? cria_json_get_string (rec, "instruction", "") : "", "one");
+  JsonArray *dups = json_object_get_array_member (c, "duplicates");
+  CU_ASSERT_EQUAL_FATAL (dups ? json_array_get_length (dups) : 0, 1);
+  JsonObject *dup = json_array_get_object_element (dups, 0);
+  CU_ASSERT_EQUAL (cria_json_get_int (dup, "name", -1), 3);
+  rec = json_object_get_object_member (dup, "record");
+  CU_ASSERT_STRING_EQUAL (rec ? cria_json_get_string (rec, "output", "") : "", "1");
+  ui_reply_clear (&r);
+
+  post ("/api/data",
+        "{\"pipeline\":\"file location=recs.jsonl ! dedup report=clusters.jsonl ! jsonl location=o.jsonl\","
+        "\"write\":true}",
+        &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_TRUE (g_file_test (report, G_FILE_TEST_EXISTS));
+  dedup = json_object_get_array_member (ui_reply_object (&r), "dedup");
+  CU_ASSERT_EQUAL (dedup ? cria_json_get_int (json_array_get_object_element (dedup, 0), "n_clusters", -1) : -1, 1);
+  ui_reply_clear (&r);
+  /* No dedup stage, no clusters. */
+  post ("/api/data", "{\"pipeline\":\"file location=recs.jsonl ! head n=1\"}", &r);
+  CU_ASSERT_FALSE (json_object_has_member (ui_reply_object (&r), "dedup"));
   ui_reply_clear (&r);
 }
 
@@ -283,6 +398,95 @@ test_stop_resume (void)
   CU_ASSERT_PTR_NOT_NULL (strstr (again, "\"exit_status\":130"));
 }
 
+static gboolean
+running_with_checkpoint (const char *text)
+{
+  return strstr (text, "\"checkpoint\":") && strstr (text, "\"state\":\"running\"");
+}
+
+/* A run started elsewhere (here by the test, as at a terminal) is stopped
+ * through the process id in its train.pid, with Ctrl-C's checkpoint, and
+ * resumed from the page. */
+static void
+test_stop_attached (void)
+{
+  g_autofree char *model = g_build_filename (t.dir, "model", NULL);
+  g_autofree char *data = g_build_filename (t.dir, "train.jsonl", NULL);
+  g_autofree char *format = g_build_filename (t.dir, "short.json", NULL);
+  g_autofree char *out = g_build_filename (t.dir, "run3", NULL);
+  const char *argv[] = { cria_test_env ("CRIA_BIN"),
+                         "train",
+                         "--model",
+                         model,
+                         "--data",
+                         data,
+                         "--format",
+                         format,
+                         "--out",
+                         out,
+                         "--adapter",
+                         "lora r=2 target-modules=c_attn",
+                         "--max-steps",
+                         "100000",
+                         "--save-every",
+                         "1",
+                         "--max-length",
+                         "64",
+                         "--batch-size",
+                         "2",
+                         "--threads",
+                         "1",
+                         "--progress",
+                         "never",
+                         NULL };
+  g_autoptr (GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_SILENCE);
+  g_subprocess_launcher_set_child_setup (launcher, cria_test_die_with_parent, NULL, NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSubprocess) proc = g_subprocess_launcher_spawnv (launcher, argv, &error);
+  g_assert_no_error (error);
+  g_autofree char *first = ui_read_events (&t, "/api/train/log?run=run3", running_with_checkpoint, 120);
+  CU_ASSERT_TRUE_FATAL (running_with_checkpoint (first));
+  UiReply r;
+  ui_request (&t, "GET", "/api/train/status?run=run3", NULL, KEY, &r);
+  CU_ASSERT_STRING_EQUAL (cria_json_get_string (ui_reply_object (&r), "state", ""), "running");
+  CU_ASSERT_EQUAL (cria_json_get_int (ui_reply_object (&r), "pid", 0), atoi (g_subprocess_get_identifier (proc)));
+  ui_reply_clear (&r);
+  /* Another run of the directory is refused while it goes on. */
+  post ("/api/train/resume", "{\"run\":\"run3\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 409);
+  ui_reply_clear (&r);
+  post ("/api/train/stop", "{\"run\":\"run3\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_EQUAL (cria_json_get_int (ui_reply_object (&r), "pid", 0), atoi (g_subprocess_get_identifier (proc)));
+  ui_reply_clear (&r);
+  g_subprocess_wait (proc, NULL, NULL);
+  CU_ASSERT_TRUE (g_subprocess_get_if_exited (proc));
+  CU_ASSERT_EQUAL (g_subprocess_get_exit_status (proc), 130);
+  g_autofree char *pid_file = g_build_filename (out, "train.pid", NULL);
+  CU_ASSERT_FALSE (g_file_test (pid_file, G_FILE_TEST_EXISTS));
+  post ("/api/train/stop", "{\"run\":\"run3\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 409);
+  ui_reply_clear (&r);
+  /* Resumed by the page, which then owns the run. */
+  post ("/api/train/resume", "{\"run\":\"run3\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_PTR_NOT_NULL (strstr (cria_json_get_string (ui_reply_object (&r), "checkpoint", ""), "run3/checkpoints/"));
+  ui_reply_clear (&r);
+  /* Stopped at once: a stop before the child is cria train waits for it
+   * (between fork and exec the signal would be lost). */
+  post ("/api/train/stop", "{\"run\":\"run3\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_FALSE (json_object_has_member (ui_reply_object (&r), "pid"));
+  ui_reply_clear (&r);
+  g_autofree char *again = ui_read_events (&t, "/api/train/log?run=run3", exited, 120);
+  if (!strstr (again, "\"exit_status\":130")) {
+    ui_request (&t, "GET", "/api/train/status?run=run3", NULL, KEY, &r);
+    printf ("\n%s\n%s\n", again, r.body);
+    ui_reply_clear (&r);
+  }
+  CU_ASSERT_PTR_NOT_NULL (strstr (again, "\"exit_status\":130"));
+}
+
 static void
 test_eval (void)
 {
@@ -303,6 +507,62 @@ test_eval (void)
   ui_reply_clear (&r);
 }
 
+static gpointer
+open_slow (gpointer data)
+{
+  UiReply *r = data;
+  ui_request (&t, "POST", "/api/chat/open", "{\"model\":\"slow\"}", KEY, r);
+  return NULL;
+}
+
+/* A model loads in a thread: while it does, other requests and event
+ * streams are answered. The load is held back without sleeping: one of the
+ * model's files is a FIFO, which the loader reads once, when the test
+ * writes it. */
+static void
+test_chat_load (void)
+{
+  g_autofree char *slow = g_build_filename (t.dir, "slow", NULL);
+  g_mkdir_with_parents (slow, 0755);
+  static const char *const files[] = { "config.json", "model.safetensors", "tokenizer.json" };
+  for (guint i = 0; i < G_N_ELEMENTS (files); i++) {
+    g_autofree char *from = g_build_filename (t.model, files[i], NULL);
+    g_autofree char *to = g_build_filename (slow, files[i], NULL);
+    CU_ASSERT_EQUAL (symlink (from, to), 0);
+  }
+  g_autofree char *fifo = g_build_filename (slow, "generation_config.json", NULL);
+  CU_ASSERT_EQUAL_FATAL (mkfifo (fifo, 0600), 0);
+  UiReply opened;
+  GThread *th = g_thread_new ("open", open_slow, &opened);
+  /* Opening the FIFO waits for the loader to open it. */
+  int fd = open (fifo, O_WRONLY);
+  CU_ASSERT_FATAL (fd >= 0);
+  /* First the stream, whose reads time out: a blocked server fails here. */
+  g_autofree char *events = ui_read_events (&t, "/api/train/log?run=run1", exited, 30);
+  CU_ASSERT_TRUE (exited (events));
+  UiReply r;
+  ui_request (&t, "GET", "/api/info", NULL, KEY, &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_STRING_EQUAL (cria_json_get_string (ui_reply_object (&r), "loading", ""), "slow");
+  ui_reply_clear (&r);
+  /* A second load meanwhile is refused. */
+  post ("/api/chat/open", "{\"model\":\"model\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 409);
+  ui_reply_clear (&r);
+  g_autofree char *config = g_build_filename (t.model, "generation_config.json", NULL);
+  g_autofree char *text = cria_test_read_file (config);
+  CU_ASSERT_EQUAL (write (fd, text, strlen (text)), (gssize) strlen (text));
+  close (fd);
+  g_thread_join (th);
+  CU_ASSERT_EQUAL (opened.status, 200);
+  CU_ASSERT_STRING_EQUAL (cria_json_get_string (ui_reply_object (&opened), "model", ""), "slow");
+  ui_reply_clear (&opened);
+  ui_request (&t, "GET", "/api/info", NULL, KEY, &r);
+  CU_ASSERT_FALSE (json_object_has_member (ui_reply_object (&r), "loading"));
+  CU_ASSERT_STRING_EQUAL (cria_json_get_string (ui_reply_object (&r), "model", ""), "slow");
+  ui_reply_clear (&r);
+}
+
 static void
 test_chat (void)
 {
@@ -312,6 +572,8 @@ test_chat (void)
     printf ("\n%s\n", r.body);
   CU_ASSERT_EQUAL_FATAL (r.status, 200);
   CU_ASSERT_STRING_EQUAL (cria_json_get_string (ui_reply_object (&r), "model", ""), "model+run1");
+  /* With an adapter, the base model beside it. */
+  CU_ASSERT_STRING_EQUAL (cria_json_get_string (ui_reply_object (&r), "base", ""), "model");
   ui_reply_clear (&r);
   post ("/v1/chat/completions",
         "{\"model\":\"model+run1\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"3 + 4\"}]}", &r);
@@ -319,6 +581,32 @@ test_chat (void)
   CU_ASSERT_PTR_NOT_NULL (strstr (r.body, "\"role\":\"assistant\""));
   CU_ASSERT_TRUE (count (r.body, "\"content\":") >= 2);
   CU_ASSERT_PTR_NOT_NULL (strstr (r.body, "data: [DONE]"));
+  ui_reply_clear (&r);
+  /* The same message to the base model: streamed the same way, under its
+   * own name; whole without "stream". */
+  post ("/api/chat/base", "{\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"3 + 4\"}]}", &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_PTR_NOT_NULL (strstr (r.body, "\"model\":\"model\""));
+  CU_ASSERT_PTR_NOT_NULL (strstr (r.body, "\"role\":\"assistant\""));
+  CU_ASSERT_TRUE (count (r.body, "\"content\":") >= 2);
+  CU_ASSERT_PTR_NOT_NULL (strstr (r.body, "\"finish_reason\":\""));
+  CU_ASSERT_PTR_NOT_NULL (strstr (r.body, "data: [DONE]"));
+  ui_reply_clear (&r);
+  post ("/api/chat/base", "{\"messages\":[{\"role\":\"user\",\"content\":\"3 + 4\"}]}", &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  JsonArray *choices = cria_json_get_array (ui_reply_object (&r), "choices");
+  CU_ASSERT_EQUAL (choices ? json_array_get_length (choices) : 0, 1);
+  ui_reply_clear (&r);
+  post ("/api/chat/base", "{\"messages\":[]}", &r);
+  CU_ASSERT_EQUAL (r.status, 400);
+  ui_reply_clear (&r);
+  /* Without an adapter there is no base model beside. */
+  post ("/api/chat/open", "{\"model\":\"model\"}", &r);
+  CU_ASSERT_EQUAL (r.status, 200);
+  CU_ASSERT_FALSE (json_object_has_member (ui_reply_object (&r), "base"));
+  ui_reply_clear (&r);
+  post ("/api/chat/base", "{\"messages\":[{\"role\":\"user\",\"content\":\"3 + 4\"}]}", &r);
+  CU_ASSERT_EQUAL (r.status, 503);
   ui_reply_clear (&r);
 }
 
@@ -341,10 +629,14 @@ static const CriaTestCase cases[] = {
   { "page and key", test_page_and_key },
   { "host needs a key", test_host_needs_key },
   { "data", test_data },
+  { "data rendered", test_data_format },
+  { "dedup clusters", test_data_dedup },
   { "confinement", test_confinement },
   { "train", test_train },
   { "stop and resume", test_stop_resume },
+  { "stop a run started elsewhere", test_stop_attached },
   { "eval", test_eval },
+  { "model load in a thread", test_chat_load },
   { "chat", test_chat },
   { "teardown", teardown },
   { NULL, NULL },
