@@ -75,14 +75,19 @@ void
 tok_set_token (Tok *tok, gint32 id, const char *token)
 {
   if ((guint) id >= tok->n_ids) {
-    guint n = MAX ((guint) id + 1, tok->n_ids);
-    tok->tokens = g_renew (char *, tok->tokens, n);
-    tok->special = g_renew (guint8, tok->special, n);
-    for (guint i = tok->n_ids; i < n; i++) {
+    /* Geometric growth: vocabularies come one id at a time, and a realloc
+     * per id copied both arrays each time (always, under ASan). */
+    if ((guint) id >= tok->cap_ids) {
+      guint cap = MAX ((guint) id + 1, tok->cap_ids * 2);
+      tok->tokens = g_renew (char *, tok->tokens, cap);
+      tok->special = g_renew (guint8, tok->special, cap);
+      tok->cap_ids = cap;
+    }
+    for (guint i = tok->n_ids; i <= (guint) id; i++) {
       tok->tokens[i] = NULL;
       tok->special[i] = 0;
     }
-    tok->n_ids = n;
+    tok->n_ids = (guint) id + 1;
   }
   g_free (tok->tokens[id]);
   tok->tokens[id] = g_strdup (token);

@@ -107,6 +107,7 @@ typedef struct {
   guint32 *raw_len;
   guint8 *special; /* by id */
   guint n_ids;
+  guint cap_ids;       /* what tokens and special hold */
   GHashTable *ids;     /* token -> id + 1 */
   GHashTable *raw_ids; /* byte-level: raw bytes (GBytes) -> id + 1 */
 

@@ -3,16 +3,18 @@
 # build a small support-desk dataset with a record pipeline, fine-tune cria's
 # default demo model on it with LoRA, and show what it learned.
 #
-#   quickstart.sh CRIA SHARE_DIR [OUT_DIR] [THREADS]
+#   quickstart.sh CRIA SHARE_DIR [OUT_DIR] [THREADS] [EPOCHS]
 #
 # Everything lands in OUT_DIR (default cria-quickstart): the inputs copied
 # beside their outputs, the dataset, the adapter with its loss curve, and the
-# before/after evaluation.
+# before/after evaluation. EPOCHS (default 8) is for smoke tests (.ci/deb runs
+# one): fewer epochs run every step the same way, but the adapter learns less.
 set -eu
 cria=$1
 share=$2
 out=${3:-cria-quickstart}
 threads=${4:-$(nproc 2>/dev/null || echo 2)}
+epochs=${5:-8}
 model=$share/default-model/model
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -41,7 +43,7 @@ ask
 echo
 echo "== 3. LoRA fine-tuning on train.jsonl"
 "$cria" train --model "$model" --data train.jsonl --format support-format.json \
-  --adapter "lora r=16 alpha=32 target-modules=all-linear" --epochs 8 --lr 1.2e-2 --batch-size 8 \
+  --adapter "lora r=16 alpha=32 target-modules=all-linear" --epochs "$epochs" --lr 1.2e-2 --batch-size 8 \
   --warmup-steps 5 --schedule cosine --threads "$threads" --seed 1 --out adapter
 echo
 echo "== 4. Before and after, on the held-out records (eval.jsonl)"
