@@ -1,14 +1,12 @@
-/* cuda-ops.c: the kernel table of the cuda backend and cuBLASLt's handle.
+/* cuda-ops.c: which nodes the cuda kernels take, and cuBLASLt's handle.
  *
- * No op has a kernel yet: every graph is refused when it is planned, with
- * the op named ("backend 'cuda' does not implement op 'embedding'"). */
+ * Ops without a kernel (cuda-kernels.cu) refuse a graph when it is planned,
+ * with the op named ("backend 'cuda' does not implement op 'rmsnorm'"). */
 #include "config.h"
 
 #include <dlfcn.h>
 
 #include "cuda.h"
-
-const CriaKernel cuda_kernels[CRIA_N_OPS] = { { NULL, NULL } };
 
 gboolean
 cuda_supports_op (gpointer backend, const CriaNode *node)
@@ -38,7 +36,7 @@ open_lt (GError **error)
     if (!h)
       failed = g_strdup_printf ("cuda: cannot open %s: %s", soname, dlerror ());
 #define LT_LOOKUP(f_)                                                                                                  \
-  if (h && !failed && !(lt.f_ = (__typeof__ (f_) *) dlsym (h, #f_)))                                                   \
+  if (h && !failed && !(lt.fn_##f_ = (__typeof__ (f_) *) dlsym (h, #f_)))                                              \
     failed = g_strdup_printf ("cuda: %s has no %s", soname, #f_);
     LT_FUNCS (LT_LOOKUP)
 #undef LT_LOOKUP
@@ -57,14 +55,14 @@ cuda_blas_init (CudaBackend *be, GError **error)
   be->blas = open_lt (error);
   if (!be->blas)
     return FALSE;
-  cublasStatus_t s = be->blas->cublasLtCreate (&be->lt);
+  cublasStatus_t s = be->blas->fn_cublasLtCreate (&be->lt);
   if (s != CUBLAS_STATUS_SUCCESS) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_FAILED, "cuda: cublasLtCreate: %s",
-                 be->blas->cublasLtGetStatusString (s));
+                 be->blas->fn_cublasLtGetStatusString (s));
     return FALSE;
   }
   if (!cuda_check (cudaMalloc (&be->lt_workspace, LT_WORKSPACE), "cuBLASLt workspace", error)) {
-    be->blas->cublasLtDestroy (be->lt);
+    be->blas->fn_cublasLtDestroy (be->lt);
     return FALSE;
   }
   return TRUE;
@@ -74,5 +72,5 @@ void
 cuda_blas_free (CudaBackend *be)
 {
   cudaFree (be->lt_workspace);
-  be->blas->cublasLtDestroy (be->lt);
+  be->blas->fn_cublasLtDestroy (be->lt);
 }

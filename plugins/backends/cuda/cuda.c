@@ -11,7 +11,9 @@
  * runtime and cuBLASLt: libcria and the cria program never do.
  *
  * NO KERNEL OF THIS PLUGIN HAS RUN ON A GPU YET: cuda-kernels.cu was only
- * compiled. tests/cuda/device-check.sh is what a GPU machine runs first. */
+ * compiled, and holds f32 kernels of a few ops (matmul, embedding, gelu,
+ * silu, swiglu, add, mul, scale, reshape). tests/cuda/device-check.sh is
+ * what a GPU machine runs first. */
 #include "config.h"
 
 #include <string.h>
@@ -51,7 +53,10 @@ cuda_create (const CriaProps *props, GError **error)
   if (!cuda_check (cudaSetDevice (device), "cudaSetDevice", error) ||
       !cuda_check (cudaGetDeviceProperties (&be->prop, device), "cudaGetDeviceProperties", error) ||
       !cuda_check (cudaStreamCreateWithFlags (&be->stream, cudaStreamNonBlocking), "cudaStreamCreate", error) ||
-      !cuda_blas_init (be, error)) {
+      !cuda_check (cudaMalloc ((void **) &be->bad_id, sizeof (int)), "cudaMalloc", error) ||
+      !cuda_check (cudaMemset (be->bad_id, 0, sizeof (int)), "cudaMemset", error) || !cuda_blas_init (be, error)) {
+    if (be->bad_id)
+      cudaFree (be->bad_id);
     if (be->stream)
       cudaStreamDestroy (be->stream);
     g_free (be);
@@ -67,6 +72,7 @@ cuda_destroy (gpointer self)
   cudaSetDevice (be->device);
   cudaStreamSynchronize (be->stream);
   cuda_blas_free (be);
+  cudaFree (be->bad_id);
   cudaStreamDestroy (be->stream);
   g_free (be);
 }
@@ -131,8 +137,18 @@ static gboolean
 cuda_synchronize (gpointer self, GError **error)
 {
   CudaBackend *be = self;
-  return cuda_check (cudaStreamSynchronize (be->stream), "a queued kernel failed", error) &&
-         cuda_check (cudaGetLastError (), "a kernel launch failed", error);
+  int bad = 0;
+  if (!cuda_check (cudaStreamSynchronize (be->stream), "a queued kernel failed", error) ||
+      !cuda_check (cudaGetLastError (), "a kernel launch failed", error) ||
+      !cuda_check (cudaMemcpy (&bad, be->bad_id, sizeof bad, cudaMemcpyDeviceToHost), "download", error))
+    return FALSE;
+  if (bad) {
+    cudaMemset (be->bad_id, 0, sizeof (int));
+    g_set_error_literal (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                         "cuda: embedding: a token id is outside the vocabulary");
+    return FALSE;
+  }
+  return TRUE;
 }
 
 static char *
@@ -163,7 +179,7 @@ static const CriaBackendVTable cuda_vtable = {
 
 static const CriaProviderInfo cuda_info = {
   .name = "cuda",
-  .description = "Runs graphs on an NVIDIA GPU (CUDA, cuBLASLt); kernels never run on a GPU yet, few ops",
+  .description = "Runs graphs on an NVIDIA GPU (CUDA, cuBLASLt): f32 kernels of a few ops, never run on a GPU yet",
   .example = "cria inspect cuda",
   .props = cuda_props,
   .rank = CRIA_RANK_NONE, /* chosen by name: --backend cuda */
@@ -172,6 +188,7 @@ static const CriaProviderInfo cuda_info = {
 static gboolean
 plugin_init (CriaPlugin *plugin, GError **error)
 {
+  cuda_kernels_init ();
   cria_plugin_add_backend (plugin, &cuda_info, &cuda_vtable);
   return TRUE;
 }

@@ -27,7 +27,7 @@
   X (cublasLtMatmulAlgoGetHeuristic)
 
 typedef struct {
-#define LT_POINTER(f_) __typeof__ (f_) *f_;
+#define LT_POINTER(f_) __typeof__ (f_) *fn_##f_;
   LT_FUNCS (LT_POINTER)
 #undef LT_POINTER
 } CudaLt;
@@ -39,15 +39,22 @@ typedef struct {
   const CudaLt *blas;  /* the functions of libcublasLt */
   cublasLtHandle_t lt;
   void *lt_workspace; /* cuBLASLt's scratch, LT_WORKSPACE bytes */
+  int *bad_id;        /* device word: an embedding id was out of range (kernels cannot fail) */
 } CudaBackend;
 
 #define LT_WORKSPACE ((size_t) 32 << 20)
+
+G_BEGIN_DECLS
 
 /* FALSE with "cuda: WHAT: the runtime's message" unless e is cudaSuccess. */
 gboolean cuda_check (cudaError_t e, const char *what, GError **error);
 gboolean cuda_blas_init (CudaBackend *be, GError **error);
 void cuda_blas_free (CudaBackend *be);
-
-/* cuda-ops.c: the kernel table (CRIA_N_OPS entries; NULL: not implemented). */
-extern const CriaKernel cuda_kernels[];
 gboolean cuda_supports_op (gpointer backend, const CriaNode *node);
+
+/* cuda-kernels.cu: the kernel table (CRIA_N_OPS entries; NULL: not
+ * implemented), filled by cuda_kernels_init when the plugin loads. */
+extern CriaKernel cuda_kernels[];
+void cuda_kernels_init (void);
+
+G_END_DECLS
