@@ -137,6 +137,14 @@ print_provider (const CriaProvider *p)
     printf ("  Rank:        %s (%d)\n", rank_name, info->rank);
   else
     printf ("  Rank:        %d\n", info->rank);
+  if (cria_provider_get_kind (p) == CRIA_KIND_BACKEND) {
+    /* whether it can run here: a device backend on a machine without one says why not */
+    g_autoptr (GError) error = NULL;
+    g_autoptr (CriaProps) props = cria_provider_new_props (p);
+    g_autoptr (CriaBackend) b = cria_backend_new (p, props, &error);
+    g_autofree char *what = b ? cria_backend_describe (b) : NULL;
+    printf ("  Device:      %s%s\n", b ? what : "unavailable: ", b ? "" : error->message);
+  }
   printf ("\nPlugin details:\n");
   printf ("  Name:        %s\n  Description: %s\n  Version:     %s\n  License:     %s\n  Origin:      %s\n", d->name,
           d->description, d->version, d->license, d->origin);

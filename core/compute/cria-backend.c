@@ -1,5 +1,8 @@
-/* cria-backend.c: creating backends from their providers. */
+/* cria-backend.c: creating backends from their providers, and moving data
+ * in and out of a device backend's memory. */
 #include "config.h"
+
+#include <string.h>
 
 #include <cria/cria-error.h>
 #include "cria-graph-private.h"
@@ -8,7 +11,15 @@ struct _CriaBackend {
   const CriaBackendVTable *vt;
   gpointer self;
   char *name;
+  gboolean device; /* memory the host cannot address (contract 1.1) */
+  /* Device memory: host tensor -> its resident copy (both referenced). */
+  GHashTable *resident;
 };
+
+/* Whether a vtable is long enough to hold `member` (a non-pointer member,
+ * which CRIA_VTABLE_HAS cannot test). */
+#define VTABLE_HOLDS(vt_, member_)                                                                                     \
+  ((vt_)->size >= G_STRUCT_OFFSET (CriaBackendVTable, member_) + sizeof ((vt_)->member_))
 
 CriaBackend *
 cria_backend_new (const CriaProvider *provider, const CriaProps *props, GError **error)
@@ -17,6 +28,13 @@ cria_backend_new (const CriaProvider *provider, const CriaProps *props, GError *
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   g_return_val_if_fail (cria_provider_get_kind (provider) == CRIA_KIND_BACKEND, NULL);
   const CriaBackendVTable *vt = cria_provider_get_vtable (provider);
+  gboolean device = VTABLE_HOLDS (vt, device_memory) && vt->device_memory;
+  if (device && !(CRIA_VTABLE_HAS (vt, upload) && CRIA_VTABLE_HAS (vt, download) && CRIA_VTABLE_HAS (vt, copy))) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
+                 "backend '%s' has device memory but no upload, download or copy entry",
+                 cria_provider_get_name (provider));
+    return NULL;
+  }
   gpointer self = vt->create (props, error);
   if (!self)
     return NULL;
@@ -24,6 +42,10 @@ cria_backend_new (const CriaProvider *provider, const CriaProps *props, GError *
   b->vt = vt;
   b->self = self;
   b->name = g_strdup (cria_provider_get_name (provider));
+  b->device = device;
+  if (device)
+    b->resident = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) cria_tensor_unref,
+                                         (GDestroyNotify) cria_tensor_unref);
   return b;
 }
 
@@ -45,6 +67,8 @@ cria_backend_free (CriaBackend *b)
 {
   if (!b)
     return;
+  /* the resident copies are the backend's memory: freed while it lives */
+  g_clear_pointer (&b->resident, g_hash_table_unref);
   b->vt->destroy (b->self);
   g_free (b->name);
   g_free (b);
@@ -133,4 +157,164 @@ void
 cria_backend_zero_internal (CriaBackend *b, gpointer mem, gsize bytes)
 {
   b->vt->zero (b->self, mem, bytes);
+}
+
+/* ---- device memory ----------------------------------------------------------- */
+
+gboolean
+cria_backend_is_host (CriaBackend *b)
+{
+  g_return_val_if_fail (b != NULL, TRUE);
+  return !b->device;
+}
+
+gboolean
+cria_backend_synchronize (CriaBackend *b, GError **error)
+{
+  g_return_val_if_fail (b != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+  if (!CRIA_VTABLE_HAS (b->vt, synchronize))
+    return TRUE;
+  return b->vt->synchronize (b->self, error);
+}
+
+gboolean
+cria_backend_upload_internal (CriaBackend *b, gpointer dst, gconstpointer src, gsize bytes, GError **error)
+{
+  if (!b->device) {
+    memcpy (dst, src, bytes);
+    return TRUE;
+  }
+  if (!b->vt->upload (b->self, dst, src, bytes, error)) {
+    g_prefix_error (error, "backend '%s': upload of %" G_GSIZE_FORMAT " bytes: ", b->name, bytes);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+download (CriaBackend *b, gpointer dst, gconstpointer src, gsize bytes, GError **error)
+{
+  if (!b->vt->download (b->self, dst, src, bytes, error)) {
+    g_prefix_error (error, "backend '%s': download of %" G_GSIZE_FORMAT " bytes: ", b->name, bytes);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+typedef struct {
+  CriaBackend *backend;
+  gpointer mem;
+} DeviceMem;
+
+static void
+device_mem_free (gpointer data)
+{
+  DeviceMem *d = data;
+  cria_backend_free_internal (d->backend, d->mem);
+  g_free (d);
+}
+
+CriaTensor *
+cria_backend_tensor_new (CriaBackend *b, CriaDType dtype, int n_dims, const gint64 *shape, GError **error)
+{
+  g_return_val_if_fail (b != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+  if (!b->device)
+    return cria_tensor_new (dtype, n_dims, shape);
+  gsize bytes = MAX (cria_dtype_bytes (dtype, (gsize) cria_shape_numel (n_dims, shape)), 64);
+  gpointer mem = cria_backend_alloc_internal (b, bytes, error);
+  if (!mem)
+    return NULL;
+  cria_backend_zero_internal (b, mem, bytes);
+  DeviceMem *d = g_new (DeviceMem, 1);
+  d->backend = b;
+  d->mem = mem;
+  CriaTensor *t = cria_tensor_new_borrowed (dtype, n_dims, shape, mem, device_mem_free, d);
+  t->device = b;
+  return t;
+}
+
+/* Drops the resident copies of host tensors nobody else holds any more (a
+ * graph's own small params, such as rotary frequencies). */
+static void
+prune_resident (CriaBackend *b)
+{
+  GHashTableIter it;
+  gpointer key;
+  g_hash_table_iter_init (&it, b->resident);
+  while (g_hash_table_iter_next (&it, &key, NULL))
+    if (g_atomic_int_get (&((CriaTensor *) key)->ref_count) == 1)
+      g_hash_table_iter_remove (&it);
+}
+
+CriaTensor *
+cria_backend_get_resident (CriaBackend *b, CriaTensor *host, GError **error)
+{
+  g_return_val_if_fail (b != NULL, NULL);
+  g_return_val_if_fail (host != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+  if (!b->device || host->device)
+    return cria_tensor_ref (host);
+  CriaTensor *t = g_hash_table_lookup (b->resident, host);
+  if (t)
+    return cria_tensor_ref (t);
+  if (host->dtype == CRIA_DTYPE_NF4) {
+    /* the block scales sit beside the packed data, in host memory */
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
+                 "backend '%s': NF4 weights are not supported in device memory yet", b->name);
+    return NULL;
+  }
+  prune_resident (b);
+  t = cria_backend_tensor_new (b, host->dtype, host->n_dims, host->shape, error);
+  if (!t || !cria_backend_upload_internal (b, t->data, host->data, cria_tensor_nbytes (host), error)) {
+    g_clear_pointer (&t, cria_tensor_unref);
+    return NULL;
+  }
+  g_hash_table_insert (b->resident, cria_tensor_ref (host), cria_tensor_ref (t));
+  return t;
+}
+
+gboolean
+cria_backend_update_tensor (CriaBackend *b, CriaTensor *host, GError **error)
+{
+  g_return_val_if_fail (b != NULL, FALSE);
+  g_return_val_if_fail (host != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+  CriaTensor *t = b->device ? g_hash_table_lookup (b->resident, host) : NULL;
+  return !t || cria_backend_upload_internal (b, t->data, host->data, cria_tensor_nbytes (host), error);
+}
+
+gboolean
+cria_tensor_is_device (const CriaTensor *tensor)
+{
+  g_return_val_if_fail (tensor != NULL, FALSE);
+  return tensor->device != NULL;
+}
+
+gboolean
+cria_tensor_read (const CriaTensor *tensor, gsize offset, gpointer dst, gsize bytes, GError **error)
+{
+  g_return_val_if_fail (tensor != NULL, FALSE);
+  g_return_val_if_fail (dst != NULL || bytes == 0, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+  g_return_val_if_fail (offset <= cria_tensor_nbytes (tensor) && bytes <= cria_tensor_nbytes (tensor) - offset, FALSE);
+  if (!tensor->device) {
+    memcpy (dst, (const char *) tensor->data + offset, bytes);
+    return TRUE;
+  }
+  return download (tensor->device, dst, (const char *) tensor->data + offset, bytes, error);
+}
+
+CriaTensor *
+cria_tensor_to_host (CriaTensor *tensor, GError **error)
+{
+  g_return_val_if_fail (tensor != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+  if (!tensor->device)
+    return cria_tensor_ref (tensor);
+  g_autoptr (CriaTensor) t = cria_tensor_new (tensor->dtype, tensor->n_dims, tensor->shape);
+  if (!download (tensor->device, t->data, tensor->data, cria_tensor_nbytes (tensor), error))
+    return NULL;
+  return g_steal_pointer (&t);
 }

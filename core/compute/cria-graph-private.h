@@ -32,3 +32,5 @@ void cria_graph_release_plan (CriaGraph *g);
 gpointer cria_backend_alloc_internal (CriaBackend *b, gsize bytes, GError **error);
 void cria_backend_free_internal (CriaBackend *b, gpointer mem);
 void cria_backend_zero_internal (CriaBackend *b, gpointer mem, gsize bytes);
+/* A memcpy on a host backend. */
+gboolean cria_backend_upload_internal (CriaBackend *b, gpointer dst, gconstpointer src, gsize bytes, GError **error);

@@ -140,6 +140,14 @@ cria_graph_release_plan (CriaGraph *g)
     if (!is_leaf (n))
       g_clear_pointer (&n->value, cria_tensor_unref);
     g_clear_pointer (&n->grad, cria_tensor_unref);
+    if (n->device && n->op == CRIA_OP_PARAM) {
+      /* back to the tensor it was made with */
+      cria_tensor_unref (n->value);
+      n->value = g_steal_pointer (&n->param);
+    } else if (n->device) {
+      g_clear_pointer (&n->value, cria_tensor_unref); /* the device buffer of an input */
+    }
+    n->device = NULL;
   }
   clear_values (&g->fwd_values, g->nodes->len);
   clear_values (&g->re_values, g->nodes->len);
@@ -149,6 +157,33 @@ cria_graph_release_plan (CriaGraph *g)
     cria_backend_free_internal (g->backend, g->arena);
   g->arena = NULL;
   g->backend = NULL;
+}
+
+/* A device backend: params are bound to their resident copies, inputs bound
+ * already are uploaded, and cria_node_set_value uploads the later ones. */
+static gboolean
+bind_leaves (CriaGraph *g, CriaBackend *backend, GError **error)
+{
+  for (guint i = 0; i < g->nodes->len; i++) {
+    CriaNode *n = g_ptr_array_index (g->nodes, i);
+    if (!is_leaf (n))
+      continue;
+    n->device = backend;
+    if (n->op == CRIA_OP_PARAM) {
+      CriaTensor *t = cria_backend_get_resident (backend, n->value, error);
+      if (!t) {
+        g_prefix_error (error, "%s: ", n->name ? n->name : "param");
+        return FALSE;
+      }
+      n->param = n->value;
+      n->value = t;
+    } else if (n->value && !n->value->device) {
+      g_autoptr (CriaTensor) host = g_steal_pointer (&n->value);
+      if (!cria_node_set_value (n, host, error))
+        return FALSE;
+    }
+  }
+  return TRUE;
 }
 
 /* When each node runs, per node id (-1: never): its backward, and its
@@ -334,6 +369,10 @@ cria_graph_plan (CriaGraph *g, CriaBackend *backend, CriaPlanStats *stats, GErro
       return FALSE;
   }
   cria_graph_release_plan (g);
+  if (!cria_backend_is_host (backend) && !bind_leaves (g, backend, error)) {
+    cria_graph_release_plan (g);
+    return FALSE;
+  }
   g_auto (Steps) st = { 0 };
   make_schedule (g, &st);
   g_autoptr (GArray) bufs = collect_buffers (g, &st);
@@ -342,15 +381,19 @@ cria_graph_plan (CriaGraph *g, CriaBackend *backend, CriaPlanStats *stats, GErro
     naive += g_array_index (bufs, Buffer, b).bytes;
   gsize arena_bytes = assign_offsets (bufs);
   g->arena = cria_backend_alloc_internal (backend, MAX (arena_bytes, ALIGN), error);
-  if (!g->arena)
+  if (!g->arena) {
+    cria_graph_release_plan (g);
     return FALSE;
+  }
   g->backend = backend;
+  gpointer device = cria_backend_is_host (backend) ? NULL : backend;
   g->grad_zero = g_ptr_array_new_with_free_func (g_free);
   for (guint b = 0; b < bufs->len; b++) {
     Buffer *v = &g_array_index (bufs, Buffer, b);
     CriaNode *node = v->node;
     CriaTensor *t = cria_tensor_new_borrowed (v->kind == BUF_GRAD ? CRIA_DTYPE_F32 : node->dtype, node->n_dims,
                                               node->shape, (char *) g->arena + v->offset, NULL, NULL);
+    t->device = device;
     if (v->kind == BUF_GRAD) {
       node->grad = t;
       /* (step, node) pairs: zero this gradient just before that step */
@@ -376,7 +419,11 @@ cria_graph_plan (CriaGraph *g, CriaBackend *backend, CriaPlanStats *stats, GErro
   for (guint i = 0; i < g->nodes->len; i++) {
     CriaNode *n = g_ptr_array_index (g->nodes, i);
     if (n->op == CRIA_OP_PARAM && n->requires_grad) {
-      n->grad = cria_tensor_new (CRIA_DTYPE_F32, n->n_dims, n->shape);
+      n->grad = cria_backend_tensor_new (backend, CRIA_DTYPE_F32, n->n_dims, n->shape, error);
+      if (!n->grad) {
+        cria_graph_release_plan (g);
+        return FALSE;
+      }
       param_bytes += cria_tensor_nbytes (n->grad);
     }
   }
@@ -434,7 +481,8 @@ cria_graph_forward (CriaGraph *g, GError **error)
     if (!cria_backend_forward (g->backend, n, error))
       return FALSE;
   }
-  return TRUE;
+  /* kernels may be queued: their errors surface here, once per pass */
+  return cria_backend_synchronize (g->backend, error);
 }
 
 static gboolean
@@ -462,10 +510,10 @@ run_backward (CriaGraph *g, const float *seed, gsize n_seed, GError **error)
         break;
       CriaNode *node = g_ptr_array_index (g->nodes, pair[1]);
       cria_backend_zero_internal (g->backend, node->grad->data, cria_tensor_nbytes (node->grad));
-      if (node == g->loss && seed)
-        memcpy (node->grad->data, seed, n_seed * sizeof (float));
-      else if (node == g->loss)
-        ((float *) node->grad->data)[0] = 1.0f; /* d loss / d loss; a CE count gets none */
+      static const float one = 1.0f; /* d loss / d loss; a CE count gets none */
+      if (node == g->loss && !cria_backend_upload_internal (g->backend, node->grad->data, seed ? seed : &one,
+                                                            (seed ? n_seed : 1) * sizeof (float), error))
+        return FALSE;
     }
     int id = g->schedule[k];
     if (id < 0) {
@@ -477,7 +525,7 @@ run_backward (CriaGraph *g, const float *seed, gsize n_seed, GError **error)
       return FALSE;
     }
   }
-  return TRUE;
+  return cria_backend_synchronize (g->backend, error);
 }
 
 gboolean
@@ -504,6 +552,6 @@ cria_graph_zero_grad (CriaGraph *g)
   for (guint i = 0; i < g->nodes->len; i++) {
     CriaNode *n = g_ptr_array_index (g->nodes, i);
     if (n->op == CRIA_OP_PARAM && n->grad)
-      memset (n->grad->data, 0, cria_tensor_nbytes (n->grad));
+      cria_backend_zero_internal (g->backend, n->grad->data, cria_tensor_nbytes (n->grad));
   }
 }

@@ -296,10 +296,35 @@ cria_node_set_value (CriaNode *node, CriaTensor *tensor, GError **error)
                  cria_dtype_name (tensor->dtype), got);
     return FALSE;
   }
+  if (node->device && !tensor->device) {
+    /* a graph planned on a device backend: the data goes up now */
+    if (node->op == CRIA_OP_PARAM) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "%s: a param of a planned graph is not rebound",
+                   node->name ? node->name : cria_op_name (node->op));
+      return FALSE;
+    }
+    if (!node->value || !node->value->device) {
+      CriaTensor *t = cria_backend_tensor_new (node->device, node->dtype, node->n_dims, node->shape, error);
+      if (!t)
+        return FALSE;
+      cria_tensor_unref (node->value);
+      node->value = t;
+    }
+    return cria_backend_upload_internal (node->device, node->value->data, tensor->data, cria_tensor_nbytes (tensor),
+                                         error);
+  }
   cria_tensor_ref (tensor);
   cria_tensor_unref (node->value);
   node->value = tensor;
   return TRUE;
+}
+
+CriaTensor *
+cria_node_get_param_tensor (const CriaNode *node)
+{
+  g_return_val_if_fail (node != NULL, NULL);
+  g_return_val_if_fail (node->op == CRIA_OP_PARAM, NULL);
+  return node->param ? node->param : node->value;
 }
 
 CriaNode *

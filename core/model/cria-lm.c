@@ -172,17 +172,18 @@ forward (CriaLm *lm, CriaLmCache *cache, const gint32 *ids, gint64 n, gboolean a
   if (ok) {
     gint64 rows = all ? n : 1;
     out = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]){ rows, c->vocab_size });
-    memcpy (out->data, logits->value->data, (gsize) (rows * c->vocab_size) * sizeof (float));
-    if (cache) {
+    ok = cria_tensor_read (logits->value, 0, out->data, (gsize) (rows * c->vocab_size) * sizeof (float), error);
+    if (ok && cache) {
       cache_reserve (cache, past + n);
-      gsize bytes = (gsize) (n * cache->row) * sizeof (float);
-      for (gint64 l = 0; l < c->n_layers; l++) {
-        const float *k = mg.present_k[l]->value->data, *v = mg.present_v[l]->value->data;
-        memcpy (cache->layers[l].k + past * cache->row, k + past * cache->row, bytes);
-        memcpy (cache->layers[l].v + past * cache->row, v + past * cache->row, bytes);
-      }
-      cache->length = past + n;
+      gsize bytes = (gsize) (n * cache->row) * sizeof (float), at = (gsize) (past * cache->row) * sizeof (float);
+      for (gint64 l = 0; ok && l < c->n_layers; l++)
+        ok = cria_tensor_read (mg.present_k[l]->value, at, cache->layers[l].k + past * cache->row, bytes, error) &&
+             cria_tensor_read (mg.present_v[l]->value, at, cache->layers[l].v + past * cache->row, bytes, error);
+      if (ok)
+        cache->length = past + n;
     }
+    if (!ok)
+      g_clear_pointer (&out, cria_tensor_unref);
   }
   cria_model_graph_clear (&mg);
   return out;
@@ -230,20 +231,17 @@ forward_ragged (CriaLm *lm, CriaLmCache *const *caches, const gint32 *ids, gint6
       ok = cria_node_set_value (mg.past_k[l * n + b], k, error) && cria_node_set_value (mg.past_v[l * n + b], v, error);
     }
   ok = ok && cria_graph_forward (g, error);
-  if (ok) {
-    if (logits)
-      memcpy (logits, out->value->data, (gsize) (n * c->vocab_size) * sizeof (float));
-    for (gint64 b = 0; b < n; b++) {
-      CriaLmCache *cache = caches[b];
-      cache_reserve (cache, pasts[b] + 1);
-      gsize bytes = (gsize) cache->row * sizeof (float);
-      for (gint64 l = 0; l < c->n_layers; l++) {
-        const float *k = mg.present_k[l]->value->data, *v = mg.present_v[l]->value->data;
-        memcpy (cache->layers[l].k + pasts[b] * cache->row, k + b * cache->row, bytes);
-        memcpy (cache->layers[l].v + pasts[b] * cache->row, v + b * cache->row, bytes);
-      }
+  if (ok && logits)
+    ok = cria_tensor_read (out->value, 0, logits, (gsize) (n * c->vocab_size) * sizeof (float), error);
+  for (gint64 b = 0; ok && b < n; b++) {
+    CriaLmCache *cache = caches[b];
+    cache_reserve (cache, pasts[b] + 1);
+    gsize bytes = (gsize) cache->row * sizeof (float), at = (gsize) (b * cache->row) * sizeof (float);
+    for (gint64 l = 0; ok && l < c->n_layers; l++)
+      ok = cria_tensor_read (mg.present_k[l]->value, at, cache->layers[l].k + pasts[b] * cache->row, bytes, error) &&
+           cria_tensor_read (mg.present_v[l]->value, at, cache->layers[l].v + pasts[b] * cache->row, bytes, error);
+    if (ok)
       cache->length = pasts[b] + 1;
-    }
   }
   cria_model_graph_clear (&mg);
   return ok;
@@ -343,8 +341,9 @@ cria_lm_nll (CriaLm *lm, const gint32 *ids, const gint32 *labels, gsize n, doubl
   gboolean ok = cria_graph_check (g, error) && cria_graph_plan (g, lm->backend, NULL, error) &&
                 cria_node_set_value (mg.ids, tid, error) && cria_node_set_value (mg.positions, tpos, error) &&
                 cria_node_set_value (lab, tlab, error) && cria_graph_forward (g, error);
+  float v[2];
+  ok = ok && cria_tensor_read (ce->value, 0, v, sizeof v, error);
   if (ok) {
-    const float *v = ce->value->data;
     *nll_sum = v[0];
     *n_tokens = (guint64) v[1];
   }

@@ -61,12 +61,13 @@ struct _CriaRegistry {
 
 /* The smallest vtable each kind accepts: its size in contract 1.0. A later
  * minor that adds members keeps these, and checks CRIA_VTABLE_HAS before
- * calling a new member. */
+ * calling a new member. Backends gained device memory in 1.1. */
+#define BACKEND_1_0 G_STRUCT_OFFSET (CriaBackendVTable, device_memory)
 static const gsize min_vtable_size[CRIA_N_KINDS] = {
   [CRIA_KIND_SOURCE] = sizeof (CriaStageVTable),        [CRIA_KIND_TRANSFORM] = sizeof (CriaStageVTable),
   [CRIA_KIND_SINK] = sizeof (CriaStageVTable),          [CRIA_KIND_TOKENIZER] = sizeof (CriaTokenizerVTable),
   [CRIA_KIND_MODEL] = sizeof (CriaModelVTable),         [CRIA_KIND_ADAPTER] = sizeof (CriaAdapterVTable),
-  [CRIA_KIND_METRIC] = sizeof (CriaMetricVTable),       [CRIA_KIND_BACKEND] = sizeof (CriaBackendVTable),
+  [CRIA_KIND_METRIC] = sizeof (CriaMetricVTable),       [CRIA_KIND_BACKEND] = BACKEND_1_0,
   [CRIA_KIND_GENERATOR] = sizeof (CriaGeneratorVTable),
 };
 

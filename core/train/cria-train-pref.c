@@ -79,11 +79,14 @@ set_inputs (StepGraph *sg, TrainBatch *b, GError **error)
 static gboolean
 reference_logps (Trainer *t, TrainBatch *b, double *ref, GError **error)
 {
-  StepGraph *sg = trainer_graph (t, b->T, TRUE, TRUE, error);
+  StepGraph *sg = trainer_upload_params (t, error) ? trainer_graph (t, b->T, TRUE, TRUE, error) : NULL;
   if (!sg || !set_inputs (sg, b, error) || !cria_graph_forward (sg->g, error))
     return FALSE;
+  g_autoptr (CriaTensor) ce = cria_tensor_to_host (sg->ce->value, error);
+  if (!ce)
+    return FALSE;
   g_autofree gint64 *ntok = g_new (gint64, MAX (b->members->len, 1));
-  member_logps (b, sg->ce->value->data, ref, ntok);
+  member_logps (b, ce->data, ref, ntok);
   return TRUE;
 }
 
@@ -158,7 +161,7 @@ pref_micro (Trainer *t, TrainSet *set, GPtrArray *rows, gboolean eval, guint64 m
     else
       ok = reference_logps (t, &b, ref, error);
   }
-  StepGraph *sg = ok ? trainer_graph (t, b.T, eval, FALSE, error) : NULL;
+  StepGraph *sg = ok && trainer_upload_params (t, error) ? trainer_graph (t, b.T, eval, FALSE, error) : NULL;
   ok = sg && set_inputs (sg, &b, error);
   if (ok) {
     trainer_set_dropout_seed (sg, micro_seed);
@@ -169,8 +172,12 @@ pref_micro (Trainer *t, TrainSet *set, GPtrArray *rows, gboolean eval, guint64 m
     return FALSE;
   }
   gint64 N = b.B * b.T;
-  const float *ce = sg->ce->value->data;
-  member_logps (&b, ce, logp, ntok);
+  g_autoptr (CriaTensor) ce = cria_tensor_to_host (sg->ce->value, error);
+  if (!ce) {
+    train_batch_clear (&b);
+    return FALSE;
+  }
+  member_logps (&b, ce->data, logp, ntok);
   /* d objective / d logp of each member */
   g_autofree double *dlogp = g_new0 (double, MAX (nm, 1));
   for (guint m = 0; m + 1 < nm; m += 2) {
@@ -206,9 +213,8 @@ pref_micro (Trainer *t, TrainSet *set, GPtrArray *rows, gboolean eval, guint64 m
         d += 1 / tokens; /* the chosen answer's NLL */
       seed[2 + N + i] = (float) d;
     }
-    ok = cria_graph_run_backward_seeded (sg->g, seed, (gsize) (2 + 2 * N), error);
-    if (ok)
-      trainer_accumulate_grads (t, sg);
+    ok = cria_graph_run_backward_seeded (sg->g, seed, (gsize) (2 + 2 * N), error) &&
+         trainer_accumulate_grads (t, sg, error);
     t->tokens_seen += b.n_tokens;
   }
   train_batch_clear (&b);

@@ -113,8 +113,11 @@ typedef struct {
   CriaTokenizer *tok;
   TrainSet train, eval;
   GArray *params; /* CriaAdapterParam, the adapter's */
-  float **grads;
+  float **grads;  /* host: the master copy of the params and AdamW stay on the host */
   gsize *sizes;
+  /* the host params changed since the backend's copies were uploaded (an
+   * optimizer step, a resume); only device backends hold copies */
+  gboolean params_dirty;
   CriaAdamW *opt;
   GHashTable *graphs; /* T | eval << 40 -> StepGraph */
   gint64 batch, accum, max_length, total_steps, step, epoch, window;
@@ -155,7 +158,9 @@ void trainer_graph_free (gpointer data);
  * adapter's hook, or --ref-model. */
 StepGraph *trainer_graph (Trainer *t, gint64 T, gboolean eval, gboolean ref, GError **error);
 /* Adds the param gradients of the graph's last backward pass to t->grads. */
-void trainer_accumulate_grads (Trainer *t, StepGraph *sg);
+gboolean trainer_accumulate_grads (Trainer *t, StepGraph *sg, GError **error);
+/* Uploads the params to a device backend after the host changed them. */
+gboolean trainer_upload_params (Trainer *t, GError **error);
 /* Seeds the graph's dropout nodes for one micro-batch. */
 void trainer_set_dropout_seed (StepGraph *sg, guint64 micro_seed);
 gboolean trainer_run_micro (Trainer *t, TrainSet *set, GPtrArray *rows, gboolean eval, guint64 micro_seed,

@@ -370,6 +370,7 @@ optimizer_step (Trainer *t, double *loss, double *norm, double *lr, GError **err
   if (max_norm > 0)
     cria_clip_grad_norm (t->grads, t->sizes, t->params->len, max_norm);
   cria_adamw_step (t->opt, (const float *const *) t->grads);
+  t->params_dirty = TRUE;
   return cria_adapter_after_step (t->adapter, &st, error);
 }
 

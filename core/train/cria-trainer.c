@@ -185,7 +185,7 @@ nodes_of (StepGraph *sg, Trainer *t, guint i)
     CriaTensor *v = g_array_index (t->params, CriaAdapterParam, i).value;
     for (guint k = 0; k < cria_graph_n_nodes (sg->g); k++) {
       CriaNode *node = cria_graph_node (sg->g, k);
-      if (node->op == CRIA_OP_PARAM && node->value == v && node->grad)
+      if (node->op == CRIA_OP_PARAM && cria_node_get_param_tensor (node) == v && node->grad)
         g_ptr_array_add (sg->grad_nodes[i], node);
     }
   }
@@ -201,19 +201,36 @@ trainer_set_dropout_seed (StepGraph *sg, guint64 micro_seed)
   }
 }
 
-void
-trainer_accumulate_grads (Trainer *t, StepGraph *sg)
+gboolean
+trainer_accumulate_grads (Trainer *t, StepGraph *sg, GError **error)
 {
   for (guint i = 0; i < t->params->len; i++) {
     GPtrArray *nodes = nodes_of (sg, t, i);
     float *acc = t->grads[i];
     for (guint k = 0; k < nodes->len; k++) {
-      const float *gr = ((CriaNode *) g_ptr_array_index (nodes, k))->grad->data;
+      /* the gradient itself on a host backend, a downloaded copy else */
+      g_autoptr (CriaTensor) grad = cria_tensor_to_host (((CriaNode *) g_ptr_array_index (nodes, k))->grad, error);
+      if (!grad)
+        return FALSE;
+      const float *gr = grad->data;
       for (gsize e = 0; e < t->sizes[i]; e++)
         acc[e] += gr[e];
     }
   }
   cria_graph_zero_grad (sg->g);
+  return TRUE;
+}
+
+gboolean
+trainer_upload_params (Trainer *t, GError **error)
+{
+  if (!t->params_dirty || cria_backend_is_host (t->backend))
+    return TRUE;
+  for (guint i = 0; i < t->params->len; i++)
+    if (!cria_backend_update_tensor (t->backend, g_array_index (t->params, CriaAdapterParam, i).value, error))
+      return FALSE;
+  t->params_dirty = FALSE;
+  return TRUE;
 }
 
 /* Forward (and backward when training) of one micro-batch; adds the loss
@@ -228,7 +245,7 @@ trainer_run_micro (Trainer *t, TrainSet *set, GPtrArray *rows, gboolean eval, gu
     return TRUE;
   TrainBatch b = { .B = t->batch };
   train_batch_fill (set, mine, t->max_length, t->packing, t->pad, &b);
-  StepGraph *sg = trainer_graph (t, b.T, eval, FALSE, error);
+  StepGraph *sg = trainer_upload_params (t, error) ? trainer_graph (t, b.T, eval, FALSE, error) : NULL;
   gboolean ok = sg && cria_node_set_value (sg->ids, b.ids, error) &&
                 cria_node_set_value (sg->positions, b.positions, error) &&
                 (!sg->segments || cria_node_set_value (sg->segments, b.segments, error)) &&
@@ -238,12 +255,11 @@ trainer_run_micro (Trainer *t, TrainSet *set, GPtrArray *rows, gboolean eval, gu
     ok = cria_graph_forward (sg->g, error);
   }
   if (ok && !eval) {
-    ok = cria_graph_run_backward (sg->g, error);
-    if (ok)
-      trainer_accumulate_grads (t, sg);
+    ok = cria_graph_run_backward (sg->g, error) && trainer_accumulate_grads (t, sg, error);
   }
+  float ce[2];
+  ok = ok && cria_tensor_read (sg->ce->value, 0, ce, sizeof ce, error);
   if (ok) {
-    const float *ce = sg->ce->value->data;
     *loss_sum += ce[0];
     *count += (gint64) ce[1];
     if (!eval)
@@ -552,6 +568,7 @@ restore_curves (Trainer *t, JsonObject *line)
 gboolean
 trainer_resume (Trainer *t, const char *dir, GError **error)
 {
+  t->params_dirty = TRUE; /* whatever part of it loads, the device copies are stale */
   g_autoptr (JsonObject) s = train_checkpoint_load (dir, t->adapter, t->opt, error);
   if (!s)
     return FALSE;

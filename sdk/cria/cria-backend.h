@@ -3,11 +3,21 @@
  *
  * A backend only allocates memory and implements kernels: one forward and one
  * backward entry per op. The core owns the graph, the order of execution and
- * the memory plan, so nothing in the core is specific to a device. Memory a
- * backend returns must be addressable by the host for now (the CPU backend);
- * a device backend will add copy entries at the end of this vtable. A
+ * the memory plan, so nothing in the core is specific to a device. A
  * backend runs one kernel at a time: graphs sharing a backend must not run
- * concurrently (kernels use the backend's threads and scratch memory). */
+ * concurrently (kernels use the backend's threads and scratch memory).
+ *
+ * Device memory (contract 1.1). A backend whose memory the host cannot
+ * address (a GPU's) sets `device_memory` and the copy entries; the core then
+ * never dereferences that memory. It uploads a graph's params once per host
+ * tensor (cria_backend_update_tensor uploads one again after the host changed
+ * it), uploads an input as cria_node_set_value binds it, downloads what the
+ * caller reads (cria_tensor_read, cria_tensor_to_host: logits, losses,
+ * gradients, KV cache rows) and synchronizes once at the end of a forward or
+ * backward pass, not after each kernel. The optimizer step stays on the host
+ * for now: the trainer keeps the f32 master copy of the trainable params and
+ * the AdamW state there, adds the downloaded gradients of each micro-batch,
+ * clips and steps, and uploads the params again before the next pass. */
 #pragma once
 
 #include <cria/cria-graph.h>
@@ -42,6 +52,22 @@ struct _CriaBackendVTable {
    * covers: FALSE declines one node (a dtype or shape it cannot run), so
    * that the run fails before any compute with the op and backend named. */
   gboolean (*supports_op) (gpointer backend, const CriaNode *node);
+
+  /* Added in contract 1.1 (the core checks the vtable's size; a backend
+   * without them has host memory). TRUE when alloc returns memory the host
+   * cannot address: then upload, download and copy are required and the
+   * core moves every byte it reads or writes through them. */
+  gboolean device_memory;
+  /* Kernels may be queued (a stream) and return before they ran; these are
+   * ordered after what was queued before them. upload returns when `src`
+   * may be reused; download returns when `dst` holds the data. Offsets are
+   * applied by the core to the pointers alloc returned (arena + offset). */
+  gboolean (*upload) (gpointer backend, gpointer dst, gconstpointer src, gsize bytes, GError **error);
+  gboolean (*download) (gpointer backend, gpointer dst, gconstpointer src, gsize bytes, GError **error);
+  gboolean (*copy) (gpointer backend, gpointer dst, gconstpointer src, gsize bytes, GError **error);
+  /* May be NULL (nothing is queued). Waits for every queued kernel and copy,
+   * and reports the first error a queued kernel met. */
+  gboolean (*synchronize) (gpointer backend, GError **error);
 };
 
 typedef struct _CriaBackend CriaBackend;
@@ -53,6 +79,35 @@ void cria_backend_free (CriaBackend *backend);
 char *cria_backend_describe (CriaBackend *backend);
 /* The provider's name ("cpu"). */
 const char *cria_backend_get_name (CriaBackend *backend);
+/* FALSE when the backend's memory is not host-addressable (device_memory). */
+gboolean cria_backend_is_host (CriaBackend *backend);
+/* Waits for the backend's queued work (nothing on a host backend). */
+gboolean cria_backend_synchronize (CriaBackend *backend, GError **error);
+/* A zero-filled tensor in the backend's memory (a host tensor on a host
+ * backend). */
+CriaTensor *cria_backend_tensor_new (CriaBackend *backend, CriaDType dtype, int n_dims, const gint64 *shape,
+                                     GError **error);
+/* The backend's copy of a host tensor, uploaded the first time it is asked
+ * for and kept while someone else holds the host tensor (weights are uploaded
+ * once, whatever number of graphs use them). On a host backend: the tensor
+ * itself. NF4 tensors are refused on device memory (not supported yet).
+ * Transfer full. */
+CriaTensor *cria_backend_get_resident (CriaBackend *backend, CriaTensor *host, GError **error);
+/* Uploads a host tensor again after the host changed it (the optimizer
+ * step, a resumed checkpoint), when the backend holds a copy of it. */
+gboolean cria_backend_update_tensor (CriaBackend *backend, CriaTensor *host, GError **error);
+/* Whether a tensor's data is in a device backend's memory. */
+gboolean cria_tensor_is_device (const CriaTensor *tensor);
+/* Copies `bytes` from `offset` of a tensor's data to host memory, from
+ * whichever memory the tensor is in. */
+gboolean cria_tensor_read (const CriaTensor *tensor, gsize offset, gpointer dst, gsize bytes, GError **error);
+/* The tensor in host memory: a new reference to it when it is there, a
+ * downloaded copy otherwise. */
+CriaTensor *cria_tensor_to_host (CriaTensor *tensor, GError **error);
+/* The tensor a param node was made with (cria_graph_param): on a device
+ * backend, a planned param's value is its resident copy instead. */
+CriaTensor *cria_node_get_param_tensor (const CriaNode *node);
+
 /* TRUE when the backend has a kernel for the node's op and accepts the node
  * (supports_op); otherwise FALSE with "backend 'cpu' does not implement op
  * 'rope'" (and the reason it declines, when it does). */

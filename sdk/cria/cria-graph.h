@@ -71,6 +71,10 @@ struct _CriaNode {
   int id;
   gboolean keep; /* an output: its value lives until the end */
   int consumers;
+  /* A leaf of a graph planned on a device backend: that backend, and for a
+   * param the tensor it was made with (value is then its resident copy). */
+  gpointer device;
+  CriaTensor *param;
 };
 
 CriaGraph *cria_graph_new (void);

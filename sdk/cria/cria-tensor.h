@@ -26,6 +26,7 @@ typedef struct {
   gint ref_count;
   GDestroyNotify release;
   gpointer release_data;
+  gpointer device; /* the CriaBackend whose device memory `data` is in; NULL: host memory */
 } CriaTensor;
 
 /* A zero-filled tensor owning 64-byte aligned memory. */

@@ -1,0 +1,60 @@
+/* cuda.h: what the files of the cuda backend share. */
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+
+#include <cria/cria-backend.h>
+#include <cria/cria-error.h>
+#include <cria/cria-plugin.h>
+
+/* cuBLASLt (540 MB) is opened when a backend is created, not linked: a
+ * registry scan that loads this plugin does not map it. */
+#define LT_FUNCS(X)                                                                                                    \
+  X (cublasLtCreate)                                                                                                   \
+  X (cublasLtDestroy)                                                                                                  \
+  X (cublasLtGetStatusString)                                                                                          \
+  X (cublasLtMatmul)                                                                                                   \
+  X (cublasLtMatmulDescCreate)                                                                                         \
+  X (cublasLtMatmulDescDestroy)                                                                                        \
+  X (cublasLtMatmulDescSetAttribute)                                                                                   \
+  X (cublasLtMatrixLayoutCreate)                                                                                       \
+  X (cublasLtMatrixLayoutDestroy)                                                                                      \
+  X (cublasLtMatrixLayoutSetAttribute)                                                                                 \
+  X (cublasLtMatmulPreferenceCreate)                                                                                   \
+  X (cublasLtMatmulPreferenceDestroy)                                                                                  \
+  X (cublasLtMatmulPreferenceSetAttribute)                                                                             \
+  X (cublasLtMatmulAlgoGetHeuristic)
+
+typedef struct {
+#define LT_POINTER(f_) __typeof__ (f_) *fn_##f_;
+  LT_FUNCS (LT_POINTER)
+#undef LT_POINTER
+} CudaLt;
+
+typedef struct {
+  int device;
+  struct cudaDeviceProp prop;
+  cudaStream_t stream; /* every kernel and copy of the backend, in order */
+  const CudaLt *blas;  /* the functions of libcublasLt */
+  cublasLtHandle_t lt;
+  void *lt_workspace; /* cuBLASLt's scratch, LT_WORKSPACE bytes */
+  int *bad_id;        /* device word: an embedding id was out of range (kernels cannot fail) */
+} CudaBackend;
+
+#define LT_WORKSPACE ((size_t) 32 << 20)
+
+G_BEGIN_DECLS
+
+/* FALSE with "cuda: WHAT: the runtime's message" unless e is cudaSuccess. */
+gboolean cuda_check (cudaError_t e, const char *what, GError **error);
+gboolean cuda_blas_init (CudaBackend *be, GError **error);
+void cuda_blas_free (CudaBackend *be);
+gboolean cuda_supports_op (gpointer backend, const CriaNode *node);
+
+/* cuda-kernels.cu: the kernel table (CRIA_N_OPS entries; NULL: not
+ * implemented), filled by cuda_kernels_init when the plugin loads. */
+extern CriaKernel cuda_kernels[];
+void cuda_kernels_init (void);
+
+G_END_DECLS

@@ -1,0 +1,228 @@
+/* devsim: a test-only backend whose memory the host cannot touch, to prove
+ * the device-memory contract (cria-backend.h) without a GPU.
+ *
+ *   cria --plugin-path tests/compute/.libs logits --backend devsim -m MODEL 'Hello'
+ *
+ * It runs the CPU backend's kernels, so its results are the cpu backend's
+ * bit for bit, but every byte it allocates sits in pages mapped PROT_NONE,
+ * opened only while one of its own kernels or copies runs. Any place in the
+ * core that dereferences backend memory instead of going through upload,
+ * download and copy dies there with SIGSEGV. Not installed. */
+#include "config.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* The cpu backend's create, destroy and kernels; its descriptor under
+ * another name, which the plugin does not export. */
+#define cria_plugin_descriptor_cpu devsim_cpu_descriptor
+#include "../../../plugins/backends/cpu/cpu.c"
+
+typedef struct {
+  gpointer cpu;
+  GHashTable *maps; /* start -> length of each mapping */
+  guint64 n_uploads, n_downloads, n_syncs;
+} Devsim;
+
+static void
+set_access (Devsim *d, int prot)
+{
+  GHashTableIter it;
+  gpointer start, length;
+  g_hash_table_iter_init (&it, d->maps);
+  while (g_hash_table_iter_next (&it, &start, &length))
+    if (mprotect (start, GPOINTER_TO_SIZE (length), prot) != 0)
+      g_error ("devsim: mprotect: %s", g_strerror (errno));
+}
+
+/* Host access to the backend's memory only between these two. */
+static void
+open_memory (Devsim *d)
+{
+  set_access (d, PROT_READ | PROT_WRITE);
+}
+
+static void
+close_memory (Devsim *d)
+{
+  set_access (d, PROT_NONE);
+}
+
+static gpointer
+devsim_create (const CriaProps *props, GError **error)
+{
+  gpointer cpu = cpu_create (props, error);
+  if (!cpu)
+    return NULL;
+  Devsim *d = g_new0 (Devsim, 1);
+  d->cpu = cpu;
+  d->maps = g_hash_table_new (NULL, NULL);
+  return d;
+}
+
+static void
+devsim_destroy (gpointer self)
+{
+  Devsim *d = self;
+  /* every allocation must have been freed: the core owns their lifetimes */
+  if (g_hash_table_size (d->maps) != 0)
+    g_error ("devsim: %u allocations never freed", g_hash_table_size (d->maps));
+  g_hash_table_unref (d->maps);
+  cpu_destroy (d->cpu);
+  g_free (d);
+}
+
+static gsize
+page_round (gsize bytes)
+{
+  gsize page = (gsize) sysconf (_SC_PAGESIZE);
+  return (MAX (bytes, 1) + page - 1) / page * page;
+}
+
+static gpointer
+devsim_alloc (gpointer self, gsize bytes, GError **error)
+{
+  Devsim *d = self;
+  gsize length = page_round (bytes);
+  void *mem = mmap (NULL, length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_FAILED, "devsim: cannot map %" G_GSIZE_FORMAT " bytes: %s", bytes,
+                 g_strerror (errno));
+    return NULL;
+  }
+  g_hash_table_insert (d->maps, mem, GSIZE_TO_POINTER (length));
+  return mem;
+}
+
+static void
+devsim_free (gpointer self, gpointer mem)
+{
+  Devsim *d = self;
+  gpointer length;
+  if (!g_hash_table_steal_extended (d->maps, mem, NULL, &length))
+    g_error ("devsim: free of %p, which it did not allocate", mem);
+  munmap (mem, GPOINTER_TO_SIZE (length));
+}
+
+static void
+devsim_zero (gpointer self, gpointer mem, gsize bytes)
+{
+  Devsim *d = self;
+  open_memory (d);
+  memset (mem, 0, bytes);
+  close_memory (d);
+}
+
+static gboolean
+devsim_upload (gpointer self, gpointer dst, gconstpointer src, gsize bytes, GError **error)
+{
+  Devsim *d = self;
+  open_memory (d);
+  memcpy (dst, src, bytes);
+  close_memory (d);
+  d->n_uploads++;
+  return TRUE;
+}
+
+static gboolean
+devsim_download (gpointer self, gpointer dst, gconstpointer src, gsize bytes, GError **error)
+{
+  Devsim *d = self;
+  open_memory (d);
+  memcpy (dst, src, bytes);
+  close_memory (d);
+  d->n_downloads++;
+  return TRUE;
+}
+
+static gboolean
+devsim_copy (gpointer self, gpointer dst, gconstpointer src, gsize bytes, GError **error)
+{
+  Devsim *d = self;
+  open_memory (d);
+  memmove (dst, src, bytes);
+  close_memory (d);
+  return TRUE;
+}
+
+static gboolean
+devsim_synchronize (gpointer self, GError **error)
+{
+  ((Devsim *) self)->n_syncs++;
+  return TRUE;
+}
+
+static gboolean
+devsim_run (Devsim *d, CriaNode *node, gboolean backward, GError **error)
+{
+  const CriaKernel *k = &cpu_elementwise_kernels[node->op];
+  open_memory (d);
+  gboolean ok = (backward ? k->backward : k->forward) (d->cpu, node, error);
+  close_memory (d);
+  return ok;
+}
+
+static gboolean
+devsim_forward (gpointer self, CriaNode *node, GError **error)
+{
+  return devsim_run (self, node, FALSE, error);
+}
+
+static gboolean
+devsim_backward (gpointer self, CriaNode *node, GError **error)
+{
+  return devsim_run (self, node, TRUE, error);
+}
+
+static char *
+devsim_describe (gpointer self)
+{
+  Devsim *d = self;
+  g_autofree char *cpu = cpu_describe (d->cpu);
+  return g_strdup_printf ("devsim: memory the host cannot address, %u mappings, %" G_GUINT64_FORMAT
+                          " uploads, %" G_GUINT64_FORMAT " downloads, %" G_GUINT64_FORMAT " syncs; kernels of %s",
+                          g_hash_table_size (d->maps), d->n_uploads, d->n_downloads, d->n_syncs, cpu);
+}
+
+static CriaKernel devsim_kernels[CRIA_N_OPS];
+
+static const CriaBackendVTable devsim_vtable = {
+  CRIA_VTABLE_INIT (CriaBackendVTable),
+  .create = devsim_create,
+  .destroy = devsim_destroy,
+  .alloc = devsim_alloc,
+  .free = devsim_free,
+  .zero = devsim_zero,
+  .describe = devsim_describe,
+  .kernels = devsim_kernels,
+  .n_kernels = CRIA_N_OPS,
+  .device_memory = TRUE,
+  .upload = devsim_upload,
+  .download = devsim_download,
+  .copy = devsim_copy,
+  .synchronize = devsim_synchronize,
+};
+
+static const CriaProviderInfo devsim_info = {
+  .name = "devsim",
+  .description = "Test backend: the cpu kernels on memory the host cannot address (PROT_NONE but inside its own "
+                 "kernels and copies)",
+  .example = "cria inspect devsim",
+  .props = cpu_props,
+  .rank = CRIA_RANK_NONE,
+};
+
+static gboolean
+devsim_init (CriaPlugin *plugin, GError **error)
+{
+  for (int op = 0; op < CRIA_N_OPS; op++)
+    if (cpu_elementwise_kernels[op].forward)
+      devsim_kernels[op] = (CriaKernel){ devsim_forward,
+                                         cpu_elementwise_kernels[op].backward ? devsim_backward : NULL };
+  cria_plugin_add_backend (plugin, &devsim_info, &devsim_vtable);
+  return TRUE;
+}
+
+CRIA_PLUGIN_DEFINE (devsim, "A test backend with memory the host cannot address", devsim_init, PACKAGE_VERSION,
+                    "LGPL-2.1-or-later", "cria tests");

@@ -1,0 +1,446 @@
+/* test-devmem: the device-memory contract of backends (cria-backend.h) on
+ * devsim, a test backend that runs the cpu kernels on memory the host cannot
+ * address (tests/compute/devsim: PROT_NONE but inside its own kernels and
+ * copies). Whatever the core reads or writes of a node's value or gradient
+ * without upload/download would crash here. The results must be the cpu
+ * backend's bit for bit, since the kernels are the same: a LoRA step's loss
+ * and adapter gradients, the logits and greedy ids of cria_lm (with its KV
+ * cache, one sequence and a batch), and `cria logits` and `cria train` end to
+ * end. That the memory really is out of reach is checked first. */
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <json-glib/json-glib.h>
+
+#include "cria-test.h"
+
+static CriaRegistry *registry;
+static CriaBackend *cpu, *dev;
+static char *devsim_dir, *tmp;
+
+/* A device tensor's data is not host memory: reading it kills a child. */
+static void
+test_memory_unreachable (void)
+{
+  g_autoptr (GError) error = NULL;
+  CU_ASSERT_FALSE (cria_backend_is_host (dev));
+  CU_ASSERT_TRUE (cria_backend_is_host (cpu));
+  g_autoptr (CriaTensor) host = cria_tensor_new (CRIA_DTYPE_F32, 1, (gint64[]){ 5 });
+  for (int i = 0; i < 5; i++)
+    ((float *) host->data)[i] = (float) i + 0.5f;
+  g_autoptr (CriaTensor) t = cria_backend_get_resident (dev, host, &error);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (t);
+  CU_ASSERT_TRUE (cria_tensor_is_device (t));
+  CU_ASSERT_FALSE (cria_tensor_is_device (host));
+  /* uploaded once: the same copy the second time */
+  g_autoptr (CriaTensor) again = cria_backend_get_resident (dev, host, &error);
+  CU_ASSERT_PTR_EQUAL (again, t);
+  float back[5];
+  CU_ASSERT_TRUE (cria_tensor_read (t, 0, back, sizeof back, &error));
+  CU_ASSERT_EQUAL (memcmp (back, host->data, sizeof back), 0);
+  /* the host changes it: update uploads it again */
+  ((float *) host->data)[2] = 42;
+  CU_ASSERT_TRUE (cria_backend_update_tensor (dev, host, &error));
+  CU_ASSERT_TRUE (cria_tensor_read (t, 2 * sizeof (float), back, sizeof (float), &error));
+  CU_ASSERT_EQUAL (back[0], 42);
+  fflush (NULL);
+  pid_t pid = fork ();
+  if (pid == 0) {
+    signal (SIGSEGV, SIG_DFL);
+    volatile float x = ((volatile float *) t->data)[0];
+    (void) x;
+    _exit (0);
+  }
+  int status = 0;
+  CU_ASSERT_EQUAL_FATAL (waitpid (pid, &status, 0), pid);
+  /* SIGSEGV, or a sanitizer's report of it */
+  CU_ASSERT_TRUE (WIFSIGNALED (status) || (WIFEXITED (status) && WEXITSTATUS (status) != 0));
+  /* a host backend's copy is the tensor itself: no copy on the cpu path */
+  g_autoptr (CriaTensor) same = cria_backend_get_resident (cpu, host, &error);
+  CU_ASSERT_PTR_EQUAL (same, host);
+  g_autoptr (CriaTensor) view = cria_tensor_to_host (host, &error);
+  CU_ASSERT_PTR_EQUAL (view, host);
+}
+
+static CriaModel *
+open_model (const char *name, CriaModelDType dtype)
+{
+  g_autofree char *dir = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "models", name, NULL);
+  g_autoptr (GError) error = NULL;
+  CriaModel *m = cria_model_open (registry, dir, dtype, &error);
+  if (!m)
+    printf ("\n%s\n", error->message);
+  return m;
+}
+
+static CriaTensor *
+golden_i32 (CriaSafetensors *st, const char *key, int n_dims, const gint64 *shape)
+{
+  const CriaWeight *w = cria_safetensors_lookup (st, key);
+  g_assert (w && w->dtype == CRIA_DTYPE_I32);
+  CriaTensor *t = cria_tensor_new (CRIA_DTYPE_I32, n_dims, shape);
+  memcpy (t->data, w->data, w->n_bytes);
+  return t;
+}
+
+typedef struct {
+  float ce[2];
+  GPtrArray *grads; /* CriaTensor (host), summed per adapter param */
+} StepResult;
+
+static void
+step_result_clear (StepResult *r)
+{
+  g_clear_pointer (&r->grads, g_ptr_array_unref);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (StepResult, step_result_clear)
+
+/* Forward and backward of test-model-grads's golden batch with LoRA (A and B
+ * from the golden file, so that both get gradients) on one backend. */
+static gboolean
+lora_step (const char *name, const char *targets, CriaBackend *backend, StepResult *r)
+{
+  g_autofree char *file = g_strdup_printf ("grads-%s.safetensors", name);
+  g_autofree char *path = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "train", file, NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CriaSafetensors) st = cria_safetensors_open (path, &error);
+  g_autoptr (CriaModel) model = open_model (name, CRIA_MODEL_DTYPE_F32);
+  g_autofree char *spec = g_strdup_printf ("lora r=4 alpha=8 target-modules=%s", targets);
+  g_autoptr (CriaAdapter) a = cria_adapter_new_from_spec (registry, spec, &error);
+  if (!st || !model || !a || !cria_adapter_attach (a, model, 1, &error))
+    return FALSE;
+  GArray *params = cria_adapter_get_params (a);
+  for (guint i = 0; i < params->len; i++) {
+    CriaAdapterParam *p = &g_array_index (params, CriaAdapterParam, i);
+    const CriaWeight *w = cria_safetensors_lookup (st, p->name);
+    g_assert (w && w->n_elements == cria_tensor_numel (p->value));
+    memcpy (p->value->data, w->data, w->n_bytes);
+  }
+  g_autoptr (CriaGraph) g = cria_graph_new ();
+  cria_adapter_install (a, g);
+  CriaModelShape shape = { .batch = 2, .seq = 8 };
+  CriaModelGraph mg;
+  if (!cria_model_build (model, g, &shape, &mg, &error))
+    return FALSE;
+  gint64 flat[] = { 16, cria_model_get_config (model)->hidden_size }, n[] = { 16 };
+  CriaNode *labels = cria_graph_input (g, "labels", CRIA_DTYPE_I32, 1, n);
+  CriaNode *ce = cria_lm_head_ce (g, cria_reshape (g, mg.hidden, 2, flat), mg.head, labels, 100);
+  g_autoptr (CriaTensor) ids = golden_i32 (st, "ids", 2, (gint64[]){ 2, 8 });
+  g_autoptr (CriaTensor) lab = golden_i32 (st, "labels", 1, n);
+  g_autoptr (CriaTensor) pos = cria_tensor_new (CRIA_DTYPE_I32, 2, (gint64[]){ 2, 8 });
+  for (int i = 0; i < 16; i++)
+    ((gint32 *) pos->data)[i] = i % 8;
+  /* labels bound before planning (uploaded by the plan), the rest after */
+  gboolean ok = cria_node_set_value (labels, lab, &error) && cria_graph_backward (g, ce, &error) &&
+                cria_graph_plan (g, backend, NULL, &error) && cria_node_set_value (mg.ids, ids, &error) &&
+                cria_node_set_value (mg.positions, pos, &error) && cria_graph_forward (g, &error) &&
+                cria_graph_run_backward (g, &error) && cria_tensor_read (ce->value, 0, r->ce, sizeof r->ce, &error);
+  cria_model_graph_clear (&mg);
+  if (!ok) {
+    printf ("\n%s: %s\n", cria_backend_get_name (backend), error->message);
+    return FALSE;
+  }
+  r->grads = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_tensor_unref);
+  for (guint i = 0; i < params->len; i++) {
+    CriaTensor *v = g_array_index (params, CriaAdapterParam, i).value;
+    CriaTensor *sum = cria_tensor_new (CRIA_DTYPE_F32, v->n_dims, v->shape);
+    for (guint k = 0; k < cria_graph_n_nodes (g); k++) {
+      CriaNode *node = cria_graph_node (g, k);
+      if (node->op != CRIA_OP_PARAM || cria_node_get_param_tensor (node) != v || !node->grad)
+        continue;
+      /* on devsim the value bound is the resident copy, not the adapter's */
+      CU_ASSERT_EQUAL (cria_tensor_is_device (node->value), !cria_backend_is_host (backend));
+      CU_ASSERT_EQUAL (cria_tensor_is_device (node->grad), !cria_backend_is_host (backend));
+      g_autoptr (CriaTensor) gr = cria_tensor_to_host (node->grad, &error);
+      g_assert (gr);
+      for (gint64 e = 0; e < cria_tensor_numel (v); e++)
+        ((float *) sum->data)[e] += ((float *) gr->data)[e];
+    }
+    g_ptr_array_add (r->grads, sum);
+  }
+  return TRUE;
+}
+
+static void
+check_lora_step (const char *name, const char *targets)
+{
+  g_auto (StepResult) a = { 0 }, b = { 0 };
+  CU_ASSERT_TRUE_FATAL (lora_step (name, targets, cpu, &a));
+  CU_ASSERT_TRUE_FATAL (lora_step (name, targets, dev, &b));
+  CU_ASSERT_EQUAL (memcmp (a.ce, b.ce, sizeof a.ce), 0);
+  CU_ASSERT_TRUE (a.ce[1] > 0);
+  CU_ASSERT_EQUAL_FATAL (a.grads->len, b.grads->len);
+  gboolean nonzero = FALSE;
+  for (guint i = 0; i < a.grads->len; i++) {
+    CriaTensor *x = g_ptr_array_index (a.grads, i), *y = g_ptr_array_index (b.grads, i);
+    CU_ASSERT_EQUAL (memcmp (x->data, y->data, cria_tensor_nbytes (x)), 0);
+    for (gint64 e = 0; e < cria_tensor_numel (x); e++)
+      nonzero |= ((float *) x->data)[e] != 0;
+  }
+  CU_ASSERT_TRUE (nonzero);
+}
+
+static void
+test_lora_step_llama (void)
+{
+  check_lora_step ("tiny-llama", "q_proj,v_proj,down_proj");
+}
+
+static void
+test_lora_step_gpt2 (void)
+{
+  check_lora_step ("tiny-gpt2", "attn.c_attn,c_proj");
+}
+
+static gint32
+argmax (const float *x, gint64 n)
+{
+  gint64 best = 0;
+  for (gint64 i = 1; i < n; i++)
+    if (x[i] > x[best])
+      best = i;
+  return (gint32) best;
+}
+
+/* Greedy decoding of two prompts, one at a time through cria_lm_feed and
+ * then together through cria_lm_feed_batch (ragged KV caches), plus the
+ * logits of every position of the first prompt. */
+static gboolean
+decode (CriaBackend *backend, GArray *ids, GByteArray *logits)
+{
+  g_autoptr (CriaModel) model = open_model ("tiny-qwen2", CRIA_MODEL_DTYPE_F32);
+  if (!model)
+    return FALSE;
+  gint64 V = cria_model_get_config (model)->vocab_size;
+  CriaLm *lm = cria_lm_new (model, backend);
+  g_autoptr (GError) error = NULL;
+  const gint32 p0[] = { 1, 17, 200, 5 }, p1[] = { 3, 9 };
+  g_autoptr (CriaTensor) all = cria_lm_logits (lm, p0, 4, &error);
+  gboolean ok = all != NULL;
+  if (ok)
+    g_byte_array_append (logits, all->data, (guint) cria_tensor_nbytes (all));
+  g_autofree float *row = g_new (float, 2 * V);
+  CriaLmCache *c[2] = { cria_lm_cache_new (lm), cria_lm_cache_new (lm) };
+  ok = ok && cria_lm_feed (lm, c[0], p0, 4, row, &error);
+  gint32 next[2] = { ok ? argmax (row, V) : 0, 0 };
+  ok = ok && cria_lm_feed (lm, c[1], p1, 2, row + V, &error);
+  next[1] = ok ? argmax (row + V, V) : 0;
+  for (int step = 0; ok && step < 4; step++) {
+    g_array_append_vals (ids, next, 2);
+    ok = step % 2
+             ? cria_lm_feed_batch (lm, c, next, 2, row, &error)
+             : cria_lm_feed (lm, c[0], next, 1, row, &error) && cria_lm_feed (lm, c[1], next + 1, 1, row + V, &error);
+    if (ok) {
+      next[0] = argmax (row, V);
+      next[1] = argmax (row + V, V);
+      g_byte_array_append (logits, (const guint8 *) row, (guint) (2 * V * sizeof (float)));
+    }
+  }
+  if (!ok)
+    printf ("\n%s: %s\n", cria_backend_get_name (backend), error->message);
+  cria_lm_cache_free (c[0]);
+  cria_lm_cache_free (c[1]);
+  cria_lm_free (lm);
+  return ok;
+}
+
+static void
+test_generate (void)
+{
+  g_autoptr (GArray) ia = g_array_new (FALSE, FALSE, sizeof (gint32)), ib = g_array_new (FALSE, FALSE, sizeof (gint32));
+  g_autoptr (GByteArray) la = g_byte_array_new (), lb = g_byte_array_new ();
+  CU_ASSERT_TRUE_FATAL (decode (cpu, ia, la));
+  CU_ASSERT_TRUE_FATAL (decode (dev, ib, lb));
+  CU_ASSERT_EQUAL_FATAL (ia->len, 8);
+  CU_ASSERT_EQUAL (memcmp (ia->data, ib->data, ia->len * sizeof (gint32)), 0);
+  CU_ASSERT_EQUAL_FATAL (la->len, lb->len);
+  CU_ASSERT_EQUAL (memcmp (la->data, lb->data, la->len), 0);
+}
+
+/* An NF4 weight cannot go to device memory yet: one line at plan time. */
+static void
+test_nf4_refused (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CriaModel) model = open_model ("tiny-llama", CRIA_MODEL_DTYPE_F32);
+  CU_ASSERT_TRUE_FATAL (model && cria_adapter_quantize_model (model, &error));
+  CriaLm *lm = cria_lm_new (model, dev);
+  const gint32 ids[] = { 1, 2 };
+  g_autoptr (CriaTensor) out = cria_lm_logits (lm, ids, 2, &error);
+  cria_lm_free (lm);
+  CU_ASSERT_PTR_NULL (out);
+  CU_ASSERT_TRUE (error && strstr (error->message, "NF4 weights are not supported in device memory yet"));
+  CU_ASSERT_TRUE (error && !strchr (error->message, '\n'));
+}
+
+/* ---- the cria program on devsim ------------------------------------------------- */
+
+static int
+run_cria (const char *const *args, char **err)
+{
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  g_ptr_array_add (argv, (gpointer) "--plugin-path");
+  g_ptr_array_add (argv, devsim_dir);
+  for (const char *const *a = args; *a; a++)
+    g_ptr_array_add (argv, (gpointer) *a);
+  g_ptr_array_add (argv, NULL);
+  g_autofree char *e = NULL;
+  int status = cria_test_run_cria ((const char *const *) argv->pdata, NULL, NULL, &e);
+  if (status != 0)
+    printf ("\ncria %s failed (%d): %s\n", args[0], status, e);
+  if (err)
+    *err = g_steal_pointer (&e);
+  return status;
+}
+
+static GBytes *
+file_bytes (const char *dir, const char *name)
+{
+  g_autofree char *path = g_build_filename (dir, name, NULL);
+  g_autoptr (GMappedFile) f = g_mapped_file_new (path, FALSE, NULL);
+  return f ? g_mapped_file_get_bytes (f) : NULL;
+}
+
+static void
+test_cli_logits (void)
+{
+  g_autofree char *model = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "models", "tiny-llama", NULL);
+  g_autofree char *a = g_build_filename (tmp, "logits-cpu.safetensors", NULL);
+  g_autofree char *b = g_build_filename (tmp, "logits-devsim.safetensors", NULL);
+  const char *ca[] = { "logits", "-m", model, "--ids", "1,17,200,3", "--out", a, "--backend", "cpu", NULL };
+  const char *cb[] = { "logits", "-m", model, "--ids", "1,17,200,3", "--out", b, "--backend", "devsim", NULL };
+  CU_ASSERT_EQUAL_FATAL (run_cria (ca, NULL), 0);
+  CU_ASSERT_EQUAL_FATAL (run_cria (cb, NULL), 0);
+  g_autoptr (GBytes) x = file_bytes (tmp, "logits-cpu.safetensors");
+  g_autoptr (GBytes) y = file_bytes (tmp, "logits-devsim.safetensors");
+  CU_ASSERT_TRUE (x && y && g_bytes_get_size (x) > 1000 && g_bytes_equal (x, y));
+}
+
+/* "loss", "grad_norm" and "lr" of each step line of a run's log, as text. */
+static char *
+step_numbers (const char *dir)
+{
+  g_autofree char *path = g_build_filename (dir, "train-log.jsonl", NULL);
+  g_autofree char *text = NULL;
+  if (!g_file_get_contents (path, &text, NULL, NULL))
+    return NULL;
+  GString *s = g_string_new (NULL);
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  for (char **l = lines; *l; l++) {
+    g_autoptr (JsonParser) p = json_parser_new ();
+    if (!**l || !json_parser_load_from_data (p, *l, -1, NULL))
+      continue;
+    JsonObject *o = json_node_get_object (json_parser_get_root (p));
+    if (!json_object_has_member (o, "step") || !json_object_has_member (o, "loss"))
+      continue;
+    g_string_append_printf (s, "%" G_GINT64_FORMAT " %.9g %.9g %.9g\n", json_object_get_int_member (o, "step"),
+                            json_object_get_double_member (o, "loss"),
+                            json_object_get_double_member_with_default (o, "grad_norm", -1),
+                            json_object_get_double_member_with_default (o, "lr", -1));
+  }
+  return g_string_free (s, FALSE);
+}
+
+/* Three LoRA steps with clipping and accumulation: the params go back up
+ * after each optimizer step, so steps 2 and 3 see the updated adapter. */
+static void
+test_cli_train (void)
+{
+  g_autofree char *base = g_build_filename (tmp, "train", NULL);
+  g_autofree char *model = cria_test_tiny_model (base, "tiny-llama");
+  g_autofree char *data = g_build_filename (base, "text.jsonl", NULL);
+  cria_test_write_file (data, "{\"output\": \"The quick brown fox jumps over the lazy dog.\"}\n"
+                              "{\"output\": \"A small cat sat on the mat and looked at the door.\"}\n");
+  const char *backends[] = { "cpu", "devsim" };
+  char *runs[2] = { NULL, NULL };
+  for (int i = 0; i < 2; i++) {
+    runs[i] = g_strdup_printf ("%s/run-%s", base, backends[i]);
+    const char *a[] = { "train",
+                        "--model",
+                        model,
+                        "--data",
+                        data,
+                        "--out",
+                        runs[i],
+                        "--format",
+                        "text",
+                        "--adapter",
+                        "lora r=4 alpha=8",
+                        "--backend",
+                        backends[i],
+                        "--threads",
+                        "1",
+                        "--max-steps",
+                        "3",
+                        "--batch-size",
+                        "1",
+                        "--grad-accum",
+                        "2",
+                        "--lr",
+                        "0.02",
+                        "--max-grad-norm",
+                        "0.5",
+                        "--seed",
+                        "3",
+                        "--max-length",
+                        "32",
+                        NULL };
+    CU_ASSERT_EQUAL (run_cria (a, NULL), 0);
+  }
+  g_autofree char *na = step_numbers (runs[0]), *nb = step_numbers (runs[1]);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (na);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (nb);
+  CU_ASSERT_TRUE (strstr (na, "\n3 ") != NULL);
+  CU_ASSERT_STRING_EQUAL (na, nb);
+  g_autoptr (GBytes) x = file_bytes (runs[0], "adapter_model.safetensors");
+  g_autoptr (GBytes) y = file_bytes (runs[1], "adapter_model.safetensors");
+  CU_ASSERT_TRUE (x && y && g_bytes_equal (x, y));
+  g_free (runs[0]);
+  g_free (runs[1]);
+}
+
+static void
+teardown (void)
+{
+  cria_backend_free (dev);
+  cria_backend_free (cpu);
+  cria_registry_free (registry);
+  if (tmp)
+    cria_test_rmtree (tmp);
+  g_free (tmp);
+  g_free (devsim_dir);
+}
+
+static void
+register_suites (void)
+{
+  devsim_dir = g_build_filename (cria_test_env ("CRIA_BUILDDIR"), "tests", "compute", "devsim", ".libs", NULL);
+  registry = cria_registry_new ();
+  cria_registry_add_path (registry, cria_test_env ("CRIA_TEST_PLUGINS"));
+  cria_registry_add_path (registry, devsim_dir);
+  cria_registry_scan (registry);
+  cpu = cria_backend_open (registry, "cpu", NULL);
+  g_autoptr (GError) error = NULL;
+  dev = cria_backend_open (registry, "devsim", &error);
+  if (!dev)
+    g_error ("devsim: %s", error->message);
+  g_assert (cpu);
+  tmp = cria_test_tmpdir ();
+  atexit (teardown);
+  static const CriaTestCase cases[] = {
+    { "device memory is out of the host's reach", test_memory_unreachable },
+    { "llama lora step: devsim = cpu, bit for bit", test_lora_step_llama },
+    { "gpt2 lora step: devsim = cpu, bit for bit", test_lora_step_gpt2 },
+    { "logits and greedy ids with KV caches: devsim = cpu", test_generate },
+    { "nf4 weights refused in device memory", test_nf4_refused },
+    { "cria logits --backend devsim = cpu", test_cli_logits },
+    { "cria train --backend devsim = cpu", test_cli_train },
+    { NULL },
+  };
+  cria_test_add_suite ("device memory", cases);
+}
+
+CRIA_TEST_MAIN (register_suites)
