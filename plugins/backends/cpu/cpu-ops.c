@@ -326,49 +326,95 @@ softmax_backward (gpointer be, CriaNode *n, GError **error)
 
 /* ---- add, mul (b broadcast over a's leading dims), scale --------------------- */
 
-/* add: y = a + b;  da += dy;  db += sum dy.   mul: y = a b;  da += dy b;  db += sum dy a */
+/* add: y = a + b;  da += dy;  db += sum dy.   mul: y = a b;  da += dy b;  db += sum dy a
+ * On the pool: y and da by rows of nb elements (b repeats every nb, na is a
+ * multiple: no division per element); db by columns, each summed over the
+ * rows in order, so the same floats whatever the thread count. */
+typedef struct {
+  CriaNode *n;
+  const float *b; /* b in f32 */
+  gint64 nb, rows;
+  gboolean backward;
+} Binary;
+
+static void
+binary_rows_task (gpointer data, gint64 begin, gint64 end, int thread)
+{
+  const Binary *t = data;
+  CriaNode *n = t->n;
+  const float *a = cpu_f32 (n->src[0]->value), *b = t->b;
+  gboolean add = n->op == CRIA_OP_ADD;
+  gint64 nb = t->nb;
+  if (!t->backward) {
+    float *y = cpu_f32 (n->value);
+    for (gint64 r = begin * nb; r < end * nb; r += nb) {
+      if (add)
+        for (gint64 j = 0; j < nb; j++)
+          y[r + j] = a[r + j] + b[j];
+      else
+        for (gint64 j = 0; j < nb; j++)
+          y[r + j] = a[r + j] * b[j];
+    }
+    return;
+  }
+  const float *dy = cpu_f32 (n->grad);
+  float *da = cpu_f32 (n->src[0]->grad);
+  for (gint64 r = begin * nb; r < end * nb; r += nb) {
+    if (add)
+      for (gint64 j = 0; j < nb; j++)
+        da[r + j] += dy[r + j];
+    else
+      for (gint64 j = 0; j < nb; j++)
+        da[r + j] += dy[r + j] * b[j];
+  }
+}
+
+static void
+binary_cols_task (gpointer data, gint64 begin, gint64 end, int thread)
+{
+  const Binary *t = data;
+  CriaNode *n = t->n;
+  const float *a = cpu_f32 (n->src[0]->value), *dy = cpu_f32 (n->grad);
+  float *db = cpu_f32 (n->src[1]->grad);
+  gboolean add = n->op == CRIA_OP_ADD;
+  gint64 nb = t->nb;
+  for (gint64 r = 0; r < t->rows * nb; r += nb) {
+    if (add)
+      for (gint64 j = begin; j < end; j++)
+        db[j] += dy[r + j];
+    else
+      for (gint64 j = begin; j < end; j++)
+        db[j] += dy[r + j] * a[r + j];
+  }
+}
+
+static gboolean
+binary_run (gpointer be, CriaNode *n, gboolean backward)
+{
+  CpuBackend *cpu = be;
+  CriaTensor *bt = n->src[1]->value;
+  gint64 nb = cpu_numel (n->src[1]), rows = cpu_numel (n) / nb;
+  g_autofree float *bconv = bt->dtype != CRIA_DTYPE_F32 ? g_new (float, nb) : NULL;
+  Binary t = { n, cpu_row_f32 (bt, 0, nb, bconv), nb, rows, backward };
+  /* rows of at least 16K elements per task: smaller ones cost more to hand over than to add */
+  gint64 grain = MAX (1, 16384 / nb);
+  if (!backward || n->src[0]->grad)
+    cpu_pool_run (cpu->pool, rows, grain, binary_rows_task, &t);
+  if (backward && n->src[1]->grad)
+    cpu_pool_run (cpu->pool, nb, MAX (16, 16384 / MAX (rows, 1)), binary_cols_task, &t);
+  return TRUE;
+}
+
 static gboolean
 binary_forward (gpointer be, CriaNode *n, GError **error)
 {
-  const float *a = cpu_f32 (n->src[0]->value);
-  CriaTensor *bt = n->src[1]->value;
-  gint64 nb = cpu_numel (n->src[1]), na = cpu_numel (n);
-  g_autofree float *bconv = bt->dtype != CRIA_DTYPE_F32 ? g_new (float, nb) : NULL;
-  const float *b = cpu_row_f32 (bt, 0, nb, bconv);
-  float *y = cpu_f32 (n->value);
-  gboolean add = n->op == CRIA_OP_ADD;
-  /* b repeats every nb elements (na is a multiple): no division per element */
-  for (gint64 r = 0; r < na; r += nb) {
-    if (add)
-      for (gint64 j = 0; j < nb; j++)
-        y[r + j] = a[r + j] + b[j];
-    else
-      for (gint64 j = 0; j < nb; j++)
-        y[r + j] = a[r + j] * b[j];
-  }
-  return TRUE;
+  return binary_run (be, n, FALSE);
 }
 
 static gboolean
 binary_backward (gpointer be, CriaNode *n, GError **error)
 {
-  const float *a = cpu_f32 (n->src[0]->value), *dy = cpu_f32 (n->grad);
-  CriaTensor *bt = n->src[1]->value;
-  gint64 nb = cpu_numel (n->src[1]), na = cpu_numel (n);
-  g_autofree float *bconv = bt->dtype != CRIA_DTYPE_F32 ? g_new (float, nb) : NULL;
-  const float *b = cpu_row_f32 (bt, 0, nb, bconv);
-  float *da = n->src[0]->grad ? cpu_f32 (n->src[0]->grad) : NULL;
-  float *db = n->src[1]->grad ? cpu_f32 (n->src[1]->grad) : NULL;
-  gboolean add = n->op == CRIA_OP_ADD;
-  for (gint64 r = 0; r < na; r += nb)
-    for (gint64 j = 0; j < nb; j++) {
-      gint64 i = r + j;
-      if (da)
-        da[i] += add ? dy[i] : dy[i] * b[j];
-      if (db)
-        db[j] += add ? dy[i] : dy[i] * a[i];
-    }
-  return TRUE;
+  return binary_run (be, n, TRUE);
 }
 
 /* y = s a;  da += s dy */
