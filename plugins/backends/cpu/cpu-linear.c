@@ -67,6 +67,10 @@ cpu_fuses (gpointer self, const CriaNode *m, const CriaNode *next)
     return FALSE;
   const CriaNode *last = m->n_epilogue ? m->epilogue[m->n_epilogue - 1] : m;
   gint64 N = m->shape[m->n_dims - 1];
+  /* The product is never stored in the matmul's value, so the first node
+   * must be one whose backward does not read its input: an add. */
+  if (!m->n_epilogue && next->op != CRIA_OP_ADD)
+    return FALSE;
   switch (next->op) {
     case CRIA_OP_GELU:
     case CRIA_OP_SILU:
