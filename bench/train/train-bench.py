@@ -8,11 +8,14 @@ makes them. Three cases, each timed over STEPS steps after one warm-up step:
 LoRA r=8 on GPT-2's attention projections (batch 4 x 128), LoRA r=8 on
 Qwen2.5-0.5B's q_proj and v_proj (batch 1 x 256), and full fine-tuning of
 GPT-2 (batch 4 x 64). cria runs `cria train` on records long enough to fill
-every row (train-on-inputs, cut to the length); its tokens/s is taken from
+every row (train-on-inputs, truncated to the length); its tokens/s is taken from
 the log's elapsed times after the first step. PyTorch runs
 bench/train/torch_train.py with the same batch, length, targets and rank.
 Prints tokens/s of each, the ratio and the peak resident memory of each
-process.
+process. The ratio is printed only when the peer's PyTorch runs an optimized
+BLAS (OpenBLAS: apt-get install libopenblas-dev); against the reference BLAS
+it would be inflated 10-20x. CRIA_BACKEND (say 'cpu fuse=false') passes a
+backend description to cria train.
 """
 import json
 import os
@@ -23,6 +26,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 CRIA = os.environ.get("CRIA", os.path.join(ROOT, "cria"))
+BACKEND = os.environ.get("CRIA_BACKEND")
 
 CASES = [
     ("gpt2-124m LoRA r=8 attn, 4x128", "gpt2-124m", 4, 128, "lora r=8 alpha=16 target-modules=attn.c_attn,attn.c_proj",
@@ -41,9 +45,9 @@ def cria_run(model, batch, seq, adapter, steps, threads, work):
             f.write(json.dumps({"instruction": "Repeat.", "input": "", "output": "%d %s" % (i, text)}) + "\n")
     out = os.path.join(work, "run")
     proc = subprocess.Popen([CRIA, "train", "--model", model, "--data", data, "--out", out, "--adapter", adapter,
-                    "--batch-size", str(batch), "--max-length", str(seq), "--train-on-inputs",
+                    "--batch-size", str(batch), "--max-length", str(seq), "--on-long", "truncate", "--train-on-inputs",
                     "--max-steps", str(steps + 1), "--threads", str(threads), "--progress", "never",
-                    "--save-dtype", "bf16"], stdout=subprocess.DEVNULL)
+                    "--save-dtype", "bf16"] + (["--backend", BACKEND] if BACKEND else []), stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     if status != 0:
         sys.exit("cria train failed on %s" % model)
@@ -68,8 +72,12 @@ def main():
         r = subprocess.run([sys.executable, os.path.join(HERE, "torch_train.py"), d, str(batch), str(seq), str(steps)]
                            + torch_args + [str(threads)], check=True, capture_output=True, text=True)
         t = json.loads(r.stdout.strip().splitlines()[-1])
-        print("%-36s %12.1f %12.1f %6.2fx %10.0f %10.0f" % (name, ctps, t["tokens_per_s"], ctps / t["tokens_per_s"],
-                                                             crss, t["peak_rss_mb"]), flush=True)
+        fast_blas = t.get("blas") in ("openblas", "mkl", "blis")
+        ratio = "%6.2fx" % (ctps / t["tokens_per_s"]) if fast_blas else "    n/a"
+        print("%-36s %12.1f %12.1f %s %10.0f %10.0f" % (name, ctps, t["tokens_per_s"], ratio, crss, t["peak_rss_mb"]),
+              flush=True)
+        if not fast_blas:
+            print("  no ratio: PyTorch runs the %s BLAS (apt-get install libopenblas-dev)" % t.get("blas"), flush=True)
 
 
 if __name__ == "__main__":

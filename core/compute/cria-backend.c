@@ -105,6 +105,13 @@ cria_backend_supports (CriaBackend *b, const CriaNode *node, GError **error)
   return TRUE;
 }
 
+gboolean
+cria_backend_fuses (CriaBackend *b, const CriaNode *matmul, const CriaNode *next)
+{
+  g_return_val_if_fail (b != NULL && matmul != NULL && next != NULL, FALSE);
+  return CRIA_VTABLE_HAS (b->vt, fuses) && b->vt->fuses (b->self, matmul, next);
+}
+
 static gboolean
 run_kernel (CriaBackend *b, CriaNode *node, gboolean backward, GError **error)
 {

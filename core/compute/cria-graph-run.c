@@ -278,6 +278,43 @@ make_schedule (CriaGraph *g, Steps *st)
   }
 }
 
+/* Matmul epilogues: the chain of nodes after a matmul, each the only reader
+ * of the one before (not an output), whose other operands exist before the
+ * matmul runs, as far as the backend fuses them. With recomputation, a chain
+ * stops where a node is recomputed and the matmul is not, or the reverse,
+ * since the whole chain runs again together. */
+static void
+plan_epilogues (CriaGraph *g, CriaBackend *backend, const Steps *st)
+{
+  guint n = g->nodes->len;
+  g_autofree CriaNode **reader = g_new0 (CriaNode *, n);
+  for (guint i = 0; i < n; i++) {
+    CriaNode *c = g_ptr_array_index (g->nodes, i);
+    c->n_epilogue = 0;
+    c->fused_into = NULL;
+    for (int s = 0; s < c->n_src; s++)
+      if (c->src[s])
+        reader[c->src[s]->id] = c;
+  }
+  for (guint i = 0; i < n; i++) {
+    CriaNode *m = g_ptr_array_index (g->nodes, i), *last = m;
+    while (m->op == CRIA_OP_MATMUL && m->n_epilogue < CRIA_MAX_EPILOGUE) {
+      CriaNode *next = reader[last->id];
+      if (last->consumers != 1 || last->keep || last->id == (int) n - 1 || !next ||
+          (st->rstep[next->id] >= 0) != (st->rstep[m->id] >= 0))
+        break;
+      gboolean ready = TRUE;
+      for (int s = 0; s < next->n_src; s++)
+        ready &= !next->src[s] || next->src[s] == last || is_leaf (next->src[s]) || next->src[s]->id < m->id;
+      if (!ready || !cria_backend_fuses (backend, m, next))
+        break;
+      m->epilogue[m->n_epilogue++] = next;
+      next->fused_into = m;
+      last = next;
+    }
+  }
+}
+
 static void
 extend (GArray *bufs, int index, int step)
 {
@@ -297,7 +334,9 @@ collect_buffers (CriaGraph *g, const Steps *st)
     vbuf[i] = rbuf[i] = -1;
     if (is_leaf (node))
       continue;
-    Buffer v = { node, BUF_VALUE, (int) i, (int) i, 0, 0 };
+    /* an epilogue's value is written when its matmul runs */
+    int first = node->fused_into ? node->fused_into->id : (int) i;
+    Buffer v = { node, BUF_VALUE, first, (int) i, 0, 0 };
     v.bytes = cria_dtype_bytes (node->dtype, (gsize) cria_shape_numel (node->n_dims, node->shape));
     if (node->keep || i == n - 1)
       v.end = FOREVER;
@@ -306,7 +345,8 @@ collect_buffers (CriaGraph *g, const Steps *st)
     vbuf[i] = (int) bufs->len;
     g_array_append_val (bufs, v);
     if (rstep[i] >= 0) {
-      Buffer r = { node, BUF_REDO, rstep[i], MAX (rstep[i], bstep[i]), v.bytes, 0 };
+      int redo = node->fused_into ? rstep[node->fused_into->id] : rstep[i];
+      Buffer r = { node, BUF_REDO, redo, MAX (rstep[i], bstep[i]), v.bytes, 0 };
       rbuf[i] = (int) bufs->len;
       g_array_append_val (bufs, r);
     }
@@ -375,6 +415,7 @@ cria_graph_plan (CriaGraph *g, CriaBackend *backend, CriaPlanStats *stats, GErro
   }
   g_auto (Steps) st = { 0 };
   make_schedule (g, &st);
+  plan_epilogues (g, backend, &st);
   g_autoptr (GArray) bufs = collect_buffers (g, &st);
   gsize naive = 0;
   for (guint b = 0; b < bufs->len; b++)
@@ -476,8 +517,13 @@ cria_graph_forward (CriaGraph *g, GError **error)
       }
       continue;
     }
-    if (g->fwd_values && g->fwd_values[i])
-      use_value (n, g->fwd_values[i]);
+    if (n->fused_into) /* computed with its matmul */
+      continue;
+    for (int e = -1; g->fwd_values && e < n->n_epilogue; e++) {
+      CriaNode *v = e < 0 ? n : n->epilogue[e];
+      if (g->fwd_values[v->id])
+        use_value (v, g->fwd_values[v->id]);
+    }
     if (!cria_backend_forward (g->backend, n, error))
       return FALSE;
   }
@@ -518,7 +564,11 @@ run_backward (CriaGraph *g, const float *seed, gsize n_seed, GError **error)
     int id = g->schedule[k];
     if (id < 0) {
       CriaNode *node = g_ptr_array_index (g->nodes, -id - 1);
+      if (node->fused_into) /* recomputed with its matmul, which switched its buffer */
+        continue;
       use_value (node, g->re_values[-id - 1]);
+      for (int e = 0; e < node->n_epilogue; e++)
+        use_value (node->epilogue[e], g->re_values[node->epilogue[e]->id]);
       if (!cria_backend_forward (g->backend, node, error))
         return FALSE;
     } else if (!cria_backend_backward (g->backend, g_ptr_array_index (g->nodes, id), error)) {

@@ -68,6 +68,12 @@ struct _CriaBackendVTable {
   /* May be NULL (nothing is queued). Waits for every queued kernel and copy,
    * and reports the first error a queued kernel met. */
   gboolean (*synchronize) (gpointer backend, GError **error);
+  /* May be NULL (no fusion). Asked at plan time for a matmul and the one
+   * node that alone reads its product, or the last node fused so far, with
+   * its other operands computed before the matmul: TRUE when the matmul's
+   * forward kernel computes that node's value too (CriaNode.epilogue), with
+   * the same bits as the node's own kernel. */
+  gboolean (*fuses) (gpointer backend, const CriaNode *matmul, const CriaNode *next);
 };
 
 typedef struct _CriaBackend CriaBackend;
@@ -112,6 +118,9 @@ CriaTensor *cria_node_get_param_tensor (const CriaNode *node);
  * (supports_op); otherwise FALSE with "backend 'cpu' does not implement op
  * 'rope'" (and the reason it declines, when it does). */
 gboolean cria_backend_supports (CriaBackend *backend, const CriaNode *node, GError **error);
+/* Whether the backend's matmul kernel computes `next` in its epilogue (the
+ * vtable's fuses). */
+gboolean cria_backend_fuses (CriaBackend *backend, const CriaNode *matmul, const CriaNode *next);
 /* Runs one op's forward or backward kernel (what the graph runner does). */
 gboolean cria_backend_forward (CriaBackend *backend, CriaNode *node, GError **error);
 gboolean cria_backend_backward (CriaBackend *backend, CriaNode *node, GError **error);

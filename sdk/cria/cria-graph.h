@@ -46,6 +46,7 @@ typedef enum {
 } CriaOp;
 
 #define CRIA_MAX_SRC 4
+#define CRIA_MAX_EPILOGUE 3
 #define CRIA_IGNORE_INDEX (-100)
 
 typedef struct _CriaNode CriaNode;
@@ -75,6 +76,15 @@ struct _CriaNode {
    * param the tensor it was made with (value is then its resident copy). */
   gpointer device;
   CriaTensor *param;
+  /* Read by backends; set by cria_graph_plan where the backend fuses
+   * (CriaBackendVTable.fuses). On a matmul: the nodes whose forward its
+   * kernel computes as it stores each tile of the product, in order, each
+   * reading the one before (the first reads the product, which is then never
+   * stored in the matmul's own value). On each of those: the matmul, and
+   * their forward kernels are not called. Backward kernels run as before. */
+  CriaNode *epilogue[CRIA_MAX_EPILOGUE];
+  int n_epilogue;
+  CriaNode *fused_into;
 };
 
 CriaGraph *cria_graph_new (void);

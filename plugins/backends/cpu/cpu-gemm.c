@@ -356,6 +356,7 @@ typedef struct {
   /* bf16 products: A rounded, in pairs along K (lda words a row) */
   const guint32 *abf;
   gint64 lda;
+  const CriaNode *epi; /* a matmul whose epilogue runs on each finished block, or NULL */
 } Gemm;
 
 static inline float
@@ -458,6 +459,8 @@ gemm_task (gpointer data, gint64 begin, gint64 end, int thread)
                 g->accumulate || k0 > 0);
       }
     }
+    if (g->epi) /* while the block is still in cache */
+      cpu_epilogue (g->be, g->epi, mb * g->m_block, i_end, n0, nr);
   }
 }
 
@@ -513,6 +516,8 @@ gemm_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
         kernel_bf16 ((kc + 1) / 2, g->abf + i * g->lda + k0 / 2, g->lda, Bp, g->C + i * g->ldc + n0, g->ldc,
                      (int) MIN (MR, i_end - i), nr, g->accumulate || k0 > 0);
     }
+    if (g->epi)
+      cpu_epilogue (g->be, g->epi, mb * g->m_block, i_end, n0, nr);
   }
 }
 
@@ -628,17 +633,62 @@ dot_task (gpointer data, gint64 begin, gint64 end, int thread)
       dot_rows (g, i, MIN (i + 4, g->M), n, f32 ? (const float *) g->B + n * g->csb : NULL);
 }
 
+/* Runs the epilogue of g->epi over rows, all columns, after a product
+ * whose tasks do not (the dot-product paths: a few rows). */
+static void
+epilogue_task (gpointer data, gint64 begin, gint64 end, int thread)
+{
+  const Gemm *g = data;
+  cpu_epilogue (g->be, g->epi, begin, end, 0, g->N);
+}
+
+static gboolean gemm_products (Gemm *g);
+
+/* The product, then the epilogue where the product's tasks did not run it. */
+static void
+gemm_run (Gemm *g)
+{
+  const CriaNode *epi = g->epi;
+  if (gemm_products (g) && epi && g->M > 0 && g->N > 0) {
+    g->epi = epi;
+    cpu_pool_run (g->be->pool, g->M, 1, epilogue_task, g);
+  }
+}
+
 void
 cpu_gemm (CpuBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gint64 rsa, gint64 csa, const void *B,
           CriaDType btype, gint64 rsb, gint64 csb, float *C, gint64 ldc, gboolean accumulate)
 {
   Gemm g = { be, M, N, K, A, rsa, csa, B, btype, rsb, csb, C, ldc, accumulate, 1, M };
+  gemm_run (&g);
+}
+
+void
+cpu_gemm_epilogue (CpuBackend *be, const CriaNode *node, gint64 M, gint64 N, gint64 K, const float *A, gint64 rsa,
+                   gint64 csa, const void *B, CriaDType btype, gint64 rsb, gint64 csb, float *C, gint64 ldc)
+{
+  Gemm g = { be, M, N, K, A, rsa, csa, B, btype, rsb, csb, C, ldc, FALSE, 1, M };
+  g.epi = node;
+  gemm_run (&g);
+}
+
+/* Runs the product on the pool; TRUE when the epilogue (g->epi) is still to
+ * run: the dot-product paths and K = 0 leave it. */
+static gboolean
+gemm_products (Gemm *gp)
+{
+  Gemm g = *gp;
+  CpuBackend *be = g.be;
+  gint64 M = g.M, N = g.N, K = g.K, csa = g.csa, rsb = g.rsb;
+  CriaDType btype = g.btype;
   if (M <= 0 || N <= 0)
-    return;
+    return FALSE;
+  const CriaNode *epi = g.epi;
+  g.epi = NULL;
   if (K <= 0) {
-    for (gint64 i = 0; i < M && !accumulate; i++)
-      memset (C + i * ldc, 0, (gsize) N * sizeof (float));
-    return;
+    for (gint64 i = 0; i < M && !g.accumulate; i++)
+      memset (g.C + i * g.ldc, 0, (gsize) N * sizeof (float));
+    return TRUE;
   }
   g_autofree guint32 *abf = NULL;
   g_autofree float *a32 = NULL;
@@ -665,15 +715,16 @@ cpu_gemm (CpuBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gint64 r
     if (native && M <= 4 && rsb == 1) {
       gint64 grain_n = MAX (1, MIN (64, N / (4 * cpu_pool_n_threads (be->pool))));
       cpu_pool_run (be->pool, N, grain_n, dot_bf16_task, &g);
-      return;
+      return TRUE;
     }
   }
   if (!g.abf && M <= DOT_MAX_ROWS && csa == 1 && rsb == 1) {
     /* Enough columns per chunk to amortize the hand-off, few enough to balance. */
     gint64 grain = MAX (1, MIN (64, N / (4 * cpu_pool_n_threads (be->pool))));
     cpu_pool_run (be->pool, N, grain, dot_task, &g);
-    return;
+    return TRUE;
   }
+  g.epi = epi;
   int width = g.abf ? 32 : isas[be->isa].nr;
   gint64 panels = (N + width - 1) / width;
   /* Split M too when there are few panels for the threads. */
@@ -686,4 +737,5 @@ cpu_gemm (CpuBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gint64 r
   g.m_blocks = (M + g.m_block - 1) / g.m_block;
   /* Each task packs its own panel: 1/m_block of the work, for balance. */
   cpu_pool_run (be->pool, panels * g.m_blocks, 1, g.abf ? gemm_bf16_task : gemm_task, &g);
+  return FALSE;
 }

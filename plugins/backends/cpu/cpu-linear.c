@@ -39,6 +39,89 @@ b_slice (const CriaTensor *t, const MatDims *d, gint64 b)
   return (const char *) t->data + cria_dtype_bytes (t->dtype, (gsize) (d->b_batched ? b * d->K * d->N : 0));
 }
 
+/* ---- epilogues: the nodes after a linear layer's product (its bias, an
+ * activation, a residual add) computed on each block of the product as the
+ * gemm finishes it, rather than in passes of their own over memory. Each
+ * element gets the operations of the nodes' own kernels, in their order, so
+ * the same bits. */
+
+static gboolean
+is_f32_value (const CriaNode *n)
+{
+  return n->dtype == CRIA_DTYPE_F32;
+}
+
+/* The part of `next` other than `last` (NULL when it has none). */
+static const CriaNode *
+other_src (const CriaNode *next, const CriaNode *last)
+{
+  return next->n_src == 2 ? next->src[next->src[0] == last ? 1 : 0] : NULL;
+}
+
+gboolean
+cpu_fuses (gpointer self, const CriaNode *m, const CriaNode *next)
+{
+  CpuBackend *be = self;
+  /* the one-gemm path of cpu_matmul_forward: rows of x times one weight */
+  if (!be->fuse || m->iparam[0] || m->src[1]->n_dims != 2 || !is_f32_value (next))
+    return FALSE;
+  const CriaNode *last = m->n_epilogue ? m->epilogue[m->n_epilogue - 1] : m;
+  gint64 N = m->shape[m->n_dims - 1];
+  /* The product is never stored in the matmul's value, so the first node
+   * must be one whose backward does not read its input: an add. */
+  if (!m->n_epilogue && next->op != CRIA_OP_ADD)
+    return FALSE;
+  switch (next->op) {
+    case CRIA_OP_GELU:
+    case CRIA_OP_SILU:
+      return TRUE;
+    case CRIA_OP_ADD: {
+      const CriaNode *o = other_src (next, last);
+      if (!o || o == last || !is_f32_value (o))
+        return FALSE;
+      if (next->src[1] == o && o->n_dims == 1 && o->shape[0] == N) /* a bias */
+        return TRUE;
+      return cpu_numel (o) == cpu_numel (next); /* a residual */
+    }
+    default:
+      return FALSE;
+  }
+}
+
+void
+cpu_epilogue (CpuBackend *be, const CriaNode *m, gint64 i0, gint64 i1, gint64 n0, gint64 nc)
+{
+  const CpuVmath *vm = &cpu_vmath[be->isa];
+  gint64 N = m->shape[m->n_dims - 1];
+  const CriaNode *last = m;
+  for (int e = 0; e < m->n_epilogue; last = m->epilogue[e++]) {
+    const CriaNode *next = m->epilogue[e];
+    /* the first node's value holds the product: its op runs in place */
+    const float *x = cpu_f32 (e == 0 ? next->value : last->value);
+    float *y = cpu_f32 (next->value);
+    const CriaNode *o = other_src (next, last);
+    const float *ov = o ? cpu_f32 (o->value) : NULL;
+    gboolean bias = o && o->n_dims == 1 && cpu_numel (o) == N && cpu_numel (next) != N;
+    for (gint64 i = i0; i < i1; i++) {
+      const float *xr = x + i * N + n0;
+      float *yr = y + i * N + n0;
+      switch (next->op) {
+        case CRIA_OP_GELU:
+          vm->gelu (xr, yr, nc);
+          break;
+        case CRIA_OP_SILU:
+          vm->silu (xr, yr, nc);
+          break;
+        default: { /* add: a bias row, or the same element of a residual */
+          const float *orow = bias ? ov + n0 : ov + i * N + n0;
+          for (gint64 j = 0; j < nc; j++)
+            yr[j] = xr[j] + orow[j];
+        }
+      }
+    }
+  }
+}
+
 /* C = op(A) op(B) */
 gboolean
 cpu_matmul_forward (gpointer self, CriaNode *n, GError **error)
@@ -47,6 +130,11 @@ cpu_matmul_forward (gpointer self, CriaNode *n, GError **error)
   mat_dims (n, &d);
   const float *A = cpu_f32 (n->src[0]->value);
   float *C = cpu_f32 (n->value);
+  if (n->n_epilogue > 0) { /* cpu_fuses took only the one-gemm layout */
+    cpu_gemm_epilogue (self, n, d.batch * d.M, d.N, d.K, A, d.rsa, d.csa, b_slice (n->src[1]->value, &d, 0),
+                       n->src[1]->dtype, d.rsb, d.csb, cpu_f32 (n->epilogue[0]->value), d.N);
+    return TRUE;
+  }
   if (!d.b_batched && !n->iparam[0]) {
     /* x[B,T,K] times one weight: all B*T rows in one product, so that the
      * weight is read once for a batch of sequences, not once per sequence. */
@@ -115,11 +203,13 @@ typedef struct {
   const gint32 *labels;
   const CriaTensor *w;
   gint64 v0, c; /* the current chunk */
+  const CpuVmath *vm;
 } Ce;
 
 static gboolean
-ce_init (Ce *ce, CriaNode *n, GError **error)
+ce_init (Ce *ce, CpuBackend *be, CriaNode *n, GError **error)
 {
+  ce->vm = &cpu_vmath[be->isa];
   CriaNode *h = n->src[0], *w = n->src[1], *labels = n->src[2];
   ce->N = h->shape[0];
   ce->D = h->shape[1];
@@ -180,12 +270,8 @@ ce_update_task (gpointer data, gint64 begin, gint64 end, int thread)
   Ce *ce = data;
   for (gint64 i = begin; i < end; i++) {
     const float *x = ce->logits + i * ce->c;
-    float m = ce->max[i];
-    for (gint64 j = 0; j < ce->c; j++)
-      m = MAX (m, x[j]);
-    float s = ce->sum[i] * expf (ce->max[i] - m);
-    for (gint64 j = 0; j < ce->c; j++)
-      s += expf (x[j] - m);
+    float m = MAX (ce->max[i], ce->vm->max (x, ce->c));
+    float s = ce->sum[i] * expf (ce->max[i] - m) + ce->vm->exp_sum (x, m, NULL, ce->c);
     ce->max[i] = m;
     ce->sum[i] = s;
     gint64 l = ce->labels[ce->rows[i]];
@@ -200,7 +286,7 @@ cpu_lm_head_ce_forward (gpointer self, CriaNode *n, GError **error)
 {
   CpuBackend *be = self;
   Ce ce = { 0 };
-  if (!ce_init (&ce, n, error)) {
+  if (!ce_init (&ce, be, n, error)) {
     ce_clear (&ce);
     return FALSE;
   }
@@ -243,8 +329,7 @@ ce_dlogits_task (gpointer data, gint64 begin, gint64 end, int thread)
     float *x = ce->logits + i * ce->c;
     float lse = cg->lse[ce->rows[i]];
     float g = cg->g_row ? cg->g + cg->g_row[ce->rows[i]] : cg->g;
-    for (gint64 j = 0; j < ce->c; j++)
-      x[j] = g * expf (x[j] - lse);
+    ce->vm->exp_scale (x, lse, g, ce->c);
     gint64 l = ce->labels[ce->rows[i]];
     if (l >= ce->v0 && l < ce->v0 + ce->c)
       x[l - ce->v0] -= g;
@@ -258,7 +343,7 @@ cpu_lm_head_ce_backward (gpointer self, CriaNode *n, GError **error)
   CpuBackend *be = self;
   CriaNode *h = n->src[0], *w = n->src[1];
   Ce ce = { 0 };
-  if (!ce_init (&ce, n, error)) {
+  if (!ce_init (&ce, be, n, error)) {
     ce_clear (&ce);
     return FALSE;
   }

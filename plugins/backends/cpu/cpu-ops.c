@@ -212,174 +212,209 @@ rope_bwd_task (gpointer data, gint64 begin, gint64 end, int thread)
 #define rope_after_backward(n) TRUE
 DEFINE_ROW_KERNELS (rope)
 
-/* ---- unary activations ----------------------------------------------------- */
+/* ---- unary activations: cpu-vmath.c (tanh-GELU as GPT-2, SiLU, SwiGLU) ---- */
 
-#define GELU_C 0.7978845608028654f /* sqrt(2/pi) */
-
-/* gelu: y = x/2 (1 + tanh u), u = c (x + 0.044715 x^3);
- * y' = (1 + t)/2 + x/2 (1 - t^2) c (1 + 3 0.044715 x^2) */
-static inline float
-gelu_f (float x)
+static const CpuVmath *
+vmath (gpointer be)
 {
-  return 0.5f * x * (1.0f + tanhf (GELU_C * (x + 0.044715f * x * x * x)));
+  return &cpu_vmath[((CpuBackend *) be)->isa];
 }
 
-static inline float
-gelu_d (float x)
+/* Rows of an op whose kernels need the backend's vector routines: the
+ * task's context carries the backend beside the node. */
+typedef struct {
+  const CpuVmath *vm;
+  CriaNode *n;
+  gboolean backward;
+} VmTask;
+
+static void
+run_vm_rows (gpointer be, CriaNode *n, gboolean backward, CpuTaskFunc fn)
 {
-  float t = tanhf (GELU_C * (x + 0.044715f * x * x * x));
-  return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_C * (1.0f + 3.0f * 0.044715f * x * x);
+  CpuBackend *cpu = be;
+  VmTask t = { vmath (be), n, backward };
+  cpu_pool_run (cpu->pool, cpu_numel (n) / last_dim (n), ROW_GRAIN, fn, &t);
 }
 
-/* silu: y = x s(x);  y' = s (1 + x (1 - s)) */
-static inline float
-silu_f (float x)
+static void
+unary_task (gpointer data, gint64 begin, gint64 end, int thread)
 {
-  return x / (1.0f + expf (-x));
+  const VmTask *t = data;
+  CriaNode *n = t->n;
+  gint64 D = last_dim (n), o = begin * D, count = (end - begin) * D;
+  const float *x = cpu_f32 (n->src[0]->value) + o;
+  gboolean gelu = n->op == CRIA_OP_GELU;
+  if (t->backward)
+    (gelu ? t->vm->gelu_grad : t->vm->silu_grad) (x, cpu_f32 (n->grad) + o, cpu_f32 (n->src[0]->grad) + o, count);
+  else
+    (gelu ? t->vm->gelu : t->vm->silu) (x, cpu_f32 (n->value) + o, count);
 }
 
-static inline float
-silu_d (float x)
+static gboolean
+unary_forward (gpointer be, CriaNode *n, GError **error)
 {
-  float s = 1.0f / (1.0f + expf (-x));
-  return s * (1.0f + x * (1.0f - s));
+  run_vm_rows (be, n, FALSE, unary_task);
+  return TRUE;
 }
 
-#define DEFINE_UNARY(NAME, F, DF)                                                                                      \
-  static void NAME##_fwd_task (gpointer data, gint64 begin, gint64 end, int thread)                                    \
-  {                                                                                                                    \
-    CriaNode *n = data;                                                                                                \
-    gint64 D = last_dim (n);                                                                                           \
-    const float *x = cpu_f32 (n->src[0]->value);                                                                       \
-    float *y = cpu_f32 (n->value);                                                                                     \
-    for (gint64 i = begin * D; i < end * D; i++)                                                                       \
-      y[i] = F (x[i]);                                                                                                 \
-  }                                                                                                                    \
-  static void NAME##_bwd_task (gpointer data, gint64 begin, gint64 end, int thread)                                    \
-  {                                                                                                                    \
-    CriaNode *n = data;                                                                                                \
-    gint64 D = last_dim (n);                                                                                           \
-    const float *x = cpu_f32 (n->src[0]->value), *dy = cpu_f32 (n->grad);                                              \
-    float *dx = cpu_f32 (n->src[0]->grad);                                                                             \
-    for (gint64 i = begin * D; i < end * D; i++)                                                                       \
-      dx[i] += dy[i] * DF (x[i]);                                                                                      \
-  }                                                                                                                    \
-  DEFINE_ROW_KERNELS (NAME)
-
-#define gelu_after_backward(n) TRUE
-#define silu_after_backward(n) TRUE
-DEFINE_UNARY (gelu, gelu_f, gelu_d)
-DEFINE_UNARY (silu, silu_f, silu_d)
+static gboolean
+unary_backward (gpointer be, CriaNode *n, GError **error)
+{
+  if (n->src[0]->grad)
+    run_vm_rows (be, n, TRUE, unary_task);
+  return TRUE;
+}
 
 /* swiglu: y = silu(g) u;  dg += dy u silu'(g);  du += dy silu(g) */
 static gboolean
 swiglu_forward (gpointer be, CriaNode *n, GError **error)
 {
-  const float *g = cpu_f32 (n->src[0]->value), *u = cpu_f32 (n->src[1]->value);
-  float *y = cpu_f32 (n->value);
-  for (gint64 i = 0, count = cpu_numel (n); i < count; i++)
-    y[i] = silu_f (g[i]) * u[i];
+  vmath (be)->swiglu (cpu_f32 (n->src[0]->value), cpu_f32 (n->src[1]->value), cpu_f32 (n->value), cpu_numel (n));
   return TRUE;
 }
 
 static gboolean
 swiglu_backward (gpointer be, CriaNode *n, GError **error)
 {
-  const float *g = cpu_f32 (n->src[0]->value), *u = cpu_f32 (n->src[1]->value), *dy = cpu_f32 (n->grad);
   float *dg = n->src[0]->grad ? cpu_f32 (n->src[0]->grad) : NULL;
   float *du = n->src[1]->grad ? cpu_f32 (n->src[1]->grad) : NULL;
-  for (gint64 i = 0, count = cpu_numel (n); i < count; i++) {
-    if (dg)
-      dg[i] += dy[i] * u[i] * silu_d (g[i]);
-    if (du)
-      du[i] += dy[i] * silu_f (g[i]);
-  }
+  if (dg || du)
+    vmath (be)->swiglu_grad (cpu_f32 (n->src[0]->value), cpu_f32 (n->src[1]->value), cpu_f32 (n->grad), dg, du,
+                             cpu_numel (n));
   return TRUE;
 }
 
 /* softmax over the last dim: y = e^(x - max) / sum;  dx += y (dy - sum(dy y)) */
 static void
-softmax_fwd_task (gpointer data, gint64 begin, gint64 end, int thread)
+softmax_task (gpointer data, gint64 begin, gint64 end, int thread)
 {
-  CriaNode *n = data;
+  const VmTask *t = data;
+  CriaNode *n = t->n;
   gint64 D = last_dim (n);
-  const float *x = cpu_f32 (n->src[0]->value);
-  float *y = cpu_f32 (n->value);
-  for (gint64 r = begin; r < end; r++) {
-    float m = -INFINITY, s = 0;
+  for (gint64 r = begin; r < end && !t->backward; r++) {
+    const float *x = cpu_f32 (n->src[0]->value) + r * D;
+    float *y = cpu_f32 (n->value) + r * D;
+    float s = t->vm->exp_sum (x, t->vm->max (x, D), y, D);
     for (gint64 i = 0; i < D; i++)
-      m = MAX (m, x[r * D + i]);
+      y[i] /= s;
+  }
+  for (gint64 r = begin; r < end && t->backward; r++) {
+    const float *y = cpu_f32 (n->value) + r * D, *dy = cpu_f32 (n->grad) + r * D;
+    float *dx = cpu_f32 (n->src[0]->grad) + r * D;
+    float s = 0;
     for (gint64 i = 0; i < D; i++)
-      s += y[r * D + i] = expf (x[r * D + i] - m);
+      s += dy[i] * y[i];
     for (gint64 i = 0; i < D; i++)
-      y[r * D + i] /= s;
+      dx[i] += y[i] * (dy[i] - s);
+  }
+}
+
+static gboolean
+softmax_forward (gpointer be, CriaNode *n, GError **error)
+{
+  run_vm_rows (be, n, FALSE, softmax_task);
+  return TRUE;
+}
+
+static gboolean
+softmax_backward (gpointer be, CriaNode *n, GError **error)
+{
+  if (n->src[0]->grad)
+    run_vm_rows (be, n, TRUE, softmax_task);
+  return TRUE;
+}
+
+/* ---- add, mul (b broadcast over a's leading dims), scale --------------------- */
+
+/* add: y = a + b;  da += dy;  db += sum dy.   mul: y = a b;  da += dy b;  db += sum dy a
+ * On the pool: y and da by rows of nb elements (b repeats every nb, na is a
+ * multiple: no division per element); db by columns, each summed over the
+ * rows in order, so the same floats whatever the thread count. */
+typedef struct {
+  CriaNode *n;
+  const float *b; /* b in f32 */
+  gint64 nb, rows;
+  gboolean backward;
+} Binary;
+
+static void
+binary_rows_task (gpointer data, gint64 begin, gint64 end, int thread)
+{
+  const Binary *t = data;
+  CriaNode *n = t->n;
+  const float *a = cpu_f32 (n->src[0]->value), *b = t->b;
+  gboolean add = n->op == CRIA_OP_ADD;
+  gint64 nb = t->nb;
+  if (!t->backward) {
+    float *y = cpu_f32 (n->value);
+    for (gint64 r = begin * nb; r < end * nb; r += nb) {
+      if (add)
+        for (gint64 j = 0; j < nb; j++)
+          y[r + j] = a[r + j] + b[j];
+      else
+        for (gint64 j = 0; j < nb; j++)
+          y[r + j] = a[r + j] * b[j];
+    }
+    return;
+  }
+  const float *dy = cpu_f32 (n->grad);
+  float *da = cpu_f32 (n->src[0]->grad);
+  for (gint64 r = begin * nb; r < end * nb; r += nb) {
+    if (add)
+      for (gint64 j = 0; j < nb; j++)
+        da[r + j] += dy[r + j];
+    else
+      for (gint64 j = 0; j < nb; j++)
+        da[r + j] += dy[r + j] * b[j];
   }
 }
 
 static void
-softmax_bwd_task (gpointer data, gint64 begin, gint64 end, int thread)
+binary_cols_task (gpointer data, gint64 begin, gint64 end, int thread)
 {
-  CriaNode *n = data;
-  gint64 D = last_dim (n);
-  const float *y = cpu_f32 (n->value), *dy = cpu_f32 (n->grad);
-  float *dx = cpu_f32 (n->src[0]->grad);
-  for (gint64 r = begin; r < end; r++) {
-    float s = 0;
-    for (gint64 i = 0; i < D; i++)
-      s += dy[r * D + i] * y[r * D + i];
-    for (gint64 i = 0; i < D; i++)
-      dx[r * D + i] += y[r * D + i] * (dy[r * D + i] - s);
+  const Binary *t = data;
+  CriaNode *n = t->n;
+  const float *a = cpu_f32 (n->src[0]->value), *dy = cpu_f32 (n->grad);
+  float *db = cpu_f32 (n->src[1]->grad);
+  gboolean add = n->op == CRIA_OP_ADD;
+  gint64 nb = t->nb;
+  for (gint64 r = 0; r < t->rows * nb; r += nb) {
+    if (add)
+      for (gint64 j = begin; j < end; j++)
+        db[j] += dy[r + j];
+    else
+      for (gint64 j = begin; j < end; j++)
+        db[j] += dy[r + j] * a[r + j];
   }
 }
 
-#define softmax_after_backward(n) TRUE
-DEFINE_ROW_KERNELS (softmax)
+static gboolean
+binary_run (gpointer be, CriaNode *n, gboolean backward)
+{
+  CpuBackend *cpu = be;
+  CriaTensor *bt = n->src[1]->value;
+  gint64 nb = cpu_numel (n->src[1]), rows = cpu_numel (n) / nb;
+  g_autofree float *bconv = bt->dtype != CRIA_DTYPE_F32 ? g_new (float, nb) : NULL;
+  Binary t = { n, cpu_row_f32 (bt, 0, nb, bconv), nb, rows, backward };
+  /* rows of at least 16K elements per task: smaller ones cost more to hand over than to add */
+  gint64 grain = MAX (1, 16384 / nb);
+  if (!backward || n->src[0]->grad)
+    cpu_pool_run (cpu->pool, rows, grain, binary_rows_task, &t);
+  if (backward && n->src[1]->grad)
+    cpu_pool_run (cpu->pool, nb, MAX (16, 16384 / MAX (rows, 1)), binary_cols_task, &t);
+  return TRUE;
+}
 
-/* ---- add, mul (b broadcast over a's leading dims), scale --------------------- */
-
-/* add: y = a + b;  da += dy;  db += sum dy.   mul: y = a b;  da += dy b;  db += sum dy a */
 static gboolean
 binary_forward (gpointer be, CriaNode *n, GError **error)
 {
-  const float *a = cpu_f32 (n->src[0]->value);
-  CriaTensor *bt = n->src[1]->value;
-  gint64 nb = cpu_numel (n->src[1]), na = cpu_numel (n);
-  g_autofree float *bconv = bt->dtype != CRIA_DTYPE_F32 ? g_new (float, nb) : NULL;
-  const float *b = cpu_row_f32 (bt, 0, nb, bconv);
-  float *y = cpu_f32 (n->value);
-  gboolean add = n->op == CRIA_OP_ADD;
-  /* b repeats every nb elements (na is a multiple): no division per element */
-  for (gint64 r = 0; r < na; r += nb) {
-    if (add)
-      for (gint64 j = 0; j < nb; j++)
-        y[r + j] = a[r + j] + b[j];
-    else
-      for (gint64 j = 0; j < nb; j++)
-        y[r + j] = a[r + j] * b[j];
-  }
-  return TRUE;
+  return binary_run (be, n, FALSE);
 }
 
 static gboolean
 binary_backward (gpointer be, CriaNode *n, GError **error)
 {
-  const float *a = cpu_f32 (n->src[0]->value), *dy = cpu_f32 (n->grad);
-  CriaTensor *bt = n->src[1]->value;
-  gint64 nb = cpu_numel (n->src[1]), na = cpu_numel (n);
-  g_autofree float *bconv = bt->dtype != CRIA_DTYPE_F32 ? g_new (float, nb) : NULL;
-  const float *b = cpu_row_f32 (bt, 0, nb, bconv);
-  float *da = n->src[0]->grad ? cpu_f32 (n->src[0]->grad) : NULL;
-  float *db = n->src[1]->grad ? cpu_f32 (n->src[1]->grad) : NULL;
-  gboolean add = n->op == CRIA_OP_ADD;
-  for (gint64 r = 0; r < na; r += nb)
-    for (gint64 j = 0; j < nb; j++) {
-      gint64 i = r + j;
-      if (da)
-        da[i] += add ? dy[i] : dy[i] * b[j];
-      if (db)
-        db[j] += add ? dy[i] : dy[i] * a[i];
-    }
-  return TRUE;
+  return binary_run (be, n, TRUE);
 }
 
 /* y = s a;  da += s dy */
@@ -600,8 +635,8 @@ const CriaKernel cpu_elementwise_kernels[] = {
   [CRIA_OP_RMSNORM] = { norm_forward, norm_backward },
   [CRIA_OP_ROPE] = { rope_forward, rope_backward },
   [CRIA_OP_ATTENTION] = { cpu_attention_forward, cpu_attention_backward },
-  [CRIA_OP_GELU] = { gelu_forward, gelu_backward },
-  [CRIA_OP_SILU] = { silu_forward, silu_backward },
+  [CRIA_OP_GELU] = { unary_forward, unary_backward },
+  [CRIA_OP_SILU] = { unary_forward, unary_backward },
   [CRIA_OP_SWIGLU] = { swiglu_forward, swiglu_backward },
   [CRIA_OP_SOFTMAX] = { softmax_forward, softmax_backward },
   [CRIA_OP_ADD] = { binary_forward, binary_backward },

@@ -26,6 +26,9 @@ static const CriaPropSpec cpu_props[] = {
     "products with bf16 weights (--dtype bf16) and NF4 weights round the activations to bf16 too and accumulate "
     "in f32: AVX512-BF16 dot products where the processor has them (about twice the f32 rate), the f32 kernels "
     "on the same rounded values elsewhere; off keeps f32 activations" },
+  { "fuse", CRIA_PROP_BOOL, "true", 0, 0, NULL,
+    "a linear layer's bias, GELU/SiLU and residual add are computed on each block of its product as the product "
+    "finishes it, instead of in passes of their own over memory (the same results); off runs each op alone" },
   CRIA_PROP_END
 };
 
@@ -69,6 +72,7 @@ cpu_create (const CriaProps *props, GError **error)
   be->has_bf16 = __builtin_cpu_supports ("avx512bf16");
   be->bf16_dot = cria_props_get_bool (props, "bf16-dot");
   be->attention_rows = strcmp (cria_props_get_string (props, "attention"), "rows") == 0;
+  be->fuse = cria_props_get_bool (props, "fuse");
   be->pool = cpu_pool_new (threads, cria_props_get_int (props, "spin-us"));
   be->scratch = g_new0 (float *, threads);
   be->scratch_size = g_new0 (gsize, threads);
@@ -144,6 +148,7 @@ static const CriaBackendVTable cpu_vtable = {
   .describe = cpu_describe,
   .kernels = cpu_elementwise_kernels,
   .n_kernels = CRIA_N_OPS, /* cpu-ops.c asserts the table is that long */
+  .fuses = cpu_fuses,
 };
 
 static const CriaProviderInfo cpu_info = {

@@ -24,6 +24,7 @@ typedef struct {
   gboolean has_bf16;       /* AVX-512-BF16 present */
   gboolean bf16_dot;       /* bf16 weights times activations rounded to bf16 (cpu-gemm.c) */
   gboolean attention_rows; /* the previous attention kernels (cpu-attention.c) */
+  gboolean fuse;           /* matmul epilogues (cpu-linear.c) */
   float **scratch;         /* per thread */
   gsize *scratch_size;
 } CpuBackend;
@@ -40,6 +41,33 @@ const char *cpu_isa_name (CpuIsa isa);
  * are packed, so the f32 weight never exists whole. */
 void cpu_gemm (CpuBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gint64 rsa, gint64 csa, const void *B,
                CriaDType btype, gint64 rsb, gint64 csb, float *C, gint64 ldc, gboolean accumulate);
+
+/* Vectorized exp and the activations on it (cpu-vmath.c), one table per
+ * ISA. Element-wise over n floats; the _grad ones add into dx. */
+typedef struct {
+  void (*exp) (const float *x, float *y, gint64 n);
+  void (*gelu) (const float *x, float *y, gint64 n); /* tanh approximation */
+  void (*gelu_grad) (const float *x, const float *dy, float *dx, gint64 n);
+  void (*silu) (const float *x, float *y, gint64 n);
+  void (*silu_grad) (const float *x, const float *dy, float *dx, gint64 n);
+  void (*swiglu) (const float *g, const float *u, float *y, gint64 n);
+  /* dg += dy u silu'(g), du += dy silu(g); either may be NULL */
+  void (*swiglu_grad) (const float *g, const float *u, const float *dy, float *dg, float *du, gint64 n);
+  float (*max) (const float *x, gint64 n);
+  /* y = exp(x - m) when y is not NULL; returns the sum of exp(x - m) */
+  float (*exp_sum) (const float *x, float m, float *y, gint64 n);
+  void (*exp_scale) (float *x, float m, float g, gint64 n); /* x = g exp(x - m) */
+} CpuVmath;
+extern const CpuVmath cpu_vmath[CPU_N_ISAS];
+
+/* cpu_gemm into the value of the first node of matmul `node`'s epilogue
+ * (C), running the epilogue on each block of C as the block is finished. */
+void cpu_gemm_epilogue (CpuBackend *be, const CriaNode *node, gint64 M, gint64 N, gint64 K, const float *A, gint64 rsa,
+                        gint64 csa, const void *B, CriaDType btype, gint64 rsb, gint64 csb, float *C, gint64 ldc);
+/* The epilogue of matmul `node` (cpu-linear.c) on rows [i0, i1) and columns
+ * [n0, n0 + nc) of its product, which is in the first epilogue node's value. */
+void cpu_epilogue (CpuBackend *be, const CriaNode *node, gint64 i0, gint64 i1, gint64 n0, gint64 nc);
+gboolean cpu_fuses (gpointer be, const CriaNode *matmul, const CriaNode *next);
 
 /* Kernels, by file. */
 gboolean cpu_matmul_forward (gpointer be, CriaNode *node, GError **error);
