@@ -176,10 +176,10 @@ VM (swiglu_grad) (const float *g, const float *u, const float *dy, float *dg, fl
   VM_EACH (n, {
     V v = VM (load) (g + off, len), d = VM (load) (dy + off, len), e = VM (exp) (-v);
     V s = 1.0f / (1.0f + e);
-    if (dg)
-      VM (store)
-      (dg + off, VM (load) (dg + off, len) + d * VM (load) (u + off, len) * (s * (1.0f + v * VM (one_minus) (s, e))),
-       len);
+    if (dg) {
+      V dsilu = s * (1.0f + v * VM (one_minus) (s, e));
+      VM (store) (dg + off, VM (load) (dg + off, len) + d * VM (load) (u + off, len) * dsilu, len);
+    }
     if (du)
       VM (store) (du + off, VM (load) (du + off, len) + d * (v * s), len);
   });
