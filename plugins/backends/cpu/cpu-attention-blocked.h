@@ -1,8 +1,6 @@
 /* cpu-attention-blocked.h: the blocked (flash-style) attention kernels, the
- * body of one instruction set. cpu-attention.c includes it once per ISA with
- * SFX (the name suffix), V and VI (vectors of W floats and of W ints) defined
- * and the target set by a pragma, the way cpu-gemm.c instantiates its
- * micro-kernels.
+ * body of one instruction set (cpu-attention.c compiles it through
+ * cpu-each-isa.h); exp is cpu-vexp.h's.
  *
  * Every product is a small matrix product of packed, zero-padded blocks in
  * per-thread scratch: rows (queries of all the heads sharing a KV head, so a
@@ -17,6 +15,8 @@
 #define ATTN_CAT2(a, b) a##_##b
 #define ATTN_CAT(a, b) ATTN_CAT2 (a, b)
 #define FN(name) ATTN_CAT (name, SFX)
+
+#include "cpu-vexp.h"
 
 /* C[i][0:2W] (+)= sum_k A[i*rsa + k*csa] B[k*ldb + 0:2W] for i < mr <= 4;
  * rows past mr repeat the last one (no branches) and are not stored. */
@@ -64,36 +64,6 @@ FN (mm) (gint64 M, gint64 N, gint64 K, const float *A, gint64 rsa, gint64 csa, c
       FN (tile) (K, A + i * rsa, rsa, csa, B + n0, ldb, C + i * ldc + n0, ldc, (int) MIN (4, M - i), accumulate);
 }
 
-static inline V
-FN (splat) (float x)
-{
-  V v = { 0 };
-  return v + x;
-}
-
-/* exp(x) for x <= 0 (scores less their max), 0 below -87 and for -inf:
- * Cephes' expf polynomial on x - n ln 2, scaled by 2^n, within 2 ulp. */
-static inline V
-FN (vexp) (V x)
-{
-  V lim = FN (splat) (-87.0f);
-  VI under = x < lim;
-  x = (V) (((VI) x & ~under) | ((VI) lim & under));
-  V magic = FN (splat) (12582912.0f); /* 1.5 * 2^23: adding it rounds to an integer */
-  V n = (x * 1.44269504088896341f + magic) - magic;
-  V r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  V p = FN (splat) (1.9875691500e-4f);
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.0f;
-  VI e = (__builtin_convertvector(n, VI) + 127) << 23;
-  return (V) ((VI) (p * (V) e) & ~under);
-}
-
 /* The scores of one row over keys j0 .. j0 + BK - 1 (raw dot products in s)
  * become scale * s where the key is visible to the row and -inf elsewhere;
  * FALSE when no key is. */
@@ -104,11 +74,11 @@ FN (mask_row) (const Attn *a, const AttnBlock *kb, const AttnRow *row, float *s)
   gboolean same = !a->seg || (kb->seg_const && kb->seg0 == row->seg);
   if (c_lo > c_hi || (a->seg && kb->seg_const && !same)) {
     for (int c = 0; c < BK; c += W)
-      *(V *) (s + c) = FN (splat) (-INFINITY);
+      *(V *) (s + c) = VM (splat) (-INFINITY);
     return FALSE;
   }
   if (same && c_lo == 0 && c_hi == BK - 1) { /* the whole block: most blocks of a long sequence */
-    V sc = FN (splat) (a->scale);
+    V sc = VM (splat) (a->scale);
     for (int c = 0; c < BK; c += W)
       *(V *) (s + c) *= sc;
     return TRUE;
@@ -141,9 +111,9 @@ FN (max_row) (const float *s)
 static float
 FN (exp_row) (float *s, float m)
 {
-  V sum = { 0 }, mv = FN (splat) (m);
+  V sum = { 0 }, mv = VM (splat) (m);
   for (int c = 0; c < BK; c += W) {
-    V p = FN (vexp) (*(V *) (s + c) - mv);
+    V p = VM (exp) (*(V *) (s + c) - mv);
     *(V *) (s + c) = p;
     sum += p;
   }
@@ -191,9 +161,9 @@ static void
 FN (grad_scores) (const Attn *a, const AttnBlock *kb, const AttnRow *row, float lse, float delta, float *s, float *dp)
 {
   FN (mask_row) (a, kb, row, s);
-  V lv = FN (splat) (lse), dv = FN (splat) (delta), sc = FN (splat) (a->scale);
+  V lv = VM (splat) (lse), dv = VM (splat) (delta), sc = VM (splat) (a->scale);
   for (int c = 0; c < BK; c += W) {
-    V p = FN (vexp) (*(V *) (s + c) - lv);
+    V p = VM (exp) (*(V *) (s + c) - lv);
     *(V *) (s + c) = p;
     *(V *) (dp + c) = p * (*(V *) (dp + c) - dv) * sc;
   }
@@ -245,7 +215,7 @@ FN (rows_task) (gpointer data, gint64 begin, gint64 end, int thread)
         l[r] = l[r] * alpha + FN (exp_row) (s, m_new);
         m[r] = m_new;
         if (!backward && alpha != 1.0f) {
-          V av = FN (splat) (alpha);
+          V av = VM (splat) (alpha);
           for (gint64 d = 0; d < Dp; d += W)
             *(V *) (Acc + r * Dp + d) *= av;
         }

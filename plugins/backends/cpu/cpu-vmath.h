@@ -1,60 +1,13 @@
-/* cpu-vmath.h: vectorized exp and the activations built on it, the body of
- * one instruction set. cpu-vmath.c includes it once per ISA with SFX (the
- * name suffix), V and VI (vectors of W floats and of W ints) defined and the
- * target set by a pragma, as cpu-attention.c does.
- *
- * exp(x) is Cephes' expf polynomial on x - n ln 2, scaled by 2^n in two
- * halves so that results near the overflow and underflow ends (n = 128 or
- * -149) need no special case: within 2 ulp of libm's expf for normal
- * results (test-vmath measures it), +inf above ln(FLT_MAX), 0 below -104,
- * NaN kept. The activations are written with exp(-2u) and exp(-x) only:
- * tanh-GELU is x / (1 + e^(-2u)), which is 0.5 x (1 + tanh u) without the
- * cancellation of 1 + tanh u for negative u, and SiLU is x / (1 + e^(-x)).
- * Row ends shorter than a vector go through a padded copy, so every element
+/* cpu-vmath.h: the activations built on cpu-vexp.h's exp and the row
+ * reductions of softmax, the body of one instruction set (cpu-vmath.c
+ * compiles it through cpu-each-isa.h). They are written with exp(-2u) and
+ * exp(-x) only: tanh-GELU is x / (1 + e^(-2u)), which is 0.5 x (1 + tanh u)
+ * without the cancellation of 1 + tanh u for negative u, and SiLU is
+ * x / (1 + e^(-x)). Row ends shorter than a vector go through a padded copy, so every element
  * gets the same polynomial; sums run per lane, then across the lanes, then
  * the tail, in a fixed order (bitwise reproducible). */
 
-#define VM_CAT2(a, b) a##_##b
-#define VM_CAT(a, b) VM_CAT2 (a, b)
-#define VM(name) VM_CAT (name, SFX)
-
-static inline V
-VM (splat) (float x)
-{
-  V v = { 0 };
-  return v + x;
-}
-
-static inline V
-VM (select) (VI mask, V a, V b)
-{
-  return (V) (((VI) a & mask) | ((VI) b & ~mask));
-}
-
-static inline V
-VM (exp) (V x)
-{
-  VI nan = x != x, over = x > VM (splat) (88.72283935546875f), under = x < VM (splat) (-104.0f);
-  V xc = VM (select) (over | under | nan, VM (splat) (0.0f), x);
-  V magic = VM (splat) (12582912.0f); /* 1.5 * 2^23: adding it rounds to an integer */
-  V n = (xc * 1.44269504088896341f + magic) - magic;
-  V r = xc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  V p = VM (splat) (1.9875691500e-4f);
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.0f;
-  /* 2^n as 2^(n/2) 2^(n - n/2): each half is a normal float for n in [-150, 128] */
-  VI ni = __builtin_convertvector(n, VI), n1 = ni >> 1, n2 = ni - n1;
-  V s1 = (V) ((n1 + 127) << 23), s2 = (V) ((n2 + 127) << 23);
-  V y = p * s1 * s2;
-  y = VM (select) (over, VM (splat) (INFINITY), y);
-  y = VM (select) (under, VM (splat) (0.0f), y);
-  return VM (select) (nan, x, y);
-}
+#include "cpu-vexp.h"
 
 /* 1 - s for s = 1 / (1 + e): e s where s is near 1 (e <= 1), which keeps
  * the digits that 1 - s cancels; 1 - s elsewhere (e may be infinite). */
