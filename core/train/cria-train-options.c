@@ -59,7 +59,7 @@ static const CriaPropSpec train_specs[] = {
   { "seed", CRIA_PROP_INT, "42", 0, 1e15, NULL, "seed of the adapter's init, data order and dropout" },
   { "threads", CRIA_PROP_INT, "0", 0, 4096, NULL,
     "compute threads; 0: every core (runs are bitwise reproducible at a fixed count)" },
-  { "backend", CRIA_PROP_STRING, "cpu", 0, 0, NULL, "compute backend" },
+  { "backend", CRIA_PROP_STRING, "cpu", 0, 0, NULL, "compute backend and its properties (e.g. \"cpu fuse=false\")" },
   { "base-dtype", CRIA_PROP_ENUM, "auto", 0, 0, "auto|f32|bf16",
     "the model's weights in memory (auto: as stored); bf16 also rounds activations to bf16 for the products with "
     "the frozen weights (the cpu backend's bf16-dot: AVX512-BF16 dot products, f32 sums)" },

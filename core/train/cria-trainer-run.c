@@ -139,13 +139,15 @@ setup_data (Trainer *t, GError **error)
 static gboolean
 setup_backend (Trainer *t, GError **error)
 {
-  const CriaProvider *p = cria_registry_require (t->reg, CRIA_KIND_BACKEND, cria_props_get_string (t->o, "backend"),
-                                                 error);
-  if (!p)
+  /* A spec with properties ("cpu fuse=false"), as the other verbs take it;
+   * --threads, when given, over the spec's. */
+  const CriaProvider *p;
+  g_autoptr (CriaProps) props = NULL;
+  if (!cria_registry_parse_spec (t->reg, CRIA_KIND_BACKEND, cria_props_get_string (t->o, "backend"), &p, &props, error))
     return FALSE;
-  g_autoptr (CriaProps) props = cria_provider_new_props (p);
-  g_autofree char *threads = g_strdup_printf ("%" G_GINT64_FORMAT, cria_props_get_int (t->o, "threads"));
-  if (!cria_props_set (props, "threads", threads, error))
+  gint64 n = cria_props_get_int (t->o, "threads");
+  g_autofree char *threads = g_strdup_printf ("%" G_GINT64_FORMAT, n);
+  if (n > 0 && !cria_props_set (props, "threads", threads, error))
     return FALSE;
   if (strcmp (cria_props_get_string (t->o, "base-dtype"), "bf16") == 0)
     for (const CriaPropSpec *s = cria_props_get_specs (props); s->name; s++)

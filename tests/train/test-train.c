@@ -614,6 +614,9 @@ test_bad_input (void)
                   "resume: no-such-checkpoint/trainer_state.json");
   expect_failure ((const char *[]){ "--adapter", "lora target-modules=q_proj", NULL }, 1, "matches no linear layer");
   expect_failure ((const char *[]){ "--adapter", "nosuch", NULL }, 1, "nosuch");
+  /* --backend takes a spec with properties, as the other verbs do */
+  expect_failure ((const char *[]){ "--backend", "cpu no-such-property=1", NULL }, 1, "no-such-property");
+  expect_failure ((const char *[]){ "--backend", "cpu fuse=maybe", NULL }, 1, "fuse");
   expect_failure ((const char *[]){ "--max-length", "65", NULL }, 1, "beyond the 64 positions");
 
   g_autofree char *cfg = path_in (tmp, "bad.json");
