@@ -153,6 +153,19 @@ cria_test_short_format (const char *dir)
   return path;
 }
 
+char *
+cria_test_sums_data (const char *dir, int n, int b_mul, int b_mod)
+{
+  g_autoptr (GString) data = g_string_new (NULL);
+  for (int i = 0; i < n; i++) {
+    int a = i * 7 % 50, b = i * b_mul % b_mod;
+    g_string_append_printf (data, "{\"instruction\":\"add\",\"input\":\"%d + %d\",\"output\":\"%d\"}\n", a, b, a + b);
+  }
+  char *path = g_build_filename (dir, "train.jsonl", NULL);
+  cria_test_write_file (path, data->str);
+  return path;
+}
+
 static void write_byte_tokenizer (const char *dir);
 
 char *

@@ -87,6 +87,10 @@ char *cria_test_tiny_model (const char *tmp, const char *name);
 /* `dir`/short.json: a terse prompt format ("{instruction} {input}=" then the
  * output), so that records fit the tiny models' short max-length; transfer full. */
 char *cria_test_short_format (const char *dir);
+/* `dir`/train.jsonl: n records adding a = 7i mod 50 and b = (b_mul i) mod
+ * b_mod, the training data of the tests that train the tiny models; transfer
+ * full. */
+char *cria_test_sums_data (const char *dir, int n, int b_mul, int b_mod);
 /* max |a - b| over max |b|: how logit parity with a reference is measured. */
 double cria_test_rel_diff (const float *a, const float *b, gint64 n);
 

@@ -16,12 +16,7 @@ setup (void)
   tmp = cria_test_tmpdir ();
   model_dir = cria_test_tiny_model (tmp, "tiny-gpt2");
   format_path = cria_test_short_format (tmp);
-  data_path = g_build_filename (tmp, "train.jsonl", NULL);
-  g_autoptr (GString) data = g_string_new (NULL);
-  for (int i = 0; i < 16; i++)
-    g_string_append_printf (data, "{\"instruction\":\"add\",\"input\":\"%d + %d\",\"output\":\"%d\"}\n", i * 7 % 50,
-                            i * 13 % 50, i * 7 % 50 + i * 13 % 50);
-  cria_test_write_file (data_path, data->str);
+  data_path = cria_test_sums_data (tmp, 16, 13, 50);
 }
 
 static void

@@ -10,12 +10,7 @@ ui_test_setup (UiTest *t)
   memset (t, 0, sizeof *t);
   t->dir = cria_test_tmpdir ();
   t->model = cria_test_tiny_model (t->dir, "tiny-gpt2");
-  g_autoptr (GString) data = g_string_new (NULL);
-  for (int i = 0; i < 24; i++)
-    g_string_append_printf (data, "{\"instruction\":\"add\",\"input\":\"%d + %d\",\"output\":\"%d\"}\n", i * 7 % 50,
-                            i * 13 % 50, i * 7 % 50 + i * 13 % 50);
-  g_autofree char *path = g_build_filename (t->dir, "train.jsonl", NULL);
-  cria_test_write_file (path, data->str);
+  g_free (cria_test_sums_data (t->dir, 24, 13, 50));
   /* A short prompt format, so that the records fit a small max-length. */
   g_free (cria_test_short_format (t->dir));
 }
