@@ -90,7 +90,7 @@ cria_verb_chat (int argc, char **argv)
     }
     cria_record_add_message (conv, "user", line);
     gboolean special = TRUE;
-    g_autofree char *prompt = cria_cli_render_prompt (&so, cria_cli_model_chat_dir (&m), conv, &special, &error);
+    g_autofree char *prompt = cria_cli_render_prompt (&so, m.chat_dir, conv, &special, &error);
     g_autoptr (GArray) ids = prompt ? cria_cli_encode (&m, prompt, special && !no_special, &error) : NULL;
     if (!ids)
       goto done;

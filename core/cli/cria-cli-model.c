@@ -53,6 +53,21 @@ cria_cli_model_options (CriaCliModel *m)
   return group;
 }
 
+/* TRUE when `dir` ships a chat template: tokenizer_config.json's
+ * chat_template or chat_template.jinja. */
+static gboolean
+ships_chat_template (const char *dir)
+{
+  g_autofree char *jinja = g_build_filename (dir, "chat_template.jinja", NULL);
+  if (g_file_test (jinja, G_FILE_TEST_EXISTS))
+    return TRUE;
+  g_autofree char *path = g_build_filename (dir, "tokenizer_config.json", NULL);
+  g_autoptr (JsonNode) root = g_file_test (path, G_FILE_TEST_EXISTS) ? cria_json_load_file (path, NULL) : NULL;
+  JsonObject *config = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
+  JsonNode *t = config ? json_object_get_member (config, "chat_template") : NULL;
+  return t && !JSON_NODE_HOLDS_NULL (t);
+}
+
 gboolean
 cria_cli_model_open (CriaCliModel *m, gboolean need_tokenizer, GError **error)
 {
@@ -90,6 +105,8 @@ cria_cli_model_open (CriaCliModel *m, gboolean need_tokenizer, GError **error)
     m->adapter = st.adapter;
     m->tokenizer = st.tokenizer; /* the adapter's, when it brought one */
   }
+  /* Decided once: eval and generate render a prompt per record. */
+  m->chat_dir = m->adapter_dir && ships_chat_template (m->adapter_dir) ? m->adapter_dir : m->dir;
   if (ok && need_tokenizer && !m->tokenizer) {
     m->tokenizer = cria_tokenizer_load (m->registry, m->dir, error);
     if (!m->tokenizer) {
@@ -98,21 +115,6 @@ cria_cli_model_open (CriaCliModel *m, gboolean need_tokenizer, GError **error)
     }
   }
   return ok;
-}
-
-const char *
-cria_cli_model_chat_dir (const CriaCliModel *m)
-{
-  if (!m->adapter_dir)
-    return m->dir;
-  g_autofree char *jinja = g_build_filename (m->adapter_dir, "chat_template.jinja", NULL);
-  if (g_file_test (jinja, G_FILE_TEST_EXISTS))
-    return m->adapter_dir;
-  g_autofree char *path = g_build_filename (m->adapter_dir, "tokenizer_config.json", NULL);
-  g_autoptr (JsonNode) root = g_file_test (path, G_FILE_TEST_EXISTS) ? cria_json_load_file (path, NULL) : NULL;
-  JsonObject *config = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
-  JsonNode *t = config ? json_object_get_member (config, "chat_template") : NULL;
-  return t && !JSON_NODE_HOLDS_NULL (t) ? m->adapter_dir : m->dir;
 }
 
 void

@@ -15,6 +15,10 @@ typedef struct {
   CriaTokenizer *tokenizer;
   CriaLm *lm;
   CriaAdapter *adapter; /* with --adapter: also installed on lm */
+  /* Where the chat template comes from: the adapter's directory when it ships
+   * one (LLaMA-Factory saves the tokenizer with its template beside the
+   * adapter), else the model's. */
+  const char *chat_dir;
 } CriaCliModel;
 
 void cria_cli_model_init (CriaCliModel *m);
@@ -22,10 +26,6 @@ void cria_cli_model_init (CriaCliModel *m);
 GOptionGroup *cria_cli_model_options (CriaCliModel *m);
 gboolean cria_cli_model_open (CriaCliModel *m, gboolean need_tokenizer, GError **error);
 void cria_cli_model_clear (CriaCliModel *m);
-/* Where the chat template comes from: the adapter's directory when it ships
- * one (LLaMA-Factory saves the tokenizer with its template beside the
- * adapter), else the model's. */
-const char *cria_cli_model_chat_dir (const CriaCliModel *m);
 
 /* "1,2,3" or "1 2 3" */
 GArray *cria_cli_parse_ids (const char *text, GError **error);

@@ -97,7 +97,7 @@ chat_prepare (EvalOptions *o, CriaCliModel *m, const CriaRecord *r, char **promp
     const CriaMessage *t = g_ptr_array_index (turns, i);
     cria_record_add_message (question, t->role, t->content);
   }
-  if (!(*prompt = cria_cli_render_prompt (&o->sampling, cria_cli_model_chat_dir (m), question, special, error)))
+  if (!(*prompt = cria_cli_render_prompt (&o->sampling, m->chat_dir, question, special, error)))
     return FALSE;
   *response = g_strdup (n < turns->len ? last->content : "");
   return TRUE;

@@ -89,9 +89,7 @@ cria_verb_generate (int argc, char **argv)
     g_autoptr (CriaRecord) record = cria_record_new ();
     cria_record_set_field (record, "instruction", ids_text ? ids_text : argv[i]);
     gboolean special = TRUE;
-    g_autofree char *prompt = ids_text ? NULL
-                                       : cria_cli_render_prompt (&so, cria_cli_model_chat_dir (&m), record, &special,
-                                                                 &error);
+    g_autofree char *prompt = ids_text ? NULL : cria_cli_render_prompt (&so, m.chat_dir, record, &special, &error);
     g_autoptr (GArray) ids = ids_text ? cria_cli_parse_ids (ids_text, &error)
                              : prompt ? cria_cli_encode (&m, prompt, special && !no_special, &error)
                                       : NULL;

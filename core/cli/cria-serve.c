@@ -100,7 +100,7 @@ cria_verb_serve (int argc, char **argv)
   runner = cria_lm_runner_new (m.lm, m.tokenizer, NULL, &s, !no_special);
   /* Conversations through the model's own chat template, unless -p (or the
    * adapter's recorded format) names another. */
-  cria_lm_runner_set_chat (runner, cria_cli_model_chat_dir (&m), so.prompt_format);
+  cria_lm_runner_set_chat (runner, m.chat_dir, so.prompt_format);
   cria_lm_runner_set_batch (runner, (guint) MIN (batch, max_concurrent));
   base = g_path_get_basename (m.name);
   CriaServerOptions options = {

@@ -55,7 +55,7 @@ open_model (const char *model, const char *adapter, CriaLmRunner **runner, GErro
   }
   um->runner = cria_lm_runner_new (um->m.lm, um->m.tokenizer, NULL, &um->s, TRUE);
   /* The model's own chat template, as under cria serve. */
-  cria_lm_runner_set_chat (um->runner, cria_cli_model_chat_dir (&um->m), um->so.prompt_format);
+  cria_lm_runner_set_chat (um->runner, um->m.chat_dir, um->so.prompt_format);
   *runner = um->runner;
   return um;
 }
