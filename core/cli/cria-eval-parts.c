@@ -28,13 +28,67 @@ any_text_metric (GPtrArray *specs)
   return FALSE;
 }
 
+/* Whether the adapter saved whole modules, which replaced the base's in
+ * the model object when it loaded. */
+static gboolean
+adapter_replaces_base (CriaCliModel *m, gboolean *replaces, GError **error)
+{
+  g_autofree char *path = g_build_filename (m->adapter_dir, "adapter_model.safetensors", NULL);
+  g_autoptr (CriaSafetensors) st = cria_safetensors_open (path, error);
+  g_autoptr (GHashTable) saved = st ? cria_adapter_peft_saved_modules (st, error) : NULL;
+  if (!saved)
+    return FALSE;
+  *replaces = g_hash_table_size (saved) > 0;
+  return TRUE;
+}
+
+gboolean
+eval_open_base (CriaCliModel *m, CriaCliModel **base, GError **error)
+{
+  *base = NULL;
+  gboolean replaces;
+  if (!adapter_replaces_base (m, &replaces, error))
+    return FALSE;
+  if (!replaces)
+    return TRUE;
+  g_message ("adapter %s replaces modules of the base: --compare loads the base model a second time", m->adapter_dir);
+  CriaCliModel *b = g_new0 (CriaCliModel, 1);
+  cria_cli_model_init (b);
+  b->dir = g_strdup (m->dir);
+  b->dtype = g_strdup (m->dtype);
+  b->backend_spec = g_strdup (m->backend_spec);
+  b->threads = m->threads;
+  if (!cria_cli_model_open (b, TRUE, error)) {
+    eval_close_base (b);
+    return FALSE;
+  }
+  /* Both arms are given the same prompt text (m outlives its arms). */
+  b->chat_dir = m->chat_dir;
+  *base = b;
+  return TRUE;
+}
+
+void
+eval_close_base (CriaCliModel *base)
+{
+  if (!base)
+    return;
+  cria_cli_model_clear (base);
+  g_free (base);
+}
+
 gboolean
 eval_open_arms (EvalOptions *o, CriaCliModel *m, GPtrArray *arms, GError **error)
 {
-  /* With --compare the base model runs beside the adapted one: a second
-   * runtime on the same weights, without the adapter's hook. */
+  /* With --compare the base model runs beside the adapted one, without the
+   * adapter's hook. */
   if (o->compare) {
-    g_ptr_array_add (arms, arm_new ("base", cria_lm_new (m->model, m->backend), TRUE));
+    CriaCliModel *base;
+    if (!eval_open_base (m, &base, error))
+      return FALSE;
+    EvalArm *arm = arm_new ("base", base ? base->lm : cria_lm_new (m->model, m->backend), !base);
+    arm->model = base;
+    g_ptr_array_add (arms, arm);
     g_ptr_array_add (arms, arm_new ("adapted", m->lm, FALSE));
   } else
     g_ptr_array_add (arms, arm_new (m->adapter ? "adapted" : "model", m->lm, FALSE));

@@ -14,30 +14,46 @@
 
 #include "cria-eval.h"
 
-/* log p(answer | prompt) of one side of a pair under one arm. */
+/* One side of a pair ready for model `m`: the last response token learns
+ * the EOS, as in training. */
+static gboolean
+side_prepare (EvalOptions *o, CriaCliModel *m, CriaPromptFormat *format, const CriaRecord *one, EvalExample *ex,
+              GError **error)
+{
+  if (!eval_prepare (o, m, format, one, 0, ex, error))
+    return FALSE;
+  gint32 eos = cria_tokenizer_special_id (m->tokenizer, CRIA_SPECIAL_EOS);
+  const CriaHfConfig *c = cria_model_get_config (m->model);
+  if (eos < 0 && c->eos_token_ids && c->eos_token_ids->len)
+    eos = (gint32) g_array_index (c->eos_token_ids, gint64, 0);
+  if (eos >= 0) {
+    g_array_index (ex->labels, gint32, ex->ids->len - 1) = eos;
+    g_array_append_val (ex->ids, eos);
+    g_array_append_val (ex->labels, (gint32){ CRIA_IGNORE_INDEX });
+  }
+  return TRUE;
+}
+
+/* log p(answer | prompt) of one side of a pair under each arm. */
 static gboolean
 side_logp (EvalOptions *o, CriaCliModel *m, CriaPromptFormat *format, const CriaRecord *r, const char *answer,
            GPtrArray *arms, double *logp, GError **error)
 {
   g_autoptr (CriaRecord) one = cria_record_with_answer (r, answer);
   EvalExample ex = { 0 };
-  gboolean ok = eval_prepare (o, m, format, one, 0, &ex, error);
-  gint32 eos = cria_tokenizer_special_id (m->tokenizer, CRIA_SPECIAL_EOS);
-  const CriaHfConfig *c = cria_model_get_config (m->model);
-  if (eos < 0 && c->eos_token_ids && c->eos_token_ids->len)
-    eos = (gint32) g_array_index (c->eos_token_ids, gint64, 0);
-  if (ok && eos >= 0) {
-    /* the last response token learns the EOS, as in training */
-    g_array_index (ex.labels, gint32, ex.ids->len - 1) = eos;
-    g_array_append_val (ex.ids, eos);
-    g_array_append_val (ex.labels, (gint32){ CRIA_IGNORE_INDEX });
-  }
+  gboolean ok = side_prepare (o, m, format, one, &ex, error);
   for (guint a = 0; ok && a < arms->len; a++) {
+    EvalArm *arm = g_ptr_array_index (arms, a);
+    /* a base opened on its own encodes with its own tokenizer */
+    EvalExample own = { 0 };
+    ok = !arm->model || side_prepare (o, arm->model, format, one, &own, error);
+    const EvalExample *aex = arm->model ? &own : &ex;
     double nll = 0;
     guint64 n = 0;
-    ok = cria_lm_nll (((EvalArm *) g_ptr_array_index (arms, a))->lm, (const gint32 *) ex.ids->data,
-                      (const gint32 *) ex.labels->data, ex.ids->len, &nll, &n, error);
+    ok = ok && cria_lm_nll (arm->lm, (const gint32 *) aex->ids->data, (const gint32 *) aex->labels->data, aex->ids->len,
+                            &nll, &n, error);
     logp[a] = -nll;
+    eval_example_clear (&own);
   }
   eval_example_clear (&ex);
   return ok;
@@ -51,8 +67,11 @@ eval_preferences (EvalOptions *o, CriaCliModel *m, GPtrArray *records, GError **
     return FALSE;
   g_autoptr (GPtrArray) arms = g_ptr_array_new ();
   /* the arms without their metrics: only their runtimes are used */
-  CriaLm *base = o->compare ? cria_lm_new (m->model, m->backend) : NULL;
-  EvalArm b = { .label = (char *) "base", .lm = base };
+  CriaCliModel *own = NULL;
+  if (o->compare && !eval_open_base (m, &own, error))
+    return FALSE;
+  CriaLm *base = own ? own->lm : o->compare ? cria_lm_new (m->model, m->backend) : NULL;
+  EvalArm b = { .label = (char *) "base", .lm = base, .model = own };
   EvalArm adapted = { .label = (char *) (m->adapter ? "adapted" : "model"), .lm = m->lm };
   if (base)
     g_ptr_array_add (arms, &b);
@@ -93,8 +112,9 @@ eval_preferences (EvalOptions *o, CriaCliModel *m, GPtrArray *records, GError **
     if (out)
       ok = cria_output_write (out, line->str, line->len, error);
   }
-  if (base)
+  if (base && !own)
     cria_lm_free (base);
+  eval_close_base (own);
   if (!ok || (out && !cria_output_commit (g_steal_pointer (&out), error)))
     return FALSE;
   g_autoptr (GString) json = g_string_new ("{");

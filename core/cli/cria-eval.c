@@ -23,6 +23,7 @@ arm_free (EvalArm *arm)
   g_free (arm->label);
   if (arm->own_lm)
     cria_lm_free (arm->lm);
+  eval_close_base (arm->model);
   g_free (arm);
 }
 
@@ -140,11 +141,20 @@ run_eval (EvalOptions *o, CriaCliModel *m, GError **error)
     }
     for (guint a = 0; ok && a < arms->len; a++) {
       EvalArm *arm = g_ptr_array_index (arms, a);
+      /* a base opened on its own encodes the prompt with its own tokenizer */
+      EvalExample own = { 0 };
+      const EvalExample *aex = &ex;
+      if (arm->model) {
+        ok = eval_prepare (o, arm->model, format, r, i, &own, error);
+        aex = &own;
+      }
       CriaGeneration gen = { 0 };
-      ok = !arm->needs_text || cria_lm_generate (arm->lm, m->tokenizer, (const gint32 *) ex.prompt_ids->data,
-                                                 ex.prompt_ids->len, &s, NULL, NULL, &gen, error);
+      ok = ok && (!arm->needs_text || cria_lm_generate (arm->lm, arm->model ? arm->model->tokenizer : m->tokenizer,
+                                                        (const gint32 *) aex->prompt_ids->data, aex->prompt_ids->len,
+                                                        &s, NULL, NULL, &gen, error));
       JsonObject *scores = json_object_new ();
-      ok = ok && score_example (arm, &ex, gen.text ? gen.text : "", scores, error);
+      ok = ok && score_example (arm, aex, gen.text ? gen.text : "", scores, error);
+      eval_example_clear (&own);
       if (ok && arm->needs_text) {
         g_autofree char *key = g_strdup_printf ("prediction%s%s", arms->len > 1 ? "_" : "",
                                                 arms->len > 1 ? arm->label : "");

@@ -17,6 +17,9 @@ typedef struct {
   char *label;
   CriaLm *lm;
   gboolean own_lm;
+  /* --compare's base opened on its own (eval_open_base); NULL when the arm
+   * runs on the command's model. */
+  CriaCliModel *model;
   GPtrArray *metrics;  /* CriaMetric* */
   GPtrArray *corpus;   /* CriaScores*, one per metric, after the last example */
   gboolean needs_text; /* some metric scores generated text */
@@ -37,6 +40,13 @@ typedef struct {
  * *format: the prompt format records are rendered with, or NULL when a
  * chat template renders them (cria_cli_render_prompt). */
 gboolean eval_resolve_format (EvalOptions *o, CriaCliModel *m, CriaPromptFormat **format, GError **error);
+/* --compare's base model. The adapter's low-rank weights sit beside the
+ * base's, so the base is a second runtime on the same model; but modules it
+ * saved whole (modules_to_save, a resized vocabulary) replaced the base's,
+ * and then *base is the base model opened a second time, with its own
+ * tokenizer and the adapted arm's chat template. NULL otherwise. */
+gboolean eval_open_base (CriaCliModel *m, CriaCliModel **base, GError **error);
+void eval_close_base (CriaCliModel *base);
 gboolean eval_open_arms (EvalOptions *o, CriaCliModel *m, GPtrArray *arms, GError **error);
 gboolean eval_prepare (EvalOptions *o, CriaCliModel *m, CriaPromptFormat *format, const CriaRecord *r, guint index,
                        EvalExample *ex, GError **error);

@@ -340,6 +340,70 @@ test_adapter_template (void)
   CU_ASSERT_STRING_NOT_EQUAL (untemplated, have);
 }
 
+/* The summary of cria eval --json over `data`, "" on failure. */
+static char *
+eval_json (const char *model, const char *adapter, gboolean compare, const char *data)
+{
+  const char *args[] = { "eval",
+                         "--model",
+                         model,
+                         "--data",
+                         data,
+                         "--metrics",
+                         "perplexity",
+                         "--json",
+                         "--adapter",
+                         adapter,
+                         compare ? "--compare" : NULL,
+                         NULL };
+  if (!adapter)
+    args[8] = NULL;
+  g_autofree char *out = NULL, *err = NULL;
+  int status = cria_test_run_cria (args, NULL, &out, &err);
+  if (status != 0)
+    printf ("\n%s\n", err ? err : "");
+  CU_ASSERT_EQUAL (status, 0);
+  return g_strdup (out ? out : "");
+}
+
+/* One member of a JSON object text, as text. */
+static char *
+member (const char *json, const char *name)
+{
+  g_autoptr (JsonParser) p = json_parser_new ();
+  if (!json_parser_load_from_data (p, json, -1, NULL) || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p)))
+    return g_strdup ("(not JSON)");
+  JsonObject *o = json_node_get_object (json_parser_get_root (p));
+  JsonNode *n = json_object_get_member (o, name);
+  return n ? json_to_string (n, FALSE) : g_strdup ("(absent)");
+}
+
+/* cria eval --compare's base column is the base model's own: loading the
+ * adapter replaced its embeddings, head and tokenizer, so the base is
+ * opened a second time. Each column equals a run of that model alone, for
+ * text records and for preference pairs. */
+static void
+test_eval_compare (void)
+{
+  g_autofree char *adapter = g_build_filename (fixtures, "llama", NULL);
+  g_autofree char *text = g_build_filename (tmp, "eval.jsonl", NULL);
+  g_autofree char *pairs = g_build_filename (tmp, "pairs.jsonl", NULL);
+  cria_test_write_file (text, "{\"instruction\": \"hi <|tool|>\", \"output\": \"42<obs>!\"}\n"
+                              "{\"instruction\": \"say\", \"output\": \"ok ok\"}\n");
+  cria_test_write_file (pairs, "{\"prompt\": \"hi <|tool|>\", \"chosen\": \"42<obs>\", \"rejected\": \"no\"}\n");
+  const char *files[] = { text, pairs };
+  for (guint f = 0; f < G_N_ELEMENTS (files); f++) {
+    g_autofree char *both = eval_json (llama, adapter, TRUE, files[f]);
+    g_autofree char *alone = eval_json (llama, NULL, FALSE, files[f]);
+    g_autofree char *adapted = eval_json (llama, adapter, FALSE, files[f]);
+    g_autofree char *base_have = member (both, "base"), *base_want = member (alone, "model");
+    g_autofree char *adapted_have = member (both, "adapted"), *adapted_want = member (adapted, "adapted");
+    CU_ASSERT_STRING_EQUAL (base_have, base_want);
+    CU_ASSERT_STRING_EQUAL (adapted_have, adapted_want);
+    CU_ASSERT_STRING_NOT_EQUAL (base_have, adapted_have);
+  }
+}
+
 static void
 register_suites (void)
 {
@@ -351,6 +415,7 @@ register_suites (void)
     { "inconsistent or incomplete resized adapters are refused", test_refused },
     { "a head saved for a tied model unties it", test_untie },
     { "the chat template an adapter ships is used", test_adapter_template },
+    { "eval --compare's base column is the base model's", test_eval_compare },
     { NULL },
   };
   cria_test_add_suite ("resized vocabulary", tests);
