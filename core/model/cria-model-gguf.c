@@ -385,6 +385,28 @@ gboolean
 cria_model_export_gguf_lora (CriaRegistry *registry, CriaModel *model, const char *adapter_dir, const char *path,
                              GError **error)
 {
+  /* as llama.cpp's convert_lora_to_gguf.py refuses whole modules (a resized
+   * vocabulary's embeddings, a trained head) in an adapter; checked before
+   * loading, which would apply them to the model */
+  g_autofree char *st_path = g_build_filename (adapter_dir, "adapter_model.safetensors", NULL);
+  g_autoptr (CriaSafetensors) st = cria_safetensors_open (st_path, error);
+  g_autoptr (GHashTable) saved = st ? cria_adapter_peft_saved_modules (st, error) : NULL;
+  if (!saved)
+    return FALSE;
+  if (g_hash_table_size (saved) > 0) {
+    guint n = 0;
+    g_autofree gpointer *names = g_hash_table_get_keys_as_array (saved, &n);
+    const char *first = names[0];
+    for (guint i = 1; i < n; i++)
+      if (strcmp (names[i], first) < 0)
+        first = names[i];
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
+                 "%s: tensor %s: modules_to_save replaces the base's %s whole, which a GGUF LoRA cannot carry (export "
+                 "the merged model: cria export --format gguf)",
+                 st_path, first, (const char *) g_hash_table_lookup (saved, first));
+    return FALSE;
+  }
+  g_clear_pointer (&st, cria_safetensors_free);
   const CriaModelVTable *vt = gguf_vtable (model, error);
   if (!vt)
     return FALSE;
@@ -392,19 +414,10 @@ cria_model_export_gguf_lora (CriaRegistry *registry, CriaModel *model, const cha
   g_autoptr (CriaGgufWriter) arch = cria_gguf_writer_new ();
   if (!vt->gguf_metadata (c, arch, error))
     return FALSE;
-  gint64 vocab = c->vocab_size;
   g_autoptr (CriaAdapter) adapter = cria_adapter_load (registry, model, adapter_dir, error);
   if (!adapter)
     return FALSE;
   g_autofree char *config_file = g_build_filename (adapter_dir, "adapter_config.json", NULL);
-  if (cria_model_get_config (model)->vocab_size != vocab) {
-    /* as llama.cpp's convert_lora_to_gguf.py refuses embeddings in an adapter */
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
-                 "%s: modules_to_save: the adapter resizes the vocabulary, which a GGUF LoRA cannot carry (export "
-                 "the merged model: cria export --format gguf)",
-                 config_file);
-    return FALSE;
-  }
   const char *kind = cria_provider_get_info (cria_adapter_get_provider (adapter))->name;
   if (strcmp (kind, "lora") != 0 && strcmp (kind, "qlora") != 0) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,

@@ -292,6 +292,15 @@ test_untie (void)
   g_autofree char *last = g_strdup (err ? g_strstrip (err) : "");
   expect_error (strrchr (last, '\n') ? strrchr (last, '\n') + 1 : last,
                 "its tokenizer has ids up to 257, beyond the model's vocabulary of 256 tokens");
+
+  /* A same-size saved head does not fit a GGUF LoRA either: refused, not dropped */
+  g_autoptr (CriaModel) fresh = cria_model_open (reg, qwen3, CRIA_MODEL_DTYPE_AUTO, &error);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (fresh);
+  g_autofree char *gguf = g_build_filename (tmp, "head.gguf", NULL);
+  CU_ASSERT_FALSE (cria_model_export_gguf_lora (reg, fresh, dir, gguf, &error));
+  expect_error (error ? error->message : NULL,
+                "tensor base_model.model.lm_head.weight: modules_to_save replaces the base's lm_head.weight whole");
+  CU_ASSERT_FALSE (g_file_test (gguf, G_FILE_TEST_EXISTS));
 }
 
 /* The greedy ids and prompt length cria generate --json prints. */
