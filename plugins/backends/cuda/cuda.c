@@ -72,9 +72,30 @@ cuda_destroy (gpointer self)
   cudaSetDevice (be->device);
   cudaStreamSynchronize (be->stream);
   cuda_blas_free (be);
+  cudaFree (be->scratch);
   cudaFree (be->bad_id);
   cudaStreamDestroy (be->stream);
   g_free (be);
+}
+
+void *
+cuda_scratch (CudaBackend *be, size_t bytes, GError **error)
+{
+  if (bytes <= be->scratch_bytes)
+    return be->scratch;
+  /* queued kernels may still use the old one */
+  if (!cuda_check (cudaStreamSynchronize (be->stream), "scratch", error))
+    return NULL;
+  cudaFree (be->scratch);
+  be->scratch = NULL;
+  be->scratch_bytes = 0;
+  size_t grown = MAX (bytes, (size_t) 1 << 20);
+  if (!cuda_check (cudaMalloc (&be->scratch, grown), "cannot allocate scratch memory", error)) {
+    cudaGetLastError ();
+    return NULL;
+  }
+  be->scratch_bytes = grown;
+  return be->scratch;
 }
 
 static gpointer
@@ -142,10 +163,11 @@ cuda_synchronize (gpointer self, GError **error)
       !cuda_check (cudaGetLastError (), "a kernel launch failed", error) ||
       !cuda_check (cudaMemcpy (&bad, be->bad_id, sizeof bad, cudaMemcpyDeviceToHost), "download", error))
     return FALSE;
-  if (bad) {
+  if (bad != CUDA_BAD_NONE) {
     cudaMemset (be->bad_id, 0, sizeof (int));
     g_set_error_literal (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                         "cuda: embedding: a token id is outside the vocabulary");
+                         bad == CUDA_BAD_LABEL ? "cuda: lm_head_ce: a label is outside the vocabulary"
+                                               : "cuda: embedding: a token id is outside the vocabulary");
     return FALSE;
   }
   return TRUE;
