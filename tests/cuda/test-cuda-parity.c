@@ -12,7 +12,8 @@
  *   train  one LoRA step of test-model-grads's golden batch: the loss within
  *          1e-4, the same label count, every adapter gradient within 1e-4.
  *
- * Each group prints one summary line at the end ("parity ops: ok, ...").
+ * Each group prints one summary line at the end ("parity ops: ok, ...");
+ * CRIA_PARITY_GROUPS ("ops,model") runs only those named.
  * Skips (77), saying why, where the backend cannot be opened: a machine
  * without a GPU, or a build without the cuda plugin. CRIA_PARITY_BACKEND
  * names another backend to compare with the cpu (devsim, the test backend of
@@ -728,9 +729,13 @@ register_suites (void)
     { "one LoRA step: loss and adapter gradients", test_train_lora },
     { NULL },
   };
-  cria_test_add_suite ("parity ops", ops);
-  cria_test_add_suite ("parity model", model);
-  cria_test_add_suite ("parity train", train);
+  const CriaTestCase *suites[N_GROUPS] = { ops, model, train };
+  g_auto (GStrv) only = g_getenv ("CRIA_PARITY_GROUPS") ? g_strsplit (g_getenv ("CRIA_PARITY_GROUPS"), ",", -1) : NULL;
+  for (int i = 0; i < N_GROUPS; i++)
+    if (!only || g_strv_contains ((const char *const *) only, groups[i].name)) {
+      g_autofree char *suite = g_strdup_printf ("parity %s", groups[i].name);
+      cria_test_add_suite (suite, suites[i]);
+    }
 }
 
 CRIA_TEST_MAIN (register_suites)

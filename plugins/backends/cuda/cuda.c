@@ -11,9 +11,10 @@
  * runtime and cuBLASLt: libcria and the cria program never do.
  *
  * NO KERNEL OF THIS PLUGIN HAS RUN ON A GPU YET: cuda-kernels.cu was only
- * compiled, and holds f32 kernels of a few ops (matmul, embedding, gelu,
- * silu, swiglu, add, mul, scale, reshape). tests/cuda/device-check.sh is
- * what a GPU machine runs first. */
+ * compiled by nvcc, and run on the CPU by tests/cuda/sim/run.sh (stand-ins
+ * for the CUDA runtime and cuBLASLt). It holds f32 kernels of every op but
+ * dequantize (NF4 never reaches device memory yet). tests/cuda/
+ * device-check.sh is what a GPU machine runs first. */
 #include "config.h"
 
 #include <string.h>
@@ -201,7 +202,8 @@ static const CriaBackendVTable cuda_vtable = {
 
 static const CriaProviderInfo cuda_info = {
   .name = "cuda",
-  .description = "Runs graphs on an NVIDIA GPU (CUDA, cuBLASLt): f32 kernels of a few ops, never run on a GPU yet",
+  .description = "Runs graphs on an NVIDIA GPU (CUDA, cuBLASLt): f32 kernels of every op but dequantize (NF4), never "
+                 "run on a GPU yet",
   .example = "cria inspect cuda",
   .props = cuda_props,
   .rank = CRIA_RANK_NONE, /* chosen by name: --backend cuda */
