@@ -392,6 +392,17 @@ embedding_backward (gpointer self, CriaNode *n, GError **error)
 
 /* ---- matmul through cuBLASLt: C (+)= op(A) op(B), row-major, f32 ------------- */
 
+/* The largest power of two (at most 256) that divides the address. */
+static uint32_t
+ptr_align (const void *p)
+{
+  uintptr_t a = (uintptr_t) p;
+  uint32_t align = 256;
+  while (align > 1 && a % align)
+    align /= 2;
+  return align;
+}
+
 /* Row-major C[M,N] = op(A)[M,K] op(B)[K,N] is column-major C^T = op(B)^T op(A)^T:
  * cuBLASLt gets B as its first operand. `batch` products, A, B and C
  * `sa`, `sb`, `sc` floats apart (sb = 0: one B for all); beta 1 adds to C. */
@@ -434,6 +445,14 @@ gemm (CudaBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gboolean ta
     s = lt->fn_cublasLtMatmulPreferenceCreate (&pref);
   if (s == CUBLAS_STATUS_SUCCESS)
     s = lt->fn_cublasLtMatmulPreferenceSetAttribute (pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+  /* The heuristic assumes 256-byte aligned operands unless told: arena
+   * offsets are 64-byte aligned, chunks of lm_head_ce's weight and slices of
+   * a batch anything a float allows. Its operands in its order: B, A, C, C. */
+  uint32_t align[4] = { ptr_align (B), ptr_align (A), ptr_align (C), ptr_align (C) };
+  for (int i = 0; i < 4 && s == CUBLAS_STATUS_SUCCESS; i++)
+    s = lt->fn_cublasLtMatmulPreferenceSetAttribute (
+        pref, (cublasLtMatmulPreferenceAttributes_t) (CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES + i), &align[i],
+        sizeof align[i]);
   if (s == CUBLAS_STATUS_SUCCESS)
     s = lt->fn_cublasLtMatmulAlgoGetHeuristic (be->lt, desc, la, lb, lc, lc, pref, 1, &h, &found);
   if (s == CUBLAS_STATUS_SUCCESS && found == 0)

@@ -11,6 +11,10 @@
 struct SimDesc {
   int transa, transb;
 };
+/* the operands' minimum alignments the algorithm may assume: A, B, C, D */
+struct SimPref {
+  uint32_t align[4];
+};
 struct SimLayout {
   uint64_t rows, cols;
   int64_t ld, stride;
@@ -104,7 +108,9 @@ cublasLtMatrixLayoutSetAttribute (cublasLtMatrixLayout_t l, cublasLtMatrixLayout
 cublasStatus_t
 cublasLtMatmulPreferenceCreate (cublasLtMatmulPreference_t *p)
 {
-  *p = (cublasLtMatmulPreference_t) malloc (1);
+  *p = malloc (sizeof (struct SimPref));
+  for (int i = 0; i < 4; i++)
+    (*p)->align[i] = 256; /* the real library's default */
   return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -119,8 +125,14 @@ cublasStatus_t
 cublasLtMatmulPreferenceSetAttribute (cublasLtMatmulPreference_t p, cublasLtMatmulPreferenceAttributes_t attr,
                                       const void *buf, size_t size)
 {
-  return attr == CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES && size == sizeof (size_t) ? CUBLAS_STATUS_SUCCESS
-                                                                                     : CUBLAS_STATUS_INVALID_VALUE;
+  if (attr == CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES && size == sizeof (size_t))
+    return CUBLAS_STATUS_SUCCESS;
+  if (attr >= CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES && attr <= CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES &&
+      size == sizeof (uint32_t)) {
+    p->align[attr - CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES] = *(const uint32_t *) buf;
+    return CUBLAS_STATUS_SUCCESS;
+  }
+  return CUBLAS_STATUS_INVALID_VALUE;
 }
 
 /* m, n, k of the product, or FALSE when the layouts disagree */
@@ -151,6 +163,9 @@ cublasLtMatmulAlgoGetHeuristic (cublasLtHandle_t h, cublasLtMatmulDesc_t desc, c
   if (requested < 1 || C != D || !dims (desc, A, B, C, &m, &n, &k))
     return CUBLAS_STATUS_INVALID_VALUE;
   memset (results, 0, sizeof *results);
+  /* the algorithm found relies on the alignments the preference allows */
+  for (int i = 0; i < 4; i++)
+    results->algo.data[i] = pref->align[i];
   *count = 1;
   return CUBLAS_STATUS_SUCCESS;
 }
@@ -164,6 +179,13 @@ cublasLtMatmul (cublasLtHandle_t h, cublasLtMatmulDesc_t desc, const void *alpha
   uint64_t m, n, k;
   if (C != D || Cv != Dv || !dims (desc, A, B, C, &m, &n, &k))
     return CUBLAS_STATUS_INVALID_VALUE;
+  const void *ptrs[4] = { Av, Bv, Cv, Dv };
+  for (int i = 0; i < 4; i++)
+    if ((uintptr_t) ptrs[i] % algo->data[i]) {
+      fprintf (stderr, "cublaslt-sim: operand %d at %p is not aligned to the %llu bytes its algorithm assumes\n", i,
+               ptrs[i], (unsigned long long) algo->data[i]);
+      return CUBLAS_STATUS_INVALID_VALUE;
+    }
   float al = *(const float *) alpha, be = *(const float *) beta;
   for (int32_t b = 0; b < C->batch; b++) {
     const float *a = (const float *) Av + b * A->stride, *bb = (const float *) Bv + b * B->stride;
