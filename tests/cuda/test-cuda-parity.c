@@ -705,6 +705,8 @@ register_suites (void)
   dev = cria_backend_open (registry, name, &error);
   if (!dev) {
     printf ("SKIP: backend %s cannot be opened here: %s\n", name, error->message);
+    g_clear_error (&error);
+    g_clear_pointer (&devsim, g_free);
     cria_registry_free (registry);
     exit (CRIA_TEST_SKIP);
   }
