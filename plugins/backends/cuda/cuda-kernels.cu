@@ -1,27 +1,53 @@
 /* cuda-kernels.cu: the kernels of the cuda backend, f32 only.
  *
  * NEVER RUN ON A GPU: compiled by nvcc on a machine without one. Their math
- * mirrors plugins/backends/cpu/cpu-ops.c line for line; tests/cuda/
- * device-check.sh compares them with the cpu backend on a GPU machine.
+ * mirrors the cpu backend's (plugins/backends/cpu/cpu-ops.c, cpu-linear.c,
+ * cpu-attention.c) index for index; tests/cuda/test-cuda-parity compares
+ * them with the cpu backend on a GPU machine (tests/cuda/device-check.sh).
+ * Correctness over speed: one thread per element, one block per row of a
+ * row-wise op, one warp per query (or key) row of attention.
  *
- * Each kernel is queued on the backend's stream and returns at once; the
- * launch error, if any, is reported by cudaGetLastError at synchronize. An
- * embedding id outside the table cannot be reported from a kernel: it sets
- * the backend's error word, which synchronize downloads. */
+ * Each kernel is queued on the backend's stream and returns at once; a
+ * launch error is reported at once (cudaGetLastError after each launch), an
+ * execution error at synchronize. An id or label outside the vocabulary
+ * cannot be reported from a kernel: it sets the backend's error word, which
+ * synchronize downloads. Every grid is one-dimensional, at most
+ * MAX_BLOCKS blocks, its kernels looping over 64-bit indices. */
 #include "config.h"
+
+#include <math.h>
 
 #include "cuda.h"
 
 #define THREADS 256
+#define MAX_BLOCKS ((gint64) 65535 * 32)
 
 static unsigned
 blocks_for (gint64 n)
 {
   gint64 b = (n + THREADS - 1) / THREADS;
-  return (unsigned) MIN (b, (gint64) 65535 * 32);
+  return (unsigned) MAX (1, MIN (b, MAX_BLOCKS));
+}
+
+/* One block per row (row-wise ops), or one warp per row (attention). */
+static unsigned
+blocks_for_rows (gint64 rows)
+{
+  return (unsigned) MAX (1, MIN (rows, MAX_BLOCKS));
+}
+
+static unsigned
+blocks_for_warps (gint64 rows)
+{
+  return blocks_for_rows ((rows + THREADS / 32 - 1) / (THREADS / 32));
 }
 
 #define GRID_LOOP(i_, n_) for (gint64 i_ = blockIdx.x * (gint64) blockDim.x + threadIdx.x; i_ < (n_); i_ += (gint64) gridDim.x * blockDim.x)
+#define ROW_LOOP(r_, n_) for (gint64 r_ = blockIdx.x; r_ < (n_); r_ += gridDim.x)
+/* the warp's row: every lane of a warp has the same r_ */
+#define WARP_LOOP(r_, n_)                                                                                              \
+  for (gint64 r_ = (blockIdx.x * (gint64) blockDim.x + threadIdx.x) / 32; r_ < (n_);                                  \
+       r_ += (gint64) gridDim.x * blockDim.x / 32)
 
 static gint64
 numel (const CriaNode *n)
@@ -35,10 +61,69 @@ f32 (const CriaTensor *t)
   return (float *) t->data;
 }
 
+static const gint32 *
+i32 (const CriaTensor *t)
+{
+  return (const gint32 *) t->data;
+}
+
+static float *
+grad_or_null (const CriaNode *n)
+{
+  return n->grad ? f32 (n->grad) : NULL;
+}
+
 static CudaBackend *
 be_of (gpointer self)
 {
   return (CudaBackend *) self;
+}
+
+static gint64
+last_dim (const CriaNode *n)
+{
+  return n->shape[n->n_dims - 1];
+}
+
+/* The launch just queued: FALSE with "cuda: OP: ..." when it was refused. */
+static gboolean
+launched (const CriaNode *n, GError **error)
+{
+  return cuda_check (cudaGetLastError (), cria_op_name (n->op), error);
+}
+
+/* ---- reductions ------------------------------------------------------------ */
+
+__device__ static float
+warp_sum (float v)
+{
+  for (int o = 16; o > 0; o >>= 1)
+    v += __shfl_xor_sync (0xffffffffu, v, o);
+  return v;
+}
+
+__device__ static float
+warp_max (float v)
+{
+  for (int o = 16; o > 0; o >>= 1)
+    v = fmaxf (v, __shfl_xor_sync (0xffffffffu, v, o));
+  return v;
+}
+
+/* The sum (or max) of v over the block, in every thread; every thread of the
+ * block calls it (blockDim.x a multiple of 32). */
+__device__ static float
+block_reduce (float v, bool is_max)
+{
+  __shared__ float part[32];
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+  v = is_max ? warp_max (v) : warp_sum (v);
+  __syncthreads (); /* part may still be read by the previous call */
+  if (lane == 0)
+    part[warp] = v;
+  __syncthreads ();
+  v = lane < n_warps ? part[lane] : (is_max ? -INFINITY : 0.0f);
+  return is_max ? warp_max (v) : warp_sum (v);
 }
 
 /* ---- element-wise ---------------------------------------------------------- */
@@ -93,7 +178,7 @@ unary_forward (gpointer self, CriaNode *n, GError **error)
   gint64 count = numel (n);
   unary_fwd<<<blocks_for (count), THREADS, 0, be_of (self)->stream>>> (n->op == CRIA_OP_GELU ? UN_GELU : UN_SILU,
                                                                          f32 (n->src[0]->value), f32 (n->value), count);
-  return TRUE;
+  return launched (n, error);
 }
 
 static gboolean
@@ -104,7 +189,7 @@ unary_backward (gpointer self, CriaNode *n, GError **error)
   gint64 count = numel (n);
   unary_bwd<<<blocks_for (count), THREADS, 0, be_of (self)->stream>>> (
       n->op == CRIA_OP_GELU ? UN_GELU : UN_SILU, f32 (n->src[0]->value), f32 (n->grad), f32 (n->src[0]->grad), count);
-  return TRUE;
+  return launched (n, error);
 }
 
 /* swiglu: y = silu(g) u;  dg += dy u silu'(g);  du += dy silu(g) */
@@ -133,7 +218,7 @@ swiglu_forward (gpointer self, CriaNode *n, GError **error)
   gint64 count = numel (n);
   swiglu_fwd<<<blocks_for (count), THREADS, 0, be_of (self)->stream>>> (f32 (n->src[0]->value),
                                                                           f32 (n->src[1]->value), f32 (n->value), count);
-  return TRUE;
+  return launched (n, error);
 }
 
 static gboolean
@@ -143,7 +228,7 @@ swiglu_backward (gpointer self, CriaNode *n, GError **error)
   float *dg = n->src[0]->grad ? f32 (n->src[0]->grad) : NULL, *du = n->src[1]->grad ? f32 (n->src[1]->grad) : NULL;
   swiglu_bwd<<<blocks_for (count), THREADS, 0, be_of (self)->stream>>> (
       f32 (n->src[0]->value), f32 (n->src[1]->value), f32 (n->grad), dg, du, count);
-  return TRUE;
+  return launched (n, error);
 }
 
 /* add: y = a + b;  da += dy;  db += sum dy.   mul: y = a b;  da += dy b;  db += sum dy a
@@ -181,7 +266,7 @@ binary_forward (gpointer self, CriaNode *n, GError **error)
   gint64 na = numel (n), nb = numel (n->src[1]);
   binary_fwd<<<blocks_for (na), THREADS, 0, be_of (self)->stream>>> (
       n->op == CRIA_OP_ADD, f32 (n->src[0]->value), f32 (n->src[1]->value), f32 (n->value), na, nb);
-  return TRUE;
+  return launched (n, error);
 }
 
 static gboolean
@@ -196,7 +281,7 @@ binary_backward (gpointer self, CriaNode *n, GError **error)
   if (n->src[1]->grad)
     binary_bwd_b<<<blocks_for (nb), THREADS, 0, s>>> (add, f32 (n->src[0]->value), f32 (n->grad),
                                                         f32 (n->src[1]->grad), na, nb);
-  return TRUE;
+  return launched (n, error);
 }
 
 /* y = s a;  da += s dy */
@@ -220,7 +305,7 @@ scale_forward (gpointer self, CriaNode *n, GError **error)
   gint64 count = numel (n);
   scale_fwd<<<blocks_for (count), THREADS, 0, be_of (self)->stream>>> (n->fparam[0], f32 (n->src[0]->value),
                                                                          f32 (n->value), count);
-  return TRUE;
+  return launched (n, error);
 }
 
 static gboolean
@@ -231,7 +316,7 @@ scale_backward (gpointer self, CriaNode *n, GError **error)
   gint64 count = numel (n);
   axpy<<<blocks_for (count), THREADS, 0, be_of (self)->stream>>> (n->fparam[0], f32 (n->grad),
                                                                     f32 (n->src[0]->grad), count);
-  return TRUE;
+  return launched (n, error);
 }
 
 /* reshape: the same elements; its backward adds them back */
@@ -250,7 +335,7 @@ reshape_backward (gpointer self, CriaNode *n, GError **error)
     return TRUE;
   gint64 count = numel (n);
   axpy<<<blocks_for (count), THREADS, 0, be_of (self)->stream>>> (1.0f, f32 (n->grad), f32 (n->src[0]->grad), count);
-  return TRUE;
+  return launched (n, error);
 }
 
 /* ---- embedding: y[t] = table[ids[t]];  dtable[ids[t]] += dy[t] ------------- */
@@ -263,7 +348,7 @@ embedding_fwd (const gint32 *ids, const float *table, float *y, gint64 T, gint64
     gint64 t = i / D, d = i % D;
     gint32 id = ids[t];
     if (id < 0 || id >= V) {
-      atomicCAS (bad, 0, 1); /* synchronize reports it */
+      atomicCAS (bad, CUDA_BAD_NONE, CUDA_BAD_EMBEDDING_ID); /* synchronize reports it */
       y[i] = 0;
     } else {
       y[i] = table[id * D + d];
@@ -291,7 +376,7 @@ embedding_forward (gpointer self, CriaNode *n, GError **error)
   embedding_fwd<<<blocks_for (T * D), THREADS, 0, be->stream>>> ((const gint32 *) n->src[0]->value->data,
                                                                    f32 (n->src[1]->value), f32 (n->value), T, D, V,
                                                                    be->bad_id);
-  return TRUE;
+  return launched (n, error);
 }
 
 static gboolean
@@ -302,10 +387,21 @@ embedding_backward (gpointer self, CriaNode *n, GError **error)
   gint64 T = numel (n->src[0]), V = n->src[1]->shape[0], D = n->shape[n->n_dims - 1];
   embedding_bwd<<<blocks_for (T * D), THREADS, 0, be_of (self)->stream>>> (
       (const gint32 *) n->src[0]->value->data, f32 (n->grad), f32 (n->src[1]->grad), T, D, V);
-  return TRUE;
+  return launched (n, error);
 }
 
 /* ---- matmul through cuBLASLt: C (+)= op(A) op(B), row-major, f32 ------------- */
+
+/* The largest power of two (at most 256) that divides the address. */
+static uint32_t
+ptr_align (const void *p)
+{
+  uintptr_t a = (uintptr_t) p;
+  uint32_t align = 256;
+  while (align > 1 && a % align)
+    align /= 2;
+  return align;
+}
 
 /* Row-major C[M,N] = op(A)[M,K] op(B)[K,N] is column-major C^T = op(B)^T op(A)^T:
  * cuBLASLt gets B as its first operand. `batch` products, A, B and C
@@ -349,6 +445,14 @@ gemm (CudaBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gboolean ta
     s = lt->fn_cublasLtMatmulPreferenceCreate (&pref);
   if (s == CUBLAS_STATUS_SUCCESS)
     s = lt->fn_cublasLtMatmulPreferenceSetAttribute (pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+  /* The heuristic assumes 256-byte aligned operands unless told: arena
+   * offsets are 64-byte aligned, chunks of lm_head_ce's weight and slices of
+   * a batch anything a float allows. Its operands in its order: B, A, C, C. */
+  uint32_t align[4] = { ptr_align (B), ptr_align (A), ptr_align (C), ptr_align (C) };
+  for (int i = 0; i < 4 && s == CUBLAS_STATUS_SUCCESS; i++)
+    s = lt->fn_cublasLtMatmulPreferenceSetAttribute (
+        pref, (cublasLtMatmulPreferenceAttributes_t) (CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES + i), &align[i],
+        sizeof align[i]);
   if (s == CUBLAS_STATUS_SUCCESS)
     s = lt->fn_cublasLtMatmulAlgoGetHeuristic (be->lt, desc, la, lb, lc, lc, pref, 1, &h, &found);
   if (s == CUBLAS_STATUS_SUCCESS && found == 0)
@@ -447,6 +551,865 @@ matmul_backward (gpointer self, CriaNode *n, GError **error)
   return TRUE;
 }
 
+/* ---- layernorm and rmsnorm (cpu-ops.c): y = (x - mu) r w + b with
+ * r = 1/sqrt(var + eps); rmsnorm is the same with mu = 0 and no bias. With
+ * xh = (x - mu) r and g = dy w:
+ *   dx += r (g - mean(g) - xh mean(g xh))   (rmsnorm: without mean(g))
+ *   dw += dy xh;  db += dy, summed over the rows in order, one thread a column.
+ * Each row's mu and r go to scratch first, computed as norm_stats does. ---- */
+
+__global__ static void
+norm_stats_k (const float *x, gint64 rows, gint64 D, int centered, float eps, float *mu, float *rs)
+{
+  ROW_LOOP (r, rows)
+  {
+    const float *xr = x + r * D;
+    float m = 0;
+    if (centered) {
+      float s = 0;
+      for (gint64 i = threadIdx.x; i < D; i += blockDim.x)
+        s += xr[i];
+      m = block_reduce (s, false) / (float) D;
+    }
+    float v = 0;
+    for (gint64 i = threadIdx.x; i < D; i += blockDim.x)
+      v += (xr[i] - m) * (xr[i] - m);
+    v = block_reduce (v, false);
+    if (threadIdx.x == 0) {
+      mu[r] = m;
+      rs[r] = 1.0f / sqrtf (v / (float) D + eps);
+    }
+  }
+}
+
+__global__ static void
+norm_fwd_k (const float *x, const float *w, const float *b, const float *mu, const float *rs, float *y, gint64 rows,
+            gint64 D)
+{
+  GRID_LOOP (e, rows * D)
+  {
+    gint64 r = e / D, i = e % D;
+    y[e] = (x[e] - mu[r]) * rs[r] * w[i] + (b ? b[i] : 0.0f);
+  }
+}
+
+__global__ static void
+norm_dx_k (const float *x, const float *w, const float *dy, const float *mu, const float *rs, float *dx, gint64 rows,
+           gint64 D, int centered)
+{
+  ROW_LOOP (r, rows)
+  {
+    const float *xr = x + r * D, *g = dy + r * D;
+    float m = mu[r], k = rs[r], mg = 0, mgx = 0;
+    for (gint64 i = threadIdx.x; i < D; i += blockDim.x) {
+      mg += g[i] * w[i];
+      mgx += g[i] * w[i] * (xr[i] - m) * k;
+    }
+    mg = block_reduce (mg, false);
+    mgx = block_reduce (mgx, false);
+    mg = centered ? mg / (float) D : 0.0f;
+    mgx /= (float) D;
+    for (gint64 i = threadIdx.x; i < D; i += blockDim.x)
+      dx[r * D + i] += k * (g[i] * w[i] - mg - (xr[i] - m) * k * mgx);
+  }
+}
+
+__global__ static void
+norm_dw_k (const float *x, const float *dy, const float *mu, const float *rs, float *dw, float *db, gint64 rows,
+           gint64 D)
+{
+  GRID_LOOP (i, D)
+  {
+    float sw = dw ? dw[i] : 0.0f, sb = db ? db[i] : 0.0f;
+    for (gint64 r = 0; r < rows; r++) {
+      float g = dy[r * D + i];
+      sw += g * (x[r * D + i] - mu[r]) * rs[r];
+      sb += g;
+    }
+    if (dw)
+      dw[i] = sw;
+    if (db)
+      db[i] = sb;
+  }
+}
+
+/* Queues the statistics of every row; NULL with an error when the scratch
+ * cannot be had. */
+static float *
+norm_stats (CudaBackend *be, CriaNode *n, GError **error)
+{
+  gint64 D = last_dim (n), rows = numel (n) / D;
+  float *mu = (float *) cuda_scratch (be, (size_t) (2 * rows) * sizeof (float), error);
+  if (!mu)
+    return NULL;
+  norm_stats_k<<<blocks_for_rows (rows), THREADS, 0, be->stream>>> (
+      f32 (n->src[0]->value), rows, D, n->op == CRIA_OP_LAYERNORM, n->fparam[0], mu, mu + rows);
+  return launched (n, error) ? mu : NULL;
+}
+
+static gboolean
+norm_forward (gpointer self, CriaNode *n, GError **error)
+{
+  CudaBackend *be = be_of (self);
+  gint64 D = last_dim (n), rows = numel (n) / D;
+  float *mu = norm_stats (be, n, error);
+  if (!mu)
+    return FALSE;
+  const float *b = n->op == CRIA_OP_LAYERNORM ? f32 (n->src[2]->value) : NULL;
+  norm_fwd_k<<<blocks_for (rows * D), THREADS, 0, be->stream>>> (f32 (n->src[0]->value), f32 (n->src[1]->value), b,
+                                                                   mu, mu + rows, f32 (n->value), rows, D);
+  return launched (n, error);
+}
+
+static gboolean
+norm_backward (gpointer self, CriaNode *n, GError **error)
+{
+  CudaBackend *be = be_of (self);
+  gint64 D = last_dim (n), rows = numel (n) / D;
+  float *dw = grad_or_null (n->src[1]), *db = n->op == CRIA_OP_LAYERNORM ? grad_or_null (n->src[2]) : NULL;
+  if (!n->src[0]->grad && !dw && !db)
+    return TRUE;
+  float *mu = norm_stats (be, n, error);
+  if (!mu)
+    return FALSE;
+  const float *x = f32 (n->src[0]->value), *dy = f32 (n->grad);
+  if (n->src[0]->grad)
+    norm_dx_k<<<blocks_for_rows (rows), THREADS, 0, be->stream>>> (x, f32 (n->src[1]->value), dy, mu, mu + rows,
+                                                                   f32 (n->src[0]->grad), rows, D,
+                                                                   n->op == CRIA_OP_LAYERNORM);
+  if (dw || db)
+    norm_dw_k<<<blocks_for (D), THREADS, 0, be->stream>>> (x, dy, mu, mu + rows, dw, db, rows, D);
+  return launched (n, error);
+}
+
+/* ---- rope (rotate_half), as cpu-ops.c: for i < D/2, a = pos f_i,
+ * y_i = x_i cos a - x_{i+D/2} sin a;  y_{i+D/2} = x_{i+D/2} cos a + x_i sin a;
+ * the backward is the rotation by -a, added. Rows are (b, t, h): the
+ * position of row r is pos[r / H]. The model's scaling (linear, dynamic
+ * NTK, YaRN, llama3) is all in inv_freq: one kernel serves every variant. */
+
+__global__ static void
+rope_k (const float *x, float *y, const gint32 *pos, const float *f, gint64 rows, gint64 H, gint64 half, float sign,
+        int add)
+{
+  GRID_LOOP (e, rows * half)
+  {
+    gint64 r = e / half, i = e % half;
+    float p = (float) pos[r / H];
+    const float *xr = x + r * 2 * half;
+    float *yr = y + r * 2 * half;
+    float a = p * f[i], c = cosf (a), s = sign * sinf (a);
+    float lo = xr[i] * c - xr[i + half] * s, hi = xr[i + half] * c + xr[i] * s;
+    yr[i] = add ? yr[i] + lo : lo;
+    yr[i + half] = add ? yr[i + half] + hi : hi;
+  }
+}
+
+static gboolean
+rope_run (CudaBackend *be, CriaNode *n, gboolean backward, GError **error)
+{
+  gint64 H = n->shape[2], half = n->shape[3] / 2, rows = numel (n) / n->shape[3];
+  const float *x = f32 (backward ? n->grad : n->src[0]->value);
+  float *y = f32 (backward ? n->src[0]->grad : n->value);
+  rope_k<<<blocks_for (rows * half), THREADS, 0, be->stream>>> (x, y, i32 (n->src[1]->value), f32 (n->src[2]->value),
+                                                                  rows, H, half, backward ? -1.0f : 1.0f, backward);
+  return launched (n, error);
+}
+
+static gboolean
+rope_forward (gpointer self, CriaNode *n, GError **error)
+{
+  return rope_run (be_of (self), n, FALSE, error);
+}
+
+static gboolean
+rope_backward (gpointer self, CriaNode *n, GError **error)
+{
+  return n->src[0]->grad ? rope_run (be_of (self), n, TRUE, error) : TRUE;
+}
+
+/* ---- softmax over the last dim: y = e^(x - max) / sum;  dx += y (dy - sum(dy y)) */
+
+__global__ static void
+softmax_fwd_k (const float *x, float *y, gint64 rows, gint64 D)
+{
+  ROW_LOOP (r, rows)
+  {
+    const float *xr = x + r * D;
+    float *yr = y + r * D;
+    float m = -INFINITY, s = 0;
+    for (gint64 i = threadIdx.x; i < D; i += blockDim.x)
+      m = fmaxf (m, xr[i]);
+    m = block_reduce (m, true);
+    for (gint64 i = threadIdx.x; i < D; i += blockDim.x) {
+      yr[i] = expf (xr[i] - m);
+      s += yr[i];
+    }
+    s = block_reduce (s, false);
+    /* each thread divides the elements it wrote */
+    for (gint64 i = threadIdx.x; i < D; i += blockDim.x)
+      yr[i] /= s;
+  }
+}
+
+__global__ static void
+softmax_bwd_k (const float *y, const float *dy, float *dx, gint64 rows, gint64 D)
+{
+  ROW_LOOP (r, rows)
+  {
+    const float *yr = y + r * D, *g = dy + r * D;
+    float s = 0;
+    for (gint64 i = threadIdx.x; i < D; i += blockDim.x)
+      s += g[i] * yr[i];
+    s = block_reduce (s, false);
+    for (gint64 i = threadIdx.x; i < D; i += blockDim.x)
+      dx[r * D + i] += yr[i] * (g[i] - s);
+  }
+}
+
+static gboolean
+softmax_forward (gpointer self, CriaNode *n, GError **error)
+{
+  gint64 D = last_dim (n), rows = numel (n) / D;
+  softmax_fwd_k<<<blocks_for_rows (rows), THREADS, 0, be_of (self)->stream>>> (f32 (n->src[0]->value),
+                                                                                 f32 (n->value), rows, D);
+  return launched (n, error);
+}
+
+static gboolean
+softmax_backward (gpointer self, CriaNode *n, GError **error)
+{
+  if (!n->src[0]->grad)
+    return TRUE;
+  gint64 D = last_dim (n), rows = numel (n) / D;
+  softmax_bwd_k<<<blocks_for_rows (rows), THREADS, 0, be_of (self)->stream>>> (f32 (n->value), f32 (n->grad),
+                                                                                 f32 (n->src[0]->grad), rows, D);
+  return launched (n, error);
+}
+
+/* ---- dropout: the cpu backend's mask, a splitmix64 hash of (seed, index),
+ * recomputed in backward; kept elements scaled by 1/(1-p). -------------------- */
+
+__device__ static bool
+dropout_keep (guint64 seed, gint64 i, float p)
+{
+  guint64 z = seed + 0x9e3779b97f4a7c15ull * (guint64) (i + 1); /* splitmix64 */
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return (float) (z >> 40) * (1.0f / 16777216.0f) >= p;
+}
+
+__global__ static void
+dropout_k (const float *x, float *y, gint64 n, guint64 seed, float p, float k, int add)
+{
+  GRID_LOOP (i, n)
+  {
+    float v = dropout_keep (seed, i, p) ? x[i] * k : 0.0f;
+    y[i] = add ? y[i] + v : v;
+  }
+}
+
+static gboolean
+dropout_run (CudaBackend *be, CriaNode *n, gboolean backward, GError **error)
+{
+  float p = n->fparam[0], k = 1.0f / (1.0f - p);
+  gint64 count = numel (n);
+  dropout_k<<<blocks_for (count), THREADS, 0, be->stream>>> (f32 (backward ? n->grad : n->src[0]->value),
+                                                               f32 (backward ? n->src[0]->grad : n->value), count,
+                                                               (guint64) n->iparam[0], p, k, backward);
+  return launched (n, error);
+}
+
+static gboolean
+dropout_forward (gpointer self, CriaNode *n, GError **error)
+{
+  return dropout_run (be_of (self), n, FALSE, error);
+}
+
+static gboolean
+dropout_backward (gpointer self, CriaNode *n, GError **error)
+{
+  return n->src[0]->grad ? dropout_run (be_of (self), n, TRUE, error) : TRUE;
+}
+
+/* ---- permute, concat, slice: moves, whose backward moves (adds) back ------ */
+
+typedef struct {
+  gint64 shape[CRIA_MAX_DIMS]; /* of the output, 1 past its dims */
+  gint64 st[CRIA_MAX_DIMS];    /* the input's stride of each output dim */
+} Perm;
+
+/* y[o0,o1,o2,o3] = x[sum o_i st_i]: a bijection, so backward has no races */
+__global__ static void
+permute_k (Perm pm, const float *src, float *dst, gint64 n, int backward)
+{
+  GRID_LOOP (o, n)
+  {
+    gint64 rest = o, in = 0;
+    for (int d = CRIA_MAX_DIMS - 1; d >= 0; d--) {
+      in += rest % pm.shape[d] * pm.st[d];
+      rest /= pm.shape[d];
+    }
+    if (backward)
+      dst[in] += src[o];
+    else
+      dst[o] = src[in];
+  }
+}
+
+static gboolean
+permute_run (CudaBackend *be, CriaNode *n, const float *src, float *dst, gboolean backward, GError **error)
+{
+  const CriaNode *a = n->src[0];
+  gint64 in_stride[CRIA_MAX_DIMS] = { 0 }, s = 1;
+  for (int d = a->n_dims - 1; d >= 0; d--) {
+    in_stride[d] = s;
+    s *= a->shape[d];
+  }
+  Perm pm;
+  for (int i = 0; i < CRIA_MAX_DIMS; i++) {
+    pm.shape[i] = n->shape[i];
+    pm.st[i] = i < a->n_dims ? in_stride[n->iparam[i]] : 0;
+  }
+  gint64 count = numel (n);
+  permute_k<<<blocks_for (count), THREADS, 0, be->stream>>> (pm, src, dst, count, backward);
+  return launched (n, error);
+}
+
+static gboolean
+permute_forward (gpointer self, CriaNode *n, GError **error)
+{
+  return permute_run (be_of (self), n, f32 (n->src[0]->value), f32 (n->value), FALSE, error);
+}
+
+static gboolean
+permute_backward (gpointer self, CriaNode *n, GError **error)
+{
+  if (!n->src[0]->grad)
+    return TRUE;
+  return permute_run (be_of (self), n, f32 (n->grad), f32 (n->src[0]->grad), TRUE, error);
+}
+
+/* Elements after dim `dim` (exclusive) and rows before it. */
+static void
+split_dims (const CriaNode *n, int dim, gint64 *outer, gint64 *inner)
+{
+  *outer = 1;
+  *inner = 1;
+  for (int d = 0; d < dim; d++)
+    *outer *= n->shape[d];
+  for (int d = dim + 1; d < n->n_dims; d++)
+    *inner *= n->shape[d];
+}
+
+/* cpu-ops.c's window_move, one thread per element of the part */
+__global__ static void
+window_k (gint64 outer, gint64 part_row, gint64 whole_row, gint64 offset, float *part, float *whole, int to_whole,
+          int add)
+{
+  GRID_LOOP (e, outer * part_row)
+  {
+    gint64 r = e / part_row, i = e % part_row;
+    float *p = part + e, *w = whole + r * whole_row + offset + i;
+    if (to_whole)
+      *w = add ? *w + *p : *p;
+    else
+      *p = add ? *p + *w : *w;
+  }
+}
+
+static gboolean
+window_move (CudaBackend *be, const CriaNode *n, gint64 outer, gint64 part_row, gint64 whole_row, gint64 offset,
+             float *part, float *whole, gboolean to_whole, gboolean add, GError **error)
+{
+  window_k<<<blocks_for (outer * part_row), THREADS, 0, be->stream>>> (outer, part_row, whole_row, offset, part, whole,
+                                                                         to_whole, add);
+  return launched (n, error);
+}
+
+static gboolean
+concat_run (CudaBackend *be, CriaNode *n, gboolean backward, GError **error)
+{
+  int dim = (int) n->iparam[0];
+  gint64 outer, inner;
+  split_dims (n, dim, &outer, &inner);
+  gint64 whole_row = n->shape[dim] * inner, offset = 0;
+  for (int s = 0; s < 2; s++) {
+    CriaNode *part = n->src[s];
+    gint64 part_row = part->shape[dim] * inner;
+    gboolean ok = TRUE;
+    if (!backward)
+      ok = window_move (be, n, outer, part_row, whole_row, offset, f32 (part->value), f32 (n->value), TRUE, FALSE,
+                        error);
+    else if (part->grad)
+      ok = window_move (be, n, outer, part_row, whole_row, offset, f32 (part->grad), f32 (n->grad), FALSE, TRUE,
+                        error);
+    if (!ok)
+      return FALSE;
+    offset += part_row;
+  }
+  return TRUE;
+}
+
+static gboolean
+concat_forward (gpointer self, CriaNode *n, GError **error)
+{
+  return concat_run (be_of (self), n, FALSE, error);
+}
+
+static gboolean
+concat_backward (gpointer self, CriaNode *n, GError **error)
+{
+  return concat_run (be_of (self), n, TRUE, error);
+}
+
+static gboolean
+slice_run (CudaBackend *be, CriaNode *n, gboolean backward, GError **error)
+{
+  CriaNode *a = n->src[0];
+  int dim = (int) n->iparam[0];
+  gint64 outer, inner;
+  split_dims (n, dim, &outer, &inner);
+  gint64 part_row = n->shape[dim] * inner, whole_row = a->shape[dim] * inner, offset = n->iparam[1] * inner;
+  if (!backward)
+    return window_move (be, n, outer, part_row, whole_row, offset, f32 (n->value), f32 (a->value), FALSE, FALSE,
+                        error);
+  if (!a->grad)
+    return TRUE;
+  return window_move (be, n, outer, part_row, whole_row, offset, f32 (n->grad), f32 (a->grad), TRUE, TRUE, error);
+}
+
+static gboolean
+slice_forward (gpointer self, CriaNode *n, GError **error)
+{
+  return slice_run (be_of (self), n, FALSE, error);
+}
+
+static gboolean
+slice_backward (gpointer self, CriaNode *n, GError **error)
+{
+  return slice_run (be_of (self), n, TRUE, error);
+}
+
+/* ---- attention: causal softmax(scale q k^T) v with GQA (query head h reads
+ * KV head h / (Hq / Hkv)), segment ids (a query sees keys of its own segment
+ * only), a sliding window (the `window` most recent keys, itself included)
+ * and a KV cache (the Tq queries are the last Tq of the Tk positions), as
+ * cpu-attention.c. One warp per query row: lanes split the head dimension
+ * (d = lane + 32 u), the keys are visited in order with a running max and
+ * sum (online softmax). Nothing of size T x T is stored: backward recomputes
+ * the scores, first per query row (its logsumexp, delta = dO.O, and dq), then
+ * per key row (dk and dv, summed over the heads of its group and the queries
+ * that see it), so that every warp owns the rows it writes. */
+
+#define ATTN_PER_LANE (ATTN_MAX_D / 32)
+
+typedef struct {
+  const float *q, *k, *v, *o, *dout;
+  const gint32 *seg;
+  float *dq, *dk, *dv, *lse, *delta;
+  gint64 B, Tq, Tk, Hq, Hkv, D, window;
+  float scale;
+} Attn;
+
+__device__ static float
+lane_dot (const float *x, const float *y, gint64 D)
+{
+  float s = 0;
+  for (gint64 d = threadIdx.x & 31; d < D; d += 32)
+    s += x[d] * y[d];
+  return warp_sum (s);
+}
+
+/* Whether query position `pos` (its segment sq) sees key j. */
+__device__ static bool
+attn_sees (const Attn &a, gint64 b, gint64 pos, gint32 sq, gint64 j)
+{
+  if (j > pos || (a.window > 0 && j < pos - a.window + 1))
+    return false;
+  return !a.seg || a.seg[b * a.Tk + j] == sq;
+}
+
+/* The running max m and sum l of the row's visible scores, and the sum of
+ * p_j v_j in acc (when not NULL), with p_j = e^(s_j - m). */
+__device__ static void
+attn_scan (const Attn &a, gint64 b, gint64 h, gint64 i, float *m_out, float *l_out, float *acc)
+{
+  gint64 pos = a.Tk - a.Tq + i, kvh = h / (a.Hq / a.Hkv), lane = threadIdx.x & 31;
+  gint64 lo = a.window > 0 ? MAX ((gint64) 0, pos - a.window + 1) : 0;
+  gint32 sq = a.seg ? a.seg[b * a.Tk + pos] : 0;
+  const float *q = a.q + ((b * a.Tq + i) * a.Hq + h) * a.D;
+  float m = -INFINITY, l = 0;
+  for (gint64 j = lo; j <= pos; j++) {
+    if (!attn_sees (a, b, pos, sq, j))
+      continue;
+    gint64 ko = ((b * a.Tk + j) * a.Hkv + kvh) * a.D;
+    float s = a.scale * lane_dot (q, a.k + ko, a.D);
+    float mn = fmaxf (m, s), corr = expf (m - mn), p = expf (s - mn);
+    l = l * corr + p;
+    if (acc)
+#pragma unroll
+      for (int u = 0; u < ATTN_PER_LANE; u++) {
+        gint64 d = lane + 32 * u;
+        if (d < a.D)
+          acc[u] = acc[u] * corr + p * a.v[ko + d];
+      }
+    m = mn;
+  }
+  *m_out = m;
+  *l_out = l;
+}
+
+__global__ static void
+attn_fwd_k (Attn a, float *out)
+{
+  WARP_LOOP (r, a.B * a.Hq * a.Tq)
+  {
+    gint64 i = r % a.Tq, h = r / a.Tq % a.Hq, b = r / (a.Tq * a.Hq), lane = threadIdx.x & 31;
+    float acc[ATTN_PER_LANE], m, l;
+#pragma unroll
+    for (int u = 0; u < ATTN_PER_LANE; u++)
+      acc[u] = 0;
+    attn_scan (a, b, h, i, &m, &l, acc);
+    float *o = out + ((b * a.Tq + i) * a.Hq + h) * a.D;
+#pragma unroll
+    for (int u = 0; u < ATTN_PER_LANE; u++) {
+      gint64 d = lane + 32 * u;
+      if (d < a.D)
+        o[d] = acc[u] / l;
+    }
+  }
+}
+
+/* dP_j = dO.v_j;  dS_j = P_j (dP_j - delta) scale;  dq += sum_j dS_j k_j.
+ * Row r = (b Hq + h) Tq + i keeps its lse and delta for the keys' pass. */
+__global__ static void
+attn_bwd_rows_k (Attn a)
+{
+  WARP_LOOP (r, a.B * a.Hq * a.Tq)
+  {
+    gint64 i = r % a.Tq, h = r / a.Tq % a.Hq, b = r / (a.Tq * a.Hq), lane = threadIdx.x & 31;
+    gint64 pos = a.Tk - a.Tq + i, kvh = h / (a.Hq / a.Hkv), qo = ((b * a.Tq + i) * a.Hq + h) * a.D;
+    float m, l;
+    attn_scan (a, b, h, i, &m, &l, NULL);
+    float lse = m + logf (l), delta = lane_dot (a.dout + qo, a.o + qo, a.D);
+    if (lane == 0) {
+      a.lse[r] = lse;
+      a.delta[r] = delta;
+    }
+    if (!a.dq)
+      continue;
+    gint32 sq = a.seg ? a.seg[b * a.Tk + pos] : 0;
+    float acc[ATTN_PER_LANE];
+#pragma unroll
+    for (int u = 0; u < ATTN_PER_LANE; u++)
+      acc[u] = 0;
+    for (gint64 j = 0; j <= pos; j++) {
+      if (!attn_sees (a, b, pos, sq, j))
+        continue;
+      gint64 ko = ((b * a.Tk + j) * a.Hkv + kvh) * a.D;
+      float p = expf (a.scale * lane_dot (a.q + qo, a.k + ko, a.D) - lse);
+      float ds = p * (lane_dot (a.dout + qo, a.v + ko, a.D) - delta) * a.scale;
+#pragma unroll
+      for (int u = 0; u < ATTN_PER_LANE; u++) {
+        gint64 d = lane + 32 * u;
+        if (d < a.D)
+          acc[u] += ds * a.k[ko + d];
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < ATTN_PER_LANE; u++) {
+      gint64 d = lane + 32 * u;
+      if (d < a.D)
+        a.dq[qo + d] += acc[u];
+    }
+  }
+}
+
+/* dk_j += sum dS_j q;  dv_j += sum P_j dO, over the heads of the group and
+ * the queries that see key j. Key row r = (b Tk + j) Hkv + kvh. */
+__global__ static void
+attn_bwd_keys_k (Attn a)
+{
+  WARP_LOOP (r, a.B * a.Tk * a.Hkv)
+  {
+    gint64 kvh = r % a.Hkv, j = r / a.Hkv % a.Tk, b = r / (a.Hkv * a.Tk), lane = threadIdx.x & 31;
+    gint64 group = a.Hq / a.Hkv, ko = r * a.D;
+    float dk[ATTN_PER_LANE], dv[ATTN_PER_LANE];
+#pragma unroll
+    for (int u = 0; u < ATTN_PER_LANE; u++)
+      dk[u] = dv[u] = 0;
+    for (gint64 h = kvh * group; h < (kvh + 1) * group; h++)
+      for (gint64 i = MAX ((gint64) 0, j - (a.Tk - a.Tq)); i < a.Tq; i++) {
+        gint64 pos = a.Tk - a.Tq + i, qo = ((b * a.Tq + i) * a.Hq + h) * a.D, row = (b * a.Hq + h) * a.Tq + i;
+        if (!attn_sees (a, b, pos, a.seg ? a.seg[b * a.Tk + pos] : 0, j))
+          continue;
+        float p = expf (a.scale * lane_dot (a.q + qo, a.k + ko, a.D) - a.lse[row]);
+        float ds = p * (lane_dot (a.dout + qo, a.v + ko, a.D) - a.delta[row]) * a.scale;
+#pragma unroll
+        for (int u = 0; u < ATTN_PER_LANE; u++) {
+          gint64 d = lane + 32 * u;
+          if (d < a.D) {
+            dk[u] += ds * a.q[qo + d];
+            dv[u] += p * a.dout[qo + d];
+          }
+        }
+      }
+#pragma unroll
+    for (int u = 0; u < ATTN_PER_LANE; u++) {
+      gint64 d = lane + 32 * u;
+      if (d < a.D) {
+        if (a.dk)
+          a.dk[ko + d] += dk[u];
+        if (a.dv)
+          a.dv[ko + d] += dv[u];
+      }
+    }
+  }
+}
+
+static Attn
+attn_args (const CriaNode *n)
+{
+  const CriaNode *q = n->src[0], *k = n->src[1];
+  Attn a = {};
+  a.q = f32 (q->value);
+  a.k = f32 (k->value);
+  a.v = f32 (n->src[2]->value);
+  a.o = f32 (n->value);
+  a.seg = n->n_src > 3 && n->src[3] ? i32 (n->src[3]->value) : NULL;
+  a.B = q->shape[0];
+  a.Tq = q->shape[1];
+  a.Tk = k->shape[1];
+  a.Hq = q->shape[2];
+  a.Hkv = k->shape[2];
+  a.D = q->shape[3];
+  a.window = n->iparam[0];
+  a.scale = n->fparam[0];
+  return a;
+}
+
+static gboolean
+attention_forward (gpointer self, CriaNode *n, GError **error)
+{
+  Attn a = attn_args (n);
+  attn_fwd_k<<<blocks_for_warps (a.B * a.Hq * a.Tq), THREADS, 0, be_of (self)->stream>>> (a, f32 (n->value));
+  return launched (n, error);
+}
+
+static gboolean
+attention_backward (gpointer self, CriaNode *n, GError **error)
+{
+  CudaBackend *be = be_of (self);
+  Attn a = attn_args (n);
+  a.dout = f32 (n->grad);
+  a.dq = grad_or_null (n->src[0]);
+  a.dk = grad_or_null (n->src[1]);
+  a.dv = grad_or_null (n->src[2]);
+  if (!a.dq && !a.dk && !a.dv)
+    return TRUE;
+  gint64 rows = a.B * a.Hq * a.Tq;
+  a.lse = (float *) cuda_scratch (be, (size_t) (2 * rows) * sizeof (float), error);
+  if (!a.lse)
+    return FALSE;
+  a.delta = a.lse + rows;
+  attn_bwd_rows_k<<<blocks_for_warps (rows), THREADS, 0, be->stream>>> (a);
+  if (!launched (n, error))
+    return FALSE;
+  if (!a.dk && !a.dv)
+    return TRUE;
+  attn_bwd_keys_k<<<blocks_for_warps (a.B * a.Tk * a.Hkv), THREADS, 0, be->stream>>> (a);
+  return launched (n, error);
+}
+
+/* ---- lm_head_ce (cpu-linear.c): h [N,D], w [V,D], labels [N] ->
+ * [loss sum, count, lse of each row (, ce of each row)]. The logits are
+ * computed `chunk` vocabulary entries at a time by cuBLASLt into scratch,
+ * never whole; each row keeps a running max, sum and its label's logit.
+ * Rows labelled CRIA_IGNORE_INDEX are computed but not counted (the cpu
+ * gathers the labelled ones first; the sums are the same). The loss is
+ * summed in double in row order, as the cpu does. Backward recomputes each
+ * chunk's logits, turns them into g (softmax - onehot(label)), and adds
+ * dlogits W to dh and dlogits^T h to dW. --------------------------------- */
+
+typedef struct {
+  float *logits; /* N x chunk */
+  float *max, *sum, *target;
+} CeScratch;
+
+static gboolean
+ce_scratch (CudaBackend *be, gint64 N, gint64 chunk, CeScratch *s, GError **error)
+{
+  s->logits = (float *) cuda_scratch (be, (size_t) (N * chunk + 3 * N) * sizeof (float), error);
+  s->max = s->logits ? s->logits + N * chunk : NULL;
+  s->sum = s->max ? s->max + N : NULL;
+  s->target = s->sum ? s->sum + N : NULL;
+  return s->logits != NULL;
+}
+
+__device__ static bool
+ce_counted (gint32 label, gint64 V, int *bad)
+{
+  if (label == CRIA_IGNORE_INDEX)
+    return false;
+  if (label < 0 || label >= V) {
+    atomicCAS (bad, CUDA_BAD_NONE, CUDA_BAD_LABEL);
+    return false;
+  }
+  return true;
+}
+
+__global__ static void
+ce_init_k (CeScratch s, gint64 N)
+{
+  GRID_LOOP (r, N)
+  {
+    s.max[r] = -INFINITY;
+    s.sum[r] = 0;
+    s.target[r] = 0;
+  }
+}
+
+/* Online log-sum-exp over one chunk: (m, s) -> (max(m, x), s e^(m - m') + sum e^(x - m')) */
+__global__ static void
+ce_update_k (CeScratch s, const gint32 *labels, gint64 N, gint64 V, gint64 v0, gint64 c, int *bad)
+{
+  ROW_LOOP (r, N)
+  {
+    gint32 label = labels[r];
+    if (!ce_counted (label, V, bad))
+      continue; /* the same for every thread of the block */
+    const float *x = s.logits + r * c;
+    float m = -INFINITY, e = 0;
+    for (gint64 j = threadIdx.x; j < c; j += blockDim.x)
+      m = fmaxf (m, x[j]);
+    m = fmaxf (s.max[r], block_reduce (m, true));
+    for (gint64 j = threadIdx.x; j < c; j += blockDim.x)
+      e += expf (x[j] - m);
+    e = block_reduce (e, false);
+    if (threadIdx.x == 0) {
+      s.sum[r] = s.sum[r] * expf (s.max[r] - m) + e;
+      s.max[r] = m;
+      if (label >= v0 && label < v0 + c)
+        s.target[r] = x[label - v0];
+    }
+  }
+}
+
+/* One thread: the sums in row order. */
+__global__ static void
+ce_finish_k (CeScratch s, const gint32 *labels, gint64 N, gint64 V, int rows, float *out)
+{
+  if (blockIdx.x != 0 || threadIdx.x != 0)
+    return;
+  double loss = 0;
+  gint64 count = 0;
+  for (gint64 r = 0; r < N; r++) {
+    gint32 label = labels[r];
+    bool counted = label != CRIA_IGNORE_INDEX && label >= 0 && label < V;
+    float lse = counted ? s.max[r] + logf (s.sum[r]) : 0.0f;
+    out[2 + r] = lse;
+    if (rows)
+      out[2 + N + r] = counted ? lse - s.target[r] : 0.0f;
+    if (counted) {
+      loss += (double) lse - s.target[r];
+      count++;
+    }
+  }
+  out[0] = (float) loss;
+  out[1] = (float) count;
+}
+
+/* logits become g (e^(x - lse) - onehot(label)), g = d/d sum (+ d/d ce_r);
+ * 0 on rows that are not counted */
+__global__ static void
+ce_dlogits_k (float *x, const gint32 *labels, const float *lse, const float *grad, int rows, gint64 N, gint64 V,
+              gint64 v0, gint64 c)
+{
+  GRID_LOOP (e, N * c)
+  {
+    gint64 r = e / c, j = e % c;
+    gint32 label = labels[r];
+    if (label == CRIA_IGNORE_INDEX || label < 0 || label >= V) {
+      x[e] = 0;
+      continue;
+    }
+    float g = rows ? grad[0] + grad[2 + N + r] : grad[0];
+    x[e] = g * expf (x[e] - lse[r]);
+    if (label == v0 + j)
+      x[e] -= g;
+  }
+}
+
+static gboolean gemm (CudaBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gboolean ta, const float *B,
+                      gboolean tb, float *C, float beta, gint64 batch, gint64 sa, gint64 sb, gint64 sc,
+                      GError **error);
+
+/* logits[N, c] = h w[v0 : v0 + c]^T */
+static gboolean
+ce_logits (CudaBackend *be, const CriaNode *n, const CeScratch *s, gint64 v0, gint64 c, GError **error)
+{
+  gint64 N = n->src[0]->shape[0], D = n->src[0]->shape[1];
+  return gemm (be, N, c, D, f32 (n->src[0]->value), FALSE, f32 (n->src[1]->value) + v0 * D, TRUE, s->logits, 0.0f, 1,
+               0, 0, 0, error);
+}
+
+static gboolean
+lm_head_ce_forward (gpointer self, CriaNode *n, GError **error)
+{
+  CudaBackend *be = be_of (self);
+  const gint32 *labels = i32 (n->src[2]->value);
+  gint64 N = n->src[0]->shape[0], V = n->src[1]->shape[0], chunk = MIN (n->iparam[0], V);
+  CeScratch s;
+  if (!ce_scratch (be, N, chunk, &s, error))
+    return FALSE;
+  ce_init_k<<<blocks_for (N), THREADS, 0, be->stream>>> (s, N);
+  if (!launched (n, error))
+    return FALSE;
+  for (gint64 v0 = 0; v0 < V; v0 += chunk) {
+    gint64 c = MIN (chunk, V - v0);
+    if (!ce_logits (be, n, &s, v0, c, error))
+      return FALSE;
+    ce_update_k<<<blocks_for_rows (N), THREADS, 0, be->stream>>> (s, labels, N, V, v0, c, be->bad_id);
+    if (!launched (n, error))
+      return FALSE;
+  }
+  ce_finish_k<<<1, 32, 0, be->stream>>> (s, labels, N, V, n->iparam[1] != 0, f32 (n->value));
+  return launched (n, error);
+}
+
+static gboolean
+lm_head_ce_backward (gpointer self, CriaNode *n, GError **error)
+{
+  CudaBackend *be = be_of (self);
+  CriaNode *h = n->src[0], *w = n->src[1];
+  if (!h->grad && !w->grad)
+    return TRUE;
+  const gint32 *labels = i32 (n->src[2]->value);
+  gint64 N = h->shape[0], D = h->shape[1], V = w->shape[0], chunk = MIN (n->iparam[0], V);
+  CeScratch s;
+  if (!ce_scratch (be, N, chunk, &s, error))
+    return FALSE;
+  for (gint64 v0 = 0; v0 < V; v0 += chunk) {
+    gint64 c = MIN (chunk, V - v0);
+    if (!ce_logits (be, n, &s, v0, c, error))
+      return FALSE;
+    ce_dlogits_k<<<blocks_for (N * c), THREADS, 0, be->stream>>> (s.logits, labels, f32 (n->value) + 2, f32 (n->grad),
+                                                                    n->iparam[1] != 0, N, V, v0, c);
+    if (!launched (n, error))
+      return FALSE;
+    /* dh[N,D] += dlogits[N,c] w[v0:v0+c];  dw[v0:v0+c] += dlogits^T h */
+    if (h->grad && !gemm (be, N, D, c, s.logits, FALSE, f32 (w->value) + v0 * D, FALSE, f32 (h->grad), 1.0f, 1, 0, 0,
+                          0, error))
+      return FALSE;
+    if (w->grad && !gemm (be, c, D, N, s.logits, TRUE, f32 (h->value), FALSE, f32 (w->grad) + v0 * D, 1.0f, 1, 0, 0,
+                          0, error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
 /* ---- the table ------------------------------------------------------------- */
 
 static CriaKernel
@@ -472,5 +1435,17 @@ cuda_kernels_init (void)
   cuda_kernels[CRIA_OP_MUL] = k (binary_forward, binary_backward);
   cuda_kernels[CRIA_OP_SCALE] = k (scale_forward, scale_backward);
   cuda_kernels[CRIA_OP_RESHAPE] = k (reshape_forward, reshape_backward);
+  cuda_kernels[CRIA_OP_LAYERNORM] = k (norm_forward, norm_backward);
+  cuda_kernels[CRIA_OP_RMSNORM] = k (norm_forward, norm_backward);
+  cuda_kernels[CRIA_OP_ROPE] = k (rope_forward, rope_backward);
+  cuda_kernels[CRIA_OP_ATTENTION] = k (attention_forward, attention_backward);
+  cuda_kernels[CRIA_OP_SOFTMAX] = k (softmax_forward, softmax_backward);
+  cuda_kernels[CRIA_OP_PERMUTE] = k (permute_forward, permute_backward);
+  cuda_kernels[CRIA_OP_CONCAT] = k (concat_forward, concat_backward);
+  cuda_kernels[CRIA_OP_SLICE] = k (slice_forward, slice_backward);
+  cuda_kernels[CRIA_OP_DROPOUT] = k (dropout_forward, dropout_backward);
+  cuda_kernels[CRIA_OP_LM_HEAD_CE] = k (lm_head_ce_forward, lm_head_ce_backward);
+  /* DEQUANTIZE has none: the core refuses NF4 tensors in device memory
+   * (cria_backend_get_resident), so no graph on cuda holds one yet. */
 }
 }

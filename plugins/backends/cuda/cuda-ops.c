@@ -1,7 +1,8 @@
 /* cuda-ops.c: which nodes the cuda kernels take, and cuBLASLt's handle.
  *
- * Ops without a kernel (cuda-kernels.cu) refuse a graph when it is planned,
- * with the op named ("backend 'cuda' does not implement op 'rmsnorm'"). */
+ * Ops without a kernel (cuda-kernels.cu: only dequantize, since NF4 tensors
+ * never reach device memory yet) refuse a graph when it is planned, with the
+ * op named ("backend 'cuda' does not implement op 'dequantize'"). */
 #include "config.h"
 
 #include <dlfcn.h>
@@ -15,6 +16,9 @@ cuda_supports_op (gpointer backend, const CriaNode *node)
   for (int i = 0; i < node->n_src; i++)
     if (node->src[i] && node->src[i]->dtype != CRIA_DTYPE_F32 && node->src[i]->dtype != CRIA_DTYPE_I32)
       return FALSE;
+  /* a warp per query row holds ATTN_MAX_D / 32 accumulators per lane */
+  if (node->op == CRIA_OP_ATTENTION && node->shape[3] > ATTN_MAX_D)
+    return FALSE;
   return node->dtype == CRIA_DTYPE_F32 || node->dtype == CRIA_DTYPE_I32;
 }
 

@@ -11,9 +11,10 @@
  * runtime and cuBLASLt: libcria and the cria program never do.
  *
  * NO KERNEL OF THIS PLUGIN HAS RUN ON A GPU YET: cuda-kernels.cu was only
- * compiled, and holds f32 kernels of a few ops (matmul, embedding, gelu,
- * silu, swiglu, add, mul, scale, reshape). tests/cuda/device-check.sh is
- * what a GPU machine runs first. */
+ * compiled by nvcc, and run on the CPU by tests/cuda/sim/run.sh (stand-ins
+ * for the CUDA runtime and cuBLASLt). It holds f32 kernels of every op but
+ * dequantize (NF4 never reaches device memory yet). tests/cuda/
+ * device-check.sh is what a GPU machine runs first. */
 #include "config.h"
 
 #include <string.h>
@@ -72,9 +73,30 @@ cuda_destroy (gpointer self)
   cudaSetDevice (be->device);
   cudaStreamSynchronize (be->stream);
   cuda_blas_free (be);
+  cudaFree (be->scratch);
   cudaFree (be->bad_id);
   cudaStreamDestroy (be->stream);
   g_free (be);
+}
+
+void *
+cuda_scratch (CudaBackend *be, size_t bytes, GError **error)
+{
+  if (bytes <= be->scratch_bytes)
+    return be->scratch;
+  /* queued kernels may still use the old one */
+  if (!cuda_check (cudaStreamSynchronize (be->stream), "scratch", error))
+    return NULL;
+  cudaFree (be->scratch);
+  be->scratch = NULL;
+  be->scratch_bytes = 0;
+  size_t grown = MAX (bytes, (size_t) 1 << 20);
+  if (!cuda_check (cudaMalloc (&be->scratch, grown), "cannot allocate scratch memory", error)) {
+    cudaGetLastError ();
+    return NULL;
+  }
+  be->scratch_bytes = grown;
+  return be->scratch;
 }
 
 static gpointer
@@ -142,10 +164,11 @@ cuda_synchronize (gpointer self, GError **error)
       !cuda_check (cudaGetLastError (), "a kernel launch failed", error) ||
       !cuda_check (cudaMemcpy (&bad, be->bad_id, sizeof bad, cudaMemcpyDeviceToHost), "download", error))
     return FALSE;
-  if (bad) {
+  if (bad != CUDA_BAD_NONE) {
     cudaMemset (be->bad_id, 0, sizeof (int));
     g_set_error_literal (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
-                         "cuda: embedding: a token id is outside the vocabulary");
+                         bad == CUDA_BAD_LABEL ? "cuda: lm_head_ce: a label is outside the vocabulary"
+                                               : "cuda: embedding: a token id is outside the vocabulary");
     return FALSE;
   }
   return TRUE;
@@ -179,7 +202,8 @@ static const CriaBackendVTable cuda_vtable = {
 
 static const CriaProviderInfo cuda_info = {
   .name = "cuda",
-  .description = "Runs graphs on an NVIDIA GPU (CUDA, cuBLASLt): f32 kernels of a few ops, never run on a GPU yet",
+  .description = "Runs graphs on an NVIDIA GPU (CUDA, cuBLASLt): f32 kernels of every op but dequantize (NF4), never "
+                 "run on a GPU yet",
   .example = "cria inspect cuda",
   .props = cuda_props,
   .rank = CRIA_RANK_NONE, /* chosen by name: --backend cuda */

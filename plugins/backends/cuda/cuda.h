@@ -39,8 +39,13 @@ typedef struct {
   const CudaLt *blas;  /* the functions of libcublasLt */
   cublasLtHandle_t lt;
   void *lt_workspace; /* cuBLASLt's scratch, LT_WORKSPACE bytes */
-  int *bad_id;        /* device word: an embedding id was out of range (kernels cannot fail) */
+  int *bad_id;        /* device word: an id or label was out of range (kernels cannot fail) */
+  void *scratch;      /* per-kernel temporaries (norm statistics, logits chunks), grown */
+  size_t scratch_bytes;
 } CudaBackend;
+
+/* What *bad_id holds: the first kernel that met an id it cannot take. */
+enum { CUDA_BAD_NONE, CUDA_BAD_EMBEDDING_ID, CUDA_BAD_LABEL };
 
 #define LT_WORKSPACE ((size_t) 32 << 20)
 
@@ -51,6 +56,13 @@ gboolean cuda_check (cudaError_t e, const char *what, GError **error);
 gboolean cuda_blas_init (CudaBackend *be, GError **error);
 void cuda_blas_free (CudaBackend *be);
 gboolean cuda_supports_op (gpointer backend, const CriaNode *node);
+/* At least `bytes` of device scratch, valid until the next call: kernels of
+ * one stream run in order, so one kernel's temporaries never meet another's. */
+void *cuda_scratch (CudaBackend *be, size_t bytes, GError **error);
+
+/* The largest head dimension the attention kernel takes (a warp per query
+ * row, ATTN_MAX_D / 32 accumulators per lane). */
+#define ATTN_MAX_D 512
 
 /* cuda-kernels.cu: the kernel table (CRIA_N_OPS entries; NULL: not
  * implemented), filled by cuda_kernels_init when the plugin loads. */

@@ -1,0 +1,743 @@
+/* test-cuda-parity: the cuda backend against the cpu backend, through the
+ * public compute API only, in three groups:
+ *
+ *   ops    every op with a cuda kernel, forward and backward, on odd sizes
+ *          that divide no tile: the op's value and the gradient of every
+ *          param feeding it within 1e-5 relative (max |a - b| / max |b|).
+ *          The loss is sum(out * R) for a fixed random R, or the op's own
+ *          for lm_head_ce (its per-row variant with a seeded backward).
+ *   model  the logits of every tiny checkpoint in tests/models (in f32)
+ *          within 1e-4 relative; greedy decoding with KV caches (tiny-qwen2,
+ *          and tiny-mistral's sliding window) gives the same ids.
+ *   train  one LoRA step of test-model-grads's golden batch: the loss within
+ *          1e-4, the same label count, every adapter gradient within 1e-4.
+ *
+ * Each group prints one summary line at the end ("parity ops: ok, ...");
+ * CRIA_PARITY_GROUPS ("ops,model") runs only those named.
+ * Skips (77), saying why, where the backend cannot be opened: a machine
+ * without a GPU, or a build without the cuda plugin. CRIA_PARITY_BACKEND
+ * names another backend to compare with the cpu (devsim, the test backend of
+ * tests/compute, checks this program on a machine without a GPU). Run on a
+ * GPU machine by tests/cuda/device-check.sh. */
+#include <math.h>
+#include <string.h>
+
+#include "cria-test.h"
+
+#define OP_TOL 1e-5
+#define MODEL_TOL 1e-4
+
+static CriaRegistry *registry;
+static CriaBackend *cpu, *dev;
+
+/* ---- the summary lines ---------------------------------------------------------- */
+
+typedef struct {
+  const char *name;
+  double tol;
+  guint run, failed;
+  double worst;
+  GString *bad; /* the names of the failed checks */
+} Group;
+
+enum { G_OPS, G_MODEL, G_TRAIN, N_GROUPS };
+
+static Group groups[N_GROUPS] = {
+  { "ops", OP_TOL },
+  { "model", MODEL_TOL },
+  { "train", MODEL_TOL },
+};
+
+/* One check of a group: `rel` is its relative difference (0 for exact
+ * checks that held, INFINITY for those that did not run or differ). */
+static void
+record (int group, const char *what, double rel)
+{
+  Group *g = &groups[group];
+  gboolean ok = rel <= g->tol;
+  g->run++;
+  if (isfinite (rel))
+    g->worst = MAX (g->worst, rel);
+  if (!ok) {
+    g->failed++;
+    if (!g->bad)
+      g->bad = g_string_new (NULL);
+    g_string_append_printf (g->bad, "%s%s (%g)", g->bad->len ? ", " : "", what, rel);
+    printf ("\n%s: %s: %g > %g\n", g->name, what, rel, g->tol);
+  }
+  CU_ASSERT_TRUE (ok);
+}
+
+static void
+print_summary (void)
+{
+  for (int i = 0; i < N_GROUPS; i++) {
+    Group *g = &groups[i];
+    if (!g->run)
+      continue;
+    if (g->failed)
+      printf ("parity %s: FAILED, %u of %u checks over %g: %s\n", g->name, g->failed, g->run, g->tol, g->bad->str);
+    else
+      printf ("parity %s: ok, %u checks within %g (worst %.3g), %s = cpu\n", g->name, g->run, g->tol, g->worst,
+              cria_backend_get_name (dev));
+  }
+}
+
+/* The relative difference of two host tensors of the same shape. */
+static double
+rel_diff (CriaTensor *a, CriaTensor *b)
+{
+  if (!a || !b || cria_tensor_numel (a) != cria_tensor_numel (b))
+    return INFINITY;
+  return cria_test_rel_diff (a->data, b->data, cria_tensor_numel (a));
+}
+
+/* ---- ops -------------------------------------------------------------------------- */
+
+typedef struct {
+  CriaGraph *g;
+  GRand *rand;
+  GPtrArray *params; /* CriaNode* whose gradients are compared */
+  GPtrArray *owned;  /* CriaTensor* */
+  float *seed;       /* the per-row lm_head_ce's backward seed, or NULL */
+} Op;
+
+static CriaTensor *
+random_tensor (Op *o, int n_dims, const gint64 *shape)
+{
+  CriaTensor *t = cria_tensor_new (CRIA_DTYPE_F32, n_dims, shape);
+  float *d = t->data;
+  for (gint64 i = 0; i < cria_tensor_numel (t); i++)
+    d[i] = (float) g_rand_double_range (o->rand, -1.0, 1.0);
+  g_ptr_array_add (o->owned, t);
+  return t;
+}
+
+/* A trainable param of random values (shape given by its dims, 0 ending it). */
+static CriaNode *
+param (Op *o, gint64 d0, gint64 d1, gint64 d2, gint64 d3)
+{
+  gint64 shape[] = { d0, d1, d2, d3 };
+  int n_dims = !d1 ? 1 : !d2 ? 2 : !d3 ? 3 : 4;
+  CriaNode *n = cria_graph_param (o->g, "p", random_tensor (o, n_dims, shape), TRUE);
+  g_ptr_array_add (o->params, n);
+  return n;
+}
+
+static CriaNode *
+ints (Op *o, int n_dims, const gint64 *shape, const gint32 *values)
+{
+  CriaNode *n = cria_graph_input (o->g, "ids", CRIA_DTYPE_I32, n_dims, shape);
+  CriaTensor *t = cria_tensor_new (CRIA_DTYPE_I32, n_dims, shape);
+  memcpy (t->data, values, cria_tensor_nbytes (t));
+  g_ptr_array_add (o->owned, t);
+  g_assert (cria_node_set_value (n, t, NULL));
+  return n;
+}
+
+/* A host copy of a value or gradient that outlives its graph (on a host
+ * backend, cria_tensor_to_host gives the graph's own memory). */
+static CriaTensor *
+host_copy (CriaTensor *t, GError **error)
+{
+  g_autoptr (CriaTensor) h = cria_tensor_to_host (t, error);
+  if (!h)
+    return NULL;
+  CriaTensor *c = cria_tensor_new (h->dtype, h->n_dims, h->shape);
+  memcpy (c->data, h->data, cria_tensor_nbytes (h));
+  return c;
+}
+
+typedef CriaNode *(*BuildFunc) (Op *o, int variant);
+
+typedef struct {
+  const char *name;
+  BuildFunc build;
+  int variant;
+} OpCase;
+
+/* Builds the case on a backend, runs forward and backward, and appends the
+ * op's value and each param's gradient, in host memory, to `out`. */
+static gboolean
+run_op (CriaBackend *be, const OpCase *c, GPtrArray *out)
+{
+  g_autoptr (GError) error = NULL;
+  Op o = { cria_graph_new (), g_rand_new_with_seed (17), g_ptr_array_new (),
+           g_ptr_array_new_with_free_func ((GDestroyNotify) cria_tensor_unref), NULL };
+  CriaNode *y = c->build (&o, c->variant), *loss = y;
+  if (y && y->op != CRIA_OP_LM_HEAD_CE) {
+    gint64 n = cria_shape_numel (y->n_dims, y->shape), flat[] = { 1, n }, rshape[] = { n, 1 };
+    CriaNode *r = cria_graph_param (o.g, "R", random_tensor (&o, 2, rshape), FALSE);
+    loss = cria_matmul (o.g, cria_reshape (o.g, y, 2, flat), r, FALSE, FALSE);
+  }
+  if (y)
+    cria_graph_mark_output (o.g, y);
+  gboolean ok = cria_graph_check (o.g, &error) && cria_graph_backward (o.g, loss, &error) &&
+                cria_graph_plan (o.g, be, NULL, &error) && cria_graph_forward (o.g, &error) &&
+                (o.seed ? cria_graph_run_backward_seeded (o.g, o.seed, cria_shape_numel (y->n_dims, y->shape), &error)
+                        : cria_graph_run_backward (o.g, &error)) &&
+                cria_backend_synchronize (be, &error);
+  CriaTensor *value = ok ? host_copy (y->value, &error) : NULL;
+  ok = value != NULL;
+  if (value)
+    g_ptr_array_add (out, value);
+  for (guint i = 0; ok && i < o.params->len; i++) {
+    CriaNode *p = g_ptr_array_index (o.params, i);
+    CriaTensor *t = p->grad ? host_copy (p->grad, &error) : NULL;
+    ok = t != NULL;
+    if (t)
+      g_ptr_array_add (out, t);
+  }
+  if (!ok)
+    printf ("\n%s on %s: %s\n", c->name, cria_backend_get_name (be), error ? error->message : "no gradient");
+  cria_graph_free (o.g);
+  g_rand_free (o.rand);
+  g_ptr_array_unref (o.params);
+  g_ptr_array_unref (o.owned);
+  g_free (o.seed);
+  return ok;
+}
+
+static void
+check_ops (const OpCase *cases)
+{
+  for (const OpCase *c = cases; c->name; c++) {
+    g_autoptr (GPtrArray) a = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_tensor_unref);
+    g_autoptr (GPtrArray) b = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_tensor_unref);
+    if (!run_op (cpu, c, a) || !run_op (dev, c, b) || a->len != b->len) {
+      record (G_OPS, c->name, INFINITY);
+      continue;
+    }
+    for (guint i = 0; i < a->len; i++) {
+      g_autofree char *what = i == 0 ? g_strdup_printf ("%s forward", c->name)
+                                     : g_strdup_printf ("%s backward (param %u)", c->name, i - 1);
+      record (G_OPS, what, rel_diff (g_ptr_array_index (b, i), g_ptr_array_index (a, i)));
+    }
+  }
+}
+
+/* variant: bit 0 trans_a, bit 1 trans_b, bit 2 a batched b */
+static CriaNode *
+build_matmul (Op *o, int v)
+{
+  gboolean ta = v & 1, tb = v & 2, batched = v & 4;
+  gint64 B = 3, M = 37, N = 29, K = 45;
+  CriaNode *a = ta ? param (o, B, K, M, 0) : param (o, B, M, K, 0);
+  CriaNode *b = batched ? (tb ? param (o, B, N, K, 0) : param (o, B, K, N, 0))
+                        : (tb ? param (o, N, K, 0, 0) : param (o, K, N, 0, 0));
+  return cria_matmul (o->g, a, b, ta, tb);
+}
+
+static CriaNode *
+build_embedding (Op *o, int v)
+{
+  gint32 ids[2 * 19];
+  for (int i = 0; i < 38; i++)
+    ids[i] = (i * 7 + 3) % 53; /* repeats: the gradient rows add up */
+  CriaNode *id = ints (o, 2, (gint64[]){ 2, 19 }, ids);
+  return cria_embedding (o->g, id, param (o, 53, 33, 0, 0));
+}
+
+static CriaNode *
+build_norm (Op *o, int layer)
+{
+  CriaNode *x = param (o, 3, 7, 67, 0), *w = param (o, 67, 0, 0, 0);
+  return layer ? cria_layernorm (o->g, x, w, param (o, 67, 0, 0, 0), 1e-5f) : cria_rmsnorm (o->g, x, w, 1e-6f);
+}
+
+/* positions of a packed batch and of a long context (large angles) */
+static CriaNode *
+build_rope (Op *o, int v)
+{
+  gint64 B = 2, T = 11, H = 3, D = 18;
+  gint32 pos[2 * 11];
+  for (int t = 0; t < T; t++) {
+    pos[t] = t < 6 ? t : t - 6;
+    pos[T + t] = 4093 + t;
+  }
+  CriaTensor *f = cria_tensor_new (CRIA_DTYPE_F32, 1, (gint64[]){ D / 2 });
+  for (int i = 0; i < D / 2; i++)
+    ((float *) f->data)[i] = powf (v ? 500000.0f : 10000.0f, -2.0f * i / D) * (v ? 0.25f : 1.0f);
+  g_ptr_array_add (o->owned, f);
+  CriaNode *x = param (o, B, T, H, D);
+  return cria_rope (o->g, x, ints (o, 2, (gint64[]){ B, T }, pos), cria_graph_param (o->g, "inv_freq", f, FALSE));
+}
+
+typedef struct {
+  gint64 B, Tq, Tk, Hq, Hkv, D, window;
+  gboolean segments;
+} AttnCase;
+
+static const AttnCase attn_cases[] = {
+  { 2, 13, 13, 3, 3, 20, 0, FALSE }, /* causal */
+  { 2, 13, 13, 6, 2, 20, 0, TRUE },  /* GQA, packed segments */
+  { 2, 17, 17, 4, 2, 33, 5, TRUE },  /* sliding window, D past one warp */
+  { 2, 3, 17, 4, 2, 20, 0, TRUE },   /* a KV cache: 3 new queries */
+  { 1, 4, 19, 2, 1, 72, 6, FALSE },  /* a cache with a window, one KV head */
+};
+
+static CriaNode *
+build_attention (Op *o, int v)
+{
+  const AttnCase *c = &attn_cases[v];
+  CriaNode *q = param (o, c->B, c->Tq, c->Hq, c->D), *k = param (o, c->B, c->Tk, c->Hkv, c->D),
+           *val = param (o, c->B, c->Tk, c->Hkv, c->D), *seg = NULL;
+  if (c->segments) {
+    g_autofree gint32 *s = g_new (gint32, c->B * c->Tk);
+    for (gint64 i = 0; i < c->B * c->Tk; i++)
+      s[i] = (gint32) ((i % c->Tk) / (3 + i / c->Tk)); /* segments of 3 and 4 keys */
+    seg = ints (o, 2, (gint64[]){ c->B, c->Tk }, s);
+  }
+  return cria_attention_window (o->g, q, k, val, seg, 1.0f / sqrtf ((float) c->D), c->window);
+}
+
+static CriaNode *
+build_unary (Op *o, int op)
+{
+  CriaNode *x = param (o, 5, 77, 0, 0);
+  switch (op) {
+    case CRIA_OP_GELU:
+      return cria_gelu (o->g, x);
+    case CRIA_OP_SILU:
+      return cria_silu (o->g, x);
+    case CRIA_OP_SOFTMAX:
+      return cria_softmax (o->g, cria_scale (o->g, x, 3.0f));
+    case CRIA_OP_SCALE:
+      return cria_scale (o->g, x, 0.37f);
+    case CRIA_OP_DROPOUT:
+      return cria_dropout (o->g, x, 0.3f, 12345);
+    default:
+      return cria_swiglu (o->g, x, param (o, 5, 77, 0, 0));
+  }
+}
+
+/* variant: bit 0 mul, bit 1 b of a's whole shape (else a bias row) */
+static CriaNode *
+build_binary (Op *o, int v)
+{
+  CriaNode *a = param (o, 3, 5, 33, 0), *b = v & 2 ? param (o, 3, 5, 33, 0) : param (o, 33, 0, 0, 0);
+  return v & 1 ? cria_mul (o->g, a, b) : cria_add (o->g, a, b);
+}
+
+static CriaNode *
+build_reshape (Op *o, int v)
+{
+  return cria_reshape (o->g, param (o, 3, 5, 33, 0), 2, (gint64[]){ 15, 33 });
+}
+
+static CriaNode *
+build_permute (Op *o, int v)
+{
+  static const int perms[][4] = { { 0, 2, 1, 3 }, { 3, 1, 0, 2 }, { 2, 0, 1, -1 } };
+  CriaNode *x = v < 2 ? param (o, 2, 3, 5, 7) : param (o, 4, 5, 6, 0);
+  return cria_permute (o->g, x, perms[v]);
+}
+
+static CriaNode *
+build_concat (Op *o, int dim)
+{
+  gint64 sa[] = { 2, 3, 5 }, sb[] = { 2, 3, 5 };
+  sb[dim] = 4 + dim;
+  CriaNode *a = param (o, sa[0], sa[1], sa[2], 0), *b = param (o, sb[0], sb[1], sb[2], 0);
+  return cria_concat (o->g, a, b, dim);
+}
+
+static CriaNode *
+build_slice (Op *o, int dim)
+{
+  return cria_slice (o->g, param (o, 3, 5, 7, 0), dim, 1, dim + 1);
+}
+
+/* variant: bit 0 the per-row variant (seeded backward), bit 1 one chunk */
+static CriaNode *
+build_lm_head_ce (Op *o, int v)
+{
+  gint64 N = 21, D = 35, V = 103;
+  gint32 labels[21];
+  for (int i = 0; i < N; i++)
+    labels[i] = i % 5 == 2 ? CRIA_IGNORE_INDEX : (i * 37 + 11) % V;
+  CriaNode *h = param (o, N, D, 0, 0), *w = param (o, V, D, 0, 0);
+  CriaNode *l = ints (o, 1, (gint64[]){ N }, labels);
+  gint64 chunk = v & 2 ? 1000 : 16;
+  if (!(v & 1))
+    return cria_lm_head_ce (o->g, h, w, l, chunk);
+  o->seed = g_new0 (float, 2 + 2 * N);
+  o->seed[0] = 0.5f;
+  for (int i = 0; i < N; i++)
+    o->seed[2 + N + i] = (float) g_rand_double_range (o->rand, -1.0, 1.0);
+  return cria_lm_head_ce_rows (o->g, h, w, l, chunk);
+}
+
+static void
+test_ops_linear (void)
+{
+  static const OpCase cases[] = {
+    { "matmul", build_matmul, 0 },
+    { "matmul trans_a", build_matmul, 1 },
+    { "matmul trans_b", build_matmul, 2 },
+    { "matmul trans_a trans_b", build_matmul, 3 },
+    { "matmul batched b", build_matmul, 4 },
+    { "matmul batched b trans_a", build_matmul, 5 },
+    { "matmul batched b trans_b", build_matmul, 6 },
+    { "matmul batched b trans_a trans_b", build_matmul, 7 },
+    { "embedding", build_embedding, 0 },
+    { "lm_head_ce chunked", build_lm_head_ce, 0 },
+    { "lm_head_ce one chunk", build_lm_head_ce, 2 },
+    { "lm_head_ce_rows seeded", build_lm_head_ce, 1 },
+    { NULL },
+  };
+  check_ops (cases);
+}
+
+static void
+test_ops_rows (void)
+{
+  static const OpCase cases[] = {
+    { "rmsnorm", build_norm, 0 },
+    { "layernorm", build_norm, 1 },
+    { "rope", build_rope, 0 },
+    { "rope scaled inv_freq", build_rope, 1 },
+    { "softmax", build_unary, CRIA_OP_SOFTMAX },
+    { "gelu", build_unary, CRIA_OP_GELU },
+    { "silu", build_unary, CRIA_OP_SILU },
+    { "swiglu", build_unary, CRIA_OP_SWIGLU },
+    { "scale", build_unary, CRIA_OP_SCALE },
+    { "dropout", build_unary, CRIA_OP_DROPOUT },
+    { "add bias", build_binary, 0 },
+    { "mul bias", build_binary, 1 },
+    { "add", build_binary, 2 },
+    { "mul", build_binary, 3 },
+    { NULL },
+  };
+  check_ops (cases);
+}
+
+static void
+test_ops_attention (void)
+{
+  static const OpCase cases[] = {
+    { "attention causal", build_attention, 0 },          { "attention gqa segments", build_attention, 1 },
+    { "attention window", build_attention, 2 },          { "attention kv cache", build_attention, 3 },
+    { "attention kv cache window", build_attention, 4 }, { NULL },
+  };
+  check_ops (cases);
+}
+
+static void
+test_ops_moves (void)
+{
+  static const OpCase cases[] = {
+    { "reshape", build_reshape, 0 },
+    { "permute 0213", build_permute, 0 },
+    { "permute 3102", build_permute, 1 },
+    { "permute 3-d", build_permute, 2 },
+    { "concat dim 0", build_concat, 0 },
+    { "concat dim 1", build_concat, 1 },
+    { "concat dim 2", build_concat, 2 },
+    { "slice dim 0", build_slice, 0 },
+    { "slice dim 1", build_slice, 1 },
+    { "slice dim 2", build_slice, 2 },
+    { NULL },
+  };
+  check_ops (cases);
+}
+
+/* ---- model ------------------------------------------------------------------------ */
+
+static CriaModel *
+open_model (const char *name)
+{
+  g_autofree char *dir = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "models", name, NULL);
+  g_autoptr (GError) error = NULL;
+  CriaModel *m = cria_model_open (registry, dir, CRIA_MODEL_DTYPE_F32, &error);
+  if (!m)
+    printf ("\n%s: %s\n", name, error->message);
+  return m;
+}
+
+static CriaTensor *
+model_logits (const char *name, CriaBackend *be)
+{
+  g_autoptr (CriaModel) model = open_model (name);
+  if (!model)
+    return NULL;
+  static const gint32 ids[] = { 1, 17, 200, 3, 5, 42, 7, 99, 11 };
+  gint64 V = cria_model_get_config (model)->vocab_size;
+  g_autofree gint32 *in = g_new (gint32, G_N_ELEMENTS (ids));
+  for (gsize i = 0; i < G_N_ELEMENTS (ids); i++)
+    in[i] = (gint32) (ids[i] % V);
+  CriaLm *lm = cria_lm_new (model, be);
+  g_autoptr (GError) error = NULL;
+  CriaTensor *t = cria_lm_logits (lm, in, G_N_ELEMENTS (ids), &error);
+  if (!t)
+    printf ("\n%s on %s: %s\n", name, cria_backend_get_name (be), error->message);
+  cria_lm_free (lm);
+  return t;
+}
+
+static void
+test_model_logits (void)
+{
+  g_autofree char *dir = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "models", NULL);
+  g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (d);
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  for (const char *n; (n = g_dir_read_name (d));)
+    if (g_str_has_prefix (n, "tiny-"))
+      g_ptr_array_add (names, g_strdup (n));
+  g_ptr_array_sort (names, (GCompareFunc) g_strcmp0);
+  CU_ASSERT_TRUE (names->len >= 8);
+  for (guint i = 0; i < names->len; i++) {
+    const char *name = g_ptr_array_index (names, i);
+    g_autoptr (CriaTensor) a = model_logits (name, cpu);
+    g_autoptr (CriaTensor) b = model_logits (name, dev);
+    g_autofree char *what = g_strdup_printf ("%s logits", name);
+    record (G_MODEL, what, rel_diff (b, a));
+  }
+}
+
+static gint32
+argmax (const float *x, gint64 n)
+{
+  gint64 best = 0;
+  for (gint64 i = 1; i < n; i++)
+    if (x[i] > x[best])
+      best = i;
+  return (gint32) best;
+}
+
+/* Greedy decoding of two prompts through KV caches (test-devmem's), one at a
+ * time and as a batch; the ids and every step's logits. */
+static gboolean
+decode (const char *name, CriaBackend *backend, GArray *ids, GArray *logits)
+{
+  g_autoptr (CriaModel) model = open_model (name);
+  if (!model)
+    return FALSE;
+  gint64 V = cria_model_get_config (model)->vocab_size;
+  CriaLm *lm = cria_lm_new (model, backend);
+  g_autoptr (GError) error = NULL;
+  const gint32 p0[] = { 1, 17, 200 % V, 5, 9, 4 }, p1[] = { 3, 9 };
+  g_autofree float *row = g_new (float, 2 * V);
+  CriaLmCache *c[2] = { cria_lm_cache_new (lm), cria_lm_cache_new (lm) };
+  gboolean ok = cria_lm_feed (lm, c[0], p0, G_N_ELEMENTS (p0), row, &error);
+  gint32 next[2] = { ok ? argmax (row, V) : 0, 0 };
+  ok = ok && cria_lm_feed (lm, c[1], p1, G_N_ELEMENTS (p1), row + V, &error);
+  next[1] = ok ? argmax (row + V, V) : 0;
+  for (int step = 0; ok && step < 6; step++) {
+    g_array_append_vals (ids, next, 2);
+    ok = step % 2
+             ? cria_lm_feed_batch (lm, c, next, 2, row, &error)
+             : cria_lm_feed (lm, c[0], next, 1, row, &error) && cria_lm_feed (lm, c[1], next + 1, 1, row + V, &error);
+    if (ok) {
+      next[0] = argmax (row, V);
+      next[1] = argmax (row + V, V);
+      g_array_append_vals (logits, row, (guint) (2 * V));
+    }
+  }
+  if (!ok)
+    printf ("\n%s on %s: %s\n", name, cria_backend_get_name (backend), error->message);
+  cria_lm_cache_free (c[0]);
+  cria_lm_cache_free (c[1]);
+  cria_lm_free (lm);
+  return ok;
+}
+
+static void
+check_decode (const char *name)
+{
+  g_autoptr (GArray) ia = g_array_new (FALSE, FALSE, sizeof (gint32)), ib = g_array_new (FALSE, FALSE, sizeof (gint32));
+  g_autoptr (GArray) la = g_array_new (FALSE, FALSE, sizeof (float)), lb = g_array_new (FALSE, FALSE, sizeof (float));
+  g_autofree char *what_ids = g_strdup_printf ("%s greedy ids", name);
+  g_autofree char *what_logits = g_strdup_printf ("%s cached logits", name);
+  if (!decode (name, cpu, ia, la) || !decode (name, dev, ib, lb) || la->len != lb->len) {
+    record (G_MODEL, what_logits, INFINITY);
+    return;
+  }
+  CU_ASSERT_EQUAL (ia->len, 12);
+  record (G_MODEL, what_ids,
+          ia->len == ib->len && memcmp (ia->data, ib->data, ia->len * sizeof (gint32)) == 0 ? 0 : INFINITY);
+  record (G_MODEL, what_logits, cria_test_rel_diff ((float *) lb->data, (float *) la->data, la->len));
+}
+
+static void
+test_model_decode (void)
+{
+  check_decode ("tiny-qwen2");
+  check_decode ("tiny-mistral");
+}
+
+/* ---- train ------------------------------------------------------------------------ */
+
+static CriaTensor *
+golden_i32 (CriaSafetensors *st, const char *key, int n_dims, const gint64 *shape)
+{
+  const CriaWeight *w = cria_safetensors_lookup (st, key);
+  g_assert (w && w->dtype == CRIA_DTYPE_I32);
+  CriaTensor *t = cria_tensor_new (CRIA_DTYPE_I32, n_dims, shape);
+  memcpy (t->data, w->data, w->n_bytes);
+  return t;
+}
+
+/* Forward and backward of test-model-grads's golden batch with LoRA (A and B
+ * from the golden file, so that both get gradients), as test-devmem does:
+ * the loss sum and count, then each adapter param's gradient (summed over
+ * the nodes of that param) in `grads`. */
+static gboolean
+lora_step (const char *name, const char *spec_tail, CriaBackend *backend, float ce[2], GPtrArray *grads)
+{
+  g_autofree char *file = g_strdup_printf ("grads-%s.safetensors", name);
+  g_autofree char *path = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "train", file, NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CriaSafetensors) st = cria_safetensors_open (path, &error);
+  g_autoptr (CriaModel) model = open_model (name);
+  g_autofree char *spec = g_strdup_printf ("lora r=4 alpha=8 %s", spec_tail);
+  g_autoptr (CriaAdapter) a = cria_adapter_new_from_spec (registry, spec, &error);
+  if (!st || !model || !a || !cria_adapter_attach (a, model, 1, &error)) {
+    printf ("\n%s: %s\n", name, error ? error->message : "cannot open");
+    return FALSE;
+  }
+  GArray *params = cria_adapter_get_params (a);
+  for (guint i = 0; i < params->len; i++) {
+    CriaAdapterParam *p = &g_array_index (params, CriaAdapterParam, i);
+    const CriaWeight *w = cria_safetensors_lookup (st, p->name);
+    g_assert (w && w->n_elements == cria_tensor_numel (p->value));
+    memcpy (p->value->data, w->data, w->n_bytes);
+  }
+  g_autoptr (CriaGraph) g = cria_graph_new ();
+  cria_adapter_install (a, g);
+  CriaModelShape shape = { .batch = 2, .seq = 8 };
+  CriaModelGraph mg;
+  if (!cria_model_build (model, g, &shape, &mg, &error)) {
+    printf ("\n%s: %s\n", name, error->message);
+    return FALSE;
+  }
+  gint64 flat[] = { 16, cria_model_get_config (model)->hidden_size }, n[] = { 16 };
+  CriaNode *labels = cria_graph_input (g, "labels", CRIA_DTYPE_I32, 1, n);
+  CriaNode *loss = cria_lm_head_ce (g, cria_reshape (g, mg.hidden, 2, flat), mg.head, labels, 100);
+  g_autoptr (CriaTensor) ids = golden_i32 (st, "ids", 2, (gint64[]){ 2, 8 });
+  g_autoptr (CriaTensor) lab = golden_i32 (st, "labels", 1, n);
+  g_autoptr (CriaTensor) pos = cria_tensor_new (CRIA_DTYPE_I32, 2, (gint64[]){ 2, 8 });
+  for (int i = 0; i < 16; i++)
+    ((gint32 *) pos->data)[i] = i % 8;
+  gboolean ok = cria_node_set_value (labels, lab, &error) && cria_graph_backward (g, loss, &error) &&
+                cria_graph_plan (g, backend, NULL, &error) && cria_node_set_value (mg.ids, ids, &error) &&
+                cria_node_set_value (mg.positions, pos, &error) && cria_graph_forward (g, &error) &&
+                cria_graph_run_backward (g, &error) &&
+                cria_tensor_read (loss->value, 0, ce, 2 * sizeof (float), &error);
+  cria_model_graph_clear (&mg);
+  for (guint i = 0; ok && i < params->len; i++) {
+    CriaTensor *v = g_array_index (params, CriaAdapterParam, i).value;
+    CriaTensor *sum = cria_tensor_new (CRIA_DTYPE_F32, v->n_dims, v->shape);
+    g_ptr_array_add (grads, sum);
+    for (guint k = 0; ok && k < cria_graph_n_nodes (g); k++) {
+      CriaNode *node = cria_graph_node (g, k);
+      if (node->op != CRIA_OP_PARAM || cria_node_get_param_tensor (node) != v || !node->grad)
+        continue;
+      g_autoptr (CriaTensor) gr = cria_tensor_to_host (node->grad, &error);
+      ok = gr != NULL;
+      for (gint64 e = 0; ok && e < cria_tensor_numel (v); e++)
+        ((float *) sum->data)[e] += ((float *) gr->data)[e];
+    }
+  }
+  if (!ok)
+    printf ("\n%s on %s: %s\n", name, cria_backend_get_name (backend), error->message);
+  return ok;
+}
+
+static void
+check_lora_step (const char *name, const char *spec_tail)
+{
+  float ca[2], cb[2];
+  g_autoptr (GPtrArray) ga = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_tensor_unref);
+  g_autoptr (GPtrArray) gb = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_tensor_unref);
+  g_autofree char *what = g_strdup_printf ("%s %s", name, spec_tail);
+  if (!lora_step (name, spec_tail, cpu, ca, ga) || !lora_step (name, spec_tail, dev, cb, gb) || ga->len != gb->len ||
+      ga->len == 0) {
+    record (G_TRAIN, what, INFINITY);
+    return;
+  }
+  g_autofree char *what_loss = g_strdup_printf ("%s: loss", what);
+  g_autofree char *what_count = g_strdup_printf ("%s: label count", what);
+  record (G_TRAIN, what_loss, fabs ((double) cb[0] - ca[0]) / MAX (fabs ((double) ca[0]), 1e-30));
+  record (G_TRAIN, what_count, ca[1] == cb[1] && ca[1] > 0 ? 0 : INFINITY);
+  double worst = 0;
+  for (guint i = 0; i < ga->len; i++)
+    worst = MAX (worst, rel_diff (g_ptr_array_index (gb, i), g_ptr_array_index (ga, i)));
+  g_autofree char *what_grads = g_strdup_printf ("%s: adapter gradients", what);
+  record (G_TRAIN, what_grads, worst);
+}
+
+static void
+test_train_lora (void)
+{
+  check_lora_step ("tiny-gpt2", "target-modules=attn.c_attn,c_proj");
+  check_lora_step ("tiny-llama", "target-modules=q_proj,v_proj,down_proj");
+  check_lora_step ("tiny-qwen2", "target-modules=q_proj,v_proj,down_proj");
+  check_lora_step ("tiny-qwen3", "target-modules=q_proj,v_proj,down_proj");
+  /* the adapter's dropout: the same seeded masks on both backends */
+  check_lora_step ("tiny-llama", "target-modules=q_proj,v_proj,down_proj dropout=0.1");
+}
+
+static void
+teardown (void)
+{
+  print_summary ();
+  for (int i = 0; i < N_GROUPS; i++)
+    if (groups[i].bad)
+      g_string_free (groups[i].bad, TRUE);
+  cria_backend_free (dev);
+  cria_backend_free (cpu);
+  cria_registry_free (registry);
+}
+
+static void
+register_suites (void)
+{
+  const char *name = g_getenv ("CRIA_PARITY_BACKEND") ? g_getenv ("CRIA_PARITY_BACKEND") : "cuda";
+  g_autofree char *devsim = g_build_filename (cria_test_env ("CRIA_BUILDDIR"), "tests", "compute", "devsim", ".libs",
+                                              NULL);
+  registry = cria_registry_new ();
+  cria_registry_add_path (registry, cria_test_env ("CRIA_TEST_PLUGINS"));
+  cria_registry_add_path (registry, devsim);
+  cria_registry_scan (registry);
+  g_autoptr (GError) error = NULL;
+  dev = cria_backend_open (registry, name, &error);
+  if (!dev) {
+    printf ("SKIP: backend %s cannot be opened here: %s\n", name, error->message);
+    g_clear_error (&error);
+    g_clear_pointer (&devsim, g_free);
+    cria_registry_free (registry);
+    exit (CRIA_TEST_SKIP);
+  }
+  cpu = cria_backend_open (registry, "cpu", NULL);
+  g_assert (cpu);
+  g_autofree char *desc = cria_backend_describe (dev);
+  printf ("comparing %s with the cpu backend\n", desc);
+  atexit (teardown);
+  static const CriaTestCase ops[] = {
+    { "matmul, embedding, lm_head_ce", test_ops_linear },
+    { "norms, rope, activations, dropout, add, mul", test_ops_rows },
+    { "attention: causal, GQA, segments, window, KV cache", test_ops_attention },
+    { "reshape, permute, concat, slice", test_ops_moves },
+    { NULL },
+  };
+  static const CriaTestCase model[] = {
+    { "logits of every tiny model", test_model_logits },
+    { "greedy decoding with KV caches", test_model_decode },
+    { NULL },
+  };
+  static const CriaTestCase train[] = {
+    { "one LoRA step: loss and adapter gradients", test_train_lora },
+    { NULL },
+  };
+  const CriaTestCase *suites[N_GROUPS] = { ops, model, train };
+  g_auto (GStrv) only = g_getenv ("CRIA_PARITY_GROUPS") ? g_strsplit (g_getenv ("CRIA_PARITY_GROUPS"), ",", -1) : NULL;
+  for (int i = 0; i < N_GROUPS; i++)
+    if (!only || g_strv_contains ((const char *const *) only, groups[i].name)) {
+      g_autofree char *suite = g_strdup_printf ("parity %s", groups[i].name);
+      cria_test_add_suite (suite, suites[i]);
+    }
+}
+
+CRIA_TEST_MAIN (register_suites)
