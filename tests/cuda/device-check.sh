@@ -24,7 +24,11 @@
 #   cli     `cria logits --backend cuda` of tiny-llama = --backend cpu
 #           within 1e-4 relative (the program end to end; od and awk
 #           compare the files)
-#   bench   bench/cuda/ against PyTorch + PEFT: not written yet
+#   bench   bench/cuda/cuda-bench.py, 2 timed steps: tokens/s and peak GPU
+#           memory of cria against PyTorch + transformers + peft (LoRA on
+#           the Qwen2.5-0.5B shape, full fine-tuning of GPT-2 124M); fails
+#           only when a run fails, whatever the figures (skipped on the
+#           simulator; python3 must have torch, transformers and peft)
 # The programs run from .libs (libtool's wrappers would relink on another
 # path), with LD_LIBRARY_PATH naming the build's libraries and device-libs.
 # CRIA_DEVICE_CHECK_PLUGINS replaces the build's plugin directory, and
@@ -58,6 +62,7 @@ build=$(cd "${1:-.}" && pwd)
 src=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+host_ld=${LD_LIBRARY_PATH:-} # PyTorch's, kept from device-libs' copies
 export LD_LIBRARY_PATH=$build/core/.libs:$build/tests/cuda/device-libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export CRIA_PLUGIN_PATH=
 plugins=${CRIA_DEVICE_CHECK_PLUGINS:-$build/plugins/.libs}
@@ -118,5 +123,22 @@ else
   failed=1
 fi
 
-echo "bench: not written (bench/cuda/, issue 16)"
+# bench: figures, not a test; every line of its table follows the summary
+if [ -n "${CRIA_DEVICE_CHECK_PLUGINS:-}" ]; then
+  echo "bench: skipped: a simulated GPU has no speed to measure"
+else
+  # cria with the build's libraries, python3 with its own
+  printf '#!/bin/sh\nLD_LIBRARY_PATH=%s exec %s --plugin-path %s "$@"\n' "'$LD_LIBRARY_PATH'" "'$build/.libs/cria'" \
+    "'$plugins'" >"$tmp/cria"
+  chmod +x "$tmp/cria"
+  CRIA=$tmp/cria LD_LIBRARY_PATH=$host_ld timeout 240 python3 "$src/bench/cuda/cuda-bench.py" 2 >"$tmp/bench.log" 2>&1
+  status=$?
+  if [ $status -eq 0 ]; then
+    echo "bench: ok: $(sed -n 's/^summary: //p' "$tmp/bench.log")"
+  else
+    echo "bench: FAILED (exit $status): $(grep -v '^\s*$' "$tmp/bench.log" | tail -n1)"
+    failed=1
+  fi
+  grep -v '^summary: ' "$tmp/bench.log" | sed 's/^/  /'
+fi
 exit $failed
