@@ -73,10 +73,14 @@ class PeakGpuMemory:
 
     def poll(self):
         while True:
-            rows = smi("--query-compute-apps=pid,used_memory")
-            apps = sum(int(r[1]) for r in rows if len(r) == 2 and r[1].strip().isdigit() and int(r[0]) != os.getpid())
-            self.apps = max(self.apps, apps)
-            self.growth = max(self.growth, self.used() - self.base)
+            try:
+                rows = smi("--query-compute-apps=pid,used_memory")
+                apps = sum(int(r[1]) for r in rows
+                           if len(r) == 2 and r[1].strip().isdigit() and r[0].strip() != str(os.getpid()))
+                self.apps = max(self.apps, apps)
+                self.growth = max(self.growth, self.used() - self.base)
+            except (OSError, subprocess.SubprocessError):
+                pass  # a slow or failed query loses one sample, not the rest
             if self.stop.wait(0.2):
                 return
 
