@@ -681,7 +681,7 @@ dot_block_bf16 (const Gemm *g, gint64 begin, gint64 end)
       /* the weights come from memory: each group of rows fetches one row
        * of the next block meanwhile */
       gint64 row = i / 4;
-      const guint16 *pf = n + 4 + row < end && row < 4 ? y + (4 + row) * g->csb : NULL;
+      const guint16 *pf = n + 4 + row < g->N && row < 4 ? y + (4 + row) * g->csb : NULL;
       dot4x4_bf16_avx512 (g->A + i * g->rsa, g->rsa, y, g->csb, g->K, pf, s);
       for (int r = 0; r < 4; r++)
         for (int j = 0; j < 4; j++) {
