@@ -33,7 +33,8 @@
 #define DOT_MAX_ROWS 32
 /* bf16 weights with AVX-512 (dot4x4_bf16_avx512): up to here the dot
  * products beat converting the weight into packed f32 panels, a prompt of a
- * chat request included (measured on Zen 5: 1.4x at 36 rows, 0.7x at 128). */
+ * chat request included (bench-matmul on a busy 2-core Zen 5: 1.1-1.5x the
+ * packed path at 36 rows, 0.6-1.2x at 128). */
 #define DOT_BF16_MAX_ROWS 64
 
 typedef float v4 __attribute__ ((vector_size (16), aligned (4)));
