@@ -24,6 +24,9 @@ cria=${1:-$here/cria}
 model=${2:-$here/share/default-model/model}
 steps=${3:-200}
 threads=${4:-$(nproc 2>/dev/null || echo 2)}
+# the run happens in a temporary directory: relative paths from here
+case $cria in /*) ;; *) cria=$PWD/$cria ;; esac
+case $model in /*) ;; *) model=$PWD/$model ;; esac
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp "$here/share/quickstart/support-desk.jsonl" "$here/share/quickstart/plans.json" \
