@@ -186,8 +186,10 @@ def main():
         sys.exit("train-bench.py: unknown case %s (known: %s)" % (",".join(unknown), ", ".join(c[0] for c in CASES)))
     cases = [c for c in CASES if c[0] in keys]
     peak = fma_peak(args.threads)
-    print("threads %d, %d timed steps; f32 FMA peak %s" % (args.threads, args.steps,
-          "%.1f GFLOP/s (bench/bench-matmul)" % peak if peak else "unknown (make bench/bench-matmul)"))
+    # scaling needs the cores idle: a load of 1 on 2 cores leaves 2 threads one core
+    print("threads %d, %d timed steps; f32 FMA peak %s; load average %.2f" % (
+        args.threads, args.steps, "%.1f GFLOP/s (bench/bench-matmul)" % peak if peak else
+        "unknown (make bench/bench-matmul)", os.getloadavg()[0]))
     print("%-36s %12s %12s %7s %6s %10s %10s" % ("case", "cria tok/s", "torch tok/s", "ratio", "peak", "cria MB",
                                                 "torch MB"))
     scaling = []
@@ -235,6 +237,7 @@ def main():
     if scaling:
         threads = scaling[0][1]
         print()
+        print("load average %.2f at the end" % os.getloadavg()[0])
         print("%-36s %s %s %9s" % ("cria, threads", " ".join("%10d" % n for n in threads),
                                    " ".join("%7s" % ("x%d" % n) for n in threads[1:]), "16 (Amdahl)"))
         for name, threads, tps in scaling:
