@@ -2,7 +2,16 @@
 # The quickstart's LoRA run in f32 and with --base-dtype bf16 (bf16 base
 # weights, AVX512-BF16 dot products): the largest relative difference of the
 # step losses and of their means over 20 steps, the last losses and the loss
-# tokens/s of each run.
+# tokens/s of each run. Issue 17 asks the 20-step means within 1%; the last
+# line says whether they are.
+#
+# Then the same run in PyTorch (bench/train/bf16_loss_torch.py, when
+# TORCH_PYTHON, default /usr/bin/python3, has torch; NO_TORCH=1 skips
+# it), in f32 and with cria's bf16 arithmetic emulated (bf16 weights,
+# activations and dY rounded to bf16 for the frozen products), and torch's
+# own gap between the two: a gap of the same size there means bf16 base
+# weights move this run's curve that much whoever computes them, and
+# cria's gap is inherent to bf16, not a defect.
 #
 #   bench/train/bf16-loss.sh [CRIA] [MODEL_DIR] [STEPS] [THREADS]
 #
@@ -15,6 +24,9 @@ cria=${1:-$here/cria}
 model=${2:-$here/share/default-model/model}
 steps=${3:-200}
 threads=${4:-$(nproc 2>/dev/null || echo 2)}
+# the run happens in a temporary directory: relative paths from here
+case $cria in /*) ;; *) cria=$PWD/$cria ;; esac
+case $model in /*) ;; *) model=$PWD/$model ;; esac
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp "$here/share/quickstart/support-desk.jsonl" "$here/share/quickstart/plans.json" \
@@ -28,10 +40,15 @@ for dtype in f32 bf16; do
     --warmup-steps 5 --schedule cosine --threads "$threads" --seed 1 --progress never --base-dtype "$dtype" \
     --out "run-$dtype" >/dev/null
 done
-python3 - run-f32/train-log.jsonl run-bf16/train-log.jsonl <<'EOF'
+: >torch.jsonl
+torch_python=${TORCH_PYTHON:-/usr/bin/python3}
+if [ -z "${NO_TORCH:-}" ] && "$torch_python" -c 'import torch' 2>/dev/null; then
+  "$torch_python" "$here/bench/train/bf16_loss_torch.py" "$cria" "$model" train.jsonl support-format.json "$steps" >torch.jsonl
+fi
+python3 - run-f32/train-log.jsonl run-bf16/train-log.jsonl torch.jsonl <<'EOF'
 import json, sys
 runs = []
-for path in sys.argv[1:]:
+for path in sys.argv[1:3]:
     with open(path) as f:
         runs.append([json.loads(l) for l in f if '"loss"' in l and '"step"' in l])
 f32, bf16 = runs
@@ -47,4 +64,21 @@ def tps(r):
 print(json.dumps({"steps": len(f32), "max_rel_loss_diff": round(worst, 5), "max_rel_diff_20_step_means": round(curve, 5), "last_loss_f32": f32[-1]["loss"],
                   "last_loss_bf16": bf16[-1]["loss"], "f32_loss_tokens_per_s": round(tps(f32), 1),
                   "bf16_loss_tokens_per_s": round(tps(bf16), 1)}))
+with open(sys.argv[3]) as f:
+    torch_runs = [json.loads(l) for l in f if l.strip()]
+gaps = {}
+for r in torch_runs:
+    gaps.update(r.get("torch_max_rel_diff_20_step_means", {}))
+    if r.get("arm"):
+        print(json.dumps({"torch_" + r["arm"] + "_means_20": r["means_20"]}))
+print(json.dumps({"cria_f32_means_20": [round(m, 5) for m in means(f32)],
+                  "cria_bf16_means_20": [round(m, 5) for m in means(bf16)]}))
+verdict = "within 1%" if curve <= 0.01 else "NOT within 1%"
+if "bf16" in gaps:
+    print("20-step means, bf16 vs f32: cria %.2f%% (%s); PyTorch with the same bf16 arithmetic %.2f%%, "
+          "bf16 weights alone %.2f%%, without rounding dY %.2f%%" % (100 * curve, verdict, 100 * gaps["bf16"],
+                                                                    100 * gaps["bf16-w"], 100 * gaps["bf16-fwd"]))
+else:
+    print("20-step means, bf16 vs f32: cria %.2f%% (%s); no PyTorch comparison (python3 without torch)"
+          % (100 * curve, verdict))
 EOF
