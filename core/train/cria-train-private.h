@@ -87,6 +87,10 @@ gboolean train_checkpoint_save (const char *dir, CriaAdapter *adapter, CriaAdamW
 /* Loads params and moments into the run; returns trainer_state.json's object. */
 JsonObject *train_checkpoint_load (const char *dir, CriaAdapter *adapter, CriaAdamW *opt, GError **error);
 
+/* Whether the adapter reads or changes the gradients around a step
+ * (regularize, before_step, after_step): then they are scaled in place. */
+gboolean train_adapter_has_step_hooks (CriaAdapter *adapter);
+
 /* ---- the trainer (cria-trainer.c, cria-trainer-run.c) ---- */
 typedef enum { OBJECTIVE_SFT, OBJECTIVE_DPO, OBJECTIVE_IPO, OBJECTIVE_ORPO } TrainObjective;
 
