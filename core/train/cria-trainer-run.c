@@ -408,8 +408,7 @@ train_step (Trainer *t, gboolean *stop, GError **error)
     t->window = 0;
     trainer_start_epoch (t, NULL);
   }
-  for (guint i = 0; i < t->params->len; i++)
-    memset (t->grads[i], 0, t->sizes[i] * sizeof (float));
+  t->grads_stale = TRUE;
   gint64 tokens_before = t->tokens_seen;
   double sum = 0;
   gint64 count = 0;
@@ -422,6 +421,7 @@ train_step (Trainer *t, gboolean *stop, GError **error)
     if (!trainer_run_micro (t, &t->train, g_ptr_array_index (t->plan, k), FALSE, micro_seed, &sum, &count, error))
       return FALSE;
   }
+  trainer_clear_stale_grads (t); /* no micro-batch of this rank's */
   t->window++;
   /* One process with the global batch sums the same terms (in another
    * order): the loss is divided by the learned tokens of every rank. */
