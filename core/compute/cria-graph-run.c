@@ -315,6 +315,27 @@ plan_epilogues (CriaGraph *g, CriaBackend *backend, const Steps *st)
   }
 }
 
+/* A matmul with an epilogue never stores its product (CriaNode.epilogue):
+ * its value is a view of the first epilogue node's (as large or larger, the
+ * one reader of the product), and takes no memory of its own. */
+static gboolean
+product_unstored (const CriaNode *m)
+{
+  if (m->n_epilogue == 0)
+    return FALSE;
+  const CriaNode *e = m->epilogue[0];
+  return cria_dtype_bytes (m->dtype, (gsize) cria_shape_numel (m->n_dims, m->shape)) <=
+         cria_dtype_bytes (e->dtype, (gsize) cria_shape_numel (e->n_dims, e->shape));
+}
+
+static CriaTensor *
+view_of (const CriaNode *m, const CriaTensor *t)
+{
+  CriaTensor *v = cria_tensor_new_borrowed (m->dtype, m->n_dims, m->shape, t->data, NULL, NULL);
+  v->device = t->device;
+  return v;
+}
+
 static void
 extend (GArray *bufs, int index, int step)
 {
@@ -332,7 +353,7 @@ collect_buffers (CriaGraph *g, const Steps *st)
   for (guint i = 0; i < n; i++) {
     CriaNode *node = g_ptr_array_index (g->nodes, i);
     vbuf[i] = rbuf[i] = -1;
-    if (is_leaf (node))
+    if (is_leaf (node) || product_unstored (node))
       continue;
     /* an epilogue's value is written when its matmul runs */
     int first = node->fused_into ? node->fused_into->id : (int) i;
@@ -357,7 +378,7 @@ collect_buffers (CriaGraph *g, const Steps *st)
     CriaNode *c = g_ptr_array_index (g->nodes, i);
     for (int s = 0; s < c->n_src; s++) {
       CriaNode *src = c->src[s];
-      if (!src || is_leaf (src))
+      if (!src || vbuf[src->id] < 0)
         continue;
       extend (bufs, vbuf[src->id], (int) i);
       int later = rbuf[src->id] >= 0 ? rbuf[src->id] : vbuf[src->id];
@@ -455,6 +476,17 @@ cria_graph_plan (CriaGraph *g, CriaBackend *backend, CriaPlanStats *stats, GErro
       if (st.rstep[node->id] >= 0)
         g->fwd_values[node->id] = cria_tensor_ref (t);
     }
+  }
+  for (guint i = 0; i < g->nodes->len; i++) {
+    CriaNode *m = g_ptr_array_index (g->nodes, i);
+    if (is_leaf (m) || !product_unstored (m))
+      continue;
+    const CriaNode *e = m->epilogue[0];
+    m->value = view_of (m, e->value);
+    if (g->fwd_values && g->fwd_values[e->id])
+      g->fwd_values[m->id] = cria_tensor_ref (m->value);
+    if (g->re_values && g->re_values[e->id])
+      g->re_values[m->id] = view_of (m, g->re_values[e->id]);
   }
   gsize param_bytes = 0;
   for (guint i = 0; i < g->nodes->len; i++) {

@@ -166,6 +166,12 @@ cria_adapter_before_step (CriaAdapter *a, const CriaAdapterStep *step, GError **
 }
 
 gboolean
+train_adapter_has_step_hooks (CriaAdapter *a)
+{
+  return a->vt->regularize || a->vt->before_step || a->vt->after_step;
+}
+
+gboolean
 cria_adapter_after_step (CriaAdapter *a, const CriaAdapterStep *step, GError **error)
 {
   g_return_val_if_fail (a != NULL, FALSE);

@@ -11,6 +11,18 @@
 
 #include <cria/cria-optim.h>
 
+#include "cria-optim-kernels.h"
+
+/* The unit of work of the passes over every parameter: threads take chunks
+ * in turn, and the norm sums each chunk's lanes apart and then the chunks in
+ * their order, so that the result does not depend on the thread count. */
+#define CHUNK ((gsize) 1 << 16)
+
+typedef struct {
+  guint k;
+  gsize off, n;
+} Chunk;
+
 typedef struct {
   char *name;
   float *param;
@@ -23,6 +35,9 @@ struct _CriaAdamW {
   CriaOptimConfig config;
   GArray *params; /* Param */
   gint64 step;
+  GArray *chunks; /* Chunk; NULL until a pass needs them */
+  guint n_threads;
+  GThreadPool *pool; /* n_threads - 1 helpers of the calling thread */
 };
 
 void
@@ -96,6 +111,7 @@ cria_adamw_new (const CriaOptimConfig *config)
   CriaAdamW *opt = g_new0 (CriaAdamW, 1);
   opt->config = *config;
   opt->params = g_array_new (FALSE, TRUE, sizeof (Param));
+  opt->n_threads = 1;
   g_array_set_clear_func (opt->params, (GDestroyNotify) param_clear);
   return opt;
 }
@@ -105,6 +121,9 @@ cria_adamw_free (CriaAdamW *opt)
 {
   if (!opt)
     return;
+  if (opt->pool)
+    g_thread_pool_free (opt->pool, FALSE, TRUE);
+  g_clear_pointer (&opt->chunks, g_array_unref);
   g_array_unref (opt->params);
   g_free (opt);
 }
@@ -115,6 +134,7 @@ cria_adamw_add (CriaAdamW *opt, const char *name, float *param, gsize n, gboolea
   g_return_val_if_fail (opt != NULL, G_MAXUINT);
   Param p = { g_strdup (name), param, g_new0 (float, n), g_new0 (float, n), n, decay };
   g_array_append_val (opt->params, p);
+  g_clear_pointer (&opt->chunks, g_array_unref);
   return opt->params->len - 1;
 }
 
@@ -166,7 +186,100 @@ cria_adamw_get_name (CriaAdamW *opt, guint i)
 }
 
 void
+cria_adamw_set_threads (CriaAdamW *opt, guint n_threads)
+{
+  g_return_if_fail (opt != NULL);
+  n_threads = MAX (n_threads, 1);
+  if (n_threads == opt->n_threads)
+    return;
+  if (opt->pool)
+    g_thread_pool_free (opt->pool, FALSE, TRUE);
+  opt->pool = NULL;
+  opt->n_threads = n_threads;
+}
+
+/* One pass over the chunks: AdamW's update, or the squared sums of the norm
+ * (lanes: OPTIM_NORM_LANES per chunk). */
+typedef struct {
+  CriaAdamW *opt;
+  const float *const *grads;
+  OptimAdamw s[2]; /* without, with weight decay */
+  double *lanes;
+  gint next;
+  guint running;
+  GMutex lock;
+  GCond done;
+} Pass;
+
+static void
+pass_run (Pass *j)
+{
+  GArray *chunks = j->opt->chunks;
+  for (;;) {
+    guint c = (guint) g_atomic_int_add (&j->next, 1);
+    if (c >= chunks->len)
+      return;
+    const Chunk *ch = &g_array_index (chunks, Chunk, c);
+    const float *g = j->grads[ch->k] + ch->off;
+    if (j->lanes) {
+      optim_kernel_sumsq (g, ch->n, j->s[0].pre, j->lanes + (gsize) c * OPTIM_NORM_LANES);
+    } else {
+      Param *p = &g_array_index (j->opt->params, Param, ch->k);
+      optim_kernel_adamw (p->param + ch->off, p->m + ch->off, p->v + ch->off, g, ch->n, &j->s[p->decay != 0]);
+    }
+  }
+}
+
+static void
+pass_help (gpointer data, gpointer user_data)
+{
+  Pass *j = data;
+  pass_run (j);
+  g_mutex_lock (&j->lock);
+  if (--j->running == 0)
+    g_cond_signal (&j->done);
+  g_mutex_unlock (&j->lock);
+}
+
+static void
+pass_go (CriaAdamW *opt, Pass *j)
+{
+  if (!opt->chunks) {
+    opt->chunks = g_array_new (FALSE, FALSE, sizeof (Chunk));
+    for (guint k = 0; k < opt->params->len; k++) {
+      gsize n = g_array_index (opt->params, Param, k).n;
+      for (gsize off = 0; off < n; off += CHUNK) {
+        Chunk ch = { k, off, MIN (CHUNK, n - off) };
+        g_array_append_val (opt->chunks, ch);
+      }
+    }
+  }
+  j->opt = opt;
+  guint helpers = MIN (opt->n_threads, MAX (opt->chunks->len, 1)) - 1;
+  if (helpers > 0 && !opt->pool)
+    opt->pool = g_thread_pool_new (pass_help, NULL, (gint) opt->n_threads - 1, TRUE, NULL);
+  g_mutex_init (&j->lock);
+  g_cond_init (&j->done);
+  j->running = helpers;
+  for (guint h = 0; h < helpers; h++)
+    g_thread_pool_push (opt->pool, j, NULL);
+  pass_run (j);
+  g_mutex_lock (&j->lock);
+  while (j->running > 0)
+    g_cond_wait (&j->done, &j->lock);
+  g_mutex_unlock (&j->lock);
+  g_mutex_clear (&j->lock);
+  g_cond_clear (&j->done);
+}
+
+void
 cria_adamw_step (CriaAdamW *opt, const float *const *grads)
+{
+  cria_adamw_step_scaled (opt, grads, 1.0f, 1.0f);
+}
+
+void
+cria_adamw_step_scaled (CriaAdamW *opt, const float *const *grads, float pre, float post)
 {
   g_return_if_fail (opt != NULL);
   g_return_if_fail (grads != NULL);
@@ -177,22 +290,46 @@ cria_adamw_step (CriaAdamW *opt, const float *const *grads)
   double bias1 = 1.0 - pow (c->beta1, (double) opt->step);
   double bias2 = 1.0 - pow (c->beta2, (double) opt->step);
   /* Each scalar is rounded to float once, as PyTorch's kernels receive it. */
-  float step_size = (float) (lr / bias1);
-  float inv_bias2_sqrt = (float) (1.0 / sqrt (bias2)); /* torch divides by a scalar as a multiply by its reciprocal */
-  float b1 = (float) c->beta1, b2 = (float) c->beta2, eps = (float) c->eps;
-  float one_b1 = (float) (1.0 - c->beta1), one_b2 = (float) (1.0 - c->beta2);
-  for (guint k = 0; k < opt->params->len; k++) {
-    Param *p = &g_array_index (opt->params, Param, k);
-    const float *g = grads[k];
-    float shrink = p->decay ? (float) (1.0 - lr * c->weight_decay) : 1.0f;
-    for (gsize i = 0; i < p->n; i++) {
-      float x = p->param[i] * shrink;
-      p->m[i] = fmaf (one_b1, g[i], p->m[i] * b1);
-      p->v[i] = fmaf (one_b2 * g[i], g[i], p->v[i] * b2);
-      float denom = sqrtf (p->v[i]) * inv_bias2_sqrt + eps;
-      p->param[i] = fmaf (-step_size, p->m[i] / denom, x);
-    }
-  }
+  OptimAdamw s = {
+    .shrink = 1.0f,
+    .pre = pre,
+    .post = post,
+    .b1 = (float) c->beta1,
+    .b2 = (float) c->beta2,
+    .one_b1 = (float) (1.0 - c->beta1),
+    .one_b2 = (float) (1.0 - c->beta2),
+    /* torch divides by a scalar as a multiply by its reciprocal */
+    .inv_bias2_sqrt = (float) (1.0 / sqrt (bias2)),
+    .eps = (float) c->eps,
+    .step_size = (float) (lr / bias1),
+  };
+  Pass j = { .grads = grads, .s = { s, s } };
+  j.s[1].shrink = (float) (1.0 - lr * c->weight_decay);
+  pass_go (opt, &j);
+}
+
+double
+cria_adamw_grad_norm (CriaAdamW *opt, const float *const *grads, float pre)
+{
+  g_return_val_if_fail (opt != NULL, 0.0);
+  g_return_val_if_fail (grads != NULL, 0.0);
+  gsize n = 0;
+  for (guint k = 0; k < opt->params->len; k++)
+    n += (g_array_index (opt->params, Param, k).n + CHUNK - 1) / CHUNK;
+  g_autofree double *lanes = g_new0 (double, n *OPTIM_NORM_LANES);
+  Pass j = { .grads = grads, .s = { { .pre = pre } }, .lanes = lanes };
+  pass_go (opt, &j);
+  double sum = 0.0;
+  for (gsize i = 0; i < n * OPTIM_NORM_LANES; i++)
+    sum += lanes[i];
+  return sqrt (sum);
+}
+
+float
+cria_clip_coef (double norm, double max_norm)
+{
+  /* torch: clip_coef = max_norm / (total_norm + 1e-6), applied when < 1 */
+  return max_norm > 0 && norm > max_norm ? (float) (max_norm / (norm + 1e-6)) : 1.0f;
 }
 
 double
@@ -200,17 +337,20 @@ cria_clip_grad_norm (float *const *grads, const gsize *sizes, guint n, double ma
 {
   g_return_val_if_fail (grads != NULL || n == 0, 0.0);
   g_return_val_if_fail (sizes != NULL || n == 0, 0.0);
+  /* in cria_adamw_grad_norm's order */
   double sum = 0.0;
   for (guint k = 0; k < n; k++)
-    for (gsize i = 0; i < sizes[k]; i++)
-      sum += (double) grads[k][i] * (double) grads[k][i];
+    for (gsize off = 0; off < sizes[k]; off += CHUNK) {
+      double lanes[OPTIM_NORM_LANES] = { 0 };
+      optim_kernel_sumsq (grads[k] + off, MIN (CHUNK, sizes[k] - off), 1.0f, lanes);
+      for (int l = 0; l < OPTIM_NORM_LANES; l++)
+        sum += lanes[l];
+    }
   double norm = sqrt (sum);
-  if (max_norm > 0 && norm > max_norm) {
-    /* torch: clip_coef = max_norm / (total_norm + 1e-6), applied when < 1 */
-    float coef = (float) (max_norm / (norm + 1e-6));
+  float coef = cria_clip_coef (norm, max_norm);
+  if (coef != 1.0f)
     for (guint k = 0; k < n; k++)
       for (gsize i = 0; i < sizes[k]; i++)
         grads[k][i] *= coef;
-  }
   return norm;
 }

@@ -87,6 +87,10 @@ gboolean train_checkpoint_save (const char *dir, CriaAdapter *adapter, CriaAdamW
 /* Loads params and moments into the run; returns trainer_state.json's object. */
 JsonObject *train_checkpoint_load (const char *dir, CriaAdapter *adapter, CriaAdamW *opt, GError **error);
 
+/* Whether the adapter reads or changes the gradients around a step
+ * (regularize, before_step, after_step): then they are scaled in place. */
+gboolean train_adapter_has_step_hooks (CriaAdapter *adapter);
+
 /* ---- the trainer (cria-trainer.c, cria-trainer-run.c) ---- */
 typedef enum { OBJECTIVE_SFT, OBJECTIVE_DPO, OBJECTIVE_IPO, OBJECTIVE_ORPO } TrainObjective;
 
@@ -114,6 +118,9 @@ typedef struct {
   TrainSet train, eval;
   GArray *params; /* CriaAdapterParam, the adapter's */
   float **grads;  /* host: the master copy of the params and AdamW stay on the host */
+  /* grads hold the last window's sums: the window's first micro-batch
+   * copies its gradients over them instead of adding to zeros */
+  gboolean grads_stale;
   gsize *sizes;
   /* the host params changed since the backend's copies were uploaded (an
    * optimizer step, a resume); only device backends hold copies */
@@ -159,6 +166,8 @@ void trainer_graph_free (gpointer data);
 StepGraph *trainer_graph (Trainer *t, gint64 T, gboolean eval, gboolean ref, GError **error);
 /* Adds the param gradients of the graph's last backward pass to t->grads. */
 gboolean trainer_accumulate_grads (Trainer *t, StepGraph *sg, GError **error);
+/* Zeroes the window's gradients if no micro-batch wrote them. */
+void trainer_clear_stale_grads (Trainer *t);
 /* Uploads the params to a device backend after the host changed them. */
 gboolean trainer_upload_params (Trainer *t, GError **error);
 /* Seeds the graph's dropout nodes for one micro-batch. */

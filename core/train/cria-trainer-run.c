@@ -186,6 +186,8 @@ setup_optimizer (Trainer *t, GError **error)
     t->grads[i] = g_new0 (float, t->sizes[i]);
     cria_adamw_add (t->opt, p->name, p->value->data, t->sizes[i], p->decay);
   }
+  gint64 threads = cria_props_get_int (o, "threads");
+  cria_adamw_set_threads (t->opt, threads > 0 ? (guint) threads : g_get_num_processors ());
   return TRUE;
 }
 
@@ -357,21 +359,42 @@ setup (Trainer *t, GError **error)
  * step still counts (t->step, the data it used) but AdamW's count, which sets
  * both its bias correction and the schedule's position, stays: transformers'
  * Trainer does not step its scheduler either when the loss scaler skips. */
+static void
+scale_grads (Trainer *t, float by)
+{
+  for (guint i = 0; by != 1.0f && i < t->params->len; i++)
+    for (gsize e = 0; e < t->sizes[i]; e++)
+      t->grads[i][e] *= by;
+}
+
+/* `inv`: the gradients are sums, and the step's are their mean over targets.
+ * Without adapter hooks the mean and the clipping happen inside the norm's
+ * and AdamW's passes, with the roundings of the passes in place. */
 static gboolean
-optimizer_step (Trainer *t, double *loss, double *norm, double *lr, GError **error)
+optimizer_step (Trainer *t, float inv, double *loss, double *norm, double *lr, GError **error)
 {
   CriaAdapterStep st = { t->step, t->total_steps, t->grads, t->params->len };
+  gboolean hooks = train_adapter_has_step_hooks (t->adapter);
+  if (hooks) {
+    scale_grads (t, inv);
+    inv = 1.0f;
+  }
+  const float *const *grads = (const float *const *) t->grads;
   *loss += cria_adapter_regularize (t->adapter, &st);
   *lr = cria_adamw_get_lr (t->opt);
   double max_norm = cria_props_get_double (t->o, "max-grad-norm");
-  *norm = cria_clip_grad_norm (t->grads, t->sizes, t->params->len, 0);
+  *norm = cria_adamw_grad_norm (t->opt, grads, inv);
   if (!isfinite (*loss) || !isfinite (*norm))
     return FALSE;
   if (!cria_adapter_before_step (t->adapter, &st, error))
     return FALSE;
-  if (max_norm > 0)
-    cria_clip_grad_norm (t->grads, t->sizes, t->params->len, max_norm);
-  cria_adamw_step (t->opt, (const float *const *) t->grads);
+  /* before_step may change the gradients: measured again */
+  float coef = cria_clip_coef (hooks && max_norm > 0 ? cria_adamw_grad_norm (t->opt, grads, 1.0f) : *norm, max_norm);
+  if (hooks) {
+    scale_grads (t, coef); /* after_step reads them clipped */
+    coef = 1.0f;
+  }
+  cria_adamw_step_scaled (t->opt, grads, inv, coef);
   t->params_dirty = TRUE;
   return cria_adapter_after_step (t->adapter, &st, error);
 }
@@ -385,8 +408,7 @@ train_step (Trainer *t, gboolean *stop, GError **error)
     t->window = 0;
     trainer_start_epoch (t, NULL);
   }
-  for (guint i = 0; i < t->params->len; i++)
-    memset (t->grads[i], 0, t->sizes[i] * sizeof (float));
+  t->grads_stale = TRUE;
   gint64 tokens_before = t->tokens_seen;
   double sum = 0;
   gint64 count = 0;
@@ -399,6 +421,7 @@ train_step (Trainer *t, gboolean *stop, GError **error)
     if (!trainer_run_micro (t, &t->train, g_ptr_array_index (t->plan, k), FALSE, micro_seed, &sum, &count, error))
       return FALSE;
   }
+  trainer_clear_stale_grads (t); /* no micro-batch of this rank's */
   t->window++;
   /* One process with the global batch sums the same terms (in another
    * order): the loss is divided by the learned tokens of every rank. */
@@ -414,14 +437,11 @@ train_step (Trainer *t, gboolean *stop, GError **error)
   }
   /* Preference objectives divided by their own counts already. */
   float inv = t->train.pairs ? 1.0f : count ? 1.0f / (float) count : 0.0f;
-  for (guint i = 0; i < t->params->len; i++)
-    for (gsize e = 0; e < t->sizes[i]; e++)
-      t->grads[i][e] *= inv;
   double loss = t->train.pairs ? pref.loss : count ? sum / (double) count : NAN, norm = 0, lr = 0;
   if (t->train.pairs)
     count = pref.pairs;
   GError *hook_error = NULL;
-  gboolean stepped = optimizer_step (t, &loss, &norm, &lr, &hook_error);
+  gboolean stepped = optimizer_step (t, inv, &loss, &norm, &lr, &hook_error);
   if (hook_error) {
     g_propagate_error (error, hook_error);
     return FALSE;

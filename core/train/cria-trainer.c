@@ -213,12 +213,26 @@ trainer_accumulate_grads (Trainer *t, StepGraph *sg, GError **error)
       if (!grad)
         return FALSE;
       const float *gr = grad->data;
-      for (gsize e = 0; e < t->sizes[i]; e++)
-        acc[e] += gr[e];
+      if (k == 0 && t->grads_stale)
+        memcpy (acc, gr, t->sizes[i] * sizeof (float));
+      else
+        for (gsize e = 0; e < t->sizes[i]; e++)
+          acc[e] += gr[e];
     }
+    if (nodes->len == 0 && t->grads_stale)
+      memset (acc, 0, t->sizes[i] * sizeof (float));
   }
+  t->grads_stale = FALSE;
   cria_graph_zero_grad (sg->g);
   return TRUE;
+}
+
+void
+trainer_clear_stale_grads (Trainer *t)
+{
+  for (guint i = 0; t->grads_stale && i < t->params->len; i++)
+    memset (t->grads[i], 0, t->sizes[i] * sizeof (float));
+  t->grads_stale = FALSE;
 }
 
 gboolean

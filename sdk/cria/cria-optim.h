@@ -46,6 +46,17 @@ guint cria_adamw_get_n_params (CriaAdamW *opt);
 /* One step on every parameter with grads[i] for parameter i, at the schedule's
  * learning rate for the current step; then the step count advances. */
 void cria_adamw_step (CriaAdamW *opt, const float *const *grads);
+/* cria_adamw_step with each gradient taken as (g * pre) * post, every product
+ * rounded to float as a pass scaling the gradients in place would round it
+ * (the trainer's mean over targets, then clipping's coefficient), without
+ * those passes; grads are left as they are. */
+void cria_adamw_step_scaled (CriaAdamW *opt, const float *const *grads, float pre, float post);
+/* The global L2 norm of the gradients of the registered parameters, each
+ * taken as g * pre, summed as cria_clip_grad_norm sums. */
+double cria_adamw_grad_norm (CriaAdamW *opt, const float *const *grads, float pre);
+/* Threads of the two passes above (default 1): their results do not depend
+ * on it. */
+void cria_adamw_set_threads (CriaAdamW *opt, guint n_threads);
 /* The optimizer steps taken so far (the schedule position). */
 gint64 cria_adamw_get_step (CriaAdamW *opt);
 /* The learning rate the next step will use. */
@@ -61,6 +72,9 @@ void cria_adamw_set_step (CriaAdamW *opt, gint64 step);
  * (torch.nn.utils.clip_grad_norm_); returns the norm before clipping.
  * max_norm <= 0 only measures. */
 double cria_clip_grad_norm (float *const *grads, const gsize *sizes, guint n, double max_norm);
+/* The factor clip_grad_norm_ scales by for a measured norm: 1 when the norm
+ * is within max_norm or max_norm <= 0. */
+float cria_clip_coef (double norm, double max_norm);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CriaAdamW, cria_adamw_free)
 

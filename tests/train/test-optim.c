@@ -1,6 +1,7 @@
 /* test-optim: AdamW, schedules and gradient clipping against PyTorch
  * (goldens by tests/train/gen-optim-golden.py with torch.optim.AdamW). */
 #include <math.h>
+#include <string.h>
 
 #include <cria/cria-optim.h>
 
@@ -150,6 +151,65 @@ test_clip (void)
   }
 }
 
+/* The trainer's path: the mean and the clipping folded into the norm's and
+ * AdamW's passes, on several threads, equals scaling the gradients in place
+ * and stepping on one thread, bit for bit. Sizes not a multiple of the
+ * chunks or the vector lanes. */
+static void
+test_scaled_threads (void)
+{
+  const gsize sizes[] = { 3, 200003, 65536 + 17 };
+  enum { N = G_N_ELEMENTS (sizes) };
+  CriaOptimConfig c;
+  cria_optim_config_init (&c);
+  c.weight_decay = 0.1;
+  float *params[2][N], *grads[2][N];
+  CriaAdamW *one = cria_adamw_new (&c), *many = cria_adamw_new (&c);
+  cria_adamw_set_threads (many, 3);
+  GRand *r = g_rand_new_with_seed (7);
+  for (guint k = 0; k < N; k++) {
+    for (int a = 0; a < 2; a++) {
+      params[a][k] = g_new (float, sizes[k]);
+      grads[a][k] = g_new (float, sizes[k]);
+    }
+    for (gsize i = 0; i < sizes[k]; i++) {
+      params[0][k][i] = params[1][k][i] = (float) g_rand_double_range (r, -1, 1);
+      grads[0][k][i] = grads[1][k][i] = (float) g_rand_double_range (r, -3, 3);
+    }
+    cria_adamw_add (one, "p", params[0][k], sizes[k], k != 1);
+    cria_adamw_add (many, "p", params[1][k], sizes[k], k != 1);
+  }
+  const float inv = 1.0f / 37.0f;
+  for (int step = 0; step < 3; step++) {
+    double norm_many = cria_adamw_grad_norm (many, (const float *const *) grads[1], inv);
+    for (guint k = 0; k < N; k++)
+      for (gsize i = 0; i < sizes[k]; i++)
+        grads[0][k][i] *= inv;
+    double norm_one = cria_clip_grad_norm (grads[0], sizes, N, 0.5);
+    CU_ASSERT_EQUAL (norm_one, norm_many);
+    CU_ASSERT (norm_one > 0.5);
+    cria_adamw_step (one, (const float *const *) grads[0]);
+    cria_adamw_step_scaled (many, (const float *const *) grads[1], inv, cria_clip_coef (norm_many, 0.5));
+    for (guint k = 0; k < N; k++) {
+      CU_ASSERT (memcmp (params[0][k], params[1][k], sizes[k] * sizeof (float)) == 0);
+      gsize n;
+      const float *v_one = cria_adamw_get_moment (one, k, 1, &n), *v_many = cria_adamw_get_moment (many, k, 1, &n);
+      CU_ASSERT (memcmp (v_one, v_many, n * sizeof (float)) == 0);
+      memcpy (grads[0][k], grads[1][k], sizes[k] * sizeof (float));
+    }
+  }
+  CU_ASSERT_EQUAL (cria_clip_coef (0.25, 0.5), 1.0f);
+  CU_ASSERT_EQUAL (cria_clip_coef (2.0, 0), 1.0f);
+  g_rand_free (r);
+  cria_adamw_free (one);
+  cria_adamw_free (many);
+  for (int a = 0; a < 2; a++)
+    for (guint k = 0; k < N; k++) {
+      g_free (params[a][k]);
+      g_free (grads[a][k]);
+    }
+}
+
 static void
 register_suites (void)
 {
@@ -157,6 +217,7 @@ register_suites (void)
     { "AdamW steps equal torch.optim.AdamW", test_adamw },
     { "learning-rate schedules", test_schedules },
     { "gradient clipping equals clip_grad_norm_", test_clip },
+    { "scaled and threaded steps equal the in-place ones", test_scaled_threads },
     { NULL },
   };
   CU_pSuite suite = CU_add_suite ("optim", setup, teardown);

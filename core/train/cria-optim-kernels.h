@@ -1,0 +1,19 @@
+/* cria-optim-kernels.h: AdamW's element-wise update and the squared sums of
+ * gradient clipping, compiled apart (core/train/Makefile.inc) so that they
+ * vectorize. */
+#pragma once
+
+#include <glib.h>
+
+#define OPTIM_NORM_LANES 8
+
+typedef struct {
+  float shrink;    /* 1 - lr * weight_decay, or 1 */
+  float pre, post; /* each gradient is used as (g * pre) * post */
+  float b1, b2, one_b1, one_b2;
+  float inv_bias2_sqrt, eps, step_size;
+} OptimAdamw;
+
+void optim_kernel_adamw (float *param, float *m, float *v, const float *g, gsize n, const OptimAdamw *s);
+/* Adds (double) (g[i] * pre)^2 to lanes[i % OPTIM_NORM_LANES]. */
+void optim_kernel_sumsq (const float *g, gsize n, float pre, double *lanes);
