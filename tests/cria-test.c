@@ -4,6 +4,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <string.h>
 #ifdef __linux__
 #include <sys/prctl.h>
 #endif
@@ -226,4 +227,98 @@ cria_test_rel_diff (const float *a, const float *b, gint64 n)
     m = MAX (m, fabs ((double) b[i]));
   }
   return d / MAX (m, 1e-30);
+}
+
+gint32
+cria_test_argmax (const float *x, gint64 n)
+{
+  gint64 best = 0;
+  for (gint64 i = 1; i < n; i++)
+    if (x[i] > x[best])
+      best = i;
+  return (gint32) best;
+}
+
+static CriaTensor *
+golden_i32 (CriaSafetensors *st, const char *key, int n_dims, const gint64 *shape)
+{
+  const CriaWeight *w = cria_safetensors_lookup (st, key);
+  g_assert (w && w->dtype == CRIA_DTYPE_I32);
+  CriaTensor *t = cria_tensor_new (CRIA_DTYPE_I32, n_dims, shape);
+  memcpy (t->data, w->data, w->n_bytes);
+  return t;
+}
+
+/* Each adapter param's gradient, summed over the graph's nodes of it. */
+static gboolean
+sum_grads (CriaGraph *g, GArray *params, CriaBackend *backend, GPtrArray *grads, GError **error)
+{
+  for (guint i = 0; i < params->len; i++) {
+    CriaTensor *v = g_array_index (params, CriaAdapterParam, i).value;
+    CriaTensor *sum = cria_tensor_new (CRIA_DTYPE_F32, v->n_dims, v->shape);
+    g_ptr_array_add (grads, sum);
+    for (guint k = 0; k < cria_graph_n_nodes (g); k++) {
+      CriaNode *node = cria_graph_node (g, k);
+      if (node->op != CRIA_OP_PARAM || cria_node_get_param_tensor (node) != v || !node->grad)
+        continue;
+      /* on a device backend the value bound is the resident copy, not the adapter's */
+      if (cria_tensor_is_device (node->value) == cria_backend_is_host (backend) ||
+          cria_tensor_is_device (node->grad) == cria_backend_is_host (backend)) {
+        g_set_error (error, CRIA_ERROR, CRIA_ERROR_FAILED, "%s: the value or gradient of %s is not in its memory",
+                     cria_backend_get_name (backend), g_array_index (params, CriaAdapterParam, i).name);
+        return FALSE;
+      }
+      g_autoptr (CriaTensor) gr = cria_tensor_to_host (node->grad, error);
+      if (!gr)
+        return FALSE;
+      for (gint64 e = 0; e < cria_tensor_numel (v); e++)
+        ((float *) sum->data)[e] += ((float *) gr->data)[e];
+    }
+  }
+  return TRUE;
+}
+
+gboolean
+cria_test_lora_step (CriaRegistry *registry, const char *name, const char *spec_tail, CriaBackend *backend, float ce[2],
+                     GPtrArray *grads, GError **error)
+{
+  g_autofree char *file = g_strdup_printf ("grads-%s.safetensors", name);
+  g_autofree char *path = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "train", file, NULL);
+  g_autofree char *dir = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "models", name, NULL);
+  g_autofree char *spec = g_strdup_printf ("lora r=4 alpha=8 %s", spec_tail);
+  g_autoptr (CriaSafetensors) st = cria_safetensors_open (path, error);
+  g_autoptr (CriaModel) model = st ? cria_model_open (registry, dir, CRIA_MODEL_DTYPE_F32, error) : NULL;
+  g_autoptr (CriaAdapter) a = model ? cria_adapter_new_from_spec (registry, spec, error) : NULL;
+  if (!a || !cria_adapter_attach (a, model, 1, error))
+    return FALSE;
+  GArray *params = cria_adapter_get_params (a);
+  for (guint i = 0; i < params->len; i++) {
+    CriaAdapterParam *p = &g_array_index (params, CriaAdapterParam, i);
+    const CriaWeight *w = cria_safetensors_lookup (st, p->name);
+    g_assert (w && w->n_elements == cria_tensor_numel (p->value));
+    memcpy (p->value->data, w->data, w->n_bytes);
+  }
+  g_autoptr (CriaGraph) g = cria_graph_new ();
+  cria_adapter_install (a, g);
+  CriaModelShape shape = { .batch = 2, .seq = 8 };
+  CriaModelGraph mg;
+  if (!cria_model_build (model, g, &shape, &mg, error))
+    return FALSE;
+  gint64 flat[] = { 16, cria_model_get_config (model)->hidden_size }, n[] = { 16 };
+  CriaNode *labels = cria_graph_input (g, "labels", CRIA_DTYPE_I32, 1, n);
+  CriaNode *loss = cria_lm_head_ce (g, cria_reshape (g, mg.hidden, 2, flat), mg.head, labels, 100);
+  g_autoptr (CriaTensor) ids = golden_i32 (st, "ids", 2, (gint64[]){ 2, 8 });
+  g_autoptr (CriaTensor) lab = golden_i32 (st, "labels", 1, n);
+  g_autoptr (CriaTensor) pos = cria_tensor_new (CRIA_DTYPE_I32, 2, (gint64[]){ 2, 8 });
+  for (int i = 0; i < 16; i++)
+    ((gint32 *) pos->data)[i] = i % 8;
+  /* labels bound before planning (uploaded by the plan), the rest after */
+  gboolean ok = cria_node_set_value (labels, lab, error) && cria_graph_backward (g, loss, error) &&
+                cria_graph_plan (g, backend, NULL, error) && cria_node_set_value (mg.ids, ids, error) &&
+                cria_node_set_value (mg.positions, pos, error) && cria_graph_forward (g, error) &&
+                cria_graph_run_backward (g, error) &&
+                cria_tensor_read (loss->value, 0, ce, 2 * sizeof (float), error) &&
+                sum_grads (g, params, backend, grads, error);
+  cria_model_graph_clear (&mg);
+  return ok;
 }

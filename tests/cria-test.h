@@ -93,6 +93,17 @@ char *cria_test_short_format (const char *dir);
 char *cria_test_sums_data (const char *dir, int n, int b_mul, int b_mod);
 /* max |a - b| over max |b|: how logit parity with a reference is measured. */
 double cria_test_rel_diff (const float *a, const float *b, gint64 n);
+/* The index of the largest of x[0..n) (the first of equals): greedy decoding. */
+gint32 cria_test_argmax (const float *x, gint64 n);
+/* Forward and backward on `backend` of test-model-grads's golden batch
+ * (tests/train/grads-NAME.safetensors, 2 x 8 tokens) through tests/models/NAME
+ * in f32 with the adapter "lora r=4 alpha=8 SPEC_TAIL", A and B from the
+ * golden file so that both get gradients: how backends are compared on a
+ * training step. ce: the loss sum and label count; grads: each adapter
+ * param's gradient summed over its nodes, host f32 tensors appended.
+ * Gradients must live in the backend's memory. */
+gboolean cria_test_lora_step (CriaRegistry *registry, const char *name, const char *spec_tail, CriaBackend *backend,
+                              float ce[2], GPtrArray *grads, GError **error);
 
 #define CRIA_TEST_MAIN(register_suites)                                                                                \
   int main (void)                                                                                                      \

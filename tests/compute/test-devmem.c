@@ -75,16 +75,6 @@ open_model (const char *name, CriaModelDType dtype)
   return m;
 }
 
-static CriaTensor *
-golden_i32 (CriaSafetensors *st, const char *key, int n_dims, const gint64 *shape)
-{
-  const CriaWeight *w = cria_safetensors_lookup (st, key);
-  g_assert (w && w->dtype == CRIA_DTYPE_I32);
-  CriaTensor *t = cria_tensor_new (CRIA_DTYPE_I32, n_dims, shape);
-  memcpy (t->data, w->data, w->n_bytes);
-  return t;
-}
-
 typedef struct {
   float ce[2];
   GPtrArray *grads; /* CriaTensor (host), summed per adapter param */
@@ -98,68 +88,15 @@ step_result_clear (StepResult *r)
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (StepResult, step_result_clear)
 
-/* Forward and backward of test-model-grads's golden batch with LoRA (A and B
- * from the golden file, so that both get gradients) on one backend. */
 static gboolean
 lora_step (const char *name, const char *targets, CriaBackend *backend, StepResult *r)
 {
-  g_autofree char *file = g_strdup_printf ("grads-%s.safetensors", name);
-  g_autofree char *path = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "train", file, NULL);
+  g_autofree char *tail = g_strdup_printf ("target-modules=%s", targets);
   g_autoptr (GError) error = NULL;
-  g_autoptr (CriaSafetensors) st = cria_safetensors_open (path, &error);
-  g_autoptr (CriaModel) model = open_model (name, CRIA_MODEL_DTYPE_F32);
-  g_autofree char *spec = g_strdup_printf ("lora r=4 alpha=8 target-modules=%s", targets);
-  g_autoptr (CriaAdapter) a = cria_adapter_new_from_spec (registry, spec, &error);
-  if (!st || !model || !a || !cria_adapter_attach (a, model, 1, &error))
-    return FALSE;
-  GArray *params = cria_adapter_get_params (a);
-  for (guint i = 0; i < params->len; i++) {
-    CriaAdapterParam *p = &g_array_index (params, CriaAdapterParam, i);
-    const CriaWeight *w = cria_safetensors_lookup (st, p->name);
-    g_assert (w && w->n_elements == cria_tensor_numel (p->value));
-    memcpy (p->value->data, w->data, w->n_bytes);
-  }
-  g_autoptr (CriaGraph) g = cria_graph_new ();
-  cria_adapter_install (a, g);
-  CriaModelShape shape = { .batch = 2, .seq = 8 };
-  CriaModelGraph mg;
-  if (!cria_model_build (model, g, &shape, &mg, &error))
-    return FALSE;
-  gint64 flat[] = { 16, cria_model_get_config (model)->hidden_size }, n[] = { 16 };
-  CriaNode *labels = cria_graph_input (g, "labels", CRIA_DTYPE_I32, 1, n);
-  CriaNode *ce = cria_lm_head_ce (g, cria_reshape (g, mg.hidden, 2, flat), mg.head, labels, 100);
-  g_autoptr (CriaTensor) ids = golden_i32 (st, "ids", 2, (gint64[]){ 2, 8 });
-  g_autoptr (CriaTensor) lab = golden_i32 (st, "labels", 1, n);
-  g_autoptr (CriaTensor) pos = cria_tensor_new (CRIA_DTYPE_I32, 2, (gint64[]){ 2, 8 });
-  for (int i = 0; i < 16; i++)
-    ((gint32 *) pos->data)[i] = i % 8;
-  /* labels bound before planning (uploaded by the plan), the rest after */
-  gboolean ok = cria_node_set_value (labels, lab, &error) && cria_graph_backward (g, ce, &error) &&
-                cria_graph_plan (g, backend, NULL, &error) && cria_node_set_value (mg.ids, ids, &error) &&
-                cria_node_set_value (mg.positions, pos, &error) && cria_graph_forward (g, &error) &&
-                cria_graph_run_backward (g, &error) && cria_tensor_read (ce->value, 0, r->ce, sizeof r->ce, &error);
-  cria_model_graph_clear (&mg);
-  if (!ok) {
+  r->grads = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_tensor_unref);
+  if (!cria_test_lora_step (registry, name, tail, backend, r->ce, r->grads, &error)) {
     printf ("\n%s: %s\n", cria_backend_get_name (backend), error->message);
     return FALSE;
-  }
-  r->grads = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_tensor_unref);
-  for (guint i = 0; i < params->len; i++) {
-    CriaTensor *v = g_array_index (params, CriaAdapterParam, i).value;
-    CriaTensor *sum = cria_tensor_new (CRIA_DTYPE_F32, v->n_dims, v->shape);
-    for (guint k = 0; k < cria_graph_n_nodes (g); k++) {
-      CriaNode *node = cria_graph_node (g, k);
-      if (node->op != CRIA_OP_PARAM || cria_node_get_param_tensor (node) != v || !node->grad)
-        continue;
-      /* on devsim the value bound is the resident copy, not the adapter's */
-      CU_ASSERT_EQUAL (cria_tensor_is_device (node->value), !cria_backend_is_host (backend));
-      CU_ASSERT_EQUAL (cria_tensor_is_device (node->grad), !cria_backend_is_host (backend));
-      g_autoptr (CriaTensor) gr = cria_tensor_to_host (node->grad, &error);
-      g_assert (gr);
-      for (gint64 e = 0; e < cria_tensor_numel (v); e++)
-        ((float *) sum->data)[e] += ((float *) gr->data)[e];
-    }
-    g_ptr_array_add (r->grads, sum);
   }
   return TRUE;
 }
@@ -195,16 +132,6 @@ test_lora_step_gpt2 (void)
   check_lora_step ("tiny-gpt2", "attn.c_attn,c_proj");
 }
 
-static gint32
-argmax (const float *x, gint64 n)
-{
-  gint64 best = 0;
-  for (gint64 i = 1; i < n; i++)
-    if (x[i] > x[best])
-      best = i;
-  return (gint32) best;
-}
-
 /* Greedy decoding of two prompts, one at a time through cria_lm_feed and
  * then together through cria_lm_feed_batch (ragged KV caches), plus the
  * logits of every position of the first prompt. */
@@ -225,17 +152,17 @@ decode (CriaBackend *backend, GArray *ids, GByteArray *logits)
   g_autofree float *row = g_new (float, 2 * V);
   CriaLmCache *c[2] = { cria_lm_cache_new (lm), cria_lm_cache_new (lm) };
   ok = ok && cria_lm_feed (lm, c[0], p0, 4, row, &error);
-  gint32 next[2] = { ok ? argmax (row, V) : 0, 0 };
+  gint32 next[2] = { ok ? cria_test_argmax (row, V) : 0, 0 };
   ok = ok && cria_lm_feed (lm, c[1], p1, 2, row + V, &error);
-  next[1] = ok ? argmax (row + V, V) : 0;
+  next[1] = ok ? cria_test_argmax (row + V, V) : 0;
   for (int step = 0; ok && step < 4; step++) {
     g_array_append_vals (ids, next, 2);
     ok = step % 2
              ? cria_lm_feed_batch (lm, c, next, 2, row, &error)
              : cria_lm_feed (lm, c[0], next, 1, row, &error) && cria_lm_feed (lm, c[1], next + 1, 1, row + V, &error);
     if (ok) {
-      next[0] = argmax (row, V);
-      next[1] = argmax (row + V, V);
+      next[0] = cria_test_argmax (row, V);
+      next[1] = cria_test_argmax (row + V, V);
       g_byte_array_append (logits, (const guint8 *) row, (guint) (2 * V * sizeof (float)));
     }
   }

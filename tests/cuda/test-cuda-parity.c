@@ -496,16 +496,6 @@ test_model_logits (void)
   }
 }
 
-static gint32
-argmax (const float *x, gint64 n)
-{
-  gint64 best = 0;
-  for (gint64 i = 1; i < n; i++)
-    if (x[i] > x[best])
-      best = i;
-  return (gint32) best;
-}
-
 /* Greedy decoding of two prompts through KV caches (test-devmem's), one at a
  * time and as a batch; the ids and every step's logits. */
 static gboolean
@@ -521,17 +511,17 @@ decode (const char *name, CriaBackend *backend, GArray *ids, GArray *logits)
   g_autofree float *row = g_new (float, 2 * V);
   CriaLmCache *c[2] = { cria_lm_cache_new (lm), cria_lm_cache_new (lm) };
   gboolean ok = cria_lm_feed (lm, c[0], p0, G_N_ELEMENTS (p0), row, &error);
-  gint32 next[2] = { ok ? argmax (row, V) : 0, 0 };
+  gint32 next[2] = { ok ? cria_test_argmax (row, V) : 0, 0 };
   ok = ok && cria_lm_feed (lm, c[1], p1, G_N_ELEMENTS (p1), row + V, &error);
-  next[1] = ok ? argmax (row + V, V) : 0;
+  next[1] = ok ? cria_test_argmax (row + V, V) : 0;
   for (int step = 0; ok && step < 6; step++) {
     g_array_append_vals (ids, next, 2);
     ok = step % 2
              ? cria_lm_feed_batch (lm, c, next, 2, row, &error)
              : cria_lm_feed (lm, c[0], next, 1, row, &error) && cria_lm_feed (lm, c[1], next + 1, 1, row + V, &error);
     if (ok) {
-      next[0] = argmax (row, V);
-      next[1] = argmax (row + V, V);
+      next[0] = cria_test_argmax (row, V);
+      next[1] = cria_test_argmax (row + V, V);
       g_array_append_vals (logits, row, (guint) (2 * V));
     }
   }
@@ -569,80 +559,16 @@ test_model_decode (void)
 
 /* ---- train ------------------------------------------------------------------------ */
 
-static CriaTensor *
-golden_i32 (CriaSafetensors *st, const char *key, int n_dims, const gint64 *shape)
-{
-  const CriaWeight *w = cria_safetensors_lookup (st, key);
-  g_assert (w && w->dtype == CRIA_DTYPE_I32);
-  CriaTensor *t = cria_tensor_new (CRIA_DTYPE_I32, n_dims, shape);
-  memcpy (t->data, w->data, w->n_bytes);
-  return t;
-}
-
-/* Forward and backward of test-model-grads's golden batch with LoRA (A and B
- * from the golden file, so that both get gradients), as test-devmem does:
- * the loss sum and count, then each adapter param's gradient (summed over
- * the nodes of that param) in `grads`. */
+/* test-devmem's training step (cria_test_lora_step) on one backend. */
 static gboolean
 lora_step (const char *name, const char *spec_tail, CriaBackend *backend, float ce[2], GPtrArray *grads)
 {
-  g_autofree char *file = g_strdup_printf ("grads-%s.safetensors", name);
-  g_autofree char *path = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "train", file, NULL);
   g_autoptr (GError) error = NULL;
-  g_autoptr (CriaSafetensors) st = cria_safetensors_open (path, &error);
-  g_autoptr (CriaModel) model = open_model (name);
-  g_autofree char *spec = g_strdup_printf ("lora r=4 alpha=8 %s", spec_tail);
-  g_autoptr (CriaAdapter) a = cria_adapter_new_from_spec (registry, spec, &error);
-  if (!st || !model || !a || !cria_adapter_attach (a, model, 1, &error)) {
-    printf ("\n%s: %s\n", name, error ? error->message : "cannot open");
-    return FALSE;
-  }
-  GArray *params = cria_adapter_get_params (a);
-  for (guint i = 0; i < params->len; i++) {
-    CriaAdapterParam *p = &g_array_index (params, CriaAdapterParam, i);
-    const CriaWeight *w = cria_safetensors_lookup (st, p->name);
-    g_assert (w && w->n_elements == cria_tensor_numel (p->value));
-    memcpy (p->value->data, w->data, w->n_bytes);
-  }
-  g_autoptr (CriaGraph) g = cria_graph_new ();
-  cria_adapter_install (a, g);
-  CriaModelShape shape = { .batch = 2, .seq = 8 };
-  CriaModelGraph mg;
-  if (!cria_model_build (model, g, &shape, &mg, &error)) {
-    printf ("\n%s: %s\n", name, error->message);
-    return FALSE;
-  }
-  gint64 flat[] = { 16, cria_model_get_config (model)->hidden_size }, n[] = { 16 };
-  CriaNode *labels = cria_graph_input (g, "labels", CRIA_DTYPE_I32, 1, n);
-  CriaNode *loss = cria_lm_head_ce (g, cria_reshape (g, mg.hidden, 2, flat), mg.head, labels, 100);
-  g_autoptr (CriaTensor) ids = golden_i32 (st, "ids", 2, (gint64[]){ 2, 8 });
-  g_autoptr (CriaTensor) lab = golden_i32 (st, "labels", 1, n);
-  g_autoptr (CriaTensor) pos = cria_tensor_new (CRIA_DTYPE_I32, 2, (gint64[]){ 2, 8 });
-  for (int i = 0; i < 16; i++)
-    ((gint32 *) pos->data)[i] = i % 8;
-  gboolean ok = cria_node_set_value (labels, lab, &error) && cria_graph_backward (g, loss, &error) &&
-                cria_graph_plan (g, backend, NULL, &error) && cria_node_set_value (mg.ids, ids, &error) &&
-                cria_node_set_value (mg.positions, pos, &error) && cria_graph_forward (g, &error) &&
-                cria_graph_run_backward (g, &error) &&
-                cria_tensor_read (loss->value, 0, ce, 2 * sizeof (float), &error);
-  cria_model_graph_clear (&mg);
-  for (guint i = 0; ok && i < params->len; i++) {
-    CriaTensor *v = g_array_index (params, CriaAdapterParam, i).value;
-    CriaTensor *sum = cria_tensor_new (CRIA_DTYPE_F32, v->n_dims, v->shape);
-    g_ptr_array_add (grads, sum);
-    for (guint k = 0; ok && k < cria_graph_n_nodes (g); k++) {
-      CriaNode *node = cria_graph_node (g, k);
-      if (node->op != CRIA_OP_PARAM || cria_node_get_param_tensor (node) != v || !node->grad)
-        continue;
-      g_autoptr (CriaTensor) gr = cria_tensor_to_host (node->grad, &error);
-      ok = gr != NULL;
-      for (gint64 e = 0; ok && e < cria_tensor_numel (v); e++)
-        ((float *) sum->data)[e] += ((float *) gr->data)[e];
-    }
-  }
-  if (!ok)
+  if (!cria_test_lora_step (registry, name, spec_tail, backend, ce, grads, &error)) {
     printf ("\n%s on %s: %s\n", name, cria_backend_get_name (backend), error->message);
-  return ok;
+    return FALSE;
+  }
+  return TRUE;
 }
 
 static void
