@@ -114,13 +114,20 @@ devsim_zero (gpointer self, gpointer mem, gsize bytes)
   close_memory (d);
 }
 
+/* Every transfer: backend memory opened for the copy alone. */
+static void
+transfer (Devsim *d, gpointer dst, gconstpointer src, gsize bytes)
+{
+  open_memory (d);
+  memmove (dst, src, bytes);
+  close_memory (d);
+}
+
 static gboolean
 devsim_upload (gpointer self, gpointer dst, gconstpointer src, gsize bytes, GError **error)
 {
   Devsim *d = self;
-  open_memory (d);
-  memcpy (dst, src, bytes);
-  close_memory (d);
+  transfer (d, dst, src, bytes);
   d->n_uploads++;
   return TRUE;
 }
@@ -129,9 +136,7 @@ static gboolean
 devsim_download (gpointer self, gpointer dst, gconstpointer src, gsize bytes, GError **error)
 {
   Devsim *d = self;
-  open_memory (d);
-  memcpy (dst, src, bytes);
-  close_memory (d);
+  transfer (d, dst, src, bytes);
   d->n_downloads++;
   return TRUE;
 }
@@ -139,10 +144,7 @@ devsim_download (gpointer self, gpointer dst, gconstpointer src, gsize bytes, GE
 static gboolean
 devsim_copy (gpointer self, gpointer dst, gconstpointer src, gsize bytes, GError **error)
 {
-  Devsim *d = self;
-  open_memory (d);
-  memmove (dst, src, bytes);
-  close_memory (d);
+  transfer (self, dst, src, bytes);
   return TRUE;
 }
 
