@@ -28,19 +28,26 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 flags="-DHAVE_CONFIG_H -I$src/plugins/backends/cuda -I$build -I$src -I$src/sdk -I$build/sdk -I$sim -fPIC -O1 -g $(pkg-config --cflags glib-2.0 gmodule-2.0 json-glib-1.0)"
 # the launches: name<<<grid, block, shared, stream>>> (args) -> SIM_LAUNCH (name, grid, ...) (args)
-sed -e 's/\([A-Za-z_][A-Za-z0-9_]*\)<<<\(.*\)>>>/SIM_LAUNCH (\1, \2)/' \
-  "$src/plugins/backends/cuda/cuda-kernels.cu" > "$out/cuda-kernels.cc"
-if grep -n '<<<' "$out/cuda-kernels.cc"; then
-  echo "run.sh: a launch spans lines: the sed above cannot rewrite it" >&2
-  exit 1
-fi
-gcc -std=gnu11 $flags -fvisibility=hidden -DCRIA_CUDA_LIBDIR="\"$out\"" -c "$src/plugins/backends/cuda/cuda.c" -o "$out/cuda.o"
-gcc -std=gnu11 $flags -fvisibility=hidden -DCRIA_CUDA_LIBDIR="\"$out\"" -c "$src/plugins/backends/cuda/cuda-ops.c" -o "$out/cuda-ops.o"
-g++ -std=c++20 $flags -fvisibility=hidden -c "$out/cuda-kernels.cc" -o "$out/cuda-kernels.o"
+objs=
+for f in "$src"/plugins/backends/cuda/*.cu; do
+  b=$(basename "$f" .cu)
+  sed -e 's/\([A-Za-z_][A-Za-z0-9_]*\)<<<\(.*\)>>>/SIM_LAUNCH (\1, \2)/' "$f" > "$out/$b.cc"
+  if grep -n '<<<' "$out/$b.cc"; then
+    echo "run.sh: a launch in $b.cu spans lines: the sed above cannot rewrite it" >&2
+    exit 1
+  fi
+  g++ -std=c++20 $flags -fvisibility=hidden -c "$out/$b.cc" -o "$out/$b.o"
+  objs="$objs $out/$b.o"
+done
+for f in "$src"/plugins/backends/cuda/*.c; do
+  b=$(basename "$f" .c)
+  gcc -std=gnu11 $flags -fvisibility=hidden -DCRIA_CUDA_LIBDIR="\"$out\"" -c "$f" -o "$out/$b.o"
+  objs="$objs $out/$b.o"
+done
 g++ -std=c++20 $flags -c "$sim/cuda-sim.cc" -o "$out/cuda-sim.o"
 gcc -std=gnu11 -I"$sim" -fPIC -O1 -shared "$sim/cublaslt-sim.c" -o "$out/libcublasLt.so.13"
 mkdir "$out/plugins"
-g++ -shared -o "$out/plugins/cria-cuda.so" "$out/cuda.o" "$out/cuda-ops.o" "$out/cuda-kernels.o" "$out/cuda-sim.o" \
+g++ -shared -o "$out/plugins/cria-cuda.so" $objs "$out/cuda-sim.o" \
   "$build/core/.libs/libcria-1.0.so" $(pkg-config --libs glib-2.0 gmodule-2.0 json-glib-1.0) -ldl -pthread
 # every other plugin of the build beside the simulated cuda
 for p in "$build"/plugins/.libs/cria-*.so; do
