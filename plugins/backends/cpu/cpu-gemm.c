@@ -587,7 +587,9 @@ static void
 pack_panel_bf16 (const Gemm *g, gint64 k0, gint64 kc, gint64 n0, int nr, float *f32, guint32 *Bp)
 {
   gint64 kc2 = (kc + 1) / 2;
-  memset (Bp, 0, (gsize) (kc2 * 32) * sizeof (guint32));
+  /* the first two cases write every word of a full panel */
+  if (nr < 32 || !(g->btype == CRIA_DTYPE_BF16 && (g->rsb == 1 || g->csb == 1)))
+    memset (Bp, 0, (gsize) (kc2 * 32) * sizeof (guint32));
   if (g->btype == CRIA_DTYPE_BF16 && g->rsb == 1) {
     /* a linear layer's [N,K] weight: each pair is one word of the column */
     const guint16 *B = g->B;
@@ -705,6 +707,8 @@ round_a_task (gpointer data, gint64 begin, gint64 end, int thread)
     else
       for (gint64 k = 0; k < g->K; k++)
         dst[k] = cria_f32_to_bf16 (a[k]);
+    if (r->out16 && g->K % 2 == 1) /* the pair word's other half */
+      dst[g->K] = 0;
     if (r->out32)
       for (gint64 k = 0; k < g->K; k++)
         r->out32[i * g->K + k] = cria_bf16_to_f32 (h[k]);
@@ -865,7 +869,7 @@ gemm_products (Gemm *gp)
     gint64 grain = MAX (1, M / (4 * cpu_pool_n_threads (be->pool)));
     if (native) {
       g.lda = (K + 1) / 2;
-      abf = g_malloc0 ((gsize) (M * g.lda) * sizeof (guint32));
+      abf = g_malloc ((gsize) (M * g.lda) * sizeof (guint32));
       r.out16 = (guint16 *) abf;
       cpu_pool_run (be->pool, M, grain, round_a_task, &r);
       g.abf = abf;
