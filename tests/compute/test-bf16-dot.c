@@ -2,9 +2,9 @@
  * products where present, the f32 kernels on rounded activations on every
  * other instruction set) against a reference that rounds both operands to
  * bf16 and multiplies in f64. Weights in bf16 ([N,K] as in a linear layer,
- * and [K,N]) and in NF4; sizes that leave partial panels, odd K, and 1 to 4
- * rows (the dot-product path of decoding); x's gradient through the frozen
- * weight too. Each result must be within 1e-6 of the largest reference value,
+ * and [K,N]) and in NF4; sizes that leave partial panels (of under and
+ * over 16 columns), odd K, and 1 to 4 rows (the dot-product path of
+ * decoding); x's gradient through the frozen weight too. Each result must be within 1e-6 of the largest reference value,
  * and must differ from the product of unrounded activations (the option
  * took effect). */
 #include <math.h>
@@ -119,7 +119,7 @@ test_products (void)
   static const Case cases[] = {
     { 37, 70, 301, TRUE, FALSE }, { 37, 70, 301, FALSE, FALSE }, { 3, 100, 64, TRUE, FALSE },
     { 2, 33, 77, TRUE, FALSE },   { 1, 50, 600, TRUE, FALSE },   { 20, 45, 128, TRUE, TRUE },
-    { 4, 40, 192, TRUE, TRUE },
+    { 4, 40, 192, TRUE, TRUE },   { 30, 56, 96, TRUE, FALSE },
   };
   const char *isas[] = { "avx512", "avx2", "generic" };
   int ran = 0;
