@@ -292,7 +292,7 @@ nf4_run (CpuIsa isa, const CriaTensor *t, gint64 start, gint64 count, float *out
     cria_nf4_dequantize_range (t, start, count, out);
 }
 
-#define T_BF16 __attribute__ ((target ("avx512f,avx512bf16,avx2,fma")))
+#define T_BF16 __attribute__ ((target ("avx512f,avx512bf16,avx2,fma,prfchw")))
 
 /* y = x rounded to bf16 (to nearest, ties to even; NaN kept): the same bits
  * as cria_f32_to_bf16, 16 at a time. */
@@ -350,6 +350,10 @@ kernel_bf16 (gint64 K2, const guint32 *A, gint64 lda, const guint32 *Bp, float *
 #pragma GCC unroll 12
   for (int i = 0; i < MR_BF16; i++)
     c[i][0] = c[i][1] = _mm512_setzero_ps ();
+  for (int i = 0; i < mr; i++) {
+    __builtin_prefetch (C + i * ldc, 1, 3);
+    __builtin_prefetch (C + i * ldc + 16, 1, 3);
+  }
   for (gint64 k = 0; k < K2; k++) {
     __m512bh b0 = (__m512bh) _mm512_loadu_si512 (Bp + k * 32), b1 = (__m512bh) _mm512_loadu_si512 (Bp + k * 32 + 16);
 #pragma GCC unroll 12
