@@ -5,7 +5,11 @@
 # same run: 16 concurrent clients (decoded as one batch), and requests one
 # after another (a batch of one). Prints the generated tokens/s of each,
 # their ratio, cria's achieved share of the machine's FMA peak (matmul FLOPs
-# only) and the load average at the time.
+# only) and the load average at the time. It does so for two servers in
+# turn: the cpu backend as it is (f32 activations) and with bf16-dot=true
+# (activations rounded to bf16 for the products with the bf16 weights:
+# AVX512-BF16 dot products where the processor has them); in each mode a
+# batched answer is the one the request gets alone.
 #
 #   sh bench/serve/batch-bench.sh [MODEL_DIR] [ROUNDS]
 #
@@ -32,17 +36,21 @@ peak=$(CRIA_PLUGIN_PATH=${CRIA_PLUGIN_PATH:-$top/plugins/.libs} "$top/bench/benc
        "$py" -c "import json,sys; print(json.loads(sys.stdin.readline())['fma_peak_gflops'])")
 out=$(mktemp)
 log=$(mktemp)
+PID=
 trap 'kill "$PID" 2>/dev/null || true; rm -f "$out" "$log" "$log".*' EXIT
-"$cria" serve --model "$model" --port 0 --batch $K --max-concurrent $K >"$out" &
-PID=$!
-while ! grep -q listening "$out"; do sleep 0.2; done
-URL=$(sed -n 's/.*listening on //p' "$out")
 now () { date +%s.%N; }
 ask () { # I: one chat request; prints its completion_tokens
   curl -s -d "{\"messages\": [{\"role\": \"user\", \"content\": \"Write story number $1 about a cat.\"}], \
 \"max_tokens\": $N, \"temperature\": 0}" "$URL/chat/completions" |
     grep -o '"completion_tokens" *: *[0-9]*' | sed 's/.*: *//'
 }
+for backend in cpu "cpu bf16-dot=true"; do
+: >"$out"
+: >"$log"
+"$cria" serve --model "$model" --port 0 --batch $K --max-concurrent $K --backend "$backend" >"$out" &
+PID=$!
+while ! grep -q listening "$out"; do sleep 0.2; done
+URL=$(sed -n 's/.*listening on //p' "$out")
 ask 0 >/dev/null # warm up: pages of the weights, the chat template
 r=0
 while [ "$r" -lt "$rounds" ]; do
@@ -62,6 +70,9 @@ while [ "$r" -lt "$rounds" ]; do
   echo "alone $toks $t0 $t1" >>"$log"
   r=$((r + 1))
 done
+kill "$PID"
+wait "$PID" 2>/dev/null || true
+echo "--backend '$backend':"
 "$py" - "$log" "$model" "$peak" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
 import json, sys
 rows = [l.split() for l in open(sys.argv[1])]
@@ -81,3 +92,4 @@ for arm in ("batched", "alone"):
 print("ratio batched (16 concurrent) / one at a time: %.2fx" % (rate["batched"] / rate["alone"]))
 print("load average during the run: %s" % sys.argv[4])
 PY
+done

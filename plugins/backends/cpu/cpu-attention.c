@@ -13,6 +13,9 @@
 #include "cpu.h"
 
 #define BK 64 /* keys per block: a multiple of every ISA's 2W */
+/* Attention of at most this many query x key x head-dim products runs on
+ * the calling thread (cpu_attention_forward). */
+#define ATTN_INLINE_WORK (1 << 20)
 
 typedef struct {
   CpuBackend *be;
@@ -185,10 +188,14 @@ cpu_attention_forward (gpointer self, CriaNode *n, GError **error)
 {
   Attn a;
   attn_init (&a, self, n);
+  /* one decoded token over a short cache (a sequence of a batched step, a
+   * few microseconds): on this thread, since waking another costs more */
+  gboolean small = a.B * a.Hq * a.Tq * a.Tk * a.D <= ATTN_INLINE_WORK;
+  gint64 rows = a.B * a.Hq * a.Tq, blocks = a.B * a.Hkv * a.n_qblocks;
   if (a.be->attention_rows)
-    cpu_pool_run (a.be->pool, a.B * a.Hq * a.Tq, 4, forward_task, &a);
+    cpu_pool_run (a.be->pool, rows, small ? rows : 4, forward_task, &a);
   else
-    cpu_pool_run (a.be->pool, a.B * a.Hkv * a.n_qblocks, 1, blocked[a.be->isa].rows, &a);
+    cpu_pool_run (a.be->pool, blocks, small ? blocks : 1, blocked[a.be->isa].rows, &a);
   return TRUE;
 }
 

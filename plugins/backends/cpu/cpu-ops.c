@@ -10,6 +10,9 @@
 #include "cpu.h"
 
 #define ROW_GRAIN 8
+/* and at least this many elements a task: a decoding step's rows (a few
+ * tokens) cost more to hand over to a thread than to compute */
+#define ROW_GRAIN_ELEMENTS 16384
 
 static gint64
 last_dim (const CriaNode *n)
@@ -17,11 +20,17 @@ last_dim (const CriaNode *n)
   return n->shape[n->n_dims - 1];
 }
 
+static gint64
+row_grain (const CriaNode *n)
+{
+  return MAX (ROW_GRAIN, ROW_GRAIN_ELEMENTS / MAX (last_dim (n), 1));
+}
+
 static void
 run_rows (gpointer be, CriaNode *n, CpuTaskFunc fn)
 {
   CpuBackend *cpu = be;
-  cpu_pool_run (cpu->pool, cpu_numel (n) / last_dim (n), ROW_GRAIN, fn, n);
+  cpu_pool_run (cpu->pool, cpu_numel (n) / last_dim (n), row_grain (n), fn, n);
 }
 
 /* The kernels of a row-wise op: its tasks over the rows; backward only when
@@ -233,7 +242,7 @@ run_vm_rows (gpointer be, CriaNode *n, gboolean backward, CpuTaskFunc fn)
 {
   CpuBackend *cpu = be;
   VmTask t = { vmath (be), n, backward };
-  cpu_pool_run (cpu->pool, cpu_numel (n) / last_dim (n), ROW_GRAIN, fn, &t);
+  cpu_pool_run (cpu->pool, cpu_numel (n) / last_dim (n), row_grain (n), fn, &t);
 }
 
 static void

@@ -25,7 +25,8 @@ static const CriaPropSpec cpu_props[] = {
   { "bf16-dot", CRIA_PROP_BOOL, "false", 0, 0, NULL,
     "products with bf16 weights (--dtype bf16) and NF4 weights round the activations to bf16 too and accumulate "
     "in f32: AVX512-BF16 dot products where the processor has them (about twice the f32 rate), the f32 kernels "
-    "on the same rounded values elsewhere; off keeps f32 activations" },
+    "on the same rounded values elsewhere (up to 64 rows, as in decoding, each row gets the floats it gets "
+    "alone); off keeps f32 activations" },
   { "fuse", CRIA_PROP_BOOL, "true", 0, 0, NULL,
     "a linear layer's bias, GELU/SiLU and residual add are computed on each block of its product as the product "
     "finishes it, instead of in passes of their own over memory (the same results); off runs each op alone" },
