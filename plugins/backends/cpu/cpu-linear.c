@@ -194,11 +194,18 @@ cpu_matmul_backward (gpointer self, CriaNode *n, GError **error)
 
 /* The rows of the fused CE that have a label, gathered so that masked rows
  * (prompt tokens) cost nothing. */
+/* A training step's logits are kept from the forward for the backward up to
+ * this size, rather than computed again (a third of the lm head's products;
+ * 50 MB for GPT-2 at 4 x 64 tokens). */
+#define CE_KEEP_MAX_BYTES ((gsize) 256 << 20)
+
 typedef struct {
   gint64 N, D, V, chunk, nv;
   gint64 *rows;  /* nv row indices */
   float *hv;     /* nv x D */
-  float *logits; /* nv x chunk */
+  float *logits; /* nv x chunk, the current chunk's */
+  float *own;    /* logits' buffer when ce_keep is not used */
+  float *keep;   /* or the backend's ce_keep: chunk v0 at keep + nv v0 */
   float *max, *sum, *target;
   const gint32 *labels;
   const CriaTensor *w;
@@ -235,7 +242,18 @@ ce_init (Ce *ce, CpuBackend *be, CriaNode *n, GError **error)
   ce->hv = g_new (float, MAX (ce->nv, 1) * ce->D);
   for (gint64 i = 0; i < ce->nv; i++)
     memcpy (ce->hv + i * ce->D, H + ce->rows[i] * ce->D, (gsize) ce->D * sizeof (float));
-  ce->logits = g_new (float, MAX (ce->nv, 1) * ce->chunk);
+  gsize keep = (gsize) ce->nv * (gsize) ce->V;
+  if (n->grad && ce->nv > 0 && keep * sizeof (float) <= CE_KEEP_MAX_BYTES) {
+    /* a backward follows: the buffer is kept between steps */
+    if (be->ce_keep_size < keep) {
+      g_free (be->ce_keep);
+      be->ce_keep = g_new (float, keep);
+      be->ce_keep_size = keep;
+    }
+    ce->keep = be->ce_keep;
+  } else {
+    ce->own = g_new (float, MAX (ce->nv, 1) * ce->chunk);
+  }
   ce->max = g_new (float, MAX (ce->nv, 1));
   ce->sum = g_new0 (float, MAX (ce->nv, 1));
   ce->target = g_new0 (float, MAX (ce->nv, 1));
@@ -249,10 +267,18 @@ ce_clear (Ce *ce)
 {
   g_free (ce->rows);
   g_free (ce->hv);
-  g_free (ce->logits);
+  g_free (ce->own);
   g_free (ce->max);
   g_free (ce->sum);
   g_free (ce->target);
+}
+
+/* The buffer of chunk v0's logits. */
+static void
+ce_chunk (Ce *ce)
+{
+  ce->c = MIN (ce->chunk, ce->V - ce->v0);
+  ce->logits = ce->keep ? ce->keep + ce->nv * ce->v0 : ce->own;
 }
 
 /* logits[i][j] = hv_i . w_{v0+j} */
@@ -290,11 +316,15 @@ cpu_lm_head_ce_forward (gpointer self, CriaNode *n, GError **error)
     ce_clear (&ce);
     return FALSE;
   }
+  if (ce.keep)
+    be->ce_keep_node = NULL;
   for (ce.v0 = 0; ce.nv > 0 && ce.v0 < ce.V; ce.v0 += ce.chunk) {
-    ce.c = MIN (ce.chunk, ce.V - ce.v0);
+    ce_chunk (&ce);
     ce_logits (be, &ce);
     cpu_pool_run (be->pool, ce.nv, 16, ce_update_task, &ce);
   }
+  if (ce.keep)
+    be->ce_keep_node = n;
   float *out = cpu_f32 (n->value);
   memset (out, 0, (gsize) cpu_numel (n) * sizeof (float));
   double loss = 0;
@@ -349,9 +379,14 @@ cpu_lm_head_ce_backward (gpointer self, CriaNode *n, GError **error)
   }
   CeGrad cg = { &ce, cpu_f32 (n->value) + 2, cpu_f32 (n->grad)[0], n->iparam[1] ? cpu_f32 (n->grad) + 2 + ce.N : NULL };
   float *dhv = h->grad ? g_new0 (float, MAX (ce.nv, 1) * ce.D) : NULL;
+  /* the forward's logits, unless another forward ran since (the same
+   * products on the same inputs: the same bits either way) */
+  gboolean kept = ce.keep && be->ce_keep_node == n;
+  be->ce_keep_node = NULL; /* turned into dlogits below */
   for (ce.v0 = 0; ce.nv > 0 && ce.v0 < ce.V; ce.v0 += ce.chunk) {
-    ce.c = MIN (ce.chunk, ce.V - ce.v0);
-    ce_logits (be, &ce);
+    ce_chunk (&ce);
+    if (!kept)
+      ce_logits (be, &ce);
     cpu_pool_run (be->pool, ce.nv, 16, ce_dlogits_task, &cg);
     const void *W = (const char *) ce.w->data + cria_dtype_bytes (ce.w->dtype, (gsize) (ce.v0 * ce.D));
     if (dhv)

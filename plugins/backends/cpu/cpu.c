@@ -90,6 +90,7 @@ cpu_destroy (gpointer self)
     g_aligned_free (be->scratch[i]);
   g_free (be->scratch);
   g_free (be->scratch_size);
+  g_free (be->ce_keep);
   g_free (be);
 }
 

@@ -27,6 +27,10 @@ typedef struct {
   gboolean fuse;           /* matmul epilogues (cpu-linear.c) */
   float **scratch;         /* per thread */
   gsize *scratch_size;
+  /* the logits of an lm_head_ce forward, kept for its backward (cpu-linear.c) */
+  float *ce_keep;
+  gsize ce_keep_size;           /* floats */
+  const CriaNode *ce_keep_node; /* whose logits ce_keep holds, or NULL */
 } CpuBackend;
 
 /* Per-thread scratch of at least n floats, kept between calls. */
