@@ -276,6 +276,16 @@ test_lm_head_ce (void)
   CriaNode *h = param (&c, 2, 5, 4, 1, 1), *w = param (&c, 2, 7, 4, 1, 1);
   /* a chunk of 3 splits the vocabulary of 7 unevenly */
   check_finish (&c, cria_lm_head_ce (c.g, h, w, ints (&c, 1, ls, labels), 3), "lm_head_ce");
+  /* Two heads on one weight: a backend that keeps a forward's logits for
+   * its backward (cpu) meets the other head's forward in between. */
+  check_init (&c);
+  gint32 labels2[] = { 1, 2, -100, 5, 4 };
+  h = param (&c, 2, 5, 4, 1, 1);
+  w = param (&c, 2, 7, 4, 1, 1);
+  CriaNode *h2 = param (&c, 2, 5, 4, 1, 1);
+  CriaNode *ce1 = cria_lm_head_ce (c.g, h, w, ints (&c, 1, ls, labels), 3);
+  CriaNode *ce2 = cria_lm_head_ce (c.g, h2, w, ints (&c, 1, ls, labels2), 7);
+  check_finish (&c, cria_add (c.g, cria_slice (c.g, ce1, 0, 0, 1), cria_slice (c.g, ce2, 0, 0, 1)), "two lm_head_ce");
 }
 
 static void
