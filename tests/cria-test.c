@@ -282,10 +282,17 @@ gboolean
 cria_test_lora_step (CriaRegistry *registry, const char *name, const char *spec_tail, CriaBackend *backend, float ce[2],
                      GPtrArray *grads, GError **error)
 {
+  g_autofree char *spec = g_strdup_printf ("lora r=4 alpha=8 %s", spec_tail);
+  return cria_test_adapter_step (registry, name, spec, backend, ce, grads, error);
+}
+
+gboolean
+cria_test_adapter_step (CriaRegistry *registry, const char *name, const char *spec, CriaBackend *backend, float ce[2],
+                        GPtrArray *grads, GError **error)
+{
   g_autofree char *file = g_strdup_printf ("grads-%s.safetensors", name);
   g_autofree char *path = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "train", file, NULL);
   g_autofree char *dir = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "models", name, NULL);
-  g_autofree char *spec = g_strdup_printf ("lora r=4 alpha=8 %s", spec_tail);
   g_autoptr (CriaSafetensors) st = cria_safetensors_open (path, error);
   g_autoptr (CriaModel) model = st ? cria_model_open (registry, dir, CRIA_MODEL_DTYPE_F32, error) : NULL;
   g_autoptr (CriaAdapter) a = model ? cria_adapter_new_from_spec (registry, spec, error) : NULL;

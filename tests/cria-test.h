@@ -104,6 +104,10 @@ gint32 cria_test_argmax (const float *x, gint64 n);
  * Gradients must live in the backend's memory. */
 gboolean cria_test_lora_step (CriaRegistry *registry, const char *name, const char *spec_tail, CriaBackend *backend,
                               float ce[2], GPtrArray *grads, GError **error);
+/* The same with the whole adapter spec given ("qlora r=4 alpha=8 ..."; A
+ * and B named as lora's). */
+gboolean cria_test_adapter_step (CriaRegistry *registry, const char *name, const char *spec, CriaBackend *backend,
+                                 float ce[2], GPtrArray *grads, GError **error);
 
 #define CRIA_TEST_MAIN(register_suites)                                                                                \
   int main (void)                                                                                                      \

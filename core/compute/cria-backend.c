@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <cria/cria-error.h>
+#include <cria/cria-nf4.h>
 #include "cria-graph-private.h"
 
 struct _CriaBackend {
@@ -222,14 +223,10 @@ device_mem_free (gpointer data)
   g_free (d);
 }
 
-CriaTensor *
-cria_backend_tensor_new (CriaBackend *b, CriaDType dtype, int n_dims, const gint64 *shape, GError **error)
+/* A zero-filled tensor over `bytes` of device memory. */
+static CriaTensor *
+device_tensor_new (CriaBackend *b, CriaDType dtype, int n_dims, const gint64 *shape, gsize bytes, GError **error)
 {
-  g_return_val_if_fail (b != NULL, NULL);
-  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-  if (!b->device)
-    return cria_tensor_new (dtype, n_dims, shape);
-  gsize bytes = MAX (cria_dtype_bytes (dtype, (gsize) cria_shape_numel (n_dims, shape)), 64);
   gpointer mem = cria_backend_alloc_internal (b, bytes, error);
   if (!mem)
     return NULL;
@@ -239,6 +236,81 @@ cria_backend_tensor_new (CriaBackend *b, CriaDType dtype, int n_dims, const gint
   d->mem = mem;
   CriaTensor *t = cria_tensor_new_borrowed (dtype, n_dims, shape, mem, device_mem_free, d);
   t->device = b;
+  return t;
+}
+
+CriaTensor *
+cria_backend_tensor_new (CriaBackend *b, CriaDType dtype, int n_dims, const gint64 *shape, GError **error)
+{
+  g_return_val_if_fail (b != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+  if (!b->device)
+    return cria_tensor_new (dtype, n_dims, shape);
+  gsize bytes = MAX (cria_dtype_bytes (dtype, (gsize) cria_shape_numel (n_dims, shape)), 64);
+  return device_tensor_new (b, dtype, n_dims, shape, bytes, error);
+}
+
+/* The pieces of an NF4 tensor in device memory (cria_nf4_device_layout):
+ * where each is in the host tensor, and at which offset of the device one. */
+typedef struct {
+  gpointer host;
+  gsize offset, bytes;
+} Nf4Part;
+
+static guint
+nf4_parts (CriaTensor *host, Nf4Part parts[5])
+{
+  CriaNf4Layout l;
+  cria_nf4_device_layout (host, &l);
+  CriaNf4State *s = host->nf4;
+  guint n = 0;
+  parts[n++] = (Nf4Part){ host->data, 0, cria_tensor_nbytes (host) };
+  if (s->n_nested) {
+    parts[n++] = (Nf4Part){ s->absmax, l.absmax, (gsize) s->n_blocks };
+    parts[n++] = (Nf4Part){ s->nested_absmax, l.nested_absmax, (gsize) s->n_nested * sizeof (float) };
+  } else {
+    parts[n++] = (Nf4Part){ s->absmax_f32, l.absmax, (gsize) s->n_blocks * sizeof (float) };
+  }
+  parts[n++] = (Nf4Part){ s->quant_map, l.quant_map, sizeof s->quant_map };
+  parts[n++] = (Nf4Part){ s->nested_quant_map, l.nested_quant_map, sizeof s->nested_quant_map };
+  return n;
+}
+
+/* What the device copy `t` of a host tensor holds: its data, or all of an
+ * NF4 tensor. */
+static gboolean
+upload_tensor (CriaBackend *b, CriaTensor *t, CriaTensor *host, GError **error)
+{
+  if (host->dtype != CRIA_DTYPE_NF4)
+    return cria_backend_upload_internal (b, t->data, host->data, cria_tensor_nbytes (host), error);
+  Nf4Part parts[5];
+  guint n = nf4_parts (host, parts);
+  for (guint i = 0; i < n; i++)
+    if (!cria_backend_upload_internal (b, (char *) t->data + parts[i].offset, parts[i].host, parts[i].bytes, error))
+      return FALSE;
+  return TRUE;
+}
+
+/* The resident copy of an NF4 tensor: one allocation of the device layout;
+ * its state's scalars and maps stay on the host too, its arrays do not. */
+static CriaTensor *
+nf4_resident_new (CriaBackend *b, CriaTensor *host, GError **error)
+{
+  /* only a backend with a dequantize kernel knows the device layout */
+  if ((guint) CRIA_OP_DEQUANTIZE >= b->vt->n_kernels || !b->vt->kernels[CRIA_OP_DEQUANTIZE].forward) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
+                 "backend '%s' has no dequantize kernel: NF4 weights cannot go to its memory", b->name);
+    return NULL;
+  }
+  CriaNf4Layout l;
+  cria_nf4_device_layout (host, &l);
+  CriaTensor *t = device_tensor_new (b, CRIA_DTYPE_NF4, host->n_dims, host->shape, l.bytes, error);
+  if (!t)
+    return NULL;
+  t->nf4 = g_memdup2 (host->nf4, sizeof *host->nf4);
+  t->nf4->absmax = NULL;
+  t->nf4->nested_absmax = NULL;
+  t->nf4->absmax_f32 = NULL;
   return t;
 }
 
@@ -266,15 +338,10 @@ cria_backend_get_resident (CriaBackend *b, CriaTensor *host, GError **error)
   CriaTensor *t = g_hash_table_lookup (b->resident, host);
   if (t)
     return cria_tensor_ref (t);
-  if (host->dtype == CRIA_DTYPE_NF4) {
-    /* the block scales sit beside the packed data, in host memory */
-    g_set_error (error, CRIA_ERROR, CRIA_ERROR_UNSUPPORTED,
-                 "backend '%s': NF4 weights are not supported in device memory yet", b->name);
-    return NULL;
-  }
   prune_resident (b);
-  t = cria_backend_tensor_new (b, host->dtype, host->n_dims, host->shape, error);
-  if (!t || !cria_backend_upload_internal (b, t->data, host->data, cria_tensor_nbytes (host), error)) {
+  t = host->dtype == CRIA_DTYPE_NF4 ? nf4_resident_new (b, host, error)
+                                    : cria_backend_tensor_new (b, host->dtype, host->n_dims, host->shape, error);
+  if (!t || !upload_tensor (b, t, host, error)) {
     g_clear_pointer (&t, cria_tensor_unref);
     return NULL;
   }
@@ -289,7 +356,7 @@ cria_backend_update_tensor (CriaBackend *b, CriaTensor *host, GError **error)
   g_return_val_if_fail (host != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   CriaTensor *t = b->device ? g_hash_table_lookup (b->resident, host) : NULL;
-  return !t || cria_backend_upload_internal (b, t->data, host->data, cria_tensor_nbytes (host), error);
+  return !t || upload_tensor (b, t, host, error);
 }
 
 gboolean
@@ -321,7 +388,21 @@ cria_tensor_to_host (CriaTensor *tensor, GError **error)
   if (!tensor->device)
     return cria_tensor_ref (tensor);
   g_autoptr (CriaTensor) t = cria_tensor_new (tensor->dtype, tensor->n_dims, tensor->shape);
-  if (!download (tensor->device, t->data, tensor->data, cria_tensor_nbytes (tensor), error))
-    return NULL;
+  if (tensor->dtype != CRIA_DTYPE_NF4)
+    return download (tensor->device, t->data, tensor->data, cria_tensor_nbytes (tensor), error) ? g_steal_pointer (&t)
+                                                                                                : NULL;
+  /* an NF4 tensor: every part of its device layout, into a state of its own */
+  CriaNf4State *s = t->nf4 = g_memdup2 (tensor->nf4, sizeof *tensor->nf4);
+  if (s->n_nested) {
+    s->absmax = g_new (guint8, s->n_blocks);
+    s->nested_absmax = g_new (float, s->n_nested);
+  } else {
+    s->absmax_f32 = g_new (float, s->n_blocks);
+  }
+  Nf4Part parts[5];
+  guint n = nf4_parts (t, parts);
+  for (guint i = 0; i < n; i++)
+    if (!download (tensor->device, parts[i].host, (const char *) tensor->data + parts[i].offset, parts[i].bytes, error))
+      return NULL;
   return g_steal_pointer (&t);
 }

@@ -309,6 +309,21 @@ cria_nf4_tensor_new (int n_dims, const gint64 *shape, CriaDType source_dtype, co
   return g_steal_pointer (&t);
 }
 
+void
+cria_nf4_device_layout (const CriaTensor *tensor, CriaNf4Layout *layout)
+{
+  g_return_if_fail (tensor != NULL && tensor->nf4 != NULL);
+  g_return_if_fail (layout != NULL);
+  const CriaNf4State *s = tensor->nf4;
+#define NEXT(o_) (((o_) + 15) / 16 * 16)
+  layout->absmax = NEXT (cria_tensor_nbytes (tensor));
+  layout->nested_absmax = NEXT (layout->absmax + (gsize) s->n_blocks * (s->n_nested ? 1 : sizeof (float)));
+  layout->quant_map = NEXT (layout->nested_absmax + (gsize) s->n_nested * sizeof (float));
+  layout->nested_quant_map = layout->quant_map + sizeof s->quant_map;
+  layout->bytes = layout->nested_quant_map + sizeof s->nested_quant_map;
+#undef NEXT
+}
+
 float
 cria_nf4_block_absmax (const CriaNf4State *s, gint64 block)
 {

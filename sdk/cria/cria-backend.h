@@ -96,8 +96,9 @@ CriaTensor *cria_backend_tensor_new (CriaBackend *backend, CriaDType dtype, int 
 /* The backend's copy of a host tensor, uploaded the first time it is asked
  * for and kept while someone else holds the host tensor (weights are uploaded
  * once, whatever number of graphs use them). On a host backend: the tensor
- * itself. NF4 tensors are refused on device memory (not supported yet).
- * Transfer full. */
+ * itself. An NF4 tensor goes to device memory in the layout of
+ * cria_nf4_device_layout, only on a backend with a dequantize kernel (the
+ * others refuse it here). Transfer full. */
 CriaTensor *cria_backend_get_resident (CriaBackend *backend, CriaTensor *host, GError **error);
 /* Uploads a host tensor again after the host changed it (the optimizer
  * step, a resumed checkpoint), when the backend holds a copy of it. */

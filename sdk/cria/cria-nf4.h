@@ -87,6 +87,25 @@ CriaTensor *cria_nf4_tensor_new (int n_dims, const gint64 *shape, CriaDType sour
  * tensor and the field. */
 CriaTensor *cria_nf4_load (CriaSafetensors *st, const char *name, GError **error);
 
+/* An NF4 tensor in a device backend's memory (contract 1.1, cria-backend.h)
+ * is one allocation holding what the host tensor holds, at these byte
+ * offsets: the packed codes first (`data`, (n + 1) / 2 bytes), then the
+ * state's arrays, each 16-byte aligned. Without double quantization
+ * (n_nested == 0) `absmax` holds the f32 scales (absmax_f32) and there is no
+ * nested_absmax. The resident tensor's `nf4` keeps the scalars and both maps
+ * on the host too, its array pointers NULL: kernels read the arrays in device
+ * memory. The core uploads NF4 weights only to a device backend that has a
+ * dequantize kernel, which must know this layout. */
+typedef struct {
+  gsize absmax;           /* u8 [n_blocks] codes, or f32 [n_blocks] when n_nested == 0 */
+  gsize nested_absmax;    /* f32 [n_nested] */
+  gsize quant_map;        /* f32 [16] */
+  gsize nested_quant_map; /* f32 [256] */
+  gsize bytes;            /* the whole allocation */
+} CriaNf4Layout;
+
+void cria_nf4_device_layout (const CriaTensor *tensor, CriaNf4Layout *layout);
+
 /* The scale of block `block` after undoing the double quantization. */
 float cria_nf4_block_absmax (const CriaNf4State *state, gint64 block);
 /* Elements [start, start + count) of an NF4 tensor, in f32: what kernels

@@ -5,8 +5,10 @@
  * without upload/download would crash here. The results must be the cpu
  * backend's bit for bit, since the kernels are the same: a LoRA step's loss
  * and adapter gradients, the logits and greedy ids of cria_lm (with its KV
- * cache, one sequence and a batch), and `cria logits` and `cria train` end to
- * end. That the memory really is out of reach is checked first. */
+ * cache, one sequence and a batch), the logits with NF4 weights in device
+ * memory, and `cria logits` and `cria train` end to end. That the memory
+ * really is out of reach is checked first. */
+#include <math.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -187,19 +189,69 @@ test_generate (void)
   CU_ASSERT_EQUAL (memcmp (la->data, lb->data, la->len), 0);
 }
 
-/* An NF4 weight cannot go to device memory yet: one line at plan time. */
+/* The logits of tiny-llama with its linear weights quantized to NF4 (as
+ * qlora does) on a backend, or NULL with the error printed. */
+static CriaTensor *
+nf4_logits (CriaBackend *backend, GError **error)
+{
+  g_autoptr (CriaModel) model = open_model ("tiny-llama", CRIA_MODEL_DTYPE_F32);
+  if (!model || !cria_adapter_quantize_model (model, error))
+    return NULL;
+  CriaLm *lm = cria_lm_new (model, backend);
+  const gint32 ids[] = { 1, 2, 17, 200 };
+  CriaTensor *out = cria_lm_logits (lm, ids, G_N_ELEMENTS (ids), error);
+  cria_lm_free (lm);
+  return out;
+}
+
+/* NF4 weights in device memory (cria_nf4_device_layout): devsim's kernels
+ * read the uploaded codes, scales and maps, and give the cpu's logits bit
+ * for bit; a downloaded copy holds what the host tensor holds. */
+static void
+test_nf4_device (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CriaTensor) a = nf4_logits (cpu, &error);
+  g_autoptr (CriaTensor) b = nf4_logits (dev, &error);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (a);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (b);
+  CU_ASSERT_EQUAL_FATAL (cria_tensor_nbytes (a), cria_tensor_nbytes (b));
+  CU_ASSERT_EQUAL (memcmp (a->data, b->data, cria_tensor_nbytes (a)), 0);
+  /* odd sizes: a last half-filled byte, a partial block and nested block */
+  g_autoptr (CriaTensor) w = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]){ 129, 131 });
+  for (gint64 i = 0; i < cria_tensor_numel (w); i++)
+    ((float *) w->data)[i] = sinf ((float) i * 0.37f) * (1.0f + (float) (i % 97));
+  g_autoptr (CriaTensor) q = cria_nf4_quantize (w, "w", &error);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (q);
+  g_autoptr (CriaTensor) r = cria_backend_get_resident (dev, q, &error);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (r);
+  CU_ASSERT_TRUE (cria_tensor_is_device (r) && r->nf4 && !r->nf4->absmax && !r->nf4->nested_absmax);
+  g_autoptr (CriaTensor) back = cria_tensor_to_host (r, &error);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (back);
+  CriaNf4State *s = q->nf4, *t = back->nf4;
+  CU_ASSERT_EQUAL (memcmp (back->data, q->data, cria_tensor_nbytes (q)), 0);
+  CU_ASSERT_TRUE (t->n_blocks == s->n_blocks && t->n_nested == s->n_nested && t->offset == s->offset);
+  CU_ASSERT_EQUAL (memcmp (t->absmax, s->absmax, (gsize) s->n_blocks), 0);
+  CU_ASSERT_EQUAL (memcmp (t->nested_absmax, s->nested_absmax, (gsize) s->n_nested * sizeof (float)), 0);
+  CU_ASSERT_EQUAL (memcmp (t->quant_map, s->quant_map, sizeof s->quant_map), 0);
+  CU_ASSERT_EQUAL (memcmp (t->nested_quant_map, s->nested_quant_map, sizeof s->nested_quant_map), 0);
+  CriaNf4Layout l;
+  cria_nf4_device_layout (q, &l);
+  CU_ASSERT_EQUAL (l.bytes, l.nested_quant_map + 256 * sizeof (float));
+  CU_ASSERT_TRUE (l.absmax >= cria_tensor_nbytes (q) && l.absmax % 16 == 0 && l.nested_absmax % 16 == 0);
+}
+
+/* A device backend without a dequantize kernel gets no NF4 weight: one
+ * line at plan time. */
 static void
 test_nf4_refused (void)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (CriaModel) model = open_model ("tiny-llama", CRIA_MODEL_DTYPE_F32);
-  CU_ASSERT_TRUE_FATAL (model && cria_adapter_quantize_model (model, &error));
-  CriaLm *lm = cria_lm_new (model, dev);
-  const gint32 ids[] = { 1, 2 };
-  g_autoptr (CriaTensor) out = cria_lm_logits (lm, ids, 2, &error);
-  cria_lm_free (lm);
+  g_autoptr (CriaBackend) nodq = cria_backend_open (registry, "devsim-nodequant", &error);
+  CU_ASSERT_PTR_NOT_NULL_FATAL (nodq);
+  g_autoptr (CriaTensor) out = nf4_logits (nodq, &error);
   CU_ASSERT_PTR_NULL (out);
-  CU_ASSERT_TRUE (error && strstr (error->message, "NF4 weights are not supported in device memory yet"));
+  CU_ASSERT_TRUE (error && strstr (error->message, "backend 'devsim-nodequant' has no dequantize kernel"));
   CU_ASSERT_TRUE (error && !strchr (error->message, '\n'));
 }
 
@@ -362,7 +414,8 @@ register_suites (void)
     { "llama lora step: devsim = cpu, bit for bit", test_lora_step_llama },
     { "gpt2 lora step: devsim = cpu, bit for bit", test_lora_step_gpt2 },
     { "logits and greedy ids with KV caches: devsim = cpu", test_generate },
-    { "nf4 weights refused in device memory", test_nf4_refused },
+    { "nf4 weights in device memory: devsim = cpu", test_nf4_device },
+    { "nf4 weights refused without a dequantize kernel", test_nf4_refused },
     { "cria logits --backend devsim = cpu", test_cli_logits },
     { "cria train --backend devsim = cpu", test_cli_train },
     { NULL },

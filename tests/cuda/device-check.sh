@@ -21,6 +21,14 @@
 #           cuda = cpu within 1e-4; greedy ids with KV caches equal
 #   train   the same program: one LoRA step (4 tiny models, one with LoRA
 #           dropout): loss and adapter gradients within 1e-4
+#   weights the same program: matmul (with A's gradient), dequantize,
+#           embedding and lm_head_ce with bf16, f16 and NF4 weights in
+#           device memory, whole and widened in slices, within 1e-5
+#   bf16-dot  the same with bf16-dot=true on both backends (bf16 x bf16
+#           products in cuBLASLt), the logits of tiny-qwen2-bf16 and a
+#           QLoRA step, within 1e-2
+#   weights-model  the same program: logits of tiny checkpoints held in
+#           bf16 and one QLoRA step (NF4 base) within 1e-4
 #   cli     `cria logits --backend cuda` of tiny-llama = --backend cpu
 #           within 1e-4 relative (the program end to end; od and awk
 #           compare the files)
@@ -84,10 +92,10 @@ case $line in
   ;;
 esac
 
-# ops, model, train: one program, one summary line per group
+# ops, model, train and the weights groups: one program, one summary line per group
 timeout 360 "$build/tests/cuda/.libs/test-cuda-parity" >"$tmp/parity.log" 2>&1
 status=$?
-for group in $(echo "${CRIA_PARITY_GROUPS:-ops,model,train}" | tr , ' '); do
+for group in $(echo "${CRIA_PARITY_GROUPS:-ops,model,train,weights,bf16-dot,weights-model}" | tr , ' '); do
   if ! grep "^parity $group: " "$tmp/parity.log"; then
     echo "parity $group: FAILED: no summary (exit $status): $(grep -v '^\s*$' "$tmp/parity.log" | tail -n1)"
   fi

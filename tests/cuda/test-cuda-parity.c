@@ -11,6 +11,20 @@
  *          and tiny-mistral's sliding window) gives the same ids.
  *   train  one LoRA step of test-model-grads's golden batch: the loss within
  *          1e-4, the same label count, every adapter gradient within 1e-4.
+ *   weights  weights that are not f32, as the ops group checks ops (1e-5):
+ *          matmul with bf16, f16 and NF4 b in every layout (A's gradient),
+ *          NF4 of a bitsandbytes checkpoint (with and without double
+ *          quantization), dequantize, embedding and lm_head_ce with bf16
+ *          and f16 weights; again with the weight widened in slices (a
+ *          backend with widen-kib=1, where it has that property), and f16
+ *          weights with bf16-dot on (which leaves them alone).
+ *   bf16-dot  both backends with bf16-dot=true: matmul with bf16 and NF4
+ *          weights (activations rounded to bf16), lm_head_ce with bf16 w,
+ *          the logits of tiny-qwen2-bf16 and a QLoRA step, within 1e-2.
+ *   weights-model  the logits of tiny checkpoints held in bf16 (tiny-qwen2-
+ *          bf16 as stored, tiny-llama and tiny-gpt2 converted) and one
+ *          QLoRA step of tiny-llama (NF4 base): within 1e-4.
+ *          Against devsim (the cpu kernels) these three must be exact.
  *
  * Each group prints one summary line at the end ("parity ops: ok, ...");
  * CRIA_PARITY_GROUPS ("ops,model") runs only those named.
@@ -18,17 +32,29 @@
  * without a GPU, or a build without the cuda plugin. CRIA_PARITY_BACKEND
  * names another backend to compare with the cpu (devsim, the test backend of
  * tests/compute, checks this program on a machine without a GPU). Run on a
- * GPU machine by tests/cuda/device-check.sh. */
+ * GPU machine by tests/cuda/device-check.sh. Built a second time as
+ * test-weights-devsim, which runs the weights groups on devsim in make
+ * check. */
 #include <math.h>
 #include <string.h>
 
 #include "cria-test.h"
 
+/* what test-weights-devsim, built from this file, compares by default */
+#ifndef PARITY_BACKEND
+#define PARITY_BACKEND "cuda"
+#define PARITY_GROUPS NULL
+#endif
+
 #define OP_TOL 1e-5
 #define MODEL_TOL 1e-4
+#define BF16_TOL 1e-2
 
 static CriaRegistry *registry;
 static CriaBackend *cpu, *dev;
+/* the weights groups': bf16-dot=true on both sides; the device backend
+ * widening weights in slices of 1 KiB (widen-kib=1), where it can */
+static CriaBackend *cpu_dot, *dev_dot, *dev_slices, *dev_dot_slices;
 
 /* ---- the summary lines ---------------------------------------------------------- */
 
@@ -40,12 +66,11 @@ typedef struct {
   GString *bad; /* the names of the failed checks */
 } Group;
 
-enum { G_OPS, G_MODEL, G_TRAIN, N_GROUPS };
+enum { G_OPS, G_MODEL, G_TRAIN, G_WEIGHTS, G_BF16_DOT, G_WEIGHTS_MODEL, N_GROUPS };
 
 static Group groups[N_GROUPS] = {
-  { "ops", OP_TOL },
-  { "model", MODEL_TOL },
-  { "train", MODEL_TOL },
+  { "ops", OP_TOL },     { "model", MODEL_TOL },   { "train", MODEL_TOL },
+  { "weights", OP_TOL }, { "bf16-dot", BF16_TOL }, { "weights-model", MODEL_TOL },
 };
 
 /* One check of a group: `rel` is its relative difference (0 for exact
@@ -198,22 +223,30 @@ run_op (CriaBackend *be, const OpCase *c, GPtrArray *out)
   return ok;
 }
 
+/* The cases on the cpu backend `ref` and the one compared with it. */
 static void
-check_ops (const OpCase *cases)
+check_cases (int group, CriaBackend *ref, CriaBackend *be, const char *tag, const OpCase *cases)
 {
   for (const OpCase *c = cases; c->name; c++) {
     g_autoptr (GPtrArray) a = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_tensor_unref);
     g_autoptr (GPtrArray) b = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_tensor_unref);
-    if (!run_op (cpu, c, a) || !run_op (dev, c, b) || a->len != b->len) {
-      record (G_OPS, c->name, INFINITY);
+    g_autofree char *name = g_strdup_printf ("%s%s", c->name, tag);
+    if (!run_op (ref, c, a) || !run_op (be, c, b) || a->len != b->len) {
+      record (group, name, INFINITY);
       continue;
     }
     for (guint i = 0; i < a->len; i++) {
-      g_autofree char *what = i == 0 ? g_strdup_printf ("%s forward", c->name)
-                                     : g_strdup_printf ("%s backward (param %u)", c->name, i - 1);
-      record (G_OPS, what, rel_diff (g_ptr_array_index (b, i), g_ptr_array_index (a, i)));
+      g_autofree char *what = i == 0 ? g_strdup_printf ("%s forward", name)
+                                     : g_strdup_printf ("%s backward (param %u)", name, i - 1);
+      record (group, what, rel_diff (g_ptr_array_index (b, i), g_ptr_array_index (a, i)));
     }
   }
+}
+
+static void
+check_ops (const OpCase *cases)
+{
+  check_cases (G_OPS, cpu, dev, "", cases);
 }
 
 /* variant: bit 0 trans_a, bit 1 trans_b, bit 2 a batched b */
@@ -445,20 +478,26 @@ test_ops_moves (void)
 /* ---- model ------------------------------------------------------------------------ */
 
 static CriaModel *
-open_model (const char *name)
+open_model_as (const char *name, CriaModelDType dtype)
 {
   g_autofree char *dir = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "models", name, NULL);
   g_autoptr (GError) error = NULL;
-  CriaModel *m = cria_model_open (registry, dir, CRIA_MODEL_DTYPE_F32, &error);
+  CriaModel *m = cria_model_open (registry, dir, dtype, &error);
   if (!m)
     printf ("\n%s: %s\n", name, error->message);
   return m;
 }
 
-static CriaTensor *
-model_logits (const char *name, CriaBackend *be)
+static CriaModel *
+open_model (const char *name)
 {
-  g_autoptr (CriaModel) model = open_model (name);
+  return open_model_as (name, CRIA_MODEL_DTYPE_F32);
+}
+
+static CriaTensor *
+model_logits_as (const char *name, CriaModelDType dtype, CriaBackend *be)
+{
+  g_autoptr (CriaModel) model = open_model_as (name, dtype);
   if (!model)
     return NULL;
   static const gint32 ids[] = { 1, 17, 200, 3, 5, 42, 7, 99, 11 };
@@ -473,6 +512,12 @@ model_logits (const char *name, CriaBackend *be)
     printf ("\n%s on %s: %s\n", name, cria_backend_get_name (be), error->message);
   cria_lm_free (lm);
   return t;
+}
+
+static CriaTensor *
+model_logits (const char *name, CriaBackend *be)
+{
+  return model_logits_as (name, CRIA_MODEL_DTYPE_F32, be);
 }
 
 static void
@@ -605,6 +650,271 @@ test_train_lora (void)
   check_lora_step ("tiny-llama", "target-modules=q_proj,v_proj,down_proj dropout=0.1");
 }
 
+/* ---- weights that are not f32 ------------------------------------------------ */
+
+static const CriaDType weight_dtypes[] = { CRIA_DTYPE_BF16, CRIA_DTYPE_F16, CRIA_DTYPE_NF4 };
+/* a weight case's variant: its dtype (bits 3-4), then the case's own bits */
+#define W_BF16 0
+#define W_F16 8
+#define W_NF4 16
+#define W_DTYPE(v_) weight_dtypes[((v_) >> 3) & 3]
+
+/* A frozen weight of random values rounded to `dtype`, or quantized to NF4. */
+static CriaNode *
+weight (Op *o, CriaDType dtype, int n_dims, const gint64 *shape)
+{
+  CriaTensor *f = random_tensor (o, n_dims, shape), *t;
+  if (dtype == CRIA_DTYPE_NF4) {
+    t = cria_nf4_quantize (f, "w", NULL);
+  } else {
+    t = cria_tensor_new (dtype, n_dims, shape);
+    cria_convert_from_f32 (dtype, f->data, t->data, (gsize) cria_tensor_numel (f));
+  }
+  g_ptr_array_add (o->owned, t);
+  return cria_graph_param (o->g, "w", t, FALSE);
+}
+
+/* An NF4 weight of tests/compute/nf4-checkpoint.safetensors, as
+ * bitsandbytes saved it: 0 q_proj (f32 block scales, no double
+ * quantization), 1 down_proj (double quantized, two nested blocks). */
+static CriaNode *
+checkpoint_weight (Op *o, int which)
+{
+  static const char *const names[] = { "model.layers.0.self_attn.q_proj.weight",
+                                       "model.layers.0.mlp.down_proj.weight" };
+  g_autofree char *path = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "compute",
+                                            "nf4-checkpoint.safetensors", NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CriaSafetensors) st = cria_safetensors_open (path, &error);
+  CriaTensor *t = st ? cria_nf4_load (st, names[which], &error) : NULL;
+  if (!t)
+    return cria_graph_fail (o->g, "%s", error->message);
+  g_ptr_array_add (o->owned, t);
+  return cria_graph_param (o->g, "w", t, FALSE);
+}
+
+/* variant: bit 0 trans_a, bit 1 trans_b, bit 2 a batched b, the dtype, bit
+ * 5 an NF4 weight over two nested blocks (129 x 131) */
+static CriaNode *
+build_weight_matmul (Op *o, int v)
+{
+  gboolean ta = v & 1, tb = v & 2, batched = v & 4, large = v & 32;
+  gint64 B = 3, M = 37, N = large ? 131 : 29, K = large ? 129 : 45;
+  CriaNode *a = ta ? param (o, B, K, M, 0) : param (o, B, M, K, 0);
+  gint64 shape[] = { B, tb ? N : K, tb ? K : N };
+  CriaNode *w = batched ? weight (o, W_DTYPE (v), 3, shape) : weight (o, W_DTYPE (v), 2, shape + 1);
+  return cria_matmul (o->g, a, w, ta, tb);
+}
+
+/* x [2, 7, in] times a checkpoint's NF4 weight [out, in], as a linear layer */
+static CriaNode *
+build_checkpoint_matmul (Op *o, int which)
+{
+  CriaNode *w = checkpoint_weight (o, which);
+  if (!w)
+    return NULL;
+  return cria_matmul (o->g, param (o, 2, 7, w->shape[1], 0), w, FALSE, TRUE);
+}
+
+/* dequantize (plus a param, whose gradient is compared too): 0 and 1 the
+ * checkpoint's weights, 2 a quantized 129 x 131 */
+static CriaNode *
+build_dequantize (Op *o, int v)
+{
+  CriaNode *w = v < 2 ? checkpoint_weight (o, v) : weight (o, CRIA_DTYPE_NF4, 2, (gint64[]){ 129, 131 });
+  if (!w)
+    return NULL;
+  return cria_add (o->g, cria_dequantize (o->g, w), param (o, w->shape[0], w->shape[1], 0, 0));
+}
+
+static CriaNode *
+build_weight_embedding (Op *o, int v)
+{
+  gint32 ids[2 * 19];
+  for (int i = 0; i < 38; i++)
+    ids[i] = (i * 7 + 3) % 53;
+  CriaNode *id = ints (o, 2, (gint64[]){ 2, 19 }, ids);
+  CriaNode *e = cria_embedding (o->g, id, weight (o, W_DTYPE (v), 2, (gint64[]){ 53, 33 }));
+  return cria_add (o->g, e, param (o, 33, 0, 0, 0));
+}
+
+/* variant: the dtype, bit 0 the per-row variant (seeded backward) */
+static CriaNode *
+build_weight_ce (Op *o, int v)
+{
+  gint64 N = 21, D = 35, V = 103;
+  gint32 labels[21];
+  for (int i = 0; i < N; i++)
+    labels[i] = i % 5 == 2 ? CRIA_IGNORE_INDEX : (i * 37 + 11) % V;
+  CriaNode *h = param (o, N, D, 0, 0), *w = weight (o, W_DTYPE (v), 2, (gint64[]){ V, D });
+  CriaNode *l = ints (o, 1, (gint64[]){ N }, labels);
+  if (!(v & 1))
+    return cria_lm_head_ce (o->g, h, w, l, 16);
+  o->seed = g_new0 (float, 2 + 2 * N);
+  o->seed[0] = 0.5f;
+  for (int i = 0; i < N; i++)
+    o->seed[2 + N + i] = (float) g_rand_double_range (o->rand, -1.0, 1.0);
+  return cria_lm_head_ce_rows (o->g, h, w, l, 16);
+}
+
+/* the four layouts of a weight matmul */
+/* clang-format off */
+#define WCASE(name_, v_) { name_, build_weight_matmul, (v_) }
+#define LAYOUTS(name_, d_) \
+  WCASE (name_, d_), WCASE (name_ " trans_b", (d_) | 2), WCASE (name_ " trans_a", (d_) | 1), \
+  WCASE (name_ " trans_a trans_b", (d_) | 3)
+/* clang-format on */
+
+static void
+test_weights_ops (void)
+{
+  static const OpCase cases[] = {
+    LAYOUTS ("matmul bf16", W_BF16),
+    LAYOUTS ("matmul f16", W_F16),
+    LAYOUTS ("matmul nf4", W_NF4),
+    { "matmul bf16 batched b", build_weight_matmul, W_BF16 | 4 },
+    { "matmul f16 batched b trans_a trans_b", build_weight_matmul, W_F16 | 7 },
+    { "matmul nf4 two nested blocks trans_b", build_weight_matmul, W_NF4 | 32 | 2 },
+    { "matmul nf4 checkpoint, f32 scales", build_checkpoint_matmul, 0 },
+    { "matmul nf4 checkpoint, double quantized", build_checkpoint_matmul, 1 },
+    { "dequantize checkpoint, f32 scales", build_dequantize, 0 },
+    { "dequantize checkpoint, double quantized", build_dequantize, 1 },
+    { "dequantize 129x131", build_dequantize, 2 },
+    { "embedding bf16", build_weight_embedding, W_BF16 },
+    { "embedding f16", build_weight_embedding, W_F16 },
+    { "lm_head_ce bf16", build_weight_ce, W_BF16 },
+    { "lm_head_ce f16", build_weight_ce, W_F16 },
+    { "lm_head_ce_rows bf16 seeded", build_weight_ce, W_BF16 | 1 },
+    { NULL },
+  };
+  check_cases (G_WEIGHTS, cpu, dev, "", cases);
+}
+
+/* The weight widened 1 KiB at a time: several products, and on a C of
+ * other columns (trans_b) or into one C (otherwise). */
+static void
+test_weights_slices (void)
+{
+  static const OpCase cases[] = {
+    LAYOUTS ("matmul nf4", W_NF4),
+    { "matmul bf16 trans_b", build_weight_matmul, W_BF16 | 2 },
+    { "matmul f16", build_weight_matmul, W_F16 },
+    { "matmul f16 batched b trans_a trans_b", build_weight_matmul, W_F16 | 7 },
+    { "lm_head_ce bf16", build_weight_ce, W_BF16 },
+    { NULL },
+  };
+  check_cases (G_WEIGHTS, cpu, dev_slices, " (in slices)", cases);
+}
+
+/* bf16-dot leaves f16 weights alone: the default path's results. */
+static void
+test_weights_f16_dot (void)
+{
+  static const OpCase cases[] = {
+    { "matmul f16 trans_b", build_weight_matmul, W_F16 | 2 },
+    { "lm_head_ce f16", build_weight_ce, W_F16 },
+    { NULL },
+  };
+  check_cases (G_WEIGHTS, cpu_dot, dev_dot, " (bf16-dot)", cases);
+}
+
+static void
+test_bf16_dot_ops (void)
+{
+  static const OpCase cases[] = {
+    LAYOUTS ("matmul bf16", W_BF16),
+    LAYOUTS ("matmul nf4", W_NF4),
+    { "matmul bf16 batched b", build_weight_matmul, W_BF16 | 4 },
+    { "matmul nf4 two nested blocks trans_b", build_weight_matmul, W_NF4 | 32 | 2 },
+    { "matmul nf4 checkpoint, f32 scales", build_checkpoint_matmul, 0 },
+    { "lm_head_ce bf16", build_weight_ce, W_BF16 },
+    { "lm_head_ce_rows bf16 seeded", build_weight_ce, W_BF16 | 1 },
+    { NULL },
+  };
+  static const OpCase sliced[] = {
+    LAYOUTS ("matmul nf4", W_NF4),
+    { "lm_head_ce bf16", build_weight_ce, W_BF16 },
+    { NULL },
+  };
+  check_cases (G_BF16_DOT, cpu_dot, dev_dot, "", cases);
+  check_cases (G_BF16_DOT, cpu_dot, dev_dot_slices, " (in slices)", sliced);
+}
+
+static void
+check_logits_as (int group, const char *name, CriaModelDType dtype, CriaBackend *ref, CriaBackend *be)
+{
+  g_autoptr (CriaTensor) a = model_logits_as (name, dtype, ref);
+  g_autoptr (CriaTensor) b = model_logits_as (name, dtype, be);
+  g_autofree char *what = g_strdup_printf ("%s logits (%s)", name,
+                                           dtype == CRIA_MODEL_DTYPE_BF16 ? "bf16" : "as stored");
+  record (group, what, rel_diff (b, a));
+}
+
+/* A training step with `spec` on the two backends: the loss, the label count
+ * and every adapter gradient. */
+static void
+check_adapter_step (int group, const char *name, const char *spec, CriaBackend *ref, CriaBackend *be)
+{
+  float ca[2], cb[2];
+  g_autoptr (GPtrArray) ga = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_tensor_unref);
+  g_autoptr (GPtrArray) gb = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_tensor_unref);
+  g_autoptr (GError) error = NULL;
+  g_autofree char *what = g_strdup_printf ("%s %s", name, spec);
+  if (!cria_test_adapter_step (registry, name, spec, ref, ca, ga, &error) ||
+      !cria_test_adapter_step (registry, name, spec, be, cb, gb, &error) || ga->len != gb->len || ga->len == 0) {
+    printf ("\n%s: %s\n", what, error ? error->message : "no gradients");
+    record (group, what, INFINITY);
+    return;
+  }
+  g_autofree char *what_loss = g_strdup_printf ("%s: loss", what);
+  g_autofree char *what_count = g_strdup_printf ("%s: label count", what);
+  record (group, what_loss, fabs ((double) cb[0] - ca[0]) / MAX (fabs ((double) ca[0]), 1e-30));
+  record (group, what_count, ca[1] == cb[1] && ca[1] > 0 ? 0 : INFINITY);
+  double worst = 0;
+  for (guint i = 0; i < ga->len; i++)
+    worst = MAX (worst, rel_diff (g_ptr_array_index (gb, i), g_ptr_array_index (ga, i)));
+  g_autofree char *what_grads = g_strdup_printf ("%s: adapter gradients", what);
+  record (group, what_grads, worst);
+}
+
+#define QLORA_SPEC "qlora r=4 alpha=8 target-modules=q_proj,v_proj,down_proj"
+
+static void
+test_weights_model (void)
+{
+  check_logits_as (G_WEIGHTS_MODEL, "tiny-qwen2-bf16", CRIA_MODEL_DTYPE_AUTO, cpu, dev);
+  check_logits_as (G_WEIGHTS_MODEL, "tiny-llama", CRIA_MODEL_DTYPE_BF16, cpu, dev);
+  check_logits_as (G_WEIGHTS_MODEL, "tiny-gpt2", CRIA_MODEL_DTYPE_BF16, cpu, dev);
+  check_adapter_step (G_WEIGHTS_MODEL, "tiny-llama", QLORA_SPEC, cpu, dev);
+}
+
+static void
+test_bf16_dot_model (void)
+{
+  check_logits_as (G_BF16_DOT, "tiny-qwen2-bf16", CRIA_MODEL_DTYPE_AUTO, cpu_dot, dev_dot);
+  check_adapter_step (G_BF16_DOT, "tiny-llama", QLORA_SPEC, cpu_dot, dev_dot);
+}
+
+/* The backend `name` with the properties of `spec` ("bf16-dot=true
+ * widen-kib=1") that it has; the others are left out. */
+static CriaBackend *
+open_with (const char *name, const char *spec)
+{
+  g_autoptr (GError) error = NULL;
+  const CriaProvider *p = cria_registry_require (registry, CRIA_KIND_BACKEND, name, &error);
+  g_assert (p);
+  g_autoptr (CriaProps) props = cria_provider_new_props (p);
+  g_auto (GStrv) words = g_strsplit (spec, " ", -1);
+  for (char **w = words; *w; w++) {
+    g_auto (GStrv) kv = g_strsplit (*w, "=", 2);
+    cria_props_set (props, kv[0], kv[1], NULL);
+  }
+  CriaBackend *b = cria_backend_new (p, props, &error);
+  if (!b)
+    g_error ("%s %s: %s", name, spec, error->message);
+  return b;
+}
+
 static void
 teardown (void)
 {
@@ -612,6 +922,10 @@ teardown (void)
   for (int i = 0; i < N_GROUPS; i++)
     if (groups[i].bad)
       g_string_free (groups[i].bad, TRUE);
+  cria_backend_free (dev_dot_slices);
+  cria_backend_free (dev_slices);
+  cria_backend_free (dev_dot);
+  cria_backend_free (cpu_dot);
   cria_backend_free (dev);
   cria_backend_free (cpu);
   cria_registry_free (registry);
@@ -620,7 +934,7 @@ teardown (void)
 static void
 register_suites (void)
 {
-  const char *name = g_getenv ("CRIA_PARITY_BACKEND") ? g_getenv ("CRIA_PARITY_BACKEND") : "cuda";
+  const char *name = g_getenv ("CRIA_PARITY_BACKEND") ? g_getenv ("CRIA_PARITY_BACKEND") : PARITY_BACKEND;
   g_autofree char *devsim = g_build_filename (cria_test_env ("CRIA_BUILDDIR"), "tests", "compute", "devsim", ".libs",
                                               NULL);
   registry = cria_registry_new ();
@@ -638,6 +952,14 @@ register_suites (void)
   }
   cpu = cria_backend_open (registry, "cpu", NULL);
   g_assert (cpu);
+  cpu_dot = open_with ("cpu", "bf16-dot=true");
+  dev_dot = open_with (name, "bf16-dot=true");
+  dev_slices = open_with (name, "widen-kib=1");
+  dev_dot_slices = open_with (name, "bf16-dot=true widen-kib=1");
+  /* devsim runs the cpu kernels: there the weights groups must be exact */
+  if (strcmp (name, "devsim") == 0)
+    for (int i = G_WEIGHTS; i <= G_WEIGHTS_MODEL; i++)
+      groups[i].tol = 0;
   g_autofree char *desc = cria_backend_describe (dev);
   printf ("comparing %s with the cpu backend\n", desc);
   atexit (teardown);
@@ -657,8 +979,24 @@ register_suites (void)
     { "one LoRA step: loss and adapter gradients", test_train_lora },
     { NULL },
   };
-  const CriaTestCase *suites[N_GROUPS] = { ops, model, train };
-  g_auto (GStrv) only = g_getenv ("CRIA_PARITY_GROUPS") ? g_strsplit (g_getenv ("CRIA_PARITY_GROUPS"), ",", -1) : NULL;
+  static const CriaTestCase weights[] = {
+    { "matmul, dequantize, embedding, lm_head_ce: bf16, f16, nf4 weights", test_weights_ops },
+    { "the same, weights widened in slices", test_weights_slices },
+    { "f16 weights with bf16-dot", test_weights_f16_dot },
+    { NULL },
+  };
+  static const CriaTestCase bf16_dot[] = {
+    { "bf16-dot: matmul and lm_head_ce with bf16 and nf4 weights", test_bf16_dot_ops },
+    { "bf16-dot: bf16 logits, a QLoRA step", test_bf16_dot_model },
+    { NULL },
+  };
+  static const CriaTestCase weights_model[] = {
+    { "bf16 logits, a QLoRA step", test_weights_model },
+    { NULL },
+  };
+  const CriaTestCase *suites[N_GROUPS] = { ops, model, train, weights, bf16_dot, weights_model };
+  const char *groups_env = g_getenv ("CRIA_PARITY_GROUPS") ? g_getenv ("CRIA_PARITY_GROUPS") : PARITY_GROUPS;
+  g_auto (GStrv) only = groups_env ? g_strsplit (groups_env, ",", -1) : NULL;
   for (int i = 0; i < N_GROUPS; i++)
     if (!only || g_strv_contains ((const char *const *) only, groups[i].name)) {
       g_autofree char *suite = g_strdup_printf ("parity %s", groups[i].name);

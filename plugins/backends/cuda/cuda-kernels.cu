@@ -1,4 +1,5 @@
-/* cuda-kernels.cu: the kernels of the cuda backend, f32 only.
+/* cuda-kernels.cu: the kernels of the cuda backend, f32 only (weights of
+ * other dtypes: cuda-weights.cu).
  *
  * NEVER RUN ON A GPU: compiled by nvcc on a machine without one. Their math
  * mirrors the cpu backend's (plugins/backends/cpu/cpu-ops.c, cpu-linear.c,
@@ -404,12 +405,16 @@ ptr_align (const void *p)
 }
 
 /* Row-major C[M,N] = op(A)[M,K] op(B)[K,N] is column-major C^T = op(B)^T op(A)^T:
- * cuBLASLt gets B as its first operand. `batch` products, A, B and C
- * `sa`, `sb`, `sc` floats apart (sb = 0: one B for all); beta 1 adds to C. */
-static gboolean
-gemm (CudaBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gboolean ta, const float *B, gboolean tb,
-      float *C, float beta, gint64 batch, gint64 sa, gint64 sb, gint64 sc, GError **error)
+ * cuBLASLt gets B as its first operand (cuda.h). */
+extern "C" gboolean
+cuda_gemm (CudaBackend *be, const CudaGemm *g, GError **error)
 {
+  gint64 M = g->M, N = g->N, K = g->K, batch = g->batch;
+  gboolean ta = g->ta, tb = g->tb;
+  const void *A = g->A, *B = g->B;
+  float *C = g->C, beta = g->beta;
+  /* f32 or bf16 operands, f32 output: cuBLASLt's CUBLAS_COMPUTE_32F rows */
+  cudaDataType_t ab = g->bf16 ? CUDA_R_16BF : CUDA_R_32F;
   const CudaLt *lt = be->blas;
   cublasLtMatmulDesc_t desc = NULL;
   cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
@@ -428,13 +433,13 @@ gemm (CudaBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gboolean ta
     s = lt->fn_cublasLtMatmulDescSetAttribute (desc, CUBLASLT_MATMUL_DESC_TRANSB, &opa, sizeof opa);
   /* stored shapes, column-major: B is [K,N] row-major = N x K col-major (ld N), or [N,K] = K x N (ld K) */
   if (s == CUBLAS_STATUS_SUCCESS)
-    s = lt->fn_cublasLtMatrixLayoutCreate (&la, CUDA_R_32F, tb ? K : N, tb ? N : K, tb ? K : N);
+    s = lt->fn_cublasLtMatrixLayoutCreate (&la, ab, tb ? K : N, tb ? N : K, g->ldb);
   if (s == CUBLAS_STATUS_SUCCESS)
-    s = lt->fn_cublasLtMatrixLayoutCreate (&lb, CUDA_R_32F, ta ? M : K, ta ? K : M, ta ? M : K);
+    s = lt->fn_cublasLtMatrixLayoutCreate (&lb, ab, ta ? M : K, ta ? K : M, g->lda);
   if (s == CUBLAS_STATUS_SUCCESS)
-    s = lt->fn_cublasLtMatrixLayoutCreate (&lc, CUDA_R_32F, N, M, N);
+    s = lt->fn_cublasLtMatrixLayoutCreate (&lc, CUDA_R_32F, N, M, g->ldc);
   cublasLtMatrixLayout_t layouts[3] = { la, lb, lc };
-  int64_t strides[3] = { sb, sa, sc };
+  int64_t strides[3] = { g->sb, g->sa, g->sc };
   for (int i = 0; i < 3 && s == CUBLAS_STATUS_SUCCESS && batch > 1; i++) {
     s = lt->fn_cublasLtMatrixLayoutSetAttribute (layouts[i], CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &nb, sizeof nb);
     if (s == CUBLAS_STATUS_SUCCESS)
@@ -477,6 +482,14 @@ gemm (CudaBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gboolean ta
     return FALSE;
   }
   return TRUE;
+}
+
+static gboolean
+gemm (CudaBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gboolean ta, const float *B, gboolean tb,
+      float *C, float beta, gint64 batch, gint64 sa, gint64 sb, gint64 sc, GError **error)
+{
+  CudaGemm g = { M, N, K, A, ta, ta ? M : K, B, tb, tb ? K : N, C, N, beta, FALSE, batch, sa, sb, sc };
+  return cuda_gemm (be, &g, error);
 }
 
 typedef struct {
@@ -1351,8 +1364,8 @@ static gboolean
 ce_logits (CudaBackend *be, const CriaNode *n, const CeScratch *s, gint64 v0, gint64 c, GError **error)
 {
   gint64 N = n->src[0]->shape[0], D = n->src[0]->shape[1];
-  return gemm (be, N, c, D, f32 (n->src[0]->value), FALSE, f32 (n->src[1]->value) + v0 * D, TRUE, s->logits, 0.0f, 1,
-               0, 0, 0, error);
+  return cuda_gemm_weight (be, N, c, D, f32 (n->src[0]->value), FALSE, n->src[1]->value, v0 * D, TRUE, s->logits, 0.0f,
+                           error);
 }
 
 static gboolean
@@ -1400,8 +1413,7 @@ lm_head_ce_backward (gpointer self, CriaNode *n, GError **error)
     if (!launched (n, error))
       return FALSE;
     /* dh[N,D] += dlogits[N,c] w[v0:v0+c];  dw[v0:v0+c] += dlogits^T h */
-    if (h->grad && !gemm (be, N, D, c, s.logits, FALSE, f32 (w->value) + v0 * D, FALSE, f32 (h->grad), 1.0f, 1, 0, 0,
-                          0, error))
+    if (h->grad && !cuda_gemm_weight (be, N, D, c, s.logits, FALSE, w->value, v0 * D, FALSE, f32 (h->grad), 1.0f, error))
       return FALSE;
     if (w->grad && !gemm (be, c, D, N, s.logits, TRUE, f32 (h->value), FALSE, f32 (w->grad) + v0 * D, 1.0f, 1, 0, 0,
                           0, error))
@@ -1445,7 +1457,7 @@ cuda_kernels_init (void)
   cuda_kernels[CRIA_OP_SLICE] = k (slice_forward, slice_backward);
   cuda_kernels[CRIA_OP_DROPOUT] = k (dropout_forward, dropout_backward);
   cuda_kernels[CRIA_OP_LM_HEAD_CE] = k (lm_head_ce_forward, lm_head_ce_backward);
-  /* DEQUANTIZE has none: the core refuses NF4 tensors in device memory
-   * (cria_backend_get_resident), so no graph on cuda holds one yet. */
+  /* weights that are not f32, and dequantize */
+  cuda_weights_init ();
 }
 }

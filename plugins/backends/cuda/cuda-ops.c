@@ -1,21 +1,42 @@
 /* cuda-ops.c: which nodes the cuda kernels take, and cuBLASLt's handle.
  *
- * Ops without a kernel (cuda-kernels.cu: only dequantize, since NF4 tensors
- * never reach device memory yet) refuse a graph when it is planned, with the
- * op named ("backend 'cuda' does not implement op 'dequantize'"). */
+ * Every op has a kernel (cuda-kernels.cu, cuda-weights.cu); a node is
+ * declined when it is planned, with the op named, for a dtype or a shape
+ * the kernels do not take. */
 #include "config.h"
 
 #include <dlfcn.h>
 
 #include "cuda.h"
 
+/* Whether input i of the node may be a weight of that dtype other than f32:
+ * b of matmul (bf16, f16 or NF4), the table of embedding and w of
+ * lm_head_ce (bf16 or f16), the NF4 weight of dequantize. */
+static gboolean
+weight_ok (const CriaNode *node, int i, CriaDType dtype)
+{
+  gboolean half = dtype == CRIA_DTYPE_BF16 || dtype == CRIA_DTYPE_F16;
+  switch (node->op) {
+    case CRIA_OP_MATMUL:
+      return i == 1 && (half || dtype == CRIA_DTYPE_NF4);
+    case CRIA_OP_EMBEDDING:
+    case CRIA_OP_LM_HEAD_CE:
+      return i == 1 && half;
+    case CRIA_OP_DEQUANTIZE:
+      return i == 0 && dtype == CRIA_DTYPE_NF4;
+    default:
+      return FALSE;
+  }
+}
+
 gboolean
 cuda_supports_op (gpointer backend, const CriaNode *node)
 {
-  /* f32 only for now: bf16/f16 weights and NF4 come with their kernels */
-  for (int i = 0; i < node->n_src; i++)
-    if (node->src[i] && node->src[i]->dtype != CRIA_DTYPE_F32 && node->src[i]->dtype != CRIA_DTYPE_I32)
+  for (int i = 0; i < node->n_src; i++) {
+    CriaDType t = node->src[i] ? node->src[i]->dtype : CRIA_DTYPE_F32;
+    if (t != CRIA_DTYPE_F32 && t != CRIA_DTYPE_I32 && !weight_ok (node, i, t))
       return FALSE;
+  }
   /* a warp per query row holds ATTN_MAX_D / 32 accumulators per lane */
   if (node->op == CRIA_OP_ATTENTION && node->shape[3] > ATTN_MAX_D)
     return FALSE;

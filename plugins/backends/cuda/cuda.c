@@ -10,11 +10,16 @@
  * the first error of a queued kernel. Only this plugin links the CUDA
  * runtime and cuBLASLt: libcria and the cria program never do.
  *
- * NO KERNEL OF THIS PLUGIN HAS RUN ON A GPU YET: cuda-kernels.cu was only
- * compiled by nvcc, and run on the CPU by tests/cuda/sim/run.sh (stand-ins
- * for the CUDA runtime and cuBLASLt). It holds f32 kernels of every op but
- * dequantize (NF4 never reaches device memory yet). tests/cuda/
- * device-check.sh is what a GPU machine runs first. */
+ * Weights may be f32, bf16 or f16 (two bytes an element in device memory,
+ * as on the host) or NF4 (packed codes and block scales, the layout of
+ * cria_nf4_device_layout): cuda-weights.cu widens them for cuBLASLt, or
+ * with bf16-dot multiplies bf16 by bf16 as the cpu backend's bf16-dot does.
+ *
+ * NO KERNEL OF THIS PLUGIN HAS RUN ON A GPU YET: cuda-kernels.cu and
+ * cuda-weights.cu were only compiled by nvcc, and run on the CPU by
+ * tests/cuda/sim/run.sh (stand-ins for the CUDA runtime and cuBLASLt). They
+ * hold kernels of every op. tests/cuda/device-check.sh is what a GPU
+ * machine runs first. */
 #include "config.h"
 
 #include <string.h>
@@ -22,7 +27,15 @@
 #include "cuda.h"
 
 static const CriaPropSpec cuda_props[] = {
-  { "device", CRIA_PROP_INT, "0", 0, 1024, NULL, "index of the GPU (as nvidia-smi numbers them)" }, CRIA_PROP_END
+  { "device", CRIA_PROP_INT, "0", 0, 1024, NULL, "index of the GPU (as nvidia-smi numbers them)" },
+  { "bf16-dot", CRIA_PROP_BOOL, "false", 0, 0, NULL,
+    "products with bf16 weights (--dtype bf16) and NF4 weights round the activations to bf16 too and accumulate "
+    "in f32, as the cpu backend's bf16-dot: cuBLASLt with bf16 operands (tensor cores), f32 output; off widens "
+    "the weight to f32 and keeps f32 activations" },
+  { "widen-kib", CRIA_PROP_INT, "262144", 1, G_MAXINT, NULL,
+    "KiB of device scratch a bf16, f16 or NF4 weight is widened into for a product: a larger weight goes "
+    "through it in slices of whole rows, one product each (the default holds a linear layer of an 8B model)" },
+  CRIA_PROP_END
 };
 
 gboolean
@@ -51,6 +64,8 @@ cuda_create (const CriaProps *props, GError **error)
   }
   CudaBackend *be = g_new0 (CudaBackend, 1);
   be->device = device;
+  be->bf16_dot = cria_props_get_bool (props, "bf16-dot");
+  be->widen_bytes = (size_t) cria_props_get_int (props, "widen-kib") << 10;
   if (!cuda_check (cudaSetDevice (device), "cudaSetDevice", error) ||
       !cuda_check (cudaGetDeviceProperties (&be->prop, device), "cudaGetDeviceProperties", error) ||
       !cuda_check (cudaStreamCreateWithFlags (&be->stream, cudaStreamNonBlocking), "cudaStreamCreate", error) ||
@@ -74,29 +89,43 @@ cuda_destroy (gpointer self)
   cudaStreamSynchronize (be->stream);
   cuda_blas_free (be);
   cudaFree (be->scratch);
+  cudaFree (be->wscratch);
   cudaFree (be->bad_id);
   cudaStreamDestroy (be->stream);
   g_free (be);
 }
 
-void *
-cuda_scratch (CudaBackend *be, size_t bytes, GError **error)
+/* *mem of at least `bytes`, grown when it is smaller. */
+static void *
+grow (CudaBackend *be, void **mem, size_t *size, size_t bytes, GError **error)
 {
-  if (bytes <= be->scratch_bytes)
-    return be->scratch;
+  if (bytes <= *size)
+    return *mem;
   /* queued kernels may still use the old one */
   if (!cuda_check (cudaStreamSynchronize (be->stream), "scratch", error))
     return NULL;
-  cudaFree (be->scratch);
-  be->scratch = NULL;
-  be->scratch_bytes = 0;
+  cudaFree (*mem);
+  *mem = NULL;
+  *size = 0;
   size_t grown = MAX (bytes, (size_t) 1 << 20);
-  if (!cuda_check (cudaMalloc (&be->scratch, grown), "cannot allocate scratch memory", error)) {
+  if (!cuda_check (cudaMalloc (mem, grown), "cannot allocate scratch memory", error)) {
     cudaGetLastError ();
     return NULL;
   }
-  be->scratch_bytes = grown;
-  return be->scratch;
+  *size = grown;
+  return *mem;
+}
+
+void *
+cuda_scratch (CudaBackend *be, size_t bytes, GError **error)
+{
+  return grow (be, &be->scratch, &be->scratch_bytes, bytes, error);
+}
+
+void *
+cuda_weight_scratch (CudaBackend *be, size_t bytes, GError **error)
+{
+  return grow (be, &be->wscratch, &be->wscratch_bytes, bytes, error);
 }
 
 static gpointer
@@ -202,8 +231,8 @@ static const CriaBackendVTable cuda_vtable = {
 
 static const CriaProviderInfo cuda_info = {
   .name = "cuda",
-  .description = "Runs graphs on an NVIDIA GPU (CUDA, cuBLASLt): f32 kernels of every op but dequantize (NF4), never "
-                 "run on a GPU yet",
+  .description = "Runs graphs on an NVIDIA GPU (CUDA, cuBLASLt): kernels of every op, with f32, bf16, f16 and NF4 "
+                 "weights; never run on a GPU yet",
   .example = "cria inspect cuda",
   .props = cuda_props,
   .rank = CRIA_RANK_NONE, /* chosen by name: --backend cuda */

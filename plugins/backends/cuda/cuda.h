@@ -42,6 +42,10 @@ typedef struct {
   int *bad_id;        /* device word: an id or label was out of range (kernels cannot fail) */
   void *scratch;      /* per-kernel temporaries (norm statistics, logits chunks), grown */
   size_t scratch_bytes;
+  void *wscratch; /* bf16/f16/NF4 weights widened for a product (cuda-weights.cu), grown */
+  size_t wscratch_bytes;
+  gboolean bf16_dot;  /* bf16 and NF4 weights times activations rounded to bf16 */
+  size_t widen_bytes; /* the most of a weight widened at a time */
 } CudaBackend;
 
 /* What *bad_id holds: the first kernel that met an id it cannot take. */
@@ -59,6 +63,37 @@ gboolean cuda_supports_op (gpointer backend, const CriaNode *node);
 /* At least `bytes` of device scratch, valid until the next call: kernels of
  * one stream run in order, so one kernel's temporaries never meet another's. */
 void *cuda_scratch (CudaBackend *be, size_t bytes, GError **error);
+/* The same for weights widened by cuda_gemm_weight, apart from the above
+ * (lm_head_ce's logits chunk is in it meanwhile). */
+void *cuda_weight_scratch (CudaBackend *be, size_t bytes, GError **error);
+
+/* One cuBLASLt product, row-major: C[M,N] (+)= op(A)[M,K] op(B)[K,N], each
+ * operand as stored (A [M,K], [K,M] when ta; B [K,N], [N,K] when tb) with
+ * `ld` elements between its rows; `batch` products sa, sb, sc elements apart
+ * (sb = 0: one B for all); beta 1 adds to C. A and B are f32, or both bf16
+ * (`bf16`); f32 compute and output either way (cuda-kernels.cu). */
+typedef struct {
+  gint64 M, N, K;
+  const void *A;
+  gboolean ta;
+  gint64 lda;
+  const void *B;
+  gboolean tb;
+  gint64 ldb;
+  float *C;
+  gint64 ldc;
+  float beta;
+  gboolean bf16;
+  gint64 batch, sa, sb, sc;
+} CudaGemm;
+gboolean cuda_gemm (CudaBackend *be, const CudaGemm *g, GError **error);
+
+/* C[M,N] (+)= op(A)[M,K] op(W)[K,N] for a 2-D weight W of any dtype (f32,
+ * bf16, f16, NF4) whose first element is element w0 of `w` ([K,N] as
+ * stored, [N,K] when tb); A f32 as in cuda_gemm, without a row stride
+ * (cuda-weights.cu). */
+gboolean cuda_gemm_weight (CudaBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gboolean ta,
+                           const CriaTensor *w, gint64 w0, gboolean tb, float *C, float beta, GError **error);
 
 /* The largest head dimension the attention kernel takes (a warp per query
  * row, ATTN_MAX_D / 32 accumulators per lane). */
@@ -68,5 +103,9 @@ void *cuda_scratch (CudaBackend *be, size_t bytes, GError **error);
  * implemented), filled by cuda_kernels_init when the plugin loads. */
 extern CriaKernel cuda_kernels[];
 void cuda_kernels_init (void);
+/* cuda-weights.cu: matmul and embedding with weights that are not f32 (the
+ * f32 kernels of the table stay for the rest) and dequantize; called by
+ * cuda_kernels_init. */
+void cuda_weights_init (void);
 
 G_END_DECLS

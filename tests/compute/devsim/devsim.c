@@ -155,12 +155,62 @@ devsim_synchronize (gpointer self, GError **error)
   return TRUE;
 }
 
+/* An NF4 weight in devsim's memory is the device layout of
+ * cria_nf4_device_layout, its host-side state without arrays. The cpu
+ * kernels read the state through the tensor's `nf4`: while one runs, that
+ * points to a state whose arrays and maps are those in devsim's memory, so
+ * the kernels read what the core uploaded, not the host's copy. */
+typedef struct {
+  CriaTensor *t;
+  CriaNf4State *host;
+  CriaNf4State dev;
+} Nf4View;
+
+/* With the memory open. */
+static int
+nf4_views_open (CriaNode *node, Nf4View views[CRIA_MAX_SRC])
+{
+  int n = 0;
+  for (int i = 0; i < node->n_src; i++) {
+    CriaTensor *t = node->src[i] ? node->src[i]->value : NULL;
+    if (!t || t->dtype != CRIA_DTYPE_NF4)
+      continue;
+    CriaNf4Layout l;
+    cria_nf4_device_layout (t, &l);
+    Nf4View *v = &views[n++];
+    char *base = t->data;
+    v->t = t;
+    v->host = t->nf4;
+    v->dev = *t->nf4;
+    if (v->dev.n_nested) {
+      v->dev.absmax = (guint8 *) (base + l.absmax);
+      v->dev.nested_absmax = (float *) (base + l.nested_absmax);
+    } else {
+      v->dev.absmax_f32 = (float *) (base + l.absmax);
+    }
+    memcpy (v->dev.quant_map, base + l.quant_map, sizeof v->dev.quant_map);
+    memcpy (v->dev.nested_quant_map, base + l.nested_quant_map, sizeof v->dev.nested_quant_map);
+    t->nf4 = &v->dev;
+  }
+  return n;
+}
+
+static void
+nf4_views_close (Nf4View *views, int n)
+{
+  for (int i = 0; i < n; i++)
+    views[i].t->nf4 = views[i].host;
+}
+
 static gboolean
 devsim_run (Devsim *d, CriaNode *node, gboolean backward, GError **error)
 {
   const CriaKernel *k = &cpu_elementwise_kernels[node->op];
+  Nf4View views[CRIA_MAX_SRC];
   open_memory (d);
+  int n = nf4_views_open (node, views);
   gboolean ok = (backward ? k->backward : k->forward) (d->cpu, node, error);
+  nf4_views_close (views, n);
   close_memory (d);
   return ok;
 }
@@ -215,6 +265,20 @@ static const CriaProviderInfo devsim_info = {
   .rank = CRIA_RANK_NONE,
 };
 
+/* The same without a dequantize kernel: a device backend to which the core
+ * refuses NF4 weights (cria_backend_get_resident). */
+static CriaKernel devsim_nodequant_kernels[CRIA_N_OPS];
+
+static CriaBackendVTable devsim_nodequant_vtable;
+
+static const CriaProviderInfo devsim_nodequant_info = {
+  .name = "devsim-nodequant",
+  .description = "Test backend: devsim without a dequantize kernel, so without NF4 weights",
+  .example = "cria inspect devsim-nodequant",
+  .props = cpu_props,
+  .rank = CRIA_RANK_NONE,
+};
+
 static gboolean
 devsim_init (CriaPlugin *plugin, GError **error)
 {
@@ -222,7 +286,12 @@ devsim_init (CriaPlugin *plugin, GError **error)
     if (cpu_elementwise_kernels[op].forward)
       devsim_kernels[op] = (CriaKernel){ devsim_forward,
                                          cpu_elementwise_kernels[op].backward ? devsim_backward : NULL };
+  memcpy (devsim_nodequant_kernels, devsim_kernels, sizeof devsim_kernels);
+  devsim_nodequant_kernels[CRIA_OP_DEQUANTIZE] = (CriaKernel){ NULL, NULL };
+  devsim_nodequant_vtable = devsim_vtable;
+  devsim_nodequant_vtable.kernels = devsim_nodequant_kernels;
   cria_plugin_add_backend (plugin, &devsim_info, &devsim_vtable);
+  cria_plugin_add_backend (plugin, &devsim_nodequant_info, &devsim_nodequant_vtable);
   return TRUE;
 }
 

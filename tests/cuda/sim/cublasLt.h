@@ -1,7 +1,7 @@
 /* cublasLt.h of the CPU simulator: the cuBLASLt calls of the cuda backend,
  * implemented by libcublasLt.so.13 built from cublaslt-sim.c (column-major
  * D = alpha op(A) op(B) + beta C, strided batches), which checks that the
- * layouts agree as the real library would. */
+ * layouts and their types agree as the real library would. */
 #pragma once
 
 #include <stddef.h>
@@ -22,7 +22,8 @@ typedef enum {
 } cublasStatus_t;
 typedef enum { CUBLAS_OP_N = 0, CUBLAS_OP_T = 1 } cublasOperation_t;
 typedef enum { CUBLAS_COMPUTE_32F = 68 } cublasComputeType_t;
-typedef enum { CUDA_R_32F = 0 } cudaDataType_t;
+/* library_types.h's values */
+typedef enum { CUDA_R_32F = 0, CUDA_R_16F = 2, CUDA_R_16BF = 14 } cudaDataType_t;
 typedef enum { CUBLASLT_MATMUL_DESC_TRANSA = 3, CUBLASLT_MATMUL_DESC_TRANSB = 4 } cublasLtMatmulDescAttributes_t;
 typedef enum {
   CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT = 5,

@@ -1,7 +1,13 @@
 /* cublaslt-sim.c: libcublasLt.so.13 of the CPU simulator (cublasLt.h). A
  * naive column-major product in double; every shape the backend describes
  * is checked against the others, as the real library refuses a layout that
- * does not fit. */
+ * does not fit, and so are the types: the rows of cuBLAS's table of the
+ * types cublasLtMatmul takes (cuBLAS documentation, cublasLtMatmul,
+ * "Datatypes supported") that these types can form, with compute type
+ * CUBLAS_COMPUTE_32F and scale type CUDA_R_32F (the only descriptor the
+ * stand-in creates): A and B of one type, f32, bf16 or f16; C (= D) f32,
+ * or of A's type. A bf16 or f16 element is widened exactly; an output in
+ * bf16 or f16 is rounded to nearest even. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +22,7 @@ struct SimPref {
   uint32_t align[4];
 };
 struct SimLayout {
+  cudaDataType_t type;
   uint64_t rows, cols;
   int64_t ld, stride;
   int32_t batch;
@@ -77,12 +84,13 @@ cublasStatus_t
 cublasLtMatrixLayoutCreate (cublasLtMatrixLayout_t *l, cudaDataType_t type, uint64_t rows, uint64_t cols, int64_t ld)
 {
   *l = calloc (1, sizeof (struct SimLayout));
+  (*l)->type = type;
   (*l)->rows = rows;
   (*l)->cols = cols;
   (*l)->ld = ld;
   (*l)->batch = 1;
-  return type == CUDA_R_32F && ld >= (int64_t) rows && rows > 0 && cols > 0 ? CUBLAS_STATUS_SUCCESS
-                                                                            : CUBLAS_STATUS_INVALID_VALUE;
+  int known = type == CUDA_R_32F || type == CUDA_R_16BF || type == CUDA_R_16F;
+  return known && ld >= (int64_t) rows && rows > 0 && cols > 0 ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE;
 }
 
 cublasStatus_t
@@ -135,6 +143,56 @@ cublasLtMatmulPreferenceSetAttribute (cublasLtMatmulPreference_t p, cublasLtMatm
   return CUBLAS_STATUS_INVALID_VALUE;
 }
 
+static const char *
+type_name (cudaDataType_t t)
+{
+  return t == CUDA_R_32F ? "CUDA_R_32F" : t == CUDA_R_16BF ? "CUDA_R_16BF" : t == CUDA_R_16F ? "CUDA_R_16F" : "?";
+}
+
+/* Whether the table has a row for these types (compute 32F, scale 32F). */
+static int
+types_ok (cublasLtMatrixLayout_t A, cublasLtMatrixLayout_t B, cublasLtMatrixLayout_t C)
+{
+  int ok = A->type == B->type && (C->type == CUDA_R_32F || C->type == A->type);
+  if (!ok)
+    fprintf (stderr, "cublaslt-sim: no cublasLtMatmul for A %s, B %s, C %s with CUBLAS_COMPUTE_32F\n",
+             type_name (A->type), type_name (B->type), type_name (C->type));
+  return ok;
+}
+
+static float
+load (cudaDataType_t t, const void *p, int64_t i)
+{
+  if (t == CUDA_R_32F)
+    return ((const float *) p)[i];
+  uint16_t h = ((const uint16_t *) p)[i];
+  if (t == CUDA_R_16F) {
+    _Float16 x;
+    memcpy (&x, &h, sizeof x);
+    return (float) x;
+  }
+  uint32_t u = (uint32_t) h << 16;
+  float f;
+  memcpy (&f, &u, sizeof f);
+  return f;
+}
+
+static void
+store (cudaDataType_t t, void *p, int64_t i, float f)
+{
+  if (t == CUDA_R_32F) {
+    ((float *) p)[i] = f;
+  } else if (t == CUDA_R_16F) {
+    _Float16 x = (_Float16) f;
+    memcpy ((uint16_t *) p + i, &x, sizeof x);
+  } else {
+    uint32_t u;
+    memcpy (&u, &f, sizeof u);
+    ((uint16_t *) p)[i] = (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t) ((u >> 16) | 0x40)
+                                                          : (uint16_t) ((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  }
+}
+
 /* m, n, k of the product, or FALSE when the layouts disagree */
 static int
 dims (cublasLtMatmulDesc_t d, cublasLtMatrixLayout_t A, cublasLtMatrixLayout_t B, cublasLtMatrixLayout_t C, uint64_t *m,
@@ -162,6 +220,8 @@ cublasLtMatmulAlgoGetHeuristic (cublasLtHandle_t h, cublasLtMatmulDesc_t desc, c
   uint64_t m, n, k;
   if (requested < 1 || C != D || !dims (desc, A, B, C, &m, &n, &k))
     return CUBLAS_STATUS_INVALID_VALUE;
+  if (!types_ok (A, B, C))
+    return CUBLAS_STATUS_NOT_SUPPORTED;
   memset (results, 0, sizeof *results);
   /* the algorithm found relies on the alignments the preference allows */
   for (int i = 0; i < 4; i++)
@@ -179,6 +239,8 @@ cublasLtMatmul (cublasLtHandle_t h, cublasLtMatmulDesc_t desc, const void *alpha
   uint64_t m, n, k;
   if (C != D || Cv != Dv || !dims (desc, A, B, C, &m, &n, &k))
     return CUBLAS_STATUS_INVALID_VALUE;
+  if (!types_ok (A, B, C))
+    return CUBLAS_STATUS_NOT_SUPPORTED;
   const void *ptrs[4] = { Av, Bv, Cv, Dv };
   for (int i = 0; i < 4; i++)
     if ((uintptr_t) ptrs[i] % algo->data[i]) {
@@ -188,18 +250,17 @@ cublasLtMatmul (cublasLtHandle_t h, cublasLtMatmulDesc_t desc, const void *alpha
     }
   float al = *(const float *) alpha, be = *(const float *) beta;
   for (int32_t b = 0; b < C->batch; b++) {
-    const float *a = (const float *) Av + b * A->stride, *bb = (const float *) Bv + b * B->stride;
-    float *c = (float *) Dv + b * C->stride;
+    int64_t a0 = b * A->stride, b0 = b * B->stride, c0 = b * C->stride;
     for (uint64_t i = 0; i < m; i++)
       for (uint64_t j = 0; j < n; j++) {
         double s = 0;
         for (uint64_t p = 0; p < k; p++) {
-          float x = desc->transa ? a[p + i * A->ld] : a[i + p * A->ld];
-          float y = desc->transb ? bb[j + p * B->ld] : bb[p + j * B->ld];
+          float x = load (A->type, Av, a0 + (int64_t) (desc->transa ? p + i * A->ld : i + p * A->ld));
+          float y = load (B->type, Bv, b0 + (int64_t) (desc->transb ? j + p * B->ld : p + j * B->ld));
           s += (double) x * y;
         }
-        float *o = c + i + j * C->ld;
-        *o = (float) (al * s + (be != 0 ? be * *o : 0.0));
+        int64_t o = c0 + (int64_t) (i + j * C->ld);
+        store (C->type, Dv, o, (float) (al * s + (be != 0 ? be * load (C->type, Dv, o) : 0.0)));
       }
   }
   return CUBLAS_STATUS_SUCCESS;

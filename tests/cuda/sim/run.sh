@@ -7,9 +7,9 @@
 # instead (its parity groups limited to ops unless CRIA_PARITY_GROUPS says
 # otherwise), to check that script where no GPU is.
 #
-# Builds the cuda plugin again from the same sources (cuda.c, cuda-ops.c,
-# cuda-kernels.cu) against this directory's stand-ins for the CUDA runtime
-# and cuBLASLt, with every kernel<<<...>>> launch rewritten into a call that
+# Builds the cuda plugin again from the same sources (every .c and .cu of
+# plugins/backends/cuda) against this directory's stand-ins for the CUDA
+# runtime and cuBLASLt, with every kernel<<<...>>> launch rewritten into a call that
 # runs the grid on host threads (cuda-sim.cc), then runs test-cuda-parity
 # against it. A check of the kernels' logic where no GPU is: it says
 # nothing about the real compiler, hardware or cuBLASLt; device-check.sh on
