@@ -21,6 +21,11 @@
 #           cuda = cpu within 1e-4; greedy ids with KV caches equal
 #   train   the same program: one LoRA step (4 tiny models, one with LoRA
 #           dropout): loss and adapter gradients within 1e-4
+#   optim   the same program: the optimizer on the GPU (cuda-optim.cu):
+#           3 AdamW steps with clipping on the same gradients = cpu's bits;
+#           cria train runs (LoRA with grad-accum, full fine-tuning,
+#           clipping active) on cuda = cpu within 1e-6, checkpoints
+#           resumed across the two backends
 #   cli     `cria logits --backend cuda` of tiny-llama = --backend cpu
 #           within 1e-4 relative (the program end to end; od and awk
 #           compare the files)
@@ -87,7 +92,7 @@ esac
 # ops, model, train: one program, one summary line per group
 timeout 360 "$build/tests/cuda/.libs/test-cuda-parity" >"$tmp/parity.log" 2>&1
 status=$?
-for group in $(echo "${CRIA_PARITY_GROUPS:-ops,model,train}" | tr , ' '); do
+for group in $(echo "${CRIA_PARITY_GROUPS:-ops,model,train,optim}" | tr , ' '); do
   if ! grep "^parity $group: " "$tmp/parity.log"; then
     echo "parity $group: FAILED: no summary (exit $status): $(grep -v '^\s*$' "$tmp/parity.log" | tail -n1)"
   fi

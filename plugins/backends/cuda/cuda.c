@@ -13,7 +13,9 @@
  * NO KERNEL OF THIS PLUGIN HAS RUN ON A GPU YET: cuda-kernels.cu was only
  * compiled by nvcc, and run on the CPU by tests/cuda/sim/run.sh (stand-ins
  * for the CUDA runtime and cuBLASLt). It holds f32 kernels of every op but
- * dequantize (NF4 never reaches device memory yet). tests/cuda/
+ * dequantize (NF4 never reaches device memory yet); cuda-optim.cu holds the
+ * optimizer step (contract 1.2), so training keeps gradients, moments and
+ * params on the GPU. tests/cuda/
  * device-check.sh is what a GPU machine runs first. */
 #include "config.h"
 
@@ -198,6 +200,9 @@ static const CriaBackendVTable cuda_vtable = {
   .download = cuda_download,
   .copy = cuda_copy,
   .synchronize = cuda_synchronize,
+  .accumulate = cuda_accumulate,
+  .grad_sumsq = cuda_grad_sumsq,
+  .adamw_step = cuda_adamw_step,
 };
 
 static const CriaProviderInfo cuda_info = {
