@@ -78,7 +78,7 @@ sumsq_lanes (const Span *spans, int n_spans, gint64 n_lanes, float pre, double *
   }
 }
 
-/* The lanes added in cria_adamw_grad_norm's order: one thread. */
+/* The lanes added in cria_adamw_grad_norm's order: one thread (of a warp). */
 __global__ static void
 sumsq_total (const double *lanes, gint64 n, double *out)
 {
@@ -159,7 +159,7 @@ cuda_grad_sumsq (gpointer self, const CriaOptimSpan *spans, guint n_spans, float
     return TRUE;
   sumsq_lanes<<<grid_for ((n_lanes + OPT_THREADS - 1) / OPT_THREADS), OPT_THREADS, 0, be->stream>>> (
       (const Span *) mem, (int) n_spans, n_lanes, pre, lanes);
-  sumsq_total<<<1, 1, 0, be->stream>>> (lanes, n_lanes, total);
+  sumsq_total<<<1, 32, 0, be->stream>>> (lanes, n_lanes, total);
   return cuda_check (cudaGetLastError (), "gradient norm", error) &&
          cuda_check (cudaMemcpyAsync (sumsq, total, sizeof (double), cudaMemcpyDeviceToHost, be->stream),
                      "download of the gradient norm", error) &&
