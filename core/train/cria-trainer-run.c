@@ -144,12 +144,12 @@ setup_backend (Trainer *t, GError **error)
     return FALSE;
   gint64 n = cria_props_get_int (t->o, "threads");
   g_autofree char *threads = g_strdup_printf ("%" G_GINT64_FORMAT, n);
-  if (n > 0 && !cria_props_set (props, "threads", threads, error))
-    return FALSE;
-  if (strcmp (cria_props_get_string (t->o, "base-dtype"), "bf16") == 0)
-    for (const CriaPropSpec *s = cria_props_get_specs (props); s->name; s++)
-      if (strcmp (s->name, "bf16-dot") == 0 && !cria_props_set (props, "bf16-dot", "true", error))
-        return FALSE;
+  gboolean bf16 = strcmp (cria_props_get_string (t->o, "base-dtype"), "bf16") == 0;
+  /* what the backend has of them (cuda has no threads) */
+  for (const CriaPropSpec *s = cria_props_get_specs (props); s->name; s++)
+    if ((n > 0 && strcmp (s->name, "threads") == 0 && !cria_props_set (props, "threads", threads, error)) ||
+        (bf16 && strcmp (s->name, "bf16-dot") == 0 && !cria_props_set (props, "bf16-dot", "true", error)))
+      return FALSE;
   t->backend = cria_backend_new (p, props, error);
   return t->backend != NULL;
 }
