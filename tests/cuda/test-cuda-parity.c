@@ -14,8 +14,10 @@
  *   optim  the optimizer on the backend (contract 1.2): AdamW steps with
  *          clipping on the same gradients bit for bit; then cria train runs
  *          (LoRA with grad-accum, full fine-tuning, clipping active) whose
- *          losses, norms, params and moments equal the cpu's: exactly on
- *          devsim, within 1e-6 relative elsewhere; checkpoints resume across
+ *          losses and norms equal the cpu's: exactly on devsim, within
+ *          1e-6 relative elsewhere, params and moments exactly on devsim,
+ *          within 1e-4 elsewhere (AdamW's m / sqrt(v) enlarges the
+ *          gradients' rounding differences); checkpoints resume across
  *          backends; on devsim, no gradient is downloaded.
  *
  * Each group prints one summary line at the end ("parity ops: ok, ...");
@@ -68,11 +70,20 @@ static Group groups[N_GROUPS] = {
 
 /* One check of a group: `rel` is its relative difference (0 for exact
  * checks that held, INFINITY for those that did not run or differ). */
+static void record_tol (int group, const char *what, double rel, double tol);
+
 static void
 record (int group, const char *what, double rel)
 {
+  record_tol (group, what, rel, groups[group].tol);
+}
+
+/* The same with a tolerance of its own. */
+static void
+record_tol (int group, const char *what, double rel, double tol)
+{
   Group *g = &groups[group];
-  gboolean ok = rel <= g->tol;
+  gboolean ok = rel <= tol;
   g->run++;
   if (isfinite (rel))
     g->worst = MAX (g->worst, rel);
@@ -81,7 +92,7 @@ record (int group, const char *what, double rel)
     if (!g->bad)
       g->bad = g_string_new (NULL);
     g_string_append_printf (g->bad, "%s%s (%g)", g->bad->len ? ", " : "", what, rel);
-    printf ("\n%s: %s: %g > %g\n", g->name, what, rel, g->tol);
+    printf ("\n%s: %s: %g > %g\n", g->name, what, rel, tol);
   }
   CU_ASSERT_TRUE (ok);
 }
@@ -810,16 +821,21 @@ compare_runs (TrainFixture *f, const char *what, const char *a, const char *b, c
   }
   g_autofree char *what_log = g_strdup_printf ("%s: losses and grad norms (%u steps)", what, la->len / 2);
   record (G_OPTIM, what_log, worst);
+  /* Params and moments after several steps: AdamW divides m by sqrt(v),
+   * which makes the kernels' rounding differences in the gradients of
+   * elements near 0 large (the simulator: 2e-5 on params, 2e-6 on
+   * moments); the step itself is exact (test_optim_kernels). */
+  double state_tol = groups[G_OPTIM].tol == 0 ? 0 : MODEL_TOL;
   static const char *const files[] = { "params.safetensors", "optimizer.safetensors" };
   for (guint i = 0; i < G_N_ELEMENTS (files); i++) {
     g_autofree char *pa = g_build_filename (f->tmp, a, "checkpoints", ckpt, files[i], NULL);
     g_autofree char *pb = g_build_filename (f->tmp, b, "checkpoints", ckpt, files[i], NULL);
     g_autofree char *w = g_strdup_printf ("%s: %s %s", what, ckpt, files[i]);
-    record (G_OPTIM, w, file_diff (pa, pb));
+    record_tol (G_OPTIM, w, file_diff (pa, pb), state_tol);
   }
   g_autofree char *ra = g_build_filename (f->tmp, a, result, NULL), *rb = g_build_filename (f->tmp, b, result, NULL);
   g_autofree char *w = g_strdup_printf ("%s: %s", what, result);
-  record (G_OPTIM, w, file_diff (ra, rb));
+  record_tol (G_OPTIM, w, file_diff (ra, rb), state_tol);
 }
 
 /* Bytes devsim downloaded in the runs since the last call (CRIA_DEVSIM_STATS). */
