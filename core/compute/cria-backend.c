@@ -380,6 +380,30 @@ cria_tensor_read (const CriaTensor *tensor, gsize offset, gpointer dst, gsize by
   return download (tensor->device, dst, (const char *) tensor->data + offset, bytes, error);
 }
 
+gboolean
+cria_tensor_write (CriaTensor *tensor, gsize offset, gconstpointer src, gsize bytes, GError **error)
+{
+  g_return_val_if_fail (tensor != NULL, FALSE);
+  g_return_val_if_fail (src != NULL || bytes == 0, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+  g_return_val_if_fail (offset <= cria_tensor_nbytes (tensor) && bytes <= cria_tensor_nbytes (tensor) - offset, FALSE);
+  if (!tensor->device) {
+    memcpy ((char *) tensor->data + offset, src, bytes);
+    return TRUE;
+  }
+  return cria_backend_upload_internal (tensor->device, (char *) tensor->data + offset, src, bytes, error);
+}
+
+void
+cria_tensor_zero (CriaTensor *tensor)
+{
+  g_return_if_fail (tensor != NULL);
+  if (!tensor->device)
+    memset (tensor->data, 0, cria_tensor_nbytes (tensor));
+  else
+    cria_backend_zero_internal (tensor->device, tensor->data, cria_tensor_nbytes (tensor));
+}
+
 CriaTensor *
 cria_tensor_to_host (CriaTensor *tensor, GError **error)
 {
@@ -405,4 +429,67 @@ cria_tensor_to_host (CriaTensor *tensor, GError **error)
     if (!download (tensor->device, parts[i].host, (const char *) tensor->data + parts[i].offset, parts[i].bytes, error))
       return NULL;
   return g_steal_pointer (&t);
+}
+
+/* ---- the optimizer step (contract 1.2) ------------------------------------------ */
+
+gboolean
+cria_backend_has_optimizer (CriaBackend *b)
+{
+  g_return_val_if_fail (b != NULL, FALSE);
+  return b->device && CRIA_VTABLE_HAS (b->vt, accumulate) && CRIA_VTABLE_HAS (b->vt, grad_sumsq) &&
+         CRIA_VTABLE_HAS (b->vt, adamw_step);
+}
+
+static gboolean
+optimizer_failed (CriaBackend *b, const char *what, GError **error)
+{
+  g_prefix_error (error, "backend '%s': %s: ", b->name, what);
+  return FALSE;
+}
+
+gboolean
+cria_backend_accumulate (CriaBackend *b, float *dst, const float *src, gsize n, GError **error)
+{
+  g_return_val_if_fail (b != NULL && cria_backend_has_optimizer (b), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+  return b->vt->accumulate (b->self, dst, src, n, error) || optimizer_failed (b, "accumulate", error);
+}
+
+gboolean
+cria_backend_grad_sumsq (CriaBackend *b, const CriaOptimSpan *spans, guint n_spans, float pre, double *sumsq,
+                         GError **error)
+{
+  g_return_val_if_fail (b != NULL && cria_backend_has_optimizer (b), FALSE);
+  g_return_val_if_fail (spans != NULL || n_spans == 0, FALSE);
+  g_return_val_if_fail (sumsq != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+  return b->vt->grad_sumsq (b->self, spans, n_spans, pre, sumsq, error) || optimizer_failed (b, "gradient norm", error);
+}
+
+gboolean
+cria_backend_adamw_step (CriaBackend *b, const CriaOptimSpan *spans, guint n_spans, const CriaAdamwScalars *s,
+                         GError **error)
+{
+  g_return_val_if_fail (b != NULL && cria_backend_has_optimizer (b), FALSE);
+  g_return_val_if_fail (spans != NULL || n_spans == 0, FALSE);
+  g_return_val_if_fail (s != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+  return b->vt->adamw_step (b->self, spans, n_spans, s, error) || optimizer_failed (b, "AdamW step", error);
+}
+
+gboolean
+cria_backend_copy (CriaBackend *b, gpointer dst, gconstpointer src, gsize bytes, GError **error)
+{
+  g_return_val_if_fail (b != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+  if (!b->device) {
+    memmove (dst, src, bytes);
+    return TRUE;
+  }
+  if (!b->vt->copy (b->self, dst, src, bytes, error)) {
+    g_prefix_error (error, "backend '%s': copy of %" G_GSIZE_FORMAT " bytes: ", b->name, bytes);
+    return FALSE;
+  }
+  return TRUE;
 }

@@ -3,16 +3,12 @@
  * vectorize. */
 #pragma once
 
-#include <glib.h>
+#include <cria/cria-optim.h>
 
-#define OPTIM_NORM_LANES 8
+#define OPTIM_NORM_LANES CRIA_OPTIM_NORM_LANES
 
-typedef struct {
-  float shrink;    /* 1 - lr * weight_decay, or 1 */
-  float pre, post; /* each gradient is used as (g * pre) * post */
-  float b1, b2, one_b1, one_b2;
-  float inv_bias2_sqrt, eps, step_size;
-} OptimAdamw;
+/* shrink: 1 - lr * weight_decay, or 1; each gradient is used as (g * pre) * post */
+typedef CriaAdamwScalars OptimAdamw;
 
 void optim_kernel_adamw (float *param, float *m, float *v, const float *g, gsize n, const OptimAdamw *s);
 /* Adds (double) (g[i] * pre)^2 to lanes[i % OPTIM_NORM_LANES]. */

@@ -16,7 +16,7 @@
 /* The unit of work of the passes over every parameter: threads take chunks
  * in turn, and the norm sums each chunk's lanes apart and then the chunks in
  * their order, so that the result does not depend on the thread count. */
-#define CHUNK ((gsize) 1 << 16)
+#define CHUNK CRIA_OPTIM_NORM_CHUNK
 
 typedef struct {
   guint k;
@@ -279,10 +279,10 @@ cria_adamw_step (CriaAdamW *opt, const float *const *grads)
 }
 
 void
-cria_adamw_step_scaled (CriaAdamW *opt, const float *const *grads, float pre, float post)
+cria_adamw_next_scalars (CriaAdamW *opt, float pre, float post, CriaAdamwScalars *s)
 {
   g_return_if_fail (opt != NULL);
-  g_return_if_fail (grads != NULL);
+  g_return_if_fail (s != NULL);
   const CriaOptimConfig *c = &opt->config;
   double lr = cria_schedule_lr (c, opt->step);
   opt->step++;
@@ -290,8 +290,8 @@ cria_adamw_step_scaled (CriaAdamW *opt, const float *const *grads, float pre, fl
   double bias1 = 1.0 - pow (c->beta1, (double) opt->step);
   double bias2 = 1.0 - pow (c->beta2, (double) opt->step);
   /* Each scalar is rounded to float once, as PyTorch's kernels receive it. */
-  OptimAdamw s = {
-    .shrink = 1.0f,
+  *s = (CriaAdamwScalars){
+    .shrink = (float) (1.0 - lr * c->weight_decay),
     .pre = pre,
     .post = post,
     .b1 = (float) c->beta1,
@@ -303,8 +303,17 @@ cria_adamw_step_scaled (CriaAdamW *opt, const float *const *grads, float pre, fl
     .eps = (float) c->eps,
     .step_size = (float) (lr / bias1),
   };
+}
+
+void
+cria_adamw_step_scaled (CriaAdamW *opt, const float *const *grads, float pre, float post)
+{
+  g_return_if_fail (opt != NULL);
+  g_return_if_fail (grads != NULL);
+  OptimAdamw s;
+  cria_adamw_next_scalars (opt, pre, post, &s);
   Pass j = { .grads = grads, .s = { s, s } };
-  j.s[1].shrink = (float) (1.0 - lr * c->weight_decay);
+  j.s[0].shrink = 1.0f; /* no weight decay */
   pass_go (opt, &j);
 }
 

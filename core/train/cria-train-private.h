@@ -108,6 +108,11 @@ typedef struct {
   GPtrArray *dropouts;
 } StepGraph;
 
+/* A range of the gradient block reduced in one collective (floats). */
+typedef struct {
+  gsize off, n;
+} TrainBucket;
+
 typedef struct {
   const CriaProps *o;
   CriaRegistry *reg;
@@ -117,7 +122,21 @@ typedef struct {
   CriaTokenizer *tok;
   TrainSet train, eval;
   GArray *params; /* CriaAdapterParam, the adapter's */
-  float **grads;  /* host: the master copy of the params and AdamW stay on the host */
+  /* The window's gradients, param i at float grad_off[i] of one block laid
+   * out in buckets (TrainBucket, in param order) that a collective reduces
+   * in place. On the host path grads[i] points into grad_mem and AdamW
+   * steps the host params; with the backend's optimizer (on_device) the
+   * block is dev_grads in the backend's memory, and grad_mem only stages
+   * buckets for MPI (NULL in a run of one process). */
+  float **grads;
+  float *grad_mem;
+  gsize *grad_off, grad_total;
+  GArray *buckets;
+  gboolean on_device;
+  CriaTensor **resident;                 /* per param: the backend's copy, stepped in place */
+  CriaTensor *dev_grads, *dev_m, *dev_v; /* grad_total floats each, in the same layout */
+  CriaOptimSpan *spans;
+  gboolean host_stale; /* the host params and moments are behind the backend's */
   /* grads hold the last window's sums: the window's first micro-batch
    * copies its gradients over them instead of adding to zeros */
   gboolean grads_stale;
@@ -135,7 +154,6 @@ typedef struct {
   CriaComm *comm;
   int rank, world;
   gint64 plan_batch;
-  float *bucket; /* gradients packed for all-reduce */
   gboolean packing, recompute;
   gboolean memory_reported;
   gint32 pad;
@@ -168,6 +186,13 @@ StepGraph *trainer_graph (Trainer *t, gint64 T, gboolean eval, gboolean ref, GEr
 gboolean trainer_accumulate_grads (Trainer *t, StepGraph *sg, GError **error);
 /* Zeroes the window's gradients if no micro-batch wrote them. */
 void trainer_clear_stale_grads (Trainer *t);
+/* Lays out the gradient block and its buckets, and on a backend with the
+ * optimizer entries its device copies (setup_optimizer). */
+gboolean trainer_setup_grads (Trainer *t, GError **error);
+void trainer_clear_grads (Trainer *t);
+/* Downloads the params and AdamW's moments after the backend stepped them:
+ * before anything reads them on the host (checkpoints, outputs). */
+gboolean trainer_sync_host (Trainer *t, GError **error);
 /* Uploads the params to a device backend after the host changed them. */
 gboolean trainer_upload_params (Trainer *t, GError **error);
 /* Seeds the graph's dropout nodes for one micro-batch. */

@@ -25,9 +25,7 @@ static void
 trainer_clear (Trainer *t)
 {
   g_clear_pointer (&t->graphs, g_hash_table_unref);
-  for (guint i = 0; t->grads && i < t->params->len; i++)
-    g_free (t->grads[i]);
-  g_free (t->grads);
+  trainer_clear_grads (t);
   g_free (t->sizes);
   g_clear_pointer (&t->opt, cria_adamw_free);
   g_clear_pointer (&t->plan, g_ptr_array_unref);
@@ -47,7 +45,6 @@ trainer_clear (Trainer *t)
     g_unlink (t->pid_file);
   g_free (t->pid_file);
   g_free (t->out);
-  g_free (t->bucket);
   /* last: under MPI this finalizes it */
   g_clear_pointer (&t->comm, cria_comm_free);
 }
@@ -147,12 +144,12 @@ setup_backend (Trainer *t, GError **error)
     return FALSE;
   gint64 n = cria_props_get_int (t->o, "threads");
   g_autofree char *threads = g_strdup_printf ("%" G_GINT64_FORMAT, n);
-  if (n > 0 && !cria_props_set (props, "threads", threads, error))
-    return FALSE;
-  if (strcmp (cria_props_get_string (t->o, "base-dtype"), "bf16") == 0)
-    for (const CriaPropSpec *s = cria_props_get_specs (props); s->name; s++)
-      if (strcmp (s->name, "bf16-dot") == 0 && !cria_props_set (props, "bf16-dot", "true", error))
-        return FALSE;
+  gboolean bf16 = strcmp (cria_props_get_string (t->o, "base-dtype"), "bf16") == 0;
+  /* what the backend has of them (cuda has no threads) */
+  for (const CriaPropSpec *s = cria_props_get_specs (props); s->name; s++)
+    if ((n > 0 && strcmp (s->name, "threads") == 0 && !cria_props_set (props, "threads", threads, error)) ||
+        (bf16 && strcmp (s->name, "bf16-dot") == 0 && !cria_props_set (props, "bf16-dot", "true", error)))
+      return FALSE;
   t->backend = cria_backend_new (p, props, error);
   return t->backend != NULL;
 }
@@ -178,17 +175,26 @@ setup_optimizer (Trainer *t, GError **error)
     oc.warmup_steps = cria_warmup_from_ratio (cria_props_get_double (o, "warmup-ratio"), t->total_steps);
   t->opt = cria_adamw_new (&oc);
   t->params = cria_adapter_get_params (t->adapter);
-  t->grads = g_new0 (float *, MAX (t->params->len, 1));
   t->sizes = g_new0 (gsize, MAX (t->params->len, 1));
+  /* The backend's optimizer entries (contract 1.2) keep the step where the
+   * params are; adapters with step hooks (adalora) read and change the
+   * gradients on the host, so they keep the host path. */
+  gboolean f32 = TRUE;
   for (guint i = 0; i < t->params->len; i++) {
     CriaAdapterParam *p = &g_array_index (t->params, CriaAdapterParam, i);
     t->sizes[i] = (gsize) cria_tensor_numel (p->value);
-    t->grads[i] = g_new0 (float, t->sizes[i]);
+    f32 &= p->value->dtype == CRIA_DTYPE_F32;
     cria_adamw_add (t->opt, p->name, p->value->data, t->sizes[i], p->decay);
   }
+  t->on_device = cria_backend_has_optimizer (t->backend) && f32 && !train_adapter_has_step_hooks (t->adapter);
+  if (!cria_backend_is_host (t->backend) && !t->on_device)
+    trainer_message (t, "cria train: the optimizer steps on the host: %s",
+                     !cria_backend_has_optimizer (t->backend) ? "the backend has no optimizer entries"
+                     : !f32                                   ? "a trainable param is not f32"
+                                                              : "the adapter's step hooks read the gradients there");
   gint64 threads = cria_props_get_int (o, "threads");
   cria_adamw_set_threads (t->opt, threads > 0 ? (guint) threads : g_get_num_processors ());
-  return TRUE;
+  return trainer_setup_grads (t, error);
 }
 
 /* Whether `dir` holds `inner` (or is it), by their real paths. */
@@ -370,9 +376,28 @@ scale_grads (Trainer *t, float by)
 /* `inv`: the gradients are sums, and the step's are their mean over targets.
  * Without adapter hooks the mean and the clipping happen inside the norm's
  * and AdamW's passes, with the roundings of the passes in place. */
+/* The same step on the backend's copies: only the squared norm crosses. */
+static gboolean
+optimizer_step_on_device (Trainer *t, float inv, double *loss, double *norm, double *lr, GError **error)
+{
+  *lr = cria_adamw_get_lr (t->opt);
+  double sumsq;
+  if (!cria_backend_grad_sumsq (t->backend, t->spans, t->params->len, inv, &sumsq, error))
+    return FALSE;
+  *norm = sqrt (sumsq);
+  if (!isfinite (*loss) || !isfinite (*norm))
+    return FALSE;
+  CriaAdamwScalars s;
+  cria_adamw_next_scalars (t->opt, inv, cria_clip_coef (*norm, cria_props_get_double (t->o, "max-grad-norm")), &s);
+  t->host_stale = TRUE;
+  return cria_backend_adamw_step (t->backend, t->spans, t->params->len, &s, error);
+}
+
 static gboolean
 optimizer_step (Trainer *t, float inv, double *loss, double *norm, double *lr, GError **error)
 {
+  if (t->on_device)
+    return optimizer_step_on_device (t, inv, loss, norm, lr, error);
   CriaAdapterStep st = { t->step, t->total_steps, t->grads, t->params->len };
   gboolean hooks = train_adapter_has_step_hooks (t->adapter);
   if (hooks) {
@@ -556,6 +581,8 @@ write_outputs (Trainer *t, gint64 steps_run, gint64 tokens_run, GError **error)
 {
   if (t->rank != 0)
     return TRUE;
+  if (!trainer_sync_host (t, error))
+    return FALSE;
   const CriaProps *o = t->o;
   const CriaAdapterVTable *vt = cria_provider_get_vtable (cria_adapter_get_provider (t->adapter));
   const char *model_dir = cria_props_get_string (o, "model");

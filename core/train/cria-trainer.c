@@ -201,9 +201,41 @@ trainer_set_dropout_seed (StepGraph *sg, guint64 micro_seed)
   }
 }
 
+/* On the backend: the first micro-batch of a window copies its gradients
+ * over the window's and the next add theirs, in the host path's order, so
+ * the sums are the same bits. */
+static gboolean
+accumulate_on_device (Trainer *t, StepGraph *sg, GError **error)
+{
+  for (guint i = 0; i < t->params->len; i++) {
+    GPtrArray *nodes = nodes_of (sg, t, i);
+    float *acc = (float *) t->dev_grads->data + t->grad_off[i];
+    for (guint k = 0; k < nodes->len; k++) {
+      const float *gr = ((CriaNode *) g_ptr_array_index (nodes, k))->grad->data;
+      if (!(k == 0 && t->grads_stale ? cria_backend_copy (t->backend, acc, gr, t->sizes[i] * sizeof (float), error)
+                                     : cria_backend_accumulate (t->backend, acc, gr, t->sizes[i], error)))
+        return FALSE;
+    }
+    if (nodes->len == 0 && t->grads_stale) {
+      g_autoptr (CriaTensor) zero = cria_tensor_new (CRIA_DTYPE_F32, 1, (gint64[]){ (gint64) t->sizes[i] });
+      if (!cria_tensor_write (t->dev_grads, t->grad_off[i] * sizeof (float), zero->data, cria_tensor_nbytes (zero),
+                              error))
+        return FALSE;
+    }
+  }
+  return TRUE;
+}
+
 gboolean
 trainer_accumulate_grads (Trainer *t, StepGraph *sg, GError **error)
 {
+  if (t->on_device) {
+    if (!accumulate_on_device (t, sg, error))
+      return FALSE;
+    t->grads_stale = FALSE;
+    cria_graph_zero_grad (sg->g);
+    return TRUE;
+  }
   for (guint i = 0; i < t->params->len; i++) {
     GPtrArray *nodes = nodes_of (sg, t, i);
     float *acc = t->grads[i];
@@ -230,7 +262,9 @@ trainer_accumulate_grads (Trainer *t, StepGraph *sg, GError **error)
 void
 trainer_clear_stale_grads (Trainer *t)
 {
-  for (guint i = 0; t->grads_stale && i < t->params->len; i++)
+  if (t->grads_stale && t->on_device)
+    cria_tensor_zero (t->dev_grads);
+  for (guint i = 0; t->grads_stale && !t->on_device && i < t->params->len; i++)
     memset (t->grads[i], 0, t->sizes[i] * sizeof (float));
   t->grads_stale = FALSE;
 }
@@ -317,26 +351,126 @@ trainer_my_rows (Trainer *t, GPtrArray *rows)
 
 /* Gradients go in buckets of this many floats: few messages, bounded memory. */
 #define BUCKET_FLOATS ((gsize) 1 << 22)
+/* Each param starts on 64 bytes (the backends' alignment); the gaps stay zero. */
+#define GRAD_ALIGN ((gsize) 16)
 
-/* All-reduces the bucket holding params [first, last) and unpacks it. */
-static gboolean
-flush_bucket (Trainer *t, guint first, guint last, gsize fill, GError **error)
+/* The buckets: params in their order, as many as fit in BUCKET_FLOATS, a
+ * larger param alone in its own. */
+static void
+layout_grads (Trainer *t)
 {
-  if (!fill)
+  guint n = t->params->len;
+  t->grad_off = g_new0 (gsize, MAX (n, 1));
+  t->buckets = g_array_new (FALSE, FALSE, sizeof (TrainBucket));
+  gsize at = 0, start = 0, end = 0;
+  for (guint i = 0; i < n; i++) {
+    gsize size = t->sizes[i];
+    if (end > start && (size >= BUCKET_FLOATS || at + size - start > BUCKET_FLOATS)) {
+      g_array_append_val (t->buckets, ((TrainBucket){ start, end - start }));
+      start = at;
+    }
+    t->grad_off[i] = at;
+    end = at + size;
+    at = (end + GRAD_ALIGN - 1) / GRAD_ALIGN * GRAD_ALIGN;
+  }
+  if (end > start)
+    g_array_append_val (t->buckets, ((TrainBucket){ start, end - start }));
+  t->grad_total = MAX (at, 1);
+}
+
+gboolean
+trainer_setup_grads (Trainer *t, GError **error)
+{
+  layout_grads (t);
+  guint n = t->params->len;
+  t->grads = g_new0 (float *, MAX (n, 1));
+  if (!t->on_device || t->comm) {
+    t->grad_mem = g_new0 (float, t->grad_total);
+    for (guint i = 0; i < n && !t->on_device; i++)
+      t->grads[i] = t->grad_mem + t->grad_off[i];
+  }
+  if (!t->on_device)
     return TRUE;
-  if (!cria_comm_allreduce_sum (t->comm, t->bucket, fill, CRIA_COMM_F32, error))
+  gint64 total = (gint64) t->grad_total;
+  t->dev_grads = cria_backend_tensor_new (t->backend, CRIA_DTYPE_F32, 1, &total, error);
+  t->dev_m = t->dev_grads ? cria_backend_tensor_new (t->backend, CRIA_DTYPE_F32, 1, &total, error) : NULL;
+  t->dev_v = t->dev_m ? cria_backend_tensor_new (t->backend, CRIA_DTYPE_F32, 1, &total, error) : NULL;
+  if (!t->dev_v)
     return FALSE;
-  gsize at = 0;
-  for (guint i = first; i < last; i++) {
-    memcpy (t->grads[i], t->bucket + at, t->sizes[i] * sizeof (float));
-    at += t->sizes[i];
+  t->resident = g_new0 (CriaTensor *, MAX (n, 1));
+  t->spans = g_new0 (CriaOptimSpan, MAX (n, 1));
+  for (guint i = 0; i < n; i++) {
+    CriaAdapterParam *p = &g_array_index (t->params, CriaAdapterParam, i);
+    t->resident[i] = cria_backend_get_resident (t->backend, p->value, error);
+    if (!t->resident[i])
+      return FALSE;
+    gsize off = t->grad_off[i];
+    t->spans[i] = (CriaOptimSpan){ t->resident[i]->data,
+                                   (float *) t->dev_m->data + off,
+                                   (float *) t->dev_v->data + off,
+                                   (const float *) t->dev_grads->data + off,
+                                   t->sizes[i],
+                                   p->decay };
+  }
+  return TRUE;
+}
+
+void
+trainer_clear_grads (Trainer *t)
+{
+  for (guint i = 0; t->resident && i < t->params->len; i++)
+    g_clear_pointer (&t->resident[i], cria_tensor_unref);
+  g_clear_pointer (&t->resident, g_free);
+  g_clear_pointer (&t->dev_grads, cria_tensor_unref);
+  g_clear_pointer (&t->dev_m, cria_tensor_unref);
+  g_clear_pointer (&t->dev_v, cria_tensor_unref);
+  g_clear_pointer (&t->spans, g_free);
+  g_clear_pointer (&t->grads, g_free);
+  g_clear_pointer (&t->grad_mem, g_free);
+  g_clear_pointer (&t->grad_off, g_free);
+  g_clear_pointer (&t->buckets, g_array_unref);
+}
+
+gboolean
+trainer_sync_host (Trainer *t, GError **error)
+{
+  if (!t->host_stale)
+    return TRUE;
+  for (guint i = 0; i < t->params->len; i++) {
+    CriaTensor *host = g_array_index (t->params, CriaAdapterParam, i).value;
+    gsize n;
+    float *m = cria_adamw_get_moment (t->opt, i, 0, &n), *v = cria_adamw_get_moment (t->opt, i, 1, &n);
+    gsize off = t->grad_off[i] * sizeof (float);
+    if (!cria_tensor_read (t->resident[i], 0, host->data, cria_tensor_nbytes (host), error) ||
+        !cria_tensor_read (t->dev_m, off, m, n * sizeof (float), error) ||
+        !cria_tensor_read (t->dev_v, off, v, n * sizeof (float), error))
+      return FALSE;
+  }
+  t->host_stale = FALSE;
+  return TRUE;
+}
+
+/* After the host's moments changed (a resume): the backend's copies. */
+static gboolean
+upload_moments (Trainer *t, GError **error)
+{
+  for (guint i = 0; t->on_device && i < t->params->len; i++) {
+    gsize n;
+    float *m = cria_adamw_get_moment (t->opt, i, 0, &n), *v = cria_adamw_get_moment (t->opt, i, 1, &n);
+    gsize off = t->grad_off[i] * sizeof (float);
+    if (!cria_tensor_write (t->dev_m, off, m, n * sizeof (float), error) ||
+        !cria_tensor_write (t->dev_v, off, v, n * sizeof (float), error))
+      return FALSE;
   }
   return TRUE;
 }
 
 /* The trainer's structure (each micro-batch's backward runs to the end,
  * then its grads are added to the window's) leaves nothing to overlap the
- * all-reduce with: it runs once per window, after the last backward. */
+ * all-reduce with: it runs once per window, after the last backward, one
+ * call per bucket, in place (MPI reduces host memory: on the backend's
+ * optimizer path each bucket goes through grad_mem; an NCCL communicator
+ * would reduce dev_grads' buckets where they are). */
 gboolean
 trainer_allreduce (Trainer *t, double *stats, guint n, GError **error)
 {
@@ -344,30 +478,16 @@ trainer_allreduce (Trainer *t, double *stats, guint n, GError **error)
     return TRUE;
   if (!cria_comm_allreduce_sum (t->comm, stats, n, CRIA_COMM_F64, error))
     return FALSE;
-  if (!t->bucket)
-    t->bucket = g_new (float, BUCKET_FLOATS);
-  guint first = 0;
-  gsize fill = 0;
-  for (guint i = 0; i < t->params->len; i++) {
-    if (t->sizes[i] >= BUCKET_FLOATS) {
-      /* a large param goes alone, in place */
-      if (!flush_bucket (t, first, i, fill, error) ||
-          !cria_comm_allreduce_sum (t->comm, t->grads[i], t->sizes[i], CRIA_COMM_F32, error))
-        return FALSE;
-      first = i + 1;
-      fill = 0;
-      continue;
-    }
-    if (fill + t->sizes[i] > BUCKET_FLOATS) {
-      if (!flush_bucket (t, first, i, fill, error))
-        return FALSE;
-      first = i;
-      fill = 0;
-    }
-    memcpy (t->bucket + fill, t->grads[i], t->sizes[i] * sizeof (float));
-    fill += t->sizes[i];
+  for (guint b = 0; b < t->buckets->len; b++) {
+    const TrainBucket *k = &g_array_index (t->buckets, TrainBucket, b);
+    float *at = t->grad_mem + k->off;
+    gsize off = k->off * sizeof (float), bytes = k->n * sizeof (float);
+    if ((t->on_device && !cria_tensor_read (t->dev_grads, off, at, bytes, error)) ||
+        !cria_comm_allreduce_sum (t->comm, at, k->n, CRIA_COMM_F32, error) ||
+        (t->on_device && !cria_tensor_write (t->dev_grads, off, at, bytes, error)))
+      return FALSE;
   }
-  return flush_bucket (t, first, t->params->len, fill, error);
+  return TRUE;
 }
 
 /* ---- data position ------------------------------------------------------------- */
@@ -533,7 +653,7 @@ gboolean
 trainer_save_checkpoint (Trainer *t, GError **error)
 {
   /* every rank checks, rank 0 alone writes */
-  if (!trainer_check_replicas (t, error))
+  if (!trainer_sync_host (t, error) || !trainer_check_replicas (t, error))
     return FALSE;
   if (t->rank != 0)
     return TRUE;
@@ -584,7 +704,7 @@ trainer_resume (Trainer *t, const char *dir, GError **error)
 {
   t->params_dirty = TRUE; /* whatever part of it loads, the device copies are stale */
   g_autoptr (JsonObject) s = train_checkpoint_load (dir, t->adapter, t->opt, error);
-  if (!s)
+  if (!s || !upload_moments (t, error))
     return FALSE;
   g_autofree char *s_path = g_build_filename (dir, "trainer_state.json", NULL);
   CriaTrainState st;

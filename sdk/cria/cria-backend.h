@@ -14,13 +14,20 @@
  * it), uploads an input as cria_node_set_value binds it, downloads what the
  * caller reads (cria_tensor_read, cria_tensor_to_host: logits, losses,
  * gradients, KV cache rows) and synchronizes once at the end of a forward or
- * backward pass, not after each kernel. The optimizer step stays on the host
- * for now: the trainer keeps the f32 master copy of the trainable params and
- * the AdamW state there, adds the downloaded gradients of each micro-batch,
- * clips and steps, and uploads the params again before the next pass. */
+ * backward pass, not after each kernel.
+ *
+ * The optimizer step (contract 1.2). A device backend that also sets
+ * accumulate, grad_sumsq and adamw_step keeps training on the device: the
+ * trainer adds each micro-batch's param gradients into its own buckets in
+ * the backend's memory, measures their norm and steps AdamW there (moments
+ * allocated through the backend), updating the params' resident copies in
+ * place; only scalars cross (the loss, the squared norm). Without them (and
+ * on every host backend) the trainer downloads the gradients and steps on
+ * the host as before. */
 #pragma once
 
 #include <cria/cria-graph.h>
+#include <cria/cria-optim.h>
 #include <cria/cria-registry.h>
 
 G_BEGIN_DECLS
@@ -74,6 +81,26 @@ struct _CriaBackendVTable {
    * forward kernel computes that node's value too (CriaNode.epilogue), with
    * the same bits as the node's own kernel. */
   gboolean (*fuses) (gpointer backend, const CriaNode *matmul, const CriaNode *next);
+
+  /* Added in contract 1.2 (the core checks the vtable's size): the optimizer
+   * step on a device backend. All three or none (NULL: the trainer steps on
+   * the host); ignored on a host backend. Every pointer is the backend's
+   * memory; the calls may be queued like kernels, but grad_sumsq returns
+   * its result. accumulate: dst[i] += src[i] for n floats (a micro-batch's
+   * gradient into the window's). grad_sumsq: the sum over the spans of
+   * (double) (grad[i] * pre)^2, the float product first; CriaOptimSpan
+   * gives the order of cria_adamw_grad_norm, which a backend follows to
+   * give the cpu's bits (another fixed order is allowed: then the norm and
+   * the clipping coefficient may differ in their last bits). adamw_step:
+   * cria_adamw_step_scaled's update of every span with the scalars given,
+   * rounded as cria-optim.c documents (fmaf where it says, IEEE division
+   * and square root, nothing else fused): a step then equals the cpu's bit
+   * for bit, given the same gradients. */
+  gboolean (*accumulate) (gpointer backend, float *dst, const float *src, gsize n, GError **error);
+  gboolean (*grad_sumsq) (gpointer backend, const CriaOptimSpan *spans, guint n_spans, float pre, double *sumsq,
+                          GError **error);
+  gboolean (*adamw_step) (gpointer backend, const CriaOptimSpan *spans, guint n_spans, const CriaAdamwScalars *s,
+                          GError **error);
 };
 
 typedef struct _CriaBackend CriaBackend;
@@ -108,12 +135,29 @@ gboolean cria_tensor_is_device (const CriaTensor *tensor);
 /* Copies `bytes` from `offset` of a tensor's data to host memory, from
  * whichever memory the tensor is in. */
 gboolean cria_tensor_read (const CriaTensor *tensor, gsize offset, gpointer dst, gsize bytes, GError **error);
+/* Copies `bytes` of host memory to `offset` of a tensor's data, into
+ * whichever memory the tensor is in. */
+gboolean cria_tensor_write (CriaTensor *tensor, gsize offset, gconstpointer src, gsize bytes, GError **error);
+/* Zeroes a tensor's data, in whichever memory it is in (queued on a device). */
+void cria_tensor_zero (CriaTensor *tensor);
 /* The tensor in host memory: a new reference to it when it is there, a
  * downloaded copy otherwise. */
 CriaTensor *cria_tensor_to_host (CriaTensor *tensor, GError **error);
 /* The tensor a param node was made with (cria_graph_param): on a device
  * backend, a planned param's value is its resident copy instead. */
 CriaTensor *cria_node_get_param_tensor (const CriaNode *node);
+
+/* TRUE on a device backend with the optimizer entries of contract 1.2:
+ * then the three calls below may be made. */
+gboolean cria_backend_has_optimizer (CriaBackend *backend);
+/* The optimizer entries, pointers in the backend's memory (see the vtable). */
+gboolean cria_backend_accumulate (CriaBackend *backend, float *dst, const float *src, gsize n, GError **error);
+gboolean cria_backend_grad_sumsq (CriaBackend *backend, const CriaOptimSpan *spans, guint n_spans, float pre,
+                                  double *sumsq, GError **error);
+gboolean cria_backend_adamw_step (CriaBackend *backend, const CriaOptimSpan *spans, guint n_spans,
+                                  const CriaAdamwScalars *s, GError **error);
+/* Device to device copy of `bytes` (the copy entry; memcpy on a host backend). */
+gboolean cria_backend_copy (CriaBackend *backend, gpointer dst, gconstpointer src, gsize bytes, GError **error);
 
 /* TRUE when the backend has a kernel for the node's op and accepts the node
  * (supports_op); otherwise FALSE with "backend 'cpu' does not implement op

@@ -36,6 +36,39 @@ double cria_schedule_lr (const CriaOptimConfig *config, gint64 step);
 
 typedef struct _CriaAdamW CriaAdamW;
 
+/* The order of the gradient norm's sums: each param in pieces of
+ * CRIA_OPTIM_NORM_CHUNK floats from its start, each piece summed in
+ * CRIA_OPTIM_NORM_LANES lanes (element i of the piece into lane
+ * i % LANES, in order), then every lane of every piece, param after param,
+ * added in that order into one double. The result does not depend on the
+ * thread count; a backend following it gives the same bits. */
+#define CRIA_OPTIM_NORM_CHUNK ((gsize) 1 << 16)
+#define CRIA_OPTIM_NORM_LANES 8
+
+/* One param for a backend's optimizer entries (cria-backend.h, contract
+ * 1.2): n floats each, in the backend's memory. grad_sumsq reads grad only. */
+typedef struct {
+  float *param, *m, *v;
+  const float *grad;
+  gsize n;
+  gboolean decay;
+} CriaOptimSpan;
+
+/* What one AdamW step computes for every element, with every scalar rounded
+ * to float once on the host (in double from lr, betas, eps, weight decay
+ * and the step count t, as PyTorch computes them):
+ *   g = (grad * pre) * post      x = param * shrink (1 without decay)
+ *   m = fmaf (one_b1, g, m * b1)   v = fmaf (one_b2 * g, g, v * b2)
+ *   param = fmaf (-step_size, m / (sqrtf (v) * inv_bias2_sqrt + eps), x)
+ * shrink = 1 - lr wd, one_b = 1 - b, inv_bias2_sqrt = 1 / sqrt (1 - b2^t),
+ * step_size = lr / (1 - b1^t); only the fmaf written are fused. */
+typedef struct {
+  float shrink;
+  float pre, post;
+  float b1, b2, one_b1, one_b2;
+  float inv_bias2_sqrt, eps, step_size;
+} CriaAdamwScalars;
+
 CriaAdamW *cria_adamw_new (const CriaOptimConfig *config);
 void cria_adamw_free (CriaAdamW *opt);
 /* Registers a parameter of n floats; `decay` FALSE exempts it from weight
@@ -51,6 +84,10 @@ void cria_adamw_step (CriaAdamW *opt, const float *const *grads);
  * (the trainer's mean over targets, then clipping's coefficient), without
  * those passes; grads are left as they are. */
 void cria_adamw_step_scaled (CriaAdamW *opt, const float *const *grads, float pre, float post);
+/* The scalars of the next step at the schedule's learning rate (what
+ * cria_adamw_step_scaled computes), then the step count advances: for a
+ * caller that runs the update elsewhere (cria_backend_adamw_step). */
+void cria_adamw_next_scalars (CriaAdamW *opt, float pre, float post, CriaAdamwScalars *s);
 /* The global L2 norm of the gradients of the registered parameters, each
  * taken as g * pre, summed as cria_clip_grad_norm sums. */
 double cria_adamw_grad_norm (CriaAdamW *opt, const float *const *grads, float pre);

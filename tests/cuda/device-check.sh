@@ -29,6 +29,12 @@
 #           QLoRA step, within 1e-2
 #   weights-model  the same program: logits of tiny checkpoints held in
 #           bf16 and one QLoRA step (NF4 base) within 1e-4
+#   optim   the same program: the optimizer on the GPU (cuda-optim.cu):
+#           3 AdamW steps with clipping on the same gradients = cpu's bits;
+#           cria train runs (LoRA with grad-accum, full fine-tuning,
+#           clipping active) on cuda: losses and norms = cpu within
+#           1e-6, params and moments within 1e-4; checkpoints resumed
+#           across the two backends
 #   cli     `cria logits --backend cuda` of tiny-llama = --backend cpu
 #           within 1e-4 relative (the program end to end; od and awk
 #           compare the files)
@@ -95,7 +101,7 @@ esac
 # ops, model, train and the weights groups: one program, one summary line per group
 timeout 360 "$build/tests/cuda/.libs/test-cuda-parity" >"$tmp/parity.log" 2>&1
 status=$?
-for group in $(echo "${CRIA_PARITY_GROUPS:-ops,model,train,weights,bf16-dot,weights-model}" | tr , ' '); do
+for group in $(echo "${CRIA_PARITY_GROUPS:-ops,model,train,weights,bf16-dot,weights-model,optim}" | tr , ' '); do
   if ! grep "^parity $group: " "$tmp/parity.log"; then
     echo "parity $group: FAILED: no summary (exit $status): $(grep -v '^\s*$' "$tmp/parity.log" | tail -n1)"
   fi

@@ -14,12 +14,13 @@
  * as on the host) or NF4 (packed codes and block scales, the layout of
  * cria_nf4_device_layout): cuda-weights.cu widens them for cuBLASLt, or
  * with bf16-dot multiplies bf16 by bf16 as the cpu backend's bf16-dot does.
+ * cuda-optim.cu holds the optimizer step (contract 1.2), so training keeps
+ * gradients, moments and params on the GPU.
  *
- * NO KERNEL OF THIS PLUGIN HAS RUN ON A GPU YET: cuda-kernels.cu and
- * cuda-weights.cu were only compiled by nvcc, and run on the CPU by
- * tests/cuda/sim/run.sh (stand-ins for the CUDA runtime and cuBLASLt). They
- * hold kernels of every op. tests/cuda/device-check.sh is what a GPU
- * machine runs first. */
+ * NO KERNEL OF THIS PLUGIN HAS RUN ON A GPU YET: its .cu files were only
+ * compiled by nvcc, and run on the CPU by tests/cuda/sim/run.sh (stand-ins
+ * for the CUDA runtime and cuBLASLt). They hold kernels of every op.
+ * tests/cuda/device-check.sh is what a GPU machine runs first. */
 #include "config.h"
 
 #include <string.h>
@@ -227,6 +228,9 @@ static const CriaBackendVTable cuda_vtable = {
   .download = cuda_download,
   .copy = cuda_copy,
   .synchronize = cuda_synchronize,
+  .accumulate = cuda_accumulate,
+  .grad_sumsq = cuda_grad_sumsq,
+  .adamw_step = cuda_adamw_step,
 };
 
 static const CriaProviderInfo cuda_info = {

@@ -108,4 +108,11 @@ void cuda_kernels_init (void);
  * cuda_kernels_init. */
 void cuda_weights_init (void);
 
+/* cuda-optim.cu: the optimizer entries of contract 1.2. */
+gboolean cuda_accumulate (gpointer self, float *dst, const float *src, gsize n, GError **error);
+gboolean cuda_grad_sumsq (gpointer self, const CriaOptimSpan *spans, guint n_spans, float pre, double *sumsq,
+                          GError **error);
+gboolean cuda_adamw_step (gpointer self, const CriaOptimSpan *spans, guint n_spans, const CriaAdamwScalars *s,
+                          GError **error);
+
 G_END_DECLS

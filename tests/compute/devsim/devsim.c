@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -18,11 +19,13 @@
  * another name, which the plugin does not export. */
 #define cria_plugin_descriptor_cpu devsim_cpu_descriptor
 #include "../../../plugins/backends/cpu/cpu.c"
+#include "../../../core/train/cria-optim-kernels.h"
 
 typedef struct {
   gpointer cpu;
   GHashTable *maps; /* start -> length of each mapping */
   guint64 n_uploads, n_downloads, n_syncs;
+  guint64 download_bytes;
 } Devsim;
 
 static void
@@ -68,6 +71,13 @@ devsim_destroy (gpointer self)
   /* every allocation must have been freed: the core owns their lifetimes */
   if (g_hash_table_size (d->maps) != 0)
     g_error ("devsim: %u allocations never freed", g_hash_table_size (d->maps));
+  /* what a test reads to see what crossed (test-cuda-parity's training) */
+  const char *stats = g_getenv ("CRIA_DEVSIM_STATS");
+  FILE *f = stats ? fopen (stats, "a") : NULL;
+  if (f) {
+    fprintf (f, "downloads %" G_GUINT64_FORMAT " bytes %" G_GUINT64_FORMAT "\n", d->n_downloads, d->download_bytes);
+    fclose (f);
+  }
   g_hash_table_unref (d->maps);
   cpu_destroy (d->cpu);
   g_free (d);
@@ -138,6 +148,7 @@ devsim_download (gpointer self, gpointer dst, gconstpointer src, gsize bytes, GE
   Devsim *d = self;
   transfer (d, dst, src, bytes);
   d->n_downloads++;
+  d->download_bytes += bytes;
   return TRUE;
 }
 
@@ -227,14 +238,57 @@ devsim_backward (gpointer self, CriaNode *node, GError **error)
   return devsim_run (self, node, TRUE, error);
 }
 
+/* The optimizer entries (contract 1.2): the host's own loops on the
+ * "device" copies, in cria_adamw_grad_norm's order, so a step on devsim is
+ * the cpu's bit for bit. */
+static gboolean
+devsim_accumulate (gpointer self, float *dst, const float *src, gsize n, GError **error)
+{
+  open_memory (self);
+  for (gsize i = 0; i < n; i++)
+    dst[i] += src[i];
+  close_memory (self);
+  return TRUE;
+}
+
+static gboolean
+devsim_grad_sumsq (gpointer self, const CriaOptimSpan *spans, guint n_spans, float pre, double *sumsq, GError **error)
+{
+  double sum = 0.0;
+  open_memory (self);
+  for (guint k = 0; k < n_spans; k++)
+    for (gsize off = 0; off < spans[k].n; off += CRIA_OPTIM_NORM_CHUNK) {
+      double lanes[CRIA_OPTIM_NORM_LANES] = { 0 };
+      optim_kernel_sumsq (spans[k].grad + off, MIN (CRIA_OPTIM_NORM_CHUNK, spans[k].n - off), pre, lanes);
+      for (int l = 0; l < CRIA_OPTIM_NORM_LANES; l++)
+        sum += lanes[l];
+    }
+  close_memory (self);
+  *sumsq = sum;
+  return TRUE;
+}
+
+static gboolean
+devsim_adamw_step (gpointer self, const CriaOptimSpan *spans, guint n_spans, const CriaAdamwScalars *s, GError **error)
+{
+  CriaAdamwScalars plain = *s;
+  plain.shrink = 1.0f;
+  open_memory (self);
+  for (guint k = 0; k < n_spans; k++)
+    optim_kernel_adamw (spans[k].param, spans[k].m, spans[k].v, spans[k].grad, spans[k].n, spans[k].decay ? s : &plain);
+  close_memory (self);
+  return TRUE;
+}
+
 static char *
 devsim_describe (gpointer self)
 {
   Devsim *d = self;
   g_autofree char *cpu = cpu_describe (d->cpu);
-  return g_strdup_printf ("devsim: memory the host cannot address, %u mappings, %" G_GUINT64_FORMAT
-                          " uploads, %" G_GUINT64_FORMAT " downloads, %" G_GUINT64_FORMAT " syncs; kernels of %s",
-                          g_hash_table_size (d->maps), d->n_uploads, d->n_downloads, d->n_syncs, cpu);
+  return g_strdup_printf (
+      "devsim: memory the host cannot address, %u mappings, %" G_GUINT64_FORMAT " uploads, %" G_GUINT64_FORMAT
+      " downloads (%" G_GUINT64_FORMAT " bytes), %" G_GUINT64_FORMAT " syncs; kernels of %s",
+      g_hash_table_size (d->maps), d->n_uploads, d->n_downloads, d->download_bytes, d->n_syncs, cpu);
 }
 
 static CriaKernel devsim_kernels[CRIA_N_OPS];
@@ -254,6 +308,9 @@ static const CriaBackendVTable devsim_vtable = {
   .download = devsim_download,
   .copy = devsim_copy,
   .synchronize = devsim_synchronize,
+  .accumulate = devsim_accumulate,
+  .grad_sumsq = devsim_grad_sumsq,
+  .adamw_step = devsim_adamw_step,
 };
 
 static const CriaProviderInfo devsim_info = {
