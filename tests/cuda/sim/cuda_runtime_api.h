@@ -80,12 +80,36 @@ float atomicAdd (float *p, float v);
 
 /* the round-to-nearest intrinsics (never fused): plain operations here,
  * which g++ does not contract without -mfma */
-static inline float __fmul_rn (float a, float b) { return a * b; }
-static inline float __fadd_rn (float a, float b) { return a + b; }
-static inline float __fdiv_rn (float a, float b) { return a / b; }
-static inline float __fsqrt_rn (float a) { return sqrtf (a); }
-static inline double __dmul_rn (double a, double b) { return a * b; }
-static inline double __dadd_rn (double a, double b) { return a + b; }
+static inline float
+__fmul_rn (float a, float b)
+{
+  return a * b;
+}
+static inline float
+__fadd_rn (float a, float b)
+{
+  return a + b;
+}
+static inline float
+__fdiv_rn (float a, float b)
+{
+  return a / b;
+}
+static inline float
+__fsqrt_rn (float a)
+{
+  return sqrtf (a);
+}
+static inline double
+__dmul_rn (double a, double b)
+{
+  return a * b;
+}
+static inline double
+__dadd_rn (double a, double b)
+{
+  return a + b;
+}
 
 void sim_run (unsigned grid, unsigned block, void (*body) (void *), void *data);
 
