@@ -63,23 +63,13 @@ extern thread_local SimDim blockDim, gridDim;
 #define __device__
 #define __shared__ static
 void __syncthreads (void);
-/* one rounding each, never fused: what the kernels ask of nvcc by these */
-static inline float
-__fmul_rn (float a, float b)
-{
-  return a * b;
-}
-static inline float
-__fadd_rn (float a, float b)
-{
-  return a + b;
-}
 float __shfl_xor_sync (unsigned mask, float v, int lane_mask);
 int atomicCAS (int *p, int expected, int desired);
 float atomicAdd (float *p, float v);
 
-/* the round-to-nearest intrinsics (never fused): plain operations here,
- * which g++ does not contract without -mfma */
+/* the round-to-nearest intrinsics, one rounding each and never fused (what
+ * the kernels ask of nvcc by them): plain operations here, which g++ does
+ * not contract without -mfma */
 static inline float
 __fmul_rn (float a, float b)
 {
