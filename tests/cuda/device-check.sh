@@ -35,6 +35,8 @@
 #           clipping active) on cuda: losses and norms = cpu within
 #           1e-6, params and moments within 1e-4; checkpoints resumed
 #           across the two backends
+#   tf32    the same program: tf32=true (f32 products on TF32 tensor
+#           cores) against the cpu's f32 within 1e-2
 #   cli     `cria logits --backend cuda` of tiny-llama = --backend cpu
 #           within 1e-4 relative (the program end to end; od and awk
 #           compare the files)
@@ -101,7 +103,7 @@ esac
 # ops, model, train and the weights groups: one program, one summary line per group
 timeout 360 "$build/tests/cuda/.libs/test-cuda-parity" >"$tmp/parity.log" 2>&1
 status=$?
-for group in $(echo "${CRIA_PARITY_GROUPS:-ops,model,train,weights,bf16-dot,weights-model,optim}" | tr , ' '); do
+for group in $(echo "${CRIA_PARITY_GROUPS:-ops,model,train,weights,bf16-dot,weights-model,optim,tf32}" | tr , ' '); do
   if ! grep "^parity $group: " "$tmp/parity.log"; then
     echo "parity $group: FAILED: no summary (exit $status): $(grep -v '^\s*$' "$tmp/parity.log" | tail -n1)"
   fi

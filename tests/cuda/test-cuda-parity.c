@@ -33,6 +33,9 @@
  *          within 1e-4 elsewhere (AdamW's m / sqrt(v) enlarges the
  *          gradients' rounding differences); checkpoints resume across
  *          backends; on devsim, no gradient is downloaded.
+ *   tf32   the cuda backend with tf32=true (f32 products on TF32 tensor
+ *          cores) against the cpu's f32: matmul in every layout, lm_head_ce,
+ *          products with widened bf16 and NF4 weights, within 1e-2.
  *
  * Each group prints one summary line at the end ("parity ops: ok, ...");
  * CRIA_PARITY_GROUPS ("ops,model") runs only those named.
@@ -41,8 +44,8 @@
  * names another backend to compare with the cpu (devsim, the test backend of
  * tests/compute, checks this program on a machine without a GPU). Run on a
  * GPU machine by tests/cuda/device-check.sh. Built again as
- * test-weights-devsim and test-optim-devsim, which run the weights and optim
- * groups on devsim in make check. */
+ * test-weights-devsim and test-optim-devsim, which run the weights (and tf32)
+ * and optim groups on devsim in make check. */
 #include <math.h>
 #include <string.h>
 
@@ -63,12 +66,17 @@
 #define MODEL_TOL 1e-4
 #define BF16_TOL 1e-2
 #define OPTIM_TOL 1e-6
+/* TF32 keeps 10 bits of mantissa: each input within 2^-11 relative */
+#define TF32_TOL 1e-2
 
 static CriaRegistry *registry;
 static CriaBackend *cpu, *dev;
 /* the weights groups': bf16-dot=true on both sides; the device backend
  * widening weights in slices of 1 KiB (widen-kib=1), where it can */
 static CriaBackend *cpu_dot, *dev_dot, *dev_slices, *dev_dot_slices;
+/* the tf32 group's: f32 products on TF32 tensor cores (tf32=true), where the
+ * backend has that property */
+static CriaBackend *dev_tf32;
 
 /* ---- the summary lines ---------------------------------------------------------- */
 
@@ -80,11 +88,11 @@ typedef struct {
   GString *bad; /* the names of the failed checks */
 } Group;
 
-enum { G_OPS, G_MODEL, G_TRAIN, G_WEIGHTS, G_BF16_DOT, G_WEIGHTS_MODEL, G_OPTIM, N_GROUPS };
+enum { G_OPS, G_MODEL, G_TRAIN, G_WEIGHTS, G_BF16_DOT, G_WEIGHTS_MODEL, G_OPTIM, G_TF32, N_GROUPS };
 
 static Group groups[N_GROUPS] = {
   { "ops", OP_TOL },        { "model", MODEL_TOL },         { "train", MODEL_TOL }, { "weights", OP_TOL },
-  { "bf16-dot", BF16_TOL }, { "weights-model", MODEL_TOL }, { "optim", OPTIM_TOL },
+  { "bf16-dot", BF16_TOL }, { "weights-model", MODEL_TOL }, { "optim", OPTIM_TOL }, { "tf32", TF32_TOL },
 };
 
 /* One check of a group: `rel` is its relative difference (0 for exact
@@ -863,6 +871,24 @@ test_bf16_dot_ops (void)
   check_cases (G_BF16_DOT, cpu_dot, dev_dot_slices, " (in slices)", sliced);
 }
 
+/* tf32=true against the cpu's f32: every product through cuBLASLt */
+static void
+test_tf32_ops (void)
+{
+  static const OpCase cases[] = {
+    { "matmul", build_matmul, 0 },
+    { "matmul trans_a", build_matmul, 1 },
+    { "matmul trans_b", build_matmul, 2 },
+    { "matmul trans_a trans_b", build_matmul, 3 },
+    { "matmul batched b trans_a trans_b", build_matmul, 7 },
+    { "lm_head_ce chunked", build_lm_head_ce, 0 },
+    { "matmul bf16 trans_b", build_weight_matmul, W_BF16 | 2 },
+    { "matmul nf4", build_weight_matmul, W_NF4 },
+    { NULL },
+  };
+  check_cases (G_TF32, cpu, dev_tf32, " (tf32)", cases);
+}
+
 static void
 check_logits_as (int group, const char *name, CriaModelDType dtype, CriaBackend *ref, CriaBackend *be)
 {
@@ -1254,6 +1280,7 @@ teardown (void)
   for (int i = 0; i < N_GROUPS; i++)
     if (groups[i].bad)
       g_string_free (groups[i].bad, TRUE);
+  cria_backend_free (dev_tf32);
   cria_backend_free (dev_dot_slices);
   cria_backend_free (dev_slices);
   cria_backend_free (dev_dot);
@@ -1288,10 +1315,11 @@ register_suites (void)
   dev_dot = open_with (name, "bf16-dot=true");
   dev_slices = open_with (name, "widen-kib=1");
   dev_dot_slices = open_with (name, "bf16-dot=true widen-kib=1");
-  /* devsim runs the cpu kernels: there the weights and optim groups must be
-   * exact */
+  dev_tf32 = open_with (name, "tf32=true");
+  /* devsim runs the cpu kernels: there the weights, optim and tf32 groups
+   * must be exact (it has no tf32 property) */
   if (strcmp (name, "devsim") == 0)
-    for (int i = G_WEIGHTS; i <= G_OPTIM; i++)
+    for (int i = G_WEIGHTS; i <= G_TF32; i++)
       groups[i].tol = 0;
   g_autofree char *desc = cria_backend_describe (dev);
   printf ("comparing %s with the cpu backend\n", desc);
@@ -1333,7 +1361,11 @@ register_suites (void)
     { "full fine-tuning runs, resumed across backends", test_optim_full },
     { NULL },
   };
-  const CriaTestCase *suites[N_GROUPS] = { ops, model, train, weights, bf16_dot, weights_model, optim };
+  static const CriaTestCase tf32[] = {
+    { "tf32: matmul, lm_head_ce, widened weights", test_tf32_ops },
+    { NULL },
+  };
+  const CriaTestCase *suites[N_GROUPS] = { ops, model, train, weights, bf16_dot, weights_model, optim, tf32 };
   const char *groups_env = g_getenv ("CRIA_PARITY_GROUPS") ? g_getenv ("CRIA_PARITY_GROUPS") : PARITY_GROUPS;
   g_auto (GStrv) only = groups_env ? g_strsplit (groups_env, ",", -1) : NULL;
   for (int i = 0; i < N_GROUPS; i++)

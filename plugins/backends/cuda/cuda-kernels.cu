@@ -413,8 +413,10 @@ cuda_gemm (CudaBackend *be, const CudaGemm *g, GError **error)
   gboolean ta = g->ta, tb = g->tb;
   const void *A = g->A, *B = g->B;
   float *C = g->C, beta = g->beta;
-  /* f32 or bf16 operands, f32 output: cuBLASLt's CUBLAS_COMPUTE_32F rows */
+  /* f32 or bf16 operands, f32 output: cuBLASLt's CUBLAS_COMPUTE_32F rows;
+   * f32 operands on TF32 tensor cores only when the user asked (tf32) */
   cudaDataType_t ab = g->bf16 ? CUDA_R_16BF : CUDA_R_32F;
+  cublasComputeType_t compute = be->tf32 && !g->bf16 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   const CudaLt *lt = be->blas;
   cublasLtMatmulDesc_t desc = NULL;
   cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
@@ -426,7 +428,7 @@ cuda_gemm (CudaBackend *be, const CudaGemm *g, GError **error)
   cublasLtMatmulHeuristicResult_t h;
   int found = 0;
   /* first operand: B^T as stored (N x K col-major when tb, else K... see layouts) */
-  cublasStatus_t s = lt->fn_cublasLtMatmulDescCreate (&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+  cublasStatus_t s = lt->fn_cublasLtMatmulDescCreate (&desc, compute, CUDA_R_32F);
   if (s == CUBLAS_STATUS_SUCCESS)
     s = lt->fn_cublasLtMatmulDescSetAttribute (desc, CUBLASLT_MATMUL_DESC_TRANSA, &opb, sizeof opb);
   if (s == CUBLAS_STATUS_SUCCESS)

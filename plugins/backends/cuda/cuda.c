@@ -33,6 +33,10 @@ static const CriaPropSpec cuda_props[] = {
     "products with bf16 weights (--dtype bf16) and NF4 weights round the activations to bf16 too and accumulate "
     "in f32, as the cpu backend's bf16-dot: cuBLASLt with bf16 operands (tensor cores), f32 output; off widens "
     "the weight to f32 and keeps f32 activations" },
+  { "tf32", CRIA_PROP_BOOL, "false", 0, 0, NULL,
+    "f32 products (f32 weights, widened weights, the lm head's logits) on tensor cores with their inputs "
+    "rounded to TF32 (10 bits of mantissa; CUBLAS_COMPUTE_32F_FAST_TF32): faster, about 1e-3 relative error; "
+    "off computes them in full f32" },
   { "widen-kib", CRIA_PROP_INT, "262144", 1, G_MAXINT, NULL,
     "KiB of device scratch a bf16, f16 or NF4 weight is widened into for a product: a larger weight goes "
     "through it in slices of whole rows, one product each (the default holds a linear layer of an 8B model)" },
@@ -66,6 +70,7 @@ cuda_create (const CriaProps *props, GError **error)
   CudaBackend *be = g_new0 (CudaBackend, 1);
   be->device = device;
   be->bf16_dot = cria_props_get_bool (props, "bf16-dot");
+  be->tf32 = cria_props_get_bool (props, "tf32");
   be->widen_bytes = (size_t) cria_props_get_int (props, "widen-kib") << 10;
   if (!cuda_check (cudaSetDevice (device), "cudaSetDevice", error) ||
       !cuda_check (cudaGetDeviceProperties (&be->prop, device), "cudaGetDeviceProperties", error) ||

@@ -45,6 +45,7 @@ typedef struct {
   void *wscratch; /* bf16/f16/NF4 weights widened for a product (cuda-weights.cu), grown */
   size_t wscratch_bytes;
   gboolean bf16_dot;  /* bf16 and NF4 weights times activations rounded to bf16 */
+  gboolean tf32;      /* f32 products on tensor cores, inputs rounded to TF32 */
   size_t widen_bytes; /* the most of a weight widened at a time */
 } CudaBackend;
 

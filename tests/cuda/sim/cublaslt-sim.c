@@ -4,10 +4,12 @@
  * does not fit, and so are the types: the rows of cuBLAS's table of the
  * types cublasLtMatmul takes (cuBLAS documentation, cublasLtMatmul,
  * "Datatypes supported") that these types can form, with compute type
- * CUBLAS_COMPUTE_32F and scale type CUDA_R_32F (the only descriptor the
- * stand-in creates): A and B of one type, f32, bf16 or f16; C (= D) f32,
- * or of A's type. A bf16 or f16 element is widened exactly; an output in
- * bf16 or f16 is rounded to nearest even. */
+ * CUBLAS_COMPUTE_32F and scale type CUDA_R_32F: A and B of one type, f32,
+ * bf16 or f16; C (= D) f32, or of A's type. A bf16 or f16 element is
+ * widened exactly; an output in bf16 or f16 is rounded to nearest even.
+ * CUBLAS_COMPUTE_32F_FAST_TF32 takes f32 A, B and C only, and rounds each
+ * element of A and B to TF32 (10 bits of mantissa, to nearest even) as the
+ * tensor cores would, the worst case the compute type allows. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,7 @@
 
 struct SimDesc {
   int transa, transb;
+  int tf32;
 };
 /* the operands' minimum alignments the algorithm may assume: A, B, C, D */
 struct SimPref {
@@ -54,7 +57,10 @@ cublasStatus_t
 cublasLtMatmulDescCreate (cublasLtMatmulDesc_t *d, cublasComputeType_t compute, cudaDataType_t scale)
 {
   *d = calloc (1, sizeof (struct SimDesc));
-  return compute == CUBLAS_COMPUTE_32F && scale == CUDA_R_32F ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_SUPPORTED;
+  (*d)->tf32 = compute == CUBLAS_COMPUTE_32F_FAST_TF32;
+  return (compute == CUBLAS_COMPUTE_32F || compute == CUBLAS_COMPUTE_32F_FAST_TF32) && scale == CUDA_R_32F
+             ? CUBLAS_STATUS_SUCCESS
+             : CUBLAS_STATUS_NOT_SUPPORTED;
 }
 
 cublasStatus_t
@@ -149,15 +155,28 @@ type_name (cudaDataType_t t)
   return t == CUDA_R_32F ? "CUDA_R_32F" : t == CUDA_R_16BF ? "CUDA_R_16BF" : t == CUDA_R_16F ? "CUDA_R_16F" : "?";
 }
 
-/* Whether the table has a row for these types (compute 32F, scale 32F). */
+/* Whether the table has a row for these types (scale 32F). */
 static int
-types_ok (cublasLtMatrixLayout_t A, cublasLtMatrixLayout_t B, cublasLtMatrixLayout_t C)
+types_ok (cublasLtMatmulDesc_t d, cublasLtMatrixLayout_t A, cublasLtMatrixLayout_t B, cublasLtMatrixLayout_t C)
 {
-  int ok = A->type == B->type && (C->type == CUDA_R_32F || C->type == A->type);
+  int ok = d->tf32 ? A->type == CUDA_R_32F && B->type == CUDA_R_32F && C->type == CUDA_R_32F
+                   : A->type == B->type && (C->type == CUDA_R_32F || C->type == A->type);
   if (!ok)
-    fprintf (stderr, "cublaslt-sim: no cublasLtMatmul for A %s, B %s, C %s with CUBLAS_COMPUTE_32F\n",
-             type_name (A->type), type_name (B->type), type_name (C->type));
+    fprintf (stderr, "cublaslt-sim: no cublasLtMatmul for A %s, B %s, C %s with %s\n", type_name (A->type),
+             type_name (B->type), type_name (C->type), d->tf32 ? "CUBLAS_COMPUTE_32F_FAST_TF32" : "CUBLAS_COMPUTE_32F");
   return ok;
+}
+
+/* f rounded to TF32's 10 bits of mantissa, to nearest even */
+static float
+tf32 (float f)
+{
+  uint32_t u;
+  memcpy (&u, &f, sizeof u);
+  if ((u & 0x7fffffffu) < 0x7f800000u)
+    u = (u + 0xfffu + ((u >> 13) & 1u)) & ~0x1fffu;
+  memcpy (&f, &u, sizeof f);
+  return f;
 }
 
 static float
@@ -220,7 +239,7 @@ cublasLtMatmulAlgoGetHeuristic (cublasLtHandle_t h, cublasLtMatmulDesc_t desc, c
   uint64_t m, n, k;
   if (requested < 1 || C != D || !dims (desc, A, B, C, &m, &n, &k))
     return CUBLAS_STATUS_INVALID_VALUE;
-  if (!types_ok (A, B, C))
+  if (!types_ok (desc, A, B, C))
     return CUBLAS_STATUS_NOT_SUPPORTED;
   memset (results, 0, sizeof *results);
   /* the algorithm found relies on the alignments the preference allows */
@@ -239,7 +258,7 @@ cublasLtMatmul (cublasLtHandle_t h, cublasLtMatmulDesc_t desc, const void *alpha
   uint64_t m, n, k;
   if (C != D || Cv != Dv || !dims (desc, A, B, C, &m, &n, &k))
     return CUBLAS_STATUS_INVALID_VALUE;
-  if (!types_ok (A, B, C))
+  if (!types_ok (desc, A, B, C))
     return CUBLAS_STATUS_NOT_SUPPORTED;
   const void *ptrs[4] = { Av, Bv, Cv, Dv };
   for (int i = 0; i < 4; i++)
@@ -257,6 +276,10 @@ cublasLtMatmul (cublasLtHandle_t h, cublasLtMatmulDesc_t desc, const void *alpha
         for (uint64_t p = 0; p < k; p++) {
           float x = load (A->type, Av, a0 + (int64_t) (desc->transa ? p + i * A->ld : i + p * A->ld));
           float y = load (B->type, Bv, b0 + (int64_t) (desc->transb ? j + p * B->ld : p + j * B->ld));
+          if (desc->tf32) {
+            x = tf32 (x);
+            y = tf32 (y);
+          }
           s += (double) x * y;
         }
         int64_t o = c0 + (int64_t) (i + j * C->ld);
