@@ -494,13 +494,8 @@ gemm (CudaBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gboolean ta
   return cuda_gemm (be, &g, error);
 }
 
-typedef struct {
-  gint64 batch, M, N, K;
-  gboolean ta, tb, b_shared;
-} MatmulShape;
-
-static MatmulShape
-matmul_shape (const CriaNode *n)
+MatmulShape
+cuda_matmul_shape (const CriaNode *n)
 {
   const CriaNode *a = n->src[0], *b = n->src[1];
   int ra = a->n_dims, rb = b->n_dims;
@@ -520,7 +515,7 @@ matmul_shape (const CriaNode *n)
 static gboolean
 matmul_forward (gpointer self, CriaNode *n, GError **error)
 {
-  MatmulShape s = matmul_shape (n);
+  MatmulShape s = cuda_matmul_shape (n);
   const float *A = f32 (n->src[0]->value), *B = f32 (n->src[1]->value);
   float *C = f32 (n->value);
   if (s.b_shared && !s.ta) /* the batch folds into M */
@@ -537,7 +532,7 @@ static gboolean
 matmul_backward (gpointer self, CriaNode *n, GError **error)
 {
   CudaBackend *be = be_of (self);
-  MatmulShape s = matmul_shape (n);
+  MatmulShape s = cuda_matmul_shape (n);
   const float *A = f32 (n->src[0]->value), *B = f32 (n->src[1]->value), *dC = f32 (n->grad);
   gint64 sa = s.M * s.K, sb = s.b_shared ? 0 : s.K * s.N, sc = s.M * s.N;
   if (n->src[0]->grad) {

@@ -253,27 +253,6 @@ cuda_gemm_weight (CudaBackend *be, gint64 M, gint64 N, gint64 K, const float *A,
 
 static CriaKernel f32_matmul, f32_embedding;
 
-typedef struct {
-  gint64 batch, M, N, K;
-  gboolean ta, tb, b_batched;
-} Dims;
-
-static Dims
-dims_of (const CriaNode *n)
-{
-  const CriaNode *a = n->src[0];
-  int r = a->n_dims;
-  Dims d;
-  d.ta = n->iparam[0] != 0;
-  d.tb = n->iparam[1] != 0;
-  d.M = n->shape[r - 2];
-  d.N = n->shape[r - 1];
-  d.K = d.ta ? a->shape[r - 2] : a->shape[r - 1];
-  d.batch = cria_shape_numel (n->n_dims, n->shape) / (d.M * d.N);
-  d.b_batched = n->src[1]->n_dims > 2;
-  return d;
-}
-
 /* C = op(A) op(B): all rows of x times one weight in one product (the
  * weight widened once for the batch), else batch by batch. */
 static gboolean
@@ -282,14 +261,14 @@ weight_matmul_forward (gpointer self, CriaNode *n, GError **error)
   if (n->src[1]->dtype == CRIA_DTYPE_F32)
     return f32_matmul.forward (self, n, error);
   CudaBackend *be = (CudaBackend *) self;
-  Dims d = dims_of (n);
+  MatmulShape d = cuda_matmul_shape (n);
   const float *A = f32 (n->src[0]->value);
   const CriaTensor *w = n->src[1]->value;
   float *C = f32 (n->value);
-  if (!d.b_batched && !d.ta)
+  if (d.b_shared && !d.ta)
     return cuda_gemm_weight (be, d.batch * d.M, d.N, d.K, A, FALSE, w, 0, d.tb, C, 0.0f, error);
   for (gint64 t = 0; t < d.batch; t++)
-    if (!cuda_gemm_weight (be, d.M, d.N, d.K, A + t * d.M * d.K, d.ta, w, d.b_batched ? t * d.K * d.N : 0, d.tb,
+    if (!cuda_gemm_weight (be, d.M, d.N, d.K, A + t * d.M * d.K, d.ta, w, d.b_shared ? 0 : t * d.K * d.N, d.tb,
                            C + t * d.M * d.N, 0.0f, error))
       return FALSE;
   return TRUE;
@@ -307,20 +286,20 @@ weight_matmul_backward (gpointer self, CriaNode *n, GError **error)
   if (!a->grad)
     return TRUE;
   CudaBackend *be = (CudaBackend *) self;
-  Dims d = dims_of (n);
+  MatmulShape d = cuda_matmul_shape (n);
   const CriaTensor *w = n->src[1]->value;
   const float *dC = f32 (n->grad);
   float *dA = f32 (a->grad);
-  gint64 sa = d.M * d.K, sc = d.M * d.N, sb = d.b_batched ? d.K * d.N : 0;
+  gint64 sa = d.M * d.K, sc = d.M * d.N, sb = d.b_shared ? 0 : d.K * d.N;
   if (!d.ta) {
-    if (!d.b_batched) /* the rows of every batch are rows of one [batch*M, N] dC */
+    if (d.b_shared) /* the rows of every batch are rows of one [batch*M, N] dC */
       return cuda_gemm_weight (be, d.batch * d.M, d.K, d.N, dC, FALSE, w, 0, !d.tb, dA, 1.0f, error);
     for (gint64 t = 0; t < d.batch; t++)
       if (!cuda_gemm_weight (be, d.M, d.K, d.N, dC + t * sc, FALSE, w, t * sb, !d.tb, dA + t * sa, 1.0f, error))
         return FALSE;
     return TRUE;
   }
-  gint64 nw = d.b_batched ? d.batch * sb : d.K * d.N;
+  gint64 nw = d.b_shared ? d.K * d.N : d.batch * sb;
   float *Bf = (float *) cuda_weight_scratch (be, (size_t) nw * sizeof (float), error);
   if (!Bf || !widen (be, w, 0, nw, Bf, NULL, error))
     return FALSE;

@@ -93,6 +93,14 @@ gboolean cuda_gemm (CudaBackend *be, const CudaGemm *g, GError **error);
  * bf16, f16, NF4) whose first element is element w0 of `w` ([K,N] as
  * stored, [N,K] when tb); A f32 as in cuda_gemm, without a row stride
  * (cuda-weights.cu). */
+/* A matmul node's product: batch products of op(A) [M,K] and op(B) [K,N],
+ * B shared by the batch when it has two dimensions. */
+typedef struct {
+  gint64 batch, M, N, K;
+  gboolean ta, tb, b_shared;
+} MatmulShape;
+MatmulShape cuda_matmul_shape (const CriaNode *n);
+
 gboolean cuda_gemm_weight (CudaBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gboolean ta,
                            const CriaTensor *w, gint64 w0, gboolean tb, float *C, float beta, GError **error);
 
