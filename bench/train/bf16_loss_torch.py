@@ -4,7 +4,9 @@ as cria's --base-dtype bf16 computes them, to tell what bf16 does to the
 loss curve by itself from what cria's kernels do. bench/train/bf16-loss.sh
 runs it beside cria's two runs and prints both gaps.
 
-  bf16_loss_torch.py CRIA MODEL_DIR TRAIN_JSONL FORMAT_JSON STEPS [ARMS]
+  bf16_loss_torch.py CRIA MODEL_DIR TRAIN_JSONL FORMAT_JSON STEPS [ARMS [LR]]
+
+ARMS is a comma-separated list (empty: every arm); LR defaults to 1.2e-2.
 
 The run follows bf16-loss.sh's: LoRA r=16 alpha=32 on every linear layer of
 the blocks, AdamW (lr 1.2e-2, betas 0.9/0.999, eps 1e-8, no weight decay),
@@ -163,7 +165,7 @@ def means(r):
 
 
 def main():
-    global NEWLINE, EOS
+    global NEWLINE, EOS, LR
     cria, model, data, fmt, steps = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
     torch.set_num_threads(1)
     cfg, w = hf_models.load_dir(model)
@@ -172,7 +174,9 @@ def main():
         NEWLINE = json.load(f)["model"]["vocab"]["\u010a"]  # byte-level "\n"
     seqs = examples(cria, model, data, fmt)
     curves = {}
-    arms = sys.argv[6].split(",") if len(sys.argv) > 6 else ["f32", "bf16-w", "bf16", "bf16-fwd"]
+    arms = sys.argv[6].split(",") if len(sys.argv) > 6 and sys.argv[6] else ["f32", "bf16-w", "bf16", "bf16-fwd"]
+    if len(sys.argv) > 7:
+        LR = float(sys.argv[7])
     for arm in arms:
         curves[arm] = run(cfg, w, seqs, steps, arm)
         print(json.dumps({"arm": arm, "means_20": [round(m, 5) for m in means(curves[arm])],
