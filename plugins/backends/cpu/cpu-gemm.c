@@ -1036,9 +1036,9 @@ epilogue_task (gpointer data, gint64 begin, gint64 end, int thread)
 }
 
 /* A dot-product path's columns, then the epilogue on them: one hand-off to
- * the pool for both (a decoding step runs a few hundred products; a second
- * hand-off each was ~3% of a step of 16 sequences). The epilogue is
- * element-wise with the same floats on any run of columns. */
+ * the pool for both (a decoding step runs a few hundred products, and on a
+ * busy machine a wake-up can take longer than a small product). The
+ * epilogue is element-wise with the same floats on any run of columns. */
 static void
 dot_epilogue_task (gpointer data, gint64 begin, gint64 end, int thread)
 {
