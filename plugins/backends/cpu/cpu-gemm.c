@@ -199,6 +199,40 @@ DEFINE_DOT (avx512, T_AVX512, v16, 16, h16, u16v)
 DEFINE_DOT (avx2, T_AVX2, v8, 8, h8, u8v)
 DEFINE_DOT (base, T_BASE, v4, 4, h4, u4v)
 
+/* r[c] lane j = r[j] lane c: a 16 x 16 transpose of 32-bit words in
+ * registers. */
+static inline __attribute__ ((always_inline)) T_AVX512 void
+transpose16_regs (__m512i r[16])
+{
+  __m512i t[16];
+#pragma GCC unroll 16
+  for (int j = 0; j < 16; j += 2) {
+    t[j] = _mm512_unpacklo_epi32 (r[j], r[j + 1]);
+    t[j + 1] = _mm512_unpackhi_epi32 (r[j], r[j + 1]);
+  }
+#pragma GCC unroll 16
+  for (int j = 0; j < 16; j += 4) {
+    r[j] = _mm512_unpacklo_epi64 (t[j], t[j + 2]);
+    r[j + 1] = _mm512_unpackhi_epi64 (t[j], t[j + 2]);
+    r[j + 2] = _mm512_unpacklo_epi64 (t[j + 1], t[j + 3]);
+    r[j + 3] = _mm512_unpackhi_epi64 (t[j + 1], t[j + 3]);
+  }
+#pragma GCC unroll 4
+  for (int m = 0; m < 4; m++) {
+    t[m] = _mm512_shuffle_i32x4 (r[m], r[4 + m], 0x88);
+    t[m + 4] = _mm512_shuffle_i32x4 (r[m], r[4 + m], 0xdd);
+    t[m + 8] = _mm512_shuffle_i32x4 (r[8 + m], r[12 + m], 0x88);
+    t[m + 12] = _mm512_shuffle_i32x4 (r[8 + m], r[12 + m], 0xdd);
+  }
+#pragma GCC unroll 4
+  for (int m = 0; m < 4; m++) {
+    r[m] = _mm512_shuffle_i32x4 (t[m], t[8 + m], 0x88);
+    r[m + 8] = _mm512_shuffle_i32x4 (t[m], t[8 + m], 0xdd);
+    r[m + 4] = _mm512_shuffle_i32x4 (t[m + 4], t[12 + m], 0x88);
+    r[m + 12] = _mm512_shuffle_i32x4 (t[m + 4], t[12 + m], 0xdd);
+  }
+}
+
 /* Four rows of A against four bf16 rows of B (ys apart), for a batch of
  * decoded tokens: the 16 sums each in the order of dot_bf16_avx512 (so the
  * floats a row gets alone), with each load of A met by four rows of B and
@@ -241,14 +275,22 @@ dot4x4_bf16_avx512 (const float *x0, gint64 rs, const guint16 *y0, gint64 ys, gi
     c32 += a * w2;
     c33 += a * w3;
   }
-  v16 acc[4][4] = { { c00, c01, c02, c03 }, { c10, c11, c12, c13 }, { c20, c21, c22, c23 }, { c30, c31, c32, c33 } };
+  /* lane l of every sum at once (transposed), added lane after lane: the
+   * order of dot_bf16_avx512's sums. One float at a time, these 256 adds
+   * were a sixth of the function's time at K = 896. */
+  __m512i v[16] = { (__m512i) c00, (__m512i) c01, (__m512i) c02, (__m512i) c03, (__m512i) c10, (__m512i) c11,
+                    (__m512i) c12, (__m512i) c13, (__m512i) c20, (__m512i) c21, (__m512i) c22, (__m512i) c23,
+                    (__m512i) c30, (__m512i) c31, (__m512i) c32, (__m512i) c33 };
+  transpose16_regs (v);
+  v16 sum = { 0 };
+#pragma GCC unroll 16
+  for (int l = 0; l < 16; l++)
+    sum += (v16) v[l];
   const float *x[4] = { x0, x1, x2, x3 };
   const guint16 *y[4] = { y0, y1, y2, y3 };
   for (int r = 0; r < 4; r++)
     for (int j = 0; j < 4; j++) {
-      float s = 0;
-      for (int l = 0; l < 16; l++)
-        s += acc[r][j][l];
+      float s = sum[r * 4 + j];
       for (gint64 t = k; t < n; t++)
         s += x[r][t] * cria_bf16_to_f32 (y[j][t]);
       out[r][j] = s;
@@ -515,6 +557,7 @@ typedef struct {
   /* A packed for the f32 kernels, or NULL: rows i..i+MR-1 of A (i a multiple
    * of MR) at ap + i K, MR floats a k */
   float *ap;
+  CpuTaskFunc dot; /* the dot-product path's task, for dot_epilogue_task */
 } Gemm;
 
 static inline float
@@ -719,36 +762,17 @@ pair_rows_avx512 (const guint16 *r0, const guint16 *r1, guint32 *dst)
 }
 
 /* dst[c * 32 + j] = the pair word c of column j, for 16 columns (column j
- * at col0 + j * stride bf16) and 16 pair words: a 16 x 16 transpose of
- * 32-bit words in registers (only the bf16 kernels call it). */
+ * at col0 + j * stride bf16) and 16 pair words (only the bf16 kernels call
+ * it). */
 T_AVX512 static void
 transpose16_avx512 (const guint16 *col0, gint64 stride, guint32 *dst)
 {
-  __m512i r[16], t[16];
+  __m512i r[16];
   for (int j = 0; j < 16; j++)
     r[j] = _mm512_loadu_si512 (col0 + j * stride);
-  for (int j = 0; j < 16; j += 2) {
-    t[j] = _mm512_unpacklo_epi32 (r[j], r[j + 1]);
-    t[j + 1] = _mm512_unpackhi_epi32 (r[j], r[j + 1]);
-  }
-  for (int j = 0; j < 16; j += 4) {
-    r[j] = _mm512_unpacklo_epi64 (t[j], t[j + 2]);
-    r[j + 1] = _mm512_unpackhi_epi64 (t[j], t[j + 2]);
-    r[j + 2] = _mm512_unpacklo_epi64 (t[j + 1], t[j + 3]);
-    r[j + 3] = _mm512_unpackhi_epi64 (t[j + 1], t[j + 3]);
-  }
-  for (int m = 0; m < 4; m++) {
-    t[m] = _mm512_shuffle_i32x4 (r[m], r[4 + m], 0x88);
-    t[m + 4] = _mm512_shuffle_i32x4 (r[m], r[4 + m], 0xdd);
-    t[m + 8] = _mm512_shuffle_i32x4 (r[8 + m], r[12 + m], 0x88);
-    t[m + 12] = _mm512_shuffle_i32x4 (r[8 + m], r[12 + m], 0xdd);
-  }
-  for (int m = 0; m < 4; m++) {
-    _mm512_storeu_si512 (dst + m * 32, _mm512_shuffle_i32x4 (t[m], t[8 + m], 0x88));
-    _mm512_storeu_si512 (dst + (m + 8) * 32, _mm512_shuffle_i32x4 (t[m], t[8 + m], 0xdd));
-    _mm512_storeu_si512 (dst + (m + 4) * 32, _mm512_shuffle_i32x4 (t[m + 4], t[12 + m], 0x88));
-    _mm512_storeu_si512 (dst + (m + 12) * 32, _mm512_shuffle_i32x4 (t[m + 4], t[12 + m], 0xdd));
-  }
+  transpose16_regs (r);
+  for (int c = 0; c < 16; c++)
+    _mm512_storeu_si512 (dst + c * 32, r[c]);
 }
 
 /* The panel of pair words for the bf16 kernel: Bp[k2][j] holds B(k0 + 2 k2,
@@ -1003,12 +1027,25 @@ dot_task (gpointer data, gint64 begin, gint64 end, int thread)
 }
 
 /* Runs the epilogue of g->epi over rows, all columns, after a product
- * whose tasks do not (the dot-product paths: a few rows). */
+ * whose tasks do not (K = 0). */
 static void
 epilogue_task (gpointer data, gint64 begin, gint64 end, int thread)
 {
   const Gemm *g = data;
   cpu_epilogue (g->be, g->epi, begin, end, 0, g->N);
+}
+
+/* A dot-product path's columns, then the epilogue on them: one hand-off to
+ * the pool for both (a decoding step runs a few hundred products, and on a
+ * busy machine a wake-up can take longer than a small product). The
+ * epilogue is element-wise with the same floats on any run of columns. */
+static void
+dot_epilogue_task (gpointer data, gint64 begin, gint64 end, int thread)
+{
+  const Gemm *g = data;
+  g->dot (data, begin, end, thread);
+  if (g->epi)
+    cpu_epilogue (g->be, g->epi, 0, g->M, begin, end - begin);
 }
 
 static gboolean gemm_products (Gemm *g);
@@ -1042,7 +1079,7 @@ cpu_gemm_epilogue (CpuBackend *be, const CriaNode *node, gint64 M, gint64 N, gin
 }
 
 /* Runs the product on the pool; TRUE when the epilogue (g->epi) is still to
- * run: the dot-product paths and K = 0 leave it. */
+ * run: K = 0 leaves it. */
 static gboolean
 gemm_products (Gemm *gp)
 {
@@ -1064,7 +1101,9 @@ gemm_products (Gemm *gp)
   if (be->bf16_dot && (btype == CRIA_DTYPE_BF16 || btype == CRIA_DTYPE_NF4)) {
     gboolean native = be->isa == CPU_ISA_AVX512 && be->has_bf16;
     RoundA r = { &g, NULL, NULL };
-    gint64 grain = MAX (1, M / (4 * cpu_pool_n_threads (be->pool)));
+    /* a few rows (decoding) are rounded by the caller: handing them to
+     * the pool took longer than rounding them */
+    gint64 grain = MAX (MAX (1, 32768 / K), M / (4 * cpu_pool_n_threads (be->pool)));
     if (native) {
       g.lda = (K + 1) / 2;
       abf = g_malloc ((gsize) (M * g.lda) * sizeof (guint32));
@@ -1084,16 +1123,20 @@ gemm_products (Gemm *gp)
     if (native && M <= DOT_BF16_MAX_ROWS && rsb == 1) {
       /* whole blocks of four columns where it can */
       gint64 grain_n = MAX (4, MIN (64, N / (4 * cpu_pool_n_threads (be->pool))) / 4 * 4);
-      cpu_pool_run (be->pool, N, grain_n, dot_bf16_task, &g);
-      return TRUE;
+      g.epi = epi;
+      g.dot = dot_bf16_task;
+      cpu_pool_run (be->pool, N, grain_n, dot_epilogue_task, &g);
+      return FALSE;
     }
   }
   gint64 dot_max = btype == CRIA_DTYPE_BF16 && be->isa == CPU_ISA_AVX512 ? DOT_BF16_MAX_ROWS : DOT_MAX_ROWS;
   if (!g.abf && M <= dot_max && csa == 1 && rsb == 1) {
     /* Enough columns per chunk to amortize the hand-off, few enough to balance. */
     gint64 grain = MAX (1, MIN (64, N / (4 * cpu_pool_n_threads (be->pool))));
-    cpu_pool_run (be->pool, N, grain, dot_task, &g);
-    return TRUE;
+    g.epi = epi;
+    g.dot = dot_task;
+    cpu_pool_run (be->pool, N, grain, dot_epilogue_task, &g);
+    return FALSE;
   }
   g.epi = epi;
   int width = g.abf ? 32 : isas[be->isa].nr;
