@@ -538,6 +538,9 @@ typedef struct {
   /* bf16 products: A rounded, in pairs along K (lda words a row) */
   const guint32 *abf;
   gint64 lda;
+  /* or A to be rounded into abf by the product's own tasks (see
+   * round_rows_bf16): per A_CHUNK rows, 0 to do, 1 under way, 2 done */
+  gint *a_state;
   const CriaNode *epi; /* a matmul whose epilogue runs on each finished block, or NULL */
   /* A packed for the f32 kernels, or NULL: rows i..i+MR-1 of A (i a multiple
    * of MR) at ap + i K, MR floats a k */
@@ -846,6 +849,36 @@ pack_panel_bf16 (const Gemm *g, gint64 k0, gint64 kc, gint64 n0, int nr, float *
       Bp[(k / 2) * 32 + j] |= (guint32) cria_f32_to_bf16 (f32[k * 32 + j]) << (16 * (k & 1));
 }
 
+/* Rows of A a thread rounds at a time in round_rows_bf16. */
+#define A_CHUNK 16
+
+/* Rows [i0, i1) of A rounded into g->abf (A's rows contiguous): the
+ * chunks no thread has taken are rounded here, then those that another
+ * thread is rounding are waited for. The product's tasks round A as they
+ * first need it, rather than a pass of its own before them: one hand-off
+ * to the pool a product instead of two (a bf16 LoRA step makes hundreds). */
+static void
+round_rows_bf16 (const Gemm *g, gint64 i0, gint64 i1)
+{
+  gint64 c0 = i0 / A_CHUNK, c1 = (i1 + A_CHUNK - 1) / A_CHUNK;
+  for (gint64 c = c0; c < c1; c++) {
+    gint todo = 0;
+    if (!__atomic_compare_exchange_n (&g->a_state[c], &todo, 1, FALSE, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+      continue;
+    for (gint64 i = c * A_CHUNK; i < MIN (g->M, (c + 1) * A_CHUNK); i++) {
+      guint16 *dst = (guint16 *) (g->abf + i * g->lda);
+      round_bf16_avx512 (g->A + i * g->rsa, dst, g->K);
+      if (g->K % 2 == 1) /* the pair word's other half */
+        dst[g->K] = 0;
+    }
+    __atomic_store_n (&g->a_state[c], 2, __ATOMIC_RELEASE);
+  }
+  for (gint64 c = c0; c < c1; c++)
+    for (guint turn = 1; __atomic_load_n (&g->a_state[c], __ATOMIC_ACQUIRE) != 2; turn++)
+      if (turn % 1024 == 0) /* its thread was preempted */
+        g_thread_yield ();
+}
+
 static void
 gemm_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
 {
@@ -857,6 +890,8 @@ gemm_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
     gint64 n0 = panel * 32;
     int nr = (int) MIN (32, g->N - n0);
     gint64 i_end = MIN (g->M, (mb + 1) * g->m_block);
+    if (g->a_state)
+      round_rows_bf16 (g, mb * g->m_block, i_end);
     for (gint64 k0 = 0; k0 < g->K; k0 += KC) {
       gint64 kc = MIN (KC, g->K - k0);
       pack_panel_bf16 (g, k0, kc, n0, nr, f32, Bp);
@@ -1117,6 +1152,7 @@ gemm_products (Gemm *gp)
   }
   g_autofree guint32 *abf = NULL;
   g_autofree float *a32 = NULL;
+  g_autofree gint *a_state = NULL;
   if (be->bf16_dot && (btype == CRIA_DTYPE_BF16 || btype == CRIA_DTYPE_NF4)) {
     gboolean native = be->isa == CPU_ISA_AVX512 && be->has_bf16;
     RoundA r = { &g, NULL, NULL };
@@ -1125,8 +1161,11 @@ gemm_products (Gemm *gp)
       g.lda = (K + 1) / 2;
       abf = g_malloc ((gsize) (M * g.lda) * sizeof (guint32));
       r.out16 = (guint16 *) abf;
-      cpu_pool_run (be->pool, M, grain, round_a_task, &r);
       g.abf = abf;
+      if (csa == 1 && !(M <= DOT_BF16_MAX_ROWS && rsb == 1))
+        g.a_state = a_state = g_new0 (gint, (M + A_CHUNK - 1) / A_CHUNK); /* the packed path rounds it */
+      else
+        cpu_pool_run (be->pool, M, grain, round_a_task, &r);
     } else {
       /* the same products, by the f32 kernels: A rounded, B widened */
       a32 = g_malloc ((gsize) (M * K) * sizeof (float));
