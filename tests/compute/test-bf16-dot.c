@@ -3,8 +3,8 @@
  * other instruction set) against a reference that rounds both operands to
  * bf16 and multiplies in f64. Weights in bf16 ([N,K] as in a linear layer,
  * and [K,N]) and in NF4; sizes that leave partial panels (of under and
- * over 16 columns), odd K, and 1 to 4 rows (the dot-product path of
- * decoding); x's gradient through the frozen weight too. Each result must be within 1e-6 of the largest reference value,
+ * over 16 columns), odd K, 1 to 4 rows (the dot-product path of
+ * decoding) and up to 256 (the packed path of training); x's gradient through the frozen weight too. Each result must be within 1e-6 of the largest reference value,
  * and must differ from the product of unrounded activations (the option
  * took effect). */
 #include <math.h>
@@ -113,13 +113,17 @@ check (const char *isa, CriaBackend *be, const Case *c)
   cria_graph_free (g);
 }
 
+/* The last three are a training sequence's rows, past the dot-product
+ * path: tiles of 12 rows and short ones of 8 (256 = 20 x 12 + 2 x 8; 255
+ * leaves 7 in the last), several K slices, a partial last panel. */
 static void
 test_products (void)
 {
   static const Case cases[] = {
-    { 37, 70, 301, TRUE, FALSE }, { 37, 70, 301, FALSE, FALSE }, { 3, 100, 64, TRUE, FALSE },
-    { 2, 33, 77, TRUE, FALSE },   { 1, 50, 600, TRUE, FALSE },   { 20, 45, 128, TRUE, TRUE },
-    { 4, 40, 192, TRUE, TRUE },   { 30, 56, 96, TRUE, FALSE },
+    { 37, 70, 301, TRUE, FALSE },  { 37, 70, 301, FALSE, FALSE },  { 3, 100, 64, TRUE, FALSE },
+    { 2, 33, 77, TRUE, FALSE },    { 1, 50, 600, TRUE, FALSE },    { 20, 45, 128, TRUE, TRUE },
+    { 4, 40, 192, TRUE, TRUE },    { 30, 56, 96, TRUE, FALSE },    { 256, 70, 600, TRUE, FALSE },
+    { 255, 40, 301, TRUE, FALSE }, { 100, 36, 530, FALSE, FALSE },
   };
   const char *isas[] = { "avx512", "avx2", "generic" };
   int ran = 0;
