@@ -727,22 +727,11 @@ prefetch_init (const Gemm *g, gint64 k0, gint64 n0, int nr, Prefetch *pf)
   pf->stride = (by_rows ? g->rsb : g->csb) * size;
 }
 
-/* Part `part` of `parts` of the slice's lines into L2. */
-static inline void
-prefetch_part (const Prefetch *pf, gint64 part, gint64 parts)
-{
-  for (gint64 r = part * pf->rows / parts; r < (part + 1) * pf->rows / parts; r++) {
-    const char *row = pf->base + r * pf->stride;
-    for (gint64 o = 0; o < pf->len + 63; o += 64)
-      __builtin_prefetch (row + MIN (o, pf->len - 1), 0, 2);
-  }
-}
-
-/* prefetch_part, inlined wherever it is called: as a function of its own
- * GCC finds it free of side effects (a prefetch counts as none) and drops
- * the calls, which is what became of prefetch_part's in gemm_task. */
+/* Part `part` of `parts` of the slice's lines into L2. Always inlined: as
+ * a function of its own GCC finds it free of side effects (a prefetch
+ * counts as none) and drops the calls. */
 static inline __attribute__ ((always_inline)) void
-prefetch_part_inline (const Prefetch *pf, gint64 part, gint64 parts)
+prefetch_part (const Prefetch *pf, gint64 part, gint64 parts)
 {
   for (gint64 r = part * pf->rows / parts; r < (part + 1) * pf->rows / parts; r++) {
     const char *row = pf->base + r * pf->stride;
@@ -769,14 +758,11 @@ gemm_task (gpointer data, gint64 begin, gint64 end, int thread)
     for (gint64 k0 = 0; k0 < g->K; k0 += KC) {
       gint64 kc = MIN (KC, g->K - k0);
       pack_panel (g, k0, kc, n0, nr, width, Bp);
-      /* the next slice of B comes from memory (a weight is read once a
-       * pass): its lines are fetched while the rows walk this one */
-      Prefetch pf;
-      gint64 calls = (i_end - mb * g->m_block + MR - 1) / MR, call = 0;
-      prefetch_init (g, k0 + KC, n0, nr, &pf);
+      /* no prefetch of the next slice here, unlike the bf16 task: the
+       * calls GCC had dropped all along, once made to run, gained nothing
+       * measurable on Qwen's f32 shapes */
       for (gint64 i = mb * g->m_block; i < i_end; i += MR) {
         int mr = (int) MIN (MR, i_end - i);
-        prefetch_part (&pf, call++, calls);
         if (g->ap)
           kernel (kc, g->ap + i * g->K + k0 * MR, 1, MR, Bp, g->C + i * g->ldc + n0, g->ldc, mr, nr,
                   g->accumulate || k0 > 0);
@@ -933,7 +919,7 @@ gemm_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
         prefetch_init (g, 0, (t + 1) / g->m_blocks * 32, (int) MIN (32, g->N - (t + 1) / g->m_blocks * 32), &pf);
       for (gint64 i = mb * g->m_block, rows; i < i_end; i += rows) {
         rows = tile_rows_bf16 (i_end - i);
-        prefetch_part_inline (&pf, call++, calls);
+        prefetch_part (&pf, call++, calls);
         (rows == MR_BF16 ? kernel_bf16 : kernel_bf16_short) ((kc + 1) / 2, g->abf + i * g->lda + k0 / 2, g->lda, Bp,
                                                              g->C + i * g->ldc + n0, g->ldc,
                                                              (int) MIN (rows, i_end - i), nr, g->accumulate || k0 > 0);
