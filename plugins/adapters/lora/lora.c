@@ -9,7 +9,9 @@
  * U(-1/sqrt(in), 1/sqrt(in)), or N(0, 1/r) for init=gaussian; B starts at
  * zero, so the adapted model starts as the base model. A and B are [r, in]
  * and [out, r] whatever the file layout of W (GPT-2's Conv1D included), as
- * PEFT stores them.
+ * PEFT stores them. init-from=DIR starts A and B from a saved PEFT LoRA
+ * directory instead, whatever the seed: how a run starts where another
+ * trainer (PEFT, in bench/cuda/peft_parity.py) starts.
  *
  * qlora (Dettmers et al., 2023) is the same provider with one step more at
  * attach: every frozen 2-D linear weight of the base (not the embeddings nor
