@@ -5,12 +5,13 @@ the same AdamW, schedule and clipping; per-step losses within 1e-3 relative
 and the merged models' logits within 1e-3 relative.
 
   bench/cuda/peft_parity.py [--peer peft|torch] [--backend cuda|cpu]
-                            [--shape qwen2.5-0.5b|small] [--steps 20]
+                            [--shape qwen2.5-0.5b|qwen2.5-0.5b-2l|small] [--steps 20] [-v]
 
 What runs:
   1. `cria model init --dtype f32` writes a random checkpoint of the shape
-     (qwen2.5-0.5b: tests/models/configs/qwen2.5-0.5b.json; small: the same
-     architecture, 2 layers of width 64, for a CPU run), with
+     (qwen2.5-0.5b: tests/models/configs/qwen2.5-0.5b.json; qwen2.5-0.5b-2l:
+     its first 2 layers; small: the same architecture, 2 layers of width 64,
+     for a CPU run), with
      tests/models/tiny-qwen3's byte-level tokenizer.
   2. This script writes the shared init: a PEFT LoRA directory
      (adapter_config.json, adapter_model.safetensors) with r=8, alpha=16 on
@@ -43,6 +44,7 @@ when --peer peft and python3 lacks transformers or peft. CRIA names the cria
 binary (default: ./cria of the source tree).
 """
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -51,6 +53,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 
 import torch
 import torch.nn.functional as F
@@ -81,7 +84,8 @@ def cria(*args):
 
 
 def make_model(shape, work):
-    with open(os.path.join(ROOT, "tests", "models", "configs", "qwen2.5-0.5b.json")) as f:
+    name = "qwen2.5-0.5b" if shape == "small" else shape
+    with open(os.path.join(ROOT, "tests", "models", "configs", name + ".json")) as f:
         cfg = json.load(f)
     if shape == "small":
         cfg.update(SMALL)
@@ -294,17 +298,15 @@ def main():
     ap = argparse.ArgumentParser(description="cria's LoRA training against PEFT's")
     ap.add_argument("--peer", choices=("peft", "torch"), default="peft")
     ap.add_argument("--backend", default="cuda", help="cria's --backend (default cuda)")
-    ap.add_argument("--shape", choices=("qwen2.5-0.5b", "small"), default="qwen2.5-0.5b")
+    ap.add_argument("--shape", choices=("qwen2.5-0.5b", "qwen2.5-0.5b-2l", "small"), default="qwen2.5-0.5b")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("-v", "--verbose", action="store_true", help="print every step's losses")
     args = ap.parse_args()
-    if args.peer == "peft":
-        try:
-            import peft  # noqa: F401
-            import transformers  # noqa: F401
-        except ImportError as e:
-            print("peft: skipped: python3 cannot import %s" % e.name)
-            sys.exit(77)
+    missing = [m for m in ("transformers", "peft") if importlib.util.find_spec(m) is None]
+    if args.peer == "peft" and missing:
+        print("peft: skipped: python3 (%s) has no %s" % (sys.executable, " and no ".join(missing)))
+        sys.exit(77)
+    t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="peft-parity-") as work:
         try:
             model_dir = make_model(args.shape, work)
@@ -340,8 +342,9 @@ def main():
     if not lrel <= TOLERANCE:
         problems.append("merged logits %s differ by %.3g relative" % (tuple(clogits.shape), lrel))
     summary = ("%d steps of LoRA r=%d on all linear layers of the %s shape, cria --backend %s against %s: losses "
-               "within %.2g relative (worst step %d), merged logits within %.2g (%d x %d)"
-               % (len(closs), R, args.shape, args.backend, peer, worst, at, lrel, *plogits.shape))
+               "within %.2g relative (worst step %d), merged logits within %.2g (%d x %d); %.0f s"
+               % (len(closs), R, args.shape, args.backend, peer, worst, at, lrel, *plogits.shape,
+                  time.monotonic() - t0))
     print("peft: %s: %s" % ("FAILED" if problems else "ok", "; ".join(problems) + "; " + summary if problems
                              else summary))
     sys.exit(1 if problems else 0)
