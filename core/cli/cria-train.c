@@ -49,6 +49,27 @@ set_option (CriaProps *props, const char *name, const char *value, GError **erro
   return FALSE;
 }
 
+typedef struct {
+  const CriaPropSpec *specs;
+  char **values;
+} BoolOptions;
+
+/* --NAME alone is true; --NAME=false and --NAME=true say which, where a
+ * plain flag would take `--shuffle=false` for true. */
+static gboolean
+on_bool_option (const char *option_name, const char *value, gpointer data, GError **error)
+{
+  (void) error;
+  BoolOptions *b = data;
+  const char *name = option_name + strspn (option_name, "-");
+  for (guint i = 0; b->specs[i].name; i++)
+    if (!strcmp (b->specs[i].name, name)) {
+      g_free (b->values[i]);
+      b->values[i] = g_strdup (value ? value : "true");
+    }
+  return TRUE;
+}
+
 int
 cria_verb_train (int argc, char **argv)
 {
@@ -57,7 +78,7 @@ cria_verb_train (int argc, char **argv)
   while (specs[n].name)
     n++;
   g_autofree char **values = g_new0 (char *, n);
-  g_autofree gboolean *flags = g_new0 (gboolean, n);
+  BoolOptions bools = { specs, values };
   g_autofree char *config = NULL;
   g_autoptr (GArray) entries = g_array_new (TRUE, TRUE, sizeof (GOptionEntry));
   GOptionEntry f = {
@@ -83,15 +104,17 @@ cria_verb_train (int argc, char **argv)
     g_ptr_array_add (texts, arg);
     GOptionEntry e = { specs[i].name,
                        0,
-                       0,
-                       is_bool ? G_OPTION_ARG_NONE : G_OPTION_ARG_STRING,
-                       is_bool ? (gpointer) &flags[i] : (gpointer) &values[i],
+                       is_bool ? G_OPTION_FLAG_OPTIONAL_ARG : 0,
+                       is_bool ? G_OPTION_ARG_CALLBACK : G_OPTION_ARG_STRING,
+                       is_bool ? (gpointer) on_bool_option : (gpointer) &values[i],
                        blurb,
                        is_bool ? NULL : arg };
     g_array_append_val (entries, e);
   }
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- fine-tune a model with an adapter");
-  g_option_context_add_main_entries (ctx, (GOptionEntry *) (void *) entries->data, NULL);
+  GOptionGroup *main_group = g_option_group_new (NULL, NULL, NULL, &bools, NULL);
+  g_option_group_add_entries (main_group, (GOptionEntry *) (void *) entries->data);
+  g_option_context_set_main_group (ctx, main_group);
   g_option_context_set_description (ctx, "Options may also be given in a JSON file (-f); the command line wins.\n"
                                          "See cria-train(1).");
   gboolean parsed = cria_cli_parse (ctx, &argc, &argv);
@@ -100,9 +123,8 @@ cria_verb_train (int argc, char **argv)
   g_autoptr (GPtrArray) given = g_ptr_array_new_with_free_func (g_free);
   gboolean usable = parsed && argc <= 1 && (!config || load_config (props, config, given, &error));
   for (guint i = 0; usable && i < n; i++) {
-    usable = !(values[i] && !set_option (props, specs[i].name, values[i], &error)) &&
-             !(flags[i] && !set_option (props, specs[i].name, "true", &error));
-    if (values[i] || flags[i])
+    usable = !(values[i] && !set_option (props, specs[i].name, values[i], &error));
+    if (values[i])
       g_ptr_array_add (given, g_strdup (specs[i].name));
   }
   g_ptr_array_add (given, NULL);

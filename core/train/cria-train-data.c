@@ -248,9 +248,15 @@ train_set_build (TrainSet *set, GPtrArray *records, const char *what, const Cria
 }
 
 guint32 *
-train_set_order (const TrainSet *set, guint64 seed, gint64 epoch)
+train_set_order (const TrainSet *set, guint64 seed, gint64 epoch, gboolean shuffle)
 {
   guint n = set->examples->len;
+  if (!shuffle) {
+    guint32 *order = g_new (guint32, MAX (n, 1));
+    for (guint i = 0; i < n; i++)
+      order[i] = i;
+    return order;
+  }
   if (!set->pairs)
     return train_epoch_order (n, seed, epoch);
   g_autofree guint32 *pairs = train_epoch_order (n / 2, seed, epoch);

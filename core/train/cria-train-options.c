@@ -31,6 +31,9 @@ static const CriaPropSpec train_specs[] = {
   { "train-on-inputs", CRIA_PROP_BOOL, "false", 0, 0, NULL, "also learn the prompt's tokens, not only the response's" },
   { "packing", CRIA_PROP_BOOL, "false", 0, 0, NULL,
     "pack several examples per row, kept apart by segment and position ids, instead of padding" },
+  { "shuffle", CRIA_PROP_BOOL, "true", 0, 0, NULL,
+    "take the examples in a new seeded order each epoch; false: in the data's order every epoch (eval-ratio's "
+    "held-out choice stays seeded)" },
   { "batch-size", CRIA_PROP_INT, "4", 1, 65536, NULL, "rows per micro-batch" },
   { "grad-accum", CRIA_PROP_INT, "1", 1, 65536, NULL, "micro-batches per optimizer step" },
   { "epochs", CRIA_PROP_INT, "1", 1, 100000, NULL, "passes over the data (unless max-steps is given)" },

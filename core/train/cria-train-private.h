@@ -68,8 +68,9 @@ void train_batch_fill (const TrainSet *set, GPtrArray *rows, gint64 max_length, 
 
 /* A seeded permutation of n indices for one epoch. */
 guint32 *train_epoch_order (guint n, guint64 seed, gint64 epoch);
-/* The set's order for an epoch: its pairs permuted, each kept together. */
-guint32 *train_set_order (const TrainSet *set, guint64 seed, gint64 epoch);
+/* The set's order for an epoch: its pairs permuted, each kept together;
+ * the file order when !shuffle. */
+guint32 *train_set_order (const TrainSet *set, guint64 seed, gint64 epoch, gboolean shuffle);
 
 /* A JSON file that must hold an object (transfer full); errors name the file. */
 JsonObject *train_load_json_object (const char *path, GError **error);
@@ -155,6 +156,7 @@ typedef struct {
   int rank, world;
   gint64 plan_batch;
   gboolean packing, recompute;
+  gboolean shuffle; /* false: every epoch in the file order */
   gboolean memory_reported;
   gint32 pad;
   guint64 seed;

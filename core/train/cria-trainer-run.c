@@ -274,6 +274,7 @@ setup (Trainer *t, GError **error)
   t->accum = cria_props_get_int (o, "grad-accum");
   t->max_length = cria_props_get_int (o, "max-length");
   t->packing = cria_props_get_bool (o, "packing");
+  t->shuffle = cria_props_get_bool (o, "shuffle");
   t->recompute = cria_props_get_bool (o, "recompute");
   static const char *const objectives[] = { "sft", "dpo", "ipo", "orpo" };
   for (guint i = 0; i < G_N_ELEMENTS (objectives); i++)

@@ -497,7 +497,7 @@ trainer_start_epoch (Trainer *t, guint32 *order)
 {
   g_free (t->order);
   guint n = t->train.examples->len;
-  t->order = order ? order : train_set_order (&t->train, t->seed, t->epoch);
+  t->order = order ? order : train_set_order (&t->train, t->seed, t->epoch, t->shuffle);
   g_clear_pointer (&t->plan, g_ptr_array_unref);
   t->plan = train_plan_epoch (&t->train, t->order, n, t->plan_batch, t->max_length, t->packing);
 }
@@ -515,7 +515,7 @@ trainer_count_steps (Trainer *t, gint64 epochs)
   gint64 total = 0;
   guint n = t->train.examples->len;
   for (gint64 e = 0; e < epochs; e++) {
-    g_autofree guint32 *order = train_set_order (&t->train, t->seed, e);
+    g_autofree guint32 *order = train_set_order (&t->train, t->seed, e, t->shuffle);
     g_autoptr (GPtrArray) plan = train_plan_epoch (&t->train, order, n, t->plan_batch, t->max_length, t->packing);
     total += ((gint64) plan->len + t->accum - 1) / t->accum;
   }

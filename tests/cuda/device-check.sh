@@ -40,6 +40,12 @@
 #   cli     `cria logits --backend cuda` of tiny-llama = --backend cpu
 #           within 1e-4 relative (the program end to end; od and awk
 #           compare the files)
+#   peft    bench/cuda/peft_parity.py: the Qwen2.5-0.5B shape (random f32
+#           weights) trained 20 LoRA steps from one saved adapter on the
+#           same batches by cria train --backend cuda (init-from,
+#           --shuffle=false) and by transformers + peft: per-step losses
+#           and the merged models' logits within 1e-3 relative (skipped
+#           on the simulator and where python3 lacks transformers or peft)
 #   bench   bench/cuda/cuda-bench.py, 2 timed steps: tokens/s and peak GPU
 #           memory of cria against PyTorch + transformers + peft (LoRA on
 #           the Qwen2.5-0.5B shape, full fine-tuning of GPT-2 124M); fails
@@ -139,14 +145,35 @@ else
   failed=1
 fi
 
+# cria with the build's libraries, for python3 with its own
+printf '#!/bin/sh\nLD_LIBRARY_PATH=%s exec %s --plugin-path %s "$@"\n' "'$LD_LIBRARY_PATH'" "'$build/.libs/cria'" \
+  "'$plugins'" >"$tmp/cria"
+chmod +x "$tmp/cria"
+
+# peft: cria's LoRA training against transformers + peft, step by step
+if [ -n "${CRIA_DEVICE_CHECK_PLUGINS:-}" ]; then
+  echo "peft: skipped: 20 steps of a 0.5B model are beyond the simulator"
+else
+  CRIA=$tmp/cria LD_LIBRARY_PATH=$host_ld timeout 150 python3 "$src/bench/cuda/peft_parity.py" -v >"$tmp/peft.log" 2>&1
+  status=$?
+  if grep -q "^peft: " "$tmp/peft.log"; then
+    grep "^peft: " "$tmp/peft.log"
+  else
+    echo "peft: FAILED (exit $status): $(grep -v '^\s*$' "$tmp/peft.log" | tail -n1)"
+  fi
+  case $status in
+  0 | 77) ;;
+  *)
+    failed=1
+    grep -v "^peft: " "$tmp/peft.log" | tail -n 25 | sed 's/^/  /'
+    ;;
+  esac
+fi
+
 # bench: figures, not a test; every line of its table follows the summary
 if [ -n "${CRIA_DEVICE_CHECK_PLUGINS:-}" ]; then
   echo "bench: skipped: a simulated GPU has no speed to measure"
 else
-  # cria with the build's libraries, python3 with its own
-  printf '#!/bin/sh\nLD_LIBRARY_PATH=%s exec %s --plugin-path %s "$@"\n' "'$LD_LIBRARY_PATH'" "'$build/.libs/cria'" \
-    "'$plugins'" >"$tmp/cria"
-  chmod +x "$tmp/cria"
   CRIA=$tmp/cria LD_LIBRARY_PATH=$host_ld timeout 240 python3 "$src/bench/cuda/cuda-bench.py" 2 >"$tmp/bench.log" 2>&1
   status=$?
   if [ $status -eq 0 ]; then

@@ -9,7 +9,9 @@
  * U(-1/sqrt(in), 1/sqrt(in)), or N(0, 1/r) for init=gaussian; B starts at
  * zero, so the adapted model starts as the base model. A and B are [r, in]
  * and [out, r] whatever the file layout of W (GPT-2's Conv1D included), as
- * PEFT stores them.
+ * PEFT stores them. init-from=DIR starts A and B from a saved PEFT LoRA
+ * directory instead, whatever the seed: how a run starts where another
+ * trainer (PEFT, in bench/cuda/peft_parity.py) starts.
  *
  * qlora (Dettmers et al., 2023) is the same provider with one step more at
  * attach: every frozen 2-D linear weight of the base (not the embeddings nor
@@ -42,6 +44,10 @@ static const CriaPropSpec lora_props[] = {
   { "use-rslora", CRIA_PROP_BOOL, "false", 0, 0, NULL, "rank-stabilized scaling alpha / sqrt(r) instead of alpha / r" },
   { "init", CRIA_PROP_ENUM, "uniform", 0, 0, "uniform|gaussian",
     "initial A: kaiming-uniform as PEFT (a=sqrt(5)) or normal with std 1/r; B starts at zero" },
+  { "init-from", CRIA_PROP_STRING, NULL, 0, 0, NULL,
+    "start A and B (and trained biases) from a saved PEFT LoRA directory (adapter_config.json, "
+    "adapter_model.safetensors) instead of init, whatever the seed; its r, lora_alpha, use_rslora, bias and "
+    "adapted layers must be these" },
   CRIA_PROP_END
 };
 
@@ -72,6 +78,7 @@ typedef struct {
   gboolean gaussian;
   gboolean fan_in_fan_out;
   gboolean training;
+  char *init_from;      /* a PEFT directory the initial values come from */
   gboolean quantize;    /* qlora: the base's linear weights go NF4 at attach */
   GPtrArray *quantized; /* CriaTensor*: the NF4 weights handed to the table */
   GPtrArray *layers;    /* LoraLayer* */
@@ -122,6 +129,7 @@ lora_create (const CriaProps *props, GError **error)
   l->rslora = cria_props_get_bool (props, "use-rslora");
   l->gaussian = strcmp (cria_props_get_string (props, "init"), "gaussian") == 0;
   l->training = TRUE;
+  l->init_from = g_strdup (cria_props_get_string (props, "init-from"));
   l->layers = g_ptr_array_new_with_free_func ((GDestroyNotify) layer_free);
   l->by_module = g_hash_table_new (g_str_hash, g_str_equal);
   l->biases = g_ptr_array_new_with_free_func ((GDestroyNotify) bias_free);
@@ -148,6 +156,7 @@ lora_destroy (gpointer self)
   g_ptr_array_unref (l->quantized);
   g_clear_pointer (&l->regex, g_regex_unref);
   g_free (l->targets);
+  g_free (l->init_from);
   g_free (l);
 }
 
@@ -181,6 +190,8 @@ train_bias (Lora *l, CriaAdapterEntry *e)
   g_ptr_array_add (l->biases, b);
   return b;
 }
+
+static gboolean init_from_peft (Lora *l, GError **error);
 
 static gboolean
 lora_attach (gpointer self, CriaAdapterEntry *entries, guint n_entries, JsonObject *config, guint64 seed,
@@ -227,6 +238,8 @@ lora_attach (gpointer self, CriaAdapterEntry *entries, guint n_entries, JsonObje
     if (module && (l->bias == BIAS_ALL || g_hash_table_contains (l->by_module, module)))
       train_bias (l, &entries[i]);
   }
+  if (l->init_from && !init_from_peft (l, error))
+    return FALSE;
   if (l->quantize && !cria_adapter_quantize_entries (entries, n_entries, l->quantized, error)) {
     g_prefix_error (error, "qlora: ");
     return FALSE;
@@ -389,6 +402,75 @@ lora_load (gpointer self, CriaSafetensors *st, GError **error)
                    "tensor %s matches no adapted layer of the model (a different model or target_modules?)", name);
       return FALSE;
     }
+  }
+  return TRUE;
+}
+
+/* init-from: the saved values read as cria merge and generate --adapter read
+ * them (configure, then load), once the file is known to describe this
+ * adapter: another r or scaling would start another model from the same
+ * numbers. Layers the file adapts and this one does not, or the reverse, are
+ * the load's tensor errors. */
+static gboolean
+init_from_peft (Lora *l, GError **error)
+{
+  g_autofree char *config_path = g_build_filename (l->init_from, "adapter_config.json", NULL);
+  g_autoptr (JsonNode) root = cria_json_load_file (config_path, error);
+  if (!root) {
+    g_prefix_error (error, "lora: init-from: ");
+    return FALSE;
+  }
+  JsonObject *config = JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
+  JsonNode *type = config ? json_object_get_member (config, "peft_type") : NULL;
+  if (!type || !JSON_NODE_HOLDS_VALUE (type) || json_node_get_value_type (type) != G_TYPE_STRING ||
+      strcmp (json_node_get_string (type), "LORA") != 0) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_PARSE, "lora: init-from: %s: field peft_type: not \"LORA\"",
+                 config_path);
+    return FALSE;
+  }
+  Lora saved = { 0 };
+  gboolean ok = lora_configure (&saved, config, config_path, error);
+  const char *field = NULL;
+  if (ok && saved.r != l->r)
+    field = "r";
+  else if (ok && saved.alpha != l->alpha)
+    field = "lora_alpha";
+  else if (ok && saved.rslora != l->rslora)
+    field = "use_rslora";
+  else if (ok && saved.bias != l->bias)
+    field = "bias";
+  if (field) {
+    g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                 "lora: init-from: %s: field %s: r=%" G_GINT64_FORMAT " lora_alpha=%g use_rslora=%s bias=%s, this "
+                 "adapter has r=%" G_GINT64_FORMAT " alpha=%g use-rslora=%s bias=%s",
+                 config_path, field, saved.r, saved.alpha, saved.rslora ? "true" : "false", bias_names[saved.bias],
+                 l->r, l->alpha, l->rslora ? "true" : "false", bias_names[l->bias]);
+    ok = FALSE;
+  }
+  for (guint i = 0; ok && i < l->layers->len; i++) {
+    LoraLayer *layer = g_ptr_array_index (l->layers, i);
+    if (!cria_adapter_target_matches (saved.targets, saved.regex, layer->module)) {
+      g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT,
+                   "lora: init-from: %s: field target_modules: %s does not adapt %s, which target-modules=%s does",
+                   config_path, saved.targets, layer->module, l->targets);
+      ok = FALSE;
+    }
+  }
+  if (!ok && error && *error && !g_str_has_prefix ((*error)->message, "lora: "))
+    g_prefix_error (error, "lora: init-from: ");
+  g_free (saved.targets);
+  g_clear_pointer (&saved.regex, g_regex_unref);
+  if (!ok)
+    return FALSE;
+  g_autofree char *st_path = g_build_filename (l->init_from, "adapter_model.safetensors", NULL);
+  g_autoptr (CriaSafetensors) st = cria_safetensors_open (st_path, error);
+  if (!st) {
+    g_prefix_error (error, "lora: init-from: ");
+    return FALSE;
+  }
+  if (!lora_load (l, st, error)) {
+    g_prefix_error (error, "lora: init-from: %s: ", st_path);
+    return FALSE;
   }
   return TRUE;
 }
