@@ -18,7 +18,8 @@ LoRA applied as x W^T + s (x A^T) B^T as cria does. Printed on
 2026-12-07 (torch 1.13): logits up to 2.1e-2 relative (tiny-qwen3-tied;
 this emulation also rounds inside the composite ops, norms and softmax,
 where cria's kernels do not), adapter gradients up to 3.2e-2 (worst
-tensor), losses within 5e-3.
+tensor; 3.1e-2 in a QLoRA step, the projections through NF4 with
+tests/compute/nf4_reference.py), losses within 5e-3.
 """
 import os
 import sys
@@ -29,7 +30,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
+sys.path.insert(0, os.path.join(HERE, "..", "compute"))
 import hf_models  # noqa: E402
+import nf4_reference  # noqa: E402
 
 aten = torch.ops.aten
 PRODUCTS = {aten.mm.default: (0, 1), aten.bmm.default: (0, 1), aten.addmm.default: (1, 2)}
@@ -52,8 +55,15 @@ class Bf16Activations(TorchDispatchMode):
         return bf16(out) if self.forward else out
 
 
-def load(name):
-    return hf_models.load_dir(os.path.join(HERE, "..", "models", name))
+def load(name, nf4=False):
+    """nf4: the layers' projections quantized to NF4 (double quantized) and
+    dequantized, QLoRA's base"""
+    cfg, w = hf_models.load_dir(os.path.join(HERE, "..", "models", name))
+    for k, v in w.items():
+        if nf4 and v.dim() == 2 and ".layers." in k and k.endswith("proj.weight"):
+            x = v.numpy().reshape(-1)
+            w[k] = torch.from_numpy(nf4_reference.dequantize(x.size, *nf4_reference.quantize(x))).reshape(v.shape)
+    return cfg, w
 
 
 def rel(a, b):
@@ -69,8 +79,8 @@ def logits(name, emulate):
         return hf_models.forward(cfg, w, ids)
 
 
-def lora_step(name, targets, emulate):
-    cfg, w = load(name)
+def lora_step(name, targets, emulate, nf4=False):
+    cfg, w = load(name, nf4)
     gen = torch.Generator().manual_seed(4321)
     vocab = cfg["vocab_size"]
     ids = torch.randint(0, vocab, (2, 8), generator=gen)
@@ -118,6 +128,11 @@ def main():
         lb, gb = lora_step(name, targets, True)
         print("%-20s LoRA step: loss %.3g relative, adapter gradients %.3g (worst of %d)"
               % (name, abs(lb - la) / abs(la), max(rel(a, b) for a, b in zip(ga, gb)), len(ga)))
+    targets = ("q_proj", "v_proj", "down_proj")
+    la, ga = lora_step("tiny-llama", targets, False, True)
+    lb, gb = lora_step("tiny-llama", targets, True, True)
+    print("%-20s QLoRA step: loss %.3g relative, adapter gradients %.3g (worst of %d)"
+          % ("tiny-llama", abs(lb - la) / abs(la), max(rel(a, b) for a, b in zip(ga, gb)), len(ga)))
 
 
 if __name__ == "__main__":

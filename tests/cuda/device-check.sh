@@ -41,10 +41,11 @@
 #           bf16, bf16 x bf16 products, f32 gradients and master weights)
 #           against the cpu's f32: every op and the LoRA and QLoRA steps'
 #           losses within 1e-2, the logits of every tiny checkpoint within
-#           3e-2, adapter gradients within 5e-2 (what bf16 activations
-#           alone do in PyTorch: tests/cuda/bf16_act_reference.py); every
-#           op's output a bf16 value; products equal to sums of bf16
-#           operands within one bf16 rounding (exactly on the simulator)
+#           3e-2, adapter gradients within 5e-2, QLoRA's 1e-1 (what bf16
+#           activations alone do in PyTorch, tests/cuda/bf16_act_reference.py,
+#           with a margin); every op's output a bf16 value; products equal
+#           to sums of bf16 operands within one bf16 rounding (exactly on
+#           the simulator)
 #   cli     `cria logits --backend cuda` of tiny-llama = --backend cpu
 #           within 1e-4 relative (the program end to end; od and awk
 #           compare the files)
