@@ -36,6 +36,18 @@
  *   tf32   the cuda backend with tf32=true (f32 products on TF32 tensor
  *          cores) against the cpu's f32: matmul in every layout, lm_head_ce,
  *          products with widened bf16 and NF4 weights, within 1e-2.
+ *   bf16-act  the backend with activations=bf16 (every op's output rounded
+ *          to bf16, bf16 x bf16 products, f32 gradients and master
+ *          weights) against the cpu's f32 within 1e-2: every case of the
+ *          ops group forward and backward, a LoRA and a QLoRA step's loss;
+ *          the logits of every tiny checkpoint within 3e-2 and the
+ *          adapter gradients within 5e-2, QLoRA's 1e-1 (ACT_MODEL_TOL).
+ *          Exact, anywhere: every forward value of the ops
+ *          (lm_head_ce's losses excepted) is a bf16 value. Exact on the
+ *          simulator (within a bf16 rounding elsewhere): a product's value
+ *          is f32(sum of bf16(a) bf16(b)) rounded to bf16, its gradients
+ *          f32(sum of bf16(dy) bf16(operand)), computed here in double.
+ *          Skipped where the backend has no activations property.
  *
  * Each group prints one summary line at the end ("parity ops: ok, ...");
  * CRIA_PARITY_GROUPS ("ops,model") runs only those named.
@@ -68,6 +80,16 @@
 #define OPTIM_TOL 1e-6
 /* TF32 keeps 10 bits of mantissa: each input within 2^-11 relative */
 #define TF32_TOL 1e-2
+/* bf16 activations against f32 through a whole model: the error of each
+ * op's rounding (2^-9) adds up over the layers. In PyTorch the same
+ * rounding moves the tiny checkpoints' logits by up to 2.1e-2 and a LoRA
+ * step's adapter gradients by up to 3.2e-2 (tests/cuda/bf16_act_reference.py) */
+#define ACT_MODEL_TOL 3e-2
+#define ACT_GRAD_TOL 5e-2
+/* QLoRA's (NF4 base): the emulation moves them by up to 3.1e-2, cuda's
+ * simulator by 6.7e-2 on one of the 12 tensors (1.1e-2 to 4.4e-2 on the
+ * others, and the same against the cpu's bf16-dot): not explained yet */
+#define ACT_QLORA_GRAD_TOL 1e-1
 
 static CriaRegistry *registry;
 static CriaBackend *cpu, *dev;
@@ -77,6 +99,8 @@ static CriaBackend *cpu_dot, *dev_dot, *dev_slices, *dev_dot_slices;
 /* the tf32 group's: f32 products on TF32 tensor cores (tf32=true), where the
  * backend has that property */
 static CriaBackend *dev_tf32;
+/* the bf16-act group's: activations=bf16, NULL where the backend lacks it */
+static CriaBackend *dev_act;
 
 /* ---- the summary lines ---------------------------------------------------------- */
 
@@ -89,11 +113,12 @@ typedef struct {
   GString *bad;  /* the names of the failed checks */
 } Group;
 
-enum { G_OPS, G_MODEL, G_TRAIN, G_WEIGHTS, G_BF16_DOT, G_WEIGHTS_MODEL, G_OPTIM, G_TF32, N_GROUPS };
+enum { G_OPS, G_MODEL, G_TRAIN, G_WEIGHTS, G_BF16_DOT, G_WEIGHTS_MODEL, G_OPTIM, G_TF32, G_BF16_ACT, N_GROUPS };
 
 static Group groups[N_GROUPS] = {
-  { "ops", OP_TOL },        { "model", MODEL_TOL },         { "train", MODEL_TOL }, { "weights", OP_TOL },
-  { "bf16-dot", BF16_TOL }, { "weights-model", MODEL_TOL }, { "optim", OPTIM_TOL }, { "tf32", TF32_TOL },
+  { "ops", OP_TOL },      { "model", MODEL_TOL },   { "train", MODEL_TOL },
+  { "weights", OP_TOL },  { "bf16-dot", BF16_TOL }, { "weights-model", MODEL_TOL },
+  { "optim", OPTIM_TOL }, { "tf32", TF32_TOL },     { "bf16-act", BF16_TOL },
 };
 
 /* One check of a group: `rel` is its relative difference (0 for exact
@@ -259,6 +284,19 @@ run_op (CriaBackend *be, const OpCase *c, GPtrArray *out)
   return ok;
 }
 
+/* Whether every element of a host f32 tensor is a bf16 value. */
+static gboolean
+bf16_valued (const CriaTensor *t)
+{
+  const guint32 *u = (const guint32 *) t->data;
+  for (gint64 i = 0; i < cria_tensor_numel (t); i++)
+    if (u[i] & 0xffffu)
+      return FALSE;
+  return TRUE;
+}
+
+static CriaNode *build_lm_head_ce (Op *o, int v);
+
 /* The cases on the cpu backend `ref` and the one compared with it. */
 static void
 check_cases (int group, CriaBackend *ref, CriaBackend *be, const char *tag, const OpCase *cases)
@@ -275,6 +313,10 @@ check_cases (int group, CriaBackend *ref, CriaBackend *be, const char *tag, cons
       g_autofree char *what = i == 0 ? g_strdup_printf ("%s forward", name)
                                      : g_strdup_printf ("%s backward (param %u)", name, i - 1);
       record (group, what, rel_diff (g_ptr_array_index (b, i), g_ptr_array_index (a, i)));
+    }
+    if (group == G_BF16_ACT && c->build != build_lm_head_ce) {
+      g_autofree char *what = g_strdup_printf ("%s forward in bf16", name);
+      record_tol (group, what, bf16_valued (g_ptr_array_index (b, 0)) ? 0 : INFINITY, 0);
     }
   }
 }
@@ -437,78 +479,82 @@ build_lm_head_ce (Op *o, int v)
   return cria_lm_head_ce_rows (o->g, h, w, l, chunk);
 }
 
+static const OpCase linear_cases[] = {
+  { "matmul", build_matmul, 0 },
+  { "matmul trans_a", build_matmul, 1 },
+  { "matmul trans_b", build_matmul, 2 },
+  { "matmul trans_a trans_b", build_matmul, 3 },
+  { "matmul batched b", build_matmul, 4 },
+  { "matmul batched b trans_a", build_matmul, 5 },
+  { "matmul batched b trans_b", build_matmul, 6 },
+  { "matmul batched b trans_a trans_b", build_matmul, 7 },
+  { "embedding", build_embedding, 0 },
+  { "lm_head_ce chunked", build_lm_head_ce, 0 },
+  { "lm_head_ce one chunk", build_lm_head_ce, 2 },
+  { "lm_head_ce_rows seeded", build_lm_head_ce, 1 },
+  { NULL },
+};
+
 static void
 test_ops_linear (void)
 {
-  static const OpCase cases[] = {
-    { "matmul", build_matmul, 0 },
-    { "matmul trans_a", build_matmul, 1 },
-    { "matmul trans_b", build_matmul, 2 },
-    { "matmul trans_a trans_b", build_matmul, 3 },
-    { "matmul batched b", build_matmul, 4 },
-    { "matmul batched b trans_a", build_matmul, 5 },
-    { "matmul batched b trans_b", build_matmul, 6 },
-    { "matmul batched b trans_a trans_b", build_matmul, 7 },
-    { "embedding", build_embedding, 0 },
-    { "lm_head_ce chunked", build_lm_head_ce, 0 },
-    { "lm_head_ce one chunk", build_lm_head_ce, 2 },
-    { "lm_head_ce_rows seeded", build_lm_head_ce, 1 },
-    { NULL },
-  };
-  check_ops (cases);
+  check_ops (linear_cases);
 }
+
+static const OpCase row_cases[] = {
+  { "rmsnorm", build_norm, 0 },
+  { "layernorm", build_norm, 1 },
+  { "rope", build_rope, 0 },
+  { "rope scaled inv_freq", build_rope, 1 },
+  { "softmax", build_unary, CRIA_OP_SOFTMAX },
+  { "gelu", build_unary, CRIA_OP_GELU },
+  { "silu", build_unary, CRIA_OP_SILU },
+  { "swiglu", build_unary, CRIA_OP_SWIGLU },
+  { "scale", build_unary, CRIA_OP_SCALE },
+  { "dropout", build_unary, CRIA_OP_DROPOUT },
+  { "add bias", build_binary, 0 },
+  { "mul bias", build_binary, 1 },
+  { "add", build_binary, 2 },
+  { "mul", build_binary, 3 },
+  { NULL },
+};
 
 static void
 test_ops_rows (void)
 {
-  static const OpCase cases[] = {
-    { "rmsnorm", build_norm, 0 },
-    { "layernorm", build_norm, 1 },
-    { "rope", build_rope, 0 },
-    { "rope scaled inv_freq", build_rope, 1 },
-    { "softmax", build_unary, CRIA_OP_SOFTMAX },
-    { "gelu", build_unary, CRIA_OP_GELU },
-    { "silu", build_unary, CRIA_OP_SILU },
-    { "swiglu", build_unary, CRIA_OP_SWIGLU },
-    { "scale", build_unary, CRIA_OP_SCALE },
-    { "dropout", build_unary, CRIA_OP_DROPOUT },
-    { "add bias", build_binary, 0 },
-    { "mul bias", build_binary, 1 },
-    { "add", build_binary, 2 },
-    { "mul", build_binary, 3 },
-    { NULL },
-  };
-  check_ops (cases);
+  check_ops (row_cases);
 }
+
+static const OpCase attention_cases[] = {
+  { "attention causal", build_attention, 0 },          { "attention gqa segments", build_attention, 1 },
+  { "attention window", build_attention, 2 },          { "attention kv cache", build_attention, 3 },
+  { "attention kv cache window", build_attention, 4 }, { NULL },
+};
 
 static void
 test_ops_attention (void)
 {
-  static const OpCase cases[] = {
-    { "attention causal", build_attention, 0 },          { "attention gqa segments", build_attention, 1 },
-    { "attention window", build_attention, 2 },          { "attention kv cache", build_attention, 3 },
-    { "attention kv cache window", build_attention, 4 }, { NULL },
-  };
-  check_ops (cases);
+  check_ops (attention_cases);
 }
+
+static const OpCase move_cases[] = {
+  { "reshape", build_reshape, 0 },
+  { "permute 0213", build_permute, 0 },
+  { "permute 3102", build_permute, 1 },
+  { "permute 3-d", build_permute, 2 },
+  { "concat dim 0", build_concat, 0 },
+  { "concat dim 1", build_concat, 1 },
+  { "concat dim 2", build_concat, 2 },
+  { "slice dim 0", build_slice, 0 },
+  { "slice dim 1", build_slice, 1 },
+  { "slice dim 2", build_slice, 2 },
+  { NULL },
+};
 
 static void
 test_ops_moves (void)
 {
-  static const OpCase cases[] = {
-    { "reshape", build_reshape, 0 },
-    { "permute 0213", build_permute, 0 },
-    { "permute 3102", build_permute, 1 },
-    { "permute 3-d", build_permute, 2 },
-    { "concat dim 0", build_concat, 0 },
-    { "concat dim 1", build_concat, 1 },
-    { "concat dim 2", build_concat, 2 },
-    { "slice dim 0", build_slice, 0 },
-    { "slice dim 1", build_slice, 1 },
-    { "slice dim 2", build_slice, 2 },
-    { NULL },
-  };
-  check_ops (cases);
+  check_ops (move_cases);
 }
 
 /* ---- model ------------------------------------------------------------------------ */
@@ -556,8 +602,10 @@ model_logits (const char *name, CriaBackend *be)
   return model_logits_as (name, CRIA_MODEL_DTYPE_F32, be);
 }
 
+/* The logits of every tiny checkpoint (in f32) on `be` against the cpu's,
+ * within `tol`. */
 static void
-test_model_logits (void)
+check_every_model (int group, CriaBackend *be, double tol)
 {
   g_autofree char *dir = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests", "models", NULL);
   g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
@@ -571,10 +619,16 @@ test_model_logits (void)
   for (guint i = 0; i < names->len; i++) {
     const char *name = g_ptr_array_index (names, i);
     g_autoptr (CriaTensor) a = model_logits (name, cpu);
-    g_autoptr (CriaTensor) b = model_logits (name, dev);
+    g_autoptr (CriaTensor) b = model_logits (name, be);
     g_autofree char *what = g_strdup_printf ("%s logits", name);
-    record (G_MODEL, what, rel_diff (b, a));
+    record_tol (group, what, rel_diff (b, a), tol);
   }
+}
+
+static void
+test_model_logits (void)
+{
+  check_every_model (G_MODEL, dev, MODEL_TOL);
 }
 
 /* Greedy decoding of two prompts through KV caches (test-devmem's), one at a
@@ -905,9 +959,9 @@ check_logits_as (int group, const char *name, CriaModelDType dtype, CriaBackend 
 }
 
 /* A training step with `spec` on the two backends: the loss, the label count
- * and every adapter gradient. */
+ * and every adapter gradient (within grad_tol; 0: the group's tolerance). */
 static void
-check_adapter_step (int group, const char *name, const char *spec, CriaBackend *ref, CriaBackend *be)
+check_adapter_step (int group, const char *name, const char *spec, CriaBackend *ref, CriaBackend *be, double grad_tol)
 {
   float ca[2], cb[2];
   g_autoptr (GPtrArray) ga = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_tensor_unref);
@@ -928,7 +982,7 @@ check_adapter_step (int group, const char *name, const char *spec, CriaBackend *
   for (guint i = 0; i < ga->len; i++)
     worst = MAX (worst, rel_diff (g_ptr_array_index (gb, i), g_ptr_array_index (ga, i)));
   g_autofree char *what_grads = g_strdup_printf ("%s: adapter gradients", what);
-  record (group, what_grads, worst);
+  record_tol (group, what_grads, worst, grad_tol > 0 ? grad_tol : groups[group].tol);
 }
 
 #define QLORA_SPEC "qlora r=4 alpha=8 target-modules=q_proj,v_proj,down_proj"
@@ -939,14 +993,136 @@ test_weights_model (void)
   check_logits_as (G_WEIGHTS_MODEL, "tiny-qwen2-bf16", CRIA_MODEL_DTYPE_AUTO, cpu, dev);
   check_logits_as (G_WEIGHTS_MODEL, "tiny-llama", CRIA_MODEL_DTYPE_BF16, cpu, dev);
   check_logits_as (G_WEIGHTS_MODEL, "tiny-gpt2", CRIA_MODEL_DTYPE_BF16, cpu, dev);
-  check_adapter_step (G_WEIGHTS_MODEL, "tiny-llama", QLORA_SPEC, cpu, dev);
+  check_adapter_step (G_WEIGHTS_MODEL, "tiny-llama", QLORA_SPEC, cpu, dev, 0);
 }
 
 static void
 test_bf16_dot_model (void)
 {
   check_logits_as (G_BF16_DOT, "tiny-qwen2-bf16", CRIA_MODEL_DTYPE_AUTO, cpu_dot, dev_dot);
-  check_adapter_step (G_BF16_DOT, "tiny-llama", QLORA_SPEC, cpu_dot, dev_dot);
+  check_adapter_step (G_BF16_DOT, "tiny-llama", QLORA_SPEC, cpu_dot, dev_dot, 0);
+}
+
+/* ---- bf16 activations ------------------------------------------------------------ */
+
+static gboolean
+have_act (void)
+{
+  if (!dev_act)
+    printf ("\nbf16-act: skipped: %s has no activations property\n", cria_backend_get_name (dev));
+  return dev_act != NULL;
+}
+
+/* Every case of the ops group, against the cpu's f32; each forward value
+ * must be made of bf16 values. */
+static void
+test_bf16_act_ops (void)
+{
+  static const OpCase *const lists[] = { linear_cases, row_cases, attention_cases, move_cases };
+  if (!have_act ())
+    return;
+  for (guint i = 0; i < G_N_ELEMENTS (lists); i++)
+    check_cases (G_BF16_ACT, cpu, dev_act, " (bf16 act)", lists[i]);
+}
+
+static float
+bf16 (float x)
+{
+  return cria_bf16_to_f32 (cria_f32_to_bf16 (x));
+}
+
+/* What build_matmul's product must give with activations=bf16 where each
+ * operand is rounded to bf16 and summed exactly (the simulator's cuBLASLt
+ * sums in double: products of bf16 values are exact there): the value
+ * f32(sum bf16(a) bf16(b)) rounded to bf16, and the gradients f32(sum
+ * bf16(dy) bf16(operand)), dy = bf16(R) (the loss is sum(y R)), not
+ * rounded (gradients stay f32). Variants whose gradients are one cuBLASLt
+ * product each (a batch-shared B with trans_a sums its batches in f32). */
+static void
+check_act_product (int v, gboolean exact)
+{
+  gboolean ta = v & 1, tb = v & 2, batched = v & 4;
+  const gint64 B = 3, M = 37, N = 29, K = 45;
+  OpCase c = { "matmul", build_matmul, v };
+  g_autoptr (GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) cria_tensor_unref);
+  g_autofree char *what = g_strdup_printf ("matmul variant %d: rounded where the kernels round", v);
+  /* run_op's random values again: a, b, then R */
+  Op o = { cria_graph_new (), g_rand_new_with_seed (17), g_ptr_array_new (),
+           g_ptr_array_new_with_free_func ((GDestroyNotify) cria_tensor_unref), NULL };
+  CriaNode *y = build_matmul (&o, v);
+  gint64 ny = cria_shape_numel (y->n_dims, y->shape), rshape[] = { ny, 1 };
+  const float *r = random_tensor (&o, 2, rshape)->data;
+  const float *a = ((CriaTensor *) g_ptr_array_index (o.owned, 0))->data;
+  const float *w = ((CriaTensor *) g_ptr_array_index (o.owned, 1))->data;
+  if (!run_op (dev_act, &c, out) || out->len != 3) {
+    record (G_BF16_ACT, what, INFINITY);
+  } else {
+    gint64 na = B * M * K, nb = (batched ? B : 1) * K * N;
+    g_autofree double *da = g_new0 (double, na), *db = g_new0 (double, nb);
+    g_autofree float *yv = g_new (float, ny), *dav = g_new (float, na), *dbv = g_new (float, nb);
+    for (gint64 t = 0; t < B; t++)
+      for (gint64 m = 0; m < M; m++)
+        for (gint64 n = 0; n < N; n++) {
+          double s = 0, dy = bf16 (r[(t * M + m) * N + n]);
+          for (gint64 k = 0; k < K; k++) {
+            gint64 ia = ta ? (t * K + k) * M + m : (t * M + m) * K + k;
+            gint64 ib = (batched ? t * K * N : 0) + (tb ? n * K + k : k * N + n);
+            s += (double) bf16 (a[ia]) * bf16 (w[ib]);
+            da[ia] += dy * bf16 (w[ib]);
+            db[ib] += dy * bf16 (a[ia]);
+          }
+          yv[(t * M + m) * N + n] = bf16 ((float) s);
+        }
+    for (gint64 i = 0; i < na; i++)
+      dav[i] = (float) da[i];
+    for (gint64 i = 0; i < nb; i++)
+      dbv[i] = (float) db[i];
+    const float *want[] = { yv, dav, dbv };
+    const gint64 len[] = { ny, na, nb };
+    /* elsewhere cuBLASLt sums in f32 (a few 1e-6), which may move the
+     * value's rounding by one bf16 step (2^-8 relative) */
+    const double tol[] = { exact ? 0 : 1.0 / 256, exact ? 0 : 1e-4, exact ? 0 : 1e-4 };
+    static const char *const part[] = { "value", "dA", "dB" };
+    for (int i = 0; i < 3; i++) {
+      CriaTensor *got = g_ptr_array_index (out, i);
+      g_autofree char *w_part = g_strdup_printf ("%s (%s)", what, part[i]);
+      record_tol (G_BF16_ACT, w_part,
+                  cria_tensor_numel (got) == len[i] ? cria_test_rel_diff (got->data, want[i], len[i]) : INFINITY,
+                  tol[i]);
+    }
+  }
+  cria_graph_free (o.g);
+  g_rand_free (o.rand);
+  g_ptr_array_unref (o.params);
+  g_ptr_array_unref (o.owned);
+}
+
+static void
+test_bf16_act_rounding (void)
+{
+  if (!have_act ())
+    return;
+  g_autofree char *desc = cria_backend_describe (dev_act);
+  gboolean sim = strstr (desc, "simulator") != NULL;
+  static const int variants[] = { 0, 2, 5, 7 };
+  for (guint i = 0; i < G_N_ELEMENTS (variants); i++)
+    check_act_product (variants[i], sim);
+}
+
+/* Whole models: every tiny checkpoint's logits (tiny-qwen2-bf16's with its
+ * bf16 weights), a LoRA step of two and a QLoRA step: the adapter's params
+ * are the f32 master weights, their gradients f32. */
+static void
+test_bf16_act_model (void)
+{
+  if (!have_act ())
+    return;
+  check_every_model (G_BF16_ACT, dev_act, ACT_MODEL_TOL);
+  check_adapter_step (G_BF16_ACT, "tiny-llama", "lora r=4 alpha=8 target-modules=q_proj,v_proj,down_proj", cpu, dev_act,
+                      ACT_GRAD_TOL);
+  check_adapter_step (G_BF16_ACT, "tiny-gpt2", "lora r=4 alpha=8 target-modules=attn.c_attn,c_proj", cpu, dev_act,
+                      ACT_GRAD_TOL);
+  check_adapter_step (G_BF16_ACT, "tiny-llama", QLORA_SPEC, cpu, dev_act, ACT_QLORA_GRAD_TOL);
 }
 
 /* The backend `name` with the properties of `spec` ("bf16-dot=true
@@ -1285,6 +1461,7 @@ teardown (void)
   for (int i = 0; i < N_GROUPS; i++)
     if (groups[i].bad)
       g_string_free (groups[i].bad, TRUE);
+  cria_backend_free (dev_act);
   cria_backend_free (dev_tf32);
   cria_backend_free (dev_dot_slices);
   cria_backend_free (dev_slices);
@@ -1321,6 +1498,10 @@ register_suites (void)
   dev_slices = open_with (name, "widen-kib=1");
   dev_dot_slices = open_with (name, "bf16-dot=true widen-kib=1");
   dev_tf32 = open_with (name, "tf32=true");
+  g_autoptr (CriaProps)
+      dev_props = cria_provider_new_props (cria_registry_require (registry, CRIA_KIND_BACKEND, name, NULL));
+  if (cria_props_set (dev_props, "activations", "bf16", NULL)) /* where the backend has it */
+    dev_act = open_with (name, "activations=bf16");
   /* devsim runs the cpu kernels: there the weights, optim and tf32 groups
    * must be exact (it has no tf32 property) */
   if (strcmp (name, "devsim") == 0)
@@ -1370,7 +1551,13 @@ register_suites (void)
     { "tf32: matmul, lm_head_ce, widened weights", test_tf32_ops },
     { NULL },
   };
-  const CriaTestCase *suites[N_GROUPS] = { ops, model, train, weights, bf16_dot, weights_model, optim, tf32 };
+  static const CriaTestCase bf16_act[] = {
+    { "bf16-act: every op forward and backward", test_bf16_act_ops },
+    { "bf16-act: where the products round", test_bf16_act_rounding },
+    { "bf16-act: logits of every tiny model, LoRA and QLoRA steps", test_bf16_act_model },
+    { NULL },
+  };
+  const CriaTestCase *suites[N_GROUPS] = { ops, model, train, weights, bf16_dot, weights_model, optim, tf32, bf16_act };
   const char *groups_env = g_getenv ("CRIA_PARITY_GROUPS") ? g_getenv ("CRIA_PARITY_GROUPS") : PARITY_GROUPS;
   g_auto (GStrv) only = groups_env ? g_strsplit (groups_env, ",", -1) : NULL;
   for (int i = 0; i < N_GROUPS; i++)

@@ -404,11 +404,42 @@ ptr_align (const void *p)
   return align;
 }
 
+/* The elements an operand of a product spans: `rows` rows of `cols`, `ld`
+ * apart, in each of `batch` products `stride` apart. */
+static gint64
+operand_span (gint64 rows, gint64 cols, gint64 ld, gint64 batch, gint64 stride)
+{
+  return (rows - 1) * ld + cols + (batch - 1) * stride;
+}
+
+/* activations=bf16: both f32 operands rounded to bf16 in scratch (all they
+ * span, gaps included, so that strides stay), then their bf16 product. */
+static gboolean
+gemm_bf16 (CudaBackend *be, const CudaGemm *g, GError **error)
+{
+  gint64 na = operand_span (g->ta ? g->K : g->M, g->ta ? g->M : g->K, g->lda, g->batch, g->sa);
+  gint64 nb = operand_span (g->tb ? g->N : g->K, g->tb ? g->K : g->N, g->ldb, g->batch, g->sb);
+  size_t a_bytes = ((size_t) na * sizeof (guint16) + 255) / 256 * 256;
+  guint16 *a = (guint16 *) cuda_operand_scratch (be, a_bytes + (size_t) nb * sizeof (guint16), error);
+  if (!a)
+    return FALSE;
+  guint16 *b = a + a_bytes / sizeof (guint16);
+  if (!cuda_to_bf16 (be, (const float *) g->A, na, a, error) || !cuda_to_bf16 (be, (const float *) g->B, nb, b, error))
+    return FALSE;
+  CudaGemm h = *g;
+  h.A = a;
+  h.B = b;
+  h.bf16 = TRUE;
+  return cuda_gemm (be, &h, error);
+}
+
 /* Row-major C[M,N] = op(A)[M,K] op(B)[K,N] is column-major C^T = op(B)^T op(A)^T:
  * cuBLASLt gets B as its first operand (cuda.h). */
 extern "C" gboolean
 cuda_gemm (CudaBackend *be, const CudaGemm *g, GError **error)
 {
+  if (be->bf16_act && !g->bf16)
+    return gemm_bf16 (be, g, error);
   gint64 M = g->M, N = g->N, K = g->K, batch = g->batch;
   gboolean ta = g->ta, tb = g->tb;
   const void *A = g->A, *B = g->B;
@@ -1419,6 +1450,25 @@ lm_head_ce_backward (gpointer self, CriaNode *n, GError **error)
   return TRUE;
 }
 
+/* ---- activations=bf16: every forward's f32 output rounded to bf16 where
+ * it lies, after the kernel, so that whatever reads it (the next op, a
+ * backward kernel, a KV cache) reads bf16 values. lm_head_ce's output (the
+ * loss sums, each row's logsumexp) is no activation: it stays f32. A node
+ * recomputed for backward is rounded again to the same values. ------------- */
+
+static CriaKernel unrounded[CRIA_N_OPS];
+
+static gboolean
+forward_bf16 (gpointer self, CriaNode *n, GError **error)
+{
+  CudaBackend *be = be_of (self);
+  if (!unrounded[n->op].forward (self, n, error))
+    return FALSE;
+  if (!be->bf16_act || n->dtype != CRIA_DTYPE_F32 || n->op == CRIA_OP_LM_HEAD_CE)
+    return TRUE;
+  return cuda_round_bf16 (be, f32 (n->value), numel (n), error);
+}
+
 /* ---- the table ------------------------------------------------------------- */
 
 static CriaKernel
@@ -1456,5 +1506,10 @@ cuda_kernels_init (void)
   cuda_kernels[CRIA_OP_LM_HEAD_CE] = k (lm_head_ce_forward, lm_head_ce_backward);
   /* weights that are not f32, and dequantize */
   cuda_weights_init ();
+  for (int op = 0; op < CRIA_N_OPS; op++)
+    if (cuda_kernels[op].forward) {
+      unrounded[op] = cuda_kernels[op];
+      cuda_kernels[op].forward = forward_bf16;
+    }
 }
 }

@@ -32,7 +32,9 @@
  * NF4 weights dequantized and rounded to bf16 slice by slice. f16 weights
  * are widened either way, as on the cpu. The one product where the weight
  * is the first operand (matmul's dA with trans_a) widens it whole to f32,
- * as the cpu backend does, with no rounding. */
+ * as the cpu backend does, with no rounding. activations=bf16 (cuda.c)
+ * takes the bf16-dot path for bf16 and NF4 weights, and cuda_gemm rounds
+ * f16 weights widened to f32 as it rounds every f32 operand. */
 #include "config.h"
 
 #include <string.h>
@@ -181,6 +183,27 @@ round_k (const float *x, gint64 n, guint16 *y)
   GRID_LOOP (i, n) y[i] = bf16_round (x[i]);
 }
 
+/* x rounded to bf16 and kept in f32: the outputs with activations=bf16 */
+__global__ static void
+round_f32_k (float *x, gint64 n)
+{
+  GRID_LOOP (i, n) x[i] = from_bits ((guint32) bf16_round (x[i]) << 16);
+}
+
+extern "C" gboolean
+cuda_to_bf16 (CudaBackend *be, const float *x, gint64 n, guint16 *y, GError **error)
+{
+  round_k<<<blocks_for (n), THREADS, 0, be->stream>>> (x, n, y);
+  return launched ("rounding to bf16", error);
+}
+
+extern "C" gboolean
+cuda_round_bf16 (CudaBackend *be, float *x, gint64 n, GError **error)
+{
+  round_f32_k<<<blocks_for (n), THREADS, 0, be->stream>>> (x, n);
+  return launched ("rounding to bf16", error);
+}
+
 static gboolean
 widen (CudaBackend *be, const CriaTensor *t, gint64 e0, gint64 n, float *out32, guint16 *out16, GError **error)
 {
@@ -205,7 +228,8 @@ cuda_gemm_weight (CudaBackend *be, gint64 M, gint64 N, gint64 K, const float *A,
     g.B = f32 (w) + w0;
     return cuda_gemm (be, &g, error);
   }
-  g.bf16 = be->bf16_dot && (w->dtype == CRIA_DTYPE_BF16 || w->dtype == CRIA_DTYPE_NF4);
+  /* activations=bf16 rounds A anyway: the bf16-dot path serves it */
+  g.bf16 = (be->bf16_dot || be->bf16_act) && (w->dtype == CRIA_DTYPE_BF16 || w->dtype == CRIA_DTYPE_NF4);
   size_t esize = g.bf16 ? sizeof (guint16) : sizeof (float);
   /* rows of W as stored, each `row` elements: slices of whole rows */
   gint64 rows = tb ? N : K, row = tb ? K : N;

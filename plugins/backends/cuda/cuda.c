@@ -17,6 +17,15 @@
  * cuda-optim.cu holds the optimizer step (contract 1.2), so training keeps
  * gradients, moments and params on the GPU.
  *
+ * activations=bf16 (--backend 'cuda activations=bf16', any verb) is mixed
+ * precision as autocast does it: each kernel's output is rounded to bf16
+ * (cuda-kernels.cu wraps every forward), each cuBLASLt product takes bf16
+ * operands (f32 ones rounded on the way, cuda_gemm) and accumulates in f32;
+ * the reductions inside norms, softmax, attention and the loss stay f32, and
+ * so do gradients, the params that train and their optimizer state. The
+ * rounded values still sit in f32 slots: the graph declares its
+ * activations f32 and every kernel reads f32, so this halves no memory.
+ *
  * NO KERNEL OF THIS PLUGIN HAS RUN ON A GPU YET: its .cu files were only
  * compiled by nvcc, and run on the CPU by tests/cuda/sim/run.sh (stand-ins
  * for the CUDA runtime and cuBLASLt). They hold kernels of every op.
@@ -37,6 +46,11 @@ static const CriaPropSpec cuda_props[] = {
     "f32 products (f32 weights, widened weights, the lm head's logits) on tensor cores with their inputs "
     "rounded to TF32 (10 bits of mantissa; CUBLAS_COMPUTE_32F_FAST_TF32): faster, about 1e-3 relative error; "
     "off computes them in full f32" },
+  { "activations", CRIA_PROP_ENUM, "f32", 0, 0, "f32|bf16",
+    "bf16: every op's output (hidden states, attention inputs and outputs, MLP intermediates) rounded to bf16 and "
+    "every product bf16 x bf16 in cuBLASLt with f32 accumulation; norms, softmax and the loss accumulate in f32, "
+    "gradients, trainable params (master weights) and optimizer state stay f32. Still stored in 4 bytes: it saves "
+    "no memory yet. f32: f32 throughout" },
   { "widen-kib", CRIA_PROP_INT, "262144", 1, G_MAXINT, NULL,
     "KiB of device scratch a bf16, f16 or NF4 weight is widened into for a product: a larger weight goes "
     "through it in slices of whole rows, one product each (the default holds a linear layer of an 8B model)" },
@@ -71,6 +85,7 @@ cuda_create (const CriaProps *props, GError **error)
   be->device = device;
   be->bf16_dot = cria_props_get_bool (props, "bf16-dot");
   be->tf32 = cria_props_get_bool (props, "tf32");
+  be->bf16_act = strcmp (cria_props_get_string (props, "activations"), "bf16") == 0;
   be->widen_bytes = (size_t) cria_props_get_int (props, "widen-kib") << 10;
   if (!cuda_check (cudaSetDevice (device), "cudaSetDevice", error) ||
       !cuda_check (cudaGetDeviceProperties (&be->prop, device), "cudaGetDeviceProperties", error) ||
@@ -96,6 +111,7 @@ cuda_destroy (gpointer self)
   cuda_blas_free (be);
   cudaFree (be->scratch);
   cudaFree (be->wscratch);
+  cudaFree (be->oscratch);
   cudaFree (be->bad_id);
   cudaStreamDestroy (be->stream);
   g_free (be);
@@ -132,6 +148,12 @@ void *
 cuda_weight_scratch (CudaBackend *be, size_t bytes, GError **error)
 {
   return grow (be, &be->wscratch, &be->wscratch_bytes, bytes, error);
+}
+
+void *
+cuda_operand_scratch (CudaBackend *be, size_t bytes, GError **error)
+{
+  return grow (be, &be->oscratch, &be->oscratch_bytes, bytes, error);
 }
 
 static gpointer
@@ -213,8 +235,9 @@ static char *
 cuda_describe (gpointer self)
 {
   CudaBackend *be = self;
-  return g_strdup_printf ("cuda: device %d, %s, %.0f GiB, compute capability %d.%d", be->device, be->prop.name,
-                          (double) be->prop.totalGlobalMem / (1u << 30), be->prop.major, be->prop.minor);
+  return g_strdup_printf ("cuda: device %d, %s, %.0f GiB, compute capability %d.%d%s", be->device, be->prop.name,
+                          (double) be->prop.totalGlobalMem / (1u << 30), be->prop.major, be->prop.minor,
+                          be->bf16_act ? ", bf16 activations" : "");
 }
 
 static const CriaBackendVTable cuda_vtable = {
@@ -241,7 +264,7 @@ static const CriaBackendVTable cuda_vtable = {
 static const CriaProviderInfo cuda_info = {
   .name = "cuda",
   .description = "Runs graphs on an NVIDIA GPU (CUDA, cuBLASLt): kernels of every op, with f32, bf16, f16 and NF4 "
-                 "weights; never run on a GPU yet",
+                 "weights, f32 or bf16 activations; never run on a GPU yet",
   .example = "cria inspect cuda",
   .props = cuda_props,
   .rank = CRIA_RANK_NONE, /* chosen by name: --backend cuda */

@@ -47,6 +47,11 @@ typedef struct {
   gboolean bf16_dot;  /* bf16 and NF4 weights times activations rounded to bf16 */
   gboolean tf32;      /* f32 products on tensor cores, inputs rounded to TF32 */
   size_t widen_bytes; /* the most of a weight widened at a time */
+  /* activations=bf16: every op's output rounded to bf16 (in its f32 slot),
+   * every product bf16 x bf16 with f32 accumulation */
+  gboolean bf16_act;
+  void *oscratch; /* the bf16 operands of such a product (cuda_gemm), grown */
+  size_t oscratch_bytes;
 } CudaBackend;
 
 /* What *bad_id holds: the first kernel that met an id it cannot take. */
@@ -67,12 +72,16 @@ void *cuda_scratch (CudaBackend *be, size_t bytes, GError **error);
 /* The same for weights widened by cuda_gemm_weight, apart from the above
  * (lm_head_ce's logits chunk is in it meanwhile). */
 void *cuda_weight_scratch (CudaBackend *be, size_t bytes, GError **error);
+/* The same for the operands cuda_gemm rounds to bf16 with activations=bf16,
+ * apart from both above (they may hold those operands). */
+void *cuda_operand_scratch (CudaBackend *be, size_t bytes, GError **error);
 
 /* One cuBLASLt product, row-major: C[M,N] (+)= op(A)[M,K] op(B)[K,N], each
  * operand as stored (A [M,K], [K,M] when ta; B [K,N], [N,K] when tb) with
  * `ld` elements between its rows; `batch` products sa, sb, sc elements apart
  * (sb = 0: one B for all); beta 1 adds to C. A and B are f32, or both bf16
- * (`bf16`); f32 compute and output either way (cuda-kernels.cu). */
+ * (`bf16`); f32 compute and output either way (cuda-kernels.cu). With
+ * activations=bf16, f32 operands are rounded to bf16 first. */
 typedef struct {
   gint64 M, N, K;
   const void *A;
@@ -116,6 +125,10 @@ void cuda_kernels_init (void);
  * f32 kernels of the table stay for the rest) and dequantize; called by
  * cuda_kernels_init. */
 void cuda_weights_init (void);
+/* cuda-weights.cu: n floats rounded to bf16 (nearest, ties to even): into
+ * y, or in place, each kept as the f32 of its bf16 value. */
+gboolean cuda_to_bf16 (CudaBackend *be, const float *x, gint64 n, guint16 *y, GError **error);
+gboolean cuda_round_bf16 (CudaBackend *be, float *x, gint64 n, GError **error);
 
 /* cuda-optim.cu: the optimizer entries of contract 1.2. */
 gboolean cuda_accumulate (gpointer self, float *dst, const float *src, gsize n, GError **error);
