@@ -16,7 +16,8 @@
 # Without MODEL_DIR it writes bench-models/qwen2.5-0.5b-bench with `cria
 # model init` (about 1 GB). CRIA_BENCH_TOKENS (default 64) sizes each answer;
 # CRIA_BENCH_SEQ (default 4) is how many requests the one-at-a-time arm runs
-# per round (its rate does not depend on it).
+# per round (its rate does not depend on it). CRIA_BENCH_BACKENDS replaces
+# the two servers' backends: a list separated by ';' (e.g. "cpu spin-us=50").
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 top=$here/../..
@@ -44,7 +45,10 @@ ask () { # I: one chat request; prints its completion_tokens
 \"max_tokens\": $N, \"temperature\": 0}" "$URL/chat/completions" |
     grep -o '"completion_tokens" *: *[0-9]*' | sed 's/.*: *//'
 }
-for backend in cpu "cpu bf16-dot=true"; do
+backends=${CRIA_BENCH_BACKENDS:-cpu;cpu bf16-dot=true}
+while [ -n "$backends" ]; do
+backend=${backends%%;*}
+case $backends in *";"*) backends=${backends#*;} ;; *) backends= ;; esac
 : >"$out"
 : >"$log"
 "$cria" serve --model "$model" --port 0 --batch $K --max-concurrent $K --backend "$backend" >"$out" &
