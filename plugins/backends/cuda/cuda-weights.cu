@@ -241,8 +241,7 @@ cuda_gemm_weight (CudaBackend *be, gint64 M, gint64 N, gint64 K, const float *A,
   if (!scratch)
     return FALSE;
   if (g.bf16) { /* A rounded, whole, for every slice */
-    round_k<<<blocks_for (M * K), THREADS, 0, be->stream>>> (A, M * K, (guint16 *) scratch);
-    if (!launched ("rounding activations to bf16", error))
+    if (!cuda_to_bf16 (be, A, M * K, (guint16 *) scratch, error))
       return FALSE;
     g.A = scratch;
   }
