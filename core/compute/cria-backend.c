@@ -381,6 +381,32 @@ cria_tensor_read (const CriaTensor *tensor, gsize offset, gpointer dst, gsize by
 }
 
 gboolean
+cria_tensor_read_f32 (const CriaTensor *tensor, gsize first, float *dst, gsize n, GError **error)
+{
+  g_return_val_if_fail (tensor != NULL, FALSE);
+  g_return_val_if_fail (
+      tensor->dtype == CRIA_DTYPE_F32 || tensor->dtype == CRIA_DTYPE_BF16 || tensor->dtype == CRIA_DTYPE_F16, FALSE);
+  if (tensor->dtype == CRIA_DTYPE_F32)
+    return cria_tensor_read (tensor, first * sizeof (float), dst, n * sizeof (float), error);
+  /* two bytes an element cross (half of f32's); widened here */
+  g_autofree guint16 *half = g_new (guint16, MAX (n, 1));
+  if (!cria_tensor_read (tensor, first * sizeof (guint16), half, n * sizeof (guint16), error))
+    return FALSE;
+  cria_convert_to_f32 (tensor->dtype, half, dst, n);
+  return TRUE;
+}
+
+/* The dtype a backend stores a node's value in (contract 1.3): node->dtype,
+ * or bf16 for an f32 node where the backend asks for it. */
+CriaDType
+cria_backend_value_dtype (CriaBackend *b, const CriaNode *node)
+{
+  if (node->dtype != CRIA_DTYPE_F32 || !CRIA_VTABLE_HAS (b->vt, value_dtype))
+    return node->dtype;
+  return b->vt->value_dtype (b->self, node) == CRIA_DTYPE_BF16 ? CRIA_DTYPE_BF16 : node->dtype;
+}
+
+gboolean
 cria_tensor_write (CriaTensor *tensor, gsize offset, gconstpointer src, gsize bytes, GError **error)
 {
   g_return_val_if_fail (tensor != NULL, FALSE);

@@ -32,5 +32,7 @@ void cria_graph_release_plan (CriaGraph *g);
 gpointer cria_backend_alloc_internal (CriaBackend *b, gsize bytes, GError **error);
 void cria_backend_free_internal (CriaBackend *b, gpointer mem);
 void cria_backend_zero_internal (CriaBackend *b, gpointer mem, gsize bytes);
+/* The dtype the backend stores a node's value in (value_dtype, contract 1.3). */
+CriaDType cria_backend_value_dtype (CriaBackend *b, const CriaNode *node);
 /* A memcpy on a host backend. */
 gboolean cria_backend_upload_internal (CriaBackend *b, gpointer dst, gconstpointer src, gsize bytes, GError **error);

@@ -319,19 +319,20 @@ plan_epilogues (CriaGraph *g, CriaBackend *backend, const Steps *st)
  * its value is a view of the first epilogue node's (as large or larger, the
  * one reader of the product), and takes no memory of its own. */
 static gboolean
-product_unstored (const CriaNode *m)
+product_unstored (CriaBackend *backend, const CriaNode *m)
 {
   if (m->n_epilogue == 0)
     return FALSE;
   const CriaNode *e = m->epilogue[0];
-  return cria_dtype_bytes (m->dtype, (gsize) cria_shape_numel (m->n_dims, m->shape)) <=
-         cria_dtype_bytes (e->dtype, (gsize) cria_shape_numel (e->n_dims, e->shape));
+  return cria_dtype_bytes (cria_backend_value_dtype (backend, m), (gsize) cria_shape_numel (m->n_dims, m->shape)) <=
+         cria_dtype_bytes (cria_backend_value_dtype (backend, e), (gsize) cria_shape_numel (e->n_dims, e->shape));
 }
 
 static CriaTensor *
-view_of (const CriaNode *m, const CriaTensor *t)
+view_of (CriaBackend *backend, const CriaNode *m, const CriaTensor *t)
 {
-  CriaTensor *v = cria_tensor_new_borrowed (m->dtype, m->n_dims, m->shape, t->data, NULL, NULL);
+  CriaTensor *v = cria_tensor_new_borrowed (cria_backend_value_dtype (backend, m), m->n_dims, m->shape, t->data, NULL,
+                                            NULL);
   v->device = t->device;
   return v;
 }
@@ -344,7 +345,7 @@ extend (GArray *bufs, int index, int step)
 }
 
 static GArray *
-collect_buffers (CriaGraph *g, const Steps *st)
+collect_buffers (CriaGraph *g, CriaBackend *backend, const Steps *st)
 {
   guint n = g->nodes->len;
   const int *bstep = st->bstep, *rstep = st->rstep;
@@ -353,12 +354,14 @@ collect_buffers (CriaGraph *g, const Steps *st)
   for (guint i = 0; i < n; i++) {
     CriaNode *node = g_ptr_array_index (g->nodes, i);
     vbuf[i] = rbuf[i] = -1;
-    if (is_leaf (node) || product_unstored (node))
+    if (is_leaf (node) || product_unstored (backend, node))
       continue;
     /* an epilogue's value is written when its matmul runs */
     int first = node->fused_into ? node->fused_into->id : (int) i;
     Buffer v = { node, BUF_VALUE, first, (int) i, 0, 0 };
-    v.bytes = cria_dtype_bytes (node->dtype, (gsize) cria_shape_numel (node->n_dims, node->shape));
+    /* the backend may store an f32 value in bf16 (value_dtype) */
+    v.bytes = cria_dtype_bytes (cria_backend_value_dtype (backend, node),
+                                (gsize) cria_shape_numel (node->n_dims, node->shape));
     if (node->keep || i == n - 1)
       v.end = FOREVER;
     if (!st->inner[i])
@@ -437,7 +440,7 @@ cria_graph_plan (CriaGraph *g, CriaBackend *backend, CriaPlanStats *stats, GErro
   g_auto (Steps) st = { 0 };
   make_schedule (g, &st);
   plan_epilogues (g, backend, &st);
-  g_autoptr (GArray) bufs = collect_buffers (g, &st);
+  g_autoptr (GArray) bufs = collect_buffers (g, backend, &st);
   gsize naive = 0;
   for (guint b = 0; b < bufs->len; b++)
     naive += g_array_index (bufs, Buffer, b).bytes;
@@ -453,8 +456,9 @@ cria_graph_plan (CriaGraph *g, CriaBackend *backend, CriaPlanStats *stats, GErro
   for (guint b = 0; b < bufs->len; b++) {
     Buffer *v = &g_array_index (bufs, Buffer, b);
     CriaNode *node = v->node;
-    CriaTensor *t = cria_tensor_new_borrowed (v->kind == BUF_GRAD ? CRIA_DTYPE_F32 : node->dtype, node->n_dims,
-                                              node->shape, (char *) g->arena + v->offset, NULL, NULL);
+    CriaDType dtype = v->kind == BUF_GRAD ? CRIA_DTYPE_F32 : cria_backend_value_dtype (backend, node);
+    CriaTensor *t = cria_tensor_new_borrowed (dtype, node->n_dims, node->shape, (char *) g->arena + v->offset, NULL,
+                                              NULL);
     t->device = device;
     if (v->kind == BUF_GRAD) {
       node->grad = t;
@@ -479,14 +483,14 @@ cria_graph_plan (CriaGraph *g, CriaBackend *backend, CriaPlanStats *stats, GErro
   }
   for (guint i = 0; i < g->nodes->len; i++) {
     CriaNode *m = g_ptr_array_index (g->nodes, i);
-    if (is_leaf (m) || !product_unstored (m))
+    if (is_leaf (m) || !product_unstored (backend, m))
       continue;
     const CriaNode *e = m->epilogue[0];
-    m->value = view_of (m, e->value);
+    m->value = view_of (backend, m, e->value);
     if (g->fwd_values && g->fwd_values[e->id])
       g->fwd_values[m->id] = cria_tensor_ref (m->value);
     if (g->re_values && g->re_values[e->id])
-      g->re_values[m->id] = view_of (m, g->re_values[e->id]);
+      g->re_values[m->id] = view_of (backend, m, g->re_values[e->id]);
   }
   gsize param_bytes = 0;
   for (guint i = 0; i < g->nodes->len; i++) {

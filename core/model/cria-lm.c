@@ -172,13 +172,14 @@ forward (CriaLm *lm, CriaLmCache *cache, const gint32 *ids, gint64 n, gboolean a
   if (ok) {
     gint64 rows = all ? n : 1;
     out = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]){ rows, c->vocab_size });
-    ok = cria_tensor_read (logits->value, 0, out->data, (gsize) (rows * c->vocab_size) * sizeof (float), error);
+    /* a backend may store values in bf16: widened on the way out */
+    ok = cria_tensor_read_f32 (logits->value, 0, out->data, (gsize) (rows * c->vocab_size), error);
     if (ok && cache) {
       cache_reserve (cache, past + n);
-      gsize bytes = (gsize) (n * cache->row) * sizeof (float), at = (gsize) (past * cache->row) * sizeof (float);
+      gsize count = (gsize) (n * cache->row), at = (gsize) (past * cache->row);
       for (gint64 l = 0; ok && l < c->n_layers; l++)
-        ok = cria_tensor_read (mg.present_k[l]->value, at, cache->layers[l].k + past * cache->row, bytes, error) &&
-             cria_tensor_read (mg.present_v[l]->value, at, cache->layers[l].v + past * cache->row, bytes, error);
+        ok = cria_tensor_read_f32 (mg.present_k[l]->value, at, cache->layers[l].k + past * cache->row, count, error) &&
+             cria_tensor_read_f32 (mg.present_v[l]->value, at, cache->layers[l].v + past * cache->row, count, error);
       if (ok)
         cache->length = past + n;
     }
@@ -232,14 +233,15 @@ forward_ragged (CriaLm *lm, CriaLmCache *const *caches, const gint32 *ids, gint6
     }
   ok = ok && cria_graph_forward (g, error);
   if (ok && logits)
-    ok = cria_tensor_read (out->value, 0, logits, (gsize) (n * c->vocab_size) * sizeof (float), error);
+    ok = cria_tensor_read_f32 (out->value, 0, logits, (gsize) (n * c->vocab_size), error);
   for (gint64 b = 0; ok && b < n; b++) {
     CriaLmCache *cache = caches[b];
     cache_reserve (cache, pasts[b] + 1);
-    gsize bytes = (gsize) cache->row * sizeof (float), at = (gsize) (b * cache->row) * sizeof (float);
+    gsize count = (gsize) cache->row, at = (gsize) (b * cache->row);
     for (gint64 l = 0; ok && l < c->n_layers; l++)
-      ok = cria_tensor_read (mg.present_k[l]->value, at, cache->layers[l].k + pasts[b] * cache->row, bytes, error) &&
-           cria_tensor_read (mg.present_v[l]->value, at, cache->layers[l].v + pasts[b] * cache->row, bytes, error);
+      ok = cria_tensor_read_f32 (mg.present_k[l]->value, at, cache->layers[l].k + pasts[b] * cache->row, count,
+                                 error) &&
+           cria_tensor_read_f32 (mg.present_v[l]->value, at, cache->layers[l].v + pasts[b] * cache->row, count, error);
     if (ok)
       cache->length = pasts[b] + 1;
   }

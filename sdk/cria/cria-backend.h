@@ -101,6 +101,15 @@ struct _CriaBackendVTable {
                           GError **error);
   gboolean (*adamw_step) (gpointer backend, const CriaOptimSpan *spans, guint n_spans, const CriaAdamwScalars *s,
                           GError **error);
+
+  /* Added in contract 1.3 (the core checks the vtable's size). May be NULL.
+   * Asked at plan time for each op node: the dtype its value is stored in.
+   * Only an f32 node may be stored otherwise, and only in bf16 (the cuda
+   * backend's activations=bf16): the core then sizes its buffer and makes
+   * its value tensor bf16 (half the memory), and the backend's kernels read
+   * and write it so; any other answer keeps node->dtype. Gradients stay f32.
+   * Host readers that want f32 go through cria_tensor_read_f32. */
+  CriaDType (*value_dtype) (gpointer backend, const CriaNode *node);
 };
 
 typedef struct _CriaBackend CriaBackend;
@@ -135,6 +144,11 @@ gboolean cria_tensor_is_device (const CriaTensor *tensor);
 /* Copies `bytes` from `offset` of a tensor's data to host memory, from
  * whichever memory the tensor is in. */
 gboolean cria_tensor_read (const CriaTensor *tensor, gsize offset, gpointer dst, gsize bytes, GError **error);
+/* Copies n elements from element `first` of a float tensor (f32, bf16 or
+ * f16) to host memory as f32, from whichever memory the tensor is in: a
+ * node's value that the backend stores in bf16 (value_dtype) is widened
+ * on the host, so readers of logits or a KV cache get f32 either way. */
+gboolean cria_tensor_read_f32 (const CriaTensor *tensor, gsize first, float *dst, gsize n, GError **error);
 /* Copies `bytes` of host memory to `offset` of a tensor's data, into
  * whichever memory the tensor is in. */
 gboolean cria_tensor_write (CriaTensor *tensor, gsize offset, gconstpointer src, gsize bytes, GError **error);
