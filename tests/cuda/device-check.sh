@@ -37,15 +37,16 @@
 #           across the two backends
 #   tf32    the same program: tf32=true (f32 products on TF32 tensor
 #           cores) against the cpu's f32 within 1e-2
-#   bf16-act  the same program: activations=bf16 (outputs rounded to
+#   bf16-act  the same program: activations=bf16 (outputs stored in
 #           bf16, bf16 x bf16 products, f32 gradients and master weights)
 #           against the cpu's f32: every op and the LoRA and QLoRA steps'
 #           losses within 1e-2, the logits of every tiny checkpoint within
 #           3e-2, adapter gradients within 5e-2, QLoRA's 1e-1 (what bf16
 #           activations alone do in PyTorch, tests/cuda/bf16_act_reference.py,
-#           with a margin); every op's output a bf16 value; products equal
-#           to sums of bf16 operands within one bf16 rounding (exactly on
-#           the simulator)
+#           with a margin); every op's output stored in bf16; products
+#           equal to sums of bf16 operands within one bf16 rounding
+#           (exactly on the simulator); a tiny LoRA step's activations and
+#           a forward arena in about half the bytes of f32
 #   cli     `cria logits --backend cuda` of tiny-llama = --backend cpu
 #           within 1e-4 relative (the program end to end; od and awk
 #           compare the files)

@@ -1,4 +1,5 @@
-/* cuda-kernels.cu: the kernels of the cuda backend, f32 only (weights of
+/* cuda-kernels.cu: the kernels of the cuda backend, f32 (and bf16 values
+ * with activations=bf16: see the end of this file; weights of
  * other dtypes: cuda-weights.cu).
  *
  * NEVER RUN ON A GPU: compiled by nvcc on a machine without one. Their math
@@ -60,6 +61,50 @@ static float *
 f32 (const CriaTensor *t)
 {
   return (float *) t->data;
+}
+
+static gboolean
+is_bf16 (const CriaTensor *t)
+{
+  return t->dtype == CRIA_DTYPE_BF16;
+}
+
+/* Element i of a value stored in f32 or bf16. */
+static const char *
+elem (const CriaTensor *t, gint64 i)
+{
+  return (const char *) t->data + (size_t) i * (is_bf16 (t) ? sizeof (guint16) : sizeof (float));
+}
+
+/* A value as a kernel reads or writes it: f32, or bf16 with
+ * activations=bf16 (`half` is the same for every thread of a launch, so no
+ * warp diverges on it). ld widens; st rounds to nearest even, so a kernel
+ * storing bf16 gives its f32 result rounded. Gradients are plain f32. */
+typedef struct {
+  void *p;
+  int half;
+} Val;
+
+static Val
+val (const CriaTensor *t)
+{
+  Val v = { t->data, is_bf16 (t) };
+  return v;
+}
+
+__device__ static float
+ld (Val v, gint64 i)
+{
+  return v.half ? cuda_bf16_value (((const guint16 *) v.p)[i]) : ((const float *) v.p)[i];
+}
+
+__device__ static void
+st (Val v, gint64 i, float x)
+{
+  if (v.half)
+    ((guint16 *) v.p)[i] = cuda_bf16_round (x);
+  else
+    ((float *) v.p)[i] = x;
 }
 
 static const gint32 *
@@ -160,17 +205,23 @@ silu_d (float x)
 enum { UN_GELU, UN_SILU };
 
 __global__ static void
-unary_fwd (int which, const float *x, float *y, gint64 n)
+unary_fwd (int which, Val x, Val y, gint64 n)
 {
   GRID_LOOP (i, n)
-  y[i] = which == UN_GELU ? gelu_f (x[i]) : silu_f (x[i]);
+  {
+    float v = ld (x, i);
+    st (y, i, which == UN_GELU ? gelu_f (v) : silu_f (v));
+  }
 }
 
 __global__ static void
-unary_bwd (int which, const float *x, const float *dy, float *dx, gint64 n)
+unary_bwd (int which, Val x, const float *dy, float *dx, gint64 n)
 {
   GRID_LOOP (i, n)
-  dx[i] += dy[i] * (which == UN_GELU ? gelu_d (x[i]) : silu_d (x[i]));
+  {
+    float v = ld (x, i);
+    dx[i] += dy[i] * (which == UN_GELU ? gelu_d (v) : silu_d (v));
+  }
 }
 
 static gboolean
@@ -178,7 +229,7 @@ unary_forward (gpointer self, CriaNode *n, GError **error)
 {
   gint64 count = numel (n);
   unary_fwd<<<blocks_for (count), THREADS, 0, be_of (self)->stream>>> (n->op == CRIA_OP_GELU ? UN_GELU : UN_SILU,
-                                                                         f32 (n->src[0]->value), f32 (n->value), count);
+                                                                         val (n->src[0]->value), val (n->value), count);
   return launched (n, error);
 }
 
@@ -189,27 +240,28 @@ unary_backward (gpointer self, CriaNode *n, GError **error)
     return TRUE;
   gint64 count = numel (n);
   unary_bwd<<<blocks_for (count), THREADS, 0, be_of (self)->stream>>> (
-      n->op == CRIA_OP_GELU ? UN_GELU : UN_SILU, f32 (n->src[0]->value), f32 (n->grad), f32 (n->src[0]->grad), count);
+      n->op == CRIA_OP_GELU ? UN_GELU : UN_SILU, val (n->src[0]->value), f32 (n->grad), f32 (n->src[0]->grad), count);
   return launched (n, error);
 }
 
 /* swiglu: y = silu(g) u;  dg += dy u silu'(g);  du += dy silu(g) */
 __global__ static void
-swiglu_fwd (const float *g, const float *u, float *y, gint64 n)
+swiglu_fwd (Val g, Val u, Val y, gint64 n)
 {
   GRID_LOOP (i, n)
-  y[i] = silu_f (g[i]) * u[i];
+  st (y, i, silu_f (ld (g, i)) * ld (u, i));
 }
 
 __global__ static void
-swiglu_bwd (const float *g, const float *u, const float *dy, float *dg, float *du, gint64 n)
+swiglu_bwd (Val g, Val u, const float *dy, float *dg, float *du, gint64 n)
 {
   GRID_LOOP (i, n)
   {
+    float gi = ld (g, i);
     if (dg)
-      dg[i] += dy[i] * u[i] * silu_d (g[i]);
+      dg[i] += dy[i] * ld (u, i) * silu_d (gi);
     if (du)
-      du[i] += dy[i] * silu_f (g[i]);
+      du[i] += dy[i] * silu_f (gi);
   }
 }
 
@@ -217,8 +269,8 @@ static gboolean
 swiglu_forward (gpointer self, CriaNode *n, GError **error)
 {
   gint64 count = numel (n);
-  swiglu_fwd<<<blocks_for (count), THREADS, 0, be_of (self)->stream>>> (f32 (n->src[0]->value),
-                                                                          f32 (n->src[1]->value), f32 (n->value), count);
+  swiglu_fwd<<<blocks_for (count), THREADS, 0, be_of (self)->stream>>> (
+      val (n->src[0]->value), val (n->src[1]->value), val (n->value), count);
   return launched (n, error);
 }
 
@@ -228,35 +280,38 @@ swiglu_backward (gpointer self, CriaNode *n, GError **error)
   gint64 count = numel (n);
   float *dg = n->src[0]->grad ? f32 (n->src[0]->grad) : NULL, *du = n->src[1]->grad ? f32 (n->src[1]->grad) : NULL;
   swiglu_bwd<<<blocks_for (count), THREADS, 0, be_of (self)->stream>>> (
-      f32 (n->src[0]->value), f32 (n->src[1]->value), f32 (n->grad), dg, du, count);
+      val (n->src[0]->value), val (n->src[1]->value), f32 (n->grad), dg, du, count);
   return launched (n, error);
 }
 
 /* add: y = a + b;  da += dy;  db += sum dy.   mul: y = a b;  da += dy b;  db += sum dy a
  * (b broadcast over a's leading dims: b[i % nb]) */
 __global__ static void
-binary_fwd (int add, const float *a, const float *b, float *y, gint64 na, gint64 nb)
+binary_fwd (int add, Val a, Val b, Val y, gint64 na, gint64 nb)
 {
   GRID_LOOP (i, na)
-  y[i] = add ? a[i] + b[i % nb] : a[i] * b[i % nb];
+  {
+    float x = ld (a, i), z = ld (b, i % nb);
+    st (y, i, add ? x + z : x * z);
+  }
 }
 
 __global__ static void
-binary_bwd_a (int add, const float *b, const float *dy, float *da, gint64 na, gint64 nb)
+binary_bwd_a (int add, Val b, const float *dy, float *da, gint64 na, gint64 nb)
 {
   GRID_LOOP (i, na)
-  da[i] += add ? dy[i] : dy[i] * b[i % nb];
+  da[i] += add ? dy[i] : dy[i] * ld (b, i % nb);
 }
 
 /* one thread per element of b, summing its rows in order (as the cpu does) */
 __global__ static void
-binary_bwd_b (int add, const float *a, const float *dy, float *db, gint64 na, gint64 nb)
+binary_bwd_b (int add, Val a, const float *dy, float *db, gint64 na, gint64 nb)
 {
   GRID_LOOP (j, nb)
   {
     float s = db[j];
     for (gint64 i = j; i < na; i += nb)
-      s += add ? dy[i] : dy[i] * a[i];
+      s += add ? dy[i] : dy[i] * ld (a, i);
     db[j] = s;
   }
 }
@@ -265,8 +320,8 @@ static gboolean
 binary_forward (gpointer self, CriaNode *n, GError **error)
 {
   gint64 na = numel (n), nb = numel (n->src[1]);
-  binary_fwd<<<blocks_for (na), THREADS, 0, be_of (self)->stream>>> (
-      n->op == CRIA_OP_ADD, f32 (n->src[0]->value), f32 (n->src[1]->value), f32 (n->value), na, nb);
+  binary_fwd<<<blocks_for (na), THREADS, 0, be_of (self)->stream>>> (n->op == CRIA_OP_ADD, val (n->src[0]->value),
+                                                                       val (n->src[1]->value), val (n->value), na, nb);
   return launched (n, error);
 }
 
@@ -277,20 +332,20 @@ binary_backward (gpointer self, CriaNode *n, GError **error)
   cudaStream_t s = be_of (self)->stream;
   int add = n->op == CRIA_OP_ADD;
   if (n->src[0]->grad)
-    binary_bwd_a<<<blocks_for (na), THREADS, 0, s>>> (add, f32 (n->src[1]->value), f32 (n->grad),
+    binary_bwd_a<<<blocks_for (na), THREADS, 0, s>>> (add, val (n->src[1]->value), f32 (n->grad),
                                                         f32 (n->src[0]->grad), na, nb);
   if (n->src[1]->grad)
-    binary_bwd_b<<<blocks_for (nb), THREADS, 0, s>>> (add, f32 (n->src[0]->value), f32 (n->grad),
+    binary_bwd_b<<<blocks_for (nb), THREADS, 0, s>>> (add, val (n->src[0]->value), f32 (n->grad),
                                                         f32 (n->src[1]->grad), na, nb);
   return launched (n, error);
 }
 
 /* y = s a;  da += s dy */
 __global__ static void
-scale_fwd (float k, const float *a, float *y, gint64 n)
+scale_fwd (float k, Val a, Val y, gint64 n)
 {
   GRID_LOOP (i, n)
-  y[i] = k * a[i];
+  st (y, i, k * ld (a, i));
 }
 
 __global__ static void
@@ -304,8 +359,8 @@ static gboolean
 scale_forward (gpointer self, CriaNode *n, GError **error)
 {
   gint64 count = numel (n);
-  scale_fwd<<<blocks_for (count), THREADS, 0, be_of (self)->stream>>> (n->fparam[0], f32 (n->src[0]->value),
-                                                                         f32 (n->value), count);
+  scale_fwd<<<blocks_for (count), THREADS, 0, be_of (self)->stream>>> (n->fparam[0], val (n->src[0]->value),
+                                                                         val (n->value), count);
   return launched (n, error);
 }
 
@@ -324,7 +379,9 @@ scale_backward (gpointer self, CriaNode *n, GError **error)
 static gboolean
 reshape_forward (gpointer self, CriaNode *n, GError **error)
 {
-  return cuda_check (cudaMemcpyAsync (n->value->data, n->src[0]->value->data, (size_t) numel (n) * sizeof (float),
+  /* bf16 values with activations=bf16 (forward_stored), moved as they are */
+  size_t esize = is_bf16 (n->value) ? sizeof (guint16) : sizeof (float);
+  return cuda_check (cudaMemcpyAsync (n->value->data, n->src[0]->value->data, (size_t) numel (n) * esize,
                                       cudaMemcpyDeviceToDevice, be_of (self)->stream),
                      "reshape", error);
 }
@@ -412,24 +469,29 @@ operand_span (gint64 rows, gint64 cols, gint64 ld, gint64 batch, gint64 stride)
   return (rows - 1) * ld + cols + (batch - 1) * stride;
 }
 
-/* activations=bf16: both f32 operands rounded to bf16 in scratch (all they
- * span, gaps included, so that strides stay), then their bf16 product. */
+/* activations=bf16: each f32 operand rounded to bf16 in scratch (all it
+ * spans, gaps included, so that strides stay), a bf16 value read as it is,
+ * then their bf16 product. */
 static gboolean
 gemm_bf16 (CudaBackend *be, const CudaGemm *g, GError **error)
 {
-  gint64 na = operand_span (g->ta ? g->K : g->M, g->ta ? g->M : g->K, g->lda, g->batch, g->sa);
-  gint64 nb = operand_span (g->tb ? g->N : g->K, g->tb ? g->K : g->N, g->ldb, g->batch, g->sb);
+  gint64 na = g->a_bf16 ? 0 : operand_span (g->ta ? g->K : g->M, g->ta ? g->M : g->K, g->lda, g->batch, g->sa);
+  gint64 nb = g->b_bf16 ? 0 : operand_span (g->tb ? g->N : g->K, g->tb ? g->K : g->N, g->ldb, g->batch, g->sb);
   size_t a_bytes = ((size_t) na * sizeof (guint16) + 255) / 256 * 256;
-  guint16 *a = (guint16 *) cuda_operand_scratch (be, a_bytes + (size_t) nb * sizeof (guint16), error);
-  if (!a)
-    return FALSE;
-  guint16 *b = a + a_bytes / sizeof (guint16);
-  if (!cuda_to_bf16 (be, (const float *) g->A, na, a, error) || !cuda_to_bf16 (be, (const float *) g->B, nb, b, error))
-    return FALSE;
   CudaGemm h = *g;
-  h.A = a;
-  h.B = b;
+  if (na + nb > 0) {
+    guint16 *a = (guint16 *) cuda_operand_scratch (be, a_bytes + (size_t) nb * sizeof (guint16), error);
+    if (!a)
+      return FALSE;
+    guint16 *b = a + a_bytes / sizeof (guint16);
+    if ((na && !cuda_to_bf16 (be, (const float *) g->A, na, a, error)) ||
+        (nb && !cuda_to_bf16 (be, (const float *) g->B, nb, b, error)))
+      return FALSE;
+    h.A = na ? a : g->A;
+    h.B = nb ? b : g->B;
+  }
   h.bf16 = TRUE;
+  h.a_bf16 = h.b_bf16 = FALSE;
   return cuda_gemm (be, &h, error);
 }
 
@@ -438,12 +500,15 @@ gemm_bf16 (CudaBackend *be, const CudaGemm *g, GError **error)
 extern "C" gboolean
 cuda_gemm (CudaBackend *be, const CudaGemm *g, GError **error)
 {
-  if (be->bf16_act && !g->bf16)
+  if (!g->bf16 && (be->bf16_act || g->a_bf16 || g->b_bf16))
     return gemm_bf16 (be, g, error);
   gint64 M = g->M, N = g->N, K = g->K, batch = g->batch;
   gboolean ta = g->ta, tb = g->tb;
   const void *A = g->A, *B = g->B;
-  float *C = g->C, beta = g->beta;
+  void *C = g->C;
+  float beta = g->beta;
+  /* a bf16 C holds a value: written once, never added to */
+  g_return_val_if_fail (!g->c_bf16 || beta == 0.0f, FALSE);
   /* f32 or bf16 operands, f32 output: cuBLASLt's CUBLAS_COMPUTE_32F rows;
    * f32 operands on TF32 tensor cores only when the user asked (tf32) */
   cudaDataType_t ab = g->bf16 ? CUDA_R_16BF : CUDA_R_32F;
@@ -470,7 +535,7 @@ cuda_gemm (CudaBackend *be, const CudaGemm *g, GError **error)
   if (s == CUBLAS_STATUS_SUCCESS)
     s = lt->fn_cublasLtMatrixLayoutCreate (&lb, ab, ta ? M : K, ta ? K : M, g->lda);
   if (s == CUBLAS_STATUS_SUCCESS)
-    s = lt->fn_cublasLtMatrixLayoutCreate (&lc, CUDA_R_32F, N, M, g->ldc);
+    s = lt->fn_cublasLtMatrixLayoutCreate (&lc, g->c_bf16 ? CUDA_R_16BF : CUDA_R_32F, N, M, g->ldc);
   cublasLtMatrixLayout_t layouts[3] = { la, lb, lc };
   int64_t strides[3] = { g->sb, g->sa, g->sc };
   for (int i = 0; i < 3 && s == CUBLAS_STATUS_SUCCESS && batch > 1; i++) {
@@ -517,12 +582,25 @@ cuda_gemm (CudaBackend *be, const CudaGemm *g, GError **error)
   return TRUE;
 }
 
+/* Which operands of gemm are bf16 values (activations=bf16). */
+enum { A16 = 1, B16 = 2, C16 = 4 };
+
 static gboolean
-gemm (CudaBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gboolean ta, const float *B, gboolean tb,
-      float *C, float beta, gint64 batch, gint64 sa, gint64 sb, gint64 sc, GError **error)
+gemm_as (CudaBackend *be, int bf, gint64 M, gint64 N, gint64 K, const void *A, gboolean ta, const void *B, gboolean tb,
+         void *C, float beta, gint64 batch, gint64 sa, gint64 sb, gint64 sc, GError **error)
 {
   CudaGemm g = { M, N, K, A, ta, ta ? M : K, B, tb, tb ? K : N, C, N, beta, FALSE, batch, sa, sb, sc };
+  g.a_bf16 = (bf & A16) != 0;
+  g.b_bf16 = (bf & B16) != 0;
+  g.c_bf16 = (bf & C16) != 0;
   return cuda_gemm (be, &g, error);
+}
+
+static gboolean
+gemm (CudaBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gboolean ta, const float *B, gboolean tb, float *C,
+      float beta, gint64 batch, gint64 sa, gint64 sb, gint64 sc, GError **error)
+{
+  return gemm_as (be, 0, M, N, K, A, ta, B, tb, C, beta, batch, sa, sb, sc, error);
 }
 
 MatmulShape
@@ -543,16 +621,19 @@ cuda_matmul_shape (const CriaNode *n)
   return s;
 }
 
+/* With activations=bf16 each operand and the product may be a bf16 value:
+ * cuBLASLt reads and writes them as stored (an f32 param is rounded). */
 static gboolean
 matmul_forward (gpointer self, CriaNode *n, GError **error)
 {
   MatmulShape s = cuda_matmul_shape (n);
-  const float *A = f32 (n->src[0]->value), *B = f32 (n->src[1]->value);
-  float *C = f32 (n->value);
+  const CriaTensor *a = n->src[0]->value, *b = n->src[1]->value;
+  int bf = (is_bf16 (a) ? A16 : 0) | (is_bf16 (b) ? B16 : 0) | (is_bf16 (n->value) ? C16 : 0);
   if (s.b_shared && !s.ta) /* the batch folds into M */
-    return gemm (be_of (self), s.batch * s.M, s.N, s.K, A, FALSE, B, s.tb, C, 0.0f, 1, 0, 0, 0, error);
-  return gemm (be_of (self), s.M, s.N, s.K, A, s.ta, B, s.tb, C, 0.0f, s.batch, s.M * s.K, s.b_shared ? 0 : s.K * s.N,
-               s.M * s.N, error);
+    return gemm_as (be_of (self), bf, s.batch * s.M, s.N, s.K, a->data, FALSE, b->data, s.tb, n->value->data, 0.0f, 1,
+                    0, 0, 0, error);
+  return gemm_as (be_of (self), bf, s.M, s.N, s.K, a->data, s.ta, b->data, s.tb, n->value->data, 0.0f, s.batch,
+                  s.M * s.K, s.b_shared ? 0 : s.K * s.N, s.M * s.N, error);
 }
 
 /* dA: (!ta) dA[M,K] += dC op(B)^T;   (ta) dA[K,M] += op(B) dC^T
@@ -564,12 +645,18 @@ matmul_backward (gpointer self, CriaNode *n, GError **error)
 {
   CudaBackend *be = be_of (self);
   MatmulShape s = cuda_matmul_shape (n);
-  const float *A = f32 (n->src[0]->value), *B = f32 (n->src[1]->value), *dC = f32 (n->grad);
+  /* A and B as stored (bf16 values read as they are); dC, dA, dB f32 */
+  const CriaTensor *ta = n->src[0]->value, *tb = n->src[1]->value;
+  const void *A = ta->data, *B = tb->data;
+  int a16 = is_bf16 (ta), b16 = is_bf16 (tb);
+  const float *dC = f32 (n->grad);
   gint64 sa = s.M * s.K, sb = s.b_shared ? 0 : s.K * s.N, sc = s.M * s.N;
   if (n->src[0]->grad) {
     float *dA = f32 (n->src[0]->grad);
-    gboolean ok = !s.ta ? gemm (be, s.M, s.K, s.N, dC, FALSE, B, !s.tb, dA, 1.0f, s.batch, sc, sb, sa, error)
-                        : gemm (be, s.K, s.M, s.N, B, s.tb, dC, TRUE, dA, 1.0f, s.batch, sb, sc, sa, error);
+    gboolean ok = !s.ta ? gemm_as (be, b16 ? B16 : 0, s.M, s.K, s.N, dC, FALSE, B, !s.tb, dA, 1.0f, s.batch, sc, sb, sa,
+                                   error)
+                        : gemm_as (be, b16 ? A16 : 0, s.K, s.M, s.N, B, s.tb, dC, TRUE, dA, 1.0f, s.batch, sb, sc, sa,
+                                   error);
     if (!ok)
       return FALSE;
   }
@@ -577,15 +664,17 @@ matmul_backward (gpointer self, CriaNode *n, GError **error)
     return TRUE;
   float *dB = f32 (n->src[1]->grad);
   if (!s.b_shared)
-    return !s.tb ? gemm (be, s.K, s.N, s.M, A, !s.ta, dC, FALSE, dB, 1.0f, s.batch, sa, sc, sb, error)
-                 : gemm (be, s.N, s.K, s.M, dC, TRUE, A, s.ta, dB, 1.0f, s.batch, sc, sa, sb, error);
+    return !s.tb ? gemm_as (be, a16 ? A16 : 0, s.K, s.N, s.M, A, !s.ta, dC, FALSE, dB, 1.0f, s.batch, sa, sc, sb, error)
+                 : gemm_as (be, a16 ? B16 : 0, s.N, s.K, s.M, dC, TRUE, A, s.ta, dB, 1.0f, s.batch, sc, sa, sb, error);
   if (!s.ta) /* rows of every batch are rows of one [batch*M, K] A */
-    return !s.tb ? gemm (be, s.K, s.N, s.batch * s.M, A, TRUE, dC, FALSE, dB, 1.0f, 1, 0, 0, 0, error)
-                 : gemm (be, s.N, s.K, s.batch * s.M, dC, TRUE, A, FALSE, dB, 1.0f, 1, 0, 0, 0, error);
+    return !s.tb
+               ? gemm_as (be, a16 ? A16 : 0, s.K, s.N, s.batch * s.M, A, TRUE, dC, FALSE, dB, 1.0f, 1, 0, 0, 0, error)
+               : gemm_as (be, a16 ? B16 : 0, s.N, s.K, s.batch * s.M, dC, TRUE, A, FALSE, dB, 1.0f, 1, 0, 0, 0, error);
   for (gint64 i = 0; i < s.batch; i++) {
-    const float *Ai = A + i * sa, *dCi = dC + i * sc;
-    gboolean ok = !s.tb ? gemm (be, s.K, s.N, s.M, Ai, FALSE, dCi, FALSE, dB, 1.0f, 1, 0, 0, 0, error)
-                        : gemm (be, s.N, s.K, s.M, dCi, TRUE, Ai, TRUE, dB, 1.0f, 1, 0, 0, 0, error);
+    const void *Ai = elem (ta, i * sa);
+    const float *dCi = dC + i * sc;
+    gboolean ok = !s.tb ? gemm_as (be, a16 ? A16 : 0, s.K, s.N, s.M, Ai, FALSE, dCi, FALSE, dB, 1.0f, 1, 0, 0, 0, error)
+                        : gemm_as (be, a16 ? B16 : 0, s.N, s.K, s.M, dCi, TRUE, Ai, TRUE, dB, 1.0f, 1, 0, 0, 0, error);
     if (!ok)
       return FALSE;
   }
@@ -600,21 +689,22 @@ matmul_backward (gpointer self, CriaNode *n, GError **error)
  * Each row's mu and r go to scratch first, computed as norm_stats does. ---- */
 
 __global__ static void
-norm_stats_k (const float *x, gint64 rows, gint64 D, int centered, float eps, float *mu, float *rs)
+norm_stats_k (Val x, gint64 rows, gint64 D, int centered, float eps, float *mu, float *rs)
 {
   ROW_LOOP (r, rows)
   {
-    const float *xr = x + r * D;
     float m = 0;
     if (centered) {
       float s = 0;
       for (gint64 i = threadIdx.x; i < D; i += blockDim.x)
-        s += xr[i];
+        s += ld (x, r * D + i);
       m = block_reduce (s, false) / (float) D;
     }
     float v = 0;
-    for (gint64 i = threadIdx.x; i < D; i += blockDim.x)
-      v += (xr[i] - m) * (xr[i] - m);
+    for (gint64 i = threadIdx.x; i < D; i += blockDim.x) {
+      float c = ld (x, r * D + i) - m;
+      v += c * c;
+    }
     v = block_reduce (v, false);
     if (threadIdx.x == 0) {
       mu[r] = m;
@@ -624,47 +714,45 @@ norm_stats_k (const float *x, gint64 rows, gint64 D, int centered, float eps, fl
 }
 
 __global__ static void
-norm_fwd_k (const float *x, const float *w, const float *b, const float *mu, const float *rs, float *y, gint64 rows,
-            gint64 D)
+norm_fwd_k (Val x, const float *w, const float *b, const float *mu, const float *rs, Val y, gint64 rows, gint64 D)
 {
   GRID_LOOP (e, rows * D)
   {
     gint64 r = e / D, i = e % D;
-    y[e] = (x[e] - mu[r]) * rs[r] * w[i] + (b ? b[i] : 0.0f);
+    st (y, e, (ld (x, e) - mu[r]) * rs[r] * w[i] + (b ? b[i] : 0.0f));
   }
 }
 
 __global__ static void
-norm_dx_k (const float *x, const float *w, const float *dy, const float *mu, const float *rs, float *dx, gint64 rows,
-           gint64 D, int centered)
+norm_dx_k (Val x, const float *w, const float *dy, const float *mu, const float *rs, float *dx, gint64 rows, gint64 D,
+           int centered)
 {
   ROW_LOOP (r, rows)
   {
-    const float *xr = x + r * D, *g = dy + r * D;
+    const float *g = dy + r * D;
     float m = mu[r], k = rs[r], mg = 0, mgx = 0;
     for (gint64 i = threadIdx.x; i < D; i += blockDim.x) {
       mg += g[i] * w[i];
-      mgx += g[i] * w[i] * (xr[i] - m) * k;
+      mgx += g[i] * w[i] * (ld (x, r * D + i) - m) * k;
     }
     mg = block_reduce (mg, false);
     mgx = block_reduce (mgx, false);
     mg = centered ? mg / (float) D : 0.0f;
     mgx /= (float) D;
     for (gint64 i = threadIdx.x; i < D; i += blockDim.x)
-      dx[r * D + i] += k * (g[i] * w[i] - mg - (xr[i] - m) * k * mgx);
+      dx[r * D + i] += k * (g[i] * w[i] - mg - (ld (x, r * D + i) - m) * k * mgx);
   }
 }
 
 __global__ static void
-norm_dw_k (const float *x, const float *dy, const float *mu, const float *rs, float *dw, float *db, gint64 rows,
-           gint64 D)
+norm_dw_k (Val x, const float *dy, const float *mu, const float *rs, float *dw, float *db, gint64 rows, gint64 D)
 {
   GRID_LOOP (i, D)
   {
     float sw = dw ? dw[i] : 0.0f, sb = db ? db[i] : 0.0f;
     for (gint64 r = 0; r < rows; r++) {
       float g = dy[r * D + i];
-      sw += g * (x[r * D + i] - mu[r]) * rs[r];
+      sw += g * (ld (x, r * D + i) - mu[r]) * rs[r];
       sb += g;
     }
     if (dw)
@@ -684,7 +772,7 @@ norm_stats (CudaBackend *be, CriaNode *n, GError **error)
   if (!mu)
     return NULL;
   norm_stats_k<<<blocks_for_rows (rows), THREADS, 0, be->stream>>> (
-      f32 (n->src[0]->value), rows, D, n->op == CRIA_OP_LAYERNORM, n->fparam[0], mu, mu + rows);
+      val (n->src[0]->value), rows, D, n->op == CRIA_OP_LAYERNORM, n->fparam[0], mu, mu + rows);
   return launched (n, error) ? mu : NULL;
 }
 
@@ -697,8 +785,8 @@ norm_forward (gpointer self, CriaNode *n, GError **error)
   if (!mu)
     return FALSE;
   const float *b = n->op == CRIA_OP_LAYERNORM ? f32 (n->src[2]->value) : NULL;
-  norm_fwd_k<<<blocks_for (rows * D), THREADS, 0, be->stream>>> (f32 (n->src[0]->value), f32 (n->src[1]->value), b,
-                                                                   mu, mu + rows, f32 (n->value), rows, D);
+  norm_fwd_k<<<blocks_for (rows * D), THREADS, 0, be->stream>>> (val (n->src[0]->value), f32 (n->src[1]->value), b,
+                                                                   mu, mu + rows, val (n->value), rows, D);
   return launched (n, error);
 }
 
@@ -713,7 +801,8 @@ norm_backward (gpointer self, CriaNode *n, GError **error)
   float *mu = norm_stats (be, n, error);
   if (!mu)
     return FALSE;
-  const float *x = f32 (n->src[0]->value), *dy = f32 (n->grad);
+  Val x = val (n->src[0]->value);
+  const float *dy = f32 (n->grad);
   if (n->src[0]->grad)
     norm_dx_k<<<blocks_for_rows (rows), THREADS, 0, be->stream>>> (x, f32 (n->src[1]->value), dy, mu, mu + rows,
                                                                    f32 (n->src[0]->grad), rows, D,
@@ -730,19 +819,17 @@ norm_backward (gpointer self, CriaNode *n, GError **error)
  * NTK, YaRN, llama3) is all in inv_freq: one kernel serves every variant. */
 
 __global__ static void
-rope_k (const float *x, float *y, const gint32 *pos, const float *f, gint64 rows, gint64 H, gint64 half, float sign,
-        int add)
+rope_k (Val x, Val y, const gint32 *pos, const float *f, gint64 rows, gint64 H, gint64 half, float sign, int add)
 {
   GRID_LOOP (e, rows * half)
   {
-    gint64 r = e / half, i = e % half;
+    gint64 r = e / half, i = e % half, at = r * 2 * half + i;
     float p = (float) pos[r / H];
-    const float *xr = x + r * 2 * half;
-    float *yr = y + r * 2 * half;
     float a = p * f[i], c = cosf (a), s = sign * sinf (a);
-    float lo = xr[i] * c - xr[i + half] * s, hi = xr[i + half] * c + xr[i] * s;
-    yr[i] = add ? yr[i] + lo : lo;
-    yr[i + half] = add ? yr[i + half] + hi : hi;
+    float x0 = ld (x, at), x1 = ld (x, at + half);
+    float lo = x0 * c - x1 * s, hi = x1 * c + x0 * s;
+    st (y, at, add ? ld (y, at) + lo : lo);
+    st (y, at + half, add ? ld (y, at + half) + hi : hi);
   }
 }
 
@@ -750,8 +837,7 @@ static gboolean
 rope_run (CudaBackend *be, CriaNode *n, gboolean backward, GError **error)
 {
   gint64 H = n->shape[2], half = n->shape[3] / 2, rows = numel (n) / n->shape[3];
-  const float *x = f32 (backward ? n->grad : n->src[0]->value);
-  float *y = f32 (backward ? n->src[0]->grad : n->value);
+  Val x = val (backward ? n->grad : n->src[0]->value), y = val (backward ? n->src[0]->grad : n->value);
   rope_k<<<blocks_for (rows * half), THREADS, 0, be->stream>>> (x, y, i32 (n->src[1]->value), f32 (n->src[2]->value),
                                                                   rows, H, half, backward ? -1.0f : 1.0f, backward);
   return launched (n, error);
@@ -771,40 +857,37 @@ rope_backward (gpointer self, CriaNode *n, GError **error)
 
 /* ---- softmax over the last dim: y = e^(x - max) / sum;  dx += y (dy - sum(dy y)) */
 
+/* the exponentials are computed again for the output rather than kept in
+ * it: a bf16 y would round them before the division */
 __global__ static void
-softmax_fwd_k (const float *x, float *y, gint64 rows, gint64 D)
+softmax_fwd_k (Val x, Val y, gint64 rows, gint64 D)
 {
   ROW_LOOP (r, rows)
   {
-    const float *xr = x + r * D;
-    float *yr = y + r * D;
     float m = -INFINITY, s = 0;
     for (gint64 i = threadIdx.x; i < D; i += blockDim.x)
-      m = fmaxf (m, xr[i]);
+      m = fmaxf (m, ld (x, r * D + i));
     m = block_reduce (m, true);
-    for (gint64 i = threadIdx.x; i < D; i += blockDim.x) {
-      yr[i] = expf (xr[i] - m);
-      s += yr[i];
-    }
-    s = block_reduce (s, false);
-    /* each thread divides the elements it wrote */
     for (gint64 i = threadIdx.x; i < D; i += blockDim.x)
-      yr[i] /= s;
+      s += expf (ld (x, r * D + i) - m);
+    s = block_reduce (s, false);
+    for (gint64 i = threadIdx.x; i < D; i += blockDim.x)
+      st (y, r * D + i, expf (ld (x, r * D + i) - m) / s);
   }
 }
 
 __global__ static void
-softmax_bwd_k (const float *y, const float *dy, float *dx, gint64 rows, gint64 D)
+softmax_bwd_k (Val y, const float *dy, float *dx, gint64 rows, gint64 D)
 {
   ROW_LOOP (r, rows)
   {
-    const float *yr = y + r * D, *g = dy + r * D;
+    const float *g = dy + r * D;
     float s = 0;
     for (gint64 i = threadIdx.x; i < D; i += blockDim.x)
-      s += g[i] * yr[i];
+      s += g[i] * ld (y, r * D + i);
     s = block_reduce (s, false);
     for (gint64 i = threadIdx.x; i < D; i += blockDim.x)
-      dx[r * D + i] += yr[i] * (g[i] - s);
+      dx[r * D + i] += ld (y, r * D + i) * (g[i] - s);
   }
 }
 
@@ -812,8 +895,8 @@ static gboolean
 softmax_forward (gpointer self, CriaNode *n, GError **error)
 {
   gint64 D = last_dim (n), rows = numel (n) / D;
-  softmax_fwd_k<<<blocks_for_rows (rows), THREADS, 0, be_of (self)->stream>>> (f32 (n->src[0]->value),
-                                                                                 f32 (n->value), rows, D);
+  softmax_fwd_k<<<blocks_for_rows (rows), THREADS, 0, be_of (self)->stream>>> (val (n->src[0]->value), val (n->value),
+                                                                                 rows, D);
   return launched (n, error);
 }
 
@@ -823,7 +906,7 @@ softmax_backward (gpointer self, CriaNode *n, GError **error)
   if (!n->src[0]->grad)
     return TRUE;
   gint64 D = last_dim (n), rows = numel (n) / D;
-  softmax_bwd_k<<<blocks_for_rows (rows), THREADS, 0, be_of (self)->stream>>> (f32 (n->value), f32 (n->grad),
+  softmax_bwd_k<<<blocks_for_rows (rows), THREADS, 0, be_of (self)->stream>>> (val (n->value), f32 (n->grad),
                                                                                  f32 (n->src[0]->grad), rows, D);
   return launched (n, error);
 }
@@ -842,12 +925,12 @@ dropout_keep (guint64 seed, gint64 i, float p)
 }
 
 __global__ static void
-dropout_k (const float *x, float *y, gint64 n, guint64 seed, float p, float k, int add)
+dropout_k (Val x, Val y, gint64 n, guint64 seed, float p, float k, int add)
 {
   GRID_LOOP (i, n)
   {
-    float v = dropout_keep (seed, i, p) ? x[i] * k : 0.0f;
-    y[i] = add ? y[i] + v : v;
+    float v = dropout_keep (seed, i, p) ? ld (x, i) * k : 0.0f;
+    st (y, i, add ? ld (y, i) + v : v);
   }
 }
 
@@ -856,8 +939,8 @@ dropout_run (CudaBackend *be, CriaNode *n, gboolean backward, GError **error)
 {
   float p = n->fparam[0], k = 1.0f / (1.0f - p);
   gint64 count = numel (n);
-  dropout_k<<<blocks_for (count), THREADS, 0, be->stream>>> (f32 (backward ? n->grad : n->src[0]->value),
-                                                               f32 (backward ? n->src[0]->grad : n->value), count,
+  dropout_k<<<blocks_for (count), THREADS, 0, be->stream>>> (val (backward ? n->grad : n->src[0]->value),
+                                                               val (backward ? n->src[0]->grad : n->value), count,
                                                                (guint64) n->iparam[0], p, k, backward);
   return launched (n, error);
 }
@@ -881,9 +964,10 @@ typedef struct {
   gint64 st[CRIA_MAX_DIMS];    /* the input's stride of each output dim */
 } Perm;
 
-/* y[o0,o1,o2,o3] = x[sum o_i st_i]: a bijection, so backward has no races */
+/* y[o0,o1,o2,o3] = x[sum o_i st_i]: a bijection, so backward has no races.
+ * half: a forward of bf16 values (activations=bf16), moved as they are. */
 __global__ static void
-permute_k (Perm pm, const float *src, float *dst, gint64 n, int backward)
+permute_k (Perm pm, const void *src, void *dst, gint64 n, int backward, int half)
 {
   GRID_LOOP (o, n)
   {
@@ -893,14 +977,16 @@ permute_k (Perm pm, const float *src, float *dst, gint64 n, int backward)
       rest /= pm.shape[d];
     }
     if (backward)
-      dst[in] += src[o];
+      ((float *) dst)[in] += ((const float *) src)[o];
+    else if (half)
+      ((guint16 *) dst)[o] = ((const guint16 *) src)[in];
     else
-      dst[o] = src[in];
+      ((float *) dst)[o] = ((const float *) src)[in];
   }
 }
 
 static gboolean
-permute_run (CudaBackend *be, CriaNode *n, const float *src, float *dst, gboolean backward, GError **error)
+permute_run (CudaBackend *be, CriaNode *n, const void *src, void *dst, gboolean backward, GError **error)
 {
   const CriaNode *a = n->src[0];
   gint64 in_stride[CRIA_MAX_DIMS] = { 0 }, s = 1;
@@ -914,14 +1000,15 @@ permute_run (CudaBackend *be, CriaNode *n, const float *src, float *dst, gboolea
     pm.st[i] = i < a->n_dims ? in_stride[n->iparam[i]] : 0;
   }
   gint64 count = numel (n);
-  permute_k<<<blocks_for (count), THREADS, 0, be->stream>>> (pm, src, dst, count, backward);
+  permute_k<<<blocks_for (count), THREADS, 0, be->stream>>> (pm, src, dst, count, backward,
+                                                               !backward && is_bf16 (n->value));
   return launched (n, error);
 }
 
 static gboolean
 permute_forward (gpointer self, CriaNode *n, GError **error)
 {
-  return permute_run (be_of (self), n, f32 (n->src[0]->value), f32 (n->value), FALSE, error);
+  return permute_run (be_of (self), n, n->src[0]->value->data, n->value->data, FALSE, error);
 }
 
 static gboolean
@@ -944,15 +1031,24 @@ split_dims (const CriaNode *n, int dim, gint64 *outer, gint64 *inner)
     *inner *= n->shape[d];
 }
 
-/* cpu-ops.c's window_move, one thread per element of the part */
+/* cpu-ops.c's window_move, one thread per element of the part; half: bf16
+ * values (a forward with activations=bf16), moved as they are */
 __global__ static void
-window_k (gint64 outer, gint64 part_row, gint64 whole_row, gint64 offset, float *part, float *whole, int to_whole,
-          int add)
+window_k (gint64 outer, gint64 part_row, gint64 whole_row, gint64 offset, void *part, void *whole, int to_whole,
+          int add, int half)
 {
   GRID_LOOP (e, outer * part_row)
   {
-    gint64 r = e / part_row, i = e % part_row;
-    float *p = part + e, *w = whole + r * whole_row + offset + i;
+    gint64 r = e / part_row, i = e % part_row, at = r * whole_row + offset + i;
+    if (half) {
+      guint16 *p = (guint16 *) part + e, *w = (guint16 *) whole + at;
+      if (to_whole)
+        *w = *p;
+      else
+        *p = *w;
+      continue;
+    }
+    float *p = (float *) part + e, *w = (float *) whole + at;
     if (to_whole)
       *w = add ? *w + *p : *p;
     else
@@ -962,10 +1058,12 @@ window_k (gint64 outer, gint64 part_row, gint64 whole_row, gint64 offset, float 
 
 static gboolean
 window_move (CudaBackend *be, const CriaNode *n, gint64 outer, gint64 part_row, gint64 whole_row, gint64 offset,
-             float *part, float *whole, gboolean to_whole, gboolean add, GError **error)
+             void *part, void *whole, gboolean to_whole, gboolean add, GError **error)
 {
-  window_k<<<blocks_for (outer * part_row), THREADS, 0, be->stream>>> (outer, part_row, whole_row, offset, part, whole,
-                                                                         to_whole, add);
+  /* only a forward moves values; gradients are f32 */
+  int half = !add && is_bf16 (n->value);
+  window_k<<<blocks_for (outer * part_row), THREADS, 0, be->stream>>> (outer, part_row, whole_row, offset, part,
+                                                                         whole, to_whole, add, half);
   return launched (n, error);
 }
 
@@ -981,7 +1079,7 @@ concat_run (CudaBackend *be, CriaNode *n, gboolean backward, GError **error)
     gint64 part_row = part->shape[dim] * inner;
     gboolean ok = TRUE;
     if (!backward)
-      ok = window_move (be, n, outer, part_row, whole_row, offset, f32 (part->value), f32 (n->value), TRUE, FALSE,
+      ok = window_move (be, n, outer, part_row, whole_row, offset, part->value->data, n->value->data, TRUE, FALSE,
                         error);
     else if (part->grad)
       ok = window_move (be, n, outer, part_row, whole_row, offset, f32 (part->grad), f32 (n->grad), FALSE, TRUE,
@@ -1014,8 +1112,7 @@ slice_run (CudaBackend *be, CriaNode *n, gboolean backward, GError **error)
   split_dims (n, dim, &outer, &inner);
   gint64 part_row = n->shape[dim] * inner, whole_row = a->shape[dim] * inner, offset = n->iparam[1] * inner;
   if (!backward)
-    return window_move (be, n, outer, part_row, whole_row, offset, f32 (n->value), f32 (a->value), FALSE, FALSE,
-                        error);
+    return window_move (be, n, outer, part_row, whole_row, offset, n->value->data, a->value->data, FALSE, FALSE, error);
   if (!a->grad)
     return TRUE;
   return window_move (be, n, outer, part_row, whole_row, offset, f32 (n->grad), f32 (a->grad), TRUE, TRUE, error);
@@ -1392,8 +1489,8 @@ static gboolean
 ce_logits (CudaBackend *be, const CriaNode *n, const CeScratch *s, gint64 v0, gint64 c, GError **error)
 {
   gint64 N = n->src[0]->shape[0], D = n->src[0]->shape[1];
-  return cuda_gemm_weight (be, N, c, D, f32 (n->src[0]->value), FALSE, n->src[1]->value, v0 * D, TRUE, s->logits, 0.0f,
-                           error);
+  return cuda_gemm_weight (be, N, c, D, f32 (n->src[0]->value), FALSE, FALSE, n->src[1]->value, v0 * D, TRUE, s->logits,
+                           FALSE, 0.0f, error);
 }
 
 static gboolean
@@ -1441,7 +1538,8 @@ lm_head_ce_backward (gpointer self, CriaNode *n, GError **error)
     if (!launched (n, error))
       return FALSE;
     /* dh[N,D] += dlogits[N,c] w[v0:v0+c];  dw[v0:v0+c] += dlogits^T h */
-    if (h->grad && !cuda_gemm_weight (be, N, D, c, s.logits, FALSE, w->value, v0 * D, FALSE, f32 (h->grad), 1.0f, error))
+    if (h->grad && !cuda_gemm_weight (be, N, D, c, s.logits, FALSE, FALSE, w->value, v0 * D, FALSE, f32 (h->grad),
+                                      FALSE, 1.0f, error))
       return FALSE;
     if (w->grad && !gemm (be, c, D, N, s.logits, TRUE, f32 (h->value), FALSE, f32 (w->grad) + v0 * D, 1.0f, 1, 0, 0,
                           0, error))
@@ -1450,23 +1548,123 @@ lm_head_ce_backward (gpointer self, CriaNode *n, GError **error)
   return TRUE;
 }
 
-/* ---- activations=bf16: every forward's f32 output rounded to bf16 where
- * it lies, after the kernel, so that whatever reads it (the next op, a
- * backward kernel, a KV cache) reads bf16 values. lm_head_ce's output (the
- * loss sums, each row's logsumexp) is no activation: it stays f32. A node
- * recomputed for backward is rounded again to the same values. ------------- */
+/* ---- activations=bf16: values stored in bf16 (cuda_value_dtype). Matmul
+ * (cuBLASLt reads and writes bf16), dequantize, the element-wise ops,
+ * norms, rope and softmax (through Val: loads widen, stores round) and the
+ * moves (reshape, permute, slice, concat: bf16 values moved as they are,
+ * never rounded) take them as stored. Embedding, attention and lm_head_ce
+ * read and write f32: stage () widens the
+ * bf16 values it reads into f32 scratch and puts them in place of the
+ * stored ones for the call; a forward's output goes to f32 scratch too and
+ * is rounded into the node's bf16 value after. So each such kernel gives
+ * its f32 result rounded to bf16, and the graph keeps bf16 (half the
+ * memory) between kernels; the scratch holds one kernel's operands at a
+ * time. lm_head_ce's output (the loss sums, each row's logsumexp) is no
+ * activation: it stays f32. ------------------------------------------------ */
 
-static CriaKernel unrounded[CRIA_N_OPS];
+/* the kernels as written, which the table's entries call or stage */
+static CriaKernel plain[CRIA_N_OPS];
+
+/* Whether the node's kernel reads and writes its values as stored. */
+static gboolean
+takes_stored (const CriaNode *n, gboolean backward)
+{
+  switch (n->op) {
+    case CRIA_OP_MATMUL:
+    case CRIA_OP_DEQUANTIZE:
+    case CRIA_OP_GELU:
+    case CRIA_OP_SILU:
+    case CRIA_OP_SWIGLU:
+    case CRIA_OP_ADD:
+    case CRIA_OP_MUL:
+    case CRIA_OP_SCALE:
+    case CRIA_OP_LAYERNORM:
+    case CRIA_OP_RMSNORM:
+    case CRIA_OP_ROPE:
+    case CRIA_OP_SOFTMAX:
+    case CRIA_OP_DROPOUT:
+      return TRUE;
+    case CRIA_OP_RESHAPE:
+    case CRIA_OP_PERMUTE:
+    case CRIA_OP_SLICE:
+    case CRIA_OP_CONCAT: /* a move of values of one dtype (an f32 input rounds) */
+      if (backward)
+        return TRUE; /* moves gradients only */
+      for (int i = 0; i < n->n_src; i++)
+        if (n->src[i]->value->dtype != n->value->dtype)
+          return FALSE;
+      return TRUE;
+    default:
+      return FALSE;
+  }
+}
+
+typedef struct {
+  CriaNode *node;
+  CriaTensor *stored;
+  CriaTensor staged; /* an f32 tensor over scratch */
+  size_t offset;     /* of its data in the scratch */
+} Staged;
 
 static gboolean
-forward_bf16 (gpointer self, CriaNode *n, GError **error)
+stage (gpointer self, CriaNode *n, gboolean backward, GError **error)
 {
   CudaBackend *be = be_of (self);
-  if (!unrounded[n->op].forward (self, n, error))
+  Staged st[CRIA_MAX_SRC + 1];
+  int k = 0;
+  size_t bytes = 0;
+  /* the bf16 activations the kernel reads (each once), and the node's own;
+   * a bf16 param is a weight, which the kernels read as it is */
+  for (int i = 0; i <= n->n_src; i++) {
+    CriaNode *m = i < n->n_src ? n->src[i] : n;
+    gboolean seen = FALSE;
+    for (int j = 0; j < k; j++)
+      seen |= st[j].node == m;
+    if (!m || seen || m->op == CRIA_OP_PARAM || m->op == CRIA_OP_INPUT || !is_bf16 (m->value))
+      continue;
+    st[k].node = m;
+    st[k].stored = m->value;
+    st[k].staged = *m->value;
+    st[k].staged.dtype = CRIA_DTYPE_F32;
+    st[k].offset = bytes;
+    bytes += ((size_t) cria_tensor_numel (m->value) * sizeof (float) + 255) / 256 * 256;
+    k++;
+  }
+  char *mem = (char *) cuda_stage_scratch (be, MAX (bytes, 1), error);
+  if (!mem)
     return FALSE;
-  if (!be->bf16_act || n->dtype != CRIA_DTYPE_F32 || n->op == CRIA_OP_LM_HEAD_CE)
-    return TRUE;
-  return cuda_round_bf16 (be, f32 (n->value), numel (n), error);
+  for (int j = 0; j < k; j++) {
+    st[j].staged.data = mem + st[j].offset;
+    /* a forward writes its own value: nothing to widen */
+    if ((backward || st[j].node != n) && !cuda_from_bf16 (be, (const guint16 *) st[j].stored->data,
+                                                          cria_tensor_numel (st[j].stored), f32 (&st[j].staged), error))
+      return FALSE;
+  }
+  for (int j = 0; j < k; j++)
+    st[j].node->value = &st[j].staged;
+  gboolean ok = backward ? plain[n->op].backward (self, n, error) : plain[n->op].forward (self, n, error);
+  for (int j = 0; j < k; j++)
+    st[j].node->value = st[j].stored;
+  for (int j = 0; ok && !backward && j < k; j++)
+    if (st[j].node == n)
+      ok = cuda_to_bf16 (be, f32 (&st[j].staged), numel (n), (guint16 *) n->value->data, error);
+  return ok;
+}
+
+static gboolean
+forward_stored (gpointer self, CriaNode *n, GError **error)
+{
+  if (!be_of (self)->bf16_act || takes_stored (n, FALSE))
+    return plain[n->op].forward (self, n, error);
+  return stage (self, n, FALSE, error);
+}
+
+static gboolean
+backward_stored (gpointer self, CriaNode *n, GError **error)
+{
+  if (!be_of (self)->bf16_act || takes_stored (n, TRUE))
+    return plain[n->op].backward (self, n, error);
+  return stage (self, n, TRUE, error);
 }
 
 /* ---- the table ------------------------------------------------------------- */
@@ -1508,8 +1706,10 @@ cuda_kernels_init (void)
   cuda_weights_init ();
   for (int op = 0; op < CRIA_N_OPS; op++)
     if (cuda_kernels[op].forward) {
-      unrounded[op] = cuda_kernels[op];
-      cuda_kernels[op].forward = forward_bf16;
+      plain[op] = cuda_kernels[op];
+      cuda_kernels[op].forward = forward_stored;
+      if (cuda_kernels[op].backward)
+        cuda_kernels[op].backward = backward_stored;
     }
 }
 }

@@ -125,18 +125,6 @@ f16_value (guint16 h)
   return from_bits (exp == 31 ? sign | 0x7f800000u | (man << 13) : sign | ((exp + 112) << 23) | (man << 13));
 }
 
-/* cria_f32_to_bf16: to nearest, ties to even; NaN stays a quiet NaN */
-__device__ static guint16
-bf16_round (float f)
-{
-  guint32 u;
-  memcpy (&u, &f, sizeof u);
-  if ((u & 0x7fffffffu) > 0x7f800000u)
-    return (guint16) ((u >> 16) | 0x40);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return (guint16) (u >> 16);
-}
-
 /* Element e (of the flattened weight) in f32. NF4: the block's scale as
  * cria_nf4_block_absmax decodes it, times the code's value, each operation
  * rounded on its own (no fused multiply-add), so the cpu's floats. */
@@ -145,7 +133,7 @@ weight_at (const WeightRef &w, gint64 e)
 {
   switch (w.dtype) {
     case CRIA_DTYPE_BF16:
-      return from_bits ((guint32) ((const guint16 *) w.data)[e] << 16);
+      return cuda_bf16_value (((const guint16 *) w.data)[e]);
     case CRIA_DTYPE_F16:
       return f16_value (((const guint16 *) w.data)[e]);
     case CRIA_DTYPE_NF4: {
@@ -172,7 +160,7 @@ widen_k (WeightRef w, gint64 e0, gint64 n, float *out32, guint16 *out16)
     if (out32)
       out32[i] = x;
     else
-      out16[i] = bf16_round (x);
+      out16[i] = cuda_bf16_round (x);
   }
 }
 
@@ -180,14 +168,14 @@ widen_k (WeightRef w, gint64 e0, gint64 n, float *out32, guint16 *out16)
 __global__ static void
 round_k (const float *x, gint64 n, guint16 *y)
 {
-  GRID_LOOP (i, n) y[i] = bf16_round (x[i]);
+  GRID_LOOP (i, n) y[i] = cuda_bf16_round (x[i]);
 }
 
-/* x rounded to bf16 and kept in f32: the outputs with activations=bf16 */
+/* bf16 values widened: what a kernel reading f32 gets of a bf16 value */
 __global__ static void
-round_f32_k (float *x, gint64 n)
+widen_bf16_k (const guint16 *x, gint64 n, float *y)
 {
-  GRID_LOOP (i, n) x[i] = from_bits ((guint32) bf16_round (x[i]) << 16);
+  GRID_LOOP (i, n) y[i] = cuda_bf16_value (x[i]);
 }
 
 extern "C" gboolean
@@ -198,10 +186,10 @@ cuda_to_bf16 (CudaBackend *be, const float *x, gint64 n, guint16 *y, GError **er
 }
 
 extern "C" gboolean
-cuda_round_bf16 (CudaBackend *be, float *x, gint64 n, GError **error)
+cuda_from_bf16 (CudaBackend *be, const guint16 *x, gint64 n, float *y, GError **error)
 {
-  round_f32_k<<<blocks_for (n), THREADS, 0, be->stream>>> (x, n);
-  return launched ("rounding to bf16", error);
+  widen_bf16_k<<<blocks_for (n), THREADS, 0, be->stream>>> (x, n, y);
+  return launched ("widening bf16 values", error);
 }
 
 static gboolean
@@ -219,11 +207,25 @@ align_up (size_t n)
   return (n + 255) / 256 * 256;
 }
 
+/* The product of cuda_gemm_weight into f32 scratch, rounded into the bf16
+ * C after: a weight sliced by rows of K adds the slices' products in C,
+ * which bf16 would round at each slice. */
+static gboolean
+gemm_weight_rounded (CudaBackend *be, gint64 M, gint64 N, gint64 K, const void *A, gboolean a_bf16, gboolean ta,
+                     const CriaTensor *w, gint64 w0, gboolean tb, void *C, GError **error)
+{
+  float *c32 = (float *) cuda_stage_scratch (be, (size_t) (M * N) * sizeof (float), error);
+  return c32 && cuda_gemm_weight (be, M, N, K, A, a_bf16, ta, w, w0, tb, c32, FALSE, 0.0f, error) &&
+         cuda_to_bf16 (be, c32, M * N, (guint16 *) C, error);
+}
+
 extern "C" gboolean
-cuda_gemm_weight (CudaBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gboolean ta, const CriaTensor *w,
-                  gint64 w0, gboolean tb, float *C, float beta, GError **error)
+cuda_gemm_weight (CudaBackend *be, gint64 M, gint64 N, gint64 K, const void *A, gboolean a_bf16, gboolean ta,
+                  const CriaTensor *w, gint64 w0, gboolean tb, void *C, gboolean c_bf16, float beta, GError **error)
 {
   CudaGemm g = { M, N, K, A, ta, ta ? M : K, NULL, tb, tb ? K : N, C, N, beta, FALSE, 1, 0, 0, 0 };
+  g.a_bf16 = a_bf16;
+  g.c_bf16 = c_bf16;
   if (w->dtype == CRIA_DTYPE_F32) {
     g.B = f32 (w) + w0;
     return cuda_gemm (be, &g, error);
@@ -235,16 +237,24 @@ cuda_gemm_weight (CudaBackend *be, gint64 M, gint64 N, gint64 K, const float *A,
   gint64 rows = tb ? N : K, row = tb ? K : N;
   gboolean in_place = g.bf16 && w->dtype == CRIA_DTYPE_BF16;
   gint64 slice = in_place ? rows : MAX (1, MIN (rows, (gint64) (be->widen_bytes / ((size_t) row * esize))));
-  size_t a_bytes = g.bf16 ? align_up ((size_t) (M * K) * sizeof (guint16)) : 0;
+  if (c_bf16 && !tb && slice < rows)
+    return gemm_weight_rounded (be, M, N, K, A, a_bf16, ta, w, w0, tb, C, error);
+  /* A rounded to bf16 for a bf16 product, unless it is a bf16 value already */
+  gboolean round_a = g.bf16 && !a_bf16;
+  size_t a_bytes = round_a ? align_up ((size_t) (M * K) * sizeof (guint16)) : 0;
   size_t w_bytes = in_place ? 0 : (size_t) (slice * row) * esize;
   char *scratch = (char *) cuda_weight_scratch (be, MAX (a_bytes + w_bytes, 1), error);
   if (!scratch)
     return FALSE;
-  if (g.bf16) { /* A rounded, whole, for every slice */
-    if (!cuda_to_bf16 (be, A, M * K, (guint16 *) scratch, error))
+  if (round_a) { /* whole, for every slice */
+    if (!cuda_to_bf16 (be, (const float *) A, M * K, (guint16 *) scratch, error))
       return FALSE;
     g.A = scratch;
   }
+  if (g.bf16)
+    g.a_bf16 = FALSE; /* both operands bf16 now */
+  size_t a_esize = g.bf16 || a_bf16 ? sizeof (guint16) : sizeof (float);
+  size_t c_esize = c_bf16 ? sizeof (guint16) : sizeof (float);
   const char *A0 = (const char *) g.A;
   void *slice_mem = scratch + a_bytes;
   for (gint64 r0 = 0; r0 < rows; r0 += slice) {
@@ -259,10 +269,10 @@ cuda_gemm_weight (CudaBackend *be, gint64 M, gint64 N, gint64 K, const float *A,
     }
     if (tb) { /* columns r0.. of C: op(A) W[r0 : r0 + rc]^T */
       g.N = rc;
-      g.C = C + r0;
+      g.C = (char *) C + (size_t) r0 * c_esize;
     } else { /* C += op(A)[:, r0 : r0 + rc] W[r0 : r0 + rc]; op(A)'s columns are A's rows when ta */
       g.K = rc;
-      g.A = A0 + (size_t) (ta ? r0 * M : r0) * esize;
+      g.A = A0 + (size_t) (ta ? r0 * M : r0) * a_esize;
       g.beta = r0 == 0 ? beta : 1.0f;
     }
     if (!cuda_gemm (be, &g, error))
@@ -285,14 +295,17 @@ weight_matmul_forward (gpointer self, CriaNode *n, GError **error)
     return f32_matmul.forward (self, n, error);
   CudaBackend *be = (CudaBackend *) self;
   MatmulShape d = cuda_matmul_shape (n);
-  const float *A = f32 (n->src[0]->value);
-  const CriaTensor *w = n->src[1]->value;
-  float *C = f32 (n->value);
+  /* activations=bf16: x and y are bf16 values, read and written as such */
+  const CriaTensor *x = n->src[0]->value, *w = n->src[1]->value;
+  gboolean a16 = x->dtype == CRIA_DTYPE_BF16, c16 = n->value->dtype == CRIA_DTYPE_BF16;
+  const char *A = (const char *) x->data;
+  char *C = (char *) n->value->data;
   if (d.b_shared && !d.ta)
-    return cuda_gemm_weight (be, d.batch * d.M, d.N, d.K, A, FALSE, w, 0, d.tb, C, 0.0f, error);
+    return cuda_gemm_weight (be, d.batch * d.M, d.N, d.K, A, a16, FALSE, w, 0, d.tb, C, c16, 0.0f, error);
+  size_t ae = a16 ? sizeof (guint16) : sizeof (float), ce = c16 ? sizeof (guint16) : sizeof (float);
   for (gint64 t = 0; t < d.batch; t++)
-    if (!cuda_gemm_weight (be, d.M, d.N, d.K, A + t * d.M * d.K, d.ta, w, d.b_shared ? 0 : t * d.K * d.N, d.tb,
-                           C + t * d.M * d.N, 0.0f, error))
+    if (!cuda_gemm_weight (be, d.M, d.N, d.K, A + (size_t) (t * d.M * d.K) * ae, a16, d.ta, w,
+                           d.b_shared ? 0 : t * d.K * d.N, d.tb, C + (size_t) (t * d.M * d.N) * ce, c16, 0.0f, error))
       return FALSE;
   return TRUE;
 }
@@ -316,9 +329,10 @@ weight_matmul_backward (gpointer self, CriaNode *n, GError **error)
   gint64 sa = d.M * d.K, sc = d.M * d.N, sb = d.b_shared ? 0 : d.K * d.N;
   if (!d.ta) {
     if (d.b_shared) /* the rows of every batch are rows of one [batch*M, N] dC */
-      return cuda_gemm_weight (be, d.batch * d.M, d.K, d.N, dC, FALSE, w, 0, !d.tb, dA, 1.0f, error);
+      return cuda_gemm_weight (be, d.batch * d.M, d.K, d.N, dC, FALSE, FALSE, w, 0, !d.tb, dA, FALSE, 1.0f, error);
     for (gint64 t = 0; t < d.batch; t++)
-      if (!cuda_gemm_weight (be, d.M, d.K, d.N, dC + t * sc, FALSE, w, t * sb, !d.tb, dA + t * sa, 1.0f, error))
+      if (!cuda_gemm_weight (be, d.M, d.K, d.N, dC + t * sc, FALSE, FALSE, w, t * sb, !d.tb, dA + t * sa, FALSE, 1.0f,
+                             error))
         return FALSE;
     return TRUE;
   }
@@ -336,7 +350,9 @@ static gboolean
 dequantize_forward (gpointer self, CriaNode *n, GError **error)
 {
   const CriaTensor *w = n->src[0]->value;
-  return widen ((CudaBackend *) self, w, 0, cria_tensor_numel (w), f32 (n->value), NULL, error);
+  gboolean half = n->value->dtype == CRIA_DTYPE_BF16; /* activations=bf16: rounded as it is stored */
+  return widen ((CudaBackend *) self, w, 0, cria_tensor_numel (w), half ? NULL : f32 (n->value),
+                half ? (guint16 *) n->value->data : NULL, error);
 }
 
 /* ---- embedding of a bf16/f16 table: y[t] = table[ids[t]] in f32 --------- */

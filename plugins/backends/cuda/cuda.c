@@ -18,13 +18,14 @@
  * gradients, moments and params on the GPU.
  *
  * activations=bf16 (--backend 'cuda activations=bf16', any verb) is mixed
- * precision as autocast does it: each kernel's output is rounded to bf16
- * (cuda-kernels.cu wraps every forward), each cuBLASLt product takes bf16
- * operands (f32 ones rounded on the way, cuda_gemm) and accumulates in f32;
- * the reductions inside norms, softmax, attention and the loss stay f32, and
- * so do gradients, the params that train and their optimizer state. The
- * rounded values still sit in f32 slots: the graph declares its
- * activations f32 and every kernel reads f32, so this halves no memory.
+ * precision as autocast does it: every f32 op value but lm_head_ce's losses
+ * is stored in bf16 (cuda_value_dtype, contract 1.3: the core plans the
+ * activation arena in two bytes an element), each cuBLASLt product reads
+ * bf16 operands (f32 params rounded on the way, cuda_gemm), accumulates in
+ * f32 and writes bf16; kernels that read f32 get their bf16 inputs widened
+ * in scratch (cuda-kernels.cu); the reductions inside norms, softmax,
+ * attention and the loss stay f32, and so do gradients, the params that
+ * train and their optimizer state.
  *
  * NO KERNEL OF THIS PLUGIN HAS RUN ON A GPU YET: its .cu files were only
  * compiled by nvcc, and run on the CPU by tests/cuda/sim/run.sh (stand-ins
@@ -47,10 +48,10 @@ static const CriaPropSpec cuda_props[] = {
     "rounded to TF32 (10 bits of mantissa; CUBLAS_COMPUTE_32F_FAST_TF32): faster, about 1e-3 relative error; "
     "off computes them in full f32" },
   { "activations", CRIA_PROP_ENUM, "f32", 0, 0, "f32|bf16",
-    "bf16: every op's output (hidden states, attention inputs and outputs, MLP intermediates) rounded to bf16 and "
+    "bf16: every op's output (hidden states, attention inputs and outputs, MLP intermediates) stored in bf16 and "
     "every product bf16 x bf16 in cuBLASLt with f32 accumulation; norms, softmax and the loss accumulate in f32, "
-    "gradients, trainable params (master weights) and optimizer state stay f32. Still stored in 4 bytes: it saves "
-    "no memory yet. f32: f32 throughout" },
+    "gradients, trainable params (master weights) and optimizer state stay f32. Stored in 2 bytes: half the "
+    "activation memory of f32. f32: f32 throughout" },
   { "widen-kib", CRIA_PROP_INT, "262144", 1, G_MAXINT, NULL,
     "KiB of device scratch a bf16, f16 or NF4 weight is widened into for a product: a larger weight goes "
     "through it in slices of whole rows, one product each (the default holds a linear layer of an 8B model)" },
@@ -112,6 +113,7 @@ cuda_destroy (gpointer self)
   cudaFree (be->scratch);
   cudaFree (be->wscratch);
   cudaFree (be->oscratch);
+  cudaFree (be->sscratch);
   cudaFree (be->bad_id);
   cudaStreamDestroy (be->stream);
   g_free (be);
@@ -154,6 +156,22 @@ void *
 cuda_operand_scratch (CudaBackend *be, size_t bytes, GError **error)
 {
   return grow (be, &be->oscratch, &be->oscratch_bytes, bytes, error);
+}
+
+void *
+cuda_stage_scratch (CudaBackend *be, size_t bytes, GError **error)
+{
+  return grow (be, &be->sscratch, &be->sscratch_bytes, bytes, error);
+}
+
+CriaDType
+cuda_value_dtype (gpointer self, const CriaNode *node)
+{
+  CudaBackend *be = self;
+  /* lm_head_ce's output (the loss sums, each row's logsumexp) is no activation */
+  if (be->bf16_act && node->dtype == CRIA_DTYPE_F32 && node->op != CRIA_OP_LM_HEAD_CE)
+    return CRIA_DTYPE_BF16;
+  return node->dtype;
 }
 
 static gpointer
@@ -259,6 +277,7 @@ static const CriaBackendVTable cuda_vtable = {
   .accumulate = cuda_accumulate,
   .grad_sumsq = cuda_grad_sumsq,
   .adamw_step = cuda_adamw_step,
+  .value_dtype = cuda_value_dtype,
 };
 
 static const CriaProviderInfo cuda_info = {
