@@ -940,6 +940,23 @@ gemm_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
   }
 }
 
+/* C(i + r, n + j) = (or +=) s[r * 4 + j], for an R x C tile of the
+ * dot-product paths: a row of four at once where it can (the scalar loop
+ * was a tenth of a decoding batch's products). */
+static inline void
+store_tile (const Gemm *g, gint64 i, gint64 n, int R, int C, const float *s)
+{
+  for (int r = 0; r < R; r++) {
+    float *c = g->C + (i + r) * g->ldc + n;
+    if (C == 4) {
+      __m128 v = _mm_loadu_ps (s + r * 4);
+      _mm_storeu_ps (c, g->accumulate ? _mm_add_ps (_mm_loadu_ps (c), v) : v);
+    } else
+      for (int j = 0; j < C; j++)
+        c[j] = g->accumulate ? c[j] + s[r * 4 + j] : s[r * 4 + j];
+  }
+}
+
 /* Columns [begin, end) of the bf16-dot products of a few rows (decoding):
  * blocks of four rows of B met by every group of four rows of A, by
  * dot_tiles_bf16; an NF4 row is dequantized and rounded to bf16 first. */
@@ -978,11 +995,7 @@ dot_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
         gint64 first = ahead * t / tiles, last = ahead * (t + 1) / tiles;
         dot_tiles_bf16[R - 1][C - 1](a + i * rs, rs, b + n * g->csb, g->csb, g->K, b + (n1 + first) * g->csb,
                                      (int) (last - first), s);
-        for (int r = 0; r < R; r++)
-          for (int j = 0; j < C; j++) {
-            float *c = g->C + (i + r) * g->ldc + n + j;
-            *c = g->accumulate ? *c + s[r * 4 + j] : s[r * 4 + j];
-          }
+        store_tile (g, i, n, R, C, s);
       }
     }
   }
@@ -1069,11 +1082,7 @@ dot_block_bf16 (const Gemm *g, gint64 begin, gint64 end)
         gint64 first = ahead * t / tiles, last = ahead * (t + 1) / tiles;
         dot4x4_bf16_avx512 (g->A + i * g->rsa, g->rsa, b + n * g->csb, g->csb, g->K, b + (n1 + first) * g->csb,
                             (int) (last - first), s);
-        for (int r = 0; r < 4; r++)
-          for (int j = 0; j < 4; j++) {
-            float *c = g->C + (i + r) * g->ldc + n + j;
-            *c = g->accumulate ? *c + s[r][j] : s[r][j];
-          }
+        store_tile (g, i, n, 4, 4, s[0]);
       }
     for (gint64 n = n0; n < n4 && M4 < g->M; n++)
       dot_rows (g, M4, g->M, n, NULL);
