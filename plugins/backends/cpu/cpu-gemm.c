@@ -940,6 +940,41 @@ gemm_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
   }
 }
 
+/* Which rows of B a tile of the bf16 dot-product paths fetches while it
+ * runs: an equal share of the span after [n0, n1) (g->span rows), spread
+ * over the span's tiles; except in a task's first span, which nothing
+ * fetched: there its first group of rows (reading it from memory) fetches
+ * the block two ahead, and the other groups share the next span. */
+typedef struct {
+  gint64 n0, n1, ahead, tiles, t;
+  gboolean lead;
+} SpanFetch;
+
+static inline void
+span_fetch_init (SpanFetch *f, const Gemm *g, gint64 begin, gint64 n0, gint64 n1, gint64 groups)
+{
+  f->n0 = n0;
+  f->n1 = n1;
+  f->ahead = CLAMP (g->N - n1, 0, g->span);
+  f->lead = n0 == begin && groups > 1;
+  f->tiles = (f->lead ? groups - 1 : groups) * ((n1 - n0 + 3) / 4);
+  f->t = 0;
+}
+
+static inline const guint16 *
+span_fetch_next (SpanFetch *f, const Gemm *g, gint64 i, gint64 n, int *npf)
+{
+  const guint16 *b = g->B;
+  if (f->lead && i == 0) {
+    *npf = (int) CLAMP (f->n1 - (n + 8), 0, 4);
+    return b + (n + 8) * g->csb;
+  }
+  gint64 first = f->ahead * f->t / f->tiles, last = f->ahead * (f->t + 1) / f->tiles;
+  f->t++;
+  *npf = (int) (last - first);
+  return b + (f->n1 + first) * g->csb;
+}
+
 /* C(i + r, n + j) = (or +=) s[r * 4 + j], for an R x C tile of the
  * dot-product paths: a row of four at once where it can (the scalar loop
  * was a tenth of a decoding batch's products). */
@@ -985,16 +1020,18 @@ dot_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
     return;
   }
   const guint16 *b = g->B;
+  gint64 groups = (g->M + 3) / 4;
   for (gint64 n0 = begin; n0 < end; n0 += g->span) {
-    gint64 n1 = MIN (n0 + g->span, end), ahead = CLAMP (g->N - n1, 0, g->span);
-    gint64 tiles = (g->M + 3) / 4 * ((n1 - n0 + 3) / 4), t = 0;
+    gint64 n1 = MIN (n0 + g->span, end);
+    SpanFetch f;
+    span_fetch_init (&f, g, begin, n0, n1, groups);
     for (gint64 i = 0; i < g->M; i += 4) {
       int R = (int) MIN (4, g->M - i);
-      for (gint64 n = n0; n < n1; n += 4, t++) {
+      for (gint64 n = n0; n < n1; n += 4) {
         int C = (int) MIN (4, n1 - n);
-        gint64 first = ahead * t / tiles, last = ahead * (t + 1) / tiles;
-        dot_tiles_bf16[R - 1][C - 1](a + i * rs, rs, b + n * g->csb, g->csb, g->K, b + (n1 + first) * g->csb,
-                                     (int) (last - first), s);
+        int npf;
+        const guint16 *pf = span_fetch_next (&f, g, i, n, &npf);
+        dot_tiles_bf16[R - 1][C - 1](a + i * rs, rs, b + n * g->csb, g->csb, g->K, pf, npf, s);
         store_tile (g, i, n, R, C, s);
       }
     }
@@ -1074,14 +1111,15 @@ dot_block_bf16 (const Gemm *g, gint64 begin, gint64 end)
   gint64 M4 = g->M / 4 * 4;
   const guint16 *b = g->B;
   for (gint64 n0 = begin; n0 < end; n0 += g->span) {
-    gint64 n1 = MIN (n0 + g->span, end), n4 = n0 + (n1 - n0) / 4 * 4, ahead = CLAMP (g->N - n1, 0, g->span);
-    gint64 tiles = M4 / 4 * ((n4 - n0) / 4), t = 0;
+    gint64 n1 = MIN (n0 + g->span, end), n4 = n0 + (n1 - n0) / 4 * 4;
+    SpanFetch f;
+    span_fetch_init (&f, g, begin, n0, n4, M4 / 4);
     for (gint64 i = 0; i < M4; i += 4)
-      for (gint64 n = n0; n < n4; n += 4, t++) {
+      for (gint64 n = n0; n < n4; n += 4) {
         float s[4][4];
-        gint64 first = ahead * t / tiles, last = ahead * (t + 1) / tiles;
-        dot4x4_bf16_avx512 (g->A + i * g->rsa, g->rsa, b + n * g->csb, g->csb, g->K, b + (n1 + first) * g->csb,
-                            (int) (last - first), s);
+        int npf;
+        const guint16 *pf = span_fetch_next (&f, g, i, n, &npf);
+        dot4x4_bf16_avx512 (g->A + i * g->rsa, g->rsa, b + n * g->csb, g->csb, g->K, pf, npf, s);
         store_tile (g, i, n, 4, 4, s[0]);
       }
     for (gint64 n = n0; n < n4 && M4 < g->M; n++)
