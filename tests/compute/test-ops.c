@@ -256,23 +256,23 @@ bf16_product (CriaBackend *be, const float *x, gint64 M, const CriaTensor *w)
   return y;
 }
 
-/* bf16 weights times batches of rows (decoding several sequences, a prompt):
- * against float64, and each row of a batch bitwise equal to that row alone
- * up to 64 rows (the dot-product paths), with row counts and sizes that
- * leave partial blocks of rows, of columns and of K; with bf16-dot=true too
- * (activations rounded to bf16: AVX512-BF16 dot products where present). */
+/* bf16 weights [N,K] times batches of `rows` rows each: against float64,
+ * and each row of a batch bitwise equal to that row alone up to 64 rows (the
+ * dot-product paths); with bf16-dot=true too (activations rounded to bf16:
+ * AVX512-BF16 dot products where present). */
 static void
-test_bf16_batches (void)
+bf16_batches (gint64 N, gint64 K, const gint64 *rows, guint n_rows)
 {
-  const gint64 rows[] = { 1, 3, 4, 5, 16, 17, 36, 64, 65 }, N = 37, K = 100;
   const char *isas[] = { "avx2", "avx512", "avx512 bf16-dot" };
   GRand *rand = g_rand_new_with_seed (17);
-  gint64 ws[] = { N, K };
+  gint64 ws[] = { N, K }, most = 0;
+  for (guint r = 0; r < n_rows; r++)
+    most = MAX (most, rows[r]);
   g_autoptr (CriaTensor) w = cria_tensor_new (CRIA_DTYPE_BF16, 2, ws);
   for (gint64 i = 0; i < N * K; i++)
     ((guint16 *) w->data)[i] = cria_f32_to_bf16 ((float) g_rand_double_range (rand, -1, 1));
-  g_autofree float *x = g_new (float, 65 * K);
-  for (gint64 i = 0; i < 65 * K; i++)
+  g_autofree float *x = g_new (float, most *K);
+  for (gint64 i = 0; i < most * K; i++)
     x[i] = (float) g_rand_double_range (rand, -1, 1);
   for (guint s = 0; s < G_N_ELEMENTS (isas); s++) {
     g_autoptr (GError) error = NULL;
@@ -282,7 +282,7 @@ test_bf16_batches (void)
       printf ("\n(skipping %s: %s)", isas[s], error->message);
       continue;
     }
-    for (guint r = 0; r < G_N_ELEMENTS (rows); r++) {
+    for (guint r = 0; r < n_rows; r++) {
       gint64 M = rows[r];
       g_autoptr (CriaTensor) out = bf16_product (be, x, M, w);
       CU_ASSERT_PTR_NOT_NULL_FATAL (out);
@@ -302,7 +302,8 @@ test_bf16_batches (void)
         differ += memcmp (alone->data, y + i * N, (gsize) N * sizeof (float)) != 0;
       }
       if (worst > 1e-4 || (M <= 32 && differ))
-        printf ("\n%s %" G_GINT64_FORMAT " rows: off by %g, %u rows differ from alone", isas[s], M, worst, differ);
+        printf ("\n%s %" G_GINT64_FORMAT " rows of %" G_GINT64_FORMAT ": off by %g, %u rows differ from alone", isas[s],
+                M, K, worst, differ);
       CU_ASSERT_TRUE (worst <= 1e-4);
       /* 64 rows on AVX-512 (DOT_BF16_MAX_ROWS), 32 elsewhere */
       if (M <= (s >= 1 ? 64 : 32))
@@ -311,6 +312,17 @@ test_bf16_batches (void)
     cria_backend_free (be);
   }
   g_rand_free (rand);
+}
+
+/* Decoding several sequences, a prompt: row counts and sizes that leave
+ * partial blocks of rows, of columns and of K; then a wider weight whose
+ * tasks take several spans of columns (DOT_SPAN_BYTES), the last partial. */
+static void
+test_bf16_batches (void)
+{
+  const gint64 rows[] = { 1, 3, 4, 5, 16, 17, 36, 64, 65 }, wide_rows[] = { 6, 16 };
+  bf16_batches (37, 100, rows, G_N_ELEMENTS (rows));
+  bf16_batches (302, 2050, wide_rows, G_N_ELEMENTS (wide_rows));
 }
 
 /* Matmul gradients at sizes with full register tiles and several K slices:

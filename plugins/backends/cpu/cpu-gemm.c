@@ -36,10 +36,18 @@
  * chat request included (bench-matmul on a busy 2-core Zen 5: 1.1-1.5x the
  * packed path at 36 rows, 0.6-1.2x at 128). */
 #define DOT_BF16_MAX_ROWS 64
-/* How far ahead dot4x4_bf16_avx512 fetches the weights, in blocks of four
- * rows: one block left the loads waiting on memory (a batch of 16 against
- * the 151936 x 896 lm head on Zen 5: 1.2x from two blocks, none from four). */
-#define DOT_PREFETCH_BLOCKS 2
+/* The dot-product paths with bf16 weights walk a task's columns in spans of
+ * about this many bytes of B (in L2): every group of four rows of A walks
+ * the span before the next group (only four rows of A in L1), and all the
+ * span's tiles share fetching the next span meanwhile, so the weights stream
+ * from memory while the tiles compute. Fetched a block ahead by the first
+ * group of rows, the stream stalled while the other groups computed (a
+ * batch of 16 against the 151936 x 896 lm head on a busy 2-core Zen 5:
+ * 1.15-1.2x, with tasks of several spans). */
+#define DOT_SPAN_BYTES (128 * 1024)
+/* Spans a task takes at most: the prefetch of a task's last span is for
+ * whichever thread takes the next task, wasted on this one. */
+#define DOT_SPANS_PER_TASK 16
 
 typedef float v4 __attribute__ ((vector_size (16), aligned (4)));
 typedef float v8 __attribute__ ((vector_size (32), aligned (4)));
@@ -239,7 +247,7 @@ transpose16_regs (__m512i r[16])
  * each converted row of B by four rows of A: 16 independent FMA chains, so
  * the FMA units stay busy where dot4 waits on each chain's latency. */
 T_AVX512 static void
-dot4x4_bf16_avx512 (const float *x0, gint64 rs, const guint16 *y0, gint64 ys, gint64 n, const guint16 *pf,
+dot4x4_bf16_avx512 (const float *x0, gint64 rs, const guint16 *y0, gint64 ys, gint64 n, const guint16 *pf, int npf,
                     float out[4][4])
 {
   const float *x1 = x0 + rs, *x2 = x1 + rs, *x3 = x2 + rs;
@@ -252,8 +260,9 @@ dot4x4_bf16_avx512 (const float *x0, gint64 rs, const guint16 *y0, gint64 ys, gi
     v16 w1 = (v16) _mm512_slli_epi32 (_mm512_cvtepu16_epi32 (_mm256_loadu_si256 ((const __m256i *) (y1 + k))), 16);
     v16 w2 = (v16) _mm512_slli_epi32 (_mm512_cvtepu16_epi32 (_mm256_loadu_si256 ((const __m256i *) (y2 + k))), 16);
     v16 w3 = (v16) _mm512_slli_epi32 (_mm512_cvtepu16_epi32 (_mm256_loadu_si256 ((const __m256i *) (y3 + k))), 16);
-    if (pf && (k & 31) == 0)
-      _mm_prefetch ((const char *) (pf + k), _MM_HINT_T0);
+    if ((k & 31) == 0)
+      for (int p = 0; p < npf; p++)
+        _mm_prefetch ((const char *) (pf + p * ys + k), _MM_HINT_T0);
     v16 a = *(const v16 *) (x0 + k);
     c00 += a * w0;
     c01 += a * w1;
@@ -588,6 +597,7 @@ typedef struct {
    * of MR) at ap + i K, MR floats a k */
   float *ap;
   CpuTaskFunc dot; /* the dot-product path's task, for dot_epilogue_task */
+  gint64 span;     /* the bf16 dot-product paths: rows of B a span (DOT_SPAN_BYTES) */
 } Gemm;
 
 static inline float
@@ -930,6 +940,58 @@ gemm_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
   }
 }
 
+/* Which rows of B a tile of the bf16 dot-product paths fetches while it
+ * runs: an equal share of the span after [n0, n1) (g->span rows), spread
+ * over the span's tiles; except in a task's first span, which nothing
+ * fetched: there its first group of rows (reading it from memory) fetches
+ * the block two ahead, and the other groups share the next span. */
+typedef struct {
+  gint64 n0, n1, ahead, tiles, t;
+  gboolean lead;
+} SpanFetch;
+
+static inline void
+span_fetch_init (SpanFetch *f, const Gemm *g, gint64 begin, gint64 n0, gint64 n1, gint64 groups)
+{
+  f->n0 = n0;
+  f->n1 = n1;
+  f->ahead = CLAMP (g->N - n1, 0, g->span);
+  f->lead = n0 == begin && groups > 1;
+  f->tiles = (f->lead ? groups - 1 : groups) * ((n1 - n0 + 3) / 4);
+  f->t = 0;
+}
+
+static inline const guint16 *
+span_fetch_next (SpanFetch *f, const Gemm *g, gint64 i, gint64 n, int *npf)
+{
+  const guint16 *b = g->B;
+  if (f->lead && i == 0) {
+    *npf = (int) CLAMP (f->n1 - (n + 8), 0, 4);
+    return b + (n + 8) * g->csb;
+  }
+  gint64 first = f->ahead * f->t / f->tiles, last = f->ahead * (f->t + 1) / f->tiles;
+  f->t++;
+  *npf = (int) (last - first);
+  return b + (f->n1 + first) * g->csb;
+}
+
+/* C(i + r, n + j) = (or +=) s[r * 4 + j], for an R x C tile of the
+ * dot-product paths: a row of four at once where it can (the scalar loop
+ * was a tenth of a decoding batch's products). */
+static inline void
+store_tile (const Gemm *g, gint64 i, gint64 n, int R, int C, const float *s)
+{
+  for (int r = 0; r < R; r++) {
+    float *c = g->C + (i + r) * g->ldc + n;
+    if (C == 4) {
+      __m128 v = _mm_loadu_ps (s + r * 4);
+      _mm_storeu_ps (c, g->accumulate ? _mm_add_ps (_mm_loadu_ps (c), v) : v);
+    } else
+      for (int j = 0; j < C; j++)
+        c[j] = g->accumulate ? c[j] + s[r * 4 + j] : s[r * 4 + j];
+  }
+}
+
 /* Columns [begin, end) of the bf16-dot products of a few rows (decoding):
  * blocks of four rows of B met by every group of four rows of A, by
  * dot_tiles_bf16; an NF4 row is dequantized and rounded to bf16 first. */
@@ -957,23 +1019,21 @@ dot_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
     }
     return;
   }
+  const guint16 *b = g->B;
   gint64 groups = (g->M + 3) / 4;
-  for (gint64 n = begin; n < end; n += 4) {
-    int C = (int) MIN (4, end - n);
-    const guint16 *y = (const guint16 *) g->B + n * g->csb;
-    /* the weights come from memory: the groups of rows share fetching the
-     * block DOT_PREFETCH_BLOCKS ahead */
-    gint64 ahead = n + 4 * DOT_PREFETCH_BLOCKS, avail = CLAMP (g->N - ahead, 0, 4);
+  for (gint64 n0 = begin; n0 < end; n0 += g->span) {
+    gint64 n1 = MIN (n0 + g->span, end);
+    SpanFetch f;
+    span_fetch_init (&f, g, begin, n0, n1, groups);
     for (gint64 i = 0; i < g->M; i += 4) {
       int R = (int) MIN (4, g->M - i);
-      gint64 grp = i / 4, first = avail * grp / groups, last = avail * (grp + 1) / groups;
-      dot_tiles_bf16[R - 1][C - 1](a + i * rs, rs, y, g->csb, g->K, (const guint16 *) g->B + (ahead + first) * g->csb,
-                                   (int) (last - first), s);
-      for (int r = 0; r < R; r++)
-        for (int j = 0; j < C; j++) {
-          float *c = g->C + (i + r) * g->ldc + n + j;
-          *c = g->accumulate ? *c + s[r * 4 + j] : s[r * 4 + j];
-        }
+      for (gint64 n = n0; n < n1; n += 4) {
+        int C = (int) MIN (4, n1 - n);
+        int npf;
+        const guint16 *pf = span_fetch_next (&f, g, i, n, &npf);
+        dot_tiles_bf16[R - 1][C - 1](a + i * rs, rs, b + n * g->csb, g->csb, g->K, pf, npf, s);
+        store_tile (g, i, n, R, C, s);
+      }
     }
   }
 }
@@ -1048,27 +1108,25 @@ dot_rows (const Gemm *g, gint64 i0, gint64 i1, gint64 n, const float *bf)
 static void
 dot_block_bf16 (const Gemm *g, gint64 begin, gint64 end)
 {
-  gint64 M4 = g->M / 4 * 4, n = begin;
-  for (; n + 4 <= end; n += 4) {
-    const guint16 *y = (const guint16 *) g->B + n * g->csb;
-    for (gint64 i = 0; i < M4; i += 4) {
-      float s[4][4];
-      /* the weights come from memory: each group of rows fetches one row
-       * of the block DOT_PREFETCH_BLOCKS ahead meanwhile */
-      gint64 row = i / 4, ahead = 4 * DOT_PREFETCH_BLOCKS + row;
-      const guint16 *pf = n + ahead < g->N && row < 4 ? y + ahead * g->csb : NULL;
-      dot4x4_bf16_avx512 (g->A + i * g->rsa, g->rsa, y, g->csb, g->K, pf, s);
-      for (int r = 0; r < 4; r++)
-        for (int j = 0; j < 4; j++) {
-          float *c = g->C + (i + r) * g->ldc + n + j;
-          *c = g->accumulate ? *c + s[r][j] : s[r][j];
-        }
-    }
-    for (int j = 0; j < 4 && M4 < g->M; j++)
-      dot_rows (g, M4, g->M, n + j, NULL);
+  gint64 M4 = g->M / 4 * 4;
+  const guint16 *b = g->B;
+  for (gint64 n0 = begin; n0 < end; n0 += g->span) {
+    gint64 n1 = MIN (n0 + g->span, end), n4 = n0 + (n1 - n0) / 4 * 4;
+    SpanFetch f;
+    span_fetch_init (&f, g, begin, n0, n4, M4 / 4);
+    for (gint64 i = 0; i < M4; i += 4)
+      for (gint64 n = n0; n < n4; n += 4) {
+        float s[4][4];
+        int npf;
+        const guint16 *pf = span_fetch_next (&f, g, i, n, &npf);
+        dot4x4_bf16_avx512 (g->A + i * g->rsa, g->rsa, b + n * g->csb, g->csb, g->K, pf, npf, s);
+        store_tile (g, i, n, 4, 4, s[0]);
+      }
+    for (gint64 n = n0; n < n4 && M4 < g->M; n++)
+      dot_rows (g, M4, g->M, n, NULL);
+    for (gint64 n = n4; n < n1; n++)
+      dot_rows (g, 0, g->M, n, NULL);
   }
-  for (; n < end; n++)
-    dot_rows (g, 0, g->M, n, NULL);
 }
 
 /* Columns [begin, end): each C(i, n) is one dot product of row i of A with
@@ -1155,6 +1213,21 @@ cpu_gemm_epilogue (CpuBackend *be, const CriaNode *node, gint64 M, gint64 N, gin
   gemm_run (&g);
 }
 
+/* Sets g->span for the bf16 dot-product paths and returns their tasks'
+ * columns: whole spans (so that a task's next span is mostly its own), at
+ * most DOT_SPAN_BYTES of B a span and DOT_SPANS_PER_TASK spans a task, about
+ * four tasks a thread where that allows (for balance). */
+static gint64
+dot_span_grain (Gemm *g)
+{
+  gint64 most = MAX (4, DOT_SPAN_BYTES / (2 * g->K) / 4 * 4);
+  gint64 tasks = 4 * cpu_pool_n_threads (g->be->pool);
+  gint64 cols = ((g->N + tasks - 1) / tasks + 3) / 4 * 4;
+  gint64 spans = MIN (DOT_SPANS_PER_TASK, (cols + most - 1) / most);
+  g->span = MIN (most, ((cols + spans - 1) / spans + 3) / 4 * 4);
+  return spans * g->span;
+}
+
 /* Runs the product on the pool; TRUE when the epilogue (g->epi) is still to
  * run: K = 0 leaves it. */
 static gboolean
@@ -1206,7 +1279,7 @@ gemm_products (Gemm *gp)
     }
     if (native && M <= DOT_BF16_MAX_ROWS && rsb == 1) {
       /* whole blocks of four columns where it can */
-      gint64 grain_n = MAX (4, MIN (64, N / (4 * cpu_pool_n_threads (be->pool))) / 4 * 4);
+      gint64 grain_n = dot_span_grain (&g);
       g.epi = epi;
       g.dot = dot_bf16_task;
       cpu_pool_run (be->pool, N, grain_n, dot_epilogue_task, &g);
@@ -1217,6 +1290,8 @@ gemm_products (Gemm *gp)
   if (!g.abf && M <= dot_max && csa == 1 && rsb == 1) {
     /* Enough columns per chunk to amortize the hand-off, few enough to balance. */
     gint64 grain = MAX (1, MIN (64, N / (4 * cpu_pool_n_threads (be->pool))));
+    if (btype == CRIA_DTYPE_BF16 && be->isa == CPU_ISA_AVX512 && M >= 4)
+      grain = dot_span_grain (&g);
     g.epi = epi;
     g.dot = dot_task;
     cpu_pool_run (be->pool, N, grain, dot_epilogue_task, &g);
