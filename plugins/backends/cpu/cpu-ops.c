@@ -37,7 +37,7 @@ run_rows (gpointer be, CriaNode *n, CpuTaskFunc fn)
  * task: enough to be worth a hand-off, and a multiple of every vector width,
  * so that each element takes the path it takes in one pass (the same floats
  * at any thread count). */
-#define ELEM_GRAIN 16384
+#define ELEM_GRAIN 65536
 
 static void
 run_elems (gpointer be, gint64 count, CpuTaskFunc fn, gpointer ctx)

@@ -135,7 +135,7 @@ static void
 cpu_zero (gpointer self, gpointer mem, gsize bytes)
 {
   CpuBackend *be = self;
-  cpu_pool_run (be->pool, (gint64) bytes, 256 * 1024, zero_task, mem);
+  cpu_pool_run (be->pool, (gint64) bytes, 2 * 1024 * 1024, zero_task, mem);
 }
 
 static char *
