@@ -33,6 +33,19 @@ run_rows (gpointer be, CriaNode *n, CpuTaskFunc fn)
   cpu_pool_run (cpu->pool, cpu_numel (n) / last_dim (n), row_grain (n), fn, n);
 }
 
+/* Element-wise ops over whole tensors, on the pool, this many elements a
+ * task: enough to be worth a hand-off, and a multiple of every vector width,
+ * so that each element takes the path it takes in one pass (the same floats
+ * at any thread count). */
+#define ELEM_GRAIN 65536
+
+static void
+run_elems (gpointer be, gint64 count, CpuTaskFunc fn, gpointer ctx)
+{
+  CpuBackend *cpu = be;
+  cpu_pool_run (cpu->pool, count, ELEM_GRAIN, fn, ctx);
+}
+
 /* The kernels of a row-wise op: its tasks over the rows; backward only when
  * the input wants a gradient. */
 #define DEFINE_ROW_KERNELS(NAME)                                                                                       \
@@ -185,18 +198,31 @@ DEFINE_ROW_KERNELS (norm)
  * y_i = x_i cos a - x_{i+D/2} sin a;  y_{i+D/2} = x_{i+D/2} cos a + x_i sin a.
  * The backward is the rotation by -a. Rows are (b, t, h). -------------------- */
 
+#define ROPE_CACHE 256 /* half the head size, at most, for the cache of angles */
+
 static void
 rope_rotate (CriaNode *n, gint64 begin, gint64 end, const float *x, float *y, float sign, gboolean add)
 {
   gint64 H = n->shape[2], D = n->shape[3], half = D / 2;
   const gint32 *pos = n->src[1]->value->data;
   const float *f = cpu_f32 (n->src[2]->value);
+  /* the H heads of a position share its angles: cosf and sinf once for them */
+  float cos_p[ROPE_CACHE], sin_p[ROPE_CACHE];
+  gboolean cache = half <= ROPE_CACHE;
+  gint64 cached = -1;
   for (gint64 r = begin; r < end; r++) {
     float p = (float) pos[r / H];
     const float *xr = x + r * D;
     float *yr = y + r * D;
+    if (cache && r / H != cached) {
+      for (gint64 i = 0; i < half; i++) {
+        cos_p[i] = cosf (p * f[i]);
+        sin_p[i] = sinf (p * f[i]);
+      }
+      cached = r / H;
+    }
     for (gint64 i = 0; i < half; i++) {
-      float a = p * f[i], c = cosf (a), s = sign * sinf (a);
+      float a = p * f[i], c = cache ? cos_p[i] : cosf (a), s = sign * (cache ? sin_p[i] : sinf (a));
       float lo = xr[i] * c - xr[i + half] * s, hi = xr[i + half] * c + xr[i] * s;
       yr[i] = add ? yr[i] + lo : lo;
       yr[i + half] = add ? yr[i + half] + hi : hi;
@@ -275,21 +301,35 @@ unary_backward (gpointer be, CriaNode *n, GError **error)
 }
 
 /* swiglu: y = silu(g) u;  dg += dy u silu'(g);  du += dy silu(g) */
+static void
+swiglu_task (gpointer data, gint64 begin, gint64 end, int thread)
+{
+  const VmTask *t = data;
+  CriaNode *n = t->n;
+  const float *g = cpu_f32 (n->src[0]->value) + begin, *u = cpu_f32 (n->src[1]->value) + begin;
+  if (!t->backward) {
+    t->vm->swiglu (g, u, cpu_f32 (n->value) + begin, end - begin);
+    return;
+  }
+  float *dg = n->src[0]->grad ? cpu_f32 (n->src[0]->grad) + begin : NULL;
+  float *du = n->src[1]->grad ? cpu_f32 (n->src[1]->grad) + begin : NULL;
+  t->vm->swiglu_grad (g, u, cpu_f32 (n->grad) + begin, dg, du, end - begin);
+}
+
 static gboolean
 swiglu_forward (gpointer be, CriaNode *n, GError **error)
 {
-  vmath (be)->swiglu (cpu_f32 (n->src[0]->value), cpu_f32 (n->src[1]->value), cpu_f32 (n->value), cpu_numel (n));
+  VmTask t = { vmath (be), n, FALSE };
+  run_elems (be, cpu_numel (n), swiglu_task, &t);
   return TRUE;
 }
 
 static gboolean
 swiglu_backward (gpointer be, CriaNode *n, GError **error)
 {
-  float *dg = n->src[0]->grad ? cpu_f32 (n->src[0]->grad) : NULL;
-  float *du = n->src[1]->grad ? cpu_f32 (n->src[1]->grad) : NULL;
-  if (dg || du)
-    vmath (be)->swiglu_grad (cpu_f32 (n->src[0]->value), cpu_f32 (n->src[1]->value), cpu_f32 (n->grad), dg, du,
-                             cpu_numel (n));
+  VmTask t = { vmath (be), n, TRUE };
+  if (n->src[0]->grad || n->src[1]->grad)
+    run_elems (be, cpu_numel (n), swiglu_task, &t);
   return TRUE;
 }
 
@@ -336,8 +376,8 @@ softmax_backward (gpointer be, CriaNode *n, GError **error)
 /* ---- add, mul (b broadcast over a's leading dims), scale --------------------- */
 
 /* add: y = a + b;  da += dy;  db += sum dy.   mul: y = a b;  da += dy b;  db += sum dy a
- * On the pool: y and da by rows of nb elements (b repeats every nb, na is a
- * multiple: no division per element); db by columns, each summed over the
+ * On the pool: y and da by runs of elements, a row's worth (b repeats every
+ * nb, na is a multiple: one division per run); db by columns, each summed over the
  * rows in order, so the same floats whatever the thread count. */
 typedef struct {
   CriaNode *n;
@@ -346,35 +386,32 @@ typedef struct {
   gboolean backward;
 } Binary;
 
+/* y and da over elements [begin, end), a run of each row at a time */
 static void
-binary_rows_task (gpointer data, gint64 begin, gint64 end, int thread)
+binary_elems_task (gpointer data, gint64 begin, gint64 end, int thread)
 {
   const Binary *t = data;
   CriaNode *n = t->n;
   const float *a = cpu_f32 (n->src[0]->value), *b = t->b;
+  const float *dy = t->backward ? cpu_f32 (n->grad) : NULL;
+  float *y = t->backward ? cpu_f32 (n->src[0]->grad) : cpu_f32 (n->value);
   gboolean add = n->op == CRIA_OP_ADD;
   gint64 nb = t->nb;
-  if (!t->backward) {
-    float *y = cpu_f32 (n->value);
-    for (gint64 r = begin * nb; r < end * nb; r += nb) {
-      if (add)
-        for (gint64 j = 0; j < nb; j++)
-          y[r + j] = a[r + j] + b[j];
-      else
-        for (gint64 j = 0; j < nb; j++)
-          y[r + j] = a[r + j] * b[j];
-    }
-    return;
-  }
-  const float *dy = cpu_f32 (n->grad);
-  float *da = cpu_f32 (n->src[0]->grad);
-  for (gint64 r = begin * nb; r < end * nb; r += nb) {
-    if (add)
-      for (gint64 j = 0; j < nb; j++)
-        da[r + j] += dy[r + j];
+  for (gint64 i = begin; i < end;) {
+    gint64 r = i / nb * nb, j0 = i - r, j1 = MIN (nb, end - r);
+    if (!t->backward && add)
+      for (gint64 j = j0; j < j1; j++)
+        y[r + j] = a[r + j] + b[j];
+    else if (!t->backward)
+      for (gint64 j = j0; j < j1; j++)
+        y[r + j] = a[r + j] * b[j];
+    else if (add)
+      for (gint64 j = j0; j < j1; j++)
+        y[r + j] += dy[r + j];
     else
-      for (gint64 j = 0; j < nb; j++)
-        da[r + j] += dy[r + j] * b[j];
+      for (gint64 j = j0; j < j1; j++)
+        y[r + j] += dy[r + j] * b[j];
+    i = r + j1;
   }
 }
 
@@ -405,10 +442,8 @@ binary_run (gpointer be, CriaNode *n, gboolean backward)
   gint64 nb = cpu_numel (n->src[1]), rows = cpu_numel (n) / nb;
   g_autofree float *bconv = bt->dtype != CRIA_DTYPE_F32 ? g_new (float, nb) : NULL;
   Binary t = { n, cpu_row_f32 (bt, 0, nb, bconv), nb, rows, backward };
-  /* rows of at least 16K elements per task: smaller ones cost more to hand over than to add */
-  gint64 grain = MAX (1, 16384 / nb);
   if (!backward || n->src[0]->grad)
-    cpu_pool_run (cpu->pool, rows, grain, binary_rows_task, &t);
+    run_elems (be, rows * nb, binary_elems_task, &t);
   if (backward && n->src[1]->grad)
     cpu_pool_run (cpu->pool, nb, MAX (16, 16384 / MAX (rows, 1)), binary_cols_task, &t);
   return TRUE;
@@ -427,25 +462,39 @@ binary_backward (gpointer be, CriaNode *n, GError **error)
 }
 
 /* y = s a;  da += s dy */
+static void
+scale_task (gpointer data, gint64 begin, gint64 end, int thread)
+{
+  const VmTask *t = data;
+  CriaNode *n = t->n;
+  float s = n->fparam[0];
+  if (!t->backward) {
+    const float *a = cpu_f32 (n->src[0]->value);
+    float *y = cpu_f32 (n->value);
+    for (gint64 i = begin; i < end; i++)
+      y[i] = s * a[i];
+    return;
+  }
+  float *da = cpu_f32 (n->src[0]->grad);
+  const float *dy = cpu_f32 (n->grad);
+  for (gint64 i = begin; i < end; i++)
+    da[i] += s * dy[i];
+}
+
 static gboolean
 scale_forward (gpointer be, CriaNode *n, GError **error)
 {
-  const float *a = cpu_f32 (n->src[0]->value);
-  float *y = cpu_f32 (n->value);
-  for (gint64 i = 0, count = cpu_numel (n); i < count; i++)
-    y[i] = n->fparam[0] * a[i];
+  VmTask t = { NULL, n, FALSE };
+  run_elems (be, cpu_numel (n), scale_task, &t);
   return TRUE;
 }
 
 static gboolean
 scale_backward (gpointer be, CriaNode *n, GError **error)
 {
-  if (!n->src[0]->grad)
-    return TRUE;
-  float *da = cpu_f32 (n->src[0]->grad);
-  const float *dy = cpu_f32 (n->grad);
-  for (gint64 i = 0, count = cpu_numel (n); i < count; i++)
-    da[i] += n->fparam[0] * dy[i];
+  VmTask t = { NULL, n, TRUE };
+  if (n->src[0]->grad)
+    run_elems (be, cpu_numel (n), scale_task, &t);
   return TRUE;
 }
 
@@ -462,50 +511,70 @@ dropout_keep (guint64 seed, gint64 i, float p)
   return (float) (z >> 40) * (1.0f / 16777216.0f) >= p;
 }
 
-static gboolean
-dropout_run (gpointer be, CriaNode *n, gboolean backward)
+static void
+dropout_task (gpointer data, gint64 begin, gint64 end, int thread)
 {
+  const VmTask *t = data;
+  CriaNode *n = t->n;
+  gboolean backward = t->backward;
   float p = n->fparam[0], k = 1.0f / (1.0f - p);
   guint64 seed = (guint64) n->iparam[0];
   const float *x = cpu_f32 (backward ? n->grad : n->src[0]->value);
   float *y = cpu_f32 (backward ? n->src[0]->grad : n->value);
-  for (gint64 i = 0, count = cpu_numel (n); i < count; i++) {
+  for (gint64 i = begin; i < end; i++) {
     float v = dropout_keep (seed, i, p) ? x[i] * k : 0.0f;
     y[i] = backward ? y[i] + v : v;
   }
-  return TRUE;
 }
 
 static gboolean
 dropout_forward (gpointer be, CriaNode *n, GError **error)
 {
-  return dropout_run (be, n, FALSE);
+  VmTask t = { NULL, n, FALSE };
+  run_elems (be, cpu_numel (n), dropout_task, &t);
+  return TRUE;
 }
 
 static gboolean
 dropout_backward (gpointer be, CriaNode *n, GError **error)
 {
-  return n->src[0]->grad ? dropout_run (be, n, TRUE) : TRUE;
+  VmTask t = { NULL, n, TRUE };
+  if (n->src[0]->grad)
+    run_elems (be, cpu_numel (n), dropout_task, &t);
+  return TRUE;
 }
 
 /* ---- reshape, permute, concat, slice: moves, whose backward moves back ------ */
 
+static void
+reshape_task (gpointer data, gint64 begin, gint64 end, int thread)
+{
+  const VmTask *t = data;
+  CriaNode *n = t->n;
+  if (!t->backward) {
+    memcpy (cpu_f32 (n->value) + begin, cpu_f32 (n->src[0]->value) + begin, (gsize) (end - begin) * sizeof (float));
+    return;
+  }
+  float *da = cpu_f32 (n->src[0]->grad);
+  const float *dy = cpu_f32 (n->grad);
+  for (gint64 i = begin; i < end; i++)
+    da[i] += dy[i];
+}
+
 static gboolean
 reshape_forward (gpointer be, CriaNode *n, GError **error)
 {
-  memcpy (n->value->data, n->src[0]->value->data, (gsize) cpu_numel (n) * sizeof (float));
+  VmTask t = { NULL, n, FALSE };
+  run_elems (be, cpu_numel (n), reshape_task, &t);
   return TRUE;
 }
 
 static gboolean
 reshape_backward (gpointer be, CriaNode *n, GError **error)
 {
-  if (!n->src[0]->grad)
-    return TRUE;
-  float *da = cpu_f32 (n->src[0]->grad);
-  const float *dy = cpu_f32 (n->grad);
-  for (gint64 i = 0, count = cpu_numel (n); i < count; i++)
-    da[i] += dy[i];
+  VmTask t = { NULL, n, TRUE };
+  if (n->src[0]->grad)
+    run_elems (be, cpu_numel (n), reshape_task, &t);
   return TRUE;
 }
 

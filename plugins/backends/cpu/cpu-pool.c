@@ -16,6 +16,10 @@ struct _CpuPool {
   GCond wake, done;
   guint64 generation;
   int busy; /* atomic reads while spinning; written under the lock */
+  /* who sleeps on wake and done, under the lock: GLib's signal and
+   * broadcast make a futex call even where none waits, two a job */
+  int sleepers;
+  gboolean caller_sleeps;
   gboolean quit;
   gint64 spin_us;
   /* the current job */
@@ -68,8 +72,11 @@ worker_main (gpointer data)
     while (p->spin_us > 0 && __atomic_load_n (&p->generation, __ATOMIC_ACQUIRE) == seen && spin_more (p, &turn, &until))
       ;
     g_mutex_lock (&p->lock);
-    while (p->generation == seen && !p->quit)
+    while (p->generation == seen && !p->quit) {
+      p->sleepers++;
       g_cond_wait (&p->wake, &p->lock);
+      p->sleepers--;
+    }
     if (p->quit) {
       g_mutex_unlock (&p->lock);
       break;
@@ -78,7 +85,7 @@ worker_main (gpointer data)
     g_mutex_unlock (&p->lock);
     run_chunks (p, w->index);
     g_mutex_lock (&p->lock);
-    if (__atomic_sub_fetch (&p->busy, 1, __ATOMIC_RELEASE) == 0)
+    if (__atomic_sub_fetch (&p->busy, 1, __ATOMIC_RELEASE) == 0 && p->caller_sleeps)
       g_cond_signal (&p->done);
     g_mutex_unlock (&p->lock);
   }
@@ -147,7 +154,8 @@ cpu_pool_run (CpuPool *p, gint64 n, gint64 grain, CpuTaskFunc fn, gpointer ctx)
   p->next = 0;
   __atomic_store_n (&p->busy, p->n_threads - 1, __ATOMIC_RELAXED);
   __atomic_add_fetch (&p->generation, 1, __ATOMIC_RELEASE);
-  g_cond_broadcast (&p->wake);
+  if (p->sleepers > 0)
+    g_cond_broadcast (&p->wake);
   g_mutex_unlock (&p->lock);
   run_chunks (p, 0);
   guint turn = 0;
@@ -155,7 +163,10 @@ cpu_pool_run (CpuPool *p, gint64 n, gint64 grain, CpuTaskFunc fn, gpointer ctx)
   while (p->spin_us > 0 && __atomic_load_n (&p->busy, __ATOMIC_ACQUIRE) > 0 && spin_more (p, &turn, &until))
     ;
   g_mutex_lock (&p->lock);
-  while (p->busy > 0)
+  while (p->busy > 0) {
+    p->caller_sleeps = TRUE;
     g_cond_wait (&p->done, &p->lock);
+  }
+  p->caller_sleeps = FALSE;
   g_mutex_unlock (&p->lock);
 }

@@ -124,9 +124,18 @@ cpu_free (gpointer self, gpointer mem)
 }
 
 static void
+zero_task (gpointer data, gint64 begin, gint64 end, int thread)
+{
+  memset ((char *) data + begin, 0, (gsize) (end - begin));
+}
+
+/* The graph zeroes each activation gradient before its first writer, one
+ * after another between the ops: on the pool, not the caller alone. */
+static void
 cpu_zero (gpointer self, gpointer mem, gsize bytes)
 {
-  memset (mem, 0, bytes);
+  CpuBackend *be = self;
+  cpu_pool_run (be->pool, (gint64) bytes, 2 * 1024 * 1024, zero_task, mem);
 }
 
 static char *
