@@ -3,8 +3,11 @@
  *
  * The cache of a layer is one buffer [1, capacity, Hkv, Dh]: positions are
  * the slowest-varying dimension after the batch, so the first P of them are
- * a contiguous prefix that the next graph borrows as its past keys, and only
- * the new positions are copied back after each pass. */
+ * a contiguous prefix that the next graph borrows as its past keys. On a
+ * host backend the cache itself is the storage of what attention reads
+ * (CriaModelGraph.cached_k): a pass appends its new positions in place, and
+ * the cache is never copied. Elsewhere (and for the first positions, which
+ * have no past to join) the new positions are copied back after the pass. */
 #include "config.h"
 
 #include <string.h>
@@ -124,6 +127,34 @@ int_tensor (gint64 n, const gint32 *values, gint64 base)
   return t;
 }
 
+/* A view of rows [0, n) of one layer's keys or values. */
+static CriaTensor *
+cache_view (const CriaHfConfig *c, float *data, gint64 n)
+{
+  gint64 shp[4] = { 1, n, c->n_kv_heads, c->head_dim };
+  return cria_tensor_new_borrowed (CRIA_DTYPE_F32, 4, shp, data, NULL, NULL);
+}
+
+/* Binds the past of layer l's keys and values (input nodes pk, pv) to the
+ * cache, and when the model gives the nodes attention reads (ck, cv) and the
+ * backend is the host, those too, `n` positions more: the pass then appends
+ * them in place. TRUE in *in_place when it does. */
+static gboolean
+bind_past (CriaLm *lm, CriaLmCache *cache, gint64 l, gint64 past, gint64 n, CriaNode *pk, CriaNode *pv, CriaNode *ck,
+           CriaNode *cv, gboolean *in_place, GError **error)
+{
+  const CriaHfConfig *c = cria_model_get_config (lm->model);
+  float *k = cache->layers[l].k, *v = cache->layers[l].v;
+  g_autoptr (CriaTensor) tk = cache_view (c, k, past), tv = cache_view (c, v, past);
+  if (!cria_node_set_value (pk, tk, error) || !cria_node_set_value (pv, tv, error))
+    return FALSE;
+  *in_place = ck && cv && cria_backend_is_host (lm->backend);
+  if (!*in_place)
+    return TRUE;
+  g_autoptr (CriaTensor) wk = cache_view (c, k, past + n), wv = cache_view (c, v, past + n);
+  return cria_node_set_value (ck, wk, error) && cria_node_set_value (cv, wv, error);
+}
+
 static gboolean
 check_ids (CriaLm *lm, const gint32 *ids, gint64 n, gint64 past, GError **error)
 {
@@ -161,12 +192,12 @@ forward (CriaLm *lm, CriaLmCache *cache, const gint32 *ids, gint64 n, gboolean a
   g_autoptr (CriaTensor) tid = int_tensor (n, ids, 0);
   g_autoptr (CriaTensor) tpos = int_tensor (n, NULL, past);
   ok = ok && cria_node_set_value (mg.ids, tid, error) && cria_node_set_value (mg.positions, tpos, error);
-  for (gint64 l = 0; ok && past > 0 && l < c->n_layers; l++) {
-    gint64 shp[4] = { 1, past, c->n_kv_heads, c->head_dim };
-    g_autoptr (CriaTensor) k = cria_tensor_new_borrowed (CRIA_DTYPE_F32, 4, shp, cache->layers[l].k, NULL, NULL);
-    g_autoptr (CriaTensor) v = cria_tensor_new_borrowed (CRIA_DTYPE_F32, 4, shp, cache->layers[l].v, NULL, NULL);
-    ok = cria_node_set_value (mg.past_k[l], k, error) && cria_node_set_value (mg.past_v[l], v, error);
-  }
+  if (ok && cache)
+    cache_reserve (cache, past + n); /* before any view of it */
+  g_autofree gboolean *in_place = g_new0 (gboolean, c->n_layers);
+  for (gint64 l = 0; ok && past > 0 && l < c->n_layers; l++)
+    ok = bind_past (lm, cache, l, past, n, mg.past_k[l], mg.past_v[l], mg.cached_k ? mg.cached_k[l] : NULL,
+                    mg.cached_v ? mg.cached_v[l] : NULL, &in_place[l], error);
   ok = ok && cria_graph_forward (g, error);
   CriaTensor *out = NULL;
   if (ok) {
@@ -174,11 +205,11 @@ forward (CriaLm *lm, CriaLmCache *cache, const gint32 *ids, gint64 n, gboolean a
     out = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]){ rows, c->vocab_size });
     ok = cria_tensor_read (logits->value, 0, out->data, (gsize) (rows * c->vocab_size) * sizeof (float), error);
     if (ok && cache) {
-      cache_reserve (cache, past + n);
       gsize bytes = (gsize) (n * cache->row) * sizeof (float), at = (gsize) (past * cache->row) * sizeof (float);
       for (gint64 l = 0; ok && l < c->n_layers; l++)
-        ok = cria_tensor_read (mg.present_k[l]->value, at, cache->layers[l].k + past * cache->row, bytes, error) &&
-             cria_tensor_read (mg.present_v[l]->value, at, cache->layers[l].v + past * cache->row, bytes, error);
+        ok = in_place[l] ||
+             (cria_tensor_read (mg.present_k[l]->value, at, cache->layers[l].k + past * cache->row, bytes, error) &&
+              cria_tensor_read (mg.present_v[l]->value, at, cache->layers[l].v + past * cache->row, bytes, error));
       if (ok)
         cache->length = past + n;
     }
@@ -221,25 +252,26 @@ forward_ragged (CriaLm *lm, CriaLmCache *const *caches, const gint32 *ids, gint6
     ((gint32 *) tpos->data)[b] = (gint32) pasts[b];
   }
   ok = ok && cria_node_set_value (mg.ids, tid, error) && cria_node_set_value (mg.positions, tpos, error);
+  for (gint64 b = 0; ok && b < n; b++)
+    cache_reserve (caches[b], pasts[b] + 1); /* before any view of it */
+  g_autofree gboolean *in_place = g_new0 (gboolean, c->n_layers * n);
   for (gint64 l = 0; ok && l < c->n_layers; l++)
     for (gint64 b = 0; ok && b < n; b++) {
-      if (pasts[b] == 0)
-        continue;
-      gint64 shp[4] = { 1, pasts[b], c->n_kv_heads, c->head_dim };
-      g_autoptr (CriaTensor) k = cria_tensor_new_borrowed (CRIA_DTYPE_F32, 4, shp, caches[b]->layers[l].k, NULL, NULL);
-      g_autoptr (CriaTensor) v = cria_tensor_new_borrowed (CRIA_DTYPE_F32, 4, shp, caches[b]->layers[l].v, NULL, NULL);
-      ok = cria_node_set_value (mg.past_k[l * n + b], k, error) && cria_node_set_value (mg.past_v[l * n + b], v, error);
+      gint64 i = l * n + b;
+      if (pasts[b] > 0)
+        ok = bind_past (lm, caches[b], l, pasts[b], 1, mg.past_k[i], mg.past_v[i], mg.cached_k ? mg.cached_k[i] : NULL,
+                        mg.cached_v ? mg.cached_v[i] : NULL, &in_place[i], error);
     }
   ok = ok && cria_graph_forward (g, error);
   if (ok && logits)
     ok = cria_tensor_read (out->value, 0, logits, (gsize) (n * c->vocab_size) * sizeof (float), error);
   for (gint64 b = 0; ok && b < n; b++) {
     CriaLmCache *cache = caches[b];
-    cache_reserve (cache, pasts[b] + 1);
     gsize bytes = (gsize) cache->row * sizeof (float), at = (gsize) (b * cache->row) * sizeof (float);
     for (gint64 l = 0; ok && l < c->n_layers; l++)
-      ok = cria_tensor_read (mg.present_k[l]->value, at, cache->layers[l].k + pasts[b] * cache->row, bytes, error) &&
-           cria_tensor_read (mg.present_v[l]->value, at, cache->layers[l].v + pasts[b] * cache->row, bytes, error);
+      ok = in_place[l * n + b] ||
+           (cria_tensor_read (mg.present_k[l]->value, at, cache->layers[l].k + pasts[b] * cache->row, bytes, error) &&
+            cria_tensor_read (mg.present_v[l]->value, at, cache->layers[l].v + pasts[b] * cache->row, bytes, error));
     if (ok)
       cache->length = pasts[b] + 1;
   }
