@@ -169,22 +169,24 @@ check_ids (CriaLm *lm, const gint32 *ids, gint64 n, gint64 past, GError **error)
   return TRUE;
 }
 
-/* One forward pass of `n` tokens after the cached ones. Returns the logits
- * of every position (all) or of the last. */
-static CriaTensor *
-forward (CriaLm *lm, CriaLmCache *cache, const gint32 *ids, gint64 n, gboolean all, GError **error)
+/* One forward pass of `n` tokens after the cached ones. The logits of every
+ * position (all) or of the last go to a new tensor (*tensor when not NULL),
+ * else to dest (when not NULL). */
+static gboolean
+forward (CriaLm *lm, CriaLmCache *cache, const gint32 *ids, gint64 n, gboolean all, float *dest, CriaTensor **tensor,
+         GError **error)
 {
   const CriaHfConfig *c = cria_model_get_config (lm->model);
   gint64 past = cache ? cache->length : 0;
   if (!check_ids (lm, ids, n, past, error))
-    return NULL;
+    return FALSE;
   CriaModelShape shape = { .batch = 1, .seq = n, .past = past, .kv_output = cache != NULL };
   g_autoptr (CriaGraph) g = cria_graph_new ();
   if (lm->hook)
     cria_graph_set_linear_hook (g, lm->hook, lm->hook_data);
   CriaModelGraph mg;
   if (!cria_model_build (lm->model, g, &shape, &mg, error))
-    return NULL;
+    return FALSE;
   CriaNode *h = all ? mg.hidden : cria_slice (g, mg.hidden, 1, n - 1, 1);
   CriaNode *logits = cria_matmul (g, h, mg.head, FALSE, TRUE);
   cria_graph_mark_output (g, logits);
@@ -199,11 +201,13 @@ forward (CriaLm *lm, CriaLmCache *cache, const gint32 *ids, gint64 n, gboolean a
     ok = bind_past (lm, cache, l, past, n, mg.past_k[l], mg.past_v[l], mg.cached_k ? mg.cached_k[l] : NULL,
                     mg.cached_v ? mg.cached_v[l] : NULL, &in_place[l], error);
   ok = ok && cria_graph_forward (g, error);
-  CriaTensor *out = NULL;
+  g_autoptr (CriaTensor) out = NULL;
   if (ok) {
     gint64 rows = all ? n : 1;
-    out = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]){ rows, c->vocab_size });
-    ok = cria_tensor_read (logits->value, 0, out->data, (gsize) (rows * c->vocab_size) * sizeof (float), error);
+    if (tensor)
+      dest = (out = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]){ rows, c->vocab_size }))->data;
+    if (dest)
+      ok = cria_tensor_read (logits->value, 0, dest, (gsize) (rows * c->vocab_size) * sizeof (float), error);
     if (ok && cache) {
       gsize bytes = (gsize) (n * cache->row) * sizeof (float), at = (gsize) (past * cache->row) * sizeof (float);
       for (gint64 l = 0; ok && l < c->n_layers; l++)
@@ -213,17 +217,19 @@ forward (CriaLm *lm, CriaLmCache *cache, const gint32 *ids, gint64 n, gboolean a
       if (ok)
         cache->length = past + n;
     }
-    if (!ok)
-      g_clear_pointer (&out, cria_tensor_unref);
   }
   cria_model_graph_clear (&mg);
-  return out;
+  if (ok && tensor)
+    *tensor = g_steal_pointer (&out);
+  return ok;
 }
 
 /* One decoding step of sequences that the same graph can run: the token
- * ids[i] after the cached ones of caches[i]. */
+ * ids[i] after the cached ones of caches[i], its logits to row at[i] of
+ * `logits`. */
 static gboolean
-forward_ragged (CriaLm *lm, CriaLmCache *const *caches, const gint32 *ids, gint64 n, float *logits, GError **error)
+forward_ragged (CriaLm *lm, CriaLmCache *const *caches, const gint32 *ids, gint64 n, float *logits, const gsize *at,
+                GError **error)
 {
   const CriaHfConfig *c = cria_model_get_config (lm->model);
   g_autofree gint64 *pasts = g_new (gint64, n);
@@ -263,15 +269,16 @@ forward_ragged (CriaLm *lm, CriaLmCache *const *caches, const gint32 *ids, gint6
                         mg.cached_v ? mg.cached_v[i] : NULL, &in_place[i], error);
     }
   ok = ok && cria_graph_forward (g, error);
-  if (ok && logits)
-    ok = cria_tensor_read (out->value, 0, logits, (gsize) (n * c->vocab_size) * sizeof (float), error);
+  gsize row_bytes = (gsize) c->vocab_size * sizeof (float);
+  for (gint64 b = 0; ok && logits && b < n; b++)
+    ok = cria_tensor_read (out->value, b * row_bytes, logits + at[b] * c->vocab_size, row_bytes, error);
   for (gint64 b = 0; ok && b < n; b++) {
     CriaLmCache *cache = caches[b];
-    gsize bytes = (gsize) cache->row * sizeof (float), at = (gsize) (b * cache->row) * sizeof (float);
+    gsize bytes = (gsize) cache->row * sizeof (float), from = (gsize) (b * cache->row) * sizeof (float);
     for (gint64 l = 0; ok && l < c->n_layers; l++)
       ok = in_place[l * n + b] ||
-           (cria_tensor_read (mg.present_k[l]->value, at, cache->layers[l].k + pasts[b] * cache->row, bytes, error) &&
-            cria_tensor_read (mg.present_v[l]->value, at, cache->layers[l].v + pasts[b] * cache->row, bytes, error));
+           (cria_tensor_read (mg.present_k[l]->value, from, cache->layers[l].k + pasts[b] * cache->row, bytes, error) &&
+            cria_tensor_read (mg.present_v[l]->value, from, cache->layers[l].v + pasts[b] * cache->row, bytes, error));
     if (ok)
       cache->length = pasts[b] + 1;
   }
@@ -317,7 +324,6 @@ cria_lm_feed_batch (CriaLm *lm, CriaLmCache *const *caches, const gint32 *ids, g
   g_autofree CriaLmCache **gc = g_new (CriaLmCache *, n);
   g_autofree gint32 *gid = g_new (gint32, n);
   g_autofree gsize *at = g_new (gsize, n);
-  g_autofree float *gl = logits ? g_new (float, n * c->vocab_size) : NULL;
   for (gsize first = 0; first < n; first++) {
     if (done[first])
       continue;
@@ -329,10 +335,9 @@ cria_lm_feed_batch (CriaLm *lm, CriaLmCache *const *caches, const gint32 *ids, g
         gid[m] = ids[i];
         at[m++] = i;
       }
-    if (m == 1 ? !cria_lm_feed (lm, gc[0], gid, 1, gl, error) : !forward_ragged (lm, gc, gid, (gint64) m, gl, error))
+    if (m == 1 ? !cria_lm_feed (lm, gc[0], gid, 1, logits ? logits + at[0] * c->vocab_size : NULL, error)
+               : !forward_ragged (lm, gc, gid, (gint64) m, logits, at, error))
       return FALSE;
-    for (gsize i = 0; logits && i < m; i++)
-      memcpy (logits + at[i] * c->vocab_size, gl + i * c->vocab_size, (gsize) c->vocab_size * sizeof (float));
   }
   return TRUE;
 }
@@ -393,7 +398,8 @@ cria_lm_logits (CriaLm *lm, const gint32 *ids, gsize n, GError **error)
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "no tokens to run");
     return NULL;
   }
-  return forward (lm, NULL, ids, (gint64) n, TRUE, error);
+  CriaTensor *out = NULL;
+  return forward (lm, NULL, ids, (gint64) n, TRUE, NULL, &out, error) ? out : NULL;
 }
 
 gboolean
@@ -406,10 +412,5 @@ cria_lm_feed (CriaLm *lm, CriaLmCache *cache, const gint32 *ids, gsize n, float 
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "no tokens to run");
     return FALSE;
   }
-  g_autoptr (CriaTensor) out = forward (lm, cache, ids, (gint64) n, FALSE, error);
-  if (!out)
-    return FALSE;
-  if (logits)
-    memcpy (logits, out->data, cria_tensor_nbytes (out));
-  return TRUE;
+  return forward (lm, cache, ids, (gint64) n, FALSE, logits, NULL, error);
 }
