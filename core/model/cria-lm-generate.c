@@ -101,7 +101,8 @@ typedef struct {
   /* the state */
   gint64 vocab;
   CriaLmCache *cache;
-  float *logits; /* of the next token */
+  float *logits;      /* its own row */
+  float *next_logits; /* of the next token: its own row, or the batcher's */
   GArray *history;
   GHashTable *counts; /* penalties: times each token was generated */
   CriaRng rng;
@@ -179,6 +180,7 @@ seq_prefill (Seq *q, CriaLm *lm)
 {
   GError *error = NULL;
   g_timer_start (q->timer);
+  q->next_logits = q->logits;
   if (!cria_lm_feed (lm, q->cache, q->prompt, q->n_prompt, q->logits, &error)) {
     seq_fail (q, error);
     return FALSE;
@@ -195,7 +197,7 @@ seq_advance (Seq *q)
 {
   const CriaSampling *s = q->s;
   CriaGeneration *out = q->out;
-  float *logits = q->logits;
+  float *logits = q->next_logits;
   if (q->step >= s->max_new_tokens) {
     seq_finish (q);
     return FALSE;
@@ -386,15 +388,18 @@ batcher_step (CriaLmBatcher *b)
   }
   gint64 vocab = b->vocab;
   GError *error = NULL;
+  /* Each reads its row of the batch's logits in place, before the next step writes them. */
   if (n > 0 && cria_lm_feed_batch (b->lm, b->caches, b->ids, n, b->logits, &error)) {
     for (gsize i = 0; i < n; i++)
-      memcpy (b->fed[i]->logits, b->logits + i * vocab, (gsize) vocab * sizeof (float));
+      b->fed[i]->next_logits = b->logits + i * vocab;
   } else if (n > 0) {
     /* Whatever failed fails that sequence alone. */
     g_clear_error (&error);
-    for (gsize i = 0; i < n; i++)
+    for (gsize i = 0; i < n; i++) {
+      b->fed[i]->next_logits = b->fed[i]->logits;
       if (!cria_lm_feed (b->lm, b->fed[i]->cache, &b->fed[i]->next, 1, b->fed[i]->logits, &error))
         seq_fail (b->fed[i], g_steal_pointer (&error));
+    }
   }
   g_mutex_lock (&b->lock);
   for (guint i = b->running->len; i-- > 0;) {

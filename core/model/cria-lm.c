@@ -3,8 +3,11 @@
  *
  * The cache of a layer is one buffer [1, capacity, Hkv, Dh]: positions are
  * the slowest-varying dimension after the batch, so the first P of them are
- * a contiguous prefix that the next graph borrows as its past keys, and only
- * the new positions are copied back after each pass. */
+ * a contiguous prefix that the next graph borrows as its past keys. On a
+ * host backend the cache itself is the storage of what attention reads
+ * (CriaModelGraph.cached_k): a pass appends its new positions in place, and
+ * the cache is never copied. Elsewhere (and for the first positions, which
+ * have no past to join) the new positions are copied back after the pass. */
 #include "config.h"
 
 #include <string.h>
@@ -124,6 +127,34 @@ int_tensor (gint64 n, const gint32 *values, gint64 base)
   return t;
 }
 
+/* A view of rows [0, n) of one layer's keys or values. */
+static CriaTensor *
+cache_view (const CriaHfConfig *c, float *data, gint64 n)
+{
+  gint64 shp[4] = { 1, n, c->n_kv_heads, c->head_dim };
+  return cria_tensor_new_borrowed (CRIA_DTYPE_F32, 4, shp, data, NULL, NULL);
+}
+
+/* Binds the past of layer l's keys and values (input nodes pk, pv) to the
+ * cache, and when the model gives the nodes attention reads (ck, cv) and the
+ * backend is the host, those too, `n` positions more: the pass then appends
+ * them in place. TRUE in *in_place when it does. */
+static gboolean
+bind_past (CriaLm *lm, CriaLmCache *cache, gint64 l, gint64 past, gint64 n, CriaNode *pk, CriaNode *pv, CriaNode *ck,
+           CriaNode *cv, gboolean *in_place, GError **error)
+{
+  const CriaHfConfig *c = cria_model_get_config (lm->model);
+  float *k = cache->layers[l].k, *v = cache->layers[l].v;
+  g_autoptr (CriaTensor) tk = cache_view (c, k, past), tv = cache_view (c, v, past);
+  if (!cria_node_set_value (pk, tk, error) || !cria_node_set_value (pv, tv, error))
+    return FALSE;
+  *in_place = ck && cv && cria_backend_is_host (lm->backend);
+  if (!*in_place)
+    return TRUE;
+  g_autoptr (CriaTensor) wk = cache_view (c, k, past + n), wv = cache_view (c, v, past + n);
+  return cria_node_set_value (ck, wk, error) && cria_node_set_value (cv, wv, error);
+}
+
 static gboolean
 check_ids (CriaLm *lm, const gint32 *ids, gint64 n, gint64 past, GError **error)
 {
@@ -138,22 +169,24 @@ check_ids (CriaLm *lm, const gint32 *ids, gint64 n, gint64 past, GError **error)
   return TRUE;
 }
 
-/* One forward pass of `n` tokens after the cached ones. Returns the logits
- * of every position (all) or of the last. */
-static CriaTensor *
-forward (CriaLm *lm, CriaLmCache *cache, const gint32 *ids, gint64 n, gboolean all, GError **error)
+/* One forward pass of `n` tokens after the cached ones. The logits of every
+ * position (all) or of the last go to a new tensor (*tensor when not NULL),
+ * else to dest (when not NULL). */
+static gboolean
+forward (CriaLm *lm, CriaLmCache *cache, const gint32 *ids, gint64 n, gboolean all, float *dest, CriaTensor **tensor,
+         GError **error)
 {
   const CriaHfConfig *c = cria_model_get_config (lm->model);
   gint64 past = cache ? cache->length : 0;
   if (!check_ids (lm, ids, n, past, error))
-    return NULL;
+    return FALSE;
   CriaModelShape shape = { .batch = 1, .seq = n, .past = past, .kv_output = cache != NULL };
   g_autoptr (CriaGraph) g = cria_graph_new ();
   if (lm->hook)
     cria_graph_set_linear_hook (g, lm->hook, lm->hook_data);
   CriaModelGraph mg;
   if (!cria_model_build (lm->model, g, &shape, &mg, error))
-    return NULL;
+    return FALSE;
   CriaNode *h = all ? mg.hidden : cria_slice (g, mg.hidden, 1, n - 1, 1);
   CriaNode *logits = cria_matmul (g, h, mg.head, FALSE, TRUE);
   cria_graph_mark_output (g, logits);
@@ -161,39 +194,43 @@ forward (CriaLm *lm, CriaLmCache *cache, const gint32 *ids, gint64 n, gboolean a
   g_autoptr (CriaTensor) tid = int_tensor (n, ids, 0);
   g_autoptr (CriaTensor) tpos = int_tensor (n, NULL, past);
   ok = ok && cria_node_set_value (mg.ids, tid, error) && cria_node_set_value (mg.positions, tpos, error);
-  for (gint64 l = 0; ok && past > 0 && l < c->n_layers; l++) {
-    gint64 shp[4] = { 1, past, c->n_kv_heads, c->head_dim };
-    g_autoptr (CriaTensor) k = cria_tensor_new_borrowed (CRIA_DTYPE_F32, 4, shp, cache->layers[l].k, NULL, NULL);
-    g_autoptr (CriaTensor) v = cria_tensor_new_borrowed (CRIA_DTYPE_F32, 4, shp, cache->layers[l].v, NULL, NULL);
-    ok = cria_node_set_value (mg.past_k[l], k, error) && cria_node_set_value (mg.past_v[l], v, error);
-  }
+  if (ok && cache)
+    cache_reserve (cache, past + n); /* before any view of it */
+  g_autofree gboolean *in_place = g_new0 (gboolean, c->n_layers);
+  for (gint64 l = 0; ok && past > 0 && l < c->n_layers; l++)
+    ok = bind_past (lm, cache, l, past, n, mg.past_k[l], mg.past_v[l], mg.cached_k ? mg.cached_k[l] : NULL,
+                    mg.cached_v ? mg.cached_v[l] : NULL, &in_place[l], error);
   ok = ok && cria_graph_forward (g, error);
-  CriaTensor *out = NULL;
+  g_autoptr (CriaTensor) out = NULL;
   if (ok) {
     gint64 rows = all ? n : 1;
-    out = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]){ rows, c->vocab_size });
+    if (tensor)
+      dest = (out = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]){ rows, c->vocab_size }))->data;
     /* a backend may store values in bf16: widened on the way out */
-    ok = cria_tensor_read_f32 (logits->value, 0, out->data, (gsize) (rows * c->vocab_size), error);
+    if (dest)
+      ok = cria_tensor_read_f32 (logits->value, 0, dest, (gsize) (rows * c->vocab_size), error);
     if (ok && cache) {
-      cache_reserve (cache, past + n);
       gsize count = (gsize) (n * cache->row), at = (gsize) (past * cache->row);
       for (gint64 l = 0; ok && l < c->n_layers; l++)
-        ok = cria_tensor_read_f32 (mg.present_k[l]->value, at, cache->layers[l].k + past * cache->row, count, error) &&
-             cria_tensor_read_f32 (mg.present_v[l]->value, at, cache->layers[l].v + past * cache->row, count, error);
+        ok = in_place[l] ||
+             (cria_tensor_read_f32 (mg.present_k[l]->value, at, cache->layers[l].k + past * cache->row, count, error) &&
+              cria_tensor_read_f32 (mg.present_v[l]->value, at, cache->layers[l].v + past * cache->row, count, error));
       if (ok)
         cache->length = past + n;
     }
-    if (!ok)
-      g_clear_pointer (&out, cria_tensor_unref);
   }
   cria_model_graph_clear (&mg);
-  return out;
+  if (ok && tensor)
+    *tensor = g_steal_pointer (&out);
+  return ok;
 }
 
 /* One decoding step of sequences that the same graph can run: the token
- * ids[i] after the cached ones of caches[i]. */
+ * ids[i] after the cached ones of caches[i], its logits to row at[i] of
+ * `logits`. */
 static gboolean
-forward_ragged (CriaLm *lm, CriaLmCache *const *caches, const gint32 *ids, gint64 n, float *logits, GError **error)
+forward_ragged (CriaLm *lm, CriaLmCache *const *caches, const gint32 *ids, gint64 n, float *logits, const gsize *at,
+                GError **error)
 {
   const CriaHfConfig *c = cria_model_get_config (lm->model);
   g_autofree gint64 *pasts = g_new (gint64, n);
@@ -222,26 +259,28 @@ forward_ragged (CriaLm *lm, CriaLmCache *const *caches, const gint32 *ids, gint6
     ((gint32 *) tpos->data)[b] = (gint32) pasts[b];
   }
   ok = ok && cria_node_set_value (mg.ids, tid, error) && cria_node_set_value (mg.positions, tpos, error);
+  for (gint64 b = 0; ok && b < n; b++)
+    cache_reserve (caches[b], pasts[b] + 1); /* before any view of it */
+  g_autofree gboolean *in_place = g_new0 (gboolean, c->n_layers * n);
   for (gint64 l = 0; ok && l < c->n_layers; l++)
     for (gint64 b = 0; ok && b < n; b++) {
-      if (pasts[b] == 0)
-        continue;
-      gint64 shp[4] = { 1, pasts[b], c->n_kv_heads, c->head_dim };
-      g_autoptr (CriaTensor) k = cria_tensor_new_borrowed (CRIA_DTYPE_F32, 4, shp, caches[b]->layers[l].k, NULL, NULL);
-      g_autoptr (CriaTensor) v = cria_tensor_new_borrowed (CRIA_DTYPE_F32, 4, shp, caches[b]->layers[l].v, NULL, NULL);
-      ok = cria_node_set_value (mg.past_k[l * n + b], k, error) && cria_node_set_value (mg.past_v[l * n + b], v, error);
+      gint64 i = l * n + b;
+      if (pasts[b] > 0)
+        ok = bind_past (lm, caches[b], l, pasts[b], 1, mg.past_k[i], mg.past_v[i], mg.cached_k ? mg.cached_k[i] : NULL,
+                        mg.cached_v ? mg.cached_v[i] : NULL, &in_place[i], error);
     }
   ok = ok && cria_graph_forward (g, error);
-  if (ok && logits)
-    ok = cria_tensor_read_f32 (out->value, 0, logits, (gsize) (n * c->vocab_size), error);
+  gsize vocab = (gsize) c->vocab_size;
+  for (gint64 b = 0; ok && logits && b < n; b++)
+    ok = cria_tensor_read_f32 (out->value, b * vocab, logits + at[b] * c->vocab_size, vocab, error);
   for (gint64 b = 0; ok && b < n; b++) {
     CriaLmCache *cache = caches[b];
-    cache_reserve (cache, pasts[b] + 1);
-    gsize count = (gsize) cache->row, at = (gsize) (b * cache->row);
+    gsize count = (gsize) cache->row, from = (gsize) (b * cache->row);
     for (gint64 l = 0; ok && l < c->n_layers; l++)
-      ok = cria_tensor_read_f32 (mg.present_k[l]->value, at, cache->layers[l].k + pasts[b] * cache->row, count,
-                                 error) &&
-           cria_tensor_read_f32 (mg.present_v[l]->value, at, cache->layers[l].v + pasts[b] * cache->row, count, error);
+      ok = in_place[l * n + b] || (cria_tensor_read_f32 (mg.present_k[l]->value, from,
+                                                         cache->layers[l].k + pasts[b] * cache->row, count, error) &&
+                                   cria_tensor_read_f32 (mg.present_v[l]->value, from,
+                                                         cache->layers[l].v + pasts[b] * cache->row, count, error));
     if (ok)
       cache->length = pasts[b] + 1;
   }
@@ -287,7 +326,6 @@ cria_lm_feed_batch (CriaLm *lm, CriaLmCache *const *caches, const gint32 *ids, g
   g_autofree CriaLmCache **gc = g_new (CriaLmCache *, n);
   g_autofree gint32 *gid = g_new (gint32, n);
   g_autofree gsize *at = g_new (gsize, n);
-  g_autofree float *gl = logits ? g_new (float, n * c->vocab_size) : NULL;
   for (gsize first = 0; first < n; first++) {
     if (done[first])
       continue;
@@ -299,10 +337,9 @@ cria_lm_feed_batch (CriaLm *lm, CriaLmCache *const *caches, const gint32 *ids, g
         gid[m] = ids[i];
         at[m++] = i;
       }
-    if (m == 1 ? !cria_lm_feed (lm, gc[0], gid, 1, gl, error) : !forward_ragged (lm, gc, gid, (gint64) m, gl, error))
+    if (m == 1 ? !cria_lm_feed (lm, gc[0], gid, 1, logits ? logits + at[0] * c->vocab_size : NULL, error)
+               : !forward_ragged (lm, gc, gid, (gint64) m, logits, at, error))
       return FALSE;
-    for (gsize i = 0; logits && i < m; i++)
-      memcpy (logits + at[i] * c->vocab_size, gl + i * c->vocab_size, (gsize) c->vocab_size * sizeof (float));
   }
   return TRUE;
 }
@@ -363,7 +400,8 @@ cria_lm_logits (CriaLm *lm, const gint32 *ids, gsize n, GError **error)
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "no tokens to run");
     return NULL;
   }
-  return forward (lm, NULL, ids, (gint64) n, TRUE, error);
+  CriaTensor *out = NULL;
+  return forward (lm, NULL, ids, (gint64) n, TRUE, NULL, &out, error) ? out : NULL;
 }
 
 gboolean
@@ -376,10 +414,5 @@ cria_lm_feed (CriaLm *lm, CriaLmCache *cache, const gint32 *ids, gsize n, float 
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_INVALID_ARGUMENT, "no tokens to run");
     return FALSE;
   }
-  g_autoptr (CriaTensor) out = forward (lm, cache, ids, (gint64) n, FALSE, error);
-  if (!out)
-    return FALSE;
-  if (logits)
-    memcpy (logits, out->data, cria_tensor_nbytes (out));
-  return TRUE;
+  return forward (lm, cache, ids, (gint64) n, FALSE, logits, NULL, error);
 }

@@ -585,6 +585,8 @@ cria_model_add_inputs (CriaModel *model, CriaGraph *g, const CriaModelShape *sha
     gint64 B = shape->batch;
     out->past_k = g_new0 (CriaNode *, c->n_layers * B);
     out->past_v = g_new0 (CriaNode *, c->n_layers * B);
+    out->cached_k = g_new0 (CriaNode *, c->n_layers * B);
+    out->cached_v = g_new0 (CriaNode *, c->n_layers * B);
     for (gint64 l = 0; l < c->n_layers; l++)
       for (gint64 b = 0; b < B; b++) {
         if (shape->pasts[b] == 0)
@@ -599,6 +601,8 @@ cria_model_add_inputs (CriaModel *model, CriaGraph *g, const CriaModelShape *sha
     gint64 kv[4] = { shape->batch, shape->past, c->n_kv_heads, c->head_dim };
     out->past_k = g_new0 (CriaNode *, c->n_layers);
     out->past_v = g_new0 (CriaNode *, c->n_layers);
+    out->cached_k = g_new0 (CriaNode *, c->n_layers);
+    out->cached_v = g_new0 (CriaNode *, c->n_layers);
     for (gint64 l = 0; l < c->n_layers; l++) {
       g_autofree char *kn = g_strdup_printf ("past.%" G_GINT64_FORMAT ".k", l);
       g_autofree char *vn = g_strdup_printf ("past.%" G_GINT64_FORMAT ".v", l);
@@ -639,8 +643,8 @@ ragged_attention (CriaModel *model, CriaGraph *g, const CriaModelShape *shape, C
     CriaNode *kb = B > 1 ? cria_slice (g, k, 0, b, 1) : k;
     CriaNode *vb = B > 1 ? cria_slice (g, v, 0, b, 1) : v;
     if (shape->pasts[b] > 0) {
-      kb = cria_concat (g, out->past_k[layer * B + b], kb, 1);
-      vb = cria_concat (g, out->past_v[layer * B + b], vb, 1);
+      kb = out->cached_k[layer * B + b] = cria_concat (g, out->past_k[layer * B + b], kb, 1);
+      vb = out->cached_v[layer * B + b] = cria_concat (g, out->past_v[layer * B + b], vb, 1);
     }
     rows[b] = cria_attention_window (g, qb, kb, vb, NULL, scale, window);
   }
@@ -660,8 +664,8 @@ cria_model_attention (CriaModel *model, CriaGraph *g, const CriaModelShape *shap
   if (shape->pasts)
     return ragged_attention (model, g, shape, out, layer, q, k, v, scale, window);
   if (shape->past > 0) {
-    k = cria_concat (g, out->past_k[layer], k, 1);
-    v = cria_concat (g, out->past_v[layer], v, 1);
+    k = out->cached_k[layer] = cria_concat (g, out->past_k[layer], k, 1);
+    v = out->cached_v[layer] = cria_concat (g, out->past_v[layer], v, 1);
   }
   out->present_k[layer] = k;
   out->present_v[layer] = v;
@@ -681,6 +685,8 @@ cria_model_graph_clear (CriaModelGraph *out)
   g_free (out->past_v);
   g_free (out->present_k);
   g_free (out->present_v);
+  g_free (out->cached_k);
+  g_free (out->cached_v);
   memset (out, 0, sizeof *out);
 }
 

@@ -52,6 +52,13 @@ typedef struct {
                                       * ragged: the new positions only, [B,T,Hkv,Dh] */
   CriaNode *hidden;                  /* f32 [B,T,hidden] after the final norm */
   CriaNode *head;                    /* the lm-head weight [vocab, hidden] (the embedding when tied) */
+  /* What attention reads, the cached keys and values followed by the new
+   * ones (a concat): n_layers [B,P+T,Hkv,Dh], or ragged n_layers * B
+   * [1,P_b+T,Hkv,Dh] at l * B + b; NULL where there is no past. Appending
+   * in place: on a host backend, a caller may set one's value (after
+   * planning) to a buffer whose first P positions are the past input's own
+   * storage; the concat then writes only the new positions after them. */
+  CriaNode **cached_k, **cached_v;
 } CriaModelGraph;
 
 /* A model provider owns its architecture: the class names it handles, the

@@ -86,6 +86,60 @@ test_feed_batch_logits (void)
   }
 }
 
+/* Decoding grows each cache past its capacity (64 positions, then twice
+ * that) while the steps append to it in place: batched and alone still
+ * agree bitwise, and the last logits are those of one pass over everything
+ * (so what the cache kept across each move is right). */
+static void
+test_cache_growth (void)
+{
+  static const char *const names[] = { "tiny-qwen2", "tiny-qwen3", "tiny-mistral" };
+  enum { LONG = 60, SHORT = 3, END = 132 };
+  for (guint t = 0; t < G_N_ELEMENTS (names); t++) {
+    g_autoptr (CriaModel) m = open_tiny (names[t]);
+    CU_ASSERT_PTR_NOT_NULL_FATAL (m);
+    gint64 vocab = cria_model_get_config (m)->vocab_size;
+    g_autoptr (CriaLm) lm = cria_lm_new (m, backend);
+    gint32 seq[2][END];
+    for (int i = 0; i < 2; i++)
+      for (int j = 0; j < END; j++)
+        seq[i][j] = (gint32) ((37 * j + 11 * i + 5) % vocab);
+    const gsize start[2] = { LONG, SHORT };
+    CriaLmCache *batched[2], *alone[2];
+    for (int i = 0; i < 2; i++) {
+      batched[i] = cria_lm_cache_new (lm);
+      alone[i] = cria_lm_cache_new (lm);
+      CU_ASSERT_TRUE_FATAL (cria_lm_feed (lm, batched[i], seq[i], start[i], NULL, NULL));
+      CU_ASSERT_TRUE_FATAL (cria_lm_feed (lm, alone[i], seq[i], start[i], NULL, NULL));
+    }
+    g_autofree float *lb = g_new (float, 2 * vocab), *la = g_new (float, vocab);
+    guint exact = 0, steps = END - LONG;
+    for (guint s = 0; s < steps; s++) {
+      gint32 ids[2] = { seq[0][LONG + s], seq[1][SHORT + s] };
+      g_autoptr (GError) e = NULL;
+      CU_ASSERT_TRUE_FATAL (cria_lm_feed_batch (lm, batched, ids, 2, lb, &e));
+      for (int i = 0; i < 2; i++) {
+        CU_ASSERT_TRUE_FATAL (cria_lm_feed (lm, alone[i], &ids[i], 1, la, NULL));
+        exact += memcmp (lb + i * vocab, la, (gsize) vocab * sizeof (float)) == 0;
+      }
+    }
+    if (exact != 2 * steps)
+      printf ("\n  %s: %u of %u rows bitwise equal\n", names[t], exact, 2 * steps);
+    CU_ASSERT_EQUAL (exact, 2 * steps);
+    CU_ASSERT_EQUAL (cria_lm_cache_length (batched[0]), END);
+    g_autoptr (CriaTensor) full = cria_lm_logits (lm, seq[0], END, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL (full);
+    double diff = cria_test_rel_diff (lb, (const float *) full->data + (END - 1) * vocab, vocab);
+    if (diff > 1e-5)
+      printf ("\n  %s: the cached pass differs from one pass by %.3g\n", names[t], diff);
+    CU_ASSERT_TRUE (diff <= 1e-5);
+    for (int i = 0; i < 2; i++) {
+      cria_lm_cache_free (batched[i]);
+      cria_lm_cache_free (alone[i]);
+    }
+  }
+}
+
 static void
 sampling_of (CriaSampling *s, int i)
 {
@@ -244,6 +298,7 @@ test_stories260k_threads (void)
 
 static const CriaTestCase cases[] = {
   { "a batched step's logits equal each sequence's alone", test_feed_batch_logits },
+  { "a cache growing past its capacity, appended in place", test_cache_growth },
   { "batched generation equals each prompt alone", test_generate_batch },
   { "stories260K: threads share a batcher, one cancelled", test_stories260k_threads },
   { NULL, NULL },

@@ -658,6 +658,12 @@ concat_run (CriaNode *n, gboolean backward)
   for (int s = 0; s < 2; s++) {
     CriaNode *part = n->src[s];
     gint64 part_row = part->shape[dim] * inner;
+    /* A first part that already is the output's prefix (a KV cache appended
+     * in place: CriaModelGraph.cached_k) is not copied onto itself. */
+    if (!backward && s == 0 && outer == 1 && part->value->data == n->value->data) {
+      offset += part_row;
+      continue;
+    }
     if (!backward)
       window_move (outer, part_row, whole_row, offset, cpu_f32 (part->value), cpu_f32 (n->value), TRUE, FALSE);
     else if (part->grad)

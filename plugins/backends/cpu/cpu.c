@@ -69,6 +69,7 @@ cpu_create (const CriaProps *props, GError **error)
   if (threads == 0)
     threads = (int) g_get_num_processors ();
   CpuBackend *be = g_new0 (CpuBackend, 1);
+  g_mutex_init (&be->spare_lock);
   be->isa = isa;
   be->has_bf16 = __builtin_cpu_supports ("avx512bf16");
   be->bf16_dot = cria_props_get_bool (props, "bf16-dot");
@@ -91,6 +92,8 @@ cpu_destroy (gpointer self)
   g_free (be->scratch);
   g_free (be->scratch_size);
   g_free (be->ce_keep);
+  free (be->spare);
+  g_mutex_clear (&be->spare_lock);
   g_free (be);
 }
 
@@ -105,21 +108,57 @@ cpu_scratch (CpuBackend *be, int thread, gsize n)
   return be->scratch[thread];
 }
 
+/* A block carries its capacity in a header, and the last big one freed is
+ * kept for the next alloc that it fits (up to twice too large): decoding
+ * plans a graph of about the same size every step, an arena of tens of
+ * megabytes, and pages fresh from the system cost a fault each. Big blocks
+ * get an eighth more room, so that an arena growing by one cached position
+ * a step still fits the last one. */
+#define BLOCK_HEADER 64
+#define SPARE_MIN ((gsize) 1 << 20)
+#define SPARE_MAX ((gsize) 1 << 30)
+
 static gpointer
 cpu_alloc (gpointer self, gsize bytes, GError **error)
 {
-  gpointer mem = NULL;
+  CpuBackend *be = self;
+  char *mem = NULL;
+  if (bytes >= SPARE_MIN) {
+    g_mutex_lock (&be->spare_lock);
+    gsize cap = be->spare ? *(gsize *) be->spare : 0;
+    if (cap >= bytes && cap / 2 <= bytes)
+      mem = g_steal_pointer (&be->spare);
+    g_mutex_unlock (&be->spare_lock);
+    if (mem)
+      return mem + BLOCK_HEADER;
+  }
+  gsize cap = bytes >= SPARE_MIN && bytes <= SPARE_MAX ? bytes + bytes / 8 : MAX (bytes, 64);
   /* posix_memalign reports failure, where g_aligned_alloc aborts. */
-  if (posix_memalign (&mem, 64, MAX (bytes, 64)) != 0) {
+  if (cap > G_MAXSIZE - BLOCK_HEADER || posix_memalign ((void **) &mem, 64, cap + BLOCK_HEADER) != 0) {
     g_set_error (error, CRIA_ERROR, CRIA_ERROR_FAILED, "cpu: cannot allocate %" G_GSIZE_FORMAT " bytes", bytes);
     return NULL;
   }
-  return mem;
+  *(gsize *) mem = cap;
+  return mem + BLOCK_HEADER;
 }
 
 static void
-cpu_free (gpointer self, gpointer mem)
+cpu_free (gpointer self, gpointer block)
 {
+  CpuBackend *be = self;
+  if (!block)
+    return;
+  char *mem = (char *) block - BLOCK_HEADER;
+  gsize cap = *(gsize *) mem;
+  if (cap >= SPARE_MIN && cap <= SPARE_MAX + SPARE_MAX / 8) {
+    g_mutex_lock (&be->spare_lock);
+    if (!be->spare || *(gsize *) be->spare < cap) {
+      char *old = be->spare;
+      be->spare = mem;
+      mem = old;
+    }
+    g_mutex_unlock (&be->spare_lock);
+  }
   free (mem);
 }
 

@@ -31,6 +31,9 @@ typedef struct {
   float *ce_keep;
   gsize ce_keep_size;           /* floats */
   const CriaNode *ce_keep_node; /* whose logits ce_keep holds, or NULL */
+  /* the last big block freed, kept for the next alloc (cpu.c) */
+  GMutex spare_lock;
+  char *spare;
 } CpuBackend;
 
 /* Per-thread scratch of at least n floats, kept between calls. */
