@@ -1129,6 +1129,14 @@ dot_block_bf16 (const Gemm *g, gint64 begin, gint64 end)
   }
 }
 
+/* Whether dot_task takes dot_block_bf16, whose tasks want whole spans
+ * (dot_span_grain). */
+static inline gboolean
+dot_by_blocks (const Gemm *g)
+{
+  return g->btype == CRIA_DTYPE_BF16 && g->be->isa == CPU_ISA_AVX512 && g->M >= 4;
+}
+
 /* Columns [begin, end): each C(i, n) is one dot product of row i of A with
  * row n of B, summed in the same order whatever M is (a row decoded alone
  * or in a batch gets the same floats). f16 and nf4 rows are converted once
@@ -1152,7 +1160,7 @@ dot_task (gpointer data, gint64 begin, gint64 end, int thread)
     return;
   }
   gboolean f32 = g->btype == CRIA_DTYPE_F32;
-  if (!f32 && g->be->isa == CPU_ISA_AVX512 && g->M >= 4) {
+  if (dot_by_blocks (g)) {
     dot_block_bf16 (g, begin, end);
     return;
   }
@@ -1290,7 +1298,7 @@ gemm_products (Gemm *gp)
   if (!g.abf && M <= dot_max && csa == 1 && rsb == 1) {
     /* Enough columns per chunk to amortize the hand-off, few enough to balance. */
     gint64 grain = MAX (1, MIN (64, N / (4 * cpu_pool_n_threads (be->pool))));
-    if (btype == CRIA_DTYPE_BF16 && be->isa == CPU_ISA_AVX512 && M >= 4)
+    if (dot_by_blocks (&g))
       grain = dot_span_grain (&g);
     g.epi = epi;
     g.dot = dot_task;
