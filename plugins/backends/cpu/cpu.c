@@ -91,6 +91,7 @@ cpu_destroy (gpointer self)
     g_aligned_free (be->scratch[i]);
   g_free (be->scratch);
   g_free (be->scratch_size);
+  g_aligned_free (be->packed_a);
   g_free (be->ce_keep);
   free (be->spare);
   g_mutex_clear (&be->spare_lock);

@@ -27,6 +27,9 @@ typedef struct {
   gboolean fuse;           /* matmul epilogues (cpu-linear.c) */
   float **scratch;         /* per thread */
   gsize *scratch_size;
+  /* A packed for the f32 kernels, kept between products (cpu-gemm.c) */
+  float *packed_a;
+  gsize packed_a_size; /* floats */
   /* the logits of an lm_head_ce forward, kept for its backward (cpu-linear.c) */
   float *ce_keep;
   gsize ce_keep_size;           /* floats */
