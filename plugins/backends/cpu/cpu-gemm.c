@@ -664,8 +664,9 @@ typedef struct {
    * round_rows_bf16): per A_CHUNK rows, 0 to do, 1 under way, 2 done */
   gint *a_state;
   const CriaNode *epi; /* a matmul whose epilogue runs on each finished block, or NULL */
-  /* A packed for the f32 kernels, or NULL: rows i..i+MR-1 of A (i a multiple
-   * of MR) at ap + i K, MR floats a k */
+  /* A packed for the f32 kernels, or NULL: rows i..i+MR_PACK-1 of A (i a
+   * multiple of MR_PACK) at ap + i K, MR_PACK floats a k (the backend's
+   * packed_a) */
   float *ap;
   CpuTaskFunc dot; /* the dot-product path's task, for dot_epilogue_task */
   gint64 span;     /* the bf16 dot-product paths: rows of B a span (DOT_SPAN_BYTES) */
