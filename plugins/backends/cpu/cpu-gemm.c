@@ -905,6 +905,8 @@ gemm_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
   const Gemm *g = data;
   float *f32 = cpu_scratch (g->be, thread, (gsize) (KC * 32 + KC / 2 * 32));
   guint32 *Bp = (guint32 *) (f32 + KC * 32);
+  if (g->be->amx)
+    cpu_amx_begin ();
   for (gint64 t = begin; t < end; t++) {
     gint64 panel = t / g->m_blocks, mb = t % g->m_blocks;
     gint64 n0 = panel * 32;
@@ -921,12 +923,24 @@ gemm_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
        * packing waited on them for 13% of a bf16 Qwen2.5-0.5B LoRA step */
       Prefetch pf;
       gint64 calls = 0, call = 0;
-      for (gint64 i = mb * g->m_block; i < i_end; i += tile_rows_bf16 (i_end - i))
+      for (gint64 i = mb * g->m_block; i < i_end; i += g->be->amx ? 32 : tile_rows_bf16 (i_end - i))
         calls++;
       if (k0 + KC < g->K)
         prefetch_init (g, k0 + KC, n0, nr, &pf);
       else
         prefetch_init (g, 0, (t + 1) / g->m_blocks * 32, (int) MIN (32, g->N - (t + 1) / g->m_blocks * 32), &pf);
+      if (g->be->amx) {
+        /* the panel's pair rows up to the tiles' 16, zero: see
+         * cpu_amx_kernel_bf16 */
+        gint64 kc2 = (kc + 1) / 2;
+        memset (Bp + kc2 * 32, 0, (gsize) (((kc2 + 15) / 16 * 16 - kc2) * 32) * sizeof (guint32));
+        for (gint64 i = mb * g->m_block; i < i_end; i += 32) {
+          prefetch_part (&pf, call++, calls);
+          cpu_amx_kernel_bf16 (kc2, g->abf + i * g->lda + k0 / 2, g->lda, Bp, g->C + i * g->ldc + n0, g->ldc,
+                               (int) MIN (32, i_end - i), nr, g->accumulate || k0 > 0);
+        }
+        continue;
+      }
       for (gint64 i = mb * g->m_block, rows; i < i_end; i += rows) {
         rows = tile_rows_bf16 (i_end - i);
         prefetch_part (&pf, call++, calls);
@@ -938,6 +952,8 @@ gemm_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
     if (g->epi)
       cpu_epilogue (g->be, g->epi, mb * g->m_block, i_end, n0, nr);
   }
+  if (g->be->amx)
+    cpu_amx_end ();
 }
 
 /* Which rows of B a tile of the bf16 dot-product paths fetches while it
@@ -1265,7 +1281,11 @@ gemm_products (Gemm *gp)
     gint64 grain = MAX (MAX (1, 32768 / K), M / (4 * cpu_pool_n_threads (be->pool)));
     if (native) {
       g.lda = (K + 1) / 2;
-      abf = g_malloc ((gsize) (M * g.lda) * sizeof (guint32));
+      /* the AMX kernel reads A for whole tiles of 16 rows, and zero rows
+       * are past M (its sums are dropped, but Inf times zero is NaN) */
+      gint64 rows = be->amx ? (M + 31) / 32 * 32 : M;
+      abf = g_malloc ((gsize) (rows * g.lda) * sizeof (guint32));
+      memset (abf + M * g.lda, 0, (gsize) ((rows - M) * g.lda) * sizeof (guint32));
       r.out16 = (guint16 *) abf;
       g.abf = abf;
       /* the packed path rounds A in its own tasks; not for NF4, whose
@@ -1311,9 +1331,12 @@ gemm_products (Gemm *gp)
   /* Split M too when there are few panels for the threads. */
   int threads = cpu_pool_n_threads (be->pool);
   g.m_block = M;
-  if (panels < 4 * threads && M > 4 * MR) {
+  /* AMX tiles are 32 rows: a task's blocks then read A only in its own
+   * rows (another task may be rounding its own meanwhile) */
+  int mr = g.abf && be->amx ? 32 : MR;
+  if (panels < 4 * threads && M > 4 * mr) {
     gint64 want = (4 * threads + panels - 1) / panels;
-    g.m_block = MAX (8 * MR, ((M + want - 1) / want + MR - 1) / MR * MR);
+    g.m_block = MAX (8 * MR, ((M + want - 1) / want + mr - 1) / mr * mr);
   }
   g.m_blocks = (M + g.m_block - 1) / g.m_block;
   g_autofree float *ap = NULL;
