@@ -147,13 +147,15 @@ test_products (void)
     { 255, 40, 301, TRUE, FALSE },
     { 100, 36, 530, FALSE, FALSE },
     /* AMX's 32 x 32 blocks of 16 x 16 tiles, K in 32s: partial ones of
-     * each, a block of one row, one k, split row blocks */
+     * each, a block of one row, one k, split row blocks, K slices of 2048 */
     { 1, 16, 1, FALSE, FALSE },
     { 17, 1, 33, FALSE, FALSE },
     { 33, 47, 31, TRUE, FALSE },
     { 65, 33, 65, TRUE, FALSE },
     { 300, 100, 1000, TRUE, FALSE },
     { 80, 40, 192, TRUE, TRUE },
+    { 70, 40, 2100, TRUE, FALSE },
+    { 40, 2100, 33, FALSE, FALSE },
   };
   const char *isas[] = { "avx512", "avx2", "generic" };
   int ran = 0;
@@ -256,7 +258,8 @@ test_amx (void)
   g_autoptr (CriaBackend) vec = make_backend_amx ("avx512", "false");
   CU_ASSERT_FATAL (vec != NULL && !has_amx (vec));
   static const gint64 shapes[][3] = {
-    { 1, 16, 1 }, { 17, 33, 31 }, { 65, 47, 33 }, { 100, 70, 301 }, { 256, 64, 512 }, { 300, 100, 1000 },
+    { 1, 16, 1 },     { 17, 33, 31 },     { 65, 47, 33 },     { 100, 70, 301 },
+    { 256, 64, 512 }, { 300, 100, 1000 }, { 70, 2100, 2100 },
   };
   for (guint i = 0; i < 2 * G_N_ELEMENTS (shapes); i++) {
     gint64 M = shapes[i / 2][0], N = shapes[i / 2][1], K = shapes[i / 2][2];

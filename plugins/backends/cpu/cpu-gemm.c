@@ -27,6 +27,11 @@
 
 #define MR 6
 #define KC 256
+/* K a slice for the AMX kernel: its sums stay in tiles for the whole
+ * slice, and loading and storing them (32 x 32 floats of C) each 256 k
+ * took a quarter of the kernel's time; the bf16 panel of a slice (128
+ * KiB) stays in L2. */
+#define KC_AMX 2048
 /* Up to this many rows of A (a batch of decoded tokens), dot products beat
  * packing the weight (measured on Zen 5: 2x at 16 rows, even at 32), and
  * give each row the floats it gets alone. */
@@ -723,13 +728,13 @@ typedef struct {
 } Prefetch;
 
 static void
-prefetch_init (const Gemm *g, gint64 k0, gint64 n0, int nr, Prefetch *pf)
+prefetch_init (const Gemm *g, gint64 k0, gint64 kcmax, gint64 n0, int nr, Prefetch *pf)
 {
   pf->rows = 0;
   if ((g->btype != CRIA_DTYPE_F32 && g->btype != CRIA_DTYPE_BF16) || k0 >= g->K || n0 >= g->N ||
       (g->csb != 1 && g->rsb != 1))
     return;
-  gint64 kc = MIN (KC, g->K - k0), size = g->btype == CRIA_DTYPE_F32 ? 4 : 2;
+  gint64 kc = MIN (kcmax, g->K - k0), size = g->btype == CRIA_DTYPE_F32 ? 4 : 2;
   gboolean by_rows = g->csb == 1; /* [K,N]: a run of nr elements for each k */
   pf->base = (const char *) g->B + (k0 * g->rsb + n0 * g->csb) * size;
   pf->rows = by_rows ? kc : nr;
@@ -903,7 +908,9 @@ static void
 gemm_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
 {
   const Gemm *g = data;
-  float *f32 = cpu_scratch (g->be, thread, (gsize) (KC * 32 + KC / 2 * 32));
+  /* not NF4, which packs through f32 runs of up to KC */
+  gint64 kcmax = g->be->amx && g->btype == CRIA_DTYPE_BF16 ? KC_AMX : KC;
+  float *f32 = cpu_scratch (g->be, thread, (gsize) (KC * 32 + kcmax / 2 * 32));
   guint32 *Bp = (guint32 *) (f32 + KC * 32);
   if (g->be->amx)
     cpu_amx_begin ();
@@ -914,8 +921,8 @@ gemm_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
     gint64 i_end = MIN (g->M, (mb + 1) * g->m_block);
     if (g->a_state)
       round_rows_bf16 (g, mb * g->m_block, i_end);
-    for (gint64 k0 = 0; k0 < g->K; k0 += KC) {
-      gint64 kc = MIN (KC, g->K - k0);
+    for (gint64 k0 = 0; k0 < g->K; k0 += kcmax) {
+      gint64 kc = MIN (kcmax, g->K - k0);
       pack_panel_bf16 (g, k0, kc, n0, nr, f32, Bp);
       /* the weight comes from memory (a frozen weight is read once a pass,
        * too big for the caches): the next slice's lines, or the next
@@ -925,10 +932,10 @@ gemm_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
       gint64 calls = 0, call = 0;
       for (gint64 i = mb * g->m_block; i < i_end; i += g->be->amx ? 32 : tile_rows_bf16 (i_end - i))
         calls++;
-      if (k0 + KC < g->K)
-        prefetch_init (g, k0 + KC, n0, nr, &pf);
+      if (k0 + kcmax < g->K)
+        prefetch_init (g, k0 + kcmax, kcmax, n0, nr, &pf);
       else
-        prefetch_init (g, 0, (t + 1) / g->m_blocks * 32, (int) MIN (32, g->N - (t + 1) / g->m_blocks * 32), &pf);
+        prefetch_init (g, 0, kcmax, (t + 1) / g->m_blocks * 32, (int) MIN (32, g->N - (t + 1) / g->m_blocks * 32), &pf);
       if (g->be->amx) {
         /* the panel's pair rows up to the tiles' 16, zero: see
          * cpu_amx_kernel_bf16 */
