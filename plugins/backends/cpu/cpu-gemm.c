@@ -728,13 +728,13 @@ typedef struct {
 } Prefetch;
 
 static void
-prefetch_init (const Gemm *g, gint64 k0, gint64 kcmax, gint64 n0, int nr, Prefetch *pf)
+prefetch_init (const Gemm *g, gint64 k0, gint64 n0, int nr, Prefetch *pf)
 {
   pf->rows = 0;
   if ((g->btype != CRIA_DTYPE_F32 && g->btype != CRIA_DTYPE_BF16) || k0 >= g->K || n0 >= g->N ||
       (g->csb != 1 && g->rsb != 1))
     return;
-  gint64 kc = MIN (kcmax, g->K - k0), size = g->btype == CRIA_DTYPE_F32 ? 4 : 2;
+  gint64 kc = MIN (KC, g->K - k0), size = g->btype == CRIA_DTYPE_F32 ? 4 : 2;
   gboolean by_rows = g->csb == 1; /* [K,N]: a run of nr elements for each k */
   pf->base = (const char *) g->B + (k0 * g->rsb + n0 * g->csb) * size;
   pf->rows = by_rows ? kc : nr;
@@ -924,30 +924,31 @@ gemm_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
     for (gint64 k0 = 0; k0 < g->K; k0 += kcmax) {
       gint64 kc = MIN (kcmax, g->K - k0);
       pack_panel_bf16 (g, k0, kc, n0, nr, f32, Bp);
+      if (g->be->amx) {
+        /* the panel's pair rows up to the tiles' 16, zero: see
+         * cpu_amx_kernel_bf16. No prefetch of the next slice, unlike the
+         * AVX512-BF16 kernel: a slice is 2048 k, a line of B each for
+         * [K,N] weights, and these prefetches took a tenth of a Qwen2.5
+         * LoRA step (1.05x without) */
+        gint64 kc2 = (kc + 1) / 2;
+        memset (Bp + kc2 * 32, 0, (gsize) (((kc2 + 15) / 16 * 16 - kc2) * 32) * sizeof (guint32));
+        for (gint64 i = mb * g->m_block; i < i_end; i += 32)
+          cpu_amx_kernel_bf16 (kc2, g->abf + i * g->lda + k0 / 2, g->lda, Bp, g->C + i * g->ldc + n0, g->ldc,
+                               (int) MIN (32, i_end - i), nr, g->accumulate || k0 > 0);
+        continue;
+      }
       /* the weight comes from memory (a frozen weight is read once a pass,
        * too big for the caches): the next slice's lines, or the next
        * panel's first, are fetched while the rows walk this one; unfetched,
        * packing waited on them for 13% of a bf16 Qwen2.5-0.5B LoRA step */
       Prefetch pf;
       gint64 calls = 0, call = 0;
-      for (gint64 i = mb * g->m_block; i < i_end; i += g->be->amx ? 32 : tile_rows_bf16 (i_end - i))
+      for (gint64 i = mb * g->m_block; i < i_end; i += tile_rows_bf16 (i_end - i))
         calls++;
-      if (k0 + kcmax < g->K)
-        prefetch_init (g, k0 + kcmax, kcmax, n0, nr, &pf);
+      if (k0 + KC < g->K)
+        prefetch_init (g, k0 + KC, n0, nr, &pf);
       else
-        prefetch_init (g, 0, kcmax, (t + 1) / g->m_blocks * 32, (int) MIN (32, g->N - (t + 1) / g->m_blocks * 32), &pf);
-      if (g->be->amx) {
-        /* the panel's pair rows up to the tiles' 16, zero: see
-         * cpu_amx_kernel_bf16 */
-        gint64 kc2 = (kc + 1) / 2;
-        memset (Bp + kc2 * 32, 0, (gsize) (((kc2 + 15) / 16 * 16 - kc2) * 32) * sizeof (guint32));
-        for (gint64 i = mb * g->m_block; i < i_end; i += 32) {
-          prefetch_part (&pf, call++, calls);
-          cpu_amx_kernel_bf16 (kc2, g->abf + i * g->lda + k0 / 2, g->lda, Bp, g->C + i * g->ldc + n0, g->ldc,
-                               (int) MIN (32, i_end - i), nr, g->accumulate || k0 > 0);
-        }
-        continue;
-      }
+        prefetch_init (g, 0, (t + 1) / g->m_blocks * 32, (int) MIN (32, g->N - (t + 1) / g->m_blocks * 32), &pf);
       for (gint64 i = mb * g->m_block, rows; i < i_end; i += rows) {
         rows = tile_rows_bf16 (i_end - i);
         prefetch_part (&pf, call++, calls);
