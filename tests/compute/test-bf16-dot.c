@@ -156,6 +156,7 @@ test_products (void)
     { 80, 40, 192, TRUE, TRUE },
     { 70, 40, 2100, TRUE, FALSE },
     { 40, 2100, 33, FALSE, FALSE },
+    { 150, 40, 100, TRUE, FALSE },
   };
   const char *isas[] = { "avx512", "avx2", "generic" };
   int ran = 0;
@@ -259,7 +260,7 @@ test_amx (void)
   CU_ASSERT_FATAL (vec != NULL && !has_amx (vec));
   static const gint64 shapes[][3] = {
     { 1, 16, 1 },     { 17, 33, 31 },     { 65, 47, 33 },     { 100, 70, 301 },
-    { 256, 64, 512 }, { 300, 100, 1000 }, { 70, 2100, 2100 },
+    { 256, 64, 512 }, { 300, 100, 1000 }, { 70, 2100, 2100 }, { 150, 40, 100 },
   };
   for (guint i = 0; i < 2 * G_N_ELEMENTS (shapes); i++) {
     gint64 M = shapes[i / 2][0], N = shapes[i / 2][1], K = shapes[i / 2][2];

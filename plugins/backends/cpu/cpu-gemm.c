@@ -1344,7 +1344,7 @@ gemm_products (Gemm *gp)
   int mr = g.abf && be->amx ? 32 : MR;
   if (panels < 4 * threads && M > 4 * mr) {
     gint64 want = (4 * threads + panels - 1) / panels;
-    g.m_block = MAX (8 * MR, ((M + want - 1) / want + mr - 1) / mr * mr);
+    g.m_block = MAX ((8 * MR + mr - 1) / mr * mr, ((M + want - 1) / want + mr - 1) / mr * mr);
   }
   g.m_blocks = (M + g.m_block - 1) / g.m_block;
   g_autofree float *ap = NULL;
