@@ -17,7 +17,9 @@
  * K and accumulates in f32, twice the products per instruction of an f32
  * FMA. Off by default, since it changes results (by the rounding of A);
  * processors without AVX-512-BF16 round A the same way and run the f32
- * kernels, where a bf16 times a bf16 is exact. */
+ * kernels, where a bf16 times a bf16 is exact. Where the processor has
+ * AMX-BF16 (and vdpbf16ps no faster than an FMA), the packed path runs on
+ * AMX tiles instead (cpu-amx.c). */
 #include "config.h"
 
 #include <immintrin.h>

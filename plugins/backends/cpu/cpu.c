@@ -28,9 +28,10 @@ static const CriaPropSpec cpu_props[] = {
     "on the same rounded values elsewhere (up to 64 rows, as in decoding, each row gets the floats it gets "
     "alone); off keeps f32 activations" },
   { "amx", CRIA_PROP_BOOL, "true", 0, 0, NULL,
-    "where the processor has AMX-BF16, the bf16 products of more than a few rows (training, long prompts) run "
-    "on AMX tiles, eight times the products a cycle of AVX512-BF16 (which sums in another order, so the floats "
-    "differ in the last bits); off keeps the AVX512-BF16 kernels" },
+    "with bf16-dot, where the processor has AMX-BF16: the products that pack the weight (more than 64 rows, as "
+    "in training and long prompts, or a weight not stored [N,K]) run on AMX tiles, 3-5x the AVX512-BF16 "
+    "kernels' rate (the same products summed in another order, so the last bits differ); off keeps the "
+    "AVX512-BF16 kernels. Decoding's dot products are the same either way" },
   { "fuse", CRIA_PROP_BOOL, "true", 0, 0, NULL,
     "a linear layer's bias, GELU/SiLU and residual add are computed on each block of its product as the product "
     "finishes it, instead of in passes of their own over memory (the same results); off runs each op alone" },
