@@ -36,12 +36,14 @@ cpu_amx_init (void)
   static gsize done = 0;
   static gboolean ok = FALSE;
   if (g_once_init_enter (&done)) {
-    unsigned a, b, c, d;
-    /* AMX-BF16 and AMX-TILE, and the OS saving both tile states (XCR0) */
-    if (__get_cpuid_count (7, 0, &a, &b, &c, &d) && (d >> 22 & 1) && (d >> 24 & 1) && (c >> 27 & 1)) {
+    unsigned a, b, c = 0, d = 0, c1 = 0;
+    /* AMX-BF16 and AMX-TILE, and the OS saving both tile states (XCR0,
+     * which xgetbv reads only where OSXSAVE says the OS enabled it) */
+    if (__get_cpuid (1, &a, &b, &c1, &d) && (c1 >> 27 & 1) && __get_cpuid_count (7, 0, &a, &b, &c, &d) &&
+        (d >> 22 & 1) && (d >> 24 & 1)) {
+#if defined(__linux__)
       unsigned lo, hi;
       __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-#if defined(__linux__)
       ok = (lo & 0x60000) == 0x60000 && syscall (SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
 #endif
     }
