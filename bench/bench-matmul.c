@@ -1,6 +1,6 @@
 /* bench-matmul: GFLOP/s of the cpu backend's matmul at transformer shapes.
  *
- *   bench/bench-matmul [--threads N] [--isa auto|avx512|avx2|generic] M,N,K ...
+ *   bench/bench-matmul [--threads N] [--isa auto|avx512|avx2|generic] [--amx true|false] M,N,K ...
  *
  * Each shape is a linear layer, x [M,K] times a weight [N,K] transposed,
  * with the weight in f32, in bf16 and in NF4 (QLoRA's base weights), and the
@@ -130,13 +130,15 @@ time_matmul (CriaBackend *be, gint64 M, gint64 N, gint64 K, CriaDType wtype)
 int
 main (int argc, char **argv)
 {
-  const char *threads = "0", *isa = "auto";
+  const char *threads = "0", *isa = "auto", *amx = "true";
   int first = 1;
   while (first + 1 < argc && argv[first][0] == '-') {
     if (g_str_equal (argv[first], "--threads"))
       threads = argv[first + 1];
     else if (g_str_equal (argv[first], "--isa"))
       isa = argv[first + 1];
+    else if (g_str_equal (argv[first], "--amx"))
+      amx = argv[first + 1];
     first += 2;
   }
   g_autoptr (CriaRegistry) reg = cria_registry_new ();
@@ -150,7 +152,8 @@ main (int argc, char **argv)
     return 1;
   }
   g_autoptr (CriaProps) props = cria_provider_new_props (p);
-  if (!cria_props_set (props, "threads", threads, &error) || !cria_props_set (props, "isa", isa, &error)) {
+  if (!cria_props_set (props, "threads", threads, &error) || !cria_props_set (props, "isa", isa, &error) ||
+      !cria_props_set (props, "amx", amx, &error)) {
     fprintf (stderr, "bench-matmul: %s\n", error->message);
     return 1;
   }

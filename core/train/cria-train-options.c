@@ -65,8 +65,8 @@ static const CriaPropSpec train_specs[] = {
   { "backend", CRIA_PROP_STRING, "cpu", 0, 0, NULL, "compute backend and its properties (e.g. \"cpu fuse=false\")" },
   { "base-dtype", CRIA_PROP_ENUM, "auto", 0, 0, "auto|f32|bf16",
     "the model's weights in memory (auto: as stored); bf16 also rounds activations to bf16 for the products with "
-    "the frozen weights (the backend's bf16-dot: AVX512-BF16 dot products on cpu, bf16 cuBLASLt products on "
-    "cuda; f32 sums)" },
+    "the frozen weights (the backend's bf16-dot: AMX tiles or AVX512-BF16 dot products on cpu, bf16 cuBLASLt "
+    "products on cuda; f32 sums)" },
   { "save-dtype", CRIA_PROP_ENUM, "f32", 0, 0, "f32|bf16|f16", "weight type of a fully fine-tuned model saved" },
   { "progress", CRIA_PROP_ENUM, "auto", 0, 0, "auto|always|never", "progress bar on stderr (auto: on a terminal)" },
   { "objective", CRIA_PROP_ENUM, "sft", 0, 0, "sft|dpo|ipo|orpo",

@@ -27,6 +27,11 @@ static const CriaPropSpec cpu_props[] = {
     "in f32: AVX512-BF16 dot products where the processor has them (about twice the f32 rate), the f32 kernels "
     "on the same rounded values elsewhere (up to 64 rows, as in decoding, each row gets the floats it gets "
     "alone); off keeps f32 activations" },
+  { "amx", CRIA_PROP_BOOL, "true", 0, 0, NULL,
+    "with bf16-dot, where the processor has AMX-BF16: the products that pack the weight (more than 64 rows, as "
+    "in training and long prompts, or a weight not stored [N,K]) run on AMX tiles, 3-5x the AVX512-BF16 "
+    "kernels' rate (the same products summed in another order, so the last bits differ); off keeps the "
+    "AVX512-BF16 kernels. Decoding's dot products are the same either way" },
   { "fuse", CRIA_PROP_BOOL, "true", 0, 0, NULL,
     "a linear layer's bias, GELU/SiLU and residual add are computed on each block of its product as the product "
     "finishes it, instead of in passes of their own over memory (the same results); off runs each op alone" },
@@ -73,6 +78,8 @@ cpu_create (const CriaProps *props, GError **error)
   be->isa = isa;
   be->has_bf16 = __builtin_cpu_supports ("avx512bf16");
   be->bf16_dot = cria_props_get_bool (props, "bf16-dot");
+  /* the AMX kernel takes the operands of the AVX512-BF16 one */
+  be->amx = isa == CPU_ISA_AVX512 && be->has_bf16 && cria_props_get_bool (props, "amx") && cpu_amx_init ();
   be->attention_rows = strcmp (cria_props_get_string (props, "attention"), "rows") == 0;
   be->fuse = cria_props_get_bool (props, "fuse");
   be->pool = cpu_pool_new (threads, cria_props_get_int (props, "spin-us"));
@@ -183,8 +190,8 @@ cpu_describe (gpointer self)
 {
   CpuBackend *be = self;
   return g_strdup_printf (
-      "cpu: %d threads, %s%s%s", cpu_pool_n_threads (be->pool), cpu_isa_name (be->isa),
-      be->has_bf16 ? ", avx512-bf16" : "",
+      "cpu: %d threads, %s%s%s%s", cpu_pool_n_threads (be->pool), cpu_isa_name (be->isa),
+      be->has_bf16 ? ", avx512-bf16" : "", be->amx ? ", amx-bf16" : "",
       be->bf16_dot ? (be->has_bf16 && be->isa == CPU_ISA_AVX512 ? ", bf16 dot products" : ", bf16-rounded activations")
                    : "");
 }

@@ -22,6 +22,7 @@ typedef struct {
   CpuPool *pool;
   CpuIsa isa;
   gboolean has_bf16;       /* AVX-512-BF16 present */
+  gboolean amx;            /* the packed bf16 products on AMX tiles (cpu-amx.c) */
   gboolean bf16_dot;       /* bf16 weights times activations rounded to bf16 (cpu-gemm.c) */
   gboolean attention_rows; /* the previous attention kernels (cpu-attention.c) */
   gboolean fuse;           /* matmul epilogues (cpu-linear.c) */
@@ -51,6 +52,20 @@ const char *cpu_isa_name (CpuIsa isa);
  * are packed, so the f32 weight never exists whole. */
 void cpu_gemm (CpuBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gint64 rsa, gint64 csa, const void *B,
                CriaDType btype, gint64 rsb, gint64 csb, float *C, gint64 ldc, gboolean accumulate);
+
+/* AMX (cpu-amx.c). cpu_amx_init: whether the processor has AMX-BF16 and
+ * the kernel lets this process use the tiles (asked once a process). A
+ * thread brackets its kernel calls with cpu_amx_begin and cpu_amx_end (the
+ * tile configuration is a thread's). cpu_amx_kernel_bf16: the bf16 packed
+ * path's micro-kernel (cpu-gemm.c) on an mr x nr block of C, mr and nr up
+ * to 32: K2 pair words of A (rows lda words apart, read for 16 or 32 rows
+ * whatever mr is) times the panel Bp (32 words a pair, zero from K2 to the
+ * next multiple of 16). */
+gboolean cpu_amx_init (void);
+void cpu_amx_begin (void);
+void cpu_amx_end (void);
+void cpu_amx_kernel_bf16 (gint64 K2, const guint32 *A, gint64 lda, const guint32 *Bp, float *C, gint64 ldc, int mr,
+                          int nr, gboolean accumulate);
 
 /* Vectorized exp and the activations on it (cpu-vmath.c), one table per
  * ISA. Element-wise over n floats; the _grad ones add into dx. */
