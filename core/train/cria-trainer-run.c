@@ -442,11 +442,13 @@ train_step (Trainer *t, gboolean *stop, GError **error)
   PrefStats pref = { 0 };
   if (t->train.pairs && !pref_train_window (t, first, last, &pref, error))
     return FALSE;
+  t->lend = !t->train.pairs && !t->comm && last - first == 1;
   for (guint k = first; !t->train.pairs && k < last; k++) {
     guint64 micro_seed = t->seed ^ ((guint64) t->epoch << 32 | k) * 0x9e3779b97f4a7c15ull;
     if (!trainer_run_micro (t, &t->train, g_ptr_array_index (t->plan, k), FALSE, micro_seed, &sum, &count, error))
       return FALSE;
   }
+  t->lend = FALSE;
   trainer_clear_stale_grads (t); /* no micro-batch of this rank's */
   t->window++;
   /* One process with the global batch sums the same terms (in another
@@ -468,6 +470,7 @@ train_step (Trainer *t, gboolean *stop, GError **error)
     count = pref.pairs;
   GError *hook_error = NULL;
   gboolean stepped = optimizer_step (t, inv, &loss, &norm, &lr, &hook_error);
+  trainer_return_grads (t);
   if (hook_error) {
     g_propagate_error (error, hook_error);
     return FALSE;

@@ -236,8 +236,14 @@ trainer_accumulate_grads (Trainer *t, StepGraph *sg, GError **error)
     cria_graph_zero_grad (sg->g);
     return TRUE;
   }
+  /* A copy would be the same bits: the optimizer reads the graph's own. */
+  gboolean lend = t->lend && t->grads_stale && cria_backend_is_host (t->backend);
   for (guint i = 0; i < t->params->len; i++) {
     GPtrArray *nodes = nodes_of (sg, t, i);
+    if (lend && nodes->len == 1) {
+      t->grads[i] = ((CriaNode *) g_ptr_array_index (nodes, 0))->grad->data;
+      continue;
+    }
     float *acc = t->grads[i];
     for (guint k = 0; k < nodes->len; k++) {
       /* the gradient itself on a host backend, a downloaded copy else */
@@ -255,8 +261,22 @@ trainer_accumulate_grads (Trainer *t, StepGraph *sg, GError **error)
       memset (acc, 0, t->sizes[i] * sizeof (float));
   }
   t->grads_stale = FALSE;
-  cria_graph_zero_grad (sg->g);
+  if (lend)
+    t->lender = sg;
+  else
+    cria_graph_zero_grad (sg->g);
   return TRUE;
+}
+
+void
+trainer_return_grads (Trainer *t)
+{
+  if (!t->lender)
+    return;
+  cria_graph_zero_grad (t->lender->g);
+  for (guint i = 0; i < t->params->len; i++)
+    t->grads[i] = t->grad_mem + t->grad_off[i];
+  t->lender = NULL;
 }
 
 void
