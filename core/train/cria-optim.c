@@ -205,6 +205,7 @@ typedef struct {
   const float *const *grads;
   OptimAdamw s[2]; /* without, with weight decay */
   double *lanes;
+  gboolean zero; /* the update zeroes each gradient chunk it read */
   gint next;
   guint running;
   GMutex lock;
@@ -226,6 +227,8 @@ pass_run (Pass *j)
     } else {
       Param *p = &g_array_index (j->opt->params, Param, ch->k);
       optim_kernel_adamw (p->param + ch->off, p->m + ch->off, p->v + ch->off, g, ch->n, &j->s[p->decay != 0]);
+      if (j->zero)
+        memset ((float *) g, 0, ch->n * sizeof (float));
     }
   }
 }
@@ -305,16 +308,30 @@ cria_adamw_next_scalars (CriaAdamW *opt, float pre, float post, CriaAdamwScalars
   };
 }
 
+static void
+step_scaled (CriaAdamW *opt, const float *const *grads, float pre, float post, gboolean zero)
+{
+  OptimAdamw s;
+  cria_adamw_next_scalars (opt, pre, post, &s);
+  Pass j = { .grads = grads, .s = { s, s }, .zero = zero };
+  j.s[0].shrink = 1.0f; /* no weight decay */
+  pass_go (opt, &j);
+}
+
 void
 cria_adamw_step_scaled (CriaAdamW *opt, const float *const *grads, float pre, float post)
 {
   g_return_if_fail (opt != NULL);
   g_return_if_fail (grads != NULL);
-  OptimAdamw s;
-  cria_adamw_next_scalars (opt, pre, post, &s);
-  Pass j = { .grads = grads, .s = { s, s } };
-  j.s[0].shrink = 1.0f; /* no weight decay */
-  pass_go (opt, &j);
+  step_scaled (opt, grads, pre, post, FALSE);
+}
+
+void
+cria_adamw_step_scaled_zero (CriaAdamW *opt, float *const *grads, float pre, float post)
+{
+  g_return_if_fail (opt != NULL);
+  g_return_if_fail (grads != NULL);
+  step_scaled (opt, (const float *const *) grads, pre, post, TRUE);
 }
 
 double

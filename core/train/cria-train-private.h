@@ -106,6 +106,7 @@ typedef struct {
   CriaNode *ids, *positions, *segments, *labels, *ce;
   GPtrArray **grad_nodes; /* per param: the nodes holding it */
   guint n_params;
+  guint n_param_grads; /* param nodes with a gradient */
   GPtrArray *dropouts;
 } StepGraph;
 
@@ -147,6 +148,9 @@ typedef struct {
    * when trainer_return_grads points grads back into grad_mem). */
   gboolean lend;
   StepGraph *lender;
+  /* every gradient of lender's graph is lent, none copied: the update may
+   * zero them as it reads them (lent_zeroed when it did) */
+  gboolean lent_all, lent_zeroed;
   gsize *sizes;
   /* the host params changed since the backend's copies were uploaded (an
    * optimizer step, a resume); only device backends hold copies */

@@ -420,7 +420,14 @@ optimizer_step (Trainer *t, float inv, double *loss, double *norm, double *lr, G
     scale_grads (t, coef); /* after_step reads them clipped */
     coef = 1.0f;
   }
-  cria_adamw_step_scaled (t->opt, grads, inv, coef);
+  /* Gradients read in place from the graph are zeroed for its next
+   * backward pass by the update itself, unless after_step reads them. */
+  if (t->lent_all && !hooks) {
+    cria_adamw_step_scaled_zero (t->opt, t->grads, inv, coef);
+    t->lent_zeroed = TRUE;
+  } else {
+    cria_adamw_step_scaled (t->opt, grads, inv, coef);
+  }
   t->params_dirty = TRUE;
   return cria_adapter_after_step (t->adapter, &st, error);
 }

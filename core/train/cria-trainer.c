@@ -164,6 +164,7 @@ trainer_graph (Trainer *t, gint64 T, gboolean eval, gboolean ref, GError **error
   sg->n_params = t->params->len;
   for (guint i = 0; i < cria_graph_n_nodes (g); i++) {
     CriaNode *node = cria_graph_node (g, i);
+    sg->n_param_grads += node->op == CRIA_OP_PARAM && node->grad;
     if (node->op == CRIA_OP_DROPOUT) {
       node->iparam[1] = node->iparam[0]; /* the adapter's seed for this node */
       g_ptr_array_add (sg->dropouts, node);
@@ -238,10 +239,12 @@ trainer_accumulate_grads (Trainer *t, StepGraph *sg, GError **error)
   }
   /* A copy would be the same bits: the optimizer reads the graph's own. */
   gboolean lend = t->lend && t->grads_stale && cria_backend_is_host (t->backend);
+  guint lent = 0;
   for (guint i = 0; i < t->params->len; i++) {
     GPtrArray *nodes = nodes_of (sg, t, i);
     if (lend && nodes->len == 1) {
       t->grads[i] = ((CriaNode *) g_ptr_array_index (nodes, 0))->grad->data;
+      lent++;
       continue;
     }
     float *acc = t->grads[i];
@@ -261,9 +264,10 @@ trainer_accumulate_grads (Trainer *t, StepGraph *sg, GError **error)
       memset (acc, 0, t->sizes[i] * sizeof (float));
   }
   t->grads_stale = FALSE;
-  if (lend)
+  if (lend) {
     t->lender = sg;
-  else
+    t->lent_all = lent == sg->n_param_grads;
+  } else
     cria_graph_zero_grad (sg->g);
   return TRUE;
 }
@@ -273,10 +277,12 @@ trainer_return_grads (Trainer *t)
 {
   if (!t->lender)
     return;
-  cria_graph_zero_grad (t->lender->g);
+  if (!t->lent_zeroed)
+    cria_graph_zero_grad (t->lender->g);
   for (guint i = 0; i < t->params->len; i++)
     t->grads[i] = t->grad_mem + t->grad_off[i];
   t->lender = NULL;
+  t->lent_all = t->lent_zeroed = FALSE;
 }
 
 void

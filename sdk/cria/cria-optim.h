@@ -84,6 +84,10 @@ void cria_adamw_step (CriaAdamW *opt, const float *const *grads);
  * (the trainer's mean over targets, then clipping's coefficient), without
  * those passes; grads are left as they are. */
 void cria_adamw_step_scaled (CriaAdamW *opt, const float *const *grads, float pre, float post);
+/* cria_adamw_step_scaled, then each piece of the gradients is zeroed right
+ * after the update read it, while it is in cache: for a caller that would
+ * zero them next (a graph's gradients before its next backward pass). */
+void cria_adamw_step_scaled_zero (CriaAdamW *opt, float *const *grads, float pre, float post);
 /* The scalars of the next step at the schedule's learning rate (what
  * cria_adamw_step_scaled computes), then the step count advances: for a
  * caller that runs the update elsewhere (cria_backend_adamw_step). */
