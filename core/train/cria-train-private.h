@@ -142,10 +142,11 @@ typedef struct {
   /* grads hold the last window's sums: the window's first micro-batch
    * copies its gradients over them instead of adding to zeros */
   gboolean grads_stale;
-  /* The window is one micro-batch of one process on a host backend: the
-   * optimizer may read the graph's own param gradients instead of copies
-   * (grads[i] then points into `lender`'s graph, whose gradients are zeroed
-   * when trainer_return_grads points grads back into grad_mem). */
+  /* The window is one micro-batch of one process on a host backend, and
+   * the adapter has no step hooks: the optimizer may read the graph's own
+   * param gradients instead of copies (grads[i] then points into
+   * `lender`'s graph, whose gradients are zeroed when trainer_return_grads
+   * points grads back into grad_mem). */
   gboolean lend;
   StepGraph *lender;
   /* every gradient of lender's graph is lent, none copied: the update may
