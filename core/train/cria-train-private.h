@@ -149,8 +149,8 @@ typedef struct {
    * points grads back into grad_mem). */
   gboolean lend;
   StepGraph *lender;
-  /* every gradient of lender's graph is lent, none copied: the update may
-   * zero them as it reads them (lent_zeroed when it did) */
+  /* every gradient of lender's graph is lent or zeroed already: the update
+   * may zero them as it reads them (lent_zeroed when it did) */
   gboolean lent_all, lent_zeroed;
   gsize *sizes;
   /* the host params changed since the backend's copies were uploaded (an
