@@ -59,3 +59,10 @@ optim_kernel_sumsq (const float *restrict g, gsize n, float pre, double *restric
   for (int j = 0; j < OPTIM_NORM_LANES; j++)
     lanes[j] = a[j];
 }
+
+KERNEL void
+optim_kernel_add (float *restrict sum, const float *restrict g, gsize n)
+{
+  for (gsize i = 0; i < n; i++)
+    sum[i] += g[i];
+}

@@ -13,3 +13,5 @@ typedef CriaAdamwScalars OptimAdamw;
 void optim_kernel_adamw (float *param, float *m, float *v, const float *g, gsize n, const OptimAdamw *s);
 /* Adds (double) (g[i] * pre)^2 to lanes[i % OPTIM_NORM_LANES]. */
 void optim_kernel_sumsq (const float *g, gsize n, float pre, double *lanes);
+/* sum[i] += g[i] */
+void optim_kernel_add (float *sum, const float *g, gsize n);

@@ -198,13 +198,17 @@ cria_adamw_set_threads (CriaAdamW *opt, guint n_threads)
   opt->n_threads = n_threads;
 }
 
-/* One pass over the chunks: AdamW's update, or the squared sums of the norm
- * (lanes: OPTIM_NORM_LANES per chunk). */
+/* One pass over the chunks: AdamW's update, the squared sums of the norm
+ * (lanes: OPTIM_NORM_LANES per chunk), or the sum of gradients into `sums`
+ * (copied over them with `copy`; a NULL gradient is skipped). */
 typedef struct {
   CriaAdamW *opt;
   const float *const *grads;
   OptimAdamw s[2]; /* without, with weight decay */
   double *lanes;
+  float *const *sums;
+  gboolean copy;
+  gboolean zero; /* each gradient chunk is zeroed once read */
   gint next;
   guint running;
   GMutex lock;
@@ -220,12 +224,23 @@ pass_run (Pass *j)
     if (c >= chunks->len)
       return;
     const Chunk *ch = &g_array_index (chunks, Chunk, c);
+    if (!j->grads[ch->k])
+      continue;
     const float *g = j->grads[ch->k] + ch->off;
-    if (j->lanes) {
+    if (j->sums) {
+      if (j->copy)
+        memcpy (j->sums[ch->k] + ch->off, g, ch->n * sizeof (float));
+      else
+        optim_kernel_add (j->sums[ch->k] + ch->off, g, ch->n);
+      if (j->zero)
+        memset ((float *) g, 0, ch->n * sizeof (float));
+    } else if (j->lanes) {
       optim_kernel_sumsq (g, ch->n, j->s[0].pre, j->lanes + (gsize) c * OPTIM_NORM_LANES);
     } else {
       Param *p = &g_array_index (j->opt->params, Param, ch->k);
       optim_kernel_adamw (p->param + ch->off, p->m + ch->off, p->v + ch->off, g, ch->n, &j->s[p->decay != 0]);
+      if (j->zero)
+        memset ((float *) g, 0, ch->n * sizeof (float));
     }
   }
 }
@@ -305,15 +320,39 @@ cria_adamw_next_scalars (CriaAdamW *opt, float pre, float post, CriaAdamwScalars
   };
 }
 
+static void
+step_scaled (CriaAdamW *opt, const float *const *grads, float pre, float post, gboolean zero)
+{
+  OptimAdamw s;
+  cria_adamw_next_scalars (opt, pre, post, &s);
+  Pass j = { .grads = grads, .s = { s, s }, .zero = zero };
+  j.s[0].shrink = 1.0f; /* no weight decay */
+  pass_go (opt, &j);
+}
+
 void
 cria_adamw_step_scaled (CriaAdamW *opt, const float *const *grads, float pre, float post)
 {
   g_return_if_fail (opt != NULL);
   g_return_if_fail (grads != NULL);
-  OptimAdamw s;
-  cria_adamw_next_scalars (opt, pre, post, &s);
-  Pass j = { .grads = grads, .s = { s, s } };
-  j.s[0].shrink = 1.0f; /* no weight decay */
+  step_scaled (opt, grads, pre, post, FALSE);
+}
+
+void
+cria_adamw_step_scaled_zero (CriaAdamW *opt, float *const *grads, float pre, float post)
+{
+  g_return_if_fail (opt != NULL);
+  g_return_if_fail (grads != NULL);
+  step_scaled (opt, (const float *const *) grads, pre, post, TRUE);
+}
+
+void
+cria_adamw_sum_grads (CriaAdamW *opt, float *const *sums, float *const *grads, gboolean copy, gboolean zero)
+{
+  g_return_if_fail (opt != NULL);
+  g_return_if_fail (sums != NULL);
+  g_return_if_fail (grads != NULL);
+  Pass j = { .grads = (const float *const *) grads, .sums = sums, .copy = copy, .zero = zero };
   pass_go (opt, &j);
 }
 

@@ -106,6 +106,7 @@ typedef struct {
   CriaNode *ids, *positions, *segments, *labels, *ce;
   GPtrArray **grad_nodes; /* per param: the nodes holding it */
   guint n_params;
+  guint n_param_grads; /* param nodes with a gradient */
   GPtrArray *dropouts;
 } StepGraph;
 
@@ -141,6 +142,16 @@ typedef struct {
   /* grads hold the last window's sums: the window's first micro-batch
    * copies its gradients over them instead of adding to zeros */
   gboolean grads_stale;
+  /* The window is one micro-batch of one process on a host backend, and
+   * the adapter has no step hooks: the optimizer may read the graph's own
+   * param gradients instead of copies (grads[i] then points into
+   * `lender`'s graph, whose gradients are zeroed when trainer_return_grads
+   * points grads back into grad_mem). */
+  gboolean lend;
+  StepGraph *lender;
+  /* every gradient of lender's graph is lent or zeroed already: the update
+   * may zero them as it reads them (lent_zeroed when it did) */
+  gboolean lent_all, lent_zeroed;
   gsize *sizes;
   /* the host params changed since the backend's copies were uploaded (an
    * optimizer step, a resume); only device backends hold copies */
@@ -186,6 +197,8 @@ void trainer_graph_free (gpointer data);
 StepGraph *trainer_graph (Trainer *t, gint64 T, gboolean eval, gboolean ref, GError **error);
 /* Adds the param gradients of the graph's last backward pass to t->grads. */
 gboolean trainer_accumulate_grads (Trainer *t, StepGraph *sg, GError **error);
+/* After the optimizer step: the gradients lent by a graph go back to it. */
+void trainer_return_grads (Trainer *t);
 /* Zeroes the window's gradients if no micro-batch wrote them. */
 void trainer_clear_stale_grads (Trainer *t);
 /* Lays out the gradient block and its buckets, and on a backend with the

@@ -420,7 +420,14 @@ optimizer_step (Trainer *t, float inv, double *loss, double *norm, double *lr, G
     scale_grads (t, coef); /* after_step reads them clipped */
     coef = 1.0f;
   }
-  cria_adamw_step_scaled (t->opt, grads, inv, coef);
+  /* Gradients read in place from the graph (never with hooks) are zeroed
+   * for its next backward pass by the update itself. */
+  if (t->lent_all) {
+    cria_adamw_step_scaled_zero (t->opt, t->grads, inv, coef);
+    t->lent_zeroed = TRUE;
+  } else {
+    cria_adamw_step_scaled (t->opt, grads, inv, coef);
+  }
   t->params_dirty = TRUE;
   return cria_adapter_after_step (t->adapter, &st, error);
 }
@@ -442,11 +449,15 @@ train_step (Trainer *t, gboolean *stop, GError **error)
   PrefStats pref = { 0 };
   if (t->train.pairs && !pref_train_window (t, first, last, &pref, error))
     return FALSE;
+  /* Not to an adapter with step hooks: adalora keeps the gradient
+   * pointers of its first step for the whole run. */
+  t->lend = !t->train.pairs && !t->comm && last - first == 1 && !train_adapter_has_step_hooks (t->adapter);
   for (guint k = first; !t->train.pairs && k < last; k++) {
     guint64 micro_seed = t->seed ^ ((guint64) t->epoch << 32 | k) * 0x9e3779b97f4a7c15ull;
     if (!trainer_run_micro (t, &t->train, g_ptr_array_index (t->plan, k), FALSE, micro_seed, &sum, &count, error))
       return FALSE;
   }
+  t->lend = FALSE;
   trainer_clear_stale_grads (t); /* no micro-batch of this rank's */
   t->window++;
   /* One process with the global batch sums the same terms (in another
@@ -468,6 +479,7 @@ train_step (Trainer *t, gboolean *stop, GError **error)
     count = pref.pairs;
   GError *hook_error = NULL;
   gboolean stepped = optimizer_step (t, inv, &loss, &norm, &lr, &hook_error);
+  trainer_return_grads (t);
   if (hook_error) {
     g_propagate_error (error, hook_error);
     return FALSE;

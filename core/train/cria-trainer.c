@@ -164,6 +164,7 @@ trainer_graph (Trainer *t, gint64 T, gboolean eval, gboolean ref, GError **error
   sg->n_params = t->params->len;
   for (guint i = 0; i < cria_graph_n_nodes (g); i++) {
     CriaNode *node = cria_graph_node (g, i);
+    sg->n_param_grads += node->op == CRIA_OP_PARAM && node->grad;
     if (node->op == CRIA_OP_DROPOUT) {
       node->iparam[1] = node->iparam[0]; /* the adapter's seed for this node */
       g_ptr_array_add (sg->dropouts, node);
@@ -226,21 +227,15 @@ accumulate_on_device (Trainer *t, StepGraph *sg, GError **error)
   return TRUE;
 }
 
-gboolean
-trainer_accumulate_grads (Trainer *t, StepGraph *sg, GError **error)
+/* A device backend without the optimizer entries: each gradient
+ * downloaded, added on the caller. */
+static gboolean
+accumulate_downloaded (Trainer *t, StepGraph *sg, GError **error)
 {
-  if (t->on_device) {
-    if (!accumulate_on_device (t, sg, error))
-      return FALSE;
-    t->grads_stale = FALSE;
-    cria_graph_zero_grad (sg->g);
-    return TRUE;
-  }
   for (guint i = 0; i < t->params->len; i++) {
     GPtrArray *nodes = nodes_of (sg, t, i);
     float *acc = t->grads[i];
     for (guint k = 0; k < nodes->len; k++) {
-      /* the gradient itself on a host backend, a downloaded copy else */
       g_autoptr (CriaTensor) grad = cria_tensor_to_host (((CriaNode *) g_ptr_array_index (nodes, k))->grad, error);
       if (!grad)
         return FALSE;
@@ -251,12 +246,76 @@ trainer_accumulate_grads (Trainer *t, StepGraph *sg, GError **error)
         for (gsize e = 0; e < t->sizes[i]; e++)
           acc[e] += gr[e];
     }
-    if (nodes->len == 0 && t->grads_stale)
-      memset (acc, 0, t->sizes[i] * sizeof (float));
   }
-  t->grads_stale = FALSE;
   cria_graph_zero_grad (sg->g);
   return TRUE;
+}
+
+gboolean
+trainer_accumulate_grads (Trainer *t, StepGraph *sg, GError **error)
+{
+  if (t->on_device) {
+    if (!accumulate_on_device (t, sg, error))
+      return FALSE;
+    t->grads_stale = FALSE;
+    cria_graph_zero_grad (sg->g);
+    return TRUE;
+  }
+  for (guint i = 0; t->grads_stale && i < t->params->len; i++)
+    if (nodes_of (sg, t, i)->len == 0)
+      memset (t->grads[i], 0, t->sizes[i] * sizeof (float));
+  if (!cria_backend_is_host (t->backend)) {
+    if (!accumulate_downloaded (t, sg, error))
+      return FALSE;
+    t->grads_stale = FALSE;
+    return TRUE;
+  }
+  /* A copy would be the same bits: the optimizer reads the graph's own. */
+  gboolean lend = t->lend && t->grads_stale;
+  guint n = t->params->len, most = 0, lent = 0, summed = 0;
+  for (guint i = 0; i < n; i++) {
+    GPtrArray *nodes = nodes_of (sg, t, i);
+    if (lend && nodes->len == 1) {
+      t->grads[i] = ((CriaNode *) g_ptr_array_index (nodes, 0))->grad->data;
+      lent++;
+    } else {
+      most = MAX (most, nodes->len);
+    }
+  }
+  /* The others on the optimizer's threads, a param's nodes one pass after
+   * another in their order (the bits of one loop), each gradient zeroed
+   * for the graph's next backward pass as it is read. */
+  g_autofree float **src = g_new0 (float *, MAX (n, 1));
+  for (guint k = 0; k < most; k++) {
+    for (guint i = 0; i < n; i++) {
+      GPtrArray *nodes = nodes_of (sg, t, i);
+      src[i] = k < nodes->len && !(lend && nodes->len == 1) ? ((CriaNode *) g_ptr_array_index (nodes, k))->grad->data
+                                                            : NULL;
+      summed += src[i] != NULL;
+    }
+    cria_adamw_sum_grads (t->opt, t->grads, src, k == 0 && t->grads_stale, TRUE);
+  }
+  t->grads_stale = FALSE;
+  if (lend) {
+    t->lender = sg;
+    t->lent_all = lent + summed == sg->n_param_grads;
+  } else if (summed != sg->n_param_grads) {
+    cria_graph_zero_grad (sg->g);
+  }
+  return TRUE;
+}
+
+void
+trainer_return_grads (Trainer *t)
+{
+  if (!t->lender)
+    return;
+  if (!t->lent_zeroed)
+    cria_graph_zero_grad (t->lender->g);
+  for (guint i = 0; i < t->params->len; i++)
+    t->grads[i] = t->grad_mem + t->grad_off[i];
+  t->lender = NULL;
+  t->lent_all = t->lent_zeroed = FALSE;
 }
 
 void

@@ -84,10 +84,19 @@ void cria_adamw_step (CriaAdamW *opt, const float *const *grads);
  * (the trainer's mean over targets, then clipping's coefficient), without
  * those passes; grads are left as they are. */
 void cria_adamw_step_scaled (CriaAdamW *opt, const float *const *grads, float pre, float post);
+/* cria_adamw_step_scaled, then each piece of the gradients is zeroed right
+ * after the update read it, while it is in cache: for a caller that would
+ * zero them next (a graph's gradients before its next backward pass). */
+void cria_adamw_step_scaled_zero (CriaAdamW *opt, float *const *grads, float pre, float post);
 /* The scalars of the next step at the schedule's learning rate (what
  * cria_adamw_step_scaled computes), then the step count advances: for a
  * caller that runs the update elsewhere (cria_backend_adamw_step). */
 void cria_adamw_next_scalars (CriaAdamW *opt, float pre, float post, CriaAdamwScalars *s);
+/* sums[i] += grads[i] for every registered parameter (sums[i] = grads[i]
+ * with `copy`), element by element, a NULL grads[i] skipped; with `zero`
+ * each piece of grads[i] is zeroed once read, while it is in cache. On the
+ * threads of the passes: a trainer's sum of its micro-batches' gradients. */
+void cria_adamw_sum_grads (CriaAdamW *opt, float *const *sums, float *const *grads, gboolean copy, gboolean zero);
 /* The global L2 norm of the gradients of the registered parameters, each
  * taken as g * pre, summed as cria_clip_grad_norm sums. */
 double cria_adamw_grad_norm (CriaAdamW *opt, const float *const *grads, float pre);

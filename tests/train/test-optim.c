@@ -210,6 +210,69 @@ test_scaled_threads (void)
     }
 }
 
+/* The passes a trainer runs on its gradients: sums (copy, then add, a NULL
+ * gradient skipped) element for element as a loop makes them, and a step
+ * that zeroes what it read equals the plain one; on several threads. */
+static void
+test_sum_and_zero (void)
+{
+  const gsize sizes[] = { 5, 65536 * 2 + 3 };
+  enum { N = G_N_ELEMENTS (sizes) };
+  CriaOptimConfig c;
+  cria_optim_config_init (&c);
+  float *params[2][N], *sums[N], *want[N], *g1[N], *g2[N];
+  CriaAdamW *plain = cria_adamw_new (&c), *zeroing = cria_adamw_new (&c);
+  cria_adamw_set_threads (zeroing, 2);
+  GRand *r = g_rand_new_with_seed (11);
+  for (guint k = 0; k < N; k++) {
+    gsize n = sizes[k];
+    params[0][k] = g_new (float, n);
+    params[1][k] = g_new (float, n);
+    sums[k] = g_new (float, n);
+    want[k] = g_new (float, n);
+    g1[k] = g_new (float, n);
+    g2[k] = g_new (float, n);
+    for (gsize i = 0; i < n; i++) {
+      params[0][k][i] = params[1][k][i] = (float) g_rand_double_range (r, -1, 1);
+      g1[k][i] = (float) g_rand_double_range (r, -3, 3);
+      g2[k][i] = (float) g_rand_double_range (r, -3, 3);
+      sums[k][i] = NAN; /* copied over */
+      want[k][i] = k == 0 ? g1[k][i] : g1[k][i] + g2[k][i];
+    }
+    cria_adamw_add (plain, "p", params[0][k], n, TRUE);
+    cria_adamw_add (zeroing, "p", params[1][k], n, TRUE);
+  }
+  float *second[N] = { NULL, g2[1] };
+  cria_adamw_sum_grads (zeroing, sums, g1, TRUE, FALSE);
+  cria_adamw_sum_grads (zeroing, sums, second, FALSE, TRUE);
+  for (guint k = 0; k < N; k++) {
+    CU_ASSERT (memcmp (sums[k], want[k], sizes[k] * sizeof (float)) == 0);
+    CU_ASSERT (g1[k][0] != 0.0f);
+    CU_ASSERT (k == 0 || (g2[k][0] == 0.0f && g2[k][sizes[k] - 1] == 0.0f));
+  }
+  const float inv = 1.0f / 7.0f;
+  cria_adamw_step_scaled (plain, (const float *const *) want, inv, 0.5f);
+  cria_adamw_step_scaled_zero (zeroing, sums, inv, 0.5f);
+  for (guint k = 0; k < N; k++) {
+    CU_ASSERT (memcmp (params[0][k], params[1][k], sizes[k] * sizeof (float)) == 0);
+    gboolean zero = TRUE;
+    for (gsize i = 0; i < sizes[k]; i++)
+      zero &= sums[k][i] == 0.0f;
+    CU_ASSERT (zero);
+  }
+  g_rand_free (r);
+  cria_adamw_free (plain);
+  cria_adamw_free (zeroing);
+  for (guint k = 0; k < N; k++) {
+    g_free (params[0][k]);
+    g_free (params[1][k]);
+    g_free (sums[k]);
+    g_free (want[k]);
+    g_free (g1[k]);
+    g_free (g2[k]);
+  }
+}
+
 static void
 register_suites (void)
 {
@@ -218,6 +281,7 @@ register_suites (void)
     { "learning-rate schedules", test_schedules },
     { "gradient clipping equals clip_grad_norm_", test_clip },
     { "scaled and threaded steps equal the in-place ones", test_scaled_threads },
+    { "gradient sums and a step that zeroes what it read", test_sum_and_zero },
     { NULL },
   };
   CU_pSuite suite = CU_add_suite ("optim", setup, teardown);
