@@ -329,3 +329,14 @@ cria_test_adapter_step (CriaRegistry *registry, const char *name, const char *sp
   cria_model_graph_clear (&mg);
   return ok;
 }
+
+void
+cria_test_run_graph (CriaGraph *g, CriaNode *loss, CriaBackend *backend, CriaPlanStats *stats)
+{
+  g_autoptr (GError) error = NULL;
+  gboolean ok = cria_graph_backward (g, loss, &error) && cria_graph_plan (g, backend, stats, &error) &&
+                cria_graph_forward (g, &error) && cria_graph_run_backward (g, &error);
+  if (!ok)
+    printf ("\n%s\n", error->message);
+  CU_ASSERT_TRUE_FATAL (ok);
+}

@@ -95,6 +95,10 @@ char *cria_test_sums_data (const char *dir, int n, int b_mul, int b_mod);
 double cria_test_rel_diff (const float *a, const float *b, gint64 n);
 /* The index of the largest of x[0..n) (the first of equals): greedy decoding. */
 gint32 cria_test_argmax (const float *x, gint64 n);
+/* Differentiates g at loss, plans it on backend (stats may be NULL) and
+ * runs forward and backward; a failure prints its error and fails the test. */
+void cria_test_run_graph (CriaGraph *g, CriaNode *loss, CriaBackend *backend, CriaPlanStats *stats);
+
 /* Forward and backward on `backend` of test-model-grads's golden batch
  * (tests/train/grads-NAME.safetensors, 2 x 8 tokens) through tests/models/NAME
  * in f32 with the adapter "lora r=4 alpha=8 SPEC_TAIL", A and B from the

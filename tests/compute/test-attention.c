@@ -98,12 +98,7 @@ run_case (const Shape *s, CriaBackend *backend, Result *res)
   CriaNode *out = cria_attention_window (g, q, k, v, segs, scale, s->window);
   cria_graph_mark_output (g, out);
   CriaNode *loss = cria_matmul (g, cria_reshape (g, out, 2, flat), cria_graph_param (g, "R", tr, FALSE), FALSE, FALSE);
-  g_autoptr (GError) error = NULL;
-  gboolean ok = cria_graph_backward (g, loss, &error) && cria_graph_plan (g, backend, NULL, &error) &&
-                cria_graph_forward (g, &error) && cria_graph_run_backward (g, &error);
-  if (!ok)
-    printf ("\n%s\n", error->message);
-  CU_ASSERT_TRUE_FATAL (ok);
+  cria_test_run_graph (g, loss, backend, NULL);
   res->out = copy_floats (out->value);
   res->dq = copy_floats (q->grad);
   res->dk = copy_floats (k->grad);

@@ -85,12 +85,7 @@ check (const char *isa, CriaBackend *be, const Case *c)
   g_autoptr (CriaTensor) r = cria_tensor_new (CRIA_DTYPE_F32, 2, rs);
   memcpy (r->data, dy->data, cria_tensor_nbytes (dy));
   CriaNode *loss = cria_matmul (g, cria_reshape (g, y, 2, flat), cria_graph_param (g, "r", r, FALSE), FALSE, FALSE);
-  g_autoptr (GError) error = NULL;
-  gboolean ok = cria_graph_backward (g, loss, &error) && cria_graph_plan (g, be, NULL, &error) &&
-                cria_graph_forward (g, &error) && cria_graph_run_backward (g, &error);
-  if (!ok)
-    printf ("\n%s\n", error->message);
-  CU_ASSERT_TRUE_FATAL (ok);
+  cria_test_run_graph (g, loss, be, NULL);
 
   /* y = bf16(x) bf16(w); dx = bf16(dy) bf16(w)^T, each in f64 */
   double err = 0, big = 0, err_exact = 0, derr = 0, dbig = 0;
@@ -215,12 +210,7 @@ run_pair (CriaBackend *be, gint64 M, gint64 N, gint64 K, gboolean gelu, float *s
   CriaNode *s = cria_add (g, h, cria_matmul (g, xn, cria_graph_param (g, "v", v, FALSE), FALSE, FALSE));
   cria_graph_mark_output (g, s);
   CriaNode *loss = cria_matmul (g, cria_reshape (g, s, 2, flat), cria_graph_param (g, "r", r, FALSE), FALSE, FALSE);
-  g_autoptr (GError) error = NULL;
-  gboolean ok = cria_graph_backward (g, loss, &error) && cria_graph_plan (g, be, NULL, &error) &&
-                cria_graph_forward (g, &error) && cria_graph_run_backward (g, &error);
-  if (!ok)
-    printf ("\n%s\n", error->message);
-  CU_ASSERT_TRUE_FATAL (ok);
+  cria_test_run_graph (g, loss, be, NULL);
   memcpy (s_out, s->value->data, (gsize) (M * N) * sizeof (float));
   memcpy (dx_out, xn->grad->data, (gsize) (M * K) * sizeof (float));
   cria_graph_free (g);

@@ -128,12 +128,7 @@ build (Built *b, const Size *s, Chain chain, gboolean recompute)
 static void
 run (Built *b, CriaBackend *be, CriaPlanStats *stats)
 {
-  g_autoptr (GError) error = NULL;
-  gboolean ok = cria_graph_backward (b->g, b->loss, &error) && cria_graph_plan (b->g, be, stats, &error) &&
-                cria_graph_forward (b->g, &error) && cria_graph_run_backward (b->g, &error);
-  if (!ok)
-    printf ("%s\n", error->message);
-  CU_ASSERT_TRUE_FATAL (ok);
+  cria_test_run_graph (b->g, b->loss, be, stats);
 }
 
 static gboolean
