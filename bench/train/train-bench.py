@@ -45,6 +45,13 @@ serial part stays serial and whose parallel part keeps scaling: see "A
 arm N times, alternating, and keeps each arm's best (a shared machine's
 noise only slows runs down).
 
+A shared machine. PyTorch's OpenMP threads wait for each other at every
+op, so any other load on the cores slows the peer far more than cria: on a
+2-core Xeon with a build running beside it, GPT-2 LoRA's peer ran at 102 to
+190 tok/s, and at 218-219 under a real-time policy. Where the machine is not
+quiet, run the whole bench as `chrt -f 10 bench/train/train-bench.py ...`
+(both arms then run first, and the ratio is against the peer at its best).
+
 A 16-core machine. What to expect follows from two measurements, not from
 the core count alone. (1) The sgemm's per-core rate: bench/bench-matmul
 --threads 1 and --threads 2 at 512,2304,768 should differ by the thread
