@@ -9,17 +9,6 @@
 
 #include "cpu.h"
 
-/* The plain loops below (element-wise, or summing each column in row
- * order) are cloned for AVX-512 and AVX2 and vectorized: GCC's -O2 left them
- * scalar. Vector lanes are separate elements and fp-contract=off keeps
- * every product rounded as in the plain C, so the floats do not change. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define ELEMENTWISE                                                                                                    \
-  __attribute__ ((target_clones ("arch=x86-64-v4", "arch=x86-64-v3", "default"), optimize ("O3", "fp-contract=off")))
-#else
-#define ELEMENTWISE
-#endif
-
 #define ROW_GRAIN 8
 /* and at least this many elements a task: a decoding step's rows (a few
  * tokens) cost more to hand over to a thread than to compute */
@@ -144,7 +133,7 @@ norm_stats (const CriaNode *n, const float *x, gint64 D, float *mu)
   return 1.0f / sqrtf (var / D + n->fparam[0]);
 }
 
-ELEMENTWISE static void
+CPU_VECTORIZED static void
 norm_fwd_task (gpointer data, gint64 begin, gint64 end, int thread)
 {
   CriaNode *n = data;
@@ -159,7 +148,7 @@ norm_fwd_task (gpointer data, gint64 begin, gint64 end, int thread)
   }
 }
 
-ELEMENTWISE static void
+CPU_VECTORIZED static void
 norm_bwd_task (gpointer data, gint64 begin, gint64 end, int thread)
 {
   CriaNode *n = data;
@@ -398,7 +387,7 @@ typedef struct {
 } Binary;
 
 /* y and da over elements [begin, end), a run of each row at a time */
-ELEMENTWISE static void
+CPU_VECTORIZED static void
 binary_elems_task (gpointer data, gint64 begin, gint64 end, int thread)
 {
   const Binary *t = data;
@@ -426,7 +415,7 @@ binary_elems_task (gpointer data, gint64 begin, gint64 end, int thread)
   }
 }
 
-ELEMENTWISE static void
+CPU_VECTORIZED static void
 binary_cols_task (gpointer data, gint64 begin, gint64 end, int thread)
 {
   const Binary *t = data;
@@ -473,7 +462,7 @@ binary_backward (gpointer be, CriaNode *n, GError **error)
 }
 
 /* y = s a;  da += s dy */
-ELEMENTWISE static void
+CPU_VECTORIZED static void
 scale_task (gpointer data, gint64 begin, gint64 end, int thread)
 {
   const VmTask *t = data;
@@ -644,7 +633,7 @@ split_dims (const CriaNode *n, int dim, gint64 *outer, gint64 *inner)
 
 /* Copies a window of `len` x inner of each outer row between a part and the
  * whole (concat: the parts are the sources; slice: the part is the output). */
-static void
+CPU_VECTORIZED static void
 window_move (gint64 outer, gint64 part_row, gint64 whole_row, gint64 offset, float *part, float *whole,
              gboolean to_whole, gboolean add)
 {
