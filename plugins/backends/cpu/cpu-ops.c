@@ -133,7 +133,7 @@ norm_stats (const CriaNode *n, const float *x, gint64 D, float *mu)
   return 1.0f / sqrtf (var / D + n->fparam[0]);
 }
 
-CPU_VECTORIZED static void
+static void
 norm_fwd_task (gpointer data, gint64 begin, gint64 end, int thread)
 {
   CriaNode *n = data;
@@ -148,7 +148,7 @@ norm_fwd_task (gpointer data, gint64 begin, gint64 end, int thread)
   }
 }
 
-CPU_VECTORIZED static void
+static void
 norm_bwd_task (gpointer data, gint64 begin, gint64 end, int thread)
 {
   CriaNode *n = data;
