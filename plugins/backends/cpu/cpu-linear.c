@@ -88,7 +88,7 @@ cpu_fuses (gpointer self, const CriaNode *m, const CriaNode *next)
   }
 }
 
-void
+CPU_VECTORIZED void
 cpu_epilogue (CpuBackend *be, const CriaNode *m, gint64 i0, gint64 i1, gint64 n0, gint64 nc)
 {
   const CpuVmath *vm = &cpu_vmath[be->isa];

@@ -387,7 +387,7 @@ typedef struct {
 } Binary;
 
 /* y and da over elements [begin, end), a run of each row at a time */
-static void
+CPU_VECTORIZED static void
 binary_elems_task (gpointer data, gint64 begin, gint64 end, int thread)
 {
   const Binary *t = data;
@@ -415,7 +415,7 @@ binary_elems_task (gpointer data, gint64 begin, gint64 end, int thread)
   }
 }
 
-static void
+CPU_VECTORIZED static void
 binary_cols_task (gpointer data, gint64 begin, gint64 end, int thread)
 {
   const Binary *t = data;
@@ -462,7 +462,7 @@ binary_backward (gpointer be, CriaNode *n, GError **error)
 }
 
 /* y = s a;  da += s dy */
-static void
+CPU_VECTORIZED static void
 scale_task (gpointer data, gint64 begin, gint64 end, int thread)
 {
   const VmTask *t = data;
@@ -633,7 +633,7 @@ split_dims (const CriaNode *n, int dim, gint64 *outer, gint64 *inner)
 
 /* Copies a window of `len` x inner of each outer row between a part and the
  * whole (concat: the parts are the sources; slice: the part is the output). */
-static void
+CPU_VECTORIZED static void
 window_move (gint64 outer, gint64 part_row, gint64 whole_row, gint64 offset, float *part, float *whole,
              gboolean to_whole, gboolean add)
 {

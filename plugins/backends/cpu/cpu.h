@@ -94,6 +94,17 @@ void cpu_gemm_epilogue (CpuBackend *be, const CriaNode *node, gint64 M, gint64 N
 void cpu_epilogue (CpuBackend *be, const CriaNode *node, gint64 i0, gint64 i1, gint64 n0, gint64 nc);
 gboolean cpu_fuses (gpointer be, const CriaNode *matmul, const CriaNode *next);
 
+/* For plain loops (element-wise, or summing each column in row order) that
+ * GCC's -O2 left scalar: cloned for AVX-512 and AVX2 and vectorized. Vector
+ * lanes are separate elements and fp-contract=off keeps every product
+ * rounded as in the plain C, so the floats do not change. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define CPU_VECTORIZED                                                                                                 \
+  __attribute__ ((target_clones ("arch=x86-64-v4", "arch=x86-64-v3", "default"), optimize ("O3", "fp-contract=off")))
+#else
+#define CPU_VECTORIZED
+#endif
+
 /* Kernels, by file. */
 gboolean cpu_matmul_forward (gpointer be, CriaNode *node, GError **error);
 gboolean cpu_matmul_backward (gpointer be, CriaNode *node, GError **error);
