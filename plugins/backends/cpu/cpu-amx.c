@@ -171,6 +171,64 @@ cpu_amx_kernel_bf16 (gint64 K2, const guint32 *A, gint64 lda, const guint32 *Bp,
   MEMORY_BARRIER ();
 }
 
+/* The dot-product path on AMX (decoding: up to 64 rows of A). The weight W
+ * [N,K] in bf16 is the A operand, read in place, nn (up to 16) of its rows
+ * (columns of C) a tile; the rows of A are the B operand, packed by the
+ * caller as blocks of 16 rows (bv: block b's pair row k2 at bv + (b k2p +
+ * k2) 16, zero past K and past the rows). out[b][r][m] = C(16 b + m, n0 +
+ * r). A sum runs along k in the same order whatever the number of rows, so
+ * a batched row gets the floats it gets alone. */
+T_AMX void
+cpu_amx_dot_bf16 (const guint16 *W, gint64 ldw, int nn, gint64 K, const guint32 *bv, gint64 k2p, int blocks,
+                  float (*out)[16][16])
+{
+  guint16 tail[16][32] __attribute__ ((aligned (64)));
+  gint64 K2 = (K + 1) / 2;
+  MEMORY_BARRIER ();
+  _tile_zero (0);
+  _tile_zero (1);
+  _tile_zero (2);
+  _tile_zero (3);
+  for (gint64 k2 = 0; k2 < K2; k2 += 16) {
+    const guint16 *a = W + 2 * k2;
+    gint64 stride = ldw * 2;
+    if (nn < 16 || 2 * k2 + 32 > K) {
+      /* rows past nn, or k past K: zeros, not what lies there (another
+       * row's Inf times a zero would be NaN, or past the weight's end) */
+      memset (tail, 0, sizeof tail);
+      gint64 kk = MIN (32, K - 2 * k2);
+      for (int r = 0; r < nn; r++)
+        memcpy (tail[r], W + r * ldw + 2 * k2, (gsize) kk * sizeof (guint16));
+      MEMORY_BARRIER ();
+      a = tail[0];
+      stride = 64;
+    }
+    _tile_loadd (4, a, stride);
+    _tile_loadd (5, bv + k2 * 16, 64);
+    _tile_dpbf16ps (0, 4, 5);
+    if (blocks > 1) {
+      _tile_loadd (6, bv + (k2p + k2) * 16, 64);
+      _tile_dpbf16ps (1, 4, 6);
+    }
+    if (blocks > 2) {
+      _tile_loadd (7, bv + (2 * k2p + k2) * 16, 64);
+      _tile_dpbf16ps (2, 4, 7);
+    }
+    if (blocks > 3) {
+      _tile_loadd (5, bv + (3 * k2p + k2) * 16, 64);
+      _tile_dpbf16ps (3, 4, 5);
+    }
+  }
+  _tile_stored (0, out[0], 64);
+  if (blocks > 1)
+    _tile_stored (1, out[1], 64);
+  if (blocks > 2)
+    _tile_stored (2, out[2], 64);
+  if (blocks > 3)
+    _tile_stored (3, out[3], 64);
+  MEMORY_BARRIER ();
+}
+
 #else /* not x86-64 */
 
 gboolean
@@ -190,6 +248,13 @@ cpu_amx_end (void)
 void
 cpu_amx_kernel_bf16 (gint64 K2, const guint32 *A, gint64 lda, const guint32 *Bp, float *C, gint64 ldc, int mr, int nr,
                      gboolean accumulate)
+{
+  g_assert_not_reached ();
+}
+
+void
+cpu_amx_dot_bf16 (const guint16 *W, gint64 ldw, int nn, gint64 K, const guint32 *bv, gint64 k2p, int blocks,
+                  float (*out)[16][16])
 {
   g_assert_not_reached ();
 }

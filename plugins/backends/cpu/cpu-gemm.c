@@ -18,8 +18,8 @@
  * FMA. Off by default, since it changes results (by the rounding of A);
  * processors without AVX-512-BF16 round A the same way and run the f32
  * kernels, where a bf16 times a bf16 is exact. Where the processor has
- * AMX-BF16 (and vdpbf16ps no faster than an FMA), the packed path runs on
- * AMX tiles instead (cpu-amx.c). */
+ * AMX-BF16 (and vdpbf16ps no faster than an FMA), the packed path and the
+ * dot-product path with bf16 weights run on AMX tiles instead (cpu-amx.c). */
 #include "config.h"
 
 #include <immintrin.h>
@@ -673,6 +673,9 @@ typedef struct {
   float *ap;
   CpuTaskFunc dot; /* the dot-product path's task, for dot_epilogue_task */
   gint64 span;     /* the bf16 dot-product paths: rows of B a span (DOT_SPAN_BYTES) */
+  /* the AMX dot-product path: A's rows as B tiles (cpu_amx_dot_bf16) */
+  const guint32 *bv;
+  gint64 k2p;
 } Gemm;
 
 static inline float
@@ -1148,6 +1151,30 @@ dot_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
   }
 }
 
+/* Columns [begin, end) of the dot-product path on AMX, 16 at a time (begin
+ * a multiple of 16). */
+static void
+dot_amx_task (gpointer data, gint64 begin, gint64 end, int thread)
+{
+  const Gemm *g = data;
+  const guint16 *w = g->B;
+  int blocks = (int) ((g->M + 15) / 16);
+  float (*out)[16][16] = (float (*)[16][16]) cpu_scratch (g->be, thread, 4 * 16 * 16);
+  cpu_amx_begin ();
+  for (gint64 n0 = begin; n0 < end; n0 += 16) {
+    int nn = (int) MIN (16, end - n0);
+    cpu_amx_dot_bf16 (w + n0 * g->csb, g->csb, nn, g->K, g->bv, g->k2p, blocks, out);
+    for (gint64 i = 0; i < g->M; i++) {
+      float *c = g->C + i * g->ldc + n0;
+      for (int r = 0; r < nn; r++) {
+        float v = out[i / 16][r][i % 16];
+        c[r] = g->accumulate ? c[r] + v : v;
+      }
+    }
+  }
+  cpu_amx_end ();
+}
+
 /* Rows of A rounded to bf16: into pair words for the bf16 kernels (out16),
  * or back to f32 for the f32 kernels (out32), K a row. */
 typedef struct {
@@ -1367,6 +1394,7 @@ gemm_products (Gemm *gp)
   g_autofree guint32 *abf = NULL;
   g_autofree float *a32 = NULL;
   g_autofree gint *a_state = NULL;
+  g_autofree guint32 *bv = NULL;
   if (be->bf16_dot && (btype == CRIA_DTYPE_BF16 || btype == CRIA_DTYPE_NF4)) {
     gboolean native = be->isa == CPU_ISA_AVX512 && be->has_bf16;
     RoundA r = { &g, NULL, NULL };
@@ -1398,6 +1426,21 @@ gemm_products (Gemm *gp)
       g.rsa = K;
       g.csa = 1;
       csa = 1;
+    }
+    if (native && M <= DOT_BF16_MAX_ROWS && rsb == 1 && be->amx && btype == CRIA_DTYPE_BF16) {
+      /* A's rows as B tiles, 16 rows a block, zero past K and M */
+      gint64 k2p = (g.lda + 15) / 16 * 16;
+      bv = g_malloc0 ((gsize) (((M + 15) / 16) * k2p * 16) * sizeof (guint32));
+      for (gint64 i = 0; i < M; i++)
+        for (gint64 k2 = 0; k2 < g.lda; k2++)
+          bv[((i / 16) * k2p + k2) * 16 + i % 16] = abf[i * g.lda + k2];
+      g.bv = bv;
+      g.k2p = k2p;
+      g.epi = epi;
+      g.dot = dot_amx_task;
+      gint64 tasks = 4 * cpu_pool_n_threads (be->pool);
+      cpu_pool_run (be->pool, N, MAX (16, ((N + tasks - 1) / tasks + 15) / 16 * 16), dot_epilogue_task, &g);
+      return FALSE;
     }
     if (native && M <= DOT_BF16_MAX_ROWS && rsb == 1) {
       /* whole blocks of four columns where it can */

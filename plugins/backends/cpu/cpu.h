@@ -60,12 +60,15 @@ void cpu_gemm (CpuBackend *be, gint64 M, gint64 N, gint64 K, const float *A, gin
  * path's micro-kernel (cpu-gemm.c) on an mr x nr block of C, mr and nr up
  * to 32: K2 pair words of A (rows lda words apart, read for 16 or 32 rows
  * whatever mr is) times the panel Bp (32 words a pair, zero from K2 to the
- * next multiple of 16). */
+ * next multiple of 16). cpu_amx_dot_bf16: the dot-product path's (decoding),
+ * with the weight read in place (see cpu-amx.c). */
 gboolean cpu_amx_init (void);
 void cpu_amx_begin (void);
 void cpu_amx_end (void);
 void cpu_amx_kernel_bf16 (gint64 K2, const guint32 *A, gint64 lda, const guint32 *Bp, float *C, gint64 ldc, int mr,
                           int nr, gboolean accumulate);
+void cpu_amx_dot_bf16 (const guint16 *W, gint64 ldw, int nn, gint64 K, const guint32 *bv, gint64 k2p, int blocks,
+                       float (*out)[16][16]);
 
 /* Vectorized exp and the activations on it (cpu-vmath.c), one table per
  * ISA. Element-wise over n floats; the _grad ones add into dx. */
