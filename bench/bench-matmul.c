@@ -4,7 +4,7 @@
  *
  * Each shape is a linear layer, x [M,K] times a weight [N,K] transposed,
  * with the weight in f32, in bf16 and in NF4 (QLoRA's base weights), and the
- * last two again with bf16-dot=true (activations rounded to bf16, AVX512-BF16
+ * last two again with bf16-dot=true (activations rounded to bf16, AMX or AVX512-BF16
  * dot products where present). Prints one JSON object per line; the
  * median of the timed repetitions is reported. bench/matmul.sh runs it beside
  * torch.matmul and prints the ratio. */

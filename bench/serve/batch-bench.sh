@@ -8,7 +8,7 @@
 # only) and the load average at the time. It does so for two servers in
 # turn: the cpu backend as it is (f32 activations) and with bf16-dot=true
 # (activations rounded to bf16 for the products with the bf16 weights:
-# AVX512-BF16 dot products where the processor has them); in each mode a
+# AMX tiles or AVX512-BF16 dot products where the processor has them); in each mode a
 # batched answer is the one the request gets alone.
 #
 #   sh bench/serve/batch-bench.sh [MODEL_DIR] [ROUNDS]

@@ -1,6 +1,6 @@
 #!/bin/sh
 # The quickstart's LoRA run in f32 and with --base-dtype bf16 (bf16 base
-# weights, AVX512-BF16 dot products): the largest relative difference of the
+# weights, AMX or AVX512-BF16 products): the largest relative difference of the
 # step losses and of their means over 20 steps, the last losses and the loss
 # tokens/s of each run. Issue 17 asks the 20-step means within 1%; the last
 # line says whether they are.

@@ -30,7 +30,7 @@ The LoRA branch and the element-wise ops are not counted.
 
 --bf16 adds a row under each LoRA case: cria with --base-dtype bf16 (bf16
 base weights, activations rounded to bf16 for the products with them,
-AVX512-BF16 vdpbf16ps where the processor has it, f32 sums) against cria f32
+AMX tiles or AVX512-BF16 vdpbf16ps where the processor has them, f32 sums) against cria f32
 of the same run, with the speed-up (issue 17 aims at 1.6x) and the share of
 the f32 FMA peak (vdpbf16ps does twice the products of an FMA, so the bf16
 peak is twice that).

@@ -24,7 +24,7 @@ static const CriaPropSpec cpu_props[] = {
     "one-row-at-a-time kernels, kept to compare)" },
   { "bf16-dot", CRIA_PROP_BOOL, "false", 0, 0, NULL,
     "products with bf16 weights (--dtype bf16) and NF4 weights round the activations to bf16 too and accumulate "
-    "in f32: AVX512-BF16 dot products where the processor has them (about twice the f32 rate), the f32 kernels "
+    "in f32: AMX tiles or AVX512-BF16 dot products where the processor has them (see amx), the f32 kernels "
     "on the same rounded values elsewhere (up to 64 rows, as in decoding, each row gets the floats it gets "
     "alone); off keeps f32 activations" },
   { "amx", CRIA_PROP_BOOL, "true", 0, 0, NULL,
