@@ -1427,26 +1427,26 @@ gemm_products (Gemm *gp)
       g.csa = 1;
       csa = 1;
     }
-    if (native && M <= DOT_BF16_MAX_ROWS && rsb == 1 && be->amx && btype == CRIA_DTYPE_BF16) {
-      /* A's rows as B tiles, 16 rows a block, zero past K and M */
-      gint64 k2p = (g.lda + 15) / 16 * 16;
-      bv = g_malloc0 ((gsize) (((M + 15) / 16) * k2p * 16) * sizeof (guint32));
-      for (gint64 i = 0; i < M; i++)
-        for (gint64 k2 = 0; k2 < g.lda; k2++)
-          bv[((i / 16) * k2p + k2) * 16 + i % 16] = abf[i * g.lda + k2];
-      g.bv = bv;
-      g.k2p = k2p;
-      g.epi = epi;
-      g.dot = dot_amx_task;
-      gint64 tasks = 4 * cpu_pool_n_threads (be->pool);
-      cpu_pool_run (be->pool, N, MAX (16, ((N + tasks - 1) / tasks + 15) / 16 * 16), dot_epilogue_task, &g);
-      return FALSE;
-    }
     if (native && M <= DOT_BF16_MAX_ROWS && rsb == 1) {
-      /* whole blocks of four columns where it can */
-      gint64 grain_n = dot_span_grain (&g);
+      gint64 grain_n;
+      if (be->amx && btype == CRIA_DTYPE_BF16) {
+        /* A's rows as B tiles, 16 rows a block, zero past K and M */
+        gint64 k2p = (g.lda + 15) / 16 * 16;
+        bv = g_malloc0 ((gsize) (((M + 15) / 16) * k2p * 16) * sizeof (guint32));
+        for (gint64 i = 0; i < M; i++)
+          for (gint64 k2 = 0; k2 < g.lda; k2++)
+            bv[((i / 16) * k2p + k2) * 16 + i % 16] = abf[i * g.lda + k2];
+        g.bv = bv;
+        g.k2p = k2p;
+        g.dot = dot_amx_task;
+        gint64 tasks = 4 * cpu_pool_n_threads (be->pool);
+        grain_n = MAX (16, ((N + tasks - 1) / tasks + 15) / 16 * 16);
+      } else {
+        /* whole blocks of four columns where it can */
+        g.dot = dot_bf16_task;
+        grain_n = dot_span_grain (&g);
+      }
       g.epi = epi;
-      g.dot = dot_bf16_task;
       cpu_pool_run (be->pool, N, grain_n, dot_epilogue_task, &g);
       return FALSE;
     }
