@@ -232,16 +232,14 @@ pass_run (Pass *j)
         memcpy (j->sums[ch->k] + ch->off, g, ch->n * sizeof (float));
       else
         optim_kernel_add (j->sums[ch->k] + ch->off, g, ch->n);
-      if (j->zero)
-        memset ((float *) g, 0, ch->n * sizeof (float));
     } else if (j->lanes) {
       optim_kernel_sumsq (g, ch->n, j->s[0].pre, j->lanes + (gsize) c * OPTIM_NORM_LANES);
     } else {
       Param *p = &g_array_index (j->opt->params, Param, ch->k);
       optim_kernel_adamw (p->param + ch->off, p->m + ch->off, p->v + ch->off, g, ch->n, &j->s[p->decay != 0]);
-      if (j->zero)
-        memset ((float *) g, 0, ch->n * sizeof (float));
     }
+    if (j->zero) /* while the chunk is in cache */
+      memset ((float *) g, 0, ch->n * sizeof (float));
   }
 }
 
