@@ -1,11 +1,15 @@
 /* bench-matmul: GFLOP/s of the cpu backend's matmul at transformer shapes.
  *
- *   bench/bench-matmul [--threads N] [--isa auto|avx512|avx2|generic] [--amx true|false] M,N,K ...
+ *   bench/bench-matmul [--threads N] [--isa auto|avx512|avx2|generic] [--amx true|false]
+ *                      [--layout nt|nn|tn] M,N,K ...
  *
  * Each shape is a linear layer, x [M,K] times a weight [N,K] transposed,
  * with the weight in f32, in bf16 and in NF4 (QLoRA's base weights), and the
  * last two again with bf16-dot=true (activations rounded to bf16, AMX or AVX512-BF16
- * dot products where present). Prints one JSON object per line; the
+ * dot products where present). --layout picks the operands of a linear
+ * layer's backward pass instead: nn is dX = dY [M,K] times the weight [K,N]
+ * as stored, tn is dW = dY [K,M] transposed times x [K,N]; both f32 only
+ * (the other figures print as 0). Prints one JSON object per line; the
  * median of the timed repetitions is reported. bench/matmul.sh runs it beside
  * torch.matmul and prints the ratio. */
 #include "config.h"
@@ -87,10 +91,17 @@ best_peak (int threads)
   return best;
 }
 
+/* Which operand is stored transposed: "nt" (a linear layer's forward
+ * pass), "nn" or "tn" (its backward pass). */
+static const char *layout = "nt";
+
 static double
 time_matmul (CriaBackend *be, gint64 M, gint64 N, gint64 K, CriaDType wtype)
 {
-  gint64 xs[] = { M, K }, ws[] = { N, K };
+  gboolean ta = layout[0] == 't', tb = layout[1] == 't';
+  if (wtype != CRIA_DTYPE_F32 && !tb)
+    return 0;
+  gint64 xs[] = { ta ? K : M, ta ? M : K }, ws[] = { tb ? N : K, tb ? K : N };
   g_autoptr (CriaTensor) x = cria_tensor_new (CRIA_DTYPE_F32, 2, xs);
   g_autoptr (CriaTensor) w32 = cria_tensor_new (CRIA_DTYPE_F32, 2, ws);
   for (gint64 i = 0; i < M * K; i++)
@@ -105,7 +116,7 @@ time_matmul (CriaBackend *be, gint64 M, gint64 N, gint64 K, CriaDType wtype)
     cria_convert_from_f32 (wtype, w32->data, w->data, (gsize) (N * K));
   }
   g_autoptr (CriaGraph) g = cria_graph_new ();
-  cria_matmul (g, cria_graph_param (g, "x", x, FALSE), cria_graph_param (g, "w", w, FALSE), FALSE, TRUE);
+  cria_matmul (g, cria_graph_param (g, "x", x, FALSE), cria_graph_param (g, "w", w, FALSE), ta, tb);
   g_autoptr (GError) error = NULL;
   if (!cria_graph_plan (g, be, NULL, &error))
     g_error ("%s", error->message);
@@ -139,7 +150,13 @@ main (int argc, char **argv)
       isa = argv[first + 1];
     else if (g_str_equal (argv[first], "--amx"))
       amx = argv[first + 1];
+    else if (g_str_equal (argv[first], "--layout"))
+      layout = argv[first + 1];
     first += 2;
+  }
+  if (!g_str_equal (layout, "nt") && !g_str_equal (layout, "nn") && !g_str_equal (layout, "tn")) {
+    fprintf (stderr, "bench-matmul: --layout %s is not nt, nn or tn\n", layout);
+    return 2;
   }
   g_autoptr (CriaRegistry) reg = cria_registry_new ();
   const char *plugins = g_getenv ("CRIA_PLUGIN_PATH");
@@ -185,7 +202,7 @@ main (int argc, char **argv)
     double nf4_dot = time_matmul (be_dot, M, N, K, CRIA_DTYPE_NF4);
     printf ("{\"shape\": \"%s\", \"f32_gflops\": %.2f, \"bf16_gflops\": %.2f, \"nf4_gflops\": %.2f, "
             "\"bf16_dot_gflops\": %.2f, \"nf4_bf16_dot_gflops\": %.2f, \"bf16_dot_vs_f32\": %.2f}\n",
-            argv[i], f32, bf16, nf4, bf16_dot, nf4_dot, bf16_dot / f32);
+            argv[i], f32, bf16, nf4, bf16_dot, nf4_dot, f32 > 0 ? bf16_dot / f32 : 0);
     fflush (stdout);
   }
   return 0;
