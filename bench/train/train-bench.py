@@ -52,6 +52,13 @@ op, so any other load on the cores slows the peer far more than cria: on a
 quiet, run the whole bench as `chrt -f 10 bench/train/train-bench.py ...`
 (both arms then run first, and the ratio is against the peer at its best).
 
+A virtual machine. Its cores may share physical cores with other guests: on
+a 2-core Xeon guest the 2-thread FMA peak measured 230 to 470 GFLOP/s from
+one minute to the next, the low figure that of one thread. The peak is
+measured (best of five) before the cases and again after them; where the
+second is more than 15% below the first, the bench says so, since the
+cases' shares of the peak (taken against the first) are then understated.
+
 A 16-core machine. What to expect follows from two measurements, not from
 the core count alone. (1) The sgemm's per-core rate: bench/bench-matmul
 --threads 1 and --threads 2 at 512,2304,768 should differ by the thread
@@ -241,6 +248,11 @@ def main():
                     runs = best_of(args.repeat, [
                         (lambda n=n: cria_run(d, batch, seq, adapter, args.steps, n, work, dtype)) for n in threads])
                     scaling.append((name + ("" if dtype == "f32" else " [bf16]"), threads, [r[0] for r in runs]))
+    if peak:
+        end = fma_peak(args.threads)
+        print("f32 FMA peak at the end %.1f GFLOP/s%s" % (
+            end, "; below the start's: the host took cores during the run, the shares are understated"
+            if end < 0.85 * peak else ""))
     if scaling:
         threads = scaling[0][1]
         print()
