@@ -27,38 +27,6 @@
 #include <cria/cria-tokenizer.h>
 #include "cria-registry-private.h"
 
-struct _CriaPlugin {
-  const CriaPluginDescriptor *descriptor;
-  char *filename;
-  GModule *module;
-  GPtrArray *pending; /* CriaProvider*, registered by init */
-};
-
-struct _CriaProvider {
-  CriaKind kind;
-  const CriaProviderInfo *info;
-  gconstpointer vtable;
-  CriaPlugin *plugin;
-};
-
-struct _CriaRegistry {
-  GPtrArray *paths;     /* char*, NULL-terminated for get_paths() */
-  GPtrArray *plugins;   /* CriaPlugin* */
-  GPtrArray *providers; /* CriaProvider* */
-  GPtrArray *rejected;  /* CriaRejectedPlugin* */
-  GHashTable *seen;     /* canonical file names already tried */
-  /* A lazy registry (cria_registry_scan_lazily) loads a plugin only when one
-   * of its providers is asked for: `index` maps "KIND/NAME" (stages as
-   * "stage/NAME") to the position in `files` of the plugin a full scan would
-   * take it from. NULL once everything is loaded. */
-  GHashTable *index;
-  GPtrArray *files;     /* char*: the plugin files, in scan order */
-  guint first_volatile; /* the first file whose init failed: it may succeed now */
-  /* What the plugin scanner said of each file (canonical name): "" when it
-   * may be loaded in this process, else why not. Kept in the index. */
-  GHashTable *verdicts;
-};
-
 /* The smallest vtable each kind accepts: its size in contract 1.0. A later
  * minor that adds members keeps these, and checks CRIA_VTABLE_HAS before
  * calling a new member. Backends gained device memory in 1.1. */
@@ -101,8 +69,8 @@ cria_kind_is_stage (CriaKind kind)
   return kind == CRIA_KIND_SOURCE || kind == CRIA_KIND_TRANSFORM || kind == CRIA_KIND_SINK;
 }
 
-static void
-plugin_free (CriaPlugin *plugin)
+void
+reg_plugin_free (CriaPlugin *plugin)
 {
   /* Modules stay resident: providers' static tables live in them. */
   g_ptr_array_unref (plugin->pending);
@@ -124,7 +92,7 @@ cria_registry_new (void)
   CriaRegistry *reg = g_new0 (CriaRegistry, 1);
   reg->paths = g_ptr_array_new_with_free_func (g_free);
   g_ptr_array_add (reg->paths, NULL);
-  reg->plugins = g_ptr_array_new_with_free_func ((GDestroyNotify) plugin_free);
+  reg->plugins = g_ptr_array_new_with_free_func ((GDestroyNotify) reg_plugin_free);
   reg->providers = g_ptr_array_new_with_free_func (g_free);
   reg->rejected = g_ptr_array_new_with_free_func ((GDestroyNotify) rejected_free);
   reg->seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
@@ -184,11 +152,8 @@ cria_registry_get_paths (CriaRegistry *reg)
   return (const char *const *) reg->paths->pdata;
 }
 
-static void reject (CriaRegistry *reg, const char *path, GError **error, const char *format, ...) G_GNUC_PRINTF (4, 5);
-static void complete (CriaRegistry *reg);
-
-static void
-reject (CriaRegistry *reg, const char *path, GError **error, const char *format, ...)
+void
+reg_reject (CriaRegistry *reg, const char *path, GError **error, const char *format, ...)
 {
   va_list ap;
   va_start (ap, format);
@@ -214,20 +179,20 @@ provider_name_valid (const char *name)
   return TRUE;
 }
 
-static gboolean
-same_namespace (CriaKind a, CriaKind b)
+gboolean
+reg_same_namespace (CriaKind a, CriaKind b)
 {
   return a == b || (cria_kind_is_stage (a) && cria_kind_is_stage (b));
 }
 
 /* The provider a name means: the highest rank, then the first loaded. */
-static const CriaProvider *
-find (CriaRegistry *reg, CriaKind kind, const char *name)
+const CriaProvider *
+reg_find (CriaRegistry *reg, CriaKind kind, const char *name)
 {
   const CriaProvider *best = NULL;
   for (guint i = 0; i < reg->providers->len; i++) {
     CriaProvider *p = g_ptr_array_index (reg->providers, i);
-    if (same_namespace (p->kind, kind) && strcmp (p->info->name, name) == 0 &&
+    if (reg_same_namespace (p->kind, kind) && strcmp (p->info->name, name) == 0 &&
         (!best || p->info->rank > best->info->rank))
       best = p;
   }
@@ -245,52 +210,53 @@ static gboolean
 check_providers (CriaRegistry *reg, CriaPlugin *plugin, const char *label, GError **error)
 {
   if (plugin->pending->len == 0) {
-    reject (reg, label, error, "plugin '%s' registered no provider", plugin->descriptor->name);
+    reg_reject (reg, label, error, "plugin '%s' registered no provider", plugin->descriptor->name);
     return FALSE;
   }
   for (guint i = 0; i < plugin->pending->len; i++) {
     const CriaProvider *prov = g_ptr_array_index (plugin->pending, i);
     const CriaProviderInfo *info = prov->info;
     if ((guint) prov->kind >= CRIA_N_KINDS) {
-      reject (reg, label, error, "provider %u has an unknown kind %d", i, (int) prov->kind);
+      reg_reject (reg, label, error, "provider %u has an unknown kind %d", i, (int) prov->kind);
       return FALSE;
     }
     if (!info || !provider_name_valid (info->name)) {
-      reject (reg, label, error, "provider %u has a missing or invalid name", i);
+      reg_reject (reg, label, error, "provider %u has a missing or invalid name", i);
       return FALSE;
     }
     if (!info->description || !prov->vtable) {
-      reject (reg, label, error, "provider '%s' lacks a %s", info->name, info->description ? "vtable" : "description");
+      reg_reject (reg, label, error, "provider '%s' lacks a %s", info->name,
+                  info->description ? "vtable" : "description");
       return FALSE;
     }
     /* Every vtable starts with its size (CRIA_VTABLE_INIT). */
     gsize size = *(const gsize *) prov->vtable;
     if (size < min_vtable_size[prov->kind]) {
-      reject (reg, label, error,
-              "%s '%s': its vtable is %" G_GSIZE_FORMAT " bytes, less than the %" G_GSIZE_FORMAT
-              " of contract %d.0 (no CRIA_VTABLE_INIT?)",
-              cria_kind_name (prov->kind), info->name, size, min_vtable_size[prov->kind], CRIA_ABI_MAJOR);
+      reg_reject (reg, label, error,
+                  "%s '%s': its vtable is %" G_GSIZE_FORMAT " bytes, less than the %" G_GSIZE_FORMAT
+                  " of contract %d.0 (no CRIA_VTABLE_INIT?)",
+                  cria_kind_name (prov->kind), info->name, size, min_vtable_size[prov->kind], CRIA_ABI_MAJOR);
       return FALSE;
     }
     if (info->rank < 0) {
-      reject (reg, label, error, "provider '%s' has a negative rank %d", info->name, info->rank);
+      reg_reject (reg, label, error, "provider '%s' has a negative rank %d", info->name, info->rank);
       return FALSE;
     }
     for (const CriaPropSpec *s = info->props; s && s->name; s++) {
       g_autoptr (GError) perr = NULL;
       if (!s->blurb) {
-        reject (reg, label, error, "provider '%s': property '%s' has no description", info->name, s->name);
+        reg_reject (reg, label, error, "provider '%s': property '%s' has no description", info->name, s->name);
         return FALSE;
       }
       if (s->default_value && !cria_prop_spec_validate (s, s->default_value, &perr)) {
-        reject (reg, label, error, "provider '%s': bad default: %s", info->name, perr->message);
+        reg_reject (reg, label, error, "provider '%s': bad default: %s", info->name, perr->message);
         return FALSE;
       }
     }
     for (guint j = 0; j < i; j++) {
       const CriaProvider *other = g_ptr_array_index (plugin->pending, j);
-      if (same_namespace (other->kind, prov->kind) && strcmp (other->info->name, info->name) == 0) {
-        reject (reg, label, error, "provider name '%s' is registered twice by this plugin", info->name);
+      if (reg_same_namespace (other->kind, prov->kind) && strcmp (other->info->name, info->name) == 0) {
+        reg_reject (reg, label, error, "provider name '%s' is registered twice by this plugin", info->name);
         return FALSE;
       }
     }
@@ -305,10 +271,10 @@ warn_shadowing (CriaRegistry *reg, const CriaProvider *added)
 {
   for (guint i = 0; i < reg->providers->len; i++) {
     const CriaProvider *p = g_ptr_array_index (reg->providers, i);
-    if (p == added || p->plugin == added->plugin || !same_namespace (p->kind, added->kind) ||
+    if (p == added || p->plugin == added->plugin || !reg_same_namespace (p->kind, added->kind) ||
         strcmp (p->info->name, added->info->name))
       continue;
-    const CriaProvider *winner = find (reg, added->kind, added->info->name);
+    const CriaProvider *winner = reg_find (reg, added->kind, added->info->name);
     /* a note for the user, not a GLib warning: a third-party plugin that
      * shadows a built-in is a configuration to point out, not a bug */
     g_message ("cria: warning: %s '%s' is provided by %s (rank %d) and by %s (rank %d); %s is used",
@@ -319,8 +285,8 @@ warn_shadowing (CriaRegistry *reg, const CriaProvider *added)
 }
 
 /* What is wrong with a descriptor before its init may run, or NULL. */
-static char *
-descriptor_problem (const CriaPluginDescriptor *d)
+char *
+reg_descriptor_problem (const CriaPluginDescriptor *d)
 {
   if (d->abi_major != CRIA_ABI_MAJOR)
     return g_strdup_printf ("built for plugin ABI %u.%u, this cria provides %d.%d (major differs)", d->abi_major,
@@ -338,8 +304,8 @@ descriptor_problem (const CriaPluginDescriptor *d)
   return NULL;
 }
 
-static CriaPlugin *
-plugin_new (const CriaPluginDescriptor *d, const char *filename, GModule *module)
+CriaPlugin *
+reg_plugin_new (const CriaPluginDescriptor *d, const char *filename, GModule *module)
 {
   CriaPlugin *plugin = g_new0 (CriaPlugin, 1);
   plugin->descriptor = d;
@@ -355,29 +321,29 @@ register_plugin (CriaRegistry *reg, const CriaPluginDescriptor *d, const char *f
 {
   const char *label = filename ? filename : (d && d->name ? d->name : "(static plugin)");
 
-  g_autofree char *problem = descriptor_problem (d);
+  g_autofree char *problem = reg_descriptor_problem (d);
   if (problem) {
-    reject (reg, label, error, "%s", problem);
+    reg_reject (reg, label, error, "%s", problem);
     return FALSE;
   }
   for (guint i = 0; i < reg->plugins->len; i++) {
     CriaPlugin *other = g_ptr_array_index (reg->plugins, i);
     if (strcmp (other->descriptor->name, d->name) == 0) {
-      reject (reg, label, error, "plugin '%s' is already loaded from %s", d->name,
-              other->filename ? other->filename : "the program");
+      reg_reject (reg, label, error, "plugin '%s' is already loaded from %s", d->name,
+                  other->filename ? other->filename : "the program");
       return FALSE;
     }
   }
 
-  CriaPlugin *plugin = plugin_new (d, filename, module);
+  CriaPlugin *plugin = reg_plugin_new (d, filename, module);
   g_autoptr (GError) init_error = NULL;
   if (!d->init (plugin, &init_error)) {
-    reject (reg, label, error, "init failed: %s", init_error ? init_error->message : "no reason given");
-    plugin_free (plugin);
+    reg_reject (reg, label, error, "init failed: %s", init_error ? init_error->message : "no reason given");
+    reg_plugin_free (plugin);
     return FALSE;
   }
   if (!check_providers (reg, plugin, label, error)) {
-    plugin_free (plugin);
+    reg_plugin_free (plugin);
     return FALSE;
   }
   if (module)
@@ -413,8 +379,8 @@ descriptor_symbol (const char *path)
 }
 
 /* Opens a plugin file and finds its descriptor; NULL with the reason. */
-static GModule *
-open_plugin (const char *canonical, const CriaPluginDescriptor **descriptor, char **reason)
+GModule *
+reg_open_plugin (const char *canonical, const CriaPluginDescriptor **descriptor, char **reason)
 {
   GModule *module = g_module_open_full (canonical, G_MODULE_BIND_LAZY | G_MODULE_BIND_LOCAL, NULL);
   if (!module) {
@@ -592,8 +558,8 @@ scan_batch (GPtrArray *files, guint from, char **out)
 /* Gives every file of `paths` (char*) a verdict, scanning those that have
  * none in as few children as possible: after a crash, a new child goes on
  * after the file it died on. Without a scanner, files are opened here. */
-static void
-prescan (CriaRegistry *reg, GPtrArray *paths)
+void
+reg_prescan (CriaRegistry *reg, GPtrArray *paths)
 {
   g_autoptr (GPtrArray) todo = g_ptr_array_new_with_free_func (g_free);
   g_autoptr (GPtrArray) keys = g_ptr_array_new_with_free_func (g_free);
@@ -636,13 +602,13 @@ prescan (CriaRegistry *reg, GPtrArray *paths)
 }
 
 /* "" when the file may be opened in this process, else the reason. */
-static char *
-verdict (CriaRegistry *reg, const char *canonical)
+char *
+reg_verdict (CriaRegistry *reg, const char *canonical)
 {
   if (!g_hash_table_contains (reg->verdicts, canonical)) {
     g_autoptr (GPtrArray) one = g_ptr_array_new ();
     g_ptr_array_add (one, (gpointer) canonical);
-    prescan (reg, one);
+    reg_prescan (reg, one);
   }
   return g_strdup (g_hash_table_lookup (reg->verdicts, canonical));
 }
@@ -663,8 +629,8 @@ scan_one (guint n, const char *path)
   g_autofree char *reason = NULL;
   const CriaPluginDescriptor *d = NULL;
   say (n, "open");
-  GModule *module = open_plugin (canonical, &d, &reason);
-  if (!module || (reason = descriptor_problem (d))) {
+  GModule *module = reg_open_plugin (canonical, &d, &reason);
+  if (!module || (reason = reg_descriptor_problem (d))) {
     g_strdelimit (reason, "\r\n", ' ');
     g_autofree char *line = g_strconcat ("reject ", reason, NULL);
     say (n, line);
@@ -673,10 +639,10 @@ scan_one (guint n, const char *path)
   /* Whether init succeeds is for the loading process to find out (it may
    * depend on its environment); here it only must not crash. */
   say (n, "init");
-  CriaPlugin *plugin = plugin_new (d, canonical, module);
+  CriaPlugin *plugin = reg_plugin_new (d, canonical, module);
   g_autoptr (GError) ignored = NULL;
   d->init (plugin, &ignored);
-  plugin_free (plugin);
+  reg_plugin_free (plugin);
   say (n, "ok");
 }
 
@@ -695,16 +661,16 @@ cria_registry_load_file (CriaRegistry *reg, const char *path, GError **error)
   g_return_val_if_fail (path != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   g_autofree char *canonical = g_canonicalize_filename (path, NULL);
-  g_autofree char *scanned_verdict = verdict (reg, canonical);
+  g_autofree char *scanned_verdict = reg_verdict (reg, canonical);
   if (*scanned_verdict) {
-    reject (reg, path, error, "%s", scanned_verdict);
+    reg_reject (reg, path, error, "%s", scanned_verdict);
     return FALSE;
   }
   const CriaPluginDescriptor *d = NULL;
   g_autofree char *reason = NULL;
-  GModule *module = open_plugin (canonical, &d, &reason);
+  GModule *module = reg_open_plugin (canonical, &d, &reason);
   if (!module) {
-    reject (reg, path, error, "%s", reason);
+    reg_reject (reg, path, error, "%s", reason);
     return FALSE;
   }
   if (!register_plugin (reg, d, path, module, error)) {
@@ -721,7 +687,7 @@ cria_registry_add_static (CriaRegistry *reg, const CriaPluginDescriptor *descrip
   g_return_val_if_fail (descriptor != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   /* Its names must not clash with those of any plugin file. */
-  complete (reg);
+  reg_complete (reg);
   return register_plugin (reg, descriptor, NULL, NULL, error);
 }
 
@@ -807,13 +773,13 @@ compare_rejected_order (gconstpointer a, gconstpointer b, gpointer reg)
 
 /* A lazy registry loads the rest, in the order (of plugins, providers and
  * rejected files) a full scan gives. */
-static void
-complete (CriaRegistry *reg)
+void
+reg_complete (CriaRegistry *reg)
 {
   if (!reg->index)
     return;
   g_clear_pointer (&reg->index, g_hash_table_unref);
-  prescan (reg, reg->files);
+  reg_prescan (reg, reg->files);
   for (guint i = 0; i < reg->files->len; i++)
     load_unseen (reg, g_ptr_array_index (reg->files, i));
   /* Stable sorts: a plugin's providers keep their order, and pointers to
@@ -827,10 +793,10 @@ guint
 cria_registry_scan (CriaRegistry *reg)
 {
   g_return_val_if_fail (reg != NULL, 0);
-  complete (reg);
+  reg_complete (reg);
   guint before = reg->plugins->len;
   g_autoptr (GPtrArray) files = list_files (reg);
-  prescan (reg, files);
+  reg_prescan (reg, files);
   for (guint i = 0; i < files->len; i++)
     load_unseen (reg, g_ptr_array_index (files, i));
   return reg->plugins->len - before;
@@ -927,7 +893,7 @@ write_index (CriaRegistry *reg, const char *cache_file, const char *stamp)
     guint at = file_position (reg, p->plugin->filename);
     g_autofree char *key = index_key (p->kind, p->info->name);
     /* A name two plugins provide leads to the one a lookup chooses. */
-    if (at != G_MAXUINT && find (reg, p->kind, p->info->name) == p)
+    if (at != G_MAXUINT && reg_find (reg, p->kind, p->info->name) == p)
       g_key_file_set_int64 (kf, "providers", key, at);
   }
   for (guint i = 0; i < reg->files->len; i++) {
@@ -947,7 +913,7 @@ void
 cria_registry_scan_lazily (CriaRegistry *reg, const char *cache_file)
 {
   g_return_if_fail (reg != NULL);
-  complete (reg);
+  reg_complete (reg);
   g_autoptr (GPtrArray) files = list_files (reg);
   g_autofree char *stamp = index_stamp (reg, files);
   g_clear_pointer (&reg->files, g_ptr_array_unref);
@@ -961,8 +927,8 @@ cria_registry_scan_lazily (CriaRegistry *reg, const char *cache_file)
 
 /* Before a lookup in a lazy registry: loads the plugin the index names for
  * the provider, or everything when the index cannot say for sure. */
-static void
-ensure (CriaRegistry *reg, CriaKind kind, const char *name)
+void
+reg_ensure (CriaRegistry *reg, CriaKind kind, const char *name)
 {
   if (!reg->index)
     return;
@@ -971,17 +937,17 @@ ensure (CriaRegistry *reg, CriaKind kind, const char *name)
   /* Another file may provide the name too, at a lower rank. */
   if (at && at - 1 < reg->first_volatile) {
     load_unseen (reg, g_ptr_array_index (reg->files, at - 1));
-    if (find (reg, kind, name))
+    if (reg_find (reg, kind, name))
       return;
   }
-  complete (reg);
+  reg_complete (reg);
 }
 
 GPtrArray *
 cria_registry_list (CriaRegistry *reg)
 {
   g_return_val_if_fail (reg != NULL, NULL);
-  complete (reg);
+  reg_complete (reg);
   return reg->providers;
 }
 
@@ -989,7 +955,7 @@ GPtrArray *
 cria_registry_rejected (CriaRegistry *reg)
 {
   g_return_val_if_fail (reg != NULL, NULL);
-  complete (reg);
+  reg_complete (reg);
   return reg->rejected;
 }
 
@@ -997,7 +963,7 @@ GPtrArray *
 cria_registry_plugins (CriaRegistry *reg)
 {
   g_return_val_if_fail (reg != NULL, NULL);
-  complete (reg);
+  reg_complete (reg);
   return reg->plugins;
 }
 
@@ -1006,8 +972,8 @@ cria_registry_lookup (CriaRegistry *reg, CriaKind kind, const char *name)
 {
   g_return_val_if_fail (reg != NULL, NULL);
   g_return_val_if_fail (name != NULL, NULL);
-  ensure (reg, kind, name);
-  const CriaProvider *p = find (reg, kind, name);
+  reg_ensure (reg, kind, name);
+  const CriaProvider *p = reg_find (reg, kind, name);
   /* Stage kinds share a namespace, but a caller asking for a sink wants a sink. */
   return p && p->kind == kind ? p : NULL;
 }
@@ -1017,8 +983,8 @@ cria_registry_lookup_stage (CriaRegistry *reg, const char *name)
 {
   g_return_val_if_fail (reg != NULL, NULL);
   g_return_val_if_fail (name != NULL, NULL);
-  ensure (reg, CRIA_KIND_SOURCE, name);
-  return find (reg, CRIA_KIND_SOURCE, name);
+  reg_ensure (reg, CRIA_KIND_SOURCE, name);
+  return reg_find (reg, CRIA_KIND_SOURCE, name);
 }
 
 const CriaProvider *
@@ -1030,7 +996,7 @@ cria_registry_require (CriaRegistry *reg, CriaKind kind, const char *name, GErro
   const CriaProvider *p = cria_registry_lookup (reg, kind, name);
   if (p)
     return p;
-  complete (reg);
+  reg_complete (reg);
   g_autoptr (GString) known = g_string_new (NULL);
   for (guint i = 0; i < reg->providers->len; i++) {
     CriaProvider *q = g_ptr_array_index (reg->providers, i);
@@ -1098,7 +1064,7 @@ GPtrArray *
 cria_registry_list_kind (CriaRegistry *reg, CriaKind kind)
 {
   g_return_val_if_fail (reg != NULL, NULL);
-  complete (reg);
+  reg_complete (reg);
   GPtrArray *out = g_ptr_array_new ();
   for (guint i = 0; i < reg->providers->len; i++) {
     CriaProvider *p = g_ptr_array_index (reg->providers, i);
