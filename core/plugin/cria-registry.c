@@ -1,75 +1,15 @@
-/* cria-registry.c: finds plugin .so files, checks them and keeps their providers.
- *
- * Loading never fails as a whole: each bad file is rejected with a one-line
- * reason naming it, and the scan goes on. A plugin is all or nothing. */
-#define _GNU_SOURCE /* dladdr */
+/* cria-registry.c: the registry of plugin providers: its search path, the
+ * kinds, and looking providers up and describing them. Plugin files are
+ * listed and indexed in cria-registry-index.c, scanned out of process in
+ * cria-registry-scanner.c and loaded in cria-registry-load.c. */
 #include "config.h"
 
-#include <dlfcn.h>
-#include <errno.h>
-#include <signal.h>
-#include <stdio.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <glib/gstdio.h>
-
-#include <cria/cria-adapter.h>
-#include <cria/cria-backend.h>
 #include <cria/cria-error.h>
-#include <cria/cria-generator.h>
-#include <cria/cria-metric.h>
-#include <cria/cria-model.h>
 #include <cria/cria-paths.h>
 #include <cria/cria-registry.h>
-#include <cria/cria-stage.h>
-#include <cria/cria-tokenizer.h>
 #include "cria-registry-private.h"
-
-struct _CriaPlugin {
-  const CriaPluginDescriptor *descriptor;
-  char *filename;
-  GModule *module;
-  GPtrArray *pending; /* CriaProvider*, registered by init */
-};
-
-struct _CriaProvider {
-  CriaKind kind;
-  const CriaProviderInfo *info;
-  gconstpointer vtable;
-  CriaPlugin *plugin;
-};
-
-struct _CriaRegistry {
-  GPtrArray *paths;     /* char*, NULL-terminated for get_paths() */
-  GPtrArray *plugins;   /* CriaPlugin* */
-  GPtrArray *providers; /* CriaProvider* */
-  GPtrArray *rejected;  /* CriaRejectedPlugin* */
-  GHashTable *seen;     /* canonical file names already tried */
-  /* A lazy registry (cria_registry_scan_lazily) loads a plugin only when one
-   * of its providers is asked for: `index` maps "KIND/NAME" (stages as
-   * "stage/NAME") to the position in `files` of the plugin a full scan would
-   * take it from. NULL once everything is loaded. */
-  GHashTable *index;
-  GPtrArray *files;     /* char*: the plugin files, in scan order */
-  guint first_volatile; /* the first file whose init failed: it may succeed now */
-  /* What the plugin scanner said of each file (canonical name): "" when it
-   * may be loaded in this process, else why not. Kept in the index. */
-  GHashTable *verdicts;
-};
-
-/* The smallest vtable each kind accepts: its size in contract 1.0. A later
- * minor that adds members keeps these, and checks CRIA_VTABLE_HAS before
- * calling a new member. Backends gained device memory in 1.1. */
-#define BACKEND_1_0 G_STRUCT_OFFSET (CriaBackendVTable, device_memory)
-static const gsize min_vtable_size[CRIA_N_KINDS] = {
-  [CRIA_KIND_SOURCE] = sizeof (CriaStageVTable),        [CRIA_KIND_TRANSFORM] = sizeof (CriaStageVTable),
-  [CRIA_KIND_SINK] = sizeof (CriaStageVTable),          [CRIA_KIND_TOKENIZER] = sizeof (CriaTokenizerVTable),
-  [CRIA_KIND_MODEL] = sizeof (CriaModelVTable),         [CRIA_KIND_ADAPTER] = sizeof (CriaAdapterVTable),
-  [CRIA_KIND_METRIC] = sizeof (CriaMetricVTable),       [CRIA_KIND_BACKEND] = BACKEND_1_0,
-  [CRIA_KIND_GENERATOR] = sizeof (CriaGeneratorVTable),
-};
 
 static const char *const kind_names[CRIA_N_KINDS] = {
   "source", "transform", "sink", "tokenizer", "model", "adapter", "metric", "backend", "generator",
@@ -102,15 +42,6 @@ cria_kind_is_stage (CriaKind kind)
 }
 
 static void
-plugin_free (CriaPlugin *plugin)
-{
-  /* Modules stay resident: providers' static tables live in them. */
-  g_ptr_array_unref (plugin->pending);
-  g_free (plugin->filename);
-  g_free (plugin);
-}
-
-static void
 rejected_free (CriaRejectedPlugin *r)
 {
   g_free (r->path);
@@ -124,7 +55,7 @@ cria_registry_new (void)
   CriaRegistry *reg = g_new0 (CriaRegistry, 1);
   reg->paths = g_ptr_array_new_with_free_func (g_free);
   g_ptr_array_add (reg->paths, NULL);
-  reg->plugins = g_ptr_array_new_with_free_func ((GDestroyNotify) plugin_free);
+  reg->plugins = g_ptr_array_new_with_free_func ((GDestroyNotify) reg_plugin_free);
   reg->providers = g_ptr_array_new_with_free_func (g_free);
   reg->rejected = g_ptr_array_new_with_free_func ((GDestroyNotify) rejected_free);
   reg->seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
@@ -184,804 +115,31 @@ cria_registry_get_paths (CriaRegistry *reg)
   return (const char *const *) reg->paths->pdata;
 }
 
-static void reject (CriaRegistry *reg, const char *path, GError **error, const char *format, ...) G_GNUC_PRINTF (4, 5);
-static void complete (CriaRegistry *reg);
-
-static void
-reject (CriaRegistry *reg, const char *path, GError **error, const char *format, ...)
-{
-  va_list ap;
-  va_start (ap, format);
-  g_autofree char *reason = g_strdup_vprintf (format, ap);
-  va_end (ap);
-  /* One line, whatever dlerror() or an init said. */
-  g_strdelimit (reason, "\r\n", ' ');
-  CriaRejectedPlugin *r = g_new0 (CriaRejectedPlugin, 1);
-  r->path = g_strdup (path);
-  r->reason = g_strdup (reason);
-  g_ptr_array_add (reg->rejected, r);
-  g_set_error (error, CRIA_ERROR, CRIA_ERROR_PLUGIN, "%s: %s", path, reason);
-}
-
-static gboolean
-provider_name_valid (const char *name)
-{
-  if (!name || !g_ascii_islower (name[0]))
-    return FALSE;
-  for (const char *p = name; *p; p++)
-    if (!g_ascii_islower (*p) && !g_ascii_isdigit (*p) && *p != '-' && *p != '_')
-      return FALSE;
-  return TRUE;
-}
-
-static gboolean
-same_namespace (CriaKind a, CriaKind b)
+gboolean
+reg_same_namespace (CriaKind a, CriaKind b)
 {
   return a == b || (cria_kind_is_stage (a) && cria_kind_is_stage (b));
 }
 
 /* The provider a name means: the highest rank, then the first loaded. */
-static const CriaProvider *
-find (CriaRegistry *reg, CriaKind kind, const char *name)
+const CriaProvider *
+reg_find (CriaRegistry *reg, CriaKind kind, const char *name)
 {
   const CriaProvider *best = NULL;
   for (guint i = 0; i < reg->providers->len; i++) {
     CriaProvider *p = g_ptr_array_index (reg->providers, i);
-    if (same_namespace (p->kind, kind) && strcmp (p->info->name, name) == 0 &&
+    if (reg_same_namespace (p->kind, kind) && strcmp (p->info->name, name) == 0 &&
         (!best || p->info->rank > best->info->rank))
       best = p;
   }
   return best;
 }
 
-static const char *
-plugin_label (const CriaPlugin *plugin)
-{
-  return plugin->filename ? plugin->filename : plugin->descriptor->name;
-}
-
-/* Checks what init registered; the first problem rejects the whole plugin. */
-static gboolean
-check_providers (CriaRegistry *reg, CriaPlugin *plugin, const char *label, GError **error)
-{
-  if (plugin->pending->len == 0) {
-    reject (reg, label, error, "plugin '%s' registered no provider", plugin->descriptor->name);
-    return FALSE;
-  }
-  for (guint i = 0; i < plugin->pending->len; i++) {
-    const CriaProvider *prov = g_ptr_array_index (plugin->pending, i);
-    const CriaProviderInfo *info = prov->info;
-    if ((guint) prov->kind >= CRIA_N_KINDS) {
-      reject (reg, label, error, "provider %u has an unknown kind %d", i, (int) prov->kind);
-      return FALSE;
-    }
-    if (!info || !provider_name_valid (info->name)) {
-      reject (reg, label, error, "provider %u has a missing or invalid name", i);
-      return FALSE;
-    }
-    if (!info->description || !prov->vtable) {
-      reject (reg, label, error, "provider '%s' lacks a %s", info->name, info->description ? "vtable" : "description");
-      return FALSE;
-    }
-    /* Every vtable starts with its size (CRIA_VTABLE_INIT). */
-    gsize size = *(const gsize *) prov->vtable;
-    if (size < min_vtable_size[prov->kind]) {
-      reject (reg, label, error,
-              "%s '%s': its vtable is %" G_GSIZE_FORMAT " bytes, less than the %" G_GSIZE_FORMAT
-              " of contract %d.0 (no CRIA_VTABLE_INIT?)",
-              cria_kind_name (prov->kind), info->name, size, min_vtable_size[prov->kind], CRIA_ABI_MAJOR);
-      return FALSE;
-    }
-    if (info->rank < 0) {
-      reject (reg, label, error, "provider '%s' has a negative rank %d", info->name, info->rank);
-      return FALSE;
-    }
-    for (const CriaPropSpec *s = info->props; s && s->name; s++) {
-      g_autoptr (GError) perr = NULL;
-      if (!s->blurb) {
-        reject (reg, label, error, "provider '%s': property '%s' has no description", info->name, s->name);
-        return FALSE;
-      }
-      if (s->default_value && !cria_prop_spec_validate (s, s->default_value, &perr)) {
-        reject (reg, label, error, "provider '%s': bad default: %s", info->name, perr->message);
-        return FALSE;
-      }
-    }
-    for (guint j = 0; j < i; j++) {
-      const CriaProvider *other = g_ptr_array_index (plugin->pending, j);
-      if (same_namespace (other->kind, prov->kind) && strcmp (other->info->name, info->name) == 0) {
-        reject (reg, label, error, "provider name '%s' is registered twice by this plugin", info->name);
-        return FALSE;
-      }
-    }
-  }
-  return TRUE;
-}
-
-/* Two plugins may provide one name: both are kept (cria inspect shows them),
- * the rank decides which a lookup gets, and nobody is replaced silently. */
-static void
-warn_shadowing (CriaRegistry *reg, const CriaProvider *added)
-{
-  for (guint i = 0; i < reg->providers->len; i++) {
-    const CriaProvider *p = g_ptr_array_index (reg->providers, i);
-    if (p == added || p->plugin == added->plugin || !same_namespace (p->kind, added->kind) ||
-        strcmp (p->info->name, added->info->name))
-      continue;
-    const CriaProvider *winner = find (reg, added->kind, added->info->name);
-    /* a note for the user, not a GLib warning: a third-party plugin that
-     * shadows a built-in is a configuration to point out, not a bug */
-    g_message ("cria: warning: %s '%s' is provided by %s (rank %d) and by %s (rank %d); %s is used",
-               cria_kind_name (added->kind), added->info->name, plugin_label (p->plugin), p->info->rank,
-               plugin_label (added->plugin), added->info->rank, plugin_label (winner->plugin));
-    return;
-  }
-}
-
-/* What is wrong with a descriptor before its init may run, or NULL. */
-static char *
-descriptor_problem (const CriaPluginDescriptor *d)
-{
-  if (d->abi_major != CRIA_ABI_MAJOR)
-    return g_strdup_printf ("built for plugin ABI %u.%u, this cria provides %d.%d (major differs)", d->abi_major,
-                            d->abi_minor, CRIA_ABI_MAJOR, CRIA_ABI_MINOR);
-  if (d->abi_minor > CRIA_ABI_MINOR)
-    return g_strdup_printf ("built for plugin ABI %u.%u, newer than this cria's %d.%d", d->abi_major, d->abi_minor,
-                            CRIA_ABI_MAJOR, CRIA_ABI_MINOR);
-  static const char *const fields[] = { "name", "version", "license", "description", "origin" };
-  const char *values[] = { d->name, d->version, d->license, d->description, d->origin };
-  for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
-    if (!values[i] || !*values[i])
-      return g_strdup_printf ("descriptor field '%s' is missing", fields[i]);
-  if (!d->init)
-    return g_strdup ("descriptor field 'init' is missing");
-  return NULL;
-}
-
-static CriaPlugin *
-plugin_new (const CriaPluginDescriptor *d, const char *filename, GModule *module)
-{
-  CriaPlugin *plugin = g_new0 (CriaPlugin, 1);
-  plugin->descriptor = d;
-  plugin->filename = g_strdup (filename);
-  plugin->module = module;
-  plugin->pending = g_ptr_array_new_with_free_func (g_free);
-  return plugin;
-}
-
-static gboolean
-register_plugin (CriaRegistry *reg, const CriaPluginDescriptor *d, const char *filename, GModule *module,
-                 GError **error)
-{
-  const char *label = filename ? filename : (d && d->name ? d->name : "(static plugin)");
-
-  g_autofree char *problem = descriptor_problem (d);
-  if (problem) {
-    reject (reg, label, error, "%s", problem);
-    return FALSE;
-  }
-  for (guint i = 0; i < reg->plugins->len; i++) {
-    CriaPlugin *other = g_ptr_array_index (reg->plugins, i);
-    if (strcmp (other->descriptor->name, d->name) == 0) {
-      reject (reg, label, error, "plugin '%s' is already loaded from %s", d->name,
-              other->filename ? other->filename : "the program");
-      return FALSE;
-    }
-  }
-
-  CriaPlugin *plugin = plugin_new (d, filename, module);
-  g_autoptr (GError) init_error = NULL;
-  if (!d->init (plugin, &init_error)) {
-    reject (reg, label, error, "init failed: %s", init_error ? init_error->message : "no reason given");
-    plugin_free (plugin);
-    return FALSE;
-  }
-  if (!check_providers (reg, plugin, label, error)) {
-    plugin_free (plugin);
-    return FALSE;
-  }
-  if (module)
-    g_module_make_resident (module);
-  g_ptr_array_add (reg->plugins, plugin);
-  g_ptr_array_set_free_func (plugin->pending, NULL);
-  for (guint i = 0; i < plugin->pending->len; i++) {
-    CriaProvider *p = g_ptr_array_index (plugin->pending, i);
-    g_ptr_array_add (reg->providers, p);
-    warn_shadowing (reg, p);
-  }
-  return TRUE;
-}
-
-/* cria-NAME.so, libNAME.so or NAME.so exports cria_plugin_descriptor_NAME
- * ('-' and other characters read as '_'). */
-static char *
-descriptor_symbol (const char *path)
-{
-  g_autofree char *base = g_path_get_basename (path);
-  if (g_str_has_suffix (base, "." G_MODULE_SUFFIX))
-    base[strlen (base) - strlen ("." G_MODULE_SUFFIX)] = '\0';
-  const char *name = base;
-  if (g_str_has_prefix (name, "lib"))
-    name += 3;
-  if (g_str_has_prefix (name, "cria-"))
-    name += 5;
-  g_autofree char *id = g_strdup (name);
-  for (char *c = id; *c; c++)
-    if (!g_ascii_isalnum (*c))
-      *c = '_';
-  return g_strconcat (CRIA_PLUGIN_DESCRIPTOR_PREFIX, id, NULL);
-}
-
-/* Opens a plugin file and finds its descriptor; NULL with the reason. */
-static GModule *
-open_plugin (const char *canonical, const CriaPluginDescriptor **descriptor, char **reason)
-{
-  GModule *module = g_module_open_full (canonical, G_MODULE_BIND_LAZY | G_MODULE_BIND_LOCAL, NULL);
-  if (!module) {
-    *reason = g_strdup_printf ("cannot be loaded: %s", g_module_error ());
-    return NULL;
-  }
-  g_autofree char *symbol = descriptor_symbol (canonical);
-  gpointer sym = NULL;
-  if (g_module_symbol (module, symbol, &sym) && sym) {
-    *descriptor = sym;
-    return module;
-  }
-  if (g_module_symbol (module, "cria_plugin_descriptor", &sym) && sym)
-    *reason = g_strdup_printf ("exports cria_plugin_descriptor of pre-1.0 headers, not %s: rebuild it with "
-                               "CRIA_PLUGIN_DEFINE of cria %d.%d (see cria-plugin-api(3))",
-                               symbol, CRIA_ABI_MAJOR, CRIA_ABI_MINOR);
-  else
-    *reason = g_strdup_printf ("not a cria plugin (no %s symbol)", symbol);
-  g_module_close (module);
-  return NULL;
-}
-
-/* ---- the plugin scanner --------------------------------------------------------
- * A file is first opened in a child process (cria-plugin-scanner), which
- * runs its constructors, checks its descriptor and runs its init; only a file
- * the child survived and accepted is opened here. Verdicts are kept per file
- * (and in the lazy index), so a file is scanned once while it is unchanged. */
-
-#define SCAN_TAG "cria-plugin-scanner: "
-
-static GMutex scanned_lock;
-static GHashTable *scanned; /* "path size mtime inode" -> verdict */
-
-static char *
-file_key (const char *canonical)
-{
-  GStatBuf st;
-  if (g_stat (canonical, &st) != 0)
-    return NULL;
-  return g_strdup_printf ("%s %" G_GINT64_FORMAT " %" G_GINT64_FORMAT ".%09ld %" G_GUINT64_FORMAT, canonical,
-                          (gint64) st.st_size, (gint64) st.st_mtim.tv_sec, (long) st.st_mtim.tv_nsec,
-                          (guint64) st.st_ino);
-}
-
-static const char *
-scanner_path (void)
-{
-  const char *env = g_getenv ("CRIA_PLUGIN_SCANNER");
-  return env ? env : CRIA_PLUGIN_SCANNER_PATH;
-}
-
-/* Seconds the scanner may go without reporting progress before the file it
- * is on counts as hung; CRIA_PLUGIN_SCAN_TIMEOUT overrides (cria-plugins(7)). */
-static guint
-scan_timeout (void)
-{
-  const char *v = g_getenv ("CRIA_PLUGIN_SCAN_TIMEOUT");
-  guint64 n = v && *v ? g_ascii_strtoull (v, NULL, 10) : 0;
-  return n > 0 && n < 3600 ? (guint) n : 15;
-}
-
-/* Runs the scanner, collecting its stdout. A plugin that never returns from
- * a constructor or its init would hang every command: a child that says
- * nothing new for scan_timeout() seconds is killed and *hung set. */
-static gboolean
-run_scanner (char **argv, char **env, char **text, int *status, gboolean *hung)
-{
-  GPid pid;
-  int out_fd = -1;
-  if (!g_spawn_async_with_pipes (NULL, argv, env, G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
-                                 &pid, NULL, &out_fd, NULL, NULL))
-    return FALSE;
-  g_autoptr (GString) got = g_string_new (NULL);
-  const gint64 quiet_us = (gint64) scan_timeout () * G_USEC_PER_SEC;
-  gint64 deadline = g_get_monotonic_time () + quiet_us;
-  for (;;) {
-    gint64 left = deadline - g_get_monotonic_time ();
-    if (left <= 0) {
-      *hung = TRUE;
-      kill (pid, SIGKILL);
-      break;
-    }
-    GPollFD pfd = { out_fd, G_IO_IN | G_IO_HUP | G_IO_ERR, 0 };
-    int r = g_poll (&pfd, 1, (int) MIN (left / 1000 + 1, G_MAXINT));
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      continue;
-    char buf[4096];
-    ssize_t n = read (out_fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      break;
-    g_string_append_len (got, buf, n);
-    deadline = g_get_monotonic_time () + quiet_us;
-  }
-  close (out_fd);
-  while (waitpid (pid, status, 0) < 0 && errno == EINTR)
-    ;
-  g_spawn_close_pid (pid);
-  *text = g_string_free (g_steal_pointer (&got), FALSE);
-  return TRUE;
-}
-
-/* Runs the scanner on files[from..] in one child: fills out[] (a verdict per
- * file, "" when it may be loaded here) as far as the child got, and returns
- * the index of the first file it did not finish, or -1 when it could not
- * be run at all. A file the child died on gets the crash as its verdict. */
-static int
-scan_batch (GPtrArray *files, guint from, char **out)
-{
-  const char *scanner = scanner_path ();
-  if (!*scanner || !g_file_test (scanner, G_FILE_TEST_IS_EXECUTABLE))
-    return -1;
-  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
-  g_ptr_array_add (argv, (gpointer) scanner);
-  for (guint i = from; i < files->len; i++)
-    g_ptr_array_add (argv, files->pdata[i]);
-  g_ptr_array_add (argv, NULL);
-  /* The scanner uses the libcria this process runs (a build tree's, say),
-   * so it is run directly, not through a libtool wrapper script. */
-  g_auto (GStrv) env = g_get_environ ();
-  Dl_info self;
-  if (dladdr ((gpointer) cria_registry_new, &self) && self.dli_fname) {
-    g_autofree char *dir = g_path_get_dirname (self.dli_fname);
-    const char *old = g_environ_getenv (env, "LD_LIBRARY_PATH");
-    g_autofree char *path = old && *old ? g_strconcat (dir, ":", old, NULL) : g_strdup (dir);
-    env = g_environ_setenv (env, "LD_LIBRARY_PATH", path, TRUE);
-  }
-  /* A sanitizer build's scanner would turn a plugin's crash into an exit
-   * status of its own: the signal is what names the crash. */
-  const char *asan = g_environ_getenv (env, "ASAN_OPTIONS");
-  g_autofree char *asan_signals = g_strconcat (asan && *asan ? asan : "", asan && *asan ? ":" : "",
-                                               "handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_abort=0", NULL);
-  env = g_environ_setenv (env, "ASAN_OPTIONS", asan_signals, TRUE);
-  g_autofree char *text = NULL;
-  int status = 0;
-  gboolean hung = FALSE;
-  if (!run_scanner ((char **) argv->pdata, env, &text, &status, &hung))
-    return -1;
-  /* Lines "TAG N STATE": how far it got with the Nth file it was given. */
-  guint at = from;
-  const char *state = NULL;
-  for (const char *p = text; p && (p = strstr (p, SCAN_TAG)); p += strlen (SCAN_TAG)) {
-    char *end = NULL;
-    guint64 n = g_ascii_strtoull (p + strlen (SCAN_TAG), &end, 10);
-    if (end == p + strlen (SCAN_TAG) || *end != ' ' || from + n >= files->len)
-      continue;
-    at = from + (guint) n;
-    state = end + 1;
-    g_autofree char *said = g_strndup (state, strcspn (state, "\n"));
-    if (strcmp (said, "ok") == 0)
-      out[at] = g_strdup ("");
-    else if (g_str_has_prefix (said, "reject "))
-      out[at] = g_strdup (said + strlen ("reject "));
-  }
-  if (at < files->len && !out[at]) {
-    /* It died on this one (or never started it: blamed all the same). */
-    const char *stage = state && g_str_has_prefix (state, "init") ? "in its init"
-                                                                  : "while it was opened (in a constructor)";
-    if (hung)
-      out[at] = g_strdup_printf ("hung %s in the plugin scanner: no progress for %u s, stopped", stage,
-                                 scan_timeout ());
-    else if (WIFSIGNALED (status))
-      out[at] = g_strdup_printf ("crashed %s in the plugin scanner: signal %d (%s)", stage, WTERMSIG (status),
-                                 g_strsignal (WTERMSIG (status)));
-    else
-      out[at] = g_strdup_printf ("exited %s in the plugin scanner, status %d", stage,
-                                 WIFEXITED (status) ? WEXITSTATUS (status) : -1);
-  }
-  return (int) at + 1;
-}
-
-/* Gives every file of `paths` (char*) a verdict, scanning those that have
- * none in as few children as possible: after a crash, a new child goes on
- * after the file it died on. Without a scanner, files are opened here. */
-static void
-prescan (CriaRegistry *reg, GPtrArray *paths)
-{
-  g_autoptr (GPtrArray) todo = g_ptr_array_new_with_free_func (g_free);
-  g_autoptr (GPtrArray) keys = g_ptr_array_new_with_free_func (g_free);
-  for (guint i = 0; i < paths->len; i++) {
-    char *canonical = g_canonicalize_filename (paths->pdata[i], NULL);
-    if (g_hash_table_contains (reg->verdicts, canonical)) {
-      g_free (canonical);
-      continue;
-    }
-    char *key = file_key (canonical);
-    g_mutex_lock (&scanned_lock);
-    const char *v = key && scanned ? g_hash_table_lookup (scanned, key) : NULL;
-    if (v)
-      g_hash_table_replace (reg->verdicts, g_strdup (canonical), g_strdup (v));
-    g_mutex_unlock (&scanned_lock);
-    if (v) {
-      g_free (canonical);
-      g_free (key);
-      continue;
-    }
-    g_ptr_array_add (todo, canonical);
-    g_ptr_array_add (keys, key);
-  }
-  if (todo->len == 0)
-    return;
-  g_autofree char **out = g_new0 (char *, todo->len);
-  for (int from = 0; from >= 0 && (guint) from < todo->len;)
-    from = scan_batch (todo, (guint) from, out);
-  g_mutex_lock (&scanned_lock);
-  if (!scanned)
-    scanned = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  for (guint i = 0; i < todo->len; i++) {
-    /* No verdict: no scanner to run, so the file is opened here. */
-    char *v = out[i] ? out[i] : g_strdup ("");
-    if (out[i] && keys->pdata[i])
-      g_hash_table_replace (scanned, g_strdup (keys->pdata[i]), g_strdup (v));
-    g_hash_table_replace (reg->verdicts, g_strdup (todo->pdata[i]), v);
-  }
-  g_mutex_unlock (&scanned_lock);
-}
-
-/* "" when the file may be opened in this process, else the reason. */
-static char *
-verdict (CriaRegistry *reg, const char *canonical)
-{
-  if (!g_hash_table_contains (reg->verdicts, canonical)) {
-    g_autoptr (GPtrArray) one = g_ptr_array_new ();
-    g_ptr_array_add (one, (gpointer) canonical);
-    prescan (reg, one);
-  }
-  return g_strdup (g_hash_table_lookup (reg->verdicts, canonical));
-}
-
-static void
-say (guint n, const char *what)
-{
-  g_autofree char *line = g_strdup_printf ("\n" SCAN_TAG "%u %s\n", n, what);
-  /* Unbuffered: a crash right after must not lose it. */
-  if (write (STDOUT_FILENO, line, strlen (line)) < 0)
-    return;
-}
-
-static void
-scan_one (guint n, const char *path)
-{
-  g_autofree char *canonical = g_canonicalize_filename (path, NULL);
-  g_autofree char *reason = NULL;
-  const CriaPluginDescriptor *d = NULL;
-  say (n, "open");
-  GModule *module = open_plugin (canonical, &d, &reason);
-  if (!module || (reason = descriptor_problem (d))) {
-    g_strdelimit (reason, "\r\n", ' ');
-    g_autofree char *line = g_strconcat ("reject ", reason, NULL);
-    say (n, line);
-    return;
-  }
-  /* Whether init succeeds is for the loading process to find out (it may
-   * depend on its environment); here it only must not crash. */
-  say (n, "init");
-  CriaPlugin *plugin = plugin_new (d, canonical, module);
-  g_autoptr (GError) ignored = NULL;
-  d->init (plugin, &ignored);
-  plugin_free (plugin);
-  say (n, "ok");
-}
-
-int
-cria_registry_scanner_main (int n_paths, char **paths)
-{
-  for (int i = 0; i < n_paths; i++)
-    scan_one ((guint) i, paths[i]);
-  return 0;
-}
-
-gboolean
-cria_registry_load_file (CriaRegistry *reg, const char *path, GError **error)
-{
-  g_return_val_if_fail (reg != NULL, FALSE);
-  g_return_val_if_fail (path != NULL, FALSE);
-  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
-  g_autofree char *canonical = g_canonicalize_filename (path, NULL);
-  g_autofree char *scanned_verdict = verdict (reg, canonical);
-  if (*scanned_verdict) {
-    reject (reg, path, error, "%s", scanned_verdict);
-    return FALSE;
-  }
-  const CriaPluginDescriptor *d = NULL;
-  g_autofree char *reason = NULL;
-  GModule *module = open_plugin (canonical, &d, &reason);
-  if (!module) {
-    reject (reg, path, error, "%s", reason);
-    return FALSE;
-  }
-  if (!register_plugin (reg, d, path, module, error)) {
-    g_module_close (module);
-    return FALSE;
-  }
-  return TRUE;
-}
-
-gboolean
-cria_registry_add_static (CriaRegistry *reg, const CriaPluginDescriptor *descriptor, GError **error)
-{
-  g_return_val_if_fail (reg != NULL, FALSE);
-  g_return_val_if_fail (descriptor != NULL, FALSE);
-  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
-  /* Its names must not clash with those of any plugin file. */
-  complete (reg);
-  return register_plugin (reg, descriptor, NULL, NULL, error);
-}
-
-static gint
-compare_names (gconstpointer a, gconstpointer b)
-{
-  return strcmp (*(const char *const *) a, *(const char *const *) b);
-}
-
-/* The plugin files of the search path in the order a scan loads them
- * (sorted within a directory, so that duplicate resolution is stable), each
- * file once. Element type: char*, named as the scan names them. */
-static GPtrArray *
-list_files (CriaRegistry *reg)
-{
-  GPtrArray *files = g_ptr_array_new_with_free_func (g_free);
-  g_autoptr (GHashTable) listed = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  for (guint i = 0; i + 1 < reg->paths->len; i++) {
-    const char *dir_path = g_ptr_array_index (reg->paths, i);
-    g_autoptr (GDir) dir = g_dir_open (dir_path, 0, NULL);
-    if (!dir)
-      continue;
-    g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
-    const char *name;
-    while ((name = g_dir_read_name (dir)))
-      if (g_str_has_suffix (name, "." G_MODULE_SUFFIX))
-        g_ptr_array_add (names, g_strdup (name));
-    g_ptr_array_sort (names, compare_names);
-    for (guint k = 0; k < names->len; k++) {
-      char *path = g_build_filename (dir_path, g_ptr_array_index (names, k), NULL);
-      char *canonical = g_canonicalize_filename (path, NULL);
-      if (g_hash_table_add (listed, canonical))
-        g_ptr_array_add (files, path);
-      else
-        g_free (path);
-    }
-  }
-  return files;
-}
-
-static void
-load_unseen (CriaRegistry *reg, const char *path)
-{
-  char *canonical = g_canonicalize_filename (path, NULL);
-  if (g_hash_table_add (reg->seen, canonical))
-    cria_registry_load_file (reg, path, NULL);
-}
-
-static guint
-file_position (CriaRegistry *reg, const char *filename)
-{
-  guint at;
-  if (filename && g_ptr_array_find_with_equal_func (reg->files, filename, g_str_equal, &at))
-    return at;
-  return G_MAXUINT; /* registered in-process, after the scan */
-}
-
-static gint
-by_position (gpointer reg, const char *a, const char *b)
-{
-  guint pa = file_position (reg, a), pb = file_position (reg, b);
-  return pa < pb ? -1 : pa > pb;
-}
-
-static gint
-compare_plugin_order (gconstpointer a, gconstpointer b, gpointer reg)
-{
-  return by_position (reg, (*(CriaPlugin *const *) a)->filename, (*(CriaPlugin *const *) b)->filename);
-}
-
-static gint
-compare_provider_order (gconstpointer a, gconstpointer b, gpointer reg)
-{
-  return by_position (reg, (*(CriaProvider *const *) a)->plugin->filename,
-                      (*(CriaProvider *const *) b)->plugin->filename);
-}
-
-static gint
-compare_rejected_order (gconstpointer a, gconstpointer b, gpointer reg)
-{
-  return by_position (reg, (*(CriaRejectedPlugin *const *) a)->path, (*(CriaRejectedPlugin *const *) b)->path);
-}
-
-/* A lazy registry loads the rest, in the order (of plugins, providers and
- * rejected files) a full scan gives. */
-static void
-complete (CriaRegistry *reg)
-{
-  if (!reg->index)
-    return;
-  g_clear_pointer (&reg->index, g_hash_table_unref);
-  prescan (reg, reg->files);
-  for (guint i = 0; i < reg->files->len; i++)
-    load_unseen (reg, g_ptr_array_index (reg->files, i));
-  /* Stable sorts: a plugin's providers keep their order, and pointers to
-   * providers already handed out stay valid. */
-  g_ptr_array_sort_with_data (reg->plugins, compare_plugin_order, reg);
-  g_ptr_array_sort_with_data (reg->providers, compare_provider_order, reg);
-  g_ptr_array_sort_with_data (reg->rejected, compare_rejected_order, reg);
-}
-
-guint
-cria_registry_scan (CriaRegistry *reg)
-{
-  g_return_val_if_fail (reg != NULL, 0);
-  complete (reg);
-  guint before = reg->plugins->len;
-  g_autoptr (GPtrArray) files = list_files (reg);
-  prescan (reg, files);
-  for (guint i = 0; i < files->len; i++)
-    load_unseen (reg, g_ptr_array_index (files, i));
-  return reg->plugins->len - before;
-}
-
-/* ---- lazy loading ------------------------------------------------------------ */
-
-static char *
-index_key (CriaKind kind, const char *name)
-{
-  return g_strdup_printf ("%s/%s", cria_kind_is_stage (kind) ? "stage" : cria_kind_name (kind), name);
-}
-
-/* What the index was made from: this cria, the search path and every file's
- * size, modification time and inode. A change to any of them voids it. */
-static char *
-index_stamp (CriaRegistry *reg, GPtrArray *files)
-{
-  g_autoptr (GString)
-      s = g_string_new (PACKAGE_VERSION " " G_STRINGIFY (CRIA_ABI_MAJOR) "." G_STRINGIFY (CRIA_ABI_MINOR));
-  for (guint i = 0; i + 1 < reg->paths->len; i++)
-    g_string_append_printf (s, "\n%s", (const char *) g_ptr_array_index (reg->paths, i));
-  for (guint i = 0; i < files->len; i++) {
-    const char *path = g_ptr_array_index (files, i);
-    GStatBuf st;
-    if (g_stat (path, &st) != 0)
-      return NULL;
-    g_string_append_printf (s, "\n%s %" G_GINT64_FORMAT " %" G_GINT64_FORMAT ".%09ld %" G_GUINT64_FORMAT, path,
-                            (gint64) st.st_size, (gint64) st.st_mtim.tv_sec, (long) st.st_mtim.tv_nsec,
-                            (guint64) st.st_ino);
-  }
-  return g_compute_checksum_for_string (G_CHECKSUM_SHA256, s->str, s->len);
-}
-
-static gboolean
-read_index (CriaRegistry *reg, const char *cache_file, const char *stamp)
-{
-  g_autoptr (GKeyFile) kf = g_key_file_new ();
-  if (!g_key_file_load_from_file (kf, cache_file, G_KEY_FILE_NONE, NULL))
-    return FALSE;
-  g_autofree char *was = g_key_file_get_string (kf, "registry", "stamp", NULL);
-  gsize n_files = 0, n_keys = 0;
-  g_auto (GStrv) files = g_key_file_get_string_list (kf, "registry", "files", &n_files, NULL);
-  g_auto (GStrv) keys = g_key_file_get_keys (kf, "providers", &n_keys, NULL);
-  if (!was || strcmp (was, stamp) || !files || n_files != reg->files->len || !keys)
-    return FALSE;
-  for (gsize i = 0; i < n_files; i++)
-    if (strcmp (files[i], g_ptr_array_index (reg->files, i)))
-      return FALSE;
-  GError *err = NULL;
-  gint64 first_volatile = g_key_file_get_int64 (kf, "registry", "first-volatile", &err);
-  if (err || first_volatile < 0) {
-    g_clear_error (&err);
-    return FALSE;
-  }
-  g_autoptr (GHashTable) index = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  for (gsize i = 0; i < n_keys; i++) {
-    gint64 at = g_key_file_get_int64 (kf, "providers", keys[i], &err);
-    if (err || at < 0 || (guint64) at >= n_files) {
-      g_clear_error (&err);
-      return FALSE;
-    }
-    g_hash_table_insert (index, g_strdup (keys[i]), GUINT_TO_POINTER ((guint) at + 1));
-  }
-  /* The scanner's verdicts hold as long as the stamp does. */
-  for (gsize i = 0; i < n_files; i++) {
-    g_autofree char *key = g_strdup_printf ("%" G_GSIZE_FORMAT, i);
-    g_autofree char *v = g_key_file_get_string (kf, "scanner", key, NULL);
-    if (v)
-      g_hash_table_replace (reg->verdicts, g_canonicalize_filename (files[i], NULL), g_steal_pointer (&v));
-  }
-  reg->index = g_steal_pointer (&index);
-  reg->first_volatile = (guint) MIN (first_volatile, (gint64) G_MAXUINT);
-  return TRUE;
-}
-
-/* After a full scan: which file each provider came from. Written whole under
- * a temporary name, so that a concurrent cria reads an old index or a new one. */
-static void
-write_index (CriaRegistry *reg, const char *cache_file, const char *stamp)
-{
-  g_autoptr (GKeyFile) kf = g_key_file_new ();
-  g_key_file_set_string (kf, "registry", "stamp", stamp);
-  g_key_file_set_string_list (kf, "registry", "files", (const char *const *) reg->files->pdata, reg->files->len);
-  guint first_volatile = reg->files->len;
-  for (guint i = 0; i < reg->rejected->len; i++) {
-    CriaRejectedPlugin *r = g_ptr_array_index (reg->rejected, i);
-    if (g_str_has_prefix (r->reason, "init failed"))
-      first_volatile = MIN (first_volatile, file_position (reg, r->path));
-  }
-  g_key_file_set_int64 (kf, "registry", "first-volatile", first_volatile);
-  for (guint i = 0; i < reg->providers->len; i++) {
-    CriaProvider *p = g_ptr_array_index (reg->providers, i);
-    guint at = file_position (reg, p->plugin->filename);
-    g_autofree char *key = index_key (p->kind, p->info->name);
-    /* A name two plugins provide leads to the one a lookup chooses. */
-    if (at != G_MAXUINT && find (reg, p->kind, p->info->name) == p)
-      g_key_file_set_int64 (kf, "providers", key, at);
-  }
-  for (guint i = 0; i < reg->files->len; i++) {
-    g_autofree char *canonical = g_canonicalize_filename (g_ptr_array_index (reg->files, i), NULL);
-    const char *v = g_hash_table_lookup (reg->verdicts, canonical);
-    g_autofree char *key = g_strdup_printf ("%u", i);
-    if (v)
-      g_key_file_set_string (kf, "scanner", key, v);
-  }
-  g_autofree char *dir = g_path_get_dirname (cache_file);
-  g_mkdir_with_parents (dir, 0700);
-  /* A cache that cannot be written only costs the next run a full scan. */
-  g_key_file_save_to_file (kf, cache_file, NULL);
-}
-
-void
-cria_registry_scan_lazily (CriaRegistry *reg, const char *cache_file)
-{
-  g_return_if_fail (reg != NULL);
-  complete (reg);
-  g_autoptr (GPtrArray) files = list_files (reg);
-  g_autofree char *stamp = index_stamp (reg, files);
-  g_clear_pointer (&reg->files, g_ptr_array_unref);
-  reg->files = g_ptr_array_ref (files);
-  if (stamp && reg->plugins->len == 0 && read_index (reg, cache_file, stamp))
-    return;
-  cria_registry_scan (reg);
-  if (stamp)
-    write_index (reg, cache_file, stamp);
-}
-
-/* Before a lookup in a lazy registry: loads the plugin the index names for
- * the provider, or everything when the index cannot say for sure. */
-static void
-ensure (CriaRegistry *reg, CriaKind kind, const char *name)
-{
-  if (!reg->index)
-    return;
-  g_autofree char *key = index_key (kind, name);
-  guint at = GPOINTER_TO_UINT (g_hash_table_lookup (reg->index, key));
-  /* Another file may provide the name too, at a lower rank. */
-  if (at && at - 1 < reg->first_volatile) {
-    load_unseen (reg, g_ptr_array_index (reg->files, at - 1));
-    if (find (reg, kind, name))
-      return;
-  }
-  complete (reg);
-}
-
 GPtrArray *
 cria_registry_list (CriaRegistry *reg)
 {
   g_return_val_if_fail (reg != NULL, NULL);
-  complete (reg);
+  reg_complete (reg);
   return reg->providers;
 }
 
@@ -989,7 +147,7 @@ GPtrArray *
 cria_registry_rejected (CriaRegistry *reg)
 {
   g_return_val_if_fail (reg != NULL, NULL);
-  complete (reg);
+  reg_complete (reg);
   return reg->rejected;
 }
 
@@ -997,7 +155,7 @@ GPtrArray *
 cria_registry_plugins (CriaRegistry *reg)
 {
   g_return_val_if_fail (reg != NULL, NULL);
-  complete (reg);
+  reg_complete (reg);
   return reg->plugins;
 }
 
@@ -1006,8 +164,8 @@ cria_registry_lookup (CriaRegistry *reg, CriaKind kind, const char *name)
 {
   g_return_val_if_fail (reg != NULL, NULL);
   g_return_val_if_fail (name != NULL, NULL);
-  ensure (reg, kind, name);
-  const CriaProvider *p = find (reg, kind, name);
+  reg_ensure (reg, kind, name);
+  const CriaProvider *p = reg_find (reg, kind, name);
   /* Stage kinds share a namespace, but a caller asking for a sink wants a sink. */
   return p && p->kind == kind ? p : NULL;
 }
@@ -1017,8 +175,8 @@ cria_registry_lookup_stage (CriaRegistry *reg, const char *name)
 {
   g_return_val_if_fail (reg != NULL, NULL);
   g_return_val_if_fail (name != NULL, NULL);
-  ensure (reg, CRIA_KIND_SOURCE, name);
-  return find (reg, CRIA_KIND_SOURCE, name);
+  reg_ensure (reg, CRIA_KIND_SOURCE, name);
+  return reg_find (reg, CRIA_KIND_SOURCE, name);
 }
 
 const CriaProvider *
@@ -1030,7 +188,7 @@ cria_registry_require (CriaRegistry *reg, CriaKind kind, const char *name, GErro
   const CriaProvider *p = cria_registry_lookup (reg, kind, name);
   if (p)
     return p;
-  complete (reg);
+  reg_complete (reg);
   g_autoptr (GString) known = g_string_new (NULL);
   for (guint i = 0; i < reg->providers->len; i++) {
     CriaProvider *q = g_ptr_array_index (reg->providers, i);
@@ -1098,7 +256,7 @@ GPtrArray *
 cria_registry_list_kind (CriaRegistry *reg, CriaKind kind)
 {
   g_return_val_if_fail (reg != NULL, NULL);
-  complete (reg);
+  reg_complete (reg);
   GPtrArray *out = g_ptr_array_new ();
   for (guint i = 0; i < reg->providers->len; i++) {
     CriaProvider *p = g_ptr_array_index (reg->providers, i);
@@ -1108,36 +266,6 @@ cria_registry_list_kind (CriaRegistry *reg, CriaKind kind)
   g_ptr_array_sort (out, by_rank); /* stable: equal ranks keep the search order */
   return out;
 }
-
-/* Checked by the registry after init (a NULL info or vtable, a name, a
- * vtable shorter than the kind's 1.0 one), so that the reason names the file. */
-static void
-add_typed (CriaPlugin *plugin, CriaKind kind, const CriaProviderInfo *info, gconstpointer vtable)
-{
-  g_return_if_fail (plugin != NULL);
-  CriaProvider *p = g_new0 (CriaProvider, 1);
-  p->kind = kind;
-  p->info = info;
-  p->vtable = vtable;
-  p->plugin = plugin;
-  g_ptr_array_add (plugin->pending, p);
-}
-
-#define DEFINE_ADD(kind_, KIND_, VTable_)                                                                              \
-  void cria_plugin_add_##kind_ (CriaPlugin *plugin, const CriaProviderInfo *info, const VTable_ *vtable)               \
-  {                                                                                                                    \
-    add_typed (plugin, CRIA_KIND_##KIND_, info, vtable);                                                               \
-  }
-
-DEFINE_ADD (source, SOURCE, CriaStageVTable)
-DEFINE_ADD (transform, TRANSFORM, CriaStageVTable)
-DEFINE_ADD (sink, SINK, CriaStageVTable)
-DEFINE_ADD (tokenizer, TOKENIZER, CriaTokenizerVTable)
-DEFINE_ADD (model, MODEL, CriaModelVTable)
-DEFINE_ADD (adapter, ADAPTER, CriaAdapterVTable)
-DEFINE_ADD (metric, METRIC, CriaMetricVTable)
-DEFINE_ADD (backend, BACKEND, CriaBackendVTable)
-DEFINE_ADD (generator, GENERATOR, CriaGeneratorVTable)
 
 const CriaPluginDescriptor *
 cria_plugin_get_descriptor (const CriaPlugin *plugin)
