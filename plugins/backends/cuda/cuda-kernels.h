@@ -1,5 +1,6 @@
 /* cuda-kernels.h: what the kernel files of the cuda backend share (.cu
- * files only): the grids, a value's loads and stores, the reductions.
+ * files only): the grids, a value's loads and stores, the reductions, and
+ * the kernels of the table (cuda-kernels.cu), file by file.
  *
  * NEVER RUN ON A GPU: compiled by nvcc on a machine without one. Their math
  * mirrors the cpu backend's (plugins/backends/cpu/cpu-ops.c, cpu-linear.c,
@@ -171,3 +172,32 @@ block_reduce (float v, bool is_max)
   v = lane < n_warps ? part[lane] : (is_max ? -INFINITY : 0.0f);
   return is_max ? warp_max (v) : warp_sum (v);
 }
+
+/* ---- the kernels of the table ----------------------------------------------- */
+
+/* NAME_forward and NAME_backward, the two halves of a CriaKernel */
+#define CUDA_KERNEL(name_)                                                                                             \
+  gboolean name_##_forward (gpointer self, CriaNode *n, GError **error);                                               \
+  gboolean name_##_backward (gpointer self, CriaNode *n, GError **error)
+
+/* cuda-elementwise.cu */
+CUDA_KERNEL (unary);
+CUDA_KERNEL (swiglu);
+CUDA_KERNEL (binary);
+CUDA_KERNEL (scale);
+CUDA_KERNEL (reshape);
+CUDA_KERNEL (dropout);
+/* cuda-rows.cu */
+CUDA_KERNEL (norm);
+CUDA_KERNEL (rope);
+CUDA_KERNEL (softmax);
+/* cuda-moves.cu */
+CUDA_KERNEL (embedding);
+CUDA_KERNEL (permute);
+CUDA_KERNEL (concat);
+CUDA_KERNEL (slice);
+/* cuda-linear.cu */
+CUDA_KERNEL (matmul);
+CUDA_KERNEL (lm_head_ce);
+/* cuda-attention.cu */
+CUDA_KERNEL (attention);
