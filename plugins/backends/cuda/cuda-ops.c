@@ -1,8 +1,8 @@
 /* cuda-ops.c: which nodes the cuda kernels take, and cuBLASLt's handle.
  *
- * Every op has a kernel (cuda-kernels.cu, cuda-weights.cu); a node is
- * declined when it is planned, with the op named, for a dtype or a shape
- * the kernels do not take. */
+ * Every op has a kernel (the table of cuda-kernels.cu, cuda-weights.cu);
+ * a node is declined when it is planned, with the op named, for a dtype or
+ * a shape the kernels do not take. */
 #include "config.h"
 
 #include <dlfcn.h>

@@ -282,7 +282,7 @@ cuda_gemm_weight (CudaBackend *be, gint64 M, gint64 N, gint64 K, const void *A, 
 }
 
 /* ---- matmul with a weight b that is not f32 (a 2-D NF4 one, or bf16/f16 of
- * any rank); f32 goes to cuda-kernels.cu's. b is frozen: no dB. ------------ */
+ * any rank); f32 goes to cuda-linear.cu's. b is frozen: no dB. ------------- */
 
 static CriaKernel f32_matmul, f32_embedding;
 

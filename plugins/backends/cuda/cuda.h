@@ -92,7 +92,7 @@ CriaDType cuda_value_dtype (gpointer backend, const CriaNode *node);
  * operand as stored (A [M,K], [K,M] when ta; B [K,N], [N,K] when tb) with
  * `ld` elements between its rows; `batch` products sa, sb, sc elements apart
  * (sb = 0: one B for all); beta 1 adds to C. A and B are f32, or both bf16
- * (`bf16`), f32 compute (cuda-kernels.cu). With activations=bf16, f32
+ * (`bf16`), f32 compute (cuda-linear.cu). With activations=bf16, f32
  * operands are rounded to bf16 first, and a_bf16 or b_bf16 says that one
  * operand is a bf16 value already (read as it is). C is f32, or bf16
  * (c_bf16, beta 0 only: cuBLASLt rounds the f32 sums once). */
