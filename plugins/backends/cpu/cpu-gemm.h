@@ -46,6 +46,7 @@ typedef struct {
   gboolean accumulate;
   gint64 m_blocks; /* rows of C per task: m_block rows */
   gint64 m_block;
+  gint64 group; /* panels of B per task of the f32 kernels (gemm_task) */
   /* bf16 products: A rounded, in pairs along K (lda words a row) */
   const guint32 *abf;
   gint64 lda;
