@@ -650,33 +650,45 @@ gemm_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
   const Gemm *g = data;
   /* not NF4, which packs through f32 runs of up to KC */
   gint64 kcmax = g->be->amx && g->btype == CRIA_DTYPE_BF16 ? KC_AMX : KC;
-  float *f32 = cpu_scratch (g->be, thread, (gsize) (KC * 32 + kcmax / 2 * 32));
+  /* a panel's pair words, kcmax / 2 rows (a multiple of the tiles' 16) */
+  gint64 panel_words = kcmax / 2 * 32;
+  float *f32 = cpu_scratch (g->be, thread, (gsize) (KC * 32 + g->group * panel_words));
   guint32 *Bp = (guint32 *) (f32 + KC * 32);
   if (g->be->amx)
     cpu_amx_begin ();
   for (gint64 t = begin; t < end; t++) {
-    gint64 panel = t / g->m_blocks, mb = t % g->m_blocks;
-    gint64 n0 = panel * 32;
+    gint64 grp = t / g->m_blocks, mb = t % g->m_blocks;
+    gint64 n0 = grp * g->group * 32;
     int nr = (int) MIN (32, g->N - n0);
+    int np = (int) MIN (g->group, (g->N - n0 + 31) / 32);
     gint64 i_end = MIN (g->M, (mb + 1) * g->m_block);
     if (g->a_state)
       round_rows_bf16 (g, mb * g->m_block, i_end);
     for (gint64 k0 = 0; k0 < g->K; k0 += kcmax) {
       gint64 kc = MIN (kcmax, g->K - k0);
-      pack_panel_bf16 (g, k0, kc, n0, nr, f32, Bp);
       if (g->be->amx) {
-        /* the panel's pair rows up to the tiles' 16, zero: see
-         * cpu_amx_kernel_bf16. No prefetch of the next slice, unlike the
-         * AVX512-BF16 kernel: a slice is 2048 k, a line of B each for
-         * [K,N] weights, and these prefetches took a tenth of a Qwen2.5
-         * LoRA step (1.05x without) */
+        /* each panel's pair rows up to the tiles' 16, zero: see
+         * cpu_amx_kernel_bf16. As in gemm_task, each block of rows meets
+         * the group's panels in turn. No prefetch of the next slice,
+         * unlike the AVX512-BF16 kernel: a slice is 2048 k, a line of B
+         * each for [K,N] weights, and these prefetches took a tenth of a
+         * Qwen2.5 LoRA step (1.05x without) */
         gint64 kc2 = (kc + 1) / 2;
-        memset (Bp + kc2 * 32, 0, (gsize) (((kc2 + 15) / 16 * 16 - kc2) * 32) * sizeof (guint32));
+        for (int p = 0; p < np; p++) {
+          guint32 *bp = Bp + p * panel_words;
+          pack_panel_bf16 (g, k0, kc, n0 + p * 32, (int) MIN (32, g->N - n0 - p * 32), f32, bp);
+          memset (bp + kc2 * 32, 0, (gsize) (((kc2 + 15) / 16 * 16 - kc2) * 32) * sizeof (guint32));
+        }
         for (gint64 i = mb * g->m_block; i < i_end; i += 32)
-          cpu_amx_kernel_bf16 (kc2, g->abf + i * g->lda + k0 / 2, g->lda, Bp, g->C + i * g->ldc + n0, g->ldc,
-                               (int) MIN (32, i_end - i), nr, g->accumulate || k0 > 0);
+          for (int p = 0; p < np; p++) {
+            gint64 n = n0 + p * 32;
+            cpu_amx_kernel_bf16 (kc2, g->abf + i * g->lda + k0 / 2, g->lda, Bp + p * panel_words, g->C + i * g->ldc + n,
+                                 g->ldc, (int) MIN (32, i_end - i), (int) MIN (32, g->N - n), g->accumulate || k0 > 0);
+          }
         continue;
       }
+      /* one panel a task (g->group is 1 without AMX) */
+      pack_panel_bf16 (g, k0, kc, n0, nr, f32, Bp);
       /* the weight comes from memory (a frozen weight is read once a pass,
        * too big for the caches): the next slice's lines, or the next
        * panel's first, are fetched while the rows walk this one; unfetched,
@@ -698,7 +710,7 @@ gemm_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
       }
     }
     if (g->epi)
-      cpu_epilogue (g->be, g->epi, mb * g->m_block, i_end, n0, nr);
+      cpu_epilogue (g->be, g->epi, mb * g->m_block, i_end, n0, MIN (np * 32, g->N - n0));
   }
   if (g->be->amx)
     cpu_amx_end ();
@@ -856,12 +868,13 @@ gemm_products (Gemm *gp)
     g.m_block = MAX ((8 * MR + mr - 1) / mr * mr, ((M + want - 1) / want + mr - 1) / mr * mr);
   }
   g.m_blocks = (M + g.m_block - 1) / g.m_block;
-  /* Panels a task for the f32 kernels (gemm_task): as many as keep the
-   * threads' shares within 5% of even, at least two tasks a thread, at
-   * most GROUP_MAX (their slices, 32 KiB each, stay in L2). */
+  /* Panels a task for the f32 kernels (gemm_task) and AMX: as many as
+   * keep the threads' shares within 5% of even, at least two tasks a
+   * thread, at most GROUP_MAX (their slices, 32 KiB each, stay in L2;
+   * AMX's are 128 KiB). */
   g.group = 1;
-  if (!g.abf && panels >= 4 * threads)
-    for (gint64 group = GROUP_MAX; group > 1; group--) {
+  if ((!g.abf || be->amx) && panels >= 4 * threads)
+    for (gint64 group = g.abf ? GROUP_MAX / 2 : GROUP_MAX; group > 1; group--) {
       gint64 tasks = (panels + group - 1) / group, rounds = (tasks + threads - 1) / threads;
       if (tasks >= 2 * threads && 100 * panels >= 95 * threads * rounds * group) {
         g.group = group;
