@@ -63,10 +63,11 @@ A 16-core machine. What to expect follows from two measurements, not from
 the core count alone. (1) The sgemm's per-core rate: bench/bench-matmul
 --threads 1 and --threads 2 at 512,2304,768 should differ by the thread
 count on an idle machine, since nothing in a product is shared between
-threads: each task packs its own 32-column panel of the
-weight (32 KiB, in L1) and walks a block of rows, and a product is cut into
-at least 4 tasks a thread (cpu-gemm.c splits the rows when there are fewer
-panels). At 16 threads the narrow products (N = 768 in GPT-2, 896 in
+threads: each task packs its own 32-column panels of the
+weight (32 KiB each, up to 8 of them in L2) and walks a block of rows past
+them, and a product is cut into at least 2 tasks a thread, 4 when a task
+holds one panel (cpu-gemm.c splits the rows when there are fewer panels;
+with more it groups them, so that A is read once per group). At 16 threads the narrow products (N = 768 in GPT-2, 896 in
 Qwen2.5-0.5B: 24 and 28 panels) are cut into about 3 row blocks, so each of
 their weight panels is read 3 times instead of once: a GPT-2 LoRA step then
 reads about 2 GB of f32 weights (1 GB in bf16), forward and dX, against
