@@ -659,7 +659,6 @@ gemm_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
   for (gint64 t = begin; t < end; t++) {
     gint64 grp = t / g->m_blocks, mb = t % g->m_blocks;
     gint64 n0 = grp * g->group * 32;
-    int nr = (int) MIN (32, g->N - n0);
     int np = (int) MIN (g->group, (g->N - n0 + 31) / 32);
     gint64 i_end = MIN (g->M, (mb + 1) * g->m_block);
     if (g->a_state)
@@ -687,26 +686,31 @@ gemm_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
           }
         continue;
       }
-      /* one panel a task (g->group is 1 without AMX) */
-      pack_panel_bf16 (g, k0, kc, n0, nr, f32, Bp);
+      for (int p = 0; p < np; p++)
+        pack_panel_bf16 (g, k0, kc, n0 + p * 32, (int) MIN (32, g->N - n0 - p * 32), f32, Bp + p * panel_words);
       /* the weight comes from memory (a frozen weight is read once a pass,
-       * too big for the caches): the next slice's lines, or the next
-       * panel's first, are fetched while the rows walk this one; unfetched,
-       * packing waited on them for 13% of a bf16 Qwen2.5-0.5B LoRA step */
+       * too big for the caches): the group's next slice, or the next
+       * group's first, is fetched while the rows walk this one; unfetched,
+       * packing waited on it for 13% of a bf16 Qwen2.5-0.5B LoRA step */
       Prefetch pf;
       gint64 calls = 0, call = 0;
       for (gint64 i = mb * g->m_block; i < i_end; i += tile_rows_bf16 (i_end - i))
-        calls++;
-      if (k0 + KC < g->K)
-        prefetch_init (g, k0 + KC, n0, nr, &pf);
-      else
-        prefetch_init (g, 0, (t + 1) / g->m_blocks * 32, (int) MIN (32, g->N - (t + 1) / g->m_blocks * 32), &pf);
+        calls += np;
+      if (k0 + KC < g->K) {
+        prefetch_init (g, k0 + KC, n0, (int) MIN (np * 32, g->N - n0), &pf);
+      } else {
+        gint64 next = (t + 1) / g->m_blocks * g->group * 32;
+        prefetch_init (g, 0, next, (int) MIN (g->group * 32, g->N - next), &pf);
+      }
       for (gint64 i = mb * g->m_block, rows; i < i_end; i += rows) {
         rows = tile_rows_bf16 (i_end - i);
-        prefetch_part (&pf, call++, calls);
-        (rows == MR_BF16 ? kernel_bf16 : kernel_bf16_short) ((kc + 1) / 2, g->abf + i * g->lda + k0 / 2, g->lda, Bp,
-                                                             g->C + i * g->ldc + n0, g->ldc,
-                                                             (int) MIN (rows, i_end - i), nr, g->accumulate || k0 > 0);
+        for (int p = 0; p < np; p++) {
+          gint64 n = n0 + p * 32;
+          prefetch_part (&pf, call++, calls);
+          (rows == MR_BF16 ? kernel_bf16 : kernel_bf16_short) (
+              (kc + 1) / 2, g->abf + i * g->lda + k0 / 2, g->lda, Bp + p * panel_words, g->C + i * g->ldc + n, g->ldc,
+              (int) MIN (rows, i_end - i), (int) MIN (32, g->N - n), g->accumulate || k0 > 0);
+        }
       }
     }
     if (g->epi)
@@ -868,13 +872,13 @@ gemm_products (Gemm *gp)
     g.m_block = MAX ((8 * MR + mr - 1) / mr * mr, ((M + want - 1) / want + mr - 1) / mr * mr);
   }
   g.m_blocks = (M + g.m_block - 1) / g.m_block;
-  /* Panels a task for the f32 kernels (gemm_task) and AMX: as many as
-   * keep the threads' shares within 5% of even, at least two tasks a
-   * thread, at most GROUP_MAX (their slices, 32 KiB each, stay in L2;
-   * AMX's are 128 KiB). */
+  /* Panels a task (gemm_task, gemm_bf16_task): as many as keep the
+   * threads' shares within 5% of even, at least two tasks a thread, at
+   * most GROUP_MAX (their slices, 32 KiB each for the f32 kernels, stay in
+   * L2; AMX's are 128 KiB). */
   g.group = 1;
-  if ((!g.abf || be->amx) && panels >= 4 * threads)
-    for (gint64 group = g.abf ? GROUP_MAX / 2 : GROUP_MAX; group > 1; group--) {
+  if (panels >= 4 * threads)
+    for (gint64 group = g.abf && be->amx ? GROUP_MAX / 2 : GROUP_MAX; group > 1; group--) {
       gint64 tasks = (panels + group - 1) / group, rounds = (tasks + threads - 1) / threads;
       if (tasks >= 2 * threads && 100 * panels >= 95 * threads * rounds * group) {
         g.group = group;
