@@ -502,8 +502,8 @@ gemm_task (gpointer data, gint64 begin, gint64 end, int thread)
        * measurable on Qwen's f32 shapes (Zen 5), nor with the 12-row
        * kernel on an Intel Xeon */
       gboolean acc = g->accumulate || k0 > 0;
+      int step = g->be->isa == CPU_ISA_AVX512 ? MR_PACK : MR;
       for (gint64 i = mb * g->m_block; i < i_end;) {
-        int step = g->be->isa == CPU_ISA_AVX512 ? MR_PACK : MR;
         int mr = (int) MIN (step, i_end - i);
         for (int p = 0; p < np; p++) {
           gint64 n = n0 + p * width;
@@ -664,7 +664,9 @@ gemm_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
     if (g->a_state)
       round_rows_bf16 (g, mb * g->m_block, i_end);
     for (gint64 k0 = 0; k0 < g->K; k0 += kcmax) {
-      gint64 kc = MIN (kcmax, g->K - k0);
+      gint64 kc = MIN (kcmax, g->K - k0), kc2 = (kc + 1) / 2;
+      for (int p = 0; p < np; p++)
+        pack_panel_bf16 (g, k0, kc, n0 + p * 32, (int) MIN (32, g->N - n0 - p * 32), f32, Bp + p * panel_words);
       if (g->be->amx) {
         /* each panel's pair rows up to the tiles' 16, zero: see
          * cpu_amx_kernel_bf16. As in gemm_task, each block of rows meets
@@ -672,12 +674,8 @@ gemm_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
          * unlike the AVX512-BF16 kernel: a slice is 2048 k, a line of B
          * each for [K,N] weights, and these prefetches took a tenth of a
          * Qwen2.5 LoRA step (1.05x without) */
-        gint64 kc2 = (kc + 1) / 2;
-        for (int p = 0; p < np; p++) {
-          guint32 *bp = Bp + p * panel_words;
-          pack_panel_bf16 (g, k0, kc, n0 + p * 32, (int) MIN (32, g->N - n0 - p * 32), f32, bp);
-          memset (bp + kc2 * 32, 0, (gsize) (((kc2 + 15) / 16 * 16 - kc2) * 32) * sizeof (guint32));
-        }
+        for (int p = 0; p < np; p++)
+          memset (Bp + p * panel_words + kc2 * 32, 0, (gsize) (((kc2 + 15) / 16 * 16 - kc2) * 32) * sizeof (guint32));
         for (gint64 i = mb * g->m_block; i < i_end; i += 32)
           for (int p = 0; p < np; p++) {
             gint64 n = n0 + p * 32;
@@ -686,8 +684,6 @@ gemm_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
           }
         continue;
       }
-      for (int p = 0; p < np; p++)
-        pack_panel_bf16 (g, k0, kc, n0 + p * 32, (int) MIN (32, g->N - n0 - p * 32), f32, Bp + p * panel_words);
       /* the weight comes from memory (a frozen weight is read once a pass,
        * too big for the caches): the group's next slice, or the next
        * group's first, is fetched while the rows walk this one; unfetched,
@@ -708,7 +704,7 @@ gemm_bf16_task (gpointer data, gint64 begin, gint64 end, int thread)
           gint64 n = n0 + p * 32;
           prefetch_part (&pf, call++, calls);
           (rows == MR_BF16 ? kernel_bf16 : kernel_bf16_short) (
-              (kc + 1) / 2, g->abf + i * g->lda + k0 / 2, g->lda, Bp + p * panel_words, g->C + i * g->ldc + n, g->ldc,
+              kc2, g->abf + i * g->lda + k0 / 2, g->lda, Bp + p * panel_words, g->C + i * g->ldc + n, g->ldc,
               (int) MIN (rows, i_end - i), (int) MIN (32, g->N - n), g->accumulate || k0 > 0);
         }
       }
