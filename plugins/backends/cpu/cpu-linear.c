@@ -157,6 +157,13 @@ cpu_matmul_backward (gpointer self, CriaNode *n, GError **error)
   CriaNode *a = n->src[0], *b = n->src[1];
   const float *A = cpu_f32 (a->value), *dC = cpu_f32 (n->grad);
   g_autofree float *bconv = NULL;
+  if (!d.b_batched && !n->iparam[0]) {
+    /* x[B,T,K] times one weight, as in the forward: all B*T rows in one
+     * product each, so that dx reads the weight once and dW is summed
+     * into once, not once per sequence */
+    d.M *= d.batch;
+    d.batch = 1;
+  }
   for (gint64 t = 0; t < d.batch; t++) {
     const float *dCt = dC + t * d.M * d.N;
     const void *Bt = b_slice (b->value, &d, t);
