@@ -238,22 +238,77 @@ test_gemm_isas (void)
   g_rand_free (rand);
 }
 
-/* x [M,K] times a bf16 weight [N,K] transposed, on `be`. */
+/* x [M,K] times a weight, [N,K] transposed (tb) or [K,N], on `be`. */
 static CriaTensor *
-bf16_product (CriaBackend *be, const float *x, gint64 M, const CriaTensor *w)
+weight_product (CriaBackend *be, const float *x, gint64 M, const CriaTensor *w, gboolean tb)
 {
-  gint64 xs[] = { M, w->shape[1] };
+  gint64 xs[] = { M, w->shape[tb ? 1 : 0] };
   g_autoptr (CriaTensor) a = cria_tensor_new (CRIA_DTYPE_F32, 2, xs);
   memcpy (a->data, x, cria_tensor_nbytes (a));
   g_autoptr (CriaGraph) g = cria_graph_new ();
   CriaNode *out = cria_matmul (g, cria_graph_param (g, "x", a, FALSE),
-                               cria_graph_param (g, "w", (CriaTensor *) w, FALSE), FALSE, TRUE);
+                               cria_graph_param (g, "w", (CriaTensor *) w, FALSE), FALSE, tb);
   if (!cria_graph_plan (g, be, NULL, NULL) || !cria_graph_forward (g, NULL))
     return NULL;
   /* the output lives in the graph's arena */
-  CriaTensor *y = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]){ M, w->shape[0] });
+  CriaTensor *y = cria_tensor_new (CRIA_DTYPE_F32, 2, (gint64[]){ M, w->shape[tb ? 0 : 1] });
   memcpy (y->data, out->value->data, cria_tensor_nbytes (y));
   return y;
+}
+
+static CriaTensor *
+bf16_product (CriaBackend *be, const float *x, gint64 M, const CriaTensor *w)
+{
+  return weight_product (be, x, M, w, TRUE);
+}
+
+/* bf16 and f16 weights, in both layouts, multiply as the f32 weights they
+ * widen to, bit for bit: the f32 kernels run on panels widened as they are
+ * packed. Sizes with partial 16 x 16 blocks and several K slices; more rows
+ * than the dot-product paths take. */
+static void
+test_narrow_weight_layouts (void)
+{
+  const char *isas[] = { "avx2", "avx512" };
+  const CriaDType types[] = { CRIA_DTYPE_BF16, CRIA_DTYPE_F16 };
+  const gint64 sizes[][3] = { { 70, 50, 70 }, { 75, 64, 300 }, { 129, 33, 17 } };
+  GRand *rand = g_rand_new_with_seed (23);
+  for (guint s = 0; s < G_N_ELEMENTS (isas); s++) {
+    g_autoptr (GError) error = NULL;
+    CriaBackend *be = open_backend (isas[s], &error);
+    if (!be) {
+      printf ("\n(skipping %s: %s)", isas[s], error->message);
+      continue;
+    }
+    for (guint t = 0; t < G_N_ELEMENTS (types); t++)
+      for (guint z = 0; z < G_N_ELEMENTS (sizes); z++)
+        for (int tb = 0; tb < 2; tb++) {
+          gint64 M = sizes[z][0], N = sizes[z][1], K = sizes[z][2];
+          gint64 ws[] = { tb ? N : K, tb ? K : N };
+          g_autoptr (CriaTensor) narrow = cria_tensor_new (types[t], 2, ws);
+          g_autoptr (CriaTensor) wide = cria_tensor_new (CRIA_DTYPE_F32, 2, ws);
+          for (gint64 i = 0; i < N * K; i++) {
+            float v = (float) g_rand_double_range (rand, -2, 2);
+            guint16 h = types[t] == CRIA_DTYPE_BF16 ? cria_f32_to_bf16 (v) : cria_f32_to_f16 (v);
+            ((guint16 *) narrow->data)[i] = h;
+            ((float *) wide->data)[i] = types[t] == CRIA_DTYPE_BF16 ? cria_bf16_to_f32 (h) : cria_f16_to_f32 (h);
+          }
+          g_autofree float *x = g_new (float, M *K);
+          for (gint64 i = 0; i < M * K; i++)
+            x[i] = (float) g_rand_double_range (rand, -1, 1);
+          g_autoptr (CriaTensor) got = weight_product (be, x, M, narrow, tb);
+          g_autoptr (CriaTensor) want = weight_product (be, x, M, wide, tb);
+          CU_ASSERT_PTR_NOT_NULL_FATAL (got);
+          CU_ASSERT_PTR_NOT_NULL_FATAL (want);
+          gboolean same = memcmp (got->data, want->data, cria_tensor_nbytes (want)) == 0;
+          if (!same)
+            printf ("\n%s %s %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT " tb=%d: not the f32 product",
+                    isas[s], cria_dtype_name (types[t]), M, N, K, tb);
+          CU_ASSERT_TRUE (same);
+        }
+    cria_backend_free (be);
+  }
+  g_rand_free (rand);
 }
 
 /* bf16 weights [N,K] times batches of `rows` rows each: against float64,
@@ -622,6 +677,7 @@ register_suites (void)
     { "gelu, silu, softmax", test_activations },
     { "lm_head_ce at several chunk sizes", test_lm_head_ce },
     { "bf16 and f16 weights", test_narrow_weights },
+    { "bf16 and f16 weights in both layouts equal their f32 widening", test_narrow_weight_layouts },
     { "bf16 and f16 rounding", test_conversions },
     { NULL },
   };

@@ -352,6 +352,8 @@ cpu_gemm_nf4_run (const Gemm *g, gint64 start, gint64 count, float *out)
 }
 
 T_AVX512 static void transpose16_avx512 (const guint16 *col0, gint64 stride, guint32 *dst);
+T_AVX512 static void widen_avx512 (const guint16 *src, gboolean f16, int n, float *dst);
+T_AVX512 static void transpose16_widen_avx512 (const guint16 *col0, gint64 stride, gboolean f16, float *dst, gint64 ld);
 
 /* Bp[k][j] = B(k0 + k, n0 + j) for k < kc, zero past the last column. */
 static void
@@ -363,6 +365,37 @@ pack_panel (const Gemm *g, gint64 k0, gint64 kc, gint64 n0, int nr, int width, f
     const float *B = g->B;
     for (gint64 k = 0; k < kc; k++)
       memcpy (Bp + k * width, B + (k0 + k) * g->rsb + n0, (gsize) nr * sizeof (float));
+    return;
+  }
+  gboolean half = g->btype == CRIA_DTYPE_BF16 || g->btype == CRIA_DTYPE_F16;
+  gboolean f16 = g->btype == CRIA_DTYPE_F16;
+  if (half && g->csb == 1) {
+    /* [K,N] bf16 or f16 (a stored weight in backward, dX = dY W): rows
+     * widened as they are copied; by b_at, one element at a time along k,
+     * this was a third of a LoRA step on Qwen2.5's bf16 checkpoint */
+    const guint16 *B = (const guint16 *) g->B + n0;
+    for (gint64 k = 0; k < kc; k++) {
+      const guint16 *row = B + (k0 + k) * g->rsb;
+      if (g->be->isa == CPU_ISA_AVX512)
+        widen_avx512 (row, f16, nr, Bp + k * width);
+      else
+        for (int j = 0; j < nr; j++)
+          Bp[k * width + j] = f16 ? cria_f16_to_f32 (row[j]) : cria_bf16_to_f32 (row[j]);
+    }
+    return;
+  }
+  if (half && g->rsb == 1 && width == 32 && g->be->isa == CPU_ISA_AVX512) {
+    /* [N,K] bf16 or f16 (a stored weight in the forward): 16 x 16 blocks
+     * widened and transposed in registers, as the f32 weights are */
+    const guint16 *B = g->B;
+    gint64 kv = kc / 16 * 16;
+    int jv = nr / 16 * 16;
+    for (int j0 = 0; j0 < jv; j0 += 16)
+      for (gint64 k = 0; k < kv; k += 16)
+        transpose16_widen_avx512 (B + k0 + k + (n0 + j0) * g->csb, g->csb, f16, Bp + k * width + j0, width);
+    for (int j = 0; j < nr; j++)
+      for (gint64 k = j < jv ? kv : 0; k < kc; k++)
+        Bp[k * width + j] = b_at (g, k0 + k, n0 + j);
     return;
   }
   if (g->btype == CRIA_DTYPE_NF4 && (g->rsb == 1 || g->csb == 1)) {
@@ -543,6 +576,39 @@ pair_rows_avx512 (const guint16 *r0, const guint16 *r1, guint32 *dst)
     u16v w = __builtin_convertvector(x, u16v) | __builtin_convertvector(y, u16v) << 16;
     memcpy (dst + h, &w, sizeof w);
   }
+}
+
+/* 16 bf16 or f16 values as the 16 floats they are (bf16: its bits are a
+ * float's upper half). */
+static inline __attribute__ ((always_inline)) T_AVX512 __m512i
+widen16 (const guint16 *src, gboolean f16)
+{
+  __m256i h = _mm256_loadu_si256 ((const __m256i *) src);
+  return f16 ? _mm512_castps_si512 (_mm512_cvtph_ps (h)) : _mm512_slli_epi32 (_mm512_cvtepu16_epi32 (h), 16);
+}
+
+/* dst[j] = src[j] widened to f32, for n values. */
+T_AVX512 static void
+widen_avx512 (const guint16 *src, gboolean f16, int n, float *dst)
+{
+  int j = 0;
+  for (; j + 16 <= n; j += 16)
+    _mm512_storeu_si512 (dst + j, widen16 (src + j, f16));
+  for (; j < n; j++)
+    dst[j] = f16 ? cria_f16_to_f32 (src[j]) : cria_bf16_to_f32 (src[j]);
+}
+
+/* dst[c * ld + j] = column j's element c widened, for 16 columns (column j
+ * at col0 + j * stride) and 16 elements. */
+T_AVX512 static void
+transpose16_widen_avx512 (const guint16 *col0, gint64 stride, gboolean f16, float *dst, gint64 ld)
+{
+  __m512i r[16];
+  for (int j = 0; j < 16; j++)
+    r[j] = widen16 (col0 + j * stride, f16);
+  transpose16_regs (r);
+  for (int c = 0; c < 16; c++)
+    _mm512_storeu_si512 (dst + c * ld, r[c]);
 }
 
 /* dst[c * 32 + j] = the pair word c of column j, for 16 columns (column j
