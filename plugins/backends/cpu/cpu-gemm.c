@@ -352,7 +352,8 @@ cpu_gemm_nf4_run (const Gemm *g, gint64 start, gint64 count, float *out)
 }
 
 T_AVX512 static void transpose16_avx512 (const guint16 *col0, gint64 stride, guint32 *dst);
-T_AVX512 static void widen_avx512 (const guint16 *src, gboolean f16, int n, float *dst);
+T_AVX512 static void widen_rows_avx512 (const guint16 *B, gint64 rsb, gint64 kc, int nr, gboolean f16, float *Bp,
+                                        int width);
 T_AVX512 static void transpose16_widen_avx512 (const guint16 *col0, gint64 stride, gboolean f16, float *dst, gint64 ld);
 
 /* Bp[k][j] = B(k0 + k, n0 + j) for k < kc, zero past the last column. */
@@ -373,15 +374,13 @@ pack_panel (const Gemm *g, gint64 k0, gint64 kc, gint64 n0, int nr, int width, f
     /* [K,N] bf16 or f16 (a stored weight in backward, dX = dY W): rows
      * widened as they are copied; by b_at, one element at a time along k,
      * this was a third of a LoRA step on Qwen2.5's bf16 checkpoint */
-    const guint16 *B = (const guint16 *) g->B + n0;
-    for (gint64 k = 0; k < kc; k++) {
-      const guint16 *row = B + (k0 + k) * g->rsb;
-      if (g->be->isa == CPU_ISA_AVX512)
-        widen_avx512 (row, f16, nr, Bp + k * width);
-      else
+    const guint16 *B = (const guint16 *) g->B + k0 * g->rsb + n0;
+    if (g->be->isa == CPU_ISA_AVX512)
+      widen_rows_avx512 (B, g->rsb, kc, nr, f16, Bp, width);
+    else
+      for (gint64 k = 0; k < kc; k++)
         for (int j = 0; j < nr; j++)
-          Bp[k * width + j] = f16 ? cria_f16_to_f32 (row[j]) : cria_bf16_to_f32 (row[j]);
-    }
+          Bp[k * width + j] = f16 ? cria_f16_to_f32 (B[k * g->rsb + j]) : cria_bf16_to_f32 (B[k * g->rsb + j]);
     return;
   }
   if (half && g->rsb == 1 && width == 32 && g->be->isa == CPU_ISA_AVX512) {
@@ -587,15 +586,19 @@ widen16 (const guint16 *src, gboolean f16)
   return f16 ? _mm512_castps_si512 (_mm512_cvtph_ps (h)) : _mm512_slli_epi32 (_mm512_cvtepu16_epi32 (h), 16);
 }
 
-/* dst[j] = src[j] widened to f32, for n values. */
+/* Bp[k * width + j] = B[k * rsb + j] widened to f32, for kc rows of nr. */
 T_AVX512 static void
-widen_avx512 (const guint16 *src, gboolean f16, int n, float *dst)
+widen_rows_avx512 (const guint16 *B, gint64 rsb, gint64 kc, int nr, gboolean f16, float *Bp, int width)
 {
-  int j = 0;
-  for (; j + 16 <= n; j += 16)
-    _mm512_storeu_si512 (dst + j, widen16 (src + j, f16));
-  for (; j < n; j++)
-    dst[j] = f16 ? cria_f16_to_f32 (src[j]) : cria_bf16_to_f32 (src[j]);
+  int nv = nr / 16 * 16;
+  for (gint64 k = 0; k < kc; k++) {
+    const guint16 *row = B + k * rsb;
+    float *dst = Bp + k * width;
+    for (int j = 0; j < nv; j += 16)
+      _mm512_storeu_si512 (dst + j, widen16 (row + j, f16));
+    for (int j = nv; j < nr; j++)
+      dst[j] = f16 ? cria_f16_to_f32 (row[j]) : cria_bf16_to_f32 (row[j]);
+  }
 }
 
 /* dst[c * ld + j] = column j's element c widened, for 16 columns (column j
