@@ -30,6 +30,17 @@ open_backend (const char *isa, GError **error)
   return open_backend_with (isa, "threads", "2", error);
 }
 
+/* The backend for that isa, or NULL when this CPU lacks it (said once). */
+static CriaBackend *
+open_or_skip (const char *isa)
+{
+  g_autoptr (GError) error = NULL;
+  CriaBackend *be = open_backend (isa, &error);
+  if (!be)
+    printf ("\n(skipping %s: %s)", isa, error->message);
+  return be;
+}
+
 static JsonObject *
 golden (const char *name)
 {
@@ -199,12 +210,9 @@ test_gemm_isas (void)
                               { 70, 100, 65 }, { 7, 1, 5 },    { 30, 33, 600 } };
   GRand *rand = g_rand_new_with_seed (7);
   for (guint s = 0; s < G_N_ELEMENTS (isas); s++) {
-    g_autoptr (GError) error = NULL;
-    CriaBackend *be = open_backend (isas[s], &error);
-    if (!be) {
-      printf ("\n(skipping %s: %s)", isas[s], error->message);
+    CriaBackend *be = open_or_skip (isas[s]);
+    if (!be)
       continue;
-    }
     for (guint z = 0; z < G_N_ELEMENTS (sizes); z++) {
       for (int tb = 0; tb < 2; tb++) {
         gint64 M = sizes[z][0], N = sizes[z][1], K = sizes[z][2];
@@ -274,12 +282,9 @@ test_narrow_weight_layouts (void)
   const gint64 sizes[][3] = { { 70, 50, 70 }, { 75, 64, 300 }, { 129, 33, 17 } };
   GRand *rand = g_rand_new_with_seed (23);
   for (guint s = 0; s < G_N_ELEMENTS (isas); s++) {
-    g_autoptr (GError) error = NULL;
-    CriaBackend *be = open_backend (isas[s], &error);
-    if (!be) {
-      printf ("\n(skipping %s: %s)", isas[s], error->message);
+    CriaBackend *be = open_or_skip (isas[s]);
+    if (!be)
       continue;
-    }
     for (guint t = 0; t < G_N_ELEMENTS (types); t++)
       for (guint z = 0; z < G_N_ELEMENTS (sizes); z++)
         for (int tb = 0; tb < 2; tb++) {
