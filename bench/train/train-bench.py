@@ -67,12 +67,14 @@ threads: each task packs its own 32-column panels of the
 weight (32 KiB each, up to 8 of them in L2) and walks a block of rows past
 them, and a product is cut into at least 2 tasks a thread, 4 when a task
 holds one panel (cpu-gemm.c splits the rows when there are fewer panels;
-with more it groups them, so that A is read once per group). At 16 threads the narrow products (N = 768 in GPT-2, 896 in
-Qwen2.5-0.5B: 24 and 28 panels) are cut into about 3 row blocks, so each of
-their weight panels is read 3 times instead of once: a GPT-2 LoRA step then
-reads about 2 GB of f32 weights (1 GB in bf16), forward and dX, against
-about 1 GB unsplit; at the step times 16 cores would reach (tenths of a
-second) that is within a desktop's memory bandwidth. (2) The rest of the step: norms, element-wise ops,
+with more it groups them, so that A is read once per group). At 16
+threads the narrow products (N = 768 in GPT-2, 896 in Qwen2.5-0.5B: 24 and
+28 panels) are cut into about 3 row blocks, so each of their weight panels
+is read 3 times instead of once: a GPT-2 LoRA step then reads about 2 GB of
+f32 weights (1 GB in bf16), forward and dX (one product for the whole
+batch each), against about 1 GB unsplit; at the step times 16 cores would
+reach (tenths of a second) that is within a desktop's memory bandwidth.
+(2) The rest of the step: norms, element-wise ops,
 attention by (sequence, head) pairs (GPT-2 at batch 4: 48 a layer, so 3 a
 thread at 16), the cross-entropy by row chunks, AdamW once a step, and the
 pool's hand-off per op, whose share grows with threads. --scaling measures
