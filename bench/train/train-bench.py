@@ -42,8 +42,8 @@ threads the part that runs in parallel is p = 2 (1 - 1/S), and 16 threads
 would give 1 / ((1 - p) + p / 16). That is an upper bound, for a step whose
 serial part stays serial and whose parallel part keeps scaling: see "A
 16-core machine" below for what holds it back. --repeat N runs every cria
-arm N times, alternating, and keeps each arm's best (a shared machine's
-noise only slows runs down).
+arm and the peer N times, alternating, and keeps each one's best (a
+shared machine's noise only slows runs down, the peer's more than cria's).
 
 A shared machine. PyTorch's OpenMP threads wait for each other at every
 op, so any other load on the cores slows the peer far more than cria: on a
@@ -134,6 +134,15 @@ def cria_run(model, batch, seq, adapter, steps, threads, work, base_dtype="f32")
     return batch * seq * (len(steps_log) - 1) / span, usage.ru_maxrss / 1024
 
 
+def torch_run(model_dir, batch, seq, steps, torch_args, threads, peer):
+    """The peer's tokens/s and MB on the case; peer["blas"] is the BLAS it ran."""
+    r = subprocess.run([sys.executable, os.path.join(HERE, "torch_train.py"), model_dir, str(batch), str(seq),
+                        str(steps)] + torch_args + [str(threads)], check=True, capture_output=True, text=True)
+    t = json.loads(r.stdout.strip().splitlines()[-1])
+    peer["blas"] = t.get("blas")
+    return t["tokens_per_s"], t["peak_rss_mb"]
+
+
 def best_of(repeat, arms):
     """Runs each arm (a function returning (tokens/s, MB)) `repeat` times,
     alternating A B A B, and keeps each arm's fastest run."""
@@ -194,7 +203,8 @@ def main():
     ap.add_argument("--bf16", action="store_true", help="bf16 base-weight rows for the LoRA cases")
     ap.add_argument("--scaling", action="store_true", help="cria at each of --scaling-threads, with the speed-up")
     ap.add_argument("--scaling-threads", default="1,2")
-    ap.add_argument("--repeat", type=int, default=1, help="runs of each cria arm, alternating; the best is kept")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="runs of each arm (cria and the peer), alternating; the best is kept")
     ap.add_argument("--no-peer", action="store_true", help="cria only (no PyTorch, no ratio)")
     args = ap.parse_args()
     keys = args.cases.split(",")
@@ -222,23 +232,22 @@ def main():
             arms = [lambda: cria_run(d, batch, seq, adapter, args.steps, args.threads, work)]
             if bf16:
                 arms.append(lambda: cria_run(d, batch, seq, adapter, args.steps, args.threads, work, "bf16"))
+            peer = {}
+            if not args.no_peer:
+                arms.append(lambda: torch_run(d, batch, seq, args.steps, torch_args, args.threads, peer))
             res = best_of(args.repeat, arms)
             (ctps, crss) = res[0]
             if args.no_peer:
                 print("%-36s %12.1f %12s %7s %s %10.0f %10s" % (name, ctps, "-", "-", share(ctps, flops, peak), crss,
                                                               "-"), flush=True)
             else:
-                r = subprocess.run([sys.executable, os.path.join(HERE, "torch_train.py"), d, str(batch), str(seq),
-                                    str(args.steps)] + torch_args + [str(args.threads)],
-                                   check=True, capture_output=True, text=True)
-                t = json.loads(r.stdout.strip().splitlines()[-1])
-                fast_blas = t.get("blas") in ("openblas", "mkl", "blis")
-                ratio = "%6.2fx" % (ctps / t["tokens_per_s"]) if fast_blas else "    n/a"
-                print("%-36s %12.1f %12.1f %s %s %10.0f %10.0f" % (name, ctps, t["tokens_per_s"], ratio,
-                                                                  share(ctps, flops, peak), crss, t["peak_rss_mb"]),
-                      flush=True)
+                ttps, trss = res[-1]
+                fast_blas = peer["blas"] in ("openblas", "mkl", "blis")
+                ratio = "%6.2fx" % (ctps / ttps) if fast_blas else "    n/a"
+                print("%-36s %12.1f %12.1f %s %s %10.0f %10.0f" % (name, ctps, ttps, ratio, share(ctps, flops, peak),
+                                                                  crss, trss), flush=True)
                 if not fast_blas:
-                    print("  no ratio: PyTorch runs the %s BLAS (apt-get install libopenblas-dev)" % t.get("blas"),
+                    print("  no ratio: PyTorch runs the %s BLAS (apt-get install libopenblas-dev)" % peer["blas"],
                           flush=True)
             if bf16:
                 btps, brss = res[1]
