@@ -57,7 +57,8 @@ a 2-core Xeon guest the 2-thread FMA peak measured 230 to 470 GFLOP/s from
 one minute to the next, the low figure that of one thread. The peak is
 measured (best of five) before the cases and again after them; where the
 second is more than 15% below the first, the bench says so, since the
-cases' shares of the peak (taken against the first) are then understated.
+cases' shares of the peak (taken against the first) are then understated;
+where the first is more than 15% below the second, they are overstated.
 
 A 16-core machine. What to expect follows from two measurements, not from
 the core count alone. (1) The sgemm's per-core rate: bench/bench-matmul
@@ -262,9 +263,12 @@ def main():
                     scaling.append((name + ("" if dtype == "f32" else " [bf16]"), threads, [r[0] for r in runs]))
     if peak:
         end = fma_peak(args.threads)
-        print("f32 FMA peak at the end %.1f GFLOP/s%s" % (
-            end, "; below the start's: the host took cores during the run, the shares are understated"
-            if end < 0.85 * peak else ""))
+        note = ""
+        if end < 0.85 * peak:
+            note = "; below the start's: the host took cores during the run, the shares are understated"
+        elif peak < 0.85 * end:
+            note = "; above the start's: the host held cores when the peak was taken, the shares are overstated"
+        print("f32 FMA peak at the end %.1f GFLOP/s%s" % (end, note))
     if scaling:
         threads = scaling[0][1]
         print()
