@@ -127,10 +127,10 @@ dot4x4_bf16_avx512 (const float *x0, gint64 rs, const guint16 *y0, gint64 ys, gi
   v16 c20 = { 0 }, c21 = { 0 }, c22 = { 0 }, c23 = { 0 }, c30 = { 0 }, c31 = { 0 }, c32 = { 0 }, c33 = { 0 };
   gint64 k = 0;
   for (; k + 16 <= n; k += 16) {
-    v16 w0 = (v16) _mm512_slli_epi32 (_mm512_cvtepu16_epi32 (_mm256_loadu_si256 ((const __m256i *) (y0 + k))), 16);
-    v16 w1 = (v16) _mm512_slli_epi32 (_mm512_cvtepu16_epi32 (_mm256_loadu_si256 ((const __m256i *) (y1 + k))), 16);
-    v16 w2 = (v16) _mm512_slli_epi32 (_mm512_cvtepu16_epi32 (_mm256_loadu_si256 ((const __m256i *) (y2 + k))), 16);
-    v16 w3 = (v16) _mm512_slli_epi32 (_mm512_cvtepu16_epi32 (_mm256_loadu_si256 ((const __m256i *) (y3 + k))), 16);
+    v16 w0 = (v16) widen16 (y0 + k, FALSE);
+    v16 w1 = (v16) widen16 (y1 + k, FALSE);
+    v16 w2 = (v16) widen16 (y2 + k, FALSE);
+    v16 w3 = (v16) widen16 (y3 + k, FALSE);
     if ((k & 31) == 0)
       for (int p = 0; p < npf; p++)
         _mm_prefetch ((const char *) (pf + p * ys + k), _MM_HINT_T0);

@@ -577,15 +577,6 @@ pair_rows_avx512 (const guint16 *r0, const guint16 *r1, guint32 *dst)
   }
 }
 
-/* 16 bf16 or f16 values as the 16 floats they are (bf16: its bits are a
- * float's upper half). */
-static inline __attribute__ ((always_inline)) T_AVX512 __m512i
-widen16 (const guint16 *src, gboolean f16)
-{
-  __m256i h = _mm256_loadu_si256 ((const __m256i *) src);
-  return f16 ? _mm512_castps_si512 (_mm512_cvtph_ps (h)) : _mm512_slli_epi32 (_mm512_cvtepu16_epi32 (h), 16);
-}
-
 /* Bp[k * width + j] = B[k * rsb + j] widened to f32, for kc rows of nr. */
 T_AVX512 static void
 widen_rows_avx512 (const guint16 *B, gint64 rsb, gint64 kc, int nr, gboolean f16, float *Bp, int width)

@@ -65,6 +65,15 @@ typedef struct {
   gint64 k2p;
 } Gemm;
 
+/* 16 bf16 or f16 values as the 16 floats they are (bf16: its bits are a
+ * float's upper half). */
+static inline __attribute__ ((always_inline)) T_AVX512 __m512i
+widen16 (const guint16 *src, gboolean f16)
+{
+  __m256i h = _mm256_loadu_si256 ((const __m256i *) src);
+  return f16 ? _mm512_castps_si512 (_mm512_cvtph_ps (h)) : _mm512_slli_epi32 (_mm512_cvtepu16_epi32 (h), 16);
+}
+
 /* r[c] lane j = r[j] lane c: a 16 x 16 transpose of 32-bit words in
  * registers. */
 static inline __attribute__ ((always_inline)) T_AVX512 void
