@@ -218,6 +218,36 @@ cria_test_die_with_parent (gpointer data)
 #endif
 }
 
+char *
+cria_test_start_listener (GSubprocessLauncher *launcher, const char *const *argv, GSubprocess **proc)
+{
+  g_autoptr (GSubprocessLauncher) plain = NULL;
+  if (!launcher) {
+    launcher = plain = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+    g_subprocess_launcher_set_child_setup (launcher, cria_test_die_with_parent, NULL, NULL);
+  }
+  g_autoptr (GError) error = NULL;
+  *proc = g_subprocess_launcher_spawnv (launcher, argv, &error);
+  g_assert_no_error (error);
+  g_autoptr (GDataInputStream) out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (*proc));
+  g_autofree char *line = g_data_input_stream_read_line_utf8 (out, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_autofree char *prefix = g_strdup_printf ("cria %s: listening on ", argv[1]);
+  g_assert (line && g_str_has_prefix (line, prefix));
+  g_assert (g_str_has_prefix (line + strlen (prefix), "http://127.0.0.1:"));
+  return g_strdup (line + strlen (prefix));
+}
+
+int
+cria_test_stop_listener (GSubprocess *proc)
+{
+  g_subprocess_send_signal (proc, SIGTERM);
+  g_autoptr (GError) error = NULL;
+  g_subprocess_wait (proc, NULL, &error);
+  g_assert_no_error (error);
+  return g_subprocess_get_if_exited (proc) ? g_subprocess_get_exit_status (proc) : -1;
+}
+
 double
 cria_test_rel_diff (const float *a, const float *b, gint64 n)
 {

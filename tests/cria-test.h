@@ -70,6 +70,15 @@ int cria_test_run_cria (const char *const *args, const char *stdin_text, char **
 /* A GSpawnChildSetupFunc for servers a test starts: the child gets SIGTERM
  * when the test process dies, so a crashing test leaves no server running. */
 void cria_test_die_with_parent (gpointer data);
+/* Starts a server verb of cria (argv[0] the binary, argv[1] the verb) and
+ * reads the first line it prints, "cria VERB: listening on
+ * http://127.0.0.1:PORT/"; returns that URL, the process in *proc.
+ * `launcher` must pipe stdout; NULL gives one that only does, with
+ * cria_test_die_with_parent. */
+char *cria_test_start_listener (GSubprocessLauncher *launcher, const char *const *argv, GSubprocess **proc);
+/* SIGTERM to a server and the wait for it: its exit status, or -1 where it
+ * did not exit (a signal ended it). */
+int cria_test_stop_listener (GSubprocess *proc);
 /* cria_test_run_cria on the NULL-terminated lists of arguments given one
  * after the other (the last list may be NULL, then the end); stderr in
  * *err, or printed when the run fails and err is NULL. */

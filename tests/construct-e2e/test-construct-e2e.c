@@ -48,7 +48,6 @@
  * the server's request log per request; the records are the teacher run's;
  * and with the server stopped, a rerun writes the same bytes from the cache.
  * Nothing from ../shared is used: it always runs. */
-#include <signal.h>
 #include <string.h>
 
 #include "cria-test.h"
@@ -416,17 +415,10 @@ test_serve (void)
   log_path = in_tmp ("serve.log");
   const char *argv[] = { cria_test_env ("CRIA_BIN"), "serve", "--model",   model_dir, "--port",         "0",
                          "--served-model-name",      "e2e",   "--threads", "1",       "--log-requests", NULL };
-  g_autoptr (GError) error = NULL;
   g_autoptr (GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
   g_subprocess_launcher_set_stderr_file_path (launcher, log_path);
   g_subprocess_launcher_set_child_setup (launcher, cria_test_die_with_parent, NULL, NULL);
-  server = g_subprocess_launcher_spawnv (launcher, argv, &error);
-  g_assert_no_error (error);
-  g_autoptr (GDataInputStream) out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (server));
-  g_autofree char *line = g_data_input_stream_read_line_utf8 (out, NULL, NULL, &error);
-  g_assert_no_error (error);
-  CU_ASSERT_FATAL (line && g_str_has_prefix (line, "cria serve: listening on http://127.0.0.1:"));
-  server_url = g_strdup (line + strlen ("cria serve: listening on "));
+  server_url = cria_test_start_listener (launcher, argv, &server);
 }
 
 /* The instructions of a JSON-lines file (the seed tasks). */
@@ -516,11 +508,7 @@ static void
 test_log (void)
 {
   CU_ASSERT_PTR_NOT_NULL_FATAL (server);
-  g_subprocess_send_signal (server, SIGTERM);
-  g_autoptr (GError) error = NULL;
-  g_subprocess_wait (server, NULL, &error);
-  g_assert_no_error (error);
-  CU_ASSERT_TRUE (g_subprocess_get_if_exited (server) && g_subprocess_get_exit_status (server) == 0);
+  CU_ASSERT_EQUAL (cria_test_stop_listener (server), 0);
   g_clear_object (&server);
   g_autofree char *log = cria_test_read_file (log_path);
   CU_ASSERT_PTR_NOT_NULL_FATAL (log);

@@ -1,6 +1,5 @@
 /* serve-test.c: the servers test-serve runs and the requests it sends them
  * (serve-test.h). */
-#include <signal.h>
 #include <string.h>
 
 #include "serve-test.h"
@@ -32,27 +31,16 @@ server_start (Server *s, const char *const *extra)
   for (guint i = 0; extra && extra[i]; i++)
     g_ptr_array_add (argv, (gpointer) extra[i]);
   g_ptr_array_add (argv, NULL);
-  g_autoptr (GError) error = NULL;
   g_autoptr (GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
   g_subprocess_launcher_set_child_setup (launcher, child_setup, NULL, NULL);
-  s->proc = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
-  g_assert_no_error (error);
-  g_autoptr (GDataInputStream) out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (s->proc));
-  g_autofree char *line = g_data_input_stream_read_line_utf8 (out, NULL, NULL, &error);
-  g_assert_no_error (error);
-  g_assert (line && g_str_has_prefix (line, "cria serve: listening on http://127.0.0.1:"));
-  s->url = g_strdup (line + strlen ("cria serve: listening on "));
+  s->url = cria_test_start_listener (launcher, (const char *const *) argv->pdata, &s->proc);
 }
 
 /* SIGTERM stops it cleanly: exit status 0. */
 int
 server_stop (Server *s)
 {
-  g_subprocess_send_signal (s->proc, SIGTERM);
-  g_autoptr (GError) error = NULL;
-  g_subprocess_wait (s->proc, NULL, &error);
-  g_assert_no_error (error);
-  int status = g_subprocess_get_if_exited (s->proc) ? g_subprocess_get_exit_status (s->proc) : -1;
+  int status = cria_test_stop_listener (s->proc);
   g_clear_object (&s->proc);
   g_clear_pointer (&s->url, g_free);
   return status;

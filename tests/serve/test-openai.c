@@ -57,16 +57,9 @@ test_client (void)
                                "--served-model-name",
                                "tiny",
                                NULL };
+  g_autoptr (GSubprocess) server = NULL;
+  g_autofree char *url = cria_test_start_listener (NULL, argv, &server);
   g_autoptr (GError) error = NULL;
-  g_autoptr (GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
-  g_subprocess_launcher_set_child_setup (launcher, cria_test_die_with_parent, NULL, NULL);
-  g_autoptr (GSubprocess) server = g_subprocess_launcher_spawnv (launcher, argv, &error);
-  g_assert_no_error (error);
-  g_autoptr (GDataInputStream) out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (server));
-  g_autofree char *line = g_data_input_stream_read_line_utf8 (out, NULL, NULL, &error);
-  g_assert_no_error (error);
-  g_assert (line && g_str_has_prefix (line, "cria serve: listening on "));
-  const char *url = line + strlen ("cria serve: listening on ");
 
   g_autofree char *script = g_build_filename (cria_test_env ("CRIA_SRCDIR"), "tests/serve/openai-client.mjs", NULL);
   const char *const node[] = { "node", script, url, "cria-test-key-0123456789", "tiny", prompt_bytes, NULL };
@@ -76,9 +69,7 @@ test_client (void)
   g_assert_no_error (error);
   CU_ASSERT_TRUE (g_subprocess_get_if_exited (client) && g_subprocess_get_exit_status (client) == 0);
 
-  g_subprocess_send_signal (server, SIGTERM);
-  g_subprocess_wait (server, NULL, &error);
-  CU_ASSERT_EQUAL (g_subprocess_get_exit_status (server), 0);
+  CU_ASSERT_EQUAL (cria_test_stop_listener (server), 0);
   cria_test_rmtree (tmp);
 }
 

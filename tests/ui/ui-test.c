@@ -1,5 +1,4 @@
 /* ui-test.c: see ui-test.h. */
-#include <signal.h>
 #include <string.h>
 
 #include "ui-test.h"
@@ -18,19 +17,10 @@ ui_test_setup (UiTest *t)
 void
 ui_test_start (UiTest *t, const char *key)
 {
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
-  g_subprocess_launcher_set_child_setup (launcher, cria_test_die_with_parent, NULL, NULL);
   t->key = key;
   const char *argv[] = { cria_test_env ("CRIA_BIN"), "ui", "--port", "0", "--threads", "1", "--max-new-tokens", "8",
                          key ? "--api-key" : t->dir, key,  t->dir,   NULL };
-  t->proc = g_subprocess_launcher_spawnv (launcher, argv, &error);
-  g_assert_no_error (error);
-  g_autoptr (GDataInputStream) out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (t->proc));
-  g_autofree char *line = g_data_input_stream_read_line_utf8 (out, NULL, NULL, &error);
-  g_assert_no_error (error);
-  g_assert (line && g_str_has_prefix (line, "cria ui: listening on http://127.0.0.1:"));
-  t->url = g_strdup (line + strlen ("cria ui: listening on "));
+  t->url = cria_test_start_listener (NULL, argv, &t->proc);
 }
 
 int
@@ -38,9 +28,7 @@ ui_test_stop (UiTest *t)
 {
   if (!t->proc)
     return -1;
-  g_subprocess_send_signal (t->proc, SIGTERM);
-  g_subprocess_wait (t->proc, NULL, NULL);
-  int status = g_subprocess_get_if_exited (t->proc) ? g_subprocess_get_exit_status (t->proc) : -1;
+  int status = cria_test_stop_listener (t->proc);
   g_clear_object (&t->proc);
   g_clear_pointer (&t->url, g_free);
   return status;
